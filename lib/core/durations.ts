@@ -1,0 +1,93 @@
+import { InvalidDurationError } from "./errors.ts";
+
+/**
+ * A length of time: `"500ms" "5s" "10m" "2h" "3d" "1w"`, an object `{ days, hours, minutes, seconds }`,
+ * a number of milliseconds, or a `Date` (an absolute point in time, where a point makes sense).
+ */
+export type Duration =
+  | string
+  | number
+  | Date
+  | { weeks?: number; days?: number; hours?: number; minutes?: number; seconds?: number; milliseconds?: number };
+
+const UNIT_MS: Record<string, number> = {
+  ms: 1,
+  s: 1000,
+  m: 60_000,
+  h: 3_600_000,
+  d: 86_400_000,
+  w: 604_800_000,
+};
+
+const OBJECT_UNIT_MS: Record<string, number> = {
+  weeks: UNIT_MS.w as number,
+  days: UNIT_MS.d as number,
+  hours: UNIT_MS.h as number,
+  minutes: UNIT_MS.m as number,
+  seconds: UNIT_MS.s as number,
+  milliseconds: 1,
+};
+
+const PATTERN = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)$/;
+
+/**
+ * Milliseconds in a relative duration. A `Date` is not accepted here (see {@link resolveDeadline}).
+ * @throws InvalidDurationError naming the value
+ */
+export function toMilliseconds(duration: Duration): number {
+  if (typeof duration === "number") {
+    if (!Number.isFinite(duration) || duration < 0) throw new InvalidDurationError(duration, "expected a finite number of milliseconds >= 0");
+    return Math.round(duration);
+  }
+  if (typeof duration === "string") {
+    const match = PATTERN.exec(duration.trim());
+    if (!match) throw new InvalidDurationError(duration);
+    return Math.round(Number(match[1]) * (UNIT_MS[match[2] as string] as number));
+  }
+  if (duration instanceof Date) throw new InvalidDurationError(duration, "a Date is a point in time, not a length");
+  if (duration !== null && typeof duration === "object") {
+    let total = 0;
+    const entries = Object.entries(duration);
+    if (entries.length === 0) throw new InvalidDurationError(duration, "the object names no unit");
+    for (const [unit, amount] of entries) {
+      const factor = OBJECT_UNIT_MS[unit];
+      if (factor === undefined) throw new InvalidDurationError(duration, `unknown unit "${unit}"`);
+      if (typeof amount !== "number" || !Number.isFinite(amount) || amount < 0) {
+        throw new InvalidDurationError(duration, `${unit} must be a finite number >= 0`);
+      }
+      total += amount * factor;
+    }
+    return Math.round(total);
+  }
+  throw new InvalidDurationError(duration);
+}
+
+/** The absolute time (epoch ms) a duration or `Date` points to, counted from `now`. */
+export function resolveDeadline(duration: Duration, now: number): number {
+  if (duration instanceof Date) {
+    const at = duration.getTime();
+    if (Number.isNaN(at)) throw new InvalidDurationError(duration, "the Date is invalid");
+    return at;
+  }
+  return now + toMilliseconds(duration);
+}
+
+/** "1d 2h 3m 4s 5ms" for humans. */
+export function formatDuration(ms: number): string {
+  if (ms === 0) return "0ms";
+  const parts: string[] = [];
+  let rest = Math.round(ms);
+  for (const [unit, size] of [
+    ["d", 86_400_000],
+    ["h", 3_600_000],
+    ["m", 60_000],
+    ["s", 1000],
+    ["ms", 1],
+  ] as const) {
+    if (rest >= size) {
+      parts.push(`${Math.floor(rest / size)}${unit}`);
+      rest %= size;
+    }
+  }
+  return parts.join(" ");
+}

@@ -1,0 +1,132 @@
+import { z } from "zod";
+import { InvalidEventError } from "./errors.ts";
+
+/**
+ * The event model: a run is an append-only log of these events. Every event has `runId`, `seq`
+ * (1-based position in the run's log), `timestamp` (ISO 8601) and `type`. Each type is a zod schema in
+ * one discriminated union; events are validated when written and when read.
+ */
+
+const serializedError = z.object({
+  name: z.string(),
+  message: z.string(),
+  code: z.string().optional(),
+  stack: z.string().optional(),
+  retryAfterMs: z.number().optional(),
+});
+
+const base = {
+  runId: z.string().min(1),
+  seq: z.number().int().positive(),
+  timestamp: z.string(),
+};
+
+const stepRef = {
+  stepId: z.string().min(1),
+  stepName: z.string().min(1),
+  attempt: z.number().int().positive(),
+};
+
+const log = { message: z.string(), data: z.unknown().optional() };
+
+export const workflowStarted = z.object({
+  ...base,
+  type: z.literal("workflow_started"),
+  workflowName: z.string().min(1),
+  input: z.array(z.unknown()),
+  idempotencyKey: z.string().optional(),
+  /** Absolute deadline (epoch ms) from the workflow's `maxDuration`. */
+  deadline: z.number().optional(),
+});
+
+export const workflowCompleted = z.object({ ...base, type: z.literal("workflow_completed"), result: z.unknown() });
+export const workflowFailed = z.object({ ...base, type: z.literal("workflow_failed"), error: serializedError });
+export const workflowSuspended = z.object({
+  ...base,
+  type: z.literal("workflow_suspended"),
+  /** What the run waits for, e.g. `sleep#0 until 2026-01-01T00:00:00.000Z`. */
+  waitingFor: z.array(z.string()),
+  /** The earliest time (epoch ms) a timer wakes the run, if any. */
+  resumeAt: z.number().optional(),
+});
+export const workflowResumed = z.object({ ...base, type: z.literal("workflow_resumed") });
+
+export const stepStarted = z.object({ ...base, ...stepRef, type: z.literal("step_started"), input: z.array(z.unknown()) });
+export const stepCompleted = z.object({ ...base, ...stepRef, type: z.literal("step_completed"), result: z.unknown() });
+export const stepFailed = z.object({ ...base, ...stepRef, type: z.literal("step_failed"), error: serializedError });
+export const stepRetrying = z.object({
+  ...base,
+  ...stepRef,
+  type: z.literal("step_retrying"),
+  error: serializedError,
+  /** Milliseconds until the next attempt. */
+  delayMs: z.number().int().nonnegative(),
+  /** Epoch ms of the next attempt. */
+  retryAt: z.number(),
+  nextAttempt: z.number().int().positive(),
+});
+
+export const sleepCreated = z.object({
+  ...base,
+  type: z.literal("sleep_created"),
+  sleepId: z.string().min(1),
+  durationMs: z.number().nonnegative(),
+  resumeAt: z.number(),
+});
+export const sleepCompleted = z.object({ ...base, type: z.literal("sleep_completed"), sleepId: z.string().min(1) });
+
+export const logInfo = z.object({ ...base, ...log, type: z.literal("log_info") });
+export const logWarning = z.object({ ...base, ...log, type: z.literal("log_warning") });
+export const logError = z.object({ ...base, ...log, type: z.literal("log_error") });
+export const logDebug = z.object({ ...base, ...log, type: z.literal("log_debug") });
+
+export const workflowEvent = z.discriminatedUnion("type", [
+  workflowStarted,
+  workflowCompleted,
+  workflowFailed,
+  workflowSuspended,
+  workflowResumed,
+  stepStarted,
+  stepCompleted,
+  stepFailed,
+  stepRetrying,
+  sleepCreated,
+  sleepCompleted,
+  logInfo,
+  logWarning,
+  logError,
+  logDebug,
+]);
+
+export type WorkflowEvent = z.infer<typeof workflowEvent>;
+export type EventType = WorkflowEvent["type"];
+export type EventOf<T extends EventType> = Extract<WorkflowEvent, { type: T }>;
+/** An event before the log gives it its place: `seq` and `timestamp` are added on commit. */
+export type EventDraft = WorkflowEvent extends infer E
+  ? E extends WorkflowEvent
+    ? Omit<E, "seq" | "timestamp" | "runId">
+    : never
+  : never;
+
+export const EVENT_TYPES = workflowEvent.options.map((o) => o.shape.type.value) as EventType[];
+
+/**
+ * Validates one event (on write and on read).
+ * @throws InvalidEventError naming the run, the position and the field at fault
+ */
+export function parseEvent(value: unknown, where: string): WorkflowEvent {
+  const parsed = workflowEvent.safeParse(value);
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0];
+  const path = issue?.path.join(".") || "(event)";
+  throw new InvalidEventError(
+    `Invalid event in ${where}: ${path}: ${issue?.message ?? "invalid"}. The log was written by an incompatible version or edited by hand.`,
+    { cause: parsed.error },
+  );
+}
+
+export function parseEvents(values: readonly unknown[], where: string): WorkflowEvent[] {
+  return values.map((value, index) => parseEvent(value, `${where} (event ${index + 1})`));
+}
+
+export type SerializedErrorShape = z.infer<typeof serializedError>;

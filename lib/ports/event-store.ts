@@ -1,0 +1,87 @@
+import type { SerializedError } from "../core/errors.ts";
+import type { WorkflowEvent } from "../core/events.ts";
+
+export type RunStatus = "pending" | "running" | "suspended" | "completed" | "failed" | "cancelled";
+
+export const RUN_STATUSES: readonly RunStatus[] = ["pending", "running", "suspended", "completed", "failed", "cancelled"];
+
+export const FINISHED_STATUSES: ReadonlySet<RunStatus> = new Set(["completed", "failed", "cancelled"]);
+
+/** The run document: a summary of the log, kept for listing and status reads. */
+export interface RunRecord {
+  runId: string;
+  workflowName: string;
+  status: RunStatus;
+  input: unknown[];
+  result?: unknown;
+  error?: SerializedError;
+  /** ISO 8601. */
+  createdAt: string;
+  /** ISO 8601. */
+  updatedAt: string;
+  /** Number of events in the log: the `expectedVersion` of the next commit. */
+  version: number;
+  idempotencyKey?: string;
+}
+
+/** What changes in the run document with a commit. */
+export interface RunPatch {
+  status: RunStatus;
+  updatedAt: string;
+  result?: unknown;
+  error?: SerializedError;
+}
+
+/** A run to create, with its first event (`workflow_started`, seq 1). */
+export interface NewRun {
+  run: RunRecord;
+  startedEvent: WorkflowEvent;
+}
+
+export type CreateRunResult = { created: true; run: RunRecord } | { created: false; run: RunRecord };
+
+/** What a step executor stored for one attempt of a step. */
+export type StepOutcome = {
+  runId: string;
+  stepId: string;
+  attempt: number;
+  /** ISO 8601; outcomes are applied in the order they were recorded. */
+  recordedAt: string;
+} & ({ ok: true; result: unknown } | { ok: false; error: SerializedError });
+
+export interface RunQuery {
+  status?: RunStatus;
+  workflowName?: string;
+  /** @default 100 */
+  limit?: number;
+}
+
+/**
+ * Where runs live: their logs, run documents, step outcomes and idempotency keys.
+ * One contract suite (tests/contract/event-store-contract.ts) runs against every adapter.
+ */
+export interface EventStore {
+  /**
+   * Creates a run with its `workflow_started` event (version 1). When `run.idempotencyKey` is
+   * already taken, creates nothing and returns the run that holds the key.
+   */
+  createRun(newRun: NewRun): Promise<CreateRunResult>;
+  getRun(runId: string): Promise<RunRecord | undefined>;
+  /** Newest first. */
+  listRuns(query?: RunQuery): Promise<RunRecord[]>;
+  /** The run's whole log in order, validated; empty when the run does not exist. */
+  getEvents(runId: string): Promise<WorkflowEvent[]>;
+  /**
+   * Appends `events` (seq `expectedVersion + 1` onwards) and applies `patch` to the run document,
+   * atomically and only if the log still has `expectedVersion` events.
+   * @throws VersionConflictError when another writer committed first
+   */
+  commit(runId: string, expectedVersion: number, events: WorkflowEvent[], patch: RunPatch): Promise<void>;
+  /** Stores a step outcome unless one exists for the same run, step and attempt. True when stored now. */
+  putOutcome(outcome: StepOutcome): Promise<boolean>;
+  getOutcome(runId: string, stepId: string, attempt: number): Promise<StepOutcome | undefined>;
+  /** Outcomes of the run in the order they were recorded (those already in the log may be left out). */
+  listOutcomes(runId: string): Promise<StepOutcome[]>;
+  /** Releases files, connections and locks. */
+  close(): Promise<void>;
+}

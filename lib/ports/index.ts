@@ -1,0 +1,15 @@
+export type { Clock } from "./clock.ts";
+export { systemClock } from "./clock.ts";
+export type {
+  CreateRunResult,
+  EventStore,
+  NewRun,
+  RunPatch,
+  RunQuery,
+  RunRecord,
+  RunStatus,
+  StepOutcome,
+} from "./event-store.ts";
+export { FINISHED_STATUSES, RUN_STATUSES } from "./event-store.ts";
+export type { ActivationCause, ActivationTask, StepTask, TaskQueue } from "./task-queue.ts";
+export type { TimerRequest, Timers } from "./timers.ts";

@@ -1,0 +1,206 @@
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { VersionConflictError } from "../../lib/core/errors.ts";
+import type { WorkflowEvent } from "../../lib/core/events.ts";
+import type { EventStore, NewRun, RunRecord } from "../../lib/ports/event-store.ts";
+
+/** Makes a fresh, empty store for each test; `cleanup` runs after it is closed. */
+export interface StoreHarness {
+  create(): Promise<EventStore>;
+  cleanup?(): Promise<void>;
+}
+
+let counter = 0;
+export function newRunFixture(overrides: Partial<RunRecord> = {}): NewRun {
+  counter += 1;
+  const runId = overrides.runId ?? `run_contract_${Date.now().toString(36)}_${counter}`;
+  const createdAt = new Date(Date.UTC(2026, 0, 1, 0, 0, counter % 60)).toISOString();
+  const run: RunRecord = {
+    runId,
+    workflowName: "contract_wf",
+    status: "pending",
+    input: ["user_1", { n: 1 }],
+    createdAt,
+    updatedAt: createdAt,
+    version: 1,
+    ...overrides,
+  };
+  const startedEvent: WorkflowEvent = {
+    runId,
+    seq: 1,
+    timestamp: createdAt,
+    type: "workflow_started",
+    workflowName: run.workflowName,
+    input: run.input,
+    ...(run.idempotencyKey ? { idempotencyKey: run.idempotencyKey } : {}),
+  };
+  return { run, startedEvent };
+}
+
+function stepEvents(runId: string, fromSeq: number, stepId: string): WorkflowEvent[] {
+  const timestamp = new Date().toISOString();
+  return [
+    { runId, seq: fromSeq, timestamp, type: "step_started", stepId, stepName: "s", attempt: 1, input: [1] },
+    { runId, seq: fromSeq + 1, timestamp, type: "step_completed", stepId, stepName: "s", attempt: 1, result: { ok: 1 } },
+  ];
+}
+
+/** The contract every EventStore adapter passes. */
+export function describeEventStoreContract(name: string, harness: StoreHarness): void {
+  describe(`EventStore contract: ${name}`, () => {
+    let store: EventStore;
+
+    beforeEach(async () => {
+      store = await harness.create();
+    });
+
+    afterEach(async () => {
+      await store.close();
+      await harness.cleanup?.();
+    });
+
+    it("creates a run and reads it back with its first event", async () => {
+      // Prepare
+      const fixture = newRunFixture();
+      // Act
+      const created = await store.createRun(fixture);
+      // Assess
+      expect(created.created).toBe(true);
+      const run = await store.getRun(fixture.run.runId);
+      expect(run).toMatchObject({
+        runId: fixture.run.runId,
+        workflowName: "contract_wf",
+        status: "pending",
+        input: ["user_1", { n: 1 }],
+        version: 1,
+      });
+      expect(await store.getEvents(fixture.run.runId)).toEqual([fixture.startedEvent]);
+    });
+
+    it("returns nothing for an unknown run", async () => {
+      expect(await store.getRun("run_does_not_exist")).toBeUndefined();
+      expect(await store.getEvents("run_does_not_exist")).toEqual([]);
+    });
+
+    it("appends commits in order and applies the run patch", async () => {
+      const fixture = newRunFixture();
+      const runId = fixture.run.runId;
+      await store.createRun(fixture);
+      await store.commit(runId, 1, stepEvents(runId, 2, "s#0"), { status: "running", updatedAt: "2026-01-02T00:00:00.000Z" });
+      await store.commit(runId, 3, [{ runId, seq: 4, timestamp: "2026-01-02T00:00:01.000Z", type: "workflow_completed", result: "done" }], {
+        status: "completed",
+        updatedAt: "2026-01-02T00:00:01.000Z",
+        result: "done",
+      });
+      const events = await store.getEvents(runId);
+      expect(events.map((e) => [e.seq, e.type])).toEqual([
+        [1, "workflow_started"],
+        [2, "step_started"],
+        [3, "step_completed"],
+        [4, "workflow_completed"],
+      ]);
+      expect(await store.getRun(runId)).toMatchObject({ status: "completed", result: "done", version: 4, updatedAt: "2026-01-02T00:00:01.000Z" });
+    });
+
+    it("rejects a commit that does not expect the current version", async () => {
+      const fixture = newRunFixture();
+      const runId = fixture.run.runId;
+      await store.createRun(fixture);
+      await store.commit(runId, 1, stepEvents(runId, 2, "s#0"), { status: "running", updatedAt: fixture.run.createdAt });
+      await expect(
+        store.commit(runId, 1, stepEvents(runId, 2, "s#1"), { status: "running", updatedAt: fixture.run.createdAt }),
+      ).rejects.toBeInstanceOf(VersionConflictError);
+      expect((await store.getEvents(runId)).map((e) => e.seq)).toEqual([1, 2, 3]);
+    });
+
+    it("lets exactly one of many racing commits at the same version win", async () => {
+      const fixture = newRunFixture();
+      const runId = fixture.run.runId;
+      await store.createRun(fixture);
+      const results = await Promise.allSettled(
+        Array.from({ length: 10 }, (_, i) =>
+          store.commit(runId, 1, stepEvents(runId, 2, `s#${i}`), { status: "running", updatedAt: fixture.run.createdAt }),
+        ),
+      );
+      expect(results.filter((r) => r.status === "fulfilled")).toHaveLength(1);
+      for (const r of results) if (r.status === "rejected") expect(r.reason).toBeInstanceOf(VersionConflictError);
+      expect(await store.getEvents(runId)).toHaveLength(3);
+    });
+
+    it("returns the existing run for a taken idempotency key and creates nothing", async () => {
+      const first = newRunFixture({ idempotencyKey: `key-${counter}-${Date.now()}` });
+      const second = newRunFixture({ idempotencyKey: first.run.idempotencyKey as string });
+      expect((await store.createRun(first)).created).toBe(true);
+      const again = await store.createRun(second);
+      expect(again.created).toBe(false);
+      expect(again.run.runId).toBe(first.run.runId);
+      expect(await store.getRun(second.run.runId)).toBeUndefined();
+    });
+
+    it("gives one run to 50 concurrent creates with one idempotency key", async () => {
+      const key = `concurrent-${Date.now()}-${counter}`;
+      const results = await Promise.all(
+        Array.from({ length: 50 }, () => store.createRun(newRunFixture({ idempotencyKey: key }))),
+      );
+      const runIds = new Set(results.map((r) => r.run.runId));
+      expect(runIds.size).toBe(1);
+      expect(results.filter((r) => r.created)).toHaveLength(1);
+    });
+
+    it("stores a step outcome once and ignores a duplicate", async () => {
+      const fixture = newRunFixture();
+      const runId = fixture.run.runId;
+      await store.createRun(fixture);
+      const outcome = { runId, stepId: "charge#0", attempt: 1, recordedAt: new Date().toISOString(), ok: true as const, result: { id: 7 } };
+      expect(await store.putOutcome(outcome)).toBe(true);
+      expect(await store.putOutcome({ ...outcome, result: { id: 8 } })).toBe(false);
+      expect(await store.getOutcome(runId, "charge#0", 1)).toMatchObject({ ok: true, result: { id: 7 } });
+      expect(await store.getOutcome(runId, "charge#0", 2)).toBeUndefined();
+      const failed = {
+        runId,
+        stepId: "charge#0",
+        attempt: 2,
+        recordedAt: new Date().toISOString(),
+        ok: false as const,
+        error: { name: "Error", message: "boom" },
+      };
+      expect(await store.putOutcome(failed)).toBe(true);
+      const listed = await store.listOutcomes(runId);
+      expect(listed.map((o) => [o.stepId, o.attempt, o.ok])).toEqual([
+        ["charge#0", 1, true],
+        ["charge#0", 2, false],
+      ]);
+    });
+
+    it("lists runs newest first, filtered by status and workflow, with a limit", async () => {
+      const a = newRunFixture({ workflowName: "alpha", createdAt: "2026-02-01T00:00:00.000Z" });
+      const b = newRunFixture({ workflowName: "beta", createdAt: "2026-02-02T00:00:00.000Z" });
+      const c = newRunFixture({ workflowName: "alpha", createdAt: "2026-02-03T00:00:00.000Z" });
+      for (const f of [a, b, c]) await store.createRun(f);
+      await store.commit(c.run.runId, 1, [{ runId: c.run.runId, seq: 2, timestamp: "2026-02-03T00:00:01.000Z", type: "workflow_completed", result: 1 }], {
+        status: "completed",
+        updatedAt: "2026-02-03T00:00:01.000Z",
+        result: 1,
+      });
+      const ids = (runs: RunRecord[]) => runs.map((r) => r.runId);
+      const mine = new Set([a.run.runId, b.run.runId, c.run.runId]);
+      const all = (await store.listRuns({ limit: 1000 })).filter((r) => mine.has(r.runId));
+      expect(ids(all)).toEqual([c.run.runId, b.run.runId, a.run.runId]);
+      const alpha = (await store.listRuns({ workflowName: "alpha", limit: 1000 })).filter((r) => mine.has(r.runId));
+      expect(ids(alpha)).toEqual([c.run.runId, a.run.runId]);
+      const completed = (await store.listRuns({ status: "completed", limit: 1000 })).filter((r) => mine.has(r.runId));
+      expect(ids(completed)).toEqual([c.run.runId]);
+      const pendingAlpha = await store.listRuns({ status: "pending", workflowName: "alpha", limit: 1000 });
+      expect(ids(pendingAlpha.filter((r) => mine.has(r.runId)))).toEqual([a.run.runId]);
+      expect(await store.listRuns({ limit: 1 })).toHaveLength(1);
+    });
+
+    it("keeps payloads exactly as written (nested JSON, unicode, nulls)", async () => {
+      const fixture = newRunFixture({ input: [{ name: "Zoë 🚀", tags: ["a", null, 3.5], deep: { x: { y: [true, false] } } }] });
+      const runId = fixture.run.runId;
+      await store.createRun(fixture);
+      const events = await store.getEvents(runId);
+      expect(events[0]).toEqual(fixture.startedEvent);
+      expect((await store.getRun(runId))?.input).toEqual(fixture.run.input);
+    });
+  });
+}

@@ -1,0 +1,230 @@
+import { Redis } from "ioredis";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { InvalidEventError, InvalidRunIdError, PayloadTooLargeError } from "../../lib/core/errors.ts";
+import { RedisUnavailableError } from "../../local/redis/connection.ts";
+import { RedisStorage } from "../../local/redis/redis-storage.ts";
+import { describeEventStoreContract, newRunFixture } from "../contract/event-store-contract.ts";
+import { freePort, type RedisServer, startRedisServer } from "./redis-server.ts";
+
+let server: RedisServer;
+let prefixes = 0;
+const freshPrefix = () => `tsw-test-${process.pid}-${++prefixes}:`;
+
+beforeAll(async () => {
+  server = await startRedisServer();
+});
+
+afterAll(async () => {
+  await server?.stop();
+});
+
+// Each test gets its own prefix, so tests never see each other's keys.
+describeEventStoreContract("RedisStorage", {
+  create: async () => new RedisStorage({ redis: server.url, prefix: freshPrefix() }),
+});
+
+describe("RedisStorage", () => {
+  it("rejects run ids that could reach other keys", async () => {
+    // Prepare
+    const storage = new RedisStorage({ redis: server.url, prefix: freshPrefix() });
+    try {
+      // Act + Assess
+      for (const runId of ["", "a:b", "run*", "../x", "a b", "x".repeat(129), "tsw:run:other"]) {
+        await expect(storage.getRun(runId)).rejects.toBeInstanceOf(InvalidRunIdError);
+        await expect(storage.getEvents(runId)).rejects.toBeInstanceOf(InvalidRunIdError);
+      }
+      await expect(storage.createRun(newRunFixture({ runId: "bad:id" }))).rejects.toBeInstanceOf(
+        InvalidRunIdError,
+      );
+      expect(await storage.getRun("x".repeat(128))).toBeUndefined();
+    } finally {
+      await storage.close();
+    }
+  });
+
+  it("refuses an invalid event and writes nothing", async () => {
+    // Prepare
+    const storage = new RedisStorage({ redis: server.url, prefix: freshPrefix() });
+    const fixture = newRunFixture();
+    const runId = fixture.run.runId;
+    await storage.createRun(fixture);
+    try {
+      // Act
+      const invalid = {
+        runId,
+        seq: 2,
+        timestamp: "t",
+        type: "step_completed",
+        stepName: "s",
+        attempt: 1,
+      } as never;
+      const misplaced = { runId, seq: 5, timestamp: "t", type: "workflow_completed", result: 1 } as const;
+      // Assess
+      await expect(
+        storage.commit(runId, 1, [invalid], { status: "running", updatedAt: "t" }),
+      ).rejects.toThrow(/stepId/);
+      await expect(
+        storage.commit(runId, 1, [misplaced], { status: "running", updatedAt: "t" }),
+      ).rejects.toBeInstanceOf(InvalidEventError);
+      expect(await storage.getEvents(runId)).toHaveLength(1);
+    } finally {
+      await storage.close();
+    }
+  });
+
+  it("reports a corrupted log entry as an InvalidEventError naming the run", async () => {
+    // Prepare
+    const prefix = freshPrefix();
+    const storage = new RedisStorage({ redis: server.url, prefix });
+    const fixture = newRunFixture();
+    await storage.createRun(fixture);
+    await storage.client.rpush(
+      `${prefix}events:${fixture.run.runId}`,
+      JSON.stringify({ type: "nope", seq: 2 }),
+    );
+    try {
+      // Act + Assess
+      await expect(storage.getEvents(fixture.run.runId)).rejects.toThrow(
+        new RegExp(`run ${fixture.run.runId} \\(event 2\\)`),
+      );
+    } finally {
+      await storage.close();
+    }
+  });
+
+  it("fails a payload over the limit with PayloadTooLargeError", async () => {
+    // Prepare
+    const storage = new RedisStorage({ redis: server.url, prefix: freshPrefix(), maxPayloadBytes: 1_000 });
+    const fixture = newRunFixture();
+    const runId = fixture.run.runId;
+    await storage.createRun(fixture);
+    try {
+      // Act + Assess
+      const big = {
+        runId,
+        seq: 2,
+        timestamp: "t",
+        type: "workflow_completed",
+        result: "x".repeat(2_000),
+      } as const;
+      await expect(
+        storage.commit(runId, 1, [big], { status: "completed", updatedAt: "t" }),
+      ).rejects.toBeInstanceOf(PayloadTooLargeError);
+      const outcome = {
+        runId,
+        stepId: "s#0",
+        attempt: 1,
+        recordedAt: "t",
+        ok: true as const,
+        result: "x".repeat(2_000),
+      };
+      await expect(storage.putOutcome(outcome)).rejects.toBeInstanceOf(PayloadTooLargeError);
+    } finally {
+      await storage.close();
+    }
+  });
+
+  it("keeps an outcome answerable but no longer pending once its event is committed", async () => {
+    // Prepare
+    const storage = new RedisStorage({ redis: server.url, prefix: freshPrefix() });
+    const fixture = newRunFixture();
+    const runId = fixture.run.runId;
+    await storage.createRun(fixture);
+    const outcome = {
+      runId,
+      stepId: "s#0",
+      attempt: 1,
+      recordedAt: "2026-01-01T00:00:00.000Z",
+      ok: true as const,
+      result: 7,
+    };
+    await storage.putOutcome(outcome);
+    try {
+      // Act
+      await storage.commit(
+        runId,
+        1,
+        [
+          {
+            runId,
+            seq: 2,
+            timestamp: "t",
+            type: "step_completed",
+            stepId: "s#0",
+            stepName: "s",
+            attempt: 1,
+            result: 7,
+          },
+        ],
+        { status: "running", updatedAt: "t" },
+      );
+      // Assess
+      expect(await storage.listOutcomes(runId)).toEqual([]);
+      expect(await storage.getOutcome(runId, "s#0", 1)).toEqual(outcome);
+      expect(await storage.putOutcome({ ...outcome, result: 8 })).toBe(false);
+      expect(await storage.listOutcomes(runId)).toEqual([]);
+    } finally {
+      await storage.close();
+    }
+  });
+
+  it("moves a run between status indexes and clears a field the patch unsets", async () => {
+    // Prepare
+    const storage = new RedisStorage({ redis: server.url, prefix: freshPrefix() });
+    const fixture = newRunFixture({ workflowName: "moving" });
+    const runId = fixture.run.runId;
+    await storage.createRun(fixture);
+    try {
+      // Act
+      await storage.commit(runId, 1, [], {
+        status: "failed",
+        updatedAt: "t1",
+        error: { name: "Error", message: "x" },
+      });
+      await storage.commit(runId, 1, [], { status: "running", updatedAt: "t2", error: undefined });
+      // Assess
+      expect(await storage.listRuns({ status: "failed" })).toEqual([]);
+      expect(
+        (await storage.listRuns({ status: "running", workflowName: "moving" })).map((r) => r.runId),
+      ).toEqual([runId]);
+      const run = await storage.getRun(runId);
+      expect(run).toMatchObject({ status: "running", updatedAt: "t2", version: 1 });
+      expect(run).not.toHaveProperty("error");
+    } finally {
+      await storage.close();
+    }
+  });
+
+  it("works on a client the caller owns and leaves it open on close", async () => {
+    // Prepare
+    const client = new Redis(server.url);
+    const storage = new RedisStorage({ redis: client, prefix: freshPrefix() });
+    const fixture = newRunFixture();
+    // Act
+    await storage.createRun(fixture);
+    await storage.close();
+    // Assess
+    expect(await client.ping()).toBe("PONG");
+    await client.quit();
+  });
+
+  it("names the URL when Redis is unreachable", async () => {
+    // Prepare
+    const port = await freePort();
+    const storage = new RedisStorage({
+      redis: `redis://user:secret@127.0.0.1:${port}`,
+      prefix: freshPrefix(),
+    });
+    try {
+      // Act
+      const failure = await storage.getRun("run_1").catch((error: unknown) => error);
+      // Assess
+      expect(failure).toBeInstanceOf(RedisUnavailableError);
+      expect((failure as Error).message).toContain(`redis://user:***@127.0.0.1:${port}`);
+      expect((failure as Error).message).not.toContain("secret");
+      expect((failure as Error).message).toMatch(/ECONNREFUSED/);
+    } finally {
+      await storage.close();
+    }
+  });
+});

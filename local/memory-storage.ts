@@ -1,5 +1,6 @@
 import { VersionConflictError } from "../lib/core/errors.ts";
 import { parseEvent, type WorkflowEvent } from "../lib/core/events.ts";
+import { assertRunId } from "../lib/core/ids.ts";
 import type {
   CreateRunResult,
   EventStore,
@@ -30,6 +31,7 @@ export class MemoryStorage implements EventStore {
   private readonly creating = new Map<string, Promise<CreateRunResult>>();
 
   async createRun(newRun: NewRun): Promise<CreateRunResult> {
+    assertRunId(newRun.run.runId);
     const key = newRun.run.idempotencyKey;
     if (key === undefined) return this.insertRun(newRun);
     const existingId = this.idempotencyKeys.get(key);
@@ -44,6 +46,7 @@ export class MemoryStorage implements EventStore {
   }
 
   async getRun(runId: string): Promise<RunRecord | undefined> {
+    assertRunId(runId);
     const run = this.runs.get(runId);
     return run && structuredClone(run);
   }
@@ -61,10 +64,12 @@ export class MemoryStorage implements EventStore {
   }
 
   async getEvents(runId: string): Promise<WorkflowEvent[]> {
+    assertRunId(runId);
     return structuredClone(this.logs.get(runId) ?? []);
   }
 
   async commit(runId: string, expectedVersion: number, events: WorkflowEvent[], patch: RunPatch): Promise<void> {
+    assertRunId(runId);
     const run = this.runs.get(runId);
     if (!run || run.version !== expectedVersion) throw new VersionConflictError(runId, expectedVersion);
     const valid = events.map((event) => parseEvent(event, `run ${runId}`));

@@ -4,6 +4,8 @@
  * class on replay (see `serializeError` / `deserializeError`).
  */
 
+import { toMilliseconds } from "./durations.ts";
+
 export type ErrorCode =
   | "RETRYABLE"
   | "FATAL"
@@ -50,10 +52,11 @@ export interface RetryableErrorOptions {
  */
 export class RetryableError extends TsWorkflowError {
   override name = "RetryableError";
-  readonly retryAfter: RetryableErrorOptions["retryAfter"];
+  /** Milliseconds to wait before the next attempt, when given. */
+  readonly retryAfterMs: number | undefined;
   constructor(message: string, options: RetryableErrorOptions = {}) {
     super("RETRYABLE", message, { cause: options.cause });
-    this.retryAfter = options.retryAfter;
+    this.retryAfterMs = options.retryAfter === undefined ? undefined : toMilliseconds(options.retryAfter);
   }
 }
 
@@ -132,6 +135,13 @@ export class InvalidRunIdError extends TsWorkflowError {
       "INVALID_RUN_ID",
       `Invalid run id ${describe(runId)}: run ids are 1 to 128 characters of letters, digits, "_" and "-".`,
     );
+  }
+}
+
+export class InvalidIdempotencyKeyError extends TsWorkflowError {
+  override name = "InvalidIdempotencyKeyError";
+  constructor(key: unknown) {
+    super("INVALID_INPUT", `Invalid idempotency key ${describe(key)}: use 1 to 256 printable characters, e.g. "onboard-user_123".`);
   }
 }
 
@@ -236,17 +246,17 @@ export interface SerializedError {
   retryAfterMs?: number | undefined;
 }
 
-const errorClasses: Record<string, new (message: string) => Error> = {
-  RetryableError,
-  FatalError,
-  MaxDurationExceededError,
-  TimeoutError,
+const errorClasses: Record<string, (stored: SerializedError) => Error> = {
+  RetryableError: (s) => new RetryableError(s.message, s.retryAfterMs === undefined ? {} : { retryAfter: s.retryAfterMs }),
+  FatalError: (s) => new FatalError(s.message),
+  MaxDurationExceededError: (s) => new MaxDurationExceededError(s.message),
+  TimeoutError: (s) => new TimeoutError(s.message),
 };
 
 /** Turns a stored error back into an instance of the same class where tsworkflow knows the class. */
 export function deserializeError(stored: SerializedError): Error {
   const Known = errorClasses[stored.name];
-  const error = Known ? new Known(stored.message) : new Error(stored.message);
+  const error = Known ? Known(stored) : new Error(stored.message);
   if (!Known) error.name = stored.name;
   if (stored.code && !(error instanceof TsWorkflowError)) (error as Error & { code?: string }).code = stored.code;
   if (stored.stack) error.stack = stored.stack;

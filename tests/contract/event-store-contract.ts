@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { VersionConflictError } from "../../lib/core/errors.ts";
+import { InvalidRunIdError, VersionConflictError } from "../../lib/core/errors.ts";
 import type { WorkflowEvent } from "../../lib/core/events.ts";
 import type { EventStore, NewRun, RunRecord } from "../../lib/ports/event-store.ts";
 
@@ -192,6 +192,14 @@ export function describeEventStoreContract(name: string, harness: StoreHarness):
       const pendingAlpha = await store.listRuns({ status: "pending", workflowName: "alpha", limit: 1000 });
       expect(ids(pendingAlpha.filter((r) => mine.has(r.runId)))).toEqual([a.run.runId]);
       expect(await store.listRuns({ limit: 1 })).toHaveLength(1);
+    });
+
+    it("rejects run ids that could escape a directory or inject into a key", async () => {
+      for (const bad of ["../../etc/passwd", "a/b", "run id", "x".repeat(129), "", "RUN#1"]) {
+        await expect(store.getRun(bad)).rejects.toBeInstanceOf(InvalidRunIdError);
+        await expect(store.getEvents(bad)).rejects.toBeInstanceOf(InvalidRunIdError);
+      }
+      await expect(store.createRun(newRunFixture({ runId: "../escape" }))).rejects.toBeInstanceOf(InvalidRunIdError);
     });
 
     it("keeps payloads exactly as written (nested JSON, unicode, nulls)", async () => {

@@ -1,0 +1,84 @@
+import {
+  CreateTableCommand,
+  type CreateTableCommandInput,
+  type DynamoDBClient,
+  ResourceInUseException,
+  UpdateTimeToLiveCommand,
+} from "@aws-sdk/client-dynamodb";
+
+/**
+ * The single-table layout of the DynamoDB event store. The CDK construct (infra/) and the tests
+ * create the table from these constants, so the three can never disagree.
+ *
+ * | item | pk | sk | notes |
+ * |---|---|---|---|
+ * | run document | `RUN#<runId>` | `RUN` | status, workflow, input, result, `version`; `gsi1pk`/`gsi2pk` for listing; `ttl` once finished |
+ * | commit | `RUN#<runId>` | `COMMIT#<first seq, 10 digits>` | the events of one commit (`events`, `end` = last seq) |
+ * | commit part | `RUN#<runId>` | `COMMIT#<first seq>#P<nn>` | the rest of a commit over the item limit, written in the same transaction |
+ * | step outcome | `RUN#<runId>` | `OUT#<stepId>#<attempt, 6 digits>` | result or serialized error of one attempt |
+ * | idempotency key | `IDEM#<key>` | `IDEM` | `runId` of the run that holds the key |
+ *
+ * Listing: `gsi1` (`gsi1pk = STATUS#<status>`) and `gsi2` (`gsi2pk = WF#<workflowName>`), both
+ * sorted by `gsiSk = <createdAt>#<runId>` and projecting keys only, so that a commit that does not
+ * change the status writes no index item.
+ */
+export const TABLE_SCHEMA = {
+  partitionKey: "pk",
+  sortKey: "sk",
+  /** Epoch seconds; DynamoDB deletes the item some time after this. */
+  ttlAttribute: "ttl",
+  byStatusIndex: { name: "gsi1", partitionKey: "gsi1pk", sortKey: "gsiSk" },
+  byWorkflowIndex: { name: "gsi2", partitionKey: "gsi2pk", sortKey: "gsiSk" },
+  /** Billing: on demand (pay per request), as the cost model in docs/aws.md assumes. */
+  billingMode: "PAY_PER_REQUEST",
+} as const;
+
+/** The `CreateTable` input for a table named `tableName` (on-demand, two key-only GSIs). */
+export function createTableInput(tableName: string): CreateTableCommandInput {
+  const { partitionKey, sortKey, byStatusIndex, byWorkflowIndex } = TABLE_SCHEMA;
+  return {
+    TableName: tableName,
+    BillingMode: TABLE_SCHEMA.billingMode,
+    AttributeDefinitions: [
+      { AttributeName: partitionKey, AttributeType: "S" },
+      { AttributeName: sortKey, AttributeType: "S" },
+      { AttributeName: byStatusIndex.partitionKey, AttributeType: "S" },
+      { AttributeName: byWorkflowIndex.partitionKey, AttributeType: "S" },
+      { AttributeName: byStatusIndex.sortKey, AttributeType: "S" },
+    ],
+    KeySchema: [
+      { AttributeName: partitionKey, KeyType: "HASH" },
+      { AttributeName: sortKey, KeyType: "RANGE" },
+    ],
+    GlobalSecondaryIndexes: [byStatusIndex, byWorkflowIndex].map((index) => ({
+      IndexName: index.name,
+      KeySchema: [
+        { AttributeName: index.partitionKey, KeyType: "HASH" as const },
+        { AttributeName: index.sortKey, KeyType: "RANGE" as const },
+      ],
+      Projection: { ProjectionType: "KEYS_ONLY" as const },
+    })),
+  };
+}
+
+/**
+ * Creates the table (and turns TTL on) unless it exists. For tests, scripts and LocalStack; in AWS
+ * the CDK construct creates it.
+ * @example
+ * import { createTable } from "tsworkflow/aws";
+ * await createTable(new DynamoDBClient({}), "tsworkflow");
+ */
+export async function createTable(client: DynamoDBClient, tableName: string): Promise<void> {
+  try {
+    await client.send(new CreateTableCommand(createTableInput(tableName)));
+  } catch (error) {
+    if (error instanceof ResourceInUseException) return;
+    throw error;
+  }
+  await client.send(
+    new UpdateTimeToLiveCommand({
+      TableName: tableName,
+      TimeToLiveSpecification: { AttributeName: TABLE_SCHEMA.ttlAttribute, Enabled: true },
+    }),
+  );
+}

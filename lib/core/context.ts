@@ -1,0 +1,52 @@
+import { AsyncLocalStorage } from "node:async_hooks";
+import { NotInWorkflowError } from "./errors.ts";
+import type { RunExecution } from "./execution.ts";
+
+/** What a running step can know about itself, e.g. to pass an idempotency key downstream. */
+export interface StepInfo {
+  runId: string;
+  workflowName: string;
+  stepId: string;
+  stepName: string;
+  attempt: number;
+  /** `<runId>:<stepId>`: the same for every attempt of this step, unique across runs. */
+  idempotencyKey: string;
+}
+
+type Scope = { kind: "workflow"; execution: RunExecution } | { kind: "step"; info: StepInfo };
+
+const scope = new AsyncLocalStorage<Scope>();
+
+export function runInWorkflow<T>(execution: RunExecution, fn: () => T): T {
+  return scope.run({ kind: "workflow", execution }, fn);
+}
+
+export function runInStep<T>(info: StepInfo, fn: () => T): T {
+  return scope.run({ kind: "step", info }, fn);
+}
+
+/** The run execution when called from workflow code, else undefined. */
+export function currentExecution(): RunExecution | undefined {
+  const current = scope.getStore();
+  return current?.kind === "workflow" ? current.execution : undefined;
+}
+
+export function requireExecution(what: string): RunExecution {
+  const execution = currentExecution();
+  if (!execution) throw new NotInWorkflowError(what);
+  return execution;
+}
+
+/**
+ * Inside a step: which run, step and attempt this is. Outside a step: undefined.
+ * @example
+ * import { step, getStepInfo } from "tsworkflow";
+ * const charge = step("charge", async (amount: number) => {
+ *   const info = getStepInfo();
+ *   return payments.charge(amount, { idempotencyKey: info?.idempotencyKey });
+ * });
+ */
+export function getStepInfo(): StepInfo | undefined {
+  const current = scope.getStore();
+  return current?.kind === "step" ? current.info : undefined;
+}

@@ -1,0 +1,96 @@
+import { createWriteStream, type WriteStream } from "node:fs";
+import { Logger } from "@aws-lambda-powertools/logger";
+import type { LogItem } from "@aws-lambda-powertools/logger";
+
+export type LogLevelName = "debug" | "info" | "warning" | "error" | "silent";
+
+/** Options of {@link configureLogging}. */
+export interface LoggingOptions {
+  /** @default "info" (or `POWERTOOLS_LOG_LEVEL` / `LOG_LEVEL` when set) */
+  level?: LogLevelName;
+  /** Also append every log line to this file. @default no file */
+  logFile?: string;
+  /** One JSON object per line (what CloudWatch expects). @default true on Lambda, false elsewhere */
+  jsonLogs?: boolean;
+  /** Add `runId`, `workflowName`, `stepId`, `stepName` to each line. @default true */
+  showContext?: boolean;
+}
+
+/** Context keys tsworkflow adds to log lines about a run. */
+export interface RunLogContext {
+  runId?: string;
+  workflowName?: string;
+  stepId?: string;
+  stepName?: string;
+  [key: string]: unknown;
+}
+
+const POWERTOOLS_LEVEL: Record<LogLevelName, "DEBUG" | "INFO" | "WARN" | "ERROR" | "SILENT"> = {
+  debug: "DEBUG",
+  info: "INFO",
+  warning: "WARN",
+  error: "ERROR",
+  silent: "SILENT",
+};
+
+const CONTEXT_KEYS = new Set(["runId", "workflowName", "stepId", "stepName"]);
+const BASE_KEYS = new Set(["level", "message", "timestamp", "service", "sampling_rate", "xray_trace_id"]);
+
+/** Powertools logger with a human-readable text mode and an optional log file. */
+class TsWorkflowLogger extends Logger {
+  constructor(private readonly settings: Required<Omit<LoggingOptions, "logFile" | "level">> & { file?: WriteStream }) {
+    super({ serviceName: "tsworkflow" });
+  }
+
+  protected override printLog(logLevel: number, log: LogItem): void {
+    log.prepareForPrint();
+    const attributes = log.getAttributes();
+    if (!this.settings.showContext) for (const key of CONTEXT_KEYS) delete attributes[key];
+    const line = this.settings.jsonLogs ? JSON.stringify(attributes, this.getJsonReplacer()) : toText(attributes);
+    const stream = logLevel >= 16 ? process.stderr : process.stdout;
+    stream.write(`${line}\n`);
+    this.settings.file?.write(`${line}\n`);
+  }
+}
+
+function toText(attributes: Record<string, unknown>): string {
+  const time = String(attributes.timestamp ?? new Date().toISOString());
+  const level = String(attributes.level ?? "INFO").padEnd(5);
+  const extras = Object.entries(attributes)
+    .filter(([key]) => !BASE_KEYS.has(key))
+    .map(([key, value]) => `${key}=${typeof value === "string" ? value : JSON.stringify(value)}`);
+  return [time, level, String(attributes.message ?? ""), ...extras].join(" ");
+}
+
+let current: Logger | undefined;
+let currentFile: WriteStream | undefined;
+
+function envLevel(): LogLevelName | undefined {
+  const value = (process.env.POWERTOOLS_LOG_LEVEL ?? process.env.LOG_LEVEL ?? "").toLowerCase();
+  if (value === "warn") return "warning";
+  return (["debug", "info", "warning", "error", "silent"] as const).find((level) => level === value);
+}
+
+/**
+ * Sets up tsworkflow's structured logger (Powertools for AWS Lambda underneath).
+ * @example
+ * import { configureLogging } from "tsworkflow";
+ * configureLogging({ level: "debug", logFile: "./workflows.log", jsonLogs: false, showContext: true });
+ */
+export function configureLogging(options: LoggingOptions = {}): void {
+  currentFile?.end();
+  currentFile = options.logFile ? createWriteStream(options.logFile, { flags: "a" }) : undefined;
+  const logger = new TsWorkflowLogger({
+    jsonLogs: options.jsonLogs ?? process.env.AWS_LAMBDA_FUNCTION_NAME !== undefined,
+    showContext: options.showContext ?? true,
+    ...(currentFile ? { file: currentFile } : {}),
+  });
+  logger.setLogLevel(POWERTOOLS_LEVEL[options.level ?? envLevel() ?? "info"]);
+  current = logger;
+}
+
+/** The logger tsworkflow writes to (configured with defaults on first use). */
+export function getLogger(): Logger {
+  if (!current) configureLogging();
+  return current as Logger;
+}

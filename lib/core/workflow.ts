@@ -1,0 +1,87 @@
+import type { ZodType } from "zod";
+import { type Duration, toMilliseconds } from "./durations.ts";
+import { ConfigurationError, WorkflowInputError } from "./errors.ts";
+import { registerWorkflow } from "./registry.ts";
+
+/** Options of {@link workflow}. */
+export interface WorkflowOptions {
+  /**
+   * Fail a run that has not finished this long after it started, with a `MaxDurationExceededError`.
+   * @default no limit
+   */
+  maxDuration?: Duration;
+  /**
+   * A zod schema that validates the input at `start()`, before anything is stored. A `z.tuple([...])`
+   * validates the whole argument list; any other schema validates the single argument.
+   * @default no validation
+   */
+  input?: ZodType;
+}
+
+/** A registered workflow: pass it to `start()`. */
+export interface WorkflowDefinition<Args extends unknown[], Result> {
+  readonly name: string;
+  readonly fn: (...args: Args) => Promise<Result>;
+  readonly options: WorkflowOptions;
+  /** The deadline length in ms, from `maxDuration`. */
+  readonly maxDurationMs: number | undefined;
+}
+
+export type WorkflowArgs<W> = W extends WorkflowDefinition<infer A, unknown> ? A : never;
+export type WorkflowResult<W> = W extends WorkflowDefinition<unknown[], infer R> ? R : never;
+
+const NAME = /^[A-Za-z0-9_.:-]{1,100}$/;
+
+/**
+ * Defines a durable workflow: a plain async function whose steps, sleeps and logs are recorded, so that
+ * the run survives crashes and restarts. Workflow code must be deterministic: do side effects in steps.
+ * @example
+ * import { workflow, step, sleep } from "tsworkflow";
+ * const sendEmail = step("send_email", async (to: string) => `sent to ${to}`);
+ * export const onboarding = workflow("onboarding", async (userId: string) => {
+ *   await sendEmail(userId);
+ *   await sleep("1d");
+ *   return "done";
+ * }, { maxDuration: "30d" });
+ * @throws ConfigurationError for an invalid name
+ * @throws InvalidDurationError for an invalid `maxDuration`
+ */
+export function workflow<Args extends unknown[], Result>(
+  name: string,
+  fn: (...args: Args) => Promise<Result>,
+  options: WorkflowOptions = {},
+): WorkflowDefinition<Args, Result> {
+  if (!NAME.test(name)) {
+    throw new ConfigurationError(`Invalid workflow name ${JSON.stringify(name)}: use 1 to 100 letters, digits, "_", ".", ":" or "-".`);
+  }
+  if (typeof fn !== "function") throw new ConfigurationError(`workflow("${name}") needs an async function.`);
+  const maxDurationMs = options.maxDuration === undefined ? undefined : toMilliseconds(options.maxDuration);
+  const definition: WorkflowDefinition<Args, Result> = Object.freeze({ name, fn, options, maxDurationMs });
+  registerWorkflow(definition as WorkflowDefinition<any[], unknown>);
+  return definition;
+}
+
+/**
+ * Validates `args` against the workflow's `input` schema; returns the parsed arguments.
+ * @throws WorkflowInputError naming each field at fault
+ */
+export function validateWorkflowInput(definition: WorkflowDefinition<any[], unknown>, args: unknown[]): unknown[] {
+  if (!Array.isArray(args)) {
+    throw new WorkflowInputError(definition.name, [{ path: "", message: "arguments must be an array, e.g. start(wf, [arg1, arg2])" }]);
+  }
+  const schema = definition.options.input;
+  if (!schema) return args;
+  const isTuple = (schema as { def?: { type?: string } }).def?.type === "tuple";
+  if (!isTuple && args.length !== 1) {
+    throw new WorkflowInputError(definition.name, [{ path: "", message: `expected exactly 1 argument, got ${args.length}` }]);
+  }
+  const parsed = schema.safeParse(isTuple ? args : args[0]);
+  if (!parsed.success) {
+    const issues = parsed.error.issues.map((issue) => ({
+      path: issue.path.map(String).join("."),
+      message: issue.message,
+    }));
+    throw new WorkflowInputError(definition.name, issues);
+  }
+  return isTuple ? (parsed.data as unknown[]) : [parsed.data];
+}

@@ -1,0 +1,14 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { FileStorage } from "../../local/file-storage.ts";
+import { describeEventStoreContract } from "./event-store-contract.ts";
+
+let dir: string;
+describeEventStoreContract("FileStorage", {
+  create: async () => {
+    dir = mkdtempSync(join(tmpdir(), "tsw-contract-"));
+    return new FileStorage({ dir });
+  },
+  cleanup: async () => rmSync(dir, { recursive: true, force: true }),
+});

@@ -14,8 +14,14 @@ import {
   TransactWriteCommand,
   UpdateCommand,
 } from "@aws-sdk/lib-dynamodb";
-import { InvalidEventError, PayloadTooLargeError, type SerializedError, VersionConflictError } from "../core/errors.ts";
+import {
+  InvalidEventError,
+  PayloadTooLargeError,
+  type SerializedError,
+  VersionConflictError,
+} from "../core/errors.ts";
 import { parseEvent, type WorkflowEvent } from "../core/events.ts";
+import { assertRunId } from "../core/ids.ts";
 import {
   type CreateRunResult,
   type EventStore,
@@ -72,7 +78,8 @@ const MAX_CREATE_ATTEMPTS = 30;
 const runPk = (runId: string) => `RUN#${runId}`;
 const commitSk = (firstSeq: number) => `${COMMIT_PREFIX}${String(firstSeq).padStart(10, "0")}`;
 const partSk = (firstSeq: number, part: number) => `${commitSk(firstSeq)}#P${String(part).padStart(2, "0")}`;
-const outcomeSk = (stepId: string, attempt: number) => `${OUTCOME_PREFIX}${stepId}#${String(attempt).padStart(6, "0")}`;
+const outcomeSk = (stepId: string, attempt: number) =>
+  `${OUTCOME_PREFIX}${stepId}#${String(attempt).padStart(6, "0")}`;
 const idemPk = (key: string) => `IDEM#${key}`;
 const statusKey = (status: RunStatus) => `STATUS#${status}`;
 const workflowKey = (name: string) => `WF#${name}`;
@@ -125,12 +132,18 @@ export class DynamoDBStorage implements EventStore {
 
   async createRun(newRun: NewRun): Promise<CreateRunResult> {
     const { run } = newRun;
+    assertRunId(run.runId);
     const event = parseEvent(newRun.startedEvent, `run ${run.runId}`);
-    const commitItems = this.commitItems(run.runId, 1, [event], { status: run.status, updatedAt: run.updatedAt });
+    const commitItems = this.commitItems(run.runId, 1, [event], {
+      status: run.status,
+      updatedAt: run.updatedAt,
+    });
     const document = this.runDocument(run);
     const key = run.idempotencyKey;
     const puts: Item[] = [
-      ...(key === undefined ? [] : [{ pk: idemPk(key), sk: IDEM_SK, runId: run.runId, createdAt: run.createdAt }]),
+      ...(key === undefined
+        ? []
+        : [{ pk: idemPk(key), sk: IDEM_SK, runId: run.runId, createdAt: run.createdAt }]),
       document,
       ...commitItems,
     ];
@@ -161,8 +174,13 @@ export class DynamoDBStorage implements EventStore {
   }
 
   async getRun(runId: string): Promise<RunRecord | undefined> {
+    assertRunId(runId);
     const { Item: item } = await this.documents.send(
-      new GetCommand({ TableName: this.tableName, Key: { pk: runPk(runId), sk: RUN_SK }, ConsistentRead: true }),
+      new GetCommand({
+        TableName: this.tableName,
+        Key: { pk: runPk(runId), sk: RUN_SK },
+        ConsistentRead: true,
+      }),
     );
     if (!item) return undefined;
     this.learn(runId, { documentVersion: item.version as number, boundary: item.version as number });
@@ -174,7 +192,12 @@ export class DynamoDBStorage implements EventStore {
     if (limit <= 0) return [];
     const keys: Item[] =
       query.workflowName !== undefined
-        ? await this.queryIndex(TABLE_SCHEMA.byWorkflowIndex, workflowKey(query.workflowName), limit, query.status)
+        ? await this.queryIndex(
+            TABLE_SCHEMA.byWorkflowIndex,
+            workflowKey(query.workflowName),
+            limit,
+            query.status,
+          )
         : query.status !== undefined
           ? await this.queryIndex(TABLE_SCHEMA.byStatusIndex, statusKey(query.status), limit, query.status)
           : await this.queryAllStatuses(limit);
@@ -182,6 +205,7 @@ export class DynamoDBStorage implements EventStore {
   }
 
   async getEvents(runId: string): Promise<WorkflowEvent[]> {
+    assertRunId(runId);
     const [items, documentVersion] = await Promise.all([
       this.queryAll({
         TableName: this.tableName,
@@ -197,7 +221,9 @@ export class DynamoDBStorage implements EventStore {
       if (!pending) return;
       const values = JSON.parse(pending.json) as unknown[];
       values.forEach((value, index) => {
-        events.push(parseEvent(value, `run ${runId} (event ${events.length + 1}, commit ${pending?.head.sk}#${index})`));
+        events.push(
+          parseEvent(value, `run ${runId} (event ${events.length + 1}, commit ${pending?.head.sk}#${index})`),
+        );
       });
       this.learn(runId, { boundary: pending.head.end as number });
       pending = undefined;
@@ -217,9 +243,18 @@ export class DynamoDBStorage implements EventStore {
     return events;
   }
 
-  async commit(runId: string, expectedVersion: number, events: WorkflowEvent[], patch: RunPatch): Promise<void> {
+  async commit(
+    runId: string,
+    expectedVersion: number,
+    events: WorkflowEvent[],
+    patch: RunPatch,
+  ): Promise<void> {
+    assertRunId(runId);
     const valid = events.map((event, index) => {
-      const parsed = parseEvent(event, `run ${runId} (commit at version ${expectedVersion}, event ${index + 1})`);
+      const parsed = parseEvent(
+        event,
+        `run ${runId} (commit at version ${expectedVersion}, event ${index + 1})`,
+      );
       if (parsed.seq !== expectedVersion + index + 1 || parsed.runId !== runId) {
         throw new InvalidEventError(
           `Event ${index + 1} of a commit to run ${runId} at version ${expectedVersion} has runId ${parsed.runId} and seq ${parsed.seq}; expected ${runId} and ${expectedVersion + index + 1}. This is a bug in the caller.`,
@@ -227,26 +262,38 @@ export class DynamoDBStorage implements EventStore {
       }
       return parsed;
     });
-    if (!(await this.isBoundary(runId, expectedVersion))) throw new VersionConflictError(runId, expectedVersion);
+    if (!(await this.isBoundary(runId, expectedVersion)))
+      throw new VersionConflictError(runId, expectedVersion);
     const newVersion = expectedVersion + valid.length;
     if (valid.length > 0) {
       const items = this.commitItems(runId, expectedVersion + 1, valid, patch);
       try {
         if (items.length === 1) {
           await this.documents.send(
-            new PutCommand({ TableName: this.tableName, Item: items[0], ConditionExpression: "attribute_not_exists(sk)" }),
+            new PutCommand({
+              TableName: this.tableName,
+              Item: items[0],
+              ConditionExpression: "attribute_not_exists(sk)",
+            }),
           );
         } else {
           await this.documents.send(
             new TransactWriteCommand({
               TransactItems: items.map((item) => ({
-                Put: { TableName: this.tableName, Item: item, ConditionExpression: "attribute_not_exists(sk)" },
+                Put: {
+                  TableName: this.tableName,
+                  Item: item,
+                  ConditionExpression: "attribute_not_exists(sk)",
+                },
               })),
             }),
           );
         }
       } catch (error) {
-        if (error instanceof ConditionalCheckFailedException || error instanceof TransactionCanceledException) {
+        if (
+          error instanceof ConditionalCheckFailedException ||
+          error instanceof TransactionCanceledException
+        ) {
           throw new VersionConflictError(runId, expectedVersion);
         }
         throw error;
@@ -257,8 +304,10 @@ export class DynamoDBStorage implements EventStore {
   }
 
   async putOutcome(outcome: StepOutcome): Promise<boolean> {
+    assertRunId(outcome.runId);
     let json = JSON.stringify(outcome);
-    if (byteLength(json) > OUTCOME_LIMIT_BYTES) json = JSON.stringify(oversizedOutcome(outcome, byteLength(json)));
+    if (byteLength(json) > OUTCOME_LIMIT_BYTES)
+      json = JSON.stringify(oversizedOutcome(outcome, byteLength(json)));
     try {
       await this.documents.send(
         new PutCommand({
@@ -281,6 +330,7 @@ export class DynamoDBStorage implements EventStore {
   }
 
   async getOutcome(runId: string, stepId: string, attempt: number): Promise<StepOutcome | undefined> {
+    assertRunId(runId);
     const { Item: item } = await this.documents.send(
       new GetCommand({
         TableName: this.tableName,
@@ -292,6 +342,7 @@ export class DynamoDBStorage implements EventStore {
   }
 
   async listOutcomes(runId: string): Promise<StepOutcome[]> {
+    assertRunId(runId);
     const items = await this.queryAll({
       TableName: this.tableName,
       KeyConditionExpression: "pk = :pk AND begins_with(sk, :prefix)",
@@ -300,7 +351,9 @@ export class DynamoDBStorage implements EventStore {
     });
     const outcomes = items.map((item) => JSON.parse(item.outcome as string) as StepOutcome);
     // Stable sort: equal timestamps keep the key order (step id, then attempt).
-    return outcomes.sort((a, b) => (a.recordedAt === b.recordedAt ? 0 : a.recordedAt < b.recordedAt ? -1 : 1));
+    return outcomes.sort((a, b) =>
+      a.recordedAt === b.recordedAt ? 0 : a.recordedAt < b.recordedAt ? -1 : 1,
+    );
   }
 
   async close(): Promise<void> {
@@ -311,7 +364,11 @@ export class DynamoDBStorage implements EventStore {
   /** The run that holds an idempotency key, or undefined (and the key freed) when that run expired. */
   private async runHoldingKey(key: string): Promise<RunRecord | undefined> {
     const { Item: holder } = await this.documents.send(
-      new GetCommand({ TableName: this.tableName, Key: { pk: idemPk(key), sk: IDEM_SK }, ConsistentRead: true }),
+      new GetCommand({
+        TableName: this.tableName,
+        Key: { pk: idemPk(key), sk: IDEM_SK },
+        ConsistentRead: true,
+      }),
     );
     if (!holder) return undefined;
     const run = await this.getRun(holder.runId as string);
@@ -393,7 +450,11 @@ export class DynamoDBStorage implements EventStore {
   }
 
   private async updateDocument(runId: string, version: number, patch: RunPatch): Promise<void> {
-    const names: Record<string, string> = { "#status": "status", "#version": "version", "#ttl": TABLE_SCHEMA.ttlAttribute };
+    const names: Record<string, string> = {
+      "#status": "status",
+      "#version": "version",
+      "#ttl": TABLE_SCHEMA.ttlAttribute,
+    };
     const values: Record<string, unknown> = {
       ":status": patch.status,
       ":updatedAt": patch.updatedAt,
@@ -448,18 +509,39 @@ export class DynamoDBStorage implements EventStore {
   private commitItems(runId: string, firstSeq: number, events: WorkflowEvent[], patch: RunPatch): Item[] {
     const json = JSON.stringify(events);
     const bytes = byteLength(json);
-    if (bytes > COMMIT_LIMIT_BYTES) throw new PayloadTooLargeError(`A commit of ${events.length} events to run ${runId}`, bytes, COMMIT_LIMIT_BYTES);
+    if (bytes > COMMIT_LIMIT_BYTES)
+      throw new PayloadTooLargeError(
+        `A commit of ${events.length} events to run ${runId}`,
+        bytes,
+        COMMIT_LIMIT_BYTES,
+      );
     const end = firstSeq + events.length - 1;
     const deadline = this.facts.get(runId)?.deadline ?? deadlineOf(events[0] as WorkflowEvent);
     const finished = FINISHED_STATUSES.has(patch.status);
-    const ttl = finished ? this.expiry(Date.now()) : typeof deadline === "number" ? this.expiry(deadline) : undefined;
+    const ttl = finished
+      ? this.expiry(Date.now())
+      : typeof deadline === "number"
+        ? this.expiry(deadline)
+        : undefined;
     const chunks = splitUtf8(json, COMMIT_PART_BYTES);
     if (chunks.length > TRANSACTION_MAX_ITEMS) {
-      throw new PayloadTooLargeError(`A commit of ${events.length} events to run ${runId}`, bytes, COMMIT_PART_BYTES * TRANSACTION_MAX_ITEMS);
+      throw new PayloadTooLargeError(
+        `A commit of ${events.length} events to run ${runId}`,
+        bytes,
+        COMMIT_PART_BYTES * TRANSACTION_MAX_ITEMS,
+      );
     }
     return chunks.map((chunk, index) =>
       index === 0
-        ? { pk: runPk(runId), sk: commitSk(firstSeq), end, events: chunk, parts: chunks.length, patch: JSON.stringify(patch), ttl }
+        ? {
+            pk: runPk(runId),
+            sk: commitSk(firstSeq),
+            end,
+            events: chunk,
+            parts: chunks.length,
+            patch: JSON.stringify(patch),
+            ttl,
+          }
         : { pk: runPk(runId), sk: partSk(firstSeq, index), part: index, events: chunk, ttl },
     );
   }
@@ -547,7 +629,9 @@ export class DynamoDBStorage implements EventStore {
   /** Every status partition, merged newest first. */
   private async queryAllStatuses(limit: number): Promise<Item[]> {
     const perStatus = await Promise.all(
-      RUN_STATUSES.map((status) => this.queryIndex(TABLE_SCHEMA.byStatusIndex, statusKey(status), limit, status)),
+      RUN_STATUSES.map((status) =>
+        this.queryIndex(TABLE_SCHEMA.byStatusIndex, statusKey(status), limit, status),
+      ),
     );
     const byRunId = new Map<string, Item>();
     for (const item of perStatus.flat()) byRunId.set((item.record as RunRecord).runId, item);
@@ -591,7 +675,10 @@ export class DynamoDBStorage implements EventStore {
     return Math.floor(fromMs / 1000) + this.ttlSeconds;
   }
 
-  private learn(runId: string, fact: { boundary?: number; documentVersion?: number; deadline?: number | null }): void {
+  private learn(
+    runId: string,
+    fact: { boundary?: number; documentVersion?: number; deadline?: number | null },
+  ): void {
     let facts = this.facts.get(runId);
     if (facts) {
       this.facts.delete(runId);
@@ -604,7 +691,8 @@ export class DynamoDBStorage implements EventStore {
     }
     this.facts.set(runId, facts);
     if (fact.boundary !== undefined) facts.boundaries.add(fact.boundary);
-    if (fact.documentVersion !== undefined) facts.documentVersion = Math.max(facts.documentVersion ?? 0, fact.documentVersion);
+    if (fact.documentVersion !== undefined)
+      facts.documentVersion = Math.max(facts.documentVersion ?? 0, fact.documentVersion);
     if (fact.deadline !== undefined) facts.deadline = fact.deadline;
   }
 }
@@ -639,7 +727,8 @@ function splitUtf8(text: string, maxBytes: number): string[] {
   while (start < text.length) {
     // Each UTF-16 unit is at most 3 UTF-8 bytes; a surrogate pair (2 units) is 4.
     let end = Math.min(text.length, start + Math.floor(maxBytes / 3));
-    while (end < text.length && byteLength(text.slice(start, end + 1024)) <= maxBytes) end = Math.min(text.length, end + 1024);
+    while (end < text.length && byteLength(text.slice(start, end + 1024)) <= maxBytes)
+      end = Math.min(text.length, end + 1024);
     const code = text.charCodeAt(end - 1);
     if (end < text.length && code >= 0xd800 && code <= 0xdbff) end -= 1;
     pieces.push(text.slice(start, end));

@@ -1,0 +1,151 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { DynamoDBStorage } from "../../lib/aws/dynamodb-storage.ts";
+import { createTable } from "../../lib/aws/table-schema.ts";
+import { VersionConflictError } from "../../lib/core/errors.ts";
+import type { WorkflowEvent } from "../../lib/core/events.ts";
+import { describeEventStoreContract, newRunFixture } from "../contract/event-store-contract.ts";
+import { type DynamoDBLocal, startDynamoDBLocal } from "./harness/dynamodb-local.ts";
+
+const TABLE = "tsworkflow-contract";
+let dynamo: DynamoDBLocal;
+
+beforeAll(async () => {
+  dynamo = await startDynamoDBLocal();
+  const client = dynamo.client();
+  await createTable(client, TABLE);
+  client.destroy();
+});
+
+afterAll(async () => {
+  await dynamo?.stop();
+});
+
+describeEventStoreContract("DynamoDBStorage", {
+  create: async () => new DynamoDBStorage({ tableName: TABLE, client: dynamo.client() }),
+});
+
+const at = "2026-03-01T00:00:00.000Z";
+const logEvent = (runId: string, seq: number, message: string): WorkflowEvent => ({
+  runId,
+  seq,
+  timestamp: at,
+  type: "log_info",
+  message,
+});
+
+describe("DynamoDBStorage beyond the contract", () => {
+  it("rejects a writer whose version falls inside an earlier commit, even in a fresh process", async () => {
+    // Prepare
+    const writer = new DynamoDBStorage({ tableName: TABLE, client: dynamo.client() });
+    const fixture = newRunFixture();
+    const runId = fixture.run.runId;
+    await writer.createRun(fixture);
+    await writer.commit(runId, 1, [logEvent(runId, 2, "a"), logEvent(runId, 3, "b")], {
+      status: "running",
+      updatedAt: at,
+    });
+    const stranger = new DynamoDBStorage({ tableName: TABLE, client: dynamo.client() });
+    // Act
+    const stale = stranger.commit(runId, 2, [logEvent(runId, 3, "c")], { status: "running", updatedAt: at });
+    // Assess
+    await expect(stale).rejects.toBeInstanceOf(VersionConflictError);
+    expect(
+      (await stranger.getEvents(runId)).map((e) => (e.type === "log_info" ? e.message : e.type)),
+    ).toEqual(["workflow_started", "a", "b"]);
+    await stranger.commit(runId, 3, [logEvent(runId, 4, "d")], { status: "running", updatedAt: at });
+    expect((await writer.getRun(runId))?.version).toBe(4);
+    await writer.close();
+    await stranger.close();
+  });
+
+  it("splits a commit larger than one item into parts and reads it back whole", async () => {
+    // Prepare
+    const store = new DynamoDBStorage({ tableName: TABLE, client: dynamo.client() });
+    const fixture = newRunFixture();
+    const runId = fixture.run.runId;
+    await store.createRun(fixture);
+    const big = "é🚀x".repeat(150_000);
+    // Act
+    await store.commit(runId, 1, [logEvent(runId, 2, big), logEvent(runId, 3, "small")], {
+      status: "running",
+      updatedAt: at,
+    });
+    // Assess
+    const fresh = new DynamoDBStorage({ tableName: TABLE, client: dynamo.client() });
+    const events = await fresh.getEvents(runId);
+    expect(events).toHaveLength(3);
+    expect(events[1]).toMatchObject({ seq: 2, message: big });
+    expect(events[2]).toMatchObject({ seq: 3, message: "small" });
+    await expect(
+      fresh.commit(runId, 1, [logEvent(runId, 2, "late")], { status: "running", updatedAt: at }),
+    ).rejects.toBeInstanceOf(VersionConflictError);
+    await store.close();
+    await fresh.close();
+  });
+
+  it("repairs a run document that missed its last commit when the log is read", async () => {
+    // Prepare
+    const store = new DynamoDBStorage({ tableName: TABLE, client: dynamo.client() });
+    const fixture = newRunFixture();
+    const runId = fixture.run.runId;
+    await store.createRun(fixture);
+    const crashing = new DynamoDBStorage({ tableName: TABLE, client: dynamo.client() });
+    // A commit whose document update never happens, as when the process dies in between.
+    (crashing as unknown as { updateDocument: () => Promise<void> }).updateDocument = async () => {};
+    await crashing.commit(
+      runId,
+      1,
+      [{ runId, seq: 2, timestamp: at, type: "workflow_completed", result: 42 }],
+      {
+        status: "completed",
+        updatedAt: at,
+        result: 42,
+      },
+    );
+    expect((await store.getRun(runId))?.status).toBe("pending");
+    // Act
+    const reader = new DynamoDBStorage({ tableName: TABLE, client: dynamo.client() });
+    await reader.getEvents(runId);
+    // Assess
+    expect(await reader.getRun(runId)).toMatchObject({ status: "completed", result: 42, version: 2 });
+    for (const s of [store, crashing, reader]) await s.close();
+  });
+
+  it("stores a step result over the item limit as a PayloadTooLargeError failure", async () => {
+    // Prepare
+    const store = new DynamoDBStorage({ tableName: TABLE, client: dynamo.client() });
+    const fixture = newRunFixture();
+    await store.createRun(fixture);
+    const outcome = {
+      runId: fixture.run.runId,
+      stepId: "big#0",
+      attempt: 1,
+      recordedAt: at,
+      ok: true as const,
+      result: "x".repeat(400 * 1024),
+    };
+    // Act
+    const stored = await store.putOutcome(outcome);
+    // Assess
+    expect(stored).toBe(true);
+    const read = await store.getOutcome(fixture.run.runId, "big#0", 1);
+    expect(read).toMatchObject({
+      ok: false,
+      error: { name: "PayloadTooLargeError", code: "PAYLOAD_TOO_LARGE" },
+    });
+    await store.close();
+  });
+
+  it("keeps a workflow input too large for the run document in the log and still returns it", async () => {
+    // Prepare
+    const store = new DynamoDBStorage({ tableName: TABLE, client: dynamo.client() });
+    const input = ["y".repeat(320 * 1024)];
+    const fixture = newRunFixture({ input });
+    // Act
+    await store.createRun(fixture);
+    // Assess
+    const run = await store.getRun(fixture.run.runId);
+    expect(run?.input).toEqual(input);
+    await store.close();
+  });
+});

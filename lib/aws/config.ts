@@ -1,0 +1,204 @@
+import { z } from "zod";
+import { ConfigurationError } from "../core/errors.ts";
+
+/**
+ * Configuration of the AWS runtime, read from environment variables at cold start. The CDK construct
+ * sets exactly these variables on the Lambda functions it creates.
+ */
+export interface AwsConfig {
+  /** `TSWORKFLOW_TABLE_NAME`: the DynamoDB table (layout in `TABLE_SCHEMA`). */
+  tableName: string;
+  /** `TSWORKFLOW_WORKFLOW_QUEUE_URL`: the FIFO queue of activations (`.fifo`). */
+  workflowQueueUrl: string;
+  /** `TSWORKFLOW_STEP_QUEUE_URL`: the standard queue of step tasks and short timers. */
+  stepQueueUrl: string;
+  /** `TSWORKFLOW_STEP_QUEUE_ARN`: the step queue's ARN, the target of long timers' schedules. */
+  stepQueueArn: string;
+  /** `TSWORKFLOW_SCHEDULE_GROUP`: the EventBridge Scheduler group of the kit's one-time schedules. */
+  scheduleGroup: string;
+  /** `TSWORKFLOW_SCHEDULER_ROLE_ARN`: the role EventBridge Scheduler assumes to send to the step queue. */
+  schedulerRoleArn: string;
+  /** `AWS_REGION` (set by Lambda). */
+  region: string;
+  /** Endpoint overrides for emulators and LocalStack; unset in AWS. */
+  endpoints: {
+    /** `TSWORKFLOW_DYNAMODB_ENDPOINT` */
+    dynamodb?: string;
+    /** `TSWORKFLOW_SQS_ENDPOINT` */
+    sqs?: string;
+    /** `TSWORKFLOW_SCHEDULER_ENDPOINT` */
+    scheduler?: string;
+  };
+  /**
+   * `TSWORKFLOW_TTL_DAYS`: days a finished run is kept.
+   * @default 30
+   */
+  ttlDays: number;
+}
+
+/** What a Lambda that only starts runs and reads them needs. */
+export type ClientConfig = Pick<AwsConfig, "tableName" | "workflowQueueUrl" | "region" | "endpoints"> &
+  Partial<Pick<AwsConfig, "ttlDays">>;
+
+const REGION = /^[a-z]{2}(-[a-z]+)+-\d+$/;
+const TABLE_NAME = /^[A-Za-z0-9_.-]{3,255}$/;
+const GROUP_NAME = /^[0-9A-Za-z_.-]{1,64}$/;
+const SQS_ARN = /^arn:aws[a-z-]*:sqs:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,80}$/;
+const ROLE_ARN = /^arn:aws[a-z-]*:iam::\d{12}:role\/[\w+=,.@/-]{1,512}$/;
+
+const httpUrl = z.string().refine((value) => {
+  try {
+    const url = new URL(value);
+    return url.protocol === "https:" || url.protocol === "http:";
+  } catch {
+    return false;
+  }
+}, "must be an http(s) URL");
+
+const optionalEndpoint = z
+  .string()
+  .optional()
+  .transform((value) => (value === undefined || value.trim() === "" ? undefined : value.trim()))
+  .pipe(httpUrl.optional());
+
+const variables = {
+  TSWORKFLOW_TABLE_NAME: z
+    .string()
+    .regex(TABLE_NAME, "must be a DynamoDB table name (3-255 of A-Z a-z 0-9 _ . -)"),
+  TSWORKFLOW_WORKFLOW_QUEUE_URL: httpUrl.refine(
+    (value) => value.endsWith(".fifo"),
+    "must be the URL of a FIFO queue (ending in .fifo)",
+  ),
+  TSWORKFLOW_STEP_QUEUE_URL: httpUrl.refine(
+    (value) => !value.endsWith(".fifo"),
+    "must be the URL of a standard (not FIFO) queue",
+  ),
+  TSWORKFLOW_STEP_QUEUE_ARN: z
+    .string()
+    .regex(SQS_ARN, "must be an SQS queue ARN (arn:aws:sqs:<region>:<account>:<name>)")
+    .refine(
+      (value) => !value.endsWith(".fifo"),
+      "must be the ARN of the standard step queue, not a FIFO queue",
+    ),
+  TSWORKFLOW_SCHEDULE_GROUP: z
+    .string()
+    .regex(GROUP_NAME, "must be a schedule group name (1-64 of 0-9 A-Z a-z _ . -)"),
+  TSWORKFLOW_SCHEDULER_ROLE_ARN: z
+    .string()
+    .regex(ROLE_ARN, "must be an IAM role ARN (arn:aws:iam::<account>:role/<name>)"),
+  AWS_REGION: z.string().regex(REGION, "must be an AWS region such as us-east-1"),
+  TSWORKFLOW_DYNAMODB_ENDPOINT: optionalEndpoint,
+  TSWORKFLOW_SQS_ENDPOINT: optionalEndpoint,
+  TSWORKFLOW_SCHEDULER_ENDPOINT: optionalEndpoint,
+  TSWORKFLOW_TTL_DAYS: z
+    .string()
+    .optional()
+    .transform((value) => (value === undefined || value.trim() === "" ? "30" : value))
+    .pipe(
+      z
+        .string()
+        .regex(/^\d+(\.\d+)?$/, "must be a positive number of days")
+        .transform(Number)
+        .pipe(
+          z.number().positive("must be a positive number of days").max(3650, "must be at most 3650 days"),
+        ),
+    ),
+} as const;
+
+const fullSchema = z.object(variables);
+const clientSchema = z.object({
+  TSWORKFLOW_TABLE_NAME: variables.TSWORKFLOW_TABLE_NAME,
+  TSWORKFLOW_WORKFLOW_QUEUE_URL: variables.TSWORKFLOW_WORKFLOW_QUEUE_URL,
+  AWS_REGION: variables.AWS_REGION,
+  TSWORKFLOW_DYNAMODB_ENDPOINT: optionalEndpoint,
+  TSWORKFLOW_SQS_ENDPOINT: optionalEndpoint,
+  TSWORKFLOW_TTL_DAYS: variables.TSWORKFLOW_TTL_DAYS,
+});
+
+type Environment = Record<string, string | undefined>;
+
+function parse<S extends z.ZodType>(schema: S, env: Environment, purpose: string): z.infer<S> {
+  const parsed = schema.safeParse(env);
+  if (parsed.success) return parsed.data;
+  const problems = parsed.error.issues.map((issue) => {
+    const name = String(issue.path[0] ?? "(environment)");
+    const value = env[name];
+    const found = value === undefined ? "it is not set" : `it is ${JSON.stringify(value)}`;
+    const message = value === undefined ? "is required" : issue.message;
+    return `${name} ${message} (${found})`;
+  });
+  throw new ConfigurationError(
+    `Invalid tsworkflow ${purpose} configuration: ${problems.join("; ")}. The DurableWorkflows CDK construct sets these variables; when deploying another way, set them on the function.`,
+  );
+}
+
+/**
+ * Reads and validates the AWS runtime's configuration. Call it once at cold start.
+ * @example
+ * import { loadConfig } from "tsworkflow/aws";
+ * const config = loadConfig(); // reads process.env
+ * @throws ConfigurationError naming every missing or invalid variable, in one message
+ */
+export function loadConfig(env: Environment = process.env): AwsConfig {
+  const values = parse(fullSchema, env, "AWS");
+  return {
+    tableName: values.TSWORKFLOW_TABLE_NAME,
+    workflowQueueUrl: values.TSWORKFLOW_WORKFLOW_QUEUE_URL,
+    stepQueueUrl: values.TSWORKFLOW_STEP_QUEUE_URL,
+    stepQueueArn: values.TSWORKFLOW_STEP_QUEUE_ARN,
+    scheduleGroup: values.TSWORKFLOW_SCHEDULE_GROUP,
+    schedulerRoleArn: values.TSWORKFLOW_SCHEDULER_ROLE_ARN,
+    region: values.AWS_REGION,
+    endpoints: endpoints(
+      values.TSWORKFLOW_DYNAMODB_ENDPOINT,
+      values.TSWORKFLOW_SQS_ENDPOINT,
+      values.TSWORKFLOW_SCHEDULER_ENDPOINT,
+    ),
+    ttlDays: values.TSWORKFLOW_TTL_DAYS,
+  };
+}
+
+/**
+ * Reads the smaller configuration of a client that starts runs and reads them
+ * (`TSWORKFLOW_TABLE_NAME`, `TSWORKFLOW_WORKFLOW_QUEUE_URL`, `AWS_REGION`).
+ * @throws ConfigurationError naming every missing or invalid variable, in one message
+ */
+export function loadClientConfig(env: Environment = process.env): ClientConfig {
+  const values = parse(clientSchema, env, "client");
+  return {
+    tableName: values.TSWORKFLOW_TABLE_NAME,
+    workflowQueueUrl: values.TSWORKFLOW_WORKFLOW_QUEUE_URL,
+    region: values.AWS_REGION,
+    endpoints: endpoints(values.TSWORKFLOW_DYNAMODB_ENDPOINT, values.TSWORKFLOW_SQS_ENDPOINT, undefined),
+    ttlDays: values.TSWORKFLOW_TTL_DAYS,
+  };
+}
+
+/** The environment variables that carry `config`: what the CDK construct sets, and what tests use. */
+export function configToEnvironment(config: AwsConfig): Record<string, string> {
+  return {
+    TSWORKFLOW_TABLE_NAME: config.tableName,
+    TSWORKFLOW_WORKFLOW_QUEUE_URL: config.workflowQueueUrl,
+    TSWORKFLOW_STEP_QUEUE_URL: config.stepQueueUrl,
+    TSWORKFLOW_STEP_QUEUE_ARN: config.stepQueueArn,
+    TSWORKFLOW_SCHEDULE_GROUP: config.scheduleGroup,
+    TSWORKFLOW_SCHEDULER_ROLE_ARN: config.schedulerRoleArn,
+    AWS_REGION: config.region,
+    TSWORKFLOW_TTL_DAYS: String(config.ttlDays),
+    ...(config.endpoints.dynamodb ? { TSWORKFLOW_DYNAMODB_ENDPOINT: config.endpoints.dynamodb } : {}),
+    ...(config.endpoints.sqs ? { TSWORKFLOW_SQS_ENDPOINT: config.endpoints.sqs } : {}),
+    ...(config.endpoints.scheduler ? { TSWORKFLOW_SCHEDULER_ENDPOINT: config.endpoints.scheduler } : {}),
+  };
+}
+
+function endpoints(
+  dynamodb: string | undefined,
+  sqs: string | undefined,
+  scheduler: string | undefined,
+): AwsConfig["endpoints"] {
+  return {
+    ...(dynamodb ? { dynamodb } : {}),
+    ...(sqs ? { sqs } : {}),
+    ...(scheduler ? { scheduler } : {}),
+  };
+}

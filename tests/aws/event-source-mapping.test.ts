@@ -1,0 +1,139 @@
+import { SendMessageCommand, type SQSClient } from "@aws-sdk/client-sqs";
+import type { SQSEvent } from "aws-lambda";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { EventSourceMapping } from "./harness/event-source-mapping.ts";
+import { type SqsEmulator, startSqs } from "./harness/sqs.ts";
+import { waitFor } from "./harness/wait.ts";
+
+let sqs: SqsEmulator;
+let client: SQSClient;
+let n = 0;
+
+beforeAll(async () => {
+  sqs = await startSqs();
+  client = sqs.client();
+});
+
+afterAll(async () => {
+  client?.destroy();
+  await sqs?.stop();
+});
+
+function freshQueues(maxReceiveCount = 5) {
+  n += 1;
+  return sqs.createKitQueues(`esm${n}`, { visibilityTimeoutSeconds: 1, maxReceiveCount });
+}
+
+async function send(url: string, bodies: string[], group?: string): Promise<void> {
+  for (const [i, body] of bodies.entries()) {
+    await client.send(
+      new SendMessageCommand({
+        QueueUrl: url,
+        MessageBody: body,
+        ...(group ? { MessageGroupId: group, MessageDeduplicationId: `${group}-${i}-${body}` } : {}),
+      }),
+    );
+  }
+}
+
+describe("EventSourceMapping (the Lambda SQS poller used by the AWS tests)", () => {
+  it("deletes the records that succeeded and brings back those reported in batchItemFailures", async () => {
+    // Prepare
+    const queues = freshQueues();
+    await send(queues.stepQueueUrl, ["a", "b", "c"]);
+    const seen: { body: string; receiveCount: string }[] = [];
+    const mapping = new EventSourceMapping({
+      client,
+      queueUrl: queues.stepQueueUrl,
+      queueArn: queues.stepQueueArn,
+      handler: async (event: SQSEvent) => {
+        for (const r of event.Records)
+          seen.push({ body: r.body, receiveCount: r.attributes.ApproximateReceiveCount });
+        const failed = event.Records.filter(
+          (r) => r.body === "b" && r.attributes.ApproximateReceiveCount === "1",
+        );
+        return { batchItemFailures: failed.map((r) => ({ itemIdentifier: r.messageId })) };
+      },
+    });
+    // Act
+    await mapping.pollOnce();
+    const again = await waitFor("the failed record to come back", async () =>
+      (await mapping.pollOnce()) > 0 ? true : undefined,
+    );
+    // Assess
+    expect(again).toBe(true);
+    expect(seen.map((s) => s.body).sort()).toEqual(["a", "b", "b", "c"]);
+    expect(seen.filter((s) => s.body === "b").map((s) => s.receiveCount)).toEqual(["1", "2"]);
+    expect(mapping.stats).toMatchObject({ deleted: 3, failedRecords: 1 });
+  });
+
+  it("gives each invocation a real-shaped SQS event and Lambda context", async () => {
+    const queues = freshQueues();
+    await send(queues.workflowQueueUrl, ["x"], "run_1");
+    let captured: { event: SQSEvent; requestId: string; remaining: number } | undefined;
+    const mapping = new EventSourceMapping({
+      client,
+      queueUrl: queues.workflowQueueUrl,
+      queueArn: queues.workflowQueueArn,
+      functionName: "workflow",
+      handler: async (event, context) => {
+        captured = { event, requestId: context.awsRequestId, remaining: context.getRemainingTimeInMillis() };
+        return { batchItemFailures: [] };
+      },
+    });
+    await mapping.pollOnce();
+    const record = captured?.event.Records[0];
+    expect(record).toMatchObject({
+      body: "x",
+      eventSource: "aws:sqs",
+      eventSourceARN: queues.workflowQueueArn,
+      awsRegion: "us-east-1",
+      attributes: { MessageGroupId: "run_1", ApproximateReceiveCount: "1" },
+    });
+    expect(record?.attributes.SequenceNumber).toBeTruthy();
+    expect(captured?.requestId).toMatch(/^[0-9a-f-]{36}$/);
+    expect(captured?.remaining).toBeGreaterThan(0);
+  });
+
+  it("returns the whole batch when the invocation throws or times out", async () => {
+    const queues = freshQueues();
+    await send(queues.stepQueueUrl, ["p", "q"]);
+    let calls = 0;
+    const mapping = new EventSourceMapping({
+      client,
+      queueUrl: queues.stepQueueUrl,
+      queueArn: queues.stepQueueArn,
+      timeoutMs: 200,
+      handler: async () => {
+        calls += 1;
+        if (calls === 1) throw new Error("crash");
+        if (calls === 2) await new Promise(() => {});
+        return { batchItemFailures: [] };
+      },
+    });
+    await mapping.pollOnce();
+    await waitFor("a second delivery", async () => ((await mapping.pollOnce()) > 0 ? true : undefined));
+    await waitFor("a third delivery", async () => ((await mapping.pollOnce()) > 0 ? true : undefined));
+    expect(mapping.stats).toMatchObject({ failedInvocations: 2, deleted: 2 });
+  });
+
+  it("lets SQS move a record that keeps failing to the dead-letter queue after maxReceiveCount receives", async () => {
+    const queues = freshQueues(2);
+    await send(queues.stepQueueUrl, ["poison"]);
+    const mapping = new EventSourceMapping({
+      client,
+      queueUrl: queues.stepQueueUrl,
+      queueArn: queues.stepQueueArn,
+      handler: async (event) => ({
+        batchItemFailures: event.Records.map((r) => ({ itemIdentifier: r.messageId })),
+      }),
+    }).start();
+    const dead = await waitFor("the record in the DLQ", () => {
+      const inspected = sqs.server.inspectQueue(`esm${n}-step-dlq`);
+      return inspected && inspected.messages.ready.length > 0 ? inspected.messages.ready : undefined;
+    });
+    await mapping.stop();
+    expect(dead.map((m) => m.body)).toEqual(["poison"]);
+    expect(mapping.stats.records).toBe(2);
+  });
+});

@@ -1,0 +1,308 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+
+/**
+ * A small EventBridge Scheduler endpoint for tests: the real `@aws-sdk/client-scheduler` talks to it
+ * through an `endpoint` override. It keeps one-time schedules, answers like the service
+ * (`ConflictException` for a name taken in the group, `ResourceNotFoundException` for a missing
+ * schedule or group, `ValidationException` for a malformed request), records every request exactly,
+ * and, when its virtual clock passes a schedule's `at(...)` time, sends the target's `Input` to the
+ * target queue (via `deliver`) and deletes the schedule if `ActionAfterCompletion` is `DELETE`.
+ * (LocalStack's Scheduler never fires targets, so a fake is the only way to test the long-sleep path.)
+ */
+export interface FakeSchedulerOptions {
+  /** Sends a target's input to the queue with this ARN. */
+  deliver(targetArn: string, input: string): Promise<void>;
+  /** Schedule groups that exist. @default ["default"] */
+  groups?: string[];
+  /** Virtual time to start from (epoch ms). @default Date.now() */
+  now?: number;
+  region?: string;
+  accountId?: string;
+}
+
+export interface RecordedSchedulerRequest {
+  operation: "CreateSchedule" | "DeleteSchedule" | "GetSchedule" | "Unsupported";
+  name: string;
+  groupName: string;
+  /** The request body as sent (CreateSchedule), or `{}`. */
+  input: Record<string, unknown>;
+  /** HTTP status answered. */
+  status: number;
+  /** Error type answered, if any. */
+  error?: string;
+}
+
+export interface StoredSchedule {
+  name: string;
+  groupName: string;
+  scheduleExpression: string;
+  /** Epoch ms of the `at(...)` time. */
+  at: number;
+  timezone: string;
+  actionAfterCompletion: string;
+  target: { Arn: string; RoleArn: string; Input?: string };
+  state: "ENABLED" | "DISABLED";
+  arn: string;
+}
+
+export interface SchedulerInvocation {
+  name: string;
+  groupName: string;
+  at: number;
+  /** Virtual time of delivery. */
+  deliveredAt: number;
+  targetArn: string;
+  input: string;
+}
+
+const NAME = /^[0-9a-zA-Z_.-]{1,64}$/;
+const AT = /^at\((\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})\)$/;
+
+class SchedulerError extends Error {
+  constructor(
+    readonly type: string,
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export class FakeScheduler {
+  readonly requests: RecordedSchedulerRequest[] = [];
+  readonly invocations: SchedulerInvocation[] = [];
+  private readonly schedules = new Map<string, StoredSchedule>();
+  private readonly groups: Set<string>;
+  private readonly region: string;
+  private readonly accountId: string;
+  private server: Server | undefined;
+  private virtualNow: number;
+  private delivering: Promise<void> = Promise.resolve();
+
+  constructor(private readonly options: FakeSchedulerOptions) {
+    this.groups = new Set(options.groups ?? ["default"]);
+    this.region = options.region ?? "us-east-1";
+    this.accountId = options.accountId ?? "000000000000";
+    this.virtualNow = options.now ?? Date.now();
+  }
+
+  /** Listens on a free loopback port. */
+  async start(): Promise<string> {
+    const server = createServer((request, response) => void this.handle(request, response));
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    this.server = server;
+    return this.endpoint;
+  }
+
+  get endpoint(): string {
+    const address = this.server?.address() as AddressInfo | undefined;
+    if (!address) throw new Error("The fake scheduler is not started.");
+    return `http://127.0.0.1:${address.port}`;
+  }
+
+  get now(): number {
+    return this.virtualNow;
+  }
+
+  async stop(): Promise<void> {
+    const server = this.server;
+    this.server = undefined;
+    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+
+  /** Schedules that exist now. */
+  list(): StoredSchedule[] {
+    return [...this.schedules.values()].map((schedule) => structuredClone(schedule));
+  }
+
+  /**
+   * Moves the virtual clock to `ms` and fires every schedule due by then, in time order (each one
+   * sends its input to its target, then is deleted when `ActionAfterCompletion` is `DELETE`).
+   */
+  async advanceTo(ms: number): Promise<SchedulerInvocation[]> {
+    const run = this.delivering.then(() => this.fireDue(ms));
+    this.delivering = run.then(
+      () => {},
+      () => {},
+    );
+    return run;
+  }
+
+  private async fireDue(ms: number): Promise<SchedulerInvocation[]> {
+    this.virtualNow = Math.max(this.virtualNow, ms);
+    const due = [...this.schedules.entries()]
+      .filter(([, schedule]) => schedule.state === "ENABLED" && schedule.at <= this.virtualNow)
+      .sort(([, a], [, b]) => a.at - b.at);
+    const fired: SchedulerInvocation[] = [];
+    for (const [key, schedule] of due) {
+      const input = schedule.target.Input ?? "{}";
+      await this.options.deliver(schedule.target.Arn, input);
+      const invocation = {
+        name: schedule.name,
+        groupName: schedule.groupName,
+        at: schedule.at,
+        deliveredAt: this.virtualNow,
+        targetArn: schedule.target.Arn,
+        input,
+      };
+      this.invocations.push(invocation);
+      fired.push(invocation);
+      if (schedule.actionAfterCompletion === "DELETE") this.schedules.delete(key);
+      else schedule.state = "DISABLED";
+    }
+    return fired;
+  }
+
+  private async handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
+    const url = new URL(request.url ?? "/", "http://localhost");
+    const match = /^\/schedules\/([^/]+)$/.exec(url.pathname);
+    const name = match ? decodeURIComponent(match[1] as string) : "";
+    const chunks: Buffer[] = [];
+    for await (const chunk of request) chunks.push(chunk as Buffer);
+    const text = Buffer.concat(chunks).toString("utf8");
+    let input: Record<string, unknown> = {};
+    const record: RecordedSchedulerRequest = {
+      operation: "Unsupported",
+      name,
+      groupName: "",
+      input,
+      status: 200,
+    };
+    try {
+      if (text.length > 0) input = JSON.parse(text) as Record<string, unknown>;
+      record.input = input;
+      if (!match)
+        throw new SchedulerError(
+          "ValidationException",
+          400,
+          `The fake scheduler does not serve ${request.method} ${url.pathname}.`,
+        );
+      if (request.method === "POST") {
+        record.operation = "CreateSchedule";
+        record.groupName = String(input.GroupName ?? "default");
+        this.reply(response, 200, this.create(name, record.groupName, input));
+      } else if (request.method === "DELETE") {
+        record.operation = "DeleteSchedule";
+        record.groupName = url.searchParams.get("groupName") ?? "default";
+        this.delete(name, record.groupName);
+        this.reply(response, 200, {});
+      } else if (request.method === "GET") {
+        record.operation = "GetSchedule";
+        record.groupName = url.searchParams.get("groupName") ?? "default";
+        this.reply(response, 200, this.get(name, record.groupName));
+      } else {
+        throw new SchedulerError(
+          "ValidationException",
+          400,
+          `The fake scheduler does not serve ${request.method} on schedules.`,
+        );
+      }
+    } catch (error) {
+      const failure =
+        error instanceof SchedulerError
+          ? error
+          : new SchedulerError("ValidationException", 400, `Malformed request: ${String(error)}`);
+      record.status = failure.status;
+      record.error = failure.type;
+      this.reply(response, failure.status, { Message: failure.message }, failure.type);
+    }
+    this.requests.push(record);
+  }
+
+  private reply(response: ServerResponse, status: number, body: unknown, errorType?: string): void {
+    const headers: Record<string, string> = { "content-type": "application/json" };
+    if (errorType) headers["x-amzn-errortype"] = errorType;
+    response.writeHead(status, headers);
+    response.end(JSON.stringify(body));
+  }
+
+  private create(name: string, groupName: string, input: Record<string, unknown>): { ScheduleArn: string } {
+    if (!NAME.test(name))
+      throw new SchedulerError(
+        "ValidationException",
+        400,
+        `Invalid schedule name "${name}": 1 to 64 of [0-9a-zA-Z-_.].`,
+      );
+    if (!this.groups.has(groupName))
+      throw new SchedulerError(
+        "ResourceNotFoundException",
+        404,
+        `Schedule group ${groupName} does not exist.`,
+      );
+    const key = `${groupName}/${name}`;
+    if (this.schedules.has(key))
+      throw new SchedulerError("ConflictException", 409, `Schedule ${name} already exists.`);
+    const expression = String(input.ScheduleExpression ?? "");
+    const at = AT.exec(expression);
+    if (!at)
+      throw new SchedulerError(
+        "ValidationException",
+        400,
+        `Invalid Schedule Expression ${expression}: the fake accepts at(yyyy-mm-ddThh:mm:ss).`,
+      );
+    const timezone = String(input.ScheduleExpressionTimezone ?? "UTC");
+    if (timezone !== "UTC")
+      throw new SchedulerError(
+        "ValidationException",
+        400,
+        `The fake scheduler supports the UTC time zone only, not ${timezone}.`,
+      );
+    const window = input.FlexibleTimeWindow as { Mode?: string } | undefined;
+    if (!window || (window.Mode !== "OFF" && window.Mode !== "FLEXIBLE")) {
+      throw new SchedulerError(
+        "ValidationException",
+        400,
+        "FlexibleTimeWindow.Mode must be OFF or FLEXIBLE.",
+      );
+    }
+    const target = input.Target as StoredSchedule["target"] | undefined;
+    if (!target?.Arn || !target.RoleArn)
+      throw new SchedulerError("ValidationException", 400, "Target.Arn and Target.RoleArn are required.");
+    const action = String(input.ActionAfterCompletion ?? "NONE");
+    if (action !== "NONE" && action !== "DELETE")
+      throw new SchedulerError("ValidationException", 400, `Invalid ActionAfterCompletion ${action}.`);
+    const [, year, month, day, hour, minute, second] = at.map(Number) as number[];
+    const time = Date.UTC(year as number, (month as number) - 1, day, hour, minute, second);
+    const arn = `arn:aws:scheduler:${this.region}:${this.accountId}:schedule/${groupName}/${name}`;
+    this.schedules.set(key, {
+      name,
+      groupName,
+      scheduleExpression: expression,
+      at: time,
+      timezone,
+      actionAfterCompletion: action,
+      target: {
+        Arn: target.Arn,
+        RoleArn: target.RoleArn,
+        ...(target.Input === undefined ? {} : { Input: target.Input }),
+      },
+      state: input.State === "DISABLED" ? "DISABLED" : "ENABLED",
+      arn,
+    });
+    return { ScheduleArn: arn };
+  }
+
+  private delete(name: string, groupName: string): void {
+    if (!this.schedules.delete(`${groupName}/${name}`)) {
+      throw new SchedulerError("ResourceNotFoundException", 404, `Schedule ${name} does not exist.`);
+    }
+  }
+
+  private get(name: string, groupName: string): Record<string, unknown> {
+    const schedule = this.schedules.get(`${groupName}/${name}`);
+    if (!schedule)
+      throw new SchedulerError("ResourceNotFoundException", 404, `Schedule ${name} does not exist.`);
+    return {
+      Arn: schedule.arn,
+      Name: schedule.name,
+      GroupName: schedule.groupName,
+      ScheduleExpression: schedule.scheduleExpression,
+      ScheduleExpressionTimezone: schedule.timezone,
+      ActionAfterCompletion: schedule.actionAfterCompletion,
+      FlexibleTimeWindow: { Mode: "OFF" },
+      State: schedule.state,
+      Target: schedule.target,
+    };
+  }
+}

@@ -1,0 +1,78 @@
+/**
+ * Counts AWS requests by `<service>.<operation>` through the clients' middleware stacks, and the
+ * DynamoDB capacity they consumed (by asking for `ReturnConsumedCapacity: TOTAL`), for the cost model.
+ */
+export interface RequestCounts {
+  requests: Record<string, number>;
+  /** DynamoDB write and read capacity units consumed. */
+  writeUnits: number;
+  readUnits: number;
+}
+
+interface CountableClient {
+  middlewareStack: {
+    add(
+      middleware: (
+        next: (args: { input: object }) => Promise<{ output: object }>,
+        context: { commandName?: string },
+      ) => (args: { input: object }) => Promise<{ output: object }>,
+      options: { step: "initialize"; name: string; override?: boolean },
+    ): void;
+  };
+}
+
+export class RequestCounter {
+  counts: RequestCounts = { requests: {}, writeUnits: 0, readUnits: 0 };
+
+  /** Starts counting the requests `client` sends, as `<service>.<operation>`. */
+  watch(client: object, service: string): void {
+    (client as CountableClient).middlewareStack.add(
+      (next, context) => async (args) => {
+        const operation = (context.commandName ?? "Unknown").replace(/Command$/, "");
+        const key = `${service}.${operation}`;
+        this.counts.requests[key] = (this.counts.requests[key] ?? 0) + 1;
+        if (service === "dynamodb")
+          (args.input as { ReturnConsumedCapacity?: string }).ReturnConsumedCapacity = "TOTAL";
+        const result = await next(args);
+        if (service === "dynamodb")
+          this.addCapacity(operation, (result.output as { ConsumedCapacity?: unknown }).ConsumedCapacity);
+        return result;
+      },
+      { step: "initialize", name: `tsworkflowRequestCounter-${service}`, override: true },
+    );
+  }
+
+  reset(): void {
+    this.counts = { requests: {}, writeUnits: 0, readUnits: 0 };
+  }
+
+  snapshot(): RequestCounts {
+    return structuredClone(this.counts);
+  }
+
+  /** Requests of one service (prefix `dynamodb.`, `sqs.`, `scheduler.`), summed. */
+  total(service?: string): number {
+    return Object.entries(this.counts.requests)
+      .filter(([key]) => service === undefined || key.startsWith(`${service}.`))
+      .reduce((sum, [, count]) => sum + count, 0);
+  }
+
+  private addCapacity(operation: string, consumed: unknown): void {
+    const list = Array.isArray(consumed) ? consumed : consumed ? [consumed] : [];
+    const writes = new Set(["PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems", "BatchWriteItem"]);
+    for (const entry of list as {
+      CapacityUnits?: number;
+      WriteCapacityUnits?: number;
+      ReadCapacityUnits?: number;
+    }[]) {
+      if (entry.WriteCapacityUnits !== undefined || entry.ReadCapacityUnits !== undefined) {
+        this.counts.writeUnits += entry.WriteCapacityUnits ?? 0;
+        this.counts.readUnits += entry.ReadCapacityUnits ?? 0;
+      } else if (writes.has(operation)) {
+        this.counts.writeUnits += entry.CapacityUnits ?? 0;
+      } else {
+        this.counts.readUnits += entry.CapacityUnits ?? 0;
+      }
+    }
+  }
+}

@@ -1,6 +1,12 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { createServer, Socket } from "node:net";
+import { ConfigurationError } from "../../lib/core/errors.ts";
+
+/**
+ * Starts throwaway `redis-server` processes for tests, examples and local development: free loopback port,
+ * nothing written to disk, stopped by `stop()`. Not for production (use a managed or supervised Redis).
+ */
 
 /** A throwaway redis-server on a free loopback port, with no persistence. */
 export interface RedisServer {
@@ -20,7 +26,7 @@ const CANDIDATES = [
 function findRedisServer(): string {
   const found = CANDIDATES.find((path): path is string => typeof path === "string" && existsSync(path));
   if (!found) {
-    throw new Error(
+    throw new ConfigurationError(
       "redis-server was not found (looked in /usr/bin, /usr/local/bin, /opt/homebrew/bin and $REDIS_SERVER_BIN). Install it: sudo apt-get install redis-server (Debian/Ubuntu) or brew install redis (macOS).",
     );
   }
@@ -62,7 +68,12 @@ function ping(port: number): Promise<boolean> {
 /**
  * Starts `redis-server` on a free loopback port (`--save "" --appendonly no`: nothing touches the disk),
  * waits until it answers PING, and returns a handle whose `stop()` shuts it down.
- * @throws Error saying how to install redis-server when it is missing
+ * @example
+ * import { startRedisServer } from "tsworkflow/local";
+ * const server = await startRedisServer();
+ * console.log(server.url); // redis://127.0.0.1:<port>
+ * await server.stop();
+ * @throws ConfigurationError saying how to install redis-server when it is missing
  */
 export async function startRedisServer(): Promise<RedisServer> {
   const bin = findRedisServer();

@@ -1,12 +1,12 @@
 import type { Redis } from "ioredis";
 import {
   InvalidEventError,
-  InvalidRunIdError,
   PayloadTooLargeError,
   type SerializedError,
   VersionConflictError,
 } from "../../lib/core/errors.ts";
 import { parseEvent, type WorkflowEvent } from "../../lib/core/events.ts";
+import { assertRunId } from "../../lib/core/ids.ts";
 import {
   type CreateRunResult,
   type EventStore,
@@ -37,15 +37,9 @@ export interface RedisStorageOptions {
   maxPayloadBytes?: number;
 }
 
-const RUN_ID = /^[A-Za-z0-9_-]{1,128}$/;
 const STATUSES: ReadonlySet<string> = new Set(RUN_STATUSES);
 /** Events that consume a stored outcome: once one is in the log, the outcome is no longer pending. */
 const OUTCOME_EVENTS: ReadonlySet<string> = new Set(["step_completed", "step_failed", "step_retrying"]);
-
-/** Throws unless `runId` is safe to put in a key. */
-export function assertRunId(runId: unknown): asserts runId is string {
-  if (typeof runId !== "string" || !RUN_ID.test(runId)) throw new InvalidRunIdError(runId);
-}
 
 /*
  * Keys (P = prefix):

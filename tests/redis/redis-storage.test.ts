@@ -195,6 +195,22 @@ describe("RedisStorage", () => {
     }
   });
 
+  it("lists every run when the limit is Number.MAX_SAFE_INTEGER (as recover() asks)", async () => {
+    // Prepare
+    const storage = new RedisStorage({ redis: server.url, prefix: freshPrefix() });
+    const fixtures = [newRunFixture(), newRunFixture(), newRunFixture()];
+    for (const fixture of fixtures) await storage.createRun(fixture);
+    try {
+      // Act
+      const runs = await storage.listRuns({ status: "pending", limit: Number.MAX_SAFE_INTEGER });
+      // Assess
+      expect(runs.map((run) => run.runId).sort()).toEqual(fixtures.map((f) => f.run.runId).sort());
+      expect(await storage.listRuns({ limit: 0 })).toEqual([]);
+    } finally {
+      await storage.close();
+    }
+  });
+
   it("works on a client the caller owns and leaves it open on close", async () => {
     // Prepare
     const client = new Redis(server.url);

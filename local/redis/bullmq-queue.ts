@@ -1,0 +1,239 @@
+import { DelayedError, type Job, type JobsOptions, Queue, Worker } from "bullmq";
+import type { Redis } from "ioredis";
+import { ConfigurationError } from "../../lib/core/errors.ts";
+import { getLogger } from "../../lib/core/logger.ts";
+import type { ActivationTask, StepTask, TaskQueue } from "../../lib/ports/task-queue.ts";
+import { closeRedis, openRedis, type RedisConnection, toRedisError } from "./connection.ts";
+import { RunLocks } from "./run-lock.ts";
+
+/** BullMQ queue names (under the BullMQ prefix `<prefix>bull`). */
+export const ACTIVATIONS_QUEUE = "activations";
+export const STEPS_QUEUE = "steps";
+
+/** Options of {@link BullMQQueue}. */
+export interface BullMQQueueOptions {
+  /** A connected ioredis client (you close it) or a `redis://` URL. */
+  redis: Redis | string;
+  /**
+   * Prepended to tsworkflow's keys (locks); BullMQ's keys live under `<prefix>bull`. Use the same prefix
+   * as the {@link RedisStorage} of the same application.
+   * @default "tsw:"
+   */
+  prefix?: string;
+}
+
+/** What a consumer does with each task: the engine's `activate` and `executeStep`. */
+export interface QueueHandlers {
+  activate(task: ActivationTask): Promise<void>;
+  executeStep(task: StepTask): Promise<void>;
+}
+
+/** Options of {@link BullMQQueue.consume}. */
+export interface ConsumeOptions {
+  /**
+   * How many activations, and separately how many steps, this process handles at once.
+   * @default 10
+   */
+  concurrency?: number;
+  /** Shown in logs and as the BullMQ worker name. @default "<hostname>-<pid>" */
+  workerId?: string;
+  /**
+   * A job whose worker died (kill -9, lost network) is handed to another worker after about this long.
+   * Also the BullMQ lock duration, so an activation or step that blocks the event loop longer than this
+   * may run twice (steps run at least once anyway).
+   * @default 30000
+   */
+  stalledAfterMs?: number;
+  /**
+   * How long the per-run activation lock lives without renewal (it is renewed every third of this).
+   * @default 30000
+   */
+  runLockMs?: number;
+}
+
+/** A running consumer of both queues. */
+export interface QueueConsumer {
+  readonly workerId: string;
+  /** Stops taking jobs and waits for the jobs in flight to finish. */
+  close(): Promise<void>;
+}
+
+const RETRY = { attempts: 8, backoff: { type: "exponential", delay: 250 } } as const;
+/** A lock held elsewhere: try again shortly (jittered so waiting activations do not collide again). */
+const relockDelay = () => 20 + Math.floor(Math.random() * 60);
+
+/** BullMQ job ids cannot contain ":"; run ids cannot contain "|", so these ids never collide. */
+export const stepJobId = (task: Pick<StepTask, "runId" | "stepId" | "attempt">) =>
+  `step|${task.runId}|${encodeURIComponent(task.stepId)}|${task.attempt}`;
+
+/**
+ * A {@link TaskQueue} on BullMQ: one queue of activations, one of steps, delivered at least once.
+ *
+ * - Pending activations of a run are coalesced (BullMQ deduplication on the run id with
+ *   `keepLastIfActive`): at most one waits while one runs, and one that arrives while a run is being
+ *   activated is kept for after, never dropped.
+ * - Activations of one run never overlap across workers: each takes a per-run lock in Redis first, and
+ *   a job that finds the lock held goes back to the delayed set for a few tens of milliseconds.
+ * - A step task's job id is `(runId, stepId, attempt)`, so a re-sent step that is still queued or running
+ *   is not queued twice.
+ * @example
+ * import { BullMQQueue } from "tsworkflow/local";
+ * const queue = new BullMQQueue({ redis: "redis://127.0.0.1:6379" });
+ */
+export class BullMQQueue implements TaskQueue {
+  readonly prefix: string;
+  /** The BullMQ queue of activations (timers add delayed jobs to it). */
+  readonly activations: Queue;
+  readonly steps: Queue;
+  private readonly connection: RedisConnection;
+  private readonly consumers = new Set<QueueConsumer>();
+
+  constructor(options: BullMQQueueOptions) {
+    this.prefix = options.prefix ?? "tsw:";
+    this.connection = openRedis(options.redis);
+    const queueOptions = { connection: this.connection.client, prefix: `${this.prefix}bull` };
+    this.activations = new Queue(ACTIVATIONS_QUEUE, queueOptions);
+    this.steps = new Queue(STEPS_QUEUE, queueOptions);
+    // Queue errors also surface on the calls that failed; this keeps them from being unhandled.
+    this.activations.on("error", () => {});
+    this.steps.on("error", () => {});
+  }
+
+  /** The address of the Redis server, password hidden. */
+  get url(): string {
+    return this.connection.url;
+  }
+
+  async enqueueActivation(task: ActivationTask): Promise<void> {
+    await this.add(this.activations, "activate", task, {
+      deduplication: { id: task.runId, keepLastIfActive: true },
+      removeOnComplete: true,
+      removeOnFail: { count: 1000 },
+      ...RETRY,
+    });
+  }
+
+  async enqueueStep(task: StepTask): Promise<void> {
+    await this.add(this.steps, "step", task, {
+      jobId: stepJobId(task),
+      // A finished step job frees its id: its outcome is stored by then, so a re-sent task only wakes the run.
+      removeOnComplete: true,
+      removeOnFail: true,
+      ...RETRY,
+    });
+  }
+
+  /**
+   * Starts consuming both queues in this process.
+   * @throws ConfigurationError for a concurrency below 1
+   */
+  async consume(handlers: QueueHandlers, options: ConsumeOptions = {}): Promise<QueueConsumer> {
+    const concurrency = options.concurrency ?? 10;
+    if (!Number.isInteger(concurrency) || concurrency < 1) {
+      throw new ConfigurationError(
+        `concurrency must be a whole number ≥ 1, got ${JSON.stringify(options.concurrency)}.`,
+      );
+    }
+    const workerId = options.workerId ?? defaultWorkerId();
+    const stalledAfterMs = options.stalledAfterMs ?? 30_000;
+    const locks = new RunLocks(this.connection.client, this.prefix, options.runLockMs ?? 30_000);
+    const logger = getLogger();
+    // Workers block on their connections, so each gets its own, with BullMQ's required settings.
+    const clients: Redis[] = [];
+    const workerConnection = () => {
+      const client = this.connection.client.duplicate({ maxRetriesPerRequest: null, lazyConnect: false });
+      client.on("error", () => {});
+      clients.push(client);
+      return client;
+    };
+    const workerOptions = {
+      prefix: `${this.prefix}bull`,
+      concurrency,
+      name: workerId,
+      lockDuration: stalledAfterMs,
+      stalledInterval: Math.max(500, Math.floor(stalledAfterMs / 2)),
+      maxStalledCount: 3,
+    };
+
+    const activationWorker = new Worker<ActivationTask>(
+      ACTIVATIONS_QUEUE,
+      async (job: Job<ActivationTask>, token?: string) => {
+        const lock = await locks.acquire(job.data.runId);
+        if (!lock) {
+          await job.moveToDelayed(Date.now() + relockDelay(), token);
+          throw new DelayedError();
+        }
+        try {
+          await handlers.activate(job.data);
+        } finally {
+          await lock.release();
+        }
+      },
+      { ...workerOptions, connection: workerConnection() },
+    );
+    const stepWorker = new Worker<StepTask>(
+      STEPS_QUEUE,
+      async (job: Job<StepTask>) => {
+        await handlers.executeStep(job.data);
+      },
+      { ...workerOptions, connection: workerConnection() },
+    );
+    for (const worker of [activationWorker, stepWorker]) {
+      worker.on("failed", (job, error) => {
+        if (!job) return;
+        const final = job.attemptsMade >= (job.opts.attempts ?? 1);
+        const context = {
+          workerId,
+          queue: worker.name,
+          jobId: job.id,
+          runId: (job.data as { runId?: string }).runId,
+        };
+        if (final)
+          logger.error(`job failed for good after ${job.attemptsMade} attempts: ${error.message}`, context);
+        else logger.warn(`job failed (attempt ${job.attemptsMade}), will retry: ${error.message}`, context);
+      });
+      worker.on("error", (error) => {
+        logger.warn(`worker error: ${toRedisError(error, this.connection).message}`, {
+          workerId,
+          queue: worker.name,
+        });
+      });
+    }
+    await Promise.all([activationWorker.waitUntilReady(), stepWorker.waitUntilReady()]);
+
+    let closing: Promise<void> | undefined;
+    const consumer: QueueConsumer = {
+      workerId,
+      close: () => {
+        closing ??= (async () => {
+          // close() without force waits for the jobs in flight.
+          await Promise.all([activationWorker.close(), stepWorker.close()]);
+          await Promise.all(clients.map((client) => client.quit().catch(() => client.disconnect())));
+          this.consumers.delete(consumer);
+        })();
+        return closing;
+      },
+    };
+    this.consumers.add(consumer);
+    return consumer;
+  }
+
+  /** Drains and closes the consumers started here, then the queues and the connection (if opened here). */
+  async close(): Promise<void> {
+    await Promise.all([...this.consumers].map((consumer) => consumer.close()));
+    await Promise.all([this.activations.close(), this.steps.close()]);
+    await closeRedis(this.connection);
+  }
+
+  private async add(queue: Queue, name: string, data: object, options: JobsOptions): Promise<void> {
+    try {
+      await queue.add(name, data, options);
+    } catch (error) {
+      throw toRedisError(error, this.connection);
+    }
+  }
+}
+
+export function defaultWorkerId(): string {
+  return `${process.env.HOSTNAME ?? "worker"}-${process.pid}`;
+}

@@ -1,0 +1,166 @@
+import { existsSync } from "node:fs";
+import { resolve } from "node:path";
+import { pathToFileURL } from "node:url";
+import { ConfigurationError } from "../../lib/core/errors.ts";
+import { getLogger } from "../../lib/core/logger.ts";
+import { registeredWorkflows } from "../../lib/core/registry.ts";
+import { redactUrl } from "./connection.ts";
+import { createRedisRuntime, type RedisRuntime } from "./redis-runtime.ts";
+
+/** Options of {@link runWorker}. */
+export interface RunWorkerOptions {
+  /** The Redis server, e.g. `redis://127.0.0.1:6379`. */
+  redis: string;
+  /** The module that defines (imports) your workflows and steps; importing it registers them. */
+  workflows: string;
+  /** @default 10 */
+  concurrency?: number;
+  /** @default "tsw:" */
+  prefix?: string;
+  /** @default "<hostname>-<pid>" */
+  workerId?: string;
+  /** @default 30000 */
+  stalledAfterMs?: number;
+  /**
+   * Stop (draining the jobs in flight) on SIGTERM and SIGINT, then let the process exit.
+   * @default true
+   */
+  handleSignals?: boolean;
+}
+
+/** A running worker. */
+export interface RunningWorker {
+  readonly workerId: string;
+  readonly runtime: RedisRuntime;
+  /** Resolves once the worker has stopped (after a signal or `stop()`). */
+  readonly stopped: Promise<void>;
+  /** Stops taking jobs and waits for the jobs in flight. */
+  stop(): Promise<void>;
+}
+
+/**
+ * What `tsworkflow worker --redis URL --workflows FILE --concurrency N` runs: imports the workflows file,
+ * consumes activations and steps from Redis, and on SIGTERM (or SIGINT) finishes the steps in flight
+ * before it stops. Run as many as you like, on as many machines as you like.
+ * @example
+ * import { runWorker } from "tsworkflow/local";
+ * const worker = await runWorker({ redis: "redis://127.0.0.1:6379", workflows: "./src/workflows.ts", concurrency: 20 });
+ * await worker.stopped;
+ * @throws ConfigurationError when the workflows file is missing or registers no workflow
+ */
+export async function runWorker(options: RunWorkerOptions): Promise<RunningWorker> {
+  const logger = getLogger();
+  const file = resolve(options.workflows);
+  if (!existsSync(file)) {
+    throw new ConfigurationError(
+      `Workflows file ${file} does not exist. Pass the module that defines your workflows: --workflows ./src/workflows.ts`,
+    );
+  }
+  await import(pathToFileURL(file).href);
+  const names = registeredWorkflows().map((definition) => definition.name);
+  if (names.length === 0) {
+    throw new ConfigurationError(
+      `${file} registered no workflow. It must define workflows with workflow("name", fn), or import the modules that do.`,
+    );
+  }
+  const runtime = createRedisRuntime({
+    url: options.redis,
+    ...(options.concurrency === undefined ? {} : { concurrency: options.concurrency }),
+    ...(options.prefix === undefined ? {} : { prefix: options.prefix }),
+    ...(options.workerId === undefined ? {} : { workerId: options.workerId }),
+    ...(options.stalledAfterMs === undefined ? {} : { stalledAfterMs: options.stalledAfterMs }),
+  });
+  const workerId = runtime.workerId;
+  // Steps may record which worker ran them.
+  process.env.TSWORKFLOW_WORKER_ID = workerId;
+  try {
+    await runtime.startWorker();
+  } catch (error) {
+    await runtime.close().catch(() => {});
+    throw error;
+  }
+  logger.info(`worker ${workerId} started`, {
+    workerId,
+    pid: process.pid,
+    redis: redactUrl(options.redis),
+    concurrency: options.concurrency ?? 10,
+    workflows: names,
+  });
+
+  let resolveStopped: () => void = () => {};
+  const stopped = new Promise<void>((done) => {
+    resolveStopped = done;
+  });
+  let stopping: Promise<void> | undefined;
+  const onSignal = (signal: NodeJS.Signals) => {
+    logger.info(`worker ${workerId} received ${signal}: finishing the jobs in flight`, { workerId });
+    void stop();
+  };
+  const stop = () => {
+    stopping ??= (async () => {
+      if (options.handleSignals !== false) {
+        process.off("SIGTERM", onSignal);
+        process.off("SIGINT", onSignal);
+      }
+      await runtime.close();
+      logger.info(`worker ${workerId} stopped`, { workerId });
+      resolveStopped();
+    })();
+    return stopping;
+  };
+  if (options.handleSignals !== false) {
+    process.on("SIGTERM", onSignal);
+    process.on("SIGINT", onSignal);
+  }
+  return { workerId, runtime, stopped, stop };
+}
+
+/**
+ * Parses `--redis URL --workflows FILE [--concurrency N] [--prefix P] [--worker-id ID]`, for a bin that
+ * has not wired `tsworkflow worker` yet (`npx tsx local/redis/worker-cli.ts --redis ... --workflows ...`).
+ * @throws ConfigurationError naming the missing or invalid flag
+ */
+export function parseWorkerArgs(argv: readonly string[]): RunWorkerOptions {
+  const values = new Map<string, string>();
+  for (let i = 0; i < argv.length; i += 1) {
+    const arg = argv[i] as string;
+    const [flag, inline] = arg.split("=", 2) as [string, string | undefined];
+    if (!flag.startsWith("--"))
+      throw new ConfigurationError(
+        `Unexpected argument ${JSON.stringify(arg)}. Usage: --redis URL --workflows FILE [--concurrency N]`,
+      );
+    const value = inline ?? argv[++i];
+    if (value === undefined) throw new ConfigurationError(`${flag} needs a value.`);
+    values.set(flag.slice(2), value);
+  }
+  const redis = values.get("redis") ?? process.env.REDIS_URL;
+  const workflows = values.get("workflows");
+  if (!redis)
+    throw new ConfigurationError("Missing --redis URL (or REDIS_URL), e.g. --redis redis://127.0.0.1:6379");
+  if (!workflows)
+    throw new ConfigurationError("Missing --workflows FILE, the module that defines your workflows.");
+  const concurrency = values.get("concurrency");
+  const options: RunWorkerOptions = { redis, workflows };
+  if (concurrency !== undefined) {
+    const n = Number(concurrency);
+    if (!Number.isInteger(n) || n < 1)
+      throw new ConfigurationError(
+        `--concurrency must be a whole number ≥ 1, got ${JSON.stringify(concurrency)}.`,
+      );
+    options.concurrency = n;
+  }
+  const prefix = values.get("prefix");
+  if (prefix !== undefined) options.prefix = prefix;
+  const workerId = values.get("worker-id");
+  if (workerId !== undefined) options.workerId = workerId;
+  const stalledAfter = values.get("stalled-after-ms");
+  if (stalledAfter !== undefined) options.stalledAfterMs = Number(stalledAfter);
+  return options;
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
+  runWorker(parseWorkerArgs(process.argv.slice(2))).catch((error: unknown) => {
+    getLogger().error(error instanceof Error ? error.message : String(error));
+    process.exitCode = 1;
+  });
+}

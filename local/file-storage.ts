@@ -113,7 +113,12 @@ export class FileStorage extends MemoryStorage {
     await Promise.all([this.groupSync.sync(fd), this.groupSync.sync(this.dirFd)]);
   }
 
-  protected override async persistCommit(runId: string, expectedVersion: number, events: WorkflowEvent[], patch: RunPatch): Promise<void> {
+  protected override async persistCommit(
+    runId: string,
+    expectedVersion: number,
+    events: WorkflowEvent[],
+    patch: RunPatch,
+  ): Promise<void> {
     this.assertWritable();
     const fd = this.fdOf(runId);
     writeSync(fd, `${JSON.stringify({ v: expectedVersion, events, run: patch } satisfies CommitLine)}\n`);
@@ -178,7 +183,10 @@ export class FileStorage extends MemoryStorage {
     const lines = text.split("\n");
     const tail = lines.pop() ?? "";
     if (tail.length > 0) {
-      getLogger().warn(`dropped a torn last line of ${path} (${tail.length} bytes): the process stopped in the middle of a write`, { runId });
+      getLogger().warn(
+        `dropped a torn last line of ${path} (${tail.length} bytes): the process stopped in the middle of a write`,
+        { runId },
+      );
       if (!this.readOnly) this.truncate(path, Buffer.byteLength(text) - Buffer.byteLength(tail));
     }
     try {
@@ -187,7 +195,9 @@ export class FileStorage extends MemoryStorage {
     } catch (error) {
       const why = error instanceof Error ? error.message : String(error);
       this.corrupt.set(runId, why);
-      getLogger().error(`cannot read run file ${path}; the run is left out until it is repaired: ${why}`, { runId });
+      getLogger().error(`cannot read run file ${path}; the run is left out until it is repaired: ${why}`, {
+        runId,
+      });
     }
   }
 
@@ -200,10 +210,14 @@ export class FileStorage extends MemoryStorage {
       try {
         commit = JSON.parse(line) as CommitLine;
       } catch (cause) {
-        throw new InvalidEventError(`Line ${index + 1} of the log of run ${runId} is not valid JSON`, { cause });
+        throw new InvalidEventError(`Line ${index + 1} of the log of run ${runId} is not valid JSON`, {
+          cause,
+        });
       }
       if (commit.v !== events.length || !Array.isArray(commit.events)) {
-        throw new InvalidEventError(`Line ${index + 1} of the log of run ${runId} does not follow version ${events.length}`);
+        throw new InvalidEventError(
+          `Line ${index + 1} of the log of run ${runId} does not follow version ${events.length}`,
+        );
       }
       for (const raw of commit.events) events.push(parseEvent(raw, where));
       run = run ? { ...run, ...(commit.run as RunPatch) } : (commit.run as RunRecord);

@@ -59,7 +59,9 @@ export class MemoryStorage implements EventStore {
       if (query.workflowName && run.workflowName !== query.workflowName) continue;
       matching.push(run);
     }
-    matching.sort((a, b) => (a.createdAt === b.createdAt ? b.runId.localeCompare(a.runId) : b.createdAt.localeCompare(a.createdAt)));
+    matching.sort((a, b) =>
+      a.createdAt === b.createdAt ? b.runId.localeCompare(a.runId) : b.createdAt.localeCompare(a.createdAt),
+    );
     return structuredClone(matching.slice(0, limit));
   }
 
@@ -68,7 +70,12 @@ export class MemoryStorage implements EventStore {
     return structuredClone(this.logs.get(runId) ?? []);
   }
 
-  async commit(runId: string, expectedVersion: number, events: WorkflowEvent[], patch: RunPatch): Promise<void> {
+  async commit(
+    runId: string,
+    expectedVersion: number,
+    events: WorkflowEvent[],
+    patch: RunPatch,
+  ): Promise<void> {
     assertRunId(runId);
     const run = this.runs.get(runId);
     if (!run || run.version !== expectedVersion) throw new VersionConflictError(runId, expectedVersion);
@@ -123,7 +130,12 @@ export class MemoryStorage implements EventStore {
   protected async persistCreate(_run: RunRecord, _event: WorkflowEvent): Promise<void> {}
 
   /** Hook for durable subclasses: called before a commit becomes visible. */
-  protected async persistCommit(_runId: string, _expectedVersion: number, _events: WorkflowEvent[], _patch: RunPatch): Promise<void> {}
+  protected async persistCommit(
+    _runId: string,
+    _expectedVersion: number,
+    _events: WorkflowEvent[],
+    _patch: RunPatch,
+  ): Promise<void> {}
 
   /** Adds a run and its log to the in-memory index (also used when loading from disk). */
   protected index(run: RunRecord, events: WorkflowEvent[]): void {
@@ -136,7 +148,8 @@ export class MemoryStorage implements EventStore {
     const byStep = this.outcomes.get(runId);
     if (!byStep) return;
     for (const event of events) {
-      if (OUTCOME_EVENTS.has(event.type) && "stepId" in event) byStep.delete(outcomeKey(event.stepId, event.attempt));
+      if (OUTCOME_EVENTS.has(event.type) && "stepId" in event)
+        byStep.delete(outcomeKey(event.stepId, event.attempt));
     }
     if (byStep.size === 0) this.outcomes.delete(runId);
   }
@@ -145,8 +158,10 @@ export class MemoryStorage implements EventStore {
     for (const event of this.logs.get(runId) ?? []) {
       if (!("stepId" in event) || event.stepId !== stepId || event.attempt !== attempt) continue;
       const base = { runId, stepId, attempt, recordedAt: event.timestamp };
-      if (event.type === "step_completed") return { ...base, ok: true, result: structuredClone(event.result) };
-      if (event.type === "step_failed" || event.type === "step_retrying") return { ...base, ok: false, error: { ...event.error } };
+      if (event.type === "step_completed")
+        return { ...base, ok: true, result: structuredClone(event.result) };
+      if (event.type === "step_failed" || event.type === "step_retrying")
+        return { ...base, ok: false, error: { ...event.error } };
     }
     return undefined;
   }

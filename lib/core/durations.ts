@@ -8,7 +8,14 @@ export type Duration =
   | string
   | number
   | Date
-  | { weeks?: number; days?: number; hours?: number; minutes?: number; seconds?: number; milliseconds?: number };
+  | {
+      weeks?: number;
+      days?: number;
+      hours?: number;
+      minutes?: number;
+      seconds?: number;
+      milliseconds?: number;
+    };
 
 const UNIT_MS: Record<string, number> = {
   ms: 1,
@@ -36,7 +43,8 @@ const PATTERN = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)$/;
  */
 export function toMilliseconds(duration: Duration): number {
   if (typeof duration === "number") {
-    if (!Number.isFinite(duration) || duration < 0) throw new InvalidDurationError(duration, "expected a finite number of milliseconds >= 0");
+    if (!Number.isFinite(duration) || duration < 0)
+      throw new InvalidDurationError(duration, "expected a finite number of milliseconds >= 0");
     return Math.round(duration);
   }
   if (typeof duration === "string") {
@@ -44,7 +52,8 @@ export function toMilliseconds(duration: Duration): number {
     if (!match) throw new InvalidDurationError(duration);
     return Math.round(Number(match[1]) * (UNIT_MS[match[2] as string] as number));
   }
-  if (duration instanceof Date) throw new InvalidDurationError(duration, "a Date is a point in time, not a length");
+  if (duration instanceof Date)
+    throw new InvalidDurationError(duration, "a Date is a point in time, not a length");
   if (duration !== null && typeof duration === "object") {
     let total = 0;
     const entries = Object.entries(duration);

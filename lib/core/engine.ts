@@ -1,9 +1,16 @@
 import type { Clock } from "../ports/clock.ts";
 import { systemClock } from "../ports/clock.ts";
-import { type EventStore, FINISHED_STATUSES, type RunRecord, type RunStatus, type StepOutcome } from "../ports/event-store.ts";
+import {
+  type EventStore,
+  FINISHED_STATUSES,
+  type RunRecord,
+  type RunStatus,
+  type StepOutcome,
+} from "../ports/event-store.ts";
 import type { ActivationTask, StepTask, TaskQueue } from "../ports/task-queue.ts";
 import type { TimerRequest, Timers } from "../ports/timers.ts";
 import { runInStep } from "./context.ts";
+import { formatDuration } from "./durations.ts";
 import {
   IdempotencyConflictError,
   MaxDurationExceededError,
@@ -18,10 +25,7 @@ import { getLogger } from "./logger.ts";
 import { findStep, findWorkflow } from "./registry.ts";
 import { nextRetryDelay } from "./retry.ts";
 import { hashOf, roundTrip, serializeError } from "./serialization.ts";
-import { formatDuration } from "./durations.ts";
-import { validateWorkflowInput, type WorkflowDefinition } from "./workflow.ts";
-
-type AnyWorkflow = WorkflowDefinition<any[], unknown>;
+import { type AnyWorkflow, validateWorkflowInput } from "./workflow.ts";
 
 /** Options of {@link Engine}. */
 export interface EngineOptions {
@@ -83,10 +87,17 @@ export class Engine {
    * @throws WorkflowInputError when the input does not match the workflow's schema (nothing is stored)
    * @throws IdempotencyConflictError when the key started a run with another input
    */
-  async start(workflow: AnyWorkflow | string, args: unknown[], options: StartOptions = {}): Promise<StartResult> {
+  async start(
+    workflow: AnyWorkflow | string,
+    args: unknown[],
+    options: StartOptions = {},
+  ): Promise<StartResult> {
     const definition = typeof workflow === "string" ? findWorkflow(workflow) : workflow;
     if (!definition) throw new WorkflowNotFoundError(String(workflow));
-    const input = roundTrip(validateWorkflowInput(definition, args), `The input of workflow "${definition.name}"`);
+    const input = roundTrip(
+      validateWorkflowInput(definition, args),
+      `The input of workflow "${definition.name}"`,
+    );
     if (options.idempotencyKey !== undefined) assertIdempotencyKey(options.idempotencyKey);
     const now = this.clock.now();
     const runId = newRunId(now);
@@ -119,7 +130,8 @@ export class Engine {
         throw new IdempotencyConflictError(options.idempotencyKey as string, existing.runId);
       }
       // A start that crashed before enqueueing leaves a pending run: enqueue again (harmless if not).
-      if (existing.status === "pending") await this.queue.enqueueActivation({ runId: existing.runId, cause: { kind: "start" } });
+      if (existing.status === "pending")
+        await this.queue.enqueueActivation({ runId: existing.runId, cause: { kind: "start" } });
       return { runId: existing.runId, created: false };
     }
     await this.queue.enqueueActivation({ runId, cause: { kind: "start" } });
@@ -167,17 +179,17 @@ export class Engine {
     if (!definition) throw new WorkflowNotFoundError(run.workflowName);
 
     let execution = this.cache.get(runId);
-    if (!execution || execution.version !== run.version) {
+    if (!execution || execution.committedVersion !== run.version || execution.newEvents.length > 0) {
       const events = await this.store.getEvents(runId);
-      if (events.some((event) => event.type === "workflow_completed" || event.type === "workflow_failed")) return;
+      if (events.some((event) => event.type === "workflow_completed" || event.type === "workflow_failed"))
+        return;
       execution = await RunExecution.replay(definition, events, () => this.clock.now());
     }
     this.remember(execution);
-    const baseVersion = execution.version;
+    const baseVersion = execution.committedVersion;
     const outcomes = execution.nonDeterminism ? [] : await this.store.listOutcomes(runId);
     const resendAll = task.cause.kind === "recover" || this.isRedelivery(task, execution, baseVersion);
     const wasSuspended = run.status === "suspended";
-    execution.beginActivation();
 
     if (!execution.nonDeterminism) await this.advance(execution, outcomes, wasSuspended);
 
@@ -186,7 +198,11 @@ export class Engine {
     const status = statusOf(execution, terminal);
     if (status === "suspended" && (!wasSuspended || execution.newEvents.length > 0)) {
       const waiting = waitingFor(execution);
-      execution.append({ type: "workflow_suspended", waitingFor: waiting.labels, ...(waiting.resumeAt === undefined ? {} : { resumeAt: waiting.resumeAt }) });
+      execution.append({
+        type: "workflow_suspended",
+        waitingFor: waiting.labels,
+        ...(waiting.resumeAt === undefined ? {} : { resumeAt: waiting.resumeAt }),
+      });
     }
 
     const newEvents = execution.newEvents;
@@ -198,6 +214,7 @@ export class Engine {
         ...(terminal?.type === "workflow_completed" ? { result: terminal.result } : {}),
         ...(terminal?.type === "workflow_failed" ? { error: terminal.error } : {}),
       });
+      execution.markCommitted();
       this.logFinished(execution, terminal);
     }
     if (terminal) {
@@ -209,7 +226,11 @@ export class Engine {
   }
 
   /** Applies step outcomes, then due sleeps, retries and the deadline, one at a time in order. */
-  private async advance(execution: RunExecution, outcomes: StepOutcome[], wasSuspended: boolean): Promise<void> {
+  private async advance(
+    execution: RunExecution,
+    outcomes: StepOutcome[],
+    wasSuspended: boolean,
+  ): Promise<void> {
     const now = this.clock.now();
     const ready = outcomes
       .filter((outcome) => {
@@ -217,8 +238,12 @@ export class Engine {
         return pending?.state === "running" && pending.attempt === outcome.attempt;
       })
       .sort((a, b) => (a.recordedAt === b.recordedAt ? 0 : a.recordedAt < b.recordedAt ? -1 : 1));
-    const dueSleeps = [...execution.pendingSleeps.values()].filter((sleep) => sleep.resumeAt <= now).sort((a, b) => a.resumeAt - b.resumeAt);
-    const dueRetries = [...execution.pendingSteps.values()].filter((step) => step.state === "retry_wait" && (step.retryAt ?? 0) <= now);
+    const dueSleeps = [...execution.pendingSleeps.values()]
+      .filter((sleep) => sleep.resumeAt <= now)
+      .sort((a, b) => a.resumeAt - b.resumeAt);
+    const dueRetries = [...execution.pendingSteps.values()].filter(
+      (step) => step.state === "retry_wait" && (step.retryAt ?? 0) <= now,
+    );
     const overdue = execution.deadline !== undefined && now >= execution.deadline;
     if (wasSuspended && (ready.length > 0 || dueSleeps.length > 0 || dueRetries.length > 0 || overdue)) {
       execution.append({ type: "workflow_resumed" });
@@ -227,7 +252,7 @@ export class Engine {
     for (const outcome of ready) {
       if (execution.settled || execution.nonDeterminism) return;
       const pending = execution.pendingSteps.get(outcome.stepId);
-      if (!pending || pending.state !== "running" || pending.attempt !== outcome.attempt) continue;
+      if (pending?.state !== "running" || pending.attempt !== outcome.attempt) continue;
       const ref = { stepId: pending.stepId, stepName: pending.stepName, attempt: pending.attempt };
       if (outcome.ok) {
         await execution.deliver({ type: "step_completed", ...ref, result: outcome.result });
@@ -238,12 +263,20 @@ export class Engine {
         await execution.deliver({ type: "step_failed", ...ref, error: outcome.error });
       } else {
         const retryAt = this.clock.now() + delay;
-        await execution.deliver({ type: "step_retrying", ...ref, error: outcome.error, delayMs: delay, retryAt, nextAttempt: pending.attempt + 1 });
+        await execution.deliver({
+          type: "step_retrying",
+          ...ref,
+          error: outcome.error,
+          delayMs: delay,
+          retryAt,
+          nextAttempt: pending.attempt + 1,
+        });
       }
     }
     for (const sleep of dueSleeps) {
       if (execution.settled || execution.nonDeterminism) return;
-      if (execution.pendingSleeps.has(sleep.sleepId)) await execution.deliver({ type: "sleep_completed", sleepId: sleep.sleepId });
+      if (execution.pendingSleeps.has(sleep.sleepId))
+        await execution.deliver({ type: "sleep_completed", sleepId: sleep.sleepId });
     }
     for (const pending of dueRetries) {
       if (execution.settled || execution.nonDeterminism) return;
@@ -281,7 +314,9 @@ export class Engine {
     if (cause.kind === "timer") {
       if (cause.timerId === DEADLINE_TIMER) return false;
       if (cause.timerId.startsWith("retry:")) {
-        return ![...execution.pendingSteps.values()].some((step) => retryTimerId(step.stepId, step.attempt + 1) === cause.timerId);
+        return ![...execution.pendingSteps.values()].some(
+          (step) => retryTimerId(step.stepId, step.attempt + 1) === cause.timerId,
+        );
       }
       return !execution.pendingSleeps.has(cause.timerId);
     }
@@ -292,23 +327,37 @@ export class Engine {
    * Sends what the new events ask for: step tasks and timers. With `events` undefined, sends everything
    * the run waits for (after a restart or a redelivery: duplicates are harmless).
    */
-  private async dispatch(execution: RunExecution, events: WorkflowEvent[] | undefined, firstActivation: boolean): Promise<void> {
+  private async dispatch(
+    execution: RunExecution,
+    events: WorkflowEvent[] | undefined,
+    firstActivation: boolean,
+  ): Promise<void> {
     const sends: Promise<void>[] = [];
     const runId = execution.runId;
     const timer = (timerId: string, fireAt: number) => {
-      const request: TimerRequest = { runId, timerId, fireAt, task: { runId, cause: { kind: "timer", timerId } } };
+      const request: TimerRequest = {
+        runId,
+        timerId,
+        fireAt,
+        task: { runId, cause: { kind: "timer", timerId } },
+      };
       sends.push(this.timers.schedule(request));
     };
     const stepTask = (stepId: string) => {
       const pending = execution.pendingSteps.get(stepId);
-      if (!pending || pending.state !== "running") return;
-      sends.push(this.queue.enqueueStep(this.stepTask(execution, stepId, pending.stepName, pending.attempt, pending.input)));
+      if (pending?.state !== "running") return;
+      sends.push(
+        this.queue.enqueueStep(
+          this.stepTask(execution, stepId, pending.stepName, pending.attempt, pending.input),
+        ),
+      );
     };
     if (events) {
       for (const event of events) {
         if (event.type === "step_started") stepTask(event.stepId);
         else if (event.type === "sleep_created") timer(event.sleepId, event.resumeAt);
-        else if (event.type === "step_retrying") timer(retryTimerId(event.stepId, event.nextAttempt), event.retryAt);
+        else if (event.type === "step_retrying")
+          timer(retryTimerId(event.stepId, event.nextAttempt), event.retryAt);
       }
       if (firstActivation && execution.deadline !== undefined) timer(DEADLINE_TIMER, execution.deadline);
     } else {
@@ -329,18 +378,41 @@ export class Engine {
     const sleep = execution.pendingSleeps.get(timerId);
     if (sleep && sleep.resumeAt > now) fireAt = sleep.resumeAt;
     for (const step of execution.pendingSteps.values()) {
-      if (step.state === "retry_wait" && retryTimerId(step.stepId, step.attempt + 1) === timerId && (step.retryAt ?? 0) > now) {
+      if (
+        step.state === "retry_wait" &&
+        retryTimerId(step.stepId, step.attempt + 1) === timerId &&
+        (step.retryAt ?? 0) > now
+      ) {
         fireAt = step.retryAt;
       }
     }
-    if (timerId === DEADLINE_TIMER && execution.deadline !== undefined && execution.deadline > now) fireAt = execution.deadline;
+    if (timerId === DEADLINE_TIMER && execution.deadline !== undefined && execution.deadline > now)
+      fireAt = execution.deadline;
     if (fireAt !== undefined) {
-      await this.timers.schedule({ runId: execution.runId, timerId, fireAt, task: { runId: execution.runId, cause: { kind: "timer", timerId } } });
+      await this.timers.schedule({
+        runId: execution.runId,
+        timerId,
+        fireAt,
+        task: { runId: execution.runId, cause: { kind: "timer", timerId } },
+      });
     }
   }
 
-  private stepTask(execution: RunExecution, stepId: string, stepName: string, attempt: number, input: unknown[]): StepTask {
-    return { runId: execution.runId, workflowName: execution.definition.name, stepId, stepName, attempt, input };
+  private stepTask(
+    execution: RunExecution,
+    stepId: string,
+    stepName: string,
+    attempt: number,
+    input: unknown[],
+  ): StepTask {
+    return {
+      runId: execution.runId,
+      workflowName: execution.definition.name,
+      stepId,
+      stepName,
+      attempt,
+      input,
+    };
   }
 
   /**
@@ -356,25 +428,50 @@ export class Engine {
     let outcome: StepOutcome;
     try {
       if (!definition) throw new StepNotFoundError(task.stepName);
-      const info = { runId, workflowName: task.workflowName, stepId, stepName: task.stepName, attempt, idempotencyKey: `${runId}:${stepId}` };
+      const info = {
+        runId,
+        workflowName: task.workflowName,
+        stepId,
+        stepName: task.stepName,
+        attempt,
+        idempotencyKey: `${runId}:${stepId}`,
+      };
       const value = await runInStep(info, () => definition.run(...structuredClone(task.input)));
       const result = roundTrip(value, `The result of step "${task.stepName}" (${stepId})`);
-      outcome = { ...base, recordedAt: new Date(this.clock.now()).toISOString(), ok: true, result: result ?? null };
+      outcome = {
+        ...base,
+        recordedAt: new Date(this.clock.now()).toISOString(),
+        ok: true,
+        result: result ?? null,
+      };
     } catch (error) {
-      getLogger().debug("step attempt failed", { runId, stepId, stepName: task.stepName, attempt, error: String(error) });
-      outcome = { ...base, recordedAt: new Date(this.clock.now()).toISOString(), ok: false, error: serializeError(error) };
+      getLogger().debug("step attempt failed", {
+        runId,
+        stepId,
+        stepName: task.stepName,
+        attempt,
+        error: String(error),
+      });
+      outcome = {
+        ...base,
+        recordedAt: new Date(this.clock.now()).toISOString(),
+        ok: false,
+        error: serializeError(error),
+      };
     }
     await this.store.putOutcome(outcome);
     await wake();
   }
 
-  /** Activates every unfinished run whose workflow is registered here; returns how many. */
+  /**
+   * Activates every unfinished run with cause `recover`: each re-sends its pending steps and re-arms its
+   * timers (duplicates are harmless). Returns how many runs it woke.
+   */
   async recover(): Promise<number> {
     let count = 0;
     for (const status of ["pending", "running", "suspended"] as const) {
       const runs = await this.store.listRuns({ status, limit: Number.MAX_SAFE_INTEGER });
       for (const run of runs) {
-        if (!findWorkflow(run.workflowName)) continue;
         await this.queue.enqueueActivation({ runId: run.runId, cause: { kind: "recover" } });
         count += 1;
       }
@@ -399,7 +496,8 @@ export class Engine {
   private logFinished(execution: RunExecution, terminal: EventDraft | undefined): void {
     if (!terminal) return;
     const context = { runId: execution.runId, workflowName: execution.definition.name };
-    if (terminal.type === "workflow_failed") getLogger().warn(`run failed: ${terminal.error.name}: ${terminal.error.message}`, context);
+    if (terminal.type === "workflow_failed")
+      getLogger().warn(`run failed: ${terminal.error.name}: ${terminal.error.message}`, context);
     else getLogger().debug("run completed", context);
   }
 }
@@ -418,9 +516,11 @@ function waitingFor(execution: RunExecution): { labels: string[]; resumeAt: numb
     resumeAt = resumeAt === undefined ? time : Math.min(resumeAt, time);
     return new Date(time).toISOString();
   };
-  for (const sleep of execution.pendingSleeps.values()) labels.push(`${sleep.sleepId} until ${at(sleep.resumeAt)}`);
+  for (const sleep of execution.pendingSleeps.values())
+    labels.push(`${sleep.sleepId} until ${at(sleep.resumeAt)}`);
   for (const step of execution.pendingSteps.values()) {
-    if (step.state === "retry_wait") labels.push(`retry of ${step.stepId} (attempt ${step.attempt + 1}) at ${at(step.retryAt ?? 0)}`);
+    if (step.state === "retry_wait")
+      labels.push(`retry of ${step.stepId} (attempt ${step.attempt + 1}) at ${at(step.retryAt ?? 0)}`);
   }
   return { labels, resumeAt };
 }

@@ -141,17 +141,22 @@ export class InvalidRunIdError extends TsWorkflowError {
 export class InvalidIdempotencyKeyError extends TsWorkflowError {
   override name = "InvalidIdempotencyKeyError";
   constructor(key: unknown) {
-    super("INVALID_INPUT", `Invalid idempotency key ${describe(key)}: use 1 to 256 printable characters, e.g. "onboard-user_123".`);
+    super(
+      "INVALID_INPUT",
+      `Invalid idempotency key ${describe(key)}: use 1 to 256 printable characters, e.g. "onboard-user_123".`,
+    );
   }
 }
 
 export class WorkflowNotFoundError extends TsWorkflowError {
   override name = "WorkflowNotFoundError";
+  readonly workflowName: string;
   constructor(name: string) {
     super(
       "WORKFLOW_NOT_FOUND",
       `No workflow named "${name}" is registered in this process. Import the module that defines it (workflow("${name}", ...)) before starting or resuming its runs.`,
     );
+    this.workflowName = name;
   }
 }
 
@@ -168,7 +173,10 @@ export class StepNotFoundError extends TsWorkflowError {
 export class RunNotFoundError extends TsWorkflowError {
   override name = "RunNotFoundError";
   constructor(runId: string) {
-    super("RUN_NOT_FOUND", `No run with id "${runId}". Check the id, and that you are looking at the right storage.`);
+    super(
+      "RUN_NOT_FOUND",
+      `No run with id "${runId}". Check the id, and that you are looking at the right storage.`,
+    );
   }
 }
 
@@ -183,7 +191,10 @@ export class MaxDurationExceededError extends TsWorkflowError {
 export class VersionConflictError extends TsWorkflowError {
   override name = "VersionConflictError";
   constructor(runId: string, expectedVersion: number) {
-    super("VERSION_CONFLICT", `Run ${runId} moved past version ${expectedVersion} while this activation ran.`);
+    super(
+      "VERSION_CONFLICT",
+      `Run ${runId} moved past version ${expectedVersion} while this activation ran.`,
+    );
   }
 }
 
@@ -247,7 +258,8 @@ export interface SerializedError {
 }
 
 const errorClasses: Record<string, (stored: SerializedError) => Error> = {
-  RetryableError: (s) => new RetryableError(s.message, s.retryAfterMs === undefined ? {} : { retryAfter: s.retryAfterMs }),
+  RetryableError: (s) =>
+    new RetryableError(s.message, s.retryAfterMs === undefined ? {} : { retryAfter: s.retryAfterMs }),
   FatalError: (s) => new FatalError(s.message),
   MaxDurationExceededError: (s) => new MaxDurationExceededError(s.message),
   TimeoutError: (s) => new TimeoutError(s.message),
@@ -258,14 +270,16 @@ export function deserializeError(stored: SerializedError): Error {
   const Known = errorClasses[stored.name];
   const error = Known ? Known(stored) : new Error(stored.message);
   if (!Known) error.name = stored.name;
-  if (stored.code && !(error instanceof TsWorkflowError)) (error as Error & { code?: string }).code = stored.code;
+  if (stored.code && !(error instanceof TsWorkflowError))
+    (error as Error & { code?: string }).code = stored.code;
   if (stored.stack) error.stack = stored.stack;
   return error;
 }
 
 export function describe(value: unknown): string {
   if (typeof value === "string") return JSON.stringify(value);
-  if (value instanceof Date) return `Date(${Number.isNaN(value.getTime()) ? "Invalid Date" : value.toISOString()})`;
+  if (value instanceof Date)
+    return `Date(${Number.isNaN(value.getTime()) ? "Invalid Date" : value.toISOString()})`;
   try {
     return JSON.stringify(value) ?? String(value);
   } catch {

@@ -39,8 +39,16 @@ export const workflowStarted = z.object({
   deadline: z.number().optional(),
 });
 
-export const workflowCompleted = z.object({ ...base, type: z.literal("workflow_completed"), result: z.unknown() });
-export const workflowFailed = z.object({ ...base, type: z.literal("workflow_failed"), error: serializedError });
+export const workflowCompleted = z.object({
+  ...base,
+  type: z.literal("workflow_completed"),
+  result: z.unknown(),
+});
+export const workflowFailed = z.object({
+  ...base,
+  type: z.literal("workflow_failed"),
+  error: serializedError,
+});
 export const workflowSuspended = z.object({
   ...base,
   type: z.literal("workflow_suspended"),
@@ -51,9 +59,24 @@ export const workflowSuspended = z.object({
 });
 export const workflowResumed = z.object({ ...base, type: z.literal("workflow_resumed") });
 
-export const stepStarted = z.object({ ...base, ...stepRef, type: z.literal("step_started"), input: z.array(z.unknown()) });
-export const stepCompleted = z.object({ ...base, ...stepRef, type: z.literal("step_completed"), result: z.unknown() });
-export const stepFailed = z.object({ ...base, ...stepRef, type: z.literal("step_failed"), error: serializedError });
+export const stepStarted = z.object({
+  ...base,
+  ...stepRef,
+  type: z.literal("step_started"),
+  input: z.array(z.unknown()),
+});
+export const stepCompleted = z.object({
+  ...base,
+  ...stepRef,
+  type: z.literal("step_completed"),
+  result: z.unknown(),
+});
+export const stepFailed = z.object({
+  ...base,
+  ...stepRef,
+  type: z.literal("step_failed"),
+  error: serializedError,
+});
 export const stepRetrying = z.object({
   ...base,
   ...stepRef,
@@ -73,7 +96,11 @@ export const sleepCreated = z.object({
   durationMs: z.number().nonnegative(),
   resumeAt: z.number(),
 });
-export const sleepCompleted = z.object({ ...base, type: z.literal("sleep_completed"), sleepId: z.string().min(1) });
+export const sleepCompleted = z.object({
+  ...base,
+  type: z.literal("sleep_completed"),
+  sleepId: z.string().min(1),
+});
 
 export const logInfo = z.object({ ...base, ...log, type: z.literal("log_info") });
 export const logWarning = z.object({ ...base, ...log, type: z.literal("log_warning") });

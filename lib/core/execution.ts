@@ -4,10 +4,8 @@ import { deserializeError, NonDeterminismError } from "./errors.ts";
 import type { EventDraft, WorkflowEvent } from "./events.ts";
 import { getLogger, type RunLogContext } from "./logger.ts";
 import { roundTrip, serializeError } from "./serialization.ts";
-import type { StepDefinition } from "./step.ts";
-import type { WorkflowDefinition } from "./workflow.ts";
-
-type AnyStep = StepDefinition<any[], unknown>;
+import type { AnyStep } from "./step.ts";
+import type { AnyWorkflow } from "./workflow.ts";
 
 /** A step the workflow waits for. */
 export interface PendingStep {
@@ -35,7 +33,8 @@ interface CommandRef {
   id: string;
 }
 
-const describeRef = (ref: CommandRef) => (ref.kind === "step" ? `step "${ref.id.split("#")[0]}" (${ref.id})` : `sleep (${ref.id})`);
+const describeRef = (ref: CommandRef) =>
+  ref.kind === "step" ? `step "${ref.id.split("#")[0]}" (${ref.id})` : `sleep (${ref.id})`;
 
 export type LogLevel = "info" | "warning" | "error" | "debug";
 
@@ -51,9 +50,11 @@ const drain = () => new Promise<void>((resolve) => setImmediate(resolve));
 export class RunExecution {
   readonly pendingSteps = new Map<string, PendingStep>();
   readonly pendingSleeps = new Map<string, PendingSleep>();
-  /** Events in the log, including the ones appended by this activation. */
+  /** Events in the log, including the ones appended and not yet committed. */
   version = 0;
-  /** Events appended since `beginActivation`. */
+  /** Events in the stored log: the `expectedVersion` of the next commit. */
+  committedVersion = 0;
+  /** Events appended since the last commit. */
   newEvents: WorkflowEvent[] = [];
   settled: Settled | undefined;
   /** Set when the code stopped matching the log. */
@@ -73,7 +74,7 @@ export class RunExecution {
   private now: () => number;
 
   private constructor(
-    readonly definition: WorkflowDefinition<any[], unknown>,
+    readonly definition: AnyWorkflow,
     readonly started: Extract<WorkflowEvent, { type: "workflow_started" }>,
     clock: () => number,
   ) {
@@ -89,12 +90,12 @@ export class RunExecution {
 
   /** Rebuilds a run's live workflow from its log. */
   static async replay(
-    definition: WorkflowDefinition<any[], unknown>,
+    definition: AnyWorkflow,
     events: readonly WorkflowEvent[],
     clock: () => number,
   ): Promise<RunExecution> {
     const [first] = events;
-    if (!first || first.type !== "workflow_started") {
+    if (first?.type !== "workflow_started") {
       throw new NonDeterminismError(`The log of this run does not begin with workflow_started`);
     }
     const execution = new RunExecution(definition, first, clock);
@@ -114,6 +115,7 @@ export class RunExecution {
       await execution.apply(event);
     }
     execution.atFrontier = true;
+    execution.committedVersion = events.length;
     return execution;
   }
 
@@ -133,8 +135,9 @@ export class RunExecution {
     await drain();
   }
 
-  /** Starts collecting the events of a new activation. */
-  beginActivation(): void {
+  /** The new events are in the stored log now. */
+  markCommitted(): void {
+    this.committedVersion = this.version;
     this.newEvents = [];
   }
 
@@ -150,7 +153,12 @@ export class RunExecution {
     const now = this.now();
     this.time = now;
     this.version += 1;
-    const event = { ...draft, runId: this.runId, seq: this.version, timestamp: new Date(now).toISOString() } as WorkflowEvent;
+    const event = {
+      ...draft,
+      runId: this.runId,
+      seq: this.version,
+      timestamp: new Date(now).toISOString(),
+    } as WorkflowEvent;
     this.newEvents.push(event);
     return event;
   }
@@ -162,7 +170,10 @@ export class RunExecution {
       case "step_started": {
         if (event.attempt === 1) return this.checkCommandIssued(event);
         const pending = this.pendingSteps.get(event.stepId);
-        if (!pending) return this.mismatch(`The log retries step "${event.stepName}" (${event.stepId}) but the workflow does not wait for it`);
+        if (!pending)
+          return this.mismatch(
+            `The log retries step "${event.stepName}" (${event.stepId}) but the workflow does not wait for it`,
+          );
         pending.attempt = event.attempt;
         pending.state = "running";
         pending.retryAt = undefined;
@@ -172,7 +183,10 @@ export class RunExecution {
         return this.checkCommandIssued(event);
       case "step_retrying": {
         const pending = this.pendingSteps.get(event.stepId);
-        if (!pending) return this.mismatch(`The log retries step "${event.stepName}" (${event.stepId}) but the workflow does not wait for it`);
+        if (!pending)
+          return this.mismatch(
+            `The log retries step "${event.stepName}" (${event.stepId}) but the workflow does not wait for it`,
+          );
         pending.state = "retry_wait";
         pending.retryAt = event.retryAt;
         return;
@@ -181,7 +195,9 @@ export class RunExecution {
       case "step_failed": {
         const pending = this.pendingSteps.get(event.stepId);
         if (!pending) {
-          return this.mismatch(`The log has a result for step "${event.stepName}" (${event.stepId}) but the workflow did not call it`);
+          return this.mismatch(
+            `The log has a result for step "${event.stepName}" (${event.stepId}) but the workflow did not call it`,
+          );
         }
         this.pendingSteps.delete(event.stepId);
         if (event.type === "step_completed") pending.resolve(structuredClone(event.result));
@@ -190,7 +206,8 @@ export class RunExecution {
       }
       case "sleep_completed": {
         const pending = this.pendingSleeps.get(event.sleepId);
-        if (!pending) return this.mismatch(`The log completes ${event.sleepId} but the workflow is not sleeping there`);
+        if (!pending)
+          return this.mismatch(`The log completes ${event.sleepId} but the workflow is not sleeping there`);
         this.pendingSleeps.delete(event.sleepId);
         pending.resolve();
         return drain();
@@ -219,7 +236,9 @@ export class RunExecution {
     const recorded = this.recordedCommands[index];
     if (recorded) {
       if (recorded.kind !== ref.kind || recorded.id !== ref.id) {
-        this.mismatch(`The log has ${describeRef(recorded)} as call ${index + 1} but the workflow now calls ${describeRef(ref)}`);
+        this.mismatch(
+          `The log has ${describeRef(recorded)} as call ${index + 1} but the workflow now calls ${describeRef(ref)}`,
+        );
         return false;
       }
       return true;
@@ -301,7 +320,11 @@ export class RunExecution {
     this.issuedLogs += 1;
     if (index < this.recordedLogs) return;
     const safeData = data === undefined ? undefined : roundTrip(data, `The data of log message "${message}"`);
-    this.append({ type: `log_${level}`, message, ...(safeData === undefined ? {} : { data: safeData }) } as EventDraft);
+    this.append({
+      type: `log_${level}`,
+      message,
+      ...(safeData === undefined ? {} : { data: safeData }),
+    } as EventDraft);
     const context: RunLogContext = { runId: this.runId, workflowName: this.definition.name };
     const logger = getLogger();
     const extra = safeData === undefined ? context : { ...context, data: safeData };
@@ -329,9 +352,11 @@ export class RunExecution {
     if (this.nonDeterminism) return { type: "workflow_failed", error: serializeError(this.nonDeterminism) };
     if (!this.settled) return undefined;
     if (!this.settled.ok) return { type: "workflow_failed", error: serializeError(this.settled.error) };
-    return { type: "workflow_completed", result: roundTrip(this.settled.value, `The result of workflow "${this.definition.name}"`) };
+    return {
+      type: "workflow_completed",
+      result: roundTrip(this.settled.value, `The result of workflow "${this.definition.name}"`),
+    };
   }
-
 }
 
 function commandOf(event: WorkflowEvent): CommandRef | undefined {
@@ -342,6 +367,7 @@ function commandOf(event: WorkflowEvent): CommandRef | undefined {
 
 function seedOf(text: string): number {
   let hash = 2166136261;
-  for (let index = 0; index < text.length; index += 1) hash = Math.imul(hash ^ text.charCodeAt(index), 16777619);
+  for (let index = 0; index < text.length; index += 1)
+    hash = Math.imul(hash ^ text.charCodeAt(index), 16777619);
   return hash | 0;
 }

@@ -1,6 +1,6 @@
 import { createWriteStream, type WriteStream } from "node:fs";
-import { Logger } from "@aws-lambda-powertools/logger";
 import type { LogItem } from "@aws-lambda-powertools/logger";
+import { Logger } from "@aws-lambda-powertools/logger";
 
 export type LogLevelName = "debug" | "info" | "warning" | "error" | "silent";
 
@@ -38,7 +38,9 @@ const BASE_KEYS = new Set(["level", "message", "timestamp", "service", "sampling
 
 /** Powertools logger with a human-readable text mode and an optional log file. */
 class TsWorkflowLogger extends Logger {
-  constructor(private readonly settings: Required<Omit<LoggingOptions, "logFile" | "level">> & { file?: WriteStream }) {
+  constructor(
+    private readonly settings: Required<Omit<LoggingOptions, "logFile" | "level">> & { file?: WriteStream },
+  ) {
     super({ serviceName: "tsworkflow" });
   }
 
@@ -46,7 +48,9 @@ class TsWorkflowLogger extends Logger {
     log.prepareForPrint();
     const attributes = log.getAttributes();
     if (!this.settings.showContext) for (const key of CONTEXT_KEYS) delete attributes[key];
-    const line = this.settings.jsonLogs ? JSON.stringify(attributes, this.getJsonReplacer()) : toText(attributes);
+    const line = this.settings.jsonLogs
+      ? JSON.stringify(attributes, this.getJsonReplacer())
+      : toText(attributes);
     const stream = logLevel >= 16 ? process.stderr : process.stdout;
     stream.write(`${line}\n`);
     this.settings.file?.write(`${line}\n`);

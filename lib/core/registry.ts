@@ -1,9 +1,7 @@
-import type { StepDefinition } from "./step.ts";
-import type { WorkflowDefinition } from "./workflow.ts";
 import { getLogger } from "./logger.ts";
+import type { AnyStep } from "./step.ts";
+import type { AnyWorkflow } from "./workflow.ts";
 
-type AnyWorkflow = WorkflowDefinition<any[], unknown>;
-type AnyStep = StepDefinition<any[], unknown>;
 type Listener = (definition: AnyWorkflow) => void;
 
 /**
@@ -17,7 +15,9 @@ const listeners = new Set<Listener>();
 export function registerWorkflow(definition: AnyWorkflow): void {
   const previous = workflows.get(definition.name);
   if (previous && previous !== definition) {
-    getLogger().debug(`workflow "${definition.name}" was defined again; the newer definition replaces the older`);
+    getLogger().debug(
+      `workflow "${definition.name}" was defined again; the newer definition replaces the older`,
+    );
   }
   workflows.set(definition.name, definition);
   for (const listener of listeners) listener(definition);
@@ -26,7 +26,9 @@ export function registerWorkflow(definition: AnyWorkflow): void {
 export function registerStep(definition: AnyStep): void {
   const previous = steps.get(definition.stepName);
   if (previous && previous !== definition) {
-    getLogger().debug(`step "${definition.stepName}" was defined again; the newer definition replaces the older`);
+    getLogger().debug(
+      `step "${definition.stepName}" was defined again; the newer definition replaces the older`,
+    );
   }
   steps.set(definition.stepName, definition);
 }

@@ -1,5 +1,11 @@
 import { createHash } from "node:crypto";
-import { NonSerializableError, PayloadTooLargeError, type SerializedError, TsWorkflowError, RetryableError } from "./errors.ts";
+import {
+  NonSerializableError,
+  PayloadTooLargeError,
+  RetryableError,
+  type SerializedError,
+  TsWorkflowError,
+} from "./errors.ts";
 
 /** Largest step input, step result, workflow input or result, as JSON: 256 KB, the SQS message limit. */
 export const MAX_PAYLOAD_BYTES = 256 * 1024;
@@ -34,12 +40,14 @@ export function toJson(value: unknown, what: string, limit = MAX_PAYLOAD_BYTES):
     seen.add(current);
     if (Array.isArray(current)) {
       current.forEach((item, index) => {
-        if (item === undefined) throw new NonSerializableError(what, `${path}[${index}]`, "undefined (use null)");
+        if (item === undefined)
+          throw new NonSerializableError(what, `${path}[${index}]`, "undefined (use null)");
         walk(item, `${path}[${index}]`);
       });
     } else {
       const proto = Object.getPrototypeOf(current);
-      if (proto !== Object.prototype && proto !== null) throw new NonSerializableError(what, path, kindOf(current));
+      if (proto !== Object.prototype && proto !== null)
+        throw new NonSerializableError(what, path, kindOf(current));
       for (const [key, item] of Object.entries(current)) {
         if (item !== undefined) walk(item, `${path}.${key}`);
       }
@@ -80,10 +88,14 @@ export function serializeError(error: unknown): SerializedError {
     const code = error instanceof TsWorkflowError ? error.code : (error as { code?: unknown }).code;
     if (typeof code === "string") serialized.code = code;
     if (error.stack) serialized.stack = error.stack;
-    if (error instanceof RetryableError && error.retryAfterMs !== undefined) serialized.retryAfterMs = error.retryAfterMs;
+    if (error instanceof RetryableError && error.retryAfterMs !== undefined)
+      serialized.retryAfterMs = error.retryAfterMs;
     return serialized;
   }
-  return { name: "Error", message: typeof error === "string" ? error : `Non-error thrown: ${safeString(error)}` };
+  return {
+    name: "Error",
+    message: typeof error === "string" ? error : `Non-error thrown: ${safeString(error)}`,
+  };
 }
 
 function safeString(value: unknown): string {

@@ -36,6 +36,10 @@ export interface StepDefinition<Args extends unknown[], Result> {
   readonly run: (...args: Args) => Promise<Result> | Result;
 }
 
+/** Any step, whatever its arguments. */
+// biome-ignore lint/suspicious/noExplicitAny: the one place where any step type is named
+export type AnyStep = StepDefinition<any[], unknown>;
+
 export interface ResolvedStepOptions {
   maxRetries: number;
   retryDelay: "fixed" | "exponential" | number;
@@ -63,7 +67,9 @@ export function step<Args extends unknown[], Result>(
   options: StepOptions = {},
 ): StepDefinition<Args, Result> {
   if (!NAME.test(name)) {
-    throw new ConfigurationError(`Invalid step name ${JSON.stringify(name)}: use 1 to 100 letters, digits, "_", ".", ":" or "-".`);
+    throw new ConfigurationError(
+      `Invalid step name ${JSON.stringify(name)}: use 1 to 100 letters, digits, "_", ".", ":" or "-".`,
+    );
   }
   if (typeof fn !== "function") throw new ConfigurationError(`step("${name}") needs a function.`);
   const resolved = resolveStepOptions(name, options);
@@ -72,15 +78,21 @@ export function step<Args extends unknown[], Result>(
     if (execution) return execution.callStep(definition, args) as Promise<Awaited<Result>>;
     return Promise.resolve().then(() => fn(...args)) as Promise<Awaited<Result>>;
   };
-  const definition = Object.assign(call, { stepName: name, options: Object.freeze(resolved), run: fn }) as StepDefinition<Args, Result>;
-  registerStep(definition as StepDefinition<any[], unknown>);
+  const definition = Object.assign(call, {
+    stepName: name,
+    options: Object.freeze(resolved),
+    run: fn,
+  }) as StepDefinition<Args, Result>;
+  registerStep(definition as AnyStep);
   return definition;
 }
 
 function resolveStepOptions(name: string, options: StepOptions): ResolvedStepOptions {
   const maxRetries = options.maxRetries ?? 3;
   if (!Number.isInteger(maxRetries) || maxRetries < 0) {
-    throw new ConfigurationError(`step("${name}"): maxRetries must be an integer >= 0, got ${JSON.stringify(options.maxRetries)}.`);
+    throw new ConfigurationError(
+      `step("${name}"): maxRetries must be an integer >= 0, got ${JSON.stringify(options.maxRetries)}.`,
+    );
   }
   const delay = options.retryDelay ?? "fixed";
   return {

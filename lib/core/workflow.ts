@@ -27,6 +27,10 @@ export interface WorkflowDefinition<Args extends unknown[], Result> {
   readonly maxDurationMs: number | undefined;
 }
 
+/** Any workflow, whatever its arguments (function parameters are contravariant, so `unknown[]` would not do). */
+// biome-ignore lint/suspicious/noExplicitAny: the one place where any workflow type is named
+export type AnyWorkflow = WorkflowDefinition<any[], unknown>;
+
 export type WorkflowArgs<W> = W extends WorkflowDefinition<infer A, unknown> ? A : never;
 export type WorkflowResult<W> = W extends WorkflowDefinition<unknown[], infer R> ? R : never;
 
@@ -52,12 +56,14 @@ export function workflow<Args extends unknown[], Result>(
   options: WorkflowOptions = {},
 ): WorkflowDefinition<Args, Result> {
   if (!NAME.test(name)) {
-    throw new ConfigurationError(`Invalid workflow name ${JSON.stringify(name)}: use 1 to 100 letters, digits, "_", ".", ":" or "-".`);
+    throw new ConfigurationError(
+      `Invalid workflow name ${JSON.stringify(name)}: use 1 to 100 letters, digits, "_", ".", ":" or "-".`,
+    );
   }
   if (typeof fn !== "function") throw new ConfigurationError(`workflow("${name}") needs an async function.`);
   const maxDurationMs = options.maxDuration === undefined ? undefined : toMilliseconds(options.maxDuration);
   const definition: WorkflowDefinition<Args, Result> = Object.freeze({ name, fn, options, maxDurationMs });
-  registerWorkflow(definition as WorkflowDefinition<any[], unknown>);
+  registerWorkflow(definition as AnyWorkflow);
   return definition;
 }
 
@@ -65,15 +71,19 @@ export function workflow<Args extends unknown[], Result>(
  * Validates `args` against the workflow's `input` schema; returns the parsed arguments.
  * @throws WorkflowInputError naming each field at fault
  */
-export function validateWorkflowInput(definition: WorkflowDefinition<any[], unknown>, args: unknown[]): unknown[] {
+export function validateWorkflowInput(definition: AnyWorkflow, args: unknown[]): unknown[] {
   if (!Array.isArray(args)) {
-    throw new WorkflowInputError(definition.name, [{ path: "", message: "arguments must be an array, e.g. start(wf, [arg1, arg2])" }]);
+    throw new WorkflowInputError(definition.name, [
+      { path: "", message: "arguments must be an array, e.g. start(wf, [arg1, arg2])" },
+    ]);
   }
   const schema = definition.options.input;
   if (!schema) return args;
   const isTuple = (schema as { def?: { type?: string } }).def?.type === "tuple";
   if (!isTuple && args.length !== 1) {
-    throw new WorkflowInputError(definition.name, [{ path: "", message: `expected exactly 1 argument, got ${args.length}` }]);
+    throw new WorkflowInputError(definition.name, [
+      { path: "", message: `expected exactly 1 argument, got ${args.length}` },
+    ]);
   }
   const parsed = schema.safeParse(isTuple ? args : args[0]);
   if (!parsed.success) {

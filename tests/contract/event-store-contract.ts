@@ -40,7 +40,16 @@ function stepEvents(runId: string, fromSeq: number, stepId: string): WorkflowEve
   const timestamp = new Date().toISOString();
   return [
     { runId, seq: fromSeq, timestamp, type: "step_started", stepId, stepName: "s", attempt: 1, input: [1] },
-    { runId, seq: fromSeq + 1, timestamp, type: "step_completed", stepId, stepName: "s", attempt: 1, result: { ok: 1 } },
+    {
+      runId,
+      seq: fromSeq + 1,
+      timestamp,
+      type: "step_completed",
+      stepId,
+      stepName: "s",
+      attempt: 1,
+      result: { ok: 1 },
+    },
   ];
 }
 
@@ -85,12 +94,28 @@ export function describeEventStoreContract(name: string, harness: StoreHarness):
       const fixture = newRunFixture();
       const runId = fixture.run.runId;
       await store.createRun(fixture);
-      await store.commit(runId, 1, stepEvents(runId, 2, "s#0"), { status: "running", updatedAt: "2026-01-02T00:00:00.000Z" });
-      await store.commit(runId, 3, [{ runId, seq: 4, timestamp: "2026-01-02T00:00:01.000Z", type: "workflow_completed", result: "done" }], {
-        status: "completed",
-        updatedAt: "2026-01-02T00:00:01.000Z",
-        result: "done",
+      await store.commit(runId, 1, stepEvents(runId, 2, "s#0"), {
+        status: "running",
+        updatedAt: "2026-01-02T00:00:00.000Z",
       });
+      await store.commit(
+        runId,
+        3,
+        [
+          {
+            runId,
+            seq: 4,
+            timestamp: "2026-01-02T00:00:01.000Z",
+            type: "workflow_completed",
+            result: "done",
+          },
+        ],
+        {
+          status: "completed",
+          updatedAt: "2026-01-02T00:00:01.000Z",
+          result: "done",
+        },
+      );
       const events = await store.getEvents(runId);
       expect(events.map((e) => [e.seq, e.type])).toEqual([
         [1, "workflow_started"],
@@ -98,16 +123,27 @@ export function describeEventStoreContract(name: string, harness: StoreHarness):
         [3, "step_completed"],
         [4, "workflow_completed"],
       ]);
-      expect(await store.getRun(runId)).toMatchObject({ status: "completed", result: "done", version: 4, updatedAt: "2026-01-02T00:00:01.000Z" });
+      expect(await store.getRun(runId)).toMatchObject({
+        status: "completed",
+        result: "done",
+        version: 4,
+        updatedAt: "2026-01-02T00:00:01.000Z",
+      });
     });
 
     it("rejects a commit that does not expect the current version", async () => {
       const fixture = newRunFixture();
       const runId = fixture.run.runId;
       await store.createRun(fixture);
-      await store.commit(runId, 1, stepEvents(runId, 2, "s#0"), { status: "running", updatedAt: fixture.run.createdAt });
+      await store.commit(runId, 1, stepEvents(runId, 2, "s#0"), {
+        status: "running",
+        updatedAt: fixture.run.createdAt,
+      });
       await expect(
-        store.commit(runId, 1, stepEvents(runId, 2, "s#1"), { status: "running", updatedAt: fixture.run.createdAt }),
+        store.commit(runId, 1, stepEvents(runId, 2, "s#1"), {
+          status: "running",
+          updatedAt: fixture.run.createdAt,
+        }),
       ).rejects.toBeInstanceOf(VersionConflictError);
       expect((await store.getEvents(runId)).map((e) => e.seq)).toEqual([1, 2, 3]);
     });
@@ -118,11 +154,15 @@ export function describeEventStoreContract(name: string, harness: StoreHarness):
       await store.createRun(fixture);
       const results = await Promise.allSettled(
         Array.from({ length: 10 }, (_, i) =>
-          store.commit(runId, 1, stepEvents(runId, 2, `s#${i}`), { status: "running", updatedAt: fixture.run.createdAt }),
+          store.commit(runId, 1, stepEvents(runId, 2, `s#${i}`), {
+            status: "running",
+            updatedAt: fixture.run.createdAt,
+          }),
         ),
       );
       expect(results.filter((r) => r.status === "fulfilled")).toHaveLength(1);
-      for (const r of results) if (r.status === "rejected") expect(r.reason).toBeInstanceOf(VersionConflictError);
+      for (const r of results)
+        if (r.status === "rejected") expect(r.reason).toBeInstanceOf(VersionConflictError);
       expect(await store.getEvents(runId)).toHaveLength(3);
     });
 
@@ -150,7 +190,14 @@ export function describeEventStoreContract(name: string, harness: StoreHarness):
       const fixture = newRunFixture();
       const runId = fixture.run.runId;
       await store.createRun(fixture);
-      const outcome = { runId, stepId: "charge#0", attempt: 1, recordedAt: new Date().toISOString(), ok: true as const, result: { id: 7 } };
+      const outcome = {
+        runId,
+        stepId: "charge#0",
+        attempt: 1,
+        recordedAt: new Date().toISOString(),
+        ok: true as const,
+        result: { id: 7 },
+      };
       expect(await store.putOutcome(outcome)).toBe(true);
       expect(await store.putOutcome({ ...outcome, result: { id: 8 } })).toBe(false);
       expect(await store.getOutcome(runId, "charge#0", 1)).toMatchObject({ ok: true, result: { id: 7 } });
@@ -176,18 +223,35 @@ export function describeEventStoreContract(name: string, harness: StoreHarness):
       const b = newRunFixture({ workflowName: "beta", createdAt: "2026-02-02T00:00:00.000Z" });
       const c = newRunFixture({ workflowName: "alpha", createdAt: "2026-02-03T00:00:00.000Z" });
       for (const f of [a, b, c]) await store.createRun(f);
-      await store.commit(c.run.runId, 1, [{ runId: c.run.runId, seq: 2, timestamp: "2026-02-03T00:00:01.000Z", type: "workflow_completed", result: 1 }], {
-        status: "completed",
-        updatedAt: "2026-02-03T00:00:01.000Z",
-        result: 1,
-      });
+      await store.commit(
+        c.run.runId,
+        1,
+        [
+          {
+            runId: c.run.runId,
+            seq: 2,
+            timestamp: "2026-02-03T00:00:01.000Z",
+            type: "workflow_completed",
+            result: 1,
+          },
+        ],
+        {
+          status: "completed",
+          updatedAt: "2026-02-03T00:00:01.000Z",
+          result: 1,
+        },
+      );
       const ids = (runs: RunRecord[]) => runs.map((r) => r.runId);
       const mine = new Set([a.run.runId, b.run.runId, c.run.runId]);
       const all = (await store.listRuns({ limit: 1000 })).filter((r) => mine.has(r.runId));
       expect(ids(all)).toEqual([c.run.runId, b.run.runId, a.run.runId]);
-      const alpha = (await store.listRuns({ workflowName: "alpha", limit: 1000 })).filter((r) => mine.has(r.runId));
+      const alpha = (await store.listRuns({ workflowName: "alpha", limit: 1000 })).filter((r) =>
+        mine.has(r.runId),
+      );
       expect(ids(alpha)).toEqual([c.run.runId, a.run.runId]);
-      const completed = (await store.listRuns({ status: "completed", limit: 1000 })).filter((r) => mine.has(r.runId));
+      const completed = (await store.listRuns({ status: "completed", limit: 1000 })).filter((r) =>
+        mine.has(r.runId),
+      );
       expect(ids(completed)).toEqual([c.run.runId]);
       const pendingAlpha = await store.listRuns({ status: "pending", workflowName: "alpha", limit: 1000 });
       expect(ids(pendingAlpha.filter((r) => mine.has(r.runId)))).toEqual([a.run.runId]);
@@ -199,11 +263,15 @@ export function describeEventStoreContract(name: string, harness: StoreHarness):
         await expect(store.getRun(bad)).rejects.toBeInstanceOf(InvalidRunIdError);
         await expect(store.getEvents(bad)).rejects.toBeInstanceOf(InvalidRunIdError);
       }
-      await expect(store.createRun(newRunFixture({ runId: "../escape" }))).rejects.toBeInstanceOf(InvalidRunIdError);
+      await expect(store.createRun(newRunFixture({ runId: "../escape" }))).rejects.toBeInstanceOf(
+        InvalidRunIdError,
+      );
     });
 
     it("keeps payloads exactly as written (nested JSON, unicode, nulls)", async () => {
-      const fixture = newRunFixture({ input: [{ name: "Zoë 🚀", tags: ["a", null, 3.5], deep: { x: { y: [true, false] } } }] });
+      const fixture = newRunFixture({
+        input: [{ name: "Zoë 🚀", tags: ["a", null, 3.5], deep: { x: { y: [true, false] } } }],
+      });
       const runId = fixture.run.runId;
       await store.createRun(fixture);
       const events = await store.getEvents(runId);

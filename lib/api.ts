@@ -1,0 +1,140 @@
+import { LocalRuntime } from "../local/runtime.ts";
+import type { StartOptions } from "./core/engine.ts";
+import { ConfigurationError, RunNotFoundError } from "./core/errors.ts";
+import type { WorkflowEvent } from "./core/events.ts";
+import { assertRunId } from "./core/ids.ts";
+import type { Runtime, WaitOptions } from "./core/runtime.ts";
+import type { AnyWorkflow, WorkflowArgs } from "./core/workflow.ts";
+import type { EventStore, RunQuery, RunRecord } from "./ports/event-store.ts";
+
+/** Options of {@link configure}. */
+export interface ConfigureOptions {
+  /** Use this runtime (e.g. `createRedisRuntime(...)` from `tsworkflow/local`). */
+  runtime?: Runtime;
+  /** Embedded runtime over this storage (e.g. `new MemoryStorage()`). */
+  storage?: EventStore;
+  /** Embedded runtime's file directory. @default "./.tsworkflow" (or `TSWORKFLOW_DIR`) */
+  dir?: string;
+  /** Redis URL: start runs on Redis workers (or set `TSWORKFLOW_REDIS_URL`). */
+  redis?: string;
+  /** Steps run at once by the embedded runtime. @default 100 */
+  concurrency?: number;
+}
+
+let current: Runtime | undefined;
+let pending: Promise<Runtime> | undefined;
+
+/**
+ * Chooses where `start()`, `getRun()`… run. Without it, the first call uses the embedded file backend in
+ * `./.tsworkflow` with an in-process worker (or Redis when `TSWORKFLOW_REDIS_URL` is set).
+ * @example
+ * import { configure } from "tsworkflow";
+ * import { MemoryStorage } from "tsworkflow/local";
+ * configure({ storage: new MemoryStorage() });
+ */
+export function configure(options: ConfigureOptions = {}): void {
+  const previous = current;
+  current = undefined;
+  pending = undefined;
+  void previous?.close();
+  if (options.runtime) {
+    current = options.runtime;
+    return;
+  }
+  const redis = options.redis;
+  if (redis) {
+    pending = loadRedisRuntime(redis, options.concurrency);
+    return;
+  }
+  current = new LocalRuntime({
+    ...(options.storage ? { storage: options.storage } : {}),
+    ...(options.dir ? { dir: options.dir } : {}),
+    ...(options.concurrency ? { concurrency: options.concurrency } : {}),
+  });
+}
+
+async function loadRedisRuntime(url: string, concurrency: number | undefined): Promise<Runtime> {
+  const moduleName = "../local/redis/redis-runtime.ts";
+  const module = (await import(moduleName)) as {
+    createRedisRuntime?: (options: { url: string; concurrency?: number }) => Runtime | Promise<Runtime>;
+  };
+  if (!module.createRedisRuntime)
+    throw new ConfigurationError("Redis mode is not available in this build of tsworkflow.");
+  const runtime = await module.createRedisRuntime({ url, ...(concurrency ? { concurrency } : {}) });
+  current = runtime;
+  return runtime;
+}
+
+/** The runtime the top-level API uses, created on first use. */
+export async function getRuntime(): Promise<Runtime> {
+  if (current) return current;
+  if (pending) return pending;
+  const redis = process.env.TSWORKFLOW_REDIS_URL;
+  if (redis) {
+    pending = loadRedisRuntime(redis, undefined);
+    return pending;
+  }
+  current = new LocalRuntime();
+  return current;
+}
+
+/**
+ * Starts a run of a workflow and returns its run id. With an `idempotencyKey`, the same key and the
+ * same input return the same run id; the same key with another input throws.
+ * @example
+ * import { start } from "tsworkflow";
+ * const runId = await start(onboarding, ["user_123"], { idempotencyKey: "onboard-user_123" });
+ * @throws WorkflowInputError when the input fails the workflow's zod schema (nothing is stored)
+ * @throws IdempotencyConflictError when the key was used with another input
+ */
+export async function start<W extends AnyWorkflow>(
+  workflow: W,
+  args: WorkflowArgs<W>,
+  options: StartOptions = {},
+): Promise<string> {
+  const runtime = await getRuntime();
+  return (await runtime.start(workflow, args, options)).runId;
+}
+
+/**
+ * The run's document: `{ runId, workflowName, status, input, result?, error?, createdAt, updatedAt }`.
+ * @throws RunNotFoundError for an unknown id
+ * @throws InvalidRunIdError for a malformed id
+ */
+export async function getRun(runId: string): Promise<RunRecord> {
+  assertRunId(runId);
+  const run = await (await getRuntime()).getRun(runId);
+  if (!run) throw new RunNotFoundError(runId);
+  return run;
+}
+
+/**
+ * Waits until the run has completed, failed or been cancelled, and returns it. Keeps the process alive
+ * while it waits.
+ * @example
+ * const run = await waitForRun(runId, { timeoutMs: 60_000 });
+ * if (run.status === "completed") console.log(run.result);
+ */
+export async function waitForRun(runId: string, options?: WaitOptions): Promise<RunRecord> {
+  assertRunId(runId);
+  return (await getRuntime()).waitForRun(runId, options);
+}
+
+/** The run's event log, in order. @throws RunNotFoundError for an unknown id */
+export async function getEvents(runId: string): Promise<WorkflowEvent[]> {
+  await getRun(runId);
+  return (await getRuntime()).getEvents(runId);
+}
+
+/** Runs, newest first, optionally filtered by status or workflow. */
+export async function listRuns(query?: RunQuery): Promise<RunRecord[]> {
+  return (await getRuntime()).listRuns(query);
+}
+
+/** Stops the runtime the top-level API started (waits for running steps, releases files). */
+export async function shutdown(): Promise<void> {
+  const runtime = current ?? (await pending?.catch(() => undefined));
+  current = undefined;
+  pending = undefined;
+  await runtime?.close();
+}

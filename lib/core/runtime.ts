@@ -1,0 +1,21 @@
+import type { RunQuery, RunRecord } from "../ports/event-store.ts";
+import type { StartOptions, StartResult } from "./engine.ts";
+import type { WorkflowEvent } from "./events.ts";
+import type { AnyWorkflow } from "./workflow.ts";
+
+/** Options of `waitForRun`. */
+export interface WaitOptions {
+  /** Give up after this many milliseconds with a `TimeoutError`. @default no limit */
+  timeoutMs?: number;
+}
+
+/** What the top-level API (`start`, `getRun`, …) talks to: the embedded, Redis or AWS runtime. */
+export interface Runtime {
+  start(workflow: AnyWorkflow | string, args: unknown[], options?: StartOptions): Promise<StartResult>;
+  getRun(runId: string): Promise<RunRecord | undefined>;
+  getEvents(runId: string): Promise<WorkflowEvent[]>;
+  listRuns(query?: RunQuery): Promise<RunRecord[]>;
+  /** Resolves with the run once it has completed, failed or been cancelled. */
+  waitForRun(runId: string, options?: WaitOptions): Promise<RunRecord>;
+  close(): Promise<void>;
+}

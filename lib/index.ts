@@ -1,0 +1,74 @@
+/**
+ * tsworkflow: durable workflows as plain async functions.
+ * This entry point loads no AWS SDK, CDK, Redis or BullMQ code.
+ */
+
+export type { ConfigureOptions } from "./api.ts";
+export { configure, getEvents, getRun, getRuntime, listRuns, shutdown, start, waitForRun } from "./api.ts";
+export type { StepInfo } from "./core/context.ts";
+export { getStepInfo } from "./core/context.ts";
+export type { Duration } from "./core/durations.ts";
+export { formatDuration, toMilliseconds } from "./core/durations.ts";
+export type { EngineOptions, StartOptions, StartResult } from "./core/engine.ts";
+export { Engine } from "./core/engine.ts";
+export type { ErrorCode, RetryableErrorOptions, SerializedError } from "./core/errors.ts";
+export {
+  ConfigurationError,
+  deserializeError,
+  FatalError,
+  IdempotencyConflictError,
+  InvalidDurationError,
+  InvalidEventError,
+  InvalidIdempotencyKeyError,
+  InvalidRunIdError,
+  MaxDurationExceededError,
+  NonDeterminismError,
+  NonSerializableError,
+  NotInWorkflowError,
+  PayloadTooLargeError,
+  RetryableError,
+  RunNotFoundError,
+  StepNotFoundError,
+  StorageLockedError,
+  TimeoutError,
+  TsWorkflowError,
+  VersionConflictError,
+  WorkflowInputError,
+  WorkflowNotFoundError,
+} from "./core/errors.ts";
+export type { EventOf, EventType, WorkflowEvent } from "./core/events.ts";
+export { EVENT_TYPES, parseEvent, workflowEvent } from "./core/events.ts";
+export type { LoggingOptions, LogLevelName } from "./core/logger.ts";
+export { configureLogging } from "./core/logger.ts";
+export { log, now, random, sleep } from "./core/primitives.ts";
+export { findWorkflow, registeredWorkflows } from "./core/registry.ts";
+export type { Runtime, WaitOptions } from "./core/runtime.ts";
+export { MAX_PAYLOAD_BYTES } from "./core/serialization.ts";
+export type { AnyStep, RetryDelay, StepDefinition, StepOptions } from "./core/step.ts";
+export { step } from "./core/step.ts";
+export type {
+  AnyWorkflow,
+  WorkflowArgs,
+  WorkflowDefinition,
+  WorkflowOptions,
+  WorkflowResult,
+} from "./core/workflow.ts";
+export { workflow } from "./core/workflow.ts";
+export type {
+  ActivationCause,
+  ActivationTask,
+  Clock,
+  CreateRunResult,
+  EventStore,
+  NewRun,
+  RunPatch,
+  RunQuery,
+  RunRecord,
+  RunStatus,
+  StepOutcome,
+  StepTask,
+  TaskQueue,
+  TimerRequest,
+  Timers,
+} from "./ports/index.ts";
+export { FINISHED_STATUSES, RUN_STATUSES, systemClock } from "./ports/index.ts";

@@ -1,0 +1,99 @@
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { WorkflowEvent } from "../../lib/core/events.ts";
+import { createRedisRuntime, type RedisRuntime } from "../../local/redis/redis-runtime.ts";
+import { crashing, graceful } from "./fixtures/workflows.ts";
+import { type RedisServer, startRedisServer } from "./redis-server.ts";
+import { startWorkerProcess, type WorkerProcess } from "./worker-process.ts";
+
+/** Short, so that a killed worker's step is handed over quickly. */
+const STALLED_AFTER_MS = 1_500;
+const prefix = `tsw-crash-${process.pid}:`;
+let server: RedisServer;
+let client: RedisRuntime;
+let testDir: string;
+const workers: WorkerProcess[] = [];
+
+async function worker(workerId: string): Promise<WorkerProcess> {
+  const started = await startWorkerProcess({
+    url: server.url,
+    prefix,
+    workerId,
+    testDir,
+    stalledAfterMs: STALLED_AFTER_MS,
+  });
+  workers.push(started);
+  return started;
+}
+
+async function markerPid(label: string, timeoutMs = 15_000): Promise<number> {
+  const file = join(testDir, `${label}.started`);
+  const deadline = Date.now() + timeoutMs;
+  while (!existsSync(file) || readFileSync(file, "utf8") === "") {
+    if (Date.now() > deadline) throw new Error(`step ${label} never started`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  return Number(readFileSync(file, "utf8"));
+}
+
+beforeAll(async () => {
+  server = await startRedisServer();
+  testDir = mkdtempSync(join(tmpdir(), "tsw-redis-crash-"));
+  client = createRedisRuntime({ url: server.url, prefix });
+});
+
+afterAll(async () => {
+  await client?.close();
+  await Promise.all(workers.map((w) => w.stop()));
+  await server?.stop();
+  if (testDir) rmSync(testDir, { recursive: true, force: true });
+});
+
+describe("Redis mode when workers die or stop", () => {
+  it("finishes a run on another worker after the one running its step is killed with SIGKILL", async () => {
+    // Prepare
+    const [first, second] = await Promise.all([worker("crash-a"), worker("crash-b")]);
+    const { runId } = await client.start(crashing, ["kill-me"]);
+    const victimPid = await markerPid("kill-me");
+    const victim = [first, second].find((w) => w?.pid === victimPid) as WorkerProcess;
+    const survivor = victim === first ? second : first;
+    expect(victim).toBeDefined();
+    // Act
+    process.kill(victimPid, "SIGKILL");
+    const run = await client.waitForRun(runId, { timeoutMs: 20_000 });
+    // Assess
+    expect(await victim.exited).toBeDefined();
+    expect(run.status).toBe("completed");
+    expect(run.result).toMatchObject({ label: "kill-me", worker: survivor?.workerId, firstPid: victimPid });
+    const events = await client.getEvents(runId);
+    const completed = events.filter(
+      (e): e is Extract<WorkflowEvent, { type: "step_completed" }> => e.type === "step_completed",
+    );
+    expect(completed.map((e) => e.stepId)).toEqual(["double#0", "hang_once#0", "double#1"]);
+    expect(new Set(completed.map((e) => `${e.stepId}/${e.attempt}`)).size).toBe(completed.length);
+    expect(events.at(-1)?.type).toBe("workflow_completed");
+  });
+
+  it("finishes the step in flight before a worker stops on SIGTERM", async () => {
+    // Prepare
+    const only = await worker("graceful");
+    for (const other of workers) if (other !== only) await other.stop();
+    const { runId } = await client.start(graceful, ["drain-me"]);
+    await markerPid("drain-me");
+    // Act
+    const exit = await only.stop();
+    // Assess
+    expect(exit).toBe(0);
+    expect(only.output()).toContain("worker graceful received SIGTERM");
+    const outcome = await client.storage.getOutcome(runId, "slow#0", 1);
+    expect(outcome).toMatchObject({ ok: true, result: { label: "drain-me", worker: "graceful" } });
+    // Another worker takes the run from there.
+    await worker("after-graceful");
+    expect(await client.waitForRun(runId, { timeoutMs: 15_000 })).toMatchObject({
+      status: "completed",
+      result: "graceful",
+    });
+  });
+});

@@ -23,6 +23,8 @@ interface CountableClient {
 
 export class RequestCounter {
   counts: RequestCounts = { requests: {}, writeUnits: 0, readUnits: 0 };
+  /** Every SQS `SendMessageBatch`: its queue and number of messages. */
+  batches: { queueUrl: string; size: number }[] = [];
 
   /** Starts counting the requests `client` sends, as `<service>.<operation>`. */
   watch(client: object, service: string): void {
@@ -31,6 +33,10 @@ export class RequestCounter {
         const operation = (context.commandName ?? "Unknown").replace(/Command$/, "");
         const key = `${service}.${operation}`;
         this.counts.requests[key] = (this.counts.requests[key] ?? 0) + 1;
+        if (key === "sqs.SendMessageBatch") {
+          const input = args.input as { QueueUrl?: string; Entries?: unknown[] };
+          this.batches.push({ queueUrl: input.QueueUrl ?? "", size: input.Entries?.length ?? 0 });
+        }
         if (service === "dynamodb")
           (args.input as { ReturnConsumedCapacity?: string }).ReturnConsumedCapacity = "TOTAL";
         const result = await next(args);
@@ -44,6 +50,7 @@ export class RequestCounter {
 
   reset(): void {
     this.counts = { requests: {}, writeUnits: 0, readUnits: 0 };
+    this.batches = [];
   }
 
   snapshot(): RequestCounts {

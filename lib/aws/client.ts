@@ -1,0 +1,116 @@
+import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { SQSClient } from "@aws-sdk/client-sqs";
+import { Engine } from "../core/engine.ts";
+import { ConfigurationError } from "../core/errors.ts";
+import type { WorkflowArgs, WorkflowDefinition } from "../core/workflow.ts";
+import type { Clock } from "../ports/clock.ts";
+import type { RunRecord } from "../ports/event-store.ts";
+import type { TaskQueue } from "../ports/task-queue.ts";
+import type { Timers } from "../ports/timers.ts";
+import { type ClientConfig, loadClientConfig } from "./config.ts";
+import { DynamoDBStorage } from "./dynamodb-storage.ts";
+import { SqsTaskQueue } from "./sqs-queue.ts";
+
+// biome-ignore lint/suspicious/noExplicitAny: accepts workflows of any signature
+type AnyWorkflow = WorkflowDefinition<any[], unknown>;
+
+/** Options of {@link createClient}. */
+export interface ClientOptions {
+  /** Clients to use instead of new ones. */
+  clients?: { dynamodb?: DynamoDBClient; sqs?: SQSClient };
+  /** @default the system clock */
+  clock?: Clock;
+}
+
+/** Starts runs and reads them from any Lambda (or process) with access to the table and the workflow queue. */
+export interface TsWorkflowClient {
+  /**
+   * Creates a run (once per idempotency key) and enqueues its first activation. Pass the workflow
+   * definition (imported from its module) to have `args` checked at compile time and by its schema.
+   * @returns the run id
+   * @throws WorkflowInputError when the input does not match the workflow's schema (nothing is stored)
+   * @throws IdempotencyConflictError when the key started a run with another input
+   * @throws WorkflowNotFoundError for a name whose workflow is not imported in this process
+   */
+  start<W extends AnyWorkflow>(
+    workflow: W,
+    args: WorkflowArgs<W>,
+    options?: { idempotencyKey?: string },
+  ): Promise<string>;
+  start(workflow: string, args: unknown[], options?: { idempotencyKey?: string }): Promise<string>;
+  /** The run's document, or undefined for an unknown id. */
+  getRun(runId: string): Promise<RunRecord | undefined>;
+  /** Releases the clients this client created. */
+  close(): Promise<void>;
+}
+
+const noTimers: Timers = {
+  schedule: async () => {
+    throw new ConfigurationError(
+      "The tsworkflow client starts runs; it does not schedule timers. Run activations in the workflow function.",
+    );
+  },
+  cancel: async () => {},
+};
+
+/**
+ * A client for other Lambdas: writes the run to DynamoDB and enqueues its first activation on the
+ * FIFO workflow queue directly (no Lambda invoke in between). Needs `dynamodb:PutItem`,
+ * `dynamodb:GetItem` and `dynamodb:ConditionCheckItem` on the table and `sqs:SendMessage` on the
+ * workflow queue, which the construct's `grantStart(grantee)` grants.
+ * @example
+ * import { createClient } from "tsworkflow/aws";
+ * import { onboarding } from "./workflows.ts";
+ * const client = createClient(); // TSWORKFLOW_TABLE_NAME, TSWORKFLOW_WORKFLOW_QUEUE_URL, AWS_REGION
+ * const runId = await client.start(onboarding, ["user_123"], { idempotencyKey: "onboard-user_123" });
+ * const run = await client.getRun(runId);
+ * @throws ConfigurationError when `config` is omitted and the environment lacks a variable
+ */
+export function createClient(
+  config: ClientConfig = loadClientConfig(),
+  options: ClientOptions = {},
+): TsWorkflowClient {
+  const settings = (endpoint: string | undefined) => ({
+    region: config.region,
+    ...(endpoint ? { endpoint } : {}),
+  });
+  const dynamodb = options.clients?.dynamodb ?? new DynamoDBClient(settings(config.endpoints.dynamodb));
+  const sqs = options.clients?.sqs ?? new SQSClient(settings(config.endpoints.sqs));
+  const store = new DynamoDBStorage({
+    client: dynamodb,
+    tableName: config.tableName,
+    ...(config.ttlDays ? { ttlDays: config.ttlDays } : {}),
+  });
+  const sqsQueue = new SqsTaskQueue({
+    client: sqs,
+    workflowQueueUrl: config.workflowQueueUrl,
+    stepQueueUrl: config.workflowQueueUrl,
+  });
+  const queue: TaskQueue = {
+    enqueueActivation: (task) => sqsQueue.enqueueActivation(task),
+    enqueueStep: async () => {
+      throw new ConfigurationError("The tsworkflow client starts runs; it does not run steps.");
+    },
+  };
+  const engine = new Engine({
+    store,
+    queue,
+    timers: noTimers,
+    ...(options.clock ? { clock: options.clock } : {}),
+  });
+  return {
+    async start(
+      workflow: AnyWorkflow | string,
+      args: unknown[],
+      startOptions: { idempotencyKey?: string } = {},
+    ) {
+      const result = await engine.start(workflow, args, startOptions);
+      return result.runId;
+    },
+    getRun: (runId) => store.getRun(runId),
+    async close() {
+      if (!options.clients?.dynamodb) dynamodb.destroy();
+      if (!options.clients?.sqs) sqs.destroy();
+    },
+  };
+}

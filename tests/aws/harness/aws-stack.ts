@@ -1,0 +1,256 @@
+import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { SchedulerClient } from "@aws-sdk/client-scheduler";
+import { SendMessageCommand, SQSClient } from "@aws-sdk/client-sqs";
+import type { Context } from "aws-lambda";
+import {
+  createStartHandler,
+  createStepHandler,
+  createWorkflowHandler,
+  type HandlerOptions,
+  type SqsBatchHandler,
+  type StartHandler,
+  type WorkflowRegistry,
+} from "../../../functions/handlers.ts";
+import type { AwsConfig } from "../../../lib/aws/config.ts";
+import { DynamoDBStorage } from "../../../lib/aws/dynamodb-storage.ts";
+import type { AwsClients } from "../../../lib/aws/runtime.ts";
+import { createTable } from "../../../lib/aws/table-schema.ts";
+import type { WorkflowEvent } from "../../../lib/core/events.ts";
+import type { Clock } from "../../../lib/ports/clock.ts";
+import type { EventStore, RunRecord, RunStatus } from "../../../lib/ports/event-store.ts";
+import { type DynamoDBLocal, startDynamoDBLocal } from "./dynamodb-local.ts";
+import { EventSourceMapping } from "./event-source-mapping.ts";
+import { FakeScheduler } from "./fake-scheduler.ts";
+import { TEST_CREDENTIALS, TEST_REGION } from "./free-port.ts";
+import { RequestCounter } from "./request-counter.ts";
+import { type KitQueues, type SqsEmulator, startSqs } from "./sqs.ts";
+import { waitFor } from "./wait.ts";
+
+export const SCHEDULE_GROUP = "tsworkflow";
+export const SCHEDULER_ROLE_ARN = "arn:aws:iam::000000000000:role/tsworkflow-scheduler";
+
+/** Real time plus an offset that tests move forward to skip long sleeps. */
+export class OffsetClock implements Clock {
+  offset = 0;
+  now(): number {
+    return Date.now() + this.offset;
+  }
+}
+
+/** The emulators, started once per test file. */
+export interface Emulators {
+  dynamo: DynamoDBLocal;
+  sqs: SqsEmulator;
+  scheduler: FakeScheduler;
+  clock: OffsetClock;
+  tableName: string;
+  stop(): Promise<void>;
+}
+
+export async function startEmulators(tableName = "tsworkflow"): Promise<Emulators> {
+  const clock = new OffsetClock();
+  const [dynamo, sqs] = await Promise.all([startDynamoDBLocal(), startSqs()]);
+  const delivery = sqs.client();
+  const scheduler = new FakeScheduler({
+    groups: [SCHEDULE_GROUP],
+    now: clock.now(),
+    deliver: async (arn, input) => {
+      await delivery.send(new SendMessageCommand({ QueueUrl: sqs.urlOfArn(arn), MessageBody: input }));
+    },
+  });
+  await scheduler.start();
+  const admin = dynamo.client();
+  await createTable(admin, tableName);
+  admin.destroy();
+  return {
+    dynamo,
+    sqs,
+    scheduler,
+    clock,
+    tableName,
+    async stop() {
+      delivery.destroy();
+      await scheduler.stop();
+      await Promise.all([sqs.stop(), dynamo.stop()]);
+    },
+  };
+}
+
+/** Options of {@link deployStack}. */
+export interface StackOptions {
+  /** Seconds before a received, undeleted message comes back. @default 2 */
+  visibilityTimeoutSeconds?: number;
+  /** Receives before SQS moves a message to the DLQ. @default 5 */
+  maxReceiveCount?: number;
+  /** The functions' timeout (an invocation still running then fails its batch). @default 20000 */
+  functionTimeoutMs?: number;
+  /** Parallel pollers of each queue. @default { workflow: 2, step: 4 } */
+  concurrency?: { workflow?: number; step?: number };
+  /** Wraps the store the step function uses (to inject crashes). */
+  wrapStepStore?: (store: EventStore) => EventStore;
+  /** Wraps the store the workflow function uses (to inject crashes). */
+  wrapWorkflowStore?: (store: EventStore) => EventStore;
+  /** Adds middleware to the functions' SQS client (to inject duplicates). */
+  decorateSqs?: (client: SQSClient) => void;
+}
+
+/** One "deployment": fresh queues, the three functions built by the real factories, and their event source mappings. */
+export interface Stack {
+  config: AwsConfig;
+  queues: KitQueues;
+  counter: RequestCounter;
+  clients: AwsClients;
+  /** A store reading the same table (for assertions). */
+  store: DynamoDBStorage;
+  workflowHandler: SqsBatchHandler;
+  stepHandler: SqsBatchHandler;
+  startHandler: StartHandler;
+  workflowMapping: EventSourceMapping;
+  stepMapping: EventSourceMapping;
+  /** Invokes the start function as `lambda:InvokeFunction` would. */
+  invokeStart(event: unknown): Promise<{ runId: string; created: boolean }>;
+  /** Moves the clock forward and lets the fake Scheduler fire what is due. */
+  skip(ms: number): Promise<void>;
+  waitForStatus(runId: string, status: RunStatus | RunStatus[], timeoutMs?: number): Promise<RunRecord>;
+  events(runId: string): Promise<WorkflowEvent[]>;
+  stop(): Promise<void>;
+}
+
+let deployments = 0;
+
+export function lambdaContext(functionName: string): Context {
+  const requestId = crypto.randomUUID();
+  return {
+    callbackWaitsForEmptyEventLoop: true,
+    functionName,
+    functionVersion: "$LATEST",
+    invokedFunctionArn: `arn:aws:lambda:${TEST_REGION}:000000000000:function:${functionName}`,
+    memoryLimitInMB: "512",
+    awsRequestId: requestId,
+    logGroupName: `/aws/lambda/${functionName}`,
+    logStreamName: `2026/01/01/[$LATEST]${requestId}`,
+    getRemainingTimeInMillis: () => 30_000,
+    done: () => {},
+    fail: () => {},
+    succeed: () => {},
+  };
+}
+
+/**
+ * Creates a fresh set of queues and the three functions (built by the real handler factories, with
+ * counted clients), and starts the pollers that feed them.
+ */
+export function deployStack(
+  emulators: Emulators,
+  registry: WorkflowRegistry,
+  options: StackOptions = {},
+): Stack {
+  deployments += 1;
+  const { sqs, dynamo, scheduler, clock } = emulators;
+  const queues = sqs.createKitQueues(`e2e${deployments}`, {
+    visibilityTimeoutSeconds: options.visibilityTimeoutSeconds ?? 2,
+    maxReceiveCount: options.maxReceiveCount ?? 5,
+  });
+  const config: AwsConfig = {
+    tableName: emulators.tableName,
+    workflowQueueUrl: queues.workflowQueueUrl,
+    stepQueueUrl: queues.stepQueueUrl,
+    stepQueueArn: queues.stepQueueArn,
+    scheduleGroup: SCHEDULE_GROUP,
+    schedulerRoleArn: SCHEDULER_ROLE_ARN,
+    region: TEST_REGION,
+    endpoints: { dynamodb: dynamo.endpoint, sqs: sqs.endpoint, scheduler: scheduler.endpoint },
+    ttlDays: 30,
+  };
+  const counter = new RequestCounter();
+  const settings = (endpoint: string) => ({
+    endpoint,
+    region: TEST_REGION,
+    credentials: TEST_CREDENTIALS,
+    maxAttempts: 3,
+  });
+  const clients: AwsClients = {
+    dynamodb: new DynamoDBClient(settings(dynamo.endpoint)),
+    sqs: new SQSClient(settings(sqs.endpoint)),
+    scheduler: new SchedulerClient(settings(scheduler.endpoint)),
+  };
+  counter.watch(clients.dynamodb, "dynamodb");
+  counter.watch(clients.sqs, "sqs");
+  counter.watch(clients.scheduler, "scheduler");
+  options.decorateSqs?.(clients.sqs);
+  const base = (wrap?: (store: EventStore) => EventStore): HandlerOptions => {
+    const store = new DynamoDBStorage({ client: clients.dynamodb, tableName: config.tableName });
+    return { config, clients, clock, ...(wrap ? { store: wrap(store) } : { store }) };
+  };
+  // Each function is its own "Lambda": its own runtime, store and caches, sharing the clients' counters.
+  const workflowHandler = createWorkflowHandler(registry, base(options.wrapWorkflowStore));
+  const stepHandler = createStepHandler(registry, base(options.wrapStepStore));
+  const startHandler = createStartHandler(registry, base());
+  const pollerClient = sqs.client();
+  const timeoutMs = options.functionTimeoutMs ?? 20_000;
+  const workflowMapping = new EventSourceMapping({
+    client: pollerClient,
+    queueUrl: queues.workflowQueueUrl,
+    queueArn: queues.workflowQueueArn,
+    handler: workflowHandler,
+    functionName: "tsworkflow-workflow",
+    concurrency: options.concurrency?.workflow ?? 2,
+    timeoutMs,
+  }).start();
+  const stepMapping = new EventSourceMapping({
+    client: pollerClient,
+    queueUrl: queues.stepQueueUrl,
+    queueArn: queues.stepQueueArn,
+    handler: stepHandler,
+    functionName: "tsworkflow-step",
+    concurrency: options.concurrency?.step ?? 4,
+    timeoutMs,
+  }).start();
+  const readClient = dynamo.client();
+  const store = new DynamoDBStorage({ client: readClient, tableName: config.tableName });
+  return {
+    config,
+    queues,
+    counter,
+    clients,
+    store,
+    workflowHandler,
+    stepHandler,
+    startHandler,
+    workflowMapping,
+    stepMapping,
+    invokeStart: (event) => startHandler(event, lambdaContext("tsworkflow-start")),
+    async skip(ms) {
+      clock.offset += ms;
+      await scheduler.advanceTo(clock.now());
+    },
+    async waitForStatus(runId, status, timeoutMs = 20_000) {
+      const wanted = Array.isArray(status) ? status : [status];
+      return waitFor(
+        `run ${runId} to be ${wanted.join(" or ")}`,
+        async () => {
+          const run = await store.getRun(runId);
+          return run && wanted.includes(run.status) ? run : undefined;
+        },
+        timeoutMs,
+      );
+    },
+    events: (runId) => store.getEvents(runId),
+    async stop() {
+      await Promise.all([workflowMapping.stop(), stepMapping.stop()]);
+      pollerClient.destroy();
+      readClient.destroy();
+      clients.dynamodb.destroy();
+      clients.sqs.destroy();
+      clients.scheduler.destroy();
+    },
+  };
+}
+
+/** Events of a type, for assertions. */
+export function ofType<T extends WorkflowEvent["type"]>(
+  events: WorkflowEvent[],
+  type: T,
+): Extract<WorkflowEvent, { type: T }>[] {
+  return events.filter((event): event is Extract<WorkflowEvent, { type: T }> => event.type === type);
+}

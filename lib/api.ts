@@ -131,6 +131,31 @@ export async function listRuns(query?: RunQuery): Promise<RunRecord[]> {
   return (await getRuntime()).listRuns(query);
 }
 
+/**
+ * Cancels a run: inside the workflow, pending steps and sleeps throw `CancelledError`, so `finally`
+ * blocks run (and may call steps to clean up); the run ends `cancelled` with a `workflow_cancelled` event.
+ * @example
+ * await cancelRun(runId, "customer closed the account");
+ * @throws RunNotFoundError for an unknown id
+ * @throws InvalidRunStateError for a run that has already finished
+ */
+export async function cancelRun(runId: string, reason?: string): Promise<void> {
+  assertRunId(runId);
+  await (await getRuntime()).cancelRun(runId, reason);
+}
+
+/**
+ * Retries a failed run from the step that failed it: that step gets one more attempt and the workflow
+ * goes on; steps that completed are not run again.
+ * @example
+ * await retryRun(runId);
+ * @throws InvalidRunStateError for a run that has not failed
+ */
+export async function retryRun(runId: string): Promise<void> {
+  assertRunId(runId);
+  await (await getRuntime()).retryRun(runId);
+}
+
 /** Stops the runtime the top-level API started (waits for running steps, releases files). */
 export async function shutdown(): Promise<void> {
   const runtime = current ?? (await pending?.catch(() => undefined));

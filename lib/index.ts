@@ -4,7 +4,18 @@
  */
 
 export type { ConfigureOptions } from "./api.ts";
-export { configure, getEvents, getRun, getRuntime, listRuns, shutdown, start, waitForRun } from "./api.ts";
+export {
+  cancelRun,
+  configure,
+  getEvents,
+  getRun,
+  getRuntime,
+  listRuns,
+  retryRun,
+  shutdown,
+  start,
+  waitForRun,
+} from "./api.ts";
 export type { StepInfo } from "./core/context.ts";
 export { getStepInfo } from "./core/context.ts";
 export type { Duration } from "./core/durations.ts";
@@ -13,6 +24,7 @@ export type { EngineOptions, StartOptions, StartResult } from "./core/engine.ts"
 export { Engine } from "./core/engine.ts";
 export type { ErrorCode, RetryableErrorOptions, SerializedError } from "./core/errors.ts";
 export {
+  CancelledError,
   ConfigurationError,
   deserializeError,
   FatalError,
@@ -21,6 +33,7 @@ export {
   InvalidEventError,
   InvalidIdempotencyKeyError,
   InvalidRunIdError,
+  InvalidRunStateError,
   MaxDurationExceededError,
   NonDeterminismError,
   NonSerializableError,

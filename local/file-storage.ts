@@ -17,7 +17,7 @@ import { assertRunId } from "../lib/core/ids.ts";
 import { getLogger } from "../lib/core/logger.ts";
 import { FINISHED_STATUSES, type RunPatch, type RunRecord } from "../lib/ports/event-store.ts";
 import { GroupSync } from "./group-sync.ts";
-import { MemoryStorage } from "./memory-storage.ts";
+import { applyPatch, MemoryStorage } from "./memory-storage.ts";
 
 /** Options of {@link FileStorage}. */
 export interface FileStorageOptions {
@@ -220,7 +220,7 @@ export class FileStorage extends MemoryStorage {
         );
       }
       for (const raw of commit.events) events.push(parseEvent(raw, where));
-      run = run ? { ...run, ...(commit.run as RunPatch) } : (commit.run as RunRecord);
+      run = run ? applyPatch(run, commit.run as RunPatch, events.length) : (commit.run as RunRecord);
     });
     if (!run) throw new InvalidEventError(`The log of run ${runId} is empty`);
     return { run: { ...run, version: events.length }, events };

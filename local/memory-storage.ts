@@ -11,6 +11,12 @@ import type {
   StepOutcome,
 } from "../lib/ports/event-store.ts";
 
+/** The run document after a commit: `result` and `error` are the patch's (absent in the patch, absent here). */
+export function applyPatch(run: RunRecord, patch: RunPatch, version: number): RunRecord {
+  const { result: _result, error: _error, ...rest } = run;
+  return { ...rest, ...patch, version };
+}
+
 const outcomeKey = (stepId: string, attempt: number) => `${stepId}\u0000${attempt}`;
 
 /** A consumed outcome's events: once one of these is in the log, the outcome is no longer needed. */
@@ -80,7 +86,7 @@ export class MemoryStorage implements EventStore {
     const run = this.runs.get(runId);
     if (!run || run.version !== expectedVersion) throw new VersionConflictError(runId, expectedVersion);
     const valid = events.map((event) => parseEvent(event, `run ${runId}`));
-    const next: RunRecord = { ...run, ...patch, version: expectedVersion + valid.length };
+    const next = applyPatch(run, patch, expectedVersion + valid.length);
     // Claim the version before any await, so a racing commit in this process sees it taken.
     this.runs.set(runId, next);
     try {

@@ -131,6 +131,16 @@ export class LocalRuntime implements Runtime {
     });
   }
 
+  async cancelRun(runId: string, reason?: string): Promise<void> {
+    await this.ready;
+    await this.engine.cancelRun(runId, reason);
+  }
+
+  async retryRun(runId: string): Promise<void> {
+    await this.ready;
+    await this.engine.retryRun(runId);
+  }
+
   /** Resolves when no task is queued or running (timers may still be pending). */
   idle(): Promise<void> {
     return this.ready.then(() => this.queue.idle());

@@ -13,12 +13,14 @@ import { runInStep } from "./context.ts";
 import { formatDuration } from "./durations.ts";
 import {
   IdempotencyConflictError,
+  InvalidRunStateError,
   MaxDurationExceededError,
+  RunNotFoundError,
   StepNotFoundError,
   VersionConflictError,
   WorkflowNotFoundError,
 } from "./errors.ts";
-import type { EventDraft, WorkflowEvent } from "./events.ts";
+import type { EventDraft, EventOf, WorkflowEvent } from "./events.ts";
 import { RunExecution } from "./execution.ts";
 import { assertIdempotencyKey, assertRunId, newRunId } from "./ids.ts";
 import { getLogger } from "./logger.ts";
@@ -58,6 +60,8 @@ const MAX_CONFLICT_RETRIES = 8;
 /** Timer ids: sleeps use their sleep id; retries and the deadline have their own. */
 const retryTimerId = (stepId: string, attempt: number) => `retry:${stepId}:${attempt}`;
 const DEADLINE_TIMER = "deadline";
+/** Cancellation requests are stored as the outcome of this reserved step id: durable and idempotent in every store. */
+const CANCEL_STEP_ID = "$cancel";
 
 /**
  * The part of tsworkflow that decides. It is the same in every mode; only its ports change.
@@ -181,8 +185,7 @@ export class Engine {
     let execution = this.cache.get(runId);
     if (!execution || execution.committedVersion !== run.version || execution.newEvents.length > 0) {
       const events = await this.store.getEvents(runId);
-      if (events.some((event) => event.type === "workflow_completed" || event.type === "workflow_failed"))
-        return;
+      if (isFinishedLog(events)) return;
       execution = await RunExecution.replay(definition, events, () => this.clock.now());
     }
     this.remember(execution);
@@ -191,7 +194,9 @@ export class Engine {
     const resendAll = task.cause.kind === "recover" || this.isRedelivery(task, execution, baseVersion);
     const wasSuspended = run.status === "suspended";
 
-    if (!execution.nonDeterminism) await this.advance(execution, outcomes, wasSuspended);
+    const cancelledTimers = execution.nonDeterminism
+      ? []
+      : await this.advance(execution, outcomes, wasSuspended);
 
     const terminal = this.terminalDraft(execution);
     if (terminal) execution.append(terminal);
@@ -217,6 +222,7 @@ export class Engine {
       execution.markCommitted();
       this.logFinished(execution, terminal);
     }
+    await Promise.all(cancelledTimers.map((timerId) => this.timers.cancel(runId, timerId)));
     if (terminal) {
       this.cache.delete(runId);
       return;
@@ -225,15 +231,20 @@ export class Engine {
     if (task.cause.kind === "timer") await this.rearmEarlyTimer(execution, task.cause.timerId);
   }
 
-  /** Applies step outcomes, then due sleeps, retries and the deadline, one at a time in order. */
+  /**
+   * Applies step outcomes and cancellation, then due sleeps, retries and the deadline, one at a time in
+   * order. Returns the timers a cancellation made useless.
+   */
   private async advance(
     execution: RunExecution,
     outcomes: StepOutcome[],
     wasSuspended: boolean,
-  ): Promise<void> {
+  ): Promise<string[]> {
     const now = this.clock.now();
+    const cancelledTimers: string[] = [];
     const ready = outcomes
       .filter((outcome) => {
+        if (outcome.stepId === CANCEL_STEP_ID) return execution.cancelRequested === undefined;
         const pending = execution.pendingSteps.get(outcome.stepId);
         return pending?.state === "running" && pending.attempt === outcome.attempt;
       })
@@ -250,7 +261,15 @@ export class Engine {
     }
 
     for (const outcome of ready) {
-      if (execution.settled || execution.nonDeterminism) return;
+      if (execution.settled || execution.nonDeterminism) return cancelledTimers;
+      if (outcome.stepId === CANCEL_STEP_ID) {
+        cancelledTimers.push(...timerIdsOf(execution));
+        const reason = outcome.ok
+          ? String((outcome.result as { reason?: unknown } | null)?.reason ?? "cancelled")
+          : "cancelled";
+        await execution.deliver({ type: "cancel_requested", reason });
+        continue;
+      }
       const pending = execution.pendingSteps.get(outcome.stepId);
       if (pending?.state !== "running" || pending.attempt !== outcome.attempt) continue;
       const ref = { stepId: pending.stepId, stepName: pending.stepName, attempt: pending.attempt };
@@ -274,12 +293,13 @@ export class Engine {
       }
     }
     for (const sleep of dueSleeps) {
-      if (execution.settled || execution.nonDeterminism) return;
+      if (execution.settled || execution.nonDeterminism) return cancelledTimers;
       if (execution.pendingSleeps.has(sleep.sleepId))
         await execution.deliver({ type: "sleep_completed", sleepId: sleep.sleepId });
     }
     for (const pending of dueRetries) {
-      if (execution.settled || execution.nonDeterminism) return;
+      if (execution.settled || execution.nonDeterminism) return cancelledTimers;
+      if (!execution.pendingSteps.has(pending.stepId)) continue;
       await execution.deliver({
         type: "step_started",
         stepId: pending.stepId,
@@ -288,6 +308,7 @@ export class Engine {
         input: pending.input,
       });
     }
+    return cancelledTimers;
   }
 
   private terminalDraft(execution: RunExecution): EventDraft | undefined {
@@ -308,6 +329,7 @@ export class Engine {
     const cause = task.cause;
     if (cause.kind === "start") return version > 1;
     if (cause.kind === "outcome") {
+      if (cause.stepId === CANCEL_STEP_ID) return false;
       const pending = execution.pendingSteps.get(cause.stepId);
       return !(pending && pending.attempt <= cause.attempt);
     }
@@ -464,6 +486,101 @@ export class Engine {
   }
 
   /**
+   * Asks a run to stop: pending steps and sleeps reject with `CancelledError` inside the workflow (so
+   * `finally` blocks run, and may call steps to clean up), its timers are removed, and the run ends
+   * `cancelled`. A step already running finishes, but nothing after it runs.
+   * @throws RunNotFoundError for an unknown run
+   * @throws InvalidRunStateError for a run that has already finished
+   */
+  async cancelRun(runId: string, reason = "cancelled"): Promise<void> {
+    assertRunId(runId);
+    const run = await this.store.getRun(runId);
+    if (!run) throw new RunNotFoundError(runId);
+    if (FINISHED_STATUSES.has(run.status)) {
+      throw new InvalidRunStateError(
+        `Run ${runId} is ${run.status}; only pending, running or suspended runs can be cancelled.`,
+      );
+    }
+    const recordedAt = new Date(this.clock.now()).toISOString();
+    await this.store.putOutcome({
+      runId,
+      stepId: CANCEL_STEP_ID,
+      attempt: 1,
+      recordedAt,
+      ok: true,
+      result: { reason },
+    });
+    await this.queue.enqueueActivation({
+      runId,
+      cause: { kind: "outcome", stepId: CANCEL_STEP_ID, attempt: 1 },
+    });
+  }
+
+  /**
+   * Gives a failed run another go from where it failed: the step whose failure failed the run gets one
+   * more attempt, and the workflow goes on from there (earlier steps are not run again).
+   * @throws RunNotFoundError for an unknown run
+   * @throws InvalidRunStateError for a run that has not failed
+   */
+  async retryRun(runId: string): Promise<void> {
+    assertRunId(runId);
+    const previous = this.running.get(runId) ?? Promise.resolve();
+    const retry = previous.then(() => this.appendRetry(runId));
+    this.running.set(
+      runId,
+      retry.catch(() => {}),
+    );
+    await retry;
+    await this.queue.enqueueActivation({ runId, cause: { kind: "recover" } });
+  }
+
+  private async appendRetry(runId: string): Promise<void> {
+    const run = await this.store.getRun(runId);
+    if (!run) throw new RunNotFoundError(runId);
+    if (run.status !== "failed") {
+      throw new InvalidRunStateError(`Run ${runId} is ${run.status}; only failed runs can be retried.`);
+    }
+    const events = await this.store.getEvents(runId);
+    const failure = events.findLast((event) => event.type === "workflow_failed");
+    const stepFailure = events.findLast(
+      (event): event is EventOf<"step_failed"> =>
+        event.type === "step_failed" &&
+        failure?.type === "workflow_failed" &&
+        event.seq < failure.seq &&
+        event.error.name === failure.error.name &&
+        event.error.message === failure.error.message,
+    );
+    const timestamp = new Date(this.clock.now()).toISOString();
+    const next: WorkflowEvent[] = [
+      {
+        runId,
+        timestamp,
+        seq: events.length + 1,
+        type: "workflow_retried",
+        retriedFailures: stepFailure ? [stepFailure.seq] : [],
+      },
+    ];
+    if (stepFailure) {
+      const started = events.find(
+        (event): event is EventOf<"step_started"> =>
+          event.type === "step_started" && event.stepId === stepFailure.stepId,
+      );
+      next.push({
+        runId,
+        timestamp,
+        seq: events.length + 2,
+        type: "step_started",
+        stepId: stepFailure.stepId,
+        stepName: stepFailure.stepName,
+        attempt: stepFailure.attempt + 1,
+        input: started?.input ?? [],
+      });
+    }
+    this.cache.delete(runId);
+    await this.store.commit(runId, events.length, next, { status: "running", updatedAt: timestamp });
+  }
+
+  /**
    * Activates every unfinished run with cause `recover`: each re-sends its pending steps and re-arms its
    * timers (duplicates are harmless). Returns how many runs it woke.
    */
@@ -504,9 +621,31 @@ export class Engine {
 
 function statusOf(execution: RunExecution, terminal: EventDraft | undefined): RunStatus {
   if (terminal?.type === "workflow_completed") return "completed";
+  if (terminal?.type === "workflow_cancelled") return "cancelled";
   if (terminal?.type === "workflow_failed") return "failed";
   for (const step of execution.pendingSteps.values()) if (step.state === "running") return "running";
   return "suspended";
+}
+
+/** True when the log ends the run: a terminal event that no later `workflow_retried` took back. */
+function isFinishedLog(events: readonly WorkflowEvent[]): boolean {
+  for (let index = events.length - 1; index >= 0; index -= 1) {
+    const type = (events[index] as WorkflowEvent).type;
+    if (type === "workflow_retried") return false;
+    if (type === "workflow_completed" || type === "workflow_failed" || type === "workflow_cancelled")
+      return true;
+  }
+  return false;
+}
+
+/** Every timer a run may have armed: its sleeps, retry waits and deadline. */
+function timerIdsOf(execution: RunExecution): string[] {
+  const ids = [...execution.pendingSleeps.keys()];
+  for (const step of execution.pendingSteps.values()) {
+    if (step.state === "retry_wait") ids.push(retryTimerId(step.stepId, step.attempt + 1));
+  }
+  if (execution.deadline !== undefined) ids.push(DEADLINE_TIMER);
+  return ids;
 }
 
 function waitingFor(execution: RunExecution): { labels: string[]; resumeAt: number | undefined } {

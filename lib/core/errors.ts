@@ -26,7 +26,8 @@ export type ErrorCode =
   | "STORAGE_LOCKED"
   | "CONFIGURATION"
   | "TIMEOUT"
-  | "CANCELLED";
+  | "CANCELLED"
+  | "INVALID_STATE";
 
 /** Base class of all tsworkflow errors. */
 export class TsWorkflowError extends Error {
@@ -240,6 +241,22 @@ export class ConfigurationError extends TsWorkflowError {
   }
 }
 
+/** Raised inside a workflow whose run was cancelled: `finally` blocks run, and may call steps to clean up. */
+export class CancelledError extends TsWorkflowError {
+  override name = "CancelledError";
+  constructor(message: string) {
+    super("CANCELLED", message);
+  }
+}
+
+/** The run is not in a state that allows the operation (e.g. cancelling a completed run). */
+export class InvalidRunStateError extends TsWorkflowError {
+  override name = "InvalidRunStateError";
+  constructor(message: string) {
+    super("INVALID_STATE", message);
+  }
+}
+
 export class TimeoutError extends TsWorkflowError {
   override name = "TimeoutError";
   constructor(message: string) {
@@ -263,6 +280,8 @@ const errorClasses: Record<string, (stored: SerializedError) => Error> = {
   FatalError: (s) => new FatalError(s.message),
   MaxDurationExceededError: (s) => new MaxDurationExceededError(s.message),
   TimeoutError: (s) => new TimeoutError(s.message),
+  CancelledError: (s) => new CancelledError(s.message),
+  NonDeterminismError: (s) => Object.assign(new NonDeterminismError(""), { message: s.message }),
 };
 
 /** Turns a stored error back into an instance of the same class where tsworkflow knows the class. */
@@ -278,6 +297,8 @@ export function deserializeError(stored: SerializedError): Error {
 
 export function describe(value: unknown): string {
   if (typeof value === "string") return JSON.stringify(value);
+  // JSON.stringify would print NaN and Infinity as "null", hiding the bad value.
+  if (typeof value === "number") return String(value);
   if (value instanceof Date)
     return `Date(${Number.isNaN(value.getTime()) ? "Invalid Date" : value.toISOString()})`;
   try {

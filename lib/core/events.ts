@@ -102,6 +102,20 @@ export const sleepCompleted = z.object({
   sleepId: z.string().min(1),
 });
 
+export const cancelRequested = z.object({ ...base, type: z.literal("cancel_requested"), reason: z.string() });
+export const workflowCancelled = z.object({
+  ...base,
+  type: z.literal("workflow_cancelled"),
+  reason: z.string(),
+});
+/** A failed run was retried: earlier `workflow_failed` events, and the listed step failures, no longer count. */
+export const workflowRetried = z.object({
+  ...base,
+  type: z.literal("workflow_retried"),
+  /** Seq numbers of the `step_failed` events whose steps get another attempt. */
+  retriedFailures: z.array(z.number().int().positive()),
+});
+
 export const logInfo = z.object({ ...base, ...log, type: z.literal("log_info") });
 export const logWarning = z.object({ ...base, ...log, type: z.literal("log_warning") });
 export const logError = z.object({ ...base, ...log, type: z.literal("log_error") });
@@ -123,6 +137,9 @@ export const workflowEvent = z.discriminatedUnion("type", [
   logWarning,
   logError,
   logDebug,
+  cancelRequested,
+  workflowCancelled,
+  workflowRetried,
 ]);
 
 export type WorkflowEvent = z.infer<typeof workflowEvent>;

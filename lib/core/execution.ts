@@ -1,6 +1,6 @@
 import { runInWorkflow } from "./context.ts";
 import { type Duration, resolveDeadline } from "./durations.ts";
-import { deserializeError, NonDeterminismError } from "./errors.ts";
+import { CancelledError, deserializeError, NonDeterminismError } from "./errors.ts";
 import type { EventDraft, WorkflowEvent } from "./events.ts";
 import { getLogger, type RunLogContext } from "./logger.ts";
 import { roundTrip, serializeError } from "./serialization.ts";
@@ -25,6 +25,7 @@ export interface PendingSleep {
   sleepId: string;
   resumeAt: number;
   resolve(): void;
+  reject(error: Error): void;
 }
 
 /** A command the workflow code issues, checked against the log on replay. */
@@ -61,6 +62,8 @@ export class RunExecution {
   nonDeterminism: NonDeterminismError | undefined;
   /** The absolute deadline from `maxDuration`, if any. */
   deadline: number | undefined;
+  /** The reason, once the run has been asked to cancel. */
+  cancelRequested: string | undefined;
 
   private readonly counters = new Map<string, number>();
   private recordedCommands: CommandRef[] = [];
@@ -106,13 +109,17 @@ export class RunExecution {
       if (event.type === "sleep_created") execution.recordedResumeAt.set(event.sleepId, event.resumeAt);
       if (event.type.startsWith("log_")) execution.recordedLogs += 1;
     }
+    // Failures that a later `workflow_retried` took back are not replayed: those steps run again.
+    const retried = new Set(
+      events.flatMap((event) => (event.type === "workflow_retried" ? event.retriedFailures : [])),
+    );
     // While replaying, every command must already be in the log; only a fresh run issues new ones.
     execution.atFrontier = events.length === 1;
     await execution.begin();
     for (const event of events.slice(1)) {
       if (execution.nonDeterminism) break;
       execution.version = event.seq;
-      await execution.apply(event);
+      if (!retried.has(event.seq)) await execution.apply(event);
     }
     execution.atFrontier = true;
     execution.committedVersion = events.length;
@@ -202,6 +209,17 @@ export class RunExecution {
         this.pendingSteps.delete(event.stepId);
         if (event.type === "step_completed") pending.resolve(structuredClone(event.result));
         else pending.reject(deserializeError(event.error));
+        return drain();
+      }
+      case "cancel_requested": {
+        this.cancelRequested = event.reason;
+        const error = () => new CancelledError(`Run ${this.runId} was cancelled: ${event.reason}`);
+        const steps = [...this.pendingSteps.values()];
+        const sleeps = [...this.pendingSleeps.values()];
+        this.pendingSteps.clear();
+        this.pendingSleeps.clear();
+        for (const step of steps) step.reject(error());
+        for (const sleep of sleeps) sleep.reject(error());
         return drain();
       }
       case "sleep_completed": {
@@ -308,7 +326,7 @@ export class RunExecution {
         durationMs: Math.max(0, resumeAt - this.now()),
         resumeAt,
       }));
-      if (issued) this.pendingSleeps.set(sleepId, { sleepId, resumeAt, resolve });
+      if (issued) this.pendingSleeps.set(sleepId, { sleepId, resumeAt, resolve, reject });
     });
   }
 
@@ -351,6 +369,13 @@ export class RunExecution {
   terminalDraft(): EventDraft | undefined {
     if (this.nonDeterminism) return { type: "workflow_failed", error: serializeError(this.nonDeterminism) };
     if (!this.settled) return undefined;
+    if (
+      !this.settled.ok &&
+      this.cancelRequested !== undefined &&
+      this.settled.error instanceof CancelledError
+    ) {
+      return { type: "workflow_cancelled", reason: this.cancelRequested };
+    }
     if (!this.settled.ok) return { type: "workflow_failed", error: serializeError(this.settled.error) };
     return {
       type: "workflow_completed",

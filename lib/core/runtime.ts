@@ -17,5 +17,9 @@ export interface Runtime {
   listRuns(query?: RunQuery): Promise<RunRecord[]>;
   /** Resolves with the run once it has completed, failed or been cancelled. */
   waitForRun(runId: string, options?: WaitOptions): Promise<RunRecord>;
+  /** See `Engine.cancelRun`. */
+  cancelRun(runId: string, reason?: string): Promise<void>;
+  /** See `Engine.retryRun`. */
+  retryRun(runId: string): Promise<void>;
   close(): Promise<void>;
 }

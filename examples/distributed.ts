@@ -171,11 +171,18 @@ function printSummary({ rows, perWorker }: DistributedSummary): void {
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
-  runDistributedExample({ ...(process.env.REDIS_URL ? { url: process.env.REDIS_URL } : {}) }).then(
-    printSummary,
-    (error: unknown) => {
-      console.error(error);
-      process.exitCode = 1;
-    },
-  );
+  const flag = (name: string) => {
+    const index = process.argv.indexOf(`--${name}`);
+    return index === -1 ? undefined : Number(process.argv[index + 1]);
+  };
+  const workers = flag("workers");
+  const runs = flag("runs");
+  runDistributedExample({
+    ...(process.env.REDIS_URL ? { url: process.env.REDIS_URL } : {}),
+    ...(workers === undefined ? {} : { workers }),
+    ...(runs === undefined ? {} : { runs }),
+  }).then(printSummary, (error: unknown) => {
+    console.error(error);
+    process.exitCode = 1;
+  });
 }

@@ -1,3 +1,4 @@
+import { hostname } from "node:os";
 import { DelayedError, type Job, type JobsOptions, Queue, Worker } from "bullmq";
 import type { Redis } from "ioredis";
 import { ConfigurationError } from "../../lib/core/errors.ts";
@@ -234,6 +235,7 @@ export class BullMQQueue implements TaskQueue {
   }
 }
 
+/** `<hostname>-<pid>`: unique per process on a machine, and per container (the hostname is the container id). */
 export function defaultWorkerId(): string {
-  return `${process.env.HOSTNAME ?? "worker"}-${process.pid}`;
+  return `${hostname() || "worker"}-${process.pid}`;
 }

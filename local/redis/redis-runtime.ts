@@ -106,6 +106,8 @@ export function createRedisRuntime(options: RedisRuntimeOptions): RedisRuntime {
     start: (workflow, args, startOptions) => engine.start(workflow, args, startOptions),
     getRun: (runId) => storage.getRun(runId),
     getEvents: (runId) => storage.getEvents(runId),
+    cancelRun: (runId, reason) => engine.cancelRun(runId, reason),
+    retryRun: (runId) => engine.retryRun(runId),
     listRuns: (query) => storage.listRuns(query),
     async waitForRun(runId, { timeoutMs, pollMs = 50 }: WaitForRunOptions = {}) {
       const deadline = timeoutMs === undefined ? Number.POSITIVE_INFINITY : Date.now() + timeoutMs;

@@ -4,8 +4,9 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { IdempotencyConflictError } from "../../lib/core/errors.ts";
 import type { WorkflowEvent } from "../../lib/core/events.ts";
+import { timerDeduplicationId } from "../../local/redis/bullmq-timers.ts";
 import { createRedisRuntime, type RedisRuntime } from "../../local/redis/redis-runtime.ts";
-import { fatal, parallel, retrying, sequential, sleeper } from "./fixtures/workflows.ts";
+import { fatal, parallel, retriable, retrying, sequential, sleeper } from "./fixtures/workflows.ts";
 import { type RedisServer, startRedisServer } from "./redis-server.ts";
 import { startWorkerProcess, type WorkerProcess } from "./worker-process.ts";
 
@@ -120,6 +121,48 @@ describe("Redis mode with two worker processes", () => {
     expect(Date.parse((completed as WorkflowEvent).timestamp)).toBeGreaterThanOrEqual(
       (created as { resumeAt: number }).resumeAt,
     );
+  });
+
+  it("cancels a sleeping run from another process and removes its timer", async () => {
+    // Prepare
+    const { runId } = await client.start(sleeper, [60_000]);
+    const timer = timerDeduplicationId(runId, "sleep#0");
+    const deadline = Date.now() + 10_000;
+    while (
+      (await client.getRun(runId))?.status !== "suspended" ||
+      !(await client.queue.activations.getDeduplicationJobId(timer))
+    ) {
+      if (Date.now() > deadline) throw new Error("the run never went to sleep");
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    // Act
+    await client.cancelRun(runId, "no longer needed");
+    const run = await client.waitForRun(runId, { timeoutMs: 15_000 });
+    // Assess
+    expect(run.status).toBe("cancelled");
+    expect(types(await client.getEvents(runId)).at(-1)).toBe("workflow_cancelled");
+    expect(await client.queue.activations.getDeduplicationJobId(timer)).toBeNull();
+  });
+
+  it("retries a failed run from its failed step without running earlier steps again", async () => {
+    // Prepare
+    const { runId } = await client.start(retriable, ["retry-run-1"]);
+    expect((await client.waitForRun(runId, { timeoutMs: 15_000 })).status).toBe("failed");
+    // Act
+    await client.retryRun(runId);
+    const run = await client.waitForRun(runId, { timeoutMs: 15_000 });
+    // Assess
+    expect(run).toMatchObject({ status: "completed", result: "retry-run-1" });
+    const events = await client.getEvents(runId);
+    expect(completedSteps(events).map((event) => [event.stepId, event.attempt])).toEqual([
+      ["double#0", 1],
+      ["fail_once#0", 2],
+    ]);
+    expect(types(events)).toContain("workflow_retried");
+    expect(
+      (await client.listRuns({ status: "completed", workflowName: "redis_retriable" })).map((r) => r.runId),
+    ).toEqual([runId]);
+    expect(await client.listRuns({ status: "failed", workflowName: "redis_retriable" })).toEqual([]);
   });
 
   it("starts one run for one idempotency key, even from concurrent starts", async () => {

@@ -1,0 +1,184 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { configureLogging } from "../../lib/core/logger.ts";
+import { sleep } from "../../lib/core/primitives.ts";
+import { step } from "../../lib/core/step.ts";
+import { workflow } from "../../lib/core/workflow.ts";
+import { deployStack, type Emulators, startEmulators } from "./harness/aws-stack.ts";
+import { waitFor } from "./harness/wait.ts";
+
+/**
+ * Counts the AWS requests of runs on the real handlers (warm functions, no failures) and checks them
+ * against the cost model in docs/aws.md. Marginal costs come from differences between runs (11 steps
+ * minus 1 step, 2 sleeps minus none), so per-run overhead cancels out.
+ */
+
+const DAY = 86_400_000;
+const work = step("aws_cost_work", async (i: number) => i * 2);
+const steps = workflow("aws_cost_steps", async (n: number) => {
+  let total = 0;
+  for (let i = 0; i < n; i += 1) total += await work(i);
+  return total;
+});
+const sleeps = workflow("aws_cost_sleeps", async (n: number, ms: number) => {
+  for (let i = 0; i < n; i += 1) await sleep(ms);
+  return n;
+});
+const fanOut = workflow("aws_cost_fan_out", async (n: number) => {
+  const results = await Promise.all(Array.from({ length: n }, (_, i) => work(i)));
+  return results.length;
+});
+
+/** What docs/aws.md says one sequential step costs: requests by operation, capacity units, messages. */
+const PER_STEP = {
+  requests: {
+    "dynamodb.GetItem": 2,
+    "dynamodb.PutItem": 2,
+    "dynamodb.Query": 1,
+    "dynamodb.UpdateItem": 1,
+    "sqs.SendMessage": 2,
+  },
+  writeUnits: 3,
+  readUnits: 3,
+  messages: 2,
+};
+/** One sleep of up to 15 minutes (a delayed SQS message, forwarded to the FIFO queue). */
+const PER_SHORT_SLEEP = {
+  requests: {
+    "dynamodb.GetItem": 1,
+    "dynamodb.PutItem": 1,
+    "dynamodb.Query": 1,
+    "dynamodb.UpdateItem": 1,
+    "sqs.SendMessage": 2,
+  },
+  messages: 2,
+  schedulerInvocations: 0,
+};
+/** One longer sleep (an EventBridge Scheduler one-time schedule that sends to the step queue). */
+const PER_LONG_SLEEP = {
+  requests: {
+    "dynamodb.GetItem": 1,
+    "dynamodb.PutItem": 1,
+    "dynamodb.Query": 1,
+    "dynamodb.UpdateItem": 1,
+    "scheduler.CreateSchedule": 1,
+    "sqs.SendMessage": 1,
+  },
+  messages: 2,
+  schedulerInvocations: 1,
+};
+/** A run with no step and no sleep: create, one activation, done. */
+const PER_RUN = {
+  requests: {
+    "dynamodb.TransactWriteItems": 1,
+    "dynamodb.GetItem": 1,
+    "dynamodb.Query": 2,
+    "dynamodb.PutItem": 1,
+    "dynamodb.UpdateItem": 1,
+    "sqs.SendMessage": 1,
+  },
+  messages: 1,
+};
+
+interface Measured {
+  requests: Record<string, number>;
+  writeUnits: number;
+  readUnits: number;
+  messages: number;
+  schedulerInvocations: number;
+  /** Sizes of the `SendMessageBatch` requests to the step queue. */
+  stepBatches: number[];
+}
+
+let emulators: Emulators;
+
+beforeAll(async () => {
+  configureLogging({ level: "silent" });
+  emulators = await startEmulators("tsworkflow-cost");
+});
+
+afterAll(async () => {
+  await emulators?.stop();
+  configureLogging();
+});
+
+async function measure(name: string, args: unknown[], longSleeps = 0): Promise<Measured> {
+  // A long visibility timeout: no redelivery of a slow activation muddies the counts.
+  const stack = deployStack(
+    emulators,
+    { workflows: [steps, sleeps, fanOut] },
+    { visibilityTimeoutSeconds: 60 },
+  );
+  const invocationsBefore = emulators.scheduler.invocations.length;
+  try {
+    const { runId } = await stack.invokeStart({ workflow: name, args });
+    for (let i = 0; i < longSleeps; i += 1) {
+      await waitFor(`sleep ${i} of run ${runId}`, async () => {
+        const events = await stack.events(runId);
+        const created = events.filter((event) => event.type === "sleep_created").length;
+        const run = await stack.store.getRun(runId);
+        return created > i && run?.status === "suspended" ? true : undefined;
+      });
+      await stack.skip(2 * DAY + 1_000);
+    }
+    await stack.waitForStatus(runId, "completed", 30_000);
+    // Let the last wake-ups (duplicates of a finished run's activations) land before counting.
+    await waitFor("the functions to go idle", () =>
+      stack.workflowMapping.busy || stack.stepMapping.busy ? undefined : true,
+    );
+    const counts = stack.counter.snapshot();
+    return {
+      requests: counts.requests,
+      writeUnits: counts.writeUnits,
+      readUnits: counts.readUnits,
+      messages: stack.workflowMapping.stats.records + stack.stepMapping.stats.records,
+      schedulerInvocations: emulators.scheduler.invocations.length - invocationsBefore,
+      stepBatches: stack.counter.batches
+        .filter((b) => b.queueUrl === stack.queues.stepQueueUrl)
+        .map((b) => b.size),
+    };
+  } finally {
+    await stack.stop();
+  }
+}
+
+/** (b - a) / n, per key. */
+function perUnit(a: Record<string, number>, b: Record<string, number>, n: number): Record<string, number> {
+  const result: Record<string, number> = {};
+  for (const key of new Set([...Object.keys(a), ...Object.keys(b)])) {
+    const value = ((b[key] ?? 0) - (a[key] ?? 0)) / n;
+    if (value !== 0) result[key] = value;
+  }
+  return result;
+}
+
+describe("AWS cost model (docs/aws.md)", () => {
+  it("costs the documented requests, capacity units and messages per sequential step", async () => {
+    // Act
+    const one = await measure("aws_cost_steps", [1]);
+    const eleven = await measure("aws_cost_steps", [11]);
+    // Assess
+    expect(perUnit(one.requests, eleven.requests, 10)).toEqual(PER_STEP.requests);
+    expect((eleven.writeUnits - one.writeUnits) / 10).toBe(PER_STEP.writeUnits);
+    expect((eleven.readUnits - one.readUnits) / 10).toBe(PER_STEP.readUnits);
+    expect((eleven.messages - one.messages) / 10).toBe(PER_STEP.messages);
+  });
+
+  it("costs the documented requests per short sleep and per long sleep", async () => {
+    const none = await measure("aws_cost_sleeps", [0, 1_000]);
+    const short = await measure("aws_cost_sleeps", [2, 1_000]);
+    const long = await measure("aws_cost_sleeps", [2, 2 * DAY], 2);
+    expect(none.requests).toEqual(PER_RUN.requests);
+    expect(none.messages).toBe(PER_RUN.messages);
+    expect(perUnit(none.requests, short.requests, 2)).toEqual(PER_SHORT_SLEEP.requests);
+    expect((short.messages - none.messages) / 2).toBe(PER_SHORT_SLEEP.messages);
+    expect(short.schedulerInvocations).toBe(0);
+    expect(perUnit(none.requests, long.requests, 2)).toEqual(PER_LONG_SLEEP.requests);
+    expect((long.messages - none.messages) / 2).toBe(PER_LONG_SLEEP.messages);
+    expect(long.schedulerInvocations / 2).toBe(PER_LONG_SLEEP.schedulerInvocations);
+  });
+
+  it("sends the tasks of parallel steps in one request", async () => {
+    const fan = await measure("aws_cost_fan_out", [10]);
+    expect(fan.stepBatches).toEqual([10]);
+  });
+});

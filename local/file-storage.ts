@@ -61,6 +61,8 @@ export class FileStorage extends MemoryStorage {
   private readonly files = new Map<string, number>();
   private readonly groupSync = new GroupSync();
   private closed = false;
+  private readonly unsynced = new Set<Promise<void>>();
+  private syncFailure: Error | undefined;
   private dirFd: number | undefined;
   private readonly releaseOnExit = () => this.releaseLock();
 
@@ -79,23 +81,37 @@ export class FileStorage extends MemoryStorage {
   override async getRun(runId: string): Promise<RunRecord | undefined> {
     assertRunId(runId);
     if (this.readOnly) this.reload(runId);
-    return super.getRun(runId);
+    return this.durable(super.getRun(runId));
   }
 
   override async getEvents(runId: string): Promise<WorkflowEvent[]> {
     assertRunId(runId);
     if (this.readOnly) this.reload(runId);
-    return super.getEvents(runId);
+    return this.durable(super.getEvents(runId));
   }
 
   override async listRuns(query: Parameters<MemoryStorage["listRuns"]>[0] = {}): Promise<RunRecord[]> {
     if (this.readOnly) this.loadAll();
-    return super.listRuns(query);
+    return this.durable(super.listRuns(query));
+  }
+
+  /**
+   * Reads answer only once what they show is on disk: a commit counts when it is fsync'd. (The engine
+   * goes on with a run as soon as its commit is written, so a run's next step overlaps the sync of its
+   * last commit; a kill -9 loses nothing written, a power loss at most the unsynced tail, whose steps
+   * run again.)
+   */
+  private async durable<T>(read: Promise<T>): Promise<T> {
+    const value = await read;
+    if (this.syncFailure) throw this.syncFailure;
+    if (this.unsynced.size > 0) await Promise.all([...this.unsynced]);
+    return value;
   }
 
   override async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    await Promise.all([...this.unsynced]);
     for (const fd of this.files.values()) closeSync(fd);
     this.files.clear();
     if (this.dirFd !== undefined) closeSync(this.dirFd);
@@ -121,9 +137,22 @@ export class FileStorage extends MemoryStorage {
   ): Promise<void> {
     this.assertWritable();
     const fd = this.fdOf(runId);
+    if (this.syncFailure) throw this.syncFailure;
     writeSync(fd, `${JSON.stringify({ v: expectedVersion, events, run: patch } satisfies CommitLine)}\n`);
-    await this.groupSync.sync(fd);
-    if (FINISHED_STATUSES.has(patch.status)) this.forgetFile(runId);
+    const synced: Promise<void> = this.groupSync.sync(fd).then(
+      () => {
+        this.unsynced.delete(synced);
+      },
+      (error: Error) => {
+        this.unsynced.delete(synced);
+        this.syncFailure ??= error;
+        getLogger().error(
+          `fdatasync of ${this.fileOf(runId)} failed; no further commits are accepted: ${error.message}`,
+        );
+      },
+    );
+    this.unsynced.add(synced);
+    if (FINISHED_STATUSES.has(patch.status)) void synced.then(() => this.forgetFile(runId));
   }
 
   private assertWritable(): void {

@@ -34,6 +34,8 @@ export class MemoryStorage implements EventStore {
   protected readonly logs = new Map<string, WorkflowEvent[]>();
   protected readonly outcomes = new Map<string, Map<string, StepOutcome>>();
   protected readonly idempotencyKeys = new Map<string, string>();
+  /** The log's outcome events by step attempt, so a duplicate step delivery is found in O(1). */
+  private readonly consumed = new Map<string, Map<string, WorkflowEvent>>();
   private readonly creating = new Map<string, Promise<CreateRunResult>>();
 
   async createRun(newRun: NewRun): Promise<CreateRunResult> {
@@ -147,28 +149,34 @@ export class MemoryStorage implements EventStore {
   protected index(run: RunRecord, events: WorkflowEvent[]): void {
     this.runs.set(run.runId, run);
     this.logs.set(run.runId, events);
+    this.forgetConsumedOutcomes(run.runId, events);
     if (run.idempotencyKey !== undefined) this.idempotencyKeys.set(run.idempotencyKey, run.runId);
   }
 
+  /** Outcomes now in the log leave the pending set; the log's events answer for them from now on. */
   private forgetConsumedOutcomes(runId: string, events: WorkflowEvent[]): void {
     const byStep = this.outcomes.get(runId);
-    if (!byStep) return;
+    let consumed = this.consumed.get(runId);
     for (const event of events) {
-      if (OUTCOME_EVENTS.has(event.type) && "stepId" in event)
-        byStep.delete(outcomeKey(event.stepId, event.attempt));
+      if (!OUTCOME_EVENTS.has(event.type) || !("stepId" in event)) continue;
+      const key = outcomeKey(event.stepId, event.attempt);
+      byStep?.delete(key);
+      if (!consumed) {
+        consumed = new Map();
+        this.consumed.set(runId, consumed);
+      }
+      consumed.set(key, event);
     }
-    if (byStep.size === 0) this.outcomes.delete(runId);
+    if (byStep?.size === 0) this.outcomes.delete(runId);
   }
 
   private outcomeFromLog(runId: string, stepId: string, attempt: number): StepOutcome | undefined {
-    for (const event of this.logs.get(runId) ?? []) {
-      if (!("stepId" in event) || event.stepId !== stepId || event.attempt !== attempt) continue;
-      const base = { runId, stepId, attempt, recordedAt: event.timestamp };
-      if (event.type === "step_completed")
-        return { ...base, ok: true, result: structuredClone(event.result) };
-      if (event.type === "step_failed" || event.type === "step_retrying")
-        return { ...base, ok: false, error: { ...event.error } };
-    }
+    const event = this.consumed.get(runId)?.get(outcomeKey(stepId, attempt));
+    if (!event) return undefined;
+    const base = { runId, stepId, attempt, recordedAt: event.timestamp };
+    if (event.type === "step_completed") return { ...base, ok: true, result: structuredClone(event.result) };
+    if (event.type === "step_failed" || event.type === "step_retrying")
+      return { ...base, ok: false, error: { ...event.error } };
     return undefined;
   }
 }

@@ -173,26 +173,28 @@ export class Engine {
   private async activateOnce(task: ActivationTask): Promise<void> {
     const { runId } = task;
     assertRunId(runId);
-    const run = await this.store.getRun(runId);
-    if (!run) {
-      getLogger().warn("activation for an unknown run dropped", { runId });
-      return;
-    }
-    if (FINISHED_STATUSES.has(run.status)) return;
-    const definition = findWorkflow(run.workflowName);
-    if (!definition) throw new WorkflowNotFoundError(run.workflowName);
-
+    // A warm run is advanced from memory without reading its document or log: if someone else wrote to
+    // the log meanwhile, the conditional commit fails and the run is replayed from the log.
     let execution = this.cache.get(runId);
-    if (!execution || execution.committedVersion !== run.version || execution.newEvents.length > 0) {
+    if (!execution || execution.newEvents.length > 0) {
+      const run = await this.store.getRun(runId);
+      if (!run) {
+        getLogger().warn("activation for an unknown run dropped", { runId });
+        return;
+      }
+      if (FINISHED_STATUSES.has(run.status)) return;
+      const definition = findWorkflow(run.workflowName);
+      if (!definition) throw new WorkflowNotFoundError(run.workflowName);
       const events = await this.store.getEvents(runId);
       if (isFinishedLog(events)) return;
       execution = await RunExecution.replay(definition, events, () => this.clock.now());
+      execution.status = run.status;
     }
     this.remember(execution);
     const baseVersion = execution.committedVersion;
     const outcomes = execution.nonDeterminism ? [] : await this.store.listOutcomes(runId);
     const resendAll = task.cause.kind === "recover" || this.isRedelivery(task, execution, baseVersion);
-    const wasSuspended = run.status === "suspended";
+    const wasSuspended = execution.status === "suspended";
 
     const cancelledTimers = execution.nonDeterminism
       ? []
@@ -219,7 +221,7 @@ export class Engine {
         ...(terminal?.type === "workflow_completed" ? { result: terminal.result } : {}),
         ...(terminal?.type === "workflow_failed" ? { error: terminal.error } : {}),
       });
-      execution.markCommitted();
+      execution.markCommitted(status);
       this.logFinished(execution, terminal);
     }
     await Promise.all(cancelledTimers.map((timerId) => this.timers.cancel(runId, timerId)));

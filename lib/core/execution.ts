@@ -1,3 +1,4 @@
+import type { RunStatus } from "../ports/event-store.ts";
 import { runInWorkflow } from "./context.ts";
 import { type Duration, resolveDeadline } from "./durations.ts";
 import { CancelledError, deserializeError, NonDeterminismError } from "./errors.ts";
@@ -55,6 +56,8 @@ export class RunExecution {
   version = 0;
   /** Events in the stored log: the `expectedVersion` of the next commit. */
   committedVersion = 0;
+  /** The run's status as of the last commit. */
+  status: RunStatus = "pending";
   /** Events appended since the last commit. */
   newEvents: WorkflowEvent[] = [];
   settled: Settled | undefined;
@@ -143,7 +146,8 @@ export class RunExecution {
   }
 
   /** The new events are in the stored log now. */
-  markCommitted(): void {
+  markCommitted(status: RunStatus): void {
+    this.status = status;
     this.committedVersion = this.version;
     this.newEvents = [];
   }
@@ -377,10 +381,14 @@ export class RunExecution {
       return { type: "workflow_cancelled", reason: this.cancelRequested };
     }
     if (!this.settled.ok) return { type: "workflow_failed", error: serializeError(this.settled.error) };
-    return {
-      type: "workflow_completed",
-      result: roundTrip(this.settled.value, `The result of workflow "${this.definition.name}"`),
-    };
+    let result: unknown;
+    try {
+      result = roundTrip(this.settled.value, `The result of workflow "${this.definition.name}"`);
+    } catch (error) {
+      // A result the log cannot hold fails the run: thrown from here, it would retry the activation forever.
+      return { type: "workflow_failed", error: serializeError(error) };
+    }
+    return { type: "workflow_completed", result };
   }
 }
 

@@ -1,4 +1,4 @@
-import { currentExecution, requireExecution } from "./context.ts";
+import { currentExecution, getStepInfo, requireExecution } from "./context.ts";
 import type { Duration } from "./durations.ts";
 import type { LogLevel } from "./execution.ts";
 import { getLogger } from "./logger.ts";
@@ -25,14 +25,20 @@ function writeLog(level: LogLevel, message: string, data?: unknown): void {
     return;
   }
   const logger = getLogger();
-  const extra = data === undefined ? {} : { data };
+  // Inside a step, the line says which run and step it is about.
+  const info = getStepInfo();
+  const context = info
+    ? { runId: info.runId, workflowName: info.workflowName, stepId: info.stepId, stepName: info.stepName }
+    : {};
+  const extra = data === undefined ? context : { ...context, data };
   if (level === "warning") logger.warn(message, extra);
   else logger[level](message, extra);
 }
 
 /**
  * Logs from workflow code: each message goes to the run's event log (`log_info`…) and to the structured
- * logger once, never again on replay. Outside a workflow it only goes to the logger.
+ * logger once, never again on replay. Outside a workflow it only goes to the logger (from inside a step,
+ * with the step's `runId`, `workflowName`, `stepId` and `stepName`).
  * @example
  * import { workflow, log } from "tsworkflow";
  * export const wf = workflow("wf", async (orderId: string) => {

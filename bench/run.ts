@@ -1,0 +1,73 @@
+/**
+ * `npm run bench`: each workload three times, the median printed beside its target.
+ * Set BENCH_ONLY=core (or redis, aws…) to run one group.
+ */
+import { w1, w2, w3 } from "./core.ts";
+
+interface Row {
+  workload: string;
+  median: number;
+  unit: string;
+  target: string;
+  ok: boolean | undefined;
+  runs: number[];
+}
+
+async function median(times: number, fn: () => Promise<number>): Promise<{ median: number; runs: number[] }> {
+  const runs: number[] = [];
+  for (let i = 0; i < times; i += 1) runs.push(await fn());
+  const sorted = [...runs].sort((a, b) => a - b);
+  return { median: sorted[Math.floor(sorted.length / 2)] as number, runs };
+}
+
+function print(title: string, rows: Row[]): void {
+  console.log(`\n${title}`);
+  const header = ["workload", "median", "runs", "target", ""];
+  const table = rows.map((row) => [
+    row.workload,
+    `${row.median.toFixed(row.median >= 100 ? 0 : 1)} ${row.unit}`,
+    row.runs.map((value) => value.toFixed(value >= 100 ? 0 : 1)).join(" / "),
+    row.target,
+    row.ok === undefined ? "" : row.ok ? "ok" : "MISSED",
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...table.map((r) => (r[i] ?? "").length)));
+  for (const line of [header, ...table])
+    console.log(line.map((cell, i) => cell.padEnd(widths[i] ?? 0)).join("  "));
+}
+
+export async function coreBenchmarks(): Promise<Row[]> {
+  const rows: Row[] = [];
+  const first = await median(3, w1);
+  rows.push({
+    workload: "W1 200 runs x 10 steps",
+    ...first,
+    unit: "steps/s",
+    target: ">= 4000 steps/s",
+    ok: first.median >= 4000,
+  });
+  for (const count of [100, 1000, 5000]) {
+    const result = await median(3, () => w2(count));
+    const targeted = count === 1000;
+    rows.push({
+      workload: `W2 1 run x ${count} steps`,
+      ...result,
+      unit: "ms",
+      target: targeted ? "<= 500 ms" : `(${(result.median / count).toFixed(3)} ms/step)`,
+      ok: targeted ? result.median <= 500 : undefined,
+    });
+  }
+  const third = await median(3, w3);
+  rows.push({
+    workload: "W3 resume after 2 s sleep",
+    ...third,
+    unit: "ms",
+    target: "<= 10 ms",
+    ok: third.median <= 10,
+  });
+  return rows;
+}
+
+const only = process.env.BENCH_ONLY;
+if (!only || only === "core") {
+  print("Core engine, embedded file backend (real fdatasync), median of 3", await coreBenchmarks());
+}

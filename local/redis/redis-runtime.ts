@@ -92,6 +92,10 @@ export function createRedisRuntime(options: RedisRuntimeOptions): RedisRuntime {
     store: storage,
     queue,
     timers,
+    // No warm runs: activations of a run hop between workers, and the engine advances a warm run without
+    // checking the log's version, so a worker whose copy is stale and has nothing to commit would ignore
+    // new outcomes and leave the run stuck. Each activation replays from the log instead.
+    cacheSize: 0,
     ...(options.clock ? { clock: options.clock } : {}),
   });
   let worker: Promise<QueueConsumer> | undefined;

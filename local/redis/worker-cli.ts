@@ -22,10 +22,17 @@ export interface RunWorkerOptions {
   /** @default 30000 */
   stalledAfterMs?: number;
   /**
-   * Stop (draining the jobs in flight) on SIGTERM and SIGINT, then let the process exit.
+   * Stop (draining the jobs in flight) on SIGTERM and SIGINT, then let the process exit. A second signal
+   * exits at once.
    * @default true
    */
   handleSignals?: boolean;
+  /**
+   * After a signal, exit with code 1 if the jobs in flight have not finished after this long (their jobs go
+   * to another worker, as after a crash). Keep it below your supervisor's kill timeout.
+   * @default 30000
+   */
+  drainTimeoutMs?: number;
 }
 
 /** A running worker. */
@@ -92,17 +99,37 @@ export async function runWorker(options: RunWorkerOptions): Promise<RunningWorke
     resolveStopped = done;
   });
   let stopping: Promise<void> | undefined;
+  const drainTimeoutMs = options.drainTimeoutMs ?? 30_000;
   const onSignal = (signal: NodeJS.Signals) => {
+    if (stopping) {
+      logger.warn(
+        `worker ${workerId} received ${signal} again: exiting without waiting for the jobs in flight`,
+        {
+          workerId,
+        },
+      );
+      process.exit(1);
+    }
     logger.info(`worker ${workerId} received ${signal}: finishing the jobs in flight`, { workerId });
-    void stop();
+    // A step that never returns must not keep the process (and a deploy) waiting forever: its job goes to
+    // another worker once its lock expires, as if this worker had crashed.
+    const deadline = setTimeout(() => {
+      logger.error(
+        `worker ${workerId}: the jobs in flight did not finish within ${drainTimeoutMs} ms; exiting. Other workers take them over after the stalled-job timeout.`,
+        { workerId },
+      );
+      process.exit(1);
+    }, drainTimeoutMs);
+    deadline.unref();
+    void stop().finally(() => clearTimeout(deadline));
   };
   const stop = () => {
     stopping ??= (async () => {
+      await runtime.close();
       if (options.handleSignals !== false) {
         process.off("SIGTERM", onSignal);
         process.off("SIGINT", onSignal);
       }
-      await runtime.close();
       logger.info(`worker ${workerId} stopped`, { workerId });
       resolveStopped();
     })();
@@ -115,8 +142,16 @@ export async function runWorker(options: RunWorkerOptions): Promise<RunningWorke
   return { workerId, runtime, stopped, stop };
 }
 
+function wholeNumber(flag: string, value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1)
+    throw new ConfigurationError(`${flag} must be a whole number ≥ 1, got ${JSON.stringify(value)}.`);
+  return n;
+}
+
 /**
- * Parses `--redis URL --workflows FILE [--concurrency N] [--prefix P] [--worker-id ID]`, for a bin that
+ * Parses `--redis URL --workflows FILE [--concurrency N] [--prefix P] [--worker-id ID] [--stalled-after-ms MS]
+ * [--drain-timeout-ms MS]`, for a bin that
  * has not wired `tsworkflow worker` yet (`npx tsx local/redis/worker-cli.ts --redis ... --workflows ...`).
  * @throws ConfigurationError naming the missing or invalid flag
  */
@@ -141,20 +176,15 @@ export function parseWorkerArgs(argv: readonly string[]): RunWorkerOptions {
     throw new ConfigurationError("Missing --workflows FILE, the module that defines your workflows.");
   const concurrency = values.get("concurrency");
   const options: RunWorkerOptions = { redis, workflows };
-  if (concurrency !== undefined) {
-    const n = Number(concurrency);
-    if (!Number.isInteger(n) || n < 1)
-      throw new ConfigurationError(
-        `--concurrency must be a whole number ≥ 1, got ${JSON.stringify(concurrency)}.`,
-      );
-    options.concurrency = n;
-  }
+  if (concurrency !== undefined) options.concurrency = wholeNumber("--concurrency", concurrency);
   const prefix = values.get("prefix");
   if (prefix !== undefined) options.prefix = prefix;
   const workerId = values.get("worker-id");
   if (workerId !== undefined) options.workerId = workerId;
   const stalledAfter = values.get("stalled-after-ms");
-  if (stalledAfter !== undefined) options.stalledAfterMs = Number(stalledAfter);
+  if (stalledAfter !== undefined) options.stalledAfterMs = wholeNumber("--stalled-after-ms", stalledAfter);
+  const drainTimeout = values.get("drain-timeout-ms");
+  if (drainTimeout !== undefined) options.drainTimeoutMs = wholeNumber("--drain-timeout-ms", drainTimeout);
   return options;
 }
 

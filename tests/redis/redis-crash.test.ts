@@ -16,13 +16,14 @@ let client: RedisRuntime;
 let testDir: string;
 const workers: WorkerProcess[] = [];
 
-async function worker(workerId: string): Promise<WorkerProcess> {
+async function worker(workerId: string, drainTimeoutMs?: number): Promise<WorkerProcess> {
   const started = await startWorkerProcess({
     url: server.url,
     prefix,
     workerId,
     testDir,
     stalledAfterMs: STALLED_AFTER_MS,
+    ...(drainTimeoutMs === undefined ? {} : { drainTimeoutMs }),
   });
   workers.push(started);
   return started;
@@ -94,6 +95,25 @@ describe("Redis mode when workers die or stop", () => {
     expect(await client.waitForRun(runId, { timeoutMs: 15_000 })).toMatchObject({
       status: "completed",
       result: "graceful",
+    });
+  });
+
+  it("exits after its drain timeout when a step never returns, and another worker finishes the run", async () => {
+    // Prepare: only the stubborn worker runs, so it takes the hanging step.
+    for (const other of workers) await other.stop();
+    const stubborn = await worker("stubborn", 300);
+    const { runId } = await client.start(crashing, ["hang-on-stop"]);
+    await markerPid("hang-on-stop");
+    // Act
+    const exit = await stubborn.stop();
+    await worker("takes-over");
+    // Assess
+    expect(exit).toBe(1);
+    expect(stubborn.output()).toContain("did not finish within 300 ms; exiting");
+    const run = await client.waitForRun(runId, { timeoutMs: 15_000 });
+    expect(run).toMatchObject({
+      status: "completed",
+      result: { label: "hang-on-stop", worker: "takes-over" },
     });
   });
 });

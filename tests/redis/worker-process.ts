@@ -29,6 +29,7 @@ export interface WorkerProcessOptions {
   /** Directory the fixture steps coordinate through. */
   testDir: string;
   stalledAfterMs?: number;
+  drainTimeoutMs?: number;
   concurrency?: number;
 }
 
@@ -50,6 +51,8 @@ export async function startWorkerProcess(options: WorkerProcessOptions): Promise
     String(options.concurrency ?? 5),
     "--stalled-after-ms",
     String(options.stalledAfterMs ?? 30_000),
+    "--drain-timeout-ms",
+    String(options.drainTimeoutMs ?? 10_000),
   ];
   const child = spawn(process.execPath, args, {
     cwd: root,

@@ -1,0 +1,89 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { EventOf } from "../../lib/core/events.ts";
+import { createRedisRuntime, type RedisRuntime } from "../../local/redis/redis-runtime.ts";
+import { sequential } from "./fixtures/workflows.ts";
+import { type RedisServer, startRedisServer } from "./redis-server.ts";
+
+let server: RedisServer;
+const open: RedisRuntime[] = [];
+let prefixes = 0;
+
+beforeAll(async () => {
+  server = await startRedisServer();
+});
+
+afterAll(async () => {
+  for (const runtime of open) await runtime.close();
+  await server?.stop();
+});
+
+function runtimes(count: number): RedisRuntime[] {
+  const prefix = `tsw-rt-${process.pid}-${++prefixes}:`;
+  const created = Array.from({ length: count }, (_, i) =>
+    createRedisRuntime({ url: server.url, prefix, workerId: `w${i}` }),
+  );
+  open.push(...created);
+  return created;
+}
+
+/** Runs the step the log last started, as a step executor on `runtime` would. */
+async function runLastStartedStep(runtime: RedisRuntime, runId: string): Promise<EventOf<"step_started">> {
+  const started = (await runtime.getEvents(runId)).findLast(
+    (e): e is EventOf<"step_started"> => e.type === "step_started",
+  );
+  if (!started) throw new Error("no step started");
+  await runtime.engine.executeStep({
+    runId,
+    workflowName: "redis_sequential",
+    stepId: started.stepId,
+    stepName: started.stepName,
+    attempt: started.attempt,
+    input: started.input,
+  });
+  return started;
+}
+
+describe("createRedisRuntime", () => {
+  it("advances a run whose activations alternate between two workers", async () => {
+    // Prepare: two engines on one Redis, driven by hand so that each sees the run go on without it.
+    const [a, b] = runtimes(2) as [RedisRuntime, RedisRuntime];
+    const { runId } = await a.start(sequential, [1]);
+    await a.engine.activate({ runId, cause: { kind: "start" } });
+    // Act
+    for (const [executor, activator] of [
+      [b, b],
+      [a, a],
+      [b, a],
+    ] as const) {
+      const step = await runLastStartedStep(executor, runId);
+      await activator.engine.activate({
+        runId,
+        cause: { kind: "outcome", stepId: step.stepId, attempt: step.attempt },
+      });
+    }
+    // Assess
+    const run = await a.getRun(runId);
+    expect(run).toMatchObject({ status: "completed", result: 8 });
+    const completed = (await a.getEvents(runId)).filter((e) => e.type === "step_completed");
+    expect(completed.map((e) => (e as EventOf<"step_completed">).stepId)).toEqual([
+      "double#0",
+      "double#1",
+      "double#2",
+    ]);
+  });
+
+  it("waits for a run and reports a missing one", async () => {
+    // Prepare
+    const [runtime] = runtimes(1) as [RedisRuntime];
+    await runtime.startWorker();
+    const { runId } = await runtime.start(sequential, [2]);
+    // Act
+    const run = await runtime.waitForRun(runId, { timeoutMs: 10_000 });
+    // Assess
+    expect(run).toMatchObject({ status: "completed", result: 16 });
+    await expect(runtime.waitForRun("run_missing")).rejects.toThrow(/No run with id "run_missing"/);
+    expect((await runtime.listRuns({ workflowName: "redis_sequential" })).map((r) => r.runId)).toEqual([
+      runId,
+    ]);
+  });
+});

@@ -1,0 +1,139 @@
+import {
+  configure,
+  getRun,
+  listRuns,
+  shutdown,
+  start,
+  step,
+  WorkflowInputError,
+  waitForRun,
+  workflow,
+} from "tsworkflow";
+import { MemoryStorage } from "tsworkflow/local";
+import { startLocal } from "tsworkflow/testing";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { z } from "zod";
+
+const Signup = z.object({
+  email: z.email(),
+  age: z.number().int().min(13),
+  plan: z.enum(["free", "pro"]).default("free"),
+});
+type Signup = z.input<typeof Signup>;
+
+const register = step(
+  "input_register",
+  async (signup: z.output<typeof Signup>) => `${signup.email}/${signup.plan}`,
+);
+const signupWorkflow = workflow("input_signup", async (signup: Signup) => register(Signup.parse(signup)), {
+  input: Signup,
+});
+
+const transfer = workflow(
+  "input_transfer",
+  async (from: string, to: string, cents: number) => `${from}->${to}:${cents}`,
+  { input: z.tuple([z.string().min(1), z.string().min(1), z.number().int().positive()]) },
+);
+
+async function rejection(promise: Promise<unknown>): Promise<WorkflowInputError> {
+  try {
+    await promise;
+  } catch (error) {
+    if (error instanceof WorkflowInputError) return error;
+    throw error;
+  }
+  throw new Error("expected a WorkflowInputError");
+}
+
+describe("workflow input validated with zod", () => {
+  beforeEach(() => {
+    configure({ storage: new MemoryStorage() });
+  });
+
+  afterEach(async () => {
+    await shutdown();
+  });
+
+  it("starts a run with valid input and stores the parsed input", async () => {
+    // Prepare
+    // Act
+    const runId = await start(signupWorkflow, [{ email: "ann@example.com", age: 30 }]);
+    // Assess
+    const run = await waitForRun(runId);
+    expect(run.status).toBe("completed");
+    expect(run.input).toEqual([{ email: "ann@example.com", age: 30, plan: "free" }]);
+    expect(run.result).toBe("ann@example.com/free");
+  });
+
+  it("rejects invalid input with a WorkflowInputError naming the field, and stores nothing", async () => {
+    // Prepare
+    const bad = { email: "ann@example.com", age: 9 };
+    // Act
+    const error = await rejection(start(signupWorkflow, [bad]));
+    // Assess
+    expect(error.name).toBe("WorkflowInputError");
+    expect(error.code).toBe("INVALID_INPUT");
+    expect(error.message).toContain('workflow "input_signup"');
+    expect(error.message).toContain("age:");
+    expect(error.issues.map((issue) => issue.path)).toEqual(["age"]);
+    expect(await listRuns()).toEqual([]);
+  });
+
+  it("names every field at fault", async () => {
+    // Prepare
+    const bad = { email: "not an email", age: "thirty", plan: "gold" } as unknown as Signup;
+    // Act
+    const error = await rejection(start(signupWorkflow, [bad]));
+    // Assess
+    expect(error.issues.map((issue) => issue.path).sort()).toEqual(["age", "email", "plan"]);
+    for (const field of ["email", "age", "plan"]) expect(error.message).toContain(`${field}:`);
+    expect(await listRuns()).toEqual([]);
+  });
+
+  it("rejects a call with the wrong number of arguments for a single-argument schema", async () => {
+    // Prepare
+    const args = [{ email: "a@example.com", age: 20 }, "extra"] as unknown as [Signup];
+    // Act
+    const error = await rejection(start(signupWorkflow, args));
+    // Assess
+    expect(error.message).toContain("expected exactly 1 argument");
+    expect(await listRuns()).toEqual([]);
+  });
+
+  it("validates every argument of a multi-argument workflow with z.tuple", async () => {
+    // Prepare
+    // Act
+    const runId = await start(transfer, ["alice", "bob", 500]);
+    // Assess
+    expect((await waitForRun(runId)).result).toBe("alice->bob:500");
+  });
+
+  it("names the position of a bad argument of a z.tuple schema, and stores nothing", async () => {
+    // Prepare
+    // Act
+    const error = await rejection(start(transfer, ["alice", "", -5]));
+    // Assess
+    expect(error.issues.map((issue) => issue.path)).toEqual(["1", "2"]);
+    expect(await listRuns()).toEqual([]);
+  });
+
+  it("rejects invalid input in startLocal before anything is stored", async () => {
+    // Prepare
+    const storage = new MemoryStorage();
+    // Act
+    const error = await rejection(startLocal(transfer, ["alice", "bob", 1.5], { storage }));
+    // Assess
+    expect(error.issues.map((issue) => issue.path)).toEqual(["2"]);
+    expect(await storage.listRuns()).toEqual([]);
+  });
+
+  it("reports a run started with valid input through getRun", async () => {
+    // Prepare
+    const runId = await start(transfer, ["carol", "dan", 1]);
+    await waitForRun(runId);
+    // Act
+    const run = await getRun(runId);
+    // Assess
+    expect(run).toMatchObject({ runId, workflowName: "input_transfer", input: ["carol", "dan", 1] });
+  });
+});

@@ -1,0 +1,118 @@
+import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import {
+  configure,
+  configureLogging,
+  getEvents,
+  getRun,
+  listRuns,
+  shutdown,
+  sleep,
+  start,
+  step,
+  waitForRun,
+  workflow,
+} from "tsworkflow";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+
+let dir: string;
+const previousDir = process.env.TSWORKFLOW_DIR;
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), "tsw-api-"));
+  configureLogging({ level: "silent" });
+});
+
+afterEach(async () => {
+  await shutdown();
+  if (previousDir === undefined) delete process.env.TSWORKFLOW_DIR;
+  else process.env.TSWORKFLOW_DIR = previousDir;
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const sendWelcome = step("api_send_welcome", async (userId: string) => `welcome sent to ${userId}`, {
+  maxRetries: 5,
+  retryDelay: "exponential",
+});
+const sendTips = step("api_send_tips", async (userId: string) => `tips sent to ${userId}`);
+const onboarding = workflow("api_onboarding", async (userId: string) => {
+  const welcome = await sendWelcome(userId);
+  await sleep("50ms");
+  const tips = await sendTips(userId);
+  return { welcome, tips };
+});
+
+describe("the top-level API on the default file backend", () => {
+  it("completes a run with start and waitForRun in the directory named by TSWORKFLOW_DIR", async () => {
+    // Prepare
+    process.env.TSWORKFLOW_DIR = dir;
+    // Act
+    const runId = await start(onboarding, ["user_1"]);
+    const run = await waitForRun(runId, { timeoutMs: 10_000 });
+    // Assess
+    expect(run).toMatchObject({
+      runId,
+      workflowName: "api_onboarding",
+      status: "completed",
+      input: ["user_1"],
+      result: { welcome: "welcome sent to user_1", tips: "tips sent to user_1" },
+    });
+    expect(existsSync(join(dir, "runs", `${runId}.jsonl`))).toBe(true);
+    expect((await getEvents(runId)).map((e) => e.type)).toEqual([
+      "workflow_started",
+      "step_started",
+      "step_completed",
+      "sleep_created",
+      "workflow_suspended",
+      "workflow_resumed",
+      "sleep_completed",
+      "step_started",
+      "step_completed",
+      "workflow_completed",
+    ]);
+  });
+
+  it("completes a run with start and waitForRun in the directory given to configure", async () => {
+    // Prepare
+    configure({ dir });
+    // Act
+    const runId = await start(onboarding, ["user_2"], { idempotencyKey: "onboard-user_2" });
+    const run = await waitForRun(runId, { timeoutMs: 10_000 });
+    // Assess
+    expect(run.status).toBe("completed");
+    expect((await getRun(runId)).result).toEqual({
+      welcome: "welcome sent to user_2",
+      tips: "tips sent to user_2",
+    });
+    expect((await listRuns({ status: "completed" })).map((r) => r.runId)).toEqual([runId]);
+    expect(readdirSync(join(dir, "runs"))).toEqual([`${runId}.jsonl`]);
+  });
+
+  it("releases the directory on shutdown, so that a new runtime finds the finished run there", async () => {
+    // Prepare
+    configure({ dir });
+    const runId = await start(onboarding, ["user_3"]);
+    await waitForRun(runId, { timeoutMs: 10_000 });
+    // Act
+    await shutdown();
+    const lockedAfterShutdown = existsSync(join(dir, "lock"));
+    configure({ dir });
+    // Assess
+    expect(lockedAfterShutdown).toBe(false);
+    expect((await getRun(runId)).status).toBe("completed");
+  });
+
+  it("starts one run on the file backend for 50 concurrent starts with one key", async () => {
+    // Prepare
+    configure({ dir });
+    // Act
+    const ids = await Promise.all(
+      Array.from({ length: 50 }, () => start(onboarding, ["user_5"], { idempotencyKey: "onboard-user_5" })),
+    );
+    // Assess
+    expect(new Set(ids).size).toBe(1);
+    expect(readdirSync(join(dir, "runs"))).toEqual([`${ids[0]}.jsonl`]);
+    expect((await waitForRun(ids[0] as string, { timeoutMs: 10_000 })).status).toBe("completed");
+  });
+});

@@ -33,24 +33,33 @@ let pending: Promise<Runtime> | undefined;
  * configure({ storage: new MemoryStorage() });
  */
 export function configure(options: ConfigureOptions = {}): void {
-  const previous = current;
+  const previous = current ?? pending;
   current = undefined;
   pending = undefined;
-  void previous?.close();
-  if (options.runtime) {
-    current = options.runtime;
+  const create = (): Runtime | Promise<Runtime> => {
+    if (options.runtime) return options.runtime;
+    if (options.redis) return loadRedisRuntime(options.redis, options.concurrency);
+    return new LocalRuntime({
+      ...(options.storage ? { storage: options.storage } : {}),
+      ...(options.dir ? { dir: options.dir } : {}),
+      ...(options.concurrency ? { concurrency: options.concurrency } : {}),
+    });
+  };
+  if (!previous) {
+    const runtime = create();
+    if (runtime instanceof Promise) pending = runtime;
+    else current = runtime;
     return;
   }
-  const redis = options.redis;
-  if (redis) {
-    pending = loadRedisRuntime(redis, options.concurrency);
-    return;
-  }
-  current = new LocalRuntime({
-    ...(options.storage ? { storage: options.storage } : {}),
-    ...(options.dir ? { dir: options.dir } : {}),
-    ...(options.concurrency ? { concurrency: options.concurrency } : {}),
-  });
+  // The old runtime lets go of its files (and their lock) before the new one opens them.
+  pending = Promise.resolve(previous)
+    .then((runtime) => runtime.close())
+    .catch(() => {})
+    .then(async () => {
+      const runtime = await create();
+      current = runtime;
+      return runtime;
+    });
 }
 
 async function loadRedisRuntime(url: string, concurrency: number | undefined): Promise<Runtime> {
@@ -154,6 +163,24 @@ export async function cancelRun(runId: string, reason?: string): Promise<void> {
 export async function retryRun(runId: string): Promise<void> {
   assertRunId(runId);
   await (await getRuntime()).retryRun(runId);
+}
+
+/**
+ * Sends an event to a run waiting in `waitForEvent(eventName)` (or that will wait for it later).
+ * With a `signalId`, the same event sent twice is delivered once.
+ * @example
+ * await sendEvent(runId, "approval", { approved: true, by: "manager@example.com" });
+ * @throws RunNotFoundError for an unknown id
+ * @throws InvalidRunStateError for a finished run
+ */
+export async function sendEvent(
+  runId: string,
+  eventName: string,
+  payload: unknown,
+  options?: { signalId?: string },
+): Promise<{ delivered: boolean }> {
+  assertRunId(runId);
+  return (await getRuntime()).sendEvent(runId, eventName, payload, options);
 }
 
 /** Stops the runtime the top-level API started (waits for running steps, releases files). */

@@ -12,6 +12,7 @@ export {
   getRuntime,
   listRuns,
   retryRun,
+  sendEvent,
   shutdown,
   start,
   waitForRun,
@@ -27,6 +28,7 @@ export {
   CancelledError,
   ConfigurationError,
   deserializeError,
+  EventPayloadError,
   FatalError,
   IdempotencyConflictError,
   InvalidDurationError,
@@ -53,7 +55,8 @@ export type { EventOf, EventType, WorkflowEvent } from "./core/events.ts";
 export { EVENT_TYPES, parseEvent, workflowEvent } from "./core/events.ts";
 export type { LoggingOptions, LogLevelName } from "./core/logger.ts";
 export { configureLogging } from "./core/logger.ts";
-export { log, now, random, sleep } from "./core/primitives.ts";
+export type { WaitForEventOptions, Webhook } from "./core/primitives.ts";
+export { createWebhook, log, now, random, runChild, sleep, waitForEvent } from "./core/primitives.ts";
 export { findWorkflow, registeredWorkflows } from "./core/registry.ts";
 export type { Runtime, WaitOptions } from "./core/runtime.ts";
 export { MAX_PAYLOAD_BYTES } from "./core/serialization.ts";

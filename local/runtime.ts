@@ -141,6 +141,16 @@ export class LocalRuntime implements Runtime {
     await this.engine.retryRun(runId);
   }
 
+  async sendEvent(
+    runId: string,
+    eventName: string,
+    payload: unknown,
+    options?: { signalId?: string },
+  ): Promise<{ delivered: boolean }> {
+    await this.ready;
+    return this.engine.sendEvent(runId, eventName, payload, options);
+  }
+
   /** Resolves when no task is queued or running (timers may still be pending). */
   idle(): Promise<void> {
     return this.ready.then(() => this.queue.idle());

@@ -12,6 +12,7 @@ export type {
   WorkflowRegistry,
 } from "../../functions/handlers.ts";
 export {
+  createHandlers,
   createStartHandler,
   createStepHandler,
   createWorkflowHandler,

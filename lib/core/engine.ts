@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import type { Clock } from "../ports/clock.ts";
 import { systemClock } from "../ports/clock.ts";
 import {
@@ -12,10 +13,13 @@ import type { TimerRequest, Timers } from "../ports/timers.ts";
 import { runInStep } from "./context.ts";
 import { formatDuration } from "./durations.ts";
 import {
+  CancelledError,
+  ConfigurationError,
   IdempotencyConflictError,
   InvalidRunStateError,
   MaxDurationExceededError,
   RunNotFoundError,
+  type SerializedError,
   StepNotFoundError,
   VersionConflictError,
   WorkflowNotFoundError,
@@ -49,6 +53,13 @@ export interface StartOptions {
   idempotencyKey?: string;
 }
 
+/** How a child run knows its parent (set by the engine when a workflow calls `runChild`). */
+interface ChildLink {
+  runId: string;
+  childId: string;
+  childRunId: string;
+}
+
 export interface StartResult {
   runId: string;
   /** False when an earlier start with the same idempotency key created the run. */
@@ -62,6 +73,25 @@ const retryTimerId = (stepId: string, attempt: number) => `retry:${stepId}:${att
 const DEADLINE_TIMER = "deadline";
 /** Cancellation requests are stored as the outcome of this reserved step id: durable and idempotent in every store. */
 const CANCEL_STEP_ID = "$cancel";
+/** `sendEvent` deliveries: `$signal:<eventName>:<id>`, stored as outcomes (durable, idempotent, kept until waited for). */
+const SIGNAL_PREFIX = "$signal:";
+/** A child run's result, stored as an outcome of its parent: `$child:<childId>`. */
+const CHILD_PREFIX = "$child:";
+const hookTimerId = (hookId: string) => `hook:${hookId}`;
+
+/** What an activation must do after its commit. */
+interface ActivationEffects {
+  cancelledTimers: string[];
+  cancelledChildren: string[];
+}
+
+const byRecordedAt = (a: StepOutcome, b: StepOutcome) =>
+  a.recordedAt === b.recordedAt ? (a.stepId < b.stepId ? -1 : 1) : a.recordedAt < b.recordedAt ? -1 : 1;
+
+/** The event name of a stored `sendEvent` delivery. */
+function signalName(signal: StepOutcome): string {
+  return signal.ok ? String((signal.result as { name?: unknown } | null)?.name ?? "") : "";
+}
 
 /**
  * The part of tsworkflow that decides. It is the same in every mode; only its ports change.
@@ -94,7 +124,7 @@ export class Engine {
   async start(
     workflow: AnyWorkflow | string,
     args: unknown[],
-    options: StartOptions = {},
+    options: StartOptions & { parent?: ChildLink } = {},
   ): Promise<StartResult> {
     const definition = typeof workflow === "string" ? findWorkflow(workflow) : workflow;
     if (!definition) throw new WorkflowNotFoundError(String(workflow));
@@ -104,7 +134,7 @@ export class Engine {
     );
     if (options.idempotencyKey !== undefined) assertIdempotencyKey(options.idempotencyKey);
     const now = this.clock.now();
-    const runId = newRunId(now);
+    const runId = options.parent ? options.parent.childRunId : newRunId(now);
     const timestamp = new Date(now).toISOString();
     const deadline = definition.maxDurationMs === undefined ? undefined : now + definition.maxDurationMs;
     const run: RunRecord = {
@@ -126,6 +156,7 @@ export class Engine {
       input,
       ...(options.idempotencyKey === undefined ? {} : { idempotencyKey: options.idempotencyKey }),
       ...(deadline === undefined ? {} : { deadline }),
+      ...(options.parent ? { parent: { runId: options.parent.runId, childId: options.parent.childId } } : {}),
     };
     const result = await this.store.createRun({ run, startedEvent });
     if (!result.created) {
@@ -176,7 +207,8 @@ export class Engine {
     // A warm run is advanced from memory without reading its document or log: if someone else wrote to
     // the log meanwhile, the conditional commit fails and the run is replayed from the log.
     let execution = this.cache.get(runId);
-    if (!execution || execution.newEvents.length > 0) {
+    const warm = execution !== undefined && execution.newEvents.length === 0;
+    if (!execution || !warm) {
       const run = await this.store.getRun(runId);
       if (!run) {
         getLogger().warn("activation for an unknown run dropped", { runId });
@@ -196,8 +228,8 @@ export class Engine {
     const resendAll = task.cause.kind === "recover" || this.isRedelivery(task, execution, baseVersion);
     const wasSuspended = execution.status === "suspended";
 
-    const cancelledTimers = execution.nonDeterminism
-      ? []
+    const effects = execution.nonDeterminism
+      ? { cancelledTimers: [], cancelledChildren: [] }
       : await this.advance(execution, outcomes, wasSuspended);
 
     const terminal = this.terminalDraft(execution);
@@ -213,6 +245,13 @@ export class Engine {
     }
 
     const newEvents = execution.newEvents;
+    if (warm && newEvents.length === 0) {
+      // With nothing to commit, no conditional write would notice that another worker moved the log
+      // past this warm copy (its outcome would look foreign): check the version before acting on it.
+      const current = await this.store.getRun(runId);
+      if (current && current.version !== execution.committedVersion)
+        throw new VersionConflictError(runId, execution.committedVersion);
+    }
     if (newEvents.length > 0) {
       const last = newEvents[newEvents.length - 1] as WorkflowEvent;
       await this.store.commit(runId, baseVersion, newEvents, {
@@ -224,7 +263,11 @@ export class Engine {
       execution.markCommitted(status);
       this.logFinished(execution, terminal);
     }
-    await Promise.all(cancelledTimers.map((timerId) => this.timers.cancel(runId, timerId)));
+    await Promise.all([
+      ...effects.cancelledTimers.map((timerId) => this.timers.cancel(runId, timerId)),
+      ...effects.cancelledChildren.map((childRunId) => this.cancelChild(childRunId)),
+      ...(terminal ? [this.notifyParent(execution, terminal)] : []),
+    ]);
     if (terminal) {
       this.cache.delete(runId);
       return;
@@ -241,16 +284,33 @@ export class Engine {
     execution: RunExecution,
     outcomes: StepOutcome[],
     wasSuspended: boolean,
-  ): Promise<string[]> {
+  ): Promise<ActivationEffects> {
     const now = this.clock.now();
     const cancelledTimers: string[] = [];
+    const cancelledChildren: string[] = [];
+    const effects = { cancelledTimers, cancelledChildren };
+    const signals = outcomes
+      .filter(
+        (outcome) =>
+          outcome.stepId.startsWith(SIGNAL_PREFIX) && !execution.consumedSignals.has(outcome.stepId),
+      )
+      .sort(byRecordedAt);
     const ready = outcomes
       .filter((outcome) => {
         if (outcome.stepId === CANCEL_STEP_ID) return execution.cancelRequested === undefined;
+        if (outcome.stepId.startsWith(CHILD_PREFIX)) {
+          return execution.pendingChildren.has(outcome.stepId.slice(CHILD_PREFIX.length));
+        }
         const pending = execution.pendingSteps.get(outcome.stepId);
         return pending?.state === "running" && pending.attempt === outcome.attempt;
       })
-      .sort((a, b) => (a.recordedAt === b.recordedAt ? 0 : a.recordedAt < b.recordedAt ? -1 : 1));
+      .sort(byRecordedAt);
+    const dueHooks = [...execution.pendingHooks.values()]
+      .filter((hook) => hook.timeoutAt !== undefined && hook.timeoutAt <= now)
+      .sort((a, b) => (a.timeoutAt ?? 0) - (b.timeoutAt ?? 0));
+    const waitedSignal = signals.some((signal) =>
+      [...execution.pendingHooks.values()].some((hook) => hook.eventName === signalName(signal)),
+    );
     const dueSleeps = [...execution.pendingSleeps.values()]
       .filter((sleep) => sleep.resumeAt <= now)
       .sort((a, b) => a.resumeAt - b.resumeAt);
@@ -258,18 +318,28 @@ export class Engine {
       (step) => step.state === "retry_wait" && (step.retryAt ?? 0) <= now,
     );
     const overdue = execution.deadline !== undefined && now >= execution.deadline;
-    if (wasSuspended && (ready.length > 0 || dueSleeps.length > 0 || dueRetries.length > 0 || overdue)) {
+    const anything = ready.length + dueSleeps.length + dueRetries.length + dueHooks.length > 0;
+    if (wasSuspended && (anything || waitedSignal || overdue)) {
       execution.append({ type: "workflow_resumed" });
     }
 
     for (const outcome of ready) {
-      if (execution.settled || execution.nonDeterminism) return cancelledTimers;
+      if (execution.settled || execution.nonDeterminism) return effects;
       if (outcome.stepId === CANCEL_STEP_ID) {
         cancelledTimers.push(...timerIdsOf(execution));
+        cancelledChildren.push(...[...execution.pendingChildren.values()].map((child) => child.childRunId));
         const reason = outcome.ok
           ? String((outcome.result as { reason?: unknown } | null)?.reason ?? "cancelled")
           : "cancelled";
         await execution.deliver({ type: "cancel_requested", reason });
+        continue;
+      }
+      if (outcome.stepId.startsWith(CHILD_PREFIX)) {
+        const child = execution.pendingChildren.get(outcome.stepId.slice(CHILD_PREFIX.length));
+        if (!child) continue;
+        const ref = { childId: child.childId, childRunId: child.childRunId };
+        if (outcome.ok) await execution.deliver({ type: "child_completed", ...ref, result: outcome.result });
+        else await execution.deliver({ type: "child_failed", ...ref, error: outcome.error });
         continue;
       }
       const pending = execution.pendingSteps.get(outcome.stepId);
@@ -295,12 +365,12 @@ export class Engine {
       }
     }
     for (const sleep of dueSleeps) {
-      if (execution.settled || execution.nonDeterminism) return cancelledTimers;
+      if (execution.settled || execution.nonDeterminism) return effects;
       if (execution.pendingSleeps.has(sleep.sleepId))
         await execution.deliver({ type: "sleep_completed", sleepId: sleep.sleepId });
     }
     for (const pending of dueRetries) {
-      if (execution.settled || execution.nonDeterminism) return cancelledTimers;
+      if (execution.settled || execution.nonDeterminism) return effects;
       if (!execution.pendingSteps.has(pending.stepId)) continue;
       await execution.deliver({
         type: "step_started",
@@ -310,7 +380,39 @@ export class Engine {
         input: pending.input,
       });
     }
-    return cancelledTimers;
+    for (const hook of dueHooks) {
+      if (execution.settled || execution.nonDeterminism) return effects;
+      if (!execution.pendingHooks.has(hook.hookId)) continue;
+      await execution.deliver({ type: "hook_timed_out", hookId: hook.hookId, eventName: hook.eventName });
+    }
+    await this.deliverSignals(execution, signals);
+    return effects;
+  }
+
+  /**
+   * Hands each stored event to the oldest wait for its name, in the order the events arrived. An event
+   * with no wait yet stays stored for a later `waitForEvent`; a wait created meanwhile gets it at once.
+   */
+  private async deliverSignals(execution: RunExecution, signals: StepOutcome[]): Promise<void> {
+    for (let delivered = true; delivered; ) {
+      delivered = false;
+      for (const signal of signals) {
+        if (execution.settled || execution.nonDeterminism) return;
+        if (execution.consumedSignals.has(signal.stepId) || !signal.ok) continue;
+        const name = signalName(signal);
+        const hook = [...execution.pendingHooks.values()].find((candidate) => candidate.eventName === name);
+        if (!hook) continue;
+        const payload = (signal.result as { payload?: unknown } | null)?.payload ?? null;
+        await execution.deliver({
+          type: "hook_received",
+          hookId: hook.hookId,
+          eventName: name,
+          signalId: signal.stepId,
+          payload,
+        });
+        delivered = true;
+      }
+    }
   }
 
   private terminalDraft(execution: RunExecution): EventDraft | undefined {
@@ -331,7 +433,7 @@ export class Engine {
     const cause = task.cause;
     if (cause.kind === "start") return version > 1;
     if (cause.kind === "outcome") {
-      if (cause.stepId === CANCEL_STEP_ID) return false;
+      if (cause.stepId === CANCEL_STEP_ID || cause.stepId.startsWith("$")) return false;
       const pending = execution.pendingSteps.get(cause.stepId);
       return !(pending && pending.attempt <= cause.attempt);
     }
@@ -341,6 +443,9 @@ export class Engine {
         return ![...execution.pendingSteps.values()].some(
           (step) => retryTimerId(step.stepId, step.attempt + 1) === cause.timerId,
         );
+      }
+      if (cause.timerId.startsWith("hook:")) {
+        return ![...execution.pendingHooks.keys()].some((hookId) => hookTimerId(hookId) === cause.timerId);
       }
       return !execution.pendingSleeps.has(cause.timerId);
     }
@@ -382,6 +487,9 @@ export class Engine {
         else if (event.type === "sleep_created") timer(event.sleepId, event.resumeAt);
         else if (event.type === "step_retrying")
           timer(retryTimerId(event.stepId, event.nextAttempt), event.retryAt);
+        else if (event.type === "hook_created" && event.timeoutAt !== undefined)
+          timer(hookTimerId(event.hookId), event.timeoutAt);
+        else if (event.type === "child_started") sends.push(this.startChild(execution, event.childId));
       }
       if (firstActivation && execution.deadline !== undefined) timer(DEADLINE_TIMER, execution.deadline);
     } else {
@@ -390,6 +498,11 @@ export class Engine {
         else timer(retryTimerId(pending.stepId, pending.attempt + 1), pending.retryAt ?? this.clock.now());
       }
       for (const sleep of execution.pendingSleeps.values()) timer(sleep.sleepId, sleep.resumeAt);
+      for (const hook of execution.pendingHooks.values()) {
+        if (hook.timeoutAt !== undefined) timer(hookTimerId(hook.hookId), hook.timeoutAt);
+      }
+      for (const child of execution.pendingChildren.values())
+        sends.push(this.startChild(execution, child.childId));
       if (execution.deadline !== undefined) timer(DEADLINE_TIMER, execution.deadline);
     }
     await Promise.all(sends);
@@ -412,6 +525,11 @@ export class Engine {
     }
     if (timerId === DEADLINE_TIMER && execution.deadline !== undefined && execution.deadline > now)
       fireAt = execution.deadline;
+    for (const hook of execution.pendingHooks.values()) {
+      if (hookTimerId(hook.hookId) === timerId && hook.timeoutAt !== undefined && hook.timeoutAt > now) {
+        fireAt = hook.timeoutAt;
+      }
+    }
     if (fireAt !== undefined) {
       await this.timers.schedule({
         runId: execution.runId,
@@ -471,6 +589,7 @@ export class Engine {
     } catch (error) {
       getLogger().debug("step attempt failed", {
         runId,
+        workflowName: task.workflowName,
         stepId,
         stepName: task.stepName,
         attempt,
@@ -485,6 +604,112 @@ export class Engine {
     }
     await this.store.putOutcome(outcome);
     await wake();
+  }
+
+  /**
+   * Delivers an event to a run: the oldest `waitForEvent(eventName)` gets `payload`. An event sent
+   * before the run waits for it is kept until it does. With a `signalId`, sending the same event twice
+   * delivers it once.
+   * @throws RunNotFoundError for an unknown run
+   * @throws InvalidRunStateError for a run that has finished
+   */
+  async sendEvent(
+    runId: string,
+    eventName: string,
+    payload: unknown,
+    options: { signalId?: string } = {},
+  ): Promise<{ delivered: boolean }> {
+    assertRunId(runId);
+    if (typeof eventName !== "string" || eventName.length === 0 || eventName.length > 100) {
+      throw new ConfigurationError(
+        `Invalid event name ${JSON.stringify(eventName)}: use 1 to 100 characters.`,
+      );
+    }
+    const run = await this.store.getRun(runId);
+    if (!run) throw new RunNotFoundError(runId);
+    if (FINISHED_STATUSES.has(run.status)) {
+      throw new InvalidRunStateError(`Run ${runId} is ${run.status}; it no longer takes events.`);
+    }
+    const value = roundTrip(payload ?? null, `The payload of event "${eventName}"`);
+    const id = options.signalId ?? randomUUID();
+    const stepId = `${SIGNAL_PREFIX}${eventName}:${id}`;
+    const recordedAt = new Date(this.clock.now()).toISOString();
+    const stored = await this.store.putOutcome({
+      runId,
+      stepId,
+      attempt: 1,
+      recordedAt,
+      ok: true,
+      result: { name: eventName, payload: value },
+    });
+    await this.queue.enqueueActivation({ runId, cause: { kind: "outcome", stepId, attempt: 1 } });
+    return { delivered: stored };
+  }
+
+  /** Creates (once) the child run a parent's `child_started` names. */
+  private async startChild(parent: RunExecution, childId: string): Promise<void> {
+    const child = parent.pendingChildren.get(childId);
+    if (!child) return;
+    const link = { runId: parent.runId, childId, childRunId: child.childRunId };
+    const { created } = await this.start(child.workflowName, child.input, {
+      idempotencyKey: `child:${child.childRunId}`,
+      parent: link,
+    });
+    if (created) return;
+    // Started before: if it already finished and its parent missed the news (a crash), tell it again.
+    const existing = await this.store.getRun(child.childRunId);
+    if (existing && FINISHED_STATUSES.has(existing.status)) await this.notifyParentOf(existing, link);
+  }
+
+  private async cancelChild(childRunId: string): Promise<void> {
+    try {
+      await this.cancelRun(childRunId, "its parent run was cancelled");
+    } catch (error) {
+      if (!(error instanceof InvalidRunStateError || error instanceof RunNotFoundError)) throw error;
+    }
+  }
+
+  /** A finished child run hands its result or error to its parent. */
+  private async notifyParent(execution: RunExecution, terminal: EventDraft): Promise<void> {
+    const parent = execution.started.parent;
+    if (!parent) return;
+    const outcome =
+      terminal.type === "workflow_completed"
+        ? { ok: true as const, result: terminal.result }
+        : {
+            ok: false as const,
+            error:
+              terminal.type === "workflow_failed"
+                ? terminal.error
+                : serializeError(new CancelledError(`Child run ${execution.runId} was cancelled`)),
+          };
+    await this.putChildOutcome(parent.runId, parent.childId, outcome);
+  }
+
+  private async notifyParentOf(child: RunRecord, link: ChildLink): Promise<void> {
+    const outcome =
+      child.status === "completed"
+        ? { ok: true as const, result: child.result ?? null }
+        : {
+            ok: false as const,
+            error:
+              child.error ?? serializeError(new CancelledError(`Child run ${child.runId} was cancelled`)),
+          };
+    await this.putChildOutcome(link.runId, link.childId, outcome);
+  }
+
+  private async putChildOutcome(
+    parentRunId: string,
+    childId: string,
+    outcome: { ok: true; result: unknown } | { ok: false; error: SerializedError },
+  ): Promise<void> {
+    const stepId = `${CHILD_PREFIX}${childId}`;
+    const recordedAt = new Date(this.clock.now()).toISOString();
+    await this.store.putOutcome({ runId: parentRunId, stepId, attempt: 1, recordedAt, ...outcome });
+    await this.queue.enqueueActivation({
+      runId: parentRunId,
+      cause: { kind: "outcome", stepId, attempt: 1 },
+    });
   }
 
   /**
@@ -646,6 +871,9 @@ function timerIdsOf(execution: RunExecution): string[] {
   for (const step of execution.pendingSteps.values()) {
     if (step.state === "retry_wait") ids.push(retryTimerId(step.stepId, step.attempt + 1));
   }
+  for (const hook of execution.pendingHooks.values()) {
+    if (hook.timeoutAt !== undefined) ids.push(hookTimerId(hook.hookId));
+  }
   if (execution.deadline !== undefined) ids.push(DEADLINE_TIMER);
   return ids;
 }
@@ -662,6 +890,13 @@ function waitingFor(execution: RunExecution): { labels: string[]; resumeAt: numb
   for (const step of execution.pendingSteps.values()) {
     if (step.state === "retry_wait")
       labels.push(`retry of ${step.stepId} (attempt ${step.attempt + 1}) at ${at(step.retryAt ?? 0)}`);
+  }
+  for (const hook of execution.pendingHooks.values()) {
+    const until = hook.timeoutAt === undefined ? "" : ` until ${at(hook.timeoutAt)}`;
+    labels.push(`event "${hook.eventName}" (${hook.hookId})${until}`);
+  }
+  for (const child of execution.pendingChildren.values()) {
+    labels.push(`child run ${child.childRunId} (${child.workflowName})`);
   }
   return { labels, resumeAt };
 }

@@ -249,6 +249,17 @@ export class CancelledError extends TsWorkflowError {
   }
 }
 
+/** An event delivered to `waitForEvent` does not match its schema. */
+export class EventPayloadError extends TsWorkflowError {
+  override name = "EventPayloadError";
+  constructor(eventName: string, issues: readonly { path: PropertyKey[]; message: string }[]) {
+    const list = issues
+      .map((issue) => `${issue.path.map(String).join(".") || "(payload)"}: ${issue.message}`)
+      .join("; ");
+    super("INVALID_INPUT", `The payload of event "${eventName}" does not match its schema: ${list}.`);
+  }
+}
+
 /** The run is not in a state that allows the operation (e.g. cancelling a completed run). */
 export class InvalidRunStateError extends TsWorkflowError {
   override name = "InvalidRunStateError";

@@ -37,6 +37,8 @@ export const workflowStarted = z.object({
   idempotencyKey: z.string().optional(),
   /** Absolute deadline (epoch ms) from the workflow's `maxDuration`. */
   deadline: z.number().optional(),
+  /** Set for a child run: the parent run and the parent's id for this child. */
+  parent: z.object({ runId: z.string(), childId: z.string() }).optional(),
 });
 
 export const workflowCompleted = z.object({
@@ -116,6 +118,53 @@ export const workflowRetried = z.object({
   retriedFailures: z.array(z.number().int().positive()),
 });
 
+export const hookCreated = z.object({
+  ...base,
+  type: z.literal("hook_created"),
+  hookId: z.string().min(1),
+  eventName: z.string().min(1),
+  /** Epoch ms after which the wait fails with a TimeoutError. */
+  timeoutAt: z.number().optional(),
+  /** For webhooks: the secret part of `POST /hooks/<token>`. */
+  token: z.string().optional(),
+});
+export const hookReceived = z.object({
+  ...base,
+  type: z.literal("hook_received"),
+  hookId: z.string().min(1),
+  eventName: z.string().min(1),
+  /** Which `sendEvent` delivered it (each is used once). */
+  signalId: z.string().min(1),
+  payload: z.unknown(),
+});
+export const hookTimedOut = z.object({
+  ...base,
+  type: z.literal("hook_timed_out"),
+  hookId: z.string().min(1),
+  eventName: z.string().min(1),
+});
+
+const childRef = { childId: z.string().min(1), childRunId: z.string().min(1) };
+export const childStarted = z.object({
+  ...base,
+  ...childRef,
+  type: z.literal("child_started"),
+  workflowName: z.string().min(1),
+  input: z.array(z.unknown()),
+});
+export const childCompleted = z.object({
+  ...base,
+  ...childRef,
+  type: z.literal("child_completed"),
+  result: z.unknown(),
+});
+export const childFailed = z.object({
+  ...base,
+  ...childRef,
+  type: z.literal("child_failed"),
+  error: serializedError,
+});
+
 export const logInfo = z.object({ ...base, ...log, type: z.literal("log_info") });
 export const logWarning = z.object({ ...base, ...log, type: z.literal("log_warning") });
 export const logError = z.object({ ...base, ...log, type: z.literal("log_error") });
@@ -140,6 +189,12 @@ export const workflowEvent = z.discriminatedUnion("type", [
   cancelRequested,
   workflowCancelled,
   workflowRetried,
+  hookCreated,
+  hookReceived,
+  hookTimedOut,
+  childStarted,
+  childCompleted,
+  childFailed,
 ]);
 
 export type WorkflowEvent = z.infer<typeof workflowEvent>;

@@ -1,7 +1,15 @@
+import { createHash, randomBytes } from "node:crypto";
+import type { ZodType } from "zod";
 import type { RunStatus } from "../ports/event-store.ts";
 import { runInWorkflow } from "./context.ts";
 import { type Duration, resolveDeadline } from "./durations.ts";
-import { CancelledError, deserializeError, NonDeterminismError } from "./errors.ts";
+import {
+  CancelledError,
+  deserializeError,
+  EventPayloadError,
+  NonDeterminismError,
+  TimeoutError,
+} from "./errors.ts";
 import type { EventDraft, WorkflowEvent } from "./events.ts";
 import { getLogger, type RunLogContext } from "./logger.ts";
 import { roundTrip, serializeError } from "./serialization.ts";
@@ -29,14 +37,39 @@ export interface PendingSleep {
   reject(error: Error): void;
 }
 
+/** A `waitForEvent` or webhook the workflow waits on. */
+export interface PendingHook {
+  hookId: string;
+  eventName: string;
+  timeoutAt: number | undefined;
+  schema: ZodType | undefined;
+  resolve(value: unknown): void;
+  reject(error: Error): void;
+}
+
+/** A child run the workflow waits on. */
+export interface PendingChild {
+  childId: string;
+  childRunId: string;
+  workflowName: string;
+  input: unknown[];
+  resolve(value: unknown): void;
+  reject(error: Error): void;
+}
+
 /** A command the workflow code issues, checked against the log on replay. */
 interface CommandRef {
-  kind: "step" | "sleep";
+  kind: "step" | "sleep" | "hook" | "child";
   id: string;
 }
 
-const describeRef = (ref: CommandRef) =>
-  ref.kind === "step" ? `step "${ref.id.split("#")[0]}" (${ref.id})` : `sleep (${ref.id})`;
+const describeRef = (ref: CommandRef) => {
+  const name = ref.id.split("#")[0];
+  if (ref.kind === "step") return `step "${name}" (${ref.id})`;
+  if (ref.kind === "hook") return `waitForEvent("${name}") (${ref.id})`;
+  if (ref.kind === "child") return `child workflow "${name}" (${ref.id})`;
+  return `sleep (${ref.id})`;
+};
 
 export type LogLevel = "info" | "warning" | "error" | "debug";
 
@@ -52,6 +85,10 @@ const drain = () => new Promise<void>((resolve) => setImmediate(resolve));
 export class RunExecution {
   readonly pendingSteps = new Map<string, PendingStep>();
   readonly pendingSleeps = new Map<string, PendingSleep>();
+  readonly pendingHooks = new Map<string, PendingHook>();
+  readonly pendingChildren = new Map<string, PendingChild>();
+  /** Ids of the `sendEvent` deliveries already in the log: each is used once. */
+  readonly consumedSignals = new Set<string>();
   /** Events in the log, including the ones appended and not yet committed. */
   version = 0;
   /** Events in the stored log: the `expectedVersion` of the next commit. */
@@ -110,6 +147,7 @@ export class RunExecution {
       const ref = commandOf(event);
       if (ref) execution.recordedCommands.push(ref);
       if (event.type === "sleep_created") execution.recordedResumeAt.set(event.sleepId, event.resumeAt);
+      if (event.type === "hook_created") execution.recordedHooks.set(event.hookId, event);
       if (event.type.startsWith("log_")) execution.recordedLogs += 1;
     }
     // Failures that a later `workflow_retried` took back are not replayed: those steps run again.
@@ -191,7 +229,46 @@ export class RunExecution {
         return;
       }
       case "sleep_created":
+      case "hook_created":
+      case "child_started":
         return this.checkCommandIssued(event);
+      case "hook_received":
+      case "hook_timed_out": {
+        if (event.type === "hook_received") this.consumedSignals.add(event.signalId);
+        const pending = this.pendingHooks.get(event.hookId);
+        if (!pending) {
+          return this.mismatch(
+            `The log delivers event "${event.eventName}" (${event.hookId}) but the workflow does not wait for it`,
+          );
+        }
+        this.pendingHooks.delete(event.hookId);
+        if (event.type === "hook_timed_out") {
+          const at = new Date(pending.timeoutAt ?? 0).toISOString();
+          pending.reject(
+            new TimeoutError(`waitForEvent("${event.eventName}") timed out: no event arrived before ${at}.`),
+          );
+        } else if (pending.schema) {
+          const parsed = pending.schema.safeParse(event.payload);
+          if (parsed.success) pending.resolve(parsed.data);
+          else pending.reject(new EventPayloadError(event.eventName, parsed.error.issues));
+        } else {
+          pending.resolve(structuredClone(event.payload));
+        }
+        return drain();
+      }
+      case "child_completed":
+      case "child_failed": {
+        const pending = this.pendingChildren.get(event.childId);
+        if (!pending) {
+          return this.mismatch(
+            `The log has a result for child run ${event.childRunId} (${event.childId}) but the workflow did not start it`,
+          );
+        }
+        this.pendingChildren.delete(event.childId);
+        if (event.type === "child_completed") pending.resolve(structuredClone(event.result));
+        else pending.reject(deserializeError(event.error));
+        return drain();
+      }
       case "step_retrying": {
         const pending = this.pendingSteps.get(event.stepId);
         if (!pending)
@@ -218,12 +295,18 @@ export class RunExecution {
       case "cancel_requested": {
         this.cancelRequested = event.reason;
         const error = () => new CancelledError(`Run ${this.runId} was cancelled: ${event.reason}`);
-        const steps = [...this.pendingSteps.values()];
-        const sleeps = [...this.pendingSleeps.values()];
+        // The engine cancels the children; here every wait of this run ends with CancelledError.
+        const waits = [
+          ...this.pendingSteps.values(),
+          ...this.pendingSleeps.values(),
+          ...this.pendingHooks.values(),
+          ...this.pendingChildren.values(),
+        ];
         this.pendingSteps.clear();
         this.pendingSleeps.clear();
-        for (const step of steps) step.reject(error());
-        for (const sleep of sleeps) sleep.reject(error());
+        this.pendingHooks.clear();
+        this.pendingChildren.clear();
+        for (const wait of waits) wait.reject(error());
         return drain();
       }
       case "sleep_completed": {
@@ -317,9 +400,10 @@ export class RunExecution {
     const sleepId = this.nextId("sleep");
     return new Promise((resolve, reject) => {
       // A new sleep counts from now; a replayed one keeps the resume time in its log.
+      const now = this.now();
       let resumeAt: number;
       try {
-        resumeAt = this.recordedResumeAt.get(sleepId) ?? resolveDeadline(duration, this.now());
+        resumeAt = this.recordedResumeAt.get(sleepId) ?? resolveDeadline(duration, now);
       } catch (error) {
         reject(error);
         return;
@@ -327,7 +411,7 @@ export class RunExecution {
       const issued = this.issue({ kind: "sleep", id: sleepId }, () => ({
         type: "sleep_created",
         sleepId,
-        durationMs: Math.max(0, resumeAt - this.now()),
+        durationMs: Math.max(0, resumeAt - now),
         resumeAt,
       }));
       if (issued) this.pendingSleeps.set(sleepId, { sleepId, resumeAt, resolve, reject });
@@ -335,6 +419,73 @@ export class RunExecution {
   }
 
   private readonly recordedResumeAt = new Map<string, number>();
+  private readonly recordedHooks = new Map<string, Extract<WorkflowEvent, { type: "hook_created" }>>();
+
+  /** Called by `waitForEvent()` and `createWebhook()` inside this workflow. */
+  callHook(
+    eventName: string,
+    options: { timeout?: Duration | undefined; schema?: ZodType | undefined; webhook?: boolean },
+  ): { promise: Promise<unknown>; token: string | undefined } {
+    const hookId = this.nextId(eventName);
+    const recorded = this.recordedHooks.get(hookId);
+    // A new webhook gets a random token; a replayed one keeps the token in its log.
+    const token = options.webhook
+      ? (recorded?.token ?? `${this.runId}.${randomBytes(18).toString("base64url")}`)
+      : undefined;
+    const promise = new Promise<unknown>((resolve, reject) => {
+      let timeoutAt: number | undefined;
+      try {
+        if (recorded) timeoutAt = recorded.timeoutAt;
+        else if (options.timeout !== undefined) timeoutAt = resolveDeadline(options.timeout, this.now());
+      } catch (error) {
+        reject(error);
+        return;
+      }
+      const issued = this.issue({ kind: "hook", id: hookId }, () => ({
+        type: "hook_created",
+        hookId,
+        eventName,
+        ...(timeoutAt === undefined ? {} : { timeoutAt }),
+        ...(token === undefined ? {} : { token }),
+      }));
+      if (issued)
+        this.pendingHooks.set(hookId, {
+          hookId,
+          eventName,
+          timeoutAt,
+          schema: options.schema,
+          resolve,
+          reject,
+        });
+    });
+    return { promise, token };
+  }
+
+  /** Called by `runChild()` inside this workflow. */
+  callChild(definition: AnyWorkflow, args: unknown[]): Promise<unknown> {
+    const childId = this.nextId(definition.name);
+    return new Promise((resolve, reject) => {
+      let input: unknown[];
+      try {
+        input = roundTrip(args, `The input of child workflow "${definition.name}" (${childId})`);
+      } catch (error) {
+        reject(error);
+        return;
+      }
+      const childRunId = childRunIdOf(this.runId, childId);
+      const issued = this.issue({ kind: "child", id: childId }, () => ({
+        type: "child_started",
+        childId,
+        childRunId,
+        workflowName: definition.name,
+        input,
+      }));
+      if (issued) {
+        const pending = { childId, childRunId, workflowName: definition.name, input, resolve, reject };
+        this.pendingChildren.set(childId, pending);
+      }
+    });
+  }
 
   /** Called by `log.*` inside this workflow: written to the log and the logger once, not again on replay. */
   callLog(level: LogLevel, message: string, data?: unknown): void {
@@ -395,7 +546,15 @@ export class RunExecution {
 function commandOf(event: WorkflowEvent): CommandRef | undefined {
   if (event.type === "step_started" && event.attempt === 1) return { kind: "step", id: event.stepId };
   if (event.type === "sleep_created") return { kind: "sleep", id: event.sleepId };
+  if (event.type === "hook_created") return { kind: "hook", id: event.hookId };
+  if (event.type === "child_started") return { kind: "child", id: event.childId };
   return undefined;
+}
+
+/** A child's run id follows from its parent's and its place there, so starting it twice is harmless. */
+export function childRunIdOf(parentRunId: string, childId: string): string {
+  const digest = createHash("sha256").update(`${parentRunId}\u0000${childId}`).digest("hex").slice(0, 24);
+  return `child_${digest}`;
 }
 
 function seedOf(text: string): number {

@@ -1,7 +1,10 @@
+import type { ZodType } from "zod";
 import { currentExecution, getStepInfo, requireExecution } from "./context.ts";
 import type { Duration } from "./durations.ts";
+import { ConfigurationError } from "./errors.ts";
 import type { LogLevel } from "./execution.ts";
 import { getLogger } from "./logger.ts";
+import type { AnyWorkflow, WorkflowArgs, WorkflowResult } from "./workflow.ts";
 
 /**
  * Suspends the workflow for a duration, or until a `Date`, without holding a process: the run is
@@ -68,4 +71,94 @@ export function now(): Date {
 export function random(): number {
   const execution = currentExecution();
   return execution ? execution.random() : Math.random();
+}
+
+/** Options of {@link waitForEvent}. */
+export interface WaitForEventOptions<T> {
+  /** Give up after this long: the wait throws a `TimeoutError` the workflow can catch. @default no limit */
+  timeout?: Duration;
+  /** A zod schema for the payload; a payload that fails it throws `EventPayloadError`. @default none */
+  schema?: ZodType<T>;
+}
+
+/**
+ * Suspends the workflow until `sendEvent(runId, eventName, payload)` is called for its run, from any
+ * process, and returns the payload. No resources are held while it waits. An event sent before the
+ * workflow waits for it is kept, not lost. A suspension point.
+ * @example
+ * import { workflow, waitForEvent, TimeoutError } from "tsworkflow";
+ * import { z } from "zod";
+ * export const expense = workflow("expense", async (amount: number) => {
+ *   try {
+ *     const { approved } = await waitForEvent("approval", { timeout: "3d", schema: z.object({ approved: z.boolean() }) });
+ *     return approved ? "paid" : "rejected";
+ *   } catch (error) {
+ *     if (error instanceof TimeoutError) return "expired";
+ *     throw error;
+ *   }
+ * });
+ * @throws NotInWorkflowError outside a workflow
+ */
+export function waitForEvent<T = unknown>(
+  eventName: string,
+  options: WaitForEventOptions<T> = {},
+): Promise<T> {
+  const execution = requireExecution("waitForEvent()");
+  assertEventName(eventName);
+  return execution.callHook(eventName, options).promise as Promise<T>;
+}
+
+/** A webhook created by {@link createWebhook}. */
+export interface Webhook<T> {
+  /** URL-safe; the endpoint is `POST /hooks/<token>`. */
+  token: string;
+  /** `/hooks/<token>`: append it to the dashboard's or the Function URL's base URL. */
+  path: string;
+  /** Resolves with the JSON body of the first valid call. */
+  wait(): Promise<T>;
+}
+
+/**
+ * Creates a one-time webhook for this run: hand `path` (or `token`) to another system, then
+ * `await hook.wait()`. A `POST /hooks/<token>` with a JSON body (signed with HMAC-SHA256 when a secret
+ * is configured) resumes the run with that body. A suspension point once awaited.
+ * @example
+ * import { workflow, step, createWebhook } from "tsworkflow";
+ * export const approval = workflow("approval", async (orderId: string) => {
+ *   const hook = createWebhook<{ approved: boolean }>({ timeout: "3d" });
+ *   await notifyManager(orderId, hook.path);
+ *   return (await hook.wait()).approved;
+ * });
+ * @throws NotInWorkflowError outside a workflow
+ */
+export function createWebhook<T = unknown>(options: WaitForEventOptions<T> = {}): Webhook<T> {
+  const execution = requireExecution("createWebhook()");
+  const { promise, token } = execution.callHook("webhook", { ...options, webhook: true });
+  // The wait is registered now; awaiting it later only observes it.
+  promise.catch(() => {});
+  return { token: token as string, path: `/hooks/${token}`, wait: () => promise as Promise<T> };
+}
+
+/**
+ * Runs another workflow as a child run, linked to this one, and returns its result (or throws its
+ * error). The child is its own run with its own log; cancelling the parent cancels it. A suspension point.
+ * @example
+ * import { workflow, runChild } from "tsworkflow";
+ * export const batch = workflow("batch", async (orders: string[]) =>
+ *   Promise.all(orders.map((orderId) => runChild(processOrder, [{ orderId }]))));
+ * @throws NotInWorkflowError outside a workflow
+ */
+export function runChild<W extends AnyWorkflow>(
+  workflow: W,
+  args: WorkflowArgs<W>,
+): Promise<WorkflowResult<W>> {
+  return requireExecution("runChild()").callChild(workflow, args) as Promise<WorkflowResult<W>>;
+}
+
+function assertEventName(eventName: string): void {
+  if (typeof eventName !== "string" || !/^[A-Za-z0-9_.:-]{1,100}$/.test(eventName)) {
+    throw new ConfigurationError(
+      `Invalid event name ${JSON.stringify(eventName)}: use 1 to 100 letters, digits, "_", ".", ":" or "-".`,
+    );
+  }
 }

@@ -21,5 +21,12 @@ export interface Runtime {
   cancelRun(runId: string, reason?: string): Promise<void>;
   /** See `Engine.retryRun`. */
   retryRun(runId: string): Promise<void>;
+  /** See `Engine.sendEvent`. */
+  sendEvent(
+    runId: string,
+    eventName: string,
+    payload: unknown,
+    options?: { signalId?: string },
+  ): Promise<{ delivered: boolean }>;
   close(): Promise<void>;
 }

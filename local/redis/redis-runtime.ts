@@ -92,10 +92,8 @@ export function createRedisRuntime(options: RedisRuntimeOptions): RedisRuntime {
     store: storage,
     queue,
     timers,
-    // No warm runs: activations of a run hop between workers, and the engine advances a warm run without
-    // checking the log's version, so a worker whose copy is stale and has nothing to commit would ignore
-    // new outcomes and leave the run stuck. Each activation replays from the log instead.
-    cacheSize: 0,
+    // Activations of a run hop between workers: a warm copy that another worker made stale is caught by the
+    // conditional commit, or, when there is nothing to commit, by the engine's version check.
     ...(options.clock ? { clock: options.clock } : {}),
   });
   let worker: Promise<QueueConsumer> | undefined;
@@ -112,6 +110,7 @@ export function createRedisRuntime(options: RedisRuntimeOptions): RedisRuntime {
     getEvents: (runId) => storage.getEvents(runId),
     cancelRun: (runId, reason) => engine.cancelRun(runId, reason),
     retryRun: (runId) => engine.retryRun(runId),
+    sendEvent: (runId, eventName, payload, options) => engine.sendEvent(runId, eventName, payload, options),
     listRuns: (query) => storage.listRuns(query),
     async waitForRun(runId, { timeoutMs, pollMs = 50 }: WaitForRunOptions = {}) {
       const deadline = timeoutMs === undefined ? Number.POSITIVE_INFINITY : Date.now() + timeoutMs;

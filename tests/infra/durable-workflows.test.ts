@@ -1,0 +1,603 @@
+import {
+  type CfnElement,
+  Duration,
+  type aws_iam as iam,
+  aws_lambda as lambda,
+  aws_logs as logs,
+  RemovalPolicy,
+  Stack,
+  aws_sns as sns,
+} from "aws-cdk-lib";
+import { Match, Template } from "aws-cdk-lib/assertions";
+import type { IConstruct } from "constructs";
+import { beforeAll, describe, expect, it } from "vitest";
+import { DurableWorkflows, type DurableWorkflowsProps } from "../../infra/durable-workflows.ts";
+import { EXAMPLES_ENTRY } from "../../infra/stack.ts";
+import { configToEnvironment, loadClientConfig, loadConfig } from "../../lib/aws/config.ts";
+import { createTableInput, TABLE_SCHEMA } from "../../lib/aws/table-schema.ts";
+import { actionsOf, type PolicyStatement, resourcesFor, statementsOf, testApp } from "./helpers.ts";
+
+/**
+ * The construct's template, synthesized once for the file (bundling skipped: the bundle is tested in
+ * bundle.test.ts), with a caller that is granted `grantStart`.
+ */
+
+let stack: Stack;
+let workflows: DurableWorkflows;
+let caller: lambda.Function;
+let template: Template;
+const ref = (value: unknown) => stack.resolve(value);
+
+beforeAll(() => {
+  const app = testApp();
+  stack = new Stack(app, "Test");
+  workflows = new DurableWorkflows(stack, "Workflows", { entry: EXAMPLES_ENTRY });
+  caller = new lambda.Function(stack, "Caller", {
+    runtime: lambda.Runtime.NODEJS_24_X,
+    handler: "index.handler",
+    code: lambda.Code.fromInline("export const handler = async () => {};"),
+  });
+  workflows.grantStart(caller);
+  template = Template.fromStack(stack);
+});
+
+/** The properties of the resource `construct` created. */
+// biome-ignore lint/suspicious/noExplicitAny: CloudFormation properties are untyped JSON
+function resourceOf(type: string, construct: IConstruct): any {
+  const logicalId = stack.getLogicalId(construct.node.defaultChild as CfnElement);
+  const resource = template.findResources(type)[logicalId];
+  if (!resource) throw new Error(`No ${type} ${logicalId} in the template`);
+  return resource.Properties;
+}
+
+function statements(grantee: { grantPrincipal: unknown }): PolicyStatement[] {
+  return statementsOf(template, stack, grantee as lambda.IFunction);
+}
+
+describe("the DynamoDB table", () => {
+  it("has exactly the key schema, indexes and attributes of TABLE_SCHEMA", () => {
+    // Prepare
+    const expected = createTableInput("unused");
+    // Act
+    const tables = Object.values(template.findResources("AWS::DynamoDB::Table"));
+    // Assess
+    expect(tables).toHaveLength(1);
+    const properties = tables[0]?.Properties;
+    expect(properties.KeySchema).toEqual(expected.KeySchema);
+    expect(new Set(properties.AttributeDefinitions.map(JSON.stringify))).toEqual(
+      new Set(expected.AttributeDefinitions?.map((definition) => JSON.stringify(definition))),
+    );
+    expect(properties.GlobalSecondaryIndexes).toEqual(expected.GlobalSecondaryIndexes);
+  });
+
+  it("is on demand, with point-in-time recovery and TTL on the schema's attribute", () => {
+    template.hasResourceProperties("AWS::DynamoDB::Table", {
+      BillingMode: TABLE_SCHEMA.billingMode,
+      PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
+      TimeToLiveSpecification: { AttributeName: TABLE_SCHEMA.ttlAttribute, Enabled: true },
+    });
+  });
+
+  it("is retained when it leaves the stack by default", () => {
+    template.hasResource("AWS::DynamoDB::Table", { DeletionPolicy: "Retain", UpdateReplacePolicy: "Retain" });
+  });
+});
+
+describe("the queues", () => {
+  it("creates a FIFO workflow queue, deduplicated by id per run, with a FIFO DLQ after 5 receives", () => {
+    template.hasResourceProperties("AWS::SQS::Queue", {
+      FifoQueue: true,
+      ContentBasedDeduplication: false,
+      DeduplicationScope: "messageGroup",
+      FifoThroughputLimit: "perMessageGroupId",
+      VisibilityTimeout: 180,
+      RedrivePolicy: {
+        deadLetterTargetArn: ref(workflows.workflowDeadLetterQueue.queueArn),
+        maxReceiveCount: 5,
+      },
+    });
+    expect(ref(workflows.workflowDeadLetterQueue.fifo)).toBe(true);
+  });
+
+  it("creates a standard step queue with its own DLQ", () => {
+    template.hasResourceProperties("AWS::SQS::Queue", {
+      FifoQueue: Match.absent(),
+      VisibilityTimeout: 1800,
+      RedrivePolicy: { deadLetterTargetArn: ref(workflows.stepDeadLetterQueue.queueArn), maxReceiveCount: 5 },
+    });
+    expect(workflows.stepQueue.fifo).toBe(false);
+    expect(workflows.stepDeadLetterQueue.fifo).toBe(false);
+  });
+
+  it("makes each visibility timeout six times its function's timeout", () => {
+    // Act
+    const workflowQueue = resourceOf("AWS::SQS::Queue", workflows.workflowQueue);
+    const stepQueue = resourceOf("AWS::SQS::Queue", workflows.stepQueue);
+    const workflowFunction = resourceOf("AWS::Lambda::Function", workflows.workflowFunction);
+    const stepFunction = resourceOf("AWS::Lambda::Function", workflows.stepFunction);
+    // Assess
+    expect(workflowQueue.VisibilityTimeout).toBe(workflowFunction.Timeout * 6);
+    expect(stepQueue.VisibilityTimeout).toBe(stepFunction.Timeout * 6);
+  });
+
+  it("encrypts every queue and denies requests without TLS", () => {
+    const queues = Object.values(template.findResources("AWS::SQS::Queue"));
+    expect(queues).toHaveLength(4);
+    for (const queue of queues) expect(queue.Properties.SqsManagedSseEnabled).toBe(true);
+    const policies = Object.values(template.findResources("AWS::SQS::QueuePolicy"));
+    expect(policies).toHaveLength(4);
+    for (const policy of policies) {
+      expect(policy.Properties.PolicyDocument.Statement).toContainEqual(
+        expect.objectContaining({
+          Effect: "Deny",
+          Action: "sqs:*",
+          Condition: { Bool: { "aws:SecureTransport": "false" } },
+        }),
+      );
+    }
+  });
+});
+
+describe("the timers", () => {
+  it("creates a schedule group whose name the workflow function receives", () => {
+    const name = workflows.scheduleGroup.scheduleGroupName;
+    template.hasResourceProperties("AWS::Scheduler::ScheduleGroup", { Name: name });
+    template.hasResourceProperties("AWS::Lambda::Function", {
+      Handler: "index.workflowHandler",
+      Environment: { Variables: Match.objectLike({ TSWORKFLOW_SCHEDULE_GROUP: name }) },
+    });
+  });
+
+  it("gives EventBridge Scheduler a role that only sends to the step queue, for this account's group only", () => {
+    // Act
+    const role = Object.values(template.findResources("AWS::IAM::Role")).find(
+      (candidate) =>
+        candidate.Properties.AssumeRolePolicyDocument.Statement[0].Principal.Service ===
+        "scheduler.amazonaws.com",
+    );
+    // Assess
+    expect(role?.Properties.AssumeRolePolicyDocument.Statement[0].Condition).toEqual({
+      StringEquals: { "aws:SourceAccount": { Ref: "AWS::AccountId" } },
+      ArnEquals: { "aws:SourceArn": ref(workflows.scheduleGroup.scheduleGroupArn) },
+    });
+    const allowed = statements(workflows.schedulerRole);
+    expect(actionsOf(allowed)).toEqual(["sqs:SendMessage"]);
+    expect(resourcesFor(allowed, "sqs:SendMessage")).toEqual([ref(workflows.stepQueue.queueArn)]);
+  });
+});
+
+describe("the functions", () => {
+  const functions = () =>
+    [
+      ["workflowHandler", workflows.workflowFunction],
+      ["stepHandler", workflows.stepFunction],
+      ["startHandler", workflows.startFunction],
+    ] as const;
+
+  it("runs each handler of the entry on Node.js 24, arm64", () => {
+    for (const [handler] of functions()) {
+      template.hasResourceProperties("AWS::Lambda::Function", {
+        Handler: `index.${handler}`,
+        Runtime: "nodejs24.x",
+        Architectures: ["arm64"],
+        MemorySize: 512,
+      });
+    }
+    template.resourceCountIs("AWS::Lambda::Function", 4); // and the caller
+  });
+
+  it("sets exactly the variables loadConfig reads, and the values the resources have", () => {
+    // Prepare: the variables the runtime reads, except AWS_REGION (Lambda sets it).
+    const sample = configToEnvironment({
+      tableName: "runs",
+      workflowQueueUrl: "https://sqs/q.fifo",
+      stepQueueUrl: "https://sqs/s",
+      stepQueueArn: "arn:aws:sqs:us-east-1:000000000000:s",
+      scheduleGroup: "g",
+      schedulerRoleArn: "arn:aws:iam::000000000000:role/r",
+      region: "us-east-1",
+      endpoints: {},
+      ttlDays: 30,
+    });
+    const expected = Object.keys(sample).filter((name) => name !== "AWS_REGION");
+    // Act
+    const variables = Object.values(template.findResources("AWS::Lambda::Function"))
+      .filter((fn) => fn.Properties.Handler !== "index.handler")
+      .map((fn) => fn.Properties.Environment.Variables as Record<string, unknown>);
+    // Assess
+    expect(variables).toHaveLength(3);
+    for (const environment of variables) {
+      expect(Object.keys(environment).sort()).toEqual([...expected, "NODE_OPTIONS"].sort());
+      expect(environment).toMatchObject({
+        TSWORKFLOW_TABLE_NAME: ref(workflows.table.tableName),
+        TSWORKFLOW_WORKFLOW_QUEUE_URL: ref(workflows.workflowQueue.queueUrl),
+        TSWORKFLOW_STEP_QUEUE_URL: ref(workflows.stepQueue.queueUrl),
+        TSWORKFLOW_STEP_QUEUE_ARN: ref(workflows.stepQueue.queueArn),
+        TSWORKFLOW_SCHEDULER_ROLE_ARN: ref(workflows.schedulerRole.roleArn),
+        TSWORKFLOW_TTL_DAYS: "30",
+        NODE_OPTIONS: "--enable-source-maps",
+      });
+    }
+    expect(() => loadConfig(sample)).not.toThrow();
+  });
+
+  it("writes each function's logs to its own group, kept a month", () => {
+    template.resourceCountIs("AWS::Logs::LogGroup", 3);
+    template.allResourcesProperties("AWS::Logs::LogGroup", { RetentionInDays: 30 });
+    for (const [, fn] of functions()) {
+      const logGroup = resourceOf("AWS::Lambda::Function", fn).LoggingConfig.LogGroup;
+      expect(logGroup).toEqual({ Ref: expect.stringContaining(`${fn.node.id.replace("Function", "")}Logs`) });
+    }
+  });
+
+  it("feeds the workflow function from the FIFO queue and the step function from the step queue, reporting item failures", () => {
+    template.resourceCountIs("AWS::Lambda::EventSourceMapping", 2);
+    template.hasResourceProperties("AWS::Lambda::EventSourceMapping", {
+      EventSourceArn: ref(workflows.workflowQueue.queueArn),
+      FunctionName: ref(workflows.workflowFunction.functionName),
+      BatchSize: 10,
+      FunctionResponseTypes: ["ReportBatchItemFailures"],
+    });
+    template.hasResourceProperties("AWS::Lambda::EventSourceMapping", {
+      EventSourceArn: ref(workflows.stepQueue.queueArn),
+      FunctionName: ref(workflows.stepFunction.functionName),
+      BatchSize: 10,
+      FunctionResponseTypes: ["ReportBatchItemFailures"],
+    });
+  });
+});
+
+describe("least privilege", () => {
+  const tableArn = () => ref(workflows.table.tableArn);
+
+  it("uses no managed policy on the kit's roles", () => {
+    for (const grantee of [workflows.workflowFunction, workflows.stepFunction, workflows.startFunction]) {
+      const role = resourceOf("AWS::IAM::Role", grantee.role as iam.Role);
+      expect(role.AssumeRolePolicyDocument.Statement[0].Principal.Service).toBe("lambda.amazonaws.com");
+      expect(role.ManagedPolicyArns).toBeUndefined();
+    }
+    expect(resourceOf("AWS::IAM::Role", workflows.schedulerRole).ManagedPolicyArns).toBeUndefined();
+  });
+
+  it("lets the workflow function replay, commit, send and schedule, and nothing else", () => {
+    // Act
+    const allowed = statements(workflows.workflowFunction);
+    // Assess
+    expect(actionsOf(allowed)).toEqual(
+      [
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:Query",
+        "dynamodb:UpdateItem",
+        "iam:PassRole",
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
+        "scheduler:CreateSchedule",
+        "scheduler:DeleteSchedule",
+        "sqs:ChangeMessageVisibility",
+        "sqs:DeleteMessage",
+        "sqs:GetQueueAttributes",
+        "sqs:GetQueueUrl",
+        "sqs:ReceiveMessage",
+        "sqs:SendMessage",
+      ].sort(),
+    );
+    expect(resourcesFor(allowed, "dynamodb:PutItem")).toEqual([tableArn()]);
+    expect(resourcesFor(allowed, "sqs:ReceiveMessage")).toEqual([ref(workflows.workflowQueue.queueArn)]);
+    expect(resourcesFor(allowed, "sqs:SendMessage")).toEqual([
+      ref(workflows.workflowQueue.queueArn),
+      ref(workflows.stepQueue.queueArn),
+    ]);
+  });
+
+  it("limits the schedule actions to the kit's group and PassRole to the scheduler role, for Scheduler only", () => {
+    // Act
+    const allowed = statements(workflows.workflowFunction);
+    const group = workflows.scheduleGroup.scheduleGroupName;
+    // Assess
+    expect(resourcesFor(allowed, "scheduler:CreateSchedule")).toEqual([
+      {
+        "Fn::Join": [
+          "",
+          [
+            "arn:",
+            { Ref: "AWS::Partition" },
+            ":scheduler:",
+            { Ref: "AWS::Region" },
+            ":",
+            { Ref: "AWS::AccountId" },
+            `:schedule/${group}/*`,
+          ],
+        ],
+      },
+    ]);
+    const passRole = allowed.find((statement) => statement.Action === "iam:PassRole");
+    expect(passRole?.Resource).toEqual(ref(workflows.schedulerRole.roleArn));
+    expect(passRole?.Condition).toEqual({
+      StringEquals: { "iam:PassedToService": "scheduler.amazonaws.com" },
+    });
+  });
+
+  it("lets the step function read and store outcomes and send messages, but not delete, schedule or pass roles", () => {
+    // Act
+    const actions = actionsOf(statements(workflows.stepFunction));
+    // Assess
+    expect(actions).toEqual(
+      [
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
+        "sqs:ChangeMessageVisibility",
+        "sqs:DeleteMessage",
+        "sqs:GetQueueAttributes",
+        "sqs:GetQueueUrl",
+        "sqs:ReceiveMessage",
+        "sqs:SendMessage",
+      ].sort(),
+    );
+    expect(actions).not.toContain("dynamodb:DeleteTable");
+    expect(actions).not.toContain("dynamodb:DeleteItem");
+    expect(actions.filter((action) => action.startsWith("scheduler:") || action.startsWith("iam:"))).toEqual(
+      [],
+    );
+  });
+
+  it("lets the start function create runs and enqueue their first activation only", () => {
+    const allowed = statements(workflows.startFunction);
+    expect(actionsOf(allowed)).toEqual(
+      [
+        "dynamodb:DeleteItem",
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:Query",
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
+        "sqs:SendMessage",
+      ].sort(),
+    );
+    expect(resourcesFor(allowed, "sqs:SendMessage")).toEqual([ref(workflows.workflowQueue.queueArn)]);
+  });
+
+  it("allows no action on every resource and no wildcard action", () => {
+    for (const grantee of [
+      workflows.workflowFunction,
+      workflows.stepFunction,
+      workflows.startFunction,
+      workflows.schedulerRole,
+    ]) {
+      for (const statement of statements(grantee)) {
+        const actions = Array.isArray(statement.Action) ? statement.Action : [statement.Action];
+        expect(actions.filter((action) => action.includes("*"))).toEqual([]);
+        expect(statement.Resource).not.toBe("*");
+      }
+    }
+  });
+});
+
+describe("grantStart", () => {
+  it("lets the grantee invoke the start function and do what createClient().start/getRun does", () => {
+    // Act
+    const allowed = statements(caller);
+    // Assess
+    expect(actionsOf(allowed)).toEqual(
+      [
+        "dynamodb:DeleteItem",
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:Query",
+        "lambda:InvokeFunction",
+        "sqs:SendMessage",
+      ].sort(),
+    );
+    expect(resourcesFor(allowed, "dynamodb:PutItem")).toEqual([ref(workflows.table.tableArn)]);
+    expect(resourcesFor(allowed, "sqs:SendMessage")).toEqual([ref(workflows.workflowQueue.queueArn)]);
+    expect(resourcesFor(allowed, "lambda:InvokeFunction")).toContainEqual(
+      ref(workflows.startFunction.functionArn),
+    );
+  });
+
+  it("gives the environment createClient reads", () => {
+    // Act
+    const environment = workflows.clientEnvironment();
+    // Assess
+    expect(Object.keys(environment).sort()).toEqual(
+      ["TSWORKFLOW_START_FUNCTION_NAME", "TSWORKFLOW_TABLE_NAME", "TSWORKFLOW_WORKFLOW_QUEUE_URL"].sort(),
+    );
+    const config = loadClientConfig({
+      TSWORKFLOW_TABLE_NAME: "runs",
+      TSWORKFLOW_WORKFLOW_QUEUE_URL: "https://sqs.us-east-1.amazonaws.com/000000000000/q.fifo",
+      AWS_REGION: "us-east-1",
+    });
+    expect(config.tableName).toBe("runs");
+  });
+});
+
+describe("alarms and outputs", () => {
+  it("alarms on any message in either DLQ and on old messages in either queue, without actions by default", () => {
+    template.resourceCountIs("AWS::CloudWatch::Alarm", 4);
+    for (const queue of [workflows.workflowDeadLetterQueue, workflows.stepDeadLetterQueue]) {
+      template.hasResourceProperties("AWS::CloudWatch::Alarm", {
+        MetricName: "ApproximateNumberOfMessagesVisible",
+        Namespace: "AWS/SQS",
+        Dimensions: [{ Name: "QueueName", Value: ref(queue.queueName) }],
+        ComparisonOperator: "GreaterThanOrEqualToThreshold",
+        Threshold: 1,
+        AlarmActions: Match.absent(),
+      });
+    }
+    for (const queue of [workflows.workflowQueue, workflows.stepQueue]) {
+      template.hasResourceProperties("AWS::CloudWatch::Alarm", {
+        MetricName: "ApproximateAgeOfOldestMessage",
+        Dimensions: [{ Name: "QueueName", Value: ref(queue.queueName) }],
+        Threshold: 1800,
+        Statistic: "Maximum",
+      });
+    }
+  });
+
+  it("outputs what a caller or an operator needs", () => {
+    const outputs = Object.keys(template.findOutputs("*")).map((id) => id.replace(/[0-9A-F]{8}$/, ""));
+    expect(outputs.sort()).toEqual(
+      [
+        "WorkflowsScheduleGroupName",
+        "WorkflowsStartFunctionArn",
+        "WorkflowsStartFunctionName",
+        "WorkflowsStepDeadLetterQueueUrl",
+        "WorkflowsStepQueueUrl",
+        "WorkflowsTableName",
+        "WorkflowsWorkflowDeadLetterQueueUrl",
+        "WorkflowsWorkflowQueueUrl",
+      ].sort(),
+    );
+  });
+});
+
+describe("properties", () => {
+  const base: DurableWorkflowsProps = { entry: EXAMPLES_ENTRY };
+  const build = (props: Partial<DurableWorkflowsProps>) => {
+    const app = testApp();
+    const target = new Stack(app, "Props");
+    const construct = new DurableWorkflows(target, "Workflows", { ...base, ...props });
+    return { target, construct };
+  };
+
+  it("applies the settings given", () => {
+    // Prepare
+    const { target } = build({
+      memorySize: 1024,
+      stepMemorySize: 2048,
+      workflowTimeout: Duration.seconds(20),
+      stepTimeout: Duration.minutes(10),
+      startTimeout: Duration.seconds(5),
+      logRetention: logs.RetentionDays.ONE_WEEK,
+      removalPolicy: RemovalPolicy.DESTROY,
+      tableName: "my-runs",
+      scheduleGroupName: "my-timers",
+      ttlDays: 7,
+      maxReceiveCount: 3,
+      workflowBatchSize: 5,
+      stepBatchSize: 1,
+      maxMessageAge: Duration.hours(1),
+      handlerNames: { start: "begin" },
+      environment: { EMAIL_API: "https://mail.example" },
+    });
+    // Act
+    const props = Template.fromStack(target);
+    // Assess
+    props.hasResourceProperties("AWS::Lambda::Function", {
+      Handler: "index.workflowHandler",
+      MemorySize: 1024,
+      Timeout: 20,
+    });
+    props.hasResourceProperties("AWS::Lambda::Function", {
+      Handler: "index.stepHandler",
+      MemorySize: 2048,
+      Timeout: 600,
+    });
+    props.hasResourceProperties("AWS::Lambda::Function", {
+      Handler: "index.begin",
+      Timeout: 5,
+      Environment: {
+        Variables: Match.objectLike({
+          EMAIL_API: "https://mail.example",
+          TSWORKFLOW_TTL_DAYS: "7",
+          TSWORKFLOW_SCHEDULE_GROUP: "my-timers",
+        }),
+      },
+    });
+    props.hasResourceProperties("AWS::SQS::Queue", {
+      FifoQueue: true,
+      VisibilityTimeout: 120,
+      RedrivePolicy: Match.objectLike({ maxReceiveCount: 3 }),
+    });
+    props.hasResourceProperties("AWS::SQS::Queue", {
+      VisibilityTimeout: 3600,
+      RedrivePolicy: Match.objectLike({ maxReceiveCount: 3 }),
+    });
+    props.hasResourceProperties("AWS::Lambda::EventSourceMapping", { BatchSize: 5 });
+    props.hasResourceProperties("AWS::Lambda::EventSourceMapping", { BatchSize: 1 });
+    props.hasResourceProperties("AWS::DynamoDB::Table", { TableName: "my-runs" });
+    props.hasResource("AWS::DynamoDB::Table", { DeletionPolicy: "Delete" });
+    props.hasResource("AWS::Scheduler::ScheduleGroup", {
+      DeletionPolicy: "Delete",
+      Properties: { Name: "my-timers" },
+    });
+    props.allResourcesProperties("AWS::Logs::LogGroup", { RetentionInDays: 7 });
+    props.hasResourceProperties("AWS::CloudWatch::Alarm", {
+      MetricName: "ApproximateAgeOfOldestMessage",
+      Threshold: 3600,
+    });
+  });
+
+  it("sends the alarms to the topic given, on alarm and back to OK", () => {
+    // Prepare
+    const app = testApp();
+    const target = new Stack(app, "Alarms");
+    const topic = new sns.Topic(target, "Topic");
+    new DurableWorkflows(target, "Workflows", { ...base, alarmTopic: topic });
+    // Act
+    const alarms = Object.values(Template.fromStack(target).findResources("AWS::CloudWatch::Alarm"));
+    // Assess
+    expect(alarms).toHaveLength(4);
+    for (const alarm of alarms) {
+      expect(alarm.Properties.AlarmActions).toEqual([target.resolve(topic.topicArn)]);
+      expect(alarm.Properties.OKActions).toEqual([target.resolve(topic.topicArn)]);
+    }
+  });
+
+  it("passes endpoint overrides to the functions", () => {
+    const { target } = build({
+      endpoints: { dynamodb: "http://localhost:4566", sqs: "http://localhost:4566" },
+    });
+    Template.fromStack(target).hasResourceProperties("AWS::Lambda::Function", {
+      Environment: {
+        Variables: Match.objectLike({
+          TSWORKFLOW_DYNAMODB_ENDPOINT: "http://localhost:4566",
+          TSWORKFLOW_SQS_ENDPOINT: "http://localhost:4566",
+          TSWORKFLOW_SCHEDULER_ENDPOINT: Match.absent(),
+        }),
+      },
+    });
+  });
+
+  it.each([
+    [{ entry: "functions/missing.ts" }, /entry "functions\/missing.ts" is not a file/],
+    [{ entry: "" }, /entry must be the path .*""/],
+    [{ handlerNames: { step: "step-handler" } }, /handlerNames.step .*"step-handler"/],
+    [{ memorySize: 64 }, /memorySize must be an integer from 128 to 10240; it is 64/],
+    [{ stepMemorySize: 1000.5 }, /stepMemorySize .* it is 1000.5/],
+    [{ workflowTimeout: Duration.minutes(16) }, /workflowTimeout .* it is 16 minutes/],
+    [{ stepTimeout: Duration.millis(1500) }, /stepTimeout .* it is 1 second 500 millis/],
+    [{ startTimeout: Duration.seconds(0) }, /startTimeout .* it is 0 seconds/],
+    [{ workflowBatchSize: 11 }, /workflowBatchSize must be an integer from 1 to 10; it is 11/],
+    [{ stepBatchSize: 0 }, /stepBatchSize .* it is 0/],
+    [{ maxReceiveCount: 0 }, /maxReceiveCount .* it is 0/],
+    [{ ttlDays: 0 }, /ttlDays .* it is 0/],
+    [{ ttlDays: 4000 }, /ttlDays .* it is 4000/],
+    [
+      { maxMessageAge: Duration.minutes(10) },
+      /maxMessageAge must be longer than 15 minutes.* it is 10 minutes/,
+    ],
+    [{ tableName: "a b" }, /tableName .* it is "a b"/],
+    [{ scheduleGroupName: "timers/1" }, /scheduleGroupName .* it is "timers\/1"/],
+    [{ environment: { TSWORKFLOW_TABLE_NAME: "x" } }, /environment must not set "TSWORKFLOW_TABLE_NAME"/],
+    [{ environment: { AWS_REGION: "x" } }, /environment must not set "AWS_REGION"/],
+    [{ environment: { "1X": "x" } }, /invalid variable name "1X"/],
+    [
+      { endpoints: { sqs: "localhost:4566" } },
+      /endpoints.sqs must be an http\(s\) URL; it is "localhost:4566"/,
+    ],
+  ] as [Partial<DurableWorkflowsProps>, RegExp][])("rejects %o naming the bad value", (props, message) => {
+    expect(() => build(props)).toThrow(message);
+  });
+
+  it("throws a ConfigurationError that names the construct", () => {
+    expect(() => build({ memorySize: 1 })).toThrow(
+      expect.objectContaining({
+        name: "ConfigurationError",
+        message: expect.stringContaining("Props/Workflows"),
+      }),
+    );
+  });
+});

@@ -1,0 +1,76 @@
+import { type Backend, backendActions, loadWorkflows, openReader } from "../backend.ts";
+import { BackendUnavailableError, EXIT } from "../errors.ts";
+import type { Output } from "../runs.ts";
+import { serveDashboard } from "./server.ts";
+
+/** Options of `tsworkflow dashboard`. */
+export interface DashboardCommandOptions {
+  port: number;
+  host: string;
+  allowActions: boolean;
+  token: string | undefined;
+  /** The app's workflows module, for cancel and retry on the file backend. */
+  workflows: string | undefined;
+  context: Output;
+}
+
+/** `tsworkflow dashboard`: serves until SIGINT or SIGTERM, then closes the server and the storage. */
+export async function runDashboardCommand(
+  backend: Backend,
+  options: DashboardCommandOptions,
+): Promise<number> {
+  const { context } = options;
+  // A wrong --workflows fails now rather than on the first click.
+  if (options.workflows) await loadWorkflows(options.workflows);
+  const storage = await openReader(backend);
+  let dashboard: Awaited<ReturnType<typeof serveDashboard>>;
+  try {
+    // Fail now, naming the backend, rather than on the first page view.
+    await storage.listRuns({ limit: 1 });
+    dashboard = await serveDashboard({
+      storage,
+      label: backend.label,
+      allowActions: options.allowActions,
+      ...(options.allowActions
+        ? { actions: backendActions(backend, options.workflows ? { workflows: options.workflows } : {}) }
+        : {}),
+      ...(options.token ? { token: options.token } : {}),
+      port: options.port,
+      host: options.host,
+    });
+  } catch (error) {
+    await storage.close().catch(() => {});
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === "EADDRINUSE")
+      throw new BackendUnavailableError(
+        `Port ${options.port} on ${options.host} is already in use: pass another --port (or --port 0 for any free port).`,
+      );
+    if (code === "EADDRNOTAVAIL" || code === "ENOTFOUND")
+      throw new BackendUnavailableError(
+        `Cannot listen on ${options.host}: it is not an address of this machine.`,
+      );
+    throw error;
+  }
+  const { style } = context;
+  const link = options.token ? `${dashboard.url}?token=${encodeURIComponent(options.token)}` : dashboard.url;
+  context.out(`tsworkflow dashboard on ${style.bold(link)}\n`);
+  context.out(
+    `${style.dim(`Reading the ${backend.label}; ${options.allowActions ? "cancel and retry enabled" : "read-only (--allow-actions enables cancel and retry)"}. Ctrl-C stops it.`)}\n`,
+  );
+  if (options.allowActions && backend.kind === "file" && !options.workflows)
+    context.err(
+      `${context.errStyle.yellow("note:")} on the file backend, cancelling runs the workflows' own code: start with --workflows <file> for the cancel button to work (retry works without it).\n`,
+    );
+  if (!options.token && !/^(127\.|localhost$|::1$)/.test(options.host))
+    context.err(
+      `${context.errStyle.yellow("warning:")} listening on ${options.host} without --token: anyone who can reach this port can read your runs${options.allowActions ? " and cancel them" : ""}.\n`,
+    );
+  const signal = await new Promise<NodeJS.Signals>((resolve) => {
+    process.once("SIGINT", resolve);
+    process.once("SIGTERM", resolve);
+  });
+  context.out(`${style.dim(`${signal}: stopping the dashboard.`)}\n`);
+  await dashboard.close();
+  await storage.close().catch(() => {});
+  return EXIT.ok;
+}

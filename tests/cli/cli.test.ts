@@ -1,0 +1,293 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { WorkflowEvent } from "../../lib/core/events.ts";
+import type { RunRecord } from "../../lib/ports/event-store.ts";
+import { FileStorage } from "../../local/file-storage.ts";
+import { type SeededRuns, seedRuns } from "./fixtures/seed.ts";
+import { runCli } from "./run-cli.ts";
+
+const WORKFLOWS = "tests/cli/fixtures/workflows.ts";
+// biome-ignore lint/suspicious/noControlCharactersInRegex: looking for ANSI colour codes
+const ANSI = /\u001b\[/;
+
+let dir: string;
+let runs: SeededRuns;
+const cli = (...args: string[]) => runCli([...args, "--dir", dir]);
+const dataLines = (stdout: string) => stdout.trim().split("\n").slice(1);
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), "tsw-cli-"));
+  runs = await seedRuns(dir);
+});
+
+afterAll(() => {
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+describe.concurrent("tsworkflow runs list", () => {
+  it("prints the runs newest first as a table, without colours when the output is not a terminal", async () => {
+    // Act
+    const result = await cli("runs", "list");
+    // Assess
+    expect(result.code).toBe(0);
+    const [header, ...rows] = result.stdout.trim().split("\n");
+    expect(header).toMatch(/^RUN ID\s+WORKFLOW\s+STATUS\s+CREATED \(UTC\)\s+DURATION$/);
+    expect(rows).toHaveLength(7);
+    expect(rows[0]).toContain(runs.onboarding);
+    expect(rows[0]).toMatch(/onboarding\s+completed/);
+    expect(result.stdout).not.toMatch(ANSI);
+  });
+
+  it("filters by status and by workflow, and stops at --limit", async () => {
+    // Act
+    const failed = await cli("runs", "list", "--status", "failed");
+    const hellos = await cli("runs", "list", "--workflow", "hello", "--limit", "2");
+    // Assess
+    expect(
+      dataLines(failed.stdout)
+        .map((line) => line.split(/\s+/)[0])
+        .sort(),
+    ).toEqual([runs.failed, runs.failedToo].sort());
+    expect(dataLines(hellos.stdout)).toHaveLength(2);
+    expect(dataLines(hellos.stdout).every((line) => /\shello\s/.test(line))).toBe(true);
+    expect(hellos.stderr).toContain("Showing the newest 2 runs");
+  });
+
+  it("prints the run documents as JSON with --json", async () => {
+    // Act
+    const result = await cli("runs", "list", "--json", "--status", "suspended");
+    // Assess
+    expect(result.code).toBe(0);
+    const listed = JSON.parse(result.stdout) as RunRecord[];
+    expect(listed).toEqual([
+      expect.objectContaining({
+        runId: runs.sleeping,
+        workflowName: "reminder",
+        status: "suspended",
+        input: ["user_7"],
+      }),
+    ]);
+  });
+
+  it("colours the statuses when FORCE_COLOR is set, and never when NO_COLOR is", async () => {
+    // Act
+    const forced = await runCli(["runs", "list", "--dir", dir], { FORCE_COLOR: "1" });
+    const refused = await runCli(["runs", "list", "--dir", dir], { FORCE_COLOR: "1", NO_COLOR: "1" });
+    // Assess
+    expect(forced.stdout).toContain("\u001b[32mcompleted\u001b[39m");
+    expect(forced.stdout).toContain("\u001b[31mfailed\u001b[39m");
+    expect(refused.stdout).not.toMatch(ANSI);
+  });
+});
+
+describe.concurrent("tsworkflow runs show and runs events", () => {
+  it("shows a completed run with its result and its steps, the retried one with its three attempts", async () => {
+    // Act
+    const result = await cli("runs", "show", runs.onboarding);
+    // Assess
+    expect(result.code).toBe(0);
+    expect(result.stdout).toMatch(/status\s+completed/);
+    expect(result.stdout).toMatch(/idempotency key\s+onboard-user_123/);
+    expect(result.stdout).toContain('"contact": "crm-user_123"');
+    expect(result.stdout).toMatch(/sync_crm#0\s+sync_crm\s+completed\s+3\s/);
+    expect(result.stdout).toMatch(/sleep#0\s+sleep\s+completed\s+-\s/);
+  });
+
+  it("shows a failed run with its error and stack, and exits with 1", async () => {
+    // Act
+    const result = await cli("runs", "show", runs.failed);
+    // Assess
+    expect(result.code).toBe(1);
+    expect(result.stdout).toMatch(/status\s+failed/);
+    expect(result.stdout).toContain("FatalError: card declined for 42 EUR");
+    expect(result.stdout).toMatch(/\n\s+at .*workflows\.ts/);
+  });
+
+  it("shows what a sleeping run waits for", async () => {
+    // Act
+    const result = await cli("runs", "show", runs.sleeping);
+    // Assess
+    expect(result.code).toBe(0);
+    expect(result.stdout).toMatch(/waiting for\s+sleep#0 until /);
+    expect(result.stdout).toMatch(/sleep#0\s+sleep\s+sleeping\s/);
+  });
+
+  it("prints the run document as JSON with --json", async () => {
+    // Act
+    const result = await cli("runs", "show", runs.onboarding, "--json");
+    // Assess
+    expect(JSON.parse(result.stdout)).toMatchObject({
+      runId: runs.onboarding,
+      status: "completed",
+      result: { profile: { userId: "user_123", plan: "free" }, crm: { contact: "crm-user_123" } },
+    });
+  });
+
+  it("prints the event log in order, as a table and as JSON", async () => {
+    // Act
+    const text = await cli("runs", "events", runs.failed);
+    const json = await cli("runs", "events", runs.failed, "--json");
+    // Assess
+    expect(text.code).toBe(0);
+    const events = JSON.parse(json.stdout) as WorkflowEvent[];
+    expect(events.map((event) => event.type)).toEqual([
+      "workflow_started",
+      "step_started",
+      "step_failed",
+      "workflow_failed",
+    ]);
+    const lines = dataLines(text.stdout);
+    expect(lines.map((line) => line.split(/\s+/)[0])).toEqual(["1", "2", "3", "4"]);
+    expect(lines[2]).toMatch(/step_failed\s+charge_card#0 attempt 1: FatalError: card declined for 42 EUR/);
+  });
+});
+
+describe.concurrent("tsworkflow errors and exit codes", () => {
+  it("says that a run id is unknown, without a stack trace, and exits with 1", async () => {
+    // Act
+    const result = await cli("runs", "show", "run_does_not_exist");
+    // Assess
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain('No run with id "run_does_not_exist"');
+    expect(result.stderr).not.toMatch(/\n\s+at /);
+    expect(result.stdout).toBe("");
+  });
+
+  it("exits with 2 for a malformed run id, an unknown status, a bad limit or an unknown command", async () => {
+    // Act
+    const results = await Promise.all([
+      cli("runs", "events", "not a run id!"),
+      cli("runs", "list", "--status", "sleeping"),
+      cli("runs", "list", "--limit", "0"),
+      cli("runs", "frobnicate"),
+    ]);
+    // Assess
+    expect(results.map((result) => result.code)).toEqual([2, 2, 2, 2]);
+    expect(results[0]?.stderr).toContain("Invalid run id");
+    expect(results[1]?.stderr).toContain("pending, running, suspended, completed, failed, cancelled");
+    expect(results[2]?.stderr).toContain("--limit must be a whole number");
+  });
+
+  it("names the directory when the file backend's directory does not exist", async () => {
+    // Act
+    const result = await runCli(["runs", "list", "--dir", join(dir, "missing")]);
+    // Assess
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain(`No tsworkflow data in ${join(dir, "missing")}`);
+  });
+
+  it("names the Redis URL and the DynamoDB endpoint when they cannot be reached", async () => {
+    // Act
+    const [redis, dynamodb] = await Promise.all([
+      runCli(["runs", "list", "--redis", "redis://127.0.0.1:1"]),
+      runCli([
+        "runs",
+        "list",
+        "--table",
+        "workflows",
+        "--region",
+        "eu-west-1",
+        "--endpoint",
+        "http://127.0.0.1:1",
+      ]),
+    ]);
+    // Assess
+    expect(redis.code).toBe(1);
+    expect(redis.stderr).toContain("redis://127.0.0.1:1");
+    expect(redis.stderr).not.toMatch(/\n\s+at /);
+    expect(dynamodb.code).toBe(1);
+    expect(dynamodb.stderr).toContain('DynamoDB table "workflows" in eu-west-1 at http://127.0.0.1:1');
+    expect(dynamodb.stderr).not.toMatch(/\n\s+at /);
+  });
+
+  it("asks for --redis before running a worker", async () => {
+    // Act
+    const result = await runCli(["worker", "--workflows", WORKFLOWS], { TSWORKFLOW_REDIS_URL: undefined });
+    // Assess
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain("pass --redis URL");
+  });
+});
+
+describe("tsworkflow runs cancel and runs retry", () => {
+  it("says which process holds the directory when it cannot take the file backend's lock", async () => {
+    // Prepare
+    const holder = new FileStorage({ dir });
+    let result: Awaited<ReturnType<typeof cli>>;
+    let stillReadable: Awaited<ReturnType<typeof cli>>;
+    try {
+      // Act
+      result = await cli("runs", "cancel", runs.sleeping, "--workflows", WORKFLOWS);
+      stillReadable = await cli("runs", "show", runs.sleeping);
+    } finally {
+      await holder.close();
+    }
+    // Assess
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain(`is in use by process ${process.pid}`);
+    expect(result.stderr).toContain("stop the app first");
+    expect(stillReadable.code).toBe(0);
+    expect(stillReadable.stdout).toMatch(/status\s+suspended/);
+  });
+
+  it("cancels a sleeping run with the app's workflows, and asks for them without", async () => {
+    // Act
+    const refused = await cli("runs", "cancel", runs.sleeping);
+    const cancelled = await cli(
+      "runs",
+      "cancel",
+      runs.sleeping,
+      "--reason",
+      "user left",
+      "--workflows",
+      WORKFLOWS,
+    );
+    const again = await cli("runs", "cancel", runs.sleeping, "--workflows", WORKFLOWS);
+    const events = JSON.parse(
+      (await cli("runs", "events", runs.sleeping, "--json")).stdout,
+    ) as WorkflowEvent[];
+    // Assess
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain("pass --workflows");
+    expect(cancelled.code).toBe(0);
+    expect(cancelled.stdout).toContain(`Run ${runs.sleeping} is cancelled (it was suspended)`);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toContain("is already cancelled");
+    expect(events.at(-1)).toMatchObject({ type: "workflow_cancelled", reason: "user left" });
+  });
+
+  it("retries a failed run from its failed step: recorded now, run by the app, or here with --workflows", async () => {
+    // Act
+    const recorded = await cli("runs", "retry", runs.failed);
+    const ranHere = await cli("runs", "retry", runs.failedToo, "--workflows", WORKFLOWS);
+    const events = JSON.parse(
+      (await cli("runs", "events", runs.failedToo, "--json")).stdout,
+    ) as WorkflowEvent[];
+    // Assess
+    expect(recorded.code).toBe(0);
+    expect(recorded.stdout).toContain("is running (it was failed)");
+    expect(recorded.stdout).toContain("when your app next starts");
+    // The step declines the card again: the run fails again, and the command says so.
+    expect(ranHere.code).toBe(1);
+    expect(ranHere.stdout).toContain("is failed (it was failed)");
+    expect(events.map((event) => event.type).slice(4)).toEqual([
+      "workflow_retried",
+      "step_started",
+      "step_failed",
+      "workflow_failed",
+    ]);
+    expect(events[5]).toMatchObject({ stepId: "charge_card#0", attempt: 2 });
+  });
+});
+
+describe("tsworkflow --help", () => {
+  it("lists the commands and exits with 0", async () => {
+    // Act
+    const result = await runCli(["--help"]);
+    // Assess
+    expect(result.code).toBe(0);
+    for (const command of ["runs", "dashboard", "worker"]) expect(result.stdout).toContain(command);
+  });
+});

@@ -1,0 +1,352 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { request } from "node:http";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { type Browser, chromium, type Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createDashboard, serveDashboard } from "../../cli/dashboard/server.ts";
+import type { WorkflowEvent } from "../../lib/core/events.ts";
+import { configureLogging } from "../../lib/core/logger.ts";
+import { startLocal } from "../../lib/testing/index.ts";
+import { FileStorage } from "../../local/file-storage.ts";
+import { MemoryStorage } from "../../local/memory-storage.ts";
+import { LocalRuntime } from "../../local/runtime.ts";
+import { type SeededRuns, seedRuns } from "./fixtures/seed.ts";
+import { gated, gateIsWaiting, hello, openGate } from "./fixtures/workflows.ts";
+import { REPO_ROOT } from "./run-cli.ts";
+
+const CHROMIUM = "/usr/bin/chromium";
+const DOCS_SCREENSHOT = join(REPO_ROOT, "docs", "dashboard.png");
+// docs/dashboard.png is committed: it is replaced only on request (UPDATE_SCREENSHOTS=1) or when missing,
+// so that running the tests leaves the tree clean.
+const SCREENSHOT =
+  process.env.UPDATE_SCREENSHOTS || !existsSync(DOCS_SCREENSHOT)
+    ? DOCS_SCREENSHOT
+    : join(tmpdir(), `tsw-dashboard-${process.pid}.png`);
+
+async function waitFor(condition: () => boolean | Promise<boolean>, what: string, timeoutMs = 20_000) {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
+
+describe.concurrent("the dashboard over HTTP", () => {
+  const storage = new MemoryStorage();
+  let runId: string;
+
+  beforeAll(async () => {
+    configureLogging({ level: "silent" });
+    runId = await startLocal(hello, ['<img src=x onerror="alert(1)">'], { storage, timeSkipping: true });
+  });
+
+  it("asks for the token on every request, and takes it as ?token= or as a Bearer header", async () => {
+    // Prepare
+    const app = createDashboard({ storage, token: "s3cret" });
+    // Act
+    const [none, wrong, query, bearer, api] = await Promise.all([
+      app.request("/"),
+      app.request("/?token=nope"),
+      app.request("/?token=s3cret"),
+      app.request(`/runs/${runId}`, { headers: { Authorization: "Bearer s3cret" } }),
+      app.request("/api/runs"),
+    ]);
+    // Assess
+    expect([none.status, wrong.status, query.status, bearer.status, api.status]).toEqual([
+      401, 401, 200, 200, 401,
+    ]);
+    expect(await none.text()).toContain("needs its token");
+    // Links in the page carry the token, so that clicking around keeps working.
+    expect(await query.text()).toContain(`href="/runs/${runId}?token=s3cret"`);
+  });
+
+  it("escapes what the runs hold, and forbids inline code it did not write", async () => {
+    // Prepare
+    const app = createDashboard({ storage });
+    // Act
+    const response = await app.request(`/runs/${runId}`);
+    const page = await response.text();
+    // Assess
+    expect(page).not.toContain('<img src=x onerror="alert(1)">');
+    expect(page).toContain("&lt;img src=x onerror=");
+    expect(response.headers.get("content-security-policy")).toMatch(/script-src 'nonce-[^']+'/);
+  });
+
+  it("refuses actions when read-only, from another site, or when they are not sent as JSON", async () => {
+    // Prepare
+    const readOnly = createDashboard({ storage });
+    const acting = createDashboard({
+      storage,
+      allowActions: true,
+      actions: { cancel: async () => {}, retry: async () => {} },
+    });
+    const post = (headers: Record<string, string>) => ({ method: "POST", headers, body: "{}" });
+    // Act
+    const [refused, crossSite, form, accepted] = await Promise.all([
+      readOnly.request(`/api/runs/${runId}/cancel`, post({ "Content-Type": "application/json" })),
+      acting.request(
+        `http://localhost/api/runs/${runId}/cancel`,
+        post({ "Content-Type": "application/json", Origin: "https://evil.example" }),
+      ),
+      acting.request(
+        `/api/runs/${runId}/cancel`,
+        post({ "Content-Type": "application/x-www-form-urlencoded" }),
+      ),
+      acting.request(
+        `http://localhost/api/runs/${runId}/cancel`,
+        post({ "Content-Type": "application/json", Origin: "http://localhost" }),
+      ),
+    ]);
+    // Assess
+    expect([refused.status, crossSite.status, form.status, accepted.status]).toEqual([403, 403, 415, 200]);
+    expect(((await refused.json()) as { error: string }).error).toContain("--allow-actions");
+  });
+
+  it("answers 404 for an unknown or malformed run id", async () => {
+    // Prepare
+    const app = createDashboard({ storage });
+    // Act
+    const [unknown, malformed, api] = await Promise.all([
+      app.request("/runs/run_unknown"),
+      app.request("/runs/not%20an%20id"),
+      app.request("/api/runs/run_unknown"),
+    ]);
+    // Assess
+    expect([unknown.status, malformed.status, api.status]).toEqual([404, 404, 404]);
+    expect(await unknown.text()).toContain("No run with id &quot;run_unknown&quot;");
+  });
+
+  it("answers only to its own address when it listens on loopback", async () => {
+    // Prepare
+    const dashboard = await serveDashboard({ storage, port: 0 });
+    const status = (host: string) =>
+      new Promise<number>((resolve, reject) => {
+        const req = request(
+          { host: "127.0.0.1", port: dashboard.port, path: "/", headers: { Host: host } },
+          (res) => {
+            res.resume();
+            resolve(res.statusCode ?? 0);
+          },
+        );
+        req.on("error", reject);
+        req.end();
+      });
+    try {
+      // Act
+      const [own, rebound] = await Promise.all([
+        status(`127.0.0.1:${dashboard.port}`),
+        status(`attacker.example:${dashboard.port}`),
+      ]);
+      // Assess
+      expect(dashboard.url).toBe(`http://127.0.0.1:${dashboard.port}/`);
+      expect([own, rebound]).toEqual([200, 403]);
+    } finally {
+      await dashboard.close();
+    }
+  });
+});
+
+describe("the dashboard in a browser", () => {
+  let dir: string;
+  let runs: SeededRuns;
+  let browser: Browser;
+  let server: ChildProcess;
+  let url: string;
+  let page: Page;
+
+  beforeAll(async () => {
+    configureLogging({ level: "silent" });
+    dir = mkdtempSync(join(tmpdir(), "tsw-dashboard-"));
+    runs = await seedRuns(dir);
+    // `tsworkflow dashboard` itself, as a user starts it.
+    server = spawn(
+      process.execPath,
+      [
+        "bin/tsworkflow.js",
+        "dashboard",
+        "--dir",
+        dir,
+        "--port",
+        "0",
+        "--allow-actions",
+        "--workflows",
+        "tests/cli/fixtures/workflows.ts",
+      ],
+      { cwd: REPO_ROOT, env: { ...process.env, NO_COLOR: "1" }, stdio: ["ignore", "pipe", "pipe"] },
+    );
+    let output = "";
+    server.stdout?.on("data", (chunk: Buffer) => {
+      output += chunk.toString();
+    });
+    server.stderr?.on("data", (chunk: Buffer) => {
+      output += chunk.toString();
+    });
+    await waitFor(
+      () => /http:\/\/127\.0\.0\.1:\d+\//.test(output) || server.exitCode !== null,
+      "the dashboard",
+    );
+    url = output.match(/http:\/\/127\.0\.0\.1:\d+\//)?.[0] ?? "";
+    if (!url) throw new Error(`the dashboard did not start: ${output}`);
+    if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install chromium`);
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: [
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+      ],
+    });
+    page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    page.setDefaultTimeout(15_000);
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    if (server && server.exitCode === null) {
+      const exited = new Promise((resolve) => server.once("exit", resolve));
+      server.kill("SIGTERM");
+      await exited;
+    }
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  const rowIds = () =>
+    page
+      .locator("table.runs tbody tr")
+      .evaluateAll((rows) => rows.map((row) => row.getAttribute("data-run-id")));
+
+  it("lists the runs with their counts per status, and filters them by status, workflow and id", async () => {
+    // Act
+    await page.goto(url);
+    const all = await rowIds();
+    const failedCount = await page.locator('.count[data-status="failed"] b').textContent();
+    await page.selectOption('select[name="status"]', "failed");
+    await page.waitForURL(/status=failed/);
+    const failed = await rowIds();
+    await page.goto(url);
+    await page.selectOption('select[name="workflow"]', "hello");
+    await page.waitForURL(/workflow=hello/);
+    const hellos = await rowIds();
+    await page.goto(url);
+    await page.fill('input[name="q"]', runs.onboarding.slice(-8));
+    await page.press('input[name="q"]', "Enter");
+    await page.waitForURL(/q=/);
+    const found = await rowIds();
+    // Assess
+    expect(all).toHaveLength(7);
+    expect(all[0]).toBe(runs.onboarding);
+    expect(failedCount).toBe("2");
+    expect(failed.sort()).toEqual([runs.failed, runs.failedToo].sort());
+    expect(hellos.sort()).toEqual([...runs.hellos].sort());
+    expect(found).toEqual([runs.onboarding]);
+  });
+
+  it("opens a run and shows its steps and sleep on the timeline, with the retries", async () => {
+    // Act
+    await page.goto(url);
+    await page.click(`a[href="/runs/${runs.onboarding}"]`);
+    await page.waitForURL(new RegExp(`/runs/${runs.onboarding}$`));
+    const rows = await page
+      .locator(".timeline .tl-row[data-id]")
+      .evaluateAll((elements) => elements.map((element) => element.getAttribute("data-id")));
+    const syncCrm = page.locator('.tl-row[data-id="sync_crm#0"] .bar');
+    const kinds = await syncCrm.evaluateAll((bars) => bars.map((bar) => bar.getAttribute("data-kind")));
+    const eventRows = await page.locator("table.events tbody tr").count();
+    await page.screenshot({ path: SCREENSHOT });
+    // Assess
+    expect(rows).toEqual([
+      "send_welcome_email#0",
+      "sleep#0",
+      "create_profile#0",
+      "sync_crm#0",
+      "notify_team#0",
+    ]);
+    expect(kinds).toEqual(["retrying", "retry-wait", "retrying", "retry-wait", "completed"]);
+    expect(await page.locator('.tl-row[data-id="sleep#0"] .bar').getAttribute("data-kind")).toBe("slept");
+    expect(await page.locator('.tl-row[data-id="sync_crm#0"] .tl-attempts').textContent()).toBe("3 attempts");
+    expect(await page.locator("#run-result pre").textContent()).toContain('"contact": "crm-user_123"');
+    expect(eventRows).toBe(20);
+    expect(existsSync(SCREENSHOT)).toBe(true);
+  });
+
+  it("shows a failed run's error with its stack", async () => {
+    // Act
+    await page.goto(`${url}runs/${runs.failed}`);
+    // Assess
+    expect(await page.locator("#run-error .error-line").textContent()).toBe(
+      "FatalError: card declined for 42 EUR",
+    );
+    expect(await page.locator("#run-error .stack").textContent()).toMatch(/\n\s+at /);
+    expect(await page.locator('.tl-row[data-id="charge_card#0"] .bar').getAttribute("data-kind")).toBe(
+      "failed",
+    );
+  });
+
+  it("refreshes an active run's page as it goes on, beside the app that runs it", async () => {
+    // Prepare: this process is the app, holding the directory; the dashboard reads it beside us.
+    const storage = new FileStorage({ dir });
+    const runtime = new LocalRuntime({ storage, recover: false });
+    try {
+      const { runId } = await runtime.start(gated, ["live"]);
+      await waitFor(() => gateIsWaiting("live"), "the gated step");
+      await page.goto(`${url}runs/${runId}`);
+      const before = await page.locator("#live").getAttribute("data-status");
+      const runningBar = await page
+        .locator('.tl-row[data-id="wait_for_gate#0"] .bar')
+        .getAttribute("data-kind");
+      // Act
+      openGate("live");
+      await runtime.waitForRun(runId, { timeoutMs: 10_000 });
+      await page.locator('#live[data-status="completed"]').waitFor();
+      // Assess
+      expect(before).toBe("running");
+      expect(runningBar).toBe("running");
+      expect(page.url()).toBe(`${url}runs/${runId}`);
+      expect(await page.locator('.tl-row[data-id="greet#0"] .bar').getAttribute("data-kind")).toBe(
+        "completed",
+      );
+    } finally {
+      await runtime.close();
+    }
+  });
+
+  it("cancels a sleeping run from its page", async () => {
+    // Prepare
+    await page.goto(`${url}runs/${runs.sleeping}`);
+    const sleepingBefore = await page.locator('.tl-row[data-id="sleep#0"] .bar').getAttribute("data-kind");
+    page.once("dialog", (dialog) => void dialog.accept());
+    // Act
+    await page.fill("#cancel-reason", "customer left");
+    await page.click('button[data-action="cancel"]');
+    await page.locator('#live[data-status="cancelled"]').waitFor();
+    // Assess
+    expect(sleepingBefore).toBe("sleeping");
+    expect(await page.locator("#flash").textContent()).toContain("cancelled");
+    expect(await page.locator('button[data-action="cancel"]').isDisabled()).toBe(true);
+    expect(await page.locator("table.events tbody tr").last().getAttribute("data-type")).toBe(
+      "workflow_cancelled",
+    );
+    const events = (await (await fetch(`${url}api/runs/${runs.sleeping}`)).json()) as {
+      events: WorkflowEvent[];
+    };
+    expect(events.events.at(-1)).toMatchObject({ type: "workflow_cancelled", reason: "customer left" });
+  });
+
+  it("retries a failed run from its page", async () => {
+    // Prepare
+    await page.goto(`${url}runs/${runs.failedToo}`);
+    // Act
+    await page.click('button[data-action="retry"]');
+    await page.locator('table.events tbody tr[data-type="workflow_retried"]').waitFor();
+    // Assess: the card is declined again, so the run fails again, at its second attempt.
+    await page.locator('#live[data-status="failed"]').waitFor();
+    expect(await page.locator('.tl-row[data-id="charge_card#0"] .tl-attempts').textContent()).toBe(
+      "2 attempts",
+    );
+  });
+});

@@ -25,6 +25,11 @@ export interface WorkflowRegistry {
 export interface HandlerOptions extends AwsRuntimeOptions {
   /** @default loadConfig(process.env), read once when the factory is called (at cold start) */
   config?: AwsConfig;
+  /**
+   * A runtime to share between the handlers of one bundle (one set of clients and caches).
+   * @default a new runtime from `config` and the other options
+   */
+  runtime?: AwsRuntime;
 }
 
 export type SqsBatchHandler = (event: SQSEvent, context: Context) => Promise<SQSBatchResponse>;
@@ -44,7 +49,28 @@ function runtimeFor(registry: WorkflowRegistry, options: HandlerOptions): AwsRun
   for (const definition of registry.workflows) {
     if (findWorkflow(definition.name) !== definition) registerWorkflow(definition);
   }
-  return createAwsRuntime(options.config ?? loadConfig(), options);
+  return options.runtime ?? createAwsRuntime(options.config ?? loadConfig(), options);
+}
+
+/**
+ * The three handlers of one bundle, sharing one runtime (clients, caches). The CDK construct bundles
+ * an entry file that exports `workflowHandler`, `stepHandler` and `startHandler`.
+ * @example
+ * import { createHandlers } from "tsworkflow/aws";
+ * import { onboarding } from "./workflows.ts";
+ * export const { workflowHandler, stepHandler, startHandler } = createHandlers({ workflows: [onboarding] });
+ * @throws ConfigurationError at cold start when an environment variable is missing or wrong
+ */
+export function createHandlers(
+  registry: WorkflowRegistry,
+  options: HandlerOptions = {},
+): { workflowHandler: SqsBatchHandler; stepHandler: SqsBatchHandler; startHandler: StartHandler } {
+  const shared = { ...options, runtime: runtimeFor(registry, options) };
+  return {
+    workflowHandler: createWorkflowHandler(registry, shared),
+    stepHandler: createStepHandler(registry, shared),
+    startHandler: createStartHandler(registry, shared),
+  };
 }
 
 function errorDetails(error: unknown): Record<string, unknown> {

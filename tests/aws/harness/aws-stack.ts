@@ -92,6 +92,40 @@ export interface StackOptions {
   wrapWorkflowStore?: (store: EventStore) => EventStore;
   /** Adds middleware to the functions' SQS client (to inject duplicates). */
   decorateSqs?: (client: SQSClient) => void;
+  /** Queues and configuration made beforehand by {@link createKit} (to build handlers from the environment). */
+  kit?: Kit;
+  /** Handlers built elsewhere (e.g. imported from functions/examples.ts) instead of by the factories here. */
+  handlers?: { workflowHandler: SqsBatchHandler; stepHandler: SqsBatchHandler; startHandler: StartHandler };
+}
+
+/** Fresh queues and the configuration that points at them and at the emulators. */
+export interface Kit {
+  queues: KitQueues;
+  config: AwsConfig;
+}
+
+export function createKit(
+  emulators: Emulators,
+  options: Pick<StackOptions, "visibilityTimeoutSeconds" | "maxReceiveCount"> = {},
+): Kit {
+  deployments += 1;
+  const { sqs, dynamo, scheduler } = emulators;
+  const queues = sqs.createKitQueues(`e2e${deployments}`, {
+    visibilityTimeoutSeconds: options.visibilityTimeoutSeconds ?? 2,
+    maxReceiveCount: options.maxReceiveCount ?? 5,
+  });
+  const config: AwsConfig = {
+    tableName: emulators.tableName,
+    workflowQueueUrl: queues.workflowQueueUrl,
+    stepQueueUrl: queues.stepQueueUrl,
+    stepQueueArn: queues.stepQueueArn,
+    scheduleGroup: SCHEDULE_GROUP,
+    schedulerRoleArn: SCHEDULER_ROLE_ARN,
+    region: TEST_REGION,
+    endpoints: { dynamodb: dynamo.endpoint, sqs: sqs.endpoint, scheduler: scheduler.endpoint },
+    ttlDays: 30,
+  };
+  return { queues, config };
 }
 
 /** One "deployment": fresh queues, the three functions built by the real factories, and their event source mappings. */
@@ -145,23 +179,8 @@ export function deployStack(
   registry: WorkflowRegistry,
   options: StackOptions = {},
 ): Stack {
-  deployments += 1;
   const { sqs, dynamo, scheduler, clock } = emulators;
-  const queues = sqs.createKitQueues(`e2e${deployments}`, {
-    visibilityTimeoutSeconds: options.visibilityTimeoutSeconds ?? 2,
-    maxReceiveCount: options.maxReceiveCount ?? 5,
-  });
-  const config: AwsConfig = {
-    tableName: emulators.tableName,
-    workflowQueueUrl: queues.workflowQueueUrl,
-    stepQueueUrl: queues.stepQueueUrl,
-    stepQueueArn: queues.stepQueueArn,
-    scheduleGroup: SCHEDULE_GROUP,
-    schedulerRoleArn: SCHEDULER_ROLE_ARN,
-    region: TEST_REGION,
-    endpoints: { dynamodb: dynamo.endpoint, sqs: sqs.endpoint, scheduler: scheduler.endpoint },
-    ttlDays: 30,
-  };
+  const { queues, config } = options.kit ?? createKit(emulators, options);
   const counter = new RequestCounter();
   const settings = (endpoint: string) => ({
     endpoint,
@@ -183,9 +202,11 @@ export function deployStack(
     return { config, clients, clock, ...(wrap ? { store: wrap(store) } : { store }) };
   };
   // Each function is its own "Lambda": its own runtime, store and caches, sharing the clients' counters.
-  const workflowHandler = createWorkflowHandler(registry, base(options.wrapWorkflowStore));
-  const stepHandler = createStepHandler(registry, base(options.wrapStepStore));
-  const startHandler = createStartHandler(registry, base());
+  const workflowHandler =
+    options.handlers?.workflowHandler ?? createWorkflowHandler(registry, base(options.wrapWorkflowStore));
+  const stepHandler =
+    options.handlers?.stepHandler ?? createStepHandler(registry, base(options.wrapStepStore));
+  const startHandler = options.handlers?.startHandler ?? createStartHandler(registry, base());
   const pollerClient = sqs.client();
   const timeoutMs = options.functionTimeoutMs ?? 20_000;
   const workflowMapping = new EventSourceMapping({

@@ -1,10 +1,9 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { configureLogging } from "../../lib/core/logger.ts";
-import { sleep } from "../../lib/core/primitives.ts";
-import { step } from "../../lib/core/step.ts";
-import { workflow } from "../../lib/core/workflow.ts";
-import { deployStack, type Emulators, startEmulators } from "./harness/aws-stack.ts";
-import { waitFor } from "./harness/wait.ts";
+import { beforeAll, describe, expect, it } from "vitest";
+import { sleep } from "../../../lib/core/primitives.ts";
+import { step } from "../../../lib/core/step.ts";
+import { workflow } from "../../../lib/core/workflow.ts";
+import { deployStack, type Emulators } from "../harness/aws-stack.ts";
+import { waitFor } from "../harness/wait.ts";
 
 /**
  * Counts the AWS requests of runs on the real handlers (warm functions, no failures) and checks them
@@ -31,20 +30,19 @@ const fanOut = workflow("aws_cost_fan_out", async (n: number) => {
 /** What docs/aws.md says one sequential step costs: requests by operation, capacity units, messages. */
 const PER_STEP = {
   requests: {
-    "dynamodb.GetItem": 2,
+    "dynamodb.GetItem": 1,
     "dynamodb.PutItem": 2,
     "dynamodb.Query": 1,
     "dynamodb.UpdateItem": 1,
     "sqs.SendMessage": 2,
   },
   writeUnits: 3,
-  readUnits: 3,
+  readUnits: 2,
   messages: 2,
 };
 /** One sleep of up to 15 minutes (a delayed SQS message, forwarded to the FIFO queue). */
 const PER_SHORT_SLEEP = {
   requests: {
-    "dynamodb.GetItem": 1,
     "dynamodb.PutItem": 1,
     "dynamodb.Query": 1,
     "dynamodb.UpdateItem": 1,
@@ -56,7 +54,6 @@ const PER_SHORT_SLEEP = {
 /** One longer sleep (an EventBridge Scheduler one-time schedule that sends to the step queue). */
 const PER_LONG_SLEEP = {
   requests: {
-    "dynamodb.GetItem": 1,
     "dynamodb.PutItem": 1,
     "dynamodb.Query": 1,
     "dynamodb.UpdateItem": 1,
@@ -91,16 +88,6 @@ interface Measured {
 
 let emulators: Emulators;
 
-beforeAll(async () => {
-  configureLogging({ level: "silent" });
-  emulators = await startEmulators("tsworkflow-cost");
-});
-
-afterAll(async () => {
-  await emulators?.stop();
-  configureLogging();
-});
-
 async function measure(name: string, args: unknown[], longSleeps = 0): Promise<Measured> {
   // A long visibility timeout: no redelivery of a slow activation muddies the counts.
   const stack = deployStack(
@@ -108,7 +95,6 @@ async function measure(name: string, args: unknown[], longSleeps = 0): Promise<M
     { workflows: [steps, sleeps, fanOut] },
     { visibilityTimeoutSeconds: 60 },
   );
-  const invocationsBefore = emulators.scheduler.invocations.length;
   try {
     const { runId } = await stack.invokeStart({ workflow: name, args });
     for (let i = 0; i < longSleeps; i += 1) {
@@ -131,7 +117,9 @@ async function measure(name: string, args: unknown[], longSleeps = 0): Promise<M
       writeUnits: counts.writeUnits,
       readUnits: counts.readUnits,
       messages: stack.workflowMapping.stats.records + stack.stepMapping.stats.records,
-      schedulerInvocations: emulators.scheduler.invocations.length - invocationsBefore,
+      schedulerInvocations: emulators.scheduler.invocations.filter(
+        (i) => i.targetArn === stack.queues.stepQueueArn,
+      ).length,
       stepBatches: stack.counter.batches
         .filter((b) => b.queueUrl === stack.queues.stepQueueUrl)
         .map((b) => b.size),
@@ -151,34 +139,40 @@ function perUnit(a: Record<string, number>, b: Record<string, number>, n: number
   return result;
 }
 
-describe("AWS cost model (docs/aws.md)", () => {
-  it("costs the documented requests, capacity units and messages per sequential step", async () => {
-    // Act
-    const one = await measure("aws_cost_steps", [1]);
-    const eleven = await measure("aws_cost_steps", [11]);
-    // Assess
-    expect(perUnit(one.requests, eleven.requests, 10)).toEqual(PER_STEP.requests);
-    expect((eleven.writeUnits - one.writeUnits) / 10).toBe(PER_STEP.writeUnits);
-    expect((eleven.readUnits - one.readUnits) / 10).toBe(PER_STEP.readUnits);
-    expect((eleven.messages - one.messages) / 10).toBe(PER_STEP.messages);
-  });
+export function describeCostModel(emulatorsOf: () => Emulators): void {
+  describe("AWS cost model (docs/aws.md)", () => {
+    beforeAll(() => {
+      emulators = emulatorsOf();
+    });
 
-  it("costs the documented requests per short sleep and per long sleep", async () => {
-    const none = await measure("aws_cost_sleeps", [0, 1_000]);
-    const short = await measure("aws_cost_sleeps", [2, 1_000]);
-    const long = await measure("aws_cost_sleeps", [2, 2 * DAY], 2);
-    expect(none.requests).toEqual(PER_RUN.requests);
-    expect(none.messages).toBe(PER_RUN.messages);
-    expect(perUnit(none.requests, short.requests, 2)).toEqual(PER_SHORT_SLEEP.requests);
-    expect((short.messages - none.messages) / 2).toBe(PER_SHORT_SLEEP.messages);
-    expect(short.schedulerInvocations).toBe(0);
-    expect(perUnit(none.requests, long.requests, 2)).toEqual(PER_LONG_SLEEP.requests);
-    expect((long.messages - none.messages) / 2).toBe(PER_LONG_SLEEP.messages);
-    expect(long.schedulerInvocations / 2).toBe(PER_LONG_SLEEP.schedulerInvocations);
-  });
+    it("costs the documented requests, capacity units and messages per sequential step", async () => {
+      // Act
+      const one = await measure("aws_cost_steps", [1]);
+      const eleven = await measure("aws_cost_steps", [11]);
+      // Assess
+      expect(perUnit(one.requests, eleven.requests, 10)).toEqual(PER_STEP.requests);
+      expect((eleven.writeUnits - one.writeUnits) / 10).toBe(PER_STEP.writeUnits);
+      expect((eleven.readUnits - one.readUnits) / 10).toBe(PER_STEP.readUnits);
+      expect((eleven.messages - one.messages) / 10).toBe(PER_STEP.messages);
+    });
 
-  it("sends the tasks of parallel steps in one request", async () => {
-    const fan = await measure("aws_cost_fan_out", [10]);
-    expect(fan.stepBatches).toEqual([10]);
+    it("costs the documented requests per short sleep and per long sleep", async () => {
+      const none = await measure("aws_cost_sleeps", [0, 1_000]);
+      const short = await measure("aws_cost_sleeps", [2, 1_000]);
+      const long = await measure("aws_cost_sleeps", [2, 2 * DAY], 2);
+      expect(none.requests).toEqual(PER_RUN.requests);
+      expect(none.messages).toBe(PER_RUN.messages);
+      expect(perUnit(none.requests, short.requests, 2)).toEqual(PER_SHORT_SLEEP.requests);
+      expect((short.messages - none.messages) / 2).toBe(PER_SHORT_SLEEP.messages);
+      expect(short.schedulerInvocations).toBe(0);
+      expect(perUnit(none.requests, long.requests, 2)).toEqual(PER_LONG_SLEEP.requests);
+      expect((long.messages - none.messages) / 2).toBe(PER_LONG_SLEEP.messages);
+      expect(long.schedulerInvocations / 2).toBe(PER_LONG_SLEEP.schedulerInvocations);
+    });
+
+    it("sends the tasks of parallel steps in one request", async () => {
+      const fan = await measure("aws_cost_fan_out", [10]);
+      expect(fan.stepBatches).toEqual([10]);
+    });
   });
-});
+}

@@ -1,19 +1,13 @@
 import type { SQSClient } from "@aws-sdk/client-sqs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { RetryableError } from "../../lib/core/errors.ts";
-import { configureLogging } from "../../lib/core/logger.ts";
-import { sleep } from "../../lib/core/primitives.ts";
-import { step } from "../../lib/core/step.ts";
-import { workflow } from "../../lib/core/workflow.ts";
-import type { EventStore } from "../../lib/ports/event-store.ts";
-import {
-  deployStack,
-  type Emulators,
-  ofType,
-  type Stack,
-  type StackOptions,
-  startEmulators,
-} from "./harness/aws-stack.ts";
+import { scheduleName } from "../../../lib/aws/timers.ts";
+import { RetryableError } from "../../../lib/core/errors.ts";
+import { sleep } from "../../../lib/core/primitives.ts";
+import { step } from "../../../lib/core/step.ts";
+import { workflow } from "../../../lib/core/workflow.ts";
+import type { EventStore } from "../../../lib/ports/event-store.ts";
+import { deployStack, type Emulators, ofType, type Stack, type StackOptions } from "../harness/aws-stack.ts";
+import { waitFor } from "../harness/wait.ts";
 
 /**
  * The AWS runtime end to end: the real handler factories, DynamoDB Local, fauxqs, the fake
@@ -82,21 +76,16 @@ const order = workflow("aws_e2e_order", async (orderId: string) => {
   return { ...charged, ...shipped };
 });
 
-const registry = { workflows: [onboarding, parallel, retrying, order] };
+const bigResult = step("aws_e2e_big_result", async (kb: number) => {
+  executed("big");
+  return "x".repeat(kb * 1024);
+});
+const big = workflow("aws_e2e_big", async (kb: number) => (await bigResult(kb)).length);
+
+const registry = { workflows: [onboarding, parallel, retrying, order, big] };
 
 let emulators: Emulators;
 let stack: Stack | undefined;
-
-beforeAll(async () => {
-  configureLogging({ level: (process.env.TSW_TEST_LOG as "debug" | undefined) ?? "silent" });
-  emulators = await startEmulators("tsworkflow-e2e");
-});
-
-afterAll(async () => {
-  await stack?.stop();
-  await emulators?.stop();
-  configureLogging();
-});
 
 async function deploy(options: StackOptions = {}): Promise<Stack> {
   await stack?.stop();
@@ -111,232 +100,259 @@ function expectOneCompletionPerStep(events: Awaited<ReturnType<Stack["events"]>>
   expect(events.map((event) => event.seq)).toEqual(events.map((_, index) => index + 1));
 }
 
-describe("AWS runtime end to end", () => {
-  it("runs onboarding with a 5 s sleep on a delayed SQS message", async () => {
-    // Prepare
-    const s = await deploy();
-    // Act
-    const { runId } = await s.invokeStart({ workflow: "aws_e2e_onboarding", args: ["ada", 5_000] });
-    const run = await s.waitForStatus(runId, "completed");
-    // Assess
-    expect(run.result).toEqual({ welcome: "welcome sent to ada", tips: "tips sent to ada" });
-    const events = await s.events(runId);
-    expect(milestones(events)).toEqual([
-      "workflow_started",
-      "step_started",
-      "step_completed",
-      "sleep_created",
-      "sleep_completed",
-      "step_started",
-      "step_completed",
-      "workflow_completed",
-    ]);
-    const [sleepCreated] = ofType(events, "sleep_created");
-    const [sleepCompleted] = ofType(events, "sleep_completed");
-    expect(Date.parse(sleepCompleted?.timestamp ?? "")).toBeGreaterThanOrEqual(
-      sleepCreated?.resumeAt ?? Number.POSITIVE_INFINITY,
-    );
-    expect(s.counter.counts.requests["scheduler.CreateSchedule"]).toBeUndefined();
-    expectOneCompletionPerStep(events);
-  });
-
-  it("runs onboarding with a 2-day sleep on an EventBridge Scheduler one-time schedule", async () => {
-    // Prepare
-    const s = await deploy();
-    const { runId } = await s.invokeStart({ workflow: "aws_e2e_onboarding", args: ["grace", 2 * DAY] });
-    await s.waitForStatus(runId, "suspended");
-    await waitForEvent(s, runId, "sleep_created");
-    const created = emulators.scheduler.requests.filter(
-      (r) => r.operation === "CreateSchedule" && r.status === 200,
-    );
-    const schedule = created.at(-1);
-    // Act
-    await s.skip(DAY);
-    const early = await s.store.getRun(runId);
-    await s.skip(DAY + 2_000);
-    const run = await s.waitForStatus(runId, "completed");
-    // Assess
-    expect(early?.status).toBe("suspended");
-    expect(schedule?.input).toMatchObject({
-      ScheduleExpressionTimezone: "UTC",
-      FlexibleTimeWindow: { Mode: "OFF" },
-      ActionAfterCompletion: "DELETE",
-      GroupName: "tsworkflow",
-      Target: { Arn: s.queues.stepQueueArn, RoleArn: s.config.schedulerRoleArn },
+export function describeEndToEnd(emulatorsOf: () => Emulators): void {
+  describe("AWS runtime end to end", () => {
+    beforeAll(() => {
+      emulators = emulatorsOf();
     });
-    expect(run.result).toEqual({ welcome: "welcome sent to grace", tips: "tips sent to grace" });
-    expect(emulators.scheduler.list().filter((entry) => entry.name === schedule?.name)).toEqual([]);
-    const events = await s.events(runId);
-    const [sleepCreated] = ofType(events, "sleep_created");
-    expect(sleepCreated?.durationMs).toBe(2 * DAY);
-    expect(ofType(events, "sleep_completed")).toHaveLength(1);
-    expectOneCompletionPerStep(events);
-  });
 
-  it("runs parallel steps at once, their tasks sent in one batch", async () => {
-    const s = await deploy();
-    const { runId } = await s.invokeStart({ workflow: "aws_e2e_parallel", args: [["a", "b", "c", "d"]] });
-    const run = await s.waitForStatus(runId, "completed");
-    expect(run.result).toBe("A+B+C+D");
-    const events = await s.events(runId);
-    const started = ofType(events, "step_started");
-    expect(started.map((event) => event.stepId)).toEqual([
-      "aws_e2e_fetch_part#0",
-      "aws_e2e_fetch_part#1",
-      "aws_e2e_fetch_part#2",
-      "aws_e2e_fetch_part#3",
-    ]);
-    // All four started in the first activation's commit, before any completed.
-    const firstCompletion = ofType(events, "step_completed")[0]?.seq ?? 0;
-    expect(started.every((event) => event.seq < firstCompletion)).toBe(true);
-    expect(s.counter.batches.filter((batch) => batch.queueUrl === s.queues.stepQueueUrl)).toEqual([
-      { queueUrl: s.queues.stepQueueUrl, size: 4 },
-    ]);
-    expectOneCompletionPerStep(events);
-  });
-
-  it("retries a failing step with exponential backoff and completes it once", async () => {
-    const s = await deploy();
-    const { runId } = await s.invokeStart({ workflow: "aws_e2e_retrying", args: ["r1", 2] });
-    const run = await s.waitForStatus(runId, "completed");
-    expect(run.result).toBe(3);
-    const events = await s.events(runId);
-    const retries = ofType(events, "step_retrying");
-    expect(retries.map((event) => [event.attempt, event.delayMs, event.nextAttempt])).toEqual([
-      [1, 1_000, 2],
-      [2, 2_000, 3],
-    ]);
-    for (const retry of retries) expect(retry.error).toMatchObject({ name: "RetryableError" });
-    expect(ofType(events, "step_started").map((event) => event.attempt)).toEqual([1, 2, 3]);
-    expect(ofType(events, "step_completed").map((event) => event.attempt)).toEqual([3]);
-    expectOneCompletionPerStep(events);
-  });
-
-  it("finishes a step whose function was killed mid-step once its message comes back", async () => {
-    // Prepare: the step function times out after 1.5 s; its message comes back 2 s after receipt.
-    const s = await deploy({ functionTimeoutMs: 1_500, visibilityTimeoutSeconds: 2 });
-    hangs.add("o-killed");
-    // Act
-    const { runId } = await s.invokeStart({ workflow: "aws_e2e_order", args: ["o-killed"] });
-    const run = await s.waitForStatus(runId, "completed");
-    // Assess
-    expect(run.result).toEqual({ orderId: "o-killed", charged: true, shipped: true });
-    expect(executions.get("charge:o-killed")).toBe(2);
-    expect(s.stepMapping.stats.failedInvocations).toBeGreaterThanOrEqual(1);
-    const events = await s.events(runId);
-    expect(ofType(events, "step_completed").map((event) => event.stepName)).toEqual([
-      "aws_e2e_charge",
-      "aws_e2e_ship",
-    ]);
-    expectOneCompletionPerStep(events);
-  });
-
-  it("wakes the run when the step function dies between storing the outcome and waking it", async () => {
-    // Prepare: the first stored outcome is followed by a crash.
-    let crashed = false;
-    const s = await deploy({
-      wrapStepStore: (store) =>
-        wrap(store, {
-          putOutcome: async (outcome) => {
-            const stored = await store.putOutcome(outcome);
-            if (!crashed) {
-              crashed = true;
-              throw new Error("killed after putOutcome");
-            }
-            return stored;
-          },
-        }),
+    afterAll(async () => {
+      await stack?.stop();
+      stack = undefined;
     });
-    // Act
-    const { runId } = await s.invokeStart({ workflow: "aws_e2e_order", args: ["o-outcome-crash"] });
-    const run = await s.waitForStatus(runId, "completed");
-    // Assess
-    expect(crashed).toBe(true);
-    expect(run.status).toBe("completed");
-    expect(executions.get("charge:o-outcome-crash")).toBe(1);
-    expectOneCompletionPerStep(await s.events(runId));
-  });
 
-  it("sends what a commit asked for when the workflow function dies right after committing", async () => {
-    let crashes = 0;
-    const s = await deploy({
-      wrapWorkflowStore: (store) =>
-        wrap(store, {
-          commit: async (runId, version, events, patch) => {
-            await store.commit(runId, version, events, patch);
-            if (crashes < 2) {
-              crashes += 1;
-              throw new Error("killed after commit");
-            }
-          },
-        }),
-    });
-    const { runId } = await s.invokeStart({ workflow: "aws_e2e_order", args: ["o-commit-crash"] });
-    const run = await s.waitForStatus(runId, "completed");
-    expect(crashes).toBe(2);
-    expect(run.result).toEqual({ orderId: "o-commit-crash", charged: true, shipped: true });
-    expectOneCompletionPerStep(await s.events(runId));
-  });
-
-  it("ignores duplicate messages injected on both queues", async () => {
-    // Prepare: every message the functions send is sent twice (FIFO copies with a new deduplication id).
-    const s = await deploy({ decorateSqs: duplicateEverySend });
-    // Act
-    const { runId } = await s.invokeStart({ workflow: "aws_e2e_parallel", args: [["x", "y"]] });
-    const run = await s.waitForStatus(runId, "completed");
-    const second = await s.invokeStart({ workflow: "aws_e2e_onboarding", args: ["dup", 1_000] });
-    const onboarded = await s.waitForStatus(second.runId, "completed");
-    await waitForQueuesToDrain(s);
-    // Assess
-    expect(run.result).toBe("X+Y");
-    expect(onboarded.status).toBe("completed");
-    for (const id of [runId, second.runId]) {
-      const events = await s.events(id);
+    it("runs onboarding with a 5 s sleep on a delayed SQS message", async () => {
+      // Prepare
+      const s = await deploy();
+      // Act
+      const { runId } = await s.invokeStart({ workflow: "aws_e2e_onboarding", args: ["ada", 5_000] });
+      const run = await s.waitForStatus(runId, "completed");
+      // Assess
+      expect(run.result).toEqual({ welcome: "welcome sent to ada", tips: "tips sent to ada" });
+      const events = await s.events(runId);
+      expect(milestones(events)).toEqual([
+        "workflow_started",
+        "step_started",
+        "step_completed",
+        "sleep_created",
+        "sleep_completed",
+        "step_started",
+        "step_completed",
+        "workflow_completed",
+      ]);
+      const [sleepCreated] = ofType(events, "sleep_created");
+      const [sleepCompleted] = ofType(events, "sleep_completed");
+      expect(Date.parse(sleepCompleted?.timestamp ?? "")).toBeGreaterThanOrEqual(
+        sleepCreated?.resumeAt ?? Number.POSITIVE_INFINITY,
+      );
+      expect(s.counter.counts.requests["scheduler.CreateSchedule"]).toBeUndefined();
       expectOneCompletionPerStep(events);
-      expect(ofType(events, "step_started").length).toBe(ofType(events, "step_completed").length);
-    }
-    expect((await s.events(second.runId)).filter((event) => event.type === "sleep_completed")).toHaveLength(
-      1,
-    );
-    // Every step task and the timer really were delivered twice.
-    let stepTasks = 0;
-    for (const id of [runId, second.runId]) stepTasks += ofType(await s.events(id), "step_started").length;
-    expect(s.stepMapping.stats.records).toBeGreaterThanOrEqual(2 * (stepTasks + 1));
-  });
+    });
 
-  it("gives one run to 100 concurrent starts with one idempotency key", async () => {
-    const s = await deploy();
-    const key = `order-${Date.now()}`;
-    const results = await Promise.all(
-      Array.from({ length: 100 }, () =>
-        s.invokeStart({ workflow: "aws_e2e_order", args: ["o-idem"], idempotencyKey: key }),
-      ),
-    );
-    const runIds = new Set(results.map((result) => result.runId));
-    expect(runIds.size).toBe(1);
-    expect(results.filter((result) => result.created)).toHaveLength(1);
-    const [runId] = [...runIds] as [string];
-    await s.waitForStatus(runId, "completed");
-    await waitForQueuesToDrain(s);
-    const events = await s.events(runId);
-    expect(ofType(events, "workflow_started")).toHaveLength(1);
-    expect(executions.get("charge:o-idem")).toBe(1);
-    expectOneCompletionPerStep(events);
-    const mine = (await s.store.listRuns({ workflowName: "aws_e2e_order", limit: 1000 })).filter(
-      (r) => r.idempotencyKey === key,
-    );
-    expect(mine).toHaveLength(1);
-  });
+    it("runs onboarding with a 2-day sleep on an EventBridge Scheduler one-time schedule", async () => {
+      // Prepare
+      const s = await deploy();
+      const { runId } = await s.invokeStart({ workflow: "aws_e2e_onboarding", args: ["grace", 2 * DAY] });
+      await s.waitForStatus(runId, "suspended");
+      const name = scheduleName(runId, "sleep#0");
+      const schedule = await waitFor("the sleep's schedule", () =>
+        emulators.scheduler.requests.find(
+          (r) => r.operation === "CreateSchedule" && r.status === 200 && r.name === name,
+        ),
+      );
+      // Act
+      await s.skip(DAY);
+      const early = await s.store.getRun(runId);
+      await s.skip(DAY + 2_000);
+      const run = await s.waitForStatus(runId, "completed");
+      // Assess
+      expect(early?.status).toBe("suspended");
+      expect(schedule?.input).toMatchObject({
+        ScheduleExpressionTimezone: "UTC",
+        FlexibleTimeWindow: { Mode: "OFF" },
+        ActionAfterCompletion: "DELETE",
+        GroupName: "tsworkflow",
+        Target: { Arn: s.queues.stepQueueArn, RoleArn: s.config.schedulerRoleArn },
+      });
+      expect(run.result).toEqual({ welcome: "welcome sent to grace", tips: "tips sent to grace" });
+      expect(emulators.scheduler.list().filter((entry) => entry.name === schedule?.name)).toEqual([]);
+      const events = await s.events(runId);
+      const [sleepCreated] = ofType(events, "sleep_created");
+      expect(sleepCreated?.durationMs).toBe(2 * DAY);
+      expect(ofType(events, "sleep_completed")).toHaveLength(1);
+      expectOneCompletionPerStep(events);
+    });
 
-  it("rejects a start event that is not valid, naming the field", async () => {
-    const s = await deploy();
-    await expect(s.invokeStart({ workflow: "aws_e2e_order", args: "o-1" })).rejects.toThrow(/args: /);
-    await expect(s.invokeStart({ args: [] })).rejects.toThrow(/workflow: /);
-    await expect(s.invokeStart({ workflow: "no_such_workflow", args: [] })).rejects.toMatchObject({
-      name: "WorkflowNotFoundError",
+    it("runs parallel steps at once, their tasks sent in one batch", async () => {
+      const s = await deploy();
+      const { runId } = await s.invokeStart({ workflow: "aws_e2e_parallel", args: [["a", "b", "c", "d"]] });
+      const run = await s.waitForStatus(runId, "completed");
+      expect(run.result).toBe("A+B+C+D");
+      const events = await s.events(runId);
+      const started = ofType(events, "step_started");
+      expect(started.map((event) => event.stepId)).toEqual([
+        "aws_e2e_fetch_part#0",
+        "aws_e2e_fetch_part#1",
+        "aws_e2e_fetch_part#2",
+        "aws_e2e_fetch_part#3",
+      ]);
+      // All four started in the first activation's commit, before any completed.
+      const firstCompletion = ofType(events, "step_completed")[0]?.seq ?? 0;
+      expect(started.every((event) => event.seq < firstCompletion)).toBe(true);
+      expect(s.counter.batches.filter((batch) => batch.queueUrl === s.queues.stepQueueUrl)).toEqual([
+        { queueUrl: s.queues.stepQueueUrl, size: 4 },
+      ]);
+      expectOneCompletionPerStep(events);
+    });
+
+    it("retries a failing step with exponential backoff and completes it once", async () => {
+      const s = await deploy();
+      const { runId } = await s.invokeStart({ workflow: "aws_e2e_retrying", args: ["r1", 2] });
+      const run = await s.waitForStatus(runId, "completed");
+      expect(run.result).toBe(3);
+      const events = await s.events(runId);
+      const retries = ofType(events, "step_retrying");
+      expect(retries.map((event) => [event.attempt, event.delayMs, event.nextAttempt])).toEqual([
+        [1, 1_000, 2],
+        [2, 2_000, 3],
+      ]);
+      for (const retry of retries) expect(retry.error).toMatchObject({ name: "RetryableError" });
+      expect(ofType(events, "step_started").map((event) => event.attempt)).toEqual([1, 2, 3]);
+      expect(ofType(events, "step_completed").map((event) => event.attempt)).toEqual([3]);
+      expectOneCompletionPerStep(events);
+    });
+
+    it("finishes a step whose function was killed mid-step once its message comes back", async () => {
+      // Prepare: the step function times out after 0.8 s; its message comes back 1 s after receipt.
+      const s = await deploy({ functionTimeoutMs: 800, visibilityTimeoutSeconds: 1 });
+      hangs.add("o-killed");
+      // Act
+      const { runId } = await s.invokeStart({ workflow: "aws_e2e_order", args: ["o-killed"] });
+      const run = await s.waitForStatus(runId, "completed");
+      // Assess
+      expect(run.result).toEqual({ orderId: "o-killed", charged: true, shipped: true });
+      expect(executions.get("charge:o-killed")).toBe(2);
+      expect(s.stepMapping.stats.failedInvocations).toBeGreaterThanOrEqual(1);
+      const events = await s.events(runId);
+      expect(ofType(events, "step_completed").map((event) => event.stepName)).toEqual([
+        "aws_e2e_charge",
+        "aws_e2e_ship",
+      ]);
+      expectOneCompletionPerStep(events);
+    });
+
+    it("wakes the run when the step function dies between storing the outcome and waking it", async () => {
+      // Prepare: the first stored outcome is followed by a crash.
+      let crashed = false;
+      const s = await deploy({
+        visibilityTimeoutSeconds: 1,
+        wrapStepStore: (store) =>
+          wrap(store, {
+            putOutcome: async (outcome) => {
+              const stored = await store.putOutcome(outcome);
+              if (!crashed) {
+                crashed = true;
+                throw new Error("killed after putOutcome");
+              }
+              return stored;
+            },
+          }),
+      });
+      // Act
+      const { runId } = await s.invokeStart({ workflow: "aws_e2e_order", args: ["o-outcome-crash"] });
+      const run = await s.waitForStatus(runId, "completed");
+      // Assess
+      expect(crashed).toBe(true);
+      expect(run.status).toBe("completed");
+      expect(executions.get("charge:o-outcome-crash")).toBe(1);
+      expectOneCompletionPerStep(await s.events(runId));
+    });
+
+    it("sends what a commit asked for when the workflow function dies right after committing", async () => {
+      let crashes = 0;
+      const s = await deploy({
+        visibilityTimeoutSeconds: 1,
+        wrapWorkflowStore: (store) =>
+          wrap(store, {
+            commit: async (runId, version, events, patch) => {
+              await store.commit(runId, version, events, patch);
+              if (crashes < 2) {
+                crashes += 1;
+                throw new Error("killed after commit");
+              }
+            },
+          }),
+      });
+      const { runId } = await s.invokeStart({ workflow: "aws_e2e_order", args: ["o-commit-crash"] });
+      const run = await s.waitForStatus(runId, "completed");
+      expect(crashes).toBe(2);
+      expect(run.result).toEqual({ orderId: "o-commit-crash", charged: true, shipped: true });
+      expectOneCompletionPerStep(await s.events(runId));
+    });
+
+    it("ignores duplicate messages injected on both queues", async () => {
+      // Prepare: every message the functions send is sent twice (FIFO copies with a new deduplication id).
+      const s = await deploy({ decorateSqs: duplicateEverySend });
+      // Act
+      const { runId } = await s.invokeStart({ workflow: "aws_e2e_parallel", args: [["x", "y"]] });
+      const run = await s.waitForStatus(runId, "completed");
+      const second = await s.invokeStart({ workflow: "aws_e2e_onboarding", args: ["dup", 1_000] });
+      const onboarded = await s.waitForStatus(second.runId, "completed");
+      await waitForQueuesToDrain(s);
+      // Assess
+      expect(run.result).toBe("X+Y");
+      expect(onboarded.status).toBe("completed");
+      for (const id of [runId, second.runId]) {
+        const events = await s.events(id);
+        expectOneCompletionPerStep(events);
+        expect(ofType(events, "step_started").length).toBe(ofType(events, "step_completed").length);
+      }
+      expect((await s.events(second.runId)).filter((event) => event.type === "sleep_completed")).toHaveLength(
+        1,
+      );
+      // Every step task and the timer really were delivered twice.
+      let stepTasks = 0;
+      for (const id of [runId, second.runId]) stepTasks += ofType(await s.events(id), "step_started").length;
+      expect(s.stepMapping.stats.records).toBeGreaterThanOrEqual(2 * (stepTasks + 1));
+    });
+
+    it("gives one run to 100 concurrent starts with one idempotency key", async () => {
+      const s = await deploy();
+      const key = `order-${Date.now()}`;
+      const results = await Promise.all(
+        Array.from({ length: 100 }, () =>
+          s.invokeStart({ workflow: "aws_e2e_order", args: ["o-idem"], idempotencyKey: key }),
+        ),
+      );
+      const runIds = new Set(results.map((result) => result.runId));
+      expect(runIds.size).toBe(1);
+      expect(results.filter((result) => result.created)).toHaveLength(1);
+      const [runId] = [...runIds] as [string];
+      await s.waitForStatus(runId, "completed");
+      await waitForQueuesToDrain(s);
+      const events = await s.events(runId);
+      expect(ofType(events, "workflow_started")).toHaveLength(1);
+      expect(executions.get("charge:o-idem")).toBe(1);
+      expectOneCompletionPerStep(events);
+      const mine = (await s.store.listRuns({ workflowName: "aws_e2e_order", limit: 1000 })).filter(
+        (r) => r.idempotencyKey === key,
+      );
+      expect(mine).toHaveLength(1);
+    });
+
+    it("fails a step whose result is over the payload limit once, without retrying it", async () => {
+      const s = await deploy();
+      const { runId } = await s.invokeStart({ workflow: "aws_e2e_big", args: [300] });
+      const run = await s.waitForStatus(runId, "failed");
+      expect(run.error).toMatchObject({ name: "PayloadTooLargeError" });
+      const events = await s.events(runId);
+      expect(
+        ofType(events, "step_failed").map((event) => [event.stepName, event.attempt, event.error.name]),
+      ).toEqual([["aws_e2e_big_result", 1, "PayloadTooLargeError"]]);
+      expect(ofType(events, "step_retrying")).toHaveLength(0);
+      expect(executions.get("big")).toBe(1);
+    });
+
+    it("rejects a start event that is not valid, naming the field", async () => {
+      const s = await deploy();
+      await expect(s.invokeStart({ workflow: "aws_e2e_order", args: "o-1" })).rejects.toThrow(/args: /);
+      await expect(s.invokeStart({ args: [] })).rejects.toThrow(/workflow: /);
+      await expect(s.invokeStart({ workflow: "no_such_workflow", args: [] })).rejects.toMatchObject({
+        name: "WorkflowNotFoundError",
+      });
     });
   });
-});
+}
 
 /** The events that say what happened, without the engine's bookkeeping (suspended, resumed, logs). */
 function milestones(events: Awaited<ReturnType<Stack["events"]>>): string[] {
@@ -381,15 +397,7 @@ function duplicateEverySend(client: SQSClient): void {
   );
 }
 
-async function waitForEvent(s: Stack, runId: string, type: string): Promise<void> {
-  const { waitFor } = await import("./harness/wait.ts");
-  await waitFor(`${type} in run ${runId}`, async () =>
-    (await s.events(runId)).some((event) => event.type === type) ? true : undefined,
-  );
-}
-
 async function waitForQueuesToDrain(s: Stack): Promise<void> {
-  const { waitFor } = await import("./harness/wait.ts");
   const names = [s.queues.workflowQueueUrl, s.queues.stepQueueUrl].map(
     (url) => url.split("/").at(-1) as string,
   );

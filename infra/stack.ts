@@ -56,7 +56,8 @@ export class TsWorkflowExamplesStack extends Stack {
 }
 
 /** Options of {@link createExamplesApp}. */
-export interface ExamplesAppOptions extends Pick<AppProps, "outdir" | "context"> {
+export interface ExamplesAppOptions
+  extends Pick<AppProps, "outdir" | "context" | "builtinCloudFormationValidation"> {
   /**
    * Where the settings are read from: `TSWORKFLOW_LOCALSTACK=1` deploys to LocalStack (fixed
    * account 000000000000, `TSWORKFLOW_LOCALSTACK_LAMBDA_ENDPOINT` as the functions' endpoint when set).
@@ -80,6 +81,9 @@ export function createExamplesApp(options: ExamplesAppOptions = {}): {
   const app = new App({
     ...(options.outdir ? { outdir: options.outdir } : {}),
     ...(options.context ? { context: options.context } : {}),
+    ...(options.builtinCloudFormationValidation === undefined
+      ? {}
+      : { builtinCloudFormationValidation: options.builtinCloudFormationValidation }),
   });
   const localstack = env.TSWORKFLOW_LOCALSTACK === "1" || app.node.tryGetContext("localstack") === "true";
   const endpoint = env.TSWORKFLOW_LOCALSTACK_LAMBDA_ENDPOINT;

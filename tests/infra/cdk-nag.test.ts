@@ -1,0 +1,138 @@
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { type App, aws_iam as iam, Stack, aws_sqs as sqs, Validations } from "aws-cdk-lib";
+import { AwsSolutionsChecks } from "cdk-nag";
+import type { IConstruct } from "constructs";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { DurableWorkflows } from "../../infra/durable-workflows.ts";
+import { createExamplesApp, EXAMPLES_ENTRY, type TsWorkflowExamplesStack } from "../../infra/stack.ts";
+import { testApp } from "./helpers.ts";
+
+/**
+ * cdk-nag 3 runs as a CDK validation plugin (`Validations.of(app).addPlugins(new AwsSolutionsChecks(app))`,
+ * as infra/app.ts does); findings are acknowledged with `Validations.of(construct).acknowledge(...)`.
+ * The examples app is synthesized once (bundling skipped: it does not change what the rules see).
+ */
+
+const NO_BUNDLING = { "aws:cdk:bundling-stacks": [] };
+const outdirs: string[] = [];
+let app: App;
+let stack: TsWorkflowExamplesStack;
+
+function outdir(): string {
+  const dir = mkdtempSync(join(tmpdir(), "tsworkflow-nag-"));
+  outdirs.push(dir);
+  return dir;
+}
+
+/** Every acknowledgement recorded in the tree, with the path of the construct it was made on. */
+function acknowledgements(root: IConstruct): { path: string; id: string; reason: string }[] {
+  return root.node.findAll().flatMap((construct) =>
+    construct.node.metadata
+      .filter((entry) => entry.type === Validations.ACKNOWLEDGED_RULES_METADATA_KEY)
+      .flatMap((entry) =>
+        Object.entries(entry.data as Record<string, string>).map(([id, reason]) => ({
+          path: construct.node.path,
+          id: id.replace(/^annotation::/i, ""),
+          reason,
+        })),
+      ),
+  );
+}
+
+beforeAll(() => {
+  ({ app, stack } = createExamplesApp({
+    env: {},
+    outdir: outdir(),
+    context: NO_BUNDLING,
+    builtinCloudFormationValidation: false,
+  }));
+});
+
+afterAll(() => {
+  for (const dir of outdirs) rmSync(dir, { recursive: true, force: true });
+});
+
+describe("cdk-nag AwsSolutions on the examples app", () => {
+  it("synthesizes with the checks registered as a validation plugin and reports no violation", () => {
+    // Act
+    const assembly = app.synth();
+    // Assess
+    const report = JSON.parse(readFileSync(join(assembly.directory, "validation-report.json"), "utf8"));
+    const violations = report.pluginReports.flatMap(
+      (plugin: { violations?: unknown[] }) => plugin.violations ?? [],
+    );
+    expect(violations).toEqual([]);
+  });
+
+  it("finds no unacknowledged finding when the pack is run on the tree directly", () => {
+    // Act
+    const report = new AwsSolutionsChecks().validateScope(app);
+    // Assess
+    expect(report.violations.map((violation) => violation.ruleName)).toEqual([]);
+    expect(report.success).toBe(true);
+  });
+
+  it("acknowledges a single finding, the schedule wildcard, with a written reason", () => {
+    // Prepare
+    const group = stack.workflows.scheduleGroup.scheduleGroupName;
+    // Act
+    const acknowledged = acknowledgements(app);
+    // Assess
+    expect(acknowledged).toEqual([
+      {
+        path: "TsWorkflowExamples/Workflows/WorkflowRole",
+        id: `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:scheduler:<AWS::Region>:<AWS::AccountId>:schedule/${group}/*]`,
+        reason: expect.stringMatching(/schedule group/),
+      },
+    ]);
+    for (const { reason } of acknowledged) expect(reason.length).toBeGreaterThan(60);
+  });
+
+  it("acknowledges exactly the string cdk-nag reports for that wildcard", () => {
+    // Prepare: a role with the workflow function's schedule statement and no acknowledgement.
+    const probeApp = testApp();
+    const probe = new Stack(probeApp, "Probe");
+    const workflows = new DurableWorkflows(probe, "Workflows", { entry: EXAMPLES_ENTRY });
+    const statement = (workflows.workflowFunction.role as iam.Role).node
+      .findChild("DefaultPolicy")
+      .node.findAll()
+      .find((construct): construct is iam.CfnPolicy => construct instanceof iam.CfnPolicy);
+    const document = probe.resolve(statement?.policyDocument) as { Statement: { Action: unknown }[] };
+    const schedules = document.Statement.find((entry) => JSON.stringify(entry.Action).includes("scheduler:"));
+    new iam.CfnPolicy(probe, "Copy", {
+      policyName: "copy",
+      roles: ["copy"],
+      policyDocument: { Version: "2012-10-17", Statement: [schedules] },
+    });
+    // Act
+    const report = new AwsSolutionsChecks().validateScope(probe);
+    // Assess
+    const onCopy = report.violations.filter((violation) =>
+      violation.violatingResources.some((resource) => resource.constructPath === "Probe/Copy"),
+    );
+    expect(onCopy.map((violation) => violation.ruleName)).toEqual(
+      acknowledgements(probe).map(({ id }) => id),
+    );
+  });
+
+  it("fails the synth on a finding nobody acknowledged", () => {
+    // Prepare
+    const unsafe = createExamplesApp({
+      env: {},
+      outdir: outdir(),
+      context: NO_BUNDLING,
+      builtinCloudFormationValidation: false,
+    });
+    new sqs.Queue(unsafe.stack, "PlainQueue");
+    // Act
+    const report = new AwsSolutionsChecks().validateScope(unsafe.app);
+    // Assess
+    expect(report.violations.map((violation) => violation.ruleName).sort()).toEqual([
+      "AwsSolutions-SQS3",
+      "AwsSolutions-SQS4",
+    ]);
+    expect(() => unsafe.app.synth()).toThrow(/AwsSolutions-SQS3/);
+  });
+});

@@ -12,19 +12,17 @@ import type { EventStore } from "../ports/event-store.ts";
 import type { ActivationTask, StepTask, TaskQueue } from "../ports/task-queue.ts";
 import { byteLength, SQS_MESSAGE_LIMIT_BYTES } from "./limits.ts";
 
-/** Messages on the kit's queues. Both queues carry JSON bodies of this union. */
-const activationTask = z.object({
+/**
+ * Messages on the kit's queues: JSON bodies of `queueMessage`. Tasks are checked for what the handlers
+ * rely on and otherwise passed through untouched (loose objects), so that a newer engine's fields and
+ * activation causes survive the queue.
+ */
+const activationTask = z.looseObject({
   runId: z.string().min(1),
-  cause: z.discriminatedUnion("kind", [
-    z.object({ kind: z.literal("start") }),
-    z.object({ kind: z.literal("outcome"), stepId: z.string().min(1), attempt: z.number().int().positive() }),
-    z.object({ kind: z.literal("timer"), timerId: z.string().min(1) }),
-    z.object({ kind: z.literal("recover") }),
-    z.object({ kind: z.literal("wake") }),
-  ]),
+  cause: z.looseObject({ kind: z.string().min(1) }),
 });
 
-const stepTask = z.object({
+const stepTask = z.looseObject({
   runId: z.string().min(1),
   workflowName: z.string().min(1),
   stepId: z.string().min(1),
@@ -47,7 +45,11 @@ export const queueMessage = z.discriminatedUnion("kind", [
   }),
 ]);
 
-export type QueueMessage = z.infer<typeof queueMessage>;
+/** A message as the handlers use it: the tasks typed as the ports define them. */
+export type QueueMessage =
+  | { kind: "activation"; task: ActivationTask }
+  | { kind: "step"; task: StepTask }
+  | { kind: "timer"; task: ActivationTask; timerId: string; fireAt: number };
 
 /**
  * Parses a message body from one of the kit's queues.
@@ -64,7 +66,7 @@ export function parseQueueMessage(body: string): QueueMessage {
     );
   }
   const parsed = queueMessage.safeParse(value);
-  if (parsed.success) return parsed.data;
+  if (parsed.success) return parsed.data as QueueMessage;
   const issue = parsed.error.issues[0];
   throw new TsWorkflowError(
     "INVALID_INPUT",

@@ -107,6 +107,7 @@ export class Engine {
   private readonly cacheSize: number;
   private readonly cache = new Map<string, RunExecution>();
   private readonly running = new Map<string, Promise<void>>();
+  private lastRecordedAt = 0;
 
   constructor(options: EngineOptions) {
     this.store = options.store;
@@ -582,7 +583,7 @@ export class Engine {
       const result = roundTrip(value, `The result of step "${task.stepName}" (${stepId})`);
       outcome = {
         ...base,
-        recordedAt: new Date(this.clock.now()).toISOString(),
+        recordedAt: this.recordedAt(),
         ok: true,
         result: result ?? null,
       };
@@ -597,7 +598,7 @@ export class Engine {
       });
       outcome = {
         ...base,
-        recordedAt: new Date(this.clock.now()).toISOString(),
+        recordedAt: this.recordedAt(),
         ok: false,
         error: serializeError(error),
       };
@@ -633,7 +634,7 @@ export class Engine {
     const value = roundTrip(payload ?? null, `The payload of event "${eventName}"`);
     const id = options.signalId ?? randomUUID();
     const stepId = `${SIGNAL_PREFIX}${eventName}:${id}`;
-    const recordedAt = new Date(this.clock.now()).toISOString();
+    const recordedAt = this.recordedAt();
     const stored = await this.store.putOutcome({
       runId,
       stepId,
@@ -704,7 +705,7 @@ export class Engine {
     outcome: { ok: true; result: unknown } | { ok: false; error: SerializedError },
   ): Promise<void> {
     const stepId = `${CHILD_PREFIX}${childId}`;
-    const recordedAt = new Date(this.clock.now()).toISOString();
+    const recordedAt = this.recordedAt();
     await this.store.putOutcome({ runId: parentRunId, stepId, attempt: 1, recordedAt, ...outcome });
     await this.queue.enqueueActivation({
       runId: parentRunId,
@@ -728,7 +729,7 @@ export class Engine {
         `Run ${runId} is ${run.status}; only pending, running or suspended runs can be cancelled.`,
       );
     }
-    const recordedAt = new Date(this.clock.now()).toISOString();
+    const recordedAt = this.recordedAt();
     await this.store.putOutcome({
       runId,
       stepId: CANCEL_STEP_ID,
@@ -821,6 +822,15 @@ export class Engine {
       }
     }
     return count;
+  }
+
+  /**
+   * When an outcome was stored: strictly increasing within this engine, so outcomes stored in the same
+   * millisecond (events sent one after the other, a virtual clock) are applied in the order they came.
+   */
+  private recordedAt(): string {
+    this.lastRecordedAt = Math.max(this.clock.now(), this.lastRecordedAt + 1);
+    return new Date(this.lastRecordedAt).toISOString();
   }
 
   /** Forgets the live workflows kept in memory (they are rebuilt from the log when needed). */

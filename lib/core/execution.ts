@@ -461,6 +461,14 @@ export class RunExecution {
     return { promise, token };
   }
 
+  private webhooks = 0;
+
+  /** The place of the next `createWebhook()` of this run: 0, 1, 2… in call order, the same on replay. */
+  nextWebhookIndex(): number {
+    this.webhooks += 1;
+    return this.webhooks - 1;
+  }
+
   /** Called by `runChild()` inside this workflow. */
   callChild(definition: AnyWorkflow, args: unknown[]): Promise<unknown> {
     const childId = this.nextId(definition.name);

@@ -133,7 +133,11 @@ export interface Webhook<T> {
  */
 export function createWebhook<T = unknown>(options: WaitForEventOptions<T> = {}): Webhook<T> {
   const execution = requireExecution("createWebhook()");
-  const { promise, token } = execution.callHook("webhook", { ...options, webhook: true });
+  // Each webhook waits on an event name of its own, so a call to one token never reaches another.
+  const { promise, token } = execution.callHook(`webhook.${execution.nextWebhookIndex()}`, {
+    ...options,
+    webhook: true,
+  });
   // The wait is registered now; awaiting it later only observes it.
   promise.catch(() => {});
   return { token: token as string, path: `/hooks/${token}`, wait: () => promise as Promise<T> };

@@ -517,12 +517,8 @@ export class DynamoDBStorage implements EventStore {
       );
     const end = firstSeq + events.length - 1;
     const deadline = this.facts.get(runId)?.deadline ?? deadlineOf(events[0] as WorkflowEvent);
-    const finished = FINISHED_STATUSES.has(patch.status);
-    const ttl = finished
-      ? this.expiry(Date.now())
-      : typeof deadline === "number"
-        ? this.expiry(deadline)
-        : undefined;
+    // Not the finish time: a failed run can be retried, and its log must outlive its document's TTL then.
+    const ttl = typeof deadline === "number" ? this.expiry(deadline) : undefined;
     const chunks = splitUtf8(json, COMMIT_PART_BYTES);
     if (chunks.length > TRANSACTION_MAX_ITEMS) {
       throw new PayloadTooLargeError(

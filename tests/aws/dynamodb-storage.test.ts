@@ -1,3 +1,4 @@
+import { QueryCommand } from "@aws-sdk/client-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DynamoDBStorage } from "../../lib/aws/dynamodb-storage.ts";
 import { createTable } from "../../lib/aws/table-schema.ts";
@@ -133,6 +134,60 @@ describe("DynamoDBStorage beyond the contract", () => {
       ok: false,
       error: { name: "PayloadTooLargeError", code: "PAYLOAD_TOO_LARGE" },
     });
+    await store.close();
+  });
+
+  it("expires a finished run's document after ttlDays and a deadline run's log after its deadline", async () => {
+    // Prepare
+    const client = dynamo.client();
+    const store = new DynamoDBStorage({ tableName: TABLE, client, ttlDays: 7 });
+    const deadline = Date.UTC(2026, 5, 1);
+    const fixture = newRunFixture();
+    fixture.startedEvent = { ...fixture.startedEvent, ...{ deadline } } as WorkflowEvent;
+    const runId = fixture.run.runId;
+    await store.createRun(fixture);
+    const finishedAt = "2026-03-01T00:00:00.000Z";
+    const items = async () => {
+      const result = await client.send(
+        new QueryCommand({
+          TableName: TABLE,
+          KeyConditionExpression: "pk = :pk",
+          ExpressionAttributeValues: { ":pk": { S: `RUN#${runId}` } },
+          ConsistentRead: true,
+        }),
+      );
+      return Object.fromEntries((result.Items ?? []).map((item) => [item.sk?.S, item.ttl?.N]));
+    };
+    // Act
+    await store.commit(
+      runId,
+      1,
+      [
+        {
+          runId,
+          seq: 2,
+          timestamp: finishedAt,
+          type: "workflow_failed",
+          error: { name: "Error", message: "x" },
+        },
+      ],
+      {
+        status: "failed",
+        updatedAt: finishedAt,
+      },
+    );
+    const failed = await items();
+    await store.commit(runId, 2, [logEvent(runId, 3, "retrying")], {
+      status: "running",
+      updatedAt: finishedAt,
+    });
+    const retried = await items();
+    // Assess
+    const week = 7 * 86_400;
+    expect(failed.RUN).toBe(String(Date.parse(finishedAt) / 1000 + week));
+    expect(failed["COMMIT#0000000002"]).toBe(String(deadline / 1000 + week));
+    expect(retried.RUN).toBeUndefined();
+    expect(retried["COMMIT#0000000003"]).toBe(String(deadline / 1000 + week));
     await store.close();
   });
 

@@ -127,6 +127,21 @@ describe("SqsTaskQueue", () => {
     ]);
   });
 
+  it("passes activation causes and task fields it does not know through the queue untouched", () => {
+    const body = JSON.stringify({
+      kind: "activation",
+      task: { runId: "r1", cause: { kind: "event", name: "approved", extra: [1] }, hint: true },
+    });
+    expect(parseQueueMessage(body)).toEqual(JSON.parse(body));
+    expect(activationDeduplicationId({ runId: "r1", cause: { kind: "wake" } })).not.toBe(
+      activationDeduplicationId({ runId: "r1", cause: { kind: "wake" } }),
+    );
+    expect(() => parseQueueMessage("not json")).toThrow(/not JSON/);
+    expect(() =>
+      parseQueueMessage(JSON.stringify({ kind: "activation", task: { runId: "r1", cause: {} } })),
+    ).toThrow(/task.cause.kind/);
+  });
+
   it("derives deduplication ids that SQS accepts, hashing long or unusual ones", () => {
     expect(activationDeduplicationId({ runId: "r1", cause: { kind: "timer", timerId: "sleep#0" } })).toBe(
       "r1:timer:sleep#0",

@@ -22,12 +22,13 @@ export { getStepInfo } from "./core/context.ts";
 export type { Duration } from "./core/durations.ts";
 export { formatDuration, toMilliseconds } from "./core/durations.ts";
 export type { EngineOptions, StartOptions, StartResult } from "./core/engine.ts";
-export { Engine } from "./core/engine.ts";
+export { DEFAULT_MAX_EVENTS_PER_RUN, DEFAULT_WARN_EVENTS_PER_RUN, Engine } from "./core/engine.ts";
 export type { ErrorCode, RetryableErrorOptions, SerializedError } from "./core/errors.ts";
 export {
   CancelledError,
   ConfigurationError,
   deserializeError,
+  EventLimitExceededError,
   EventPayloadError,
   FatalError,
   IdempotencyConflictError,

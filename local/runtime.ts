@@ -1,4 +1,4 @@
-import { Engine, type StartOptions, type StartResult } from "../lib/core/engine.ts";
+import { Engine, type EngineOptions, type StartOptions, type StartResult } from "../lib/core/engine.ts";
 import { RunNotFoundError, TimeoutError, WorkflowNotFoundError } from "../lib/core/errors.ts";
 import type { WorkflowEvent } from "../lib/core/events.ts";
 import { getLogger } from "../lib/core/logger.ts";
@@ -31,6 +31,8 @@ export interface LocalRuntimeOptions {
   timers?: "real" | "manual";
   /** Resume unfinished runs found in the storage at once. @default true */
   recover?: boolean;
+  /** Event limits per run (see `EngineOptions`). @default 50,000 events, a warning past 10,000 */
+  limits?: Pick<EngineOptions, "maxEventsPerRun" | "warnEventsPerRun">;
 }
 
 /**
@@ -65,6 +67,7 @@ export class LocalRuntime implements Runtime {
       queue: this.queue,
       timers: this.timers,
       clock: this.clock,
+      ...options.limits,
     });
     this.queue.consume({
       activate: (task) => this.activate(task),

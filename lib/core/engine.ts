@@ -15,6 +15,7 @@ import { formatDuration } from "./durations.ts";
 import {
   CancelledError,
   ConfigurationError,
+  EventLimitExceededError,
   IdempotencyConflictError,
   InvalidRunStateError,
   MaxDurationExceededError,
@@ -45,6 +46,17 @@ export interface EngineOptions {
    * @default 10000
    */
   cacheSize?: number;
+  /**
+   * The most events a run's log may hold: a run that reaches it fails with `EventLimitExceededError`
+   * (a loop that never ends, or work better split into child workflows).
+   * @default 50000
+   */
+  maxEventsPerRun?: number;
+  /**
+   * A run whose log grows past this many events logs a warning (once, when it crosses it).
+   * @default 10000
+   */
+  warnEventsPerRun?: number;
 }
 
 /** Options of {@link Engine.start}. */
@@ -67,6 +79,8 @@ export interface StartResult {
 }
 
 const MAX_CONFLICT_RETRIES = 8;
+export const DEFAULT_MAX_EVENTS_PER_RUN = 50_000;
+export const DEFAULT_WARN_EVENTS_PER_RUN = 10_000;
 
 /** Timer ids: sleeps use their sleep id; retries and the deadline have their own. */
 const retryTimerId = (stepId: string, attempt: number) => `retry:${stepId}:${attempt}`;
@@ -105,6 +119,8 @@ export class Engine {
   private readonly timers: Timers;
   private readonly clock: Clock;
   private readonly cacheSize: number;
+  private readonly maxEventsPerRun: number;
+  private readonly warnEventsPerRun: number;
   private readonly cache = new Map<string, RunExecution>();
   private readonly running = new Map<string, Promise<void>>();
   private lastRecordedAt = 0;
@@ -115,6 +131,8 @@ export class Engine {
     this.timers = options.timers;
     this.clock = options.clock ?? systemClock;
     this.cacheSize = options.cacheSize ?? 10_000;
+    this.maxEventsPerRun = options.maxEventsPerRun ?? DEFAULT_MAX_EVENTS_PER_RUN;
+    this.warnEventsPerRun = options.warnEventsPerRun ?? DEFAULT_WARN_EVENTS_PER_RUN;
   }
 
   /**
@@ -419,6 +437,18 @@ export class Engine {
   private terminalDraft(execution: RunExecution): EventDraft | undefined {
     const terminal = execution.terminalDraft();
     if (terminal) return terminal;
+    // Room is left for the closing events; a soft cap: one activation may cross it before the run fails.
+    const events = execution.version + 2;
+    if (events >= this.maxEventsPerRun) {
+      const error = new EventLimitExceededError(execution.runId, this.maxEventsPerRun);
+      return { type: "workflow_failed", error: serializeError(error) };
+    }
+    if (execution.committedVersion < this.warnEventsPerRun && execution.version >= this.warnEventsPerRun) {
+      getLogger().warn(
+        `run has ${execution.version} events; it fails when it reaches ${this.maxEventsPerRun}. Split long loops into child workflows.`,
+        { runId: execution.runId, workflowName: execution.definition.name },
+      );
+    }
     if (execution.deadline !== undefined && this.clock.now() >= execution.deadline) {
       const limit = formatDuration(execution.definition.maxDurationMs ?? 0);
       const error = new MaxDurationExceededError(

@@ -27,7 +27,9 @@ export type ErrorCode =
   | "CONFIGURATION"
   | "TIMEOUT"
   | "CANCELLED"
-  | "INVALID_STATE";
+  | "INVALID_STATE"
+  | "EVENT_LIMIT"
+  | "STORAGE_UNAVAILABLE";
 
 /** Base class of all tsworkflow errors. */
 export class TsWorkflowError extends Error {
@@ -257,6 +259,17 @@ export class EventPayloadError extends TsWorkflowError {
       .map((issue) => `${issue.path.map(String).join(".") || "(payload)"}: ${issue.message}`)
       .join("; ");
     super("INVALID_INPUT", `The payload of event "${eventName}" does not match its schema: ${list}.`);
+  }
+}
+
+/** A run's log reached the most events a run may hold. */
+export class EventLimitExceededError extends TsWorkflowError {
+  override name = "EventLimitExceededError";
+  constructor(runId: string, limit: number) {
+    super(
+      "EVENT_LIMIT",
+      `Run ${runId} reached the limit of ${limit} events and was failed. Split long loops into child workflows (runChild) or raise maxEventsPerRun.`,
+    );
   }
 }
 

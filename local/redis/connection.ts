@@ -11,7 +11,7 @@ export class RedisUnavailableError extends TsWorkflowError {
   readonly url: string;
   constructor(url: string, detail: string, options?: { cause?: unknown }) {
     super(
-      "CONFIGURATION",
+      "STORAGE_UNAVAILABLE",
       `Cannot use Redis at ${url}: ${detail}. Check that redis-server is running and reachable at that address (redis-cli -u <url> ping), or pass the right URL.`,
       options,
     );

@@ -8,3 +8,4 @@ export { LocalTimers } from "./local-timers.ts";
 export { MemoryStorage } from "./memory-storage.ts";
 export type { LocalRuntimeOptions } from "./runtime.ts";
 export { LocalRuntime } from "./runtime.ts";
+export * from "./redis/index.ts";

@@ -146,6 +146,30 @@ export function backendActions(backend: Backend, options: BackendActionsOptions 
   };
 }
 
+/** What `POST /hooks/<token>` calls to resume a run: `Engine.sendEvent` on the backend. */
+export type SendEvent = (
+  runId: string,
+  eventName: string,
+  payload: unknown,
+  options: { signalId: string },
+) => Promise<{ delivered: boolean }>;
+
+/**
+ * Delivers webhook calls to runs on the backend, like {@link backendActions}: on the file backend it
+ * needs the app's workflows and the directory's lock.
+ */
+export function backendSendEvent(backend: Backend, options: BackendActionsOptions = {}): SendEvent {
+  return async (runId, eventName, payload, sendOptions) => {
+    if (backend.kind === "file" && !options.workflows)
+      throw new UsageError(
+        "On the file backend an event resumes the workflow in this process, so the dashboard needs your workflows: start it with --workflows <the module that defines them>.",
+      );
+    return withEngine(backend, "deliver events to", options.workflows, (engine) =>
+      engine.sendEvent(runId, eventName, payload, sendOptions),
+    );
+  };
+}
+
 /** Cancel and retry with an engine you already have (e.g. your app's runtime's). */
 export function engineActions(engine: Engine): RunActions {
   return {
@@ -181,12 +205,12 @@ export function loadWorkflows(file: string): Promise<void> {
   return loading;
 }
 
-async function withEngine(
+async function withEngine<T>(
   backend: Backend,
-  verb: "cancel" | "retry",
+  verb: "cancel" | "retry" | "deliver events to",
   workflows: string | undefined,
-  act: (engine: Engine) => Promise<void>,
-): Promise<void> {
+  act: (engine: Engine) => Promise<T>,
+): Promise<T> {
   if (workflows) await loadWorkflows(workflows);
   switch (backend.kind) {
     case "file": {
@@ -213,12 +237,12 @@ async function withEngine(
       // goes on in this process until it completes, fails or waits.
       const runtime = new LocalRuntime({ storage, recover: false });
       try {
-        await act(runtime.engine);
+        const value = await act(runtime.engine);
         await runtime.idle();
+        return value;
       } finally {
         await runtime.close();
       }
-      return;
     }
     case "redis": {
       const createRedisRuntime = await loadExport<
@@ -226,13 +250,13 @@ async function withEngine(
       >("../local/redis/redis-runtime.ts", "createRedisRuntime", "Redis mode");
       const runtime = createRedisRuntime({ url: backend.url, prefix: backend.prefix });
       try {
-        await guardCall(backend, () => act(runtime.engine));
+        return await guardCall(backend, () => act(runtime.engine));
       } finally {
         await runtime.close().catch(() => {});
       }
-      return;
     }
     case "dynamodb": {
+      quietAwsSdk();
       const [loadConfig, createAwsRuntime] = await Promise.all([
         loadExport<(env: Env) => unknown>("../lib/aws/config.ts", "loadConfig", "DynamoDB mode"),
         loadExport<(config: unknown) => { engine: Engine; clients: Record<string, { destroy(): void }> }>(
@@ -257,11 +281,10 @@ async function withEngine(
       }
       const runtime = createAwsRuntime(config);
       try {
-        await guardCall(backend, () => act(runtime.engine));
+        return await guardCall(backend, () => act(runtime.engine));
       } finally {
         for (const client of Object.values(runtime.clients)) client.destroy();
       }
-      return;
     }
   }
 }
@@ -318,7 +341,16 @@ function hint(backend: Backend): string {
   }
 }
 
+/**
+ * The AWS SDK warns on every run under Node 20 that its releases after January 2027 need Node 22: that
+ * says nothing about the command being run, so the CLI keeps it out of its output.
+ */
+function quietAwsSdk(): void {
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
+}
+
 async function dynamoDBClient(backend: Extract<Backend, { kind: "dynamodb" }>): Promise<unknown> {
+  quietAwsSdk();
   let module: { DynamoDBClient: new (config: Record<string, unknown>) => unknown };
   try {
     module = (await import("@aws-sdk/client-dynamodb")) as typeof module;

@@ -53,15 +53,31 @@ export function describeEvent(event: WorkflowEvent): string {
   }
 }
 
-/** An event type added after this CLI was written: its own fields, as JSON. */
+/**
+ * Waits for events (hooks), child workflows, and event types added after this CLI was written (their own
+ * fields, as JSON). Read by field name, so that this keeps working while those types evolve.
+ */
 function describeUnknown(event: unknown): string {
-  const {
-    runId: _runId,
-    seq: _seq,
-    timestamp: _timestamp,
-    type: _type,
-    ...rest
-  } = event as Record<string, unknown>;
+  const { runId: _runId, seq: _seq, timestamp: _timestamp, type, ...rest } = event as Record<string, unknown>;
+  const text = (key: string) => String(rest[key] ?? "");
+  switch (type) {
+    case "hook_created":
+      return `${text("hookId")} waits for "${text("eventName")}"${
+        typeof rest.timeoutAt === "number" ? ` until ${formatTime(rest.timeoutAt)}` : ""
+      }`;
+    case "hook_received":
+      return `${text("hookId")} received "${text("eventName")}" ${compactJson(rest.payload, 60)}`;
+    case "hook_timed_out":
+      return `${text("hookId")} timed out waiting for "${text("eventName")}"`;
+    case "child_started":
+      return `${text("childId")} started ${text("workflowName")} run ${text("childRunId")}`;
+    case "child_completed":
+      return `${text("childId")} (run ${text("childRunId")}) → ${compactJson(rest.result, 60)}`;
+    case "child_failed":
+      return `${text("childId")} (run ${text("childRunId")}): ${errorLine(rest.error as SerializedError | undefined)}`;
+    default:
+      break;
+  }
   if (typeof rest.reason === "string") return rest.reason;
   return Object.keys(rest).length === 0 ? "" : compactJson(rest, 80);
 }
@@ -69,7 +85,8 @@ function describeUnknown(event: unknown): string {
 /** The colour family of an event type: `ok`, `bad`, `warn` or `plain`. */
 export function eventTone(type: string): "ok" | "bad" | "warn" | "plain" {
   if (type === "workflow_completed" || type === "step_completed") return "ok";
-  if (type.endsWith("_failed") || type === "log_error") return "bad";
+  if (type.endsWith("_failed") || type.endsWith("_timed_out") || type === "log_error") return "bad";
+  if (type === "hook_received" || type === "child_completed") return "ok";
   if (
     type === "step_retrying" ||
     type === "log_warning" ||

@@ -5,7 +5,12 @@
 
 export type { Backend, BackendOptions, RunActions } from "./backend.ts";
 export { backendActions, engineActions, openReader, resolveBackend } from "./backend.ts";
-export type { DashboardOptions, RunningDashboard, ServeDashboardOptions } from "./dashboard/server.ts";
+export type {
+  DashboardOptions,
+  RunningDashboard,
+  RunReader,
+  ServeDashboardOptions,
+} from "./dashboard/server.ts";
 export { createDashboard, serveDashboard } from "./dashboard/server.ts";
 export { ActionNotAvailableError, BackendUnavailableError, EXIT, UsageError } from "./errors.ts";
 export { main } from "./main.ts";

@@ -68,6 +68,7 @@ export function createProgram(context: CliContext, setExitCode: (code: number) =
       writeErr: (text) => context.err(text),
       outputError: (text, write) => write(context.errStyle.red(text)),
     })
+    .configureHelp({ showGlobalOptions: true })
     .showHelpAfterError("(run with --help for usage)")
     .exitOverride();
 
@@ -177,14 +178,27 @@ export function createProgram(context: CliContext, setExitCode: (code: number) =
     .option("--host <host>", "address to listen on (default: 127.0.0.1)")
     .option("--allow-actions", "show and accept the cancel and retry buttons")
     .option("--token <token>", "require this token on every request (default: $TSWORKFLOW_DASHBOARD_TOKEN)")
-    .option("--workflows <file>", `with --allow-actions on the file backend: ${WORKFLOWS_HELP}`)
+    .option("--webhooks", "serve POST /hooks/<token>: calls to createWebhook() URLs resume their runs")
+    .option(
+      "--webhook-secret <secret>",
+      "require HMAC-signed webhook calls (default: $TSWORKFLOW_WEBHOOK_SECRET)",
+    )
+    .option("--workflows <file>", `for actions and webhooks on the file backend: ${WORKFLOWS_HELP}`)
     .addHelpText(
       "after",
       '\nExamples:\n  tsworkflow dashboard\n  tsworkflow dashboard --port 8080 --allow-actions\n  tsworkflow dashboard --redis redis://127.0.0.1:6379 --host 0.0.0.0 --token "$(openssl rand -hex 16)"',
     )
     .action(
       async (
-        options: { port?: number; host?: string; allowActions?: boolean; token?: string; workflows?: string },
+        options: {
+          port?: number;
+          host?: string;
+          allowActions?: boolean;
+          token?: string;
+          webhooks?: boolean;
+          webhookSecret?: string;
+          workflows?: string;
+        },
         command: Command,
       ) => {
         const backend = backendOf(command);
@@ -196,6 +210,8 @@ export function createProgram(context: CliContext, setExitCode: (code: number) =
             allowActions: options.allowActions ?? false,
             token: options.token ?? (context.env.TSWORKFLOW_DASHBOARD_TOKEN || undefined),
             workflows: options.workflows,
+            webhooks: options.webhooks ?? false,
+            webhookSecret: options.webhookSecret ?? (context.env.TSWORKFLOW_WEBHOOK_SECRET || undefined),
             context,
           }),
         );

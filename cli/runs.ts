@@ -11,7 +11,7 @@ import type { Backend, RunActions } from "./backend.ts";
 import { describeEvent, errorLine, eventTone } from "./describe.ts";
 import { EXIT } from "./errors.ts";
 import { formatSpan, formatTime, hangingIndent, prettyJson, renderTable, type Style } from "./format.ts";
-import { buildTimeline, waitingFor } from "./timeline.ts";
+import { buildTimeline, parentOf, waitingFor } from "./timeline.ts";
 
 /** Where a command writes, and how. */
 export interface Output {
@@ -96,6 +96,8 @@ export async function showCommand(
     ["events", String(run.version)],
   ];
   if (run.idempotencyKey) fields.push(["idempotency key", run.idempotencyKey]);
+  const parent = parentOf(events);
+  if (parent) fields.push(["parent run", `${parent.runId} (as ${parent.childId})`]);
   const waits = waitingFor(run, events);
   if (waits.length > 0) fields.push(["waiting for", waits.join(", ")]);
   const width = Math.max(...fields.map(([label]) => label.length)) + 2;
@@ -113,7 +115,7 @@ export async function showCommand(
   if (timeline.rows.length > 0) {
     const rows = timeline.rows.map((row) => [
       row.id,
-      row.kind === "sleep" ? "sleep" : row.name,
+      row.kind === "sleep" ? "sleep" : row.kind === "hook" ? `event "${row.name}"` : row.name,
       style.status(row.status),
       row.kind === "step" ? String(row.attempts) : "-",
       `+${formatSpan(row.start - timeline.start)}`,
@@ -122,11 +124,13 @@ export async function showCommand(
         ? `until ${formatTime(row.resumeAt)}`
         : row.status === "failed" || row.status === "retrying"
           ? errorLine(row.error)
-          : "",
+          : row.kind === "child"
+            ? `child run ${row.childRunId ?? ""}`
+            : "",
     ]);
     lines.push(
       "",
-      style.bold("steps and sleeps"),
+      style.bold("timeline"),
       indent(renderTable(["ID", "NAME", "STATUS", "ATTEMPTS", "START", "TOOK", "NOTE"], rows, style)),
     );
   }

@@ -9,7 +9,9 @@ import { FINISHED_STATUSES, type RunRecord } from "../lib/ports/event-store.ts";
  * - `retrying`: an attempt that failed and will be tried again;
  * - `retry-wait`: the delay between a failed attempt and the next;
  * - `sleeping` / `slept`: a sleep not yet over, or over;
+ * - `waiting` / `received` / `timed-out`: a wait for an event (hook) not yet over, or how it ended;
  * - `abandoned`: work in flight when the run finished (cancelled, or failed elsewhere).
+ * Child workflows use `running`, `completed` and `failed`.
  */
 export type SegmentKind =
   | "running"
@@ -19,6 +21,9 @@ export type SegmentKind =
   | "retry-wait"
   | "sleeping"
   | "slept"
+  | "waiting"
+  | "received"
+  | "timed-out"
   | "abandoned";
 
 export interface TimelineSegment {
@@ -36,14 +41,24 @@ export interface TimelineSegment {
   dueAt?: number;
 }
 
-export type RowStatus = "running" | "completed" | "failed" | "retrying" | "sleeping" | "abandoned";
+export type RowStatus =
+  | "running"
+  | "completed"
+  | "failed"
+  | "retrying"
+  | "sleeping"
+  | "waiting"
+  | "timed-out"
+  | "abandoned";
 
-/** One step (all its attempts) or one sleep. */
+export type RowKind = "step" | "sleep" | "hook" | "child";
+
+/** One step (all its attempts), sleep, wait for an event, or child workflow. */
 export interface TimelineRow {
-  kind: "step" | "sleep";
-  /** `charge#0`, `sleep#1`. */
+  kind: RowKind;
+  /** `charge#0`, `sleep#1`, a hook's or a child's id. */
   id: string;
-  /** The step's name, or `sleep`. */
+  /** The step's name, `sleep`, the awaited event's name, or the child's workflow. */
   name: string;
   status: RowStatus;
   attempts: number;
@@ -59,6 +74,8 @@ export interface TimelineRow {
   durationMs?: number;
   /** For a sleep: when it is (or was) due. */
   resumeAt?: number;
+  /** For a child workflow: its run id. */
+  childRunId?: string;
 }
 
 export interface Timeline {
@@ -72,6 +89,9 @@ export interface Timeline {
 }
 
 const time = (event: WorkflowEvent) => Date.parse(event.timestamp);
+
+/** An event read by field name. */
+type LooseEvent = { type: string } & Record<string, unknown>;
 
 /**
  * Builds the bars of a run's timeline from its log: each step's attempts (step_started → step_completed,
@@ -89,7 +109,7 @@ export function buildTimeline(run: RunRecord, events: readonly WorkflowEvent[], 
   const openAttempt = new Map<string, TimelineSegment>();
   const openWait = new Map<string, TimelineSegment>();
 
-  const rowOf = (kind: "step" | "sleep", id: string, name: string, at: number): TimelineRow => {
+  const rowOf = (kind: RowKind, id: string, name: string, at: number): TimelineRow => {
     let row = rows.get(id);
     if (!row) {
       row = { kind, id, name, status: "running", attempts: 0, start: at, end: at, segments: [] };
@@ -102,6 +122,66 @@ export function buildTimeline(run: RunRecord, events: readonly WorkflowEvent[], 
     segment.end = Math.max(segment.start, at);
     segment.open = false;
     if (kind) segment.kind = kind;
+  };
+
+  /*
+   * Waits for events (hooks) and child workflows: read by field name, so that this view keeps working
+   * while those event types evolve.
+   */
+  const otherEvent = (event: LooseEvent, at: number) => {
+    const text = (key: string) => (typeof event[key] === "string" ? (event[key] as string) : "");
+    switch (event.type) {
+      case "hook_created": {
+        const row = rowOf("hook", text("hookId"), text("eventName"), at);
+        row.status = "waiting";
+        const timeoutAt = typeof event.timeoutAt === "number" ? event.timeoutAt : undefined;
+        row.segments.push({
+          kind: "waiting",
+          start: at,
+          end,
+          open: true,
+          ...(timeoutAt ? { dueAt: timeoutAt } : {}),
+        });
+        break;
+      }
+      case "hook_received":
+      case "hook_timed_out": {
+        const row = rowOf("hook", text("hookId"), text("eventName"), at);
+        const received = event.type === "hook_received";
+        close(
+          row.segments.find((candidate) => candidate.open),
+          at,
+          received ? "received" : "timed-out",
+        );
+        row.status = received ? "completed" : "timed-out";
+        if (received) row.result = event.payload;
+        break;
+      }
+      case "child_started": {
+        const row = rowOf("child", text("childId"), text("workflowName"), at);
+        row.childRunId = text("childRunId");
+        row.input = Array.isArray(event.input) ? event.input : [];
+        row.status = "running";
+        row.segments.push({ kind: "running", start: at, end, open: true });
+        break;
+      }
+      case "child_completed":
+      case "child_failed": {
+        const row = rowOf("child", text("childId"), text("workflowName") || "child", at);
+        const ok = event.type === "child_completed";
+        const segment = row.segments.find((candidate) => candidate.open);
+        close(segment, at, ok ? "completed" : "failed");
+        row.status = ok ? "completed" : "failed";
+        if (ok) row.result = event.result;
+        else if (segment) {
+          segment.error = event.error as SerializedError;
+          row.error = event.error as SerializedError;
+        }
+        break;
+      }
+      default:
+        break;
+    }
   };
 
   for (const event of events) {
@@ -179,6 +259,7 @@ export function buildTimeline(run: RunRecord, events: readonly WorkflowEvent[], 
         break;
       }
       default:
+        otherEvent(event as unknown as LooseEvent, at);
         break;
     }
   }
@@ -193,7 +274,13 @@ export function buildTimeline(run: RunRecord, events: readonly WorkflowEvent[], 
         segment.kind = "abandoned";
       }
     }
-    if (!active && (row.status === "running" || row.status === "sleeping" || row.status === "retrying"))
+    if (
+      !active &&
+      (row.status === "running" ||
+        row.status === "sleeping" ||
+        row.status === "retrying" ||
+        row.status === "waiting")
+    )
       row.status = "abandoned";
     row.start = row.segments[0]?.start ?? row.start;
     row.end = Math.max(...row.segments.map((segment) => segment.end), row.start);
@@ -209,4 +296,11 @@ export function waitingFor(run: RunRecord, events: readonly WorkflowEvent[]): st
     if (event.type === "workflow_suspended") return event.waitingFor;
   }
   return [];
+}
+
+/** For a child run: its parent run and the parent's id for it (from `workflow_started`). */
+export function parentOf(events: readonly WorkflowEvent[]): { runId: string; childId: string } | undefined {
+  const parent = (events[0] as { parent?: { runId?: unknown; childId?: unknown } } | undefined)?.parent;
+  if (!parent || typeof parent.runId !== "string") return undefined;
+  return { runId: parent.runId, childId: String(parent.childId ?? "") };
 }

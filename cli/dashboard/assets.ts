@@ -83,6 +83,9 @@ tr:last-child td { border-bottom: 0; }
 .bar-retry-wait span, .bar-sleeping span { color: var(--ink); }
 .bar-sleeping { background: repeating-linear-gradient(45deg, #f6d98a 0 6px, #fbe9b8 6px 12px); }
 .bar-slept { background: #e3b94a; } .bar-abandoned { background: var(--pending); }
+.bar-waiting { background: repeating-linear-gradient(45deg, #b9cdf5 0 6px, #dbe6fb 6px 12px); }
+.bar-waiting span { color: var(--ink); }
+.bar-received { background: #3f8fb5; } .bar-timed-out { background: var(--failed); }
 .bar-open { border-right: 2px dashed rgba(0,0,0,.35); }
 .legend { display: flex; gap: 14px; flex-wrap: wrap; margin: 10px 0 0; font-size: 12px; color: var(--muted); }
 .legend-item i { display: inline-block; width: 14px; height: 10px; border-radius: 2px; margin-right: 5px; vertical-align: -1px; }

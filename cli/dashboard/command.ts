@@ -1,4 +1,4 @@
-import { type Backend, backendActions, loadWorkflows, openReader } from "../backend.ts";
+import { type Backend, backendActions, backendSendEvent, loadWorkflows, openReader } from "../backend.ts";
 import { BackendUnavailableError, EXIT } from "../errors.ts";
 import type { Output } from "../runs.ts";
 import { serveDashboard } from "./server.ts";
@@ -9,8 +9,11 @@ export interface DashboardCommandOptions {
   host: string;
   allowActions: boolean;
   token: string | undefined;
-  /** The app's workflows module, for cancel and retry on the file backend. */
+  /** The app's workflows module, for cancel, retry and webhooks on the file backend. */
   workflows: string | undefined;
+  /** Serve `POST /hooks/<token>`. */
+  webhooks: boolean;
+  webhookSecret: string | undefined;
   context: Output;
 }
 
@@ -35,6 +38,14 @@ export async function runDashboardCommand(
         ? { actions: backendActions(backend, options.workflows ? { workflows: options.workflows } : {}) }
         : {}),
       ...(options.token ? { token: options.token } : {}),
+      ...(options.webhooks
+        ? {
+            webhooks: {
+              sendEvent: backendSendEvent(backend, options.workflows ? { workflows: options.workflows } : {}),
+              ...(options.webhookSecret ? { secret: options.webhookSecret } : {}),
+            },
+          }
+        : {}),
       port: options.port,
       host: options.host,
     });
@@ -57,9 +68,13 @@ export async function runDashboardCommand(
   context.out(
     `${style.dim(`Reading the ${backend.label}; ${options.allowActions ? "cancel and retry enabled" : "read-only (--allow-actions enables cancel and retry)"}. Ctrl-C stops it.`)}\n`,
   );
-  if (options.allowActions && backend.kind === "file" && !options.workflows)
+  if (options.webhooks)
+    context.out(
+      `${style.dim(`Webhooks: POST ${dashboard.url}hooks/<token>${options.webhookSecret ? " (signed calls only)" : ""}`)}\n`,
+    );
+  if (backend.kind === "file" && !options.workflows && (options.allowActions || options.webhooks))
     context.err(
-      `${context.errStyle.yellow("note:")} on the file backend, cancelling runs the workflows' own code: start with --workflows <file> for the cancel button to work (retry works without it).\n`,
+      `${context.errStyle.yellow("note:")} on the file backend, cancelling a run and delivering a webhook call run the workflows' own code: start with --workflows <file> for them to work (retry works without it).\n`,
     );
   if (!options.token && !/^(127\.|localhost$|::1$)/.test(options.host))
     context.err(

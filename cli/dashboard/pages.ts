@@ -8,7 +8,7 @@ import {
 import { describeEvent, eventTone } from "../describe.ts";
 import { formatSpan, formatTime, prettyJson } from "../format.ts";
 import { runSpan } from "../runs.ts";
-import { buildTimeline, type TimelineRow, type TimelineSegment, waitingFor } from "../timeline.ts";
+import { buildTimeline, parentOf, type TimelineRow, type TimelineSegment, waitingFor } from "../timeline.ts";
 import { DASHBOARD_CSS, DASHBOARD_SCRIPT } from "./assets.ts";
 import { html, raw, type SafeHtml } from "./html.ts";
 
@@ -154,6 +154,12 @@ export function renderRunPage(
     ["Events", String(run.version)],
   ];
   if (run.idempotencyKey) facts.push(["Idempotency key", html`<code>${run.idempotencyKey}</code>`]);
+  const parent = parentOf(events);
+  if (parent)
+    facts.push([
+      "Parent run",
+      html`<a href="${context.href(`/runs/${parent.runId}`)}"><code>${parent.runId}</code></a> <span class="muted">as ${parent.childId}</span>`,
+    ]);
   if (waits.length > 0) facts.push(["Waiting for", html`<code>${waits.join(", ")}</code>`]);
 
   const outcome =
@@ -173,7 +179,7 @@ export function renderRunPage(
     <section class="panel" id="run-input"><h2>Input</h2><pre>${prettyJson(run.input)}</pre></section>
     ${outcome}
   </div>
-  <section class="panel" id="timeline-section"><h2>Timeline</h2>${renderTimeline(run, events, context.now)}</section>
+  <section class="panel" id="timeline-section"><h2>Timeline</h2>${renderTimeline(run, events, context)}</section>
   <section class="panel" id="events-section"><h2>Events <span class="muted">(${events.length})</span></h2>${renderEvents(events)}</section>
 </div>`;
   if (fragment) return live.value;
@@ -204,11 +210,23 @@ const SEGMENT_TEXT: Record<TimelineSegment["kind"], string> = {
   "retry-wait": "waiting to retry",
   sleeping: "sleeping",
   slept: "slept",
+  waiting: "waiting for an event",
+  received: "event received",
+  "timed-out": "timed out",
   abandoned: "abandoned",
 };
 
-function renderTimeline(run: RunRecord, events: WorkflowEvent[], now: number): SafeHtml {
-  const timeline = buildTimeline(run, events, now);
+/** What a timeline row is called: the step, `sleep`, the awaited event, or the child workflow (linked). */
+function rowTitle(row: TimelineRow, context: PageContext): SafeHtml | string {
+  if (row.kind === "sleep") return "sleep";
+  if (row.kind === "hook") return `event "${row.name}"`;
+  if (row.kind === "child" && row.childRunId)
+    return html`<a href="${context.href(`/runs/${row.childRunId}`)}">${row.name}</a>`;
+  return row.name;
+}
+
+function renderTimeline(run: RunRecord, events: WorkflowEvent[], context: PageContext): SafeHtml {
+  const timeline = buildTimeline(run, events, context.now);
   if (timeline.rows.length === 0) return html`<p class="empty">No steps or sleeps yet.</p>`;
   const span = Math.max(timeline.end - timeline.start, 1);
   const position = (segment: TimelineSegment) => {
@@ -229,7 +247,7 @@ function renderTimeline(run: RunRecord, events: WorkflowEvent[], now: number): S
   const rows = timeline.rows.map(
     (row) => html`<div class="tl-row" data-id="${row.id}" data-kind="${row.kind}" data-status="${row.status}">
   <div class="tl-label" title="${row.id}">
-    <span class="tl-name">${row.kind === "sleep" ? "sleep" : row.name}</span>
+    <span class="tl-name">${rowTitle(row, context)}</span>
     <code>${row.id}</code>
     ${row.kind === "step" && row.attempts > 1 ? html`<span class="tl-attempts">${row.attempts} attempts</span>` : ""}
     ${row.kind === "sleep" && row.durationMs !== undefined ? html`<span class="tl-attempts">${formatSpan(row.durationMs)}</span>` : ""}
@@ -245,7 +263,19 @@ function renderTimeline(run: RunRecord, events: WorkflowEvent[], now: number): S
 </div>`,
   );
   const legend = (
-    ["completed", "running", "retrying", "retry-wait", "failed", "sleeping", "slept", "abandoned"] as const
+    [
+      "completed",
+      "running",
+      "retrying",
+      "retry-wait",
+      "failed",
+      "sleeping",
+      "slept",
+      "waiting",
+      "received",
+      "timed-out",
+      "abandoned",
+    ] as const
   )
     .filter((kind) => timeline.rows.some((row) => row.segments.some((segment) => segment.kind === kind)))
     .map((kind) => html`<span class="legend-item"><i class="bar-${kind}"></i>${SEGMENT_TEXT[kind]}</span>`);

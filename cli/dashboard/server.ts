@@ -3,6 +3,7 @@ import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { serve } from "@hono/node-server";
 import { type Context, Hono } from "hono";
+import { bodyLimit } from "hono/body-limit";
 import { InvalidRunIdError, TsWorkflowError } from "../../lib/core/errors.ts";
 import { assertRunId } from "../../lib/core/ids.ts";
 import {
@@ -11,7 +12,8 @@ import {
   type RunRecord,
   type RunStatus,
 } from "../../lib/ports/event-store.ts";
-import type { RunActions } from "../backend.ts";
+import { handleWebhook } from "../../lib/webhooks.ts";
+import type { RunActions, SendEvent } from "../backend.ts";
 import { ActionNotAvailableError, BackendUnavailableError } from "../errors.ts";
 import { buildTimeline } from "../timeline.ts";
 import {
@@ -23,10 +25,16 @@ import {
   renderRunsPage,
 } from "./pages.ts";
 
+/** What the dashboard reads: an `EventStore`, or a runtime (`getRuntime()`, `LocalRuntime`…). */
+export type RunReader = Pick<EventStore, "getRun" | "listRuns" | "getEvents">;
+
 /** Options of {@link createDashboard}. */
 export interface DashboardOptions {
-  /** Where the runs are read from, e.g. `new FileStorage({ dir, readOnly: true })` beside a running app. */
-  storage: EventStore;
+  /**
+   * Where the runs are read from: `new FileStorage({ dir, readOnly: true })` beside a running app, or your
+   * app's own runtime.
+   */
+  storage: RunReader;
   /**
    * Show the cancel and retry buttons and accept their requests.
    * @default false (read-only)
@@ -59,9 +67,18 @@ export interface DashboardOptions {
    * @default any host
    */
   allowedHosts?: readonly string[];
+  /**
+   * Serve `POST /hooks/<token>` for `createWebhook()` waits: each call resumes its run with the JSON body
+   * (see `handleWebhook`). Webhook calls need no dashboard token: the webhook's own token authorizes one
+   * call, and `secret` requires an HMAC signature too.
+   * @default off
+   */
+  webhooks?: { sendEvent: SendEvent; secret?: string };
   /** @default Date.now */
   now?: () => number;
 }
+
+const WEBHOOK_MAX_BYTES = 256 * 1024;
 
 /** How many runs the runs page reads to count them per status and search them by id. */
 const SCAN_LIMIT = 5000;
@@ -102,6 +119,40 @@ export function createDashboard(options: DashboardOptions): Hono {
     refreshMs,
     now: now(),
   });
+
+  if (options.webhooks) {
+    const { sendEvent, secret } = options.webhooks;
+    // Registered before the dashboard's own checks: other systems call it, with the webhook's token.
+    app.post(
+      "/hooks/:token",
+      bodyLimit({
+        maxSize: WEBHOOK_MAX_BYTES,
+        onError: (c) => c.json({ ok: false, error: `The body is over ${WEBHOOK_MAX_BYTES} bytes.` }, 413),
+      }),
+      async (c) => {
+        const headers: Record<string, string> = {};
+        c.req.raw.headers.forEach((value, name) => {
+          headers[name.toLowerCase()] = value;
+        });
+        try {
+          const response = await handleWebhook(
+            { token: c.req.param("token"), body: await c.req.text(), headers },
+            {
+              // handleWebhook reads the run and its events only.
+              store: storage as EventStore,
+              sendEvent,
+              maxBodyBytes: WEBHOOK_MAX_BYTES,
+              ...(secret ? { secret } : {}),
+            },
+          );
+          return c.json(response.body, response.status);
+        } catch (error) {
+          const message = error instanceof Error ? error.message : String(error);
+          return c.json({ ok: false, error: message }, error instanceof TsWorkflowError ? 409 : 500);
+        }
+      },
+    );
+  }
 
   app.use(async (c, next) => {
     if (allowedHosts && !allowedHosts.includes(hostName(c.req.header("host")))) {
@@ -197,8 +248,13 @@ export function createDashboard(options: DashboardOptions): Hono {
       return c.json({ error: message }, status);
     }
     const after = (await storage.getRun(runId)) ?? before;
-    const done = action === "cancel" ? "Cancelled" : "Retried";
-    return c.json({ ok: true, run: after, message: `${done}: the run is ${after.status} now.` });
+    const message =
+      action === "retry"
+        ? `Retried: the run is ${after.status} now.`
+        : after.status === "cancelled"
+          ? "Run cancelled."
+          : "Cancellation requested: the run ends cancelled once its workflow has run its cancellation.";
+    return c.json({ ok: true, run: after, message });
   });
 
   return app;
@@ -274,7 +330,7 @@ function filtersOf(c: Context): RunFilters {
   };
 }
 
-async function loadRuns(storage: EventStore, filters: RunFilters): Promise<RunsPageData> {
+async function loadRuns(storage: RunReader, filters: RunFilters): Promise<RunsPageData> {
   const scanned = await storage.listRuns({ limit: SCAN_LIMIT });
   const capped = scanned.length >= SCAN_LIMIT;
   const needle = filters.q?.toLowerCase();
@@ -316,7 +372,7 @@ async function loadRuns(storage: EventStore, filters: RunFilters): Promise<RunsP
 }
 
 /** The run, or undefined for an unknown or malformed id. */
-async function findRun(storage: EventStore, runId: string): Promise<RunRecord | undefined> {
+async function findRun(storage: RunReader, runId: string): Promise<RunRecord | undefined> {
   try {
     assertRunId(runId);
   } catch {

@@ -13,7 +13,7 @@ import { FileStorage } from "../../local/file-storage.ts";
 import { MemoryStorage } from "../../local/memory-storage.ts";
 import { LocalRuntime } from "../../local/runtime.ts";
 import { type SeededRuns, seedRuns } from "./fixtures/seed.ts";
-import { gated, gateIsWaiting, hello, openGate } from "./fixtures/workflows.ts";
+import { approval, family, gated, gateIsWaiting, hello, openGate, reminder } from "./fixtures/workflows.ts";
 import { REPO_ROOT } from "./run-cli.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
@@ -116,6 +116,82 @@ describe.concurrent("the dashboard over HTTP", () => {
     // Assess
     expect([unknown.status, malformed.status, api.status]).toEqual([404, 404, 404]);
     expect(await unknown.text()).toContain("No run with id &quot;run_unknown&quot;");
+  });
+
+  it("serves an app's own runtime and cancels runs through it", async () => {
+    // Prepare
+    const runtime = new LocalRuntime({ storage: new MemoryStorage() });
+    const { runId: sleeping } = await runtime.start(reminder, ["in-app"]);
+    await waitFor(async () => (await runtime.getRun(sleeping))?.status === "suspended", "the sleep");
+    const app = createDashboard({
+      storage: runtime,
+      allowActions: true,
+      actions: {
+        cancel: (id, reason) => runtime.cancelRun(id, reason),
+        retry: (id) => runtime.retryRun(id),
+      },
+    });
+    try {
+      // Act
+      const page = await app.request(`/runs/${sleeping}`);
+      const response = await app.request(`/api/runs/${sleeping}/cancel`, {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ reason: "closed account" }),
+      });
+      const run = await runtime.waitForRun(sleeping, { timeoutMs: 10_000 });
+      // Assess
+      expect(page.status).toBe(200);
+      expect(await page.text()).toContain('data-id="sleep#0"');
+      expect(response.status).toBe(200);
+      expect(run.status).toBe("cancelled");
+      expect((await runtime.getEvents(sleeping)).at(-1)).toMatchObject({ reason: "closed account" });
+    } finally {
+      await runtime.close();
+    }
+  });
+
+  it("resumes a run waiting for a webhook on POST /hooks/<token>, once, and shows the wait and a child run", async () => {
+    // Prepare
+    const runtime = new LocalRuntime({ storage: new MemoryStorage() });
+    const { runId } = await runtime.start(approval, ["order-7"]);
+    const { runId: parentId } = await runtime.start(family, ["kid"]);
+    await waitFor(async () => (await runtime.getRun(runId))?.status === "suspended", "the webhook wait");
+    const token = (await runtime.getEvents(runId)).find((event) => event.type === "hook_created")?.token;
+    const app = createDashboard({
+      storage: runtime,
+      token: "dashboard-token",
+      webhooks: { sendEvent: (...args) => runtime.sendEvent(...args) },
+    });
+    const call = (path: string) =>
+      app.request(path, {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ approved: true }),
+      });
+    try {
+      // Act
+      const first = await call(`/hooks/${token}`);
+      const run = await runtime.waitForRun(runId, { timeoutMs: 10_000 });
+      const [again, forged] = await Promise.all([call(`/hooks/${token}`), call(`/hooks/${runId}.forged`)]);
+      const parent = await runtime.waitForRun(parentId, { timeoutMs: 10_000 });
+      const runPage = await (await app.request(`/runs/${runId}?token=dashboard-token`)).text();
+      const parentPage = await (await app.request(`/runs/${parentId}?token=dashboard-token`)).text();
+      // Assess
+      expect([first.status, again.status, forged.status]).toEqual([202, 409, 404]);
+      expect(run).toMatchObject({ status: "completed", result: "approved order-7" });
+      expect(runPage).toMatch(
+        /<div class="tl-row" data-id="[^"]+" data-kind="hook" data-status="completed">/,
+      );
+      expect(runPage).toContain('data-kind="received"');
+      expect(parent).toMatchObject({ status: "completed", result: "HELLO KID" });
+      const childRunId = (await runtime.getEvents(parentId)).find(
+        (event) => event.type === "child_started",
+      )?.childRunId;
+      expect(parentPage).toContain(`href="/runs/${childRunId}?token=dashboard-token"`);
+    } finally {
+      await runtime.close();
+    }
   });
 
   it("answers only to its own address when it listens on loopback", async () => {

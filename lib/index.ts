@@ -89,3 +89,5 @@ export type {
   Timers,
 } from "./ports/index.ts";
 export { FINISHED_STATUSES, RUN_STATUSES, systemClock } from "./ports/index.ts";
+export type { WebhookOptions, WebhookRequest, WebhookResponse } from "./webhooks.ts";
+export { handleWebhook, signWebhook } from "./webhooks.ts";

@@ -6,6 +6,8 @@ export type { InProcessQueueOptions, TaskHandlers } from "./in-process-queue.ts"
 export { InProcessQueue } from "./in-process-queue.ts";
 export { LocalTimers } from "./local-timers.ts";
 export { MemoryStorage } from "./memory-storage.ts";
+export * from "./redis/index.ts";
 export type { LocalRuntimeOptions } from "./runtime.ts";
 export { LocalRuntime } from "./runtime.ts";
-export * from "./redis/index.ts";
+export type { WebhookServerOptions } from "./webhook-server.ts";
+export { serveWebhooks } from "./webhook-server.ts";

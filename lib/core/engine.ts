@@ -286,6 +286,10 @@ export class Engine {
       ...effects.cancelledTimers.map((timerId) => this.timers.cancel(runId, timerId)),
       ...effects.cancelledChildren.map((childRunId) => this.cancelChild(childRunId)),
       ...(terminal ? [this.notifyParent(execution, terminal)] : []),
+      // A finished run's deadline timer would fire for nothing (and hold a Scheduler schedule on AWS).
+      ...(terminal && execution.deadline !== undefined && execution.deadline > this.clock.now()
+        ? [this.timers.cancel(runId, DEADLINE_TIMER)]
+        : []),
     ]);
     if (terminal) {
       this.cache.delete(runId);

@@ -7,8 +7,11 @@ import {
   TsWorkflowError,
 } from "./errors.ts";
 
-/** Largest step input, step result, workflow input or result, as JSON: 256 KB, the SQS message limit. */
-export const MAX_PAYLOAD_BYTES = 256 * 1024;
+/**
+ * Largest step input, step result, workflow input or result, as JSON: 255 KB, so that a step task (its
+ * input and a small envelope) fits in one 256 KB SQS message.
+ */
+export const MAX_PAYLOAD_BYTES = 255 * 1024;
 
 function kindOf(value: unknown): string {
   if (typeof value === "bigint") return `a BigInt (${value}n)`;

@@ -347,11 +347,12 @@ export class DurableWorkflows extends Construct {
 
     const tableArn = this.table.tableArn;
     // Workflow function: replays runs (GetItem, Query), commits (PutItem, one transaction of PutItems
-    // for a split commit) and updates the run document (UpdateItem); it sends activations, steps and
-    // short timers, and creates and deletes the schedules of long timers.
+    // for a split commit), updates the run document (UpdateItem), starts child runs (PutItem, and
+    // DeleteItem to free the idempotency key of an expired one); it sends activations, steps and short
+    // timers, and creates and deletes the schedules of long timers.
     this.allow(
       this.workflowFunction,
-      ["dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem"],
+      ["dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
       [tableArn],
     );
     this.allow(
@@ -487,13 +488,13 @@ export class DurableWorkflows extends Construct {
   /**
    * The environment of a function that starts runs: what `createClient()` reads
    * (`TSWORKFLOW_TABLE_NAME`, `TSWORKFLOW_WORKFLOW_QUEUE_URL`) and the start function's name
-   * (`TSWORKFLOW_START_FUNCTION_NAME`) for callers that invoke it. Lambda sets `AWS_REGION`.
+   * (`TSWORKFLOW_START_FUNCTION`) for callers that invoke it. Lambda sets `AWS_REGION`.
    */
   clientEnvironment(): Record<string, string> {
     return {
       TSWORKFLOW_TABLE_NAME: this.table.tableName,
       TSWORKFLOW_WORKFLOW_QUEUE_URL: this.workflowQueue.queueUrl,
-      TSWORKFLOW_START_FUNCTION_NAME: this.startFunction.functionName,
+      TSWORKFLOW_START_FUNCTION: this.startFunction.functionName,
     };
   }
 

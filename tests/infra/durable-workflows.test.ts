@@ -265,6 +265,7 @@ describe("least privilege", () => {
     // Assess
     expect(actionsOf(allowed)).toEqual(
       [
+        "dynamodb:DeleteItem",
         "dynamodb:GetItem",
         "dynamodb:PutItem",
         "dynamodb:Query",
@@ -402,7 +403,7 @@ describe("grantStart", () => {
     const environment = workflows.clientEnvironment();
     // Assess
     expect(Object.keys(environment).sort()).toEqual(
-      ["TSWORKFLOW_START_FUNCTION_NAME", "TSWORKFLOW_TABLE_NAME", "TSWORKFLOW_WORKFLOW_QUEUE_URL"].sort(),
+      ["TSWORKFLOW_START_FUNCTION", "TSWORKFLOW_TABLE_NAME", "TSWORKFLOW_WORKFLOW_QUEUE_URL"].sort(),
     );
     const config = loadClientConfig({
       TSWORKFLOW_TABLE_NAME: "runs",

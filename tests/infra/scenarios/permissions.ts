@@ -1,0 +1,281 @@
+import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { SchedulerClient } from "@aws-sdk/client-scheduler";
+import { SQSClient } from "@aws-sdk/client-sqs";
+import { aws_lambda as lambda, Stack } from "aws-cdk-lib";
+import { Template } from "aws-cdk-lib/assertions";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createStartHandler, createStepHandler, createWorkflowHandler } from "../../../functions/handlers.ts";
+import { DurableWorkflows } from "../../../infra/durable-workflows.ts";
+import { EXAMPLES_ENTRY } from "../../../infra/stack.ts";
+import { createClient } from "../../../lib/aws/client.ts";
+import type { AwsClients } from "../../../lib/aws/runtime.ts";
+import { getStepInfo } from "../../../lib/core/context.ts";
+import { configureLogging } from "../../../lib/core/logger.ts";
+import { runChild, sleep } from "../../../lib/core/primitives.ts";
+import { step } from "../../../lib/core/step.ts";
+import { workflow } from "../../../lib/core/workflow.ts";
+import {
+  createKit,
+  deployStack,
+  type Emulators,
+  type Kit,
+  type Stack as KitStack,
+} from "../../aws/harness/aws-stack.ts";
+import { TEST_CREDENTIALS, TEST_REGION } from "../../aws/harness/free-port.ts";
+import { waitFor } from "../../aws/harness/wait.ts";
+import { type PolicyStatement, statementsOf, testApp } from "../helpers.ts";
+
+/**
+ * The IAM policies are enough: each function (built by the real handler factories, with its own SDK
+ * clients) and the `grantStart` client run workflows that use every runtime path (steps, a retry, a
+ * short and a long sleep, a child run, an idempotent start), every AWS request is recorded as the
+ * IAM action and resource it needs, and each must be among those the construct's template grants
+ * that principal. (The event source mappings' receive and delete are checked in
+ * durable-workflows.test.ts.)
+ */
+
+const DAY = 24 * 60 * 60 * 1000;
+type Principal = "workflow" | "step" | "start" | "client";
+
+/** `<action>@<resource>` pairs: resources are named `table`, `workflowQueue`, `stepQueue`, `schedules`, `schedulerRole`. */
+const used: Record<Principal, Set<string>> = {
+  workflow: new Set(),
+  step: new Set(),
+  start: new Set(),
+  client: new Set(),
+};
+const granted: Record<Principal, Set<string>> = {
+  workflow: new Set(),
+  step: new Set(),
+  start: new Set(),
+  client: new Set(),
+};
+
+const failedOnce = new Set<string>();
+const double = step("iam_double", async (n: number) => n * 2);
+const flaky = step(
+  "iam_flaky",
+  async () => {
+    const runId = getStepInfo()?.runId ?? "";
+    if (!failedOnce.has(runId)) {
+      failedOnce.add(runId);
+      throw new Error("the first attempt fails");
+    }
+    return "ok";
+  },
+  { maxRetries: 3, retryDelay: "1s" },
+);
+const child = workflow("iam_child", async (n: number) => double(n));
+const parent = workflow("iam_parent", async (n: number) => {
+  const doubled = await double(n);
+  await sleep("1s");
+  await sleep("2d");
+  const fromChild = await runChild(child, [doubled]);
+  await flaky();
+  return fromChild;
+});
+const registry = { workflows: [parent, child] };
+
+let emulators: Emulators;
+let kit: Kit;
+let stack: KitStack;
+const created: { destroy(): void }[] = [];
+
+/** SDK clients whose every request is recorded for `principal` as the IAM action and resource it needs. */
+function recordedClients(principal: Principal): AwsClients {
+  const settings = (endpoint: string | undefined) => ({
+    endpoint,
+    region: TEST_REGION,
+    credentials: TEST_CREDENTIALS,
+    maxAttempts: 3,
+  });
+  const clients = {
+    dynamodb: new DynamoDBClient(settings(emulators.dynamo.endpoint)),
+    sqs: new SQSClient(settings(emulators.sqs.endpoint)),
+    scheduler: new SchedulerClient(settings(emulators.scheduler.endpoint)),
+  };
+  created.push(clients.dynamodb, clients.sqs, clients.scheduler);
+  for (const [service, client] of Object.entries(clients)) {
+    (client.middlewareStack as unknown as MiddlewareStack).add(
+      (next, context) => async (args) => {
+        for (const need of needs(service, (context.commandName ?? "").replace(/Command$/, ""), args.input)) {
+          used[principal].add(need);
+        }
+        return next(args);
+      },
+      { step: "initialize", name: `iamRecorder-${service}` },
+    );
+  }
+  return clients;
+}
+
+interface MiddlewareStack {
+  add(
+    middleware: (
+      next: (args: { input: Record<string, unknown> }) => Promise<unknown>,
+      context: { commandName?: string },
+    ) => (args: { input: Record<string, unknown> }) => Promise<unknown>,
+    options: { step: "initialize"; name: string },
+  ): void;
+}
+
+/** The IAM actions (on named resources) one request needs. */
+function needs(service: string, operation: string, input: Record<string, unknown>): string[] {
+  if (service === "dynamodb") {
+    const tables = JSON.stringify(input).match(/"TableName":"([^"]+)"/g) ?? [];
+    expect(tables.every((entry) => entry.includes(`"${kit.config.tableName}"`))).toBe(true);
+    if (operation === "TransactWriteItems") {
+      const items = input.TransactItems as Record<string, unknown>[];
+      const item = {
+        Put: "PutItem",
+        Update: "UpdateItem",
+        Delete: "DeleteItem",
+        ConditionCheck: "ConditionCheckItem",
+      };
+      return items.flatMap((entry) =>
+        Object.keys(entry).map((kind) => `dynamodb:${item[kind as keyof typeof item]}@table`),
+      );
+    }
+    return [`dynamodb:${operation}@table`];
+  }
+  if (service === "sqs") {
+    const queue =
+      input.QueueUrl === kit.queues.workflowQueueUrl
+        ? "workflowQueue"
+        : input.QueueUrl === kit.queues.stepQueueUrl
+          ? "stepQueue"
+          : `unknown queue ${String(input.QueueUrl)}`;
+    return [`sqs:${operation === "SendMessageBatch" ? "SendMessage" : operation}@${queue}`];
+  }
+  expect(input.GroupName).toBe(kit.config.scheduleGroup);
+  const target = input.Target as { RoleArn?: string } | undefined;
+  return [
+    `scheduler:${operation}@schedules`,
+    ...(target?.RoleArn === kit.config.schedulerRoleArn ? ["iam:PassRole@schedulerRole"] : []),
+  ];
+}
+
+/** What the template grants each principal, with the same resource names. */
+function grantsFromTemplate(): void {
+  const app = testApp();
+  const cdkStack = new Stack(app, "Grants");
+  const workflows = new DurableWorkflows(cdkStack, "Workflows", { entry: EXAMPLES_ENTRY });
+  const caller = new lambda.Function(cdkStack, "Caller", {
+    runtime: lambda.Runtime.NODEJS_24_X,
+    handler: "index.handler",
+    code: lambda.Code.fromInline("export const handler = async () => {};"),
+  });
+  workflows.grantStart(caller);
+  const template = Template.fromStack(cdkStack);
+  const names = new Map<string, string>([
+    [JSON.stringify(cdkStack.resolve(workflows.table.tableArn)), "table"],
+    [JSON.stringify(cdkStack.resolve(workflows.workflowQueue.queueArn)), "workflowQueue"],
+    [JSON.stringify(cdkStack.resolve(workflows.stepQueue.queueArn)), "stepQueue"],
+    [JSON.stringify(cdkStack.resolve(workflows.schedulerRole.roleArn)), "schedulerRole"],
+  ]);
+  const nameOf = (resource: unknown) => {
+    const json = JSON.stringify(resource);
+    if (json.includes(`:schedule/${workflows.scheduleGroup.scheduleGroupName}/*`)) return "schedules";
+    return names.get(json) ?? json;
+  };
+  const principals: [Principal, lambda.IFunction][] = [
+    ["workflow", workflows.workflowFunction],
+    ["step", workflows.stepFunction],
+    ["start", workflows.startFunction],
+    ["client", caller],
+  ];
+  for (const [principal, fn] of principals) {
+    for (const statement of statementsOf(template, cdkStack, fn) as PolicyStatement[]) {
+      const actions = Array.isArray(statement.Action) ? statement.Action : [statement.Action];
+      const resources = Array.isArray(statement.Resource) ? statement.Resource : [statement.Resource];
+      for (const action of actions)
+        for (const resource of resources) granted[principal].add(`${action}@${nameOf(resource)}`);
+    }
+  }
+}
+
+async function runToCompletion(runId: string): Promise<void> {
+  await waitFor(`run ${runId} to wait on its long sleep`, async () => {
+    const events = await stack.events(runId);
+    const run = await stack.store.getRun(runId);
+    return events.filter((event) => event.type === "sleep_created").length === 2 &&
+      run?.status === "suspended"
+      ? true
+      : undefined;
+  });
+  await stack.skip(2 * DAY + 1_000);
+  const run = await stack.waitForStatus(runId, ["completed", "failed"], 25_000);
+  expect(run.status).toBe("completed");
+  expect(run.result).toBe(8);
+}
+
+function setUp(emulatorsOf: () => Emulators) {
+  beforeAll(async () => {
+    configureLogging({ level: "silent" });
+    grantsFromTemplate();
+    emulators = emulatorsOf();
+    kit = createKit(emulators, { visibilityTimeoutSeconds: 30 });
+    const options = (principal: Principal) => ({
+      config: kit.config,
+      clients: recordedClients(principal),
+      clock: emulators.clock,
+    });
+    stack = deployStack(emulators, registry, {
+      kit,
+      handlers: {
+        workflowHandler: createWorkflowHandler(registry, options("workflow")),
+        stepHandler: createStepHandler(registry, options("step")),
+        startHandler: createStartHandler(registry, options("start")),
+      },
+    });
+  });
+
+  afterAll(async () => {
+    await stack?.stop();
+    for (const client of created) client.destroy();
+    configureLogging();
+  });
+}
+
+export function describePermissions(emulatorsOf: () => Emulators): void {
+  describe("the construct's IAM policies", () => {
+    setUp(emulatorsOf);
+
+    it("are enough for runs started through the start function and through the client", async () => {
+      // Prepare
+      const clients = recordedClients("client");
+      const client = createClient(
+        {
+          tableName: kit.config.tableName,
+          workflowQueueUrl: kit.config.workflowQueueUrl,
+          region: kit.config.region,
+          endpoints: kit.config.endpoints,
+        },
+        { clients: { dynamodb: clients.dynamodb, sqs: clients.sqs } },
+      );
+      // Act
+      const first = await stack.invokeStart({ workflow: "iam_parent", args: [2], idempotencyKey: "iam-1" });
+      const again = await stack.invokeStart({ workflow: "iam_parent", args: [2], idempotencyKey: "iam-1" });
+      const second = await client.start(parent, [2], { idempotencyKey: "iam-2" });
+      await Promise.all([runToCompletion(first.runId), runToCompletion(second)]);
+      expect(await client.getRun(second)).toMatchObject({ status: "completed" });
+      await client.close();
+      // Assess
+      expect(again).toEqual({ runId: first.runId, created: false });
+      for (const principal of ["workflow", "step", "start", "client"] as const) {
+        expect(used[principal].size).toBeGreaterThan(0);
+        expect({
+          principal,
+          missing: [...used[principal]].filter((need) => !granted[principal].has(need)),
+        }).toEqual({
+          principal,
+          missing: [],
+        });
+      }
+      // The paths above did reach the scheduler, both queues and the retry.
+      expect(used.workflow).toContain("scheduler:CreateSchedule@schedules");
+      expect(used.workflow).toContain("iam:PassRole@schedulerRole");
+      expect(used.step).toContain("sqs:SendMessage@workflowQueue");
+    });
+  });
+}

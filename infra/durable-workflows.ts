@@ -352,7 +352,13 @@ export class DurableWorkflows extends Construct {
     // timers, and creates and deletes the schedules of long timers.
     this.allow(
       this.workflowFunction,
-      ["dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
+      [
+        "dynamodb:GetItem",
+        "dynamodb:Query",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:DeleteItem",
+      ],
       [tableArn],
     );
     this.allow(
@@ -440,10 +446,20 @@ export class DurableWorkflows extends Construct {
         this.workflowQueue.queueUrl,
         "FIFO workflow queue (TSWORKFLOW_WORKFLOW_QUEUE_URL)",
       ],
-      ["StepQueueUrl", this.stepQueue.queueUrl, "Standard step queue"],
+      ["StepQueueUrl", this.stepQueue.queueUrl, "Standard step queue (TSWORKFLOW_STEP_QUEUE_URL)"],
+      ["StepQueueArn", this.stepQueue.queueArn, "ARN of the step queue (TSWORKFLOW_STEP_QUEUE_ARN)"],
       ["WorkflowDeadLetterQueueUrl", this.workflowDeadLetterQueue.queueUrl, "DLQ of the workflow queue"],
       ["StepDeadLetterQueueUrl", this.stepDeadLetterQueue.queueUrl, "DLQ of the step queue"],
-      ["ScheduleGroupName", settings.scheduleGroupName, "EventBridge Scheduler group of long timers"],
+      [
+        "ScheduleGroupName",
+        settings.scheduleGroupName,
+        "EventBridge Scheduler group of long timers (TSWORKFLOW_SCHEDULE_GROUP)",
+      ],
+      [
+        "SchedulerRoleArn",
+        this.schedulerRole.roleArn,
+        "Role the Scheduler assumes (TSWORKFLOW_SCHEDULER_ROLE_ARN)",
+      ],
       [
         "StartFunctionName",
         this.startFunction.functionName,

@@ -442,6 +442,8 @@ describe("alarms and outputs", () => {
     expect(outputs.sort()).toEqual(
       [
         "WorkflowsScheduleGroupName",
+        "WorkflowsSchedulerRoleArn",
+        "WorkflowsStepQueueArn",
         "WorkflowsStartFunctionArn",
         "WorkflowsStartFunctionName",
         "WorkflowsStepDeadLetterQueueUrl",

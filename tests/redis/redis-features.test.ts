@@ -1,0 +1,97 @@
+import { runChild, sleep, step, waitForEvent, workflow } from "tsworkflow";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createRedisRuntime, type RedisRuntime } from "../../local/redis/redis-runtime.ts";
+import { type RedisServer, startRedisServer } from "./redis-server.ts";
+
+const cleanups: string[] = [];
+const cleanup = step("rf_cleanup", async () => {
+  cleanups.push("cleanup");
+  return "ok";
+});
+const awaitingApproval = workflow("rf_approval", async () => {
+  const decision = await waitForEvent<{ approved: boolean }>("approval", { timeout: "1h" });
+  return decision.approved ? "approved" : "rejected";
+});
+const longSleeper = workflow("rf_long_sleeper", async () => {
+  try {
+    await sleep("30d");
+  } finally {
+    await cleanup();
+  }
+});
+const child = workflow("rf_child", async (n: number) => n * 10);
+const parent = workflow("rf_parent", async () => {
+  const [a, b] = await Promise.all([runChild(child, [1]), runChild(child, [2])]);
+  return a + b;
+});
+
+let server: RedisServer;
+let runtime: RedisRuntime;
+
+beforeAll(async () => {
+  server = await startRedisServer();
+  runtime = createRedisRuntime({
+    url: server.url,
+    prefix: `tsw-features-${process.pid}:`,
+    workerId: "features",
+  });
+  await runtime.startWorker();
+});
+
+afterAll(async () => {
+  await runtime?.close();
+  await server?.stop();
+});
+
+async function until(runId: string, status: string): Promise<void> {
+  for (let i = 0; i < 400; i += 1) {
+    if ((await runtime.getRun(runId))?.status === status) return;
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+  throw new Error(`run ${runId} never became ${status}`);
+}
+
+describe("events, cancellation and child runs on Redis", () => {
+  it("resumes a run waiting for an event when sendEvent delivers it", async () => {
+    const { runId } = await runtime.start(awaitingApproval, []);
+    await until(runId, "suspended");
+
+    await runtime.sendEvent(runId, "approval", { approved: true });
+    const run = await runtime.waitForRun(runId, { timeoutMs: 10_000 });
+
+    expect(run).toMatchObject({ status: "completed", result: "approved" });
+  });
+
+  it("keeps an event sent before the run waits for it", async () => {
+    const { runId } = await runtime.start(awaitingApproval, []);
+    await runtime.sendEvent(runId, "approval", { approved: false });
+
+    const run = await runtime.waitForRun(runId, { timeoutMs: 10_000 });
+
+    expect(run).toMatchObject({ status: "completed", result: "rejected" });
+  });
+
+  it("cancels a sleeping run at once and runs its cleanup step", async () => {
+    const { runId } = await runtime.start(longSleeper, []);
+    await until(runId, "suspended");
+
+    await runtime.cancelRun(runId, "no longer needed");
+    const run = await runtime.waitForRun(runId, { timeoutMs: 10_000 });
+
+    expect(run.status).toBe("cancelled");
+    expect(cleanups).toEqual(["cleanup"]);
+  });
+
+  it("runs child workflows as their own runs and resumes the parent with their results", async () => {
+    const { runId } = await runtime.start(parent, []);
+
+    const run = await runtime.waitForRun(runId, { timeoutMs: 10_000 });
+
+    expect(run).toMatchObject({ status: "completed", result: 30 });
+    const children = (await runtime.getEvents(runId)).flatMap((event) =>
+      event.type === "child_started" ? [event.childRunId] : [],
+    );
+    expect(children).toHaveLength(2);
+    for (const childRunId of children) expect((await runtime.getRun(childRunId))?.status).toBe("completed");
+  });
+});

@@ -33,6 +33,8 @@ export async function runDashboardCommand(
     dashboard = await serveDashboard({
       storage,
       label: backend.label,
+      // Every refresh of the runs page reads this many run documents: keep DynamoDB's bill small.
+      ...(backend.kind === "dynamodb" ? { scanLimit: 500 } : {}),
       allowActions: options.allowActions,
       ...(options.allowActions
         ? { actions: backendActions(backend, options.workflows ? { workflows: options.workflows } : {}) }

@@ -95,7 +95,9 @@ export function renderRunsPage(context: PageContext, data: RunsPageData, fragmen
   </nav>
   ${
     data.runs.length === 0
-      ? html`<p class="empty">No runs match these filters.</p>`
+      ? total === 0 && !filters.q && !filters.workflow
+        ? html`<p class="empty">No runs yet in the ${context.backendLabel}. Runs appear here as your app starts them: this page refreshes itself.</p>`
+        : html`<p class="empty">No runs match these filters. <a href="${context.href("/")}">Show all runs</a></p>`
       : html`<table class="runs">
   <thead><tr><th>Run</th><th>Workflow</th><th>Status</th><th>Created (UTC)</th><th>Duration</th></tr></thead>
   <tbody>${rows}</tbody>
@@ -141,8 +143,8 @@ export function renderRunPage(
   const actions = context.allowActions
     ? html`<div class="actions">
   <input type="text" id="cancel-reason" placeholder="Reason (optional)" aria-label="Reason for cancelling" ${canCancel ? "" : raw("disabled")}>
-  <button type="button" class="danger" data-action="cancel" data-run-id="${run.runId}" ${canCancel ? "" : raw("disabled")}>Cancel run</button>
-  <button type="button" data-action="retry" data-run-id="${run.runId}" ${canRetry ? "" : raw("disabled")}>Retry run</button>
+  <button type="button" class="danger" data-action="cancel" data-run-id="${run.runId}" title="Stop the run: its remaining steps and sleeps do not run (only unfinished runs)" ${canCancel ? "" : raw("disabled")}>Cancel run</button>
+  <button type="button" data-action="retry" data-run-id="${run.runId}" title="Go on from the failed step, with one more attempt (only failed runs)" ${canRetry ? "" : raw("disabled")}>Retry run</button>
 </div>`
     : html`<p class="hint">Read-only: start the dashboard with <code>--allow-actions</code> to cancel or retry runs.</p>`;
   const facts: [string, SafeHtml | string][] = [

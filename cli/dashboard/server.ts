@@ -74,14 +74,19 @@ export interface DashboardOptions {
    * @default off
    */
   webhooks?: { sendEvent: SendEvent; secret?: string };
+  /**
+   * How many of the newest runs the runs page reads to count them per status and search them by id
+   * (beyond it, counts show as `N+` and filters ask the store's indexes). Lower it where reads cost money.
+   * @default 5000
+   */
+  scanLimit?: number;
   /** @default Date.now */
   now?: () => number;
 }
 
 const WEBHOOK_MAX_BYTES = 256 * 1024;
 
-/** How many runs the runs page reads to count them per status and search them by id. */
-const SCAN_LIMIT = 5000;
+const DEFAULT_SCAN_LIMIT = 5000;
 const DEFAULT_PAGE_SIZE = 50;
 const MAX_PAGE_SIZE = 1000;
 
@@ -100,6 +105,7 @@ export function createDashboard(options: DashboardOptions): Hono {
   const allowActions = options.allowActions ?? false;
   const refreshMs = options.refreshMs ?? 1500;
   const now = options.now ?? Date.now;
+  const scanLimit = options.scanLimit ?? DEFAULT_SCAN_LIMIT;
   const allowedHosts = options.allowedHosts?.map((host) => host.toLowerCase());
   const app = new Hono();
 
@@ -187,11 +193,20 @@ export function createDashboard(options: DashboardOptions): Hono {
     );
   });
 
-  app.get("/", async (c) =>
-    c.html(renderRunsPage(pageContext(c), await loadRuns(storage, filtersOf(c)), isFragment(c))),
+  app.notFound((c) =>
+    isApi(c)
+      ? c.json({ error: `No such endpoint: ${c.req.method} ${c.req.path}.` }, 404)
+      : c.html(
+          renderMessagePage(pageContext(c), "Page not found", `There is no page at ${c.req.path}.`),
+          404,
+        ),
   );
 
-  app.get("/api/runs", async (c) => c.json(await loadRuns(storage, filtersOf(c))));
+  app.get("/", async (c) =>
+    c.html(renderRunsPage(pageContext(c), await loadRuns(storage, filtersOf(c), scanLimit), isFragment(c))),
+  );
+
+  app.get("/api/runs", async (c) => c.json(await loadRuns(storage, filtersOf(c), scanLimit)));
 
   app.get("/runs/:runId", async (c) => {
     const runId = c.req.param("runId");
@@ -330,9 +345,9 @@ function filtersOf(c: Context): RunFilters {
   };
 }
 
-async function loadRuns(storage: RunReader, filters: RunFilters): Promise<RunsPageData> {
-  const scanned = await storage.listRuns({ limit: SCAN_LIMIT });
-  const capped = scanned.length >= SCAN_LIMIT;
+async function loadRuns(storage: RunReader, filters: RunFilters, scanLimit: number): Promise<RunsPageData> {
+  const scanned = await storage.listRuns({ limit: scanLimit });
+  const capped = scanned.length >= scanLimit;
   const needle = filters.q?.toLowerCase();
   const base = scanned.filter(
     (run) =>

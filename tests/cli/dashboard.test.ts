@@ -13,7 +13,16 @@ import { FileStorage } from "../../local/file-storage.ts";
 import { MemoryStorage } from "../../local/memory-storage.ts";
 import { LocalRuntime } from "../../local/runtime.ts";
 import { type SeededRuns, seedRuns } from "./fixtures/seed.ts";
-import { approval, family, gated, gateIsWaiting, hello, openGate, reminder } from "./fixtures/workflows.ts";
+import {
+  approval,
+  checkout,
+  family,
+  gated,
+  gateIsWaiting,
+  hello,
+  openGate,
+  reminder,
+} from "./fixtures/workflows.ts";
 import { REPO_ROOT } from "./run-cli.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
@@ -192,6 +201,28 @@ describe.concurrent("the dashboard over HTTP", () => {
     } finally {
       await runtime.close();
     }
+  });
+
+  it("counts only the newest runs past scanLimit, and finds older ones through the store's filters", async () => {
+    // Prepare
+    const many = new MemoryStorage();
+    const failed = await startLocal(checkout, [1], { storage: many, timeSkipping: true });
+    for (const name of ["a", "b", "c"])
+      await startLocal(hello, [name], { storage: many, timeSkipping: true });
+    const app = createDashboard({ storage: many, scanLimit: 2 });
+    // Act
+    const all = (await (await app.request("/api/runs")).json()) as {
+      capped: boolean;
+      counts: { completed: number };
+    };
+    const onlyFailed = (await (await app.request("/api/runs?status=failed")).json()) as {
+      runs: { runId: string }[];
+    };
+    const page = await (await app.request("/")).text();
+    // Assess
+    expect(all).toMatchObject({ capped: true, counts: { completed: 2 } });
+    expect(onlyFailed.runs.map((run) => run.runId)).toEqual([failed]);
+    expect(page).toContain("<span>completed</span><b>2+</b>");
   });
 
   it("answers only to its own address when it listens on loopback", async () => {

@@ -2,6 +2,7 @@ import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { SQSClient } from "@aws-sdk/client-sqs";
 import { Engine } from "../core/engine.ts";
 import { ConfigurationError } from "../core/errors.ts";
+import type { WorkflowEvent } from "../core/events.ts";
 import type { WorkflowArgs, WorkflowDefinition } from "../core/workflow.ts";
 import type { Clock } from "../ports/clock.ts";
 import type { RunRecord } from "../ports/event-store.ts";
@@ -40,6 +41,22 @@ export interface TsWorkflowClient {
   start(workflow: string, args: unknown[], options?: { idempotencyKey?: string }): Promise<string>;
   /** The run's document, or undefined for an unknown id. */
   getRun(runId: string): Promise<RunRecord | undefined>;
+  /** The run's event log, in order. */
+  getEvents(runId: string): Promise<WorkflowEvent[]>;
+  /**
+   * Delivers an event to the run's `waitForEvent(eventName)` (kept until it waits, if it does not yet).
+   * @throws RunNotFoundError, InvalidRunStateError for a finished run
+   */
+  sendEvent(
+    runId: string,
+    eventName: string,
+    payload: unknown,
+    options?: { signalId?: string },
+  ): Promise<{ delivered: boolean }>;
+  /** Cancels the run (see `cancelRun` in the README). @throws InvalidRunStateError for a finished run */
+  cancelRun(runId: string, reason?: string): Promise<void>;
+  /** Retries a failed run from the step that failed it. @throws InvalidRunStateError unless failed */
+  retryRun(runId: string): Promise<void>;
   /** Releases the clients this client created. */
   close(): Promise<void>;
 }
@@ -108,6 +125,11 @@ export function createClient(
       return result.runId;
     },
     getRun: (runId) => store.getRun(runId),
+    getEvents: (runId) => store.getEvents(runId),
+    sendEvent: (runId, eventName, payload, sendOptions) =>
+      engine.sendEvent(runId, eventName, payload, sendOptions),
+    cancelRun: (runId, reason) => engine.cancelRun(runId, reason),
+    retryRun: (runId) => engine.retryRun(runId),
     async close() {
       if (!options.clients?.dynamodb) dynamodb.destroy();
       if (!options.clients?.sqs) sqs.destroy();

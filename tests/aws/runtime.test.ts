@@ -4,6 +4,7 @@ import { type Emulators, startEmulators } from "./harness/aws-stack.ts";
 import { describeCostModel } from "./scenarios/cost-model.ts";
 import { describeEndToEnd } from "./scenarios/end-to-end.ts";
 import { describeExamples } from "./scenarios/examples.ts";
+import { describeFeatures } from "./scenarios/features.ts";
 
 /**
  * The AWS runtime on the emulators: DynamoDB Local, fauxqs, the fake EventBridge Scheduler, and the
@@ -31,3 +32,4 @@ const emulatorsOf = (): Emulators => {
 describeEndToEnd(emulatorsOf);
 describeExamples(emulatorsOf);
 describeCostModel(emulatorsOf);
+describeFeatures(emulatorsOf);

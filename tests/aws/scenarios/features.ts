@@ -1,0 +1,108 @@
+import { afterAll, describe, expect, it } from "vitest";
+import { createClient, type TsWorkflowClient } from "../../../lib/aws/client.ts";
+import { scheduleName } from "../../../lib/aws/timers.ts";
+import { runChild, sleep, waitForEvent } from "../../../lib/core/primitives.ts";
+import { step } from "../../../lib/core/step.ts";
+import { workflow } from "../../../lib/core/workflow.ts";
+import { deployStack, type Emulators, ofType, type Stack } from "../harness/aws-stack.ts";
+import { waitFor } from "../harness/wait.ts";
+
+/** waitForEvent/sendEvent, cancellation and child runs through the real handlers on the emulators. */
+
+const cleanups: string[] = [];
+const cleanup = step("aws_features_cleanup", async (why: string) => {
+  cleanups.push(why);
+  return "cleaned";
+});
+const approval = workflow("aws_features_approval", async () => {
+  const decision = await waitForEvent<{ approved: boolean }>("approval", { timeout: "3d" });
+  return decision.approved ? "approved" : "rejected";
+});
+const longSleep = workflow("aws_features_long_sleep", async () => {
+  try {
+    await sleep("30d");
+  } finally {
+    await cleanup("cancelled while sleeping");
+  }
+});
+const child = workflow("aws_features_child", async (n: number) => n + 100);
+const parent = workflow("aws_features_parent", async () => {
+  const [a, b] = await Promise.all([runChild(child, [1]), runChild(child, [2])]);
+  return a + b;
+});
+
+export function describeFeatures(emulatorsOf: () => Emulators): void {
+  describe("events, cancellation and child runs on the AWS runtime", () => {
+    const stacks: Stack[] = [];
+    const clients: TsWorkflowClient[] = [];
+    afterAll(async () => {
+      for (const client of clients) await client.close();
+      for (const stack of stacks) await stack.stop();
+    });
+
+    const deploy = () => {
+      const stack = deployStack(emulatorsOf(), { workflows: [approval, longSleep, child, parent] });
+      stacks.push(stack);
+      const client = createClient(
+        { ...stack.config, endpoints: stack.config.endpoints },
+        { clients: { dynamodb: stack.clients.dynamodb, sqs: stack.clients.sqs } },
+      );
+      clients.push(client);
+      return { stack, client };
+    };
+
+    it("resumes a run waiting for an event when another Lambda sends it with the client", async () => {
+      const { stack, client } = deploy();
+      const { runId } = await stack.invokeStart({ workflow: "aws_features_approval", args: [] });
+      await stack.waitForStatus(runId, "suspended");
+
+      await client.sendEvent(runId, "approval", { approved: true });
+      const run = await stack.waitForStatus(runId, "completed");
+
+      expect(run.result).toBe("approved");
+      expect(ofType(await stack.events(runId), "hook_received")).toHaveLength(1);
+    });
+
+    it("cancels a sleeping run at once and deletes its Scheduler schedule", async () => {
+      const { stack, client } = deploy();
+      const { runId } = await stack.invokeStart({ workflow: "aws_features_long_sleep", args: [] });
+      await stack.waitForStatus(runId, "suspended");
+      const name = scheduleName(runId, "sleep#0");
+      await waitFor("the sleep's schedule", () =>
+        emulatorsOf()
+          .scheduler.list()
+          .find((entry) => entry.name === name),
+      );
+
+      await client.cancelRun(runId, "customer left");
+      await stack.waitForStatus(runId, "cancelled");
+
+      expect(cleanups).toEqual(["cancelled while sleeping"]);
+      await waitFor("the schedule to be deleted", () =>
+        emulatorsOf()
+          .scheduler.list()
+          .every((entry) => entry.name !== name)
+          ? true
+          : undefined,
+      );
+      expect(
+        emulatorsOf().scheduler.requests.some(
+          (request) => request.operation === "DeleteSchedule" && request.name === name,
+        ),
+      ).toBe(true);
+    });
+
+    it("runs child workflows as their own runs and resumes the parent with their results", async () => {
+      const { stack } = deploy();
+      const { runId } = await stack.invokeStart({ workflow: "aws_features_parent", args: [] });
+
+      const run = await stack.waitForStatus(runId, "completed");
+
+      expect(run.result).toBe(203);
+      const children = ofType(await stack.events(runId), "child_started").map((event) => event.childRunId);
+      expect(children).toHaveLength(2);
+      for (const childRunId of children)
+        expect((await stack.store.getRun(childRunId))?.status).toBe("completed");
+    });
+  });
+}

@@ -15,18 +15,25 @@ import {
   REPO_ROOT,
 } from "./settings.ts";
 
-const settings = localStackSettings();
-await checkLocalStack(settings.endpoint);
-const env = cdklocalEnvironment(settings);
-for (const { command, args } of deployCommands(settings)) {
-  console.log(`$ ${command} ${args.join(" ")}`);
-  const result = spawnSync(command, args, { cwd: REPO_ROOT, env, stdio: "inherit" });
-  if (result.status !== 0) {
-    console.error(`${command} ${args.join(" ")} failed (exit ${result.status ?? result.signal}).`);
-    process.exit(result.status ?? 1);
+async function main(): Promise<void> {
+  const settings = localStackSettings();
+  await checkLocalStack(settings.endpoint);
+  const env = cdklocalEnvironment(settings);
+  for (const { command, args } of deployCommands(settings)) {
+    console.log(`$ ${command} ${args.join(" ")}`);
+    const result = spawnSync(command, args, { cwd: REPO_ROOT, env, stdio: "inherit" });
+    if (result.status !== 0) {
+      console.error(`${command} ${args.join(" ")} failed (exit ${result.status ?? result.signal}).`);
+      process.exit(result.status ?? 1);
+    }
   }
+  console.log(
+    `Deployed ${settings.stackName} to LocalStack at ${settings.endpoint}; outputs in ${settings.outputsFile}.`,
+  );
+  console.log("Next: npm run localstack:smoke");
 }
-console.log(
-  `Deployed ${settings.stackName} to LocalStack at ${settings.endpoint}; outputs in ${settings.outputsFile}.`,
-);
-console.log("Next: npm run localstack:smoke");
+
+main().catch((error: unknown) => {
+  console.error(error instanceof Error ? error.message : String(error));
+  process.exit(1);
+});

@@ -138,11 +138,12 @@ export function backendActions(backend: Backend, options: BackendActionsOptions 
         throw new UsageError(
           "On the file backend a cancellation runs the workflow's own code (its finally blocks) in this process, so the CLI needs your workflows: pass --workflows <the module that defines them>, e.g. --workflows ./src/workflows.ts. (Or call cancelRun(runId) from your app.)",
         );
-      await withEngine(backend, "cancel", options.workflows, (engine) =>
+      await withEngine(backend, "cancel", options.workflows, runId, (engine) =>
         engine.cancelRun(runId, reason === undefined ? undefined : reason),
       );
     },
-    retry: (runId) => withEngine(backend, "retry", options.workflows, (engine) => engine.retryRun(runId)),
+    retry: (runId) =>
+      withEngine(backend, "retry", options.workflows, runId, (engine) => engine.retryRun(runId)),
   };
 }
 
@@ -164,7 +165,7 @@ export function backendSendEvent(backend: Backend, options: BackendActionsOption
       throw new UsageError(
         "On the file backend an event resumes the workflow in this process, so the dashboard needs your workflows: start it with --workflows <the module that defines them>.",
       );
-    return withEngine(backend, "deliver events to", options.workflows, (engine) =>
+    return withEngine(backend, "deliver events to", options.workflows, runId, (engine) =>
       engine.sendEvent(runId, eventName, payload, sendOptions),
     );
   };
@@ -209,6 +210,7 @@ async function withEngine<T>(
   backend: Backend,
   verb: "cancel" | "retry" | "deliver events to",
   workflows: string | undefined,
+  runId: string | undefined,
   act: (engine: Engine) => Promise<T>,
 ): Promise<T> {
   if (workflows) await loadWorkflows(workflows);
@@ -237,6 +239,7 @@ async function withEngine<T>(
       // goes on in this process until it completes, fails or waits.
       const runtime = new LocalRuntime({ storage, recover: false });
       try {
+        if (workflows && runId) await assertDefinesWorkflowOf(storage, runId, workflows);
         const value = await act(runtime.engine);
         await runtime.idle();
         return value;
@@ -287,6 +290,20 @@ async function withEngine<T>(
       }
     }
   }
+}
+
+/**
+ * On the file backend the run goes on in this process: without its workflow's code it would stop at once
+ * (and a cancellation would be lost with the process), so say which module to pass instead.
+ */
+async function assertDefinesWorkflowOf(store: EventStore, runId: string, workflows: string): Promise<void> {
+  const run = await store.getRun(runId);
+  if (!run) return;
+  const { findWorkflow } = await import("../lib/core/registry.ts");
+  if (!findWorkflow(run.workflowName))
+    throw new UsageError(
+      `--workflows ${workflows} does not define the workflow "${run.workflowName}" of run ${runId}: pass the module that defines it (or imports it).`,
+    );
 }
 
 /** Wraps every method of `store` so that a storage failure says which storage failed. */

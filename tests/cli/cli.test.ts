@@ -235,6 +235,13 @@ describe("tsworkflow runs cancel and runs retry", () => {
   it("cancels a sleeping run with the app's workflows, and asks for them without", async () => {
     // Act
     const refused = await cli("runs", "cancel", runs.sleeping);
+    const wrongModule = await cli(
+      "runs",
+      "cancel",
+      runs.sleeping,
+      "--workflows",
+      "tests/cli/fixtures/other-workflows.ts",
+    );
     const cancelled = await cli(
       "runs",
       "cancel",
@@ -251,6 +258,8 @@ describe("tsworkflow runs cancel and runs retry", () => {
     // Assess
     expect(refused.code).toBe(2);
     expect(refused.stderr).toContain("pass --workflows");
+    expect(wrongModule.code).toBe(2);
+    expect(wrongModule.stderr).toContain('does not define the workflow "reminder"');
     expect(cancelled.code).toBe(0);
     expect(cancelled.stdout).toContain(`Run ${runs.sleeping} is cancelled (it was suspended)`);
     expect(again.code).toBe(1);

@@ -1,0 +1,124 @@
+/**
+ * The crash matrix: on each backend, a worker dies at each boundary of a step's life (before the step
+ * runs, after it ran but before its outcome is stored, after the outcome is stored but before the run
+ * is woken, after a commit but before its tasks are sent), for a sequential step, a step of a
+ * Promise.all and the step after a sleep. A new worker takes over (the local backends resume
+ * unfinished runs when they start; on Redis, BullMQ hands the dead worker's jobs to it). The run must
+ * complete with the result and the log of an undisturbed run, and one step_completed per step.
+ */
+import { configureLogging, type RunRecord } from "tsworkflow";
+import { type RedisServer, startRedisServer } from "tsworkflow/local";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  type Backend,
+  fileBackend,
+  memoryBackend,
+  redisBackend,
+  type Worker,
+  waitForFinished,
+} from "./support/backends.ts";
+import {
+  CRASH_FLOW_STEPS,
+  canonicalTuples,
+  completionsPerStep,
+  crashFlow,
+  executions,
+} from "./support/crash-workflow.ts";
+import { BOUNDARIES, type Boundary, CrashSwitch } from "./support/faults.ts";
+
+const TARGETS: [string, string][] = [
+  ["the first step", "cm_first#0"],
+  ["a step of a Promise.all", "cm_left#0"],
+  ["the step after a sleep", "cm_last#0"],
+];
+
+const CASES = BOUNDARIES.flatMap((boundary) =>
+  TARGETS.map(([where, stepId]) => [boundary, where, stepId] as [Boundary, string, string]),
+);
+
+/** How many times the step the worker died on ran in all: at least once, more only when its outcome was lost. */
+function expectedExecutions(boundary: Boundary, backend: Backend): number {
+  if (boundary === "before-outcome") return 2;
+  if (boundary === "before-wake") return backend.durableOutcomes ? 1 : 2;
+  return 1;
+}
+
+const within = <T>(promise: Promise<T>, ms: number, what: string): Promise<T> =>
+  Promise.race([
+    promise,
+    new Promise<T>((_, reject) =>
+      setTimeout(() => reject(new Error(`${what} did not happen in ${ms} ms`)), ms),
+    ),
+  ]);
+
+let baseline: { run: RunRecord; canonical: string[] };
+
+beforeAll(async () => {
+  configureLogging({ level: "silent" });
+  const backend = memoryBackend();
+  const worker = await backend.startWorker(new CrashSwitch(undefined));
+  const { runId } = await worker.engine.start(crashFlow, ["undisturbed"]);
+  const run = await waitForFinished(backend.reader(), runId);
+  baseline = { run, canonical: canonicalTuples(await backend.reader().getEvents(runId)) };
+  await worker.stop();
+  await backend.close();
+});
+
+afterAll(() => {
+  configureLogging();
+});
+
+async function crashAndRecover(backend: Backend, boundary: Boundary, stepId: string) {
+  const workers: Worker[] = [];
+  try {
+    const crash = new CrashSwitch({ boundary, stepId });
+    const doomed = await backend.startWorker(crash);
+    workers.push(doomed);
+    const { runId } = await doomed.engine.start(crashFlow, ["undisturbed"]);
+    await within(crash.tripped, 15_000, `the crash at ${boundary} of ${stepId}`);
+    await doomed.stop();
+    await backend.restart();
+    const survivor = await backend.startWorker(new CrashSwitch(undefined));
+    workers.push(survivor);
+    const run = await waitForFinished(backend.reader(), runId);
+    const events = await backend.reader().getEvents(runId);
+    return { run, events };
+  } finally {
+    for (const worker of workers) await worker.stop();
+  }
+}
+
+function describeMatrix(name: string, open: () => Backend) {
+  describe(`a worker that dies on the ${name} backend`, () => {
+    it.each(CASES)("completes the run after dying at %s of %s", async (boundary, _where, stepId) => {
+      // Prepare
+      const backend = open();
+      try {
+        // Act
+        const { run, events } = await crashAndRecover(backend, boundary, stepId);
+        // Assess
+        expect(run.status).toBe("completed");
+        expect(run.result).toEqual(baseline.run.result);
+        expect(completionsPerStep(events)).toEqual(Object.fromEntries(CRASH_FLOW_STEPS.map((id) => [id, 1])));
+        expect(canonicalTuples(events)).toEqual(baseline.canonical);
+        expect(executions.get(`${run.runId}:${stepId}`)).toBe(expectedExecutions(boundary, backend));
+      } finally {
+        await backend.close();
+      }
+    });
+  });
+}
+
+describeMatrix("memory", memoryBackend);
+describeMatrix("file", fileBackend);
+
+describe("on Redis", () => {
+  let server: RedisServer;
+  beforeAll(async () => {
+    server = await startRedisServer();
+  });
+  afterAll(async () => {
+    await server?.stop();
+  });
+  describeMatrix("Redis", () => redisBackend(server.url));
+});

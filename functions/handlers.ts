@@ -9,6 +9,7 @@ import { getLogger } from "../lib/core/logger.ts";
 import { findWorkflow, registerWorkflow } from "../lib/core/registry.ts";
 import type { WorkflowDefinition } from "../lib/core/workflow.ts";
 import { systemClock } from "../lib/ports/clock.ts";
+import { handleWebhook } from "../lib/webhooks.ts";
 
 // biome-ignore lint/suspicious/noExplicitAny: a registry holds workflows of any signature
 type AnyWorkflow = WorkflowDefinition<any[], unknown>;
@@ -64,12 +65,18 @@ function runtimeFor(registry: WorkflowRegistry, options: HandlerOptions): AwsRun
 export function createHandlers(
   registry: WorkflowRegistry,
   options: HandlerOptions = {},
-): { workflowHandler: SqsBatchHandler; stepHandler: SqsBatchHandler; startHandler: StartHandler } {
+): {
+  workflowHandler: SqsBatchHandler;
+  stepHandler: SqsBatchHandler;
+  startHandler: StartHandler;
+  webhookHandler: WebhookHandler;
+} {
   const shared = { ...options, runtime: runtimeFor(registry, options) };
   return {
     workflowHandler: createWorkflowHandler(registry, shared),
     stepHandler: createStepHandler(registry, shared),
     startHandler: createStartHandler(registry, shared),
+    webhookHandler: createWebhookHandler(registry, shared),
   };
 }
 
@@ -266,5 +273,67 @@ export function createStartHandler(registry: WorkflowRegistry, options: HandlerO
       workflowName: workflow,
     });
     return { runId: result.runId, created: result.created };
+  };
+}
+
+/** A Lambda Function URL (payload 2.0) request, as much of it as the webhook handler reads. */
+export interface FunctionUrlEvent {
+  rawPath: string;
+  body?: string;
+  isBase64Encoded?: boolean;
+  headers?: Record<string, string | undefined>;
+  requestContext: { http: { method: string } };
+}
+
+export interface FunctionUrlResult {
+  statusCode: number;
+  headers: Record<string, string>;
+  body: string;
+}
+
+export type WebhookHandler = (event: FunctionUrlEvent, context: Context) => Promise<FunctionUrlResult>;
+
+/**
+ * `POST /hooks/<token>` behind a Lambda Function URL: resumes the run whose `createWebhook()` made the
+ * token. When `TSWORKFLOW_WEBHOOK_SECRET` (or `options.webhookSecret`) is set, calls must be signed
+ * (see `signWebhook`); a token works once.
+ * @example
+ * export const { webhookHandler } = createHandlers({ workflows: [approvalOrder] });
+ */
+export function createWebhookHandler(
+  registry: WorkflowRegistry,
+  options: HandlerOptions & { webhookSecret?: string } = {},
+): WebhookHandler {
+  const runtime = runtimeFor(registry, options);
+  const secret = options.webhookSecret ?? process.env.TSWORKFLOW_WEBHOOK_SECRET;
+  return async (event, context) => {
+    getLogger().addContext(context);
+    const reply = (statusCode: number, body: unknown): FunctionUrlResult => ({
+      statusCode,
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(body),
+    });
+    const match = /^\/hooks\/([^/]+)$/.exec(event.rawPath);
+    if (!match || event.requestContext.http.method !== "POST")
+      return reply(404, { ok: false, error: "POST /hooks/<token>" });
+    const body = event.isBase64Encoded
+      ? Buffer.from(event.body ?? "", "base64").toString("utf8")
+      : (event.body ?? "");
+    const headers = Object.fromEntries(
+      Object.entries(event.headers ?? {}).map(([key, value]) => [key.toLowerCase(), value]),
+    );
+    const result = await handleWebhook(
+      { token: decodeURIComponent(match[1] as string), body, headers },
+      {
+        store: runtime.engine.store,
+        sendEvent: (runId, name, payload, signal) => runtime.engine.sendEvent(runId, name, payload, signal),
+        ...(secret ? { secret } : {}),
+      },
+    );
+    getLogger().info("webhook call", {
+      status: result.status,
+      ...(result.body.runId ? { runId: result.body.runId } : {}),
+    });
+    return reply(result.status, result.body);
   };
 }

@@ -4,17 +4,21 @@
  */
 
 export type {
+  FunctionUrlEvent,
+  FunctionUrlResult,
   HandlerOptions,
   SqsBatchHandler,
   StartEvent,
   StartHandler,
   StartResponse,
+  WebhookHandler,
   WorkflowRegistry,
 } from "../../functions/handlers.ts";
 export {
   createHandlers,
   createStartHandler,
   createStepHandler,
+  createWebhookHandler,
   createWorkflowHandler,
   startEvent,
 } from "../../functions/handlers.ts";

@@ -1,10 +1,13 @@
 import { afterAll, describe, expect, it } from "vitest";
+import { createWebhookHandler } from "../../../functions/handlers.ts";
 import { createClient, type TsWorkflowClient } from "../../../lib/aws/client.ts";
+import { DynamoDBStorage } from "../../../lib/aws/dynamodb-storage.ts";
 import { scheduleName } from "../../../lib/aws/timers.ts";
-import { runChild, sleep, waitForEvent } from "../../../lib/core/primitives.ts";
+import { createWebhook, runChild, sleep, waitForEvent } from "../../../lib/core/primitives.ts";
 import { step } from "../../../lib/core/step.ts";
 import { workflow } from "../../../lib/core/workflow.ts";
-import { deployStack, type Emulators, ofType, type Stack } from "../harness/aws-stack.ts";
+import { signWebhook } from "../../../lib/webhooks.ts";
+import { deployStack, type Emulators, lambdaContext, ofType, type Stack } from "../harness/aws-stack.ts";
 import { waitFor } from "../harness/wait.ts";
 
 /** waitForEvent/sendEvent, cancellation and child runs through the real handlers on the emulators. */
@@ -25,6 +28,10 @@ const longSleep = workflow("aws_features_long_sleep", async () => {
     await cleanup("cancelled while sleeping");
   }
 });
+const webhookWorkflow = workflow("aws_features_webhook", async () => {
+  const hook = createWebhook<{ approved: boolean }>();
+  return (await hook.wait()).approved;
+});
 const child = workflow("aws_features_child", async (n: number) => n + 100);
 const parent = workflow("aws_features_parent", async () => {
   const [a, b] = await Promise.all([runChild(child, [1]), runChild(child, [2])]);
@@ -41,7 +48,9 @@ export function describeFeatures(emulatorsOf: () => Emulators): void {
     });
 
     const deploy = () => {
-      const stack = deployStack(emulatorsOf(), { workflows: [approval, longSleep, child, parent] });
+      const stack = deployStack(emulatorsOf(), {
+        workflows: [approval, longSleep, child, parent, webhookWorkflow],
+      });
       stacks.push(stack);
       const client = createClient(
         { ...stack.config, endpoints: stack.config.endpoints },
@@ -90,6 +99,44 @@ export function describeFeatures(emulatorsOf: () => Emulators): void {
           (request) => request.operation === "DeleteSchedule" && request.name === name,
         ),
       ).toBe(true);
+    });
+
+    it("resumes a run through the webhook function behind a Function URL, once, with a valid signature", async () => {
+      // Prepare
+      const { stack } = deploy();
+      const webhookHandler = createWebhookHandler(
+        { workflows: [webhookWorkflow] },
+        {
+          config: stack.config,
+          clients: stack.clients,
+          store: new DynamoDBStorage({ client: stack.clients.dynamodb, tableName: stack.config.tableName }),
+          webhookSecret: "s3cret",
+        },
+      );
+      const { runId } = await stack.invokeStart({ workflow: "aws_features_webhook", args: [] });
+      await stack.waitForStatus(runId, "suspended");
+      const token = ofType(await stack.events(runId), "hook_created")[0]?.token as string;
+      const body = JSON.stringify({ approved: true });
+      const call = (headers: Record<string, string>) =>
+        webhookHandler(
+          { rawPath: `/hooks/${token}`, body, headers, requestContext: { http: { method: "POST" } } },
+          lambdaContext("webhook"),
+        );
+      const now = Date.now();
+      const signed = {
+        "X-Tsworkflow-Timestamp": String(now),
+        "X-Tsworkflow-Signature": signWebhook("s3cret", now, body),
+      };
+
+      // Act
+      const unsigned = await call({});
+      const accepted = await call(signed);
+      const replayed = await call(signed);
+      const run = await stack.waitForStatus(runId, "completed");
+
+      // Assess
+      expect([unsigned.statusCode, accepted.statusCode, replayed.statusCode]).toEqual([401, 202, 409]);
+      expect(run.result).toBe(true);
     });
 
     it("runs child workflows as their own runs and resumes the parent with their results", async () => {

@@ -95,8 +95,8 @@ export function memoryBackend(): Backend {
   };
 }
 
-export function fileBackend(): Backend {
-  const dir = mkdtempSync(join(tmpdir(), "tsw-reliability-"));
+/** The file backend in `dir` (a new temporary directory by default, removed by `close`). */
+export function fileBackend(dir = mkdtempSync(join(tmpdir(), "tsw-reliability-"))): Backend {
   let store = new FileStorage({ dir });
   return {
     name: "file",

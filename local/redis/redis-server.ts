@@ -1,7 +1,10 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
-import { createServer, Socket } from "node:net";
+import { Socket } from "node:net";
 import { ConfigurationError } from "../../lib/core/errors.ts";
+import { freePort } from "../free-port.ts";
+
+export { freePort };
 
 /**
  * Starts throwaway `redis-server` processes for tests, examples and local development: free loopback port,
@@ -31,20 +34,6 @@ function findRedisServer(): string {
     );
   }
   return found;
-}
-
-/** Asks the OS for a free loopback port. */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.unref();
-    server.on("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      const port = typeof address === "object" && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 function ping(port: number): Promise<boolean> {

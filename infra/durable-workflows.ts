@@ -15,6 +15,7 @@ import {
   RemovalPolicy,
   Stack,
   aws_scheduler as scheduler,
+  type aws_secretsmanager as secretsmanager,
   type aws_sns as sns,
   aws_sqs as sqs,
   Token,
@@ -29,6 +30,7 @@ export const DEFAULT_HANDLER_NAMES = {
   workflow: "workflowHandler",
   step: "stepHandler",
   start: "startHandler",
+  webhook: "webhookHandler",
 } as const;
 
 /** Export names of the three handlers in the entry file. */
@@ -39,6 +41,8 @@ export interface HandlerNames {
   readonly step?: string;
   /** @default "startHandler" */
   readonly start?: string;
+  /** @default "webhookHandler" (used when `webhooks` is on) */
+  readonly webhook?: string;
 }
 
 /**
@@ -64,7 +68,7 @@ export interface DurableWorkflowsProps {
   readonly entry: string;
   /**
    * Export names of the handlers in `entry`.
-   * @default { workflow: "workflowHandler", step: "stepHandler", start: "startHandler" }
+   * @default { workflow: "workflowHandler", step: "stepHandler", start: "startHandler", webhook: "webhookHandler" }
    */
   readonly handlerNames?: HandlerNames;
   /**
@@ -159,6 +163,21 @@ export interface DurableWorkflowsProps {
    * @default none: the SDK's endpoint resolution
    */
   readonly endpoints?: EndpointOverrides;
+  /**
+   * Serve `POST /hooks/<token>` (the calls that resume runs waiting on `createWebhook()`) from a fourth
+   * function behind a Lambda Function URL. The URL takes no IAM authentication: each token is an
+   * unguessable secret that works once (set `webhookSecret` to require signed calls as well). The entry
+   * must export the handler (`createHandlers` gives `webhookHandler`).
+   * @default false
+   */
+  readonly webhooks?: boolean;
+  /**
+   * The secret webhook calls must be signed with (HMAC, see `signWebhook`), passed to the webhook
+   * function as `TSWORKFLOW_WEBHOOK_SECRET` through a CloudFormation dynamic reference (the template
+   * holds no secret; the function's configuration does).
+   * @default no signature required
+   */
+  readonly webhookSecret?: secretsmanager.ISecret;
 }
 
 /**
@@ -194,6 +213,10 @@ export class DurableWorkflows extends Construct {
   readonly stepFunction: nodejs.NodejsFunction;
   /** Starts runs for callers that invoke it (`{ workflow, args, idempotencyKey }` → `{ runId, created }`). */
   readonly startFunction: nodejs.NodejsFunction;
+  /** Serves `POST /hooks/<token>` behind {@link webhookUrl}, when `webhooks` is on. */
+  readonly webhookFunction: nodejs.NodejsFunction | undefined;
+  /** The webhook function's URL (calls go to `<url>hooks/<token>`), when `webhooks` is on. */
+  readonly webhookUrl: lambda.FunctionUrl | undefined;
   /** The alarms: one per DLQ (any message) and one per queue (age of the oldest message). */
   readonly alarms: readonly cloudwatch.Alarm[];
 
@@ -284,7 +307,12 @@ export class DurableWorkflows extends Construct {
     const createFunction = (
       name: string,
       handler: string,
-      options: { memorySize: number; timeout: Duration; description: string },
+      options: {
+        memorySize: number;
+        timeout: Duration;
+        description: string;
+        environment?: Record<string, string>;
+      },
     ) => {
       const logGroup = new logs.LogGroup(this, `${name}Logs`, {
         retention: settings.logRetention,
@@ -311,7 +339,7 @@ export class DurableWorkflows extends Construct {
         timeout: options.timeout,
         role,
         logGroup,
-        environment,
+        environment: { ...environment, ...options.environment },
         bundling: BUNDLING,
       });
     };
@@ -331,6 +359,18 @@ export class DurableWorkflows extends Construct {
       timeout: settings.startTimeout,
       description: "tsworkflow: starts runs for callers that invoke it",
     });
+    this.webhookFunction = props.webhooks
+      ? createFunction("Webhook", settings.handlerNames.webhook, {
+          memorySize: settings.memorySize,
+          timeout: settings.startTimeout,
+          description: "tsworkflow: resumes runs waiting on a webhook (POST /hooks/<token>)",
+          ...(props.webhookSecret
+            ? { environment: { TSWORKFLOW_WEBHOOK_SECRET: props.webhookSecret.secretValue.unsafeUnwrap() } }
+            : {}),
+        })
+      : undefined;
+    // Public on purpose: the caller is a third party; the one-time token (and the optional HMAC) guard it.
+    this.webhookUrl = this.webhookFunction?.addFunctionUrl({ authType: lambda.FunctionUrlAuthType.NONE });
 
     this.workflowFunction.addEventSource(
       new eventSources.SqsEventSource(this.workflowQueue, {
@@ -389,6 +429,15 @@ export class DurableWorkflows extends Construct {
     // Start function: what the client needs (see grantStart).
     this.allow(this.startFunction, CLIENT_TABLE_ACTIONS, [tableArn]);
     this.allow(this.startFunction, ["sqs:SendMessage"], [this.workflowQueue.queueArn]);
+    // Webhook function: finds the run of a token (GetItem, Query) and delivers the event (PutItem, SendMessage).
+    if (this.webhookFunction) {
+      this.allow(
+        this.webhookFunction,
+        ["dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem"],
+        [tableArn],
+      );
+      this.allow(this.webhookFunction, ["sqs:SendMessage"], [this.workflowQueue.queueArn]);
+    }
 
     Validations.of(this.workflowFunction.role as iam.Role).acknowledge({
       id: `AwsSolutions-IAM5[Resource::${flattenForNag(stack.resolve(schedules))}]`,
@@ -466,6 +515,15 @@ export class DurableWorkflows extends Construct {
         "Invoke with { workflow, args, idempotencyKey }",
       ],
       ["StartFunctionArn", this.startFunction.functionArn, "ARN of the start function"],
+      ...(this.webhookUrl
+        ? [
+            ["WebhookUrl", this.webhookUrl.url, "Webhook calls go to <url>hooks/<token>"] as [
+              string,
+              string,
+              string,
+            ],
+          ]
+        : []),
     ];
     for (const [name, value, description] of outputs) new CfnOutput(this, name, { value, description });
   }
@@ -499,6 +557,22 @@ export class DurableWorkflows extends Construct {
           resourceArns: [this.workflowQueue.queueArn],
         }),
       );
+  }
+
+  /**
+   * Lets `grantee` do everything `createClient()` from `tsworkflow/aws` does: what {@link grantStart}
+   * grants, plus `dynamodb:UpdateItem` on the table, which `retryRun` needs (it appends to the run's
+   * log and updates its document). `getEvents`, `sendEvent` and `cancelRun` need nothing more than
+   * `grantStart` gives.
+   */
+  grantRunControl(grantee: iam.IGrantable): iam.Grant {
+    return this.grantStart(grantee).combine(
+      iam.Grant.addToPrincipal({
+        grantee,
+        actions: ["dynamodb:UpdateItem"],
+        resourceArns: [this.table.tableArn],
+      }),
+    );
   }
 
   /**
@@ -654,6 +728,8 @@ function resolveProps(scope: Construct, props: DurableWorkflowsProps): Settings 
         `environment must not set ${show(name)}: the construct sets it (TSWORKFLOW_*, AWS_*, NODE_OPTIONS are reserved).`,
       );
   }
+  if (props.webhookSecret !== undefined && !props.webhooks)
+    fail("webhookSecret is set but webhooks is not: set webhooks: true to deploy the webhook function.");
   for (const [name, url] of Object.entries(props.endpoints ?? {})) {
     if (url !== undefined && !Token.isUnresolved(url) && !/^https?:\/\/[^\s/]+/.test(url))
       fail(`endpoints.${name} must be an http(s) URL; it is ${show(url)}.`);

@@ -12,7 +12,7 @@ import { AwsSolutionsChecks } from "cdk-nag";
 import type { Construct } from "constructs";
 import { DurableWorkflows, type EndpointOverrides } from "./durable-workflows.ts";
 
-/** The Lambda entry of the example workflows (onboarding, dashboard, process_order, basic). */
+/** The Lambda entry of the example workflows (onboarding, dashboard, process_order, basic, approval). */
 export const EXAMPLES_ENTRY = fileURLToPath(new URL("../functions/examples.ts", import.meta.url));
 
 /** The stack's name in CloudFormation (and in `cdk deploy <name>`). */
@@ -49,6 +49,8 @@ export class TsWorkflowExamplesStack extends Stack {
     this.workflows = new DurableWorkflows(this, "Workflows", {
       entry: EXAMPLES_ENTRY,
       removalPolicy: RemovalPolicy.DESTROY,
+      // examples/approval.ts waits for a manager's call to a webhook.
+      webhooks: true,
       ...(props.alarmTopic ? { alarmTopic: props.alarmTopic } : {}),
       ...(props.endpoints ? { endpoints: props.endpoints } : {}),
     });

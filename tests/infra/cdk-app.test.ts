@@ -26,6 +26,7 @@ describe("the tsworkflow/cdk entry", () => {
       workflow: "workflowHandler",
       step: "stepHandler",
       start: "startHandler",
+      webhook: "webhookHandler",
     });
     expect(cdkEntry.BUNDLING).toMatchObject({
       forceDockerBundling: false,

@@ -6,6 +6,7 @@ import {
   aws_logs as logs,
   RemovalPolicy,
   Stack,
+  aws_secretsmanager as secretsmanager,
   aws_sns as sns,
 } from "aws-cdk-lib";
 import { Match, Template } from "aws-cdk-lib/assertions";
@@ -25,6 +26,7 @@ import { actionsOf, type PolicyStatement, resourcesFor, statementsOf, testApp } 
 let stack: Stack;
 let workflows: DurableWorkflows;
 let caller: lambda.Function;
+let operator: lambda.Function;
 let template: Template;
 const ref = (value: unknown) => stack.resolve(value);
 
@@ -38,6 +40,12 @@ beforeAll(() => {
     code: lambda.Code.fromInline("export const handler = async () => {};"),
   });
   workflows.grantStart(caller);
+  operator = new lambda.Function(stack, "Operator", {
+    runtime: lambda.Runtime.NODEJS_24_X,
+    handler: "index.handler",
+    code: lambda.Code.fromInline("export const handler = async () => {};"),
+  });
+  workflows.grantRunControl(operator);
   template = Template.fromStack(stack);
 });
 
@@ -183,7 +191,7 @@ describe("the functions", () => {
         MemorySize: 512,
       });
     }
-    template.resourceCountIs("AWS::Lambda::Function", 4); // and the caller
+    template.resourceCountIs("AWS::Lambda::Function", 5); // and the two callers
   });
 
   it("sets exactly the variables loadConfig reads, and the values the resources have", () => {
@@ -398,6 +406,14 @@ describe("grantStart", () => {
     );
   });
 
+  it("grantRunControl adds only what retryRun needs: UpdateItem on the table", () => {
+    // Act
+    const allowed = statements(operator);
+    // Assess
+    expect(actionsOf(allowed)).toEqual([...actionsOf(statements(caller)), "dynamodb:UpdateItem"].sort());
+    expect(resourcesFor(allowed, "dynamodb:UpdateItem")).toEqual([ref(workflows.table.tableArn)]);
+  });
+
   it("gives the environment createClient reads", () => {
     // Act
     const environment = workflows.clientEnvironment();
@@ -411,6 +427,56 @@ describe("grantStart", () => {
       AWS_REGION: "us-east-1",
     });
     expect(config.tableName).toBe("runs");
+  });
+});
+
+describe("webhooks", () => {
+  it("adds no webhook function unless asked", () => {
+    expect(workflows.webhookFunction).toBeUndefined();
+    expect(workflows.webhookUrl).toBeUndefined();
+    template.resourceCountIs("AWS::Lambda::Url", 0);
+  });
+
+  it("serves them from a fourth function behind a public Function URL, with the secret by reference", () => {
+    // Prepare
+    const target = new Stack(testApp(), "Hooks");
+    const secret = new secretsmanager.Secret(target, "HookSecret");
+    const hooks = new DurableWorkflows(target, "Workflows", {
+      entry: EXAMPLES_ENTRY,
+      webhooks: true,
+      webhookSecret: secret,
+    });
+    const webhookFunction = hooks.webhookFunction as lambda.Function;
+    // Act
+    const hooksTemplate = Template.fromStack(target);
+    // Assess
+    hooksTemplate.hasResourceProperties("AWS::Lambda::Url", {
+      AuthType: "NONE",
+      TargetFunctionArn: target.resolve(webhookFunction.functionArn),
+    });
+    const functions = Object.values(hooksTemplate.findResources("AWS::Lambda::Function"));
+    const withSecret = functions.filter(
+      (fn) => fn.Properties.Environment.Variables.TSWORKFLOW_WEBHOOK_SECRET,
+    );
+    expect(withSecret.map((fn) => fn.Properties.Handler)).toEqual(["index.webhookHandler"]);
+    expect(
+      JSON.stringify(withSecret[0]?.Properties.Environment.Variables.TSWORKFLOW_WEBHOOK_SECRET),
+    ).toContain("{{resolve:secretsmanager:");
+    const allowed = statementsOf(hooksTemplate, target, webhookFunction);
+    expect(actionsOf(allowed)).toEqual(
+      [
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:Query",
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
+        "sqs:SendMessage",
+      ].sort(),
+    );
+    expect(resourcesFor(allowed, "sqs:SendMessage")).toEqual([target.resolve(hooks.workflowQueue.queueArn)]);
+    expect(
+      Object.keys(hooksTemplate.findOutputs("*")).some((id) => id.startsWith("WorkflowsWebhookUrl")),
+    ).toBe(true);
   });
 });
 
@@ -591,8 +657,17 @@ describe("properties", () => {
       { endpoints: { sqs: "localhost:4566" } },
       /endpoints.sqs must be an http\(s\) URL; it is "localhost:4566"/,
     ],
+    [{ handlerNames: { webhook: "hooks.handler" } }, /handlerNames.webhook .*"hooks.handler"/],
   ] as [Partial<DurableWorkflowsProps>, RegExp][])("rejects %o naming the bad value", (props, message) => {
     expect(() => build(props)).toThrow(message);
+  });
+
+  it("refuses a webhook secret without the webhook function", () => {
+    const target = new Stack(testApp(), "Secret");
+    const secret = new secretsmanager.Secret(target, "HookSecret");
+    expect(() => new DurableWorkflows(target, "Workflows", { ...base, webhookSecret: secret })).toThrow(
+      /webhookSecret is set but webhooks is not/,
+    );
   });
 
   it("throws a ConfigurationError that names the construct", () => {

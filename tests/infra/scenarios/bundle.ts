@@ -90,13 +90,14 @@ export function describeBundle(emulatorsOf: () => Emulators): void {
   describe("the bundle of the examples' functions", () => {
     setUp(emulatorsOf);
 
-    it("is one esbuild bundle shared by the three functions, with a source map", () => {
+    it("is one esbuild bundle shared by the four functions, with a source map", () => {
       // Act
       const assets = new Set(functions.map((fn) => fn.Metadata["aws:asset:path"]));
       // Assess
       expect(functions.map((fn) => fn.Properties.Handler).sort()).toEqual([
         "index.startHandler",
         "index.stepHandler",
+        "index.webhookHandler",
         "index.workflowHandler",
       ]);
       expect(assets.size).toBe(1);
@@ -119,7 +120,7 @@ export function describeBundle(emulatorsOf: () => Emulators): void {
       expect(sources.some((source) => source.includes("node_modules/zod/"))).toBe(true);
     });
 
-    it("exports the three handlers the template names", async () => {
+    it("exports the handlers the template names", async () => {
       const module = await import(pathToFileURL(join(bundleDir, "index.mjs")).href);
       for (const fn of functions) {
         expect(typeof module[fn.Properties.Handler.replace(/^index\./, "")]).toBe("function");
@@ -177,6 +178,26 @@ export function describeBundle(emulatorsOf: () => Emulators): void {
       const response = await stack.workflowHandler(event, lambdaContext("tsworkflow-workflow"));
       // Assess
       expect(response).toEqual({ batchItemFailures: [] });
+    });
+    it("answers a Function URL request on its webhook handler, refusing what is not a known token", async () => {
+      // Prepare
+      const module = await import(pathToFileURL(join(bundleDir, "index.mjs")).href);
+      const request = (method: string, rawPath: string) => ({
+        rawPath,
+        body: "{}",
+        headers: {},
+        requestContext: { http: { method } },
+      });
+      // Act
+      const wrongMethod = await module.webhookHandler(request("GET", "/hooks/abc"), lambdaContext("webhook"));
+      const unknownToken = await module.webhookHandler(
+        request("POST", "/hooks/unknown-token"),
+        lambdaContext("webhook"),
+      );
+      // Assess
+      expect(wrongMethod.statusCode).toBe(404);
+      expect(unknownToken.statusCode).toBe(404);
+      expect(unknownToken.headers["content-type"]).toBe("application/json");
     });
   });
 }

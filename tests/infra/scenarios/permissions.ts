@@ -4,14 +4,19 @@ import { SQSClient } from "@aws-sdk/client-sqs";
 import { aws_lambda as lambda, Stack } from "aws-cdk-lib";
 import { Template } from "aws-cdk-lib/assertions";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createStartHandler, createStepHandler, createWorkflowHandler } from "../../../functions/handlers.ts";
+import {
+  createStartHandler,
+  createStepHandler,
+  createWebhookHandler,
+  createWorkflowHandler,
+} from "../../../functions/handlers.ts";
 import { DurableWorkflows } from "../../../infra/durable-workflows.ts";
 import { EXAMPLES_ENTRY } from "../../../infra/stack.ts";
 import { createClient } from "../../../lib/aws/client.ts";
 import type { AwsClients } from "../../../lib/aws/runtime.ts";
 import { getStepInfo } from "../../../lib/core/context.ts";
 import { configureLogging } from "../../../lib/core/logger.ts";
-import { runChild, sleep } from "../../../lib/core/primitives.ts";
+import { createWebhook, runChild, sleep, waitForEvent } from "../../../lib/core/primitives.ts";
 import { step } from "../../../lib/core/step.ts";
 import { workflow } from "../../../lib/core/workflow.ts";
 import {
@@ -20,6 +25,8 @@ import {
   type Emulators,
   type Kit,
   type Stack as KitStack,
+  lambdaContext,
+  ofType,
 } from "../../aws/harness/aws-stack.ts";
 import { TEST_CREDENTIALS, TEST_REGION } from "../../aws/harness/free-port.ts";
 import { waitFor } from "../../aws/harness/wait.ts";
@@ -30,26 +37,24 @@ import { type PolicyStatement, statementsOf, testApp } from "../helpers.ts";
  * clients) and the `grantStart` client run workflows that use every runtime path (steps, a retry, a
  * short and a long sleep, a child run, an idempotent start), every AWS request is recorded as the
  * IAM action and resource it needs, and each must be among those the construct's template grants
- * that principal. (The event source mappings' receive and delete are checked in
+ * that principal. The same for the webhook function and for a `grantRunControl` client that sends
+ * events, cancels and retries runs. (The event source mappings' receive and delete are checked in
  * durable-workflows.test.ts.)
  */
 
 const DAY = 24 * 60 * 60 * 1000;
-type Principal = "workflow" | "step" | "start" | "client";
+type Principal = "workflow" | "step" | "start" | "webhook" | "client" | "control";
+const PRINCIPALS: Principal[] = ["workflow", "step", "start", "webhook", "client", "control"];
 
 /** `<action>@<resource>` pairs: resources are named `table`, `workflowQueue`, `stepQueue`, `schedules`, `schedulerRole`. */
-const used: Record<Principal, Set<string>> = {
-  workflow: new Set(),
-  step: new Set(),
-  start: new Set(),
-  client: new Set(),
-};
-const granted: Record<Principal, Set<string>> = {
-  workflow: new Set(),
-  step: new Set(),
-  start: new Set(),
-  client: new Set(),
-};
+const used = Object.fromEntries(PRINCIPALS.map((name) => [name, new Set<string>()])) as Record<
+  Principal,
+  Set<string>
+>;
+const granted = Object.fromEntries(PRINCIPALS.map((name) => [name, new Set<string>()])) as Record<
+  Principal,
+  Set<string>
+>;
 
 const failedOnce = new Set<string>();
 const double = step("iam_double", async (n: number) => n * 2);
@@ -74,7 +79,26 @@ const parent = workflow("iam_parent", async (n: number) => {
   await flaky();
   return fromChild;
 });
-const registry = { workflows: [parent, child] };
+const breaksOnce = step(
+  "iam_breaks_once",
+  async () => {
+    const runId = getStepInfo()?.runId ?? "";
+    if (!failedOnce.has(runId)) {
+      failedOnce.add(runId);
+      throw new Error("fails the run the first time");
+    }
+    return "mended";
+  },
+  { maxRetries: 0 },
+);
+const hooked = workflow("iam_hooked", async () => createWebhook<{ approved: boolean }>().wait());
+const waiting = workflow("iam_waiting", async () => waitForEvent<{ go: boolean }>("go"));
+const breaks = workflow("iam_breaks", async () => breaksOnce());
+const sleepy = workflow("iam_sleepy", async () => {
+  await sleep("2d");
+  return "woke";
+});
+const registry = { workflows: [parent, child, hooked, waiting, breaks, sleepy] };
 
 let emulators: Emulators;
 let kit: Kit;
@@ -159,13 +183,19 @@ function needs(service: string, operation: string, input: Record<string, unknown
 function grantsFromTemplate(): void {
   const app = testApp();
   const cdkStack = new Stack(app, "Grants");
-  const workflows = new DurableWorkflows(cdkStack, "Workflows", { entry: EXAMPLES_ENTRY });
+  const workflows = new DurableWorkflows(cdkStack, "Workflows", { entry: EXAMPLES_ENTRY, webhooks: true });
   const caller = new lambda.Function(cdkStack, "Caller", {
     runtime: lambda.Runtime.NODEJS_24_X,
     handler: "index.handler",
     code: lambda.Code.fromInline("export const handler = async () => {};"),
   });
   workflows.grantStart(caller);
+  const operator = new lambda.Function(cdkStack, "Operator", {
+    runtime: lambda.Runtime.NODEJS_24_X,
+    handler: "index.handler",
+    code: lambda.Code.fromInline("export const handler = async () => {};"),
+  });
+  workflows.grantRunControl(operator);
   const template = Template.fromStack(cdkStack);
   const names = new Map<string, string>([
     [JSON.stringify(cdkStack.resolve(workflows.table.tableArn)), "table"],
@@ -182,7 +212,9 @@ function grantsFromTemplate(): void {
     ["workflow", workflows.workflowFunction],
     ["step", workflows.stepFunction],
     ["start", workflows.startFunction],
+    ["webhook", workflows.webhookFunction as lambda.IFunction],
     ["client", caller],
+    ["control", operator],
   ];
   for (const [principal, fn] of principals) {
     for (const statement of statementsOf(template, cdkStack, fn) as PolicyStatement[]) {
@@ -195,18 +227,41 @@ function grantsFromTemplate(): void {
 }
 
 async function runToCompletion(runId: string): Promise<void> {
-  await waitFor(`run ${runId} to wait on its long sleep`, async () => {
-    const events = await stack.events(runId);
-    const run = await stack.store.getRun(runId);
-    return events.filter((event) => event.type === "sleep_created").length === 2 &&
-      run?.status === "suspended"
+  // The schedule itself, not only the committed sleep: skipping before it exists would leave it unfired.
+  await waitFor(`the long sleep of run ${runId} to be scheduled`, async () =>
+    emulators.scheduler.list().some((schedule) => JSON.stringify(schedule).includes(runId))
       ? true
-      : undefined;
-  });
+      : undefined,
+  );
   await stack.skip(2 * DAY + 1_000);
   const run = await stack.waitForStatus(runId, ["completed", "failed"], 25_000);
   expect(run.status).toBe("completed");
   expect(run.result).toBe(8);
+}
+
+/** A client of the deployment whose requests are recorded for `principal`. */
+function clientFor(principal: Principal) {
+  const clients = recordedClients(principal);
+  return createClient(
+    {
+      tableName: kit.config.tableName,
+      workflowQueueUrl: kit.config.workflowQueueUrl,
+      region: kit.config.region,
+      endpoints: kit.config.endpoints,
+    },
+    { clients: { dynamodb: clients.dynamodb, sqs: clients.sqs } },
+  );
+}
+
+/** Each principal used something, and nothing its policies do not grant. */
+function expectGranted(principals: Principal[]): void {
+  for (const principal of principals) {
+    expect(used[principal].size).toBeGreaterThan(0);
+    expect({
+      principal,
+      missing: [...used[principal]].filter((need) => !granted[principal].has(need)),
+    }).toEqual({ principal, missing: [] });
+  }
 }
 
 function setUp(emulatorsOf: () => Emulators) {
@@ -243,16 +298,7 @@ export function describePermissions(emulatorsOf: () => Emulators): void {
 
     it("are enough for runs started through the start function and through the client", async () => {
       // Prepare
-      const clients = recordedClients("client");
-      const client = createClient(
-        {
-          tableName: kit.config.tableName,
-          workflowQueueUrl: kit.config.workflowQueueUrl,
-          region: kit.config.region,
-          endpoints: kit.config.endpoints,
-        },
-        { clients: { dynamodb: clients.dynamodb, sqs: clients.sqs } },
-      );
+      const client = clientFor("client");
       // Act
       const first = await stack.invokeStart({ workflow: "iam_parent", args: [2], idempotencyKey: "iam-1" });
       const again = await stack.invokeStart({ workflow: "iam_parent", args: [2], idempotencyKey: "iam-1" });
@@ -262,20 +308,57 @@ export function describePermissions(emulatorsOf: () => Emulators): void {
       await client.close();
       // Assess
       expect(again).toEqual({ runId: first.runId, created: false });
-      for (const principal of ["workflow", "step", "start", "client"] as const) {
-        expect(used[principal].size).toBeGreaterThan(0);
-        expect({
-          principal,
-          missing: [...used[principal]].filter((need) => !granted[principal].has(need)),
-        }).toEqual({
-          principal,
-          missing: [],
-        });
-      }
+      expectGranted(["workflow", "step", "start", "client"]);
       // The paths above did reach the scheduler, both queues and the retry.
       expect(used.workflow).toContain("scheduler:CreateSchedule@schedules");
       expect(used.workflow).toContain("iam:PassRole@schedulerRole");
       expect(used.step).toContain("sqs:SendMessage@workflowQueue");
+    });
+
+    it("are enough for webhooks, events, cancellation and retries", async () => {
+      // Prepare
+      const control = clientFor("control");
+      const webhookHandler = createWebhookHandler(registry, {
+        config: kit.config,
+        clients: recordedClients("webhook"),
+        clock: emulators.clock,
+      });
+      const suspended = (runId: string) => stack.waitForStatus(runId, "suspended");
+      // Act: a webhook call resumes one run, an event another; one run is retried, one cancelled.
+      const hookRun = await control.start(hooked, []);
+      await suspended(hookRun);
+      const token = ofType(await stack.events(hookRun), "hook_created")[0]?.token as string;
+      const call = await webhookHandler(
+        {
+          rawPath: `/hooks/${token}`,
+          body: JSON.stringify({ approved: true }),
+          headers: { "content-type": "application/json" },
+          requestContext: { http: { method: "POST" } },
+        },
+        lambdaContext("tsworkflow-webhook"),
+      );
+      const eventRun = await control.start(waiting, []);
+      await suspended(eventRun);
+      await control.sendEvent(eventRun, "go", { go: true });
+      const brokenRun = await control.start(breaks, []);
+      await stack.waitForStatus(brokenRun, "failed");
+      await control.retryRun(brokenRun);
+      const sleepyRun = await control.start(sleepy, []);
+      await waitFor("the long sleep to be scheduled", async () =>
+        ofType(await stack.events(sleepyRun), "sleep_created").length === 1 ? true : undefined,
+      );
+      await suspended(sleepyRun);
+      await control.cancelRun(sleepyRun, "no longer needed");
+      // Assess
+      expect(call.statusCode).toBe(202);
+      expect((await stack.waitForStatus(hookRun, "completed")).result).toEqual({ approved: true });
+      expect((await stack.waitForStatus(eventRun, "completed")).result).toEqual({ go: true });
+      expect((await stack.waitForStatus(brokenRun, "completed")).result).toBe("mended");
+      await stack.waitForStatus(sleepyRun, "cancelled");
+      await control.close();
+      expectGranted(["workflow", "step", "webhook", "control"]);
+      expect(used.control).toContain("dynamodb:UpdateItem@table");
+      expect(used.workflow).toContain("scheduler:DeleteSchedule@schedules");
     });
   });
 }

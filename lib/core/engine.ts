@@ -469,8 +469,9 @@ export class Engine {
     if (cause.kind === "start") return version > 1;
     if (cause.kind === "outcome") {
       if (cause.stepId === CANCEL_STEP_ID || cause.stepId.startsWith("$")) return false;
+      // A step waiting for its retry has had this attempt's outcome applied already.
       const pending = execution.pendingSteps.get(cause.stepId);
-      return !(pending && pending.attempt <= cause.attempt);
+      return !(pending?.state === "running" && pending.attempt <= cause.attempt);
     }
     if (cause.kind === "timer") {
       if (cause.timerId === DEADLINE_TIMER) return false;

@@ -23,6 +23,8 @@ import {
   completionsPerStep,
   crashFlow,
   executions,
+  retryFlow,
+  tuples,
 } from "./support/crash-workflow.ts";
 import { BOUNDARIES, type Boundary, CrashSwitch } from "./support/faults.ts";
 
@@ -90,6 +92,42 @@ async function crashAndRecover(backend: Backend, boundary: Boundary, stepId: str
 
 function describeMatrix(name: string, open: () => Backend) {
   describe(`a worker that dies on the ${name} backend`, () => {
+    it("completes the run after dying right after committing a failed attempt's retry", async () => {
+      // Prepare
+      const backend = open();
+      const workers: Worker[] = [];
+      try {
+        const crash = new CrashSwitch({ boundary: "after-retry-commit", stepId: "cm_flaky#0" });
+        const doomed = await backend.startWorker(crash);
+        workers.push(doomed);
+        // Act
+        const { runId } = await doomed.engine.start(retryFlow, ["retried"]);
+        await within(crash.tripped, 15_000, "the crash after the retry commit");
+        await doomed.stop();
+        await backend.restart();
+        workers.push(await backend.startWorker(new CrashSwitch(undefined)));
+        const run = await waitForFinished(backend.reader(), runId);
+        const events = await backend.reader().getEvents(runId);
+        // Assess
+        expect(run.status).toBe("completed");
+        expect(run.result).toBe("last(first(retried), flaky(first(retried)))");
+        expect(tuples(events).filter(([type]) => String(type).startsWith("step_"))).toEqual([
+          ["step_started", "cm_first#0", 1],
+          ["step_completed", "cm_first#0", 1],
+          ["step_started", "cm_flaky#0", 1],
+          ["step_retrying", "cm_flaky#0", 1],
+          ["step_started", "cm_flaky#0", 2],
+          ["step_completed", "cm_flaky#0", 2],
+          ["step_started", "cm_last#0", 1],
+          ["step_completed", "cm_last#0", 1],
+        ]);
+        expect(executions.get(`${runId}:cm_flaky#0`)).toBe(2);
+      } finally {
+        for (const worker of workers) await worker.stop();
+        await backend.close();
+      }
+    });
+
     it.each(CASES)("completes the run after dying at %s of %s", async (boundary, _where, stepId) => {
       // Prepare
       const backend = open();

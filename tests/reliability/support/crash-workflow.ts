@@ -32,6 +32,25 @@ export const crashFlow = workflow("cm_flow", async (order: string) => {
 
 export const CRASH_FLOW_STEPS = ["cm_first#0", "cm_left#0", "cm_right#0", "cm_last#0"];
 
+const flaky = step(
+  "cm_flaky",
+  async (order: string) => {
+    if (getStepInfo()?.attempt === 1) {
+      counted(null);
+      throw new Error("the first attempt fails");
+    }
+    return counted(`flaky(${order})`);
+  },
+  { retryDelay: "1s" },
+);
+
+/** A step whose first attempt fails and is retried after 1 s (longer than a redelivery takes), between two steps. */
+export const retryFlow = workflow("cm_retry_flow", async (order: string) => {
+  const a = await first(order);
+  const b = await flaky(a);
+  return last(a, b);
+});
+
 /** `[type, stepId | sleepId, attempt]` of each event. */
 export function tuples(events: readonly WorkflowEvent[]): (string | number)[][] {
   return events.map((event) => {

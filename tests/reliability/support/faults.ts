@@ -26,9 +26,15 @@ export class WorkerCrash extends Error {
  * - `before-step`: the commit that starts the step is stored, the step task is never sent;
  * - `before-outcome`: the step function ran, its outcome is never stored;
  * - `before-wake`: the outcome is stored, the activation that should consume it is never sent;
- * - `after-commit`: the commit is stored, nothing it asks for (tasks, timers) is sent.
+ * - `after-commit`: the commit is stored, nothing it asks for (tasks, timers) is sent;
+ * - `after-retry-commit`: the commit recording a failed attempt's retry is stored, its retry timer is never armed.
  */
-export type Boundary = "before-step" | "before-outcome" | "before-wake" | "after-commit";
+export type Boundary =
+  | "before-step"
+  | "before-outcome"
+  | "before-wake"
+  | "after-commit"
+  | "after-retry-commit";
 
 export const BOUNDARIES: readonly Boundary[] = [
   "before-step",
@@ -106,6 +112,7 @@ export function faultyStore(store: EventStore, crash: CrashSwitch): EventStore {
         for (const event of events) {
           if (event.type === "step_started" && event.attempt === 1)
             crash.maybeTrip("after-commit", event.stepId);
+          if (event.type === "step_retrying") crash.maybeTrip("after-retry-commit", event.stepId);
         }
       }),
     close: () => store.close(),

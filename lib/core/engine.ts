@@ -468,7 +468,12 @@ export class Engine {
     const cause = task.cause;
     if (cause.kind === "start") return version > 1;
     if (cause.kind === "outcome") {
-      if (cause.stepId === CANCEL_STEP_ID || cause.stepId.startsWith("$")) return false;
+      // An outcome the log has already applied means this activation ran before and its sends may be lost.
+      if (cause.stepId === CANCEL_STEP_ID) return execution.cancelRequested !== undefined;
+      if (cause.stepId.startsWith(SIGNAL_PREFIX)) return execution.consumedSignals.has(cause.stepId);
+      if (cause.stepId.startsWith(CHILD_PREFIX))
+        return !execution.pendingChildren.has(cause.stepId.slice(CHILD_PREFIX.length));
+      if (cause.stepId.startsWith("$")) return false;
       // A step waiting for its retry has had this attempt's outcome applied already.
       const pending = execution.pendingSteps.get(cause.stepId);
       return !(pending?.state === "running" && pending.attempt <= cause.attempt);

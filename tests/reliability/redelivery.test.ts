@@ -2,7 +2,16 @@
  * Redelivery after a commit whose reply was lost (a worker that died right after committing): the
  * activation comes back with the same cause and must send what the commit asked for.
  */
-import { configureLogging, type EventStore, getStepInfo, step, workflow } from "tsworkflow";
+import {
+  configureLogging,
+  type EventStore,
+  getStepInfo,
+  runChild,
+  sleep,
+  step,
+  waitForEvent,
+  workflow,
+} from "tsworkflow";
 import { MemoryStorage } from "tsworkflow/local";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { manualEngine } from "../core/support/manual-engine.ts";
@@ -16,6 +25,32 @@ const flaky = step(
   { retryDelay: "1m" },
 );
 const retrying = workflow("redeliver_retrying", async () => flaky());
+
+const cleanUp = step("redeliver_clean_up", async () => "cleaned");
+const cancellable = workflow("redeliver_cancellable", async () => {
+  try {
+    await sleep("1d");
+  } finally {
+    await cleanUp();
+  }
+});
+
+const record = step("redeliver_record", async (payload: unknown) => ({ recorded: payload }));
+const approval = workflow("redeliver_approval", async () => record(await waitForEvent("approved")));
+
+const child = workflow("redeliver_child", async (n: number) => n * 2);
+const parent = workflow("redeliver_parent", async () => record(await runChild(child, [21])));
+
+/** Delivers everything queued, the way `runQueued` does, and returns the activations it delivered. */
+async function deliverAll(m: ReturnType<typeof manualEngine>) {
+  for (;;) {
+    const activations = m.queue.takeActivations();
+    const steps = m.queue.takeSteps();
+    if (activations.length + steps.length === 0) return;
+    for (const task of activations) await m.engine.activate(task).catch(() => m.queue.activations.push(task));
+    for (const task of steps) await m.engine.executeStep(task);
+  }
+}
 
 /** Writes every commit, but the first one holding `type` reports a failure, as if the worker died right after it. */
 class DiesAfterCommitOf extends MemoryStorage {
@@ -61,5 +96,47 @@ describe("an activation delivered again after its commit", () => {
     expect([...m.timers.pending.keys()]).toEqual([`${runId}/retry:redeliver_flaky#0:2`]);
     await m.runToEnd();
     expect((await m.run(runId)).result).toBe("ok");
+  });
+
+  it("sends the clean-up step that a cancellation's finally block started", async () => {
+    // Prepare
+    const store = new DiesAfterCommitOf("cancel_requested");
+    const m = manualEngine({ store });
+    const { runId } = await m.engine.start(cancellable, []);
+    await m.runQueued();
+    // Act: the activation that records the cancellation commits, dies, and is delivered again.
+    await m.engine.cancelRun(runId, "no longer needed");
+    await deliverAll(m);
+    // Assess
+    expect(store.died).toBe(true);
+    const run = await m.run(runId);
+    expect(run.status).toBe("cancelled");
+    expect((await m.events(runId)).map((event) => event.type)).toContain("step_completed");
+  });
+
+  it("sends the step that an event delivered by sendEvent started", async () => {
+    // Prepare
+    const store = new DiesAfterCommitOf("hook_received");
+    const m = manualEngine({ store });
+    const { runId } = await m.engine.start(approval, []);
+    await m.runQueued();
+    // Act
+    await m.engine.sendEvent(runId, "approved", { by: "ann" });
+    await deliverAll(m);
+    // Assess
+    expect(store.died).toBe(true);
+    expect((await m.run(runId)).result).toEqual({ recorded: { by: "ann" } });
+  });
+
+  it("sends the step that a child run's result started in its parent", async () => {
+    // Prepare
+    const store = new DiesAfterCommitOf("child_completed");
+    const m = manualEngine({ store });
+    const { runId } = await m.engine.start(parent, []);
+    // Act
+    await deliverAll(m);
+    // Assess
+    expect(store.died).toBe(true);
+    expect((await m.run(runId)).result).toEqual({ recorded: 42 });
   });
 });

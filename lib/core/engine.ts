@@ -233,7 +233,7 @@ export class Engine {
         getLogger().warn("activation for an unknown run dropped", { runId });
         return;
       }
-      if (FINISHED_STATUSES.has(run.status)) return;
+      if (FINISHED_STATUSES.has(run.status)) return this.notifyParentAgain(run);
       const definition = findWorkflow(run.workflowName);
       if (!definition) throw new WorkflowNotFoundError(run.workflowName);
       const events = await this.store.getEvents(runId);
@@ -725,6 +725,17 @@ export class Engine {
                 : serializeError(new CancelledError(`Child run ${execution.runId} was cancelled`)),
           };
     await this.putChildOutcome(parent.runId, parent.childId, outcome);
+  }
+
+  /**
+   * An activation of a finished child run may be the redelivery of its last one, whose worker died
+   * between the final commit and telling the parent: tell it again (storing the outcome is idempotent).
+   */
+  private async notifyParentAgain(run: RunRecord): Promise<void> {
+    if (!run.idempotencyKey?.startsWith("child:")) return;
+    const [started] = await this.store.getEvents(run.runId);
+    const parent = started?.type === "workflow_started" ? started.parent : undefined;
+    if (parent) await this.notifyParentOf(run, { ...parent, childRunId: run.runId });
   }
 
   private async notifyParentOf(child: RunRecord, link: ChildLink): Promise<void> {

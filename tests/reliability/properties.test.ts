@@ -1,6 +1,6 @@
 /**
  * Property tests: random workflows (sequential steps, Promise.all groups, sleeps, steps that fail some
- * attempts or fatally, caught or not) run once undisturbed on the manual engine, then again under lost,
+ * attempts or fatally, caught or not, waits for events, child runs) run once undisturbed on the manual engine, then again under lost,
  * duplicated and reordered deliveries, process restarts and stale workers. Each disturbed run must end
  * with the same status and result, and the same events as [type, stepId | sleepId, attempt] (concurrent
  * steps of a Promise.all may finish in either order; the log keeps the order in which they finished).
@@ -12,7 +12,7 @@ import fc from "fast-check";
 import { configureLogging, type RunRecord, type WorkflowEvent } from "tsworkflow";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { manualEngine } from "../core/support/manual-engine.ts";
-import { type ChaosReport, type Faults, NO_FAULTS, runWithFaults } from "./support/chaos.ts";
+import { answerWaits, type ChaosReport, type Faults, NO_FAULTS, runWithFaults } from "./support/chaos.ts";
 import { canonicalTuples, tuples } from "./support/crash-workflow.ts";
 import { expectedOf, hasGroups, type Op, programs, programWorkflow } from "./support/programs.ts";
 
@@ -33,11 +33,21 @@ interface Outcome {
   events: WorkflowEvent[];
 }
 
-/** The undisturbed run, on the manual engine harness: every task delivered once, in order. */
+/**
+ * The undisturbed run, on the manual engine harness: every task delivered once, in order; events sent to
+ * a run once it waits for them; then the next timer fires, and so on.
+ */
 async function undisturbed(program: Op[]): Promise<Outcome> {
   const m = manualEngine();
   const { runId } = await m.engine.start(programWorkflow, [program]);
-  await m.runToEnd();
+  for (;;) {
+    await m.runQueued();
+    if ((await answerWaits(m.store, m.engine)) > 0) continue;
+    const timer = m.timers.takeEarliest();
+    if (!timer) break;
+    m.clock.advanceTo(timer.fireAt);
+    await m.engine.activate(timer.task);
+  }
   return { run: await m.run(runId), events: await m.events(runId) };
 }
 

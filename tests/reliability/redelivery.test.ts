@@ -139,4 +139,16 @@ describe("an activation delivered again after its commit", () => {
     expect(store.died).toBe(true);
     expect((await m.run(runId)).result).toEqual({ recorded: 42 });
   });
+
+  it("tells the parent a child's result when the child died between its last commit and telling it", async () => {
+    // Prepare: the child's final commit is written, then its worker dies before notifying the parent.
+    const store = new DiesAfterCommitOf("workflow_completed");
+    const m = manualEngine({ store });
+    const { runId } = await m.engine.start(parent, []);
+    // Act
+    await deliverAll(m);
+    // Assess
+    expect(store.died).toBe(true);
+    expect((await m.run(runId)).result).toEqual({ recorded: 42 });
+  });
 });

@@ -100,6 +100,28 @@ function flaky(
 
 const MAX_DELIVERIES = 20_000;
 
+/**
+ * Sends `{ name }` to every `waitForEvent(name)` that an unfinished run waits on, as the outside world
+ * would once the run is waiting. The signal id makes a repeated send harmless. Returns how many it sent.
+ */
+export async function answerWaits(store: EventStore, engine: Engine): Promise<number> {
+  let sent = 0;
+  for (const status of ["pending", "running", "suspended"] as const) {
+    for (const run of await store.listRuns({ status, limit: 1_000 })) {
+      const open = new Map<string, string>();
+      for (const event of await store.getEvents(run.runId)) {
+        if (event.type === "hook_created") open.set(event.hookId, event.eventName);
+        if (event.type === "hook_received" || event.type === "hook_timed_out") open.delete(event.hookId);
+      }
+      for (const [hookId, name] of open) {
+        await engine.sendEvent(run.runId, name, { name }, { signalId: `${run.runId}.${hookId}` });
+        sent += 1;
+      }
+    }
+  }
+  return sent;
+}
+
 /** mulberry32: small, seedable, good enough to pick faults. */
 function prng(seed: number): () => number {
   let state = seed | 0;
@@ -177,6 +199,12 @@ export async function runWithFaults(
       if (lost) {
         lost = false;
         await restart();
+        continue;
+      }
+      // Nothing moves: whoever the runs wait for answers now (a failed send is tried again).
+      const answered = await answerWaits(store, engines[0] as Engine).catch(() => 1);
+      if (answered > 0) {
+        if (chance(faults.duplicate)) await answerWaits(store, engines[0] as Engine).catch(() => 0);
         continue;
       }
       const timer = timers.takeEarliest();

@@ -1,11 +1,21 @@
 /**
  * Random workflows for the property tests: a program is data (sequential steps, Promise.all groups,
- * sleeps, log lines) run by one interpreter workflow, so any program runs on any worker. Steps fail a
- * given number of attempts (by attempt number, so that a step run twice behaves the same) or fatally,
- * and the workflow catches some failures.
+ * sleeps, log lines, waits for an event, child runs of another program) run by one interpreter
+ * workflow, so any program runs on any worker. Steps fail a given number of attempts (by attempt
+ * number, so that a step run twice behaves the same) or fatally, and the workflow catches some failures.
  */
 import fc from "fast-check";
-import { FatalError, getStepInfo, log, sleep, step, workflow } from "tsworkflow";
+import {
+  FatalError,
+  getStepInfo,
+  log,
+  runChild,
+  sleep,
+  step,
+  type WorkflowDefinition,
+  waitForEvent,
+  workflow,
+} from "tsworkflow";
 
 export interface StepSpec {
   label: string;
@@ -24,7 +34,11 @@ export type Op =
   | { kind: "step"; step: StepSpec }
   | { kind: "all"; members: Member[] }
   | { kind: "sleep"; ms: number }
-  | { kind: "log"; message: string };
+  | { kind: "log"; message: string }
+  /** `waitForEvent(name)`: the test sends `{ name }` to the run once it waits (see `answerWaits`). */
+  | { kind: "event"; name: string }
+  /** `runChild` of another program; a failure of the child is caught or fails this run too. */
+  | { kind: "child"; program: Op[]; caught: boolean };
 
 export const MAX_RETRIES = 2;
 
@@ -39,10 +53,10 @@ const programStep = step(
   { maxRetries: MAX_RETRIES, retryDelay: "1s" },
 );
 
+const describeFailure = (error: Error) => `caught ${error.name}: ${error.message}`;
+
 const call = (spec: StepSpec): Promise<string> =>
-  spec.caught
-    ? programStep(spec).catch((error: Error) => `caught ${error.name}: ${error.message}`)
-    : programStep(spec);
+  spec.caught ? programStep(spec).catch(describeFailure) : programStep(spec);
 
 const napFor = async (ms: number): Promise<string> => {
   await sleep(ms);
@@ -50,21 +64,28 @@ const napFor = async (ms: number): Promise<string> => {
 };
 
 /** Runs a program: the results of its operations in order. */
-export const programWorkflow = workflow("prop_program", async (program: Op[]) => {
-  const results: unknown[] = [];
-  for (const op of program) {
-    if (op.kind === "step") results.push(await call(op.step));
-    else if (op.kind === "all")
-      results.push(
-        await Promise.all(
-          op.members.map((member) => (member.kind === "step" ? call(member.step) : napFor(member.ms))),
-        ),
-      );
-    else if (op.kind === "sleep") results.push(await napFor(op.ms));
-    else log.info(op.message, { op: results.length });
-  }
-  return results;
-});
+export const programWorkflow: WorkflowDefinition<[Op[]], unknown[]> = workflow(
+  "prop_program",
+  async (program: Op[]) => {
+    const results: unknown[] = [];
+    for (const op of program) {
+      if (op.kind === "step") results.push(await call(op.step));
+      else if (op.kind === "all")
+        results.push(
+          await Promise.all(
+            op.members.map((member) => (member.kind === "step" ? call(member.step) : napFor(member.ms))),
+          ),
+        );
+      else if (op.kind === "sleep") results.push(await napFor(op.ms));
+      else if (op.kind === "event") results.push(await waitForEvent<{ name: string }>(op.name));
+      else if (op.kind === "child") {
+        const child = runChild(programWorkflow, [op.program]);
+        results.push(await (op.caught ? child.catch(describeFailure) : child));
+      } else log.info(op.message, { op: results.length });
+    }
+    return results;
+  },
+);
 
 /** What a program must end with, worked out without the engine. */
 export type Expected =
@@ -94,13 +115,20 @@ export function expectedOf(program: Op[]): Expected {
       if (typeof result !== "string") return result;
       results.push(result);
     } else if (op.kind === "all") {
-      // Groups only hold caught failures (see programs()), so every member has a value.
+      // Groups only hold caught failures (see programs), so every member has a value.
       results.push(
         op.members.map((member) =>
           member.kind === "step" ? (value(member.step) as string) : `slept ${member.ms}`,
         ),
       );
     } else if (op.kind === "sleep") results.push(`slept ${op.ms}`);
+    else if (op.kind === "event") results.push({ name: op.name });
+    else if (op.kind === "child") {
+      const child = expectedOf(op.program);
+      if (child.status === "completed") results.push(child.result);
+      else if (op.caught) results.push(`caught ${child.error.name}: ${child.error.message}`);
+      else return child;
+    }
   }
   return { status: "completed", result: results };
 }
@@ -123,34 +151,51 @@ const stepArb = specArb.map((spec) => ({ kind: "step" as const, step: { label: "
 /** One second to two hours; retries wait 1 s, so a sleep may end before, with or after a retry. */
 const sleepArb = fc.integer({ min: 1, max: 7_200 }).map((s) => ({ kind: "sleep" as const, ms: s * 1000 }));
 
+const weighted = (arbitraries: [number, fc.Arbitrary<Op>][]) =>
+  fc.oneof(...arbitraries.map(([weight, arbitrary]) => ({ weight, arbitrary })));
+
+const groupArb: fc.Arbitrary<Op> = fc
+  .array(fc.oneof({ weight: 3, arbitrary: stepArb }, { weight: 1, arbitrary: sleepArb }), {
+    minLength: 2,
+    maxLength: 3,
+  })
+  .map((members) => ({ kind: "all" as const, members }));
+
+/** Operations of a child program: everything but further children. */
+const leafOp: fc.Arbitrary<Op> = weighted([
+  [4, stepArb],
+  [2, groupArb],
+  [2, sleepArb],
+  [1, fc.constant({ kind: "log" as const, message: "checkpoint" })],
+  [1, fc.constant({ kind: "event" as const, name: "" })],
+]);
+
 const opArb: fc.Arbitrary<Op> = fc.oneof(
-  { weight: 4, arbitrary: stepArb },
+  { weight: 10, arbitrary: leafOp },
   {
-    weight: 2,
+    weight: 1,
     arbitrary: fc
-      .array(fc.oneof({ weight: 3, arbitrary: stepArb }, { weight: 1, arbitrary: sleepArb }), {
-        minLength: 2,
-        maxLength: 3,
-      })
-      .map((members) => ({ kind: "all" as const, members })),
+      .record({ program: fc.array(leafOp, { minLength: 1, maxLength: 3 }), caught: fc.boolean() })
+      .map(({ program, caught }) => ({ kind: "child" as const, program, caught })),
   },
-  { weight: 2, arbitrary: sleepArb },
-  { weight: 1, arbitrary: fc.constant({ kind: "log" as const, message: "checkpoint" }) },
 );
 
 /**
- * Programs of 1 to 6 operations. Steps get labels s0, s1… in call order. A failure inside a
- * Promise.all group is always caught: an uncaught one would end the group at the first failure to
- * arrive, so which sibling results reach the log would depend on arrival order (as documented).
+ * Programs of 1 to 6 operations. Steps get labels s0, s1… and events names e0, e1… in program order. A
+ * failure inside a Promise.all group is always caught: an uncaught one would end the group at the first
+ * failure to arrive, so which sibling results reach the log would depend on arrival order (as documented).
  */
 export const programs: fc.Arbitrary<Op[]> = fc.array(opArb, { minLength: 1, maxLength: 6 }).map((ops) => {
-  let next = 0;
+  let steps = 0;
+  let events = 0;
   const label = (spec: StepSpec, inGroup: boolean): StepSpec => {
     const failsForGood = spec.fatal || spec.fails > MAX_RETRIES;
-    return { ...spec, label: `s${next++}`, caught: spec.caught || (inGroup && failsForGood) };
+    return { ...spec, label: `s${steps++}`, caught: spec.caught || (inGroup && failsForGood) };
   };
-  return ops.map((op) => {
+  const relabel = (op: Op): Op => {
     if (op.kind === "step") return { kind: "step", step: label(op.step, false) };
+    if (op.kind === "event") return { kind: "event", name: `e${events++}` };
+    if (op.kind === "child") return { ...op, program: op.program.map(relabel) };
     if (op.kind === "all")
       return {
         kind: "all",
@@ -159,5 +204,6 @@ export const programs: fc.Arbitrary<Op[]> = fc.array(opArb, { minLength: 1, maxL
         ),
       };
     return op;
-  });
+  };
+  return ops.map(relabel);
 });

@@ -233,7 +233,7 @@ export class Engine {
         getLogger().warn("activation for an unknown run dropped", { runId });
         return;
       }
-      if (FINISHED_STATUSES.has(run.status)) return this.notifyParentAgain(run);
+      if (FINISHED_STATUSES.has(run.status)) return this.finishAgain(run);
       const definition = findWorkflow(run.workflowName);
       if (!definition) throw new WorkflowNotFoundError(run.workflowName);
       const events = await this.store.getEvents(runId);
@@ -728,14 +728,25 @@ export class Engine {
   }
 
   /**
-   * An activation of a finished child run may be the redelivery of its last one, whose worker died
-   * between the final commit and telling the parent: tell it again (storing the outcome is idempotent).
+   * An activation of a finished run may be the redelivery of its last one, whose worker died between the
+   * final commit and what follows it: do that again (each part is idempotent). A child run tells its
+   * parent; a cancelled run cancels the children it was still waiting for.
    */
-  private async notifyParentAgain(run: RunRecord): Promise<void> {
-    if (!run.idempotencyKey?.startsWith("child:")) return;
-    const [started] = await this.store.getEvents(run.runId);
-    const parent = started?.type === "workflow_started" ? started.parent : undefined;
+  private async finishAgain(run: RunRecord): Promise<void> {
+    const isChild = run.idempotencyKey?.startsWith("child:") ?? false;
+    if (!isChild && run.status !== "cancelled") return;
+    const events = await this.store.getEvents(run.runId);
+    const [started] = events;
+    const parent = isChild && started?.type === "workflow_started" ? started.parent : undefined;
     if (parent) await this.notifyParentOf(run, { ...parent, childRunId: run.runId });
+    if (run.status !== "cancelled") return;
+    const ended = new Set<string>();
+    for (const event of events)
+      if (event.type === "child_completed" || event.type === "child_failed") ended.add(event.childRunId);
+    const waitedFor = events.flatMap((event) =>
+      event.type === "child_started" && !ended.has(event.childRunId) ? [event.childRunId] : [],
+    );
+    await Promise.all(waitedFor.map((childRunId) => this.cancelChild(childRunId)));
   }
 
   private async notifyParentOf(child: RunRecord, link: ChildLink): Promise<void> {

@@ -16,7 +16,7 @@ import { answerWaits, type ChaosReport, type Faults, NO_FAULTS, runWithFaults } 
 import { canonicalTuples, tuples } from "./support/crash-workflow.ts";
 import { expectedOf, hasGroups, type Op, programs, programWorkflow } from "./support/programs.ts";
 
-const RUNS = Number(process.env.TSW_PROPERTY_RUNS ?? 30);
+const RUNS = Number(process.env.TSW_PROPERTY_RUNS ?? 100);
 const SEED = process.env.TSW_PROPERTY_SEED === undefined ? undefined : Number(process.env.TSW_PROPERTY_SEED);
 const settings = { numRuns: RUNS, ...(SEED === undefined ? {} : { seed: SEED }) };
 

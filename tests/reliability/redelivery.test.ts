@@ -39,6 +39,11 @@ const record = step("redeliver_record", async (payload: unknown) => ({ recorded:
 const approval = workflow("redeliver_approval", async () => record(await waitForEvent("approved")));
 
 const child = workflow("redeliver_child", async (n: number) => n * 2);
+const slowChild = workflow("redeliver_slow_child", async () => {
+  await sleep("1d");
+  return "woke";
+});
+const waitingParent = workflow("redeliver_waiting_parent", async () => runChild(slowChild, []));
 const parent = workflow("redeliver_parent", async () => record(await runChild(child, [21])));
 
 /** Delivers everything queued, the way `runQueued` does, and returns the activations it delivered. */
@@ -150,5 +155,22 @@ describe("an activation delivered again after its commit", () => {
     // Assess
     expect(store.died).toBe(true);
     expect((await m.run(runId)).result).toEqual({ recorded: 42 });
+  });
+
+  it("cancels the children of a run whose worker died right after committing its cancellation", async () => {
+    // Prepare
+    const store = new DiesAfterCommitOf("workflow_cancelled");
+    const m = manualEngine({ store });
+    const { runId } = await m.engine.start(waitingParent, []);
+    await deliverAll(m);
+    const [childRun] = (await store.listRuns()).filter((run) => run.runId !== runId);
+    if (!childRun) throw new Error("no child run");
+    // Act
+    await m.engine.cancelRun(runId, "order withdrawn");
+    await deliverAll(m);
+    // Assess
+    expect(store.died).toBe(true);
+    expect((await m.run(runId)).status).toBe("cancelled");
+    expect((await m.run(childRun.runId)).status).toBe("cancelled");
   });
 });

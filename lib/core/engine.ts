@@ -57,6 +57,8 @@ export interface EngineOptions {
    * @default 10000
    */
   warnEventsPerRun?: number;
+  /** Called after a commit that finished a run (completed, failed or cancelled), e.g. to wake waiters. */
+  onRunFinished?: (runId: string) => void;
 }
 
 /** Options of {@link Engine.start}. */
@@ -121,6 +123,7 @@ export class Engine {
   private readonly cacheSize: number;
   private readonly maxEventsPerRun: number;
   private readonly warnEventsPerRun: number;
+  private readonly onRunFinished: ((runId: string) => void) | undefined;
   private readonly cache = new Map<string, RunExecution>();
   private readonly running = new Map<string, Promise<void>>();
   private lastRecordedAt = 0;
@@ -133,6 +136,7 @@ export class Engine {
     this.cacheSize = options.cacheSize ?? 10_000;
     this.maxEventsPerRun = options.maxEventsPerRun ?? DEFAULT_MAX_EVENTS_PER_RUN;
     this.warnEventsPerRun = options.warnEventsPerRun ?? DEFAULT_WARN_EVENTS_PER_RUN;
+    this.onRunFinished = options.onRunFinished;
   }
 
   /**
@@ -281,6 +285,7 @@ export class Engine {
       });
       execution.markCommitted(status);
       this.logFinished(execution, terminal);
+      if (terminal) this.onRunFinished?.(runId);
     }
     await Promise.all([
       ...effects.cancelledTimers.map((timerId) => this.timers.cancel(runId, timerId)),
@@ -604,6 +609,8 @@ export class Engine {
    */
   async executeStep(task: StepTask): Promise<void> {
     const { runId, stepId, attempt } = task;
+    // A task whose run id could escape a key or a path runs nothing, whatever the store checks.
+    assertRunId(runId);
     const wake = () => this.queue.enqueueActivation({ runId, cause: { kind: "outcome", stepId, attempt } });
     if (await this.store.getOutcome(runId, stepId, attempt)) return wake();
     const definition = findStep(task.stepName);

@@ -61,7 +61,6 @@ export class FileStorage extends MemoryStorage {
   private readonly files = new Map<string, number>();
   private readonly groupSync = new GroupSync();
   private closed = false;
-  private readonly unsynced = new Set<Promise<void>>();
   private syncFailure: Error | undefined;
   private dirFd: number | undefined;
   private readonly releaseOnExit = () => this.releaseLock();
@@ -103,15 +102,15 @@ export class FileStorage extends MemoryStorage {
    */
   private async durable<T>(read: Promise<T>): Promise<T> {
     const value = await read;
+    await this.groupSync.barrier();
     if (this.syncFailure) throw this.syncFailure;
-    if (this.unsynced.size > 0) await Promise.all([...this.unsynced]);
     return value;
   }
 
   override async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await Promise.all([...this.unsynced]);
+    await this.groupSync.barrier();
     for (const fd of this.files.values()) closeSync(fd);
     this.files.clear();
     if (this.dirFd !== undefined) closeSync(this.dirFd);
@@ -140,18 +139,14 @@ export class FileStorage extends MemoryStorage {
     if (this.syncFailure) throw this.syncFailure;
     writeSync(fd, `${JSON.stringify({ v: expectedVersion, events, run: patch } satisfies CommitLine)}\n`);
     const synced: Promise<void> = this.groupSync.sync(fd).then(
-      () => {
-        this.unsynced.delete(synced);
-      },
+      () => {},
       (error: Error) => {
-        this.unsynced.delete(synced);
         this.syncFailure ??= error;
         getLogger().error(
           `fdatasync of ${this.fileOf(runId)} failed; no further commits are accepted: ${error.message}`,
         );
       },
     );
-    this.unsynced.add(synced);
     if (FINISHED_STATUSES.has(patch.status)) void synced.then(() => this.forgetFile(runId));
   }
 

@@ -68,9 +68,10 @@ export class LocalRuntime implements Runtime {
       timers: this.timers,
       clock: this.clock,
       ...options.limits,
+      onRunFinished: (runId) => this.wakeWaiters(runId),
     });
     this.queue.consume({
-      activate: (task) => this.activate(task),
+      activate: (task) => this.engine.activate(task),
       executeStep: (task) => this.engine.executeStep(task),
       onActivationError: (task, error) => this.onActivationError(task, error),
     });
@@ -131,6 +132,8 @@ export class LocalRuntime implements Runtime {
         this.waiters.set(runId, set);
       }
       set.add(check);
+      // The run may have finished between the first look and now.
+      check();
     });
   }
 
@@ -173,9 +176,8 @@ export class LocalRuntime implements Runtime {
     if (options.closeStorage ?? true) await this.storage.close();
   }
 
-  private async activate(task: ActivationTask): Promise<void> {
-    await this.engine.activate(task);
-    const waiting = this.waiters.get(task.runId);
+  private wakeWaiters(runId: string): void {
+    const waiting = this.waiters.get(runId);
     if (waiting) for (const check of [...waiting]) check();
   }
 

@@ -1,0 +1,301 @@
+/**
+ * Queue messages that are not valid tasks, activations of runs whose workflow this worker does not
+ * know, and a run log edited by hand in Redis: on Redis (BullMQ jobs) and on SQS (the real Lambda
+ * handlers behind the harness's event source mapping, over fauxqs). Each is dropped with an error log or
+ * retried and then dead-lettered, and the worker keeps serving other runs.
+ */
+import { randomUUID } from "node:crypto";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { SchedulerClient } from "@aws-sdk/client-scheduler";
+import { SendMessageCommand, type SQSClient } from "@aws-sdk/client-sqs";
+import {
+  configureLogging,
+  type RunRecord,
+  sleep,
+  step,
+  type WorkflowDefinition,
+  type WorkflowEvent,
+  workflow,
+} from "tsworkflow";
+import { createAwsRuntime } from "tsworkflow/aws";
+import {
+  createRedisRuntime,
+  MemoryStorage,
+  type RedisRuntime,
+  type RedisServer,
+  startRedisServer,
+} from "tsworkflow/local";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createHandlers } from "../../functions/handlers.ts";
+import { lambdaContext } from "../aws/harness/aws-stack.ts";
+import { EventSourceMapping } from "../aws/harness/event-source-mapping.ts";
+import { TEST_REGION } from "../aws/harness/free-port.ts";
+import { type KitQueues, type SqsEmulator, startSqs } from "../aws/harness/sqs.ts";
+import { waitFor } from "../aws/harness/wait.ts";
+
+let logDir: string;
+let logFile: string;
+
+/** The error and warning lines logged so far, parsed. */
+function logged(): { level: string; message: string; runId?: string; error?: { message?: string } }[] {
+  return readFileSync(logFile, "utf8")
+    .split("\n")
+    .filter(Boolean)
+    .map((line) => JSON.parse(line));
+}
+
+beforeAll(() => {
+  logDir = mkdtempSync(join(tmpdir(), "tsw-bad-messages-"));
+  logFile = join(logDir, "log.jsonl");
+  configureLogging({ level: "warning", logFile, jsonLogs: true });
+});
+
+afterAll(() => {
+  configureLogging();
+  rmSync(logDir, { recursive: true, force: true });
+});
+
+let transfers = 0;
+const transfer = step("badmsg_transfer", async (cents: number) => {
+  transfers += 1;
+  return { transferred: cents };
+});
+const payout = workflow("badmsg_payout", async (cents: number) => transfer(cents));
+const napping = workflow("badmsg_napping", async (cents: number) => {
+  await sleep("300ms");
+  return transfer(cents);
+});
+
+describe("bad jobs on Redis", () => {
+  let server: RedisServer;
+  let runtime: RedisRuntime;
+
+  beforeAll(async () => {
+    server = await startRedisServer();
+    runtime = createRedisRuntime({ url: server.url, prefix: "badmsg:", concurrency: 4 });
+    await runtime.startWorker();
+  });
+
+  afterAll(async () => {
+    await runtime?.close();
+    await server?.stop();
+  });
+
+  it("fails jobs whose data is not a task into BullMQ's failed set, logging why, and keeps serving runs", async () => {
+    // Prepare
+    transfers = 0;
+    const activations = [{}, "garbage", { runId: "../x", cause: { kind: "start" } }, { runId: "a}:{b" }];
+    const steps = [
+      {},
+      { runId: "IDEM#x", stepName: "badmsg_transfer", stepId: "s#0", attempt: 1, input: [1] },
+    ];
+    // Act
+    for (const data of activations) await runtime.queue.activations.add("activate", data);
+    for (const data of steps) await runtime.queue.steps.add("step", data);
+    const { runId } = await runtime.start(payout, [7]);
+    const run = await runtime.waitForRun(runId, { timeoutMs: 20_000 });
+    const failed = await waitFor("the bad jobs to fail", async () => {
+      const [a, s] = await Promise.all([
+        runtime.queue.activations.getFailed(),
+        runtime.queue.steps.getFailed(),
+      ]);
+      return a.length === activations.length && s.length === steps.length ? [...a, ...s] : undefined;
+    });
+    // Assess
+    expect(run.status).toBe("completed");
+    expect(transfers).toBe(1);
+    for (const job of failed) expect(job.failedReason).toContain("Invalid run id");
+    const lines = logged().filter((line) => line.message.startsWith("job failed for good after 1 attempts"));
+    expect(lines).toHaveLength(activations.length + steps.length);
+    expect(lines.every((line) => line.level === "ERROR" && line.message.includes("Invalid run id"))).toBe(
+      true,
+    );
+  });
+
+  it("retries the activation of a run whose workflow this worker lacks, and runs it once the workflow is registered", async () => {
+    // Prepare: a run of a workflow no module of this process has defined yet.
+    const at = new Date().toISOString();
+    const runId = `run_badmsg_${randomUUID().slice(0, 8)}`;
+    const started: WorkflowEvent = {
+      runId,
+      seq: 1,
+      timestamp: at,
+      type: "workflow_started",
+      workflowName: "badmsg_late",
+      input: [3],
+    };
+    const record: RunRecord = {
+      runId,
+      workflowName: "badmsg_late",
+      status: "pending",
+      input: [3],
+      createdAt: at,
+      updatedAt: at,
+      version: 1,
+    };
+    await runtime.storage.createRun({ run: record, startedEvent: started });
+    // Act
+    await runtime.queue.enqueueActivation({ runId, cause: { kind: "start" } });
+    await waitFor("the first failed attempt", () =>
+      logged().find(
+        (line) => line.runId === runId && line.message.includes('No workflow named "badmsg_late"'),
+      ),
+    );
+    const other = await runtime.start(payout, [8]);
+    const served = await runtime.waitForRun(other.runId, { timeoutMs: 20_000 });
+    const waiting = await runtime.getRun(runId);
+    const late: WorkflowDefinition<[number], number> = workflow("badmsg_late", async (n: number) => n * 2);
+    const run = await runtime.waitForRun(runId, { timeoutMs: 20_000 });
+    // Assess
+    expect(served.status).toBe("completed");
+    expect(waiting?.status).toBe("pending");
+    expect(run.status).toBe("completed");
+    expect(run.workflowName).toBe(late.name);
+    expect(run.result).toBe(6);
+    const retry = logged().find((line) => line.runId === runId);
+    expect(retry?.level).toBe("WARN");
+    expect(retry?.message).toMatch(/^job failed \(attempt 1\), will retry: No workflow named "badmsg_late"/);
+  });
+
+  it("fails the activations of a run whose log was edited by hand into an invalid event, and serves the others", async () => {
+    // Prepare
+    const { runId } = await runtime.start(napping, [9]);
+    await waitFor("the run to sleep", async () =>
+      (await runtime.getRun(runId))?.status === "suspended" ? true : undefined,
+    );
+    await runtime.storage.client.lset(`badmsg:events:${runId}`, 1, JSON.stringify({ type: "step_exploded" }));
+    // As on another worker, or after a restart: the run is read back from Redis, not resumed from memory.
+    runtime.engine.clearCache();
+    // Act
+    const other = await runtime.start(payout, [10]);
+    const served = await runtime.waitForRun(other.runId, { timeoutMs: 20_000 });
+    const complaint = await waitFor("the failed activation of the edited run", () =>
+      logged().find((line) => line.runId === runId && line.message.includes("Invalid event")),
+    );
+    // Assess
+    expect(served.status).toBe("completed");
+    expect(complaint.message).toContain(`Invalid event in run ${runId} (event 2)`);
+    expect(complaint.message).toContain("edited by hand");
+    expect((await runtime.getRun(runId))?.status).toBe("suspended");
+  });
+});
+
+describe("bad messages on SQS", () => {
+  let sqs: SqsEmulator;
+  let queues: KitQueues;
+  let client: SQSClient;
+  let mappings: EventSourceMapping[];
+  let handlers: ReturnType<typeof createHandlers>;
+  const store = new MemoryStorage();
+
+  beforeAll(async () => {
+    sqs = await startSqs();
+    queues = sqs.createKitQueues("badmsg", { visibilityTimeoutSeconds: 1, maxReceiveCount: 2 });
+    client = sqs.client();
+    const runtime = createAwsRuntime(
+      {
+        tableName: "unused",
+        workflowQueueUrl: queues.workflowQueueUrl,
+        stepQueueUrl: queues.stepQueueUrl,
+        stepQueueArn: queues.stepQueueArn,
+        scheduleGroup: "tsworkflow",
+        schedulerRoleArn: "arn:aws:iam::000000000000:role/unused",
+        region: TEST_REGION,
+        endpoints: {},
+        ttlDays: 30,
+      },
+      {
+        store,
+        clients: {
+          sqs: client,
+          dynamodb: new DynamoDBClient({ region: TEST_REGION }),
+          scheduler: new SchedulerClient({ region: TEST_REGION }),
+        },
+      },
+    );
+    handlers = createHandlers({ workflows: [payout] }, { runtime });
+    const poller = (queueUrl: string, queueArn: string, handler: (typeof handlers)["stepHandler"]) =>
+      new EventSourceMapping({
+        client: sqs.client(),
+        queueUrl,
+        queueArn,
+        handler,
+        timeoutMs: 10_000,
+      }).start();
+    mappings = [
+      poller(queues.workflowQueueUrl, queues.workflowQueueArn, handlers.workflowHandler),
+      poller(queues.stepQueueUrl, queues.stepQueueArn, handlers.stepHandler),
+    ];
+  });
+
+  afterAll(async () => {
+    await Promise.all((mappings ?? []).map((mapping) => mapping.stop()));
+    client?.destroy();
+    await sqs?.stop();
+  });
+
+  const toWorkflowQueue = (body: string) =>
+    client.send(
+      new SendMessageCommand({
+        QueueUrl: queues.workflowQueueUrl,
+        MessageBody: body,
+        MessageGroupId: `bad-${randomUUID()}`,
+        MessageDeduplicationId: randomUUID(),
+      }),
+    );
+  const toStepQueue = (body: string) =>
+    client.send(new SendMessageCommand({ QueueUrl: queues.stepQueueUrl, MessageBody: body }));
+
+  it("drops bodies that are not tsworkflow messages with an error log, dead-letters tasks naming a malformed run id, and serves runs", async () => {
+    // Prepare
+    transfers = 0;
+    const poison = {
+      workflow: ["not json", '{"kind":"nonsense"}', JSON.stringify({ kind: "step", task: { runId: "r" } })],
+      step: ["{{", JSON.stringify({ kind: "step", task: { runId: "r", stepId: "s#0" } })],
+    };
+    const malformedRunId = {
+      workflow: JSON.stringify({ kind: "activation", task: { runId: "../x", cause: { kind: "start" } } }),
+      step: JSON.stringify({
+        kind: "step",
+        task: {
+          runId: "a}:{b",
+          workflowName: "w",
+          stepId: "s#0",
+          stepName: "badmsg_transfer",
+          attempt: 1,
+          input: [1],
+        },
+      }),
+    };
+    // Act
+    for (const body of [...poison.workflow, malformedRunId.workflow]) await toWorkflowQueue(body);
+    for (const body of [...poison.step, malformedRunId.step]) await toStepQueue(body);
+    const { runId } = await handlers.startHandler(
+      { workflow: "badmsg_payout", args: [11] },
+      lambdaContext("tsworkflow-start"),
+    );
+    const run = await waitFor("the good run to complete", async () => {
+      const current = await store.getRun(runId);
+      return current?.status === "completed" ? current : undefined;
+    });
+    const dead = await waitFor("the malformed run ids in the dead-letter queues", () => {
+      const workflowDlq = sqs.server.inspectQueue("badmsg-workflow-dlq.fifo")?.messages.ready ?? [];
+      const stepDlq = sqs.server.inspectQueue("badmsg-step-dlq")?.messages.ready ?? [];
+      return workflowDlq.length + stepDlq.length === 2 ? [...workflowDlq, ...stepDlq] : undefined;
+    });
+    // Assess
+    expect(run.result).toEqual({ transferred: 11 });
+    expect(transfers).toBe(1);
+    expect(dead.map((message) => message.body).sort()).toEqual(
+      [malformedRunId.workflow, malformedRunId.step].sort(),
+    );
+    const dropped = logged().filter((line) =>
+      line.message.startsWith("dropped a message that is not a tsworkflow"),
+    );
+    expect(dropped).toHaveLength(poison.workflow.length + poison.step.length);
+    for (const line of dropped) expect(line.error?.message).toMatch(/^A (queue message|step message)/);
+  });
+});

@@ -8,9 +8,6 @@ import { randomUUID } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
-import { SchedulerClient } from "@aws-sdk/client-scheduler";
-import { SendMessageCommand, type SQSClient } from "@aws-sdk/client-sqs";
 import {
   configureLogging,
   type RunRecord,
@@ -20,21 +17,10 @@ import {
   type WorkflowEvent,
   workflow,
 } from "tsworkflow";
-import { createAwsRuntime } from "tsworkflow/aws";
-import {
-  createRedisRuntime,
-  MemoryStorage,
-  type RedisRuntime,
-  type RedisServer,
-  startRedisServer,
-} from "tsworkflow/local";
+import { createRedisRuntime, type RedisRuntime, type RedisServer, startRedisServer } from "tsworkflow/local";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createHandlers } from "../../functions/handlers.ts";
-import { lambdaContext } from "../aws/harness/aws-stack.ts";
-import { EventSourceMapping } from "../aws/harness/event-source-mapping.ts";
-import { TEST_REGION } from "../aws/harness/free-port.ts";
-import { type KitQueues, type SqsEmulator, startSqs } from "../aws/harness/sqs.ts";
 import { waitFor } from "../aws/harness/wait.ts";
+import { type SqsKit, startSqsKit } from "./support/sqs-kit.ts";
 
 let logDir: string;
 let logFile: string;
@@ -184,70 +170,15 @@ describe("bad jobs on Redis", () => {
 });
 
 describe("bad messages on SQS", () => {
-  let sqs: SqsEmulator;
-  let queues: KitQueues;
-  let client: SQSClient;
-  let mappings: EventSourceMapping[];
-  let handlers: ReturnType<typeof createHandlers>;
-  const store = new MemoryStorage();
+  let kit: SqsKit;
 
   beforeAll(async () => {
-    sqs = await startSqs();
-    queues = sqs.createKitQueues("badmsg", { visibilityTimeoutSeconds: 1, maxReceiveCount: 2 });
-    client = sqs.client();
-    const runtime = createAwsRuntime(
-      {
-        tableName: "unused",
-        workflowQueueUrl: queues.workflowQueueUrl,
-        stepQueueUrl: queues.stepQueueUrl,
-        stepQueueArn: queues.stepQueueArn,
-        scheduleGroup: "tsworkflow",
-        schedulerRoleArn: "arn:aws:iam::000000000000:role/unused",
-        region: TEST_REGION,
-        endpoints: {},
-        ttlDays: 30,
-      },
-      {
-        store,
-        clients: {
-          sqs: client,
-          dynamodb: new DynamoDBClient({ region: TEST_REGION }),
-          scheduler: new SchedulerClient({ region: TEST_REGION }),
-        },
-      },
-    );
-    handlers = createHandlers({ workflows: [payout] }, { runtime });
-    const poller = (queueUrl: string, queueArn: string, handler: (typeof handlers)["stepHandler"]) =>
-      new EventSourceMapping({
-        client: sqs.client(),
-        queueUrl,
-        queueArn,
-        handler,
-        timeoutMs: 10_000,
-      }).start();
-    mappings = [
-      poller(queues.workflowQueueUrl, queues.workflowQueueArn, handlers.workflowHandler),
-      poller(queues.stepQueueUrl, queues.stepQueueArn, handlers.stepHandler),
-    ];
+    kit = await startSqsKit([payout], { visibilityTimeoutSeconds: 1, maxReceiveCount: 2 });
   });
 
   afterAll(async () => {
-    await Promise.all((mappings ?? []).map((mapping) => mapping.stop()));
-    client?.destroy();
-    await sqs?.stop();
+    await kit?.stop();
   });
-
-  const toWorkflowQueue = (body: string) =>
-    client.send(
-      new SendMessageCommand({
-        QueueUrl: queues.workflowQueueUrl,
-        MessageBody: body,
-        MessageGroupId: `bad-${randomUUID()}`,
-        MessageDeduplicationId: randomUUID(),
-      }),
-    );
-  const toStepQueue = (body: string) =>
-    client.send(new SendMessageCommand({ QueueUrl: queues.stepQueueUrl, MessageBody: body }));
 
   it("drops bodies that are not tsworkflow messages with an error log, dead-letters tasks naming a malformed run id, and serves runs", async () => {
     // Prepare
@@ -271,19 +202,19 @@ describe("bad messages on SQS", () => {
       }),
     };
     // Act
-    for (const body of [...poison.workflow, malformedRunId.workflow]) await toWorkflowQueue(body);
-    for (const body of [...poison.step, malformedRunId.step]) await toStepQueue(body);
-    const { runId } = await handlers.startHandler(
-      { workflow: "badmsg_payout", args: [11] },
-      lambdaContext("tsworkflow-start"),
-    );
+    for (const body of [...poison.workflow, malformedRunId.workflow])
+      await kit.sendToWorkflowQueue(body, `bad-${randomUUID()}`);
+    for (const body of [...poison.step, malformedRunId.step]) await kit.sendToStepQueue(body);
+    const { runId } = await kit.start("badmsg_payout", [11]);
     const run = await waitFor("the good run to complete", async () => {
-      const current = await store.getRun(runId);
+      const current = await kit.store.getRun(runId);
       return current?.status === "completed" ? current : undefined;
     });
     const dead = await waitFor("the malformed run ids in the dead-letter queues", () => {
-      const workflowDlq = sqs.server.inspectQueue("badmsg-workflow-dlq.fifo")?.messages.ready ?? [];
-      const stepDlq = sqs.server.inspectQueue("badmsg-step-dlq")?.messages.ready ?? [];
+      const workflowDlq =
+        kit.sqs.server.inspectQueue(deadLetterName(kit.queues.workflowDlqUrl))?.messages.ready ?? [];
+      const stepDlq =
+        kit.sqs.server.inspectQueue(deadLetterName(kit.queues.stepDlqUrl))?.messages.ready ?? [];
       return workflowDlq.length + stepDlq.length === 2 ? [...workflowDlq, ...stepDlq] : undefined;
     });
     // Assess
@@ -299,3 +230,6 @@ describe("bad messages on SQS", () => {
     for (const line of dropped) expect(line.error?.message).toMatch(/^A (queue message|step message)/);
   });
 });
+
+/** The queue name at the end of its URL. */
+const deadLetterName = (url: string) => url.split("/").at(-1) as string;

@@ -101,7 +101,7 @@ function describeMatrix(name: string, open: () => Backend) {
         const doomed = await backend.startWorker(crash);
         workers.push(doomed);
         // Act
-        const { runId } = await doomed.engine.start(retryFlow, ["retried"]);
+        const { runId } = await doomed.engine.start(retryFlow, ["retried", 1_000]);
         await within(crash.tripped, 15_000, "the crash after the retry commit");
         await doomed.stop();
         await backend.restart();

@@ -1,4 +1,4 @@
-import { getStepInfo, sleep, step, type WorkflowEvent, workflow } from "tsworkflow";
+import { getStepInfo, RetryableError, sleep, step, type WorkflowEvent, workflow } from "tsworkflow";
 
 /** How many times each step function ran, by `<runId>:<stepId>` (steps run in this process on every backend). */
 export const executions = new Map<string, number>();
@@ -32,22 +32,21 @@ export const crashFlow = workflow("cm_flow", async (order: string) => {
 
 export const CRASH_FLOW_STEPS = ["cm_first#0", "cm_left#0", "cm_right#0", "cm_last#0"];
 
-const flaky = step(
-  "cm_flaky",
-  async (order: string) => {
-    if (getStepInfo()?.attempt === 1) {
-      counted(null);
-      throw new Error("the first attempt fails");
-    }
-    return counted(`flaky(${order})`);
-  },
-  { retryDelay: "1s" },
-);
+const flaky = step("cm_flaky", async (order: string, retryAfterMs: number) => {
+  if (getStepInfo()?.attempt === 1) {
+    counted(null);
+    throw new RetryableError("the first attempt fails", { retryAfter: retryAfterMs });
+  }
+  return counted(`flaky(${order})`);
+});
 
-/** A step whose first attempt fails and is retried after 1 s (longer than a redelivery takes), between two steps. */
-export const retryFlow = workflow("cm_retry_flow", async (order: string) => {
+/**
+ * A step whose first attempt fails and is retried after `retryAfterMs` (longer than a redelivery
+ * takes, so that a redelivered activation finds the retry not yet due), between two steps.
+ */
+export const retryFlow = workflow("cm_retry_flow", async (order: string, retryAfterMs: number) => {
   const a = await first(order);
-  const b = await flaky(a);
+  const b = await flaky(a, retryAfterMs);
   return last(a, b);
 });
 

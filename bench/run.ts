@@ -71,3 +71,10 @@ const only = process.env.BENCH_ONLY;
 if (!only || only === "core") {
   print("Core engine, embedded file backend (real fdatasync), median of 3", await coreBenchmarks());
 }
+if (!only || only === "redis") {
+  const { redisBenchmarks } = await import("./redis.ts");
+  print(
+    `Redis mode, 2 worker processes x concurrency 50, beside raw BullMQ in the same run, median of ${process.env.BENCH_REDIS_ROUNDS ?? 3}`,
+    await redisBenchmarks(),
+  );
+}

@@ -50,6 +50,14 @@ export interface ConsumeOptions {
    * @default 30000
    */
   runLockMs?: number;
+  /**
+   * Activate a run right after one of its steps, inside that step's job, instead of through a job on the
+   * activation queue (when the run's lock is free; otherwise the activation is queued as usual). The step
+   * job finishes only after the activation, so a worker that dies in between loses nothing: the step job
+   * is delivered again, finds its outcome stored and wakes the run. Saves a job per step.
+   * @default true
+   */
+  inlineActivations?: boolean;
 }
 
 /** A running consumer of both queues. */
@@ -62,6 +70,15 @@ export interface QueueConsumer {
 const RETRY = { attempts: 8, backoff: { type: "exponential", delay: 250 } } as const;
 /** A lock held elsewhere: try again shortly (jittered so waiting activations do not collide again). */
 const relockDelay = () => 20 + Math.floor(Math.random() * 60);
+
+/** How long an inline activation waits for a run lock that is being released (ms), before queueing. */
+const INLINE_LOCK_WAITS = [1, 3];
+
+/** Activates a run inside a step job; false when it could not (the run's lock is held, or it failed). */
+type InlineActivator = (task: ActivationTask) => Promise<boolean>;
+
+/** The wake-up a step job sends for its own outcome. */
+const wakeKey = (runId: string, stepId: string, attempt: number) => `${runId}|${stepId}|${attempt}`;
 
 /** BullMQ job ids cannot contain ":"; run ids cannot contain "|", so these ids never collide. */
 export const stepJobId = (task: Pick<StepTask, "runId" | "stepId" | "attempt">) =>
@@ -88,6 +105,8 @@ export class BullMQQueue implements TaskQueue {
   readonly steps: Queue;
   private readonly connection: RedisConnection;
   private readonly consumers = new Set<QueueConsumer>();
+  /** Step jobs running in this process, by the wake-up they will send: that wake-up runs inline. */
+  private readonly inlineWakes = new Map<string, InlineActivator>();
 
   constructor(options: BullMQQueueOptions) {
     this.prefix = options.prefix ?? "tsw:";
@@ -106,6 +125,10 @@ export class BullMQQueue implements TaskQueue {
   }
 
   async enqueueActivation(task: ActivationTask): Promise<void> {
+    if (task.cause.kind === "outcome") {
+      const inline = this.inlineWakes.get(wakeKey(task.runId, task.cause.stepId, task.cause.attempt));
+      if (inline && (await inline(task))) return;
+    }
     await this.add(this.activations, "activate", task, {
       deduplication: { id: task.runId, keepLastIfActive: true },
       removeOnComplete: true,
@@ -156,6 +179,35 @@ export class BullMQQueue implements TaskQueue {
       maxStalledCount: 3,
     };
 
+    const inlineActivations = options.inlineActivations ?? true;
+    /** The run's lock, waiting a moment for one being released (the activation that sent this step holds it until it returns). */
+    const acquireSoon = async (runId: string) => {
+      let lock = await locks.acquire(runId);
+      for (const wait of INLINE_LOCK_WAITS) {
+        if (lock) break;
+        await new Promise((resolve) => setTimeout(resolve, wait));
+        lock = await locks.acquire(runId);
+      }
+      return lock;
+    };
+    const activateInline: InlineActivator = async (task) => {
+      const lock = await acquireSoon(task.runId);
+      if (!lock) return false;
+      try {
+        await handlers.activate(task);
+        return true;
+      } catch (error) {
+        // The activation queue retries it with backoff, as any activation.
+        logger.debug(`inline activation failed, queueing it: ${String(error)}`, {
+          workerId,
+          runId: task.runId,
+        });
+        return false;
+      } finally {
+        await lock.release();
+      }
+    };
+
     const activationWorker = new Worker<ActivationTask>(
       ACTIVATIONS_QUEUE,
       async (job: Job<ActivationTask>, token?: string) => {
@@ -175,7 +227,21 @@ export class BullMQQueue implements TaskQueue {
     const stepWorker = new Worker<StepTask>(
       STEPS_QUEUE,
       async (job: Job<StepTask>) => {
-        await handlers.executeStep(job.data);
+        if (!inlineActivations) return handlers.executeStep(job.data);
+        const key = wakeKey(job.data.runId, job.data.stepId, job.data.attempt);
+        // One wake-up per job: a second enqueueActivation for the same outcome goes to the queue.
+        let used = false;
+        const once: InlineActivator = (task) => {
+          if (used) return Promise.resolve(false);
+          used = true;
+          return activateInline(task);
+        };
+        this.inlineWakes.set(key, once);
+        try {
+          await handlers.executeStep(job.data);
+        } finally {
+          if (this.inlineWakes.get(key) === once) this.inlineWakes.delete(key);
+        }
       },
       { ...workerOptions, connection: workerConnection() },
     );

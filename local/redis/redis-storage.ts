@@ -10,6 +10,7 @@ import { assertRunId } from "../../lib/core/ids.ts";
 import {
   type CreateRunResult,
   type EventStore,
+  FINISHED_STATUSES,
   type NewRun,
   RUN_STATUSES,
   type RunPatch,
@@ -35,6 +36,14 @@ export interface RedisStorageOptions {
    * @default 4194304 (4 MiB)
    */
   maxPayloadBytes?: number;
+  /**
+   * How many log entries (across runs, most recently read runs kept) this storage remembers after
+   * validating them, so that reading a log again fetches and validates only the entries appended since.
+   * A run's activations hop between workers, each of which reads its whole log when it has not seen the
+   * latest version: without this, a long run costs time quadratic in its length. `0` turns it off.
+   * @default 200000
+   */
+  eventCacheSize?: number;
 }
 
 const STATUSES: ReadonlySet<string> = new Set(RUN_STATUSES);
@@ -145,11 +154,20 @@ export class RedisStorage implements EventStore {
   readonly prefix: string;
   private readonly connection: RedisConnection;
   private readonly maxPayloadBytes: number;
+  private readonly eventCacheSize: number;
+  /**
+   * Per run, a prefix of its log (raw JSON entries) already validated and canonical: parsing one again
+   * gives what `parseEvent` would. Logs are append-only, so a prefix stays valid; the last remembered entry
+   * is compared with Redis on each read, and any difference reloads the whole log.
+   */
+  private readonly logCache = new Map<string, string[]>();
+  private cachedEvents = 0;
 
   /** @throws ConfigurationError when `redis` is a string that is not a redis:// URL */
   constructor(options: RedisStorageOptions) {
     this.prefix = options.prefix ?? "tsw:";
     this.maxPayloadBytes = options.maxPayloadBytes ?? 4 * 1024 * 1024;
+    this.eventCacheSize = options.eventCacheSize ?? 200_000;
     this.connection = openRedis(options.redis);
   }
 
@@ -223,10 +241,34 @@ export class RedisStorage implements EventStore {
 
   async getEvents(runId: string): Promise<WorkflowEvent[]> {
     assertRunId(runId);
-    const raw = await this.call(() => this.client.lrange(this.key("events", runId), 0, -1));
-    return raw.map((json, index) =>
-      parseEvent(parseJson(json, `run ${runId} (event ${index + 1})`), `run ${runId} (event ${index + 1})`),
-    );
+    const key = this.key("events", runId);
+    const cached = this.logCache.get(runId);
+    let raw: string[] | undefined;
+    let known = 0;
+    if (cached && cached.length > 0) {
+      // Only the entries after the remembered prefix, starting with its last one to check it is the same log.
+      const tail = await this.call(() => this.client.lrange(key, cached.length - 1, -1));
+      if (tail[0] === cached[cached.length - 1]) {
+        known = cached.length;
+        raw = cached.concat(tail.slice(1));
+      }
+    }
+    raw ??= await this.call(() => this.client.lrange(key, 0, -1));
+    const events: WorkflowEvent[] = [];
+    let canonical = known;
+    for (let index = 0; index < raw.length; index += 1) {
+      const where = `run ${runId} (event ${index + 1})`;
+      const json = raw[index] as string;
+      if (index < known) {
+        events.push(parseJson(json, where) as WorkflowEvent);
+        continue;
+      }
+      const event = parseEvent(parseJson(json, where), where);
+      events.push(event);
+      if (canonical === index && JSON.stringify(event) === json) canonical += 1;
+    }
+    this.rememberLog(runId, canonical === raw.length ? raw : raw.slice(0, canonical));
+    return events;
   }
 
   async commit(
@@ -287,6 +329,7 @@ export class RedisStorage implements EventStore {
       ),
     )) as number;
     if (version === -1) throw new VersionConflictError(runId, expectedVersion);
+    if (FINISHED_STATUSES.has(patch.status)) this.forgetLog(runId);
   }
 
   async putOutcome(outcome: StepOutcome): Promise<boolean> {
@@ -327,6 +370,26 @@ export class RedisStorage implements EventStore {
 
   async close(): Promise<void> {
     await closeRedis(this.connection);
+  }
+
+  private rememberLog(runId: string, raw: string[]): void {
+    this.forgetLog(runId);
+    if (raw.length === 0 || raw.length > this.eventCacheSize) return;
+    this.logCache.set(runId, raw);
+    this.cachedEvents += raw.length;
+    // Oldest read first.
+    for (const [oldest, entries] of this.logCache) {
+      if (this.cachedEvents <= this.eventCacheSize) break;
+      this.logCache.delete(oldest);
+      this.cachedEvents -= entries.length;
+    }
+  }
+
+  private forgetLog(runId: string): void {
+    const entries = this.logCache.get(runId);
+    if (!entries) return;
+    this.logCache.delete(runId);
+    this.cachedEvents -= entries.length;
   }
 
   private key(kind: string, id?: string): string {

@@ -78,3 +78,4 @@ if (!only || only === "redis") {
     await redisBenchmarks(),
   );
 }
+if (!only || only === "load") await (await import("./load.ts")).loadBenchmarks();

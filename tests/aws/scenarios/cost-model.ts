@@ -1,4 +1,5 @@
 import { beforeAll, describe, expect, it } from "vitest";
+import { scheduleName } from "../../../lib/aws/timers.ts";
 import { sleep } from "../../../lib/core/primitives.ts";
 import { step } from "../../../lib/core/step.ts";
 import { workflow } from "../../../lib/core/workflow.ts";
@@ -104,6 +105,12 @@ async function measure(name: string, args: unknown[], longSleeps = 0): Promise<M
         const run = await stack.store.getRun(runId);
         return created > i && run?.status === "suspended" ? true : undefined;
       });
+      // The run's status is committed before its timer is sent: skipping time before the schedule exists
+      // would leave it in the past of the fake Scheduler's clock, never to fire.
+      const name = scheduleName(runId, `sleep#${i}`);
+      await waitFor(`the schedule of sleep ${i}`, () =>
+        emulators.scheduler.list().some((entry) => entry.name === name) ? true : undefined,
+      );
       await stack.skip(2 * DAY + 1_000);
     }
     await stack.waitForStatus(runId, "completed", 30_000);

@@ -1,0 +1,112 @@
+/**
+ * Redis restarting under a worker: redis-server with its append-only file fsync'd on every write is
+ * killed with SIGKILL while runs sleep and steps are in flight, and started again on the same port and
+ * directory. The worker reconnects by itself and every run completes once, as undisturbed.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { createConnection } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { configureLogging, type RunRecord } from "tsworkflow";
+import { createRedisRuntime, freePort, type RedisRuntime } from "tsworkflow/local";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { waitFor } from "../aws/harness/wait.ts";
+import { CRASH_FLOW_STEPS, completionsPerStep, crashFlow } from "./support/crash-workflow.ts";
+
+let dir: string;
+let port: number;
+let redis: ChildProcess | undefined;
+
+/** redis-server with AOF (`appendfsync always`): what it acknowledged survives a kill -9. */
+async function startDurableRedis(): Promise<void> {
+  redis = spawn(
+    "redis-server",
+    [
+      "--port",
+      String(port),
+      "--bind",
+      "127.0.0.1",
+      "--dir",
+      dir,
+      "--appendonly",
+      "yes",
+      "--appendfsync",
+      "always",
+      "--save",
+      "",
+      "--loglevel",
+      "warning",
+    ],
+    { stdio: "ignore" },
+  );
+  await waitFor(
+    "redis-server to accept connections",
+    () =>
+      new Promise<true | undefined>((resolve) => {
+        const socket = createConnection({ port, host: "127.0.0.1" }, () => {
+          socket.end();
+          resolve(true);
+        });
+        socket.on("error", () => resolve(undefined));
+      }),
+  );
+}
+
+async function killRedis(): Promise<void> {
+  const child = redis;
+  if (!child || child.exitCode !== null) return;
+  const exited = new Promise((resolve) => child.once("exit", resolve));
+  child.kill("SIGKILL");
+  await exited;
+}
+
+beforeAll(async () => {
+  configureLogging({ level: "silent" });
+  dir = mkdtempSync(join(tmpdir(), "tsw-redis-restart-"));
+  port = await freePort();
+  await startDurableRedis();
+});
+
+afterAll(async () => {
+  await killRedis();
+  rmSync(dir, { recursive: true, force: true });
+  configureLogging();
+});
+
+describe("a Redis server that restarts", () => {
+  let runtime: RedisRuntime;
+
+  afterAll(async () => {
+    await runtime?.close();
+  });
+
+  it("loses no run when it is killed with SIGKILL and started again while runs sleep and steps run", async () => {
+    // Prepare
+    runtime = createRedisRuntime({ url: `redis://127.0.0.1:${port}`, prefix: "restart:", concurrency: 8 });
+    await runtime.startWorker();
+    const runIds: string[] = [];
+    for (let n = 0; n < 20; n += 1) runIds.push((await runtime.start(crashFlow, [`order-${n}`])).runId);
+    await waitFor("some runs to sleep", async () => {
+      const asleep = await runtime.listRuns({ status: "suspended" });
+      return asleep.length > 0 ? true : undefined;
+    });
+    const inFlight = (await Promise.all(runIds.map((runId) => runtime.getRun(runId)))).filter(
+      (run) => run?.status !== "completed",
+    ).length;
+    // Act
+    await killRedis();
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    await startDurableRedis();
+    const runs: RunRecord[] = [];
+    for (const runId of runIds) runs.push(await runtime.waitForRun(runId, { timeoutMs: 60_000 }));
+    // Assess
+    expect(inFlight).toBeGreaterThan(0);
+    for (const [n, run] of runs.entries()) {
+      expect(run.status).toBe("completed");
+      expect(run.result).toBe(`last(left(first(order-${n})), right(first(order-${n})))`);
+      const events = await runtime.getEvents(run.runId);
+      expect(completionsPerStep(events)).toEqual(Object.fromEntries(CRASH_FLOW_STEPS.map((id) => [id, 1])));
+    }
+  }, 90_000);
+});

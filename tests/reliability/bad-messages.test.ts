@@ -229,6 +229,52 @@ describe("bad messages on SQS", () => {
     expect(dropped).toHaveLength(poison.workflow.length + poison.step.length);
     for (const line of dropped) expect(line.error?.message).toMatch(/^A (queue message|step message)/);
   });
+  it("retries the activation of a run whose workflow the function lacks, then dead-letters it, and serves runs", async () => {
+    // Prepare: a run of a workflow this bundle does not register.
+    const at = new Date().toISOString();
+    const runId = `run_badmsg_${randomUUID().slice(0, 8)}`;
+    await kit.store.createRun({
+      run: {
+        runId,
+        workflowName: "badmsg_elsewhere",
+        status: "pending",
+        input: [],
+        createdAt: at,
+        updatedAt: at,
+        version: 1,
+      },
+      startedEvent: {
+        runId,
+        seq: 1,
+        timestamp: at,
+        type: "workflow_started",
+        workflowName: "badmsg_elsewhere",
+        input: [],
+      },
+    });
+    const activation = JSON.stringify({ kind: "activation", task: { runId, cause: { kind: "start" } } });
+    // Act
+    await kit.sendToWorkflowQueue(activation, runId);
+    const { runId: other } = await kit.start("badmsg_payout", [12]);
+    const served = await waitFor("the other run to complete", async () => {
+      const current = await kit.store.getRun(other);
+      return current?.status === "completed" ? current : undefined;
+    });
+    const dead = await waitFor("the activation in the dead-letter queue", () => {
+      const messages =
+        kit.sqs.server.inspectQueue(deadLetterName(kit.queues.workflowDlqUrl))?.messages.ready ?? [];
+      return messages.find((message) => message.body === activation);
+    });
+    // Assess
+    expect(served.result).toEqual({ transferred: 12 });
+    expect(dead.body).toBe(activation);
+    expect((await kit.store.getRun(runId))?.status).toBe("pending");
+    const failures = logged().filter(
+      (line) => line.runId === runId && line.message.startsWith("activation failed"),
+    );
+    expect(failures.length).toBeGreaterThanOrEqual(2);
+    expect(failures[0]?.error?.message).toContain('No workflow named "badmsg_elsewhere"');
+  });
 });
 
 /** The queue name at the end of its URL. */

@@ -6,5 +6,8 @@ export default defineConfig({
     testTimeout: 120_000,
     hookTimeout: 120_000,
     pool: "forks",
+    // One file at a time: the emulator suites (DynamoDB Local, fauxqs, redis-server, Chromium) starve each
+    // other on a 2-core machine when they run side by side, and time out waiting for timers.
+    fileParallelism: false,
   },
 });

@@ -3,7 +3,7 @@ import { SQSClient } from "@aws-sdk/client-sqs";
 import { Engine } from "../core/engine.ts";
 import { ConfigurationError } from "../core/errors.ts";
 import type { WorkflowEvent } from "../core/events.ts";
-import type { WorkflowArgs, WorkflowDefinition } from "../core/workflow.ts";
+import type { AnyWorkflow, WorkflowArgs } from "../core/workflow.ts";
 import type { Clock } from "../ports/clock.ts";
 import type { RunRecord } from "../ports/event-store.ts";
 import type { TaskQueue } from "../ports/task-queue.ts";
@@ -11,9 +11,6 @@ import type { Timers } from "../ports/timers.ts";
 import { type ClientConfig, loadClientConfig } from "./config.ts";
 import { DynamoDBStorage } from "./dynamodb-storage.ts";
 import { SqsTaskQueue } from "./sqs-queue.ts";
-
-// biome-ignore lint/suspicious/noExplicitAny: accepts workflows of any signature
-type AnyWorkflow = WorkflowDefinition<any[], unknown>;
 
 /** Options of {@link createClient}. */
 export interface ClientOptions {

@@ -32,7 +32,8 @@ export interface WorkflowDefinition<Args extends unknown[], Result> {
 export type AnyWorkflow = WorkflowDefinition<any[], unknown>;
 
 export type WorkflowArgs<W> = W extends WorkflowDefinition<infer A, unknown> ? A : never;
-export type WorkflowResult<W> = W extends WorkflowDefinition<unknown[], infer R> ? R : never;
+// biome-ignore lint/suspicious/noExplicitAny: any argument list, so that typed workflows match
+export type WorkflowResult<W> = W extends WorkflowDefinition<any[], infer R> ? R : never;
 
 const NAME = /^[A-Za-z0-9_.:-]{1,100}$/;
 

@@ -4,6 +4,7 @@ import { pathToFileURL } from "node:url";
 import type { Engine } from "../lib/core/engine.ts";
 import { ConfigurationError, StorageLockedError, TsWorkflowError } from "../lib/core/errors.ts";
 import type { EventStore } from "../lib/ports/event-store.ts";
+import { redactUrl } from "../local/redact-url.ts";
 import { BackendUnavailableError, UsageError } from "./errors.ts";
 
 /** The storage flags shared by every command. */
@@ -409,15 +410,4 @@ async function loadExport<T>(path: string, name: string, feature: string): Promi
       `${feature} is not available in this install of tsworkflow: ${path} has no export ${name}.`,
     );
   return value as T;
-}
-
-/** `redis://user:secret@host` → `redis://user:***@host`: URLs are printed, passwords are not. */
-export function redactUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password) parsed.password = "***";
-    return parsed.toString().replace(/\/$/, "");
-  } catch {
-    return url.replace(/\/\/([^:@/]*):[^@/]*@/, "//$1:***@");
-  }
 }

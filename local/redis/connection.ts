@@ -1,5 +1,8 @@
 import { Redis, type RedisOptions } from "ioredis";
 import { ConfigurationError, TsWorkflowError } from "../../lib/core/errors.ts";
+import { redactUrl } from "../redact-url.ts";
+
+export { redactUrl };
 
 /**
  * Redis could not be reached (refused, timed out, closed) or answered with an error tsworkflow cannot
@@ -27,17 +30,6 @@ const OWN_CONNECTION_OPTIONS: RedisOptions = {
   connectTimeout: 5_000,
   retryStrategy: (times) => Math.min(times * 200, 2_000),
 };
-
-/** `redis://user:secret@host:6379/0` → `redis://user:***@host:6379/0`, so messages never leak passwords. */
-export function redactUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password) parsed.password = "***";
-    return parsed.toString().replace(/\/$/, "");
-  } catch {
-    return url.replace(/\/\/([^:@/]*):[^@/]*@/, "//$1:***@");
-  }
-}
 
 /** The address of a client someone else created, for error messages. */
 export function describeClient(redis: Redis): string {

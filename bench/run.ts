@@ -37,6 +37,9 @@ function print(title: string, rows: Row[]): void {
 
 export async function coreBenchmarks(): Promise<Row[]> {
   const rows: Row[] = [];
+  // Warm-up, not measured: the first round pays for loading modules and JIT-compiling the engine.
+  await w1();
+  await w2(1000);
   const first = await median(3, w1);
   rows.push({
     workload: "W1 200 runs x 10 steps",

@@ -75,6 +75,7 @@ export type {
   ActivationCause,
   ActivationTask,
   Clock,
+  CommitResult,
   CreateRunResult,
   EventStore,
   NewRun,

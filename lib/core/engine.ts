@@ -59,6 +59,15 @@ export interface EngineOptions {
   warnEventsPerRun?: number;
   /** Called after a commit that finished a run (completed, failed or cancelled), e.g. to wake waiters. */
   onRunFinished?: (runId: string) => void;
+  /**
+   * Runs a step inside the activation that started it, when it is the only step that activation
+   * starts, and goes on with the run in the same activation: a sequential workflow makes no queue
+   * round trip per step. Parallel steps still go through the queue (to spread over workers). A worker
+   * that dies in the middle loses nothing: the activation is delivered again and sends the step anew.
+   * Can be turned off at any time with {@link Engine.inlineSteps} (e.g. to drain a worker).
+   * @default false
+   */
+  inlineSteps?: boolean;
 }
 
 /** Options of {@link Engine.start}. */
@@ -124,6 +133,8 @@ export class Engine {
   private readonly maxEventsPerRun: number;
   private readonly warnEventsPerRun: number;
   private readonly onRunFinished: ((runId: string) => void) | undefined;
+  /** See {@link EngineOptions.inlineSteps}; set it to false to stop chaining steps (activations in flight finish their current step, then queue the next). */
+  inlineSteps: boolean;
   private readonly cache = new Map<string, RunExecution>();
   private readonly running = new Map<string, Promise<void>>();
   private lastRecordedAt = 0;
@@ -137,6 +148,7 @@ export class Engine {
     this.maxEventsPerRun = options.maxEventsPerRun ?? DEFAULT_MAX_EVENTS_PER_RUN;
     this.warnEventsPerRun = options.warnEventsPerRun ?? DEFAULT_WARN_EVENTS_PER_RUN;
     this.onRunFinished = options.onRunFinished;
+    this.inlineSteps = options.inlineSteps ?? false;
   }
 
   /**
@@ -204,7 +216,7 @@ export class Engine {
   async activate(task: ActivationTask): Promise<void> {
     const { runId } = task;
     const previous = this.running.get(runId) ?? Promise.resolve();
-    const current = previous.then(() => this.activateWithRetries(task));
+    const current = previous.then(() => this.activateChain(task));
     const tracked = current.catch(() => {});
     this.running.set(runId, tracked);
     void tracked.then(() => {
@@ -213,10 +225,38 @@ export class Engine {
     return current;
   }
 
-  private async activateWithRetries(task: ActivationTask): Promise<void> {
+  /**
+   * An activation, and with `inlineSteps` the steps it runs itself, each followed by the activation its
+   * outcome causes. An inline step's outcome goes straight to that activation; it is stored only when the
+   * activation fails, so that the redelivered one finds it.
+   */
+  private async activateChain(task: ActivationTask): Promise<void> {
+    let next = task;
+    let carried: StepOutcome | undefined;
+    for (;;) {
+      let inline: StepTask | undefined;
+      try {
+        inline = await this.activateWithRetries(next, carried);
+      } catch (error) {
+        if (carried) await this.store.putOutcome(carried);
+        throw error;
+      }
+      if (!inline) return;
+      carried = await this.runAttempt(inline);
+      next = {
+        runId: task.runId,
+        cause: { kind: "outcome", stepId: inline.stepId, attempt: inline.attempt },
+      };
+    }
+  }
+
+  private async activateWithRetries(
+    task: ActivationTask,
+    carried: StepOutcome | undefined,
+  ): Promise<StepTask | undefined> {
     for (let attempt = 0; ; attempt += 1) {
       try {
-        return await this.activateOnce(task);
+        return await this.activateOnce(task, carried);
       } catch (error) {
         this.cache.delete(task.runId);
         if (!(error instanceof VersionConflictError) || attempt >= MAX_CONFLICT_RETRIES) throw error;
@@ -224,7 +264,11 @@ export class Engine {
     }
   }
 
-  private async activateOnce(task: ActivationTask): Promise<void> {
+  /** Returns the step to run inline next, if any. */
+  private async activateOnce(
+    task: ActivationTask,
+    carried: StepOutcome | undefined,
+  ): Promise<StepTask | undefined> {
     const { runId } = task;
     assertRunId(runId);
     // A warm run is advanced from memory without reading its document or log: if someone else wrote to
@@ -237,7 +281,10 @@ export class Engine {
         getLogger().warn("activation for an unknown run dropped", { runId });
         return;
       }
-      if (FINISHED_STATUSES.has(run.status)) return this.finishAgain(run);
+      if (FINISHED_STATUSES.has(run.status)) {
+        await this.finishAgain(run);
+        return undefined;
+      }
       const definition = findWorkflow(run.workflowName);
       if (!definition) throw new WorkflowNotFoundError(run.workflowName);
       const events = await this.store.getEvents(runId);
@@ -247,7 +294,12 @@ export class Engine {
     }
     this.remember(execution);
     const baseVersion = execution.committedVersion;
-    const outcomes = execution.nonDeterminism ? [] : await this.store.listOutcomes(runId);
+    // Continuing a warm run after its inline step, the listing is skipped when the last commit saw none waiting.
+    const outcomes = execution.nonDeterminism
+      ? []
+      : carried && warm && execution.outcomesWaiting === false
+        ? [carried]
+        : withCarried(await this.store.listOutcomes(runId), carried);
     const resendAll = task.cause.kind === "recover" || this.isRedelivery(task, execution, baseVersion);
     const wasSuspended = execution.status === "suspended";
 
@@ -277,13 +329,14 @@ export class Engine {
     }
     if (newEvents.length > 0) {
       const last = newEvents[newEvents.length - 1] as WorkflowEvent;
-      await this.store.commit(runId, baseVersion, newEvents, {
+      const committed = await this.store.commit(runId, baseVersion, newEvents, {
         status,
         updatedAt: last.timestamp,
         ...(terminal?.type === "workflow_completed" ? { result: terminal.result } : {}),
         ...(terminal?.type === "workflow_failed" ? { error: terminal.error } : {}),
       });
       execution.markCommitted(status);
+      execution.outcomesWaiting = committed ? committed.pendingOutcomes : undefined;
       this.logFinished(execution, terminal);
       if (terminal) this.onRunFinished?.(runId);
     }
@@ -300,8 +353,10 @@ export class Engine {
       this.cache.delete(runId);
       return;
     }
-    await this.dispatch(execution, resendAll ? undefined : newEvents, baseVersion === 1);
+    const inline = this.inlineSteps && !resendAll ? soleStepStarted(newEvents) : undefined;
+    await this.dispatch(execution, resendAll ? undefined : newEvents, baseVersion === 1, inline?.stepId);
     if (task.cause.kind === "timer") await this.rearmEarlyTimer(execution, task.cause.timerId);
+    return inline && this.stepTask(execution, inline.stepId, inline.stepName, inline.attempt, inline.input);
   }
 
   /**
@@ -506,6 +561,7 @@ export class Engine {
     execution: RunExecution,
     events: WorkflowEvent[] | undefined,
     firstActivation: boolean,
+    inlineStepId?: string,
   ): Promise<void> {
     const sends: Promise<void>[] = [];
     const runId = execution.runId;
@@ -529,8 +585,9 @@ export class Engine {
     };
     if (events) {
       for (const event of events) {
-        if (event.type === "step_started") stepTask(event.stepId);
-        else if (event.type === "sleep_created") timer(event.sleepId, event.resumeAt);
+        if (event.type === "step_started") {
+          if (event.stepId !== inlineStepId) stepTask(event.stepId);
+        } else if (event.type === "sleep_created") timer(event.sleepId, event.resumeAt);
         else if (event.type === "step_retrying")
           timer(retryTimerId(event.stepId, event.nextAttempt), event.retryAt);
         else if (event.type === "hook_created" && event.timeoutAt !== undefined)
@@ -613,9 +670,15 @@ export class Engine {
     assertRunId(runId);
     const wake = () => this.queue.enqueueActivation({ runId, cause: { kind: "outcome", stepId, attempt } });
     if (await this.store.getOutcome(runId, stepId, attempt)) return wake();
+    await this.store.putOutcome(await this.runAttempt(task));
+    await wake();
+  }
+
+  /** Runs one attempt of a step and returns its outcome (a thrown error is a failed outcome). */
+  private async runAttempt(task: StepTask): Promise<StepOutcome> {
+    const { runId, stepId, attempt } = task;
     const definition = findStep(task.stepName);
     const base = { runId, stepId, attempt };
-    let outcome: StepOutcome;
     try {
       if (!definition) throw new StepNotFoundError(task.stepName);
       const info = {
@@ -628,12 +691,7 @@ export class Engine {
       };
       const value = await runInStep(info, () => definition.run(...structuredClone(task.input)));
       const result = roundTrip(value, `The result of step "${task.stepName}" (${stepId})`);
-      outcome = {
-        ...base,
-        recordedAt: this.recordedAt(),
-        ok: true,
-        result: result ?? null,
-      };
+      return { ...base, recordedAt: this.recordedAt(), ok: true, result: result ?? null };
     } catch (error) {
       getLogger().debug("step attempt failed", {
         runId,
@@ -643,15 +701,8 @@ export class Engine {
         attempt,
         error: String(error),
       });
-      outcome = {
-        ...base,
-        recordedAt: this.recordedAt(),
-        ok: false,
-        error: serializeError(error),
-      };
+      return { ...base, recordedAt: this.recordedAt(), ok: false, error: serializeError(error) };
     }
-    await this.store.putOutcome(outcome);
-    await wake();
   }
 
   /**
@@ -942,6 +993,24 @@ function isFinishedLog(events: readonly WorkflowEvent[]): boolean {
       return true;
   }
   return false;
+}
+
+/** The step to run inline: the only `step_started` among an activation's new events, if it runs here. */
+function soleStepStarted(events: readonly WorkflowEvent[]): EventOf<"step_started"> | undefined {
+  let found: EventOf<"step_started"> | undefined;
+  for (const event of events) {
+    if (event.type !== "step_started") continue;
+    if (found) return undefined;
+    found = event;
+  }
+  return found && findStep(found.stepName) ? found : undefined;
+}
+
+/** The outcomes an activation applies: the stored ones and the one its inline step just produced. */
+function withCarried(stored: StepOutcome[], carried: StepOutcome | undefined): StepOutcome[] {
+  if (!carried) return stored;
+  const known = stored.some((o) => o.stepId === carried.stepId && o.attempt === carried.attempt);
+  return known ? stored : [...stored, carried];
 }
 
 /** Every timer a run may have armed: its sleeps, retry waits and deadline. */

@@ -63,6 +63,12 @@ export interface RunQuery {
   limit?: number;
 }
 
+/** What a commit may report besides its success. */
+export interface CommitResult {
+  /** True when outcomes (of steps, events, cancellations) were stored and not yet in the log. */
+  pendingOutcomes: boolean;
+}
+
 /**
  * Where runs live: their logs, run documents, step outcomes and idempotency keys.
  * One contract suite (tests/contract/event-store-contract.ts) runs against every adapter.
@@ -81,9 +87,17 @@ export interface EventStore {
   /**
    * Appends `events` (seq `expectedVersion + 1` onwards) and applies `patch` to the run document,
    * atomically and only if the log still has `expectedVersion` events.
+   * A store that can tell cheaply may say whether step outcomes were waiting once the commit was done
+   * (the engine then skips listing them before the next step of a run it advances inline).
    * @throws VersionConflictError when another writer committed first
    */
-  commit(runId: string, expectedVersion: number, events: WorkflowEvent[], patch: RunPatch): Promise<void>;
+  commit(
+    runId: string,
+    expectedVersion: number,
+    events: WorkflowEvent[],
+    patch: RunPatch,
+    // biome-ignore lint/suspicious/noConfusingVoidType: a store with nothing to report keeps returning Promise<void>
+  ): Promise<CommitResult | void>;
   /** Stores a step outcome unless one exists for the same run, step and attempt. True when stored now. */
   putOutcome(outcome: StepOutcome): Promise<boolean>;
   getOutcome(runId: string, stepId: string, attempt: number): Promise<StepOutcome | undefined>;

@@ -1,6 +1,7 @@
 export type { Clock } from "./clock.ts";
 export { systemClock } from "./clock.ts";
 export type {
+  CommitResult,
   CreateRunResult,
   EventStore,
   NewRun,

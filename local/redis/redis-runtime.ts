@@ -31,6 +31,13 @@ export interface RedisRuntimeOptions {
   stalledAfterMs?: number;
   /** @default the system clock */
   clock?: Clock;
+  /**
+   * Run a workflow's next step in the worker that advanced the run, when it is the only step to start,
+   * and go on with the run there: sequential steps then cost no queue round trip (parallel steps are
+   * still spread over workers through the step queue). See `EngineOptions.inlineSteps`.
+   * @default true
+   */
+  inlineSteps?: boolean;
 }
 
 /** Options of {@link RedisRuntime.waitForRun}. */
@@ -95,6 +102,7 @@ export function createRedisRuntime(options: RedisRuntimeOptions): RedisRuntime {
     // Activations of a run hop between workers: a warm copy that another worker made stale is caught by the
     // conditional commit, or, when there is nothing to commit, by the engine's version check.
     ...(options.clock ? { clock: options.clock } : {}),
+    inlineSteps: options.inlineSteps ?? true,
   });
   let worker: Promise<QueueConsumer> | undefined;
   let closing: Promise<void> | undefined;
@@ -146,6 +154,8 @@ export function createRedisRuntime(options: RedisRuntimeOptions): RedisRuntime {
     },
     close() {
       closing ??= (async () => {
+        // Runs being advanced here stop after their current step and queue the next one for other workers.
+        engine.inlineSteps = false;
         if (worker) await (await worker).close();
         await queue.close();
         await storage.close();

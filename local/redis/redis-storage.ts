@@ -8,6 +8,7 @@ import {
 import { parseEvent, type WorkflowEvent } from "../../lib/core/events.ts";
 import { assertRunId } from "../../lib/core/ids.ts";
 import {
+  type CommitResult,
   type CreateRunResult,
   type EventStore,
   FINISHED_STATUSES,
@@ -82,7 +83,8 @@ return {1}
  * KEYS: run, events, pending-outcomes, idx:all.
  * ARGV: prefix, runId, expectedVersion, newStatus, eventCount, events…, setCount, field/value…, delCount, fields…,
  *       consumedCount, outcome fields…
- * Returns the new version, or -1 when the log no longer has expectedVersion events (or the run is missing).
+ * Returns { new version, outcomes still pending }, or -1 when the log no longer has expectedVersion events (or the
+ * run is missing).
  */
 const COMMIT = new LuaScript(`
 local prefix, runId = ARGV[1], ARGV[2]
@@ -113,7 +115,7 @@ if old ~= newStatus then
   redis.call('ZADD', prefix .. 'idx:status:' .. newStatus, score, runId)
   redis.call('ZADD', prefix .. 'idx:wf-status:' .. newStatus .. ':' .. wf, score, runId)
 end
-return version
+return {version, redis.call('LLEN', KEYS[3])}
 `);
 
 /** KEYS: outcomes, pending-outcomes. ARGV: field, outcome JSON. */
@@ -276,7 +278,7 @@ export class RedisStorage implements EventStore {
     expectedVersion: number,
     events: WorkflowEvent[],
     patch: RunPatch,
-  ): Promise<void> {
+  ): Promise<CommitResult> {
     assertRunId(runId);
     if (!STATUSES.has(patch.status))
       throw new InvalidEventError(
@@ -303,7 +305,7 @@ export class RedisStorage implements EventStore {
         const ref = e as { stepId: string; attempt: number };
         return outcomeField(ref.stepId, ref.attempt);
       });
-    const version = (await this.call(() =>
+    const reply = (await this.call(() =>
       COMMIT.run(
         this.client,
         [
@@ -327,9 +329,10 @@ export class RedisStorage implements EventStore {
           ...consumed,
         ],
       ),
-    )) as number;
-    if (version === -1) throw new VersionConflictError(runId, expectedVersion);
+    )) as -1 | [number, number];
+    if (reply === -1) throw new VersionConflictError(runId, expectedVersion);
     if (FINISHED_STATUSES.has(patch.status)) this.forgetLog(runId);
+    return { pendingOutcomes: reply[1] > 0 };
   }
 
   async putOutcome(outcome: StepOutcome): Promise<boolean> {

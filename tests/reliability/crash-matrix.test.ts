@@ -45,6 +45,23 @@ function expectedExecutions(boundary: Boundary, backend: Backend): number {
   return 1;
 }
 
+/**
+ * With inline steps a sequential step runs inside its run's activation: no step task, stored outcome or
+ * wake-up exists for it, so the worker can die only after the commit that starts it, or after it ran and
+ * before the commit that records it. A step of a Promise.all still goes through the queue.
+ */
+const INLINE_CASES: [Boundary, string, string][] = [
+  ...TARGETS.map(([where, stepId]) => ["after-commit", where, stepId] as [Boundary, string, string]),
+  ...TARGETS.map(([where, stepId]) => ["before-outcome-commit", where, stepId] as [Boundary, string, string]),
+  ["before-step", "a step of a Promise.all", "cm_left#0"],
+  ["before-wake", "a step of a Promise.all", "cm_left#0"],
+];
+
+/** An inline step's outcome lives in its worker's memory until the commit: it runs again if that commit is lost. */
+function expectedInlineExecutions(boundary: Boundary, _backend: Backend, stepId: string): number {
+  return boundary === "before-outcome-commit" && stepId !== "cm_left#0" ? 2 : 1;
+}
+
 const within = <T>(promise: Promise<T>, ms: number, what: string): Promise<T> =>
   Promise.race([
     promise,
@@ -90,7 +107,12 @@ async function crashAndRecover(backend: Backend, boundary: Boundary, stepId: str
   }
 }
 
-function describeMatrix(name: string, open: () => Backend) {
+function describeMatrix(
+  name: string,
+  open: () => Backend,
+  cases: [Boundary, string, string][] = CASES,
+  expected: (boundary: Boundary, backend: Backend, stepId: string) => number = expectedExecutions,
+) {
   describe(`a worker that dies on the ${name} backend`, () => {
     it("completes the run after dying right after committing a failed attempt's retry", async () => {
       // Prepare
@@ -128,7 +150,7 @@ function describeMatrix(name: string, open: () => Backend) {
       }
     });
 
-    it.each(CASES)("completes the run after dying at %s of %s", async (boundary, _where, stepId) => {
+    it.each(cases)("completes the run after dying at %s of %s", async (boundary, _where, stepId) => {
       // Prepare
       const backend = open();
       try {
@@ -139,7 +161,7 @@ function describeMatrix(name: string, open: () => Backend) {
         expect(run.result).toEqual(baseline.run.result);
         expect(completionsPerStep(events)).toEqual(Object.fromEntries(CRASH_FLOW_STEPS.map((id) => [id, 1])));
         expect(canonicalTuples(events)).toEqual(baseline.canonical);
-        expect(executions.get(`${run.runId}:${stepId}`)).toBe(expectedExecutions(boundary, backend));
+        expect(executions.get(`${run.runId}:${stepId}`)).toBe(expected(boundary, backend, stepId));
       } finally {
         await backend.close();
       }
@@ -159,4 +181,10 @@ describe("on Redis", () => {
     await server?.stop();
   });
   describeMatrix("Redis", () => redisBackend(server.url));
+  describeMatrix(
+    "Redis (inline steps)",
+    () => redisBackend(server.url, { inlineSteps: true }),
+    INLINE_CASES,
+    expectedInlineExecutions,
+  );
 });

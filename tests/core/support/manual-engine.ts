@@ -89,7 +89,9 @@ export interface ManualEngine {
  * The engine with recording fakes for its ports: every activation, step and timer happens when the test
  * says so. `cacheSize: 0` makes every activation replay the run from its log.
  */
-export function manualEngine(options: { store?: EventStore; cacheSize?: number } = {}): ManualEngine {
+export function manualEngine(
+  options: { store?: EventStore; cacheSize?: number; inlineSteps?: boolean } = {},
+): ManualEngine {
   const store = options.store ?? new MemoryStorage();
   const queue = new RecordingQueue();
   const timers = new RecordingTimers();
@@ -100,6 +102,7 @@ export function manualEngine(options: { store?: EventStore; cacheSize?: number }
     timers,
     clock,
     ...(options.cacheSize === undefined ? {} : { cacheSize: options.cacheSize }),
+    ...(options.inlineSteps === undefined ? {} : { inlineSteps: options.inlineSteps }),
   });
   const runQueued = async () => {
     for (;;) {

@@ -117,8 +117,11 @@ export function fileBackend(dir = mkdtempSync(join(tmpdir(), "tsw-reliability-")
 
 let redisNamespaces = 0;
 
-/** Redis workers: each its own connections, BullMQ consumer and engine, in a fresh key prefix. */
-export function redisBackend(url: string): Backend {
+/**
+ * Redis workers: each its own connections, BullMQ consumer and engine, in a fresh key prefix. With
+ * `inlineSteps` (what `createRedisRuntime` does), a run's sequential steps run inside its activation.
+ */
+export function redisBackend(url: string, options: { inlineSteps?: boolean } = {}): Backend {
   redisNamespaces += 1;
   const prefix = `rel-${process.pid}-${redisNamespaces}:`;
   const reader = new RedisStorage({ redis: url, prefix });
@@ -131,7 +134,12 @@ export function redisBackend(url: string): Backend {
       const bullmq = new BullMQQueue({ redis: storage.client, prefix });
       const queue = faultyQueue(bullmq, crash);
       const timers = faultyTimers(new BullMQTimers({ queue: bullmq }), crash);
-      const engine = new Engine({ store: faultyStore(storage, crash), queue, timers });
+      const engine = new Engine({
+        store: faultyStore(storage, crash),
+        queue,
+        timers,
+        inlineSteps: options.inlineSteps ?? false,
+      });
       const consumer = await bullmq.consume(
         { activate: (task) => engine.activate(task), executeStep: (task) => engine.executeStep(task) },
         { concurrency: 4, workerId: `reliability-${redisNamespaces}-${workers.size}` },

@@ -27,14 +27,17 @@ export class WorkerCrash extends Error {
  * - `before-outcome`: the step function ran, its outcome is never stored;
  * - `before-wake`: the outcome is stored, the activation that should consume it is never sent;
  * - `after-commit`: the commit is stored, nothing it asks for (tasks, timers) is sent;
- * - `after-retry-commit`: the commit recording a failed attempt's retry is stored, its retry timer is never armed.
+ * - `after-retry-commit`: the commit recording a failed attempt's retry is stored, its retry timer is never armed;
+ * - `before-outcome-commit`: the step ran, the commit that would record its outcome is never stored (with
+ *   inline steps, the step's outcome then lived only in the dead worker's memory).
  */
 export type Boundary =
   | "before-step"
   | "before-outcome"
   | "before-wake"
   | "after-commit"
-  | "after-retry-commit";
+  | "after-retry-commit"
+  | "before-outcome-commit";
 
 export const BOUNDARIES: readonly Boundary[] = [
   "before-step",
@@ -108,12 +111,17 @@ export function faultyStore(store: EventStore, crash: CrashSwitch): EventStore {
       }),
     commit: (runId: string, expectedVersion: number, events: WorkflowEvent[], patch: RunPatch) =>
       alive(async () => {
-        await store.commit(runId, expectedVersion, events, patch);
+        for (const event of events) {
+          if ((event.type === "step_completed" || event.type === "step_failed") && event.attempt === 1)
+            crash.maybeTrip("before-outcome-commit", event.stepId);
+        }
+        const result = await store.commit(runId, expectedVersion, events, patch);
         for (const event of events) {
           if (event.type === "step_started" && event.attempt === 1)
             crash.maybeTrip("after-commit", event.stepId);
           if (event.type === "step_retrying") crash.maybeTrip("after-retry-commit", event.stepId);
         }
+        return result;
       }),
     close: () => store.close(),
   };

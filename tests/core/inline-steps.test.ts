@@ -1,0 +1,146 @@
+import { type RunPatch, sleep, step, type WorkflowEvent, workflow } from "tsworkflow";
+import { MemoryStorage } from "tsworkflow/local";
+import { describe, expect, it } from "vitest";
+import { eventTuples, type ManualEngine, manualEngine } from "./support/manual-engine.ts";
+
+/** The activation the engine queued (the start's). */
+function nextActivation(m: ManualEngine) {
+  const [task] = m.queue.takeActivations();
+  if (!task) throw new Error("no activation was queued");
+  return task;
+}
+
+const ran: string[] = [];
+const add = step("inline_add", async (a: number, b: number) => {
+  ran.push(`add(${a},${b})`);
+  return a + b;
+});
+const double = step("inline_double", async (n: number) => {
+  ran.push(`double(${n})`);
+  return n * 2;
+});
+
+const sequence = workflow("inline_sequence", async (n: number) => {
+  const a = await add(n, 1);
+  const b = await double(a);
+  await sleep("1m");
+  return add(b, 100);
+});
+
+const fanOut = workflow("inline_fan_out", async (n: number) => {
+  const [a, b] = await Promise.all([add(n, 1), double(n)]);
+  return add(a, b);
+});
+
+/** Fails the first commit that records `stepId` as completed (a store that went away for a moment). */
+class FlakyCommitStorage extends MemoryStorage {
+  failed = false;
+  constructor(private readonly stepId: string) {
+    super();
+  }
+
+  override async commit(runId: string, version: number, events: WorkflowEvent[], patch: RunPatch) {
+    const records = events.some((e) => e.type === "step_completed" && e.stepId === this.stepId);
+    if (records && !this.failed) {
+      this.failed = true;
+      throw new Error("the store went away");
+    }
+    return super.commit(runId, version, events, patch);
+  }
+}
+
+describe("inline steps", () => {
+  it("run a sequential workflow's steps inside its activations, with the log of queued steps", async () => {
+    // Prepare
+    const queued = manualEngine();
+    const inline = manualEngine({ inlineSteps: true });
+    // Act
+    const a = await queued.engine.start(sequence, [1]);
+    await queued.runToEnd();
+    const b = await inline.engine.start(sequence, [1]);
+    ran.length = 0;
+    await inline.runQueued();
+    const stepsQueued = inline.queue.steps.length;
+    await inline.runToEnd();
+    // Assess
+    expect(stepsQueued).toBe(0);
+    expect(ran).toEqual(["add(1,1)", "double(2)", "add(4,100)"]);
+    expect(await inline.run(b.runId)).toMatchObject({ status: "completed", result: 104 });
+    expect(eventTuples(await inline.events(b.runId))).toEqual(eventTuples(await queued.events(a.runId)));
+  });
+
+  it("send the steps of a Promise.all through the queue, then run the step after them inline", async () => {
+    // Prepare
+    const m = manualEngine({ inlineSteps: true });
+    const { runId } = await m.engine.start(fanOut, [3]);
+    // Act
+    await m.engine.activate(nextActivation(m));
+    const parallel = m.queue.takeSteps();
+    for (const task of parallel) await m.engine.executeStep(task);
+    await m.runQueued();
+    // Assess
+    expect(parallel.map((task) => task.stepId)).toEqual(["inline_add#0", "inline_double#0"]);
+    expect(m.queue.steps).toEqual([]);
+    expect(await m.run(runId)).toMatchObject({ status: "completed", result: 10 });
+  });
+
+  it("queue the next step once inlineSteps is turned off (a worker draining)", async () => {
+    // Prepare
+    const m = manualEngine({ inlineSteps: true });
+    const { runId } = await m.engine.start(sequence, [1]);
+    // Act
+    m.engine.inlineSteps = false;
+    await m.engine.activate(nextActivation(m));
+    // Assess
+    expect(m.queue.takeSteps().map((task) => task.stepId)).toEqual(["inline_add#0"]);
+    expect((await m.run(runId)).status).toBe("running");
+  });
+
+  it("store the outcome of an inline step whose commit failed, so that it does not run again", async () => {
+    // Prepare
+    const store = new FlakyCommitStorage("inline_double#0");
+    const m = manualEngine({ store, inlineSteps: true });
+    const { runId } = await m.engine.start(sequence, [5]);
+    ran.length = 0;
+    const first = nextActivation(m);
+    // Act
+    await expect(m.engine.activate(first)).rejects.toThrow("the store went away");
+    const stored = await store.getOutcome(runId, "inline_double#0", 1);
+    await m.engine.activate(first); // the queue delivers the failed activation again
+    await m.runToEnd();
+    // Assess
+    expect(stored).toMatchObject({ ok: true, result: 12 });
+    expect(ran).toEqual(["add(5,1)", "double(6)", "add(12,100)"]);
+    expect(await m.run(runId)).toMatchObject({ status: "completed", result: 112 });
+  });
+
+  it("let a cancellation that arrives during an inline step stop the run before its next step", async () => {
+    // Prepare
+    let release: () => void = () => {};
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const slow = step("inline_slow", async () => {
+      await gate;
+      return 1;
+    });
+    const never = step("inline_never", async () => {
+      ran.push("never");
+      return 2;
+    });
+    const cancellable = workflow("inline_cancellable", async () => (await slow()) + (await never()));
+    const m = manualEngine({ inlineSteps: true });
+    const { runId } = await m.engine.start(cancellable, []);
+    ran.length = 0;
+    // Act
+    const activation = m.engine.activate(nextActivation(m));
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    await m.engine.cancelRun(runId, "changed my mind");
+    release();
+    await activation;
+    await m.runQueued();
+    // Assess
+    expect(ran).toEqual([]);
+    expect(await m.run(runId)).toMatchObject({ status: "cancelled" });
+  });
+});

@@ -60,6 +60,22 @@ export class InProcessQueue implements TaskQueue {
     this.pumpSteps();
   }
 
+  /**
+   * A step slot for a step an activation runs itself: free when fewer than `concurrency` steps run and
+   * none waits (queued steps go first). The release is safe to call more than once.
+   */
+  reserveStepSlot(): (() => void) | undefined {
+    if (this.closed || this.runningSteps >= this.concurrency || this.stepBacklog.length > 0) return undefined;
+    this.runningSteps += 1;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.runningSteps -= 1;
+      this.pumpSteps();
+    };
+  }
+
   /** Resolves when no task is queued or running. */
   idle(): Promise<void> {
     if (this.inFlight === 0) return Promise.resolve();

@@ -31,6 +31,12 @@ export interface LocalRuntimeOptions {
   timers?: "real" | "manual";
   /** Resume unfinished runs found in the storage at once. @default true */
   recover?: boolean;
+  /**
+   * Run a workflow's lone next step inside its activation instead of through the queue (it still takes
+   * one of the `concurrency` step slots). See `EngineOptions.inlineSteps`.
+   * @default true
+   */
+  inlineSteps?: boolean;
   /** Event limits per run (see `EngineOptions`). @default 50,000 events, a warning past 10,000 */
   limits?: Pick<EngineOptions, "maxEventsPerRun" | "warnEventsPerRun">;
 }
@@ -69,6 +75,8 @@ export class LocalRuntime implements Runtime {
       clock: this.clock,
       ...options.limits,
       onRunFinished: (runId) => this.wakeWaiters(runId),
+      // A sequential step runs in its run's activation, in one of the queue's step slots.
+      inlineSteps: options.inlineSteps ?? true,
     });
     this.queue.consume({
       activate: (task) => this.engine.activate(task),

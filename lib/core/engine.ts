@@ -104,6 +104,12 @@ const SIGNAL_PREFIX = "$signal:";
 const CHILD_PREFIX = "$child:";
 const hookTimerId = (hookId: string) => `hook:${hookId}`;
 
+/** A step an activation runs itself, and the queue slot it holds meanwhile. */
+interface InlineStep {
+  task: StepTask;
+  release: () => void;
+}
+
 /** What an activation must do after its commit. */
 interface ActivationEffects {
   cancelledTimers: string[];
@@ -209,15 +215,45 @@ export class Engine {
   }
 
   /**
-   * One activation of a run. Activations of one run are serialized within this engine; across
-   * processes the queue must not overlap them (FIFO group, lock). Throws on infrastructure errors so
-   * that the message is delivered again.
+   * One activation of a run (with `inlineSteps`, followed by the step it starts and the activations
+   * after it, as long as each starts a lone step). Activations of one run are serialized within this
+   * engine; across processes the queue must not overlap them (FIFO group, lock). Throws on
+   * infrastructure errors so that the message is delivered again.
    */
   async activate(task: ActivationTask): Promise<void> {
-    const { runId } = task;
+    let next = task;
+    let carried: StepOutcome | undefined;
+    for (;;) {
+      const outcome = carried;
+      let inline: InlineStep | undefined;
+      try {
+        inline = await this.serialized(task.runId, () => this.activateWithRetries(next, outcome));
+      } catch (error) {
+        // The redelivered activation finds the inline step's outcome stored instead of running it again.
+        if (outcome) await this.store.putOutcome(outcome);
+        throw error;
+      }
+      if (!inline) return;
+      // With `inlineSteps`, the step runs here, outside the run's serialization (as a queued step would:
+      // a cancellation or an event is applied meanwhile), and its outcome goes to the next activation.
+      try {
+        carried = await this.runAttempt(inline.task);
+      } finally {
+        inline.release();
+      }
+      const { stepId, attempt } = inline.task;
+      next = { runId: task.runId, cause: { kind: "outcome", stepId, attempt } };
+    }
+  }
+
+  /** Runs `work` after the activations of the same run that came before it in this engine. */
+  private serialized<T>(runId: string, work: () => Promise<T>): Promise<T> {
     const previous = this.running.get(runId) ?? Promise.resolve();
-    const current = previous.then(() => this.activateChain(task));
-    const tracked = current.catch(() => {});
+    const current = previous.then(work);
+    const tracked = current.then(
+      () => {},
+      () => {},
+    );
     this.running.set(runId, tracked);
     void tracked.then(() => {
       if (this.running.get(runId) === tracked) this.running.delete(runId);
@@ -225,35 +261,10 @@ export class Engine {
     return current;
   }
 
-  /**
-   * An activation, and with `inlineSteps` the steps it runs itself, each followed by the activation its
-   * outcome causes. An inline step's outcome goes straight to that activation; it is stored only when the
-   * activation fails, so that the redelivered one finds it.
-   */
-  private async activateChain(task: ActivationTask): Promise<void> {
-    let next = task;
-    let carried: StepOutcome | undefined;
-    for (;;) {
-      let inline: StepTask | undefined;
-      try {
-        inline = await this.activateWithRetries(next, carried);
-      } catch (error) {
-        if (carried) await this.store.putOutcome(carried);
-        throw error;
-      }
-      if (!inline) return;
-      carried = await this.runAttempt(inline);
-      next = {
-        runId: task.runId,
-        cause: { kind: "outcome", stepId: inline.stepId, attempt: inline.attempt },
-      };
-    }
-  }
-
   private async activateWithRetries(
     task: ActivationTask,
     carried: StepOutcome | undefined,
-  ): Promise<StepTask | undefined> {
+  ): Promise<InlineStep | undefined> {
     for (let attempt = 0; ; attempt += 1) {
       try {
         return await this.activateOnce(task, carried);
@@ -268,7 +279,7 @@ export class Engine {
   private async activateOnce(
     task: ActivationTask,
     carried: StepOutcome | undefined,
-  ): Promise<StepTask | undefined> {
+  ): Promise<InlineStep | undefined> {
     const { runId } = task;
     assertRunId(runId);
     // A warm run is advanced from memory without reading its document or log: if someone else wrote to
@@ -353,10 +364,20 @@ export class Engine {
       this.cache.delete(runId);
       return;
     }
-    const inline = this.inlineSteps && !resendAll ? soleStepStarted(newEvents) : undefined;
-    await this.dispatch(execution, resendAll ? undefined : newEvents, baseVersion === 1, inline?.stepId);
-    if (task.cause.kind === "timer") await this.rearmEarlyTimer(execution, task.cause.timerId);
-    return inline && this.stepTask(execution, inline.stepId, inline.stepName, inline.attempt, inline.input);
+    const candidate = this.inlineSteps && !resendAll ? soleStepStarted(newEvents) : undefined;
+    // A queue that limits running steps must have a slot free; otherwise the step is queued as usual.
+    const release = candidate && (this.queue.reserveStepSlot ? this.queue.reserveStepSlot() : () => {});
+    const inline = release ? candidate : undefined;
+    try {
+      await this.dispatch(execution, resendAll ? undefined : newEvents, baseVersion === 1, inline?.stepId);
+      if (task.cause.kind === "timer") await this.rearmEarlyTimer(execution, task.cause.timerId);
+    } catch (error) {
+      release?.();
+      throw error;
+    }
+    if (!inline || !release) return undefined;
+    const { stepId, stepName, attempt, input } = inline;
+    return { task: this.stepTask(execution, stepId, stepName, attempt, input), release };
   }
 
   /**
@@ -872,13 +893,7 @@ export class Engine {
    */
   async retryRun(runId: string): Promise<void> {
     assertRunId(runId);
-    const previous = this.running.get(runId) ?? Promise.resolve();
-    const retry = previous.then(() => this.appendRetry(runId));
-    this.running.set(
-      runId,
-      retry.catch(() => {}),
-    );
-    await retry;
+    await this.serialized(runId, () => this.appendRetry(runId));
     await this.queue.enqueueActivation({ runId, cause: { kind: "recover" } });
   }
 

@@ -26,4 +26,10 @@ export interface StepTask {
 export interface TaskQueue {
   enqueueActivation(task: ActivationTask): Promise<void>;
   enqueueStep(task: StepTask): Promise<void>;
+  /**
+   * Optional, for queues that limit how many steps run at once: takes a slot for a step that an
+   * activation runs inline (see `EngineOptions.inlineSteps`) and returns its release, or undefined when
+   * no slot is free (the step is then queued). Without it, inline steps are not limited by the queue.
+   */
+  reserveStepSlot?(): (() => void) | undefined;
 }

@@ -19,6 +19,16 @@ const longSleeper = workflow("rf_long_sleeper", async () => {
     await cleanup();
   }
 });
+const tick = step("rf_tick", async (n: number) => {
+  await new Promise((resolve) => setTimeout(resolve, 5));
+  return n + 1;
+});
+/** Sequential steps: with inline steps, the whole loop runs inside one activation on one worker. */
+const longLoop = workflow("rf_long_loop", async (count: number) => {
+  let n = 0;
+  for (let i = 0; i < count; i += 1) n = await tick(n);
+  return n;
+});
 const child = workflow("rf_child", async (n: number) => n * 10);
 const parent = workflow("rf_parent", async () => {
   const [a, b] = await Promise.all([runChild(child, [1]), runChild(child, [2])]);
@@ -80,6 +90,23 @@ describe("events, cancellation and child runs on Redis", () => {
 
     expect(run.status).toBe("cancelled");
     expect(cleanups).toEqual(["cleanup"]);
+  });
+
+  it("cancels a run in the middle of a loop of steps it runs inline, before the loop ends", async () => {
+    const { runId } = await runtime.start(longLoop, [2_000]);
+    for (let i = 0; i < 400; i += 1) {
+      const ticks = (await runtime.getEvents(runId)).filter((event) => event.type === "step_completed");
+      if (ticks.length >= 5) break;
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+
+    await runtime.cancelRun(runId, "enough");
+    const run = await runtime.waitForRun(runId, { timeoutMs: 10_000 });
+
+    expect(run.status).toBe("cancelled");
+    const ticks = (await runtime.getEvents(runId)).filter((event) => event.type === "step_completed");
+    expect(ticks.length).toBeGreaterThanOrEqual(5);
+    expect(ticks.length).toBeLessThan(100);
   });
 
   it("runs child workflows as their own runs and resumes the parent with their results", async () => {

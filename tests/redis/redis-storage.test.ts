@@ -141,7 +141,7 @@ describe("RedisStorage", () => {
     await storage.putOutcome(outcome);
     try {
       // Act
-      await storage.commit(
+      const committed = await storage.commit(
         runId,
         1,
         [
@@ -159,10 +159,31 @@ describe("RedisStorage", () => {
         { status: "running", updatedAt: "t" },
       );
       // Assess
+      expect(committed).toEqual({ pendingOutcomes: false });
       expect(await storage.listOutcomes(runId)).toEqual([]);
       expect(await storage.getOutcome(runId, "s#0", 1)).toEqual(outcome);
       expect(await storage.putOutcome({ ...outcome, result: 8 })).toBe(false);
       expect(await storage.listOutcomes(runId)).toEqual([]);
+    } finally {
+      await storage.close();
+    }
+  });
+
+  it("says whether outcomes are still waiting after a commit", async () => {
+    // Prepare
+    const storage = new RedisStorage({ redis: server.url, prefix: freshPrefix() });
+    const fixture = newRunFixture();
+    const runId = fixture.run.runId;
+    await storage.createRun(fixture);
+    const recordedAt = "2026-01-01T00:00:00.000Z";
+    try {
+      // Act
+      const before = await storage.commit(runId, 1, [], { status: "running", updatedAt: "t1" });
+      await storage.putOutcome({ runId, stepId: "$cancel", attempt: 1, recordedAt, ok: true, result: {} });
+      const after = await storage.commit(runId, 1, [], { status: "running", updatedAt: "t2" });
+      // Assess
+      expect(before).toEqual({ pendingOutcomes: false });
+      expect(after).toEqual({ pendingOutcomes: true });
     } finally {
       await storage.close();
     }

@@ -58,8 +58,13 @@ export async function waitForFinished(
   }
 }
 
+/** Backend options: `inlineSteps` as `LocalRuntime` and `createRedisRuntime` set it by default. */
+export interface BackendOptions {
+  inlineSteps?: boolean;
+}
+
 /** The embedded worker: in-process queue and real timers, over whatever store the backend holds. */
-async function localWorker(store: EventStore, crash: CrashSwitch): Promise<Worker> {
+async function localWorker(store: EventStore, crash: CrashSwitch, options: BackendOptions): Promise<Worker> {
   const inProcess = new InProcessQueue({ retryDelayMs: 20 });
   const queue = faultyQueue(inProcess, crash);
   const localTimers = new LocalTimers(queue, { now: () => Date.now() }, "real");
@@ -67,6 +72,7 @@ async function localWorker(store: EventStore, crash: CrashSwitch): Promise<Worke
     store: faultyStore(store, crash),
     queue,
     timers: faultyTimers(localTimers, crash),
+    inlineSteps: options.inlineSteps ?? false,
   });
   inProcess.consume({
     activate: (task) => engine.activate(task),
@@ -83,12 +89,12 @@ async function localWorker(store: EventStore, crash: CrashSwitch): Promise<Worke
   };
 }
 
-export function memoryBackend(): Backend {
+export function memoryBackend(options: BackendOptions = {}): Backend {
   const store = new MemoryStorage();
   return {
     name: "memory",
     durableOutcomes: true,
-    startWorker: (crash) => localWorker(store, crash),
+    startWorker: (crash) => localWorker(store, crash, options),
     restart: async () => {},
     reader: () => store,
     close: () => store.close(),
@@ -96,12 +102,15 @@ export function memoryBackend(): Backend {
 }
 
 /** The file backend in `dir` (a new temporary directory by default, removed by `close`). */
-export function fileBackend(dir = mkdtempSync(join(tmpdir(), "tsw-reliability-"))): Backend {
+export function fileBackend(
+  dir = mkdtempSync(join(tmpdir(), "tsw-reliability-")),
+  options: BackendOptions = {},
+): Backend {
   let store = new FileStorage({ dir });
   return {
     name: "file",
     durableOutcomes: false,
-    startWorker: (crash) => localWorker(store, crash),
+    startWorker: (crash) => localWorker(store, crash, options),
     async restart() {
       // The dead process's writes are in the files; the new process reads them back from disk.
       await store.close();
@@ -121,7 +130,7 @@ let redisNamespaces = 0;
  * Redis workers: each its own connections, BullMQ consumer and engine, in a fresh key prefix. With
  * `inlineSteps` (what `createRedisRuntime` does), a run's sequential steps run inside its activation.
  */
-export function redisBackend(url: string, options: { inlineSteps?: boolean } = {}): Backend {
+export function redisBackend(url: string, options: BackendOptions = {}): Backend {
   redisNamespaces += 1;
   const prefix = `rel-${process.pid}-${redisNamespaces}:`;
   const reader = new RedisStorage({ redis: url, prefix });

@@ -79,6 +79,7 @@ export type {
   CreateRunResult,
   EventStore,
   NewRun,
+  RunLease,
   RunPatch,
   RunQuery,
   RunRecord,

@@ -8,7 +8,7 @@ import {
   type RunStatus,
   type StepOutcome,
 } from "../ports/event-store.ts";
-import type { ActivationTask, StepTask, TaskQueue } from "../ports/task-queue.ts";
+import type { ActivationTask, RunLease, StepTask, TaskQueue } from "../ports/task-queue.ts";
 import type { TimerRequest, Timers } from "../ports/timers.ts";
 import { runInStep } from "./context.ts";
 import { formatDuration } from "./durations.ts";
@@ -220,7 +220,7 @@ export class Engine {
    * engine; across processes the queue must not overlap them (FIFO group, lock). Throws on
    * infrastructure errors so that the message is delivered again.
    */
-  async activate(task: ActivationTask): Promise<void> {
+  async activate(task: ActivationTask, lease?: RunLease): Promise<void> {
     let next = task;
     let carried: StepOutcome | undefined;
     for (;;) {
@@ -236,6 +236,7 @@ export class Engine {
       if (!inline) return;
       // With `inlineSteps`, the step runs here, outside the run's serialization (as a queued step would:
       // a cancellation or an event is applied meanwhile), and its outcome goes to the next activation.
+      lease?.pause();
       try {
         carried = await this.runAttempt(inline.task);
       } finally {
@@ -243,6 +244,12 @@ export class Engine {
       }
       const { stepId, attempt } = inline.task;
       next = { runId: task.runId, cause: { kind: "outcome", stepId, attempt } };
+      if (lease && !(await lease.resume())) {
+        // Another worker holds the run now: hand it the outcome as a queued step would.
+        await this.store.putOutcome(carried);
+        await this.queue.enqueueActivation(next);
+        return;
+      }
     }
   }
 

@@ -12,5 +12,5 @@ export type {
   StepOutcome,
 } from "./event-store.ts";
 export { FINISHED_STATUSES, RUN_STATUSES } from "./event-store.ts";
-export type { ActivationCause, ActivationTask, StepTask, TaskQueue } from "./task-queue.ts";
+export type { ActivationCause, ActivationTask, RunLease, StepTask, TaskQueue } from "./task-queue.ts";
 export type { TimerRequest, Timers } from "./timers.ts";

@@ -22,6 +22,18 @@ export interface StepTask {
   input: unknown[];
 }
 
+/**
+ * The hold a queue keeps on a run while one of its activations runs (Redis mode's run lock). The engine
+ * lets go of it around a step it runs inline, so that other workers can activate the run meanwhile (a
+ * cancellation is not held up by a long step), and takes it back before going on.
+ */
+export interface RunLease {
+  /** An inline step starts: the queue may let others activate the run until `resume`. */
+  pause(): void;
+  /** The step ended: false when the run could not be taken back (then its outcome goes the queued way). */
+  resume(): Promise<boolean>;
+}
+
 /** Delivers tasks at least once. */
 export interface TaskQueue {
   enqueueActivation(task: ActivationTask): Promise<void>;

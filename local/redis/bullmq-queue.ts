@@ -3,9 +3,9 @@ import { DelayedError, type Job, type JobsOptions, Queue, Worker } from "bullmq"
 import type { Redis } from "ioredis";
 import { ConfigurationError } from "../../lib/core/errors.ts";
 import { getLogger } from "../../lib/core/logger.ts";
-import type { ActivationTask, StepTask, TaskQueue } from "../../lib/ports/task-queue.ts";
+import type { ActivationTask, RunLease, StepTask, TaskQueue } from "../../lib/ports/task-queue.ts";
 import { closeRedis, openRedis, type RedisConnection, toRedisError } from "./connection.ts";
-import { RunLocks } from "./run-lock.ts";
+import { type HeldLock, RunLocks } from "./run-lock.ts";
 
 /** BullMQ queue names (under the BullMQ prefix `<prefix>bull`). */
 export const ACTIVATIONS_QUEUE = "activations";
@@ -25,7 +25,8 @@ export interface BullMQQueueOptions {
 
 /** What a consumer does with each task: the engine's `activate` and `executeStep`. */
 export interface QueueHandlers {
-  activate(task: ActivationTask): Promise<void>;
+  /** `lease` is the run's lock, which the engine lets go of around a long inline step. */
+  activate(task: ActivationTask, lease?: RunLease): Promise<void>;
   executeStep(task: StepTask): Promise<void>;
 }
 
@@ -73,6 +74,12 @@ const relockDelay = () => 20 + Math.floor(Math.random() * 60);
 
 /** How long an inline activation waits for a run lock that is being released (ms), before queueing. */
 const INLINE_LOCK_WAITS = [1, 3];
+
+/**
+ * An inline step still running after this long lets go of its run's lock, so that another activation of
+ * the run (a cancellation, an event) is not held up by a long step; the lock is taken back after it.
+ */
+const LEASE_PAUSE_AFTER_MS = 100;
 
 /** Activates a run inside a step job; false when it could not (the run's lock is held, or it failed). */
 type InlineActivator = (task: ActivationTask) => Promise<boolean>;
@@ -129,8 +136,12 @@ export class BullMQQueue implements TaskQueue {
       const inline = this.inlineWakes.get(wakeKey(task.runId, task.cause.stepId, task.cause.attempt));
       if (inline && (await inline(task))) return;
     }
+    // What comes from outside the run (a cancellation, an event, a child's result: outcomes with a "$" id)
+    // is not coalesced: an activation busy with a long inline step would hold it back until the step ends.
+    // It waits for the run's lock instead, which that activation lets go of while its step runs.
+    const fromOutside = task.cause.kind === "outcome" && task.cause.stepId.startsWith("$");
     await this.add(this.activations, "activate", task, {
-      deduplication: { id: task.runId, keepLastIfActive: true },
+      ...(fromOutside ? {} : { deduplication: { id: task.runId, keepLastIfActive: true } }),
       removeOnComplete: true,
       removeOnFail: { count: 1000 },
       ...RETRY,
@@ -190,11 +201,40 @@ export class BullMQQueue implements TaskQueue {
       }
       return lock;
     };
+    /** The run's lock as the engine's lease: let go during a long inline step, taken back after it. */
+    const leaseOf = (runId: string, held: HeldLock): RunLease & { end(): Promise<void> } => {
+      let lock: HeldLock | undefined = held;
+      let timer: NodeJS.Timeout | undefined;
+      let lettingGo: Promise<void> | undefined;
+      return {
+        pause() {
+          timer = setTimeout(() => {
+            lettingGo = lock?.release();
+            lock = undefined;
+          }, LEASE_PAUSE_AFTER_MS);
+          timer.unref();
+        },
+        async resume() {
+          clearTimeout(timer);
+          if (lock) return true;
+          await lettingGo;
+          lock = await acquireSoon(runId);
+          return lock !== undefined;
+        },
+        async end() {
+          clearTimeout(timer);
+          await lettingGo;
+          await lock?.release();
+          lock = undefined;
+        },
+      };
+    };
     const activateInline: InlineActivator = async (task) => {
       const lock = await acquireSoon(task.runId);
       if (!lock) return false;
+      const lease = leaseOf(task.runId, lock);
       try {
-        await handlers.activate(task);
+        await handlers.activate(task, lease);
         return true;
       } catch (error) {
         // The activation queue retries it with backoff, as any activation.
@@ -204,7 +244,7 @@ export class BullMQQueue implements TaskQueue {
         });
         return false;
       } finally {
-        await lock.release();
+        await lease.end();
       }
     };
 
@@ -216,10 +256,11 @@ export class BullMQQueue implements TaskQueue {
           await job.moveToDelayed(Date.now() + relockDelay(), token);
           throw new DelayedError();
         }
+        const lease = leaseOf(job.data.runId, lock);
         try {
-          await handlers.activate(job.data);
+          await handlers.activate(job.data, lease);
         } finally {
-          await lock.release();
+          await lease.end();
         }
       },
       { ...workerOptions, connection: workerConnection() },

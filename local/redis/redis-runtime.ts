@@ -140,7 +140,10 @@ export function createRedisRuntime(options: RedisRuntimeOptions): RedisRuntime {
           new ConfigurationError("This Redis runtime is closed; create a new one to start a worker."),
         );
       worker ??= queue.consume(
-        { activate: (task) => engine.activate(task), executeStep: (task) => engine.executeStep(task) },
+        {
+          activate: (task, lease) => engine.activate(task, lease),
+          executeStep: (task) => engine.executeStep(task),
+        },
         {
           concurrency,
           workerId,

@@ -29,6 +29,22 @@ const longLoop = workflow("rf_long_loop", async (count: number) => {
   for (let i = 0; i < count; i += 1) n = await tick(n);
   return n;
 });
+let openGate: () => void = () => {};
+const gate = step("rf_gate", async () => {
+  await new Promise<void>((resolve) => {
+    openGate = resolve;
+  });
+  cleanups.push("gate opened");
+  return "through";
+});
+const afterGate = step("rf_after_gate", async () => {
+  cleanups.push("after gate");
+  return "after";
+});
+const gated = workflow("rf_gated", async () => {
+  await gate();
+  return afterGate();
+});
 const child = workflow("rf_child", async (n: number) => n * 10);
 const parent = workflow("rf_parent", async () => {
   const [a, b] = await Promise.all([runChild(child, [1]), runChild(child, [2])]);
@@ -107,6 +123,25 @@ describe("events, cancellation and child runs on Redis", () => {
     const ticks = (await runtime.getEvents(runId)).filter((event) => event.type === "step_completed");
     expect(ticks.length).toBeGreaterThanOrEqual(5);
     expect(ticks.length).toBeLessThan(100);
+  });
+
+  it("cancels a run while its inline step still runs, and runs nothing after that step", async () => {
+    cleanups.length = 0;
+    const { runId } = await runtime.start(gated, []);
+    await until(runId, "running");
+    for (let i = 0; i < 200 && !cleanups.length && (await runtime.getEvents(runId)).length < 2; i += 1)
+      await new Promise((resolve) => setTimeout(resolve, 10));
+
+    await runtime.cancelRun(runId, "stop");
+    await until(runId, "cancelled");
+    openGate();
+    await new Promise((resolve) => setTimeout(resolve, 300));
+
+    expect((await runtime.getRun(runId))?.status).toBe("cancelled");
+    expect(cleanups).toEqual(["gate opened"]);
+    const types = (await runtime.getEvents(runId)).map((event) => event.type);
+    expect(types).not.toContain("step_completed");
+    expect(types.at(-1)).toBe("workflow_cancelled");
   });
 
   it("runs child workflows as their own runs and resumes the parent with their results", async () => {

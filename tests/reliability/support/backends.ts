@@ -150,7 +150,10 @@ export function redisBackend(url: string, options: BackendOptions = {}): Backend
         inlineSteps: options.inlineSteps ?? false,
       });
       const consumer = await bullmq.consume(
-        { activate: (task) => engine.activate(task), executeStep: (task) => engine.executeStep(task) },
+        {
+          activate: (task, lease) => engine.activate(task, lease),
+          executeStep: (task) => engine.executeStep(task),
+        },
         { concurrency: 4, workerId: `reliability-${redisNamespaces}-${workers.size}` },
       );
       const worker: Worker = {

@@ -219,6 +219,7 @@ export class Engine {
    * after it, as long as each starts a lone step). Activations of one run are serialized within this
    * engine; across processes the queue must not overlap them (FIFO group, lock). Throws on
    * infrastructure errors so that the message is delivered again.
+   * @param lease the queue's hold on the run (Redis mode's run lock), let go around inline steps
    */
   async activate(task: ActivationTask, lease?: RunLease): Promise<void> {
     let next = task;

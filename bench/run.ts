@@ -3,15 +3,7 @@
  * Set BENCH_ONLY=core (or redis, aws…) to run one group.
  */
 import { w1, w2, w3 } from "./core.ts";
-
-interface Row {
-  workload: string;
-  median: number;
-  unit: string;
-  target: string;
-  ok: boolean | undefined;
-  runs: number[];
-}
+import type { BenchRow as Row } from "./redis.ts";
 
 async function median(times: number, fn: () => Promise<number>): Promise<{ median: number; runs: number[] }> {
   const runs: number[] = [];

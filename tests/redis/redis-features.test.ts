@@ -29,7 +29,8 @@ const longLoop = workflow("rf_long_loop", async (count: number) => {
   for (let i = 0; i < count; i += 1) n = await tick(n);
   return n;
 });
-let openGate: () => void = () => {};
+/** Set while the gate step runs: calling it lets the step return. */
+let openGate: (() => void) | undefined;
 const gate = step("rf_gate", async () => {
   await new Promise<void>((resolve) => {
     openGate = resolve;
@@ -128,9 +129,8 @@ describe("events, cancellation and child runs on Redis", () => {
   it("cancels a run while its inline step still runs, and runs nothing after that step", async () => {
     cleanups.length = 0;
     const { runId } = await runtime.start(gated, []);
-    await until(runId, "running");
-    for (let i = 0; i < 200 && !cleanups.length && (await runtime.getEvents(runId)).length < 2; i += 1)
-      await new Promise((resolve) => setTimeout(resolve, 10));
+    for (let i = 0; i < 400 && !openGate; i += 1) await new Promise((resolve) => setTimeout(resolve, 10));
+    if (!openGate) throw new Error("the gate step never started");
 
     await runtime.cancelRun(runId, "stop");
     await until(runId, "cancelled");

@@ -10,5 +10,5 @@ try {
   process.exit(1);
 }
 register();
-const { run } = await import("../cli/main.ts");
+const { run } = await import("../lib/cli/main.ts");
 await run(process.argv.slice(2));

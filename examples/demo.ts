@@ -3,10 +3,10 @@
  * instead of a day. Prints each event as it is recorded, then the finished run and its event log.
  */
 import { configureLogging, getEvents, shutdown, start, type WorkflowEvent, waitForRun } from "tsworkflow";
-import { describeEvent } from "../cli/describe.ts";
-import { createStyle } from "../cli/format.ts";
-import { eventsCommand, type Output, showCommand } from "../cli/runs.ts";
-import { FileStorage } from "../local/file-storage.ts";
+import { FileStorage } from "../lib/adapters/file/file-storage.ts";
+import { describeEvent } from "../lib/cli/describe.ts";
+import { createStyle } from "../lib/cli/format.ts";
+import { eventsCommand, type Output, showCommand } from "../lib/cli/runs.ts";
 import { onboarding } from "./onboarding.ts";
 
 configureLogging({ level: "warning" });

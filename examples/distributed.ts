@@ -16,8 +16,8 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import { getStepInfo } from "../lib/core/context.ts";
 import { step } from "../lib/core/step.ts";
 import { workflow } from "../lib/core/workflow.ts";
-import { createRedisRuntime } from "../local/redis/redis-runtime.ts";
-import { startRedisServer } from "../local/redis/redis-server.ts";
+import { startRedisServer } from "../lib/redis/redis-server.ts";
+import { createRedisRuntime } from "../lib/runtimes/redis.ts";
 
 /** Who ran a step: the worker id `tsworkflow worker` sets, and the process id. */
 const ranBy = () => ({ worker: process.env.TSWORKFLOW_WORKER_ID ?? "main", pid: process.pid });
@@ -91,7 +91,7 @@ export async function runDistributedExample(options: DistributedOptions = {}): P
         [
           "--import",
           "tsx",
-          "local/redis/worker-cli.ts",
+          "lib/runtimes/redis-worker.ts",
           "--redis",
           url,
           "--workflows",

@@ -8,7 +8,7 @@ import { basicWorkflow } from "../examples/basic-workflow.ts";
 import { onboarding } from "../examples/onboarding.ts";
 import { processOrder } from "../examples/order.ts";
 import { dashboard } from "../examples/parallel.ts";
-import { createHandlers } from "./handlers.ts";
+import { createHandlers } from "../lib/aws/lambda/handlers.ts";
 
 export const { workflowHandler, stepHandler, startHandler, webhookHandler } = createHandlers({
   workflows: [onboarding, dashboard, processOrder, basicWorkflow, approvalOrder],

@@ -22,7 +22,7 @@ import {
   Validations,
 } from "aws-cdk-lib";
 import { Construct } from "constructs";
-import { TABLE_SCHEMA } from "../lib/aws/table-schema.ts";
+import { TABLE_SCHEMA } from "../lib/adapters/aws/table-schema.ts";
 import { ConfigurationError } from "../lib/core/errors.ts";
 
 /** The export names the construct looks for in `entry`, unless overridden. */

@@ -1,11 +1,11 @@
-import { LocalRuntime } from "../local/runtime.ts";
-import type { StartOptions } from "./core/engine.ts";
 import { ConfigurationError, RunNotFoundError } from "./core/errors.ts";
 import type { WorkflowEvent } from "./core/events.ts";
 import { assertRunId } from "./core/ids.ts";
 import type { Runtime, WaitOptions } from "./core/runtime.ts";
 import type { AnyWorkflow, WorkflowArgs } from "./core/workflow.ts";
+import type { StartOptions } from "./engine/engine.ts";
 import type { EventStore, RunQuery, RunRecord } from "./ports/event-store.ts";
+import { LocalRuntime } from "./runtimes/embedded.ts";
 
 /** Options of {@link configure}. */
 export interface ConfigureOptions {
@@ -63,7 +63,7 @@ export function configure(options: ConfigureOptions = {}): void {
 }
 
 async function loadRedisRuntime(url: string, concurrency: number | undefined): Promise<Runtime> {
-  const moduleName = "../local/redis/redis-runtime.ts";
+  const moduleName = "./runtimes/redis.ts";
   const module = (await import(moduleName)) as {
     createRedisRuntime?: (options: { url: string; concurrency?: number }) => Runtime | Promise<Runtime>;
   };

@@ -21,8 +21,6 @@ export type { StepInfo } from "./core/context.ts";
 export { getStepInfo } from "./core/context.ts";
 export type { Duration } from "./core/durations.ts";
 export { formatDuration, toMilliseconds } from "./core/durations.ts";
-export type { EngineOptions, StartOptions, StartResult } from "./core/engine.ts";
-export { DEFAULT_MAX_EVENTS_PER_RUN, DEFAULT_WARN_EVENTS_PER_RUN, Engine } from "./core/engine.ts";
 export type { ErrorCode, RetryableErrorOptions, SerializedError } from "./core/errors.ts";
 export {
   CancelledError,
@@ -71,6 +69,8 @@ export type {
   WorkflowResult,
 } from "./core/workflow.ts";
 export { workflow } from "./core/workflow.ts";
+export type { EngineOptions, StartOptions, StartResult } from "./engine/engine.ts";
+export { DEFAULT_MAX_EVENTS_PER_RUN, DEFAULT_WARN_EVENTS_PER_RUN, Engine } from "./engine/engine.ts";
 export type {
   ActivationCause,
   ActivationTask,
@@ -91,5 +91,5 @@ export type {
   Timers,
 } from "./ports/index.ts";
 export { FINISHED_STATUSES, RUN_STATUSES, systemClock } from "./ports/index.ts";
-export type { WebhookOptions, WebhookRequest, WebhookResponse } from "./webhooks.ts";
-export { handleWebhook, signWebhook } from "./webhooks.ts";
+export type { WebhookOptions, WebhookRequest, WebhookResponse } from "./webhooks/handle-webhook.ts";
+export { handleWebhook, signWebhook } from "./webhooks/handle-webhook.ts";

@@ -1,16 +1,16 @@
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { SQSClient } from "@aws-sdk/client-sqs";
-import { Engine } from "../core/engine.ts";
+import { DynamoDBStorage } from "../adapters/aws/dynamodb-storage.ts";
+import { SqsTaskQueue } from "../adapters/aws/sqs-queue.ts";
 import { ConfigurationError } from "../core/errors.ts";
 import type { WorkflowEvent } from "../core/events.ts";
 import type { AnyWorkflow, WorkflowArgs } from "../core/workflow.ts";
+import { Engine } from "../engine/engine.ts";
 import type { Clock } from "../ports/clock.ts";
 import type { RunRecord } from "../ports/event-store.ts";
 import type { TaskQueue } from "../ports/task-queue.ts";
 import type { Timers } from "../ports/timers.ts";
 import { type ClientConfig, loadClientConfig } from "./config.ts";
-import { DynamoDBStorage } from "./dynamodb-storage.ts";
-import { SqsTaskQueue } from "./sqs-queue.ts";
 
 /** Options of {@link createClient}. */
 export interface ClientOptions {

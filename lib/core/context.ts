@@ -1,6 +1,6 @@
 import { AsyncLocalStorage } from "node:async_hooks";
+import type { RunExecution } from "../engine/execution.ts";
 import { NotInWorkflowError } from "./errors.ts";
-import type { RunExecution } from "./execution.ts";
 
 /** What a running step can know about itself, e.g. to pass an idempotency key downstream. */
 export interface StepInfo {

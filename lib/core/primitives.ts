@@ -1,8 +1,8 @@
 import type { ZodType } from "zod";
+import type { LogLevel } from "../engine/execution.ts";
 import { currentExecution, getStepInfo, requireExecution } from "./context.ts";
 import type { Duration } from "./durations.ts";
 import { ConfigurationError } from "./errors.ts";
-import type { LogLevel } from "./execution.ts";
 import { getLogger } from "./logger.ts";
 import type { AnyWorkflow, WorkflowArgs, WorkflowResult } from "./workflow.ts";
 

@@ -1,5 +1,5 @@
+import type { StartOptions, StartResult } from "../engine/engine.ts";
 import type { RunQuery, RunRecord } from "../ports/event-store.ts";
-import type { StartOptions, StartResult } from "./engine.ts";
 import type { WorkflowEvent } from "./events.ts";
 import type { AnyWorkflow } from "./workflow.ts";
 

@@ -2,12 +2,12 @@
  * tsworkflow/testing: run workflows in tests, with time skipping.
  */
 
-import { LocalRuntime } from "../../local/runtime.ts";
-import type { StartOptions } from "../core/engine.ts";
 import { RunNotFoundError } from "../core/errors.ts";
 import type { AnyWorkflow, WorkflowArgs } from "../core/workflow.ts";
+import type { StartOptions } from "../engine/engine.ts";
 import type { EventStore, RunRecord } from "../ports/event-store.ts";
 import { FINISHED_STATUSES } from "../ports/event-store.ts";
+import { LocalRuntime } from "../runtimes/embedded.ts";
 import { VirtualClock } from "./virtual-clock.ts";
 
 export { VirtualClock } from "./virtual-clock.ts";

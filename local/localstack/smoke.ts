@@ -8,8 +8,8 @@
 
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { onboarding } from "../../examples/onboarding.ts";
+import { DynamoDBStorage } from "../../lib/adapters/aws/dynamodb-storage.ts";
 import { createClient } from "../../lib/aws/client.ts";
-import { DynamoDBStorage } from "../../lib/aws/dynamodb-storage.ts";
 import type { WorkflowEvent } from "../../lib/core/events.ts";
 import {
   checkLocalStack,

@@ -1,7 +1,7 @@
 import { QueryCommand } from "@aws-sdk/client-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DynamoDBStorage } from "../../lib/aws/dynamodb-storage.ts";
-import { createTable } from "../../lib/aws/table-schema.ts";
+import { DynamoDBStorage } from "../../lib/adapters/aws/dynamodb-storage.ts";
+import { createTable } from "../../lib/adapters/aws/table-schema.ts";
 import { VersionConflictError } from "../../lib/core/errors.ts";
 import type { WorkflowEvent } from "../../lib/core/events.ts";
 import { describeEventStoreContract, newRunFixture } from "../contract/event-store-contract.ts";

@@ -6,10 +6,14 @@ import {
   type SQSClient,
 } from "@aws-sdk/client-sqs";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { activationDeduplicationId, parseQueueMessage, SqsTaskQueue } from "../../lib/aws/sqs-queue.ts";
-import { atExpression, SqsSchedulerTimers, scheduleName } from "../../lib/aws/timers.ts";
+import { atExpression, SqsSchedulerTimers, scheduleName } from "../../lib/adapters/aws/scheduler-timers.ts";
+import {
+  activationDeduplicationId,
+  parseQueueMessage,
+  SqsTaskQueue,
+} from "../../lib/adapters/aws/sqs-queue.ts";
+import { MemoryStorage } from "../../lib/adapters/memory/memory-storage.ts";
 import { VirtualClock } from "../../lib/testing/virtual-clock.ts";
-import { MemoryStorage } from "../../local/memory-storage.ts";
 import { newRunFixture } from "../contract/event-store-contract.ts";
 import { FakeScheduler } from "./harness/fake-scheduler.ts";
 import { TEST_CREDENTIALS, TEST_REGION } from "./harness/free-port.ts";

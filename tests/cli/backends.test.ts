@@ -1,12 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DynamoDBStorage } from "../../lib/aws/dynamodb-storage.ts";
-import { createTable } from "../../lib/aws/table-schema.ts";
+import { DynamoDBStorage } from "../../lib/adapters/aws/dynamodb-storage.ts";
+import { createTable } from "../../lib/adapters/aws/table-schema.ts";
 import type { WorkflowEvent } from "../../lib/core/events.ts";
 import { configureLogging } from "../../lib/core/logger.ts";
 import type { RunRecord } from "../../lib/ports/event-store.ts";
+import { type RedisServer, startRedisServer } from "../../lib/redis/redis-server.ts";
+import { createRedisRuntime, type RedisRuntime } from "../../lib/runtimes/redis.ts";
 import { startLocal } from "../../lib/testing/index.ts";
-import { createRedisRuntime, type RedisRuntime } from "../../local/redis/redis-runtime.ts";
-import { type RedisServer, startRedisServer } from "../../local/redis/redis-server.ts";
 import { type DynamoDBLocal, startDynamoDBLocal } from "../aws/harness/dynamodb-local.ts";
 import { TEST_REGION } from "../aws/harness/free-port.ts";
 import { hello, reminder } from "./fixtures/workflows.ts";

@@ -2,9 +2,9 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { FileStorage } from "../../lib/adapters/file/file-storage.ts";
 import type { WorkflowEvent } from "../../lib/core/events.ts";
 import type { RunRecord } from "../../lib/ports/event-store.ts";
-import { FileStorage } from "../../local/file-storage.ts";
 import { type SeededRuns, seedRuns } from "./fixtures/seed.ts";
 import { runCli } from "./run-cli.ts";
 

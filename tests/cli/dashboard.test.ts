@@ -5,13 +5,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type Browser, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createDashboard, serveDashboard } from "../../cli/dashboard/server.ts";
+import { FileStorage } from "../../lib/adapters/file/file-storage.ts";
+import { MemoryStorage } from "../../lib/adapters/memory/memory-storage.ts";
+import { createDashboard, serveDashboard } from "../../lib/cli/dashboard/server.ts";
 import type { WorkflowEvent } from "../../lib/core/events.ts";
 import { configureLogging } from "../../lib/core/logger.ts";
+import { LocalRuntime } from "../../lib/runtimes/embedded.ts";
 import { startLocal } from "../../lib/testing/index.ts";
-import { FileStorage } from "../../local/file-storage.ts";
-import { MemoryStorage } from "../../local/memory-storage.ts";
-import { LocalRuntime } from "../../local/runtime.ts";
 import { type SeededRuns, seedRuns } from "./fixtures/seed.ts";
 import {
   approval,

@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { FileStorage } from "../../local/file-storage.ts";
+import { FileStorage } from "../../lib/adapters/file/file-storage.ts";
 import { describeEventStoreContract } from "./event-store-contract.ts";
 
 let dir: string;

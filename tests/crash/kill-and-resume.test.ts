@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { FileStorage } from "../../local/file-storage.ts";
+import { FileStorage } from "../../lib/adapters/file/file-storage.ts";
 
 const child = join(import.meta.dirname, "crash-child.ts");
 

@@ -8,7 +8,7 @@ import {
 } from "tsworkflow";
 import { afterEach, describe, expect, it } from "vitest";
 import { z } from "zod";
-import { handleWebhook, signWebhook } from "../../lib/webhooks.ts";
+import { handleWebhook, signWebhook } from "../../lib/webhooks/handle-webhook.ts";
 import { virtualRuntime } from "./support.ts";
 
 const approval = workflow("wfe_approval", async (orderId: string) => {

@@ -14,8 +14,8 @@ import type { IConstruct } from "constructs";
 import { beforeAll, describe, expect, it } from "vitest";
 import { DurableWorkflows, type DurableWorkflowsProps } from "../../infra/durable-workflows.ts";
 import { EXAMPLES_ENTRY } from "../../infra/stack.ts";
+import { createTableInput, TABLE_SCHEMA } from "../../lib/adapters/aws/table-schema.ts";
 import { configToEnvironment, loadClientConfig, loadConfig } from "../../lib/aws/config.ts";
-import { createTableInput, TABLE_SCHEMA } from "../../lib/aws/table-schema.ts";
 import { actionsOf, type PolicyStatement, resourcesFor, statementsOf, testApp } from "./helpers.ts";
 
 /**

@@ -1,7 +1,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { BullMQQueue, type QueueConsumer } from "../../lib/adapters/redis/bullmq-queue.ts";
+import { BullMQTimers } from "../../lib/adapters/redis/bullmq-timers.ts";
 import type { ActivationTask, StepTask } from "../../lib/ports/task-queue.ts";
-import { BullMQQueue, type QueueConsumer } from "../../local/redis/bullmq-queue.ts";
-import { BullMQTimers } from "../../local/redis/bullmq-timers.ts";
 import { type RedisServer, startRedisServer } from "./redis-server.ts";
 
 let server: RedisServer;

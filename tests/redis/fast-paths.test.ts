@@ -4,10 +4,10 @@
  */
 import { Redis } from "ioredis";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
+import { BullMQQueue, type QueueConsumer } from "../../lib/adapters/redis/bullmq-queue.ts";
+import { RedisStorage } from "../../lib/adapters/redis/redis-storage.ts";
 import type { WorkflowEvent } from "../../lib/core/events.ts";
 import type { ActivationTask, StepTask } from "../../lib/ports/task-queue.ts";
-import { BullMQQueue, type QueueConsumer } from "../../local/redis/bullmq-queue.ts";
-import { RedisStorage } from "../../local/redis/redis-storage.ts";
 import { newRunFixture } from "../contract/event-store-contract.ts";
 import { type RedisServer, startRedisServer } from "./redis-server.ts";
 

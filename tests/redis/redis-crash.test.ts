@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { WorkflowEvent } from "../../lib/core/events.ts";
-import { createRedisRuntime, type RedisRuntime } from "../../local/redis/redis-runtime.ts";
+import { createRedisRuntime, type RedisRuntime } from "../../lib/runtimes/redis.ts";
 import { crashing, graceful } from "./fixtures/workflows.ts";
 import { type RedisServer, startRedisServer } from "./redis-server.ts";
 import { startWorkerProcess, type WorkerProcess } from "./worker-process.ts";

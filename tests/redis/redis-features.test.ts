@@ -1,6 +1,6 @@
 import { runChild, sleep, step, waitForEvent, workflow } from "tsworkflow";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createRedisRuntime, type RedisRuntime } from "../../local/redis/redis-runtime.ts";
+import { createRedisRuntime, type RedisRuntime } from "../../lib/runtimes/redis.ts";
 import { type RedisServer, startRedisServer } from "./redis-server.ts";
 
 const cleanups: string[] = [];

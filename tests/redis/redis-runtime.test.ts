@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { EventOf } from "../../lib/core/events.ts";
-import { createRedisRuntime, type RedisRuntime } from "../../local/redis/redis-runtime.ts";
+import { createRedisRuntime, type RedisRuntime } from "../../lib/runtimes/redis.ts";
 import { sequential } from "./fixtures/workflows.ts";
 import { type RedisServer, startRedisServer } from "./redis-server.ts";
 

@@ -1,8 +1,8 @@
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { RedisUnavailableError } from "../../lib/adapters/redis/connection.ts";
+import { RedisStorage } from "../../lib/adapters/redis/redis-storage.ts";
 import { InvalidEventError, InvalidRunIdError, PayloadTooLargeError } from "../../lib/core/errors.ts";
-import { RedisUnavailableError } from "../../local/redis/connection.ts";
-import { RedisStorage } from "../../local/redis/redis-storage.ts";
 import { describeEventStoreContract, newRunFixture } from "../contract/event-store-contract.ts";
 import { freePort, type RedisServer, startRedisServer } from "./redis-server.ts";
 

@@ -5,8 +5,8 @@ const root = fileURLToPath(new URL("../..", import.meta.url));
 const fixtures = fileURLToPath(new URL("./fixtures/workflows.ts", import.meta.url));
 
 /**
- * A `tsworkflow worker` child process: `node --import tsx local/redis/worker-cli.ts ...`, which is what
- * `npx tsx local/redis/worker-cli.ts` runs, in one process instead of three (npm → tsx → node): it starts
+ * A `tsworkflow worker` child process: `node --import tsx lib/runtimes/redis-worker.ts ...`, which is what
+ * `npx tsx lib/runtimes/redis-worker.ts` runs, in one process instead of three (npm → tsx → node): it starts
  * in a third of the time and signals reach the worker itself.
  */
 export interface WorkerProcess {
@@ -38,7 +38,7 @@ export async function startWorkerProcess(options: WorkerProcessOptions): Promise
   const args = [
     "--import",
     "tsx",
-    "local/redis/worker-cli.ts",
+    "lib/runtimes/redis-worker.ts",
     "--redis",
     options.url,
     "--workflows",

@@ -33,8 +33,8 @@ import {
   startRedisServer,
 } from "tsworkflow/local";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { serveDashboard } from "../../cli/dashboard/server.ts";
-import { createTable } from "../../lib/aws/table-schema.ts";
+import { createTable } from "../../lib/adapters/aws/table-schema.ts";
+import { serveDashboard } from "../../lib/cli/dashboard/server.ts";
 import { type DynamoDBLocal, startDynamoDBLocal } from "../aws/harness/dynamodb-local.ts";
 import { waitFor } from "../aws/harness/wait.ts";
 import { manualEngine } from "../core/support/manual-engine.ts";

@@ -2,6 +2,9 @@ import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { SchedulerClient } from "@aws-sdk/client-scheduler";
 import { SendMessageCommand, SQSClient } from "@aws-sdk/client-sqs";
 import type { Context } from "aws-lambda";
+import { DynamoDBStorage } from "../../../lib/adapters/aws/dynamodb-storage.ts";
+import { createTable } from "../../../lib/adapters/aws/table-schema.ts";
+import type { AwsConfig } from "../../../lib/aws/config.ts";
 import {
   createStartHandler,
   createStepHandler,
@@ -10,14 +13,11 @@ import {
   type SqsBatchHandler,
   type StartHandler,
   type WorkflowRegistry,
-} from "../../../functions/handlers.ts";
-import type { AwsConfig } from "../../../lib/aws/config.ts";
-import { DynamoDBStorage } from "../../../lib/aws/dynamodb-storage.ts";
-import type { AwsClients } from "../../../lib/aws/runtime.ts";
-import { createTable } from "../../../lib/aws/table-schema.ts";
+} from "../../../lib/aws/lambda/handlers.ts";
 import type { WorkflowEvent } from "../../../lib/core/events.ts";
 import type { Clock } from "../../../lib/ports/clock.ts";
 import type { EventStore, RunRecord, RunStatus } from "../../../lib/ports/event-store.ts";
+import type { AwsClients } from "../../../lib/runtimes/aws.ts";
 import { type DynamoDBLocal, startDynamoDBLocal } from "./dynamodb-local.ts";
 import { EventSourceMapping } from "./event-source-mapping.ts";
 import { FakeScheduler } from "./fake-scheduler.ts";

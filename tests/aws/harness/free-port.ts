@@ -1,4 +1,4 @@
-export { freePort } from "../../../local/free-port.ts";
+export { freePort } from "../../../lib/redis/free-port.ts";
 
 /** Fake credentials: the emulators accept any. */
 export const TEST_CREDENTIALS = { accessKeyId: "test", secretAccessKey: "test" };

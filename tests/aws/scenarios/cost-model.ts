@@ -1,5 +1,5 @@
 import { beforeAll, describe, expect, it } from "vitest";
-import { scheduleName } from "../../../lib/aws/timers.ts";
+import { scheduleName } from "../../../lib/adapters/aws/scheduler-timers.ts";
 import { sleep } from "../../../lib/core/primitives.ts";
 import { step } from "../../../lib/core/step.ts";
 import { workflow } from "../../../lib/core/workflow.ts";

@@ -1,6 +1,6 @@
 import type { SQSClient } from "@aws-sdk/client-sqs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { scheduleName } from "../../../lib/aws/timers.ts";
+import { scheduleName } from "../../../lib/adapters/aws/scheduler-timers.ts";
 import { RetryableError } from "../../../lib/core/errors.ts";
 import { sleep } from "../../../lib/core/primitives.ts";
 import { step } from "../../../lib/core/step.ts";

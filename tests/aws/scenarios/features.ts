@@ -1,12 +1,12 @@
 import { afterAll, describe, expect, it } from "vitest";
-import { createWebhookHandler } from "../../../functions/handlers.ts";
+import { DynamoDBStorage } from "../../../lib/adapters/aws/dynamodb-storage.ts";
+import { scheduleName } from "../../../lib/adapters/aws/scheduler-timers.ts";
 import { createClient, type TsWorkflowClient } from "../../../lib/aws/client.ts";
-import { DynamoDBStorage } from "../../../lib/aws/dynamodb-storage.ts";
-import { scheduleName } from "../../../lib/aws/timers.ts";
+import { createWebhookHandler } from "../../../lib/aws/lambda/handlers.ts";
 import { createWebhook, runChild, sleep, waitForEvent } from "../../../lib/core/primitives.ts";
 import { step } from "../../../lib/core/step.ts";
 import { workflow } from "../../../lib/core/workflow.ts";
-import { signWebhook } from "../../../lib/webhooks.ts";
+import { signWebhook } from "../../../lib/webhooks/handle-webhook.ts";
 import { deployStack, type Emulators, lambdaContext, ofType, type Stack } from "../harness/aws-stack.ts";
 import { waitFor } from "../harness/wait.ts";
 

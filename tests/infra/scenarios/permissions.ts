@@ -4,21 +4,21 @@ import { SQSClient } from "@aws-sdk/client-sqs";
 import { aws_lambda as lambda, Stack } from "aws-cdk-lib";
 import { Template } from "aws-cdk-lib/assertions";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { DurableWorkflows } from "../../../infra/durable-workflows.ts";
+import { EXAMPLES_ENTRY } from "../../../infra/stack.ts";
+import { createClient } from "../../../lib/aws/client.ts";
 import {
   createStartHandler,
   createStepHandler,
   createWebhookHandler,
   createWorkflowHandler,
-} from "../../../functions/handlers.ts";
-import { DurableWorkflows } from "../../../infra/durable-workflows.ts";
-import { EXAMPLES_ENTRY } from "../../../infra/stack.ts";
-import { createClient } from "../../../lib/aws/client.ts";
-import type { AwsClients } from "../../../lib/aws/runtime.ts";
+} from "../../../lib/aws/lambda/handlers.ts";
 import { getStepInfo } from "../../../lib/core/context.ts";
 import { configureLogging } from "../../../lib/core/logger.ts";
 import { createWebhook, runChild, sleep, waitForEvent } from "../../../lib/core/primitives.ts";
 import { step } from "../../../lib/core/step.ts";
 import { workflow } from "../../../lib/core/workflow.ts";
+import type { AwsClients } from "../../../lib/runtimes/aws.ts";
 import {
   createKit,
   deployStack,

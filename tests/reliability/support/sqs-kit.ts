@@ -9,7 +9,7 @@ import { SendMessageCommand, type SQSClient } from "@aws-sdk/client-sqs";
 import type { AnyWorkflow } from "tsworkflow";
 import { createAwsRuntime } from "tsworkflow/aws";
 import { MemoryStorage } from "tsworkflow/local";
-import { createHandlers } from "../../../functions/handlers.ts";
+import { createHandlers } from "../../../lib/aws/lambda/handlers.ts";
 import { lambdaContext } from "../../aws/harness/aws-stack.ts";
 import { EventSourceMapping } from "../../aws/harness/event-source-mapping.ts";
 import { TEST_REGION } from "../../aws/harness/free-port.ts";

@@ -1,0 +1,56 @@
+import { PayloadTooLargeError } from "../../core/errors.ts";
+
+/**
+ * Service limits the AWS adapters check before they call the service, so that an oversized value
+ * fails once with a clear `PayloadTooLargeError` instead of a service error that SQS would retry
+ * until the message lands in the dead-letter queue.
+ */
+
+/** DynamoDB's item size limit (names and values together). */
+export const DYNAMODB_ITEM_LIMIT_BYTES = 400 * 1024;
+
+/**
+ * Bytes of serialized events kept in one commit item. Below the item limit to leave room for the
+ * keys and the other attributes; a larger commit is split across part items written in one
+ * transaction.
+ */
+export const COMMIT_PART_BYTES = 350 * 1024;
+
+/** DynamoDB transactions: at most 100 items and 4 MB. */
+export const TRANSACTION_MAX_ITEMS = 100;
+export const TRANSACTION_MAX_BYTES = 4 * 1024 * 1024;
+
+/** A commit (all its events, serialized) may be at most this large: the transaction limit less the keys. */
+export const COMMIT_LIMIT_BYTES = TRANSACTION_MAX_BYTES - 64 * 1024;
+
+/** A step outcome item holds one result or error; it must fit one item. */
+export const OUTCOME_LIMIT_BYTES = 350 * 1024;
+
+/**
+ * The run document keeps the run's input and result when they fit this budget; larger ones are read
+ * from the log (`workflow_started` / `workflow_completed`) instead.
+ */
+export const RUN_DOCUMENT_PAYLOAD_BYTES = 300 * 1024;
+
+/**
+ * SQS's classic message limit. (SQS raised it to 1 MiB in 2025; the adapters keep 256 KiB so that
+ * the same bundle works with every queue and with LocalStack.)
+ */
+export const SQS_MESSAGE_LIMIT_BYTES = 256 * 1024;
+
+/** UTF-8 size of a string. */
+export function byteLength(text: string): number {
+  return Buffer.byteLength(text, "utf8");
+}
+
+/** UTF-8 size of a value serialized as JSON. */
+export function jsonByteLength(value: unknown): number {
+  return byteLength(JSON.stringify(value) ?? "null");
+}
+
+/**
+ * @throws PayloadTooLargeError when `bytes` exceeds `limit`
+ */
+export function assertWithinLimit(what: string, bytes: number, limit: number): void {
+  if (bytes > limit) throw new PayloadTooLargeError(what, bytes, limit);
+}

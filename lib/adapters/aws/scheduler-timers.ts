@@ -1,0 +1,121 @@
+import { createHash } from "node:crypto";
+import {
+  ConflictException,
+  CreateScheduleCommand,
+  DeleteScheduleCommand,
+  ResourceNotFoundException,
+  type SchedulerClient,
+} from "@aws-sdk/client-scheduler";
+import { type Clock, systemClock } from "../../ports/clock.ts";
+import type { TimerRequest, Timers } from "../../ports/timers.ts";
+import type { QueueMessage, SqsTaskQueue } from "./sqs-queue.ts";
+
+/** SQS's longest `DelaySeconds`: 15 minutes. */
+export const MAX_SQS_DELAY_SECONDS = 900;
+
+/** Options of {@link SqsSchedulerTimers}. */
+export interface SqsSchedulerTimersOptions {
+  /** Sends due timers (as activations) and short ones (as delayed messages on the step queue). */
+  queue: SqsTaskQueue;
+  scheduler: SchedulerClient;
+  /** The target of long timers' schedules: the standard step queue, whose handler forwards them. */
+  stepQueueArn: string;
+  /** The schedule group of the kit's one-time schedules. */
+  scheduleGroup: string;
+  /** The role EventBridge Scheduler assumes to send to the step queue. */
+  schedulerRoleArn: string;
+  /** @default the system clock */
+  clock?: Clock;
+  /**
+   * Timers due within this many seconds are delayed SQS messages; later ones are schedules.
+   * @default 900 (SQS's maximum)
+   */
+  maxDelaySeconds?: number;
+}
+
+/**
+ * The name of a timer's one-time schedule: the same run and timer always give the same name (so a
+ * repeated create is a harmless `ConflictException`), readable where possible, hashed to fit the
+ * 64 characters EventBridge Scheduler allows.
+ */
+export function scheduleName(runId: string, timerId: string): string {
+  const readable = `${runId}.${timerId}`.replace(/[^0-9A-Za-z_.-]/g, "_").slice(0, 46);
+  const hash = createHash("sha256").update(`${runId}\n${timerId}`).digest("hex").slice(0, 16);
+  return `${readable}.${hash}`;
+}
+
+/** `at(yyyy-mm-ddThh:mm:ss)` in UTC, rounded up to the second so that the schedule never fires early. */
+export function atExpression(fireAt: number): string {
+  const seconds = Math.ceil(fireAt / 1000) * 1000;
+  return `at(${new Date(seconds).toISOString().slice(0, 19)})`;
+}
+
+/**
+ * Durable timers on AWS. A timer due within 15 minutes is a message on the step queue with
+ * `DelaySeconds` (FIFO queues do not take per-message delays, so the step handler forwards it to the
+ * workflow queue when it arrives); a later one is an EventBridge Scheduler one-time schedule that
+ * sends the same message to the step queue and deletes itself. A timer already due is sent to the
+ * workflow queue at once. A timer that arrives early is held back again by the step handler, and the
+ * engine re-arms any that still reach it early, so none is lost.
+ * @example
+ * import { SqsSchedulerTimers } from "tsworkflow/aws";
+ * const timers = new SqsSchedulerTimers({ queue, scheduler: new SchedulerClient({}), stepQueueArn, scheduleGroup, schedulerRoleArn });
+ */
+export class SqsSchedulerTimers implements Timers {
+  private readonly queue: SqsTaskQueue;
+  private readonly scheduler: SchedulerClient;
+  private readonly stepQueueArn: string;
+  private readonly scheduleGroup: string;
+  private readonly schedulerRoleArn: string;
+  private readonly clock: Clock;
+  private readonly maxDelaySeconds: number;
+
+  constructor(options: SqsSchedulerTimersOptions) {
+    this.queue = options.queue;
+    this.scheduler = options.scheduler;
+    this.stepQueueArn = options.stepQueueArn;
+    this.scheduleGroup = options.scheduleGroup;
+    this.schedulerRoleArn = options.schedulerRoleArn;
+    this.clock = options.clock ?? systemClock;
+    this.maxDelaySeconds = Math.min(options.maxDelaySeconds ?? MAX_SQS_DELAY_SECONDS, MAX_SQS_DELAY_SECONDS);
+  }
+
+  async schedule(timer: TimerRequest): Promise<void> {
+    const delayMs = timer.fireAt - this.clock.now();
+    if (delayMs <= 0) return this.queue.enqueueActivation(timer.task);
+    const message = timerMessage(timer);
+    const delaySeconds = Math.ceil(delayMs / 1000);
+    if (delaySeconds <= this.maxDelaySeconds) return this.queue.sendTimer(message, delaySeconds);
+    try {
+      await this.scheduler.send(
+        new CreateScheduleCommand({
+          Name: scheduleName(timer.runId, timer.timerId),
+          GroupName: this.scheduleGroup,
+          ScheduleExpression: atExpression(timer.fireAt),
+          ScheduleExpressionTimezone: "UTC",
+          FlexibleTimeWindow: { Mode: "OFF" },
+          ActionAfterCompletion: "DELETE",
+          Target: { Arn: this.stepQueueArn, RoleArn: this.schedulerRoleArn, Input: JSON.stringify(message) },
+        }),
+      );
+    } catch (error) {
+      // The same run and timer give the same name and the same time: it is already scheduled.
+      if (!(error instanceof ConflictException)) throw error;
+    }
+  }
+
+  async cancel(runId: string, timerId: string): Promise<void> {
+    try {
+      await this.scheduler.send(
+        new DeleteScheduleCommand({ Name: scheduleName(runId, timerId), GroupName: this.scheduleGroup }),
+      );
+    } catch (error) {
+      // Fired and deleted already, or a short timer (a delayed message, which the engine ignores when stale).
+      if (!(error instanceof ResourceNotFoundException)) throw error;
+    }
+  }
+}
+
+function timerMessage(timer: TimerRequest): Extract<QueueMessage, { kind: "timer" }> {
+  return { kind: "timer", task: timer.task, timerId: timer.timerId, fireAt: timer.fireAt };
+}

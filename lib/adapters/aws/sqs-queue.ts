@@ -1,0 +1,274 @@
+import { createHash, randomUUID } from "node:crypto";
+import {
+  SendMessageBatchCommand,
+  type SendMessageBatchRequestEntry,
+  SendMessageCommand,
+  type SQSClient,
+} from "@aws-sdk/client-sqs";
+import { z } from "zod";
+import { PayloadTooLargeError, TsWorkflowError } from "../../core/errors.ts";
+import { getLogger } from "../../core/logger.ts";
+import type { EventStore } from "../../ports/event-store.ts";
+import type { ActivationTask, StepTask, TaskQueue } from "../../ports/task-queue.ts";
+import { byteLength, SQS_MESSAGE_LIMIT_BYTES } from "./limits.ts";
+
+/**
+ * Messages on the kit's queues: JSON bodies of `queueMessage`. Tasks are checked for what the handlers
+ * rely on and otherwise passed through untouched (loose objects), so that a newer engine's fields and
+ * activation causes survive the queue.
+ */
+const activationTask = z.looseObject({
+  runId: z.string().min(1),
+  cause: z.looseObject({ kind: z.string().min(1) }),
+});
+
+const stepTask = z.looseObject({
+  runId: z.string().min(1),
+  workflowName: z.string().min(1),
+  stepId: z.string().min(1),
+  stepName: z.string().min(1),
+  attempt: z.number().int().positive(),
+  input: z.array(z.unknown()),
+});
+
+export const queueMessage = z.discriminatedUnion("kind", [
+  /** On the FIFO workflow queue: activate a run. */
+  z.object({ kind: z.literal("activation"), task: activationTask }),
+  /** On the standard step queue: run one attempt of a step. */
+  z.object({ kind: z.literal("step"), task: stepTask }),
+  /** On the standard step queue (delayed, or sent by a schedule): forward `task` to the workflow queue at `fireAt`. */
+  z.object({
+    kind: z.literal("timer"),
+    task: activationTask,
+    timerId: z.string().min(1),
+    fireAt: z.number(),
+  }),
+]);
+
+/** A message as the handlers use it: the tasks typed as the ports define them. */
+export type QueueMessage =
+  | { kind: "activation"; task: ActivationTask }
+  | { kind: "step"; task: StepTask }
+  | { kind: "timer"; task: ActivationTask; timerId: string; fireAt: number };
+
+/**
+ * Parses a message body from one of the kit's queues.
+ * @throws TsWorkflowError (`INVALID_INPUT`) naming the field at fault
+ */
+export function parseQueueMessage(body: string): QueueMessage {
+  let value: unknown;
+  try {
+    value = JSON.parse(body);
+  } catch (error) {
+    throw new TsWorkflowError(
+      "INVALID_INPUT",
+      `A queue message is not JSON: ${String(error)}. It was not sent by tsworkflow.`,
+    );
+  }
+  const parsed = queueMessage.safeParse(value);
+  if (parsed.success) return parsed.data as QueueMessage;
+  const issue = parsed.error.issues[0];
+  throw new TsWorkflowError(
+    "INVALID_INPUT",
+    `A queue message is not a tsworkflow message: ${issue?.path.join(".") || "(message)"}: ${issue?.message ?? "invalid"}.`,
+  );
+}
+
+const DEDUPLICATION_ID = /^[\x21-\x7e]{1,128}$/;
+
+/** A FIFO deduplication id: the readable id when SQS accepts it, else its SHA-256. */
+export function deduplicationId(readable: string): string {
+  return DEDUPLICATION_ID.test(readable) ? readable : createHash("sha256").update(readable).digest("hex");
+}
+
+/**
+ * The deduplication id of an activation, derived from its cause so that a repeated send within SQS's
+ * five-minute window is dropped: `start` and step outcomes are facts that happen once; `recover` and
+ * `wake` are requests that must not be swallowed.
+ */
+export function activationDeduplicationId(task: ActivationTask): string {
+  const { runId, cause } = task;
+  switch (cause.kind) {
+    case "start":
+      return deduplicationId(`${runId}:start`);
+    case "outcome":
+      return deduplicationId(`${runId}:${cause.stepId}:${cause.attempt}`);
+    case "timer":
+      return deduplicationId(`${runId}:timer:${cause.timerId}`);
+    default:
+      return randomUUID();
+  }
+}
+
+/** Options of {@link SqsTaskQueue}. */
+export interface SqsTaskQueueOptions {
+  client: SQSClient;
+  /** The FIFO queue of activations (`MessageGroupId = runId`). */
+  workflowQueueUrl: string;
+  /** The standard queue of step tasks. */
+  stepQueueUrl: string;
+  /**
+   * Where a step task too large for SQS is recorded as a failed attempt (`PayloadTooLargeError`),
+   * so that the run fails that step instead of retrying the send forever.
+   * @default none: `enqueueStep` throws `PayloadTooLargeError`
+   */
+  store?: EventStore;
+  /**
+   * The largest message body sent.
+   * @default 262144 (256 KiB)
+   */
+  maxMessageBytes?: number;
+}
+
+interface Pending {
+  entry: Omit<SendMessageBatchRequestEntry, "Id">;
+  bytes: number;
+  resolve: () => void;
+  reject: (error: unknown) => void;
+}
+
+/**
+ * Sends messages to one queue, coalescing those sent in the same tick into `SendMessageBatch`
+ * requests (up to 10 messages and 256 KiB each): the steps of a `Promise.all` cost one request.
+ */
+export class BatchingSender {
+  private pending: Pending[] = [];
+  private scheduled = false;
+
+  constructor(
+    private readonly client: SQSClient,
+    readonly queueUrl: string,
+    private readonly maxBatchBytes = SQS_MESSAGE_LIMIT_BYTES,
+  ) {}
+
+  send(entry: Omit<SendMessageBatchRequestEntry, "Id">): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.pending.push({ entry, bytes: byteLength(entry.MessageBody ?? ""), resolve, reject });
+      if (!this.scheduled) {
+        this.scheduled = true;
+        setImmediate(() => void this.flush());
+      }
+    });
+  }
+
+  private async flush(): Promise<void> {
+    const pending = this.pending;
+    this.pending = [];
+    this.scheduled = false;
+    const batches: Pending[][] = [];
+    let batch: Pending[] = [];
+    let bytes = 0;
+    for (const item of pending) {
+      if (batch.length === 10 || (batch.length > 0 && bytes + item.bytes > this.maxBatchBytes)) {
+        batches.push(batch);
+        batch = [];
+        bytes = 0;
+      }
+      batch.push(item);
+      bytes += item.bytes;
+    }
+    if (batch.length > 0) batches.push(batch);
+    await Promise.all(batches.map((items) => this.sendBatch(items)));
+  }
+
+  private async sendBatch(items: Pending[]): Promise<void> {
+    try {
+      if (items.length === 1) {
+        const [only] = items as [Pending];
+        await this.client.send(new SendMessageCommand({ QueueUrl: this.queueUrl, ...only.entry }));
+        only.resolve();
+        return;
+      }
+      const result = await this.client.send(
+        new SendMessageBatchCommand({
+          QueueUrl: this.queueUrl,
+          Entries: items.map((item, index) => ({ Id: String(index), ...item.entry })),
+        }),
+      );
+      const failed = new Map((result.Failed ?? []).map((failure) => [failure.Id, failure]));
+      items.forEach((item, index) => {
+        const failure = failed.get(String(index));
+        if (!failure) item.resolve();
+        else
+          item.reject(
+            new Error(`SQS refused a message on ${this.queueUrl}: ${failure.Code}: ${failure.Message ?? ""}`),
+          );
+      });
+    } catch (error) {
+      for (const item of items) item.reject(error);
+    }
+  }
+}
+
+/**
+ * The SQS task queue: activations go to the FIFO workflow queue, grouped by run (one activation of a
+ * run at a time) and deduplicated on their cause; step tasks go to the standard step queue, where
+ * they run in parallel.
+ * @example
+ * import { SqsTaskQueue } from "tsworkflow/aws";
+ * const queue = new SqsTaskQueue({ client: new SQSClient({}), workflowQueueUrl, stepQueueUrl });
+ */
+export class SqsTaskQueue implements TaskQueue {
+  readonly workflowQueue: BatchingSender;
+  readonly stepQueue: BatchingSender;
+  private readonly store: EventStore | undefined;
+  private readonly maxMessageBytes: number;
+
+  constructor(options: SqsTaskQueueOptions) {
+    this.maxMessageBytes = options.maxMessageBytes ?? SQS_MESSAGE_LIMIT_BYTES;
+    this.workflowQueue = new BatchingSender(options.client, options.workflowQueueUrl, this.maxMessageBytes);
+    this.stepQueue = new BatchingSender(options.client, options.stepQueueUrl, this.maxMessageBytes);
+    this.store = options.store;
+  }
+
+  async enqueueActivation(task: ActivationTask): Promise<void> {
+    await this.sendActivation(task, activationDeduplicationId(task));
+  }
+
+  /**
+   * Sends an activation with an explicit deduplication id (the step handler forwards timers with the
+   * id of the message that carried them, so that a re-armed timer is never dropped as a duplicate).
+   */
+  async sendActivation(task: ActivationTask, dedupId: string): Promise<void> {
+    const body = JSON.stringify({ kind: "activation", task } satisfies QueueMessage);
+    await this.workflowQueue.send({
+      MessageBody: body,
+      MessageGroupId: task.runId,
+      MessageDeduplicationId: dedupId,
+    });
+  }
+
+  async enqueueStep(task: StepTask): Promise<void> {
+    const body = JSON.stringify({ kind: "step", task } satisfies QueueMessage);
+    const bytes = byteLength(body);
+    if (bytes <= this.maxMessageBytes) return this.stepQueue.send({ MessageBody: body });
+    const error = new PayloadTooLargeError(
+      `The task of step "${task.stepName}" (${task.stepId}, attempt ${task.attempt}) with its input`,
+      bytes,
+      this.maxMessageBytes,
+    );
+    if (!this.store) throw error;
+    getLogger().warn("step task too large for SQS: the attempt fails", {
+      runId: task.runId,
+      stepId: task.stepId,
+      bytes,
+    });
+    await this.store.putOutcome({
+      runId: task.runId,
+      stepId: task.stepId,
+      attempt: task.attempt,
+      recordedAt: new Date().toISOString(),
+      ok: false,
+      error: { name: error.name, message: error.message, code: error.code },
+    });
+    await this.enqueueActivation({
+      runId: task.runId,
+      cause: { kind: "outcome", stepId: task.stepId, attempt: task.attempt },
+    });
+  }
+
+  /** Sends a timer message to the step queue, delivered after `delaySeconds` (0 to 900). */
+  async sendTimer(message: Extract<QueueMessage, { kind: "timer" }>, delaySeconds: number): Promise<void> {
+    await this.stepQueue.send({ MessageBody: JSON.stringify(message), DelaySeconds: delaySeconds });
+  }
+}

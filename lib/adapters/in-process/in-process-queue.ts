@@ -1,0 +1,159 @@
+import { getLogger } from "../../core/logger.ts";
+import type { ActivationCause, ActivationTask, StepTask, TaskQueue } from "../../ports/task-queue.ts";
+
+/** What consumes the tasks: the engine's activation and step executor. */
+export interface TaskHandlers {
+  activate(task: ActivationTask): Promise<void>;
+  executeStep(task: StepTask): Promise<void>;
+  /** Called when an activation throws; the queue retries it after `retryDelayMs`. */
+  onActivationError?(task: ActivationTask, error: unknown): "retry" | "drop";
+}
+
+/** Options of {@link InProcessQueue}. */
+export interface InProcessQueueOptions {
+  /** Steps run at once. @default 100 */
+  concurrency?: number;
+  /** Wait before an activation that threw runs again. @default 1000 */
+  retryDelayMs?: number;
+}
+
+/**
+ * Delivers tasks inside this process. Activations of a run are coalesced: one activation handles every
+ * outcome that arrived before it ran. Steps run in parallel up to `concurrency`. Nothing here is
+ * durable: after a restart the runtime rebuilds the work from the log (`Engine.recover`).
+ */
+export class InProcessQueue implements TaskQueue {
+  private handlers: TaskHandlers | undefined;
+  private readonly concurrency: number;
+  private readonly retryDelayMs: number;
+  private readonly waitingActivations = new Map<string, ActivationCause>();
+  private readonly stepBacklog: StepTask[] = [];
+  private runningSteps = 0;
+  private inFlight = 0;
+  private idleWaiters: (() => void)[] = [];
+  private closed = false;
+
+  constructor(options: InProcessQueueOptions = {}) {
+    this.concurrency = options.concurrency ?? 100;
+    this.retryDelayMs = options.retryDelayMs ?? 1000;
+  }
+
+  /** Starts delivering to `handlers`. */
+  consume(handlers: TaskHandlers): void {
+    this.handlers = handlers;
+  }
+
+  async enqueueActivation(task: ActivationTask): Promise<void> {
+    if (this.closed) return;
+    const waiting = this.waitingActivations.get(task.runId);
+    if (waiting) {
+      this.waitingActivations.set(task.runId, mergeCauses(waiting, task.cause));
+      return;
+    }
+    this.waitingActivations.set(task.runId, task.cause);
+    this.track(() => this.runActivation(task.runId));
+  }
+
+  async enqueueStep(task: StepTask): Promise<void> {
+    if (this.closed) return;
+    this.stepBacklog.push(task);
+    this.pumpSteps();
+  }
+
+  /**
+   * A step slot for a step an activation runs itself: free when fewer than `concurrency` steps run and
+   * none waits (queued steps go first). The release is safe to call more than once.
+   */
+  reserveStepSlot(): (() => void) | undefined {
+    if (this.closed || this.runningSteps >= this.concurrency || this.stepBacklog.length > 0) return undefined;
+    this.runningSteps += 1;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.runningSteps -= 1;
+      this.pumpSteps();
+    };
+  }
+
+  /** Resolves when no task is queued or running. */
+  idle(): Promise<void> {
+    if (this.inFlight === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  get busy(): boolean {
+    return this.inFlight > 0;
+  }
+
+  /** Stops taking tasks and waits for the running ones. */
+  async close(): Promise<void> {
+    this.closed = true;
+    this.stepBacklog.length = 0;
+    await this.idle();
+  }
+
+  private async runActivation(runId: string): Promise<void> {
+    // Let outcomes that arrive in the same turn join this activation.
+    await new Promise((resolve) => setImmediate(resolve));
+    const cause = this.waitingActivations.get(runId);
+    this.waitingActivations.delete(runId);
+    if (!cause || !this.handlers || this.closed) return;
+    const task = { runId, cause };
+    try {
+      await this.handlers.activate(task);
+    } catch (error) {
+      const decision = this.handlers.onActivationError?.(task, error) ?? "retry";
+      if (decision === "retry" && !this.closed) {
+        this.track(
+          () =>
+            new Promise<void>((resolve) =>
+              setTimeout(() => {
+                void this.enqueueActivation(task).then(resolve);
+              }, this.retryDelayMs),
+            ),
+        );
+      }
+    }
+  }
+
+  private pumpSteps(): void {
+    while (this.runningSteps < this.concurrency && this.stepBacklog.length > 0) {
+      const task = this.stepBacklog.shift() as StepTask;
+      this.runningSteps += 1;
+      this.track(async () => {
+        try {
+          await this.handlers?.executeStep(task);
+        } catch (error) {
+          getLogger().error(`step task failed to record its outcome: ${String(error)}`, {
+            runId: task.runId,
+            stepId: task.stepId,
+          });
+        } finally {
+          this.runningSteps -= 1;
+          this.pumpSteps();
+        }
+      });
+    }
+  }
+
+  private track(work: () => Promise<void>): void {
+    this.inFlight += 1;
+    void work().finally(() => {
+      this.inFlight -= 1;
+      if (this.inFlight === 0) {
+        const waiters = this.idleWaiters;
+        this.idleWaiters = [];
+        for (const resolve of waiters) resolve();
+      }
+    });
+  }
+}
+
+/** Two waiting activations of one run become one: a recovery or a redelivery check must not be lost. */
+function mergeCauses(a: ActivationCause, b: ActivationCause): ActivationCause {
+  if (a.kind === "recover" || b.kind === "recover") return { kind: "recover" };
+  if (a.kind === "start") return a;
+  if (b.kind === "start") return b;
+  return { kind: "wake" };
+}

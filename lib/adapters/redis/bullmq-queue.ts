@@ -1,0 +1,348 @@
+import { hostname } from "node:os";
+import { DelayedError, type Job, type JobsOptions, Queue, Worker } from "bullmq";
+import type { Redis } from "ioredis";
+import { ConfigurationError } from "../../core/errors.ts";
+import { getLogger } from "../../core/logger.ts";
+import type { ActivationTask, RunLease, StepTask, TaskQueue } from "../../ports/task-queue.ts";
+import { closeRedis, openRedis, type RedisConnection, toRedisError } from "./connection.ts";
+import { type HeldLock, RunLocks } from "./run-lock.ts";
+
+/** BullMQ queue names (under the BullMQ prefix `<prefix>bull`). */
+export const ACTIVATIONS_QUEUE = "activations";
+export const STEPS_QUEUE = "steps";
+
+/** Options of {@link BullMQQueue}. */
+export interface BullMQQueueOptions {
+  /** A connected ioredis client (you close it) or a `redis://` URL. */
+  redis: Redis | string;
+  /**
+   * Prepended to tsworkflow's keys (locks); BullMQ's keys live under `<prefix>bull`. Use the same prefix
+   * as the {@link RedisStorage} of the same application.
+   * @default "tsw:"
+   */
+  prefix?: string;
+}
+
+/** What a consumer does with each task: the engine's `activate` and `executeStep`. */
+export interface QueueHandlers {
+  /** `lease` is the run's lock, which the engine lets go of around a long inline step. */
+  activate(task: ActivationTask, lease?: RunLease): Promise<void>;
+  executeStep(task: StepTask): Promise<void>;
+}
+
+/** Options of {@link BullMQQueue.consume}. */
+export interface ConsumeOptions {
+  /**
+   * How many activations, and separately how many steps, this process handles at once.
+   * @default 10
+   */
+  concurrency?: number;
+  /** Shown in logs and as the BullMQ worker name. @default "<hostname>-<pid>" */
+  workerId?: string;
+  /**
+   * A job whose worker died (kill -9, lost network) is handed to another worker after about this long.
+   * Also the BullMQ lock duration, so an activation or step that blocks the event loop longer than this
+   * may run twice (steps run at least once anyway).
+   * @default 30000
+   */
+  stalledAfterMs?: number;
+  /**
+   * How long the per-run activation lock lives without renewal (it is renewed every third of this).
+   * @default 30000
+   */
+  runLockMs?: number;
+  /**
+   * Activate a run right after one of its steps, inside that step's job, instead of through a job on the
+   * activation queue (when the run's lock is free; otherwise the activation is queued as usual). The step
+   * job finishes only after the activation, so a worker that dies in between loses nothing: the step job
+   * is delivered again, finds its outcome stored and wakes the run. Saves a job per step.
+   * @default true
+   */
+  inlineActivations?: boolean;
+}
+
+/** A running consumer of both queues. */
+export interface QueueConsumer {
+  readonly workerId: string;
+  /** Stops taking jobs and waits for the jobs in flight to finish. */
+  close(): Promise<void>;
+}
+
+const RETRY = { attempts: 8, backoff: { type: "exponential", delay: 250 } } as const;
+/** A lock held elsewhere: try again shortly (jittered so waiting activations do not collide again). */
+const relockDelay = () => 20 + Math.floor(Math.random() * 60);
+
+/** How long an inline activation waits for a run lock that is being released (ms), before queueing. */
+const INLINE_LOCK_WAITS = [1, 3];
+
+/**
+ * An inline step still running after this long lets go of its run's lock, so that another activation of
+ * the run (a cancellation, an event) is not held up by a long step; the lock is taken back after it.
+ */
+const LEASE_PAUSE_AFTER_MS = 100;
+
+/** Activates a run inside a step job; false when it could not (the run's lock is held, or it failed). */
+type InlineActivator = (task: ActivationTask) => Promise<boolean>;
+
+/** The wake-up a step job sends for its own outcome. */
+const wakeKey = (runId: string, stepId: string, attempt: number) => `${runId}|${stepId}|${attempt}`;
+
+/** BullMQ job ids cannot contain ":"; run ids cannot contain "|", so these ids never collide. */
+export const stepJobId = (task: Pick<StepTask, "runId" | "stepId" | "attempt">) =>
+  `step|${task.runId}|${encodeURIComponent(task.stepId)}|${task.attempt}`;
+
+/**
+ * A {@link TaskQueue} on BullMQ: one queue of activations, one of steps, delivered at least once.
+ *
+ * - Pending activations of a run are coalesced (BullMQ deduplication on the run id with
+ *   `keepLastIfActive`): at most one waits while one runs, and one that arrives while a run is being
+ *   activated is kept for after, never dropped.
+ * - Activations of one run never overlap across workers: each takes a per-run lock in Redis first, and
+ *   a job that finds the lock held goes back to the delayed set for a few tens of milliseconds.
+ * - A step task's job id is `(runId, stepId, attempt)`, so a re-sent step that is still queued or running
+ *   is not queued twice.
+ * @example
+ * import { BullMQQueue } from "tsworkflow/local";
+ * const queue = new BullMQQueue({ redis: "redis://127.0.0.1:6379" });
+ */
+export class BullMQQueue implements TaskQueue {
+  readonly prefix: string;
+  /** The BullMQ queue of activations (timers add delayed jobs to it). */
+  readonly activations: Queue;
+  readonly steps: Queue;
+  private readonly connection: RedisConnection;
+  private readonly consumers = new Set<QueueConsumer>();
+  /** Step jobs running in this process, by the wake-up they will send: that wake-up runs inline. */
+  private readonly inlineWakes = new Map<string, InlineActivator>();
+
+  constructor(options: BullMQQueueOptions) {
+    this.prefix = options.prefix ?? "tsw:";
+    this.connection = openRedis(options.redis);
+    const queueOptions = { connection: this.connection.client, prefix: `${this.prefix}bull` };
+    this.activations = new Queue(ACTIVATIONS_QUEUE, queueOptions);
+    this.steps = new Queue(STEPS_QUEUE, queueOptions);
+    // Queue errors also surface on the calls that failed; this keeps them from being unhandled.
+    this.activations.on("error", () => {});
+    this.steps.on("error", () => {});
+  }
+
+  /** The address of the Redis server, password hidden. */
+  get url(): string {
+    return this.connection.url;
+  }
+
+  async enqueueActivation(task: ActivationTask): Promise<void> {
+    if (task.cause.kind === "outcome") {
+      const inline = this.inlineWakes.get(wakeKey(task.runId, task.cause.stepId, task.cause.attempt));
+      if (inline && (await inline(task))) return;
+    }
+    // What comes from outside the run (a cancellation, an event, a child's result: outcomes with a "$" id)
+    // is not coalesced: an activation busy with a long inline step would hold it back until the step ends.
+    // It waits for the run's lock instead, which that activation lets go of while its step runs.
+    const fromOutside = task.cause.kind === "outcome" && task.cause.stepId.startsWith("$");
+    await this.add(this.activations, "activate", task, {
+      ...(fromOutside ? {} : { deduplication: { id: task.runId, keepLastIfActive: true } }),
+      removeOnComplete: true,
+      removeOnFail: { count: 1000 },
+      ...RETRY,
+    });
+  }
+
+  async enqueueStep(task: StepTask): Promise<void> {
+    await this.add(this.steps, "step", task, {
+      jobId: stepJobId(task),
+      // A finished step job frees its id: its outcome is stored by then, so a re-sent task only wakes the run.
+      removeOnComplete: true,
+      removeOnFail: true,
+      ...RETRY,
+    });
+  }
+
+  /**
+   * Starts consuming both queues in this process.
+   * @throws ConfigurationError for a concurrency below 1
+   */
+  async consume(handlers: QueueHandlers, options: ConsumeOptions = {}): Promise<QueueConsumer> {
+    const concurrency = options.concurrency ?? 10;
+    if (!Number.isInteger(concurrency) || concurrency < 1) {
+      throw new ConfigurationError(
+        `concurrency must be a whole number ≥ 1, got ${JSON.stringify(options.concurrency)}.`,
+      );
+    }
+    const workerId = options.workerId ?? defaultWorkerId();
+    const stalledAfterMs = options.stalledAfterMs ?? 30_000;
+    const locks = new RunLocks(this.connection.client, this.prefix, options.runLockMs ?? 30_000);
+    const logger = getLogger();
+    // Workers block on their connections, so each gets its own, with BullMQ's required settings.
+    const clients: Redis[] = [];
+    const workerConnection = () => {
+      const client = this.connection.client.duplicate({ maxRetriesPerRequest: null, lazyConnect: false });
+      client.on("error", () => {});
+      clients.push(client);
+      return client;
+    };
+    const workerOptions = {
+      prefix: `${this.prefix}bull`,
+      concurrency,
+      name: workerId,
+      lockDuration: stalledAfterMs,
+      stalledInterval: Math.max(500, Math.floor(stalledAfterMs / 2)),
+      maxStalledCount: 3,
+    };
+
+    const inlineActivations = options.inlineActivations ?? true;
+    /** The run's lock, waiting a moment for one being released (the activation that sent this step holds it until it returns). */
+    const acquireSoon = async (runId: string) => {
+      let lock = await locks.acquire(runId);
+      for (const wait of INLINE_LOCK_WAITS) {
+        if (lock) break;
+        await new Promise((resolve) => setTimeout(resolve, wait));
+        lock = await locks.acquire(runId);
+      }
+      return lock;
+    };
+    /** The run's lock as the engine's lease: let go during a long inline step, taken back after it. */
+    const leaseOf = (runId: string, held: HeldLock): RunLease & { end(): Promise<void> } => {
+      let lock: HeldLock | undefined = held;
+      let timer: NodeJS.Timeout | undefined;
+      let lettingGo: Promise<void> | undefined;
+      return {
+        pause() {
+          timer = setTimeout(() => {
+            lettingGo = lock?.release();
+            lock = undefined;
+          }, LEASE_PAUSE_AFTER_MS);
+          timer.unref();
+        },
+        async resume() {
+          clearTimeout(timer);
+          if (lock) return true;
+          await lettingGo;
+          lock = await acquireSoon(runId);
+          return lock !== undefined;
+        },
+        async end() {
+          clearTimeout(timer);
+          await lettingGo;
+          await lock?.release();
+          lock = undefined;
+        },
+      };
+    };
+    const activateInline: InlineActivator = async (task) => {
+      const lock = await acquireSoon(task.runId);
+      if (!lock) return false;
+      const lease = leaseOf(task.runId, lock);
+      try {
+        await handlers.activate(task, lease);
+        return true;
+      } catch (error) {
+        // The activation queue retries it with backoff, as any activation.
+        logger.debug(`inline activation failed, queueing it: ${String(error)}`, {
+          workerId,
+          runId: task.runId,
+        });
+        return false;
+      } finally {
+        await lease.end();
+      }
+    };
+
+    const activationWorker = new Worker<ActivationTask>(
+      ACTIVATIONS_QUEUE,
+      async (job: Job<ActivationTask>, token?: string) => {
+        const lock = await locks.acquire(job.data.runId);
+        if (!lock) {
+          await job.moveToDelayed(Date.now() + relockDelay(), token);
+          throw new DelayedError();
+        }
+        const lease = leaseOf(job.data.runId, lock);
+        try {
+          await handlers.activate(job.data, lease);
+        } finally {
+          await lease.end();
+        }
+      },
+      { ...workerOptions, connection: workerConnection() },
+    );
+    const stepWorker = new Worker<StepTask>(
+      STEPS_QUEUE,
+      async (job: Job<StepTask>) => {
+        if (!inlineActivations) return handlers.executeStep(job.data);
+        const key = wakeKey(job.data.runId, job.data.stepId, job.data.attempt);
+        // One wake-up per job: a second enqueueActivation for the same outcome goes to the queue.
+        let used = false;
+        const once: InlineActivator = (task) => {
+          if (used) return Promise.resolve(false);
+          used = true;
+          return activateInline(task);
+        };
+        this.inlineWakes.set(key, once);
+        try {
+          await handlers.executeStep(job.data);
+        } finally {
+          if (this.inlineWakes.get(key) === once) this.inlineWakes.delete(key);
+        }
+      },
+      { ...workerOptions, connection: workerConnection() },
+    );
+    for (const worker of [activationWorker, stepWorker]) {
+      worker.on("failed", (job, error) => {
+        if (!job) return;
+        const final = job.attemptsMade >= (job.opts.attempts ?? 1);
+        const context = {
+          workerId,
+          queue: worker.name,
+          jobId: job.id,
+          runId: (job.data as { runId?: string }).runId,
+        };
+        if (final)
+          logger.error(`job failed for good after ${job.attemptsMade} attempts: ${error.message}`, context);
+        else logger.warn(`job failed (attempt ${job.attemptsMade}), will retry: ${error.message}`, context);
+      });
+      worker.on("error", (error) => {
+        logger.warn(`worker error: ${toRedisError(error, this.connection).message}`, {
+          workerId,
+          queue: worker.name,
+        });
+      });
+    }
+    await Promise.all([activationWorker.waitUntilReady(), stepWorker.waitUntilReady()]);
+
+    let closing: Promise<void> | undefined;
+    const consumer: QueueConsumer = {
+      workerId,
+      close: () => {
+        closing ??= (async () => {
+          // close() without force waits for the jobs in flight.
+          await Promise.all([activationWorker.close(), stepWorker.close()]);
+          await Promise.all(clients.map((client) => client.quit().catch(() => client.disconnect())));
+          this.consumers.delete(consumer);
+        })();
+        return closing;
+      },
+    };
+    this.consumers.add(consumer);
+    return consumer;
+  }
+
+  /** Drains and closes the consumers started here, then the queues and the connection (if opened here). */
+  async close(): Promise<void> {
+    await Promise.all([...this.consumers].map((consumer) => consumer.close()));
+    await Promise.all([this.activations.close(), this.steps.close()]);
+    await closeRedis(this.connection);
+  }
+
+  private async add(queue: Queue, name: string, data: object, options: JobsOptions): Promise<void> {
+    try {
+      await queue.add(name, data, options);
+    } catch (error) {
+      throw toRedisError(error, this.connection);
+    }
+  }
+}
+
+/** `<hostname>-<pid>`: unique per process on a machine, and per container (the hostname is the container id). */
+export function defaultWorkerId(): string {
+  return `${hostname() || "worker"}-${process.pid}`;
+}

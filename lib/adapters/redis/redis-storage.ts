@@ -1,0 +1,491 @@
+import type { Redis } from "ioredis";
+import {
+  InvalidEventError,
+  PayloadTooLargeError,
+  type SerializedError,
+  VersionConflictError,
+} from "../../core/errors.ts";
+import { parseEvent, type WorkflowEvent } from "../../core/events.ts";
+import { assertRunId } from "../../core/ids.ts";
+import {
+  type CommitResult,
+  type CreateRunResult,
+  type EventStore,
+  FINISHED_STATUSES,
+  type NewRun,
+  RUN_STATUSES,
+  type RunPatch,
+  type RunQuery,
+  type RunRecord,
+  type RunStatus,
+  type StepOutcome,
+} from "../../ports/event-store.ts";
+import { closeRedis, LuaScript, openRedis, type RedisConnection, toRedisError } from "./connection.ts";
+
+/** Options of {@link RedisStorage}. */
+export interface RedisStorageOptions {
+  /** A connected ioredis client (you close it) or a `redis://` URL (the storage opens and closes its own client). */
+  redis: Redis | string;
+  /**
+   * Prepended to every key, so several applications (or test runs) can share one Redis database.
+   * @default "tsw:"
+   */
+  prefix?: string;
+  /**
+   * The largest event or step outcome, in bytes of JSON, that the storage accepts. Larger values fail
+   * with a `PayloadTooLargeError` instead of slowing Redis down for everyone.
+   * @default 4194304 (4 MiB)
+   */
+  maxPayloadBytes?: number;
+  /**
+   * How many log entries (across runs, most recently read runs kept) this storage remembers after
+   * validating them, so that reading a log again fetches and validates only the entries appended since.
+   * A run's activations hop between workers, each of which reads its whole log when it has not seen the
+   * latest version: without this, a long run costs time quadratic in its length. `0` turns it off.
+   * @default 200000
+   */
+  eventCacheSize?: number;
+}
+
+const STATUSES: ReadonlySet<string> = new Set(RUN_STATUSES);
+/** Events that consume a stored outcome: once one is in the log, the outcome is no longer pending. */
+const OUTCOME_EVENTS: ReadonlySet<string> = new Set(["step_completed", "step_failed", "step_retrying"]);
+
+/*
+ * Keys (P = prefix):
+ *   P run:<runId>                      hash: the run document (JSON fields: input, result, error)
+ *   P events:<runId>                   list: the log, one JSON event per entry; its length is the version
+ *   P outcomes:<runId>                 hash: "<attempt>:<stepId>" → outcome JSON (HSETNX: first write wins, forever)
+ *   P pending-outcomes:<runId>         list: outcome fields in the order recorded, not yet consumed by a commit
+ *   P idem:<key>                       string: the run id holding an idempotency key
+ *   P idx:all                          sorted sets of run ids scored by createdAt (epoch ms), for listing
+ *   P idx:status:<status>
+ *   P idx:wf:<workflowName>
+ *   P idx:wf-status:<status>:<workflowName>
+ * Scripts build index keys from the prefix, so all keys must live on one Redis node (no Cluster).
+ */
+
+/** KEYS: run, events, idem, idx:all, idx:status, idx:wf, idx:wf-status. ARGV: hasKey, runId, score, event, field/value… */
+const CREATE_RUN = new LuaScript(`
+if ARGV[1] == '1' then
+  local holder = redis.call('GET', KEYS[3])
+  if holder then return {0, holder} end
+end
+if redis.call('EXISTS', KEYS[1]) == 1 then return {-1} end
+if ARGV[1] == '1' then redis.call('SET', KEYS[3], ARGV[2]) end
+redis.call('HSET', KEYS[1], unpack(ARGV, 5))
+redis.call('RPUSH', KEYS[2], ARGV[4])
+for i = 4, 7 do redis.call('ZADD', KEYS[i], ARGV[3], ARGV[2]) end
+return {1}
+`);
+
+/*
+ * KEYS: run, events, pending-outcomes, idx:all.
+ * ARGV: prefix, runId, expectedVersion, newStatus, eventCount, events…, setCount, field/value…, delCount, fields…,
+ *       consumedCount, outcome fields…
+ * Returns { new version, outcomes still pending }, or -1 when the log no longer has expectedVersion events (or the
+ * run is missing).
+ */
+const COMMIT = new LuaScript(`
+local prefix, runId = ARGV[1], ARGV[2]
+local expected = tonumber(ARGV[3])
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+if redis.call('LLEN', KEYS[2]) ~= expected then return -1 end
+local i = 5
+local n = tonumber(ARGV[i])
+if n > 0 then redis.call('RPUSH', KEYS[2], unpack(ARGV, i + 1, i + n)) end
+i = i + n + 1
+n = tonumber(ARGV[i])
+local version = expected + tonumber(ARGV[5])
+local old = redis.call('HGET', KEYS[1], 'status')
+local newStatus = ARGV[4]
+redis.call('HSET', KEYS[1], 'status', newStatus, 'version', version)
+if n > 0 then redis.call('HSET', KEYS[1], unpack(ARGV, i + 1, i + n)) end
+i = i + n + 1
+n = tonumber(ARGV[i])
+if n > 0 then redis.call('HDEL', KEYS[1], unpack(ARGV, i + 1, i + n)) end
+i = i + n + 1
+n = tonumber(ARGV[i])
+for j = i + 1, i + n do redis.call('LREM', KEYS[3], 0, ARGV[j]) end
+if old ~= newStatus then
+  local wf = redis.call('HGET', KEYS[1], 'workflowName')
+  local score = redis.call('ZSCORE', KEYS[4], runId)
+  redis.call('ZREM', prefix .. 'idx:status:' .. old, runId)
+  redis.call('ZREM', prefix .. 'idx:wf-status:' .. old .. ':' .. wf, runId)
+  redis.call('ZADD', prefix .. 'idx:status:' .. newStatus, score, runId)
+  redis.call('ZADD', prefix .. 'idx:wf-status:' .. newStatus .. ':' .. wf, score, runId)
+end
+return {version, redis.call('LLEN', KEYS[3])}
+`);
+
+/** KEYS: outcomes, pending-outcomes. ARGV: field, outcome JSON. */
+const PUT_OUTCOME = new LuaScript(`
+if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 1 then
+  redis.call('RPUSH', KEYS[2], ARGV[1])
+  return 1
+end
+return 0
+`);
+
+/** KEYS: index. ARGV: limit, prefix. Reads ids and documents in one step so a listing is a consistent snapshot. */
+const LIST_RUNS = new LuaScript(`
+local ids = redis.call('ZREVRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1)
+local out = {}
+for i, id in ipairs(ids) do out[i] = redis.call('HGETALL', ARGV[2] .. 'run:' .. id) end
+return out
+`);
+
+/** KEYS: outcomes, pending-outcomes. */
+const LIST_OUTCOMES = new LuaScript(`
+local fields = redis.call('LRANGE', KEYS[2], 0, -1)
+if #fields == 0 then return {} end
+return redis.call('HMGET', KEYS[1], unpack(fields))
+`);
+
+const outcomeField = (stepId: string, attempt: number) => `${attempt}:${stepId}`;
+
+/**
+ * An {@link EventStore} on Redis (ioredis): each run's log is a list, each commit one Lua script that
+ * appends only if the log still has `expectedVersion` events, so two workers racing on a run never both
+ * append. Works with one Redis server (or a primary with replicas); Redis Cluster is not supported.
+ * @example
+ * import { RedisStorage } from "tsworkflow/local";
+ * const storage = new RedisStorage({ redis: "redis://127.0.0.1:6379", prefix: "myapp:" });
+ */
+export class RedisStorage implements EventStore {
+  readonly prefix: string;
+  private readonly connection: RedisConnection;
+  private readonly maxPayloadBytes: number;
+  private readonly eventCacheSize: number;
+  /**
+   * Per run, a prefix of its log (raw JSON entries) already validated and canonical: parsing one again
+   * gives what `parseEvent` would. Logs are append-only, so a prefix stays valid; the last remembered entry
+   * is compared with Redis on each read, and any difference reloads the whole log.
+   */
+  private readonly logCache = new Map<string, string[]>();
+  private cachedEvents = 0;
+
+  /** @throws ConfigurationError when `redis` is a string that is not a redis:// URL */
+  constructor(options: RedisStorageOptions) {
+    this.prefix = options.prefix ?? "tsw:";
+    this.maxPayloadBytes = options.maxPayloadBytes ?? 4 * 1024 * 1024;
+    this.eventCacheSize = options.eventCacheSize ?? 200_000;
+    this.connection = openRedis(options.redis);
+  }
+
+  /** The ioredis client this storage uses. */
+  get client(): Redis {
+    return this.connection.client;
+  }
+
+  async createRun({ run, startedEvent }: NewRun): Promise<CreateRunResult> {
+    assertRunId(run.runId);
+    const event = this.serializeEvent(parseEvent(startedEvent, `run ${run.runId}`), run.runId, 1);
+    const key = run.idempotencyKey;
+    const fields = runFields(run);
+    const reply = (await this.call(() =>
+      CREATE_RUN.run(
+        this.client,
+        [
+          this.key("run", run.runId),
+          this.key("events", run.runId),
+          key === undefined ? this.key("run", run.runId) : this.key("idem", key),
+          this.key("idx:all"),
+          this.key("idx:status", run.status),
+          this.key("idx:wf", run.workflowName),
+          this.key("idx:wf-status", `${run.status}:${run.workflowName}`),
+        ],
+        [key === undefined ? "0" : "1", run.runId, createdScore(run), event, ...fields],
+      ),
+    )) as [number, string?];
+    if (reply[0] === 1) return { created: true, run: structuredClone(run) };
+    if (reply[0] === -1) throw new VersionConflictError(run.runId, 0);
+    const holder = reply[1] as string;
+    const existing = await this.getRun(holder);
+    if (!existing) {
+      throw new InvalidEventError(
+        `Idempotency key ${JSON.stringify(key)} points at run ${holder}, whose document is missing from Redis. Delete the key ${this.key("idem", key as string)} or restore the run.`,
+      );
+    }
+    return { created: false, run: existing };
+  }
+
+  async getRun(runId: string): Promise<RunRecord | undefined> {
+    assertRunId(runId);
+    const hash = await this.call(() => this.client.hgetall(this.key("run", runId)));
+    return Object.keys(hash).length === 0 ? undefined : this.toRecord(runId, hash);
+  }
+
+  async listRuns(query: RunQuery = {}): Promise<RunRecord[]> {
+    const limit = query.limit ?? 100;
+    if (!Number.isInteger(limit) || limit < 0)
+      throw new RangeError(`listRuns: limit must be a whole number ≥ 0, got ${limit}`);
+    if (limit === 0) return [];
+    const index =
+      query.status && query.workflowName
+        ? this.key("idx:wf-status", `${query.status}:${query.workflowName}`)
+        : query.status
+          ? this.key("idx:status", query.status)
+          : query.workflowName
+            ? this.key("idx:wf", query.workflowName)
+            : this.key("idx:all");
+    const rows = (await this.call(() =>
+      LIST_RUNS.run(this.client, [index], [limit, this.prefix]),
+    )) as string[][];
+    const runs: RunRecord[] = [];
+    for (const row of rows) {
+      const hash: Record<string, string> = {};
+      for (let i = 0; i + 1 < row.length; i += 2) hash[row[i] as string] = row[i + 1] as string;
+      if (hash.runId) runs.push(this.toRecord(hash.runId, hash));
+    }
+    return runs;
+  }
+
+  async getEvents(runId: string): Promise<WorkflowEvent[]> {
+    assertRunId(runId);
+    const key = this.key("events", runId);
+    const cached = this.logCache.get(runId);
+    let raw: string[] | undefined;
+    let known = 0;
+    if (cached && cached.length > 0) {
+      // Only the entries after the remembered prefix, starting with its last one to check it is the same log.
+      const tail = await this.call(() => this.client.lrange(key, cached.length - 1, -1));
+      if (tail[0] === cached[cached.length - 1]) {
+        known = cached.length;
+        raw = cached.concat(tail.slice(1));
+      }
+    }
+    raw ??= await this.call(() => this.client.lrange(key, 0, -1));
+    const events: WorkflowEvent[] = [];
+    let canonical = known;
+    for (let index = 0; index < raw.length; index += 1) {
+      const where = `run ${runId} (event ${index + 1})`;
+      const json = raw[index] as string;
+      if (index < known) {
+        events.push(parseJson(json, where) as WorkflowEvent);
+        continue;
+      }
+      const event = parseEvent(parseJson(json, where), where);
+      events.push(event);
+      if (canonical === index && JSON.stringify(event) === json) canonical += 1;
+    }
+    this.rememberLog(runId, canonical === raw.length ? raw : raw.slice(0, canonical));
+    return events;
+  }
+
+  async commit(
+    runId: string,
+    expectedVersion: number,
+    events: WorkflowEvent[],
+    patch: RunPatch,
+  ): Promise<CommitResult> {
+    assertRunId(runId);
+    if (!STATUSES.has(patch.status))
+      throw new InvalidEventError(
+        `Cannot commit run ${runId} with unknown status ${JSON.stringify(patch.status)}.`,
+      );
+    const serialized = events.map((event, index) =>
+      this.serializeEvent(
+        parseEvent(event, `run ${runId} (commit at version ${expectedVersion})`),
+        runId,
+        expectedVersion + index + 1,
+      ),
+    );
+    const set: string[] = ["updatedAt", patch.updatedAt];
+    const del: string[] = [];
+    for (const field of ["result", "error"] as const) {
+      if (!(field in patch)) continue;
+      const value = patch[field];
+      if (value === undefined) del.push(field);
+      else set.push(field, this.serializePayload(value, `The ${field} of run ${runId}`));
+    }
+    const consumed = events
+      .filter((e) => OUTCOME_EVENTS.has(e.type) && "stepId" in e)
+      .map((e) => {
+        const ref = e as { stepId: string; attempt: number };
+        return outcomeField(ref.stepId, ref.attempt);
+      });
+    const reply = (await this.call(() =>
+      COMMIT.run(
+        this.client,
+        [
+          this.key("run", runId),
+          this.key("events", runId),
+          this.key("pending-outcomes", runId),
+          this.key("idx:all"),
+        ],
+        [
+          this.prefix,
+          runId,
+          expectedVersion,
+          patch.status,
+          serialized.length,
+          ...serialized,
+          set.length,
+          ...set,
+          del.length,
+          ...del,
+          consumed.length,
+          ...consumed,
+        ],
+      ),
+    )) as -1 | [number, number];
+    if (reply === -1) throw new VersionConflictError(runId, expectedVersion);
+    if (FINISHED_STATUSES.has(patch.status)) this.forgetLog(runId);
+    return { pendingOutcomes: reply[1] > 0 };
+  }
+
+  async putOutcome(outcome: StepOutcome): Promise<boolean> {
+    assertRunId(outcome.runId);
+    const json = this.serializePayload(
+      outcome,
+      `The outcome of step ${outcome.stepId} (attempt ${outcome.attempt}) of run ${outcome.runId}`,
+    );
+    const stored = await this.call(() =>
+      PUT_OUTCOME.run(
+        this.client,
+        [this.key("outcomes", outcome.runId), this.key("pending-outcomes", outcome.runId)],
+        [outcomeField(outcome.stepId, outcome.attempt), json],
+      ),
+    );
+    return stored === 1;
+  }
+
+  async getOutcome(runId: string, stepId: string, attempt: number): Promise<StepOutcome | undefined> {
+    assertRunId(runId);
+    const json = await this.call(() =>
+      this.client.hget(this.key("outcomes", runId), outcomeField(stepId, attempt)),
+    );
+    return json === null
+      ? undefined
+      : (parseJson(json, `the outcome of step ${stepId} of run ${runId}`) as StepOutcome);
+  }
+
+  async listOutcomes(runId: string): Promise<StepOutcome[]> {
+    assertRunId(runId);
+    const values = (await this.call(() =>
+      LIST_OUTCOMES.run(this.client, [this.key("outcomes", runId), this.key("pending-outcomes", runId)], []),
+    )) as (string | null)[];
+    return values
+      .filter((json): json is string => json !== null)
+      .map((json) => parseJson(json, `an outcome of run ${runId}`) as StepOutcome);
+  }
+
+  async close(): Promise<void> {
+    await closeRedis(this.connection);
+  }
+
+  private rememberLog(runId: string, raw: string[]): void {
+    this.forgetLog(runId);
+    if (raw.length === 0 || raw.length > this.eventCacheSize) return;
+    this.logCache.set(runId, raw);
+    this.cachedEvents += raw.length;
+    // Oldest read first.
+    for (const [oldest, entries] of this.logCache) {
+      if (this.cachedEvents <= this.eventCacheSize) break;
+      this.logCache.delete(oldest);
+      this.cachedEvents -= entries.length;
+    }
+  }
+
+  private forgetLog(runId: string): void {
+    const entries = this.logCache.get(runId);
+    if (!entries) return;
+    this.logCache.delete(runId);
+    this.cachedEvents -= entries.length;
+  }
+
+  private key(kind: string, id?: string): string {
+    return id === undefined ? `${this.prefix}${kind}` : `${this.prefix}${kind}:${id}`;
+  }
+
+  private async call<T>(operation: () => Promise<T>): Promise<T> {
+    try {
+      return await operation();
+    } catch (error) {
+      throw toRedisError(error, this.connection);
+    }
+  }
+
+  private serializeEvent(event: WorkflowEvent, runId: string, seq: number): string {
+    if (event.runId !== runId || event.seq !== seq) {
+      throw new InvalidEventError(
+        `Event ${event.type} has runId ${event.runId} and seq ${event.seq}, but belongs at seq ${seq} of run ${runId}. Events are appended in order, one version per event.`,
+      );
+    }
+    return this.serializePayload(event, `Event ${seq} (${event.type}) of run ${runId}`);
+  }
+
+  private serializePayload(value: unknown, what: string): string {
+    const json = JSON.stringify(value);
+    const bytes = Buffer.byteLength(json);
+    if (bytes > this.maxPayloadBytes) throw new PayloadTooLargeError(what, bytes, this.maxPayloadBytes);
+    return json;
+  }
+
+  private toRecord(runId: string, hash: Record<string, string>): RunRecord {
+    const where = `the run document of ${runId}`;
+    const status = hash.status as RunStatus;
+    if (!STATUSES.has(status) || !hash.workflowName || !hash.createdAt || !hash.input) {
+      throw new InvalidEventError(
+        `Invalid ${where} in Redis (key ${this.key("run", runId)}): it was written by an incompatible version or edited by hand.`,
+      );
+    }
+    const record: RunRecord = {
+      runId,
+      workflowName: hash.workflowName,
+      status,
+      input: parseJson(hash.input, where) as unknown[],
+      createdAt: hash.createdAt,
+      updatedAt: hash.updatedAt ?? hash.createdAt,
+      version: Number(hash.version),
+    };
+    if (hash.result !== undefined) record.result = parseJson(hash.result, where);
+    if (hash.error !== undefined) record.error = parseJson(hash.error, where) as SerializedError;
+    if (hash.idempotencyKey !== undefined) record.idempotencyKey = hash.idempotencyKey;
+    return record;
+  }
+}
+
+function runFields(run: RunRecord): string[] {
+  const fields = [
+    "runId",
+    run.runId,
+    "workflowName",
+    run.workflowName,
+    "status",
+    run.status,
+    "input",
+    JSON.stringify(run.input),
+    "createdAt",
+    run.createdAt,
+    "updatedAt",
+    run.updatedAt,
+    "version",
+    "1",
+  ];
+  if (run.result !== undefined) fields.push("result", JSON.stringify(run.result));
+  if (run.error !== undefined) fields.push("error", JSON.stringify(run.error));
+  if (run.idempotencyKey !== undefined) fields.push("idempotencyKey", run.idempotencyKey);
+  return fields;
+}
+
+function createdScore(run: RunRecord): number {
+  const ms = Date.parse(run.createdAt);
+  if (Number.isNaN(ms))
+    throw new InvalidEventError(
+      `Run ${run.runId} has createdAt ${JSON.stringify(run.createdAt)}, which is not an ISO 8601 date.`,
+    );
+  return ms;
+}
+
+function parseJson(json: string, where: string): unknown {
+  try {
+    return JSON.parse(json);
+  } catch (error) {
+    throw new InvalidEventError(
+      `Invalid JSON in ${where}: it was written by an incompatible version or edited by hand.`,
+      { cause: error },
+    );
+  }
+}

@@ -1,0 +1,339 @@
+import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda";
+import { z } from "zod";
+import { MAX_SQS_DELAY_SECONDS } from "../../adapters/aws/scheduler-timers.ts";
+import { deduplicationId, parseQueueMessage, type QueueMessage } from "../../adapters/aws/sqs-queue.ts";
+import { TsWorkflowError } from "../../core/errors.ts";
+import { getLogger } from "../../core/logger.ts";
+import { findWorkflow, registerWorkflow } from "../../core/registry.ts";
+import type { WorkflowDefinition } from "../../core/workflow.ts";
+import { systemClock } from "../../ports/clock.ts";
+import { type AwsRuntime, type AwsRuntimeOptions, createAwsRuntime } from "../../runtimes/aws.ts";
+import { handleWebhook } from "../../webhooks/handle-webhook.ts";
+import { type AwsConfig, loadConfig } from "../config.ts";
+
+// biome-ignore lint/suspicious/noExplicitAny: a registry holds workflows of any signature
+type AnyWorkflow = WorkflowDefinition<any[], unknown>;
+
+/**
+ * The workflows a Lambda bundle runs. Workflows register themselves when their module is imported;
+ * listing them here makes the import explicit (and keeps bundlers from dropping it).
+ */
+export interface WorkflowRegistry {
+  workflows: readonly AnyWorkflow[];
+}
+
+/** Options of the handler factories. Everything defaults to the environment (see `loadConfig`). */
+export interface HandlerOptions extends AwsRuntimeOptions {
+  /** @default loadConfig(process.env), read once when the factory is called (at cold start) */
+  config?: AwsConfig;
+  /**
+   * A runtime to share between the handlers of one bundle (one set of clients and caches).
+   * @default a new runtime from `config` and the other options
+   */
+  runtime?: AwsRuntime;
+}
+
+export type SqsBatchHandler = (event: SQSEvent, context: Context) => Promise<SQSBatchResponse>;
+
+/** The event of the start function (`lambda:InvokeFunction`). */
+export const startEvent = z.object({
+  workflow: z.string().min(1, "must name a registered workflow"),
+  args: z.array(z.unknown()).default([]),
+  idempotencyKey: z.string().min(1).max(256).optional(),
+});
+export type StartEvent = z.input<typeof startEvent>;
+export type StartResponse = { runId: string; created: boolean };
+export type StartHandler = (event: unknown, context: Context) => Promise<StartResponse>;
+
+/** Builds the runtime once per cold start: configuration errors surface at init, naming the variable. */
+function runtimeFor(registry: WorkflowRegistry, options: HandlerOptions): AwsRuntime {
+  for (const definition of registry.workflows) {
+    if (findWorkflow(definition.name) !== definition) registerWorkflow(definition);
+  }
+  return options.runtime ?? createAwsRuntime(options.config ?? loadConfig(), options);
+}
+
+/**
+ * The three handlers of one bundle, sharing one runtime (clients, caches). The CDK construct bundles
+ * an entry file that exports `workflowHandler`, `stepHandler` and `startHandler`.
+ * @example
+ * import { createHandlers } from "tsworkflow/aws";
+ * import { onboarding } from "./workflows.ts";
+ * export const { workflowHandler, stepHandler, startHandler } = createHandlers({ workflows: [onboarding] });
+ * @throws ConfigurationError at cold start when an environment variable is missing or wrong
+ */
+export function createHandlers(
+  registry: WorkflowRegistry,
+  options: HandlerOptions = {},
+): {
+  workflowHandler: SqsBatchHandler;
+  stepHandler: SqsBatchHandler;
+  startHandler: StartHandler;
+  webhookHandler: WebhookHandler;
+} {
+  const shared = { ...options, runtime: runtimeFor(registry, options) };
+  return {
+    workflowHandler: createWorkflowHandler(registry, shared),
+    stepHandler: createStepHandler(registry, shared),
+    startHandler: createStartHandler(registry, shared),
+    webhookHandler: createWebhookHandler(registry, shared),
+  };
+}
+
+function errorDetails(error: unknown): Record<string, unknown> {
+  return error instanceof Error
+    ? { error: { name: error.name, message: error.message, stack: error.stack } }
+    : { error: String(error) };
+}
+
+/** A message that can never succeed (not JSON, not ours) is dropped with an error log, not retried to the DLQ. */
+function isPoison(error: unknown): boolean {
+  return error instanceof TsWorkflowError && error.code === "INVALID_INPUT";
+}
+
+/**
+ * The workflow function: takes batches from the FIFO workflow queue and runs one activation per
+ * record, in order within each run (message group), runs in parallel. A failed activation is
+ * reported in `batchItemFailures` with every later record of its run, so SQS delivers them again in
+ * order; the others are deleted. Configure the event source mapping with
+ * `ReportBatchItemFailures`.
+ * @example
+ * import { createWorkflowHandler } from "tsworkflow/aws";
+ * import { onboarding } from "./workflows.ts";
+ * export const workflowHandler = createWorkflowHandler({ workflows: [onboarding] });
+ * @throws ConfigurationError at cold start when an environment variable is missing or wrong
+ */
+export function createWorkflowHandler(
+  registry: WorkflowRegistry,
+  options: HandlerOptions = {},
+): SqsBatchHandler {
+  const runtime = runtimeFor(registry, options);
+  return async (event, context) => {
+    const logger = getLogger();
+    logger.addContext(context);
+    const groups = new Map<string, SQSRecord[]>();
+    for (const record of event.Records) {
+      const group = record.attributes.MessageGroupId ?? record.messageId;
+      const list = groups.get(group) ?? [];
+      list.push(record);
+      groups.set(group, list);
+    }
+    const failed: string[] = [];
+    await Promise.all(
+      [...groups.values()].map(async (records) => {
+        for (const [index, record] of records.entries()) {
+          let message: QueueMessage | undefined;
+          try {
+            message = parseQueueMessage(record.body);
+            if (message.kind !== "activation") {
+              throw new TsWorkflowError(
+                "INVALID_INPUT",
+                `A ${message.kind} message reached the workflow queue.`,
+              );
+            }
+            logger.debug("activation", {
+              runId: message.task.runId,
+              cause: message.task.cause,
+              messageId: record.messageId,
+            });
+            await runtime.engine.activate(message.task);
+          } catch (error) {
+            const runId =
+              message?.kind === "activation" ? message.task.runId : record.attributes.MessageGroupId;
+            if (isPoison(error)) {
+              logger.error("dropped a message that is not a tsworkflow activation", {
+                runId,
+                messageId: record.messageId,
+                ...errorDetails(error),
+              });
+              continue;
+            }
+            logger.error("activation failed; SQS delivers it again", {
+              runId,
+              messageId: record.messageId,
+              receiveCount: record.attributes.ApproximateReceiveCount,
+              ...errorDetails(error),
+            });
+            for (const later of records.slice(index)) failed.push(later.messageId);
+            return;
+          }
+        }
+      }),
+    );
+    return { batchItemFailures: failed.map((itemIdentifier) => ({ itemIdentifier })) };
+  };
+}
+
+/**
+ * The step function: takes batches from the standard step queue and, for each record in parallel,
+ * runs one attempt of a step (storing its outcome and waking the run) or forwards a due timer to the
+ * workflow queue (a timer that arrives early is delayed again). Failed records are reported in
+ * `batchItemFailures`.
+ * @example
+ * import { createStepHandler } from "tsworkflow/aws";
+ * export const stepHandler = createStepHandler({ workflows: [onboarding] });
+ * @throws ConfigurationError at cold start when an environment variable is missing or wrong
+ */
+export function createStepHandler(registry: WorkflowRegistry, options: HandlerOptions = {}): SqsBatchHandler {
+  const runtime = runtimeFor(registry, options);
+  const clock = options.clock ?? systemClock;
+  const handle = async (record: SQSRecord, message: QueueMessage): Promise<void> => {
+    if (message.kind === "step") {
+      await runtime.engine.executeStep(message.task);
+      return;
+    }
+    if (message.kind === "activation") {
+      await runtime.queue.enqueueActivation(message.task);
+      return;
+    }
+    const remainingMs = message.fireAt - clock.now();
+    if (remainingMs > 0) {
+      await runtime.queue.sendTimer(message, Math.min(MAX_SQS_DELAY_SECONDS, Math.ceil(remainingMs / 1000)));
+      return;
+    }
+    // Deduplicated on the carrying message: an SQS duplicate is dropped, a re-armed timer is not.
+    const id = deduplicationId(`${message.task.runId}:timer:${message.timerId}:${record.messageId}`);
+    await runtime.queue.sendActivation(message.task, id);
+  };
+  return async (event, context) => {
+    const logger = getLogger();
+    logger.addContext(context);
+    const failed: string[] = [];
+    await Promise.all(
+      event.Records.map(async (record) => {
+        let message: QueueMessage | undefined;
+        try {
+          message = parseQueueMessage(record.body);
+          await handle(record, message);
+        } catch (error) {
+          const context =
+            message?.kind === "step"
+              ? {
+                  runId: message.task.runId,
+                  workflowName: message.task.workflowName,
+                  stepId: message.task.stepId,
+                  stepName: message.task.stepName,
+                }
+              : { runId: message?.task.runId };
+          if (isPoison(error)) {
+            logger.error("dropped a message that is not a tsworkflow task", {
+              ...context,
+              messageId: record.messageId,
+              ...errorDetails(error),
+            });
+            return;
+          }
+          logger.error("step message failed; SQS delivers it again", {
+            ...context,
+            messageId: record.messageId,
+            receiveCount: record.attributes.ApproximateReceiveCount,
+            ...errorDetails(error),
+          });
+          failed.push(record.messageId);
+        }
+      }),
+    );
+    return { batchItemFailures: failed.map((itemIdentifier) => ({ itemIdentifier })) };
+  };
+}
+
+/**
+ * The start function, for other Lambdas to invoke (`lambda:InvokeFunction`) with
+ * `{ workflow, args, idempotencyKey }`; answers `{ runId, created }`. The event is validated with
+ * zod and the arguments with the workflow's own schema; errors come back to the caller as the
+ * function error (`errorType` is the tsworkflow error's name).
+ * @example
+ * import { createStartHandler } from "tsworkflow/aws";
+ * export const startHandler = createStartHandler({ workflows: [onboarding] });
+ * @throws ConfigurationError at cold start when an environment variable is missing or wrong
+ */
+export function createStartHandler(registry: WorkflowRegistry, options: HandlerOptions = {}): StartHandler {
+  const runtime = runtimeFor(registry, options);
+  return async (event, context) => {
+    const logger = getLogger();
+    logger.addContext(context);
+    const parsed = startEvent.safeParse(event);
+    if (!parsed.success) {
+      const problems = parsed.error.issues
+        .map((issue) => `${issue.path.join(".") || "(event)"}: ${issue.message}`)
+        .join("; ");
+      throw new TsWorkflowError(
+        "INVALID_INPUT",
+        `Invalid start event: ${problems}. Send { "workflow": "<name>", "args": [...], "idempotencyKey"?: "<key>" }.`,
+      );
+    }
+    const { workflow, args, idempotencyKey } = parsed.data;
+    const result = await runtime.engine.start(
+      workflow,
+      args,
+      idempotencyKey === undefined ? {} : { idempotencyKey },
+    );
+    logger.info(result.created ? "run started" : "run already started with this idempotency key", {
+      runId: result.runId,
+      workflowName: workflow,
+    });
+    return { runId: result.runId, created: result.created };
+  };
+}
+
+/** A Lambda Function URL (payload 2.0) request, as much of it as the webhook handler reads. */
+export interface FunctionUrlEvent {
+  rawPath: string;
+  body?: string;
+  isBase64Encoded?: boolean;
+  headers?: Record<string, string | undefined>;
+  requestContext: { http: { method: string } };
+}
+
+export interface FunctionUrlResult {
+  statusCode: number;
+  headers: Record<string, string>;
+  body: string;
+}
+
+export type WebhookHandler = (event: FunctionUrlEvent, context: Context) => Promise<FunctionUrlResult>;
+
+/**
+ * `POST /hooks/<token>` behind a Lambda Function URL: resumes the run whose `createWebhook()` made the
+ * token. When `TSWORKFLOW_WEBHOOK_SECRET` (or `options.webhookSecret`) is set, calls must be signed
+ * (see `signWebhook`); a token works once.
+ * @example
+ * export const { webhookHandler } = createHandlers({ workflows: [approvalOrder] });
+ */
+export function createWebhookHandler(
+  registry: WorkflowRegistry,
+  options: HandlerOptions & { webhookSecret?: string } = {},
+): WebhookHandler {
+  const runtime = runtimeFor(registry, options);
+  const secret = options.webhookSecret ?? process.env.TSWORKFLOW_WEBHOOK_SECRET;
+  return async (event, context) => {
+    getLogger().addContext(context);
+    const reply = (statusCode: number, body: unknown): FunctionUrlResult => ({
+      statusCode,
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(body),
+    });
+    const match = /^\/hooks\/([^/]+)$/.exec(event.rawPath);
+    if (!match || event.requestContext.http.method !== "POST")
+      return reply(404, { ok: false, error: "POST /hooks/<token>" });
+    const body = event.isBase64Encoded
+      ? Buffer.from(event.body ?? "", "base64").toString("utf8")
+      : (event.body ?? "");
+    const headers = Object.fromEntries(
+      Object.entries(event.headers ?? {}).map(([key, value]) => [key.toLowerCase(), value]),
+    );
+    const result = await handleWebhook(
+      { token: decodeURIComponent(match[1] as string), body, headers },
+      {
+        store: runtime.engine.store,
+        sendEvent: (runId, name, payload, signal) => runtime.engine.sendEvent(runId, name, payload, signal),
+        ...(secret ? { secret } : {}),
+      },
+    );
+    getLogger().info("webhook call", {
+      status: result.status,
+      ...(result.body.runId ? { runId: result.body.runId } : {}),
+    });
+    return reply(result.status, result.body);
+  };
+}

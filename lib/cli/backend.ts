@@ -1,0 +1,413 @@
+import { existsSync } from "node:fs";
+import { resolve } from "node:path";
+import { pathToFileURL } from "node:url";
+import { redactUrl } from "../adapters/redis/redact-url.ts";
+import { ConfigurationError, StorageLockedError, TsWorkflowError } from "../core/errors.ts";
+import type { Engine } from "../engine/engine.ts";
+import type { EventStore } from "../ports/event-store.ts";
+import { BackendUnavailableError, UsageError } from "./errors.ts";
+
+/** The storage flags shared by every command. */
+export interface BackendOptions {
+  /** File backend directory. @default `TSWORKFLOW_DIR` or `./.tsworkflow` */
+  dir?: string;
+  /** Redis URL. @default `TSWORKFLOW_REDIS_URL` when no other backend flag is given */
+  redis?: string;
+  /** Redis key prefix. @default "tsw:" */
+  prefix?: string;
+  /** DynamoDB table name. */
+  table?: string;
+  /** AWS region of the table. @default `AWS_REGION` or `AWS_DEFAULT_REGION` */
+  region?: string;
+  /** DynamoDB endpoint (DynamoDB Local, LocalStack). @default `TSWORKFLOW_DYNAMODB_ENDPOINT` */
+  endpoint?: string;
+}
+
+/** Which storage a command talks to, resolved from its flags and the environment. */
+export type Backend =
+  | { kind: "file"; dir: string; label: string }
+  | { kind: "redis"; url: string; prefix: string; label: string }
+  | { kind: "dynamodb"; table: string; region: string; endpoint?: string; label: string };
+
+/**
+ * What the dashboard and `runs cancel` / `runs retry` do to a run. Both write to the run's log, so they
+ * need a store that can be written (and, on the file backend, the directory's lock).
+ */
+export interface RunActions {
+  /** Stops an unfinished run: its steps and sleeps are not run again. */
+  cancel(runId: string, reason?: string): Promise<void>;
+  /** A failed run goes on from its failed step. */
+  retry(runId: string): Promise<void>;
+}
+
+type Env = Record<string, string | undefined>;
+
+/**
+ * Picks the backend: `--redis`, `--table` or `--dir` when given (one of them), else `TSWORKFLOW_REDIS_URL`
+ * (as the API does), else the file backend in `TSWORKFLOW_DIR` or `./.tsworkflow`.
+ * @throws UsageError for flags that contradict each other or are incomplete
+ */
+export function resolveBackend(options: BackendOptions, env: Env = process.env): Backend {
+  const chosen = [options.dir && "--dir", options.redis && "--redis", options.table && "--table"].filter(
+    Boolean,
+  );
+  if (chosen.length > 1) throw new UsageError(`Choose one backend: ${chosen.join(" and ")} were both given.`);
+  if (options.endpoint && !options.table)
+    throw new UsageError("--endpoint is the DynamoDB endpoint: use it with --table NAME --region R.");
+  if (options.table) {
+    const region = options.region ?? env.AWS_REGION ?? env.AWS_DEFAULT_REGION;
+    if (!region)
+      throw new UsageError("--table needs the table's region: pass --region R (or set AWS_REGION).");
+    const endpoint = options.endpoint ?? (env.TSWORKFLOW_DYNAMODB_ENDPOINT || undefined);
+    return {
+      kind: "dynamodb",
+      table: options.table,
+      region,
+      ...(endpoint ? { endpoint } : {}),
+      label: `DynamoDB table "${options.table}" in ${region}${endpoint ? ` at ${endpoint}` : ""}`,
+    };
+  }
+  const redis = options.redis ?? (options.dir ? undefined : env.TSWORKFLOW_REDIS_URL || undefined);
+  if (redis) {
+    if (!/^rediss?:\/\//.test(redis))
+      throw new UsageError(
+        `--redis takes a redis:// or rediss:// URL, e.g. redis://127.0.0.1:6379; got ${JSON.stringify(redactUrl(redis))}.`,
+      );
+    const prefix = options.prefix ?? "tsw:";
+    return { kind: "redis", url: redis, prefix, label: `Redis at ${redactUrl(redis)} (prefix "${prefix}")` };
+  }
+  const dir = resolve(options.dir ?? (env.TSWORKFLOW_DIR || ".tsworkflow"));
+  return { kind: "file", dir, label: `file backend in ${dir}` };
+}
+
+/**
+ * Opens the backend for reading: the file backend without its lock, re-reading the files on every call
+ * (so it works beside a running app). Errors of the storage are turned into messages naming it.
+ * @throws BackendUnavailableError when the directory does not exist or a backend module cannot load
+ */
+export async function openReader(backend: Backend): Promise<EventStore> {
+  switch (backend.kind) {
+    case "file": {
+      if (!existsSync(backend.dir)) {
+        throw new BackendUnavailableError(
+          `No tsworkflow data in ${backend.dir}: the directory does not exist. Run the command where your app keeps its runs, or pass --dir <the app's directory> (or set TSWORKFLOW_DIR).`,
+        );
+      }
+      const { FileStorage } = await import("../adapters/file/file-storage.ts");
+      return guard(new FileStorage({ dir: backend.dir, readOnly: true }), backend);
+    }
+    case "redis": {
+      const RedisStorage = await loadExport<new (options: { redis: string; prefix: string }) => EventStore>(
+        "../adapters/redis/redis-storage.ts",
+        "RedisStorage",
+        "Redis mode",
+      );
+      return guard(new RedisStorage({ redis: backend.url, prefix: backend.prefix }), backend);
+    }
+    case "dynamodb": {
+      const DynamoDBStorage = await loadExport<
+        new (options: {
+          client: unknown;
+          tableName: string;
+        }) => EventStore
+      >("../adapters/aws/dynamodb-storage.ts", "DynamoDBStorage", "DynamoDB mode");
+      const client = await dynamoDBClient(backend);
+      const store = new DynamoDBStorage({ client, tableName: backend.table });
+      return guard(store, backend, async () => (client as { destroy(): void }).destroy());
+    }
+  }
+}
+
+/** Options of {@link backendActions}. */
+export interface BackendActionsOptions {
+  /**
+   * The module that defines (imports) the app's workflows. On the file backend the CLI runs the
+   * cancellation (the workflow's `finally` blocks) or the retried run itself, so it needs the code.
+   */
+  workflows?: string;
+}
+
+/**
+ * Cancel and retry on the backend: each call opens a writable engine on it, acts, and closes it again.
+ * On the file backend this takes the directory's lock for a moment, so it fails while an app runs there;
+ * on Redis and AWS the workers (or Lambda functions) carry the run on.
+ */
+export function backendActions(backend: Backend, options: BackendActionsOptions = {}): RunActions {
+  return {
+    async cancel(runId, reason) {
+      if (backend.kind === "file" && !options.workflows)
+        throw new UsageError(
+          "On the file backend a cancellation runs the workflow's own code (its finally blocks) in this process, so the CLI needs your workflows: pass --workflows <the module that defines them>, e.g. --workflows ./src/workflows.ts. (Or call cancelRun(runId) from your app.)",
+        );
+      await withEngine(backend, "cancel", options.workflows, runId, (engine) =>
+        engine.cancelRun(runId, reason === undefined ? undefined : reason),
+      );
+    },
+    retry: (runId) =>
+      withEngine(backend, "retry", options.workflows, runId, (engine) => engine.retryRun(runId)),
+  };
+}
+
+/** What `POST /hooks/<token>` calls to resume a run: `Engine.sendEvent` on the backend. */
+export type SendEvent = (
+  runId: string,
+  eventName: string,
+  payload: unknown,
+  options: { signalId: string },
+) => Promise<{ delivered: boolean }>;
+
+/**
+ * Delivers webhook calls to runs on the backend, like {@link backendActions}: on the file backend it
+ * needs the app's workflows and the directory's lock.
+ */
+export function backendSendEvent(backend: Backend, options: BackendActionsOptions = {}): SendEvent {
+  return async (runId, eventName, payload, sendOptions) => {
+    if (backend.kind === "file" && !options.workflows)
+      throw new UsageError(
+        "On the file backend an event resumes the workflow in this process, so the dashboard needs your workflows: start it with --workflows <the module that defines them>.",
+      );
+    return withEngine(backend, "deliver events to", options.workflows, runId, (engine) =>
+      engine.sendEvent(runId, eventName, payload, sendOptions),
+    );
+  };
+}
+
+/** Cancel and retry with an engine you already have (e.g. your app's runtime's). */
+export function engineActions(engine: Engine): RunActions {
+  return {
+    cancel: (runId, reason) => engine.cancelRun(runId, reason),
+    retry: (runId) => engine.retryRun(runId),
+  };
+}
+
+const loadedWorkflows = new Map<string, Promise<void>>();
+
+/**
+ * Imports the app's workflows module once, so that this process can run their code.
+ * @throws UsageError when the file does not exist or registers no workflow
+ */
+export function loadWorkflows(file: string): Promise<void> {
+  const path = resolve(file);
+  let loading = loadedWorkflows.get(path);
+  if (!loading) {
+    loading = (async () => {
+      if (!existsSync(path))
+        throw new UsageError(
+          `--workflows ${file}: ${path} does not exist. Pass the module that defines your workflows.`,
+        );
+      await import(pathToFileURL(path).href);
+      const { registeredWorkflows } = await import("../core/registry.ts");
+      if (registeredWorkflows().length === 0)
+        throw new UsageError(
+          `--workflows ${file}: ${path} registered no workflow. It must define workflows with workflow("name", fn), or import the modules that do.`,
+        );
+    })();
+    loadedWorkflows.set(path, loading);
+  }
+  return loading;
+}
+
+async function withEngine<T>(
+  backend: Backend,
+  verb: "cancel" | "retry" | "deliver events to",
+  workflows: string | undefined,
+  runId: string | undefined,
+  act: (engine: Engine) => Promise<T>,
+): Promise<T> {
+  if (workflows) await loadWorkflows(workflows);
+  switch (backend.kind) {
+    case "file": {
+      const [{ FileStorage }, { LocalRuntime }] = await Promise.all([
+        import("../adapters/file/file-storage.ts"),
+        import("../runtimes/embedded.ts"),
+      ]);
+      if (!existsSync(backend.dir))
+        throw new BackendUnavailableError(
+          `No tsworkflow data in ${backend.dir}: the directory does not exist.`,
+        );
+      let storage: InstanceType<typeof FileStorage>;
+      try {
+        storage = new FileStorage({ dir: backend.dir });
+      } catch (error) {
+        if (error instanceof StorageLockedError)
+          throw new BackendUnavailableError(
+            `Cannot ${verb} the run: ${error.message.replace(/^The directory/, "the directory")} To ${verb} runs while your app runs, stop the app first, or serve the dashboard from inside the app (serveDashboard with actions).`,
+            { cause: error },
+          );
+        throw error;
+      }
+      // Without the app's workflows a retried run goes on when the app next starts here; with them, it
+      // goes on in this process until it completes, fails or waits.
+      const runtime = new LocalRuntime({ storage, recover: false });
+      try {
+        if (workflows && runId) await assertDefinesWorkflowOf(storage, runId, workflows);
+        const value = await act(runtime.engine);
+        await runtime.idle();
+        return value;
+      } finally {
+        await runtime.close();
+      }
+    }
+    case "redis": {
+      const createRedisRuntime = await loadExport<
+        (options: { url: string; prefix: string }) => { engine: Engine; close(): Promise<void> }
+      >("../runtimes/redis.ts", "createRedisRuntime", "Redis mode");
+      const runtime = createRedisRuntime({ url: backend.url, prefix: backend.prefix });
+      try {
+        return await guardCall(backend, () => act(runtime.engine));
+      } finally {
+        await runtime.close().catch(() => {});
+      }
+    }
+    case "dynamodb": {
+      quietAwsSdk();
+      const [loadConfig, createAwsRuntime] = await Promise.all([
+        loadExport<(env: Env) => unknown>("../aws/config.ts", "loadConfig", "DynamoDB mode"),
+        loadExport<(config: unknown) => { engine: Engine; clients: Record<string, { destroy(): void }> }>(
+          "../runtimes/aws.ts",
+          "createAwsRuntime",
+          "DynamoDB mode",
+        ),
+      ]);
+      let config: unknown;
+      try {
+        config = loadConfig({
+          ...process.env,
+          TSWORKFLOW_TABLE_NAME: backend.table,
+          AWS_REGION: backend.region,
+          ...(backend.endpoint ? { TSWORKFLOW_DYNAMODB_ENDPOINT: backend.endpoint } : {}),
+        });
+      } catch (error) {
+        if (!(error instanceof ConfigurationError)) throw error;
+        throw new UsageError(
+          `To ${verb} runs on AWS the CLI sends messages to your deployment's queues, so it needs their settings in the environment. ${error.message}`,
+        );
+      }
+      const runtime = createAwsRuntime(config);
+      try {
+        return await guardCall(backend, () => act(runtime.engine));
+      } finally {
+        for (const client of Object.values(runtime.clients)) client.destroy();
+      }
+    }
+  }
+}
+
+/**
+ * On the file backend the run goes on in this process: without its workflow's code it would stop at once
+ * (and a cancellation would be lost with the process), so say which module to pass instead.
+ */
+async function assertDefinesWorkflowOf(store: EventStore, runId: string, workflows: string): Promise<void> {
+  const run = await store.getRun(runId);
+  if (!run) return;
+  const { findWorkflow } = await import("../core/registry.ts");
+  if (!findWorkflow(run.workflowName))
+    throw new UsageError(
+      `--workflows ${workflows} does not define the workflow "${run.workflowName}" of run ${runId}: pass the module that defines it (or imports it).`,
+    );
+}
+
+/** Wraps every method of `store` so that a storage failure says which storage failed. */
+function guard(store: EventStore, backend: Backend, afterClose?: () => Promise<void>): EventStore {
+  return new Proxy(store, {
+    get(target, property, receiver) {
+      const value = Reflect.get(target, property, receiver) as unknown;
+      if (typeof value !== "function") return value;
+      return async (...args: unknown[]) => {
+        if (property === "close") {
+          try {
+            return await (value as (...a: unknown[]) => Promise<unknown>).apply(target, args);
+          } finally {
+            await afterClose?.();
+          }
+        }
+        return guardCall(backend, () => (value as (...a: unknown[]) => Promise<unknown>).apply(target, args));
+      };
+    },
+  });
+}
+
+async function guardCall<T>(backend: Backend, call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (error) {
+    if (error instanceof TsWorkflowError) throw error;
+    throw new BackendUnavailableError(
+      `Cannot use the ${backend.label}: ${describeFailure(error)}${hint(backend)}`,
+      {
+        cause: error,
+      },
+    );
+  }
+}
+
+function describeFailure(error: unknown): string {
+  if (!(error instanceof Error)) return String(error);
+  const name = error.name && error.name !== "Error" ? `${error.name}: ` : "";
+  const code = (error as { code?: unknown }).code;
+  return `${name}${error.message || String(code ?? "unknown error")}`;
+}
+
+function hint(backend: Backend): string {
+  switch (backend.kind) {
+    case "dynamodb":
+      return ". Check the table name, the region, the endpoint and your AWS credentials.";
+    case "redis":
+      return ". Check that redis-server is running at that address.";
+    case "file":
+      return ".";
+  }
+}
+
+/**
+ * The AWS SDK warns on every run under Node 20 that its releases after January 2027 need Node 22: that
+ * says nothing about the command being run, so the CLI keeps it out of its output.
+ */
+function quietAwsSdk(): void {
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
+}
+
+async function dynamoDBClient(backend: Extract<Backend, { kind: "dynamodb" }>): Promise<unknown> {
+  quietAwsSdk();
+  let module: { DynamoDBClient: new (config: Record<string, unknown>) => unknown };
+  try {
+    module = (await import("@aws-sdk/client-dynamodb")) as typeof module;
+  } catch (error) {
+    throw new BackendUnavailableError(
+      `DynamoDB mode needs @aws-sdk/client-dynamodb, which cannot be loaded: ${describeFailure(error)}`,
+    );
+  }
+  const hasCredentials = Boolean(process.env.AWS_ACCESS_KEY_ID || process.env.AWS_PROFILE);
+  return new module.DynamoDBClient({
+    region: backend.region,
+    maxAttempts: 2,
+    requestHandler: { connectionTimeout: 3000, requestTimeout: 10_000 },
+    ...(backend.endpoint ? { endpoint: backend.endpoint } : {}),
+    // DynamoDB Local and LocalStack accept any key; without one the SDK would refuse to send.
+    ...(backend.endpoint && !hasCredentials
+      ? { credentials: { accessKeyId: "local", secretAccessKey: "local" } }
+      : {}),
+  });
+}
+
+/**
+ * Imports one export of a module that is loaded only when its backend is used (Redis, AWS), so the
+ * CLI runs on the file backend whatever state those modules are in.
+ */
+async function loadExport<T>(path: string, name: string, feature: string): Promise<T> {
+  let module: Record<string, unknown>;
+  try {
+    module = (await import(new URL(path, import.meta.url).href)) as Record<string, unknown>;
+  } catch (error) {
+    throw new BackendUnavailableError(
+      `${feature} is not available in this install of tsworkflow: ${path} cannot be loaded (${describeFailure(error)}).`,
+      { cause: error },
+    );
+  }
+  const value = module[name];
+  if (value === undefined)
+    throw new BackendUnavailableError(
+      `${feature} is not available in this install of tsworkflow: ${path} has no export ${name}.`,
+    );
+  return value as T;
+}

@@ -1,0 +1,314 @@
+import type { WorkflowEvent } from "../../core/events.ts";
+import { FINISHED_STATUSES, RUN_STATUSES, type RunRecord, type RunStatus } from "../../ports/event-store.ts";
+import { describeEvent, eventTone } from "../describe.ts";
+import { formatSpan, formatTime, prettyJson } from "../format.ts";
+import { runSpan } from "../runs.ts";
+import { buildTimeline, parentOf, type TimelineRow, type TimelineSegment, waitingFor } from "../timeline.ts";
+import { DASHBOARD_CSS, DASHBOARD_SCRIPT } from "./assets.ts";
+import { html, raw, type SafeHtml } from "./html.ts";
+
+/** What every page needs to know about the dashboard and the request. */
+export interface PageContext {
+  /** An internal link, carrying the token when the dashboard has one. */
+  href(path: string, params?: Record<string, string | number | undefined>): string;
+  token?: string;
+  /** The nonce that lets the page's inline style and script run under its Content-Security-Policy. */
+  nonce: string;
+  backendLabel: string;
+  allowActions: boolean;
+  refreshMs: number;
+  now: number;
+}
+
+export interface RunFilters {
+  status?: RunStatus;
+  workflow?: string;
+  q?: string;
+  limit: number;
+}
+
+export interface RunsPageData {
+  runs: RunRecord[];
+  /** Runs per status, over the runs that match the workflow filter and the search. */
+  counts: Record<RunStatus, number>;
+  /** How many runs match all the filters. */
+  matching: number;
+  /** True when the counts cover only the newest runs of a large store. */
+  capped: boolean;
+  workflows: string[];
+  filters: RunFilters;
+}
+
+function layout(context: PageContext, title: string, body: SafeHtml): string {
+  return `<!doctype html>${html`<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="referrer" content="no-referrer">
+<title>${title} · tsworkflow</title>
+<link rel="icon" href="data:,">
+<style nonce="${context.nonce}">${raw(DASHBOARD_CSS)}</style>
+</head>
+<body data-refresh-ms="${context.refreshMs}" data-token="${context.token ?? ""}">
+<header class="top">
+  <a class="brand" href="${context.href("/")}">tsworkflow</a>
+  <span class="backend" title="Where the runs are read from">${context.backendLabel}</span>
+  <span class="mode ${context.allowActions ? "mode-actions" : "mode-readonly"}">${context.allowActions ? "actions enabled" : "read-only"}</span>
+</header>
+<div class="page">${body}</div>
+<script nonce="${context.nonce}">${raw(DASHBOARD_SCRIPT)}</script>
+</body>
+</html>`}`;
+}
+
+const statusBadge = (status: string) => html`<span class="badge status-${status}">${status}</span>`;
+
+/** The runs page: counts per status, filters, and the newest matching runs. */
+export function renderRunsPage(context: PageContext, data: RunsPageData, fragment = false): string {
+  const { filters } = data;
+  const total = RUN_STATUSES.reduce((sum, status) => sum + data.counts[status], 0);
+  const link = (status: RunStatus | undefined) =>
+    context.href("/", { status, workflow: filters.workflow, q: filters.q });
+  const more = (n: number) => `${n}${data.capped ? "+" : ""}`;
+  const rows = data.runs.map((run) => {
+    const finished = FINISHED_STATUSES.has(run.status);
+    return html`<tr data-run-id="${run.runId}" data-status="${run.status}">
+  <td><a class="run-link" href="${context.href(`/runs/${run.runId}`)}"><code>${run.runId}</code></a></td>
+  <td>${run.workflowName}</td>
+  <td>${statusBadge(run.status)}</td>
+  <td title="${run.createdAt}">${formatTime(run.createdAt)}</td>
+  <td>${formatSpan(runSpan(run, context.now))}${finished ? "" : "…"}</td>
+</tr>`;
+  });
+  const live = html`<div id="live" data-live="1" data-every="${context.refreshMs * 2}">
+  <nav class="counts" aria-label="Runs per status">
+    <a class="count ${filters.status ? "" : "current"}" data-status="all" href="${link(undefined)}"><span>all</span><b>${more(total)}</b></a>
+    ${RUN_STATUSES.map(
+      (status) =>
+        html`<a class="count count-${status} ${filters.status === status ? "current" : ""}" data-status="${status}" href="${link(status)}"><span>${status}</span><b>${more(data.counts[status])}</b></a>`,
+    )}
+  </nav>
+  ${
+    data.runs.length === 0
+      ? total === 0 && !filters.q && !filters.workflow
+        ? html`<p class="empty">No runs yet in the ${context.backendLabel}. Runs appear here as your app starts them: this page refreshes itself.</p>`
+        : html`<p class="empty">No runs match these filters. <a href="${context.href("/")}">Show all runs</a></p>`
+      : html`<table class="runs">
+  <thead><tr><th>Run</th><th>Workflow</th><th>Status</th><th>Created (UTC)</th><th>Duration</th></tr></thead>
+  <tbody>${rows}</tbody>
+</table>
+<p class="summary">Showing ${data.runs.length} of ${more(data.matching)} matching runs${
+          data.matching > data.runs.length
+            ? html` · <a href="${context.href("/", { ...filters, limit: filters.limit * 2 })}">show more</a>`
+            : ""
+        }</p>`
+  }
+</div>`;
+  if (fragment) return live.value;
+  const body = html`<div class="title-row"><h1>Runs</h1></div>
+<form class="filters" method="get" action="/" id="filters">
+  <input type="search" name="q" value="${filters.q ?? ""}" placeholder="Search by run id" aria-label="Search by run id" autocomplete="off">
+  <select name="workflow" aria-label="Workflow">
+    <option value="">All workflows</option>
+    ${data.workflows.map((name) => html`<option value="${name}" ${name === filters.workflow ? raw("selected") : ""}>${name}</option>`)}
+  </select>
+  <select name="status" aria-label="Status">
+    <option value="">All statuses</option>
+    ${RUN_STATUSES.map((status) => html`<option value="${status}" ${status === filters.status ? raw("selected") : ""}>${status}</option>`)}
+  </select>
+  ${context.token ? html`<input type="hidden" name="token" value="${context.token}">` : ""}
+  <button type="submit">Filter</button>
+  <a class="clear" href="${context.href("/")}">Clear</a>
+</form>
+${live}`;
+  return layout(context, "Runs", body);
+}
+
+/** A run: its facts, input, result or error, timeline and events; refreshed while it is active. */
+export function renderRunPage(
+  context: PageContext,
+  run: RunRecord,
+  events: WorkflowEvent[],
+  fragment = false,
+): string {
+  const active = !FINISHED_STATUSES.has(run.status);
+  const waits = waitingFor(run, events);
+  const canCancel = active;
+  const canRetry = run.status === "failed";
+  const actions = context.allowActions
+    ? html`<div class="actions">
+  <input type="text" id="cancel-reason" placeholder="Reason (optional)" aria-label="Reason for cancelling" ${canCancel ? "" : raw("disabled")}>
+  <button type="button" class="danger" data-action="cancel" data-run-id="${run.runId}" title="Stop the run: its remaining steps and sleeps do not run (only unfinished runs)" ${canCancel ? "" : raw("disabled")}>Cancel run</button>
+  <button type="button" data-action="retry" data-run-id="${run.runId}" title="Go on from the failed step, with one more attempt (only failed runs)" ${canRetry ? "" : raw("disabled")}>Retry run</button>
+</div>`
+    : html`<p class="hint">Read-only: start the dashboard with <code>--allow-actions</code> to cancel or retry runs.</p>`;
+  const facts: [string, SafeHtml | string][] = [
+    ["Workflow", run.workflowName],
+    ["Status", html`${statusBadge(run.status)}${active ? html` <span class="live-dot">live</span>` : ""}`],
+    ["Created", html`<span title="${run.createdAt}">${formatTime(run.createdAt)}</span>`],
+    ["Updated", html`<span title="${run.updatedAt}">${formatTime(run.updatedAt)}</span>`],
+    ["Duration", `${formatSpan(runSpan(run, context.now))}${active ? " so far" : ""}`],
+    ["Events", String(run.version)],
+  ];
+  if (run.idempotencyKey) facts.push(["Idempotency key", html`<code>${run.idempotencyKey}</code>`]);
+  const parent = parentOf(events);
+  if (parent)
+    facts.push([
+      "Parent run",
+      html`<a href="${context.href(`/runs/${parent.runId}`)}"><code>${parent.runId}</code></a> <span class="muted">as ${parent.childId}</span>`,
+    ]);
+  if (waits.length > 0) facts.push(["Waiting for", html`<code>${waits.join(", ")}</code>`]);
+
+  const outcome =
+    run.status === "failed" && run.error
+      ? html`<section class="panel panel-error" id="run-error"><h2>Error</h2>
+  <p class="error-line"><b>${run.error.name}</b>: ${run.error.message}</p>
+  ${run.error.code ? html`<p class="muted">code ${run.error.code}</p>` : ""}
+  ${run.error.stack ? html`<pre class="stack">${run.error.stack}</pre>` : ""}
+</section>`
+      : run.status === "completed"
+        ? html`<section class="panel" id="run-result"><h2>Result</h2><pre>${prettyJson(run.result)}</pre></section>`
+        : "";
+
+  const live = html`<div id="live" data-live="${active ? "1" : "0"}" data-status="${run.status}" data-can-cancel="${canCancel ? "1" : "0"}" data-can-retry="${canRetry ? "1" : "0"}">
+  <dl class="facts">${facts.map(([label, value]) => html`<div><dt>${label}</dt><dd>${value}</dd></div>`)}</dl>
+  <div class="panels">
+    <section class="panel" id="run-input"><h2>Input</h2><pre>${prettyJson(run.input)}</pre></section>
+    ${outcome}
+  </div>
+  <section class="panel" id="timeline-section"><h2>Timeline</h2>${renderTimeline(run, events, context)}</section>
+  <section class="panel" id="events-section"><h2>Events <span class="muted">(${events.length})</span></h2>${renderEvents(events)}</section>
+</div>`;
+  if (fragment) return live.value;
+  const body = html`<nav class="crumbs"><a href="${context.href("/")}">← Runs</a></nav>
+<div class="title-row">
+  <h1><code>${run.runId}</code></h1>
+  ${actions}
+</div>
+<p id="flash" role="status" aria-live="polite"></p>
+${live}`;
+  return layout(context, `Run ${run.runId}`, body);
+}
+
+/** A page that says what went wrong (unknown run, bad token…). */
+export function renderMessagePage(context: PageContext, title: string, message: string): string {
+  return layout(
+    context,
+    title,
+    html`<nav class="crumbs"><a href="${context.href("/")}">← Runs</a></nav><h1>${title}</h1><p class="message">${message}</p>`,
+  );
+}
+
+const SEGMENT_TEXT: Record<TimelineSegment["kind"], string> = {
+  running: "running",
+  completed: "completed",
+  failed: "failed",
+  retrying: "failed, retried",
+  "retry-wait": "waiting to retry",
+  sleeping: "sleeping",
+  slept: "slept",
+  waiting: "waiting for an event",
+  received: "event received",
+  "timed-out": "timed out",
+  abandoned: "abandoned",
+};
+
+/** What a timeline row is called: the step, `sleep`, the awaited event, or the child workflow (linked). */
+function rowTitle(row: TimelineRow, context: PageContext): SafeHtml | string {
+  if (row.kind === "sleep") return "sleep";
+  if (row.kind === "hook") return `event "${row.name}"`;
+  if (row.kind === "child" && row.childRunId)
+    return html`<a href="${context.href(`/runs/${row.childRunId}`)}">${row.name}</a>`;
+  return row.name;
+}
+
+function renderTimeline(run: RunRecord, events: WorkflowEvent[], context: PageContext): SafeHtml {
+  const timeline = buildTimeline(run, events, context.now);
+  if (timeline.rows.length === 0) return html`<p class="empty">No steps or sleeps yet.</p>`;
+  const span = Math.max(timeline.end - timeline.start, 1);
+  const position = (segment: TimelineSegment) => {
+    const left = ((segment.start - timeline.start) / span) * 100;
+    const width = Math.max(((segment.end - segment.start) / span) * 100, 0.6);
+    const clampedLeft = Math.min(Math.max(left, 0), 99.4);
+    return `left:${clampedLeft.toFixed(3)}%;width:${Math.min(width, 100 - clampedLeft).toFixed(3)}%`;
+  };
+  const ticks = axisTicks(span);
+  const describe = (row: TimelineRow, segment: TimelineSegment) => {
+    const took = formatSpan(segment.end - segment.start);
+    const what = SEGMENT_TEXT[segment.kind];
+    const attempt = segment.attempt ? ` attempt ${segment.attempt}` : "";
+    const error = segment.error ? ` · ${segment.error.name}: ${segment.error.message}` : "";
+    const due = segment.dueAt && segment.open ? ` · due ${formatTime(segment.dueAt)}` : "";
+    return `${row.id}${attempt}: ${what}${segment.open ? " for" : " after"} ${took}${error}${due}`;
+  };
+  const rows = timeline.rows.map(
+    (row) => html`<div class="tl-row" data-id="${row.id}" data-kind="${row.kind}" data-status="${row.status}">
+  <div class="tl-label" title="${row.id}">
+    <span class="tl-name">${rowTitle(row, context)}</span>
+    <code>${row.id}</code>
+    ${row.kind === "step" && row.attempts > 1 ? html`<span class="tl-attempts">${row.attempts} attempts</span>` : ""}
+    ${row.kind === "sleep" && row.durationMs !== undefined ? html`<span class="tl-attempts">${formatSpan(row.durationMs)}</span>` : ""}
+  </div>
+  <div class="tl-track">${row.segments.map(
+    (segment) =>
+      html`<div class="bar bar-${segment.kind}${segment.open ? " bar-open" : ""}" data-kind="${segment.kind}" ${segment.attempt ? html`data-attempt="${segment.attempt}"` : ""} style="${position(segment)}" title="${describe(row, segment)}"><span>${
+        segment.kind === "retry-wait" ? "" : segment.attempt && row.attempts > 1 ? `#${segment.attempt} ` : ""
+      }${formatSpan(segment.end - segment.start)}${
+        segment.kind === "sleeping" && row.durationMs !== undefined ? ` of ${formatSpan(row.durationMs)}` : ""
+      }</span></div>`,
+  )}</div>
+</div>`,
+  );
+  const legend = (
+    [
+      "completed",
+      "running",
+      "retrying",
+      "retry-wait",
+      "failed",
+      "sleeping",
+      "slept",
+      "waiting",
+      "received",
+      "timed-out",
+      "abandoned",
+    ] as const
+  )
+    .filter((kind) => timeline.rows.some((row) => row.segments.some((segment) => segment.kind === kind)))
+    .map((kind) => html`<span class="legend-item"><i class="bar-${kind}"></i>${SEGMENT_TEXT[kind]}</span>`);
+  return html`<div class="timeline" data-start="${timeline.start}" data-end="${timeline.end}">
+  <div class="tl-row tl-axis" aria-hidden="true"><div class="tl-label"></div><div class="tl-track">${ticks.map(
+    (tick) =>
+      html`<span class="tick" style="left:${((tick / span) * 100).toFixed(3)}%">${tick === 0 ? "0" : `+${formatSpan(tick)}`}</span>`,
+  )}</div></div>
+  ${rows}
+</div>
+<p class="legend">${legend}</p>`;
+}
+
+/** Round tick marks on the time axis: 1, 2 or 5 times a power of ten (in ms), about five of them. */
+export function axisTicks(span: number): number[] {
+  const rough = span / 5;
+  const power = 10 ** Math.floor(Math.log10(Math.max(rough, 1)));
+  const step =
+    [1, 2, 5, 10].map((factor) => factor * power).find((candidate) => candidate >= rough) ?? power * 10;
+  const ticks: number[] = [];
+  for (let tick = 0; tick <= span * 1.0001; tick += step) ticks.push(tick);
+  return ticks;
+}
+
+function renderEvents(events: WorkflowEvent[]): SafeHtml {
+  const start = events[0] ? Date.parse(events[0].timestamp) : 0;
+  return html`<table class="events">
+  <thead><tr><th>#</th><th>Time (UTC)</th><th>After</th><th>Type</th><th>Details</th></tr></thead>
+  <tbody>${events.map(
+    (event) => html`<tr data-seq="${event.seq}" data-type="${event.type}">
+  <td>${event.seq}</td>
+  <td title="${event.timestamp}">${formatTime(event.timestamp)}</td>
+  <td>+${formatSpan(Date.parse(event.timestamp) - start)}</td>
+  <td><span class="event-type tone-${eventTone(event.type)}">${event.type}</span></td>
+  <td><details id="event-${event.seq}"><summary>${describeEvent(event) || "details"}</summary><pre>${prettyJson(event)}</pre></details></td>
+</tr>`,
+  )}</tbody>
+</table>`;
+}

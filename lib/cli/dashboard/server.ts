@@ -1,0 +1,428 @@
+import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
+import type { Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { serve } from "@hono/node-server";
+import { type Context, Hono } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import { InvalidRunIdError, TsWorkflowError } from "../../core/errors.ts";
+import { assertRunId } from "../../core/ids.ts";
+import { type EventStore, RUN_STATUSES, type RunRecord, type RunStatus } from "../../ports/event-store.ts";
+import { handleWebhook } from "../../webhooks/handle-webhook.ts";
+import type { RunActions, SendEvent } from "../backend.ts";
+import { ActionNotAvailableError, BackendUnavailableError } from "../errors.ts";
+import { buildTimeline } from "../timeline.ts";
+import {
+  type PageContext,
+  type RunFilters,
+  type RunsPageData,
+  renderMessagePage,
+  renderRunPage,
+  renderRunsPage,
+} from "./pages.ts";
+
+/** What the dashboard reads: an `EventStore`, or a runtime (`getRuntime()`, `LocalRuntime`…). */
+export type RunReader = Pick<EventStore, "getRun" | "listRuns" | "getEvents">;
+
+/** Options of {@link createDashboard}. */
+export interface DashboardOptions {
+  /**
+   * Where the runs are read from: `new FileStorage({ dir, readOnly: true })` beside a running app, or your
+   * app's own runtime.
+   */
+  storage: RunReader;
+  /**
+   * Show the cancel and retry buttons and accept their requests.
+   * @default false (read-only)
+   */
+  allowActions?: boolean;
+  /**
+   * When set, every request must carry it, as `?token=` or `Authorization: Bearer <token>`.
+   * @default no token
+   */
+  token?: string;
+  /**
+   * How cancel and retry are done, e.g. with your runtime's engine:
+   * `{ cancel: (id, reason) => runtime.engine.cancelRun(id, reason), retry: (id) => runtime.engine.retryRun(id) }`.
+   * @default none: the buttons answer that this dashboard cannot act on runs
+   */
+  actions?: RunActions;
+  /**
+   * Says where the runs come from, in the page header.
+   * @default "tsworkflow storage"
+   */
+  label?: string;
+  /**
+   * How often an open page of an active run refreshes, in milliseconds (the runs list: twice that).
+   * @default 1500
+   */
+  refreshMs?: number;
+  /**
+   * Host names accepted in the `Host` header, against DNS rebinding; `serveDashboard` sets the loopback
+   * names when it listens on a loopback address.
+   * @default any host
+   */
+  allowedHosts?: readonly string[];
+  /**
+   * Serve `POST /hooks/<token>` for `createWebhook()` waits: each call resumes its run with the JSON body
+   * (see `handleWebhook`). Webhook calls need no dashboard token: the webhook's own token authorizes one
+   * call, and `secret` requires an HMAC signature too.
+   * @default off
+   */
+  webhooks?: { sendEvent: SendEvent; secret?: string };
+  /**
+   * How many of the newest runs the runs page reads to count them per status and search them by id
+   * (beyond it, counts show as `N+` and filters ask the store's indexes). Lower it where reads cost money.
+   * @default 5000
+   */
+  scanLimit?: number;
+  /** @default Date.now */
+  now?: () => number;
+}
+
+const WEBHOOK_MAX_BYTES = 256 * 1024;
+
+const DEFAULT_SCAN_LIMIT = 5000;
+const DEFAULT_PAGE_SIZE = 50;
+const MAX_PAGE_SIZE = 1000;
+
+/**
+ * The web dashboard as a hono app: the runs page (`/`), a run's page (`/runs/:id`), their JSON
+ * (`/api/runs`, `/api/runs/:id`) and, with `allowActions`, `POST /api/runs/:id/cancel|retry`.
+ * Plain server-rendered HTML with a small inline script: no build step, nothing fetched from the network.
+ * @example
+ * import { createDashboard } from "tsworkflow/cli";
+ * import { FileStorage } from "tsworkflow/local";
+ * const app = createDashboard({ storage: new FileStorage({ readOnly: true }) });
+ * const response = await app.request("/api/runs");
+ */
+export function createDashboard(options: DashboardOptions): Hono {
+  const { storage } = options;
+  const allowActions = options.allowActions ?? false;
+  const refreshMs = options.refreshMs ?? 1500;
+  const now = options.now ?? Date.now;
+  const scanLimit = options.scanLimit ?? DEFAULT_SCAN_LIMIT;
+  const allowedHosts = options.allowedHosts?.map((host) => host.toLowerCase());
+  const app = new Hono();
+
+  const pageContext = (c: Context): PageContext => ({
+    href(path, params = {}) {
+      const query = new URLSearchParams();
+      for (const [key, value] of Object.entries(params))
+        if (value !== undefined && value !== "") query.set(key, String(value));
+      if (options.token) query.set("token", options.token);
+      const text = query.toString();
+      return text ? `${path}?${text}` : path;
+    },
+    ...(options.token ? { token: options.token } : {}),
+    nonce: c.get("nonce" as never) as string,
+    backendLabel: options.label ?? "tsworkflow storage",
+    allowActions,
+    refreshMs,
+    now: now(),
+  });
+
+  if (options.webhooks) {
+    const { sendEvent, secret } = options.webhooks;
+    // Registered before the dashboard's own checks: other systems call it, with the webhook's token.
+    app.post(
+      "/hooks/:token",
+      bodyLimit({
+        maxSize: WEBHOOK_MAX_BYTES,
+        onError: (c) => c.json({ ok: false, error: `The body is over ${WEBHOOK_MAX_BYTES} bytes.` }, 413),
+      }),
+      async (c) => {
+        const headers: Record<string, string> = {};
+        c.req.raw.headers.forEach((value, name) => {
+          headers[name.toLowerCase()] = value;
+        });
+        try {
+          const response = await handleWebhook(
+            { token: c.req.param("token"), body: await c.req.text(), headers },
+            {
+              // handleWebhook reads the run and its events only.
+              store: storage as EventStore,
+              sendEvent,
+              maxBodyBytes: WEBHOOK_MAX_BYTES,
+              ...(secret ? { secret } : {}),
+            },
+          );
+          return c.json(response.body, response.status);
+        } catch (error) {
+          const message = error instanceof Error ? error.message : String(error);
+          return c.json({ ok: false, error: message }, error instanceof TsWorkflowError ? 409 : 500);
+        }
+      },
+    );
+  }
+
+  app.use(async (c, next) => {
+    if (allowedHosts && !allowedHosts.includes(hostName(c.req.header("host")))) {
+      return c.text("This dashboard answers only on the address it listens on.", 403);
+    }
+    if (options.token && !tokenMatches(options.token, requestToken(c))) {
+      c.header("WWW-Authenticate", 'Bearer realm="tsworkflow"');
+      const message =
+        "This dashboard needs its token: open the URL that `tsworkflow dashboard` printed (it ends in ?token=...), or send Authorization: Bearer <token>.";
+      return isApi(c) ? c.json({ error: message }, 401) : c.text(message, 401);
+    }
+    const nonce = randomBytes(16).toString("base64");
+    c.set("nonce" as never, nonce as never);
+    await next();
+    c.header("Cache-Control", "no-store");
+    c.header("X-Content-Type-Options", "nosniff");
+    c.header("Referrer-Policy", "no-referrer");
+    c.header(
+      "Content-Security-Policy",
+      `default-src 'none'; script-src 'nonce-${nonce}'; style-src 'nonce-${nonce}'; style-src-attr 'unsafe-inline'; img-src data:; connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'`,
+    );
+  });
+
+  app.onError((error, c) => {
+    const message = error instanceof Error ? error.message : String(error);
+    const status =
+      error instanceof InvalidRunIdError ? 404 : error instanceof BackendUnavailableError ? 503 : 500;
+    if (isApi(c)) return c.json({ error: message }, status);
+    return c.html(
+      renderMessagePage(pageContext(c), status === 404 ? "Run not found" : "Cannot read runs", message),
+      status,
+    );
+  });
+
+  app.notFound((c) =>
+    isApi(c)
+      ? c.json({ error: `No such endpoint: ${c.req.method} ${c.req.path}.` }, 404)
+      : c.html(
+          renderMessagePage(pageContext(c), "Page not found", `There is no page at ${c.req.path}.`),
+          404,
+        ),
+  );
+
+  app.get("/", async (c) =>
+    c.html(renderRunsPage(pageContext(c), await loadRuns(storage, filtersOf(c), scanLimit), isFragment(c))),
+  );
+
+  app.get("/api/runs", async (c) => c.json(await loadRuns(storage, filtersOf(c), scanLimit)));
+
+  app.get("/runs/:runId", async (c) => {
+    const runId = c.req.param("runId");
+    const run = await findRun(storage, runId);
+    if (!run) {
+      return c.html(
+        renderMessagePage(
+          pageContext(c),
+          "Run not found",
+          `No run with id "${runId}". Check the id, and that the dashboard reads the right storage.`,
+        ),
+        404,
+      );
+    }
+    return c.html(renderRunPage(pageContext(c), run, await storage.getEvents(runId), isFragment(c)));
+  });
+
+  app.get("/api/runs/:runId", async (c) => {
+    const runId = c.req.param("runId");
+    const run = await findRun(storage, runId);
+    if (!run) return c.json({ error: `No run with id "${runId}".` }, 404);
+    const events = await storage.getEvents(runId);
+    return c.json({ run, events, timeline: buildTimeline(run, events, now()) });
+  });
+
+  app.post("/api/runs/:runId/:action{cancel|retry}", async (c) => {
+    const runId = c.req.param("runId");
+    const action = c.req.param("action") as "cancel" | "retry";
+    if (!allowActions)
+      return c.json(
+        { error: "This dashboard is read-only: start it with --allow-actions to cancel or retry runs." },
+        403,
+      );
+    // A cross-site form cannot send JSON, and a cross-site fetch of JSON needs a preflight we never allow.
+    if (!(c.req.header("content-type") ?? "").startsWith("application/json"))
+      return c.json({ error: "Send the action as JSON (Content-Type: application/json)." }, 415);
+    const origin = c.req.header("origin");
+    if (origin && origin !== "null" && hostOfUrl(origin) !== hostOfUrl(c.req.url))
+      return c.json({ error: "Actions are accepted only from the dashboard's own pages." }, 403);
+    const body = (await c.req.json().catch(() => ({}))) as { reason?: unknown };
+    const reason =
+      typeof body.reason === "string" && body.reason.trim() ? body.reason.trim().slice(0, 1000) : undefined;
+    const before = await findRun(storage, runId);
+    if (!before) return c.json({ error: `No run with id "${runId}".` }, 404);
+    if (!options.actions)
+      return c.json({ error: "This dashboard was started without a way to cancel or retry runs." }, 501);
+    try {
+      if (action === "cancel") await options.actions.cancel(runId, reason);
+      else await options.actions.retry(runId);
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      const status =
+        error instanceof ActionNotAvailableError ? 501 : error instanceof TsWorkflowError ? 409 : 500;
+      return c.json({ error: message }, status);
+    }
+    const after = (await storage.getRun(runId)) ?? before;
+    const message =
+      action === "retry"
+        ? `Retried: the run is ${after.status} now.`
+        : after.status === "cancelled"
+          ? "Run cancelled."
+          : "Cancellation requested: the run ends cancelled once its workflow has run its cancellation.";
+    return c.json({ ok: true, run: after, message });
+  });
+
+  return app;
+}
+
+/** Options of {@link serveDashboard}. */
+export interface ServeDashboardOptions extends DashboardOptions {
+  /** @default 4300; 0 picks a free port */
+  port?: number;
+  /** @default "127.0.0.1" */
+  host?: string;
+}
+
+/** A dashboard listening on a port. */
+export interface RunningDashboard {
+  /** `http://127.0.0.1:4300/` (without the token). */
+  url: string;
+  port: number;
+  /** Stops listening and drops open connections (the storage stays open: it is yours). */
+  close(): Promise<void>;
+}
+
+/**
+ * Serves {@link createDashboard} over HTTP, on 127.0.0.1 unless told otherwise.
+ * @example
+ * import { serveDashboard } from "tsworkflow/cli";
+ * import { FileStorage } from "tsworkflow/local";
+ * const dashboard = await serveDashboard({ storage: new FileStorage({ readOnly: true }), port: 0 });
+ * console.log(dashboard.url);
+ * await dashboard.close();
+ * @throws Error with code EADDRINUSE when the port is taken
+ */
+export async function serveDashboard(options: ServeDashboardOptions): Promise<RunningDashboard> {
+  const host = options.host ?? "127.0.0.1";
+  const loopback = isLoopback(host);
+  const app = createDashboard({
+    ...options,
+    ...(options.allowedHosts || !loopback ? {} : { allowedHosts: ["127.0.0.1", "localhost", "::1", host] }),
+  });
+  return new Promise<RunningDashboard>((resolve, reject) => {
+    const server = serve(
+      { fetch: app.fetch, port: options.port ?? 4300, hostname: host },
+      (info: AddressInfo) => {
+        server.off("error", reject);
+        const shown = host.includes(":") ? `[${host}]` : host;
+        resolve({
+          url: `http://${shown}:${info.port}/`,
+          port: info.port,
+          close: () =>
+            new Promise<void>((done) => {
+              (server as Server).closeAllConnections?.();
+              server.close(() => done());
+            }),
+        });
+      },
+    ) as Server;
+    server.once("error", reject);
+  });
+}
+
+function filtersOf(c: Context): RunFilters {
+  const status = c.req.query("status");
+  const workflow = c.req.query("workflow")?.trim();
+  const q = c.req.query("q")?.trim();
+  const limit = Number(c.req.query("limit"));
+  return {
+    ...(status && (RUN_STATUSES as readonly string[]).includes(status)
+      ? { status: status as RunStatus }
+      : {}),
+    ...(workflow ? { workflow } : {}),
+    ...(q ? { q } : {}),
+    limit: Number.isInteger(limit) && limit > 0 ? Math.min(limit, MAX_PAGE_SIZE) : DEFAULT_PAGE_SIZE,
+  };
+}
+
+async function loadRuns(storage: RunReader, filters: RunFilters, scanLimit: number): Promise<RunsPageData> {
+  const scanned = await storage.listRuns({ limit: scanLimit });
+  const capped = scanned.length >= scanLimit;
+  const needle = filters.q?.toLowerCase();
+  const base = scanned.filter(
+    (run) =>
+      (!filters.workflow || run.workflowName === filters.workflow) &&
+      (!needle || run.runId.toLowerCase().includes(needle)),
+  );
+  const counts = Object.fromEntries(RUN_STATUSES.map((status) => [status, 0])) as Record<RunStatus, number>;
+  for (const run of base) counts[run.status] += 1;
+  let matching = base.filter((run) => !filters.status || run.status === filters.status);
+  if (capped && !needle && (filters.status || filters.workflow)) {
+    // The newest runs did not hold them all: the store's own indexes answer the filtered query.
+    matching = await storage.listRuns({
+      ...(filters.status ? { status: filters.status } : {}),
+      ...(filters.workflow ? { workflowName: filters.workflow } : {}),
+      limit: filters.limit + 1,
+    });
+  }
+  if (filters.q && matching.length === 0) {
+    const exact = await findRun(storage, filters.q);
+    if (
+      exact &&
+      (!filters.status || exact.status === filters.status) &&
+      (!filters.workflow || exact.workflowName === filters.workflow)
+    )
+      matching = [exact];
+  }
+  const workflows = [...new Set(scanned.map((run) => run.workflowName))];
+  if (filters.workflow && !workflows.includes(filters.workflow)) workflows.push(filters.workflow);
+  return {
+    runs: matching.slice(0, filters.limit),
+    counts,
+    matching: matching.length,
+    capped,
+    workflows: workflows.sort(),
+    filters,
+  };
+}
+
+/** The run, or undefined for an unknown or malformed id. */
+async function findRun(storage: RunReader, runId: string): Promise<RunRecord | undefined> {
+  try {
+    assertRunId(runId);
+  } catch {
+    return undefined;
+  }
+  return storage.getRun(runId);
+}
+
+function requestToken(c: Context): string | undefined {
+  const header = c.req.header("authorization");
+  if (header?.startsWith("Bearer ")) return header.slice("Bearer ".length).trim();
+  return c.req.query("token");
+}
+
+/** Compares in constant time: hashing first makes both sides the same length whatever was sent. */
+export function tokenMatches(expected: string, given: string | undefined): boolean {
+  if (given === undefined) return false;
+  const digest = (text: string) => createHash("sha256").update(text, "utf8").digest();
+  return timingSafeEqual(digest(expected), digest(given));
+}
+
+const isApi = (c: Context) => c.req.path.startsWith("/api/");
+/** The page's script asks for the live part only, to refresh it in place. */
+const isFragment = (c: Context) => c.req.header("x-tsworkflow-fragment") === "live";
+
+function hostName(host: string | undefined): string {
+  if (!host) return "";
+  const lower = host.toLowerCase();
+  if (lower.startsWith("[")) return lower.slice(1, lower.indexOf("]"));
+  return lower.replace(/:\d+$/, "");
+}
+
+function hostOfUrl(url: string): string {
+  try {
+    return new URL(url).host.toLowerCase();
+  } catch {
+    return "";
+  }
+}
+
+function isLoopback(host: string): boolean {
+  return host === "localhost" || host === "::1" || /^127\./.test(host);
+}

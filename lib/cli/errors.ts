@@ -1,0 +1,34 @@
+import { TsWorkflowError } from "../core/errors.ts";
+
+/** What the CLI's exit code says. */
+export const EXIT = {
+  ok: 0,
+  /** The run failed, was not found, or the backend could not be used. */
+  failed: 1,
+  /** The command line was wrong. */
+  usage: 2,
+} as const;
+
+/** A command line that cannot be run as given: exits with code 2. */
+export class UsageError extends TsWorkflowError {
+  override name = "UsageError";
+  constructor(message: string) {
+    super("CONFIGURATION", message);
+  }
+}
+
+/** The storage behind `--dir`, `--redis` or `--table` cannot be read or written. */
+export class BackendUnavailableError extends TsWorkflowError {
+  override name = "BackendUnavailableError";
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("CONFIGURATION", message, options);
+  }
+}
+
+/** Cancel or retry asked of an engine that cannot do it (yet), or of a dashboard started without them. */
+export class ActionNotAvailableError extends TsWorkflowError {
+  override name = "ActionNotAvailableError";
+  constructor(message: string) {
+    super("CONFIGURATION", message);
+  }
+}

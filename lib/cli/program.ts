@@ -1,0 +1,282 @@
+import { readFileSync } from "node:fs";
+import { Command, InvalidArgumentError, Option } from "commander";
+import { configureLogging } from "../core/logger.ts";
+import { RUN_STATUSES, type RunQuery, type RunStatus } from "../ports/event-store.ts";
+import { type BackendOptions, backendActions, openReader, resolveBackend } from "./backend.ts";
+import { ActionNotAvailableError, EXIT, UsageError } from "./errors.ts";
+import { cancelCommand, eventsCommand, listCommand, type Output, retryCommand, showCommand } from "./runs.ts";
+
+const WORKFLOWS_HELP =
+  "the module that defines your workflows; the file backend runs their code here (cancellation, retried steps)";
+
+/** The dashboard's default port. */
+export const DEFAULT_PORT = 4300;
+
+/** What the process running the CLI provides. */
+export interface CliContext extends Output {
+  env: Record<string, string | undefined>;
+}
+
+interface GlobalOptions extends BackendOptions {}
+
+function positiveInteger(name: string) {
+  return (value: string) => {
+    const number = Number(value);
+    if (!/^\d+$/.test(value) || !Number.isSafeInteger(number) || number < 1)
+      throw new InvalidArgumentError(`${name} must be a whole number ≥ 1.`);
+    return number;
+  };
+}
+
+function port(value: string): number {
+  const number = Number(value);
+  if (!/^\d+$/.test(value) || number > 65_535) throw new InvalidArgumentError("the port must be 0 to 65535.");
+  return number;
+}
+
+function packageVersion(): string {
+  try {
+    const text = readFileSync(new URL("../package.json", import.meta.url), "utf8");
+    return (JSON.parse(text) as { version?: string }).version ?? "0.0.0";
+  } catch {
+    return "0.0.0";
+  }
+}
+
+/**
+ * The `tsworkflow` command line. `run` receives each command's exit code.
+ * @example
+ * const program = createProgram(context, (code) => { process.exitCode = code; });
+ * await program.parseAsync(["runs", "list"], { from: "user" });
+ */
+export function createProgram(context: CliContext, setExitCode: (code: number) => void): Command {
+  const program = new Command("tsworkflow");
+  program
+    .description(
+      "Look at and act on tsworkflow runs, run Redis workers, and serve the web dashboard.\n" +
+        "Runs are read from the file backend in ./.tsworkflow unless --dir, --redis or --table says otherwise.",
+    )
+    .version(packageVersion(), "-V, --version")
+    .option("--dir <path>", "file backend directory (default: $TSWORKFLOW_DIR or ./.tsworkflow)")
+    .option("--redis <url>", "Redis backend, e.g. redis://127.0.0.1:6379 (default: $TSWORKFLOW_REDIS_URL)")
+    .option("--prefix <prefix>", 'Redis key prefix (default: "tsw:")')
+    .option("--table <name>", "DynamoDB backend: the table name")
+    .option("--region <region>", "the DynamoDB table's region (default: $AWS_REGION)")
+    .option("--endpoint <url>", "DynamoDB endpoint, for DynamoDB Local or LocalStack")
+    .configureOutput({
+      writeOut: (text) => context.out(text),
+      writeErr: (text) => context.err(text),
+      outputError: (text, write) => write(context.errStyle.red(text)),
+    })
+    .configureHelp({ showGlobalOptions: true })
+    .showHelpAfterError("(run with --help for usage)")
+    .exitOverride();
+
+  const backendOf = (command: Command) =>
+    resolveBackend(command.optsWithGlobals<GlobalOptions>(), context.env);
+  const quiet = () => configureLogging({ level: "error" });
+
+  /** Reads with a read-only store and closes it, whatever happens. */
+  const reading =
+    <A extends unknown[]>(
+      handler: (store: Awaited<ReturnType<typeof openReader>>, ...args: A) => Promise<number>,
+    ) =>
+    async (...args: A) => {
+      quiet();
+      const command = args[args.length - 1] as Command;
+      const store = await openReader(backendOf(command));
+      try {
+        setExitCode(await handler(store, ...args));
+      } finally {
+        await store.close().catch(() => {});
+      }
+    };
+
+  const runs = program
+    .command("runs")
+    .description("list runs, show one, print its events, cancel or retry it");
+
+  runs
+    .command("list")
+    .description("list runs, newest first")
+    .addOption(new Option("--status <status>", "only runs with this status").choices(RUN_STATUSES))
+    .option("--workflow <name>", "only runs of this workflow")
+    .option("--limit <n>", "at most this many runs (default: 100)", positiveInteger("--limit"))
+    .option("--json", "print the run documents as JSON")
+    .addHelpText(
+      "after",
+      "\nExamples:\n  tsworkflow runs list\n  tsworkflow runs list --status failed --workflow onboarding --limit 20\n  tsworkflow runs list --json | jq '.[].runId'",
+    )
+    .action(
+      reading(
+        async (store, options: { status?: RunStatus; workflow?: string; limit?: number; json?: boolean }) => {
+          const query: RunQuery = {
+            ...(options.status ? { status: options.status } : {}),
+            ...(options.workflow ? { workflowName: options.workflow } : {}),
+            ...(options.limit ? { limit: options.limit } : {}),
+          };
+          return listCommand(store, query, options, context);
+        },
+      ),
+    );
+
+  runs
+    .command("show")
+    .description("show a run: status, input, result or error, steps and sleeps (exits 1 if it failed)")
+    .argument("<id>", "the run id")
+    .option("--json", "print the run document as JSON")
+    .action(
+      reading((store, id: string, options: { json?: boolean }) => showCommand(store, id, options, context)),
+    );
+
+  runs
+    .command("events")
+    .description("print a run's event log")
+    .argument("<id>", "the run id")
+    .option("--json", "print the events as JSON")
+    .action(
+      reading((store, id: string, options: { json?: boolean }) => eventsCommand(store, id, options, context)),
+    );
+
+  runs
+    .command("cancel")
+    .description("cancel a pending, running or suspended run")
+    .argument("<id>", "the run id")
+    .option("--reason <text>", "why, recorded in the run's log")
+    .option("--workflows <file>", WORKFLOWS_HELP)
+    .addHelpText(
+      "after",
+      '\nExamples:\n  tsworkflow runs cancel run_0abc --reason "duplicate order" --workflows ./src/workflows.ts\n  tsworkflow runs cancel run_0abc --redis redis://127.0.0.1:6379',
+    )
+    .action(
+      reading(
+        async (store, id: string, options: { reason?: string; workflows?: string }, command: Command) => {
+          const backend = backendOf(command);
+          const actions = backendActions(backend, options.workflows ? { workflows: options.workflows } : {});
+          return cancelCommand(store, actions, id, options.reason, context);
+        },
+      ),
+    );
+
+  runs
+    .command("retry")
+    .description("make a failed run go on from its failed step")
+    .argument("<id>", "the run id")
+    .option("--workflows <file>", WORKFLOWS_HELP)
+    .action(
+      reading(async (store, id: string, options: { workflows?: string }, command: Command) => {
+        const backend = backendOf(command);
+        const actions = backendActions(backend, options.workflows ? { workflows: options.workflows } : {});
+        return retryCommand(store, actions, backend, id, context, options.workflows !== undefined);
+      }),
+    );
+
+  program
+    .command("dashboard")
+    .description("serve the web dashboard (read-only unless --allow-actions)")
+    .option("--port <port>", `port to listen on, 0 for any free port (default: ${DEFAULT_PORT})`, port)
+    .option("--host <host>", "address to listen on (default: 127.0.0.1)")
+    .option("--allow-actions", "show and accept the cancel and retry buttons")
+    .option("--token <token>", "require this token on every request (default: $TSWORKFLOW_DASHBOARD_TOKEN)")
+    .option("--webhooks", "serve POST /hooks/<token>: calls to createWebhook() URLs resume their runs")
+    .option(
+      "--webhook-secret <secret>",
+      "require HMAC-signed webhook calls (default: $TSWORKFLOW_WEBHOOK_SECRET)",
+    )
+    .option("--workflows <file>", `for actions and webhooks on the file backend: ${WORKFLOWS_HELP}`)
+    .addHelpText(
+      "after",
+      '\nExamples:\n  tsworkflow dashboard\n  tsworkflow dashboard --port 8080 --allow-actions\n  tsworkflow dashboard --redis redis://127.0.0.1:6379 --host 0.0.0.0 --token "$(openssl rand -hex 16)"',
+    )
+    .action(
+      async (
+        options: {
+          port?: number;
+          host?: string;
+          allowActions?: boolean;
+          token?: string;
+          webhooks?: boolean;
+          webhookSecret?: string;
+          workflows?: string;
+        },
+        command: Command,
+      ) => {
+        const backend = backendOf(command);
+        const { runDashboardCommand } = await import("./dashboard/command.ts");
+        setExitCode(
+          await runDashboardCommand(backend, {
+            port: options.port ?? DEFAULT_PORT,
+            host: options.host ?? "127.0.0.1",
+            allowActions: options.allowActions ?? false,
+            token: options.token ?? (context.env.TSWORKFLOW_DASHBOARD_TOKEN || undefined),
+            workflows: options.workflows,
+            webhooks: options.webhooks ?? false,
+            webhookSecret: options.webhookSecret ?? (context.env.TSWORKFLOW_WEBHOOK_SECRET || undefined),
+            context,
+          }),
+        );
+      },
+    );
+
+  program
+    .command("worker")
+    .description("run a Redis worker: consumes the runs' activations and steps (needs --redis)")
+    .requiredOption("--workflows <file>", "the module that defines (imports) your workflows and steps")
+    .option(
+      "--concurrency <n>",
+      "activations, and separately steps, run at once (default: 10)",
+      positiveInteger("--concurrency"),
+    )
+    .option("--worker-id <id>", "names this worker in logs (default: <hostname>-<pid>)")
+    .addHelpText(
+      "after",
+      "\nExample:\n  tsworkflow worker --redis redis://127.0.0.1:6379 --workflows ./src/workflows.ts --concurrency 20",
+    )
+    .action(
+      async (options: { workflows: string; concurrency?: number; workerId?: string }, command: Command) => {
+        const globals = command.optsWithGlobals<GlobalOptions>();
+        const redis = globals.redis ?? (context.env.TSWORKFLOW_REDIS_URL || context.env.REDIS_URL);
+        if (!redis)
+          throw new UsageError(
+            "tsworkflow worker runs on Redis: pass --redis URL (or set TSWORKFLOW_REDIS_URL), e.g. --redis redis://127.0.0.1:6379.",
+          );
+        const runWorker = await loadRunWorker();
+        const worker = await runWorker({
+          redis,
+          workflows: options.workflows,
+          ...(options.concurrency ? { concurrency: options.concurrency } : {}),
+          ...(globals.prefix ? { prefix: globals.prefix } : {}),
+          ...(options.workerId ? { workerId: options.workerId } : {}),
+        });
+        await worker.stopped;
+        setExitCode(EXIT.ok);
+      },
+    );
+
+  return program;
+}
+
+type RunWorker = (options: {
+  redis: string;
+  workflows: string;
+  concurrency?: number;
+  prefix?: string;
+  workerId?: string;
+}) => Promise<{ stopped: Promise<void> }>;
+
+async function loadRunWorker(): Promise<RunWorker> {
+  const path = "../runtimes/redis-worker.ts";
+  let module: { runWorker?: RunWorker };
+  try {
+    module = (await import(new URL(path, import.meta.url).href)) as typeof module;
+  } catch (error) {
+    throw new ActionNotAvailableError(
+      `tsworkflow worker is not available in this install: ${path} cannot be loaded (${error instanceof Error ? error.message : String(error)}).`,
+    );
+  }
+  if (typeof module.runWorker !== "function")
+    throw new ActionNotAvailableError(
+      `tsworkflow worker is not available in this install: ${path} has no runWorker.`,
+    );
+  return module.runWorker;
+}

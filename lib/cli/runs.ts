@@ -1,0 +1,233 @@
+import { RunNotFoundError } from "../core/errors.ts";
+import type { WorkflowEvent } from "../core/events.ts";
+import { assertRunId } from "../core/ids.ts";
+import { type EventStore, FINISHED_STATUSES, type RunQuery, type RunRecord } from "../ports/event-store.ts";
+import type { Backend, RunActions } from "./backend.ts";
+import { describeEvent, errorLine, eventTone } from "./describe.ts";
+import { EXIT } from "./errors.ts";
+import { formatSpan, formatTime, hangingIndent, prettyJson, renderTable, type Style } from "./format.ts";
+import { buildTimeline, parentOf, waitingFor } from "./timeline.ts";
+
+/** Where a command writes, and how. */
+export interface Output {
+  out(text: string): void;
+  err(text: string): void;
+  /** Styling for standard output. */
+  style: Style;
+  /** Styling for standard error. */
+  errStyle: Style;
+  now(): number;
+}
+
+const json = (value: unknown) => `${JSON.stringify(value, null, 2)}\n`;
+
+/** How long a run has taken: to its last update when finished, to now while active. */
+export function runSpan(run: RunRecord, now: number): number {
+  const end = FINISHED_STATUSES.has(run.status) ? Date.parse(run.updatedAt) : now;
+  return end - Date.parse(run.createdAt);
+}
+
+async function requireRun(store: EventStore, runId: string): Promise<RunRecord> {
+  assertRunId(runId);
+  const run = await store.getRun(runId);
+  if (!run) throw new RunNotFoundError(runId);
+  return run;
+}
+
+/** `runs list`: newest first. */
+export async function listCommand(
+  store: EventStore,
+  query: RunQuery,
+  options: { json?: boolean },
+  io: Output,
+): Promise<number> {
+  const runs = await store.listRuns(query);
+  if (options.json) {
+    io.out(json(runs));
+    return EXIT.ok;
+  }
+  if (runs.length === 0) {
+    io.out(`${io.style.dim("No runs found.")}\n`);
+    return EXIT.ok;
+  }
+  const now = io.now();
+  const rows = runs.map((run) => [
+    run.runId,
+    run.workflowName,
+    io.style.status(run.status),
+    formatTime(run.createdAt),
+    `${formatSpan(runSpan(run, now))}${FINISHED_STATUSES.has(run.status) ? "" : "…"}`,
+  ]);
+  io.out(`${renderTable(["RUN ID", "WORKFLOW", "STATUS", "CREATED (UTC)", "DURATION"], rows, io.style)}\n`);
+  const limit = query.limit ?? 100;
+  if (runs.length >= limit)
+    io.err(`${io.errStyle.dim(`Showing the newest ${limit} runs; pass --limit N to see more.`)}\n`);
+  return EXIT.ok;
+}
+
+/** `runs show`: the run document, what it waits for, and its steps and sleeps. Exits 1 for a failed run. */
+export async function showCommand(
+  store: EventStore,
+  runId: string,
+  options: { json?: boolean },
+  io: Output,
+): Promise<number> {
+  const run = await requireRun(store, runId);
+  const exitCode = run.status === "failed" ? EXIT.failed : EXIT.ok;
+  if (options.json) {
+    io.out(json(run));
+    return exitCode;
+  }
+  const events = await store.getEvents(runId);
+  const { style } = io;
+  const now = io.now();
+  const fields: [string, string][] = [
+    ["run", style.bold(run.runId)],
+    ["workflow", run.workflowName],
+    ["status", style.status(run.status)],
+    ["created", formatTime(run.createdAt)],
+    ["updated", formatTime(run.updatedAt)],
+    ["duration", `${formatSpan(runSpan(run, now))}${FINISHED_STATUSES.has(run.status) ? "" : " so far"}`],
+    ["events", String(run.version)],
+  ];
+  if (run.idempotencyKey) fields.push(["idempotency key", run.idempotencyKey]);
+  const parent = parentOf(events);
+  if (parent) fields.push(["parent run", `${parent.runId} (as ${parent.childId})`]);
+  const waits = waitingFor(run, events);
+  if (waits.length > 0) fields.push(["waiting for", waits.join(", ")]);
+  const width = Math.max(...fields.map(([label]) => label.length)) + 2;
+  const lines = fields.map(([label, value]) => `${style.dim(label.padEnd(width))}${value}`);
+
+  lines.push("", style.bold("input"), indent(prettyJson(run.input)));
+  if (run.status === "completed") lines.push("", style.bold("result"), indent(prettyJson(run.result)));
+  if (run.status === "failed" && run.error) {
+    lines.push("", style.bold(style.red("error")), indent(style.red(errorLine(run.error))));
+    const stack = stackBelowMessage(run.error.stack);
+    if (stack) lines.push(style.dim(indent(stack)));
+  }
+
+  const timeline = buildTimeline(run, events, now);
+  if (timeline.rows.length > 0) {
+    const rows = timeline.rows.map((row) => [
+      row.id,
+      row.kind === "sleep" ? "sleep" : row.kind === "hook" ? `event "${row.name}"` : row.name,
+      style.status(row.status),
+      row.kind === "step" ? String(row.attempts) : "-",
+      `+${formatSpan(row.start - timeline.start)}`,
+      `${formatSpan(row.end - row.start)}${row.segments.some((segment) => segment.open) ? "…" : ""}`,
+      row.kind === "sleep" && row.status === "sleeping" && row.resumeAt
+        ? `until ${formatTime(row.resumeAt)}`
+        : row.status === "failed" || row.status === "retrying"
+          ? errorLine(row.error)
+          : row.kind === "child"
+            ? `child run ${row.childRunId ?? ""}`
+            : "",
+    ]);
+    lines.push(
+      "",
+      style.bold("timeline"),
+      indent(renderTable(["ID", "NAME", "STATUS", "ATTEMPTS", "START", "TOOK", "NOTE"], rows, style)),
+    );
+  }
+  io.out(`${lines.join("\n")}\n`);
+  return exitCode;
+}
+
+/** `runs events`: the log, one line per event. */
+export async function eventsCommand(
+  store: EventStore,
+  runId: string,
+  options: { json?: boolean },
+  io: Output,
+): Promise<number> {
+  await requireRun(store, runId);
+  const events = await store.getEvents(runId);
+  if (options.json) {
+    io.out(json(events));
+    return EXIT.ok;
+  }
+  const { style } = io;
+  const start = events[0] ? Date.parse(events[0].timestamp) : 0;
+  const tone = (event: WorkflowEvent) => {
+    const kind = eventTone(event.type);
+    return kind === "ok" ? style.green : kind === "bad" ? style.red : kind === "warn" ? style.yellow : String;
+  };
+  const rows = events.map((event) => [
+    String(event.seq),
+    formatTime(event.timestamp),
+    `+${formatSpan(Date.parse(event.timestamp) - start)}`,
+    tone(event)(event.type),
+    describeEvent(event),
+  ]);
+  io.out(`${renderTable(["SEQ", "TIME (UTC)", "AFTER", "TYPE", "DETAILS"], rows, style)}\n`);
+  return EXIT.ok;
+}
+
+/** `runs cancel` */
+export async function cancelCommand(
+  store: EventStore,
+  actions: RunActions,
+  runId: string,
+  reason: string | undefined,
+  io: Output,
+): Promise<number> {
+  const before = await requireRun(store, runId);
+  if (FINISHED_STATUSES.has(before.status)) {
+    io.err(
+      `${io.errStyle.red("error:")} Run ${runId} is already ${before.status}: only pending, running or suspended runs can be cancelled.\n`,
+    );
+    return EXIT.failed;
+  }
+  await actions.cancel(runId, reason);
+  const after = (await store.getRun(runId)) ?? before;
+  if (after.status === "cancelled") {
+    io.out(`Run ${io.style.bold(runId)} is ${io.style.status("cancelled")} (it was ${before.status}).\n`);
+  } else {
+    io.out(
+      `Cancellation of run ${io.style.bold(runId)} requested: a worker runs the workflow's cancellation (its finally blocks) and the run ends ${io.style.status("cancelled")}.\n`,
+    );
+  }
+  return EXIT.ok;
+}
+
+/** `runs retry` */
+export async function retryCommand(
+  store: EventStore,
+  actions: RunActions,
+  backend: Backend,
+  runId: string,
+  io: Output,
+  ranHere = false,
+): Promise<number> {
+  const before = await requireRun(store, runId);
+  if (before.status !== "failed") {
+    io.err(
+      `${io.errStyle.red("error:")} Run ${runId} is ${before.status}: only a failed run can be retried (it goes on from its failed step).\n`,
+    );
+    return EXIT.failed;
+  }
+  await actions.retry(runId);
+  const after = (await store.getRun(runId)) ?? before;
+  io.out(`Run ${io.style.bold(runId)} is ${io.style.status(after.status)} (it was failed).\n`);
+  if (FINISHED_STATUSES.has(after.status)) return after.status === "failed" ? EXIT.failed : EXIT.ok;
+  const where =
+    backend.kind !== "file"
+      ? "A worker picks it up and goes on from its failed step."
+      : ranHere
+        ? `It waits now (see: tsworkflow runs show ${runId}); your app carries it on when it next starts on ${backend.dir}.`
+        : `It goes on from its failed step when your app next starts on ${backend.dir} (or pass --workflows to run it here now).`;
+  io.out(`${io.style.dim(where)}\n`);
+  return EXIT.ok;
+}
+
+function indent(text: string, width = 2): string {
+  return " ".repeat(width) + hangingIndent(text, width);
+}
+
+/** A stack's frames, without its first line (the message, already printed). */
+function stackBelowMessage(stack: string | undefined): string {
+  if (!stack) return "";
+  const lines = stack.split("\n");
+  const firstFrame = lines.findIndex((line) => /^\s+at /.test(line));
+  return (firstFrame === -1 ? lines.slice(1) : lines.slice(firstFrame)).map((line) => line.trim()).join("\n");
+}

@@ -1,0 +1,575 @@
+import { createHash, randomBytes } from "node:crypto";
+import type { ZodType } from "zod";
+import { runInWorkflow } from "../core/context.ts";
+import { type Duration, resolveDeadline } from "../core/durations.ts";
+import {
+  CancelledError,
+  deserializeError,
+  EventPayloadError,
+  NonDeterminismError,
+  TimeoutError,
+} from "../core/errors.ts";
+import type { EventDraft, WorkflowEvent } from "../core/events.ts";
+import { getLogger, type RunLogContext } from "../core/logger.ts";
+import { roundTrip, serializeError } from "../core/serialization.ts";
+import type { AnyStep } from "../core/step.ts";
+import type { AnyWorkflow } from "../core/workflow.ts";
+import type { RunStatus } from "../ports/event-store.ts";
+
+/** A step the workflow waits for. */
+export interface PendingStep {
+  stepId: string;
+  stepName: string;
+  definition: AnyStep;
+  input: unknown[];
+  attempt: number;
+  /** `running`: attempt `attempt` is out with an executor; `retry_wait`: waiting until `retryAt`. */
+  state: "running" | "retry_wait";
+  retryAt?: number;
+  resolve(value: unknown): void;
+  reject(error: Error): void;
+}
+
+export interface PendingSleep {
+  sleepId: string;
+  resumeAt: number;
+  resolve(): void;
+  reject(error: Error): void;
+}
+
+/** A `waitForEvent` or webhook the workflow waits on. */
+export interface PendingHook {
+  hookId: string;
+  eventName: string;
+  timeoutAt: number | undefined;
+  schema: ZodType | undefined;
+  resolve(value: unknown): void;
+  reject(error: Error): void;
+}
+
+/** A child run the workflow waits on. */
+export interface PendingChild {
+  childId: string;
+  childRunId: string;
+  workflowName: string;
+  input: unknown[];
+  resolve(value: unknown): void;
+  reject(error: Error): void;
+}
+
+/** A command the workflow code issues, checked against the log on replay. */
+interface CommandRef {
+  kind: "step" | "sleep" | "hook" | "child";
+  id: string;
+}
+
+const describeRef = (ref: CommandRef) => {
+  const name = ref.id.split("#")[0];
+  if (ref.kind === "step") return `step "${name}" (${ref.id})`;
+  if (ref.kind === "hook") return `waitForEvent("${name}") (${ref.id})`;
+  if (ref.kind === "child") return `child workflow "${name}" (${ref.id})`;
+  return `sleep (${ref.id})`;
+};
+
+export type LogLevel = "info" | "warning" | "error" | "debug";
+
+type Settled = { ok: true; value: unknown } | { ok: false; error: unknown };
+
+/** Lets every promise continuation that can run, run: the workflow is then waiting on tsworkflow alone. */
+const drain = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/**
+ * One run's workflow function, live in memory, driven by its event log. The same `apply` drives a
+ * replay of recorded events and the delivery of new ones, so a warm run and a replayed run behave alike.
+ */
+export class RunExecution {
+  readonly pendingSteps = new Map<string, PendingStep>();
+  readonly pendingSleeps = new Map<string, PendingSleep>();
+  readonly pendingHooks = new Map<string, PendingHook>();
+  readonly pendingChildren = new Map<string, PendingChild>();
+  /** Ids of the `sendEvent` deliveries already in the log: each is used once. */
+  readonly consumedSignals = new Set<string>();
+  /** Events in the log, including the ones appended and not yet committed. */
+  version = 0;
+  /** Events in the stored log: the `expectedVersion` of the next commit. */
+  committedVersion = 0;
+  /** The run's status as of the last commit. */
+  status: RunStatus = "pending";
+  /** Whether outcomes were waiting in the store right after the last commit, when the store said so. */
+  outcomesWaiting: boolean | undefined;
+  /** Events appended since the last commit. */
+  newEvents: WorkflowEvent[] = [];
+  settled: Settled | undefined;
+  /** Set when the code stopped matching the log. */
+  nonDeterminism: NonDeterminismError | undefined;
+  /** The absolute deadline from `maxDuration`, if any. */
+  deadline: number | undefined;
+  /** The reason, once the run has been asked to cancel. */
+  cancelRequested: string | undefined;
+
+  private readonly counters = new Map<string, number>();
+  private recordedCommands: CommandRef[] = [];
+  private issuedCommands = 0;
+  private commandsInLog = 0;
+  private recordedLogs = 0;
+  private issuedLogs = 0;
+  private atFrontier = true;
+  private time: number;
+  private randomState: number;
+  private now: () => number;
+
+  private constructor(
+    readonly definition: AnyWorkflow,
+    readonly started: Extract<WorkflowEvent, { type: "workflow_started" }>,
+    clock: () => number,
+  ) {
+    this.now = clock;
+    this.time = Date.parse(started.timestamp);
+    this.deadline = started.deadline;
+    this.randomState = seedOf(started.runId);
+  }
+
+  get runId(): string {
+    return this.started.runId;
+  }
+
+  /** Rebuilds a run's live workflow from its log. */
+  static async replay(
+    definition: AnyWorkflow,
+    events: readonly WorkflowEvent[],
+    clock: () => number,
+  ): Promise<RunExecution> {
+    const [first] = events;
+    if (first?.type !== "workflow_started") {
+      throw new NonDeterminismError(`The log of this run does not begin with workflow_started`);
+    }
+    const execution = new RunExecution(definition, first, clock);
+    execution.version = 1;
+    for (const event of events) {
+      const ref = commandOf(event);
+      if (ref) execution.recordedCommands.push(ref);
+      if (event.type === "sleep_created") execution.recordedResumeAt.set(event.sleepId, event.resumeAt);
+      if (event.type === "hook_created") execution.recordedHooks.set(event.hookId, event);
+      if (event.type.startsWith("log_")) execution.recordedLogs += 1;
+    }
+    // Failures that a later `workflow_retried` took back are not replayed: those steps run again.
+    const retried = new Set(
+      events.flatMap((event) => (event.type === "workflow_retried" ? event.retriedFailures : [])),
+    );
+    // While replaying, every command must already be in the log; only a fresh run issues new ones.
+    execution.atFrontier = events.length === 1;
+    await execution.begin();
+    for (const event of events.slice(1)) {
+      if (execution.nonDeterminism) break;
+      execution.version = event.seq;
+      if (!retried.has(event.seq)) await execution.apply(event);
+    }
+    execution.atFrontier = true;
+    execution.committedVersion = events.length;
+    return execution;
+  }
+
+  /** Starts the workflow function and runs it until it waits on tsworkflow. */
+  private async begin(): Promise<void> {
+    const promise = runInWorkflow(this, () =>
+      Promise.resolve().then(() => this.definition.fn(...structuredClone(this.started.input))),
+    );
+    promise.then(
+      (value) => {
+        this.settled = { ok: true, value };
+      },
+      (error: unknown) => {
+        this.settled = { ok: false, error };
+      },
+    );
+    await drain();
+  }
+
+  /** The new events are in the stored log now. */
+  markCommitted(status: RunStatus): void {
+    this.status = status;
+    this.committedVersion = this.version;
+    this.newEvents = [];
+  }
+
+  /** Appends a new event at the current time and applies it. */
+  async deliver(draft: EventDraft): Promise<WorkflowEvent> {
+    const event = this.append(draft);
+    await this.apply(event);
+    return event;
+  }
+
+  /** Appends an event without applying it (for events the engine alone cares about). */
+  append(draft: EventDraft): WorkflowEvent {
+    const now = this.now();
+    this.time = now;
+    this.version += 1;
+    const event = {
+      ...draft,
+      runId: this.runId,
+      seq: this.version,
+      timestamp: new Date(now).toISOString(),
+    } as WorkflowEvent;
+    this.newEvents.push(event);
+    return event;
+  }
+
+  /** Applies one event of the log to the live workflow. */
+  private async apply(event: WorkflowEvent): Promise<void> {
+    this.time = Date.parse(event.timestamp);
+    switch (event.type) {
+      case "step_started": {
+        if (event.attempt === 1) return this.checkCommandIssued(event);
+        const pending = this.pendingSteps.get(event.stepId);
+        if (!pending)
+          return this.mismatch(
+            `The log retries step "${event.stepName}" (${event.stepId}) but the workflow does not wait for it`,
+          );
+        pending.attempt = event.attempt;
+        pending.state = "running";
+        pending.retryAt = undefined;
+        return;
+      }
+      case "sleep_created":
+      case "hook_created":
+      case "child_started":
+        return this.checkCommandIssued(event);
+      case "hook_received":
+      case "hook_timed_out": {
+        if (event.type === "hook_received") this.consumedSignals.add(event.signalId);
+        const pending = this.pendingHooks.get(event.hookId);
+        if (!pending) {
+          return this.mismatch(
+            `The log delivers event "${event.eventName}" (${event.hookId}) but the workflow does not wait for it`,
+          );
+        }
+        this.pendingHooks.delete(event.hookId);
+        if (event.type === "hook_timed_out") {
+          const at = new Date(pending.timeoutAt ?? 0).toISOString();
+          pending.reject(
+            new TimeoutError(`waitForEvent("${event.eventName}") timed out: no event arrived before ${at}.`),
+          );
+        } else if (pending.schema) {
+          const parsed = pending.schema.safeParse(event.payload);
+          if (parsed.success) pending.resolve(parsed.data);
+          else pending.reject(new EventPayloadError(event.eventName, parsed.error.issues));
+        } else {
+          pending.resolve(structuredClone(event.payload));
+        }
+        return drain();
+      }
+      case "child_completed":
+      case "child_failed": {
+        const pending = this.pendingChildren.get(event.childId);
+        if (!pending) {
+          return this.mismatch(
+            `The log has a result for child run ${event.childRunId} (${event.childId}) but the workflow did not start it`,
+          );
+        }
+        this.pendingChildren.delete(event.childId);
+        if (event.type === "child_completed") pending.resolve(structuredClone(event.result));
+        else pending.reject(deserializeError(event.error));
+        return drain();
+      }
+      case "step_retrying": {
+        const pending = this.pendingSteps.get(event.stepId);
+        if (!pending)
+          return this.mismatch(
+            `The log retries step "${event.stepName}" (${event.stepId}) but the workflow does not wait for it`,
+          );
+        pending.state = "retry_wait";
+        pending.retryAt = event.retryAt;
+        return;
+      }
+      case "step_completed":
+      case "step_failed": {
+        const pending = this.pendingSteps.get(event.stepId);
+        if (!pending) {
+          return this.mismatch(
+            `The log has a result for step "${event.stepName}" (${event.stepId}) but the workflow did not call it`,
+          );
+        }
+        this.pendingSteps.delete(event.stepId);
+        if (event.type === "step_completed") pending.resolve(structuredClone(event.result));
+        else pending.reject(deserializeError(event.error));
+        return drain();
+      }
+      case "cancel_requested": {
+        this.cancelRequested = event.reason;
+        const error = () => new CancelledError(`Run ${this.runId} was cancelled: ${event.reason}`);
+        // The engine cancels the children; here every wait of this run ends with CancelledError.
+        const waits = [
+          ...this.pendingSteps.values(),
+          ...this.pendingSleeps.values(),
+          ...this.pendingHooks.values(),
+          ...this.pendingChildren.values(),
+        ];
+        this.pendingSteps.clear();
+        this.pendingSleeps.clear();
+        this.pendingHooks.clear();
+        this.pendingChildren.clear();
+        for (const wait of waits) wait.reject(error());
+        return drain();
+      }
+      case "sleep_completed": {
+        const pending = this.pendingSleeps.get(event.sleepId);
+        if (!pending)
+          return this.mismatch(`The log completes ${event.sleepId} but the workflow is not sleeping there`);
+        this.pendingSleeps.delete(event.sleepId);
+        pending.resolve();
+        return drain();
+      }
+      default:
+        return;
+    }
+  }
+
+  private checkCommandIssued(event: WorkflowEvent): void {
+    this.commandsInLog += 1;
+    if (this.issuedCommands < this.commandsInLog) {
+      const ref = commandOf(event) as CommandRef;
+      this.mismatch(`The log has ${describeRef(ref)} at event ${event.seq} but the workflow did not call it`);
+    }
+  }
+
+  private mismatch(message: string): void {
+    this.nonDeterminism ??= new NonDeterminismError(message);
+  }
+
+  /** Issues a command: matched against the log when replaying, appended when new. False on a mismatch. */
+  private issue(ref: CommandRef, draft: () => EventDraft): boolean {
+    const index = this.issuedCommands;
+    this.issuedCommands += 1;
+    const recorded = this.recordedCommands[index];
+    if (recorded) {
+      if (recorded.kind !== ref.kind || recorded.id !== ref.id) {
+        this.mismatch(
+          `The log has ${describeRef(recorded)} as call ${index + 1} but the workflow now calls ${describeRef(ref)}`,
+        );
+        return false;
+      }
+      return true;
+    }
+    if (!this.atFrontier) {
+      this.mismatch(`The workflow calls ${describeRef(ref)}, which is not in the log`);
+      return false;
+    }
+    this.append(draft());
+    this.commandsInLog += 1;
+    return true;
+  }
+
+  private nextId(name: string): string {
+    const count = this.counters.get(name) ?? 0;
+    this.counters.set(name, count + 1);
+    return `${name}#${count}`;
+  }
+
+  /** Called by a step function inside this workflow. */
+  callStep(definition: AnyStep, args: unknown[]): Promise<unknown> {
+    const stepId = this.nextId(definition.stepName);
+    return new Promise((resolve, reject) => {
+      let input: unknown[];
+      try {
+        input = roundTrip(args, `The input of step "${definition.stepName}" (${stepId})`);
+      } catch (error) {
+        reject(error);
+        return;
+      }
+      const issued = this.issue({ kind: "step", id: stepId }, () => ({
+        type: "step_started",
+        stepId,
+        stepName: definition.stepName,
+        attempt: 1,
+        input,
+      }));
+      if (!issued) return;
+      this.pendingSteps.set(stepId, {
+        stepId,
+        stepName: definition.stepName,
+        definition,
+        input,
+        attempt: 1,
+        state: "running",
+        resolve,
+        reject,
+      });
+    });
+  }
+
+  /** Called by `sleep()` inside this workflow. */
+  callSleep(duration: Duration): Promise<void> {
+    const sleepId = this.nextId("sleep");
+    return new Promise((resolve, reject) => {
+      // A new sleep counts from now; a replayed one keeps the resume time in its log.
+      const now = this.now();
+      let resumeAt: number;
+      try {
+        resumeAt = this.recordedResumeAt.get(sleepId) ?? resolveDeadline(duration, now);
+      } catch (error) {
+        reject(error);
+        return;
+      }
+      const issued = this.issue({ kind: "sleep", id: sleepId }, () => ({
+        type: "sleep_created",
+        sleepId,
+        durationMs: Math.max(0, resumeAt - now),
+        resumeAt,
+      }));
+      if (issued) this.pendingSleeps.set(sleepId, { sleepId, resumeAt, resolve, reject });
+    });
+  }
+
+  private readonly recordedResumeAt = new Map<string, number>();
+  private readonly recordedHooks = new Map<string, Extract<WorkflowEvent, { type: "hook_created" }>>();
+
+  /** Called by `waitForEvent()` and `createWebhook()` inside this workflow. */
+  callHook(
+    eventName: string,
+    options: { timeout?: Duration | undefined; schema?: ZodType | undefined; webhook?: boolean },
+  ): { promise: Promise<unknown>; token: string | undefined } {
+    const hookId = this.nextId(eventName);
+    const recorded = this.recordedHooks.get(hookId);
+    // A new webhook gets a random token; a replayed one keeps the token in its log.
+    const token = options.webhook
+      ? (recorded?.token ?? `${this.runId}.${randomBytes(18).toString("base64url")}`)
+      : undefined;
+    const promise = new Promise<unknown>((resolve, reject) => {
+      let timeoutAt: number | undefined;
+      try {
+        if (recorded) timeoutAt = recorded.timeoutAt;
+        else if (options.timeout !== undefined) timeoutAt = resolveDeadline(options.timeout, this.now());
+      } catch (error) {
+        reject(error);
+        return;
+      }
+      const issued = this.issue({ kind: "hook", id: hookId }, () => ({
+        type: "hook_created",
+        hookId,
+        eventName,
+        ...(timeoutAt === undefined ? {} : { timeoutAt }),
+        ...(token === undefined ? {} : { token }),
+      }));
+      if (issued)
+        this.pendingHooks.set(hookId, {
+          hookId,
+          eventName,
+          timeoutAt,
+          schema: options.schema,
+          resolve,
+          reject,
+        });
+    });
+    return { promise, token };
+  }
+
+  private webhooks = 0;
+
+  /** The place of the next `createWebhook()` of this run: 0, 1, 2… in call order, the same on replay. */
+  nextWebhookIndex(): number {
+    this.webhooks += 1;
+    return this.webhooks - 1;
+  }
+
+  /** Called by `runChild()` inside this workflow. */
+  callChild(definition: AnyWorkflow, args: unknown[]): Promise<unknown> {
+    const childId = this.nextId(definition.name);
+    return new Promise((resolve, reject) => {
+      let input: unknown[];
+      try {
+        input = roundTrip(args, `The input of child workflow "${definition.name}" (${childId})`);
+      } catch (error) {
+        reject(error);
+        return;
+      }
+      const childRunId = childRunIdOf(this.runId, childId);
+      const issued = this.issue({ kind: "child", id: childId }, () => ({
+        type: "child_started",
+        childId,
+        childRunId,
+        workflowName: definition.name,
+        input,
+      }));
+      if (issued) {
+        const pending = { childId, childRunId, workflowName: definition.name, input, resolve, reject };
+        this.pendingChildren.set(childId, pending);
+      }
+    });
+  }
+
+  /** Called by `log.*` inside this workflow: written to the log and the logger once, not again on replay. */
+  callLog(level: LogLevel, message: string, data?: unknown): void {
+    const index = this.issuedLogs;
+    this.issuedLogs += 1;
+    if (index < this.recordedLogs) return;
+    const safeData = data === undefined ? undefined : roundTrip(data, `The data of log message "${message}"`);
+    this.append({
+      type: `log_${level}`,
+      message,
+      ...(safeData === undefined ? {} : { data: safeData }),
+    } as EventDraft);
+    const context: RunLogContext = { runId: this.runId, workflowName: this.definition.name };
+    const logger = getLogger();
+    const extra = safeData === undefined ? context : { ...context, data: safeData };
+    if (level === "warning") logger.warn(message, extra);
+    else logger[level](message, extra);
+  }
+
+  /** Replay-safe current time: the time of the event the workflow is reacting to. */
+  currentTime(): number {
+    return this.time;
+  }
+
+  /** Replay-safe random number in [0, 1), seeded by the run id. */
+  random(): number {
+    // mulberry32
+    this.randomState = (this.randomState + 0x6d2b79f5) | 0;
+    let t = this.randomState;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  }
+
+  /** The workflow's outcome as a log event, once it has one. */
+  terminalDraft(): EventDraft | undefined {
+    if (this.nonDeterminism) return { type: "workflow_failed", error: serializeError(this.nonDeterminism) };
+    if (!this.settled) return undefined;
+    if (
+      !this.settled.ok &&
+      this.cancelRequested !== undefined &&
+      this.settled.error instanceof CancelledError
+    ) {
+      return { type: "workflow_cancelled", reason: this.cancelRequested };
+    }
+    if (!this.settled.ok) return { type: "workflow_failed", error: serializeError(this.settled.error) };
+    let result: unknown;
+    try {
+      result = roundTrip(this.settled.value, `The result of workflow "${this.definition.name}"`);
+    } catch (error) {
+      // A result the log cannot hold fails the run: thrown from here, it would retry the activation forever.
+      return { type: "workflow_failed", error: serializeError(error) };
+    }
+    return { type: "workflow_completed", result };
+  }
+}
+
+function commandOf(event: WorkflowEvent): CommandRef | undefined {
+  if (event.type === "step_started" && event.attempt === 1) return { kind: "step", id: event.stepId };
+  if (event.type === "sleep_created") return { kind: "sleep", id: event.sleepId };
+  if (event.type === "hook_created") return { kind: "hook", id: event.hookId };
+  if (event.type === "child_started") return { kind: "child", id: event.childId };
+  return undefined;
+}
+
+/** A child's run id follows from its parent's and its place there, so starting it twice is harmless. */
+export function childRunIdOf(parentRunId: string, childId: string): string {
+  const digest = createHash("sha256").update(`${parentRunId}\u0000${childId}`).digest("hex").slice(0, 24);
+  return `child_${digest}`;
+}
+
+function seedOf(text: string): number {
+  let hash = 2166136261;
+  for (let index = 0; index < text.length; index += 1)
+    hash = Math.imul(hash ^ text.charCodeAt(index), 16777619);
+  return hash | 0;
+}

@@ -1,0 +1,92 @@
+import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { SchedulerClient } from "@aws-sdk/client-scheduler";
+import { SQSClient } from "@aws-sdk/client-sqs";
+import { DynamoDBStorage } from "../adapters/aws/dynamodb-storage.ts";
+import { SqsSchedulerTimers } from "../adapters/aws/scheduler-timers.ts";
+import { SqsTaskQueue } from "../adapters/aws/sqs-queue.ts";
+import type { AwsConfig } from "../aws/config.ts";
+import { Engine } from "../engine/engine.ts";
+import type { Clock } from "../ports/clock.ts";
+import type { EventStore } from "../ports/event-store.ts";
+
+/** The AWS SDK clients the runtime uses. */
+export interface AwsClients {
+  dynamodb: DynamoDBClient;
+  sqs: SQSClient;
+  scheduler: SchedulerClient;
+}
+
+/** Options of {@link createAwsRuntime}: everything defaults to what `config` describes. */
+export interface AwsRuntimeOptions {
+  /** Clients to use instead of new ones (tests add middleware; apps share connection pools). */
+  clients?: Partial<AwsClients>;
+  /** @default the system clock */
+  clock?: Clock;
+  /** A store to use instead of the DynamoDB store (tests wrap it to inject faults). */
+  store?: EventStore;
+}
+
+/** The engine and its AWS adapters, wired from one configuration. */
+export interface AwsRuntime {
+  config: AwsConfig;
+  clients: AwsClients;
+  store: EventStore;
+  queue: SqsTaskQueue;
+  timers: SqsSchedulerTimers;
+  engine: Engine;
+}
+
+/**
+ * New SDK clients for `config` (region and endpoint overrides). Created once per cold start, so that
+ * connections are reused across invocations.
+ */
+export function createAwsClients(config: Pick<AwsConfig, "region" | "endpoints">): AwsClients {
+  const settings = (endpoint: string | undefined) => ({
+    region: config.region,
+    ...(endpoint ? { endpoint } : {}),
+  });
+  return {
+    dynamodb: new DynamoDBClient(settings(config.endpoints.dynamodb)),
+    sqs: new SQSClient(settings(config.endpoints.sqs)),
+    scheduler: new SchedulerClient(settings(config.endpoints.scheduler)),
+  };
+}
+
+/**
+ * Wires the engine to DynamoDB, SQS and EventBridge Scheduler.
+ * @example
+ * import { createAwsRuntime, loadConfig } from "tsworkflow/aws";
+ * const { engine } = createAwsRuntime(loadConfig());
+ */
+export function createAwsRuntime(config: AwsConfig, options: AwsRuntimeOptions = {}): AwsRuntime {
+  const needed = {
+    dynamodb: options.clients?.dynamodb,
+    sqs: options.clients?.sqs,
+    scheduler: options.clients?.scheduler,
+  };
+  const created = needed.dynamodb && needed.sqs && needed.scheduler ? undefined : createAwsClients(config);
+  const clients: AwsClients = {
+    dynamodb: needed.dynamodb ?? (created as AwsClients).dynamodb,
+    sqs: needed.sqs ?? (created as AwsClients).sqs,
+    scheduler: needed.scheduler ?? (created as AwsClients).scheduler,
+  };
+  const store =
+    options.store ??
+    new DynamoDBStorage({ client: clients.dynamodb, tableName: config.tableName, ttlDays: config.ttlDays });
+  const queue = new SqsTaskQueue({
+    client: clients.sqs,
+    workflowQueueUrl: config.workflowQueueUrl,
+    stepQueueUrl: config.stepQueueUrl,
+    store,
+  });
+  const timers = new SqsSchedulerTimers({
+    queue,
+    scheduler: clients.scheduler,
+    stepQueueArn: config.stepQueueArn,
+    scheduleGroup: config.scheduleGroup,
+    schedulerRoleArn: config.schedulerRoleArn,
+    ...(options.clock ? { clock: options.clock } : {}),
+  });
+  const engine = new Engine({ store, queue, timers, ...(options.clock ? { clock: options.clock } : {}) });
+  return { config, clients, store, queue, timers, engine };
+}

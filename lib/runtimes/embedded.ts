@@ -1,0 +1,212 @@
+import { FileStorage } from "../adapters/file/file-storage.ts";
+import { InProcessQueue } from "../adapters/in-process/in-process-queue.ts";
+import { LocalTimers } from "../adapters/in-process/local-timers.ts";
+import { RunNotFoundError, TimeoutError, WorkflowNotFoundError } from "../core/errors.ts";
+import type { WorkflowEvent } from "../core/events.ts";
+import { getLogger } from "../core/logger.ts";
+import { onWorkflowRegistered } from "../core/registry.ts";
+import type { Runtime, WaitOptions } from "../core/runtime.ts";
+import type { AnyWorkflow } from "../core/workflow.ts";
+import { Engine, type EngineOptions, type StartOptions, type StartResult } from "../engine/engine.ts";
+import { type Clock, systemClock } from "../ports/clock.ts";
+import { type EventStore, FINISHED_STATUSES, type RunQuery, type RunRecord } from "../ports/event-store.ts";
+import type { ActivationTask } from "../ports/task-queue.ts";
+
+/** Options of {@link LocalRuntime}. */
+export interface LocalRuntimeOptions {
+  /** Where runs live. @default new FileStorage({ dir }) */
+  storage?: EventStore;
+  /** The file backend's directory when no `storage` is given. @default "./.tsworkflow" */
+  dir?: string;
+  /** Steps run at once. @default 100 */
+  concurrency?: number;
+  /** @default the system clock */
+  clock?: Clock;
+  /** `"manual"` timers fire only through `fireDueTimers` (used by the test runner). @default "real" */
+  timers?: "real" | "manual";
+  /** Resume unfinished runs found in the storage at once. @default true */
+  recover?: boolean;
+  /**
+   * Run a workflow's lone next step inside its activation instead of through the queue (it still takes
+   * one of the `concurrency` step slots). See `EngineOptions.inlineSteps`.
+   * @default true
+   */
+  inlineSteps?: boolean;
+  /** Event limits per run (see `EngineOptions`). @default 50,000 events, a warning past 10,000 */
+  limits?: Pick<EngineOptions, "maxEventsPerRun" | "warnEventsPerRun">;
+}
+
+/**
+ * The embedded runtime: the engine with an in-process queue and timers over a file (default) or memory
+ * storage. Runs survive a crash: a new runtime on the same directory resumes unfinished runs and fires the
+ * sleeps that fell due while it was down.
+ * @example
+ * import { LocalRuntime, MemoryStorage } from "tsworkflow/local";
+ * const runtime = new LocalRuntime({ storage: new MemoryStorage() });
+ * const { runId } = await runtime.start(onboarding, ["user_123"]);
+ * console.log(await runtime.waitForRun(runId));
+ */
+export class LocalRuntime implements Runtime {
+  readonly engine: Engine;
+  readonly storage: EventStore;
+  readonly queue: InProcessQueue;
+  readonly timers: LocalTimers;
+  readonly clock: Clock;
+  /** Resolves when the runs found at start-up have been woken. */
+  readonly ready: Promise<void>;
+  private readonly parked = new Map<string, Set<string>>();
+  private readonly waiters = new Map<string, Set<() => void>>();
+  private readonly stopListening: () => void;
+
+  constructor(options: LocalRuntimeOptions = {}) {
+    this.storage = options.storage ?? new FileStorage(options.dir === undefined ? {} : { dir: options.dir });
+    this.clock = options.clock ?? systemClock;
+    this.queue = new InProcessQueue({ concurrency: options.concurrency ?? 100 });
+    this.timers = new LocalTimers(this.queue, this.clock, options.timers ?? "real");
+    this.engine = new Engine({
+      store: this.storage,
+      queue: this.queue,
+      timers: this.timers,
+      clock: this.clock,
+      ...options.limits,
+      onRunFinished: (runId) => this.wakeWaiters(runId),
+      // A sequential step runs in its run's activation, in one of the queue's step slots.
+      inlineSteps: options.inlineSteps ?? true,
+    });
+    this.queue.consume({
+      activate: (task) => this.engine.activate(task),
+      executeStep: (task) => this.engine.executeStep(task),
+      onActivationError: (task, error) => this.onActivationError(task, error),
+    });
+    this.stopListening = onWorkflowRegistered((definition) => this.unpark(definition.name));
+    this.ready = options.recover === false ? Promise.resolve() : this.engine.recover().then(() => undefined);
+  }
+
+  async start(workflow: AnyWorkflow | string, args: unknown[], options?: StartOptions): Promise<StartResult> {
+    await this.ready;
+    return this.engine.start(workflow, args, options);
+  }
+
+  async getRun(runId: string): Promise<RunRecord | undefined> {
+    return this.storage.getRun(runId);
+  }
+
+  async getEvents(runId: string): Promise<WorkflowEvent[]> {
+    return this.storage.getEvents(runId);
+  }
+
+  async listRuns(query?: RunQuery): Promise<RunRecord[]> {
+    return this.storage.listRuns(query);
+  }
+
+  async waitForRun(runId: string, options: WaitOptions = {}): Promise<RunRecord> {
+    const finished = async () => {
+      const run = await this.storage.getRun(runId);
+      if (!run) throw new RunNotFoundError(runId);
+      return FINISHED_STATUSES.has(run.status) ? run : undefined;
+    };
+    const done = await finished();
+    if (done) return done;
+    return new Promise<RunRecord>((resolve, reject) => {
+      // A referenced timer keeps the process alive while someone waits for a result.
+      const keepAlive = setInterval(() => {}, 1 << 30);
+      const timeout =
+        options.timeoutMs === undefined
+          ? undefined
+          : setTimeout(() => {
+              cleanup();
+              reject(new TimeoutError(`Run ${runId} did not finish within ${options.timeoutMs} ms.`));
+            }, options.timeoutMs);
+      const check = () => {
+        finished().then((run) => {
+          if (!run) return;
+          cleanup();
+          resolve(run);
+        }, reject);
+      };
+      const cleanup = () => {
+        clearInterval(keepAlive);
+        if (timeout) clearTimeout(timeout);
+        this.waiters.get(runId)?.delete(check);
+      };
+      let set = this.waiters.get(runId);
+      if (!set) {
+        set = new Set();
+        this.waiters.set(runId, set);
+      }
+      set.add(check);
+      // The run may have finished between the first look and now.
+      check();
+    });
+  }
+
+  async cancelRun(runId: string, reason?: string): Promise<void> {
+    await this.ready;
+    await this.engine.cancelRun(runId, reason);
+  }
+
+  async retryRun(runId: string): Promise<void> {
+    await this.ready;
+    await this.engine.retryRun(runId);
+  }
+
+  async sendEvent(
+    runId: string,
+    eventName: string,
+    payload: unknown,
+    options?: { signalId?: string },
+  ): Promise<{ delivered: boolean }> {
+    await this.ready;
+    return this.engine.sendEvent(runId, eventName, payload, options);
+  }
+
+  /** Resolves when no task is queued or running (timers may still be pending). */
+  idle(): Promise<void> {
+    return this.ready.then(() => this.queue.idle());
+  }
+
+  /** Fires the timers due at `now` (for `timers: "manual"`); returns how many fired. */
+  fireDueTimers(now: number): Promise<number> {
+    return this.timers.fireDue(now);
+  }
+
+  /** Stops taking work, waits for running tasks and releases the storage. */
+  async close(options: { closeStorage?: boolean } = {}): Promise<void> {
+    this.stopListening();
+    this.timers.clear();
+    await this.ready.catch(() => {});
+    await this.queue.close();
+    if (options.closeStorage ?? true) await this.storage.close();
+  }
+
+  private wakeWaiters(runId: string): void {
+    const waiting = this.waiters.get(runId);
+    if (waiting) for (const check of [...waiting]) check();
+  }
+
+  private onActivationError(task: ActivationTask, error: unknown): "retry" | "drop" {
+    if (error instanceof WorkflowNotFoundError) {
+      // Parked until a module registers the workflow; then it runs on.
+      const name = error.workflowName;
+      let runs = this.parked.get(name);
+      if (!runs) {
+        runs = new Set();
+        this.parked.set(name, runs);
+      }
+      runs.add(task.runId);
+      getLogger().warn(`run waits for workflow "${name}" to be registered in this process`, {
+        runId: task.runId,
+      });
+      return "drop";
+    }
+    getLogger().error(`activation failed and will be retried: ${String(error)}`, { runId: task.runId });
+    return "retry";
+  }
+
+  private unpark(workflowName: string): void {
+    const runs = this.parked.get(workflowName);
+    if (!runs) return;
+    this.parked.delete(workflowName);
+    for (const runId of runs) void this.queue.enqueueActivation({ runId, cause: { kind: "recover" } });
+  }
+}

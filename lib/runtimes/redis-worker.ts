@@ -1,0 +1,196 @@
+import { existsSync } from "node:fs";
+import { resolve } from "node:path";
+import { pathToFileURL } from "node:url";
+import { redactUrl } from "../adapters/redis/connection.ts";
+import { ConfigurationError } from "../core/errors.ts";
+import { getLogger } from "../core/logger.ts";
+import { registeredWorkflows } from "../core/registry.ts";
+import { createRedisRuntime, type RedisRuntime } from "./redis.ts";
+
+/** Options of {@link runWorker}. */
+export interface RunWorkerOptions {
+  /** The Redis server, e.g. `redis://127.0.0.1:6379`. */
+  redis: string;
+  /** The module that defines (imports) your workflows and steps; importing it registers them. */
+  workflows: string;
+  /** @default 10 */
+  concurrency?: number;
+  /** @default "tsw:" */
+  prefix?: string;
+  /** @default "<hostname>-<pid>" */
+  workerId?: string;
+  /** @default 30000 */
+  stalledAfterMs?: number;
+  /**
+   * Stop (draining the jobs in flight) on SIGTERM and SIGINT, then let the process exit. A second signal
+   * exits at once.
+   * @default true
+   */
+  handleSignals?: boolean;
+  /**
+   * After a signal, exit with code 1 if the jobs in flight have not finished after this long (their jobs go
+   * to another worker, as after a crash). Keep it below your supervisor's kill timeout.
+   * @default 30000
+   */
+  drainTimeoutMs?: number;
+}
+
+/** A running worker. */
+export interface RunningWorker {
+  readonly workerId: string;
+  readonly runtime: RedisRuntime;
+  /** Resolves once the worker has stopped (after a signal or `stop()`). */
+  readonly stopped: Promise<void>;
+  /** Stops taking jobs and waits for the jobs in flight. */
+  stop(): Promise<void>;
+}
+
+/**
+ * What `tsworkflow worker --redis URL --workflows FILE --concurrency N` runs: imports the workflows file,
+ * consumes activations and steps from Redis, and on SIGTERM (or SIGINT) finishes the steps in flight
+ * before it stops. Run as many as you like, on as many machines as you like.
+ * @example
+ * import { runWorker } from "tsworkflow/local";
+ * const worker = await runWorker({ redis: "redis://127.0.0.1:6379", workflows: "./src/workflows.ts", concurrency: 20 });
+ * await worker.stopped;
+ * @throws ConfigurationError when the workflows file is missing or registers no workflow
+ */
+export async function runWorker(options: RunWorkerOptions): Promise<RunningWorker> {
+  const logger = getLogger();
+  const file = resolve(options.workflows);
+  if (!existsSync(file)) {
+    throw new ConfigurationError(
+      `Workflows file ${file} does not exist. Pass the module that defines your workflows: --workflows ./src/workflows.ts`,
+    );
+  }
+  await import(pathToFileURL(file).href);
+  const names = registeredWorkflows().map((definition) => definition.name);
+  if (names.length === 0) {
+    throw new ConfigurationError(
+      `${file} registered no workflow. It must define workflows with workflow("name", fn), or import the modules that do.`,
+    );
+  }
+  const runtime = createRedisRuntime({
+    url: options.redis,
+    ...(options.concurrency === undefined ? {} : { concurrency: options.concurrency }),
+    ...(options.prefix === undefined ? {} : { prefix: options.prefix }),
+    ...(options.workerId === undefined ? {} : { workerId: options.workerId }),
+    ...(options.stalledAfterMs === undefined ? {} : { stalledAfterMs: options.stalledAfterMs }),
+  });
+  const workerId = runtime.workerId;
+  // Steps may record which worker ran them.
+  process.env.TSWORKFLOW_WORKER_ID = workerId;
+  try {
+    await runtime.startWorker();
+  } catch (error) {
+    await runtime.close().catch(() => {});
+    throw error;
+  }
+  logger.info(`worker ${workerId} started`, {
+    workerId,
+    pid: process.pid,
+    redis: redactUrl(options.redis),
+    concurrency: options.concurrency ?? 10,
+    workflows: names,
+  });
+
+  let resolveStopped: () => void = () => {};
+  const stopped = new Promise<void>((done) => {
+    resolveStopped = done;
+  });
+  let stopping: Promise<void> | undefined;
+  const drainTimeoutMs = options.drainTimeoutMs ?? 30_000;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (stopping) {
+      logger.warn(
+        `worker ${workerId} received ${signal} again: exiting without waiting for the jobs in flight`,
+        {
+          workerId,
+        },
+      );
+      process.exit(1);
+    }
+    logger.info(`worker ${workerId} received ${signal}: finishing the jobs in flight`, { workerId });
+    // A step that never returns must not keep the process (and a deploy) waiting forever: its job goes to
+    // another worker once its lock expires, as if this worker had crashed.
+    const deadline = setTimeout(() => {
+      logger.error(
+        `worker ${workerId}: the jobs in flight did not finish within ${drainTimeoutMs} ms; exiting. Other workers take them over after the stalled-job timeout.`,
+        { workerId },
+      );
+      process.exit(1);
+    }, drainTimeoutMs);
+    deadline.unref();
+    void stop().finally(() => clearTimeout(deadline));
+  };
+  const stop = () => {
+    stopping ??= (async () => {
+      await runtime.close();
+      if (options.handleSignals !== false) {
+        process.off("SIGTERM", onSignal);
+        process.off("SIGINT", onSignal);
+      }
+      logger.info(`worker ${workerId} stopped`, { workerId });
+      resolveStopped();
+    })();
+    return stopping;
+  };
+  if (options.handleSignals !== false) {
+    process.on("SIGTERM", onSignal);
+    process.on("SIGINT", onSignal);
+  }
+  return { workerId, runtime, stopped, stop };
+}
+
+function wholeNumber(flag: string, value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1)
+    throw new ConfigurationError(`${flag} must be a whole number ≥ 1, got ${JSON.stringify(value)}.`);
+  return n;
+}
+
+/**
+ * Parses `--redis URL --workflows FILE [--concurrency N] [--prefix P] [--worker-id ID] [--stalled-after-ms MS]
+ * [--drain-timeout-ms MS]`, for a bin that
+ * has not wired `tsworkflow worker` yet (`npx tsx lib/runtimes/redis-worker.ts --redis ... --workflows ...`).
+ * @throws ConfigurationError naming the missing or invalid flag
+ */
+export function parseWorkerArgs(argv: readonly string[]): RunWorkerOptions {
+  const values = new Map<string, string>();
+  for (let i = 0; i < argv.length; i += 1) {
+    const arg = argv[i] as string;
+    const [flag, inline] = arg.split("=", 2) as [string, string | undefined];
+    if (!flag.startsWith("--"))
+      throw new ConfigurationError(
+        `Unexpected argument ${JSON.stringify(arg)}. Usage: --redis URL --workflows FILE [--concurrency N]`,
+      );
+    const value = inline ?? argv[++i];
+    if (value === undefined) throw new ConfigurationError(`${flag} needs a value.`);
+    values.set(flag.slice(2), value);
+  }
+  const redis = values.get("redis") ?? process.env.REDIS_URL;
+  const workflows = values.get("workflows");
+  if (!redis)
+    throw new ConfigurationError("Missing --redis URL (or REDIS_URL), e.g. --redis redis://127.0.0.1:6379");
+  if (!workflows)
+    throw new ConfigurationError("Missing --workflows FILE, the module that defines your workflows.");
+  const concurrency = values.get("concurrency");
+  const options: RunWorkerOptions = { redis, workflows };
+  if (concurrency !== undefined) options.concurrency = wholeNumber("--concurrency", concurrency);
+  const prefix = values.get("prefix");
+  if (prefix !== undefined) options.prefix = prefix;
+  const workerId = values.get("worker-id");
+  if (workerId !== undefined) options.workerId = workerId;
+  const stalledAfter = values.get("stalled-after-ms");
+  if (stalledAfter !== undefined) options.stalledAfterMs = wholeNumber("--stalled-after-ms", stalledAfter);
+  const drainTimeout = values.get("drain-timeout-ms");
+  if (drainTimeout !== undefined) options.drainTimeoutMs = wholeNumber("--drain-timeout-ms", drainTimeout);
+  return options;
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
+  runWorker(parseWorkerArgs(process.argv.slice(2))).catch((error: unknown) => {
+    getLogger().error(error instanceof Error ? error.message : String(error));
+    process.exitCode = 1;
+  });
+}

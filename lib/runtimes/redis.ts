@@ -1,0 +1,170 @@
+import { BullMQQueue, defaultWorkerId, type QueueConsumer } from "../adapters/redis/bullmq-queue.ts";
+import { BullMQTimers } from "../adapters/redis/bullmq-timers.ts";
+import { RedisStorage } from "../adapters/redis/redis-storage.ts";
+import { ConfigurationError, RunNotFoundError, TimeoutError } from "../core/errors.ts";
+import type { Runtime, WaitOptions } from "../core/runtime.ts";
+import { Engine } from "../engine/engine.ts";
+import type { Clock } from "../ports/clock.ts";
+import { FINISHED_STATUSES, type RunRecord } from "../ports/event-store.ts";
+
+/** Options of {@link createRedisRuntime}. */
+export interface RedisRuntimeOptions {
+  /** The Redis server, e.g. `redis://127.0.0.1:6379` (`rediss://` for TLS). */
+  url: string;
+  /**
+   * How many activations, and separately how many steps, a worker started here runs at once.
+   * @default 10
+   */
+  concurrency?: number;
+  /**
+   * Prepended to every key; runtimes with the same URL and prefix share runs, queues and timers.
+   * @default "tsw:"
+   */
+  prefix?: string;
+  /** Names this process in logs and in BullMQ. @default "<hostname>-<pid>" */
+  workerId?: string;
+  /**
+   * A job whose worker died is handed to another worker after about this long (BullMQ lock duration),
+   * and a dead worker's per-run lock expires after it.
+   * @default 30000
+   */
+  stalledAfterMs?: number;
+  /** @default the system clock */
+  clock?: Clock;
+  /**
+   * Run a workflow's next step in the worker that advanced the run, when it is the only step to start,
+   * and go on with the run there: sequential steps then cost no queue round trip (parallel steps are
+   * still spread over workers through the step queue). See `EngineOptions.inlineSteps`.
+   * @default true
+   */
+  inlineSteps?: boolean;
+}
+
+/** Options of {@link RedisRuntime.waitForRun}. */
+export interface WaitForRunOptions extends WaitOptions {
+  /** How often to read the run document. @default 50 */
+  pollMs?: number;
+}
+
+/**
+ * Engine + RedisStorage + BullMQ queue and timers, sharing one Redis server. `start`, `getRun`, `getEvents`
+ * and `listRuns` work from any process; runs advance in the processes that called `startWorker()`.
+ */
+export interface RedisRuntime extends Runtime {
+  readonly engine: Engine;
+  readonly storage: RedisStorage;
+  readonly queue: BullMQQueue;
+  readonly timers: BullMQTimers;
+  readonly workerId: string;
+  /**
+   * Polls until the run is completed, failed or cancelled, and returns it (any process may run it).
+   * @throws RunNotFoundError when there is no such run
+   * @throws TimeoutError when it is still unfinished after `timeoutMs` (default: no limit)
+   */
+  waitForRun(runId: string, options?: WaitForRunOptions): Promise<RunRecord>;
+  /** Starts consuming activations and steps in this process (once; later calls return the same worker). */
+  startWorker(): Promise<QueueConsumer>;
+  /** Stops taking jobs, waits for the jobs in flight, then closes the queues and connections. */
+  close(): Promise<void>;
+}
+
+/**
+ * Wires the engine to Redis: runs in {@link RedisStorage}, tasks and timers in BullMQ. Start runs from any
+ * process; run `startWorker()` (or `tsworkflow worker`) in as many processes as you like.
+ * @example
+ * import { createRedisRuntime } from "tsworkflow/local";
+ * import { onboarding } from "./workflows.ts";
+ *
+ * const runtime = createRedisRuntime({ url: "redis://127.0.0.1:6379", concurrency: 20 });
+ * await runtime.startWorker();
+ * const { runId } = await runtime.start(onboarding, ["user_123"]);
+ * console.log(await runtime.waitForRun(runId));
+ * await runtime.close();
+ * @throws ConfigurationError for an invalid URL or concurrency
+ */
+export function createRedisRuntime(options: RedisRuntimeOptions): RedisRuntime {
+  const concurrency = options.concurrency ?? 10;
+  if (!Number.isInteger(concurrency) || concurrency < 1) {
+    throw new ConfigurationError(
+      `concurrency must be a whole number ≥ 1, got ${JSON.stringify(options.concurrency)}.`,
+    );
+  }
+  const prefix = options.prefix ?? "tsw:";
+  const workerId = options.workerId ?? defaultWorkerId();
+  const storage = new RedisStorage({ redis: options.url, prefix });
+  // The queue shares the storage's connection: one socket for commits, tasks and locks.
+  const queue = new BullMQQueue({ redis: storage.client, prefix });
+  const timers = new BullMQTimers({ queue, ...(options.clock ? { clock: options.clock } : {}) });
+  const engine = new Engine({
+    store: storage,
+    queue,
+    timers,
+    // Activations of a run hop between workers: a warm copy that another worker made stale is caught by the
+    // conditional commit, or, when there is nothing to commit, by the engine's version check.
+    ...(options.clock ? { clock: options.clock } : {}),
+    inlineSteps: options.inlineSteps ?? true,
+  });
+  let worker: Promise<QueueConsumer> | undefined;
+  let closing: Promise<void> | undefined;
+
+  const runtime: RedisRuntime = {
+    engine,
+    storage,
+    queue,
+    timers,
+    workerId,
+    start: (workflow, args, startOptions) => engine.start(workflow, args, startOptions),
+    getRun: (runId) => storage.getRun(runId),
+    getEvents: (runId) => storage.getEvents(runId),
+    cancelRun: (runId, reason) => engine.cancelRun(runId, reason),
+    retryRun: (runId) => engine.retryRun(runId),
+    sendEvent: (runId, eventName, payload, options) => engine.sendEvent(runId, eventName, payload, options),
+    listRuns: (query) => storage.listRuns(query),
+    async waitForRun(runId, { timeoutMs, pollMs = 50 }: WaitForRunOptions = {}) {
+      const deadline = timeoutMs === undefined ? Number.POSITIVE_INFINITY : Date.now() + timeoutMs;
+      for (;;) {
+        const run = await storage.getRun(runId);
+        if (!run) throw new RunNotFoundError(runId);
+        if (FINISHED_STATUSES.has(run.status)) return run;
+        if (Date.now() >= deadline) {
+          throw new TimeoutError(
+            `Run ${runId} is still ${run.status} after ${timeoutMs} ms. Check that a worker is running on this Redis and prefix (tsworkflow worker), or wait longer.`,
+          );
+        }
+        await new Promise((resolve) => setTimeout(resolve, pollMs));
+      }
+    },
+    startWorker() {
+      if (closing)
+        return Promise.reject(
+          new ConfigurationError("This Redis runtime is closed; create a new one to start a worker."),
+        );
+      worker ??= queue.consume(
+        {
+          activate: (task, lease) => engine.activate(task, lease),
+          executeStep: (task) => engine.executeStep(task),
+        },
+        {
+          concurrency,
+          workerId,
+          // A dead worker's run lock and its jobs come back after the same wait.
+          ...(options.stalledAfterMs === undefined
+            ? {}
+            : { stalledAfterMs: options.stalledAfterMs, runLockMs: options.stalledAfterMs }),
+        },
+      );
+      return worker;
+    },
+    close() {
+      closing ??= (async () => {
+        // Runs being advanced here stop after their current step and queue the next one for other workers.
+        engine.inlineSteps = false;
+        if (worker) await (await worker).close();
+        await queue.close();
+        await storage.close();
+      })();
+      return closing;
+    },
+  };
+  return runtime;
+}

@@ -19,7 +19,7 @@ import { assertIdempotencyKey, assertRunId, newRunId } from "../core/ids.ts";
 import { getLogger } from "../core/logger.ts";
 import { findStep, findWorkflow } from "../core/registry.ts";
 import { nextRetryDelay } from "../core/retry.ts";
-import { hashOf, roundTrip, serializeError } from "../core/serialization.ts";
+import { hashOf, MAX_PAYLOAD_BYTES, roundTrip, serializeError } from "../core/serialization.ts";
 import { type AnyWorkflow, validateWorkflowInput } from "../core/workflow.ts";
 import type { Clock } from "../ports/clock.ts";
 import { systemClock } from "../ports/clock.ts";
@@ -138,6 +138,8 @@ export class Engine {
   private readonly cacheSize: number;
   private readonly maxEventsPerRun: number;
   private readonly warnEventsPerRun: number;
+  /** The store's payload limit (`EventStore.limits`), checked before anything reaches the store. */
+  private readonly maxPayloadBytes: number;
   private readonly onRunFinished: ((runId: string) => void) | undefined;
   /** See {@link EngineOptions.inlineSteps}; set it to false to stop chaining steps (activations in flight finish their current step, then queue the next). */
   inlineSteps: boolean;
@@ -153,6 +155,7 @@ export class Engine {
     this.cacheSize = options.cacheSize ?? 10_000;
     this.maxEventsPerRun = options.maxEventsPerRun ?? DEFAULT_MAX_EVENTS_PER_RUN;
     this.warnEventsPerRun = options.warnEventsPerRun ?? DEFAULT_WARN_EVENTS_PER_RUN;
+    this.maxPayloadBytes = options.store.limits?.maxPayloadBytes ?? MAX_PAYLOAD_BYTES;
     this.onRunFinished = options.onRunFinished;
     this.inlineSteps = options.inlineSteps ?? false;
   }
@@ -172,6 +175,7 @@ export class Engine {
     const input = roundTrip(
       validateWorkflowInput(definition, args),
       `The input of workflow "${definition.name}"`,
+      this.maxPayloadBytes,
     );
     if (options.idempotencyKey !== undefined) assertIdempotencyKey(options.idempotencyKey);
     const now = this.clock.now();
@@ -307,8 +311,15 @@ export class Engine {
       const definition = findWorkflow(run.workflowName);
       if (!definition) throw new WorkflowNotFoundError(run.workflowName);
       const events = await this.store.getEvents(runId);
-      if (isFinishedLog(events)) return;
+      if (isFinishedLog(events)) {
+        // The document lagged the log (a crash between the last commit and its update): reading the log
+        // repaired it; do what follows a finish (tell the parent, cancel children), as a redelivery would.
+        const repaired = await this.store.getRun(runId);
+        if (repaired && FINISHED_STATUSES.has(repaired.status)) await this.finishAgain(repaired);
+        return;
+      }
       execution = await RunExecution.replay(definition, events, () => this.clock.now());
+      execution.maxPayloadBytes = this.maxPayloadBytes;
       execution.status = run.status;
     }
     this.remember(execution);
@@ -719,7 +730,11 @@ export class Engine {
         idempotencyKey: `${runId}:${stepId}`,
       };
       const value = await runInStep(info, () => definition.run(...structuredClone(task.input)));
-      const result = roundTrip(value, `The result of step "${task.stepName}" (${stepId})`);
+      const result = roundTrip(
+        value,
+        `The result of step "${task.stepName}" (${stepId})`,
+        this.maxPayloadBytes,
+      );
       return { ...base, recordedAt: this.recordedAt(), ok: true, result: result ?? null };
     } catch (error) {
       getLogger().debug("step attempt failed", {
@@ -758,7 +773,7 @@ export class Engine {
     if (FINISHED_STATUSES.has(run.status)) {
       throw new InvalidRunStateError(`Run ${runId} is ${run.status}; it no longer takes events.`);
     }
-    const value = roundTrip(payload ?? null, `The payload of event "${eventName}"`);
+    const value = roundTrip(payload ?? null, `The payload of event "${eventName}"`, this.maxPayloadBytes);
     const id = options.signalId ?? randomUUID();
     const stepId = `${SIGNAL_PREFIX}${eventName}:${id}`;
     const recordedAt = this.recordedAt();

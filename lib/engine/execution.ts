@@ -11,7 +11,7 @@ import {
 } from "../core/errors.ts";
 import type { EventDraft, WorkflowEvent } from "../core/events.ts";
 import { getLogger, type RunLogContext } from "../core/logger.ts";
-import { roundTrip, serializeError } from "../core/serialization.ts";
+import { MAX_PAYLOAD_BYTES, roundTrip, serializeError } from "../core/serialization.ts";
 import type { AnyStep } from "../core/step.ts";
 import type { AnyWorkflow } from "../core/workflow.ts";
 import type { RunStatus } from "../ports/event-store.ts";
@@ -117,6 +117,8 @@ export class RunExecution {
   private time: number;
   private randomState: number;
   private now: () => number;
+  /** The store's payload limit, set by the engine (see `EventStore.limits`). */
+  maxPayloadBytes = MAX_PAYLOAD_BYTES;
 
   private constructor(
     readonly definition: AnyWorkflow,
@@ -371,7 +373,11 @@ export class RunExecution {
     return new Promise((resolve, reject) => {
       let input: unknown[];
       try {
-        input = roundTrip(args, `The input of step "${definition.stepName}" (${stepId})`);
+        input = roundTrip(
+          args,
+          `The input of step "${definition.stepName}" (${stepId})`,
+          this.maxPayloadBytes,
+        );
       } catch (error) {
         reject(error);
         return;
@@ -477,7 +483,11 @@ export class RunExecution {
     return new Promise((resolve, reject) => {
       let input: unknown[];
       try {
-        input = roundTrip(args, `The input of child workflow "${definition.name}" (${childId})`);
+        input = roundTrip(
+          args,
+          `The input of child workflow "${definition.name}" (${childId})`,
+          this.maxPayloadBytes,
+        );
       } catch (error) {
         reject(error);
         return;
@@ -502,7 +512,10 @@ export class RunExecution {
     const index = this.issuedLogs;
     this.issuedLogs += 1;
     if (index < this.recordedLogs) return;
-    const safeData = data === undefined ? undefined : roundTrip(data, `The data of log message "${message}"`);
+    const safeData =
+      data === undefined
+        ? undefined
+        : roundTrip(data, `The data of log message "${message}"`, this.maxPayloadBytes);
     this.append({
       type: `log_${level}`,
       message,
@@ -544,7 +557,11 @@ export class RunExecution {
     if (!this.settled.ok) return { type: "workflow_failed", error: serializeError(this.settled.error) };
     let result: unknown;
     try {
-      result = roundTrip(this.settled.value, `The result of workflow "${this.definition.name}"`);
+      result = roundTrip(
+        this.settled.value,
+        `The result of workflow "${this.definition.name}"`,
+        this.maxPayloadBytes,
+      );
     } catch (error) {
       // A result the log cannot hold fails the run: thrown from here, it would retry the activation forever.
       return { type: "workflow_failed", error: serializeError(error) };

@@ -56,11 +56,24 @@ export type StepOutcome = {
   recordedAt: string;
 } & ({ ok: true; result: unknown } | { ok: false; error: SerializedError });
 
+/** What `listRuns` returns: one page of runs, newest first. */
 export interface RunQuery {
   status?: RunStatus;
   workflowName?: string;
-  /** @default 100 */
+  /** The most runs in one page: a whole number from 0 up. @default 100 */
   limit?: number;
+  /**
+   * Where to go on from: the `nextCursor` of the previous page (with the same filters). Opaque: make
+   * nothing of its text. @default the newest run
+   */
+  cursor?: string;
+}
+
+/** One page of runs, newest first (by `createdAt`, then run id). */
+export interface RunPage {
+  runs: RunRecord[];
+  /** Present when more runs match: pass it as `cursor` for the next page. */
+  nextCursor?: string;
 }
 
 /** What a commit may report besides its success. */
@@ -70,10 +83,25 @@ export interface CommitResult {
 }
 
 /**
+ * What a store can hold, declared by the store and enforced by the engine before anything is written
+ * (one rule for every backend: a value over the limit fails with `PayloadTooLargeError`).
+ */
+export interface StoreLimits {
+  /**
+   * The largest step input, step result, workflow input or result, event payload or log data, as JSON
+   * in UTF-8 bytes. The DynamoDB store with an S3 payload bucket takes 10 MB; the other stores keep the
+   * engine's default, `MAX_PAYLOAD_BYTES` (255 KB).
+   */
+  maxPayloadBytes: number;
+}
+
+/**
  * Where runs live: their logs, run documents, step outcomes and idempotency keys.
  * One contract suite (tests/contract/event-store-contract.ts) runs against every adapter.
  */
 export interface EventStore {
+  /** What this store can hold; a store that leaves it out holds what `MAX_PAYLOAD_BYTES` allows. */
+  readonly limits?: StoreLimits;
   /**
    * Creates a run with its `workflow_started` event (version 1). When `run.idempotencyKey` is
    * already taken, creates nothing and returns the run that holds the key.

@@ -10,6 +10,7 @@ export type {
   RunRecord,
   RunStatus,
   StepOutcome,
+  StoreLimits,
 } from "./event-store.ts";
 export { FINISHED_STATUSES, RUN_STATUSES } from "./event-store.ts";
 export type { ActivationCause, ActivationTask, RunLease, StepTask, TaskQueue } from "./task-queue.ts";

@@ -137,15 +137,25 @@ describe("DynamoDBStorage beyond the contract", () => {
     await store.close();
   });
 
-  it("expires a finished run's document after ttlDays and a deadline run's log after its deadline", async () => {
-    // Prepare
+  it("gives a TTL to the finished run's document only, from its finish, and takes it back on a retry", async () => {
+    // Prepare: a run with a deadline and an event sent before anything waits for it.
     const client = dynamo.client();
     const store = new DynamoDBStorage({ tableName: TABLE, client, ttlDays: 7 });
-    const deadline = Date.UTC(2026, 5, 1);
     const fixture = newRunFixture();
-    fixture.startedEvent = { ...fixture.startedEvent, ...{ deadline } } as WorkflowEvent;
+    fixture.startedEvent = {
+      ...fixture.startedEvent,
+      ...{ deadline: Date.UTC(2026, 0, 2) },
+    } as WorkflowEvent;
     const runId = fixture.run.runId;
     await store.createRun(fixture);
+    await store.putOutcome({
+      runId,
+      stepId: "$signal:approval:1",
+      attempt: 1,
+      recordedAt: at,
+      ok: true,
+      result: 1,
+    });
     const finishedAt = "2026-03-01T00:00:00.000Z";
     const items = async () => {
       const result = await client.send(
@@ -158,6 +168,7 @@ describe("DynamoDBStorage beyond the contract", () => {
       );
       return Object.fromEntries((result.Items ?? []).map((item) => [item.sk?.S, item.ttl?.N]));
     };
+    const live = await items();
     // Act
     await store.commit(
       runId,
@@ -171,10 +182,7 @@ describe("DynamoDBStorage beyond the contract", () => {
           error: { name: "Error", message: "x" },
         },
       ],
-      {
-        status: "failed",
-        updatedAt: finishedAt,
-      },
+      { status: "failed", updatedAt: finishedAt },
     );
     const failed = await items();
     await store.commit(runId, 2, [logEvent(runId, 3, "retrying")], {
@@ -182,12 +190,15 @@ describe("DynamoDBStorage beyond the contract", () => {
       updatedAt: finishedAt,
     });
     const retried = await items();
-    // Assess
-    const week = 7 * 86_400;
-    expect(failed.RUN).toBe(String(Date.parse(finishedAt) / 1000 + week));
-    expect(failed["COMMIT#0000000002"]).toBe(String(deadline / 1000 + week));
-    expect(retried.RUN).toBeUndefined();
-    expect(retried["COMMIT#0000000003"]).toBe(String(deadline / 1000 + week));
+    // Assess: nothing of a live run expires; the document expires a week after the finish.
+    expect(Object.values(live)).toEqual([undefined, undefined, undefined]);
+    expect(failed).toEqual({
+      RUN: String(Date.parse(finishedAt) / 1000 + 7 * 86_400),
+      "COMMIT#0000000001": undefined,
+      "COMMIT#0000000002": undefined,
+      "OUT#$signal:approval:1#000001": undefined,
+    });
+    expect(Object.values(retried).every((ttl) => ttl === undefined)).toBe(true);
     await store.close();
   });
 

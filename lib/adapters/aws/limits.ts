@@ -1,5 +1,3 @@
-import { PayloadTooLargeError } from "../../core/errors.ts";
-
 /**
  * Service limits the AWS adapters check before they call the service, so that an oversized value
  * fails once with a clear `PayloadTooLargeError` instead of a service error that SQS would retry
@@ -27,10 +25,20 @@ export const COMMIT_LIMIT_BYTES = TRANSACTION_MAX_BYTES - 64 * 1024;
 export const OUTCOME_LIMIT_BYTES = 350 * 1024;
 
 /**
- * The run document keeps the run's input and result when they fit this budget; larger ones are read
- * from the log (`workflow_started` / `workflow_completed`) instead.
+ * The run document keeps a copy of the run's input, result or error only when it is this small (a
+ * read of the log would cost more than the copy); a larger one stays in the log alone and the
+ * document points to the commit that holds it. So a document is a few KB whatever the run holds.
  */
-export const RUN_DOCUMENT_PAYLOAD_BYTES = 300 * 1024;
+export const RUN_DOCUMENT_INLINE_BYTES = 4 * 1024;
+
+/**
+ * With an S3 payload bucket: a payload (one field of an event or outcome) larger than this goes to S3
+ * and the item keeps a reference.
+ */
+export const DEFAULT_OFFLOAD_THRESHOLD_BYTES = 64 * 1024;
+
+/** With an S3 payload bucket: the largest payload, as JSON (Temporal stops at 2 MB, Lambda durable functions at 256 KB). */
+export const S3_MAX_PAYLOAD_BYTES = 10 * 1024 * 1024;
 
 /**
  * SQS's classic message limit. (SQS raised it to 1 MiB in 2025; the adapters keep 256 KiB so that
@@ -41,16 +49,4 @@ export const SQS_MESSAGE_LIMIT_BYTES = 256 * 1024;
 /** UTF-8 size of a string. */
 export function byteLength(text: string): number {
   return Buffer.byteLength(text, "utf8");
-}
-
-/** UTF-8 size of a value serialized as JSON. */
-export function jsonByteLength(value: unknown): number {
-  return byteLength(JSON.stringify(value) ?? "null");
-}
-
-/**
- * @throws PayloadTooLargeError when `bytes` exceeds `limit`
- */
-export function assertWithinLimit(what: string, bytes: number, limit: number): void {
-  if (bytes > limit) throw new PayloadTooLargeError(what, bytes, limit);
 }

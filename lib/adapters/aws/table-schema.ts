@@ -12,15 +12,17 @@ import {
  *
  * | item | pk | sk | notes |
  * |---|---|---|---|
- * | run document | `RUN#<runId>` | `RUN` | status, workflow, input, result, `version`; `gsi1pk`/`gsi2pk` for listing; `ttl` once finished |
- * | commit | `RUN#<runId>` | `COMMIT#<first seq, 10 digits>` | the events of one commit (`events`, `end` = last seq) |
- * | commit part | `RUN#<runId>` | `COMMIT#<first seq>#P<nn>` | the rest of a commit over the item limit, written in the same transaction |
- * | step outcome | `RUN#<runId>` | `OUT#<stepId>#<attempt, 6 digits>` | result or serialized error of one attempt |
+ * | run document | `RUN#<runId>` | `RUN` | status, workflow, small input/result/error (or the commit holding them), `version`; index keys; `ttl` once finished |
+ * | commit | `RUN#<runId>` | `COMMIT#<first seq, 10 digits>` | the events of one commit (`events`, `refs` to S3 payloads or a `body` in S3, `end` = last seq, `status`) |
+ * | commit part | `RUN#<runId>` | `COMMIT#<first seq>#P<nn>` | without S3: the rest of a commit over the item limit, written in the same transaction |
+ * | step outcome | `RUN#<runId>` | `OUT#<stepId>#<attempt, 6 digits>` | result or serialized error of one attempt (`refs` when in S3) |
  * | idempotency key | `IDEM#<key>` | `IDEM` | `runId` of the run that holds the key |
  *
- * Listing: `gsi1` (`gsi1pk = STATUS#<status>`) and `gsi2` (`gsi2pk = WF#<workflowName>`), both
- * sorted by `gsiSk = <createdAt>#<runId>` and projecting keys only, so that a commit that does not
- * change the status writes no index item.
+ * Listing: `gsi1` (`gsi1pk = STATUS#<status>#<shard>`) and `gsi2` (`gsi2pk = WF#<workflowName>#<shard>`),
+ * both sorted by `gsiSk = <createdAt>#<runId>`, 16 shards per status or workflow (a hash of the run
+ * id) so that writes spread. The sweeper's `gsi3` (`duePk = DUE#<shard>`, `dueSk = <due time>#<runId>`)
+ * holds only runs it must look at some time (a sleep's wake-up, a finished child's parent). All three
+ * project keys only, so that a commit that does not change the status writes no index item.
  */
 export const TABLE_SCHEMA = {
   partitionKey: "pk",
@@ -29,13 +31,14 @@ export const TABLE_SCHEMA = {
   ttlAttribute: "ttl",
   byStatusIndex: { name: "gsi1", partitionKey: "gsi1pk", sortKey: "gsiSk" },
   byWorkflowIndex: { name: "gsi2", partitionKey: "gsi2pk", sortKey: "gsiSk" },
+  byDueIndex: { name: "gsi3", partitionKey: "duePk", sortKey: "dueSk" },
   /** Billing: on demand (pay per request), as the cost model in docs/aws.md assumes. */
   billingMode: "PAY_PER_REQUEST",
 } as const;
 
-/** The `CreateTable` input for a table named `tableName` (on-demand, two key-only GSIs). */
+/** The `CreateTable` input for a table named `tableName` (on-demand, three key-only GSIs). */
 export function createTableInput(tableName: string): CreateTableCommandInput {
-  const { partitionKey, sortKey, byStatusIndex, byWorkflowIndex } = TABLE_SCHEMA;
+  const { partitionKey, sortKey, byStatusIndex, byWorkflowIndex, byDueIndex } = TABLE_SCHEMA;
   return {
     TableName: tableName,
     BillingMode: TABLE_SCHEMA.billingMode,
@@ -45,12 +48,14 @@ export function createTableInput(tableName: string): CreateTableCommandInput {
       { AttributeName: byStatusIndex.partitionKey, AttributeType: "S" },
       { AttributeName: byWorkflowIndex.partitionKey, AttributeType: "S" },
       { AttributeName: byStatusIndex.sortKey, AttributeType: "S" },
+      { AttributeName: byDueIndex.partitionKey, AttributeType: "S" },
+      { AttributeName: byDueIndex.sortKey, AttributeType: "S" },
     ],
     KeySchema: [
       { AttributeName: partitionKey, KeyType: "HASH" },
       { AttributeName: sortKey, KeyType: "RANGE" },
     ],
-    GlobalSecondaryIndexes: [byStatusIndex, byWorkflowIndex].map((index) => ({
+    GlobalSecondaryIndexes: [byStatusIndex, byWorkflowIndex, byDueIndex].map((index) => ({
       IndexName: index.name,
       KeySchema: [
         { AttributeName: index.partitionKey, KeyType: "HASH" as const },

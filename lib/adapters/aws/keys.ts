@@ -1,0 +1,41 @@
+import { createHash } from "node:crypto";
+import type { RunStatus } from "../../ports/event-store.ts";
+
+/** Keys of the single-table layout (see `TABLE_SCHEMA`). */
+
+export const RUN_SK = "RUN";
+export const IDEM_SK = "IDEM";
+export const COMMIT_PREFIX = "COMMIT#";
+export const OUTCOME_PREFIX = "OUT#";
+
+/**
+ * Each index partition is spread over this many shards (by a hash of the run id), so that status
+ * changes and new runs write to 16 times as many partitions; listing queries the shards and merges.
+ */
+export const INDEX_SHARDS = 16;
+
+export const runPk = (runId: string) => `RUN#${runId}`;
+export const runIdOfPk = (pk: string) => pk.slice("RUN#".length);
+export const commitSk = (firstSeq: number) => `${COMMIT_PREFIX}${String(firstSeq).padStart(10, "0")}`;
+export const partSk = (firstSeq: number, part: number) =>
+  `${commitSk(firstSeq)}#P${String(part).padStart(2, "0")}`;
+export const outcomeSk = (stepId: string, attempt: number) =>
+  `${OUTCOME_PREFIX}${stepId}#${String(attempt).padStart(6, "0")}`;
+export const idemPk = (key: string) => `IDEM#${key}`;
+
+/** The run's shard, 00 to 15: the same run always lands on the same shard. */
+export function shardOf(runId: string): string {
+  const byte = createHash("sha256").update(runId).digest()[0] as number;
+  return String(byte % INDEX_SHARDS).padStart(2, "0");
+}
+
+export const shards = (): string[] =>
+  Array.from({ length: INDEX_SHARDS }, (_, shard) => String(shard).padStart(2, "0"));
+
+export const statusKey = (status: RunStatus, shard: string) => `STATUS#${status}#${shard}`;
+export const workflowKey = (name: string, shard: string) => `WF#${name}#${shard}`;
+export const dueKey = (shard: string) => `DUE#${shard}`;
+/** Newest first when sorted descending; unique per run. */
+export const gsiSortKey = (createdAt: string, runId: string) => `${createdAt}#${runId}`;
+/** Earliest first: when the sweeper should look at the run. */
+export const dueSortKey = (dueAt: number, runId: string) => `${new Date(dueAt).toISOString()}#${runId}`;

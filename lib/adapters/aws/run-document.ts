@@ -1,0 +1,181 @@
+import type { SerializedError } from "../../core/errors.ts";
+import type { WorkflowEvent } from "../../core/events.ts";
+import { FINISHED_STATUSES, type RunPatch, type RunRecord, type RunStatus } from "../../ports/event-store.ts";
+import { type Item, readCommitEvent } from "./commit-items.ts";
+import {
+  commitSk,
+  dueKey,
+  dueSortKey,
+  gsiSortKey,
+  RUN_SK,
+  runPk,
+  shardOf,
+  statusKey,
+  workflowKey,
+} from "./keys.ts";
+import { byteLength, RUN_DOCUMENT_INLINE_BYTES } from "./limits.ts";
+import type { StoreContext } from "./store-context.ts";
+import { TABLE_SCHEMA } from "./table-schema.ts";
+
+/**
+ * The run document (`sk = RUN`): status, timestamps and version for reads and listing, kept a few KB
+ * whatever the run holds. Its input, result and error are copied only when small; a larger one is
+ * left in the log and the document names the commit that holds it (`inputAt`, `resultAt`, `errorAt`).
+ */
+
+const FIRST_COMMIT = commitSk(1);
+
+/** The document of a new run (written with its first commit). */
+export function newRunDocument(run: RunRecord, parentRunId: string | undefined): Item {
+  const shard = shardOf(run.runId);
+  return {
+    pk: runPk(run.runId),
+    sk: RUN_SK,
+    runId: run.runId,
+    workflowName: run.workflowName,
+    status: run.status,
+    ...inlineOrPointer("input", run.input, FIRST_COMMIT),
+    createdAt: run.createdAt,
+    updatedAt: run.updatedAt,
+    version: run.version,
+    ...(run.idempotencyKey === undefined ? {} : { idempotencyKey: run.idempotencyKey }),
+    ...(parentRunId === undefined ? {} : { parentRunId }),
+    gsi1pk: statusKey(run.status, shard),
+    gsi2pk: workflowKey(run.workflowName, shard),
+    gsiSk: gsiSortKey(run.createdAt, run.runId),
+  };
+}
+
+/** What the sweeper must look at, and when: a sleep's wake-up, a finished child's parent. */
+export function dueAt(
+  patch: RunPatch,
+  events: readonly WorkflowEvent[],
+  isChild: boolean,
+): number | undefined {
+  if (FINISHED_STATUSES.has(patch.status))
+    return isChild ? Date.parse(patch.updatedAt) || Date.now() : undefined;
+  if (patch.status !== "suspended") return undefined;
+  const suspended = events.findLast((event) => event.type === "workflow_suspended");
+  return suspended?.type === "workflow_suspended" ? suspended.resumeAt : undefined;
+}
+
+/** The update of the document after the commit `firstSeq..version` (monotonic on `version`). */
+export function documentUpdate(options: {
+  runId: string;
+  version: number;
+  firstSeq: number;
+  patch: RunPatch;
+  due: number | undefined;
+  /** Epoch seconds after which DynamoDB deletes the finished run's document. */
+  expiresAt: number;
+}): {
+  UpdateExpression: string;
+  ConditionExpression: string;
+  ExpressionAttributeNames: Record<string, string>;
+  ExpressionAttributeValues: Record<string, unknown>;
+} {
+  const { runId, version, firstSeq, patch, due } = options;
+  const shard = shardOf(runId);
+  const names: Record<string, string> = {
+    "#status": "status",
+    "#version": "version",
+    "#ttl": TABLE_SCHEMA.ttlAttribute,
+    "#result": "result",
+    "#error": "error",
+  };
+  const values: Record<string, unknown> = {
+    ":status": patch.status,
+    ":updatedAt": patch.updatedAt,
+    ":version": version,
+    ":gsi1pk": statusKey(patch.status, shard),
+  };
+  const sets = ["#status = :status", "updatedAt = :updatedAt", "#version = :version", "gsi1pk = :gsi1pk"];
+  const removes: string[] = [];
+  const at = commitSk(firstSeq);
+  for (const [field, value] of [
+    ["result", patch.result],
+    ["error", patch.error],
+  ] as const) {
+    if (value === undefined) continue;
+    const json = JSON.stringify(value ?? null);
+    if (byteLength(json) <= RUN_DOCUMENT_INLINE_BYTES) {
+      sets.push(`#${field} = :${field}`);
+      values[`:${field}`] = json;
+      removes.push(`${field}At`);
+    } else {
+      sets.push(`${field}At = :${field}At`);
+      values[`:${field}At`] = at;
+      removes.push(`#${field}`);
+    }
+  }
+  if (due === undefined) removes.push("duePk", "dueSk");
+  else {
+    sets.push("duePk = :duePk", "dueSk = :dueSk");
+    values[":duePk"] = dueKey(shard);
+    values[":dueSk"] = dueSortKey(due, runId);
+  }
+  if (FINISHED_STATUSES.has(patch.status)) {
+    sets.push("#ttl = :ttl");
+    values[":ttl"] = options.expiresAt;
+  } else {
+    removes.push("#ttl");
+  }
+  const expression = `SET ${sets.join(", ")}${removes.length > 0 ? ` REMOVE ${removes.join(", ")}` : ""}`;
+  for (const key of Object.keys(names)) if (!expression.includes(key)) delete names[key];
+  return {
+    UpdateExpression: expression,
+    // Monotonic: a late update never rolls the document back.
+    ConditionExpression: "attribute_exists(pk) AND #version <= :version",
+    ExpressionAttributeNames: { ...names, "#version": "version" },
+    ExpressionAttributeValues: values,
+  };
+}
+
+/** `{ field: json }` when the value is small, else `{ fieldAt: <commit sk> }`. */
+function inlineOrPointer(field: string, value: unknown, at: string): Record<string, string> {
+  const json = JSON.stringify(value ?? null);
+  return byteLength(json) <= RUN_DOCUMENT_INLINE_BYTES ? { [field]: json } : { [`${field}At`]: at };
+}
+
+/** The run record of a document, reading large values from the commits it points to. */
+export async function toRecord(context: StoreContext, item: Item): Promise<RunRecord> {
+  const runId = item.runId as string;
+  const [input, result, error] = await Promise.all([
+    item.input !== undefined
+      ? JSON.parse(item.input as string)
+      : item.inputAt !== undefined
+        ? readCommitEvent(context, runId, item.inputAt as string, "workflow_started").then(
+            (event) => event?.input ?? [],
+          )
+        : // A document written before pointers: the input was kept in the log only.
+          readCommitEvent(context, runId, FIRST_COMMIT, "workflow_started").then(
+            (event) => event?.input ?? [],
+          ),
+    item.result !== undefined
+      ? JSON.parse(item.result as string)
+      : item.resultAt !== undefined
+        ? readCommitEvent(context, runId, item.resultAt as string, "workflow_completed").then(
+            (event) => event?.result,
+          )
+        : undefined,
+    item.error !== undefined
+      ? (JSON.parse(item.error as string) as SerializedError)
+      : item.errorAt !== undefined
+        ? readCommitEvent(context, runId, item.errorAt as string, "workflow_failed").then(
+            (event) => event?.error,
+          )
+        : undefined,
+  ]);
+  return {
+    runId,
+    workflowName: item.workflowName as string,
+    status: item.status as RunStatus,
+    input: input as unknown[],
+    ...(result === undefined ? {} : { result }),
+    ...(error === undefined ? {} : { error: error as SerializedError }),
+    createdAt: item.createdAt as string,
+    updatedAt: item.updatedAt as string,
+    version: item.version as number,
+    ...(item.idempotencyKey === undefined ? {} : { idempotencyKey: item.idempotencyKey as string }),
+  };
+}

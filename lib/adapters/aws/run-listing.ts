@@ -1,0 +1,177 @@
+import { BatchGetCommand, QueryCommand } from "@aws-sdk/lib-dynamodb";
+import { InvalidRunQueryError } from "../../core/errors.ts";
+import { RUN_STATUSES, type RunPage, type RunQuery, type RunRecord } from "../../ports/event-store.ts";
+import type { Item } from "./commit-items.ts";
+import { dueKey, RUN_SK, shards, statusKey, workflowKey } from "./keys.ts";
+import { toRecord } from "./run-document.ts";
+import type { StoreContext } from "./store-context.ts";
+import { TABLE_SCHEMA } from "./table-schema.ts";
+
+/**
+ * Listing runs newest first from the sharded, keys-only indexes: every shard of the partitions that
+ * match is queried for its newest runs before the cursor, the keys are merged, and the documents are
+ * read (and checked against the filters: an index lags its table).
+ */
+export async function listRunPage(context: StoreContext, query: RunQuery = {}): Promise<RunPage> {
+  const limit = query.limit ?? 100;
+  if (!Number.isInteger(limit) || limit < 0)
+    throw new InvalidRunQueryError(`listRuns: limit must be a whole number ≥ 0; it is ${String(limit)}.`);
+  let before = query.cursor === undefined ? undefined : decodeCursor(query.cursor);
+  if (limit === 0) return { runs: [] };
+  const { index, partitions } = partitionsOf(query);
+  const runs: RunRecord[] = [];
+  const seen = new Set<string>();
+  for (;;) {
+    const wanted = limit - runs.length;
+    const pages = await Promise.all(
+      partitions.map((partition) => newest(context, index, partition, before, wanted)),
+    );
+    // Each shard gave its newest `wanted`: the newest `wanted` of all of them are the newest overall.
+    const candidates = [...new Map(pages.flat().map((key) => [key.pk as string, key])).values()]
+      .sort((a, b) => ((a.gsiSk as string) < (b.gsiSk as string) ? 1 : -1))
+      .slice(0, wanted);
+    if (candidates.length === 0) return { runs };
+    const documents = await readDocuments(
+      context,
+      candidates.map((key) => key.pk as string),
+    );
+    for (const key of candidates) {
+      before = key.gsiSk as string;
+      const document = documents.get(key.pk as string);
+      if (!document || seen.has(key.pk as string)) continue;
+      if (query.status !== undefined && document.status !== query.status) continue;
+      if (query.workflowName !== undefined && document.workflowName !== query.workflowName) continue;
+      seen.add(key.pk as string);
+      runs.push(await toRecord(context, document));
+      if (runs.length === limit) return { runs, nextCursor: encodeCursor(before) };
+    }
+    if (candidates.length < wanted) return { runs };
+  }
+}
+
+/** The shards of the status index (every status without a filter), or of the workflow index. */
+function partitionsOf(query: RunQuery): {
+  index: { name: string; partitionKey: string };
+  partitions: string[];
+} {
+  if (query.workflowName !== undefined)
+    return {
+      index: TABLE_SCHEMA.byWorkflowIndex,
+      partitions: shards().map((shard) => workflowKey(query.workflowName as string, shard)),
+    };
+  const statuses = query.status === undefined ? RUN_STATUSES : [query.status];
+  return {
+    index: TABLE_SCHEMA.byStatusIndex,
+    partitions: statuses.flatMap((status) => shards().map((shard) => statusKey(status, shard))),
+  };
+}
+
+async function newest(
+  context: StoreContext,
+  index: { name: string; partitionKey: string },
+  partition: string,
+  before: string | undefined,
+  limit: number,
+  oldestFirst = false,
+): Promise<Item[]> {
+  const page = await context.documents.send(
+    new QueryCommand({
+      TableName: context.tableName,
+      IndexName: index.name,
+      KeyConditionExpression: before === undefined ? "#pk = :pk" : "#pk = :pk AND gsiSk < :before",
+      ExpressionAttributeNames: { "#pk": index.partitionKey },
+      ExpressionAttributeValues: { ":pk": partition, ...(before === undefined ? {} : { ":before": before }) },
+      ScanIndexForward: oldestFirst,
+      Limit: limit,
+    }),
+  );
+  return page.Items ?? [];
+}
+
+/** Run documents by partition key (BatchGetItem, retrying unprocessed keys). */
+export async function readDocuments(
+  context: StoreContext,
+  pks: readonly string[],
+): Promise<Map<string, Item>> {
+  const found = new Map<string, Item>();
+  for (let start = 0; start < pks.length; start += 100) {
+    let keys = [...new Set(pks.slice(start, start + 100))].map((pk) => ({ pk, sk: RUN_SK }));
+    for (let round = 0; keys.length > 0; round += 1) {
+      const result = await context.documents.send(
+        new BatchGetCommand({ RequestItems: { [context.tableName]: { Keys: keys, ConsistentRead: true } } }),
+      );
+      for (const item of result.Responses?.[context.tableName] ?? []) found.set(item.pk as string, item);
+      keys = (result.UnprocessedKeys?.[context.tableName]?.Keys ?? []) as typeof keys;
+      if (keys.length > 0)
+        await new Promise((resolve) => setTimeout(resolve, Math.min(1000, 20 * 2 ** round)));
+    }
+  }
+  return found;
+}
+
+/** Documents of runs the sweeper should look at by `now`: their due time (a wake-up, a parent to tell) has passed. */
+export async function dueDocuments(context: StoreContext, now: number, limit: number): Promise<Item[]> {
+  const upTo = `${new Date(now).toISOString()}#~`;
+  const pages = await Promise.all(
+    shards().map((shard) =>
+      context.documents.send(
+        new QueryCommand({
+          TableName: context.tableName,
+          IndexName: TABLE_SCHEMA.byDueIndex.name,
+          KeyConditionExpression: "duePk = :pk AND dueSk <= :upTo",
+          ExpressionAttributeValues: { ":pk": dueKey(shard), ":upTo": upTo },
+          Limit: limit,
+        }),
+      ),
+    ),
+  );
+  const keys = pages.flatMap((page) => page.Items ?? []);
+  const documents = await readDocuments(
+    context,
+    keys.map((key) => key.pk as string),
+  );
+  return [...documents.values()];
+}
+
+/**
+ * Documents of runs in `status` whose last change is older than `updatedBefore` (ISO), among the
+ * `limit` oldest of each shard.
+ */
+export async function staleDocuments(
+  context: StoreContext,
+  status: "pending" | "running",
+  updatedBefore: string,
+  limit: number,
+): Promise<Item[]> {
+  const pages = await Promise.all(
+    shards().map((shard) =>
+      newest(context, TABLE_SCHEMA.byStatusIndex, statusKey(status, shard), undefined, limit, true),
+    ),
+  );
+  const documents = await readDocuments(
+    context,
+    pages.flat().map((key) => key.pk as string),
+  );
+  return [...documents.values()].filter(
+    (document) => document.status === status && (document.updatedAt as string) < updatedBefore,
+  );
+}
+
+function encodeCursor(gsiSk: string): string {
+  return Buffer.from(JSON.stringify({ v: 1, before: gsiSk })).toString("base64url");
+}
+
+function decodeCursor(cursor: string): string {
+  try {
+    const value = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8")) as {
+      v?: unknown;
+      before?: unknown;
+    };
+    if (value.v === 1 && typeof value.before === "string") return value.before;
+  } catch {
+    // reported below
+  }
+  throw new InvalidRunQueryError(
+    `listRuns: the cursor ${JSON.stringify(cursor)} was not made by this store; pass a nextCursor it returned.`,
+  );
+}

@@ -10,6 +10,7 @@ import { processOrder } from "../examples/order.ts";
 import { dashboard } from "../examples/parallel.ts";
 import { createHandlers } from "../lib/aws/lambda/handlers.ts";
 
-export const { workflowHandler, stepHandler, startHandler, webhookHandler } = createHandlers({
-  workflows: [onboarding, dashboard, processOrder, basicWorkflow, approvalOrder],
-});
+export const { workflowHandler, stepHandler, startHandler, webhookHandler, sweeperHandler, reaperHandler } =
+  createHandlers({
+    workflows: [onboarding, dashboard, processOrder, basicWorkflow, approvalOrder],
+  });

@@ -28,7 +28,26 @@ export interface AwsConfig {
     sqs?: string;
     /** `TSWORKFLOW_SCHEDULER_ENDPOINT` */
     scheduler?: string;
+    /** `TSWORKFLOW_S3_ENDPOINT` (path-style requests) */
+    s3?: string;
   };
+  /**
+   * `TSWORKFLOW_PAYLOAD_BUCKET`: the S3 bucket of payloads over 64 KB (up to 10 MB each).
+   * @default none: payloads are capped at 255 KB
+   */
+  payloadBucket?: string;
+  /**
+   * `TSWORKFLOW_TIMER_DLQ_ARN`: the queue where EventBridge Scheduler puts a timer it could not deliver
+   * within its retry policy (the construct alarms on it; the sweeper re-arms the timer).
+   * @default none: schedules have no dead-letter queue
+   */
+  timerDeadLetterQueueArn?: string;
+  /**
+   * `TSWORKFLOW_SWEEP_STALE_SECONDS`: the sweeper activates again a pending or running run unchanged for
+   * this long (the construct sets twice the step queue's visibility timeout).
+   * @default 3600
+   */
+  sweepStaleAfterSeconds?: number;
   /**
    * `TSWORKFLOW_TTL_DAYS`: days a finished run is kept.
    * @default 30
@@ -38,13 +57,14 @@ export interface AwsConfig {
 
 /** What a Lambda that only starts runs and reads them needs. */
 export type ClientConfig = Pick<AwsConfig, "tableName" | "workflowQueueUrl" | "region" | "endpoints"> &
-  Partial<Pick<AwsConfig, "ttlDays">>;
+  Partial<Pick<AwsConfig, "ttlDays" | "payloadBucket">>;
 
 const REGION = /^[a-z]{2}(-[a-z]+)+-\d+$/;
 const TABLE_NAME = /^[A-Za-z0-9_.-]{3,255}$/;
 const GROUP_NAME = /^[0-9A-Za-z_.-]{1,64}$/;
 const SQS_ARN = /^arn:aws[a-z-]*:sqs:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,80}$/;
 const ROLE_ARN = /^arn:aws[a-z-]*:iam::\d{12}:role\/[\w+=,.@/-]{1,512}$/;
+const BUCKET_NAME = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
 
 const httpUrl = z.string().refine((value) => {
   try {
@@ -105,7 +125,30 @@ const variables = {
     ),
 } as const;
 
-const fullSchema = z.object(variables);
+const optionalBucket = z
+  .string()
+  .optional()
+  .transform((value) => (value === undefined || value.trim() === "" ? undefined : value.trim()))
+  .pipe(z.string().regex(BUCKET_NAME, "must be an S3 bucket name (3-63 of a-z 0-9 . -)").optional());
+const optionalQueueArn = z
+  .string()
+  .optional()
+  .transform((value) => (value === undefined || value.trim() === "" ? undefined : value.trim()))
+  .pipe(
+    z.string().regex(SQS_ARN, "must be an SQS queue ARN (arn:aws:sqs:<region>:<account>:<name>)").optional(),
+  );
+
+const fullSchema = z.object({
+  ...variables,
+  TSWORKFLOW_S3_ENDPOINT: optionalEndpoint,
+  TSWORKFLOW_PAYLOAD_BUCKET: optionalBucket,
+  TSWORKFLOW_TIMER_DLQ_ARN: optionalQueueArn,
+  TSWORKFLOW_SWEEP_STALE_SECONDS: z
+    .string()
+    .optional()
+    .transform((value) => (value === undefined || value.trim() === "" ? undefined : value.trim()))
+    .pipe(z.string().regex(/^\d+$/, "must be a whole number of seconds").transform(Number).optional()),
+});
 const clientSchema = z.object({
   TSWORKFLOW_TABLE_NAME: variables.TSWORKFLOW_TABLE_NAME,
   TSWORKFLOW_WORKFLOW_QUEUE_URL: variables.TSWORKFLOW_WORKFLOW_QUEUE_URL,
@@ -113,6 +156,8 @@ const clientSchema = z.object({
   TSWORKFLOW_DYNAMODB_ENDPOINT: optionalEndpoint,
   TSWORKFLOW_SQS_ENDPOINT: optionalEndpoint,
   TSWORKFLOW_TTL_DAYS: variables.TSWORKFLOW_TTL_DAYS,
+  TSWORKFLOW_S3_ENDPOINT: optionalEndpoint,
+  TSWORKFLOW_PAYLOAD_BUCKET: optionalBucket,
 });
 
 type Environment = Record<string, string | undefined>;
@@ -153,8 +198,14 @@ export function loadConfig(env: Environment = process.env): AwsConfig {
       values.TSWORKFLOW_DYNAMODB_ENDPOINT,
       values.TSWORKFLOW_SQS_ENDPOINT,
       values.TSWORKFLOW_SCHEDULER_ENDPOINT,
+      values.TSWORKFLOW_S3_ENDPOINT,
     ),
     ttlDays: values.TSWORKFLOW_TTL_DAYS,
+    ...(values.TSWORKFLOW_PAYLOAD_BUCKET ? { payloadBucket: values.TSWORKFLOW_PAYLOAD_BUCKET } : {}),
+    ...(values.TSWORKFLOW_TIMER_DLQ_ARN ? { timerDeadLetterQueueArn: values.TSWORKFLOW_TIMER_DLQ_ARN } : {}),
+    ...(values.TSWORKFLOW_SWEEP_STALE_SECONDS === undefined
+      ? {}
+      : { sweepStaleAfterSeconds: values.TSWORKFLOW_SWEEP_STALE_SECONDS }),
   };
 }
 
@@ -169,8 +220,14 @@ export function loadClientConfig(env: Environment = process.env): ClientConfig {
     tableName: values.TSWORKFLOW_TABLE_NAME,
     workflowQueueUrl: values.TSWORKFLOW_WORKFLOW_QUEUE_URL,
     region: values.AWS_REGION,
-    endpoints: endpoints(values.TSWORKFLOW_DYNAMODB_ENDPOINT, values.TSWORKFLOW_SQS_ENDPOINT, undefined),
+    endpoints: endpoints(
+      values.TSWORKFLOW_DYNAMODB_ENDPOINT,
+      values.TSWORKFLOW_SQS_ENDPOINT,
+      undefined,
+      values.TSWORKFLOW_S3_ENDPOINT,
+    ),
     ttlDays: values.TSWORKFLOW_TTL_DAYS,
+    ...(values.TSWORKFLOW_PAYLOAD_BUCKET ? { payloadBucket: values.TSWORKFLOW_PAYLOAD_BUCKET } : {}),
   };
 }
 
@@ -188,6 +245,12 @@ export function configToEnvironment(config: AwsConfig): Record<string, string> {
     ...(config.endpoints.dynamodb ? { TSWORKFLOW_DYNAMODB_ENDPOINT: config.endpoints.dynamodb } : {}),
     ...(config.endpoints.sqs ? { TSWORKFLOW_SQS_ENDPOINT: config.endpoints.sqs } : {}),
     ...(config.endpoints.scheduler ? { TSWORKFLOW_SCHEDULER_ENDPOINT: config.endpoints.scheduler } : {}),
+    ...(config.endpoints.s3 ? { TSWORKFLOW_S3_ENDPOINT: config.endpoints.s3 } : {}),
+    ...(config.payloadBucket ? { TSWORKFLOW_PAYLOAD_BUCKET: config.payloadBucket } : {}),
+    ...(config.timerDeadLetterQueueArn ? { TSWORKFLOW_TIMER_DLQ_ARN: config.timerDeadLetterQueueArn } : {}),
+    ...(config.sweepStaleAfterSeconds === undefined
+      ? {}
+      : { TSWORKFLOW_SWEEP_STALE_SECONDS: String(config.sweepStaleAfterSeconds) }),
   };
 }
 
@@ -195,10 +258,12 @@ function endpoints(
   dynamodb: string | undefined,
   sqs: string | undefined,
   scheduler: string | undefined,
+  s3: string | undefined,
 ): AwsConfig["endpoints"] {
   return {
     ...(dynamodb ? { dynamodb } : {}),
     ...(sqs ? { sqs } : {}),
     ...(scheduler ? { scheduler } : {}),
+    ...(s3 ? { s3 } : {}),
   };
 }

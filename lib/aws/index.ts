@@ -7,16 +7,21 @@ export type { DynamoDBStorageOptions } from "../adapters/aws/dynamodb-storage.ts
 export { DynamoDBStorage } from "../adapters/aws/dynamodb-storage.ts";
 export {
   COMMIT_LIMIT_BYTES,
+  DEFAULT_OFFLOAD_THRESHOLD_BYTES,
   DYNAMODB_ITEM_LIMIT_BYTES,
   OUTCOME_LIMIT_BYTES,
+  S3_MAX_PAYLOAD_BYTES,
   SQS_MESSAGE_LIMIT_BYTES,
 } from "../adapters/aws/limits.ts";
+export type { PayloadRef, S3PayloadsOptions } from "../adapters/aws/s3-payloads.ts";
+export { S3Payloads } from "../adapters/aws/s3-payloads.ts";
 export type { SqsSchedulerTimersOptions } from "../adapters/aws/scheduler-timers.ts";
 export {
   atExpression,
   MAX_SQS_DELAY_SECONDS,
   SqsSchedulerTimers,
   scheduleName,
+  TIMER_RETRY_POLICY,
 } from "../adapters/aws/scheduler-timers.ts";
 export type { QueueMessage, SqsTaskQueueOptions } from "../adapters/aws/sqs-queue.ts";
 export {
@@ -38,18 +43,28 @@ export type {
   FunctionUrlEvent,
   FunctionUrlResult,
   HandlerOptions,
+  ReaperHandler,
   SqsBatchHandler,
   StartEvent,
   StartHandler,
   StartResponse,
+  SweeperHandler,
   WebhookHandler,
   WorkflowRegistry,
 } from "./lambda/handlers.ts";
 export {
   createHandlers,
+  createReaperHandler,
   createStartHandler,
   createStepHandler,
+  createSweeperHandler,
   createWebhookHandler,
   createWorkflowHandler,
+  MAX_STEP_DEFERRALS,
   startEvent,
+  unknownStepDelaySeconds,
+  unknownWorkflowBackoffSeconds,
 } from "./lambda/handlers.ts";
+export { expiredRunOf, reapExpiredRuns } from "./reaper.ts";
+export type { SweepOptions, SweepReport } from "./sweeper.ts";
+export { sweep } from "./sweeper.ts";

@@ -1,7 +1,9 @@
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { S3Client } from "@aws-sdk/client-s3";
 import { SchedulerClient } from "@aws-sdk/client-scheduler";
 import { SQSClient } from "@aws-sdk/client-sqs";
 import { DynamoDBStorage } from "../adapters/aws/dynamodb-storage.ts";
+import { S3Payloads } from "../adapters/aws/s3-payloads.ts";
 import { SqsSchedulerTimers } from "../adapters/aws/scheduler-timers.ts";
 import { SqsTaskQueue } from "../adapters/aws/sqs-queue.ts";
 import type { AwsConfig } from "../aws/config.ts";
@@ -14,6 +16,7 @@ export interface AwsClients {
   dynamodb: DynamoDBClient;
   sqs: SQSClient;
   scheduler: SchedulerClient;
+  s3: S3Client;
 }
 
 /** Options of {@link createAwsRuntime}: everything defaults to what `config` describes. */
@@ -31,6 +34,8 @@ export interface AwsRuntime {
   config: AwsConfig;
   clients: AwsClients;
   store: EventStore;
+  /** Large payloads in S3 (offloading only when the configuration names a payload bucket). */
+  payloads: S3Payloads;
   queue: SqsTaskQueue;
   timers: SqsSchedulerTimers;
   engine: Engine;
@@ -41,6 +46,7 @@ export interface AwsRuntime {
  * connections are reused across invocations.
  */
 export function createAwsClients(config: Pick<AwsConfig, "region" | "endpoints">): AwsClients {
+  const s3 = config.endpoints.s3;
   const settings = (endpoint: string | undefined) => ({
     region: config.region,
     ...(endpoint ? { endpoint } : {}),
@@ -49,6 +55,8 @@ export function createAwsClients(config: Pick<AwsConfig, "region" | "endpoints">
     dynamodb: new DynamoDBClient(settings(config.endpoints.dynamodb)),
     sqs: new SQSClient(settings(config.endpoints.sqs)),
     scheduler: new SchedulerClient(settings(config.endpoints.scheduler)),
+    // Emulators and LocalStack serve buckets on paths, not on subdomains.
+    s3: new S3Client({ ...settings(s3), ...(s3 ? { forcePathStyle: true } : {}) }),
   };
 }
 
@@ -63,21 +71,34 @@ export function createAwsRuntime(config: AwsConfig, options: AwsRuntimeOptions =
     dynamodb: options.clients?.dynamodb,
     sqs: options.clients?.sqs,
     scheduler: options.clients?.scheduler,
+    s3: options.clients?.s3,
   };
-  const created = needed.dynamodb && needed.sqs && needed.scheduler ? undefined : createAwsClients(config);
+  const created =
+    needed.dynamodb && needed.sqs && needed.scheduler && needed.s3 ? undefined : createAwsClients(config);
   const clients: AwsClients = {
     dynamodb: needed.dynamodb ?? (created as AwsClients).dynamodb,
     sqs: needed.sqs ?? (created as AwsClients).sqs,
     scheduler: needed.scheduler ?? (created as AwsClients).scheduler,
+    s3: needed.s3 ?? (created as AwsClients).s3,
   };
+  const payloads = new S3Payloads({
+    client: clients.s3,
+    ...(config.payloadBucket ? { bucket: config.payloadBucket } : {}),
+  });
   const store =
     options.store ??
-    new DynamoDBStorage({ client: clients.dynamodb, tableName: config.tableName, ttlDays: config.ttlDays });
+    new DynamoDBStorage({
+      client: clients.dynamodb,
+      tableName: config.tableName,
+      ttlDays: config.ttlDays,
+      payloads,
+    });
   const queue = new SqsTaskQueue({
     client: clients.sqs,
     workflowQueueUrl: config.workflowQueueUrl,
     stepQueueUrl: config.stepQueueUrl,
     store,
+    payloads,
   });
   const timers = new SqsSchedulerTimers({
     queue,
@@ -85,8 +106,9 @@ export function createAwsRuntime(config: AwsConfig, options: AwsRuntimeOptions =
     stepQueueArn: config.stepQueueArn,
     scheduleGroup: config.scheduleGroup,
     schedulerRoleArn: config.schedulerRoleArn,
+    ...(config.timerDeadLetterQueueArn ? { deadLetterQueueArn: config.timerDeadLetterQueueArn } : {}),
     ...(options.clock ? { clock: options.clock } : {}),
   });
   const engine = new Engine({ store, queue, timers, ...(options.clock ? { clock: options.clock } : {}) });
-  return { config, clients, store, queue, timers, engine };
+  return { config, clients, store, payloads, queue, timers, engine };
 }

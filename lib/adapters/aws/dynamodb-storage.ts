@@ -5,6 +5,7 @@ import {
 } from "@aws-sdk/client-dynamodb";
 import { S3Client } from "@aws-sdk/client-s3";
 import {
+  BatchWriteCommand,
   DeleteCommand,
   DynamoDBDocumentClient,
   GetCommand,
@@ -386,6 +387,46 @@ export class DynamoDBStorage implements EventStore {
       .catch((error: unknown) => {
         if (!(error instanceof ConditionalCheckFailedException)) throw error;
       });
+  }
+
+  /**
+   * Deletes every item of an expired run (its commits, outcomes and, if it still names the run, its
+   * idempotency key): the reaper, once DynamoDB's TTL has removed the run's document. Returns how many.
+   */
+  async purgeRun(runId: string, idempotencyKey?: string): Promise<number> {
+    assertRunId(runId);
+    const keys = await this.queryAll({
+      TableName: this.tableName,
+      KeyConditionExpression: "pk = :pk",
+      ExpressionAttributeValues: { ":pk": runPk(runId) },
+      ProjectionExpression: "pk, sk",
+    });
+    for (let start = 0; start < keys.length; start += 25) {
+      let requests = keys.slice(start, start + 25).map((key) => ({ DeleteRequest: { Key: key } }));
+      for (let round = 0; requests.length > 0; round += 1) {
+        const result = await this.documents.send(
+          new BatchWriteCommand({ RequestItems: { [this.tableName]: requests } }),
+        );
+        requests = (result.UnprocessedItems?.[this.tableName] ?? []) as typeof requests;
+        if (requests.length > 0) await pause(Math.min(1000, 20 * 2 ** round));
+      }
+    }
+    if (idempotencyKey !== undefined) {
+      await this.documents
+        .send(
+          new DeleteCommand({
+            TableName: this.tableName,
+            Key: { pk: idemPk(idempotencyKey), sk: IDEM_SK },
+            ConditionExpression: "runId = :runId",
+            ExpressionAttributeValues: { ":runId": runId },
+          }),
+        )
+        .catch((error: unknown) => {
+          if (!(error instanceof ConditionalCheckFailedException)) throw error;
+        });
+    }
+    this.facts.delete(runId);
+    return keys.length;
   }
 
   async close(): Promise<void> {

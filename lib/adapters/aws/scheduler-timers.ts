@@ -31,7 +31,20 @@ export interface SqsSchedulerTimersOptions {
    * @default 900 (SQS's maximum)
    */
   maxDelaySeconds?: number;
+  /**
+   * The queue where EventBridge Scheduler puts a timer whose delivery kept failing for
+   * {@link TIMER_RETRY_POLICY}'s 24 hours (the construct's timer DLQ, with an alarm). The sweeper
+   * re-arms such a timer in any case.
+   * @default none
+   */
+  deadLetterQueueArn?: string;
 }
+
+/**
+ * How long EventBridge Scheduler keeps trying to deliver a due timer to the step queue: its maximum,
+ * 24 hours and 185 attempts, after which the timer goes to the dead-letter queue.
+ */
+export const TIMER_RETRY_POLICY = { MaximumEventAgeInSeconds: 86_400, MaximumRetryAttempts: 185 } as const;
 
 /**
  * The name of a timer's one-time schedule: the same run and timer always give the same name (so a
@@ -69,6 +82,7 @@ export class SqsSchedulerTimers implements Timers {
   private readonly schedulerRoleArn: string;
   private readonly clock: Clock;
   private readonly maxDelaySeconds: number;
+  private readonly deadLetterQueueArn: string | undefined;
 
   constructor(options: SqsSchedulerTimersOptions) {
     this.queue = options.queue;
@@ -78,6 +92,7 @@ export class SqsSchedulerTimers implements Timers {
     this.schedulerRoleArn = options.schedulerRoleArn;
     this.clock = options.clock ?? systemClock;
     this.maxDelaySeconds = Math.min(options.maxDelaySeconds ?? MAX_SQS_DELAY_SECONDS, MAX_SQS_DELAY_SECONDS);
+    this.deadLetterQueueArn = options.deadLetterQueueArn;
   }
 
   async schedule(timer: TimerRequest): Promise<void> {
@@ -95,7 +110,13 @@ export class SqsSchedulerTimers implements Timers {
           ScheduleExpressionTimezone: "UTC",
           FlexibleTimeWindow: { Mode: "OFF" },
           ActionAfterCompletion: "DELETE",
-          Target: { Arn: this.stepQueueArn, RoleArn: this.schedulerRoleArn, Input: JSON.stringify(message) },
+          Target: {
+            Arn: this.stepQueueArn,
+            RoleArn: this.schedulerRoleArn,
+            Input: JSON.stringify(message),
+            RetryPolicy: TIMER_RETRY_POLICY,
+            ...(this.deadLetterQueueArn ? { DeadLetterConfig: { Arn: this.deadLetterQueueArn } } : {}),
+          },
         }),
       );
     } catch (error) {

@@ -11,6 +11,7 @@ import { getLogger } from "../../core/logger.ts";
 import type { EventStore } from "../../ports/event-store.ts";
 import type { ActivationTask, StepTask, TaskQueue } from "../../ports/task-queue.ts";
 import { byteLength, SQS_MESSAGE_LIMIT_BYTES } from "./limits.ts";
+import type { PayloadRef, S3Payloads } from "./s3-payloads.ts";
 
 /**
  * Messages on the kit's queues: JSON bodies of `queueMessage`. Tasks are checked for what the handlers
@@ -34,8 +35,14 @@ const stepTask = z.looseObject({
 export const queueMessage = z.discriminatedUnion("kind", [
   /** On the FIFO workflow queue: activate a run. */
   z.object({ kind: z.literal("activation"), task: activationTask }),
-  /** On the standard step queue: run one attempt of a step. */
-  z.object({ kind: z.literal("step"), task: stepTask }),
+  /** On the standard step queue: run one attempt of a step (its input in S3 when too large for SQS). */
+  z.object({
+    kind: z.literal("step"),
+    task: stepTask,
+    inputRef: z.object({ bucket: z.string(), key: z.string(), bytes: z.number() }).optional(),
+    /** How many times the step handler put this task back because the code did not know its step. */
+    deferrals: z.number().int().nonnegative().optional(),
+  }),
   /** On the standard step queue (delayed, or sent by a schedule): forward `task` to the workflow queue at `fireAt`. */
   z.object({
     kind: z.literal("timer"),
@@ -48,7 +55,7 @@ export const queueMessage = z.discriminatedUnion("kind", [
 /** A message as the handlers use it: the tasks typed as the ports define them. */
 export type QueueMessage =
   | { kind: "activation"; task: ActivationTask }
-  | { kind: "step"; task: StepTask }
+  | { kind: "step"; task: StepTask; inputRef?: PayloadRef; deferrals?: number }
   | { kind: "timer"; task: ActivationTask; timerId: string; fireAt: number };
 
 /**
@@ -118,6 +125,11 @@ export interface SqsTaskQueueOptions {
    * @default 262144 (256 KiB)
    */
   maxMessageBytes?: number;
+  /**
+   * Where a step input too large for SQS goes (the message then carries its reference).
+   * @default none
+   */
+  payloads?: S3Payloads;
 }
 
 interface Pending {
@@ -213,8 +225,10 @@ export class SqsTaskQueue implements TaskQueue {
   readonly stepQueue: BatchingSender;
   private readonly store: EventStore | undefined;
   private readonly maxMessageBytes: number;
+  private readonly payloads: S3Payloads | undefined;
 
   constructor(options: SqsTaskQueueOptions) {
+    this.payloads = options.payloads;
     this.maxMessageBytes = options.maxMessageBytes ?? SQS_MESSAGE_LIMIT_BYTES;
     this.workflowQueue = new BatchingSender(options.client, options.workflowQueueUrl, this.maxMessageBytes);
     this.stepQueue = new BatchingSender(options.client, options.stepQueueUrl, this.maxMessageBytes);
@@ -242,6 +256,12 @@ export class SqsTaskQueue implements TaskQueue {
     const body = JSON.stringify({ kind: "step", task } satisfies QueueMessage);
     const bytes = byteLength(body);
     if (bytes <= this.maxMessageBytes) return this.stepQueue.send({ MessageBody: body });
+    if (this.payloads?.offloads) {
+      // The same object as the step_started event's input (content-addressed): usually already stored.
+      const inputRef = await this.payloads.put(task.runId, JSON.stringify(task.input));
+      const message: QueueMessage = { kind: "step", task: { ...task, input: [] }, inputRef };
+      return this.stepQueue.send({ MessageBody: JSON.stringify(message) });
+    }
     const error = new PayloadTooLargeError(
       `The task of step "${task.stepName}" (${task.stepId}, attempt ${task.attempt}) with its input`,
       bytes,
@@ -270,5 +290,23 @@ export class SqsTaskQueue implements TaskQueue {
   /** Sends a timer message to the step queue, delivered after `delaySeconds` (0 to 900). */
   async sendTimer(message: Extract<QueueMessage, { kind: "timer" }>, delaySeconds: number): Promise<void> {
     await this.stepQueue.send({ MessageBody: JSON.stringify(message), DelaySeconds: delaySeconds });
+  }
+
+  /**
+   * Puts a step message back on the step queue after `delaySeconds` (0 to 900), counting the deferral:
+   * the step handler's backoff for a step its code does not know yet (a deploy half done).
+   */
+  async deferStep(message: Extract<QueueMessage, { kind: "step" }>, delaySeconds: number): Promise<void> {
+    const next: QueueMessage = { ...message, deferrals: (message.deferrals ?? 0) + 1 };
+    await this.stepQueue.send({ MessageBody: JSON.stringify(next), DelaySeconds: delaySeconds });
+  }
+
+  /** The step task of a message, with an input that was too large for SQS read back from S3. */
+  async stepTaskOf(message: Extract<QueueMessage, { kind: "step" }>): Promise<StepTask> {
+    if (!message.inputRef) return message.task;
+    if (!this.payloads)
+      throw new Error("A step message refers to an S3 input, and this queue has no S3 client.");
+    const input = JSON.parse(await this.payloads.get(message.task.runId, message.inputRef)) as unknown[];
+    return { ...message.task, input };
   }
 }

@@ -1,15 +1,18 @@
-import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda";
+import { ChangeMessageVisibilityCommand } from "@aws-sdk/client-sqs";
+import type { Context, DynamoDBStreamEvent, SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda";
 import { z } from "zod";
 import { MAX_SQS_DELAY_SECONDS } from "../../adapters/aws/scheduler-timers.ts";
 import { deduplicationId, parseQueueMessage, type QueueMessage } from "../../adapters/aws/sqs-queue.ts";
-import { TsWorkflowError } from "../../core/errors.ts";
+import { StepNotFoundError, TsWorkflowError, WorkflowNotFoundError } from "../../core/errors.ts";
 import { getLogger } from "../../core/logger.ts";
-import { findWorkflow, registerWorkflow } from "../../core/registry.ts";
+import { findStep, findWorkflow, registerWorkflow } from "../../core/registry.ts";
 import type { WorkflowDefinition } from "../../core/workflow.ts";
 import { systemClock } from "../../ports/clock.ts";
 import { type AwsRuntime, type AwsRuntimeOptions, createAwsRuntime } from "../../runtimes/aws.ts";
 import { handleWebhook } from "../../webhooks/handle-webhook.ts";
 import { type AwsConfig, loadConfig } from "../config.ts";
+import { reapExpiredRuns } from "../reaper.ts";
+import { type SweepReport, sweep } from "../sweeper.ts";
 
 // biome-ignore lint/suspicious/noExplicitAny: a registry holds workflows of any signature
 type AnyWorkflow = WorkflowDefinition<any[], unknown>;
@@ -70,6 +73,8 @@ export function createHandlers(
   stepHandler: SqsBatchHandler;
   startHandler: StartHandler;
   webhookHandler: WebhookHandler;
+  sweeperHandler: SweeperHandler;
+  reaperHandler: ReaperHandler;
 } {
   const shared = { ...options, runtime: runtimeFor(registry, options) };
   return {
@@ -77,6 +82,50 @@ export function createHandlers(
     stepHandler: createStepHandler(registry, shared),
     startHandler: createStartHandler(registry, shared),
     webhookHandler: createWebhookHandler(registry, shared),
+    sweeperHandler: createSweeperHandler(registry, shared),
+    reaperHandler: createReaperHandler(registry, shared),
+  };
+}
+
+export type SweeperHandler = (event: unknown, context: Context) => Promise<SweepReport>;
+export type ReaperHandler = (event: DynamoDBStreamEvent, context: Context) => Promise<{ reaped: string[] }>;
+
+/**
+ * The sweeper function, run every few minutes by a schedule of the construct: re-sends what runs are
+ * missing (see `sweep`): a sleep whose timer was lost, a message lost with its run pending or running, a
+ * finished child whose parent was never told.
+ * @example
+ * import { createSweeperHandler } from "tsworkflow/aws";
+ * export const sweeperHandler = createSweeperHandler({ workflows: [onboarding] });
+ */
+export function createSweeperHandler(
+  registry: WorkflowRegistry,
+  options: HandlerOptions = {},
+): SweeperHandler {
+  const runtime = runtimeFor(registry, options);
+  const clock = options.clock ?? systemClock;
+  return async (_event, context) => {
+    getLogger().addContext(context);
+    const seconds = runtime.config.sweepStaleAfterSeconds;
+    return sweep(runtime, {
+      now: clock.now(),
+      ...(seconds === undefined ? {} : { staleAfterMs: seconds * 1000 }),
+    });
+  };
+}
+
+/**
+ * The reaper function, fed by the table's stream (only DynamoDB's TTL deletions of run documents pass
+ * the construct's filter): deletes the rest of each expired run and its S3 payloads (see
+ * `reapExpiredRuns`). A failure fails the batch, which the stream delivers again.
+ * @example
+ * export const { reaperHandler } = createHandlers({ workflows: [onboarding] });
+ */
+export function createReaperHandler(registry: WorkflowRegistry, options: HandlerOptions = {}): ReaperHandler {
+  const runtime = runtimeFor(registry, options);
+  return async (event, context) => {
+    getLogger().addContext(context);
+    return { reaped: await reapExpiredRuns(runtime, event.Records) };
   };
 }
 
@@ -86,9 +135,54 @@ function errorDetails(error: unknown): Record<string, unknown> {
     : { error: String(error) };
 }
 
-/** A message that can never succeed (not JSON, not ours) is dropped with an error log, not retried to the DLQ. */
+/** A message that can never succeed (not JSON, not ours): it goes to the DLQ at once, kept for a look. */
 function isPoison(error: unknown): boolean {
   return error instanceof TsWorkflowError && error.code === "INVALID_INPUT";
+}
+
+/**
+ * Deploy backoff: how long an activation of a workflow this code does not know waits before SQS hands
+ * it out again (1, 2, 4, 8 minutes... by receive): during a deploy, the function that knows it is
+ * usually live within minutes. After `maxReceiveCount` receives it is in the DLQ, never dropped.
+ */
+export function unknownWorkflowBackoffSeconds(receiveCount: number): number {
+  return Math.min(12 * 60 * 60, 60 * 2 ** Math.max(0, receiveCount - 1));
+}
+
+/**
+ * Deploy backoff of a step this code does not know: the task is put back on the step queue with a
+ * delay of 2, 4, 8... seconds, at most 15 minutes, up to {@link MAX_STEP_DEFERRALS} times (about a day);
+ * then it fails into the DLQ.
+ */
+export function unknownStepDelaySeconds(deferrals: number): number {
+  return Math.min(MAX_SQS_DELAY_SECONDS, 2 ** Math.min(10, deferrals + 1));
+}
+
+/** About 24 hours of deferrals (nine short ones, then one every 15 minutes). */
+export const MAX_STEP_DEFERRALS = 100;
+
+/** Sets how long a failed record stays invisible (0: handed out again at once, toward its DLQ). */
+async function holdBack(
+  runtime: AwsRuntime,
+  queueUrl: string,
+  record: SQSRecord,
+  seconds: number,
+): Promise<void> {
+  try {
+    await runtime.clients.sqs.send(
+      new ChangeMessageVisibilityCommand({
+        QueueUrl: queueUrl,
+        ReceiptHandle: record.receiptHandle,
+        VisibilityTimeout: seconds,
+      }),
+    );
+  } catch (error) {
+    // The record fails either way; it comes back after the queue's visibility timeout instead.
+    getLogger().warn("could not change a failed record's visibility", {
+      messageId: record.messageId,
+      ...errorDetails(error),
+    });
+  }
 }
 
 /**
@@ -140,20 +234,32 @@ export function createWorkflowHandler(
           } catch (error) {
             const runId =
               message?.kind === "activation" ? message.task.runId : record.attributes.MessageGroupId;
+            const receiveCount = Number(record.attributes.ApproximateReceiveCount ?? "1");
             if (isPoison(error)) {
-              logger.error("dropped a message that is not a tsworkflow activation", {
+              logger.error("a message that is not a tsworkflow activation goes to the dead-letter queue", {
                 runId,
                 messageId: record.messageId,
                 ...errorDetails(error),
               });
-              continue;
+              await holdBack(runtime, runtime.config.workflowQueueUrl, record, 0);
+            } else if (error instanceof WorkflowNotFoundError) {
+              // A deploy half done: the function that knows this workflow is not live yet.
+              const seconds = unknownWorkflowBackoffSeconds(receiveCount);
+              logger.warn(`workflow not in this code (a deploy in progress?); retried in ${seconds} s`, {
+                runId,
+                messageId: record.messageId,
+                receiveCount,
+                ...errorDetails(error),
+              });
+              await holdBack(runtime, runtime.config.workflowQueueUrl, record, seconds);
+            } else {
+              logger.error("activation failed; SQS delivers it again", {
+                runId,
+                messageId: record.messageId,
+                receiveCount,
+                ...errorDetails(error),
+              });
             }
-            logger.error("activation failed; SQS delivers it again", {
-              runId,
-              messageId: record.messageId,
-              receiveCount: record.attributes.ApproximateReceiveCount,
-              ...errorDetails(error),
-            });
             for (const later of records.slice(index)) failed.push(later.messageId);
             return;
           }
@@ -179,7 +285,22 @@ export function createStepHandler(registry: WorkflowRegistry, options: HandlerOp
   const clock = options.clock ?? systemClock;
   const handle = async (record: SQSRecord, message: QueueMessage): Promise<void> => {
     if (message.kind === "step") {
-      await runtime.engine.executeStep(message.task);
+      if (!findStep(message.task.stepName)) {
+        // A deploy half done: this code does not know the step yet. Never record a failure for it.
+        const deferrals = message.deferrals ?? 0;
+        // After about a day of deferrals, the task goes to the step DLQ (redrive it once code knows the step).
+        if (deferrals >= MAX_STEP_DEFERRALS) throw new StepNotFoundError(message.task.stepName);
+        const seconds = unknownStepDelaySeconds(deferrals);
+        getLogger().warn(`step not in this code (a deploy in progress?); retried in ${seconds} s`, {
+          runId: message.task.runId,
+          stepId: message.task.stepId,
+          stepName: message.task.stepName,
+          deferrals,
+        });
+        await runtime.queue.deferStep(message, seconds);
+        return;
+      }
+      await runtime.engine.executeStep(await runtime.queue.stepTaskOf(message));
       return;
     }
     if (message.kind === "activation") {
@@ -215,12 +336,14 @@ export function createStepHandler(registry: WorkflowRegistry, options: HandlerOp
                   stepName: message.task.stepName,
                 }
               : { runId: message?.task.runId };
-          if (isPoison(error)) {
-            logger.error("dropped a message that is not a tsworkflow task", {
+          if (isPoison(error) || error instanceof StepNotFoundError) {
+            logger.error("a step message that cannot run here goes to the dead-letter queue", {
               ...context,
               messageId: record.messageId,
               ...errorDetails(error),
             });
+            await holdBack(runtime, runtime.config.stepQueueUrl, record, 0);
+            failed.push(record.messageId);
             return;
           }
           logger.error("step message failed; SQS delivers it again", {

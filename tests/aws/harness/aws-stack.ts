@@ -1,8 +1,10 @@
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import type { S3Client } from "@aws-sdk/client-s3";
 import { SchedulerClient } from "@aws-sdk/client-scheduler";
 import { SendMessageCommand, SQSClient } from "@aws-sdk/client-sqs";
 import type { Context } from "aws-lambda";
 import { DynamoDBStorage } from "../../../lib/adapters/aws/dynamodb-storage.ts";
+import { S3Payloads } from "../../../lib/adapters/aws/s3-payloads.ts";
 import { createTable } from "../../../lib/adapters/aws/table-schema.ts";
 import type { AwsConfig } from "../../../lib/aws/config.ts";
 import {
@@ -23,11 +25,14 @@ import { EventSourceMapping } from "./event-source-mapping.ts";
 import { FakeScheduler } from "./fake-scheduler.ts";
 import { TEST_CREDENTIALS, TEST_REGION } from "./free-port.ts";
 import { RequestCounter } from "./request-counter.ts";
+import { type S3Emulator, startS3 } from "./s3.ts";
 import { type KitQueues, type SqsEmulator, startSqs } from "./sqs.ts";
 import { waitFor } from "./wait.ts";
 
 export const SCHEDULE_GROUP = "tsworkflow";
 export const SCHEDULER_ROLE_ARN = "arn:aws:iam::000000000000:role/tsworkflow-scheduler";
+/** The payload bucket of every deployment (the construct's is one per stack). */
+export const PAYLOAD_BUCKET = "tsworkflow-payloads";
 
 /** Real time plus an offset that tests move forward to skip long sleeps. */
 export class OffsetClock implements Clock {
@@ -42,6 +47,7 @@ export interface Emulators {
   dynamo: DynamoDBLocal;
   sqs: SqsEmulator;
   scheduler: FakeScheduler;
+  s3: S3Emulator;
   clock: OffsetClock;
   tableName: string;
   stop(): Promise<void>;
@@ -49,7 +55,8 @@ export interface Emulators {
 
 export async function startEmulators(tableName = "tsworkflow"): Promise<Emulators> {
   const clock = new OffsetClock();
-  const [dynamo, sqs] = await Promise.all([startDynamoDBLocal(), startSqs()]);
+  const [dynamo, sqs, s3] = await Promise.all([startDynamoDBLocal(), startSqs(), startS3()]);
+  await s3.createBucket(PAYLOAD_BUCKET);
   const delivery = sqs.client();
   const scheduler = new FakeScheduler({
     groups: [SCHEDULE_GROUP],
@@ -66,12 +73,13 @@ export async function startEmulators(tableName = "tsworkflow"): Promise<Emulator
     dynamo,
     sqs,
     scheduler,
+    s3,
     clock,
     tableName,
     async stop() {
       delivery.destroy();
       await scheduler.stop();
-      await Promise.all([sqs.stop(), dynamo.stop()]);
+      await Promise.all([sqs.stop(), dynamo.stop(), s3.stop()]);
     },
   };
 }
@@ -94,6 +102,11 @@ export interface StackOptions {
   decorateSqs?: (client: SQSClient) => void;
   /** Queues and configuration made beforehand by {@link createKit} (to build handlers from the environment). */
   kit?: Kit;
+  /**
+   * Large payloads go to the S3 emulator's bucket (as with the construct); false: no payload bucket,
+   * payloads capped at 255 KB. @default true
+   */
+  payloadBucket?: boolean;
   /** Handlers built elsewhere (e.g. imported from functions/examples.ts) instead of by the factories here. */
   handlers?: { workflowHandler: SqsBatchHandler; stepHandler: SqsBatchHandler; startHandler: StartHandler };
 }
@@ -106,10 +119,10 @@ export interface Kit {
 
 export function createKit(
   emulators: Emulators,
-  options: Pick<StackOptions, "visibilityTimeoutSeconds" | "maxReceiveCount"> = {},
+  options: Pick<StackOptions, "visibilityTimeoutSeconds" | "maxReceiveCount" | "payloadBucket"> = {},
 ): Kit {
   deployments += 1;
-  const { sqs, dynamo, scheduler } = emulators;
+  const { sqs, dynamo, scheduler, s3 } = emulators;
   const queues = sqs.createKitQueues(`e2e${deployments}`, {
     visibilityTimeoutSeconds: options.visibilityTimeoutSeconds ?? 2,
     maxReceiveCount: options.maxReceiveCount ?? 5,
@@ -122,8 +135,15 @@ export function createKit(
     scheduleGroup: SCHEDULE_GROUP,
     schedulerRoleArn: SCHEDULER_ROLE_ARN,
     region: TEST_REGION,
-    endpoints: { dynamodb: dynamo.endpoint, sqs: sqs.endpoint, scheduler: scheduler.endpoint },
+    endpoints: {
+      dynamodb: dynamo.endpoint,
+      sqs: sqs.endpoint,
+      scheduler: scheduler.endpoint,
+      s3: s3.endpoint,
+    },
     ttlDays: 30,
+    timerDeadLetterQueueArn: queues.timerDlqArn,
+    ...(options.payloadBucket === false ? {} : { payloadBucket: PAYLOAD_BUCKET }),
   };
   return { queues, config };
 }
@@ -192,13 +212,19 @@ export function deployStack(
     dynamodb: new DynamoDBClient(settings(dynamo.endpoint)),
     sqs: new SQSClient(settings(sqs.endpoint)),
     scheduler: new SchedulerClient(settings(scheduler.endpoint)),
+    s3: emulators.s3.client(),
   };
   counter.watch(clients.dynamodb, "dynamodb");
+  counter.watch(clients.s3, "s3");
   counter.watch(clients.sqs, "sqs");
   counter.watch(clients.scheduler, "scheduler");
   options.decorateSqs?.(clients.sqs);
   const base = (wrap?: (store: EventStore) => EventStore): HandlerOptions => {
-    const store = new DynamoDBStorage({ client: clients.dynamodb, tableName: config.tableName });
+    const store = new DynamoDBStorage({
+      client: clients.dynamodb,
+      tableName: config.tableName,
+      payloads: payloadsOf(config, clients.s3),
+    });
     return { config, clients, clock, ...(wrap ? { store: wrap(store) } : { store }) };
   };
   // Each function is its own "Lambda": its own runtime, store and caches, sharing the clients' counters.
@@ -228,7 +254,12 @@ export function deployStack(
     timeoutMs,
   }).start();
   const readClient = dynamo.client();
-  const store = new DynamoDBStorage({ client: readClient, tableName: config.tableName });
+  const readS3 = emulators.s3.client();
+  const store = new DynamoDBStorage({
+    client: readClient,
+    tableName: config.tableName,
+    payloads: payloadsOf(config, readS3),
+  });
   return {
     config,
     queues,
@@ -261,11 +292,18 @@ export function deployStack(
       await Promise.all([workflowMapping.stop(), stepMapping.stop()]);
       pollerClient.destroy();
       readClient.destroy();
+      readS3.destroy();
+      clients.s3.destroy();
       clients.dynamodb.destroy();
       clients.sqs.destroy();
       clients.scheduler.destroy();
     },
   };
+}
+
+/** The S3 payloads of a configuration, as the runtime builds them. */
+export function payloadsOf(config: AwsConfig, client: S3Client): S3Payloads {
+  return new S3Payloads({ client, ...(config.payloadBucket ? { bucket: config.payloadBucket } : {}) });
 }
 
 /** Events of a type, for assertions. */

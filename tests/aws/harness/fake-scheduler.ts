@@ -7,7 +7,10 @@ import type { AddressInfo } from "node:net";
  * (`ConflictException` for a name taken in the group, `ResourceNotFoundException` for a missing
  * schedule or group, `ValidationException` for a malformed request), records every request exactly,
  * and, when its virtual clock passes a schedule's `at(...)` time, sends the target's `Input` to the
- * target queue (via `deliver`) and deletes the schedule if `ActionAfterCompletion` is `DELETE`.
+ * target queue (via `deliver`) and deletes the schedule if `ActionAfterCompletion` is `DELETE`. A
+ * delivery that fails is tried again up to the target's `RetryPolicy.MaximumRetryAttempts`, then the
+ * input goes to `DeadLetterConfig.Arn` (or is lost, as the service drops it). `drop(name)` loses a
+ * schedule on purpose.
  * (LocalStack's Scheduler never fires targets, so a fake is the only way to test the long-sleep path.)
  */
 export interface FakeSchedulerOptions {
@@ -41,7 +44,13 @@ export interface StoredSchedule {
   at: number;
   timezone: string;
   actionAfterCompletion: string;
-  target: { Arn: string; RoleArn: string; Input?: string };
+  target: {
+    Arn: string;
+    RoleArn: string;
+    Input?: string;
+    RetryPolicy?: { MaximumEventAgeInSeconds?: number; MaximumRetryAttempts?: number };
+    DeadLetterConfig?: { Arn?: string };
+  };
   state: "ENABLED" | "DISABLED";
   arn: string;
 }
@@ -72,6 +81,12 @@ class SchedulerError extends Error {
 export class FakeScheduler {
   readonly requests: RecordedSchedulerRequest[] = [];
   readonly invocations: SchedulerInvocation[] = [];
+  /** Inputs sent to a schedule's dead-letter queue after its retries ran out. */
+  readonly deadLettered: { name: string; dlqArn: string; input: string; attempts: number }[] = [];
+  /** Schedules lost without firing, on purpose (`drop`) or after failed deliveries with no DLQ. */
+  readonly lost: string[] = [];
+  /** How many deliveries fail from now on (each attempt counts), as when the target queue refuses. */
+  failDeliveries = 0;
   private readonly schedules = new Map<string, StoredSchedule>();
   private readonly groups: Set<string>;
   private readonly region: string;
@@ -137,7 +152,10 @@ export class FakeScheduler {
     const fired: SchedulerInvocation[] = [];
     for (const [key, schedule] of due) {
       const input = schedule.target.Input ?? "{}";
-      await this.options.deliver(schedule.target.Arn, input);
+      if (!(await this.deliverWithRetries(schedule, input))) {
+        this.schedules.delete(key);
+        continue;
+      }
       const invocation = {
         name: schedule.name,
         groupName: schedule.groupName,
@@ -152,6 +170,42 @@ export class FakeScheduler {
       else schedule.state = "DISABLED";
     }
     return fired;
+  }
+
+  /**
+   * Loses a schedule on purpose: it is removed without firing, as if the service had dropped it.
+   * Returns false when no such schedule exists.
+   */
+  drop(name: string, groupName?: string): boolean {
+    for (const [key, schedule] of this.schedules) {
+      if (schedule.name === name && (groupName === undefined || schedule.groupName === groupName)) {
+        this.schedules.delete(key);
+        this.lost.push(name);
+        return true;
+      }
+    }
+    return false;
+  }
+
+  /** Delivers with the target's retry policy; false when the input went to the DLQ or was lost. */
+  private async deliverWithRetries(schedule: StoredSchedule, input: string): Promise<boolean> {
+    const attempts = 1 + (schedule.target.RetryPolicy?.MaximumRetryAttempts ?? 185);
+    for (let attempt = 1; attempt <= attempts; attempt += 1) {
+      if (this.failDeliveries > 0) {
+        this.failDeliveries -= 1;
+        continue;
+      }
+      await this.options.deliver(schedule.target.Arn, input);
+      return true;
+    }
+    const dlqArn = schedule.target.DeadLetterConfig?.Arn;
+    if (dlqArn) {
+      await this.options.deliver(dlqArn, input);
+      this.deadLettered.push({ name: schedule.name, dlqArn, input, attempts });
+    } else {
+      this.lost.push(schedule.name);
+    }
+    return false;
   }
 
   private async handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
@@ -259,6 +313,21 @@ export class FakeScheduler {
     const target = input.Target as StoredSchedule["target"] | undefined;
     if (!target?.Arn || !target.RoleArn)
       throw new SchedulerError("ValidationException", 400, "Target.Arn and Target.RoleArn are required.");
+    const retry = target.RetryPolicy;
+    if (
+      retry &&
+      ((retry.MaximumRetryAttempts ?? 0) < 0 ||
+        (retry.MaximumRetryAttempts ?? 0) > 185 ||
+        (retry.MaximumEventAgeInSeconds ?? 60) < 60 ||
+        (retry.MaximumEventAgeInSeconds ?? 60) > 86_400)
+    )
+      throw new SchedulerError(
+        "ValidationException",
+        400,
+        "RetryPolicy: MaximumRetryAttempts is 0 to 185, MaximumEventAgeInSeconds 60 to 86400.",
+      );
+    if (target.DeadLetterConfig && !/^arn:aws:sqs:/.test(target.DeadLetterConfig.Arn ?? ""))
+      throw new SchedulerError("ValidationException", 400, "DeadLetterConfig.Arn must be an SQS queue ARN.");
     const action = String(input.ActionAfterCompletion ?? "NONE");
     if (action !== "NONE" && action !== "DELETE")
       throw new SchedulerError("ValidationException", 400, `Invalid ActionAfterCompletion ${action}.`);
@@ -276,6 +345,8 @@ export class FakeScheduler {
         Arn: target.Arn,
         RoleArn: target.RoleArn,
         ...(target.Input === undefined ? {} : { Input: target.Input }),
+        ...(target.RetryPolicy === undefined ? {} : { RetryPolicy: target.RetryPolicy }),
+        ...(target.DeadLetterConfig === undefined ? {} : { DeadLetterConfig: target.DeadLetterConfig }),
       },
       state: input.State === "DISABLED" ? "DISABLED" : "ENABLED",
       arn,

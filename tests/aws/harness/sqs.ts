@@ -10,6 +10,9 @@ export interface KitQueues {
   stepQueueUrl: string;
   stepQueueArn: string;
   stepDlqUrl: string;
+  /** Where EventBridge Scheduler puts timers it could not deliver. */
+  timerDlqUrl: string;
+  timerDlqArn: string;
 }
 
 /** fauxqs 1.x (an SQS emulator) running in this process on a free loopback port. */
@@ -62,7 +65,10 @@ export async function startSqs(): Promise<SqsEmulator> {
         RedrivePolicy: JSON.stringify({ deadLetterTargetArn: stepDlq.queueArn, maxReceiveCount }),
         ...size,
       });
+      const timerDlq = create(`${prefix}-timer-dlq`, size);
       return {
+        timerDlqUrl: timerDlq.queueUrl,
+        timerDlqArn: timerDlq.queueArn,
         workflowQueueUrl: workflow.queueUrl,
         workflowQueueArn: workflow.queueArn,
         workflowDlqUrl: workflowDlq.queueUrl,

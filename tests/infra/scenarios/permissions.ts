@@ -117,8 +117,9 @@ function recordedClients(principal: Principal): AwsClients {
     dynamodb: new DynamoDBClient(settings(emulators.dynamo.endpoint)),
     sqs: new SQSClient(settings(emulators.sqs.endpoint)),
     scheduler: new SchedulerClient(settings(emulators.scheduler.endpoint)),
+    s3: emulators.s3.client(),
   };
-  created.push(clients.dynamodb, clients.sqs, clients.scheduler);
+  created.push(clients.dynamodb, clients.sqs, clients.scheduler, clients.s3);
   for (const [service, client] of Object.entries(clients)) {
     (client.middlewareStack as unknown as MiddlewareStack).add(
       (next, context) => async (args) => {
@@ -161,6 +162,10 @@ function needs(service: string, operation: string, input: Record<string, unknown
       );
     }
     return [`dynamodb:${operation}@table`];
+  }
+  if (service === "s3") {
+    expect(input.Bucket).toBe(kit.config.payloadBucket);
+    return [`s3:${operation}@payloadBucket`];
   }
   if (service === "sqs") {
     const queue =

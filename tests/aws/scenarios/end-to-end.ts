@@ -330,8 +330,8 @@ export function describeEndToEnd(emulatorsOf: () => Emulators): void {
       expect(mine).toHaveLength(1);
     });
 
-    it("fails a step whose result is over the payload limit once, without retrying it", async () => {
-      const s = await deploy();
+    it("fails a step whose result is over the payload limit once, without retrying it (no payload bucket)", async () => {
+      const s = await deploy({ payloadBucket: false });
       const { runId } = await s.invokeStart({ workflow: "aws_e2e_big", args: [300] });
       const run = await s.waitForStatus(runId, "failed");
       expect(run.error).toMatchObject({ name: "PayloadTooLargeError" });

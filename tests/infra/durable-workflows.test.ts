@@ -1,7 +1,7 @@
 import {
   type CfnElement,
   Duration,
-  type aws_iam as iam,
+  aws_iam as iam,
   aws_lambda as lambda,
   aws_logs as logs,
   RemovalPolicy,
@@ -130,10 +130,10 @@ describe("the queues", () => {
 
   it("encrypts every queue and denies requests without TLS", () => {
     const queues = Object.values(template.findResources("AWS::SQS::Queue"));
-    expect(queues).toHaveLength(4);
+    expect(queues).toHaveLength(5);
     for (const queue of queues) expect(queue.Properties.SqsManagedSseEnabled).toBe(true);
     const policies = Object.values(template.findResources("AWS::SQS::QueuePolicy"));
-    expect(policies).toHaveLength(4);
+    expect(policies).toHaveLength(5);
     for (const policy of policies) {
       expect(policy.Properties.PolicyDocument.Statement).toContainEqual(
         expect.objectContaining({
@@ -170,7 +170,132 @@ describe("the timers", () => {
     });
     const allowed = statements(workflows.schedulerRole);
     expect(actionsOf(allowed)).toEqual(["sqs:SendMessage"]);
-    expect(resourcesFor(allowed, "sqs:SendMessage")).toEqual([ref(workflows.stepQueue.queueArn)]);
+    expect(resourcesFor(allowed, "sqs:SendMessage")).toEqual([
+      ref(workflows.stepQueue.queueArn),
+      ref(workflows.timerDeadLetterQueue.queueArn),
+    ]);
+  });
+
+  it("gives the functions the timer DLQ that every schedule names, and alarms on any message in it", () => {
+    // The schedules themselves are made at run time: tests/aws/scenarios/timers.ts reads their RetryPolicy and DeadLetterConfig.
+    template.hasResourceProperties("AWS::Lambda::Function", {
+      Handler: "index.workflowHandler",
+      Environment: {
+        Variables: Match.objectLike({
+          TSWORKFLOW_TIMER_DLQ_ARN: ref(workflows.timerDeadLetterQueue.queueArn),
+        }),
+      },
+    });
+    template.hasResourceProperties("AWS::CloudWatch::Alarm", {
+      Namespace: "AWS/SQS",
+      MetricName: "ApproximateNumberOfMessagesVisible",
+      Dimensions: [{ Name: "QueueName", Value: ref(workflows.timerDeadLetterQueue.queueName) }],
+      Threshold: 1,
+      ComparisonOperator: "GreaterThanOrEqualToThreshold",
+    });
+  });
+});
+
+describe("the payload bucket", () => {
+  it("is encrypted, private and TLS only, retained by default, and cleans incomplete uploads", () => {
+    const bucket = resourceOf("AWS::S3::Bucket", workflows.payloadBucket);
+    expect(bucket.BucketEncryption).toEqual({
+      ServerSideEncryptionConfiguration: [{ ServerSideEncryptionByDefault: { SSEAlgorithm: "AES256" } }],
+    });
+    expect(bucket.PublicAccessBlockConfiguration).toEqual({
+      BlockPublicAcls: true,
+      BlockPublicPolicy: true,
+      IgnorePublicAcls: true,
+      RestrictPublicBuckets: true,
+    });
+    expect(bucket.LifecycleConfiguration.Rules).toEqual([
+      {
+        Id: "abort-incomplete-uploads",
+        AbortIncompleteMultipartUpload: { DaysAfterInitiation: 1 },
+        Status: "Enabled",
+      },
+    ]);
+    template.hasResource("AWS::S3::Bucket", { DeletionPolicy: "Retain" });
+    template.hasResourceProperties("AWS::S3::BucketPolicy", {
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({
+            Effect: "Deny",
+            Action: "s3:*",
+            Condition: { Bool: { "aws:SecureTransport": "false" } },
+          }),
+        ]),
+      },
+    });
+  });
+});
+
+describe("retention, the sweeper and the reaper", () => {
+  it("runs the sweeper's live alias every 5 minutes, with the stale time of two step visibility timeouts", () => {
+    template.hasResourceProperties("AWS::Events::Rule", {
+      ScheduleExpression: "rate(5 minutes)",
+      Targets: [
+        Match.objectLike({
+          Arn: ref(workflows.aliases.sweeper.functionArn),
+          RetryPolicy: { MaximumRetryAttempts: 2 },
+        }),
+      ],
+    });
+    template.hasResourceProperties("AWS::Lambda::Function", {
+      Handler: "index.sweeperHandler",
+      Environment: { Variables: Match.objectLike({ TSWORKFLOW_SWEEP_STALE_SECONDS: "3600" }) },
+    });
+  });
+
+  it("feeds the reaper only the TTL deletions of run documents from the table's stream", () => {
+    expect(resourceOf("AWS::DynamoDB::Table", workflows.table).StreamSpecification).toEqual({
+      StreamViewType: "OLD_IMAGE",
+    });
+    template.hasResourceProperties("AWS::Lambda::EventSourceMapping", {
+      EventSourceArn: ref(workflows.table.tableStreamArn),
+      FunctionName: ref(workflows.aliases.reaper.functionName),
+      StartingPosition: "TRIM_HORIZON",
+      BisectBatchOnFunctionError: true,
+      MaximumRetryAttempts: 10,
+      FilterCriteria: {
+        Filters: [
+          {
+            Pattern: JSON.stringify({
+              eventName: ["REMOVE"],
+              userIdentity: { type: ["Service"], principalId: ["dynamodb.amazonaws.com"] },
+              dynamodb: { Keys: { sk: { S: ["RUN"] } } },
+            }),
+          },
+        ],
+      },
+    });
+  });
+
+  it("lets the sweeper read runs, repair documents and activate runs, and the reaper delete them", () => {
+    const sweeper = statements(workflows.sweeperFunction);
+    expect(actionsOf(sweeper)).toEqual([
+      "dynamodb:BatchGetItem",
+      "dynamodb:GetItem",
+      "dynamodb:Query",
+      "dynamodb:UpdateItem",
+      "logs:CreateLogStream",
+      "logs:PutLogEvents",
+      "s3:GetObject",
+      "sqs:SendMessage",
+    ]);
+    expect(resourcesFor(sweeper, "sqs:SendMessage")).toEqual([ref(workflows.workflowQueue.queueArn)]);
+    const reaper = actionsOf(statements(workflows.reaperFunction));
+    for (const action of [
+      "dynamodb:BatchWriteItem",
+      "dynamodb:DeleteItem",
+      "dynamodb:Query",
+      "s3:DeleteObject",
+      "s3:ListBucket",
+    ])
+      expect(reaper).toContain(action);
+    expect(reaper.filter((action) => action.startsWith("sqs:") || action.startsWith("scheduler:"))).toEqual(
+      [],
+    );
   });
 });
 
@@ -191,7 +316,32 @@ describe("the functions", () => {
         MemorySize: 512,
       });
     }
-    template.resourceCountIs("AWS::Lambda::Function", 5); // and the two callers
+    // workflow, step, start, sweeper, reaper, the two callers
+    template.resourceCountIs("AWS::Lambda::Function", 7);
+  });
+
+  it("publishes a version of each function per deploy behind a live alias, consumers before producers", () => {
+    for (const [name, fn] of [
+      ["workflow", workflows.workflowFunction],
+      ["step", workflows.stepFunction],
+      ["start", workflows.startFunction],
+      ["sweeper", workflows.sweeperFunction],
+      ["reaper", workflows.reaperFunction],
+    ] as const) {
+      const alias = workflows.aliases[name];
+      expect(resourceOf("AWS::Lambda::Alias", alias)).toEqual({
+        FunctionName: ref(fn.functionName),
+        FunctionVersion: ref(fn.currentVersion.version),
+        Name: "live",
+      });
+    }
+    const dependsOn = (construct: IConstruct) =>
+      template.findResources("AWS::Lambda::Alias")[
+        stack.getLogicalId(construct.node.defaultChild as CfnElement)
+      ]?.DependsOn as string[];
+    const idOf = (construct: IConstruct) => stack.getLogicalId(construct.node.defaultChild as CfnElement);
+    expect(dependsOn(workflows.aliases.workflow)).toContain(idOf(workflows.aliases.step));
+    expect(dependsOn(workflows.aliases.start)).toContain(idOf(workflows.aliases.workflow));
   });
 
   it("sets exactly the variables loadConfig reads, and the values the resources have", () => {
@@ -206,6 +356,9 @@ describe("the functions", () => {
       region: "us-east-1",
       endpoints: {},
       ttlDays: 30,
+      payloadBucket: "payloads",
+      timerDeadLetterQueueArn: "arn:aws:sqs:us-east-1:000000000000:t",
+      sweepStaleAfterSeconds: 3600,
     });
     const expected = Object.keys(sample).filter((name) => name !== "AWS_REGION");
     // Act
@@ -213,7 +366,7 @@ describe("the functions", () => {
       .filter((fn) => fn.Properties.Handler !== "index.handler")
       .map((fn) => fn.Properties.Environment.Variables as Record<string, unknown>);
     // Assess
-    expect(variables).toHaveLength(3);
+    expect(variables).toHaveLength(5);
     for (const environment of variables) {
       expect(Object.keys(environment).sort()).toEqual([...expected, "NODE_OPTIONS"].sort());
       expect(environment).toMatchObject({
@@ -222,6 +375,8 @@ describe("the functions", () => {
         TSWORKFLOW_STEP_QUEUE_URL: ref(workflows.stepQueue.queueUrl),
         TSWORKFLOW_STEP_QUEUE_ARN: ref(workflows.stepQueue.queueArn),
         TSWORKFLOW_SCHEDULER_ROLE_ARN: ref(workflows.schedulerRole.roleArn),
+        TSWORKFLOW_PAYLOAD_BUCKET: ref(workflows.payloadBucket.bucketName),
+        TSWORKFLOW_TIMER_DLQ_ARN: ref(workflows.timerDeadLetterQueue.queueArn),
         TSWORKFLOW_TTL_DAYS: "30",
         NODE_OPTIONS: "--enable-source-maps",
       });
@@ -230,7 +385,7 @@ describe("the functions", () => {
   });
 
   it("writes each function's logs to its own group, kept a month", () => {
-    template.resourceCountIs("AWS::Logs::LogGroup", 3);
+    template.resourceCountIs("AWS::Logs::LogGroup", 5);
     template.allResourcesProperties("AWS::Logs::LogGroup", { RetentionInDays: 30 });
     for (const [, fn] of functions()) {
       const logGroup = resourceOf("AWS::Lambda::Function", fn).LoggingConfig.LogGroup;
@@ -238,17 +393,17 @@ describe("the functions", () => {
     }
   });
 
-  it("feeds the workflow function from the FIFO queue and the step function from the step queue, reporting item failures", () => {
-    template.resourceCountIs("AWS::Lambda::EventSourceMapping", 2);
+  it("feeds the workflow function's alias from the FIFO queue and the step function's from the step queue, reporting item failures", () => {
+    template.resourceCountIs("AWS::Lambda::EventSourceMapping", 3); // and the reaper's stream
     template.hasResourceProperties("AWS::Lambda::EventSourceMapping", {
       EventSourceArn: ref(workflows.workflowQueue.queueArn),
-      FunctionName: ref(workflows.workflowFunction.functionName),
+      FunctionName: ref(workflows.aliases.workflow.functionName),
       BatchSize: 10,
       FunctionResponseTypes: ["ReportBatchItemFailures"],
     });
     template.hasResourceProperties("AWS::Lambda::EventSourceMapping", {
       EventSourceArn: ref(workflows.stepQueue.queueArn),
-      FunctionName: ref(workflows.stepFunction.functionName),
+      FunctionName: ref(workflows.aliases.step.functionName),
       BatchSize: 10,
       FunctionResponseTypes: ["ReportBatchItemFailures"],
     });
@@ -281,6 +436,8 @@ describe("least privilege", () => {
         "iam:PassRole",
         "logs:CreateLogStream",
         "logs:PutLogEvents",
+        "s3:GetObject",
+        "s3:PutObject",
         "scheduler:CreateSchedule",
         "scheduler:DeleteSchedule",
         "sqs:ChangeMessageVisibility",
@@ -337,6 +494,8 @@ describe("least privilege", () => {
         "dynamodb:PutItem",
         "logs:CreateLogStream",
         "logs:PutLogEvents",
+        "s3:GetObject",
+        "s3:PutObject",
         "sqs:ChangeMessageVisibility",
         "sqs:DeleteMessage",
         "sqs:GetQueueAttributes",
@@ -362,10 +521,15 @@ describe("least privilege", () => {
         "dynamodb:Query",
         "logs:CreateLogStream",
         "logs:PutLogEvents",
+        "s3:GetObject",
+        "s3:PutObject",
         "sqs:SendMessage",
       ].sort(),
     );
     expect(resourcesFor(allowed, "sqs:SendMessage")).toEqual([ref(workflows.workflowQueue.queueArn)]);
+    expect(resourcesFor(allowed, "s3:PutObject")).toEqual([
+      { "Fn::Join": ["", [ref(workflows.payloadBucket.bucketArn), "/runs/*"]] },
+    ]);
   });
 
   it("allows no action on every resource and no wildcard action", () => {
@@ -373,6 +537,7 @@ describe("least privilege", () => {
       workflows.workflowFunction,
       workflows.stepFunction,
       workflows.startFunction,
+      workflows.sweeperFunction,
       workflows.schedulerRole,
     ]) {
       for (const statement of statements(grantee)) {
@@ -396,22 +561,47 @@ describe("grantStart", () => {
         "dynamodb:PutItem",
         "dynamodb:Query",
         "lambda:InvokeFunction",
+        "s3:GetObject",
+        "s3:PutObject",
         "sqs:SendMessage",
       ].sort(),
     );
     expect(resourcesFor(allowed, "dynamodb:PutItem")).toEqual([ref(workflows.table.tableArn)]);
     expect(resourcesFor(allowed, "sqs:SendMessage")).toEqual([ref(workflows.workflowQueue.queueArn)]);
-    expect(resourcesFor(allowed, "lambda:InvokeFunction")).toContainEqual(
-      ref(workflows.startFunction.functionArn),
-    );
+    expect(resourcesFor(allowed, "lambda:InvokeFunction")).toEqual([
+      ref(workflows.aliases.start.functionArn),
+    ]);
   });
 
-  it("grantRunControl adds only what retryRun needs: UpdateItem on the table", () => {
+  it("grantRunControl adds what retryRun and listRuns need: UpdateItem, BatchGetItem and the indexes", () => {
     // Act
     const allowed = statements(operator);
     // Assess
-    expect(actionsOf(allowed)).toEqual([...actionsOf(statements(caller)), "dynamodb:UpdateItem"].sort());
+    expect([...new Set(actionsOf(allowed))].sort()).toEqual(
+      [...new Set([...actionsOf(statements(caller)), "dynamodb:UpdateItem", "dynamodb:BatchGetItem"])].sort(),
+    );
     expect(resourcesFor(allowed, "dynamodb:UpdateItem")).toEqual([ref(workflows.table.tableArn)]);
+  });
+
+  it("grantRead lets the grantee list and read runs, and nothing else", () => {
+    // Prepare
+    const target = new Stack(testApp(), "Read");
+    const kit = new DurableWorkflows(target, "Workflows", { entry: EXAMPLES_ENTRY });
+    const reader = new iam.Role(target, "Reader", { assumedBy: new iam.AccountRootPrincipal() });
+    // Act
+    kit.grantRead(reader);
+    const allowed = statementsOf(Template.fromStack(target), target, reader);
+    // Assess
+    expect(actionsOf(allowed)).toEqual([
+      "dynamodb:BatchGetItem",
+      "dynamodb:GetItem",
+      "dynamodb:Query",
+      "s3:GetObject",
+    ]);
+    expect(resourcesFor(allowed, "dynamodb:Query")).toEqual([
+      target.resolve(kit.table.tableArn),
+      { "Fn::Join": ["", [target.resolve(kit.table.tableArn), "/index/*"]] },
+    ]);
   });
 
   it("gives the environment createClient reads", () => {
@@ -419,7 +609,12 @@ describe("grantStart", () => {
     const environment = workflows.clientEnvironment();
     // Assess
     expect(Object.keys(environment).sort()).toEqual(
-      ["TSWORKFLOW_START_FUNCTION", "TSWORKFLOW_TABLE_NAME", "TSWORKFLOW_WORKFLOW_QUEUE_URL"].sort(),
+      [
+        "TSWORKFLOW_PAYLOAD_BUCKET",
+        "TSWORKFLOW_START_FUNCTION",
+        "TSWORKFLOW_TABLE_NAME",
+        "TSWORKFLOW_WORKFLOW_QUEUE_URL",
+      ].sort(),
     );
     const config = loadClientConfig({
       TSWORKFLOW_TABLE_NAME: "runs",
@@ -470,6 +665,8 @@ describe("webhooks", () => {
         "dynamodb:Query",
         "logs:CreateLogStream",
         "logs:PutLogEvents",
+        "s3:GetObject",
+        "s3:PutObject",
         "sqs:SendMessage",
       ].sort(),
     );
@@ -481,8 +678,38 @@ describe("webhooks", () => {
 });
 
 describe("alarms and outputs", () => {
-  it("alarms on any message in either DLQ and on old messages in either queue, without actions by default", () => {
-    template.resourceCountIs("AWS::CloudWatch::Alarm", 4);
+  it("alarms on any message in a DLQ, old messages, function errors and throttles and table throttles, without actions by default", () => {
+    // 3 DLQs, 2 queue ages, errors and throttles of 5 functions, the table's throttles
+    template.resourceCountIs("AWS::CloudWatch::Alarm", 3 + 2 + 10 + 1);
+    for (const fn of workflows.functions) {
+      for (const metric of ["Errors", "Throttles"]) {
+        template.hasResourceProperties("AWS::CloudWatch::Alarm", {
+          Namespace: "AWS/Lambda",
+          MetricName: metric,
+          Dimensions: [{ Name: "FunctionName", Value: ref(fn.functionName) }],
+          Statistic: "Sum",
+          Period: 300,
+          Threshold: 1,
+          ComparisonOperator: "GreaterThanOrEqualToThreshold",
+        });
+      }
+    }
+    template.hasResourceProperties("AWS::CloudWatch::Alarm", {
+      Metrics: Match.arrayWith([
+        Match.objectLike({ Expression: "reads + writes" }),
+        Match.objectLike({
+          MetricStat: Match.objectLike({
+            Metric: {
+              Namespace: "AWS/DynamoDB",
+              MetricName: "WriteThrottleEvents",
+              Dimensions: [{ Name: "TableName", Value: ref(workflows.table.tableName) }],
+            },
+          }),
+        }),
+      ]),
+      Threshold: 1,
+    });
+    template.resourceCountIs("AWS::CloudWatch::Dashboard", 0);
     for (const queue of [workflows.workflowDeadLetterQueue, workflows.stepDeadLetterQueue]) {
       template.hasResourceProperties("AWS::CloudWatch::Alarm", {
         MetricName: "ApproximateNumberOfMessagesVisible",
@@ -507,6 +734,8 @@ describe("alarms and outputs", () => {
     const outputs = Object.keys(template.findOutputs("*")).map((id) => id.replace(/[0-9A-F]{8}$/, ""));
     expect(outputs.sort()).toEqual(
       [
+        "WorkflowsPayloadBucketName",
+        "WorkflowsTimerDeadLetterQueueUrl",
         "WorkflowsScheduleGroupName",
         "WorkflowsSchedulerRoleArn",
         "WorkflowsStepQueueArn",
@@ -543,7 +772,9 @@ describe("properties", () => {
       removalPolicy: RemovalPolicy.DESTROY,
       tableName: "my-runs",
       scheduleGroupName: "my-timers",
-      ttlDays: 7,
+      retention: Duration.days(7),
+      sweepInterval: Duration.minutes(15),
+      dashboard: true,
       maxReceiveCount: 3,
       workflowBatchSize: 5,
       stepBatchSize: 1,
@@ -593,6 +824,8 @@ describe("properties", () => {
       Properties: { Name: "my-timers" },
     });
     props.allResourcesProperties("AWS::Logs::LogGroup", { RetentionInDays: 7 });
+    props.hasResourceProperties("AWS::Events::Rule", { ScheduleExpression: "rate(15 minutes)" });
+    props.resourceCountIs("AWS::CloudWatch::Dashboard", 1);
     props.hasResourceProperties("AWS::CloudWatch::Alarm", {
       MetricName: "ApproximateAgeOfOldestMessage",
       Threshold: 3600,
@@ -608,7 +841,7 @@ describe("properties", () => {
     // Act
     const alarms = Object.values(Template.fromStack(target).findResources("AWS::CloudWatch::Alarm"));
     // Assess
-    expect(alarms).toHaveLength(4);
+    expect(alarms).toHaveLength(16);
     for (const alarm of alarms) {
       expect(alarm.Properties.AlarmActions).toEqual([target.resolve(topic.topicArn)]);
       expect(alarm.Properties.OKActions).toEqual([target.resolve(topic.topicArn)]);
@@ -642,8 +875,12 @@ describe("properties", () => {
     [{ workflowBatchSize: 11 }, /workflowBatchSize must be an integer from 1 to 10; it is 11/],
     [{ stepBatchSize: 0 }, /stepBatchSize .* it is 0/],
     [{ maxReceiveCount: 0 }, /maxReceiveCount .* it is 0/],
-    [{ ttlDays: 0 }, /ttlDays .* it is 0/],
-    [{ ttlDays: 4000 }, /ttlDays .* it is 4000/],
+    [{ retention: Duration.hours(12) }, /retention must be whole days from 1 to 3650; it is 12 hours/],
+    [{ retention: Duration.days(4000) }, /retention .* it is 4000 days/],
+    [
+      { sweepInterval: Duration.seconds(30) },
+      /sweepInterval must be whole minutes from 1 to 60; it is 30 seconds/,
+    ],
     [
       { maxMessageAge: Duration.minutes(10) },
       /maxMessageAge must be longer than 15 minutes.* it is 10 minutes/,

@@ -1,13 +1,15 @@
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { S3Client } from "@aws-sdk/client-s3";
 import { SQSClient } from "@aws-sdk/client-sqs";
 import { DynamoDBStorage } from "../adapters/aws/dynamodb-storage.ts";
+import { S3Payloads } from "../adapters/aws/s3-payloads.ts";
 import { SqsTaskQueue } from "../adapters/aws/sqs-queue.ts";
 import { ConfigurationError } from "../core/errors.ts";
 import type { WorkflowEvent } from "../core/events.ts";
 import type { AnyWorkflow, WorkflowArgs } from "../core/workflow.ts";
 import { Engine } from "../engine/engine.ts";
 import type { Clock } from "../ports/clock.ts";
-import type { RunRecord } from "../ports/event-store.ts";
+import type { RunPage, RunQuery, RunRecord } from "../ports/event-store.ts";
 import type { TaskQueue } from "../ports/task-queue.ts";
 import type { Timers } from "../ports/timers.ts";
 import { type ClientConfig, loadClientConfig } from "./config.ts";
@@ -15,7 +17,7 @@ import { type ClientConfig, loadClientConfig } from "./config.ts";
 /** Options of {@link createClient}. */
 export interface ClientOptions {
   /** Clients to use instead of new ones. */
-  clients?: { dynamodb?: DynamoDBClient; sqs?: SQSClient };
+  clients?: { dynamodb?: DynamoDBClient; sqs?: SQSClient; s3?: S3Client };
   /** @default the system clock */
   clock?: Clock;
 }
@@ -40,6 +42,12 @@ export interface TsWorkflowClient {
   getRun(runId: string): Promise<RunRecord | undefined>;
   /** The run's event log, in order. */
   getEvents(runId: string): Promise<WorkflowEvent[]>;
+  /**
+   * One page of runs, newest first (by status and/or workflow); pass `nextCursor` back as `cursor`
+   * for the next page. Needs what the construct's `grantRead` grants.
+   * @throws InvalidRunQueryError for a bad limit or a cursor this table did not make
+   */
+  listRuns(query?: RunQuery): Promise<RunPage>;
   /**
    * Delivers an event to the run's `waitForEvent(eventName)` (kept until it waits, if it does not yet).
    * @throws RunNotFoundError, InvalidRunStateError for a finished run
@@ -69,9 +77,9 @@ const noTimers: Timers = {
 
 /**
  * A client for other Lambdas: writes the run to DynamoDB and enqueues its first activation on the
- * FIFO workflow queue directly (no Lambda invoke in between). Needs `dynamodb:PutItem`,
- * `dynamodb:GetItem` and `dynamodb:ConditionCheckItem` on the table and `sqs:SendMessage` on the
- * workflow queue, which the construct's `grantStart(grantee)` grants.
+ * FIFO workflow queue directly (no Lambda invoke in between); inputs over 64 KB go to the payload
+ * bucket (`TSWORKFLOW_PAYLOAD_BUCKET`). The construct's `grantStart(grantee)` grants what starting and
+ * reading a run needs, `grantRead` what listing needs, `grantRunControl` all of it.
  * @example
  * import { createClient } from "tsworkflow/aws";
  * import { onboarding } from "./workflows.ts";
@@ -90,10 +98,14 @@ export function createClient(
   });
   const dynamodb = options.clients?.dynamodb ?? new DynamoDBClient(settings(config.endpoints.dynamodb));
   const sqs = options.clients?.sqs ?? new SQSClient(settings(config.endpoints.sqs));
+  const s3 =
+    options.clients?.s3 ??
+    new S3Client({ ...settings(config.endpoints.s3), ...(config.endpoints.s3 ? { forcePathStyle: true } : {}) });
   const store = new DynamoDBStorage({
     client: dynamodb,
     tableName: config.tableName,
     ...(config.ttlDays ? { ttlDays: config.ttlDays } : {}),
+    payloads: new S3Payloads({ client: s3, ...(config.payloadBucket ? { bucket: config.payloadBucket } : {}) }),
   });
   const sqsQueue = new SqsTaskQueue({
     client: sqs,
@@ -123,6 +135,7 @@ export function createClient(
     },
     getRun: (runId) => store.getRun(runId),
     getEvents: (runId) => store.getEvents(runId),
+    listRuns: (query) => store.listRunPage(query),
     sendEvent: (runId, eventName, payload, sendOptions) =>
       engine.sendEvent(runId, eventName, payload, sendOptions),
     cancelRun: (runId, reason) => engine.cancelRun(runId, reason),
@@ -130,6 +143,7 @@ export function createClient(
     async close() {
       if (!options.clients?.dynamodb) dynamodb.destroy();
       if (!options.clients?.sqs) sqs.destroy();
+      if (!options.clients?.s3) s3.destroy();
     },
   };
 }

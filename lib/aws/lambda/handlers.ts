@@ -6,6 +6,7 @@ import { deduplicationId, parseQueueMessage, type QueueMessage } from "../../ada
 import { StepNotFoundError, TsWorkflowError, WorkflowNotFoundError } from "../../core/errors.ts";
 import { getLogger } from "../../core/logger.ts";
 import { findStep, findWorkflow, registerWorkflow } from "../../core/registry.ts";
+import type { AnyStep } from "../../core/step.ts";
 import type { WorkflowDefinition } from "../../core/workflow.ts";
 import { systemClock } from "../../ports/clock.ts";
 import { type AwsRuntime, type AwsRuntimeOptions, createAwsRuntime } from "../../runtimes/aws.ts";
@@ -23,10 +24,23 @@ type AnyWorkflow = WorkflowDefinition<any[], unknown>;
  */
 export interface WorkflowRegistry {
   workflows: readonly AnyWorkflow[];
+  /**
+   * The steps this bundle runs, when a function's bundle holds fewer than every step its modules
+   * register. A step task for a step not listed (or not registered) is deferred with backoff: during a
+   * deploy, the code that knows it is about to be live.
+   * @default every registered step
+   */
+  steps?: readonly AnyStep[];
 }
 
 /** Options of the handler factories. Everything defaults to the environment (see `loadConfig`). */
 export interface HandlerOptions extends AwsRuntimeOptions {
+  /**
+   * The first wait, in seconds, of an activation whose workflow this code does not know (a deploy
+   * half done); it doubles with each receive until the message reaches the DLQ.
+   * @default 60
+   */
+  deployBackoffSeconds?: number;
   /** @default loadConfig(process.env), read once when the factory is called (at cold start) */
   config?: AwsConfig;
   /**
@@ -145,8 +159,8 @@ function isPoison(error: unknown): boolean {
  * it out again (1, 2, 4, 8 minutes... by receive): during a deploy, the function that knows it is
  * usually live within minutes. After `maxReceiveCount` receives it is in the DLQ, never dropped.
  */
-export function unknownWorkflowBackoffSeconds(receiveCount: number): number {
-  return Math.min(12 * 60 * 60, 60 * 2 ** Math.max(0, receiveCount - 1));
+export function unknownWorkflowBackoffSeconds(receiveCount: number, baseSeconds = 60): number {
+  return Math.min(12 * 60 * 60, baseSeconds * 2 ** Math.max(0, receiveCount - 1));
 }
 
 /**
@@ -244,7 +258,7 @@ export function createWorkflowHandler(
               await holdBack(runtime, runtime.config.workflowQueueUrl, record, 0);
             } else if (error instanceof WorkflowNotFoundError) {
               // A deploy half done: the function that knows this workflow is not live yet.
-              const seconds = unknownWorkflowBackoffSeconds(receiveCount);
+              const seconds = unknownWorkflowBackoffSeconds(receiveCount, options.deployBackoffSeconds);
               logger.warn(`workflow not in this code (a deploy in progress?); retried in ${seconds} s`, {
                 runId,
                 messageId: record.messageId,
@@ -283,9 +297,11 @@ export function createWorkflowHandler(
 export function createStepHandler(registry: WorkflowRegistry, options: HandlerOptions = {}): SqsBatchHandler {
   const runtime = runtimeFor(registry, options);
   const clock = options.clock ?? systemClock;
+  const listed = registry.steps && new Set(registry.steps.map((definition) => definition.stepName));
+  const knows = (stepName: string) => (listed ? listed.has(stepName) : findStep(stepName) !== undefined);
   const handle = async (record: SQSRecord, message: QueueMessage): Promise<void> => {
     if (message.kind === "step") {
-      if (!findStep(message.task.stepName)) {
+      if (!knows(message.task.stepName)) {
         // A deploy half done: this code does not know the step yet. Never record a failure for it.
         const deferrals = message.deferrals ?? 0;
         // After about a day of deferrals, the task goes to the step DLQ (redrive it once code knows the step).

@@ -8,12 +8,16 @@ import { S3Payloads } from "../../../lib/adapters/aws/s3-payloads.ts";
 import { createTable } from "../../../lib/adapters/aws/table-schema.ts";
 import type { AwsConfig } from "../../../lib/aws/config.ts";
 import {
+  createReaperHandler,
   createStartHandler,
   createStepHandler,
+  createSweeperHandler,
   createWorkflowHandler,
   type HandlerOptions,
+  type ReaperHandler,
   type SqsBatchHandler,
   type StartHandler,
+  type SweeperHandler,
   type WorkflowRegistry,
 } from "../../../lib/aws/lambda/handlers.ts";
 import type { WorkflowEvent } from "../../../lib/core/events.ts";
@@ -107,6 +111,10 @@ export interface StackOptions {
    * payloads capped at 255 KB. @default true
    */
   payloadBucket?: boolean;
+  /** The step function's registry, when its bundle runs fewer steps than the others (a deploy half done). */
+  stepRegistry?: WorkflowRegistry;
+  /** The first backoff of an activation whose workflow the code does not know. @default 60 */
+  deployBackoffSeconds?: number;
   /** Handlers built elsewhere (e.g. imported from functions/examples.ts) instead of by the factories here. */
   handlers?: { workflowHandler: SqsBatchHandler; stepHandler: SqsBatchHandler; startHandler: StartHandler };
 }
@@ -159,8 +167,14 @@ export interface Stack {
   workflowHandler: SqsBatchHandler;
   stepHandler: SqsBatchHandler;
   startHandler: StartHandler;
+  sweeperHandler: SweeperHandler;
+  reaperHandler: ReaperHandler;
   workflowMapping: EventSourceMapping;
   stepMapping: EventSourceMapping;
+  /** Deploys new code to the step function: a new handler with `registry` behind the same queue. */
+  deployStepFunction(registry: WorkflowRegistry): Promise<void>;
+  /** Runs the sweeper function once, as its schedule would. */
+  sweep(): ReturnType<SweeperHandler>;
   /** Invokes the start function as `lambda:InvokeFunction` would. */
   invokeStart(event: unknown): Promise<{ runId: string; created: boolean }>;
   /** Moves the clock forward and lets the fake Scheduler fire what is due. */
@@ -225,14 +239,25 @@ export function deployStack(
       tableName: config.tableName,
       payloads: payloadsOf(config, clients.s3),
     });
-    return { config, clients, clock, ...(wrap ? { store: wrap(store) } : { store }) };
+    return {
+      config,
+      clients,
+      clock,
+      ...(options.deployBackoffSeconds === undefined
+        ? {}
+        : { deployBackoffSeconds: options.deployBackoffSeconds }),
+      ...(wrap ? { store: wrap(store) } : { store }),
+    };
   };
   // Each function is its own "Lambda": its own runtime, store and caches, sharing the clients' counters.
   const workflowHandler =
     options.handlers?.workflowHandler ?? createWorkflowHandler(registry, base(options.wrapWorkflowStore));
   const stepHandler =
-    options.handlers?.stepHandler ?? createStepHandler(registry, base(options.wrapStepStore));
+    options.handlers?.stepHandler ??
+    createStepHandler(options.stepRegistry ?? registry, base(options.wrapStepStore));
   const startHandler = options.handlers?.startHandler ?? createStartHandler(registry, base());
+  const sweeperHandler = createSweeperHandler(registry, base());
+  const reaperHandler = createReaperHandler(registry, base());
   const pollerClient = sqs.client();
   const timeoutMs = options.functionTimeoutMs ?? 20_000;
   const workflowMapping = new EventSourceMapping({
@@ -244,15 +269,17 @@ export function deployStack(
     concurrency: options.concurrency?.workflow ?? 2,
     timeoutMs,
   }).start();
-  const stepMapping = new EventSourceMapping({
-    client: pollerClient,
-    queueUrl: queues.stepQueueUrl,
-    queueArn: queues.stepQueueArn,
-    handler: stepHandler,
-    functionName: "tsworkflow-step",
-    concurrency: options.concurrency?.step ?? 4,
-    timeoutMs,
-  }).start();
+  const stepMappingFor = (handler: SqsBatchHandler) =>
+    new EventSourceMapping({
+      client: pollerClient,
+      queueUrl: queues.stepQueueUrl,
+      queueArn: queues.stepQueueArn,
+      handler,
+      functionName: "tsworkflow-step",
+      concurrency: options.concurrency?.step ?? 4,
+      timeoutMs,
+    }).start();
+  let stepMapping = stepMappingFor(stepHandler);
   const readClient = dynamo.client();
   const readS3 = emulators.s3.client();
   const store = new DynamoDBStorage({
@@ -269,8 +296,17 @@ export function deployStack(
     workflowHandler,
     stepHandler,
     startHandler,
+    sweeperHandler,
+    reaperHandler,
     workflowMapping,
-    stepMapping,
+    get stepMapping() {
+      return stepMapping;
+    },
+    async deployStepFunction(newRegistry) {
+      await stepMapping.stop();
+      stepMapping = stepMappingFor(createStepHandler(newRegistry, base(options.wrapStepStore)));
+    },
+    sweep: () => sweeperHandler({}, lambdaContext("tsworkflow-sweeper")),
     invokeStart: (event) => startHandler(event, lambdaContext("tsworkflow-start")),
     async skip(ms) {
       clock.offset += ms;

@@ -1,0 +1,195 @@
+import { QueryCommand } from "@aws-sdk/client-dynamodb";
+import { HeadObjectCommand, ListObjectsV2Command, type S3Client } from "@aws-sdk/client-s3";
+import { unmarshall } from "@aws-sdk/util-dynamodb";
+import { afterAll, describe, expect, it } from "vitest";
+import { DynamoDBStorage } from "../../../lib/adapters/aws/dynamodb-storage.ts";
+import { itemSize } from "../../../lib/adapters/aws/item-size.ts";
+import { DYNAMODB_ITEM_LIMIT_BYTES, S3_MAX_PAYLOAD_BYTES } from "../../../lib/adapters/aws/limits.ts";
+import { S3Payloads } from "../../../lib/adapters/aws/s3-payloads.ts";
+import { createClient } from "../../../lib/aws/client.ts";
+import { runChild, waitForEvent } from "../../../lib/core/primitives.ts";
+import { MAX_PAYLOAD_BYTES } from "../../../lib/core/serialization.ts";
+import { step } from "../../../lib/core/step.ts";
+import { workflow } from "../../../lib/core/workflow.ts";
+import {
+  deployStack,
+  type Emulators,
+  ofType,
+  PAYLOAD_BUCKET,
+  type Stack,
+  type StackOptions,
+} from "../harness/aws-stack.ts";
+
+/**
+ * Payloads at DynamoDB's limits and beyond them, through the real handlers: every item fits by
+ * construction (no bucket: 255 KB payloads), and with the payload bucket (s3rver) payloads up to
+ * 10 MB go to S3 and come back on replay, in getRun, getEvents and the step function.
+ */
+
+/** A string whose JSON (with its quotes, and `extra` bytes around it) is exactly `bytes` long. */
+const blob = (bytes: number, extra = 0, fill = "x") => fill.repeat(bytes - 2 - extra);
+const executions = new Map<string, number>();
+
+/** Returns a string whose JSON is exactly the cap, whatever its tag: `return await step()` at the cap. */
+const atCap = step("aws_payload_at_cap", async (cap: number, tag: string) => {
+  executions.set(tag, (executions.get(tag) ?? 0) + 1);
+  return blob(cap, 0, tag.slice(0, 1));
+});
+const echoLength = step("aws_payload_echo_length", async (value: string) => value.length);
+
+const capChild = workflow("aws_payload_cap_child", async (cap: number, input: string) => {
+  await echoLength(input);
+  return await atCap(cap, "child");
+});
+
+/** Input, parallel step results, a child's input and result and the workflow's result, all at the cap. */
+const capWorkflow = workflow("aws_payload_cap", async (cap: number, input: string) => {
+  const [a, b] = await Promise.all([atCap(cap, "a"), atCap(cap, "b")]);
+  const child = await runChild(capChild, [cap, input]);
+  const length = await echoLength(input);
+  if (a.length + b.length + child.length + length === 0) throw new Error("empty");
+  return await atCap(cap, "last");
+});
+
+/** The same, beyond DynamoDB: a 10 MB event payload too, and a step whose input is 10 MB. */
+const bigWorkflow = workflow("aws_payload_big", async (cap: number, input: string) => {
+  const event = await waitForEvent<string>("document");
+  const [a, b] = await Promise.all([atCap(cap, "big-a"), echoLength(input)]);
+  const fromEvent = await echoLength(event);
+  return { lengths: [a.length, b, fromEvent], last: await atCap(cap, "big-last") };
+});
+
+export function describePayloads(emulatorsOf: () => Emulators): void {
+  describe("payloads at DynamoDB's limits and beyond", () => {
+    const stacks: Stack[] = [];
+    afterAll(async () => {
+      for (const stack of stacks) await stack.stop();
+    });
+    const deploy = (options: StackOptions = {}) => {
+      const stack = deployStack(emulatorsOf(), { workflows: [capWorkflow, capChild, bigWorkflow] }, options);
+      stacks.push(stack);
+      return stack;
+    };
+    const itemsOf = async (stack: Stack, runId: string) => {
+      const client = emulatorsOf().dynamo.client();
+      const result = await client.send(
+        new QueryCommand({
+          TableName: stack.config.tableName,
+          KeyConditionExpression: "pk = :pk",
+          ExpressionAttributeValues: { ":pk": { S: `RUN#${runId}` } },
+        }),
+      );
+      client.destroy();
+      return (result.Items ?? []).map((item) => unmarshall(item));
+    };
+
+    it("completes a run whose input, every step result, a child's input and result and the workflow result sit at the 255 KB cap, every item under 400 KB", async () => {
+      // Prepare: no payload bucket, so everything stays in DynamoDB.
+      const stack = deploy({ payloadBucket: false });
+      const cap = MAX_PAYLOAD_BYTES;
+      const input = blob(cap, 6); // the arguments [cap, "..."] are exactly the cap
+      // Act
+      const { runId } = await stack.invokeStart({ workflow: "aws_payload_cap", args: [cap, input] });
+      const run = await stack.waitForStatus(runId, ["completed", "failed"], 90_000);
+      // Assess
+      expect(run.error).toBeUndefined();
+      expect(run.status).toBe("completed");
+      expect(JSON.stringify(run.result).length).toBe(cap);
+      expect(JSON.stringify(run.input).length).toBe(cap);
+      const events = await stack.events(runId);
+      const [childRunId] = ofType(events, "child_started").map((event) => event.childRunId);
+      const child = await stack.store.getRun(childRunId as string);
+      expect(JSON.stringify(child?.result).length).toBe(cap);
+      for (const id of [runId, childRunId as string]) {
+        const items = await itemsOf(stack, id);
+        for (const item of items) expect(itemSize(item)).toBeLessThanOrEqual(DYNAMODB_ITEM_LIMIT_BYTES);
+        const document = items.find((item) => item.sk === "RUN");
+        expect(itemSize(document ?? {})).toBeLessThan(8 * 1024);
+        // No item repeats a payload held elsewhere: the document points to the commits.
+        expect(document).toMatchObject({ inputAt: "COMMIT#0000000001" });
+      }
+      expect(executions.get("last")).toBe(1);
+    });
+
+    it("carries 10 MB inputs, step inputs and results, event payloads and results through S3 and reads them back everywhere", async () => {
+      // Prepare
+      const stack = deploy();
+      const cap = S3_MAX_PAYLOAD_BYTES;
+      const input = blob(cap, 11); // [10485760, "..."]
+      const client = createClient(stack.config, {
+        clients: { dynamodb: stack.clients.dynamodb, sqs: stack.clients.sqs, s3: stack.clients.s3 },
+      });
+      // Act
+      const { runId } = await stack.invokeStart({ workflow: "aws_payload_big", args: [cap, input] });
+      await stack.waitForStatus(runId, "suspended", 90_000);
+      await client.sendEvent(runId, "document", blob(cap));
+      const run = await stack.waitForStatus(runId, ["completed", "failed"], 120_000);
+      // Assess
+      expect(run.error).toBeUndefined();
+      expect(run.result).toEqual({
+        lengths: [cap - 2, cap - 13, cap - 2],
+        last: blob(cap, 0, "b"),
+      });
+      // A fresh store (the CLI, a dashboard) reads every payload back from S3.
+      const reader = new DynamoDBStorage({
+        client: emulatorsOf().dynamo.client(),
+        tableName: stack.config.tableName,
+        payloads: new S3Payloads({ client: stack.clients.s3 }),
+      });
+      const fresh = await reader.getRun(runId);
+      expect(fresh?.input).toEqual([cap, input]);
+      const events = await reader.getEvents(runId);
+      expect(ofType(events, "hook_received")[0]?.payload).toEqual(blob(cap));
+      expect(ofType(events, "workflow_completed")[0]?.result).toEqual(run.result);
+      for (const item of await itemsOf(stack, runId)) expect(itemSize(item)).toBeLessThan(64 * 1024);
+      // One byte more is refused before anything is stored.
+      await expect(client.start(bigWorkflow, [cap, blob(cap, 11) + "x"])).rejects.toMatchObject({
+        name: "PayloadTooLargeError",
+      });
+      await client.close();
+      await reader.close();
+    });
+
+    it("loses no payload and leaves no dangling reference when a function dies between the S3 put and the commit", async () => {
+      // Prepare: the first object the functions store is followed by a crash (the put succeeded).
+      let crashed = false;
+      const stack = deploy({ visibilityTimeoutSeconds: 1 });
+      stack.clients.s3.middlewareStack.add(
+        (next, context) => async (args) => {
+          const result = await next(args);
+          if ((context as { commandName?: string }).commandName === "PutObjectCommand" && !crashed) {
+            crashed = true;
+            throw new Error("killed after the S3 put");
+          }
+          return result;
+        },
+        { step: "initialize", name: "crashAfterPut" },
+      );
+      const cap = 1024 * 1024;
+      // Act
+      const { runId } = await stack.invokeStart({ workflow: "aws_payload_cap", args: [cap, blob(cap, 9)] });
+      const run = await stack.waitForStatus(runId, ["completed", "failed"], 90_000);
+      // Assess
+      expect(crashed).toBe(true);
+      expect(run.status).toBe("completed");
+      expect(JSON.stringify(run.result).length).toBe(cap);
+      const events = await stack.events(runId);
+      expect(ofType(events, "step_completed").every((event) => event.result !== null)).toBe(true);
+      // Every reference names an object that exists.
+      const refs = (await itemsOf(stack, runId)).flatMap((item) =>
+        typeof item.refs === "string" ? (JSON.parse(item.refs) as { key: string }[]) : [],
+      );
+      expect(refs.length).toBeGreaterThan(0);
+      for (const ref of refs) await expect(head(stack.clients.s3, ref.key)).resolves.toBe(true);
+      const objects = await stack.clients.s3.send(
+        new ListObjectsV2Command({ Bucket: PAYLOAD_BUCKET, Prefix: `runs/${runId}/` }),
+      );
+      expect(objects.Contents?.length).toBeGreaterThanOrEqual(new Set(refs.map((ref) => ref.key)).size);
+    });
+  });
+}
+
+async function head(client: S3Client, key: string): Promise<boolean> {
+  await client.send(new HeadObjectCommand({ Bucket: PAYLOAD_BUCKET, Key: key }));
+  return true;
+}

@@ -1,0 +1,347 @@
+import type { ChangeMessageVisibilityCommand, SQSClient } from "@aws-sdk/client-sqs";
+import type { DynamoDBRecord } from "aws-lambda";
+import { afterAll, describe, expect, it } from "vitest";
+import { scheduleName, TIMER_RETRY_POLICY } from "../../../lib/adapters/aws/scheduler-timers.ts";
+import { runChild, sleep } from "../../../lib/core/primitives.ts";
+import { step } from "../../../lib/core/step.ts";
+import { workflow } from "../../../lib/core/workflow.ts";
+import {
+  deployStack,
+  type Emulators,
+  lambdaContext,
+  ofType,
+  type Stack,
+  type StackOptions,
+} from "../harness/aws-stack.ts";
+import { waitFor } from "../harness/wait.ts";
+
+/**
+ * What keeps a run from hanging on AWS, through the real handlers: schedules with a retry policy and a
+ * DLQ, the sweeper with each fault injected (a timer lost or dead-lettered, a step task lost, a child's
+ * result never handed to its parent), deploys half done (a step or workflow the code does not know
+ * yet), messages that are not tsworkflow's, and the reaper when a run's retention ends.
+ */
+
+const DAY = 86_400_000;
+const runs = new Map<string, number>();
+const count = (key: string) => runs.set(key, (runs.get(key) ?? 0) + 1).get(key) as number;
+
+const greet = step("aws_recovery_greet", async (name: string) => {
+  count(`greet:${name}`);
+  return `hello ${name}`;
+});
+const sleeper = workflow("aws_recovery_sleeper", async (name: string) => {
+  await sleep(2 * DAY);
+  return greet(name);
+});
+const stepper = workflow("aws_recovery_stepper", async (name: string) => greet(name));
+const recoveryChild = workflow("aws_recovery_child", async (name: string) => greet(`child ${name}`));
+const recoveryParent = workflow("aws_recovery_parent", async (name: string) =>
+  runChild(recoveryChild, [name]),
+);
+const lateStep = step("aws_recovery_late_step", async (name: string) => `late ${name}`);
+const usesLateStep = workflow("aws_recovery_uses_late_step", async (name: string) => lateStep(name));
+
+const registry = { workflows: [sleeper, stepper, recoveryChild, recoveryParent, usesLateStep] };
+
+/** Drops (once) the messages `matches` picks, answering as SQS would: a message lost on the way. */
+function dropSends(
+  matches: (body: { kind: string; task: Record<string, unknown> }) => boolean,
+  dropped: string[],
+) {
+  return (client: SQSClient) => {
+    client.middlewareStack.add(
+      (next, context) => async (args) => {
+        const name = (context as { commandName?: string }).commandName;
+        const input = args.input as {
+          MessageBody?: string;
+          Entries?: { Id?: string; MessageBody?: string }[];
+        };
+        if (name === "SendMessageCommand" && input.MessageBody) {
+          const body = JSON.parse(input.MessageBody);
+          if (matches(body)) {
+            dropped.push(input.MessageBody);
+            return { output: { MessageId: "lost" }, response: {} } as never;
+          }
+        }
+        if (name === "SendMessageBatchCommand" && input.Entries) {
+          const kept = input.Entries.filter((entry) => {
+            if (!entry.MessageBody || !matches(JSON.parse(entry.MessageBody))) return true;
+            dropped.push(entry.MessageBody);
+            return false;
+          });
+          if (kept.length === 0)
+            return {
+              output: { Successful: input.Entries.map((entry) => ({ Id: entry.Id })), Failed: [] },
+              response: {},
+            } as never;
+          if (kept.length < input.Entries.length) {
+            const result = (await next({
+              ...args,
+              input: { ...input, Entries: kept } as typeof args.input,
+            })) as {
+              output: { Successful?: { Id?: string }[] };
+            };
+            const lost = input.Entries.filter((entry) => !kept.includes(entry)).map((entry) => ({
+              Id: entry.Id,
+            }));
+            result.output.Successful = [...(result.output.Successful ?? []), ...lost];
+            return result as never;
+          }
+        }
+        return next(args);
+      },
+      { step: "initialize", name: "dropSends" },
+    );
+  };
+}
+
+export function describeRecovery(emulatorsOf: () => Emulators): void {
+  describe("timers that cannot be lost, the sweeper, deploys and retention", () => {
+    const stacks: Stack[] = [];
+    afterAll(async () => {
+      for (const stack of stacks) await stack.stop();
+    });
+    const deploy = (options: StackOptions = {}) => {
+      const stack = deployStack(emulatorsOf(), registry, options);
+      stacks.push(stack);
+      return stack;
+    };
+
+    it("gives every schedule a 24-hour retry policy and the timer DLQ, and wakes a run whose schedule was dropped", async () => {
+      // Prepare
+      const stack = deploy();
+      const { scheduler } = emulatorsOf();
+      const { runId } = await stack.invokeStart({ workflow: "aws_recovery_sleeper", args: ["dropped"] });
+      await stack.waitForStatus(runId, "suspended");
+      const name = scheduleName(runId, "sleep#0");
+      const created = await waitFor("the sleep's schedule", () =>
+        scheduler.requests.find((request) => request.operation === "CreateSchedule" && request.name === name),
+      );
+      // Act: the schedule is lost, the wake-up time passes, nothing fires.
+      expect(scheduler.drop(name)).toBe(true);
+      await stack.skip(2 * DAY + 120_000);
+      const asleep = await stack.store.getRun(runId);
+      const first = await stack.sweep();
+      const run = await stack.waitForStatus(runId, "completed");
+      const second = await stack.sweep();
+      // Assess
+      expect(created.input.Target).toMatchObject({
+        RetryPolicy: TIMER_RETRY_POLICY,
+        DeadLetterConfig: { Arn: stack.queues.timerDlqArn },
+      });
+      expect(asleep?.status).toBe("suspended");
+      expect(first.overdue).toEqual([runId]);
+      expect(run.result).toBe("hello dropped");
+      expect(second).toEqual({ overdue: [], stale: [], children: [] });
+      expect(ofType(await stack.events(runId), "sleep_completed")).toHaveLength(1);
+    });
+
+    it("puts a timer Scheduler could not deliver for its retry policy in the timer DLQ, and the sweeper wakes the run", async () => {
+      // Prepare
+      const stack = deploy();
+      const { scheduler, sqs } = emulatorsOf();
+      const { runId } = await stack.invokeStart({ workflow: "aws_recovery_sleeper", args: ["refused"] });
+      await stack.waitForStatus(runId, "suspended");
+      // Act: the step queue refuses every attempt of the schedule's delivery.
+      scheduler.failDeliveries = 1 + TIMER_RETRY_POLICY.MaximumRetryAttempts;
+      await stack.skip(2 * DAY + 120_000);
+      const report = await stack.sweep();
+      const run = await stack.waitForStatus(runId, "completed");
+      // Assess
+      expect(scheduler.deadLettered.map((entry) => [entry.name, entry.dlqArn, entry.attempts])).toEqual([
+        [scheduleName(runId, "sleep#0"), stack.queues.timerDlqArn, 186],
+      ]);
+      const dlq = sqs.server.inspectQueue(stack.queues.timerDlqUrl.split("/").at(-1) as string);
+      expect(dlq?.messages.ready.length).toBe(1);
+      expect(report.overdue).toEqual([runId]);
+      expect(run.result).toBe("hello refused");
+    });
+
+    it("re-sends a step task that was lost, once the run has been running with nothing heard for the stale time", async () => {
+      // Prepare: the first task of the step never reaches the queue.
+      const dropped: string[] = [];
+      const stack = deploy({
+        decorateSqs: dropSends(
+          (body) =>
+            body.kind === "step" && body.task.stepName === "aws_recovery_greet" && dropped.length === 0,
+          dropped,
+        ),
+      });
+      const { runId } = await stack.invokeStart({ workflow: "aws_recovery_stepper", args: ["lost"] });
+      await waitFor("the step task to be lost", () => (dropped.length > 0 ? true : undefined));
+      await stack.waitForStatus(runId, "running");
+      const early = await stack.sweep();
+      // Act
+      emulatorsOf().clock.offset += 2 * 3_600_000;
+      const late = await stack.sweep();
+      const run = await stack.waitForStatus(runId, "completed");
+      // Assess
+      expect(early.stale).not.toContain(runId);
+      expect(late.stale).toContain(runId);
+      expect(run.result).toBe("hello lost");
+      expect(runs.get("greet:lost")).toBe(1);
+      expect(ofType(await stack.events(runId), "step_completed")).toHaveLength(1);
+    });
+
+    it("hands a finished child's result to a parent that never heard of it, once", async () => {
+      // Prepare: the activation that tells the parent is lost.
+      const dropped: string[] = [];
+      const stack = deploy({
+        decorateSqs: dropSends(
+          (body) =>
+            body.kind === "activation" &&
+            String((body.task.cause as { stepId?: string }).stepId).startsWith("$child:") &&
+            dropped.length === 0,
+          dropped,
+        ),
+      });
+      const { runId } = await stack.invokeStart({ workflow: "aws_recovery_parent", args: ["orphan"] });
+      const [childRunId] = await waitFor("the child run", async () => {
+        const ids = ofType(await stack.events(runId), "child_started").map((event) => event.childRunId);
+        return ids.length > 0 ? ids : undefined;
+      });
+      await stack.waitForStatus(childRunId as string, "completed");
+      await waitFor("the parent's wake-up to be lost", () => (dropped.length > 0 ? true : undefined));
+      // Act
+      await stack.skip(120_000);
+      const first = await stack.sweep();
+      const run = await stack.waitForStatus(runId, "completed");
+      const second = await stack.sweep();
+      // Assess
+      expect(first.children).toEqual([childRunId]);
+      expect(run.result).toBe("hello child orphan");
+      expect(second.children).toEqual([]);
+      expect(ofType(await stack.events(runId), "child_completed")).toHaveLength(1);
+    });
+
+    it("defers a step task the step function's code does not know yet, and runs it once the new code is live", async () => {
+      // Prepare: the step function runs an older bundle, without aws_recovery_late_step.
+      const stack = deploy({ stepRegistry: { workflows: registry.workflows, steps: [greet] } });
+      const { runId } = await stack.invokeStart({
+        workflow: "aws_recovery_uses_late_step",
+        args: ["deploy"],
+      });
+      await waitFor("a deferral", () => (stack.stepMapping.stats.records >= 2 ? true : undefined));
+      const during = await stack.store.getRun(runId);
+      // Act: the deploy finishes.
+      await stack.deployStepFunction(registry);
+      const run = await stack.waitForStatus(runId, "completed");
+      // Assess
+      expect(during?.status).toBe("running");
+      expect(run.result).toBe("late deploy");
+      const events = await stack.events(runId);
+      expect(ofType(events, "step_retrying")).toHaveLength(0);
+      expect(ofType(events, "step_failed")).toHaveLength(0);
+    });
+
+    it("backs off an activation of a workflow the code does not know, and sends a message it cannot parse to the DLQ", async () => {
+      // Prepare
+      const stack = deploy({ visibilityTimeoutSeconds: 30, deployBackoffSeconds: 1, maxReceiveCount: 3 });
+      const visibility: number[] = [];
+      stack.clients.sqs.middlewareStack.add(
+        (next, context) => async (args) => {
+          if ((context as { commandName?: string }).commandName === "ChangeMessageVisibilityCommand")
+            visibility.push((args.input as ChangeMessageVisibilityCommand["input"]).VisibilityTimeout ?? -1);
+          return next(args);
+        },
+        { step: "initialize", name: "recordVisibility" },
+      );
+      const store = stack.store;
+      const runId = `run_unknown_${Date.now()}`;
+      const at = new Date().toISOString();
+      await store.createRun({
+        run: {
+          runId,
+          workflowName: "aws_recovery_not_deployed",
+          status: "pending",
+          input: [],
+          createdAt: at,
+          updatedAt: at,
+          version: 1,
+        },
+        startedEvent: {
+          runId,
+          seq: 1,
+          timestamp: at,
+          type: "workflow_started",
+          workflowName: "aws_recovery_not_deployed",
+          input: [],
+        },
+      });
+      const sqs = emulatorsOf().sqs;
+      // Act
+      await sendRaw(
+        stack,
+        JSON.stringify({ kind: "activation", task: { runId, cause: { kind: "start" } } }),
+        runId,
+      );
+      await sendRaw(stack, "not a tsworkflow message", "poison");
+      const dlq = stack.queues.workflowDlqUrl.split("/").at(-1) as string;
+      await waitFor("the poison message in the DLQ", () =>
+        (sqs.server.inspectQueue(dlq)?.messages.ready.length ?? 0) >= 1 ? true : undefined,
+      );
+      await waitFor("two backoffs of the unknown workflow", () =>
+        visibility.filter((seconds) => seconds > 0).length >= 2 ? true : undefined,
+      );
+      workflow("aws_recovery_not_deployed", async () => "deployed at last");
+      const run = await stack.waitForStatus(runId, "completed", 60_000);
+      // Assess
+      expect(visibility).toContain(0);
+      expect(visibility.filter((seconds) => seconds > 0).slice(0, 2)).toEqual([1, 2]);
+      expect(run.result).toBe("deployed at last");
+      const dead = sqs.server.inspectQueue(dlq)?.messages.ready.map((message) => message.body);
+      expect(dead).toEqual(["not a tsworkflow message"]);
+    });
+
+    it("deletes every item and payload of a run when DynamoDB's TTL removes its document, and nothing else", async () => {
+      // Prepare
+      const stack = deploy();
+      const { runId } = await stack.invokeStart({ workflow: "aws_recovery_stepper", args: ["reaped"] });
+      const run = await stack.waitForStatus(runId, "completed");
+      const other = await stack.invokeStart({ workflow: "aws_recovery_stepper", args: ["kept"] });
+      await stack.waitForStatus(other.runId, "completed");
+      const ttlDeletion = (id: string, byTtl: boolean): DynamoDBRecord => ({
+        eventName: "REMOVE",
+        userIdentity: byTtl ? { type: "Service", principalId: "dynamodb.amazonaws.com" } : undefined,
+        dynamodb: {
+          Keys: { pk: { S: `RUN#${id}` }, sk: { S: "RUN" } },
+          OldImage: { sk: { S: "RUN" }, runId: { S: id } },
+        },
+      });
+      // Act
+      const manual = await stack.reaperHandler(
+        { Records: [ttlDeletion(other.runId, false)] },
+        lambdaContext("reaper"),
+      );
+      const reaped = await stack.reaperHandler(
+        { Records: [ttlDeletion(runId, true)] },
+        lambdaContext("reaper"),
+      );
+      const again = await stack.reaperHandler(
+        { Records: [ttlDeletion(runId, true)] },
+        lambdaContext("reaper"),
+      );
+      // Assess
+      expect(run.status).toBe("completed");
+      expect(manual.reaped).toEqual([]);
+      expect(reaped.reaped).toEqual([runId]);
+      expect(again.reaped).toEqual([runId]);
+      expect(await stack.events(runId)).toEqual([]);
+      expect(await stack.store.getRun(runId)).toBeUndefined();
+      expect((await stack.events(other.runId)).length).toBeGreaterThan(0);
+    });
+  });
+}
+
+async function sendRaw(stack: Stack, body: string, groupId: string): Promise<void> {
+  const { SendMessageCommand } = await import("@aws-sdk/client-sqs");
+  await stack.clients.sqs.send(
+    new SendMessageCommand({
+      QueueUrl: stack.queues.workflowQueueUrl,
+      MessageBody: body,
+      MessageGroupId: groupId,
+      MessageDeduplicationId: crypto.randomUUID(),
+    }),
+  );
+}

@@ -100,12 +100,18 @@ export function createClient(
   const sqs = options.clients?.sqs ?? new SQSClient(settings(config.endpoints.sqs));
   const s3 =
     options.clients?.s3 ??
-    new S3Client({ ...settings(config.endpoints.s3), ...(config.endpoints.s3 ? { forcePathStyle: true } : {}) });
+    new S3Client({
+      ...settings(config.endpoints.s3),
+      ...(config.endpoints.s3 ? { forcePathStyle: true } : {}),
+    });
   const store = new DynamoDBStorage({
     client: dynamodb,
     tableName: config.tableName,
     ...(config.ttlDays ? { ttlDays: config.ttlDays } : {}),
-    payloads: new S3Payloads({ client: s3, ...(config.payloadBucket ? { bucket: config.payloadBucket } : {}) }),
+    payloads: new S3Payloads({
+      client: s3,
+      ...(config.payloadBucket ? { bucket: config.payloadBucket } : {}),
+    }),
   });
   const sqsQueue = new SqsTaskQueue({
     client: sqs,

@@ -318,8 +318,7 @@ export class Engine {
         if (repaired && FINISHED_STATUSES.has(repaired.status)) await this.finishAgain(repaired);
         return;
       }
-      execution = await RunExecution.replay(definition, events, () => this.clock.now());
-      execution.maxPayloadBytes = this.maxPayloadBytes;
+      execution = await RunExecution.replay(definition, events, () => this.clock.now(), this.maxPayloadBytes);
       execution.status = run.status;
     }
     this.remember(execution);

@@ -117,8 +117,8 @@ export class RunExecution {
   private time: number;
   private randomState: number;
   private now: () => number;
-  /** The store's payload limit, set by the engine (see `EventStore.limits`). */
-  maxPayloadBytes = MAX_PAYLOAD_BYTES;
+  /** The store's payload limit (see `EventStore.limits`). */
+  private maxPayloadBytes = MAX_PAYLOAD_BYTES;
 
   private constructor(
     readonly definition: AnyWorkflow,
@@ -140,12 +140,14 @@ export class RunExecution {
     definition: AnyWorkflow,
     events: readonly WorkflowEvent[],
     clock: () => number,
+    maxPayloadBytes = MAX_PAYLOAD_BYTES,
   ): Promise<RunExecution> {
     const [first] = events;
     if (first?.type !== "workflow_started") {
       throw new NonDeterminismError(`The log of this run does not begin with workflow_started`);
     }
     const execution = new RunExecution(definition, first, clock);
+    execution.maxPayloadBytes = maxPayloadBytes;
     execution.version = 1;
     for (const event of events) {
       const ref = commandOf(event);

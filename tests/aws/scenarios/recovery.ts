@@ -143,6 +143,10 @@ export function describeRecovery(emulatorsOf: () => Emulators): void {
       const { scheduler, sqs } = emulatorsOf();
       const { runId } = await stack.invokeStart({ workflow: "aws_recovery_sleeper", args: ["refused"] });
       await stack.waitForStatus(runId, "suspended");
+      const name = scheduleName(runId, "sleep#0");
+      await waitFor("the sleep's schedule", () =>
+        scheduler.list().find((schedule) => schedule.name === name),
+      );
       // Act: the step queue refuses every attempt of the schedule's delivery.
       scheduler.failDeliveries = 1 + TIMER_RETRY_POLICY.MaximumRetryAttempts;
       await stack.skip(2 * DAY + 120_000);

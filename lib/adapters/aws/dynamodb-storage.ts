@@ -131,7 +131,9 @@ export class DynamoDBStorage implements EventStore {
       payloads,
       reader: () => {
         if (payloads) return payloads;
-        this.defaultReader ??= new S3Payloads({ client: new S3Client({}) });
+        // The same region and credentials as the table (the CLI, a dashboard reading runs).
+        const { region, credentials } = this.client.config;
+        this.defaultReader ??= new S3Payloads({ client: new S3Client({ region, credentials }) });
         return this.defaultReader;
       },
     };

@@ -150,7 +150,7 @@ export function describePayloads(emulatorsOf: () => Emulators): void {
       expect(ofType(events, "workflow_completed")[0]?.result).toEqual(run.result);
       for (const item of await itemsOf(stack, runId)) expect(itemSize(item)).toBeLessThan(64 * 1024);
       // One byte more is refused before anything is stored.
-      await expect(client.start(bigWorkflow, [cap, blob(cap, 11) + "x"])).rejects.toMatchObject({
+      await expect(client.start(bigWorkflow, [cap, `${blob(cap, 11)}x`])).rejects.toMatchObject({
         name: "PayloadTooLargeError",
       });
       await client.close();

@@ -8,8 +8,10 @@ import { DurableWorkflows } from "../../../infra/durable-workflows.ts";
 import { EXAMPLES_ENTRY } from "../../../infra/stack.ts";
 import { createClient } from "../../../lib/aws/client.ts";
 import {
+  createReaperHandler,
   createStartHandler,
   createStepHandler,
+  createSweeperHandler,
   createWebhookHandler,
   createWorkflowHandler,
 } from "../../../lib/aws/lambda/handlers.ts";
@@ -43,10 +45,22 @@ import { type PolicyStatement, statementsOf, testApp } from "../helpers.ts";
  */
 
 const DAY = 24 * 60 * 60 * 1000;
-type Principal = "workflow" | "step" | "start" | "webhook" | "client" | "control";
-const PRINCIPALS: Principal[] = ["workflow", "step", "start", "webhook", "client", "control"];
+type Principal = "workflow" | "step" | "start" | "webhook" | "client" | "control" | "sweeper" | "reaper";
+const PRINCIPALS: Principal[] = [
+  "workflow",
+  "step",
+  "start",
+  "webhook",
+  "client",
+  "control",
+  "sweeper",
+  "reaper",
+];
 
-/** `<action>@<resource>` pairs: resources are named `table`, `workflowQueue`, `stepQueue`, `schedules`, `schedulerRole`. */
+/**
+ * `<action>@<resource>` pairs: resources are named `table`, `tableIndexes`, `workflowQueue`, `stepQueue`,
+ * `schedules`, `schedulerRole`, `payloadBucket`, `payloadObjects`.
+ */
 const used = Object.fromEntries(PRINCIPALS.map((name) => [name, new Set<string>()])) as Record<
   Principal,
   Set<string>
@@ -94,11 +108,13 @@ const breaksOnce = step(
 const hooked = workflow("iam_hooked", async () => createWebhook<{ approved: boolean }>().wait());
 const waiting = workflow("iam_waiting", async () => waitForEvent<{ go: boolean }>("go"));
 const breaks = workflow("iam_breaks", async () => breaksOnce());
+const big = step("iam_big", async (kb: number) => "b".repeat(kb * 1024));
+const large = workflow("iam_large", async (input: string) => (await big(input.length / 1024)).length);
 const sleepy = workflow("iam_sleepy", async () => {
   await sleep("2d");
   return "woke";
 });
-const registry = { workflows: [parent, child, hooked, waiting, breaks, sleepy] };
+const registry = { workflows: [parent, child, hooked, waiting, breaks, sleepy, large] };
 
 let emulators: Emulators;
 let kit: Kit;
@@ -161,11 +177,16 @@ function needs(service: string, operation: string, input: Record<string, unknown
         Object.keys(entry).map((kind) => `dynamodb:${item[kind as keyof typeof item]}@table`),
       );
     }
-    return [`dynamodb:${operation}@table`];
+    return [`dynamodb:${operation}@${input.IndexName === undefined ? "table" : "tableIndexes"}`];
   }
   if (service === "s3") {
     expect(input.Bucket).toBe(kit.config.payloadBucket);
-    return [`s3:${operation}@payloadBucket`];
+    const action = { ListObjectsV2: "ListBucket", DeleteObjects: "DeleteObject", HeadObject: "GetObject" }[
+      operation
+    ];
+    if (action === "ListBucket") return ["s3:ListBucket@payloadBucket"];
+    expect(String(input.Key ?? "runs/")).toMatch(/^runs\//);
+    return [`s3:${action ?? operation}@payloadObjects`];
   }
   if (service === "sqs") {
     const queue =
@@ -207,6 +228,9 @@ function grantsFromTemplate(): void {
     [JSON.stringify(cdkStack.resolve(workflows.workflowQueue.queueArn)), "workflowQueue"],
     [JSON.stringify(cdkStack.resolve(workflows.stepQueue.queueArn)), "stepQueue"],
     [JSON.stringify(cdkStack.resolve(workflows.schedulerRole.roleArn)), "schedulerRole"],
+    [JSON.stringify(cdkStack.resolve(`${workflows.table.tableArn}/index/*`)), "tableIndexes"],
+    [JSON.stringify(cdkStack.resolve(workflows.payloadBucket.bucketArn)), "payloadBucket"],
+    [JSON.stringify(cdkStack.resolve(workflows.payloadBucket.arnForObjects("runs/*"))), "payloadObjects"],
   ]);
   const nameOf = (resource: unknown) => {
     const json = JSON.stringify(resource);
@@ -220,6 +244,8 @@ function grantsFromTemplate(): void {
     ["webhook", workflows.webhookFunction as lambda.IFunction],
     ["client", caller],
     ["control", operator],
+    ["sweeper", workflows.sweeperFunction],
+    ["reaper", workflows.reaperFunction],
   ];
   for (const [principal, fn] of principals) {
     for (const statement of statementsOf(template, cdkStack, fn) as PolicyStatement[]) {
@@ -269,8 +295,9 @@ function clientFor(principal: Principal) {
       workflowQueueUrl: kit.config.workflowQueueUrl,
       region: kit.config.region,
       endpoints: kit.config.endpoints,
+      ...(kit.config.payloadBucket ? { payloadBucket: kit.config.payloadBucket } : {}),
     },
-    { clients: { dynamodb: clients.dynamodb, sqs: clients.sqs } },
+    { clients: { dynamodb: clients.dynamodb, sqs: clients.sqs, s3: clients.s3 } },
   );
 }
 
@@ -380,6 +407,48 @@ export function describePermissions(emulatorsOf: () => Emulators): void {
       expectGranted(["workflow", "step", "webhook", "control"]);
       expect(used.control).toContain("dynamodb:UpdateItem@table");
       expect(used.workflow).toContain("scheduler:DeleteSchedule@schedules");
+    });
+
+    it("are enough for payloads in S3, listing, the sweeper and the reaper", async () => {
+      // Prepare
+      const control = clientFor("control");
+      const sweeper = createSweeperHandler(registry, {
+        config: kit.config,
+        clients: recordedClients("sweeper"),
+        clock: emulators.clock,
+      });
+      const reaper = createReaperHandler(registry, {
+        config: kit.config,
+        clients: recordedClients("reaper"),
+      });
+      // Act: a run whose input and step result go to S3, a listing, a sweep, and the run's expiry.
+      const runId = await control.start(large, ["i".repeat(100 * 1024)]);
+      const run = await stack.waitForStatus(runId, "completed");
+      const page = await control.listRuns({ workflowName: "iam_large", limit: 5 });
+      await sweeper({}, lambdaContext("tsworkflow-sweeper"));
+      const reaped = await reaper(
+        {
+          Records: [
+            {
+              eventName: "REMOVE",
+              userIdentity: { type: "Service", principalId: "dynamodb.amazonaws.com" },
+              dynamodb: { OldImage: { sk: { S: "RUN" }, runId: { S: runId } } },
+            },
+          ],
+        },
+        lambdaContext("tsworkflow-reaper"),
+      );
+      await control.close();
+      // Assess
+      expect(run.result).toBe(100 * 1024);
+      expect(page.runs.map((entry) => entry.runId)).toContain(runId);
+      expect(reaped.reaped).toEqual([runId]);
+      expectGranted(["workflow", "step", "control", "sweeper", "reaper"]);
+      expect(used.control).toContain("s3:PutObject@payloadObjects");
+      expect(used.step).toContain("s3:PutObject@payloadObjects");
+      expect(used.sweeper).toContain("dynamodb:Query@tableIndexes");
+      expect(used.reaper).toContain("s3:DeleteObject@payloadObjects");
+      expect(used.reaper).toContain("dynamodb:BatchWriteItem@table");
     });
   });
 }

@@ -30,7 +30,11 @@ let kits = 0;
 
 export async function startSqsKit(
   workflows: AnyWorkflow[],
-  options: { visibilityTimeoutSeconds?: number; maxReceiveCount?: number } = {},
+  options: {
+    visibilityTimeoutSeconds?: number;
+    maxReceiveCount?: number;
+    deployBackoffSeconds?: number;
+  } = {},
 ): Promise<SqsKit> {
   kits += 1;
   const sqs = await startSqs();
@@ -62,7 +66,10 @@ export async function startSqsKit(
       },
     },
   );
-  const handlers = createHandlers({ workflows }, { runtime });
+  const handlers = createHandlers(
+    { workflows },
+    { runtime, deployBackoffSeconds: options.deployBackoffSeconds ?? 1 },
+  );
   const poll = (queueUrl: string, queueArn: string, handler: typeof handlers.stepHandler) =>
     new EventSourceMapping({ client: sqs.client(), queueUrl, queueArn, handler, timeoutMs: 10_000 }).start();
   const mappings = [

@@ -151,6 +151,7 @@ export function createKit(
     },
     ttlDays: 30,
     timerDeadLetterQueueArn: queues.timerDlqArn,
+    sweepStaleAfterSeconds: 3600,
     ...(options.payloadBucket === false ? {} : { payloadBucket: PAYLOAD_BUCKET }),
   };
   return { queues, config };

@@ -70,6 +70,7 @@ function setUp(emulatorsOf: () => Emulators) {
       TSWORKFLOW_DYNAMODB_ENDPOINT: kit.config.endpoints.dynamodb,
       TSWORKFLOW_SQS_ENDPOINT: kit.config.endpoints.sqs,
       TSWORKFLOW_SCHEDULER_ENDPOINT: kit.config.endpoints.scheduler,
+      TSWORKFLOW_S3_ENDPOINT: kit.config.endpoints.s3,
       AWS_ACCESS_KEY_ID: TEST_CREDENTIALS.accessKeyId,
       AWS_SECRET_ACCESS_KEY: TEST_CREDENTIALS.secretAccessKey,
       POWERTOOLS_LOG_LEVEL: "SILENT",
@@ -90,13 +91,15 @@ export function describeBundle(emulatorsOf: () => Emulators): void {
   describe("the bundle of the examples' functions", () => {
     setUp(emulatorsOf);
 
-    it("is one esbuild bundle shared by the four functions, with a source map", () => {
+    it("is one esbuild bundle shared by the six functions, with a source map", () => {
       // Act
       const assets = new Set(functions.map((fn) => fn.Metadata["aws:asset:path"]));
       // Assess
       expect(functions.map((fn) => fn.Properties.Handler).sort()).toEqual([
+        "index.reaperHandler",
         "index.startHandler",
         "index.stepHandler",
+        "index.sweeperHandler",
         "index.webhookHandler",
         "index.workflowHandler",
       ]);
@@ -115,6 +118,7 @@ export function describeBundle(emulatorsOf: () => Emulators): void {
       // Assess
       expect(code).toMatch(/from\s*"@aws-sdk\/client-dynamodb"/);
       expect(code).toMatch(/from\s*"@aws-sdk\/client-sqs"/);
+      expect(code).toMatch(/from\s*"@aws-sdk\/client-s3"/);
       expect(sources.filter((source) => source.includes("node_modules/@aws-sdk/"))).toEqual([]);
       expect(sources.some((source) => source.endsWith("functions/examples.ts"))).toBe(true);
       expect(sources.some((source) => source.includes("node_modules/zod/"))).toBe(true);
@@ -145,9 +149,9 @@ export function describeBundle(emulatorsOf: () => Emulators): void {
       expect(ofType(events, "sleep_completed")).toHaveLength(1);
     });
 
-    it("answers a sample SQS event on its workflow handler, dropping what is not an activation", async () => {
+    it("answers a sample SQS event on its workflow handler, failing what is not an activation toward the DLQ", async () => {
       // Prepare
-      const record = (messageId: string, body: string) => ({
+      const record = (messageId: string, body: string, group = "run_unknown") => ({
         messageId,
         receiptHandle: `handle-${messageId}`,
         body,
@@ -156,7 +160,7 @@ export function describeBundle(emulatorsOf: () => Emulators): void {
           SentTimestamp: String(Date.now()),
           SenderId: "000000000000",
           ApproximateFirstReceiveTimestamp: String(Date.now()),
-          MessageGroupId: "run_unknown",
+          MessageGroupId: group,
           MessageDeduplicationId: messageId,
         },
         messageAttributes: {},
@@ -167,7 +171,7 @@ export function describeBundle(emulatorsOf: () => Emulators): void {
       });
       const event = {
         Records: [
-          record("m1", "not json"),
+          record("m1", "not json", "poison"),
           record(
             "m2",
             JSON.stringify({ kind: "activation", task: { runId: "run_unknown", cause: { kind: "wake" } } }),
@@ -177,7 +181,7 @@ export function describeBundle(emulatorsOf: () => Emulators): void {
       // Act
       const response = await stack.workflowHandler(event, lambdaContext("tsworkflow-workflow"));
       // Assess
-      expect(response).toEqual({ batchItemFailures: [] });
+      expect(response).toEqual({ batchItemFailures: [{ itemIdentifier: "m1" }] });
     });
     it("answers a Function URL request on its webhook handler, refusing what is not a known token", async () => {
       // Prepare

@@ -1,4 +1,8 @@
-import { QueryCommand } from "@aws-sdk/client-dynamodb";
+import {
+  QueryCommand,
+  TransactionCanceledException,
+  TransactWriteItemsCommand,
+} from "@aws-sdk/client-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DynamoDBStorage } from "../../lib/adapters/aws/dynamodb-storage.ts";
 import { createTable } from "../../lib/adapters/aws/table-schema.ts";
@@ -213,5 +217,75 @@ describe("DynamoDBStorage beyond the contract", () => {
     const run = await store.getRun(fixture.run.runId);
     expect(run?.input).toEqual(input);
     await store.close();
+  });
+});
+
+describe("DynamoDBStorage transactions", () => {
+  it("answers an SDK retry of a run creation whose reply was lost as the success it was", async () => {
+    // Prepare: the first reply to a TransactWriteItems is lost on the way back (the write happened).
+    const client = dynamo.client();
+    const tokens: (string | undefined)[] = [];
+    let lost = false;
+    client.middlewareStack.add(
+      (next, context) => async (args) => {
+        const result = await next(args);
+        if ((context as { commandName?: string }).commandName === "TransactWriteItemsCommand") {
+          tokens.push((args.input as { ClientRequestToken?: string }).ClientRequestToken);
+          if (!lost) {
+            lost = true;
+            throw Object.assign(new Error("read ECONNRESET"), { code: "ECONNRESET" });
+          }
+        }
+        return result;
+      },
+      { step: "deserialize", name: "loseFirstReply" },
+    );
+    const store = new DynamoDBStorage({ tableName: TABLE, client });
+    const fixture = newRunFixture({ idempotencyKey: `lost-reply-${Date.now()}` });
+    // Act
+    const created = await store.createRun(fixture);
+    // Assess: the SDK sent the same transaction twice, with one token, and the second was a success.
+    expect(lost).toBe(true);
+    expect(tokens).toHaveLength(2);
+    expect(tokens[0]).toMatch(/^[0-9a-f]{36}$/);
+    expect(tokens[1]).toBe(tokens[0]);
+    expect(created.created).toBe(true);
+    expect(await store.getRun(fixture.run.runId)).toMatchObject({ status: "pending", version: 1 });
+    expect((await store.getEvents(fixture.run.runId)).map((event) => event.type)).toEqual([
+      "workflow_started",
+    ]);
+    await store.close();
+    client.destroy();
+  });
+
+  it("fails a replayed transaction on its own writes without a token, and answers it with one", async () => {
+    // Prepare: what a retry without ClientRequestToken meets, and what the token changes.
+    const client = dynamo.client();
+    const item = { pk: { S: `RUN#replay_${Date.now()}_b` }, sk: { S: "RUN" } };
+    const send = (token?: string) =>
+      client.send(
+        new TransactWriteItemsCommand({
+          ...(token ? { ClientRequestToken: token } : {}),
+          TransactItems: [
+            { Put: { TableName: TABLE, Item: item, ConditionExpression: "attribute_not_exists(pk)" } },
+          ],
+        }),
+      );
+    await send();
+    await expect(send()).rejects.toBeInstanceOf(TransactionCanceledException);
+    const token = `t${Date.now()}`;
+    const other = { pk: { S: `RUN#replay_${Date.now()}_c` }, sk: { S: "RUN" } };
+    const withToken = () =>
+      client.send(
+        new TransactWriteItemsCommand({
+          ClientRequestToken: token,
+          TransactItems: [
+            { Put: { TableName: TABLE, Item: other, ConditionExpression: "attribute_not_exists(pk)" } },
+          ],
+        }),
+      );
+    await withToken();
+    await expect(withToken()).resolves.toBeDefined();
+    client.destroy();
   });
 });

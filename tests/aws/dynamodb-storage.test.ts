@@ -1,5 +1,6 @@
 import {
   QueryCommand,
+  ScanCommand,
   TransactionCanceledException,
   TransactWriteItemsCommand,
 } from "@aws-sdk/client-dynamodb";
@@ -287,5 +288,65 @@ describe("DynamoDBStorage transactions", () => {
     await withToken();
     await expect(withToken()).resolves.toBeDefined();
     client.destroy();
+  });
+});
+
+describe("DynamoDBStorage listing", () => {
+  it("spreads status changes over sharded index keys and pages newest first with a cursor, each run once", async () => {
+    // Prepare: 40 runs of one workflow in their own table, some moved to running.
+    const table = `tsworkflow-listing-${Date.now()}`;
+    const admin = dynamo.client();
+    await createTable(admin, table);
+    const store = new DynamoDBStorage({ tableName: table, client: admin });
+    const workflowName = "listing_wf";
+    const ids: string[] = [];
+    for (let index = 0; index < 40; index += 1) {
+      const fixture = newRunFixture({
+        runId: `run_listing_${String(index).padStart(2, "0")}`,
+        workflowName,
+        createdAt: new Date(Date.UTC(2026, 0, 1, 0, index)).toISOString(),
+      });
+      fixture.startedEvent = { ...fixture.startedEvent, workflowName } as WorkflowEvent;
+      await store.createRun(fixture);
+      ids.push(fixture.run.runId);
+      if (index % 2 === 0)
+        await store.commit(fixture.run.runId, 1, [logEvent(fixture.run.runId, 2, "go")], {
+          status: "running",
+          updatedAt: at,
+        });
+    }
+    // Act
+    const pages: string[][] = [];
+    let cursor: string | undefined;
+    do {
+      const page = await store.listRunPage({ workflowName, limit: 7, ...(cursor ? { cursor } : {}) });
+      pages.push(page.runs.map((run) => run.runId));
+      cursor = page.nextCursor;
+    } while (cursor);
+    const running = await store.listRunPage({ status: "running", limit: 100 });
+    const keys = await admin.send(
+      new ScanCommand({
+        TableName: table,
+        ProjectionExpression: "gsi1pk, gsi2pk",
+        FilterExpression: "sk = :run",
+        ExpressionAttributeValues: { ":run": { S: "RUN" } },
+      }),
+    );
+    // Assess
+    expect(pages.flat()).toEqual([...ids].reverse());
+    expect(pages.slice(0, -1).every((page) => page.length === 7)).toBe(true);
+    expect(running.runs.map((run) => run.runId)).toEqual(ids.filter((_, index) => index % 2 === 0).reverse());
+    expect(running.nextCursor).toBeUndefined();
+    const statusKeys = new Set((keys.Items ?? []).map((item) => item.gsi1pk?.S));
+    const workflowKeys = new Set((keys.Items ?? []).map((item) => item.gsi2pk?.S));
+    expect(statusKeys.size).toBeGreaterThanOrEqual(16);
+    expect(workflowKeys.size).toBeGreaterThanOrEqual(10);
+    for (const key of statusKeys) expect(key).toMatch(/^STATUS#(pending|running)#\d{2}$/);
+    await expect(store.listRunPage({ cursor: "not-a-cursor" })).rejects.toMatchObject({
+      name: "InvalidRunQueryError",
+    });
+    await expect(store.listRunPage({ limit: -1 })).rejects.toMatchObject({ name: "InvalidRunQueryError" });
+    await store.close();
+    admin.destroy();
   });
 });

@@ -40,6 +40,38 @@ describe("loadConfig", () => {
     });
   });
 
+  it("reads the payload bucket, the timer DLQ and the sweeper's stale time, and names a bad one", () => {
+    // Act
+    const config = loadConfig({
+      ...valid,
+      TSWORKFLOW_PAYLOAD_BUCKET: "tsworkflow-payloads-1",
+      TSWORKFLOW_TIMER_DLQ_ARN: "arn:aws:sqs:eu-west-1:123456789012:tsworkflow-timer-dlq",
+      TSWORKFLOW_SWEEP_STALE_SECONDS: "3600",
+      TSWORKFLOW_S3_ENDPOINT: "http://127.0.0.1:4569",
+    });
+    const bad = errorOf(() =>
+      loadConfig({
+        ...valid,
+        TSWORKFLOW_PAYLOAD_BUCKET: "Payloads_Bucket",
+        TSWORKFLOW_SWEEP_STALE_SECONDS: "1h",
+      }),
+    );
+    // Assess
+    expect(config).toMatchObject({
+      payloadBucket: "tsworkflow-payloads-1",
+      timerDeadLetterQueueArn: "arn:aws:sqs:eu-west-1:123456789012:tsworkflow-timer-dlq",
+      sweepStaleAfterSeconds: 3600,
+      endpoints: { s3: "http://127.0.0.1:4569" },
+    });
+    expect(loadConfig(configToEnvironment(config))).toEqual(config);
+    expect(bad.message).toContain(
+      'TSWORKFLOW_PAYLOAD_BUCKET must be an S3 bucket name (3-63 of a-z 0-9 . -) (it is "Payloads_Bucket")',
+    );
+    expect(bad.message).toContain(
+      'TSWORKFLOW_SWEEP_STALE_SECONDS must be a whole number of seconds (it is "1h")',
+    );
+  });
+
   it("takes endpoint overrides for emulators and LocalStack", () => {
     const config = loadConfig({
       ...valid,

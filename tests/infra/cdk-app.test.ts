@@ -20,13 +20,21 @@ describe("cdk.json", () => {
 });
 
 describe("the tsworkflow/cdk entry", () => {
-  it("exports the construct, its default handler names and its bundling settings", () => {
-    expect(Object.keys(cdkEntry).sort()).toEqual(["BUNDLING", "DEFAULT_HANDLER_NAMES", "DurableWorkflows"]);
+  it("exports the construct, its default handler names, its alias name and its bundling settings", () => {
+    expect(Object.keys(cdkEntry).sort()).toEqual([
+      "BUNDLING",
+      "DEFAULT_HANDLER_NAMES",
+      "DurableWorkflows",
+      "LIVE_ALIAS",
+    ]);
+    expect(cdkEntry.LIVE_ALIAS).toBe("live");
     expect(cdkEntry.DEFAULT_HANDLER_NAMES).toEqual({
       workflow: "workflowHandler",
       step: "stepHandler",
       start: "startHandler",
       webhook: "webhookHandler",
+      sweeper: "sweeperHandler",
+      reaper: "reaperHandler",
     });
     expect(cdkEntry.BUNDLING).toMatchObject({
       forceDockerBundling: false,

@@ -730,6 +730,22 @@ describe("alarms and outputs", () => {
     }
   });
 
+  it("gives metric methods for the queues, the DLQs, the functions and the table", () => {
+    // Act
+    const age = ref(workflows.metricWorkflowQueueAge().toMetricConfig().metricStat?.dimensions);
+    const dead = workflows.metricDeadLetterMessages().toMetricConfig().mathExpression;
+    const errors = workflows.metricErrors({ period: Duration.minutes(1) });
+    const throttles = workflows.metricTableThrottles().toMetricConfig().mathExpression;
+    // Assess
+    expect(age).toEqual([{ name: "QueueName", value: ref(workflows.workflowQueue.queueName) }]);
+    expect(workflows.metricStepQueueAge().metricName).toBe("ApproximateAgeOfOldestMessage");
+    expect(dead?.expression).toBe("workflow + step + timer");
+    expect(errors.expression).toBe("f0 + f1 + f2 + f3 + f4");
+    expect(errors.period.toMinutes()).toBe(1);
+    expect(workflows.metricThrottles().expression).toBe("f0 + f1 + f2 + f3 + f4");
+    expect(Object.keys(throttles?.usingMetrics ?? {}).sort()).toEqual(["reads", "writes"]);
+  });
+
   it("outputs what a caller or an operator needs", () => {
     const outputs = Object.keys(template.findOutputs("*")).map((id) => id.replace(/[0-9A-F]{8}$/, ""));
     expect(outputs.sort()).toEqual(

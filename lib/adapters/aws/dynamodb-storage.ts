@@ -159,6 +159,7 @@ export class DynamoDBStorage implements EventStore {
       status: run.status,
       updatedAt: run.updatedAt,
     });
+    const offloaded = commit.some((item) => item.refs !== undefined || item.body !== undefined);
     const document = newRunDocument(run, parent?.runId);
     const key = run.idempotencyKey;
     const puts: Item[] = [
@@ -192,7 +193,12 @@ export class DynamoDBStorage implements EventStore {
         if (runTaken && !keyTaken) throw new VersionConflictError(run.runId, 0);
         if (key !== undefined) {
           const existing = await this.runHoldingKey(key);
-          if (existing) return { created: false, run: existing };
+          if (existing) {
+            // This start lost to an earlier one: the payloads it put for its own run id are nobody's.
+            if (offloaded && this.context.payloads?.bucket)
+              await this.context.payloads.deleteRun(this.context.payloads.bucket, run.runId).catch(() => 0);
+            return { created: false, run: existing };
+          }
         }
         // Lost a race to a transaction that was itself cancelled, or the key's run expired: try again.
         if (attempt >= MAX_CREATE_ATTEMPTS) throw error;

@@ -180,9 +180,13 @@ export function describeRecovery(emulatorsOf: () => Emulators): void {
       emulatorsOf().clock.offset += 2 * 3_600_000;
       const late = await stack.sweep();
       const run = await stack.waitForStatus(runId, "completed");
+      const log = await stack.events(runId);
+      const again = await stack.sweep();
       // Assess
       expect(early.stale).not.toContain(runId);
       expect(late.stale).toContain(runId);
+      expect(again.stale).not.toContain(runId);
+      expect(await stack.events(runId)).toEqual(log);
       expect(run.result).toBe("hello lost");
       expect(runs.get("greet:lost")).toBe(1);
       expect(ofType(await stack.events(runId), "step_completed")).toHaveLength(1);

@@ -5,17 +5,12 @@ import {
 } from "@aws-sdk/client-dynamodb";
 import { S3Client } from "@aws-sdk/client-s3";
 import {
-  BatchWriteCommand,
-  DeleteCommand,
   DynamoDBDocumentClient,
   GetCommand,
   PutCommand,
-  QueryCommand,
-  type QueryCommandInput,
   TransactWriteCommand,
   UpdateCommand,
 } from "@aws-sdk/lib-dynamodb";
-import { LRUCache } from "lru-cache";
 import { InvalidEventError, VersionConflictError } from "../../core/errors.ts";
 import { parseEvent, type WorkflowEvent } from "../../core/events.ts";
 import { assertRunId } from "../../core/ids.ts";
@@ -32,21 +27,16 @@ import {
   type StepOutcome,
   type StoreLimits,
 } from "../../ports/event-store.ts";
+import { isBoundary, knownDocumentVersion } from "./commit-boundary.ts";
 import { commitItems, type Item, readCommits, type StoredCommit, transactionToken } from "./commit-items.ts";
+import { freeKey, holderOf, keyItem } from "./idempotency-keys.ts";
 import { assertItemFits } from "./item-size.ts";
-import {
-  COMMIT_PREFIX,
-  commitSk,
-  IDEM_SK,
-  idemPk,
-  OUTCOME_PREFIX,
-  outcomeSk,
-  RUN_SK,
-  runPk,
-} from "./keys.ts";
+import { COMMIT_PREFIX, OUTCOME_PREFIX, outcomeSk, RUN_SK, runPk } from "./keys.ts";
 import { S3_MAX_PAYLOAD_BYTES } from "./limits.ts";
 import { outcomeItem, outcomeOf } from "./outcome-items.ts";
+import { deleteItems, getDocument, pause, queryAll, unlessConditionFailed } from "./queries.ts";
 import { documentUpdate, dueAt, newRunDocument, toRecord } from "./run-document.ts";
+import { RunFacts } from "./run-facts.ts";
 import { dueDocuments, listRunPage, staleDocuments } from "./run-listing.ts";
 import { S3Payloads } from "./s3-payloads.ts";
 import type { StoreContext } from "./store-context.ts";
@@ -83,16 +73,6 @@ export interface DynamoDBStorageOptions {
 const DAY_SECONDS = 86_400;
 const MAX_CREATE_ATTEMPTS = 30;
 
-/** What the store knows about a run without asking DynamoDB again. */
-interface RunFacts {
-  /** Versions at which a commit ended: committing there needs no read (see `commit`). */
-  boundaries: Set<number>;
-  /** The highest version the run document is known to hold. */
-  documentVersion?: number;
-  /** True when the run is a child run (its finish must reach its parent: the sweeper checks). */
-  child?: boolean;
-}
-
 /**
  * The DynamoDB event store: one table, one item per commit, no transaction on the hot path.
  *
@@ -115,7 +95,7 @@ export class DynamoDBStorage implements EventStore {
   private readonly ownsClient: boolean;
   private readonly context: StoreContext;
   private readonly ttlSeconds: number;
-  private readonly facts: LRUCache<string, RunFacts>;
+  private readonly facts: RunFacts;
   private defaultReader: S3Payloads | undefined;
 
   constructor(options: DynamoDBStorageOptions) {
@@ -139,7 +119,7 @@ export class DynamoDBStorage implements EventStore {
     };
     this.limits = { maxPayloadBytes: payloads?.offloads ? S3_MAX_PAYLOAD_BYTES : MAX_PAYLOAD_BYTES };
     this.ttlSeconds = Math.round((options.ttlDays ?? 30) * DAY_SECONDS);
-    this.facts = new LRUCache({ max: options.cacheSize ?? 10_000 });
+    this.facts = new RunFacts(options.cacheSize ?? 10_000);
   }
 
   private get documents(): DynamoDBDocumentClient {
@@ -163,9 +143,7 @@ export class DynamoDBStorage implements EventStore {
     const document = newRunDocument(run, parent?.runId);
     const key = run.idempotencyKey;
     const puts: Item[] = [
-      ...(key === undefined
-        ? []
-        : [{ pk: idemPk(key), sk: IDEM_SK, runId: run.runId, createdAt: run.createdAt }]),
+      ...(key === undefined ? [] : [keyItem(key, run.runId, run.createdAt)]),
       document,
       ...commit,
     ];
@@ -183,7 +161,7 @@ export class DynamoDBStorage implements EventStore {
             ClientRequestToken: transactionToken("create", run.runId, attempt),
           }),
         );
-        this.learn(run.runId, { boundary: 1, documentVersion: 1, child: parent !== undefined });
+        this.facts.learn(run.runId, { boundary: 1, documentVersion: 1, child: parent !== undefined });
         return { created: true, run: structuredClone(run) };
       } catch (error) {
         if (!(error instanceof TransactionCanceledException)) throw error;
@@ -209,9 +187,9 @@ export class DynamoDBStorage implements EventStore {
 
   async getRun(runId: string): Promise<RunRecord | undefined> {
     assertRunId(runId);
-    const item = await this.getDocument(runId);
+    const item = await getDocument(this.context, runId);
     if (!item) return undefined;
-    this.learn(runId, { documentVersion: item.version as number, boundary: item.version as number });
+    this.facts.learn(runId, { documentVersion: item.version as number, boundary: item.version as number });
     return toRecord(this.context, item);
   }
 
@@ -227,19 +205,18 @@ export class DynamoDBStorage implements EventStore {
   async getEvents(runId: string): Promise<WorkflowEvent[]> {
     assertRunId(runId);
     const [items, documentVersion] = await Promise.all([
-      this.queryAll({
-        TableName: this.tableName,
+      queryAll(this.context, {
         KeyConditionExpression: "pk = :pk AND begins_with(sk, :prefix)",
         ExpressionAttributeValues: { ":pk": runPk(runId), ":prefix": COMMIT_PREFIX },
         ConsistentRead: true,
       }),
-      this.knownDocumentVersion(runId),
+      knownDocumentVersion(this.context, this.facts, runId),
     ]);
     const commits = await readCommits(this.context, runId, items);
-    for (const commit of commits) this.learn(runId, { boundary: commit.head.end as number });
+    for (const commit of commits) this.facts.learn(runId, { boundary: commit.head.end as number });
     const events = commits.flatMap((commit) => commit.events);
     const [first] = events;
-    if (first?.type === "workflow_started") this.learn(runId, { child: first.parent !== undefined });
+    if (first?.type === "workflow_started") this.facts.learn(runId, { child: first.parent !== undefined });
     const last = commits[commits.length - 1];
     // A crash between a commit and its document update: bring the document up to the log now (and
     // fail this read if that fails, so that the activation is delivered again until it holds).
@@ -266,7 +243,7 @@ export class DynamoDBStorage implements EventStore {
       }
       return parsed;
     });
-    if (!(await this.isBoundary(runId, expectedVersion)))
+    if (!(await isBoundary(this.context, this.facts, runId, expectedVersion)))
       throw new VersionConflictError(runId, expectedVersion);
     const newVersion = expectedVersion + valid.length;
     if (valid.length > 0) {
@@ -311,7 +288,7 @@ export class DynamoDBStorage implements EventStore {
         }
         throw error;
       }
-      this.learn(runId, { boundary: newVersion });
+      this.facts.learn(runId, { boundary: newVersion });
     }
     await this.updateDocument(runId, newVersion, expectedVersion + 1, patch, valid);
   }
@@ -349,8 +326,7 @@ export class DynamoDBStorage implements EventStore {
 
   async listOutcomes(runId: string): Promise<StepOutcome[]> {
     assertRunId(runId);
-    const items = await this.queryAll({
-      TableName: this.tableName,
+    const items = await queryAll(this.context, {
       KeyConditionExpression: "pk = :pk AND begins_with(sk, :prefix)",
       ExpressionAttributeValues: { ":pk": runPk(runId), ":prefix": OUTCOME_PREFIX },
       ConsistentRead: true,
@@ -392,9 +368,7 @@ export class DynamoDBStorage implements EventStore {
           ConditionExpression: "attribute_exists(pk)",
         }),
       )
-      .catch((error: unknown) => {
-        if (!(error instanceof ConditionalCheckFailedException)) throw error;
-      });
+      .catch(unlessConditionFailed);
   }
 
   /**
@@ -403,37 +377,14 @@ export class DynamoDBStorage implements EventStore {
    */
   async purgeRun(runId: string, idempotencyKey?: string): Promise<number> {
     assertRunId(runId);
-    const keys = await this.queryAll({
-      TableName: this.tableName,
+    const keys = await queryAll(this.context, {
       KeyConditionExpression: "pk = :pk",
       ExpressionAttributeValues: { ":pk": runPk(runId) },
       ProjectionExpression: "pk, sk",
     });
-    for (let start = 0; start < keys.length; start += 25) {
-      let requests = keys.slice(start, start + 25).map((key) => ({ DeleteRequest: { Key: key } }));
-      for (let round = 0; requests.length > 0; round += 1) {
-        const result = await this.documents.send(
-          new BatchWriteCommand({ RequestItems: { [this.tableName]: requests } }),
-        );
-        requests = (result.UnprocessedItems?.[this.tableName] ?? []) as typeof requests;
-        if (requests.length > 0) await pause(Math.min(1000, 20 * 2 ** round));
-      }
-    }
-    if (idempotencyKey !== undefined) {
-      await this.documents
-        .send(
-          new DeleteCommand({
-            TableName: this.tableName,
-            Key: { pk: idemPk(idempotencyKey), sk: IDEM_SK },
-            ConditionExpression: "runId = :runId",
-            ExpressionAttributeValues: { ":runId": runId },
-          }),
-        )
-        .catch((error: unknown) => {
-          if (!(error instanceof ConditionalCheckFailedException)) throw error;
-        });
-    }
-    this.facts.delete(runId);
+    await deleteItems(this.context, keys);
+    if (idempotencyKey !== undefined) await freeKey(this.context, idempotencyKey, runId);
+    this.facts.forget(runId);
     return keys.length;
   }
 
@@ -442,80 +393,13 @@ export class DynamoDBStorage implements EventStore {
     if (this.ownsClient) this.client.destroy();
   }
 
-  private async getDocument(runId: string): Promise<Item | undefined> {
-    const { Item: item } = await this.documents.send(
-      new GetCommand({
-        TableName: this.tableName,
-        Key: { pk: runPk(runId), sk: RUN_SK },
-        ConsistentRead: true,
-      }),
-    );
-    return item;
-  }
-
   /** The run that holds an idempotency key, or undefined (and the key freed) when that run expired. */
   private async runHoldingKey(key: string): Promise<RunRecord | undefined> {
-    const { Item: holder } = await this.documents.send(
-      new GetCommand({
-        TableName: this.tableName,
-        Key: { pk: idemPk(key), sk: IDEM_SK },
-        ConsistentRead: true,
-      }),
-    );
-    if (!holder) return undefined;
-    const run = await this.getRun(holder.runId as string);
-    if (run) return run;
-    // The key's run was deleted by TTL: free the key (only if it still names that run).
-    await this.documents
-      .send(
-        new DeleteCommand({
-          TableName: this.tableName,
-          Key: { pk: idemPk(key), sk: IDEM_SK },
-          ConditionExpression: "runId = :runId",
-          ExpressionAttributeValues: { ":runId": holder.runId },
-        }),
-      )
-      .catch((error: unknown) => {
-        if (!(error instanceof ConditionalCheckFailedException)) throw error;
-      });
-    return undefined;
-  }
-
-  /**
-   * True when a commit ended at `version`, so that `COMMIT#<version + 1>` is where the next commit
-   * must go: then the conditional put alone decides who wins. Known boundaries need no read.
-   */
-  private async isBoundary(runId: string, version: number): Promise<boolean> {
-    if (this.facts.get(runId)?.boundaries.has(version)) return true;
-    const { Item: document } = await this.documents.send(
-      new GetCommand({
-        TableName: this.tableName,
-        Key: { pk: runPk(runId), sk: RUN_SK },
-        ConsistentRead: true,
-        ProjectionExpression: "version",
-      }),
-    );
-    if (!document) return false;
-    if (document.version === version) {
-      this.learn(runId, { boundary: version, documentVersion: version });
-      return true;
-    }
-    // The document may lag the log after a crash: ask the commit that holds `version`.
-    const { Items: items = [] } = await this.documents.send(
-      new QueryCommand({
-        TableName: this.tableName,
-        KeyConditionExpression: "pk = :pk AND sk BETWEEN :first AND :upTo",
-        ExpressionAttributeValues: { ":pk": runPk(runId), ":first": commitSk(1), ":upTo": commitSk(version) },
-        ScanIndexForward: false,
-        Limit: 1,
-        ConsistentRead: true,
-        ProjectionExpression: "#end",
-        ExpressionAttributeNames: { "#end": "end" },
-      }),
-    );
-    const ended = items[0]?.end === version;
-    if (ended) this.learn(runId, { boundary: version });
-    return ended;
+    const holder = await holderOf(this.context, key);
+    if (holder === undefined) return undefined;
+    const run = await this.getRun(holder);
+    if (!run) await freeKey(this.context, key, holder);
+    return run;
   }
 
   /** Brings the run document up to a commit it missed (a crash between the commit and the update). */
@@ -534,21 +418,6 @@ export class DynamoDBStorage implements EventStore {
     };
     const firstSeq = (head.end as number) - events.length + 1;
     await this.updateDocument(runId, head.end as number, firstSeq, patch, events);
-  }
-
-  /** The run document version this process knows, reading it when unknown. */
-  private async knownDocumentVersion(runId: string): Promise<number | undefined> {
-    const known = this.facts.get(runId)?.documentVersion;
-    if (known !== undefined) return known;
-    const { Item: item } = await this.documents.send(
-      new GetCommand({
-        TableName: this.tableName,
-        Key: { pk: runPk(runId), sk: RUN_SK },
-        ConsistentRead: true,
-        ProjectionExpression: "version",
-      }),
-    );
-    return item?.version as number | undefined;
   }
 
   private async updateDocument(
@@ -572,7 +441,7 @@ export class DynamoDBStorage implements EventStore {
       await this.documents.send(
         new UpdateCommand({ TableName: this.tableName, Key: { pk: runPk(runId), sk: RUN_SK }, ...update }),
       );
-      this.learn(runId, { documentVersion: version });
+      this.facts.learn(runId, { documentVersion: version });
     } catch (error) {
       if (!(error instanceof ConditionalCheckFailedException)) throw error;
     }
@@ -582,41 +451,6 @@ export class DynamoDBStorage implements EventStore {
   private async isChild(runId: string): Promise<boolean> {
     const known = this.facts.get(runId)?.child;
     if (known !== undefined) return known;
-    const { Item: item } = await this.documents.send(
-      new GetCommand({
-        TableName: this.tableName,
-        Key: { pk: runPk(runId), sk: RUN_SK },
-        ConsistentRead: true,
-        ProjectionExpression: "parentRunId",
-      }),
-    );
-    return item?.parentRunId !== undefined;
+    return (await getDocument(this.context, runId, "parentRunId"))?.parentRunId !== undefined;
   }
-
-  private async queryAll(input: QueryCommandInput): Promise<Item[]> {
-    const items: Item[] = [];
-    let startKey: Record<string, unknown> | undefined;
-    do {
-      const page = await this.documents.send(new QueryCommand({ ...input, ExclusiveStartKey: startKey }));
-      items.push(...(page.Items ?? []));
-      startKey = page.LastEvaluatedKey;
-    } while (startKey);
-    return items;
-  }
-
-  private learn(runId: string, fact: { boundary?: number; documentVersion?: number; child?: boolean }): void {
-    let facts = this.facts.get(runId);
-    if (!facts) {
-      facts = { boundaries: new Set() };
-      this.facts.set(runId, facts);
-    }
-    if (fact.boundary !== undefined) facts.boundaries.add(fact.boundary);
-    if (fact.documentVersion !== undefined)
-      facts.documentVersion = Math.max(facts.documentVersion ?? 0, fact.documentVersion);
-    if (fact.child !== undefined) facts.child = fact.child;
-  }
-}
-
-function pause(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }

@@ -1,0 +1,44 @@
+import { LRUCache } from "lru-cache";
+
+/** What the store knows about a run without asking DynamoDB again. */
+export interface RunFact {
+  /** Versions at which a commit ended: committing there needs no read (see `isBoundary`). */
+  boundaries: Set<number>;
+  /** The highest version the run document is known to hold. */
+  documentVersion?: number;
+  /** True when the run is a child run (its finish must reach its parent: the sweeper checks). */
+  child?: boolean;
+}
+
+/** The facts of the runs this process read or wrote lately, the least recently used forgotten first. */
+export class RunFacts {
+  private readonly facts: LRUCache<string, RunFact>;
+
+  constructor(max: number) {
+    this.facts = new LRUCache({ max });
+  }
+
+  get(runId: string): RunFact | undefined {
+    return this.facts.get(runId);
+  }
+
+  learn(runId: string, fact: { boundary?: number; documentVersion?: number; child?: boolean }): void {
+    let known = this.facts.get(runId);
+    if (!known) {
+      known = { boundaries: new Set() };
+      this.facts.set(runId, known);
+    }
+    if (fact.boundary !== undefined) known.boundaries.add(fact.boundary);
+    if (fact.documentVersion !== undefined)
+      known.documentVersion = Math.max(known.documentVersion ?? 0, fact.documentVersion);
+    if (fact.child !== undefined) known.child = fact.child;
+  }
+
+  forget(runId: string): void {
+    this.facts.delete(runId);
+  }
+
+  clear(): void {
+    this.facts.clear();
+  }
+}

@@ -2,24 +2,21 @@ import {
   CfnOutput,
   aws_cloudwatch as cloudwatch,
   Duration,
-  aws_dynamodb as dynamodb,
+  type aws_dynamodb as dynamodb,
   aws_lambda_event_sources as eventSources,
   aws_events as events,
   aws_events_targets as eventTargets,
   aws_iam as iam,
   aws_lambda as lambda,
-  aws_logs as logs,
-  aws_lambda_nodejs as nodejs,
-  Stack,
-  aws_s3 as s3,
+  type aws_lambda_nodejs as nodejs,
+  type aws_s3 as s3,
   aws_scheduler as scheduler,
-  aws_sqs as sqs,
+  type aws_sqs as sqs,
   Validations,
 } from "aws-cdk-lib";
 import { Construct } from "constructs";
-import { TABLE_SCHEMA } from "../lib/adapters/aws/table-schema.ts";
 import { createAlarms, createDashboard } from "./alarms.ts";
-import { BUNDLING } from "./bundling.ts";
+import { createFunction, type FunctionOptions, liveAlias } from "./functions.ts";
 import {
   CLIENT_TABLE_ACTIONS,
   grantFunctions,
@@ -27,14 +24,14 @@ import {
   READ_TABLE_ACTIONS,
   tableAndIndexes,
 } from "./permissions.ts";
-import { type DurableWorkflowsProps, resolveProps, type Settings } from "./props.ts";
+import { type DurableWorkflowsProps, resolveProps } from "./props.ts";
+import { createQueues, createSchedulerRole } from "./queues.ts";
+import { createPayloadBucket, createTable } from "./storage.ts";
 
 export { BUNDLING } from "./bundling.ts";
+export { LIVE_ALIAS } from "./functions.ts";
 export type { DurableWorkflowsProps, EndpointOverrides, HandlerNames } from "./props.ts";
 export { DEFAULT_HANDLER_NAMES } from "./props.ts";
-
-/** The alias every event source, schedule and caller uses: each deploy publishes a version and moves it. */
-export const LIVE_ALIAS = "live";
 
 /**
  * tsworkflow on AWS: a DynamoDB table (the event store) and an S3 bucket (payloads over 64 KB), a FIFO
@@ -99,101 +96,25 @@ export class DurableWorkflows extends Construct {
   constructor(scope: Construct, id: string, props: DurableWorkflowsProps) {
     super(scope, id);
     const settings = resolveProps(this, props);
-    const stack = Stack.of(this);
 
-    this.table = new dynamodb.Table(this, "Table", {
-      ...(props.tableName === undefined ? {} : { tableName: props.tableName }),
-      partitionKey: { name: TABLE_SCHEMA.partitionKey, type: dynamodb.AttributeType.STRING },
-      sortKey: { name: TABLE_SCHEMA.sortKey, type: dynamodb.AttributeType.STRING },
-      billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
-      pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
-      timeToLiveAttribute: TABLE_SCHEMA.ttlAttribute,
-      // The reaper needs the document TTL deleted (its old image names the run and its idempotency key).
-      stream: dynamodb.StreamViewType.OLD_IMAGE,
-      removalPolicy: settings.removalPolicy,
-    });
-    for (const index of [TABLE_SCHEMA.byStatusIndex, TABLE_SCHEMA.byWorkflowIndex, TABLE_SCHEMA.byDueIndex]) {
-      this.table.addGlobalSecondaryIndex({
-        indexName: index.name,
-        partitionKey: { name: index.partitionKey, type: dynamodb.AttributeType.STRING },
-        sortKey: { name: index.sortKey, type: dynamodb.AttributeType.STRING },
-        projectionType: dynamodb.ProjectionType.KEYS_ONLY,
-      });
-    }
+    this.table = createTable(this, settings.removalPolicy, props.tableName);
+    this.payloadBucket = createPayloadBucket(this, settings.removalPolicy);
 
-    this.payloadBucket = new s3.Bucket(this, "PayloadBucket", {
-      encryption: s3.BucketEncryption.S3_MANAGED,
-      enforceSSL: true,
-      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
-      objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-      removalPolicy: settings.removalPolicy,
-      // Payloads leave with their run: the reaper deletes `runs/<runId>/` when the run's retention ends.
-      // An S3 expiration counts from an object's creation and would delete the payloads of a run that
-      // lives longer than the retention, so it only cleans what no run can refer to.
-      lifecycleRules: [
-        { id: "abort-incomplete-uploads", abortIncompleteMultipartUploadAfter: Duration.days(1) },
-      ],
-    });
-    Validations.of(this.payloadBucket).acknowledge({
-      id: "AwsSolutions-S1",
-      reason:
-        "The payload bucket is written and read only by the kit's functions, whose requests CloudTrail records; access logs would repeat them at a cost.",
-    });
-
-    const queueDefaults = {
-      encryption: sqs.QueueEncryption.SQS_MANAGED,
-      enforceSSL: true,
-      retentionPeriod: Duration.days(14),
-      removalPolicy: settings.removalPolicy,
-    };
-    this.workflowDeadLetterQueue = new sqs.Queue(this, "WorkflowDeadLetterQueue", {
-      ...queueDefaults,
-      fifo: true,
-    });
-    this.workflowQueue = new sqs.Queue(this, "WorkflowQueue", {
-      ...queueDefaults,
-      fifo: true,
-      // Deduplication ids are derived from each activation's cause (sqs-queue.ts), never the body.
-      contentBasedDeduplication: false,
-      // High-throughput FIFO: ordering and deduplication per run, throughput across runs.
-      deduplicationScope: sqs.DeduplicationScope.MESSAGE_GROUP,
-      fifoThroughputLimit: sqs.FifoThroughputLimit.PER_MESSAGE_GROUP_ID,
-      visibilityTimeout: settings.workflowVisibilityTimeout,
-      deadLetterQueue: { queue: this.workflowDeadLetterQueue, maxReceiveCount: settings.maxReceiveCount },
-    });
-    this.stepDeadLetterQueue = new sqs.Queue(this, "StepDeadLetterQueue", queueDefaults);
-    this.stepQueue = new sqs.Queue(this, "StepQueue", {
-      ...queueDefaults,
-      visibilityTimeout: settings.stepVisibilityTimeout,
-      deadLetterQueue: { queue: this.stepDeadLetterQueue, maxReceiveCount: settings.maxReceiveCount },
-    });
-    this.timerDeadLetterQueue = new sqs.Queue(this, "TimerDeadLetterQueue", queueDefaults);
-    Validations.of(this.timerDeadLetterQueue).acknowledge({
-      id: "AwsSolutions-SQS3",
-      reason:
-        "This queue is itself a dead-letter queue: EventBridge Scheduler's DeadLetterConfig of the kit's timer schedules (SQS redrive policies do not name it).",
-    });
+    const queues = createQueues(this, settings);
+    this.workflowQueue = queues.workflowQueue;
+    this.workflowDeadLetterQueue = queues.workflowDeadLetterQueue;
+    this.stepQueue = queues.stepQueue;
+    this.stepDeadLetterQueue = queues.stepDeadLetterQueue;
+    this.timerDeadLetterQueue = queues.timerDeadLetterQueue;
 
     this.scheduleGroup = new scheduler.ScheduleGroup(this, "ScheduleGroup", {
       scheduleGroupName: settings.scheduleGroupName,
       removalPolicy: settings.removalPolicy,
     });
-    this.schedulerRole = new iam.Role(this, "SchedulerRole", {
-      description: "Assumed by EventBridge Scheduler to send tsworkflow's due timers to the step queue",
-      // Only schedules of this account's group may use the role (confused-deputy guard).
-      assumedBy: new iam.ServicePrincipal("scheduler.amazonaws.com", {
-        conditions: {
-          StringEquals: { "aws:SourceAccount": stack.account },
-          ArnEquals: { "aws:SourceArn": this.scheduleGroup.scheduleGroupArn },
-        },
-      }),
-    });
-    this.schedulerRole.addToPolicy(
-      new iam.PolicyStatement({
-        actions: ["sqs:SendMessage"],
-        resources: [this.stepQueue.queueArn, this.timerDeadLetterQueue.queueArn],
-      }),
-    );
+    this.schedulerRole = createSchedulerRole(this, this.scheduleGroup, [
+      this.stepQueue,
+      this.timerDeadLetterQueue,
+    ]);
 
     const environment: Record<string, string> = {
       ...settings.environment,
@@ -556,54 +477,4 @@ export class DurableWorkflows extends Construct {
       ...props,
     });
   }
-}
-
-interface FunctionOptions {
-  memorySize: number;
-  timeout: Duration;
-  description: string;
-  environment?: Record<string, string>;
-}
-
-/** One function: its own log group and role (logs to its group only), bundled with the local esbuild. */
-function createFunction(
-  scope: Construct,
-  name: string,
-  handler: string,
-  settings: Settings,
-  options: FunctionOptions,
-): nodejs.NodejsFunction {
-  const logGroup = new logs.LogGroup(scope, `${name}Logs`, {
-    retention: settings.logRetention,
-    removalPolicy: settings.removalPolicy,
-  });
-  // An explicit role instead of AWSLambdaBasicExecutionRole: logs go to this function's group only.
-  const role = new iam.Role(scope, `${name}Role`, {
-    assumedBy: new iam.ServicePrincipal("lambda.amazonaws.com"),
-    description: `Execution role of the tsworkflow ${name.toLowerCase()} function`,
-  });
-  role.addToPolicy(
-    new iam.PolicyStatement({
-      actions: ["logs:CreateLogStream", "logs:PutLogEvents"],
-      resources: [logGroup.logGroupArn],
-    }),
-  );
-  return new nodejs.NodejsFunction(scope, `${name}Function`, {
-    entry: settings.entry,
-    handler,
-    description: options.description,
-    runtime: lambda.Runtime.NODEJS_24_X,
-    architecture: lambda.Architecture.ARM_64,
-    memorySize: options.memorySize,
-    timeout: options.timeout,
-    role,
-    logGroup,
-    environment: options.environment ?? {},
-    bundling: BUNDLING,
-  });
-}
-
-/** The function's `live` alias, on the version this deploy published. */
-function liveAlias(fn: nodejs.NodejsFunction): lambda.Alias {
-  return new lambda.Alias(fn, "Live", { aliasName: LIVE_ALIAS, version: fn.currentVersion });
 }

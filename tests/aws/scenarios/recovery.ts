@@ -223,6 +223,45 @@ export function describeRecovery(emulatorsOf: () => Emulators): void {
       expect(ofType(await stack.events(runId), "child_completed")).toHaveLength(1);
     });
 
+    it("retries a run document update that failed after the commit until it holds, and the parent hears of its child", async () => {
+      // Prepare: the child's final document update fails twice (after its commit was stored).
+      let refused = 0;
+      const stack = deploy({ visibilityTimeoutSeconds: 1 });
+      stack.clients.dynamodb.middlewareStack.add(
+        (next, context) => async (args) => {
+          const values = (args.input as { ExpressionAttributeValues?: Record<string, unknown> })
+            .ExpressionAttributeValues;
+          // A finished child's update is the one that puts it in the sweeper's due index.
+          const finishing =
+            (context as { commandName?: string }).commandName === "UpdateItemCommand" &&
+            JSON.stringify(values?.[":status"]).includes('"completed"') &&
+            values?.[":duePk"] !== undefined;
+          if (finishing && refused < 2) {
+            refused += 1;
+            throw Object.assign(new Error("the document update failed"), {
+              name: "InternalServerError",
+              $fault: "server",
+            });
+          }
+          return next(args);
+        },
+        { step: "initialize", name: "refuseChildFinish" },
+      );
+      // Act
+      const { runId } = await stack.invokeStart({ workflow: "aws_recovery_parent", args: ["follow-up"] });
+      const [childRunId] = await waitFor("the child run", async () => {
+        const ids = ofType(await stack.events(runId), "child_started").map((event) => event.childRunId);
+        return ids.length > 0 ? ids : undefined;
+      });
+      const run = await stack.waitForStatus(runId, "completed", 60_000);
+      const child = await stack.store.getRun(childRunId as string);
+      // Assess
+      expect(refused).toBe(2);
+      expect(run.result).toBe("hello child follow-up");
+      expect(child).toMatchObject({ status: "completed", result: "hello child follow-up" });
+      expect(ofType(await stack.events(childRunId as string), "workflow_completed")).toHaveLength(1);
+    });
+
     it("defers a step task the step function's code does not know yet, and runs it once the new code is live", async () => {
       // Prepare: the step function runs an older bundle, without aws_recovery_late_step.
       const stack = deploy({ stepRegistry: { workflows: registry.workflows, steps: [greet] } });

@@ -1,54 +1,32 @@
-import { ChangeMessageVisibilityCommand } from "@aws-sdk/client-sqs";
-import type { Context, DynamoDBStreamEvent, SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda";
+import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda";
 import { z } from "zod";
 import { MAX_SQS_DELAY_SECONDS } from "../../adapters/aws/scheduler-timers.ts";
 import { deduplicationId, parseQueueMessage, type QueueMessage } from "../../adapters/aws/sqs-queue.ts";
 import { StepNotFoundError, TsWorkflowError, WorkflowNotFoundError } from "../../core/errors.ts";
 import { getLogger } from "../../core/logger.ts";
-import { findStep, findWorkflow, registerWorkflow } from "../../core/registry.ts";
-import type { AnyStep } from "../../core/step.ts";
-import type { WorkflowDefinition } from "../../core/workflow.ts";
+import { findStep } from "../../core/registry.ts";
 import { systemClock } from "../../ports/clock.ts";
-import { type AwsRuntime, type AwsRuntimeOptions, createAwsRuntime } from "../../runtimes/aws.ts";
 import { handleWebhook } from "../../webhooks/handle-webhook.ts";
-import { type AwsConfig, loadConfig } from "../config.ts";
-import { reapExpiredRuns } from "../reaper.ts";
-import { type SweepReport, sweep } from "../sweeper.ts";
+import {
+  errorDetails,
+  holdBack,
+  isPoison,
+  MAX_STEP_DEFERRALS,
+  unknownStepDelaySeconds,
+  unknownWorkflowBackoffSeconds,
+} from "./failures.ts";
+import {
+  createReaperHandler,
+  createSweeperHandler,
+  type ReaperHandler,
+  type SweeperHandler,
+} from "./maintenance.ts";
+import { type HandlerOptions, runtimeFor, type WorkflowRegistry } from "./options.ts";
 
-// biome-ignore lint/suspicious/noExplicitAny: a registry holds workflows of any signature
-type AnyWorkflow = WorkflowDefinition<any[], unknown>;
-
-/**
- * The workflows a Lambda bundle runs. Workflows register themselves when their module is imported;
- * listing them here makes the import explicit (and keeps bundlers from dropping it).
- */
-export interface WorkflowRegistry {
-  workflows: readonly AnyWorkflow[];
-  /**
-   * The steps this bundle runs, when a function's bundle holds fewer than every step its modules
-   * register. A step task for a step not listed (or not registered) is deferred with backoff: during a
-   * deploy, the code that knows it is about to be live.
-   * @default every registered step
-   */
-  steps?: readonly AnyStep[];
-}
-
-/** Options of the handler factories. Everything defaults to the environment (see `loadConfig`). */
-export interface HandlerOptions extends AwsRuntimeOptions {
-  /**
-   * The first wait, in seconds, of an activation whose workflow this code does not know (a deploy
-   * half done); it doubles with each receive until the message reaches the DLQ.
-   * @default 60
-   */
-  deployBackoffSeconds?: number;
-  /** @default loadConfig(process.env), read once when the factory is called (at cold start) */
-  config?: AwsConfig;
-  /**
-   * A runtime to share between the handlers of one bundle (one set of clients and caches).
-   * @default a new runtime from `config` and the other options
-   */
-  runtime?: AwsRuntime;
-}
+export { MAX_STEP_DEFERRALS, unknownStepDelaySeconds, unknownWorkflowBackoffSeconds } from "./failures.ts";
+export type { ReaperHandler, SweeperHandler } from "./maintenance.ts";
+export { createReaperHandler, createSweeperHandler } from "./maintenance.ts";
+export type { HandlerOptions, WorkflowRegistry } from "./options.ts";
 
 export type SqsBatchHandler = (event: SQSEvent, context: Context) => Promise<SQSBatchResponse>;
 
@@ -62,21 +40,15 @@ export type StartEvent = z.input<typeof startEvent>;
 export type StartResponse = { runId: string; created: boolean };
 export type StartHandler = (event: unknown, context: Context) => Promise<StartResponse>;
 
-/** Builds the runtime once per cold start: configuration errors surface at init, naming the variable. */
-function runtimeFor(registry: WorkflowRegistry, options: HandlerOptions): AwsRuntime {
-  for (const definition of registry.workflows) {
-    if (findWorkflow(definition.name) !== definition) registerWorkflow(definition);
-  }
-  return options.runtime ?? createAwsRuntime(options.config ?? loadConfig(), options);
-}
-
 /**
- * The three handlers of one bundle, sharing one runtime (clients, caches). The CDK construct bundles
- * an entry file that exports `workflowHandler`, `stepHandler` and `startHandler`.
+ * The handlers of one bundle, sharing one runtime (clients, caches). The CDK construct bundles an entry
+ * file that exports `workflowHandler`, `stepHandler`, `startHandler`, `webhookHandler`, `sweeperHandler`
+ * and `reaperHandler`.
  * @example
  * import { createHandlers } from "tsworkflow/aws";
  * import { onboarding } from "./workflows.ts";
- * export const { workflowHandler, stepHandler, startHandler } = createHandlers({ workflows: [onboarding] });
+ * export const { workflowHandler, stepHandler, startHandler, webhookHandler, sweeperHandler, reaperHandler } =
+ *   createHandlers({ workflows: [onboarding] });
  * @throws ConfigurationError at cold start when an environment variable is missing or wrong
  */
 export function createHandlers(
@@ -99,104 +71,6 @@ export function createHandlers(
     sweeperHandler: createSweeperHandler(registry, shared),
     reaperHandler: createReaperHandler(registry, shared),
   };
-}
-
-export type SweeperHandler = (event: unknown, context: Context) => Promise<SweepReport>;
-export type ReaperHandler = (event: DynamoDBStreamEvent, context: Context) => Promise<{ reaped: string[] }>;
-
-/**
- * The sweeper function, run every few minutes by a schedule of the construct: re-sends what runs are
- * missing (see `sweep`): a sleep whose timer was lost, a message lost with its run pending or running, a
- * finished child whose parent was never told.
- * @example
- * import { createSweeperHandler } from "tsworkflow/aws";
- * export const sweeperHandler = createSweeperHandler({ workflows: [onboarding] });
- */
-export function createSweeperHandler(
-  registry: WorkflowRegistry,
-  options: HandlerOptions = {},
-): SweeperHandler {
-  const runtime = runtimeFor(registry, options);
-  const clock = options.clock ?? systemClock;
-  return async (_event, context) => {
-    getLogger().addContext(context);
-    const seconds = runtime.config.sweepStaleAfterSeconds;
-    return sweep(runtime, {
-      now: clock.now(),
-      ...(seconds === undefined ? {} : { staleAfterMs: seconds * 1000 }),
-    });
-  };
-}
-
-/**
- * The reaper function, fed by the table's stream (only DynamoDB's TTL deletions of run documents pass
- * the construct's filter): deletes the rest of each expired run and its S3 payloads (see
- * `reapExpiredRuns`). A failure fails the batch, which the stream delivers again.
- * @example
- * export const { reaperHandler } = createHandlers({ workflows: [onboarding] });
- */
-export function createReaperHandler(registry: WorkflowRegistry, options: HandlerOptions = {}): ReaperHandler {
-  const runtime = runtimeFor(registry, options);
-  return async (event, context) => {
-    getLogger().addContext(context);
-    return { reaped: await reapExpiredRuns(runtime, event.Records) };
-  };
-}
-
-function errorDetails(error: unknown): Record<string, unknown> {
-  return error instanceof Error
-    ? { error: { name: error.name, message: error.message, stack: error.stack } }
-    : { error: String(error) };
-}
-
-/** A message that can never succeed (not JSON, not ours): it goes to the DLQ at once, kept for a look. */
-function isPoison(error: unknown): boolean {
-  return error instanceof TsWorkflowError && error.code === "INVALID_INPUT";
-}
-
-/**
- * Deploy backoff: how long an activation of a workflow this code does not know waits before SQS hands
- * it out again (1, 2, 4, 8 minutes... by receive): during a deploy, the function that knows it is
- * usually live within minutes. After `maxReceiveCount` receives it is in the DLQ, never dropped.
- */
-export function unknownWorkflowBackoffSeconds(receiveCount: number, baseSeconds = 60): number {
-  return Math.min(12 * 60 * 60, baseSeconds * 2 ** Math.max(0, receiveCount - 1));
-}
-
-/**
- * Deploy backoff of a step this code does not know: the task is put back on the step queue with a
- * delay of 2, 4, 8... seconds, at most 15 minutes, up to {@link MAX_STEP_DEFERRALS} times (about a day);
- * then it fails into the DLQ.
- */
-export function unknownStepDelaySeconds(deferrals: number): number {
-  return Math.min(MAX_SQS_DELAY_SECONDS, 2 ** Math.min(10, deferrals + 1));
-}
-
-/** About 24 hours of deferrals (nine short ones, then one every 15 minutes). */
-export const MAX_STEP_DEFERRALS = 100;
-
-/** Sets how long a failed record stays invisible (0: handed out again at once, toward its DLQ). */
-async function holdBack(
-  runtime: AwsRuntime,
-  queueUrl: string,
-  record: SQSRecord,
-  seconds: number,
-): Promise<void> {
-  try {
-    await runtime.clients.sqs.send(
-      new ChangeMessageVisibilityCommand({
-        QueueUrl: queueUrl,
-        ReceiptHandle: record.receiptHandle,
-        VisibilityTimeout: seconds,
-      }),
-    );
-  } catch (error) {
-    // The record fails either way; it comes back after the queue's visibility timeout instead.
-    getLogger().warn("could not change a failed record's visibility", {
-      messageId: record.messageId,
-      ...errorDetails(error),
-    });
-  }
 }
 
 /**

@@ -1,0 +1,48 @@
+import type { Context, DynamoDBStreamEvent } from "aws-lambda";
+import { getLogger } from "../../core/logger.ts";
+import { systemClock } from "../../ports/clock.ts";
+import { reapExpiredRuns } from "../reaper.ts";
+import { type SweepReport, sweep } from "../sweeper.ts";
+import { type HandlerOptions, runtimeFor, type WorkflowRegistry } from "./options.ts";
+
+export type SweeperHandler = (event: unknown, context: Context) => Promise<SweepReport>;
+export type ReaperHandler = (event: DynamoDBStreamEvent, context: Context) => Promise<{ reaped: string[] }>;
+
+/**
+ * The sweeper function, run every few minutes by a schedule of the construct: re-sends what runs are
+ * missing (see `sweep`): a sleep whose timer was lost, a message lost with its run pending or running, a
+ * finished child whose parent was never told.
+ * @example
+ * import { createSweeperHandler } from "tsworkflow/aws";
+ * export const sweeperHandler = createSweeperHandler({ workflows: [onboarding] });
+ */
+export function createSweeperHandler(
+  registry: WorkflowRegistry,
+  options: HandlerOptions = {},
+): SweeperHandler {
+  const runtime = runtimeFor(registry, options);
+  const clock = options.clock ?? systemClock;
+  return async (_event, context) => {
+    getLogger().addContext(context);
+    const seconds = runtime.config.sweepStaleAfterSeconds;
+    return sweep(runtime, {
+      now: clock.now(),
+      ...(seconds === undefined ? {} : { staleAfterMs: seconds * 1000 }),
+    });
+  };
+}
+
+/**
+ * The reaper function, fed by the table's stream (only DynamoDB's TTL deletions of run documents pass
+ * the construct's filter): deletes the rest of each expired run and its S3 payloads (see
+ * `reapExpiredRuns`). A failure fails the batch, which the stream delivers again.
+ * @example
+ * export const { reaperHandler } = createHandlers({ workflows: [onboarding] });
+ */
+export function createReaperHandler(registry: WorkflowRegistry, options: HandlerOptions = {}): ReaperHandler {
+  const runtime = runtimeFor(registry, options);
+  return async (event, context) => {
+    getLogger().addContext(context);
+    return { reaped: await reapExpiredRuns(runtime, event.Records) };
+  };
+}

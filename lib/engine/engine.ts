@@ -244,7 +244,8 @@ export class Engine {
         inline.release();
       }
       const { stepId, attempt } = inline.task;
-      next = { runId: task.runId, cause: { kind: "outcome", stepId, attempt } };
+      // The outcome was carried here, not stored: no other activation can have applied it.
+      next = { runId: task.runId, cause: { kind: "outcome", stepId, attempt }, redelivered: false };
       if (lease && !(await lease.resume())) {
         // Another worker holds the run now: hand it the outcome as a queued step would.
         await this.store.putOutcome(carried);
@@ -319,7 +320,11 @@ export class Engine {
       : carried && warm && execution.outcomesWaiting === false
         ? [carried]
         : withCarried(await this.store.listOutcomes(runId), carried);
-    const resendAll = task.cause.kind === "recover" || this.isRedelivery(task, execution, baseVersion);
+    // A cause already in the log was applied either by an earlier delivery of this activation, which may have
+    // died before sending what it committed, or by another activation, which sent it: only the queue can tell.
+    const resendAll =
+      task.cause.kind === "recover" ||
+      (task.redelivered !== false && this.isRedelivery(task, execution, baseVersion));
     const wasSuspended = execution.status === "suspended";
 
     const effects = execution.nonDeterminism
@@ -373,9 +378,13 @@ export class Engine {
       return;
     }
     const candidate = this.inlineSteps && !resendAll ? soleStepStarted(newEvents) : undefined;
+    const candidateTask =
+      candidate &&
+      this.stepTask(execution, candidate.stepId, candidate.stepName, candidate.attempt, candidate.input);
     // A queue that limits running steps must have a slot free; otherwise the step is queued as usual.
-    const release = candidate && (this.queue.reserveStepSlot ? this.queue.reserveStepSlot() : () => {});
-    const inline = release ? candidate : undefined;
+    const release =
+      candidateTask && (this.queue.reserveStepSlot ? this.queue.reserveStepSlot(candidateTask) : () => {});
+    const inline = release ? candidateTask : undefined;
     try {
       await this.dispatch(execution, resendAll ? undefined : newEvents, baseVersion === 1, inline?.stepId);
       if (task.cause.kind === "timer") await this.rearmEarlyTimer(execution, task.cause.timerId);
@@ -384,8 +393,7 @@ export class Engine {
       throw error;
     }
     if (!inline || !release) return undefined;
-    const { stepId, stepName, attempt, input } = inline;
-    return { task: this.stepTask(execution, stepId, stepName, attempt, input), release };
+    return { task: inline, release };
   }
 
   /**

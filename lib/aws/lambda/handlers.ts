@@ -136,7 +136,10 @@ export function createWorkflowHandler(
               cause: message.task.cause,
               messageId: record.messageId,
             });
-            await runtime.engine.activate(message.task);
+            // A record received before may be an activation that died after its commit: it re-sends.
+            const redelivered =
+              message.task.redelivered === true || Number(record.attributes.ApproximateReceiveCount) > 1;
+            await runtime.engine.activate({ ...message.task, redelivered });
           } catch (error) {
             const runId =
               message?.kind === "activation" ? message.task.runId : record.attributes.MessageGroupId;

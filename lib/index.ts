@@ -25,14 +25,17 @@ export type { ErrorCode, RetryableErrorOptions, SerializedError } from "./core/e
 export {
   CancelledError,
   ConfigurationError,
+  DuplicateNameError,
   deserializeError,
   EventLimitExceededError,
   EventPayloadError,
   FatalError,
+  ForeignAwaitError,
   IdempotencyConflictError,
   InvalidDurationError,
   InvalidEventError,
   InvalidIdempotencyKeyError,
+  InvalidMessageError,
   InvalidRunIdError,
   InvalidRunStateError,
   MaxDurationExceededError,
@@ -56,7 +59,8 @@ export type { LoggingOptions, LogLevelName } from "./core/logger.ts";
 export { configureLogging } from "./core/logger.ts";
 export type { WaitForEventOptions, Webhook } from "./core/primitives.ts";
 export { createWebhook, log, now, random, runChild, sleep, waitForEvent } from "./core/primitives.ts";
-export { findWorkflow, registeredWorkflows } from "./core/registry.ts";
+export type { RegistryOptions } from "./core/registry.ts";
+export { defaultRegistry, findWorkflow, Registry, registeredWorkflows } from "./core/registry.ts";
 export type { Runtime, WaitOptions } from "./core/runtime.ts";
 export { MAX_PAYLOAD_BYTES } from "./core/serialization.ts";
 export type { AnyStep, RetryDelay, StepDefinition, StepOptions } from "./core/step.ts";

@@ -1,7 +1,7 @@
 import { currentExecution } from "./context.ts";
 import { type Duration, toMilliseconds } from "./durations.ts";
 import { ConfigurationError } from "./errors.ts";
-import { registerStep } from "./registry.ts";
+import { definingRegistry } from "./registry.ts";
 
 /** How long to wait before attempt n+1 of a failed step. */
 export type RetryDelay = "fixed" | "exponential" | Duration;
@@ -83,7 +83,7 @@ export function step<Args extends unknown[], Result>(
     options: Object.freeze(resolved),
     run: fn,
   }) as StepDefinition<Args, Result>;
-  registerStep(definition as AnyStep);
+  definingRegistry().registerStep(definition as AnyStep);
   return definition;
 }
 

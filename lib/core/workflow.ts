@@ -1,7 +1,7 @@
 import type { ZodType } from "zod";
 import { type Duration, toMilliseconds } from "./durations.ts";
 import { ConfigurationError, WorkflowInputError } from "./errors.ts";
-import { registerWorkflow } from "./registry.ts";
+import { definingRegistry } from "./registry.ts";
 
 /** Options of {@link workflow}. */
 export interface WorkflowOptions {
@@ -64,7 +64,7 @@ export function workflow<Args extends unknown[], Result>(
   if (typeof fn !== "function") throw new ConfigurationError(`workflow("${name}") needs an async function.`);
   const maxDurationMs = options.maxDuration === undefined ? undefined : toMilliseconds(options.maxDuration);
   const definition: WorkflowDefinition<Args, Result> = Object.freeze({ name, fn, options, maxDurationMs });
-  registerWorkflow(definition as AnyWorkflow);
+  definingRegistry().registerWorkflow(definition as AnyWorkflow);
   return definition;
 }
 

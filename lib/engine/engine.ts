@@ -17,7 +17,7 @@ import {
 import type { EventDraft, EventOf, WorkflowEvent } from "../core/events.ts";
 import { assertIdempotencyKey, assertRunId, newRunId } from "../core/ids.ts";
 import { getLogger } from "../core/logger.ts";
-import { findStep, findWorkflow } from "../core/registry.ts";
+import { defaultRegistry, type Registry } from "../core/registry.ts";
 import { nextRetryDelay } from "../core/retry.ts";
 import { hashOf, roundTrip, serializeError } from "../core/serialization.ts";
 import { type AnyWorkflow, validateWorkflowInput } from "../core/workflow.ts";
@@ -68,6 +68,11 @@ export interface EngineOptions {
    * @default false
    */
   inlineSteps?: boolean;
+  /**
+   * Where runs find their workflows and steps by name.
+   * @default the default registry, where `workflow()` and `step()` register
+   */
+  registry?: Registry;
 }
 
 /** Options of {@link Engine.start}. */
@@ -132,6 +137,7 @@ function signalName(signal: StepOutcome): string {
  */
 export class Engine {
   readonly store: EventStore;
+  readonly registry: Registry;
   private readonly queue: TaskQueue;
   private readonly timers: Timers;
   private readonly clock: Clock;
@@ -147,6 +153,7 @@ export class Engine {
 
   constructor(options: EngineOptions) {
     this.store = options.store;
+    this.registry = options.registry ?? defaultRegistry;
     this.queue = options.queue;
     this.timers = options.timers;
     this.clock = options.clock ?? systemClock;
@@ -167,7 +174,7 @@ export class Engine {
     args: unknown[],
     options: StartOptions & { parent?: ChildLink } = {},
   ): Promise<StartResult> {
-    const definition = typeof workflow === "string" ? findWorkflow(workflow) : workflow;
+    const definition = typeof workflow === "string" ? this.registry.findWorkflow(workflow) : workflow;
     if (!definition) throw new WorkflowNotFoundError(String(workflow));
     const input = roundTrip(
       validateWorkflowInput(definition, args),
@@ -305,7 +312,7 @@ export class Engine {
         await this.finishAgain(run);
         return undefined;
       }
-      const definition = findWorkflow(run.workflowName);
+      const definition = this.registry.findWorkflow(run.workflowName);
       if (!definition) throw new WorkflowNotFoundError(run.workflowName);
       const events = await this.store.getEvents(runId);
       if (isFinishedLog(events)) return;
@@ -377,7 +384,7 @@ export class Engine {
       this.cache.delete(runId);
       return;
     }
-    const candidate = this.inlineSteps && !resendAll ? soleStepStarted(newEvents) : undefined;
+    const candidate = this.inlineSteps && !resendAll ? soleStepStarted(newEvents, this.registry) : undefined;
     const candidateTask =
       candidate &&
       this.stepTask(execution, candidate.stepId, candidate.stepName, candidate.attempt, candidate.input);
@@ -714,7 +721,7 @@ export class Engine {
   /** Runs one attempt of a step and returns its outcome (a thrown error is a failed outcome). */
   private async runAttempt(task: StepTask): Promise<StepOutcome> {
     const { runId, stepId, attempt } = task;
-    const definition = findStep(task.stepName);
+    const definition = this.registry.findStep(task.stepName);
     const base = { runId, stepId, attempt };
     try {
       if (!definition) throw new StepNotFoundError(task.stepName);
@@ -1027,14 +1034,17 @@ function isFinishedLog(events: readonly WorkflowEvent[]): boolean {
 }
 
 /** The step to run inline: the only `step_started` among an activation's new events, if it runs here. */
-function soleStepStarted(events: readonly WorkflowEvent[]): EventOf<"step_started"> | undefined {
+function soleStepStarted(
+  events: readonly WorkflowEvent[],
+  registry: Registry,
+): EventOf<"step_started"> | undefined {
   let found: EventOf<"step_started"> | undefined;
   for (const event of events) {
     if (event.type !== "step_started") continue;
     if (found) return undefined;
     found = event;
   }
-  return found && findStep(found.stepName) ? found : undefined;
+  return found && registry.findStep(found.stepName) ? found : undefined;
 }
 
 /** The outcomes an activation applies: the stored ones and the one its inline step just produced. */

@@ -559,7 +559,11 @@ export class RunExecution {
 
   private waitsForNothing(): boolean {
     return (
-      this.pendingSteps.size + this.pendingSleeps.size + this.pendingHooks.size + this.pendingChildren.size === 0
+      this.pendingSteps.size +
+        this.pendingSleeps.size +
+        this.pendingHooks.size +
+        this.pendingChildren.size ===
+      0
     );
   }
 
@@ -569,7 +573,10 @@ export class RunExecution {
     if (!this.settled) {
       // Unsettled and waiting for nothing tsworkflow knows: no event can ever wake it.
       if (this.waitsForNothing())
-        return { type: "workflow_failed", error: serializeError(new ForeignAwaitError(this.definition.name)) };
+        return {
+          type: "workflow_failed",
+          error: serializeError(new ForeignAwaitError(this.definition.name)),
+        };
       return undefined;
     }
     if (

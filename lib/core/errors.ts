@@ -399,15 +399,28 @@ export function deserializeError(stored: SerializedError): Error {
   return error;
 }
 
+/**
+ * A bad value as messages show it: JSON where it has one, shortened; never a throw (a BigInt, a cyclic
+ * object or an object with no prototype is described as such).
+ */
 export function describe(value: unknown): string {
-  if (typeof value === "string") return JSON.stringify(value);
+  if (typeof value === "string") return shortened(JSON.stringify(value));
   // JSON.stringify would print NaN and Infinity as "null", hiding the bad value.
-  if (typeof value === "number") return String(value);
+  if (typeof value === "number" || typeof value === "boolean" || value === undefined) return String(value);
+  if (typeof value === "bigint") return `${value}n`;
+  if (typeof value === "symbol") return value.toString();
+  if (typeof value === "function") return "a function";
   if (value instanceof Date)
     return `Date(${Number.isNaN(value.getTime()) ? "Invalid Date" : value.toISOString()})`;
   try {
-    return JSON.stringify(value) ?? String(value);
+    const json = JSON.stringify(value, (_key, item) => (typeof item === "bigint" ? `${item}n` : item));
+    if (json !== undefined) return shortened(json);
   } catch {
-    return String(value);
+    // cyclic
   }
+  return Object.prototype.toString.call(value);
+}
+
+function shortened(text: string): string {
+  return text.length <= 200 ? text : `${text.slice(0, 197)}...`;
 }

@@ -1,6 +1,6 @@
 import type { ZodType } from "zod";
 import { type Duration, toMilliseconds } from "./durations.ts";
-import { ConfigurationError, WorkflowInputError } from "./errors.ts";
+import { ConfigurationError, describe, WorkflowInputError } from "./errors.ts";
 import { definingRegistry } from "./registry.ts";
 
 /** Options of {@link workflow}. */
@@ -56,9 +56,9 @@ export function workflow<Args extends unknown[], Result>(
   fn: (...args: Args) => Promise<Result>,
   options: WorkflowOptions = {},
 ): WorkflowDefinition<Args, Result> {
-  if (!NAME.test(name)) {
+  if (typeof name !== "string" || !NAME.test(name)) {
     throw new ConfigurationError(
-      `Invalid workflow name ${JSON.stringify(name)}: use 1 to 100 letters, digits, "_", ".", ":" or "-".`,
+      `Invalid workflow name ${describe(name)}: use 1 to 100 letters, digits, "_", ".", ":" or "-".`,
     );
   }
   if (typeof fn !== "function") throw new ConfigurationError(`workflow("${name}") needs an async function.`);

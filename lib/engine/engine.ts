@@ -4,6 +4,7 @@ import { formatDuration } from "../core/durations.ts";
 import {
   CancelledError,
   ConfigurationError,
+  describe,
   EventLimitExceededError,
   IdempotencyConflictError,
   InvalidRunStateError,
@@ -764,9 +765,7 @@ export class Engine {
   ): Promise<{ delivered: boolean }> {
     assertRunId(runId);
     if (typeof eventName !== "string" || eventName.length === 0 || eventName.length > 100) {
-      throw new ConfigurationError(
-        `Invalid event name ${JSON.stringify(eventName)}: use 1 to 100 characters.`,
-      );
+      throw new ConfigurationError(`Invalid event name ${describe(eventName)}: use 1 to 100 characters.`);
     }
     const run = await this.store.getRun(runId);
     if (!run) throw new RunNotFoundError(runId);
@@ -774,6 +773,7 @@ export class Engine {
       throw new InvalidRunStateError(`Run ${runId} is ${run.status}; it no longer takes events.`);
     }
     const value = roundTrip(payload ?? null, `The payload of event "${eventName}"`);
+    if (options.signalId !== undefined) assertText("signalId", options.signalId, 200, true);
     const id = options.signalId ?? randomUUID();
     const stepId = `${SIGNAL_PREFIX}${eventName}:${id}`;
     const recordedAt = this.recordedAt();
@@ -886,6 +886,7 @@ export class Engine {
    */
   async cancelRun(runId: string, reason = "cancelled"): Promise<void> {
     assertRunId(runId);
+    assertText("The reason of a cancellation", reason, 1000);
     const run = await this.store.getRun(runId);
     if (!run) throw new RunNotFoundError(runId);
     if (FINISHED_STATUSES.has(run.status)) {
@@ -1012,6 +1013,21 @@ export class Engine {
       getLogger().warn(`run failed: ${terminal.error.name}: ${terminal.error.message}`, context);
     else getLogger().debug("run completed", context);
   }
+}
+
+// biome-ignore lint/suspicious/noControlCharactersInRegex: rejecting control characters is the point
+const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f]/;
+
+/** @throws ConfigurationError unless `value` is a string of up to `max` characters (printable, non-empty if `id`) */
+function assertText(what: string, value: unknown, max: number, id = false): asserts value is string {
+  if (
+    typeof value !== "string" ||
+    value.length > max ||
+    (id && (value.length === 0 || CONTROL_CHARACTERS.test(value)))
+  )
+    throw new ConfigurationError(
+      `Invalid ${what} ${describe(value)}: use ${id ? "1" : "0"} to ${max} ${id ? "printable " : ""}characters.`,
+    );
 }
 
 function statusOf(execution: RunExecution, terminal: EventDraft | undefined): RunStatus {

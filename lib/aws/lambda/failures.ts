@@ -1,7 +1,7 @@
 import { ChangeMessageVisibilityCommand } from "@aws-sdk/client-sqs";
 import type { SQSRecord } from "aws-lambda";
 import { MAX_SQS_DELAY_SECONDS } from "../../adapters/aws/scheduler-timers.ts";
-import { TsWorkflowError } from "../../core/errors.ts";
+import { InvalidMessageError } from "../../core/errors.ts";
 import { getLogger } from "../../core/logger.ts";
 import type { AwsRuntime } from "../../runtimes/aws.ts";
 
@@ -15,7 +15,7 @@ export function errorDetails(error: unknown): Record<string, unknown> {
 
 /** A message that can never succeed (not JSON, not ours): it goes to the DLQ at once, kept for a look. */
 export function isPoison(error: unknown): boolean {
-  return error instanceof TsWorkflowError && error.code === "INVALID_INPUT";
+  return error instanceof InvalidMessageError;
 }
 
 /**

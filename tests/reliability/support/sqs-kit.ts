@@ -34,6 +34,7 @@ export async function startSqsKit(
     visibilityTimeoutSeconds?: number;
     maxReceiveCount?: number;
     deployBackoffSeconds?: number;
+    inlineSteps?: boolean;
   } = {},
 ): Promise<SqsKit> {
   kits += 1;
@@ -66,6 +67,7 @@ export async function startSqsKit(
       },
     },
   );
+  runtime.engine.inlineSteps = options.inlineSteps ?? false;
   const handlers = createHandlers(
     { workflows },
     { runtime, deployBackoffSeconds: options.deployBackoffSeconds ?? 1 },

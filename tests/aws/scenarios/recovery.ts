@@ -192,6 +192,28 @@ export function describeRecovery(emulatorsOf: () => Emulators): void {
       expect(ofType(await stack.events(runId), "step_completed")).toHaveLength(1);
     });
 
+    it("starts a pending run whose first activation was lost", async () => {
+      // Prepare: the start's activation never reaches the queue (a caller that died right after creating the run).
+      const dropped: string[] = [];
+      const stack = deploy({
+        decorateSqs: dropSends(
+          (body) => body.kind === "activation" && (body.task.cause as { kind?: string }).kind === "start",
+          dropped,
+        ),
+      });
+      const { runId } = await stack.invokeStart({ workflow: "aws_recovery_stepper", args: ["pending"] });
+      const pending = await stack.store.getRun(runId);
+      // Act
+      emulatorsOf().clock.offset += 2 * 3_600_000;
+      const report = await stack.sweep();
+      const run = await stack.waitForStatus(runId, "completed");
+      // Assess
+      expect(dropped).toHaveLength(1);
+      expect(pending?.status).toBe("pending");
+      expect(report.stale).toContain(runId);
+      expect(run.result).toBe("hello pending");
+    });
+
     it("hands a finished child's result to a parent that never heard of it, once", async () => {
       // Prepare: the activation that tells the parent is lost.
       const dropped: string[] = [];

@@ -4,7 +4,6 @@ import { MAX_SQS_DELAY_SECONDS } from "../../adapters/aws/scheduler-timers.ts";
 import { deduplicationId, parseQueueMessage, type QueueMessage } from "../../adapters/aws/sqs-queue.ts";
 import { InvalidMessageError, StepNotFoundError, WorkflowNotFoundError } from "../../core/errors.ts";
 import { getLogger } from "../../core/logger.ts";
-import { findStep } from "../../core/registry.ts";
 import { systemClock } from "../../ports/clock.ts";
 import { handleWebhook } from "../../webhooks/handle-webhook.ts";
 import {
@@ -172,7 +171,8 @@ export function createStepHandler(registry: WorkflowRegistry, options: HandlerOp
   const runtime = runtimeFor(registry, options);
   const clock = options.clock ?? systemClock;
   const listed = registry.steps && new Set(registry.steps.map((definition) => definition.stepName));
-  const knows = (stepName: string) => (listed ? listed.has(stepName) : findStep(stepName) !== undefined);
+  const knows = (stepName: string) =>
+    listed ? listed.has(stepName) : runtime.engine.registry.findStep(stepName) !== undefined;
   const handle = async (record: SQSRecord, message: QueueMessage): Promise<void> => {
     if (message.kind === "step") {
       if (!knows(message.task.stepName)) {

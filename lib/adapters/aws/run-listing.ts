@@ -22,7 +22,8 @@ export async function listRunPage(context: StoreContext, query: RunQuery = {}): 
   const runs: RunRecord[] = [];
   const seen = new Set<string>();
   for (;;) {
-    const wanted = limit - runs.length;
+    // At most 1,000 per round (a huge limit pages on): each shard's newest `wanted` keep the merge exact.
+    const wanted = Math.min(limit - runs.length, 1000);
     const pages = await Promise.all(
       partitions.map((partition) => newest(context, index, partition, before, wanted)),
     );

@@ -101,19 +101,24 @@ export function createProgram(context: CliContext, setExitCode: (code: number) =
     .description("list runs, newest first")
     .addOption(new Option("--status <status>", "only runs with this status").choices(RUN_STATUSES))
     .option("--workflow <name>", "only runs of this workflow")
-    .option("--limit <n>", "at most this many runs (default: 100)", positiveInteger("--limit"))
-    .option("--json", "print the run documents as JSON")
+    .option("--limit <n>", "runs per page (default: 100)", positiveInteger("--limit"))
+    .option("--cursor <cursor>", "the page after the one that printed this cursor (same filters)")
+    .option("--json", 'print the page as JSON: { "runs": [...], "nextCursor": "..." }')
     .addHelpText(
       "after",
-      "\nExamples:\n  tsworkflow runs list\n  tsworkflow runs list --status failed --workflow onboarding --limit 20\n  tsworkflow runs list --json | jq '.[].runId'",
+      "\nExamples:\n  tsworkflow runs list\n  tsworkflow runs list --status failed --workflow onboarding --limit 20\n  tsworkflow runs list --limit 20 --cursor <the cursor the previous page printed>\n  tsworkflow runs list --json | jq -r '.runs[].runId'",
     )
     .action(
       reading(
-        async (store, options: { status?: RunStatus; workflow?: string; limit?: number; json?: boolean }) => {
+        async (
+          store,
+          options: { status?: RunStatus; workflow?: string; limit?: number; cursor?: string; json?: boolean },
+        ) => {
           const query: RunQuery = {
             ...(options.status ? { status: options.status } : {}),
             ...(options.workflow ? { workflowName: options.workflow } : {}),
             ...(options.limit ? { limit: options.limit } : {}),
+            ...(options.cursor ? { cursor: options.cursor } : {}),
           };
           return listCommand(store, query, options, context);
         },

@@ -5,7 +5,15 @@ import { type EventStore, FINISHED_STATUSES, type RunQuery, type RunRecord } fro
 import type { Backend, RunActions } from "./backend.ts";
 import { describeEvent, errorLine, eventTone } from "./describe.ts";
 import { EXIT } from "./errors.ts";
-import { formatSpan, formatTime, hangingIndent, prettyJson, renderTable, type Style } from "./format.ts";
+import {
+  clean,
+  formatSpan,
+  formatTime,
+  hangingIndent,
+  prettyJson,
+  renderTable,
+  type Style,
+} from "./format.ts";
 import { buildTimeline, parentOf, waitingFor } from "./timeline.ts";
 
 /** Where a command writes, and how. */
@@ -34,34 +42,34 @@ async function requireRun(store: EventStore, runId: string): Promise<RunRecord> 
   return run;
 }
 
-/** `runs list`: newest first. */
+/** `runs list`: one page, newest first; the next page's cursor goes to standard error (or into the JSON). */
 export async function listCommand(
   store: EventStore,
   query: RunQuery,
   options: { json?: boolean },
   io: Output,
 ): Promise<number> {
-  const runs = await store.listRuns(query);
+  const page = await store.listRuns(query);
   if (options.json) {
-    io.out(json(runs));
+    io.out(json(page));
     return EXIT.ok;
   }
+  const { runs } = page;
   if (runs.length === 0) {
-    io.out(`${io.style.dim("No runs found.")}\n`);
+    io.out(`${io.style.dim(query.cursor ? "No more runs." : "No runs found.")}\n`);
     return EXIT.ok;
   }
   const now = io.now();
   const rows = runs.map((run) => [
     run.runId,
-    run.workflowName,
+    clean(run.workflowName),
     io.style.status(run.status),
     formatTime(run.createdAt),
     `${formatSpan(runSpan(run, now))}${FINISHED_STATUSES.has(run.status) ? "" : "…"}`,
   ]);
   io.out(`${renderTable(["RUN ID", "WORKFLOW", "STATUS", "CREATED (UTC)", "DURATION"], rows, io.style)}\n`);
-  const limit = query.limit ?? 100;
-  if (runs.length >= limit)
-    io.err(`${io.errStyle.dim(`Showing the newest ${limit} runs; pass --limit N to see more.`)}\n`);
+  if (page.nextCursor)
+    io.err(`${io.errStyle.dim(`More runs: pass --cursor ${page.nextCursor} for the next page.`)}\n`);
   return EXIT.ok;
 }
 
@@ -83,34 +91,39 @@ export async function showCommand(
   const now = io.now();
   const fields: [string, string][] = [
     ["run", style.bold(run.runId)],
-    ["workflow", run.workflowName],
+    ["workflow", clean(run.workflowName)],
     ["status", style.status(run.status)],
     ["created", formatTime(run.createdAt)],
     ["updated", formatTime(run.updatedAt)],
     ["duration", `${formatSpan(runSpan(run, now))}${FINISHED_STATUSES.has(run.status) ? "" : " so far"}`],
     ["events", String(run.version)],
   ];
-  if (run.idempotencyKey) fields.push(["idempotency key", run.idempotencyKey]);
+  if (run.idempotencyKey) fields.push(["idempotency key", clean(run.idempotencyKey)]);
   const parent = parentOf(events);
-  if (parent) fields.push(["parent run", `${parent.runId} (as ${parent.childId})`]);
+  if (parent) fields.push(["parent run", clean(`${parent.runId} (as ${parent.childId})`)]);
   const waits = waitingFor(run, events);
-  if (waits.length > 0) fields.push(["waiting for", waits.join(", ")]);
+  if (waits.length > 0) fields.push(["waiting for", clean(waits.join(", "))]);
   const width = Math.max(...fields.map(([label]) => label.length)) + 2;
   const lines = fields.map(([label, value]) => `${style.dim(label.padEnd(width))}${value}`);
 
-  lines.push("", style.bold("input"), indent(prettyJson(run.input)));
-  if (run.status === "completed") lines.push("", style.bold("result"), indent(prettyJson(run.result)));
+  lines.push("", style.bold("input"), indent(clean(prettyJson(run.input), { multiline: true })));
+  if (run.status === "completed")
+    lines.push("", style.bold("result"), indent(clean(prettyJson(run.result), { multiline: true })));
   if (run.status === "failed" && run.error) {
-    lines.push("", style.bold(style.red("error")), indent(style.red(errorLine(run.error))));
+    lines.push(
+      "",
+      style.bold(style.red("error")),
+      indent(style.red(clean(errorLine(run.error), { multiline: true }))),
+    );
     const stack = stackBelowMessage(run.error.stack);
-    if (stack) lines.push(style.dim(indent(stack)));
+    if (stack) lines.push(style.dim(indent(clean(stack, { multiline: true }))));
   }
 
   const timeline = buildTimeline(run, events, now);
   if (timeline.rows.length > 0) {
     const rows = timeline.rows.map((row) => [
-      row.id,
-      row.kind === "sleep" ? "sleep" : row.kind === "hook" ? `event "${row.name}"` : row.name,
+      clean(row.id),
+      clean(row.kind === "sleep" ? "sleep" : row.kind === "hook" ? `event "${row.name}"` : row.name),
       style.status(row.status),
       row.kind === "step" ? String(row.attempts) : "-",
       `+${formatSpan(row.start - timeline.start)}`,
@@ -118,7 +131,7 @@ export async function showCommand(
       row.kind === "sleep" && row.status === "sleeping" && row.resumeAt
         ? `until ${formatTime(row.resumeAt)}`
         : row.status === "failed" || row.status === "retrying"
-          ? errorLine(row.error)
+          ? clean(errorLine(row.error))
           : row.kind === "child"
             ? `child run ${row.childRunId ?? ""}`
             : "",
@@ -156,8 +169,8 @@ export async function eventsCommand(
     String(event.seq),
     formatTime(event.timestamp),
     `+${formatSpan(Date.parse(event.timestamp) - start)}`,
-    tone(event)(event.type),
-    describeEvent(event),
+    tone(event)(clean(event.type)),
+    clean(describeEvent(event)),
   ]);
   io.out(`${renderTable(["SEQ", "TIME (UTC)", "AFTER", "TYPE", "DETAILS"], rows, style)}\n`);
   return EXIT.ok;

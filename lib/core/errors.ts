@@ -29,7 +29,8 @@ export type ErrorCode =
   | "CANCELLED"
   | "INVALID_STATE"
   | "EVENT_LIMIT"
-  | "STORAGE_UNAVAILABLE";
+  | "STORAGE_UNAVAILABLE"
+  | "INVALID_QUERY";
 
 /** Base class of all tsworkflow errors. */
 export class TsWorkflowError extends Error {
@@ -278,6 +279,14 @@ export class InvalidRunStateError extends TsWorkflowError {
   override name = "InvalidRunStateError";
   constructor(message: string) {
     super("INVALID_STATE", message);
+  }
+}
+
+/** A `listRuns` query with a limit that is not a whole number ≥ 0, or a cursor the store did not make. */
+export class InvalidRunQueryError extends TsWorkflowError {
+  override name = "InvalidRunQueryError";
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("INVALID_QUERY", message, options);
   }
 }
 

@@ -56,11 +56,24 @@ export type StepOutcome = {
   recordedAt: string;
 } & ({ ok: true; result: unknown } | { ok: false; error: SerializedError });
 
+/** What `listRuns` returns: one page of runs, newest first. */
 export interface RunQuery {
   status?: RunStatus;
   workflowName?: string;
-  /** @default 100 */
+  /** The most runs in one page: a whole number from 0 up. @default 100 */
   limit?: number;
+  /**
+   * Where to go on from: the `nextCursor` of the previous page (with the same filters). Opaque: make
+   * nothing of its text. @default the newest run
+   */
+  cursor?: string;
+}
+
+/** One page of runs, newest first (by `createdAt`, then run id). */
+export interface RunPage {
+  runs: RunRecord[];
+  /** Present when more runs match: pass it as `cursor` for the next page. */
+  nextCursor?: string;
 }
 
 /** What a commit may report besides its success. */
@@ -80,8 +93,12 @@ export interface EventStore {
    */
   createRun(newRun: NewRun): Promise<CreateRunResult>;
   getRun(runId: string): Promise<RunRecord | undefined>;
-  /** Newest first. */
-  listRuns(query?: RunQuery): Promise<RunRecord[]>;
+  /**
+   * One page of runs, newest first (by `createdAt`, then run id, both descending); `nextCursor` leads
+   * to the next page. A page never repeats a run of an earlier page with the same filters.
+   * @throws InvalidRunQueryError for a limit that is not a whole number ≥ 0, or a cursor this store did not make
+   */
+  listRuns(query?: RunQuery): Promise<RunPage>;
   /** The run's whole log in order, validated; empty when the run does not exist. */
   getEvents(runId: string): Promise<WorkflowEvent[]>;
   /**

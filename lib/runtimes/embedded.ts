@@ -9,7 +9,13 @@ import type { Runtime, WaitOptions } from "../core/runtime.ts";
 import type { AnyWorkflow } from "../core/workflow.ts";
 import { Engine, type EngineOptions, type StartOptions, type StartResult } from "../engine/engine.ts";
 import { type Clock, systemClock } from "../ports/clock.ts";
-import { type EventStore, FINISHED_STATUSES, type RunQuery, type RunRecord } from "../ports/event-store.ts";
+import {
+  type EventStore,
+  FINISHED_STATUSES,
+  type RunPage,
+  type RunQuery,
+  type RunRecord,
+} from "../ports/event-store.ts";
 import type { ActivationTask } from "../ports/task-queue.ts";
 
 /** Options of {@link LocalRuntime}. */
@@ -95,7 +101,7 @@ export class LocalRuntime implements Runtime {
     return this.storage.getEvents(runId);
   }
 
-  async listRuns(query?: RunQuery): Promise<RunRecord[]> {
+  async listRuns(query?: RunQuery): Promise<RunPage> {
     return this.storage.listRuns(query);
   }
 

@@ -52,7 +52,33 @@ describe.concurrent("tsworkflow runs list", () => {
     ).toEqual([runs.failed, runs.failedToo].sort());
     expect(dataLines(hellos.stdout)).toHaveLength(2);
     expect(dataLines(hellos.stdout).every((line) => /\shello\s/.test(line))).toBe(true);
-    expect(hellos.stderr).toContain("Showing the newest 2 runs");
+    expect(hellos.stderr).toMatch(/More runs: pass --cursor \S+ for the next page/);
+  });
+
+  it("pages through every run with --limit and the --cursor it prints, newest first, each run once", async () => {
+    // Prepare
+    const all = dataLines((await cli("runs", "list")).stdout).map((line) => line.split(/\s+/)[0]);
+    // Act
+    const seen: string[] = [];
+    let cursor: string | undefined;
+    for (let page = 0; page < 10; page += 1) {
+      const result = await cli("runs", "list", "--limit", "3", ...(cursor ? ["--cursor", cursor] : []));
+      expect(result.code).toBe(0);
+      seen.push(...dataLines(result.stdout).map((line) => line.split(/\s+/)[0] as string));
+      cursor = /--cursor (\S+)/.exec(result.stderr)?.[1];
+      if (!cursor) break;
+    }
+    const json = JSON.parse((await cli("runs", "list", "--limit", "3", "--json")).stdout) as {
+      runs: RunRecord[];
+      nextCursor: string;
+    };
+    const bad = await cli("runs", "list", "--cursor", "not-a-cursor");
+    // Assess
+    expect(seen).toEqual(all);
+    expect(json.runs.map((run) => run.runId)).toEqual(all.slice(0, 3));
+    expect(typeof json.nextCursor).toBe("string");
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain("Invalid cursor");
   });
 
   it("prints the run documents as JSON with --json", async () => {
@@ -60,7 +86,7 @@ describe.concurrent("tsworkflow runs list", () => {
     const result = await cli("runs", "list", "--json", "--status", "suspended");
     // Assess
     expect(result.code).toBe(0);
-    const listed = JSON.parse(result.stdout) as RunRecord[];
+    const listed = (JSON.parse(result.stdout) as { runs: RunRecord[] }).runs;
     expect(listed).toEqual([
       expect.objectContaining({
         runId: runs.sleeping,

@@ -162,7 +162,7 @@ describe("FileStorage", () => {
     expect(why).toContain("attempt");
     expect(await second.getRun(badId)).toBeUndefined();
     expect((await second.getRun(goodId))?.status).toBe("suspended");
-    expect((await second.listRuns()).map((run: RunRecord) => run.runId)).toEqual([goodId]);
+    expect((await second.listRuns()).runs.map((run: RunRecord) => run.runId)).toEqual([goodId]);
   });
 
   it("reports a run file with a line that is not JSON in corrupt", async () => {

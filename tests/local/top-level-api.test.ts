@@ -85,7 +85,7 @@ describe("the top-level API on the default file backend", () => {
       welcome: "welcome sent to user_2",
       tips: "tips sent to user_2",
     });
-    expect((await listRuns({ status: "completed" })).map((r) => r.runId)).toEqual([runId]);
+    expect((await listRuns({ status: "completed" })).runs.map((r) => r.runId)).toEqual([runId]);
     expect(readdirSync(join(dir, "runs"))).toEqual([`${runId}.jsonl`]);
   });
 

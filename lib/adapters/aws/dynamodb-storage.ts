@@ -28,6 +28,7 @@ import {
   FINISHED_STATUSES,
   type NewRun,
   RUN_STATUSES,
+  type RunPage,
   type RunPatch,
   type RunQuery,
   type RunRecord,
@@ -187,9 +188,9 @@ export class DynamoDBStorage implements EventStore {
     return this.toRecord(item);
   }
 
-  async listRuns(query: RunQuery = {}): Promise<RunRecord[]> {
+  async listRuns(query: RunQuery = {}): Promise<RunPage> {
     const limit = query.limit ?? 100;
-    if (limit <= 0) return [];
+    if (limit <= 0) return { runs: [] };
     const keys: Item[] =
       query.workflowName !== undefined
         ? await this.queryIndex(
@@ -201,7 +202,7 @@ export class DynamoDBStorage implements EventStore {
         : query.status !== undefined
           ? await this.queryIndex(TABLE_SCHEMA.byStatusIndex, statusKey(query.status), limit, query.status)
           : await this.queryAllStatuses(limit);
-    return keys.slice(0, limit).map((item) => item.record as RunRecord);
+    return { runs: keys.slice(0, limit).map((item) => item.record as RunRecord) };
   }
 
   async getEvents(runId: string): Promise<WorkflowEvent[]> {

@@ -15,7 +15,13 @@ import { InvalidEventError, StorageLockedError } from "../../core/errors.ts";
 import { parseEvent, type WorkflowEvent } from "../../core/events.ts";
 import { assertRunId } from "../../core/ids.ts";
 import { getLogger } from "../../core/logger.ts";
-import { FINISHED_STATUSES, type RunPatch, type RunRecord } from "../../ports/event-store.ts";
+import {
+  FINISHED_STATUSES,
+  type RunPage,
+  type RunPatch,
+  type RunQuery,
+  type RunRecord,
+} from "../../ports/event-store.ts";
 import { applyPatch, MemoryStorage } from "../memory/memory-storage.ts";
 import { GroupSync } from "./group-sync.ts";
 
@@ -89,7 +95,7 @@ export class FileStorage extends MemoryStorage {
     return this.durable(super.getEvents(runId));
   }
 
-  override async listRuns(query: Parameters<MemoryStorage["listRuns"]>[0] = {}): Promise<RunRecord[]> {
+  override async listRuns(query: RunQuery = {}): Promise<RunPage> {
     if (this.readOnly) this.loadAll();
     return this.durable(super.listRuns(query));
   }

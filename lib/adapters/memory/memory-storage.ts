@@ -5,11 +5,13 @@ import type {
   CreateRunResult,
   EventStore,
   NewRun,
+  RunPage,
   RunPatch,
   RunQuery,
   RunRecord,
   StepOutcome,
 } from "../../ports/event-store.ts";
+import { newestFirst, pageOf } from "../../ports/run-cursor.ts";
 
 /** The run document after a commit: `result` and `error` are the patch's (absent in the patch, absent here). */
 export function applyPatch(run: RunRecord, patch: RunPatch, version: number): RunRecord {
@@ -59,18 +61,14 @@ export class MemoryStorage implements EventStore {
     return run && structuredClone(run);
   }
 
-  async listRuns(query: RunQuery = {}): Promise<RunRecord[]> {
-    const limit = query.limit ?? 100;
+  async listRuns(query: RunQuery = {}): Promise<RunPage> {
     const matching: RunRecord[] = [];
     for (const run of this.runs.values()) {
       if (query.status && run.status !== query.status) continue;
       if (query.workflowName && run.workflowName !== query.workflowName) continue;
       matching.push(run);
     }
-    matching.sort((a, b) =>
-      a.createdAt === b.createdAt ? b.runId.localeCompare(a.runId) : b.createdAt.localeCompare(a.createdAt),
-    );
-    return structuredClone(matching.slice(0, limit));
+    return structuredClone(pageOf(matching.sort(newestFirst), query));
   }
 
   async getEvents(runId: string): Promise<WorkflowEvent[]> {

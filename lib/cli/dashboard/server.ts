@@ -6,7 +6,14 @@ import { type Context, Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { InvalidRunIdError, TsWorkflowError } from "../../core/errors.ts";
 import { assertRunId } from "../../core/ids.ts";
-import { type EventStore, RUN_STATUSES, type RunRecord, type RunStatus } from "../../ports/event-store.ts";
+import {
+  type EventStore,
+  RUN_STATUSES,
+  type RunPage,
+  type RunRecord,
+  type RunStatus,
+} from "../../ports/event-store.ts";
+import { pageOf } from "../../ports/run-cursor.ts";
 import { handleWebhook } from "../../webhooks/handle-webhook.ts";
 import type { RunActions, SendEvent } from "../backend.ts";
 import { ActionNotAvailableError, BackendUnavailableError } from "../errors.ts";
@@ -330,6 +337,11 @@ function filtersOf(c: Context): RunFilters {
   const workflow = c.req.query("workflow")?.trim();
   const q = c.req.query("q")?.trim();
   const limit = Number(c.req.query("limit"));
+  // The cursors of the pages before this one, oldest last: the last is this page's, the others lead back.
+  const pages = (c.req.query("pages") ?? "")
+    .split(".")
+    .filter((cursor) => /^[A-Za-z0-9_-]{1,400}$/.test(cursor));
+  const cursor = pages[pages.length - 1];
   return {
     ...(status && (RUN_STATUSES as readonly string[]).includes(status)
       ? { status: status as RunStatus }
@@ -337,11 +349,12 @@ function filtersOf(c: Context): RunFilters {
     ...(workflow ? { workflow } : {}),
     ...(q ? { q } : {}),
     limit: Number.isInteger(limit) && limit > 0 ? Math.min(limit, MAX_PAGE_SIZE) : DEFAULT_PAGE_SIZE,
+    ...(cursor ? { cursor, pages } : {}),
   };
 }
 
 async function loadRuns(storage: RunReader, filters: RunFilters, scanLimit: number): Promise<RunsPageData> {
-  const scanned = await storage.listRuns({ limit: scanLimit });
+  const scanned = (await storage.listRuns({ limit: scanLimit })).runs;
   const capped = scanned.length >= scanLimit;
   const needle = filters.q?.toLowerCase();
   const base = scanned.filter(
@@ -351,30 +364,37 @@ async function loadRuns(storage: RunReader, filters: RunFilters, scanLimit: numb
   );
   const counts = Object.fromEntries(RUN_STATUSES.map((status) => [status, 0])) as Record<RunStatus, number>;
   for (const run of base) counts[run.status] += 1;
-  let matching = base.filter((run) => !filters.status || run.status === filters.status);
-  if (capped && !needle && (filters.status || filters.workflow)) {
-    // The newest runs did not hold them all: the store's own indexes answer the filtered query.
-    matching = await storage.listRuns({
+  const pageQuery = { limit: filters.limit, ...(filters.cursor ? { cursor: filters.cursor } : {}) };
+  let page: RunPage;
+  if (needle) {
+    // A search by id covers the scanned runs; an exact id finds an older run too.
+    const found = base.filter((run) => !filters.status || run.status === filters.status);
+    if (found.length === 0 && filters.q) {
+      const exact = await findRun(storage, filters.q);
+      if (
+        exact &&
+        (!filters.status || exact.status === filters.status) &&
+        (!filters.workflow || exact.workflowName === filters.workflow)
+      )
+        found.push(exact);
+    }
+    page = pageOf(found, pageQuery);
+  } else {
+    // The store's own indexes page through every matching run, past the scanned ones.
+    page = await storage.listRuns({
       ...(filters.status ? { status: filters.status } : {}),
       ...(filters.workflow ? { workflowName: filters.workflow } : {}),
-      limit: filters.limit + 1,
+      ...pageQuery,
     });
-  }
-  if (filters.q && matching.length === 0) {
-    const exact = await findRun(storage, filters.q);
-    if (
-      exact &&
-      (!filters.status || exact.status === filters.status) &&
-      (!filters.workflow || exact.workflowName === filters.workflow)
-    )
-      matching = [exact];
   }
   const workflows = [...new Set(scanned.map((run) => run.workflowName))];
   if (filters.workflow && !workflows.includes(filters.workflow)) workflows.push(filters.workflow);
+  const matching = filters.status ? counts[filters.status] : base.length;
   return {
-    runs: matching.slice(0, filters.limit),
+    runs: page.runs,
+    ...(page.nextCursor ? { nextCursor: page.nextCursor } : {}),
     counts,
-    matching: matching.length,
+    matching,
     capped,
     workflows: workflows.sort(),
     filters,

@@ -266,7 +266,7 @@ export function describeEventStoreContract(name: string, harness: StoreHarness):
             workflowName,
             createdAt,
             updatedAt: createdAt,
-            runId: `run_page_${workflowName}_${String(index).padStart(2, "0")}_${Date.now().toString(36)}`,
+            runId: `run_page_${workflowName}_${String(index).padStart(2, "0")}_${(counter += 1)}`,
           }),
         );
         for (const fixture of fixtures) await store.createRun(fixture);

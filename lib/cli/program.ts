@@ -2,12 +2,26 @@ import { readFileSync } from "node:fs";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { configureLogging } from "../core/logger.ts";
 import { RUN_STATUSES, type RunQuery, type RunStatus } from "../ports/event-store.ts";
-import { type BackendOptions, backendActions, openReader, resolveBackend } from "./backend.ts";
+import {
+  type BackendOptions,
+  backendActions,
+  backendSendEvent,
+  openReader,
+  resolveBackend,
+} from "./backend.ts";
 import { ActionNotAvailableError, EXIT, UsageError } from "./errors.ts";
-import { cancelCommand, eventsCommand, listCommand, type Output, retryCommand, showCommand } from "./runs.ts";
+import {
+  cancelCommand,
+  eventsCommand,
+  listCommand,
+  type Output,
+  retryCommand,
+  sendEventCommand,
+  showCommand,
+} from "./runs.ts";
 
 const WORKFLOWS_HELP =
-  "the module that defines your workflows; the file backend runs their code here (cancellation, retried steps)";
+  "the module that defines your workflows: on the file backend with no app running, their code runs here (cancellation, retried steps)";
 
 /** The dashboard's default port. */
 export const DEFAULT_PORT = 4300;
@@ -151,14 +165,14 @@ export function createProgram(context: CliContext, setExitCode: (code: number) =
     .option("--workflows <file>", WORKFLOWS_HELP)
     .addHelpText(
       "after",
-      '\nExamples:\n  tsworkflow runs cancel run_0abc --reason "duplicate order" --workflows ./src/workflows.ts\n  tsworkflow runs cancel run_0abc --redis redis://127.0.0.1:6379',
+      '\nOn the file backend the app that owns the directory carries the cancellation out (no --workflows needed);\nwith no app running it is stored for the next one, or run here with --workflows.\n\nExamples:\n  tsworkflow runs cancel run_0abc --reason "duplicate order"\n  tsworkflow runs cancel run_0abc --redis redis://127.0.0.1:6379',
     )
     .action(
       reading(
         async (store, id: string, options: { reason?: string; workflows?: string }, command: Command) => {
           const backend = backendOf(command);
           const actions = backendActions(backend, options.workflows ? { workflows: options.workflows } : {});
-          return cancelCommand(store, actions, id, options.reason, context);
+          return cancelCommand(store, actions, backend, id, options.reason, context);
         },
       ),
     );
@@ -174,6 +188,44 @@ export function createProgram(context: CliContext, setExitCode: (code: number) =
         const actions = backendActions(backend, options.workflows ? { workflows: options.workflows } : {});
         return retryCommand(store, actions, backend, id, context, options.workflows !== undefined);
       }),
+    );
+
+  runs
+    .command("send-event")
+    .description("deliver an event to a run's waitForEvent (kept until the run waits for it)")
+    .argument("<id>", "the run id")
+    .argument("<name>", "the event name, as in waitForEvent(name)")
+    .option("--payload <json>", "the event's payload, as JSON (default: null)")
+    .option("--signal-id <id>", "an id that makes a repeated send deliver the event once")
+    .option("--workflows <file>", WORKFLOWS_HELP)
+    .addHelpText(
+      "after",
+      `\nExamples:\n  tsworkflow runs send-event run_0abc approval --payload '{"approved": true}'\n  tsworkflow runs send-event run_0abc approval --payload true --signal-id approval-42 --redis redis://127.0.0.1:6379`,
+    )
+    .action(
+      reading(
+        async (
+          store,
+          id: string,
+          name: string,
+          options: { payload?: string; signalId?: string; workflows?: string },
+          command: Command,
+        ) => {
+          let payload: unknown = null;
+          if (options.payload !== undefined) {
+            try {
+              payload = JSON.parse(options.payload);
+            } catch {
+              throw new UsageError(
+                `--payload takes JSON, e.g. --payload '{"approved": true}' or --payload '"text"'; got ${JSON.stringify(options.payload)}.`,
+              );
+            }
+          }
+          const backend = backendOf(command);
+          const send = backendSendEvent(backend, options.workflows ? { workflows: options.workflows } : {});
+          return sendEventCommand(store, send, backend, id, name, payload, options.signalId, context);
+        },
+      ),
     );
 
   program

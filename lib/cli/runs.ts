@@ -2,7 +2,7 @@ import { RunNotFoundError } from "../core/errors.ts";
 import type { WorkflowEvent } from "../core/events.ts";
 import { assertRunId } from "../core/ids.ts";
 import { type EventStore, FINISHED_STATUSES, type RunQuery, type RunRecord } from "../ports/event-store.ts";
-import type { Backend, RunActions } from "./backend.ts";
+import { type Backend, fileOwner, type RunActions, type SendEvent } from "./backend.ts";
 import { describeEvent, errorLine, eventTone } from "./describe.ts";
 import { EXIT } from "./errors.ts";
 import {
@@ -180,6 +180,7 @@ export async function eventsCommand(
 export async function cancelCommand(
   store: EventStore,
   actions: RunActions,
+  backend: Backend,
   runId: string,
   reason: string | undefined,
   io: Output,
@@ -195,11 +196,52 @@ export async function cancelCommand(
   const after = (await store.getRun(runId)) ?? before;
   if (after.status === "cancelled") {
     io.out(`Run ${io.style.bold(runId)} is ${io.style.status("cancelled")} (it was ${before.status}).\n`);
+  } else if (backend.kind === "file" && !(await fileOwner(backend))) {
+    io.out(
+      `Cancellation of run ${io.style.bold(runId)} is stored: no app owns ${backend.dir} now, so the run ends ${io.style.status("cancelled")} when your app next starts there (its finally blocks run in the app; or pass --workflows to run them here now).\n`,
+    );
   } else {
     io.out(
-      `Cancellation of run ${io.style.bold(runId)} requested: a worker runs the workflow's cancellation (its finally blocks) and the run ends ${io.style.status("cancelled")}.\n`,
+      `Cancellation of run ${io.style.bold(runId)} requested: ${backend.kind === "file" ? "your app" : "a worker"} runs the workflow's cancellation (its finally blocks) and the run ends ${io.style.status("cancelled")}.\n`,
     );
   }
+  return EXIT.ok;
+}
+
+/** `runs send-event`: delivers an event to a run's `waitForEvent` (kept until it waits, if it does not yet). */
+export async function sendEventCommand(
+  store: EventStore,
+  sendEvent: SendEvent,
+  backend: Backend,
+  runId: string,
+  eventName: string,
+  payload: unknown,
+  signalId: string | undefined,
+  io: Output,
+): Promise<number> {
+  const run = await requireRun(store, runId);
+  if (FINISHED_STATUSES.has(run.status)) {
+    io.err(`${io.errStyle.red("error:")} Run ${runId} is ${run.status}: it no longer takes events.\n`);
+    return EXIT.failed;
+  }
+  const { delivered } = await sendEvent(
+    runId,
+    eventName,
+    payload,
+    signalId === undefined ? {} : { signalId },
+  );
+  const name = clean(JSON.stringify(eventName));
+  if (!delivered) {
+    io.err(
+      `${io.errStyle.red("error:")} Event ${name} with signal id ${clean(JSON.stringify(signalId))} was delivered to run ${runId} before: it is not delivered again.\n`,
+    );
+    return EXIT.failed;
+  }
+  const where =
+    backend.kind === "file" && !(await fileOwner(backend))
+      ? ` It is stored: no app owns ${backend.dir} now, so the run gets it when your app next starts there.`
+      : "";
+  io.out(`Event ${name} delivered to run ${io.style.bold(runId)}.${where}\n`);
   return EXIT.ok;
 }
 
@@ -223,12 +265,15 @@ export async function retryCommand(
   const after = (await store.getRun(runId)) ?? before;
   io.out(`Run ${io.style.bold(runId)} is ${io.style.status(after.status)} (it was failed).\n`);
   if (FINISHED_STATUSES.has(after.status)) return after.status === "failed" ? EXIT.failed : EXIT.ok;
+  const owner = backend.kind === "file" ? await fileOwner(backend) : undefined;
   const where =
     backend.kind !== "file"
       ? "A worker picks it up and goes on from its failed step."
-      : ranHere
-        ? `It waits now (see: tsworkflow runs show ${runId}); your app carries it on when it next starts on ${backend.dir}.`
-        : `It goes on from its failed step when your app next starts on ${backend.dir} (or pass --workflows to run it here now).`;
+      : owner
+        ? `Your app (${owner}) goes on with it from its failed step.`
+        : ranHere
+          ? `It waits now (see: tsworkflow runs show ${runId}); your app carries it on when it next starts on ${backend.dir}.`
+          : `It goes on from its failed step when your app next starts on ${backend.dir} (or pass --workflows to run it here now).`;
   io.out(`${io.style.dim(where)}\n`);
   return EXIT.ok;
 }

@@ -1,4 +1,5 @@
-import { FileStorage } from "../adapters/file/file-storage.ts";
+import { FileStorage, type InboxListener } from "../adapters/file/file-storage.ts";
+import type { InboxWatchOptions } from "../adapters/file/inbox.ts";
 import { InProcessQueue } from "../adapters/in-process/in-process-queue.ts";
 import { LocalTimers } from "../adapters/in-process/local-timers.ts";
 import { RunNotFoundError, TimeoutError, WorkflowNotFoundError } from "../core/errors.ts";
@@ -40,6 +41,13 @@ export interface LocalRuntimeOptions {
   inlineSteps?: boolean;
   /** Event limits per run (see `EngineOptions`). @default 50,000 events, a warning past 10,000 */
   limits?: Pick<EngineOptions, "maxEventsPerRun" | "warnEventsPerRun">;
+  /**
+   * On the file backend, how requests from other processes (`tsworkflow runs cancel`, `FileControl`, a
+   * dashboard's webhooks) are noticed: a file system notification, and a read of the inbox every
+   * `pollMs` in case one is missed (`pollOnly` for file systems without notifications).
+   * @default { pollMs: 1000 }
+   */
+  inbox?: InboxWatchOptions;
 }
 
 /**
@@ -63,6 +71,7 @@ export class LocalRuntime implements Runtime {
   private readonly parked = new Map<string, Set<string>>();
   private readonly waiters = new Map<string, Set<() => void>>();
   private readonly stopListening: () => void;
+  private readonly stopInbox: () => void;
 
   constructor(options: LocalRuntimeOptions = {}) {
     this.storage = options.storage ?? new FileStorage(options.dir === undefined ? {} : { dir: options.dir });
@@ -85,6 +94,11 @@ export class LocalRuntime implements Runtime {
       onActivationError: (task, error) => this.onActivationError(task, error),
     });
     this.stopListening = onWorkflowRegistered((definition) => this.unpark(definition.name));
+    // Requests that other processes leave for the runs of this directory are applied here.
+    this.stopInbox =
+      this.storage instanceof FileStorage && !this.storage.readOnly
+        ? this.storage.watchInbox((request) => this.onInboxRequest(request), options.inbox)
+        : () => {};
     this.ready = options.recover === false ? Promise.resolve() : this.engine.recover().then(() => undefined);
   }
 
@@ -179,10 +193,27 @@ export class LocalRuntime implements Runtime {
   /** Stops taking work, waits for running tasks and releases the storage. */
   async close(options: { closeStorage?: boolean } = {}): Promise<void> {
     this.stopListening();
+    this.stopInbox();
     this.timers.clear();
     await this.ready.catch(() => {});
     await this.queue.close();
     if (options.closeStorage ?? true) await this.storage.close();
+  }
+
+  /**
+   * Another process stored a cancellation, an event or a child's result: wake the run. It asked for a
+   * retry of a failed run at the version it saw: retry it unless that was done already.
+   */
+  private async onInboxRequest(request: Parameters<InboxListener>[0]): Promise<void> {
+    if (request.kind === "outcome") {
+      const { runId, stepId, attempt } = request;
+      await this.queue.enqueueActivation({ runId, cause: { kind: "outcome", stepId, attempt } });
+      return;
+    }
+    await this.ready;
+    const run = await this.storage.getRun(request.runId);
+    if (run?.status !== "failed" || run.version !== request.version) return;
+    await this.engine.retryRun(request.runId);
   }
 
   private wakeWaiters(runId: string): void {

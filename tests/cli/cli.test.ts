@@ -2,7 +2,6 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { FileStorage } from "../../lib/adapters/file/file-storage.ts";
 import type { WorkflowEvent } from "../../lib/core/events.ts";
 import type { RunRecord } from "../../lib/ports/event-store.ts";
 import { type SeededRuns, seedRuns } from "./fixtures/seed.ts";
@@ -238,29 +237,10 @@ describe.concurrent("tsworkflow errors and exit codes", () => {
 });
 
 describe("tsworkflow runs cancel and runs retry", () => {
-  it("says which process holds the directory when it cannot take the file backend's lock", async () => {
-    // Prepare
-    const holder = new FileStorage({ dir });
-    let result: Awaited<ReturnType<typeof cli>>;
-    let stillReadable: Awaited<ReturnType<typeof cli>>;
-    try {
-      // Act
-      result = await cli("runs", "cancel", runs.sleeping, "--workflows", WORKFLOWS);
-      stillReadable = await cli("runs", "show", runs.sleeping);
-    } finally {
-      await holder.close();
-    }
-    // Assess
-    expect(result.code).toBe(1);
-    expect(result.stderr).toContain(`is in use by process ${process.pid}`);
-    expect(result.stderr).toContain("stop the app first");
-    expect(stillReadable.code).toBe(0);
-    expect(stillReadable.stdout).toMatch(/status\s+suspended/);
-  });
-
-  it("cancels a sleeping run with the app's workflows, and asks for them without", async () => {
+  it("stores a cancellation for the next app when none runs, and carries it out here with the app's workflows", async () => {
     // Act
-    const refused = await cli("runs", "cancel", runs.sleeping);
+    const stored = await cli("runs", "cancel", runs.sleeping, "--reason", "user left");
+    const storedRun = JSON.parse((await cli("runs", "show", runs.sleeping, "--json")).stdout) as RunRecord;
     const wrongModule = await cli(
       "runs",
       "cancel",
@@ -268,28 +248,23 @@ describe("tsworkflow runs cancel and runs retry", () => {
       "--workflows",
       "tests/cli/fixtures/other-workflows.ts",
     );
-    const cancelled = await cli(
-      "runs",
-      "cancel",
-      runs.sleeping,
-      "--reason",
-      "user left",
-      "--workflows",
-      WORKFLOWS,
-    );
+    const cancelled = await cli("runs", "cancel", runs.sleeping, "--workflows", WORKFLOWS);
     const again = await cli("runs", "cancel", runs.sleeping, "--workflows", WORKFLOWS);
     const events = JSON.parse(
       (await cli("runs", "events", runs.sleeping, "--json")).stdout,
     ) as WorkflowEvent[];
     // Assess
-    expect(refused.code).toBe(2);
-    expect(refused.stderr).toContain("pass --workflows");
+    expect(stored.code).toBe(0);
+    expect(stored.stdout).toContain("is stored: no app owns");
+    expect(storedRun.status).toBe("suspended");
     expect(wrongModule.code).toBe(2);
     expect(wrongModule.stderr).toContain('does not define the workflow "reminder"');
     expect(cancelled.code).toBe(0);
     expect(cancelled.stdout).toContain(`Run ${runs.sleeping} is cancelled (it was suspended)`);
     expect(again.code).toBe(1);
     expect(again.stderr).toContain("is already cancelled");
+    // The reason is the stored request's: one cancellation, carried out once.
+    expect(events.filter((event) => event.type === "cancel_requested")).toHaveLength(1);
     expect(events.at(-1)).toMatchObject({ type: "workflow_cancelled", reason: "user left" });
   });
 

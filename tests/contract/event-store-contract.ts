@@ -261,14 +261,15 @@ export function describeEventStoreContract(name: string, harness: StoreHarness):
     describe("paging", () => {
       /** Runs of a workflow no other test uses, at the given times (several may share one). */
       const createAt = async (workflowName: string, times: string[]) => {
-        const fixtures = times.map((createdAt, index) =>
-          newRunFixture({
+        const fixtures = times.map((createdAt, index) => {
+          counter += 1;
+          return newRunFixture({
             workflowName,
             createdAt,
             updatedAt: createdAt,
-            runId: `run_page_${workflowName}_${String(index).padStart(2, "0")}_${(counter += 1)}`,
-          }),
-        );
+            runId: `run_page_${workflowName}_${String(index).padStart(2, "0")}_${counter}`,
+          });
+        });
         for (const fixture of fixtures) await store.createRun(fixture);
         return fixtures.map((fixture) => fixture.run);
       };

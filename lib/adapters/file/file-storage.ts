@@ -25,7 +25,14 @@ import {
   type StepOutcome,
 } from "../../ports/event-store.ts";
 import { newestFirst, pageOf } from "../../ports/run-cursor.ts";
-import { applyPatch, MemoryStorage, outcomeKey, type RunState, runState } from "../memory/memory-storage.ts";
+import {
+  applyPatch,
+  MemoryStorage,
+  outcomeKey,
+  type PersistedOutcome,
+  type RunState,
+  runState,
+} from "../memory/memory-storage.ts";
 import { currentHolder, DirectoryLock, describeHolder, LockHeldError } from "./directory-lock.ts";
 import { FinishedIndex, type IndexEntry } from "./finished-index.ts";
 import { GroupSync } from "./group-sync.ts";
@@ -72,6 +79,8 @@ export type InboxListener = (
     | { kind: "retry"; runId: string; version: number },
 ) => Promise<void>;
 
+/** How long the inbox files of a finished run are kept (their keys stay taken meanwhile). */
+const INBOX_RETENTION_MS = 10 * 60_000;
 /** Open files kept beyond this are closed, least recently used first. */
 const MAX_OPEN_FILES = 512;
 const heldLocks = new Set<string>();
@@ -105,6 +114,8 @@ export class FileStorage extends MemoryStorage {
   /** Inbox files taken in, by run (removed when the run finishes). */
   private readonly inboxFiles = new Map<string, Set<string>>();
   private readonly seenInbox = new Set<string>();
+  /** Inbox files of finished runs, removed once `INBOX_RETENTION_MS` has passed. */
+  private retired: { names: string[]; at: number }[] = [];
   /** For readers: the size and mtime of each run file when it was last read. */
   private readonly readAt = new Map<string, string>();
   private sortedCache: { runId: string; createdAt: string }[] | undefined;
@@ -318,13 +329,15 @@ export class FileStorage extends MemoryStorage {
     if (this.finishedIndex.isFinished(run.runId)) this.finishedIndex.append(run);
   }
 
-  protected override async persistOutcome(outcome: StepOutcome): Promise<StepOutcome | undefined> {
-    if (!isControl(outcome.stepId)) return undefined;
-    const name = Inbox.outcomeName(outcome.runId, outcome.stepId, outcome.attempt);
+  protected override async persistOutcome(outcome: StepOutcome): Promise<PersistedOutcome> {
+    if (!isControl(outcome.stepId)) return { stored: true };
+    const { runId, stepId, attempt } = outcome;
+    const name = Inbox.outcomeName(runId, stepId, attempt);
     this.seenInbox.add(name);
     const existing = await this.inbox.putOutcome(outcome);
-    if (!this.readOnly) this.filesOf(outcome.runId).add(name);
-    return existing;
+    if (existing) return { stored: false, existing };
+    if (!this.readOnly) this.filesOf(runId).add(name);
+    return { stored: true };
   }
 
   /** A run's last commit is on disk: it leaves memory for the index and the bounded cache. */
@@ -336,11 +349,29 @@ export class FileStorage extends MemoryStorage {
     this.outcomes.delete(runId);
     this.finishedCache.set(runId, state);
     this.forgetFile(runId);
-    for (const name of this.inboxFiles.get(runId) ?? []) {
-      this.inbox.remove(name);
-      this.seenInbox.delete(name);
-    }
+    this.retire(runId, Date.now());
+  }
+
+  /**
+   * A finished run's inbox files are removed `INBOX_RETENTION_MS` after it finished, not at once: while
+   * a file is there, its key stays taken, so a request that looked at the run just before it finished
+   * cannot store an event id the log has already consumed.
+   */
+  private retire(runId: string, finishedAt: number, names = this.inboxFiles.get(runId)): void {
     this.inboxFiles.delete(runId);
+    if (names && names.size > 0) this.retired.push({ names: [...names], at: finishedAt });
+  }
+
+  private sweepRetired(): void {
+    const due = Date.now() - INBOX_RETENTION_MS;
+    if (!this.retired.some((entry) => entry.at <= due)) return;
+    for (const entry of this.retired.filter((candidate) => candidate.at <= due)) {
+      for (const name of entry.names) {
+        this.inbox.remove(name);
+        this.seenInbox.delete(name);
+      }
+    }
+    this.retired = this.retired.filter((entry) => entry.at > due);
   }
 
   private assertWritable(): void {
@@ -412,15 +443,20 @@ export class FileStorage extends MemoryStorage {
     }
   }
 
-  /** Takes in an outcome file: pending for its run unless its log consumed it; dropped for a finished run. */
+  /** Takes in an outcome file: pending for its run unless its log consumed it; retired for a finished run. */
   private takeOutcome(request: Extract<InboxRequest, { kind: "outcome" }>): boolean {
     const { name, runId, outcome } = request;
     this.seenInbox.add(name);
     const live = this.states.get(runId);
     if (!live || FINISHED_STATUSES.has(live.run.status)) {
-      // Its run finished (or never existed): nothing will wait for it.
-      if (!live) this.inbox.remove(name);
-      this.seenInbox.delete(name);
+      const entry = this.finishedIndex.entries.get(runId);
+      if (!live && !entry) {
+        // No such run: no key of it can have been consumed.
+        this.inbox.remove(name);
+        this.seenInbox.delete(name);
+      } else {
+        this.retire(runId, entry ? Date.parse(entry.updatedAt) : Date.now(), new Set([name]));
+      }
       return false;
     }
     this.filesOf(runId).add(name);
@@ -432,6 +468,7 @@ export class FileStorage extends MemoryStorage {
 
   private async takeInbox(listener: InboxListener): Promise<void> {
     if (this.closed) return;
+    this.sweepRetired();
     for (const name of this.inbox.names()) {
       if (this.seenInbox.has(name)) continue;
       const request = this.inbox.read(name);

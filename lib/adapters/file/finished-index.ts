@@ -9,6 +9,8 @@ export interface IndexEntry {
   workflowName: string;
   status: RunStatus;
   createdAt: string;
+  /** When it finished (or went on again). */
+  updatedAt: string;
   idempotencyKey?: string;
   offset: number;
   length: number;
@@ -124,6 +126,7 @@ export class FinishedIndex {
       workflowName: run.workflowName,
       status: run.status,
       createdAt: run.createdAt,
+      updatedAt: run.updatedAt,
       ...(run.idempotencyKey === undefined ? {} : { idempotencyKey: run.idempotencyKey }),
       offset,
       length,

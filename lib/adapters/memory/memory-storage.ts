@@ -44,6 +44,9 @@ export function consumedOutcomeKey(event: WorkflowEvent): string | undefined {
   }
 }
 
+/** What a durable store did with an outcome: stored it, or found one stored first (`existing`, when still pending). */
+export type PersistedOutcome = { stored: true } | { stored: false; existing?: StepOutcome };
+
 /** A run held in memory: its document, its log, and the outcomes its log has consumed. */
 export interface RunState {
   run: RunRecord;
@@ -146,16 +149,17 @@ export class MemoryStorage implements EventStore {
     // Claimed before any await, so that a racing put of the same key in this process sees it taken.
     const pending = this.pendingOf(outcome.runId);
     pending.set(key, structuredClone(outcome));
-    let stored: StepOutcome | undefined;
+    let persisted: PersistedOutcome;
     try {
-      stored = await this.persistOutcome(outcome);
+      persisted = await this.persistOutcome(outcome);
     } catch (error) {
       pending.delete(key);
       throw error;
     }
-    if (stored === undefined) return true;
-    // Another process stored this key first: its outcome is the one that counts.
-    pending.set(key, stored);
+    if (persisted.stored) return true;
+    // Another process stored this key first (its outcome is the one that counts), or the log consumed it.
+    if (persisted.existing) pending.set(key, persisted.existing);
+    else pending.delete(key);
     return false;
   }
 
@@ -202,11 +206,11 @@ export class MemoryStorage implements EventStore {
   protected committed(_state: RunState, _before: RunRecord): void {}
 
   /**
-   * Hook for durable subclasses: makes an outcome durable before it counts. Returns the outcome that
-   * counts instead when another process stored one with the same key first.
+   * Hook for durable subclasses: makes an outcome durable before it counts, or says why it does not
+   * count (another process stored one with the same key first, or the log has consumed the key).
    */
-  protected async persistOutcome(_outcome: StepOutcome): Promise<StepOutcome | undefined> {
-    return undefined;
+  protected async persistOutcome(_outcome: StepOutcome): Promise<PersistedOutcome> {
+    return { stored: true };
   }
 
   /** Adds a run to the in-memory index (also used when loading from disk). */

@@ -14,7 +14,7 @@ import {
   type RunStatus,
 } from "../../ports/event-store.ts";
 import { pageOf } from "../../ports/run-cursor.ts";
-import { handleWebhook } from "../../webhooks/handle-webhook.ts";
+import { DEFAULT_WEBHOOK_MAX_BYTES, handleWebhook, webhookError } from "../../webhooks/handle-webhook.ts";
 import type { RunActions, SendEvent } from "../backend.ts";
 import { ActionNotAvailableError, BackendUnavailableError } from "../errors.ts";
 import { buildTimeline } from "../timeline.ts";
@@ -86,7 +86,7 @@ export interface DashboardOptions {
   now?: () => number;
 }
 
-const WEBHOOK_MAX_BYTES = 256 * 1024;
+const WEBHOOK_MAX_BYTES = DEFAULT_WEBHOOK_MAX_BYTES;
 
 const DEFAULT_SCAN_LIMIT = 5000;
 const DEFAULT_PAGE_SIZE = 50;
@@ -133,9 +133,14 @@ export function createDashboard(options: DashboardOptions): Hono {
     // Registered before the dashboard's own checks: other systems call it, with the webhook's token.
     app.post(
       "/hooks/:token",
+      // Refused before the body is read when Content-Length is too large, cut off when a stream grows too large.
       bodyLimit({
         maxSize: WEBHOOK_MAX_BYTES,
-        onError: (c) => c.json({ ok: false, error: `The body is over ${WEBHOOK_MAX_BYTES} bytes.` }, 413),
+        onError: (c) => {
+          const refused = webhookError("BODY_TOO_LARGE", `The body is over ${WEBHOOK_MAX_BYTES} bytes.`);
+          c.header("Connection", "close");
+          return c.json(refused.body, refused.status);
+        },
       }),
       async (c) => {
         const headers: Record<string, string> = {};
@@ -146,8 +151,7 @@ export function createDashboard(options: DashboardOptions): Hono {
           const response = await handleWebhook(
             { token: c.req.param("token"), body: await c.req.text(), headers },
             {
-              // handleWebhook reads the run and its events only.
-              store: storage as EventStore,
+              store: storage,
               sendEvent,
               maxBodyBytes: WEBHOOK_MAX_BYTES,
               ...(secret ? { secret } : {}),
@@ -156,7 +160,7 @@ export function createDashboard(options: DashboardOptions): Hono {
           return c.json(response.body, response.status);
         } catch (error) {
           const message = error instanceof Error ? error.message : String(error);
-          return c.json({ ok: false, error: message }, error instanceof TsWorkflowError ? 409 : 500);
+          return c.json({ ok: false, error: message }, 500);
         }
       },
     );

@@ -46,15 +46,13 @@ export async function serveWebhooks(
       response.end(JSON.stringify(body));
     };
     if (!match || request.method !== "POST") return reply(404, { ok: false, error: "POST /hooks/<token>" });
-    const tooLarge = webhookError("BODY_TOO_LARGE", `The body is over ${maxBytes} bytes.`);
-    // Refused before a byte of the body is read when it says it is too large; cut off when it grows too large.
-    if (Number(request.headers["content-length"] ?? 0) > maxBytes) {
-      reply(tooLarge.status, tooLarge.body, true);
-      return;
-    }
-    const body = await readBody(request, maxBytes);
+    // Refused before a byte of the body is kept when it says it is too large; cut off when it grows too large.
+    const body =
+      Number(request.headers["content-length"] ?? 0) > maxBytes ? undefined : await readBody(request, maxBytes);
     if (body === undefined) {
-      reply(tooLarge.status, tooLarge.body, true);
+      const tooLarge = webhookError("BODY_TOO_LARGE", `The body is over ${maxBytes} bytes.`);
+      reply(tooLarge.status, tooLarge.body);
+      refuseRest(request);
       return;
     }
     try {
@@ -94,7 +92,17 @@ export async function serveWebhooks(
   };
 }
 
-/** The body as text, or undefined once it grows past `maxBytes` (the rest is never read). */
+/**
+ * After a refusal the rest of the body is read and dropped, never kept, for a moment (so that a client
+ * still sending receives the answer instead of a connection reset), then the connection is closed.
+ */
+export function refuseRest(request: IncomingMessage): void {
+  request.removeAllListeners("data");
+  request.resume();
+  setTimeout(() => request.socket.destroy(), 1000).unref();
+}
+
+/** The body as text, or undefined once it grows past `maxBytes` (what follows is not kept). */
 function readBody(request: IncomingMessage, maxBytes: number): Promise<string | undefined> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
@@ -103,7 +111,6 @@ function readBody(request: IncomingMessage, maxBytes: number): Promise<string | 
       size += chunk.length;
       if (size > maxBytes) {
         request.off("data", onData);
-        request.pause();
         resolve(undefined);
         return;
       }

@@ -1,6 +1,8 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { FatalError, log, workflow } from "tsworkflow";
+import { LocalRuntime } from "tsworkflow/local";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { WorkflowEvent } from "../../lib/core/events.ts";
 import type { RunRecord } from "../../lib/ports/event-store.ts";
@@ -8,6 +10,11 @@ import { type SeededRuns, seedRuns } from "./fixtures/seed.ts";
 import { runCli } from "./run-cli.ts";
 
 const WORKFLOWS = "tests/cli/fixtures/workflows.ts";
+
+const escaping = workflow("cli_escaping", async (text: string) => {
+  log.warning(`careful ${text}`);
+  throw new FatalError(text);
+});
 // biome-ignore lint/suspicious/noControlCharactersInRegex: looking for ANSI colour codes
 const ANSI = /\u001b\[/;
 
@@ -299,5 +306,39 @@ describe("tsworkflow --help", () => {
     // Assess
     expect(result.code).toBe(0);
     for (const command of ["runs", "dashboard", "worker"]) expect(result.stdout).toContain(command);
+  });
+});
+
+describe("terminal escapes in run data", () => {
+  it("prints control characters from error and log messages as visible escapes in runs show and runs events, and exactly in --json", async () => {
+    // Prepare: a run that logs and fails with ANSI and OSC sequences (clear screen, window title, a hidden link).
+    const own = mkdtempSync(join(tmpdir(), "tsw-cli-escapes-"));
+    const hostile =
+      "\u001b[2J\u001b]0;pwned\u0007\u001b]8;;https://evil.example\u0007click\u001b]8;;\u0007\r\u009b31m";
+    const runtime = new LocalRuntime({ dir: own });
+    try {
+      const { runId } = await runtime.start(escaping, [hostile]);
+      await runtime.waitForRun(runId, { timeoutMs: 30_000 });
+      await runtime.close();
+      // Act
+      const show = await runCli(["runs", "show", runId, "--dir", own], { FORCE_COLOR: "1" });
+      const events = await runCli(["runs", "events", runId, "--dir", own]);
+      const json = JSON.parse(
+        (await runCli(["runs", "events", runId, "--json", "--dir", own])).stdout,
+      ) as WorkflowEvent[];
+      // Assess
+      for (const output of [show.stdout, events.stdout]) {
+        expect(output).not.toMatch(/\u0007|\u009b|\r|\u001b\]|\u001b\[2J/);
+        expect(output).toContain("\\u001b]0;pwned\\u0007");
+      }
+      expect(show.stdout).toContain("\u001b[31m"); // our own colours are kept
+      expect(json.find((event) => event.type === "log_warning")).toMatchObject({
+        message: `careful ${hostile}`,
+      });
+      expect(json.at(-1)).toMatchObject({ type: "workflow_failed", error: { message: hostile } });
+    } finally {
+      await runtime.close();
+      rmSync(own, { recursive: true, force: true });
+    }
   });
 });

@@ -1,5 +1,5 @@
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
-import type { Server } from "node:http";
+import type { IncomingMessage, Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { serve } from "@hono/node-server";
 import { type Context, Hono } from "hono";
@@ -15,6 +15,7 @@ import {
 } from "../../ports/event-store.ts";
 import { pageOf } from "../../ports/run-cursor.ts";
 import { DEFAULT_WEBHOOK_MAX_BYTES, handleWebhook, webhookError } from "../../webhooks/handle-webhook.ts";
+import { refuseRest } from "../../webhooks/webhook-server.ts";
 import type { RunActions, SendEvent } from "../backend.ts";
 import { ActionNotAvailableError, BackendUnavailableError } from "../errors.ts";
 import { buildTimeline } from "../timeline.ts";
@@ -138,7 +139,8 @@ export function createDashboard(options: DashboardOptions): Hono {
         maxSize: WEBHOOK_MAX_BYTES,
         onError: (c) => {
           const refused = webhookError("BODY_TOO_LARGE", `The body is over ${WEBHOOK_MAX_BYTES} bytes.`);
-          c.header("Connection", "close");
+          const incoming = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming;
+          if (incoming) refuseRest(incoming);
           return c.json(refused.body, refused.status);
         },
       }),

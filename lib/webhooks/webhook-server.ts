@@ -48,7 +48,9 @@ export async function serveWebhooks(
     if (!match || request.method !== "POST") return reply(404, { ok: false, error: "POST /hooks/<token>" });
     // Refused before a byte of the body is kept when it says it is too large; cut off when it grows too large.
     const body =
-      Number(request.headers["content-length"] ?? 0) > maxBytes ? undefined : await readBody(request, maxBytes);
+      Number(request.headers["content-length"] ?? 0) > maxBytes
+        ? undefined
+        : await readBody(request, maxBytes);
     if (body === undefined) {
       const tooLarge = webhookError("BODY_TOO_LARGE", `The body is over ${maxBytes} bytes.`);
       reply(tooLarge.status, tooLarge.body);

@@ -147,7 +147,9 @@ export class LocalRuntime implements Runtime {
       const cleanup = () => {
         clearInterval(keepAlive);
         if (timeout) clearTimeout(timeout);
-        this.waiters.get(runId)?.delete(check);
+        const set = this.waiters.get(runId);
+        set?.delete(check);
+        if (set?.size === 0) this.waiters.delete(runId);
       };
       let set = this.waiters.get(runId);
       if (!set) {

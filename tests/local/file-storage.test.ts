@@ -21,7 +21,7 @@ import {
   type WorkflowEvent,
   workflow,
 } from "tsworkflow";
-import { FileStorage } from "tsworkflow/local";
+import { FileStorage, LocalRuntime } from "tsworkflow/local";
 import { resumeLocal, startLocal } from "tsworkflow/testing";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 
@@ -268,5 +268,65 @@ describe("FileStorage", () => {
     expect(seen?.status).toBe("suspended");
     expect(later?.status).toBe("completed");
     expect(reader.holder()).toContain(`process ${process.pid}`);
+  });
+});
+
+describe("FileStorage's memory", () => {
+  const quick = workflow("fs_quick", async (label: string) => stamp(label));
+
+  it("keeps only runs in flight with their logs, and finished ones in a cache bounded by finishedCacheEvents", async () => {
+    // Prepare
+    const storage = new FileStorage({ dir, finishedCacheEvents: 60 });
+    opened.push(storage);
+    const runtime = new LocalRuntime({ storage });
+    const sleeping = await runtime.start(napping, ["awake"]);
+    // Act
+    const finished: string[] = [];
+    for (let n = 0; n < 40; n += 1) {
+      const { runId } = await runtime.start(quick, [`q${n}`]);
+      await runtime.waitForRun(runId);
+      finished.push(runId);
+    }
+    await vi.waitFor(() => expect(storage.liveRuns).toBe(1), { timeout: 10_000 });
+    const eventsPerRun = (await storage.getEvents(finished[0] as string)).length;
+    // Assess
+    expect(storage.cachedFinishedRuns).toBeGreaterThan(0);
+    expect(storage.cachedFinishedRuns * (eventsPerRun + 1)).toBeLessThanOrEqual(60);
+    expect((await storage.getRun(finished[0] as string))?.result).toBe("stamped q0");
+    expect((await storage.getRun(sleeping.runId))?.status).toBe("suspended");
+    await runtime.close();
+  });
+
+  it("opens a directory reading only the runs in flight, and lists and reads the finished ones on demand", async () => {
+    // Prepare
+    const first = new LocalRuntime({ dir });
+    const sleeping = await first.start(napping, ["awake"]);
+    const finished: string[] = [];
+    for (let n = 0; n < 12; n += 1) {
+      const { runId } = await first.start(quick, [`q${n}`]);
+      await first.waitForRun(runId);
+      finished.push(runId);
+    }
+    await first.close();
+    // Act
+    const reopened = open();
+    const inMemory = { live: reopened.liveRuns, cached: reopened.cachedFinishedRuns };
+    const pages: string[][] = [];
+    let cursor: string | undefined;
+    do {
+      const page = await reopened.listRuns({ limit: 5, ...(cursor ? { cursor } : {}) });
+      pages.push(page.runs.map((run) => run.runId));
+      cursor = page.nextCursor;
+    } while (cursor);
+    const completed = await reopened.listRuns({ status: "completed", limit: 100 });
+    // Assess
+    expect(inMemory).toEqual({ live: 1, cached: 0 });
+    expect(pages.flat().sort()).toEqual([sleeping.runId, ...finished].sort());
+    expect(completed.runs).toHaveLength(12);
+    expect(completed.runs.find((run) => run.runId === finished[3])).toMatchObject({ result: "stamped q3" });
+    expect(await reopened.getEvents(finished[3] as string)).toHaveLength(
+      (await reopened.getEvents(finished[4] as string)).length,
+    );
+    expect(reopened.cachedFinishedRuns).toBe(2);
   });
 });

@@ -52,7 +52,7 @@ export interface FileStorageOptions {
   /**
    * Events of finished runs kept in memory after they were read (least recently used dropped first):
    * memory grows with the runs in flight, not with the runs that ever ran.
-   * @default 50000
+   * @default 10000
    */
   finishedCacheEvents?: number;
   /**
@@ -134,7 +134,7 @@ export class FileStorage extends MemoryStorage {
     this.inbox = new Inbox(this.dir);
     this.finishedIndex = new FinishedIndex(this.dir);
     this.finishedCache = new LRUCache<string, RunState>({
-      maxSize: options.finishedCacheEvents ?? 50_000,
+      maxSize: options.finishedCacheEvents ?? 10_000,
       sizeCalculation: (state) => state.events.length + 1,
     });
     if (this.readOnly) return;

@@ -328,7 +328,8 @@ describe("terminal escapes in run data", () => {
       ) as WorkflowEvent[];
       // Assess
       for (const output of [show.stdout, events.stdout]) {
-        for (const raw of ["\u0007", "\u009b", "\r", "\u001b]", "\u001b[2J"]) expect(output).not.toContain(raw);
+        for (const raw of ["\u0007", "\u009b", "\r", "\u001b]", "\u001b[2J"])
+          expect(output).not.toContain(raw);
         expect(output).toContain("\\u001b]0;pwned\\u0007");
       }
       expect(show.stdout).toContain("\u001b[31m"); // our own colours are kept

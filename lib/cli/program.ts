@@ -276,6 +276,34 @@ export function createProgram(context: CliContext, setExitCode: (code: number) =
     );
 
   program
+    .command("dev")
+    .description(
+      "run a workflows module on the embedded backend with the dashboard, restarting it on changes",
+    )
+    .argument("<module>", "the module that defines (and may start) your workflows, e.g. ./src/workflows.ts")
+    .option("--port <port>", `dashboard port, 0 for any free port (default: ${DEFAULT_PORT})`, port)
+    .option("--host <host>", "dashboard address (default: 127.0.0.1)")
+    .option("--token <token>", "require this token on the dashboard (default: $TSWORKFLOW_DASHBOARD_TOKEN)")
+    .addHelpText(
+      "after",
+      "\nThe module runs in a worker process on the file backend (--dir, default ./.tsworkflow). The dashboard\nhas cancel and retry on and serves webhooks; each run that starts gets a link. Saving a file next to\nthe module restarts the worker, which resumes the runs from their logs.\n\nExample:\n  tsworkflow dev ./src/workflows.ts",
+    )
+    .action(
+      async (module: string, options: { port?: number; host?: string; token?: string }, command: Command) => {
+        const backend = backendOf(command);
+        const { runDevCommand } = await import("./dev/command.ts");
+        setExitCode(
+          await runDevCommand(module, backend, {
+            port: options.port ?? DEFAULT_PORT,
+            host: options.host ?? "127.0.0.1",
+            token: options.token ?? (context.env.TSWORKFLOW_DASHBOARD_TOKEN || undefined),
+            context,
+          }),
+        );
+      },
+    );
+
+  program
     .command("worker")
     .description("run a Redis worker: consumes the runs' activations and steps (needs --redis)")
     .requiredOption("--workflows <file>", "the module that defines (imports) your workflows and steps")

@@ -34,6 +34,7 @@ export {
   InvalidEventError,
   InvalidIdempotencyKeyError,
   InvalidRunIdError,
+  InvalidRunQueryError,
   InvalidRunStateError,
   MaxDurationExceededError,
   NonDeterminismError,
@@ -80,6 +81,7 @@ export type {
   EventStore,
   NewRun,
   RunLease,
+  RunPage,
   RunPatch,
   RunQuery,
   RunRecord,
@@ -91,5 +93,11 @@ export type {
   Timers,
 } from "./ports/index.ts";
 export { FINISHED_STATUSES, RUN_STATUSES, systemClock } from "./ports/index.ts";
-export type { WebhookOptions, WebhookRequest, WebhookResponse } from "./webhooks/handle-webhook.ts";
+export type {
+  SignWebhookOptions,
+  WebhookErrorCode,
+  WebhookOptions,
+  WebhookRequest,
+  WebhookResponse,
+} from "./webhooks/handle-webhook.ts";
 export { handleWebhook, signWebhook } from "./webhooks/handle-webhook.ts";

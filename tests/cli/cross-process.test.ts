@@ -78,16 +78,21 @@ describe("the CLI steering an app that keeps running on the file backend", () =>
     const retried = await cli("runs", "retry", payment);
     await until(async () => (await statusOf(order)) === "completed", "the order completes");
     await until(async () => (await statusOf(payment)) === "completed", "the retried checkout completes");
+    await until(async () => (await statusOf(member)) === "cancelled", "the subscription is cancelled");
     // Assess
     expect(cancelled).toMatchObject({ code: 0 });
-    expect(cancelled.stdout).toContain(`Run ${member} is cancelled (it was suspended)`);
+    // The CLI waits up to 5 s for the app's clean-up; on a loaded machine it may still be under way.
+    expect(cancelled.stdout).toMatch(
+      new RegExp(`Run ${member} is cancelled \\(it was suspended\\)|Cancellation of run ${member} requested`),
+    );
     expect(sent.code).toBe(0);
     expect(sent.stdout).toContain(`Event "approval" delivered to run ${order}`);
     // Refused: as a repeat of decision-1 if the run still waits, else because the run has completed.
     expect(sentAgain.code).toBe(1);
     expect(sentAgain.stderr).toMatch(/was delivered to run|no longer takes events/);
     expect(retried.code).toBe(0);
-    expect(retried.stdout).toContain("Your app (process");
+    // The app retries it at once: the CLI finds it completed, or going on in the app.
+    expect(retried.stdout).toMatch(/is completed \(it was failed\)|Your app \(process \d+/);
     expect((await reader().getRun(order))?.result).toBe("order-1 shipped, approved by eve");
     expect((await events(member)).at(-1)).toMatchObject({ type: "workflow_cancelled", reason: "moved away" });
     expect(effectLines().sort()).toEqual([

@@ -299,6 +299,15 @@ describe("webhook requests, fuzzed", () => {
     // Act and Assess
     await fc.assert(
       fc.asyncProperty(tokenArb, bodyArb, headersArb, async (callToken, body, headers) => {
+        // A genuine call to the other run's webhook (its token, a body signed for it) is not a bad call.
+        const genuine = signWebhook(secret, { token: other.token, timestamp: now, body });
+        fc.pre(
+          !(
+            callToken === other.token &&
+            (headers as Record<string, string>)["x-tsworkflow-signature"] ===
+              genuine["x-tsworkflow-signature"]
+          ),
+        );
         const response: WebhookResponse = await handleWebhook(
           { token: callToken, body, headers: headers as Record<string, string> },
           {

@@ -20,19 +20,22 @@ export {
 export type { StepInfo } from "./core/context.ts";
 export { getStepInfo } from "./core/context.ts";
 export type { Duration } from "./core/durations.ts";
-export { formatDuration, toMilliseconds } from "./core/durations.ts";
+export { formatDuration, MAX_DURATION_MS, toMilliseconds } from "./core/durations.ts";
 export type { ErrorCode, RetryableErrorOptions, SerializedError } from "./core/errors.ts";
 export {
   CancelledError,
   ConfigurationError,
+  DuplicateNameError,
   deserializeError,
   EventLimitExceededError,
   EventPayloadError,
   FatalError,
+  ForeignAwaitError,
   IdempotencyConflictError,
   InvalidDurationError,
   InvalidEventError,
   InvalidIdempotencyKeyError,
+  InvalidMessageError,
   InvalidRunIdError,
   InvalidRunQueryError,
   InvalidRunStateError,
@@ -57,9 +60,10 @@ export type { LoggingOptions, LogLevelName } from "./core/logger.ts";
 export { configureLogging } from "./core/logger.ts";
 export type { WaitForEventOptions, Webhook } from "./core/primitives.ts";
 export { createWebhook, log, now, random, runChild, sleep, waitForEvent } from "./core/primitives.ts";
-export { findWorkflow, registeredWorkflows } from "./core/registry.ts";
+export type { RegistryOptions } from "./core/registry.ts";
+export { defaultRegistry, findWorkflow, Registry, registeredWorkflows } from "./core/registry.ts";
 export type { Runtime, WaitOptions } from "./core/runtime.ts";
-export { MAX_PAYLOAD_BYTES } from "./core/serialization.ts";
+export { MAX_PAYLOAD_BYTES, MAX_PAYLOAD_DEPTH } from "./core/serialization.ts";
 export type { AnyStep, RetryDelay, StepDefinition, StepOptions } from "./core/step.ts";
 export { step } from "./core/step.ts";
 export type {

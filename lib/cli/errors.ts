@@ -13,7 +13,7 @@ export const EXIT = {
 export class UsageError extends TsWorkflowError {
   override name = "UsageError";
   constructor(message: string) {
-    super("CONFIGURATION", message);
+    super("USAGE", message);
   }
 }
 
@@ -21,7 +21,7 @@ export class UsageError extends TsWorkflowError {
 export class BackendUnavailableError extends TsWorkflowError {
   override name = "BackendUnavailableError";
   constructor(message: string, options?: { cause?: unknown }) {
-    super("CONFIGURATION", message, options);
+    super("BACKEND_UNAVAILABLE", message, options);
   }
 }
 
@@ -29,6 +29,6 @@ export class BackendUnavailableError extends TsWorkflowError {
 export class ActionNotAvailableError extends TsWorkflowError {
   override name = "ActionNotAvailableError";
   constructor(message: string) {
-    super("CONFIGURATION", message);
+    super("ACTION_NOT_AVAILABLE", message);
   }
 }

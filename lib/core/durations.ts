@@ -38,19 +38,36 @@ const OBJECT_UNIT_MS: Record<string, number> = {
 const PATTERN = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)$/;
 
 /**
- * Milliseconds in a relative duration. A `Date` is not accepted here (see {@link resolveDeadline}).
+ * The longest duration tsworkflow accepts: 1,000 years. Far enough for any sleep or timeout, and small
+ * enough that every deadline it gives is a valid `Date` (JavaScript dates end in the year 275760).
+ */
+export const MAX_DURATION_MS = 1000 * 365.25 * 86_400_000;
+
+/** The latest point in time a `Date` deadline may name (the largest time a JavaScript `Date` holds). */
+const MAX_DATE_MS = 8.64e15;
+
+const TOO_LONG = `longer than the limit of 1000 years (${MAX_DURATION_MS} ms)`;
+
+function bounded(ms: number, duration: Duration): number {
+  if (ms > MAX_DURATION_MS) throw new InvalidDurationError(duration, TOO_LONG);
+  return Math.round(ms);
+}
+
+/**
+ * Milliseconds in a relative duration, at most {@link MAX_DURATION_MS}. A `Date` is not accepted here (see
+ * {@link resolveDeadline}).
  * @throws InvalidDurationError naming the value
  */
 export function toMilliseconds(duration: Duration): number {
   if (typeof duration === "number") {
     if (!Number.isFinite(duration) || duration < 0)
       throw new InvalidDurationError(duration, "expected a finite number of milliseconds >= 0");
-    return Math.round(duration);
+    return bounded(duration, duration);
   }
   if (typeof duration === "string") {
     const match = PATTERN.exec(duration.trim());
     if (!match) throw new InvalidDurationError(duration);
-    return Math.round(Number(match[1]) * (UNIT_MS[match[2] as string] as number));
+    return bounded(Number(match[1]) * (UNIT_MS[match[2] as string] as number), duration);
   }
   if (duration instanceof Date)
     throw new InvalidDurationError(duration, "a Date is a point in time, not a length");
@@ -66,19 +83,25 @@ export function toMilliseconds(duration: Duration): number {
       }
       total += amount * factor;
     }
-    return Math.round(total);
+    return bounded(total, duration);
   }
   throw new InvalidDurationError(duration);
 }
 
-/** The absolute time (epoch ms) a duration or `Date` points to, counted from `now`. */
+/**
+ * The absolute time (epoch ms) a duration or `Date` points to, counted from `now`.
+ * @throws InvalidDurationError for a bad duration, an invalid `Date`, or a point past what a `Date` holds
+ */
 export function resolveDeadline(duration: Duration, now: number): number {
   if (duration instanceof Date) {
     const at = duration.getTime();
     if (Number.isNaN(at)) throw new InvalidDurationError(duration, "the Date is invalid");
     return at;
   }
-  return now + toMilliseconds(duration);
+  const at = now + toMilliseconds(duration);
+  if (at > MAX_DATE_MS)
+    throw new InvalidDurationError(duration, "it ends past the last date JavaScript holds");
+  return at;
 }
 
 /** "1d 2h 3m 4s 5ms" for humans. */

@@ -4,7 +4,7 @@
  * class on replay (see `serializeError` / `deserializeError`).
  */
 
-import { toMilliseconds } from "./durations.ts";
+import { MAX_DURATION_MS, toMilliseconds } from "./durations.ts";
 
 export type ErrorCode =
   | "RETRYABLE"
@@ -14,6 +14,14 @@ export type ErrorCode =
   | "PAYLOAD_TOO_LARGE"
   | "INVALID_DURATION"
   | "INVALID_INPUT"
+  | "INVALID_IDEMPOTENCY_KEY"
+  | "INVALID_EVENT_PAYLOAD"
+  | "INVALID_MESSAGE"
+  | "DUPLICATE_NAME"
+  | "FOREIGN_AWAIT"
+  | "USAGE"
+  | "BACKEND_UNAVAILABLE"
+  | "ACTION_NOT_AVAILABLE"
   | "INVALID_RUN_ID"
   | "WORKFLOW_NOT_FOUND"
   | "STEP_NOT_FOUND"
@@ -82,7 +90,7 @@ export class NonDeterminismError extends TsWorkflowError {
   constructor(message: string) {
     super(
       "NON_DETERMINISM",
-      `${message}. The workflow code no longer matches this run's event log: keep the order and names of steps and sleeps stable for runs in flight, or deploy the change under a new workflow name.`,
+      `${message}. The workflow code no longer matches this run's event log: keep the order, names and arguments of steps, sleeps, waits and child runs stable for runs in flight, or deploy the change under a new workflow name.`,
     );
   }
 }
@@ -146,7 +154,7 @@ export class InvalidIdempotencyKeyError extends TsWorkflowError {
   override name = "InvalidIdempotencyKeyError";
   constructor(key: unknown) {
     super(
-      "INVALID_INPUT",
+      "INVALID_IDEMPOTENCY_KEY",
       `Invalid idempotency key ${describe(key)}: use 1 to 256 printable characters, e.g. "onboard-user_123".`,
     );
   }
@@ -263,7 +271,7 @@ export class EventPayloadError extends TsWorkflowError {
     const list = issues
       .map((issue) => `${issue.path.map(String).join(".") || "(payload)"}: ${issue.message}`)
       .join("; ");
-    super("INVALID_INPUT", `The payload of event "${eventName}" does not match its schema: ${list}.`);
+    super("INVALID_EVENT_PAYLOAD", `The payload of event "${eventName}" does not match its schema: ${list}.`);
   }
 }
 
@@ -301,6 +309,42 @@ export class TimeoutError extends TsWorkflowError {
   }
 }
 
+/**
+ * A message on a tsworkflow queue that can never be handled (not JSON, not a tsworkflow task, on the wrong
+ * queue): a poison message, dropped with an error log instead of being retried to the dead-letter queue.
+ */
+export class InvalidMessageError extends TsWorkflowError {
+  override name = "InvalidMessageError";
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("INVALID_MESSAGE", message, options);
+  }
+}
+
+/** A second workflow or step was defined with a name already taken by a different function. */
+export class DuplicateNameError extends TsWorkflowError {
+  override name = "DuplicateNameError";
+  constructor(kind: "workflow" | "step", name: string) {
+    super(
+      "DUPLICATE_NAME",
+      `A ${kind} named "${name}" is already defined with another function. Names identify ${kind}s in run logs: give each ${kind} its own name (the same definition imported twice is fine).`,
+    );
+  }
+}
+
+/**
+ * The workflow waits for something that is not a tsworkflow step, sleep, event or child run (an `await` of
+ * `setTimeout`, `fetch`, or a promise that never settles): no event can ever wake it, so its run fails.
+ */
+export class ForeignAwaitError extends TsWorkflowError {
+  override name = "ForeignAwaitError";
+  constructor(workflowName: string) {
+    super(
+      "FOREIGN_AWAIT",
+      `Workflow "${workflowName}" stopped on an await of something outside tsworkflow (setTimeout, fetch, a promise that never settles): nothing recorded can wake it. Do I/O and timers in steps (step(...)) and wait with sleep(), waitForEvent() or runChild().`,
+    );
+  }
+}
+
 /** An error as stored in the event log. */
 export interface SerializedError {
   name: string;
@@ -311,36 +355,85 @@ export interface SerializedError {
   retryAfterMs?: number | undefined;
 }
 
-const errorClasses: Record<string, (stored: SerializedError) => Error> = {
-  RetryableError: (s) =>
-    new RetryableError(s.message, s.retryAfterMs === undefined ? {} : { retryAfter: s.retryAfterMs }),
-  FatalError: (s) => new FatalError(s.message),
-  MaxDurationExceededError: (s) => new MaxDurationExceededError(s.message),
-  TimeoutError: (s) => new TimeoutError(s.message),
-  CancelledError: (s) => new CancelledError(s.message),
-  NonDeterminismError: (s) => Object.assign(new NonDeterminismError(""), { message: s.message }),
-};
+/** The tsworkflow class of each code, to rebuild recorded errors (and their subclasses) as instances of it. */
+const classByCode = new Map<string, abstract new (...args: never[]) => TsWorkflowError>([
+  ["RETRYABLE", RetryableError],
+  ["FATAL", FatalError],
+  ["NON_DETERMINISM", NonDeterminismError],
+  ["IDEMPOTENCY_CONFLICT", IdempotencyConflictError],
+  ["PAYLOAD_TOO_LARGE", PayloadTooLargeError],
+  ["INVALID_DURATION", InvalidDurationError],
+  ["INVALID_INPUT", WorkflowInputError],
+  ["INVALID_RUN_ID", InvalidRunIdError],
+  ["INVALID_IDEMPOTENCY_KEY", InvalidIdempotencyKeyError],
+  ["WORKFLOW_NOT_FOUND", WorkflowNotFoundError],
+  ["STEP_NOT_FOUND", StepNotFoundError],
+  ["RUN_NOT_FOUND", RunNotFoundError],
+  ["MAX_DURATION_EXCEEDED", MaxDurationExceededError],
+  ["VERSION_CONFLICT", VersionConflictError],
+  ["INVALID_EVENT", InvalidEventError],
+  ["NOT_SERIALIZABLE", NonSerializableError],
+  ["NOT_IN_WORKFLOW", NotInWorkflowError],
+  ["STORAGE_LOCKED", StorageLockedError],
+  ["CONFIGURATION", ConfigurationError],
+  ["CANCELLED", CancelledError],
+  ["INVALID_EVENT_PAYLOAD", EventPayloadError],
+  ["EVENT_LIMIT", EventLimitExceededError],
+  ["INVALID_STATE", InvalidRunStateError],
+  ["TIMEOUT", TimeoutError],
+  ["INVALID_MESSAGE", InvalidMessageError],
+  ["DUPLICATE_NAME", DuplicateNameError],
+  ["FOREIGN_AWAIT", ForeignAwaitError],
+]);
 
-/** Turns a stored error back into an instance of the same class where tsworkflow knows the class. */
+/**
+ * Turns a stored error back into an error of the same class where tsworkflow knows it, by its code: a
+ * `class CardDeclined extends FatalError` comes back as a `FatalError` named "CardDeclined" (so `instanceof
+ * FatalError` holds on replay as it did live). Other errors come back as `Error` with their name and code.
+ * `name`, `message`, `code` and `stack` are the recorded ones.
+ */
 export function deserializeError(stored: SerializedError): Error {
-  const Known = errorClasses[stored.name];
-  const error = Known ? Known(stored) : new Error(stored.message);
-  if (!Known) error.name = stored.name;
-  if (stored.code && !(error instanceof TsWorkflowError))
-    (error as Error & { code?: string }).code = stored.code;
+  const Known = stored.code === undefined ? undefined : classByCode.get(stored.code);
+  // Built without running the class's constructor, whose arguments differ from class to class.
+  const error: Error & { code?: string; retryAfterMs?: number } = Known
+    ? Reflect.construct(Error, [stored.message], Known)
+    : new Error(stored.message);
+  Object.defineProperty(error, "name", { value: stored.name, writable: true, configurable: true });
+  if (stored.code !== undefined) error.code = stored.code;
+  if (Known === RetryableError) {
+    const { retryAfterMs } = stored;
+    // A delay from a log written by any version is clamped, as the retry decision clamps it.
+    Object.assign(error, {
+      retryAfterMs:
+        retryAfterMs === undefined ? undefined : Math.min(Math.max(0, retryAfterMs), MAX_DURATION_MS),
+    });
+  }
   if (stored.stack) error.stack = stored.stack;
   return error;
 }
 
+/**
+ * A bad value as messages show it: JSON where it has one, shortened; never a throw (a BigInt, a cyclic
+ * object or an object with no prototype is described as such).
+ */
 export function describe(value: unknown): string {
-  if (typeof value === "string") return JSON.stringify(value);
+  if (typeof value === "string") return shortened(JSON.stringify(value));
   // JSON.stringify would print NaN and Infinity as "null", hiding the bad value.
-  if (typeof value === "number") return String(value);
+  if (typeof value === "number" || typeof value === "boolean" || value === undefined) return String(value);
+  if (typeof value === "bigint") return `${value}n`;
+  if (typeof value === "symbol") return value.toString();
+  if (typeof value === "function") return "a function";
   if (value instanceof Date)
     return `Date(${Number.isNaN(value.getTime()) ? "Invalid Date" : value.toISOString()})`;
   try {
-    return JSON.stringify(value) ?? String(value);
+    const json = JSON.stringify(value, (_key, item) => (typeof item === "bigint" ? `${item}n` : item));
+    if (json !== undefined) return shortened(json);
   } catch {
-    return String(value);
+    // cyclic
   }
+  return Object.prototype.toString.call(value);
+}
+
+function shortened(text: string): string {
+  return text.length <= 200 ? text : `${text.slice(0, 197)}...`;
 }

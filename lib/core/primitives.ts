@@ -2,7 +2,7 @@ import type { ZodType } from "zod";
 import type { LogLevel } from "../engine/execution.ts";
 import { currentExecution, getStepInfo, requireExecution } from "./context.ts";
 import type { Duration } from "./durations.ts";
-import { ConfigurationError } from "./errors.ts";
+import { ConfigurationError, describe } from "./errors.ts";
 import { getLogger } from "./logger.ts";
 import type { AnyWorkflow, WorkflowArgs, WorkflowResult } from "./workflow.ts";
 
@@ -162,7 +162,7 @@ export function runChild<W extends AnyWorkflow>(
 function assertEventName(eventName: string): void {
   if (typeof eventName !== "string" || !/^[A-Za-z0-9_.:-]{1,100}$/.test(eventName)) {
     throw new ConfigurationError(
-      `Invalid event name ${JSON.stringify(eventName)}: use 1 to 100 letters, digits, "_", ".", ":" or "-".`,
+      `Invalid event name ${describe(eventName)}: use 1 to 100 letters, digits, "_", ".", ":" or "-".`,
     );
   }
 }

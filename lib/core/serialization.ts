@@ -24,6 +24,12 @@ function kindOf(value: unknown): string {
 }
 
 /**
+ * The deepest nesting of arrays and objects a value may have: deeper values would overflow the stack of
+ * `JSON.stringify` (a `RangeError`), here or in whatever reads them back.
+ */
+export const MAX_PAYLOAD_DEPTH = 1000;
+
+/**
  * Checks that a value survives a JSON round trip unchanged in meaning, and returns its JSON.
  * Dates are allowed and become ISO strings; `undefined` object properties are dropped.
  * @throws NonSerializableError naming the path of the first bad value
@@ -31,34 +37,41 @@ function kindOf(value: unknown): string {
  */
 export function toJson(value: unknown, what: string, limit = MAX_PAYLOAD_BYTES): string {
   const seen = new Set<object>();
-  const walk = (current: unknown, path: string): void => {
+  // Paths are built only for an error: building them for every value would cost more than the walk.
+  const walk = (current: unknown, depth: number, path: () => string): void => {
     if (current === null || typeof current === "string" || typeof current === "boolean") return;
     if (typeof current === "number") {
-      if (!Number.isFinite(current)) throw new NonSerializableError(what, path, kindOf(current));
+      if (!Number.isFinite(current)) throw new NonSerializableError(what, path(), kindOf(current));
       return;
     }
-    if (typeof current !== "object") throw new NonSerializableError(what, path, kindOf(current));
+    if (typeof current !== "object") throw new NonSerializableError(what, path(), kindOf(current));
     if (current instanceof Date) return;
-    if (seen.has(current)) throw new NonSerializableError(what, path, "a circular reference");
+    if (seen.has(current)) throw new NonSerializableError(what, path(), "a circular reference");
+    if (depth >= MAX_PAYLOAD_DEPTH)
+      throw new NonSerializableError(
+        what,
+        `${path().slice(0, 60)}...`,
+        `nested more than ${MAX_PAYLOAD_DEPTH} levels deep`,
+      );
     seen.add(current);
     if (Array.isArray(current)) {
       current.forEach((item, index) => {
-        if (item === undefined)
-          throw new NonSerializableError(what, `${path}[${index}]`, "undefined (use null)");
-        walk(item, `${path}[${index}]`);
+        const at = () => `${path()}[${index}]`;
+        if (item === undefined) throw new NonSerializableError(what, at(), "undefined (use null)");
+        walk(item, depth + 1, at);
       });
     } else {
       const proto = Object.getPrototypeOf(current);
       if (proto !== Object.prototype && proto !== null)
-        throw new NonSerializableError(what, path, kindOf(current));
+        throw new NonSerializableError(what, path(), kindOf(current));
       for (const [key, item] of Object.entries(current)) {
-        if (item !== undefined) walk(item, `${path}.${key}`);
+        if (item !== undefined) walk(item, depth + 1, () => `${path()}.${key}`);
       }
     }
     seen.delete(current);
   };
   if (value === undefined) return "null";
-  walk(value, "value");
+  walk(value, 0, () => "value");
   const json = JSON.stringify(value);
   const bytes = Buffer.byteLength(json);
   if (bytes > limit) throw new PayloadTooLargeError(what, bytes, limit);

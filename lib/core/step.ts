@@ -1,7 +1,7 @@
 import { currentExecution } from "./context.ts";
 import { type Duration, toMilliseconds } from "./durations.ts";
-import { ConfigurationError } from "./errors.ts";
-import { registerStep } from "./registry.ts";
+import { ConfigurationError, describe } from "./errors.ts";
+import { definingRegistry } from "./registry.ts";
 
 /** How long to wait before attempt n+1 of a failed step. */
 export type RetryDelay = "fixed" | "exponential" | Duration;
@@ -66,9 +66,9 @@ export function step<Args extends unknown[], Result>(
   fn: (...args: Args) => Promise<Result> | Result,
   options: StepOptions = {},
 ): StepDefinition<Args, Result> {
-  if (!NAME.test(name)) {
+  if (typeof name !== "string" || !NAME.test(name)) {
     throw new ConfigurationError(
-      `Invalid step name ${JSON.stringify(name)}: use 1 to 100 letters, digits, "_", ".", ":" or "-".`,
+      `Invalid step name ${describe(name)}: use 1 to 100 letters, digits, "_", ".", ":" or "-".`,
     );
   }
   if (typeof fn !== "function") throw new ConfigurationError(`step("${name}") needs a function.`);
@@ -83,7 +83,7 @@ export function step<Args extends unknown[], Result>(
     options: Object.freeze(resolved),
     run: fn,
   }) as StepDefinition<Args, Result>;
-  registerStep(definition as AnyStep);
+  definingRegistry().registerStep(definition as AnyStep);
   return definition;
 }
 
@@ -91,7 +91,7 @@ function resolveStepOptions(name: string, options: StepOptions): ResolvedStepOpt
   const maxRetries = options.maxRetries ?? 3;
   if (!Number.isInteger(maxRetries) || maxRetries < 0) {
     throw new ConfigurationError(
-      `step("${name}"): maxRetries must be an integer >= 0, got ${JSON.stringify(options.maxRetries)}.`,
+      `step("${name}"): maxRetries must be an integer >= 0, got ${describe(options.maxRetries)}.`,
     );
   }
   const delay = options.retryDelay ?? "fixed";

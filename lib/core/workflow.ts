@@ -1,7 +1,7 @@
 import type { ZodType } from "zod";
 import { type Duration, toMilliseconds } from "./durations.ts";
-import { ConfigurationError, WorkflowInputError } from "./errors.ts";
-import { registerWorkflow } from "./registry.ts";
+import { ConfigurationError, describe, WorkflowInputError } from "./errors.ts";
+import { definingRegistry } from "./registry.ts";
 
 /** Options of {@link workflow}. */
 export interface WorkflowOptions {
@@ -56,15 +56,15 @@ export function workflow<Args extends unknown[], Result>(
   fn: (...args: Args) => Promise<Result>,
   options: WorkflowOptions = {},
 ): WorkflowDefinition<Args, Result> {
-  if (!NAME.test(name)) {
+  if (typeof name !== "string" || !NAME.test(name)) {
     throw new ConfigurationError(
-      `Invalid workflow name ${JSON.stringify(name)}: use 1 to 100 letters, digits, "_", ".", ":" or "-".`,
+      `Invalid workflow name ${describe(name)}: use 1 to 100 letters, digits, "_", ".", ":" or "-".`,
     );
   }
   if (typeof fn !== "function") throw new ConfigurationError(`workflow("${name}") needs an async function.`);
   const maxDurationMs = options.maxDuration === undefined ? undefined : toMilliseconds(options.maxDuration);
   const definition: WorkflowDefinition<Args, Result> = Object.freeze({ name, fn, options, maxDurationMs });
-  registerWorkflow(definition as AnyWorkflow);
+  definingRegistry().registerWorkflow(definition as AnyWorkflow);
   return definition;
 }
 

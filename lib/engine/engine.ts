@@ -4,6 +4,7 @@ import { formatDuration } from "../core/durations.ts";
 import {
   CancelledError,
   ConfigurationError,
+  describe,
   EventLimitExceededError,
   IdempotencyConflictError,
   InvalidRunStateError,
@@ -17,7 +18,7 @@ import {
 import type { EventDraft, EventOf, WorkflowEvent } from "../core/events.ts";
 import { assertIdempotencyKey, assertRunId, newRunId } from "../core/ids.ts";
 import { getLogger } from "../core/logger.ts";
-import { findStep, findWorkflow } from "../core/registry.ts";
+import { defaultRegistry, type Registry } from "../core/registry.ts";
 import { nextRetryDelay } from "../core/retry.ts";
 import { hashOf, roundTrip, serializeError } from "../core/serialization.ts";
 import { type AnyWorkflow, validateWorkflowInput } from "../core/workflow.ts";
@@ -68,6 +69,11 @@ export interface EngineOptions {
    * @default false
    */
   inlineSteps?: boolean;
+  /**
+   * Where runs find their workflows and steps by name.
+   * @default the default registry, where `workflow()` and `step()` register
+   */
+  registry?: Registry;
 }
 
 /** Options of {@link Engine.start}. */
@@ -134,6 +140,7 @@ function signalName(signal: StepOutcome): string {
  */
 export class Engine {
   readonly store: EventStore;
+  readonly registry: Registry;
   private readonly queue: TaskQueue;
   private readonly timers: Timers;
   private readonly clock: Clock;
@@ -149,6 +156,7 @@ export class Engine {
 
   constructor(options: EngineOptions) {
     this.store = options.store;
+    this.registry = options.registry ?? defaultRegistry;
     this.queue = options.queue;
     this.timers = options.timers;
     this.clock = options.clock ?? systemClock;
@@ -169,7 +177,7 @@ export class Engine {
     args: unknown[],
     options: StartOptions & { parent?: ChildLink } = {},
   ): Promise<StartResult> {
-    const definition = typeof workflow === "string" ? findWorkflow(workflow) : workflow;
+    const definition = typeof workflow === "string" ? this.registry.findWorkflow(workflow) : workflow;
     if (!definition) throw new WorkflowNotFoundError(String(workflow));
     const input = roundTrip(
       validateWorkflowInput(definition, args),
@@ -246,7 +254,8 @@ export class Engine {
         inline.release();
       }
       const { stepId, attempt } = inline.task;
-      next = { runId: task.runId, cause: { kind: "outcome", stepId, attempt } };
+      // The outcome was carried here, not stored: no other activation can have applied it.
+      next = { runId: task.runId, cause: { kind: "outcome", stepId, attempt }, redelivered: false };
       if (lease && !(await lease.resume())) {
         // Another worker holds the run now: hand it the outcome as a queued step would.
         await this.store.putOutcome(carried);
@@ -306,7 +315,7 @@ export class Engine {
         await this.finishAgain(run);
         return undefined;
       }
-      const definition = findWorkflow(run.workflowName);
+      const definition = this.registry.findWorkflow(run.workflowName);
       if (!definition) throw new WorkflowNotFoundError(run.workflowName);
       const events = await this.store.getEvents(runId);
       if (isFinishedLog(events)) return;
@@ -321,7 +330,11 @@ export class Engine {
       : carried && warm && execution.outcomesWaiting === false
         ? [carried]
         : withCarried(await this.store.listOutcomes(runId), carried);
-    const resendAll = task.cause.kind === "recover" || this.isRedelivery(task, execution, baseVersion);
+    // A cause already in the log was applied either by an earlier delivery of this activation, which may have
+    // died before sending what it committed, or by another activation, which sent it: only the queue can tell.
+    const resendAll =
+      task.cause.kind === "recover" ||
+      (task.redelivered !== false && this.isRedelivery(task, execution, baseVersion));
     const wasSuspended = execution.status === "suspended";
 
     const effects = execution.nonDeterminism
@@ -374,10 +387,14 @@ export class Engine {
       this.cache.delete(runId);
       return;
     }
-    const candidate = this.inlineSteps && !resendAll ? soleStepStarted(newEvents) : undefined;
+    const candidate = this.inlineSteps && !resendAll ? soleStepStarted(newEvents, this.registry) : undefined;
+    const candidateTask =
+      candidate &&
+      this.stepTask(execution, candidate.stepId, candidate.stepName, candidate.attempt, candidate.input);
     // A queue that limits running steps must have a slot free; otherwise the step is queued as usual.
-    const release = candidate && (this.queue.reserveStepSlot ? this.queue.reserveStepSlot() : () => {});
-    const inline = release ? candidate : undefined;
+    const release =
+      candidateTask && (this.queue.reserveStepSlot ? this.queue.reserveStepSlot(candidateTask) : () => {});
+    const inline = release ? candidateTask : undefined;
     try {
       await this.dispatch(execution, resendAll ? undefined : newEvents, baseVersion === 1, inline?.stepId);
       if (task.cause.kind === "timer") await this.rearmEarlyTimer(execution, task.cause.timerId);
@@ -386,8 +403,7 @@ export class Engine {
       throw error;
     }
     if (!inline || !release) return undefined;
-    const { stepId, stepName, attempt, input } = inline;
-    return { task: this.stepTask(execution, stepId, stepName, attempt, input), release };
+    return { task: inline, release };
   }
 
   /**
@@ -708,7 +724,7 @@ export class Engine {
   /** Runs one attempt of a step and returns its outcome (a thrown error is a failed outcome). */
   private async runAttempt(task: StepTask): Promise<StepOutcome> {
     const { runId, stepId, attempt } = task;
-    const definition = findStep(task.stepName);
+    const definition = this.registry.findStep(task.stepName);
     const base = { runId, stepId, attempt };
     try {
       if (!definition) throw new StepNotFoundError(task.stepName);
@@ -751,9 +767,7 @@ export class Engine {
   ): Promise<{ delivered: boolean }> {
     assertRunId(runId);
     if (typeof eventName !== "string" || eventName.length === 0 || eventName.length > 100) {
-      throw new ConfigurationError(
-        `Invalid event name ${JSON.stringify(eventName)}: use 1 to 100 characters.`,
-      );
+      throw new ConfigurationError(`Invalid event name ${describe(eventName)}: use 1 to 100 characters.`);
     }
     const run = await this.store.getRun(runId);
     if (!run) throw new RunNotFoundError(runId);
@@ -761,6 +775,7 @@ export class Engine {
       throw new InvalidRunStateError(`Run ${runId} is ${run.status}; it no longer takes events.`);
     }
     const value = roundTrip(payload ?? null, `The payload of event "${eventName}"`);
+    if (options.signalId !== undefined) assertText("signalId", options.signalId, 200, true);
     const id = options.signalId ?? randomUUID();
     const stepId = `${SIGNAL_PREFIX}${eventName}:${id}`;
     const recordedAt = this.recordedAt();
@@ -873,6 +888,7 @@ export class Engine {
    */
   async cancelRun(runId: string, reason = "cancelled"): Promise<void> {
     assertRunId(runId);
+    assertText("The reason of a cancellation", reason, 1000);
     const run = await this.store.getRun(runId);
     if (!run) throw new RunNotFoundError(runId);
     if (FINISHED_STATUSES.has(run.status)) {
@@ -1011,6 +1027,21 @@ export class Engine {
   }
 }
 
+// biome-ignore lint/suspicious/noControlCharactersInRegex: rejecting control characters is the point
+const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f]/;
+
+/** @throws ConfigurationError unless `value` is a string of up to `max` characters (printable, non-empty if `id`) */
+function assertText(what: string, value: unknown, max: number, id = false): asserts value is string {
+  if (
+    typeof value !== "string" ||
+    value.length > max ||
+    (id && (value.length === 0 || CONTROL_CHARACTERS.test(value)))
+  )
+    throw new ConfigurationError(
+      `Invalid ${what} ${describe(value)}: use ${id ? "1" : "0"} to ${max} ${id ? "printable " : ""}characters.`,
+    );
+}
+
 function statusOf(execution: RunExecution, terminal: EventDraft | undefined): RunStatus {
   if (terminal?.type === "workflow_completed") return "completed";
   if (terminal?.type === "workflow_cancelled") return "cancelled";
@@ -1031,14 +1062,17 @@ function isFinishedLog(events: readonly WorkflowEvent[]): boolean {
 }
 
 /** The step to run inline: the only `step_started` among an activation's new events, if it runs here. */
-function soleStepStarted(events: readonly WorkflowEvent[]): EventOf<"step_started"> | undefined {
+function soleStepStarted(
+  events: readonly WorkflowEvent[],
+  registry: Registry,
+): EventOf<"step_started"> | undefined {
   let found: EventOf<"step_started"> | undefined;
   for (const event of events) {
     if (event.type !== "step_started") continue;
     if (found) return undefined;
     found = event;
   }
-  return found && findStep(found.stepName) ? found : undefined;
+  return found && registry.findStep(found.stepName) ? found : undefined;
 }
 
 /** The outcomes an activation applies: the stored ones and the one its inline step just produced. */

@@ -6,12 +6,13 @@ import {
   CancelledError,
   deserializeError,
   EventPayloadError,
+  ForeignAwaitError,
   NonDeterminismError,
   TimeoutError,
 } from "../core/errors.ts";
 import type { EventDraft, WorkflowEvent } from "../core/events.ts";
 import { getLogger, type RunLogContext } from "../core/logger.ts";
-import { roundTrip, serializeError } from "../core/serialization.ts";
+import { roundTrip, serializeError, stableStringify, toJson } from "../core/serialization.ts";
 import type { AnyStep } from "../core/step.ts";
 import type { AnyWorkflow } from "../core/workflow.ts";
 import type { RunStatus } from "../ports/event-store.ts";
@@ -148,6 +149,9 @@ export class RunExecution {
     for (const event of events) {
       const ref = commandOf(event);
       if (ref) execution.recordedCommands.push(ref);
+      if (event.type === "step_started" && event.attempt === 1)
+        execution.recordedInputs.set(`step:${event.stepId}`, event.input);
+      if (event.type === "child_started") execution.recordedInputs.set(`child:${event.childId}`, event.input);
       if (event.type === "sleep_created") execution.recordedResumeAt.set(event.sleepId, event.resumeAt);
       if (event.type === "hook_created") execution.recordedHooks.set(event.hookId, event);
       if (event.type.startsWith("log_")) execution.recordedLogs += 1;
@@ -365,25 +369,44 @@ export class RunExecution {
     return `${name}#${count}`;
   }
 
+  /**
+   * The input a replayed command was recorded with, when the code passes the same now; a mismatch stops the
+   * run (a recorded result must never be reused for other arguments). Undefined for a new command.
+   */
+  private recordedInput(ref: CommandRef, json: string): unknown[] | undefined {
+    const key = `${ref.kind}:${ref.id}`;
+    const recorded = this.recordedInputs.get(key);
+    this.recordedInputs.delete(key);
+    if (recorded === undefined || sameJson(json, recorded)) return recorded;
+    this.mismatch(
+      `The log has ${describeRef(ref)} called with ${shorten(JSON.stringify(recorded))} but the workflow now calls it with ${shorten(json)}`,
+    );
+    return undefined;
+  }
+
   /** Called by a step function inside this workflow. */
   callStep(definition: AnyStep, args: unknown[]): Promise<unknown> {
     const stepId = this.nextId(definition.stepName);
     return new Promise((resolve, reject) => {
-      let input: unknown[];
+      let json: string;
       try {
-        input = roundTrip(args, `The input of step "${definition.stepName}" (${stepId})`);
+        json = toJson(args, `The input of step "${definition.stepName}" (${stepId})`);
       } catch (error) {
         reject(error);
         return;
       }
-      const issued = this.issue({ kind: "step", id: stepId }, () => ({
+      const ref: CommandRef = { kind: "step", id: stepId };
+      const issued = this.issue(ref, () => ({
         type: "step_started",
         stepId,
         stepName: definition.stepName,
         attempt: 1,
-        input,
+        input: JSON.parse(json) as unknown[],
       }));
       if (!issued) return;
+      // A replayed step keeps its recorded input: an attempt sent again runs with what the log says.
+      const input = this.recordedInput(ref, json) ?? (JSON.parse(json) as unknown[]);
+      if (this.nonDeterminism) return;
       this.pendingSteps.set(stepId, {
         stepId,
         stepName: definition.stepName,
@@ -421,6 +444,8 @@ export class RunExecution {
   }
 
   private readonly recordedResumeAt = new Map<string, number>();
+  /** Inputs of the steps (`step:<id>`) and child runs (`child:<id>`) the log has, to check replayed calls. */
+  private readonly recordedInputs = new Map<string, unknown[]>();
   private readonly recordedHooks = new Map<string, Extract<WorkflowEvent, { type: "hook_created" }>>();
 
   /** Called by `waitForEvent()` and `createWebhook()` inside this workflow. */
@@ -475,22 +500,24 @@ export class RunExecution {
   callChild(definition: AnyWorkflow, args: unknown[]): Promise<unknown> {
     const childId = this.nextId(definition.name);
     return new Promise((resolve, reject) => {
-      let input: unknown[];
+      let json: string;
       try {
-        input = roundTrip(args, `The input of child workflow "${definition.name}" (${childId})`);
+        json = toJson(args, `The input of child workflow "${definition.name}" (${childId})`);
       } catch (error) {
         reject(error);
         return;
       }
       const childRunId = childRunIdOf(this.runId, childId);
-      const issued = this.issue({ kind: "child", id: childId }, () => ({
+      const ref: CommandRef = { kind: "child", id: childId };
+      const issued = this.issue(ref, () => ({
         type: "child_started",
         childId,
         childRunId,
         workflowName: definition.name,
-        input,
+        input: JSON.parse(json) as unknown[],
       }));
-      if (issued) {
+      const input = issued ? (this.recordedInput(ref, json) ?? (JSON.parse(json) as unknown[])) : undefined;
+      if (input && !this.nonDeterminism) {
         const pending = { childId, childRunId, workflowName: definition.name, input, resolve, reject };
         this.pendingChildren.set(childId, pending);
       }
@@ -530,10 +557,28 @@ export class RunExecution {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   }
 
+  private waitsForNothing(): boolean {
+    return (
+      this.pendingSteps.size +
+        this.pendingSleeps.size +
+        this.pendingHooks.size +
+        this.pendingChildren.size ===
+      0
+    );
+  }
+
   /** The workflow's outcome as a log event, once it has one. */
   terminalDraft(): EventDraft | undefined {
     if (this.nonDeterminism) return { type: "workflow_failed", error: serializeError(this.nonDeterminism) };
-    if (!this.settled) return undefined;
+    if (!this.settled) {
+      // Unsettled and waiting for nothing tsworkflow knows: no event can ever wake it.
+      if (this.waitsForNothing())
+        return {
+          type: "workflow_failed",
+          error: serializeError(new ForeignAwaitError(this.definition.name)),
+        };
+      return undefined;
+    }
     if (
       !this.settled.ok &&
       this.cancelRequested !== undefined &&
@@ -551,6 +596,16 @@ export class RunExecution {
     }
     return { type: "workflow_completed", result };
   }
+}
+
+/** Equal JSON, whatever order a store gave the object keys back in. */
+function sameJson(json: string, recorded: unknown): boolean {
+  return json === JSON.stringify(recorded) || stableStringify(JSON.parse(json)) === stableStringify(recorded);
+}
+
+/** At most 200 characters of a value's JSON, for messages. */
+function shorten(json: string): string {
+  return json.length <= 200 ? json : `${json.slice(0, 197)}...`;
 }
 
 function commandOf(event: WorkflowEvent): CommandRef | undefined {

@@ -10,6 +10,16 @@ export type ActivationCause =
 export interface ActivationTask {
   runId: string;
   cause: ActivationCause;
+  /**
+   * Whether this activation may have run before and died after its commit (a queue's redelivery, a retry
+   * after an error), so that what its commit asked for may never have been sent. The queue knows: `false`
+   * for a first delivery (SQS `ApproximateReceiveCount` 1, a BullMQ job neither retried nor stalled, the
+   * in-process queue), `true` for a delivery again. An activation that finds its cause already in the log
+   * re-sends everything its run waits for only when this is not `false`: a first delivery whose cause
+   * another activation applied leaves the sends to that activation (issue: a step executed twice with no
+   * fault). Left unset by a queue that cannot tell, it counts as a possible redelivery.
+   */
+  redelivered?: boolean;
 }
 
 /** "Run step S of run R, attempt n". */
@@ -41,7 +51,8 @@ export interface TaskQueue {
   /**
    * Optional, for queues that limit how many steps run at once: takes a slot for a step that an
    * activation runs inline (see `EngineOptions.inlineSteps`) and returns its release, or undefined when
-   * no slot is free (the step is then queued). Without it, inline steps are not limited by the queue.
+   * no slot is free or the same attempt is already out (the step is then queued). Without it, inline
+   * steps are not limited by the queue.
    */
-  reserveStepSlot?(): (() => void) | undefined;
+  reserveStepSlot?(task: StepTask): (() => void) | undefined;
 }

@@ -5,7 +5,7 @@ import { LocalTimers } from "../adapters/in-process/local-timers.ts";
 import { RunNotFoundError, TimeoutError, WorkflowNotFoundError } from "../core/errors.ts";
 import type { WorkflowEvent } from "../core/events.ts";
 import { getLogger } from "../core/logger.ts";
-import { onWorkflowRegistered } from "../core/registry.ts";
+import { defaultRegistry, type Registry } from "../core/registry.ts";
 import type { Runtime, WaitOptions } from "../core/runtime.ts";
 import type { AnyWorkflow } from "../core/workflow.ts";
 import { Engine, type EngineOptions, type StartOptions, type StartResult } from "../engine/engine.ts";
@@ -41,6 +41,8 @@ export interface LocalRuntimeOptions {
   inlineSteps?: boolean;
   /** Event limits per run (see `EngineOptions`). @default 50,000 events, a warning past 10,000 */
   limits?: Pick<EngineOptions, "maxEventsPerRun" | "warnEventsPerRun">;
+  /** Where runs find their workflows and steps (see `Registry`). @default the default registry */
+  registry?: Registry;
   /**
    * On the file backend, how requests from other processes (`tsworkflow runs cancel`, `FileControl`, a
    * dashboard's webhooks) are noticed: a file system notification, and a read of the inbox every
@@ -87,13 +89,16 @@ export class LocalRuntime implements Runtime {
       onRunFinished: (runId) => this.wakeWaiters(runId),
       // A sequential step runs in its run's activation, in one of the queue's step slots.
       inlineSteps: options.inlineSteps ?? true,
+      registry: options.registry ?? defaultRegistry,
     });
     this.queue.consume({
       activate: (task) => this.engine.activate(task),
       executeStep: (task) => this.engine.executeStep(task),
       onActivationError: (task, error) => this.onActivationError(task, error),
     });
-    this.stopListening = onWorkflowRegistered((definition) => this.unpark(definition.name));
+    this.stopListening = this.engine.registry.onWorkflowRegistered((definition) =>
+      this.unpark(definition.name),
+    );
     // Requests that other processes leave for the runs of this directory are applied here.
     this.stopInbox =
       this.storage instanceof FileStorage && !this.storage.readOnly

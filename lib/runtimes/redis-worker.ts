@@ -2,7 +2,7 @@ import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { redactUrl } from "../adapters/redis/connection.ts";
-import { ConfigurationError } from "../core/errors.ts";
+import { ConfigurationError, describe } from "../core/errors.ts";
 import { getLogger } from "../core/logger.ts";
 import { registeredWorkflows } from "../core/registry.ts";
 import { createRedisRuntime, type RedisRuntime } from "./redis.ts";
@@ -145,7 +145,7 @@ export async function runWorker(options: RunWorkerOptions): Promise<RunningWorke
 function wholeNumber(flag: string, value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 1)
-    throw new ConfigurationError(`${flag} must be a whole number ≥ 1, got ${JSON.stringify(value)}.`);
+    throw new ConfigurationError(`${flag} must be a whole number ≥ 1, got ${describe(value)}.`);
   return n;
 }
 
@@ -162,7 +162,7 @@ export function parseWorkerArgs(argv: readonly string[]): RunWorkerOptions {
     const [flag, inline] = arg.split("=", 2) as [string, string | undefined];
     if (!flag.startsWith("--"))
       throw new ConfigurationError(
-        `Unexpected argument ${JSON.stringify(arg)}. Usage: --redis URL --workflows FILE [--concurrency N]`,
+        `Unexpected argument ${describe(arg)}. Usage: --redis URL --workflows FILE [--concurrency N]`,
       );
     const value = inline ?? argv[++i];
     if (value === undefined) throw new ConfigurationError(`${flag} needs a value.`);

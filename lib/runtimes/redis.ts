@@ -1,7 +1,7 @@
 import { BullMQQueue, defaultWorkerId, type QueueConsumer } from "../adapters/redis/bullmq-queue.ts";
 import { BullMQTimers } from "../adapters/redis/bullmq-timers.ts";
 import { RedisStorage } from "../adapters/redis/redis-storage.ts";
-import { ConfigurationError, RunNotFoundError, TimeoutError } from "../core/errors.ts";
+import { ConfigurationError, describe, RunNotFoundError, TimeoutError } from "../core/errors.ts";
 import type { Runtime, WaitOptions } from "../core/runtime.ts";
 import { Engine } from "../engine/engine.ts";
 import type { Clock } from "../ports/clock.ts";
@@ -86,7 +86,7 @@ export function createRedisRuntime(options: RedisRuntimeOptions): RedisRuntime {
   const concurrency = options.concurrency ?? 10;
   if (!Number.isInteger(concurrency) || concurrency < 1) {
     throw new ConfigurationError(
-      `concurrency must be a whole number ≥ 1, got ${JSON.stringify(options.concurrency)}.`,
+      `concurrency must be a whole number ≥ 1, got ${describe(options.concurrency)}.`,
     );
   }
   const prefix = options.prefix ?? "tsw:";

@@ -3,6 +3,7 @@
  */
 
 import { RunNotFoundError } from "../core/errors.ts";
+import type { Registry } from "../core/registry.ts";
 import type { AnyWorkflow, WorkflowArgs } from "../core/workflow.ts";
 import type { StartOptions } from "../engine/engine.ts";
 import type { EventStore, RunRecord } from "../ports/event-store.ts";
@@ -22,6 +23,12 @@ export interface LocalTestOptions {
    * @default false
    */
   timeSkipping?: boolean;
+  /**
+   * Where the run finds its workflows and steps: a `new Registry({ parent: defaultRegistry })` with fakes
+   * defined in it replaces those steps for this run only.
+   * @default the default registry
+   */
+  registry?: Registry;
 }
 
 /**
@@ -76,6 +83,7 @@ function testRuntime(options: LocalTestOptions, startAt: number): LocalRuntime {
     storage: options.storage,
     timers: "manual",
     recover: false,
+    ...(options.registry ? { registry: options.registry } : {}),
     ...(options.timeSkipping ? { clock: new VirtualClock(startAt) } : {}),
   });
 }

@@ -1,4 +1,13 @@
-import { InvalidDurationError, sleep, toMilliseconds, workflow } from "tsworkflow";
+import {
+  getStepInfo,
+  InvalidDurationError,
+  RetryableError,
+  sleep,
+  step,
+  toMilliseconds,
+  waitForEvent,
+  workflow,
+} from "tsworkflow";
 import { MemoryStorage } from "tsworkflow/local";
 import { startLocal } from "tsworkflow/testing";
 import { describe, expect, it } from "vitest";
@@ -124,5 +133,76 @@ describe("durations", () => {
     expect(run?.status).toBe("failed");
     expect(run?.error?.name).toBe("InvalidDurationError");
     expect(run?.error?.message).toContain('"5 parsecs"');
+  });
+
+  it.each([
+    ["1e300 ms", 1e300],
+    ["2 ** 53 ms", 2 ** 53],
+    ['"99999999999d"', "99999999999d"],
+    ["{ weeks: 1e12 }", { weeks: 1e12 }],
+  ])("rejects %s, past what a Date holds, with an InvalidDurationError", (_label, value) => {
+    // Prepare
+    // Act
+    const act = () => toMilliseconds(value as never);
+    // Assess
+    expect(act).toThrow(InvalidDurationError);
+    expect(act).toThrow("longer than the limit of 1000 years");
+  });
+
+  it("accepts a duration of 1000 years, the longest there is", () => {
+    // Prepare
+    // Act
+    const ms = toMilliseconds({ days: 365_250 });
+    // Assess
+    expect(ms).toBe(365_250 * 86_400_000);
+  });
+
+  it.each([
+    ["sleep(1e300)", () => sleep(1e300)],
+    ["sleep(2 ** 53)", () => sleep(2 ** 53)],
+    ['sleep("99999999999d")', () => sleep("99999999999d")],
+    ["sleep({ weeks: 1e12 })", () => sleep({ weeks: 1e12 })],
+    ["waitForEvent with a timeout of 1e300", () => waitForEvent("never", { timeout: 1e300 })],
+  ])(
+    "fails the run with InvalidDurationError on %s instead of retrying the activation",
+    async (label, wait) => {
+      // Prepare
+      const huge = workflow(`durations_huge_${label.replace(/[^a-z0-9]/gi, "_")}`, async () => {
+        await wait();
+      });
+      const storage = new MemoryStorage();
+      // Act
+      const runId = await startLocal(huge, [], { storage, timeSkipping: true });
+      // Assess
+      const run = await storage.getRun(runId);
+      expect(run?.status).toBe("failed");
+      expect(run?.error).toMatchObject({ name: "InvalidDurationError", code: "INVALID_DURATION" });
+    },
+  );
+
+  it("fails a step at once, not retried, when it throws a RetryableError with a retryAfter of 1e300", async () => {
+    // Prepare
+    const attempts: number[] = [];
+    const rateLimited = step("durations_huge_retry_after", async () => {
+      attempts.push(getStepInfo()?.attempt ?? 0);
+      throw new RetryableError("come back much later", { retryAfter: 1e300 });
+    });
+    const wf = workflow("durations_huge_retry_after_workflow", async () => rateLimited());
+    const storage = new MemoryStorage();
+    // Act
+    const runId = await startLocal(wf, [], { storage, timeSkipping: true });
+    // Assess
+    const run = await storage.getRun(runId);
+    expect(attempts).toEqual([1]);
+    expect(run?.status).toBe("failed");
+    expect(run?.error).toMatchObject({ name: "InvalidDurationError", code: "INVALID_DURATION" });
+  });
+
+  it("refuses a step whose retryDelay is 1e300 when it is defined", () => {
+    // Prepare
+    // Act
+    const define = () => step("durations_huge_retry_delay", async () => 1, { retryDelay: 1e300 });
+    // Assess
+    expect(define).toThrow(InvalidDurationError);
   });
 });

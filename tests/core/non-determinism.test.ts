@@ -1,15 +1,39 @@
-import { NonDeterminismError, sleep, step, workflow } from "tsworkflow";
+import {
+  defaultRegistry,
+  NonDeterminismError,
+  Registry,
+  sleep,
+  step,
+  type WorkflowEvent,
+  workflow,
+} from "tsworkflow";
 import { MemoryStorage } from "tsworkflow/local";
 import { resumeLocal, startLocal } from "tsworkflow/testing";
 import { describe, expect, it } from "vitest";
-import { types } from "./support/manual-engine.ts";
+import { manualEngine, types } from "./support/manual-engine.ts";
+
+/** Gives object keys of step inputs back in reverse order, as a store that does not keep key order would. */
+class ReorderingStorage extends MemoryStorage {
+  override async getEvents(runId: string): Promise<WorkflowEvent[]> {
+    const reversed = (value: unknown): unknown =>
+      value && typeof value === "object" && !Array.isArray(value)
+        ? Object.fromEntries(Object.entries(value).reverse())
+        : value;
+    return (await super.getEvents(runId)).map((event) =>
+      event.type === "step_started" ? { ...event, input: event.input.map(reversed) } : event,
+    );
+  }
+}
 
 const reserve = step("nd_reserve", async (item: string) => `reserved ${item}`);
 const charge = step("nd_charge", async (item: string) => `charged ${item}`);
 const ship = step("nd_ship", async (item: string) => `shipped ${item}`);
 const refund = step("nd_refund", async (item: string) => `refunded ${item}`);
 
-/** Runs v1 of a workflow until it sleeps, then puts v2 in its place under the same name and resumes the run. */
+/**
+ * Runs v1 of a workflow until it sleeps, then puts v2 in its place under the same name and resumes the run
+ * (as a new deployment would: v2 is defined in a registry of its own, over the default one).
+ */
 async function runThenRedefine(
   name: string,
   v1: (item: string) => Promise<string>,
@@ -18,8 +42,9 @@ async function runThenRedefine(
   const storage = new MemoryStorage();
   const runId = await startLocal(workflow(name, v1), ["book"], { storage });
   const suspended = await storage.getRun(runId);
-  workflow(name, v2);
-  const run = await resumeLocal(runId, { storage, timeSkipping: true });
+  const deployed = new Registry({ parent: defaultRegistry });
+  deployed.define(() => workflow(name, v2));
+  const run = await resumeLocal(runId, { storage, timeSkipping: true, registry: deployed });
   return { suspended, run, events: await storage.getEvents(runId) };
 }
 
@@ -143,5 +168,101 @@ describe("a workflow changed while a run is in flight", () => {
     expect(error.name).toBe("NonDeterminismError");
     expect(error.code).toBe("NON_DETERMINISM");
     expect(error.message).toContain("deploy the change under a new workflow name");
+  });
+
+  it("fails the run when a recorded step is now called with other arguments, naming both", async () => {
+    // Prepare
+    const v1 = async (item: string) => {
+      await charge(item);
+      await sleep("1h");
+      return ship(item);
+    };
+    const v2 = async (item: string) => {
+      await charge(`${item} x 100`);
+      await sleep("1h");
+      return ship(item);
+    };
+    // Act
+    const { run, events } = await runThenRedefine("nd_changed_arguments", v1, v2);
+    // Assess
+    expect(run.status).toBe("failed");
+    expect(run.error?.name).toBe("NonDeterminismError");
+    expect(run.error?.message).toContain(
+      'The log has step "nd_charge" (nd_charge#0) called with ["book"] but the workflow now calls it with ["book x 100"]',
+    );
+    expect(events.filter((e) => e.type === "step_started")).toHaveLength(1);
+  });
+
+  it("shortens long arguments in the message", async () => {
+    // Prepare
+    const long = "a".repeat(1_000);
+    const v1 = async (item: string) => {
+      await charge(item);
+      await sleep("1h");
+      return ship(item);
+    };
+    const v2 = async (item: string) => {
+      await charge(`${item}${long}`);
+      await sleep("1h");
+      return ship(item);
+    };
+    // Act
+    const { run } = await runThenRedefine("nd_long_arguments", v1, v2);
+    // Assess
+    expect(run.error?.name).toBe("NonDeterminismError");
+    expect(run.error?.message).toContain('now calls it with ["bookaaaa');
+    expect(run.error?.message.length).toBeLessThan(1_000);
+  });
+});
+
+describe("a step whose input changes between the first run and a replay", () => {
+  it("fails the run instead of running the step with other input after a crash", async () => {
+    // Prepare: the input holds the wall-clock time (not replay-safe; now() would be).
+    const received: unknown[] = [];
+    const stamp = step("nd_stamp", async (at: number) => {
+      received.push(at);
+      return at;
+    });
+    const stamped = workflow("nd_stamped", async () => stamp(Date.now()));
+    const first = manualEngine();
+    const { runId } = await first.engine.start(stamped, []);
+    for (const task of first.queue.takeActivations()) await first.engine.activate(task);
+    first.queue.takeSteps(); // the worker dies before the step task is sent
+    const startedAt = Date.now();
+    while (Date.now() === startedAt) {
+      // the clock moves on before the new worker starts
+    }
+    // Act: a new worker (empty cache) recovers the run and replays it.
+    const second = manualEngine({ store: first.store });
+    await second.engine.recover();
+    await second.runQueued();
+    // Assess
+    const run = await second.run(runId);
+    expect(received).toEqual([]);
+    expect(run.status).toBe("failed");
+    expect(run.error?.name).toBe("NonDeterminismError");
+    expect(run.error?.message).toContain('The log has step "nd_stamp" (nd_stamp#0) called with [');
+  });
+
+  it("runs a step sent again with its recorded input, whatever key order the store gives back", async () => {
+    // Prepare
+    const received: string[][] = [];
+    const keysOf = step("nd_keys", async (value: Record<string, number>) => {
+      received.push(Object.keys(value));
+      return Object.keys(value).length;
+    });
+    const keyed = workflow("nd_keyed", async () => keysOf({ a: 1, b: 2 }));
+    const store = new ReorderingStorage();
+    const first = manualEngine({ store });
+    const { runId } = await first.engine.start(keyed, []);
+    for (const task of first.queue.takeActivations()) await first.engine.activate(task);
+    first.queue.takeSteps(); // the worker dies before the step task is sent
+    // Act
+    const second = manualEngine({ store });
+    await second.engine.recover();
+    await second.runQueued();
+    // Assess
+    expect((await second.run(runId)).status).toBe("completed");
+    expect(received).toEqual([["b", "a"]]);
   });
 });

@@ -259,4 +259,62 @@ describe("retries", () => {
     expect(run?.result).toBe("fallback after: service down");
     expect(events.filter((e) => e.type === "step_failed")).toHaveLength(1);
   });
+
+  it("fails a step at once on a subclass of FatalError with a name of its own, and the workflow sees that class", async () => {
+    // Prepare
+    class CardDeclined extends FatalError {
+      override name = "CardDeclined";
+    }
+    const declining = step("retries_card_declined", async () => {
+      calls += 1;
+      throw new CardDeclined("insufficient funds");
+    });
+    const seen: unknown[] = [];
+    const wf = workflow("retries_card_declined_workflow", async () => {
+      try {
+        return await declining();
+      } catch (error) {
+        seen.push({
+          fatal: error instanceof FatalError,
+          name: (error as Error).name,
+          code: (error as FatalError).code,
+          message: (error as Error).message,
+        });
+        throw error;
+      }
+    });
+    const storage = new MemoryStorage();
+    // Act
+    const runId = await startLocal(wf, [], { storage, timeSkipping: true });
+    // Assess
+    const run = await storage.getRun(runId);
+    const events = await storage.getEvents(runId);
+    expect(calls).toBe(1);
+    expect(eventTuples(events)).toEqual([
+      ["workflow_started"],
+      ["step_started", "retries_card_declined#0", 1],
+      ["step_failed", "retries_card_declined#0", 1],
+      ["workflow_failed"],
+    ]);
+    expect(run?.error).toMatchObject({ name: "CardDeclined", code: "FATAL", message: "insufficient funds" });
+    const expected = { fatal: true, name: "CardDeclined", code: "FATAL", message: "insufficient funds" };
+    expect(seen).toEqual([expected]);
+  });
+
+  it("still retries an error merely named FatalError that is not one", async () => {
+    // Prepare
+    failuresLeft = 1;
+    const impostor = step(
+      "retries_impostor",
+      failThenSucceed(() => Object.assign(new Error("looks fatal"), { name: "FatalError" })),
+      { retryDelay: "1s" },
+    );
+    const wf = workflow("retries_impostor_workflow", async (value: string) => impostor(value));
+    const storage = new MemoryStorage();
+    // Act
+    const runId = await startLocal(wf, ["x"], { storage, timeSkipping: true });
+    // Assess
+    expect(calls).toBe(2);
+    expect((await storage.getRun(runId))?.result).toBe("ok x");
+  });
 });

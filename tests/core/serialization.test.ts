@@ -129,3 +129,44 @@ describe("values passed around in a workflow that the log cannot hold", () => {
     expect(run?.error?.message).toContain('The result of workflow "ser_returns_map"');
   });
 });
+
+/** An array nested `levels` deep: [[[...]]]. */
+function nested(levels: number): unknown {
+  let value: unknown = "bottom";
+  for (let level = 0; level < levels; level += 1) value = [value];
+  return value;
+}
+
+describe("values nested deeper than a JSON stack can go", () => {
+  it("fails a step that returns a result nested 100,000 levels deep at once with NonSerializableError", async () => {
+    // Prepare
+    // Act
+    const { run, events } = await runProducing(() => nested(100_000));
+    // Assess
+    expect(calls).toBe(1);
+    expect(events.filter((e) => e.type === "step_retrying")).toEqual([]);
+    expect(run?.status).toBe("failed");
+    expect(run?.error).toMatchObject({ name: "NonSerializableError", code: "NOT_SERIALIZABLE" });
+    expect(run?.error?.message).toContain("nested more than 1000 levels deep");
+  });
+
+  it("refuses a workflow input nested 100,000 levels deep with NonSerializableError, storing nothing", async () => {
+    // Prepare
+    const takesAnything = workflow("ser_takes_anything", async (value: unknown) => value);
+    const storage = new MemoryStorage();
+    // Act
+    const act = startLocal(takesAnything, [nested(100_000)], { storage });
+    // Assess
+    await expect(act).rejects.toMatchObject({ name: "NonSerializableError", code: "NOT_SERIALIZABLE" });
+    expect(await storage.listRuns()).toEqual([]);
+  });
+
+  it("keeps a value nested 900 levels deep", async () => {
+    // Prepare
+    // Act
+    const { run } = await runProducing(() => nested(900));
+    // Assess
+    expect(run?.status).toBe("completed");
+    expect(run?.result).toEqual(nested(900));
+  });
+});

@@ -15,6 +15,7 @@ import {
   step,
   type WorkflowDefinition,
   type WorkflowEvent,
+  WorkflowInputError,
   workflow,
 } from "tsworkflow";
 import { createRedisRuntime, type RedisRuntime, type RedisServer, startRedisServer } from "tsworkflow/local";
@@ -274,6 +275,32 @@ describe("bad messages on SQS", () => {
     );
     expect(failures.length).toBeGreaterThanOrEqual(2);
     expect(failures[0]?.error?.message).toContain('No workflow named "badmsg_elsewhere"');
+  });
+
+  it("retries an activation that fails with an input error of tsworkflow's own: only an invalid message is poison", async () => {
+    // Prepare: the store refuses the first read of the run with a WorkflowInputError (code INVALID_INPUT).
+    const { runId } = await kit.start("badmsg_payout", [13]);
+    const getRun = kit.store.getRun.bind(kit.store);
+    let refused = 0;
+    kit.store.getRun = async (id: string) => {
+      if (id === runId && refused === 0) {
+        refused += 1;
+        throw new WorkflowInputError("badmsg_payout", [{ path: "0", message: "refused once" }]);
+      }
+      return getRun(id);
+    };
+    try {
+      // Act
+      const run = await waitFor("the run to complete", async () => {
+        const current = await getRun(runId);
+        return current?.status === "completed" ? current : undefined;
+      });
+      // Assess
+      expect(refused).toBe(1);
+      expect(run.result).toEqual({ transferred: 13 });
+    } finally {
+      kit.store.getRun = getRun;
+    }
   });
 });
 

@@ -6,7 +6,7 @@ import {
   type SQSClient,
 } from "@aws-sdk/client-sqs";
 import { z } from "zod";
-import { PayloadTooLargeError, TsWorkflowError } from "../../core/errors.ts";
+import { InvalidMessageError, PayloadTooLargeError } from "../../core/errors.ts";
 import { getLogger } from "../../core/logger.ts";
 import type { EventStore } from "../../ports/event-store.ts";
 import type { ActivationTask, StepTask, TaskQueue } from "../../ports/task-queue.ts";
@@ -53,23 +53,21 @@ export type QueueMessage =
 
 /**
  * Parses a message body from one of the kit's queues.
- * @throws TsWorkflowError (`INVALID_INPUT`) naming the field at fault
+ * @throws InvalidMessageError naming the field at fault
  */
 export function parseQueueMessage(body: string): QueueMessage {
   let value: unknown;
   try {
     value = JSON.parse(body);
   } catch (error) {
-    throw new TsWorkflowError(
-      "INVALID_INPUT",
+    throw new InvalidMessageError(
       `A queue message is not JSON: ${String(error)}. It was not sent by tsworkflow.`,
     );
   }
   const parsed = queueMessage.safeParse(value);
   if (parsed.success) return parsed.data as QueueMessage;
   const issue = parsed.error.issues[0];
-  throw new TsWorkflowError(
-    "INVALID_INPUT",
+  throw new InvalidMessageError(
     `A queue message is not a tsworkflow message: ${issue?.path.join(".") || "(message)"}: ${issue?.message ?? "invalid"}.`,
   );
 }

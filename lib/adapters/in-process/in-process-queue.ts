@@ -26,8 +26,10 @@ export class InProcessQueue implements TaskQueue {
   private handlers: TaskHandlers | undefined;
   private readonly concurrency: number;
   private readonly retryDelayMs: number;
-  private readonly waitingActivations = new Map<string, ActivationCause>();
+  private readonly waitingActivations = new Map<string, { cause: ActivationCause; redelivered: boolean }>();
   private readonly stepBacklog: StepTask[] = [];
+  /** Step attempts queued or running here (inline ones too): a copy sent meanwhile is not run twice. */
+  private readonly stepsOut = new Set<string>();
   private runningSteps = 0;
   private inFlight = 0;
   private idleWaiters: (() => void)[] = [];
@@ -45,17 +47,25 @@ export class InProcessQueue implements TaskQueue {
 
   async enqueueActivation(task: ActivationTask): Promise<void> {
     if (this.closed) return;
+    // Only a task that stands for an earlier delivery (a retry after an error) is a redelivery here.
+    const redelivered = task.redelivered === true;
     const waiting = this.waitingActivations.get(task.runId);
     if (waiting) {
-      this.waitingActivations.set(task.runId, mergeCauses(waiting, task.cause));
+      this.waitingActivations.set(task.runId, {
+        cause: mergeCauses(waiting.cause, task.cause),
+        redelivered: waiting.redelivered || redelivered,
+      });
       return;
     }
-    this.waitingActivations.set(task.runId, task.cause);
+    this.waitingActivations.set(task.runId, { cause: task.cause, redelivered });
     this.track(() => this.runActivation(task.runId));
   }
 
   async enqueueStep(task: StepTask): Promise<void> {
     if (this.closed) return;
+    const key = stepKey(task);
+    if (this.stepsOut.has(key)) return;
+    this.stepsOut.add(key);
     this.stepBacklog.push(task);
     this.pumpSteps();
   }
@@ -64,13 +74,17 @@ export class InProcessQueue implements TaskQueue {
    * A step slot for a step an activation runs itself: free when fewer than `concurrency` steps run and
    * none waits (queued steps go first). The release is safe to call more than once.
    */
-  reserveStepSlot(): (() => void) | undefined {
+  reserveStepSlot(task: StepTask): (() => void) | undefined {
     if (this.closed || this.runningSteps >= this.concurrency || this.stepBacklog.length > 0) return undefined;
+    const key = stepKey(task);
+    if (this.stepsOut.has(key)) return undefined;
+    this.stepsOut.add(key);
     this.runningSteps += 1;
     let released = false;
     return () => {
       if (released) return;
       released = true;
+      this.stepsOut.delete(key);
       this.runningSteps -= 1;
       this.pumpSteps();
     };
@@ -89,17 +103,17 @@ export class InProcessQueue implements TaskQueue {
   /** Stops taking tasks and waits for the running ones. */
   async close(): Promise<void> {
     this.closed = true;
-    this.stepBacklog.length = 0;
+    for (const task of this.stepBacklog.splice(0)) this.stepsOut.delete(stepKey(task));
     await this.idle();
   }
 
   private async runActivation(runId: string): Promise<void> {
     // Let outcomes that arrive in the same turn join this activation.
     await new Promise((resolve) => setImmediate(resolve));
-    const cause = this.waitingActivations.get(runId);
+    const waiting = this.waitingActivations.get(runId);
     this.waitingActivations.delete(runId);
-    if (!cause || !this.handlers || this.closed) return;
-    const task = { runId, cause };
+    if (!waiting || !this.handlers || this.closed) return;
+    const task: ActivationTask = { runId, cause: waiting.cause, redelivered: waiting.redelivered };
     try {
       await this.handlers.activate(task);
     } catch (error) {
@@ -109,7 +123,7 @@ export class InProcessQueue implements TaskQueue {
           () =>
             new Promise<void>((resolve) =>
               setTimeout(() => {
-                void this.enqueueActivation(task).then(resolve);
+                void this.enqueueActivation({ ...task, redelivered: true }).then(resolve);
               }, this.retryDelayMs),
             ),
         );
@@ -130,6 +144,7 @@ export class InProcessQueue implements TaskQueue {
             stepId: task.stepId,
           });
         } finally {
+          this.stepsOut.delete(stepKey(task));
           this.runningSteps -= 1;
           this.pumpSteps();
         }
@@ -149,6 +164,8 @@ export class InProcessQueue implements TaskQueue {
     });
   }
 }
+
+const stepKey = (task: StepTask) => `${task.runId}\u0000${task.stepId}\u0000${task.attempt}`;
 
 /** Two waiting activations of one run become one: a recovery or a redelivery check must not be lost. */
 function mergeCauses(a: ActivationCause, b: ActivationCause): ActivationCause {

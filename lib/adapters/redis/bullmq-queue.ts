@@ -81,8 +81,14 @@ const INLINE_LOCK_WAITS = [1, 3];
  */
 const LEASE_PAUSE_AFTER_MS = 100;
 
-/** Activates a run inside a step job; false when it could not (the run's lock is held, or it failed). */
-type InlineActivator = (task: ActivationTask) => Promise<boolean>;
+/**
+ * Activates a run inside a step job: `done`; `busy` when it could not (queue the activation); `again` when
+ * the queued activation must count as a redelivery (an inline activation failed, perhaps after its commit).
+ */
+type InlineActivator = (task: ActivationTask) => Promise<"done" | "busy" | "again">;
+
+/** A job BullMQ hands out again: retried after a failure, or taken back from a worker that stalled (died). */
+const isRedelivery = (job: Job) => job.attemptsMade > 0 || (job.stalledCounter ?? 0) > 0;
 
 /** The wake-up a step job sends for its own outcome. */
 const wakeKey = (runId: string, stepId: string, attempt: number) => `${runId}|${stepId}|${attempt}`;
@@ -131,10 +137,13 @@ export class BullMQQueue implements TaskQueue {
     return this.connection.url;
   }
 
-  async enqueueActivation(task: ActivationTask): Promise<void> {
+  async enqueueActivation(sent: ActivationTask): Promise<void> {
+    let task = sent;
     if (task.cause.kind === "outcome") {
       const inline = this.inlineWakes.get(wakeKey(task.runId, task.cause.stepId, task.cause.attempt));
-      if (inline && (await inline(task))) return;
+      const result = inline && (await inline(task));
+      if (result === "done") return;
+      if (result === "again") task = { ...task, redelivered: true };
     }
     // What comes from outside the run (a cancellation, an event, a child's result: outcomes with a "$" id)
     // is not coalesced: an activation busy with a long inline step would hold it back until the step ends.
@@ -231,18 +240,18 @@ export class BullMQQueue implements TaskQueue {
     };
     const activateInline: InlineActivator = async (task) => {
       const lock = await acquireSoon(task.runId);
-      if (!lock) return false;
+      if (!lock) return "busy";
       const lease = leaseOf(task.runId, lock);
       try {
         await handlers.activate(task, lease);
-        return true;
+        return "done";
       } catch (error) {
         // The activation queue retries it with backoff, as any activation.
         logger.debug(`inline activation failed, queueing it: ${String(error)}`, {
           workerId,
           runId: task.runId,
         });
-        return false;
+        return "again";
       } finally {
         await lease.end();
       }
@@ -258,7 +267,10 @@ export class BullMQQueue implements TaskQueue {
         }
         const lease = leaseOf(job.data.runId, lock);
         try {
-          await handlers.activate(job.data, lease);
+          await handlers.activate(
+            { ...job.data, redelivered: job.data.redelivered === true || isRedelivery(job) },
+            lease,
+          );
         } finally {
           await lease.end();
         }
@@ -270,12 +282,15 @@ export class BullMQQueue implements TaskQueue {
       async (job: Job<StepTask>) => {
         if (!inlineActivations) return handlers.executeStep(job.data);
         const key = wakeKey(job.data.runId, job.data.stepId, job.data.attempt);
-        // One wake-up per job: a second enqueueActivation for the same outcome goes to the queue.
+        // One wake-up per job: a second enqueueActivation for the same outcome goes to the queue. A step job
+        // delivered again may be one whose inline activation died after its commit: its wake-up says so.
         let used = false;
-        const once: InlineActivator = (task) => {
-          if (used) return Promise.resolve(false);
+        const redelivered = isRedelivery(job);
+        const once: InlineActivator = async (task) => {
+          if (used) return "busy";
           used = true;
-          return activateInline(task);
+          const result = await activateInline({ ...task, redelivered });
+          return result === "busy" && redelivered ? "again" : result;
         };
         this.inlineWakes.set(key, once);
         try {

@@ -2,7 +2,7 @@ import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda"
 import { z } from "zod";
 import { MAX_SQS_DELAY_SECONDS } from "../../adapters/aws/scheduler-timers.ts";
 import { deduplicationId, parseQueueMessage, type QueueMessage } from "../../adapters/aws/sqs-queue.ts";
-import { TsWorkflowError } from "../../core/errors.ts";
+import { InvalidMessageError } from "../../core/errors.ts";
 import { getLogger } from "../../core/logger.ts";
 import { findWorkflow, registerWorkflow } from "../../core/registry.ts";
 import type { WorkflowDefinition } from "../../core/workflow.ts";
@@ -88,7 +88,7 @@ function errorDetails(error: unknown): Record<string, unknown> {
 
 /** A message that can never succeed (not JSON, not ours) is dropped with an error log, not retried to the DLQ. */
 function isPoison(error: unknown): boolean {
-  return error instanceof TsWorkflowError && error.code === "INVALID_INPUT";
+  return error instanceof InvalidMessageError;
 }
 
 /**
@@ -126,17 +126,17 @@ export function createWorkflowHandler(
           try {
             message = parseQueueMessage(record.body);
             if (message.kind !== "activation") {
-              throw new TsWorkflowError(
-                "INVALID_INPUT",
-                `A ${message.kind} message reached the workflow queue.`,
-              );
+              throw new InvalidMessageError(`A ${message.kind} message reached the workflow queue.`);
             }
             logger.debug("activation", {
               runId: message.task.runId,
               cause: message.task.cause,
               messageId: record.messageId,
             });
-            await runtime.engine.activate(message.task);
+            // A record received before may be an activation that died after its commit: it re-sends.
+            const redelivered =
+              message.task.redelivered === true || Number(record.attributes.ApproximateReceiveCount) > 1;
+            await runtime.engine.activate({ ...message.task, redelivered });
           } catch (error) {
             const runId =
               message?.kind === "activation" ? message.task.runId : record.attributes.MessageGroupId;
@@ -257,8 +257,7 @@ export function createStartHandler(registry: WorkflowRegistry, options: HandlerO
       const problems = parsed.error.issues
         .map((issue) => `${issue.path.join(".") || "(event)"}: ${issue.message}`)
         .join("; ");
-      throw new TsWorkflowError(
-        "INVALID_INPUT",
+      throw new InvalidMessageError(
         `Invalid start event: ${problems}. Send { "workflow": "<name>", "args": [...], "idempotencyKey"?: "<key>" }.`,
       );
     }

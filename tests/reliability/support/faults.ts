@@ -141,7 +141,7 @@ export function faultyQueue(queue: TaskQueue, crash: CrashSwitch): TaskQueue {
       if (task.attempt === 1) crash.maybeTrip("before-step", task.stepId);
       await queue.enqueueStep(task);
     },
-    ...(queue.reserveStepSlot ? { reserveStepSlot: () => queue.reserveStepSlot?.() } : {}),
+    ...(queue.reserveStepSlot ? { reserveStepSlot: (task: StepTask) => queue.reserveStepSlot?.(task) } : {}),
   };
 }
 

@@ -30,7 +30,7 @@ let kits = 0;
 
 export async function startSqsKit(
   workflows: AnyWorkflow[],
-  options: { visibilityTimeoutSeconds?: number; maxReceiveCount?: number } = {},
+  options: { visibilityTimeoutSeconds?: number; maxReceiveCount?: number; inlineSteps?: boolean } = {},
 ): Promise<SqsKit> {
   kits += 1;
   const sqs = await startSqs();
@@ -62,6 +62,7 @@ export async function startSqsKit(
       },
     },
   );
+  runtime.engine.inlineSteps = options.inlineSteps ?? false;
   const handlers = createHandlers({ workflows }, { runtime });
   const poll = (queueUrl: string, queueArn: string, handler: typeof handlers.stepHandler) =>
     new EventSourceMapping({ client: sqs.client(), queueUrl, queueArn, handler, timeoutMs: 10_000 }).start();

@@ -384,6 +384,7 @@ const classByCode = new Map<string, abstract new (...args: never[]) => TsWorkflo
   ["INVALID_MESSAGE", InvalidMessageError],
   ["DUPLICATE_NAME", DuplicateNameError],
   ["FOREIGN_AWAIT", ForeignAwaitError],
+  ["INVALID_QUERY", InvalidRunQueryError],
 ]);
 
 /**

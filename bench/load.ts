@@ -103,7 +103,7 @@ async function measure(
   const runIds = (await inChunks(RUNS, (n) => runtime.start(sleeper, [n, wakeAt]))).map((r) => r.runId);
   let asleep = 0;
   const asleepCount = async () =>
-    (await store.listRuns({ status: "suspended", workflowName: sleeper.name, limit: RUNS + 1 })).length;
+    (await store.listRuns({ status: "suspended", workflowName: sleeper.name, limit: RUNS + 1 })).runs.length;
   while (Date.now() < wakeAt - 100) {
     asleep = await asleepCount();
     if (asleep === RUNS) break;
@@ -114,7 +114,7 @@ async function measure(
 
   await until("every run to complete", wakeAt + 300_000, async () => {
     const done = await store.listRuns({ status: "completed", workflowName: sleeper.name, limit: RUNS + 1 });
-    return done.length === RUNS;
+    return done.runs.length === RUNS;
   });
   const resumeSeconds = (Date.now() - wakeAt) / 1000;
 

@@ -1,6 +1,6 @@
 /**
  * `npm run bench`: each workload three times, the median printed beside its target.
- * Set BENCH_ONLY=core (or redis, aws…) to run one group.
+ * Set BENCH_ONLY=core (or redis, load, files) to run one group.
  */
 import { w1, w2, w3 } from "./core.ts";
 import type { BenchRow as Row } from "./redis.ts";
@@ -75,3 +75,10 @@ if (!only || only === "redis") {
   );
 }
 if (!only || only === "load") await (await import("./load.ts")).loadBenchmarks();
+if (!only || only === "files") {
+  const { finishedRunsBenchmarks } = await import("./finished-runs.ts");
+  print(
+    "Finished runs on the file backend (memory kept, reopening a directory)",
+    await finishedRunsBenchmarks(),
+  );
+}

@@ -4,7 +4,7 @@ import { assertRunId } from "./core/ids.ts";
 import type { Runtime, WaitOptions } from "./core/runtime.ts";
 import type { AnyWorkflow, WorkflowArgs } from "./core/workflow.ts";
 import type { StartOptions } from "./engine/engine.ts";
-import type { EventStore, RunQuery, RunRecord } from "./ports/event-store.ts";
+import type { EventStore, RunPage, RunQuery, RunRecord } from "./ports/event-store.ts";
 import { LocalRuntime } from "./runtimes/embedded.ts";
 
 /** Options of {@link configure}. */
@@ -135,8 +135,20 @@ export async function getEvents(runId: string): Promise<WorkflowEvent[]> {
   return (await getRuntime()).getEvents(runId);
 }
 
-/** Runs, newest first, optionally filtered by status or workflow. */
-export async function listRuns(query?: RunQuery): Promise<RunRecord[]> {
+/**
+ * One page of runs, newest first, optionally filtered by status or workflow; `nextCursor` (when more
+ * runs match) fetches the next page.
+ * @example
+ * import { listRuns } from "tsworkflow";
+ * let page = await listRuns({ status: "failed", limit: 50 });
+ * for (;;) {
+ *   for (const run of page.runs) console.log(run.runId, run.error?.message);
+ *   if (!page.nextCursor) break;
+ *   page = await listRuns({ status: "failed", limit: 50, cursor: page.nextCursor });
+ * }
+ * @throws InvalidRunQueryError for a limit that is not a whole number ≥ 0, or a cursor that no earlier page returned
+ */
+export async function listRuns(query?: RunQuery): Promise<RunPage> {
   return (await getRuntime()).listRuns(query);
 }
 

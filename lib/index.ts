@@ -37,6 +37,7 @@ export {
   InvalidIdempotencyKeyError,
   InvalidMessageError,
   InvalidRunIdError,
+  InvalidRunQueryError,
   InvalidRunStateError,
   MaxDurationExceededError,
   NonDeterminismError,
@@ -84,6 +85,7 @@ export type {
   EventStore,
   NewRun,
   RunLease,
+  RunPage,
   RunPatch,
   RunQuery,
   RunRecord,
@@ -95,5 +97,11 @@ export type {
   Timers,
 } from "./ports/index.ts";
 export { FINISHED_STATUSES, RUN_STATUSES, systemClock } from "./ports/index.ts";
-export type { WebhookOptions, WebhookRequest, WebhookResponse } from "./webhooks/handle-webhook.ts";
+export type {
+  SignWebhookOptions,
+  WebhookErrorCode,
+  WebhookOptions,
+  WebhookRequest,
+  WebhookResponse,
+} from "./webhooks/handle-webhook.ts";
 export { handleWebhook, signWebhook } from "./webhooks/handle-webhook.ts";

@@ -141,7 +141,7 @@ export function createClient(
     },
     getRun: (runId) => store.getRun(runId),
     getEvents: (runId) => store.getEvents(runId),
-    listRuns: (query) => store.listRunPage(query),
+    listRuns: (query) => store.listRuns(query),
     sendEvent: (runId, eventName, payload, sendOptions) =>
       engine.sendEvent(runId, eventName, payload, sendOptions),
     cancelRun: (runId, reason) => engine.cancelRun(runId, reason),

@@ -4,7 +4,8 @@ import { pathToFileURL } from "node:url";
 import { redactUrl } from "../adapters/redis/redact-url.ts";
 import { ConfigurationError, StorageLockedError, TsWorkflowError } from "../core/errors.ts";
 import type { Engine } from "../engine/engine.ts";
-import type { EventStore } from "../ports/event-store.ts";
+import { type EventStore, FINISHED_STATUSES } from "../ports/event-store.ts";
+import type { FileControl } from "../runtimes/file-control.ts";
 import { BackendUnavailableError, UsageError } from "./errors.ts";
 
 /** The storage flags shared by every command. */
@@ -121,55 +122,102 @@ export async function openReader(backend: Backend): Promise<EventStore> {
 /** Options of {@link backendActions}. */
 export interface BackendActionsOptions {
   /**
-   * The module that defines (imports) the app's workflows. On the file backend the CLI runs the
-   * cancellation (the workflow's `finally` blocks) or the retried run itself, so it needs the code.
+   * The module that defines (imports) the app's workflows. On the file backend with no app owning the
+   * directory, the CLI then carries out the cancellation (the workflow's `finally` blocks), the retried
+   * run or the run an event resumes itself, until it completes, fails or waits.
    */
   workflows?: string;
 }
 
 /**
- * Cancel and retry on the backend: each call opens a writable engine on it, acts, and closes it again.
- * On the file backend this takes the directory's lock for a moment, so it fails while an app runs there;
- * on Redis and AWS the workers (or Lambda functions) carry the run on.
+ * Cancel and retry on the backend. On the file backend a request goes to the process that owns the
+ * directory through its inbox (stored durably, applied there within about 100 ms); with no owner it is
+ * stored for the next one, or, with `workflows`, carried out here. On Redis and AWS the workers (or
+ * Lambda functions) carry the run on.
  */
 export function backendActions(backend: Backend, options: BackendActionsOptions = {}): RunActions {
+  if (backend.kind === "file") {
+    const here = async () => options.workflows !== undefined && !(await fileOwner(backend));
+    return {
+      async cancel(runId, reason) {
+        if (await here()) {
+          await withEngine(backend, "cancel", options.workflows, runId, (engine) =>
+            engine.cancelRun(runId, reason),
+          );
+          return;
+        }
+        await withControl(backend, async (control) => {
+          await control.cancelRun(runId, reason);
+          if (control.owner()) await waitForCancellation(control, runId);
+        });
+      },
+      async retry(runId) {
+        if (await here()) {
+          await withEngine(backend, "retry", options.workflows, runId, (engine) => engine.retryRun(runId));
+          return;
+        }
+        await withControl(backend, (control) => control.retryRun(runId));
+      },
+    };
+  }
   return {
-    async cancel(runId, reason) {
-      if (backend.kind === "file" && !options.workflows)
-        throw new UsageError(
-          "On the file backend a cancellation runs the workflow's own code (its finally blocks) in this process, so the CLI needs your workflows: pass --workflows <the module that defines them>, e.g. --workflows ./src/workflows.ts. (Or call cancelRun(runId) from your app.)",
-        );
-      await withEngine(backend, "cancel", options.workflows, runId, (engine) =>
-        engine.cancelRun(runId, reason === undefined ? undefined : reason),
-      );
-    },
-    retry: (runId) =>
-      withEngine(backend, "retry", options.workflows, runId, (engine) => engine.retryRun(runId)),
+    cancel: (runId, reason) =>
+      withEngine(backend, "cancel", undefined, runId, (engine) => engine.cancelRun(runId, reason)),
+    retry: (runId) => withEngine(backend, "retry", undefined, runId, (engine) => engine.retryRun(runId)),
   };
 }
 
-/** What `POST /hooks/<token>` calls to resume a run: `Engine.sendEvent` on the backend. */
+/** What `POST /hooks/<token>` and `runs send-event` call to deliver an event: `sendEvent` on the backend. */
 export type SendEvent = (
   runId: string,
   eventName: string,
   payload: unknown,
-  options: { signalId: string },
+  options: { signalId?: string },
 ) => Promise<{ delivered: boolean }>;
 
 /**
- * Delivers webhook calls to runs on the backend, like {@link backendActions}: on the file backend it
- * needs the app's workflows and the directory's lock.
+ * Delivers events to runs on the backend, like {@link backendActions}: on the file backend through the
+ * owning process's inbox (concurrent calls never contend for the directory), or here with `workflows`
+ * when no process owns it.
  */
 export function backendSendEvent(backend: Backend, options: BackendActionsOptions = {}): SendEvent {
   return async (runId, eventName, payload, sendOptions) => {
-    if (backend.kind === "file" && !options.workflows)
-      throw new UsageError(
-        "On the file backend an event resumes the workflow in this process, so the dashboard needs your workflows: start it with --workflows <the module that defines them>.",
-      );
+    if (backend.kind === "file" && !(options.workflows !== undefined && !(await fileOwner(backend))))
+      return withControl(backend, (control) => control.sendEvent(runId, eventName, payload, sendOptions));
     return withEngine(backend, "deliver events to", options.workflows, runId, (engine) =>
       engine.sendEvent(runId, eventName, payload, sendOptions),
     );
   };
+}
+
+/** The process that owns a file backend's directory (described), or undefined when none does. */
+export function fileOwner(backend: Extract<Backend, { kind: "file" }>): Promise<string | undefined> {
+  return withControl(backend, async (control) => control.owner());
+}
+
+async function withControl<T>(
+  backend: Extract<Backend, { kind: "file" }>,
+  act: (control: FileControl) => Promise<T>,
+): Promise<T> {
+  if (!existsSync(backend.dir))
+    throw new BackendUnavailableError(`No tsworkflow data in ${backend.dir}: the directory does not exist.`);
+  const { FileControl } = await import("../runtimes/file-control.ts");
+  const control = new FileControl({ dir: backend.dir });
+  try {
+    return await act(control);
+  } finally {
+    await control.close();
+  }
+}
+
+/** The owner applies a cancellation within about 100 ms; its clean-up may take longer: wait a little. */
+async function waitForCancellation(control: FileControl, runId: string): Promise<void> {
+  const deadline = Date.now() + 5000;
+  while (Date.now() < deadline) {
+    const run = await control.getRun(runId);
+    if (!run || FINISHED_STATUSES.has(run.status)) return;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
 }
 
 /** Cancel and retry with an engine you already have (e.g. your app's runtime's). */
@@ -217,35 +265,19 @@ async function withEngine<T>(
   if (workflows) await loadWorkflows(workflows);
   switch (backend.kind) {
     case "file": {
-      const [{ FileStorage }, { LocalRuntime }] = await Promise.all([
-        import("../adapters/file/file-storage.ts"),
-        import("../runtimes/embedded.ts"),
-      ]);
-      if (!existsSync(backend.dir))
-        throw new BackendUnavailableError(
-          `No tsworkflow data in ${backend.dir}: the directory does not exist.`,
-        );
-      let storage: InstanceType<typeof FileStorage>;
+      // One writer per directory: calls of this process (concurrent webhooks) take their turn.
+      const previous = fileTurns.get(backend.dir) ?? Promise.resolve();
+      let done: () => void = () => {};
+      const turn = new Promise<void>((resolve) => {
+        done = resolve;
+      });
+      fileTurns.set(backend.dir, turn);
+      await previous;
       try {
-        storage = new FileStorage({ dir: backend.dir });
-      } catch (error) {
-        if (error instanceof StorageLockedError)
-          throw new BackendUnavailableError(
-            `Cannot ${verb} the run: ${error.message.replace(/^The directory/, "the directory")} To ${verb} runs while your app runs, stop the app first, or serve the dashboard from inside the app (serveDashboard with actions).`,
-            { cause: error },
-          );
-        throw error;
-      }
-      // Without the app's workflows a retried run goes on when the app next starts here; with them, it
-      // goes on in this process until it completes, fails or waits.
-      const runtime = new LocalRuntime({ storage, recover: false });
-      try {
-        if (workflows && runId) await assertDefinesWorkflowOf(storage, runId, workflows);
-        const value = await act(runtime.engine);
-        await runtime.idle();
-        return value;
+        return await withFileEngine(backend, verb, workflows, runId, act);
       } finally {
-        await runtime.close();
+        if (fileTurns.get(backend.dir) === turn) fileTurns.delete(backend.dir);
+        done();
       }
     }
     case "redis": {
@@ -290,6 +322,46 @@ async function withEngine<T>(
         for (const client of Object.values(runtime.clients)) client.destroy();
       }
     }
+  }
+}
+
+const fileTurns = new Map<string, Promise<void>>();
+
+/** Takes the directory for a moment and acts with an engine on it (the workflows' code runs here). */
+async function withFileEngine<T>(
+  backend: Extract<Backend, { kind: "file" }>,
+  verb: "cancel" | "retry" | "deliver events to",
+  workflows: string | undefined,
+  runId: string | undefined,
+  act: (engine: Engine) => Promise<T>,
+): Promise<T> {
+  const [{ FileStorage }, { LocalRuntime }] = await Promise.all([
+    import("../adapters/file/file-storage.ts"),
+    import("../runtimes/embedded.ts"),
+  ]);
+  if (!existsSync(backend.dir))
+    throw new BackendUnavailableError(`No tsworkflow data in ${backend.dir}: the directory does not exist.`);
+  let storage: InstanceType<typeof FileStorage>;
+  try {
+    storage = new FileStorage({ dir: backend.dir });
+  } catch (error) {
+    if (error instanceof StorageLockedError)
+      throw new BackendUnavailableError(
+        `Cannot ${verb} the run here: ${error.message.replace(/^The directory/, "the directory")} Run the command again: with an app owning the directory, the request goes to it.`,
+        { cause: error },
+      );
+    throw error;
+  }
+  // Without the app's workflows a retried run goes on when the app next starts here; with them, it
+  // goes on in this process until it completes, fails or waits.
+  const runtime = new LocalRuntime({ storage, recover: false });
+  try {
+    if (workflows && runId) await assertDefinesWorkflowOf(storage, runId, workflows);
+    const value = await act(runtime.engine);
+    await runtime.idle();
+    return value;
+  } finally {
+    await runtime.close();
   }
 }
 

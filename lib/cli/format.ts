@@ -55,6 +55,25 @@ export function createStyle(
 // biome-ignore lint/suspicious/noControlCharactersInRegex: matching ANSI escape sequences is the point
 const ANSI = /\u001b\[[0-9;]*m/g;
 
+/** C0 controls (ESC, BEL, CR, backspace…), DEL, C1 controls and the bidirectional overrides. */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is the point
+const CONTROL = /[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g;
+// biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is the point
+const CONTROL_BUT_LINES = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g;
+
+/**
+ * Text that came from a run (error and log messages, payloads, reasons, keys) made safe for a terminal:
+ * each control character is shown as its `\uXXXX` escape, so a message cannot clear the screen, set the
+ * window title, hide text or make links. `multiline` keeps newlines and tabs (stacks, JSON blocks).
+ * Our own colours are added after, to clean text.
+ */
+export function clean(text: string, options: { multiline?: boolean } = {}): string {
+  return text.replace(
+    options.multiline ? CONTROL_BUT_LINES : CONTROL,
+    (char) => `\\u${char.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  );
+}
+
 /** The width of `text` on a terminal, not counting colour codes. */
 export function visibleWidth(text: string): number {
   return [...text.replace(ANSI, "")].length;

@@ -1,7 +1,12 @@
 import { CommanderError } from "commander";
-import { InvalidRunIdError, RunNotFoundError, TsWorkflowError } from "../core/errors.ts";
+import {
+  InvalidRunIdError,
+  InvalidRunQueryError,
+  RunNotFoundError,
+  TsWorkflowError,
+} from "../core/errors.ts";
 import { EXIT, UsageError } from "./errors.ts";
-import { createStyle } from "./format.ts";
+import { clean, createStyle } from "./format.ts";
 import { type CliContext, createProgram } from "./program.ts";
 
 /**
@@ -31,10 +36,15 @@ function report(error: unknown, context: CliContext): number {
   }
   const prefix = context.errStyle.red("error:");
   const message = error instanceof Error ? error.message : String(error);
-  context.err(`${prefix} ${message}\n`);
+  context.err(`${prefix} ${clean(message, { multiline: true })}\n`);
   if (context.env.TSWORKFLOW_DEBUG && error instanceof Error && error.stack)
     context.err(`${context.errStyle.dim(error.stack)}\n`);
-  if (error instanceof UsageError || error instanceof InvalidRunIdError) return EXIT.usage;
+  if (
+    error instanceof UsageError ||
+    error instanceof InvalidRunIdError ||
+    error instanceof InvalidRunQueryError
+  )
+    return EXIT.usage;
   if (error instanceof RunNotFoundError || error instanceof TsWorkflowError) return EXIT.failed;
   if (!context.env.TSWORKFLOW_DEBUG)
     context.err(`${context.errStyle.dim("(set TSWORKFLOW_DEBUG=1 to see where it happened)")}\n`);

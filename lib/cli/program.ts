@@ -2,12 +2,26 @@ import { readFileSync } from "node:fs";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { configureLogging } from "../core/logger.ts";
 import { RUN_STATUSES, type RunQuery, type RunStatus } from "../ports/event-store.ts";
-import { type BackendOptions, backendActions, openReader, resolveBackend } from "./backend.ts";
+import {
+  type BackendOptions,
+  backendActions,
+  backendSendEvent,
+  openReader,
+  resolveBackend,
+} from "./backend.ts";
 import { ActionNotAvailableError, EXIT, UsageError } from "./errors.ts";
-import { cancelCommand, eventsCommand, listCommand, type Output, retryCommand, showCommand } from "./runs.ts";
+import {
+  cancelCommand,
+  eventsCommand,
+  listCommand,
+  type Output,
+  retryCommand,
+  sendEventCommand,
+  showCommand,
+} from "./runs.ts";
 
 const WORKFLOWS_HELP =
-  "the module that defines your workflows; the file backend runs their code here (cancellation, retried steps)";
+  "the module that defines your workflows: on the file backend with no app running, their code runs here (cancellation, retried steps)";
 
 /** The dashboard's default port. */
 export const DEFAULT_PORT = 4300;
@@ -101,19 +115,24 @@ export function createProgram(context: CliContext, setExitCode: (code: number) =
     .description("list runs, newest first")
     .addOption(new Option("--status <status>", "only runs with this status").choices(RUN_STATUSES))
     .option("--workflow <name>", "only runs of this workflow")
-    .option("--limit <n>", "at most this many runs (default: 100)", positiveInteger("--limit"))
-    .option("--json", "print the run documents as JSON")
+    .option("--limit <n>", "runs per page (default: 100)", positiveInteger("--limit"))
+    .option("--cursor <cursor>", "the page after the one that printed this cursor (same filters)")
+    .option("--json", 'print the page as JSON: { "runs": [...], "nextCursor": "..." }')
     .addHelpText(
       "after",
-      "\nExamples:\n  tsworkflow runs list\n  tsworkflow runs list --status failed --workflow onboarding --limit 20\n  tsworkflow runs list --json | jq '.[].runId'",
+      "\nExamples:\n  tsworkflow runs list\n  tsworkflow runs list --status failed --workflow onboarding --limit 20\n  tsworkflow runs list --limit 20 --cursor <the cursor the previous page printed>\n  tsworkflow runs list --json | jq -r '.runs[].runId'",
     )
     .action(
       reading(
-        async (store, options: { status?: RunStatus; workflow?: string; limit?: number; json?: boolean }) => {
+        async (
+          store,
+          options: { status?: RunStatus; workflow?: string; limit?: number; cursor?: string; json?: boolean },
+        ) => {
           const query: RunQuery = {
             ...(options.status ? { status: options.status } : {}),
             ...(options.workflow ? { workflowName: options.workflow } : {}),
             ...(options.limit ? { limit: options.limit } : {}),
+            ...(options.cursor ? { cursor: options.cursor } : {}),
           };
           return listCommand(store, query, options, context);
         },
@@ -146,14 +165,14 @@ export function createProgram(context: CliContext, setExitCode: (code: number) =
     .option("--workflows <file>", WORKFLOWS_HELP)
     .addHelpText(
       "after",
-      '\nExamples:\n  tsworkflow runs cancel run_0abc --reason "duplicate order" --workflows ./src/workflows.ts\n  tsworkflow runs cancel run_0abc --redis redis://127.0.0.1:6379',
+      '\nOn the file backend the app that owns the directory carries the cancellation out (no --workflows needed);\nwith no app running it is stored for the next one, or run here with --workflows.\n\nExamples:\n  tsworkflow runs cancel run_0abc --reason "duplicate order"\n  tsworkflow runs cancel run_0abc --redis redis://127.0.0.1:6379',
     )
     .action(
       reading(
         async (store, id: string, options: { reason?: string; workflows?: string }, command: Command) => {
           const backend = backendOf(command);
           const actions = backendActions(backend, options.workflows ? { workflows: options.workflows } : {});
-          return cancelCommand(store, actions, id, options.reason, context);
+          return cancelCommand(store, actions, backend, id, options.reason, context);
         },
       ),
     );
@@ -169,6 +188,44 @@ export function createProgram(context: CliContext, setExitCode: (code: number) =
         const actions = backendActions(backend, options.workflows ? { workflows: options.workflows } : {});
         return retryCommand(store, actions, backend, id, context, options.workflows !== undefined);
       }),
+    );
+
+  runs
+    .command("send-event")
+    .description("deliver an event to a run's waitForEvent (kept until the run waits for it)")
+    .argument("<id>", "the run id")
+    .argument("<name>", "the event name, as in waitForEvent(name)")
+    .option("--payload <json>", "the event's payload, as JSON (default: null)")
+    .option("--signal-id <id>", "an id that makes a repeated send deliver the event once")
+    .option("--workflows <file>", WORKFLOWS_HELP)
+    .addHelpText(
+      "after",
+      `\nExamples:\n  tsworkflow runs send-event run_0abc approval --payload '{"approved": true}'\n  tsworkflow runs send-event run_0abc approval --payload true --signal-id approval-42 --redis redis://127.0.0.1:6379`,
+    )
+    .action(
+      reading(
+        async (
+          store,
+          id: string,
+          name: string,
+          options: { payload?: string; signalId?: string; workflows?: string },
+          command: Command,
+        ) => {
+          let payload: unknown = null;
+          if (options.payload !== undefined) {
+            try {
+              payload = JSON.parse(options.payload);
+            } catch {
+              throw new UsageError(
+                `--payload takes JSON, e.g. --payload '{"approved": true}' or --payload '"text"'; got ${JSON.stringify(options.payload)}.`,
+              );
+            }
+          }
+          const backend = backendOf(command);
+          const send = backendSendEvent(backend, options.workflows ? { workflows: options.workflows } : {});
+          return sendEventCommand(store, send, backend, id, name, payload, options.signalId, context);
+        },
+      ),
     );
 
   program
@@ -212,6 +269,34 @@ export function createProgram(context: CliContext, setExitCode: (code: number) =
             workflows: options.workflows,
             webhooks: options.webhooks ?? false,
             webhookSecret: options.webhookSecret ?? (context.env.TSWORKFLOW_WEBHOOK_SECRET || undefined),
+            context,
+          }),
+        );
+      },
+    );
+
+  program
+    .command("dev")
+    .description(
+      "run a workflows module on the embedded backend with the dashboard, restarting it on changes",
+    )
+    .argument("<module>", "the module that defines (and may start) your workflows, e.g. ./src/workflows.ts")
+    .option("--port <port>", `dashboard port, 0 for any free port (default: ${DEFAULT_PORT})`, port)
+    .option("--host <host>", "dashboard address (default: 127.0.0.1)")
+    .option("--token <token>", "require this token on the dashboard (default: $TSWORKFLOW_DASHBOARD_TOKEN)")
+    .addHelpText(
+      "after",
+      "\nThe module runs in a worker process on the file backend (--dir, default ./.tsworkflow). The dashboard\nhas cancel and retry on and serves webhooks; each run that starts gets a link. Saving a file next to\nthe module restarts the worker, which resumes the runs from their logs.\n\nExample:\n  tsworkflow dev ./src/workflows.ts",
+    )
+    .action(
+      async (module: string, options: { port?: number; host?: string; token?: string }, command: Command) => {
+        const backend = backendOf(command);
+        const { runDevCommand } = await import("./dev/command.ts");
+        setExitCode(
+          await runDevCommand(module, backend, {
+            port: options.port ?? DEFAULT_PORT,
+            host: options.host ?? "127.0.0.1",
+            token: options.token ?? (context.env.TSWORKFLOW_DASHBOARD_TOKEN || undefined),
             context,
           }),
         );

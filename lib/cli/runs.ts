@@ -2,10 +2,18 @@ import { RunNotFoundError } from "../core/errors.ts";
 import type { WorkflowEvent } from "../core/events.ts";
 import { assertRunId } from "../core/ids.ts";
 import { type EventStore, FINISHED_STATUSES, type RunQuery, type RunRecord } from "../ports/event-store.ts";
-import type { Backend, RunActions } from "./backend.ts";
+import { type Backend, fileOwner, type RunActions, type SendEvent } from "./backend.ts";
 import { describeEvent, errorLine, eventTone } from "./describe.ts";
 import { EXIT } from "./errors.ts";
-import { formatSpan, formatTime, hangingIndent, prettyJson, renderTable, type Style } from "./format.ts";
+import {
+  clean,
+  formatSpan,
+  formatTime,
+  hangingIndent,
+  prettyJson,
+  renderTable,
+  type Style,
+} from "./format.ts";
 import { buildTimeline, parentOf, waitingFor } from "./timeline.ts";
 
 /** Where a command writes, and how. */
@@ -34,34 +42,34 @@ async function requireRun(store: EventStore, runId: string): Promise<RunRecord> 
   return run;
 }
 
-/** `runs list`: newest first. */
+/** `runs list`: one page, newest first; the next page's cursor goes to standard error (or into the JSON). */
 export async function listCommand(
   store: EventStore,
   query: RunQuery,
   options: { json?: boolean },
   io: Output,
 ): Promise<number> {
-  const runs = await store.listRuns(query);
+  const page = await store.listRuns(query);
   if (options.json) {
-    io.out(json(runs));
+    io.out(json(page));
     return EXIT.ok;
   }
+  const { runs } = page;
   if (runs.length === 0) {
-    io.out(`${io.style.dim("No runs found.")}\n`);
+    io.out(`${io.style.dim(query.cursor ? "No more runs." : "No runs found.")}\n`);
     return EXIT.ok;
   }
   const now = io.now();
   const rows = runs.map((run) => [
     run.runId,
-    run.workflowName,
+    clean(run.workflowName),
     io.style.status(run.status),
     formatTime(run.createdAt),
     `${formatSpan(runSpan(run, now))}${FINISHED_STATUSES.has(run.status) ? "" : "…"}`,
   ]);
   io.out(`${renderTable(["RUN ID", "WORKFLOW", "STATUS", "CREATED (UTC)", "DURATION"], rows, io.style)}\n`);
-  const limit = query.limit ?? 100;
-  if (runs.length >= limit)
-    io.err(`${io.errStyle.dim(`Showing the newest ${limit} runs; pass --limit N to see more.`)}\n`);
+  if (page.nextCursor)
+    io.err(`${io.errStyle.dim(`More runs: pass --cursor ${page.nextCursor} for the next page.`)}\n`);
   return EXIT.ok;
 }
 
@@ -83,34 +91,39 @@ export async function showCommand(
   const now = io.now();
   const fields: [string, string][] = [
     ["run", style.bold(run.runId)],
-    ["workflow", run.workflowName],
+    ["workflow", clean(run.workflowName)],
     ["status", style.status(run.status)],
     ["created", formatTime(run.createdAt)],
     ["updated", formatTime(run.updatedAt)],
     ["duration", `${formatSpan(runSpan(run, now))}${FINISHED_STATUSES.has(run.status) ? "" : " so far"}`],
     ["events", String(run.version)],
   ];
-  if (run.idempotencyKey) fields.push(["idempotency key", run.idempotencyKey]);
+  if (run.idempotencyKey) fields.push(["idempotency key", clean(run.idempotencyKey)]);
   const parent = parentOf(events);
-  if (parent) fields.push(["parent run", `${parent.runId} (as ${parent.childId})`]);
+  if (parent) fields.push(["parent run", clean(`${parent.runId} (as ${parent.childId})`)]);
   const waits = waitingFor(run, events);
-  if (waits.length > 0) fields.push(["waiting for", waits.join(", ")]);
+  if (waits.length > 0) fields.push(["waiting for", clean(waits.join(", "))]);
   const width = Math.max(...fields.map(([label]) => label.length)) + 2;
   const lines = fields.map(([label, value]) => `${style.dim(label.padEnd(width))}${value}`);
 
-  lines.push("", style.bold("input"), indent(prettyJson(run.input)));
-  if (run.status === "completed") lines.push("", style.bold("result"), indent(prettyJson(run.result)));
+  lines.push("", style.bold("input"), indent(clean(prettyJson(run.input), { multiline: true })));
+  if (run.status === "completed")
+    lines.push("", style.bold("result"), indent(clean(prettyJson(run.result), { multiline: true })));
   if (run.status === "failed" && run.error) {
-    lines.push("", style.bold(style.red("error")), indent(style.red(errorLine(run.error))));
+    lines.push(
+      "",
+      style.bold(style.red("error")),
+      indent(style.red(clean(errorLine(run.error), { multiline: true }))),
+    );
     const stack = stackBelowMessage(run.error.stack);
-    if (stack) lines.push(style.dim(indent(stack)));
+    if (stack) lines.push(style.dim(indent(clean(stack, { multiline: true }))));
   }
 
   const timeline = buildTimeline(run, events, now);
   if (timeline.rows.length > 0) {
     const rows = timeline.rows.map((row) => [
-      row.id,
-      row.kind === "sleep" ? "sleep" : row.kind === "hook" ? `event "${row.name}"` : row.name,
+      clean(row.id),
+      clean(row.kind === "sleep" ? "sleep" : row.kind === "hook" ? `event "${row.name}"` : row.name),
       style.status(row.status),
       row.kind === "step" ? String(row.attempts) : "-",
       `+${formatSpan(row.start - timeline.start)}`,
@@ -118,7 +131,7 @@ export async function showCommand(
       row.kind === "sleep" && row.status === "sleeping" && row.resumeAt
         ? `until ${formatTime(row.resumeAt)}`
         : row.status === "failed" || row.status === "retrying"
-          ? errorLine(row.error)
+          ? clean(errorLine(row.error))
           : row.kind === "child"
             ? `child run ${row.childRunId ?? ""}`
             : "",
@@ -156,8 +169,8 @@ export async function eventsCommand(
     String(event.seq),
     formatTime(event.timestamp),
     `+${formatSpan(Date.parse(event.timestamp) - start)}`,
-    tone(event)(event.type),
-    describeEvent(event),
+    tone(event)(clean(event.type)),
+    clean(describeEvent(event)),
   ]);
   io.out(`${renderTable(["SEQ", "TIME (UTC)", "AFTER", "TYPE", "DETAILS"], rows, style)}\n`);
   return EXIT.ok;
@@ -167,6 +180,7 @@ export async function eventsCommand(
 export async function cancelCommand(
   store: EventStore,
   actions: RunActions,
+  backend: Backend,
   runId: string,
   reason: string | undefined,
   io: Output,
@@ -182,11 +196,52 @@ export async function cancelCommand(
   const after = (await store.getRun(runId)) ?? before;
   if (after.status === "cancelled") {
     io.out(`Run ${io.style.bold(runId)} is ${io.style.status("cancelled")} (it was ${before.status}).\n`);
+  } else if (backend.kind === "file" && !(await fileOwner(backend))) {
+    io.out(
+      `Cancellation of run ${io.style.bold(runId)} is stored: no app owns ${backend.dir} now, so the run ends ${io.style.status("cancelled")} when your app next starts there (its finally blocks run in the app; or pass --workflows to run them here now).\n`,
+    );
   } else {
     io.out(
-      `Cancellation of run ${io.style.bold(runId)} requested: a worker runs the workflow's cancellation (its finally blocks) and the run ends ${io.style.status("cancelled")}.\n`,
+      `Cancellation of run ${io.style.bold(runId)} requested: ${backend.kind === "file" ? "your app" : "a worker"} runs the workflow's cancellation (its finally blocks) and the run ends ${io.style.status("cancelled")}.\n`,
     );
   }
+  return EXIT.ok;
+}
+
+/** `runs send-event`: delivers an event to a run's `waitForEvent` (kept until it waits, if it does not yet). */
+export async function sendEventCommand(
+  store: EventStore,
+  sendEvent: SendEvent,
+  backend: Backend,
+  runId: string,
+  eventName: string,
+  payload: unknown,
+  signalId: string | undefined,
+  io: Output,
+): Promise<number> {
+  const run = await requireRun(store, runId);
+  if (FINISHED_STATUSES.has(run.status)) {
+    io.err(`${io.errStyle.red("error:")} Run ${runId} is ${run.status}: it no longer takes events.\n`);
+    return EXIT.failed;
+  }
+  const { delivered } = await sendEvent(
+    runId,
+    eventName,
+    payload,
+    signalId === undefined ? {} : { signalId },
+  );
+  const name = clean(JSON.stringify(eventName));
+  if (!delivered) {
+    io.err(
+      `${io.errStyle.red("error:")} Event ${name} with signal id ${clean(JSON.stringify(signalId))} was delivered to run ${runId} before: it is not delivered again.\n`,
+    );
+    return EXIT.failed;
+  }
+  const where =
+    backend.kind === "file" && !(await fileOwner(backend))
+      ? ` It is stored: no app owns ${backend.dir} now, so the run gets it when your app next starts there.`
+      : "";
+  io.out(`Event ${name} delivered to run ${io.style.bold(runId)}.${where}\n`);
   return EXIT.ok;
 }
 
@@ -210,12 +265,15 @@ export async function retryCommand(
   const after = (await store.getRun(runId)) ?? before;
   io.out(`Run ${io.style.bold(runId)} is ${io.style.status(after.status)} (it was failed).\n`);
   if (FINISHED_STATUSES.has(after.status)) return after.status === "failed" ? EXIT.failed : EXIT.ok;
+  const owner = backend.kind === "file" ? await fileOwner(backend) : undefined;
   const where =
     backend.kind !== "file"
       ? "A worker picks it up and goes on from its failed step."
-      : ranHere
-        ? `It waits now (see: tsworkflow runs show ${runId}); your app carries it on when it next starts on ${backend.dir}.`
-        : `It goes on from its failed step when your app next starts on ${backend.dir} (or pass --workflows to run it here now).`;
+      : owner
+        ? `Your app (${owner}) goes on with it from its failed step.`
+        : ranHere
+          ? `It waits now (see: tsworkflow runs show ${runId}); your app carries it on when it next starts on ${backend.dir}.`
+          : `It goes on from its failed step when your app next starts on ${backend.dir} (or pass --workflows to run it here now).`;
   io.out(`${io.style.dim(where)}\n`);
   return EXIT.ok;
 }

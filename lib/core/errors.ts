@@ -235,13 +235,17 @@ export class NotInWorkflowError extends TsWorkflowError {
   }
 }
 
+/** The file backend's directory is held by another process (named in the message). */
 export class StorageLockedError extends TsWorkflowError {
   override name = "StorageLockedError";
-  constructor(dir: string, pid: number) {
+  /** Who holds the directory, e.g. `process 4242 (since 2026-01-02T03:04:05.000Z)`. */
+  readonly holder: string;
+  constructor(dir: string, holder: string) {
     super(
       "STORAGE_LOCKED",
-      `The directory ${dir} is in use by process ${pid}. One process at a time runs workflows on a file backend: stop it, use another directory, or use Redis mode for several workers.`,
+      `The directory ${dir} is in use by ${holder}. One process at a time runs workflows on a file backend: stop it, use another directory, or use Redis mode for several workers. Other processes can still read it and cancel, retry or send events to its runs (the CLI, FileControl).`,
     );
+    this.holder = holder;
   }
 }
 
@@ -380,6 +384,7 @@ const classByCode = new Map<string, abstract new (...args: never[]) => TsWorkflo
   ["INVALID_MESSAGE", InvalidMessageError],
   ["DUPLICATE_NAME", DuplicateNameError],
   ["FOREIGN_AWAIT", ForeignAwaitError],
+  ["INVALID_QUERY", InvalidRunQueryError],
 ]);
 
 /**

@@ -1,5 +1,5 @@
 import type { StartOptions, StartResult } from "../engine/engine.ts";
-import type { RunQuery, RunRecord } from "../ports/event-store.ts";
+import type { RunPage, RunQuery, RunRecord } from "../ports/event-store.ts";
 import type { WorkflowEvent } from "./events.ts";
 import type { AnyWorkflow } from "./workflow.ts";
 
@@ -14,7 +14,8 @@ export interface Runtime {
   start(workflow: AnyWorkflow | string, args: unknown[], options?: StartOptions): Promise<StartResult>;
   getRun(runId: string): Promise<RunRecord | undefined>;
   getEvents(runId: string): Promise<WorkflowEvent[]>;
-  listRuns(query?: RunQuery): Promise<RunRecord[]>;
+  /** One page of runs, newest first; see `EventStore.listRuns`. */
+  listRuns(query?: RunQuery): Promise<RunPage>;
   /** Resolves with the run once it has completed, failed or been cancelled. */
   waitForRun(runId: string, options?: WaitOptions): Promise<RunRecord>;
   /** See `Engine.cancelRun`. */

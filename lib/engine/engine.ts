@@ -96,6 +96,8 @@ export interface StartResult {
 }
 
 const MAX_CONFLICT_RETRIES = 8;
+/** How many runs `recover()` reads at a time. */
+const RECOVER_PAGE_SIZE = 500;
 export const DEFAULT_MAX_EVENTS_PER_RUN = 50_000;
 export const DEFAULT_WARN_EVENTS_PER_RUN = 10_000;
 
@@ -986,15 +988,25 @@ export class Engine {
    * timers (duplicates are harmless). Returns how many runs it woke.
    */
   async recover(): Promise<number> {
-    let count = 0;
+    // Page by page, never all runs at once; a run that changed status meanwhile is woken once.
+    const woken = new Set<string>();
     for (const status of ["pending", "running", "suspended"] as const) {
-      const runs = await this.store.listRuns({ status, limit: Number.MAX_SAFE_INTEGER });
-      for (const run of runs) {
-        await this.queue.enqueueActivation({ runId: run.runId, cause: { kind: "recover" } });
-        count += 1;
-      }
+      let cursor: string | undefined;
+      do {
+        const page = await this.store.listRuns({
+          status,
+          limit: RECOVER_PAGE_SIZE,
+          ...(cursor ? { cursor } : {}),
+        });
+        for (const run of page.runs) {
+          if (woken.has(run.runId)) continue;
+          woken.add(run.runId);
+          await this.queue.enqueueActivation({ runId: run.runId, cause: { kind: "recover" } });
+        }
+        cursor = page.nextCursor;
+      } while (cursor);
     }
-    return count;
+    return woken.size;
   }
 
   /**

@@ -9,5 +9,7 @@ export { MemoryStorage } from "../adapters/memory/memory-storage.ts";
 export * from "../redis/index.ts";
 export type { LocalRuntimeOptions } from "../runtimes/embedded.ts";
 export { LocalRuntime } from "../runtimes/embedded.ts";
+export type { FileControlOptions } from "../runtimes/file-control.ts";
+export { FileControl } from "../runtimes/file-control.ts";
 export type { WebhookServerOptions } from "../webhooks/webhook-server.ts";
 export { serveWebhooks } from "../webhooks/webhook-server.ts";

@@ -108,8 +108,12 @@ export interface EventStore {
    */
   createRun(newRun: NewRun): Promise<CreateRunResult>;
   getRun(runId: string): Promise<RunRecord | undefined>;
-  /** Newest first. */
-  listRuns(query?: RunQuery): Promise<RunRecord[]>;
+  /**
+   * One page of runs, newest first (by `createdAt`, then run id, both descending); `nextCursor` leads
+   * to the next page. A page never repeats a run of an earlier page with the same filters.
+   * @throws InvalidRunQueryError for a limit that is not a whole number ≥ 0, or a cursor this store did not make
+   */
+  listRuns(query?: RunQuery): Promise<RunPage>;
   /** The run's whole log in order, validated; empty when the run does not exist. */
   getEvents(runId: string): Promise<WorkflowEvent[]>;
   /**

@@ -5,6 +5,7 @@ export type {
   CreateRunResult,
   EventStore,
   NewRun,
+  RunPage,
   RunPatch,
   RunQuery,
   RunRecord,

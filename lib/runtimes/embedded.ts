@@ -1,4 +1,5 @@
-import { FileStorage } from "../adapters/file/file-storage.ts";
+import { FileStorage, type InboxListener } from "../adapters/file/file-storage.ts";
+import type { InboxWatchOptions } from "../adapters/file/inbox.ts";
 import { InProcessQueue } from "../adapters/in-process/in-process-queue.ts";
 import { LocalTimers } from "../adapters/in-process/local-timers.ts";
 import { RunNotFoundError, TimeoutError, WorkflowNotFoundError } from "../core/errors.ts";
@@ -9,7 +10,13 @@ import type { Runtime, WaitOptions } from "../core/runtime.ts";
 import type { AnyWorkflow } from "../core/workflow.ts";
 import { Engine, type EngineOptions, type StartOptions, type StartResult } from "../engine/engine.ts";
 import { type Clock, systemClock } from "../ports/clock.ts";
-import { type EventStore, FINISHED_STATUSES, type RunQuery, type RunRecord } from "../ports/event-store.ts";
+import {
+  type EventStore,
+  FINISHED_STATUSES,
+  type RunPage,
+  type RunQuery,
+  type RunRecord,
+} from "../ports/event-store.ts";
 import type { ActivationTask } from "../ports/task-queue.ts";
 
 /** Options of {@link LocalRuntime}. */
@@ -36,6 +43,13 @@ export interface LocalRuntimeOptions {
   limits?: Pick<EngineOptions, "maxEventsPerRun" | "warnEventsPerRun">;
   /** Where runs find their workflows and steps (see `Registry`). @default the default registry */
   registry?: Registry;
+  /**
+   * On the file backend, how requests from other processes (`tsworkflow runs cancel`, `FileControl`, a
+   * dashboard's webhooks) are noticed: a file system notification, and a read of the inbox every
+   * `pollMs` in case one is missed (`pollOnly` for file systems without notifications).
+   * @default { pollMs: 1000 }
+   */
+  inbox?: InboxWatchOptions;
 }
 
 /**
@@ -59,6 +73,7 @@ export class LocalRuntime implements Runtime {
   private readonly parked = new Map<string, Set<string>>();
   private readonly waiters = new Map<string, Set<() => void>>();
   private readonly stopListening: () => void;
+  private readonly stopInbox: () => void;
 
   constructor(options: LocalRuntimeOptions = {}) {
     this.storage = options.storage ?? new FileStorage(options.dir === undefined ? {} : { dir: options.dir });
@@ -84,6 +99,11 @@ export class LocalRuntime implements Runtime {
     this.stopListening = this.engine.registry.onWorkflowRegistered((definition) =>
       this.unpark(definition.name),
     );
+    // Requests that other processes leave for the runs of this directory are applied here.
+    this.stopInbox =
+      this.storage instanceof FileStorage && !this.storage.readOnly
+        ? this.storage.watchInbox((request) => this.onInboxRequest(request), options.inbox)
+        : () => {};
     this.ready = options.recover === false ? Promise.resolve() : this.engine.recover().then(() => undefined);
   }
 
@@ -100,7 +120,7 @@ export class LocalRuntime implements Runtime {
     return this.storage.getEvents(runId);
   }
 
-  async listRuns(query?: RunQuery): Promise<RunRecord[]> {
+  async listRuns(query?: RunQuery): Promise<RunPage> {
     return this.storage.listRuns(query);
   }
 
@@ -132,7 +152,9 @@ export class LocalRuntime implements Runtime {
       const cleanup = () => {
         clearInterval(keepAlive);
         if (timeout) clearTimeout(timeout);
-        this.waiters.get(runId)?.delete(check);
+        const set = this.waiters.get(runId);
+        set?.delete(check);
+        if (set?.size === 0) this.waiters.delete(runId);
       };
       let set = this.waiters.get(runId);
       if (!set) {
@@ -178,10 +200,27 @@ export class LocalRuntime implements Runtime {
   /** Stops taking work, waits for running tasks and releases the storage. */
   async close(options: { closeStorage?: boolean } = {}): Promise<void> {
     this.stopListening();
+    this.stopInbox();
     this.timers.clear();
     await this.ready.catch(() => {});
     await this.queue.close();
     if (options.closeStorage ?? true) await this.storage.close();
+  }
+
+  /**
+   * Another process stored a cancellation, an event or a child's result: wake the run. It asked for a
+   * retry of a failed run at the version it saw: retry it unless that was done already.
+   */
+  private async onInboxRequest(request: Parameters<InboxListener>[0]): Promise<void> {
+    if (request.kind === "outcome") {
+      const { runId, stepId, attempt } = request;
+      await this.queue.enqueueActivation({ runId, cause: { kind: "outcome", stepId, attempt } });
+      return;
+    }
+    await this.ready;
+    const run = await this.storage.getRun(request.runId);
+    if (run?.status !== "failed" || run.version !== request.version) return;
+    await this.engine.retryRun(request.runId);
   }
 
   private wakeWaiters(runId: string): void {

@@ -319,11 +319,11 @@ describe("DynamoDBStorage listing", () => {
     const pages: string[][] = [];
     let cursor: string | undefined;
     do {
-      const page = await store.listRunPage({ workflowName, limit: 7, ...(cursor ? { cursor } : {}) });
+      const page = await store.listRuns({ workflowName, limit: 7, ...(cursor ? { cursor } : {}) });
       pages.push(page.runs.map((run) => run.runId));
       cursor = page.nextCursor;
     } while (cursor);
-    const running = await store.listRunPage({ status: "running", limit: 100 });
+    const running = await store.listRuns({ status: "running", limit: 100 });
     const keys = await admin.send(
       new ScanCommand({
         TableName: table,
@@ -342,10 +342,10 @@ describe("DynamoDBStorage listing", () => {
     expect(statusKeys.size).toBeGreaterThanOrEqual(16);
     expect(workflowKeys.size).toBeGreaterThanOrEqual(10);
     for (const key of statusKeys) expect(key).toMatch(/^STATUS#(pending|running)#\d{2}$/);
-    await expect(store.listRunPage({ cursor: "not-a-cursor" })).rejects.toMatchObject({
+    await expect(store.listRuns({ cursor: "not-a-cursor" })).rejects.toMatchObject({
       name: "InvalidRunQueryError",
     });
-    await expect(store.listRunPage({ limit: -1 })).rejects.toMatchObject({ name: "InvalidRunQueryError" });
+    await expect(store.listRuns({ limit: -1 })).rejects.toMatchObject({ name: "InvalidRunQueryError" });
     await store.close();
     admin.destroy();
   });

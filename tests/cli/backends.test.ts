@@ -50,7 +50,9 @@ describe("tsworkflow on Redis", () => {
     const cancel = await runCli(["runs", "cancel", sleeping, "--reason", "from the CLI", ...backend]);
     const cancelled = await runtime.waitForRun(sleeping, { timeoutMs: 15_000 });
     // Assess
-    expect((JSON.parse(list.stdout) as RunRecord[]).map((run) => [run.runId, run.status])).toEqual([
+    expect(
+      (JSON.parse(list.stdout) as { runs: RunRecord[] }).runs.map((run) => [run.runId, run.status]),
+    ).toEqual([
       [sleeping, "suspended"],
       [greeted, "completed"],
     ]);

@@ -1,14 +1,20 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { FatalError, log, workflow } from "tsworkflow";
+import { LocalRuntime } from "tsworkflow/local";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { FileStorage } from "../../lib/adapters/file/file-storage.ts";
 import type { WorkflowEvent } from "../../lib/core/events.ts";
 import type { RunRecord } from "../../lib/ports/event-store.ts";
 import { type SeededRuns, seedRuns } from "./fixtures/seed.ts";
 import { runCli } from "./run-cli.ts";
 
 const WORKFLOWS = "tests/cli/fixtures/workflows.ts";
+
+const escaping = workflow("cli_escaping", async (text: string) => {
+  log.warning(`careful ${text}`);
+  throw new FatalError(text);
+});
 // biome-ignore lint/suspicious/noControlCharactersInRegex: looking for ANSI colour codes
 const ANSI = /\u001b\[/;
 
@@ -52,7 +58,33 @@ describe.concurrent("tsworkflow runs list", () => {
     ).toEqual([runs.failed, runs.failedToo].sort());
     expect(dataLines(hellos.stdout)).toHaveLength(2);
     expect(dataLines(hellos.stdout).every((line) => /\shello\s/.test(line))).toBe(true);
-    expect(hellos.stderr).toContain("Showing the newest 2 runs");
+    expect(hellos.stderr).toMatch(/More runs: pass --cursor \S+ for the next page/);
+  });
+
+  it("pages through every run with --limit and the --cursor it prints, newest first, each run once", async () => {
+    // Prepare
+    const all = dataLines((await cli("runs", "list")).stdout).map((line) => line.split(/\s+/)[0]);
+    // Act
+    const seen: string[] = [];
+    let cursor: string | undefined;
+    for (let page = 0; page < 10; page += 1) {
+      const result = await cli("runs", "list", "--limit", "3", ...(cursor ? ["--cursor", cursor] : []));
+      expect(result.code).toBe(0);
+      seen.push(...dataLines(result.stdout).map((line) => line.split(/\s+/)[0] as string));
+      cursor = /--cursor (\S+)/.exec(result.stderr)?.[1];
+      if (!cursor) break;
+    }
+    const json = JSON.parse((await cli("runs", "list", "--limit", "3", "--json")).stdout) as {
+      runs: RunRecord[];
+      nextCursor: string;
+    };
+    const bad = await cli("runs", "list", "--cursor", "not-a-cursor");
+    // Assess
+    expect(seen).toEqual(all);
+    expect(json.runs.map((run) => run.runId)).toEqual(all.slice(0, 3));
+    expect(typeof json.nextCursor).toBe("string");
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain("Invalid cursor");
   });
 
   it("prints the run documents as JSON with --json", async () => {
@@ -60,7 +92,7 @@ describe.concurrent("tsworkflow runs list", () => {
     const result = await cli("runs", "list", "--json", "--status", "suspended");
     // Assess
     expect(result.code).toBe(0);
-    const listed = JSON.parse(result.stdout) as RunRecord[];
+    const listed = (JSON.parse(result.stdout) as { runs: RunRecord[] }).runs;
     expect(listed).toEqual([
       expect.objectContaining({
         runId: runs.sleeping,
@@ -212,29 +244,10 @@ describe.concurrent("tsworkflow errors and exit codes", () => {
 });
 
 describe("tsworkflow runs cancel and runs retry", () => {
-  it("says which process holds the directory when it cannot take the file backend's lock", async () => {
-    // Prepare
-    const holder = new FileStorage({ dir });
-    let result: Awaited<ReturnType<typeof cli>>;
-    let stillReadable: Awaited<ReturnType<typeof cli>>;
-    try {
-      // Act
-      result = await cli("runs", "cancel", runs.sleeping, "--workflows", WORKFLOWS);
-      stillReadable = await cli("runs", "show", runs.sleeping);
-    } finally {
-      await holder.close();
-    }
-    // Assess
-    expect(result.code).toBe(1);
-    expect(result.stderr).toContain(`is in use by process ${process.pid}`);
-    expect(result.stderr).toContain("stop the app first");
-    expect(stillReadable.code).toBe(0);
-    expect(stillReadable.stdout).toMatch(/status\s+suspended/);
-  });
-
-  it("cancels a sleeping run with the app's workflows, and asks for them without", async () => {
+  it("stores a cancellation for the next app when none runs, and carries it out here with the app's workflows", async () => {
     // Act
-    const refused = await cli("runs", "cancel", runs.sleeping);
+    const stored = await cli("runs", "cancel", runs.sleeping, "--reason", "user left");
+    const storedRun = JSON.parse((await cli("runs", "show", runs.sleeping, "--json")).stdout) as RunRecord;
     const wrongModule = await cli(
       "runs",
       "cancel",
@@ -242,28 +255,23 @@ describe("tsworkflow runs cancel and runs retry", () => {
       "--workflows",
       "tests/cli/fixtures/other-workflows.ts",
     );
-    const cancelled = await cli(
-      "runs",
-      "cancel",
-      runs.sleeping,
-      "--reason",
-      "user left",
-      "--workflows",
-      WORKFLOWS,
-    );
+    const cancelled = await cli("runs", "cancel", runs.sleeping, "--workflows", WORKFLOWS);
     const again = await cli("runs", "cancel", runs.sleeping, "--workflows", WORKFLOWS);
     const events = JSON.parse(
       (await cli("runs", "events", runs.sleeping, "--json")).stdout,
     ) as WorkflowEvent[];
     // Assess
-    expect(refused.code).toBe(2);
-    expect(refused.stderr).toContain("pass --workflows");
+    expect(stored.code).toBe(0);
+    expect(stored.stdout).toContain("is stored: no app owns");
+    expect(storedRun.status).toBe("suspended");
     expect(wrongModule.code).toBe(2);
     expect(wrongModule.stderr).toContain('does not define the workflow "reminder"');
     expect(cancelled.code).toBe(0);
     expect(cancelled.stdout).toContain(`Run ${runs.sleeping} is cancelled (it was suspended)`);
     expect(again.code).toBe(1);
     expect(again.stderr).toContain("is already cancelled");
+    // The reason is the stored request's: one cancellation, carried out once.
+    expect(events.filter((event) => event.type === "cancel_requested")).toHaveLength(1);
     expect(events.at(-1)).toMatchObject({ type: "workflow_cancelled", reason: "user left" });
   });
 
@@ -298,5 +306,40 @@ describe("tsworkflow --help", () => {
     // Assess
     expect(result.code).toBe(0);
     for (const command of ["runs", "dashboard", "worker"]) expect(result.stdout).toContain(command);
+  });
+});
+
+describe("terminal escapes in run data", () => {
+  it("prints control characters from error and log messages as visible escapes in runs show and runs events, and exactly in --json", async () => {
+    // Prepare: a run that logs and fails with ANSI and OSC sequences (clear screen, window title, a hidden link).
+    const own = mkdtempSync(join(tmpdir(), "tsw-cli-escapes-"));
+    const hostile =
+      "\u001b[2J\u001b]0;pwned\u0007\u001b]8;;https://evil.example\u0007click\u001b]8;;\u0007\r\u009b31m";
+    const runtime = new LocalRuntime({ dir: own });
+    try {
+      const { runId } = await runtime.start(escaping, [hostile]);
+      await runtime.waitForRun(runId, { timeoutMs: 30_000 });
+      await runtime.close();
+      // Act
+      const show = await runCli(["runs", "show", runId, "--dir", own], { FORCE_COLOR: "1" });
+      const events = await runCli(["runs", "events", runId, "--dir", own]);
+      const json = JSON.parse(
+        (await runCli(["runs", "events", runId, "--json", "--dir", own])).stdout,
+      ) as WorkflowEvent[];
+      // Assess
+      for (const output of [show.stdout, events.stdout]) {
+        for (const raw of ["\u0007", "\u009b", "\r", "\u001b]", "\u001b[2J"])
+          expect(output).not.toContain(raw);
+        expect(output).toContain("\\u001b]0;pwned\\u0007");
+      }
+      expect(show.stdout).toContain("\u001b[31m"); // our own colours are kept
+      expect(json.find((event) => event.type === "log_warning")).toMatchObject({
+        message: `careful ${hostile}`,
+      });
+      expect(json.at(-1)).toMatchObject({ type: "workflow_failed", error: { message: hostile } });
+    } finally {
+      await runtime.close();
+      rmSync(own, { recursive: true, force: true });
+    }
   });
 });

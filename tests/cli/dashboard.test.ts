@@ -225,6 +225,30 @@ describe.concurrent("the dashboard over HTTP", () => {
     expect(page).toContain("<span>completed</span><b>2+</b>");
   });
 
+  it("pages through the runs with next and previous links, each run on one page", async () => {
+    // Prepare
+    const many = new MemoryStorage();
+    for (const name of ["a", "b", "c", "d", "e"])
+      await startLocal(hello, [name], { storage: many, timeSkipping: true });
+    const newestFirst = (await many.listRuns()).runs.map((run) => run.runId);
+    const app = createDashboard({ storage: many, token: "t" });
+    const shown = (page: string) => [...page.matchAll(/data-run-id="([^"]+)"/g)].map((match) => match[1]);
+    const link = (page: string, rel: "next" | "prev") =>
+      new RegExp(`rel="${rel}" href="([^"]+)"`).exec(page)?.[1]?.replaceAll("&amp;", "&");
+    // Act
+    const first = await (await app.request("/?limit=2&token=t")).text();
+    const second = await (await app.request(link(first, "next") as string)).text();
+    const third = await (await app.request(link(second, "next") as string)).text();
+    const back = await (await app.request(link(third, "prev") as string)).text();
+    // Assess
+    expect([...shown(first), ...shown(second), ...shown(third)]).toEqual(newestFirst);
+    expect(newestFirst).toHaveLength(5);
+    expect(link(first, "prev")).toBeUndefined();
+    expect(link(third, "next")).toBeUndefined();
+    expect(shown(back)).toEqual(shown(second));
+    expect(second).toContain("Runs 3-4 of 5 matching");
+  });
+
   it("answers only to its own address when it listens on loopback", async () => {
     // Prepare
     const dashboard = await serveDashboard({ storage, port: 0 });

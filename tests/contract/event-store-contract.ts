@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { InvalidRunIdError, VersionConflictError } from "../../lib/core/errors.ts";
+import { InvalidRunIdError, InvalidRunQueryError, VersionConflictError } from "../../lib/core/errors.ts";
 import type { WorkflowEvent } from "../../lib/core/events.ts";
-import type { EventStore, NewRun, RunRecord } from "../../lib/ports/event-store.ts";
+import type { EventStore, NewRun, RunQuery, RunRecord } from "../../lib/ports/event-store.ts";
 
 /** Makes a fresh, empty store for each test; `cleanup` runs after it is closed. */
 export interface StoreHarness {
@@ -243,19 +243,126 @@ export function describeEventStoreContract(name: string, harness: StoreHarness):
       );
       const ids = (runs: RunRecord[]) => runs.map((r) => r.runId);
       const mine = new Set([a.run.runId, b.run.runId, c.run.runId]);
-      const all = (await store.listRuns({ limit: 1000 })).filter((r) => mine.has(r.runId));
+      const all = (await store.listRuns({ limit: 1000 })).runs.filter((r) => mine.has(r.runId));
       expect(ids(all)).toEqual([c.run.runId, b.run.runId, a.run.runId]);
-      const alpha = (await store.listRuns({ workflowName: "alpha", limit: 1000 })).filter((r) =>
+      const alpha = (await store.listRuns({ workflowName: "alpha", limit: 1000 })).runs.filter((r) =>
         mine.has(r.runId),
       );
       expect(ids(alpha)).toEqual([c.run.runId, a.run.runId]);
-      const completed = (await store.listRuns({ status: "completed", limit: 1000 })).filter((r) =>
+      const completed = (await store.listRuns({ status: "completed", limit: 1000 })).runs.filter((r) =>
         mine.has(r.runId),
       );
       expect(ids(completed)).toEqual([c.run.runId]);
       const pendingAlpha = await store.listRuns({ status: "pending", workflowName: "alpha", limit: 1000 });
-      expect(ids(pendingAlpha.filter((r) => mine.has(r.runId)))).toEqual([a.run.runId]);
-      expect(await store.listRuns({ limit: 1 })).toHaveLength(1);
+      expect(ids(pendingAlpha.runs.filter((r) => mine.has(r.runId)))).toEqual([a.run.runId]);
+      expect((await store.listRuns({ limit: 1 })).runs).toHaveLength(1);
+    });
+
+    describe("paging", () => {
+      /** Runs of a workflow no other test uses, at the given times (several may share one). */
+      const createAt = async (workflowName: string, times: string[]) => {
+        const fixtures = times.map((createdAt, index) => {
+          counter += 1;
+          return newRunFixture({
+            workflowName,
+            createdAt,
+            updatedAt: createdAt,
+            runId: `run_page_${workflowName}_${String(index).padStart(2, "0")}_${counter}`,
+          });
+        });
+        for (const fixture of fixtures) await store.createRun(fixture);
+        return fixtures.map((fixture) => fixture.run);
+      };
+      const newestFirst = (runs: RunRecord[]) =>
+        [...runs]
+          .sort((a, b) =>
+            a.createdAt === b.createdAt ? (a.runId < b.runId ? 1 : -1) : a.createdAt < b.createdAt ? 1 : -1,
+          )
+          .map((run) => run.runId);
+      const pageThrough = async (query: RunQuery) => {
+        const pages: string[][] = [];
+        let cursor: string | undefined;
+        do {
+          const page = await store.listRuns({ ...query, ...(cursor ? { cursor } : {}) });
+          pages.push(page.runs.map((run) => run.runId));
+          cursor = page.nextCursor;
+        } while (cursor && pages.length < 50);
+        return pages;
+      };
+
+      it("pages through every run newest first, each once, with a cursor to each next page and none after the last", async () => {
+        // Prepare
+        const workflowName = `paging_${Date.now().toString(36)}`;
+        const runs = await createAt(
+          workflowName,
+          Array.from({ length: 7 }, (_, day) => `2026-03-0${day + 1}T00:00:00.000Z`),
+        );
+        // Act
+        const pages = await pageThrough({ workflowName, limit: 3 });
+        // Assess
+        expect(pages.map((page) => page.length)).toEqual([3, 3, 1]);
+        expect(pages.flat()).toEqual(newestFirst(runs));
+      });
+
+      it("splits runs created in the same millisecond across pages without losing or repeating one", async () => {
+        // Prepare
+        const workflowName = `ties_${Date.now().toString(36)}`;
+        const same = "2026-04-01T00:00:00.000Z";
+        const runs = await createAt(workflowName, [same, same, same, same, same, "2026-03-31T00:00:00.000Z"]);
+        // Act
+        const pages = await pageThrough({ workflowName, limit: 2 });
+        // Assess
+        expect(pages.flat()).toEqual(newestFirst(runs));
+        expect(pages).toHaveLength(3);
+      });
+
+      it("pages within a status filter and keeps its place when newer runs are created between pages", async () => {
+        // Prepare
+        const workflowName = `moving_${Date.now().toString(36)}`;
+        const runs = await createAt(workflowName, [
+          "2026-05-01T00:00:00.000Z",
+          "2026-05-02T00:00:00.000Z",
+          "2026-05-03T00:00:00.000Z",
+          "2026-05-04T00:00:00.000Z",
+        ]);
+        // Act
+        const first = await store.listRuns({ workflowName, status: "pending", limit: 2 });
+        await createAt(workflowName, ["2026-05-05T00:00:00.000Z"]);
+        const second = await store.listRuns({
+          workflowName,
+          status: "pending",
+          limit: 2,
+          ...(first.nextCursor ? { cursor: first.nextCursor } : {}),
+        });
+        // Assess
+        const order = newestFirst(runs);
+        expect(first.runs.map((run) => run.runId)).toEqual(order.slice(0, 2));
+        expect(first.nextCursor).toEqual(expect.any(String));
+        expect(second.runs.map((run) => run.runId)).toEqual(order.slice(2));
+        expect(second.nextCursor).toBeUndefined();
+      });
+
+      it("refuses a cursor it did not make and a limit that is not a whole number ≥ 0", async () => {
+        // Act
+        const attempts = [
+          store.listRuns({ cursor: "not a cursor" }),
+          store.listRuns({ cursor: Buffer.from('{"a":1}').toString("base64url") }),
+          store.listRuns({ limit: -1 }),
+          store.listRuns({ limit: 1.5 }),
+        ].map((attempt) =>
+          attempt.then(
+            () => undefined,
+            (error: unknown) => error,
+          ),
+        );
+        const errors = await Promise.all(attempts);
+        // Assess
+        for (const error of errors) {
+          expect(error).toBeInstanceOf(InvalidRunQueryError);
+          expect((error as InvalidRunQueryError).code).toBe("INVALID_QUERY");
+        }
+        expect((await store.listRuns({ limit: 0 })).runs).toEqual([]);
+      });
     });
 
     it("rejects run ids that could escape a directory or inject into a key", async () => {

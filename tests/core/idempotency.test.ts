@@ -35,7 +35,7 @@ describe("idempotent start", () => {
     // Assess
     expect(second).toBe(first);
     expect((await waitForRun(first)).status).toBe("completed");
-    expect(await listRuns({ workflowName: "idem_onboard" })).toHaveLength(1);
+    expect((await listRuns({ workflowName: "idem_onboard" })).runs).toHaveLength(1);
   });
 
   it("starts one run for 50 concurrent starts with one key", async () => {
@@ -50,7 +50,7 @@ describe("idempotent start", () => {
     expect(new Set(ids).size).toBe(1);
     const run = await waitForRun(ids[0] as string);
     expect(run.status).toBe("completed");
-    expect(await listRuns({ workflowName: "idem_onboard" })).toHaveLength(1);
+    expect((await listRuns({ workflowName: "idem_onboard" })).runs).toHaveLength(1);
     expect(bodies).toBe(1);
   });
 
@@ -68,7 +68,7 @@ describe("idempotent start", () => {
       existingRunId: first,
     });
     await expect(conflicting).rejects.toThrow(/onboard-u2/);
-    expect(await listRuns({ workflowName: "idem_onboard" })).toHaveLength(1);
+    expect((await listRuns({ workflowName: "idem_onboard" })).runs).toHaveLength(1);
   });
 
   it("throws IdempotencyConflictError for the same key used by another workflow", async () => {
@@ -113,7 +113,7 @@ describe("idempotent start", () => {
     const started = start(onboard, [{ id: "u6" }], { idempotencyKey: "" });
     // Assess
     await expect(started).rejects.toThrow(InvalidIdempotencyKeyError);
-    expect(await listRuns()).toEqual([]);
+    expect((await listRuns()).runs).toEqual([]);
   });
 
   it("returns the same run id from a LocalRuntime, saying the second start created nothing", async () => {
@@ -143,7 +143,7 @@ describe("idempotent start", () => {
     // Assess
     expect(new Set(results.map((r) => r.runId)).size).toBe(1);
     expect(results.filter((r) => r.created)).toHaveLength(1);
-    expect(await store.listRuns()).toHaveLength(1);
+    expect((await store.listRuns()).runs).toHaveLength(1);
   });
 
   it("returns the same run id from startLocal for the same key and input", async () => {
@@ -154,6 +154,6 @@ describe("idempotent start", () => {
     const second = await startLocal(onboard, [{ id: "u10" }], { storage, idempotencyKey: "onboard-u10" });
     // Assess
     expect(second).toBe(first);
-    expect(await storage.listRuns()).toHaveLength(1);
+    expect((await storage.listRuns()).runs).toHaveLength(1);
   });
 });

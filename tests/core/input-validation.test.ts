@@ -76,7 +76,7 @@ describe("workflow input validated with zod", () => {
     expect(error.message).toContain('workflow "input_signup"');
     expect(error.message).toContain("age:");
     expect(error.issues.map((issue) => issue.path)).toEqual(["age"]);
-    expect(await listRuns()).toEqual([]);
+    expect((await listRuns()).runs).toEqual([]);
   });
 
   it("names every field at fault", async () => {
@@ -87,7 +87,7 @@ describe("workflow input validated with zod", () => {
     // Assess
     expect(error.issues.map((issue) => issue.path).sort()).toEqual(["age", "email", "plan"]);
     for (const field of ["email", "age", "plan"]) expect(error.message).toContain(`${field}:`);
-    expect(await listRuns()).toEqual([]);
+    expect((await listRuns()).runs).toEqual([]);
   });
 
   it("rejects a call with the wrong number of arguments for a single-argument schema", async () => {
@@ -97,7 +97,7 @@ describe("workflow input validated with zod", () => {
     const error = await rejection(start(signupWorkflow, args));
     // Assess
     expect(error.message).toContain("expected exactly 1 argument");
-    expect(await listRuns()).toEqual([]);
+    expect((await listRuns()).runs).toEqual([]);
   });
 
   it("validates every argument of a multi-argument workflow with z.tuple", async () => {
@@ -114,7 +114,7 @@ describe("workflow input validated with zod", () => {
     const error = await rejection(start(transfer, ["alice", "", -5]));
     // Assess
     expect(error.issues.map((issue) => issue.path)).toEqual(["1", "2"]);
-    expect(await listRuns()).toEqual([]);
+    expect((await listRuns()).runs).toEqual([]);
   });
 
   it("rejects invalid input in startLocal before anything is stored", async () => {
@@ -124,7 +124,7 @@ describe("workflow input validated with zod", () => {
     const error = await rejection(startLocal(transfer, ["alice", "bob", 1.5], { storage }));
     // Assess
     expect(error.issues.map((issue) => issue.path)).toEqual(["2"]);
-    expect(await storage.listRuns()).toEqual([]);
+    expect((await storage.listRuns()).runs).toEqual([]);
   });
 
   it("reports a run started with valid input through getRun", async () => {

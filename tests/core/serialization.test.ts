@@ -158,7 +158,7 @@ describe("values nested deeper than a JSON stack can go", () => {
     const act = startLocal(takesAnything, [nested(100_000)], { storage });
     // Assess
     await expect(act).rejects.toMatchObject({ name: "NonSerializableError", code: "NOT_SERIALIZABLE" });
-    expect(await storage.listRuns()).toEqual([]);
+    expect((await storage.listRuns()).runs).toEqual([]);
   });
 
   it("keeps a value nested 900 levels deep", async () => {

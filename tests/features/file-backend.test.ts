@@ -77,7 +77,9 @@ describe("events, cancellation and child runs on the file backend, across restar
     const runtime = open();
     const { runId } = await runtime.start(sumOfSquares, [[1, 2, 3]]);
     const run = await runtime.waitForRun(runId, { timeoutMs: 10_000 });
-    const children = (await runtime.listRuns({ workflowName: "fb_square" })).map((child) => child.status);
+    const children = (await runtime.listRuns({ workflowName: "fb_square" })).runs.map(
+      (child) => child.status,
+    );
     await runtime.close();
 
     expect(run).toMatchObject({ status: "completed", result: 14 });

@@ -170,6 +170,29 @@ describe("webhooks", () => {
     expect(await env.run(runId)).toMatchObject({ status: "completed", result: { a: 1, b: 2, tokens } });
   });
 
+  it("refuses a signed call replayed to another token of the same run within the time window", async () => {
+    // Prepare
+    env = virtualRuntime();
+    const { runId } = await env.runtime.start(webhookWorkflow, []);
+    await env.settle();
+    const [first, second] = (await env.storage.getEvents(runId)).flatMap((event) =>
+      event.type === "hook_created" && event.token ? [event.token] : [],
+    ) as [string, string];
+    const body = JSON.stringify({ n: 1 });
+    const signedForFirst = signWebhook("s3cret", { token: first, timestamp: 1_000_000, body });
+    // Act
+    const replayed = await send(second, body, signedForFirst, "s3cret");
+    const genuine = await send(first, body, signedForFirst, "s3cret");
+    // Assess
+    expect(replayed).toMatchObject({ status: 401, body: { code: "BAD_SIGNATURE" } });
+    expect(genuine.status).toBe(202);
+    await env.settle();
+    const received = (await env.storage.getEvents(runId)).flatMap((event) =>
+      event.type === "hook_received" ? [event.signalId] : [],
+    );
+    expect(received).toEqual([expect.stringMatching(new RegExp(`:token:${first.replace(/[.]/g, "\\.")}$`))]);
+  });
+
   it("rejects forged tokens, bad JSON, and unsigned or stale calls when a secret is set", async () => {
     env = virtualRuntime();
     const { runId } = await env.runtime.start(webhookWorkflow, []);
@@ -179,21 +202,15 @@ describe("webhooks", () => {
     )[0] as string;
     const body = JSON.stringify({ n: 5 });
 
-    expect((await send(`${runId}.forged`, body)).status).toBe(404);
+    expect((await send(`${runId}.forged`, body)).body.code).toBe("UNKNOWN_TOKEN");
     expect((await send("../../etc.passwd", body)).status).toBe(404);
-    expect((await send(token, "{not json")).status).toBe(400);
-    expect((await send(token, body, {}, "s3cret")).status).toBe(401);
-    const stale = { "x-tsworkflow-timestamp": "1", "x-tsworkflow-signature": signWebhook("s3cret", 1, body) };
-    expect((await send(token, body, stale, "s3cret")).status).toBe(401);
-    const wrong = {
-      "x-tsworkflow-timestamp": "1000000",
-      "x-tsworkflow-signature": signWebhook("other", 1_000_000, body),
-    };
+    expect((await send(token, "{not json")).body).toMatchObject({ code: "INVALID_JSON" });
+    expect((await send(token, body, {}, "s3cret")).body).toMatchObject({ code: "MISSING_TIMESTAMP" });
+    const stale = signWebhook("s3cret", { token, timestamp: 1, body });
+    expect((await send(token, body, stale, "s3cret")).body).toMatchObject({ code: "STALE_TIMESTAMP" });
+    const wrong = signWebhook("other", { token, timestamp: 1_000_000, body });
     expect((await send(token, body, wrong, "s3cret")).status).toBe(401);
-    const signed = {
-      "x-tsworkflow-timestamp": "1000000",
-      "x-tsworkflow-signature": signWebhook("s3cret", 1_000_000, body),
-    };
+    const signed = signWebhook("s3cret", { token: `/hooks/${token}`, timestamp: 1_000_000, body });
     expect((await send(token, body, signed, "s3cret")).status).toBe(202);
     expect((await send(token, body, signed, "s3cret")).status).toBe(409);
   });

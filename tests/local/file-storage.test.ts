@@ -1,4 +1,3 @@
-import { spawn, spawnSync } from "node:child_process";
 import {
   appendFileSync,
   existsSync,
@@ -22,7 +21,7 @@ import {
   type WorkflowEvent,
   workflow,
 } from "tsworkflow";
-import { FileStorage } from "tsworkflow/local";
+import { FileStorage, LocalRuntime } from "tsworkflow/local";
 import { resumeLocal, startLocal } from "tsworkflow/testing";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 
@@ -162,7 +161,7 @@ describe("FileStorage", () => {
     expect(why).toContain("attempt");
     expect(await second.getRun(badId)).toBeUndefined();
     expect((await second.getRun(goodId))?.status).toBe("suspended");
-    expect((await second.listRuns()).map((run: RunRecord) => run.runId)).toEqual([goodId]);
+    expect((await second.listRuns()).runs.map((run: RunRecord) => run.runId)).toEqual([goodId]);
   });
 
   it("reports a run file with a line that is not JSON in corrupt", async () => {
@@ -216,39 +215,7 @@ describe("FileStorage", () => {
     const second = open();
     // Assess
     expect(second.dir).toBe(first.dir);
-    expect(readFileSync(join(dir, "lock"), "utf8")).toBe(String(process.pid));
-  });
-
-  it("takes over a lock file left by a process that is gone", async () => {
-    // Prepare
-    const gone = spawnSync(process.execPath, ["-e", ""]);
-    writeFileSync(join(dir, "lock"), String(gone.pid));
-    // Act
-    const storage = open();
-    // Assess
-    expect(readFileSync(join(dir, "lock"), "utf8")).toBe(String(process.pid));
-    const runId = await startLocal(napping, ["g"], { storage });
-    expect((await storage.getRun(runId))?.status).toBe("suspended");
-  });
-
-  it("throws StorageLockedError naming a live process that holds the lock", async () => {
-    // Prepare
-    const holder = spawn(process.execPath, ["-e", "setInterval(() => {}, 1000)"], { stdio: "ignore" });
-    const exited = new Promise((resolve) => holder.once("exit", resolve));
-    writeFileSync(join(dir, "lock"), String(holder.pid));
-    // Act
-    let caught: unknown;
-    try {
-      open();
-    } catch (error) {
-      caught = error;
-    }
-    holder.kill("SIGKILL");
-    await exited;
-    // Assess
-    expect(caught).toBeInstanceOf(StorageLockedError);
-    expect((caught as Error).message).toContain(`process ${holder.pid}`);
-    expect((caught as StorageLockedError).code).toBe("STORAGE_LOCKED");
+    expect(second.holder()).toContain(`process ${process.pid}`);
   });
 
   it.each(["../escape", "../../etc/passwd", "a/b", "..", "/tmp/x", "run\\x", "run.jsonl"])(
@@ -300,6 +267,66 @@ describe("FileStorage", () => {
     // Assess
     expect(seen?.status).toBe("suspended");
     expect(later?.status).toBe("completed");
-    expect(readFileSync(join(dir, "lock"), "utf8")).toBe(String(process.pid));
+    expect(reader.holder()).toContain(`process ${process.pid}`);
+  });
+});
+
+describe("FileStorage's memory", () => {
+  const quick = workflow("fs_quick", async (label: string) => stamp(label));
+
+  it("keeps only runs in flight with their logs, and finished ones in a cache bounded by finishedCacheEvents", async () => {
+    // Prepare
+    const storage = new FileStorage({ dir, finishedCacheEvents: 60 });
+    opened.push(storage);
+    const runtime = new LocalRuntime({ storage });
+    const sleeping = await runtime.start(napping, ["awake"]);
+    // Act
+    const finished: string[] = [];
+    for (let n = 0; n < 40; n += 1) {
+      const { runId } = await runtime.start(quick, [`q${n}`]);
+      await runtime.waitForRun(runId);
+      finished.push(runId);
+    }
+    await vi.waitFor(() => expect(storage.liveRuns).toBe(1), { timeout: 10_000 });
+    const eventsPerRun = (await storage.getEvents(finished[0] as string)).length;
+    // Assess
+    expect(storage.cachedFinishedRuns).toBeGreaterThan(0);
+    expect(storage.cachedFinishedRuns * (eventsPerRun + 1)).toBeLessThanOrEqual(60);
+    expect((await storage.getRun(finished[0] as string))?.result).toBe("stamped q0");
+    expect((await storage.getRun(sleeping.runId))?.status).toBe("suspended");
+    await runtime.close();
+  });
+
+  it("opens a directory reading only the runs in flight, and lists and reads the finished ones on demand", async () => {
+    // Prepare
+    const first = new LocalRuntime({ dir });
+    const sleeping = await first.start(napping, ["awake"]);
+    const finished: string[] = [];
+    for (let n = 0; n < 12; n += 1) {
+      const { runId } = await first.start(quick, [`q${n}`]);
+      await first.waitForRun(runId);
+      finished.push(runId);
+    }
+    await first.close();
+    // Act
+    const reopened = open();
+    const inMemory = { live: reopened.liveRuns, cached: reopened.cachedFinishedRuns };
+    const pages: string[][] = [];
+    let cursor: string | undefined;
+    do {
+      const page = await reopened.listRuns({ limit: 5, ...(cursor ? { cursor } : {}) });
+      pages.push(page.runs.map((run) => run.runId));
+      cursor = page.nextCursor;
+    } while (cursor);
+    const completed = await reopened.listRuns({ status: "completed", limit: 100 });
+    // Assess
+    expect(inMemory).toEqual({ live: 1, cached: 0 });
+    expect(pages.flat().sort()).toEqual([sleeping.runId, ...finished].sort());
+    expect(completed.runs).toHaveLength(12);
+    expect(completed.runs.find((run) => run.runId === finished[3])).toMatchObject({ result: "stamped q3" });
+    expect(await reopened.getEvents(finished[3] as string)).toHaveLength(
+      (await reopened.getEvents(finished[4] as string)).length,
+    );
+    expect(reopened.cachedFinishedRuns).toBe(2);
   });
 });

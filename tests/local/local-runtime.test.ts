@@ -147,7 +147,7 @@ describe("LocalRuntime", () => {
       Array.from({ length: 30 }, (_, n) => n * n + (n + 1) ** 2 + (n + 2) ** 2),
     );
     expect(
-      await runtime.listRuns({ status: "completed", workflowName: "lr_sum_of_squares", limit: 100 }),
+      (await runtime.listRuns({ status: "completed", workflowName: "lr_sum_of_squares", limit: 100 })).runs,
     ).toHaveLength(30);
   });
 });

@@ -15,6 +15,7 @@ import {
   workflow,
 } from "tsworkflow";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { currentHolder } from "../../lib/adapters/file/directory-lock.ts";
 
 let dir: string;
 const previousDir = process.env.TSWORKFLOW_DIR;
@@ -85,7 +86,7 @@ describe("the top-level API on the default file backend", () => {
       welcome: "welcome sent to user_2",
       tips: "tips sent to user_2",
     });
-    expect((await listRuns({ status: "completed" })).map((r) => r.runId)).toEqual([runId]);
+    expect((await listRuns({ status: "completed" })).runs.map((r) => r.runId)).toEqual([runId]);
     expect(readdirSync(join(dir, "runs"))).toEqual([`${runId}.jsonl`]);
   });
 
@@ -96,7 +97,7 @@ describe("the top-level API on the default file backend", () => {
     await waitForRun(runId, { timeoutMs: 10_000 });
     // Act
     await shutdown();
-    const lockedAfterShutdown = existsSync(join(dir, "lock"));
+    const lockedAfterShutdown = currentHolder(dir) !== undefined;
     configure({ dir });
     // Assess
     expect(lockedAfterShutdown).toBe(false);

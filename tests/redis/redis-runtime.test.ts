@@ -82,7 +82,7 @@ describe("createRedisRuntime", () => {
     // Assess
     expect(run).toMatchObject({ status: "completed", result: 16 });
     await expect(runtime.waitForRun("run_missing")).rejects.toThrow(/No run with id "run_missing"/);
-    expect((await runtime.listRuns({ workflowName: "redis_sequential" })).map((r) => r.runId)).toEqual([
+    expect((await runtime.listRuns({ workflowName: "redis_sequential" })).runs.map((r) => r.runId)).toEqual([
       runId,
     ]);
   });

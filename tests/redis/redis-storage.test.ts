@@ -204,9 +204,9 @@ describe("RedisStorage", () => {
       });
       await storage.commit(runId, 1, [], { status: "running", updatedAt: "t2", error: undefined });
       // Assess
-      expect(await storage.listRuns({ status: "failed" })).toEqual([]);
+      expect((await storage.listRuns({ status: "failed" })).runs).toEqual([]);
       expect(
-        (await storage.listRuns({ status: "running", workflowName: "moving" })).map((r) => r.runId),
+        (await storage.listRuns({ status: "running", workflowName: "moving" })).runs.map((r) => r.runId),
       ).toEqual([runId]);
       const run = await storage.getRun(runId);
       expect(run).toMatchObject({ status: "running", updatedAt: "t2", version: 1 });
@@ -223,10 +223,10 @@ describe("RedisStorage", () => {
     for (const fixture of fixtures) await storage.createRun(fixture);
     try {
       // Act
-      const runs = await storage.listRuns({ status: "pending", limit: Number.MAX_SAFE_INTEGER });
+      const { runs } = await storage.listRuns({ status: "pending", limit: Number.MAX_SAFE_INTEGER });
       // Assess
       expect(runs.map((run) => run.runId).sort()).toEqual(fixtures.map((f) => f.run.runId).sort());
-      expect(await storage.listRuns({ limit: 0 })).toEqual([]);
+      expect((await storage.listRuns({ limit: 0 })).runs).toEqual([]);
     } finally {
       await storage.close();
     }

@@ -160,9 +160,11 @@ describe("Redis mode with two worker processes", () => {
     ]);
     expect(types(events)).toContain("workflow_retried");
     expect(
-      (await client.listRuns({ status: "completed", workflowName: "redis_retriable" })).map((r) => r.runId),
+      (await client.listRuns({ status: "completed", workflowName: "redis_retriable" })).runs.map(
+        (r) => r.runId,
+      ),
     ).toEqual([runId]);
-    expect(await client.listRuns({ status: "failed", workflowName: "redis_retriable" })).toEqual([]);
+    expect((await client.listRuns({ status: "failed", workflowName: "redis_retriable" })).runs).toEqual([]);
   });
 
   it("starts one run for one idempotency key, even from concurrent starts", async () => {

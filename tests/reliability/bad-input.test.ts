@@ -55,7 +55,7 @@ describe("unknown workflows", () => {
     await expect(refused).rejects.toThrow('No workflow named "bad_no_such_workflow" is registered');
     expect(run.workflowName).toBe(payout.name);
     expect(run.result).toEqual({ transferred: 5 });
-    expect((await runtime.listRuns()).map((listed) => listed.runId)).toEqual([runId]);
+    expect((await runtime.listRuns()).runs.map((listed) => listed.runId)).toEqual([runId]);
     await runtime.close();
   });
 });

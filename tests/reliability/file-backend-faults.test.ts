@@ -156,7 +156,7 @@ describe("damaged run files", () => {
     expect(storage.corrupt.get(torn)).toContain(`The log of run ${torn} is empty`);
     expect(storage.corrupt.get(edited)).toContain("line 3");
     for (const runId of [emptied, torn, edited]) expect(await storage.getRun(runId)).toBeUndefined();
-    expect((await storage.listRuns()).map((run) => run.runId)).toEqual([healthy]);
+    expect((await storage.listRuns()).runs.map((run) => run.runId)).toEqual([healthy]);
     await backend.close();
   });
 

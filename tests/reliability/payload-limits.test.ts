@@ -121,7 +121,7 @@ describe(`payloads at the cap of ${MAX_PAYLOAD_BYTES} bytes`, () => {
     await expect(refused).rejects.toThrow(PayloadTooLargeError);
     await expect(refused).rejects.toThrow(`The input of workflow "limits_workflow_input"`);
     expect((await finished(runId)).result).toBe(fits.length);
-    expect((await runtime.listRuns()).map((run) => run.runId)).toEqual([runId]);
+    expect((await runtime.listRuns()).runs.map((run) => run.runId)).toEqual([runId]);
   });
 
   it("completes a run whose result is exactly at the cap, and fails one whose result is a byte over", async () => {

@@ -163,7 +163,7 @@ describe("an activation delivered again after its commit", () => {
     const m = manualEngine({ store });
     const { runId } = await m.engine.start(waitingParent, []);
     await deliverAll(m);
-    const [childRun] = (await store.listRuns()).filter((run) => run.runId !== runId);
+    const [childRun] = (await store.listRuns()).runs.filter((run) => run.runId !== runId);
     if (!childRun) throw new Error("no child run");
     // Act
     await m.engine.cancelRun(runId, "order withdrawn");

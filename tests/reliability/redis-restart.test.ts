@@ -88,7 +88,7 @@ describe("a Redis server that restarts", () => {
     const runIds: string[] = [];
     for (let n = 0; n < 20; n += 1) runIds.push((await runtime.start(crashFlow, [`order-${n}`])).runId);
     await waitFor("some runs to sleep", async () => {
-      const asleep = await runtime.listRuns({ status: "suspended" });
+      const asleep = (await runtime.listRuns({ status: "suspended" })).runs;
       return asleep.length > 0 ? true : undefined;
     });
     const inFlight = (await Promise.all(runIds.map((runId) => runtime.getRun(runId)))).filter(

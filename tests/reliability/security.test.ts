@@ -123,7 +123,8 @@ const KEY_BACKENDS: [string, () => Promise<KeyBackend>][] = [
       return {
         store,
         footprint: async () => walk(dir).sort(),
-        expected: (runIds) => ["lock", ...runIds.map((runId) => join("runs", `${runId}.jsonl`))].sort(),
+        expected: (runIds) =>
+          [join("lock", "1"), ...runIds.map((runId) => join("runs", `${runId}.jsonl`))].sort(),
         async close() {
           await store.close();
           rmSync(dir, { recursive: true, force: true });

@@ -194,12 +194,8 @@ export class DynamoDBStorage implements EventStore {
   }
 
   /** One page of runs, newest first; `nextCursor` leads to the next page. */
-  listRunPage(query: RunQuery = {}): Promise<RunPage> {
+  listRuns(query: RunQuery = {}): Promise<RunPage> {
     return listRunPage(this.context, query);
-  }
-
-  async listRuns(query: RunQuery = {}): Promise<RunRecord[]> {
-    return (await this.listRunPage(query)).runs;
   }
 
   async getEvents(runId: string): Promise<WorkflowEvent[]> {

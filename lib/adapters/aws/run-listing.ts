@@ -1,8 +1,8 @@
 import { BatchGetCommand, QueryCommand } from "@aws-sdk/lib-dynamodb";
-import { InvalidRunQueryError } from "../../core/errors.ts";
 import { RUN_STATUSES, type RunPage, type RunQuery, type RunRecord } from "../../ports/event-store.ts";
+import { decodeRunCursor, encodeRunCursor, pageLimit } from "../../ports/run-cursor.ts";
 import type { Item } from "./commit-items.ts";
-import { dueKey, RUN_SK, shards, statusKey, workflowKey } from "./keys.ts";
+import { dueKey, gsiSortKey, RUN_SK, shards, statusKey, workflowKey } from "./keys.ts";
 import { toRecord } from "./run-document.ts";
 import type { StoreContext } from "./store-context.ts";
 import { TABLE_SCHEMA } from "./table-schema.ts";
@@ -13,21 +13,20 @@ import { TABLE_SCHEMA } from "./table-schema.ts";
  * read (and checked against the filters: an index lags its table).
  */
 export async function listRunPage(context: StoreContext, query: RunQuery = {}): Promise<RunPage> {
-  const limit = query.limit ?? 100;
-  if (!Number.isInteger(limit) || limit < 0)
-    throw new InvalidRunQueryError(`listRuns: limit must be a whole number ≥ 0; it is ${String(limit)}.`);
-  let before = query.cursor === undefined ? undefined : decodeCursor(query.cursor);
+  const limit = pageLimit(query);
+  const after = query.cursor === undefined ? undefined : decodeRunCursor(query.cursor);
+  let before = after ? gsiSortKey(after.createdAt, after.runId) : undefined;
   if (limit === 0) return { runs: [] };
   const { index, partitions } = partitionsOf(query);
   const runs: RunRecord[] = [];
   const seen = new Set<string>();
   for (;;) {
-    // At most 1,000 per round (a huge limit pages on): each shard's newest `wanted` keep the merge exact.
-    const wanted = Math.min(limit - runs.length, 1000);
+    // One more than the page: a next page exists only when a further run matches. At most 1,000 per
+    // round; each shard's newest `wanted` before the position keep the merge exact.
+    const wanted = Math.min(limit + 1 - runs.length, 1000);
     const pages = await Promise.all(
       partitions.map((partition) => newest(context, index, partition, before, wanted)),
     );
-    // Each shard gave its newest `wanted`: the newest `wanted` of all of them are the newest overall.
     const candidates = [...new Map(pages.flat().map((key) => [key.pk as string, key])).values()]
       .sort((a, b) => ((a.gsiSk as string) < (b.gsiSk as string) ? 1 : -1))
       .slice(0, wanted);
@@ -42,9 +41,12 @@ export async function listRunPage(context: StoreContext, query: RunQuery = {}): 
       if (!document || seen.has(key.pk as string)) continue;
       if (query.status !== undefined && document.status !== query.status) continue;
       if (query.workflowName !== undefined && document.workflowName !== query.workflowName) continue;
+      if (runs.length === limit) {
+        const last = runs[runs.length - 1] as RunRecord;
+        return { runs, nextCursor: encodeRunCursor(last) };
+      }
       seen.add(key.pk as string);
       runs.push(await toRecord(context, document));
-      if (runs.length === limit) return { runs, nextCursor: encodeCursor(before) };
     }
     if (candidates.length < wanted) return { runs };
   }
@@ -155,24 +157,5 @@ export async function staleDocuments(
   );
   return [...documents.values()].filter(
     (document) => document.status === status && (document.updatedAt as string) < updatedBefore,
-  );
-}
-
-function encodeCursor(gsiSk: string): string {
-  return Buffer.from(JSON.stringify({ v: 1, before: gsiSk })).toString("base64url");
-}
-
-function decodeCursor(cursor: string): string {
-  try {
-    const value = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8")) as {
-      v?: unknown;
-      before?: unknown;
-    };
-    if (value.v === 1 && typeof value.before === "string") return value.before;
-  } catch {
-    // reported below
-  }
-  throw new InvalidRunQueryError(
-    `listRuns: the cursor ${JSON.stringify(cursor)} was not made by this store; pass a nextCursor it returned.`,
   );
 }

@@ -6,18 +6,37 @@ import {
   openSync,
   readdirSync,
   readFileSync,
-  unlinkSync,
-  writeFileSync,
+  statSync,
   writeSync,
 } from "node:fs";
 import { join, resolve } from "node:path";
+import { LRUCache } from "lru-cache";
 import { InvalidEventError, StorageLockedError } from "../../core/errors.ts";
 import { parseEvent, type WorkflowEvent } from "../../core/events.ts";
 import { assertRunId } from "../../core/ids.ts";
 import { getLogger } from "../../core/logger.ts";
-import { FINISHED_STATUSES, type RunPatch, type RunRecord } from "../../ports/event-store.ts";
-import { applyPatch, MemoryStorage } from "../memory/memory-storage.ts";
+import {
+  FINISHED_STATUSES,
+  type RunPage,
+  type RunPatch,
+  type RunQuery,
+  type RunRecord,
+  type RunStatus,
+  type StepOutcome,
+} from "../../ports/event-store.ts";
+import { newestFirst, pageOf } from "../../ports/run-cursor.ts";
+import {
+  applyPatch,
+  MemoryStorage,
+  outcomeKey,
+  type PersistedOutcome,
+  type RunState,
+  runState,
+} from "../memory/memory-storage.ts";
+import { currentHolder, DirectoryLock, describeHolder, LockHeldError } from "./directory-lock.ts";
+import { FinishedIndex, type IndexEntry } from "./finished-index.ts";
 import { GroupSync } from "./group-sync.ts";
+import { Inbox, type InboxRequest, type InboxWatchOptions } from "./inbox.ts";
 
 /** Options of {@link FileStorage}. */
 export interface FileStorageOptions {
@@ -25,10 +44,24 @@ export interface FileStorageOptions {
   dir?: string;
   /**
    * Open without the writer's lock and read the files afresh on every call: for a CLI or dashboard
-   * looking at a directory that a running app writes to.
+   * looking at a directory that a running app writes to. A reader can still store cancellations and
+   * events for the owner to pick up (see `FileControl`).
    * @default false
    */
   readOnly?: boolean;
+  /**
+   * Events of finished runs kept in memory after they were read (least recently used dropped first):
+   * memory grows with the runs in flight, not with the runs that ever ran.
+   * @default 10000
+   */
+  finishedCacheEvents?: number;
+  /**
+   * How long the directory's lock lasts without being refreshed: a holder that stopped (a crashed
+   * process in another PID namespace, a frozen machine) is taken over after this. A holder in this
+   * process's PID namespace that is gone is taken over at once.
+   * @default 10000
+   */
+  lockStaleMs?: number;
 }
 
 /** One line of a run file: one commit, all its events, and what it changed in the run document. */
@@ -39,14 +72,28 @@ interface CommitLine {
   run: RunRecord | RunPatch;
 }
 
+/** What the owner does with a request another process left in the inbox. */
+export type InboxListener = (
+  request:
+    | { kind: "outcome"; runId: string; stepId: string; attempt: number }
+    | { kind: "retry"; runId: string; version: number },
+) => Promise<void>;
+
+/** How long the inbox files of a finished run are kept (their keys stay taken meanwhile). */
+const INBOX_RETENTION_MS = 10 * 60_000;
 /** Open files kept beyond this are closed, least recently used first. */
 const MAX_OPEN_FILES = 512;
 const heldLocks = new Set<string>();
+/** Control outcomes (cancellations, events, child results) are stored on disk; step outcomes in memory. */
+const isControl = (stepId: string) => stepId.startsWith("$");
 
 /**
  * The embedded default: one append-only JSONL file per run in `dir/runs/`, one line per commit,
- * fdatasync'd (in groups) before a commit counts, with an in-memory index in front.
- * One process writes a directory at a time (a lock file says which).
+ * fdatasync'd (in groups) before a commit counts. Runs in flight are kept in memory; finished runs are
+ * listed from `finished.jsonl` and read back from their files on demand (a bounded cache keeps the
+ * recent ones), so opening a directory reads only the runs in flight. Cancellations and events (from
+ * this process or any other) are files in `dir/inbox/`. One process writes a directory at a time: a
+ * lock (`dir/lock/`) says which.
  * @example
  * import { FileStorage } from "tsworkflow/local";
  * const storage = new FileStorage({ dir: "./.tsworkflow" });
@@ -54,14 +101,27 @@ const heldLocks = new Set<string>();
 export class FileStorage extends MemoryStorage {
   readonly dir: string;
   readonly readOnly: boolean;
-  /** Run files that could not be read, with why; those runs are left out of the index. */
+  /** Run files that could not be read, with why; those runs are left out. */
   readonly corrupt = new Map<string, string>();
+  readonly inbox: Inbox;
   private readonly runsDir: string;
-  private readonly lockPath: string;
+  private readonly finishedIndex: FinishedIndex;
+  private readonly finishedCache: LRUCache<string, RunState>;
   private readonly files = new Map<string, number>();
   private readonly groupSync = new GroupSync();
+  private readonly lock: DirectoryLock | undefined;
+  private readonly lockStaleMs: number;
+  /** Inbox files taken in, by run (removed when the run finishes). */
+  private readonly inboxFiles = new Map<string, Set<string>>();
+  private readonly seenInbox = new Set<string>();
+  /** Inbox files of finished runs, removed once `INBOX_RETENTION_MS` has passed. */
+  private retired: { names: string[]; at: number }[] = [];
+  /** For readers: the size and mtime of each run file when it was last read. */
+  private readonly readAt = new Map<string, string>();
+  private sortedCache: { runId: string; createdAt: string }[] | undefined;
   private closed = false;
   private syncFailure: Error | undefined;
+  private lost: StorageLockedError | undefined;
   private dirFd: number | undefined;
   private readonly releaseOnExit = () => this.releaseLock();
 
@@ -69,29 +129,119 @@ export class FileStorage extends MemoryStorage {
     super();
     this.dir = resolve(options.dir ?? process.env.TSWORKFLOW_DIR ?? ".tsworkflow");
     this.readOnly = options.readOnly ?? false;
+    this.lockStaleMs = options.lockStaleMs ?? 10_000;
     this.runsDir = join(this.dir, "runs");
-    this.lockPath = join(this.dir, "lock");
+    this.inbox = new Inbox(this.dir);
+    this.finishedIndex = new FinishedIndex(this.dir);
+    this.finishedCache = new LRUCache<string, RunState>({
+      maxSize: options.finishedCacheEvents ?? 10_000,
+      sizeCalculation: (state) => state.events.length + 1,
+    });
     if (this.readOnly) return;
     mkdirSync(this.runsDir, { recursive: true });
-    this.acquireLock();
-    this.loadAll();
+    this.lock = this.acquireLock();
+    try {
+      this.open();
+    } catch (error) {
+      this.releaseLock();
+      throw error;
+    }
+  }
+
+  /** How many finished runs are held in memory now (at most `finishedCacheEvents` events in all). */
+  get cachedFinishedRuns(): number {
+    return this.finishedCache.size;
+  }
+
+  /** How many runs are held in memory with their whole log: those in flight. */
+  get liveRuns(): number {
+    return this.states.size;
   }
 
   override async getRun(runId: string): Promise<RunRecord | undefined> {
     assertRunId(runId);
-    if (this.readOnly) this.reload(runId);
     return this.durable(super.getRun(runId));
   }
 
   override async getEvents(runId: string): Promise<WorkflowEvent[]> {
     assertRunId(runId);
-    if (this.readOnly) this.reload(runId);
     return this.durable(super.getEvents(runId));
   }
 
-  override async listRuns(query: Parameters<MemoryStorage["listRuns"]>[0] = {}): Promise<RunRecord[]> {
-    if (this.readOnly) this.loadAll();
-    return this.durable(super.listRuns(query));
+  override async listRuns(query: RunQuery = {}): Promise<RunPage> {
+    if (this.readOnly) this.refreshAll();
+    const matching = this.sorted().filter(({ runId }) => {
+      const summary = this.summaryOf(runId);
+      return (
+        summary !== undefined &&
+        (!query.status || summary.status === query.status) &&
+        (!query.workflowName || summary.workflowName === query.workflowName)
+      );
+    });
+    const page = pageOf(matching, query);
+    const runs: RunRecord[] = [];
+    for (const { runId } of page.runs) {
+      const run = this.documentOf(runId);
+      if (run) runs.push(structuredClone(run));
+    }
+    return this.durable(Promise.resolve(page.nextCursor ? { runs, nextCursor: page.nextCursor } : { runs }));
+  }
+
+  override async createRun(...args: Parameters<MemoryStorage["createRun"]>) {
+    this.assertWritable();
+    return super.createRun(...args);
+  }
+
+  override async commit(
+    runId: string,
+    expectedVersion: number,
+    events: WorkflowEvent[],
+    patch: RunPatch,
+  ): Promise<void> {
+    this.assertWritable();
+    return super.commit(runId, expectedVersion, events, patch);
+  }
+
+  override async putOutcome(outcome: StepOutcome): Promise<boolean> {
+    assertRunId(outcome.runId);
+    // A reader stores only requests (cancellations, events) for the owner to pick up.
+    if (!isControl(outcome.stepId)) this.assertWritable();
+    return super.putOutcome(outcome);
+  }
+
+  /**
+   * Asks the owner of the directory to retry a failed run at `version` (a reader's `retryRun`): false
+   * when that was asked already.
+   */
+  requestRetry(runId: string, version: number): Promise<boolean> {
+    assertRunId(runId);
+    return this.inbox.requestRetry(runId, version);
+  }
+
+  /** The process that holds the directory now, described, or undefined when none does. */
+  holder(): string | undefined {
+    const holder = currentHolder(this.dir, { staleMs: this.lockStaleMs });
+    return holder && describeHolder(holder);
+  }
+
+  /**
+   * The owner takes in what other processes leave in the inbox: each new cancellation, event or child
+   * result is stored as a pending outcome and handed to `listener` (which wakes the run), each retry
+   * request is handed to it and removed once it resolves. Returns the function that stops watching.
+   */
+  watchInbox(listener: InboxListener, options: InboxWatchOptions = {}): () => void {
+    this.assertWritable();
+    this.inbox.create();
+    let scanning = Promise.resolve();
+    const scan = () => {
+      scanning = scanning
+        .then(() => this.takeInbox(listener))
+        .catch((error: unknown) => {
+          getLogger().error(`reading the inbox of ${this.dir} failed: ${String(error)}`);
+        });
+    };
+    scan();
+    return this.inbox.watch(scan, options);
   }
 
   /**
@@ -114,7 +264,25 @@ export class FileStorage extends MemoryStorage {
     for (const fd of this.files.values()) closeSync(fd);
     this.files.clear();
     if (this.dirFd !== undefined) closeSync(this.dirFd);
+    this.finishedIndex.close();
     this.releaseLock();
+  }
+
+  protected override state(runId: string): RunState | undefined {
+    const live = this.states.get(runId);
+    if (this.readOnly) return this.refreshRun(runId, live);
+    if (live) return live;
+    const cached = this.finishedCache.get(runId);
+    if (cached) return cached;
+    if (!this.finishedIndex.entries.has(runId)) return undefined;
+    const loaded = this.readRunFile(runId);
+    if (loaded) this.finishedCache.set(runId, loaded);
+    return loaded;
+  }
+
+  protected override index(state: RunState): void {
+    super.index(state);
+    this.sortedCache = undefined;
   }
 
   protected override async persistCreate(run: RunRecord, event: WorkflowEvent): Promise<void> {
@@ -122,7 +290,7 @@ export class FileStorage extends MemoryStorage {
     assertRunId(run.runId);
     const fd = openSync(this.fileOf(run.runId), "wx");
     this.remember(run.runId, fd);
-    writeSync(fd, `${JSON.stringify({ v: 0, events: [event], run } satisfies CommitLine)}\n`);
+    this.write(fd, { v: 0, events: [event], run });
     // A new file is durable once its directory entry is too.
     this.dirFd ??= openSync(this.runsDir, "r");
     await Promise.all([this.groupSync.sync(fd), this.groupSync.sync(this.dirFd)]);
@@ -137,9 +305,12 @@ export class FileStorage extends MemoryStorage {
     this.assertWritable();
     const fd = this.fdOf(runId);
     if (this.syncFailure) throw this.syncFailure;
-    writeSync(fd, `${JSON.stringify({ v: expectedVersion, events, run: patch } satisfies CommitLine)}\n`);
-    const synced: Promise<void> = this.groupSync.sync(fd).then(
-      () => {},
+    this.write(fd, { v: expectedVersion, events, run: patch });
+    const version = expectedVersion + events.length;
+    void this.groupSync.sync(fd).then(
+      () => {
+        if (FINISHED_STATUSES.has(patch.status)) this.finished(runId, version);
+      },
       (error: Error) => {
         this.syncFailure ??= error;
         getLogger().error(
@@ -147,15 +318,269 @@ export class FileStorage extends MemoryStorage {
         );
       },
     );
-    if (FINISHED_STATUSES.has(patch.status)) void synced.then(() => this.forgetFile(runId));
+  }
+
+  protected override committed(state: RunState, before: RunRecord): void {
+    const { run } = state;
+    if (FINISHED_STATUSES.has(run.status) || !FINISHED_STATUSES.has(before.status)) return;
+    // A finished run goes on (a retry): it is in flight again, for this process and the next.
+    this.finishedCache.delete(run.runId);
+    this.states.set(run.runId, state);
+    if (this.finishedIndex.isFinished(run.runId)) this.finishedIndex.append(run);
+  }
+
+  protected override async persistOutcome(outcome: StepOutcome): Promise<PersistedOutcome> {
+    if (!isControl(outcome.stepId)) return { stored: true };
+    const { runId, stepId, attempt } = outcome;
+    const name = Inbox.outcomeName(runId, stepId, attempt);
+    this.seenInbox.add(name);
+    const existing = await this.inbox.putOutcome(outcome);
+    if (existing) return { stored: false, existing };
+    if (!this.readOnly) this.filesOf(runId).add(name);
+    return { stored: true };
+  }
+
+  /** A run's last commit is on disk: it leaves memory for the index and the bounded cache. */
+  private finished(runId: string, version: number): void {
+    const state = this.states.get(runId);
+    if (!state || state.run.version !== version || !FINISHED_STATUSES.has(state.run.status)) return;
+    this.finishedIndex.append(state.run);
+    this.states.delete(runId);
+    this.outcomes.delete(runId);
+    this.finishedCache.set(runId, state);
+    this.forgetFile(runId);
+    this.retire(runId, Date.now());
+  }
+
+  /**
+   * A finished run's inbox files are removed `INBOX_RETENTION_MS` after it finished, not at once: while
+   * a file is there, its key stays taken, so a request that looked at the run just before it finished
+   * cannot store an event id the log has already consumed.
+   */
+  private retire(runId: string, finishedAt: number, names = this.inboxFiles.get(runId)): void {
+    this.inboxFiles.delete(runId);
+    if (names && names.size > 0) this.retired.push({ names: [...names], at: finishedAt });
+  }
+
+  private sweepRetired(): void {
+    const due = Date.now() - INBOX_RETENTION_MS;
+    if (!this.retired.some((entry) => entry.at <= due)) return;
+    for (const entry of this.retired.filter((candidate) => candidate.at <= due)) {
+      for (const name of entry.names) {
+        this.inbox.remove(name);
+        this.seenInbox.delete(name);
+      }
+    }
+    this.retired = this.retired.filter((entry) => entry.at > due);
   }
 
   private assertWritable(): void {
-    if (this.readOnly) throw new StorageLockedError(this.dir, Number(this.lockHolder() ?? 0));
+    if (this.lost) throw this.lost;
+    if (this.readOnly)
+      throw new StorageLockedError(
+        this.dir,
+        this.holder() ?? "no process, but this FileStorage is read-only",
+      );
+  }
+
+  private acquireLock(): DirectoryLock {
+    if (heldLocks.has(this.dir))
+      throw new StorageLockedError(
+        this.dir,
+        `this process (${process.pid}): close the other FileStorage first`,
+      );
+    let lock: DirectoryLock;
+    try {
+      lock = DirectoryLock.acquire(this.dir, {
+        staleMs: this.lockStaleMs,
+        onLost: (holder) => {
+          this.lost = new StorageLockedError(this.dir, describeHolder(holder));
+          getLogger().error(
+            `lost the lock of ${this.dir} to ${describeHolder(holder)}: this process stopped refreshing it for ${this.lockStaleMs} ms (frozen or overloaded); no further commits are accepted here`,
+          );
+        },
+      });
+    } catch (error) {
+      if (error instanceof LockHeldError)
+        throw new StorageLockedError(this.dir, describeHolder(error.holder));
+      throw error;
+    }
+    heldLocks.add(this.dir);
+    process.once("exit", this.releaseOnExit);
+    return lock;
+  }
+
+  private releaseLock(): void {
+    if (!this.lock || !heldLocks.has(this.dir)) return;
+    heldLocks.delete(this.dir);
+    process.off("exit", this.releaseOnExit);
+    this.lock.release();
+  }
+
+  /**
+   * Opening: the index lists the finished runs; every other run file is a run in flight (or one that
+   * finished just before a crash, whose index line is added now) and is read into memory.
+   */
+  private open(): void {
+    this.finishedIndex.refresh(true);
+    for (const entry of this.finishedIndex.entries.values())
+      if (entry.idempotencyKey !== undefined) this.idempotencyKeys.set(entry.idempotencyKey, entry.runId);
+    for (const runId of this.runFileIds()) {
+      if (this.finishedIndex.isFinished(runId)) continue;
+      const state = this.readRunFile(runId);
+      if (!state) continue;
+      if (FINISHED_STATUSES.has(state.run.status)) {
+        this.finishedIndex.append(state.run);
+        continue;
+      }
+      this.index(state);
+    }
+    this.inbox.removeLeftovers();
+    for (const name of this.inbox.names()) {
+      const request = this.inbox.read(name);
+      if (request?.kind !== "outcome") continue;
+      this.takeOutcome(request);
+    }
+  }
+
+  /** Takes in an outcome file: pending for its run unless its log consumed it; retired for a finished run. */
+  private takeOutcome(request: Extract<InboxRequest, { kind: "outcome" }>): boolean {
+    const { name, runId, outcome } = request;
+    this.seenInbox.add(name);
+    const live = this.states.get(runId);
+    if (!live || FINISHED_STATUSES.has(live.run.status)) {
+      const entry = this.finishedIndex.entries.get(runId);
+      if (!live && !entry) {
+        // No such run: no key of it can have been consumed.
+        this.inbox.remove(name);
+        this.seenInbox.delete(name);
+      } else {
+        this.retire(runId, entry ? Date.parse(entry.updatedAt) : Date.now(), new Set([name]));
+      }
+      return false;
+    }
+    this.filesOf(runId).add(name);
+    const key = outcomeKey(outcome.stepId, outcome.attempt);
+    if (live.consumed.has(key) || this.outcomes.get(runId)?.has(key)) return false;
+    this.pendingOf(runId).set(key, outcome);
+    return true;
+  }
+
+  private async takeInbox(listener: InboxListener): Promise<void> {
+    if (this.closed) return;
+    this.sweepRetired();
+    for (const name of this.inbox.names()) {
+      if (this.seenInbox.has(name)) continue;
+      const request = this.inbox.read(name);
+      if (!request) {
+        this.seenInbox.add(name);
+        continue;
+      }
+      if (request.kind === "outcome") {
+        if (!this.takeOutcome(request)) continue;
+        const { stepId, attempt } = request.outcome;
+        await listener({ kind: "outcome", runId: request.runId, stepId, attempt });
+        continue;
+      }
+      this.seenInbox.add(name);
+      try {
+        await listener({ kind: "retry", runId: request.runId, version: request.version });
+      } catch (error) {
+        getLogger().warn(`retry request ${name} not applied: ${String(error)}`, { runId: request.runId });
+      }
+      this.inbox.remove(name);
+      this.seenInbox.delete(name);
+    }
+  }
+
+  private filesOf(runId: string): Set<string> {
+    let names = this.inboxFiles.get(runId);
+    if (!names) {
+      names = new Set();
+      this.inboxFiles.set(runId, names);
+    }
+    return names;
+  }
+
+  private runFileIds(): string[] {
+    if (!existsSync(this.runsDir)) return [];
+    return readdirSync(this.runsDir)
+      .filter((name) => name.endsWith(".jsonl"))
+      .map((name) => name.slice(0, -".jsonl".length));
+  }
+
+  /** Newest first, every run known: those in memory and those in the index. */
+  private sorted(): { runId: string; createdAt: string }[] {
+    if (this.sortedCache) return this.sortedCache;
+    const positions = new Map<string, { runId: string; createdAt: string }>();
+    for (const entry of this.finishedIndex.entries.values())
+      positions.set(entry.runId, { runId: entry.runId, createdAt: entry.createdAt });
+    for (const { run } of this.states.values())
+      positions.set(run.runId, { runId: run.runId, createdAt: run.createdAt });
+    this.sortedCache = [...positions.values()].sort(newestFirst);
+    return this.sortedCache;
+  }
+
+  /** Status and workflow of a run, without reading its file. */
+  private summaryOf(runId: string): { status: RunStatus; workflowName: string } | undefined {
+    const live = this.states.get(runId);
+    if (live) return live.run;
+    return this.finishedIndex.entries.get(runId);
+  }
+
+  private documentOf(runId: string): RunRecord | undefined {
+    const live = this.states.get(runId) ?? this.finishedCache.peek(runId);
+    if (live) return live.run;
+    const entry: IndexEntry | undefined = this.finishedIndex.entries.get(runId);
+    return entry && this.finishedIndex.document(entry);
+  }
+
+  /** A reader's view of all runs: the index's new lines, and every run file not listed as finished. */
+  private refreshAll(): void {
+    this.finishedIndex.refresh();
+    for (const runId of this.runFileIds()) {
+      if (this.finishedIndex.isFinished(runId)) {
+        this.states.delete(runId);
+        continue;
+      }
+      this.refreshRun(runId, this.states.get(runId));
+    }
+    this.sortedCache = undefined;
+  }
+
+  /** A reader reads a run file again when it changed since the last read. */
+  private refreshRun(runId: string, known: RunState | undefined): RunState | undefined {
+    let stamp: string;
+    try {
+      const stat = statSync(this.fileOf(runId));
+      stamp = `${stat.size}:${stat.mtimeMs}`;
+    } catch {
+      return undefined;
+    }
+    if (known && this.readAt.get(runId) === stamp) return known;
+    const cached = this.finishedCache.get(runId);
+    if (cached && this.readAt.get(runId) === stamp) return cached;
+    const state = this.readRunFile(runId);
+    if (!state) return undefined;
+    this.readAt.set(runId, stamp);
+    if (FINISHED_STATUSES.has(state.run.status) && this.finishedIndex.isFinished(runId)) {
+      this.states.delete(runId);
+      this.finishedCache.set(runId, state);
+    } else {
+      // In flight, or finished and not in the index yet: listed from memory until the index has it.
+      this.index(state);
+    }
+    return state;
   }
 
   private fileOf(runId: string): string {
     return join(this.runsDir, `${runId}.jsonl`);
+  }
+
+  private write(fd: number, line: CommitLine): void {
+    const buffer = Buffer.from(`${JSON.stringify(line)}\n`);
+    let written = 0;
+    while (written < buffer.length) written += writeSync(fd, buffer, written);
   }
 
   private fdOf(runId: string): number {
@@ -186,23 +611,14 @@ export class FileStorage extends MemoryStorage {
     closeSync(fd);
   }
 
-  private loadAll(): void {
-    if (!existsSync(this.runsDir)) return;
-    this.corrupt.clear();
-    for (const name of readdirSync(this.runsDir)) {
-      if (!name.endsWith(".jsonl")) continue;
-      this.reload(name.slice(0, -".jsonl".length));
-    }
-  }
-
-  /** Reads one run file into the index. A torn last line (a crash mid-write) is dropped with a warning. */
-  private reload(runId: string): void {
+  /** Reads one run file. A torn last line (a crash mid-write) is dropped with a warning. */
+  private readRunFile(runId: string): RunState | undefined {
     const path = this.fileOf(runId);
     let text: string;
     try {
       text = readFileSync(path, "utf8");
     } catch {
-      return;
+      return undefined;
     }
     const lines = text.split("\n");
     const tail = lines.pop() ?? "";
@@ -211,86 +627,53 @@ export class FileStorage extends MemoryStorage {
         `dropped a torn last line of ${path} (${tail.length} bytes): the process stopped in the middle of a write`,
         { runId },
       );
-      if (!this.readOnly) this.truncate(path, Buffer.byteLength(text) - Buffer.byteLength(tail));
+      if (!this.readOnly) truncate(path, Buffer.byteLength(text) - Buffer.byteLength(tail));
     }
     try {
-      const { run, events } = this.parseRunFile(runId, lines);
-      this.index(run, events);
+      const { run, events } = parseRunFile(runId, lines);
+      this.corrupt.delete(runId);
+      return runState(run, events);
     } catch (error) {
       const why = error instanceof Error ? error.message : String(error);
       this.corrupt.set(runId, why);
       getLogger().error(`cannot read run file ${path}; the run is left out until it is repaired: ${why}`, {
         runId,
       });
-    }
-  }
-
-  private parseRunFile(runId: string, lines: string[]): { run: RunRecord; events: WorkflowEvent[] } {
-    let run: RunRecord | undefined;
-    const events: WorkflowEvent[] = [];
-    lines.forEach((line, index) => {
-      const where = `run ${runId}, line ${index + 1}`;
-      let commit: CommitLine;
-      try {
-        commit = JSON.parse(line) as CommitLine;
-      } catch (cause) {
-        throw new InvalidEventError(`Line ${index + 1} of the log of run ${runId} is not valid JSON`, {
-          cause,
-        });
-      }
-      if (commit.v !== events.length || !Array.isArray(commit.events)) {
-        throw new InvalidEventError(
-          `Line ${index + 1} of the log of run ${runId} does not follow version ${events.length}`,
-        );
-      }
-      for (const raw of commit.events) events.push(parseEvent(raw, where));
-      run = run ? applyPatch(run, commit.run as RunPatch, events.length) : (commit.run as RunRecord);
-    });
-    if (!run) throw new InvalidEventError(`The log of run ${runId} is empty`);
-    return { run: { ...run, version: events.length }, events };
-  }
-
-  private truncate(path: string, length: number): void {
-    const fd = openSync(path, "r+");
-    try {
-      ftruncateSync(fd, length);
-    } finally {
-      closeSync(fd);
-    }
-  }
-
-  private lockHolder(): string | undefined {
-    try {
-      return readFileSync(this.lockPath, "utf8").trim();
-    } catch {
       return undefined;
     }
   }
-
-  private acquireLock(): void {
-    if (heldLocks.has(this.dir)) throw new StorageLockedError(this.dir, process.pid);
-    const holder = Number(this.lockHolder());
-    if (Number.isInteger(holder) && holder > 0 && holder !== process.pid && isAlive(holder)) {
-      throw new StorageLockedError(this.dir, holder);
-    }
-    writeFileSync(this.lockPath, String(process.pid));
-    heldLocks.add(this.dir);
-    process.once("exit", this.releaseOnExit);
-  }
-
-  private releaseLock(): void {
-    if (this.readOnly || !heldLocks.has(this.dir)) return;
-    heldLocks.delete(this.dir);
-    process.off("exit", this.releaseOnExit);
-    if (this.lockHolder() === String(process.pid)) unlinkSync(this.lockPath);
-  }
 }
 
-function isAlive(pid: number): boolean {
+function parseRunFile(runId: string, lines: string[]): { run: RunRecord; events: WorkflowEvent[] } {
+  let run: RunRecord | undefined;
+  const events: WorkflowEvent[] = [];
+  lines.forEach((line, index) => {
+    const where = `run ${runId}, line ${index + 1}`;
+    let commit: CommitLine;
+    try {
+      commit = JSON.parse(line) as CommitLine;
+    } catch (cause) {
+      throw new InvalidEventError(`Line ${index + 1} of the log of run ${runId} is not valid JSON`, {
+        cause,
+      });
+    }
+    if (commit.v !== events.length || !Array.isArray(commit.events)) {
+      throw new InvalidEventError(
+        `Line ${index + 1} of the log of run ${runId} does not follow version ${events.length}`,
+      );
+    }
+    for (const raw of commit.events) events.push(parseEvent(raw, where));
+    run = run ? applyPatch(run, commit.run as RunPatch, events.length) : (commit.run as RunRecord);
+  });
+  if (!run) throw new InvalidEventError(`The log of run ${runId} is empty`);
+  return { run: { ...run, version: events.length }, events };
+}
+
+function truncate(path: string, length: number): void {
+  const fd = openSync(path, "r+");
   try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "EPERM";
+    ftruncateSync(fd, length);
+  } finally {
+    closeSync(fd);
   }
 }

@@ -5,11 +5,13 @@ import type {
   CreateRunResult,
   EventStore,
   NewRun,
+  RunPage,
   RunPatch,
   RunQuery,
   RunRecord,
   StepOutcome,
 } from "../../ports/event-store.ts";
+import { newestFirst, pageOf } from "../../ports/run-cursor.ts";
 
 /** The run document after a commit: `result` and `error` are the patch's (absent in the patch, absent here). */
 export function applyPatch(run: RunRecord, patch: RunPatch, version: number): RunRecord {
@@ -17,10 +19,51 @@ export function applyPatch(run: RunRecord, patch: RunPatch, version: number): Ru
   return { ...rest, ...patch, version };
 }
 
-const outcomeKey = (stepId: string, attempt: number) => `${stepId}\u0000${attempt}`;
+/** The key of one outcome: a step attempt, or a cancellation, an event or a child result (attempt 1). */
+export const outcomeKey = (stepId: string, attempt: number) => `${stepId}\u0000${attempt}`;
 
-/** A consumed outcome's events: once one of these is in the log, the outcome is no longer needed. */
-const OUTCOME_EVENTS = new Set(["step_completed", "step_failed", "step_retrying"]);
+/**
+ * The outcome an event of the log consumed, if it consumed one: a step attempt's result, a cancellation
+ * request (`$cancel`), a delivered event (its signal id) or a child's result (`$child:<childId>`).
+ */
+export function consumedOutcomeKey(event: WorkflowEvent): string | undefined {
+  switch (event.type) {
+    case "step_completed":
+    case "step_failed":
+    case "step_retrying":
+      return outcomeKey(event.stepId, event.attempt);
+    case "cancel_requested":
+      return outcomeKey("$cancel", 1);
+    case "hook_received":
+      return outcomeKey(event.signalId, 1);
+    case "child_completed":
+    case "child_failed":
+      return outcomeKey(`$child:${event.childId}`, 1);
+    default:
+      return undefined;
+  }
+}
+
+/** What a durable store did with an outcome: stored it, or found one stored first (`existing`, when still pending). */
+export type PersistedOutcome = { stored: true } | { stored: false; existing?: StepOutcome };
+
+/** A run held in memory: its document, its log, and the outcomes its log has consumed. */
+export interface RunState {
+  run: RunRecord;
+  events: WorkflowEvent[];
+  /** Outcome keys the log has consumed, with the event that did: a repeated delivery finds them here. */
+  consumed: Map<string, WorkflowEvent>;
+}
+
+/** A run's state built from its document and its log. */
+export function runState(run: RunRecord, events: WorkflowEvent[]): RunState {
+  const state: RunState = { run, events, consumed: new Map() };
+  for (const event of events) {
+    const key = consumedOutcomeKey(event);
+    if (key !== undefined) state.consumed.set(key, event);
+  }
+  return state;
+}
 
 /**
  * Keeps everything in this process's memory: fast, and gone when the process exits. Also the index
@@ -30,12 +73,11 @@ const OUTCOME_EVENTS = new Set(["step_completed", "step_failed", "step_retrying"
  * const storage = new MemoryStorage();
  */
 export class MemoryStorage implements EventStore {
-  protected readonly runs = new Map<string, RunRecord>();
-  protected readonly logs = new Map<string, WorkflowEvent[]>();
+  /** Runs in memory (for {@link FileStorage}: the unfinished ones, and finished ones until they are synced). */
+  protected readonly states = new Map<string, RunState>();
+  /** Outcomes stored and not yet consumed by the log, by run. */
   protected readonly outcomes = new Map<string, Map<string, StepOutcome>>();
   protected readonly idempotencyKeys = new Map<string, string>();
-  /** The log's outcome events by step attempt, so a duplicate step delivery is found in O(1). */
-  private readonly consumed = new Map<string, Map<string, WorkflowEvent>>();
   private readonly creating = new Map<string, Promise<CreateRunResult>>();
 
   async createRun(newRun: NewRun): Promise<CreateRunResult> {
@@ -43,7 +85,7 @@ export class MemoryStorage implements EventStore {
     const key = newRun.run.idempotencyKey;
     if (key === undefined) return this.insertRun(newRun);
     const existingId = this.idempotencyKeys.get(key);
-    const existing = existingId === undefined ? undefined : this.runs.get(existingId);
+    const existing = existingId === undefined ? undefined : this.state(existingId)?.run;
     if (existing) return { created: false, run: structuredClone(existing) };
     // Concurrent creates with one key wait for the first instead of racing it.
     const inFlight = this.creating.get(key);
@@ -55,27 +97,23 @@ export class MemoryStorage implements EventStore {
 
   async getRun(runId: string): Promise<RunRecord | undefined> {
     assertRunId(runId);
-    const run = this.runs.get(runId);
-    return run && structuredClone(run);
+    const state = this.state(runId);
+    return state && structuredClone(state.run);
   }
 
-  async listRuns(query: RunQuery = {}): Promise<RunRecord[]> {
-    const limit = query.limit ?? 100;
+  async listRuns(query: RunQuery = {}): Promise<RunPage> {
     const matching: RunRecord[] = [];
-    for (const run of this.runs.values()) {
+    for (const { run } of this.states.values()) {
       if (query.status && run.status !== query.status) continue;
       if (query.workflowName && run.workflowName !== query.workflowName) continue;
       matching.push(run);
     }
-    matching.sort((a, b) =>
-      a.createdAt === b.createdAt ? b.runId.localeCompare(a.runId) : b.createdAt.localeCompare(a.createdAt),
-    );
-    return structuredClone(matching.slice(0, limit));
+    return structuredClone(pageOf(matching.sort(newestFirst), query));
   }
 
   async getEvents(runId: string): Promise<WorkflowEvent[]> {
     assertRunId(runId);
-    return structuredClone(this.logs.get(runId) ?? []);
+    return structuredClone(this.state(runId)?.events ?? []);
   }
 
   async commit(
@@ -85,39 +123,53 @@ export class MemoryStorage implements EventStore {
     patch: RunPatch,
   ): Promise<void> {
     assertRunId(runId);
-    const run = this.runs.get(runId);
-    if (!run || run.version !== expectedVersion) throw new VersionConflictError(runId, expectedVersion);
+    const state = this.state(runId);
+    if (!state || state.run.version !== expectedVersion)
+      throw new VersionConflictError(runId, expectedVersion);
     const valid = events.map((event) => parseEvent(event, `run ${runId}`));
-    const next = applyPatch(run, patch, expectedVersion + valid.length);
+    const before = state.run;
     // Claim the version before any await, so a racing commit in this process sees it taken.
-    this.runs.set(runId, next);
+    state.run = applyPatch(before, patch, expectedVersion + valid.length);
     try {
       await this.persistCommit(runId, expectedVersion, valid, patch);
     } catch (error) {
-      this.runs.set(runId, run);
+      state.run = before;
       throw error;
     }
-    this.logs.get(runId)?.push(...valid);
-    this.forgetConsumedOutcomes(runId, valid);
+    state.events.push(...valid);
+    this.consume(state, valid);
+    this.committed(state, before);
   }
 
   async putOutcome(outcome: StepOutcome): Promise<boolean> {
-    let byStep = this.outcomes.get(outcome.runId);
-    if (!byStep) {
-      byStep = new Map();
-      this.outcomes.set(outcome.runId, byStep);
-    }
     const key = outcomeKey(outcome.stepId, outcome.attempt);
-    if (byStep.has(key)) return false;
-    byStep.set(key, structuredClone(outcome));
-    return true;
+    // Once in the log, an outcome is consumed: a later one for the same key (a repeated event id) is a duplicate.
+    if (this.outcomes.get(outcome.runId)?.has(key) || this.state(outcome.runId)?.consumed.has(key))
+      return false;
+    // Claimed before any await, so that a racing put of the same key in this process sees it taken.
+    const pending = this.pendingOf(outcome.runId);
+    pending.set(key, structuredClone(outcome));
+    let persisted: PersistedOutcome;
+    try {
+      persisted = await this.persistOutcome(outcome);
+    } catch (error) {
+      pending.delete(key);
+      throw error;
+    }
+    if (persisted.stored) return true;
+    // Another process stored this key first (its outcome is the one that counts), or the log consumed it.
+    if (persisted.existing) pending.set(key, persisted.existing);
+    else pending.delete(key);
+    return false;
   }
 
   async getOutcome(runId: string, stepId: string, attempt: number): Promise<StepOutcome | undefined> {
-    const outcome = this.outcomes.get(runId)?.get(outcomeKey(stepId, attempt));
+    const key = outcomeKey(stepId, attempt);
+    const outcome = this.outcomes.get(runId)?.get(key);
     if (outcome) return structuredClone(outcome);
     // Consumed outcomes are dropped from memory; the log still answers for them.
-    return this.outcomeFromLog(runId, stepId, attempt);
+    const event = this.state(runId)?.consumed.get(key);
+    return event && outcomeFromEvent(runId, stepId, attempt, event);
   }
 
   async listOutcomes(runId: string): Promise<StepOutcome[]> {
@@ -126,11 +178,16 @@ export class MemoryStorage implements EventStore {
 
   async close(): Promise<void> {}
 
+  /** The run's state in memory, or undefined. {@link FileStorage} loads the runs it does not hold. */
+  protected state(runId: string): RunState | undefined {
+    return this.states.get(runId);
+  }
+
   private async insertRun({ run, startedEvent }: NewRun): Promise<CreateRunResult> {
     const event = parseEvent(startedEvent, `run ${run.runId}`);
-    if (this.runs.has(run.runId)) throw new VersionConflictError(run.runId, 0);
+    if (this.state(run.runId)) throw new VersionConflictError(run.runId, 0);
     await this.persistCreate(run, event);
-    this.index(run, [event]);
+    this.index(runState(run, [event]));
     return { created: true, run: structuredClone(run) };
   }
 
@@ -145,38 +202,58 @@ export class MemoryStorage implements EventStore {
     _patch: RunPatch,
   ): Promise<void> {}
 
-  /** Adds a run and its log to the in-memory index (also used when loading from disk). */
-  protected index(run: RunRecord, events: WorkflowEvent[]): void {
-    this.runs.set(run.runId, run);
-    this.logs.set(run.runId, events);
-    this.forgetConsumedOutcomes(run.runId, events);
+  /** Hook for durable subclasses: called once a commit is visible (`before`: the document it replaced). */
+  protected committed(_state: RunState, _before: RunRecord): void {}
+
+  /**
+   * Hook for durable subclasses: makes an outcome durable before it counts, or says why it does not
+   * count (another process stored one with the same key first, or the log has consumed the key).
+   */
+  protected async persistOutcome(_outcome: StepOutcome): Promise<PersistedOutcome> {
+    return { stored: true };
+  }
+
+  /** Adds a run to the in-memory index (also used when loading from disk). */
+  protected index(state: RunState): void {
+    const { run } = state;
+    this.states.set(run.runId, state);
+    this.consume(state, state.events);
     if (run.idempotencyKey !== undefined) this.idempotencyKeys.set(run.idempotencyKey, run.runId);
   }
 
-  /** Outcomes now in the log leave the pending set; the log's events answer for them from now on. */
-  private forgetConsumedOutcomes(runId: string, events: WorkflowEvent[]): void {
-    const byStep = this.outcomes.get(runId);
-    let consumed = this.consumed.get(runId);
-    for (const event of events) {
-      if (!OUTCOME_EVENTS.has(event.type) || !("stepId" in event)) continue;
-      const key = outcomeKey(event.stepId, event.attempt);
-      byStep?.delete(key);
-      if (!consumed) {
-        consumed = new Map();
-        this.consumed.set(runId, consumed);
-      }
-      consumed.set(key, event);
+  /** The outcomes stored for a run and not yet in its log. */
+  protected pendingOf(runId: string): Map<string, StepOutcome> {
+    let pending = this.outcomes.get(runId);
+    if (!pending) {
+      pending = new Map();
+      this.outcomes.set(runId, pending);
     }
-    if (byStep?.size === 0) this.outcomes.delete(runId);
+    return pending;
   }
 
-  private outcomeFromLog(runId: string, stepId: string, attempt: number): StepOutcome | undefined {
-    const event = this.consumed.get(runId)?.get(outcomeKey(stepId, attempt));
-    if (!event) return undefined;
-    const base = { runId, stepId, attempt, recordedAt: event.timestamp };
-    if (event.type === "step_completed") return { ...base, ok: true, result: structuredClone(event.result) };
-    if (event.type === "step_failed" || event.type === "step_retrying")
-      return { ...base, ok: false, error: { ...event.error } };
-    return undefined;
+  /** Outcomes now in the log leave the pending set; the log's events answer for them from now on. */
+  private consume(state: RunState, events: WorkflowEvent[]): void {
+    const pending = this.outcomes.get(state.run.runId);
+    for (const event of events) {
+      const key = consumedOutcomeKey(event);
+      if (key === undefined) continue;
+      pending?.delete(key);
+      state.consumed.set(key, event);
+    }
+    if (pending?.size === 0) this.outcomes.delete(state.run.runId);
   }
+}
+
+/** A consumed step outcome, rebuilt from the event that consumed it (other kinds are not asked for). */
+function outcomeFromEvent(
+  runId: string,
+  stepId: string,
+  attempt: number,
+  event: WorkflowEvent,
+): StepOutcome | undefined {
+  const base = { runId, stepId, attempt, recordedAt: event.timestamp };
+  if (event.type === "step_completed") return { ...base, ok: true, result: structuredClone(event.result) };
+  if (event.type === "step_failed" || event.type === "step_retrying")
+    return { ...base, ok: false, error: { ...event.error } };
+  return undefined;
 }

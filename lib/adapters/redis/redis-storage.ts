@@ -14,12 +14,14 @@ import {
   FINISHED_STATUSES,
   type NewRun,
   RUN_STATUSES,
+  type RunPage,
   type RunPatch,
   type RunQuery,
   type RunRecord,
   type RunStatus,
   type StepOutcome,
 } from "../../ports/event-store.ts";
+import { decodeRunCursor, encodeRunCursor, pageLimit } from "../../ports/run-cursor.ts";
 import { closeRedis, LuaScript, openRedis, type RedisConnection, toRedisError } from "./connection.ts";
 
 /** Options of {@link RedisStorage}. */
@@ -128,8 +130,37 @@ return 0
 `);
 
 /** KEYS: index. ARGV: limit, prefix. Reads ids and documents in one step so a listing is a consistent snapshot. */
+/**
+ * KEYS: index. ARGV: how many, prefix[, cursor score, cursor run id]. Newest first (ZREVRANGE: score, then
+ * member, descending); after a cursor, the members that sort after (score, id), skipping its ties.
+ */
 const LIST_RUNS = new LuaScript(`
-local ids = redis.call('ZREVRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1)
+-- Byte order, as ZREVRANGE sorts members (Lua's < follows the server's locale).
+local function before(a, b)
+  for i = 1, math.min(#a, #b) do
+    local x, y = string.byte(a, i), string.byte(b, i)
+    if x ~= y then return x < y end
+  end
+  return #a < #b
+end
+local want = tonumber(ARGV[1])
+local ids = {}
+if ARGV[3] == nil then
+  ids = redis.call('ZREVRANGE', KEYS[1], 0, want - 1)
+else
+  local score, after, offset = tonumber(ARGV[3]), ARGV[4], 0
+  while #ids < want do
+    local batch = redis.call('ZREVRANGEBYSCORE', KEYS[1], score, '-inf', 'WITHSCORES', 'LIMIT', offset, want)
+    if #batch == 0 then break end
+    for i = 1, #batch, 2 do
+      if tonumber(batch[i + 1]) < score or before(batch[i], after) then
+        ids[#ids + 1] = batch[i]
+        if #ids == want then break end
+      end
+    end
+    offset = offset + #batch / 2
+  end
+end
 local out = {}
 for i, id in ipairs(ids) do out[i] = redis.call('HGETALL', ARGV[2] .. 'run:' .. id) end
 return out
@@ -216,11 +247,10 @@ export class RedisStorage implements EventStore {
     return Object.keys(hash).length === 0 ? undefined : this.toRecord(runId, hash);
   }
 
-  async listRuns(query: RunQuery = {}): Promise<RunRecord[]> {
-    const limit = query.limit ?? 100;
-    if (!Number.isInteger(limit) || limit < 0)
-      throw new RangeError(`listRuns: limit must be a whole number ≥ 0, got ${limit}`);
-    if (limit === 0) return [];
+  async listRuns(query: RunQuery = {}): Promise<RunPage> {
+    const limit = pageLimit(query);
+    const after = query.cursor === undefined ? undefined : decodeRunCursor(query.cursor);
+    if (limit === 0) return { runs: [] };
     const index =
       query.status && query.workflowName
         ? this.key("idx:wf-status", `${query.status}:${query.workflowName}`)
@@ -229,16 +259,20 @@ export class RedisStorage implements EventStore {
           : query.workflowName
             ? this.key("idx:wf", query.workflowName)
             : this.key("idx:all");
-    const rows = (await this.call(() =>
-      LIST_RUNS.run(this.client, [index], [limit, this.prefix]),
-    )) as string[][];
+    // One more than asked for says whether a next page exists.
+    const args: (string | number)[] = [limit + 1, this.prefix];
+    if (after) args.push(Date.parse(after.createdAt), after.runId);
+    const rows = (await this.call(() => LIST_RUNS.run(this.client, [index], args))) as string[][];
     const runs: RunRecord[] = [];
     for (const row of rows) {
       const hash: Record<string, string> = {};
       for (let i = 0; i + 1 < row.length; i += 2) hash[row[i] as string] = row[i + 1] as string;
       if (hash.runId) runs.push(this.toRecord(hash.runId, hash));
     }
-    return runs;
+    if (rows.length <= limit) return { runs };
+    const page = runs.slice(0, limit);
+    const last = page[page.length - 1];
+    return last ? { runs: page, nextCursor: encodeRunCursor(last) } : { runs: page };
   }
 
   async getEvents(runId: string): Promise<WorkflowEvent[]> {

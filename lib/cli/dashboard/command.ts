@@ -1,4 +1,11 @@
-import { type Backend, backendActions, backendSendEvent, loadWorkflows, openReader } from "../backend.ts";
+import {
+  type Backend,
+  backendActions,
+  backendSendEvent,
+  fileOwner,
+  loadWorkflows,
+  openReader,
+} from "../backend.ts";
 import { BackendUnavailableError, EXIT } from "../errors.ts";
 import type { Output } from "../runs.ts";
 import { serveDashboard } from "./server.ts";
@@ -74,10 +81,16 @@ export async function runDashboardCommand(
     context.out(
       `${style.dim(`Webhooks: POST ${dashboard.url}hooks/<token>${options.webhookSecret ? " (signed calls only)" : ""}`)}\n`,
     );
-  if (backend.kind === "file" && !options.workflows && (options.allowActions || options.webhooks))
+  if (backend.kind === "file" && (options.allowActions || options.webhooks)) {
+    const owner = await fileOwner(backend);
     context.err(
-      `${context.errStyle.yellow("note:")} on the file backend, cancelling a run and delivering a webhook call run the workflows' own code: start with --workflows <file> for them to work (retry works without it).\n`,
+      `${context.errStyle.yellow("note:")} ${
+        owner
+          ? `cancellations, retries and webhook calls go to your app (${owner}), which carries them out.`
+          : `no app owns ${backend.dir} now: cancellations and webhook calls are stored and carried out when your app starts there${options.workflows ? ", or here with --workflows while none does" : " (or start the dashboard with --workflows to run them here)"}.`
+      }\n`,
     );
+  }
   if (!options.token && !/^(127\.|localhost$|::1$)/.test(options.host))
     context.err(
       `${context.errStyle.yellow("warning:")} listening on ${options.host} without --token: anyone who can reach this port can read your runs${options.allowActions ? " and cancel them" : ""}.\n`,

@@ -25,10 +25,16 @@ export interface RunFilters {
   workflow?: string;
   q?: string;
   limit: number;
+  /** This page's cursor (absent on the first page). */
+  cursor?: string;
+  /** The cursors of the pages up to this one, this page's last: "previous" drops it. */
+  pages?: string[];
 }
 
 export interface RunsPageData {
   runs: RunRecord[];
+  /** The next page's cursor, when more runs match. */
+  nextCursor?: string;
   /** Runs per status, over the runs that match the workflow filter and the search. */
   counts: Record<RunStatus, number>;
   /** How many runs match all the filters. */
@@ -97,11 +103,7 @@ export function renderRunsPage(context: PageContext, data: RunsPageData, fragmen
   <thead><tr><th>Run</th><th>Workflow</th><th>Status</th><th>Created (UTC)</th><th>Duration</th></tr></thead>
   <tbody>${rows}</tbody>
 </table>
-<p class="summary">Showing ${data.runs.length} of ${more(data.matching)} matching runs${
-          data.matching > data.runs.length
-            ? html` · <a href="${context.href("/", { ...filters, limit: filters.limit * 2 })}">show more</a>`
-            : ""
-        }</p>`
+<p class="summary">${pager(context, data)}</p>`
   }
 </div>`;
   if (fragment) return live.value;
@@ -122,6 +124,23 @@ export function renderRunsPage(context: PageContext, data: RunsPageData, fragmen
 </form>
 ${live}`;
   return layout(context, "Runs", body);
+}
+
+/** "Runs 51-100 of 240 matching", with links to the previous and next pages. */
+function pager(context: PageContext, data: RunsPageData): SafeHtml {
+  const { filters } = data;
+  const pages = filters.pages ?? [];
+  const first = pages.length * filters.limit + 1;
+  const same = { status: filters.status, workflow: filters.workflow, q: filters.q, limit: filters.limit };
+  const previous =
+    pages.length === 0
+      ? ""
+      : html` · <a class="page-previous" rel="prev" href="${context.href("/", { ...same, pages: pages.slice(0, -1).join(".") || undefined })}">previous page</a>`;
+  const next = data.nextCursor
+    ? html` · <a class="page-next" rel="next" href="${context.href("/", { ...same, pages: [...pages, data.nextCursor].join(".") })}">next page</a>`
+    : "";
+  const shown = data.runs.length === 0 ? "No runs" : `Runs ${first}-${first + data.runs.length - 1}`;
+  return html`${shown} of ${data.matching}${data.capped ? "+" : ""} matching${previous}${next}`;
 }
 
 /** A run: its facts, input, result or error, timeline and events; refreshed while it is active. */

@@ -1,13 +1,21 @@
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
-import type { Server } from "node:http";
+import type { IncomingMessage, Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { serve } from "@hono/node-server";
 import { type Context, Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { InvalidRunIdError, TsWorkflowError } from "../../core/errors.ts";
 import { assertRunId } from "../../core/ids.ts";
-import { type EventStore, RUN_STATUSES, type RunRecord, type RunStatus } from "../../ports/event-store.ts";
-import { handleWebhook } from "../../webhooks/handle-webhook.ts";
+import {
+  type EventStore,
+  RUN_STATUSES,
+  type RunPage,
+  type RunRecord,
+  type RunStatus,
+} from "../../ports/event-store.ts";
+import { pageOf } from "../../ports/run-cursor.ts";
+import { DEFAULT_WEBHOOK_MAX_BYTES, handleWebhook, webhookError } from "../../webhooks/handle-webhook.ts";
+import { refuseRest } from "../../webhooks/webhook-server.ts";
 import type { RunActions, SendEvent } from "../backend.ts";
 import { ActionNotAvailableError, BackendUnavailableError } from "../errors.ts";
 import { buildTimeline } from "../timeline.ts";
@@ -79,7 +87,7 @@ export interface DashboardOptions {
   now?: () => number;
 }
 
-const WEBHOOK_MAX_BYTES = 256 * 1024;
+const WEBHOOK_MAX_BYTES = DEFAULT_WEBHOOK_MAX_BYTES;
 
 const DEFAULT_SCAN_LIMIT = 5000;
 const DEFAULT_PAGE_SIZE = 50;
@@ -126,9 +134,15 @@ export function createDashboard(options: DashboardOptions): Hono {
     // Registered before the dashboard's own checks: other systems call it, with the webhook's token.
     app.post(
       "/hooks/:token",
+      // Refused before the body is read when Content-Length is too large, cut off when a stream grows too large.
       bodyLimit({
         maxSize: WEBHOOK_MAX_BYTES,
-        onError: (c) => c.json({ ok: false, error: `The body is over ${WEBHOOK_MAX_BYTES} bytes.` }, 413),
+        onError: (c) => {
+          const refused = webhookError("BODY_TOO_LARGE", `The body is over ${WEBHOOK_MAX_BYTES} bytes.`);
+          const incoming = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming;
+          if (incoming) refuseRest(incoming);
+          return c.json(refused.body, refused.status);
+        },
       }),
       async (c) => {
         const headers: Record<string, string> = {};
@@ -139,8 +153,7 @@ export function createDashboard(options: DashboardOptions): Hono {
           const response = await handleWebhook(
             { token: c.req.param("token"), body: await c.req.text(), headers },
             {
-              // handleWebhook reads the run and its events only.
-              store: storage as EventStore,
+              store: storage,
               sendEvent,
               maxBodyBytes: WEBHOOK_MAX_BYTES,
               ...(secret ? { secret } : {}),
@@ -149,7 +162,7 @@ export function createDashboard(options: DashboardOptions): Hono {
           return c.json(response.body, response.status);
         } catch (error) {
           const message = error instanceof Error ? error.message : String(error);
-          return c.json({ ok: false, error: message }, error instanceof TsWorkflowError ? 409 : 500);
+          return c.json({ ok: false, error: message }, 500);
         }
       },
     );
@@ -330,6 +343,11 @@ function filtersOf(c: Context): RunFilters {
   const workflow = c.req.query("workflow")?.trim();
   const q = c.req.query("q")?.trim();
   const limit = Number(c.req.query("limit"));
+  // The cursors of the pages before this one, oldest last: the last is this page's, the others lead back.
+  const pages = (c.req.query("pages") ?? "")
+    .split(".")
+    .filter((cursor) => /^[A-Za-z0-9_-]{1,400}$/.test(cursor));
+  const cursor = pages[pages.length - 1];
   return {
     ...(status && (RUN_STATUSES as readonly string[]).includes(status)
       ? { status: status as RunStatus }
@@ -337,11 +355,12 @@ function filtersOf(c: Context): RunFilters {
     ...(workflow ? { workflow } : {}),
     ...(q ? { q } : {}),
     limit: Number.isInteger(limit) && limit > 0 ? Math.min(limit, MAX_PAGE_SIZE) : DEFAULT_PAGE_SIZE,
+    ...(cursor ? { cursor, pages } : {}),
   };
 }
 
 async function loadRuns(storage: RunReader, filters: RunFilters, scanLimit: number): Promise<RunsPageData> {
-  const scanned = await storage.listRuns({ limit: scanLimit });
+  const scanned = (await storage.listRuns({ limit: scanLimit })).runs;
   const capped = scanned.length >= scanLimit;
   const needle = filters.q?.toLowerCase();
   const base = scanned.filter(
@@ -351,30 +370,37 @@ async function loadRuns(storage: RunReader, filters: RunFilters, scanLimit: numb
   );
   const counts = Object.fromEntries(RUN_STATUSES.map((status) => [status, 0])) as Record<RunStatus, number>;
   for (const run of base) counts[run.status] += 1;
-  let matching = base.filter((run) => !filters.status || run.status === filters.status);
-  if (capped && !needle && (filters.status || filters.workflow)) {
-    // The newest runs did not hold them all: the store's own indexes answer the filtered query.
-    matching = await storage.listRuns({
+  const pageQuery = { limit: filters.limit, ...(filters.cursor ? { cursor: filters.cursor } : {}) };
+  let page: RunPage;
+  if (needle) {
+    // A search by id covers the scanned runs; an exact id finds an older run too.
+    const found = base.filter((run) => !filters.status || run.status === filters.status);
+    if (found.length === 0 && filters.q) {
+      const exact = await findRun(storage, filters.q);
+      if (
+        exact &&
+        (!filters.status || exact.status === filters.status) &&
+        (!filters.workflow || exact.workflowName === filters.workflow)
+      )
+        found.push(exact);
+    }
+    page = pageOf(found, pageQuery);
+  } else {
+    // The store's own indexes page through every matching run, past the scanned ones.
+    page = await storage.listRuns({
       ...(filters.status ? { status: filters.status } : {}),
       ...(filters.workflow ? { workflowName: filters.workflow } : {}),
-      limit: filters.limit + 1,
+      ...pageQuery,
     });
-  }
-  if (filters.q && matching.length === 0) {
-    const exact = await findRun(storage, filters.q);
-    if (
-      exact &&
-      (!filters.status || exact.status === filters.status) &&
-      (!filters.workflow || exact.workflowName === filters.workflow)
-    )
-      matching = [exact];
   }
   const workflows = [...new Set(scanned.map((run) => run.workflowName))];
   if (filters.workflow && !workflows.includes(filters.workflow)) workflows.push(filters.workflow);
+  const matching = filters.status ? counts[filters.status] : base.length;
   return {
-    runs: matching.slice(0, filters.limit),
+    runs: page.runs,
+    ...(page.nextCursor ? { nextCursor: page.nextCursor } : {}),
     counts,
-    matching: matching.length,
+    matching,
     capped,
     workflows: workflows.sort(),
     filters,

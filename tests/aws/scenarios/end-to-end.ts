@@ -324,7 +324,7 @@ export function describeEndToEnd(emulatorsOf: () => Emulators): void {
       expect(ofType(events, "workflow_started")).toHaveLength(1);
       expect(executions.get("charge:o-idem")).toBe(1);
       expectOneCompletionPerStep(events);
-      const mine = (await s.store.listRuns({ workflowName: "aws_e2e_order", limit: 1000 })).filter(
+      const mine = (await s.store.listRuns({ workflowName: "aws_e2e_order", limit: 1000 })).runs.filter(
         (r) => r.idempotencyKey === key,
       );
       expect(mine).toHaveLength(1);

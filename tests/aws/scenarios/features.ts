@@ -123,10 +123,7 @@ export function describeFeatures(emulatorsOf: () => Emulators): void {
           lambdaContext("webhook"),
         );
       const now = Date.now();
-      const signed = {
-        "X-Tsworkflow-Timestamp": String(now),
-        "X-Tsworkflow-Signature": signWebhook("s3cret", now, body),
-      };
+      const signed = signWebhook("s3cret", { token, timestamp: now, body });
 
       // Act
       const unsigned = await call({});

@@ -107,7 +107,7 @@ const MAX_DELIVERIES = 20_000;
 export async function answerWaits(store: EventStore, engine: Engine): Promise<number> {
   let sent = 0;
   for (const status of ["pending", "running", "suspended"] as const) {
-    for (const run of await store.listRuns({ status, limit: 1_000 })) {
+    for (const run of (await store.listRuns({ status, limit: 1_000 })).runs) {
       const open = new Map<string, string>();
       for (const event of await store.getEvents(run.runId)) {
         if (event.type === "hook_created") open.set(event.hookId, event.eventName);

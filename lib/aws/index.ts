@@ -53,3 +53,4 @@ export {
   createWorkflowHandler,
   startEvent,
 } from "./lambda/handlers.ts";
+export type { LambdaContext, SqsBatchResponse, SqsEvent, SqsRecord } from "./lambda/lambda-types.ts";

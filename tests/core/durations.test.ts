@@ -1,4 +1,5 @@
-import { InvalidDurationError, sleep, toMilliseconds, workflow } from "tsworkflow";
+import { InvalidDurationError, sleep, workflow } from "tsworkflow";
+import { toMilliseconds } from "tsworkflow/engine";
 import { MemoryStorage } from "tsworkflow/local";
 import { startLocal } from "tsworkflow/testing";
 import { describe, expect, it } from "vitest";

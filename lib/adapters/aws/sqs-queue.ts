@@ -5,9 +5,9 @@ import {
   SendMessageCommand,
   type SQSClient,
 } from "@aws-sdk/client-sqs";
-import { z } from "zod";
 import { PayloadTooLargeError, TsWorkflowError } from "../../core/errors.ts";
 import { getLogger } from "../../core/logger.ts";
+import * as z from "../../core/schema.ts";
 import type { EventStore } from "../../ports/event-store.ts";
 import type { ActivationTask, StepTask, TaskQueue } from "../../ports/task-queue.ts";
 import { byteLength, SQS_MESSAGE_LIMIT_BYTES } from "./limits.ts";
@@ -18,16 +18,16 @@ import { byteLength, SQS_MESSAGE_LIMIT_BYTES } from "./limits.ts";
  * activation causes survive the queue.
  */
 const activationTask = z.looseObject({
-  runId: z.string().min(1),
-  cause: z.looseObject({ kind: z.string().min(1) }),
+  runId: z.string().check(z.minLength(1)),
+  cause: z.looseObject({ kind: z.string().check(z.minLength(1)) }),
 });
 
 const stepTask = z.looseObject({
-  runId: z.string().min(1),
-  workflowName: z.string().min(1),
-  stepId: z.string().min(1),
-  stepName: z.string().min(1),
-  attempt: z.number().int().positive(),
+  runId: z.string().check(z.minLength(1)),
+  workflowName: z.string().check(z.minLength(1)),
+  stepId: z.string().check(z.minLength(1)),
+  stepName: z.string().check(z.minLength(1)),
+  attempt: z.int().check(z.positive()),
   input: z.array(z.unknown()),
 });
 
@@ -40,7 +40,7 @@ export const queueMessage = z.discriminatedUnion("kind", [
   z.object({
     kind: z.literal("timer"),
     task: activationTask,
-    timerId: z.string().min(1),
+    timerId: z.string().check(z.minLength(1)),
     fireAt: z.number(),
   }),
 ]);

@@ -1,15 +1,22 @@
-import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda";
-import { z } from "zod";
+import type { Logger } from "@aws-lambda-powertools/logger";
 import { MAX_SQS_DELAY_SECONDS } from "../../adapters/aws/scheduler-timers.ts";
 import { deduplicationId, parseQueueMessage, type QueueMessage } from "../../adapters/aws/sqs-queue.ts";
 import { TsWorkflowError } from "../../core/errors.ts";
 import { getLogger } from "../../core/logger.ts";
 import { findWorkflow, registerWorkflow } from "../../core/registry.ts";
+import * as z from "../../core/schema.ts";
 import type { WorkflowDefinition } from "../../core/workflow.ts";
 import { systemClock } from "../../ports/clock.ts";
 import { type AwsRuntime, type AwsRuntimeOptions, createAwsRuntime } from "../../runtimes/aws.ts";
 import { handleWebhook } from "../../webhooks/handle-webhook.ts";
 import { type AwsConfig, loadConfig } from "../config.ts";
+import type { LambdaContext, SqsBatchResponse, SqsEvent, SqsRecord } from "./lambda-types.ts";
+
+/**
+ * Powertools types `addContext` with @types/aws-lambda's `Context`, which users need not install: the
+ * handlers take {@link LambdaContext}, the part of it that Lambda passes and Powertools reads.
+ */
+type PowertoolsContext = Parameters<Logger["addContext"]>[0];
 
 // biome-ignore lint/suspicious/noExplicitAny: a registry holds workflows of any signature
 type AnyWorkflow = WorkflowDefinition<any[], unknown>;
@@ -33,17 +40,17 @@ export interface HandlerOptions extends AwsRuntimeOptions {
   runtime?: AwsRuntime;
 }
 
-export type SqsBatchHandler = (event: SQSEvent, context: Context) => Promise<SQSBatchResponse>;
+export type SqsBatchHandler = (event: SqsEvent, context: LambdaContext) => Promise<SqsBatchResponse>;
 
 /** The event of the start function (`lambda:InvokeFunction`). */
 export const startEvent = z.object({
-  workflow: z.string().min(1, "must name a registered workflow"),
-  args: z.array(z.unknown()).default([]),
-  idempotencyKey: z.string().min(1).max(256).optional(),
+  workflow: z.string().check(z.minLength(1, "must name a registered workflow")),
+  args: z._default(z.array(z.unknown()), []),
+  idempotencyKey: z.optional(z.string().check(z.minLength(1), z.maxLength(256))),
 });
 export type StartEvent = z.input<typeof startEvent>;
 export type StartResponse = { runId: string; created: boolean };
-export type StartHandler = (event: unknown, context: Context) => Promise<StartResponse>;
+export type StartHandler = (event: unknown, context: LambdaContext) => Promise<StartResponse>;
 
 /** Builds the runtime once per cold start: configuration errors surface at init, naming the variable. */
 function runtimeFor(registry: WorkflowRegistry, options: HandlerOptions): AwsRuntime {
@@ -110,8 +117,8 @@ export function createWorkflowHandler(
   const runtime = runtimeFor(registry, options);
   return async (event, context) => {
     const logger = getLogger();
-    logger.addContext(context);
-    const groups = new Map<string, SQSRecord[]>();
+    logger.addContext(context as PowertoolsContext);
+    const groups = new Map<string, SqsRecord[]>();
     for (const record of event.Records) {
       const group = record.attributes.MessageGroupId ?? record.messageId;
       const list = groups.get(group) ?? [];
@@ -177,7 +184,7 @@ export function createWorkflowHandler(
 export function createStepHandler(registry: WorkflowRegistry, options: HandlerOptions = {}): SqsBatchHandler {
   const runtime = runtimeFor(registry, options);
   const clock = options.clock ?? systemClock;
-  const handle = async (record: SQSRecord, message: QueueMessage): Promise<void> => {
+  const handle = async (record: SqsRecord, message: QueueMessage): Promise<void> => {
     if (message.kind === "step") {
       await runtime.engine.executeStep(message.task);
       return;
@@ -197,7 +204,7 @@ export function createStepHandler(registry: WorkflowRegistry, options: HandlerOp
   };
   return async (event, context) => {
     const logger = getLogger();
-    logger.addContext(context);
+    logger.addContext(context as PowertoolsContext);
     const failed: string[] = [];
     await Promise.all(
       event.Records.map(async (record) => {
@@ -251,7 +258,7 @@ export function createStartHandler(registry: WorkflowRegistry, options: HandlerO
   const runtime = runtimeFor(registry, options);
   return async (event, context) => {
     const logger = getLogger();
-    logger.addContext(context);
+    logger.addContext(context as PowertoolsContext);
     const parsed = startEvent.safeParse(event);
     if (!parsed.success) {
       const problems = parsed.error.issues
@@ -291,7 +298,7 @@ export interface FunctionUrlResult {
   body: string;
 }
 
-export type WebhookHandler = (event: FunctionUrlEvent, context: Context) => Promise<FunctionUrlResult>;
+export type WebhookHandler = (event: FunctionUrlEvent, context: LambdaContext) => Promise<FunctionUrlResult>;
 
 /**
  * `POST /hooks/<token>` behind a Lambda Function URL: resumes the run whose `createWebhook()` made the
@@ -307,7 +314,7 @@ export function createWebhookHandler(
   const runtime = runtimeFor(registry, options);
   const secret = options.webhookSecret ?? process.env.TSWORKFLOW_WEBHOOK_SECRET;
   return async (event, context) => {
-    getLogger().addContext(context);
+    getLogger().addContext(context as PowertoolsContext);
     const reply = (statusCode: number, body: unknown): FunctionUrlResult => ({
       statusCode,
       headers: { "content-type": "application/json" },

@@ -1,0 +1,38 @@
+/**
+ * The Lambda event and context shapes the handlers read, declared here so that users need no
+ * `@types/aws-lambda`. The types of `@types/aws-lambda` (`SQSEvent`, `SQSBatchResponse`, `Context`)
+ * are assignable to these, so handlers typed with them work unchanged.
+ */
+
+/** One record of an SQS event. */
+export interface SqsRecord {
+  messageId: string;
+  body: string;
+  attributes: {
+    ApproximateReceiveCount: string;
+    /** Set on records from a FIFO queue. */
+    MessageGroupId?: string | undefined;
+  };
+}
+
+/** The event of an SQS event source mapping. */
+export interface SqsEvent {
+  Records: SqsRecord[];
+}
+
+/** The answer that reports partial batch failures (`ReportBatchItemFailures`). */
+export interface SqsBatchResponse {
+  batchItemFailures: { itemIdentifier: string }[];
+}
+
+/** The Lambda invocation context (what the handlers and their structured logs use of it). */
+export interface LambdaContext {
+  functionName: string;
+  functionVersion: string;
+  invokedFunctionArn: string;
+  memoryLimitInMB: string;
+  awsRequestId: string;
+  logGroupName: string;
+  logStreamName: string;
+  getRemainingTimeInMillis(): number;
+}

@@ -56,7 +56,7 @@ export type { WaitForEventOptions, Webhook } from "./core/primitives.ts";
 export { createWebhook, log, now, random, runChild, sleep, waitForEvent } from "./core/primitives.ts";
 export type { Runtime, WaitOptions } from "./core/runtime.ts";
 export { MAX_PAYLOAD_BYTES } from "./core/serialization.ts";
-export type { AnyStep, RetryDelay, StepDefinition, StepOptions } from "./core/step.ts";
+export type { AnyStep, ResolvedStepOptions, RetryDelay, StepDefinition, StepOptions } from "./core/step.ts";
 export { step } from "./core/step.ts";
 export type {
   AnyWorkflow,
@@ -67,5 +67,5 @@ export type {
 } from "./core/workflow.ts";
 export { workflow } from "./core/workflow.ts";
 export type { StartOptions, StartResult } from "./engine/engine.ts";
-export type { RunQuery, RunRecord, RunStatus } from "./ports/event-store.ts";
+export type { EventStore, RunQuery, RunRecord, RunStatus } from "./ports/event-store.ts";
 export { signWebhook } from "./webhooks/handle-webhook.ts";

@@ -1,6 +1,6 @@
 /**
  * `npm run bench`: each workload three times, the median printed beside its target.
- * Set BENCH_ONLY=core (or redis, aws…) to run one group.
+ * Set BENCH_ONLY=core (or redis, load, cold-start) to run one group.
  */
 import { w1, w2, w3 } from "./core.ts";
 import type { BenchRow as Row } from "./redis.ts";
@@ -75,3 +75,11 @@ if (!only || only === "redis") {
   );
 }
 if (!only || only === "load") await (await import("./load.ts")).loadBenchmarks();
+if (!only || only === "cold-start") {
+  const { coldStartBenchmarks, COLD_START_PROCESSES } = await import("./cold-start.ts");
+  const rows = await coldStartBenchmarks();
+  print(
+    `Lambda cold start: import of each bundle in ${COLD_START_PROCESSES} fresh node processes, median`,
+    rows,
+  );
+}

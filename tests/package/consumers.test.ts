@@ -159,16 +159,18 @@ describe("a plain JavaScript app", () => {
     },
   );
 
-  it("imports the author's, engine, local and testing entries with no optional peer installed", async () => {
+  it("imports and requires the author's, engine, local and testing entries with no optional peer installed", async () => {
     expect([...(await installedPackages(jsApp))].filter((name) => OPTIONAL_PEERS.includes(name))).toEqual([]);
-    const result = await run(node[20] as string, ["entries.mjs"], { cwd: jsApp });
-    expect(result.stderr).toBe("");
-    expect(lastJsonLine(result.stdout)).toEqual({
-      tsworkflow: "function",
-      "tsworkflow/engine": "function",
-      "tsworkflow/local": "function",
-      "tsworkflow/testing": "function",
-    });
+    for (const script of ["entries.mjs", "entries.cjs"]) {
+      const result = await run(node[20] as string, [script], { cwd: jsApp });
+      expect(result.stderr).toBe("");
+      expect(lastJsonLine(result.stdout)).toEqual({
+        tsworkflow: "function",
+        "tsworkflow/engine": "function",
+        "tsworkflow/local": "function",
+        "tsworkflow/testing": "function",
+      });
+    }
   });
 
   it("gets a clear message on a Node.js older than engines allows", async () => {
@@ -250,8 +252,8 @@ describe("an app that uses only tsworkflow/aws", () => {
     expect([...installed].filter((name) => OPTIONAL_PEERS.includes(name))).toEqual([]);
   });
 
-  it("starts a client for its other Lambdas", async () => {
-    const result = await run(node[20] as string, ["start-order.mjs"], { cwd: awsApp });
+  it("require()s it and starts a client for its other Lambdas", async () => {
+    const result = await run(node[20] as string, ["start-order.cjs"], { cwd: awsApp });
     expect(result.stderr).toBe("");
     expect(lastJsonLine(result.stdout)).toEqual({ start: "function" });
   });

@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readdirSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
@@ -102,6 +102,18 @@ describe("the tarball", () => {
     const manifest = readJson<{ license: string }>(join(jsApp, "node_modules", "tsworkflow", "package.json"));
     expect(manifest.license).toBe("MIT");
     expect(packed.files.map((file) => file.path)).toContain("LICENSE");
+  });
+
+  it("publishes no declaration that needs @types/aws-lambda or Powertools' types", () => {
+    const dist = join(jsApp, "node_modules", "tsworkflow", "dist");
+    const declarations = readdirSync(dist, { recursive: true, encoding: "utf8" }).filter((file) =>
+      file.endsWith(".d.ts"),
+    );
+    expect(declarations.length).toBeGreaterThan(50);
+    const offending = declarations.filter((file) =>
+      /from "(aws-lambda|@aws-lambda-powertools\/[^"]+)"/.test(readFileSync(join(dist, file), "utf8")),
+    );
+    expect(offending).toEqual([]);
   });
 
   it("passes publint's checks, warnings included", async () => {

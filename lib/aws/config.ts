@@ -122,7 +122,7 @@ const clientSchema = z.object({
 type Environment = Record<string, string | undefined>;
 
 function parse<S extends z.ZodMiniType>(schema: S, env: Environment, purpose: string): z.infer<S> {
-  const parsed = z.validate(schema, env);
+  const parsed = z.safeParseWithMessages(schema, env);
   if (parsed.success) return parsed.data;
   const problems = parsed.error.issues.map((issue) => {
     const name = String(issue.path[0] ?? "(environment)");

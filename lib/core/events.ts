@@ -216,7 +216,7 @@ export const EVENT_TYPES = workflowEvent._zod.def.options.map(
  * @throws InvalidEventError naming the run, the position and the field at fault
  */
 export function parseEvent(value: unknown, where: string): WorkflowEvent {
-  const parsed = z.validate(workflowEvent, value);
+  const parsed = z.safeParseWithMessages(workflowEvent, value);
   if (parsed.success) return parsed.data;
   const issue = parsed.error.issues[0];
   const path = issue?.path.join(".") || "(event)";

@@ -65,7 +65,7 @@ export function parseQueueMessage(body: string): QueueMessage {
       `A queue message is not JSON: ${String(error)}. It was not sent by tsworkflow.`,
     );
   }
-  const parsed = z.validate(queueMessage, value);
+  const parsed = z.safeParseWithMessages(queueMessage, value);
   if (parsed.success) return parsed.data as QueueMessage;
   const issue = parsed.error.issues[0];
   throw new TsWorkflowError(

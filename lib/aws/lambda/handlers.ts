@@ -259,7 +259,7 @@ export function createStartHandler(registry: WorkflowRegistry, options: HandlerO
   return async (event, context) => {
     const logger = getLogger();
     logger.addContext(context as PowertoolsContext);
-    const parsed = z.validate(startEvent, event);
+    const parsed = z.safeParseWithMessages(startEvent, event);
     if (!parsed.success) {
       const problems = parsed.error.issues
         .map((issue) => `${issue.path.join(".") || "(event)"}: ${issue.message}`)

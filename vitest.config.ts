@@ -1,6 +1,8 @@
 import { defineConfig } from "vitest/config";
 
 export default defineConfig({
+  // `tsworkflow/...` imports resolve to the sources through tsconfig.json's `paths` (no build needed).
+  resolve: { tsconfigPaths: true },
   test: {
     include: ["tests/**/*.test.ts"],
     testTimeout: 120_000,

@@ -15,8 +15,10 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { configureLogging, type EventStore, type Runtime, sleep, step, workflow } from "tsworkflow";
-import { createRedisRuntime, FileStorage, LocalRuntime, startRedisServer } from "tsworkflow/local";
+import { configureLogging, type Runtime, sleep, step, workflow } from "tsworkflow";
+import type { EventStore } from "tsworkflow/engine";
+import { FileStorage, LocalRuntime } from "tsworkflow/local";
+import { createRedisRuntime, startRedisServer } from "tsworkflow/redis";
 
 const RUNS = Number(process.env.LOAD_RUNS ?? 10_000);
 const SLEEP_MS = Number(process.env.LOAD_SLEEP_MS ?? 3_000);

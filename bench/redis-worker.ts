@@ -13,7 +13,7 @@ import { fileURLToPath } from "node:url";
 import { type Job, Queue, Worker } from "bullmq";
 import { Redis } from "ioredis";
 import { configureLogging } from "tsworkflow";
-import { runWorker } from "tsworkflow/local";
+import { runWorker } from "tsworkflow/redis";
 import { RAW_QUEUE, type RawStep } from "./redis.ts";
 
 const [mode, url, prefix, workerId, concurrencyArg] = process.argv.slice(2);

@@ -23,7 +23,7 @@ import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { Queue } from "bullmq";
 import { Redis } from "ioredis";
-import { createRedisRuntime, type RedisRuntime, type RedisServer, startRedisServer } from "tsworkflow/local";
+import { createRedisRuntime, type RedisRuntime, type RedisServer, startRedisServer } from "tsworkflow/redis";
 import { manySteps, sleepy, tenSteps } from "./core.ts";
 
 /** The data of a raw BullMQ job: step `index` of a chain of `length` jobs, carrying a counter. */

@@ -1,6 +1,6 @@
 /**
  * `npm run bench`: each workload three times, the median printed beside its target.
- * Set BENCH_ONLY=core (or redis, load, files) to run one group.
+ * Set BENCH_ONLY=core (or redis, load, files, cold-start) to run one group.
  */
 import { w1, w2, w3 } from "./core.ts";
 import type { BenchRow as Row } from "./redis.ts";
@@ -80,5 +80,13 @@ if (!only || only === "files") {
   print(
     "Finished runs on the file backend (memory kept, reopening a directory)",
     await finishedRunsBenchmarks(),
+  );
+}
+if (!only || only === "cold-start") {
+  const { coldStartBenchmarks, COLD_START_PROCESSES } = await import("./cold-start.ts");
+  const rows = await coldStartBenchmarks();
+  print(
+    `Lambda cold start: import of each bundle in ${COLD_START_PROCESSES} fresh node processes, median`,
+    rows,
   );
 }

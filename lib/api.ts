@@ -1,15 +1,16 @@
-import { ConfigurationError, RunNotFoundError } from "./core/errors.ts";
+import { RunNotFoundError } from "./core/errors.ts";
 import type { WorkflowEvent } from "./core/events.ts";
 import { assertRunId } from "./core/ids.ts";
 import type { Runtime, WaitOptions } from "./core/runtime.ts";
 import type { AnyWorkflow, WorkflowArgs } from "./core/workflow.ts";
 import type { StartOptions } from "./engine/engine.ts";
+import { importOptional } from "./optional-dependency.ts";
 import type { EventStore, RunPage, RunQuery, RunRecord } from "./ports/event-store.ts";
 import { LocalRuntime } from "./runtimes/embedded.ts";
 
 /** Options of {@link configure}. */
 export interface ConfigureOptions {
-  /** Use this runtime (e.g. `createRedisRuntime(...)` from `tsworkflow/local`). */
+  /** Use this runtime (e.g. `createRedisRuntime(...)` from `tsworkflow/redis`). */
   runtime?: Runtime;
   /** Embedded runtime over this storage (e.g. `new MemoryStorage()`). */
   storage?: EventStore;
@@ -62,14 +63,19 @@ export function configure(options: ConfigureOptions = {}): void {
     });
 }
 
+/**
+ * Redis mode is loaded by the package's own name, through a variable: a bundler (the Lambda bundle)
+ * leaves it out, and an app that never sets a Redis URL never loads ioredis or BullMQ.
+ */
+const REDIS_ENTRY = "tsworkflow/redis";
+
 async function loadRedisRuntime(url: string, concurrency: number | undefined): Promise<Runtime> {
-  const moduleName = "./runtimes/redis.ts";
-  const module = (await import(moduleName)) as {
-    createRedisRuntime?: (options: { url: string; concurrency?: number }) => Runtime | Promise<Runtime>;
-  };
-  if (!module.createRedisRuntime)
-    throw new ConfigurationError("Redis mode is not available in this build of tsworkflow.");
-  const runtime = await module.createRedisRuntime({ url, ...(concurrency ? { concurrency } : {}) });
+  const { createRedisRuntime } = await importOptional(
+    () => import(REDIS_ENTRY) as Promise<typeof import("./redis/index.ts")>,
+    "Redis mode",
+    ["ioredis", "bullmq"],
+  );
+  const runtime = createRedisRuntime({ url, ...(concurrency ? { concurrency } : {}) });
   current = runtime;
   return runtime;
 }

@@ -1,6 +1,7 @@
 /**
- * tsworkflow: durable workflows as plain async functions.
- * This entry point loads no AWS SDK, CDK, Redis or BullMQ code.
+ * tsworkflow: durable workflows as plain async functions. This entry point is the workflow author's
+ * API (define workflows and steps, start and watch runs, errors, types); it loads no AWS SDK, CDK,
+ * Redis, BullMQ or hono code. The engine and its ports, for backend authors, are in `tsworkflow/engine`.
  */
 
 export type { ConfigureOptions } from "./api.ts";
@@ -20,13 +21,12 @@ export {
 export type { StepInfo } from "./core/context.ts";
 export { getStepInfo } from "./core/context.ts";
 export type { Duration } from "./core/durations.ts";
-export { formatDuration, MAX_DURATION_MS, toMilliseconds } from "./core/durations.ts";
+export { MAX_DURATION_MS } from "./core/durations.ts";
 export type { ErrorCode, RetryableErrorOptions, SerializedError } from "./core/errors.ts";
 export {
   CancelledError,
   ConfigurationError,
   DuplicateNameError,
-  deserializeError,
   EventLimitExceededError,
   EventPayloadError,
   FatalError,
@@ -55,16 +55,13 @@ export {
   WorkflowNotFoundError,
 } from "./core/errors.ts";
 export type { EventOf, EventType, WorkflowEvent } from "./core/events.ts";
-export { EVENT_TYPES, parseEvent, workflowEvent } from "./core/events.ts";
 export type { LoggingOptions, LogLevelName } from "./core/logger.ts";
 export { configureLogging } from "./core/logger.ts";
 export type { WaitForEventOptions, Webhook } from "./core/primitives.ts";
 export { createWebhook, log, now, random, runChild, sleep, waitForEvent } from "./core/primitives.ts";
-export type { RegistryOptions } from "./core/registry.ts";
-export { defaultRegistry, findWorkflow, Registry, registeredWorkflows } from "./core/registry.ts";
 export type { Runtime, WaitOptions } from "./core/runtime.ts";
 export { MAX_PAYLOAD_BYTES, MAX_PAYLOAD_DEPTH } from "./core/serialization.ts";
-export type { AnyStep, RetryDelay, StepDefinition, StepOptions } from "./core/step.ts";
+export type { AnyStep, ResolvedStepOptions, RetryDelay, StepDefinition, StepOptions } from "./core/step.ts";
 export { step } from "./core/step.ts";
 export type {
   AnyWorkflow,
@@ -74,34 +71,7 @@ export type {
   WorkflowResult,
 } from "./core/workflow.ts";
 export { workflow } from "./core/workflow.ts";
-export type { EngineOptions, StartOptions, StartResult } from "./engine/engine.ts";
-export { DEFAULT_MAX_EVENTS_PER_RUN, DEFAULT_WARN_EVENTS_PER_RUN, Engine } from "./engine/engine.ts";
-export type {
-  ActivationCause,
-  ActivationTask,
-  Clock,
-  CommitResult,
-  CreateRunResult,
-  EventStore,
-  NewRun,
-  RunLease,
-  RunPage,
-  RunPatch,
-  RunQuery,
-  RunRecord,
-  RunStatus,
-  StepOutcome,
-  StepTask,
-  TaskQueue,
-  TimerRequest,
-  Timers,
-} from "./ports/index.ts";
-export { FINISHED_STATUSES, RUN_STATUSES, systemClock } from "./ports/index.ts";
-export type {
-  SignWebhookOptions,
-  WebhookErrorCode,
-  WebhookOptions,
-  WebhookRequest,
-  WebhookResponse,
-} from "./webhooks/handle-webhook.ts";
-export { handleWebhook, signWebhook } from "./webhooks/handle-webhook.ts";
+export type { StartOptions, StartResult } from "./engine/engine.ts";
+export type { EventStore, RunPage, RunQuery, RunRecord, RunStatus } from "./ports/event-store.ts";
+export type { SignWebhookOptions } from "./webhooks/handle-webhook.ts";
+export { signWebhook } from "./webhooks/handle-webhook.ts";

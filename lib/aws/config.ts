@@ -1,5 +1,5 @@
-import { z } from "zod";
 import { ConfigurationError } from "../core/errors.ts";
+import * as z from "../core/schema.ts";
 
 /**
  * Configuration of the AWS runtime, read from environment variables at cold start. The CDK construct
@@ -66,88 +66,101 @@ const SQS_ARN = /^arn:aws[a-z-]*:sqs:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,80}$/;
 const ROLE_ARN = /^arn:aws[a-z-]*:iam::\d{12}:role\/[\w+=,.@/-]{1,512}$/;
 const BUCKET_NAME = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
 
-const httpUrl = z.string().refine((value) => {
+const isHttpUrl = (value: string) => {
   try {
     const url = new URL(value);
     return url.protocol === "https:" || url.protocol === "http:";
   } catch {
     return false;
   }
-}, "must be an http(s) URL");
+};
+const httpUrl = z.string().check(z.refine(isHttpUrl, "must be an http(s) URL"));
 
-const optionalEndpoint = z
-  .string()
-  .optional()
-  .transform((value) => (value === undefined || value.trim() === "" ? undefined : value.trim()))
-  .pipe(httpUrl.optional());
+/** An optional variable: unset and blank are the same, surrounding spaces do not count. */
+const blankAsUnset = z.transform((value: string | undefined) =>
+  value === undefined || value.trim() === "" ? undefined : value.trim(),
+);
+
+const optionalEndpoint = z.pipe(z.optional(z.string()), z.pipe(blankAsUnset, z.optional(httpUrl)));
+
+/** Days until a finished run expires: unset or blank is 30, otherwise a positive number up to 3650. */
+const ttlDays = z.pipe(
+  z.optional(z.string()),
+  z.transform((value: string | undefined, context) => {
+    const text = value === undefined || value.trim() === "" ? "30" : value;
+    const days = /^\d+(\.\d+)?$/.test(text) ? Number(text) : Number.NaN;
+    const problem = !(days > 0)
+      ? "must be a positive number of days"
+      : days > 3650
+        ? "must be at most 3650 days"
+        : undefined;
+    if (problem) context.issues.push({ code: "custom", message: problem, input: value });
+    return days;
+  }),
+);
 
 const variables = {
   TSWORKFLOW_TABLE_NAME: z
     .string()
-    .regex(TABLE_NAME, "must be a DynamoDB table name (3-255 of A-Z a-z 0-9 _ . -)"),
-  TSWORKFLOW_WORKFLOW_QUEUE_URL: httpUrl.refine(
-    (value) => value.endsWith(".fifo"),
-    "must be the URL of a FIFO queue (ending in .fifo)",
+    .check(z.regex(TABLE_NAME, "must be a DynamoDB table name (3-255 of A-Z a-z 0-9 _ . -)")),
+  TSWORKFLOW_WORKFLOW_QUEUE_URL: httpUrl.check(
+    z.refine((value) => value.endsWith(".fifo"), "must be the URL of a FIFO queue (ending in .fifo)"),
   ),
-  TSWORKFLOW_STEP_QUEUE_URL: httpUrl.refine(
-    (value) => !value.endsWith(".fifo"),
-    "must be the URL of a standard (not FIFO) queue",
+  TSWORKFLOW_STEP_QUEUE_URL: httpUrl.check(
+    z.refine((value) => !value.endsWith(".fifo"), "must be the URL of a standard (not FIFO) queue"),
   ),
-  TSWORKFLOW_STEP_QUEUE_ARN: z
-    .string()
-    .regex(SQS_ARN, "must be an SQS queue ARN (arn:aws:sqs:<region>:<account>:<name>)")
-    .refine(
+  TSWORKFLOW_STEP_QUEUE_ARN: z.string().check(
+    z.regex(SQS_ARN, "must be an SQS queue ARN (arn:aws:sqs:<region>:<account>:<name>)"),
+    z.refine(
       (value) => !value.endsWith(".fifo"),
       "must be the ARN of the standard step queue, not a FIFO queue",
     ),
+  ),
   TSWORKFLOW_SCHEDULE_GROUP: z
     .string()
-    .regex(GROUP_NAME, "must be a schedule group name (1-64 of 0-9 A-Z a-z _ . -)"),
+    .check(z.regex(GROUP_NAME, "must be a schedule group name (1-64 of 0-9 A-Z a-z _ . -)")),
   TSWORKFLOW_SCHEDULER_ROLE_ARN: z
     .string()
-    .regex(ROLE_ARN, "must be an IAM role ARN (arn:aws:iam::<account>:role/<name>)"),
-  AWS_REGION: z.string().regex(REGION, "must be an AWS region such as us-east-1"),
+    .check(z.regex(ROLE_ARN, "must be an IAM role ARN (arn:aws:iam::<account>:role/<name>)")),
+  AWS_REGION: z.string().check(z.regex(REGION, "must be an AWS region such as us-east-1")),
   TSWORKFLOW_DYNAMODB_ENDPOINT: optionalEndpoint,
   TSWORKFLOW_SQS_ENDPOINT: optionalEndpoint,
   TSWORKFLOW_SCHEDULER_ENDPOINT: optionalEndpoint,
-  TSWORKFLOW_TTL_DAYS: z
-    .string()
-    .optional()
-    .transform((value) => (value === undefined || value.trim() === "" ? "30" : value))
-    .pipe(
-      z
-        .string()
-        .regex(/^\d+(\.\d+)?$/, "must be a positive number of days")
-        .transform(Number)
-        .pipe(
-          z.number().positive("must be a positive number of days").max(3650, "must be at most 3650 days"),
-        ),
-    ),
+  TSWORKFLOW_TTL_DAYS: ttlDays,
 } as const;
 
-const optionalBucket = z
-  .string()
-  .optional()
-  .transform((value) => (value === undefined || value.trim() === "" ? undefined : value.trim()))
-  .pipe(z.string().regex(BUCKET_NAME, "must be an S3 bucket name (3-63 of a-z 0-9 . -)").optional());
-const optionalQueueArn = z
-  .string()
-  .optional()
-  .transform((value) => (value === undefined || value.trim() === "" ? undefined : value.trim()))
-  .pipe(
-    z.string().regex(SQS_ARN, "must be an SQS queue ARN (arn:aws:sqs:<region>:<account>:<name>)").optional(),
-  );
+const optionalBucket = z.pipe(
+  z.optional(z.string()),
+  z.pipe(
+    blankAsUnset,
+    z.optional(z.string().check(z.regex(BUCKET_NAME, "must be an S3 bucket name (3-63 of a-z 0-9 . -)"))),
+  ),
+);
+const optionalQueueArn = z.pipe(
+  z.optional(z.string()),
+  z.pipe(
+    blankAsUnset,
+    z.optional(
+      z.string().check(z.regex(SQS_ARN, "must be an SQS queue ARN (arn:aws:sqs:<region>:<account>:<name>)")),
+    ),
+  ),
+);
+const optionalSeconds = z.pipe(
+  z.optional(z.string()),
+  z.pipe(
+    blankAsUnset,
+    z.optional(
+      z.pipe(z.string().check(z.regex(/^\d+$/, "must be a whole number of seconds")), z.transform(Number)),
+    ),
+  ),
+);
 
 const fullSchema = z.object({
   ...variables,
   TSWORKFLOW_S3_ENDPOINT: optionalEndpoint,
   TSWORKFLOW_PAYLOAD_BUCKET: optionalBucket,
   TSWORKFLOW_TIMER_DLQ_ARN: optionalQueueArn,
-  TSWORKFLOW_SWEEP_STALE_SECONDS: z
-    .string()
-    .optional()
-    .transform((value) => (value === undefined || value.trim() === "" ? undefined : value.trim()))
-    .pipe(z.string().regex(/^\d+$/, "must be a whole number of seconds").transform(Number).optional()),
+  TSWORKFLOW_SWEEP_STALE_SECONDS: optionalSeconds,
 });
 const clientSchema = z.object({
   TSWORKFLOW_TABLE_NAME: variables.TSWORKFLOW_TABLE_NAME,
@@ -162,8 +175,8 @@ const clientSchema = z.object({
 
 type Environment = Record<string, string | undefined>;
 
-function parse<S extends z.ZodType>(schema: S, env: Environment, purpose: string): z.infer<S> {
-  const parsed = schema.safeParse(env);
+function parse<S extends z.ZodMiniType>(schema: S, env: Environment, purpose: string): z.infer<S> {
+  const parsed = z.safeParseWithMessages(schema, env);
   if (parsed.success) return parsed.data;
   const problems = parsed.error.issues.map((issue) => {
     const name = String(issue.path[0] ?? "(environment)");

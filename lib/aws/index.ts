@@ -65,6 +65,14 @@ export {
   unknownStepDelaySeconds,
   unknownWorkflowBackoffSeconds,
 } from "./lambda/handlers.ts";
+export type {
+  DynamoDbStreamEvent,
+  DynamoDbStreamRecord,
+  LambdaContext,
+  SqsBatchResponse,
+  SqsEvent,
+  SqsRecord,
+} from "./lambda/lambda-types.ts";
 export { expiredRunOf, reapExpiredRuns } from "./reaper.ts";
 export type { SweepOptions, SweepReport } from "./sweeper.ts";
 export { sweep } from "./sweeper.ts";

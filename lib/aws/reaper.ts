@@ -1,16 +1,18 @@
-import type { DynamoDBRecord } from "aws-lambda";
 import { DynamoDBStorage } from "../adapters/aws/dynamodb-storage.ts";
 import type { S3Payloads } from "../adapters/aws/s3-payloads.ts";
 import { ConfigurationError } from "../core/errors.ts";
 import { getLogger } from "../core/logger.ts";
 import type { EventStore } from "../ports/event-store.ts";
+import type { DynamoDbStreamRecord } from "./lambda/lambda-types.ts";
 
 /**
  * The run a DynamoDB stream record says DynamoDB's TTL deleted (a finished run's document, `retention`
  * after the run finished), or undefined for any other record (the construct's event filter passes only
  * these; the check is repeated here).
  */
-export function expiredRunOf(record: DynamoDBRecord): { runId: string; idempotencyKey?: string } | undefined {
+export function expiredRunOf(
+  record: DynamoDbStreamRecord,
+): { runId: string; idempotencyKey?: string } | undefined {
   const old = record.dynamodb?.OldImage;
   const byTtl =
     record.eventName === "REMOVE" &&
@@ -31,7 +33,7 @@ export function expiredRunOf(record: DynamoDBRecord): { runId: string; idempoten
  */
 export async function reapExpiredRuns(
   runtime: { store: EventStore; payloads: S3Payloads; config: { payloadBucket?: string } },
-  records: readonly DynamoDBRecord[],
+  records: readonly DynamoDbStreamRecord[],
 ): Promise<string[]> {
   const store = runtime.store;
   if (!(store instanceof DynamoDBStorage))

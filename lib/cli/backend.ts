@@ -1,11 +1,12 @@
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
-import { pathToFileURL } from "node:url";
 import { redactUrl } from "../adapters/redis/redact-url.ts";
 import { ConfigurationError, StorageLockedError, TsWorkflowError } from "../core/errors.ts";
 import type { Engine } from "../engine/engine.ts";
+import { importOptional } from "../optional-dependency.ts";
 import { type EventStore, FINISHED_STATUSES } from "../ports/event-store.ts";
 import type { FileControl } from "../runtimes/file-control.ts";
+import { importWorkflowsModule } from "../workflows-module.ts";
 import { BackendUnavailableError, UsageError } from "./errors.ts";
 
 /** The storage flags shared by every command. */
@@ -98,23 +99,14 @@ export async function openReader(backend: Backend): Promise<EventStore> {
       return guard(new FileStorage({ dir: backend.dir, readOnly: true }), backend);
     }
     case "redis": {
-      const RedisStorage = await loadExport<new (options: { redis: string; prefix: string }) => EventStore>(
-        "../adapters/redis/redis-storage.ts",
-        "RedisStorage",
-        "Redis mode",
-      );
+      const { RedisStorage } = await loadRedisMode();
       return guard(new RedisStorage({ redis: backend.url, prefix: backend.prefix }), backend);
     }
     case "dynamodb": {
-      const DynamoDBStorage = await loadExport<
-        new (options: {
-          client: unknown;
-          tableName: string;
-        }) => EventStore
-      >("../adapters/aws/dynamodb-storage.ts", "DynamoDBStorage", "DynamoDB mode");
+      const { DynamoDBStorage } = await loadAwsMode();
       const client = await dynamoDBClient(backend);
       const store = new DynamoDBStorage({ client, tableName: backend.table });
-      return guard(store, backend, async () => (client as { destroy(): void }).destroy());
+      return guard(store, backend, async () => client.destroy());
     }
   }
 }
@@ -243,7 +235,7 @@ export function loadWorkflows(file: string): Promise<void> {
         throw new UsageError(
           `--workflows ${file}: ${path} does not exist. Pass the module that defines your workflows.`,
         );
-      await import(pathToFileURL(path).href);
+      await importWorkflowsModule(path);
       const { registeredWorkflows } = await import("../core/registry.ts");
       if (registeredWorkflows().length === 0)
         throw new UsageError(
@@ -281,9 +273,7 @@ async function withEngine<T>(
       }
     }
     case "redis": {
-      const createRedisRuntime = await loadExport<
-        (options: { url: string; prefix: string }) => { engine: Engine; close(): Promise<void> }
-      >("../runtimes/redis.ts", "createRedisRuntime", "Redis mode");
+      const { createRedisRuntime } = await loadRedisMode();
       const runtime = createRedisRuntime({ url: backend.url, prefix: backend.prefix });
       try {
         return await guardCall(backend, () => act(runtime.engine));
@@ -292,16 +282,8 @@ async function withEngine<T>(
       }
     }
     case "dynamodb": {
-      quietAwsSdk();
-      const [loadConfig, createAwsRuntime] = await Promise.all([
-        loadExport<(env: Env) => unknown>("../aws/config.ts", "loadConfig", "DynamoDB mode"),
-        loadExport<(config: unknown) => { engine: Engine; clients: Record<string, { destroy(): void }> }>(
-          "../runtimes/aws.ts",
-          "createAwsRuntime",
-          "DynamoDB mode",
-        ),
-      ]);
-      let config: unknown;
+      const { loadConfig, createAwsRuntime } = await loadAwsMode();
+      let config: ReturnType<typeof loadConfig>;
       try {
         config = loadConfig({
           ...process.env,
@@ -439,18 +421,16 @@ function quietAwsSdk(): void {
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
 }
 
-async function dynamoDBClient(backend: Extract<Backend, { kind: "dynamodb" }>): Promise<unknown> {
-  quietAwsSdk();
-  let module: { DynamoDBClient: new (config: Record<string, unknown>) => unknown };
-  try {
-    module = (await import("@aws-sdk/client-dynamodb")) as typeof module;
-  } catch (error) {
-    throw new BackendUnavailableError(
-      `DynamoDB mode needs @aws-sdk/client-dynamodb, which cannot be loaded: ${describeFailure(error)}`,
-    );
-  }
+async function dynamoDBClient(
+  backend: Extract<Backend, { kind: "dynamodb" }>,
+): Promise<import("@aws-sdk/client-dynamodb").DynamoDBClient> {
+  const { DynamoDBClient } = await importOptional(
+    () => import("@aws-sdk/client-dynamodb"),
+    "DynamoDB mode",
+    AWS_PACKAGES,
+  );
   const hasCredentials = Boolean(process.env.AWS_ACCESS_KEY_ID || process.env.AWS_PROFILE);
-  return new module.DynamoDBClient({
+  return new DynamoDBClient({
     region: backend.region,
     maxAttempts: 2,
     requestHandler: { connectionTimeout: 3000, requestTimeout: 10_000 },
@@ -462,24 +442,23 @@ async function dynamoDBClient(backend: Extract<Backend, { kind: "dynamodb" }>): 
   });
 }
 
+/** The peers of DynamoDB mode (the Lambda runtime has them; a machine running the CLI may not). */
+const AWS_PACKAGES = [
+  "@aws-sdk/client-dynamodb",
+  "@aws-sdk/lib-dynamodb",
+  "@aws-sdk/client-sqs",
+  "@aws-sdk/client-scheduler",
+];
+
 /**
- * Imports one export of a module that is loaded only when its backend is used (Redis, AWS), so the
- * CLI runs on the file backend whatever state those modules are in.
+ * The Redis and AWS entries are imported when a command uses their backend, so the CLI runs on the
+ * file backend without ioredis, BullMQ or the AWS SDK installed.
  */
-async function loadExport<T>(path: string, name: string, feature: string): Promise<T> {
-  let module: Record<string, unknown>;
-  try {
-    module = (await import(new URL(path, import.meta.url).href)) as Record<string, unknown>;
-  } catch (error) {
-    throw new BackendUnavailableError(
-      `${feature} is not available in this install of tsworkflow: ${path} cannot be loaded (${describeFailure(error)}).`,
-      { cause: error },
-    );
-  }
-  const value = module[name];
-  if (value === undefined)
-    throw new BackendUnavailableError(
-      `${feature} is not available in this install of tsworkflow: ${path} has no export ${name}.`,
-    );
-  return value as T;
+function loadRedisMode(): Promise<typeof import("../redis/index.ts")> {
+  return importOptional(() => import("../redis/index.ts"), "Redis mode", ["ioredis", "bullmq"]);
+}
+
+function loadAwsMode(): Promise<typeof import("../aws/index.ts")> {
+  quietAwsSdk();
+  return importOptional(() => import("../aws/index.ts"), "DynamoDB mode", AWS_PACKAGES);
 }

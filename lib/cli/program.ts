@@ -1,6 +1,7 @@
-import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { configureLogging } from "../core/logger.ts";
+import { importOptional } from "../optional-dependency.ts";
 import { RUN_STATUSES, type RunQuery, type RunStatus } from "../ports/event-store.ts";
 import {
   type BackendOptions,
@@ -9,7 +10,7 @@ import {
   openReader,
   resolveBackend,
 } from "./backend.ts";
-import { ActionNotAvailableError, EXIT, UsageError } from "./errors.ts";
+import { EXIT, UsageError } from "./errors.ts";
 import {
   cancelCommand,
   eventsCommand,
@@ -48,13 +49,9 @@ function port(value: string): number {
   return number;
 }
 
+/** The installed package's version, found by the package's own name (as it is installed, or this repository). */
 function packageVersion(): string {
-  try {
-    const text = readFileSync(new URL("../package.json", import.meta.url), "utf8");
-    return (JSON.parse(text) as { version?: string }).version ?? "0.0.0";
-  } catch {
-    return "0.0.0";
-  }
+  return (createRequire(import.meta.url)("tsworkflow/package.json") as { version: string }).version;
 }
 
 /**
@@ -259,7 +256,11 @@ export function createProgram(context: CliContext, setExitCode: (code: number) =
         command: Command,
       ) => {
         const backend = backendOf(command);
-        const { runDashboardCommand } = await import("./dashboard/command.ts");
+        const { runDashboardCommand } = await importOptional(
+          () => import("./dashboard/command.ts"),
+          "The dashboard",
+          ["hono", "@hono/node-server"],
+        );
         setExitCode(
           await runDashboardCommand(backend, {
             port: options.port ?? DEFAULT_PORT,
@@ -291,7 +292,10 @@ export function createProgram(context: CliContext, setExitCode: (code: number) =
     .action(
       async (module: string, options: { port?: number; host?: string; token?: string }, command: Command) => {
         const backend = backendOf(command);
-        const { runDevCommand } = await import("./dev/command.ts");
+        const { runDevCommand } = await importOptional(() => import("./dev/command.ts"), "tsworkflow dev", [
+          "hono",
+          "@hono/node-server",
+        ]);
         setExitCode(
           await runDevCommand(module, backend, {
             port: options.port ?? DEFAULT_PORT,
@@ -341,27 +345,9 @@ export function createProgram(context: CliContext, setExitCode: (code: number) =
   return program;
 }
 
-type RunWorker = (options: {
-  redis: string;
-  workflows: string;
-  concurrency?: number;
-  prefix?: string;
-  workerId?: string;
-}) => Promise<{ stopped: Promise<void> }>;
-
-async function loadRunWorker(): Promise<RunWorker> {
-  const path = "../runtimes/redis-worker.ts";
-  let module: { runWorker?: RunWorker };
-  try {
-    module = (await import(new URL(path, import.meta.url).href)) as typeof module;
-  } catch (error) {
-    throw new ActionNotAvailableError(
-      `tsworkflow worker is not available in this install: ${path} cannot be loaded (${error instanceof Error ? error.message : String(error)}).`,
-    );
-  }
-  if (typeof module.runWorker !== "function")
-    throw new ActionNotAvailableError(
-      `tsworkflow worker is not available in this install: ${path} has no runWorker.`,
-    );
-  return module.runWorker;
+function loadRunWorker() {
+  return importOptional(() => import("../redis/index.ts"), "tsworkflow worker (Redis mode)", [
+    "ioredis",
+    "bullmq",
+  ]).then((redis) => redis.runWorker);
 }

@@ -38,7 +38,8 @@ export type ErrorCode =
   | "INVALID_STATE"
   | "EVENT_LIMIT"
   | "STORAGE_UNAVAILABLE"
-  | "INVALID_QUERY";
+  | "INVALID_QUERY"
+  | "MISSING_DEPENDENCY";
 
 /** Base class of all tsworkflow errors. */
 export class TsWorkflowError extends Error {
@@ -342,6 +343,33 @@ export class ForeignAwaitError extends TsWorkflowError {
       "FOREIGN_AWAIT",
       `Workflow "${workflowName}" stopped on an await of something outside tsworkflow (setTimeout, fetch, a promise that never settles): nothing recorded can wake it. Do I/O and timers in steps (step(...)) and wait with sleep(), waitForEvent() or runChild().`,
     );
+  }
+}
+
+/**
+ * A feature needs an optional peer dependency that is not installed: ioredis and bullmq for Redis mode,
+ * the AWS SDK clients for DynamoDB, hono for the dashboard, tsx for a `.ts` workflows module.
+ */
+export class MissingDependencyError extends TsWorkflowError {
+  override name = "MissingDependencyError";
+  /** The packages to install. */
+  readonly packages: readonly string[];
+  /**
+   * @param feature - what needs the packages, e.g. "Redis mode"
+   * @param options.instead - another way out, e.g. "pass the compiled .js module"
+   */
+  constructor(
+    feature: string,
+    packages: readonly string[],
+    options: { cause?: unknown; instead?: string } = {},
+  ) {
+    const one = packages.length === 1;
+    super(
+      "MISSING_DEPENDENCY",
+      `${feature} needs ${packages.join(" and ")}, which ${one ? "is" : "are"} not installed. Install ${one ? "it" : "them"} with \`npm install ${packages.join(" ")}\`${options.instead ? `, or ${options.instead}` : ""}.`,
+      { cause: options.cause },
+    );
+    this.packages = packages;
   }
 }
 

@@ -1,5 +1,5 @@
-import { z } from "zod";
 import { InvalidEventError } from "./errors.ts";
+import * as z from "./schema.ts";
 
 /**
  * The event model: a run is an append-only log of these events. Every event has `runId`, `seq`
@@ -10,35 +10,35 @@ import { InvalidEventError } from "./errors.ts";
 const serializedError = z.object({
   name: z.string(),
   message: z.string(),
-  code: z.string().optional(),
-  stack: z.string().optional(),
-  retryAfterMs: z.number().optional(),
+  code: z.optional(z.string()),
+  stack: z.optional(z.string()),
+  retryAfterMs: z.optional(z.number()),
 });
 
 const base = {
-  runId: z.string().min(1),
-  seq: z.number().int().positive(),
+  runId: z.string().check(z.minLength(1)),
+  seq: z.int().check(z.positive()),
   timestamp: z.string(),
 };
 
 const stepRef = {
-  stepId: z.string().min(1),
-  stepName: z.string().min(1),
-  attempt: z.number().int().positive(),
+  stepId: z.string().check(z.minLength(1)),
+  stepName: z.string().check(z.minLength(1)),
+  attempt: z.int().check(z.positive()),
 };
 
-const log = { message: z.string(), data: z.unknown().optional() };
+const log = { message: z.string(), data: z.optional(z.unknown()) };
 
 export const workflowStarted = z.object({
   ...base,
   type: z.literal("workflow_started"),
-  workflowName: z.string().min(1),
+  workflowName: z.string().check(z.minLength(1)),
   input: z.array(z.unknown()),
-  idempotencyKey: z.string().optional(),
+  idempotencyKey: z.optional(z.string()),
   /** Absolute deadline (epoch ms) from the workflow's `maxDuration`. */
-  deadline: z.number().optional(),
+  deadline: z.optional(z.number()),
   /** Set for a child run: the parent run and the parent's id for this child. */
-  parent: z.object({ runId: z.string(), childId: z.string() }).optional(),
+  parent: z.optional(z.object({ runId: z.string(), childId: z.string() })),
 });
 
 export const workflowCompleted = z.object({
@@ -57,7 +57,7 @@ export const workflowSuspended = z.object({
   /** What the run waits for, e.g. `sleep#0 until 2026-01-01T00:00:00.000Z`. */
   waitingFor: z.array(z.string()),
   /** The earliest time (epoch ms) a timer wakes the run, if any. */
-  resumeAt: z.number().optional(),
+  resumeAt: z.optional(z.number()),
 });
 export const workflowResumed = z.object({ ...base, type: z.literal("workflow_resumed") });
 
@@ -85,23 +85,23 @@ export const stepRetrying = z.object({
   type: z.literal("step_retrying"),
   error: serializedError,
   /** Milliseconds until the next attempt. */
-  delayMs: z.number().int().nonnegative(),
+  delayMs: z.int().check(z.nonnegative()),
   /** Epoch ms of the next attempt. */
   retryAt: z.number(),
-  nextAttempt: z.number().int().positive(),
+  nextAttempt: z.int().check(z.positive()),
 });
 
 export const sleepCreated = z.object({
   ...base,
   type: z.literal("sleep_created"),
-  sleepId: z.string().min(1),
-  durationMs: z.number().nonnegative(),
+  sleepId: z.string().check(z.minLength(1)),
+  durationMs: z.number().check(z.nonnegative()),
   resumeAt: z.number(),
 });
 export const sleepCompleted = z.object({
   ...base,
   type: z.literal("sleep_completed"),
-  sleepId: z.string().min(1),
+  sleepId: z.string().check(z.minLength(1)),
 });
 
 export const cancelRequested = z.object({ ...base, type: z.literal("cancel_requested"), reason: z.string() });
@@ -115,41 +115,41 @@ export const workflowRetried = z.object({
   ...base,
   type: z.literal("workflow_retried"),
   /** Seq numbers of the `step_failed` events whose steps get another attempt. */
-  retriedFailures: z.array(z.number().int().positive()),
+  retriedFailures: z.array(z.int().check(z.positive())),
 });
 
 export const hookCreated = z.object({
   ...base,
   type: z.literal("hook_created"),
-  hookId: z.string().min(1),
-  eventName: z.string().min(1),
+  hookId: z.string().check(z.minLength(1)),
+  eventName: z.string().check(z.minLength(1)),
   /** Epoch ms after which the wait fails with a TimeoutError. */
-  timeoutAt: z.number().optional(),
+  timeoutAt: z.optional(z.number()),
   /** For webhooks: the secret part of `POST /hooks/<token>`. */
-  token: z.string().optional(),
+  token: z.optional(z.string()),
 });
 export const hookReceived = z.object({
   ...base,
   type: z.literal("hook_received"),
-  hookId: z.string().min(1),
-  eventName: z.string().min(1),
+  hookId: z.string().check(z.minLength(1)),
+  eventName: z.string().check(z.minLength(1)),
   /** Which `sendEvent` delivered it (each is used once). */
-  signalId: z.string().min(1),
+  signalId: z.string().check(z.minLength(1)),
   payload: z.unknown(),
 });
 export const hookTimedOut = z.object({
   ...base,
   type: z.literal("hook_timed_out"),
-  hookId: z.string().min(1),
-  eventName: z.string().min(1),
+  hookId: z.string().check(z.minLength(1)),
+  eventName: z.string().check(z.minLength(1)),
 });
 
-const childRef = { childId: z.string().min(1), childRunId: z.string().min(1) };
+const childRef = { childId: z.string().check(z.minLength(1)), childRunId: z.string().check(z.minLength(1)) };
 export const childStarted = z.object({
   ...base,
   ...childRef,
   type: z.literal("child_started"),
-  workflowName: z.string().min(1),
+  workflowName: z.string().check(z.minLength(1)),
   input: z.array(z.unknown()),
 });
 export const childCompleted = z.object({
@@ -207,14 +207,16 @@ export type EventDraft = WorkflowEvent extends infer E
     : never
   : never;
 
-export const EVENT_TYPES = workflowEvent.options.map((o) => o.shape.type.value) as EventType[];
+export const EVENT_TYPES = workflowEvent._zod.def.options.map(
+  (o) => o.shape.type._zod.def.values[0],
+) as EventType[];
 
 /**
  * Validates one event (on write and on read).
  * @throws InvalidEventError naming the run, the position and the field at fault
  */
 export function parseEvent(value: unknown, where: string): WorkflowEvent {
-  const parsed = workflowEvent.safeParse(value);
+  const parsed = z.safeParseWithMessages(workflowEvent, value);
   if (parsed.success) return parsed.data;
   const issue = parsed.error.issues[0];
   const path = issue?.path.join(".") || "(event)";

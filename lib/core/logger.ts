@@ -93,7 +93,10 @@ export function configureLogging(options: LoggingOptions = {}): void {
   current = logger;
 }
 
-/** The logger tsworkflow writes to (configured with defaults on first use). */
+/**
+ * The logger tsworkflow writes to (configured with defaults on first use).
+ * @internal Left out of the published types: Powertools types it with @types/aws-lambda.
+ */
 export function getLogger(): Logger {
   if (!current) configureLogging();
   return current as Logger;

@@ -1,4 +1,4 @@
-import type { ZodType } from "zod";
+import type { $ZodType } from "zod/v4/core";
 import type { LogLevel } from "../engine/execution.ts";
 import { currentExecution, getStepInfo, requireExecution } from "./context.ts";
 import type { Duration } from "./durations.ts";
@@ -77,8 +77,11 @@ export function random(): number {
 export interface WaitForEventOptions<T> {
   /** Give up after this long: the wait throws a `TimeoutError` the workflow can catch. @default no limit */
   timeout?: Duration;
-  /** A zod schema for the payload; a payload that fails it throws `EventPayloadError`. @default none */
-  schema?: ZodType<T>;
+  /**
+   * A zod schema (regular zod or zod/mini) for the payload; a payload that fails it throws
+   * `EventPayloadError`. @default none
+   */
+  schema?: $ZodType<T>;
 }
 
 /**

@@ -1,7 +1,8 @@
-import type { ZodType } from "zod";
+import type { $ZodType } from "zod/v4/core";
 import { type Duration, toMilliseconds } from "./durations.ts";
 import { ConfigurationError, describe, WorkflowInputError } from "./errors.ts";
 import { definingRegistry } from "./registry.ts";
+import { safeParseWithMessages } from "./schema.ts";
 
 /** Options of {@link workflow}. */
 export interface WorkflowOptions {
@@ -11,11 +12,12 @@ export interface WorkflowOptions {
    */
   maxDuration?: Duration;
   /**
-   * A zod schema that validates the input at `start()`, before anything is stored. A `z.tuple([...])`
-   * validates the whole argument list; any other schema validates the single argument.
+   * A zod schema (regular zod or zod/mini) that validates the input at `start()`, before anything is
+   * stored. A `z.tuple([...])` validates the whole argument list; any other schema validates the single
+   * argument.
    * @default no validation
    */
-  input?: ZodType;
+  input?: $ZodType;
 }
 
 /** A registered workflow: pass it to `start()`. */
@@ -80,13 +82,13 @@ export function validateWorkflowInput(definition: AnyWorkflow, args: unknown[]):
   }
   const schema = definition.options.input;
   if (!schema) return args;
-  const isTuple = (schema as { def?: { type?: string } }).def?.type === "tuple";
+  const isTuple = schema._zod.def.type === "tuple";
   if (!isTuple && args.length !== 1) {
     throw new WorkflowInputError(definition.name, [
       { path: "", message: `expected exactly 1 argument, got ${args.length}` },
     ]);
   }
-  const parsed = schema.safeParse(isTuple ? args : args[0]);
+  const parsed = safeParseWithMessages(schema, isTuple ? args : args[0]);
   if (!parsed.success) {
     const issues = parsed.error.issues.map((issue) => ({
       path: issue.path.map(String).join("."),

@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from "node:crypto";
-import type { ZodType } from "zod";
+import type { $ZodType } from "zod/v4/core";
 import { runInWorkflow } from "../core/context.ts";
 import { type Duration, resolveDeadline } from "../core/durations.ts";
 import {
@@ -12,6 +12,7 @@ import {
 } from "../core/errors.ts";
 import type { EventDraft, WorkflowEvent } from "../core/events.ts";
 import { getLogger, type RunLogContext } from "../core/logger.ts";
+import { safeParseWithMessages } from "../core/schema.ts";
 import {
   MAX_PAYLOAD_BYTES,
   roundTrip,
@@ -49,7 +50,7 @@ export interface PendingHook {
   hookId: string;
   eventName: string;
   timeoutAt: number | undefined;
-  schema: ZodType | undefined;
+  schema: $ZodType | undefined;
   resolve(value: unknown): void;
   reject(error: Error): void;
 }
@@ -264,7 +265,7 @@ export class RunExecution {
             new TimeoutError(`waitForEvent("${event.eventName}") timed out: no event arrived before ${at}.`),
           );
         } else if (pending.schema) {
-          const parsed = pending.schema.safeParse(event.payload);
+          const parsed = safeParseWithMessages(pending.schema, event.payload);
           if (parsed.success) pending.resolve(parsed.data);
           else pending.reject(new EventPayloadError(event.eventName, parsed.error.issues));
         } else {
@@ -461,7 +462,7 @@ export class RunExecution {
   /** Called by `waitForEvent()` and `createWebhook()` inside this workflow. */
   callHook(
     eventName: string,
-    options: { timeout?: Duration | undefined; schema?: ZodType | undefined; webhook?: boolean },
+    options: { timeout?: Duration | undefined; schema?: $ZodType | undefined; webhook?: boolean },
   ): { promise: Promise<unknown>; token: string | undefined } {
     const hookId = this.nextId(eventName);
     const recorded = this.recordedHooks.get(hookId);

@@ -1,4 +1,4 @@
-/** tsworkflow/local: the embedded (file, memory) runtime and its parts. */
+/** tsworkflow/local: the embedded runtime (file and memory stores, in-process queue and timers) and the webhook server. Loads no Redis, AWS or CDK code: Redis mode is `tsworkflow/redis`. */
 
 export type { FileStorageOptions } from "../adapters/file/file-storage.ts";
 export { FileStorage } from "../adapters/file/file-storage.ts";
@@ -6,7 +6,6 @@ export type { InProcessQueueOptions, TaskHandlers } from "../adapters/in-process
 export { InProcessQueue } from "../adapters/in-process/in-process-queue.ts";
 export { LocalTimers } from "../adapters/in-process/local-timers.ts";
 export { MemoryStorage } from "../adapters/memory/memory-storage.ts";
-export * from "../redis/index.ts";
 export type { LocalRuntimeOptions } from "../runtimes/embedded.ts";
 export { LocalRuntime } from "../runtimes/embedded.ts";
 export type { FileControlOptions } from "../runtimes/file-control.ts";

@@ -1,4 +1,4 @@
-/** Redis mode: RedisStorage, the BullMQ queue and timers, the runtime and the worker. Loads ioredis and BullMQ. */
+/** tsworkflow/redis: Redis mode. RedisStorage, the BullMQ queue and timers, the runtime and the worker. Loads ioredis and BullMQ. */
 
 export type {
   BullMQQueueOptions,

@@ -58,7 +58,7 @@ function ping(port: number): Promise<boolean> {
  * Starts `redis-server` on a free loopback port (`--save "" --appendonly no`: nothing touches the disk),
  * waits until it answers PING, and returns a handle whose `stop()` shuts it down.
  * @example
- * import { startRedisServer } from "tsworkflow/local";
+ * import { startRedisServer } from "tsworkflow/redis";
  * const server = await startRedisServer();
  * console.log(server.url); // redis://127.0.0.1:<port>
  * await server.stop();

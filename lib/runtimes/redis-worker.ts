@@ -5,6 +5,7 @@ import { redactUrl } from "../adapters/redis/connection.ts";
 import { ConfigurationError, describe } from "../core/errors.ts";
 import { getLogger } from "../core/logger.ts";
 import { registeredWorkflows } from "../core/registry.ts";
+import { importWorkflowsModule } from "../workflows-module.ts";
 import { createRedisRuntime, type RedisRuntime } from "./redis.ts";
 
 /** Options of {@link runWorker}. */
@@ -50,7 +51,7 @@ export interface RunningWorker {
  * consumes activations and steps from Redis, and on SIGTERM (or SIGINT) finishes the steps in flight
  * before it stops. Run as many as you like, on as many machines as you like.
  * @example
- * import { runWorker } from "tsworkflow/local";
+ * import { runWorker } from "tsworkflow/redis";
  * const worker = await runWorker({ redis: "redis://127.0.0.1:6379", workflows: "./src/workflows.ts", concurrency: 20 });
  * await worker.stopped;
  * @throws ConfigurationError when the workflows file is missing or registers no workflow
@@ -63,7 +64,7 @@ export async function runWorker(options: RunWorkerOptions): Promise<RunningWorke
       `Workflows file ${file} does not exist. Pass the module that defines your workflows: --workflows ./src/workflows.ts`,
     );
   }
-  await import(pathToFileURL(file).href);
+  await importWorkflowsModule(file);
   const names = registeredWorkflows().map((definition) => definition.name);
   if (names.length === 0) {
     throw new ConfigurationError(

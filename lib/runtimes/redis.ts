@@ -72,7 +72,7 @@ export interface RedisRuntime extends Runtime {
  * Wires the engine to Redis: runs in {@link RedisStorage}, tasks and timers in BullMQ. Start runs from any
  * process; run `startWorker()` (or `tsworkflow worker`) in as many processes as you like.
  * @example
- * import { createRedisRuntime } from "tsworkflow/local";
+ * import { createRedisRuntime } from "tsworkflow/redis";
  * import { onboarding } from "./workflows.ts";
  *
  * const runtime = createRedisRuntime({ url: "redis://127.0.0.1:6379", concurrency: 20 });

@@ -4,10 +4,10 @@ import {
   RetryableError,
   sleep,
   step,
-  toMilliseconds,
   waitForEvent,
   workflow,
 } from "tsworkflow";
+import { toMilliseconds } from "tsworkflow/engine";
 import { MemoryStorage } from "tsworkflow/local";
 import { startLocal } from "tsworkflow/testing";
 import { describe, expect, it } from "vitest";

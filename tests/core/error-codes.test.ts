@@ -2,6 +2,7 @@ import * as core from "tsworkflow";
 import { TsWorkflowError } from "tsworkflow";
 import * as aws from "tsworkflow/aws";
 import * as cli from "tsworkflow/cli";
+import { deserializeError } from "tsworkflow/engine";
 import * as local from "tsworkflow/local";
 import { describe, expect, it } from "vitest";
 import { serializeError } from "../../lib/core/serialization.ts";
@@ -49,7 +50,7 @@ describe("error classes", () => {
       if (typeof value !== "function" || !(value.prototype instanceof TsWorkflowError)) continue;
       const original = instanceOf(value as ErrorClass);
       // Act
-      const back = core.deserializeError(serializeError(original));
+      const back = deserializeError(serializeError(original));
       // Assess
       expect(back, name).toBeInstanceOf(value);
       expect(back).toMatchObject({ name, message: original.message, code: original.code });

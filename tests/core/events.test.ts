@@ -1,13 +1,5 @@
-import {
-  EVENT_TYPES,
-  type EventType,
-  InvalidEventError,
-  parseEvent,
-  step,
-  type WorkflowEvent,
-  workflow,
-  workflowEvent,
-} from "tsworkflow";
+import { type EventType, InvalidEventError, step, type WorkflowEvent, workflow } from "tsworkflow";
+import { EVENT_TYPES, parseEvent, workflowEvent } from "tsworkflow/engine";
 import { MemoryStorage } from "tsworkflow/local";
 import { startLocal } from "tsworkflow/testing";
 import { describe, expect, it } from "vitest";

@@ -1,4 +1,5 @@
-import { type RunPatch, sleep, step, type WorkflowEvent, workflow } from "tsworkflow";
+import { sleep, step, type WorkflowEvent, workflow } from "tsworkflow";
+import type { RunPatch } from "tsworkflow/engine";
 import { MemoryStorage } from "tsworkflow/local";
 import { describe, expect, it } from "vitest";
 import { eventTuples, type ManualEngine, manualEngine } from "./support/manual-engine.ts";

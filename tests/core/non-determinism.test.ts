@@ -1,12 +1,5 @@
-import {
-  defaultRegistry,
-  NonDeterminismError,
-  Registry,
-  sleep,
-  step,
-  type WorkflowEvent,
-  workflow,
-} from "tsworkflow";
+import { NonDeterminismError, sleep, step, workflow } from "tsworkflow";
+import { defaultRegistry, Registry, type WorkflowEvent } from "tsworkflow/engine";
 import { MemoryStorage } from "tsworkflow/local";
 import { resumeLocal, startLocal } from "tsworkflow/testing";
 import { describe, expect, it } from "vitest";

@@ -1,12 +1,5 @@
-import {
-  DuplicateNameError,
-  defaultRegistry,
-  findWorkflow,
-  Registry,
-  registeredWorkflows,
-  step,
-  workflow,
-} from "tsworkflow";
+import { DuplicateNameError, step, workflow } from "tsworkflow";
+import { defaultRegistry, findWorkflow, Registry, registeredWorkflows } from "tsworkflow/engine";
 import { MemoryStorage } from "tsworkflow/local";
 import { startLocal } from "tsworkflow/testing";
 import { describe, expect, it } from "vitest";

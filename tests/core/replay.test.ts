@@ -3,13 +3,13 @@ import {
   log,
   now,
   RetryableError,
-  type RunPatch,
   random,
   sleep,
   step,
   type WorkflowEvent,
   workflow,
 } from "tsworkflow";
+import type { RunPatch } from "tsworkflow/engine";
 import { MemoryStorage } from "tsworkflow/local";
 import { resumeLocal, startLocal } from "tsworkflow/testing";
 import { afterEach, describe, expect, it, vi } from "vitest";

@@ -1,4 +1,5 @@
-import type { EventStore, RunRecord, WorkflowEvent } from "tsworkflow";
+import type { RunRecord, WorkflowEvent } from "tsworkflow";
+import type { EventStore } from "tsworkflow/engine";
 import { LocalRuntime, MemoryStorage } from "tsworkflow/local";
 import { VirtualClock } from "tsworkflow/testing";
 

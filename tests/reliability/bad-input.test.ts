@@ -3,14 +3,8 @@
  * key or a path, and step results the log cannot hold (beyond tests/core/serialization.test.ts). Each
  * gets a clear, typed error; nothing is stored for it; the engine goes on serving other runs.
  */
-import {
-  configureLogging,
-  InvalidRunIdError,
-  type StepTask,
-  step,
-  WorkflowNotFoundError,
-  workflow,
-} from "tsworkflow";
+import { configureLogging, InvalidRunIdError, step, WorkflowNotFoundError, workflow } from "tsworkflow";
+import type { StepTask } from "tsworkflow/engine";
 import { LocalRuntime, MemoryStorage } from "tsworkflow/local";
 import { startLocal } from "tsworkflow/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";

@@ -18,7 +18,7 @@ import {
   WorkflowInputError,
   workflow,
 } from "tsworkflow";
-import { createRedisRuntime, type RedisRuntime, type RedisServer, startRedisServer } from "tsworkflow/local";
+import { createRedisRuntime, type RedisRuntime, type RedisServer, startRedisServer } from "tsworkflow/redis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { waitFor } from "../aws/harness/wait.ts";
 import { type SqsKit, startSqsKit } from "./support/sqs-kit.ts";

@@ -7,7 +7,7 @@
  * complete with the result and the log of an undisturbed run, and one step_completed per step.
  */
 import { configureLogging, type RunRecord } from "tsworkflow";
-import { type RedisServer, startRedisServer } from "tsworkflow/local";
+import { type RedisServer, startRedisServer } from "tsworkflow/redis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   type Backend,

@@ -10,7 +10,7 @@
  */
 import fc from "fast-check";
 import { configureLogging, type EventStore, getStepInfo, step, workflow } from "tsworkflow";
-import { type RedisServer, startRedisServer } from "tsworkflow/local";
+import { type RedisServer, startRedisServer } from "tsworkflow/redis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   type Backend,

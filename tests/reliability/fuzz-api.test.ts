@@ -13,7 +13,6 @@ import {
   cancelRun,
   configure,
   configureLogging,
-  FINISHED_STATUSES,
   getRun,
   type RunRecord,
   retryRun,
@@ -22,11 +21,10 @@ import {
   start,
   step,
   TsWorkflowError,
-  toMilliseconds,
-  type WorkflowEvent,
   waitForEvent,
   workflow,
 } from "tsworkflow";
+import { FINISHED_STATUSES, toMilliseconds, type WorkflowEvent } from "tsworkflow/engine";
 import { LocalRuntime, MemoryStorage } from "tsworkflow/local";
 import { startLocal } from "tsworkflow/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";

@@ -5,14 +5,8 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import {
-  type ActivationTask,
-  configureLogging,
-  type EventStore,
-  getStepInfo,
-  step,
-  workflow,
-} from "tsworkflow";
+import { configureLogging, type EventStore, getStepInfo, step, workflow } from "tsworkflow";
+import type { ActivationTask } from "tsworkflow/engine";
 import { FileStorage, LocalRuntime, MemoryStorage } from "tsworkflow/local";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 

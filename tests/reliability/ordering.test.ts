@@ -2,7 +2,8 @@
  * Ordering: the log keeps step outcomes in the order they arrived, and a replay follows the log, so a
  * Promise.race picks the same winner on every replay, whichever worker replays it.
  */
-import { configureLogging, type EventStore, sleep, step, workflow } from "tsworkflow";
+import { configureLogging, sleep, step, workflow } from "tsworkflow";
+import type { EventStore } from "tsworkflow/engine";
 import { MemoryStorage } from "tsworkflow/local";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { manualEngine } from "../core/support/manual-engine.ts";

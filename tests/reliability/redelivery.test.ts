@@ -2,16 +2,8 @@
  * Redelivery after a commit whose reply was lost (a worker that died right after committing): the
  * activation comes back with the same cause and must send what the commit asked for.
  */
-import {
-  configureLogging,
-  type EventStore,
-  getStepInfo,
-  runChild,
-  sleep,
-  step,
-  waitForEvent,
-  workflow,
-} from "tsworkflow";
+import { configureLogging, getStepInfo, runChild, sleep, step, waitForEvent, workflow } from "tsworkflow";
+import type { EventStore } from "tsworkflow/engine";
 import { MemoryStorage } from "tsworkflow/local";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { manualEngine } from "../core/support/manual-engine.ts";

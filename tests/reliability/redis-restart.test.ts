@@ -9,7 +9,7 @@ import { createConnection } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { configureLogging, type RunRecord } from "tsworkflow";
-import { createRedisRuntime, freePort, type RedisRuntime } from "tsworkflow/local";
+import { createRedisRuntime, freePort, type RedisRuntime } from "tsworkflow/redis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { waitFor } from "../aws/harness/wait.ts";
 import { CRASH_FLOW_STEPS, completionsPerStep, crashFlow } from "./support/crash-workflow.ts";

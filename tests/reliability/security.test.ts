@@ -13,7 +13,6 @@ import { join, relative } from "node:path";
 import { ScanCommand } from "@aws-sdk/client-dynamodb";
 import {
   configureLogging,
-  type EventStore,
   getStepInfo,
   IdempotencyConflictError,
   InvalidIdempotencyKeyError,
@@ -23,15 +22,9 @@ import {
   workflow,
 } from "tsworkflow";
 import { DynamoDBStorage } from "tsworkflow/aws";
-import {
-  createRedisRuntime,
-  FileStorage,
-  LocalRuntime,
-  MemoryStorage,
-  type RedisServer,
-  RedisStorage,
-  startRedisServer,
-} from "tsworkflow/local";
+import type { EventStore } from "tsworkflow/engine";
+import { FileStorage, LocalRuntime, MemoryStorage } from "tsworkflow/local";
+import { createRedisRuntime, type RedisServer, RedisStorage, startRedisServer } from "tsworkflow/redis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTable } from "../../lib/adapters/aws/table-schema.ts";
 import { serveDashboard } from "../../lib/cli/dashboard/server.ts";

@@ -5,9 +5,9 @@ import {
   SendMessageCommand,
   type SQSClient,
 } from "@aws-sdk/client-sqs";
-import { z } from "zod";
 import { InvalidMessageError, PayloadTooLargeError } from "../../core/errors.ts";
 import { getLogger } from "../../core/logger.ts";
+import * as z from "../../core/schema.ts";
 import type { EventStore } from "../../ports/event-store.ts";
 import type { ActivationTask, StepTask, TaskQueue } from "../../ports/task-queue.ts";
 import { byteLength, SQS_MESSAGE_LIMIT_BYTES } from "./limits.ts";
@@ -19,16 +19,16 @@ import type { PayloadRef, S3Payloads } from "./s3-payloads.ts";
  * activation causes survive the queue.
  */
 const activationTask = z.looseObject({
-  runId: z.string().min(1),
-  cause: z.looseObject({ kind: z.string().min(1) }),
+  runId: z.string().check(z.minLength(1)),
+  cause: z.looseObject({ kind: z.string().check(z.minLength(1)) }),
 });
 
 const stepTask = z.looseObject({
-  runId: z.string().min(1),
-  workflowName: z.string().min(1),
-  stepId: z.string().min(1),
-  stepName: z.string().min(1),
-  attempt: z.number().int().positive(),
+  runId: z.string().check(z.minLength(1)),
+  workflowName: z.string().check(z.minLength(1)),
+  stepId: z.string().check(z.minLength(1)),
+  stepName: z.string().check(z.minLength(1)),
+  attempt: z.int().check(z.positive()),
   input: z.array(z.unknown()),
 });
 
@@ -39,15 +39,15 @@ export const queueMessage = z.discriminatedUnion("kind", [
   z.object({
     kind: z.literal("step"),
     task: stepTask,
-    inputRef: z.object({ bucket: z.string(), key: z.string(), bytes: z.number() }).optional(),
+    inputRef: z.optional(z.object({ bucket: z.string(), key: z.string(), bytes: z.number() })),
     /** How many times the step handler put this task back because the code did not know its step. */
-    deferrals: z.number().int().nonnegative().optional(),
+    deferrals: z.optional(z.int().check(z.nonnegative())),
   }),
   /** On the standard step queue (delayed, or sent by a schedule): forward `task` to the workflow queue at `fireAt`. */
   z.object({
     kind: z.literal("timer"),
     task: activationTask,
-    timerId: z.string().min(1),
+    timerId: z.string().check(z.minLength(1)),
     fireAt: z.number(),
   }),
 ]);
@@ -71,7 +71,7 @@ export function parseQueueMessage(body: string): QueueMessage {
       `A queue message is not JSON: ${String(error)}. It was not sent by tsworkflow.`,
     );
   }
-  const parsed = queueMessage.safeParse(value);
+  const parsed = z.safeParseWithMessages(queueMessage, value);
   if (parsed.success) return parsed.data as QueueMessage;
   const issue = parsed.error.issues[0];
   throw new InvalidMessageError(

@@ -1,10 +1,4 @@
-import {
-  CreateTableCommand,
-  type CreateTableCommandInput,
-  type DynamoDBClient,
-  ResourceInUseException,
-  UpdateTimeToLiveCommand,
-} from "@aws-sdk/client-dynamodb";
+import type { CreateTableCommandInput, DynamoDBClient } from "@aws-sdk/client-dynamodb";
 
 /**
  * The single-table layout of the DynamoDB event store. The CDK construct (infra/) and the tests
@@ -74,6 +68,10 @@ export function createTableInput(tableName: string): CreateTableCommandInput {
  * await createTable(new DynamoDBClient({}), "tsworkflow");
  */
 export async function createTable(client: DynamoDBClient, tableName: string): Promise<void> {
+  // Imported here: the CDK construct reads TABLE_SCHEMA from this module, and a CDK app need not have the SDK.
+  const { CreateTableCommand, ResourceInUseException, UpdateTimeToLiveCommand } = await import(
+    "@aws-sdk/client-dynamodb"
+  );
   try {
     await client.send(new CreateTableCommand(createTableInput(tableName)));
   } catch (error) {

@@ -108,7 +108,7 @@ export const stepJobId = (task: Pick<StepTask, "runId" | "stepId" | "attempt">) 
  * - A step task's job id is `(runId, stepId, attempt)`, so a re-sent step that is still queued or running
  *   is not queued twice.
  * @example
- * import { BullMQQueue } from "tsworkflow/local";
+ * import { BullMQQueue } from "tsworkflow/redis";
  * const queue = new BullMQQueue({ redis: "redis://127.0.0.1:6379" });
  */
 export class BullMQQueue implements TaskQueue {

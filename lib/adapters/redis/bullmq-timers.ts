@@ -22,7 +22,7 @@ export const timerDeduplicationId = (runId: string, timerId: string) => `timer|$
  * for after. `cancel` removes a waiting timer; one already firing finishes (the engine ignores a timer
  * whose wait is over).
  * @example
- * import { BullMQQueue, BullMQTimers } from "tsworkflow/local";
+ * import { BullMQQueue, BullMQTimers } from "tsworkflow/redis";
  * const queue = new BullMQQueue({ redis: "redis://127.0.0.1:6379" });
  * const timers = new BullMQTimers({ queue });
  */

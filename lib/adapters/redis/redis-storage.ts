@@ -180,7 +180,7 @@ const outcomeField = (stepId: string, attempt: number) => `${attempt}:${stepId}`
  * appends only if the log still has `expectedVersion` events, so two workers racing on a run never both
  * append. Works with one Redis server (or a primary with replicas); Redis Cluster is not supported.
  * @example
- * import { RedisStorage } from "tsworkflow/local";
+ * import { RedisStorage } from "tsworkflow/redis";
  * const storage = new RedisStorage({ redis: "redis://127.0.0.1:6379", prefix: "myapp:" });
  */
 export class RedisStorage implements EventStore {

@@ -1,9 +1,9 @@
 import { ChangeMessageVisibilityCommand } from "@aws-sdk/client-sqs";
-import type { SQSRecord } from "aws-lambda";
 import { MAX_SQS_DELAY_SECONDS } from "../../adapters/aws/scheduler-timers.ts";
 import { InvalidMessageError } from "../../core/errors.ts";
 import { getLogger } from "../../core/logger.ts";
 import type { AwsRuntime } from "../../runtimes/aws.ts";
+import type { SqsRecord } from "./lambda-types.ts";
 
 /** What the SQS handlers do with a record that failed: poison, code not deployed yet, or retry. */
 
@@ -43,7 +43,7 @@ export const MAX_STEP_DEFERRALS = 100;
 export async function holdBack(
   runtime: AwsRuntime,
   queueUrl: string,
-  record: SQSRecord,
+  record: SqsRecord,
   seconds: number,
 ): Promise<void> {
   try {

@@ -1,9 +1,8 @@
-import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda";
-import { z } from "zod";
 import { MAX_SQS_DELAY_SECONDS } from "../../adapters/aws/scheduler-timers.ts";
 import { deduplicationId, parseQueueMessage, type QueueMessage } from "../../adapters/aws/sqs-queue.ts";
 import { InvalidMessageError, StepNotFoundError, WorkflowNotFoundError } from "../../core/errors.ts";
 import { getLogger } from "../../core/logger.ts";
+import * as z from "../../core/schema.ts";
 import { systemClock } from "../../ports/clock.ts";
 import { handleWebhook } from "../../webhooks/handle-webhook.ts";
 import {
@@ -14,6 +13,13 @@ import {
   unknownStepDelaySeconds,
   unknownWorkflowBackoffSeconds,
 } from "./failures.ts";
+import type {
+  LambdaContext,
+  PowertoolsContext,
+  SqsBatchResponse,
+  SqsEvent,
+  SqsRecord,
+} from "./lambda-types.ts";
 import {
   createReaperHandler,
   createSweeperHandler,
@@ -27,17 +33,17 @@ export type { ReaperHandler, SweeperHandler } from "./maintenance.ts";
 export { createReaperHandler, createSweeperHandler } from "./maintenance.ts";
 export type { HandlerOptions, WorkflowRegistry } from "./options.ts";
 
-export type SqsBatchHandler = (event: SQSEvent, context: Context) => Promise<SQSBatchResponse>;
+export type SqsBatchHandler = (event: SqsEvent, context: LambdaContext) => Promise<SqsBatchResponse>;
 
 /** The event of the start function (`lambda:InvokeFunction`). */
 export const startEvent = z.object({
-  workflow: z.string().min(1, "must name a registered workflow"),
-  args: z.array(z.unknown()).default([]),
-  idempotencyKey: z.string().min(1).max(256).optional(),
+  workflow: z.string().check(z.minLength(1, "must name a registered workflow")),
+  args: z._default(z.array(z.unknown()), []),
+  idempotencyKey: z.optional(z.string().check(z.minLength(1), z.maxLength(256))),
 });
 export type StartEvent = z.input<typeof startEvent>;
 export type StartResponse = { runId: string; created: boolean };
-export type StartHandler = (event: unknown, context: Context) => Promise<StartResponse>;
+export type StartHandler = (event: unknown, context: LambdaContext) => Promise<StartResponse>;
 
 /**
  * The handlers of one bundle, sharing one runtime (clients, caches). The CDK construct bundles an entry
@@ -91,8 +97,8 @@ export function createWorkflowHandler(
   const runtime = runtimeFor(registry, options);
   return async (event, context) => {
     const logger = getLogger();
-    logger.addContext(context);
-    const groups = new Map<string, SQSRecord[]>();
+    logger.addContext(context as PowertoolsContext);
+    const groups = new Map<string, SqsRecord[]>();
     for (const record of event.Records) {
       const group = record.attributes.MessageGroupId ?? record.messageId;
       const list = groups.get(group) ?? [];
@@ -173,7 +179,7 @@ export function createStepHandler(registry: WorkflowRegistry, options: HandlerOp
   const listed = registry.steps && new Set(registry.steps.map((definition) => definition.stepName));
   const knows = (stepName: string) =>
     listed ? listed.has(stepName) : runtime.engine.registry.findStep(stepName) !== undefined;
-  const handle = async (record: SQSRecord, message: QueueMessage): Promise<void> => {
+  const handle = async (record: SqsRecord, message: QueueMessage): Promise<void> => {
     if (message.kind === "step") {
       if (!knows(message.task.stepName)) {
         // A deploy half done: this code does not know the step yet. Never record a failure for it.
@@ -208,7 +214,7 @@ export function createStepHandler(registry: WorkflowRegistry, options: HandlerOp
   };
   return async (event, context) => {
     const logger = getLogger();
-    logger.addContext(context);
+    logger.addContext(context as PowertoolsContext);
     const failed: string[] = [];
     await Promise.all(
       event.Records.map(async (record) => {
@@ -264,8 +270,8 @@ export function createStartHandler(registry: WorkflowRegistry, options: HandlerO
   const runtime = runtimeFor(registry, options);
   return async (event, context) => {
     const logger = getLogger();
-    logger.addContext(context);
-    const parsed = startEvent.safeParse(event);
+    logger.addContext(context as PowertoolsContext);
+    const parsed = z.safeParseWithMessages(startEvent, event);
     if (!parsed.success) {
       const problems = parsed.error.issues
         .map((issue) => `${issue.path.join(".") || "(event)"}: ${issue.message}`)
@@ -303,7 +309,7 @@ export interface FunctionUrlResult {
   body: string;
 }
 
-export type WebhookHandler = (event: FunctionUrlEvent, context: Context) => Promise<FunctionUrlResult>;
+export type WebhookHandler = (event: FunctionUrlEvent, context: LambdaContext) => Promise<FunctionUrlResult>;
 
 /**
  * `POST /hooks/<token>` behind a Lambda Function URL: resumes the run whose `createWebhook()` made the
@@ -319,7 +325,7 @@ export function createWebhookHandler(
   const runtime = runtimeFor(registry, options);
   const secret = options.webhookSecret ?? process.env.TSWORKFLOW_WEBHOOK_SECRET;
   return async (event, context) => {
-    getLogger().addContext(context);
+    getLogger().addContext(context as PowertoolsContext);
     const reply = (statusCode: number, body: unknown): FunctionUrlResult => ({
       statusCode,
       headers: { "content-type": "application/json" },

@@ -1,12 +1,15 @@
-import type { Context, DynamoDBStreamEvent } from "aws-lambda";
 import { getLogger } from "../../core/logger.ts";
 import { systemClock } from "../../ports/clock.ts";
 import { reapExpiredRuns } from "../reaper.ts";
 import { type SweepReport, sweep } from "../sweeper.ts";
+import type { DynamoDbStreamEvent, LambdaContext, PowertoolsContext } from "./lambda-types.ts";
 import { type HandlerOptions, runtimeFor, type WorkflowRegistry } from "./options.ts";
 
-export type SweeperHandler = (event: unknown, context: Context) => Promise<SweepReport>;
-export type ReaperHandler = (event: DynamoDBStreamEvent, context: Context) => Promise<{ reaped: string[] }>;
+export type SweeperHandler = (event: unknown, context: LambdaContext) => Promise<SweepReport>;
+export type ReaperHandler = (
+  event: DynamoDbStreamEvent,
+  context: LambdaContext,
+) => Promise<{ reaped: string[] }>;
 
 /**
  * The sweeper function, run every few minutes by a schedule of the construct: re-sends what runs are
@@ -23,7 +26,7 @@ export function createSweeperHandler(
   const runtime = runtimeFor(registry, options);
   const clock = options.clock ?? systemClock;
   return async (_event, context) => {
-    getLogger().addContext(context);
+    getLogger().addContext(context as PowertoolsContext);
     const seconds = runtime.config.sweepStaleAfterSeconds;
     return sweep(runtime, {
       now: clock.now(),
@@ -42,7 +45,7 @@ export function createSweeperHandler(
 export function createReaperHandler(registry: WorkflowRegistry, options: HandlerOptions = {}): ReaperHandler {
   const runtime = runtimeFor(registry, options);
   return async (event, context) => {
-    getLogger().addContext(context);
+    getLogger().addContext(context as PowertoolsContext);
     return { reaped: await reapExpiredRuns(runtime, event.Records) };
   };
 }

@@ -152,13 +152,12 @@ class DevWorker {
     const entry = fileURLToPath(
       new URL(`./worker${extname(fileURLToPath(import.meta.url))}`, import.meta.url),
     );
-    const child = spawn(
-      process.execPath,
-      ["--import", import.meta.resolve("tsx"), entry, this.module, this.dir],
-      {
-        stdio: ["ignore", "pipe", "inherit"],
-      },
-    );
+    // From the repository's sources the worker itself is TypeScript; compiled, it needs no loader (a
+    // TypeScript workflows module gets tsx from importWorkflowsModule, only then).
+    const loader = entry.endsWith(".ts") ? ["--import", import.meta.resolve("tsx")] : [];
+    const child = spawn(process.execPath, [...loader, entry, this.module, this.dir], {
+      stdio: ["ignore", "pipe", "inherit"],
+    });
     this.child = child;
     return new Promise((done) => {
       let buffered = "";

@@ -4,10 +4,10 @@
  * the workflows module, and runs until SIGTERM. Tells its parent how it goes, one JSON line at a time.
  */
 import { resolve } from "node:path";
-import { pathToFileURL } from "node:url";
 import { configure, shutdown } from "../../api.ts";
 import { StorageLockedError } from "../../core/errors.ts";
 import { LocalRuntime } from "../../runtimes/embedded.ts";
+import { importWorkflowsModule } from "../../workflows-module.ts";
 
 const [moduleFile, dir] = process.argv.slice(2) as [string, string];
 const tell = (message: Record<string, unknown>) => process.stdout.write(`${JSON.stringify(message)}\n`);
@@ -27,7 +27,7 @@ for (const deadline = Date.now() + 15_000; !runtime; ) {
 }
 configure({ runtime });
 try {
-  await import(pathToFileURL(resolve(moduleFile)).href);
+  await importWorkflowsModule(resolve(moduleFile));
 } catch (error) {
   tell({ event: "failed", message: error instanceof Error ? (error.stack ?? error.message) : String(error) });
   await shutdown();

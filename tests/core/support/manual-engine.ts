@@ -1,15 +1,14 @@
+import type { RunRecord, WorkflowEvent } from "tsworkflow";
 import type {
   ActivationTask,
   Clock,
   EventStore,
-  RunRecord,
   StepTask,
   TaskQueue,
   TimerRequest,
   Timers,
-  WorkflowEvent,
-} from "tsworkflow";
-import { Engine } from "tsworkflow";
+} from "tsworkflow/engine";
+import { Engine } from "tsworkflow/engine";
 import { MemoryStorage } from "tsworkflow/local";
 
 /** A task queue that only records what it is given: the test decides when each task runs. */

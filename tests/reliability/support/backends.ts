@@ -5,16 +5,10 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Engine, type EventStore, FINISHED_STATUSES, type RunRecord } from "tsworkflow";
-import {
-  BullMQQueue,
-  BullMQTimers,
-  FileStorage,
-  InProcessQueue,
-  LocalTimers,
-  MemoryStorage,
-  RedisStorage,
-} from "tsworkflow/local";
+import type { RunRecord } from "tsworkflow";
+import { Engine, type EventStore, FINISHED_STATUSES } from "tsworkflow/engine";
+import { FileStorage, InProcessQueue, LocalTimers, MemoryStorage } from "tsworkflow/local";
+import { BullMQQueue, BullMQTimers, RedisStorage } from "tsworkflow/redis";
 import { type CrashSwitch, faultyQueue, faultyStore, faultyTimers } from "./faults.ts";
 
 export type BackendName = "memory" | "file" | "redis";

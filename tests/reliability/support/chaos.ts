@@ -4,15 +4,11 @@
  * restarts the process (queue, timers and live runs lost, then `recover()`), and hands tasks to two
  * workers whose live runs go stale. Every decision comes from one seed, so a failure replays exactly.
  */
-import type {
-  ActivationTask,
-  AnyWorkflow,
-  RunRecord,
-  StepTask,
-  TimerRequest,
-  WorkflowEvent,
-} from "tsworkflow";
-import { Engine, type EventStore, FINISHED_STATUSES, VersionConflictError } from "tsworkflow";
+
+import type { AnyWorkflow, RunRecord, WorkflowEvent } from "tsworkflow";
+import { VersionConflictError } from "tsworkflow";
+import type { ActivationTask, StepTask, TimerRequest } from "tsworkflow/engine";
+import { Engine, type EventStore, FINISHED_STATUSES } from "tsworkflow/engine";
 import { MemoryStorage } from "tsworkflow/local";
 import { ManualClock, RecordingQueue, RecordingTimers } from "../../core/support/manual-engine.ts";
 

@@ -2,19 +2,19 @@
  * Fault injection around the real ports: a worker "dies" at a chosen boundary of a chosen step. The
  * wrappers never touch lib/; they stand between the engine and the real store, queue and timers.
  */
+
+import type { RunQuery, WorkflowEvent } from "tsworkflow";
 import type {
   ActivationTask,
   EventStore,
   NewRun,
   RunPatch,
-  RunQuery,
   StepOutcome,
   StepTask,
   TaskQueue,
   TimerRequest,
   Timers,
-  WorkflowEvent,
-} from "tsworkflow";
+} from "tsworkflow/engine";
 
 /** Thrown where a simulated worker dies: the task it was handling is never acknowledged. */
 export class WorkerCrash extends Error {

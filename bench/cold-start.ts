@@ -1,0 +1,213 @@
+/**
+ * Cold start of the Lambda bundle that `DurableWorkflows` builds for a one-workflow app
+ * (bench/lambda/one-workflow.ts), beside two baselines bundled by the same construct settings: a bare
+ * handler that loads only the Powertools logger, and one that also creates the AWS SDK clients the
+ * AWS runtime uses (the floor of any DynamoDB + SQS + Scheduler handler). Each bundle is imported in
+ * fresh `node` processes (with the construct's NODE_OPTIONS) and the import time is measured. Also
+ * prints the minified size of each package entry and of the Lambda asset.
+ */
+import { execFile } from "node:child_process";
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { gzipSync } from "node:zlib";
+import { App, cx_api as cxapi, aws_lambda as lambda, aws_lambda_nodejs as nodejs, Stack } from "aws-cdk-lib";
+import { build } from "esbuild";
+import { BUNDLING, DurableWorkflows } from "../infra/durable-workflows.ts";
+import type { BenchRow as Row } from "./redis.ts";
+
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
+const PROCESSES = 10;
+const GOAL_MS = 30;
+
+/** What the construct's functions get from the environment at cold start (valid, not real). */
+const LAMBDA_ENVIRONMENT = {
+  AWS_REGION: "us-east-1",
+  TSWORKFLOW_TABLE_NAME: "orders-workflows",
+  TSWORKFLOW_WORKFLOW_QUEUE_URL: "https://sqs.us-east-1.amazonaws.com/123456789012/workflows.fifo",
+  TSWORKFLOW_STEP_QUEUE_URL: "https://sqs.us-east-1.amazonaws.com/123456789012/steps",
+  TSWORKFLOW_STEP_QUEUE_ARN: "arn:aws:sqs:us-east-1:123456789012:steps",
+  TSWORKFLOW_SCHEDULE_GROUP: "orders-workflows",
+  TSWORKFLOW_SCHEDULER_ROLE_ARN: "arn:aws:iam::123456789012:role/scheduler",
+  POWERTOOLS_LOG_LEVEL: "SILENT",
+  AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true",
+};
+
+/** The package entries, with the packages each leaves to the app (optional peers, Node built-ins). */
+const ENTRIES: Record<string, string> = {
+  tsworkflow: "lib/index.ts",
+  "tsworkflow/engine": "lib/engine/index.ts",
+  "tsworkflow/local": "lib/local/index.ts",
+  "tsworkflow/testing": "lib/testing/index.ts",
+  "tsworkflow/redis": "lib/redis/index.ts",
+  "tsworkflow/aws": "lib/aws/index.ts",
+  "tsworkflow/cli": "lib/cli/index.ts",
+  "tsworkflow/cdk": "infra/index.ts",
+};
+const PEERS = [
+  "@aws-sdk/*",
+  "aws-cdk-lib",
+  "constructs",
+  "bullmq",
+  "ioredis",
+  "hono",
+  "hono/*",
+  "@hono/node-server",
+  "esbuild",
+  "tsx",
+  "tsx/*",
+];
+
+interface Bundles {
+  handler: string;
+  bare: string;
+  sdk: string;
+  nodeOptions: string;
+  assetFiles: Record<string, number>;
+}
+
+/** Synthesizes the three functions with the construct's bundling, under node_modules so that `@aws-sdk/*` resolves. */
+function synthesize(outdir: string): Bundles {
+  const app = new App({ outdir, context: { [cxapi.ASSET_RESOURCE_METADATA_ENABLED_CONTEXT]: true } });
+  const stack = new Stack(app, "ColdStart");
+  const workflows = new DurableWorkflows(stack, "Workflows", {
+    entry: join(ROOT, "bench", "lambda", "one-workflow.ts"),
+  });
+  const baseline = (id: string, file: string) =>
+    new nodejs.NodejsFunction(stack, id, {
+      entry: join(ROOT, "bench", "lambda", file),
+      runtime: lambda.Runtime.NODEJS_24_X,
+      bundling: BUNDLING,
+    });
+  const bare = baseline("Bare", "bare-handler.ts");
+  const sdk = baseline("SdkClients", "sdk-clients.ts");
+  const assembly = app.synth();
+  const template = assembly.getStackByName("ColdStart").template as {
+    Resources: Record<string, { Properties: { Environment?: { Variables?: Record<string, string> } } }>;
+  };
+  const assetDir = (fn: lambda.Function) => {
+    const resource = fn.node.defaultChild as lambda.CfnFunction;
+    const metadata = resource.getMetadata(cxapi.ASSET_RESOURCE_METADATA_PATH_KEY) as string;
+    return join(outdir, metadata);
+  };
+  const workflowId = stack.getLogicalId(workflows.workflowFunction.node.defaultChild as lambda.CfnFunction);
+  const handlerDir = assetDir(workflows.workflowFunction);
+  return {
+    handler: join(handlerDir, "index.mjs"),
+    bare: join(assetDir(bare), "index.mjs"),
+    sdk: join(assetDir(sdk), "index.mjs"),
+    nodeOptions: template.Resources[workflowId]?.Properties.Environment?.Variables?.NODE_OPTIONS ?? "",
+    assetFiles: Object.fromEntries(
+      readdirSync(handlerDir).map((file) => [file, statSync(join(handlerDir, file)).size]),
+    ),
+  };
+}
+
+/** Milliseconds to import `bundle` in a fresh node process. */
+function importTime(bundle: string, nodeOptions: string): Promise<number> {
+  const script =
+    "const t = performance.now(); await import(process.argv[1]); console.log(performance.now() - t);";
+  return new Promise((resolve, reject) => {
+    execFile(
+      process.execPath,
+      [
+        ...nodeOptions.split(" ").filter(Boolean),
+        "--input-type=module",
+        "-e",
+        script,
+        pathToFileURL(bundle).href,
+      ],
+      { env: { ...process.env, ...LAMBDA_ENVIRONMENT } },
+      (error, stdout, stderr) => {
+        if (error) reject(new Error(`importing ${bundle} failed: ${stderr || error.message}`));
+        else resolve(Number(stdout.trim().split("\n").pop()));
+      },
+    );
+  });
+}
+
+function medianOf(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)] as number;
+}
+
+/** Minified (and gzipped) size of each package entry, with its dependencies and without the optional peers. */
+async function entrySizes(): Promise<{ entry: string; minified: number; gzipped: number }[]> {
+  const sizes = [];
+  for (const [entry, file] of Object.entries(ENTRIES)) {
+    const result = await build({
+      entryPoints: [join(ROOT, file)],
+      bundle: true,
+      platform: "node",
+      format: "esm",
+      target: "node20",
+      minify: true,
+      write: false,
+      external: PEERS,
+      logLevel: "silent",
+    });
+    const code = result.outputFiles[0]?.contents ?? new Uint8Array();
+    sizes.push({ entry, minified: code.length, gzipped: gzipSync(code).length });
+  }
+  return sizes;
+}
+
+const kb = (bytes: number) => `${(bytes / 1024).toFixed(1)} KB`;
+
+export async function coldStartBenchmarks(): Promise<Row[]> {
+  const cache = join(ROOT, "node_modules", ".cache");
+  mkdirSync(cache, { recursive: true });
+  const outdir = mkdtempSync(join(cache, "tsworkflow-cold-start-"));
+  try {
+    const bundles = synthesize(outdir);
+    const measure = async (bundle: string) => {
+      await importTime(bundle, bundles.nodeOptions); // warms the file cache, as a Lambda's disk is warm
+      const runs: number[] = [];
+      for (let i = 0; i < PROCESSES; i += 1) runs.push(await importTime(bundle, bundles.nodeOptions));
+      return { median: medianOf(runs), runs };
+    };
+    const bare = await measure(bundles.bare);
+    const sdk = await measure(bundles.sdk);
+    const handler = await measure(bundles.handler);
+
+    console.log("\nBundle sizes (minified; optional peers and Node built-ins left out)");
+    for (const { entry, minified, gzipped } of await entrySizes())
+      console.log(`  ${entry.padEnd(20)} ${kb(minified).padStart(9)}  (${kb(gzipped)} gzipped)`);
+    console.log(
+      `  Lambda asset of a one-workflow app: ${Object.entries(bundles.assetFiles)
+        .map(([file, size]) => `${file} ${kb(size)}`)
+        .join(", ")} (goal: index.mjs <= 150 KB)`,
+    );
+
+    const row = (
+      workload: string,
+      result: { median: number; runs: number[] },
+      target: string,
+      ok?: boolean,
+    ) => ({
+      workload,
+      ...result,
+      unit: "ms",
+      target,
+      ok,
+    });
+    return [
+      row("init: bare handler (Powertools logger)", bare, "baseline"),
+      row(
+        "init: + SDK clients (DynamoDB, SQS, Scheduler)",
+        sdk,
+        `(+${(sdk.median - bare.median).toFixed(0)} ms)`,
+      ),
+      row(
+        "init: tsworkflow one-workflow handler",
+        handler,
+        `<= bare + ${GOAL_MS} ms (+${(handler.median - bare.median).toFixed(0)} ms; +${(handler.median - sdk.median).toFixed(0)} ms over the SDK clients)`,
+        handler.median - bare.median <= GOAL_MS,
+      ),
+    ];
+  } finally {
+    rmSync(outdir, { recursive: true, force: true });
+  }
+}
+
+export { PROCESSES as COLD_START_PROCESSES };

@@ -1,0 +1,46 @@
+/**
+ * tsworkflow/engine: the engine and its ports, for those who write a backend (an `EventStore`, a
+ * `TaskQueue`, `Timers`) or drive the engine themselves; plus the event schema and the workflow
+ * registry. Workflow authors need only `tsworkflow`. Loads no AWS SDK, CDK, Redis, BullMQ or hono code.
+ */
+
+export type { Duration } from "../core/durations.ts";
+export { formatDuration, toMilliseconds } from "../core/durations.ts";
+export { deserializeError } from "../core/errors.ts";
+export type { EventDraft, EventOf, EventType, WorkflowEvent } from "../core/events.ts";
+export { EVENT_TYPES, parseEvent, workflowEvent } from "../core/events.ts";
+export type { RegistryOptions } from "../core/registry.ts";
+export { defaultRegistry, findWorkflow, Registry, registeredWorkflows } from "../core/registry.ts";
+export type { Runtime, WaitOptions } from "../core/runtime.ts";
+export type { EngineOptions, StartOptions, StartResult } from "../engine/engine.ts";
+export { DEFAULT_MAX_EVENTS_PER_RUN, DEFAULT_WARN_EVENTS_PER_RUN, Engine } from "../engine/engine.ts";
+export type {
+  ActivationCause,
+  ActivationTask,
+  Clock,
+  CommitResult,
+  CreateRunResult,
+  EventStore,
+  NewRun,
+  RunLease,
+  RunPage,
+  RunPatch,
+  RunQuery,
+  RunRecord,
+  RunStatus,
+  StepOutcome,
+  StepTask,
+  StoreLimits,
+  TaskQueue,
+  TimerRequest,
+  Timers,
+} from "../ports/index.ts";
+export { FINISHED_STATUSES, RUN_STATUSES, systemClock } from "../ports/index.ts";
+export type {
+  SignWebhookOptions,
+  WebhookErrorCode,
+  WebhookOptions,
+  WebhookRequest,
+  WebhookResponse,
+} from "../webhooks/handle-webhook.ts";
+export { handleWebhook, signWebhook } from "../webhooks/handle-webhook.ts";

@@ -1,8 +1,7 @@
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
-import { S3Client } from "@aws-sdk/client-s3";
+import type { S3Client } from "@aws-sdk/client-s3";
 import { SQSClient } from "@aws-sdk/client-sqs";
 import { DynamoDBStorage } from "../adapters/aws/dynamodb-storage.ts";
-import { S3Payloads } from "../adapters/aws/s3-payloads.ts";
 import { SqsTaskQueue } from "../adapters/aws/sqs-queue.ts";
 import { ConfigurationError } from "../core/errors.ts";
 import type { WorkflowEvent } from "../core/events.ts";
@@ -13,6 +12,7 @@ import type { RunPage, RunQuery, RunRecord } from "../ports/event-store.ts";
 import type { TaskQueue } from "../ports/task-queue.ts";
 import type { Timers } from "../ports/timers.ts";
 import { type ClientConfig, loadClientConfig } from "./config.ts";
+import { createPayloads } from "./payloads.ts";
 
 /** Options of {@link createClient}. */
 export interface ClientOptions {
@@ -98,20 +98,12 @@ export function createClient(
   });
   const dynamodb = options.clients?.dynamodb ?? new DynamoDBClient(settings(config.endpoints.dynamodb));
   const sqs = options.clients?.sqs ?? new SQSClient(settings(config.endpoints.sqs));
-  const s3 =
-    options.clients?.s3 ??
-    new S3Client({
-      ...settings(config.endpoints.s3),
-      ...(config.endpoints.s3 ? { forcePathStyle: true } : {}),
-    });
+  const payloads = createPayloads(config, options.clients?.s3);
   const store = new DynamoDBStorage({
     client: dynamodb,
     tableName: config.tableName,
     ...(config.ttlDays ? { ttlDays: config.ttlDays } : {}),
-    payloads: new S3Payloads({
-      client: s3,
-      ...(config.payloadBucket ? { bucket: config.payloadBucket } : {}),
-    }),
+    payloads,
   });
   const sqsQueue = new SqsTaskQueue({
     client: sqs,
@@ -149,7 +141,7 @@ export function createClient(
     async close() {
       if (!options.clients?.dynamodb) dynamodb.destroy();
       if (!options.clients?.sqs) sqs.destroy();
-      if (!options.clients?.s3) s3.destroy();
+      await payloads.close();
     },
   };
 }

@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import QuickLRU from "quick-lru";
 import { runInStep } from "../core/context.ts";
 import { formatDuration } from "../core/durations.ts";
 import {
@@ -43,7 +44,9 @@ export interface EngineOptions {
   /** @default the system clock */
   clock?: Clock;
   /**
-   * How many runs a warm engine keeps live in memory, to advance them without replaying their log.
+   * How many runs a warm engine keeps live in memory, to advance them without replaying their log
+   * (the least recently used forgotten first; up to twice as many are held between evictions, and 0
+   * keeps none).
    * @default 10000
    */
   cacheSize?: number;
@@ -144,7 +147,6 @@ export class Engine {
   private readonly queue: TaskQueue;
   private readonly timers: Timers;
   private readonly clock: Clock;
-  private readonly cacheSize: number;
   private readonly maxEventsPerRun: number;
   private readonly warnEventsPerRun: number;
   /** The store's payload limit (`EventStore.limits`), checked before anything reaches the store. */
@@ -152,7 +154,7 @@ export class Engine {
   private readonly onRunFinished: ((runId: string) => void) | undefined;
   /** See {@link EngineOptions.inlineSteps}; set it to false to stop chaining steps (activations in flight finish their current step, then queue the next). */
   inlineSteps: boolean;
-  private readonly cache = new Map<string, RunExecution>();
+  private readonly cache: QuickLRU<string, RunExecution> | undefined;
   private readonly running = new Map<string, Promise<void>>();
   private lastRecordedAt = 0;
 
@@ -162,7 +164,8 @@ export class Engine {
     this.queue = options.queue;
     this.timers = options.timers;
     this.clock = options.clock ?? systemClock;
-    this.cacheSize = options.cacheSize ?? 10_000;
+    const cacheSize = options.cacheSize ?? 10_000;
+    this.cache = cacheSize > 0 ? new QuickLRU({ maxSize: cacheSize }) : undefined;
     this.maxEventsPerRun = options.maxEventsPerRun ?? DEFAULT_MAX_EVENTS_PER_RUN;
     this.warnEventsPerRun = options.warnEventsPerRun ?? DEFAULT_WARN_EVENTS_PER_RUN;
     this.maxPayloadBytes = options.store.limits?.maxPayloadBytes ?? MAX_PAYLOAD_BYTES;
@@ -292,7 +295,7 @@ export class Engine {
       try {
         return await this.activateOnce(task, carried);
       } catch (error) {
-        this.cache.delete(task.runId);
+        this.cache?.delete(task.runId);
         if (!(error instanceof VersionConflictError) || attempt >= MAX_CONFLICT_RETRIES) throw error;
       }
     }
@@ -307,7 +310,7 @@ export class Engine {
     assertRunId(runId);
     // A warm run is advanced from memory without reading its document or log: if someone else wrote to
     // the log meanwhile, the conditional commit fails and the run is replayed from the log.
-    let execution = this.cache.get(runId);
+    let execution = this.cache?.get(runId);
     const warm = execution !== undefined && execution.newEvents.length === 0;
     if (!execution || !warm) {
       const run = await this.store.getRun(runId);
@@ -394,7 +397,7 @@ export class Engine {
         : []),
     ]);
     if (terminal) {
-      this.cache.delete(runId);
+      this.cache?.delete(runId);
       return;
     }
     const candidate = this.inlineSteps && !resendAll ? soleStepStarted(newEvents, this.registry) : undefined;
@@ -979,7 +982,7 @@ export class Engine {
         input: started?.input ?? [],
       });
     }
-    this.cache.delete(runId);
+    this.cache?.delete(runId);
     await this.store.commit(runId, events.length, next, { status: "running", updatedAt: timestamp });
   }
 
@@ -1020,16 +1023,11 @@ export class Engine {
 
   /** Forgets the live workflows kept in memory (they are rebuilt from the log when needed). */
   clearCache(): void {
-    this.cache.clear();
+    this.cache?.clear();
   }
 
   private remember(execution: RunExecution): void {
-    this.cache.delete(execution.runId);
-    this.cache.set(execution.runId, execution);
-    if (this.cache.size > this.cacheSize) {
-      const oldest = this.cache.keys().next().value;
-      if (oldest !== undefined) this.cache.delete(oldest);
-    }
+    this.cache?.set(execution.runId, execution);
   }
 
   private logFinished(execution: RunExecution, terminal: EventDraft | undefined): void {

@@ -1,12 +1,13 @@
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
-import { S3Client } from "@aws-sdk/client-s3";
+import type { S3Client } from "@aws-sdk/client-s3";
 import { SchedulerClient } from "@aws-sdk/client-scheduler";
 import { SQSClient } from "@aws-sdk/client-sqs";
 import { DynamoDBStorage } from "../adapters/aws/dynamodb-storage.ts";
-import { S3Payloads } from "../adapters/aws/s3-payloads.ts";
+import type { S3Payloads } from "../adapters/aws/s3-payloads.ts";
 import { SqsSchedulerTimers } from "../adapters/aws/scheduler-timers.ts";
 import { SqsTaskQueue } from "../adapters/aws/sqs-queue.ts";
 import type { AwsConfig } from "../aws/config.ts";
+import { createPayloads } from "../aws/payloads.ts";
 import { Engine } from "../engine/engine.ts";
 import type { Clock } from "../ports/clock.ts";
 import type { EventStore } from "../ports/event-store.ts";
@@ -16,7 +17,8 @@ export interface AwsClients {
   dynamodb: DynamoDBClient;
   sqs: SQSClient;
   scheduler: SchedulerClient;
-  s3: S3Client;
+  /** Omitted: one is made on first use, when a payload over 64 KB is read or written. */
+  s3?: S3Client;
 }
 
 /** Options of {@link createAwsRuntime}: everything defaults to what `config` describes. */
@@ -46,7 +48,6 @@ export interface AwsRuntime {
  * connections are reused across invocations.
  */
 export function createAwsClients(config: Pick<AwsConfig, "region" | "endpoints">): AwsClients {
-  const s3 = config.endpoints.s3;
   const settings = (endpoint: string | undefined) => ({
     region: config.region,
     ...(endpoint ? { endpoint } : {}),
@@ -55,8 +56,6 @@ export function createAwsClients(config: Pick<AwsConfig, "region" | "endpoints">
     dynamodb: new DynamoDBClient(settings(config.endpoints.dynamodb)),
     sqs: new SQSClient(settings(config.endpoints.sqs)),
     scheduler: new SchedulerClient(settings(config.endpoints.scheduler)),
-    // Emulators and LocalStack serve buckets on paths, not on subdomains.
-    s3: new S3Client({ ...settings(s3), ...(s3 ? { forcePathStyle: true } : {}) }),
   };
 }
 
@@ -71,20 +70,15 @@ export function createAwsRuntime(config: AwsConfig, options: AwsRuntimeOptions =
     dynamodb: options.clients?.dynamodb,
     sqs: options.clients?.sqs,
     scheduler: options.clients?.scheduler,
-    s3: options.clients?.s3,
   };
-  const created =
-    needed.dynamodb && needed.sqs && needed.scheduler && needed.s3 ? undefined : createAwsClients(config);
+  const created = needed.dynamodb && needed.sqs && needed.scheduler ? undefined : createAwsClients(config);
   const clients: AwsClients = {
     dynamodb: needed.dynamodb ?? (created as AwsClients).dynamodb,
     sqs: needed.sqs ?? (created as AwsClients).sqs,
     scheduler: needed.scheduler ?? (created as AwsClients).scheduler,
-    s3: needed.s3 ?? (created as AwsClients).s3,
+    ...(options.clients?.s3 ? { s3: options.clients.s3 } : {}),
   };
-  const payloads = new S3Payloads({
-    client: clients.s3,
-    ...(config.payloadBucket ? { bucket: config.payloadBucket } : {}),
-  });
+  const payloads = createPayloads(config, clients.s3);
   const store =
     options.store ??
     new DynamoDBStorage({

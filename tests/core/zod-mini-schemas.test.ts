@@ -38,7 +38,7 @@ describe("zod/mini schemas", () => {
     expect(error).toBeInstanceOf(WorkflowInputError);
     expect((error as Error).message).toContain("email: Invalid email address");
     expect((error as Error).message).toContain("age: Invalid input: expected number, received string");
-    expect(await env.storage.listRuns()).toEqual([]);
+    expect((await env.storage.listRuns()).runs).toEqual([]);
   });
 
   it("start a run whose input passes", async () => {

@@ -301,10 +301,12 @@ describe("a CDK app made by cdk init, with its own workflows file", () => {
     );
   }, 240_000);
 
-  it("synthesizes a DurableWorkflows stack with the workflow, step and start functions", () => {
+  it("synthesizes a DurableWorkflows stack with the workflow, step, start, sweeper and reaper functions", () => {
     expect(functions.map((fn) => fn.Properties.Handler).sort()).toEqual([
+      "index.reaperHandler",
       "index.startHandler",
       "index.stepHandler",
+      "index.sweeperHandler",
       "index.workflowHandler",
     ]);
   });

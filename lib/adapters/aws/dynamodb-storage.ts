@@ -3,7 +3,6 @@ import {
   DynamoDBClient,
   TransactionCanceledException,
 } from "@aws-sdk/client-dynamodb";
-import { S3Client } from "@aws-sdk/client-s3";
 import {
   DynamoDBDocumentClient,
   GetCommand,
@@ -113,7 +112,7 @@ export class DynamoDBStorage implements EventStore {
         if (payloads) return payloads;
         // The same region and credentials as the table (the CLI, a dashboard reading runs).
         const { region, credentials } = this.client.config;
-        this.defaultReader ??= new S3Payloads({ client: new S3Client({ region, credentials }) });
+        this.defaultReader ??= new S3Payloads({ clientConfig: { region, credentials } });
         return this.defaultReader;
       },
     };

@@ -1,13 +1,8 @@
 import { createHash } from "node:crypto";
-import {
-  DeleteObjectsCommand,
-  GetObjectCommand,
-  ListObjectsV2Command,
-  PutObjectCommand,
-  type S3Client,
-} from "@aws-sdk/client-s3";
-import { LRUCache } from "lru-cache";
+import type { S3Client, S3ClientConfig } from "@aws-sdk/client-s3";
+import QuickLRU from "quick-lru";
 import { InvalidEventError } from "../../core/errors.ts";
+import { importOptional } from "../../optional-dependency.ts";
 import { byteLength, DEFAULT_OFFLOAD_THRESHOLD_BYTES } from "./limits.ts";
 
 /** Where an offloaded payload lives: kept beside the item that holds it, never inside user data. */
@@ -19,7 +14,17 @@ export interface PayloadRef {
 
 /** Options of {@link S3Payloads}. */
 export interface S3PayloadsOptions {
-  client: S3Client;
+  /**
+   * The S3 client. Without it, one is made from `clientConfig` the first time a payload is read or
+   * written, so that a function whose payloads all fit in DynamoDB never loads the S3 SDK.
+   * @default a new `S3Client(clientConfig)`
+   */
+  client?: S3Client;
+  /**
+   * Settings of the client made when `client` is omitted.
+   * @default {} (the region and credentials of the environment)
+   */
+  clientConfig?: S3ClientConfig;
   /**
    * The bucket new payloads go to (the construct's payload bucket). Without it nothing is offloaded,
    * but references already stored are still read.
@@ -32,12 +37,16 @@ export interface S3PayloadsOptions {
    */
   thresholdBytes?: number;
   /**
-   * Bytes of payloads kept in memory, so that a warm function does not read the same object twice
-   * (objects are immutable: their key is the hash of their content).
-   * @default 67108864 (64 MB)
+   * How many payloads of at most 512 Ki characters are kept in memory (up to twice as many between evictions), so
+   * that a warm function does not read the same object twice (objects are immutable: their key is the
+   * hash of their content). Larger payloads are read from S3 each time.
+   * @default 32 (at most 64 MB)
    */
-  cacheBytes?: number;
+  cacheEntries?: number;
 }
+
+/** Payloads of up to 512 Ki characters (at most 1 MB of memory each) are cached. */
+const MAX_CACHED_CHARACTERS = 512 * 1024;
 
 /** The prefix of a run's objects: everything of the run is deleted with it. */
 export const runPrefix = (runId: string) => `runs/${runId}/`;
@@ -48,24 +57,21 @@ export const runPrefix = (runId: string) => `runs/${runId}/`;
  * between the put and the write of the item that refers to it leaves an unreferenced object (removed
  * with the run), never a reference to nothing.
  * @example
- * import { S3Client } from "@aws-sdk/client-s3";
  * import { S3Payloads } from "tsworkflow/aws";
- * const payloads = new S3Payloads({ client: new S3Client({}), bucket: process.env.TSWORKFLOW_PAYLOAD_BUCKET });
+ * const payloads = new S3Payloads({ bucket: process.env.TSWORKFLOW_PAYLOAD_BUCKET });
  */
 export class S3Payloads {
   readonly bucket: string | undefined;
   readonly thresholdBytes: number;
-  private readonly client: S3Client;
-  private readonly cache: LRUCache<string, string>;
+  private readonly options: S3PayloadsOptions;
+  private readonly cache: QuickLRU<string, string>;
+  private sdk: Promise<S3Sdk> | undefined;
 
-  constructor(options: S3PayloadsOptions) {
-    this.client = options.client;
+  constructor(options: S3PayloadsOptions = {}) {
+    this.options = options;
     this.bucket = options.bucket;
     this.thresholdBytes = options.thresholdBytes ?? DEFAULT_OFFLOAD_THRESHOLD_BYTES;
-    this.cache = new LRUCache({
-      maxSize: options.cacheBytes ?? 64 * 1024 * 1024,
-      sizeCalculation: (value) => Math.max(1, value.length),
-    });
+    this.cache = new QuickLRU({ maxSize: Math.max(1, options.cacheEntries ?? 32) });
   }
 
   /** True when new payloads go to S3. */
@@ -90,10 +96,16 @@ export class S3Payloads {
     const ref = { bucket, key, bytes: byteLength(json) };
     const cacheKey = `${bucket}/${key}`;
     if (this.cache.has(cacheKey)) return ref;
-    await this.client.send(
-      new PutObjectCommand({ Bucket: bucket, Key: key, Body: json, ContentType: "application/json" }),
+    const { client, commands } = await this.load();
+    await client.send(
+      new commands.PutObjectCommand({
+        Bucket: bucket,
+        Key: key,
+        Body: json,
+        ContentType: "application/json",
+      }),
     );
-    this.cache.set(cacheKey, json);
+    this.remember(cacheKey, json);
     return ref;
   }
 
@@ -106,24 +118,30 @@ export class S3Payloads {
     const cacheKey = `${ref.bucket}/${ref.key}`;
     const cached = this.cache.get(cacheKey);
     if (cached !== undefined) return cached;
-    const object = await this.client.send(new GetObjectCommand({ Bucket: ref.bucket, Key: ref.key }));
+    const { client, commands } = await this.load();
+    const object = await client.send(new commands.GetObjectCommand({ Bucket: ref.bucket, Key: ref.key }));
     const json = (await object.Body?.transformToString("utf8")) ?? "";
-    this.cache.set(cacheKey, json);
+    this.remember(cacheKey, json);
     return json;
   }
 
   /** Deletes every object of the run in `bucket` (the reaper, when the run expires). Returns how many. */
   async deleteRun(bucket: string, runId: string): Promise<number> {
+    const { client, commands } = await this.load();
     let deleted = 0;
     let token: string | undefined;
     do {
-      const page = await this.client.send(
-        new ListObjectsV2Command({ Bucket: bucket, Prefix: runPrefix(runId), ContinuationToken: token }),
+      const page = await client.send(
+        new commands.ListObjectsV2Command({
+          Bucket: bucket,
+          Prefix: runPrefix(runId),
+          ContinuationToken: token,
+        }),
       );
       const keys = (page.Contents ?? []).flatMap((object) => (object.Key ? [{ Key: object.Key }] : []));
       if (keys.length > 0) {
-        await this.client.send(
-          new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: keys, Quiet: true } }),
+        await client.send(
+          new commands.DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: keys, Quiet: true } }),
         );
         deleted += keys.length;
       }
@@ -131,4 +149,39 @@ export class S3Payloads {
     } while (token);
     return deleted;
   }
+
+  private remember(cacheKey: string, json: string): void {
+    if (json.length <= MAX_CACHED_CHARACTERS) this.cache.set(cacheKey, json);
+  }
+
+  /** Releases the client this instance made (a given `client` is left to its owner). */
+  async close(): Promise<void> {
+    if (this.options.client || !this.sdk) return;
+    const sdk = this.sdk;
+    this.sdk = undefined;
+    await sdk.then(
+      ({ client }) => client.destroy(),
+      () => {},
+    );
+  }
+
+  /** The client and the SDK's commands, imported on first use. */
+  private load(): Promise<S3Sdk> {
+    this.sdk ??= importOptional(() => import("@aws-sdk/client-s3"), "Payloads over 64 KB on AWS (S3)", [
+      "@aws-sdk/client-s3",
+    ]).then((commands) => ({
+      commands,
+      client: this.options.client ?? new commands.S3Client(this.options.clientConfig ?? {}),
+    }));
+    // A failed import is not cached: installing the package and retrying works without a restart.
+    this.sdk.catch(() => {
+      this.sdk = undefined;
+    });
+    return this.sdk;
+  }
+}
+
+interface S3Sdk {
+  client: S3Client;
+  commands: typeof import("@aws-sdk/client-s3");
 }

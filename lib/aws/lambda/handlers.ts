@@ -13,13 +13,8 @@ import {
   unknownStepDelaySeconds,
   unknownWorkflowBackoffSeconds,
 } from "./failures.ts";
-import type {
-  LambdaContext,
-  PowertoolsContext,
-  SqsBatchResponse,
-  SqsEvent,
-  SqsRecord,
-} from "./lambda-types.ts";
+import type { LambdaContext, SqsBatchResponse, SqsEvent, SqsRecord } from "./lambda-types.ts";
+import { loggerFor } from "./log-context.ts";
 import {
   createReaperHandler,
   createSweeperHandler,
@@ -96,8 +91,7 @@ export function createWorkflowHandler(
 ): SqsBatchHandler {
   const runtime = runtimeFor(registry, options);
   return async (event, context) => {
-    const logger = getLogger();
-    logger.addContext(context as PowertoolsContext);
+    const logger = loggerFor(context);
     const groups = new Map<string, SqsRecord[]>();
     for (const record of event.Records) {
       const group = record.attributes.MessageGroupId ?? record.messageId;
@@ -213,8 +207,7 @@ export function createStepHandler(registry: WorkflowRegistry, options: HandlerOp
     await runtime.queue.sendActivation(message.task, id);
   };
   return async (event, context) => {
-    const logger = getLogger();
-    logger.addContext(context as PowertoolsContext);
+    const logger = loggerFor(context);
     const failed: string[] = [];
     await Promise.all(
       event.Records.map(async (record) => {
@@ -269,8 +262,7 @@ export function createStepHandler(registry: WorkflowRegistry, options: HandlerOp
 export function createStartHandler(registry: WorkflowRegistry, options: HandlerOptions = {}): StartHandler {
   const runtime = runtimeFor(registry, options);
   return async (event, context) => {
-    const logger = getLogger();
-    logger.addContext(context as PowertoolsContext);
+    const logger = loggerFor(context);
     const parsed = z.safeParseWithMessages(startEvent, event);
     if (!parsed.success) {
       const problems = parsed.error.issues
@@ -325,7 +317,7 @@ export function createWebhookHandler(
   const runtime = runtimeFor(registry, options);
   const secret = options.webhookSecret ?? process.env.TSWORKFLOW_WEBHOOK_SECRET;
   return async (event, context) => {
-    getLogger().addContext(context as PowertoolsContext);
+    const logger = loggerFor(context);
     const reply = (statusCode: number, body: unknown): FunctionUrlResult => ({
       statusCode,
       headers: { "content-type": "application/json" },
@@ -348,7 +340,7 @@ export function createWebhookHandler(
         ...(secret ? { secret } : {}),
       },
     );
-    getLogger().info("webhook call", {
+    logger.info("webhook call", {
       status: result.status,
       ...(result.body.runId ? { runId: result.body.runId } : {}),
     });

@@ -4,8 +4,6 @@
  * are assignable to these, so handlers typed with them work unchanged.
  */
 
-import type { Logger } from "@aws-lambda-powertools/logger";
-
 /** One record of an SQS event. */
 export interface SqsRecord {
   messageId: string;
@@ -39,12 +37,6 @@ export interface LambdaContext {
   logStreamName: string;
   getRemainingTimeInMillis(): number;
 }
-
-/**
- * Powertools types `addContext` with @types/aws-lambda's `Context`, which users need not install: the
- * handlers take {@link LambdaContext}, the part of it that Lambda passes and Powertools reads.
- */
-export type PowertoolsContext = Parameters<Logger["addContext"]>[0];
 
 /** A DynamoDB attribute value as a stream record carries it (only the string form is read). */
 export interface StreamAttributeValue {

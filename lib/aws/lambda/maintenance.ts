@@ -1,8 +1,8 @@
-import { getLogger } from "../../core/logger.ts";
 import { systemClock } from "../../ports/clock.ts";
 import { reapExpiredRuns } from "../reaper.ts";
 import { type SweepReport, sweep } from "../sweeper.ts";
-import type { DynamoDbStreamEvent, LambdaContext, PowertoolsContext } from "./lambda-types.ts";
+import type { DynamoDbStreamEvent, LambdaContext } from "./lambda-types.ts";
+import { loggerFor } from "./log-context.ts";
 import { type HandlerOptions, runtimeFor, type WorkflowRegistry } from "./options.ts";
 
 export type SweeperHandler = (event: unknown, context: LambdaContext) => Promise<SweepReport>;
@@ -26,7 +26,7 @@ export function createSweeperHandler(
   const runtime = runtimeFor(registry, options);
   const clock = options.clock ?? systemClock;
   return async (_event, context) => {
-    getLogger().addContext(context as PowertoolsContext);
+    loggerFor(context);
     const seconds = runtime.config.sweepStaleAfterSeconds;
     return sweep(runtime, {
       now: clock.now(),
@@ -45,7 +45,7 @@ export function createSweeperHandler(
 export function createReaperHandler(registry: WorkflowRegistry, options: HandlerOptions = {}): ReaperHandler {
   const runtime = runtimeFor(registry, options);
   return async (event, context) => {
-    getLogger().addContext(context as PowertoolsContext);
+    loggerFor(context);
     return { reaped: await reapExpiredRuns(runtime, event.Records) };
   };
 }

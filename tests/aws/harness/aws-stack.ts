@@ -162,7 +162,7 @@ export interface Stack {
   config: AwsConfig;
   queues: KitQueues;
   counter: RequestCounter;
-  clients: AwsClients;
+  clients: AwsClients & { s3: S3Client };
   /** A store reading the same table (for assertions). */
   store: DynamoDBStorage;
   workflowHandler: SqsBatchHandler;
@@ -223,7 +223,7 @@ export function deployStack(
     credentials: TEST_CREDENTIALS,
     maxAttempts: 3,
   });
-  const clients: AwsClients = {
+  const clients: AwsClients & { s3: S3Client } = {
     dynamodb: new DynamoDBClient(settings(dynamo.endpoint)),
     sqs: new SQSClient(settings(sqs.endpoint)),
     scheduler: new SchedulerClient(settings(scheduler.endpoint)),

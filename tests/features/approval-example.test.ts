@@ -40,6 +40,7 @@ describe("examples/approval.ts", () => {
       "hook_created",
       "step_started",
       "step_completed",
+      "hook_created",
       "workflow_suspended",
       "workflow_resumed",
       "hook_received",

@@ -97,6 +97,7 @@ export class TestEnvironment {
   private quietWaiters: (() => void)[] = [];
   /** Clock moves one at a time, each firing its timers in order. */
   private clockMoves: Promise<unknown> = Promise.resolve();
+  private closing: Promise<void> | undefined;
 
   /** Use {@link createTestEnvironment}, which also waits until the runs found in `storage` are resumed. */
   constructor(options: TestEnvironmentOptions = {}) {
@@ -229,8 +230,9 @@ export class TestEnvironment {
    * Stops the runtime (waiting for steps that are running) and closes the storage.
    * @param options.closeStorage false to keep the storage open, e.g. for another environment
    */
-  async close(options: { closeStorage?: boolean } = {}): Promise<void> {
-    await this.runtime.close(options);
+  close(options: { closeStorage?: boolean } = {}): Promise<void> {
+    this.closing ??= this.runtime.close(options);
+    return this.closing;
   }
 
   /** Registers a workflow in this environment unless it already finds that very definition. */

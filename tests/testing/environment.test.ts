@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
   CancelledError,
+  configure,
   configureLogging,
   FatalError,
   findWorkflow,
@@ -10,7 +11,11 @@ import {
   InvalidRunStateError,
   now,
   RetryableError,
+  runChild,
+  sendEvent,
+  shutdown,
   sleep,
+  start,
   step,
   TimeoutError,
   waitForEvent,
@@ -220,6 +225,29 @@ describe("createTestEnvironment: the virtual clock", () => {
     expect(env.now().getTime()).toBe(START + 30 * 60_000 + 45 * 60_000 + DAY);
   });
 
+  it("fires timers due at once without moving the clock: a retry with no delay runs before start() returns", async () => {
+    // Prepare
+    const env = await environment();
+    const hasty = env.define(() => {
+      const flaky = step("env_flaky", async () => "ok", { maxRetries: 1, retryDelay: 0 });
+      return workflow("env_hasty", async () => flaky());
+    });
+    let attempts = 0;
+    env.fakeStep("env_flaky", async () => {
+      attempts += 1;
+      if (attempts === 1) throw new Error("first attempt fails");
+      return "second attempt";
+    });
+
+    // Act
+    const run = await env.start(hasty, []);
+
+    // Assess
+    expect(await run.status()).toBe("completed");
+    expect(await run.step("env_flaky")).toMatchObject({ status: "completed", attempts: 2 });
+    expect(env.now().getTime()).toBe(START);
+  });
+
   it("skips to the next timer, one at a time, and says when none is left", async () => {
     // Prepare
     const env = await environment();
@@ -397,6 +425,53 @@ describe("createTestEnvironment: events and webhooks", () => {
     expect(repeated).toBeInstanceOf(InvalidRunStateError);
     expect(await run.result()).toBe("rejected");
     expect((await run.events()).filter((event) => event.type === "hook_received")).toHaveLength(1);
+  });
+});
+
+describe("createTestEnvironment: other runs", () => {
+  it("gives a handle on a child run by the id in its parent's log", async () => {
+    // Prepare
+    const env = await environment({ timeSkipping: true });
+    const { parent } = env.define(() => {
+      const child = workflow("env_child", async (n: number) => {
+        await sleep("1h");
+        return n * 2;
+      });
+      return { parent: workflow("env_parent", async (n: number) => (await runChild(child, [n])) + 1) };
+    });
+    const run = await env.start(parent, [20]);
+
+    // Act
+    const started = (await run.events()).find((event) => event.type === "child_started");
+    const child = env.getHandle<number>(started?.type === "child_started" ? started.childRunId : "none");
+
+    // Assess
+    expect(await child.status()).toBe("suspended");
+    expect(await child.result()).toBe(40);
+    expect(await run.result()).toBe(41);
+  });
+
+  it("runs the runs that application code starts through the top-level API, once configured with env.runtime", async () => {
+    // Prepare
+    const env = await createTestEnvironment({ timeSkipping: true, startAt: START });
+    configure({ runtime: env.runtime });
+    const placeOrder = async (orderId: string) => start(approvalOrder, [orderId, "https://shop.example"]);
+
+    try {
+      // Act
+      const runId = await placeOrder("order-api");
+      await sendEvent(runId, "approval", { approved: true, by: "api" });
+      const run = env.getHandle<ApprovalResult>(runId);
+
+      // Assess
+      expect(await run.result()).toMatchObject({
+        orderId: "order-api",
+        status: "fulfilled",
+        approvedBy: "api",
+      });
+    } finally {
+      await shutdown();
+    }
   });
 });
 

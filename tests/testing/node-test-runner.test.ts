@@ -20,7 +20,7 @@ function nodeTest(file: string): Promise<{ code: number; output: string }> {
 }
 
 describe("the test environment under node:test", () => {
-  it("passes the approval tests of the README written with node:test and node:assert", async () => {
+  it("passes the README's approval tests written with node:test and node:assert", async () => {
     // Act
     const { code, output } = await nodeTest("tests/testing/node-test/approval.node-test.ts");
 

@@ -11,7 +11,7 @@ import { type EventStore, FINISHED_STATUSES, type RunRecord } from "../ports/eve
 import { LocalRuntime } from "../runtimes/embedded.ts";
 import { handleWebhook } from "../webhooks/handle-webhook.ts";
 import { FakeStepRegistry, type StepFake } from "./fake-steps.ts";
-import { type RunDriver, RunHandle } from "./run-handle.ts";
+import { EnvironmentRunHandle, type RunDriver, type RunHandle } from "./run-handle.ts";
 import { formatTimeline } from "./timeline.ts";
 import { VirtualClock } from "./virtual-clock.ts";
 
@@ -157,7 +157,7 @@ export class TestEnvironment {
     return this.act(async () => {
       this.know(workflow);
       const { runId } = await this.runtime.start(workflow, args, options);
-      return new RunHandle<WorkflowResult<W>>(runId, this.driver);
+      return new EnvironmentRunHandle<WorkflowResult<W>>(runId, this.driver);
     });
   }
 
@@ -166,7 +166,7 @@ export class TestEnvironment {
    * `child_started` event), or a run an earlier environment started on the same storage.
    */
   getHandle<Result = unknown>(runId: string): RunHandle<Result> {
-    return new RunHandle<Result>(runId, this.driver);
+    return new EnvironmentRunHandle<Result>(runId, this.driver);
   }
 
   /**

@@ -517,6 +517,38 @@ describe("createTestEnvironment: storage", () => {
     expect(await run.result()).toBe(`done at ${new Date(START + HOUR + DAY).toISOString()}`);
     expect(await run.step(stampTime)).toMatchObject({ status: "completed", attempts: 1 });
   });
+
+  it("runs a stored run of a workflow it was given in `workflows`, and names a workflow it does not know", async () => {
+    // Prepare
+    const dir = tempDir();
+    const before = await createTestEnvironment({ storage: new FileStorage({ dir }), startAt: START });
+    const napper = before.define(() =>
+      workflow("env_napper", async () => {
+        await sleep("1d");
+        return "rested";
+      }),
+    );
+    const { runId } = await before.start(napper, []);
+    await before.close();
+
+    // Act
+    const blind = await environment({ storage: new FileStorage({ dir }), timeSkipping: true });
+    const unknown = (await blind
+      .getHandle(runId)
+      .result()
+      .catch((error: unknown) => error)) as Error;
+    await blind.close();
+    const told = await environment({
+      storage: new FileStorage({ dir }),
+      timeSkipping: true,
+      workflows: [napper],
+    });
+
+    // Assess
+    expect(unknown).toBeInstanceOf(InvalidRunStateError);
+    expect(unknown.message).toContain('no workflow "env_napper" is known in this test environment');
+    expect(await told.getHandle(runId).result()).toBe("rested");
+  });
 });
 
 describe("createTestEnvironment: types", () => {

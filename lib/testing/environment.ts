@@ -56,7 +56,7 @@ export interface TestEnvironmentOptions {
 /**
  * Creates a test environment: an embedded runtime of its own in this process, on a virtual clock, with its
  * own registry (step fakes and `env.define` definitions touch no other test), on memory unless told
- * otherwise. Works under any test runner (vitest, node:test, jest…). Close it with `env.close()`.
+ * otherwise. Needs nothing from the test runner (vitest, node:test…). Close it with `env.close()`.
  * @example
  * import { createTestEnvironment } from "tsworkflow/testing";
  * const env = await createTestEnvironment({
@@ -79,6 +79,13 @@ export async function createTestEnvironment(options: TestEnvironmentOptions = {}
  *
  * Every method, and every method of the run handles, first lets the runs go as far as they can without
  * the clock moving (until no task is queued or running), so what a test sees never depends on timing.
+ * @example
+ * import { createTestEnvironment, type TestEnvironment } from "tsworkflow/testing";
+ * let env: TestEnvironment;
+ * beforeEach(async () => {
+ *   env = await createTestEnvironment({ timeSkipping: true });
+ * });
+ * afterEach(() => env.close());
  */
 export class TestEnvironment {
   /** The embedded runtime underneath, e.g. for `serveWebhooks({ runtime: env.runtime, store: env.storage })`. */
@@ -146,6 +153,9 @@ export class TestEnvironment {
    * Starts a run and resolves with its handle once the run has gone as far as it can without the clock
    * moving (it finished, or waits for a timer, an event or a webhook call). `args` are checked against the
    * workflow's parameters at compile time and against its `input` schema at run time, as by `start()`.
+   * @example
+   * const run = await env.start(approvalOrder, ["order-1", "https://shop.example"]);
+   * expect(await run.status()).toBe("suspended");   // waiting for the manager
    * @throws WorkflowInputError when the input fails the workflow's schema
    * @throws DuplicateNameError when another workflow of that name was started or defined in this environment
    */
@@ -164,6 +174,9 @@ export class TestEnvironment {
   /**
    * A handle on a run of this environment's storage by its id: a child run (its id is in the parent's
    * `child_started` event), or a run an earlier environment started on the same storage.
+   * @example
+   * const child = env.getHandle<number>(childRunId);
+   * expect(await child.result()).toBe(40);
    */
   getHandle<Result = unknown>(runId: string): RunHandle<Result> {
     return new EnvironmentRunHandle<Result>(runId, this.driver);
@@ -221,6 +234,9 @@ export class TestEnvironment {
   /**
    * Moves the virtual clock to the next pending timer (a sleep, a retry delay, a timeout, a deadline),
    * fires it and lets the runs react. Resolves with the new time, or undefined when no timer is pending.
+   * @example
+   * const firedAt = await env.skipToNextTimer();   // the approval's 3-day timeout
+   * expect(await run.result()).toMatchObject({ status: "expired" });
    */
   async skipToNextTimer(): Promise<Date | undefined> {
     return this.act(() => this.moveClock(() => this.fireNextTimer()));

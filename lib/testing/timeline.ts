@@ -37,6 +37,9 @@ function headline(run: RunRecord, events: readonly WorkflowEvent[]): string {
  *    2  +0ms    hook_created        hook#0 waits for "webhook.0" until 2026-01-04 10:00:00Z
  *    …
  * ```
+ * @example
+ * import { formatTimeline } from "tsworkflow/testing";
+ * console.log(formatTimeline(await storage.getRun(runId), await storage.getEvents(runId)));
  */
 export function formatTimeline(run: RunRecord, events: readonly WorkflowEvent[]): string {
   const origin = events[0] ? Date.parse(events[0].timestamp) : Date.parse(run.createdAt);

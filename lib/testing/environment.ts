@@ -222,7 +222,7 @@ export class TestEnvironment {
         const target = resolveDeadline(duration, this.clock.now());
         for (;;) {
           await this.settle();
-          const next = this.runtime.timers.nextFireAt();
+          const next = await this.nextTimer();
           if (next === undefined || next > target) break;
           await this.fireAt(next);
         }
@@ -289,10 +289,24 @@ export class TestEnvironment {
 
   private async fireNextTimer(): Promise<Date | undefined> {
     await this.settle();
-    const next = this.runtime.timers.nextFireAt();
+    const next = await this.nextTimer();
     if (next === undefined) return undefined;
     await this.fireAt(next);
     return this.now();
+  }
+
+  /**
+   * When the next timer that matters fires. A run that ended while it waited for something else (an event
+   * timeout, after the event came) leaves that timer behind; firing it would do nothing, so it is dropped.
+   */
+  private async nextTimer(): Promise<number | undefined> {
+    for (;;) {
+      const timer = this.runtime.timers.next();
+      if (!timer) return undefined;
+      const run = await this.storage.getRun(timer.runId);
+      if (!run || !FINISHED_STATUSES.has(run.status)) return timer.fireAt;
+      await this.runtime.timers.cancel(timer.runId, timer.timerId);
+    }
   }
 
   private async fireAt(time: number): Promise<void> {

@@ -265,6 +265,24 @@ describe("createTestEnvironment: the virtual clock", () => {
     expect(await run.status()).toBe("completed");
   });
 
+  it("does not move the clock to a timer left behind by a run that has ended", async () => {
+    // Prepare
+    const env = await environment();
+    const answered = await env.start(expense, [1]);
+    await answered.sendEvent("approval", { approved: true });
+    await env.skip("1d");
+    const waiting = await env.start(expense, [2]);
+
+    // Act
+    const firedAt = await env.skipToNextTimer();
+
+    // Assess
+    expect(await answered.result()).toBe("paid 1");
+    expect(firedAt).toEqual(new Date(START + 4 * DAY));
+    expect(await waiting.result()).toBe("expired");
+    expect(await env.skipToNextTimer()).toBeUndefined();
+  });
+
   it("lets result() skip sleeps, retry delays and timeouts with timeSkipping", async () => {
     // Prepare
     const env = await environment({ timeSkipping: true });

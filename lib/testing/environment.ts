@@ -1,7 +1,7 @@
 import { MemoryStorage } from "../adapters/memory/memory-storage.ts";
 import { getStepInfo } from "../core/context.ts";
 import { type Duration, formatDuration, resolveDeadline } from "../core/durations.ts";
-import { InvalidRunStateError, RunNotFoundError } from "../core/errors.ts";
+import { ConfigurationError, describe, InvalidRunStateError, RunNotFoundError } from "../core/errors.ts";
 import type { WorkflowEvent } from "../core/events.ts";
 import type { Registry } from "../core/registry.ts";
 import type { StepDefinition } from "../core/step.ts";
@@ -49,6 +49,7 @@ export interface TestEnvironmentOptions {
   /**
    * Where the virtual clock starts (the runs' timestamps, `now()` in workflows).
    * @default the real time when the environment is created
+   * @throws ConfigurationError (from `createTestEnvironment`) for an invalid date
    */
   startAt?: Date | number;
 }
@@ -110,6 +111,10 @@ export class TestEnvironment {
   constructor(options: TestEnvironmentOptions = {}) {
     this.timeSkipping = options.timeSkipping ?? false;
     const startAt = options.startAt === undefined ? Date.now() : new Date(options.startAt).getTime();
+    if (Number.isNaN(startAt))
+      throw new ConfigurationError(
+        `createTestEnvironment: startAt must be a valid Date or epoch milliseconds, got ${describe(options.startAt)}.`,
+      );
     this.clock = new VirtualClock(startAt);
     this.fakes = new FakeStepRegistry();
     this.registry = this.fakes;

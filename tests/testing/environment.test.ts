@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
   CancelledError,
+  ConfigurationError,
   configure,
   configureLogging,
   FatalError,
@@ -246,6 +247,17 @@ describe("createTestEnvironment: the virtual clock", () => {
     expect(await run.status()).toBe("completed");
     expect(await run.step("env_flaky")).toMatchObject({ status: "completed", attempts: 2 });
     expect(env.now().getTime()).toBe(START);
+  });
+
+  it("refuses a start time that is not a date, naming it", async () => {
+    // Act
+    const refused = await createTestEnvironment({ startAt: new Date("next tuesday") }).catch(
+      (error: unknown) => error,
+    );
+
+    // Assess
+    expect(refused).toBeInstanceOf(ConfigurationError);
+    expect((refused as Error).message).toContain("startAt must be a valid Date or epoch milliseconds");
   });
 
   it("skips to the next timer, one at a time, and says when none is left", async () => {

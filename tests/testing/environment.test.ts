@@ -7,7 +7,6 @@ import {
   configure,
   configureLogging,
   FatalError,
-  findWorkflow,
   getStepInfo,
   InvalidRunStateError,
   now,
@@ -103,7 +102,7 @@ describe("createTestEnvironment: registries and fakes", () => {
     // Assess
     expect(await a.result()).toBe("hello ADA");
     expect(await b.result()).toBe("psst ada");
-    expect(findWorkflow("env_greet")).toBeUndefined();
+    expect((await environment()).registry.findWorkflow("env_greet")).toBeUndefined();
   });
 
   it("runs a step fake given by name in its environment only, while the real step runs elsewhere", async () => {

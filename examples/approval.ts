@@ -1,12 +1,17 @@
 /**
- * An order that waits for a manager's approval by webhook, with a timeout: the run creates a one-time
- * webhook, "emails" its URL to the manager, and sleeps with no process held until the manager's HTTP
- * call (or three days) comes.
+ * An order that waits for a manager's approval, with a timeout: the run creates a one-time webhook,
+ * "emails" its URL to the manager, and waits with no process held until the manager's HTTP call, a
+ * decision from the back office (`sendEvent(runId, "approval", { approved, by })`), or three days, whichever
+ * comes first. Cancelled meanwhile, it tells the customer before it ends.
  *
  *   npx tsx examples/approval.ts          # starts a webhook server, and plays the manager with fetch()
+ *
+ * tests/testing/approval.test.ts tests it with the test environment (the README's Testing section).
  */
-import { createWebhook, log, step, TimeoutError, workflow } from "tsworkflow";
+import { CancelledError, createWebhook, log, step, TimeoutError, waitForEvent, workflow } from "tsworkflow";
 import { z } from "zod";
+
+const decision = z.object({ approved: z.boolean(), by: z.string() });
 
 export const requestApproval = step("request_approval", async (orderId: string, url: string) => {
   // A real step would email or message the manager the URL.
@@ -18,27 +23,38 @@ export const notifyRejected = step("notify_rejected", async (orderId: string, re
   reason,
 }));
 
+/** How an approval ends, when it does not fail or get cancelled. */
+export type ApprovalResult =
+  | { orderId: string; status: "fulfilled"; approvedBy: string; shipped: boolean }
+  | { orderId: string; status: "rejected"; rejectedBy: string }
+  | { orderId: string; status: "expired" };
+
 export const approvalOrder = workflow(
   "approval_order",
-  async (orderId: string, baseUrl: string) => {
-    const hook = createWebhook({
-      timeout: "3d",
-      schema: z.object({ approved: z.boolean(), by: z.string() }),
-    });
+  async (orderId: string, baseUrl: string): Promise<ApprovalResult> => {
+    const hook = createWebhook({ timeout: "3d", schema: decision });
     await requestApproval(orderId, `${baseUrl}${hook.path}`);
     try {
-      const decision = await hook.wait();
-      log.info("manager decided", decision);
-      if (decision.approved) {
+      // The manager's call to the webhook, or the back office's event: the first one decides.
+      const { approved, by } = await Promise.race([
+        hook.wait(),
+        waitForEvent("approval", { schema: decision }),
+      ]);
+      log.info("manager decided", { approved, by });
+      if (approved) {
         const { shipped } = await fulfil(orderId);
-        return { orderId, status: "fulfilled", approvedBy: decision.by, shipped };
+        return { orderId, status: "fulfilled", approvedBy: by, shipped };
       }
-      await notifyRejected(orderId, `rejected by ${decision.by}`);
-      return { orderId, status: "rejected" };
+      await notifyRejected(orderId, `rejected by ${by}`);
+      return { orderId, status: "rejected", rejectedBy: by };
     } catch (error) {
-      if (!(error instanceof TimeoutError)) throw error;
-      await notifyRejected(orderId, "no decision within 3 days");
-      return { orderId, status: "expired" };
+      if (error instanceof TimeoutError) {
+        await notifyRejected(orderId, "no decision within 3 days");
+        return { orderId, status: "expired" };
+      }
+      // A cancelled run may still call steps before it ends.
+      if (error instanceof CancelledError) await notifyRejected(orderId, "the order was cancelled");
+      throw error;
     }
   },
   { maxDuration: "7d" },

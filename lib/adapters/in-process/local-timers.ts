@@ -37,9 +37,14 @@ export class LocalTimers implements Timers {
 
   /** The earliest time a pending timer fires, if any. */
   nextFireAt(): number | undefined {
-    let earliest: number | undefined;
+    return this.next()?.fireAt;
+  }
+
+  /** The pending timer that fires first, if any. */
+  next(): TimerRequest | undefined {
+    let earliest: TimerRequest | undefined;
     for (const { request } of this.pending.values()) {
-      if (earliest === undefined || request.fireAt < earliest) earliest = request.fireAt;
+      if (earliest === undefined || request.fireAt < earliest.fireAt) earliest = request;
     }
     return earliest;
   }

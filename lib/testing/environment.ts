@@ -1,0 +1,364 @@
+import { MemoryStorage } from "../adapters/memory/memory-storage.ts";
+import { getStepInfo } from "../core/context.ts";
+import { type Duration, formatDuration, resolveDeadline } from "../core/durations.ts";
+import { ConfigurationError, describe, InvalidRunStateError, RunNotFoundError } from "../core/errors.ts";
+import type { WorkflowEvent } from "../core/events.ts";
+import type { Registry } from "../core/registry.ts";
+import type { StepDefinition } from "../core/step.ts";
+import type { AnyWorkflow, WorkflowArgs, WorkflowResult } from "../core/workflow.ts";
+import type { StartOptions } from "../engine/engine.ts";
+import { type EventStore, FINISHED_STATUSES, type RunRecord } from "../ports/event-store.ts";
+import { LocalRuntime } from "../runtimes/embedded.ts";
+import { handleWebhook } from "../webhooks/handle-webhook.ts";
+import { FakeStepRegistry, type StepFake } from "./fake-steps.ts";
+import { EnvironmentRunHandle, type RunDriver, type RunHandle } from "./run-handle.ts";
+import { formatTimeline } from "./timeline.ts";
+import { VirtualClock } from "./virtual-clock.ts";
+
+/** Options of {@link createTestEnvironment}. */
+export interface TestEnvironmentOptions {
+  /**
+   * `run.result()` lets sleeps, retry delays and timeouts pass: when the run waits for a timer, the
+   * environment's clock jumps to it (as Temporal's time-skipping environment does). Without it, the clock
+   * moves only through `env.skip()` and `env.skipToNextTimer()`. Either way the clock is virtual: no test
+   * waits for real time.
+   * @default false
+   */
+  timeSkipping?: boolean;
+  /**
+   * Workflows to know by name in this environment, over those registered by importing their modules (the
+   * workflows given to `env.start` are added by themselves): for runs already in `storage` and children.
+   * @default none
+   */
+  workflows?: readonly AnyWorkflow[];
+  /**
+   * Fakes that run instead of steps, by step name, for this environment's runs only. A fake gets the step's
+   * arguments, its result is recorded, and it keeps the step's retry policy (a fake that throws is retried
+   * as the step would be). `env.fakeStep(step, fake)` does the same, typed by the step, at any time.
+   * @default none
+   * @example
+   * const env = await createTestEnvironment({ steps: { charge_card: async () => ({ chargeId: "fake" }) } });
+   */
+  steps?: Readonly<Record<string, StepFake>>;
+  /**
+   * Where the runs live: `new FileStorage({ dir })` to test on the file backend (and look at its files), or
+   * a store shared with an earlier environment to resume its runs, as a restarted worker would.
+   * @default new MemoryStorage()
+   */
+  storage?: EventStore;
+  /**
+   * Where the virtual clock starts (the runs' timestamps, `now()` in workflows).
+   * @default the real time when the environment is created
+   * @throws ConfigurationError (from `createTestEnvironment`) for an invalid date
+   */
+  startAt?: Date | number;
+}
+
+/**
+ * Creates a test environment: an embedded runtime of its own in this process, on a virtual clock, with its
+ * own registry (step fakes and `env.define` definitions touch no other test), on memory unless told
+ * otherwise. Needs nothing from the test runner (vitest, node:test…). Close it with `env.close()`.
+ * @example
+ * import { createTestEnvironment } from "tsworkflow/testing";
+ * const env = await createTestEnvironment({
+ *   timeSkipping: true,
+ *   steps: { charge_card: async () => ({ chargeId: "fake" }) },
+ * });
+ * const run = await env.start(checkout, [{ orderId: "o-1", total: 42 }]);
+ * expect(await run.result()).toEqual({ orderId: "o-1", chargeId: "fake" });
+ * await env.close();
+ */
+export async function createTestEnvironment(options: TestEnvironmentOptions = {}): Promise<TestEnvironment> {
+  const env = new TestEnvironment(options);
+  await env.runtime.ready;
+  return env;
+}
+
+/**
+ * Runs workflows in a test: start them, steer them (events, webhooks, cancel, retry), move the clock, and
+ * look at their logs in between. Made by {@link createTestEnvironment}.
+ *
+ * Every method, and every method of the run handles, first lets the runs go as far as they can without
+ * the clock moving (until no task is queued or running), so what a test sees never depends on timing.
+ * @example
+ * import { createTestEnvironment, type TestEnvironment } from "tsworkflow/testing";
+ * let env: TestEnvironment;
+ * beforeEach(async () => {
+ *   env = await createTestEnvironment({ timeSkipping: true });
+ * });
+ * afterEach(() => env.close());
+ */
+export class TestEnvironment {
+  /** The embedded runtime underneath, e.g. for `serveWebhooks({ runtime: env.runtime, store: env.storage })`. */
+  readonly runtime: LocalRuntime;
+  /** Where the runs live. */
+  readonly storage: EventStore;
+  /** This environment's registry, over the default registry. */
+  readonly registry: Registry;
+  /** See {@link TestEnvironmentOptions.timeSkipping}. */
+  readonly timeSkipping: boolean;
+  private readonly clock: VirtualClock;
+  private readonly fakes: FakeStepRegistry;
+  private readonly driver: RunDriver;
+  /** Test actions in flight (start, sendEvent, skip…): `result()` waits for them before it moves the clock. */
+  private actions = 0;
+  private quietWaiters: (() => void)[] = [];
+  /** Clock moves one at a time, each firing its timers in order. */
+  private clockMoves: Promise<unknown> = Promise.resolve();
+  private closing: Promise<void> | undefined;
+
+  /** Use {@link createTestEnvironment}, which also waits until the runs found in `storage` are resumed. */
+  constructor(options: TestEnvironmentOptions = {}) {
+    this.timeSkipping = options.timeSkipping ?? false;
+    const startAt = options.startAt === undefined ? Date.now() : new Date(options.startAt).getTime();
+    if (Number.isNaN(startAt))
+      throw new ConfigurationError(
+        `createTestEnvironment: startAt must be a valid Date or epoch milliseconds, got ${describe(options.startAt)}.`,
+      );
+    this.clock = new VirtualClock(startAt);
+    this.fakes = new FakeStepRegistry();
+    this.registry = this.fakes;
+    for (const definition of options.workflows ?? []) this.know(definition);
+    for (const [name, fake] of Object.entries(options.steps ?? {})) this.fakes.fake(name, fake);
+    this.storage = options.storage ?? new MemoryStorage();
+    this.runtime = new LocalRuntime({
+      storage: this.storage,
+      clock: this.clock,
+      timers: "manual",
+      registry: this.registry,
+    });
+    this.driver = {
+      read: (runId) => this.read(runId),
+      finished: (runId) => this.finished(runId),
+      sendEvent: (runId, name, payload, sendOptions) =>
+        this.act(() => this.runtime.sendEvent(runId, name, payload, sendOptions)),
+      callWebhook: (token, body, headers) =>
+        this.act(() =>
+          handleWebhook(
+            { token, body, headers },
+            {
+              store: this.storage,
+              sendEvent: (runId, name, payload, sendOptions) =>
+                this.runtime.sendEvent(runId, name, payload, sendOptions),
+              now: () => this.clock.now(),
+            },
+          ),
+        ),
+      cancel: (runId, reason) => this.act(() => this.runtime.cancelRun(runId, reason)),
+      retry: (runId) => this.act(() => this.runtime.retryRun(runId)),
+    };
+  }
+
+  /** The environment's virtual time. */
+  now(): Date {
+    return new Date(this.clock.now());
+  }
+
+  /**
+   * Starts a run and resolves with its handle once the run has gone as far as it can without the clock
+   * moving (it finished, or waits for a timer, an event or a webhook call). `args` are checked against the
+   * workflow's parameters at compile time and against its `input` schema at run time, as by `start()`.
+   * @example
+   * const run = await env.start(approvalOrder, ["order-1", "https://shop.example"]);
+   * expect(await run.status()).toBe("suspended");   // waiting for the manager
+   * @throws WorkflowInputError when the input fails the workflow's schema
+   * @throws DuplicateNameError when another workflow of that name was started or defined in this environment
+   */
+  async start<W extends AnyWorkflow>(
+    workflow: W,
+    args: WorkflowArgs<W>,
+    options: StartOptions = {},
+  ): Promise<RunHandle<WorkflowResult<W>>> {
+    return this.act(async () => {
+      this.know(workflow);
+      const { runId } = await this.runtime.start(workflow, args, options);
+      return new EnvironmentRunHandle<WorkflowResult<W>>(runId, this.driver);
+    });
+  }
+
+  /**
+   * A handle on a run of this environment's storage by its id: a child run (its id is in the parent's
+   * `child_started` event), or a run an earlier environment started on the same storage.
+   * @example
+   * const child = env.getHandle<number>(childRunId);
+   * expect(await child.result()).toBe(40);
+   */
+  getHandle<Result = unknown>(runId: string): RunHandle<Result> {
+    return new EnvironmentRunHandle<Result>(runId, this.driver);
+  }
+
+  /**
+   * Runs `define` with this environment's registry as the one `workflow()` and `step()` register into:
+   * workflows and steps defined in a test this way clash with no other test's, whatever their names.
+   * @example
+   * const greet = env.define(() => workflow("greet", async (name: string) => `hello ${name}`));
+   */
+  define<T>(define: () => T): T {
+    return this.registry.define(define);
+  }
+
+  /**
+   * Runs `fake` instead of a step from now on, for this environment's runs only; the fake is typed by the
+   * step's arguments and result (see {@link TestEnvironmentOptions.steps}).
+   * @example
+   * env.fakeStep(chargeCard, async (orderId, amount) => ({ chargeId: `fake-${orderId}-${amount}` }));
+   */
+  fakeStep<Args extends unknown[], Result>(
+    step: StepDefinition<Args, Result>,
+    fake: (...args: Args) => Awaited<Result> | Promise<Awaited<Result>>,
+  ): void;
+  fakeStep(stepName: string, fake: StepFake): void;
+  fakeStep(step: StepDefinition<unknown[], unknown> | string, fake: StepFake): void {
+    this.fakes.fake(typeof step === "string" ? step : step.stepName, fake);
+  }
+
+  /**
+   * Moves the virtual clock forward by `duration` (`"3d"`, `{ hours: 2 }`, ms, or up to a `Date`), firing
+   * the timers that fall due on the way in order, each at its own time, and letting the runs react to each;
+   * then the test can look at the runs before the clock moves on.
+   * @example
+   * await env.skip("1d");
+   * expect(await run.status()).toBe("suspended");   // still within its three days
+   * @throws InvalidDurationError for a bad duration
+   */
+  async skip(duration: Duration): Promise<void> {
+    await this.act(() =>
+      this.moveClock(async () => {
+        const target = resolveDeadline(duration, this.clock.now());
+        for (;;) {
+          await this.settle();
+          const next = await this.nextTimer();
+          if (next === undefined || next > target) break;
+          await this.fireAt(next);
+        }
+        this.clock.advanceTo(target);
+      }),
+    );
+  }
+
+  /**
+   * Moves the virtual clock to the next pending timer (a sleep, a retry delay, a timeout, a deadline),
+   * fires it and lets the runs react. Resolves with the new time, or undefined when no timer is pending.
+   * @example
+   * const firedAt = await env.skipToNextTimer();   // the approval's 3-day timeout
+   * expect(await run.result()).toMatchObject({ status: "expired" });
+   */
+  async skipToNextTimer(): Promise<Date | undefined> {
+    return this.act(() => this.moveClock(() => this.fireNextTimer()));
+  }
+
+  /**
+   * Stops the runtime (waiting for steps that are running) and closes the storage.
+   * @param options.closeStorage false to keep the storage open, e.g. for another environment
+   */
+  close(options: { closeStorage?: boolean } = {}): Promise<void> {
+    this.closing ??= this.runtime.close(options);
+    return this.closing;
+  }
+
+  /** Registers a workflow in this environment unless it already finds that very definition. */
+  private know(workflow: AnyWorkflow): void {
+    if (this.registry.findWorkflow(workflow.name) !== workflow) this.registry.registerWorkflow(workflow);
+  }
+
+  /**
+   * Lets the runs go as far as they can without the clock moving: runs queued tasks and fires the timers
+   * due now, until nothing is left. A no-op inside a step of this environment, which is itself such a task.
+   */
+  private async settle(): Promise<void> {
+    if (getStepInfo()) return;
+    for (;;) {
+      await this.runtime.idle();
+      if ((await this.runtime.fireDueTimers(this.clock.now())) === 0) return;
+    }
+  }
+
+  /** Runs one action of the test, then lets the runs react to it. */
+  private async act<T>(work: () => Promise<T>): Promise<T> {
+    this.actions += 1;
+    try {
+      const value = await work();
+      await this.settle();
+      return value;
+    } finally {
+      this.actions -= 1;
+      if (this.actions === 0) for (const wake of this.quietWaiters.splice(0)) wake();
+    }
+  }
+
+  private moveClock<T>(move: () => Promise<T>): Promise<T> {
+    const moved = this.clockMoves.then(move);
+    this.clockMoves = moved.catch(() => {});
+    return moved;
+  }
+
+  private async fireNextTimer(): Promise<Date | undefined> {
+    await this.settle();
+    const next = await this.nextTimer();
+    if (next === undefined) return undefined;
+    await this.fireAt(next);
+    return this.now();
+  }
+
+  /**
+   * When the next timer that matters fires. A run that ended while it waited for something else (an event
+   * timeout, after the event came) leaves that timer behind; firing it would do nothing, so it is dropped.
+   */
+  private async nextTimer(): Promise<number | undefined> {
+    for (;;) {
+      const timer = this.runtime.timers.next();
+      if (!timer) return undefined;
+      const run = await this.storage.getRun(timer.runId);
+      if (!run || !FINISHED_STATUSES.has(run.status)) return timer.fireAt;
+      await this.runtime.timers.cancel(timer.runId, timer.timerId);
+    }
+  }
+
+  private async fireAt(time: number): Promise<void> {
+    this.clock.advanceTo(time);
+    await this.runtime.fireDueTimers(this.clock.now());
+    await this.settle();
+  }
+
+  private async read(runId: string): Promise<{ run: RunRecord; events: WorkflowEvent[] }> {
+    await this.settle();
+    const run = await this.storage.getRun(runId);
+    if (!run) throw new RunNotFoundError(runId);
+    return { run, events: await this.storage.getEvents(runId) };
+  }
+
+  /**
+   * The run once it has finished: waits for the test's actions in flight, and with time skipping moves the
+   * clock from timer to timer.
+   * @throws InvalidRunStateError when nothing in the environment will make it finish
+   */
+  private async finished(runId: string): Promise<RunRecord> {
+    if (getStepInfo())
+      throw new InvalidRunStateError(
+        `A step cannot wait for the result of run ${runId}: the run goes on only once the step returns.`,
+      );
+    for (;;) {
+      const { run, events } = await this.read(runId);
+      if (FINISHED_STATUSES.has(run.status)) return run;
+      if (this.actions > 0) {
+        await new Promise<void>((resolve) => this.quietWaiters.push(resolve));
+        continue;
+      }
+      if (this.timeSkipping && (await this.moveClock(() => this.fireNextTimer())) !== undefined) continue;
+      throw new InvalidRunStateError(`${this.stuck(run, events)}\n\n${formatTimeline(run, events)}`);
+    }
+  }
+
+  /** Why a run will not finish by itself, and what the test can do about it. */
+  private stuck(run: RunRecord, events: readonly WorkflowEvent[]): string {
+    const what = `Run ${run.runId} of ${run.workflowName} is ${run.status} and will not finish by itself`;
+    if (!this.registry.findWorkflow(run.workflowName))
+      return `${what}: no workflow "${run.workflowName}" is known in this test environment. Import its module, or pass it to createTestEnvironment({ workflows }).`;
+    const suspended = events.findLast((event) => event.type === "workflow_suspended");
+    const wakeAt = suspended?.type === "workflow_suspended" ? suspended.resumeAt : undefined;
+    if (wakeAt === undefined || run.status !== "suspended")
+      return `${what}: nothing in this test environment moves it on. Send it an event (run.sendEvent), call its webhook (run.callWebhook) or cancel it (run.cancel).`;
+    const wait = formatDuration(Math.max(0, wakeAt - this.clock.now()));
+    return `${what} until the clock moves: its next timer is due in ${wait} on the virtual clock (${new Date(wakeAt).toISOString()}). Move the clock with env.skip(duration) or env.skipToNextTimer(), or create the environment with { timeSkipping: true } so that result() does it.`;
+  }
+}

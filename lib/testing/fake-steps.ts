@@ -1,0 +1,48 @@
+import { defaultRegistry, Registry } from "../core/registry.ts";
+import { type AnyStep, step } from "../core/step.ts";
+
+/** A step's replacement in a test: any function, given the step's arguments, whose result is recorded. */
+// biome-ignore lint/suspicious/noExplicitAny: a fake named by a string takes whatever the step is called with
+export type StepFake = (...args: any[]) => unknown;
+
+/**
+ * The registry of a test environment: over the default registry (so the workflows and steps your modules
+ * define are found), with its own definitions (`env.define`) and step fakes that can change at any time.
+ * A fake runs in place of the step's function and keeps the step's retry policy: a fake that throws is
+ * retried as the real step would be.
+ */
+export class FakeStepRegistry extends Registry {
+  /** Each fake by step name, with the definition it runs as (made once: the engine asks at every attempt). */
+  private readonly fakes = new Map<string, { fake: StepFake; made?: AnyStep }>();
+
+  constructor(parent: Registry = defaultRegistry) {
+    super({ parent });
+  }
+
+  /** Runs `fake` instead of the step of that name from now on, for the runs of this registry only. */
+  fake(stepName: string, fake: StepFake): void {
+    this.fakes.set(stepName, { fake });
+  }
+
+  override findStep(name: string): AnyStep | undefined {
+    const real = super.findStep(name);
+    const entry = this.fakes.get(name);
+    if (!entry) return real;
+    if (!entry.made) {
+      // Defined in a registry of its own, so that the fake is registered nowhere a workflow could see it.
+      const options = real?.options;
+      entry.made = new Registry().define(() =>
+        step(
+          name,
+          entry.fake,
+          options && {
+            maxRetries: options.maxRetries,
+            retryDelay: options.retryDelay,
+            maxRetryDelay: options.maxRetryDelayMs,
+          },
+        ),
+      ) as AnyStep;
+    }
+    return entry.made;
+  }
+}

@@ -1,0 +1,608 @@
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import {
+  CancelledError,
+  ConfigurationError,
+  configure,
+  configureLogging,
+  FatalError,
+  getStepInfo,
+  InvalidRunStateError,
+  now,
+  RetryableError,
+  runChild,
+  sendEvent,
+  shutdown,
+  sleep,
+  start,
+  step,
+  TimeoutError,
+  waitForEvent,
+  workflow,
+} from "tsworkflow";
+import { FileStorage } from "tsworkflow/local";
+import { createTestEnvironment, type RunHandle, type TestEnvironment } from "tsworkflow/testing";
+import { afterEach, beforeAll, describe, expect, expectTypeOf, it } from "vitest";
+import { type ApprovalResult, approvalOrder, fulfil, requestApproval } from "../../examples/approval.ts";
+
+const START = Date.UTC(2026, 0, 1);
+const HOUR = 3_600_000;
+const DAY = 24 * HOUR;
+
+let realCharges = 0;
+const charge = step(
+  "env_charge",
+  async (orderId: string, amount: number) => {
+    realCharges += 1;
+    return { chargeId: `real-${orderId}-${amount}` };
+  },
+  { maxRetries: 3, retryDelay: "1m" },
+);
+const checkout = workflow("env_checkout", async (orderId: string, amount: number) => {
+  const { chargeId } = await charge(orderId, amount);
+  return { orderId, chargeId };
+});
+
+const stampTime = step("env_stamp", async (label: string) => label);
+const schedule = workflow("env_schedule", async () => {
+  await sleep("1h");
+  await stampTime(`after 1h at ${now().toISOString()}`);
+  await sleep("1d");
+  return `done at ${now().toISOString()}`;
+});
+
+const expense = workflow("env_expense", async (amount: number) => {
+  try {
+    const { approved } = await waitForEvent<{ approved: boolean }>("approval", { timeout: "3d" });
+    return approved ? `paid ${amount}` : "rejected";
+  } catch (error) {
+    if (error instanceof TimeoutError) return "expired";
+    throw error;
+  }
+});
+
+const environments: TestEnvironment[] = [];
+const dirs: string[] = [];
+async function environment(options: Parameters<typeof createTestEnvironment>[0] = {}) {
+  const env = await createTestEnvironment({ startAt: START, ...options });
+  environments.push(env);
+  return env;
+}
+function tempDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), "tsw-testenv-"));
+  dirs.push(dir);
+  return dir;
+}
+
+beforeAll(() => configureLogging({ level: "silent" }));
+afterEach(async () => {
+  for (const env of environments.splice(0)) await env.close();
+  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+
+describe("createTestEnvironment: registries and fakes", () => {
+  it("gives each environment a registry of its own, so two tests can define the same names", async () => {
+    // Prepare
+    const first = await environment();
+    const second = await environment();
+    const inFirst = first.define(() => {
+      const shout = step("env_shout", async (text: string) => text.toUpperCase());
+      return workflow("env_greet", async (name: string) => `hello ${await shout(name)}`);
+    });
+    const inSecond = second.define(() => {
+      const whisper = step("env_shout", async (text: string) => text.toLowerCase());
+      return workflow("env_greet", async (name: string) => `psst ${await whisper(name)}`);
+    });
+
+    // Act
+    const a = await first.start(inFirst, ["Ada"]);
+    const b = await second.start(inSecond, ["Ada"]);
+
+    // Assess
+    expect(await a.result()).toBe("hello ADA");
+    expect(await b.result()).toBe("psst ada");
+    expect((await environment()).registry.findWorkflow("env_greet")).toBeUndefined();
+  });
+
+  it("runs a step fake given by name in its environment only, while the real step runs elsewhere", async () => {
+    // Prepare
+    realCharges = 0;
+    const faked = await environment({ steps: { env_charge: async () => ({ chargeId: "fake" }) } });
+    const real = await environment();
+
+    // Act
+    const fakedRun = await faked.start(checkout, ["o-1", 42]);
+    const realRun = await real.start(checkout, ["o-1", 42]);
+
+    // Assess
+    expect(await fakedRun.result()).toEqual({ orderId: "o-1", chargeId: "fake" });
+    expect(await realRun.result()).toEqual({ orderId: "o-1", chargeId: "real-o-1-42" });
+    expect(realCharges).toBe(1);
+  });
+
+  it("runs a fake given by the step with the step's arguments, and keeps the step's retry policy", async () => {
+    // Prepare
+    const env = await environment();
+    const calls: unknown[][] = [];
+    env.fakeStep(charge, async (orderId, amount) => {
+      calls.push([orderId, amount, getStepInfo()?.attempt]);
+      if (calls.length < 3) throw new RetryableError("gateway busy");
+      return { chargeId: `fake-${orderId}` };
+    });
+
+    // Act
+    const run = await env.start(checkout, ["o-2", 7]);
+    const afterFirst = await run.step(charge);
+    await env.skip("1m");
+    await env.skip("1m");
+
+    // Assess
+    expect(afterFirst).toMatchObject({
+      status: "retrying",
+      attempts: 1,
+      error: { name: "RetryableError", message: "gateway busy" },
+    });
+    expect(calls).toEqual([
+      ["o-2", 7, 1],
+      ["o-2", 7, 2],
+      ["o-2", 7, 3],
+    ]);
+    expect(await run.step(charge)).toEqual({
+      id: "env_charge#0",
+      name: "env_charge",
+      status: "completed",
+      attempts: 3,
+      input: ["o-2", 7],
+      result: { chargeId: "fake-o-2" },
+    });
+    expect(await run.result()).toEqual({ orderId: "o-2", chargeId: "fake-o-2" });
+  });
+
+  it("lets a fake be replaced between runs, and a failed run retried with the new one", async () => {
+    // Prepare
+    const env = await environment();
+    env.fakeStep("env_charge", async () => {
+      throw new FatalError("card declined");
+    });
+    const run = await env.start(checkout, ["o-3", 9]);
+    const failure = await run.result().catch((error: unknown) => error);
+
+    // Act
+    env.fakeStep(charge, async (orderId) => ({ chargeId: `second-${orderId}` }));
+    await run.retry();
+
+    // Assess
+    expect(failure).toBeInstanceOf(FatalError);
+    expect(await run.result()).toEqual({ orderId: "o-3", chargeId: "second-o-3" });
+    expect(await run.step(charge)).toMatchObject({ status: "completed", attempts: 2 });
+  });
+
+  it("lets a fake steer its own run through the environment without waiting for itself", async () => {
+    // Prepare
+    const env = await environment({ timeSkipping: true });
+    const notify = step("env_notify", async (_runId: string) => "sent");
+    const chatty = env.define(() =>
+      workflow("env_chatty", async () => {
+        await notify("me");
+        return waitForEvent<string>("reply", { timeout: "1d" });
+      }),
+    );
+    env.fakeStep(notify, async () => {
+      const info = getStepInfo();
+      await env.getHandle(info?.runId as string).sendEvent("reply", "answered from the step");
+      return "sent";
+    });
+
+    // Act
+    const run = await env.start(chatty, []);
+
+    // Assess
+    expect(await run.result()).toBe("answered from the step");
+  });
+});
+
+describe("createTestEnvironment: the virtual clock", () => {
+  it("moves the clock by chosen amounts, firing each timer at its own time, and shows the run in between", async () => {
+    // Prepare
+    const env = await environment();
+    const run = await env.start(schedule, []);
+
+    // Act
+    await env.skip("30m");
+    const halfway = await run.status();
+    await env.skip({ minutes: 45 });
+    const stamped = await run.step(stampTime);
+    await env.skip("1d");
+
+    // Assess
+    expect(halfway).toBe("suspended");
+    expect(stamped).toMatchObject({
+      status: "completed",
+      input: [`after 1h at ${new Date(START + HOUR).toISOString()}`],
+    });
+    expect(await run.result()).toBe(`done at ${new Date(START + HOUR + DAY).toISOString()}`);
+    expect(env.now().getTime()).toBe(START + 30 * 60_000 + 45 * 60_000 + DAY);
+  });
+
+  it("fires timers due at once without moving the clock: a retry with no delay runs before start() returns", async () => {
+    // Prepare
+    const env = await environment();
+    const hasty = env.define(() => {
+      const flaky = step("env_flaky", async () => "ok", { maxRetries: 1, retryDelay: 0 });
+      return workflow("env_hasty", async () => flaky());
+    });
+    let attempts = 0;
+    env.fakeStep("env_flaky", async () => {
+      attempts += 1;
+      if (attempts === 1) throw new Error("first attempt fails");
+      return "second attempt";
+    });
+
+    // Act
+    const run = await env.start(hasty, []);
+
+    // Assess
+    expect(await run.status()).toBe("completed");
+    expect(await run.step("env_flaky")).toMatchObject({ status: "completed", attempts: 2 });
+    expect(env.now().getTime()).toBe(START);
+  });
+
+  it("refuses a start time that is not a date, naming it", async () => {
+    // Act
+    const refused = await createTestEnvironment({ startAt: new Date("next tuesday") }).catch(
+      (error: unknown) => error,
+    );
+
+    // Assess
+    expect(refused).toBeInstanceOf(ConfigurationError);
+    expect((refused as Error).message).toContain("startAt must be a valid Date or epoch milliseconds");
+  });
+
+  it("skips to the next timer, one at a time, and says when none is left", async () => {
+    // Prepare
+    const env = await environment();
+    const run = await env.start(schedule, []);
+
+    // Act
+    const first = await env.skipToNextTimer();
+    const second = await env.skipToNextTimer();
+    const none = await env.skipToNextTimer();
+
+    // Assess
+    expect(first).toEqual(new Date(START + HOUR));
+    expect(second).toEqual(new Date(START + HOUR + DAY));
+    expect(none).toBeUndefined();
+    expect(await run.status()).toBe("completed");
+  });
+
+  it("does not move the clock to a timer left behind by a run that has ended", async () => {
+    // Prepare
+    const env = await environment();
+    const answered = await env.start(expense, [1]);
+    await answered.sendEvent("approval", { approved: true });
+    await env.skip("1d");
+    const waiting = await env.start(expense, [2]);
+
+    // Act
+    const firedAt = await env.skipToNextTimer();
+
+    // Assess
+    expect(await answered.result()).toBe("paid 1");
+    expect(firedAt).toEqual(new Date(START + 4 * DAY));
+    expect(await waiting.result()).toBe("expired");
+    expect(await env.skipToNextTimer()).toBeUndefined();
+  });
+
+  it("lets result() skip sleeps, retry delays and timeouts with timeSkipping", async () => {
+    // Prepare
+    const env = await environment({ timeSkipping: true });
+
+    // Act
+    const scheduled = await env.start(schedule, []);
+    const expired = await env.start(expense, [10]);
+
+    // Assess
+    expect(await scheduled.result()).toBe(`done at ${new Date(START + HOUR + DAY).toISOString()}`);
+    expect(await expired.result()).toBe("expired");
+    expect(env.now().getTime()).toBe(START + 3 * DAY);
+  });
+
+  it("waits for the test's own actions before result() moves the clock", async () => {
+    // Prepare
+    const env = await environment({ timeSkipping: true });
+    const run = await env.start(expense, [20]);
+
+    // Act
+    const result = run.result();
+    await run.sendEvent("approval", { approved: true });
+
+    // Assess
+    expect(await result).toBe("paid 20");
+    expect(env.now().getTime()).toBe(START);
+  });
+});
+
+describe("createTestEnvironment: results and failures", () => {
+  it("rejects result() with the workflow's own error, and the run's timeline after its message", async () => {
+    // Prepare
+    const env = await environment({
+      steps: {
+        env_charge: async () => {
+          throw new FatalError("card declined");
+        },
+      },
+    });
+    const run = await env.start(checkout, ["o-4", 5]);
+
+    // Act
+    const error = (await run.result().catch((caught: unknown) => caught)) as FatalError;
+
+    // Assess
+    expect(error).toBeInstanceOf(FatalError);
+    expect(error).toMatchObject({ name: "FatalError", code: "FATAL" });
+    const [first, , headline, ...lines] = error.message.split("\n");
+    expect(first).toBe("card declined");
+    expect(headline).toBe(`Run ${run.runId} of env_checkout failed: FatalError: card declined`);
+    expect(lines.map((line) => line.trim().split(/\s+/)[2])).toEqual([
+      "workflow_started",
+      "step_started",
+      "step_failed",
+      "workflow_failed",
+    ]);
+    expect(error.stack).toContain("step_failed");
+  });
+
+  it("rejects result() of a run that waits for a timer without timeSkipping, saying how to move the clock", async () => {
+    // Prepare
+    const env = await environment();
+    const run = await env.start(schedule, []);
+
+    // Act
+    const error = (await run.result().catch((caught: unknown) => caught)) as Error;
+
+    // Assess
+    expect(error).toBeInstanceOf(InvalidRunStateError);
+    expect(error.message).toContain(
+      `Run ${run.runId} of env_schedule is suspended and will not finish by itself until the clock moves: its next timer is due in 1h on the virtual clock (${new Date(START + HOUR).toISOString()}).`,
+    );
+    expect(error.message).toContain("env.skip(duration) or env.skipToNextTimer()");
+    expect(error.message).toContain("sleep_created");
+    expect(await run.status()).toBe("suspended");
+  });
+
+  it("rejects result() of a run that waits for an event, naming the event, even with timeSkipping", async () => {
+    // Prepare
+    const env = await environment({ timeSkipping: true });
+    const waiting = env.define(() => workflow("env_waiting", async () => waitForEvent<string>("go")));
+    const run = await env.start(waiting, []);
+
+    // Act
+    const error = (await run.result().catch((caught: unknown) => caught)) as Error;
+
+    // Assess
+    expect(error).toBeInstanceOf(InvalidRunStateError);
+    expect(error.message).toContain("nothing in this test environment moves it on");
+    expect(error.message).toContain('waiting for event "go"');
+  });
+
+  it("rejects result() of a cancelled run with CancelledError naming the reason", async () => {
+    // Prepare
+    const env = await environment({ timeSkipping: true });
+    const run = await env.start(schedule, []);
+
+    // Act
+    await run.cancel("not needed any more");
+
+    // Assess
+    expect(await run.status()).toBe("cancelled");
+    const error = (await run.result().catch((caught: unknown) => caught)) as Error;
+    expect(error).toBeInstanceOf(CancelledError);
+    expect(error.message.split("\n")[0]).toBe(
+      `Run ${run.runId} of env_schedule was cancelled: not needed any more`,
+    );
+  });
+});
+
+describe("createTestEnvironment: events and webhooks", () => {
+  it("calls a webhook through the servers' handler: 202 once, 409 after, 404 for a token it does not know", async () => {
+    // Prepare
+    const env = await environment();
+    const run = await env.start(approvalOrder, ["order-1", "https://shop.example"]);
+    const url = (await run.step(requestApproval))?.input[1] as string;
+
+    // Act
+    const first = await run.callWebhook(url, { approved: true, by: "ada" });
+    const again = await run.callWebhook(new URL(url).pathname, { approved: false, by: "eve" });
+    const unknown = await run.callWebhook(`${run.runId}.forged`, { approved: true, by: "mallory" });
+
+    // Assess
+    expect(first).toEqual({ status: 202, body: { ok: true, runId: run.runId } });
+    expect(again).toMatchObject({ status: 409, body: { code: "ALREADY_CALLED" } });
+    expect(unknown).toMatchObject({ status: 404, body: { code: "UNKNOWN_TOKEN" } });
+    expect(await run.result()).toMatchObject({ status: "fulfilled", approvedBy: "ada" });
+  });
+
+  it("hands the run a webhook body that fails its schema, which fails the run with EventPayloadError", async () => {
+    // Prepare
+    const env = await environment();
+    const run = await env.start(approvalOrder, ["order-2", "https://shop.example"]);
+    const url = (await run.step(requestApproval))?.input[1] as string;
+
+    // Act
+    const response = await run.callWebhook(url, { approved: "yes" });
+
+    // Assess
+    expect(response.status).toBe(202);
+    expect(await run.status()).toBe("failed");
+    await expect(run.result()).rejects.toMatchObject({ name: "EventPayloadError" });
+  });
+
+  it("delivers an event with a signal id once", async () => {
+    // Prepare
+    const env = await environment();
+    const run = await env.start(expense, [30]);
+
+    // Act
+    const first = await run.sendEvent("approval", { approved: false }, { signalId: "decision-1" });
+    const repeated = await run
+      .sendEvent("approval", { approved: true }, { signalId: "decision-1" })
+      .catch((error: unknown) => error);
+
+    // Assess
+    expect(first).toEqual({ delivered: true });
+    expect(repeated).toBeInstanceOf(InvalidRunStateError);
+    expect(await run.result()).toBe("rejected");
+    expect((await run.events()).filter((event) => event.type === "hook_received")).toHaveLength(1);
+  });
+});
+
+describe("createTestEnvironment: other runs", () => {
+  it("gives a handle on a child run by the id in its parent's log", async () => {
+    // Prepare
+    const env = await environment({ timeSkipping: true });
+    const { parent } = env.define(() => {
+      const child = workflow("env_child", async (n: number) => {
+        await sleep("1h");
+        return n * 2;
+      });
+      return { parent: workflow("env_parent", async (n: number) => (await runChild(child, [n])) + 1) };
+    });
+    const run = await env.start(parent, [20]);
+
+    // Act
+    const started = (await run.events()).find((event) => event.type === "child_started");
+    const child = env.getHandle<number>(started?.type === "child_started" ? started.childRunId : "none");
+
+    // Assess
+    expect(await child.status()).toBe("suspended");
+    expect(await child.result()).toBe(40);
+    expect(await run.result()).toBe(41);
+  });
+
+  it("runs the runs that application code starts through the top-level API, once configured with env.runtime", async () => {
+    // Prepare
+    const env = await createTestEnvironment({ timeSkipping: true, startAt: START });
+    configure({ runtime: env.runtime });
+    const placeOrder = async (orderId: string) => start(approvalOrder, [orderId, "https://shop.example"]);
+
+    try {
+      // Act
+      const runId = await placeOrder("order-api");
+      await sendEvent(runId, "approval", { approved: true, by: "api" });
+      const run = env.getHandle<ApprovalResult>(runId);
+
+      // Assess
+      expect(await run.result()).toMatchObject({
+        orderId: "order-api",
+        status: "fulfilled",
+        approvedBy: "api",
+      });
+    } finally {
+      await shutdown();
+    }
+  });
+});
+
+describe("createTestEnvironment: storage", () => {
+  it("runs on a FileStorage when asked, writes the run's log to its directory and releases it on close", async () => {
+    // Prepare
+    const dir = tempDir();
+    const env = await createTestEnvironment({ storage: new FileStorage({ dir }), timeSkipping: true });
+
+    // Act
+    const run = await env.start(schedule, []);
+    const result = await run.result();
+    await env.close();
+
+    // Assess
+    expect(result).toMatch(/^done at /);
+    const file = join(dir, "runs", `${run.runId}.jsonl`);
+    expect(existsSync(file)).toBe(true);
+    expect(readFileSync(file, "utf8")).toContain('"type":"workflow_completed"');
+    const reopened = new FileStorage({ dir });
+    expect((await reopened.getRun(run.runId))?.status).toBe("completed");
+    await reopened.close();
+  });
+
+  it("resumes the runs an earlier environment left in the same storage, as a restarted worker would", async () => {
+    // Prepare
+    const dir = tempDir();
+    const before = await createTestEnvironment({ storage: new FileStorage({ dir }), startAt: START });
+    const { runId } = await before.start(schedule, []);
+    await before.skip("2h");
+    const leftAt = before.now();
+    await before.close();
+
+    // Act
+    const after = await environment({
+      storage: new FileStorage({ dir }),
+      startAt: leftAt,
+      timeSkipping: true,
+    });
+    const run = after.getHandle<string>(runId);
+
+    // Assess
+    expect(await run.result()).toBe(`done at ${new Date(START + HOUR + DAY).toISOString()}`);
+    expect(await run.step(stampTime)).toMatchObject({ status: "completed", attempts: 1 });
+  });
+
+  it("runs a stored run of a workflow it was given in `workflows`, and names a workflow it does not know", async () => {
+    // Prepare
+    const dir = tempDir();
+    const before = await createTestEnvironment({ storage: new FileStorage({ dir }), startAt: START });
+    const napper = before.define(() =>
+      workflow("env_napper", async () => {
+        await sleep("1d");
+        return "rested";
+      }),
+    );
+    const { runId } = await before.start(napper, []);
+    await before.close();
+
+    // Act
+    const blind = await environment({ storage: new FileStorage({ dir }), timeSkipping: true });
+    const unknown = (await blind
+      .getHandle(runId)
+      .result()
+      .catch((error: unknown) => error)) as Error;
+    await blind.close();
+    const told = await environment({
+      storage: new FileStorage({ dir }),
+      timeSkipping: true,
+      workflows: [napper],
+    });
+
+    // Assess
+    expect(unknown).toBeInstanceOf(InvalidRunStateError);
+    expect(unknown.message).toContain('no workflow "env_napper" is known in this test environment');
+    expect(await told.getHandle(runId).result()).toBe("rested");
+  });
+});
+
+describe("createTestEnvironment: types", () => {
+  it("types a handle's result by the workflow, and checks start's arguments like start()", async () => {
+    // Prepare
+    const env = await environment();
+
+    // Act
+    const run = await env.start(approvalOrder, ["order-9", "https://shop.example"]);
+    const sent = await run.step(requestApproval);
+
+    // Assess
+    expectTypeOf(run).toEqualTypeOf<RunHandle<ApprovalResult>>();
+    expectTypeOf(run.result).returns.resolves.toEqualTypeOf<ApprovalResult>();
+    expectTypeOf(sent?.input).toEqualTypeOf<[string, string] | undefined>();
+    expectTypeOf(sent?.result).toEqualTypeOf<{ orderId: string; sentTo: string; url: string } | undefined>();
+    expect(sent?.input[0]).toBe("order-9");
+    const typoed = () => {
+      // @ts-expect-error an order id is a string
+      void env.start(approvalOrder, [9, "https://shop.example"]);
+      // @ts-expect-error the base URL is missing
+      void env.start(approvalOrder, ["order-9"]);
+      // @ts-expect-error a fake returns what the step returns
+      env.fakeStep(fulfil, async (orderId) => ({ orderId, shipped: "yes" }));
+    };
+    expect(typoed).toBeTypeOf("function");
+  });
+});

@@ -65,6 +65,8 @@ export class S3Payloads {
   readonly thresholdBytes: number;
   private readonly options: S3PayloadsOptions;
   private readonly cache: QuickLRU<string, string>;
+  /** Objects known to exist (their content may be too large to cache): not put again. */
+  private readonly stored = new QuickLRU<string, true>({ maxSize: 4096 });
   private sdk: Promise<S3Sdk> | undefined;
 
   constructor(options: S3PayloadsOptions = {}) {
@@ -95,7 +97,7 @@ export class S3Payloads {
     const key = `${runPrefix(runId)}${createHash("sha256").update(json).digest("hex")}.json`;
     const ref = { bucket, key, bytes: byteLength(json) };
     const cacheKey = `${bucket}/${key}`;
-    if (this.cache.has(cacheKey)) return ref;
+    if (this.stored.has(cacheKey)) return ref;
     const { client, commands } = await this.load();
     await client.send(
       new commands.PutObjectCommand({
@@ -151,6 +153,7 @@ export class S3Payloads {
   }
 
   private remember(cacheKey: string, json: string): void {
+    this.stored.set(cacheKey, true);
     if (json.length <= MAX_CACHED_CHARACTERS) this.cache.set(cacheKey, json);
   }
 

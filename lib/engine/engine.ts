@@ -391,9 +391,12 @@ export class Engine {
       ...effects.cancelledTimers.map((timerId) => this.timers.cancel(runId, timerId)),
       ...effects.cancelledChildren.map((childRunId) => this.cancelChild(childRunId)),
       ...(terminal ? [this.notifyParent(execution, terminal)] : []),
-      // A finished run's deadline timer would fire for nothing (and hold a Scheduler schedule on AWS).
-      ...(terminal && execution.deadline !== undefined && execution.deadline > this.clock.now()
-        ? [this.timers.cancel(runId, DEADLINE_TIMER)]
+      // A finished run's timers (its deadline, a wait's timeout, a sleep or a retry that lost a race)
+      // would fire for nothing, and each holds a Scheduler schedule on AWS.
+      ...(terminal
+        ? futureTimerIdsOf(execution, this.clock.now())
+            .filter((timerId) => !effects.cancelledTimers.includes(timerId))
+            .map((timerId) => this.timers.cancel(runId, timerId))
         : []),
     ]);
     if (terminal) {
@@ -1095,6 +1098,22 @@ function withCarried(stored: StepOutcome[], carried: StepOutcome | undefined): S
 }
 
 /** Every timer a run may have armed: its sleeps, retry waits and deadline. */
+/** The timers of the run that have not fired yet (by their time, not by what the timer service did). */
+function futureTimerIdsOf(execution: RunExecution, now: number): string[] {
+  const ids = [...execution.pendingSleeps.values()]
+    .filter((sleep) => sleep.resumeAt > now)
+    .map((sleep) => sleep.sleepId);
+  for (const step of execution.pendingSteps.values()) {
+    if (step.state === "retry_wait" && (step.retryAt ?? 0) > now)
+      ids.push(retryTimerId(step.stepId, step.attempt + 1));
+  }
+  for (const hook of execution.pendingHooks.values()) {
+    if (hook.timeoutAt !== undefined && hook.timeoutAt > now) ids.push(hookTimerId(hook.hookId));
+  }
+  if (execution.deadline !== undefined && execution.deadline > now) ids.push(DEADLINE_TIMER);
+  return ids;
+}
+
 function timerIdsOf(execution: RunExecution): string[] {
   const ids = [...execution.pendingSleeps.keys()];
   for (const step of execution.pendingSteps.values()) {

@@ -4,8 +4,8 @@
  */
 import { configureLogging, getEvents, shutdown, start, type WorkflowEvent, waitForRun } from "tsworkflow";
 import { FileStorage } from "../lib/adapters/file/file-storage.ts";
-import { describeEvent } from "../lib/cli/describe.ts";
-import { createStyle } from "../lib/cli/format.ts";
+import { describeEvent } from "../lib/inspect/describe.ts";
+import { createStyle } from "../lib/inspect/format.ts";
 import { eventsCommand, type Output, showCommand } from "../lib/cli/runs.ts";
 import { onboarding } from "./onboarding.ts";
 

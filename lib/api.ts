@@ -1,11 +1,10 @@
 import { RunNotFoundError } from "./core/errors.ts";
 import type { WorkflowEvent } from "./core/events.ts";
 import { assertRunId } from "./core/ids.ts";
-import type { Runtime, WaitOptions } from "./core/runtime.ts";
+import { importOptional } from "./core/optional-dependency.ts";
 import type { AnyWorkflow, WorkflowArgs } from "./core/workflow.ts";
-import type { StartOptions } from "./engine/engine.ts";
-import { importOptional } from "./optional-dependency.ts";
 import type { EventStore, RunPage, RunQuery, RunRecord } from "./ports/event-store.ts";
+import type { Runtime, StartOptions, WaitOptions } from "./ports/runtime.ts";
 import { LocalRuntime } from "./runtimes/embedded.ts";
 
 /** Options of {@link configure}. */

@@ -59,7 +59,6 @@ export type { LoggingOptions, LogLevelName } from "./core/logger.ts";
 export { configureLogging } from "./core/logger.ts";
 export type { WaitForEventOptions, Webhook } from "./core/primitives.ts";
 export { createWebhook, log, now, random, runChild, sleep, waitForEvent } from "./core/primitives.ts";
-export type { Runtime, WaitOptions } from "./core/runtime.ts";
 export { MAX_PAYLOAD_BYTES, MAX_PAYLOAD_DEPTH } from "./core/serialization.ts";
 export type { AnyStep, ResolvedStepOptions, RetryDelay, StepDefinition, StepOptions } from "./core/step.ts";
 export { step } from "./core/step.ts";
@@ -71,7 +70,7 @@ export type {
   WorkflowResult,
 } from "./core/workflow.ts";
 export { workflow } from "./core/workflow.ts";
-export type { StartOptions, StartResult } from "./engine/engine.ts";
 export type { EventStore, RunPage, RunQuery, RunRecord, RunStatus } from "./ports/event-store.ts";
+export type { Runtime, StartOptions, StartResult, WaitOptions } from "./ports/runtime.ts";
 export type { SignWebhookOptions } from "./webhooks/handle-webhook.ts";
 export { signWebhook } from "./webhooks/handle-webhook.ts";

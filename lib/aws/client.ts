@@ -11,8 +11,8 @@ import type { Clock } from "../ports/clock.ts";
 import type { RunPage, RunQuery, RunRecord } from "../ports/event-store.ts";
 import type { TaskQueue } from "../ports/task-queue.ts";
 import type { Timers } from "../ports/timers.ts";
+import { createPayloads } from "../runtimes/aws.ts";
 import { type ClientConfig, loadClientConfig } from "./config.ts";
-import { createPayloads } from "./payloads.ts";
 
 /** Options of {@link createClient}. */
 export interface ClientOptions {

@@ -2,11 +2,11 @@ import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { redactUrl } from "../adapters/redis/redact-url.ts";
 import { ConfigurationError, StorageLockedError, TsWorkflowError } from "../core/errors.ts";
+import { importOptional } from "../core/optional-dependency.ts";
+import { importWorkflowsModule } from "../core/workflows-module.ts";
 import type { Engine } from "../engine/engine.ts";
-import { importOptional } from "../optional-dependency.ts";
 import { type EventStore, FINISHED_STATUSES } from "../ports/event-store.ts";
 import type { FileControl } from "../runtimes/file-control.ts";
-import { importWorkflowsModule } from "../workflows-module.ts";
 import { BackendUnavailableError, UsageError } from "./errors.ts";
 
 /** The storage flags shared by every command. */

@@ -5,8 +5,8 @@ import {
   RunNotFoundError,
   TsWorkflowError,
 } from "../core/errors.ts";
+import { clean, createStyle } from "../inspect/format.ts";
 import { EXIT, UsageError } from "./errors.ts";
-import { clean, createStyle } from "./format.ts";
 import { type CliContext, createProgram } from "./program.ts";
 
 /**

@@ -1,7 +1,7 @@
 import { createRequire } from "node:module";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { configureLogging } from "../core/logger.ts";
-import { importOptional } from "../optional-dependency.ts";
+import { importOptional } from "../core/optional-dependency.ts";
 import { RUN_STATUSES, type RunQuery, type RunStatus } from "../ports/event-store.ts";
 import {
   type BackendOptions,

@@ -1,10 +1,7 @@
 import { RunNotFoundError } from "../core/errors.ts";
 import type { WorkflowEvent } from "../core/events.ts";
 import { assertRunId } from "../core/ids.ts";
-import { type EventStore, FINISHED_STATUSES, type RunQuery, type RunRecord } from "../ports/event-store.ts";
-import { type Backend, fileOwner, type RunActions, type SendEvent } from "./backend.ts";
-import { describeEvent, errorLine, eventTone } from "./describe.ts";
-import { EXIT } from "./errors.ts";
+import { describeEvent, errorLine, eventTone } from "../inspect/describe.ts";
 import {
   clean,
   formatSpan,
@@ -13,7 +10,10 @@ import {
   prettyJson,
   renderTable,
   type Style,
-} from "./format.ts";
+} from "../inspect/format.ts";
+import { type EventStore, FINISHED_STATUSES, type RunQuery, type RunRecord } from "../ports/event-store.ts";
+import { type Backend, fileOwner, type RunActions, type SendEvent } from "./backend.ts";
+import { EXIT } from "./errors.ts";
 import { buildTimeline, parentOf, waitingFor } from "./timeline.ts";
 
 /** Where a command writes, and how. */

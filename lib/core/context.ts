@@ -1,6 +1,6 @@
 import { AsyncLocalStorage } from "node:async_hooks";
-import type { RunExecution } from "../engine/execution.ts";
 import { NotInWorkflowError } from "./errors.ts";
+import type { WorkflowScope } from "./workflow-scope.ts";
 
 /** What a running step can know about itself, e.g. to pass an idempotency key downstream. */
 export interface StepInfo {
@@ -13,11 +13,11 @@ export interface StepInfo {
   idempotencyKey: string;
 }
 
-type Scope = { kind: "workflow"; execution: RunExecution } | { kind: "step"; info: StepInfo };
+type Scope = { kind: "workflow"; execution: WorkflowScope } | { kind: "step"; info: StepInfo };
 
 const scope = new AsyncLocalStorage<Scope>();
 
-export function runInWorkflow<T>(execution: RunExecution, fn: () => T): T {
+export function runInWorkflow<T>(execution: WorkflowScope, fn: () => T): T {
   return scope.run({ kind: "workflow", execution }, fn);
 }
 
@@ -25,13 +25,13 @@ export function runInStep<T>(info: StepInfo, fn: () => T): T {
   return scope.run({ kind: "step", info }, fn);
 }
 
-/** The run execution when called from workflow code, else undefined. */
-export function currentExecution(): RunExecution | undefined {
+/** The run when called from workflow code, else undefined. */
+export function currentExecution(): WorkflowScope | undefined {
   const current = scope.getStore();
   return current?.kind === "workflow" ? current.execution : undefined;
 }
 
-export function requireExecution(what: string): RunExecution {
+export function requireExecution(what: string): WorkflowScope {
   const execution = currentExecution();
   if (!execution) throw new NotInWorkflowError(what);
   return execution;

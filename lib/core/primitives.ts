@@ -1,10 +1,10 @@
 import type { $ZodType } from "zod/v4/core";
-import type { LogLevel } from "../engine/execution.ts";
 import { currentExecution, getStepInfo, requireExecution } from "./context.ts";
 import type { Duration } from "./durations.ts";
 import { ConfigurationError, describe } from "./errors.ts";
 import { getLogger } from "./logger.ts";
 import type { AnyWorkflow, WorkflowArgs, WorkflowResult } from "./workflow.ts";
+import type { LogLevel } from "./workflow-scope.ts";
 
 /**
  * Suspends the workflow for a duration, or until a `Date`, without holding a process: the run is

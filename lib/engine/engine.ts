@@ -32,6 +32,7 @@ import {
   type RunStatus,
   type StepOutcome,
 } from "../ports/event-store.ts";
+import type { StartOptions, StartResult } from "../ports/runtime.ts";
 import type { ActivationTask, RunLease, StepTask, TaskQueue } from "../ports/task-queue.ts";
 import type { TimerRequest, Timers } from "../ports/timers.ts";
 import { RunExecution } from "./execution.ts";
@@ -79,23 +80,11 @@ export interface EngineOptions {
   registry?: Registry;
 }
 
-/** Options of {@link Engine.start}. */
-export interface StartOptions {
-  /** Starts the run once per key: the same key and input return the same run id. */
-  idempotencyKey?: string;
-}
-
 /** How a child run knows its parent (set by the engine when a workflow calls `runChild`). */
 interface ChildLink {
   runId: string;
   childId: string;
   childRunId: string;
-}
-
-export interface StartResult {
-  runId: string;
-  /** False when an earlier start with the same idempotency key created the run. */
-  created: boolean;
 }
 
 const MAX_CONFLICT_RETRIES = 8;

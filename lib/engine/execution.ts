@@ -22,6 +22,7 @@ import {
 } from "../core/serialization.ts";
 import type { AnyStep } from "../core/step.ts";
 import type { AnyWorkflow } from "../core/workflow.ts";
+import type { LogLevel, WorkflowScope } from "../core/workflow-scope.ts";
 import type { RunStatus } from "../ports/event-store.ts";
 
 /** A step the workflow waits for. */
@@ -79,8 +80,6 @@ const describeRef = (ref: CommandRef) => {
   return `sleep (${ref.id})`;
 };
 
-export type LogLevel = "info" | "warning" | "error" | "debug";
-
 type Settled = { ok: true; value: unknown } | { ok: false; error: unknown };
 
 /** Lets every promise continuation that can run, run: the workflow is then waiting on tsworkflow alone. */
@@ -90,7 +89,7 @@ const drain = () => new Promise<void>((resolve) => setImmediate(resolve));
  * One run's workflow function, live in memory, driven by its event log. The same `apply` drives a
  * replay of recorded events and the delivery of new ones, so a warm run and a replayed run behave alike.
  */
-export class RunExecution {
+export class RunExecution implements WorkflowScope {
   readonly pendingSteps = new Map<string, PendingStep>();
   readonly pendingSleeps = new Map<string, PendingSleep>();
   readonly pendingHooks = new Map<string, PendingHook>();

@@ -11,8 +11,7 @@ export type { EventDraft, EventOf, EventType, WorkflowEvent } from "../core/even
 export { EVENT_TYPES, parseEvent, workflowEvent } from "../core/events.ts";
 export type { RegistryOptions } from "../core/registry.ts";
 export { defaultRegistry, findWorkflow, Registry, registeredWorkflows } from "../core/registry.ts";
-export type { Runtime, WaitOptions } from "../core/runtime.ts";
-export type { EngineOptions, StartOptions, StartResult } from "../engine/engine.ts";
+export type { EngineOptions } from "../engine/engine.ts";
 export { DEFAULT_MAX_EVENTS_PER_RUN, DEFAULT_WARN_EVENTS_PER_RUN, Engine } from "../engine/engine.ts";
 export type {
   ActivationCause,
@@ -36,6 +35,7 @@ export type {
   Timers,
 } from "../ports/index.ts";
 export { FINISHED_STATUSES, RUN_STATUSES, systemClock } from "../ports/index.ts";
+export type { Runtime, StartOptions, StartResult, WaitOptions } from "../ports/runtime.ts";
 export type {
   SignWebhookOptions,
   WebhookErrorCode,

@@ -3,11 +3,10 @@ import type { S3Client } from "@aws-sdk/client-s3";
 import { SchedulerClient } from "@aws-sdk/client-scheduler";
 import { SQSClient } from "@aws-sdk/client-sqs";
 import { DynamoDBStorage } from "../adapters/aws/dynamodb-storage.ts";
-import type { S3Payloads } from "../adapters/aws/s3-payloads.ts";
+import { S3Payloads } from "../adapters/aws/s3-payloads.ts";
 import { SqsSchedulerTimers } from "../adapters/aws/scheduler-timers.ts";
 import { SqsTaskQueue } from "../adapters/aws/sqs-queue.ts";
 import type { AwsConfig } from "../aws/config.ts";
-import { createPayloads } from "../aws/payloads.ts";
 import { Engine } from "../engine/engine.ts";
 import type { Clock } from "../ports/clock.ts";
 import type { EventStore } from "../ports/event-store.ts";
@@ -105,4 +104,20 @@ export function createAwsRuntime(config: AwsConfig, options: AwsRuntimeOptions =
   });
   const engine = new Engine({ store, queue, timers, ...(options.clock ? { clock: options.clock } : {}) });
   return { config, clients, store, payloads, queue, timers, engine };
+}
+
+/**
+ * The payload store of `config`: S3 is loaded on first use. Emulators and LocalStack serve buckets
+ * on paths, not on subdomains.
+ */
+export function createPayloads(
+  config: Pick<AwsConfig, "region" | "endpoints" | "payloadBucket">,
+  client?: S3Client,
+): S3Payloads {
+  const endpoint = config.endpoints.s3;
+  return new S3Payloads({
+    ...(client ? { client } : {}),
+    clientConfig: { region: config.region, ...(endpoint ? { endpoint, forcePathStyle: true } : {}) },
+    ...(config.payloadBucket ? { bucket: config.payloadBucket } : {}),
+  });
 }

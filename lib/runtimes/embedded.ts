@@ -6,9 +6,8 @@ import { RunNotFoundError, TimeoutError, WorkflowNotFoundError } from "../core/e
 import type { WorkflowEvent } from "../core/events.ts";
 import { getLogger } from "../core/logger.ts";
 import { defaultRegistry, type Registry } from "../core/registry.ts";
-import type { Runtime, WaitOptions } from "../core/runtime.ts";
 import type { AnyWorkflow } from "../core/workflow.ts";
-import { Engine, type EngineOptions, type StartOptions, type StartResult } from "../engine/engine.ts";
+import { Engine, type EngineOptions } from "../engine/engine.ts";
 import { type Clock, systemClock } from "../ports/clock.ts";
 import {
   type EventStore,
@@ -17,6 +16,7 @@ import {
   type RunQuery,
   type RunRecord,
 } from "../ports/event-store.ts";
+import type { Runtime, StartOptions, StartResult, WaitOptions } from "../ports/runtime.ts";
 import type { ActivationTask } from "../ports/task-queue.ts";
 
 /** Options of {@link LocalRuntime}. */

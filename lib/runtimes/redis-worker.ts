@@ -5,7 +5,7 @@ import { redactUrl } from "../adapters/redis/connection.ts";
 import { ConfigurationError, describe } from "../core/errors.ts";
 import { getLogger } from "../core/logger.ts";
 import { registeredWorkflows } from "../core/registry.ts";
-import { importWorkflowsModule } from "../workflows-module.ts";
+import { importWorkflowsModule } from "../core/workflows-module.ts";
 import { createRedisRuntime, type RedisRuntime } from "./redis.ts";
 
 /** Options of {@link runWorker}. */

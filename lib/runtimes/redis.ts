@@ -2,10 +2,10 @@ import { BullMQQueue, defaultWorkerId, type QueueConsumer } from "../adapters/re
 import { BullMQTimers } from "../adapters/redis/bullmq-timers.ts";
 import { RedisStorage } from "../adapters/redis/redis-storage.ts";
 import { ConfigurationError, describe, RunNotFoundError, TimeoutError } from "../core/errors.ts";
-import type { Runtime, WaitOptions } from "../core/runtime.ts";
 import { Engine } from "../engine/engine.ts";
 import type { Clock } from "../ports/clock.ts";
 import { FINISHED_STATUSES, type RunRecord } from "../ports/event-store.ts";
+import type { Runtime, WaitOptions } from "../ports/runtime.ts";
 
 /** Options of {@link createRedisRuntime}. */
 export interface RedisRuntimeOptions {

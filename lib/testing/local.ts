@@ -1,9 +1,9 @@
 import { RunNotFoundError } from "../core/errors.ts";
 import type { Registry } from "../core/registry.ts";
 import type { AnyWorkflow, WorkflowArgs } from "../core/workflow.ts";
-import type { StartOptions } from "../engine/engine.ts";
 import type { EventStore, RunRecord } from "../ports/event-store.ts";
 import { FINISHED_STATUSES } from "../ports/event-store.ts";
+import type { StartOptions } from "../ports/runtime.ts";
 import { LocalRuntime } from "../runtimes/embedded.ts";
 import { VirtualClock } from "./virtual-clock.ts";
 

@@ -1,6 +1,6 @@
-import { describeEvent, errorLine } from "../cli/describe.ts";
-import { compactJson, formatSpan } from "../cli/format.ts";
 import type { WorkflowEvent } from "../core/events.ts";
+import { describeEvent, errorLine } from "../inspect/describe.ts";
+import { compactJson, formatSpan } from "../inspect/format.ts";
 import type { RunRecord } from "../ports/event-store.ts";
 
 /** Past this many events, a timeline shows the first few and the last ones. */

@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage } from "node:http";
 import type { AddressInfo } from "node:net";
-import type { Runtime } from "../core/runtime.ts";
 import type { EventStore } from "../ports/event-store.ts";
+import type { Runtime } from "../ports/runtime.ts";
 import { DEFAULT_WEBHOOK_MAX_BYTES, handleWebhook, webhookError } from "./handle-webhook.ts";
 
 /** Options of {@link serveWebhooks}. */

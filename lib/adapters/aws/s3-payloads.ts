@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import type { S3Client, S3ClientConfig } from "@aws-sdk/client-s3";
 import QuickLRU from "quick-lru";
 import { InvalidEventError } from "../../core/errors.ts";
-import { importOptional } from "../../optional-dependency.ts";
+import { importOptional } from "../../core/optional-dependency.ts";
 import { byteLength, DEFAULT_OFFLOAD_THRESHOLD_BYTES } from "./limits.ts";
 
 /** Where an offloaded payload lives: kept beside the item that holds it, never inside user data. */

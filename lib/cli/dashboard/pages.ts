@@ -1,7 +1,7 @@
 import type { WorkflowEvent } from "../../core/events.ts";
+import { describeEvent, eventTone } from "../../inspect/describe.ts";
+import { formatSpan, formatTime, prettyJson } from "../../inspect/format.ts";
 import { FINISHED_STATUSES, RUN_STATUSES, type RunRecord, type RunStatus } from "../../ports/event-store.ts";
-import { describeEvent, eventTone } from "../describe.ts";
-import { formatSpan, formatTime, prettyJson } from "../format.ts";
 import { runSpan } from "../runs.ts";
 import { buildTimeline, parentOf, type TimelineRow, type TimelineSegment, waitingFor } from "../timeline.ts";
 import { DASHBOARD_CSS, DASHBOARD_SCRIPT } from "./assets.ts";

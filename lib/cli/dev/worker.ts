@@ -6,8 +6,8 @@
 import { resolve } from "node:path";
 import { configure, shutdown } from "../../api.ts";
 import { StorageLockedError } from "../../core/errors.ts";
+import { importWorkflowsModule } from "../../core/workflows-module.ts";
 import { LocalRuntime } from "../../runtimes/embedded.ts";
-import { importWorkflowsModule } from "../../workflows-module.ts";
 
 const [moduleFile, dir] = process.argv.slice(2) as [string, string];
 const tell = (message: Record<string, unknown>) => process.stdout.write(`${JSON.stringify(message)}\n`);

@@ -1,7 +1,18 @@
-import type { StartOptions, StartResult } from "../engine/engine.ts";
-import type { RunPage, RunQuery, RunRecord } from "../ports/event-store.ts";
-import type { WorkflowEvent } from "./events.ts";
-import type { AnyWorkflow } from "./workflow.ts";
+import type { WorkflowEvent } from "../core/events.ts";
+import type { AnyWorkflow } from "../core/workflow.ts";
+import type { RunPage, RunQuery, RunRecord } from "./event-store.ts";
+
+/** Options of `start()`. */
+export interface StartOptions {
+  /** Starts the run once per key: the same key and input return the same run id. */
+  idempotencyKey?: string;
+}
+
+export interface StartResult {
+  runId: string;
+  /** False when an earlier start with the same idempotency key created the run. */
+  created: boolean;
+}
 
 /** Options of `waitForRun`. */
 export interface WaitOptions {

@@ -1,5 +1,5 @@
 import { pathToFileURL } from "node:url";
-import { MissingDependencyError } from "./core/errors.ts";
+import { MissingDependencyError } from "./errors.ts";
 import { missingPackage } from "./optional-dependency.ts";
 
 const TYPESCRIPT = /\.(?:[cm]?ts|tsx)$/;

@@ -1,4 +1,4 @@
-import { MissingDependencyError } from "./core/errors.ts";
+import { MissingDependencyError } from "./errors.ts";
 
 /**
  * Imports a part of tsworkflow that needs optional peer dependencies (Redis mode, DynamoDB, the

@@ -372,7 +372,7 @@ export class Engine {
         ...(terminal?.type === "workflow_failed" ? { error: terminal.error } : {}),
       });
       execution.markCommitted(status);
-      execution.outcomesWaiting = committed ? committed.pendingOutcomes : undefined;
+      execution.outcomesWaiting = committed.pendingOutcomes;
       this.logFinished(execution, terminal);
       if (terminal) this.onRunFinished?.(runId);
     }

@@ -78,8 +78,11 @@ export interface RunPage {
 
 /** What a commit may report besides its success. */
 export interface CommitResult {
-  /** True when outcomes (of steps, events, cancellations) were stored and not yet in the log. */
-  pendingOutcomes: boolean;
+  /**
+   * True when outcomes (of steps, events, cancellations) were stored and not yet in the log; absent
+   * when the store cannot tell without another read (the engine then lists them when it needs to).
+   */
+  pendingOutcomes?: boolean;
 }
 
 /**
@@ -119,7 +122,7 @@ export interface EventStore {
   /**
    * Appends `events` (seq `expectedVersion + 1` onwards) and applies `patch` to the run document,
    * atomically and only if the log still has `expectedVersion` events.
-   * A store that can tell cheaply may say whether step outcomes were waiting once the commit was done
+   * A store that can tell cheaply says whether step outcomes were waiting once the commit was done
    * (the engine then skips listing them before the next step of a run it advances inline).
    * @throws VersionConflictError when another writer committed first
    */
@@ -128,8 +131,7 @@ export interface EventStore {
     expectedVersion: number,
     events: WorkflowEvent[],
     patch: RunPatch,
-    // biome-ignore lint/suspicious/noConfusingVoidType: a store with nothing to report keeps returning Promise<void>
-  ): Promise<CommitResult | void>;
+  ): Promise<CommitResult>;
   /** Stores a step outcome unless one exists for the same run, step and attempt. True when stored now. */
   putOutcome(outcome: StepOutcome): Promise<boolean>;
   getOutcome(runId: string, stepId: string, attempt: number): Promise<StepOutcome | undefined>;

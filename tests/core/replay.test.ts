@@ -9,7 +9,7 @@ import {
   type WorkflowEvent,
   workflow,
 } from "tsworkflow";
-import type { RunPatch } from "tsworkflow/engine";
+import type { CommitResult, RunPatch } from "tsworkflow/engine";
 import { MemoryStorage } from "tsworkflow/local";
 import { resumeLocal, startLocal } from "tsworkflow/testing";
 import { afterEach, describe, expect, it, vi } from "vitest";
@@ -24,9 +24,10 @@ class CommitRecordingStorage extends MemoryStorage {
     expectedVersion: number,
     events: WorkflowEvent[],
     patch: RunPatch,
-  ): Promise<void> {
-    await super.commit(runId, expectedVersion, events, patch);
+  ): Promise<CommitResult> {
+    const committed = await super.commit(runId, expectedVersion, events, patch);
     this.commits.push(structuredClone(events));
+    return committed;
   }
 }
 

@@ -3,7 +3,7 @@
  * activation comes back with the same cause and must send what the commit asked for.
  */
 import { configureLogging, getStepInfo, runChild, sleep, step, waitForEvent, workflow } from "tsworkflow";
-import type { EventStore } from "tsworkflow/engine";
+import type { CommitResult, EventStore } from "tsworkflow/engine";
 import { MemoryStorage } from "tsworkflow/local";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { manualEngine } from "../core/support/manual-engine.ts";
@@ -56,12 +56,13 @@ class DiesAfterCommitOf extends MemoryStorage {
     super();
   }
 
-  override async commit(...args: Parameters<EventStore["commit"]>): Promise<void> {
-    await super.commit(...args);
+  override async commit(...args: Parameters<EventStore["commit"]>): Promise<CommitResult> {
+    const committed = await super.commit(...args);
     if (!this.died && args[2].some((event) => event.type === this.type)) {
       this.died = true;
       throw new Error("the worker died right after this commit");
     }
+    return committed;
   }
 }
 

@@ -15,6 +15,7 @@ import { parseEvent, type WorkflowEvent } from "../../core/events.ts";
 import { assertRunId } from "../../core/ids.ts";
 import { MAX_PAYLOAD_BYTES } from "../../core/serialization.ts";
 import {
+  type CommitResult,
   type CreateRunResult,
   type EventStore,
   FINISHED_STATUSES,
@@ -224,7 +225,7 @@ export class DynamoDBStorage implements EventStore {
     expectedVersion: number,
     events: WorkflowEvent[],
     patch: RunPatch,
-  ): Promise<void> {
+  ): Promise<CommitResult> {
     assertRunId(runId);
     const valid = events.map((event, index) => {
       const parsed = parseEvent(
@@ -286,6 +287,8 @@ export class DynamoDBStorage implements EventStore {
       this.facts.learn(runId, { boundary: newVersion });
     }
     await this.updateDocument(runId, newVersion, expectedVersion + 1, patch, valid);
+    // Whether outcomes wait would take a query: the engine lists them when it needs to.
+    return {};
   }
 
   async putOutcome(outcome: StepOutcome): Promise<boolean> {

@@ -16,6 +16,7 @@ import { parseEvent, type WorkflowEvent } from "../../core/events.ts";
 import { assertRunId } from "../../core/ids.ts";
 import { getLogger } from "../../core/logger.ts";
 import {
+  type CommitResult,
   FINISHED_STATUSES,
   type RunPage,
   type RunPatch,
@@ -197,7 +198,7 @@ export class FileStorage extends MemoryStorage {
     expectedVersion: number,
     events: WorkflowEvent[],
     patch: RunPatch,
-  ): Promise<void> {
+  ): Promise<CommitResult> {
     this.assertWritable();
     return super.commit(runId, expectedVersion, events, patch);
   }

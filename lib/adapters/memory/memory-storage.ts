@@ -2,6 +2,7 @@ import { VersionConflictError } from "../../core/errors.ts";
 import { parseEvent, type WorkflowEvent } from "../../core/events.ts";
 import { assertRunId } from "../../core/ids.ts";
 import type {
+  CommitResult,
   CreateRunResult,
   EventStore,
   NewRun,
@@ -121,7 +122,7 @@ export class MemoryStorage implements EventStore {
     expectedVersion: number,
     events: WorkflowEvent[],
     patch: RunPatch,
-  ): Promise<void> {
+  ): Promise<CommitResult> {
     assertRunId(runId);
     const state = this.state(runId);
     if (!state || state.run.version !== expectedVersion)
@@ -139,6 +140,9 @@ export class MemoryStorage implements EventStore {
     state.events.push(...valid);
     this.consume(state, valid);
     this.committed(state, before);
+    // Listing the outcomes here costs a map lookup: the engine may as well always look (an outcome that
+    // arrives during an inline step is then seen before the run's next step starts).
+    return {};
   }
 
   async putOutcome(outcome: StepOutcome): Promise<boolean> {

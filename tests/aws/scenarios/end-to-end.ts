@@ -265,11 +265,12 @@ export function describeEndToEnd(emulatorsOf: () => Emulators): void {
         wrapWorkflowStore: (store) =>
           wrap(store, {
             commit: async (runId, version, events, patch) => {
-              await store.commit(runId, version, events, patch);
+              const committed = await store.commit(runId, version, events, patch);
               if (crashes < 2) {
                 crashes += 1;
                 throw new Error("killed after commit");
               }
+              return committed;
             },
           }),
       });

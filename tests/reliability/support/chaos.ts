@@ -84,7 +84,7 @@ function flaky(
     commit: (runId, expectedVersion, events, patch) =>
       around("a commit", async () => {
         try {
-          await store.commit(runId, expectedVersion, events, patch);
+          return await store.commit(runId, expectedVersion, events, patch);
         } catch (error) {
           if (error instanceof VersionConflictError) report.conflicts += 1;
           throw error;

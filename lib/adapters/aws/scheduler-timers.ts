@@ -8,7 +8,7 @@ import {
 } from "@aws-sdk/client-scheduler";
 import { type Clock, systemClock } from "../../ports/clock.ts";
 import type { TimerRequest, Timers } from "../../ports/timers.ts";
-import type { QueueMessage, SqsTaskQueue } from "./sqs-queue.ts";
+import { messageBody, type QueueMessage, type SqsTaskQueue } from "./sqs-queue.ts";
 
 /** SQS's longest `DelaySeconds`: 15 minutes. */
 export const MAX_SQS_DELAY_SECONDS = 900;
@@ -113,7 +113,7 @@ export class SqsSchedulerTimers implements Timers {
           Target: {
             Arn: this.stepQueueArn,
             RoleArn: this.schedulerRoleArn,
-            Input: JSON.stringify(message),
+            Input: messageBody(message),
             RetryPolicy: TIMER_RETRY_POLICY,
             ...(this.deadLetterQueueArn ? { DeadLetterConfig: { Arn: this.deadLetterQueueArn } } : {}),
           },

@@ -59,6 +59,24 @@ export type QueueMessage =
   | { kind: "timer"; task: ActivationTask; timerId: string; fireAt: number };
 
 /**
+ * The body of a message: its JSON, with every character that SQS may refuse written as a `\uXXXX`
+ * escape (the same JSON value). SQS accepts #x9, #xA, #xD, #x20-#xD7FF, #xE000-#xFFFD and
+ * #x10000-#x10FFFF; JSON.stringify leaves U+FFFE and U+FFFF as they are, and emulators (fauxqs,
+ * LocalStack) refuse the characters beyond U+FFFF too. JSON syntax is ASCII, so these only occur
+ * inside strings, where an escape means the same character.
+ */
+export function messageBody(message: QueueMessage): string {
+  return JSON.stringify(message).replace(SQS_UNSAFE, (text) =>
+    Array.from(
+      { length: text.length },
+      (_, index) => `\\u${text.charCodeAt(index).toString(16).padStart(4, "0")}`,
+    ).join(""),
+  );
+}
+
+const SQS_UNSAFE = /[\uFFFE\uFFFF]|[\uD800-\uDBFF][\uDC00-\uDFFF]/g;
+
+/**
  * Parses a message body from one of the kit's queues.
  * @throws InvalidMessageError naming the field at fault
  */
@@ -242,7 +260,7 @@ export class SqsTaskQueue implements TaskQueue {
    * id of the message that carried them, so that a re-armed timer is never dropped as a duplicate).
    */
   async sendActivation(task: ActivationTask, dedupId: string): Promise<void> {
-    const body = JSON.stringify({ kind: "activation", task } satisfies QueueMessage);
+    const body = messageBody({ kind: "activation", task });
     await this.workflowQueue.send({
       MessageBody: body,
       MessageGroupId: task.runId,
@@ -251,14 +269,14 @@ export class SqsTaskQueue implements TaskQueue {
   }
 
   async enqueueStep(task: StepTask): Promise<void> {
-    const body = JSON.stringify({ kind: "step", task } satisfies QueueMessage);
+    const body = messageBody({ kind: "step", task });
     const bytes = byteLength(body);
     if (bytes <= this.maxMessageBytes) return this.stepQueue.send({ MessageBody: body });
     if (this.payloads?.offloads) {
       // The same object as the step_started event's input (content-addressed): usually already stored.
       const inputRef = await this.payloads.put(task.runId, JSON.stringify(task.input));
       const message: QueueMessage = { kind: "step", task: { ...task, input: [] }, inputRef };
-      return this.stepQueue.send({ MessageBody: JSON.stringify(message) });
+      return this.stepQueue.send({ MessageBody: messageBody(message) });
     }
     const error = new PayloadTooLargeError(
       `The task of step "${task.stepName}" (${task.stepId}, attempt ${task.attempt}) with its input`,
@@ -287,7 +305,7 @@ export class SqsTaskQueue implements TaskQueue {
 
   /** Sends a timer message to the step queue, delivered after `delaySeconds` (0 to 900). */
   async sendTimer(message: Extract<QueueMessage, { kind: "timer" }>, delaySeconds: number): Promise<void> {
-    await this.stepQueue.send({ MessageBody: JSON.stringify(message), DelaySeconds: delaySeconds });
+    await this.stepQueue.send({ MessageBody: messageBody(message), DelaySeconds: delaySeconds });
   }
 
   /**
@@ -296,7 +314,7 @@ export class SqsTaskQueue implements TaskQueue {
    */
   async deferStep(message: Extract<QueueMessage, { kind: "step" }>, delaySeconds: number): Promise<void> {
     const next: QueueMessage = { ...message, deferrals: (message.deferrals ?? 0) + 1 };
-    await this.stepQueue.send({ MessageBody: JSON.stringify(next), DelaySeconds: delaySeconds });
+    await this.stepQueue.send({ MessageBody: messageBody(next), DelaySeconds: delaySeconds });
   }
 
   /** The step task of a message, with an input that was too large for SQS read back from S3. */

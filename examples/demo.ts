@@ -4,9 +4,9 @@
  */
 import { configureLogging, getEvents, shutdown, start, type WorkflowEvent, waitForRun } from "tsworkflow";
 import { FileStorage } from "../lib/adapters/file/file-storage.ts";
+import { eventsCommand, type Output, showCommand } from "../lib/cli/runs.ts";
 import { describeEvent } from "../lib/inspect/describe.ts";
 import { createStyle } from "../lib/inspect/format.ts";
-import { eventsCommand, type Output, showCommand } from "../lib/cli/runs.ts";
 import { onboarding } from "./onboarding.ts";
 
 configureLogging({ level: "warning" });

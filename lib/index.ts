@@ -39,6 +39,7 @@ export {
   InvalidRunIdError,
   InvalidRunQueryError,
   InvalidRunStateError,
+  InvalidTagError,
   MaxDurationExceededError,
   NonDeterminismError,
   NonSerializableError,
@@ -58,10 +59,21 @@ export type { EventOf, EventType, WorkflowEvent } from "./core/events.ts";
 export type { LoggingOptions, LogLevelName } from "./core/logger.ts";
 export { configureLogging } from "./core/logger.ts";
 export type { WaitForEventOptions, Webhook } from "./core/primitives.ts";
-export { createWebhook, log, now, random, runChild, sleep, waitForEvent } from "./core/primitives.ts";
+export {
+  createWebhook,
+  log,
+  now,
+  random,
+  runChild,
+  setTags,
+  sleep,
+  waitForEvent,
+} from "./core/primitives.ts";
 export { MAX_PAYLOAD_BYTES, MAX_PAYLOAD_DEPTH } from "./core/serialization.ts";
 export type { AnyStep, ResolvedStepOptions, RetryDelay, StepDefinition, StepOptions } from "./core/step.ts";
 export { step } from "./core/step.ts";
+export type { RunTags } from "./core/tags.ts";
+export { MAX_TAG_VALUE_LENGTH, MAX_TAGS, validateTags } from "./core/tags.ts";
 export type {
   AnyWorkflow,
   WorkflowArgs,

@@ -9,6 +9,7 @@ import type { AnyWorkflow, WorkflowArgs } from "../core/workflow.ts";
 import { Engine } from "../engine/engine.ts";
 import type { Clock } from "../ports/clock.ts";
 import type { RunPage, RunQuery, RunRecord } from "../ports/event-store.ts";
+import type { StartOptions } from "../ports/runtime.ts";
 import type { TaskQueue } from "../ports/task-queue.ts";
 import type { Timers } from "../ports/timers.ts";
 import { createPayloads } from "../runtimes/aws.ts";
@@ -32,12 +33,8 @@ export interface TsWorkflowClient {
    * @throws IdempotencyConflictError when the key started a run with another input
    * @throws WorkflowNotFoundError for a name whose workflow is not imported in this process
    */
-  start<W extends AnyWorkflow>(
-    workflow: W,
-    args: WorkflowArgs<W>,
-    options?: { idempotencyKey?: string },
-  ): Promise<string>;
-  start(workflow: string, args: unknown[], options?: { idempotencyKey?: string }): Promise<string>;
+  start<W extends AnyWorkflow>(workflow: W, args: WorkflowArgs<W>, options?: StartOptions): Promise<string>;
+  start(workflow: string, args: unknown[], options?: StartOptions): Promise<string>;
   /** The run's document, or undefined for an unknown id. */
   getRun(runId: string): Promise<RunRecord | undefined>;
   /** The run's event log, in order. */
@@ -123,11 +120,7 @@ export function createClient(
     ...(options.clock ? { clock: options.clock } : {}),
   });
   return {
-    async start(
-      workflow: AnyWorkflow | string,
-      args: unknown[],
-      startOptions: { idempotencyKey?: string } = {},
-    ) {
+    async start(workflow: AnyWorkflow | string, args: unknown[], startOptions: StartOptions = {}) {
       const result = await engine.start(workflow, args, startOptions);
       return result.runId;
     },

@@ -2,6 +2,7 @@ import { createRequire } from "node:module";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { configureLogging } from "../core/logger.ts";
 import { importOptional } from "../core/optional-dependency.ts";
+import { type RunTags, validateTags } from "../core/tags.ts";
 import { RUN_STATUSES, type RunQuery, type RunStatus } from "../ports/event-store.ts";
 import {
   type BackendOptions,
@@ -41,6 +42,21 @@ function positiveInteger(name: string) {
       throw new InvalidArgumentError(`${name} must be a whole number ≥ 1.`);
     return number;
   };
+}
+
+/** `--tag key=value`, repeatable: collects the tags, checked as `start()` checks them. */
+function tagOption(value: string, previous: RunTags): RunTags {
+  const at = value.indexOf("=");
+  if (at <= 0)
+    throw new InvalidArgumentError(
+      `--tag takes key=value, e.g. --tag tenant=acme (got ${JSON.stringify(value)}).`,
+    );
+  const tags = { ...previous, [value.slice(0, at)]: value.slice(at + 1) };
+  try {
+    return validateTags(tags, "--tag");
+  } catch (error) {
+    throw new InvalidArgumentError((error as Error).message);
+  }
 }
 
 function port(value: string): number {
@@ -112,22 +128,36 @@ export function createProgram(context: CliContext, setExitCode: (code: number) =
     .description("list runs, newest first")
     .addOption(new Option("--status <status>", "only runs with this status").choices(RUN_STATUSES))
     .option("--workflow <name>", "only runs of this workflow")
+    .option(
+      "--tag <key=value>",
+      "only runs with this tag (repeat for several: all must match)",
+      tagOption,
+      {},
+    )
     .option("--limit <n>", "runs per page (default: 100)", positiveInteger("--limit"))
     .option("--cursor <cursor>", "the page after the one that printed this cursor (same filters)")
     .option("--json", 'print the page as JSON: { "runs": [...], "nextCursor": "..." }')
     .addHelpText(
       "after",
-      "\nExamples:\n  tsworkflow runs list\n  tsworkflow runs list --status failed --workflow onboarding --limit 20\n  tsworkflow runs list --limit 20 --cursor <the cursor the previous page printed>\n  tsworkflow runs list --json | jq -r '.runs[].runId'",
+      "\nExamples:\n  tsworkflow runs list\n  tsworkflow runs list --status failed --workflow onboarding --limit 20\n  tsworkflow runs list --tag tenant=acme --tag plan=pro\n  tsworkflow runs list --limit 20 --cursor <the cursor the previous page printed>\n  tsworkflow runs list --json | jq -r '.runs[].runId'",
     )
     .action(
       reading(
         async (
           store,
-          options: { status?: RunStatus; workflow?: string; limit?: number; cursor?: string; json?: boolean },
+          options: {
+            status?: RunStatus;
+            workflow?: string;
+            tag: RunTags;
+            limit?: number;
+            cursor?: string;
+            json?: boolean;
+          },
         ) => {
           const query: RunQuery = {
             ...(options.status ? { status: options.status } : {}),
             ...(options.workflow ? { workflowName: options.workflow } : {}),
+            ...(Object.keys(options.tag).length > 0 ? { tags: options.tag } : {}),
             ...(options.limit ? { limit: options.limit } : {}),
             ...(options.cursor ? { cursor: options.cursor } : {}),
           };

@@ -1,7 +1,7 @@
 import { RunNotFoundError } from "../core/errors.ts";
 import type { WorkflowEvent } from "../core/events.ts";
 import { assertRunId } from "../core/ids.ts";
-import { describeEvent, errorLine, eventTone } from "../inspect/describe.ts";
+import { describeEvent, describeTags, errorLine, eventTone } from "../inspect/describe.ts";
 import {
   clean,
   formatSpan,
@@ -99,6 +99,7 @@ export async function showCommand(
     ["events", String(run.version)],
   ];
   if (run.idempotencyKey) fields.push(["idempotency key", clean(run.idempotencyKey)]);
+  if (run.tags && Object.keys(run.tags).length > 0) fields.push(["tags", clean(describeTags(run.tags))]);
   const parent = parentOf(events);
   if (parent) fields.push(["parent run", clean(`${parent.runId} (as ${parent.childId})`)]);
   const waits = waitingFor(run, events);

@@ -39,6 +39,7 @@ export type ErrorCode =
   | "EVENT_LIMIT"
   | "STORAGE_UNAVAILABLE"
   | "INVALID_QUERY"
+  | "INVALID_TAG"
   | "MISSING_DEPENDENCY";
 
 /** Base class of all tsworkflow errors. */
@@ -303,6 +304,14 @@ export class InvalidRunQueryError extends TsWorkflowError {
   }
 }
 
+/** A run tag whose key or value breaks the rules of {@link validateTags} (nothing was stored). */
+export class InvalidTagError extends TsWorkflowError {
+  override name = "InvalidTagError";
+  constructor(message: string) {
+    super("INVALID_TAG", message);
+  }
+}
+
 export class TimeoutError extends TsWorkflowError {
   override name = "TimeoutError";
   constructor(message: string) {
@@ -413,6 +422,7 @@ const classByCode = new Map<string, abstract new (...args: never[]) => TsWorkflo
   ["DUPLICATE_NAME", DuplicateNameError],
   ["FOREIGN_AWAIT", ForeignAwaitError],
   ["INVALID_QUERY", InvalidRunQueryError],
+  ["INVALID_TAG", InvalidTagError],
 ]);
 
 /**

@@ -39,6 +39,8 @@ export const workflowStarted = z.object({
   deadline: z.optional(z.number()),
   /** Set for a child run: the parent run and the parent's id for this child. */
   parent: z.optional(z.object({ runId: z.string(), childId: z.string() })),
+  /** The tags `start()` gave the run. */
+  tags: z.optional(z.record(z.string(), z.string())),
 });
 
 export const workflowCompleted = z.object({
@@ -170,6 +172,13 @@ export const logWarning = z.object({ ...base, ...log, type: z.literal("log_warni
 export const logError = z.object({ ...base, ...log, type: z.literal("log_error") });
 export const logDebug = z.object({ ...base, ...log, type: z.literal("log_debug") });
 
+/** `setTags()` inside the workflow: these tags were added to the run (or replaced under the same keys). */
+export const tagsSet = z.object({
+  ...base,
+  type: z.literal("tags_set"),
+  tags: z.record(z.string(), z.string()),
+});
+
 export const workflowEvent = z.discriminatedUnion("type", [
   workflowStarted,
   workflowCompleted,
@@ -195,6 +204,7 @@ export const workflowEvent = z.discriminatedUnion("type", [
   childStarted,
   childCompleted,
   childFailed,
+  tagsSet,
 ]);
 
 export type WorkflowEvent = z.infer<typeof workflowEvent>;

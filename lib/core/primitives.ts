@@ -3,6 +3,7 @@ import { currentExecution, getStepInfo, requireExecution } from "./context.ts";
 import type { Duration } from "./durations.ts";
 import { ConfigurationError, describe } from "./errors.ts";
 import { getLogger } from "./logger.ts";
+import type { RunTags } from "./tags.ts";
 import type { AnyWorkflow, WorkflowArgs, WorkflowResult } from "./workflow.ts";
 import type { LogLevel } from "./workflow-scope.ts";
 
@@ -54,6 +55,23 @@ export const log = {
   error: (message: string, data?: unknown) => writeLog("error", message, data),
   debug: (message: string, data?: unknown) => writeLog("debug", message, data),
 };
+
+/**
+ * Adds searchable tags to the run from inside its workflow (recorded in the log once, replayed; a key
+ * already set gets the new value). Runs are then found with `listRuns({ tags })` or
+ * `tsworkflow runs list --tag plan=pro`.
+ * @example
+ * import { setTags, step, workflow } from "tsworkflow";
+ * const lookUpPlan = step("look_up_plan", async (userId: string) => (userId.startsWith("vip") ? "pro" : "free"));
+ * export const onboarding = workflow("onboarding", async (userId: string) => {
+ *   setTags({ plan: await lookUpPlan(userId) });
+ * });
+ * @throws InvalidTagError for a key or value that breaks the rules of `validateTags`, or more than 16 tags in all
+ * @throws NotInWorkflowError outside a workflow
+ */
+export function setTags(tags: RunTags): void {
+  requireExecution("setTags()").callSetTags(tags);
+}
 
 /**
  * Replay-safe current time. In a workflow, use it instead of `Date.now()` / `new Date()`: it is the time of

@@ -1,6 +1,7 @@
 import type { $ZodType } from "zod/v4/core";
 import type { Duration } from "./durations.ts";
 import type { AnyStep } from "./step.ts";
+import type { RunTags } from "./tags.ts";
 import type { AnyWorkflow } from "./workflow.ts";
 
 export type LogLevel = "info" | "warning" | "error" | "debug";
@@ -26,6 +27,8 @@ export interface WorkflowScope {
   callChild(definition: AnyWorkflow, args: unknown[]): Promise<unknown>;
   /** A log line, written once however often the run replays. */
   callLog(level: LogLevel, message: string, data?: unknown): void;
+  /** Adds tags to the run (recorded once, replayed). */
+  callSetTags(tags: RunTags): void;
   /** The run's deterministic time (of the event being applied). */
   currentTime(): number;
   /** The run's deterministic random number in [0, 1). */

@@ -22,6 +22,7 @@ import { getLogger } from "../core/logger.ts";
 import { defaultRegistry, type Registry } from "../core/registry.ts";
 import { nextRetryDelay } from "../core/retry.ts";
 import { hashOf, MAX_PAYLOAD_BYTES, roundTrip, serializeError } from "../core/serialization.ts";
+import { validateTags } from "../core/tags.ts";
 import { type AnyWorkflow, validateWorkflowInput } from "../core/workflow.ts";
 import type { Clock } from "../ports/clock.ts";
 import { systemClock } from "../ports/clock.ts";
@@ -180,6 +181,8 @@ export class Engine {
       this.maxPayloadBytes,
     );
     if (options.idempotencyKey !== undefined) assertIdempotencyKey(options.idempotencyKey);
+    const tags =
+      options.tags === undefined ? undefined : validateTags(options.tags, `workflow "${definition.name}"`);
     const now = this.clock.now();
     const runId = options.parent ? options.parent.childRunId : newRunId(now);
     const timestamp = new Date(now).toISOString();
@@ -193,6 +196,7 @@ export class Engine {
       updatedAt: timestamp,
       version: 1,
       ...(options.idempotencyKey === undefined ? {} : { idempotencyKey: options.idempotencyKey }),
+      ...(tags === undefined ? {} : { tags }),
     };
     const startedEvent: WorkflowEvent = {
       runId,
@@ -204,6 +208,7 @@ export class Engine {
       ...(options.idempotencyKey === undefined ? {} : { idempotencyKey: options.idempotencyKey }),
       ...(deadline === undefined ? {} : { deadline }),
       ...(options.parent ? { parent: { runId: options.parent.runId, childId: options.parent.childId } } : {}),
+      ...(tags === undefined ? {} : { tags }),
     };
     const result = await this.store.createRun({ run, startedEvent });
     if (!result.created) {
@@ -370,6 +375,7 @@ export class Engine {
         updatedAt: last.timestamp,
         ...(terminal?.type === "workflow_completed" ? { result: terminal.result } : {}),
         ...(terminal?.type === "workflow_failed" ? { error: terminal.error } : {}),
+        ...(newEvents.some((event) => event.type === "tags_set") ? { tags: execution.tags } : {}),
       });
       execution.markCommitted(status);
       execution.outcomesWaiting = committed.pendingOutcomes;

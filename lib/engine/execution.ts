@@ -21,6 +21,7 @@ import {
   toJson,
 } from "../core/serialization.ts";
 import type { AnyStep } from "../core/step.ts";
+import { type RunTags, validateTags } from "../core/tags.ts";
 import type { AnyWorkflow } from "../core/workflow.ts";
 import type { LogLevel, WorkflowScope } from "../core/workflow-scope.ts";
 import type { RunStatus } from "../ports/event-store.ts";
@@ -120,6 +121,10 @@ export class RunExecution implements WorkflowScope {
   private commandsInLog = 0;
   private recordedLogs = 0;
   private issuedLogs = 0;
+  private recordedTagSets = 0;
+  private issuedTagSets = 0;
+  /** The run's tags as the log has them so far (those of `start()`, then each `setTags()`). */
+  tags: RunTags = {};
   private atFrontier = true;
   private time: number;
   private randomState: number;
@@ -136,6 +141,7 @@ export class RunExecution implements WorkflowScope {
     this.time = Date.parse(started.timestamp);
     this.deadline = started.deadline;
     this.randomState = seedOf(started.runId);
+    this.tags = { ...started.tags };
   }
 
   get runId(): string {
@@ -165,6 +171,10 @@ export class RunExecution implements WorkflowScope {
       if (event.type === "sleep_created") execution.recordedResumeAt.set(event.sleepId, event.resumeAt);
       if (event.type === "hook_created") execution.recordedHooks.set(event.hookId, event);
       if (event.type.startsWith("log_")) execution.recordedLogs += 1;
+      if (event.type === "tags_set") {
+        execution.recordedTagSets += 1;
+        execution.tags = { ...execution.tags, ...event.tags };
+      }
     }
     // Failures that a later `workflow_retried` took back are not replayed: those steps run again.
     const retried = new Set(
@@ -557,6 +567,18 @@ export class RunExecution implements WorkflowScope {
     const extra = safeData === undefined ? context : { ...context, data: safeData };
     if (level === "warning") logger.warn(message, extra);
     else logger[level](message, extra);
+  }
+
+  /** Called by `setTags()` inside this workflow: recorded once, not again on replay. */
+  callSetTags(tags: RunTags): void {
+    const valid = validateTags(tags, `run ${this.runId}`);
+    const index = this.issuedTagSets;
+    this.issuedTagSets += 1;
+    if (index < this.recordedTagSets) return;
+    const merged = { ...this.tags, ...valid };
+    validateTags(merged, `run ${this.runId}`);
+    this.tags = merged;
+    this.append({ type: "tags_set", tags: valid });
   }
 
   /** Replay-safe current time: the time of the event the workflow is reacting to. */

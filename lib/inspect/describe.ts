@@ -8,13 +8,21 @@ export function errorLine(error: SerializedError | undefined): string {
   return `${error.name}: ${error.message}`;
 }
 
+/** `tenant=acme plan=pro` */
+export const describeTags = (tags: Record<string, string>) =>
+  Object.entries(tags)
+    .map(([key, value]) => `${key}=${value}`)
+    .join(" ");
+
 /** How an event reads in one line: what happened, to what, with which value. */
 export function describeEvent(event: WorkflowEvent): string {
   switch (event.type) {
     case "workflow_started":
       return `${event.workflowName}(${compactJson(event.input, 80).replace(/^\[|\]$/g, "")})${
         event.idempotencyKey ? ` key ${event.idempotencyKey}` : ""
-      }`;
+      }${event.tags ? ` ${describeTags(event.tags)}` : ""}`;
+    case "tags_set":
+      return describeTags(event.tags);
     case "workflow_completed":
       return `result ${compactJson(event.result, 80)}`;
     case "workflow_failed":

@@ -1,5 +1,6 @@
 import type { SerializedError } from "../core/errors.ts";
 import type { WorkflowEvent } from "../core/events.ts";
+import type { RunTags } from "../core/tags.ts";
 
 export type RunStatus = "pending" | "running" | "suspended" | "completed" | "failed" | "cancelled";
 
@@ -29,6 +30,8 @@ export interface RunRecord {
   /** Number of events in the log: the `expectedVersion` of the next commit. */
   version: number;
   idempotencyKey?: string;
+  /** The run's tags: those of `start()`, then of each `setTags()`. */
+  tags?: RunTags;
 }
 
 /** What changes in the run document with a commit. */
@@ -37,6 +40,8 @@ export interface RunPatch {
   updatedAt: string;
   result?: unknown;
   error?: SerializedError;
+  /** All the run's tags, when the commit changed them. */
+  tags?: RunTags;
 }
 
 /** A run to create, with its first event (`workflow_started`, seq 1). */
@@ -60,6 +65,8 @@ export type StepOutcome = {
 export interface RunQuery {
   status?: RunStatus;
   workflowName?: string;
+  /** Only runs that carry every one of these tags (see `setTags`). @default any tags */
+  tags?: RunTags;
   /** The most runs in one page: a whole number from 0 up. @default 100 */
   limit?: number;
   /**

@@ -1,4 +1,5 @@
 import type { WorkflowEvent } from "../core/events.ts";
+import type { RunTags } from "../core/tags.ts";
 import type { AnyWorkflow } from "../core/workflow.ts";
 import type { RunPage, RunQuery, RunRecord } from "./event-store.ts";
 
@@ -6,6 +7,12 @@ import type { RunPage, RunQuery, RunRecord } from "./event-store.ts";
 export interface StartOptions {
   /** Starts the run once per key: the same key and input return the same run id. */
   idempotencyKey?: string;
+  /**
+   * Searchable labels of the run (`listRuns({ tags })`, `runs list --tag k=v`); a start that finds its
+   * idempotency key taken keeps the tags of the first. See `validateTags` for the rules.
+   * @default no tags
+   */
+  tags?: RunTags;
 }
 
 export interface StartResult {

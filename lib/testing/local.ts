@@ -49,6 +49,7 @@ export async function startLocal<W extends AnyWorkflow>(
   try {
     const { runId } = await runtime.engine.start(workflow, args, {
       ...(options.idempotencyKey === undefined ? {} : { idempotencyKey: options.idempotencyKey }),
+      ...(options.tags === undefined ? {} : { tags: options.tags }),
     });
     await runUntilWaiting(runtime, runId, options.timeSkipping ?? false);
     return runId;

@@ -365,6 +365,85 @@ export function describeEventStoreContract(name: string, harness: StoreHarness):
       });
     });
 
+    describe("tags", () => {
+      const tagged = (tags: Record<string, string>, createdAt: string, workflowName = "tagged_wf") => {
+        counter += 1;
+        const fixture = newRunFixture({ workflowName, createdAt, updatedAt: createdAt, tags });
+        return { ...fixture, startedEvent: { ...fixture.startedEvent, tags } as WorkflowEvent };
+      };
+      const ids = (page: { runs: RunRecord[] }) => page.runs.map((run) => run.runId);
+
+      it("lists the runs that carry every tag asked for, newest first, with status and workflow filters", async () => {
+        // Prepare
+        const tenant = `acme_${Date.now().toString(36)}_${counter}`;
+        const older = tagged({ tenant, plan: "pro" }, "2026-04-01T00:00:00.000Z");
+        const newer = tagged({ tenant, plan: "free" }, "2026-04-02T00:00:00.000Z", "other_wf");
+        const elsewhere = tagged({ tenant: `${tenant}_other`, plan: "pro" }, "2026-04-03T00:00:00.000Z");
+        for (const fixture of [older, newer, elsewhere]) await store.createRun(fixture);
+        // Act
+        const byTenant = await store.listRuns({ tags: { tenant } });
+        const byTenantAndPlan = await store.listRuns({ tags: { tenant, plan: "pro" } });
+        const byWorkflow = await store.listRuns({ tags: { tenant }, workflowName: "other_wf" });
+        const byStatus = await store.listRuns({ tags: { tenant }, status: "running" });
+        const unknown = await store.listRuns({ tags: { tenant: `${tenant}_nobody` } });
+        // Assess
+        expect(ids(byTenant)).toEqual([newer.run.runId, older.run.runId]);
+        expect(byTenant.runs[0]?.tags).toEqual({ tenant, plan: "free" });
+        expect(ids(byTenantAndPlan)).toEqual([older.run.runId]);
+        expect(ids(byWorkflow)).toEqual([newer.run.runId]);
+        expect(ids(byStatus)).toEqual([]);
+        expect(ids(unknown)).toEqual([]);
+      });
+
+      it("pages through a tag's runs with the cursor, each once", async () => {
+        // Prepare
+        const tenant = `paged_${Date.now().toString(36)}_${counter}`;
+        const fixtures = Array.from({ length: 5 }, (_, day) =>
+          tagged({ tenant }, `2026-05-0${day + 1}T00:00:00.000Z`),
+        );
+        for (const fixture of fixtures) await store.createRun(fixture);
+        // Act
+        const seen: string[] = [];
+        let cursor: string | undefined;
+        do {
+          const page = await store.listRuns({ tags: { tenant }, limit: 2, ...(cursor ? { cursor } : {}) });
+          seen.push(...ids(page));
+          cursor = page.nextCursor;
+        } while (cursor);
+        // Assess
+        expect(seen).toEqual(fixtures.map((fixture) => fixture.run.runId).reverse());
+      });
+
+      it("lists a run under the tags a commit gave it, and no longer under a value it replaced", async () => {
+        // Prepare
+        const tenant = `retag_${Date.now().toString(36)}_${counter}`;
+        const fixture = tagged({ tenant, plan: "free" }, "2026-06-01T00:00:00.000Z");
+        const runId = fixture.run.runId;
+        await store.createRun(fixture);
+        const tags = { tenant, plan: "pro", region: "eu" };
+        // Act
+        await store.commit(
+          runId,
+          1,
+          [
+            {
+              runId,
+              seq: 2,
+              timestamp: "2026-06-01T00:00:01.000Z",
+              type: "tags_set",
+              tags: { plan: "pro", region: "eu" },
+            },
+          ],
+          { status: "running", updatedAt: "2026-06-01T00:00:01.000Z", tags },
+        );
+        // Assess
+        expect((await store.getRun(runId))?.tags).toEqual(tags);
+        expect(ids(await store.listRuns({ tags: { tenant, plan: "pro" } }))).toEqual([runId]);
+        expect(ids(await store.listRuns({ tags: { region: "eu", tenant } }))).toEqual([runId]);
+        expect(ids(await store.listRuns({ tags: { tenant, plan: "free" } }))).toEqual([]);
+      });
+    });
+
     it("rejects run ids that could escape a directory or inject into a key", async () => {
       for (const bad of ["../../etc/passwd", "a/b", "run id", "x".repeat(129), "", "RUN#1"]) {
         await expect(store.getRun(bad)).rejects.toBeInstanceOf(InvalidRunIdError);

@@ -14,6 +14,7 @@ import { InvalidEventError, VersionConflictError } from "../../core/errors.ts";
 import { parseEvent, type WorkflowEvent } from "../../core/events.ts";
 import { assertRunId } from "../../core/ids.ts";
 import { MAX_PAYLOAD_BYTES } from "../../core/serialization.ts";
+import type { RunTags } from "../../core/tags.ts";
 import {
   type CommitResult,
   type CreateRunResult,
@@ -35,7 +36,7 @@ import { COMMIT_PREFIX, OUTCOME_PREFIX, outcomeSk, RUN_SK, runPk } from "./keys.
 import { S3_MAX_PAYLOAD_BYTES } from "./limits.ts";
 import { outcomeItem, outcomeOf } from "./outcome-items.ts";
 import { deleteItems, getDocument, pause, queryAll, unlessConditionFailed } from "./queries.ts";
-import { documentUpdate, dueAt, newRunDocument, toRecord } from "./run-document.ts";
+import { documentUpdate, dueAt, newRunDocument, tagItems, toRecord } from "./run-document.ts";
 import { RunFacts } from "./run-facts.ts";
 import { dueDocuments, listRunPage, staleDocuments } from "./run-listing.ts";
 import { S3Payloads } from "./s3-payloads.ts";
@@ -146,6 +147,7 @@ export class DynamoDBStorage implements EventStore {
       ...(key === undefined ? [] : [keyItem(key, run.runId, run.createdAt)]),
       document,
       ...commit,
+      ...tagItems(run.runId, run.createdAt, run.tags),
     ];
     for (const item of puts) assertItemFits(item, `The start of run ${run.runId}`);
     const transactItems = puts.map((item) => ({
@@ -287,6 +289,7 @@ export class DynamoDBStorage implements EventStore {
       this.facts.learn(runId, { boundary: newVersion });
     }
     await this.updateDocument(runId, newVersion, expectedVersion + 1, patch, valid);
+    if (patch.tags) await this.writeTagItems(runId, patch.tags);
     // Whether outcomes wait would take a query: the engine lists them when it needs to.
     return {};
   }
@@ -416,6 +419,20 @@ export class DynamoDBStorage implements EventStore {
     };
     const firstSeq = (head.end as number) - events.length + 1;
     await this.updateDocument(runId, head.end as number, firstSeq, patch, events);
+  }
+
+  /**
+   * Lists the run under its tags (puts are idempotent; an item of a value replaced since is left, and
+   * filtered out on listing by the document's tags). One `PutItem` each: a run carries at most 16 tags.
+   */
+  private async writeTagItems(runId: string, tags: RunTags): Promise<void> {
+    const document = await getDocument(this.context, runId, "createdAt");
+    if (!document) return;
+    await Promise.all(
+      tagItems(runId, document.createdAt as string, tags).map((Item) =>
+        this.documents.send(new PutCommand({ TableName: this.tableName, Item })),
+      ),
+    );
   }
 
   private async updateDocument(

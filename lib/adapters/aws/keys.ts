@@ -37,5 +37,8 @@ export const workflowKey = (name: string, shard: string) => `WF#${name}#${shard}
 export const dueKey = (shard: string) => `DUE#${shard}`;
 /** Newest first when sorted descending; unique per run. */
 export const gsiSortKey = (createdAt: string, runId: string) => `${createdAt}#${runId}`;
+/** A tag's item in the run's partition (`key=value`), listed through gsi2 under `TAG#key=value#<shard>`. */
+export const tagSk = (tag: string) => `TAG#${tag}`;
+export const tagIndexKey = (tag: string, shard: string) => `TAG#${tag}#${shard}`;
 /** Earliest first: when the sweeper should look at the run. */
 export const dueSortKey = (dueAt: number, runId: string) => `${new Date(dueAt).toISOString()}#${runId}`;

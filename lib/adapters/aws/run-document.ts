@@ -1,5 +1,6 @@
 import type { SerializedError } from "../../core/errors.ts";
 import type { WorkflowEvent } from "../../core/events.ts";
+import { type RunTags, tagKey } from "../../core/tags.ts";
 import { FINISHED_STATUSES, type RunPatch, type RunRecord, type RunStatus } from "../../ports/event-store.ts";
 import { type Item, readCommitEvent } from "./commit-items.ts";
 import {
@@ -11,6 +12,8 @@ import {
   runPk,
   shardOf,
   statusKey,
+  tagIndexKey,
+  tagSk,
   workflowKey,
 } from "./keys.ts";
 import { byteLength, RUN_DOCUMENT_INLINE_BYTES } from "./limits.ts";
@@ -39,6 +42,7 @@ export function newRunDocument(run: RunRecord, parentRunId: string | undefined):
     updatedAt: run.updatedAt,
     version: run.version,
     ...(run.idempotencyKey === undefined ? {} : { idempotencyKey: run.idempotencyKey }),
+    ...(run.tags === undefined ? {} : { tags: JSON.stringify(run.tags) }),
     ...(parentRunId === undefined ? {} : { parentRunId }),
     gsi1pk: statusKey(run.status, shard),
     gsi2pk: workflowKey(run.workflowName, shard),
@@ -107,6 +111,10 @@ export function documentUpdate(options: {
       values[`:${field}At`] = at;
       removes.push(`#${field}`);
     }
+  }
+  if (patch.tags !== undefined) {
+    sets.push("tags = :tags");
+    values[":tags"] = JSON.stringify(patch.tags);
   }
   if (due === undefined) removes.push("duePk", "dueSk");
   else {
@@ -177,5 +185,26 @@ export async function toRecord(context: StoreContext, item: Item): Promise<RunRe
     updatedAt: item.updatedAt as string,
     version: item.version as number,
     ...(item.idempotencyKey === undefined ? {} : { idempotencyKey: item.idempotencyKey as string }),
+    ...(item.tags === undefined ? {} : { tags: tagsOf(item) }),
   };
+}
+
+/** The tags a run document holds. */
+export function tagsOf(item: Item): RunTags {
+  return item.tags === undefined ? {} : (JSON.parse(item.tags as string) as RunTags);
+}
+
+/**
+ * The items that list a run under each of its tags: in the run's partition (deleted with the run), with
+ * `gsi2pk = TAG#key=value#<shard>` so that gsi2 finds the runs of a tag newest first, as it does a workflow's.
+ */
+export function tagItems(runId: string, createdAt: string, tags: RunTags | undefined): Item[] {
+  const shard = shardOf(runId);
+  return Object.entries(tags ?? {}).map(([key, value]) => ({
+    pk: runPk(runId),
+    sk: tagSk(tagKey(key, value)),
+    runId,
+    gsi2pk: tagIndexKey(tagKey(key, value), shard),
+    gsiSk: gsiSortKey(createdAt, runId),
+  }));
 }

@@ -1,9 +1,10 @@
 import { BatchGetCommand, QueryCommand } from "@aws-sdk/lib-dynamodb";
+import { hasTags, tagKey } from "../../core/tags.ts";
 import { RUN_STATUSES, type RunPage, type RunQuery, type RunRecord } from "../../ports/event-store.ts";
 import { decodeRunCursor, encodeRunCursor, pageLimit } from "../../ports/run-cursor.ts";
 import type { Item } from "./commit-items.ts";
-import { dueKey, gsiSortKey, RUN_SK, shards, statusKey, workflowKey } from "./keys.ts";
-import { toRecord } from "./run-document.ts";
+import { dueKey, gsiSortKey, RUN_SK, shards, statusKey, tagIndexKey, workflowKey } from "./keys.ts";
+import { tagsOf, toRecord } from "./run-document.ts";
 import type { StoreContext } from "./store-context.ts";
 import { TABLE_SCHEMA } from "./table-schema.ts";
 
@@ -41,6 +42,7 @@ export async function listRunPage(context: StoreContext, query: RunQuery = {}): 
       if (!document || seen.has(key.pk as string)) continue;
       if (query.status !== undefined && document.status !== query.status) continue;
       if (query.workflowName !== undefined && document.workflowName !== query.workflowName) continue;
+      if (query.tags !== undefined && !hasTags(tagsOf(document), query.tags)) continue;
       if (runs.length === limit) {
         const last = runs[runs.length - 1] as RunRecord;
         return { runs, nextCursor: encodeRunCursor(last) };
@@ -52,11 +54,20 @@ export async function listRunPage(context: StoreContext, query: RunQuery = {}): 
   }
 }
 
-/** The shards of the status index (every status without a filter), or of the workflow index. */
+/**
+ * The shards to read: of a tag's runs (gsi2, the first tag asked for; the others are checked on the
+ * documents), of the workflow index, or of the status index (every status without a filter).
+ */
 function partitionsOf(query: RunQuery): {
   index: { name: string; partitionKey: string };
   partitions: string[];
 } {
+  const [first] = Object.entries(query.tags ?? {});
+  if (first)
+    return {
+      index: TABLE_SCHEMA.byWorkflowIndex,
+      partitions: shards().map((shard) => tagIndexKey(tagKey(first[0], first[1]), shard)),
+    };
   if (query.workflowName !== undefined)
     return {
       index: TABLE_SCHEMA.byWorkflowIndex,

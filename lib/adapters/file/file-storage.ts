@@ -171,7 +171,8 @@ export class FileStorage extends MemoryStorage {
 
   override async listRuns(query: RunQuery = {}): Promise<RunPage> {
     if (this.readOnly) this.refreshAll();
-    const matching = this.sorted().filter(({ runId }) => {
+    const runs = query.tags ? this.positionsOf(this.tagIndex.runsWith(query.tags)) : this.sorted();
+    const matching = runs.filter(({ runId }) => {
       const summary = this.summaryOf(runId);
       return (
         summary !== undefined &&
@@ -180,12 +181,16 @@ export class FileStorage extends MemoryStorage {
       );
     });
     const page = pageOf(matching, query);
-    const runs: RunRecord[] = [];
+    const documents: RunRecord[] = [];
     for (const { runId } of page.runs) {
       const run = this.documentOf(runId);
-      if (run) runs.push(structuredClone(run));
+      if (run) documents.push(structuredClone(run));
     }
-    return this.durable(Promise.resolve(page.nextCursor ? { runs, nextCursor: page.nextCursor } : { runs }));
+    return this.durable(
+      Promise.resolve(
+        page.nextCursor ? { runs: documents, nextCursor: page.nextCursor } : { runs: documents },
+      ),
+    );
   }
 
   override async createRun(...args: Parameters<MemoryStorage["createRun"]>) {
@@ -422,10 +427,17 @@ export class FileStorage extends MemoryStorage {
    * Opening: the index lists the finished runs; every other run file is a run in flight (or one that
    * finished just before a crash, whose index line is added now) and is read into memory.
    */
+  /** Takes the index's idempotency keys and tags in (finished runs are not kept in memory). */
+  private indexFinished(): void {
+    for (const entry of this.finishedIndex.entries.values()) {
+      if (entry.idempotencyKey !== undefined) this.idempotencyKeys.set(entry.idempotencyKey, entry.runId);
+      if (entry.tags) this.tagIndex.set(entry.runId, entry.tags);
+    }
+  }
+
   private open(): void {
     this.finishedIndex.refresh(true);
-    for (const entry of this.finishedIndex.entries.values())
-      if (entry.idempotencyKey !== undefined) this.idempotencyKeys.set(entry.idempotencyKey, entry.runId);
+    this.indexFinished();
     for (const runId of this.runFileIds()) {
       if (this.finishedIndex.isFinished(runId)) continue;
       const state = this.readRunFile(runId);
@@ -522,6 +534,16 @@ export class FileStorage extends MemoryStorage {
     return this.sortedCache;
   }
 
+  /** The runs of `runIds` in memory or in the index, newest first. */
+  private positionsOf(runIds: string[]): { runId: string; createdAt: string }[] {
+    return runIds
+      .flatMap((runId) => {
+        const run = this.states.get(runId)?.run ?? this.finishedIndex.entries.get(runId);
+        return run ? [{ runId, createdAt: run.createdAt }] : [];
+      })
+      .sort(newestFirst);
+  }
+
   /** Status and workflow of a run, without reading its file. */
   private summaryOf(runId: string): { status: RunStatus; workflowName: string } | undefined {
     const live = this.states.get(runId);
@@ -539,6 +561,7 @@ export class FileStorage extends MemoryStorage {
   /** A reader's view of all runs: the index's new lines, and every run file not listed as finished. */
   private refreshAll(): void {
     this.finishedIndex.refresh();
+    this.indexFinished();
     for (const runId of this.runFileIds()) {
       if (this.finishedIndex.isFinished(runId)) {
         this.states.delete(runId);

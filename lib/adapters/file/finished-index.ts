@@ -1,6 +1,7 @@
 import { closeSync, fstatSync, ftruncateSync, openSync, readSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { getLogger } from "../../core/logger.ts";
+import type { RunTags } from "../../core/tags.ts";
 import { FINISHED_STATUSES, type RunRecord, type RunStatus } from "../../ports/event-store.ts";
 
 /** Where a run's document is in the index, and what listing needs without reading it. */
@@ -12,6 +13,7 @@ export interface IndexEntry {
   /** When it finished (or went on again). */
   updatedAt: string;
   idempotencyKey?: string;
+  tags?: RunTags;
   offset: number;
   length: number;
 }
@@ -128,6 +130,7 @@ export class FinishedIndex {
       createdAt: run.createdAt,
       updatedAt: run.updatedAt,
       ...(run.idempotencyKey === undefined ? {} : { idempotencyKey: run.idempotencyKey }),
+      ...(run.tags === undefined ? {} : { tags: run.tags }),
       offset,
       length,
     };

@@ -13,6 +13,7 @@ import type {
   StepOutcome,
 } from "../../ports/event-store.ts";
 import { newestFirst, pageOf } from "../../ports/run-cursor.ts";
+import { TagIndex } from "./tag-index.ts";
 
 /** The run document after a commit: `result` and `error` are the patch's (absent in the patch, absent here). */
 export function applyPatch(run: RunRecord, patch: RunPatch, version: number): RunRecord {
@@ -79,6 +80,8 @@ export class MemoryStorage implements EventStore {
   /** Outcomes stored and not yet consumed by the log, by run. */
   protected readonly outcomes = new Map<string, Map<string, StepOutcome>>();
   protected readonly idempotencyKeys = new Map<string, string>();
+  /** The runs of each tag (those in memory; {@link FileStorage} adds the finished ones it lists). */
+  protected readonly tagIndex = new TagIndex();
   private readonly creating = new Map<string, Promise<CreateRunResult>>();
 
   async createRun(newRun: NewRun): Promise<CreateRunResult> {
@@ -104,7 +107,10 @@ export class MemoryStorage implements EventStore {
 
   async listRuns(query: RunQuery = {}): Promise<RunPage> {
     const matching: RunRecord[] = [];
-    for (const { run } of this.states.values()) {
+    const candidates = query.tags
+      ? this.tagIndex.runsWith(query.tags).flatMap((runId) => this.states.get(runId) ?? [])
+      : this.states.values();
+    for (const { run } of candidates) {
       if (query.status && run.status !== query.status) continue;
       if (query.workflowName && run.workflowName !== query.workflowName) continue;
       matching.push(run);
@@ -138,6 +144,7 @@ export class MemoryStorage implements EventStore {
       throw error;
     }
     state.events.push(...valid);
+    if (patch.tags) this.tagIndex.set(runId, patch.tags);
     this.consume(state, valid);
     this.committed(state, before);
     // Listing the outcomes here costs a map lookup: the engine may as well always look (an outcome that
@@ -223,6 +230,7 @@ export class MemoryStorage implements EventStore {
     this.states.set(run.runId, state);
     this.consume(state, state.events);
     if (run.idempotencyKey !== undefined) this.idempotencyKeys.set(run.idempotencyKey, run.runId);
+    if (run.tags) this.tagIndex.set(run.runId, run.tags);
   }
 
   /** The outcomes stored for a run and not yet in its log. */

@@ -7,6 +7,7 @@ import {
 } from "../../core/errors.ts";
 import { parseEvent, type WorkflowEvent } from "../../core/events.ts";
 import { assertRunId } from "../../core/ids.ts";
+import { type RunTags, tagKey } from "../../core/tags.ts";
 import {
   type CommitResult,
   type CreateRunResult,
@@ -64,10 +65,14 @@ const OUTCOME_EVENTS: ReadonlySet<string> = new Set(["step_completed", "step_fai
  *   P idx:status:<status>
  *   P idx:wf:<workflowName>
  *   P idx:wf-status:<status>:<workflowName>
+ *   P idx:tag:<key>=<value>            sorted set of the runs that carry the tag, scored by createdAt
  * Scripts build index keys from the prefix, so all keys must live on one Redis node (no Cluster).
  */
 
-/** KEYS: run, events, idem, idx:all, idx:status, idx:wf, idx:wf-status. ARGV: hasKey, runId, score, event, field/value… */
+/**
+ * KEYS: run, events, idem, idx:all, idx:status, idx:wf, idx:wf-status, idx:tag:… (one per tag).
+ * ARGV: hasKey, runId, score, event, field/value…
+ */
 const CREATE_RUN = new LuaScript(`
 if ARGV[1] == '1' then
   local holder = redis.call('GET', KEYS[3])
@@ -77,14 +82,14 @@ if redis.call('EXISTS', KEYS[1]) == 1 then return {-1} end
 if ARGV[1] == '1' then redis.call('SET', KEYS[3], ARGV[2]) end
 redis.call('HSET', KEYS[1], unpack(ARGV, 5))
 redis.call('RPUSH', KEYS[2], ARGV[4])
-for i = 4, 7 do redis.call('ZADD', KEYS[i], ARGV[3], ARGV[2]) end
+for i = 4, #KEYS do redis.call('ZADD', KEYS[i], ARGV[3], ARGV[2]) end
 return {1}
 `);
 
 /*
  * KEYS: run, events, pending-outcomes, idx:all.
  * ARGV: prefix, runId, expectedVersion, newStatus, eventCount, events…, setCount, field/value…, delCount, fields…,
- *       consumedCount, outcome fields…
+ *       consumedCount, outcome fields…, tagCount (-1: tags unchanged), "key=value"…
  * Returns { new version, outcomes still pending }, or -1 when the log no longer has expectedVersion events (or the
  * run is missing).
  */
@@ -109,6 +114,17 @@ if n > 0 then redis.call('HDEL', KEYS[1], unpack(ARGV, i + 1, i + n)) end
 i = i + n + 1
 n = tonumber(ARGV[i])
 for j = i + 1, i + n do redis.call('LREM', KEYS[3], 0, ARGV[j]) end
+i = i + n + 1
+n = tonumber(ARGV[i])
+if n >= 0 then
+  local score = redis.call('ZSCORE', KEYS[4], runId)
+  local previous = redis.call('HGET', KEYS[1], 'tagKeys')
+  if previous then
+    for tag in string.gmatch(previous, '[^\\n]+') do redis.call('ZREM', prefix .. 'idx:tag:' .. tag, runId) end
+  end
+  for j = i + 1, i + n do redis.call('ZADD', prefix .. 'idx:tag:' .. ARGV[j], score, runId) end
+  redis.call('HSET', KEYS[1], 'tagKeys', table.concat({unpack(ARGV, i + 1, i + n)}, '\\n'))
+end
 if old ~= newStatus then
   local wf = redis.call('HGET', KEYS[1], 'workflowName')
   local score = redis.call('ZSCORE', KEYS[4], runId)
@@ -163,6 +179,51 @@ else
 end
 local out = {}
 for i, id in ipairs(ids) do out[i] = redis.call('HGETALL', ARGV[2] .. 'run:' .. id) end
+return out
+`);
+
+/**
+ * KEYS: idx:tag:… of each wanted tag. ARGV: how many, prefix, status or "", workflow or "", cursor score or "",
+ * cursor run id or "". Walks the tag with the fewest runs newest first and keeps the runs that also carry the
+ * other tags and match the status and workflow.
+ */
+const LIST_RUNS_BY_TAGS = new LuaScript(`
+local function before(a, b)
+  for i = 1, math.min(#a, #b) do
+    local x, y = string.byte(a, i), string.byte(b, i)
+    if x ~= y then return x < y end
+  end
+  return #a < #b
+end
+local want, prefix, status, wf = tonumber(ARGV[1]), ARGV[2], ARGV[3], ARGV[4]
+local score, after = ARGV[5] ~= '' and tonumber(ARGV[5]) or nil, ARGV[6]
+local smallest, size = KEYS[1], redis.call('ZCARD', KEYS[1])
+for i = 2, #KEYS do
+  local n = redis.call('ZCARD', KEYS[i])
+  if n < size then smallest, size = KEYS[i], n end
+end
+local out, offset = {}, 0
+while #out < want do
+  local batch = redis.call('ZREVRANGEBYSCORE', smallest, score or '+inf', '-inf', 'WITHSCORES', 'LIMIT', offset, 100)
+  if #batch == 0 then break end
+  for i = 1, #batch, 2 do
+    local id, s = batch[i], tonumber(batch[i + 1])
+    if score == nil or s < score or before(id, after) then
+      local keep = true
+      for k = 1, #KEYS do
+        if KEYS[k] ~= smallest and not redis.call('ZSCORE', KEYS[k], id) then keep = false break end
+      end
+      local run = prefix .. 'run:' .. id
+      if keep and status ~= '' and redis.call('HGET', run, 'status') ~= status then keep = false end
+      if keep and wf ~= '' and redis.call('HGET', run, 'workflowName') ~= wf then keep = false end
+      if keep then
+        out[#out + 1] = redis.call('HGETALL', run)
+        if #out == want then break end
+      end
+    end
+  end
+  offset = offset + #batch / 2
+end
 return out
 `);
 
@@ -225,6 +286,7 @@ export class RedisStorage implements EventStore {
           this.key("idx:status", run.status),
           this.key("idx:wf", run.workflowName),
           this.key("idx:wf-status", `${run.status}:${run.workflowName}`),
+          ...tagKeys(run.tags).map((tag) => this.key("idx:tag", tag)),
         ],
         [key === undefined ? "0" : "1", run.runId, createdScore(run), event, ...fields],
       ),
@@ -251,18 +313,25 @@ export class RedisStorage implements EventStore {
     const limit = pageLimit(query);
     const after = query.cursor === undefined ? undefined : decodeRunCursor(query.cursor);
     if (limit === 0) return { runs: [] };
-    const index =
-      query.status && query.workflowName
-        ? this.key("idx:wf-status", `${query.status}:${query.workflowName}`)
-        : query.status
-          ? this.key("idx:status", query.status)
-          : query.workflowName
-            ? this.key("idx:wf", query.workflowName)
-            : this.key("idx:all");
+    const wanted = tagKeys(query.tags);
     // One more than asked for says whether a next page exists.
-    const args: (string | number)[] = [limit + 1, this.prefix];
-    if (after) args.push(Date.parse(after.createdAt), after.runId);
-    const rows = (await this.call(() => LIST_RUNS.run(this.client, [index], args))) as string[][];
+    const rows =
+      wanted.length > 0
+        ? ((await this.call(() =>
+            LIST_RUNS_BY_TAGS.run(
+              this.client,
+              wanted.map((tag) => this.key("idx:tag", tag)),
+              [
+                limit + 1,
+                this.prefix,
+                query.status ?? "",
+                query.workflowName ?? "",
+                after ? Date.parse(after.createdAt) : "",
+                after?.runId ?? "",
+              ],
+            ),
+          )) as string[][])
+        : await this.listByIndex(query, limit, after);
     const runs: RunRecord[] = [];
     for (const row of rows) {
       const hash: Record<string, string> = {};
@@ -273,6 +342,25 @@ export class RedisStorage implements EventStore {
     const page = runs.slice(0, limit);
     const last = page[page.length - 1];
     return last ? { runs: page, nextCursor: encodeRunCursor(last) } : { runs: page };
+  }
+
+  /** Rows of the index that the status and workflow of `query` name. */
+  private async listByIndex(
+    query: RunQuery,
+    limit: number,
+    after: { createdAt: string; runId: string } | undefined,
+  ): Promise<string[][]> {
+    const index =
+      query.status && query.workflowName
+        ? this.key("idx:wf-status", `${query.status}:${query.workflowName}`)
+        : query.status
+          ? this.key("idx:status", query.status)
+          : query.workflowName
+            ? this.key("idx:wf", query.workflowName)
+            : this.key("idx:all");
+    const args: (string | number)[] = [limit + 1, this.prefix];
+    if (after) args.push(Date.parse(after.createdAt), after.runId);
+    return (await this.call(() => LIST_RUNS.run(this.client, [index], args))) as string[][];
   }
 
   async getEvents(runId: string): Promise<WorkflowEvent[]> {
@@ -327,6 +415,7 @@ export class RedisStorage implements EventStore {
     );
     const set: string[] = ["updatedAt", patch.updatedAt];
     const del: string[] = [];
+    if (patch.tags) set.push("tags", JSON.stringify(patch.tags));
     for (const field of ["result", "error"] as const) {
       if (!(field in patch)) continue;
       const value = patch[field];
@@ -361,6 +450,7 @@ export class RedisStorage implements EventStore {
           ...del,
           consumed.length,
           ...consumed,
+          ...(patch.tags ? [tagKeys(patch.tags).length, ...tagKeys(patch.tags)] : [-1]),
         ],
       ),
     )) as -1 | [number, number];
@@ -477,6 +567,7 @@ export class RedisStorage implements EventStore {
     if (hash.result !== undefined) record.result = parseJson(hash.result, where);
     if (hash.error !== undefined) record.error = parseJson(hash.error, where) as SerializedError;
     if (hash.idempotencyKey !== undefined) record.idempotencyKey = hash.idempotencyKey;
+    if (hash.tags !== undefined) record.tags = parseJson(hash.tags, where) as RunTags;
     return record;
   }
 }
@@ -501,7 +592,14 @@ function runFields(run: RunRecord): string[] {
   if (run.result !== undefined) fields.push("result", JSON.stringify(run.result));
   if (run.error !== undefined) fields.push("error", JSON.stringify(run.error));
   if (run.idempotencyKey !== undefined) fields.push("idempotencyKey", run.idempotencyKey);
+  if (run.tags !== undefined)
+    fields.push("tags", JSON.stringify(run.tags), "tagKeys", tagKeys(run.tags).join("\n"));
   return fields;
+}
+
+/** The index names of the tags (`key=value`; values hold no newline, see `validateTags`). */
+function tagKeys(tags: RunTags | undefined): string[] {
+  return Object.entries(tags ?? {}).map(([key, value]) => tagKey(key, value));
 }
 
 function createdScore(run: RunRecord): number {

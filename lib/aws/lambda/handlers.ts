@@ -35,6 +35,8 @@ export const startEvent = z.object({
   workflow: z.string().check(z.minLength(1, "must name a registered workflow")),
   args: z._default(z.array(z.unknown()), []),
   idempotencyKey: z.optional(z.string().check(z.minLength(1), z.maxLength(256))),
+  /** Checked by the engine (`validateTags`). */
+  tags: z.optional(z.record(z.string(), z.string())),
 });
 export type StartEvent = z.input<typeof startEvent>;
 export type StartResponse = { runId: string; created: boolean };
@@ -269,15 +271,14 @@ export function createStartHandler(registry: WorkflowRegistry, options: HandlerO
         .map((issue) => `${issue.path.join(".") || "(event)"}: ${issue.message}`)
         .join("; ");
       throw new InvalidMessageError(
-        `Invalid start event: ${problems}. Send { "workflow": "<name>", "args": [...], "idempotencyKey"?: "<key>" }.`,
+        `Invalid start event: ${problems}. Send { "workflow": "<name>", "args": [...], "idempotencyKey"?: "<key>", "tags"?: { "<key>": "<value>" } }.`,
       );
     }
-    const { workflow, args, idempotencyKey } = parsed.data;
-    const result = await runtime.engine.start(
-      workflow,
-      args,
-      idempotencyKey === undefined ? {} : { idempotencyKey },
-    );
+    const { workflow, args, idempotencyKey, tags } = parsed.data;
+    const result = await runtime.engine.start(workflow, args, {
+      ...(idempotencyKey === undefined ? {} : { idempotencyKey }),
+      ...(tags === undefined ? {} : { tags }),
+    });
     logger.info(result.created ? "run started" : "run already started with this idempotency key", {
       runId: result.runId,
       workflowName: workflow,

@@ -1,0 +1,56 @@
+import { describe, InvalidTagError } from "./errors.ts";
+
+/** Searchable labels of a run, e.g. `{ tenant: "acme", plan: "pro" }` (see `listRuns({ tags })`). */
+export type RunTags = Record<string, string>;
+
+/** The most tags a run may carry. */
+export const MAX_TAGS = 16;
+/** The longest tag value, in characters. */
+export const MAX_TAG_VALUE_LENGTH = 256;
+
+const KEY = /^[A-Za-z][A-Za-z0-9_.-]{0,63}$/;
+// biome-ignore lint/suspicious/noControlCharactersInRegex: rejecting control characters is the point
+const CONTROL = /[\u0000-\u001f\u007f]/;
+
+/**
+ * Checks tags before anything is stored: at most 16 per run, keys of 1-64 letters, digits, `_`, `.`
+ * and `-` starting with a letter, values non-empty strings of at most 256 characters with no control
+ * characters (keys and values then fit every store's index keys).
+ * @returns a copy holding only the tags
+ * @throws InvalidTagError naming the tag at fault and the rule
+ */
+export function validateTags(tags: unknown, where: string): RunTags {
+  if (typeof tags !== "object" || tags === null || Array.isArray(tags))
+    throw new InvalidTagError(
+      `Invalid tags for ${where}: ${describe(tags)}; pass an object such as { tenant: "acme" }.`,
+    );
+  const entries = Object.entries(tags);
+  if (entries.length > MAX_TAGS)
+    throw new InvalidTagError(
+      `Too many tags for ${where}: ${entries.length}; a run carries at most ${MAX_TAGS}.`,
+    );
+  for (const [key, value] of entries) {
+    if (!KEY.test(key))
+      throw new InvalidTagError(
+        `Invalid tag key ${JSON.stringify(key)} for ${where}: use 1 to 64 letters, digits, "_", "." or "-", starting with a letter.`,
+      );
+    if (
+      typeof value !== "string" ||
+      value.length === 0 ||
+      value.length > MAX_TAG_VALUE_LENGTH ||
+      CONTROL.test(value)
+    )
+      throw new InvalidTagError(
+        `Invalid value ${describe(value)} of tag "${key}" for ${where}: use a string of 1 to ${MAX_TAG_VALUE_LENGTH} characters with no control characters.`,
+      );
+  }
+  return Object.fromEntries(entries) as RunTags;
+}
+
+/** True when the run carries every tag of `wanted`. */
+export function hasTags(tags: RunTags | undefined, wanted: RunTags): boolean {
+  return Object.entries(wanted).every(([key, value]) => tags?.[key] === value);
+}
+
+/** The index key of one tag (`key=value`: keys never hold "="). */
+export const tagKey = (key: string, value: string) => `${key}=${value}`;

@@ -41,6 +41,8 @@ export const workflowStarted = z.object({
   parent: z.optional(z.object({ runId: z.string(), childId: z.string() })),
   /** The tags `start()` gave the run. */
   tags: z.optional(z.record(z.string(), z.string())),
+  /** The W3C trace context of the run's start span: the parent of every span of the run. */
+  traceparent: z.optional(z.string()),
 });
 
 export const workflowCompleted = z.object({

@@ -228,14 +228,7 @@ export class Engine {
       ...(tags === undefined ? {} : { tags }),
       ...(traceparent === undefined ? {} : { traceparent }),
     };
-    try {
-      const result = await this.createAndEnqueue(definition, input, run, startedEvent, options);
-      span.end();
-      return result;
-    } catch (error) {
-      span.end({ error });
-      throw error;
-    }
+    return endsSpan(span, this.createAndEnqueue(definition, input, run, startedEvent, options));
   }
 
   private async createAndEnqueue(
@@ -376,14 +369,7 @@ export class Engine {
         "tsworkflow.replayed": !warm,
       },
     });
-    try {
-      const inline = await this.advanceRun(task, carried, execution, warm, span);
-      span.end();
-      return inline;
-    } catch (error) {
-      span.end({ error });
-      throw error;
-    }
+    return endsSpan(span, this.advanceRun(task, carried, execution, warm, span));
   }
 
   /** The activation of a loaded run: applies what arrived, commits, then sends what the commit asks for. */
@@ -1219,6 +1205,18 @@ function futureTimerIdsOf(execution: RunExecution, now: number): string[] {
   }
   if (execution.deadline !== undefined && execution.deadline > now) ids.push(DEADLINE_TIMER);
   return ids;
+}
+
+/** `work`'s result, once the span has ended (failed, with the error, when `work` throws). */
+async function endsSpan<T>(span: TracedSpan, work: Promise<T>): Promise<T> {
+  try {
+    const result = await work;
+    span.end();
+    return result;
+  } catch (error) {
+    span.end({ error });
+    throw error;
+  }
 }
 
 function timerIdsOf(execution: RunExecution): string[] {

@@ -41,6 +41,8 @@ export const workflowStarted = z.object({
   parent: z.optional(z.object({ runId: z.string(), childId: z.string() })),
   /** The tags `start()` gave the run. */
   tags: z.optional(z.record(z.string(), z.string())),
+  /** W3C trace context of the span of `start()`: the parent of the run's spans in every process. */
+  trace: z.optional(z.string()),
 });
 
 export const workflowCompleted = z.object({

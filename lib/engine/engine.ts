@@ -22,8 +22,9 @@ import { getLogger } from "../core/logger.ts";
 import { defaultRegistry, type Registry } from "../core/registry.ts";
 import { nextRetryDelay } from "../core/retry.ts";
 import { hashOf, MAX_PAYLOAD_BYTES, roundTrip, serializeError } from "../core/serialization.ts";
-import { validateTags } from "../core/tags.ts";
+import { type RunTags, validateTags } from "../core/tags.ts";
 import { type AnyWorkflow, validateWorkflowInput } from "../core/workflow.ts";
+import { type ActivationSpan, Telemetry } from "../observability/telemetry.ts";
 import type { Clock } from "../ports/clock.ts";
 import { systemClock } from "../ports/clock.ts";
 import {
@@ -147,6 +148,8 @@ export class Engine {
   private readonly cache: QuickLRU<string, RunExecution> | undefined;
   private readonly running = new Map<string, Promise<void>>();
   private lastRecordedAt = 0;
+  /** OpenTelemetry traces and metrics, when the app has `@opentelemetry/api` (see lib/observability). */
+  private readonly telemetry: Telemetry;
 
   constructor(options: EngineOptions) {
     this.store = options.store;
@@ -161,6 +164,7 @@ export class Engine {
     this.maxPayloadBytes = options.store.limits?.maxPayloadBytes ?? MAX_PAYLOAD_BYTES;
     this.onRunFinished = options.onRunFinished;
     this.inlineSteps = options.inlineSteps ?? false;
+    this.telemetry = new Telemetry(() => this.clock.now());
   }
 
   /**
@@ -171,7 +175,7 @@ export class Engine {
   async start(
     workflow: AnyWorkflow | string,
     args: unknown[],
-    options: StartOptions & { parent?: ChildLink } = {},
+    options: StartOptions & { parent?: ChildLink; traceparent?: string | undefined } = {},
   ): Promise<StartResult> {
     const definition = typeof workflow === "string" ? this.registry.findWorkflow(workflow) : workflow;
     if (!definition) throw new WorkflowNotFoundError(String(workflow));
@@ -187,6 +191,39 @@ export class Engine {
     const runId = options.parent ? options.parent.childRunId : newRunId(now);
     const timestamp = new Date(now).toISOString();
     const deadline = definition.maxDurationMs === undefined ? undefined : now + definition.maxDurationMs;
+    // A child run's spans go under the parent's activation that started it (started again after a crash, it opens no second span).
+    const span = options.parent
+      ? { traceparent: options.traceparent, end() {} }
+      : await this.telemetry.start(definition.name, runId, options.traceparent);
+    try {
+      const result = await this.createRun(
+        definition,
+        runId,
+        input,
+        timestamp,
+        deadline,
+        tags,
+        span.traceparent,
+        options,
+      );
+      span.end(result.created);
+      return result;
+    } catch (error) {
+      span.end(undefined, error);
+      throw error;
+    }
+  }
+
+  private async createRun(
+    definition: AnyWorkflow,
+    runId: string,
+    input: unknown[],
+    timestamp: string,
+    deadline: number | undefined,
+    tags: RunTags | undefined,
+    trace: string | undefined,
+    options: StartOptions & { parent?: ChildLink },
+  ): Promise<StartResult> {
     const run: RunRecord = {
       runId,
       workflowName: definition.name,
@@ -209,6 +246,7 @@ export class Engine {
       ...(deadline === undefined ? {} : { deadline }),
       ...(options.parent ? { parent: { runId: options.parent.runId, childId: options.parent.childId } } : {}),
       ...(tags === undefined ? {} : { tags }),
+      ...(trace === undefined ? {} : { trace }),
     };
     const result = await this.store.createRun({ run, startedEvent });
     if (!result.created) {
@@ -286,9 +324,13 @@ export class Engine {
     carried: StepOutcome | undefined,
   ): Promise<InlineStep | undefined> {
     for (let attempt = 0; ; attempt += 1) {
+      const span = await this.telemetry.activation(task);
       try {
-        return await this.activateOnce(task, carried);
+        const inline = await this.activateOnce(task, carried, span);
+        span.end();
+        return inline;
       } catch (error) {
+        span.end(error);
         this.cache?.delete(task.runId);
         if (!(error instanceof VersionConflictError) || attempt >= MAX_CONFLICT_RETRIES) throw error;
       }
@@ -299,6 +341,7 @@ export class Engine {
   private async activateOnce(
     task: ActivationTask,
     carried: StepOutcome | undefined,
+    span: ActivationSpan,
   ): Promise<InlineStep | undefined> {
     const { runId } = task;
     assertRunId(runId);
@@ -330,6 +373,7 @@ export class Engine {
       execution.status = run.status;
     }
     this.remember(execution);
+    span.begin(execution);
     const baseVersion = execution.committedVersion;
     // Continuing a warm run after its inline step, the listing is skipped when the last commit saw none waiting.
     const outcomes = execution.nonDeterminism
@@ -379,6 +423,7 @@ export class Engine {
       });
       execution.markCommitted(status);
       execution.outcomesWaiting = committed.pendingOutcomes;
+      span.committed(newEvents);
       this.logFinished(execution, terminal);
       if (terminal) this.onRunFinished?.(runId);
     }
@@ -401,13 +446,26 @@ export class Engine {
     const candidate = this.inlineSteps && !resendAll ? soleStepStarted(newEvents, this.registry) : undefined;
     const candidateTask =
       candidate &&
-      this.stepTask(execution, candidate.stepId, candidate.stepName, candidate.attempt, candidate.input);
+      this.stepTask(
+        execution,
+        candidate.stepId,
+        candidate.stepName,
+        candidate.attempt,
+        candidate.input,
+        span.traceparent,
+      );
     // A queue that limits running steps must have a slot free; otherwise the step is queued as usual.
     const release =
       candidateTask && (this.queue.reserveStepSlot ? this.queue.reserveStepSlot(candidateTask) : () => {});
     const inline = release ? candidateTask : undefined;
     try {
-      await this.dispatch(execution, resendAll ? undefined : newEvents, baseVersion === 1, inline?.stepId);
+      await this.dispatch(
+        execution,
+        resendAll ? undefined : newEvents,
+        baseVersion === 1,
+        inline?.stepId,
+        span.traceparent,
+      );
       if (task.cause.kind === "timer") await this.rearmEarlyTimer(execution, task.cause.timerId);
     } catch (error) {
       release?.();
@@ -620,6 +678,7 @@ export class Engine {
     events: WorkflowEvent[] | undefined,
     firstActivation: boolean,
     inlineStepId?: string,
+    traceparent?: string,
   ): Promise<void> {
     const sends: Promise<void>[] = [];
     const runId = execution.runId;
@@ -637,7 +696,7 @@ export class Engine {
       if (pending?.state !== "running") return;
       sends.push(
         this.queue.enqueueStep(
-          this.stepTask(execution, stepId, pending.stepName, pending.attempt, pending.input),
+          this.stepTask(execution, stepId, pending.stepName, pending.attempt, pending.input, traceparent),
         ),
       );
     };
@@ -650,7 +709,8 @@ export class Engine {
           timer(retryTimerId(event.stepId, event.nextAttempt), event.retryAt);
         else if (event.type === "hook_created" && event.timeoutAt !== undefined)
           timer(hookTimerId(event.hookId), event.timeoutAt);
-        else if (event.type === "child_started") sends.push(this.startChild(execution, event.childId));
+        else if (event.type === "child_started")
+          sends.push(this.startChild(execution, event.childId, traceparent));
       }
       if (firstActivation && execution.deadline !== undefined) timer(DEADLINE_TIMER, execution.deadline);
     } else {
@@ -663,7 +723,7 @@ export class Engine {
         if (hook.timeoutAt !== undefined) timer(hookTimerId(hook.hookId), hook.timeoutAt);
       }
       for (const child of execution.pendingChildren.values())
-        sends.push(this.startChild(execution, child.childId));
+        sends.push(this.startChild(execution, child.childId, traceparent));
       if (execution.deadline !== undefined) timer(DEADLINE_TIMER, execution.deadline);
     }
     await Promise.all(sends);
@@ -707,6 +767,7 @@ export class Engine {
     stepName: string,
     attempt: number,
     input: unknown[],
+    traceparent: string | undefined,
   ): StepTask {
     return {
       runId: execution.runId,
@@ -715,6 +776,8 @@ export class Engine {
       stepName,
       attempt,
       input,
+      ...(traceparent === undefined ? {} : { traceparent }),
+      ...(this.telemetry.enabled ? { sentAt: this.clock.now() } : {}),
     };
   }
 
@@ -733,7 +796,11 @@ export class Engine {
   }
 
   /** Runs one attempt of a step and returns its outcome (a thrown error is a failed outcome). */
-  private async runAttempt(task: StepTask): Promise<StepOutcome> {
+  private runAttempt(task: StepTask): Promise<StepOutcome> {
+    return this.telemetry.stepAttempt(task, () => this.runAttemptUntraced(task));
+  }
+
+  private async runAttemptUntraced(task: StepTask): Promise<StepOutcome> {
     const { runId, stepId, attempt } = task;
     const definition = this.registry.findStep(task.stepName);
     const base = { runId, stepId, attempt };
@@ -807,13 +874,14 @@ export class Engine {
   }
 
   /** Creates (once) the child run a parent's `child_started` names. */
-  private async startChild(parent: RunExecution, childId: string): Promise<void> {
+  private async startChild(parent: RunExecution, childId: string, traceparent?: string): Promise<void> {
     const child = parent.pendingChildren.get(childId);
     if (!child) return;
     const link = { runId: parent.runId, childId, childRunId: child.childRunId };
     const { created } = await this.start(child.workflowName, child.input, {
       idempotencyKey: `child:${child.childRunId}`,
       parent: link,
+      ...(traceparent === undefined ? {} : { traceparent }),
     });
     if (created) return;
     // Started before: if it already finished and its parent missed the news (a crash), tell it again.

@@ -43,6 +43,8 @@ export interface PendingStep {
 export interface PendingSleep {
   sleepId: string;
   resumeAt: number;
+  /** When the workflow began to wait (the log's time, the same on replay), for telemetry. */
+  since: number;
   resolve(): void;
   reject(error: Error): void;
 }
@@ -53,6 +55,8 @@ export interface PendingHook {
   eventName: string;
   timeoutAt: number | undefined;
   schema: $ZodType | undefined;
+  /** When the workflow began to wait (the log's time, the same on replay), for telemetry. */
+  since: number;
   resolve(value: unknown): void;
   reject(error: Error): void;
 }
@@ -63,6 +67,8 @@ export interface PendingChild {
   childRunId: string;
   workflowName: string;
   input: unknown[];
+  /** When the workflow began to wait (the log's time, the same on replay), for telemetry. */
+  since: number;
   resolve(value: unknown): void;
   reject(error: Error): void;
 }
@@ -459,7 +465,7 @@ export class RunExecution implements WorkflowScope {
         durationMs: Math.max(0, resumeAt - now),
         resumeAt,
       }));
-      if (issued) this.pendingSleeps.set(sleepId, { sleepId, resumeAt, resolve, reject });
+      if (issued) this.pendingSleeps.set(sleepId, { sleepId, resumeAt, since: this.time, resolve, reject });
     });
   }
 
@@ -501,6 +507,7 @@ export class RunExecution implements WorkflowScope {
           eventName,
           timeoutAt,
           schema: options.schema,
+          since: this.time,
           resolve,
           reject,
         });
@@ -542,7 +549,15 @@ export class RunExecution implements WorkflowScope {
       }));
       const input = issued ? (this.recordedInput(ref, json) ?? (JSON.parse(json) as unknown[])) : undefined;
       if (input && !this.nonDeterminism) {
-        const pending = { childId, childRunId, workflowName: definition.name, input, resolve, reject };
+        const pending = {
+          childId,
+          childRunId,
+          workflowName: definition.name,
+          input,
+          since: this.time,
+          resolve,
+          reject,
+        };
         this.pendingChildren.set(childId, pending);
       }
     });

@@ -1,0 +1,191 @@
+import { trace } from "@opentelemetry/api";
+import type { ReadableSpan } from "@opentelemetry/sdk-trace-base";
+import { configureLogging, runChild, sleep, step, waitForEvent, workflow } from "tsworkflow";
+import { MemoryStorage } from "tsworkflow/local";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { type ManualEngine, manualEngine } from "../core/support/manual-engine.ts";
+import { metricValues, type OpenTelemetryHarness, registerOpenTelemetry, spanTree } from "./support/spans.ts";
+
+let otel: OpenTelemetryHarness;
+beforeAll(() => {
+  configureLogging({ level: "silent" });
+  otel = registerOpenTelemetry();
+});
+afterAll(async () => {
+  configureLogging();
+  await otel.shutdown();
+});
+beforeEach(() => otel.spans.reset());
+
+let flakyCalls = 0;
+const flaky = step(
+  "otel_flaky",
+  async () => {
+    flakyCalls += 1;
+    if (flakyCalls === 1) throw new Error("first attempt fails");
+    return 1;
+  },
+  { maxRetries: 2, retryDelay: "1s" },
+);
+const double = step("otel_double", async (n: number) => {
+  // A span of the step's own code joins the trace under the step attempt.
+  trace.getTracer("app").startActiveSpan("app work", (span) => span.end());
+  return n * 2;
+});
+const child = workflow("otel_child", async (n: number) => double(n));
+const traced = workflow("otel_traced", async () => {
+  const a = await flaky();
+  await sleep("1m");
+  const [b, c] = await Promise.all([double(a), double(2)]);
+  await waitForEvent("approve");
+  const d = await runChild(child, [3]);
+  return a + b + c + d;
+});
+
+/** Starts `traced` inside a caller's span, as an app handling a request would. */
+async function startInCallerSpan(m: ManualEngine): Promise<{ runId: string; traceId: string }> {
+  return trace.getTracer("app").startActiveSpan("handle request", async (span) => {
+    const { runId } = await m.engine.start(traced, []);
+    span.end();
+    return { runId, traceId: span.spanContext().traceId };
+  });
+}
+
+async function runToEnd(m: ManualEngine, runId: string): Promise<void> {
+  await m.runToEnd();
+  await m.engine.sendEvent(runId, "approve", null);
+  await m.runToEnd();
+  expect((await m.run(runId)).status).toBe("completed");
+}
+
+const names = (spans: readonly ReadableSpan[]) => spans.map((span) => span.name);
+const count = (spans: readonly ReadableSpan[], name: string) => names(spans).filter((n) => n === name).length;
+
+describe("OpenTelemetry traces", () => {
+  it("puts a whole run in the trace of the caller of start(): activations, step attempts, sleep, wait and child run", async () => {
+    // Prepare
+    flakyCalls = 0;
+    const m = manualEngine({ cacheSize: 0 });
+    // Act
+    const { runId, traceId } = await startInCallerSpan(m);
+    await runToEnd(m, runId);
+    // Assess
+    const spans = otel.spans.getFinishedSpans();
+    expect(new Set(spans.map((span) => span.spanContext().traceId))).toEqual(new Set([traceId]));
+    const tree = spanTree(spans);
+    expect(tree).toContain("handle request > start otel_traced");
+    expect(tree).toContain("start otel_traced > activate otel_traced");
+    expect(tree).toContain("start otel_traced > run otel_traced");
+    expect(tree).toContain("activate otel_traced > step otel_flaky");
+    expect(tree).toContain("activate otel_traced > sleep sleep#0");
+    expect(tree).toContain("activate otel_traced > wait approve");
+    expect(tree).toContain("activate otel_traced > child otel_child");
+    expect(tree).toContain("activate otel_traced > activate otel_child");
+    expect(tree).toContain("activate otel_child > step otel_double");
+    expect(tree).toContain("step otel_double > app work");
+    expect(tree.filter((line) => line.endsWith("> run otel_child"))).toEqual([
+      "activate otel_traced > run otel_child",
+    ]);
+    const flakyAttempts = spans.filter((span) => span.name === "step otel_flaky");
+    expect(
+      flakyAttempts.map((span) => [span.attributes["tsworkflow.step.attempt"], span.status.code]),
+    ).toEqual([
+      [1, 2],
+      [2, 0],
+    ]);
+    const retrying = spans.flatMap((span) => span.events).find((event) => event.name === "step retrying");
+    expect(retrying?.attributes).toMatchObject({
+      "tsworkflow.step.name": "otel_flaky",
+      "tsworkflow.retry.delay_ms": 1000,
+      "exception.message": "first attempt fails",
+    });
+    expect(count(spans, "step otel_double")).toBe(3);
+    expect(count(spans, "run otel_traced")).toBe(1);
+    const sleepSpan = spans.find((span) => span.name === "sleep sleep#0");
+    expect(sleepSpan && sleepSpan.endTime[0] - sleepSpan.startTime[0]).toBe(60);
+  });
+
+  it("creates no second span for work already done when a crashed activation is delivered again and the run replays in a new process", async () => {
+    // Prepare: the run sleeps; the activation that applied its step is delivered again (its worker died
+    // after the commit), then a fresh engine (another process) over the same store takes the run on.
+    flakyCalls = 1;
+    const store = new MemoryStorage();
+    const first = manualEngine({ store, cacheSize: 0 });
+    const { runId, traceId } = await startInCallerSpan(first);
+    const [start] = first.queue.takeActivations();
+    if (!start) throw new Error("no start activation");
+    await first.engine.activate(start);
+    for (const task of first.queue.takeSteps()) await first.engine.executeStep(task);
+    const [applied] = first.queue.takeActivations();
+    if (!applied) throw new Error("no outcome activation");
+    await first.engine.activate(applied);
+    // Act: the same activation again (a redelivery), then the rest in another engine.
+    await first.engine.activate({ ...applied, redelivered: true });
+    const second = manualEngine({ store, cacheSize: 0 });
+    second.clock.advanceTo(first.clock.now());
+    for (const [key, timer] of first.timers.pending) second.timers.pending.set(key, timer);
+    first.queue.takeSteps();
+    await runToEnd(second, runId);
+    // Assess
+    const spans = otel.spans.getFinishedSpans();
+    expect(new Set(spans.map((span) => span.spanContext().traceId))).toEqual(new Set([traceId]));
+    expect(count(spans, "step otel_flaky")).toBe(1);
+    expect(count(spans, "sleep sleep#0")).toBe(1);
+    expect(count(spans, "wait approve")).toBe(1);
+    expect(count(spans, "child otel_child")).toBe(1);
+    expect(count(spans, "run otel_traced")).toBe(1);
+    expect(count(spans, "run otel_child")).toBe(1);
+    expect(count(spans, "start otel_traced")).toBe(1);
+    const redelivered = spans.filter((span) => span.attributes["tsworkflow.activation.redelivered"] === true);
+    expect(redelivered.map((span) => span.attributes["tsworkflow.activation.events"])).toEqual([undefined]);
+  });
+});
+
+describe("OpenTelemetry metrics", () => {
+  it("counts runs, step attempts and retries, and records step durations and timer lateness", async () => {
+    // Prepare
+    flakyCalls = 0;
+    const m = manualEngine();
+    const before = await metricValues(otel);
+    const delta = (values: Map<string, number>, key: string) =>
+      (values.get(key) ?? 0) - (before.get(key) ?? 0);
+    // Act
+    const { runId } = await startInCallerSpan(m);
+    await runToEnd(m, runId);
+    // Assess
+    const after = await metricValues(otel);
+    expect(delta(after, "tsworkflow.runs.started{tsworkflow.workflow=otel_traced}")).toBe(1);
+    expect(
+      delta(
+        after,
+        "tsworkflow.runs.finished{tsworkflow.run.status=completed,tsworkflow.workflow=otel_traced}",
+      ),
+    ).toBe(1);
+    expect(delta(after, "tsworkflow.runs.active{tsworkflow.workflow=otel_traced}")).toBe(0);
+    expect(
+      delta(
+        after,
+        "tsworkflow.step.attempts{tsworkflow.step.name=otel_flaky,tsworkflow.step.outcome=error,tsworkflow.workflow=otel_traced}",
+      ),
+    ).toBe(1);
+    expect(
+      delta(
+        after,
+        "tsworkflow.step.attempts{tsworkflow.step.name=otel_flaky,tsworkflow.step.outcome=ok,tsworkflow.workflow=otel_traced}",
+      ),
+    ).toBe(1);
+    expect(
+      delta(
+        after,
+        "tsworkflow.step.retries{tsworkflow.step.name=otel_flaky,tsworkflow.workflow=otel_traced}",
+      ),
+    ).toBe(1);
+    expect(delta(after, "tsworkflow.timer.lateness{tsworkflow.workflow=otel_traced}")).toBe(1);
+    expect(
+      delta(
+        after,
+        "tsworkflow.step.schedule_to_start{tsworkflow.step.name=otel_double,tsworkflow.workflow=otel_traced}",
+      ),
+    ).toBe(2);
+  });
+});

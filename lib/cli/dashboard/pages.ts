@@ -1,6 +1,7 @@
 import type { WorkflowEvent } from "../../core/events.ts";
 import { describeEvent, eventTone } from "../../inspect/describe.ts";
 import { formatSpan, formatTime, prettyJson } from "../../inspect/format.ts";
+import { parseTraceparent } from "../../observability/trace-context.ts";
 import { FINISHED_STATUSES, RUN_STATUSES, type RunRecord, type RunStatus } from "../../ports/event-store.ts";
 import { runSpan } from "../runs.ts";
 import { buildTimeline, parentOf, type TimelineRow, type TimelineSegment, waitingFor } from "../timeline.ts";
@@ -18,6 +19,8 @@ export interface PageContext {
   allowActions: boolean;
   refreshMs: number;
   now: number;
+  /** Where a run's trace is shown, `{traceId}` replaced (see `DashboardOptions.traceUrl`). */
+  traceUrl?: string;
 }
 
 export interface RunFilters {
@@ -177,6 +180,12 @@ export function renderRunPage(
       html`<a href="${context.href(`/runs/${parent.runId}`)}"><code>${parent.runId}</code></a> <span class="muted">as ${parent.childId}</span>`,
     ]);
   if (waits.length > 0) facts.push(["Waiting for", html`<code>${waits.join(", ")}</code>`]);
+  const traceLink = traceLinkOf(context, events);
+  if (traceLink)
+    facts.push([
+      "Trace",
+      html`<a href="${traceLink.url}" rel="noopener noreferrer" target="_blank"><code>${traceLink.traceId}</code></a>`,
+    ]);
 
   const outcome =
     run.status === "failed" && run.error
@@ -207,6 +216,19 @@ export function renderRunPage(
 <p id="flash" role="status" aria-live="polite"></p>
 ${live}`;
   return layout(context, `Run ${run.runId}`, body);
+}
+
+/** The link to the run's trace: the dashboard's trace URL template with the trace id its log recorded. */
+function traceLinkOf(
+  context: PageContext,
+  events: WorkflowEvent[],
+): { url: string; traceId: string } | undefined {
+  const [first] = events;
+  if (!context.traceUrl || first?.type !== "workflow_started") return undefined;
+  const traceId = parseTraceparent(first.trace)?.traceId;
+  return traceId === undefined
+    ? undefined
+    : { url: context.traceUrl.replaceAll("{traceId}", traceId), traceId };
 }
 
 /** A page that says what went wrong (unknown run, bad token…). */

@@ -44,6 +44,14 @@ export interface DashboardOptions {
    */
   allowActions?: boolean;
   /**
+   * Links each run page to its trace: `{traceId}` is replaced by the trace id of the run (recorded when
+   * an OpenTelemetry SDK was registered as it started).
+   * @default no link
+   * @example
+   * createDashboard({ storage, traceUrl: "https://ui.honeycomb.io/acme/datasets/prod/trace?trace_id={traceId}" });
+   */
+  traceUrl?: string;
+  /**
    * When set, every request must carry it, as `?token=` or `Authorization: Bearer <token>`.
    * @default no token
    */
@@ -127,6 +135,7 @@ export function createDashboard(options: DashboardOptions): Hono {
     allowActions,
     refreshMs,
     now: now(),
+    ...(options.traceUrl ? { traceUrl: options.traceUrl } : {}),
   });
 
   if (options.webhooks) {

@@ -27,6 +27,8 @@ export interface RunFilters {
   status?: RunStatus;
   workflow?: string;
   q?: string;
+  /** `key=value` pairs, comma-separated: only runs that carry every one (`listRuns({ tags })`). */
+  tag?: string;
   limit: number;
   /** This page's cursor (absent on the first page). */
   cursor?: string;
@@ -77,7 +79,7 @@ export function renderRunsPage(context: PageContext, data: RunsPageData, fragmen
   const { filters } = data;
   const total = RUN_STATUSES.reduce((sum, status) => sum + data.counts[status], 0);
   const link = (status: RunStatus | undefined) =>
-    context.href("/", { status, workflow: filters.workflow, q: filters.q });
+    context.href("/", { status, workflow: filters.workflow, q: filters.q, tag: filters.tag });
   const more = (n: number) => `${n}${data.capped ? "+" : ""}`;
   const rows = data.runs.map((run) => {
     const finished = FINISHED_STATUSES.has(run.status);
@@ -99,7 +101,7 @@ export function renderRunsPage(context: PageContext, data: RunsPageData, fragmen
   </nav>
   ${
     data.runs.length === 0
-      ? total === 0 && !filters.q && !filters.workflow
+      ? total === 0 && !filters.q && !filters.workflow && !filters.tag
         ? html`<p class="empty">No runs yet in the ${context.backendLabel}. Runs appear here as your app starts them: this page refreshes itself.</p>`
         : html`<p class="empty">No runs match these filters. <a href="${context.href("/")}">Show all runs</a></p>`
       : html`<table class="runs">
@@ -113,6 +115,7 @@ export function renderRunsPage(context: PageContext, data: RunsPageData, fragmen
   const body = html`<div class="title-row"><h1>Runs</h1></div>
 <form class="filters" method="get" action="/" id="filters">
   <input type="search" name="q" value="${filters.q ?? ""}" placeholder="Search by run id" aria-label="Search by run id" autocomplete="off">
+  <input type="search" name="tag" value="${filters.tag ?? ""}" placeholder="Tags: tenant=acme,plan=pro" aria-label="Filter by tags (key=value, comma-separated)" autocomplete="off">
   <select name="workflow" aria-label="Workflow">
     <option value="">All workflows</option>
     ${data.workflows.map((name) => html`<option value="${name}" ${name === filters.workflow ? raw("selected") : ""}>${name}</option>`)}
@@ -134,7 +137,13 @@ function pager(context: PageContext, data: RunsPageData): SafeHtml {
   const { filters } = data;
   const pages = filters.pages ?? [];
   const first = pages.length * filters.limit + 1;
-  const same = { status: filters.status, workflow: filters.workflow, q: filters.q, limit: filters.limit };
+  const same = {
+    status: filters.status,
+    workflow: filters.workflow,
+    q: filters.q,
+    tag: filters.tag,
+    limit: filters.limit,
+  };
   const previous =
     pages.length === 0
       ? ""

@@ -7,6 +7,7 @@ import { ConfigurationError } from "../core/errors.ts";
 import type { WorkflowEvent } from "../core/events.ts";
 import type { AnyWorkflow, WorkflowArgs } from "../core/workflow.ts";
 import { Engine } from "../engine/engine.ts";
+import { openTelemetry } from "../observability/telemetry.ts";
 import type { Clock } from "../ports/clock.ts";
 import type { RunPage, RunQuery, RunRecord } from "../ports/event-store.ts";
 import type { StartOptions } from "../ports/runtime.ts";
@@ -118,6 +119,8 @@ export function createClient(
     queue,
     timers: noTimers,
     ...(options.clock ? { clock: options.clock } : {}),
+    // The span of start() continues the caller's trace.
+    telemetry: openTelemetry,
   });
   return {
     async start(workflow: AnyWorkflow | string, args: unknown[], startOptions: StartOptions = {}) {

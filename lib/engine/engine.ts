@@ -24,7 +24,12 @@ import { nextRetryDelay } from "../core/retry.ts";
 import { hashOf, MAX_PAYLOAD_BYTES, roundTrip, serializeError } from "../core/serialization.ts";
 import { type RunTags, validateTags } from "../core/tags.ts";
 import { type AnyWorkflow, validateWorkflowInput } from "../core/workflow.ts";
-import { type ActivationSpan, Telemetry } from "../observability/telemetry.ts";
+import {
+  type ActivationSpan,
+  type EngineTelemetry,
+  noTelemetry,
+  type TelemetryFactory,
+} from "../observability/engine-telemetry.ts";
 import type { Clock } from "../ports/clock.ts";
 import { systemClock } from "../ports/clock.ts";
 import {
@@ -80,6 +85,11 @@ export interface EngineOptions {
    * @default the default registry, where `workflow()` and `step()` register
    */
   registry?: Registry;
+  /**
+   * Traces and metrics: `openTelemetry` (from `tsworkflow/engine`) records them through `@opentelemetry/api`.
+   * @default none
+   */
+  telemetry?: TelemetryFactory;
 }
 
 /** How a child run knows its parent (set by the engine when a workflow calls `runChild`). */
@@ -149,7 +159,7 @@ export class Engine {
   private readonly running = new Map<string, Promise<void>>();
   private lastRecordedAt = 0;
   /** OpenTelemetry traces and metrics, when the app has `@opentelemetry/api` (see lib/observability). */
-  private readonly telemetry: Telemetry;
+  private readonly telemetry: EngineTelemetry;
 
   constructor(options: EngineOptions) {
     this.store = options.store;
@@ -164,7 +174,7 @@ export class Engine {
     this.maxPayloadBytes = options.store.limits?.maxPayloadBytes ?? MAX_PAYLOAD_BYTES;
     this.onRunFinished = options.onRunFinished;
     this.inlineSteps = options.inlineSteps ?? false;
-    this.telemetry = new Telemetry(() => this.clock.now());
+    this.telemetry = options.telemetry ? options.telemetry(() => this.clock.now()) : noTelemetry;
   }
 
   /**

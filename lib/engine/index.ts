@@ -14,6 +14,15 @@ export { defaultRegistry, findWorkflow, Registry, registeredWorkflows } from "..
 export type { EngineOptions } from "../engine/engine.ts";
 export { DEFAULT_MAX_EVENTS_PER_RUN, DEFAULT_WARN_EVENTS_PER_RUN, Engine } from "../engine/engine.ts";
 export type {
+  ActivationSpan,
+  EngineTelemetry,
+  StartSpan,
+  TelemetryFactory,
+  TracedRun,
+} from "../observability/engine-telemetry.ts";
+export { noTelemetry } from "../observability/engine-telemetry.ts";
+export { openTelemetry } from "../observability/telemetry.ts";
+export type {
   ActivationCause,
   ActivationTask,
   Clock,

@@ -11,41 +11,18 @@ import type { SerializedError } from "../core/errors.ts";
 import type { WorkflowEvent } from "../core/events.ts";
 import type { StepOutcome } from "../ports/event-store.ts";
 import type { ActivationTask, StepTask } from "../ports/task-queue.ts";
+import type {
+  ActivationSpan,
+  EngineTelemetry,
+  StartSpan,
+  TelemetryFactory,
+  TracedRun,
+} from "./engine-telemetry.ts";
 import { loadOpenTelemetry, type OpenTelemetryApi } from "./open-telemetry.ts";
 import { formatTraceparent, parseTraceparent } from "./trace-context.ts";
 
 /** The instrumentation scope of tsworkflow's spans and metrics. */
 export const INSTRUMENTATION_NAME = "tsworkflow";
-
-/** What telemetry needs to know of a run while an activation advances it (a `RunExecution`). */
-export interface TracedRun {
-  readonly runId: string;
-  readonly definition: { readonly name: string };
-  readonly started: { readonly timestamp: string; readonly trace?: string | undefined };
-  readonly pendingSleeps: ReadonlyMap<string, { sleepId: string; resumeAt: number; since: number }>;
-  readonly pendingHooks: ReadonlyMap<string, { hookId: string; eventName: string; since: number }>;
-  readonly pendingChildren: ReadonlyMap<
-    string,
-    { childId: string; childRunId: string; workflowName: string; since: number }
-  >;
-}
-
-/** The span of `start()`: its context becomes the run's trace context, stored in `workflow_started`. */
-export interface StartSpan {
-  readonly traceparent: string | undefined;
-  end(created: boolean | undefined, error?: unknown): void;
-}
-
-/** The span of one activation; see {@link Telemetry.activation}. */
-export interface ActivationSpan {
-  /** Before the workflow advances: the run is known (its trace, what it waits for). */
-  begin(run: TracedRun): void;
-  /** The context of this activation for the tasks and child runs it sends. */
-  readonly traceparent: string | undefined;
-  /** After a successful commit: spans and metrics for what the new events finished, once (a replay commits nothing new). */
-  committed(events: readonly WorkflowEvent[]): void;
-  end(error?: unknown): void;
-}
 
 const NO_START: StartSpan = { traceparent: undefined, end() {} };
 
@@ -68,7 +45,7 @@ interface Instruments {
  * the log and carried in step tasks). Spans are emitted for what happens, never for what a replay
  * re-reads: an activation's spans describe the events it committed.
  */
-export class Telemetry {
+export class Telemetry implements EngineTelemetry {
   private api: OpenTelemetryApi | undefined;
   private tracer: Tracer | undefined;
   private instruments: Instruments | undefined;
@@ -376,3 +353,14 @@ function instrumentsOf(api: OpenTelemetryApi): Instruments {
     }),
   };
 }
+
+/**
+ * Traces and metrics of runs through `@opentelemetry/api` (see the README's Observability section): pass it
+ * as the `telemetry` option of a runtime, the Lambda handlers or the engine. The embedded and Redis runtimes
+ * use it by default; on Lambda it is opt-in, so that a function that does not trace neither bundles nor
+ * loads it.
+ * @example
+ * import { createHandlers, openTelemetry } from "tsworkflow/aws";
+ * export const { workflowHandler, stepHandler, startHandler } = createHandlers({ workflows: [order] }, { telemetry: openTelemetry });
+ */
+export const openTelemetry: TelemetryFactory = (now) => new Telemetry(now);

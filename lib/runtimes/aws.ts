@@ -8,6 +8,7 @@ import { SqsSchedulerTimers } from "../adapters/aws/scheduler-timers.ts";
 import { SqsTaskQueue } from "../adapters/aws/sqs-queue.ts";
 import type { AwsConfig } from "../aws/config.ts";
 import { Engine } from "../engine/engine.ts";
+import type { TelemetryFactory } from "../observability/engine-telemetry.ts";
 import type { Clock } from "../ports/clock.ts";
 import type { EventStore } from "../ports/event-store.ts";
 
@@ -26,6 +27,12 @@ export interface AwsRuntimeOptions {
   clients?: Partial<AwsClients>;
   /** @default the system clock */
   clock?: Clock;
+  /**
+   * Traces and metrics: `openTelemetry` records them through `@opentelemetry/api` (which the function must
+   * then have, with an SDK or the ADOT layer). Opt-in on Lambda, so that a bundle that does not trace stays lean.
+   * @default none
+   */
+  telemetry?: TelemetryFactory;
   /** A store to use instead of the DynamoDB store (tests wrap it to inject faults). */
   store?: EventStore;
 }
@@ -102,7 +109,13 @@ export function createAwsRuntime(config: AwsConfig, options: AwsRuntimeOptions =
     ...(config.timerDeadLetterQueueArn ? { deadLetterQueueArn: config.timerDeadLetterQueueArn } : {}),
     ...(options.clock ? { clock: options.clock } : {}),
   });
-  const engine = new Engine({ store, queue, timers, ...(options.clock ? { clock: options.clock } : {}) });
+  const engine = new Engine({
+    store,
+    queue,
+    timers,
+    ...(options.clock ? { clock: options.clock } : {}),
+    ...(options.telemetry ? { telemetry: options.telemetry } : {}),
+  });
   return { config, clients, store, payloads, queue, timers, engine };
 }
 

@@ -8,6 +8,8 @@ import { getLogger } from "../core/logger.ts";
 import { defaultRegistry, type Registry } from "../core/registry.ts";
 import type { AnyWorkflow } from "../core/workflow.ts";
 import { Engine, type EngineOptions } from "../engine/engine.ts";
+import type { TelemetryFactory } from "../observability/engine-telemetry.ts";
+import { openTelemetry } from "../observability/telemetry.ts";
 import { type Clock, systemClock } from "../ports/clock.ts";
 import {
   type EventStore,
@@ -39,6 +41,12 @@ export interface LocalRuntimeOptions {
    * @default true
    */
   inlineSteps?: boolean;
+  /**
+   * Traces and metrics through `@opentelemetry/api` when the app has it and registered an SDK (nothing is
+   * recorded otherwise); `noTelemetry` (from `tsworkflow/engine`) turns them off.
+   * @default openTelemetry
+   */
+  telemetry?: TelemetryFactory;
   /** Event limits per run (see `EngineOptions`). @default 50,000 events, a warning past 10,000 */
   limits?: Pick<EngineOptions, "maxEventsPerRun" | "warnEventsPerRun">;
   /** Where runs find their workflows and steps (see `Registry`). @default the default registry */
@@ -90,6 +98,7 @@ export class LocalRuntime implements Runtime {
       // A sequential step runs in its run's activation, in one of the queue's step slots.
       inlineSteps: options.inlineSteps ?? true,
       registry: options.registry ?? defaultRegistry,
+      telemetry: options.telemetry ?? openTelemetry,
     });
     this.queue.consume({
       activate: (task) => this.engine.activate(task),

@@ -3,6 +3,8 @@ import { BullMQTimers } from "../adapters/redis/bullmq-timers.ts";
 import { RedisStorage } from "../adapters/redis/redis-storage.ts";
 import { ConfigurationError, describe, RunNotFoundError, TimeoutError } from "../core/errors.ts";
 import { Engine } from "../engine/engine.ts";
+import type { TelemetryFactory } from "../observability/engine-telemetry.ts";
+import { openTelemetry } from "../observability/telemetry.ts";
 import type { Clock } from "../ports/clock.ts";
 import { FINISHED_STATUSES, type RunRecord } from "../ports/event-store.ts";
 import type { Runtime, WaitOptions } from "../ports/runtime.ts";
@@ -11,6 +13,12 @@ import type { Runtime, WaitOptions } from "../ports/runtime.ts";
 export interface RedisRuntimeOptions {
   /** The Redis server, e.g. `redis://127.0.0.1:6379` (`rediss://` for TLS). */
   url: string;
+  /**
+   * Traces and metrics through `@opentelemetry/api` when the app has it and registered an SDK (nothing is
+   * recorded otherwise); `noTelemetry` (from `tsworkflow/engine`) turns them off.
+   * @default openTelemetry
+   */
+  telemetry?: TelemetryFactory;
   /**
    * How many activations, and separately how many steps, a worker started here runs at once.
    * @default 10
@@ -103,6 +111,7 @@ export function createRedisRuntime(options: RedisRuntimeOptions): RedisRuntime {
     // conditional commit, or, when there is nothing to commit, by the engine's version check.
     ...(options.clock ? { clock: options.clock } : {}),
     inlineSteps: options.inlineSteps ?? true,
+    telemetry: options.telemetry ?? openTelemetry,
   });
   let worker: Promise<QueueConsumer> | undefined;
   let closing: Promise<void> | undefined;

@@ -5,6 +5,7 @@ import { configureLogging } from "../../lib/core/logger.ts";
 import { runChild, sleep } from "../../lib/core/primitives.ts";
 import { step } from "../../lib/core/step.ts";
 import { workflow } from "../../lib/core/workflow.ts";
+import { openTelemetry } from "../../lib/observability/telemetry.ts";
 import { formatTraceparent } from "../../lib/observability/trace-context.ts";
 import type { EventStore } from "../../lib/ports/event-store.ts";
 import { deployStack, type Emulators, type Stack, startEmulators } from "../aws/harness/aws-stack.ts";
@@ -82,7 +83,7 @@ describe("OpenTelemetry traces on the AWS runtime", () => {
     const stack = deployStack(
       emulators,
       { workflows: [order, receipt] },
-      { wrapWorkflowStore: crashOnceAfterCommit },
+      { wrapWorkflowStore: crashOnceAfterCommit, telemetry: openTelemetry },
     );
     stacks.push(stack);
     // Act: the caller's span travels in the start event, as the client would send it.

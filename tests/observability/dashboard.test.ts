@@ -1,5 +1,6 @@
 import { trace } from "@opentelemetry/api";
 import { configureLogging, step, workflow } from "tsworkflow";
+import { openTelemetry } from "tsworkflow/engine";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createDashboard } from "../../lib/cli/dashboard/server.ts";
 import { manualEngine } from "../core/support/manual-engine.ts";
@@ -21,7 +22,7 @@ const hello = workflow("otel_link_hello", async (name: string) => greet(name));
 describe("the dashboard's trace link", () => {
   it("links a run page to the run's trace with the --trace-url template, and shows no link without it", async () => {
     // Prepare: a run started inside a traced request.
-    const m = manualEngine();
+    const m = manualEngine({ telemetry: openTelemetry });
     const { runId, traceId } = await trace.getTracer("app").startActiveSpan("request", async (span) => {
       const started = await m.engine.start(hello, ["ada"]);
       span.end();
@@ -45,7 +46,7 @@ describe("the dashboard's trace link", () => {
 describe("the dashboard's tag filter", () => {
   it("lists only the runs that carry every tag of the filter, and keeps the filter on the page links", async () => {
     // Prepare
-    const m = manualEngine();
+    const m = manualEngine({ telemetry: openTelemetry });
     const acme = await m.engine.start(hello, ["ada"], { tags: { tenant: "acme", plan: "pro" } });
     const acmeFree = await m.engine.start(hello, ["bob"], { tags: { tenant: "acme", plan: "free" } });
     const globex = await m.engine.start(hello, ["cy"], { tags: { tenant: "globex", plan: "pro" } });

@@ -1,6 +1,7 @@
 import { trace } from "@opentelemetry/api";
 import type { ReadableSpan } from "@opentelemetry/sdk-trace-base";
 import { configureLogging, runChild, sleep, step, waitForEvent, workflow } from "tsworkflow";
+import { openTelemetry } from "tsworkflow/engine";
 import { MemoryStorage } from "tsworkflow/local";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { type ManualEngine, manualEngine } from "../core/support/manual-engine.ts";
@@ -65,7 +66,7 @@ describe("OpenTelemetry traces", () => {
   it("puts a whole run in the trace of the caller of start(): activations, step attempts, sleep, wait and child run", async () => {
     // Prepare
     flakyCalls = 0;
-    const m = manualEngine({ cacheSize: 0 });
+    const m = manualEngine({ telemetry: openTelemetry, cacheSize: 0 });
     // Act
     const { runId, traceId } = await startInCallerSpan(m);
     await runToEnd(m, runId);
@@ -110,7 +111,7 @@ describe("OpenTelemetry traces", () => {
     // after the commit), then a fresh engine (another process) over the same store takes the run on.
     flakyCalls = 1;
     const store = new MemoryStorage();
-    const first = manualEngine({ store, cacheSize: 0 });
+    const first = manualEngine({ telemetry: openTelemetry, store, cacheSize: 0 });
     const { runId, traceId } = await startInCallerSpan(first);
     const [start] = first.queue.takeActivations();
     if (!start) throw new Error("no start activation");
@@ -121,7 +122,7 @@ describe("OpenTelemetry traces", () => {
     await first.engine.activate(applied);
     // Act: the same activation again (a redelivery), then the rest in another engine.
     await first.engine.activate({ ...applied, redelivered: true });
-    const second = manualEngine({ store, cacheSize: 0 });
+    const second = manualEngine({ telemetry: openTelemetry, store, cacheSize: 0 });
     second.clock.advanceTo(first.clock.now());
     for (const [key, timer] of first.timers.pending) second.timers.pending.set(key, timer);
     first.queue.takeSteps();
@@ -145,7 +146,7 @@ describe("OpenTelemetry metrics", () => {
   it("counts runs, step attempts and retries, and records step durations and timer lateness", async () => {
     // Prepare
     flakyCalls = 0;
-    const m = manualEngine();
+    const m = manualEngine({ telemetry: openTelemetry });
     const before = await metricValues(otel);
     const delta = (values: Map<string, number>, key: string) =>
       (values.get(key) ?? 0) - (before.get(key) ?? 0);

@@ -5,6 +5,7 @@ import type {
   EventStore,
   StepTask,
   TaskQueue,
+  TelemetryFactory,
   TimerRequest,
   Timers,
 } from "tsworkflow/engine";
@@ -89,7 +90,12 @@ export interface ManualEngine {
  * says so. `cacheSize: 0` makes every activation replay the run from its log.
  */
 export function manualEngine(
-  options: { store?: EventStore; cacheSize?: number; inlineSteps?: boolean } = {},
+  options: {
+    store?: EventStore;
+    cacheSize?: number;
+    inlineSteps?: boolean;
+    telemetry?: TelemetryFactory;
+  } = {},
 ): ManualEngine {
   const store = options.store ?? new MemoryStorage();
   const queue = new RecordingQueue();
@@ -102,6 +108,7 @@ export function manualEngine(
     clock,
     ...(options.cacheSize === undefined ? {} : { cacheSize: options.cacheSize }),
     ...(options.inlineSteps === undefined ? {} : { inlineSteps: options.inlineSteps }),
+    ...(options.telemetry === undefined ? {} : { telemetry: options.telemetry }),
   });
   const runQueued = async () => {
     for (;;) {

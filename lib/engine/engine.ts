@@ -231,7 +231,7 @@ export class Engine {
     timestamp: string,
     deadline: number | undefined,
     tags: RunTags | undefined,
-    trace: string | undefined,
+    traceparent: string | undefined,
     options: StartOptions & { parent?: ChildLink },
   ): Promise<StartResult> {
     const run: RunRecord = {
@@ -256,7 +256,7 @@ export class Engine {
       ...(deadline === undefined ? {} : { deadline }),
       ...(options.parent ? { parent: { runId: options.parent.runId, childId: options.parent.childId } } : {}),
       ...(tags === undefined ? {} : { tags }),
-      ...(trace === undefined ? {} : { trace }),
+      ...(traceparent === undefined ? {} : { traceparent }),
     };
     const result = await this.store.createRun({ run, startedEvent });
     if (!result.created) {

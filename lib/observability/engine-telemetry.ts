@@ -6,7 +6,7 @@ import type { ActivationTask, StepTask } from "../ports/task-queue.ts";
 export interface TracedRun {
   readonly runId: string;
   readonly definition: { readonly name: string };
-  readonly started: { readonly timestamp: string; readonly trace?: string | undefined };
+  readonly started: { readonly timestamp: string; readonly traceparent?: string | undefined };
   readonly pendingSleeps: ReadonlyMap<string, { sleepId: string; resumeAt: number; since: number }>;
   readonly pendingHooks: ReadonlyMap<string, { hookId: string; eventName: string; since: number }>;
   readonly pendingChildren: ReadonlyMap<

@@ -130,7 +130,7 @@ export class Telemetry implements EngineTelemetry {
           pendingHooks: new Map(traced.pendingHooks),
           pendingChildren: new Map(traced.pendingChildren),
         };
-        parent = telemetry.contextOf(traced.started.trace) ?? api.ROOT_CONTEXT;
+        parent = telemetry.contextOf(traced.started.traceparent) ?? api.ROOT_CONTEXT;
         span = tracer.startSpan(
           `activate ${traced.definition.name}`,
           {

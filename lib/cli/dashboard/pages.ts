@@ -234,7 +234,7 @@ function traceLinkOf(
 ): { url: string; traceId: string } | undefined {
   const [first] = events;
   if (!context.traceUrl || first?.type !== "workflow_started") return undefined;
-  const traceId = parseTraceparent(first.trace)?.traceId;
+  const traceId = parseTraceparent(first.traceparent)?.traceId;
   return traceId === undefined
     ? undefined
     : { url: context.traceUrl.replaceAll("{traceId}", traceId), traceId };

@@ -1,48 +1,50 @@
 /**
- * Traces of a run, printed to the console: the app registers an OpenTelemetry SDK (here the console
- * exporter of @opentelemetry/sdk-trace-base), starts a run inside its own span, and every span of the run
- * (its start, each activation, each step attempt, the retry, the sleep) joins that trace.
+ * Traces of a run with OpenTelemetry, printed to the console: the app registers an SDK (here
+ * `@opentelemetry/sdk-trace-base` with its console exporter), and tsworkflow's spans appear in the trace
+ * of the span that called `start()`: the run, each activation, each step attempt (a failed one with its
+ * error, then its retry), the sleep and the child run.
  *
  *   npx tsx examples/tracing.ts
  *
- * tests/observability/tracing.test.ts runs it and checks the trace it prints.
+ * tests/observability/tracing-example.test.ts runs it.
  */
 import { context, trace } from "@opentelemetry/api";
 import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
 import { BasicTracerProvider, ConsoleSpanExporter, SimpleSpanProcessor } from "@opentelemetry/sdk-trace-base";
-import { configureLogging, sleep, step, workflow } from "tsworkflow";
+import { runChild, sleep, step, workflow } from "tsworkflow";
 import { LocalRuntime, MemoryStorage } from "tsworkflow/local";
 
-// The app's telemetry: tsworkflow only reports spans to the SDK the app registers.
+// The app's OpenTelemetry setup (tsworkflow never starts an exporter by itself).
+const provider = new BasicTracerProvider({
+  spanProcessors: [new SimpleSpanProcessor(new ConsoleSpanExporter())],
+});
 context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
-trace.setGlobalTracerProvider(
-  new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(new ConsoleSpanExporter())] }),
-);
-configureLogging({ level: "error" });
+trace.setGlobalTracerProvider(provider);
 
-let calls = 0;
-const chargeCard = step(
+let charges = 0;
+const charge = step(
   "charge_card",
   async (amount: number) => {
-    calls += 1;
-    if (calls === 1) throw new Error("payment gateway timeout");
-    return { chargeId: "ch_1", amount };
+    charges += 1;
+    if (charges === 1) throw new Error("payment gateway timed out");
+    return { charged: amount };
   },
-  { maxRetries: 3, retryDelay: 100 },
+  { maxRetries: 3, retryDelay: "100ms" },
 );
-const sendReceipt = step("send_receipt", async (chargeId: string) => ({ sent: chargeId }));
-
-export const checkout = workflow("checkout", async (amount: number) => {
-  const charge = await chargeCard(amount);
+const sendReceipt = step("send_receipt", async (amount: number) => `receipt for ${amount}`);
+const receipt = workflow("traced_receipt", async (amount: number) => sendReceipt(amount));
+const order = workflow("traced_order", async (amount: number) => {
+  await charge(amount);
   await sleep("200ms");
-  return sendReceipt(charge.chargeId);
+  return runChild(receipt, [amount]);
 });
 
 const runtime = new LocalRuntime({ storage: new MemoryStorage() });
-await trace.getTracer("shop").startActiveSpan("POST /checkout", async (span) => {
-  const { runId } = await runtime.start(checkout, [42]);
+await trace.getTracer("shop").startActiveSpan("POST /orders", async (span) => {
+  const { runId } = await runtime.start(order, [42]);
   span.end();
   const run = await runtime.waitForRun(runId);
-  console.log(`run ${runId} ${run.status}: trace ${span.spanContext().traceId}`);
+  console.log(`run ${runId} ${run.status} in trace ${span.spanContext().traceId}`);
 });
 await runtime.close();
+await provider.shutdown();

@@ -240,8 +240,18 @@ export class DurableWorkflows extends Construct {
     Validations.of(this.reaperFunction.role as iam.Role).acknowledge({
       id: "AwsSolutions-IAM5[Resource::*]",
       reason:
-        "The stream event source grants dynamodb:ListStreams, which has no resource-level permission; every other statement names the table's stream.",
+        "The stream event source grants dynamodb:ListStreams (and X-Ray active tracing, with the tracing prop, xray:PutTraceSegments), which have no resource-level permission; every other statement names the table's stream.",
     });
+    if (settings.tracing) {
+      // The reaper's role acknowledges the same finding below (dynamodb:ListStreams).
+      for (const fn of this.functions.filter((candidate) => candidate !== this.reaperFunction)) {
+        Validations.of(fn.role as iam.Role).acknowledge({
+          id: "AwsSolutions-IAM5[Resource::*]",
+          reason:
+            "X-Ray active tracing (the tracing prop) grants xray:PutTraceSegments and xray:PutTelemetryRecords, which have no resource-level permission.",
+        });
+      }
+    }
     this.alarms = createAlarms(this, settings, props.alarmTopic);
     this.dashboard = props.dashboard ? createDashboard(this) : undefined;
 

@@ -54,6 +54,7 @@ export function createFunction(
     logGroup,
     environment: options.environment ?? {},
     bundling: BUNDLING,
+    ...(settings.tracing ? { tracing: lambda.Tracing.ACTIVE } : {}),
   });
 }
 

@@ -139,6 +139,15 @@ export interface DurableWorkflowsProps {
    */
   readonly dashboard?: boolean;
   /**
+   * X-Ray active tracing on every function of the kit: Lambda records each invocation (and the AWS SDK
+   * calls, with the ADOT layer or an OpenTelemetry SDK the app registers). tsworkflow's own spans (one
+   * trace per run, see the README's Observability section) go wherever the app's OpenTelemetry SDK exports.
+   * @default false
+   * @example
+   * new DurableWorkflows(this, "Workflows", { entry: "src/workflows.ts", tracing: true });
+   */
+  readonly tracing?: boolean;
+  /**
    * Receives of one message before SQS moves it to the queue's DLQ (1 to 1000).
    * @default 5
    */
@@ -209,6 +218,7 @@ export interface Settings {
   stepBatchSize: number;
   maxMessageAge: Duration;
   environment: Record<string, string>;
+  tracing: boolean;
 }
 
 const IDENTIFIER = /^[A-Za-z_$][\w$]*$/;
@@ -330,5 +340,6 @@ export function resolveProps(scope: Construct, props: DurableWorkflowsProps): Se
     stepBatchSize,
     maxMessageAge,
     environment,
+    tracing: props.tracing ?? false,
   };
 }

@@ -3,11 +3,11 @@ import type { S3Client } from "@aws-sdk/client-s3";
 import { SQSClient } from "@aws-sdk/client-sqs";
 import { DynamoDBStorage } from "../adapters/aws/dynamodb-storage.ts";
 import { SqsTaskQueue } from "../adapters/aws/sqs-queue.ts";
-import { openTelemetryTracing } from "../adapters/otel/otel-tracing.ts";
 import { ConfigurationError } from "../core/errors.ts";
 import type { WorkflowEvent } from "../core/events.ts";
 import type { AnyWorkflow, WorkflowArgs } from "../core/workflow.ts";
 import { Engine } from "../engine/engine.ts";
+import { openTelemetry } from "../observability/telemetry.ts";
 import type { Clock } from "../ports/clock.ts";
 import type { RunPage, RunQuery, RunRecord } from "../ports/event-store.ts";
 import type { StartOptions } from "../ports/runtime.ts";
@@ -118,8 +118,9 @@ export function createClient(
     store,
     queue,
     timers: noTimers,
-    tracing: openTelemetryTracing(),
     ...(options.clock ? { clock: options.clock } : {}),
+    // The span of start() continues the caller's trace.
+    telemetry: openTelemetry,
   });
   return {
     async start(workflow: AnyWorkflow | string, args: unknown[], startOptions: StartOptions = {}) {

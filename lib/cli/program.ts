@@ -323,6 +323,10 @@ export function createProgram(context: CliContext, setExitCode: (code: number) =
       "require HMAC-signed webhook calls (default: $TSWORKFLOW_WEBHOOK_SECRET)",
     )
     .option("--workflows <file>", `for actions and webhooks on the file backend: ${WORKFLOWS_HELP}`)
+    .option(
+      "--trace-url <template>",
+      'link each run to its trace, e.g. "https://tracing.example/trace/{traceId}"',
+    )
     .addHelpText(
       "after",
       '\nExamples:\n  tsworkflow dashboard\n  tsworkflow dashboard --port 8080 --allow-actions\n  tsworkflow dashboard --redis redis://127.0.0.1:6379 --host 0.0.0.0 --token "$(openssl rand -hex 16)"',
@@ -337,6 +341,7 @@ export function createProgram(context: CliContext, setExitCode: (code: number) =
           webhooks?: boolean;
           webhookSecret?: string;
           workflows?: string;
+          traceUrl?: string;
         },
         command: Command,
       ) => {
@@ -355,6 +360,7 @@ export function createProgram(context: CliContext, setExitCode: (code: number) =
             workflows: options.workflows,
             webhooks: options.webhooks ?? false,
             webhookSecret: options.webhookSecret ?? (context.env.TSWORKFLOW_WEBHOOK_SECRET || undefined),
+            traceUrl: options.traceUrl,
             context,
           }),
         );

@@ -6,7 +6,6 @@ import {
   CancelledError,
   ConfigurationError,
   describe,
-  deserializeError,
   EventLimitExceededError,
   IdempotencyConflictError,
   InvalidRunStateError,
@@ -23,8 +22,14 @@ import { getLogger } from "../core/logger.ts";
 import { defaultRegistry, type Registry } from "../core/registry.ts";
 import { nextRetryDelay } from "../core/retry.ts";
 import { hashOf, MAX_PAYLOAD_BYTES, roundTrip, serializeError } from "../core/serialization.ts";
-import { validateTags } from "../core/tags.ts";
+import { type RunTags, validateTags } from "../core/tags.ts";
 import { type AnyWorkflow, validateWorkflowInput } from "../core/workflow.ts";
+import {
+  type ActivationSpan,
+  type EngineTelemetry,
+  noTelemetry,
+  type TelemetryFactory,
+} from "../observability/engine-telemetry.ts";
 import type { Clock } from "../ports/clock.ts";
 import { systemClock } from "../ports/clock.ts";
 import {
@@ -37,7 +42,6 @@ import {
 import type { StartOptions, StartResult } from "../ports/runtime.ts";
 import type { ActivationTask, RunLease, StepTask, TaskQueue } from "../ports/task-queue.ts";
 import type { TimerRequest, Timers } from "../ports/timers.ts";
-import { noTracing, type TracedSpan, type TraceParent, type Tracing } from "../ports/tracing.ts";
 import { RunExecution } from "./execution.ts";
 
 /** Options of {@link Engine}. */
@@ -82,10 +86,10 @@ export interface EngineOptions {
    */
   registry?: Registry;
   /**
-   * Where spans go: a start, each activation, step attempt, sleep and wait (see docs/observability.md).
-   * @default noTracing (the runtimes pass `openTelemetryTracing()`)
+   * Traces and metrics: `openTelemetry` (from `tsworkflow/engine`) records them through `@opentelemetry/api`.
+   * @default none
    */
-  tracing?: Tracing;
+  telemetry?: TelemetryFactory;
 }
 
 /** How a child run knows its parent (set by the engine when a workflow calls `runChild`). */
@@ -93,8 +97,6 @@ interface ChildLink {
   runId: string;
   childId: string;
   childRunId: string;
-  /** The parent's trace context: the child's start span is its child. */
-  traceparent?: TraceParent | undefined;
 }
 
 const MAX_CONFLICT_RETRIES = 8;
@@ -151,12 +153,13 @@ export class Engine {
   /** The store's payload limit (`EventStore.limits`), checked before anything reaches the store. */
   private readonly maxPayloadBytes: number;
   private readonly onRunFinished: ((runId: string) => void) | undefined;
-  private readonly tracing: Tracing;
   /** See {@link EngineOptions.inlineSteps}; set it to false to stop chaining steps (activations in flight finish their current step, then queue the next). */
   inlineSteps: boolean;
   private readonly cache: QuickLRU<string, RunExecution> | undefined;
   private readonly running = new Map<string, Promise<void>>();
   private lastRecordedAt = 0;
+  /** OpenTelemetry traces and metrics, when the app has `@opentelemetry/api` (see lib/observability). */
+  private readonly telemetry: EngineTelemetry;
 
   constructor(options: EngineOptions) {
     this.store = options.store;
@@ -170,8 +173,8 @@ export class Engine {
     this.warnEventsPerRun = options.warnEventsPerRun ?? DEFAULT_WARN_EVENTS_PER_RUN;
     this.maxPayloadBytes = options.store.limits?.maxPayloadBytes ?? MAX_PAYLOAD_BYTES;
     this.onRunFinished = options.onRunFinished;
-    this.tracing = options.tracing ?? noTracing;
     this.inlineSteps = options.inlineSteps ?? false;
+    this.telemetry = options.telemetry ? options.telemetry(() => this.clock.now()) : noTelemetry;
   }
 
   /**
@@ -182,7 +185,7 @@ export class Engine {
   async start(
     workflow: AnyWorkflow | string,
     args: unknown[],
-    options: StartOptions & { parent?: ChildLink } = {},
+    options: StartOptions & { parent?: ChildLink; traceparent?: string | undefined } = {},
   ): Promise<StartResult> {
     const definition = typeof workflow === "string" ? this.registry.findWorkflow(workflow) : workflow;
     if (!definition) throw new WorkflowNotFoundError(String(workflow));
@@ -198,12 +201,39 @@ export class Engine {
     const runId = options.parent ? options.parent.childRunId : newRunId(now);
     const timestamp = new Date(now).toISOString();
     const deadline = definition.maxDurationMs === undefined ? undefined : now + definition.maxDurationMs;
-    // The caller's span (or the parent run's) is the start span's parent; every span of the run descends from it.
-    const span = this.tracing.startSpan(`start ${definition.name}`, {
-      parent: options.parent?.traceparent,
-      attributes: { "tsworkflow.run_id": runId, "tsworkflow.workflow": definition.name },
-    });
-    const traceparent = span.traceparent;
+    // A child run's spans go under the parent's activation that started it (started again after a crash, it opens no second span).
+    const span = options.parent
+      ? { traceparent: options.traceparent, end() {} }
+      : await this.telemetry.start(definition.name, runId, options.traceparent);
+    try {
+      const result = await this.createRun(
+        definition,
+        runId,
+        input,
+        timestamp,
+        deadline,
+        tags,
+        span.traceparent,
+        options,
+      );
+      span.end(result.created);
+      return result;
+    } catch (error) {
+      span.end(undefined, error);
+      throw error;
+    }
+  }
+
+  private async createRun(
+    definition: AnyWorkflow,
+    runId: string,
+    input: unknown[],
+    timestamp: string,
+    deadline: number | undefined,
+    tags: RunTags | undefined,
+    traceparent: string | undefined,
+    options: StartOptions & { parent?: ChildLink },
+  ): Promise<StartResult> {
     const run: RunRecord = {
       runId,
       workflowName: definition.name,
@@ -228,17 +258,6 @@ export class Engine {
       ...(tags === undefined ? {} : { tags }),
       ...(traceparent === undefined ? {} : { traceparent }),
     };
-    return endsSpan(span, this.createAndEnqueue(definition, input, run, startedEvent, options));
-  }
-
-  private async createAndEnqueue(
-    definition: AnyWorkflow,
-    input: unknown[],
-    run: RunRecord,
-    startedEvent: WorkflowEvent,
-    options: StartOptions,
-  ): Promise<StartResult> {
-    const { runId } = run;
     const result = await this.store.createRun({ run, startedEvent });
     if (!result.created) {
       const existing = result.run;
@@ -315,9 +334,13 @@ export class Engine {
     carried: StepOutcome | undefined,
   ): Promise<InlineStep | undefined> {
     for (let attempt = 0; ; attempt += 1) {
+      const span = await this.telemetry.activation(task);
       try {
-        return await this.activateOnce(task, carried);
+        const inline = await this.activateOnce(task, carried, span);
+        span.end();
+        return inline;
       } catch (error) {
+        span.end(error);
         this.cache?.delete(task.runId);
         if (!(error instanceof VersionConflictError) || attempt >= MAX_CONFLICT_RETRIES) throw error;
       }
@@ -328,10 +351,10 @@ export class Engine {
   private async activateOnce(
     task: ActivationTask,
     carried: StepOutcome | undefined,
+    span: ActivationSpan,
   ): Promise<InlineStep | undefined> {
     const { runId } = task;
     assertRunId(runId);
-    const began = this.clock.now();
     // A warm run is advanced from memory without reading its document or log: if someone else wrote to
     // the log meanwhile, the conditional commit fails and the run is replayed from the log.
     let execution = this.cache?.get(runId);
@@ -360,27 +383,7 @@ export class Engine {
       execution.status = run.status;
     }
     this.remember(execution);
-    const span = this.tracing.startSpan(`run ${execution.definition.name}`, {
-      parent: execution.started.traceparent,
-      startTime: began,
-      attributes: {
-        "tsworkflow.run_id": runId,
-        "tsworkflow.cause": task.cause.kind,
-        "tsworkflow.replayed": !warm,
-      },
-    });
-    return endsSpan(span, this.advanceRun(task, carried, execution, warm, span));
-  }
-
-  /** The activation of a loaded run: applies what arrived, commits, then sends what the commit asks for. */
-  private async advanceRun(
-    task: ActivationTask,
-    carried: StepOutcome | undefined,
-    execution: RunExecution,
-    warm: boolean,
-    span: TracedSpan,
-  ): Promise<InlineStep | undefined> {
-    const { runId } = task;
+    span.begin(execution);
     const baseVersion = execution.committedVersion;
     // Continuing a warm run after its inline step, the listing is skipped when the last commit saw none waiting.
     const outcomes = execution.nonDeterminism
@@ -430,7 +433,7 @@ export class Engine {
       });
       execution.markCommitted(status);
       execution.outcomesWaiting = committed.pendingOutcomes;
-      this.traceCommitted(execution, newEvents, span);
+      span.committed(newEvents);
       this.logFinished(execution, terminal);
       if (terminal) this.onRunFinished?.(runId);
     }
@@ -453,13 +456,26 @@ export class Engine {
     const candidate = this.inlineSteps && !resendAll ? soleStepStarted(newEvents, this.registry) : undefined;
     const candidateTask =
       candidate &&
-      this.stepTask(execution, candidate.stepId, candidate.stepName, candidate.attempt, candidate.input);
+      this.stepTask(
+        execution,
+        candidate.stepId,
+        candidate.stepName,
+        candidate.attempt,
+        candidate.input,
+        span.traceparent,
+      );
     // A queue that limits running steps must have a slot free; otherwise the step is queued as usual.
     const release =
       candidateTask && (this.queue.reserveStepSlot ? this.queue.reserveStepSlot(candidateTask) : () => {});
     const inline = release ? candidateTask : undefined;
     try {
-      await this.dispatch(execution, resendAll ? undefined : newEvents, baseVersion === 1, inline?.stepId);
+      await this.dispatch(
+        execution,
+        resendAll ? undefined : newEvents,
+        baseVersion === 1,
+        inline?.stepId,
+        span.traceparent,
+      );
       if (task.cause.kind === "timer") await this.rearmEarlyTimer(execution, task.cause.timerId);
     } catch (error) {
       release?.();
@@ -672,6 +688,7 @@ export class Engine {
     events: WorkflowEvent[] | undefined,
     firstActivation: boolean,
     inlineStepId?: string,
+    traceparent?: string,
   ): Promise<void> {
     const sends: Promise<void>[] = [];
     const runId = execution.runId;
@@ -689,7 +706,7 @@ export class Engine {
       if (pending?.state !== "running") return;
       sends.push(
         this.queue.enqueueStep(
-          this.stepTask(execution, stepId, pending.stepName, pending.attempt, pending.input),
+          this.stepTask(execution, stepId, pending.stepName, pending.attempt, pending.input, traceparent),
         ),
       );
     };
@@ -702,7 +719,8 @@ export class Engine {
           timer(retryTimerId(event.stepId, event.nextAttempt), event.retryAt);
         else if (event.type === "hook_created" && event.timeoutAt !== undefined)
           timer(hookTimerId(event.hookId), event.timeoutAt);
-        else if (event.type === "child_started") sends.push(this.startChild(execution, event.childId));
+        else if (event.type === "child_started")
+          sends.push(this.startChild(execution, event.childId, traceparent));
       }
       if (firstActivation && execution.deadline !== undefined) timer(DEADLINE_TIMER, execution.deadline);
     } else {
@@ -715,7 +733,7 @@ export class Engine {
         if (hook.timeoutAt !== undefined) timer(hookTimerId(hook.hookId), hook.timeoutAt);
       }
       for (const child of execution.pendingChildren.values())
-        sends.push(this.startChild(execution, child.childId));
+        sends.push(this.startChild(execution, child.childId, traceparent));
       if (execution.deadline !== undefined) timer(DEADLINE_TIMER, execution.deadline);
     }
     await Promise.all(sends);
@@ -759,8 +777,8 @@ export class Engine {
     stepName: string,
     attempt: number,
     input: unknown[],
+    traceparent: string | undefined,
   ): StepTask {
-    const { traceparent } = execution.started;
     return {
       runId: execution.runId,
       workflowName: execution.definition.name,
@@ -769,6 +787,7 @@ export class Engine {
       attempt,
       input,
       ...(traceparent === undefined ? {} : { traceparent }),
+      ...(this.telemetry.enabled ? { sentAt: this.clock.now() } : {}),
     };
   }
 
@@ -787,21 +806,11 @@ export class Engine {
   }
 
   /** Runs one attempt of a step and returns its outcome (a thrown error is a failed outcome). */
-  private async runAttempt(task: StepTask): Promise<StepOutcome> {
-    const span = this.tracing.startSpan(`step ${task.stepName}`, {
-      parent: task.traceparent,
-      attributes: {
-        "tsworkflow.run_id": task.runId,
-        "tsworkflow.step_id": task.stepId,
-        "tsworkflow.attempt": task.attempt,
-      },
-    });
-    const outcome = await this.attempt(task);
-    span.end(outcome.ok ? {} : { error: deserializeError(outcome.error) });
-    return outcome;
+  private runAttempt(task: StepTask): Promise<StepOutcome> {
+    return this.telemetry.stepAttempt(task, () => this.runAttemptUntraced(task));
   }
 
-  private async attempt(task: StepTask): Promise<StepOutcome> {
+  private async runAttemptUntraced(task: StepTask): Promise<StepOutcome> {
     const { runId, stepId, attempt } = task;
     const definition = this.registry.findStep(task.stepName);
     const base = { runId, stepId, attempt };
@@ -874,44 +883,15 @@ export class Engine {
     return { delivered: stored };
   }
 
-  /** Spans of the sleeps and waits that just ended, and the retries decided, under the activation's span. */
-  private traceCommitted(
-    execution: RunExecution,
-    committed: readonly WorkflowEvent[],
-    span: TracedSpan,
-  ): void {
-    for (const wait of execution.endedWaits.splice(0)) {
-      this.tracing
-        .startSpan(wait.name, {
-          parent: execution.started.traceparent,
-          startTime: wait.startedAt,
-          attributes: { "tsworkflow.run_id": execution.runId, ...wait.attributes },
-        })
-        .end({ endTime: wait.endedAt });
-    }
-    for (const event of committed) {
-      if (event.type === "step_retrying")
-        span.addEvent("step_retrying", {
-          "tsworkflow.step_id": event.stepId,
-          "tsworkflow.attempt": event.attempt,
-          "tsworkflow.retry_delay_ms": event.delayMs,
-        });
-    }
-  }
-
   /** Creates (once) the child run a parent's `child_started` names. */
-  private async startChild(parent: RunExecution, childId: string): Promise<void> {
+  private async startChild(parent: RunExecution, childId: string, traceparent?: string): Promise<void> {
     const child = parent.pendingChildren.get(childId);
     if (!child) return;
-    const link = {
-      runId: parent.runId,
-      childId,
-      childRunId: child.childRunId,
-      traceparent: parent.started.traceparent,
-    };
+    const link = { runId: parent.runId, childId, childRunId: child.childRunId };
     const { created } = await this.start(child.workflowName, child.input, {
       idempotencyKey: `child:${child.childRunId}`,
       parent: link,
+      ...(traceparent === undefined ? {} : { traceparent }),
     });
     if (created) return;
     // Started before: if it already finished and its parent missed the news (a crash), tell it again.
@@ -1205,18 +1185,6 @@ function futureTimerIdsOf(execution: RunExecution, now: number): string[] {
   }
   if (execution.deadline !== undefined && execution.deadline > now) ids.push(DEADLINE_TIMER);
   return ids;
-}
-
-/** `work`'s result, once the span has ended (failed, with the error, when `work` throws). */
-async function endsSpan<T>(span: TracedSpan, work: Promise<T>): Promise<T> {
-  try {
-    const result = await work;
-    span.end();
-    return result;
-  } catch (error) {
-    span.end({ error });
-    throw error;
-  }
 }
 
 function timerIdsOf(execution: RunExecution): string[] {

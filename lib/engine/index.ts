@@ -4,7 +4,6 @@
  * registry. Workflow authors need only `tsworkflow`. Loads no AWS SDK, CDK, Redis, BullMQ or hono code.
  */
 
-export { openTelemetryTracing } from "../adapters/otel/otel-tracing.ts";
 export type { Duration } from "../core/durations.ts";
 export { formatDuration, toMilliseconds } from "../core/durations.ts";
 export { deserializeError } from "../core/errors.ts";
@@ -14,6 +13,15 @@ export type { RegistryOptions } from "../core/registry.ts";
 export { defaultRegistry, findWorkflow, Registry, registeredWorkflows } from "../core/registry.ts";
 export type { EngineOptions } from "../engine/engine.ts";
 export { DEFAULT_MAX_EVENTS_PER_RUN, DEFAULT_WARN_EVENTS_PER_RUN, Engine } from "../engine/engine.ts";
+export type {
+  ActivationSpan,
+  EngineTelemetry,
+  StartSpan,
+  TelemetryFactory,
+  TracedRun,
+} from "../observability/engine-telemetry.ts";
+export { noTelemetry } from "../observability/engine-telemetry.ts";
+export { openTelemetry } from "../observability/telemetry.ts";
 export type {
   ActivationCause,
   ActivationTask,
@@ -37,8 +45,6 @@ export type {
 } from "../ports/index.ts";
 export { FINISHED_STATUSES, RUN_STATUSES, systemClock } from "../ports/index.ts";
 export type { Runtime, StartOptions, StartResult, WaitOptions } from "../ports/runtime.ts";
-export type { SpanAttributes, SpanOptions, TracedSpan, TraceParent, Tracing } from "../ports/tracing.ts";
-export { noTracing } from "../ports/tracing.ts";
 export type {
   SignWebhookOptions,
   WebhookErrorCode,

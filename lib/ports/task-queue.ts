@@ -30,8 +30,10 @@ export interface StepTask {
   stepName: string;
   attempt: number;
   input: unknown[];
-  /** The run's trace context (see `Tracing`): the attempt's span is its child. */
+  /** W3C trace context of the activation that sent the task (set when OpenTelemetry is in use). */
   traceparent?: string;
+  /** When the task was sent (epoch ms), for the schedule-to-start metric (set when OpenTelemetry is in use). */
+  sentAt?: number;
 }
 
 /**

@@ -6,12 +6,11 @@ import { DynamoDBStorage } from "../adapters/aws/dynamodb-storage.ts";
 import { S3Payloads } from "../adapters/aws/s3-payloads.ts";
 import { SqsSchedulerTimers } from "../adapters/aws/scheduler-timers.ts";
 import { SqsTaskQueue } from "../adapters/aws/sqs-queue.ts";
-import { openTelemetryTracing } from "../adapters/otel/otel-tracing.ts";
 import type { AwsConfig } from "../aws/config.ts";
 import { Engine } from "../engine/engine.ts";
+import type { TelemetryFactory } from "../observability/engine-telemetry.ts";
 import type { Clock } from "../ports/clock.ts";
 import type { EventStore } from "../ports/event-store.ts";
-import type { Tracing } from "../ports/tracing.ts";
 
 /** The AWS SDK clients the runtime uses. */
 export interface AwsClients {
@@ -28,14 +27,14 @@ export interface AwsRuntimeOptions {
   clients?: Partial<AwsClients>;
   /** @default the system clock */
   clock?: Clock;
+  /**
+   * Traces and metrics: `openTelemetry` records them through `@opentelemetry/api` (which the function must
+   * then have, with an SDK or the ADOT layer). Opt-in on Lambda, so that a bundle that does not trace stays lean.
+   * @default none
+   */
+  telemetry?: TelemetryFactory;
   /** A store to use instead of the DynamoDB store (tests wrap it to inject faults). */
   store?: EventStore;
-  /**
-   * Where the engine's spans go. By default, OpenTelemetry when the app has `@opentelemetry/api` and registered
-   * an SDK (nothing is recorded otherwise); `noTracing` turns it off.
-   * @default openTelemetryTracing()
-   */
-  tracing?: Tracing;
 }
 
 /** The engine and its AWS adapters, wired from one configuration. */
@@ -114,8 +113,8 @@ export function createAwsRuntime(config: AwsConfig, options: AwsRuntimeOptions =
     store,
     queue,
     timers,
-    tracing: options.tracing ?? openTelemetryTracing(),
     ...(options.clock ? { clock: options.clock } : {}),
+    ...(options.telemetry ? { telemetry: options.telemetry } : {}),
   });
   return { config, clients, store, payloads, queue, timers, engine };
 }

@@ -2,13 +2,14 @@ import { FileStorage, type InboxListener } from "../adapters/file/file-storage.t
 import type { InboxWatchOptions } from "../adapters/file/inbox.ts";
 import { InProcessQueue } from "../adapters/in-process/in-process-queue.ts";
 import { LocalTimers } from "../adapters/in-process/local-timers.ts";
-import { openTelemetryTracing } from "../adapters/otel/otel-tracing.ts";
 import { RunNotFoundError, TimeoutError, WorkflowNotFoundError } from "../core/errors.ts";
 import type { WorkflowEvent } from "../core/events.ts";
 import { getLogger } from "../core/logger.ts";
 import { defaultRegistry, type Registry } from "../core/registry.ts";
 import type { AnyWorkflow } from "../core/workflow.ts";
 import { Engine, type EngineOptions } from "../engine/engine.ts";
+import type { TelemetryFactory } from "../observability/engine-telemetry.ts";
+import { openTelemetry } from "../observability/telemetry.ts";
 import { type Clock, systemClock } from "../ports/clock.ts";
 import {
   type EventStore,
@@ -19,7 +20,6 @@ import {
 } from "../ports/event-store.ts";
 import type { Runtime, StartOptions, StartResult, WaitOptions } from "../ports/runtime.ts";
 import type { ActivationTask } from "../ports/task-queue.ts";
-import type { Tracing } from "../ports/tracing.ts";
 
 /** Options of {@link LocalRuntime}. */
 export interface LocalRuntimeOptions {
@@ -42,11 +42,11 @@ export interface LocalRuntimeOptions {
    */
   inlineSteps?: boolean;
   /**
-   * Where the engine's spans go. By default, OpenTelemetry when the app has `@opentelemetry/api` and registered
-   * an SDK (nothing is recorded otherwise); `noTracing` turns it off.
-   * @default openTelemetryTracing()
+   * Traces and metrics through `@opentelemetry/api` when the app has it and registered an SDK (nothing is
+   * recorded otherwise); `noTelemetry` (from `tsworkflow/engine`) turns them off.
+   * @default openTelemetry
    */
-  tracing?: Tracing;
+  telemetry?: TelemetryFactory;
   /** Event limits per run (see `EngineOptions`). @default 50,000 events, a warning past 10,000 */
   limits?: Pick<EngineOptions, "maxEventsPerRun" | "warnEventsPerRun">;
   /** Where runs find their workflows and steps (see `Registry`). @default the default registry */
@@ -97,8 +97,8 @@ export class LocalRuntime implements Runtime {
       onRunFinished: (runId) => this.wakeWaiters(runId),
       // A sequential step runs in its run's activation, in one of the queue's step slots.
       inlineSteps: options.inlineSteps ?? true,
-      tracing: options.tracing ?? openTelemetryTracing(),
       registry: options.registry ?? defaultRegistry,
+      telemetry: options.telemetry ?? openTelemetry,
     });
     this.queue.consume({
       activate: (task) => this.engine.activate(task),

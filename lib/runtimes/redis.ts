@@ -1,18 +1,24 @@
-import { openTelemetryTracing } from "../adapters/otel/otel-tracing.ts";
 import { BullMQQueue, defaultWorkerId, type QueueConsumer } from "../adapters/redis/bullmq-queue.ts";
 import { BullMQTimers } from "../adapters/redis/bullmq-timers.ts";
 import { RedisStorage } from "../adapters/redis/redis-storage.ts";
 import { ConfigurationError, describe, RunNotFoundError, TimeoutError } from "../core/errors.ts";
 import { Engine } from "../engine/engine.ts";
+import type { TelemetryFactory } from "../observability/engine-telemetry.ts";
+import { openTelemetry } from "../observability/telemetry.ts";
 import type { Clock } from "../ports/clock.ts";
 import { FINISHED_STATUSES, type RunRecord } from "../ports/event-store.ts";
 import type { Runtime, WaitOptions } from "../ports/runtime.ts";
-import type { Tracing } from "../ports/tracing.ts";
 
 /** Options of {@link createRedisRuntime}. */
 export interface RedisRuntimeOptions {
   /** The Redis server, e.g. `redis://127.0.0.1:6379` (`rediss://` for TLS). */
   url: string;
+  /**
+   * Traces and metrics through `@opentelemetry/api` when the app has it and registered an SDK (nothing is
+   * recorded otherwise); `noTelemetry` (from `tsworkflow/engine`) turns them off.
+   * @default openTelemetry
+   */
+  telemetry?: TelemetryFactory;
   /**
    * How many activations, and separately how many steps, a worker started here runs at once.
    * @default 10
@@ -40,12 +46,6 @@ export interface RedisRuntimeOptions {
    * @default true
    */
   inlineSteps?: boolean;
-  /**
-   * Where the engine's spans go. By default, OpenTelemetry when the app has `@opentelemetry/api` and registered
-   * an SDK (nothing is recorded otherwise); `noTracing` turns it off.
-   * @default openTelemetryTracing()
-   */
-  tracing?: Tracing;
 }
 
 /** Options of {@link RedisRuntime.waitForRun}. */
@@ -111,7 +111,7 @@ export function createRedisRuntime(options: RedisRuntimeOptions): RedisRuntime {
     // conditional commit, or, when there is nothing to commit, by the engine's version check.
     ...(options.clock ? { clock: options.clock } : {}),
     inlineSteps: options.inlineSteps ?? true,
-    tracing: options.tracing ?? openTelemetryTracing(),
+    telemetry: options.telemetry ?? openTelemetry,
   });
   let worker: Promise<QueueConsumer> | undefined;
   let closing: Promise<void> | undefined;

@@ -15,22 +15,33 @@ const LAYERS: { name: string; prefixes: string[]; mayImport: string[] }[] = [
   { name: "ports", prefixes: ["ports/"], mayImport: ["core"] },
   { name: "webhooks", prefixes: ["webhooks/"], mayImport: ["core", "ports"] },
   { name: "inspect", prefixes: ["inspect/"], mayImport: ["core", "ports"] },
+  { name: "observability", prefixes: ["observability/"], mayImport: ["core", "ports"] },
   {
     name: "engine",
     prefixes: ["engine/engine.ts", "engine/execution.ts", "engine/replay-check.ts"],
-    mayImport: ["core", "ports"],
+    mayImport: ["core", "ports", "observability"],
   },
   { name: "adapters", prefixes: ["adapters/"], mayImport: ["core", "ports"] },
   { name: "aws-config", prefixes: ["aws/config.ts"], mayImport: ["core"] },
   {
     name: "runtimes",
     prefixes: ["runtimes/"],
-    mayImport: ["core", "ports", "webhooks", "engine", "adapters", "aws-config"],
+    mayImport: ["core", "ports", "webhooks", "observability", "engine", "adapters", "aws-config"],
   },
   {
     name: "entries and apps",
     prefixes: [""],
-    mayImport: ["core", "ports", "webhooks", "inspect", "engine", "adapters", "aws-config", "runtimes"],
+    mayImport: [
+      "core",
+      "ports",
+      "webhooks",
+      "inspect",
+      "observability",
+      "engine",
+      "adapters",
+      "aws-config",
+      "runtimes",
+    ],
   },
 ];
 

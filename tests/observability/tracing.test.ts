@@ -1,211 +1,192 @@
-import { execFile } from "node:child_process";
-import { fileURLToPath } from "node:url";
-import { promisify } from "node:util";
-import { context, type Span, trace } from "@opentelemetry/api";
-import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
-import {
-  BasicTracerProvider,
-  InMemorySpanExporter,
-  type ReadableSpan,
-  SimpleSpanProcessor,
-} from "@opentelemetry/sdk-trace-base";
+import { trace } from "@opentelemetry/api";
+import type { ReadableSpan } from "@opentelemetry/sdk-trace-base";
 import { configureLogging, runChild, sleep, step, waitForEvent, workflow } from "tsworkflow";
-import { openTelemetryTracing } from "tsworkflow/engine";
-import { LocalRuntime, MemoryStorage } from "tsworkflow/local";
+import { openTelemetry } from "tsworkflow/engine";
+import { MemoryStorage } from "tsworkflow/local";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { manualEngine } from "../core/support/manual-engine.ts";
+import { type ManualEngine, manualEngine } from "../core/support/manual-engine.ts";
+import { metricValues, type OpenTelemetryHarness, registerOpenTelemetry, spanTree } from "./support/spans.ts";
 
-const run = promisify(execFile);
-const exporter = new InMemorySpanExporter();
-const provider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
-const contextManager = new AsyncLocalStorageContextManager();
-
+let otel: OpenTelemetryHarness;
 beforeAll(() => {
   configureLogging({ level: "silent" });
-  contextManager.enable();
-  context.setGlobalContextManager(contextManager);
-  trace.setGlobalTracerProvider(provider);
+  otel = registerOpenTelemetry();
 });
-afterAll(() => {
-  trace.disable();
-  context.disable();
+afterAll(async () => {
   configureLogging();
+  await otel.shutdown();
 });
-beforeEach(() => exporter.reset());
+beforeEach(() => otel.spans.reset());
 
 let flakyCalls = 0;
 const flaky = step(
-  "trace_flaky",
+  "otel_flaky",
   async () => {
     flakyCalls += 1;
-    if (flakyCalls === 1) throw new Error("gateway timeout");
-    return "ok";
+    if (flakyCalls === 1) throw new Error("first attempt fails");
+    return 1;
   },
-  { maxRetries: 2, retryDelay: 20 },
+  { maxRetries: 2, retryDelay: "1s" },
 );
-const left = step("trace_left", async () => "l");
-const right = step("trace_right", async () => "r");
-const double = step("trace_double", async (n: number) => n * 2);
-const child = workflow("trace_child", async (n: number) => double(n));
-const order = workflow("trace_order", async () => {
-  await flaky();
-  await Promise.all([left(), right()]);
-  await sleep("50ms");
-  const approval = await waitForEvent<{ ok: boolean }>("approval", { timeout: "1h" });
-  const doubled = await runChild(child, [21]);
-  return { approval, doubled };
+const double = step("otel_double", async (n: number) => {
+  // A span of the step's own code joins the trace under the step attempt.
+  trace.getTracer("app").startActiveSpan("app work", (span) => span.end());
+  return n * 2;
+});
+const child = workflow("otel_child", async (n: number) => double(n));
+const traced = workflow("otel_traced", async () => {
+  const a = await flaky();
+  await sleep("1m");
+  const [b, c] = await Promise.all([double(a), double(2)]);
+  await waitForEvent("approve");
+  const d = await runChild(child, [3]);
+  return a + b + c + d;
 });
 
-const byName = (spans: ReadableSpan[], name: string) => spans.filter((span) => span.name === name);
-const parentOf = (span: ReadableSpan | undefined) => span?.parentSpanContext?.spanId;
-const idOf = (span: ReadableSpan | undefined) => span?.spanContext().spanId;
+/** Starts `traced` inside a caller's span, as an app handling a request would. */
+async function startInCallerSpan(m: ManualEngine): Promise<{ runId: string; traceId: string }> {
+  return trace.getTracer("app").startActiveSpan("handle request", async (span) => {
+    const { runId } = await m.engine.start(traced, []);
+    span.end();
+    return { runId, traceId: span.spanContext().traceId };
+  });
+}
+
+async function runToEnd(m: ManualEngine, runId: string): Promise<void> {
+  await m.runToEnd();
+  await m.engine.sendEvent(runId, "approve", null);
+  await m.runToEnd();
+  expect((await m.run(runId)).status).toBe("completed");
+}
+
+const names = (spans: readonly ReadableSpan[]) => spans.map((span) => span.name);
+const count = (spans: readonly ReadableSpan[], name: string) => names(spans).filter((n) => n === name).length;
 
 describe("OpenTelemetry traces", () => {
-  it("give a run one trace under the caller's span: start, activations, step attempts, sleep, wait and child run", async () => {
+  it("puts a whole run in the trace of the caller of start(): activations, step attempts, sleep, wait and child run", async () => {
     // Prepare
     flakyCalls = 0;
-    const runtime = new LocalRuntime({ storage: new MemoryStorage() });
-    const tracer = trace.getTracer("the-app");
-    try {
-      // Act: started inside the app's own span.
-      const caller = await tracer.startActiveSpan("handle request", async (span: Span) => {
-        const started = await runtime.start(order, []);
-        span.end();
-        return { runId: started.runId, span };
-      });
-      const waiting = async () =>
-        (await runtime.getEvents(caller.runId)).some((event) => event.type === "hook_created");
-      for (let tries = 0; !(await waiting()); tries += 1) {
-        if (tries > 1500) throw new Error("the run never waited for its approval");
-        await new Promise((resolve) => setTimeout(resolve, 10));
-      }
-      await runtime.sendEvent(caller.runId, "approval", { ok: true });
-      const run = await runtime.waitForRun(caller.runId, { timeoutMs: 15_000 });
-      // Assess
-      expect(run.status).toBe("completed");
-      const spans = exporter.getFinishedSpans();
-      const traceId = caller.span.spanContext().traceId;
-      expect(
-        new Set(
-          spans.filter((span) => span.name !== "handle request").map((span) => span.spanContext().traceId),
-        ),
-      ).toEqual(new Set([traceId]));
-      const [start] = byName(spans, "start trace_order");
-      expect(parentOf(start)).toBe(caller.span.spanContext().spanId);
-      const underRun = (name: string) => byName(spans, name).every((span) => parentOf(span) === idOf(start));
-      // Step attempts: the failed one with its error, then the retry; each parallel step once.
-      const attempts = byName(spans, "step trace_flaky");
-      expect(attempts.map((span) => span.attributes["tsworkflow.attempt"])).toEqual([1, 2]);
-      expect(attempts.map((span) => span.status.code)).toEqual([2, 0]);
-      expect(attempts[0]?.events.map((event) => event.name)).toContain("exception");
-      expect(byName(spans, "step trace_left")).toHaveLength(1);
-      expect(byName(spans, "step trace_right")).toHaveLength(1);
-      expect(
-        underRun("step trace_flaky") && underRun("step trace_left") && underRun("step trace_right"),
-      ).toBe(true);
-      // Activations, one carrying the retry decision.
-      const activations = byName(spans, "run trace_order");
-      expect(activations.length).toBeGreaterThan(1);
-      expect(underRun("run trace_order")).toBe(true);
-      const retry = activations
-        .flatMap((span) => span.events)
-        .find((event) => event.name === "step_retrying");
-      expect(retry?.attributes).toMatchObject({ "tsworkflow.attempt": 1, "tsworkflow.retry_delay_ms": 20 });
-      // The sleep and the wait, as long as they lasted.
-      const [slept] = byName(spans, "sleep sleep#0");
-      expect(parentOf(slept)).toBe(idOf(start));
-      expect(durationMs(slept)).toBeGreaterThanOrEqual(45);
-      const [waited] = byName(spans, "wait approval");
-      expect(parentOf(waited)).toBe(idOf(start));
-      expect(waited?.attributes["tsworkflow.timed_out"]).toBe(false);
-      // The child run's spans hang under its own start span, a child of the parent's.
-      const [childStart] = byName(spans, "start trace_child");
-      expect(parentOf(childStart)).toBe(idOf(start));
-      expect(byName(spans, "step trace_double").every((span) => parentOf(span) === idOf(childStart))).toBe(
-        true,
-      );
-      expect(byName(spans, "run trace_child").every((span) => parentOf(span) === idOf(childStart))).toBe(
-        true,
-      );
-    } finally {
-      await runtime.close();
-    }
-  });
-
-  it("records no span twice when every activation replays the run from its log", async () => {
-    // Prepare: an engine that keeps no live run, so each activation replays the log.
-    flakyCalls = 1;
-    const simple = workflow("trace_simple", async () => {
-      await left();
-      await sleep("1h");
-      await right();
-      return "done";
-    });
-    const m = manualEngine({ cacheSize: 0, tracing: openTelemetryTracing() });
+    const m = manualEngine({ telemetry: openTelemetry, cacheSize: 0 });
     // Act
-    const { runId } = await m.engine.start(simple, []);
-    await m.runToEnd();
+    const { runId, traceId } = await startInCallerSpan(m);
+    await runToEnd(m, runId);
     // Assess
-    expect((await m.run(runId)).status).toBe("completed");
-    const spans = exporter.getFinishedSpans();
-    expect(byName(spans, "start trace_simple")).toHaveLength(1);
-    expect(byName(spans, "step trace_left")).toHaveLength(1);
-    expect(byName(spans, "step trace_right")).toHaveLength(1);
-    expect(byName(spans, "sleep sleep#0")).toHaveLength(1);
+    const spans = otel.spans.getFinishedSpans();
+    expect(new Set(spans.map((span) => span.spanContext().traceId))).toEqual(new Set([traceId]));
+    const tree = spanTree(spans);
+    expect(tree).toContain("handle request > start otel_traced");
+    expect(tree).toContain("start otel_traced > activate otel_traced");
+    expect(tree).toContain("start otel_traced > run otel_traced");
+    expect(tree).toContain("activate otel_traced > step otel_flaky");
+    expect(tree).toContain("activate otel_traced > sleep sleep#0");
+    expect(tree).toContain("activate otel_traced > wait approve");
+    expect(tree).toContain("activate otel_traced > child otel_child");
+    expect(tree).toContain("activate otel_traced > activate otel_child");
+    expect(tree).toContain("activate otel_child > step otel_double");
+    expect(tree).toContain("step otel_double > app work");
+    expect(tree.filter((line) => line.endsWith("> run otel_child"))).toEqual([
+      "activate otel_traced > run otel_child",
+    ]);
+    const flakyAttempts = spans.filter((span) => span.name === "step otel_flaky");
     expect(
-      byName(spans, "run trace_simple").every((span) => span.attributes["tsworkflow.replayed"] === true),
-    ).toBe(true);
-    const [event] = await m.events(runId);
-    expect(event).toMatchObject({
-      type: "workflow_started",
-      traceparent: expect.stringMatching(/^00-[0-9a-f]{32}-/),
+      flakyAttempts.map((span) => [span.attributes["tsworkflow.step.attempt"], span.status.code]),
+    ).toEqual([
+      [1, 2],
+      [2, 0],
+    ]);
+    const retrying = spans.flatMap((span) => span.events).find((event) => event.name === "step retrying");
+    expect(retrying?.attributes).toMatchObject({
+      "tsworkflow.step.name": "otel_flaky",
+      "tsworkflow.retry.delay_ms": 1000,
+      "exception.message": "first attempt fails",
     });
+    expect(count(spans, "step otel_double")).toBe(3);
+    expect(count(spans, "run otel_traced")).toBe(1);
+    const sleepSpan = spans.find((span) => span.name === "sleep sleep#0");
+    expect(sleepSpan && sleepSpan.endTime[0] - sleepSpan.startTime[0]).toBe(60);
   });
 
-  it("records nothing and stores no trace context when no SDK is registered", async () => {
-    // Prepare
-    trace.disable();
-    try {
-      const m = manualEngine({ tracing: openTelemetryTracing() });
-      // Act
-      const { runId } = await m.engine.start(child, [1]);
-      await m.runToEnd();
-      // Assess
-      expect(exporter.getFinishedSpans()).toEqual([]);
-      const [event] = await m.events(runId);
-      expect(event).not.toHaveProperty("traceparent");
-    } finally {
-      trace.setGlobalTracerProvider(provider);
-    }
-  });
-});
-
-describe("examples/tracing.ts", () => {
-  it("prints every span of the run in the app's trace", async () => {
-    // Act
-    const { stdout } = await run(process.execPath, ["--import", "tsx", "examples/tracing.ts"], {
-      cwd: fileURLToPath(new URL("../../", import.meta.url)),
-      timeout: 60_000,
-    });
+  it("creates no second span for work already done when a crashed activation is delivered again and the run replays in a new process", async () => {
+    // Prepare: the run sleeps; the activation that applied its step is delivered again (its worker died
+    // after the commit), then a fresh engine (another process) over the same store takes the run on.
+    flakyCalls = 1;
+    const store = new MemoryStorage();
+    const first = manualEngine({ telemetry: openTelemetry, store, cacheSize: 0 });
+    const { runId, traceId } = await startInCallerSpan(first);
+    const [start] = first.queue.takeActivations();
+    if (!start) throw new Error("no start activation");
+    await first.engine.activate(start);
+    for (const task of first.queue.takeSteps()) await first.engine.executeStep(task);
+    const [applied] = first.queue.takeActivations();
+    if (!applied) throw new Error("no outcome activation");
+    await first.engine.activate(applied);
+    // Act: the same activation again (a redelivery), then the rest in another engine.
+    await first.engine.activate({ ...applied, redelivered: true });
+    const second = manualEngine({ telemetry: openTelemetry, store, cacheSize: 0 });
+    second.clock.advanceTo(first.clock.now());
+    for (const [key, timer] of first.timers.pending) second.timers.pending.set(key, timer);
+    first.queue.takeSteps();
+    await runToEnd(second, runId);
     // Assess
-    const traceId = /: trace ([0-9a-f]{32})/.exec(stdout)?.[1];
-    expect(stdout).toMatch(/run \S+ completed: trace/);
-    for (const name of [
-      "POST /checkout",
-      "start checkout",
-      "run checkout",
-      "step charge_card",
-      "sleep sleep#0",
-      "step send_receipt",
-    ])
-      expect(stdout).toContain(`name: '${name}'`);
-    const traceIds = new Set([...stdout.matchAll(/ {2}traceId: '([0-9a-f]{32})'/g)].map((match) => match[1]));
-    expect(traceIds).toEqual(new Set([traceId]));
+    const spans = otel.spans.getFinishedSpans();
+    expect(new Set(spans.map((span) => span.spanContext().traceId))).toEqual(new Set([traceId]));
+    expect(count(spans, "step otel_flaky")).toBe(1);
+    expect(count(spans, "sleep sleep#0")).toBe(1);
+    expect(count(spans, "wait approve")).toBe(1);
+    expect(count(spans, "child otel_child")).toBe(1);
+    expect(count(spans, "run otel_traced")).toBe(1);
+    expect(count(spans, "run otel_child")).toBe(1);
+    expect(count(spans, "start otel_traced")).toBe(1);
+    const redelivered = spans.filter((span) => span.attributes["tsworkflow.activation.redelivered"] === true);
+    expect(redelivered.map((span) => span.attributes["tsworkflow.activation.events"])).toEqual([undefined]);
   });
 });
 
-function durationMs(span: ReadableSpan | undefined): number {
-  if (!span) return -1;
-  const [seconds, nanos] = span.duration;
-  return seconds * 1000 + nanos / 1e6;
-}
+describe("OpenTelemetry metrics", () => {
+  it("counts runs, step attempts and retries, and records step durations and timer lateness", async () => {
+    // Prepare
+    flakyCalls = 0;
+    const m = manualEngine({ telemetry: openTelemetry });
+    const before = await metricValues(otel);
+    const delta = (values: Map<string, number>, key: string) =>
+      (values.get(key) ?? 0) - (before.get(key) ?? 0);
+    // Act
+    const { runId } = await startInCallerSpan(m);
+    await runToEnd(m, runId);
+    // Assess
+    const after = await metricValues(otel);
+    expect(delta(after, "tsworkflow.runs.started{tsworkflow.workflow=otel_traced}")).toBe(1);
+    expect(
+      delta(
+        after,
+        "tsworkflow.runs.finished{tsworkflow.run.status=completed,tsworkflow.workflow=otel_traced}",
+      ),
+    ).toBe(1);
+    expect(delta(after, "tsworkflow.runs.active{tsworkflow.workflow=otel_traced}")).toBe(0);
+    expect(
+      delta(
+        after,
+        "tsworkflow.step.attempts{tsworkflow.step.name=otel_flaky,tsworkflow.step.outcome=error,tsworkflow.workflow=otel_traced}",
+      ),
+    ).toBe(1);
+    expect(
+      delta(
+        after,
+        "tsworkflow.step.attempts{tsworkflow.step.name=otel_flaky,tsworkflow.step.outcome=ok,tsworkflow.workflow=otel_traced}",
+      ),
+    ).toBe(1);
+    expect(
+      delta(
+        after,
+        "tsworkflow.step.retries{tsworkflow.step.name=otel_flaky,tsworkflow.workflow=otel_traced}",
+      ),
+    ).toBe(1);
+    expect(delta(after, "tsworkflow.timer.lateness{tsworkflow.workflow=otel_traced}")).toBe(1);
+    expect(
+      delta(
+        after,
+        "tsworkflow.step.schedule_to_start{tsworkflow.step.name=otel_double,tsworkflow.workflow=otel_traced}",
+      ),
+    ).toBe(2);
+  });
+});

@@ -38,6 +38,8 @@ export const startEvent = z.object({
   idempotencyKey: z.optional(z.string().check(z.minLength(1), z.maxLength(256))),
   /** Checked by the engine (`validateTags`). */
   tags: z.optional(runTagsSchema),
+  /** W3C trace context of the caller: the run's spans go under it (see the README, Observability). */
+  traceparent: z.optional(z.string().check(z.maxLength(128))),
 });
 export type StartEvent = z.input<typeof startEvent>;
 export type StartResponse = { runId: string; created: boolean };
@@ -275,10 +277,11 @@ export function createStartHandler(registry: WorkflowRegistry, options: HandlerO
         `Invalid start event: ${problems}. Send { "workflow": "<name>", "args": [...], "idempotencyKey"?: "<key>", "tags"?: { "<key>": "<value>" } }.`,
       );
     }
-    const { workflow, args, idempotencyKey, tags } = parsed.data;
+    const { workflow, args, idempotencyKey, tags, traceparent } = parsed.data;
     const result = await runtime.engine.start(workflow, args, {
       ...(idempotencyKey === undefined ? {} : { idempotencyKey }),
       ...(tags === undefined ? {} : { tags }),
+      ...(traceparent === undefined ? {} : { traceparent }),
     });
     logger.info(result.created ? "run started" : "run already started with this idempotency key", {
       runId: result.runId,

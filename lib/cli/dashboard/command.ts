@@ -21,6 +21,8 @@ export interface DashboardCommandOptions {
   /** Serve `POST /hooks/<token>`. */
   webhooks: boolean;
   webhookSecret: string | undefined;
+  /** `--trace-url`: a run page links to `traceUrl` with `{traceId}` replaced. */
+  traceUrl: string | undefined;
   context: Output;
 }
 
@@ -47,6 +49,7 @@ export async function runDashboardCommand(
         ? { actions: backendActions(backend, options.workflows ? { workflows: options.workflows } : {}) }
         : {}),
       ...(options.token ? { token: options.token } : {}),
+      ...(options.traceUrl ? { traceUrl: options.traceUrl } : {}),
       ...(options.webhooks
         ? {
             webhooks: {

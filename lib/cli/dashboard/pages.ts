@@ -1,6 +1,7 @@
 import type { WorkflowEvent } from "../../core/events.ts";
 import { describeEvent, eventTone } from "../../inspect/describe.ts";
 import { formatSpan, formatTime, prettyJson } from "../../inspect/format.ts";
+import { parseTraceparent } from "../../observability/trace-context.ts";
 import { FINISHED_STATUSES, RUN_STATUSES, type RunRecord, type RunStatus } from "../../ports/event-store.ts";
 import { runSpan } from "../runs.ts";
 import { buildTimeline, parentOf, type TimelineRow, type TimelineSegment, waitingFor } from "../timeline.ts";
@@ -18,12 +19,16 @@ export interface PageContext {
   allowActions: boolean;
   refreshMs: number;
   now: number;
+  /** Where a run's trace is shown, `{traceId}` replaced (see `DashboardOptions.traceUrl`). */
+  traceUrl?: string;
 }
 
 export interface RunFilters {
   status?: RunStatus;
   workflow?: string;
   q?: string;
+  /** `key=value` pairs, comma-separated: only runs that carry every one (`listRuns({ tags })`). */
+  tag?: string;
   limit: number;
   /** This page's cursor (absent on the first page). */
   cursor?: string;
@@ -74,7 +79,7 @@ export function renderRunsPage(context: PageContext, data: RunsPageData, fragmen
   const { filters } = data;
   const total = RUN_STATUSES.reduce((sum, status) => sum + data.counts[status], 0);
   const link = (status: RunStatus | undefined) =>
-    context.href("/", { status, workflow: filters.workflow, q: filters.q });
+    context.href("/", { status, workflow: filters.workflow, q: filters.q, tag: filters.tag });
   const more = (n: number) => `${n}${data.capped ? "+" : ""}`;
   const rows = data.runs.map((run) => {
     const finished = FINISHED_STATUSES.has(run.status);
@@ -96,7 +101,7 @@ export function renderRunsPage(context: PageContext, data: RunsPageData, fragmen
   </nav>
   ${
     data.runs.length === 0
-      ? total === 0 && !filters.q && !filters.workflow
+      ? total === 0 && !filters.q && !filters.workflow && !filters.tag
         ? html`<p class="empty">No runs yet in the ${context.backendLabel}. Runs appear here as your app starts them: this page refreshes itself.</p>`
         : html`<p class="empty">No runs match these filters. <a href="${context.href("/")}">Show all runs</a></p>`
       : html`<table class="runs">
@@ -110,6 +115,7 @@ export function renderRunsPage(context: PageContext, data: RunsPageData, fragmen
   const body = html`<div class="title-row"><h1>Runs</h1></div>
 <form class="filters" method="get" action="/" id="filters">
   <input type="search" name="q" value="${filters.q ?? ""}" placeholder="Search by run id" aria-label="Search by run id" autocomplete="off">
+  <input type="search" name="tag" value="${filters.tag ?? ""}" placeholder="Tags: tenant=acme,plan=pro" aria-label="Filter by tags (key=value, comma-separated)" autocomplete="off">
   <select name="workflow" aria-label="Workflow">
     <option value="">All workflows</option>
     ${data.workflows.map((name) => html`<option value="${name}" ${name === filters.workflow ? raw("selected") : ""}>${name}</option>`)}
@@ -131,7 +137,13 @@ function pager(context: PageContext, data: RunsPageData): SafeHtml {
   const { filters } = data;
   const pages = filters.pages ?? [];
   const first = pages.length * filters.limit + 1;
-  const same = { status: filters.status, workflow: filters.workflow, q: filters.q, limit: filters.limit };
+  const same = {
+    status: filters.status,
+    workflow: filters.workflow,
+    q: filters.q,
+    tag: filters.tag,
+    limit: filters.limit,
+  };
   const previous =
     pages.length === 0
       ? ""
@@ -177,6 +189,12 @@ export function renderRunPage(
       html`<a href="${context.href(`/runs/${parent.runId}`)}"><code>${parent.runId}</code></a> <span class="muted">as ${parent.childId}</span>`,
     ]);
   if (waits.length > 0) facts.push(["Waiting for", html`<code>${waits.join(", ")}</code>`]);
+  const traceLink = traceLinkOf(context, events);
+  if (traceLink)
+    facts.push([
+      "Trace",
+      html`<a href="${traceLink.url}" rel="noopener noreferrer" target="_blank"><code>${traceLink.traceId}</code></a>`,
+    ]);
 
   const outcome =
     run.status === "failed" && run.error
@@ -207,6 +225,19 @@ export function renderRunPage(
 <p id="flash" role="status" aria-live="polite"></p>
 ${live}`;
   return layout(context, `Run ${run.runId}`, body);
+}
+
+/** The link to the run's trace: the dashboard's trace URL template with the trace id its log recorded. */
+function traceLinkOf(
+  context: PageContext,
+  events: WorkflowEvent[],
+): { url: string; traceId: string } | undefined {
+  const [first] = events;
+  if (!context.traceUrl || first?.type !== "workflow_started") return undefined;
+  const traceId = parseTraceparent(first.traceparent)?.traceId;
+  return traceId === undefined
+    ? undefined
+    : { url: context.traceUrl.replaceAll("{traceId}", traceId), traceId };
 }
 
 /** A page that says what went wrong (unknown run, bad token…). */

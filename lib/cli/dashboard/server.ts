@@ -6,6 +6,7 @@ import { type Context, Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { InvalidRunIdError, TsWorkflowError } from "../../core/errors.ts";
 import { assertRunId } from "../../core/ids.ts";
+import type { RunTags } from "../../core/tags.ts";
 import {
   type EventStore,
   RUN_STATUSES,
@@ -43,6 +44,14 @@ export interface DashboardOptions {
    * @default false (read-only)
    */
   allowActions?: boolean;
+  /**
+   * Links each run page to its trace: `{traceId}` is replaced by the trace id of the run (recorded when
+   * an OpenTelemetry SDK was registered as it started).
+   * @default no link
+   * @example
+   * createDashboard({ storage, traceUrl: "https://ui.honeycomb.io/acme/datasets/prod/trace?trace_id={traceId}" });
+   */
+  traceUrl?: string;
   /**
    * When set, every request must carry it, as `?token=` or `Authorization: Bearer <token>`.
    * @default no token
@@ -127,6 +136,7 @@ export function createDashboard(options: DashboardOptions): Hono {
     allowActions,
     refreshMs,
     now: now(),
+    ...(options.traceUrl ? { traceUrl: options.traceUrl } : {}),
   });
 
   if (options.webhooks) {
@@ -342,6 +352,7 @@ function filtersOf(c: Context): RunFilters {
   const status = c.req.query("status");
   const workflow = c.req.query("workflow")?.trim();
   const q = c.req.query("q")?.trim();
+  const tag = c.req.query("tag")?.trim();
   const limit = Number(c.req.query("limit"));
   // The cursors of the pages before this one, oldest last: the last is this page's, the others lead back.
   const pages = (c.req.query("pages") ?? "")
@@ -354,6 +365,7 @@ function filtersOf(c: Context): RunFilters {
       : {}),
     ...(workflow ? { workflow } : {}),
     ...(q ? { q } : {}),
+    ...(tag ? { tag } : {}),
     limit: Number.isInteger(limit) && limit > 0 ? Math.min(limit, MAX_PAGE_SIZE) : DEFAULT_PAGE_SIZE,
     ...(cursor ? { cursor, pages } : {}),
   };
@@ -363,10 +375,13 @@ async function loadRuns(storage: RunReader, filters: RunFilters, scanLimit: numb
   const scanned = (await storage.listRuns({ limit: scanLimit })).runs;
   const capped = scanned.length >= scanLimit;
   const needle = filters.q?.toLowerCase();
+  const tags = tagsOf(filters.tag);
+  const tagged = (run: RunRecord) => Object.entries(tags).every(([key, value]) => run.tags?.[key] === value);
   const base = scanned.filter(
     (run) =>
       (!filters.workflow || run.workflowName === filters.workflow) &&
-      (!needle || run.runId.toLowerCase().includes(needle)),
+      (!needle || run.runId.toLowerCase().includes(needle)) &&
+      tagged(run),
   );
   const counts = Object.fromEntries(RUN_STATUSES.map((status) => [status, 0])) as Record<RunStatus, number>;
   for (const run of base) counts[run.status] += 1;
@@ -380,7 +395,8 @@ async function loadRuns(storage: RunReader, filters: RunFilters, scanLimit: numb
       if (
         exact &&
         (!filters.status || exact.status === filters.status) &&
-        (!filters.workflow || exact.workflowName === filters.workflow)
+        (!filters.workflow || exact.workflowName === filters.workflow) &&
+        tagged(exact)
       )
         found.push(exact);
     }
@@ -390,6 +406,7 @@ async function loadRuns(storage: RunReader, filters: RunFilters, scanLimit: numb
     page = await storage.listRuns({
       ...(filters.status ? { status: filters.status } : {}),
       ...(filters.workflow ? { workflowName: filters.workflow } : {}),
+      ...(Object.keys(tags).length > 0 ? { tags } : {}),
       ...pageQuery,
     });
   }
@@ -405,6 +422,16 @@ async function loadRuns(storage: RunReader, filters: RunFilters, scanLimit: numb
     workflows: workflows.sort(),
     filters,
   };
+}
+
+/** The tags of the tag filter (`tenant=acme,plan=pro`); a part without `=` is ignored. */
+function tagsOf(filter: string | undefined): RunTags {
+  const tags: RunTags = {};
+  for (const part of filter?.split(",") ?? []) {
+    const at = part.indexOf("=");
+    if (at > 0) tags[part.slice(0, at).trim()] = part.slice(at + 1).trim();
+  }
+  return tags;
 }
 
 /** The run, or undefined for an unknown or malformed id. */

@@ -21,6 +21,7 @@ import {
   type WorkflowRegistry,
 } from "../../../lib/aws/lambda/handlers.ts";
 import type { WorkflowEvent } from "../../../lib/core/events.ts";
+import type { TelemetryFactory } from "../../../lib/observability/engine-telemetry.ts";
 import type { Clock } from "../../../lib/ports/clock.ts";
 import type { EventStore, RunRecord, RunStatus } from "../../../lib/ports/event-store.ts";
 import type { AwsClients } from "../../../lib/runtimes/aws.ts";
@@ -98,6 +99,8 @@ export interface StackOptions {
   functionTimeoutMs?: number;
   /** Parallel pollers of each queue. @default { workflow: 2, step: 4 } */
   concurrency?: { workflow?: number; step?: number };
+  /** The functions' telemetry (see `HandlerOptions.telemetry`). @default none */
+  telemetry?: TelemetryFactory;
   /** Wraps the store the step function uses (to inject crashes). */
   wrapStepStore?: (store: EventStore) => EventStore;
   /** Wraps the store the workflow function uses (to inject crashes). */
@@ -244,6 +247,7 @@ export function deployStack(
       config,
       clients,
       clock,
+      ...(options.telemetry ? { telemetry: options.telemetry } : {}),
       ...(options.deployBackoffSeconds === undefined
         ? {}
         : { deployBackoffSeconds: options.deployBackoffSeconds }),

@@ -5,9 +5,9 @@ import type {
   EventStore,
   StepTask,
   TaskQueue,
+  TelemetryFactory,
   TimerRequest,
   Timers,
-  Tracing,
 } from "tsworkflow/engine";
 import { Engine } from "tsworkflow/engine";
 import { MemoryStorage } from "tsworkflow/local";
@@ -90,7 +90,12 @@ export interface ManualEngine {
  * says so. `cacheSize: 0` makes every activation replay the run from its log.
  */
 export function manualEngine(
-  options: { store?: EventStore; cacheSize?: number; inlineSteps?: boolean; tracing?: Tracing } = {},
+  options: {
+    store?: EventStore;
+    cacheSize?: number;
+    inlineSteps?: boolean;
+    telemetry?: TelemetryFactory;
+  } = {},
 ): ManualEngine {
   const store = options.store ?? new MemoryStorage();
   const queue = new RecordingQueue();
@@ -103,7 +108,7 @@ export function manualEngine(
     clock,
     ...(options.cacheSize === undefined ? {} : { cacheSize: options.cacheSize }),
     ...(options.inlineSteps === undefined ? {} : { inlineSteps: options.inlineSteps }),
-    ...(options.tracing === undefined ? {} : { tracing: options.tracing }),
+    ...(options.telemetry === undefined ? {} : { telemetry: options.telemetry }),
   });
   const runQueued = async () => {
     for (;;) {

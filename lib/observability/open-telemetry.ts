@@ -2,6 +2,7 @@ import type * as otel from "@opentelemetry/api";
 import { MissingDependencyError } from "../core/errors.ts";
 import { importOptional } from "../core/optional-dependency.ts";
 
+/** @internal Kept out of the published types: users need not install `@opentelemetry/api`. */
 export type OpenTelemetryApi = typeof otel;
 
 /**
@@ -15,6 +16,7 @@ let loading: Promise<OpenTelemetryApi | undefined> | undefined;
 /**
  * `@opentelemetry/api` when the app has it installed, else undefined (tsworkflow then records nothing).
  * Without a registered SDK the API itself is a no-op; tsworkflow never registers one or starts an exporter.
+ * @internal
  */
 export function loadOpenTelemetry(): Promise<OpenTelemetryApi | undefined> {
   loading ??= importOptional(

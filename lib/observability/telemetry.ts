@@ -44,6 +44,7 @@ interface Instruments {
  * whatever process, BullMQ job, SQS message or Lambda invocation handles it (the `traceparent` is stored in
  * the log and carried in step tasks). Spans are emitted for what happens, never for what a replay
  * re-reads: an activation's spans describe the events it committed.
+ * @internal Reached through `openTelemetry`; its constructor names `@opentelemetry/api`'s types.
  */
 export class Telemetry implements EngineTelemetry {
   private api: OpenTelemetryApi | undefined;

@@ -58,6 +58,8 @@ export {
 export type { EventOf, EventType, WorkflowEvent } from "./core/events.ts";
 export type { LoggingOptions, LogLevelName } from "./core/logger.ts";
 export { configureLogging } from "./core/logger.ts";
+export type { MapOptions, MapSettled } from "./core/map.ts";
+export { DEFAULT_MAP_CONCURRENCY, map } from "./core/map.ts";
 export type { WaitForEventOptions, Webhook } from "./core/primitives.ts";
 export {
   createWebhook,

@@ -34,15 +34,23 @@ import {
   type StepOutcome,
 } from "../ports/event-store.ts";
 import type { StartOptions, StartResult } from "../ports/runtime.ts";
+import type { SlotStore } from "../ports/slot-store.ts";
 import type { ActivationTask, RunLease, StepTask, TaskQueue } from "../ports/task-queue.ts";
 import type { TimerRequest, Timers } from "../ports/timers.ts";
 import { RunExecution } from "./execution.ts";
+import { MemorySlotStore } from "./memory-slot-store.ts";
+import { StepLimits } from "./step-limits.ts";
 
 /** Options of {@link Engine}. */
 export interface EngineOptions {
   store: EventStore;
   queue: TaskQueue;
   timers: Timers;
+  /**
+   * Where the slots of `step(..., { concurrency })` are held: share one store between every worker the
+   * limit should span (`RedisSlotStore` in Redis mode). @default a `MemorySlotStore` of this engine
+   */
+  slots?: SlotStore;
   /** @default the system clock */
   clock?: Clock;
   /**
@@ -92,6 +100,9 @@ const MAX_CONFLICT_RETRIES = 8;
 /** How many runs `recover()` reads at a time. */
 const RECOVER_PAGE_SIZE = 500;
 export const DEFAULT_MAX_EVENTS_PER_RUN = 50_000;
+
+/** A step slot's lease (renewed while the step runs) and how often a waiting step tries again. */
+const STEP_SLOT_TIMING = { leaseMs: 60_000, recheckMs: 1_000 };
 export const DEFAULT_WARN_EVENTS_PER_RUN = 10_000;
 
 /** Timer ids: sleeps use their sleep id; retries and the deadline have their own. */
@@ -142,6 +153,7 @@ export class Engine {
   /** The store's payload limit (`EventStore.limits`), checked before anything reaches the store. */
   private readonly maxPayloadBytes: number;
   private readonly onRunFinished: ((runId: string) => void) | undefined;
+  private readonly stepLimits: StepLimits;
   /** See {@link EngineOptions.inlineSteps}; set it to false to stop chaining steps (activations in flight finish their current step, then queue the next). */
   inlineSteps: boolean;
   private readonly cache: QuickLRU<string, RunExecution> | undefined;
@@ -161,6 +173,12 @@ export class Engine {
     this.maxPayloadBytes = options.store.limits?.maxPayloadBytes ?? MAX_PAYLOAD_BYTES;
     this.onRunFinished = options.onRunFinished;
     this.inlineSteps = options.inlineSteps ?? false;
+    this.stepLimits = new StepLimits({
+      slots: options.slots ?? new MemorySlotStore(),
+      clock: this.clock,
+      requeue: (task) => this.queue.enqueueStep(task),
+      ...STEP_SLOT_TIMING,
+    });
   }
 
   /**
@@ -728,7 +746,11 @@ export class Engine {
     assertRunId(runId);
     const wake = () => this.queue.enqueueActivation({ runId, cause: { kind: "outcome", stepId, attempt } });
     if (await this.store.getOutcome(runId, stepId, attempt)) return wake();
-    await this.store.putOutcome(await this.runAttempt(task));
+    // A step with a concurrency limit waits for a slot; its task comes back when its turn may have come.
+    const definition = this.registry.findStep(task.stepName);
+    const attempted = await this.stepLimits.run(task, definition, () => this.runAttempt(task));
+    if (attempted.waiting) return;
+    await this.store.putOutcome(attempted.value);
     await wake();
   }
 
@@ -1082,7 +1104,9 @@ function soleStepStarted(
     if (found) return undefined;
     found = event;
   }
-  return found && registry.findStep(found.stepName) ? found : undefined;
+  // A step with a concurrency limit goes through the queue, where it waits for its slot.
+  const definition = found && registry.findStep(found.stepName);
+  return found && definition && !definition.options.concurrency ? found : undefined;
 }
 
 /** The outcomes an activation applies: the stored ones and the one its inline step just produced. */

@@ -13,6 +13,7 @@ export type { RegistryOptions } from "../core/registry.ts";
 export { defaultRegistry, findWorkflow, Registry, registeredWorkflows } from "../core/registry.ts";
 export type { EngineOptions } from "../engine/engine.ts";
 export { DEFAULT_MAX_EVENTS_PER_RUN, DEFAULT_WARN_EVENTS_PER_RUN, Engine } from "../engine/engine.ts";
+export { MemorySlotStore } from "../engine/memory-slot-store.ts";
 export type {
   ActivationCause,
   ActivationTask,
@@ -27,6 +28,8 @@ export type {
   RunQuery,
   RunRecord,
   RunStatus,
+  SlotRequest,
+  SlotStore,
   StepOutcome,
   StepTask,
   StoreLimits,

@@ -17,6 +17,7 @@ import {
   type RunRecord,
 } from "../ports/event-store.ts";
 import type { Runtime, StartOptions, StartResult, WaitOptions } from "../ports/runtime.ts";
+import type { SlotStore } from "../ports/slot-store.ts";
 import type { ActivationTask } from "../ports/task-queue.ts";
 
 /** Options of {@link LocalRuntime}. */
@@ -39,6 +40,11 @@ export interface LocalRuntimeOptions {
    * @default true
    */
   inlineSteps?: boolean;
+  /**
+   * Where the slots of `step(..., { concurrency })` are held. @default a `MemorySlotStore` of this runtime
+   * (one process holds a directory, so its slots are all of them)
+   */
+  slots?: SlotStore;
   /** Event limits per run (see `EngineOptions`). @default 50,000 events, a warning past 10,000 */
   limits?: Pick<EngineOptions, "maxEventsPerRun" | "warnEventsPerRun">;
   /** Where runs find their workflows and steps (see `Registry`). @default the default registry */
@@ -86,6 +92,7 @@ export class LocalRuntime implements Runtime {
       timers: this.timers,
       clock: this.clock,
       ...options.limits,
+      ...(options.slots ? { slots: options.slots } : {}),
       onRunFinished: (runId) => this.wakeWaiters(runId),
       // A sequential step runs in its run's activation, in one of the queue's step slots.
       inlineSteps: options.inlineSteps ?? true,

@@ -15,7 +15,16 @@ const LAYERS: { name: string; prefixes: string[]; mayImport: string[] }[] = [
   { name: "ports", prefixes: ["ports/"], mayImport: ["core"] },
   { name: "webhooks", prefixes: ["webhooks/"], mayImport: ["core", "ports"] },
   { name: "inspect", prefixes: ["inspect/"], mayImport: ["core", "ports"] },
-  { name: "engine", prefixes: ["engine/engine.ts", "engine/execution.ts"], mayImport: ["core", "ports"] },
+  {
+    name: "engine",
+    prefixes: [
+      "engine/engine.ts",
+      "engine/execution.ts",
+      "engine/step-limits.ts",
+      "engine/memory-slot-store.ts",
+    ],
+    mayImport: ["core", "ports"],
+  },
   { name: "adapters", prefixes: ["adapters/"], mayImport: ["core", "ports"] },
   { name: "aws-config", prefixes: ["aws/config.ts"], mayImport: ["core"] },
   {

@@ -1,4 +1,4 @@
-import { MemorySlotStore } from "../../lib/adapters/memory/memory-slot-store.ts";
+import { MemorySlotStore } from "../../lib/engine/memory-slot-store.ts";
 import { describeSlotStoreContract } from "./slot-store-contract.ts";
 
 describeSlotStoreContract("MemorySlotStore", {

@@ -1,4 +1,4 @@
-import type { SlotRequest, SlotStore } from "../../ports/slot-store.ts";
+import type { SlotRequest, SlotStore } from "../ports/slot-store.ts";
 
 interface KeySlots {
   /** Holder → its token and lease end. */

@@ -1,5 +1,6 @@
 import { BullMQQueue, defaultWorkerId, type QueueConsumer } from "../adapters/redis/bullmq-queue.ts";
 import { BullMQTimers } from "../adapters/redis/bullmq-timers.ts";
+import { RedisSlotStore } from "../adapters/redis/redis-slot-store.ts";
 import { RedisStorage } from "../adapters/redis/redis-storage.ts";
 import { ConfigurationError, describe, RunNotFoundError, TimeoutError } from "../core/errors.ts";
 import { Engine } from "../engine/engine.ts";
@@ -103,6 +104,8 @@ export function createRedisRuntime(options: RedisRuntimeOptions): RedisRuntime {
     // conditional commit, or, when there is nothing to commit, by the engine's version check.
     ...(options.clock ? { clock: options.clock } : {}),
     inlineSteps: options.inlineSteps ?? true,
+    // Step concurrency limits span every worker with this URL and prefix.
+    slots: new RedisSlotStore(storage.client, prefix),
   });
   let worker: Promise<QueueConsumer> | undefined;
   let closing: Promise<void> | undefined;

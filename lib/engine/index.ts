@@ -28,6 +28,7 @@ export type {
   RunQuery,
   RunRecord,
   RunStatus,
+  SlotAnswer,
   SlotRequest,
   SlotStore,
   StepOutcome,

@@ -1,4 +1,4 @@
-import type { SlotRequest, SlotStore } from "../ports/slot-store.ts";
+import type { SlotAnswer, SlotRequest, SlotStore } from "../ports/slot-store.ts";
 
 interface KeySlots {
   /** Holder → its token and lease end. */
@@ -14,22 +14,22 @@ interface KeySlots {
 export class MemorySlotStore implements SlotStore {
   private readonly keys = new Map<string, KeySlots>();
 
-  async acquire({ key, holder, token, limit, leaseMs, now }: SlotRequest): Promise<boolean> {
+  async acquire({ key, holder, token, limit, leaseMs, now }: SlotRequest): Promise<SlotAnswer> {
     const slots = this.live(key, now);
     const expiresAt = now + leaseMs;
     const held = slots.holding.get(holder);
     if (held) {
-      if (held.token !== token) return false;
+      if (held.token !== token) return "held";
       held.expiresAt = expiresAt;
-      return true;
+      return "granted";
     }
     // A holder already in line keeps its place; a new one goes to the end.
     slots.waiting.set(holder, expiresAt);
     const position = [...slots.waiting.keys()].indexOf(holder);
-    if (position >= limit - slots.holding.size) return false;
+    if (position >= limit - slots.holding.size) return "waiting";
     slots.waiting.delete(holder);
     slots.holding.set(holder, { token, expiresAt });
-    return true;
+    return "granted";
   }
 
   async release(key: string, holder: string, token: string): Promise<void> {

@@ -53,7 +53,10 @@ export class StepLimits {
     const token = randomUUID();
     const { slots, clock, leaseMs } = this.options;
     const request = () => ({ key, holder, token, limit, leaseMs, now: clock.now() });
-    if (!(await slots.acquire(request()))) {
+    const answer = await slots.acquire(request());
+    // Another copy of this attempt (a duplicate delivery) holds the slot: it stores the outcome.
+    if (answer === "held") return { waiting: true };
+    if (answer === "waiting") {
       this.park(key, holder, task);
       return { waiting: true };
     }

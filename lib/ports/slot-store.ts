@@ -18,14 +18,18 @@ export interface SlotRequest {
   now: number;
 }
 
+/** What `SlotStore.acquire` answers. */
+export type SlotAnswer = "granted" | "waiting" | "held";
+
 export interface SlotStore {
   /**
    * Takes a slot when the holder is among the first in line that fit under the limit, else keeps (or
    * takes) its place at the end of the line. Called again by the holder with the same token while it
    * holds the slot, it renews the lease. Atomic: concurrent callers never exceed the limit.
-   * @returns true when the caller holds a slot now
+   * @returns `"granted"` when the caller holds a slot now, `"waiting"` when it is in line, `"held"` when
+   *   another copy of the same holder (another token) holds its slot
    */
-  acquire(request: SlotRequest): Promise<boolean>;
+  acquire(request: SlotRequest): Promise<SlotAnswer>;
   /** Gives back the holder's slot (if `token` holds it) or its place in line. */
   release(key: string, holder: string, token: string): Promise<void>;
   /** The holders of a key's slots and the line behind them, in order, leases still running at `now`. */

@@ -1,5 +1,5 @@
 import type { Redis } from "ioredis";
-import type { SlotRequest, SlotStore } from "../../ports/slot-store.ts";
+import type { SlotAnswer, SlotRequest, SlotStore } from "../../ports/slot-store.ts";
 import { LuaScript } from "./connection.ts";
 
 /**
@@ -19,7 +19,7 @@ for _, gone in ipairs(redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now)) do
   redis.call('ZREM', KEYS[4], gone)
 end
 if redis.call('ZSCORE', KEYS[1], ARGV[1]) then
-  if redis.call('HGET', KEYS[2], ARGV[1]) ~= ARGV[2] then return 0 end
+  if redis.call('HGET', KEYS[2], ARGV[1]) ~= ARGV[2] then return 2 end
   redis.call('ZADD', KEYS[1], expiresAt, ARGV[1])
   return 1
 end
@@ -59,9 +59,9 @@ export class RedisSlotStore implements SlotStore {
     private readonly prefix = "tsw:",
   ) {}
 
-  async acquire({ key, holder, token, limit, leaseMs, now }: SlotRequest): Promise<boolean> {
-    const granted = await ACQUIRE.run(this.client, this.keys(key), [holder, token, limit, leaseMs, now]);
-    return granted === 1;
+  async acquire({ key, holder, token, limit, leaseMs, now }: SlotRequest): Promise<SlotAnswer> {
+    const answer = await ACQUIRE.run(this.client, this.keys(key), [holder, token, limit, leaseMs, now]);
+    return answer === 1 ? "granted" : answer === 2 ? "held" : "waiting";
   }
 
   async release(key: string, holder: string, token: string): Promise<void> {

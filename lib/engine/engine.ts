@@ -177,6 +177,7 @@ export class Engine {
       slots: options.slots ?? new MemorySlotStore(),
       clock: this.clock,
       requeue: (task) => this.queue.enqueueStep(task),
+      runEnded: async (runId) => FINISHED_STATUSES.has((await this.store.getRun(runId))?.status ?? "pending"),
       ...STEP_SLOT_TIMING,
     });
   }

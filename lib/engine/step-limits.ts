@@ -12,6 +12,8 @@ export interface StepLimitsOptions {
   requeue(task: StepTask): Promise<void>;
   /** A slot's lease, renewed every third of it while the step runs. */
   leaseMs: number;
+  /** Whether the run has ended (cancelled, failed…): its waiting steps then give up their place. */
+  runEnded(runId: string): Promise<boolean>;
   /** How often a waiting task tries again when no release in this process wakes it (another worker's release). */
   recheckMs: number;
 }
@@ -53,6 +55,13 @@ export class StepLimits {
     const token = randomUUID();
     const { slots, clock, leaseMs } = this.options;
     const request = () => ({ key, holder, token, limit, leaseMs, now: clock.now() });
+    // A run cancelled while its step waited in line never runs that step.
+    if (await this.options.runEnded(task.runId)) {
+      await slots.release(key, holder, token);
+      this.leaveLine(key, holder);
+      await this.wake(key, limit);
+      return { waiting: true };
+    }
     const answer = await slots.acquire(request());
     // Another copy of this attempt (a duplicate delivery) holds the slot: it stores the outcome.
     if (answer === "held") return { waiting: true };
@@ -60,7 +69,7 @@ export class StepLimits {
       this.park(key, holder, task);
       return { waiting: true };
     }
-    this.granted(key, holder);
+    this.leaveLine(key, holder);
     const renew = setInterval(
       () => {
         slots.acquire(request()).catch(() => {
@@ -109,7 +118,7 @@ export class StepLimits {
     });
   }
 
-  private granted(key: string, holder: string): void {
+  private leaveLine(key: string, holder: string): void {
     const line = this.parked.get(key);
     if (!line?.delete(holder)) return;
     if (line.size === 0) this.parked.delete(key);

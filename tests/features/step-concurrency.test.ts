@@ -52,6 +52,19 @@ const exclusive = step(
   { concurrency: { limit: 1 } },
 );
 
+/** Holds its slot until the test opens the gate. */
+let openGate: () => void = () => {};
+const gated = step(
+  "sc_gated",
+  async (label: string) => {
+    order.push(label);
+    if (label === "first") await new Promise<void>((resolve) => (openGate = resolve));
+    return label;
+  },
+  { concurrency: { limit: 1 } },
+);
+const gatedRun = workflow("sc_gated_run", async (label: string) => gated(label));
+
 const fanOut = workflow("sc_fan_out", async (tenant: string) =>
   Promise.all([0, 1, 2, 3, 4].map((item) => callApi(tenant, item))),
 );
@@ -107,6 +120,32 @@ describe("step concurrency on the embedded runtime", () => {
       for (const { runId } of started) await runtime.waitForRun(runId, { timeoutMs: 60_000 });
       expect(highest.get("exclusive")).toBe(1);
       expect(order).toEqual(labels);
+    } finally {
+      await runtime.close();
+    }
+  });
+
+  it("never runs the waiting step of a run cancelled while it waited, and lets the next one in", async () => {
+    order.length = 0;
+    const slots = new MemorySlotStore();
+    const runtime = new LocalRuntime({ storage: new MemoryStorage(), slots, recover: false });
+    try {
+      const first = await runtime.start(gatedRun, ["first"]);
+      for (let i = 0; i < 400 && order.length === 0; i += 1) await pause(10);
+      const cancelled = await runtime.start(gatedRun, ["cancelled"]);
+      const third = await runtime.start(gatedRun, ["third"]);
+      for (let i = 0; i < 400; i += 1) {
+        if ((await slots.inspect("step:sc_gated:", Date.now())).waiting.length === 2) break;
+        await pause(10);
+      }
+      expect((await slots.inspect("step:sc_gated:", Date.now())).waiting).toHaveLength(2);
+      await runtime.cancelRun(cancelled.runId, "not needed");
+      expect((await runtime.waitForRun(cancelled.runId, { timeoutMs: 30_000 })).status).toBe("cancelled");
+      openGate();
+      expect((await runtime.waitForRun(first.runId, { timeoutMs: 30_000 })).status).toBe("completed");
+      expect((await runtime.waitForRun(third.runId, { timeoutMs: 30_000 })).status).toBe("completed");
+      expect(order).toEqual(["first", "third"]);
+      expect(await slots.inspect("step:sc_gated:", Date.now())).toEqual({ holding: [], waiting: [] });
     } finally {
       await runtime.close();
     }

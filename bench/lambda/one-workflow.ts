@@ -13,4 +13,6 @@ export const fulfilOrder = workflow("fulfil_order", async (order: { sku: string;
   return reservation;
 });
 
-export const { workflowHandler, stepHandler, startHandler } = createHandlers({ workflows: [fulfilOrder] });
+export const { workflowHandler, stepHandler, startHandler, sweeperHandler, reaperHandler } = createHandlers({
+  workflows: [fulfilOrder],
+});

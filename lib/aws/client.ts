@@ -3,6 +3,7 @@ import type { S3Client } from "@aws-sdk/client-s3";
 import { SQSClient } from "@aws-sdk/client-sqs";
 import { DynamoDBStorage } from "../adapters/aws/dynamodb-storage.ts";
 import { SqsTaskQueue } from "../adapters/aws/sqs-queue.ts";
+import { openTelemetryTracing } from "../adapters/otel/otel-tracing.ts";
 import { ConfigurationError } from "../core/errors.ts";
 import type { WorkflowEvent } from "../core/events.ts";
 import type { AnyWorkflow, WorkflowArgs } from "../core/workflow.ts";
@@ -117,6 +118,7 @@ export function createClient(
     store,
     queue,
     timers: noTimers,
+    tracing: openTelemetryTracing(),
     ...(options.clock ? { clock: options.clock } : {}),
   });
   return {

@@ -1,5 +1,6 @@
 import { InvalidEventError } from "./errors.ts";
 import * as z from "./schema.ts";
+import { runTagsSchema } from "./tags.ts";
 
 /**
  * The event model: a run is an append-only log of these events. Every event has `runId`, `seq`
@@ -40,7 +41,9 @@ export const workflowStarted = z.object({
   /** Set for a child run: the parent run and the parent's id for this child. */
   parent: z.optional(z.object({ runId: z.string(), childId: z.string() })),
   /** The tags `start()` gave the run. */
-  tags: z.optional(z.record(z.string(), z.string())),
+  tags: z.optional(runTagsSchema),
+  /** The W3C trace context of the run's start span: the parent of every span of the run. */
+  traceparent: z.optional(z.string()),
 });
 
 export const workflowCompleted = z.object({
@@ -176,7 +179,7 @@ export const logDebug = z.object({ ...base, ...log, type: z.literal("log_debug")
 export const tagsSet = z.object({
   ...base,
   type: z.literal("tags_set"),
-  tags: z.record(z.string(), z.string()),
+  tags: runTagsSchema,
 });
 
 export const workflowEvent = z.discriminatedUnion("type", [

@@ -6,6 +6,7 @@ import {
   CancelledError,
   ConfigurationError,
   describe,
+  deserializeError,
   EventLimitExceededError,
   IdempotencyConflictError,
   InvalidRunStateError,
@@ -37,6 +38,7 @@ import type { StartOptions, StartResult } from "../ports/runtime.ts";
 import type { SlotStore } from "../ports/slot-store.ts";
 import type { ActivationTask, RunLease, StepTask, TaskQueue } from "../ports/task-queue.ts";
 import type { TimerRequest, Timers } from "../ports/timers.ts";
+import { noTracing, type TracedSpan, type TraceParent, type Tracing } from "../ports/tracing.ts";
 import { RunExecution } from "./execution.ts";
 import { MemorySlotStore } from "./memory-slot-store.ts";
 import { StepLimits } from "./step-limits.ts";
@@ -87,6 +89,11 @@ export interface EngineOptions {
    * @default the default registry, where `workflow()` and `step()` register
    */
   registry?: Registry;
+  /**
+   * Where spans go: a start, each activation, step attempt, sleep and wait (see docs/observability.md).
+   * @default noTracing (the runtimes pass `openTelemetryTracing()`)
+   */
+  tracing?: Tracing;
 }
 
 /** How a child run knows its parent (set by the engine when a workflow calls `runChild`). */
@@ -94,6 +101,8 @@ interface ChildLink {
   runId: string;
   childId: string;
   childRunId: string;
+  /** The parent's trace context: the child's start span is its child. */
+  traceparent?: TraceParent | undefined;
 }
 
 const MAX_CONFLICT_RETRIES = 8;
@@ -154,6 +163,7 @@ export class Engine {
   private readonly maxPayloadBytes: number;
   private readonly onRunFinished: ((runId: string) => void) | undefined;
   private readonly stepLimits: StepLimits;
+  private readonly tracing: Tracing;
   /** See {@link EngineOptions.inlineSteps}; set it to false to stop chaining steps (activations in flight finish their current step, then queue the next). */
   inlineSteps: boolean;
   private readonly cache: QuickLRU<string, RunExecution> | undefined;
@@ -172,6 +182,7 @@ export class Engine {
     this.warnEventsPerRun = options.warnEventsPerRun ?? DEFAULT_WARN_EVENTS_PER_RUN;
     this.maxPayloadBytes = options.store.limits?.maxPayloadBytes ?? MAX_PAYLOAD_BYTES;
     this.onRunFinished = options.onRunFinished;
+    this.tracing = options.tracing ?? noTracing;
     this.inlineSteps = options.inlineSteps ?? false;
     this.stepLimits = new StepLimits({
       slots: options.slots ?? new MemorySlotStore(),
@@ -206,6 +217,12 @@ export class Engine {
     const runId = options.parent ? options.parent.childRunId : newRunId(now);
     const timestamp = new Date(now).toISOString();
     const deadline = definition.maxDurationMs === undefined ? undefined : now + definition.maxDurationMs;
+    // The caller's span (or the parent run's) is the start span's parent; every span of the run descends from it.
+    const span = this.tracing.startSpan(`start ${definition.name}`, {
+      parent: options.parent?.traceparent,
+      attributes: { "tsworkflow.run_id": runId, "tsworkflow.workflow": definition.name },
+    });
+    const traceparent = span.traceparent;
     const run: RunRecord = {
       runId,
       workflowName: definition.name,
@@ -228,7 +245,19 @@ export class Engine {
       ...(deadline === undefined ? {} : { deadline }),
       ...(options.parent ? { parent: { runId: options.parent.runId, childId: options.parent.childId } } : {}),
       ...(tags === undefined ? {} : { tags }),
+      ...(traceparent === undefined ? {} : { traceparent }),
     };
+    return endsSpan(span, this.createAndEnqueue(definition, input, run, startedEvent, options));
+  }
+
+  private async createAndEnqueue(
+    definition: AnyWorkflow,
+    input: unknown[],
+    run: RunRecord,
+    startedEvent: WorkflowEvent,
+    options: StartOptions,
+  ): Promise<StartResult> {
+    const { runId } = run;
     const result = await this.store.createRun({ run, startedEvent });
     if (!result.created) {
       const existing = result.run;
@@ -321,6 +350,7 @@ export class Engine {
   ): Promise<InlineStep | undefined> {
     const { runId } = task;
     assertRunId(runId);
+    const began = this.clock.now();
     // A warm run is advanced from memory without reading its document or log: if someone else wrote to
     // the log meanwhile, the conditional commit fails and the run is replayed from the log.
     let execution = this.cache?.get(runId);
@@ -349,6 +379,27 @@ export class Engine {
       execution.status = run.status;
     }
     this.remember(execution);
+    const span = this.tracing.startSpan(`run ${execution.definition.name}`, {
+      parent: execution.started.traceparent,
+      startTime: began,
+      attributes: {
+        "tsworkflow.run_id": runId,
+        "tsworkflow.cause": task.cause.kind,
+        "tsworkflow.replayed": !warm,
+      },
+    });
+    return endsSpan(span, this.advanceRun(task, carried, execution, warm, span));
+  }
+
+  /** The activation of a loaded run: applies what arrived, commits, then sends what the commit asks for. */
+  private async advanceRun(
+    task: ActivationTask,
+    carried: StepOutcome | undefined,
+    execution: RunExecution,
+    warm: boolean,
+    span: TracedSpan,
+  ): Promise<InlineStep | undefined> {
+    const { runId } = task;
     const baseVersion = execution.committedVersion;
     // Continuing a warm run after its inline step, the listing is skipped when the last commit saw none waiting.
     const outcomes = execution.nonDeterminism
@@ -398,6 +449,7 @@ export class Engine {
       });
       execution.markCommitted(status);
       execution.outcomesWaiting = committed.pendingOutcomes;
+      this.traceCommitted(execution, newEvents, span);
       this.logFinished(execution, terminal);
       if (terminal) this.onRunFinished?.(runId);
     }
@@ -727,6 +779,7 @@ export class Engine {
     attempt: number,
     input: unknown[],
   ): StepTask {
+    const { traceparent } = execution.started;
     return {
       runId: execution.runId,
       workflowName: execution.definition.name,
@@ -734,6 +787,7 @@ export class Engine {
       stepName,
       attempt,
       input,
+      ...(traceparent === undefined ? {} : { traceparent }),
     };
   }
 
@@ -757,6 +811,20 @@ export class Engine {
 
   /** Runs one attempt of a step and returns its outcome (a thrown error is a failed outcome). */
   private async runAttempt(task: StepTask): Promise<StepOutcome> {
+    const span = this.tracing.startSpan(`step ${task.stepName}`, {
+      parent: task.traceparent,
+      attributes: {
+        "tsworkflow.run_id": task.runId,
+        "tsworkflow.step_id": task.stepId,
+        "tsworkflow.attempt": task.attempt,
+      },
+    });
+    const outcome = await this.attempt(task);
+    span.end(outcome.ok ? {} : { error: deserializeError(outcome.error) });
+    return outcome;
+  }
+
+  private async attempt(task: StepTask): Promise<StepOutcome> {
     const { runId, stepId, attempt } = task;
     const definition = this.registry.findStep(task.stepName);
     const base = { runId, stepId, attempt };
@@ -829,11 +897,41 @@ export class Engine {
     return { delivered: stored };
   }
 
+  /** Spans of the sleeps and waits that just ended, and the retries decided, under the activation's span. */
+  private traceCommitted(
+    execution: RunExecution,
+    committed: readonly WorkflowEvent[],
+    span: TracedSpan,
+  ): void {
+    for (const wait of execution.endedWaits.splice(0)) {
+      this.tracing
+        .startSpan(wait.name, {
+          parent: execution.started.traceparent,
+          startTime: wait.startedAt,
+          attributes: { "tsworkflow.run_id": execution.runId, ...wait.attributes },
+        })
+        .end({ endTime: wait.endedAt });
+    }
+    for (const event of committed) {
+      if (event.type === "step_retrying")
+        span.addEvent("step_retrying", {
+          "tsworkflow.step_id": event.stepId,
+          "tsworkflow.attempt": event.attempt,
+          "tsworkflow.retry_delay_ms": event.delayMs,
+        });
+    }
+  }
+
   /** Creates (once) the child run a parent's `child_started` names. */
   private async startChild(parent: RunExecution, childId: string): Promise<void> {
     const child = parent.pendingChildren.get(childId);
     if (!child) return;
-    const link = { runId: parent.runId, childId, childRunId: child.childRunId };
+    const link = {
+      runId: parent.runId,
+      childId,
+      childRunId: child.childRunId,
+      traceparent: parent.started.traceparent,
+    };
     const { created } = await this.start(child.workflowName, child.input, {
       idempotencyKey: `child:${child.childRunId}`,
       parent: link,
@@ -1132,6 +1230,18 @@ function futureTimerIdsOf(execution: RunExecution, now: number): string[] {
   }
   if (execution.deadline !== undefined && execution.deadline > now) ids.push(DEADLINE_TIMER);
   return ids;
+}
+
+/** `work`'s result, once the span has ended (failed, with the error, when `work` throws). */
+async function endsSpan<T>(span: TracedSpan, work: Promise<T>): Promise<T> {
+  try {
+    const result = await work;
+    span.end();
+    return result;
+  } catch (error) {
+    span.end({ error });
+    throw error;
+  }
 }
 
 function timerIdsOf(execution: RunExecution): string[] {

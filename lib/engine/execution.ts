@@ -25,6 +25,7 @@ import { type RunTags, validateTags } from "../core/tags.ts";
 import type { AnyWorkflow } from "../core/workflow.ts";
 import type { LogLevel, WorkflowScope } from "../core/workflow-scope.ts";
 import type { RunStatus } from "../ports/event-store.ts";
+import type { SpanAttributes } from "../ports/tracing.ts";
 
 /** A step the workflow waits for. */
 export interface PendingStep {
@@ -43,14 +44,26 @@ export interface PendingStep {
 export interface PendingSleep {
   sleepId: string;
   resumeAt: number;
+  /** The run's time when the workflow began to sleep. */
+  startedAt: number;
   resolve(): void;
   reject(error: Error): void;
+}
+
+/** A sleep or a wait that ended, with its span's times. */
+export interface EndedWait {
+  name: string;
+  startedAt: number;
+  endedAt: number;
+  attributes: SpanAttributes;
 }
 
 /** A `waitForEvent` or webhook the workflow waits on. */
 export interface PendingHook {
   hookId: string;
   eventName: string;
+  /** The run's time when the workflow began to wait. */
+  startedAt: number;
   timeoutAt: number | undefined;
   schema: $ZodType | undefined;
   resolve(value: unknown): void;
@@ -268,6 +281,10 @@ export class RunExecution implements WorkflowScope {
           );
         }
         this.pendingHooks.delete(event.hookId);
+        this.waitEnded(`wait ${event.eventName}`, pending.startedAt, event, {
+          "tsworkflow.hook_id": event.hookId,
+          "tsworkflow.timed_out": event.type === "hook_timed_out",
+        });
         if (event.type === "hook_timed_out") {
           const at = new Date(pending.timeoutAt ?? 0).toISOString();
           pending.reject(
@@ -340,6 +357,7 @@ export class RunExecution implements WorkflowScope {
         if (!pending)
           return this.mismatch(`The log completes ${event.sleepId} but the workflow is not sleeping there`);
         this.pendingSleeps.delete(event.sleepId);
+        this.waitEnded(`sleep ${event.sleepId}`, pending.startedAt, event, {});
         pending.resolve();
         return drain();
       }
@@ -459,7 +477,8 @@ export class RunExecution implements WorkflowScope {
         durationMs: Math.max(0, resumeAt - now),
         resumeAt,
       }));
-      if (issued) this.pendingSleeps.set(sleepId, { sleepId, resumeAt, resolve, reject });
+      if (issued)
+        this.pendingSleeps.set(sleepId, { sleepId, resumeAt, startedAt: this.time, resolve, reject });
     });
   }
 
@@ -499,6 +518,7 @@ export class RunExecution implements WorkflowScope {
         this.pendingHooks.set(hookId, {
           hookId,
           eventName,
+          startedAt: this.time,
           timeoutAt,
           schema: options.schema,
           resolve,
@@ -567,6 +587,14 @@ export class RunExecution implements WorkflowScope {
     const extra = safeData === undefined ? context : { ...context, data: safeData };
     if (level === "warning") logger.warn(message, extra);
     else logger[level](message, extra);
+  }
+
+  /** Sleeps and waits that ended in this activation (not in a replay), for their spans. */
+  readonly endedWaits: EndedWait[] = [];
+
+  private waitEnded(name: string, startedAt: number, event: WorkflowEvent, attributes: SpanAttributes): void {
+    if (this.atFrontier)
+      this.endedWaits.push({ name, startedAt, endedAt: Date.parse(event.timestamp), attributes });
   }
 
   /** Called by `setTags()` inside this workflow: recorded once, not again on replay. */

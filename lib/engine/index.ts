@@ -4,6 +4,7 @@
  * registry. Workflow authors need only `tsworkflow`. Loads no AWS SDK, CDK, Redis, BullMQ or hono code.
  */
 
+export { openTelemetryTracing } from "../adapters/otel/otel-tracing.ts";
 export type { Duration } from "../core/durations.ts";
 export { formatDuration, toMilliseconds } from "../core/durations.ts";
 export { deserializeError } from "../core/errors.ts";
@@ -40,6 +41,8 @@ export type {
 } from "../ports/index.ts";
 export { FINISHED_STATUSES, RUN_STATUSES, systemClock } from "../ports/index.ts";
 export type { Runtime, StartOptions, StartResult, WaitOptions } from "../ports/runtime.ts";
+export type { SpanAttributes, SpanOptions, TracedSpan, TraceParent, Tracing } from "../ports/tracing.ts";
+export { noTracing } from "../ports/tracing.ts";
 export type {
   SignWebhookOptions,
   WebhookErrorCode,

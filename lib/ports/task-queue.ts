@@ -30,6 +30,8 @@ export interface StepTask {
   stepName: string;
   attempt: number;
   input: unknown[];
+  /** The run's trace context (see `Tracing`): the attempt's span is its child. */
+  traceparent?: string;
 }
 
 /**

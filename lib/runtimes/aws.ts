@@ -6,10 +6,12 @@ import { DynamoDBStorage } from "../adapters/aws/dynamodb-storage.ts";
 import { S3Payloads } from "../adapters/aws/s3-payloads.ts";
 import { SqsSchedulerTimers } from "../adapters/aws/scheduler-timers.ts";
 import { SqsTaskQueue } from "../adapters/aws/sqs-queue.ts";
+import { openTelemetryTracing } from "../adapters/otel/otel-tracing.ts";
 import type { AwsConfig } from "../aws/config.ts";
 import { Engine } from "../engine/engine.ts";
 import type { Clock } from "../ports/clock.ts";
 import type { EventStore } from "../ports/event-store.ts";
+import type { Tracing } from "../ports/tracing.ts";
 
 /** The AWS SDK clients the runtime uses. */
 export interface AwsClients {
@@ -28,6 +30,12 @@ export interface AwsRuntimeOptions {
   clock?: Clock;
   /** A store to use instead of the DynamoDB store (tests wrap it to inject faults). */
   store?: EventStore;
+  /**
+   * Where the engine's spans go. By default, OpenTelemetry when the app has `@opentelemetry/api` and registered
+   * an SDK (nothing is recorded otherwise); `noTracing` turns it off.
+   * @default openTelemetryTracing()
+   */
+  tracing?: Tracing;
 }
 
 /** The engine and its AWS adapters, wired from one configuration. */
@@ -102,7 +110,13 @@ export function createAwsRuntime(config: AwsConfig, options: AwsRuntimeOptions =
     ...(config.timerDeadLetterQueueArn ? { deadLetterQueueArn: config.timerDeadLetterQueueArn } : {}),
     ...(options.clock ? { clock: options.clock } : {}),
   });
-  const engine = new Engine({ store, queue, timers, ...(options.clock ? { clock: options.clock } : {}) });
+  const engine = new Engine({
+    store,
+    queue,
+    timers,
+    tracing: options.tracing ?? openTelemetryTracing(),
+    ...(options.clock ? { clock: options.clock } : {}),
+  });
   return { config, clients, store, payloads, queue, timers, engine };
 }
 

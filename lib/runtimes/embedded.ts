@@ -2,6 +2,7 @@ import { FileStorage, type InboxListener } from "../adapters/file/file-storage.t
 import type { InboxWatchOptions } from "../adapters/file/inbox.ts";
 import { InProcessQueue } from "../adapters/in-process/in-process-queue.ts";
 import { LocalTimers } from "../adapters/in-process/local-timers.ts";
+import { openTelemetryTracing } from "../adapters/otel/otel-tracing.ts";
 import { RunNotFoundError, TimeoutError, WorkflowNotFoundError } from "../core/errors.ts";
 import type { WorkflowEvent } from "../core/events.ts";
 import { getLogger } from "../core/logger.ts";
@@ -19,6 +20,7 @@ import {
 import type { Runtime, StartOptions, StartResult, WaitOptions } from "../ports/runtime.ts";
 import type { SlotStore } from "../ports/slot-store.ts";
 import type { ActivationTask } from "../ports/task-queue.ts";
+import type { Tracing } from "../ports/tracing.ts";
 
 /** Options of {@link LocalRuntime}. */
 export interface LocalRuntimeOptions {
@@ -45,6 +47,12 @@ export interface LocalRuntimeOptions {
    * (one process holds a directory, so its slots are all of them)
    */
   slots?: SlotStore;
+  /**
+   * Where the engine's spans go. By default, OpenTelemetry when the app has `@opentelemetry/api` and registered
+   * an SDK (nothing is recorded otherwise); `noTracing` turns it off.
+   * @default openTelemetryTracing()
+   */
+  tracing?: Tracing;
   /** Event limits per run (see `EngineOptions`). @default 50,000 events, a warning past 10,000 */
   limits?: Pick<EngineOptions, "maxEventsPerRun" | "warnEventsPerRun">;
   /** Where runs find their workflows and steps (see `Registry`). @default the default registry */
@@ -96,6 +104,7 @@ export class LocalRuntime implements Runtime {
       onRunFinished: (runId) => this.wakeWaiters(runId),
       // A sequential step runs in its run's activation, in one of the queue's step slots.
       inlineSteps: options.inlineSteps ?? true,
+      tracing: options.tracing ?? openTelemetryTracing(),
       registry: options.registry ?? defaultRegistry,
     });
     this.queue.consume({

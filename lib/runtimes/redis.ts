@@ -1,3 +1,4 @@
+import { openTelemetryTracing } from "../adapters/otel/otel-tracing.ts";
 import { BullMQQueue, defaultWorkerId, type QueueConsumer } from "../adapters/redis/bullmq-queue.ts";
 import { BullMQTimers } from "../adapters/redis/bullmq-timers.ts";
 import { RedisSlotStore } from "../adapters/redis/redis-slot-store.ts";
@@ -7,6 +8,7 @@ import { Engine } from "../engine/engine.ts";
 import type { Clock } from "../ports/clock.ts";
 import { FINISHED_STATUSES, type RunRecord } from "../ports/event-store.ts";
 import type { Runtime, WaitOptions } from "../ports/runtime.ts";
+import type { Tracing } from "../ports/tracing.ts";
 
 /** Options of {@link createRedisRuntime}. */
 export interface RedisRuntimeOptions {
@@ -39,6 +41,12 @@ export interface RedisRuntimeOptions {
    * @default true
    */
   inlineSteps?: boolean;
+  /**
+   * Where the engine's spans go. By default, OpenTelemetry when the app has `@opentelemetry/api` and registered
+   * an SDK (nothing is recorded otherwise); `noTracing` turns it off.
+   * @default openTelemetryTracing()
+   */
+  tracing?: Tracing;
 }
 
 /** Options of {@link RedisRuntime.waitForRun}. */
@@ -106,6 +114,7 @@ export function createRedisRuntime(options: RedisRuntimeOptions): RedisRuntime {
     inlineSteps: options.inlineSteps ?? true,
     // Step concurrency limits span every worker with this URL and prefix.
     slots: new RedisSlotStore(storage.client, prefix),
+    tracing: options.tracing ?? openTelemetryTracing(),
   });
   let worker: Promise<QueueConsumer> | undefined;
   let closing: Promise<void> | undefined;

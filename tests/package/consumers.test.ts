@@ -322,6 +322,17 @@ describe("a CDK app made by cdk init, with its own workflows file", () => {
         .join(", ")}`,
     );
     expect(sizes["index.mjs"]).toBeGreaterThan(0);
+    // Every function's handler is exported by the bundle (a missing export fails only when invoked on AWS).
+    const code = readFileSync(join(assetDir, "index.mjs"), "utf8");
+    const exported = [...code.matchAll(/export\s*\{([^}]*)\}/g)].pop()?.[1];
+    const names = (exported ?? "").split(",").map((part) =>
+      part
+        .trim()
+        .split(/\s+as\s+/)
+        .pop(),
+    );
+    for (const fn of functions)
+      expect(names).toContain(String(fn.Properties.Handler).replace(/^index\./, ""));
     expect(sizes["index.mjs"]).toBeLessThanOrEqual(LAMBDA_BUNDLE_LIMIT);
   });
 });

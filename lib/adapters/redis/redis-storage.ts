@@ -145,13 +145,8 @@ end
 return 0
 `);
 
-/** KEYS: index. ARGV: limit, prefix. Reads ids and documents in one step so a listing is a consistent snapshot. */
-/**
- * KEYS: index. ARGV: how many, prefix[, cursor score, cursor run id]. Newest first (ZREVRANGE: score, then
- * member, descending); after a cursor, the members that sort after (score, id), skipping its ties.
- */
-const LIST_RUNS = new LuaScript(`
--- Byte order, as ZREVRANGE sorts members (Lua's < follows the server's locale).
+/** Lua: `before(a, b)` in byte order, as ZREVRANGE sorts members (Lua's `<` follows the server's locale). */
+const BYTE_ORDER = `
 local function before(a, b)
   for i = 1, math.min(#a, #b) do
     local x, y = string.byte(a, i), string.byte(b, i)
@@ -159,6 +154,14 @@ local function before(a, b)
   end
   return #a < #b
 end
+`;
+
+/** KEYS: index. ARGV: limit, prefix. Reads ids and documents in one step so a listing is a consistent snapshot. */
+/**
+ * KEYS: index. ARGV: how many, prefix[, cursor score, cursor run id]. Newest first (ZREVRANGE: score, then
+ * member, descending); after a cursor, the members that sort after (score, id), skipping its ties.
+ */
+const LIST_RUNS = new LuaScript(`${BYTE_ORDER}
 local want = tonumber(ARGV[1])
 local ids = {}
 if ARGV[3] == nil then
@@ -187,14 +190,7 @@ return out
  * cursor run id or "". Walks the tag with the fewest runs newest first and keeps the runs that also carry the
  * other tags and match the status and workflow.
  */
-const LIST_RUNS_BY_TAGS = new LuaScript(`
-local function before(a, b)
-  for i = 1, math.min(#a, #b) do
-    local x, y = string.byte(a, i), string.byte(b, i)
-    if x ~= y then return x < y end
-  end
-  return #a < #b
-end
+const LIST_RUNS_BY_TAGS = new LuaScript(`${BYTE_ORDER}
 local want, prefix, status, wf = tonumber(ARGV[1]), ARGV[2], ARGV[3], ARGV[4]
 local score, after = ARGV[5] ~= '' and tonumber(ARGV[5]) or nil, ARGV[6]
 local smallest, size = KEYS[1], redis.call('ZCARD', KEYS[1])

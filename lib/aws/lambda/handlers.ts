@@ -3,6 +3,7 @@ import { deduplicationId, parseQueueMessage, type QueueMessage } from "../../ada
 import { InvalidMessageError, StepNotFoundError, WorkflowNotFoundError } from "../../core/errors.ts";
 import { getLogger } from "../../core/logger.ts";
 import * as z from "../../core/schema.ts";
+import { runTagsSchema } from "../../core/tags.ts";
 import { systemClock } from "../../ports/clock.ts";
 import { handleWebhook } from "../../webhooks/handle-webhook.ts";
 import {
@@ -36,7 +37,7 @@ export const startEvent = z.object({
   args: z._default(z.array(z.unknown()), []),
   idempotencyKey: z.optional(z.string().check(z.minLength(1), z.maxLength(256))),
   /** Checked by the engine (`validateTags`). */
-  tags: z.optional(z.record(z.string(), z.string())),
+  tags: z.optional(runTagsSchema),
 });
 export type StartEvent = z.input<typeof startEvent>;
 export type StartResponse = { runId: string; created: boolean };

@@ -7,6 +7,7 @@ import type {
   TaskQueue,
   TimerRequest,
   Timers,
+  Tracing,
 } from "tsworkflow/engine";
 import { Engine } from "tsworkflow/engine";
 import { MemoryStorage } from "tsworkflow/local";
@@ -89,7 +90,7 @@ export interface ManualEngine {
  * says so. `cacheSize: 0` makes every activation replay the run from its log.
  */
 export function manualEngine(
-  options: { store?: EventStore; cacheSize?: number; inlineSteps?: boolean } = {},
+  options: { store?: EventStore; cacheSize?: number; inlineSteps?: boolean; tracing?: Tracing } = {},
 ): ManualEngine {
   const store = options.store ?? new MemoryStorage();
   const queue = new RecordingQueue();
@@ -102,6 +103,7 @@ export function manualEngine(
     clock,
     ...(options.cacheSize === undefined ? {} : { cacheSize: options.cacheSize }),
     ...(options.inlineSteps === undefined ? {} : { inlineSteps: options.inlineSteps }),
+    ...(options.tracing === undefined ? {} : { tracing: options.tracing }),
   });
   const runQueued = async () => {
     for (;;) {

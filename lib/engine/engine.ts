@@ -35,13 +35,11 @@ import {
   type StepOutcome,
 } from "../ports/event-store.ts";
 import type { StartOptions, StartResult } from "../ports/runtime.ts";
-import type { SlotStore } from "../ports/slot-store.ts";
 import type { ActivationTask, RunLease, StepTask, TaskQueue } from "../ports/task-queue.ts";
 import type { TimerRequest, Timers } from "../ports/timers.ts";
 import { noTracing, type TracedSpan, type TraceParent, type Tracing } from "../ports/tracing.ts";
 import { RunExecution } from "./execution.ts";
-import { MemorySlotStore } from "./memory-slot-store.ts";
-import { StepLimits } from "./step-limits.ts";
+import type { StepLimits } from "./step-limits.ts";
 
 /** Options of {@link Engine}. */
 export interface EngineOptions {
@@ -49,10 +47,11 @@ export interface EngineOptions {
   queue: TaskQueue;
   timers: Timers;
   /**
-   * Where the slots of `step(..., { concurrency })` are held: share one store between every worker the
-   * limit should span (`RedisSlotStore` in Redis mode). @default a `MemorySlotStore` of this engine
+   * Enforces `step(..., { concurrency })`: `new StepLimits({ slots })` with one slot store shared by every
+   * worker the limits should span (the embedded and Redis runtimes pass theirs).
+   * @default none: step concurrency limits are not enforced
    */
-  slots?: SlotStore;
+  stepLimits?: StepLimits;
   /** @default the system clock */
   clock?: Clock;
   /**
@@ -110,8 +109,6 @@ const MAX_CONFLICT_RETRIES = 8;
 const RECOVER_PAGE_SIZE = 500;
 export const DEFAULT_MAX_EVENTS_PER_RUN = 50_000;
 
-/** A step slot's lease (renewed while the step runs) and how often a waiting step tries again. */
-const STEP_SLOT_TIMING = { leaseMs: 60_000, recheckMs: 1_000 };
 export const DEFAULT_WARN_EVENTS_PER_RUN = 10_000;
 
 /** Timer ids: sleeps use their sleep id; retries and the deadline have their own. */
@@ -162,7 +159,7 @@ export class Engine {
   /** The store's payload limit (`EventStore.limits`), checked before anything reaches the store. */
   private readonly maxPayloadBytes: number;
   private readonly onRunFinished: ((runId: string) => void) | undefined;
-  private readonly stepLimits: StepLimits;
+  private readonly stepLimits: StepLimits | undefined;
   private readonly tracing: Tracing;
   /** See {@link EngineOptions.inlineSteps}; set it to false to stop chaining steps (activations in flight finish their current step, then queue the next). */
   inlineSteps: boolean;
@@ -184,12 +181,11 @@ export class Engine {
     this.onRunFinished = options.onRunFinished;
     this.tracing = options.tracing ?? noTracing;
     this.inlineSteps = options.inlineSteps ?? false;
-    this.stepLimits = new StepLimits({
-      slots: options.slots ?? new MemorySlotStore(),
+    this.stepLimits = options.stepLimits;
+    this.stepLimits?.attach({
       clock: this.clock,
       requeue: (task) => this.queue.enqueueStep(task),
       runEnded: async (runId) => FINISHED_STATUSES.has((await this.store.getRun(runId))?.status ?? "pending"),
-      ...STEP_SLOT_TIMING,
     });
   }
 
@@ -803,7 +799,9 @@ export class Engine {
     if (await this.store.getOutcome(runId, stepId, attempt)) return wake();
     // A step with a concurrency limit waits for a slot; its task comes back when its turn may have come.
     const definition = this.registry.findStep(task.stepName);
-    const attempted = await this.stepLimits.run(task, definition, () => this.runAttempt(task));
+    const attempted = this.stepLimits
+      ? await this.stepLimits.run(task, definition, () => this.runAttempt(task))
+      : { waiting: false as const, value: await this.runAttempt(task) };
     if (attempted.waiting) return;
     await this.store.putOutcome(attempted.value);
     await wake();

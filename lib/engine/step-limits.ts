@@ -4,18 +4,23 @@ import type { Clock } from "../ports/clock.ts";
 import type { SlotStore } from "../ports/slot-store.ts";
 import type { StepTask } from "../ports/task-queue.ts";
 
-/** How a step executor holds and waits for the slots of `step(..., { concurrency })`. */
+/** Options of {@link StepLimits}. */
 export interface StepLimitsOptions {
+  /** Where the slots are held: one store shared by every worker the limits should span. */
   slots: SlotStore;
+  /** A slot's lease, renewed every third of it while the step runs. @default 60,000 ms */
+  leaseMs?: number;
+  /** How often a waiting task tries again when no release in this process wakes it (another worker's release). @default 1,000 ms */
+  recheckMs?: number;
+}
+
+/** What the engine that uses the limits gives them. */
+export interface StepLimitsHost {
   clock: Clock;
   /** Sends a waiting step task again, to try for a slot once more. */
   requeue(task: StepTask): Promise<void>;
-  /** A slot's lease, renewed every third of it while the step runs. */
-  leaseMs: number;
   /** Whether the run has ended (cancelled, failed…): its waiting steps then give up their place. */
   runEnded(runId: string): Promise<boolean>;
-  /** How often a waiting task tries again when no release in this process wakes it (another worker's release). */
-  recheckMs: number;
 }
 
 /**
@@ -29,7 +34,31 @@ export class StepLimits {
   /** Tasks waiting for a slot, per limit key, in the order they asked. */
   private readonly parked = new Map<string, Map<string, { task: StepTask; sent: boolean }>>();
 
-  constructor(private readonly options: StepLimitsOptions) {}
+  private readonly slots: SlotStore;
+  private readonly leaseMs: number;
+  private readonly recheckMs: number;
+  private host: StepLimitsHost | undefined;
+
+  /**
+   * @example
+   * import { Engine, MemorySlotStore, StepLimits } from "tsworkflow/engine";
+   * const engine = new Engine({ store, queue, timers, stepLimits: new StepLimits({ slots: new MemorySlotStore() }) });
+   */
+  constructor(options: StepLimitsOptions) {
+    this.slots = options.slots;
+    this.leaseMs = options.leaseMs ?? 60_000;
+    this.recheckMs = options.recheckMs ?? 1_000;
+  }
+
+  /** Called by the engine that uses these limits. */
+  attach(host: StepLimitsHost): void {
+    this.host = host;
+  }
+
+  private get options(): StepLimitsHost & { slots: SlotStore; leaseMs: number; recheckMs: number } {
+    if (!this.host) throw new Error("StepLimits is used before an engine attached it");
+    return { ...this.host, slots: this.slots, leaseMs: this.leaseMs, recheckMs: this.recheckMs };
+  }
 
   /** The limit key of a task, or undefined for a step without a concurrency limit. */
   keyOf(task: StepTask, definition: AnyStep | undefined): string | undefined {

@@ -9,6 +9,8 @@ import { getLogger } from "../core/logger.ts";
 import { defaultRegistry, type Registry } from "../core/registry.ts";
 import type { AnyWorkflow } from "../core/workflow.ts";
 import { Engine, type EngineOptions } from "../engine/engine.ts";
+import { MemorySlotStore } from "../engine/memory-slot-store.ts";
+import { StepLimits } from "../engine/step-limits.ts";
 import { type Clock, systemClock } from "../ports/clock.ts";
 import {
   type EventStore,
@@ -100,7 +102,7 @@ export class LocalRuntime implements Runtime {
       timers: this.timers,
       clock: this.clock,
       ...options.limits,
-      ...(options.slots ? { slots: options.slots } : {}),
+      stepLimits: new StepLimits({ slots: options.slots ?? new MemorySlotStore() }),
       onRunFinished: (runId) => this.wakeWaiters(runId),
       // A sequential step runs in its run's activation, in one of the queue's step slots.
       inlineSteps: options.inlineSteps ?? true,

@@ -5,6 +5,7 @@ import { RedisSlotStore } from "../adapters/redis/redis-slot-store.ts";
 import { RedisStorage } from "../adapters/redis/redis-storage.ts";
 import { ConfigurationError, describe, RunNotFoundError, TimeoutError } from "../core/errors.ts";
 import { Engine } from "../engine/engine.ts";
+import { StepLimits } from "../engine/step-limits.ts";
 import type { Clock } from "../ports/clock.ts";
 import { FINISHED_STATUSES, type RunRecord } from "../ports/event-store.ts";
 import type { Runtime, WaitOptions } from "../ports/runtime.ts";
@@ -113,7 +114,7 @@ export function createRedisRuntime(options: RedisRuntimeOptions): RedisRuntime {
     ...(options.clock ? { clock: options.clock } : {}),
     inlineSteps: options.inlineSteps ?? true,
     // Step concurrency limits span every worker with this URL and prefix.
-    slots: new RedisSlotStore(storage.client, prefix),
+    stepLimits: new StepLimits({ slots: new RedisSlotStore(storage.client, prefix) }),
     tracing: options.tracing ?? openTelemetryTracing(),
   });
   let worker: Promise<QueueConsumer> | undefined;

@@ -8,7 +8,7 @@
 import type { AnyWorkflow, RunRecord, WorkflowEvent } from "tsworkflow";
 import { VersionConflictError } from "tsworkflow";
 import type { ActivationTask, StepTask, TimerRequest } from "tsworkflow/engine";
-import { Engine, type EventStore, FINISHED_STATUSES, type SlotStore } from "tsworkflow/engine";
+import { Engine, type EventStore, FINISHED_STATUSES, type SlotStore, StepLimits } from "tsworkflow/engine";
 import { MemoryStorage } from "tsworkflow/local";
 import { ManualClock, RecordingQueue, RecordingTimers } from "../../core/support/manual-engine.ts";
 
@@ -175,7 +175,7 @@ export async function runWithFaults(
           timers,
           clock,
           ...(faults.cacheSize === undefined ? {} : { cacheSize: faults.cacheSize }),
-          ...(shared.slots ? { slots: shared.slots } : {}),
+          ...(shared.slots ? { stepLimits: new StepLimits({ slots: shared.slots }) } : {}),
         }),
     );
   };

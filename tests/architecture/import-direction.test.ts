@@ -20,6 +20,7 @@ const LAYERS: { name: string; prefixes: string[]; mayImport: string[] }[] = [
     prefixes: [
       "engine/engine.ts",
       "engine/execution.ts",
+      "engine/replay-check.ts",
       "engine/step-limits.ts",
       "engine/memory-slot-store.ts",
     ],

@@ -125,7 +125,9 @@ export class StepLimits {
       this.parked.set(key, line);
     }
     line.set(holder, { task, sent: false });
-    const recheck = setTimeout(() => this.send(key, holder), this.options.recheckMs);
+    // The re-check sends the task even if a wake sent it already: a queue may have dropped that send as a
+    // duplicate of the job still running (BullMQ keeps a job id until the job ends).
+    const recheck = setTimeout(() => this.send(key, holder, true), this.options.recheckMs);
     recheck.unref();
   }
 
@@ -138,9 +140,9 @@ export class StepLimits {
   }
 
   /** Sends a parked task again (once until it parks again); it leaves the line when it gets its slot. */
-  private async send(key: string, holder: string): Promise<void> {
+  private async send(key: string, holder: string, again = false): Promise<void> {
     const parked = this.parked.get(key)?.get(holder);
-    if (!parked || parked.sent) return;
+    if (!parked || (parked.sent && !again)) return;
     parked.sent = true;
     await this.options.requeue(parked.task).catch(() => {
       parked.sent = false;

@@ -58,6 +58,8 @@ export {
 export type { EventOf, EventType, WorkflowEvent } from "./core/events.ts";
 export type { LoggingOptions, LogLevelName } from "./core/logger.ts";
 export { configureLogging } from "./core/logger.ts";
+export type { MapOptions, MapSettled } from "./core/map.ts";
+export { DEFAULT_MAP_CONCURRENCY, map } from "./core/map.ts";
 export type { WaitForEventOptions, Webhook } from "./core/primitives.ts";
 export {
   createWebhook,
@@ -70,7 +72,14 @@ export {
   waitForEvent,
 } from "./core/primitives.ts";
 export { MAX_PAYLOAD_BYTES, MAX_PAYLOAD_DEPTH } from "./core/serialization.ts";
-export type { AnyStep, ResolvedStepOptions, RetryDelay, StepDefinition, StepOptions } from "./core/step.ts";
+export type {
+  AnyStep,
+  ResolvedStepOptions,
+  RetryDelay,
+  StepConcurrency,
+  StepDefinition,
+  StepOptions,
+} from "./core/step.ts";
 export { step } from "./core/step.ts";
 export type { RunTags } from "./core/tags.ts";
 export { MAX_TAG_VALUE_LENGTH, MAX_TAGS, validateTags } from "./core/tags.ts";

@@ -6,8 +6,20 @@ import { definingRegistry } from "./registry.ts";
 /** How long to wait before attempt n+1 of a failed step. */
 export type RetryDelay = "fixed" | "exponential" | Duration;
 
+/** A limit on how many attempts of a step run at once, across all runs, workers and Lambdas. */
+// biome-ignore lint/suspicious/noExplicitAny: the key function takes the step's own arguments
+export interface StepConcurrency<Args extends unknown[] = any[]> {
+  /** Attempts of this step (per key) that may run at once; the others wait their turn in arrival order. */
+  limit: number;
+  /**
+   * Makes one limit per key, from the step's arguments (e.g. the tenant). @default one limit for the step
+   */
+  key?: (...args: Args) => string;
+}
+
 /** Options of {@link step}. */
-export interface StepOptions {
+// biome-ignore lint/suspicious/noExplicitAny: the default accepts any step's arguments
+export interface StepOptions<Args extends unknown[] = any[]> {
   /**
    * Attempts after the first one before the step fails. `RetryableError` and any other error are retried;
    * `FatalError` never is.
@@ -25,6 +37,12 @@ export interface StepOptions {
    * @default "10m"
    */
   maxRetryDelay?: Duration;
+  /**
+   * At most `limit` attempts of this step (per `key`) run at once, across every run, worker and Lambda;
+   * the others wait in arrival order, using up no attempt (see the README, "Flow control").
+   * @default no limit
+   */
+  concurrency?: StepConcurrency<Args>;
 }
 
 /** A step function, with its name and options attached. */
@@ -44,6 +62,7 @@ export interface ResolvedStepOptions {
   maxRetries: number;
   retryDelay: "fixed" | "exponential" | number;
   maxRetryDelayMs: number;
+  concurrency?: { limit: number; key: ((...args: unknown[]) => string) | undefined };
 }
 
 const NAME = /^[A-Za-z0-9_.:-]{1,100}$/;
@@ -57,14 +76,14 @@ const NAME = /^[A-Za-z0-9_.:-]{1,100}$/;
  *   const response = await fetch(`https://payments.example/charge/${orderId}`, { method: "POST" });
  *   if (response.status === 429) throw new RetryableError("rate limited", { retryAfter: "30s" });
  *   return { orderId, amount, charged: true };
- * }, { maxRetries: 5, retryDelay: "exponential" });
- * @throws ConfigurationError for an invalid name or `maxRetries`
+ * }, { maxRetries: 5, retryDelay: "exponential", concurrency: { limit: 5 } });
+ * @throws ConfigurationError for an invalid name, `maxRetries` or `concurrency`
  * @throws InvalidDurationError for an invalid `retryDelay` or `maxRetryDelay`
  */
 export function step<Args extends unknown[], Result>(
   name: string,
   fn: (...args: Args) => Promise<Result> | Result,
-  options: StepOptions = {},
+  options: StepOptions<Args> = {},
 ): StepDefinition<Args, Result> {
   if (typeof name !== "string" || !NAME.test(name)) {
     throw new ConfigurationError(
@@ -87,7 +106,10 @@ export function step<Args extends unknown[], Result>(
   return definition;
 }
 
-function resolveStepOptions(name: string, options: StepOptions): ResolvedStepOptions {
+function resolveStepOptions<Args extends unknown[]>(
+  name: string,
+  options: StepOptions<Args>,
+): ResolvedStepOptions {
   const maxRetries = options.maxRetries ?? 3;
   if (!Number.isInteger(maxRetries) || maxRetries < 0) {
     throw new ConfigurationError(
@@ -99,5 +121,24 @@ function resolveStepOptions(name: string, options: StepOptions): ResolvedStepOpt
     maxRetries,
     retryDelay: delay === "fixed" || delay === "exponential" ? delay : toMilliseconds(delay),
     maxRetryDelayMs: toMilliseconds(options.maxRetryDelay ?? "10m"),
+    ...(options.concurrency ? { concurrency: resolveConcurrency(name, options.concurrency) } : {}),
   };
+}
+
+function resolveConcurrency<Args extends unknown[]>(
+  name: string,
+  concurrency: StepConcurrency<Args>,
+): NonNullable<ResolvedStepOptions["concurrency"]> {
+  const { limit, key } = concurrency;
+  if (!Number.isInteger(limit) || limit < 1) {
+    throw new ConfigurationError(
+      `step("${name}"): concurrency.limit must be an integer >= 1, got ${describe(limit)}.`,
+    );
+  }
+  if (key !== undefined && typeof key !== "function") {
+    throw new ConfigurationError(
+      `step("${name}"): concurrency.key must be a function of the step's arguments.`,
+    );
+  }
+  return { limit, key: key as ((...args: unknown[]) => string) | undefined };
 }

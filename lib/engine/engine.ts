@@ -43,12 +43,19 @@ import type { StartOptions, StartResult } from "../ports/runtime.ts";
 import type { ActivationTask, RunLease, StepTask, TaskQueue } from "../ports/task-queue.ts";
 import type { TimerRequest, Timers } from "../ports/timers.ts";
 import { RunExecution } from "./execution.ts";
+import type { StepLimits } from "./step-limits.ts";
 
 /** Options of {@link Engine}. */
 export interface EngineOptions {
   store: EventStore;
   queue: TaskQueue;
   timers: Timers;
+  /**
+   * Enforces `step(..., { concurrency })`: `new StepLimits({ slots })` with one slot store shared by every
+   * worker the limits should span (the embedded and Redis runtimes pass theirs).
+   * @default none: step concurrency limits are not enforced
+   */
+  stepLimits?: StepLimits;
   /** @default the system clock */
   clock?: Clock;
   /**
@@ -103,6 +110,7 @@ const MAX_CONFLICT_RETRIES = 8;
 /** How many runs `recover()` reads at a time. */
 const RECOVER_PAGE_SIZE = 500;
 export const DEFAULT_MAX_EVENTS_PER_RUN = 50_000;
+
 export const DEFAULT_WARN_EVENTS_PER_RUN = 10_000;
 
 /** Timer ids: sleeps use their sleep id; retries and the deadline have their own. */
@@ -153,6 +161,7 @@ export class Engine {
   /** The store's payload limit (`EventStore.limits`), checked before anything reaches the store. */
   private readonly maxPayloadBytes: number;
   private readonly onRunFinished: ((runId: string) => void) | undefined;
+  private readonly stepLimits: StepLimits | undefined;
   /** See {@link EngineOptions.inlineSteps}; set it to false to stop chaining steps (activations in flight finish their current step, then queue the next). */
   inlineSteps: boolean;
   private readonly cache: QuickLRU<string, RunExecution> | undefined;
@@ -175,6 +184,12 @@ export class Engine {
     this.onRunFinished = options.onRunFinished;
     this.inlineSteps = options.inlineSteps ?? false;
     this.telemetry = options.telemetry ? options.telemetry(() => this.clock.now()) : noTelemetry;
+    this.stepLimits = options.stepLimits;
+    this.stepLimits?.attach({
+      clock: this.clock,
+      requeue: (task) => this.queue.enqueueStep(task),
+      runEnded: async (runId) => FINISHED_STATUSES.has((await this.store.getRun(runId))?.status ?? "pending"),
+    });
   }
 
   /**
@@ -801,7 +816,13 @@ export class Engine {
     assertRunId(runId);
     const wake = () => this.queue.enqueueActivation({ runId, cause: { kind: "outcome", stepId, attempt } });
     if (await this.store.getOutcome(runId, stepId, attempt)) return wake();
-    await this.store.putOutcome(await this.runAttempt(task));
+    // A step with a concurrency limit waits for a slot; its task comes back when its turn may have come.
+    const definition = this.registry.findStep(task.stepName);
+    const attempted = this.stepLimits
+      ? await this.stepLimits.run(task, definition, () => this.runAttempt(task))
+      : { waiting: false as const, value: await this.runAttempt(task) };
+    if (attempted.waiting) return;
+    await this.store.putOutcome(attempted.value);
     await wake();
   }
 
@@ -1160,7 +1181,9 @@ function soleStepStarted(
     if (found) return undefined;
     found = event;
   }
-  return found && registry.findStep(found.stepName) ? found : undefined;
+  // A step with a concurrency limit goes through the queue, where it waits for its slot.
+  const definition = found && registry.findStep(found.stepName);
+  return found && definition && !definition.options.concurrency ? found : undefined;
 }
 
 /** The outcomes an activation applies: the stored ones and the one its inline step just produced. */

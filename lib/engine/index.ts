@@ -13,6 +13,9 @@ export type { RegistryOptions } from "../core/registry.ts";
 export { defaultRegistry, findWorkflow, Registry, registeredWorkflows } from "../core/registry.ts";
 export type { EngineOptions } from "../engine/engine.ts";
 export { DEFAULT_MAX_EVENTS_PER_RUN, DEFAULT_WARN_EVENTS_PER_RUN, Engine } from "../engine/engine.ts";
+export { MemorySlotStore } from "../engine/memory-slot-store.ts";
+export type { StepLimitsHost, StepLimitsOptions } from "../engine/step-limits.ts";
+export { StepLimits } from "../engine/step-limits.ts";
 export type {
   ActivationSpan,
   EngineTelemetry,
@@ -36,6 +39,9 @@ export type {
   RunQuery,
   RunRecord,
   RunStatus,
+  SlotAnswer,
+  SlotRequest,
+  SlotStore,
   StepOutcome,
   StepTask,
   StoreLimits,

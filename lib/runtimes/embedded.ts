@@ -8,6 +8,8 @@ import { getLogger } from "../core/logger.ts";
 import { defaultRegistry, type Registry } from "../core/registry.ts";
 import type { AnyWorkflow } from "../core/workflow.ts";
 import { Engine, type EngineOptions } from "../engine/engine.ts";
+import { MemorySlotStore } from "../engine/memory-slot-store.ts";
+import { StepLimits } from "../engine/step-limits.ts";
 import type { TelemetryFactory } from "../observability/engine-telemetry.ts";
 import { openTelemetry } from "../observability/telemetry.ts";
 import { type Clock, systemClock } from "../ports/clock.ts";
@@ -19,6 +21,7 @@ import {
   type RunRecord,
 } from "../ports/event-store.ts";
 import type { Runtime, StartOptions, StartResult, WaitOptions } from "../ports/runtime.ts";
+import type { SlotStore } from "../ports/slot-store.ts";
 import type { ActivationTask } from "../ports/task-queue.ts";
 
 /** Options of {@link LocalRuntime}. */
@@ -41,6 +44,11 @@ export interface LocalRuntimeOptions {
    * @default true
    */
   inlineSteps?: boolean;
+  /**
+   * Where the slots of `step(..., { concurrency })` are held. @default a `MemorySlotStore` of this runtime
+   * (one process holds a directory, so its slots are all of them)
+   */
+  slots?: SlotStore;
   /**
    * Traces and metrics through `@opentelemetry/api` when the app has it and registered an SDK (nothing is
    * recorded otherwise); `noTelemetry` (from `tsworkflow/engine`) turns them off.
@@ -94,6 +102,7 @@ export class LocalRuntime implements Runtime {
       timers: this.timers,
       clock: this.clock,
       ...options.limits,
+      stepLimits: new StepLimits({ slots: options.slots ?? new MemorySlotStore() }),
       onRunFinished: (runId) => this.wakeWaiters(runId),
       // A sequential step runs in its run's activation, in one of the queue's step slots.
       inlineSteps: options.inlineSteps ?? true,

@@ -1,8 +1,10 @@
 import { BullMQQueue, defaultWorkerId, type QueueConsumer } from "../adapters/redis/bullmq-queue.ts";
 import { BullMQTimers } from "../adapters/redis/bullmq-timers.ts";
+import { RedisSlotStore } from "../adapters/redis/redis-slot-store.ts";
 import { RedisStorage } from "../adapters/redis/redis-storage.ts";
 import { ConfigurationError, describe, RunNotFoundError, TimeoutError } from "../core/errors.ts";
 import { Engine } from "../engine/engine.ts";
+import { StepLimits } from "../engine/step-limits.ts";
 import type { TelemetryFactory } from "../observability/engine-telemetry.ts";
 import { openTelemetry } from "../observability/telemetry.ts";
 import type { Clock } from "../ports/clock.ts";
@@ -112,6 +114,8 @@ export function createRedisRuntime(options: RedisRuntimeOptions): RedisRuntime {
     ...(options.clock ? { clock: options.clock } : {}),
     inlineSteps: options.inlineSteps ?? true,
     telemetry: options.telemetry ?? openTelemetry,
+    // Step concurrency limits span every worker with this URL and prefix.
+    stepLimits: new StepLimits({ slots: new RedisSlotStore(storage.client, prefix) }),
   });
   let worker: Promise<QueueConsumer> | undefined;
   let closing: Promise<void> | undefined;

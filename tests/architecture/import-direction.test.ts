@@ -18,7 +18,13 @@ const LAYERS: { name: string; prefixes: string[]; mayImport: string[] }[] = [
   { name: "observability", prefixes: ["observability/"], mayImport: ["core", "ports"] },
   {
     name: "engine",
-    prefixes: ["engine/engine.ts", "engine/execution.ts", "engine/replay-check.ts"],
+    prefixes: [
+      "engine/engine.ts",
+      "engine/execution.ts",
+      "engine/replay-check.ts",
+      "engine/step-limits.ts",
+      "engine/memory-slot-store.ts",
+    ],
     mayImport: ["core", "ports", "observability"],
   },
   { name: "adapters", prefixes: ["adapters/"], mayImport: ["core", "ports"] },

@@ -8,7 +8,7 @@
 import type { AnyWorkflow, RunRecord, WorkflowEvent } from "tsworkflow";
 import { VersionConflictError } from "tsworkflow";
 import type { ActivationTask, StepTask, TimerRequest } from "tsworkflow/engine";
-import { Engine, type EventStore, FINISHED_STATUSES } from "tsworkflow/engine";
+import { Engine, type EventStore, FINISHED_STATUSES, type SlotStore, StepLimits } from "tsworkflow/engine";
 import { MemoryStorage } from "tsworkflow/local";
 import { ManualClock, RecordingQueue, RecordingTimers } from "../../core/support/manual-engine.ts";
 
@@ -141,6 +141,8 @@ export async function runWithFaults(
   args: unknown[],
   faults: Faults,
   seed: number,
+  /** Step concurrency slots shared by every worker and process, as Redis would hold them. */
+  shared: { slots?: SlotStore } = {},
 ): Promise<ChaosReport> {
   const random = prng(seed);
   const chance = (p: number) => p > 0 && random() < p;
@@ -173,6 +175,7 @@ export async function runWithFaults(
           timers,
           clock,
           ...(faults.cacheSize === undefined ? {} : { cacheSize: faults.cacheSize }),
+          ...(shared.slots ? { stepLimits: new StepLimits({ slots: shared.slots }) } : {}),
         }),
     );
   };

@@ -1,0 +1,157 @@
+import { randomUUID } from "node:crypto";
+import type { AnyStep } from "../core/step.ts";
+import type { Clock } from "../ports/clock.ts";
+import type { SlotStore } from "../ports/slot-store.ts";
+import type { StepTask } from "../ports/task-queue.ts";
+
+/** Options of {@link StepLimits}. */
+export interface StepLimitsOptions {
+  /** Where the slots are held: one store shared by every worker the limits should span. */
+  slots: SlotStore;
+  /** A slot's lease, renewed every third of it while the step runs. @default 60,000 ms */
+  leaseMs?: number;
+  /** How often a waiting task tries again when no release in this process wakes it (another worker's release). @default 1,000 ms */
+  recheckMs?: number;
+}
+
+/** What the engine that uses the limits gives them. */
+export interface StepLimitsHost {
+  clock: Clock;
+  /** Sends a waiting step task again, to try for a slot once more. */
+  requeue(task: StepTask): Promise<void>;
+  /** Whether the run has ended (cancelled, failed…): its waiting steps then give up their place. */
+  runEnded(runId: string): Promise<boolean>;
+}
+
+/**
+ * Step concurrency for one step executor (engine): an attempt of a limited step runs only while it
+ * holds a slot of its key; without one it takes its place in line and its task is parked (it uses no
+ * attempt and holds no worker). A release here wakes the tasks parked here for that key; a release
+ * elsewhere is seen at the next re-check. Slots are released when the attempt ends, however it ends;
+ * a worker that dies holding one loses it when the lease runs out.
+ */
+export class StepLimits {
+  /** Tasks waiting for a slot, per limit key, in the order they asked. */
+  private readonly parked = new Map<string, Map<string, { task: StepTask; sent: boolean }>>();
+
+  private readonly slots: SlotStore;
+  private readonly leaseMs: number;
+  private readonly recheckMs: number;
+  private host: StepLimitsHost | undefined;
+
+  /**
+   * @example
+   * import { Engine, MemorySlotStore, StepLimits } from "tsworkflow/engine";
+   * const engine = new Engine({ store, queue, timers, stepLimits: new StepLimits({ slots: new MemorySlotStore() }) });
+   */
+  constructor(options: StepLimitsOptions) {
+    this.slots = options.slots;
+    this.leaseMs = options.leaseMs ?? 60_000;
+    this.recheckMs = options.recheckMs ?? 1_000;
+  }
+
+  /** Called by the engine that uses these limits. */
+  attach(host: StepLimitsHost): void {
+    this.host = host;
+  }
+
+  private get options(): StepLimitsHost & { slots: SlotStore; leaseMs: number; recheckMs: number } {
+    if (!this.host) throw new Error("StepLimits is used before an engine attached it");
+    return { ...this.host, slots: this.slots, leaseMs: this.leaseMs, recheckMs: this.recheckMs };
+  }
+
+  /** The limit key of a task, or undefined for a step without a concurrency limit. */
+  keyOf(task: StepTask, definition: AnyStep | undefined): string | undefined {
+    const concurrency = definition?.options.concurrency;
+    if (!concurrency) return undefined;
+    const key = concurrency.key ? String(concurrency.key(...structuredClone(task.input))) : "";
+    return `step:${task.stepName}:${key}`;
+  }
+
+  /**
+   * Runs `body` holding a slot of the step's limit.
+   * @returns `{ waiting: true }` when no slot is free: the task is sent again when its turn may have come
+   */
+  async run<T>(
+    task: StepTask,
+    definition: AnyStep | undefined,
+    body: () => Promise<T>,
+  ): Promise<{ waiting: true } | { waiting: false; value: T }> {
+    const key = this.keyOf(task, definition);
+    const limit = definition?.options.concurrency?.limit;
+    if (key === undefined || limit === undefined) return { waiting: false, value: await body() };
+    const holder = `${task.runId}/${task.stepId}/${task.attempt}`;
+    const token = randomUUID();
+    const { slots, clock, leaseMs } = this.options;
+    const request = () => ({ key, holder, token, limit, leaseMs, now: clock.now() });
+    // A run cancelled while its step waited in line never runs that step.
+    if (await this.options.runEnded(task.runId)) {
+      await slots.release(key, holder, token);
+      this.leaveLine(key, holder);
+      await this.wake(key, limit);
+      return { waiting: true };
+    }
+    const answer = await slots.acquire(request());
+    // Another copy of this attempt (a duplicate delivery) holds the slot: it stores the outcome.
+    if (answer === "held") return { waiting: true };
+    if (answer === "waiting") {
+      this.park(key, holder, task);
+      return { waiting: true };
+    }
+    this.leaveLine(key, holder);
+    const renew = setInterval(
+      () => {
+        slots.acquire(request()).catch(() => {
+          // A lost renewal matters only past the lease; the next one tries again.
+        });
+      },
+      Math.max(50, Math.floor(leaseMs / 3)),
+    );
+    renew.unref();
+    try {
+      return { waiting: false, value: await body() };
+    } finally {
+      clearInterval(renew);
+      await slots.release(key, holder, token);
+      await this.wake(key, limit);
+    }
+  }
+
+  /** Keeps the task's place among those parked here (its first park), and arms its re-check. */
+  private park(key: string, holder: string, task: StepTask): void {
+    let line = this.parked.get(key);
+    if (!line) {
+      line = new Map();
+      this.parked.set(key, line);
+    }
+    line.set(holder, { task, sent: false });
+    // The re-check sends the task even if a wake sent it already: a queue may have dropped that send as a
+    // duplicate of the job still running (BullMQ keeps a job id until the job ends).
+    const recheck = setTimeout(() => this.send(key, holder, true), this.options.recheckMs);
+    recheck.unref();
+  }
+
+  /** Sends again the first tasks parked here for `key`, as many as the limit could let through. */
+  private async wake(key: string, limit: number): Promise<void> {
+    const line = this.parked.get(key);
+    if (!line) return;
+    const first = [...line.entries()].filter(([, parked]) => !parked.sent).slice(0, limit);
+    await Promise.all(first.map(([holder]) => this.send(key, holder)));
+  }
+
+  /** Sends a parked task again (once until it parks again); it leaves the line when it gets its slot. */
+  private async send(key: string, holder: string, again = false): Promise<void> {
+    const parked = this.parked.get(key)?.get(holder);
+    if (!parked || (parked.sent && !again)) return;
+    parked.sent = true;
+    await this.options.requeue(parked.task).catch(() => {
+      parked.sent = false;
+    });
+  }
+
+  private leaveLine(key: string, holder: string): void {
+    const line = this.parked.get(key);
+    if (!line?.delete(holder)) return;
+    if (line.size === 0) this.parked.delete(key);
+  }
+}

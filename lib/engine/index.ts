@@ -37,8 +37,18 @@ export type {
 } from "../ports/index.ts";
 export { FINISHED_STATUSES, RUN_STATUSES, systemClock } from "../ports/index.ts";
 export type { Runtime, StartOptions, StartResult, WaitOptions } from "../ports/runtime.ts";
+export type { ScheduleState, ScheduleStore } from "../ports/schedule-store.ts";
 export type { SpanAttributes, SpanOptions, TracedSpan, TraceParent, Tracing } from "../ports/tracing.ts";
 export { noTracing } from "../ports/tracing.ts";
+export type {
+  CatchupPolicy,
+  OverlapPolicy,
+  ScheduleDefinition,
+  ScheduleInfo,
+  ScheduleOptions,
+  SchedulerOptions,
+} from "../schedules/index.ts";
+export { Scheduler, schedule, tickKey } from "../schedules/index.ts";
 export type {
   SignWebhookOptions,
   WebhookErrorCode,

@@ -15,6 +15,7 @@ const LAYERS: { name: string; prefixes: string[]; mayImport: string[] }[] = [
   { name: "ports", prefixes: ["ports/"], mayImport: ["core"] },
   { name: "webhooks", prefixes: ["webhooks/"], mayImport: ["core", "ports"] },
   { name: "inspect", prefixes: ["inspect/"], mayImport: ["core", "ports"] },
+  { name: "schedules", prefixes: ["schedules/"], mayImport: ["core", "ports"] },
   { name: "engine", prefixes: ["engine/engine.ts", "engine/execution.ts"], mayImport: ["core", "ports"] },
   { name: "adapters", prefixes: ["adapters/"], mayImport: ["core", "ports"] },
   { name: "aws-config", prefixes: ["aws/config.ts"], mayImport: ["core"] },
@@ -26,7 +27,17 @@ const LAYERS: { name: string; prefixes: string[]; mayImport: string[] }[] = [
   {
     name: "entries and apps",
     prefixes: [""],
-    mayImport: ["core", "ports", "webhooks", "inspect", "engine", "adapters", "aws-config", "runtimes"],
+    mayImport: [
+      "core",
+      "ports",
+      "webhooks",
+      "inspect",
+      "schedules",
+      "engine",
+      "adapters",
+      "aws-config",
+      "runtimes",
+    ],
   },
 ];
 

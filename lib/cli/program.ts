@@ -12,6 +12,7 @@ import {
   resolveBackend,
 } from "./backend.ts";
 import { EXIT, UsageError } from "./errors.ts";
+import { replayCommand } from "./replay.ts";
 import {
   cancelCommand,
   eventsCommand,
@@ -42,6 +43,15 @@ function positiveInteger(name: string) {
       throw new InvalidArgumentError(`${name} must be a whole number ≥ 1.`);
     return number;
   };
+}
+
+/** `--status running,suspended`: statuses a command selects. */
+function statusList(value: string): RunStatus[] {
+  const statuses = value.split(",").map((status) => status.trim());
+  const unknown = statuses.filter((status) => !RUN_STATUSES.includes(status as RunStatus));
+  if (unknown.length > 0)
+    throw new InvalidArgumentError(`unknown status ${unknown.join(", ")}: use ${RUN_STATUSES.join(", ")}.`);
+  return statuses as RunStatus[];
 }
 
 /** `--tag key=value`, repeatable: collects the tags, checked as `start()` checks them. */
@@ -163,6 +173,51 @@ export function createProgram(context: CliContext, setExitCode: (code: number) =
           };
           return listCommand(store, query, options, context);
         },
+      ),
+    );
+
+  program
+    .command("replay")
+    .description("replay recorded runs against your current code, running nothing; exit 1 on any mismatch")
+    .requiredOption("--workflows <file>", "the module that defines your workflows as the new code has them")
+    .option("--run <id>", "only this run")
+    .option("--workflow <name>", "only runs of this workflow")
+    .option(
+      "--status <statuses>",
+      "only runs with these statuses, comma-separated (e.g. running,suspended)",
+      statusList,
+    )
+    .option("--limit <n>", "at most this many runs (default: 100)", positiveInteger("--limit"))
+    .option("--json", "print the reports as JSON")
+    .addHelpText(
+      "after",
+      "\nRun it in CI before a deploy, against a copy or a sample of the live runs:\n  tsworkflow replay --workflows ./dist/workflows.js --status running,suspended\n  tsworkflow replay --workflows ./src/workflows.ts --run run_0abc --redis redis://127.0.0.1:6379",
+    )
+    .action(
+      reading(
+        async (
+          store,
+          options: {
+            workflows: string;
+            run?: string;
+            workflow?: string;
+            status?: RunStatus[];
+            limit?: number;
+            json?: boolean;
+          },
+        ) =>
+          replayCommand(
+            store,
+            {
+              workflows: options.workflows,
+              ...(options.run ? { run: options.run } : {}),
+              ...(options.workflow ? { workflow: options.workflow } : {}),
+              ...(options.status ? { statuses: options.status } : {}),
+              ...(options.limit ? { limit: options.limit } : {}),
+              ...(options.json ? { json: true } : {}),
+            },
+            context,
+          ),
       ),
     );
 

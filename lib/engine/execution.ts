@@ -130,6 +130,10 @@ export class RunExecution implements WorkflowScope {
 
   private readonly counters = new Map<string, number>();
   private recordedCommands: CommandRef[] = [];
+  /** The event number (`seq`) of each recorded command, to say where a replay parted from the log. */
+  private readonly recordedCommandSeqs: number[] = [];
+  /** The event number at which the code and the log parted (see `nonDeterminism`). */
+  mismatchSeq: number | undefined;
   private issuedCommands = 0;
   private commandsInLog = 0;
   private recordedLogs = 0;
@@ -177,7 +181,10 @@ export class RunExecution implements WorkflowScope {
     execution.version = 1;
     for (const event of events) {
       const ref = commandOf(event);
-      if (ref) execution.recordedCommands.push(ref);
+      if (ref) {
+        execution.recordedCommands.push(ref);
+        execution.recordedCommandSeqs.push(event.seq);
+      }
       if (event.type === "step_started" && event.attempt === 1)
         execution.recordedInputs.set(`step:${event.stepId}`, event.input);
       if (event.type === "child_started") execution.recordedInputs.set(`child:${event.childId}`, event.input);
@@ -370,12 +377,17 @@ export class RunExecution implements WorkflowScope {
     this.commandsInLog += 1;
     if (this.issuedCommands < this.commandsInLog) {
       const ref = commandOf(event) as CommandRef;
-      this.mismatch(`The log has ${describeRef(ref)} at event ${event.seq} but the workflow did not call it`);
+      this.mismatch(
+        `The log has ${describeRef(ref)} at event ${event.seq} but the workflow did not call it`,
+        event.seq,
+      );
     }
   }
 
-  private mismatch(message: string): void {
-    this.nonDeterminism ??= new NonDeterminismError(message);
+  private mismatch(message: string, seq = this.version): void {
+    if (this.nonDeterminism) return;
+    this.nonDeterminism = new NonDeterminismError(message);
+    this.mismatchSeq = seq;
   }
 
   /** Issues a command: matched against the log when replaying, appended when new. False on a mismatch. */
@@ -387,6 +399,7 @@ export class RunExecution implements WorkflowScope {
       if (recorded.kind !== ref.kind || recorded.id !== ref.id) {
         this.mismatch(
           `The log has ${describeRef(recorded)} as call ${index + 1} but the workflow now calls ${describeRef(ref)}`,
+          this.recordedCommandSeqs[index],
         );
         return false;
       }

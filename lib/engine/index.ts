@@ -57,3 +57,5 @@ export type {
   WebhookResponse,
 } from "../webhooks/handle-webhook.ts";
 export { handleWebhook, signWebhook } from "../webhooks/handle-webhook.ts";
+export type { ReplayReport } from "./replay-check.ts";
+export { replayHistory } from "./replay-check.ts";

@@ -3,6 +3,8 @@
  * step fakes (`createTestEnvironment`), and the seed-compatible `startLocal` / `resumeLocal`.
  */
 
+export type { ReplayReport } from "../engine/replay-check.ts";
+export { replayHistory } from "../engine/replay-check.ts";
 export type { TestEnvironmentOptions } from "./environment.ts";
 export { createTestEnvironment, TestEnvironment } from "./environment.ts";
 export type { StepFake } from "./fake-steps.ts";

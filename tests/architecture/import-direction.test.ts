@@ -16,7 +16,11 @@ const LAYERS: { name: string; prefixes: string[]; mayImport: string[] }[] = [
   { name: "webhooks", prefixes: ["webhooks/"], mayImport: ["core", "ports"] },
   { name: "inspect", prefixes: ["inspect/"], mayImport: ["core", "ports"] },
   { name: "schedules", prefixes: ["schedules/"], mayImport: ["core", "ports"] },
-  { name: "engine", prefixes: ["engine/engine.ts", "engine/execution.ts"], mayImport: ["core", "ports"] },
+  {
+    name: "engine",
+    prefixes: ["engine/engine.ts", "engine/execution.ts", "engine/replay-check.ts"],
+    mayImport: ["core", "ports"],
+  },
   { name: "adapters", prefixes: ["adapters/"], mayImport: ["core", "ports"] },
   { name: "aws-config", prefixes: ["aws/config.ts"], mayImport: ["core"] },
   {

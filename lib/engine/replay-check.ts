@@ -1,0 +1,65 @@
+import { InvalidEventError, NonDeterminismError } from "../core/errors.ts";
+import { parseEvents, type WorkflowEvent } from "../core/events.ts";
+import type { AnyWorkflow } from "../core/workflow.ts";
+import { RunExecution } from "./execution.ts";
+
+/** What replaying one recorded run against the current code found. */
+export type ReplayReport =
+  | { ok: true; runId: string; workflowName: string; events: number }
+  | {
+      ok: false;
+      runId: string;
+      workflowName: string;
+      events: number;
+      /** The number (`seq`) of the event being replayed when the code and the log parted. */
+      seq: number;
+      /** What the log has and what the code does now. */
+      message: string;
+    };
+
+/**
+ * Replays a recorded run's log against the workflow's current code, as an activation would after a
+ * deploy, without running any step or writing anything: recorded results resolve the calls, and the
+ * first call that the log does not have in that place (another step, a removed sleep, a changed order or
+ * argument) is reported with the event number. Calls past the end of the log are new work, not a
+ * mismatch: adding steps after the point every run has reached is a compatible change.
+ * @param events the log, as `getEvents(runId)` or `tsworkflow runs events <id> --json` gives it
+ * @example
+ * import { readFileSync } from "node:fs";
+ * import { replayHistory } from "tsworkflow/testing";
+ * import { onboarding } from "./workflows.ts";
+ * const report = await replayHistory(onboarding, JSON.parse(readFileSync("history.json", "utf8")));
+ * if (!report.ok) throw new Error(`event #${report.seq}: ${report.message}`);
+ * @throws InvalidEventError when `events` is not a tsworkflow log
+ */
+export async function replayHistory(
+  workflow: AnyWorkflow,
+  events: readonly unknown[],
+): Promise<ReplayReport> {
+  const log: WorkflowEvent[] = parseEvents(events, "the history to replay");
+  const [first] = log;
+  if (first?.type !== "workflow_started")
+    throw new InvalidEventError("The history to replay does not begin with workflow_started.");
+  const base = { runId: first.runId, workflowName: first.workflowName, events: log.length };
+  if (first.workflowName !== workflow.name)
+    return {
+      ...base,
+      ok: false,
+      seq: 1,
+      message: `The log is a run of workflow "${first.workflowName}", not of "${workflow.name}".`,
+    };
+  const end = Date.parse((log[log.length - 1] as WorkflowEvent).timestamp);
+  try {
+    const execution = await RunExecution.replay(workflow, log, () => end);
+    if (!execution.nonDeterminism) return { ...base, ok: true };
+    return {
+      ...base,
+      ok: false,
+      seq: execution.mismatchSeq ?? execution.version,
+      message: execution.nonDeterminism.message,
+    };
+  } catch (error) {
+    if (!(error instanceof NonDeterminismError)) throw error;
+    return { ...base, ok: false, seq: 1, message: error.message };
+  }
+}

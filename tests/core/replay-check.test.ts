@@ -1,0 +1,165 @@
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { configureLogging, sleep, step, type WorkflowEvent, workflow } from "tsworkflow";
+import { Registry } from "tsworkflow/engine";
+import { FileStorage, MemoryStorage } from "tsworkflow/local";
+import { replayHistory, startLocal } from "tsworkflow/testing";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { REPO_ROOT, runCli } from "../cli/run-cli.ts";
+
+beforeAll(() => configureLogging({ level: "silent" }));
+afterAll(() => configureLogging());
+
+let sideEffects = 0;
+const reserve = step("rc_reserve", async (sku: string) => {
+  sideEffects += 1;
+  return { sku };
+});
+const charge = step("rc_charge", async (amount: number) => {
+  sideEffects += 1;
+  return { amount };
+});
+const ship = step("rc_ship", async () => {
+  sideEffects += 1;
+  return "shipped";
+});
+const notify = step("rc_notify", async () => "notified");
+
+/** Version 1, as the recorded runs ran it. */
+const order = workflow("rc_order", async (sku: string) => {
+  await reserve(sku);
+  await Promise.all([charge(10), ship()]);
+  await sleep("1d");
+  return "done";
+});
+
+/** Another version of `rc_order`, defined beside version 1 without clashing with it. */
+function version(fn: (sku: string) => Promise<string>) {
+  return new Registry().define(() => workflow("rc_order", fn));
+}
+
+let finished: WorkflowEvent[];
+let asleep: WorkflowEvent[];
+
+beforeAll(async () => {
+  const storage = new MemoryStorage();
+  const done = await startLocal(order, ["sku-1"], { storage, timeSkipping: true });
+  const sleeping = await startLocal(order, ["sku-2"], { storage });
+  finished = await storage.getEvents(done);
+  asleep = await storage.getEvents(sleeping);
+});
+
+describe("replayHistory", () => {
+  it("passes the code the runs ran, running no step", async () => {
+    // Prepare
+    sideEffects = 0;
+    // Act
+    const reports = [await replayHistory(order, finished), await replayHistory(order, asleep)];
+    // Assess
+    expect(reports.map((report) => report.ok)).toEqual([true, true]);
+    expect(sideEffects).toBe(0);
+  });
+
+  it.each([
+    [
+      "a renamed step",
+      version(async (sku) => {
+        await reserve(sku);
+        await Promise.all([notify(), ship()]);
+        await sleep("1d");
+        return "done";
+      }),
+      /as call 2 but the workflow now calls step "rc_notify"/,
+    ],
+    [
+      "a removed sleep",
+      version(async (sku) => {
+        await reserve(sku);
+        await Promise.all([charge(10), ship()]);
+        return "done";
+      }),
+      /sleep.*did not call it/,
+    ],
+    [
+      "a reordered Promise.all",
+      version(async (sku) => {
+        await reserve(sku);
+        await Promise.all([ship(), charge(10)]);
+        await sleep("1d");
+        return "done";
+      }),
+      /as call 2 but the workflow now calls step "rc_ship"/,
+    ],
+  ])("reports %s with the event where the code and the log part", async (_change, changed, message) => {
+    // Act
+    const report = await replayHistory(changed, finished);
+    // Assess
+    expect(report.ok).toBe(false);
+    if (report.ok) return;
+    expect(report.message).toMatch(message);
+    const event = finished.find((candidate) => candidate.seq === report.seq);
+    expect(event?.type).toMatch(/step_started|sleep_created/);
+  });
+
+  it("passes a compatible change: a step added after the point every run reached", async () => {
+    // Prepare
+    const extended = version(async (sku) => {
+      await reserve(sku);
+      await Promise.all([charge(10), ship()]);
+      await sleep("1d");
+      await notify();
+      return "done";
+    });
+    // Act
+    const report = await replayHistory(extended, asleep);
+    // Assess
+    expect(report).toMatchObject({ ok: true, workflowName: "rc_order", events: asleep.length });
+  });
+});
+
+describe("tsworkflow replay", () => {
+  it("checks the runs of a directory against a workflows module, exiting 1 on a mismatch, and reads `runs events --json`", async () => {
+    // Prepare: runs recorded by a module, then the same directory checked against a changed module.
+    const dir = mkdtempSync(join(tmpdir(), "tsw-replay-"));
+    const module = (body: string) => {
+      const file = join(dir, `workflows-${Math.random().toString(36).slice(2)}.mjs`);
+      writeFileSync(
+        file,
+        `import { sleep, step, workflow } from ${JSON.stringify(join(REPO_ROOT, "lib/index.ts"))};
+const a = step("cli_rc_a", async () => 1);
+const b = step("cli_rc_b", async () => 2);
+export const flow = workflow("cli_rc_flow", async () => { ${body} });
+`,
+      );
+      return file;
+    };
+    try {
+      const v1 = module("await a(); await sleep('1d'); return 1;");
+      const storage = new FileStorage({ dir: join(dir, "runs") });
+      const { flow } = (await import(v1)) as { flow: Parameters<typeof startLocal>[0] };
+      const runId = await startLocal(flow, [], { storage });
+      await storage.close();
+      const args = ["--dir", join(dir, "runs")];
+      // Act
+      const same = await runCli(["replay", "--workflows", v1, ...args]);
+      const changed = await runCli([
+        "replay",
+        "--workflows",
+        module("await b(); await sleep('1d');"),
+        ...args,
+      ]);
+      const events = await runCli(["runs", "events", runId, "--json", ...args]);
+      // Assess
+      expect(same.code).toBe(0);
+      expect(same.stdout).toMatch(new RegExp(`${runId}\\s+cli_rc_flow\\s+\\d+\\s+ok`));
+      expect(changed.code).toBe(1);
+      expect(changed.stdout).toContain('event #2: The log has step "cli_rc_a"');
+      expect(changed.stderr).toContain("1 runs replayed, 1 mismatch.");
+      const report = await replayHistory(flow as never, JSON.parse(events.stdout));
+      expect(report.ok).toBe(true);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

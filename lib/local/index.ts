@@ -1,10 +1,12 @@
 /** tsworkflow/local: the embedded runtime (file and memory stores, in-process queue and timers) and the webhook server. Loads no Redis, AWS or CDK code: Redis mode is `tsworkflow/redis`. */
 
+export { FileScheduleStore } from "../adapters/file/file-schedule-store.ts";
 export type { FileStorageOptions } from "../adapters/file/file-storage.ts";
 export { FileStorage } from "../adapters/file/file-storage.ts";
 export type { InProcessQueueOptions, TaskHandlers } from "../adapters/in-process/in-process-queue.ts";
 export { InProcessQueue } from "../adapters/in-process/in-process-queue.ts";
 export { LocalTimers } from "../adapters/in-process/local-timers.ts";
+export { MemoryScheduleStore } from "../adapters/memory/memory-schedule-store.ts";
 export { MemoryStorage } from "../adapters/memory/memory-storage.ts";
 export type { LocalRuntimeOptions } from "../runtimes/embedded.ts";
 export { LocalRuntime } from "../runtimes/embedded.ts";

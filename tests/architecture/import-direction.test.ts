@@ -16,6 +16,7 @@ const LAYERS: { name: string; prefixes: string[]; mayImport: string[] }[] = [
   { name: "webhooks", prefixes: ["webhooks/"], mayImport: ["core", "ports"] },
   { name: "inspect", prefixes: ["inspect/"], mayImport: ["core", "ports"] },
   { name: "observability", prefixes: ["observability/"], mayImport: ["core", "ports"] },
+  { name: "schedules", prefixes: ["schedules/"], mayImport: ["core", "ports"] },
   {
     name: "engine",
     prefixes: [
@@ -43,6 +44,7 @@ const LAYERS: { name: string; prefixes: string[]; mayImport: string[] }[] = [
       "webhooks",
       "inspect",
       "observability",
+      "schedules",
       "engine",
       "adapters",
       "aws-config",

@@ -1,0 +1,244 @@
+import { toMilliseconds } from "../core/durations.ts";
+import { ConfigurationError } from "../core/errors.ts";
+import { type Clock, FINISHED_STATUSES, systemClock } from "../ports/index.ts";
+import type { Runtime } from "../ports/runtime.ts";
+import type { ScheduleState, ScheduleStore } from "../ports/schedule-store.ts";
+import { type ScheduleDefinition, tickKey } from "./schedule.ts";
+
+/** Options of {@link Scheduler}. */
+export interface SchedulerOptions {
+  runtime: Runtime;
+  store: ScheduleStore;
+  schedules: ScheduleDefinition[];
+  /** @default the system clock */
+  clock?: Clock;
+  /** Told of each tick that started nothing (overlap "skip", dropped catchup). @default ignore */
+  onSkip?: (name: string, tick: number, reason: string) => void;
+}
+
+/** One schedule as `listSchedules` shows it. */
+export interface ScheduleInfo {
+  name: string;
+  workflow: string;
+  paused: boolean;
+  lastTick: Date;
+  lastRunId?: string;
+  /** The next (up to) 5 fire times. */
+  nextFireTimes: Date[];
+}
+
+/** A tick is on time (not "missed") when handled within this long after it. */
+const ON_TIME_MS = 60_000;
+const MAX_TIMEOUT_MS = 2 ** 31 - 1;
+
+/**
+ * Fires the declared schedules of one process: reconciles them with the store at `start()`, then
+ * handles due ticks (`runDue`) and arms a timer for the next one. State is in the store, so a new
+ * process resumes where the last stopped, missed ticks handled by each schedule's `catchup`.
+ */
+export class Scheduler {
+  readonly #runtime: Runtime;
+  readonly #store: ScheduleStore;
+  readonly #clock: Clock;
+  readonly #onSkip: NonNullable<SchedulerOptions["onSkip"]>;
+  readonly #schedules = new Map<string, ScheduleDefinition>();
+  #timer: NodeJS.Timeout | undefined;
+  #running: Promise<void> = Promise.resolve();
+  #stopped = true;
+
+  constructor(options: SchedulerOptions) {
+    this.#runtime = options.runtime;
+    this.#store = options.store;
+    this.#clock = options.clock ?? systemClock;
+    this.#onSkip = options.onSkip ?? (() => undefined);
+    for (const definition of options.schedules) {
+      if (this.#schedules.has(definition.name))
+        throw new ConfigurationError(
+          `Two schedules are named "${definition.name}": give each a unique name.`,
+        );
+      this.#schedules.set(definition.name, definition);
+    }
+  }
+
+  /** Creates the state of new schedules, removes the state of schedules no longer declared. */
+  async reconcile(): Promise<void> {
+    const now = this.#clock.now();
+    for (const state of await this.#store.list())
+      if (!this.#schedules.has(state.name)) await this.#store.delete(state.name);
+    for (const definition of this.#schedules.values())
+      if (!(await this.#store.get(definition.name)))
+        await this.#store.put({
+          name: definition.name,
+          paused: definition.options.paused ?? false,
+          lastTick: now,
+        });
+  }
+
+  /** Reconciles, handles due ticks and keeps a timer armed for the next. */
+  async start(): Promise<void> {
+    this.#stopped = false;
+    await this.reconcile();
+    await this.#wake();
+  }
+
+  stop(): void {
+    this.#stopped = true;
+    clearTimeout(this.#timer);
+  }
+
+  /** Handles every tick due at the clock's time (for time-skipping tests; `start()` calls it itself). */
+  runDue(): Promise<void> {
+    const run = this.#running.then(() => this.#runDueNow());
+    this.#running = run.catch(() => undefined);
+    return run;
+  }
+
+  async listSchedules(): Promise<ScheduleInfo[]> {
+    const states = await this.#store.list();
+    return states.flatMap((state) => {
+      const definition = this.#schedules.get(state.name);
+      if (!definition) return [];
+      const nextFireTimes: Date[] = [];
+      let after = Math.max(state.lastTick, this.#clock.now());
+      for (let i = 0; i < 5; i++) {
+        const tick = definition.nextTick(after);
+        if (tick === undefined) break;
+        nextFireTimes.push(new Date(tick));
+        after = tick;
+      }
+      return [
+        {
+          name: state.name,
+          workflow: definition.workflow.name,
+          paused: state.paused,
+          lastTick: new Date(state.lastTick),
+          ...(state.lastRunId === undefined ? {} : { lastRunId: state.lastRunId }),
+          nextFireTimes: state.paused ? [] : nextFireTimes,
+        },
+      ];
+    });
+  }
+
+  async pauseSchedule(name: string): Promise<void> {
+    await this.#store.put({ ...(await this.#state(name)), paused: true });
+  }
+
+  /** Resumes from now: ticks that fell while paused are not caught up. */
+  async resumeSchedule(name: string): Promise<void> {
+    await this.#store.put({ ...(await this.#state(name)), paused: false, lastTick: this.#clock.now() });
+    await this.#wake();
+  }
+
+  /** Starts a run now, outside the schedule's ticks (its key is `schedule:<name>:manual:<time>`). */
+  async triggerSchedule(name: string): Promise<{ runId: string }> {
+    const state = await this.#state(name);
+    const definition = this.#schedules.get(name) as ScheduleDefinition;
+    const key = `schedule:${name}:manual:${new Date(this.#clock.now()).toISOString()}`;
+    const { runId } = await this.#runtime.start(definition.workflow, definition.options.args ?? [], {
+      idempotencyKey: key,
+    });
+    await this.#store.put({ ...state, lastRunId: runId });
+    return { runId };
+  }
+
+  /** Deletes the schedule's state and stops firing it in this process. */
+  async deleteSchedule(name: string): Promise<void> {
+    await this.#state(name);
+    this.#schedules.delete(name);
+    await this.#store.delete(name);
+  }
+
+  async #state(name: string): Promise<ScheduleState> {
+    const state = this.#schedules.has(name) ? await this.#store.get(name) : undefined;
+    if (!state)
+      throw new ConfigurationError(`No schedule named "${name}": declare it and start the scheduler first.`);
+    return state;
+  }
+
+  async #wake(): Promise<void> {
+    await this.runDue();
+    if (this.#stopped) return;
+    clearTimeout(this.#timer);
+    const next = await this.#nextWake();
+    if (next === undefined) return;
+    const delay = Math.min(Math.max(next - this.#clock.now(), 0), MAX_TIMEOUT_MS);
+    this.#timer = setTimeout(() => void this.#wake().catch(() => undefined), delay);
+    this.#timer.unref?.();
+  }
+
+  async #nextWake(): Promise<number | undefined> {
+    let earliest: number | undefined;
+    for (const state of await this.#store.list()) {
+      const definition = this.#schedules.get(state.name);
+      if (!definition || state.paused) continue;
+      const tick = definition.nextTick(state.lastTick);
+      if (tick === undefined) continue;
+      const jitter = definition.options.jitter
+        ? Math.random() * toMilliseconds(definition.options.jitter)
+        : 0;
+      // A buffered tick waits for its previous run: poll for it once a second.
+      const wake =
+        state.bufferedTick === undefined ? tick + jitter : Math.min(tick, this.#clock.now() + 1000);
+      earliest = earliest === undefined ? wake : Math.min(earliest, wake);
+    }
+    return earliest;
+  }
+
+  async #runDueNow(): Promise<void> {
+    const now = this.#clock.now();
+    for (const definition of [...this.#schedules.values()]) {
+      const state = await this.#store.get(definition.name);
+      if (!state || state.paused) continue;
+      await this.#store.put(await this.#handle(definition, state, now));
+    }
+  }
+
+  /** Fires what is due for one schedule and returns its new state. */
+  async #handle(definition: ScheduleDefinition, state: ScheduleState, now: number): Promise<ScheduleState> {
+    const { options, name } = definition;
+    let next: ScheduleState = { ...state };
+    if (next.bufferedTick !== undefined && !(await this.#previousRunning(next))) {
+      next = { ...next, ...(await this.#fire(definition, next.bufferedTick)) };
+      delete next.bufferedTick;
+    }
+    const due: number[] = [];
+    for (let tick = definition.nextTick(state.lastTick); tick !== undefined && tick <= now; ) {
+      due.push(tick);
+      tick = definition.nextTick(tick);
+    }
+    if (due.length === 0) return next;
+    next.lastTick = due[due.length - 1] as number;
+    const window = toMilliseconds(options.catchupWindow ?? "1d");
+    const catchup = options.catchup ?? "none";
+    const kept = due.filter((tick) => {
+      if (now - tick <= ON_TIME_MS) return true;
+      if (catchup === "none" || now - tick > window) return false;
+      return catchup === "all" || tick === due[due.length - 1];
+    });
+    for (const tick of due)
+      if (!kept.includes(tick)) this.#onSkip(name, tick, `missed (catchup "${catchup}")`);
+    for (const tick of kept) {
+      const overlap = options.overlap ?? "skip";
+      if (overlap !== "allow" && (await this.#previousRunning(next))) {
+        if (overlap === "buffer-one" && next.bufferedTick === undefined) next.bufferedTick = tick;
+        else this.#onSkip(name, tick, "the previous run is still going");
+        continue;
+      }
+      next = { ...next, ...(await this.#fire(definition, tick)) };
+    }
+    return next;
+  }
+
+  async #previousRunning(state: ScheduleState): Promise<boolean> {
+    if (state.lastRunId === undefined) return false;
+    const run = await this.#runtime.getRun(state.lastRunId);
+    return run !== undefined && !FINISHED_STATUSES.has(run.status);
+  }
+
+  async #fire(definition: ScheduleDefinition, tick: number): Promise<{ lastRunId: string }> {
+    const { runId } = await this.#runtime.start(definition.workflow, definition.options.args ?? [], {
+      idempotencyKey: tickKey(definition.name, tick),
+    });
+    return { lastRunId: runId };
+  }
+}

@@ -110,28 +110,78 @@ export async function start<W extends AnyWorkflow>(
   return (await runtime.start(workflow, args, options)).runId;
 }
 
+/** Options of {@link getRun}. */
+export interface GetRunOptions {
+  /**
+   * For a run that ended with `continueAsNew()`: return the last run of its chain instead (the one that
+   * carries on, or the one that ended it).
+   * @default false
+   */
+  followContinuations?: boolean;
+}
+
 /**
- * The run's document: `{ runId, workflowName, status, input, result?, error?, createdAt, updatedAt }`.
+ * The run's document: `{ runId, workflowName, status, input, result?, error?, createdAt, updatedAt }`, and
+ * `continuedFrom` / `continuedAs` along a `continueAsNew()` chain.
+ * @example
+ * import { getRun } from "tsworkflow";
+ * const latest = await getRun("run_0mdx2k4a1b_9f3c2e7a1d5b", { followContinuations: true });
+ * console.log(latest.runId, latest.status);
  * @throws RunNotFoundError for an unknown id
  * @throws InvalidRunIdError for a malformed id
  */
-export async function getRun(runId: string): Promise<RunRecord> {
+export async function getRun(runId: string, options: GetRunOptions = {}): Promise<RunRecord> {
   assertRunId(runId);
-  const run = await (await getRuntime()).getRun(runId);
+  const runtime = await getRuntime();
+  let run = await runtime.getRun(runId);
   if (!run) throw new RunNotFoundError(runId);
+  while (options.followContinuations && run.continuedAs) {
+    const next: RunRecord | undefined = await runtime.getRun(run.continuedAs);
+    // Not created yet (the moment after the commit): the chain ends here for now.
+    if (!next) break;
+    run = next;
+  }
   return run;
 }
 
 /**
- * Waits until the run has completed, failed or been cancelled, and returns it. Keeps the process alive
- * while it waits.
+ * Waits until the run has completed, failed, been cancelled or continued as new, and returns it. With
+ * `followContinuations`, waits along a `continueAsNew()` chain until its last run finishes otherwise.
+ * Keeps the process alive while it waits.
  * @example
- * const run = await waitForRun(runId, { timeoutMs: 60_000 });
+ * import { waitForRun } from "tsworkflow";
+ * const run = await waitForRun("run_0mdx2k4a1b_9f3c2e7a1d5b", { timeoutMs: 60_000, followContinuations: true });
  * if (run.status === "completed") console.log(run.result);
  */
-export async function waitForRun(runId: string, options?: WaitOptions): Promise<RunRecord> {
+export async function waitForRun(
+  runId: string,
+  options: WaitOptions & GetRunOptions = {},
+): Promise<RunRecord> {
   assertRunId(runId);
-  return (await getRuntime()).waitForRun(runId, options);
+  const runtime = await getRuntime();
+  const deadline = options.timeoutMs === undefined ? undefined : Date.now() + options.timeoutMs;
+  const remaining = () => (deadline === undefined ? {} : { timeoutMs: Math.max(0, deadline - Date.now()) });
+  let run = await runtime.waitForRun(runId, remaining());
+  while (options.followContinuations && run.continuedAs) {
+    run = await waitForContinuation(runtime, run.continuedAs, remaining);
+  }
+  return run;
+}
+
+/** The next run of a chain is created just after the commit that ended the previous one: wait for it too. */
+async function waitForContinuation(
+  runtime: Runtime,
+  runId: string,
+  remaining: () => WaitOptions,
+): Promise<RunRecord> {
+  for (;;) {
+    try {
+      return await runtime.waitForRun(runId, remaining());
+    } catch (error) {
+      if (!(error instanceof RunNotFoundError) || remaining().timeoutMs === 0) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  }
 }
 
 /** The run's event log, in order. @throws RunNotFoundError for an unknown id */

@@ -4,7 +4,7 @@
  * Redis, BullMQ or hono code. The engine and its ports, for backend authors, are in `tsworkflow/engine`.
  */
 
-export type { ConfigureOptions } from "./api.ts";
+export type { ConfigureOptions, GetRunOptions } from "./api.ts";
 export {
   cancelRun,
   configure,
@@ -54,6 +54,7 @@ export {
   VersionConflictError,
   WorkflowInputError,
   WorkflowNotFoundError,
+  WorkflowVersionNotFoundError,
 } from "./core/errors.ts";
 export type { EventOf, EventType, WorkflowEvent } from "./core/events.ts";
 export type { LoggingOptions, LogLevelName } from "./core/logger.ts";
@@ -83,6 +84,7 @@ export type {
 export { step } from "./core/step.ts";
 export type { RunTags } from "./core/tags.ts";
 export { MAX_TAG_VALUE_LENGTH, MAX_TAGS, validateTags } from "./core/tags.ts";
+export { continueAsNew, deprecatePatch, patched } from "./core/versioning.ts";
 export type {
   AnyWorkflow,
   WorkflowArgs,

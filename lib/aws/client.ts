@@ -6,6 +6,7 @@ import { SqsTaskQueue } from "../adapters/aws/sqs-queue.ts";
 import { ConfigurationError } from "../core/errors.ts";
 import type { WorkflowEvent } from "../core/events.ts";
 import type { AnyWorkflow, WorkflowArgs } from "../core/workflow.ts";
+import { linkedPage, linkedRun } from "../engine/continuation.ts";
 import { Engine } from "../engine/engine.ts";
 import { openTelemetry } from "../observability/telemetry.ts";
 import type { Clock } from "../ports/clock.ts";
@@ -127,9 +128,9 @@ export function createClient(
       const result = await engine.start(workflow, args, startOptions);
       return result.runId;
     },
-    getRun: (runId) => store.getRun(runId),
+    getRun: async (runId) => linkedRun(await store.getRun(runId)),
     getEvents: (runId) => store.getEvents(runId),
-    listRuns: (query) => store.listRuns(query),
+    listRuns: async (query) => linkedPage(await store.listRuns(query)),
     sendEvent: (runId, eventName, payload, sendOptions) =>
       engine.sendEvent(runId, eventName, payload, sendOptions),
     cancelRun: (runId, reason) => engine.cancelRun(runId, reason),

@@ -32,7 +32,8 @@ export async function replayCommand(
   await importWorkflowsModule(selection.workflows);
   const reports: ReplayReport[] = [];
   for (const run of await selectRuns(store, selection)) {
-    const definition = defaultRegistry.findWorkflow(run.workflowName);
+    // A run replays against the version of the code it started with (see `workflow(..., { version })`).
+    const definition = defaultRegistry.findWorkflowVersion(run.workflowName, run.workflowVersion);
     const events = await store.getEvents(run.runId);
     reports.push(
       definition
@@ -43,7 +44,10 @@ export async function replayCommand(
             workflowName: run.workflowName,
             events: events.length,
             seq: 1,
-            message: `No workflow named "${run.workflowName}" in ${selection.workflows}: removing a workflow strands its runs.`,
+            message:
+              run.workflowVersion === undefined
+                ? `No workflow named "${run.workflowName}" without a version in ${selection.workflows}: removing a workflow strands its runs.`
+                : `No version "${run.workflowVersion}" of workflow "${run.workflowName}" in ${selection.workflows}: keep it registered until its runs have finished.`,
           },
     );
   }

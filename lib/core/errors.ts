@@ -24,6 +24,7 @@ export type ErrorCode =
   | "ACTION_NOT_AVAILABLE"
   | "INVALID_RUN_ID"
   | "WORKFLOW_NOT_FOUND"
+  | "WORKFLOW_VERSION_NOT_FOUND"
   | "STEP_NOT_FOUND"
   | "RUN_NOT_FOUND"
   | "MAX_DURATION_EXCEEDED"
@@ -165,12 +166,33 @@ export class InvalidIdempotencyKeyError extends TsWorkflowError {
 export class WorkflowNotFoundError extends TsWorkflowError {
   override name = "WorkflowNotFoundError";
   readonly workflowName: string;
-  constructor(name: string) {
+  constructor(name: string, detail?: { code: ErrorCode; message: string }) {
     super(
-      "WORKFLOW_NOT_FOUND",
-      `No workflow named "${name}" is registered in this process. Import the module that defines it (workflow("${name}", ...)) before starting or resuming its runs.`,
+      detail?.code ?? "WORKFLOW_NOT_FOUND",
+      detail?.message ??
+        `No workflow named "${name}" is registered in this process. Import the module that defines it (workflow("${name}", ...)) before starting or resuming its runs.`,
     );
     this.workflowName = name;
+  }
+}
+
+/**
+ * A run started with a version of its workflow's code that this process does not register. Like a workflow
+ * not registered at all, the run is left as it is (parked, or its activation delivered again later), so
+ * that code with that version can go on with it.
+ */
+export class WorkflowVersionNotFoundError extends WorkflowNotFoundError {
+  override name = "WorkflowVersionNotFoundError";
+  readonly workflowVersion: string | undefined;
+  /** `registered`: the versions this process has; `version`: the run's (undefined: none). */
+  constructor(name: string, registered: readonly (string | undefined)[], version?: string) {
+    const label = (v: string | undefined) => (v === undefined ? "(no version)" : `"${v}"`);
+    const option = version === undefined ? "" : `, { version: "${version}" }`;
+    super(name, {
+      code: "WORKFLOW_VERSION_NOT_FOUND",
+      message: `A run of workflow "${name}" started with version ${label(version)}, but this process registers only ${registered.map(label).join(", ")}. Keep the code the run started with registered beside the new one (workflow("${name}", oldFn${option})) until no run of that version is left, or run it where that version is deployed.`,
+    });
+    this.workflowVersion = version;
   }
 }
 
@@ -404,6 +426,7 @@ const classByCode = new Map<string, abstract new (...args: never[]) => TsWorkflo
   ["INVALID_RUN_ID", InvalidRunIdError],
   ["INVALID_IDEMPOTENCY_KEY", InvalidIdempotencyKeyError],
   ["WORKFLOW_NOT_FOUND", WorkflowNotFoundError],
+  ["WORKFLOW_VERSION_NOT_FOUND", WorkflowVersionNotFoundError],
   ["STEP_NOT_FOUND", StepNotFoundError],
   ["RUN_NOT_FOUND", RunNotFoundError],
   ["MAX_DURATION_EXCEEDED", MaxDurationExceededError],

@@ -44,6 +44,10 @@ export const workflowStarted = z.object({
   tags: z.optional(runTagsSchema),
   /** The W3C trace context of the run's start span: the parent of every span of the run. */
   traceparent: z.optional(z.string()),
+  /** The `version` of the workflow's code the run started with (`workflow(name, fn, { version })`). */
+  workflowVersion: z.optional(z.string()),
+  /** Set when this run continues an earlier one (`continueAsNew`): that run's id. */
+  continuedFrom: z.optional(z.string()),
 });
 
 export const workflowCompleted = z.object({
@@ -55,6 +59,14 @@ export const workflowFailed = z.object({
   ...base,
   type: z.literal("workflow_failed"),
   error: serializedError,
+});
+/** `continueAsNew(...args)`: the run ended here and a fresh run of the same workflow goes on with `input`. */
+export const workflowContinuedAsNew = z.object({
+  ...base,
+  type: z.literal("workflow_continued_as_new"),
+  input: z.array(z.unknown()),
+  /** The id of the run that goes on. */
+  continuedAs: z.string().check(z.minLength(1)),
 });
 export const workflowSuspended = z.object({
   ...base,
@@ -182,10 +194,18 @@ export const tagsSet = z.object({
   tags: runTagsSchema,
 });
 
+/** `patched(patchId)` took its new branch in this run: replays take it again. */
+export const patchApplied = z.object({
+  ...base,
+  type: z.literal("patch_applied"),
+  patchId: z.string().check(z.minLength(1)),
+});
+
 export const workflowEvent = z.discriminatedUnion("type", [
   workflowStarted,
   workflowCompleted,
   workflowFailed,
+  workflowContinuedAsNew,
   workflowSuspended,
   workflowResumed,
   stepStarted,
@@ -208,6 +228,7 @@ export const workflowEvent = z.discriminatedUnion("type", [
   childCompleted,
   childFailed,
   tagsSet,
+  patchApplied,
 ]);
 
 export type WorkflowEvent = z.infer<typeof workflowEvent>;

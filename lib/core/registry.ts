@@ -27,7 +27,9 @@ export interface RegistryOptions {
  * const runtime = new LocalRuntime({ storage: new MemoryStorage(), registry });
  */
 export class Registry {
+  /** Each workflow name's versions (the key `""` for no version), and the current one (see `findWorkflow`). */
   private readonly workflows = new Map<string, AnyWorkflow>();
+  private readonly versions = new Map<string, Map<string, AnyWorkflow>>();
   private readonly steps = new Map<string, AnyStep>();
   private readonly listeners = new Set<Listener>();
   private readonly parent: Registry | undefined;
@@ -42,10 +44,13 @@ export class Registry {
    * @throws DuplicateNameError when the name is taken here by a workflow with another function
    */
   registerWorkflow(definition: AnyWorkflow): void {
-    const previous = this.workflows.get(definition.name);
+    const versions = this.versions.get(definition.name) ?? new Map<string, AnyWorkflow>();
+    const previous = versions.get(definition.version ?? "");
     if (previous && !sameFunction(previous.fn, definition.fn))
       throw new DuplicateNameError("workflow", definition.name);
-    this.workflows.set(definition.name, definition);
+    versions.set(definition.version ?? "", definition);
+    this.versions.set(definition.name, versions);
+    this.workflows.set(definition.name, newestOf(versions));
     for (const listener of this.listeners) listener(definition);
   }
 
@@ -74,8 +79,26 @@ export class Registry {
     }
   }
 
+  /** The workflow of this name that new runs start with: its highest `version` (see `WorkflowOptions.version`). */
   findWorkflow(name: string): AnyWorkflow | undefined {
     return this.workflows.get(name) ?? this.parent?.findWorkflow(name);
+  }
+
+  /**
+   * The code a run of `name` started with `version` goes on with (undefined: the code registered without a
+   * version). A registry that has the name looks no further for its versions.
+   */
+  findWorkflowVersion(name: string, version: string | undefined): AnyWorkflow | undefined {
+    const versions = this.versions.get(name);
+    if (!versions) return this.parent?.findWorkflowVersion(name, version);
+    return versions.get(version ?? "");
+  }
+
+  /** The versions of workflow `name` registered here (undefined for code without a version). */
+  workflowVersions(name: string): (string | undefined)[] {
+    const versions = this.versions.get(name);
+    if (!versions) return this.parent?.workflowVersions(name) ?? [];
+    return [...versions.values()].map((definition) => definition.version);
   }
 
   findStep(name: string): AnyStep | undefined {
@@ -103,6 +126,14 @@ export class Registry {
       stopParent?.();
     };
   }
+}
+
+/** The highest version (numeric-aware: "10" after "9"); code without a version is the lowest. */
+function newestOf(versions: Map<string, AnyWorkflow>): AnyWorkflow {
+  const [newest] = [...versions.values()].sort((a, b) =>
+    (b.version ?? "").localeCompare(a.version ?? "", "en", { numeric: true }),
+  );
+  return newest as AnyWorkflow;
 }
 
 /** The same function, or the same source evaluated again (a module loaded twice, e.g. under two paths). */

@@ -29,6 +29,12 @@ export interface WorkflowScope {
   callLog(level: LogLevel, message: string, data?: unknown): void;
   /** Adds tags to the run (recorded once, replayed). */
   callSetTags(tags: RunTags): void;
+  /** `patched(patchId)`: whether this run takes the new branch (decided once, recorded, replayed). */
+  callPatched(patchId: string): boolean;
+  /** `deprecatePatch(patchId)`: records that the run took the new branch, which is now the only one. */
+  callDeprecatePatch(patchId: string): void;
+  /** `continueAsNew(...args)`: the run ends once this activation is done, and a new one goes on with `args`. */
+  callContinueAsNew(args: unknown[]): void;
   /** The run's deterministic time (of the event being applied). */
   currentTime(): number;
   /** The run's deterministic random number in [0, 1). */

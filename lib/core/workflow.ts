@@ -18,6 +18,19 @@ export interface WorkflowOptions {
    * @default no validation
    */
   input?: $ZodType;
+  /**
+   * A label for this code of the workflow, recorded in each run's `workflow_started`. Several versions of a
+   * workflow can be registered side by side (`workflow("onboarding", fnV1, { version: "1" })` beside v2):
+   * each run goes on with the code it started with, and a run whose version no registered code has is left
+   * as it is with a `WorkflowVersionNotFoundError`. Starting by name picks the highest version (compared
+   * numerically where the labels are numbers, e.g. "10" after "9"). 1 to 64 letters, digits, ".", "_", "-".
+   * @default no version: runs and code match by name alone
+   * @example
+   * import { workflow } from "tsworkflow";
+   * export const onboardingV1 = workflow("onboarding", async (user: string) => `v1 ${user}`, { version: "1" });
+   * export const onboarding = workflow("onboarding", async (user: string) => `v2 ${user}`, { version: "2" });
+   */
+  version?: string;
 }
 
 /** A registered workflow: pass it to `start()`. */
@@ -25,6 +38,8 @@ export interface WorkflowDefinition<Args extends unknown[], Result> {
   readonly name: string;
   readonly fn: (...args: Args) => Promise<Result>;
   readonly options: WorkflowOptions;
+  /** The code's `version` label (see {@link WorkflowOptions.version}), if any. */
+  readonly version: string | undefined;
   /** The deadline length in ms, from `maxDuration`. */
   readonly maxDurationMs: number | undefined;
 }
@@ -38,6 +53,7 @@ export type WorkflowArgs<W> = W extends WorkflowDefinition<infer A, unknown> ? A
 export type WorkflowResult<W> = W extends WorkflowDefinition<any[], infer R> ? R : never;
 
 const NAME = /^[A-Za-z0-9_.:-]{1,100}$/;
+const VERSION = /^[A-Za-z0-9._-]{1,64}$/;
 
 /**
  * Defines a durable workflow: a plain async function whose steps, sleeps and logs are recorded, so that
@@ -64,8 +80,20 @@ export function workflow<Args extends unknown[], Result>(
     );
   }
   if (typeof fn !== "function") throw new ConfigurationError(`workflow("${name}") needs an async function.`);
+  const version = options.version;
+  if (version !== undefined && (typeof version !== "string" || !VERSION.test(version))) {
+    throw new ConfigurationError(
+      `Invalid version ${describe(version)} of workflow "${name}": use 1 to 64 letters, digits, ".", "_" or "-".`,
+    );
+  }
   const maxDurationMs = options.maxDuration === undefined ? undefined : toMilliseconds(options.maxDuration);
-  const definition: WorkflowDefinition<Args, Result> = Object.freeze({ name, fn, options, maxDurationMs });
+  const definition: WorkflowDefinition<Args, Result> = Object.freeze({
+    name,
+    fn,
+    options,
+    version,
+    maxDurationMs,
+  });
   definingRegistry().registerWorkflow(definition as AnyWorkflow);
   return definition;
 }

@@ -15,6 +15,7 @@ import {
   StepNotFoundError,
   VersionConflictError,
   WorkflowNotFoundError,
+  WorkflowVersionNotFoundError,
 } from "../core/errors.ts";
 import type { EventDraft, EventOf, WorkflowEvent } from "../core/events.ts";
 import { assertIdempotencyKey, assertRunId, newRunId } from "../core/ids.ts";
@@ -42,6 +43,7 @@ import {
 import type { StartOptions, StartResult } from "../ports/runtime.ts";
 import type { ActivationTask, RunLease, StepTask, TaskQueue } from "../ports/task-queue.ts";
 import type { TimerRequest, Timers } from "../ports/timers.ts";
+import { continuationKeyOf, continuationRunIdOf } from "./continuation.ts";
 import { RunExecution } from "./execution.ts";
 import type { StepLimits } from "./step-limits.ts";
 
@@ -200,7 +202,12 @@ export class Engine {
   async start(
     workflow: AnyWorkflow | string,
     args: unknown[],
-    options: StartOptions & { parent?: ChildLink; traceparent?: string | undefined } = {},
+    options: StartOptions & {
+      parent?: ChildLink;
+      traceparent?: string | undefined;
+      /** The run this one continues (`continueAsNew`): the new run's id follows from it. */
+      continuedFrom?: string;
+    } = {},
   ): Promise<StartResult> {
     const definition = typeof workflow === "string" ? this.registry.findWorkflow(workflow) : workflow;
     if (!definition) throw new WorkflowNotFoundError(String(workflow));
@@ -213,7 +220,11 @@ export class Engine {
     const tags =
       options.tags === undefined ? undefined : validateTags(options.tags, `workflow "${definition.name}"`);
     const now = this.clock.now();
-    const runId = options.parent ? options.parent.childRunId : newRunId(now);
+    const runId = options.continuedFrom
+      ? continuationRunIdOf(options.continuedFrom)
+      : options.parent
+        ? options.parent.childRunId
+        : newRunId(now);
     const timestamp = new Date(now).toISOString();
     const deadline = definition.maxDurationMs === undefined ? undefined : now + definition.maxDurationMs;
     // A child run's spans go under the parent's activation that started it (started again after a crash, it opens no second span).
@@ -247,7 +258,7 @@ export class Engine {
     deadline: number | undefined,
     tags: RunTags | undefined,
     traceparent: string | undefined,
-    options: StartOptions & { parent?: ChildLink },
+    options: StartOptions & { parent?: ChildLink; continuedFrom?: string },
   ): Promise<StartResult> {
     const run: RunRecord = {
       runId,
@@ -259,6 +270,7 @@ export class Engine {
       version: 1,
       ...(options.idempotencyKey === undefined ? {} : { idempotencyKey: options.idempotencyKey }),
       ...(tags === undefined ? {} : { tags }),
+      ...(definition.version === undefined ? {} : { workflowVersion: definition.version }),
     };
     const startedEvent: WorkflowEvent = {
       runId,
@@ -272,6 +284,8 @@ export class Engine {
       ...(options.parent ? { parent: { runId: options.parent.runId, childId: options.parent.childId } } : {}),
       ...(tags === undefined ? {} : { tags }),
       ...(traceparent === undefined ? {} : { traceparent }),
+      ...(definition.version === undefined ? {} : { workflowVersion: definition.version }),
+      ...(options.continuedFrom === undefined ? {} : { continuedFrom: options.continuedFrom }),
     };
     const result = await this.store.createRun({ run, startedEvent });
     if (!result.created) {
@@ -384,9 +398,8 @@ export class Engine {
         await this.finishAgain(run);
         return undefined;
       }
-      const definition = this.registry.findWorkflow(run.workflowName);
-      if (!definition) throw new WorkflowNotFoundError(run.workflowName);
       const events = await this.store.getEvents(runId);
+      const definition = this.codeOf(run.workflowName, events[0]);
       if (isFinishedLog(events)) {
         // The document lagged the log (a crash between the last commit and its update): reading the log
         // repaired it; do what follows a finish (tell the parent, cancel children), as a redelivery would.
@@ -456,6 +469,9 @@ export class Engine {
       ...effects.cancelledTimers.map((timerId) => this.timers.cancel(runId, timerId)),
       ...effects.cancelledChildren.map((childRunId) => this.cancelChild(childRunId)),
       ...(terminal ? [this.notifyParent(execution, terminal)] : []),
+      ...(terminal?.type === "workflow_continued_as_new"
+        ? [this.startContinuation(execution.runId, execution.started, terminal.input, execution.tags)]
+        : []),
       // A finished run's timers (its deadline, a wait's timeout, a sleep or a retry that lost a race)
       // would fire for nothing, and each holds a Scheduler schedule on AWS.
       ...(terminal
@@ -498,6 +514,19 @@ export class Engine {
     }
     if (!inline || !release) return undefined;
     return { task: inline, release };
+  }
+
+  /**
+   * The code a run goes on with: the version it started with.
+   * @throws WorkflowNotFoundError / WorkflowVersionNotFoundError (the run is left as it is)
+   */
+  private codeOf(workflowName: string, started: WorkflowEvent | undefined): AnyWorkflow {
+    const version = started?.type === "workflow_started" ? started.workflowVersion : undefined;
+    const definition = this.registry.findWorkflowVersion(workflowName, version);
+    if (definition) return definition;
+    const registered = this.registry.workflowVersions(workflowName);
+    if (registered.length === 0) throw new WorkflowNotFoundError(workflowName);
+    throw new WorkflowVersionNotFoundError(workflowName, registered, version);
   }
 
   /**
@@ -870,7 +899,8 @@ export class Engine {
    * before the run waits for it is kept until it does. With a `signalId`, sending the same event twice
    * delivers it once.
    * @throws RunNotFoundError for an unknown run
-   * @throws InvalidRunStateError for a run that has finished
+   * @throws InvalidRunStateError for a run that has finished (for a run that continued as new: whose
+   * chain has finished)
    */
   async sendEvent(
     runId: string,
@@ -882,10 +912,10 @@ export class Engine {
     if (typeof eventName !== "string" || eventName.length === 0 || eventName.length > 100) {
       throw new ConfigurationError(`Invalid event name ${describe(eventName)}: use 1 to 100 characters.`);
     }
-    const run = await this.store.getRun(runId);
-    if (!run) throw new RunNotFoundError(runId);
+    // Sent to a run that continued as new, the event goes to the run that carries on.
+    const run = await this.liveEndOf(runId);
     if (FINISHED_STATUSES.has(run.status)) {
-      throw new InvalidRunStateError(`Run ${runId} is ${run.status}; it no longer takes events.`);
+      throw new InvalidRunStateError(`Run ${run.runId} is ${run.status}; it no longer takes events.`);
     }
     const value = roundTrip(payload ?? null, `The payload of event "${eventName}"`, this.maxPayloadBytes);
     if (options.signalId !== undefined) assertText("signalId", options.signalId, 200, true);
@@ -893,14 +923,14 @@ export class Engine {
     const stepId = `${SIGNAL_PREFIX}${eventName}:${id}`;
     const recordedAt = this.recordedAt();
     const stored = await this.store.putOutcome({
-      runId,
+      runId: run.runId,
       stepId,
       attempt: 1,
       recordedAt,
       ok: true,
       result: { name: eventName, payload: value },
     });
-    await this.queue.enqueueActivation({ runId, cause: { kind: "outcome", stepId, attempt: 1 } });
+    await this.queue.enqueueActivation({ runId: run.runId, cause: { kind: "outcome", stepId, attempt: 1 } });
     return { delivered: stored };
   }
 
@@ -928,10 +958,32 @@ export class Engine {
     }
   }
 
-  /** A finished child run hands its result or error to its parent. */
+  /**
+   * Starts (once) the run that continues `runId` with the workflow's current code, the same tags and, for a
+   * child run, the same parent: the end of the chain reports to it.
+   */
+  private async startContinuation(
+    runId: string,
+    started: EventOf<"workflow_started">,
+    input: unknown[],
+    tags: RunTags | undefined,
+  ): Promise<void> {
+    const definition = this.registry.findWorkflow(started.workflowName);
+    if (!definition) throw new WorkflowNotFoundError(started.workflowName);
+    const parent = started.parent;
+    await this.start(definition, input, {
+      idempotencyKey: continuationKeyOf(runId),
+      continuedFrom: runId,
+      ...(tags && Object.keys(tags).length > 0 ? { tags } : {}),
+      ...(parent ? { parent: { ...parent, childRunId: continuationRunIdOf(runId) } } : {}),
+      ...(started.traceparent === undefined ? {} : { traceparent: started.traceparent }),
+    });
+  }
+
+  /** A finished child run hands its result or error to its parent (a continued one leaves that to its chain's end). */
   private async notifyParent(execution: RunExecution, terminal: EventDraft): Promise<void> {
     const parent = execution.started.parent;
-    if (!parent) return;
+    if (!parent || terminal.type === "workflow_continued_as_new") return;
     const outcome =
       terminal.type === "workflow_completed"
         ? { ok: true as const, result: terminal.result }
@@ -951,10 +1003,17 @@ export class Engine {
    * parent; a cancelled run cancels the children it was still waiting for.
    */
   private async finishAgain(run: RunRecord): Promise<void> {
-    const isChild = run.idempotencyKey?.startsWith("child:") ?? false;
-    if (!isChild && run.status !== "cancelled") return;
+    const isChild =
+      (run.idempotencyKey?.startsWith("child:") || run.idempotencyKey?.startsWith("continue:")) ?? false;
+    if (!isChild && run.status !== "cancelled" && run.status !== "continued") return;
     const events = await this.store.getEvents(run.runId);
     const [started] = events;
+    if (run.status === "continued") {
+      const last = events.findLast((event) => event.type === "workflow_continued_as_new");
+      if (started?.type === "workflow_started" && last?.type === "workflow_continued_as_new")
+        await this.startContinuation(run.runId, started, last.input, run.tags);
+      return;
+    }
     const parent = isChild && started?.type === "workflow_started" ? started.parent : undefined;
     if (parent) await this.notifyParentOf(run, { ...parent, childRunId: run.runId });
     if (run.status !== "cancelled") return;
@@ -1003,16 +1062,15 @@ export class Engine {
   async cancelRun(runId: string, reason = "cancelled"): Promise<void> {
     assertRunId(runId);
     assertText("The reason of a cancellation", reason, 1000);
-    const run = await this.store.getRun(runId);
-    if (!run) throw new RunNotFoundError(runId);
+    const run = await this.liveEndOf(runId);
     if (FINISHED_STATUSES.has(run.status)) {
       throw new InvalidRunStateError(
-        `Run ${runId} is ${run.status}; only pending, running or suspended runs can be cancelled.`,
+        `Run ${run.runId} is ${run.status}; only pending, running or suspended runs can be cancelled.`,
       );
     }
     const recordedAt = this.recordedAt();
     await this.store.putOutcome({
-      runId,
+      runId: run.runId,
       stepId: CANCEL_STEP_ID,
       attempt: 1,
       recordedAt,
@@ -1020,9 +1078,25 @@ export class Engine {
       result: { reason },
     });
     await this.queue.enqueueActivation({
-      runId,
+      runId: run.runId,
       cause: { kind: "outcome", stepId: CANCEL_STEP_ID, attempt: 1 },
     });
+  }
+
+  /**
+   * The run, or for a run that continued as new, the last run of its chain.
+   * @throws RunNotFoundError for an unknown run
+   */
+  async liveEndOf(runId: string): Promise<RunRecord> {
+    let run = await this.store.getRun(runId);
+    if (!run) throw new RunNotFoundError(runId);
+    while (run.status === "continued") {
+      const next: RunRecord | undefined = await this.store.getRun(continuationRunIdOf(run.runId));
+      // Its continuation is not created yet (a crash after the commit): redelivery or recovery creates it.
+      if (!next) return run;
+      run = next;
+    }
+    return run;
   }
 
   /**
@@ -1155,6 +1229,7 @@ function statusOf(execution: RunExecution, terminal: EventDraft | undefined): Ru
   if (terminal?.type === "workflow_completed") return "completed";
   if (terminal?.type === "workflow_cancelled") return "cancelled";
   if (terminal?.type === "workflow_failed") return "failed";
+  if (terminal?.type === "workflow_continued_as_new") return "continued";
   for (const step of execution.pendingSteps.values()) if (step.state === "running") return "running";
   return "suspended";
 }
@@ -1164,7 +1239,12 @@ function isFinishedLog(events: readonly WorkflowEvent[]): boolean {
   for (let index = events.length - 1; index >= 0; index -= 1) {
     const type = (events[index] as WorkflowEvent).type;
     if (type === "workflow_retried") return false;
-    if (type === "workflow_completed" || type === "workflow_failed" || type === "workflow_cancelled")
+    if (
+      type === "workflow_completed" ||
+      type === "workflow_failed" ||
+      type === "workflow_cancelled" ||
+      type === "workflow_continued_as_new"
+    )
       return true;
   }
   return false;

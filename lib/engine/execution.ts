@@ -25,6 +25,7 @@ import { type RunTags, validateTags } from "../core/tags.ts";
 import type { AnyWorkflow } from "../core/workflow.ts";
 import type { LogLevel, WorkflowScope } from "../core/workflow-scope.ts";
 import type { RunStatus } from "../ports/event-store.ts";
+import { continuationRunIdOf } from "./continuation.ts";
 
 /** A step the workflow waits for. */
 export interface PendingStep {
@@ -135,6 +136,14 @@ export class RunExecution implements WorkflowScope {
   private issuedTagSets = 0;
   /** The run's tags as the log has them so far (those of `start()`, then each `setTags()`). */
   tags: RunTags = {};
+  /** The patches whose new branch the log says this run took (`patch_applied`). */
+  private readonly recordedPatches = new Set<string>();
+  /** What `patched()` answered in this run so far: the same answer every time for one patch. */
+  private readonly patchDecisions = new Map<string, boolean>();
+  /** Events a replay decided to add (a patch taken at the end of the log): appended once it is done. */
+  private deferred: EventDraft[] = [];
+  /** Set by `continueAsNew()`: the input of the run that goes on. */
+  continuation: { input: unknown[] } | undefined;
   private atFrontier = true;
   private time: number;
   private randomState: number;
@@ -188,6 +197,7 @@ export class RunExecution implements WorkflowScope {
         execution.recordedTagSets += 1;
         execution.tags = { ...execution.tags, ...event.tags };
       }
+      if (event.type === "patch_applied") execution.recordedPatches.add(event.patchId);
     }
     // Failures that a later `workflow_retried` took back are not replayed: those steps run again.
     const retried = new Set(
@@ -202,6 +212,8 @@ export class RunExecution implements WorkflowScope {
       if (!retried.has(event.seq)) await execution.apply(event);
     }
     execution.atFrontier = true;
+    if (!execution.nonDeterminism) for (const draft of execution.deferred) execution.append(draft);
+    execution.deferred = [];
     execution.committedVersion = events.length;
     return execution;
   }
@@ -609,6 +621,48 @@ export class RunExecution implements WorkflowScope {
     this.append({ type: "tags_set", tags: valid });
   }
 
+  /**
+   * `patched(patchId)`: a run whose log has calls beyond this point went past it with the old code and
+   * replays the old branch; any other run takes the new one, and the log records it.
+   */
+  callPatched(patchId: string): boolean {
+    const decided = this.patchDecisions.get(patchId);
+    if (decided !== undefined) return decided;
+    const takesNew = this.recordedPatches.has(patchId) || !this.passedWithOldCode();
+    if (takesNew) this.recordPatch(patchId);
+    this.patchDecisions.set(patchId, takesNew);
+    return takesNew;
+  }
+
+  /** `deprecatePatch(patchId)`: only the new branch is left; a run that reaches it records it as `patched` would. */
+  callDeprecatePatch(patchId: string): void {
+    if (this.patchDecisions.has(patchId)) return;
+    const takesNew = this.recordedPatches.has(patchId) || !this.passedWithOldCode();
+    if (takesNew) this.recordPatch(patchId);
+    this.patchDecisions.set(patchId, takesNew);
+  }
+
+  /** True while replaying calls the log recorded after this point: the run got here before the change. */
+  private passedWithOldCode(): boolean {
+    return this.issuedCommands < this.recordedCommands.length;
+  }
+
+  private recordPatch(patchId: string): void {
+    if (this.recordedPatches.has(patchId)) return;
+    this.recordedPatches.add(patchId);
+    const draft: EventDraft = { type: "patch_applied", patchId };
+    // Reached while replaying the log's last event: added once the replay is done, after the last seq.
+    if (this.atFrontier) this.append(draft);
+    else this.deferred.push(draft);
+  }
+
+  /** `continueAsNew(...args)`: the first call wins; the run ends as soon as the workflow waits. */
+  callContinueAsNew(args: unknown[]): void {
+    if (this.continuation) return;
+    const json = toJson(args, `The input of continueAsNew() in run ${this.runId}`, this.maxPayloadBytes);
+    this.continuation = { input: JSON.parse(json) as unknown[] };
+  }
+
   /** Replay-safe current time: the time of the event the workflow is reacting to. */
   currentTime(): number {
     return this.time;
@@ -637,6 +691,16 @@ export class RunExecution implements WorkflowScope {
   /** The workflow's outcome as a log event, once it has one. */
   terminalDraft(): EventDraft | undefined {
     if (this.nonDeterminism) return { type: "workflow_failed", error: serializeError(this.nonDeterminism) };
+    if (this.continuation) {
+      // Cancelled meanwhile: the chain ends here rather than going on in a new run.
+      if (this.cancelRequested !== undefined)
+        return { type: "workflow_cancelled", reason: this.cancelRequested };
+      return {
+        type: "workflow_continued_as_new",
+        input: this.continuation.input,
+        continuedAs: continuationRunIdOf(this.runId),
+      };
+    }
     if (!this.settled) {
       // Unsettled and waiting for nothing tsworkflow knows: no event can ever wake it.
       if (this.waitsForNothing())

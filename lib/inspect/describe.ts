@@ -20,7 +20,13 @@ export function describeEvent(event: WorkflowEvent): string {
     case "workflow_started":
       return `${event.workflowName}(${compactJson(event.input, 80).replace(/^\[|\]$/g, "")})${
         event.idempotencyKey ? ` key ${event.idempotencyKey}` : ""
-      }${event.tags ? ` ${describeTags(event.tags)}` : ""}`;
+      }${event.tags ? ` ${describeTags(event.tags)}` : ""}${
+        event.workflowVersion ? ` version ${event.workflowVersion}` : ""
+      }${event.continuedFrom ? ` continues ${event.continuedFrom}` : ""}`;
+    case "patch_applied":
+      return `patch "${event.patchId}": new code`;
+    case "workflow_continued_as_new":
+      return `continued as run ${event.continuedAs} with ${compactJson(event.input, 80)}`;
     case "tags_set":
       return describeTags(event.tags);
     case "workflow_completed":

@@ -2,7 +2,15 @@ import type { SerializedError } from "../core/errors.ts";
 import type { WorkflowEvent } from "../core/events.ts";
 import type { RunTags } from "../core/tags.ts";
 
-export type RunStatus = "pending" | "running" | "suspended" | "completed" | "failed" | "cancelled";
+/** `continued`: the run ended with `continueAsNew()`, and the run `continuedAs` goes on. */
+export type RunStatus =
+  | "pending"
+  | "running"
+  | "suspended"
+  | "completed"
+  | "failed"
+  | "cancelled"
+  | "continued";
 
 export const RUN_STATUSES: readonly RunStatus[] = [
   "pending",
@@ -11,9 +19,15 @@ export const RUN_STATUSES: readonly RunStatus[] = [
   "completed",
   "failed",
   "cancelled",
+  "continued",
 ];
 
-export const FINISHED_STATUSES: ReadonlySet<RunStatus> = new Set(["completed", "failed", "cancelled"]);
+export const FINISHED_STATUSES: ReadonlySet<RunStatus> = new Set([
+  "completed",
+  "failed",
+  "cancelled",
+  "continued",
+]);
 
 /** The run document: a summary of the log, kept for listing and status reads. */
 export interface RunRecord {
@@ -32,6 +46,12 @@ export interface RunRecord {
   idempotencyKey?: string;
   /** The run's tags: those of `start()`, then of each `setTags()`. */
   tags?: RunTags;
+  /** The `version` of the workflow's code the run started with, if it has one. */
+  workflowVersion?: string;
+  /** The run this one continues (`continueAsNew`); set by the runtimes' `getRun`, not stored. */
+  continuedFrom?: string;
+  /** The run that goes on after this one, when it is `continued`; set by the runtimes' `getRun`, not stored. */
+  continuedAs?: string;
 }
 
 /** What changes in the run document with a commit. */

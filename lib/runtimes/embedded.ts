@@ -7,6 +7,7 @@ import type { WorkflowEvent } from "../core/events.ts";
 import { getLogger } from "../core/logger.ts";
 import { defaultRegistry, type Registry } from "../core/registry.ts";
 import type { AnyWorkflow } from "../core/workflow.ts";
+import { linkedPage, linkedRun, withChainLinks } from "../engine/continuation.ts";
 import { Engine, type EngineOptions } from "../engine/engine.ts";
 import { MemorySlotStore } from "../engine/memory-slot-store.ts";
 import { StepLimits } from "../engine/step-limits.ts";
@@ -131,7 +132,7 @@ export class LocalRuntime implements Runtime {
   }
 
   async getRun(runId: string): Promise<RunRecord | undefined> {
-    return this.storage.getRun(runId);
+    return linkedRun(await this.storage.getRun(runId));
   }
 
   async getEvents(runId: string): Promise<WorkflowEvent[]> {
@@ -139,14 +140,14 @@ export class LocalRuntime implements Runtime {
   }
 
   async listRuns(query?: RunQuery): Promise<RunPage> {
-    return this.storage.listRuns(query);
+    return linkedPage(await this.storage.listRuns(query));
   }
 
   async waitForRun(runId: string, options: WaitOptions = {}): Promise<RunRecord> {
     const finished = async () => {
       const run = await this.storage.getRun(runId);
       if (!run) throw new RunNotFoundError(runId);
-      return FINISHED_STATUSES.has(run.status) ? run : undefined;
+      return FINISHED_STATUSES.has(run.status) ? withChainLinks(run) : undefined;
     };
     const done = await finished();
     if (done) return done;

@@ -3,6 +3,7 @@ import { BullMQTimers } from "../adapters/redis/bullmq-timers.ts";
 import { RedisSlotStore } from "../adapters/redis/redis-slot-store.ts";
 import { RedisStorage } from "../adapters/redis/redis-storage.ts";
 import { ConfigurationError, describe, RunNotFoundError, TimeoutError } from "../core/errors.ts";
+import { linkedPage, linkedRun, withChainLinks } from "../engine/continuation.ts";
 import { Engine } from "../engine/engine.ts";
 import { StepLimits } from "../engine/step-limits.ts";
 import type { TelemetryFactory } from "../observability/engine-telemetry.ts";
@@ -127,18 +128,18 @@ export function createRedisRuntime(options: RedisRuntimeOptions): RedisRuntime {
     timers,
     workerId,
     start: (workflow, args, startOptions) => engine.start(workflow, args, startOptions),
-    getRun: (runId) => storage.getRun(runId),
+    getRun: async (runId) => linkedRun(await storage.getRun(runId)),
     getEvents: (runId) => storage.getEvents(runId),
     cancelRun: (runId, reason) => engine.cancelRun(runId, reason),
     retryRun: (runId) => engine.retryRun(runId),
     sendEvent: (runId, eventName, payload, options) => engine.sendEvent(runId, eventName, payload, options),
-    listRuns: (query) => storage.listRuns(query),
+    listRuns: async (query) => linkedPage(await storage.listRuns(query)),
     async waitForRun(runId, { timeoutMs, pollMs = 50 }: WaitForRunOptions = {}) {
       const deadline = timeoutMs === undefined ? Number.POSITIVE_INFINITY : Date.now() + timeoutMs;
       for (;;) {
         const run = await storage.getRun(runId);
         if (!run) throw new RunNotFoundError(runId);
-        if (FINISHED_STATUSES.has(run.status)) return run;
+        if (FINISHED_STATUSES.has(run.status)) return withChainLinks(run);
         if (Date.now() >= deadline) {
           throw new TimeoutError(
             `Run ${runId} is still ${run.status} after ${timeoutMs} ms. Check that a worker is running on this Redis and prefix (tsworkflow worker), or wait longer.`,

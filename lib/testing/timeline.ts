@@ -19,6 +19,10 @@ function headline(run: RunRecord, events: readonly WorkflowEvent[]): string {
       const cancelled = events.findLast((event) => event.type === "workflow_cancelled");
       return `${name} was cancelled${cancelled?.type === "workflow_cancelled" ? `: ${cancelled.reason}` : ""}`;
     }
+    case "continued": {
+      const continued = events.findLast((event) => event.type === "workflow_continued_as_new");
+      return `${name} continued as new${continued?.type === "workflow_continued_as_new" ? ` in run ${continued.continuedAs}` : ""}`;
+    }
     case "suspended": {
       const suspended = events.findLast((event) => event.type === "workflow_suspended");
       const waits = suspended?.type === "workflow_suspended" ? suspended.waitingFor : [];

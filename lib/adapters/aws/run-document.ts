@@ -42,6 +42,7 @@ export function newRunDocument(run: RunRecord, parentRunId: string | undefined):
     updatedAt: run.updatedAt,
     version: run.version,
     ...(run.idempotencyKey === undefined ? {} : { idempotencyKey: run.idempotencyKey }),
+    ...(run.workflowVersion === undefined ? {} : { workflowVersion: run.workflowVersion }),
     ...(run.tags === undefined ? {} : { tags: JSON.stringify(run.tags) }),
     ...(parentRunId === undefined ? {} : { parentRunId }),
     gsi1pk: statusKey(run.status, shard),
@@ -186,6 +187,7 @@ export async function toRecord(context: StoreContext, item: Item): Promise<RunRe
     version: item.version as number,
     ...(item.idempotencyKey === undefined ? {} : { idempotencyKey: item.idempotencyKey as string }),
     ...(item.tags === undefined ? {} : { tags: tagsOf(item) }),
+    ...(item.workflowVersion === undefined ? {} : { workflowVersion: item.workflowVersion as string }),
   };
 }
 

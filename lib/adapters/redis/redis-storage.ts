@@ -564,6 +564,7 @@ export class RedisStorage implements EventStore {
     if (hash.error !== undefined) record.error = parseJson(hash.error, where) as SerializedError;
     if (hash.idempotencyKey !== undefined) record.idempotencyKey = hash.idempotencyKey;
     if (hash.tags !== undefined) record.tags = parseJson(hash.tags, where) as RunTags;
+    if (hash.workflowVersion !== undefined) record.workflowVersion = hash.workflowVersion;
     return record;
   }
 }
@@ -588,6 +589,7 @@ function runFields(run: RunRecord): string[] {
   if (run.result !== undefined) fields.push("result", JSON.stringify(run.result));
   if (run.error !== undefined) fields.push("error", JSON.stringify(run.error));
   if (run.idempotencyKey !== undefined) fields.push("idempotencyKey", run.idempotencyKey);
+  if (run.workflowVersion !== undefined) fields.push("workflowVersion", run.workflowVersion);
   if (run.tags !== undefined)
     fields.push("tags", JSON.stringify(run.tags), "tagKeys", tagKeys(run.tags).join("\n"));
   return fields;

@@ -5,7 +5,6 @@ import {
   getRun,
   runChild,
   shutdown,
-  sleep,
   step,
   waitForEvent,
   waitForRun,

@@ -20,7 +20,7 @@ const slow = step(
     if (calls === 1) throw new RetryableError("first attempt fails", { retryAfter: "1s" });
     return "done";
   },
-  { retries: 2 },
+  { maxRetries: 2 },
 );
 const timed = workflow("timing_flow", async () => slow());
 

@@ -1,4 +1,4 @@
-import { RunNotFoundError } from "./core/errors.ts";
+import { ConfigurationError, RunNotFoundError } from "./core/errors.ts";
 import type { WorkflowEvent } from "./core/events.ts";
 import { assertRunId } from "./core/ids.ts";
 import { importOptional } from "./core/optional-dependency.ts";
@@ -6,6 +6,8 @@ import type { AnyWorkflow, WorkflowArgs } from "./core/workflow.ts";
 import type { EventStore, RunPage, RunQuery, RunRecord } from "./ports/event-store.ts";
 import type { Runtime, StartOptions, WaitOptions } from "./ports/runtime.ts";
 import { LocalRuntime } from "./runtimes/embedded.ts";
+import type { ScheduleDefinition } from "./schedules/schedule.ts";
+import type { ScheduleInfo } from "./schedules/scheduler.ts";
 
 /** Options of {@link configure}. */
 export interface ConfigureOptions {
@@ -19,6 +21,12 @@ export interface ConfigureOptions {
   redis?: string;
   /** Steps run at once by the embedded runtime. @default 100 */
   concurrency?: number;
+  /**
+   * Schedules the embedded runtime fires (see `schedule()` in `tsworkflow/engine`); their state is kept in
+   * `<dir>/schedules.json`. For Redis, give `createRedisRuntime({ schedules })` as `runtime`.
+   * @default none
+   */
+  schedules?: ScheduleDefinition[];
 }
 
 let current: Runtime | undefined;
@@ -43,6 +51,7 @@ export function configure(options: ConfigureOptions = {}): void {
       ...(options.storage ? { storage: options.storage } : {}),
       ...(options.dir ? { dir: options.dir } : {}),
       ...(options.concurrency ? { concurrency: options.concurrency } : {}),
+      ...(options.schedules ? { schedules: options.schedules } : {}),
     });
   };
   if (!previous) {
@@ -256,4 +265,77 @@ export async function shutdown(): Promise<void> {
   current = undefined;
   pending = undefined;
   await runtime?.close();
+}
+
+/** What a runtime with schedules offers (the embedded and Redis runtimes, the AWS client). */
+interface ScheduleControl {
+  listSchedules(): Promise<ScheduleInfo[]>;
+  pauseSchedule(name: string): Promise<void>;
+  resumeSchedule(name: string): Promise<void>;
+  triggerSchedule(name: string): Promise<{ runId: string }>;
+  deleteSchedule(name: string): Promise<void>;
+}
+
+async function scheduleControl(): Promise<ScheduleControl> {
+  const runtime = (await getRuntime()) as Runtime & Partial<ScheduleControl>;
+  if (typeof runtime.listSchedules !== "function")
+    throw new ConfigurationError(
+      "This runtime has no schedules: declare them with configure({ schedules: [schedule(...)] }) or the runtime's schedules option.",
+    );
+  return runtime as Runtime & ScheduleControl;
+}
+
+/**
+ * The declared schedules: name, workflow, paused, last tick, last run and the next fire times.
+ * @example
+ * import { listSchedules } from "tsworkflow";
+ * for (const s of await listSchedules()) console.log(s.name, s.nextFireTimes[0]);
+ * @throws ConfigurationError when the runtime has no schedules
+ */
+export async function listSchedules(): Promise<ScheduleInfo[]> {
+  return (await scheduleControl()).listSchedules();
+}
+
+/**
+ * Stops a schedule's ticks until `resumeSchedule` (kept in the schedule store across restarts).
+ * @example
+ * import { pauseSchedule } from "tsworkflow";
+ * await pauseSchedule("daily-report");
+ * @throws ConfigurationError for an unknown schedule
+ */
+export async function pauseSchedule(name: string): Promise<void> {
+  await (await scheduleControl()).pauseSchedule(name);
+}
+
+/**
+ * Resumes a paused schedule from now: ticks that fell while it was paused are not caught up.
+ * @example
+ * import { resumeSchedule } from "tsworkflow";
+ * await resumeSchedule("daily-report");
+ * @throws ConfigurationError for an unknown schedule
+ */
+export async function resumeSchedule(name: string): Promise<void> {
+  await (await scheduleControl()).resumeSchedule(name);
+}
+
+/**
+ * Starts the schedule's workflow now, outside its ticks (idempotency key `schedule:<name>:manual:<time>`).
+ * @example
+ * import { triggerSchedule } from "tsworkflow";
+ * const { runId } = await triggerSchedule("daily-report");
+ * @throws ConfigurationError for an unknown schedule
+ */
+export async function triggerSchedule(name: string): Promise<{ runId: string }> {
+  return (await scheduleControl()).triggerSchedule(name);
+}
+
+/**
+ * Removes a schedule's state and stops its ticks (still declared in code, it comes back at the next start).
+ * @example
+ * import { deleteSchedule } from "tsworkflow";
+ * await deleteSchedule("old-report");
+ * @throws ConfigurationError for an unknown schedule
+ */
+export async function deleteSchedule(name: string): Promise<void> {
+  await (await scheduleControl()).deleteSchedule(name);
 }

@@ -8,14 +8,19 @@ export type { ConfigureOptions, GetRunOptions } from "./api.ts";
 export {
   cancelRun,
   configure,
+  deleteSchedule,
   getEvents,
   getRun,
   getRuntime,
   listRuns,
+  listSchedules,
+  pauseSchedule,
+  resumeSchedule,
   retryRun,
   sendEvent,
   shutdown,
   start,
+  triggerSchedule,
   waitForRun,
 } from "./api.ts";
 export type { StepInfo } from "./core/context.ts";
@@ -95,5 +100,6 @@ export type {
 export { workflow } from "./core/workflow.ts";
 export type { EventStore, RunPage, RunQuery, RunRecord, RunStatus } from "./ports/event-store.ts";
 export type { Runtime, StartOptions, StartResult, WaitOptions } from "./ports/runtime.ts";
+export type { ScheduleInfo } from "./schedules/scheduler.ts";
 export type { SignWebhookOptions } from "./webhooks/handle-webhook.ts";
 export { signWebhook } from "./webhooks/handle-webhook.ts";

@@ -16,4 +16,10 @@ export interface ScheduleStore {
   list(): Promise<ScheduleState[]>;
   put(state: ScheduleState): Promise<void>;
   delete(name: string): Promise<void>;
+  /**
+   * Runs `work` while no other process sharing this store runs its own (a lease held for its duration);
+   * resolves without running it when another holds the lease (that one handles the due ticks).
+   * @default none: a store of one process needs no lease
+   */
+  exclusive?(work: () => Promise<void>): Promise<void>;
 }

@@ -2,7 +2,10 @@ import { FileStorage, type InboxListener } from "../adapters/file/file-storage.t
 import type { InboxWatchOptions } from "../adapters/file/inbox.ts";
 import { InProcessQueue } from "../adapters/in-process/in-process-queue.ts";
 import { LocalTimers } from "../adapters/in-process/local-timers.ts";
-import { RunNotFoundError, TimeoutError, WorkflowNotFoundError } from "../core/errors.ts";
+import { join } from "node:path";
+import { FileScheduleStore } from "../adapters/file/file-schedule-store.ts";
+import { MemoryScheduleStore } from "../adapters/memory/memory-schedule-store.ts";
+import { ConfigurationError, RunNotFoundError, TimeoutError, WorkflowNotFoundError } from "../core/errors.ts";
 import type { WorkflowEvent } from "../core/events.ts";
 import { getLogger } from "../core/logger.ts";
 import { defaultRegistry, type Registry } from "../core/registry.ts";
@@ -23,7 +26,10 @@ import {
   type RunRecord,
 } from "../ports/event-store.ts";
 import type { Runtime, StartOptions, StartResult, WaitOptions } from "../ports/runtime.ts";
+import type { ScheduleStore } from "../ports/schedule-store.ts";
 import type { SlotStore } from "../ports/slot-store.ts";
+import type { ScheduleDefinition } from "../schedules/schedule.ts";
+import { type ScheduleInfo, Scheduler } from "../schedules/scheduler.ts";
 import type { ActivationTask } from "../ports/task-queue.ts";
 
 /** Options of {@link LocalRuntime}. */
@@ -57,6 +63,21 @@ export interface LocalRuntimeOptions {
    * @default openTelemetry
    */
   telemetry?: TelemetryFactory;
+  /**
+   * Schedules this runtime fires (see `schedule()`): reconciled with `scheduleStore` when the runtime starts
+   * (new ones created, ones no longer declared removed), then each tick starts one run.
+   * @default none
+   * @example
+   * import { schedule } from "tsworkflow/engine";
+   * import { LocalRuntime } from "tsworkflow/local";
+   * const runtime = new LocalRuntime({ schedules: [schedule("nightly", cleanup, { cron: "0 3 * * *" })] });
+   */
+  schedules?: ScheduleDefinition[];
+  /**
+   * Where the schedules' state lives (last tick, paused, last run).
+   * @default `<dir>/schedules.json` on the file backend, memory otherwise
+   */
+  scheduleStore?: ScheduleStore;
   /** Event limits per run (see `EngineOptions`). @default 50,000 events, a warning past 10,000 */
   limits?: Pick<EngineOptions, "maxEventsPerRun" | "warnEventsPerRun">;
   /** Where runs find their workflows and steps (see `Registry`). @default the default registry */
@@ -68,6 +89,13 @@ export interface LocalRuntimeOptions {
    * @default { pollMs: 1000 }
    */
   inbox?: InboxWatchOptions;
+}
+
+/** Schedule state beside the runs: `<dir>/schedules.json` on the file backend, memory otherwise. */
+function scheduleStoreOf(storage: EventStore): ScheduleStore {
+  return storage instanceof FileStorage
+    ? new FileScheduleStore(join(storage.dir, "schedules.json"))
+    : new MemoryScheduleStore();
 }
 
 /**
@@ -92,6 +120,8 @@ export class LocalRuntime implements Runtime {
   private readonly waiters = new Map<string, Set<() => void>>();
   private readonly stopListening: () => void;
   private readonly stopInbox: () => void;
+  /** Fires the declared schedules (`schedules` option); undefined without any. */
+  readonly scheduler: Scheduler | undefined;
 
   constructor(options: LocalRuntimeOptions = {}) {
     this.storage = options.storage ?? new FileStorage(options.dir === undefined ? {} : { dir: options.dir });
@@ -124,8 +154,58 @@ export class LocalRuntime implements Runtime {
       this.storage instanceof FileStorage && !this.storage.readOnly
         ? this.storage.watchInbox((request) => this.onInboxRequest(request), options.inbox)
         : () => {};
-    this.ready =
+    const recovered =
       options.recover === false ? Promise.resolve() : recoverRuns(this.engine).then(() => undefined);
+    this.scheduler = options.schedules?.length
+      ? new Scheduler({
+          // Not `this`: its start() waits for `ready`, which waits for the scheduler's first ticks.
+          runtime: {
+            start: (workflow, args, start) => this.engine.start(workflow, args, start),
+            getRun: (runId) => this.storage.getRun(runId),
+          },
+          store: options.scheduleStore ?? scheduleStoreOf(this.storage),
+          schedules: options.schedules,
+          clock: this.clock,
+          // Manual timers (the test environment) leave ticks to `runDue`, as they leave timers to `fireDueTimers`.
+          armTimer: options.timers !== "manual",
+        })
+      : undefined;
+    const scheduler = this.scheduler;
+    this.ready = scheduler ? recovered.then(() => scheduler.start()) : recovered;
+  }
+
+  /** The declared schedules with their state and next fire times. @throws ConfigurationError without schedules */
+  async listSchedules(): Promise<ScheduleInfo[]> {
+    return (await this.schedules()).listSchedules();
+  }
+
+  /** Stops a schedule's ticks until `resumeSchedule` (the pause is kept in the schedule store). */
+  async pauseSchedule(name: string): Promise<void> {
+    await (await this.schedules()).pauseSchedule(name);
+  }
+
+  /** Resumes a paused schedule from now (ticks that fell while paused are not caught up). */
+  async resumeSchedule(name: string): Promise<void> {
+    await (await this.schedules()).resumeSchedule(name);
+  }
+
+  /** Starts the schedule's workflow now, outside its ticks. */
+  async triggerSchedule(name: string): Promise<{ runId: string }> {
+    return (await this.schedules()).triggerSchedule(name);
+  }
+
+  /** Removes a schedule's state and stops firing it here (declared again, it comes back at the next start). */
+  async deleteSchedule(name: string): Promise<void> {
+    await (await this.schedules()).deleteSchedule(name);
+  }
+
+  private async schedules(): Promise<Scheduler> {
+    await this.ready;
+    if (!this.scheduler)
+      throw new ConfigurationError(
+        "This runtime has no schedules: declare them with new LocalRuntime({ schedules: [schedule(...)] }) or configure({ schedules }).",
+      );
+    return this.scheduler;
   }
 
   async start(workflow: AnyWorkflow | string, args: unknown[], options?: StartOptions): Promise<StartResult> {
@@ -220,6 +300,7 @@ export class LocalRuntime implements Runtime {
 
   /** Stops taking work, waits for running tasks and releases the storage. */
   async close(options: { closeStorage?: boolean } = {}): Promise<void> {
+    this.scheduler?.stop();
     this.stopListening();
     this.stopInbox();
     this.timers.clear();

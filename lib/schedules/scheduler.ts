@@ -7,13 +7,20 @@ import { type ScheduleDefinition, tickKey } from "./schedule.ts";
 
 /** Options of {@link Scheduler}. */
 export interface SchedulerOptions {
-  runtime: Runtime;
+  /** Where ticks start runs (and the overlap policy reads the last one). */
+  runtime: Pick<Runtime, "start" | "getRun">;
   store: ScheduleStore;
   schedules: ScheduleDefinition[];
   /** @default the system clock */
   clock?: Clock;
   /** Told of each tick that started nothing (overlap "skip", dropped catchup). @default ignore */
   onSkip?: (name: string, tick: number, reason: string) => void;
+  /**
+   * Keep a timer armed for the next tick. Off, ticks fire only through `runDue()` (time-skipping tests
+   * call it when their clock reaches `nextWake()`).
+   * @default true
+   */
+  armTimer?: boolean;
 }
 
 /** One schedule as `listSchedules` shows it. */
@@ -37,10 +44,11 @@ const MAX_TIMEOUT_MS = 2 ** 31 - 1;
  * process resumes where the last stopped, missed ticks handled by each schedule's `catchup`.
  */
 export class Scheduler {
-  readonly #runtime: Runtime;
+  readonly #runtime: Pick<Runtime, "start" | "getRun">;
   readonly #store: ScheduleStore;
   readonly #clock: Clock;
   readonly #onSkip: NonNullable<SchedulerOptions["onSkip"]>;
+  readonly #armTimer: boolean;
   readonly #schedules = new Map<string, ScheduleDefinition>();
   #timer: NodeJS.Timeout | undefined;
   #running: Promise<void> = Promise.resolve();
@@ -51,6 +59,7 @@ export class Scheduler {
     this.#store = options.store;
     this.#clock = options.clock ?? systemClock;
     this.#onSkip = options.onSkip ?? (() => undefined);
+    this.#armTimer = options.armTimer ?? true;
     for (const definition of options.schedules) {
       if (this.#schedules.has(definition.name))
         throw new ConfigurationError(
@@ -157,16 +166,17 @@ export class Scheduler {
 
   async #wake(): Promise<void> {
     await this.runDue();
-    if (this.#stopped) return;
+    if (this.#stopped || !this.#armTimer) return;
     clearTimeout(this.#timer);
-    const next = await this.#nextWake();
+    const next = await this.nextWake();
     if (next === undefined) return;
     const delay = Math.min(Math.max(next - this.#clock.now(), 0), MAX_TIMEOUT_MS);
     this.#timer = setTimeout(() => void this.#wake().catch(() => undefined), delay);
     this.#timer.unref?.();
   }
 
-  async #nextWake(): Promise<number | undefined> {
+  /** When the next tick (or a buffered tick's check) is due, epoch ms; undefined when none will be. */
+  async nextWake(): Promise<number | undefined> {
     let earliest: number | undefined;
     for (const state of await this.#store.list()) {
       const definition = this.#schedules.get(state.name);
@@ -185,6 +195,12 @@ export class Scheduler {
   }
 
   async #runDueNow(): Promise<void> {
+    // A store shared by several processes (Redis) lets one at a time handle the ticks.
+    if (this.#store.exclusive) await this.#store.exclusive(() => this.#handleDue());
+    else await this.#handleDue();
+  }
+
+  async #handleDue(): Promise<void> {
     const now = this.#clock.now();
     for (const definition of [...this.#schedules.values()]) {
       const state = await this.#store.get(definition.name);

@@ -5,6 +5,8 @@ import { ConfigurationError, describe, InvalidRunStateError, RunNotFoundError } 
 import type { WorkflowEvent } from "../core/events.ts";
 import type { Registry } from "../core/registry.ts";
 import type { StepDefinition } from "../core/step.ts";
+import type { ScheduleStore } from "../ports/schedule-store.ts";
+import type { ScheduleDefinition } from "../schedules/schedule.ts";
 import type { AnyWorkflow, WorkflowArgs, WorkflowResult } from "../core/workflow.ts";
 import { continuationRunIdOf } from "../engine/continuation.ts";
 import { type EventStore, FINISHED_STATUSES, type RunRecord } from "../ports/event-store.ts";
@@ -53,6 +55,22 @@ export interface TestEnvironmentOptions {
    * @throws ConfigurationError (from `createTestEnvironment`) for an invalid date
    */
   startAt?: Date | number;
+  /**
+   * Schedules the environment fires on its virtual clock: `env.skip()` and `env.skipToNextTimer()` stop at
+   * each tick and start its run (a run's `result()` skips only the timers of runs, never to a tick).
+   * @default none
+   * @example
+   * import { schedule } from "tsworkflow/engine";
+   * const env = await createTestEnvironment({ schedules: [schedule("nightly", cleanup, { cron: "0 3 * * *" })] });
+   * await env.skip("7d");   // seven nightly runs
+   */
+  schedules?: ScheduleDefinition[];
+  /**
+   * Where the schedules' state lives: a store shared with an earlier environment resumes its schedules, as a
+   * restarted process would (missed ticks handled by each schedule's `catchup`).
+   * @default a new MemoryScheduleStore (on a FileStorage: `<dir>/schedules.json`)
+   */
+  scheduleStore?: ScheduleStore;
 }
 
 /**
@@ -122,11 +140,14 @@ export class TestEnvironment {
     for (const definition of options.workflows ?? []) this.know(definition);
     for (const [name, fake] of Object.entries(options.steps ?? {})) this.fakes.fake(name, fake);
     this.storage = options.storage ?? new MemoryStorage();
+    for (const definition of options.schedules ?? []) this.know(definition.workflow);
     this.runtime = new LocalRuntime({
       storage: this.storage,
       clock: this.clock,
       timers: "manual",
       registry: this.registry,
+      ...(options.schedules ? { schedules: options.schedules } : {}),
+      ...(options.scheduleStore ? { scheduleStore: options.scheduleStore } : {}),
     });
     this.driver = {
       read: (runId) => this.read(runId),
@@ -228,7 +249,7 @@ export class TestEnvironment {
         const target = resolveDeadline(duration, this.clock.now());
         for (;;) {
           await this.settle();
-          const next = await this.nextTimer();
+          const next = await this.nextTimer(true);
           if (next === undefined || next > target) break;
           await this.fireAt(next);
         }
@@ -245,7 +266,7 @@ export class TestEnvironment {
    * expect(await run.result()).toMatchObject({ status: "expired" });
    */
   async skipToNextTimer(): Promise<Date | undefined> {
-    return this.act(() => this.moveClock(() => this.fireNextTimer()));
+    return this.act(() => this.moveClock(() => this.fireNextTimer(true)));
   }
 
   /**
@@ -293,9 +314,9 @@ export class TestEnvironment {
     return moved;
   }
 
-  private async fireNextTimer(): Promise<Date | undefined> {
+  private async fireNextTimer(withTicks = false): Promise<Date | undefined> {
     await this.settle();
-    const next = await this.nextTimer();
+    const next = await this.nextTimer(withTicks);
     if (next === undefined) return undefined;
     await this.fireAt(next);
     return this.now();
@@ -305,12 +326,15 @@ export class TestEnvironment {
    * When the next timer that matters fires. A run that ended while it waited for something else (an event
    * timeout, after the event came) leaves that timer behind; firing it would do nothing, so it is dropped.
    */
-  private async nextTimer(): Promise<number | undefined> {
+  private async nextTimer(withTicks = false): Promise<number | undefined> {
+    const tick = withTicks ? await this.runtime.scheduler?.nextWake() : undefined;
+    const earliest = (time: number | undefined) =>
+      tick === undefined ? time : time === undefined ? tick : Math.min(time, tick);
     for (;;) {
       const timer = this.runtime.timers.next();
-      if (!timer) return undefined;
+      if (!timer) return earliest(undefined);
       const run = await this.storage.getRun(timer.runId);
-      if (!run || !FINISHED_STATUSES.has(run.status)) return timer.fireAt;
+      if (!run || !FINISHED_STATUSES.has(run.status)) return earliest(timer.fireAt);
       await this.runtime.timers.cancel(timer.runId, timer.timerId);
     }
   }
@@ -318,6 +342,7 @@ export class TestEnvironment {
   private async fireAt(time: number): Promise<void> {
     this.clock.advanceTo(time);
     await this.runtime.fireDueTimers(this.clock.now());
+    await this.runtime.scheduler?.runDue();
     await this.settle();
   }
 

@@ -1,9 +1,9 @@
+import { join } from "node:path";
+import { FileScheduleStore } from "../adapters/file/file-schedule-store.ts";
 import { FileStorage, type InboxListener } from "../adapters/file/file-storage.ts";
 import type { InboxWatchOptions } from "../adapters/file/inbox.ts";
 import { InProcessQueue } from "../adapters/in-process/in-process-queue.ts";
 import { LocalTimers } from "../adapters/in-process/local-timers.ts";
-import { join } from "node:path";
-import { FileScheduleStore } from "../adapters/file/file-schedule-store.ts";
 import { MemoryScheduleStore } from "../adapters/memory/memory-schedule-store.ts";
 import { ConfigurationError, RunNotFoundError, TimeoutError, WorkflowNotFoundError } from "../core/errors.ts";
 import type { WorkflowEvent } from "../core/events.ts";
@@ -28,9 +28,9 @@ import {
 import type { Runtime, StartOptions, StartResult, WaitOptions } from "../ports/runtime.ts";
 import type { ScheduleStore } from "../ports/schedule-store.ts";
 import type { SlotStore } from "../ports/slot-store.ts";
+import type { ActivationTask } from "../ports/task-queue.ts";
 import type { ScheduleDefinition } from "../schedules/schedule.ts";
 import { type ScheduleInfo, Scheduler } from "../schedules/scheduler.ts";
-import type { ActivationTask } from "../ports/task-queue.ts";
 
 /** Options of {@link LocalRuntime}. */
 export interface LocalRuntimeOptions {

@@ -5,13 +5,13 @@ import { ConfigurationError, describe, InvalidRunStateError, RunNotFoundError } 
 import type { WorkflowEvent } from "../core/events.ts";
 import type { Registry } from "../core/registry.ts";
 import type { StepDefinition } from "../core/step.ts";
-import type { ScheduleStore } from "../ports/schedule-store.ts";
-import type { ScheduleDefinition } from "../schedules/schedule.ts";
 import type { AnyWorkflow, WorkflowArgs, WorkflowResult } from "../core/workflow.ts";
 import { continuationRunIdOf } from "../engine/continuation.ts";
 import { type EventStore, FINISHED_STATUSES, type RunRecord } from "../ports/event-store.ts";
 import type { StartOptions } from "../ports/runtime.ts";
+import type { ScheduleStore } from "../ports/schedule-store.ts";
 import { LocalRuntime } from "../runtimes/embedded.ts";
+import type { ScheduleDefinition } from "../schedules/schedule.ts";
 import { handleWebhook } from "../webhooks/handle-webhook.ts";
 import { FakeStepRegistry, type StepFake } from "./fake-steps.ts";
 import { EnvironmentRunHandle, type RunDriver, type RunHandle } from "./run-handle.ts";

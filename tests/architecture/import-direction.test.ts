@@ -27,7 +27,16 @@ const LAYERS: { name: string; prefixes: string[]; mayImport: string[] }[] = [
   {
     name: "runtimes",
     prefixes: ["runtimes/"],
-    mayImport: ["core", "ports", "webhooks", "observability", "schedules", "engine", "adapters", "aws-config"],
+    mayImport: [
+      "core",
+      "ports",
+      "webhooks",
+      "observability",
+      "schedules",
+      "engine",
+      "adapters",
+      "aws-config",
+    ],
   },
   {
     name: "entries and apps",

@@ -1,5 +1,6 @@
 import { BullMQQueue, defaultWorkerId, type QueueConsumer } from "../adapters/redis/bullmq-queue.ts";
 import { BullMQTimers } from "../adapters/redis/bullmq-timers.ts";
+import { RedisScheduleStore } from "../adapters/redis/redis-schedule-store.ts";
 import { RedisSlotStore } from "../adapters/redis/redis-slot-store.ts";
 import { RedisStorage } from "../adapters/redis/redis-storage.ts";
 import { ConfigurationError, describe, RunNotFoundError, TimeoutError } from "../core/errors.ts";
@@ -12,6 +13,8 @@ import { openTelemetry } from "../observability/telemetry.ts";
 import type { Clock } from "../ports/clock.ts";
 import { FINISHED_STATUSES, type RunRecord } from "../ports/event-store.ts";
 import type { Runtime, WaitOptions } from "../ports/runtime.ts";
+import type { ScheduleDefinition } from "../schedules/schedule.ts";
+import { type ScheduleInfo, Scheduler } from "../schedules/scheduler.ts";
 
 /** Options of {@link createRedisRuntime}. */
 export interface RedisRuntimeOptions {
@@ -50,6 +53,13 @@ export interface RedisRuntimeOptions {
    * @default true
    */
   inlineSteps?: boolean;
+  /**
+   * Schedules this deployment fires (see `schedule()`): their state is in Redis, each worker
+   * (`startWorker()`) keeps a timer for the next tick, and one worker at a time handles due ticks, so a
+   * tick starts one run however many workers there are.
+   * @default none
+   */
+  schedules?: ScheduleDefinition[];
 }
 
 /** Options of {@link RedisRuntime.waitForRun}. */
@@ -78,6 +88,16 @@ export interface RedisRuntime extends Runtime {
   startWorker(): Promise<QueueConsumer>;
   /** Stops taking jobs, waits for the jobs in flight, then closes the queues and connections. */
   close(): Promise<void>;
+  /** The schedules of `options.schedules` with their state and next fire times (any process). */
+  listSchedules(): Promise<ScheduleInfo[]>;
+  /** Stops a schedule's ticks on every worker until `resumeSchedule`. */
+  pauseSchedule(name: string): Promise<void>;
+  /** Resumes a paused schedule from now. */
+  resumeSchedule(name: string): Promise<void>;
+  /** Starts the schedule's workflow now, outside its ticks. */
+  triggerSchedule(name: string): Promise<{ runId: string }>;
+  /** Removes a schedule's state (declared again, it comes back when a worker starts). */
+  deleteSchedule(name: string): Promise<void>;
 }
 
 /**
@@ -121,6 +141,26 @@ export function createRedisRuntime(options: RedisRuntimeOptions): RedisRuntime {
   });
   let worker: Promise<QueueConsumer> | undefined;
   let closing: Promise<void> | undefined;
+  const scheduler = options.schedules?.length
+    ? new Scheduler({
+        runtime: { start: (w, a, o) => engine.start(w, a, o), getRun: (runId) => storage.getRun(runId) },
+        store: new RedisScheduleStore(storage.client, prefix),
+        schedules: options.schedules,
+        ...(options.clock ? { clock: options.clock } : {}),
+      })
+    : undefined;
+  let schedulesReady: Promise<Scheduler> | undefined;
+  /** The scheduler with the declared schedules reconciled (in any process: state is in Redis). */
+  const schedules = () => {
+    if (!scheduler)
+      return Promise.reject(
+        new ConfigurationError(
+          "This Redis runtime has no schedules: declare them with createRedisRuntime({ schedules: [schedule(...)] }).",
+        ),
+      );
+    schedulesReady ??= scheduler.reconcile().then(() => scheduler);
+    return schedulesReady;
+  };
 
   const runtime: RedisRuntime = {
     engine,
@@ -154,7 +194,8 @@ export function createRedisRuntime(options: RedisRuntimeOptions): RedisRuntime {
         return Promise.reject(
           new ConfigurationError("This Redis runtime is closed; create a new one to start a worker."),
         );
-      worker ??= queue.consume(
+      if (worker) return worker;
+      const consuming = queue.consume(
         {
           activate: (task, lease) => engine.activate(task, lease),
           executeStep: (task) => engine.executeStep(task),
@@ -168,12 +209,25 @@ export function createRedisRuntime(options: RedisRuntimeOptions): RedisRuntime {
             : { stalledAfterMs: options.stalledAfterMs, runLockMs: options.stalledAfterMs }),
         },
       );
+      // Each worker keeps a timer for the next tick; the store's lease lets one handle it.
+      worker = scheduler
+        ? consuming.then(async (consumer) => {
+            await scheduler.start();
+            return consumer;
+          })
+        : consuming;
       return worker;
     },
+    listSchedules: async () => (await schedules()).listSchedules(),
+    pauseSchedule: async (name) => (await schedules()).pauseSchedule(name),
+    resumeSchedule: async (name) => (await schedules()).resumeSchedule(name),
+    triggerSchedule: async (name) => (await schedules()).triggerSchedule(name),
+    deleteSchedule: async (name) => (await schedules()).deleteSchedule(name),
     close() {
       closing ??= (async () => {
         // Runs being advanced here stop after their current step and queue the next one for other workers.
         engine.inlineSteps = false;
+        scheduler?.stop();
         if (worker) await (await worker).close();
         await queue.close();
         await storage.close();

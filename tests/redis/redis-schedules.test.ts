@@ -1,0 +1,68 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { configureLogging } from "../../lib/core/logger.ts";
+import { step } from "../../lib/core/step.ts";
+import { workflow } from "../../lib/core/workflow.ts";
+import { createRedisRuntime, type RedisRuntime } from "../../lib/runtimes/redis.ts";
+import { schedule } from "../../lib/schedules/schedule.ts";
+import { type RedisServer, startRedisServer } from "./redis-server.ts";
+
+/** Schedules on Redis: two workers with the same schedules, one run per tick, management from any process. */
+
+let redis: RedisServer;
+const runtimes: RedisRuntime[] = [];
+beforeAll(async () => {
+  configureLogging({ level: "silent" });
+  redis = await startRedisServer();
+});
+afterAll(async () => {
+  for (const runtime of runtimes) await runtime.close();
+  await redis?.stop();
+  configureLogging();
+});
+
+const executions: string[] = [];
+const tick = step("rsched_tick", async (label: string) => {
+  executions.push(label);
+  return label;
+});
+const ticker = workflow("rsched_ticker", async (label: string) => tick(label));
+
+describe("schedules on Redis", () => {
+  it("starts one run per tick with two workers firing the same schedule, each run's step executed once", async () => {
+    // Prepare: two workers, each with the schedule declared.
+    const prefix = `rsched${Date.now()}:`;
+    const open = () => {
+      const runtime = createRedisRuntime({
+        url: redis.url,
+        prefix,
+        schedules: [
+          schedule("rsched-every-second", ticker, { every: "1s", args: ["tick"], overlap: "allow" }),
+        ],
+      });
+      runtimes.push(runtime);
+      return runtime;
+    };
+    const [a, b] = [open(), open()];
+    // Act
+    await Promise.all([a.startWorker(), b.startWorker()]);
+    await new Promise((resolve) => setTimeout(resolve, 4500));
+    await a.pauseSchedule("rsched-every-second");
+    const listed = await b.listSchedules();
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    const runs = (await a.listRuns({ workflowName: "rsched_ticker", limit: 100 })).runs;
+    for (const run of runs) await a.waitForRun(run.runId, { timeoutMs: 20_000 });
+    const after = (await a.listRuns({ workflowName: "rsched_ticker", limit: 100 })).runs;
+    // Assess
+    const keys = runs.map((run) => run.idempotencyKey);
+    expect(runs.length).toBeGreaterThanOrEqual(3);
+    expect(new Set(keys).size).toBe(keys.length);
+    expect(after).toHaveLength(runs.length);
+    expect(executions).toHaveLength(runs.length);
+    expect(listed[0]).toMatchObject({ name: "rsched-every-second", paused: true, nextFireTimes: [] });
+    const ticks = keys
+      .map((key) => Date.parse(String(key).slice("schedule:rsched-every-second:".length)))
+      .sort();
+    for (let index = 1; index < ticks.length; index += 1)
+      expect((ticks[index] as number) - (ticks[index - 1] as number)).toBe(1000);
+  });
+});

@@ -41,6 +41,7 @@ export type ErrorCode =
   | "STORAGE_UNAVAILABLE"
   | "INVALID_QUERY"
   | "INVALID_TAG"
+  | "UNSUPPORTED_SCHEDULE"
   | "MISSING_DEPENDENCY";
 
 /** Base class of all tsworkflow errors. */
@@ -277,6 +278,21 @@ export class ConfigurationError extends TsWorkflowError {
   override name = "ConfigurationError";
   constructor(message: string) {
     super("CONFIGURATION", message);
+  }
+}
+
+/**
+ * A schedule that the backend cannot express: on AWS, a cron expression with no EventBridge Scheduler
+ * equivalent (both day-of-month and day-of-week restricted, a seconds field) or an `every` that is not a
+ * whole number of minutes. Raised when the schedules are declared for AWS (`awsSchedules`), at cold start.
+ */
+export class UnsupportedScheduleError extends TsWorkflowError {
+  override name = "UnsupportedScheduleError";
+  /** The schedule's name. */
+  readonly schedule: string;
+  constructor(schedule: string, message: string) {
+    super("UNSUPPORTED_SCHEDULE", `Schedule "${schedule}": ${message}`);
+    this.schedule = schedule;
   }
 }
 

@@ -51,6 +51,7 @@ export {
   StorageLockedError,
   TimeoutError,
   TsWorkflowError,
+  UnsupportedScheduleError,
   VersionConflictError,
   WorkflowInputError,
   WorkflowNotFoundError,

@@ -50,7 +50,7 @@ export const BUFFER_POLL_SECONDS = 60;
  * updates and deletes the schedules to match, on its first run after a deploy that changed them.
  * @example
  * import { createHandlers, awsSchedules } from "tsworkflow/aws";
- * import { schedule } from "tsworkflow";
+ * import { schedule } from "tsworkflow/engine";
  * const daily = schedule("daily-report", report, { cron: "0 9 * * MON-FRI", timezone: "Europe/Paris" });
  * export const handlers = createHandlers({ workflows: [report], schedules: awsSchedules([daily]) });
  * @throws UnsupportedScheduleError (at cold start) for a schedule EventBridge Scheduler cannot express

@@ -39,8 +39,18 @@ export interface AwsSchedules {
   tick(runtime: AwsRuntime, message: TickMessage, now: number): Promise<void>;
 }
 
-/** How often a tick held back by `overlap: "buffer-one"` looks again at the previous run. */
+/** How often a tick held back by `overlap: "buffer-one"` looks again at the previous run, in seconds. */
 export const BUFFER_POLL_SECONDS = 60;
+
+/** Options of {@link awsSchedules}. */
+export interface AwsSchedulesOptions {
+  /**
+   * Seconds between two looks at the previous run while `overlap: "buffer-one"` holds a tick back (the
+   * tick's message waits on the step queue with this `DelaySeconds`, 0 to 900).
+   * @default 60
+   */
+  bufferPollSeconds?: number;
+}
 
 /**
  * Declares schedules for the AWS handlers: one EventBridge Scheduler recurring schedule each, in the
@@ -56,7 +66,11 @@ export const BUFFER_POLL_SECONDS = 60;
  * @throws UnsupportedScheduleError (at cold start) for a schedule EventBridge Scheduler cannot express
  * @throws ConfigurationError for two schedules with the same name
  */
-export function awsSchedules(definitions: readonly ScheduleDefinition[]): AwsSchedules {
+export function awsSchedules(
+  definitions: readonly ScheduleDefinition[],
+  options: AwsSchedulesOptions = {},
+): AwsSchedules {
+  const bufferPollSeconds = options.bufferPollSeconds ?? BUFFER_POLL_SECONDS;
   const byName = new Map<string, ScheduleDefinition>();
   for (const definition of definitions) {
     if (byName.has(definition.name))
@@ -136,7 +150,7 @@ export function awsSchedules(definitions: readonly ScheduleDefinition[]): AwsSch
           if (state.bufferedTick === undefined) await store.update(definition.name, { bufferedTick: tick });
           await runtime.queue.stepQueue.send({
             MessageBody: messageBody({ ...message, buffered: true }),
-            DelaySeconds: BUFFER_POLL_SECONDS,
+            DelaySeconds: bufferPollSeconds,
           });
           return;
         }

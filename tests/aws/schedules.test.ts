@@ -64,8 +64,11 @@ async function freshKit(): Promise<Kit> {
 }
 
 /** The declared schedules, counting the ticks the step function has handled. */
-function counted(definitions: ScheduleDefinition[]): { schedules: AwsSchedules; handled: TickMessage[] } {
-  const schedules = awsSchedules(definitions);
+function counted(
+  definitions: ScheduleDefinition[],
+  bufferPollSeconds?: number,
+): { schedules: AwsSchedules; handled: TickMessage[] } {
+  const schedules = awsSchedules(definitions, bufferPollSeconds === undefined ? {} : { bufferPollSeconds });
   const handled: TickMessage[] = [];
   const tick = schedules.tick.bind(schedules);
   return {
@@ -320,6 +323,46 @@ describe("recurring schedules firing on the emulation", () => {
     const keys = await runKeys(stack, "schedules_slow_report");
     expect(keys.filter((key) => key.startsWith("schedule:d-skip:"))).toHaveLength(1);
     expect(keys.filter((key) => key.startsWith("schedule:d-allow:"))).toHaveLength(3);
+  });
+});
+
+describe("overlap buffer-one on the emulation", () => {
+  it("holds one tick back while the previous run goes on, starts it once that run finishes, and skips the ticks after it", async () => {
+    // Prepare: each run sleeps an hour; ticks every 25 minutes; the held tick looks again every second.
+    const kit = await freshKit();
+    const definition = schedule("f-buffer", slowReport, { every: "25m", overlap: "buffer-one" });
+    const { schedules, handled } = counted([definition], 1);
+    const stack = deploy(kit, schedules);
+    await syncClock();
+    await stack.sweep();
+    const fresh = () => handled.filter((message) => !message.buffered);
+
+    // Act: three ticks while the first run sleeps.
+    for (let i = 1; i <= 3; i += 1) {
+      await stack.skip(25 * MINUTE);
+      await waitFor(`${i} ticks handled`, () => (fresh().length === i ? true : undefined));
+      // The first run must be asleep (its hour counted from this tick) before the clock moves on.
+      await waitFor("the first run asleep", async () => {
+        const { runs } = await stack.store.listRuns({ workflowName: "schedules_slow_report" });
+        return runs.length === 1 && runs[0]?.status === "suspended" ? true : undefined;
+      });
+    }
+    const ticks = fresh().map((message) => Date.parse(message.scheduledTime));
+    // The held tick's message comes back every second, and still finds the first run asleep.
+    await waitFor("the held tick looked again", () => (handled.length > 4 ? true : undefined));
+    expect(await runKeys(stack, "schedules_slow_report")).toEqual([tickKey("f-buffer", ticks[0] as number)]);
+    // The first run's hour passes (its timer fires, 85 minutes in), and it finishes before the next tick.
+    await stack.skip(11 * MINUTE);
+    const [first] = (await stack.store.listRuns({ workflowName: "schedules_slow_report" })).runs;
+    await stack.waitForStatus(first?.runId as string, "completed");
+
+    // Assess: the held (second) tick starts; the third was skipped.
+    await waitFor("the held tick's run", async () =>
+      (await runKeys(stack, "schedules_slow_report")).length === 2 ? true : undefined,
+    );
+    expect(await runKeys(stack, "schedules_slow_report")).toEqual(
+      [tickKey("f-buffer", ticks[0] as number), tickKey("f-buffer", ticks[1] as number)].sort(),
+    );
   });
 });
 

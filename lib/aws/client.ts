@@ -9,6 +9,7 @@ import type { WorkflowEvent } from "../core/events.ts";
 import type { AnyWorkflow, WorkflowArgs } from "../core/workflow.ts";
 import { linkedPage, linkedRun } from "../engine/continuation.ts";
 import { Engine } from "../engine/engine.ts";
+import { retryRun } from "../engine/run-control.ts";
 import { openTelemetry } from "../observability/telemetry.ts";
 import type { Clock } from "../ports/clock.ts";
 import type { RunPage, RunQuery, RunRecord } from "../ports/event-store.ts";
@@ -175,7 +176,7 @@ export function createClient(
     sendEvent: (runId, eventName, payload, sendOptions) =>
       engine.sendEvent(runId, eventName, payload, sendOptions),
     cancelRun: (runId, reason) => engine.cancelRun(runId, reason),
-    retryRun: (runId) => engine.retryRun(runId),
+    retryRun: (runId) => retryRun(engine, runId),
     listSchedules: () => schedules().listSchedules(),
     pauseSchedule: (name) => schedules().pauseSchedule(name),
     resumeSchedule: (name) => schedules().resumeSchedule(name),

@@ -42,6 +42,7 @@ export {
   SqsTaskQueue,
 } from "../adapters/aws/sqs-queue.ts";
 export { createTable, createTableInput, TABLE_SCHEMA } from "../adapters/aws/table-schema.ts";
+export type { Registry } from "../core/registry.ts";
 export type { TelemetryFactory } from "../observability/engine-telemetry.ts";
 export { openTelemetry } from "../observability/telemetry.ts";
 export type { AwsClients, AwsRuntime, AwsRuntimeOptions } from "../runtimes/aws.ts";

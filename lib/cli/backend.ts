@@ -5,6 +5,7 @@ import { ConfigurationError, StorageLockedError, TsWorkflowError } from "../core
 import { importOptional } from "../core/optional-dependency.ts";
 import { importWorkflowsModule } from "../core/workflows-module.ts";
 import type { Engine } from "../engine/engine.ts";
+import { retryRun } from "../engine/run-control.ts";
 import { type EventStore, FINISHED_STATUSES } from "../ports/event-store.ts";
 import type { FileControl } from "../runtimes/file-control.ts";
 import { BackendUnavailableError, UsageError } from "./errors.ts";
@@ -145,7 +146,7 @@ export function backendActions(backend: Backend, options: BackendActionsOptions 
       },
       async retry(runId) {
         if (await here()) {
-          await withEngine(backend, "retry", options.workflows, runId, (engine) => engine.retryRun(runId));
+          await withEngine(backend, "retry", options.workflows, runId, (engine) => retryRun(engine, runId));
           return;
         }
         await withControl(backend, (control) => control.retryRun(runId));
@@ -155,7 +156,7 @@ export function backendActions(backend: Backend, options: BackendActionsOptions 
   return {
     cancel: (runId, reason) =>
       withEngine(backend, "cancel", undefined, runId, (engine) => engine.cancelRun(runId, reason)),
-    retry: (runId) => withEngine(backend, "retry", undefined, runId, (engine) => engine.retryRun(runId)),
+    retry: (runId) => withEngine(backend, "retry", undefined, runId, (engine) => retryRun(engine, runId)),
   };
 }
 
@@ -216,7 +217,7 @@ async function waitForCancellation(control: FileControl, runId: string): Promise
 export function engineActions(engine: Engine): RunActions {
   return {
     cancel: (runId, reason) => engine.cancelRun(runId, reason),
-    retry: (runId) => engine.retryRun(runId),
+    retry: (runId) => retryRun(engine, runId),
   };
 }
 

@@ -138,6 +138,7 @@ export function createProgram(context: CliContext, setExitCode: (code: number) =
     .description("list runs, newest first")
     .addOption(new Option("--status <status>", "only runs with this status").choices(RUN_STATUSES))
     .option("--workflow <name>", "only runs of this workflow")
+    .option("--workflow-version <version>", "only runs started with this version of their workflow's code")
     .option(
       "--tag <key=value>",
       "only runs with this tag (repeat for several: all must match)",
@@ -149,7 +150,7 @@ export function createProgram(context: CliContext, setExitCode: (code: number) =
     .option("--json", 'print the page as JSON: { "runs": [...], "nextCursor": "..." }')
     .addHelpText(
       "after",
-      "\nExamples:\n  tsworkflow runs list\n  tsworkflow runs list --status failed --workflow onboarding --limit 20\n  tsworkflow runs list --tag tenant=acme --tag plan=pro\n  tsworkflow runs list --limit 20 --cursor <the cursor the previous page printed>\n  tsworkflow runs list --json | jq -r '.runs[].runId'",
+      "\nExamples:\n  tsworkflow runs list\n  tsworkflow runs list --status failed --workflow onboarding --limit 20\n  tsworkflow runs list --tag tenant=acme --tag plan=pro\n  tsworkflow runs list --workflow onboarding --workflow-version 1\n  tsworkflow runs list --limit 20 --cursor <the cursor the previous page printed>\n  tsworkflow runs list --json | jq -r '.runs[].runId'",
     )
     .action(
       reading(
@@ -158,6 +159,7 @@ export function createProgram(context: CliContext, setExitCode: (code: number) =
           options: {
             status?: RunStatus;
             workflow?: string;
+            workflowVersion?: string;
             tag: RunTags;
             limit?: number;
             cursor?: string;
@@ -171,7 +173,7 @@ export function createProgram(context: CliContext, setExitCode: (code: number) =
             ...(options.limit ? { limit: options.limit } : {}),
             ...(options.cursor ? { cursor: options.cursor } : {}),
           };
-          return listCommand(store, query, options, context);
+          return listCommand(store, query, { ...options, version: options.workflowVersion }, context);
         },
       ),
     );

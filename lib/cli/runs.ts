@@ -1,6 +1,7 @@
 import { RunNotFoundError } from "../core/errors.ts";
 import type { WorkflowEvent } from "../core/events.ts";
 import { assertRunId } from "../core/ids.ts";
+import { linkedPage, withChainLinks } from "../engine/continuation.ts";
 import { describeEvent, describeTags, errorLine, eventTone } from "../inspect/describe.ts";
 import {
   clean,
@@ -11,7 +12,13 @@ import {
   renderTable,
   type Style,
 } from "../inspect/format.ts";
-import { type EventStore, FINISHED_STATUSES, type RunQuery, type RunRecord } from "../ports/event-store.ts";
+import {
+  type EventStore,
+  FINISHED_STATUSES,
+  type RunPage,
+  type RunQuery,
+  type RunRecord,
+} from "../ports/event-store.ts";
 import { type Backend, fileOwner, type RunActions, type SendEvent } from "./backend.ts";
 import { EXIT } from "./errors.ts";
 import { buildTimeline, parentOf, waitingFor } from "./timeline.ts";
@@ -39,17 +46,42 @@ async function requireRun(store: EventStore, runId: string): Promise<RunRecord> 
   assertRunId(runId);
   const run = await store.getRun(runId);
   if (!run) throw new RunNotFoundError(runId);
-  return run;
+  return withChainLinks(run);
+}
+
+/**
+ * One page of runs, and with `version` only the runs of that workflow version: no store indexes versions,
+ * so pages are read (each to its end, so that the cursor skips nothing) until `limit` runs match.
+ */
+export async function listRunsOfVersion(
+  store: Pick<EventStore, "listRuns">,
+  query: RunQuery,
+  version: string | undefined,
+): Promise<RunPage> {
+  if (version === undefined) return linkedPage(await store.listRuns(query));
+  const limit = query.limit ?? 100;
+  const runs: RunRecord[] = [];
+  let cursor = query.cursor;
+  do {
+    const page = await store.listRuns({
+      ...query,
+      limit: limit - runs.length,
+      ...(cursor ? { cursor } : {}),
+    });
+    runs.push(...page.runs.filter((run) => run.workflowVersion === version));
+    cursor = page.nextCursor;
+  } while (cursor && runs.length < limit);
+  return linkedPage({ runs, ...(cursor ? { nextCursor: cursor } : {}) });
 }
 
 /** `runs list`: one page, newest first; the next page's cursor goes to standard error (or into the JSON). */
 export async function listCommand(
   store: EventStore,
   query: RunQuery,
-  options: { json?: boolean },
+  options: { json?: boolean; version?: string },
   io: Output,
 ): Promise<number> {
-  const page = await store.listRuns(query);
+  const page = await listRunsOfVersion(store, query, options.version);
   if (options.json) {
     io.out(json(page));
     return EXIT.ok;
@@ -62,7 +94,7 @@ export async function listCommand(
   const now = io.now();
   const rows = runs.map((run) => [
     run.runId,
-    clean(run.workflowName),
+    clean(run.workflowVersion ? `${run.workflowName} v${run.workflowVersion}` : run.workflowName),
     io.style.status(run.status),
     formatTime(run.createdAt),
     `${formatSpan(runSpan(run, now))}${FINISHED_STATUSES.has(run.status) ? "" : "…"}`,
@@ -98,6 +130,9 @@ export async function showCommand(
     ["duration", `${formatSpan(runSpan(run, now))}${FINISHED_STATUSES.has(run.status) ? "" : " so far"}`],
     ["events", String(run.version)],
   ];
+  if (run.workflowVersion) fields.push(["version", clean(run.workflowVersion)]);
+  if (run.continuedFrom) fields.push(["continues run", run.continuedFrom]);
+  if (run.continuedAs) fields.push(["continued as run", run.continuedAs]);
   if (run.idempotencyKey) fields.push(["idempotency key", clean(run.idempotencyKey)]);
   if (run.tags && Object.keys(run.tags).length > 0) fields.push(["tags", clean(describeTags(run.tags))]);
   const parent = parentOf(events);
@@ -177,16 +212,29 @@ export async function eventsCommand(
   return EXIT.ok;
 }
 
+/** The run, or the last run of the `continueAsNew` chain it begins. */
+async function liveEndOf(store: EventStore, run: RunRecord): Promise<RunRecord> {
+  let current = run;
+  while (current.continuedAs) {
+    const next = await store.getRun(current.continuedAs);
+    if (!next) break;
+    current = withChainLinks(next);
+  }
+  return current;
+}
+
 /** `runs cancel` */
 export async function cancelCommand(
   store: EventStore,
   actions: RunActions,
   backend: Backend,
-  runId: string,
+  requested: string,
   reason: string | undefined,
   io: Output,
 ): Promise<number> {
-  const before = await requireRun(store, runId);
+  // A run that continued as new is cancelled where its chain goes on.
+  const before = await liveEndOf(store, await requireRun(store, requested));
+  const runId = before.runId;
   if (FINISHED_STATUSES.has(before.status)) {
     io.err(
       `${io.errStyle.red("error:")} Run ${runId} is already ${before.status}: only pending, running or suspended runs can be cancelled.\n`,

@@ -191,7 +191,7 @@ export class WorkflowVersionNotFoundError extends WorkflowNotFoundError {
     const option = version === undefined ? "" : `, { version: "${version}" }`;
     super(name, {
       code: "WORKFLOW_VERSION_NOT_FOUND",
-      message: `A run of workflow "${name}" started with version ${label(version)}, but this process registers only ${registered.map(label).join(", ")}. Keep the code the run started with registered beside the new one (workflow("${name}", oldFn${option})) until no run of that version is left, or run it where that version is deployed.`,
+      message: `A run of workflow "${name}" started with version ${label(version)}, but this process registers only ${registered.map(label).join(", ")}. Keep registering that code (workflow("${name}", fn${option})) until its runs have finished.`,
     });
     this.workflowVersion = version;
   }

@@ -1,5 +1,4 @@
 import { randomUUID } from "node:crypto";
-import QuickLRU from "quick-lru";
 import { runInStep } from "../core/context.ts";
 import { formatDuration } from "../core/durations.ts";
 import {
@@ -20,6 +19,7 @@ import {
 import type { EventDraft, EventOf, WorkflowEvent } from "../core/events.ts";
 import { assertIdempotencyKey, assertRunId, newRunId } from "../core/ids.ts";
 import { getLogger } from "../core/logger.ts";
+import { LruMap } from "../core/lru-map.ts";
 import { defaultRegistry, type Registry } from "../core/registry.ts";
 import { nextRetryDelay } from "../core/retry.ts";
 import { hashOf, MAX_PAYLOAD_BYTES, roundTrip, serializeError } from "../core/serialization.ts";
@@ -109,8 +109,6 @@ interface ChildLink {
 }
 
 const MAX_CONFLICT_RETRIES = 8;
-/** How many runs `recover()` reads at a time. */
-const RECOVER_PAGE_SIZE = 500;
 export const DEFAULT_MAX_EVENTS_PER_RUN = 50_000;
 
 export const DEFAULT_WARN_EVENTS_PER_RUN = 10_000;
@@ -166,7 +164,7 @@ export class Engine {
   private readonly stepLimits: StepLimits | undefined;
   /** See {@link EngineOptions.inlineSteps}; set it to false to stop chaining steps (activations in flight finish their current step, then queue the next). */
   inlineSteps: boolean;
-  private readonly cache: QuickLRU<string, RunExecution> | undefined;
+  private readonly cache: LruMap<RunExecution> | undefined;
   private readonly running = new Map<string, Promise<void>>();
   private lastRecordedAt = 0;
   /** OpenTelemetry traces and metrics, when the app has `@opentelemetry/api` (see lib/observability). */
@@ -179,7 +177,7 @@ export class Engine {
     this.timers = options.timers;
     this.clock = options.clock ?? systemClock;
     const cacheSize = options.cacheSize ?? 10_000;
-    this.cache = cacheSize > 0 ? new QuickLRU({ maxSize: cacheSize }) : undefined;
+    this.cache = cacheSize > 0 ? new LruMap(cacheSize) : undefined;
     this.maxEventsPerRun = options.maxEventsPerRun ?? DEFAULT_MAX_EVENTS_PER_RUN;
     this.warnEventsPerRun = options.warnEventsPerRun ?? DEFAULT_WARN_EVENTS_PER_RUN;
     this.maxPayloadBytes = options.store.limits?.maxPayloadBytes ?? MAX_PAYLOAD_BYTES;
@@ -475,7 +473,7 @@ export class Engine {
       // A finished run's timers (its deadline, a wait's timeout, a sleep or a retry that lost a race)
       // would fire for nothing, and each holds a Scheduler schedule on AWS.
       ...(terminal
-        ? futureTimerIdsOf(execution, this.clock.now())
+        ? timerIdsOf(execution, this.clock.now())
             .filter((timerId) => !effects.cancelledTimers.includes(timerId))
             .map((timerId) => this.timers.cancel(runId, timerId))
         : []),
@@ -1100,87 +1098,25 @@ export class Engine {
   }
 
   /**
-   * Gives a failed run another go from where it failed: the step whose failure failed the run gets one
-   * more attempt, and the workflow goes on from there (earlier steps are not run again).
-   * @throws RunNotFoundError for an unknown run
-   * @throws InvalidRunStateError for a run that has not failed
+   * Runs `work` for a run after the activations of it that this engine has in hand, and forgets its live
+   * copy: for operations that write a run's log outside an activation (`retryRun` in run-control.ts).
+   * @internal
    */
-  async retryRun(runId: string): Promise<void> {
-    assertRunId(runId);
-    await this.serialized(runId, () => this.appendRetry(runId));
-    await this.queue.enqueueActivation({ runId, cause: { kind: "recover" } });
+  exclusively<T>(runId: string, work: () => Promise<T>): Promise<T> {
+    return this.serialized(runId, () => {
+      this.cache?.delete(runId);
+      return work();
+    });
   }
 
-  private async appendRetry(runId: string): Promise<void> {
-    const run = await this.store.getRun(runId);
-    if (!run) throw new RunNotFoundError(runId);
-    if (run.status !== "failed") {
-      throw new InvalidRunStateError(`Run ${runId} is ${run.status}; only failed runs can be retried.`);
-    }
-    const events = await this.store.getEvents(runId);
-    const failure = events.findLast((event) => event.type === "workflow_failed");
-    const stepFailure = events.findLast(
-      (event): event is EventOf<"step_failed"> =>
-        event.type === "step_failed" &&
-        failure?.type === "workflow_failed" &&
-        event.seq < failure.seq &&
-        event.error.name === failure.error.name &&
-        event.error.message === failure.error.message,
-    );
-    const timestamp = new Date(this.clock.now()).toISOString();
-    const next: WorkflowEvent[] = [
-      {
-        runId,
-        timestamp,
-        seq: events.length + 1,
-        type: "workflow_retried",
-        retriedFailures: stepFailure ? [stepFailure.seq] : [],
-      },
-    ];
-    if (stepFailure) {
-      const started = events.find(
-        (event): event is EventOf<"step_started"> =>
-          event.type === "step_started" && event.stepId === stepFailure.stepId,
-      );
-      next.push({
-        runId,
-        timestamp,
-        seq: events.length + 2,
-        type: "step_started",
-        stepId: stepFailure.stepId,
-        stepName: stepFailure.stepName,
-        attempt: stepFailure.attempt + 1,
-        input: started?.input ?? [],
-      });
-    }
-    this.cache?.delete(runId);
-    await this.store.commit(runId, events.length, next, { status: "running", updatedAt: timestamp });
+  /** Sends an activation (`retryRun`, `recoverRuns` in run-control.ts). @internal */
+  enqueueActivation(task: ActivationTask): Promise<void> {
+    return this.queue.enqueueActivation(task);
   }
 
-  /**
-   * Activates every unfinished run with cause `recover`: each re-sends its pending steps and re-arms its
-   * timers (duplicates are harmless). Returns how many runs it woke.
-   */
-  async recover(): Promise<number> {
-    // Page by page, never all runs at once; a run that changed status meanwhile is woken once.
-    const woken = new Set<string>();
-    for (const status of ["pending", "running", "suspended"] as const) {
-      let cursor: string | undefined;
-      do {
-        const page = await this.store.listRuns({
-          status,
-          limit: RECOVER_PAGE_SIZE,
-          ...(cursor ? { cursor } : {}),
-        });
-        for (const run of page.runs) {
-          if (woken.has(run.runId)) continue;
-          woken.add(run.runId);
-          await this.queue.enqueueActivation({ runId: run.runId, cause: { kind: "recover" } });
-        }
-        cursor = page.nextCursor;
-      } while (cursor);
-    }
-    return woken.size;
+  /** The engine's clock (ms). @internal */
+  now(): number {
+    return this.clock.now();
   }
 
   /**
@@ -1273,32 +1209,22 @@ function withCarried(stored: StepOutcome[], carried: StepOutcome | undefined): S
   return known ? stored : [...stored, carried];
 }
 
-/** Every timer a run may have armed: its sleeps, retry waits and deadline. */
-/** The timers of the run that have not fired yet (by their time, not by what the timer service did). */
-function futureTimerIdsOf(execution: RunExecution, now: number): string[] {
+/**
+ * The timers a run may have armed (its sleeps, retry waits, wait timeouts and deadline); with `after`, only
+ * those due later than that (by their time, not by what the timer service did).
+ */
+function timerIdsOf(execution: RunExecution, after = Number.NEGATIVE_INFINITY): string[] {
   const ids = [...execution.pendingSleeps.values()]
-    .filter((sleep) => sleep.resumeAt > now)
+    .filter((sleep) => sleep.resumeAt > after)
     .map((sleep) => sleep.sleepId);
   for (const step of execution.pendingSteps.values()) {
-    if (step.state === "retry_wait" && (step.retryAt ?? 0) > now)
+    if (step.state === "retry_wait" && (step.retryAt ?? 0) > after)
       ids.push(retryTimerId(step.stepId, step.attempt + 1));
   }
   for (const hook of execution.pendingHooks.values()) {
-    if (hook.timeoutAt !== undefined && hook.timeoutAt > now) ids.push(hookTimerId(hook.hookId));
+    if (hook.timeoutAt !== undefined && hook.timeoutAt > after) ids.push(hookTimerId(hook.hookId));
   }
-  if (execution.deadline !== undefined && execution.deadline > now) ids.push(DEADLINE_TIMER);
-  return ids;
-}
-
-function timerIdsOf(execution: RunExecution): string[] {
-  const ids = [...execution.pendingSleeps.keys()];
-  for (const step of execution.pendingSteps.values()) {
-    if (step.state === "retry_wait") ids.push(retryTimerId(step.stepId, step.attempt + 1));
-  }
-  for (const hook of execution.pendingHooks.values()) {
-    if (hook.timeoutAt !== undefined) ids.push(hookTimerId(hook.hookId));
-  }
-  if (execution.deadline !== undefined) ids.push(DEADLINE_TIMER);
+  if (execution.deadline !== undefined && execution.deadline > after) ids.push(DEADLINE_TIMER);
   return ids;
 }
 

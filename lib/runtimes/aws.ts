@@ -7,6 +7,7 @@ import { S3Payloads } from "../adapters/aws/s3-payloads.ts";
 import { SqsSchedulerTimers } from "../adapters/aws/scheduler-timers.ts";
 import { SqsTaskQueue } from "../adapters/aws/sqs-queue.ts";
 import type { AwsConfig } from "../aws/config.ts";
+import type { Registry } from "../core/registry.ts";
 import { Engine } from "../engine/engine.ts";
 import type { TelemetryFactory } from "../observability/engine-telemetry.ts";
 import type { Clock } from "../ports/clock.ts";
@@ -35,6 +36,11 @@ export interface AwsRuntimeOptions {
   telemetry?: TelemetryFactory;
   /** A store to use instead of the DynamoDB store (tests wrap it to inject faults). */
   store?: EventStore;
+  /**
+   * Where runs find their workflows and steps (see `Registry`): the listed workflows are registered there.
+   * @default the default registry
+   */
+  registry?: Registry;
 }
 
 /** The engine and its AWS adapters, wired from one configuration. */
@@ -115,6 +121,7 @@ export function createAwsRuntime(config: AwsConfig, options: AwsRuntimeOptions =
     timers,
     ...(options.clock ? { clock: options.clock } : {}),
     ...(options.telemetry ? { telemetry: options.telemetry } : {}),
+    ...(options.registry ? { registry: options.registry } : {}),
   });
   return { config, clients, store, payloads, queue, timers, engine };
 }

@@ -10,6 +10,7 @@ import type { AnyWorkflow } from "../core/workflow.ts";
 import { linkedPage, linkedRun, withChainLinks } from "../engine/continuation.ts";
 import { Engine, type EngineOptions } from "../engine/engine.ts";
 import { MemorySlotStore } from "../engine/memory-slot-store.ts";
+import { recoverRuns, retryRun } from "../engine/run-control.ts";
 import { StepLimits } from "../engine/step-limits.ts";
 import type { TelemetryFactory } from "../observability/engine-telemetry.ts";
 import { openTelemetry } from "../observability/telemetry.ts";
@@ -123,7 +124,8 @@ export class LocalRuntime implements Runtime {
       this.storage instanceof FileStorage && !this.storage.readOnly
         ? this.storage.watchInbox((request) => this.onInboxRequest(request), options.inbox)
         : () => {};
-    this.ready = options.recover === false ? Promise.resolve() : this.engine.recover().then(() => undefined);
+    this.ready =
+      options.recover === false ? Promise.resolve() : recoverRuns(this.engine).then(() => undefined);
   }
 
   async start(workflow: AnyWorkflow | string, args: unknown[], options?: StartOptions): Promise<StartResult> {
@@ -193,7 +195,7 @@ export class LocalRuntime implements Runtime {
 
   async retryRun(runId: string): Promise<void> {
     await this.ready;
-    await this.engine.retryRun(runId);
+    await retryRun(this.engine, runId);
   }
 
   async sendEvent(
@@ -239,7 +241,7 @@ export class LocalRuntime implements Runtime {
     await this.ready;
     const run = await this.storage.getRun(request.runId);
     if (run?.status !== "failed" || run.version !== request.version) return;
-    await this.engine.retryRun(request.runId);
+    await retryRun(this.engine, request.runId);
   }
 
   private wakeWaiters(runId: string): void {

@@ -3,6 +3,7 @@ import { InvalidRunStateError, RunNotFoundError, StorageLockedError, TimeoutErro
 import type { WorkflowEvent } from "../core/events.ts";
 import { assertRunId } from "../core/ids.ts";
 import { Engine } from "../engine/engine.ts";
+import { retryRun } from "../engine/run-control.ts";
 import type { RunPage, RunQuery, RunRecord } from "../ports/event-store.ts";
 import type { TaskQueue } from "../ports/task-queue.ts";
 import type { Timers } from "../ports/timers.ts";
@@ -144,7 +145,7 @@ export class FileControl {
       const run = await storage.getRun(runId);
       // A retry request applied meanwhile (by an owner that just left) counts as done.
       if (run?.status === "failed")
-        await new Engine({ store: storage, queue: ownerWakesRuns, timers: ownerArmsTimers }).retryRun(runId);
+        await retryRun(new Engine({ store: storage, queue: ownerWakesRuns, timers: ownerArmsTimers }), runId);
       return true;
     } finally {
       await storage.close();

@@ -5,6 +5,7 @@ import { RedisStorage } from "../adapters/redis/redis-storage.ts";
 import { ConfigurationError, describe, RunNotFoundError, TimeoutError } from "../core/errors.ts";
 import { linkedPage, linkedRun, withChainLinks } from "../engine/continuation.ts";
 import { Engine } from "../engine/engine.ts";
+import { retryRun } from "../engine/run-control.ts";
 import { StepLimits } from "../engine/step-limits.ts";
 import type { TelemetryFactory } from "../observability/engine-telemetry.ts";
 import { openTelemetry } from "../observability/telemetry.ts";
@@ -131,7 +132,7 @@ export function createRedisRuntime(options: RedisRuntimeOptions): RedisRuntime {
     getRun: async (runId) => linkedRun(await storage.getRun(runId)),
     getEvents: (runId) => storage.getEvents(runId),
     cancelRun: (runId, reason) => engine.cancelRun(runId, reason),
-    retryRun: (runId) => engine.retryRun(runId),
+    retryRun: (runId) => retryRun(engine, runId),
     sendEvent: (runId, eventName, payload, options) => engine.sendEvent(runId, eventName, payload, options),
     listRuns: async (query) => linkedPage(await storage.listRuns(query)),
     async waitForRun(runId, { timeoutMs, pollMs = 50 }: WaitForRunOptions = {}) {

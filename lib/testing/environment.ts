@@ -6,6 +6,7 @@ import type { WorkflowEvent } from "../core/events.ts";
 import type { Registry } from "../core/registry.ts";
 import type { StepDefinition } from "../core/step.ts";
 import type { AnyWorkflow, WorkflowArgs, WorkflowResult } from "../core/workflow.ts";
+import { continuationRunIdOf } from "../engine/continuation.ts";
 import { type EventStore, FINISHED_STATUSES, type RunRecord } from "../ports/event-store.ts";
 import type { StartOptions } from "../ports/runtime.ts";
 import { LocalRuntime } from "../runtimes/embedded.ts";
@@ -328,7 +329,7 @@ export class TestEnvironment {
   }
 
   /**
-   * The run once it has finished: waits for the test's actions in flight, and with time skipping moves the
+   * The run once it has finished (for a `continueAsNew` chain, its last run): waits for the test's actions in flight, and with time skipping moves the
    * clock from timer to timer.
    * @throws InvalidRunStateError when nothing in the environment will make it finish
    */
@@ -337,8 +338,14 @@ export class TestEnvironment {
       throw new InvalidRunStateError(
         `A step cannot wait for the result of run ${runId}: the run goes on only once the step returns.`,
       );
-    for (;;) {
-      const { run, events } = await this.read(runId);
+    for (let current = runId; ; ) {
+      const { run, events } = await this.read(current);
+      // A run that continued as new finishes with the last run of its chain.
+      const next = run.status === "continued" && (await this.storage.getRun(continuationRunIdOf(current)));
+      if (next) {
+        current = next.runId;
+        continue;
+      }
       if (FINISHED_STATUSES.has(run.status)) return run;
       if (this.actions > 0) {
         await new Promise<void>((resolve) => this.quietWaiters.push(resolve));

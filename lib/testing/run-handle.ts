@@ -27,7 +27,8 @@ export interface RunHandle<Result = unknown> {
   readonly runId: string;
 
   /**
-   * The workflow's result, once the run has completed. With `timeSkipping`, sleeps, retry delays and
+   * The workflow's result, once the run has completed (for a run that continued as new, once the last run
+   * of its chain has: its result, error or cancellation). With `timeSkipping`, sleeps, retry delays and
    * timeouts pass on the way (as with Temporal's time-skipping environment); without it, the clock moves
    * only through `env.skip` and `env.skipToNextTimer`.
    * @throws the workflow's error (as its tsworkflow class: `FatalError`, `TimeoutError`…) when the run
@@ -38,7 +39,7 @@ export interface RunHandle<Result = unknown> {
    */
   result(): Promise<Result>;
 
-  /** `pending`, `running`, `suspended`, `completed`, `failed` or `cancelled`. */
+  /** `pending`, `running`, `suspended`, `completed`, `failed`, `cancelled` or `continued`. */
   status(): Promise<RunStatus>;
 
   /** The run's document: status, input, result or error, timestamps. */
@@ -147,7 +148,7 @@ export class EnvironmentRunHandle<Result> implements RunHandle<Result> {
   async result(): Promise<Result> {
     const run = await this.driver.finished(this.runId);
     if (run.status === "completed") return run.result as Result;
-    const { events } = await this.driver.read(this.runId);
+    const { events } = await this.driver.read(run.runId);
     const timeline = formatTimeline(run, events);
     if (run.status === "cancelled") throw new CancelledError(timeline);
     if (!run.error) throw new InvalidRunStateError(timeline);

@@ -5,6 +5,7 @@ import { describeCostModel } from "./scenarios/cost-model.ts";
 import { describeEndToEnd } from "./scenarios/end-to-end.ts";
 import { describeExamples } from "./scenarios/examples.ts";
 import { describeFeatures } from "./scenarios/features.ts";
+import { describeVersioning } from "./scenarios/versioning.ts";
 
 /**
  * The AWS runtime on the emulators: DynamoDB Local, fauxqs, the fake EventBridge Scheduler, and the
@@ -33,3 +34,4 @@ describeEndToEnd(emulatorsOf);
 describeExamples(emulatorsOf);
 describeCostModel(emulatorsOf);
 describeFeatures(emulatorsOf);
+describeVersioning(emulatorsOf);

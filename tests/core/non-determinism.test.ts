@@ -3,6 +3,7 @@ import { defaultRegistry, Registry, type WorkflowEvent } from "tsworkflow/engine
 import { MemoryStorage } from "tsworkflow/local";
 import { resumeLocal, startLocal } from "tsworkflow/testing";
 import { describe, expect, it } from "vitest";
+import { recoverRuns } from "../../lib/engine/run-control.ts";
 import { manualEngine, types } from "./support/manual-engine.ts";
 
 /** Gives object keys of step inputs back in reverse order, as a store that does not keep key order would. */
@@ -227,7 +228,7 @@ describe("a step whose input changes between the first run and a replay", () => 
     }
     // Act: a new worker (empty cache) recovers the run and replays it.
     const second = manualEngine({ store: first.store });
-    await second.engine.recover();
+    await recoverRuns(second.engine);
     await second.runQueued();
     // Assess
     const run = await second.run(runId);
@@ -252,7 +253,7 @@ describe("a step whose input changes between the first run and a replay", () => 
     first.queue.takeSteps(); // the worker dies before the step task is sent
     // Act
     const second = manualEngine({ store });
-    await second.engine.recover();
+    await recoverRuns(second.engine);
     await second.runQueued();
     // Assess
     expect((await second.run(runId)).status).toBe("completed");

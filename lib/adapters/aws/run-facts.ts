@@ -1,4 +1,4 @@
-import QuickLRU from "quick-lru";
+import { LruMap } from "../../core/lru-map.ts";
 
 /** What the store knows about a run without asking DynamoDB again. */
 export interface RunFact {
@@ -12,10 +12,10 @@ export interface RunFact {
 
 /** The facts of the runs this process read or wrote lately, the least recently used forgotten first. */
 export class RunFacts {
-  private readonly facts: QuickLRU<string, RunFact>;
+  private readonly facts: LruMap<RunFact>;
 
   constructor(max: number) {
-    this.facts = new QuickLRU({ maxSize: Math.max(1, max) });
+    this.facts = new LruMap(Math.max(1, max));
   }
 
   get(runId: string): RunFact | undefined {

@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import type { S3Client, S3ClientConfig } from "@aws-sdk/client-s3";
-import QuickLRU from "quick-lru";
 import { InvalidEventError } from "../../core/errors.ts";
+import { LruMap } from "../../core/lru-map.ts";
 import { importOptional } from "../../core/optional-dependency.ts";
 import { byteLength, DEFAULT_OFFLOAD_THRESHOLD_BYTES } from "./limits.ts";
 
@@ -64,16 +64,16 @@ export class S3Payloads {
   readonly bucket: string | undefined;
   readonly thresholdBytes: number;
   private readonly options: S3PayloadsOptions;
-  private readonly cache: QuickLRU<string, string>;
+  private readonly cache: LruMap<string>;
   /** Objects known to exist (their content may be too large to cache): not put again. */
-  private readonly stored = new QuickLRU<string, true>({ maxSize: 4096 });
+  private readonly stored = new LruMap<true>(4096);
   private sdk: Promise<S3Sdk> | undefined;
 
   constructor(options: S3PayloadsOptions = {}) {
     this.options = options;
     this.bucket = options.bucket;
     this.thresholdBytes = options.thresholdBytes ?? DEFAULT_OFFLOAD_THRESHOLD_BYTES;
-    this.cache = new QuickLRU({ maxSize: Math.max(1, options.cacheEntries ?? 32) });
+    this.cache = new LruMap(Math.max(1, options.cacheEntries ?? 32));
   }
 
   /** True when new payloads go to S3. */

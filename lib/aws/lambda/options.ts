@@ -1,4 +1,4 @@
-import { findWorkflow, registerWorkflow } from "../../core/registry.ts";
+import { defaultRegistry } from "../../core/registry.ts";
 import type { AnyStep } from "../../core/step.ts";
 import type { WorkflowDefinition } from "../../core/workflow.ts";
 import { type AwsRuntime, type AwsRuntimeOptions, createAwsRuntime } from "../../runtimes/aws.ts";
@@ -48,8 +48,10 @@ export interface HandlerOptions extends AwsRuntimeOptions {
 
 /** Builds the runtime once per cold start: configuration errors surface at init, naming the variable. */
 export function runtimeFor(registry: WorkflowRegistry, options: HandlerOptions): AwsRuntime {
+  const target = options.registry ?? defaultRegistry;
   for (const definition of registry.workflows) {
-    if (findWorkflow(definition.name) !== definition) registerWorkflow(definition);
+    if (target.findWorkflowVersion(definition.name, definition.version) !== definition)
+      target.registerWorkflow(definition);
   }
   return options.runtime ?? createAwsRuntime(options.config ?? loadConfig(), options);
 }

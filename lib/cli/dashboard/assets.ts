@@ -38,7 +38,7 @@ button:disabled { opacity: .45; cursor: not-allowed; }
 .count.current { border-color: var(--accent); box-shadow: 0 0 0 1px var(--accent) inset; }
 .count-failed b { color: var(--failed); } .count-completed b { color: var(--completed); }
 .count-suspended b { color: var(--suspended); } .count-running b { color: var(--running); }
-.count-cancelled b { color: var(--cancelled); } .count-pending b { color: var(--pending); }
+.count-cancelled b { color: var(--cancelled); } .count-pending b { color: var(--pending); } .count-continued b { color: var(--cancelled); }
 table { width: 100%; border-collapse: collapse; background: var(--panel); border: 1px solid var(--line); border-radius: 8px; overflow: hidden; }
 th { text-align: left; font-size: 12px; color: var(--muted); font-weight: 600; background: #fafbfc; }
 th, td { padding: 7px 12px; border-bottom: 1px solid var(--line); vertical-align: top; }
@@ -49,7 +49,7 @@ tr:last-child td { border-bottom: 0; }
 .badge { display: inline-block; padding: 1px 8px; border-radius: 10px; font-size: 12px; font-weight: 600; color: #fff; }
 .status-pending { background: var(--pending); } .status-running { background: var(--running); }
 .status-suspended { background: var(--suspended); } .status-completed { background: var(--completed); }
-.status-failed { background: var(--failed); } .status-cancelled { background: var(--cancelled); }
+.status-failed { background: var(--failed); } .status-cancelled { background: var(--cancelled); } .status-continued { background: var(--wait); color: #333; }
 .live-dot { font-size: 12px; color: var(--running); }
 .live-dot::before { content: ""; display: inline-block; width: 8px; height: 8px; border-radius: 50%; background: var(--running);
   margin-right: 4px; animation: pulse 1.2s infinite; }

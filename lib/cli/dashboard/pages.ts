@@ -29,6 +29,8 @@ export interface RunFilters {
   q?: string;
   /** `key=value` pairs, comma-separated: only runs that carry every one (`listRuns({ tags })`). */
   tag?: string;
+  /** Only runs started with this version of their workflow's code. */
+  version?: string;
   limit: number;
   /** This page's cursor (absent on the first page). */
   cursor?: string;
@@ -85,7 +87,7 @@ export function renderRunsPage(context: PageContext, data: RunsPageData, fragmen
     const finished = FINISHED_STATUSES.has(run.status);
     return html`<tr data-run-id="${run.runId}" data-status="${run.status}">
   <td><a class="run-link" href="${context.href(`/runs/${run.runId}`)}"><code>${run.runId}</code></a></td>
-  <td>${run.workflowName}</td>
+  <td>${run.workflowName}${run.workflowVersion ? html` <span class="muted">v${run.workflowVersion}</span>` : ""}</td>
   <td>${statusBadge(run.status)}</td>
   <td title="${run.createdAt}">${formatTime(run.createdAt)}</td>
   <td>${formatSpan(runSpan(run, context.now))}${finished ? "" : "…"}</td>
@@ -116,6 +118,7 @@ export function renderRunsPage(context: PageContext, data: RunsPageData, fragmen
 <form class="filters" method="get" action="/" id="filters">
   <input type="search" name="q" value="${filters.q ?? ""}" placeholder="Search by run id" aria-label="Search by run id" autocomplete="off">
   <input type="search" name="tag" value="${filters.tag ?? ""}" placeholder="Tags: tenant=acme,plan=pro" aria-label="Filter by tags (key=value, comma-separated)" autocomplete="off">
+  <input type="search" name="version" value="${filters.version ?? ""}" placeholder="Version" aria-label="Filter by workflow version" autocomplete="off" size="8">
   <select name="workflow" aria-label="Workflow">
     <option value="">All workflows</option>
     ${data.workflows.map((name) => html`<option value="${name}" ${name === filters.workflow ? raw("selected") : ""}>${name}</option>`)}
@@ -181,6 +184,13 @@ export function renderRunPage(
     ["Duration", `${formatSpan(runSpan(run, context.now))}${active ? " so far" : ""}`],
     ["Events", String(run.version)],
   ];
+  if (run.workflowVersion) facts.push(["Version", html`<code>${run.workflowVersion}</code>`]);
+  const chain = (label: string, runId: string | undefined) => {
+    if (runId)
+      facts.push([label, html`<a href="${context.href(`/runs/${runId}`)}"><code>${runId}</code></a>`]);
+  };
+  chain("Continues run", run.continuedFrom);
+  chain("Continued as run", run.continuedAs);
   if (run.idempotencyKey) facts.push(["Idempotency key", html`<code>${run.idempotencyKey}</code>`]);
   const parent = parentOf(events);
   if (parent)

@@ -7,6 +7,7 @@ import { bodyLimit } from "hono/body-limit";
 import { InvalidRunIdError, TsWorkflowError } from "../../core/errors.ts";
 import { assertRunId } from "../../core/ids.ts";
 import type { RunTags } from "../../core/tags.ts";
+import { linkedRun } from "../../engine/continuation.ts";
 import {
   type EventStore,
   RUN_STATUSES,
@@ -19,6 +20,7 @@ import { DEFAULT_WEBHOOK_MAX_BYTES, handleWebhook, webhookError } from "../../we
 import { refuseRest } from "../../webhooks/webhook-server.ts";
 import type { RunActions, SendEvent } from "../backend.ts";
 import { ActionNotAvailableError, BackendUnavailableError } from "../errors.ts";
+import { listRunsOfVersion } from "../runs.ts";
 import { buildTimeline } from "../timeline.ts";
 import {
   type PageContext,
@@ -353,6 +355,7 @@ function filtersOf(c: Context): RunFilters {
   const workflow = c.req.query("workflow")?.trim();
   const q = c.req.query("q")?.trim();
   const tag = c.req.query("tag")?.trim();
+  const version = c.req.query("version")?.trim();
   const limit = Number(c.req.query("limit"));
   // The cursors of the pages before this one, oldest last: the last is this page's, the others lead back.
   const pages = (c.req.query("pages") ?? "")
@@ -366,6 +369,7 @@ function filtersOf(c: Context): RunFilters {
     ...(workflow ? { workflow } : {}),
     ...(q ? { q } : {}),
     ...(tag ? { tag } : {}),
+    ...(version ? { version } : {}),
     limit: Number.isInteger(limit) && limit > 0 ? Math.min(limit, MAX_PAGE_SIZE) : DEFAULT_PAGE_SIZE,
     ...(cursor ? { cursor, pages } : {}),
   };
@@ -380,6 +384,7 @@ async function loadRuns(storage: RunReader, filters: RunFilters, scanLimit: numb
   const base = scanned.filter(
     (run) =>
       (!filters.workflow || run.workflowName === filters.workflow) &&
+      (!filters.version || run.workflowVersion === filters.version) &&
       (!needle || run.runId.toLowerCase().includes(needle)) &&
       tagged(run),
   );
@@ -396,6 +401,7 @@ async function loadRuns(storage: RunReader, filters: RunFilters, scanLimit: numb
         exact &&
         (!filters.status || exact.status === filters.status) &&
         (!filters.workflow || exact.workflowName === filters.workflow) &&
+        (!filters.version || exact.workflowVersion === filters.version) &&
         tagged(exact)
       )
         found.push(exact);
@@ -403,12 +409,16 @@ async function loadRuns(storage: RunReader, filters: RunFilters, scanLimit: numb
     page = pageOf(found, pageQuery);
   } else {
     // The store's own indexes page through every matching run, past the scanned ones.
-    page = await storage.listRuns({
-      ...(filters.status ? { status: filters.status } : {}),
-      ...(filters.workflow ? { workflowName: filters.workflow } : {}),
-      ...(Object.keys(tags).length > 0 ? { tags } : {}),
-      ...pageQuery,
-    });
+    page = await listRunsOfVersion(
+      storage,
+      {
+        ...(filters.status ? { status: filters.status } : {}),
+        ...(filters.workflow ? { workflowName: filters.workflow } : {}),
+        ...(Object.keys(tags).length > 0 ? { tags } : {}),
+        ...pageQuery,
+      },
+      filters.version,
+    );
   }
   const workflows = [...new Set(scanned.map((run) => run.workflowName))];
   if (filters.workflow && !workflows.includes(filters.workflow)) workflows.push(filters.workflow);
@@ -441,7 +451,7 @@ async function findRun(storage: RunReader, runId: string): Promise<RunRecord | u
   } catch {
     return undefined;
   }
-  return storage.getRun(runId);
+  return linkedRun(await storage.getRun(runId));
 }
 
 function requestToken(c: Context): string | undefined {

@@ -21,6 +21,7 @@ import {
   type WorkflowRegistry,
 } from "../../../lib/aws/lambda/handlers.ts";
 import type { WorkflowEvent } from "../../../lib/core/events.ts";
+import type { Registry } from "../../../lib/core/registry.ts";
 import type { TelemetryFactory } from "../../../lib/observability/engine-telemetry.ts";
 import type { Clock } from "../../../lib/ports/clock.ts";
 import type { EventStore, RunRecord, RunStatus } from "../../../lib/ports/event-store.ts";
@@ -118,6 +119,8 @@ export interface StackOptions {
   stepRegistry?: WorkflowRegistry;
   /** The first backoff of an activation whose workflow the code does not know. @default 60 */
   deployBackoffSeconds?: number;
+  /** Where the functions find workflows and steps (code of one deploy, beside other deploys' in one test). */
+  registry?: Registry;
   /** Handlers built elsewhere (e.g. imported from functions/examples.ts) instead of by the factories here. */
   handlers?: { workflowHandler: SqsBatchHandler; stepHandler: SqsBatchHandler; startHandler: StartHandler };
 }
@@ -252,6 +255,7 @@ export function deployStack(
         ? {}
         : { deployBackoffSeconds: options.deployBackoffSeconds }),
       ...(wrap ? { store: wrap(store) } : { store }),
+      ...(options.registry ? { registry: options.registry } : {}),
     };
   };
   // Each function is its own "Lambda": its own runtime, store and caches, sharing the clients' counters.

@@ -23,6 +23,7 @@ import {
   waitForEvent,
   workflow,
 } from "tsworkflow";
+import { retryRun } from "../../../lib/engine/run-control.ts";
 import { answerWaits } from "../../reliability/support/chaos.ts";
 import { type Op, programs, programWorkflow } from "../../reliability/support/programs.ts";
 import { type ManualEngine, manualEngine } from "./manual-engine.ts";
@@ -217,7 +218,7 @@ export const SCENARIOS: Scenario[] = [
     async run(m) {
       const { runId } = await m.engine.start(retriedWorkflow, []);
       await driveToEnd(m);
-      await m.engine.retryRun(runId);
+      await retryRun(m.engine, runId);
       await driveToEnd(m);
       return runId;
     },

@@ -9,6 +9,7 @@ import type { RunRecord } from "tsworkflow";
 import { Engine, type EventStore, FINISHED_STATUSES } from "tsworkflow/engine";
 import { FileStorage, InProcessQueue, LocalTimers, MemoryStorage } from "tsworkflow/local";
 import { BullMQQueue, BullMQTimers, RedisStorage } from "tsworkflow/redis";
+import { recoverRuns } from "../../../lib/engine/run-control.ts";
 import { type CrashSwitch, faultyQueue, faultyStore, faultyTimers } from "./faults.ts";
 
 export type BackendName = "memory" | "file" | "redis";
@@ -73,7 +74,7 @@ async function localWorker(store: EventStore, crash: CrashSwitch, options: Backe
     executeStep: (task) => engine.executeStep(task),
   });
   // What LocalRuntime does when it starts: resume every unfinished run found in the store.
-  await engine.recover();
+  await recoverRuns(engine);
   return {
     engine,
     async stop() {

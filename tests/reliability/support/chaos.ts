@@ -10,6 +10,7 @@ import { VersionConflictError } from "tsworkflow";
 import type { ActivationTask, StepTask, TimerRequest } from "tsworkflow/engine";
 import { Engine, type EventStore, FINISHED_STATUSES, type SlotStore, StepLimits } from "tsworkflow/engine";
 import { MemoryStorage } from "tsworkflow/local";
+import { recoverRuns } from "../../../lib/engine/run-control.ts";
 import { ManualClock, RecordingQueue, RecordingTimers } from "../../core/support/manual-engine.ts";
 
 export interface Faults {
@@ -182,7 +183,7 @@ export async function runWithFaults(
   const restart = async () => {
     report.restarts += 1;
     boot();
-    await (engines[0] as Engine).recover();
+    await recoverRuns(engines[0] as Engine);
   };
 
   boot();

@@ -34,6 +34,9 @@ export const SCHEDULED_TIME = "<aws.scheduler.scheduled-time>";
 /**
  * The EventBridge schedule name of a declared schedule: `schedule.<name>`, or, for a name with
  * characters EventBridge refuses (":") or too long for its 64, a readable prefix and a hash.
+ * @example
+ * import { recurringScheduleName } from "tsworkflow/aws";
+ * recurringScheduleName("daily-report"); // "schedule.daily-report"
  */
 export function recurringScheduleName(name: string): string {
   if (/^[0-9A-Za-z_.-]{1,55}$/.test(name)) return `schedule.${name}`;
@@ -45,6 +48,10 @@ export function recurringScheduleName(name: string): string {
  * The CreateSchedule/UpdateSchedule request of a declared schedule: its recurrence and time zone,
  * `startAt`/`endAt` as StartDate/EndDate, `jitter` as a flexible window (whole minutes, 1 to 1440),
  * and a target that puts `{ kind: "tick", schedule, scheduledTime }` on the step queue.
+ * @example
+ * import { loadConfig, recurringScheduleRequest } from "tsworkflow/aws";
+ * const config = loadConfig();
+ * const request = recurringScheduleRequest(daily, { ...config, timerDeadLetterQueueArn: config.timerDeadLetterQueueArn });
  * @throws UnsupportedScheduleError when EventBridge Scheduler cannot express the recurrence
  */
 export function recurringScheduleRequest(

@@ -24,6 +24,10 @@ const NICKNAMES: Record<string, string> = {
  * The EventBridge Scheduler form of a declared schedule: a 5-field cron becomes the 6-field
  * `cron(...)` (a `?` in whichever of day-of-month and day-of-week is `*`, days of the week numbered
  * 1 = Sunday to 7 = Saturday, a `*` year); `every` becomes `rate(...)`.
+ * @example
+ * import { eventBridgeRecurrence } from "tsworkflow/aws";
+ * eventBridgeRecurrence(schedule("daily-report", report, { cron: "0 9 * * MON-FRI", timezone: "Europe/Paris" }));
+ * // { expression: "cron(0 9 ? * MON-FRI *)", timezone: "Europe/Paris" }
  * @throws UnsupportedScheduleError for what EventBridge Scheduler cannot express: both day fields
  * restricted (cron fires when either matches), a seconds field other than 0, an `every` that is not a
  * whole number of minutes

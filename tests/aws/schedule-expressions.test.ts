@@ -1,10 +1,13 @@
-import { describe, expect, it } from "vitest";
+import { CreateScheduleCommand, SchedulerClient } from "@aws-sdk/client-scheduler";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { recurringScheduleRequest } from "../../lib/adapters/aws/eventbridge-schedules.ts";
 import { eventBridgeCron, eventBridgeRate } from "../../lib/adapters/aws/schedule-expressions.ts";
 import { awsSchedules } from "../../lib/aws/schedules.ts";
 import { UnsupportedScheduleError } from "../../lib/core/errors.ts";
 import { workflow } from "../../lib/core/workflow.ts";
 import { schedule } from "../../lib/schedules/schedule.ts";
+import { FakeScheduler } from "./harness/fake-scheduler.ts";
+import { TEST_CREDENTIALS, TEST_REGION } from "./harness/free-port.ts";
 
 const noop = workflow("schedule_expressions_noop", async () => "done");
 
@@ -104,4 +107,69 @@ describe("recurring schedule requests", () => {
     const seconds = schedule("every-90s", noop, { every: "90s" });
     expect(() => awsSchedules([seconds])).toThrow(UnsupportedScheduleError);
   });
+});
+
+describe("a year of ticks through the fake EventBridge Scheduler", () => {
+  const from = Date.UTC(2026, 0, 1);
+  const to = Date.UTC(2027, 0, 1);
+  let scheduler: FakeScheduler;
+  let client: SchedulerClient;
+
+  // A new fake per expression: each starts its year on 1 January.
+  beforeEach(async () => {
+    scheduler = new FakeScheduler({ groups: ["tsworkflow"], now: from, deliver: async () => {} });
+    client = new SchedulerClient({
+      endpoint: await scheduler.start(),
+      region: TEST_REGION,
+      credentials: TEST_CREDENTIALS,
+      maxAttempts: 1,
+    });
+  });
+
+  afterEach(async () => {
+    client?.destroy();
+    await scheduler?.stop();
+  });
+
+  it.each([
+    ["0 9 * * MON-FRI", "Europe/Paris"],
+    ["15 */6 * * 0,3", "America/New_York"],
+    ["0 12 * * 5-7", "Europe/Paris"],
+    ["*/30 9-17 * * 1-5", "America/New_York"],
+    ["0 8 1,15 * *", "Asia/Tokyo"],
+    ["45 23 L * *", "Australia/Sydney"],
+  ])(
+    "fires %s in %s at exactly the ticks croner computes from the declaration, both DST switches included",
+    async (cron, timezone) => {
+      // Prepare
+      const definition = schedule(`year-${cron}-${timezone}`.replace(/[^A-Za-z0-9_.:-]/g, "_"), noop, {
+        cron,
+        timezone,
+      });
+      const request = recurringScheduleRequest(definition, {
+        stepQueueArn: "arn:aws:sqs:us-east-1:000000000000:steps",
+        schedulerRoleArn: "arn:aws:iam::000000000000:role/scheduler",
+        scheduleGroup: "tsworkflow",
+      });
+      await client.send(new CreateScheduleCommand({ ...request, State: "ENABLED" }));
+      const expected: number[] = [];
+      for (
+        let tick = definition.nextTick(from);
+        tick !== undefined && tick <= to;
+        tick = definition.nextTick(tick)
+      )
+        expected.push(tick);
+
+      // Act: a week at a time.
+      for (let time = from; time < to; time += 7 * 86_400_000) await scheduler.advanceTo(Math.min(time, to));
+      await scheduler.advanceTo(to);
+
+      // Assess
+      const fired = scheduler.invocations
+        .filter((entry) => entry.name === request.Name)
+        .map((entry) => entry.at);
+      expect(fired).toEqual(expected);
+      expect(fired.length).toBeGreaterThan(10);
+    },
+  );
 });

@@ -77,7 +77,11 @@ export interface TsWorkflowClient {
   pauseSchedule(name: string): Promise<void>;
   /** Enables it again: ticks fire from now on (those that fell while paused are not caught up). */
   resumeSchedule(name: string): Promise<void>;
-  /** Starts a run now, outside the ticks, with the key `schedule:<name>:manual:<time>`. */
+  /**
+   * Starts a run now, outside the ticks, with the key `schedule:<name>:manual:<time>`. The schedule's
+   * workflow must be imported in this process (as for `start` by name).
+   * @throws WorkflowNotFoundError when it is not
+   */
   triggerSchedule(name: string): Promise<{ runId: string }>;
   /**
    * Deletes the EventBridge schedule and its state. A schedule still declared in code comes back with

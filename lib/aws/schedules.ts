@@ -143,7 +143,9 @@ export function awsSchedules(
         });
         return;
       }
-      if (message.buffered ? state.bufferedTick !== tick : state.paused) return;
+      // Paused: nothing starts (a held tick is dropped by resumeSchedule). A held tick's message that
+      // comes back after its tick started (or was replaced) is stale.
+      if (state.paused || (message.buffered && state.bufferedTick !== tick)) return;
       const overlap = definition.options.overlap ?? "skip";
       if (overlap !== "allow" && (await previousRunning(runtime, state))) {
         if (overlap === "buffer-one" && (state.bufferedTick ?? tick) === tick) {

@@ -100,25 +100,29 @@ export function awsSchedules(
       if ((await store.declared()) === hash) return report;
       const schedules = new EventBridgeSchedules(runtime.clients.scheduler, target.scheduleGroup);
       const states = new Map((await store.list()).map((state) => [state.name, state]));
-      for (const name of states.keys()) {
-        if (byName.has(name)) continue;
-        await schedules.delete(name);
-        await store.delete(name);
-        report.deleted.push(name);
-      }
-      for (const { definition, request, args, fingerprint } of wanted) {
-        const state = states.get(definition.name);
-        if (state?.fingerprint === fingerprint) continue;
-        const paused = state ? state.paused : (definition.options.paused ?? false);
-        await schedules.put(request, !paused, state !== undefined);
-        await store.put({
-          ...(state ?? { name: definition.name, lastTick: now }),
-          paused,
-          workflow: definition.workflow.name,
-          args,
-          fingerprint,
-        });
-        (state ? report.updated : report.created).push(definition.name);
+      try {
+        for (const name of states.keys()) {
+          if (byName.has(name)) continue;
+          await schedules.delete(name);
+          await store.delete(name);
+          report.deleted.push(name);
+        }
+        for (const { definition, request, args, fingerprint } of wanted) {
+          const state = states.get(definition.name);
+          if (state?.fingerprint === fingerprint) continue;
+          const paused = state ? state.paused : (definition.options.paused ?? false);
+          await schedules.put(request, !paused, state !== undefined);
+          await store.put({
+            ...(state ?? { name: definition.name, lastTick: now }),
+            paused,
+            workflow: definition.workflow.name,
+            args,
+            fingerprint,
+          });
+          (state ? report.updated : report.created).push(definition.name);
+        }
+      } catch (error) {
+        throw withPermissionHint(error);
       }
       await store.setDeclared(hash);
       if (report.created.length + report.updated.length + report.deleted.length > 0)
@@ -183,6 +187,15 @@ export function awsSchedules(
       });
     },
   };
+}
+
+/** An AccessDeniedException of the reconcile means the construct was deployed without `schedules: true`. */
+function withPermissionHint(error: unknown): unknown {
+  if ((error as { name?: unknown } | undefined)?.name !== "AccessDeniedException") return error;
+  return new ConfigurationError(
+    `The sweeper may not manage the EventBridge schedules (${(error as Error).message}). Set schedules: true on the DurableWorkflows construct (or grant the sweeper's role scheduler:CreateSchedule, UpdateSchedule and DeleteSchedule on <group>/schedule.*, and iam:PassRole of the scheduler role).`,
+    { cause: error },
+  );
 }
 
 async function previousRunning(runtime: AwsRuntime, state: AwsScheduleState): Promise<boolean> {

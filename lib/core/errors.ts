@@ -276,8 +276,8 @@ export class StorageLockedError extends TsWorkflowError {
 
 export class ConfigurationError extends TsWorkflowError {
   override name = "ConfigurationError";
-  constructor(message: string) {
-    super("CONFIGURATION", message);
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("CONFIGURATION", message, options);
   }
 }
 

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTable } from "../../lib/adapters/aws/table-schema.ts";
 import { createClient } from "../../lib/aws/client.ts";
 import { type AwsSchedules, awsSchedules, type TickMessage } from "../../lib/aws/schedules.ts";
+import { ConfigurationError } from "../../lib/core/errors.ts";
 import { configureLogging } from "../../lib/core/logger.ts";
 import { sleep, step, workflow } from "../../lib/index.ts";
 import { type ScheduleDefinition, schedule, tickKey } from "../../lib/schedules/schedule.ts";
@@ -258,6 +259,37 @@ describe("reconciling declared schedules with EventBridge Scheduler", () => {
       "schedule.b-change": "ENABLED",
       "schedule.b-new": "ENABLED",
     });
+  });
+});
+
+describe("a deployment without the schedules permissions", () => {
+  it("fails the sweep with a ConfigurationError that says to set schedules: true, keeping the service's error as its cause", async () => {
+    // Prepare: the scheduler answers AccessDeniedException, as IAM does without the construct's grants.
+    const kit = await freshKit();
+    const stack = deploy(kit, awsSchedules([schedule("g-denied", report, { every: "1h", args: ["g"] })]));
+    const denied = Object.assign(new Error("User is not authorized to perform: scheduler:CreateSchedule"), {
+      name: "AccessDeniedException",
+    });
+    stack.clients.scheduler.middlewareStack.add(
+      () => async () => {
+        throw denied;
+      },
+      { step: "initialize", name: "denyScheduler" },
+    );
+    // Act
+    const error = await stack.sweep().then(
+      () => undefined,
+      (failure: unknown) => failure,
+    );
+    // Assess
+    expect(error).toBeInstanceOf(ConfigurationError);
+    expect((error as Error).message).toMatch(
+      /not authorized.*Set schedules: true on the DurableWorkflows construct/,
+    );
+    expect((error as Error).cause).toBe(denied);
+    stack.clients.scheduler.middlewareStack.remove("denyScheduler");
+    // With the permission, the next sweep does what the failed one could not.
+    expect((await stack.sweep()).schedules).toEqual({ created: ["g-denied"], updated: [], deleted: [] });
   });
 });
 

@@ -462,6 +462,7 @@ const classByCode = new Map<string, abstract new (...args: never[]) => TsWorkflo
   ["FOREIGN_AWAIT", ForeignAwaitError],
   ["INVALID_QUERY", InvalidRunQueryError],
   ["INVALID_TAG", InvalidTagError],
+  ["UNSUPPORTED_SCHEDULE", UnsupportedScheduleError],
 ]);
 
 /**

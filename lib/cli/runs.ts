@@ -170,7 +170,9 @@ export async function showCommand(
           ? clean(errorLine(row.error))
           : row.kind === "child"
             ? `child run ${row.childRunId ?? ""}`
-            : "",
+            : row.ranMs !== undefined
+              ? `ran ${formatSpan(row.ranMs)}, waited ${formatSpan(row.waitMs ?? 0)} to start`
+              : "",
     ]);
     lines.push(
       "",

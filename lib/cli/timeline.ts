@@ -39,6 +39,10 @@ export interface TimelineSegment {
   error?: SerializedError;
   /** Epoch ms a sleep or a retry delay is due. */
   dueAt?: number;
+  /** For a step attempt the executor measured: how long it waited to start after it was sent (ms). */
+  waitMs?: number;
+  /** For a step attempt the executor measured: how long it ran (ms). */
+  ranMs?: number;
 }
 
 export type RowStatus =
@@ -76,6 +80,10 @@ export interface TimelineRow {
   resumeAt?: number;
   /** For a child workflow: its run id. */
   childRunId?: string;
+  /** For a step: how long its measured attempts ran, in all (ms). */
+  ranMs?: number;
+  /** For a step: how long its measured attempts waited to start after they were sent, in all (ms). */
+  waitMs?: number;
 }
 
 export interface Timeline {
@@ -223,6 +231,12 @@ export function buildTimeline(run: RunRecord, events: readonly WorkflowEvent[], 
               ? "failed"
               : "retrying";
         close(segment, at, kind);
+        if (event.startedAt !== undefined) {
+          segment.waitMs = Math.max(0, event.startedAt - segment.start);
+          segment.ranMs = event.durationMs ?? 0;
+          row.waitMs = (row.waitMs ?? 0) + segment.waitMs;
+          row.ranMs = (row.ranMs ?? 0) + segment.ranMs;
+        }
         row.status = kind;
         if (event.type === "step_completed") row.result = event.result;
         else {

@@ -30,6 +30,14 @@ const stepRef = {
 
 const log = { message: z.string(), data: z.optional(z.unknown()) };
 
+/** When the attempt ran, as its executor measured it (absent in logs written before it was recorded). */
+const attemptTiming = {
+  /** Epoch ms the attempt began to run: the wait from `step_started` to here is its schedule-to-start. */
+  startedAt: z.optional(z.number()),
+  /** How long the attempt ran, in ms. */
+  durationMs: z.optional(z.number()),
+};
+
 export const workflowStarted = z.object({
   ...base,
   type: z.literal("workflow_started"),
@@ -87,18 +95,21 @@ export const stepStarted = z.object({
 export const stepCompleted = z.object({
   ...base,
   ...stepRef,
+  ...attemptTiming,
   type: z.literal("step_completed"),
   result: z.unknown(),
 });
 export const stepFailed = z.object({
   ...base,
   ...stepRef,
+  ...attemptTiming,
   type: z.literal("step_failed"),
   error: serializedError,
 });
 export const stepRetrying = z.object({
   ...base,
   ...stepRef,
+  ...attemptTiming,
   type: z.literal("step_retrying"),
   error: serializedError,
   /** Milliseconds until the next attempt. */

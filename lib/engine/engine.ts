@@ -595,7 +595,14 @@ export class Engine {
       }
       const pending = execution.pendingSteps.get(outcome.stepId);
       if (pending?.state !== "running" || pending.attempt !== outcome.attempt) continue;
-      const ref = { stepId: pending.stepId, stepName: pending.stepName, attempt: pending.attempt };
+      const ref = {
+        stepId: pending.stepId,
+        stepName: pending.stepName,
+        attempt: pending.attempt,
+        ...(outcome.startedAt === undefined
+          ? {}
+          : { startedAt: outcome.startedAt, durationMs: outcome.durationMs ?? 0 }),
+      };
       if (outcome.ok) {
         await execution.deliver({ type: "step_completed", ...ref, result: outcome.result });
         continue;
@@ -861,7 +868,8 @@ export class Engine {
   private async runAttemptUntraced(task: StepTask): Promise<StepOutcome> {
     const { runId, stepId, attempt } = task;
     const definition = this.registry.findStep(task.stepName);
-    const base = { runId, stepId, attempt };
+    const startedAt = this.clock.now();
+    const base = { runId, stepId, attempt, startedAt };
     try {
       if (!definition) throw new StepNotFoundError(task.stepName);
       const info = {
@@ -878,7 +886,8 @@ export class Engine {
         `The result of step "${task.stepName}" (${stepId})`,
         this.maxPayloadBytes,
       );
-      return { ...base, recordedAt: this.recordedAt(), ok: true, result: result ?? null };
+      const durationMs = this.clock.now() - startedAt;
+      return { ...base, durationMs, recordedAt: this.recordedAt(), ok: true, result: result ?? null };
     } catch (error) {
       getLogger().debug("step attempt failed", {
         runId,
@@ -888,7 +897,8 @@ export class Engine {
         attempt,
         error: String(error),
       });
-      return { ...base, recordedAt: this.recordedAt(), ok: false, error: serializeError(error) };
+      const durationMs = this.clock.now() - startedAt;
+      return { ...base, durationMs, recordedAt: this.recordedAt(), ok: false, error: serializeError(error) };
     }
   }
 

@@ -79,6 +79,10 @@ export type StepOutcome = {
   attempt: number;
   /** ISO 8601; outcomes are applied in the order they were recorded. */
   recordedAt: string;
+  /** When the attempt began to run (epoch ms): its schedule-to-start wait ends here. */
+  startedAt?: number;
+  /** How long the attempt ran (ms). */
+  durationMs?: number;
 } & ({ ok: true; result: unknown } | { ok: false; error: SerializedError });
 
 /** What `listRuns` returns: one page of runs, newest first. */

@@ -19,13 +19,7 @@ const LAYERS: { name: string; prefixes: string[]; mayImport: string[] }[] = [
   { name: "schedules", prefixes: ["schedules/"], mayImport: ["core", "ports"] },
   {
     name: "engine",
-    prefixes: [
-      "engine/engine.ts",
-      "engine/execution.ts",
-      "engine/replay-check.ts",
-      "engine/step-limits.ts",
-      "engine/memory-slot-store.ts",
-    ],
+    prefixes: ["engine/"],
     mayImport: ["core", "ports", "observability"],
   },
   { name: "adapters", prefixes: ["adapters/"], mayImport: ["core", "ports"] },
@@ -53,8 +47,12 @@ const LAYERS: { name: string; prefixes: string[]; mayImport: string[] }[] = [
   },
 ];
 
+/** Entry points that sit in a layer's folder: they belong to the entries (`tsworkflow/engine`). */
+const ENTRY_FILES = new Set(["engine/index.ts"]);
+
 function layerOf(file: string): string {
   const path = relative(LIB, file);
+  if (ENTRY_FILES.has(path)) return "entries and apps";
   const layer = LAYERS.find((candidate) => candidate.prefixes.some((prefix) => path.startsWith(prefix)));
   return (layer as (typeof LAYERS)[number]).name;
 }

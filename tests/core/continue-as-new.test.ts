@@ -104,6 +104,33 @@ describe("continueAsNew()", () => {
     expect((cancelled as Error).message).toContain("no longer needed");
   });
 
+  it("starts the continuation once when creating it fails after the commit, the activation being delivered again", async () => {
+    // Prepare: the first attempt to create a continuation fails (a crash between the commit and the start).
+    charges = 0;
+    let failures = 0;
+    class FlakyStorage extends MemoryStorage {
+      override async createRun(newRun: Parameters<MemoryStorage["createRun"]>[0]) {
+        if (newRun.run.idempotencyKey?.startsWith("continue:") && failures === 0) {
+          failures += 1;
+          throw new Error("the process died here");
+        }
+        return super.createRun(newRun);
+      }
+    }
+    const storage = new FlakyStorage();
+    const runtime = new LocalRuntime({ storage });
+    configure({ runtime });
+    // Act
+    const { runId } = await runtime.start(loop, [1, 3]);
+    const last = await waitForRun(runId, { followContinuations: true, timeoutMs: 20_000 });
+    // Assess
+    expect(failures).toBe(1);
+    expect(last).toMatchObject({ status: "completed", result: "done after 3" });
+    expect(charges).toBe(15);
+    const all = await runtime.listRuns({ workflowName: "can_loop" });
+    expect(all.runs).toHaveLength(3);
+  });
+
   it("gives a child run's chain result to its parent", async () => {
     // Prepare
     const env = await createTestEnvironment();

@@ -101,12 +101,25 @@ describe("changing workflow code between processes", () => {
     expect(report.before).toMatchObject({ status: "completed", result: "sms to ann" });
   });
 
-  it("on Redis, keeps old runs on the old branch and version across worker processes", async () => {
+  it("on Redis, keeps old runs on the old branch and version across worker processes, and the replay checker gates the change", async () => {
     // Prepare
     const runs = await drive("redis", redis.url, "v1");
+    const store = ["--redis", redis.url, "--prefix", "vf:"];
     // Act
+    const compatible = await runCli(["replay", "--workflows", join(fixtures, "workflows-v2.ts"), ...store]);
+    const incompatible = await runCli([
+      "replay",
+      "--workflows",
+      join(fixtures, "workflows-v2-unpatched.ts"),
+      ...store,
+    ]);
     const report = JSON.parse(await drive("redis", redis.url, "v2", runs)) as Record<string, RunReport>;
     // Assess
+    expect(compatible.code).toBe(0);
+    expect(incompatible.code).toBe(1);
+    expect(incompatible.stdout).toMatch(
+      new RegExp(`${(JSON.parse(runs) as { past: string }).past}.*vf_send_email`),
+    );
     expectPatchedOutcome(report);
   });
 });

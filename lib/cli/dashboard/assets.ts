@@ -71,7 +71,7 @@ tr:last-child td { border-bottom: 0; }
 .tl-row { display: grid; grid-template-columns: 260px 1fr; gap: 12px; align-items: center; }
 .tl-label { display: flex; gap: 6px; align-items: baseline; overflow: hidden; white-space: nowrap; }
 .tl-name { font-weight: 600; } .tl-label code { color: var(--muted); font-size: 11.5px; }
-.tl-attempts { font-size: 11.5px; color: var(--suspended); }
+.tl-attempts { font-size: 11.5px; color: var(--suspended); } .tl-timing { font-size: 11.5px; color: var(--muted, #6b7280); }
 .tl-track { position: relative; height: 22px; background: repeating-linear-gradient(90deg, #f1f3f6 0 1px, transparent 1px 20%); border-radius: 4px; }
 .tl-axis .tl-track { height: 18px; background: none; border-bottom: 1px solid var(--line); }
 .tick { position: absolute; top: 0; font-size: 11px; color: var(--muted); transform: translateX(-2px); white-space: nowrap; }

@@ -299,7 +299,11 @@ function renderTimeline(run: RunRecord, events: WorkflowEvent[], context: PageCo
     const attempt = segment.attempt ? ` attempt ${segment.attempt}` : "";
     const error = segment.error ? ` · ${segment.error.name}: ${segment.error.message}` : "";
     const due = segment.dueAt && segment.open ? ` · due ${formatTime(segment.dueAt)}` : "";
-    return `${row.id}${attempt}: ${what}${segment.open ? " for" : " after"} ${took}${error}${due}`;
+    const measured =
+      segment.ranMs === undefined
+        ? ""
+        : ` · ran ${formatSpan(segment.ranMs)}, waited ${formatSpan(segment.waitMs ?? 0)} to start`;
+    return `${row.id}${attempt}: ${what}${segment.open ? " for" : " after"} ${took}${error}${due}${measured}`;
   };
   const rows = timeline.rows.map(
     (row) => html`<div class="tl-row" data-id="${row.id}" data-kind="${row.kind}" data-status="${row.status}">
@@ -308,10 +312,11 @@ function renderTimeline(run: RunRecord, events: WorkflowEvent[], context: PageCo
     <code>${row.id}</code>
     ${row.kind === "step" && row.attempts > 1 ? html`<span class="tl-attempts">${row.attempts} attempts</span>` : ""}
     ${row.kind === "sleep" && row.durationMs !== undefined ? html`<span class="tl-attempts">${formatSpan(row.durationMs)}</span>` : ""}
+    ${row.ranMs === undefined ? "" : html`<span class="tl-timing" data-ran-ms="${row.ranMs}" data-wait-ms="${row.waitMs ?? 0}" title="How long the step's attempts ran, and how long they waited to start after they were sent">ran ${formatSpan(row.ranMs)} · waited ${formatSpan(row.waitMs ?? 0)}</span>`}
   </div>
   <div class="tl-track">${row.segments.map(
     (segment) =>
-      html`<div class="bar bar-${segment.kind}${segment.open ? " bar-open" : ""}" data-kind="${segment.kind}" ${segment.attempt ? html`data-attempt="${segment.attempt}"` : ""} style="${position(segment)}" title="${describe(row, segment)}"><span>${
+      html`<div class="bar bar-${segment.kind}${segment.open ? " bar-open" : ""}" data-kind="${segment.kind}" ${segment.attempt ? html`data-attempt="${segment.attempt}"` : ""} ${segment.ranMs === undefined ? "" : html`data-ran-ms="${segment.ranMs}" data-wait-ms="${segment.waitMs ?? 0}"`} style="${position(segment)}" title="${describe(row, segment)}"><span>${
         segment.kind === "retry-wait" ? "" : segment.attempt && row.attempts > 1 ? `#${segment.attempt} ` : ""
       }${formatSpan(segment.end - segment.start)}${
         segment.kind === "sleeping" && row.durationMs !== undefined ? ` of ${formatSpan(row.durationMs)}` : ""

@@ -1,6 +1,7 @@
 import { afterAll, describe, expect, it } from "vitest";
 import { createClient, type TsWorkflowClient } from "../../../lib/aws/client.ts";
 import { Registry } from "../../../lib/core/registry.ts";
+import { replayHistory } from "../../../lib/engine/replay-check.ts";
 import { continueAsNew, patched, step, waitForEvent, workflow } from "../../../lib/index.ts";
 import { deployStack, type Emulators, ofType, type Stack } from "../harness/aws-stack.ts";
 
@@ -11,7 +12,8 @@ import { deployStack, type Emulators, ofType, type Stack } from "../harness/aws-
  */
 
 /** The code of one deploy, in a registry of its own (each deploy's functions load only theirs). */
-function deployCode(patchedNotify: boolean): Registry {
+function deployCode(code: "v1" | "patched" | "unpatched"): Registry {
+  const patchedNotify = code === "patched";
   const registry = new Registry();
   registry.define(() => {
     const greet = step("aws_v_greet", async (user: string) => `hello ${user}`);
@@ -20,7 +22,8 @@ function deployCode(patchedNotify: boolean): Registry {
     workflow("aws_v_notify", async (user: string) => {
       await greet(user);
       await waitForEvent("go");
-      const sent = patchedNotify && patched("sms-instead") ? await sms(user) : await email(user);
+      const takesSms = code === "unpatched" || (patchedNotify && patched("sms-instead"));
+      const sent = takesSms ? await sms(user) : await email(user);
       await waitForEvent("finish");
       return sent;
     });
@@ -72,7 +75,7 @@ export function describeVersioning(emulatorsOf: () => Emulators): void {
 
     it("keeps runs past a patch on the old branch and each run on its version, across a deploy", async () => {
       // Prepare: the first deploy's runs, before and past the changed point.
-      const first = deploy(deployCode(false));
+      const first = deploy(deployCode("v1"));
       const before = (await first.stack.invokeStart({ workflow: "aws_v_notify", args: ["ann"] })).runId;
       const past = (await first.stack.invokeStart({ workflow: "aws_v_notify", args: ["bob"] })).runId;
       const versioned = (await first.stack.invokeStart({ workflow: "aws_v_onboarding", args: ["sue"] }))
@@ -85,8 +88,20 @@ export function describeVersioning(emulatorsOf: () => Emulators): void {
         waitsFor(first.stack, versioned, "go"),
       ]);
       await first.stack.stop();
+      const replay = async (code: Registry) => {
+        const reports = [];
+        for (const runId of [before, past]) {
+          const events = await first.stack.events(runId);
+          reports.push(await replayHistory(code.findWorkflow("aws_v_notify") as never, events));
+        }
+        return reports.map((report) => report.ok);
+      };
+      const checked = {
+        patched: await replay(deployCode("patched")),
+        unpatched: await replay(deployCode("unpatched")),
+      };
       // Act: the second deploy goes on with them and starts new ones.
-      const second = deploy(deployCode(true));
+      const second = deploy(deployCode("patched"));
       const fresh = (await second.stack.invokeStart({ workflow: "aws_v_notify", args: ["dan"] })).runId;
       const newVersion = (await second.stack.invokeStart({ workflow: "aws_v_onboarding", args: ["tom"] }))
         .runId;
@@ -96,7 +111,8 @@ export function describeVersioning(emulatorsOf: () => Emulators): void {
       const results: Record<string, unknown> = {};
       for (const [label, runId] of Object.entries({ before, past, fresh, versioned, newVersion }))
         results[label] = (await second.stack.waitForStatus(runId, "completed")).result;
-      // Assess
+      // Assess: the replay checker on the stored histories told the patched change from the other.
+      expect(checked).toEqual({ patched: [true, true], unpatched: [true, false] });
       expect(results).toEqual({
         before: "sms to ann",
         past: "email to bob",
@@ -113,7 +129,7 @@ export function describeVersioning(emulatorsOf: () => Emulators): void {
 
     it("chains runs with continueAsNew, linked both ways", async () => {
       // Prepare
-      const { stack, client } = deploy(deployCode(true));
+      const { stack, client } = deploy(deployCode("patched"));
       // Act
       const { runId } = await stack.invokeStart({ workflow: "aws_v_loop", args: [1] });
       const chain = [await stack.waitForStatus(runId, "continued")];

@@ -8,6 +8,7 @@ import {
 } from "aws-cdk-lib";
 import type { Construct } from "constructs";
 import type { DurableWorkflows } from "./durable-workflows.ts";
+import { runMetricWidgets } from "./run-metrics.ts";
 
 const ONE_MINUTE = { period: Duration.minutes(1), statistic: cloudwatch.Stats.MAXIMUM };
 const FIVE_MINUTES_SUM = { period: Duration.minutes(5), statistic: cloudwatch.Stats.SUM };
@@ -116,9 +117,13 @@ function visible(queue: sqs.IQueue): cloudwatch.IMetric {
   return queue.metricApproximateNumberOfMessagesVisible(ONE_MINUTE);
 }
 
-/** The kit's dashboard: queues, dead-letter queues, functions and table on one page. */
-export function createDashboard(kit: DurableWorkflows): cloudwatch.Dashboard {
+/**
+ * The kit's dashboard: runs (from tsworkflow's embedded metrics in `metricsNamespace`), queues, dead-letter
+ * queues, functions and table on one page.
+ */
+export function createDashboard(kit: DurableWorkflows, metricsNamespace: string): cloudwatch.Dashboard {
   const dashboard = new cloudwatch.Dashboard(kit, "Dashboard", { defaultInterval: Duration.hours(3) });
+  dashboard.addWidgets(...runMetricWidgets(metricsNamespace));
   const queues = [kit.workflowQueue, kit.stepQueue];
   const graph = (title: string, left: cloudwatch.IMetric[]) =>
     new cloudwatch.GraphWidget({ title, left, width: 8 });

@@ -28,6 +28,7 @@ import {
 } from "./permissions.ts";
 import { type DurableWorkflowsProps, resolveProps } from "./props.ts";
 import { createQueues, createSchedulerRole } from "./queues.ts";
+import { DEFAULT_METRICS_NAMESPACE } from "./run-metrics.ts";
 import { createPayloadBucket, createTable } from "./storage.ts";
 
 export { BUNDLING } from "./bundling.ts";
@@ -256,7 +257,9 @@ export class DurableWorkflows extends Construct {
       }
     }
     this.alarms = createAlarms(this, settings, props.alarmTopic);
-    this.dashboard = props.dashboard ? createDashboard(this) : undefined;
+    this.dashboard = props.dashboard
+      ? createDashboard(this, props.metricsNamespace ?? DEFAULT_METRICS_NAMESPACE)
+      : undefined;
 
     const outputs: [string, string, string][] = [
       ["TableName", this.table.tableName, "DynamoDB table of runs (TSWORKFLOW_TABLE_NAME)"],

@@ -134,10 +134,19 @@ export interface DurableWorkflowsProps {
    */
   readonly sweepInterval?: Duration;
   /**
-   * A CloudWatch dashboard of the kit (queues, functions, table, dead-letter queues).
+   * A CloudWatch dashboard of the kit: runs per status, step attempts, errors and retries, step run time,
+   * schedule-to-start and timer lateness (from the functions' embedded metrics, when their handlers use
+   * `cloudWatchMetrics`), queue depths and ages, dead-letter queues, each function's invocations, errors,
+   * duration and throttles, and the table's capacity and throttles.
    * @default false
    */
   readonly dashboard?: boolean;
+  /**
+   * The CloudWatch namespace of the run metrics the dashboard charts: the `namespace` of the Powertools
+   * `Metrics` given to `cloudWatchMetrics` in the handlers.
+   * @default "tsworkflow"
+   */
+  readonly metricsNamespace?: string;
   /**
    * X-Ray active tracing on every function of the kit: Lambda records each invocation (and the AWS SDK
    * calls, with the ADOT layer or an OpenTelemetry SDK the app registers). tsworkflow's own spans (one

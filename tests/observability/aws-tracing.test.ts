@@ -1,3 +1,4 @@
+import { Metrics } from "@aws-lambda-powertools/metrics";
 import { trace } from "@opentelemetry/api";
 import type { ReadableSpan } from "@opentelemetry/sdk-trace-base";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -5,6 +6,7 @@ import { configureLogging } from "../../lib/core/logger.ts";
 import { runChild, sleep } from "../../lib/core/primitives.ts";
 import { step } from "../../lib/core/step.ts";
 import { workflow } from "../../lib/core/workflow.ts";
+import { cloudWatchMetrics } from "../../lib/observability/cloudwatch-metrics.ts";
 import { openTelemetry } from "../../lib/observability/telemetry.ts";
 import { formatTraceparent } from "../../lib/observability/trace-context.ts";
 import type { EventStore } from "../../lib/ports/event-store.ts";
@@ -128,4 +130,76 @@ describe("OpenTelemetry traces on the AWS runtime", () => {
     );
     expect(failedActivations).toHaveLength(1);
   }, 90_000);
+});
+
+describe("CloudWatch embedded metrics on the AWS runtime", () => {
+  it("writes one EMF line per metric, with the namespace and the workflow dimension, through Powertools' Metrics", async () => {
+    // Prepare: every line the functions write to standard output.
+    if (!emulators) throw new Error("The emulators did not start.");
+    executions.clear();
+    const lines: string[] = [];
+    const write = process.stdout.write.bind(process.stdout);
+    process.stdout.write = ((chunk: string | Uint8Array, ...rest: never[]) => {
+      lines.push(String(chunk));
+      return write(chunk, ...rest);
+    }) as typeof process.stdout.write;
+    const metrics = new Metrics({ namespace: "tsworkflow-test", serviceName: "orders" });
+    const stack = deployStack(
+      emulators,
+      { workflows: [order, receipt] },
+      { telemetry: cloudWatchMetrics(metrics) },
+    );
+    stacks.push(stack);
+    // Act
+    try {
+      const { runId } = await stack.invokeStart({ workflow: "otel_aws_order", args: [] });
+      await stack.waitForStatus(runId, "completed", 60_000);
+      await waitFor(
+        "the child's completion metric",
+        () =>
+          lines.some((line) => line.includes('"RunsCompleted"') && line.includes('"otel_aws_order"')) ||
+          undefined,
+      );
+    } finally {
+      process.stdout.write = write;
+    }
+    // Assess
+    const emf = lines
+      .flatMap((chunk) => chunk.split("\n"))
+      .filter((line) => line.startsWith("{") && line.includes('"_aws"'))
+      .map(
+        (line) =>
+          JSON.parse(line) as Record<string, unknown> & {
+            _aws: {
+              CloudWatchMetrics: {
+                Namespace: string;
+                Dimensions: string[][];
+                Metrics: { Name: string; Unit: string }[];
+              }[];
+            };
+          },
+      );
+    const named = (name: string, workflowName: string) =>
+      emf.filter(
+        (entry) =>
+          entry.workflow === workflowName && entry._aws.CloudWatchMetrics[0]?.Metrics[0]?.Name === name,
+      );
+    expect(emf.every((entry) => entry._aws.CloudWatchMetrics[0]?.Namespace === "tsworkflow-test")).toBe(true);
+    expect(emf[0]?._aws.CloudWatchMetrics[0]?.Dimensions[0]).toEqual(
+      expect.arrayContaining(["service", "workflow"]),
+    );
+    expect(named("RunsStarted", "otel_aws_order")).toHaveLength(1);
+    expect(named("RunsStarted", "otel_aws_receipt")).toHaveLength(1);
+    expect(named("RunsCompleted", "otel_aws_order")).toHaveLength(1);
+    expect(named("StepAttempts", "otel_aws_order").length).toBe(4);
+    expect(named("StepErrors", "otel_aws_order")).toHaveLength(1);
+    expect(named("StepRetries", "otel_aws_order")).toHaveLength(1);
+    expect(named("StepDuration", "otel_aws_order")[0]?._aws.CloudWatchMetrics[0]?.Metrics[0]?.Unit).toBe(
+      "Milliseconds",
+    );
+    expect(named("StepScheduleToStart", "otel_aws_order").length).toBe(4);
+    const lateness = named("TimerLateness", "otel_aws_order");
+    expect(lateness).toHaveLength(1);
+    expect(lateness[0]?.TimerLateness).toBeGreaterThanOrEqual(0);
+  });
 });

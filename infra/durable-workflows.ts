@@ -20,8 +20,10 @@ import { createFunction, type FunctionOptions, liveAlias } from "./functions.ts"
 import {
   CLIENT_TABLE_ACTIONS,
   grantFunctions,
+  grantScheduleFunctions,
   payloadObjects,
   READ_TABLE_ACTIONS,
+  recurringSchedulesArn,
   tableAndIndexes,
 } from "./permissions.ts";
 import { type DurableWorkflowsProps, resolveProps } from "./props.ts";
@@ -238,6 +240,7 @@ export class DurableWorkflows extends Construct {
     );
 
     grantFunctions(this, settings.scheduleGroupName);
+    if (props.schedules) grantScheduleFunctions(this, settings.scheduleGroupName);
     Validations.of(this.reaperFunction.role as iam.Role).acknowledge({
       id: "AwsSolutions-IAM5[Resource::*]",
       reason:
@@ -377,6 +380,35 @@ export class DurableWorkflows extends Construct {
   }
 
   /**
+   * Lets `grantee` manage the deployment's schedules with `createClient()` (`listSchedules`,
+   * `pauseSchedule`, `resumeSchedule`, `triggerSchedule`, `deleteSchedule`): what {@link grantStart}
+   * grants (a trigger starts a run), `dynamodb:UpdateItem` on the table, `scheduler:GetSchedule`,
+   * `scheduler:UpdateSchedule` and `scheduler:DeleteSchedule` on the recurring schedules of the kit's
+   * group (`schedule.*`), and `iam:PassRole` of the scheduler role to EventBridge Scheduler (an update
+   * passes it). Set `TSWORKFLOW_SCHEDULE_GROUP` on the grantee (see {@link clientEnvironment}).
+   * @example
+   * workflows.grantScheduleControl(opsFunction);
+   */
+  grantScheduleControl(grantee: iam.IGrantable): iam.Grant {
+    return this.grantStart(grantee)
+      .combine(
+        iam.Grant.addToPrincipal({
+          grantee,
+          actions: ["dynamodb:UpdateItem"],
+          resourceArns: [this.table.tableArn],
+        }),
+      )
+      .combine(
+        iam.Grant.addToPrincipal({
+          grantee,
+          actions: ["scheduler:GetSchedule", "scheduler:UpdateSchedule", "scheduler:DeleteSchedule"],
+          resourceArns: [recurringSchedulesArn(this, this.scheduleGroup.scheduleGroupName)],
+        }),
+      )
+      .combine(this.schedulerRole.grantPassRole(grantee.grantPrincipal));
+  }
+
+  /**
    * Lets `grantee` read runs with `createClient()`: `listRuns`, `getRun`, `getEvents`. Grants
    * `dynamodb:GetItem`, `dynamodb:Query` and `dynamodb:BatchGetItem` on the table and its indexes, and
    * `s3:GetObject` on the payload objects.
@@ -399,7 +431,8 @@ export class DurableWorkflows extends Construct {
 
   /**
    * The environment of a function that starts runs: what `createClient()` reads
-   * (`TSWORKFLOW_TABLE_NAME`, `TSWORKFLOW_WORKFLOW_QUEUE_URL`, `TSWORKFLOW_PAYLOAD_BUCKET`) and the start
+   * (`TSWORKFLOW_TABLE_NAME`, `TSWORKFLOW_WORKFLOW_QUEUE_URL`, `TSWORKFLOW_PAYLOAD_BUCKET`,
+   * `TSWORKFLOW_SCHEDULE_GROUP` for the schedule methods) and the start
    * function's alias (`TSWORKFLOW_START_FUNCTION`) for callers that invoke it. Lambda sets `AWS_REGION`.
    */
   clientEnvironment(): Record<string, string> {
@@ -408,6 +441,7 @@ export class DurableWorkflows extends Construct {
       TSWORKFLOW_WORKFLOW_QUEUE_URL: this.workflowQueue.queueUrl,
       TSWORKFLOW_PAYLOAD_BUCKET: this.payloadBucket.bucketName,
       TSWORKFLOW_START_FUNCTION: this.aliases.start.functionArn,
+      TSWORKFLOW_SCHEDULE_GROUP: this.scheduleGroup.scheduleGroupName,
     };
   }
 

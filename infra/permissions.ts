@@ -29,6 +29,15 @@ export function payloadObjects(bucket: s3.IBucket): string {
   return bucket.arnForObjects("runs/*");
 }
 
+/** The recurring schedules of the kit's group: `awsSchedules` names them `schedule.<name>`. */
+export function recurringSchedulesArn(scope: Construct, scheduleGroupName: string): string {
+  return Stack.of(scope).formatArn({
+    service: "scheduler",
+    resource: "schedule",
+    resourceName: `${scheduleGroupName}/schedule.*`,
+  });
+}
+
 function allow(fn: lambda.IFunction, actions: readonly string[], resources: string[]): void {
   fn.addToRolePolicy(new iam.PolicyStatement({ actions: [...actions], resources }));
 }
@@ -112,6 +121,35 @@ export function grantFunctions(kit: DurableWorkflows, scheduleGroupName: string)
     kit.sweeperFunction,
     `Resource::${flattenForNag(stack.resolve(`${kit.table.tableArn}/index/*`))}`,
     "The sweeper lists runs through the table's own indexes (status, workflow, due time).",
+  );
+}
+
+/**
+ * With the construct's `schedules` prop: the sweeper reconciles the declared schedules (creates,
+ * updates and deletes `schedule.*` in the group, passing the scheduler role; reads and writes their
+ * state items), and the step function starts each tick's run (what starting a run needs, and an
+ * UpdateItem of the schedule's state).
+ */
+export function grantScheduleFunctions(kit: DurableWorkflows, scheduleGroupName: string): void {
+  const recurring = recurringSchedulesArn(kit, scheduleGroupName);
+  allow(
+    kit.sweeperFunction,
+    ["scheduler:CreateSchedule", "scheduler:UpdateSchedule", "scheduler:DeleteSchedule"],
+    [recurring],
+  );
+  kit.sweeperFunction.addToRolePolicy(
+    new iam.PolicyStatement({
+      actions: ["iam:PassRole"],
+      resources: [kit.schedulerRole.roleArn],
+      conditions: { StringEquals: { "iam:PassedToService": "scheduler.amazonaws.com" } },
+    }),
+  );
+  allow(kit.sweeperFunction, ["dynamodb:PutItem", "dynamodb:DeleteItem"], [kit.table.tableArn]);
+  allow(kit.stepFunction, [...CLIENT_TABLE_ACTIONS, "dynamodb:UpdateItem"], [kit.table.tableArn]);
+  acknowledgeWildcard(
+    kit.sweeperFunction,
+    `Resource::${flattenForNag(Stack.of(kit).resolve(recurring))}`,
+    "Recurring schedules are named schedule.<name> from the schedules the code declares; the wildcard is limited to those names in the kit's own schedule group.",
   );
 }
 

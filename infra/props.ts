@@ -204,6 +204,14 @@ export interface DurableWorkflowsProps {
    * @default no signature required
    */
   readonly webhookSecret?: secretsmanager.ISecret;
+  /**
+   * The entry declares schedules (`createHandlers({ schedules: awsSchedules([...]) })`): the sweeper
+   * function may create, update and delete the recurring schedules named `schedule.*` in the kit's
+   * schedule group (passing the scheduler role) and write their state items, and the step function may
+   * start the ticks' runs. Off, the functions get none of these permissions.
+   * @default false
+   */
+  readonly schedules?: boolean;
 }
 
 /** The properties, checked, with their defaults filled in. */

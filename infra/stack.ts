@@ -51,6 +51,8 @@ export class TsWorkflowExamplesStack extends Stack {
       removalPolicy: RemovalPolicy.DESTROY,
       // examples/approval.ts waits for a manager's call to a webhook.
       webhooks: true,
+      // functions/examples.ts declares a weekday schedule.
+      schedules: true,
       ...(props.alarmTopic ? { alarmTopic: props.alarmTopic } : {}),
       ...(props.endpoints ? { endpoints: props.endpoints } : {}),
     });

@@ -56,6 +56,7 @@ export {
   StorageLockedError,
   TimeoutError,
   TsWorkflowError,
+  UnsupportedScheduleError,
   VersionConflictError,
   WorkflowInputError,
   WorkflowNotFoundError,

@@ -1,5 +1,6 @@
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import type { S3Client } from "@aws-sdk/client-s3";
+import { SchedulerClient } from "@aws-sdk/client-scheduler";
 import { SQSClient } from "@aws-sdk/client-sqs";
 import { DynamoDBStorage } from "../adapters/aws/dynamodb-storage.ts";
 import { SqsTaskQueue } from "../adapters/aws/sqs-queue.ts";
@@ -17,11 +18,12 @@ import type { TaskQueue } from "../ports/task-queue.ts";
 import type { Timers } from "../ports/timers.ts";
 import { createPayloads } from "../runtimes/aws.ts";
 import { type ClientConfig, loadClientConfig } from "./config.ts";
+import { type AwsScheduleInfo, scheduleControl } from "./schedules.ts";
 
 /** Options of {@link createClient}. */
 export interface ClientOptions {
   /** Clients to use instead of new ones. */
-  clients?: { dynamodb?: DynamoDBClient; sqs?: SQSClient; s3?: S3Client };
+  clients?: { dynamodb?: DynamoDBClient; sqs?: SQSClient; s3?: S3Client; scheduler?: SchedulerClient };
   /** @default the system clock */
   clock?: Clock;
 }
@@ -62,6 +64,30 @@ export interface TsWorkflowClient {
   cancelRun(runId: string, reason?: string): Promise<void>;
   /** Retries a failed run from the step that failed it. @throws InvalidRunStateError unless failed */
   retryRun(runId: string): Promise<void>;
+  /**
+   * The deployment's schedules (declared with `awsSchedules`, created by the sweeper). The schedule
+   * methods need `TSWORKFLOW_SCHEDULE_GROUP` (the construct's `grantScheduleControl` grants what they do).
+   */
+  listSchedules(): Promise<AwsScheduleInfo[]>;
+  /**
+   * Disables the schedule's EventBridge schedule (GetSchedule, then UpdateSchedule with `State:
+   * DISABLED`): no tick fires until `resumeSchedule`, and the pause survives deploys.
+   * @throws ConfigurationError for a schedule that does not exist
+   */
+  pauseSchedule(name: string): Promise<void>;
+  /** Enables it again: ticks fire from now on (those that fell while paused are not caught up). */
+  resumeSchedule(name: string): Promise<void>;
+  /**
+   * Starts a run now, outside the ticks, with the key `schedule:<name>:manual:<time>`. The schedule's
+   * workflow must be imported in this process (as for `start` by name).
+   * @throws WorkflowNotFoundError when it is not
+   */
+  triggerSchedule(name: string): Promise<{ runId: string }>;
+  /**
+   * Deletes the EventBridge schedule and its state. A schedule still declared in code comes back with
+   * the next deploy that changes the declarations: remove it from the code to remove it for good.
+   */
+  deleteSchedule(name: string): Promise<void>;
   /** Releases the clients this client created. */
   close(): Promise<void>;
 }
@@ -124,6 +150,25 @@ export function createClient(
     // The span of start() continues the caller's trace.
     telemetry: openTelemetry,
   });
+  let scheduler = options.clients?.scheduler;
+  let control: ReturnType<typeof scheduleControl> | undefined;
+  const schedules = () => {
+    if (!config.scheduleGroup)
+      throw new ConfigurationError(
+        "Managing schedules needs the schedule group: set TSWORKFLOW_SCHEDULE_GROUP (the construct's ScheduleGroupName output).",
+      );
+    scheduler ??= new SchedulerClient(settings(config.endpoints.scheduler));
+    control ??= scheduleControl({
+      dynamodb,
+      scheduler,
+      tableName: config.tableName,
+      scheduleGroup: config.scheduleGroup,
+      start: async (workflow, args, idempotencyKey) =>
+        (await engine.start(workflow, args, { idempotencyKey })).runId,
+      now: () => options.clock?.now() ?? Date.now(),
+    });
+    return control;
+  };
   return {
     async start(workflow: AnyWorkflow | string, args: unknown[], startOptions: StartOptions = {}) {
       const result = await engine.start(workflow, args, startOptions);
@@ -136,7 +181,13 @@ export function createClient(
       engine.sendEvent(runId, eventName, payload, sendOptions),
     cancelRun: (runId, reason) => engine.cancelRun(runId, reason),
     retryRun: (runId) => retryRun(engine, runId),
+    listSchedules: () => schedules().listSchedules(),
+    pauseSchedule: (name) => schedules().pauseSchedule(name),
+    resumeSchedule: (name) => schedules().resumeSchedule(name),
+    triggerSchedule: (name) => schedules().triggerSchedule(name),
+    deleteSchedule: (name) => schedules().deleteSchedule(name),
     async close() {
+      if (!options.clients?.scheduler) scheduler?.destroy();
       if (!options.clients?.dynamodb) dynamodb.destroy();
       if (!options.clients?.sqs) sqs.destroy();
       await payloads.close();

@@ -57,7 +57,7 @@ export interface AwsConfig {
 
 /** What a Lambda that only starts runs and reads them needs. */
 export type ClientConfig = Pick<AwsConfig, "tableName" | "workflowQueueUrl" | "region" | "endpoints"> &
-  Partial<Pick<AwsConfig, "ttlDays" | "payloadBucket">>;
+  Partial<Pick<AwsConfig, "ttlDays" | "payloadBucket" | "scheduleGroup">>;
 
 const REGION = /^[a-z]{2}(-[a-z]+)+-\d+$/;
 const TABLE_NAME = /^[A-Za-z0-9_.-]{3,255}$/;
@@ -171,6 +171,11 @@ const clientSchema = z.object({
   TSWORKFLOW_TTL_DAYS: variables.TSWORKFLOW_TTL_DAYS,
   TSWORKFLOW_S3_ENDPOINT: optionalEndpoint,
   TSWORKFLOW_PAYLOAD_BUCKET: optionalBucket,
+  TSWORKFLOW_SCHEDULE_GROUP: z.pipe(
+    z.optional(z.string()),
+    z.pipe(blankAsUnset, z.optional(variables.TSWORKFLOW_SCHEDULE_GROUP)),
+  ),
+  TSWORKFLOW_SCHEDULER_ENDPOINT: optionalEndpoint,
 });
 
 type Environment = Record<string, string | undefined>;
@@ -224,7 +229,8 @@ export function loadConfig(env: Environment = process.env): AwsConfig {
 
 /**
  * Reads the smaller configuration of a client that starts runs and reads them
- * (`TSWORKFLOW_TABLE_NAME`, `TSWORKFLOW_WORKFLOW_QUEUE_URL`, `AWS_REGION`).
+ * (`TSWORKFLOW_TABLE_NAME`, `TSWORKFLOW_WORKFLOW_QUEUE_URL`, `AWS_REGION`; `TSWORKFLOW_SCHEDULE_GROUP`
+ * to manage schedules).
  * @throws ConfigurationError naming every missing or invalid variable, in one message
  */
 export function loadClientConfig(env: Environment = process.env): ClientConfig {
@@ -236,11 +242,12 @@ export function loadClientConfig(env: Environment = process.env): ClientConfig {
     endpoints: endpoints(
       values.TSWORKFLOW_DYNAMODB_ENDPOINT,
       values.TSWORKFLOW_SQS_ENDPOINT,
-      undefined,
+      values.TSWORKFLOW_SCHEDULER_ENDPOINT,
       values.TSWORKFLOW_S3_ENDPOINT,
     ),
     ttlDays: values.TSWORKFLOW_TTL_DAYS,
     ...(values.TSWORKFLOW_PAYLOAD_BUCKET ? { payloadBucket: values.TSWORKFLOW_PAYLOAD_BUCKET } : {}),
+    ...(values.TSWORKFLOW_SCHEDULE_GROUP ? { scheduleGroup: values.TSWORKFLOW_SCHEDULE_GROUP } : {}),
   };
 }
 

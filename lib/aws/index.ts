@@ -1,10 +1,17 @@
 /**
- * tsworkflow on AWS: the DynamoDB event store, the SQS task queue, EventBridge Scheduler timers, the
- * Lambda handler factories and a client for other Lambdas. Loads the AWS SDK; the core entry does not.
+ * tsworkflow on AWS: the DynamoDB event store, the SQS task queue, EventBridge Scheduler timers and
+ * recurring schedules, the Lambda handler factories and a client for other Lambdas. Loads the AWS SDK; the core entry does not.
  */
 
+export type {
+  AwsScheduleState,
+  DynamoDBScheduleStoreOptions,
+} from "../adapters/aws/dynamodb-schedule-store.ts";
+export { DynamoDBScheduleStore } from "../adapters/aws/dynamodb-schedule-store.ts";
 export type { DynamoDBStorageOptions } from "../adapters/aws/dynamodb-storage.ts";
 export { DynamoDBStorage } from "../adapters/aws/dynamodb-storage.ts";
+export type { RecurringScheduleTarget } from "../adapters/aws/eventbridge-schedules.ts";
+export { recurringScheduleName, recurringScheduleRequest } from "../adapters/aws/eventbridge-schedules.ts";
 export {
   COMMIT_LIMIT_BYTES,
   DEFAULT_OFFLOAD_THRESHOLD_BYTES,
@@ -15,6 +22,8 @@ export {
 } from "../adapters/aws/limits.ts";
 export type { PayloadRef, S3PayloadsOptions } from "../adapters/aws/s3-payloads.ts";
 export { S3Payloads } from "../adapters/aws/s3-payloads.ts";
+export type { EventBridgeRecurrence } from "../adapters/aws/schedule-expressions.ts";
+export { eventBridgeRecurrence } from "../adapters/aws/schedule-expressions.ts";
 export type { SqsSchedulerTimersOptions } from "../adapters/aws/scheduler-timers.ts";
 export {
   atExpression,
@@ -79,5 +88,13 @@ export type {
   SqsRecord,
 } from "./lambda/lambda-types.ts";
 export { expiredRunOf, reapExpiredRuns } from "./reaper.ts";
+export type {
+  AwsScheduleInfo,
+  AwsSchedules,
+  AwsSchedulesOptions,
+  ScheduleReconcileReport,
+  TickMessage,
+} from "./schedules.ts";
+export { awsSchedules, BUFFER_POLL_SECONDS } from "./schedules.ts";
 export type { SweepOptions, SweepReport } from "./sweeper.ts";
 export { sweep } from "./sweeper.ts";

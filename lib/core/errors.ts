@@ -41,6 +41,7 @@ export type ErrorCode =
   | "STORAGE_UNAVAILABLE"
   | "INVALID_QUERY"
   | "INVALID_TAG"
+  | "UNSUPPORTED_SCHEDULE"
   | "MISSING_DEPENDENCY";
 
 /** Base class of all tsworkflow errors. */
@@ -275,8 +276,23 @@ export class StorageLockedError extends TsWorkflowError {
 
 export class ConfigurationError extends TsWorkflowError {
   override name = "ConfigurationError";
-  constructor(message: string) {
-    super("CONFIGURATION", message);
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("CONFIGURATION", message, options);
+  }
+}
+
+/**
+ * A schedule that the backend cannot express: on AWS, a cron expression with no EventBridge Scheduler
+ * equivalent (both day-of-month and day-of-week restricted, a seconds field) or an `every` that is not a
+ * whole number of minutes. Raised when the schedules are declared for AWS (`awsSchedules`), at cold start.
+ */
+export class UnsupportedScheduleError extends TsWorkflowError {
+  override name = "UnsupportedScheduleError";
+  /** The schedule's name. */
+  readonly schedule: string;
+  constructor(schedule: string, message: string) {
+    super("UNSUPPORTED_SCHEDULE", `Schedule "${schedule}": ${message}`);
+    this.schedule = schedule;
   }
 }
 
@@ -446,6 +462,7 @@ const classByCode = new Map<string, abstract new (...args: never[]) => TsWorkflo
   ["FOREIGN_AWAIT", ForeignAwaitError],
   ["INVALID_QUERY", InvalidRunQueryError],
   ["INVALID_TAG", InvalidTagError],
+  ["UNSUPPORTED_SCHEDULE", UnsupportedScheduleError],
 ]);
 
 /**

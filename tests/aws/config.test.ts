@@ -126,4 +126,25 @@ describe("loadClientConfig", () => {
       "TSWORKFLOW_TABLE_NAME is required",
     );
   });
+
+  it("reads the schedule group and the scheduler endpoint when set, for the schedule methods", () => {
+    const base = {
+      TSWORKFLOW_TABLE_NAME: valid.TSWORKFLOW_TABLE_NAME,
+      TSWORKFLOW_WORKFLOW_QUEUE_URL: valid.TSWORKFLOW_WORKFLOW_QUEUE_URL,
+      AWS_REGION: valid.AWS_REGION,
+    };
+    expect(loadClientConfig(base).scheduleGroup).toBeUndefined();
+    const config = loadClientConfig({
+      ...base,
+      TSWORKFLOW_SCHEDULE_GROUP: "kit-schedules",
+      TSWORKFLOW_SCHEDULER_ENDPOINT: "http://127.0.0.1:9000",
+    });
+    expect(config).toMatchObject({
+      scheduleGroup: "kit-schedules",
+      endpoints: { scheduler: "http://127.0.0.1:9000" },
+    });
+    expect(
+      errorOf(() => loadClientConfig({ ...base, TSWORKFLOW_SCHEDULE_GROUP: "no spaces" })).message,
+    ).toContain("TSWORKFLOW_SCHEDULE_GROUP must be a schedule group name");
+  });
 });

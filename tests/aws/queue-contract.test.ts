@@ -73,7 +73,7 @@ function sqsKit() {
       for (const message of Messages) {
         const parsed = parseQueueMessage(message.Body ?? "");
         if (parsed.kind === "step") steps.push(parsed.task);
-        else activations.push(parsed.task);
+        else if (parsed.kind !== "tick") activations.push(parsed.task);
         await client.send(new DeleteMessageCommand({ QueueUrl: url, ReceiptHandle: message.ReceiptHandle }));
       }
     }

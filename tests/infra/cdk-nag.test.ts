@@ -86,6 +86,8 @@ describe("cdk-nag AwsSolutions on the examples app", () => {
     expect(acknowledged.map(({ path, id }) => `${path} ${id}`).sort()).toEqual(
       [
         `TsWorkflowExamples/Workflows/WorkflowRole AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:scheduler:<AWS::Region>:<AWS::AccountId>:schedule/${group}/*]`,
+        // The examples declare a schedule (`schedules: true`): the sweeper manages schedule.* in the group.
+        `TsWorkflowExamples/Workflows/SweeperRole AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:scheduler:<AWS::Region>:<AWS::AccountId>:schedule/${group}/schedule.*]`,
         ...roles.map((role) => `TsWorkflowExamples/Workflows/${role}Role AwsSolutions-IAM5[${objects}]`),
         `TsWorkflowExamples/Workflows/SweeperRole AwsSolutions-IAM5[Resource::<${id(stack.workflows.table)}.Arn>/index/*]`,
         "TsWorkflowExamples/Workflows/ReaperRole AwsSolutions-IAM5[Resource::*]",

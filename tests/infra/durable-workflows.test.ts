@@ -611,6 +611,7 @@ describe("grantStart", () => {
     expect(Object.keys(environment).sort()).toEqual(
       [
         "TSWORKFLOW_PAYLOAD_BUCKET",
+        "TSWORKFLOW_SCHEDULE_GROUP",
         "TSWORKFLOW_START_FUNCTION",
         "TSWORKFLOW_TABLE_NAME",
         "TSWORKFLOW_WORKFLOW_QUEUE_URL",
@@ -930,5 +931,85 @@ describe("properties", () => {
         message: expect.stringContaining("Props/Workflows"),
       }),
     );
+  });
+});
+
+describe("schedules", () => {
+  const recurring = (target: Stack, kit: DurableWorkflows) =>
+    target.resolve(
+      target.formatArn({
+        service: "scheduler",
+        resource: "schedule",
+        resourceName: `${kit.scheduleGroup.scheduleGroupName}/schedule.*`,
+      }),
+    );
+
+  it("grants no function any recurring-schedule permission unless the schedules prop is on", () => {
+    // Act
+    const sweeper = actionsOf(statements(workflows.sweeperFunction));
+    const step = actionsOf(statements(workflows.stepFunction));
+    // Assess
+    expect(sweeper.filter((action) => action.startsWith("scheduler:") || action === "iam:PassRole")).toEqual(
+      [],
+    );
+    expect(step).not.toContain("dynamodb:UpdateItem");
+  });
+
+  it("with schedules, lets the sweeper manage schedule.* in the kit's group only, passing only the scheduler role, and the step function start runs", () => {
+    // Prepare
+    const target = new Stack(testApp(), "Schedules");
+    const kit = new DurableWorkflows(target, "Workflows", { entry: EXAMPLES_ENTRY, schedules: true });
+    const template = Template.fromStack(target);
+    const sweeper = statementsOf(template, target, kit.sweeperFunction);
+    const step = statementsOf(template, target, kit.stepFunction);
+    // Assess
+    for (const action of ["scheduler:CreateSchedule", "scheduler:UpdateSchedule", "scheduler:DeleteSchedule"])
+      expect(resourcesFor(sweeper, action)).toEqual([recurring(target, kit)]);
+    expect(resourcesFor(sweeper, "iam:PassRole")).toEqual([target.resolve(kit.schedulerRole.roleArn)]);
+    expect(sweeper.find((statement) => statement.Action === "iam:PassRole")?.Condition).toEqual({
+      StringEquals: { "iam:PassedToService": "scheduler.amazonaws.com" },
+    });
+    for (const action of ["dynamodb:PutItem", "dynamodb:DeleteItem"])
+      expect(resourcesFor(sweeper, action)).toContainEqual(target.resolve(kit.table.tableArn));
+    for (const action of [
+      "dynamodb:PutItem",
+      "dynamodb:UpdateItem",
+      "dynamodb:Query",
+      "dynamodb:DeleteItem",
+    ]) {
+      const resources = resourcesFor(step, action);
+      expect(resources.length).toBeGreaterThan(0);
+      for (const resource of resources) expect(resource).toEqual(target.resolve(kit.table.tableArn));
+    }
+    expect(actionsOf(step).filter((action) => action.startsWith("scheduler:"))).toEqual([]);
+  });
+
+  it("grantScheduleControl adds to grantStart the schedule actions on schedule.* and the scheduler role's PassRole", () => {
+    // Prepare
+    const target = new Stack(testApp(), "Control");
+    const kit = new DurableWorkflows(target, "Workflows", { entry: EXAMPLES_ENTRY, schedules: true });
+    const ops = new iam.Role(target, "Ops", { assumedBy: new iam.AccountRootPrincipal() });
+    const starter = new iam.Role(target, "Starter", { assumedBy: new iam.AccountRootPrincipal() });
+    // Act
+    kit.grantScheduleControl(ops);
+    kit.grantStart(starter);
+    const template = Template.fromStack(target);
+    const allowed = statementsOf(template, target, ops);
+    // Assess
+    expect([...new Set(actionsOf(allowed))].sort()).toEqual(
+      [
+        ...new Set([
+          ...actionsOf(statementsOf(template, target, starter)),
+          "dynamodb:UpdateItem",
+          "iam:PassRole",
+          "scheduler:DeleteSchedule",
+          "scheduler:GetSchedule",
+          "scheduler:UpdateSchedule",
+        ]),
+      ].sort(),
+    );
+    for (const action of ["scheduler:GetSchedule", "scheduler:UpdateSchedule", "scheduler:DeleteSchedule"])
+      expect(resourcesFor(allowed, action)).toEqual([recurring(target, kit)]);
+    expect(resourcesFor(allowed, "iam:PassRole")).toEqual([target.resolve(kit.schedulerRole.roleArn)]);
   });
 });

@@ -50,13 +50,23 @@ export const queueMessage = z.discriminatedUnion("kind", [
     timerId: z.string().check(z.minLength(1)),
     fireAt: z.number(),
   }),
+  /** On the standard step queue, sent by a recurring schedule: start the run of one tick (see `awsSchedules`). */
+  z.looseObject({ kind: z.literal("tick"), schedule: z.string(), scheduledTime: z.string() }),
 ]);
 
 /** A message as the handlers use it: the tasks typed as the ports define them. */
 export type QueueMessage =
   | { kind: "activation"; task: ActivationTask }
   | { kind: "step"; task: StepTask; inputRef?: PayloadRef; deferrals?: number }
-  | { kind: "timer"; task: ActivationTask; timerId: string; fireAt: number };
+  | { kind: "timer"; task: ActivationTask; timerId: string; fireAt: number }
+  | {
+      kind: "tick";
+      schedule: string;
+      /** The tick, as EventBridge Scheduler writes `<aws.scheduler.scheduled-time>`. */
+      scheduledTime: string;
+      /** Sent again by the step function while `overlap: "buffer-one"` holds the tick back. */
+      buffered?: boolean;
+    };
 
 /**
  * The body of a message: its JSON, with every character that SQS may refuse written as a `\uXXXX`

@@ -11,6 +11,8 @@ import type { CreateTableCommandInput, DynamoDBClient } from "@aws-sdk/client-dy
  * | commit part | `RUN#<runId>` | `COMMIT#<first seq>#P<nn>` | without S3: the rest of a commit over the item limit, written in the same transaction |
  * | step outcome | `RUN#<runId>` | `OUT#<stepId>#<attempt, 6 digits>` | result or serialized error of one attempt (`refs` when in S3) |
  * | idempotency key | `IDEM#<key>` | `IDEM` | `runId` of the run that holds the key |
+ * | schedule state | `SCHEDULES` | `SCHEDULE#<name>` | `paused`, `lastTick`, `lastRunId`, `bufferedTick`, workflow, args, request fingerprint (see `awsSchedules`) |
+ * | declared schedules | `SCHEDULES` | `DECLARED` | `hash` of the declarations the last reconcile applied |
  *
  * Listing: `gsi1` (`gsi1pk = STATUS#<status>#<shard>`) and `gsi2` (`gsi2pk = WF#<workflowName>#<shard>`),
  * both sorted by `gsiSk = <createdAt>#<runId>`, 16 shards per status or workflow (a hash of the run

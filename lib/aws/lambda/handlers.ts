@@ -202,6 +202,14 @@ export function createStepHandler(registry: WorkflowRegistry, options: HandlerOp
       await runtime.queue.enqueueActivation(message.task);
       return;
     }
+    if (message.kind === "tick") {
+      if (!registry.schedules)
+        throw new InvalidMessageError(
+          `Declare schedule "${message.schedule}" in createHandlers({ schedules }).`,
+        );
+      await registry.schedules.tick(runtime, message, clock.now());
+      return;
+    }
     const remainingMs = message.fireAt - clock.now();
     if (remainingMs > 0) {
       await runtime.queue.sendTimer(message, Math.min(MAX_SQS_DELAY_SECONDS, Math.ceil(remainingMs / 1000)));
@@ -229,7 +237,7 @@ export function createStepHandler(registry: WorkflowRegistry, options: HandlerOp
                   stepId: message.task.stepId,
                   stepName: message.task.stepName,
                 }
-              : { runId: message?.task.runId };
+              : { runId: message && "task" in message ? message.task.runId : undefined };
           if (isPoison(error) || error instanceof StepNotFoundError) {
             logger.error("a step message that cannot run here goes to the dead-letter queue", {
               ...context,

@@ -1,11 +1,15 @@
 import { systemClock } from "../../ports/clock.ts";
 import { reapExpiredRuns } from "../reaper.ts";
+import type { ScheduleReconcileReport } from "../schedules.ts";
 import { type SweepReport, sweep } from "../sweeper.ts";
 import type { DynamoDbStreamEvent, LambdaContext } from "./lambda-types.ts";
 import { loggerFor } from "./log-context.ts";
 import { type HandlerOptions, runtimeFor, type WorkflowRegistry } from "./options.ts";
 
-export type SweeperHandler = (event: unknown, context: LambdaContext) => Promise<SweepReport>;
+export type SweeperHandler = (
+  event: unknown,
+  context: LambdaContext,
+) => Promise<SweepReport & { schedules?: ScheduleReconcileReport }>;
 export type ReaperHandler = (
   event: DynamoDbStreamEvent,
   context: LambdaContext,
@@ -14,7 +18,8 @@ export type ReaperHandler = (
 /**
  * The sweeper function, run every few minutes by a schedule of the construct: re-sends what runs are
  * missing (see `sweep`): a sleep whose timer was lost, a message lost with its run pending or running, a
- * finished child whose parent was never told.
+ * finished child whose parent was never told. With `registry.schedules`, it then reconciles the
+ * declared schedules with EventBridge Scheduler (a no-op unless a deploy changed them).
  * @example
  * import { createSweeperHandler } from "tsworkflow/aws";
  * export const sweeperHandler = createSweeperHandler({ workflows: [onboarding] });
@@ -28,10 +33,12 @@ export function createSweeperHandler(
   return async (_event, context) => {
     loggerFor(context);
     const seconds = runtime.config.sweepStaleAfterSeconds;
-    return sweep(runtime, {
+    const report = await sweep(runtime, {
       now: clock.now(),
       ...(seconds === undefined ? {} : { staleAfterMs: seconds * 1000 }),
     });
+    if (!registry.schedules) return report;
+    return { ...report, schedules: await registry.schedules.reconcile(runtime, clock.now()) };
   };
 }
 

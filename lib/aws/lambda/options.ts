@@ -3,6 +3,7 @@ import type { AnyStep } from "../../core/step.ts";
 import type { WorkflowDefinition } from "../../core/workflow.ts";
 import { type AwsRuntime, type AwsRuntimeOptions, createAwsRuntime } from "../../runtimes/aws.ts";
 import { type AwsConfig, loadConfig } from "../config.ts";
+import type { AwsSchedules } from "../schedules.ts";
 
 // biome-ignore lint/suspicious/noExplicitAny: a registry holds workflows of any signature
 type AnyWorkflow = WorkflowDefinition<any[], unknown>;
@@ -20,6 +21,12 @@ export interface WorkflowRegistry {
    * @default every registered step
    */
   steps?: readonly AnyStep[];
+  /**
+   * The schedules of this deployment (`awsSchedules([...])`): the sweeper function reconciles them
+   * with EventBridge Scheduler and the step function starts their ticks' runs.
+   * @default none
+   */
+  schedules?: AwsSchedules;
 }
 
 /** Options of the handler factories. Everything defaults to the environment (see `loadConfig`). */

@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { Cron } from "croner";
 
 /**
  * A small EventBridge Scheduler endpoint for tests: the real `@aws-sdk/client-scheduler` talks to it
@@ -11,6 +12,10 @@ import type { AddressInfo } from "node:net";
  * delivery that fails is tried again up to the target's `RetryPolicy.MaximumRetryAttempts`, then the
  * input goes to `DeadLetterConfig.Arn` (or is lost, as the service drops it). `drop(name)` loses a
  * schedule on purpose.
+ * Recurring schedules (`cron(...)` in their `ScheduleExpressionTimezone`, `rate(...)`) fire at each
+ * occurrence the virtual clock passes (computed with croner), within `StartDate`/`EndDate`, only while
+ * `ENABLED`; `<aws.scheduler.scheduled-time>` in the input becomes the occurrence's time, as the service
+ * writes it. UpdateSchedule (PUT) replaces a schedule and counts its next occurrence from the virtual now.
  * (LocalStack's Scheduler never fires targets, so a fake is the only way to test the long-sleep path.)
  */
 export interface FakeSchedulerOptions {
@@ -25,10 +30,10 @@ export interface FakeSchedulerOptions {
 }
 
 export interface RecordedSchedulerRequest {
-  operation: "CreateSchedule" | "DeleteSchedule" | "GetSchedule" | "Unsupported";
+  operation: "CreateSchedule" | "UpdateSchedule" | "DeleteSchedule" | "GetSchedule" | "Unsupported";
   name: string;
   groupName: string;
-  /** The request body as sent (CreateSchedule), or `{}`. */
+  /** The request body as sent (CreateSchedule, UpdateSchedule), or `{}`. */
   input: Record<string, unknown>;
   /** HTTP status answered. */
   status: number;
@@ -40,9 +45,15 @@ export interface StoredSchedule {
   name: string;
   groupName: string;
   scheduleExpression: string;
-  /** Epoch ms of the `at(...)` time. */
+  /** Epoch ms of the `at(...)` time, or of a recurring schedule's next occurrence (Infinity: none left). */
   at: number;
   timezone: string;
+  /** A recurring schedule's next occurrence strictly after an epoch ms (undefined for `at(...)`). */
+  next?: (after: number) => number;
+  startDate?: number;
+  endDate?: number;
+  flexibleTimeWindow: { Mode: string; MaximumWindowInMinutes?: number };
+  description?: string;
   actionAfterCompletion: string;
   target: {
     Arn: string;
@@ -61,12 +72,50 @@ export interface SchedulerInvocation {
   at: number;
   /** Virtual time of delivery. */
   deliveredAt: number;
+  /** `cron(...)`, `rate(...)` or `at(...)`. */
+  expression: string;
   targetArn: string;
   input: string;
 }
 
 const NAME = /^[0-9a-zA-Z_.-]{1,64}$/;
 const AT = /^at\((\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})\)$/;
+const RATE = /^rate\((\d+) (minutes?|hours?|days?)\)$/;
+const CRON = /^cron\((\S+ \S+ \S+ \S+ \S+ \S+)\)$/;
+const FIELD_MAX = [59, 23, 31, 12, 7];
+
+/**
+ * croner's pattern for EventBridge's 6 cron fields: `?` is `*`, days of the week 1-7 from Sunday
+ * become 0-6, `a/n` becomes `a-max/n`; the year must be `*` (the fake's limit). Throws on a
+ * malformed expression, as the service's validation does: one of the day fields must be `?`.
+ */
+function cronerPattern(expression: string): string {
+  const fields = expression.split(" ");
+  const [, , dom, , dow, year] = fields;
+  if (year !== "*") throw new Error("the fake takes a * year only");
+  if ((dom === "?") === (dow === "?"))
+    throw new Error("exactly one of day-of-month and day-of-week must be ?");
+  return fields
+    .slice(0, 5)
+    .map((field, index) => {
+      if (field === "?") return "*";
+      const isDow = index === 4;
+      const shift = (text: string) => (isDow && /^\d+$/.test(text) ? String(Number(text) - 1) : text);
+      return field
+        .split(",")
+        .map((part) => {
+          const [range, step] = part.split("/") as [string, string | undefined];
+          const special = /^(\d+)(L|#\d)$/.exec(range);
+          if (special) return `${shift(special[1] as string)}${special[2]}`;
+          const [from, to] = range.split("-") as [string, string | undefined];
+          const end = to ?? (step ? String(FIELD_MAX[index]) : undefined);
+          const span = range === "*" ? "*" : end === undefined ? shift(from) : `${shift(from)}-${shift(end)}`;
+          return step ? `${span}/${step}` : span;
+        })
+        .join(",");
+    })
+    .join(" ");
+}
 
 class SchedulerError extends Error {
   constructor(
@@ -128,7 +177,7 @@ export class FakeScheduler {
 
   /** Schedules that exist now. */
   list(): StoredSchedule[] {
-    return [...this.schedules.values()].map((schedule) => structuredClone(schedule));
+    return [...this.schedules.values()].map(({ next: _next, ...schedule }) => structuredClone(schedule));
   }
 
   /**
@@ -146,30 +195,54 @@ export class FakeScheduler {
 
   private async fireDue(ms: number): Promise<SchedulerInvocation[]> {
     this.virtualNow = Math.max(this.virtualNow, ms);
-    const due = [...this.schedules.entries()]
-      .filter(([, schedule]) => schedule.state === "ENABLED" && schedule.at <= this.virtualNow)
-      .sort(([, a], [, b]) => a.at - b.at);
     const fired: SchedulerInvocation[] = [];
-    for (const [key, schedule] of due) {
-      const input = schedule.target.Input ?? "{}";
-      if (!(await this.deliverWithRetries(schedule, input))) {
-        this.schedules.delete(key);
+    // One occurrence at a time, the earliest first, across every schedule.
+    for (;;) {
+      const entry = [...this.schedules.entries()]
+        .filter(([, schedule]) => schedule.state === "ENABLED" && schedule.at <= this.virtualNow)
+        .sort(([, a], [, b]) => a.at - b.at)[0];
+      if (!entry) return fired;
+      const [key, schedule] = entry;
+      const at = schedule.at;
+      const input = (schedule.target.Input ?? "{}").replaceAll(
+        "<aws.scheduler.scheduled-time>",
+        `${new Date(at).toISOString().slice(0, 19)}Z`,
+      );
+      if (schedule.next) schedule.at = schedule.next(at);
+      const delivered = await this.deliverWithRetries(schedule, input);
+      if (!delivered) {
+        if (!schedule.next) this.schedules.delete(key);
         continue;
       }
       const invocation = {
         name: schedule.name,
         groupName: schedule.groupName,
-        at: schedule.at,
+        at,
         deliveredAt: this.virtualNow,
+        expression: schedule.scheduleExpression,
         targetArn: schedule.target.Arn,
         input,
       };
       this.invocations.push(invocation);
       fired.push(invocation);
+      if (schedule.next) continue;
       if (schedule.actionAfterCompletion === "DELETE") this.schedules.delete(key);
       else schedule.state = "DISABLED";
     }
-    return fired;
+  }
+
+  /**
+   * Delivers one occurrence of a schedule now, as a second delivery of the same tick (EventBridge
+   * Scheduler delivers at least once): `at` is the occurrence's time.
+   */
+  async redeliver(name: string, at: number): Promise<void> {
+    const schedule = [...this.schedules.values()].find((candidate) => candidate.name === name);
+    if (!schedule) throw new Error(`No schedule ${name} to deliver again.`);
+    const input = (schedule.target.Input ?? "{}").replaceAll(
+      "<aws.scheduler.scheduled-time>",
+      `${new Date(at).toISOString().slice(0, 19)}Z`,
+    );
+    await this.options.deliver(schedule.target.Arn, input);
   }
 
   /**
@@ -235,7 +308,11 @@ export class FakeScheduler {
       if (request.method === "POST") {
         record.operation = "CreateSchedule";
         record.groupName = String(input.GroupName ?? "default");
-        this.reply(response, 200, this.create(name, record.groupName, input));
+        this.reply(response, 200, this.create(name, record.groupName, input, false));
+      } else if (request.method === "PUT") {
+        record.operation = "UpdateSchedule";
+        record.groupName = String(input.GroupName ?? "default");
+        this.reply(response, 200, this.create(name, record.groupName, input, true));
       } else if (request.method === "DELETE") {
         record.operation = "DeleteSchedule";
         record.groupName = url.searchParams.get("groupName") ?? "default";
@@ -271,7 +348,13 @@ export class FakeScheduler {
     response.end(JSON.stringify(body));
   }
 
-  private create(name: string, groupName: string, input: Record<string, unknown>): { ScheduleArn: string } {
+  /** CreateSchedule, or UpdateSchedule (`replace`: the schedule must exist, and is replaced). */
+  private create(
+    name: string,
+    groupName: string,
+    input: Record<string, unknown>,
+    replace: boolean,
+  ): { ScheduleArn: string } {
     if (!NAME.test(name))
       throw new SchedulerError(
         "ValidationException",
@@ -285,24 +368,16 @@ export class FakeScheduler {
         `Schedule group ${groupName} does not exist.`,
       );
     const key = `${groupName}/${name}`;
-    if (this.schedules.has(key))
+    if (!replace && this.schedules.has(key))
       throw new SchedulerError("ConflictException", 409, `Schedule ${name} already exists.`);
+    if (replace && !this.schedules.has(key))
+      throw new SchedulerError("ResourceNotFoundException", 404, `Schedule ${name} does not exist.`);
     const expression = String(input.ScheduleExpression ?? "");
-    const at = AT.exec(expression);
-    if (!at)
-      throw new SchedulerError(
-        "ValidationException",
-        400,
-        `Invalid Schedule Expression ${expression}: the fake accepts at(yyyy-mm-ddThh:mm:ss).`,
-      );
     const timezone = String(input.ScheduleExpressionTimezone ?? "UTC");
-    if (timezone !== "UTC")
-      throw new SchedulerError(
-        "ValidationException",
-        400,
-        `The fake scheduler supports the UTC time zone only, not ${timezone}.`,
-      );
-    const window = input.FlexibleTimeWindow as { Mode?: string } | undefined;
+    const startDate = typeof input.StartDate === "number" ? input.StartDate * 1000 : undefined;
+    const endDate = typeof input.EndDate === "number" ? input.EndDate * 1000 : undefined;
+    const recurrence = this.recurrence(expression, timezone, startDate, endDate);
+    const window = input.FlexibleTimeWindow as StoredSchedule["flexibleTimeWindow"] | undefined;
     if (!window || (window.Mode !== "OFF" && window.Mode !== "FLEXIBLE")) {
       throw new SchedulerError(
         "ValidationException",
@@ -310,6 +385,11 @@ export class FakeScheduler {
         "FlexibleTimeWindow.Mode must be OFF or FLEXIBLE.",
       );
     }
+    if (
+      window.Mode === "FLEXIBLE" &&
+      !((window.MaximumWindowInMinutes ?? 0) >= 1 && (window.MaximumWindowInMinutes ?? 0) <= 1440)
+    )
+      throw new SchedulerError("ValidationException", 400, "MaximumWindowInMinutes is 1 to 1440.");
     const target = input.Target as StoredSchedule["target"] | undefined;
     if (!target?.Arn || !target.RoleArn)
       throw new SchedulerError("ValidationException", 400, "Target.Arn and Target.RoleArn are required.");
@@ -331,15 +411,18 @@ export class FakeScheduler {
     const action = String(input.ActionAfterCompletion ?? "NONE");
     if (action !== "NONE" && action !== "DELETE")
       throw new SchedulerError("ValidationException", 400, `Invalid ActionAfterCompletion ${action}.`);
-    const [, year, month, day, hour, minute, second] = at.map(Number) as number[];
-    const time = Date.UTC(year as number, (month as number) - 1, day, hour, minute, second);
     const arn = `arn:aws:scheduler:${this.region}:${this.accountId}:schedule/${groupName}/${name}`;
     this.schedules.set(key, {
       name,
       groupName,
       scheduleExpression: expression,
-      at: time,
+      at: recurrence.first,
       timezone,
+      ...(recurrence.next ? { next: recurrence.next } : {}),
+      ...(startDate === undefined ? {} : { startDate }),
+      ...(endDate === undefined ? {} : { endDate }),
+      flexibleTimeWindow: window,
+      ...(typeof input.Description === "string" ? { description: input.Description } : {}),
       actionAfterCompletion: action,
       target: {
         Arn: target.Arn,
@@ -352,6 +435,63 @@ export class FakeScheduler {
       arn,
     });
     return { ScheduleArn: arn };
+  }
+
+  /** The first occurrence (after the virtual now) and, for cron() and rate(), the next of each. */
+  private recurrence(
+    expression: string,
+    timezone: string,
+    startDate: number | undefined,
+    endDate: number | undefined,
+  ): { first: number; next?: (after: number) => number } {
+    const at = AT.exec(expression);
+    if (at) {
+      if (timezone !== "UTC")
+        throw new SchedulerError(
+          "ValidationException",
+          400,
+          `The fake scheduler supports the UTC time zone only for at(), not ${timezone}.`,
+        );
+      const [, year, month, day, hour, minute, second] = at.map(Number) as number[];
+      return { first: Date.UTC(year as number, (month as number) - 1, day, hour, minute, second) };
+    }
+    const from = Math.max(this.virtualNow, (startDate ?? 0) - 1);
+    const bounded = (time: number | undefined) =>
+      time === undefined || (endDate !== undefined && time > endDate) ? Number.POSITIVE_INFINITY : time;
+    const rate = RATE.exec(expression);
+    if (rate) {
+      const value = Number(rate[1]);
+      const unitMs = { minute: 60_000, hour: 3_600_000, day: 86_400_000 }[
+        (rate[2] as string).replace(/s$/, "") as "minute" | "hour" | "day"
+      ];
+      if (!(value >= 1) || (value === 1) !== !(rate[2] as string).endsWith("s"))
+        throw new SchedulerError("ValidationException", 400, `Invalid Schedule Expression ${expression}.`);
+      const period = value * unitMs;
+      // The service counts a rate from the schedule's creation (or its StartDate).
+      const origin = Math.max(this.virtualNow, startDate ?? 0);
+      const next = (after: number) => bounded(origin + (Math.floor((after - origin) / period) + 1) * period);
+      return { first: next(Math.max(this.virtualNow, origin - 1)), next };
+    }
+    const cron = CRON.exec(expression);
+    if (!cron)
+      throw new SchedulerError(
+        "ValidationException",
+        400,
+        `Invalid Schedule Expression ${expression}: the fake accepts at(...), rate(...) and cron(...).`,
+      );
+    let parsed: Cron;
+    try {
+      parsed = new Cron(cronerPattern(cron[1] as string), { timezone, paused: true });
+    } catch (error) {
+      throw new SchedulerError(
+        "ValidationException",
+        400,
+        `Invalid Schedule Expression ${expression} or time zone ${timezone}: ${(error as Error).message}`,
+      );
+    }
+    const next = (after: number) =>
+      bounded(parsed.nextRun(new Date(Math.max(after, (startDate ?? 0) - 1)))?.getTime());
+    return { first: next(from), next };
   }
 
   private delete(name: string, groupName: string): void {
@@ -371,7 +511,10 @@ export class FakeScheduler {
       ScheduleExpression: schedule.scheduleExpression,
       ScheduleExpressionTimezone: schedule.timezone,
       ActionAfterCompletion: schedule.actionAfterCompletion,
-      FlexibleTimeWindow: { Mode: "OFF" },
+      FlexibleTimeWindow: schedule.flexibleTimeWindow,
+      ...(schedule.startDate === undefined ? {} : { StartDate: schedule.startDate / 1000 }),
+      ...(schedule.endDate === undefined ? {} : { EndDate: schedule.endDate / 1000 }),
+      ...(schedule.description === undefined ? {} : { Description: schedule.description }),
       State: schedule.state,
       Target: schedule.target,
     };

@@ -15,12 +15,14 @@ import {
   createWebhookHandler,
   createWorkflowHandler,
 } from "../../../lib/aws/lambda/handlers.ts";
+import { awsSchedules } from "../../../lib/aws/schedules.ts";
 import { getStepInfo } from "../../../lib/core/context.ts";
 import { configureLogging } from "../../../lib/core/logger.ts";
 import { createWebhook, runChild, sleep, waitForEvent } from "../../../lib/core/primitives.ts";
 import { step } from "../../../lib/core/step.ts";
 import { workflow } from "../../../lib/core/workflow.ts";
 import type { AwsClients } from "../../../lib/runtimes/aws.ts";
+import { schedule } from "../../../lib/schedules/schedule.ts";
 import {
   createKit,
   deployStack,
@@ -45,8 +47,18 @@ import { type PolicyStatement, statementsOf, testApp } from "../helpers.ts";
  */
 
 const DAY = 24 * 60 * 60 * 1000;
-type Principal = "workflow" | "step" | "start" | "webhook" | "client" | "control" | "sweeper" | "reaper";
+type Principal =
+  | "workflow"
+  | "step"
+  | "start"
+  | "webhook"
+  | "client"
+  | "control"
+  | "schedules"
+  | "sweeper"
+  | "reaper";
 const PRINCIPALS: Principal[] = [
+  "schedules",
   "workflow",
   "step",
   "start",
@@ -59,7 +71,8 @@ const PRINCIPALS: Principal[] = [
 
 /**
  * `<action>@<resource>` pairs: resources are named `table`, `tableIndexes`, `workflowQueue`, `stepQueue`,
- * `schedules`, `schedulerRole`, `payloadBucket`, `payloadObjects`.
+ * `schedules` (timers' one-time schedules), `recurringSchedules` (`schedule.*`), `schedulerRole`,
+ * `payloadBucket`, `payloadObjects`.
  */
 const used = Object.fromEntries(PRINCIPALS.map((name) => [name, new Set<string>()])) as Record<
   Principal,
@@ -114,7 +127,12 @@ const sleepy = workflow("iam_sleepy", async () => {
   await sleep("2d");
   return "woke";
 });
-const registry = { workflows: [parent, child, hooked, waiting, breaks, sleepy, large] };
+// A declared schedule: the sweeper reconciles it, the step function starts its ticks' runs.
+const hourly = schedule("iam-hourly", child, { cron: "0 * * * *", args: [3] });
+const registry = {
+  workflows: [parent, child, hooked, waiting, breaks, sleepy, large],
+  schedules: awsSchedules([hourly]),
+};
 
 let emulators: Emulators;
 let kit: Kit;
@@ -199,8 +217,9 @@ function needs(service: string, operation: string, input: Record<string, unknown
   }
   expect(input.GroupName).toBe(kit.config.scheduleGroup);
   const target = input.Target as { RoleArn?: string } | undefined;
+  const schedules = String(input.Name).startsWith("schedule.") ? "recurringSchedules" : "schedules";
   return [
-    `scheduler:${operation}@schedules`,
+    `scheduler:${operation}@${schedules}`,
     ...(target?.RoleArn === kit.config.schedulerRoleArn ? ["iam:PassRole@schedulerRole"] : []),
   ];
 }
@@ -209,7 +228,11 @@ function needs(service: string, operation: string, input: Record<string, unknown
 function grantsFromTemplate(): void {
   const app = testApp();
   const cdkStack = new Stack(app, "Grants");
-  const workflows = new DurableWorkflows(cdkStack, "Workflows", { entry: EXAMPLES_ENTRY, webhooks: true });
+  const workflows = new DurableWorkflows(cdkStack, "Workflows", {
+    entry: EXAMPLES_ENTRY,
+    webhooks: true,
+    schedules: true,
+  });
   const caller = new lambda.Function(cdkStack, "Caller", {
     runtime: lambda.Runtime.NODEJS_24_X,
     handler: "index.handler",
@@ -222,6 +245,12 @@ function grantsFromTemplate(): void {
     code: lambda.Code.fromInline("export const handler = async () => {};"),
   });
   workflows.grantRunControl(operator);
+  const scheduleOperator = new lambda.Function(cdkStack, "ScheduleOperator", {
+    runtime: lambda.Runtime.NODEJS_24_X,
+    handler: "index.handler",
+    code: lambda.Code.fromInline("export const handler = async () => {};"),
+  });
+  workflows.grantScheduleControl(scheduleOperator);
   const template = Template.fromStack(cdkStack);
   const names = new Map<string, string>([
     [JSON.stringify(cdkStack.resolve(workflows.table.tableArn)), "table"],
@@ -235,6 +264,8 @@ function grantsFromTemplate(): void {
   const nameOf = (resource: unknown) => {
     const json = JSON.stringify(resource);
     if (json.includes(`:schedule/${workflows.scheduleGroup.scheduleGroupName}/*`)) return "schedules";
+    if (json.includes(`:schedule/${workflows.scheduleGroup.scheduleGroupName}/schedule.*`))
+      return "recurringSchedules";
     return names.get(json) ?? json;
   };
   const principals: [Principal, lambda.IFunction][] = [
@@ -244,6 +275,7 @@ function grantsFromTemplate(): void {
     ["webhook", workflows.webhookFunction as lambda.IFunction],
     ["client", caller],
     ["control", operator],
+    ["schedules", scheduleOperator],
     ["sweeper", workflows.sweeperFunction],
     ["reaper", workflows.reaperFunction],
   ];
@@ -295,9 +327,13 @@ function clientFor(principal: Principal) {
       workflowQueueUrl: kit.config.workflowQueueUrl,
       region: kit.config.region,
       endpoints: kit.config.endpoints,
+      scheduleGroup: kit.config.scheduleGroup,
       ...(kit.config.payloadBucket ? { payloadBucket: kit.config.payloadBucket } : {}),
     },
-    { clients: { dynamodb: clients.dynamodb, sqs: clients.sqs, s3: clients.s3 } },
+    {
+      clients: { dynamodb: clients.dynamodb, sqs: clients.sqs, s3: clients.s3, scheduler: clients.scheduler },
+      clock: emulators.clock,
+    },
   );
 }
 
@@ -449,6 +485,43 @@ export function describePermissions(emulatorsOf: () => Emulators): void {
       expect(used.sweeper).toContain("dynamodb:Query@tableIndexes");
       expect(used.reaper).toContain("s3:DeleteObject@payloadObjects");
       expect(used.reaper).toContain("dynamodb:BatchWriteItem@table");
+    });
+
+    it("are enough for declared schedules: the sweeper's reconcile, a tick's run, and grantScheduleControl", async () => {
+      // Prepare
+      const control = clientFor("schedules");
+      const sweeper = createSweeperHandler(registry, {
+        config: kit.config,
+        clients: recordedClients("sweeper"),
+        clock: emulators.clock,
+      });
+      const tickRun = async () => {
+        // Read with the harness's own store: listing is grantRead's, not what is checked here.
+        const { runs } = await stack.store.listRuns({ workflowName: "iam_child", limit: 50 });
+        return runs.find(
+          (run) => run.idempotencyKey?.startsWith("schedule:iam-hourly:") && run.status === "completed",
+        );
+      };
+      // Act: a sweep (creates the schedule unless an earlier sweep did), an hour for a tick, then control.
+      await sweeper({}, lambdaContext("tsworkflow-sweeper"));
+      await emulators.scheduler.advanceTo(emulators.clock.now());
+      await stack.skip(61 * 60_000);
+      await waitFor("the run of a tick", tickRun);
+      await control.pauseSchedule("iam-hourly");
+      await control.resumeSchedule("iam-hourly");
+      const { runId } = await control.triggerSchedule("iam-hourly");
+      await stack.waitForStatus(runId, "completed");
+      await control.deleteSchedule("iam-hourly");
+      await control.close();
+      // Assess
+      expectGranted(["sweeper", "step", "schedules"]);
+      expect(used.sweeper).toContain("scheduler:CreateSchedule@recurringSchedules");
+      expect(used.sweeper).toContain("iam:PassRole@schedulerRole");
+      expect(used.sweeper).toContain("dynamodb:PutItem@table");
+      expect(used.step).toContain("dynamodb:UpdateItem@table");
+      expect(used.schedules).toContain("scheduler:UpdateSchedule@recurringSchedules");
+      expect(used.schedules).toContain("scheduler:DeleteSchedule@recurringSchedules");
+      expect(used.schedules).toContain("iam:PassRole@schedulerRole");
     });
   });
 }

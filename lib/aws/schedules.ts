@@ -1,0 +1,287 @@
+import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import type { SchedulerClient } from "@aws-sdk/client-scheduler";
+import { type AwsScheduleState, DynamoDBScheduleStore } from "../adapters/aws/dynamodb-schedule-store.ts";
+import {
+  EventBridgeSchedules,
+  fingerprint,
+  type RecurringScheduleTarget,
+  recurringScheduleRequest,
+} from "../adapters/aws/eventbridge-schedules.ts";
+import { messageBody, type QueueMessage } from "../adapters/aws/sqs-queue.ts";
+import { ConfigurationError, InvalidMessageError } from "../core/errors.ts";
+import { getLogger } from "../core/logger.ts";
+import { FINISHED_STATUSES } from "../ports/event-store.ts";
+import type { AwsRuntime } from "../runtimes/aws.ts";
+import { type ScheduleDefinition, tickKey } from "../schedules/schedule.ts";
+
+/** A tick message, as EventBridge Scheduler puts it on the step queue. */
+export type TickMessage = Extract<QueueMessage, { kind: "tick" }>;
+
+/** What one reconcile changed, by schedule name. */
+export interface ScheduleReconcileReport {
+  created: string[];
+  updated: string[];
+  deleted: string[];
+}
+
+/**
+ * The declared schedules of a bundle on AWS, handed to `createHandlers({ workflows, schedules })`: the
+ * sweeper function reconciles them with EventBridge Scheduler, the step function starts each tick's run.
+ */
+export interface AwsSchedules {
+  readonly definitions: readonly ScheduleDefinition[];
+  /**
+   * Creates, updates and deletes the EventBridge schedules to match the declarations. Does nothing (one
+   * GetItem) when the declarations are those the last reconcile applied; a paused schedule stays paused.
+   */
+  reconcile(runtime: AwsRuntime, now: number): Promise<ScheduleReconcileReport>;
+  /** Starts the run of one tick, once per tick, honouring the schedule's `overlap`. */
+  tick(runtime: AwsRuntime, message: TickMessage, now: number): Promise<void>;
+}
+
+/** How often a tick held back by `overlap: "buffer-one"` looks again at the previous run, in seconds. */
+export const BUFFER_POLL_SECONDS = 60;
+
+/** Options of {@link awsSchedules}. */
+export interface AwsSchedulesOptions {
+  /**
+   * Seconds between two looks at the previous run while `overlap: "buffer-one"` holds a tick back (the
+   * tick's message waits on the step queue with this `DelaySeconds`, 0 to 900).
+   * @default 60
+   */
+  bufferPollSeconds?: number;
+}
+
+/**
+ * Declares schedules for the AWS handlers: one EventBridge Scheduler recurring schedule each, in the
+ * kit's schedule group (`cron(...)` in the schedule's time zone, or `rate(...)` for `every`), whose
+ * target puts a tick on the step queue; the step function starts the tick's run with the idempotency
+ * key `schedule:<name>:<tick>` (a tick delivered twice starts one run). The sweeper function creates,
+ * updates and deletes the schedules to match, on its first run after a deploy that changed them.
+ * @example
+ * import { createHandlers, awsSchedules } from "tsworkflow/aws";
+ * import { schedule } from "tsworkflow/engine";
+ * const daily = schedule("daily-report", report, { cron: "0 9 * * MON-FRI", timezone: "Europe/Paris" });
+ * export const handlers = createHandlers({ workflows: [report], schedules: awsSchedules([daily]) });
+ * @throws UnsupportedScheduleError (at cold start) for a schedule EventBridge Scheduler cannot express
+ * @throws ConfigurationError for two schedules with the same name
+ */
+export function awsSchedules(
+  definitions: readonly ScheduleDefinition[],
+  options: AwsSchedulesOptions = {},
+): AwsSchedules {
+  const bufferPollSeconds = options.bufferPollSeconds ?? BUFFER_POLL_SECONDS;
+  const byName = new Map<string, ScheduleDefinition>();
+  for (const definition of definitions) {
+    if (byName.has(definition.name))
+      throw new ConfigurationError(`Two schedules are named "${definition.name}": give each a unique name.`);
+    byName.set(definition.name, definition);
+  }
+  // Fails now (at cold start, and in any test that builds the handlers) for an inexpressible schedule.
+  const probe = { stepQueueArn: "", schedulerRoleArn: "", scheduleGroup: "" };
+  for (const definition of definitions) recurringScheduleRequest(definition, probe);
+  return {
+    definitions,
+    async reconcile(runtime, now) {
+      const store = scheduleStoreOf(runtime);
+      const target = targetOf(runtime);
+      const wanted = definitions.map((definition) => {
+        const request = recurringScheduleRequest(definition, target);
+        const args = definition.options.args ?? [];
+        return {
+          definition,
+          request,
+          args,
+          fingerprint: fingerprint({ request, workflow: definition.workflow.name, args }),
+        };
+      });
+      const hash = fingerprint(wanted.map(({ definition, fingerprint }) => [definition.name, fingerprint]));
+      const report: ScheduleReconcileReport = { created: [], updated: [], deleted: [] };
+      if ((await store.declared()) === hash) return report;
+      const schedules = new EventBridgeSchedules(runtime.clients.scheduler, target.scheduleGroup);
+      const states = new Map((await store.list()).map((state) => [state.name, state]));
+      try {
+        for (const name of states.keys()) {
+          if (byName.has(name)) continue;
+          await schedules.delete(name);
+          await store.delete(name);
+          report.deleted.push(name);
+        }
+        for (const { definition, request, args, fingerprint } of wanted) {
+          const state = states.get(definition.name);
+          if (state?.fingerprint === fingerprint) continue;
+          const paused = state ? state.paused : (definition.options.paused ?? false);
+          await schedules.put(request, !paused, state !== undefined);
+          await store.put({
+            ...(state ?? { name: definition.name, lastTick: now }),
+            paused,
+            workflow: definition.workflow.name,
+            args,
+            fingerprint,
+          });
+          (state ? report.updated : report.created).push(definition.name);
+        }
+      } catch (error) {
+        throw withPermissionHint(error);
+      }
+      await store.setDeclared(hash);
+      if (report.created.length + report.updated.length + report.deleted.length > 0)
+        getLogger().info("schedules reconciled", { ...report });
+      return report;
+    },
+    async tick(runtime, message, now) {
+      const logger = getLogger();
+      const definition = byName.get(message.schedule);
+      const tick = Date.parse(message.scheduledTime);
+      if (Number.isNaN(tick))
+        throw new InvalidMessageError(
+          `The tick of schedule "${message.schedule}" has no valid scheduled time ("${message.scheduledTime}").`,
+        );
+      const store = scheduleStoreOf(runtime);
+      const state = definition && (await store.get(definition.name));
+      if (!definition || !state) {
+        // Removed from the code, or deleted: the next reconcile deletes its EventBridge schedule.
+        logger.warn("tick of a schedule that is not declared here; nothing started", {
+          schedule: message.schedule,
+          tick: message.scheduledTime,
+        });
+        return;
+      }
+      // Paused: nothing starts (a held tick is dropped by resumeSchedule). A held tick's message that
+      // comes back after its tick started (or was replaced) is stale.
+      if (state.paused || (message.buffered && state.bufferedTick !== tick)) return;
+      const overlap = definition.options.overlap ?? "skip";
+      if (overlap !== "allow" && (await previousRunning(runtime, state))) {
+        if (overlap === "buffer-one" && (state.bufferedTick ?? tick) === tick) {
+          if (state.bufferedTick === undefined) await store.update(definition.name, { bufferedTick: tick });
+          await runtime.queue.stepQueue.send({
+            MessageBody: messageBody({ ...message, buffered: true }),
+            DelaySeconds: bufferPollSeconds,
+          });
+          return;
+        }
+        logger.info("tick skipped: the previous run is still going", {
+          schedule: definition.name,
+          tick: message.scheduledTime,
+          runId: state.lastRunId,
+        });
+        return;
+      }
+      const { runId, created } = await runtime.engine.start(
+        definition.workflow,
+        definition.options.args ?? [],
+        {
+          idempotencyKey: tickKey(definition.name, tick),
+        },
+      );
+      await store.update(
+        definition.name,
+        { lastRunId: runId, lastTick: Math.max(state.lastTick, tick) },
+        state.bufferedTick === tick ? ["bufferedTick"] : [],
+      );
+      logger.info(created ? "schedule tick started a run" : "schedule tick delivered again: its run exists", {
+        schedule: definition.name,
+        tick: message.scheduledTime,
+        runId,
+        lag: now - tick,
+      });
+    },
+  };
+}
+
+/** An AccessDeniedException of the reconcile means the construct was deployed without `schedules: true`. */
+function withPermissionHint(error: unknown): unknown {
+  if ((error as { name?: unknown } | undefined)?.name !== "AccessDeniedException") return error;
+  return new ConfigurationError(
+    `The sweeper may not manage the EventBridge schedules (${(error as Error).message}). Set schedules: true on the DurableWorkflows construct (or grant the sweeper's role scheduler:CreateSchedule, UpdateSchedule and DeleteSchedule on <group>/schedule.*, and iam:PassRole of the scheduler role).`,
+    { cause: error },
+  );
+}
+
+async function previousRunning(runtime: AwsRuntime, state: AwsScheduleState): Promise<boolean> {
+  if (state.lastRunId === undefined) return false;
+  const run = await runtime.store.getRun(state.lastRunId);
+  return run !== undefined && !FINISHED_STATUSES.has(run.status);
+}
+
+function scheduleStoreOf(runtime: { clients: { dynamodb: DynamoDBClient }; config: { tableName: string } }) {
+  return new DynamoDBScheduleStore({ client: runtime.clients.dynamodb, tableName: runtime.config.tableName });
+}
+
+function targetOf(runtime: AwsRuntime): RecurringScheduleTarget {
+  const { config } = runtime;
+  return {
+    stepQueueArn: config.stepQueueArn,
+    schedulerRoleArn: config.schedulerRoleArn,
+    scheduleGroup: config.scheduleGroup,
+    timerDeadLetterQueueArn: config.timerDeadLetterQueueArn,
+  };
+}
+
+/** A schedule as the AWS client lists it. */
+export interface AwsScheduleInfo {
+  name: string;
+  workflow: string;
+  paused: boolean;
+  /** The last tick that started a run (or when the schedule was created). */
+  lastTick: Date;
+  lastRunId?: string;
+}
+
+/** What the client needs to manage schedules: the table, the schedule group, and the clients. */
+export interface ScheduleControlOptions {
+  dynamodb: DynamoDBClient;
+  scheduler: SchedulerClient;
+  tableName: string;
+  scheduleGroup: string;
+  /** Starts a run (the client's `start`). */
+  start(workflow: string, args: unknown[], idempotencyKey: string): Promise<string>;
+  now(): number;
+}
+
+/** Pause, resume, trigger, delete and list the schedules of a deployment (the client's methods). */
+export function scheduleControl(options: ScheduleControlOptions) {
+  const store = new DynamoDBScheduleStore({ client: options.dynamodb, tableName: options.tableName });
+  const schedules = new EventBridgeSchedules(options.scheduler, options.scheduleGroup);
+  const stateOf = async (name: string): Promise<AwsScheduleState> => {
+    const state = await store.get(name);
+    if (!state)
+      throw new ConfigurationError(
+        `No schedule named "${name}": declare it with awsSchedules([...]) and deploy (the sweeper creates it).`,
+      );
+    return state;
+  };
+  return {
+    async listSchedules(): Promise<AwsScheduleInfo[]> {
+      return (await store.list()).map((state) => ({
+        name: state.name,
+        workflow: state.workflow,
+        paused: state.paused,
+        lastTick: new Date(state.lastTick),
+        ...(state.lastRunId === undefined ? {} : { lastRunId: state.lastRunId }),
+      }));
+    },
+    async pauseSchedule(name: string): Promise<void> {
+      await stateOf(name);
+      await schedules.setEnabled(name, false);
+      await store.update(name, { paused: true });
+    },
+    async resumeSchedule(name: string): Promise<void> {
+      await stateOf(name);
+      await schedules.setEnabled(name, true);
+      await store.update(name, { paused: false }, ["bufferedTick"]);
+    },
+    async triggerSchedule(name: string): Promise<{ runId: string }> {
+      const state = await stateOf(name);
+      const key = `schedule:${name}:manual:${new Date(options.now()).toISOString()}`;
+      const runId = await options.start(state.workflow, state.args, key);
+      await store.update(name, { lastRunId: runId });
+      return { runId };
+    },
+    async deleteSchedule(name: string): Promise<void> {
+      await stateOf(name);
+      await schedules.delete(name);
+      await store.delete(name);
+    },
+  };
+}

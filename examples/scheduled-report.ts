@@ -5,8 +5,8 @@
  *   npx tsx examples/scheduled-report.ts   # runs the embedded scheduler until Ctrl-C
  */
 import { step, workflow } from "tsworkflow";
-import { Scheduler, schedule } from "tsworkflow/engine";
-import { FileScheduleStore, LocalRuntime } from "tsworkflow/local";
+import { schedule } from "tsworkflow/engine";
+import { LocalRuntime } from "tsworkflow/local";
 
 export const collect = step("collect_figures", async (team: string) => ({ team, sales: 42 }));
 
@@ -24,13 +24,8 @@ export const weekdayReport = schedule("weekday-report", dailyReport, {
 });
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const runtime = new LocalRuntime({ dir: ".tsworkflow" });
-  const scheduler = new Scheduler({
-    runtime,
-    store: new FileScheduleStore(".tsworkflow/schedules.json"),
-    schedules: [weekdayReport],
-  });
-  await scheduler.start();
-  console.log(await scheduler.listSchedules());
+  // State in .tsworkflow/schedules.json: a restart resumes, the last missed tick caught up.
+  const runtime = new LocalRuntime({ dir: ".tsworkflow", schedules: [weekdayReport] });
+  console.log(await runtime.listSchedules());
   setInterval(() => undefined, 1 << 30);
 }

@@ -195,3 +195,28 @@ describe("managing the schedules of the embedded runtime", () => {
     }
   });
 });
+
+describe("examples/scheduled-report.ts", () => {
+  it("reports every weekday at 9:00 Paris time, skipping weekends", async () => {
+    // Prepare: Monday 2027-03-01, midnight in Paris.
+    const { weekdayReport } = await import("../../examples/scheduled-report.ts");
+    const storage = new MemoryStorage();
+    const env = await createTestEnvironment({
+      storage,
+      startAt: Date.parse("2027-02-28T23:00:00Z"),
+      schedules: [weekdayReport],
+    });
+    // Act
+    await env.skip("14d");
+    const runs = (await storage.listRuns({ limit: 100 })).runs;
+    await env.close();
+    // Assess
+    expect(runs).toHaveLength(10);
+    expect(new Set(runs.map((run) => run.result))).toEqual(new Set(["sales: 42 sales"]));
+    const days = runs.map((run) =>
+      new Date(String(run.idempotencyKey).slice("schedule:weekday-report:".length)).getUTCDay(),
+    );
+    expect(days.every((day) => day >= 1 && day <= 5)).toBe(true);
+    expect(runs.every((run) => run.idempotencyKey?.endsWith("T08:00:00.000Z"))).toBe(true);
+  });
+});

@@ -422,7 +422,7 @@ function quietAwsSdk(): void {
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
 }
 
-async function dynamoDBClient(
+export async function dynamoDBClient(
   backend: Extract<Backend, { kind: "dynamodb" }>,
 ): Promise<import("@aws-sdk/client-dynamodb").DynamoDBClient> {
   const { DynamoDBClient } = await importOptional(
@@ -455,11 +455,11 @@ const AWS_PACKAGES = [
  * The Redis and AWS entries are imported when a command uses their backend, so the CLI runs on the
  * file backend without ioredis, BullMQ or the AWS SDK installed.
  */
-function loadRedisMode(): Promise<typeof import("../redis/index.ts")> {
+export function loadRedisMode(): Promise<typeof import("../redis/index.ts")> {
   return importOptional(() => import("../redis/index.ts"), "Redis mode", ["ioredis", "bullmq"]);
 }
 
-function loadAwsMode(): Promise<typeof import("../aws/index.ts")> {
+export function loadAwsMode(): Promise<typeof import("../aws/index.ts")> {
   quietAwsSdk();
   return importOptional(() => import("../aws/index.ts"), "DynamoDB mode", AWS_PACKAGES);
 }

@@ -5,6 +5,7 @@ import { importOptional } from "../core/optional-dependency.ts";
 import { type RunTags, validateTags } from "../core/tags.ts";
 import { RUN_STATUSES, type RunQuery, type RunStatus } from "../ports/event-store.ts";
 import {
+  type Backend,
   type BackendOptions,
   backendActions,
   backendSendEvent,
@@ -22,6 +23,12 @@ import {
   sendEventCommand,
   showCommand,
 } from "./runs.ts";
+import {
+  changeScheduleCommand,
+  listSchedulesCommand,
+  type OpenedSchedules,
+  openSchedules,
+} from "./schedules.ts";
 
 const WORKFLOWS_HELP =
   "the module that defines your workflows: on the file backend with no app running, their code runs here (cancellation, retried steps)";
@@ -311,6 +318,55 @@ export function createProgram(context: CliContext, setExitCode: (code: number) =
         },
       ),
     );
+
+  /** Opens the backend's schedule store for one command and closes it, whatever happens. */
+  const withSchedules =
+    <A extends unknown[]>(
+      handler: (opened: OpenedSchedules, backend: Backend, ...args: A) => Promise<number>,
+    ) =>
+    async (...args: A) => {
+      quiet();
+      const backend = backendOf(args[args.length - 1] as Command);
+      const opened = await openSchedules(backend);
+      try {
+        setExitCode(await handler(opened, backend, ...args));
+      } finally {
+        await opened.close().catch(() => {});
+      }
+    };
+
+  const schedules = program
+    .command("schedules")
+    .description("list the schedules, pause, resume, trigger or delete one")
+    .addHelpText(
+      "after",
+      "\nThe changes are stored where the schedules live (--dir, --redis): the app or worker that fires them\nreads them within a minute. On AWS (--table) list only; pause, resume, trigger and delete go through\ncreateClient() of tsworkflow/aws.\n\nExamples:\n  tsworkflow schedules list\n  tsworkflow schedules pause daily-report\n  tsworkflow schedules trigger daily-report --redis redis://127.0.0.1:6379",
+    );
+  schedules
+    .command("list")
+    .description("each schedule: workflow, cron or interval, state, last tick and run, next fire times")
+    .option("--json", "print the schedules as JSON")
+    .action(
+      withSchedules((opened, _backend, options: { json?: boolean }) =>
+        listSchedulesCommand(opened.store, options, context),
+      ),
+    );
+  for (const [action, description] of [
+    ["pause", "stop a schedule's ticks until it is resumed"],
+    ["resume", "resume a paused schedule from now"],
+    ["trigger", "start one run of the schedule's workflow now, outside its ticks"],
+    ["delete", "remove a schedule's state (a runtime that declares it creates it again)"],
+  ] as const) {
+    schedules
+      .command(action)
+      .description(description)
+      .argument("<name>", "the schedule's name")
+      .action(
+        withSchedules((opened, backend, name: string) =>
+          changeScheduleCommand(backend, opened.store, action, name, context),
+        ),
+      );
+  }
 
   program
     .command("dashboard")

@@ -52,7 +52,7 @@ export type {
 } from "../ports/index.ts";
 export { FINISHED_STATUSES, RUN_STATUSES, systemClock } from "../ports/index.ts";
 export type { Runtime, StartOptions, StartResult, WaitOptions } from "../ports/runtime.ts";
-export type { ScheduleState, ScheduleStore } from "../ports/schedule-store.ts";
+export type { ScheduleDeclaration, ScheduleState, ScheduleStore } from "../ports/schedule-store.ts";
 export type {
   CatchupPolicy,
   OverlapPolicy,
@@ -61,7 +61,7 @@ export type {
   ScheduleOptions,
   SchedulerOptions,
 } from "../schedules/index.ts";
-export { Scheduler, schedule, tickKey } from "../schedules/index.ts";
+export { nextFireTimes, Scheduler, schedule, tickKey } from "../schedules/index.ts";
 export type {
   SignWebhookOptions,
   WebhookErrorCode,

@@ -8,6 +8,22 @@ export interface ScheduleState {
   lastRunId?: string;
   /** A tick held back by `overlap: "buffer-one"` until the previous run finishes. */
   bufferedTick?: number;
+  /** Epoch ms of a `tsworkflow schedules trigger` not carried out yet: the next check starts a run for it. */
+  triggerRequestedAt?: number;
+  /** What the code declares (written at each start): lets tools without the code show the schedule. */
+  declaration?: ScheduleDeclaration;
+}
+
+/** A schedule's declaration as stored: its workflow, and when it ticks. */
+export interface ScheduleDeclaration {
+  workflow: string;
+  cron?: string;
+  timezone?: string;
+  /** The `every` interval in ms. */
+  everyMs?: number;
+  /** Epoch ms of `startAt` and `endAt`. */
+  startAt?: number;
+  endAt?: number;
 }
 
 /** Where schedule state lives: memory, a file, Redis... */

@@ -2,8 +2,8 @@ import { toMilliseconds } from "../core/durations.ts";
 import { ConfigurationError } from "../core/errors.ts";
 import { type Clock, FINISHED_STATUSES, systemClock } from "../ports/index.ts";
 import type { Runtime } from "../ports/runtime.ts";
-import type { ScheduleState, ScheduleStore } from "../ports/schedule-store.ts";
-import { type ScheduleDefinition, tickKey } from "./schedule.ts";
+import type { ScheduleDeclaration, ScheduleState, ScheduleStore } from "../ports/schedule-store.ts";
+import { type ScheduleDefinition, schedule, tickKey } from "./schedule.ts";
 
 /** Options of {@link Scheduler}. */
 export interface SchedulerOptions {
@@ -36,7 +36,8 @@ export interface ScheduleInfo {
 
 /** A tick is on time (not "missed") when handled within this long after it. */
 const ON_TIME_MS = 60_000;
-const MAX_TIMEOUT_MS = 2 ** 31 - 1;
+/** The longest a scheduler sleeps before reading its store again (a pause or resume made elsewhere, the CLI). */
+const STORE_POLL_MS = 60_000;
 
 /**
  * Fires the declared schedules of one process: reconciles them with the store at `start()`, then
@@ -74,13 +75,19 @@ export class Scheduler {
     const now = this.#clock.now();
     for (const state of await this.#store.list())
       if (!this.#schedules.has(state.name)) await this.#store.delete(state.name);
-    for (const definition of this.#schedules.values())
-      if (!(await this.#store.get(definition.name)))
+    for (const definition of this.#schedules.values()) {
+      const declaration = declarationOf(definition);
+      const state = await this.#store.get(definition.name);
+      if (!state)
         await this.#store.put({
           name: definition.name,
           paused: definition.options.paused ?? false,
           lastTick: now,
+          declaration,
         });
+      else if (JSON.stringify(state.declaration) !== JSON.stringify(declaration))
+        await this.#store.put({ ...state, declaration });
+    }
   }
 
   /** Reconciles, handles due ticks and keeps a timer armed for the next. */
@@ -141,13 +148,18 @@ export class Scheduler {
   /** Starts a run now, outside the schedule's ticks (its key is `schedule:<name>:manual:<time>`). */
   async triggerSchedule(name: string): Promise<{ runId: string }> {
     const state = await this.#state(name);
+    const runId = await this.#startManual(name, this.#clock.now());
+    await this.#store.put({ ...state, lastRunId: runId });
+    return { runId };
+  }
+
+  async #startManual(name: string, at: number): Promise<string> {
     const definition = this.#schedules.get(name) as ScheduleDefinition;
-    const key = `schedule:${name}:manual:${new Date(this.#clock.now()).toISOString()}`;
+    const key = `schedule:${name}:manual:${new Date(at).toISOString()}`;
     const { runId } = await this.#runtime.start(definition.workflow, definition.options.args ?? [], {
       idempotencyKey: key,
     });
-    await this.#store.put({ ...state, lastRunId: runId });
-    return { runId };
+    return runId;
   }
 
   /** Deletes the schedule's state and stops firing it in this process. */
@@ -169,8 +181,10 @@ export class Scheduler {
     if (this.#stopped || !this.#armTimer) return;
     clearTimeout(this.#timer);
     const next = await this.nextWake();
-    if (next === undefined) return;
-    const delay = Math.min(Math.max(next - this.#clock.now(), 0), MAX_TIMEOUT_MS);
+    const delay = Math.min(
+      Math.max((next ?? Number.POSITIVE_INFINITY) - this.#clock.now(), 0),
+      STORE_POLL_MS,
+    );
     this.#timer = setTimeout(() => void this.#wake().catch(() => undefined), delay);
     this.#timer.unref?.();
   }
@@ -204,7 +218,7 @@ export class Scheduler {
     const now = this.#clock.now();
     for (const definition of [...this.#schedules.values()]) {
       const state = await this.#store.get(definition.name);
-      if (!state || state.paused) continue;
+      if (!state || (state.paused && state.triggerRequestedAt === undefined)) continue;
       await this.#store.put(await this.#handle(definition, state, now));
     }
   }
@@ -213,6 +227,12 @@ export class Scheduler {
   async #handle(definition: ScheduleDefinition, state: ScheduleState, now: number): Promise<ScheduleState> {
     const { options, name } = definition;
     let next: ScheduleState = { ...state };
+    // A trigger stored by another process (the CLI): once, by its time (a repeat finds the same run).
+    if (next.triggerRequestedAt !== undefined) {
+      next.lastRunId = await this.#startManual(name, next.triggerRequestedAt);
+      delete next.triggerRequestedAt;
+    }
+    if (next.paused) return next;
     if (next.bufferedTick !== undefined && !(await this.#previousRunning(next))) {
       next = { ...next, ...(await this.#fire(definition, next.bufferedTick)) };
       delete next.bufferedTick;
@@ -257,4 +277,38 @@ export class Scheduler {
     });
     return { lastRunId: runId };
   }
+}
+
+/** What a schedule's state records of its declaration, for tools that do not load the code. */
+function declarationOf(definition: ScheduleDefinition): ScheduleDeclaration {
+  const { options } = definition;
+  return {
+    workflow: definition.workflow.name,
+    ...(options.cron === undefined ? {} : { cron: options.cron, timezone: options.timezone ?? "UTC" }),
+    ...(options.every === undefined ? {} : { everyMs: toMilliseconds(options.every) }),
+    ...(options.startAt ? { startAt: options.startAt.getTime() } : {}),
+    ...(options.endAt ? { endAt: options.endAt.getTime() } : {}),
+  };
+}
+
+/**
+ * The next `count` fire times of a stored declaration after `after` (what `tsworkflow schedules list` shows).
+ * @example
+ * import { nextFireTimes } from "tsworkflow/engine";
+ * nextFireTimes({ workflow: "report", cron: "0 9 * * *", timezone: "Europe/Paris" }, Date.now(), 3);
+ */
+export function nextFireTimes(declaration: ScheduleDeclaration, after: number, count: number): Date[] {
+  const definition = schedule("declared", { name: declaration.workflow } as ScheduleDefinition["workflow"], {
+    ...(declaration.cron === undefined
+      ? { every: declaration.everyMs ?? 60_000 }
+      : { cron: declaration.cron, timezone: declaration.timezone ?? "UTC" }),
+    ...(declaration.startAt === undefined ? {} : { startAt: new Date(declaration.startAt) }),
+    ...(declaration.endAt === undefined ? {} : { endAt: new Date(declaration.endAt) }),
+  });
+  const times: Date[] = [];
+  for (let tick = definition.nextTick(after); tick !== undefined && times.length < count; ) {
+    times.push(new Date(tick));
+    tick = definition.nextTick(tick);
+  }
+  return times;
 }

@@ -1,0 +1,105 @@
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { FileStorage } from "../../lib/adapters/file/file-storage.ts";
+import { configureLogging } from "../../lib/core/logger.ts";
+import { step } from "../../lib/core/step.ts";
+import { workflow } from "../../lib/core/workflow.ts";
+import { LocalRuntime } from "../../lib/runtimes/embedded.ts";
+import { createRedisRuntime } from "../../lib/runtimes/redis.ts";
+import { schedule } from "../../lib/schedules/schedule.ts";
+import { type RedisServer, startRedisServer } from "../redis/redis-server.ts";
+import { runCli } from "./run-cli.ts";
+
+/** `tsworkflow schedules` on the file backend and on Redis, beside the runtime that fires the schedules. */
+
+const dir = mkdtempSync(join(tmpdir(), "tsw-cli-schedules-"));
+let redis: RedisServer;
+beforeAll(async () => {
+  configureLogging({ level: "silent" });
+  redis = await startRedisServer();
+});
+afterAll(async () => {
+  await redis?.stop();
+  configureLogging();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const tally = step("cli_sched_tally", async (team: string) => `${team} tallied`);
+const nightly = workflow("cli_sched_nightly", async (team: string) => tally(team));
+const declared = () => [
+  schedule("nightly-tally", nightly, { cron: "0 3 * * *", timezone: "Europe/Paris", args: ["ops"] }),
+  schedule("quarter-hour", nightly, { every: "15m", args: ["q"] }),
+];
+
+describe("tsworkflow schedules", () => {
+  it("lists, pauses, resumes, triggers and deletes the schedules of a file-backend app", async () => {
+    // Prepare: the app declares its schedules once, then stops.
+    const first = new LocalRuntime({ storage: new FileStorage({ dir }), schedules: declared() });
+    await first.ready;
+    await first.close();
+    const args = ["--dir", dir];
+    // Act
+    const listed = await runCli(["schedules", "list", ...args]);
+    const json = await runCli(["schedules", "list", "--json", ...args]);
+    const paused = await runCli(["schedules", "pause", "nightly-tally", ...args]);
+    const afterPause = await runCli(["schedules", "list", ...args]);
+    const resumed = await runCli(["schedules", "resume", "nightly-tally", ...args]);
+    const triggered = await runCli(["schedules", "trigger", "quarter-hour", ...args]);
+    const unknown = await runCli(["schedules", "pause", "nope", ...args]);
+    // The app starts again: it carries out the stored trigger.
+    const again = new LocalRuntime({ storage: new FileStorage({ dir }), schedules: declared() });
+    await again.ready;
+    const runs = (await again.listRuns({ workflowName: "cli_sched_nightly" })).runs;
+    const run = runs[0] && (await again.waitForRun(runs[0].runId, { timeoutMs: 10_000 }));
+    await again.close();
+    const deleted = await runCli(["schedules", "delete", "quarter-hour", ...args]);
+    const afterDelete = JSON.parse((await runCli(["schedules", "list", "--json", ...args])).stdout) as {
+      name: string;
+    }[];
+    // Assess
+    expect(listed.code).toBe(0);
+    expect(listed.stdout).toMatch(
+      /nightly-tally\s+cli_sched_nightly\s+0 3 \* \* \* \(Europe\/Paris\)\s+active/,
+    );
+    expect(listed.stdout).toMatch(/quarter-hour\s+cli_sched_nightly\s+every 900s\s+active/);
+    const entries = JSON.parse(json.stdout) as { name: string; nextFireTimes: string[] }[];
+    expect(entries.find((entry) => entry.name === "nightly-tally")?.nextFireTimes[0]).toMatch(
+      /T0[12]:00:00.000Z$/,
+    );
+    expect(paused.code).toBe(0);
+    expect(afterPause.stdout).toMatch(/nightly-tally.*paused/);
+    expect(resumed.stdout).toContain("active again");
+    expect(triggered.stdout).toContain("Trigger of schedule quarter-hour stored");
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain('No schedule named "nope": the schedules are');
+    expect(runs).toHaveLength(1);
+    expect(run).toMatchObject({ status: "completed", result: "q tallied" });
+    expect(runs[0]?.idempotencyKey).toMatch(/^schedule:quarter-hour:manual:/);
+    expect(deleted.code).toBe(0);
+    expect(afterDelete.map((entry) => entry.name)).toEqual(["nightly-tally"]);
+    const stored = JSON.parse(readFileSync(join(dir, "schedules.json"), "utf8")) as Record<
+      string,
+      { paused: boolean }
+    >;
+    expect(stored["nightly-tally"]?.paused).toBe(false);
+  });
+
+  it("lists and pauses the schedules of Redis workers", async () => {
+    // Prepare
+    const runtime = createRedisRuntime({ url: redis.url, prefix: "clisched:", schedules: declared() });
+    await runtime.listSchedules();
+    const args = ["--redis", redis.url, "--prefix", "clisched:"];
+    // Act
+    const paused = await runCli(["schedules", "pause", "quarter-hour", ...args]);
+    const listed = await runCli(["schedules", "list", ...args]);
+    const seen = await runtime.listSchedules();
+    await runtime.close();
+    // Assess
+    expect(paused.code).toBe(0);
+    expect(listed.stdout).toMatch(/quarter-hour.*paused/);
+    expect(listed.stdout).toMatch(/nightly-tally.*active/);
+    expect(seen.find((entry) => entry.name === "quarter-hour")?.paused).toBe(true);
+  });
+});

@@ -1,8 +1,11 @@
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { chromium } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { FileScheduleStore } from "../../lib/adapters/file/file-schedule-store.ts";
 import { FileStorage } from "../../lib/adapters/file/file-storage.ts";
+import { serveDashboard } from "../../lib/cli/dashboard/server.ts";
 import { configureLogging } from "../../lib/core/logger.ts";
 import { step } from "../../lib/core/step.ts";
 import { workflow } from "../../lib/core/workflow.ts";
@@ -84,6 +87,45 @@ describe("tsworkflow schedules", () => {
       { paused: boolean }
     >;
     expect(stored["nightly-tally"]?.paused).toBe(false);
+  });
+
+  it("shows each schedule with its next fire times and its last runs on the dashboard's schedules page (Chromium)", async () => {
+    // Prepare: the app of the first test left a triggered run of "quarter-hour"; declare both again.
+    const app = new LocalRuntime({ storage: new FileStorage({ dir }), schedules: declared() });
+    await app.ready;
+    await app.close();
+    const storage = new FileStorage({ dir, readOnly: true });
+    const dashboard = await serveDashboard({
+      storage,
+      schedules: new FileScheduleStore(join(dir, "schedules.json")),
+      port: 0,
+    });
+    const browser = await chromium.launch({
+      executablePath: "/usr/bin/chromium",
+      args: ["--no-sandbox", "--disable-gpu"],
+    });
+    try {
+      const page = await browser.newPage();
+      // Act
+      await page.goto(dashboard.url);
+      await page.click("a.nav[href^='/schedules']");
+      const rows = await page.locator("tr[data-schedule]").allTextContents();
+      await page.click("tr[data-schedule='quarter-hour'] a.run-link");
+      const runTitle = await page.locator("h1").textContent();
+      const runPage = await page.content();
+      // Assess
+      expect(rows).toHaveLength(2);
+      expect(rows[0]).toMatch(/nightly-tally\s*cli_sched_nightly\s*0 3 \* \* \* \(Europe\/Paris\)\s*active/);
+      expect(rows[0]).toMatch(/\d{4}-\d\d-\d\d 0[12]:00:00Z/);
+      expect(rows[1]).toMatch(/quarter-hour\s*cli_sched_nightly\s*every 15m\s*active/);
+      expect(rows[1]).toMatch(/run_\w+\s*completed/);
+      expect(runTitle).toMatch(/^run_/);
+      expect(runPage).toContain("schedule:quarter-hour:manual:");
+    } finally {
+      await browser.close();
+      await dashboard.close();
+      await storage.close();
+    }
   });
 
   it("lists and pauses the schedules of Redis workers", async () => {

@@ -18,6 +18,8 @@ h2 { font-size: 13px; text-transform: uppercase; letter-spacing: .04em; color: v
 .top { display: flex; align-items: center; gap: 16px; padding: 10px 24px; background: #161b26; color: #c9cfdb; }
 .top .brand { color: #fff; font-weight: 700; font-size: 16px; }
 .top .backend { flex: 1; font-size: 12.5px; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
+.top .nav { color: #c9cfdb; font-size: 13px; } .top .nav:hover { color: #fff; }
+.status-active { background: var(--completed, #2f9e44); } .status-paused { background: var(--suspended, #d9a20b); }
 .mode { font-size: 12px; padding: 2px 8px; border-radius: 10px; border: 1px solid #3a4256; }
 .mode-actions { color: #ffd88a; border-color: #7a6330; }
 .page { max-width: 1280px; margin: 0 auto; padding: 18px 24px 40px; }

@@ -8,6 +8,7 @@ import {
 } from "../backend.ts";
 import { BackendUnavailableError, EXIT } from "../errors.ts";
 import type { Output } from "../runs.ts";
+import { openSchedules } from "../schedules.ts";
 import { serveDashboard } from "./server.ts";
 
 /** Options of `tsworkflow dashboard`. */
@@ -35,12 +36,14 @@ export async function runDashboardCommand(
   // A wrong --workflows fails now rather than on the first click.
   if (options.workflows) await loadWorkflows(options.workflows);
   const storage = await openReader(backend);
+  const schedules = await openSchedules(backend).catch(() => undefined);
   let dashboard: Awaited<ReturnType<typeof serveDashboard>>;
   try {
     // Fail now, naming the backend, rather than on the first page view.
     await storage.listRuns({ limit: 1 });
     dashboard = await serveDashboard({
       storage,
+      ...(schedules ? { schedules: schedules.store } : {}),
       label: backend.label,
       // Every refresh of the runs page reads this many run documents: keep DynamoDB's bill small.
       ...(backend.kind === "dynamodb" ? { scanLimit: 500 } : {}),
@@ -63,6 +66,7 @@ export async function runDashboardCommand(
     });
   } catch (error) {
     await storage.close().catch(() => {});
+    await schedules?.close().catch(() => {});
     const code = (error as NodeJS.ErrnoException).code;
     if (code === "EADDRINUSE")
       throw new BackendUnavailableError(
@@ -105,5 +109,6 @@ export async function runDashboardCommand(
   context.out(`${style.dim(`${signal}: stopping the dashboard.`)}\n`);
   await dashboard.close();
   await storage.close().catch(() => {});
+  await schedules?.close().catch(() => {});
   return EXIT.ok;
 }

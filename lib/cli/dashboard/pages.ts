@@ -3,6 +3,7 @@ import { describeEvent, eventTone } from "../../inspect/describe.ts";
 import { formatSpan, formatTime, prettyJson } from "../../inspect/format.ts";
 import { parseTraceparent } from "../../observability/trace-context.ts";
 import { FINISHED_STATUSES, RUN_STATUSES, type RunRecord, type RunStatus } from "../../ports/event-store.ts";
+import type { ScheduleState } from "../../ports/schedule-store.ts";
 import { runSpan } from "../runs.ts";
 import { buildTimeline, parentOf, type TimelineRow, type TimelineSegment, waitingFor } from "../timeline.ts";
 import { DASHBOARD_CSS, DASHBOARD_SCRIPT } from "./assets.ts";
@@ -65,6 +66,8 @@ function layout(context: PageContext, title: string, body: SafeHtml): string {
 <body data-refresh-ms="${context.refreshMs}" data-token="${context.token ?? ""}">
 <header class="top">
   <a class="brand" href="${context.href("/")}">tsworkflow</a>
+  <a class="nav" href="${context.href("/")}">Runs</a>
+  <a class="nav" href="${context.href("/schedules")}">Schedules</a>
   <span class="backend" title="Where the runs are read from">${context.backendLabel}</span>
   <span class="mode ${context.allowActions ? "mode-actions" : "mode-readonly"}">${context.allowActions ? "actions enabled" : "read-only"}</span>
 </header>
@@ -251,6 +254,49 @@ function traceLinkOf(
 }
 
 /** A page that says what went wrong (unknown run, bad token…). */
+/** One schedule on the schedules page. */
+export interface ScheduleRow {
+  state: ScheduleState;
+  nextFireTimes: Date[];
+  /** Its newest runs (ticks and triggers), newest first. */
+  lastRuns: RunRecord[];
+}
+
+/** The schedules: each one's workflow, cron or interval, state, next fire times and last runs. */
+export function renderSchedulesPage(context: PageContext, rows: ScheduleRow[] | undefined): string {
+  const when = (row: ScheduleRow) => {
+    const declaration = row.state.declaration;
+    if (declaration?.cron) return `${declaration.cron} (${declaration.timezone ?? "UTC"})`;
+    return declaration?.everyMs ? `every ${formatSpan(declaration.everyMs)}` : "-";
+  };
+  const body =
+    rows === undefined
+      ? html`<p class="empty">This dashboard reads no schedules (start it with <code>tsworkflow dashboard</code> on the backend that fires them).</p>`
+      : rows.length === 0
+        ? html`<p class="empty">No schedules in the ${context.backendLabel}: a runtime stores them when it starts with its <code>schedules</code> option.</p>`
+        : html`<table class="runs schedules">
+  <thead><tr><th>Schedule</th><th>Workflow</th><th>When</th><th>State</th><th>Next (UTC)</th><th>Last runs</th></tr></thead>
+  <tbody>${rows.map(
+    (row) => html`<tr data-schedule="${row.state.name}">
+  <td><code>${row.state.name}</code></td>
+  <td>${row.state.declaration?.workflow ?? "-"}</td>
+  <td>${when(row)}</td>
+  <td>${statusBadge(row.state.paused ? "paused" : "active")}</td>
+  <td>${row.nextFireTimes.map((time) => html`<div>${formatTime(time.getTime())}</div>`)}</td>
+  <td>${
+    row.lastRuns.length === 0
+      ? html`<span class="muted">none yet</span>`
+      : row.lastRuns.map(
+          (run) =>
+            html`<div><a class="run-link" href="${context.href(`/runs/${run.runId}`)}"><code>${run.runId}</code></a> ${statusBadge(run.status)}</div>`,
+        )
+  }</td>
+</tr>`,
+  )}</tbody>
+</table>`;
+  return layout(context, "Schedules", html`<div class="title-row"><h1>Schedules</h1></div>${body}`);
+}
+
 export function renderMessagePage(context: PageContext, title: string, message: string): string {
   return layout(
     context,

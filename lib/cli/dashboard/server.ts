@@ -7,7 +7,7 @@ import { bodyLimit } from "hono/body-limit";
 import { InvalidRunIdError, TsWorkflowError } from "../../core/errors.ts";
 import { assertRunId } from "../../core/ids.ts";
 import type { RunTags } from "../../core/tags.ts";
-import { linkedRun } from "../../engine/continuation.ts";
+import { linkedRun, withChainLinks } from "../../engine/continuation.ts";
 import {
   type EventStore,
   RUN_STATUSES,
@@ -16,6 +16,8 @@ import {
   type RunStatus,
 } from "../../ports/event-store.ts";
 import { pageOf } from "../../ports/run-cursor.ts";
+import type { ScheduleStore } from "../../ports/schedule-store.ts";
+import { nextFireTimes } from "../../schedules/scheduler.ts";
 import { DEFAULT_WEBHOOK_MAX_BYTES, handleWebhook, webhookError } from "../../webhooks/handle-webhook.ts";
 import { refuseRest } from "../../webhooks/webhook-server.ts";
 import type { RunActions, SendEvent } from "../backend.ts";
@@ -29,6 +31,8 @@ import {
   renderMessagePage,
   renderRunPage,
   renderRunsPage,
+  renderSchedulesPage,
+  type ScheduleRow,
 } from "./pages.ts";
 
 /** What the dashboard reads: an `EventStore`, or a runtime (`getRuntime()`, `LocalRuntime`…). */
@@ -54,6 +58,12 @@ export interface DashboardOptions {
    * createDashboard({ storage, traceUrl: "https://ui.honeycomb.io/acme/datasets/prod/trace?trace_id={traceId}" });
    */
   traceUrl?: string;
+  /**
+   * Where the schedules' state is read for the schedules page (`/schedules`): the store of the runtime that
+   * fires them (`tsworkflow dashboard` opens the backend's).
+   * @default none: the page says that this dashboard reads no schedules
+   */
+  schedules?: Pick<ScheduleStore, "list">;
   /**
    * When set, every request must carry it, as `?token=` or `Authorization: Bearer <token>`.
    * @default no token
@@ -227,6 +237,15 @@ export function createDashboard(options: DashboardOptions): Hono {
   );
 
   app.get("/api/runs", async (c) => c.json(await loadRuns(storage, filtersOf(c), scanLimit)));
+
+  app.get("/schedules", async (c) =>
+    c.html(
+      renderSchedulesPage(
+        pageContext(c),
+        options.schedules ? await loadSchedules(options.schedules, storage, scanLimit, now()) : undefined,
+      ),
+    ),
+  );
 
   app.get("/runs/:runId", async (c) => {
     const runId = c.req.param("runId");
@@ -432,6 +451,29 @@ async function loadRuns(storage: RunReader, filters: RunFilters, scanLimit: numb
     workflows: workflows.sort(),
     filters,
   };
+}
+
+/** Each schedule's state and next fire times, and its last runs among the newest `scanLimit` runs. */
+async function loadSchedules(
+  schedules: Pick<ScheduleStore, "list">,
+  storage: RunReader,
+  scanLimit: number,
+  now: number,
+): Promise<ScheduleRow[]> {
+  const [states, page] = await Promise.all([schedules.list(), storage.listRuns({ limit: scanLimit })]);
+  return states
+    .sort((a, b) => a.name.localeCompare(b.name))
+    .map((state) => ({
+      state,
+      nextFireTimes:
+        state.paused || !state.declaration
+          ? []
+          : nextFireTimes(state.declaration, Math.max(state.lastTick, now), 3),
+      lastRuns: page.runs
+        .filter((run) => run.idempotencyKey?.startsWith(`schedule:${state.name}:`))
+        .slice(0, 5)
+        .map(withChainLinks),
+    }));
 }
 
 /** The tags of the tag filter (`tenant=acme,plan=pro`); a part without `=` is ignored. */

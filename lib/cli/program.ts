@@ -340,7 +340,7 @@ export function createProgram(context: CliContext, setExitCode: (code: number) =
     .description("list the schedules, pause, resume, trigger or delete one")
     .addHelpText(
       "after",
-      "\nThe changes are stored where the schedules live (--dir, --redis): the app or worker that fires them\nreads them within a minute. On AWS (--table) list only; pause, resume, trigger and delete go through\ncreateClient() of tsworkflow/aws.\n\nExamples:\n  tsworkflow schedules list\n  tsworkflow schedules pause daily-report\n  tsworkflow schedules trigger daily-report --redis redis://127.0.0.1:6379",
+      "\nThe changes are stored where the schedules live (--dir, --redis): the app or worker that fires them\nreads them within a minute. On AWS (--table), pause, resume and delete change the EventBridge schedule\ntoo (set TSWORKFLOW_SCHEDULE_GROUP); trigger there with createClient() of tsworkflow/aws.\n\nExamples:\n  tsworkflow schedules list\n  tsworkflow schedules pause daily-report\n  tsworkflow schedules trigger daily-report --redis redis://127.0.0.1:6379",
     );
   schedules
     .command("list")
@@ -363,7 +363,7 @@ export function createProgram(context: CliContext, setExitCode: (code: number) =
       .argument("<name>", "the schedule's name")
       .action(
         withSchedules((opened, backend, name: string) =>
-          changeScheduleCommand(backend, opened.store, action, name, context),
+          changeScheduleCommand(backend, opened, action, name, context),
         ),
       );
   }

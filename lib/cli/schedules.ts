@@ -1,5 +1,7 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
+import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { importOptional } from "../core/optional-dependency.ts";
 import { clean, formatTime, renderTable } from "../inspect/format.ts";
 import type { ScheduleState, ScheduleStore } from "../ports/schedule-store.ts";
 import { nextFireTimes } from "../schedules/scheduler.ts";
@@ -10,6 +12,8 @@ import type { Output } from "./runs.ts";
 /** A backend's schedule store, and how to let go of it. */
 export interface OpenedSchedules {
   store: ScheduleStore;
+  /** On DynamoDB: the client the store reads with (the EventBridge side of a change needs it too). */
+  dynamodb?: DynamoDBClient;
   close(): Promise<void>;
 }
 
@@ -41,10 +45,64 @@ export async function openSchedules(backend: Backend): Promise<OpenedSchedules> 
       const client = await dynamoDBClient(backend);
       return {
         store: new DynamoDBScheduleStore({ client, tableName: backend.table }),
+        dynamodb: client,
         close: async () => client.destroy(),
       };
     }
   }
+}
+
+export type ScheduleAction = "pause" | "resume" | "trigger" | "delete";
+
+/**
+ * On AWS a schedule's pause is its EventBridge schedule's state: pause, resume and delete change the
+ * schedule in the kit's group (`TSWORKFLOW_SCHEDULE_GROUP`) and the table, as the client does.
+ */
+async function changeAwsSchedule(
+  backend: Extract<Backend, { kind: "dynamodb" }>,
+  opened: OpenedSchedules,
+  action: ScheduleAction,
+  name: string,
+  io: Output & { env: Record<string, string | undefined> },
+): Promise<number> {
+  if (action === "trigger")
+    throw new ActionNotAvailableError(
+      `On AWS a run starts on the deployment's queues: trigger it with createClient().triggerSchedule("${name}") from tsworkflow/aws.`,
+    );
+  const group = io.env.TSWORKFLOW_SCHEDULE_GROUP;
+  if (!group)
+    throw new UsageError(
+      `Changing an AWS schedule needs its EventBridge schedule group: set TSWORKFLOW_SCHEDULE_GROUP (the construct's ScheduleGroupName output).`,
+    );
+  const [{ SchedulerClient }, { scheduleControl }] = await Promise.all([
+    importOptional(() => import("@aws-sdk/client-scheduler"), "Schedules on AWS", [
+      "@aws-sdk/client-scheduler",
+    ]),
+    import("../aws/schedules.ts"),
+  ]);
+  const scheduler = new SchedulerClient({ region: backend.region });
+  try {
+    const control = scheduleControl({
+      dynamodb: opened.dynamodb as DynamoDBClient,
+      scheduler,
+      tableName: backend.table,
+      scheduleGroup: group,
+      start: () => Promise.reject(new ActionNotAvailableError("The CLI starts no run on AWS.")),
+      now: io.now,
+    });
+    const known = (await opened.store.list()).map((entry) => entry.name);
+    if (!known.includes(name))
+      throw new UsageError(
+        `No schedule named "${name}"${known.length > 0 ? `: the schedules are ${known.join(", ")}` : ""}.`,
+      );
+    if (action === "pause") await control.pauseSchedule(name);
+    else if (action === "resume") await control.resumeSchedule(name);
+    else await control.deleteSchedule(name);
+  } finally {
+    scheduler.destroy();
+  }
+  io.out(`Schedule ${io.style.bold(name)}: ${action} done (EventBridge schedule and table).\n`);
+  return EXIT.ok;
 }
 
 /** `schedules list`: each schedule's state, last run and next fire times (from its stored declaration). */
@@ -79,7 +137,8 @@ export async function listSchedulesCommand(
         : "-";
     return [
       clean(state.name),
-      clean(declaration?.workflow ?? "-"),
+      // AWS schedule state names its workflow itself (see DynamoDBScheduleStore).
+      clean(declaration?.workflow ?? (state as { workflow?: string }).workflow ?? "-"),
       clean(when),
       state.paused ? io.style.yellow("paused") : io.style.green("active"),
       formatTime(state.lastTick),
@@ -102,15 +161,13 @@ export async function listSchedulesCommand(
  */
 export async function changeScheduleCommand(
   backend: Backend,
-  store: ScheduleStore,
-  action: "pause" | "resume" | "trigger" | "delete",
+  opened: OpenedSchedules,
+  action: ScheduleAction,
   name: string,
-  io: Output,
+  io: Output & { env: Record<string, string | undefined> },
 ): Promise<number> {
-  if (backend.kind === "dynamodb")
-    throw new ActionNotAvailableError(
-      `On AWS a schedule's pause lives in its EventBridge schedule: ${action} it with createClient().${action}Schedule("${name}") from tsworkflow/aws (with TSWORKFLOW_SCHEDULE_GROUP set).`,
-    );
+  if (backend.kind === "dynamodb") return changeAwsSchedule(backend, opened, action, name, io);
+  const { store } = opened;
   const state = await store.get(name);
   if (!state) {
     const known = (await store.list()).map((entry) => entry.name);

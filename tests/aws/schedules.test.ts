@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTable } from "../../lib/adapters/aws/table-schema.ts";
 import { createClient } from "../../lib/aws/client.ts";
 import { type AwsSchedules, awsSchedules, type TickMessage } from "../../lib/aws/schedules.ts";
+import { main } from "../../lib/cli/main.ts";
 import { ConfigurationError } from "../../lib/core/errors.ts";
 import { configureLogging } from "../../lib/core/logger.ts";
 import { sleep, step, workflow } from "../../lib/index.ts";
@@ -459,5 +460,74 @@ describe("managing schedules through the AWS client", () => {
     expect(scheduleRequests(since)).toHaveLength(1);
     await expect(client.pauseSchedule("e-hourly")).rejects.toThrow(/No schedule named "e-hourly"/);
     await client.close();
+  });
+
+  it("lists, pauses, resumes and deletes a schedule with tsworkflow schedules --table, as the client does", async () => {
+    // Prepare
+    const kit = await freshKit();
+    const definition = schedule("cli-hourly", report, { cron: "0 * * * *", args: ["cli"] });
+    const { schedules } = counted([definition]);
+    const stack = deploy(kit, schedules);
+    await syncClock();
+    await stack.sweep();
+    const out: string[] = [];
+    const err: string[] = [];
+    const plain = (text: string) => text;
+    const style = {
+      bold: plain,
+      dim: plain,
+      red: plain,
+      green: plain,
+      yellow: plain,
+      status: plain,
+    } as never;
+    const context = {
+      out: (text: string) => out.push(text),
+      err: (text: string) => err.push(text),
+      style,
+      errStyle: style,
+      now: () => emulators.clock.now(),
+      env: {
+        TSWORKFLOW_SCHEDULE_GROUP: SCHEDULE_GROUP,
+        AWS_ACCESS_KEY_ID: "test",
+        AWS_SECRET_ACCESS_KEY: "test",
+      },
+    };
+    const table = [
+      "--table",
+      kit.config.tableName,
+      "--region",
+      kit.config.region,
+      "--endpoint",
+      emulators.dynamo.endpoint,
+    ];
+    // The SDK reads the Scheduler endpoint and the credentials from the environment.
+    const saved = { ...process.env };
+    Object.assign(process.env, context.env, { AWS_ENDPOINT_URL_SCHEDULER: emulators.scheduler.endpoint });
+    try {
+      // Act
+      const since = emulators.scheduler.requests.length;
+      const listed = await main(["schedules", "list", ...table], context as never);
+      const paused = await main(["schedules", "pause", "cli-hourly", ...table], context as never);
+      const afterPause = emulators.scheduler.list().find((entry) => entry.name === "schedule.cli-hourly");
+      const resumed = await main(["schedules", "resume", "cli-hourly", ...table], context as never);
+      const trigger = await main(["schedules", "trigger", "cli-hourly", ...table], context as never);
+      const deleted = await main(["schedules", "delete", "cli-hourly", ...table], context as never);
+      // Assess
+      expect([listed, paused, resumed, deleted]).toEqual([0, 0, 0, 0]);
+      expect(trigger).toBe(1);
+      expect(err.join("")).toContain('trigger it with createClient().triggerSchedule("cli-hourly")');
+      expect(out[0]).toMatch(/cli-hourly\s+schedules_report/);
+      expect(afterPause).toMatchObject({ state: "DISABLED" });
+      expect(scheduleRequests(since).map(({ operation }) => operation)).toEqual([
+        "GetSchedule",
+        "UpdateSchedule",
+        "GetSchedule",
+        "UpdateSchedule",
+        "DeleteSchedule",
+      ]);
+    } finally {
+      process.env = saved;
+    }
   });
 });

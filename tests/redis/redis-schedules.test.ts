@@ -65,4 +65,28 @@ describe("schedules on Redis", () => {
     for (let index = 1; index < ticks.length; index += 1)
       expect((ticks[index] as number) - (ticks[index - 1] as number)).toBe(1000);
   });
+
+  it("resumes, triggers and deletes a schedule from a process that runs no worker", async () => {
+    // Prepare: a worker fires the schedule; another process only manages it.
+    const prefix = `rschedm${Date.now()}:`;
+    const declared = [schedule("rsched-yearly", ticker, { cron: "0 0 1 1 *", args: ["manual"] })];
+    const worker = createRedisRuntime({ url: redis.url, prefix, schedules: declared });
+    const admin = createRedisRuntime({ url: redis.url, prefix, schedules: declared });
+    runtimes.push(worker, admin);
+    await worker.startWorker();
+    // Act
+    await admin.pauseSchedule("rsched-yearly");
+    await admin.resumeSchedule("rsched-yearly");
+    const resumed = await worker.listSchedules();
+    const { runId } = await admin.triggerSchedule("rsched-yearly");
+    const run = await admin.waitForRun(runId, { timeoutMs: 20_000 });
+    await admin.deleteSchedule("rsched-yearly");
+    const afterDelete = await worker.listSchedules();
+    // Assess
+    expect(resumed[0]).toMatchObject({ name: "rsched-yearly", paused: false });
+    expect(resumed[0]?.nextFireTimes[0]?.toISOString()).toMatch(/-01-01T00:00:00.000Z$/);
+    expect(run).toMatchObject({ status: "completed", result: "manual" });
+    expect(run.idempotencyKey).toMatch(/^schedule:rsched-yearly:manual:/);
+    expect(afterDelete).toEqual([]);
+  });
 });

@@ -22,7 +22,8 @@ const LAYERS: { name: string; prefixes: string[]; mayImport: string[] }[] = [
     prefixes: ["engine/"],
     mayImport: ["core", "ports", "observability"],
   },
-  { name: "adapters", prefixes: ["adapters/"], mayImport: ["core", "ports"] },
+  // Adapters may read schedule declarations (EventBridge Scheduler builds its expressions from them).
+  { name: "adapters", prefixes: ["adapters/"], mayImport: ["core", "ports", "schedules"] },
   { name: "aws-config", prefixes: ["aws/config.ts"], mayImport: ["core"] },
   {
     name: "runtimes",

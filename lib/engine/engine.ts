@@ -411,12 +411,11 @@ export class Engine {
     this.remember(execution);
     span.begin(execution);
     const baseVersion = execution.committedVersion;
-    // Continuing a warm run after its inline step, the listing is skipped when the last commit saw none waiting.
+    // Listed even after an inline step: a cancellation or an event may have been stored while the step ran,
+    // and must be applied before the run's next step starts.
     const outcomes = execution.nonDeterminism
       ? []
-      : carried && warm && execution.outcomesWaiting === false
-        ? [carried]
-        : withCarried(await this.store.listOutcomes(runId), carried);
+      : withCarried(await this.store.listOutcomes(runId), carried);
     // A cause already in the log was applied either by an earlier delivery of this activation, which may have
     // died before sending what it committed, or by another activation, which sent it: only the queue can tell.
     const resendAll =
@@ -450,7 +449,7 @@ export class Engine {
     }
     if (newEvents.length > 0) {
       const last = newEvents[newEvents.length - 1] as WorkflowEvent;
-      const committed = await this.store.commit(runId, baseVersion, newEvents, {
+      await this.store.commit(runId, baseVersion, newEvents, {
         status,
         updatedAt: last.timestamp,
         ...(terminal?.type === "workflow_completed" ? { result: terminal.result } : {}),
@@ -458,7 +457,6 @@ export class Engine {
         ...(newEvents.some((event) => event.type === "tags_set") ? { tags: execution.tags } : {}),
       });
       execution.markCommitted(status);
-      execution.outcomesWaiting = committed.pendingOutcomes;
       span.committed(newEvents);
       this.logFinished(execution, terminal);
       if (terminal) this.onRunFinished?.(runId);

@@ -110,8 +110,6 @@ export class RunExecution implements WorkflowScope {
   committedVersion = 0;
   /** The run's status as of the last commit. */
   status: RunStatus = "pending";
-  /** Whether outcomes were waiting in the store right after the last commit, when the store said so. */
-  outcomesWaiting: boolean | undefined;
   /** Events appended since the last commit. */
   newEvents: WorkflowEvent[] = [];
   settled: Settled | undefined;

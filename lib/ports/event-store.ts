@@ -110,8 +110,9 @@ export interface RunPage {
 /** What a commit may report besides its success. */
 export interface CommitResult {
   /**
-   * True when outcomes (of steps, events, cancellations) were stored and not yet in the log; absent
-   * when the store cannot tell without another read (the engine then lists them when it needs to).
+   * True when outcomes (of steps, events, cancellations) were stored and not yet in the log, for
+   * diagnostics; absent when the store cannot tell without another read. The engine does not rely on it:
+   * it lists outcomes at every activation.
    */
   pendingOutcomes?: boolean;
 }

@@ -57,6 +57,7 @@ export function runMetricWidgets(namespace: string): cloudwatch.IWidget[] {
       left: [
         worst(m.stepDuration, "step run time"),
         worst(m.stepScheduleToStart, "step schedule-to-start"),
+        worst(m.activationScheduleToStart, "activation schedule-to-start"),
         worst(m.timerLateness, "timer lateness"),
       ],
     }),

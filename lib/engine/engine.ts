@@ -293,10 +293,10 @@ export class Engine {
       }
       // A start that crashed before enqueueing leaves a pending run: enqueue again (harmless if not).
       if (existing.status === "pending")
-        await this.queue.enqueueActivation({ runId: existing.runId, cause: { kind: "start" } });
+        await this.enqueueActivation({ runId: existing.runId, cause: { kind: "start" } });
       return { runId: existing.runId, created: false };
     }
-    await this.queue.enqueueActivation({ runId, cause: { kind: "start" } });
+    await this.enqueueActivation({ runId, cause: { kind: "start" } });
     return { runId, created: true };
   }
 
@@ -335,7 +335,7 @@ export class Engine {
       if (lease && !(await lease.resume())) {
         // Another worker holds the run now: hand it the outcome as a queued step would.
         await this.store.putOutcome(carried);
-        await this.queue.enqueueActivation(next);
+        await this.enqueueActivation(next);
         return;
       }
     }
@@ -361,7 +361,8 @@ export class Engine {
     carried: StepOutcome | undefined,
   ): Promise<InlineStep | undefined> {
     for (let attempt = 0; ; attempt += 1) {
-      const span = await this.telemetry.activation(task);
+      // A retry after a conflict is the same delivery: its wait to start is counted once.
+      const span = await this.telemetry.activation(attempt === 0 ? task : { ...task, sentAt: undefined });
       try {
         const inline = await this.activateOnce(task, carried, span);
         span.end();
@@ -846,7 +847,7 @@ export class Engine {
     const { runId, stepId, attempt } = task;
     // A task whose run id could escape a key or a path runs nothing, whatever the store checks.
     assertRunId(runId);
-    const wake = () => this.queue.enqueueActivation({ runId, cause: { kind: "outcome", stepId, attempt } });
+    const wake = () => this.enqueueActivation({ runId, cause: { kind: "outcome", stepId, attempt } });
     if (await this.store.getOutcome(runId, stepId, attempt)) return wake();
     // A step with a concurrency limit waits for a slot; its task comes back when its turn may have come.
     const definition = this.registry.findStep(task.stepName);
@@ -936,7 +937,7 @@ export class Engine {
       ok: true,
       result: { name: eventName, payload: value },
     });
-    await this.queue.enqueueActivation({ runId: run.runId, cause: { kind: "outcome", stepId, attempt: 1 } });
+    await this.enqueueActivation({ runId: run.runId, cause: { kind: "outcome", stepId, attempt: 1 } });
     return { delivered: stored };
   }
 
@@ -1052,7 +1053,7 @@ export class Engine {
     const stepId = `${CHILD_PREFIX}${childId}`;
     const recordedAt = this.recordedAt();
     await this.store.putOutcome({ runId: parentRunId, stepId, attempt: 1, recordedAt, ...outcome });
-    await this.queue.enqueueActivation({
+    await this.enqueueActivation({
       runId: parentRunId,
       cause: { kind: "outcome", stepId, attempt: 1 },
     });
@@ -1083,7 +1084,7 @@ export class Engine {
       ok: true,
       result: { reason },
     });
-    await this.queue.enqueueActivation({
+    await this.enqueueActivation({
       runId: run.runId,
       cause: { kind: "outcome", stepId: CANCEL_STEP_ID, attempt: 1 },
     });
@@ -1117,9 +1118,11 @@ export class Engine {
     });
   }
 
-  /** Sends an activation (`retryRun`, `recoverRuns` in run-control.ts). @internal */
+  /** Sends an activation, stamped with its send time while telemetry is on (its schedule-to-start). @internal */
   enqueueActivation(task: ActivationTask): Promise<void> {
-    return this.queue.enqueueActivation(task);
+    return this.queue.enqueueActivation(
+      this.telemetry.enabled ? { ...task, sentAt: this.clock.now() } : task,
+    );
   }
 
   /** The engine's clock (ms). @internal */

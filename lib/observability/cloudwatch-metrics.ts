@@ -29,6 +29,7 @@ export const CLOUDWATCH_METRICS = {
   stepRetries: "StepRetries",
   stepDuration: "StepDuration",
   stepScheduleToStart: "StepScheduleToStart",
+  activationScheduleToStart: "ActivationScheduleToStart",
   timerLateness: "TimerLateness",
 } as const;
 
@@ -70,8 +71,8 @@ export function cloudWatchMetrics(metrics: CloudWatchMetricsSink): TelemetryFact
           },
         };
       },
-      async activation() {
-        return activationMetrics(record);
+      async activation(task) {
+        return activationMetrics(record, task.sentAt === undefined ? undefined : now() - task.sentAt);
       },
       async stepAttempt(task: StepTask, attempt: () => Promise<StepOutcome>) {
         const began = now();
@@ -96,6 +97,7 @@ export function cloudWatchMetrics(metrics: CloudWatchMetricsSink): TelemetryFact
 /** One activation's metrics: what its commit started and ended (runs, retries), how late its timers fired. */
 function activationMetrics(
   record: (workflow: string, name: string, unit: CloudWatchUnit, value: number) => void,
+  scheduleToStart: number | undefined,
 ): ActivationSpan {
   let workflow = "";
   let dueSleeps = new Map<string, number>();
@@ -103,6 +105,8 @@ function activationMetrics(
     traceparent: undefined,
     begin(run: TracedRun) {
       workflow = run.definition.name;
+      if (scheduleToStart !== undefined)
+        record(workflow, CLOUDWATCH_METRICS.activationScheduleToStart, "Milliseconds", scheduleToStart);
       dueSleeps = new Map([...run.pendingSleeps.values()].map((sleep) => [sleep.sleepId, sleep.resumeAt]));
     },
     committed(events) {

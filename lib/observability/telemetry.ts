@@ -34,6 +34,7 @@ interface Instruments {
   stepRetries: Counter;
   stepDuration: Histogram;
   scheduleToStart: Histogram;
+  activationScheduleToStart: Histogram;
   timerLateness: Histogram;
 }
 
@@ -120,6 +121,10 @@ export class Telemetry implements EngineTelemetry {
         return span && telemetry.traceparentOf(span);
       },
       begin(traced) {
+        if (task.sentAt !== undefined && !span)
+          telemetry.instruments?.activationScheduleToStart.record(Math.max(0, startTime - task.sentAt), {
+            "tsworkflow.workflow": traced.definition.name,
+          });
         if (!api || !tracer || span) return;
         // What the run waits for now: applying the activation's events removes it from the live run.
         run = {
@@ -347,6 +352,10 @@ function instrumentsOf(api: OpenTelemetryApi): Instruments {
     scheduleToStart: meter.createHistogram("tsworkflow.step.schedule_to_start", {
       unit: "ms",
       description: "Time from the step task being sent to its attempt starting",
+    }),
+    activationScheduleToStart: meter.createHistogram("tsworkflow.activation.schedule_to_start", {
+      unit: "ms",
+      description: "Time from an activation being sent (a step's outcome, a start, an event) to its start",
     }),
     timerLateness: meter.createHistogram("tsworkflow.timer.lateness", {
       unit: "ms",

@@ -20,6 +20,11 @@ export interface ActivationTask {
    * fault). Left unset by a queue that cannot tell, it counts as a possible redelivery.
    */
   redelivered?: boolean;
+  /**
+   * When the activation was sent (epoch ms), set while telemetry is on: the wait until it starts is its
+   * schedule-to-start. Absent for a timer's activation (its lateness is measured instead).
+   */
+  sentAt?: number;
 }
 
 /** "Run step S of run R, attempt n". */

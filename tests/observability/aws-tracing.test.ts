@@ -198,6 +198,7 @@ describe("CloudWatch embedded metrics on the AWS runtime", () => {
       "Milliseconds",
     );
     expect(named("StepScheduleToStart", "otel_aws_order").length).toBe(4);
+    expect(named("ActivationScheduleToStart", "otel_aws_order").length).toBeGreaterThan(0);
     const lateness = named("TimerLateness", "otel_aws_order");
     expect(lateness).toHaveLength(1);
     expect(lateness[0]?.TimerLateness).toBeGreaterThanOrEqual(0);

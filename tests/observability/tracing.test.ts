@@ -182,6 +182,10 @@ describe("OpenTelemetry metrics", () => {
       ),
     ).toBe(1);
     expect(delta(after, "tsworkflow.timer.lateness{tsworkflow.workflow=otel_traced}")).toBe(1);
+    // The start's activation and those of the step outcomes record their wait to start (a timer's does not).
+    expect(
+      delta(after, "tsworkflow.activation.schedule_to_start{tsworkflow.workflow=otel_traced}"),
+    ).toBeGreaterThan(1);
     expect(
       delta(
         after,

@@ -26,7 +26,10 @@ export class InProcessQueue implements TaskQueue {
   private handlers: TaskHandlers | undefined;
   private readonly concurrency: number;
   private readonly retryDelayMs: number;
-  private readonly waitingActivations = new Map<string, { cause: ActivationCause; redelivered: boolean }>();
+  private readonly waitingActivations = new Map<
+    string,
+    { cause: ActivationCause; redelivered: boolean; sentAt?: number }
+  >();
   private readonly stepBacklog: StepTask[] = [];
   /** Step attempts queued or running here (inline ones too): a copy sent meanwhile is not run twice. */
   private readonly stepsOut = new Set<string>();
@@ -51,13 +54,20 @@ export class InProcessQueue implements TaskQueue {
     const redelivered = task.redelivered === true;
     const waiting = this.waitingActivations.get(task.runId);
     if (waiting) {
+      // Merged activations wait since the first was sent.
+      const sentAt = waiting.sentAt ?? task.sentAt;
       this.waitingActivations.set(task.runId, {
         cause: mergeCauses(waiting.cause, task.cause),
         redelivered: waiting.redelivered || redelivered,
+        ...(sentAt === undefined ? {} : { sentAt }),
       });
       return;
     }
-    this.waitingActivations.set(task.runId, { cause: task.cause, redelivered });
+    this.waitingActivations.set(task.runId, {
+      cause: task.cause,
+      redelivered,
+      ...(task.sentAt === undefined ? {} : { sentAt: task.sentAt }),
+    });
     this.track(() => this.runActivation(task.runId));
   }
 
@@ -113,7 +123,12 @@ export class InProcessQueue implements TaskQueue {
     const waiting = this.waitingActivations.get(runId);
     this.waitingActivations.delete(runId);
     if (!waiting || !this.handlers || this.closed) return;
-    const task: ActivationTask = { runId, cause: waiting.cause, redelivered: waiting.redelivered };
+    const task: ActivationTask = {
+      runId,
+      cause: waiting.cause,
+      redelivered: waiting.redelivered,
+      ...(waiting.sentAt === undefined ? {} : { sentAt: waiting.sentAt }),
+    };
     try {
       await this.handlers.activate(task);
     } catch (error) {

@@ -634,10 +634,7 @@ export class RunExecution implements WorkflowScope {
 
   /** `deprecatePatch(patchId)`: only the new branch is left; a run that reaches it records it as `patched` would. */
   callDeprecatePatch(patchId: string): void {
-    if (this.patchDecisions.has(patchId)) return;
-    const takesNew = this.recordedPatches.has(patchId) || !this.passedWithOldCode();
-    if (takesNew) this.recordPatch(patchId);
-    this.patchDecisions.set(patchId, takesNew);
+    this.callPatched(patchId);
   }
 
   /** True while replaying calls the log recorded after this point: the run got here before the change. */

@@ -1,6 +1,6 @@
 /**
  * `npm run bench`: each workload three times, the median printed beside its target.
- * Set BENCH_ONLY=core (or redis, load, files, cold-start) to run one group.
+ * Set BENCH_ONLY=core (or redis, load, files, flow, cold-start) to run one group.
  */
 import { w1, w2, w3 } from "./core.ts";
 import type { BenchRow as Row } from "./redis.ts";
@@ -81,6 +81,10 @@ if (!only || only === "files") {
     "Finished runs on the file backend (memory kept, reopening a directory)",
     await finishedRunsBenchmarks(),
   );
+}
+if (!only || only === "flow") {
+  const { flowBenchmarks } = await import("./flow.ts");
+  print("Flow control, embedded file backend, median of 3 (rounds alternate)", await flowBenchmarks());
 }
 if (!only || only === "cold-start") {
   const { coldStartBenchmarks, COLD_START_PROCESSES } = await import("./cold-start.ts");

@@ -94,6 +94,7 @@ export { continueAsNew, deprecatePatch, patched } from "./core/versioning.ts";
 export type {
   AnyWorkflow,
   WorkflowArgs,
+  WorkflowConcurrency,
   WorkflowDefinition,
   WorkflowOptions,
   WorkflowResult,

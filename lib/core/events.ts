@@ -56,6 +56,11 @@ export const workflowStarted = z.object({
   workflowVersion: z.optional(z.string()),
   /** Set when this run continues an earlier one (`continueAsNew`): that run's id. */
   continuedFrom: z.optional(z.string()),
+  /**
+   * The run concurrency limit the run waits for before it starts (`workflow(name, fn, { concurrency })`):
+   * its key, computed from the input at start, and the limit then.
+   */
+  concurrency: z.optional(z.object({ key: z.string(), limit: z.int().check(z.positive()) })),
 });
 
 export const workflowCompleted = z.object({

@@ -4,8 +4,18 @@ import { ConfigurationError, describe, WorkflowInputError } from "./errors.ts";
 import { definingRegistry } from "./registry.ts";
 import { safeParseWithMessages } from "./schema.ts";
 
+/** A limit on how many runs of a workflow are active at once (started and not finished, sleeping included). */
+// biome-ignore lint/suspicious/noExplicitAny: the key function takes the workflow's own arguments
+export interface WorkflowConcurrency<Args extends unknown[] = any[]> {
+  /** Runs (per key) active at once; the others stay `pending` and start in the order they were created. */
+  limit: number;
+  /** Makes one limit per key, from the run's arguments (e.g. the customer). @default one limit for the workflow */
+  key?: (...args: Args) => string;
+}
+
 /** Options of {@link workflow}. */
-export interface WorkflowOptions {
+// biome-ignore lint/suspicious/noExplicitAny: the default accepts any workflow's arguments
+export interface WorkflowOptions<Args extends unknown[] = any[]> {
   /**
    * Fail a run that has not finished this long after it started, with a `MaxDurationExceededError`.
    * @default no limit
@@ -31,6 +41,19 @@ export interface WorkflowOptions {
    * export const onboarding = workflow("onboarding", async (user: string) => `v2 ${user}`, { version: "2" });
    */
   version?: string;
+  /**
+   * At most `limit` runs of this workflow (per `key`) are active at once, across every worker: a run
+   * started beyond it stays `pending` until a run of its key finishes, and runs start in the order they
+   * were created. `{ limit: 1, key: (customerId) => customerId }` runs one run per customer at a time.
+   * See the README, "Flow control".
+   * @default no limit
+   * @example
+   * import { workflow } from "tsworkflow";
+   * export const sync = workflow("sync_account", async (customerId: string) => customerId, {
+   *   concurrency: { limit: 1, key: (customerId) => customerId },
+   * });
+   */
+  concurrency?: WorkflowConcurrency<Args>;
 }
 
 /** A registered workflow: pass it to `start()`. */
@@ -66,13 +89,13 @@ const VERSION = /^[A-Za-z0-9._-]{1,64}$/;
  *   await sleep("1d");
  *   return "done";
  * }, { maxDuration: "30d" });
- * @throws ConfigurationError for an invalid name
+ * @throws ConfigurationError for an invalid name, `version` or `concurrency`
  * @throws InvalidDurationError for an invalid `maxDuration`
  */
 export function workflow<Args extends unknown[], Result>(
   name: string,
   fn: (...args: Args) => Promise<Result>,
-  options: WorkflowOptions = {},
+  options: WorkflowOptions<Args> = {},
 ): WorkflowDefinition<Args, Result> {
   if (typeof name !== "string" || !NAME.test(name)) {
     throw new ConfigurationError(
@@ -86,6 +109,7 @@ export function workflow<Args extends unknown[], Result>(
       `Invalid version ${describe(version)} of workflow "${name}": use 1 to 64 letters, digits, ".", "_" or "-".`,
     );
   }
+  if (options.concurrency !== undefined) assertConcurrency(name, options.concurrency);
   const maxDurationMs = options.maxDuration === undefined ? undefined : toMilliseconds(options.maxDuration);
   const definition: WorkflowDefinition<Args, Result> = Object.freeze({
     name,
@@ -96,6 +120,20 @@ export function workflow<Args extends unknown[], Result>(
   });
   definingRegistry().registerWorkflow(definition as AnyWorkflow);
   return definition;
+}
+
+function assertConcurrency(name: string, concurrency: WorkflowConcurrency): void {
+  const { limit, key } = concurrency ?? {};
+  if (!Number.isInteger(limit) || limit < 1) {
+    throw new ConfigurationError(
+      `workflow("${name}"): concurrency.limit must be an integer >= 1, got ${describe(limit)}.`,
+    );
+  }
+  if (key !== undefined && typeof key !== "function") {
+    throw new ConfigurationError(
+      `workflow("${name}"): concurrency.key must be a function of the workflow's arguments.`,
+    );
+  }
 }
 
 /**

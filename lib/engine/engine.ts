@@ -45,6 +45,7 @@ import type { ActivationTask, RunLease, StepTask, TaskQueue } from "../ports/tas
 import type { TimerRequest, Timers } from "../ports/timers.ts";
 import { continuationKeyOf, continuationRunIdOf } from "./continuation.ts";
 import { RunExecution } from "./execution.ts";
+import { type RunConcurrency, RunLimits } from "./run-limits.ts";
 import type { StepLimits } from "./step-limits.ts";
 
 /** Options of {@link Engine}. */
@@ -58,6 +59,12 @@ export interface EngineOptions {
    * @default none: step concurrency limits are not enforced
    */
   stepLimits?: StepLimits;
+  /**
+   * Enforces `workflow(..., { concurrency })`: `new RunLimits({ slots })` with one slot store shared by every
+   * worker the limits should span (the embedded and Redis runtimes pass theirs).
+   * @default none: run concurrency limits are not enforced
+   */
+  runLimits?: RunLimits;
   /** @default the system clock */
   clock?: Clock;
   /**
@@ -162,6 +169,7 @@ export class Engine {
   private readonly maxPayloadBytes: number;
   private readonly onRunFinished: ((runId: string) => void) | undefined;
   private readonly stepLimits: StepLimits | undefined;
+  private readonly runLimits: RunLimits | undefined;
   /** See {@link EngineOptions.inlineSteps}; set it to false to stop chaining steps (activations in flight finish their current step, then queue the next). */
   inlineSteps: boolean;
   private readonly cache: LruMap<RunExecution> | undefined;
@@ -189,6 +197,14 @@ export class Engine {
       clock: this.clock,
       requeue: (task) => this.queue.enqueueStep(task),
       runEnded: async (runId) => FINISHED_STATUSES.has((await this.store.getRun(runId))?.status ?? "pending"),
+    });
+    this.runLimits = options.runLimits;
+    this.runLimits?.attach({
+      clock: this.clock,
+      store: this.store,
+      timers: this.timers,
+      enqueueActivation: (task) => this.enqueueActivation(task),
+      cancelRequested: async (runId) => (await this.store.getOutcome(runId, CANCEL_STEP_ID, 1)) !== undefined,
     });
   }
 
@@ -224,6 +240,7 @@ export class Engine {
         ? options.parent.childRunId
         : newRunId(now);
     const timestamp = new Date(now).toISOString();
+    const concurrency = RunLimits.concurrencyOf(definition, input);
     const deadline = definition.maxDurationMs === undefined ? undefined : now + definition.maxDurationMs;
     // A child run's spans go under the parent's activation that started it (started again after a crash, it opens no second span).
     const span = options.parent
@@ -239,6 +256,7 @@ export class Engine {
         tags,
         span.traceparent,
         options,
+        concurrency,
       );
       span.end(result.created);
       return result;
@@ -257,6 +275,7 @@ export class Engine {
     tags: RunTags | undefined,
     traceparent: string | undefined,
     options: StartOptions & { parent?: ChildLink; continuedFrom?: string },
+    concurrency: RunConcurrency | undefined,
   ): Promise<StartResult> {
     const run: RunRecord = {
       runId,
@@ -284,6 +303,7 @@ export class Engine {
       ...(traceparent === undefined ? {} : { traceparent }),
       ...(definition.version === undefined ? {} : { workflowVersion: definition.version }),
       ...(options.continuedFrom === undefined ? {} : { continuedFrom: options.continuedFrom }),
+      ...(concurrency === undefined ? {} : { concurrency }),
     };
     const result = await this.store.createRun({ run, startedEvent });
     if (!result.created) {
@@ -296,6 +316,7 @@ export class Engine {
         await this.enqueueActivation({ runId: existing.runId, cause: { kind: "start" } });
       return { runId: existing.runId, created: false };
     }
+    if (concurrency) await this.runLimits?.join(runId, concurrency);
     await this.enqueueActivation({ runId, cause: { kind: "start" } });
     return { runId, created: true };
   }
@@ -406,6 +427,15 @@ export class Engine {
         if (repaired && FINISHED_STATUSES.has(repaired.status)) await this.finishAgain(repaired);
         return;
       }
+      // A run of a workflow with a concurrency limit starts once it holds a slot; until then it stays pending.
+      const concurrency = concurrencyOf(events);
+      if (
+        run.status === "pending" &&
+        concurrency &&
+        this.runLimits &&
+        !(await this.runLimits.admit(runId, concurrency))
+      )
+        return undefined;
       execution = await RunExecution.replay(definition, events, () => this.clock.now(), this.maxPayloadBytes);
       execution.status = run.status;
     }
@@ -462,6 +492,8 @@ export class Engine {
       this.logFinished(execution, terminal);
       if (terminal) this.onRunFinished?.(runId);
     }
+    const concurrency = execution.started.concurrency;
+    if (terminal && concurrency) await this.runLimits?.release(runId, concurrency);
     await Promise.all([
       ...effects.cancelledTimers.map((timerId) => this.timers.cancel(runId, timerId)),
       ...effects.cancelledChildren.map((childRunId) => this.cancelChild(childRunId)),
@@ -1010,6 +1042,11 @@ export class Engine {
    * parent; a cancelled run cancels the children it was still waiting for.
    */
   private async finishAgain(run: RunRecord): Promise<void> {
+    // The run's slot, if a crash came between its last commit and the release.
+    if (this.runLimits) {
+      const concurrency = concurrencyOf(await this.store.getEvents(run.runId));
+      if (concurrency) await this.runLimits.release(run.runId, concurrency);
+    }
     const isChild =
       (run.idempotencyKey?.startsWith("child:") || run.idempotencyKey?.startsWith("continue:")) ?? false;
     if (!isChild && run.status !== "cancelled" && run.status !== "continued") return;
@@ -1179,6 +1216,12 @@ function statusOf(execution: RunExecution, terminal: EventDraft | undefined): Ru
   if (terminal?.type === "workflow_continued_as_new") return "continued";
   for (const step of execution.pendingSteps.values()) if (step.state === "running") return "running";
   return "suspended";
+}
+
+/** The run concurrency its `workflow_started` event records, if any. */
+function concurrencyOf(events: readonly WorkflowEvent[]): RunConcurrency | undefined {
+  const started = events[0];
+  return started?.type === "workflow_started" ? started.concurrency : undefined;
 }
 
 /** True when the log ends the run: a terminal event that no later `workflow_retried` took back. */

@@ -15,6 +15,8 @@ export type { EngineOptions } from "../engine/engine.ts";
 export { DEFAULT_MAX_EVENTS_PER_RUN, DEFAULT_WARN_EVENTS_PER_RUN, Engine } from "../engine/engine.ts";
 export { MemorySlotStore } from "../engine/memory-slot-store.ts";
 export { recoverRuns, retryRun } from "../engine/run-control.ts";
+export type { RunConcurrency, RunLimitsHost, RunLimitsOptions } from "../engine/run-limits.ts";
+export { RunLimits } from "../engine/run-limits.ts";
 export type { StepLimitsHost, StepLimitsOptions } from "../engine/step-limits.ts";
 export { StepLimits } from "../engine/step-limits.ts";
 export type {

@@ -14,6 +14,7 @@ import { linkedPage, linkedRun, withChainLinks } from "../engine/continuation.ts
 import { Engine, type EngineOptions } from "../engine/engine.ts";
 import { MemorySlotStore } from "../engine/memory-slot-store.ts";
 import { recoverRuns, retryRun } from "../engine/run-control.ts";
+import { RunLimits, restoreRunSlots } from "../engine/run-limits.ts";
 import { StepLimits } from "../engine/step-limits.ts";
 import type { TelemetryFactory } from "../observability/engine-telemetry.ts";
 import { openTelemetry } from "../observability/telemetry.ts";
@@ -53,8 +54,9 @@ export interface LocalRuntimeOptions {
    */
   inlineSteps?: boolean;
   /**
-   * Where the slots of `step(..., { concurrency })` are held. @default a `MemorySlotStore` of this runtime
-   * (one process holds a directory, so its slots are all of them)
+   * Where the slots of `step(..., { concurrency })` and `workflow(..., { concurrency })` are held.
+   * @default a `MemorySlotStore` of this runtime (one process holds a directory, so its slots are all of
+   * them; the slots of unfinished runs are taken again from the log at start-up)
    */
   slots?: SlotStore;
   /**
@@ -128,13 +130,15 @@ export class LocalRuntime implements Runtime {
     this.clock = options.clock ?? systemClock;
     this.queue = new InProcessQueue({ concurrency: options.concurrency ?? 100 });
     this.timers = new LocalTimers(this.queue, this.clock, options.timers ?? "real");
+    const slots = options.slots ?? new MemorySlotStore();
     this.engine = new Engine({
       store: this.storage,
       queue: this.queue,
       timers: this.timers,
       clock: this.clock,
       ...options.limits,
-      stepLimits: new StepLimits({ slots: options.slots ?? new MemorySlotStore() }),
+      stepLimits: new StepLimits({ slots }),
+      runLimits: new RunLimits({ slots }),
       onRunFinished: (runId) => this.wakeWaiters(runId),
       // A sequential step runs in its run's activation, in one of the queue's step slots.
       inlineSteps: options.inlineSteps ?? true,
@@ -155,7 +159,12 @@ export class LocalRuntime implements Runtime {
         ? this.storage.watchInbox((request) => this.onInboxRequest(request), options.inbox)
         : () => {};
     const recovered =
-      options.recover === false ? Promise.resolve() : recoverRuns(this.engine).then(() => undefined);
+      options.recover === false
+        ? Promise.resolve()
+        : // Active runs take their slots back before any pending run is let in.
+          restoreRunSlots(this.storage, slots, this.clock)
+            .then(() => recoverRuns(this.engine))
+            .then(() => undefined);
     this.scheduler = options.schedules?.length
       ? new Scheduler({
           // Not `this`: its start() waits for `ready`, which waits for the scheduler's first ticks.

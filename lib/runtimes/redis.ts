@@ -7,6 +7,7 @@ import { ConfigurationError, describe, RunNotFoundError, TimeoutError } from "..
 import { linkedPage, linkedRun, withChainLinks } from "../engine/continuation.ts";
 import { Engine } from "../engine/engine.ts";
 import { retryRun } from "../engine/run-control.ts";
+import { RunLimits } from "../engine/run-limits.ts";
 import { StepLimits } from "../engine/step-limits.ts";
 import type { TelemetryFactory } from "../observability/engine-telemetry.ts";
 import { openTelemetry } from "../observability/telemetry.ts";
@@ -127,6 +128,7 @@ export function createRedisRuntime(options: RedisRuntimeOptions): RedisRuntime {
   // The queue shares the storage's connection: one socket for commits, tasks and locks.
   const queue = new BullMQQueue({ redis: storage.client, prefix });
   const timers = new BullMQTimers({ queue, ...(options.clock ? { clock: options.clock } : {}) });
+  const slots = new RedisSlotStore(storage.client, prefix);
   const engine = new Engine({
     store: storage,
     queue,
@@ -136,8 +138,9 @@ export function createRedisRuntime(options: RedisRuntimeOptions): RedisRuntime {
     ...(options.clock ? { clock: options.clock } : {}),
     inlineSteps: options.inlineSteps ?? true,
     telemetry: options.telemetry ?? openTelemetry,
-    // Step concurrency limits span every worker with this URL and prefix.
-    stepLimits: new StepLimits({ slots: new RedisSlotStore(storage.client, prefix) }),
+    // Step and run concurrency limits span every worker with this URL and prefix.
+    stepLimits: new StepLimits({ slots }),
+    runLimits: new RunLimits({ slots }),
   });
   let worker: Promise<QueueConsumer> | undefined;
   let closing: Promise<void> | undefined;

@@ -1,0 +1,180 @@
+import type { EventOf } from "../core/events.ts";
+import type { AnyWorkflow } from "../core/workflow.ts";
+import type { Clock } from "../ports/clock.ts";
+import { type EventStore, FINISHED_STATUSES } from "../ports/event-store.ts";
+import type { SlotStore } from "../ports/slot-store.ts";
+import type { ActivationTask } from "../ports/task-queue.ts";
+import type { Timers } from "../ports/timers.ts";
+
+/** Options of {@link RunLimits}. */
+export interface RunLimitsOptions {
+  /** Where the slots are held: one store shared by every worker the limits should span. */
+  slots: SlotStore;
+  /**
+   * How often a pending run that waits for a slot looks again by itself (a durable timer). A run that
+   * finishes wakes the first runs in line at once; this re-check only covers a wake-up that was lost
+   * (a worker that died between the two).
+   * @default 10,000 ms
+   */
+  recheckMs?: number;
+}
+
+/** What the engine that uses the limits gives them. */
+export interface RunLimitsHost {
+  clock: Clock;
+  store: EventStore;
+  timers: Timers;
+  enqueueActivation(task: ActivationTask): Promise<void>;
+  /** Whether the run has a cancellation request stored (a cancelled waiting run gives up its place). */
+  cancelRequested(runId: string): Promise<boolean>;
+}
+
+/** The concurrency a run is admitted under, as its `workflow_started` event records it. */
+export type RunConcurrency = NonNullable<EventOf<"workflow_started">["concurrency"]>;
+
+/**
+ * A run's slot is held from its start to its end, however long it sleeps: its lease is longer than any run.
+ * A run that finished without giving its slot back (its worker died in between) has it taken back by the
+ * first run in line, which checks the holders' status (see `reclaim`).
+ */
+const RUN_LEASE_MS = 100 * 365 * 24 * 3_600_000;
+
+/**
+ * Run concurrency (`workflow(name, fn, { concurrency })`): a run of a limited workflow starts only once it
+ * holds a slot of its key; until then it stays `pending`, in line in the order runs were created. The slot
+ * is the run's id, held until the run finishes (completed, failed, cancelled, continued as new); a run
+ * that finishes wakes the first runs in line through the queue, on any worker.
+ */
+export class RunLimits {
+  private readonly slots: SlotStore;
+  private readonly recheckMs: number;
+  private host: RunLimitsHost | undefined;
+
+  /**
+   * @example
+   * import { Engine, MemorySlotStore, RunLimits } from "tsworkflow/engine";
+   * const engine = new Engine({ store, queue, timers, runLimits: new RunLimits({ slots: new MemorySlotStore() }) });
+   */
+  constructor(options: RunLimitsOptions) {
+    this.slots = options.slots;
+    this.recheckMs = options.recheckMs ?? 10_000;
+  }
+
+  /** Called by the engine that uses these limits. */
+  attach(host: RunLimitsHost): void {
+    this.host = host;
+  }
+
+  private get options(): RunLimitsHost {
+    if (!this.host) throw new Error("RunLimits is used before an engine attached it");
+    return this.host;
+  }
+
+  /** The concurrency a new run of `definition` with `input` is admitted under, if its workflow has a limit. */
+  static concurrencyOf(definition: AnyWorkflow, input: unknown[]): RunConcurrency | undefined {
+    const concurrency = definition.options.concurrency;
+    if (!concurrency) return undefined;
+    const key = concurrency.key ? String(concurrency.key(...structuredClone(input))) : "";
+    return { key: `run:${definition.name}:${key}`, limit: concurrency.limit };
+  }
+
+  /** A new run takes its place in line (or its slot) when it is created, so that the line keeps creation order. */
+  async join(runId: string, concurrency: RunConcurrency): Promise<void> {
+    await this.acquire(runId, concurrency);
+  }
+
+  /**
+   * Whether a pending run may start now: it holds a slot of its key. A run that waits keeps its place and
+   * is activated again when a run of its key finishes (or at the next re-check). A run cancelled while it
+   * waits gives its place up and is let through, to be cancelled before its workflow does anything.
+   */
+  async admit(runId: string, concurrency: RunConcurrency): Promise<boolean> {
+    const { clock, timers, cancelRequested } = this.options;
+    if (await cancelRequested(runId)) {
+      await this.release(runId, concurrency);
+      return true;
+    }
+    if ((await this.acquire(runId, concurrency)) === "granted") return true;
+    if ((await this.reclaim(runId, concurrency)) && (await this.acquire(runId, concurrency)) === "granted")
+      return true;
+    const now = clock.now();
+    // A fresh timer id each time: a queue may drop the same id while the timer that fired it still runs.
+    await timers.schedule({
+      runId,
+      timerId: `run-slot:${now}`,
+      fireAt: now + this.recheckMs,
+      task: { runId, cause: { kind: "wake" } },
+    });
+    return false;
+  }
+
+  /** Gives back the run's slot (or its place in line) and wakes the runs whose turn has come. */
+  async release(runId: string, concurrency: RunConcurrency): Promise<void> {
+    await this.slots.release(concurrency.key, runId, runId);
+    const { holding, waiting } = await this.slots.inspect(concurrency.key, this.options.clock.now());
+    const next = waiting.slice(0, Math.max(0, concurrency.limit - holding.length));
+    await Promise.all(
+      next.map((waiter) => this.options.enqueueActivation({ runId: waiter, cause: { kind: "wake" } })),
+    );
+  }
+
+  /**
+   * Takes the slots back from runs of the key that finished (or are gone) without releasing them. Only the
+   * first run in line does it, so that a long line costs one look at the holders per re-check.
+   * @returns whether a slot was taken back
+   */
+  private async reclaim(runId: string, concurrency: RunConcurrency): Promise<boolean> {
+    const { clock, store } = this.options;
+    const { holding, waiting } = await this.slots.inspect(concurrency.key, clock.now());
+    if (waiting[0] !== runId) return false;
+    let freed = false;
+    for (const holder of holding) {
+      const run = await store.getRun(holder);
+      if (run && !FINISHED_STATUSES.has(run.status)) continue;
+      await this.slots.release(concurrency.key, holder, holder);
+      freed = true;
+    }
+    return freed;
+  }
+
+  private acquire(runId: string, { key, limit }: RunConcurrency) {
+    const now = this.options.clock.now();
+    // The run's id is its token too: every activation of the run, on any worker, holds the same slot.
+    return this.slots.acquire({ key, holder: runId, token: runId, limit, leaseMs: RUN_LEASE_MS, now });
+  }
+}
+
+/**
+ * Takes the slots of active runs back, then the places of pending runs in creation order, for a slot store
+ * that does not outlive its process (the embedded runtime's `MemorySlotStore`): called at start-up, before
+ * the runs are activated again.
+ */
+export async function restoreRunSlots(store: EventStore, slots: SlotStore, clock: Clock): Promise<void> {
+  for (const status of ["running", "suspended", "pending"] as const) {
+    const runs: { runId: string; concurrency: RunConcurrency; createdAt: string }[] = [];
+    let cursor: string | undefined;
+    do {
+      const page = await store.listRuns({ status, limit: 500, ...(cursor ? { cursor } : {}) });
+      for (const run of page.runs) {
+        const started = (await store.getEvents(run.runId))[0];
+        if (started?.type === "workflow_started" && started.concurrency)
+          runs.push({ runId: run.runId, concurrency: started.concurrency, createdAt: run.createdAt });
+      }
+      cursor = page.nextCursor;
+    } while (cursor);
+    // Pages come newest first; the line is oldest first.
+    runs.sort((a, b) => (a.createdAt < b.createdAt ? -1 : a.createdAt > b.createdAt ? 1 : 0));
+    for (const { runId, concurrency } of runs) {
+      // Active runs hold their slot whatever the limit says now: they started under it.
+      const limit = status === "pending" ? concurrency.limit : Number.MAX_SAFE_INTEGER;
+      await slots.acquire({
+        key: concurrency.key,
+        holder: runId,
+        token: runId,
+        limit,
+        leaseMs: RUN_LEASE_MS,
+        now: clock.now(),
+      });
+    }
+  }
+}

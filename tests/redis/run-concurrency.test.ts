@@ -1,0 +1,121 @@
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Redis } from "ioredis";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { RedisSlotStore } from "../../lib/adapters/redis/redis-slot-store.ts";
+import { createRedisRuntime, type RedisRuntime } from "../../lib/runtimes/redis.ts";
+import { runLimited, runLimitedOne } from "./fixtures/workflows.ts";
+import { type RedisServer, startRedisServer } from "./redis-server.ts";
+import { startWorkerProcess, type WorkerProcess } from "./worker-process.ts";
+
+const prefix = `tsw-run-limits-${process.pid}:`;
+let server: RedisServer;
+let client: RedisRuntime;
+let testDir: string;
+const workers: WorkerProcess[] = [];
+
+const startWorker = (workerId: string) =>
+  startWorkerProcess({ url: server.url, prefix, workerId, testDir, stalledAfterMs: 2_000 });
+
+beforeAll(async () => {
+  server = await startRedisServer();
+  testDir = mkdtempSync(join(tmpdir(), "tsw-redis-run-limits-"));
+  workers.push(...(await Promise.all(["w1", "w2", "w3"].map(startWorker))));
+  client = createRedisRuntime({ url: server.url, prefix });
+});
+
+afterAll(async () => {
+  await client?.close();
+  await Promise.all(workers.map((worker) => worker.stop()));
+  await server?.stop();
+  if (testDir) rmSync(testDir, { recursive: true, force: true });
+});
+
+/** Reads the runs' own marks: the highest number of runs active at once per key, and the order they began in. */
+function activity(): { highest: Map<string, number>; began: Map<string, string[]> } {
+  const active = new Map<string, Set<string>>();
+  const highest = new Map<string, number>();
+  const began = new Map<string, string[]>();
+  const log = join(testDir, "run-limited.log");
+  const lines = existsSync(log) ? readFileSync(log, "utf8").trim().split("\n") : [];
+  for (const line of lines) {
+    const [kind, key, label] = line.split(" ") as [string, string, string];
+    const set = active.get(key) ?? new Set<string>();
+    active.set(key, set);
+    // A step may run twice (a killed worker): a Set counts each run once.
+    if (kind === "begin") {
+      if (!began.get(key)?.includes(label)) began.set(key, [...(began.get(key) ?? []), label]);
+      set.add(label);
+    } else set.delete(label);
+    highest.set(key, Math.max(highest.get(key) ?? 0, set.size));
+  }
+  return { highest, began };
+}
+
+async function assertNoSlotLeft(workflowName: string, keys: string[]): Promise<void> {
+  const redis = new Redis(server.url);
+  try {
+    const slots = new RedisSlotStore(redis, prefix);
+    for (const key of keys)
+      expect(await slots.inspect(`run:${workflowName}:${key}`, Date.now())).toEqual({
+        holding: [],
+        waiting: [],
+      });
+  } finally {
+    redis.disconnect();
+  }
+}
+
+const labelsOf = (keys: string[], count: number) =>
+  keys.flatMap((key) => Array.from({ length: count }, (_, index) => [key, `${key}-${index}`] as const));
+
+describe("run concurrency in Redis mode with three worker processes", () => {
+  it("runs one run per key at a time across the workers, in creation order, and leaves no slot", async () => {
+    // Prepare
+    const keys = ["fifo-a", "fifo-b"];
+    const labels = labelsOf(keys, 6);
+
+    // Act
+    const started = [];
+    for (const [key, label] of labels) started.push(await client.start(runLimitedOne, [key, label]));
+    const runs = await Promise.all(
+      started.map(({ runId }) => client.waitForRun(runId, { timeoutMs: 60_000 })),
+    );
+
+    // Assess
+    expect(runs.map((run) => run.status)).toEqual(Array(labels.length).fill("completed"));
+    const { highest, began } = activity();
+    for (const key of keys) {
+      expect(highest.get(key)).toBe(1);
+      expect(began.get(key)).toEqual(labels.filter(([k]) => k === key).map(([, label]) => label));
+    }
+    await assertNoSlotLeft("redis_run_limited_one", keys);
+  }, 90_000);
+
+  it("keeps the limit through a SIGKILLed worker, completes every run and leaves no slot", async () => {
+    // Prepare
+    const keys = ["kill-a", "kill-b"];
+    const labels = labelsOf(keys, 6);
+
+    // Act
+    const started = [];
+    for (const [key, label] of labels) started.push(await client.start(runLimited, [key, label]));
+    const victim = workers[0] as WorkerProcess;
+    const deadline = Date.now() + 30_000;
+    while ((activity().began.get("kill-a")?.length ?? 0) < 2 && Date.now() < deadline)
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    victim.child.kill("SIGKILL");
+    await victim.exited;
+    workers.splice(0, 1, await startWorker("w4"));
+    const runs = await Promise.all(
+      started.map(({ runId }) => client.waitForRun(runId, { timeoutMs: 90_000 })),
+    );
+
+    // Assess
+    expect(runs.map((run) => run.status)).toEqual(Array(labels.length).fill("completed"));
+    const { highest } = activity();
+    for (const key of keys) expect(highest.get(key)).toBe(2);
+    await assertNoSlotLeft("redis_run_limited", keys);
+  }, 120_000);
+});

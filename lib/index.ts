@@ -78,6 +78,7 @@ export {
   sleep,
   waitForEvent,
 } from "./core/primitives.ts";
+export type { RateLimit } from "./core/rate-limit.ts";
 export { MAX_PAYLOAD_BYTES, MAX_PAYLOAD_DEPTH } from "./core/serialization.ts";
 export type {
   AnyStep,

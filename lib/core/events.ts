@@ -61,6 +61,14 @@ export const workflowStarted = z.object({
    * its key, computed from the input at start, and the limit then.
    */
   concurrency: z.optional(z.object({ key: z.string(), limit: z.int().check(z.positive()) })),
+  /** The start rate limit the run waits for (`workflow(name, fn, { rateLimit })`), keyed from its input at start. */
+  rateLimit: z.optional(
+    z.object({
+      key: z.string(),
+      limit: z.int().check(z.positive()),
+      periodMs: z.number().check(z.positive()),
+    }),
+  ),
 });
 
 export const workflowCompleted = z.object({

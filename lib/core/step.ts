@@ -1,6 +1,7 @@
 import { currentExecution } from "./context.ts";
 import { type Duration, toMilliseconds } from "./durations.ts";
 import { ConfigurationError, describe } from "./errors.ts";
+import { type RateLimit, type ResolvedRateLimit, resolveRateLimit } from "./rate-limit.ts";
 import { definingRegistry } from "./registry.ts";
 
 /** How long to wait before attempt n+1 of a failed step. */
@@ -43,6 +44,17 @@ export interface StepOptions<Args extends unknown[] = any[]> {
    * @default no limit
    */
   concurrency?: StepConcurrency<Args>;
+  /**
+   * At most `limit` attempts of this step (per `key`) start per `period`, across every run, worker and
+   * Lambda; the others wait their turn, delayed, using up no attempt (see the README, "Flow control").
+   * @default no limit
+   * @example
+   * import { step } from "tsworkflow";
+   * export const sendEmail = step("send_email", async (tenant: string, to: string) => `sent to ${to}`, {
+   *   rateLimit: { limit: 100, period: "1m", key: (tenant) => tenant },
+   * });
+   */
+  rateLimit?: RateLimit<Args>;
 }
 
 /** A step function, with its name and options attached. */
@@ -63,6 +75,7 @@ export interface ResolvedStepOptions {
   retryDelay: "fixed" | "exponential" | number;
   maxRetryDelayMs: number;
   concurrency?: { limit: number; key: ((...args: unknown[]) => string) | undefined };
+  rateLimit?: ResolvedRateLimit;
 }
 
 const NAME = /^[A-Za-z0-9_.:-]{1,100}$/;
@@ -77,7 +90,7 @@ const NAME = /^[A-Za-z0-9_.:-]{1,100}$/;
  *   if (response.status === 429) throw new RetryableError("rate limited", { retryAfter: "30s" });
  *   return { orderId, amount, charged: true };
  * }, { maxRetries: 5, retryDelay: "exponential", concurrency: { limit: 5 } });
- * @throws ConfigurationError for an invalid name, `maxRetries` or `concurrency`
+ * @throws ConfigurationError for an invalid name, `maxRetries`, `concurrency` or `rateLimit`
  * @throws InvalidDurationError for an invalid `retryDelay` or `maxRetryDelay`
  */
 export function step<Args extends unknown[], Result>(
@@ -122,6 +135,7 @@ function resolveStepOptions<Args extends unknown[]>(
     retryDelay: delay === "fixed" || delay === "exponential" ? delay : toMilliseconds(delay),
     maxRetryDelayMs: toMilliseconds(options.maxRetryDelay ?? "10m"),
     ...(options.concurrency ? { concurrency: resolveConcurrency(name, options.concurrency) } : {}),
+    ...(options.rateLimit ? { rateLimit: resolveRateLimit(`step("${name}")`, options.rateLimit) } : {}),
   };
 }
 

@@ -1,6 +1,7 @@
 import type { $ZodType } from "zod/v4/core";
 import { type Duration, toMilliseconds } from "./durations.ts";
 import { ConfigurationError, describe, WorkflowInputError } from "./errors.ts";
+import { type RateLimit, resolveRateLimit } from "./rate-limit.ts";
 import { definingRegistry } from "./registry.ts";
 import { safeParseWithMessages } from "./schema.ts";
 
@@ -54,6 +55,18 @@ export interface WorkflowOptions<Args extends unknown[] = any[]> {
    * });
    */
   concurrency?: WorkflowConcurrency<Args>;
+  /**
+   * At most `limit` runs of this workflow (per `key`) start per `period`, across every worker: a run beyond
+   * it stays `pending` until its turn (delayed, never dropped). With `concurrency` too, a run takes its
+   * concurrency slot first, then its start. See the README, "Flow control".
+   * @default no limit
+   * @example
+   * import { workflow } from "tsworkflow";
+   * export const report = workflow("tenant_report", async (tenant: string) => tenant, {
+   *   rateLimit: { limit: 10, period: "1h", key: (tenant) => tenant },
+   * });
+   */
+  rateLimit?: RateLimit<Args>;
 }
 
 /** A registered workflow: pass it to `start()`. */
@@ -89,7 +102,7 @@ const VERSION = /^[A-Za-z0-9._-]{1,64}$/;
  *   await sleep("1d");
  *   return "done";
  * }, { maxDuration: "30d" });
- * @throws ConfigurationError for an invalid name, `version` or `concurrency`
+ * @throws ConfigurationError for an invalid name, `version`, `concurrency` or `rateLimit`
  * @throws InvalidDurationError for an invalid `maxDuration`
  */
 export function workflow<Args extends unknown[], Result>(
@@ -110,6 +123,7 @@ export function workflow<Args extends unknown[], Result>(
     );
   }
   if (options.concurrency !== undefined) assertConcurrency(name, options.concurrency);
+  if (options.rateLimit !== undefined) resolveRateLimit(`workflow("${name}")`, options.rateLimit);
   const maxDurationMs = options.maxDuration === undefined ? undefined : toMilliseconds(options.maxDuration);
   const definition: WorkflowDefinition<Args, Result> = Object.freeze({
     name,

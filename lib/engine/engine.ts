@@ -45,7 +45,7 @@ import type { ActivationTask, RunLease, StepTask, TaskQueue } from "../ports/tas
 import type { TimerRequest, Timers } from "../ports/timers.ts";
 import { continuationKeyOf, continuationRunIdOf } from "./continuation.ts";
 import { RunExecution } from "./execution.ts";
-import { type RunConcurrency, RunLimits } from "./run-limits.ts";
+import { type RunAdmission, RunLimits } from "./run-limits.ts";
 import type { StepLimits } from "./step-limits.ts";
 
 /** Options of {@link Engine}. */
@@ -240,7 +240,7 @@ export class Engine {
         ? options.parent.childRunId
         : newRunId(now);
     const timestamp = new Date(now).toISOString();
-    const concurrency = RunLimits.concurrencyOf(definition, input);
+    const admission = RunLimits.admissionOf(definition, input);
     const deadline = definition.maxDurationMs === undefined ? undefined : now + definition.maxDurationMs;
     // A child run's spans go under the parent's activation that started it (started again after a crash, it opens no second span).
     const span = options.parent
@@ -256,7 +256,7 @@ export class Engine {
         tags,
         span.traceparent,
         options,
-        concurrency,
+        admission,
       );
       span.end(result.created);
       return result;
@@ -275,7 +275,7 @@ export class Engine {
     tags: RunTags | undefined,
     traceparent: string | undefined,
     options: StartOptions & { parent?: ChildLink; continuedFrom?: string },
-    concurrency: RunConcurrency | undefined,
+    admission: RunAdmission,
   ): Promise<StartResult> {
     const run: RunRecord = {
       runId,
@@ -303,7 +303,7 @@ export class Engine {
       ...(traceparent === undefined ? {} : { traceparent }),
       ...(definition.version === undefined ? {} : { workflowVersion: definition.version }),
       ...(options.continuedFrom === undefined ? {} : { continuedFrom: options.continuedFrom }),
-      ...(concurrency === undefined ? {} : { concurrency }),
+      ...admission,
     };
     const result = await this.store.createRun({ run, startedEvent });
     if (!result.created) {
@@ -316,7 +316,7 @@ export class Engine {
         await this.enqueueActivation({ runId: existing.runId, cause: { kind: "start" } });
       return { runId: existing.runId, created: false };
     }
-    if (concurrency) await this.runLimits?.join(runId, concurrency);
+    if (admission.concurrency) await this.runLimits?.join(runId, admission.concurrency);
     await this.enqueueActivation({ runId, cause: { kind: "start" } });
     return { runId, created: true };
   }
@@ -427,13 +427,13 @@ export class Engine {
         if (repaired && FINISHED_STATUSES.has(repaired.status)) await this.finishAgain(repaired);
         return;
       }
-      // A run of a workflow with a concurrency limit starts once it holds a slot; until then it stays pending.
-      const concurrency = concurrencyOf(events);
+      // A run of a workflow with a concurrency or rate limit starts once both let it; until then it stays pending.
+      const admission = admissionOf(events);
       if (
         run.status === "pending" &&
-        concurrency &&
+        admission &&
         this.runLimits &&
-        !(await this.runLimits.admit(runId, concurrency))
+        !(await this.runLimits.admit(runId, admission))
       )
         return undefined;
       execution = await RunExecution.replay(definition, events, () => this.clock.now(), this.maxPayloadBytes);
@@ -881,7 +881,7 @@ export class Engine {
     assertRunId(runId);
     const wake = () => this.enqueueActivation({ runId, cause: { kind: "outcome", stepId, attempt } });
     if (await this.store.getOutcome(runId, stepId, attempt)) return wake();
-    // A step with a concurrency limit waits for a slot; its task comes back when its turn may have come.
+    // A step with a concurrency or rate limit waits for its turn; its task comes back when it may have come.
     const definition = this.registry.findStep(task.stepName);
     const attempted = this.stepLimits
       ? await this.stepLimits.run(task, definition, () => this.runAttempt(task))
@@ -1044,7 +1044,7 @@ export class Engine {
   private async finishAgain(run: RunRecord): Promise<void> {
     // The run's slot, if a crash came between its last commit and the release.
     if (this.runLimits) {
-      const concurrency = concurrencyOf(await this.store.getEvents(run.runId));
+      const concurrency = admissionOf(await this.store.getEvents(run.runId))?.concurrency;
       if (concurrency) await this.runLimits.release(run.runId, concurrency);
     }
     const isChild =
@@ -1218,10 +1218,14 @@ function statusOf(execution: RunExecution, terminal: EventDraft | undefined): Ru
   return "suspended";
 }
 
-/** The run concurrency its `workflow_started` event records, if any. */
-function concurrencyOf(events: readonly WorkflowEvent[]): RunConcurrency | undefined {
+/** The limits a run waits for before it starts, as its `workflow_started` event records them, if any. */
+function admissionOf(events: readonly WorkflowEvent[]): RunAdmission | undefined {
   const started = events[0];
-  return started?.type === "workflow_started" ? started.concurrency : undefined;
+  if (started?.type !== "workflow_started" || (!started.concurrency && !started.rateLimit)) return undefined;
+  return {
+    ...(started.concurrency ? { concurrency: started.concurrency } : {}),
+    ...(started.rateLimit ? { rateLimit: started.rateLimit } : {}),
+  };
 }
 
 /** True when the log ends the run: a terminal event that no later `workflow_retried` took back. */
@@ -1251,9 +1255,11 @@ function soleStepStarted(
     if (found) return undefined;
     found = event;
   }
-  // A step with a concurrency limit goes through the queue, where it waits for its slot.
+  // A step with a concurrency or rate limit goes through the queue, where it waits for its turn.
   const definition = found && registry.findStep(found.stepName);
-  return found && definition && !definition.options.concurrency ? found : undefined;
+  return found && definition && !definition.options.concurrency && !definition.options.rateLimit
+    ? found
+    : undefined;
 }
 
 /** The outcomes an activation applies: the stored ones and the one its inline step just produced. */

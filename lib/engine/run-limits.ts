@@ -1,7 +1,9 @@
 import type { EventOf } from "../core/events.ts";
+import { resolveRateLimit } from "../core/rate-limit.ts";
 import type { AnyWorkflow } from "../core/workflow.ts";
 import type { Clock } from "../ports/clock.ts";
 import { type EventStore, FINISHED_STATUSES } from "../ports/event-store.ts";
+import type { RateLimitStore } from "../ports/rate-limit-store.ts";
 import type { SlotStore } from "../ports/slot-store.ts";
 import type { ActivationTask } from "../ports/task-queue.ts";
 import type { Timers } from "../ports/timers.ts";
@@ -17,6 +19,11 @@ export interface RunLimitsOptions {
    * @default 10,000 ms
    */
   recheckMs?: number;
+  /**
+   * Where the starts of `workflow(..., { rateLimit })` are counted: one store shared by every worker.
+   * @default none: run rate limits are not enforced
+   */
+  rates?: RateLimitStore;
 }
 
 /** What the engine that uses the limits gives them. */
@@ -31,6 +38,13 @@ export interface RunLimitsHost {
 
 /** The concurrency a run is admitted under, as its `workflow_started` event records it. */
 export type RunConcurrency = NonNullable<EventOf<"workflow_started">["concurrency"]>;
+/** The start rate limit a run is admitted under, as its `workflow_started` event records it. */
+export type RunRateLimit = NonNullable<EventOf<"workflow_started">["rateLimit"]>;
+/** What a run waits for before it starts: its concurrency slot, then its start within the rate limit. */
+export interface RunAdmission {
+  concurrency?: RunConcurrency;
+  rateLimit?: RunRateLimit;
+}
 
 /**
  * A run's slot is held from its start to its end, however long it sleeps: its lease is longer than any run.
@@ -48,6 +62,7 @@ const RUN_LEASE_MS = 100 * 365 * 24 * 3_600_000;
 export class RunLimits {
   private readonly slots: SlotStore;
   private readonly recheckMs: number;
+  private readonly rates: RateLimitStore | undefined;
   private host: RunLimitsHost | undefined;
 
   /**
@@ -58,6 +73,7 @@ export class RunLimits {
   constructor(options: RunLimitsOptions) {
     this.slots = options.slots;
     this.recheckMs = options.recheckMs ?? 10_000;
+    this.rates = options.rates;
   }
 
   /** Called by the engine that uses these limits. */
@@ -70,12 +86,18 @@ export class RunLimits {
     return this.host;
   }
 
-  /** The concurrency a new run of `definition` with `input` is admitted under, if its workflow has a limit. */
-  static concurrencyOf(definition: AnyWorkflow, input: unknown[]): RunConcurrency | undefined {
-    const concurrency = definition.options.concurrency;
-    if (!concurrency) return undefined;
-    const key = concurrency.key ? String(concurrency.key(...structuredClone(input))) : "";
-    return { key: `run:${definition.name}:${key}`, limit: concurrency.limit };
+  /** What a new run of `definition` with `input` will wait for before it starts (its keys come from its input). */
+  static admissionOf(definition: AnyWorkflow, input: unknown[]): RunAdmission {
+    const { concurrency } = definition.options;
+    const rate =
+      definition.options.rateLimit &&
+      resolveRateLimit(`workflow("${definition.name}")`, definition.options.rateLimit);
+    const keyOf = (key: ((...args: never[]) => string) | undefined) =>
+      `run:${definition.name}:${key ? String(key(...(structuredClone(input) as never[]))) : ""}`;
+    return {
+      ...(concurrency ? { concurrency: { key: keyOf(concurrency.key), limit: concurrency.limit } } : {}),
+      ...(rate ? { rateLimit: { key: keyOf(rate.key), limit: rate.limit, periodMs: rate.periodMs } } : {}),
+    };
   }
 
   /** A new run takes its place in line (or its slot) when it is created, so that the line keeps creation order. */
@@ -84,28 +106,45 @@ export class RunLimits {
   }
 
   /**
-   * Whether a pending run may start now: it holds a slot of its key. A run that waits keeps its place and
-   * is activated again when a run of its key finishes (or at the next re-check). A run cancelled while it
-   * waits gives its place up and is let through, to be cancelled before its workflow does anything.
+   * Whether a pending run may start now: it holds a slot of its key, then its start fits in the rate limit.
+   * A run that waits for a slot keeps its place and is activated again when a run of its key finishes (or
+   * at the next re-check); a run that waits for its start keeps its slot and is activated again at the turn
+   * the rate limit store announced. A run cancelled while it waits gives its place up and is let through,
+   * to be cancelled before its workflow does anything.
    */
-  async admit(runId: string, concurrency: RunConcurrency): Promise<boolean> {
-    const { clock, timers, cancelRequested } = this.options;
+  async admit(runId: string, { concurrency, rateLimit }: RunAdmission): Promise<boolean> {
+    const { clock, cancelRequested } = this.options;
     if (await cancelRequested(runId)) {
-      await this.release(runId, concurrency);
+      if (concurrency) await this.release(runId, concurrency);
       return true;
     }
+    if (concurrency && !(await this.holdsSlot(runId, concurrency))) {
+      await this.activateAt(runId, clock.now() + this.recheckMs);
+      return false;
+    }
+    if (!rateLimit || !this.rates) return true;
+    const { key, limit, periodMs } = rateLimit;
+    const answer = await this.rates.take({ key, limit, periodMs, holder: runId, now: clock.now() });
+    if (answer.granted) return true;
+    await this.activateAt(runId, answer.retryAt);
+    return false;
+  }
+
+  private async holdsSlot(runId: string, concurrency: RunConcurrency): Promise<boolean> {
     if ((await this.acquire(runId, concurrency)) === "granted") return true;
-    if ((await this.reclaim(runId, concurrency)) && (await this.acquire(runId, concurrency)) === "granted")
-      return true;
-    const now = clock.now();
+    return (await this.reclaim(runId, concurrency)) && (await this.acquire(runId, concurrency)) === "granted";
+  }
+
+  /** A durable timer that activates the run again (to ask once more). */
+  private async activateAt(runId: string, fireAt: number): Promise<void> {
+    const now = this.options.clock.now();
     // A fresh timer id each time: a queue may drop the same id while the timer that fired it still runs.
-    await timers.schedule({
+    await this.options.timers.schedule({
       runId,
-      timerId: `run-slot:${now}`,
-      fireAt: now + this.recheckMs,
+      timerId: `run-limits:${now}`,
+      fireAt,
       task: { runId, cause: { kind: "wake" } },
     });
-    return false;
   }
 
   /** Gives back the run's slot (or its place in line) and wakes the runs whose turn has come. */

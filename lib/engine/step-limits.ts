@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type { AnyStep } from "../core/step.ts";
 import type { Clock } from "../ports/clock.ts";
+import type { RateLimitStore } from "../ports/rate-limit-store.ts";
 import type { SlotStore } from "../ports/slot-store.ts";
 import type { StepTask } from "../ports/task-queue.ts";
 
@@ -12,6 +13,11 @@ export interface StepLimitsOptions {
   leaseMs?: number;
   /** How often a waiting task tries again when no release in this process wakes it (another worker's release). @default 1,000 ms */
   recheckMs?: number;
+  /**
+   * Where the starts of `step(..., { rateLimit })` are counted: one store shared by every worker.
+   * @default none: step rate limits are not enforced
+   */
+  rates?: RateLimitStore;
 }
 
 /** What the engine that uses the limits gives them. */
@@ -37,6 +43,7 @@ export class StepLimits {
   private readonly slots: SlotStore;
   private readonly leaseMs: number;
   private readonly recheckMs: number;
+  private readonly rates: RateLimitStore | undefined;
   private host: StepLimitsHost | undefined;
 
   /**
@@ -48,6 +55,7 @@ export class StepLimits {
     this.slots = options.slots;
     this.leaseMs = options.leaseMs ?? 60_000;
     this.recheckMs = options.recheckMs ?? 1_000;
+    this.rates = options.rates;
   }
 
   /** Called by the engine that uses these limits. */
@@ -69,8 +77,9 @@ export class StepLimits {
   }
 
   /**
-   * Runs `body` holding a slot of the step's limit.
-   * @returns `{ waiting: true }` when no slot is free: the task is sent again when its turn may have come
+   * Runs `body` holding a slot of the step's limit, once its rate limit lets it start.
+   * @returns `{ waiting: true }` when no slot is free or its start must wait: the task is sent again when
+   *   its turn may have come
    */
   async run<T>(
     task: StepTask,
@@ -79,7 +88,10 @@ export class StepLimits {
   ): Promise<{ waiting: true } | { waiting: false; value: T }> {
     const key = this.keyOf(task, definition);
     const limit = definition?.options.concurrency?.limit;
-    if (key === undefined || limit === undefined) return { waiting: false, value: await body() };
+    if (key === undefined || limit === undefined) {
+      if (!(await this.takeStart(task, definition))) return { waiting: true };
+      return { waiting: false, value: await body() };
+    }
     const holder = `${task.runId}/${task.stepId}/${task.attempt}`;
     const token = randomUUID();
     const { slots, clock, leaseMs } = this.options;
@@ -99,6 +111,12 @@ export class StepLimits {
       return { waiting: true };
     }
     this.leaveLine(key, holder);
+    // Its start comes after its slot: a start counted while the step waited for a slot would bunch up the real starts.
+    if (!(await this.takeStart(task, definition))) {
+      await slots.release(key, holder, token);
+      await this.wake(key, limit);
+      return { waiting: true };
+    }
     const renew = setInterval(
       () => {
         slots.acquire(request()).catch(() => {
@@ -115,6 +133,36 @@ export class StepLimits {
       await slots.release(key, holder, token);
       await this.wake(key, limit);
     }
+  }
+
+  /**
+   * Counts the attempt's start against the step's rate limit. When it must wait, its task is sent again at
+   * the turn the store announced (a timer in this process, on the real clock).
+   * @returns whether the attempt may start now (never for a run that has ended meanwhile)
+   */
+  private async takeStart(task: StepTask, definition: AnyStep | undefined): Promise<boolean> {
+    const rate = definition?.options.rateLimit;
+    if (!rate || !this.rates) return true;
+    const { clock, requeue, runEnded } = this.options;
+    if (await runEnded(task.runId)) return false;
+    const key = `step:${task.stepName}:${rate.key ? String(rate.key(...structuredClone(task.input))) : ""}`;
+    const holder = `${task.runId}/${task.stepId}/${task.attempt}`;
+    const answer = await this.rates.take({
+      key,
+      holder,
+      limit: rate.limit,
+      periodMs: rate.periodMs,
+      now: clock.now(),
+    });
+    if (answer.granted) return true;
+    const send = () => {
+      requeue(task).catch(() => {
+        // The queue refused: try again a little later rather than lose the task.
+        setTimeout(send, this.recheckMs).unref();
+      });
+    };
+    setTimeout(send, Math.max(0, answer.retryAt - clock.now())).unref();
+    return false;
   }
 
   /** Keeps the task's place among those parked here (its first park), and arms its re-check. */

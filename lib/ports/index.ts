@@ -14,6 +14,7 @@ export type {
   StoreLimits,
 } from "./event-store.ts";
 export { FINISHED_STATUSES, RUN_STATUSES } from "./event-store.ts";
+export type { RateAnswer, RateLimitStore, RateRequest } from "./rate-limit-store.ts";
 export type { SlotAnswer, SlotRequest, SlotStore } from "./slot-store.ts";
 export type { ActivationCause, ActivationTask, RunLease, StepTask, TaskQueue } from "./task-queue.ts";
 export type { TimerRequest, Timers } from "./timers.ts";

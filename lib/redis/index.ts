@@ -10,6 +10,7 @@ export { BullMQQueue, defaultWorkerId, stepJobId } from "../adapters/redis/bullm
 export type { BullMQTimersOptions } from "../adapters/redis/bullmq-timers.ts";
 export { BullMQTimers, timerDeduplicationId } from "../adapters/redis/bullmq-timers.ts";
 export { RedisUnavailableError, redactUrl } from "../adapters/redis/connection.ts";
+export { RedisRateLimitStore } from "../adapters/redis/redis-rate-limit-store.ts";
 export { RedisScheduleStore } from "../adapters/redis/redis-schedule-store.ts";
 export { RedisSlotStore } from "../adapters/redis/redis-slot-store.ts";
 export type { RedisStorageOptions } from "../adapters/redis/redis-storage.ts";

@@ -12,6 +12,7 @@ import { defaultRegistry, type Registry } from "../core/registry.ts";
 import type { AnyWorkflow } from "../core/workflow.ts";
 import { linkedPage, linkedRun, withChainLinks } from "../engine/continuation.ts";
 import { Engine, type EngineOptions } from "../engine/engine.ts";
+import { MemoryRateLimitStore } from "../engine/memory-rate-limit-store.ts";
 import { MemorySlotStore } from "../engine/memory-slot-store.ts";
 import { recoverRuns, retryRun } from "../engine/run-control.ts";
 import { RunLimits, restoreRunSlots } from "../engine/run-limits.ts";
@@ -26,6 +27,7 @@ import {
   type RunQuery,
   type RunRecord,
 } from "../ports/event-store.ts";
+import type { RateLimitStore } from "../ports/rate-limit-store.ts";
 import type { Runtime, StartOptions, StartResult, WaitOptions } from "../ports/runtime.ts";
 import type { ScheduleStore } from "../ports/schedule-store.ts";
 import type { SlotStore } from "../ports/slot-store.ts";
@@ -59,6 +61,11 @@ export interface LocalRuntimeOptions {
    * them; the slots of unfinished runs are taken again from the log at start-up)
    */
   slots?: SlotStore;
+  /**
+   * Where the starts of `step(..., { rateLimit })` and `workflow(..., { rateLimit })` are counted.
+   * @default a `MemoryRateLimitStore` of this runtime (not kept across a restart)
+   */
+  rates?: RateLimitStore;
   /**
    * Traces and metrics through `@opentelemetry/api` when the app has it and registered an SDK (nothing is
    * recorded otherwise); `noTelemetry` (from `tsworkflow/engine`) turns them off.
@@ -131,14 +138,15 @@ export class LocalRuntime implements Runtime {
     this.queue = new InProcessQueue({ concurrency: options.concurrency ?? 100 });
     this.timers = new LocalTimers(this.queue, this.clock, options.timers ?? "real");
     const slots = options.slots ?? new MemorySlotStore();
+    const rates = options.rates ?? new MemoryRateLimitStore();
     this.engine = new Engine({
       store: this.storage,
       queue: this.queue,
       timers: this.timers,
       clock: this.clock,
       ...options.limits,
-      stepLimits: new StepLimits({ slots }),
-      runLimits: new RunLimits({ slots }),
+      stepLimits: new StepLimits({ slots, rates }),
+      runLimits: new RunLimits({ slots, rates }),
       onRunFinished: (runId) => this.wakeWaiters(runId),
       // A sequential step runs in its run's activation, in one of the queue's step slots.
       inlineSteps: options.inlineSteps ?? true,

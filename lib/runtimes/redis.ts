@@ -1,5 +1,6 @@
 import { BullMQQueue, defaultWorkerId, type QueueConsumer } from "../adapters/redis/bullmq-queue.ts";
 import { BullMQTimers } from "../adapters/redis/bullmq-timers.ts";
+import { RedisRateLimitStore } from "../adapters/redis/redis-rate-limit-store.ts";
 import { RedisScheduleStore } from "../adapters/redis/redis-schedule-store.ts";
 import { RedisSlotStore } from "../adapters/redis/redis-slot-store.ts";
 import { RedisStorage } from "../adapters/redis/redis-storage.ts";
@@ -129,6 +130,7 @@ export function createRedisRuntime(options: RedisRuntimeOptions): RedisRuntime {
   const queue = new BullMQQueue({ redis: storage.client, prefix });
   const timers = new BullMQTimers({ queue, ...(options.clock ? { clock: options.clock } : {}) });
   const slots = new RedisSlotStore(storage.client, prefix);
+  const rates = new RedisRateLimitStore(storage.client, prefix);
   const engine = new Engine({
     store: storage,
     queue,
@@ -138,9 +140,9 @@ export function createRedisRuntime(options: RedisRuntimeOptions): RedisRuntime {
     ...(options.clock ? { clock: options.clock } : {}),
     inlineSteps: options.inlineSteps ?? true,
     telemetry: options.telemetry ?? openTelemetry,
-    // Step and run concurrency limits span every worker with this URL and prefix.
-    stepLimits: new StepLimits({ slots }),
-    runLimits: new RunLimits({ slots }),
+    // Step and run concurrency and rate limits span every worker with this URL and prefix.
+    stepLimits: new StepLimits({ slots, rates }),
+    runLimits: new RunLimits({ slots, rates }),
   });
   let worker: Promise<QueueConsumer> | undefined;
   let closing: Promise<void> | undefined;

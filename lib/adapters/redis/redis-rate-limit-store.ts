@@ -1,0 +1,84 @@
+import type { Redis } from "ioredis";
+import { RATE_LINE_GRACE_MS } from "../../engine/memory-rate-limit-store.ts";
+import type { RateAnswer, RateLimitStore, RateRequest } from "../../ports/rate-limit-store.ts";
+import { LuaScript } from "./connection.ts";
+
+/**
+ * KEYS: starts (zset holder → grant time), line (zset holder → arrival), line leases (zset holder → end of
+ * its place), arrival counter. ARGV: holder, limit, periodMs, now, grace. Returns { 1 } for a start,
+ * { 0, retryAt } otherwise (see `turnOf` in memory-rate-limit-store.ts for the estimate).
+ */
+const TAKE = new LuaScript(`
+local holder = ARGV[1]
+local limit = tonumber(ARGV[2])
+local period = tonumber(ARGV[3])
+local now = tonumber(ARGV[4])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - period)
+for _, gone in ipairs(redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now)) do
+  redis.call('ZREM', KEYS[2], gone)
+  redis.call('ZREM', KEYS[3], gone)
+end
+if redis.call('ZSCORE', KEYS[1], holder) then return { 1 } end
+if not redis.call('ZSCORE', KEYS[2], holder) then
+  redis.call('ZADD', KEYS[2], redis.call('INCR', KEYS[4]), holder)
+end
+local count = redis.call('ZCARD', KEYS[1])
+local free = limit - count
+local position = redis.call('ZRANK', KEYS[2], holder)
+if position < free then
+  redis.call('ZREM', KEYS[2], holder)
+  redis.call('ZREM', KEYS[3], holder)
+  redis.call('ZADD', KEYS[1], now, holder)
+  redis.call('PEXPIRE', KEYS[1], period)
+  return { 1 }
+end
+local retryAt = now + math.ceil(period / limit)
+if count > 0 then
+  local ahead = position - math.max(0, free)
+  local index = ahead % count
+  local at = tonumber(redis.call('ZRANGE', KEYS[1], index, index, 'WITHSCORES')[2])
+  retryAt = at + period * (1 + math.floor(ahead / count))
+end
+redis.call('ZADD', KEYS[3], retryAt + tonumber(ARGV[5]), holder)
+return { 0, tostring(retryAt) }
+`);
+
+/**
+ * Start rates in Redis, shared by every worker: each `take` is one Lua script (a sliding log of the last
+ * period's starts and a line), so it is atomic across workers; times are the callers' clocks.
+ */
+export class RedisRateLimitStore implements RateLimitStore {
+  constructor(
+    private readonly client: Redis,
+    private readonly prefix = "tsw:",
+  ) {}
+
+  async take({ key, limit, periodMs, holder, now }: RateRequest): Promise<RateAnswer> {
+    const [granted, retryAt] = (await TAKE.run(this.client, this.keys(key), [
+      holder,
+      limit,
+      periodMs,
+      now,
+      RATE_LINE_GRACE_MS,
+    ])) as [number, string?];
+    return granted === 1 ? { granted: true } : { granted: false, retryAt: Number(retryAt) };
+  }
+
+  async inspect(
+    key: string,
+    periodMs: number,
+    now: number,
+  ): Promise<{ started: string[]; waiting: string[] }> {
+    const [starts, line, leases] = this.keys(key) as [string, string, string];
+    const started = await this.client.zrangebyscore(starts, `(${now - periodMs}`, "+inf");
+    const live = new Set(await this.client.zrangebyscore(leases, `(${now}`, "+inf"));
+    const waiting = (await this.client.zrange(line, 0, -1)).filter((holder) => live.has(holder));
+    return { started, waiting };
+  }
+
+  private keys(key: string): string[] {
+    // One hash tag per key keeps a limit's keys in one Redis Cluster slot.
+    const base = `${this.prefix}rate:{${key}}`;
+    return [`${base}:starts`, `${base}:line`, `${base}:line-leases`, `${base}:arrivals`];
+  }
+}

@@ -1,0 +1,50 @@
+import { type Duration, toMilliseconds } from "./durations.ts";
+import { ConfigurationError, describe } from "./errors.ts";
+
+/**
+ * At most `limit` starts per `period` (per key), across every worker: the starts beyond it wait for
+ * their turn in arrival order (delayed, never dropped or failed). Counted on a sliding window: in any
+ * window of `period`, at most `limit` starts (see the README, "Flow control").
+ */
+// biome-ignore lint/suspicious/noExplicitAny: the key function takes the step's or workflow's own arguments
+export interface RateLimit<Args extends unknown[] = any[]> {
+  /** Starts allowed per period (per key); an integer >= 1. */
+  limit: number;
+  /** The window the starts are counted in: `"1s"`, `"1m"`, `{ hours: 1 }`, ms. */
+  period: Duration;
+  /** Makes one limit per key, from the arguments (e.g. the tenant). @default one limit for the step or workflow */
+  key?: (...args: Args) => string;
+}
+
+/** A rate limit with its period in ms, checked. */
+export interface ResolvedRateLimit {
+  limit: number;
+  periodMs: number;
+  key: ((...args: unknown[]) => string) | undefined;
+}
+
+/**
+ * @param owner how the error names the step or workflow, e.g. `step("send_email")`
+ * @throws ConfigurationError for a limit that is not an integer >= 1, a period that is not positive, a key that is not a function
+ */
+export function resolveRateLimit<Args extends unknown[]>(
+  owner: string,
+  rateLimit: RateLimit<Args>,
+): ResolvedRateLimit {
+  const { limit, period, key } = rateLimit ?? {};
+  if (!Number.isInteger(limit) || limit < 1) {
+    throw new ConfigurationError(
+      `${owner}: rateLimit.limit must be an integer >= 1, got ${describe(limit)}.`,
+    );
+  }
+  const periodMs = toMilliseconds(period);
+  if (!(periodMs > 0)) {
+    throw new ConfigurationError(
+      `${owner}: rateLimit.period must be longer than 0, got ${describe(period)}.`,
+    );
+  }
+  if (key !== undefined && typeof key !== "function") {
+    throw new ConfigurationError(`${owner}: rateLimit.key must be a function of the arguments.`);
+  }
+  return { limit, periodMs, key: key as ((...args: unknown[]) => string) | undefined };
+}

@@ -1,0 +1,75 @@
+import type { RateAnswer, RateLimitStore, RateRequest } from "../ports/rate-limit-store.ts";
+
+/** How long past its announced turn a place in line is kept for a caller that does not come back. */
+export const RATE_LINE_GRACE_MS = 60_000;
+
+interface KeyRates {
+  /** Holder → the time its start was granted; a Map keeps insertion order, which is time order. */
+  started: Map<string, number>;
+  /** Holder → the end of its place in line; insertion order is arrival order. */
+  waiting: Map<string, number>;
+}
+
+/**
+ * Start rates in this process's memory, for the embedded runtime (memory and file backends, one process).
+ * Each call runs to its end without awaiting, so it is atomic for the event loop. Starts are not kept
+ * across a restart: the first period after one may see up to twice the limit.
+ */
+export class MemoryRateLimitStore implements RateLimitStore {
+  private readonly keys = new Map<string, KeyRates>();
+
+  async take({ key, limit, periodMs, holder, now }: RateRequest): Promise<RateAnswer> {
+    const rates = this.live(key, periodMs, now);
+    if (rates.started.has(holder)) return { granted: true };
+    if (!rates.waiting.has(holder)) rates.waiting.set(holder, Number.POSITIVE_INFINITY);
+    const free = limit - rates.started.size;
+    const position = [...rates.waiting.keys()].indexOf(holder);
+    if (position < free) {
+      rates.waiting.delete(holder);
+      rates.started.set(holder, now);
+      return { granted: true };
+    }
+    const retryAt = turnOf([...rates.started.values()], position - Math.max(0, free), periodMs, limit, now);
+    rates.waiting.set(holder, retryAt + RATE_LINE_GRACE_MS);
+    return { granted: false, retryAt };
+  }
+
+  async inspect(
+    key: string,
+    periodMs: number,
+    now: number,
+  ): Promise<{ started: string[]; waiting: string[] }> {
+    const rates = this.live(key, periodMs, now);
+    return { started: [...rates.started.keys()], waiting: [...rates.waiting.keys()] };
+  }
+
+  /** The key's starts within the period before `now`, and its line without the places that ran out. */
+  private live(key: string, periodMs: number, now: number): KeyRates {
+    let rates = this.keys.get(key);
+    if (!rates) {
+      rates = { started: new Map(), waiting: new Map() };
+      this.keys.set(key, rates);
+    }
+    for (const [holder, at] of rates.started) if (at <= now - periodMs) rates.started.delete(holder);
+    for (const [holder, until] of rates.waiting) if (until <= now) rates.waiting.delete(holder);
+    return rates;
+  }
+}
+
+/**
+ * When the caller behind `ahead` others should get its start: once the start `ahead` places into the
+ * (time-ordered) log has left the window, a period later for each full round of the log. An estimate
+ * that spreads the line's wake-ups; the caller is checked again then. With no start in the window (those
+ * ahead were told their turn and have not come back yet), it asks again a period's share later.
+ */
+export function turnOf(
+  started: readonly number[],
+  ahead: number,
+  periodMs: number,
+  limit: number,
+  now: number,
+): number {
+  const count = started.length;
+  if (count === 0) return now + Math.ceil(periodMs / limit);
+  return (started[ahead % count] as number) + periodMs * (1 + Math.floor(ahead / count));
+}

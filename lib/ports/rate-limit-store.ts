@@ -1,0 +1,32 @@
+/**
+ * Start rates shared by every worker of a backend: at most `limit` starts per key in any window of
+ * `periodMs` (a sliding log of the last period's starts), the callers that must wait kept in line in
+ * arrival order, each told when its turn should come.
+ */
+export interface RateRequest {
+  /** The limit's key, e.g. `step:send_email:tenant-42`. */
+  key: string;
+  /** Starts allowed per period for this key. */
+  limit: number;
+  /** The period, in ms. */
+  periodMs: number;
+  /** Who asks, the same on every try (e.g. the step attempt): it keeps its place in line between tries, and a start it got is not taken twice. */
+  holder: string;
+  /** The caller's clock (ms since the epoch): a start is counted at the time it is granted. */
+  now: number;
+}
+
+/** What `RateLimitStore.take` answers: a start now, or the time to ask again (when the holder's turn should come). */
+export type RateAnswer = { granted: true } | { granted: false; retryAt: number };
+
+export interface RateLimitStore {
+  /**
+   * Counts a start for the holder when fewer than `limit` starts fall in the last `periodMs` and no one is
+   * in line before it; otherwise keeps (or takes) its place in line and says when to ask again. A holder
+   * whose start still counts gets `granted` again (a duplicate delivery takes no second start). Atomic:
+   * concurrent callers never exceed the limit.
+   */
+  take(request: RateRequest): Promise<RateAnswer>;
+  /** The holders whose starts count at `now`, oldest first, and the line behind them. */
+  inspect(key: string, periodMs: number, now: number): Promise<{ started: string[]; waiting: string[] }>;
+}

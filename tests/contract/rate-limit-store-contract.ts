@@ -1,0 +1,95 @@
+import { describe, expect, it } from "vitest";
+import type { RateLimitStore } from "../../lib/ports/rate-limit-store.ts";
+
+/** Makes a fresh, empty rate limit store for each test. */
+export interface RateLimitStoreHarness {
+  create(): Promise<{ rates: RateLimitStore; close(): Promise<void> }>;
+}
+
+const T0 = Date.parse("2030-01-01T00:00:00.000Z");
+const PERIOD = 60_000;
+
+/** What every `RateLimitStore` adapter must do; each adapter's test file calls it. */
+export function describeRateLimitStoreContract(name: string, harness: RateLimitStoreHarness): void {
+  describe(`${name} (RateLimitStore contract)`, () => {
+    async function withRates(body: (rates: RateLimitStore) => Promise<void>) {
+      const { rates, close } = await harness.create();
+      try {
+        await body(rates);
+      } finally {
+        await close();
+      }
+    }
+    const take = (rates: RateLimitStore, holder: string, now = T0, limit = 2, key = "k") =>
+      rates.take({ key, holder, limit, periodMs: PERIOD, now });
+
+    it("grants up to the limit in a period, then tells each caller in line when its turn comes", async () => {
+      await withRates(async (rates) => {
+        expect(await take(rates, "a", T0)).toEqual({ granted: true });
+        expect(await take(rates, "b", T0 + 10)).toEqual({ granted: true });
+        expect(await take(rates, "c", T0 + 20)).toEqual({ granted: false, retryAt: T0 + PERIOD });
+        expect(await take(rates, "d", T0 + 20)).toEqual({ granted: false, retryAt: T0 + 10 + PERIOD });
+        expect(await take(rates, "e", T0 + 20)).toEqual({ granted: false, retryAt: T0 + 2 * PERIOD });
+        expect(await rates.inspect("k", PERIOD, T0 + 20)).toEqual({
+          started: ["a", "b"],
+          waiting: ["c", "d", "e"],
+        });
+      });
+    });
+
+    it("lets the line through in arrival order as starts leave the window", async () => {
+      await withRates(async (rates) => {
+        await take(rates, "a", T0, 1);
+        await take(rates, "b", T0 + 1, 1);
+        await take(rates, "c", T0 + 2, 1);
+        // c asks first at the end of the period, but b was in line before it.
+        expect((await take(rates, "c", T0 + PERIOD, 1)).granted).toBe(false);
+        expect(await take(rates, "b", T0 + PERIOD, 1)).toEqual({ granted: true });
+        expect(await take(rates, "c", T0 + PERIOD + 1, 1)).toEqual({
+          granted: false,
+          retryAt: T0 + 2 * PERIOD,
+        });
+        expect(await take(rates, "c", T0 + 2 * PERIOD, 1)).toEqual({ granted: true });
+      });
+    });
+
+    it("counts a holder's start once (a duplicate delivery takes no second start)", async () => {
+      await withRates(async (rates) => {
+        expect(await take(rates, "a", T0, 1)).toEqual({ granted: true });
+        expect(await take(rates, "a", T0 + 5, 1)).toEqual({ granted: true });
+        expect((await take(rates, "b", T0 + 5, 1)).granted).toBe(false);
+      });
+    });
+
+    it("drops a caller that does not come back long after its turn, so the line is not held up", async () => {
+      await withRates(async (rates) => {
+        await take(rates, "a", T0, 1);
+        expect((await take(rates, "gone", T0, 1)).granted).toBe(false);
+        expect((await take(rates, "c", T0, 1)).granted).toBe(false);
+        // "gone" was told T0 + PERIOD and never asked again; a while later c is not kept behind it.
+        expect(await take(rates, "c", T0 + 3 * PERIOD, 1)).toEqual({ granted: true });
+      });
+    });
+
+    it("keeps keys apart", async () => {
+      await withRates(async (rates) => {
+        expect(await take(rates, "a", T0, 1, "k1")).toEqual({ granted: true });
+        expect(await take(rates, "b", T0, 1, "k2")).toEqual({ granted: true });
+        expect((await take(rates, "c", T0, 1, "k1")).granted).toBe(false);
+      });
+    });
+
+    it("never grants more than the limit in a period to many concurrent callers", async () => {
+      await withRates(async (rates) => {
+        const answers = await Promise.all(
+          Array.from({ length: 40 }, (_, index) => take(rates, `h${index}`, T0, 3)),
+        );
+        expect(answers.filter((answer) => answer.granted)).toHaveLength(3);
+        const turns = answers.flatMap((answer) => (answer.granted ? [] : [answer.retryAt]));
+        // Everyone in line is told a turn after the window, and the turns spread over the periods to come.
+        expect(Math.min(...turns)).toBe(T0 + PERIOD);
+        expect(Math.max(...turns)).toBe(T0 + 13 * PERIOD);
+      });
+    });
+  });
+}

@@ -1,0 +1,151 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { ConfigurationError, configureLogging, getStepInfo, step, workflow } from "tsworkflow";
+import { type EventStore, MemoryRateLimitStore, type RateLimitStore } from "tsworkflow/engine";
+import { FileStorage, LocalRuntime, MemoryStorage } from "tsworkflow/local";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+beforeAll(() => configureLogging({ level: "silent" }));
+afterAll(() => configureLogging());
+
+const PERIOD = 300;
+
+/** A rate limit store that records when each holder got its start (the time the limit counts). */
+class RecordingRates implements RateLimitStore {
+  readonly grants = new Map<string, { key: string; at: number }>();
+  private readonly inner = new MemoryRateLimitStore();
+  async take(request: Parameters<RateLimitStore["take"]>[0]) {
+    const answer = await this.inner.take(request);
+    if (answer.granted && !this.grants.has(request.holder))
+      this.grants.set(request.holder, { key: request.key, at: request.now });
+    return answer;
+  }
+  inspect(key: string, periodMs: number, now: number) {
+    return this.inner.inspect(key, periodMs, now);
+  }
+  /** The grant times of a key, in order. */
+  timesOf(key: string): number[] {
+    return [...this.grants.values()]
+      .filter((grant) => grant.key === key)
+      .map((grant) => grant.at)
+      .sort((a, b) => a - b);
+  }
+}
+
+/** The start times the step functions saw themselves, per key (first start of each attempt). */
+const bodyStarts = new Map<string, Map<string, number>>();
+function started(key: string): void {
+  const info = getStepInfo();
+  const id = `${info?.runId}/${info?.stepId}/${info?.attempt}`;
+  const starts = bodyStarts.get(key) ?? new Map<string, number>();
+  bodyStarts.set(key, starts);
+  if (!starts.has(id)) starts.set(id, Date.now());
+}
+
+const sendEmail = step(
+  "rl_send_email",
+  async (tenant: string, to: string) => {
+    started(tenant);
+    return `sent to ${to}`;
+  },
+  { rateLimit: { limit: 3, period: PERIOD, key: (tenant) => tenant } },
+);
+
+const campaign = workflow("rl_campaign", async (tenant: string, users: string[]) =>
+  Promise.all(users.map((user) => sendEmail(tenant, user))),
+);
+
+const report = workflow("rl_report", async (label: string) => label, {
+  rateLimit: { limit: 2, period: PERIOD },
+});
+
+/** In any window of `period`, at most `limit` of the sorted `times`. */
+function mostInAWindow(times: number[], period: number): number {
+  let most = 0;
+  for (let first = 0, last = 0; last < times.length; last += 1) {
+    while ((times[last] as number) - (times[first] as number) >= period) first += 1;
+    most = Math.max(most, last - first + 1);
+  }
+  return most;
+}
+
+describe("rate limits on the embedded runtime", () => {
+  for (const backend of ["memory", "file"] as const) {
+    it(`starts at most the limit of a step per period per key on the ${backend} backend, delaying the rest without using an attempt`, async () => {
+      // Prepare
+      bodyStarts.clear();
+      const dir = mkdtempSync(join(tmpdir(), "tsw-rate-limits-"));
+      const storage: EventStore = backend === "memory" ? new MemoryStorage() : new FileStorage({ dir });
+      const rates = new RecordingRates();
+      const runtime = new LocalRuntime({ storage, rates, recover: false });
+      try {
+        const users = Array.from({ length: 4 }, (_, index) => `user-${index}`);
+        // Act
+        const runs = [];
+        for (const tenant of ["acme", "acme", "globex", "globex"])
+          runs.push(await runtime.start(campaign, [tenant, users]));
+        const ended = await Promise.all(
+          runs.map(({ runId }) => runtime.waitForRun(runId, { timeoutMs: 60_000 })),
+        );
+
+        // Assess
+        expect(ended.map((run) => run.status)).toEqual(Array(4).fill("completed"));
+        for (const tenant of ["acme", "globex"]) {
+          const grants = rates.timesOf(`step:rl_send_email:${tenant}`);
+          expect(grants).toHaveLength(8);
+          expect(mostInAWindow(grants, PERIOD)).toBe(3);
+          // 8 starts at 3 per period take at least two periods.
+          expect((grants[7] as number) - (grants[0] as number)).toBeGreaterThanOrEqual(2 * PERIOD);
+          // Each step function started after its grant, once per attempt.
+          expect(bodyStarts.get(tenant)?.size).toBe(8);
+        }
+        for (const { runId } of runs) {
+          const events = await storage.getEvents(runId);
+          expect(events.filter((event) => event.type === "step_retrying")).toEqual([]);
+        }
+      } finally {
+        await runtime.close();
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+  }
+
+  it("keeps runs of a rate-limited workflow pending until their turn, then starts them, never more than the limit per period", async () => {
+    // Prepare
+    const rates = new RecordingRates();
+    const runtime = new LocalRuntime({ storage: new MemoryStorage(), rates, recover: false });
+    try {
+      // Act
+      const runs = [];
+      for (let index = 0; index < 6; index += 1) runs.push(await runtime.start(report, [`report-${index}`]));
+      await runtime.idle();
+      const statuses = await Promise.all(
+        runs.map(async ({ runId }) => (await runtime.getRun(runId))?.status),
+      );
+      const ended = await Promise.all(
+        runs.map(({ runId }) => runtime.waitForRun(runId, { timeoutMs: 60_000 })),
+      );
+
+      // Assess
+      expect(statuses.filter((status) => status === "pending").length).toBeGreaterThanOrEqual(4);
+      expect(ended.map((run) => run.status)).toEqual(Array(6).fill("completed"));
+      const grants = rates.timesOf("run:rl_report:");
+      expect(grants).toHaveLength(6);
+      expect(mostInAWindow(grants, PERIOD)).toBe(2);
+      // Runs start in the order they were created.
+      expect([...rates.grants.keys()]).toEqual(runs.map(({ runId }) => runId));
+    } finally {
+      await runtime.close();
+    }
+  });
+
+  it("rejects a rate limit without a positive limit or period with a ConfigurationError", () => {
+    expect(() => step("rl_bad", async () => 1, { rateLimit: { limit: 0, period: "1m" } })).toThrow(
+      ConfigurationError,
+    );
+    expect(() => workflow("rl_bad_period", async () => 1, { rateLimit: { limit: 1, period: 0 } })).toThrow(
+      ConfigurationError,
+    );
+  });
+});

@@ -99,7 +99,14 @@ export async function listCommand(
     formatTime(run.createdAt),
     `${formatSpan(runSpan(run, now))}${FINISHED_STATUSES.has(run.status) ? "" : "…"}`,
   ]);
-  io.out(`${renderTable(["RUN ID", "WORKFLOW", "STATUS", "CREATED (UTC)", "DURATION"], rows, io.style)}\n`);
+  const headers = ["RUN ID", "WORKFLOW", "STATUS", "CREATED (UTC)", "DURATION"];
+  // Pending runs say why they have not started (their limits, from their first event).
+  if (query.status === "pending") {
+    headers.push("WAITING FOR");
+    for (const [index, run] of runs.entries())
+      rows[index]?.push(clean(waitingFor(run, await store.getEvents(run.runId)).join(", ")));
+  }
+  io.out(`${renderTable(headers, rows, io.style)}\n`);
   if (page.nextCursor)
     io.err(`${io.errStyle.dim(`More runs: pass --cursor ${page.nextCursor} for the next page.`)}\n`);
   return EXIT.ok;

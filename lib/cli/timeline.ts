@@ -1,3 +1,4 @@
+import { formatDuration } from "../core/durations.ts";
 import type { SerializedError } from "../core/errors.ts";
 import type { WorkflowEvent } from "../core/events.ts";
 import { FINISHED_STATUSES, type RunRecord } from "../ports/event-store.ts";
@@ -302,14 +303,32 @@ export function buildTimeline(run: RunRecord, events: readonly WorkflowEvent[], 
   return { start, end, active, rows: [...rows.values()] };
 }
 
-/** Where the last `workflow_suspended` event says the run waits, while it is suspended. */
+/**
+ * What the run waits for: while it is pending, the limits its `workflow_started` event records (its
+ * concurrency slot, its start within the rate limit) or a worker; while it is suspended, what the last
+ * `workflow_suspended` event says.
+ */
 export function waitingFor(run: RunRecord, events: readonly WorkflowEvent[]): string[] {
+  if (run.status === "pending") return pendingReasons(events[0]);
   if (run.status !== "suspended") return [];
   for (let index = events.length - 1; index >= 0; index -= 1) {
     const event = events[index] as WorkflowEvent;
     if (event.type === "workflow_suspended") return event.waitingFor;
   }
   return [];
+}
+
+function pendingReasons(started: WorkflowEvent | undefined): string[] {
+  if (started?.type !== "workflow_started") return [];
+  const reasons: string[] = [];
+  const { concurrency, rateLimit } = started;
+  if (concurrency)
+    reasons.push(`a run concurrency slot of key ${concurrency.key} (at most ${concurrency.limit} at once)`);
+  if (rateLimit)
+    reasons.push(
+      `its start under rate limit ${rateLimit.key} (at most ${rateLimit.limit} per ${formatDuration(rateLimit.periodMs)})`,
+    );
+  return reasons.length > 0 ? reasons : ["a worker to start it"];
 }
 
 /** For a child run: its parent run and the parent's id for it (from `workflow_started`). */

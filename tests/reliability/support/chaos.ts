@@ -8,7 +8,15 @@
 import type { AnyWorkflow, RunRecord, WorkflowEvent } from "tsworkflow";
 import { VersionConflictError } from "tsworkflow";
 import type { ActivationTask, StepTask, TimerRequest } from "tsworkflow/engine";
-import { Engine, type EventStore, FINISHED_STATUSES, type SlotStore, StepLimits } from "tsworkflow/engine";
+import {
+  Engine,
+  type EventStore,
+  FINISHED_STATUSES,
+  type RateLimitStore,
+  RunLimits,
+  type SlotStore,
+  StepLimits,
+} from "tsworkflow/engine";
 import { MemoryStorage } from "tsworkflow/local";
 import { recoverRuns } from "../../../lib/engine/run-control.ts";
 import { ManualClock, RecordingQueue, RecordingTimers } from "../../core/support/manual-engine.ts";
@@ -142,8 +150,8 @@ export async function runWithFaults(
   args: unknown[],
   faults: Faults,
   seed: number,
-  /** Step concurrency slots shared by every worker and process, as Redis would hold them. */
-  shared: { slots?: SlotStore } = {},
+  /** Step and run concurrency slots (and run start rates) shared by every worker and process, as Redis would hold them. */
+  shared: { slots?: SlotStore; rates?: RateLimitStore } = {},
 ): Promise<ChaosReport> {
   const random = prng(seed);
   const chance = (p: number) => p > 0 && random() < p;
@@ -177,6 +185,14 @@ export async function runWithFaults(
           clock,
           ...(faults.cacheSize === undefined ? {} : { cacheSize: faults.cacheSize }),
           ...(shared.slots ? { stepLimits: new StepLimits({ slots: shared.slots }) } : {}),
+          ...(shared.slots
+            ? {
+                runLimits: new RunLimits({
+                  slots: shared.slots,
+                  ...(shared.rates ? { rates: shared.rates } : {}),
+                }),
+              }
+            : {}),
         }),
     );
   };

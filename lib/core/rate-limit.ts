@@ -16,6 +16,13 @@ export interface RateLimit<Args extends unknown[] = any[]> {
   key?: (...args: Args) => string;
 }
 
+/**
+ * Added to a rate limit's period by the engine: a start's time is read just before the step function runs,
+ * and the function's own first `Date.now()` may fall in the next millisecond; the window keeps the limit
+ * on that clock too.
+ */
+export const CLOCK_TICK_MS = 1;
+
 /** A rate limit with its period in ms, checked. */
 export interface ResolvedRateLimit {
   limit: number;

@@ -34,6 +34,12 @@ export class MemoryRateLimitStore implements RateLimitStore {
     return { granted: false, retryAt };
   }
 
+  async started(key: string, holder: string, at: number): Promise<void> {
+    const rates = this.keys.get(key);
+    if (!rates) return;
+    rates.started.set(holder, Math.max(rates.started.get(holder) ?? at, at));
+  }
+
   async inspect(
     key: string,
     periodMs: number,
@@ -71,5 +77,6 @@ export function turnOf(
 ): number {
   const count = started.length;
   if (count === 0) return now + Math.ceil(periodMs / limit);
-  return (started[ahead % count] as number) + periodMs * (1 + Math.floor(ahead / count));
+  const times = [...started].sort((a, b) => a - b);
+  return (times[ahead % count] as number) + periodMs * (1 + Math.floor(ahead / count));
 }

@@ -1,5 +1,5 @@
 import type { EventOf } from "../core/events.ts";
-import { resolveRateLimit } from "../core/rate-limit.ts";
+import { CLOCK_TICK_MS, resolveRateLimit } from "../core/rate-limit.ts";
 import type { AnyWorkflow } from "../core/workflow.ts";
 import type { Clock } from "../ports/clock.ts";
 import { type EventStore, FINISHED_STATUSES } from "../ports/event-store.ts";
@@ -124,7 +124,13 @@ export class RunLimits {
     }
     if (!rateLimit || !this.rates) return true;
     const { key, limit, periodMs } = rateLimit;
-    const answer = await this.rates.take({ key, limit, periodMs, holder: runId, now: clock.now() });
+    const answer = await this.rates.take({
+      key,
+      limit,
+      periodMs: periodMs + CLOCK_TICK_MS,
+      holder: runId,
+      now: clock.now(),
+    });
     if (answer.granted) return true;
     await this.activateAt(runId, answer.retryAt);
     return false;

@@ -1,9 +1,15 @@
 import { randomUUID } from "node:crypto";
+import { CLOCK_TICK_MS } from "../core/rate-limit.ts";
 import type { AnyStep } from "../core/step.ts";
 import type { Clock } from "../ports/clock.ts";
 import type { RateLimitStore } from "../ports/rate-limit-store.ts";
 import type { SlotStore } from "../ports/slot-store.ts";
 import type { StepTask } from "../ports/task-queue.ts";
+
+/** What an attempt's body returns: its outcome, with the time the step function began. */
+type Started = { startedAt?: number | undefined };
+/** Runs an attempt's body once its start is granted. */
+type StartFn = <T extends Started>(body: () => Promise<T>) => Promise<T>;
 
 /** Options of {@link StepLimits}. */
 export interface StepLimitsOptions {
@@ -81,7 +87,7 @@ export class StepLimits {
    * @returns `{ waiting: true }` when no slot is free or its start must wait: the task is sent again when
    *   its turn may have come
    */
-  async run<T>(
+  async run<T extends Started>(
     task: StepTask,
     definition: AnyStep | undefined,
     body: () => Promise<T>,
@@ -89,8 +95,9 @@ export class StepLimits {
     const key = this.keyOf(task, definition);
     const limit = definition?.options.concurrency?.limit;
     if (key === undefined || limit === undefined) {
-      if (!(await this.takeStart(task, definition))) return { waiting: true };
-      return { waiting: false, value: await body() };
+      const start = await this.takeStart(task, definition);
+      if (!start) return { waiting: true };
+      return { waiting: false, value: await start(body) };
     }
     const holder = `${task.runId}/${task.stepId}/${task.attempt}`;
     const token = randomUUID();
@@ -112,7 +119,8 @@ export class StepLimits {
     }
     this.leaveLine(key, holder);
     // Its start comes after its slot: a start counted while the step waited for a slot would bunch up the real starts.
-    if (!(await this.takeStart(task, definition))) {
+    const start = await this.takeStart(task, definition);
+    if (!start) {
       await slots.release(key, holder, token);
       await this.wake(key, limit);
       return { waiting: true };
@@ -127,7 +135,7 @@ export class StepLimits {
     );
     renew.unref();
     try {
-      return { waiting: false, value: await body() };
+      return { waiting: false, value: await start(body) };
     } finally {
       clearInterval(renew);
       await slots.release(key, holder, token);
@@ -138,23 +146,31 @@ export class StepLimits {
   /**
    * Counts the attempt's start against the step's rate limit. When it must wait, its task is sent again at
    * the turn the store announced (a timer in this process, on the real clock).
-   * @returns whether the attempt may start now (never for a run that has ended meanwhile)
+   * @returns undefined when the attempt must wait (or its run has ended meanwhile); else what runs the
+   *   attempt, then moves its counted start to the time the step function really began (the grants of a
+   *   burst begin over a few ms: the window then holds the real starts)
    */
-  private async takeStart(task: StepTask, definition: AnyStep | undefined): Promise<boolean> {
+  private async takeStart(task: StepTask, definition: AnyStep | undefined): Promise<StartFn | undefined> {
     const rate = definition?.options.rateLimit;
-    if (!rate || !this.rates) return true;
+    const rates = this.rates;
+    if (!rate || !rates) return (body) => body();
     const { clock, requeue, runEnded } = this.options;
-    if (await runEnded(task.runId)) return false;
+    if (await runEnded(task.runId)) return undefined;
     const key = `step:${task.stepName}:${rate.key ? String(rate.key(...structuredClone(task.input))) : ""}`;
     const holder = `${task.runId}/${task.stepId}/${task.attempt}`;
-    const answer = await this.rates.take({
+    const answer = await rates.take({
       key,
       holder,
       limit: rate.limit,
-      periodMs: rate.periodMs,
+      periodMs: rate.periodMs + CLOCK_TICK_MS,
       now: clock.now(),
     });
-    if (answer.granted) return true;
+    if (answer.granted)
+      return async (body) => {
+        const value = await body();
+        if (value.startedAt !== undefined) await rates.started(key, holder, value.startedAt);
+        return value;
+      };
     const send = () => {
       requeue(task).catch(() => {
         // The queue refused: try again a little later rather than lose the task.
@@ -162,7 +178,7 @@ export class StepLimits {
       });
     };
     setTimeout(send, Math.max(0, answer.retryAt - clock.now())).unref();
-    return false;
+    return undefined;
   }
 
   /** Keeps the task's place among those parked here (its first park), and arms its re-check. */

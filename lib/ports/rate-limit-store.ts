@@ -27,6 +27,11 @@ export interface RateLimitStore {
    * concurrent callers never exceed the limit.
    */
   take(request: RateRequest): Promise<RateAnswer>;
+  /**
+   * Moves a granted start to the time the work really began (`at`, later than the grant; never earlier), so
+   * that the window counts real starts: the grants of a burst begin over a few ms.
+   */
+  started(key: string, holder: string, at: number): Promise<void>;
   /** The holders whose starts count at `now`, oldest first, and the line behind them. */
   inspect(key: string, periodMs: number, now: number): Promise<{ started: string[]; waiting: string[] }>;
 }

@@ -71,6 +71,17 @@ export function describeRateLimitStoreContract(name: string, harness: RateLimitS
       });
     });
 
+    it("counts a start from when the work really began, moved later but never earlier", async () => {
+      await withRates(async (rates) => {
+        expect(await take(rates, "a", T0, 1)).toEqual({ granted: true });
+        await rates.started("k", "a", T0 + 30);
+        await rates.started("k", "a", T0 + 10);
+        // Still in the window at T0 + PERIOD: it began at T0 + 30.
+        expect(await take(rates, "b", T0 + PERIOD, 1)).toEqual({ granted: false, retryAt: T0 + 30 + PERIOD });
+        expect(await take(rates, "b", T0 + 30 + PERIOD, 1)).toEqual({ granted: true });
+      });
+    });
+
     it("keeps keys apart", async () => {
       await withRates(async (rates) => {
         expect(await take(rates, "a", T0, 1, "k1")).toEqual({ granted: true });

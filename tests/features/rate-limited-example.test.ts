@@ -41,6 +41,9 @@ class RecordingRates implements RateLimitStore {
     if (answer.granted && !starts.has(request.holder)) starts.set(request.holder, request.now);
     return answer;
   }
+  started(key: string, holder: string, at: number) {
+    return this.inner.started(key, holder, at);
+  }
   inspect(key: string, periodMs: number, now: number) {
     return this.inner.inspect(key, periodMs, now);
   }

@@ -43,6 +43,13 @@ redis.call('ZADD', KEYS[3], retryAt + tonumber(ARGV[5]), holder)
 return { 0, tostring(retryAt) }
 `);
 
+/** KEYS: starts. ARGV: holder, at. Moves the holder's start later (never earlier). */
+const STARTED = new LuaScript(`
+local old = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if not old or tonumber(ARGV[2]) > tonumber(old) then redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1]) end
+return 1
+`);
+
 /**
  * Start rates in Redis, shared by every worker: each `take` is one Lua script (a sliding log of the last
  * period's starts and a line), so it is atomic across workers; times are the callers' clocks.
@@ -62,6 +69,10 @@ export class RedisRateLimitStore implements RateLimitStore {
       RATE_LINE_GRACE_MS,
     ])) as [number, string?];
     return granted === 1 ? { granted: true } : { granted: false, retryAt: Number(retryAt) };
+  }
+
+  async started(key: string, holder: string, at: number): Promise<void> {
+    await STARTED.run(this.client, this.keys(key).slice(0, 1), [holder, at]);
   }
 
   async inspect(

@@ -38,6 +38,9 @@ const attemptTiming = {
   durationMs: z.optional(z.number()),
 };
 
+/** A flow control limit a run waits for: its key (computed from the input at start) and its limit then. */
+const limitFields = { key: z.string(), limit: z.int().check(z.positive()) };
+
 export const workflowStarted = z.object({
   ...base,
   type: z.literal("workflow_started"),
@@ -60,15 +63,9 @@ export const workflowStarted = z.object({
    * The run concurrency limit the run waits for before it starts (`workflow(name, fn, { concurrency })`):
    * its key, computed from the input at start, and the limit then.
    */
-  concurrency: z.optional(z.object({ key: z.string(), limit: z.int().check(z.positive()) })),
+  concurrency: z.optional(z.object(limitFields)),
   /** The start rate limit the run waits for (`workflow(name, fn, { rateLimit })`), keyed from its input at start. */
-  rateLimit: z.optional(
-    z.object({
-      key: z.string(),
-      limit: z.int().check(z.positive()),
-      periodMs: z.number().check(z.positive()),
-    }),
-  ),
+  rateLimit: z.optional(z.object({ ...limitFields, periodMs: limitFields.limit })),
 });
 
 export const workflowCompleted = z.object({

@@ -30,28 +30,42 @@ export interface ResolvedRateLimit {
   key: ((...args: unknown[]) => string) | undefined;
 }
 
+/** The flow control options of a step or workflow, checked; a rate limit's period in ms. */
+export interface ResolvedLimits {
+  concurrency?: { limit: number; key: ResolvedRateLimit["key"] };
+  rateLimit?: ResolvedRateLimit;
+}
+
 /**
+ * Checks the `concurrency` and `rateLimit` options of a step or workflow.
  * @param owner how the error names the step or workflow, e.g. `step("send_email")`
- * @throws ConfigurationError for a limit that is not an integer >= 1, a period that is not positive, a key that is not a function
+ * @throws ConfigurationError for a limit that is not an integer >= 1, a key that is not a function or a
+ *   period that is not longer than 0
+ * @throws InvalidDurationError for a period that is not a duration
  */
-export function resolveRateLimit<Args extends unknown[]>(
+export function checkLimits(
   owner: string,
-  rateLimit: RateLimit<Args>,
-): ResolvedRateLimit {
-  const { limit, period, key } = rateLimit ?? {};
-  if (!Number.isInteger(limit) || limit < 1) {
-    throw new ConfigurationError(
-      `${owner}: rateLimit.limit must be an integer >= 1, got ${describe(limit)}.`,
-    );
+  options: {
+    concurrency?: { limit: number; key?: unknown };
+    rateLimit?: { limit: number; key?: unknown; period: Duration };
+  },
+): ResolvedLimits {
+  const resolved: ResolvedLimits = {};
+  for (const option of ["concurrency", "rateLimit"] as const) {
+    const declared = options[option] as { limit: number; key?: unknown; period?: Duration } | undefined;
+    if (!declared) continue;
+    const { limit, key, period } = declared;
+    const periodMs = option === "rateLimit" ? Math.ceil(toMilliseconds(period as Duration)) : 1;
+    const fault =
+      !Number.isInteger(limit) || limit < 1
+        ? `limit must be an integer >= 1, got ${describe(limit)}`
+        : key !== undefined && typeof key !== "function"
+          ? "key must be a function"
+          : periodMs > 0
+            ? ""
+            : "period must be longer than 0";
+    if (fault) throw new ConfigurationError(`${owner}: ${option}.${fault}.`);
+    resolved[option] = { limit, periodMs, key: key as ResolvedRateLimit["key"] };
   }
-  const periodMs = toMilliseconds(period);
-  if (!(periodMs > 0)) {
-    throw new ConfigurationError(
-      `${owner}: rateLimit.period must be longer than 0, got ${describe(period)}.`,
-    );
-  }
-  if (key !== undefined && typeof key !== "function") {
-    throw new ConfigurationError(`${owner}: rateLimit.key must be a function of the arguments.`);
-  }
-  return { limit, periodMs, key: key as ((...args: unknown[]) => string) | undefined };
+  return resolved;
 }

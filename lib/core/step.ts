@@ -1,7 +1,7 @@
 import { currentExecution } from "./context.ts";
 import { type Duration, toMilliseconds } from "./durations.ts";
 import { ConfigurationError, describe } from "./errors.ts";
-import { type RateLimit, type ResolvedRateLimit, resolveRateLimit } from "./rate-limit.ts";
+import { checkLimits, type RateLimit, type ResolvedLimits } from "./rate-limit.ts";
 import { definingRegistry } from "./registry.ts";
 
 /** How long to wait before attempt n+1 of a failed step. */
@@ -74,8 +74,8 @@ export interface ResolvedStepOptions {
   maxRetries: number;
   retryDelay: "fixed" | "exponential" | number;
   maxRetryDelayMs: number;
-  concurrency?: { limit: number; key: ((...args: unknown[]) => string) | undefined };
-  rateLimit?: ResolvedRateLimit;
+  concurrency?: ResolvedLimits["concurrency"];
+  rateLimit?: ResolvedLimits["rateLimit"];
 }
 
 const NAME = /^[A-Za-z0-9_.:-]{1,100}$/;
@@ -134,25 +134,6 @@ function resolveStepOptions<Args extends unknown[]>(
     maxRetries,
     retryDelay: delay === "fixed" || delay === "exponential" ? delay : toMilliseconds(delay),
     maxRetryDelayMs: toMilliseconds(options.maxRetryDelay ?? "10m"),
-    ...(options.concurrency ? { concurrency: resolveConcurrency(name, options.concurrency) } : {}),
-    ...(options.rateLimit ? { rateLimit: resolveRateLimit(`step("${name}")`, options.rateLimit) } : {}),
+    ...checkLimits(`step("${name}")`, options),
   };
-}
-
-function resolveConcurrency<Args extends unknown[]>(
-  name: string,
-  concurrency: StepConcurrency<Args>,
-): NonNullable<ResolvedStepOptions["concurrency"]> {
-  const { limit, key } = concurrency;
-  if (!Number.isInteger(limit) || limit < 1) {
-    throw new ConfigurationError(
-      `step("${name}"): concurrency.limit must be an integer >= 1, got ${describe(limit)}.`,
-    );
-  }
-  if (key !== undefined && typeof key !== "function") {
-    throw new ConfigurationError(
-      `step("${name}"): concurrency.key must be a function of the step's arguments.`,
-    );
-  }
-  return { limit, key: key as ((...args: unknown[]) => string) | undefined };
 }

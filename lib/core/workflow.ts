@@ -1,7 +1,7 @@
 import type { $ZodType } from "zod/v4/core";
 import { type Duration, toMilliseconds } from "./durations.ts";
 import { ConfigurationError, describe, WorkflowInputError } from "./errors.ts";
-import { type RateLimit, resolveRateLimit } from "./rate-limit.ts";
+import { checkLimits, type RateLimit } from "./rate-limit.ts";
 import { definingRegistry } from "./registry.ts";
 import { safeParseWithMessages } from "./schema.ts";
 
@@ -122,8 +122,7 @@ export function workflow<Args extends unknown[], Result>(
       `Invalid version ${describe(version)} of workflow "${name}": use 1 to 64 letters, digits, ".", "_" or "-".`,
     );
   }
-  if (options.concurrency !== undefined) assertConcurrency(name, options.concurrency);
-  if (options.rateLimit !== undefined) resolveRateLimit(`workflow("${name}")`, options.rateLimit);
+  checkLimits(`workflow("${name}")`, options);
   const maxDurationMs = options.maxDuration === undefined ? undefined : toMilliseconds(options.maxDuration);
   const definition: WorkflowDefinition<Args, Result> = Object.freeze({
     name,
@@ -134,20 +133,6 @@ export function workflow<Args extends unknown[], Result>(
   });
   definingRegistry().registerWorkflow(definition as AnyWorkflow);
   return definition;
-}
-
-function assertConcurrency(name: string, concurrency: WorkflowConcurrency): void {
-  const { limit, key } = concurrency ?? {};
-  if (!Number.isInteger(limit) || limit < 1) {
-    throw new ConfigurationError(
-      `workflow("${name}"): concurrency.limit must be an integer >= 1, got ${describe(limit)}.`,
-    );
-  }
-  if (key !== undefined && typeof key !== "function") {
-    throw new ConfigurationError(
-      `workflow("${name}"): concurrency.key must be a function of the workflow's arguments.`,
-    );
-  }
 }
 
 /**

@@ -45,7 +45,7 @@ import type { ActivationTask, RunLease, StepTask, TaskQueue } from "../ports/tas
 import type { TimerRequest, Timers } from "../ports/timers.ts";
 import { continuationKeyOf, continuationRunIdOf } from "./continuation.ts";
 import { RunExecution } from "./execution.ts";
-import { type RunAdmission, RunLimits } from "./run-limits.ts";
+import type { RunLimits } from "./run-limits.ts";
 import type { StepLimits } from "./step-limits.ts";
 
 /** Options of {@link Engine}. */
@@ -124,7 +124,7 @@ export const DEFAULT_WARN_EVENTS_PER_RUN = 10_000;
 const retryTimerId = (stepId: string, attempt: number) => `retry:${stepId}:${attempt}`;
 const DEADLINE_TIMER = "deadline";
 /** Cancellation requests are stored as the outcome of this reserved step id: durable and idempotent in every store. */
-const CANCEL_STEP_ID = "$cancel";
+export const CANCEL_STEP_ID = "$cancel";
 /** `sendEvent` deliveries: `$signal:<eventName>:<id>`, stored as outcomes (durable, idempotent, kept until waited for). */
 const SIGNAL_PREFIX = "$signal:";
 /** A child run's result, stored as an outcome of its parent: `$child:<childId>`. */
@@ -199,13 +199,7 @@ export class Engine {
       runEnded: async (runId) => FINISHED_STATUSES.has((await this.store.getRun(runId))?.status ?? "pending"),
     });
     this.runLimits = options.runLimits;
-    this.runLimits?.attach({
-      clock: this.clock,
-      store: this.store,
-      timers: this.timers,
-      enqueueActivation: (task) => this.enqueueActivation(task),
-      cancelRequested: async (runId) => (await this.store.getOutcome(runId, CANCEL_STEP_ID, 1)) !== undefined,
-    });
+    this.runLimits?.attach(this);
   }
 
   /**
@@ -240,7 +234,6 @@ export class Engine {
         ? options.parent.childRunId
         : newRunId(now);
     const timestamp = new Date(now).toISOString();
-    const admission = RunLimits.admissionOf(definition, input);
     const deadline = definition.maxDurationMs === undefined ? undefined : now + definition.maxDurationMs;
     // A child run's spans go under the parent's activation that started it (started again after a crash, it opens no second span).
     const span = options.parent
@@ -256,7 +249,6 @@ export class Engine {
         tags,
         span.traceparent,
         options,
-        admission,
       );
       span.end(result.created);
       return result;
@@ -275,7 +267,6 @@ export class Engine {
     tags: RunTags | undefined,
     traceparent: string | undefined,
     options: StartOptions & { parent?: ChildLink; continuedFrom?: string },
-    admission: RunAdmission,
   ): Promise<StartResult> {
     const run: RunRecord = {
       runId,
@@ -303,7 +294,7 @@ export class Engine {
       ...(traceparent === undefined ? {} : { traceparent }),
       ...(definition.version === undefined ? {} : { workflowVersion: definition.version }),
       ...(options.continuedFrom === undefined ? {} : { continuedFrom: options.continuedFrom }),
-      ...admission,
+      ...this.runLimits?.admissionOf(definition, input),
     };
     const result = await this.store.createRun({ run, startedEvent });
     if (!result.created) {
@@ -316,7 +307,7 @@ export class Engine {
         await this.enqueueActivation({ runId: existing.runId, cause: { kind: "start" } });
       return { runId: existing.runId, created: false };
     }
-    if (admission.concurrency) await this.runLimits?.join(runId, admission.concurrency);
+    await this.runLimits?.join(runId, startedEvent);
     await this.enqueueActivation({ runId, cause: { kind: "start" } });
     return { runId, created: true };
   }
@@ -428,14 +419,7 @@ export class Engine {
         return;
       }
       // A run of a workflow with a concurrency or rate limit starts once both let it; until then it stays pending.
-      const admission = admissionOf(events);
-      if (
-        run.status === "pending" &&
-        admission &&
-        this.runLimits &&
-        !(await this.runLimits.admit(runId, admission))
-      )
-        return undefined;
+      if ((await this.runLimits?.admit(run, events)) === false) return undefined;
       execution = await RunExecution.replay(definition, events, () => this.clock.now(), this.maxPayloadBytes);
       execution.status = run.status;
     }
@@ -492,8 +476,7 @@ export class Engine {
       this.logFinished(execution, terminal);
       if (terminal) this.onRunFinished?.(runId);
     }
-    const concurrency = execution.started.concurrency;
-    if (terminal && concurrency) await this.runLimits?.release(runId, concurrency);
+    if (terminal) await this.runLimits?.finished(runId, execution.started);
     await Promise.all([
       ...effects.cancelledTimers.map((timerId) => this.timers.cancel(runId, timerId)),
       ...effects.cancelledChildren.map((childRunId) => this.cancelChild(childRunId)),
@@ -1043,10 +1026,7 @@ export class Engine {
    */
   private async finishAgain(run: RunRecord): Promise<void> {
     // The run's slot, if a crash came between its last commit and the release.
-    if (this.runLimits) {
-      const concurrency = admissionOf(await this.store.getEvents(run.runId))?.concurrency;
-      if (concurrency) await this.runLimits.release(run.runId, concurrency);
-    }
+    await this.runLimits?.finished(run.runId);
     const isChild =
       (run.idempotencyKey?.startsWith("child:") || run.idempotencyKey?.startsWith("continue:")) ?? false;
     if (!isChild && run.status !== "cancelled" && run.status !== "continued") return;
@@ -1218,16 +1198,6 @@ function statusOf(execution: RunExecution, terminal: EventDraft | undefined): Ru
   return "suspended";
 }
 
-/** The limits a run waits for before it starts, as its `workflow_started` event records them, if any. */
-function admissionOf(events: readonly WorkflowEvent[]): RunAdmission | undefined {
-  const started = events[0];
-  if (started?.type !== "workflow_started" || (!started.concurrency && !started.rateLimit)) return undefined;
-  return {
-    ...(started.concurrency ? { concurrency: started.concurrency } : {}),
-    ...(started.rateLimit ? { rateLimit: started.rateLimit } : {}),
-  };
-}
-
 /** True when the log ends the run: a terminal event that no later `workflow_retried` took back. */
 function isFinishedLog(events: readonly WorkflowEvent[]): boolean {
   for (let index = events.length - 1; index >= 0; index -= 1) {
@@ -1257,9 +1227,8 @@ function soleStepStarted(
   }
   // A step with a concurrency or rate limit goes through the queue, where it waits for its turn.
   const definition = found && registry.findStep(found.stepName);
-  return found && definition && !definition.options.concurrency && !definition.options.rateLimit
-    ? found
-    : undefined;
+  const { concurrency, rateLimit } = definition?.options ?? {};
+  return found && definition && !concurrency && !rateLimit ? found : undefined;
 }
 
 /** The outcomes an activation applies: the stored ones and the one its inline step just produced. */

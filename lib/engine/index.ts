@@ -11,18 +11,13 @@ export type { EventDraft, EventOf, EventType, WorkflowEvent } from "../core/even
 export { EVENT_TYPES, parseEvent, workflowEvent } from "../core/events.ts";
 export type { RegistryOptions } from "../core/registry.ts";
 export { defaultRegistry, findWorkflow, Registry, registeredWorkflows } from "../core/registry.ts";
+export type { RunAdmission, RunConcurrency, RunRateLimit } from "../engine/admission.ts";
 export type { EngineOptions } from "../engine/engine.ts";
 export { DEFAULT_MAX_EVENTS_PER_RUN, DEFAULT_WARN_EVENTS_PER_RUN, Engine } from "../engine/engine.ts";
 export { MemoryRateLimitStore } from "../engine/memory-rate-limit-store.ts";
 export { MemorySlotStore } from "../engine/memory-slot-store.ts";
 export { recoverRuns, retryRun } from "../engine/run-control.ts";
-export type {
-  RunAdmission,
-  RunConcurrency,
-  RunLimitsHost,
-  RunLimitsOptions,
-  RunRateLimit,
-} from "../engine/run-limits.ts";
+export type { RunLimitsHost, RunLimitsOptions } from "../engine/run-limits.ts";
 export { RunLimits } from "../engine/run-limits.ts";
 export type { StepLimitsHost, StepLimitsOptions } from "../engine/step-limits.ts";
 export { StepLimits } from "../engine/step-limits.ts";

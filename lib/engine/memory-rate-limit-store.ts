@@ -1,7 +1,9 @@
-import type { RateAnswer, RateLimitStore, RateRequest } from "../ports/rate-limit-store.ts";
-
-/** How long past its announced turn a place in line is kept for a caller that does not come back. */
-export const RATE_LINE_GRACE_MS = 60_000;
+import {
+  RATE_LINE_GRACE_MS,
+  type RateAnswer,
+  type RateLimitStore,
+  type RateRequest,
+} from "../ports/rate-limit-store.ts";
 
 interface KeyRates {
   /** Holder → the time its start was granted; a Map keeps insertion order, which is time order. */

@@ -1,17 +1,21 @@
-import type { EventOf } from "../core/events.ts";
-import { CLOCK_TICK_MS, resolveRateLimit } from "../core/rate-limit.ts";
+import type { WorkflowEvent } from "../core/events.ts";
+import { CLOCK_TICK_MS } from "../core/rate-limit.ts";
 import type { AnyWorkflow } from "../core/workflow.ts";
 import type { Clock } from "../ports/clock.ts";
-import { type EventStore, FINISHED_STATUSES } from "../ports/event-store.ts";
+import { type EventStore, FINISHED_STATUSES, type RunRecord } from "../ports/event-store.ts";
 import type { RateLimitStore } from "../ports/rate-limit-store.ts";
 import type { SlotStore } from "../ports/slot-store.ts";
 import type { ActivationTask } from "../ports/task-queue.ts";
 import type { Timers } from "../ports/timers.ts";
+import { admissionOf, type RunAdmission, type RunConcurrency, recordedAdmission } from "./admission.ts";
+import { CANCEL_STEP_ID } from "./engine.ts";
 
 /** Options of {@link RunLimits}. */
 export interface RunLimitsOptions {
   /** Where the slots are held: one store shared by every worker the limits should span. */
   slots: SlotStore;
+  /** The engine's timers: a waiting run is activated again by a timer (durable, on the engine's clock). */
+  timers: Timers;
   /**
    * How often a pending run that waits for a slot looks again by itself (a durable timer). A run that
    * finishes wakes the first runs in line at once; this re-check only covers a wake-up that was lost
@@ -28,22 +32,10 @@ export interface RunLimitsOptions {
 
 /** What the engine that uses the limits gives them. */
 export interface RunLimitsHost {
-  clock: Clock;
-  store: EventStore;
-  timers: Timers;
+  readonly store: EventStore;
+  /** The engine's clock (ms). */
+  now(): number;
   enqueueActivation(task: ActivationTask): Promise<void>;
-  /** Whether the run has a cancellation request stored (a cancelled waiting run gives up its place). */
-  cancelRequested(runId: string): Promise<boolean>;
-}
-
-/** The concurrency a run is admitted under, as its `workflow_started` event records it. */
-export type RunConcurrency = NonNullable<EventOf<"workflow_started">["concurrency"]>;
-/** The start rate limit a run is admitted under, as its `workflow_started` event records it. */
-export type RunRateLimit = NonNullable<EventOf<"workflow_started">["rateLimit"]>;
-/** What a run waits for before it starts: its concurrency slot, then its start within the rate limit. */
-export interface RunAdmission {
-  concurrency?: RunConcurrency;
-  rateLimit?: RunRateLimit;
 }
 
 /**
@@ -61,6 +53,7 @@ const RUN_LEASE_MS = 100 * 365 * 24 * 3_600_000;
  */
 export class RunLimits {
   private readonly slots: SlotStore;
+  private readonly timers: Timers;
   private readonly recheckMs: number;
   private readonly rates: RateLimitStore | undefined;
   private host: RunLimitsHost | undefined;
@@ -72,6 +65,7 @@ export class RunLimits {
    */
   constructor(options: RunLimitsOptions) {
     this.slots = options.slots;
+    this.timers = options.timers;
     this.recheckMs = options.recheckMs ?? 10_000;
     this.rates = options.rates;
   }
@@ -86,23 +80,25 @@ export class RunLimits {
     return this.host;
   }
 
-  /** What a new run of `definition` with `input` will wait for before it starts (its keys come from its input). */
-  static admissionOf(definition: AnyWorkflow, input: unknown[]): RunAdmission {
-    const { concurrency } = definition.options;
-    const rate =
-      definition.options.rateLimit &&
-      resolveRateLimit(`workflow("${definition.name}")`, definition.options.rateLimit);
-    const keyOf = (key: ((...args: never[]) => string) | undefined) =>
-      `run:${definition.name}:${key ? String(key(...(structuredClone(input) as never[]))) : ""}`;
-    return {
-      ...(concurrency ? { concurrency: { key: keyOf(concurrency.key), limit: concurrency.limit } } : {}),
-      ...(rate ? { rateLimit: { key: keyOf(rate.key), limit: rate.limit, periodMs: rate.periodMs } } : {}),
-    };
+  /** What a new run of `definition` with `input` waits for: recorded in its `workflow_started` event. */
+  admissionOf(definition: AnyWorkflow, input: unknown[]): RunAdmission {
+    return admissionOf(definition, input);
   }
 
   /** A new run takes its place in line (or its slot) when it is created, so that the line keeps creation order. */
-  async join(runId: string, concurrency: RunConcurrency): Promise<void> {
-    await this.acquire(runId, concurrency);
+  async join(runId: string, started: WorkflowEvent): Promise<void> {
+    const concurrency = recordedAdmission([started])?.concurrency;
+    if (concurrency) await this.acquire(runId, concurrency);
+  }
+
+  /**
+   * A run has finished: its slot goes to the next in line. Without `started` (a finished run activated
+   * again: a crash may have come between its last commit and the release), it is read from the log.
+   */
+  async finished(runId: string, started?: WorkflowEvent): Promise<void> {
+    const events = started ? [started] : await this.options.store.getEvents(runId);
+    const concurrency = recordedAdmission(events)?.concurrency;
+    if (concurrency) await this.release(runId, concurrency);
   }
 
   /**
@@ -112,14 +108,17 @@ export class RunLimits {
    * the rate limit store announced. A run cancelled while it waits gives its place up and is let through,
    * to be cancelled before its workflow does anything.
    */
-  async admit(runId: string, { concurrency, rateLimit }: RunAdmission): Promise<boolean> {
-    const { clock, cancelRequested } = this.options;
-    if (await cancelRequested(runId)) {
+  async admit({ runId, status }: RunRecord, events: readonly WorkflowEvent[]): Promise<boolean> {
+    const admission = recordedAdmission(events);
+    if (status !== "pending" || !admission) return true;
+    const { concurrency, rateLimit } = admission;
+    const { store } = this.options;
+    if ((await store.getOutcome(runId, CANCEL_STEP_ID, 1)) !== undefined) {
       if (concurrency) await this.release(runId, concurrency);
       return true;
     }
     if (concurrency && !(await this.holdsSlot(runId, concurrency))) {
-      await this.activateAt(runId, clock.now() + this.recheckMs);
+      await this.activateAt(runId, this.options.now() + this.recheckMs);
       return false;
     }
     if (!rateLimit || !this.rates) return true;
@@ -129,7 +128,7 @@ export class RunLimits {
       limit,
       periodMs: periodMs + CLOCK_TICK_MS,
       holder: runId,
-      now: clock.now(),
+      now: this.options.now(),
     });
     if (answer.granted) return true;
     await this.activateAt(runId, answer.retryAt);
@@ -143,9 +142,9 @@ export class RunLimits {
 
   /** A durable timer that activates the run again (to ask once more). */
   private async activateAt(runId: string, fireAt: number): Promise<void> {
-    const now = this.options.clock.now();
+    const now = this.options.now();
     // A fresh timer id each time: a queue may drop the same id while the timer that fired it still runs.
-    await this.options.timers.schedule({
+    await this.timers.schedule({
       runId,
       timerId: `run-limits:${now}`,
       fireAt,
@@ -156,7 +155,7 @@ export class RunLimits {
   /** Gives back the run's slot (or its place in line) and wakes the runs whose turn has come. */
   async release(runId: string, concurrency: RunConcurrency): Promise<void> {
     await this.slots.release(concurrency.key, runId, runId);
-    const { holding, waiting } = await this.slots.inspect(concurrency.key, this.options.clock.now());
+    const { holding, waiting } = await this.slots.inspect(concurrency.key, this.options.now());
     const next = waiting.slice(0, Math.max(0, concurrency.limit - holding.length));
     await Promise.all(
       next.map((waiter) => this.options.enqueueActivation({ runId: waiter, cause: { kind: "wake" } })),
@@ -169,8 +168,8 @@ export class RunLimits {
    * @returns whether a slot was taken back
    */
   private async reclaim(runId: string, concurrency: RunConcurrency): Promise<boolean> {
-    const { clock, store } = this.options;
-    const { holding, waiting } = await this.slots.inspect(concurrency.key, clock.now());
+    const { store } = this.options;
+    const { holding, waiting } = await this.slots.inspect(concurrency.key, this.options.now());
     if (waiting[0] !== runId) return false;
     let freed = false;
     for (const holder of holding) {
@@ -183,7 +182,7 @@ export class RunLimits {
   }
 
   private acquire(runId: string, { key, limit }: RunConcurrency) {
-    const now = this.options.clock.now();
+    const now = this.options.now();
     // The run's id is its token too: every activation of the run, on any worker, holds the same slot.
     return this.slots.acquire({ key, holder: runId, token: runId, limit, leaseMs: RUN_LEASE_MS, now });
   }

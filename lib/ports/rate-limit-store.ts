@@ -16,6 +16,9 @@ export interface RateRequest {
   now: number;
 }
 
+/** How long past its announced turn a place in line is kept for a caller that does not come back. */
+export const RATE_LINE_GRACE_MS = 60_000;
+
 /** What `RateLimitStore.take` answers: a start now, or the time to ask again (when the holder's turn should come). */
 export type RateAnswer = { granted: true } | { granted: false; retryAt: number };
 

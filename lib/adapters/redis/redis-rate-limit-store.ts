@@ -1,6 +1,10 @@
 import type { Redis } from "ioredis";
-import { RATE_LINE_GRACE_MS } from "../../engine/memory-rate-limit-store.ts";
-import type { RateAnswer, RateLimitStore, RateRequest } from "../../ports/rate-limit-store.ts";
+import {
+  RATE_LINE_GRACE_MS,
+  type RateAnswer,
+  type RateLimitStore,
+  type RateRequest,
+} from "../../ports/rate-limit-store.ts";
 import { LuaScript } from "./connection.ts";
 
 /**

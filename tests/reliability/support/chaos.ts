@@ -189,6 +189,7 @@ export async function runWithFaults(
             ? {
                 runLimits: new RunLimits({
                   slots: shared.slots,
+                  timers,
                   ...(shared.rates ? { rates: shared.rates } : {}),
                 }),
               }

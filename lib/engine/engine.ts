@@ -64,7 +64,7 @@ export interface EngineOptions {
    * worker the limits should span (the embedded and Redis runtimes pass theirs).
    * @default none: run concurrency limits are not enforced
    */
-  runLimits?: RunLimits;
+  runLimits?: RunLimits | undefined;
   /** @default the system clock */
   clock?: Clock;
   /**
@@ -161,7 +161,8 @@ export class Engine {
   readonly store: EventStore;
   readonly registry: Registry;
   private readonly queue: TaskQueue;
-  private readonly timers: Timers;
+  /** The engine's timers (flow control arms its re-checks there). @internal */
+  readonly timers: Timers;
   private readonly clock: Clock;
   private readonly maxEventsPerRun: number;
   private readonly warnEventsPerRun: number;

@@ -14,8 +14,6 @@ import { CANCEL_STEP_ID } from "./engine.ts";
 export interface RunLimitsOptions {
   /** Where the slots are held: one store shared by every worker the limits should span. */
   slots: SlotStore;
-  /** The engine's timers: a waiting run is activated again by a timer (durable, on the engine's clock). */
-  timers: Timers;
   /**
    * How often a pending run that waits for a slot looks again by itself (a durable timer). A run that
    * finishes wakes the first runs in line at once; this re-check only covers a wake-up that was lost
@@ -33,6 +31,8 @@ export interface RunLimitsOptions {
 /** What the engine that uses the limits gives them. */
 export interface RunLimitsHost {
   readonly store: EventStore;
+  /** Where a waiting run's re-check is armed (durable, on the engine's clock). */
+  readonly timers: Timers;
   /** The engine's clock (ms). */
   now(): number;
   enqueueActivation(task: ActivationTask): Promise<void>;
@@ -53,7 +53,6 @@ const RUN_LEASE_MS = 100 * 365 * 24 * 3_600_000;
  */
 export class RunLimits {
   private readonly slots: SlotStore;
-  private readonly timers: Timers;
   private readonly recheckMs: number;
   private readonly rates: RateLimitStore | undefined;
   private host: RunLimitsHost | undefined;
@@ -65,7 +64,6 @@ export class RunLimits {
    */
   constructor(options: RunLimitsOptions) {
     this.slots = options.slots;
-    this.timers = options.timers;
     this.recheckMs = options.recheckMs ?? 10_000;
     this.rates = options.rates;
   }
@@ -144,7 +142,7 @@ export class RunLimits {
   private async activateAt(runId: string, fireAt: number): Promise<void> {
     const now = this.options.now();
     // A fresh timer id each time: a queue may drop the same id while the timer that fired it still runs.
-    await this.timers.schedule({
+    await this.options.timers.schedule({
       runId,
       timerId: `run-limits:${now}`,
       fireAt,

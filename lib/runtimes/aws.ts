@@ -9,6 +9,7 @@ import { SqsTaskQueue } from "../adapters/aws/sqs-queue.ts";
 import type { AwsConfig } from "../aws/config.ts";
 import type { Registry } from "../core/registry.ts";
 import { Engine } from "../engine/engine.ts";
+import type { RunLimits } from "../engine/run-limits.ts";
 import type { TelemetryFactory } from "../observability/engine-telemetry.ts";
 import type { Clock } from "../ports/clock.ts";
 import type { EventStore } from "../ports/event-store.ts";
@@ -36,6 +37,19 @@ export interface AwsRuntimeOptions {
   telemetry?: TelemetryFactory;
   /** A store to use instead of the DynamoDB store (tests wrap it to inject faults). */
   store?: EventStore;
+  /**
+   * Enforces `workflow(..., { concurrency })` on AWS: `new RunLimits({ slots: new DynamoDBSlotStore({
+   * client, tableName }) })`, slots in the kit's table. Opt-in, so that a bundle without limits carries
+   * none of their code. Step concurrency and rate limits are not enforced on AWS yet.
+   * @default none: run concurrency limits are not enforced
+   * @example
+   * import { RunLimits } from "tsworkflow/engine";
+   * import { createHandlers, DynamoDBSlotStore, loadConfig } from "tsworkflow/aws";
+   * import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+   * const slots = new DynamoDBSlotStore({ client: new DynamoDBClient({}), tableName: loadConfig().tableName });
+   * export const handlers = createHandlers({ workflows: [syncAccount] }, { runLimits: new RunLimits({ slots }) });
+   */
+  runLimits?: RunLimits | undefined;
   /**
    * Where runs find their workflows and steps (see `Registry`): the listed workflows are registered there.
    * @default the default registry
@@ -122,6 +136,7 @@ export function createAwsRuntime(config: AwsConfig, options: AwsRuntimeOptions =
     ...(options.clock ? { clock: options.clock } : {}),
     ...(options.telemetry ? { telemetry: options.telemetry } : {}),
     ...(options.registry ? { registry: options.registry } : {}),
+    runLimits: options.runLimits,
   });
   return { config, clients, store, payloads, queue, timers, engine };
 }

@@ -146,7 +146,7 @@ export class LocalRuntime implements Runtime {
       clock: this.clock,
       ...options.limits,
       stepLimits: new StepLimits({ slots, rates }),
-      runLimits: new RunLimits({ slots, rates, timers: this.timers }),
+      runLimits: new RunLimits({ slots, rates }),
       onRunFinished: (runId) => this.wakeWaiters(runId),
       // A sequential step runs in its run's activation, in one of the queue's step slots.
       inlineSteps: options.inlineSteps ?? true,

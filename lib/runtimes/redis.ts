@@ -142,7 +142,7 @@ export function createRedisRuntime(options: RedisRuntimeOptions): RedisRuntime {
     telemetry: options.telemetry ?? openTelemetry,
     // Step and run concurrency and rate limits span every worker with this URL and prefix.
     stepLimits: new StepLimits({ slots, rates }),
-    runLimits: new RunLimits({ slots, rates, timers }),
+    runLimits: new RunLimits({ slots, rates }),
   });
   let worker: Promise<QueueConsumer> | undefined;
   let closing: Promise<void> | undefined;

@@ -5,6 +5,7 @@ import { describeCostModel } from "./scenarios/cost-model.ts";
 import { describeEndToEnd } from "./scenarios/end-to-end.ts";
 import { describeExamples } from "./scenarios/examples.ts";
 import { describeFeatures } from "./scenarios/features.ts";
+import { describeFlowControl } from "./scenarios/flow-control.ts";
 import { describeVersioning } from "./scenarios/versioning.ts";
 
 /**
@@ -35,3 +36,4 @@ describeExamples(emulatorsOf);
 describeCostModel(emulatorsOf);
 describeFeatures(emulatorsOf);
 describeVersioning(emulatorsOf);
+describeFlowControl(emulatorsOf);

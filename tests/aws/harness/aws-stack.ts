@@ -22,6 +22,7 @@ import {
 } from "../../../lib/aws/lambda/handlers.ts";
 import type { WorkflowEvent } from "../../../lib/core/events.ts";
 import type { Registry } from "../../../lib/core/registry.ts";
+import type { RunLimits } from "../../../lib/engine/run-limits.ts";
 import type { TelemetryFactory } from "../../../lib/observability/engine-telemetry.ts";
 import type { Clock } from "../../../lib/ports/clock.ts";
 import type { EventStore, RunRecord, RunStatus } from "../../../lib/ports/event-store.ts";
@@ -121,6 +122,8 @@ export interface StackOptions {
   deployBackoffSeconds?: number;
   /** Where the functions find workflows and steps (code of one deploy, beside other deploys' in one test). */
   registry?: Registry;
+  /** Run concurrency for each function's runtime (a new `RunLimits` per function, as each Lambda makes its own). */
+  runLimits?: () => RunLimits;
   /** Handlers built elsewhere (e.g. imported from functions/examples.ts) instead of by the factories here. */
   handlers?: { workflowHandler: SqsBatchHandler; stepHandler: SqsBatchHandler; startHandler: StartHandler };
 }
@@ -256,6 +259,7 @@ export function deployStack(
         : { deployBackoffSeconds: options.deployBackoffSeconds }),
       ...(wrap ? { store: wrap(store) } : { store }),
       ...(options.registry ? { registry: options.registry } : {}),
+      ...(options.runLimits ? { runLimits: options.runLimits() } : {}),
     };
   };
   // Each function is its own "Lambda": its own runtime, store and caches, sharing the clients' counters.

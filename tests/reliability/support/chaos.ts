@@ -189,7 +189,6 @@ export async function runWithFaults(
             ? {
                 runLimits: new RunLimits({
                   slots: shared.slots,
-                  timers,
                   ...(shared.rates ? { rates: shared.rates } : {}),
                 }),
               }

@@ -163,7 +163,14 @@ export function createRedisRuntime(options: RedisRuntimeOptions): RedisRuntime {
           "This Redis runtime has no schedules: declare them with createRedisRuntime({ schedules: [schedule(...)] }).",
         ),
       );
-    schedulesReady ??= scheduler.reconcile().then(() => scheduler);
+    // A failed reconcile (Redis unreachable) is tried again by the next call.
+    schedulesReady ??= scheduler.reconcile().then(
+      () => scheduler,
+      (error: unknown) => {
+        schedulesReady = undefined;
+        throw error;
+      },
+    );
     return schedulesReady;
   };
 

@@ -868,7 +868,7 @@ export class Engine {
     // A step with a concurrency or rate limit waits for its turn; its task comes back when it may have come.
     const definition = this.registry.findStep(task.stepName);
     const attempted = this.stepLimits
-      ? await this.stepLimits.run(task, definition, () => this.runAttempt(task))
+      ? await this.stepLimits.run(task, definition, (began) => this.runAttempt(task, began))
       : { waiting: false as const, value: await this.runAttempt(task) };
     if (attempted.waiting) return;
     await this.store.putOutcome(attempted.value);
@@ -876,14 +876,16 @@ export class Engine {
   }
 
   /** Runs one attempt of a step and returns its outcome (a thrown error is a failed outcome). */
-  private runAttempt(task: StepTask): Promise<StepOutcome> {
-    return this.telemetry.stepAttempt(task, () => this.runAttemptUntraced(task));
+  private runAttempt(task: StepTask, began?: (at: number) => void): Promise<StepOutcome> {
+    return this.telemetry.stepAttempt(task, () => this.runAttemptUntraced(task, began));
   }
 
-  private async runAttemptUntraced(task: StepTask): Promise<StepOutcome> {
+  /** @param began told when the step function begins (a rate limit counts the start from then) */
+  private async runAttemptUntraced(task: StepTask, began?: (at: number) => void): Promise<StepOutcome> {
     const { runId, stepId, attempt } = task;
     const definition = this.registry.findStep(task.stepName);
     const startedAt = this.clock.now();
+    began?.(startedAt);
     const base = { runId, stepId, attempt, startedAt };
     try {
       if (!definition) throw new StepNotFoundError(task.stepName);

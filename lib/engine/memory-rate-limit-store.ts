@@ -3,10 +3,11 @@ import {
   type RateAnswer,
   type RateLimitStore,
   type RateRequest,
+  UNREPORTED_START_MS,
 } from "../ports/rate-limit-store.ts";
 
 interface KeyRates {
-  /** Holder → the time its start was granted; a Map keeps insertion order, which is time order. */
+  /** Holder → the time its work began (for a start not reported yet: its grant + `UNREPORTED_START_MS`). */
   started: Map<string, number>;
   /** Holder → the end of its place in line; insertion order is arrival order. */
   waiting: Map<string, number>;
@@ -28,7 +29,7 @@ export class MemoryRateLimitStore implements RateLimitStore {
     const position = [...rates.waiting.keys()].indexOf(holder);
     if (position < free) {
       rates.waiting.delete(holder);
-      rates.started.set(holder, now);
+      rates.started.set(holder, now + UNREPORTED_START_MS);
       return { granted: true };
     }
     const retryAt = turnOf([...rates.started.values()], position - Math.max(0, free), periodMs, limit, now);
@@ -39,7 +40,7 @@ export class MemoryRateLimitStore implements RateLimitStore {
   async started(key: string, holder: string, at: number): Promise<void> {
     const rates = this.keys.get(key);
     if (!rates) return;
-    rates.started.set(holder, Math.max(rates.started.get(holder) ?? at, at));
+    if (rates.started.has(holder)) rates.started.set(holder, at);
   }
 
   async inspect(
@@ -79,6 +80,7 @@ export function turnOf(
 ): number {
   const count = started.length;
   if (count === 0) return now + Math.ceil(periodMs / limit);
-  const times = [...started].sort((a, b) => a - b);
+  // A start not reported yet is about to begin: estimate it as beginning now.
+  const times = started.map((at) => Math.min(at, now)).sort((a, b) => a - b);
   return (times[ahead % count] as number) + periodMs * (1 + Math.floor(ahead / count));
 }

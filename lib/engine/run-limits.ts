@@ -3,11 +3,17 @@ import { CLOCK_TICK_MS } from "../core/rate-limit.ts";
 import type { AnyWorkflow } from "../core/workflow.ts";
 import type { Clock } from "../ports/clock.ts";
 import { type EventStore, FINISHED_STATUSES, type RunRecord } from "../ports/event-store.ts";
-import type { RateLimitStore } from "../ports/rate-limit-store.ts";
+import type { RateAnswer, RateLimitStore } from "../ports/rate-limit-store.ts";
 import type { SlotStore } from "../ports/slot-store.ts";
 import type { ActivationTask } from "../ports/task-queue.ts";
 import type { Timers } from "../ports/timers.ts";
-import { admissionOf, type RunAdmission, type RunConcurrency, recordedAdmission } from "./admission.ts";
+import {
+  admissionOf,
+  type RunAdmission,
+  type RunConcurrency,
+  type RunRateLimit,
+  recordedAdmission,
+} from "./admission.ts";
 import { CANCEL_STEP_ID } from "./engine.ts";
 
 /** Options of {@link RunLimits}. */
@@ -83,10 +89,15 @@ export class RunLimits {
     return admissionOf(definition, input);
   }
 
-  /** A new run takes its place in line (or its slot) when it is created, so that the line keeps creation order. */
+  /**
+   * A new run takes its place in line (or its slot) when it is created, so that the lines keep creation
+   * order: the concurrency line, then (once it holds its slot: a start is not counted while the run waits
+   * for a slot) the rate limit's.
+   */
   async join(runId: string, started: WorkflowEvent): Promise<void> {
-    const concurrency = recordedAdmission([started])?.concurrency;
-    if (concurrency) await this.acquire(runId, concurrency);
+    const admission = recordedAdmission([started]);
+    if (admission?.concurrency && (await this.acquire(runId, admission.concurrency)) !== "granted") return;
+    if (admission?.rateLimit) await this.takeStart(runId, admission.rateLimit);
   }
 
   /**
@@ -119,18 +130,29 @@ export class RunLimits {
       await this.activateAt(runId, this.options.now() + this.recheckMs);
       return false;
     }
-    if (!rateLimit || !this.rates) return true;
-    const { key, limit, periodMs } = rateLimit;
-    const answer = await this.rates.take({
+    if (!rateLimit) return true;
+    const answer = await this.takeStart(runId, rateLimit);
+    if (!answer || answer.granted) {
+      // The run starts as soon as it is let in.
+      await this.rates?.started(rateLimit.key, runId, this.options.now());
+      return true;
+    }
+    await this.activateAt(runId, answer.retryAt);
+    return false;
+  }
+
+  /** Asks for the run's start under its rate limit (undefined without a rate limit store: no limit). */
+  private async takeStart(
+    runId: string,
+    { key, limit, periodMs }: RunRateLimit,
+  ): Promise<RateAnswer | undefined> {
+    return this.rates?.take({
       key,
       limit,
       periodMs: periodMs + CLOCK_TICK_MS,
       holder: runId,
       now: this.options.now(),
     });
-    if (answer.granted) return true;
-    await this.activateAt(runId, answer.retryAt);
-    return false;
   }
 
   private async holdsSlot(runId: string, concurrency: RunConcurrency): Promise<boolean> {

@@ -6,10 +6,13 @@ import type { RateLimitStore } from "../ports/rate-limit-store.ts";
 import type { SlotStore } from "../ports/slot-store.ts";
 import type { StepTask } from "../ports/task-queue.ts";
 
-/** What an attempt's body returns: its outcome, with the time the step function began. */
-type Started = { startedAt?: number | undefined };
+/** An attempt's body: it calls `began` with the time the step function begins, just before calling it. */
+export type AttemptBody<T> = (began: (at: number) => void) => Promise<T>;
 /** Runs an attempt's body once its start is granted. */
-type StartFn = <T extends Started>(body: () => Promise<T>) => Promise<T>;
+type StartFn = <T>(body: AttemptBody<T>) => Promise<T>;
+const unreported = () => {
+  // Without a rate limit, when the step function began is not reported anywhere.
+};
 
 /** Options of {@link StepLimits}. */
 export interface StepLimitsOptions {
@@ -87,10 +90,10 @@ export class StepLimits {
    * @returns `{ waiting: true }` when no slot is free or its start must wait: the task is sent again when
    *   its turn may have come
    */
-  async run<T extends Started>(
+  async run<T>(
     task: StepTask,
     definition: AnyStep | undefined,
-    body: () => Promise<T>,
+    body: AttemptBody<T>,
   ): Promise<{ waiting: true } | { waiting: false; value: T }> {
     const key = this.keyOf(task, definition);
     const limit = definition?.options.concurrency?.limit;
@@ -147,13 +150,13 @@ export class StepLimits {
    * Counts the attempt's start against the step's rate limit. When it must wait, its task is sent again at
    * the turn the store announced (a timer in this process, on the real clock).
    * @returns undefined when the attempt must wait (or its run has ended meanwhile); else what runs the
-   *   attempt, then moves its counted start to the time the step function really began (the grants of a
-   *   burst begin over a few ms: the window then holds the real starts)
+   *   attempt and reports when its step function began (a granted start counts in every window until then:
+   *   work granted but slow to begin on a busy worker never bunches up with later grants)
    */
   private async takeStart(task: StepTask, definition: AnyStep | undefined): Promise<StartFn | undefined> {
     const rate = definition?.options.rateLimit;
     const rates = this.rates;
-    if (!rate || !rates) return (body) => body();
+    if (!rate || !rates) return (body) => body(unreported);
     const { clock, requeue, runEnded } = this.options;
     if (await runEnded(task.runId)) return undefined;
     const key = `step:${task.stepName}:${rate.key ? String(rate.key(...structuredClone(task.input))) : ""}`;
@@ -167,8 +170,18 @@ export class StepLimits {
     });
     if (answer.granted)
       return async (body) => {
-        const value = await body();
-        if (value.startedAt !== undefined) await rates.started(key, holder, value.startedAt);
+        // Reported as the step function begins (until it lands, the start counts in every window), then
+        // once more after the attempt if that report failed.
+        let report: Promise<boolean> | undefined;
+        let beganAt: number | undefined;
+        const value = await body((at) => {
+          beganAt = at;
+          report = rates.started(key, holder, at).then(
+            () => true,
+            () => false,
+          );
+        });
+        if (beganAt !== undefined && !(await report)) await rates.started(key, holder, beganAt);
         return value;
       };
     const send = () => {

@@ -18,6 +18,11 @@ export interface RateRequest {
 
 /** How long past its announced turn a place in line is kept for a caller that does not come back. */
 export const RATE_LINE_GRACE_MS = 60_000;
+/**
+ * A start granted but not yet reported by `started` counts as if it began this long after its grant (so
+ * it stays in the window until it is reported; a holder that died before reporting stops counting then).
+ */
+export const UNREPORTED_START_MS = 60_000;
 
 /** What `RateLimitStore.take` answers: a start now, or the time to ask again (when the holder's turn should come). */
 export type RateAnswer = { granted: true } | { granted: false; retryAt: number };
@@ -31,8 +36,9 @@ export interface RateLimitStore {
    */
   take(request: RateRequest): Promise<RateAnswer>;
   /**
-   * Moves a granted start to the time the work really began (`at`, later than the grant; never earlier), so
-   * that the window counts real starts: the grants of a burst begin over a few ms.
+   * Reports when a granted start's work really began (`at`, not before its grant). Until then the start
+   * counts in every window (see `UNREPORTED_START_MS`), so that work granted but slow to begin (a busy
+   * worker) never lets later grants bunch up with it: the window counts the real starts.
    */
   started(key: string, holder: string, at: number): Promise<void>;
   /** The holders whose starts count at `now`, oldest first, and the line behind them. */

@@ -20,8 +20,12 @@ export function describeRateLimitStoreContract(name: string, harness: RateLimitS
         await close();
       }
     }
-    const take = (rates: RateLimitStore, holder: string, now = T0, limit = 2, key = "k") =>
-      rates.take({ key, holder, limit, periodMs: PERIOD, now });
+    /** Asks for a start and, when granted, reports that the work began at once (as a quick step does). */
+    const take = async (rates: RateLimitStore, holder: string, now = T0, limit = 2, key = "k") => {
+      const answer = await rates.take({ key, holder, limit, periodMs: PERIOD, now });
+      if (answer.granted) await rates.started(key, holder, now);
+      return answer;
+    };
 
     it("grants up to the limit in a period, then tells each caller in line when its turn comes", async () => {
       await withRates(async (rates) => {
@@ -71,14 +75,19 @@ export function describeRateLimitStoreContract(name: string, harness: RateLimitS
       });
     });
 
-    it("counts a start from when the work really began, moved later but never earlier", async () => {
+    it("counts a granted start in every window until its work is reported to have begun, then from then on", async () => {
       await withRates(async (rates) => {
-        expect(await take(rates, "a", T0, 1)).toEqual({ granted: true });
-        await rates.started("k", "a", T0 + 30);
-        await rates.started("k", "a", T0 + 10);
-        // Still in the window at T0 + PERIOD: it began at T0 + 30.
-        expect(await take(rates, "b", T0 + PERIOD, 1)).toEqual({ granted: false, retryAt: T0 + 30 + PERIOD });
-        expect(await take(rates, "b", T0 + 30 + PERIOD, 1)).toEqual({ granted: true });
+        expect(await rates.take({ key: "k", holder: "slow", limit: 1, periodMs: PERIOD, now: T0 })).toEqual({
+          granted: true,
+        });
+        // Its work has not begun yet (a busy worker): a period later it still counts.
+        expect((await take(rates, "b", T0 + PERIOD, 1)).granted).toBe(false);
+        await rates.started("k", "slow", T0 + PERIOD + 30);
+        expect(await take(rates, "b", T0 + 2 * PERIOD, 1)).toEqual({
+          granted: false,
+          retryAt: T0 + 2 * PERIOD + 30,
+        });
+        expect(await take(rates, "b", T0 + 2 * PERIOD + 30, 1)).toEqual({ granted: true });
       });
     });
 

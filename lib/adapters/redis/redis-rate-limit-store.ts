@@ -4,12 +4,13 @@ import {
   type RateAnswer,
   type RateLimitStore,
   type RateRequest,
+  UNREPORTED_START_MS,
 } from "../../ports/rate-limit-store.ts";
 import { LuaScript } from "./connection.ts";
 
 /**
  * KEYS: starts (zset holder → grant time), line (zset holder → arrival), line leases (zset holder → end of
- * its place), arrival counter. ARGV: holder, limit, periodMs, now, grace. Returns { 1 } for a start,
+ * its place), arrival counter. ARGV: holder, limit, periodMs, now, grace, unreported start. Returns { 1 } for a start,
  * { 0, retryAt } otherwise (see `turnOf` in memory-rate-limit-store.ts for the estimate).
  */
 const TAKE = new LuaScript(`
@@ -32,25 +33,30 @@ local position = redis.call('ZRANK', KEYS[2], holder)
 if position < free then
   redis.call('ZREM', KEYS[2], holder)
   redis.call('ZREM', KEYS[3], holder)
-  redis.call('ZADD', KEYS[1], now, holder)
-  redis.call('PEXPIRE', KEYS[1], period)
+  redis.call('ZADD', KEYS[1], now + tonumber(ARGV[6]), holder)
+  redis.call('PEXPIRE', KEYS[1], period + tonumber(ARGV[6]) * 2)
   return { 1 }
 end
 local retryAt = now + math.ceil(period / limit)
 if count > 0 then
   local ahead = position - math.max(0, free)
   local index = ahead % count
-  local at = tonumber(redis.call('ZRANGE', KEYS[1], index, index, 'WITHSCORES')[2])
+  -- A start not reported yet is about to begin: estimate it as beginning now.
+  local times = {}
+  for _, score in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')) do
+    if _ % 2 == 0 then table.insert(times, math.min(tonumber(score), now)) end
+  end
+  table.sort(times)
+  local at = times[index + 1]
   retryAt = at + period * (1 + math.floor(ahead / count))
 end
 redis.call('ZADD', KEYS[3], retryAt + tonumber(ARGV[5]), holder)
 return { 0, tostring(retryAt) }
 `);
 
-/** KEYS: starts. ARGV: holder, at. Moves the holder's start later (never earlier). */
+/** KEYS: starts. ARGV: holder, at. Records when a granted start's work began (a start still counted only). */
 const STARTED = new LuaScript(`
-local old = redis.call('ZSCORE', KEYS[1], ARGV[1])
-if not old or tonumber(ARGV[2]) > tonumber(old) then redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1]) end
+redis.call('ZADD', KEYS[1], 'XX', ARGV[2], ARGV[1])
 return 1
 `);
 
@@ -71,6 +77,7 @@ export class RedisRateLimitStore implements RateLimitStore {
       periodMs,
       now,
       RATE_LINE_GRACE_MS,
+      UNREPORTED_START_MS,
     ])) as [number, string?];
     return granted === 1 ? { granted: true } : { granted: false, retryAt: Number(retryAt) };
   }

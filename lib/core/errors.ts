@@ -430,7 +430,11 @@ export interface SerializedError {
   retryAfterMs?: number | undefined;
 }
 
-/** The tsworkflow class of each code, to rebuild recorded errors (and their subclasses) as instances of it. */
+/**
+ * The tsworkflow class of each code, to rebuild recorded errors (and their subclasses) as instances of it.
+ * Errors that a runtime throws and no run records (`StorageLockedError`, `UnsupportedScheduleError`) are
+ * not listed: that keeps them out of the Lambda bundles.
+ */
 const classByCode = new Map<string, abstract new (...args: never[]) => TsWorkflowError>([
   ["RETRYABLE", RetryableError],
   ["FATAL", FatalError],
@@ -450,7 +454,6 @@ const classByCode = new Map<string, abstract new (...args: never[]) => TsWorkflo
   ["INVALID_EVENT", InvalidEventError],
   ["NOT_SERIALIZABLE", NonSerializableError],
   ["NOT_IN_WORKFLOW", NotInWorkflowError],
-  ["STORAGE_LOCKED", StorageLockedError],
   ["CONFIGURATION", ConfigurationError],
   ["CANCELLED", CancelledError],
   ["INVALID_EVENT_PAYLOAD", EventPayloadError],
@@ -462,7 +465,6 @@ const classByCode = new Map<string, abstract new (...args: never[]) => TsWorkflo
   ["FOREIGN_AWAIT", ForeignAwaitError],
   ["INVALID_QUERY", InvalidRunQueryError],
   ["INVALID_TAG", InvalidTagError],
-  ["UNSUPPORTED_SCHEDULE", UnsupportedScheduleError],
 ]);
 
 /**

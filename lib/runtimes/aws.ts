@@ -7,11 +7,12 @@ import { S3Payloads } from "../adapters/aws/s3-payloads.ts";
 import { SqsSchedulerTimers } from "../adapters/aws/scheduler-timers.ts";
 import { SqsTaskQueue } from "../adapters/aws/sqs-queue.ts";
 import type { AwsConfig } from "../aws/config.ts";
+import { InlineBudget, type InlineBudgetOptions } from "../aws/lambda/inline-budget.ts";
 import type { Registry } from "../core/registry.ts";
 import { Engine } from "../engine/engine.ts";
 import type { RunLimits } from "../engine/run-limits.ts";
 import type { TelemetryFactory } from "../observability/engine-telemetry.ts";
-import type { Clock } from "../ports/clock.ts";
+import { type Clock, systemClock } from "../ports/clock.ts";
 import type { EventStore } from "../ports/event-store.ts";
 
 /** The AWS SDK clients the runtime uses. */
@@ -51,6 +52,17 @@ export interface AwsRuntimeOptions {
    */
   runLimits?: RunLimits | undefined;
   /**
+   * Runs a run's lone next step inside the workflow invocation that started it (one commit per step, no
+   * queue hop, no step invocation) while the invocation has time left for it (see `InlineBudget`); steps
+   * of a `Promise.all`, steps with `inline: false` or a concurrency or rate limit go through the step queue.
+   * An object keeps them on and tunes the time budget (`marginMs`, `unknownStepMs`).
+   * @default true
+   * @example
+   * import { createHandlers } from "tsworkflow/aws";
+   * export const handlers = createHandlers({ workflows: [onboarding] }, { inlineSteps: false });
+   */
+  inlineSteps?: boolean | Pick<InlineBudgetOptions, "marginMs" | "unknownStepMs">;
+  /**
    * Where runs find their workflows and steps (see `Registry`): the listed workflows are registered there.
    * @default the default registry
    */
@@ -67,6 +79,8 @@ export interface AwsRuntime {
   queue: SqsTaskQueue;
   timers: SqsSchedulerTimers;
   engine: Engine;
+  /** Which steps a workflow invocation runs itself; absent with `inlineSteps: false`. */
+  inline?: InlineBudget;
 }
 
 /**
@@ -113,12 +127,21 @@ export function createAwsRuntime(config: AwsConfig, options: AwsRuntimeOptions =
       ttlDays: config.ttlDays,
       payloads,
     });
+  const { inlineSteps = true } = options;
+  const inline =
+    inlineSteps === false
+      ? undefined
+      : new InlineBudget({
+          clock: options.clock ?? systemClock,
+          ...(inlineSteps === true ? {} : inlineSteps),
+        });
   const queue = new SqsTaskQueue({
     client: clients.sqs,
     workflowQueueUrl: config.workflowQueueUrl,
     stepQueueUrl: config.stepQueueUrl,
     store,
     payloads,
+    ...(inline ? { inline } : {}),
   });
   const timers = new SqsSchedulerTimers({
     queue,
@@ -137,8 +160,9 @@ export function createAwsRuntime(config: AwsConfig, options: AwsRuntimeOptions =
     ...(options.telemetry ? { telemetry: options.telemetry } : {}),
     ...(options.registry ? { registry: options.registry } : {}),
     runLimits: options.runLimits,
+    inlineSteps: inline !== undefined,
   });
-  return { config, clients, store, payloads, queue, timers, engine };
+  return { config, clients, store, payloads, queue, timers, engine, ...(inline ? { inline } : {}) };
 }
 
 /**

@@ -2,7 +2,7 @@ import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import type { S3Client } from "@aws-sdk/client-s3";
 import { SchedulerClient } from "@aws-sdk/client-scheduler";
 import { SQSClient } from "@aws-sdk/client-sqs";
-import { DynamoDBStorage } from "../adapters/aws/dynamodb-storage.ts";
+import { DynamoDBEngineStore } from "../adapters/aws/dynamodb-engine-store.ts";
 import { S3Payloads } from "../adapters/aws/s3-payloads.ts";
 import { SqsSchedulerTimers } from "../adapters/aws/scheduler-timers.ts";
 import { SqsTaskQueue } from "../adapters/aws/sqs-queue.ts";
@@ -121,7 +121,7 @@ export function createAwsRuntime(config: AwsConfig, options: AwsRuntimeOptions =
   const payloads = createPayloads(config, clients.s3);
   const store =
     options.store ??
-    new DynamoDBStorage({
+    new DynamoDBEngineStore({
       client: clients.dynamodb,
       tableName: config.tableName,
       ttlDays: config.ttlDays,

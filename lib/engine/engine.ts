@@ -431,7 +431,7 @@ export class Engine {
     // and must be applied before the run's next step starts.
     const outcomes = execution.nonDeterminism
       ? []
-      : withCarried(await this.store.listOutcomes(runId), carried);
+      : withCarried(await this.store.listOutcomes(runId, oldestAttemptOut(execution)), carried);
     // A cause already in the log was applied either by an earlier delivery of this activation, which may have
     // died before sending what it committed, or by another activation, which sent it: only the queue can tell.
     const resendAll =
@@ -498,16 +498,7 @@ export class Engine {
       return;
     }
     const candidate = this.inlineSteps && !resendAll ? soleStepStarted(newEvents, this.registry) : undefined;
-    const candidateTask =
-      candidate &&
-      this.stepTask(
-        execution,
-        candidate.stepId,
-        candidate.stepName,
-        candidate.attempt,
-        candidate.input,
-        span.traceparent,
-      );
+    const candidateTask = candidate && this.stepTask(execution, candidate, candidate.seq, span.traceparent);
     // A queue that limits running steps must have a slot free; otherwise the step is queued as usual.
     const release =
       candidateTask && (this.queue.reserveStepSlot ? this.queue.reserveStepSlot(candidateTask) : () => {});
@@ -768,11 +759,7 @@ export class Engine {
     const stepTask = (stepId: string) => {
       const pending = execution.pendingSteps.get(stepId);
       if (pending?.state !== "running") return;
-      sends.push(
-        this.queue.enqueueStep(
-          this.stepTask(execution, stepId, pending.stepName, pending.attempt, pending.input, traceparent),
-        ),
-      );
+      sends.push(this.queue.enqueueStep(this.stepTask(execution, pending, pending.startedSeq, traceparent)));
     };
     if (events) {
       for (const event of events) {
@@ -835,12 +822,11 @@ export class Engine {
     }
   }
 
+  /** The task of an attempt, issued by the event at `issueSeq`. */
   private stepTask(
     execution: RunExecution,
-    stepId: string,
-    stepName: string,
-    attempt: number,
-    input: unknown[],
+    { stepId, stepName, attempt, input }: Pick<StepTask, "stepId" | "stepName" | "attempt" | "input">,
+    issueSeq: number,
     traceparent: string | undefined,
   ): StepTask {
     return {
@@ -850,6 +836,7 @@ export class Engine {
       stepName,
       attempt,
       input,
+      issueSeq,
       ...(traceparent === undefined ? {} : { traceparent }),
       ...(this.telemetry.enabled ? { sentAt: this.clock.now() } : {}),
     };
@@ -864,7 +851,7 @@ export class Engine {
     // A task whose run id could escape a key or a path runs nothing, whatever the store checks.
     assertRunId(runId);
     const wake = () => this.enqueueActivation({ runId, cause: { kind: "outcome", stepId, attempt } });
-    if (await this.store.getOutcome(runId, stepId, attempt)) return wake();
+    if (await this.store.getOutcome(runId, stepId, attempt, task.issueSeq)) return wake();
     // A step with a concurrency or rate limit waits for its turn; its task comes back when it may have come.
     const definition = this.registry.findStep(task.stepName);
     const attempted = this.stepLimits
@@ -886,7 +873,13 @@ export class Engine {
     const definition = this.registry.findStep(task.stepName);
     const startedAt = this.clock.now();
     began?.(startedAt);
-    const base = { runId, stepId, attempt, startedAt };
+    const base = {
+      runId,
+      stepId,
+      attempt,
+      startedAt,
+      ...(task.issueSeq === undefined ? {} : { issueSeq: task.issueSeq }),
+    };
     try {
       if (!definition) throw new StepNotFoundError(task.stepName);
       const info = {
@@ -1233,6 +1226,17 @@ function soleStepStarted(
   const definition = found && registry.findStep(found.stepName);
   const { concurrency, rateLimit, inline } = definition?.options ?? {};
   return found && definition && inline && !concurrency && !rateLimit ? found : undefined;
+}
+
+/**
+ * The seq from which an activation lists outcomes: the oldest `step_started` of an attempt still out (an
+ * outcome of an older attempt is in the log already, or no longer awaited), else the next seq.
+ */
+function oldestAttemptOut(execution: RunExecution): number {
+  let oldest = execution.committedVersion + 1;
+  for (const pending of execution.pendingSteps.values())
+    if (pending.state === "running") oldest = Math.min(oldest, pending.startedSeq);
+  return oldest;
 }
 
 /** The outcomes an activation applies: the stored ones and the one its inline step just produced. */

@@ -34,6 +34,8 @@ export interface PendingStep {
   definition: AnyStep;
   input: unknown[];
   attempt: number;
+  /** The seq of attempt `attempt`'s `step_started` event (its task's `issueSeq`). */
+  startedSeq: number;
   /** `running`: attempt `attempt` is out with an executor; `retry_wait`: waiting until `retryAt`. */
   state: "running" | "retry_wait";
   retryAt?: number;
@@ -273,6 +275,7 @@ export class RunExecution implements WorkflowScope {
             `The log retries step "${event.stepName}" (${event.stepId}) but the workflow does not wait for it`,
           );
         pending.attempt = event.attempt;
+        pending.startedSeq = event.seq;
         pending.state = "running";
         pending.retryAt = undefined;
         return;
@@ -389,7 +392,8 @@ export class RunExecution implements WorkflowScope {
   }
 
   /** Issues a command: matched against the log when replaying, appended when new. False on a mismatch. */
-  private issue(ref: CommandRef, draft: () => EventDraft): boolean {
+  /** @returns the seq of the command's event, or undefined when the log and the code disagree */
+  private issue(ref: CommandRef, draft: () => EventDraft): number | undefined {
     const index = this.issuedCommands;
     this.issuedCommands += 1;
     const recorded = this.recordedCommands[index];
@@ -399,17 +403,17 @@ export class RunExecution implements WorkflowScope {
           `The log has ${describeRef(recorded)} as call ${index + 1} but the workflow now calls ${describeRef(ref)}`,
           this.recordedCommandSeqs[index],
         );
-        return false;
+        return undefined;
       }
-      return true;
+      return this.recordedCommandSeqs[index];
     }
     if (!this.atFrontier) {
       this.mismatch(`The workflow calls ${describeRef(ref)}, which is not in the log`);
-      return false;
+      return undefined;
     }
-    this.append(draft());
+    const { seq } = this.append(draft());
     this.commandsInLog += 1;
-    return true;
+    return seq;
   }
 
   private nextId(name: string): string {
@@ -462,6 +466,7 @@ export class RunExecution implements WorkflowScope {
         definition,
         input,
         attempt: 1,
+        startedSeq: issued,
         state: "running",
         resolve,
         reject,

@@ -83,6 +83,8 @@ export type StepOutcome = {
   startedAt?: number;
   /** How long the attempt ran (ms). */
   durationMs?: number;
+  /** The seq of the `step_started` event that sent this attempt (see `StepTask.issueSeq`). */
+  issueSeq?: number;
 } & ({ ok: true; result: unknown } | { ok: false; error: SerializedError });
 
 /** What `listRuns` returns: one page of runs, newest first. */
@@ -166,9 +168,23 @@ export interface EventStore {
   ): Promise<CommitResult>;
   /** Stores a step outcome unless one exists for the same run, step and attempt. True when stored now. */
   putOutcome(outcome: StepOutcome): Promise<boolean>;
-  getOutcome(runId: string, stepId: string, attempt: number): Promise<StepOutcome | undefined>;
-  /** Outcomes of the run in the order they were recorded (those already in the log may be left out). */
-  listOutcomes(runId: string): Promise<StepOutcome[]>;
+  /**
+   * The outcome of one attempt. `issueSeq` is the attempt's (its task's `issueSeq`): a store that keys
+   * outcomes by it finds the outcome with it.
+   */
+  getOutcome(
+    runId: string,
+    stepId: string,
+    attempt: number,
+    issueSeq?: number,
+  ): Promise<StepOutcome | undefined>;
+  /**
+   * Outcomes of the run in the order they were recorded (those already in the log may be left out). With
+   * `fromSeq`, a store may leave out the outcomes of attempts issued before that seq (the engine passes
+   * the oldest `step_started` it still waits on), so that an activation reads only what it may apply, however
+   * long the run; events, cancellations and child results are always listed.
+   */
+  listOutcomes(runId: string, fromSeq?: number): Promise<StepOutcome[]>;
   /** Releases files, connections and locks. */
   close(): Promise<void>;
 }

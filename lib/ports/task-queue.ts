@@ -35,6 +35,11 @@ export interface StepTask {
   stepName: string;
   attempt: number;
   input: unknown[];
+  /**
+   * The seq of the `step_started` event of this attempt: its outcome is stored under it (absent in tasks
+   * sent by versions before it).
+   */
+  issueSeq?: number;
   /** W3C trace context of the activation that sent the task (set when OpenTelemetry is in use). */
   traceparent?: string;
   /** When the task was sent (epoch ms), for the schedule-to-start metric (set when OpenTelemetry is in use). */

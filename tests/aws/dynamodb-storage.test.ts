@@ -367,4 +367,44 @@ describe("DynamoDBStorage listing", () => {
     await engineStore.close();
     await lister.close();
   });
+
+  it("lists from a seq only the outcomes of attempts issued since, and always events, cancellations and untagged outcomes", async () => {
+    // Prepare
+    const store = new DynamoDBStorage({ tableName: TABLE, client: dynamo.client() });
+    const { run } = newRunFixture({ workflowName: "outcome_floor" });
+    const outcome = (stepId: string, issueSeq?: number) => ({
+      runId: run.runId,
+      stepId,
+      attempt: 1,
+      recordedAt: new Date().toISOString(),
+      ok: true as const,
+      result: stepId,
+      ...(issueSeq === undefined ? {} : { issueSeq }),
+    });
+    for (const [stepId, seq] of [
+      ["work#0", 2],
+      ["work#1", 4],
+      ["work#2", 12],
+      ["$cancel", undefined],
+      ["$signal:go:1", undefined],
+      ["legacy#0", undefined],
+    ] as const)
+      await store.putOutcome(outcome(stepId, seq));
+    // Act
+    const from = await store.listOutcomes(run.runId, 4);
+    const all = await store.listOutcomes(run.runId);
+    // Assess
+    expect(from.map((o) => o.stepId).sort()).toEqual([
+      "$cancel",
+      "$signal:go:1",
+      "legacy#0",
+      "work#1",
+      "work#2",
+    ]);
+    expect(all).toHaveLength(6);
+    expect(await store.getOutcome(run.runId, "work#2", 1, 12)).toMatchObject({ ok: true, result: "work#2" });
+    expect(await store.getOutcome(run.runId, "work#2", 1)).toBeUndefined();
+    expect(await store.putOutcome(outcome("work#2", 12))).toBe(false);
+    await store.close();
+  });
 });

@@ -32,7 +32,7 @@ import { isBoundary, knownDocumentVersion } from "./commit-boundary.ts";
 import { commitItems, type Item, readCommits, type StoredCommit, transactionToken } from "./commit-items.ts";
 import { freeKey, holderOf, keyItem } from "./idempotency-keys.ts";
 import { assertItemFits } from "./item-size.ts";
-import { COMMIT_PREFIX, OUTCOME_PREFIX, outcomeSk, RUN_SK, runPk } from "./keys.ts";
+import { COMMIT_PREFIX, OUTCOME_END, OUTCOME_PREFIX, outcomeFrom, outcomeSk, RUN_SK, runPk } from "./keys.ts";
 import { S3_MAX_PAYLOAD_BYTES } from "./limits.ts";
 import { outcomeItem, outcomeOf } from "./outcome-items.ts";
 import { deleteItems, getDocument, pause, queryAll, unlessConditionFailed } from "./queries.ts";
@@ -323,23 +323,33 @@ export class DynamoDBEngineStore implements EventStore {
     }
   }
 
-  async getOutcome(runId: string, stepId: string, attempt: number): Promise<StepOutcome | undefined> {
+  async getOutcome(
+    runId: string,
+    stepId: string,
+    attempt: number,
+    issueSeq?: number,
+  ): Promise<StepOutcome | undefined> {
     assertRunId(runId);
     const { Item: item } = await this.documents.send(
       new GetCommand({
         TableName: this.tableName,
-        Key: { pk: runPk(runId), sk: outcomeSk(stepId, attempt) },
+        Key: { pk: runPk(runId), sk: outcomeSk(stepId, attempt, issueSeq) },
         ConsistentRead: true,
       }),
     );
     return item ? outcomeOf(this.context, item) : undefined;
   }
 
-  async listOutcomes(runId: string): Promise<StepOutcome[]> {
+  /** With `fromSeq`, the attempts issued before it are not read (see `outcomeSk`): reads stay flat. */
+  async listOutcomes(runId: string, fromSeq?: number): Promise<StepOutcome[]> {
     assertRunId(runId);
     const items = await queryAll(this.context, {
-      KeyConditionExpression: "pk = :pk AND begins_with(sk, :prefix)",
-      ExpressionAttributeValues: { ":pk": runPk(runId), ":prefix": OUTCOME_PREFIX },
+      KeyConditionExpression: "pk = :pk AND sk BETWEEN :from AND :to",
+      ExpressionAttributeValues: {
+        ":pk": runPk(runId),
+        ":from": fromSeq === undefined ? OUTCOME_PREFIX : outcomeFrom(fromSeq),
+        ":to": OUTCOME_END,
+      },
       ConsistentRead: true,
     });
     const outcomes = await Promise.all(items.map((item) => outcomeOf(this.context, item)));

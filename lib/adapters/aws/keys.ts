@@ -19,8 +19,18 @@ export const runIdOfPk = (pk: string) => pk.slice("RUN#".length);
 export const commitSk = (firstSeq: number) => `${COMMIT_PREFIX}${String(firstSeq).padStart(10, "0")}`;
 export const partSk = (firstSeq: number, part: number) =>
   `${commitSk(firstSeq)}#P${String(part).padStart(2, "0")}`;
-export const outcomeSk = (stepId: string, attempt: number) =>
-  `${OUTCOME_PREFIX}${stepId}#${String(attempt).padStart(6, "0")}`;
+/**
+ * A step attempt's outcome: under the seq of the event that issued it (`OUT#!<seq>#…`, in seq order, so an
+ * activation queries only the attempts it still waits on), or for outcomes without one (events,
+ * cancellations, child results, tasks of older versions) `OUT#<stepId>#<attempt>`: those sort after every
+ * `OUT#!` key ("$" and letters come after "!"), so the query from a seq always reads them.
+ */
+export const outcomeSk = (stepId: string, attempt: number, issueSeq?: number) =>
+  `${issueSeq === undefined ? OUTCOME_PREFIX : outcomeFrom(issueSeq)}${stepId}#${String(attempt).padStart(6, "0")}`;
+/** The first outcome key of attempts issued at `seq` or later. */
+export const outcomeFrom = (seq: number) => `${OUTCOME_PREFIX}!${String(seq).padStart(10, "0")}#`;
+/** Past every outcome key (step ids and the reserved ids are made of characters below "~"). */
+export const OUTCOME_END = `${OUTCOME_PREFIX}~`;
 export const idemPk = (key: string) => `IDEM#${key}`;
 
 /** The run's shard, 00 to 15: the same run always lands on the same shard. */

@@ -16,7 +16,7 @@ export async function outcomeItem(context: StoreContext, outcome: StepOutcome): 
   const { json, refs } = await packFields(outcome.runId, [outcome], context.payloads);
   const item: Item = {
     pk: runPk(outcome.runId),
-    sk: outcomeSk(outcome.stepId, outcome.attempt),
+    sk: outcomeSk(outcome.stepId, outcome.attempt, outcome.issueSeq),
     outcome: json.slice(1, -1),
     ...(refs.length > 0 ? { refs: JSON.stringify(refs) } : {}),
     recordedAt: outcome.recordedAt,

@@ -256,6 +256,17 @@ export function describeCostModel(emulatorsOf: () => Emulators): void {
       },
     );
 
+    it("reads as much per queued step at the 50th step as at the 5th (reads do not grow with the log)", async () => {
+      // Act
+      const one = await measure("aws_cost_steps", [1], { inlineSteps: false });
+      const eleven = await measure("aws_cost_steps", [11], { inlineSteps: false });
+      const fiftyOne = await measure("aws_cost_steps", [51], { inlineSteps: false });
+      // Assess
+      expect((eleven.readUnits - one.readUnits) / 10).toBe(PER_QUEUED_STEP.readUnits);
+      expect((fiftyOne.readUnits - eleven.readUnits) / 40).toBe(PER_QUEUED_STEP.readUnits);
+      expect(perUnit(eleven.requests, fiftyOne.requests, 40)).toEqual(PER_QUEUED_STEP.requests);
+    });
+
     it("costs the documented requests per short sleep and per long sleep", async () => {
       const none = await measure("aws_cost_sleeps", [0, 1_000]);
       const short = await measure("aws_cost_sleeps", [2, 1_000]);

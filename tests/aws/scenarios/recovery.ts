@@ -166,6 +166,8 @@ export function describeRecovery(emulatorsOf: () => Emulators): void {
       // Prepare: the first task of the step never reaches the queue.
       const dropped: string[] = [];
       const stack = deploy({
+        // Step tasks: steps through the step queue.
+        inlineSteps: false,
         decorateSqs: dropSends(
           (body) =>
             body.kind === "step" && body.task.stepName === "aws_recovery_greet" && dropped.length === 0,
@@ -286,7 +288,11 @@ export function describeRecovery(emulatorsOf: () => Emulators): void {
 
     it("defers a step task the step function's code does not know yet, and runs it once the new code is live", async () => {
       // Prepare: the step function runs an older bundle, without aws_recovery_late_step.
-      const stack = deploy({ stepRegistry: { workflows: registry.workflows, steps: [greet] } });
+      // Steps through the step queue (run inline, the workflow function's code would know the step).
+      const stack = deploy({
+        stepRegistry: { workflows: registry.workflows, steps: [greet] },
+        inlineSteps: false,
+      });
       const { runId } = await stack.invokeStart({
         workflow: "aws_recovery_uses_late_step",
         args: ["deploy"],

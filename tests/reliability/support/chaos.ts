@@ -87,8 +87,8 @@ function flaky(
     getRun: (runId) => store.getRun(runId),
     listRuns: (query) => store.listRuns(query),
     getEvents: (runId) => store.getEvents(runId),
-    getOutcome: (runId, stepId, attempt) => store.getOutcome(runId, stepId, attempt),
-    listOutcomes: (runId) => store.listOutcomes(runId),
+    getOutcome: (runId, stepId, attempt, issueSeq) => store.getOutcome(runId, stepId, attempt, issueSeq),
+    listOutcomes: (runId, fromSeq) => store.listOutcomes(runId, fromSeq),
     putOutcome: (outcome) => around("an outcome", () => store.putOutcome(outcome)),
     commit: (runId, expectedVersion, events, patch) =>
       around("a commit", async () => {

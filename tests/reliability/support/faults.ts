@@ -101,9 +101,9 @@ export function faultyStore(store: EventStore, crash: CrashSwitch): EventStore {
     getRun: (runId: string) => alive(() => store.getRun(runId)),
     listRuns: (query?: RunQuery) => alive(() => store.listRuns(query)),
     getEvents: (runId: string) => alive(() => store.getEvents(runId)),
-    getOutcome: (runId: string, stepId: string, attempt: number) =>
-      alive(() => store.getOutcome(runId, stepId, attempt)),
-    listOutcomes: (runId: string) => alive(() => store.listOutcomes(runId)),
+    getOutcome: (runId: string, stepId: string, attempt: number, issueSeq?: number) =>
+      alive(() => store.getOutcome(runId, stepId, attempt, issueSeq)),
+    listOutcomes: (runId: string, fromSeq?: number) => alive(() => store.listOutcomes(runId, fromSeq)),
     putOutcome: (outcome: StepOutcome) =>
       alive(async () => {
         if (outcome.attempt === 1) crash.maybeTrip("before-outcome", outcome.stepId);

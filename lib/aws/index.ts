@@ -8,6 +8,8 @@ export type {
   DynamoDBScheduleStoreOptions,
 } from "../adapters/aws/dynamodb-schedule-store.ts";
 export { DynamoDBScheduleStore } from "../adapters/aws/dynamodb-schedule-store.ts";
+export type { DynamoDBRateLimitStoreOptions } from "../adapters/aws/dynamodb-rate-limit-store.ts";
+export { DynamoDBRateLimitStore } from "../adapters/aws/dynamodb-rate-limit-store.ts";
 export type { DynamoDBSlotStoreOptions } from "../adapters/aws/dynamodb-slot-store.ts";
 export { DynamoDBSlotStore } from "../adapters/aws/dynamodb-slot-store.ts";
 export type { DynamoDBStorageOptions } from "../adapters/aws/dynamodb-storage.ts";

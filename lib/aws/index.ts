@@ -3,13 +3,13 @@
  * recurring schedules, the Lambda handler factories and a client for other Lambdas. Loads the AWS SDK; the core entry does not.
  */
 
+export type { DynamoDBRateLimitStoreOptions } from "../adapters/aws/dynamodb-rate-limit-store.ts";
+export { DynamoDBRateLimitStore } from "../adapters/aws/dynamodb-rate-limit-store.ts";
 export type {
   AwsScheduleState,
   DynamoDBScheduleStoreOptions,
 } from "../adapters/aws/dynamodb-schedule-store.ts";
 export { DynamoDBScheduleStore } from "../adapters/aws/dynamodb-schedule-store.ts";
-export type { DynamoDBRateLimitStoreOptions } from "../adapters/aws/dynamodb-rate-limit-store.ts";
-export { DynamoDBRateLimitStore } from "../adapters/aws/dynamodb-rate-limit-store.ts";
 export type { DynamoDBSlotStoreOptions } from "../adapters/aws/dynamodb-slot-store.ts";
 export { DynamoDBSlotStore } from "../adapters/aws/dynamodb-slot-store.ts";
 export type { DynamoDBStorageOptions } from "../adapters/aws/dynamodb-storage.ts";

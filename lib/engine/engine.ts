@@ -47,6 +47,7 @@ import { continuationKeyOf, continuationRunIdOf } from "./continuation.ts";
 import { RunExecution } from "./execution.ts";
 import type { RunLimits } from "./run-limits.ts";
 import type { StepLimits } from "./step-limits.ts";
+import { unenforcedRunLimit, unenforcedStepLimit } from "./unenforced-limits.ts";
 
 /** Options of {@link Engine}. */
 export interface EngineOptions {
@@ -207,6 +208,7 @@ export class Engine {
    * Creates a run (once per idempotency key) and enqueues its first activation.
    * @throws WorkflowInputError when the input does not match the workflow's schema (nothing is stored)
    * @throws IdempotencyConflictError when the key started a run with another input
+   * @throws ConfigurationError when the workflow declares a concurrency or rate limit that this engine does not enforce
    */
   async start(
     workflow: AnyWorkflow | string,
@@ -220,6 +222,8 @@ export class Engine {
   ): Promise<StartResult> {
     const definition = typeof workflow === "string" ? this.registry.findWorkflow(workflow) : workflow;
     if (!definition) throw new WorkflowNotFoundError(String(workflow));
+    const unenforced = unenforcedRunLimit(definition, this.runLimits);
+    if (unenforced) throw unenforced;
     const input = roundTrip(
       validateWorkflowInput(definition, args),
       `The input of workflow "${definition.name}"`,
@@ -889,6 +893,8 @@ export class Engine {
     const base = { runId, stepId, attempt, startedAt };
     try {
       if (!definition) throw new StepNotFoundError(task.stepName);
+      const unenforced = unenforcedStepLimit(definition, this.stepLimits);
+      if (unenforced) throw unenforced;
       const info = {
         runId,
         workflowName: task.workflowName,

@@ -1,6 +1,13 @@
 import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
-import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
+import {
+  BatchGetCommand,
+  type BatchGetCommandOutput,
+  DynamoDBDocumentClient,
+  PutCommand,
+} from "@aws-sdk/lib-dynamodb";
 import type { SlotAnswer, SlotRequest, SlotStore } from "../../ports/slot-store.ts";
+import type { StepParking } from "../../ports/step-parking.ts";
+import type { StepTask } from "../../ports/task-queue.ts";
 import { fitsItem, VersionedItem } from "./versioned-item.ts";
 
 /** A limit key's slots in one item: holders with their token and lease end, then the line in arrival order. */
@@ -19,6 +26,9 @@ export interface DynamoDBSlotStoreOptions {
 
 const slotsPk = (key: string) => `SLOTS#${key}`;
 const SLOTS_SK = "SLOTS";
+const parkedSk = (holder: string) => `PARKED#${holder}`;
+/** BatchGetItem reads at most 100 items per call. */
+const BATCH_GET_MAX = 100;
 
 /**
  * Concurrency slots in the kit's DynamoDB table, one item per limit key (`pk = SLOTS#<key>`, `sk = SLOTS`):
@@ -30,18 +40,27 @@ const SLOTS_SK = "SLOTS";
  * (`<runId>/<stepId>/<attempt>`, about 100 bytes each). A caller that finds the line full is answered
  * `"waiting"` without a place: it is not lost, it asks again at its next re-check and takes a place once
  * the line has room (the order among such callers is not kept).
+ *
+ * It also parks the step tasks that wait for a slot on AWS (`StepParking`): one item per waiting attempt
+ * (`pk = SLOTS#<key>`, `sk = PARKED#<holder>`, the task as JSON, expiring with its place in line through
+ * the table's TTL), read by the Lambda that releases a slot to send the first in line again. A task over
+ * 350 KB is not parked: it comes back at its re-check only.
  * @example
  * import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
  * import { DynamoDBSlotStore } from "tsworkflow/aws";
  * const slots = new DynamoDBSlotStore({ client: new DynamoDBClient({}), tableName: "tsworkflow" });
  */
-export class DynamoDBSlotStore implements SlotStore {
+export class DynamoDBSlotStore implements SlotStore, StepParking {
   private readonly items: VersionedItem<KeySlots>;
+  private readonly documents: DynamoDBDocumentClient;
+  private readonly tableName: string;
 
   constructor(options: DynamoDBSlotStoreOptions) {
+    this.documents = DynamoDBDocumentClient.from(options.client);
+    this.tableName = options.tableName;
     this.items = new VersionedItem(
       {
-        documents: DynamoDBDocumentClient.from(options.client),
+        documents: this.documents,
         tableName: options.tableName,
         attribute: "slots",
         maxConflicts: options.maxConflicts ?? 20,
@@ -88,6 +107,40 @@ export class DynamoDBSlotStore implements SlotStore {
       holding: slots.holding.filter((slot) => slot.expiresAt > now).map((slot) => slot.holder),
       waiting: slots.waiting.filter((place) => place.expiresAt > now).map((place) => place.holder),
     };
+  }
+
+  async park(key: string, holder: string, task: StepTask, expiresAt: number): Promise<void> {
+    if (!fitsItem(task)) return;
+    await this.documents.send(
+      new PutCommand({
+        TableName: this.tableName,
+        Item: {
+          pk: slotsPk(key),
+          sk: parkedSk(holder),
+          task: JSON.stringify(task),
+          ttl: Math.ceil(expiresAt / 1000),
+        },
+      }),
+    );
+  }
+
+  async parked(key: string, holders: readonly string[]): Promise<StepTask[]> {
+    const found = new Map<string, StepTask>();
+    for (let index = 0; index < holders.length; index += BATCH_GET_MAX) {
+      let keys: Record<string, unknown>[] | undefined = holders
+        .slice(index, index + BATCH_GET_MAX)
+        .map((holder) => ({ pk: slotsPk(key), sk: parkedSk(holder) }));
+      // Keys DynamoDB left unprocessed (throttling) are asked for again, a few times.
+      for (let tries = 0; keys?.length && tries < 3; tries += 1) {
+        const answer: BatchGetCommandOutput = await this.documents.send(
+          new BatchGetCommand({ RequestItems: { [this.tableName]: { Keys: keys, ConsistentRead: true } } }),
+        );
+        for (const item of answer.Responses?.[this.tableName] ?? [])
+          found.set(String(item.sk), JSON.parse(String(item.task)) as StepTask);
+        keys = answer.UnprocessedKeys?.[this.tableName]?.Keys;
+      }
+    }
+    return holders.flatMap((holder) => found.get(parkedSk(holder)) ?? []);
   }
 
   /** Applies `change` to the key's slots (expired leases dropped first) and writes them back. */

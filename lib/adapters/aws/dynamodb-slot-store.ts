@@ -1,10 +1,5 @@
 import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
-import {
-  BatchGetCommand,
-  type BatchGetCommandOutput,
-  DynamoDBDocumentClient,
-  PutCommand,
-} from "@aws-sdk/lib-dynamodb";
+import { DynamoDBDocumentClient, GetCommand, PutCommand } from "@aws-sdk/lib-dynamodb";
 import type { SlotAnswer, SlotRequest, SlotStore } from "../../ports/slot-store.ts";
 import type { StepParking } from "../../ports/step-parking.ts";
 import type { StepTask } from "../../ports/task-queue.ts";
@@ -27,8 +22,6 @@ export interface DynamoDBSlotStoreOptions {
 const slotsPk = (key: string) => `SLOTS#${key}`;
 const SLOTS_SK = "SLOTS";
 const parkedSk = (holder: string) => `PARKED#${holder}`;
-/** BatchGetItem reads at most 100 items per call. */
-const BATCH_GET_MAX = 100;
 
 /**
  * Concurrency slots in the kit's DynamoDB table, one item per limit key (`pk = SLOTS#<key>`, `sk = SLOTS`):
@@ -124,23 +117,20 @@ export class DynamoDBSlotStore implements SlotStore, StepParking {
     );
   }
 
+  /** One GetItem per holder (a wake asks for the few that fit under the limit: the step function's role has no BatchGetItem). */
   async parked(key: string, holders: readonly string[]): Promise<StepTask[]> {
-    const found = new Map<string, StepTask>();
-    for (let index = 0; index < holders.length; index += BATCH_GET_MAX) {
-      let keys: Record<string, unknown>[] | undefined = holders
-        .slice(index, index + BATCH_GET_MAX)
-        .map((holder) => ({ pk: slotsPk(key), sk: parkedSk(holder) }));
-      // Keys DynamoDB left unprocessed (throttling) are asked for again, a few times.
-      for (let tries = 0; keys?.length && tries < 3; tries += 1) {
-        const answer: BatchGetCommandOutput = await this.documents.send(
-          new BatchGetCommand({ RequestItems: { [this.tableName]: { Keys: keys, ConsistentRead: true } } }),
-        );
-        for (const item of answer.Responses?.[this.tableName] ?? [])
-          found.set(String(item.sk), JSON.parse(String(item.task)) as StepTask);
-        keys = answer.UnprocessedKeys?.[this.tableName]?.Keys;
-      }
-    }
-    return holders.flatMap((holder) => found.get(parkedSk(holder)) ?? []);
+    const items = await Promise.all(
+      holders.map((holder) =>
+        this.documents.send(
+          new GetCommand({
+            TableName: this.tableName,
+            Key: { pk: slotsPk(key), sk: parkedSk(holder) },
+            ConsistentRead: true,
+          }),
+        ),
+      ),
+    );
+    return items.flatMap(({ Item }) => (Item ? [JSON.parse(String(Item.task)) as StepTask] : []));
   }
 
   /** Applies `change` to the key's slots (expired leases dropped first) and writes them back. */

@@ -2,6 +2,7 @@ import type { SQSClient } from "@aws-sdk/client-sqs";
 import { afterAll, describe, expect, it } from "vitest";
 import { DynamoDBRateLimitStore } from "../../../lib/adapters/aws/dynamodb-rate-limit-store.ts";
 import { DynamoDBSlotStore } from "../../../lib/adapters/aws/dynamodb-slot-store.ts";
+import { createClient } from "../../../lib/aws/client.ts";
 import { createStepHandler } from "../../../lib/aws/lambda/handlers.ts";
 import { ConfigurationError } from "../../../lib/core/errors.ts";
 import { sleep } from "../../../lib/core/primitives.ts";
@@ -370,6 +371,28 @@ export function describeFlowControl(emulatorsOf: () => Emulators): void {
       await expect(concurrency).rejects.toThrow(/runLimits/);
       await expect(rate).rejects.toThrow(/runLimits/);
     });
+
+    it("starts a limited workflow from another Lambda's client only when the client is given the runLimits", async () => {
+      // Prepare
+      const emulators = emulatorsOf();
+      const table = { client: emulators.dynamo.client(), tableName: emulators.tableName };
+      const limits = () =>
+        new RunLimits({ slots: new DynamoDBSlotStore(table), rates: new DynamoDBRateLimitStore(table) });
+      const stack = deployStack(emulators, { workflows: [report] }, { runLimits: limits });
+      stacks.push(stack);
+      const clients = { dynamodb: stack.clients.dynamodb, sqs: stack.clients.sqs };
+      const limited = createClient(stack.config, { clients, runLimits: limits() });
+      const unlimited = createClient(stack.config, { clients });
+
+      // Act
+      const runId = await limited.start(report, ["from the client"]);
+      const refused = unlimited.start(report, ["unlimited"]);
+
+      // Assess
+      await expect(refused).rejects.toThrow(ConfigurationError);
+      await expect(refused).rejects.toThrow(/runLimits/);
+      expect((await stack.waitForStatus(runId, "completed", 60_000)).result).toBe("from the client");
+    }, 90_000);
 
     it("fails a limited step without stepLimits at its first attempt, with a ConfigurationError that names the option", async () => {
       // Prepare

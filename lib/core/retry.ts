@@ -11,7 +11,7 @@ const NEVER_RETRIED: ReadonlySet<string> = new Set<ErrorCode>([
   "NOT_SERIALIZABLE",
   "PAYLOAD_TOO_LARGE",
   "INVALID_DURATION",
-  // A step whose declared limits this deployment does not enforce (see `unenforcedStepLimit`).
+  // A step whose declared limits this deployment does not enforce (see `unenforcedLimit`).
   "CONFIGURATION",
 ]);
 

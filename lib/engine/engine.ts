@@ -47,7 +47,7 @@ import { continuationKeyOf, continuationRunIdOf } from "./continuation.ts";
 import { RunExecution } from "./execution.ts";
 import type { RunLimits } from "./run-limits.ts";
 import type { StepLimits } from "./step-limits.ts";
-import { unenforcedRunLimit, unenforcedStepLimit } from "./unenforced-limits.ts";
+import { unenforcedLimit } from "./unenforced-limits.ts";
 
 /** Options of {@link Engine}. */
 export interface EngineOptions {
@@ -222,7 +222,12 @@ export class Engine {
   ): Promise<StartResult> {
     const definition = typeof workflow === "string" ? this.registry.findWorkflow(workflow) : workflow;
     if (!definition) throw new WorkflowNotFoundError(String(workflow));
-    const unenforced = unenforcedRunLimit(definition, this.runLimits);
+    const unenforced = unenforcedLimit(
+      `Workflow "${definition.name}"`,
+      definition.options,
+      this.runLimits,
+      "runLimits",
+    );
     if (unenforced) throw unenforced;
     const input = roundTrip(
       validateWorkflowInput(definition, args),
@@ -893,7 +898,12 @@ export class Engine {
     const base = { runId, stepId, attempt, startedAt };
     try {
       if (!definition) throw new StepNotFoundError(task.stepName);
-      const unenforced = unenforcedStepLimit(definition, this.stepLimits);
+      const unenforced = unenforcedLimit(
+        `Step "${task.stepName}"`,
+        definition.options,
+        this.stepLimits,
+        "stepLimits",
+      );
       if (unenforced) throw unenforced;
       const info = {
         runId,

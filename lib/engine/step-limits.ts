@@ -40,8 +40,10 @@ export interface StepLimitsOptions {
   parking?: StepParking;
 }
 
-/** Sends a step task again after `delayMs` (a queue's delay: a longer wait than the queue allows comes back early and waits again). */
-export type DelayedRequeue = (task: StepTask, delayMs: number) => Promise<void>;
+/** Sends a step task again after `delaySeconds` (1 to 900, SQS's longest delay: a longer wait comes back early and waits again). */
+export type DelayedRequeue = (task: StepTask, delaySeconds: number) => Promise<void>;
+/** The longest delay a waiting task is sent with (SQS's `DelaySeconds` limit). */
+const MAX_QUEUE_DELAY_SECONDS = 900;
 
 /** What the engine that uses the limits gives them. */
 export interface StepLimitsHost {
@@ -69,8 +71,8 @@ export class StepLimits {
   private readonly explicitRecheckMs: number | undefined;
   private readonly rates: RateLimitStore | undefined;
   private readonly parking: StepParking | undefined;
-  /** Set when waiting tasks wait in the queue rather than in this process (see `waitInQueue`). */
-  private requeueAfter: DelayedRequeue | undefined;
+  /** Set when waiting tasks wait in the queue rather than in this process (see `waitInQueue`): sends a task again after `delayMs`. */
+  private requeueAfter: ((task: StepTask, delayMs: number) => Promise<void>) | undefined;
   private host: StepLimitsHost | undefined;
 
   /**
@@ -98,10 +100,11 @@ export class StepLimits {
    * `requeueAfter` (its turn under a rate limit, or its re-check), and one waiting for a slot is parked in
    * `parking` so that a release on any worker sends it again at once. The AWS runtime calls it.
    * @example
-   * stepLimits.waitInQueue((task, delayMs) => queue.enqueueStep(task, Math.ceil(delayMs / 1000)));
+   * stepLimits.waitInQueue((task, delaySeconds) => queue.enqueueStep(task, delaySeconds));
    */
   waitInQueue(requeueAfter: DelayedRequeue): void {
-    this.requeueAfter = requeueAfter;
+    this.requeueAfter = (task, delayMs) =>
+      requeueAfter(task, Math.min(MAX_QUEUE_DELAY_SECONDS, Math.max(1, Math.ceil(delayMs / 1000))));
     if (this.explicitRecheckMs === undefined) this.recheckMs = Math.floor(this.leaseMs / 3);
   }
 
@@ -195,7 +198,7 @@ export class StepLimits {
   private async takeStart(task: StepTask, definition: AnyStep | undefined): Promise<StartFn | undefined> {
     const rate = definition?.options.rateLimit;
     const rates = this.rates;
-    // Without a rate limit store, the engine fails the attempt with a ConfigurationError (see `unenforcedStepLimit`).
+    // Without a rate limit store, the engine fails the attempt with a ConfigurationError (see `unenforcedLimit`).
     if (!rate || !rates) return (body) => body(unreported);
     const { clock, requeue, runEnded } = this.options;
     if (await runEnded(task.runId)) return undefined;
@@ -225,7 +228,7 @@ export class StepLimits {
         return value;
       };
     if (this.requeueAfter) {
-      await this.requeueAfter(task, Math.max(1_000, answer.retryAt - clock.now()));
+      await this.requeueAfter(task, answer.retryAt - clock.now());
       return undefined;
     }
     const send = () => {
@@ -256,7 +259,12 @@ export class StepLimits {
    * Parks a task that waits for a slot where a release on any worker finds it, and sends it again at its
    * re-check (which also keeps its place in line alive).
    */
-  private async parkInQueue(key: string, holder: string, task: StepTask, requeueAfter: DelayedRequeue) {
+  private async parkInQueue(
+    key: string,
+    holder: string,
+    task: StepTask,
+    requeueAfter: (task: StepTask, delayMs: number) => Promise<void>,
+  ) {
     const { clock, leaseMs } = this.options;
     await this.parking?.park(key, holder, task, clock.now() + leaseMs);
     await requeueAfter(task, this.recheckMs);

@@ -4,7 +4,7 @@ import { SchedulerClient } from "@aws-sdk/client-scheduler";
 import { SQSClient } from "@aws-sdk/client-sqs";
 import { DynamoDBStorage } from "../adapters/aws/dynamodb-storage.ts";
 import { S3Payloads } from "../adapters/aws/s3-payloads.ts";
-import { MAX_SQS_DELAY_SECONDS, SqsSchedulerTimers } from "../adapters/aws/scheduler-timers.ts";
+import { SqsSchedulerTimers } from "../adapters/aws/scheduler-timers.ts";
 import { SqsTaskQueue } from "../adapters/aws/sqs-queue.ts";
 import type { AwsConfig } from "../aws/config.ts";
 import type { Registry } from "../core/registry.ts";
@@ -155,9 +155,7 @@ export function createAwsRuntime(config: AwsConfig, options: AwsRuntimeOptions =
     stepLimits: options.stepLimits,
   });
   // A Lambda keeps nothing between invocations: waiting steps wait in the step queue (SQS delays up to 900 s).
-  options.stepLimits?.waitInQueue((task, delayMs) =>
-    queue.enqueueStep(task, Math.min(MAX_SQS_DELAY_SECONDS, Math.ceil(delayMs / 1000))),
-  );
+  options.stepLimits?.waitInQueue((task, delaySeconds) => queue.enqueueStep(task, delaySeconds));
   return { config, clients, store, payloads, queue, timers, engine };
 }
 

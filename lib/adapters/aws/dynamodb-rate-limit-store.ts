@@ -24,7 +24,9 @@ interface KeyRates {
 
 /** Options of {@link DynamoDBRateLimitStore}. */
 export interface DynamoDBRateLimitStoreOptions {
+  /** The DynamoDB client (one per cold start, shared with the runtime's if you like). */
   client: DynamoDBClient;
+  /** The kit's table (`loadConfig().tableName`). */
   tableName: string;
   /** Tries of a read-modify-write that lost a race with another writer before it gives up. @default 20 */
   maxConflicts?: number;

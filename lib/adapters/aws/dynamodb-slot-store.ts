@@ -102,6 +102,7 @@ export class DynamoDBSlotStore implements SlotStore, StepParking {
     };
   }
 
+  /** Keeps a waiting step task (see `StepParking.park`); a task over 350 KB is not kept. */
   async park(key: string, holder: string, task: StepTask, expiresAt: number): Promise<void> {
     if (!fitsItem(task)) return;
     await this.documents.send(

@@ -1,6 +1,6 @@
 /**
  * `npm run bench`: each workload three times, the median printed beside its target.
- * Set BENCH_ONLY=core (or redis, load, files, flow, cold-start) to run one group.
+ * Set BENCH_ONLY=core (or redis, load, files, flow, cold-start, aws) to run one group.
  */
 import { w1, w2, w3 } from "./core.ts";
 import type { BenchRow as Row } from "./redis.ts";
@@ -92,5 +92,12 @@ if (!only || only === "cold-start") {
   print(
     `Lambda cold start: import of each bundle in ${COLD_START_PROCESSES} fresh node processes, median`,
     rows,
+  );
+}
+if (!only || only === "aws") {
+  const { awsBenchmarks } = await import("./aws.ts");
+  print(
+    "AWS on the emulators (real handlers, DynamoDB Local, fauxqs, instance churn 30 %), one round each",
+    await awsBenchmarks(),
   );
 }

@@ -81,7 +81,11 @@ const blankAsUnset = z.transform((value: string | undefined) =>
   value === undefined || value.trim() === "" ? undefined : value.trim(),
 );
 
-const optionalEndpoint = z.pipe(z.optional(z.string()), z.pipe(blankAsUnset, z.optional(httpUrl)));
+/** An optional variable that, when set, must match `schema`. */
+const unlessBlank = <S extends z.ZodMiniType<unknown, string>>(schema: S) =>
+  z.pipe(z.optional(z.string()), z.pipe(blankAsUnset, z.optional(schema)));
+
+const optionalEndpoint = unlessBlank(httpUrl);
 
 /** Days until a finished run expires: unset or blank is 30, otherwise a positive number up to 3650. */
 const ttlDays = z.pipe(
@@ -129,54 +133,35 @@ const variables = {
   TSWORKFLOW_TTL_DAYS: ttlDays,
 } as const;
 
-const optionalBucket = z.pipe(
-  z.optional(z.string()),
-  z.pipe(
-    blankAsUnset,
-    z.optional(z.string().check(z.regex(BUCKET_NAME, "must be an S3 bucket name (3-63 of a-z 0-9 . -)"))),
-  ),
-);
-const optionalQueueArn = z.pipe(
-  z.optional(z.string()),
-  z.pipe(
-    blankAsUnset,
-    z.optional(
-      z.string().check(z.regex(SQS_ARN, "must be an SQS queue ARN (arn:aws:sqs:<region>:<account>:<name>)")),
-    ),
-  ),
-);
-const optionalSeconds = z.pipe(
-  z.optional(z.string()),
-  z.pipe(
-    blankAsUnset,
-    z.optional(
-      z.pipe(z.string().check(z.regex(/^\d+$/, "must be a whole number of seconds")), z.transform(Number)),
-    ),
-  ),
+const optionalBucket = unlessBlank(
+  z.string().check(z.regex(BUCKET_NAME, "must be an S3 bucket name (3-63 of a-z 0-9 . -)")),
 );
 
 const fullSchema = z.object({
   ...variables,
   TSWORKFLOW_S3_ENDPOINT: optionalEndpoint,
   TSWORKFLOW_PAYLOAD_BUCKET: optionalBucket,
-  TSWORKFLOW_TIMER_DLQ_ARN: optionalQueueArn,
-  TSWORKFLOW_SWEEP_STALE_SECONDS: optionalSeconds,
-});
-const clientSchema = z.object({
-  TSWORKFLOW_TABLE_NAME: variables.TSWORKFLOW_TABLE_NAME,
-  TSWORKFLOW_WORKFLOW_QUEUE_URL: variables.TSWORKFLOW_WORKFLOW_QUEUE_URL,
-  AWS_REGION: variables.AWS_REGION,
-  TSWORKFLOW_DYNAMODB_ENDPOINT: optionalEndpoint,
-  TSWORKFLOW_SQS_ENDPOINT: optionalEndpoint,
-  TSWORKFLOW_TTL_DAYS: variables.TSWORKFLOW_TTL_DAYS,
-  TSWORKFLOW_S3_ENDPOINT: optionalEndpoint,
-  TSWORKFLOW_PAYLOAD_BUCKET: optionalBucket,
-  TSWORKFLOW_SCHEDULE_GROUP: z.pipe(
-    z.optional(z.string()),
-    z.pipe(blankAsUnset, z.optional(variables.TSWORKFLOW_SCHEDULE_GROUP)),
+  TSWORKFLOW_TIMER_DLQ_ARN: unlessBlank(
+    z.string().check(z.regex(SQS_ARN, "must be an SQS queue ARN (arn:aws:sqs:<region>:<account>:<name>)")),
   ),
-  TSWORKFLOW_SCHEDULER_ENDPOINT: optionalEndpoint,
+  TSWORKFLOW_SWEEP_STALE_SECONDS: unlessBlank(
+    z.pipe(z.string().check(z.regex(/^\d+$/, "must be a whole number of seconds")), z.transform(Number)),
+  ),
 });
+// Built when a client reads its configuration: a function bundle that does not use it leaves it out.
+const clientSchema = () =>
+  z.object({
+    TSWORKFLOW_TABLE_NAME: variables.TSWORKFLOW_TABLE_NAME,
+    TSWORKFLOW_WORKFLOW_QUEUE_URL: variables.TSWORKFLOW_WORKFLOW_QUEUE_URL,
+    AWS_REGION: variables.AWS_REGION,
+    TSWORKFLOW_DYNAMODB_ENDPOINT: optionalEndpoint,
+    TSWORKFLOW_SQS_ENDPOINT: optionalEndpoint,
+    TSWORKFLOW_TTL_DAYS: variables.TSWORKFLOW_TTL_DAYS,
+    TSWORKFLOW_S3_ENDPOINT: optionalEndpoint,
+    TSWORKFLOW_PAYLOAD_BUCKET: optionalBucket,
+    TSWORKFLOW_SCHEDULE_GROUP: unlessBlank(variables.TSWORKFLOW_SCHEDULE_GROUP),
+    TSWORKFLOW_SCHEDULER_ENDPOINT: optionalEndpoint,
+  });
 
 type Environment = Record<string, string | undefined>;
 
@@ -234,7 +219,7 @@ export function loadConfig(env: Environment = process.env): AwsConfig {
  * @throws ConfigurationError naming every missing or invalid variable, in one message
  */
 export function loadClientConfig(env: Environment = process.env): ClientConfig {
-  const values = parse(clientSchema, env, "client");
+  const values = parse(clientSchema(), env, "client");
   return {
     tableName: values.TSWORKFLOW_TABLE_NAME,
     workflowQueueUrl: values.TSWORKFLOW_WORKFLOW_QUEUE_URL,

@@ -3,6 +3,7 @@
  * recurring schedules, the Lambda handler factories and a client for other Lambdas. Loads the AWS SDK; the core entry does not.
  */
 
+export { DynamoDBEngineStore } from "../adapters/aws/dynamodb-engine-store.ts";
 export type { DynamoDBRateLimitStoreOptions } from "../adapters/aws/dynamodb-rate-limit-store.ts";
 export { DynamoDBRateLimitStore } from "../adapters/aws/dynamodb-rate-limit-store.ts";
 export type {

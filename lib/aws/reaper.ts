@@ -1,4 +1,4 @@
-import { DynamoDBStorage } from "../adapters/aws/dynamodb-storage.ts";
+import { DynamoDBEngineStore } from "../adapters/aws/dynamodb-engine-store.ts";
 import type { S3Payloads } from "../adapters/aws/s3-payloads.ts";
 import { ConfigurationError } from "../core/errors.ts";
 import { getLogger } from "../core/logger.ts";
@@ -36,8 +36,8 @@ export async function reapExpiredRuns(
   records: readonly DynamoDbStreamRecord[],
 ): Promise<string[]> {
   const store = runtime.store;
-  if (!(store instanceof DynamoDBStorage))
-    throw new ConfigurationError("The reaper deletes DynamoDB items: give it the runtime's DynamoDBStorage.");
+  if (!(store instanceof DynamoDBEngineStore))
+    throw new ConfigurationError("The reaper deletes DynamoDB items: give it the runtime's DynamoDB store.");
   const reaped: string[] = [];
   for (const record of records) {
     const expired = expiredRunOf(record);

@@ -1,4 +1,4 @@
-import { DynamoDBStorage } from "../adapters/aws/dynamodb-storage.ts";
+import { DynamoDBEngineStore } from "../adapters/aws/dynamodb-engine-store.ts";
 import { deduplicationId, type SqsTaskQueue } from "../adapters/aws/sqs-queue.ts";
 import { ConfigurationError } from "../core/errors.ts";
 import { getLogger } from "../core/logger.ts";
@@ -52,9 +52,9 @@ export async function sweep(
   options: SweepOptions = {},
 ): Promise<SweepReport> {
   const store = runtime.store;
-  if (!(store instanceof DynamoDBStorage))
+  if (!(store instanceof DynamoDBEngineStore))
     throw new ConfigurationError(
-      "The sweeper reads the DynamoDB store's indexes: give it the runtime's DynamoDBStorage.",
+      "The sweeper reads the DynamoDB store's indexes: give it the runtime's DynamoDB store.",
     );
   const now = options.now ?? Date.now();
   const staleAfterMs = options.staleAfterMs ?? 3_600_000;
@@ -93,7 +93,7 @@ export async function sweep(
 }
 
 /** True when the child's parent has finished, or has the child's result in its log. */
-async function parentIsDone(store: DynamoDBStorage, child: RunRecord): Promise<boolean> {
+async function parentIsDone(store: DynamoDBEngineStore, child: RunRecord): Promise<boolean> {
   const events = await store.getEvents(child.runId);
   const started = events[0];
   const parent = started?.type === "workflow_started" ? started.parent : undefined;

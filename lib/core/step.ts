@@ -55,6 +55,17 @@ export interface StepOptions<Args extends unknown[] = any[]> {
    * });
    */
   rateLimit?: RateLimit<Args>;
+  /**
+   * Whether the step may run inside the activation that started it when it is the run's only next step
+   * (on a runtime that runs steps inline: the embedded runtime, Redis workers and AWS), saving a queue hop.
+   * `false` always sends it through the step queue: on AWS it then runs in the step function, with its
+   * own timeout (`stepTimeout`), for a step that may run longer than a workflow invocation has left.
+   * @default true
+   * @example
+   * import { step } from "tsworkflow";
+   * export const renderVideo = step("render_video", async (id: string) => `rendered ${id}`, { inline: false });
+   */
+  inline?: boolean;
 }
 
 /** A step function, with its name and options attached. */
@@ -76,6 +87,7 @@ export interface ResolvedStepOptions {
   maxRetryDelayMs: number;
   concurrency?: ResolvedLimits["concurrency"];
   rateLimit?: ResolvedLimits["rateLimit"];
+  inline: boolean;
 }
 
 const NAME = /^[A-Za-z0-9_.:-]{1,100}$/;
@@ -90,7 +102,7 @@ const NAME = /^[A-Za-z0-9_.:-]{1,100}$/;
  *   if (response.status === 429) throw new RetryableError("rate limited", { retryAfter: "30s" });
  *   return { orderId, amount, charged: true };
  * }, { maxRetries: 5, retryDelay: "exponential", concurrency: { limit: 5 } });
- * @throws ConfigurationError for an invalid name, `maxRetries`, `concurrency` or `rateLimit`
+ * @throws ConfigurationError for an invalid name, `maxRetries`, `concurrency`, `rateLimit` or `inline`
  * @throws InvalidDurationError for an invalid `retryDelay` or `maxRetryDelay`
  */
 export function step<Args extends unknown[], Result>(
@@ -130,7 +142,12 @@ function resolveStepOptions<Args extends unknown[]>(
     );
   }
   const delay = options.retryDelay ?? "fixed";
+  if (options.inline !== undefined && typeof options.inline !== "boolean")
+    throw new ConfigurationError(
+      `step("${name}"): inline must be true or false, got ${describe(options.inline)}.`,
+    );
   return {
+    inline: options.inline ?? true,
     maxRetries,
     retryDelay: delay === "fixed" || delay === "exponential" ? delay : toMilliseconds(delay),
     maxRetryDelayMs: toMilliseconds(options.maxRetryDelay ?? "10m"),

@@ -1244,10 +1244,11 @@ function soleStepStarted(
     if (found) return undefined;
     found = event;
   }
-  // A step with a concurrency or rate limit goes through the queue, where it waits for its turn.
+  // A step with a concurrency or rate limit goes through the queue, where it waits for its turn; so does
+  // a step that asks for it (`inline: false`).
   const definition = found && registry.findStep(found.stepName);
-  const { concurrency, rateLimit } = definition?.options ?? {};
-  return found && definition && !concurrency && !rateLimit ? found : undefined;
+  const { concurrency, rateLimit, inline } = definition?.options ?? {};
+  return found && definition && inline && !concurrency && !rateLimit ? found : undefined;
 }
 
 /** The outcomes an activation applies: the stored ones and the one its inline step just produced. */

@@ -2,17 +2,18 @@ import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import type { S3Client } from "@aws-sdk/client-s3";
 import { SchedulerClient } from "@aws-sdk/client-scheduler";
 import { SQSClient } from "@aws-sdk/client-sqs";
-import { DynamoDBStorage } from "../adapters/aws/dynamodb-storage.ts";
+import { DynamoDBEngineStore } from "../adapters/aws/dynamodb-engine-store.ts";
 import { S3Payloads } from "../adapters/aws/s3-payloads.ts";
 import { SqsSchedulerTimers } from "../adapters/aws/scheduler-timers.ts";
 import { SqsTaskQueue } from "../adapters/aws/sqs-queue.ts";
 import type { AwsConfig } from "../aws/config.ts";
+import { InlineBudget, type InlineBudgetOptions } from "../aws/lambda/inline-budget.ts";
 import type { Registry } from "../core/registry.ts";
 import { Engine } from "../engine/engine.ts";
 import type { RunLimits } from "../engine/run-limits.ts";
 import type { StepLimits } from "../engine/step-limits.ts";
 import type { TelemetryFactory } from "../observability/engine-telemetry.ts";
-import type { Clock } from "../ports/clock.ts";
+import { type Clock, systemClock } from "../ports/clock.ts";
 import type { EventStore } from "../ports/event-store.ts";
 
 /** The AWS SDK clients the runtime uses. */
@@ -66,6 +67,17 @@ export interface AwsRuntimeOptions {
    */
   stepLimits?: StepLimits | undefined;
   /**
+   * Runs a run's lone next step inside the workflow invocation that started it (one commit per step, no
+   * queue hop, no step invocation) while the invocation has time left for it (see `InlineBudget`); steps
+   * of a `Promise.all`, steps with `inline: false` or a concurrency or rate limit go through the step queue.
+   * An object keeps them on and tunes the time budget (`marginMs`, `unknownStepMs`).
+   * @default true
+   * @example
+   * import { createHandlers } from "tsworkflow/aws";
+   * export const handlers = createHandlers({ workflows: [onboarding] }, { inlineSteps: false });
+   */
+  inlineSteps?: boolean | Pick<InlineBudgetOptions, "marginMs" | "unknownStepMs">;
+  /**
    * Where runs find their workflows and steps (see `Registry`): the listed workflows are registered there.
    * @default the default registry
    */
@@ -82,6 +94,8 @@ export interface AwsRuntime {
   queue: SqsTaskQueue;
   timers: SqsSchedulerTimers;
   engine: Engine;
+  /** Which steps a workflow invocation runs itself; absent with `inlineSteps: false`. */
+  inline?: InlineBudget;
 }
 
 /**
@@ -122,18 +136,27 @@ export function createAwsRuntime(config: AwsConfig, options: AwsRuntimeOptions =
   const payloads = createPayloads(config, clients.s3);
   const store =
     options.store ??
-    new DynamoDBStorage({
+    new DynamoDBEngineStore({
       client: clients.dynamodb,
       tableName: config.tableName,
       ttlDays: config.ttlDays,
       payloads,
     });
+  const { inlineSteps = true } = options;
+  const inline =
+    inlineSteps === false
+      ? undefined
+      : new InlineBudget({
+          clock: options.clock ?? systemClock,
+          ...(inlineSteps === true ? {} : inlineSteps),
+        });
   const queue = new SqsTaskQueue({
     client: clients.sqs,
     workflowQueueUrl: config.workflowQueueUrl,
     stepQueueUrl: config.stepQueueUrl,
     store,
     payloads,
+    ...(inline ? { inline } : {}),
   });
   const timers = new SqsSchedulerTimers({
     queue,
@@ -153,10 +176,11 @@ export function createAwsRuntime(config: AwsConfig, options: AwsRuntimeOptions =
     ...(options.registry ? { registry: options.registry } : {}),
     runLimits: options.runLimits,
     stepLimits: options.stepLimits,
+    inlineSteps: inline !== undefined,
   });
   // A Lambda keeps nothing between invocations: waiting steps wait in the step queue (SQS delays up to 900 s).
   options.stepLimits?.waitInQueue((task, delaySeconds) => queue.enqueueStep(task, delaySeconds));
-  return { config, clients, store, payloads, queue, timers, engine };
+  return { config, clients, store, payloads, queue, timers, engine, ...(inline ? { inline } : {}) };
 }
 
 /**

@@ -5,6 +5,7 @@ import {
   TransactWriteItemsCommand,
 } from "@aws-sdk/client-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { DynamoDBEngineStore } from "../../lib/adapters/aws/dynamodb-engine-store.ts";
 import { DynamoDBStorage } from "../../lib/adapters/aws/dynamodb-storage.ts";
 import { createTable } from "../../lib/adapters/aws/table-schema.ts";
 import { VersionConflictError } from "../../lib/core/errors.ts";
@@ -348,5 +349,22 @@ describe("DynamoDBStorage listing", () => {
     await expect(store.listRuns({ limit: -1 })).rejects.toMatchObject({ name: "InvalidRunQueryError" });
     await store.close();
     admin.destroy();
+  });
+
+  it("leaves listing runs to DynamoDBStorage: the handlers' DynamoDBEngineStore says where to list them", async () => {
+    // Prepare: a run written by the engine's store, read back by the listing store.
+    const engineStore = new DynamoDBEngineStore({ tableName: TABLE, client: dynamo.client() });
+    const lister = new DynamoDBStorage({ tableName: TABLE, client: dynamo.client() });
+    const fixture = newRunFixture({ workflowName: "engine_store_listed" });
+    await engineStore.createRun(fixture);
+    // Act / Assess
+    await expect(engineStore.listRuns()).rejects.toMatchObject({
+      name: "ConfigurationError",
+      message: expect.stringContaining("createClient().listRuns()"),
+    });
+    const { runs } = await lister.listRuns({ workflowName: fixture.run.workflowName, limit: 10 });
+    expect(runs.map((run) => run.runId)).toContain(fixture.run.runId);
+    await engineStore.close();
+    await lister.close();
   });
 });

@@ -28,6 +28,9 @@ const sequence = workflow("inline_sequence", async (n: number) => {
   return add(b, 100);
 });
 
+const render = step("inline_render", async (n: number) => n + 1, { inline: false });
+const rendering = workflow("inline_rendering", async (n: number) => double(await render(n)));
+
 const fanOut = workflow("inline_fan_out", async (n: number) => {
   const [a, b] = await Promise.all([add(n, 1), double(n)]);
   return add(a, b);
@@ -83,6 +86,27 @@ describe("inline steps", () => {
     expect(parallel.map((task) => task.stepId)).toEqual(["inline_add#0", "inline_double#0"]);
     expect(m.queue.steps).toEqual([]);
     expect(await m.run(runId)).toMatchObject({ status: "completed", result: 10 });
+  });
+
+  it("send a step declared inline: false through the queue, then run the next one inline", async () => {
+    // Prepare
+    const m = manualEngine({ inlineSteps: true });
+    const { runId } = await m.engine.start(rendering, [1]);
+    // Act
+    await m.engine.activate(nextActivation(m));
+    const queued = m.queue.takeSteps();
+    for (const task of queued) await m.engine.executeStep(task);
+    await m.runQueued();
+    // Assess
+    expect(queued.map((task) => task.stepId)).toEqual(["inline_render#0"]);
+    expect(m.queue.steps).toEqual([]);
+    expect(await m.run(runId)).toMatchObject({ status: "completed", result: 4 });
+  });
+
+  it("reject an inline option that is not a boolean with a ConfigurationError", () => {
+    expect(() => step("inline_bad", async () => 1, { inline: "no" as unknown as boolean })).toThrow(
+      'step("inline_bad"): inline must be true or false, got "no".',
+    );
   });
 
   it("queue the next step once inlineSteps is turned off (a worker draining)", async () => {

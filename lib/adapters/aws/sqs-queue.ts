@@ -156,6 +156,11 @@ export interface SqsTaskQueueOptions {
    * @default none
    */
   payloads?: S3Payloads;
+  /**
+   * Decides which steps an activation runs inline (see `EngineOptions.inlineSteps`).
+   * @default none: every step goes through the step queue
+   */
+  inline?: { reserve(task: StepTask): (() => void) | undefined };
 }
 
 interface Pending {
@@ -252,9 +257,11 @@ export class SqsTaskQueue implements TaskQueue {
   private readonly store: EventStore | undefined;
   private readonly maxMessageBytes: number;
   private readonly payloads: S3Payloads | undefined;
+  private readonly inline: SqsTaskQueueOptions["inline"];
 
   constructor(options: SqsTaskQueueOptions) {
     this.payloads = options.payloads;
+    this.inline = options.inline;
     this.maxMessageBytes = options.maxMessageBytes ?? SQS_MESSAGE_LIMIT_BYTES;
     this.workflowQueue = new BatchingSender(options.client, options.workflowQueueUrl, this.maxMessageBytes);
     this.stepQueue = new BatchingSender(options.client, options.stepQueueUrl, this.maxMessageBytes);
@@ -263,6 +270,11 @@ export class SqsTaskQueue implements TaskQueue {
 
   async enqueueActivation(task: ActivationTask): Promise<void> {
     await this.sendActivation(task, activationDeduplicationId(task));
+  }
+
+  /** A step the activation may run itself, when `inline` allows it (see `SqsTaskQueueOptions.inline`). */
+  reserveStepSlot(task: StepTask): (() => void) | undefined {
+    return this.inline?.reserve(task);
   }
 
   /**

@@ -105,6 +105,8 @@ export function createWorkflowHandler(
       groups.set(group, list);
     }
     const failed: string[] = [];
+    // Runs' next steps run here while this invocation has time for them (see InlineBudget).
+    const ended = runtime.inline?.begin(context.getRemainingTimeInMillis());
     await Promise.all(
       [...groups.values()].map(async (records) => {
         for (const [index, record] of records.entries()) {
@@ -157,7 +159,7 @@ export function createWorkflowHandler(
           }
         }
       }),
-    );
+    ).finally(ended);
     return { batchItemFailures: failed.map((itemIdentifier) => ({ itemIdentifier })) };
   };
 }

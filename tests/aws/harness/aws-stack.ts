@@ -127,8 +127,43 @@ export interface StackOptions {
   runLimits?: () => RunLimits;
   /** Step concurrency and rate limits for each function's runtime (a new `StepLimits` per function). */
   stepLimits?: () => StepLimits;
+  /** Whether the workflow function runs a run's lone next step itself (see `inlineSteps`). @default true */
+  inlineSteps?: HandlerOptions["inlineSteps"];
+  /**
+   * Lambda's instance churn: the chance that an invocation lands on a fresh instance of its function (new
+   * runtime, empty caches: the run is replayed from the log) rather than on an idle one, which is picked at
+   * random. 0: warm instances whenever one is idle; 1: every invocation cold. @default 0.3
+   */
+  churn?: number;
   /** Handlers built elsewhere (e.g. imported from functions/examples.ts) instead of by the factories here. */
   handlers?: { workflowHandler: SqsBatchHandler; stepHandler: SqsBatchHandler; startHandler: StartHandler };
+}
+
+/**
+ * A function's instances, as Lambda runs them: one invocation at a time per instance; an invocation goes to
+ * a new instance when none is idle or, with probability `churn`, anyway (scaling, recycling), else to an
+ * idle instance picked at random.
+ */
+export function instancesOf(
+  make: () => SqsBatchHandler,
+  churn: number,
+): SqsBatchHandler & { count(): number } {
+  const instances: { handler: SqsBatchHandler; busy: boolean }[] = [];
+  const handler = async (event: Parameters<SqsBatchHandler>[0], context: Parameters<SqsBatchHandler>[1]) => {
+    const idle = instances.filter((instance) => !instance.busy);
+    let instance = idle[Math.floor(Math.random() * idle.length)];
+    if (!instance || Math.random() < churn) {
+      instance = { handler: make(), busy: false };
+      instances.push(instance);
+    }
+    instance.busy = true;
+    try {
+      return await instance.handler(event, context);
+    } finally {
+      instance.busy = false;
+    }
+  };
+  return Object.assign(handler, { count: () => instances.length });
 }
 
 /** Fresh queues and the configuration that points at them and at the emulators. */
@@ -264,14 +299,21 @@ export function deployStack(
       ...(options.registry ? { registry: options.registry } : {}),
       ...(options.runLimits ? { runLimits: options.runLimits() } : {}),
       ...(options.stepLimits ? { stepLimits: options.stepLimits() } : {}),
+      ...(options.inlineSteps === undefined ? {} : { inlineSteps: options.inlineSteps }),
     };
   };
-  // Each function is its own "Lambda": its own runtime, store and caches, sharing the clients' counters.
+  // Each function is its own "Lambda": instances with their own runtime, store and caches, sharing the
+  // clients' counters; an invocation lands on a fresh instance or an idle one (see `churn`).
+  const churn = options.churn ?? 0.3;
   const workflowHandler =
-    options.handlers?.workflowHandler ?? createWorkflowHandler(registry, base(options.wrapWorkflowStore));
+    options.handlers?.workflowHandler ??
+    instancesOf(() => createWorkflowHandler(registry, base(options.wrapWorkflowStore)), churn);
   const stepHandler =
     options.handlers?.stepHandler ??
-    createStepHandler(options.stepRegistry ?? registry, base(options.wrapStepStore));
+    instancesOf(
+      () => createStepHandler(options.stepRegistry ?? registry, base(options.wrapStepStore)),
+      churn,
+    );
   const startHandler = options.handlers?.startHandler ?? createStartHandler(registry, base());
   const sweeperHandler = createSweeperHandler(registry, base());
   const reaperHandler = createReaperHandler(registry, base());

@@ -7,6 +7,10 @@ export interface RequestCounts {
   /** DynamoDB write and read capacity units consumed. */
   writeUnits: number;
   readUnits: number;
+  /** SQS send requests (single or batch) to standard queues; the others went to FIFO queues. */
+  standardSends: number;
+  /** Strongly consistent reads DynamoDB Local reported as 0 units (nothing found): AWS bills them 1 RRU. */
+  emptyReads: number;
 }
 
 interface CountableClient {
@@ -22,7 +26,7 @@ interface CountableClient {
 }
 
 export class RequestCounter {
-  counts: RequestCounts = { requests: {}, writeUnits: 0, readUnits: 0 };
+  counts: RequestCounts = { requests: {}, writeUnits: 0, readUnits: 0, standardSends: 0, emptyReads: 0 };
   /** Every SQS `SendMessageBatch`: its queue and number of messages. */
   batches: { queueUrl: string; size: number }[] = [];
 
@@ -33,6 +37,11 @@ export class RequestCounter {
         const operation = (context.commandName ?? "Unknown").replace(/Command$/, "");
         const key = `${service}.${operation}`;
         this.counts.requests[key] = (this.counts.requests[key] ?? 0) + 1;
+        if (
+          key.startsWith("sqs.SendMessage") &&
+          !(args.input as { QueueUrl?: string }).QueueUrl?.endsWith(".fifo")
+        )
+          this.counts.standardSends += 1;
         if (key === "sqs.SendMessageBatch") {
           const input = args.input as { QueueUrl?: string; Entries?: unknown[] };
           this.batches.push({ queueUrl: input.QueueUrl ?? "", size: input.Entries?.length ?? 0 });
@@ -40,8 +49,12 @@ export class RequestCounter {
         if (service === "dynamodb")
           (args.input as { ReturnConsumedCapacity?: string }).ReturnConsumedCapacity = "TOTAL";
         const result = await next(args);
-        if (service === "dynamodb")
+        if (service === "dynamodb") {
+          const before = this.counts.readUnits;
           this.addCapacity(operation, (result.output as { ConsumedCapacity?: unknown }).ConsumedCapacity);
+          if ((operation === "Query" || operation === "GetItem") && this.counts.readUnits === before)
+            this.counts.emptyReads += 1;
+        }
         return result;
       },
       { step: "initialize", name: `tsworkflowRequestCounter-${service}`, override: true },
@@ -49,7 +62,7 @@ export class RequestCounter {
   }
 
   reset(): void {
-    this.counts = { requests: {}, writeUnits: 0, readUnits: 0 };
+    this.counts = { requests: {}, writeUnits: 0, readUnits: 0, standardSends: 0, emptyReads: 0 };
     this.batches = [];
   }
 

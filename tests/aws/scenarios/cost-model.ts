@@ -1,9 +1,10 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { scheduleName } from "../../../lib/adapters/aws/scheduler-timers.ts";
-import { sleep } from "../../../lib/core/primitives.ts";
+import { createClient } from "../../../lib/aws/client.ts";
+import { runChild, sleep, waitForEvent } from "../../../lib/core/primitives.ts";
 import { step } from "../../../lib/core/step.ts";
 import { workflow } from "../../../lib/core/workflow.ts";
-import { deployStack, type Emulators } from "../harness/aws-stack.ts";
+import { deployStack, type Emulators, ofType } from "../harness/aws-stack.ts";
 import { waitFor } from "../harness/wait.ts";
 
 /**
@@ -23,13 +24,39 @@ const sleeps = workflow("aws_cost_sleeps", async (n: number, ms: number) => {
   for (let i = 0; i < n; i += 1) await sleep(ms);
   return n;
 });
+const waits = workflow("aws_cost_waits", async (n: number) => {
+  for (let i = 0; i < n; i += 1) await waitForEvent("go");
+  return n;
+});
+const leaf = workflow("aws_cost_leaf", async () => 1);
+const parent = workflow("aws_cost_parent", async (n: number) => {
+  let total = 0;
+  for (let i = 0; i < n; i += 1) total += await runChild(leaf, []);
+  return total;
+});
 const fanOut = workflow("aws_cost_fan_out", async (n: number) => {
   const results = await Promise.all(Array.from({ length: n }, (_, i) => work(i)));
   return results.length;
 });
 
-/** What docs/aws.md says one sequential step costs: requests by operation, capacity units, messages. */
-const PER_STEP = {
+/**
+ * What docs/aws.md says one sequential step run inline costs (the workflow invocation runs it and commits
+ * its result with the next step's start): requests by operation, capacity units, messages.
+ */
+const PER_INLINE_STEP = {
+  requests: {
+    "dynamodb.PutItem": 1,
+    "dynamodb.Query": 1,
+    "dynamodb.UpdateItem": 1,
+  },
+  writeUnits: 2,
+  // The outcome query finds nothing (an inline step's result is carried, never stored as an outcome):
+  // DynamoDB Local reports 0 units for it; AWS bills a strongly consistent Query at least 1 (docs/aws.md does).
+  readUnits: 0,
+  messages: 0,
+};
+/** What docs/aws.md says one sequential step sent through the step queue costs. */
+const PER_QUEUED_STEP = {
   requests: {
     "dynamodb.GetItem": 1,
     "dynamodb.PutItem": 2,
@@ -64,6 +91,43 @@ const PER_LONG_SLEEP = {
   messages: 2,
   schedulerInvocations: 1,
 };
+/** One event received by a waiting run, sent by another Lambda with the client (`sendEvent`). */
+const PER_EVENT = {
+  requests: {
+    "dynamodb.GetItem": 1,
+    "dynamodb.PutItem": 2,
+    "dynamodb.Query": 1,
+    "dynamodb.UpdateItem": 1,
+    "sqs.SendMessage": 1,
+  },
+  writeUnits: 4,
+  readUnits: 2,
+  messages: 1,
+};
+/** One child run (`runChild` of a workflow with no step): its creation, its activation, the parent's wake-up. */
+const PER_CHILD = {
+  requests: {
+    "dynamodb.TransactWriteItems": 1,
+    "dynamodb.GetItem": 1,
+    "dynamodb.PutItem": 3,
+    "dynamodb.Query": 3,
+    "dynamodb.UpdateItem": 2,
+    "sqs.SendMessage": 2,
+  },
+  readUnits: 3,
+  messages: 2,
+};
+/** A queued step when every invocation lands on a fresh instance: the activation reads the run and its log. */
+const PER_COLD_QUEUED_STEP = {
+  requests: {
+    "dynamodb.GetItem": 2,
+    "dynamodb.PutItem": 2,
+    "dynamodb.Query": 2,
+    "dynamodb.UpdateItem": 1,
+    "sqs.SendMessage": 2,
+  },
+  messages: 2,
+};
 /** A run with no step and no sleep: create, one activation, done. */
 const PER_RUN = {
   requests: {
@@ -89,15 +153,37 @@ interface Measured {
 
 let emulators: Emulators;
 
-async function measure(name: string, args: unknown[], longSleeps = 0): Promise<Measured> {
-  // A long visibility timeout: no redelivery of a slow activation muddies the counts.
+async function measure(
+  name: string,
+  args: unknown[],
+  {
+    longSleeps = 0,
+    events = 0,
+    inlineSteps = true,
+    churn = 0,
+  }: { longSleeps?: number; events?: number; inlineSteps?: boolean; churn?: number } = {},
+): Promise<Measured> {
+  // A long visibility timeout: no redelivery of a slow activation muddies the counts. Warm instances
+  // unless `churn` says otherwise.
   const stack = deployStack(
     emulators,
-    { workflows: [steps, sleeps, fanOut] },
-    { visibilityTimeoutSeconds: 60 },
+    { workflows: [steps, sleeps, waits, parent, leaf, fanOut] },
+    { visibilityTimeoutSeconds: 60, churn, inlineSteps },
   );
+  // Another Lambda sending events with the client, on the counted clients.
+  const client = createClient(stack.config, {
+    clients: { dynamodb: stack.clients.dynamodb, sqs: stack.clients.sqs },
+  });
   try {
     const { runId } = await stack.invokeStart({ workflow: name, args });
+    for (let i = 0; i < events; i += 1) {
+      await waitFor(`wait ${i} of run ${runId}`, async () => {
+        const created = ofType(await stack.events(runId), "hook_created").length;
+        const run = await stack.store.getRun(runId);
+        return created > i && run?.status === "suspended" ? true : undefined;
+      });
+      await client.sendEvent(runId, "go", { i });
+    }
     for (let i = 0; i < longSleeps; i += 1) {
       await waitFor(`sleep ${i} of run ${runId}`, async () => {
         const events = await stack.events(runId);
@@ -132,6 +218,7 @@ async function measure(name: string, args: unknown[], longSleeps = 0): Promise<M
         .map((b) => b.size),
     };
   } finally {
+    await client.close();
     await stack.stop();
   }
 }
@@ -152,21 +239,27 @@ export function describeCostModel(emulatorsOf: () => Emulators): void {
       emulators = emulatorsOf();
     });
 
-    it("costs the documented requests, capacity units and messages per sequential step", async () => {
-      // Act
-      const one = await measure("aws_cost_steps", [1]);
-      const eleven = await measure("aws_cost_steps", [11]);
-      // Assess
-      expect(perUnit(one.requests, eleven.requests, 10)).toEqual(PER_STEP.requests);
-      expect((eleven.writeUnits - one.writeUnits) / 10).toBe(PER_STEP.writeUnits);
-      expect((eleven.readUnits - one.readUnits) / 10).toBe(PER_STEP.readUnits);
-      expect((eleven.messages - one.messages) / 10).toBe(PER_STEP.messages);
-    });
+    it.each([
+      ["inline", true, PER_INLINE_STEP],
+      ["queued", false, PER_QUEUED_STEP],
+    ] as const)(
+      "costs the documented requests, capacity units and messages per sequential step (%s)",
+      async (_, inlineSteps, expected) => {
+        // Act
+        const one = await measure("aws_cost_steps", [1], { inlineSteps });
+        const eleven = await measure("aws_cost_steps", [11], { inlineSteps });
+        // Assess
+        expect(perUnit(one.requests, eleven.requests, 10)).toEqual(expected.requests);
+        expect((eleven.writeUnits - one.writeUnits) / 10).toBe(expected.writeUnits);
+        expect((eleven.readUnits - one.readUnits) / 10).toBe(expected.readUnits);
+        expect((eleven.messages - one.messages) / 10).toBe(expected.messages);
+      },
+    );
 
     it("costs the documented requests per short sleep and per long sleep", async () => {
       const none = await measure("aws_cost_sleeps", [0, 1_000]);
       const short = await measure("aws_cost_sleeps", [2, 1_000]);
-      const long = await measure("aws_cost_sleeps", [2, 2 * DAY], 2);
+      const long = await measure("aws_cost_sleeps", [2, 2 * DAY], { longSleeps: 2 });
       expect(none.requests).toEqual(PER_RUN.requests);
       expect(none.messages).toBe(PER_RUN.messages);
       expect(perUnit(none.requests, short.requests, 2)).toEqual(PER_SHORT_SLEEP.requests);
@@ -175,6 +268,33 @@ export function describeCostModel(emulatorsOf: () => Emulators): void {
       expect(perUnit(none.requests, long.requests, 2)).toEqual(PER_LONG_SLEEP.requests);
       expect((long.messages - none.messages) / 2).toBe(PER_LONG_SLEEP.messages);
       expect(long.schedulerInvocations / 2).toBe(PER_LONG_SLEEP.schedulerInvocations);
+    });
+
+    it("costs the documented requests per event received and per child run", async () => {
+      // Act
+      const none = await measure("aws_cost_waits", [0]);
+      const two = await measure("aws_cost_waits", [2], { events: 2 });
+      const noChild = await measure("aws_cost_parent", [0]);
+      const twoChildren = await measure("aws_cost_parent", [2]);
+      // Assess
+      expect(perUnit(none.requests, two.requests, 2)).toEqual(PER_EVENT.requests);
+      expect((two.writeUnits - none.writeUnits) / 2).toBe(PER_EVENT.writeUnits);
+      expect((two.readUnits - none.readUnits) / 2).toBe(PER_EVENT.readUnits);
+      expect((two.messages - none.messages) / 2).toBe(PER_EVENT.messages);
+      expect(perUnit(noChild.requests, twoChildren.requests, 2)).toEqual(PER_CHILD.requests);
+      // Write units are not asserted: DynamoDB Local reports a transaction at about twice AWS's billing.
+      expect((twoChildren.readUnits - noChild.readUnits) / 2).toBe(PER_CHILD.readUnits);
+      expect((twoChildren.messages - noChild.messages) / 2).toBe(PER_CHILD.messages);
+    });
+
+    it("reads the run and its log again per queued step when every invocation is cold", async () => {
+      // Act
+      const one = await measure("aws_cost_steps", [1], { inlineSteps: false, churn: 1 });
+      const eleven = await measure("aws_cost_steps", [11], { inlineSteps: false, churn: 1 });
+      // Assess: two more reads than warm, and read units that grow with the log (not flat yet).
+      expect(perUnit(one.requests, eleven.requests, 10)).toEqual(PER_COLD_QUEUED_STEP.requests);
+      expect((eleven.messages - one.messages) / 10).toBe(PER_COLD_QUEUED_STEP.messages);
+      expect((eleven.readUnits - one.readUnits) / 10).toBeGreaterThan(PER_QUEUED_STEP.readUnits);
     });
 
     it("sends the tasks of parallel steps in one request", async () => {

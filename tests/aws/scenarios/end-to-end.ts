@@ -231,11 +231,34 @@ export function describeEndToEnd(emulatorsOf: () => Emulators): void {
       expectOneCompletionPerStep(events);
     });
 
+    it("finishes a step that a workflow invocation ran inline and died in, sending it as a task on redelivery", async () => {
+      // Prepare: the workflow function runs the first step itself (a short budget lets it) and is killed
+      // after 1.5 s; its message comes back 2 s after receipt.
+      const s = await deploy({
+        functionTimeoutMs: 1_500,
+        visibilityTimeoutSeconds: 2,
+        inlineSteps: { marginMs: 100, unknownStepMs: 100 },
+      });
+      hangs.add("o-inline-killed");
+      // Act
+      const { runId } = await s.invokeStart({ workflow: "aws_e2e_order", args: ["o-inline-killed"] });
+      const run = await s.waitForStatus(runId, "completed");
+      // Assess: the workflow function died in the step; the step function never did.
+      expect(run.result).toEqual({ orderId: "o-inline-killed", charged: true, shipped: true });
+      expect(executions.get("charge:o-inline-killed")).toBe(2);
+      expect(s.workflowMapping.stats.failedInvocations).toBeGreaterThanOrEqual(1);
+      expect(s.stepMapping.stats.failedInvocations).toBe(0);
+      expect(s.stepMapping.stats.records).toBeGreaterThanOrEqual(1);
+      expectOneCompletionPerStep(await s.events(runId));
+    });
+
     it("wakes the run when the step function dies between storing the outcome and waking it", async () => {
       // Prepare: the first stored outcome is followed by a crash.
       let crashed = false;
       const s = await deploy({
         visibilityTimeoutSeconds: 1,
+        // The step function's path: steps sent through the step queue.
+        inlineSteps: false,
         wrapStepStore: (store) =>
           wrap(store, {
             putOutcome: async (outcome) => {
@@ -283,7 +306,8 @@ export function describeEndToEnd(emulatorsOf: () => Emulators): void {
 
     it("ignores duplicate messages injected on both queues", async () => {
       // Prepare: every message the functions send is sent twice (FIFO copies with a new deduplication id).
-      const s = await deploy({ decorateSqs: duplicateEverySend });
+      // Steps through the step queue, so that step tasks are duplicated too.
+      const s = await deploy({ decorateSqs: duplicateEverySend, inlineSteps: false });
       // Act
       const { runId } = await s.invokeStart({ workflow: "aws_e2e_parallel", args: [["x", "y"]] });
       const run = await s.waitForStatus(runId, "completed");

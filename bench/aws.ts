@@ -1,0 +1,102 @@
+/**
+ * AWS on the emulators (see bench/run.ts; alone: `BENCH_ONLY=aws npm run bench`): W1 (200 runs × 10 steps)
+ * and W2 (1 run × 10, 100 and 1,000 steps) through the real handlers (DynamoDB Local, fauxqs, the SQS
+ * event source mapping of the test harness with Lambda's instance churn), with steps inline (the default)
+ * and queued (`inlineSteps: false`). Each row prints the time, the AWS requests per step, the DynamoDB
+ * read units per step (flat means reads do not grow with the run's history) and the dollars per million
+ * steps at list prices (tests/aws/harness/prices.ts; Lambda duration as measured here, where DynamoDB
+ * Local answers slower than DynamoDB). One round each: the emulators are slow.
+ */
+import { step } from "../lib/core/step.ts";
+import { workflow } from "../lib/core/workflow.ts";
+import { deployStack, type Emulators, type Stack, startEmulators } from "../tests/aws/harness/aws-stack.ts";
+import { dollarsOf } from "../tests/aws/harness/prices.ts";
+import type { BenchRow } from "./redis.ts";
+
+const work = step("bench_aws_work", async (n: number) => n + 1);
+const sequence = workflow("bench_aws_sequence", async (steps: number) => {
+  let n = 0;
+  for (let i = 0; i < steps; i += 1) n = await work(n);
+  return n;
+});
+
+/** Starts `runs` runs of `steps` steps, waits for them, and measures what they used. */
+async function measure(
+  emulators: Emulators,
+  inline: boolean,
+  runs: number,
+  steps: number,
+): Promise<{
+  seconds: number;
+  requestsPerStep: number;
+  readUnitsPerStep: number;
+  dollarsPerMillion: number;
+}> {
+  const stack: Stack = deployStack(
+    emulators,
+    { workflows: [sequence] },
+    { inlineSteps: inline, visibilityTimeoutSeconds: 120, functionTimeoutMs: 60_000 },
+  );
+  try {
+    const began = performance.now();
+    const started = await Promise.all(
+      Array.from({ length: runs }, () => stack.invokeStart({ workflow: sequence.name, args: [steps] })),
+    );
+    for (const { runId } of started) await stack.waitForStatus(runId, "completed", 600_000);
+    const seconds = (performance.now() - began) / 1000;
+    const counts = stack.counter.snapshot();
+    const total = runs * steps;
+    const requests = Object.values(counts.requests).reduce((sum, count) => sum + count, 0);
+    const mappings = [stack.workflowMapping.stats, stack.stepMapping.stats];
+    const dollars = dollarsOf({
+      counts,
+      pollRequests: {
+        fifo: stack.workflowMapping.stats.invocations + stack.workflowMapping.stats.deleteRequests,
+        standard: stack.stepMapping.stats.invocations + stack.stepMapping.stats.deleteRequests,
+      },
+      lambdaInvocations: mappings.reduce((sum, stats) => sum + stats.invocations, 0),
+      lambdaMs: mappings.reduce((sum, stats) => sum + stats.durationMs, 0),
+      memoryMb: 512,
+      schedulerInvocations: 0,
+    });
+    return {
+      seconds,
+      requestsPerStep: requests / total,
+      readUnitsPerStep: (counts.readUnits + counts.emptyReads) / total,
+      dollarsPerMillion: (dollars / total) * 1e6,
+    };
+  } finally {
+    await stack.stop();
+  }
+}
+
+export async function awsBenchmarks(): Promise<BenchRow[]> {
+  const emulators = await startEmulators("tsworkflow-bench");
+  const rows: BenchRow[] = [];
+  try {
+    // Warm-up, not measured: JIT, connections, the emulators' own warm-up.
+    await measure(emulators, true, 5, 10);
+    for (const inline of [true, false]) {
+      const mode = inline ? "inline" : "queued";
+      for (const [runs, steps] of [
+        [200, 10],
+        [1, 10],
+        [1, 100],
+        [1, 1000],
+      ] as const) {
+        const result = await measure(emulators, inline, runs, steps);
+        rows.push({
+          workload: `${runs === 1 ? "W2" : "W1"} ${runs} run${runs === 1 ? "" : "s"} x ${steps} steps, ${mode}`,
+          median: (runs * steps) / result.seconds,
+          runs: [(runs * steps) / result.seconds],
+          unit: "steps/s",
+          target: `${result.requestsPerStep.toFixed(1)} requests, ${result.readUnitsPerStep.toFixed(2)} RRU per step; $${result.dollarsPerMillion.toFixed(2)} per million steps`,
+          ok: undefined,
+        });
+      }
+    }
+  } finally {
+    await emulators.stop();
+  }
+  return rows;
+}

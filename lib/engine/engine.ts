@@ -57,13 +57,13 @@ export interface EngineOptions {
   /**
    * Enforces `step(..., { concurrency })`: `new StepLimits({ slots })` with one slot store shared by every
    * worker the limits should span (the embedded and Redis runtimes pass theirs).
-   * @default none: step concurrency limits are not enforced
+   * @default none: an attempt of a step that declares `concurrency` or `rateLimit` fails with a `ConfigurationError`
    */
   stepLimits?: StepLimits;
   /**
    * Enforces `workflow(..., { concurrency })`: `new RunLimits({ slots })` with one slot store shared by every
    * worker the limits should span (the embedded and Redis runtimes pass theirs).
-   * @default none: run concurrency limits are not enforced
+   * @default none: `start()` of a workflow that declares `concurrency` or `rateLimit` throws a `ConfigurationError`
    */
   runLimits?: RunLimits | undefined;
   /** @default the system clock */

@@ -10,6 +10,7 @@ import type { AnyWorkflow, WorkflowArgs } from "../core/workflow.ts";
 import { linkedPage, linkedRun } from "../engine/continuation.ts";
 import { Engine } from "../engine/engine.ts";
 import { retryRun } from "../engine/run-control.ts";
+import type { RunLimits } from "../engine/run-limits.ts";
 import { openTelemetry } from "../observability/telemetry.ts";
 import type { Clock } from "../ports/clock.ts";
 import type { RunPage, RunQuery, RunRecord } from "../ports/event-store.ts";
@@ -26,6 +27,13 @@ export interface ClientOptions {
   clients?: { dynamodb?: DynamoDBClient; sqs?: SQSClient; s3?: S3Client; scheduler?: SchedulerClient };
   /** @default the system clock */
   clock?: Clock;
+  /**
+   * Lets the client start workflows that declare `concurrency` or `rateLimit`: the same `RunLimits` as the
+   * handlers' (`new RunLimits({ slots, rates })` on the kit's table), so that a new run takes its place in
+   * line when it is created. `grantStart` grants what it needs.
+   * @default none: starting a workflow that declares a limit throws a `ConfigurationError`
+   */
+  runLimits?: RunLimits;
 }
 
 /** Starts runs and reads them from any Lambda (or process) with access to the table and the workflow queue. */
@@ -149,6 +157,7 @@ export function createClient(
     ...(options.clock ? { clock: options.clock } : {}),
     // The span of start() continues the caller's trace.
     telemetry: openTelemetry,
+    ...(options.runLimits ? { runLimits: options.runLimits } : {}),
   });
   let scheduler = options.clients?.scheduler;
   let control: ReturnType<typeof scheduleControl> | undefined;

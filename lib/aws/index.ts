@@ -4,6 +4,8 @@
  */
 
 export { DynamoDBEngineStore } from "../adapters/aws/dynamodb-engine-store.ts";
+export type { DynamoDBRateLimitStoreOptions } from "../adapters/aws/dynamodb-rate-limit-store.ts";
+export { DynamoDBRateLimitStore } from "../adapters/aws/dynamodb-rate-limit-store.ts";
 export type {
   AwsScheduleState,
   DynamoDBScheduleStoreOptions,

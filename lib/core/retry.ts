@@ -11,6 +11,8 @@ const NEVER_RETRIED: ReadonlySet<string> = new Set<ErrorCode>([
   "NOT_SERIALIZABLE",
   "PAYLOAD_TOO_LARGE",
   "INVALID_DURATION",
+  // A step whose declared limits this deployment does not enforce (see `unenforcedLimit`).
+  "CONFIGURATION",
 ]);
 
 export const FIXED_RETRY_DELAY_MS = 60_000;

@@ -47,6 +47,7 @@ import { continuationKeyOf, continuationRunIdOf } from "./continuation.ts";
 import { RunExecution } from "./execution.ts";
 import type { RunLimits } from "./run-limits.ts";
 import type { StepLimits } from "./step-limits.ts";
+import { unenforcedLimit } from "./unenforced-limits.ts";
 
 /** Options of {@link Engine}. */
 export interface EngineOptions {
@@ -56,13 +57,13 @@ export interface EngineOptions {
   /**
    * Enforces `step(..., { concurrency })`: `new StepLimits({ slots })` with one slot store shared by every
    * worker the limits should span (the embedded and Redis runtimes pass theirs).
-   * @default none: step concurrency limits are not enforced
+   * @default none: an attempt of a step that declares `concurrency` or `rateLimit` fails with a `ConfigurationError`
    */
   stepLimits?: StepLimits;
   /**
    * Enforces `workflow(..., { concurrency })`: `new RunLimits({ slots })` with one slot store shared by every
    * worker the limits should span (the embedded and Redis runtimes pass theirs).
-   * @default none: run concurrency limits are not enforced
+   * @default none: `start()` of a workflow that declares `concurrency` or `rateLimit` throws a `ConfigurationError`
    */
   runLimits?: RunLimits | undefined;
   /** @default the system clock */
@@ -207,6 +208,7 @@ export class Engine {
    * Creates a run (once per idempotency key) and enqueues its first activation.
    * @throws WorkflowInputError when the input does not match the workflow's schema (nothing is stored)
    * @throws IdempotencyConflictError when the key started a run with another input
+   * @throws ConfigurationError when the workflow declares a concurrency or rate limit that this engine does not enforce
    */
   async start(
     workflow: AnyWorkflow | string,
@@ -220,6 +222,13 @@ export class Engine {
   ): Promise<StartResult> {
     const definition = typeof workflow === "string" ? this.registry.findWorkflow(workflow) : workflow;
     if (!definition) throw new WorkflowNotFoundError(String(workflow));
+    const unenforced = unenforcedLimit(
+      `Workflow "${definition.name}"`,
+      definition.options,
+      this.runLimits,
+      "runLimits",
+    );
+    if (unenforced) throw unenforced;
     const input = roundTrip(
       validateWorkflowInput(definition, args),
       `The input of workflow "${definition.name}"`,
@@ -882,6 +891,13 @@ export class Engine {
     };
     try {
       if (!definition) throw new StepNotFoundError(task.stepName);
+      const unenforced = unenforcedLimit(
+        `Step "${task.stepName}"`,
+        definition.options,
+        this.stepLimits,
+        "stepLimits",
+      );
+      if (unenforced) throw unenforced;
       const info = {
         runId,
         workflowName: task.workflowName,

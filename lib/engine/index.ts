@@ -19,7 +19,7 @@ export { MemorySlotStore } from "../engine/memory-slot-store.ts";
 export { recoverRuns, retryRun } from "../engine/run-control.ts";
 export type { RunLimitsHost, RunLimitsOptions } from "../engine/run-limits.ts";
 export { RunLimits } from "../engine/run-limits.ts";
-export type { StepLimitsHost, StepLimitsOptions } from "../engine/step-limits.ts";
+export type { DelayedRequeue, StepLimitsHost, StepLimitsOptions } from "../engine/step-limits.ts";
 export { StepLimits } from "../engine/step-limits.ts";
 export type {
   ActivationSpan,
@@ -51,6 +51,7 @@ export type {
   SlotRequest,
   SlotStore,
   StepOutcome,
+  StepParking,
   StepTask,
   StoreLimits,
   TaskQueue,

@@ -29,7 +29,7 @@ export interface RunLimitsOptions {
   recheckMs?: number;
   /**
    * Where the starts of `workflow(..., { rateLimit })` are counted: one store shared by every worker.
-   * @default none: run rate limits are not enforced
+   * @default none: `start()` of a workflow that declares a rate limit throws a `ConfigurationError`
    */
   rates?: RateLimitStore;
 }
@@ -72,6 +72,11 @@ export class RunLimits {
     this.slots = options.slots;
     this.recheckMs = options.recheckMs ?? 10_000;
     this.rates = options.rates;
+  }
+
+  /** Whether `workflow(..., { rateLimit })` is enforced (a rate limit store was given). */
+  get enforcesRates(): boolean {
+    return this.rates !== undefined;
   }
 
   /** Called by the engine that uses these limits. */

@@ -4,6 +4,7 @@ import type { AnyStep } from "../core/step.ts";
 import type { Clock } from "../ports/clock.ts";
 import type { RateLimitStore } from "../ports/rate-limit-store.ts";
 import type { SlotStore } from "../ports/slot-store.ts";
+import type { StepParking } from "../ports/step-parking.ts";
 import type { StepTask } from "../ports/task-queue.ts";
 
 /** An attempt's body: it calls `began` with the time the step function begins, just before calling it. */
@@ -20,14 +21,29 @@ export interface StepLimitsOptions {
   slots: SlotStore;
   /** A slot's lease, renewed every third of it while the step runs. @default 60,000 ms */
   leaseMs?: number;
-  /** How often a waiting task tries again when no release in this process wakes it (another worker's release). @default 1,000 ms */
+  /**
+   * How often a waiting task tries again when no release wakes it (in memory: another worker's release; in
+   * the queue: a lost wake-up, a holder that died). Keep it under `leaseMs`: a place in line is a lease too.
+   * @default 1,000 ms in memory; a third of `leaseMs` (20 s) when tasks wait in the queue
+   */
   recheckMs?: number;
   /**
    * Where the starts of `step(..., { rateLimit })` are counted: one store shared by every worker.
-   * @default none: step rate limits are not enforced
+   * @default none: an attempt of a step that declares a rate limit fails with a `ConfigurationError`
    */
   rates?: RateLimitStore;
+  /**
+   * Where tasks waiting for a slot are kept when they wait in the queue (see {@link StepLimits.waitInQueue}),
+   * so that a release on any worker sends the first in line again. On AWS, the `DynamoDBSlotStore` itself.
+   * @default none: tasks that wait in the queue come back only at their re-checks
+   */
+  parking?: StepParking;
 }
+
+/** Sends a step task again after `delaySeconds` (1 to 900, SQS's longest delay: a longer wait comes back early and waits again). */
+export type DelayedRequeue = (task: StepTask, delaySeconds: number) => Promise<void>;
+/** The longest delay a waiting task is sent with (SQS's `DelaySeconds` limit). */
+const MAX_QUEUE_DELAY_SECONDS = 900;
 
 /** What the engine that uses the limits gives them. */
 export interface StepLimitsHost {
@@ -51,8 +67,12 @@ export class StepLimits {
 
   private readonly slots: SlotStore;
   private readonly leaseMs: number;
-  private readonly recheckMs: number;
+  private recheckMs: number;
+  private readonly explicitRecheckMs: number | undefined;
   private readonly rates: RateLimitStore | undefined;
+  private readonly parking: StepParking | undefined;
+  /** Set when waiting tasks wait in the queue rather than in this process (see `waitInQueue`): sends a task again after `delayMs`. */
+  private requeueAfter: ((task: StepTask, delayMs: number) => Promise<void>) | undefined;
   private host: StepLimitsHost | undefined;
 
   /**
@@ -63,8 +83,29 @@ export class StepLimits {
   constructor(options: StepLimitsOptions) {
     this.slots = options.slots;
     this.leaseMs = options.leaseMs ?? 60_000;
+    this.explicitRecheckMs = options.recheckMs;
     this.recheckMs = options.recheckMs ?? 1_000;
     this.rates = options.rates;
+    this.parking = options.parking;
+  }
+
+  /** Whether `step(..., { rateLimit })` is enforced (a rate limit store was given). */
+  get enforcesRates(): boolean {
+    return this.rates !== undefined;
+  }
+
+  /**
+   * Makes waiting tasks wait in the queue instead of in this process, for workers that keep nothing between
+   * tasks (a Lambda may be frozen as soon as its handler returns): a task that must wait is sent again with
+   * `requeueAfter` (its turn under a rate limit, or its re-check), and one waiting for a slot is parked in
+   * `parking` so that a release on any worker sends it again at once. The AWS runtime calls it.
+   * @example
+   * stepLimits.waitInQueue((task, delaySeconds) => queue.enqueueStep(task, delaySeconds));
+   */
+  waitInQueue(requeueAfter: DelayedRequeue): void {
+    this.requeueAfter = (task, delayMs) =>
+      requeueAfter(task, Math.min(MAX_QUEUE_DELAY_SECONDS, Math.max(1, Math.ceil(delayMs / 1000))));
+    if (this.explicitRecheckMs === undefined) this.recheckMs = Math.floor(this.leaseMs / 3);
   }
 
   /** Called by the engine that uses these limits. */
@@ -117,7 +158,8 @@ export class StepLimits {
     // Another copy of this attempt (a duplicate delivery) holds the slot: it stores the outcome.
     if (answer === "held") return { waiting: true };
     if (answer === "waiting") {
-      this.park(key, holder, task);
+      if (this.requeueAfter) await this.parkInQueue(key, holder, task, this.requeueAfter);
+      else this.park(key, holder, task);
       return { waiting: true };
     }
     this.leaveLine(key, holder);
@@ -156,6 +198,7 @@ export class StepLimits {
   private async takeStart(task: StepTask, definition: AnyStep | undefined): Promise<StartFn | undefined> {
     const rate = definition?.options.rateLimit;
     const rates = this.rates;
+    // Without a rate limit store, the engine fails the attempt with a ConfigurationError (see `unenforcedLimit`).
     if (!rate || !rates) return (body) => body(unreported);
     const { clock, requeue, runEnded } = this.options;
     if (await runEnded(task.runId)) return undefined;
@@ -184,6 +227,10 @@ export class StepLimits {
         if (beganAt !== undefined && !(await report)) await rates.started(key, holder, beganAt);
         return value;
       };
+    if (this.requeueAfter) {
+      await this.requeueAfter(task, answer.retryAt - clock.now());
+      return undefined;
+    }
     const send = () => {
       requeue(task).catch(() => {
         // The queue refused: try again a little later rather than lose the task.
@@ -208,8 +255,35 @@ export class StepLimits {
     recheck.unref();
   }
 
-  /** Sends again the first tasks parked here for `key`, as many as the limit could let through. */
+  /**
+   * Parks a task that waits for a slot where a release on any worker finds it, and sends it again at its
+   * re-check (which also keeps its place in line alive).
+   */
+  private async parkInQueue(
+    key: string,
+    holder: string,
+    task: StepTask,
+    requeueAfter: (task: StepTask, delayMs: number) => Promise<void>,
+  ) {
+    const { clock, leaseMs } = this.options;
+    await this.parking?.park(key, holder, task, clock.now() + leaseMs);
+    await requeueAfter(task, this.recheckMs);
+  }
+
+  /** Sends again the first tasks parked for `key` (here, or in the parking when tasks wait in the queue), as many as the limit could let through. */
   private async wake(key: string, limit: number): Promise<void> {
+    if (this.requeueAfter) {
+      if (!this.parking) return;
+      const line = await this.slots.inspect(key, this.options.clock.now()).catch(() => undefined);
+      if (!line) return;
+      const { holding, waiting } = line;
+      const first = waiting.slice(0, Math.max(0, limit - holding.length));
+      if (first.length === 0) return;
+      // A wake-up that fails is not the attempt's failure: the waiting tasks come back at their re-checks.
+      const tasks = await this.parking.parked(key, first).catch(() => []);
+      await Promise.all(tasks.map((parked) => this.options.requeue(parked).catch(() => undefined)));
+      return;
+    }
     const line = this.parked.get(key);
     if (!line) return;
     const first = [...line.entries()].filter(([, parked]) => !parked.sent).slice(0, limit);

@@ -11,6 +11,7 @@ import { InlineBudget, type InlineBudgetOptions } from "../aws/lambda/inline-bud
 import type { Registry } from "../core/registry.ts";
 import { Engine } from "../engine/engine.ts";
 import type { RunLimits } from "../engine/run-limits.ts";
+import type { StepLimits } from "../engine/step-limits.ts";
 import type { TelemetryFactory } from "../observability/engine-telemetry.ts";
 import { type Clock, systemClock } from "../ports/clock.ts";
 import type { EventStore } from "../ports/event-store.ts";
@@ -39,18 +40,32 @@ export interface AwsRuntimeOptions {
   /** A store to use instead of the DynamoDB store (tests wrap it to inject faults). */
   store?: EventStore;
   /**
-   * Enforces `workflow(..., { concurrency })` on AWS: `new RunLimits({ slots: new DynamoDBSlotStore({
-   * client, tableName }) })`, slots in the kit's table. Opt-in, so that a bundle without limits carries
-   * none of their code. Step concurrency and rate limits are not enforced on AWS yet.
-   * @default none: run concurrency limits are not enforced
+   * Enforces `workflow(..., { concurrency, rateLimit })` on AWS: `new RunLimits({ slots, rates })` with a
+   * `DynamoDBSlotStore` and a `DynamoDBRateLimitStore` on the kit's table. Opt-in, so that a bundle without
+   * limits carries none of their code.
+   * @default none: `start()` of a workflow that declares a limit throws a `ConfigurationError`
    * @example
-   * import { RunLimits } from "tsworkflow/engine";
-   * import { createHandlers, DynamoDBSlotStore, loadConfig } from "tsworkflow/aws";
+   * import { RunLimits, StepLimits } from "tsworkflow/engine";
+   * import { createHandlers, DynamoDBRateLimitStore, DynamoDBSlotStore, loadConfig } from "tsworkflow/aws";
    * import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
-   * const slots = new DynamoDBSlotStore({ client: new DynamoDBClient({}), tableName: loadConfig().tableName });
-   * export const handlers = createHandlers({ workflows: [syncAccount] }, { runLimits: new RunLimits({ slots }) });
+   * const table = { client: new DynamoDBClient({}), tableName: loadConfig().tableName };
+   * const slots = new DynamoDBSlotStore(table);
+   * const rates = new DynamoDBRateLimitStore(table);
+   * export const handlers = createHandlers(
+   *   { workflows: [syncAccount] },
+   *   { runLimits: new RunLimits({ slots, rates }), stepLimits: new StepLimits({ slots, rates, parking: slots }) },
+   * );
    */
   runLimits?: RunLimits | undefined;
+  /**
+   * Enforces `step(..., { concurrency, rateLimit })` on AWS: `new StepLimits({ slots, rates, parking: slots })`
+   * with a `DynamoDBSlotStore` and a `DynamoDBRateLimitStore` (see `runLimits` for the example). A step
+   * attempt that must wait goes back to the step queue with an SQS delay (its turn under a rate limit; its
+   * re-check, a third of the slot lease, while it waits for a slot) and a released slot sends the first
+   * tasks in line again at once. Opt-in, like `runLimits`.
+   * @default none: an attempt of a step that declares a limit fails with a `ConfigurationError`
+   */
+  stepLimits?: StepLimits | undefined;
   /**
    * Runs a run's lone next step inside the workflow invocation that started it (one commit per step, no
    * queue hop, no step invocation) while the invocation has time left for it (see `InlineBudget`); steps
@@ -160,8 +175,11 @@ export function createAwsRuntime(config: AwsConfig, options: AwsRuntimeOptions =
     ...(options.telemetry ? { telemetry: options.telemetry } : {}),
     ...(options.registry ? { registry: options.registry } : {}),
     runLimits: options.runLimits,
+    stepLimits: options.stepLimits,
     inlineSteps: inline !== undefined,
   });
+  // A Lambda keeps nothing between invocations: waiting steps wait in the step queue (SQS delays up to 900 s).
+  options.stepLimits?.waitInQueue((task, delaySeconds) => queue.enqueueStep(task, delaySeconds));
   return { config, clients, store, payloads, queue, timers, engine, ...(inline ? { inline } : {}) };
 }
 

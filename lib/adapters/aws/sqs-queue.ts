@@ -290,15 +290,17 @@ export class SqsTaskQueue implements TaskQueue {
     });
   }
 
-  async enqueueStep(task: StepTask): Promise<void> {
+  /** @param delaySeconds 0 to 900: a step that waits its turn under a flow-control limit comes back then */
+  async enqueueStep(task: StepTask, delaySeconds = 0): Promise<void> {
     const body = messageBody({ kind: "step", task });
     const bytes = byteLength(body);
-    if (bytes <= this.maxMessageBytes) return this.stepQueue.send({ MessageBody: body });
+    const delay = delaySeconds > 0 ? { DelaySeconds: delaySeconds } : {};
+    if (bytes <= this.maxMessageBytes) return this.stepQueue.send({ MessageBody: body, ...delay });
     if (this.payloads?.offloads) {
       // The same object as the step_started event's input (content-addressed): usually already stored.
       const inputRef = await this.payloads.put(task.runId, JSON.stringify(task.input));
       const message: QueueMessage = { kind: "step", task: { ...task, input: [] }, inputRef };
-      return this.stepQueue.send({ MessageBody: messageBody(message) });
+      return this.stepQueue.send({ MessageBody: messageBody(message), ...delay });
     }
     const error = new PayloadTooLargeError(
       `The task of step "${task.stepName}" (${task.stepId}, attempt ${task.attempt}) with its input`,

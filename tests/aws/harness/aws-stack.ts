@@ -23,6 +23,7 @@ import {
 import type { WorkflowEvent } from "../../../lib/core/events.ts";
 import type { Registry } from "../../../lib/core/registry.ts";
 import type { RunLimits } from "../../../lib/engine/run-limits.ts";
+import type { StepLimits } from "../../../lib/engine/step-limits.ts";
 import type { TelemetryFactory } from "../../../lib/observability/engine-telemetry.ts";
 import type { Clock } from "../../../lib/ports/clock.ts";
 import type { EventStore, RunRecord, RunStatus } from "../../../lib/ports/event-store.ts";
@@ -124,6 +125,8 @@ export interface StackOptions {
   registry?: Registry;
   /** Run concurrency for each function's runtime (a new `RunLimits` per function, as each Lambda makes its own). */
   runLimits?: () => RunLimits;
+  /** Step concurrency and rate limits for each function's runtime (a new `StepLimits` per function). */
+  stepLimits?: () => StepLimits;
   /** Whether the workflow function runs a run's lone next step itself (see `inlineSteps`). @default true */
   inlineSteps?: HandlerOptions["inlineSteps"];
   /**
@@ -295,6 +298,7 @@ export function deployStack(
       ...(wrap ? { store: wrap(store) } : { store }),
       ...(options.registry ? { registry: options.registry } : {}),
       ...(options.runLimits ? { runLimits: options.runLimits() } : {}),
+      ...(options.stepLimits ? { stepLimits: options.stepLimits() } : {}),
       ...(options.inlineSteps === undefined ? {} : { inlineSteps: options.inlineSteps }),
     };
   };

@@ -1,10 +1,18 @@
+import type { SQSClient } from "@aws-sdk/client-sqs";
 import { afterAll, describe, expect, it } from "vitest";
+import { DynamoDBRateLimitStore } from "../../../lib/adapters/aws/dynamodb-rate-limit-store.ts";
 import { DynamoDBSlotStore } from "../../../lib/adapters/aws/dynamodb-slot-store.ts";
+import { createClient } from "../../../lib/aws/client.ts";
+import { createStepHandler } from "../../../lib/aws/lambda/handlers.ts";
+import { ConfigurationError } from "../../../lib/core/errors.ts";
 import { sleep } from "../../../lib/core/primitives.ts";
 import { step } from "../../../lib/core/step.ts";
 import { workflow } from "../../../lib/core/workflow.ts";
 import { RunLimits } from "../../../lib/engine/run-limits.ts";
+import { StepLimits } from "../../../lib/engine/step-limits.ts";
+import type { RateLimitStore, RateRequest } from "../../../lib/ports/rate-limit-store.ts";
 import { deployStack, type Emulators, type Stack } from "../harness/aws-stack.ts";
+import { EventSourceMapping } from "../harness/event-source-mapping.ts";
 
 /** Run concurrency through the real handlers on the emulators, with the slots in DynamoDB Local. */
 
@@ -31,6 +39,117 @@ const syncAccount = workflow(
   },
   { concurrency: { limit: 1, key: (customer) => customer } },
 );
+
+/** Copies of the limited step running at once, counted by the step itself (a duplicate delivery counts too). */
+let callsAtOnce = 0;
+let mostCallsAtOnce = 0;
+const callPartnerApi = step(
+  "aws_flow_call_partner_api",
+  async (index: number) => {
+    callsAtOnce += 1;
+    mostCallsAtOnce = Math.max(mostCallsAtOnce, callsAtOnce);
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    callsAtOnce -= 1;
+    return index;
+  },
+  { concurrency: { limit: 2 } },
+);
+const fanOut = workflow("aws_flow_fan_out", async (count: number) =>
+  Promise.all(Array.from({ length: count }, (_, index) => callPartnerApi(index))),
+);
+
+const RATE_PERIOD_MS = 2_000;
+/** When the rate-limited step function began, on its own clock. */
+const emailStarts: number[] = [];
+const sendEmail = step(
+  "aws_flow_send_email",
+  async (index: number) => {
+    emailStarts.push(Date.now());
+    return index;
+  },
+  { rateLimit: { limit: 2, period: RATE_PERIOD_MS } },
+);
+const campaign = workflow("aws_flow_campaign", async (count: number) =>
+  Promise.all(Array.from({ length: count }, (_, index) => sendEmail(index))),
+);
+const report = workflow("aws_flow_report", async (label: string) => label, {
+  rateLimit: { limit: 1, period: RATE_PERIOD_MS },
+});
+
+/** In any window of `period`, at most how many of the `times`. */
+function mostInAWindow(times: number[], period: number): number {
+  const sorted = [...times].sort((a, b) => a - b);
+  let most = 0;
+  for (let first = 0, last = 0; last < sorted.length; last += 1) {
+    while ((sorted[last] as number) - (sorted[first] as number) >= period) first += 1;
+    most = Math.max(most, last - first + 1);
+  }
+  return most;
+}
+
+/** A DynamoDB rate limit store that notes when (on the engine's clock) each holder got its start, per key. */
+class RecordingRates implements RateLimitStore {
+  constructor(
+    private readonly inner: RateLimitStore,
+    private readonly grants: Map<string, { key: string; at: number }>,
+  ) {}
+  async take(request: RateRequest) {
+    const answer = await this.inner.take(request);
+    if (answer.granted && !this.grants.has(request.holder))
+      this.grants.set(request.holder, { key: request.key, at: request.now });
+    return answer;
+  }
+  started(key: string, holder: string, at: number) {
+    return this.inner.started(key, holder, at);
+  }
+  inspect(key: string, periodMs: number, now: number) {
+    return this.inner.inspect(key, periodMs, now);
+  }
+}
+
+/** A step message the functions sent: the attempt it carries and its SQS delay (0: none). */
+interface SentStep {
+  holder: string;
+  stepName: string;
+  delaySeconds: number;
+}
+
+/** Notes every step message sent through the client, with its DelaySeconds. */
+function recordStepSends(sent: SentStep[]) {
+  return (client: SQSClient): void => {
+    client.middlewareStack.add(
+      (next, context) => async (args) => {
+        const name = (context as { commandName?: string }).commandName;
+        const input = args.input as {
+          MessageBody?: string;
+          DelaySeconds?: number;
+          Entries?: { MessageBody?: string; DelaySeconds?: number }[];
+        };
+        const entries =
+          name === "SendMessageCommand"
+            ? [input]
+            : name === "SendMessageBatchCommand"
+              ? (input.Entries ?? [])
+              : [];
+        for (const entry of entries) {
+          const message = JSON.parse(entry.MessageBody ?? "{}") as {
+            kind?: string;
+            task?: { runId: string; stepId: string; attempt: number; stepName: string };
+          };
+          if (message.kind !== "step" || !message.task) continue;
+          const { runId, stepId, attempt, stepName } = message.task;
+          sent.push({
+            holder: `${runId}/${stepId}/${attempt}`,
+            stepName,
+            delaySeconds: entry.DelaySeconds ?? 0,
+          });
+        }
+        return next(args);
+      },
+      { step: "initialize", name: "recordStepSends" },
+    );
+  };
+}
 
 export function describeFlowControl(emulatorsOf: () => Emulators): void {
   describe("run concurrency on the AWS runtime (DynamoDBSlotStore)", () => {
@@ -76,5 +195,219 @@ export function describeFlowControl(emulatorsOf: () => Emulators): void {
         });
       }
     }, 120_000);
+  });
+
+  describe("step concurrency and rate limits on the AWS runtime (DynamoDBSlotStore, DynamoDBRateLimitStore)", () => {
+    const stacks: Stack[] = [];
+    const mappings: EventSourceMapping[] = [];
+    afterAll(async () => {
+      for (const mapping of mappings) await mapping.stop();
+      for (const stack of stacks) await stack.stop();
+    });
+
+    const LEASE_MS = 6_000;
+    /** A fresh StepLimits on the table, as each Lambda makes its own at cold start. */
+    const stepLimitsOf = (emulators: Emulators, grants = new Map<string, { key: string; at: number }>()) => {
+      const table = { client: emulators.dynamo.client(), tableName: emulators.tableName };
+      const slots = new DynamoDBSlotStore(table);
+      const rates = new RecordingRates(new DynamoDBRateLimitStore(table), grants);
+      return new StepLimits({ slots, rates, parking: slots, leaseMs: LEASE_MS });
+    };
+
+    it("never runs more copies of a step than its concurrency limit across two step functions, wakes the line on release, and leaves no slot", async () => {
+      // Prepare: the stack's step function and a second one (its own runtime and limits) on the same queue
+      const emulators = emulatorsOf();
+      const sent: SentStep[] = [];
+      const stack = deployStack(
+        emulators,
+        { workflows: [fanOut] },
+        {
+          stepLimits: () => stepLimitsOf(emulators),
+          decorateSqs: recordStepSends(sent),
+          concurrency: { step: 3 },
+        },
+      );
+      stacks.push(stack);
+      const secondStepFunction = new EventSourceMapping({
+        client: emulators.sqs.client(),
+        queueUrl: stack.queues.stepQueueUrl,
+        queueArn: stack.queues.stepQueueArn,
+        handler: createStepHandler(
+          { workflows: [fanOut] },
+          {
+            config: stack.config,
+            clients: stack.clients,
+            clock: emulators.clock,
+            stepLimits: stepLimitsOf(emulators),
+          },
+        ),
+        functionName: "tsworkflow-step-2",
+        concurrency: 3,
+        timeoutMs: 20_000,
+      }).start();
+      mappings.push(secondStepFunction);
+
+      // Act
+      const runIds: string[] = [];
+      for (const count of [6, 6, 6])
+        runIds.push((await stack.invokeStart({ workflow: "aws_flow_fan_out", args: [count] })).runId);
+      const runs = await Promise.all(runIds.map((runId) => stack.waitForStatus(runId, "completed", 90_000)));
+
+      // Assess
+      expect(runs.map((run) => run.result)).toEqual(runIds.map(() => [0, 1, 2, 3, 4, 5]));
+      expect(mostCallsAtOnce).toBe(2);
+      expect(secondStepFunction.stats.records).toBeGreaterThan(0);
+      expect(
+        await new DynamoDBSlotStore({
+          client: emulators.dynamo.client(),
+          tableName: emulators.tableName,
+        }).inspect("step:aws_flow_call_partner_api:", emulators.clock.now()),
+      ).toEqual({ holding: [], waiting: [] });
+      const calls = sent.filter((message) => message.stepName === "aws_flow_call_partner_api");
+      // A task that waits for a slot comes back at its re-check: a third of the lease, as an SQS delay.
+      const delayed = calls.filter((message) => message.delaySeconds > 0);
+      expect(delayed.length).toBeGreaterThan(0);
+      expect(new Set(delayed.map((message) => message.delaySeconds))).toEqual(new Set([LEASE_MS / 3 / 1000]));
+      // A release sends the first waiting tasks again at once: some attempts were sent again without a delay.
+      const immediate = new Map<string, number>();
+      for (const message of calls.filter((call) => call.delaySeconds === 0))
+        immediate.set(message.holder, (immediate.get(message.holder) ?? 0) + 1);
+      expect([...immediate.values()].some((sends) => sends > 1)).toBe(true);
+    }, 120_000);
+
+    it("starts a rate-limited step at most its limit per period, on the engine's clock and on the step functions' own, sending the rest back with SQS delays", async () => {
+      // Prepare
+      const emulators = emulatorsOf();
+      const sent: SentStep[] = [];
+      const grants = new Map<string, { key: string; at: number }>();
+      const stack = deployStack(
+        emulators,
+        { workflows: [campaign] },
+        { stepLimits: () => stepLimitsOf(emulators, grants), decorateSqs: recordStepSends(sent) },
+      );
+      stacks.push(stack);
+
+      // Act
+      const { runId } = await stack.invokeStart({ workflow: "aws_flow_campaign", args: [6] });
+      const run = await stack.waitForStatus(runId, "completed", 90_000);
+
+      // Assess
+      expect(run.result).toEqual([0, 1, 2, 3, 4, 5]);
+      const granted = [...grants.values()].filter((grant) => grant.key === "step:aws_flow_send_email:");
+      expect(granted).toHaveLength(6);
+      expect(
+        mostInAWindow(
+          granted.map((grant) => grant.at),
+          RATE_PERIOD_MS,
+        ),
+      ).toBe(2);
+      expect(mostInAWindow(emailStarts, RATE_PERIOD_MS)).toBe(2);
+      // No attempt was used up by waiting.
+      expect((await stack.events(runId)).filter((event) => event.type === "step_retrying")).toEqual([]);
+      // Those that waited went back to the queue with a delay until their turn (6 starts at 2 per 2 s: at most
+      // two periods ahead, rounded up to whole seconds).
+      const delays = sent
+        .filter((message) => message.stepName === "aws_flow_send_email" && message.delaySeconds > 0)
+        .map((message) => message.delaySeconds);
+      expect(delays.length).toBeGreaterThanOrEqual(4);
+      for (const delay of delays) expect(delay).toBeGreaterThanOrEqual(1);
+      for (const delay of delays) expect(delay).toBeLessThanOrEqual((2 * RATE_PERIOD_MS) / 1000 + 1);
+    }, 120_000);
+
+    it("keeps runs of a rate-limited workflow pending until their turn, through the durable timers, and completes them all", async () => {
+      // Prepare
+      const emulators = emulatorsOf();
+      const grants = new Map<string, { key: string; at: number }>();
+      const runLimits = () => {
+        const table = { client: emulators.dynamo.client(), tableName: emulators.tableName };
+        return new RunLimits({
+          slots: new DynamoDBSlotStore(table),
+          rates: new RecordingRates(new DynamoDBRateLimitStore(table), grants),
+        });
+      };
+      const stack = deployStack(emulators, { workflows: [report] }, { runLimits });
+      stacks.push(stack);
+
+      // Act
+      const runIds: string[] = [];
+      for (const label of ["a", "b", "c"])
+        runIds.push((await stack.invokeStart({ workflow: "aws_flow_report", args: [label] })).runId);
+      const pendingAfterStart = (await Promise.all(runIds.map((runId) => stack.store.getRun(runId)))).filter(
+        (run) => run?.status === "pending",
+      ).length;
+      const runs = await Promise.all(runIds.map((runId) => stack.waitForStatus(runId, "completed", 90_000)));
+
+      // Assess
+      expect(runs.map((run) => run.result)).toEqual(["a", "b", "c"]);
+      expect(pendingAfterStart).toBeGreaterThanOrEqual(1);
+      const granted = [...grants.values()].filter((grant) => grant.key === "run:aws_flow_report:");
+      expect(granted).toHaveLength(3);
+      expect(
+        mostInAWindow(
+          granted.map((grant) => grant.at),
+          RATE_PERIOD_MS,
+        ),
+      ).toBe(1);
+    }, 120_000);
+  });
+
+  describe("limits declared on AWS without the options that enforce them", () => {
+    const stacks: Stack[] = [];
+    afterAll(async () => {
+      for (const stack of stacks) await stack.stop();
+    });
+
+    it("refuses to start a limited workflow without runLimits, with a ConfigurationError that names the option", async () => {
+      // Prepare
+      const stack = deployStack(emulatorsOf(), { workflows: [syncAccount, report] });
+      stacks.push(stack);
+
+      // Act
+      const concurrency = stack.invokeStart({ workflow: "aws_flow_sync_account", args: ["acme", "x"] });
+      const rate = stack.invokeStart({ workflow: "aws_flow_report", args: ["x"] });
+
+      // Assess
+      await expect(concurrency).rejects.toThrow(ConfigurationError);
+      await expect(concurrency).rejects.toThrow(/runLimits/);
+      await expect(rate).rejects.toThrow(/runLimits/);
+    });
+
+    it("starts a limited workflow from another Lambda's client only when the client is given the runLimits", async () => {
+      // Prepare
+      const emulators = emulatorsOf();
+      const table = { client: emulators.dynamo.client(), tableName: emulators.tableName };
+      const limits = () =>
+        new RunLimits({ slots: new DynamoDBSlotStore(table), rates: new DynamoDBRateLimitStore(table) });
+      const stack = deployStack(emulators, { workflows: [report] }, { runLimits: limits });
+      stacks.push(stack);
+      const clients = { dynamodb: stack.clients.dynamodb, sqs: stack.clients.sqs };
+      const limited = createClient(stack.config, { clients, runLimits: limits() });
+      const unlimited = createClient(stack.config, { clients });
+
+      // Act
+      const runId = await limited.start(report, ["from the client"]);
+      const refused = unlimited.start(report, ["unlimited"]);
+
+      // Assess
+      await expect(refused).rejects.toThrow(ConfigurationError);
+      await expect(refused).rejects.toThrow(/runLimits/);
+      expect((await stack.waitForStatus(runId, "completed", 60_000)).result).toBe("from the client");
+    }, 90_000);
+
+    it("fails a limited step without stepLimits at its first attempt, with a ConfigurationError that names the option", async () => {
+      // Prepare
+      const stack = deployStack(emulatorsOf(), { workflows: [campaign] });
+      stacks.push(stack);
+
+      // Act
+      const { runId } = await stack.invokeStart({ workflow: "aws_flow_campaign", args: [1] });
+      const run = await stack.waitForStatus(runId, "failed", 60_000);
+
+      // Assess
+      expect(run.error?.name).toBe("ConfigurationError");
+      expect(run.error?.message).toMatch(/stepLimits/);
+      const events = await stack.events(runId);
+      expect(events.filter((event) => event.type === "step_retrying")).toEqual([]);
+    }, 90_000);
   });
 }

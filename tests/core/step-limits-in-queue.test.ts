@@ -1,0 +1,131 @@
+import { describe, expect, it } from "vitest";
+import { step } from "../../lib/core/step.ts";
+import { MemoryRateLimitStore } from "../../lib/engine/memory-rate-limit-store.ts";
+import { MemorySlotStore } from "../../lib/engine/memory-slot-store.ts";
+import { StepLimits } from "../../lib/engine/step-limits.ts";
+import type { StepParking } from "../../lib/ports/step-parking.ts";
+import type { StepTask } from "../../lib/ports/task-queue.ts";
+
+/**
+ * StepLimits in queue mode (what the AWS runtime turns on): a task that must wait is sent again with a queue
+ * delay, never held in a timer of this process. The sends are recorded exactly.
+ */
+
+const T0 = Date.parse("2030-01-01T00:00:00.000Z");
+const HOUR = 3_600_000;
+
+const hourly = step("queue_mode_hourly", async (index: number) => index, {
+  rateLimit: { limit: 1, period: HOUR },
+});
+const single = step("queue_mode_single", async (index: number) => index, { concurrency: { limit: 1 } });
+
+const taskOf = (stepName: string, index: number): StepTask => ({
+  runId: `run-${index}`,
+  workflowName: "wf",
+  stepId: `${stepName}#0`,
+  stepName,
+  attempt: 1,
+  input: [index],
+});
+
+/** Parked tasks in a Map, as the DynamoDB slot store keeps them in items. */
+class MemoryParking implements StepParking {
+  readonly tasks = new Map<string, StepTask>();
+  async park(key: string, holder: string, task: StepTask): Promise<void> {
+    this.tasks.set(`${key}|${holder}`, task);
+  }
+  async parked(key: string, holders: readonly string[]): Promise<StepTask[]> {
+    return holders.flatMap((holder) => this.tasks.get(`${key}|${holder}`) ?? []);
+  }
+}
+
+function queueMode(options: { leaseMs?: number } = {}) {
+  const clock = { now: () => T0 + elapsed };
+  let elapsed = 0;
+  const sent: { task: StepTask; delaySeconds: number }[] = [];
+  const parking = new MemoryParking();
+  const limits = new StepLimits({
+    slots: new MemorySlotStore(),
+    rates: new MemoryRateLimitStore(),
+    parking,
+    ...options,
+  });
+  limits.attach({
+    clock,
+    requeue: async (task) => {
+      sent.push({ task, delaySeconds: 0 });
+    },
+    runEnded: async () => false,
+  });
+  limits.waitInQueue(async (task, delaySeconds) => {
+    sent.push({ task, delaySeconds });
+  });
+  return {
+    limits,
+    sent,
+    parking,
+    advance(ms: number) {
+      elapsed += ms;
+    },
+  };
+}
+
+describe("StepLimits with waits in the queue", () => {
+  it("sends a rate-limited attempt back with its turn as a queue delay, 900 s at most, chaining a longer wait", async () => {
+    // Prepare: one start an hour, taken
+    const { limits, sent, advance } = queueMode();
+    const first = await limits.run(taskOf(hourly.stepName, 1), hourly, async (began) => {
+      began(T0);
+      return "ran";
+    });
+    expect(first).toEqual({ waiting: false, value: "ran" });
+
+    // Act: the next attempt asks at once, then again each time its delayed task arrives
+    const second = taskOf(hourly.stepName, 2);
+    const waits: boolean[] = [];
+    for (let arrival = 0; arrival < 10; arrival += 1) {
+      const answer = await limits.run(second, hourly, async () => "ran");
+      waits.push(answer.waiting);
+      if (!answer.waiting) break;
+      advance((sent.at(-1)?.delaySeconds ?? 0) * 1000);
+    }
+
+    // Assess: four delays of 900 s, the queue's longest, then the last millisecond of the window (rounded
+    // up to a second), then its start
+    expect(waits).toEqual([true, true, true, true, true, false]);
+    expect(sent.map((send) => send.delaySeconds)).toEqual([900, 900, 900, 900, 1]);
+    expect(sent.every((send) => send.task === second)).toBe(true);
+  });
+
+  it("parks an attempt that waits for a slot, sends it back at its re-check, and sends it again at once when the slot is released", async () => {
+    // Prepare
+    const { limits, sent, parking } = queueMode({ leaseMs: 30_000 });
+    let release: () => void = () => {};
+    const holding = limits.run(
+      taskOf(single.stepName, 1),
+      single,
+      () =>
+        new Promise((resolve) => {
+          release = () => resolve("first");
+        }),
+    );
+    await new Promise((resolve) => setTimeout(resolve, 10));
+
+    // Act
+    const waiting = await limits.run(taskOf(single.stepName, 2), single, async () => "second");
+    const parked = [...parking.tasks.values()];
+    const beforeRelease = [...sent];
+    release();
+    await holding;
+
+    // Assess: its re-check is a third of the lease (10 s); the release sent it again with no delay
+    expect(waiting).toEqual({ waiting: true });
+    expect(parked).toEqual([taskOf(single.stepName, 2)]);
+    expect(beforeRelease).toEqual([{ task: taskOf(single.stepName, 2), delaySeconds: 10 }]);
+    expect(sent.slice(1)).toEqual([{ task: taskOf(single.stepName, 2), delaySeconds: 0 }]);
+    expect(await limits.run(taskOf(single.stepName, 2), single, async () => "second")).toEqual({
+      waiting: false,
+      value: "second",
+    });
+  });
+});

@@ -44,3 +44,23 @@ export interface RateLimitStore {
   /** The holders whose starts count at `now`, oldest first, and the line behind them. */
   inspect(key: string, periodMs: number, now: number): Promise<{ started: string[]; waiting: string[] }>;
 }
+
+/**
+ * When the caller behind `ahead` others should get its start: once the start `ahead` places into the
+ * (time-ordered) log has left the window, a period later for each full round of the log. An estimate
+ * that spreads the line's wake-ups; the caller is checked again then. With no start in the window (those
+ * ahead were told their turn and have not come back yet), it asks again a period's share later.
+ */
+export function turnOf(
+  started: readonly number[],
+  ahead: number,
+  periodMs: number,
+  limit: number,
+  now: number,
+): number {
+  const count = started.length;
+  if (count === 0) return now + Math.ceil(periodMs / limit);
+  // A start not reported yet is about to begin: estimate it as beginning now.
+  const times = started.map((at) => Math.min(at, now)).sort((a, b) => a - b);
+  return (times[ahead % count] as number) + periodMs * (1 + Math.floor(ahead / count));
+}

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { InlineBudget } from "../../lib/aws/lambda/inline-budget.ts";
+import { InlineBudget } from "../../lib/adapters/aws/inline-budget.ts";
 import type { StepTask } from "../../lib/ports/task-queue.ts";
 
 /** A clock the test moves. */

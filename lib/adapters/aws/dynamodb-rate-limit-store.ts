@@ -1,12 +1,12 @@
 import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import { ConfigurationError } from "../../core/errors.ts";
-import { turnOf } from "../../engine/memory-rate-limit-store.ts";
 import {
   RATE_LINE_GRACE_MS,
   type RateAnswer,
   type RateLimitStore,
   type RateRequest,
+  turnOf,
   UNREPORTED_START_MS,
 } from "../../ports/rate-limit-store.ts";
 import { fitsItem, VERSIONED_STATE_BYTES, VersionedItem } from "./versioned-item.ts";

@@ -11,7 +11,7 @@ import { LuaScript } from "./connection.ts";
 /**
  * KEYS: starts (zset holder → grant time), line (zset holder → arrival), line leases (zset holder → end of
  * its place), arrival counter. ARGV: holder, limit, periodMs, now, grace, unreported start. Returns { 1 } for a start,
- * { 0, retryAt } otherwise (see `turnOf` in memory-rate-limit-store.ts for the estimate).
+ * { 0, retryAt } otherwise (see `turnOf` in ports/rate-limit-store.ts for the estimate).
  */
 const TAKE = new LuaScript(`
 local holder = ARGV[1]

@@ -121,8 +121,14 @@ const breaksOnce = step(
 const hooked = workflow("iam_hooked", async () => createWebhook<{ approved: boolean }>().wait());
 const waiting = workflow("iam_waiting", async () => waitForEvent<{ go: boolean }>("go"));
 const breaks = workflow("iam_breaks", async () => breaksOnce());
-const big = step("iam_big", async (kb: number) => "b".repeat(kb * 1024));
-const large = workflow("iam_large", async (input: string) => (await big(input.length / 1024)).length);
+// Through the step function (its own S3 writes), then inline in the workflow function (the same writes there).
+const big = step("iam_big", async (kb: number) => "b".repeat(kb * 1024), { inline: false });
+const bigInline = step("iam_big_inline", async (kb: number) => "c".repeat(kb * 1024));
+const large = workflow(
+  "iam_large",
+  async (input: string) =>
+    (await big(input.length / 1024)).length + (await bigInline(input.length / 1024)).length,
+);
 const sleepy = workflow("iam_sleepy", async () => {
   await sleep("2d");
   return "woke";
@@ -476,12 +482,13 @@ export function describePermissions(emulatorsOf: () => Emulators): void {
       );
       await control.close();
       // Assess
-      expect(run.result).toBe(100 * 1024);
+      expect(run.result).toBe(2 * 100 * 1024);
       expect(page.runs.map((entry) => entry.runId)).toContain(runId);
       expect(reaped.reaped).toEqual([runId]);
       expectGranted(["workflow", "step", "control", "sweeper", "reaper"]);
       expect(used.control).toContain("s3:PutObject@payloadObjects");
       expect(used.step).toContain("s3:PutObject@payloadObjects");
+      expect(used.workflow).toContain("s3:PutObject@payloadObjects");
       expect(used.sweeper).toContain("dynamodb:Query@tableIndexes");
       expect(used.reaper).toContain("s3:DeleteObject@payloadObjects");
       expect(used.reaper).toContain("dynamodb:BatchWriteItem@table");

@@ -1,32 +1,19 @@
-import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { DynamoDBDocumentClient, PutCommand } from "@aws-sdk/lib-dynamodb";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { DynamoDBRateLimitStore } from "../../lib/adapters/aws/dynamodb-rate-limit-store.ts";
-import { createTable } from "../../lib/adapters/aws/table-schema.ts";
 import { VERSIONED_STATE_BYTES } from "../../lib/adapters/aws/versioned-item.ts";
 import { ConfigurationError } from "../../lib/core/errors.ts";
 import { describeRateLimitStoreContract } from "../contract/rate-limit-store-contract.ts";
-import { type DynamoDBLocal, startDynamoDBLocal } from "./harness/dynamodb-local.ts";
+import { useDynamoDBLocal } from "./harness/dynamodb-tables.ts";
 
-let dynamo: DynamoDBLocal;
-let client: DynamoDBClient;
-let tables = 0;
-
-beforeAll(async () => {
-  dynamo = await startDynamoDBLocal();
-  client = dynamo.client();
-}, 120_000);
-
-afterAll(async () => {
-  client?.destroy();
-  await dynamo?.stop();
-});
+const dynamo = useDynamoDBLocal();
 
 async function freshStore(): Promise<{ rates: DynamoDBRateLimitStore; tableName: string }> {
-  tables += 1;
-  const tableName = `rate-store-${tables}`;
-  await createTable(client, tableName);
-  return { rates: new DynamoDBRateLimitStore({ client, tableName, maxConflicts: 200 }), tableName };
+  const tableName = await dynamo.freshTable("rate-store");
+  return {
+    rates: new DynamoDBRateLimitStore({ client: dynamo.client(), tableName, maxConflicts: 200 }),
+    tableName,
+  };
 }
 
 describeRateLimitStoreContract("DynamoDBRateLimitStore (DynamoDB Local)", {
@@ -53,7 +40,7 @@ describe("DynamoDBRateLimitStore item bounds", () => {
       waiting: Array.from({ length: waiting }, (_, index) => [holder(started + index), T0 + 3_600_000]),
       periodMs: PERIOD,
     };
-    await DynamoDBDocumentClient.from(client).send(
+    await DynamoDBDocumentClient.from(dynamo.client()).send(
       new PutCommand({
         TableName: tableName,
         Item: { pk: "RATES#k", sk: "RATES", rates: JSON.stringify(state), version: 1 },

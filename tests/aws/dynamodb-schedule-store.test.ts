@@ -1,31 +1,15 @@
-import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import {
   type AwsScheduleState,
   DynamoDBScheduleStore,
 } from "../../lib/adapters/aws/dynamodb-schedule-store.ts";
-import { createTable } from "../../lib/adapters/aws/table-schema.ts";
-import { type DynamoDBLocal, startDynamoDBLocal } from "./harness/dynamodb-local.ts";
+import { useDynamoDBLocal } from "./harness/dynamodb-tables.ts";
 
-let dynamo: DynamoDBLocal;
-let client: DynamoDBClient;
-let tables = 0;
-
-beforeAll(async () => {
-  dynamo = await startDynamoDBLocal();
-  client = dynamo.client();
-}, 120_000);
-
-afterAll(async () => {
-  client?.destroy();
-  await dynamo?.stop();
-});
+const dynamo = useDynamoDBLocal();
 
 async function freshStore(): Promise<DynamoDBScheduleStore> {
-  tables += 1;
-  const tableName = `schedule-store-${tables}`;
-  await createTable(client, tableName);
-  return new DynamoDBScheduleStore({ client, tableName });
+  const tableName = await dynamo.freshTable("schedule-store");
+  return new DynamoDBScheduleStore({ client: dynamo.client(), tableName });
 }
 
 const state = (name: string, extra: Partial<AwsScheduleState> = {}): AwsScheduleState => ({

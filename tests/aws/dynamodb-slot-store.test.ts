@@ -1,31 +1,18 @@
-import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { DynamoDBSlotStore } from "../../lib/adapters/aws/dynamodb-slot-store.ts";
-import { createTable } from "../../lib/adapters/aws/table-schema.ts";
 import type { StepTask } from "../../lib/ports/task-queue.ts";
 import { describeSlotStoreContract } from "../contract/slot-store-contract.ts";
-import { type DynamoDBLocal, startDynamoDBLocal } from "./harness/dynamodb-local.ts";
+import { useDynamoDBLocal } from "./harness/dynamodb-tables.ts";
 
-let dynamo: DynamoDBLocal;
-let client: DynamoDBClient;
-let tables = 0;
-
-beforeAll(async () => {
-  dynamo = await startDynamoDBLocal();
-  client = dynamo.client();
-}, 120_000);
-
-afterAll(async () => {
-  client?.destroy();
-  await dynamo?.stop();
-});
+const dynamo = useDynamoDBLocal();
 
 describeSlotStoreContract("DynamoDBSlotStore (DynamoDB Local)", {
   async create() {
-    tables += 1;
-    const tableName = `slot-store-${tables}`;
-    await createTable(client, tableName);
-    return { slots: new DynamoDBSlotStore({ client, tableName, maxConflicts: 200 }), close: async () => {} };
+    const tableName = await dynamo.freshTable("slot-store");
+    return {
+      slots: new DynamoDBSlotStore({ client: dynamo.client(), tableName, maxConflicts: 200 }),
+      close: async () => {},
+    };
   },
 });
 
@@ -41,10 +28,8 @@ describe("DynamoDBSlotStore parking (StepParking)", () => {
 
   it("gives back the parked tasks of the holders asked for, in their order, and nothing for the others", async () => {
     // Prepare
-    tables += 1;
-    const tableName = `slot-store-${tables}`;
-    await createTable(client, tableName);
-    const slots = new DynamoDBSlotStore({ client, tableName });
+    const tableName = await dynamo.freshTable("slot-store");
+    const slots = new DynamoDBSlotStore({ client: dynamo.client(), tableName });
     const expiresAt = Date.now() + 60_000;
     await slots.park("step:call_api:", "run-1/a#0/1", task("a#0"), expiresAt);
     await slots.park("step:call_api:", "run-1/b#0/1", task("b#0"), expiresAt);

@@ -11,6 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { step, workflow } from "tsworkflow";
 import { FileStorage, LocalRuntime } from "tsworkflow/local";
+import { mostInAWindow } from "../tests/support/windows.ts";
 import type { BenchRow } from "./redis.ts";
 
 let running = 0;
@@ -66,23 +67,12 @@ async function w1(
     return {
       stepsPerSecond: 2000 / ((performance.now() - began) / 1000),
       highest,
-      mostPerSecond: mostIn(1000),
+      mostPerSecond: mostInAWindow(starts, 1000),
     };
   } finally {
     await runtime.close();
     rmSync(dir, { recursive: true, force: true });
   }
-}
-
-/** The most step starts in any window of `period` ms. */
-function mostIn(period: number): number {
-  const times = [...starts].sort((a, b) => a - b);
-  let most = 0;
-  for (let first = 0, last = 0; last < times.length; last += 1) {
-    while ((times[last] as number) - (times[first] as number) >= period) first += 1;
-    most = Math.max(most, last - first + 1);
-  }
-  return most;
 }
 
 export async function flowBenchmarks(): Promise<BenchRow[]> {

@@ -8,6 +8,7 @@ import {
 import { LocalRuntime, MemoryStorage } from "tsworkflow/local";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { campaign } from "../../examples/rate-limited.ts";
+import { mostInAWindow } from "../support/windows.ts";
 
 beforeAll(() => configureLogging({ level: "silent" }));
 afterAll(() => configureLogging());
@@ -47,15 +48,6 @@ class RecordingRates implements RateLimitStore {
   inspect(key: string, periodMs: number, now: number) {
     return this.inner.inspect(key, periodMs, now);
   }
-}
-
-function mostInAWindow(times: number[], period: number): number {
-  let most = 0;
-  for (let first = 0, last = 0; last < times.length; last += 1) {
-    while ((times[last] as number) - (times[first] as number) >= period) first += 1;
-    most = Math.max(most, last - first + 1);
-  }
-  return most;
 }
 
 describe("examples/rate-limited.ts", () => {

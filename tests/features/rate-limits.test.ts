@@ -5,6 +5,7 @@ import { ConfigurationError, configureLogging, getStepInfo, step, workflow } fro
 import { type EventStore, MemoryRateLimitStore, type RateLimitStore } from "tsworkflow/engine";
 import { FileStorage, LocalRuntime, MemoryStorage } from "tsworkflow/local";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { mostInAWindow } from "../support/windows.ts";
 
 beforeAll(() => configureLogging({ level: "silent" }));
 afterAll(() => configureLogging());
@@ -64,16 +65,6 @@ const RUN_PERIOD = 1_000;
 const report = workflow("rl_report", async (label: string) => label, {
   rateLimit: { limit: 2, period: RUN_PERIOD },
 });
-
-/** In any window of `period`, at most `limit` of the sorted `times`. */
-function mostInAWindow(times: number[], period: number): number {
-  let most = 0;
-  for (let first = 0, last = 0; last < times.length; last += 1) {
-    while ((times[last] as number) - (times[first] as number) >= period) first += 1;
-    most = Math.max(most, last - first + 1);
-  }
-  return most;
-}
 
 describe("rate limits on the embedded runtime", () => {
   for (const backend of ["memory", "file"] as const) {

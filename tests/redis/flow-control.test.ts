@@ -5,6 +5,7 @@ import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RedisSlotStore } from "../../lib/adapters/redis/redis-slot-store.ts";
 import { createRedisRuntime, type RedisRuntime } from "../../lib/runtimes/redis.ts";
+import { mostInAWindow } from "../support/windows.ts";
 import { rateLimited, runLimited, runLimitedOne } from "./fixtures/workflows.ts";
 import { type RedisServer, startRedisServer } from "./redis-server.ts";
 import { startWorkerProcess, type WorkerProcess } from "./worker-process.ts";
@@ -120,16 +121,6 @@ describe("run concurrency in Redis mode with three worker processes", () => {
     await assertNoSlotLeft("redis_run_limited", keys);
   }, 120_000);
 });
-
-/** The most of the sorted `times` in any window of `period`. */
-function mostInAWindow(times: number[], period: number): number {
-  let most = 0;
-  for (let first = 0, last = 0; last < times.length; last += 1) {
-    while ((times[last] as number) - (times[first] as number) >= period) first += 1;
-    most = Math.max(most, last - first + 1);
-  }
-  return most;
-}
 
 describe("rate limits in Redis mode with three worker processes", () => {
   it("starts at most the limit of a step per period per tenant across the workers, and completes every run", async () => {

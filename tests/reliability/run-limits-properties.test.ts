@@ -18,6 +18,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RedisRateLimitStore } from "../../lib/adapters/redis/redis-rate-limit-store.ts";
 import { RedisSlotStore } from "../../lib/adapters/redis/redis-slot-store.ts";
 import { type RedisServer, startRedisServer } from "../redis/redis-server.ts";
+import { mostInAWindow } from "../support/windows.ts";
 import { NO_FAULTS, runWithFaults } from "./support/chaos.ts";
 
 beforeAll(() => configureLogging({ level: "silent" }));
@@ -110,15 +111,6 @@ function note(map: Map<string, string[]>, key: string, holder: string): void {
   const list = map.get(key) ?? [];
   map.set(key, list);
   if (!list.includes(holder)) list.push(holder);
-}
-
-function mostInAWindow(times: number[], period: number): number {
-  let most = 0;
-  for (let first = 0, last = 0; last < times.length; last += 1) {
-    while ((times[last] as number) - (times[first] as number) >= period) first += 1;
-    most = Math.max(most, last - first + 1);
-  }
-  return most;
 }
 
 /** Before the driver's clock (leases are counted from it), so that every lease still runs. */

@@ -11,6 +11,7 @@ import { workflow } from "../../../lib/core/workflow.ts";
 import { RunLimits } from "../../../lib/engine/run-limits.ts";
 import { StepLimits } from "../../../lib/engine/step-limits.ts";
 import type { RateLimitStore, RateRequest } from "../../../lib/ports/rate-limit-store.ts";
+import { mostInAWindow } from "../../support/windows.ts";
 import { deployStack, type Emulators, type Stack } from "../harness/aws-stack.ts";
 import { EventSourceMapping } from "../harness/event-source-mapping.ts";
 
@@ -75,17 +76,6 @@ const campaign = workflow("aws_flow_campaign", async (count: number) =>
 const report = workflow("aws_flow_report", async (label: string) => label, {
   rateLimit: { limit: 1, period: RATE_PERIOD_MS },
 });
-
-/** In any window of `period`, at most how many of the `times`. */
-function mostInAWindow(times: number[], period: number): number {
-  const sorted = [...times].sort((a, b) => a - b);
-  let most = 0;
-  for (let first = 0, last = 0; last < sorted.length; last += 1) {
-    while ((sorted[last] as number) - (sorted[first] as number) >= period) first += 1;
-    most = Math.max(most, last - first + 1);
-  }
-  return most;
-}
 
 /** A DynamoDB rate limit store that notes when (on the engine's clock) each holder got its start, per key. */
 class RecordingRates implements RateLimitStore {

@@ -38,6 +38,7 @@ export type {
   CreateRunResult,
   EventStore,
   NewRun,
+  QueueLimits,
   RateAnswer,
   RateLimitStore,
   RateRequest,

@@ -17,5 +17,12 @@ export { FINISHED_STATUSES, RUN_STATUSES } from "./event-store.ts";
 export type { RateAnswer, RateLimitStore, RateRequest } from "./rate-limit-store.ts";
 export type { SlotAnswer, SlotRequest, SlotStore } from "./slot-store.ts";
 export type { StepParking } from "./step-parking.ts";
-export type { ActivationCause, ActivationTask, RunLease, StepTask, TaskQueue } from "./task-queue.ts";
+export type {
+  ActivationCause,
+  ActivationTask,
+  QueueLimits,
+  RunLease,
+  StepTask,
+  TaskQueue,
+} from "./task-queue.ts";
 export type { TimerRequest, Timers } from "./timers.ts";

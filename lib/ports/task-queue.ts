@@ -58,8 +58,23 @@ export interface RunLease {
   resume(): Promise<boolean>;
 }
 
+/**
+ * What a queue can carry, declared by the queue and enforced by the engine before it sends a task (see
+ * lib/engine/payload-rules.ts): a step task over the limit fails its attempt with `PayloadTooLargeError`.
+ */
+export interface QueueLimits {
+  /**
+   * The largest step task, as JSON (`JSON.stringify(task)`) in UTF-8 bytes. The SQS queue declares its
+   * message limit less its envelope, or `Infinity` when step inputs go to S3; the other queues carry any
+   * task.
+   */
+  maxTaskBytes: number;
+}
+
 /** Delivers tasks at least once. */
 export interface TaskQueue {
+  /** What this queue can carry; a queue that leaves it out carries any task. */
+  readonly limits?: QueueLimits;
   enqueueActivation(task: ActivationTask): Promise<void>;
   enqueueStep(task: StepTask): Promise<void>;
   /**

@@ -1,0 +1,106 @@
+/**
+ * The engine's payload rules, in one place: what is too large, and what follows. Stores and queues
+ * declare what they can hold (`EventStore.limits`, `TaskQueue.limits`); the engine applies these rules
+ * before it calls them, the same way on every backend (memory, file, Redis, AWS). Adapters only store,
+ * send, and map their service's errors to tsworkflow errors.
+ *
+ * | value | limit | over it |
+ * |---|---|---|
+ * | workflow input (`start`), event payload (`sendEvent`) | the store's `maxPayloadBytes` | refused at the call with `PayloadTooLargeError`; nothing is stored |
+ * | step input, workflow result, log data, `continueAsNew` input | the store's `maxPayloadBytes` | `PayloadTooLargeError` in the workflow, where the value was given |
+ * | step result | the store's `maxPayloadBytes` | the attempt fails with `PayloadTooLargeError` (never retried), recorded at the engine's clock |
+ * | step error | the store's `maxPayloadBytes` | kept, cut to fit ({@link storableError}): its name and code, so its retry policy, stay |
+ * | step task | the queue's `maxTaskBytes` | the attempt fails with `PayloadTooLargeError` before anything is sent (never retried), recorded at the engine's clock |
+ *
+ * Every value is measured the same way: its JSON in UTF-8 bytes.
+ */
+import { PayloadTooLargeError, type SerializedError, type TsWorkflowError } from "../core/errors.ts";
+import { MAX_PAYLOAD_BYTES } from "../core/serialization.ts";
+import type { StepOutcome, StoreLimits } from "../ports/event-store.ts";
+import type { QueueLimits, StepTask } from "../ports/task-queue.ts";
+
+/** The largest payload a store holds: what it declares, `MAX_PAYLOAD_BYTES` when it declares nothing. */
+export function payloadLimit(limits: StoreLimits | undefined): number {
+  return limits?.maxPayloadBytes ?? MAX_PAYLOAD_BYTES;
+}
+
+/** The error of a step task the queue cannot carry, or undefined when it fits (or the queue has no limit). */
+export function taskTooLarge(
+  task: StepTask,
+  limits: QueueLimits | undefined,
+): PayloadTooLargeError | undefined {
+  const max = limits?.maxTaskBytes;
+  if (max === undefined || max === Number.POSITIVE_INFINITY) return undefined;
+  const bytes = jsonBytes(task);
+  if (bytes <= max) return undefined;
+  return new PayloadTooLargeError(
+    `The task of step "${task.stepName}" (${task.stepId}, attempt ${task.attempt}) with its input`,
+    bytes,
+    max,
+  );
+}
+
+/**
+ * A queue that finds a task too large only once it has encoded it (SQS escapes some characters) throws
+ * `PayloadTooLargeError`: the same rule applies to it as to {@link taskTooLarge}. Any other error is
+ * thrown again.
+ */
+export function tooLargeWhenSent(error: unknown): PayloadTooLargeError {
+  if (error instanceof PayloadTooLargeError) return error;
+  throw error;
+}
+
+/** The failed outcome of an attempt that never ran (its task was too large), recorded at `recordedAt` (the engine's clock). */
+export function failedAttempt(task: StepTask, error: TsWorkflowError, recordedAt: string): StepOutcome {
+  return {
+    runId: task.runId,
+    stepId: task.stepId,
+    attempt: task.attempt,
+    recordedAt,
+    ...(task.issueSeq === undefined ? {} : { issueSeq: task.issueSeq }),
+    ok: false,
+    error: { name: error.name, message: error.message, code: error.code },
+  };
+}
+
+/** Longest name or code kept when an error is cut (they are short identifiers). */
+const IDENTIFIER_BYTES = 200;
+
+/**
+ * The error of a failed attempt as the store will hold it: as it is when it fits `maxPayloadBytes`;
+ * otherwise without its stack and, if that is not enough, with its message cut (and saying so). Its
+ * name, code and `retryAfterMs` stay, so the step's retry policy treats it as it would the whole error.
+ */
+export function storableError(error: SerializedError, maxPayloadBytes: number): SerializedError {
+  if (jsonBytes(error) <= maxPayloadBytes) return error;
+  const bytes = jsonBytes(error);
+  const cut: SerializedError = {
+    name: cutToBytes(error.name, IDENTIFIER_BYTES),
+    message: error.message,
+    ...(error.code === undefined ? {} : { code: cutToBytes(error.code, IDENTIFIER_BYTES) }),
+    ...(error.retryAfterMs === undefined ? {} : { retryAfterMs: error.retryAfterMs }),
+  };
+  if (jsonBytes(cut) <= maxPayloadBytes) return cut;
+  const note = ` [cut: the error was ${bytes} bytes, over the limit of ${maxPayloadBytes}]`;
+  // Escapes make JSON longer than the text: halve the room until the message fits.
+  let room = maxPayloadBytes - jsonBytes({ ...cut, message: note });
+  for (;;) {
+    const message = `${cutToBytes(error.message, Math.max(0, room))}${note}`;
+    if (room <= 0 || jsonBytes({ ...cut, message }) <= maxPayloadBytes) return { ...cut, message };
+    room = Math.floor(room / 2);
+  }
+}
+
+function jsonBytes(value: unknown): number {
+  return Buffer.byteLength(JSON.stringify(value));
+}
+
+/** The longest start of `text` within `bytes` UTF-8 bytes, never splitting a character. */
+function cutToBytes(text: string, bytes: number): string {
+  const buffer = Buffer.from(text);
+  if (buffer.length <= bytes) return text;
+  let end = bytes;
+  // A continuation byte (10xxxxxx) belongs to the character before it.
+  while (end > 0 && ((buffer[end] ?? 0) & 0xc0) === 0x80) end -= 1;
+  return buffer.subarray(0, end).toString();
+}

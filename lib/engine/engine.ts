@@ -9,6 +9,7 @@ import {
   IdempotencyConflictError,
   InvalidRunStateError,
   MaxDurationExceededError,
+  type PayloadTooLargeError,
   RunNotFoundError,
   type SerializedError,
   StepNotFoundError,
@@ -22,7 +23,7 @@ import { getLogger } from "../core/logger.ts";
 import { LruMap } from "../core/lru-map.ts";
 import { defaultRegistry, type Registry } from "../core/registry.ts";
 import { nextRetryDelay } from "../core/retry.ts";
-import { hashOf, MAX_PAYLOAD_BYTES, roundTrip, serializeError } from "../core/serialization.ts";
+import { hashOf, roundTrip, serializeError } from "../core/serialization.ts";
 import { type RunTags, validateTags } from "../core/tags.ts";
 import { type AnyWorkflow, validateWorkflowInput } from "../core/workflow.ts";
 import {
@@ -45,6 +46,13 @@ import type { ActivationTask, RunLease, StepTask, TaskQueue } from "../ports/tas
 import type { TimerRequest, Timers } from "../ports/timers.ts";
 import { continuationKeyOf, continuationRunIdOf } from "./continuation.ts";
 import { RunExecution } from "./execution.ts";
+import {
+  failedAttempt,
+  payloadLimit,
+  storableError,
+  taskTooLarge,
+  tooLargeWhenSent,
+} from "./payload-rules.ts";
 import type { RunLimits } from "./run-limits.ts";
 import type { StepLimits } from "./step-limits.ts";
 import { unenforcedLimit } from "./unenforced-limits.ts";
@@ -190,7 +198,7 @@ export class Engine {
     this.cache = cacheSize > 0 ? new LruMap(cacheSize) : undefined;
     this.maxEventsPerRun = options.maxEventsPerRun ?? DEFAULT_MAX_EVENTS_PER_RUN;
     this.warnEventsPerRun = options.warnEventsPerRun ?? DEFAULT_WARN_EVENTS_PER_RUN;
-    this.maxPayloadBytes = options.store.limits?.maxPayloadBytes ?? MAX_PAYLOAD_BYTES;
+    this.maxPayloadBytes = payloadLimit(options.store.limits);
     this.onRunFinished = options.onRunFinished;
     this.inlineSteps = options.inlineSteps ?? false;
     this.telemetry = options.telemetry ? options.telemetry(() => this.clock.now()) : noTelemetry;
@@ -768,7 +776,7 @@ export class Engine {
     const stepTask = (stepId: string) => {
       const pending = execution.pendingSteps.get(stepId);
       if (pending?.state !== "running") return;
-      sends.push(this.queue.enqueueStep(this.stepTask(execution, pending, pending.startedSeq, traceparent)));
+      sends.push(this.sendStep(this.stepTask(execution, pending, pending.startedSeq, traceparent)));
     };
     if (events) {
       for (const event of events) {
@@ -829,6 +837,20 @@ export class Engine {
         task: { runId: execution.runId, cause: { kind: "timer", timerId } },
       });
     }
+  }
+
+  /** Sends a step task; one the queue cannot carry fails its attempt instead (lib/engine/payload-rules.ts). */
+  private sendStep(task: StepTask): Promise<void> {
+    const tooLarge = taskTooLarge(task, this.queue.limits);
+    if (tooLarge) return this.failUnsent(task, tooLarge);
+    return this.queue.enqueueStep(task).catch((error) => this.failUnsent(task, tooLargeWhenSent(error)));
+  }
+
+  /** The attempt of a task that was never sent fails with `error`, at the engine's clock, and wakes its run. */
+  private async failUnsent(task: StepTask, error: PayloadTooLargeError): Promise<void> {
+    const { runId, stepId, attempt } = task;
+    await this.store.putOutcome(failedAttempt(task, error, this.recordedAt()));
+    await this.enqueueActivation({ runId, cause: { kind: "outcome", stepId, attempt } });
   }
 
   /** The task of an attempt, issued by the event at `issueSeq`. */
@@ -924,7 +946,13 @@ export class Engine {
         error: String(error),
       });
       const durationMs = this.clock.now() - startedAt;
-      return { ...base, durationMs, recordedAt: this.recordedAt(), ok: false, error: serializeError(error) };
+      return {
+        ...base,
+        durationMs,
+        recordedAt: this.recordedAt(),
+        ok: false,
+        error: storableError(serializeError(error), this.maxPayloadBytes),
+      };
     }
   }
 

@@ -154,7 +154,6 @@ export function createAwsRuntime(config: AwsConfig, options: AwsRuntimeOptions =
     client: clients.sqs,
     workflowQueueUrl: config.workflowQueueUrl,
     stepQueueUrl: config.stepQueueUrl,
-    store,
     payloads,
     ...(inline ? { inline } : {}),
   });

@@ -6,19 +6,26 @@ import {
   type SQSClient,
 } from "@aws-sdk/client-sqs";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { S3Payloads } from "../../lib/adapters/aws/s3-payloads.ts";
 import { atExpression, SqsSchedulerTimers, scheduleName } from "../../lib/adapters/aws/scheduler-timers.ts";
 import {
   activationDeduplicationId,
+  messageBody,
   parseQueueMessage,
   SqsTaskQueue,
 } from "../../lib/adapters/aws/sqs-queue.ts";
 import { MemoryStorage } from "../../lib/adapters/memory/memory-storage.ts";
+import { step } from "../../lib/core/step.ts";
+import { workflow } from "../../lib/core/workflow.ts";
+import { Engine } from "../../lib/engine/engine.ts";
 import { VirtualClock } from "../../lib/testing/virtual-clock.ts";
-import { newRunFixture } from "../contract/event-store-contract.ts";
 import { FakeScheduler } from "./harness/fake-scheduler.ts";
 import { TEST_CREDENTIALS, TEST_REGION } from "./harness/free-port.ts";
 import { RequestCounter } from "./harness/request-counter.ts";
 import { type KitQueues, type SqsEmulator, startSqs } from "./harness/sqs.ts";
+
+const bigStep = step("sqs_big_step", async (value: string) => value.length);
+const tooLargeTaskWorkflow = workflow("sqs_big_task", async (value: string) => bigStep(value));
 
 const ROLE = "arn:aws:iam::000000000000:role/tsworkflow-scheduler";
 const GROUP = "tsworkflow";
@@ -92,7 +99,6 @@ function kit(store = new MemoryStorage(), clock = new VirtualClock(scheduler.now
     client,
     workflowQueueUrl: queues.workflowQueueUrl,
     stepQueueUrl: queues.stepQueueUrl,
-    store,
   });
   const timers = new SqsSchedulerTimers({
     queue,
@@ -185,33 +191,65 @@ describe("SqsTaskQueue", () => {
     ).toHaveLength(12);
   });
 
-  it("fails a step whose task is too large for SQS instead of retrying the send forever", async () => {
+  it("declares its message limit less the envelope as its task limit, and no limit when inputs go to S3", () => {
     // Prepare
-    const store = new MemoryStorage();
-    const fixture = newRunFixture();
-    await store.createRun(fixture);
-    const { queue } = kit(store);
-    const runId = fixture.run.runId;
+    const options = { client, workflowQueueUrl: queues.workflowQueueUrl, stepQueueUrl: queues.stepQueueUrl };
     // Act
-    await queue.enqueueStep({
-      runId,
-      workflowName: "wf",
-      stepId: "big#0",
-      stepName: "big",
-      attempt: 1,
-      input: ["x".repeat(300 * 1024)],
+    const plain = new SqsTaskQueue({ ...options, maxMessageBytes: 10_000 });
+    const offloading = new SqsTaskQueue({
+      ...options,
+      payloads: new S3Payloads({ bucket: "payloads" }),
     });
     // Assess
-    expect(await store.getOutcome(runId, "big#0", 1)).toMatchObject({
-      ok: false,
-      error: { name: "PayloadTooLargeError" },
-    });
-    expect((await receiveAll(queues.stepQueueUrl)).length).toBe(0);
-    const wake = (await receiveAll(queues.workflowQueueUrl)).map((m) => parseQueueMessage(m.body));
-    expect(wake).toEqual([
-      { kind: "activation", task: { runId, cause: { kind: "outcome", stepId: "big#0", attempt: 1 } } },
-    ]);
+    const task = { runId: "r", workflowName: "w", stepId: "s#0", stepName: "s", attempt: 1, input: [] };
+    expect(plain.limits.maxTaskBytes).toBe(
+      10_000 - (messageBody({ kind: "step", task }).length - JSON.stringify(task).length),
+    );
+    expect(offloading.limits.maxTaskBytes).toBe(Number.POSITIVE_INFINITY);
   });
+
+  it.each([
+    ["whose JSON is over the queue's task limit", "x"],
+    ["whose JSON fits but whose body, with the characters SQS needs escaped, does not", "\u{1F600}"],
+  ])(
+    "fails the attempt of a step task %s, at the engine's clock, instead of retrying the send forever",
+    async (_, char) => {
+      // Prepare: a 10 KB message limit; the task's JSON is about 8 KB (an emoji is 4 bytes of JSON, 12 of body).
+      const store = new MemoryStorage();
+      const clock = new VirtualClock(Date.UTC(2030, 0, 1));
+      const queue = new SqsTaskQueue({
+        client,
+        workflowQueueUrl: queues.workflowQueueUrl,
+        stepQueueUrl: queues.stepQueueUrl,
+        maxMessageBytes: 10_000,
+      });
+      const { timers } = kit(store);
+      const engine = new Engine({ store, queue, timers, clock });
+      const input = char === "x" ? "x".repeat(12_000) : char.repeat(2_000);
+      const { runId } = await engine.start(tooLargeTaskWorkflow, [input]);
+      await receiveAll(queues.workflowQueueUrl);
+      // Act
+      await engine.activate({ runId, cause: { kind: "start" } });
+      // Assess
+      expect(await store.listOutcomes(runId)).toEqual([
+        expect.objectContaining({
+          stepId: "sqs_big_step#0",
+          attempt: 1,
+          recordedAt: new Date(clock.now()).toISOString(),
+          ok: false,
+          error: expect.objectContaining({ name: "PayloadTooLargeError", code: "PAYLOAD_TOO_LARGE" }),
+        }),
+      ]);
+      expect((await receiveAll(queues.stepQueueUrl)).length).toBe(0);
+      const wake = (await receiveAll(queues.workflowQueueUrl)).map((m) => parseQueueMessage(m.body));
+      expect(wake).toEqual([
+        {
+          kind: "activation",
+          task: { runId, cause: { kind: "outcome", stepId: "sqs_big_step#0", attempt: 1 } },
+        },
+      ]);
+    },
+  );
 });
 
 describe("SqsSchedulerTimers", () => {

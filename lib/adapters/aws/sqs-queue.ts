@@ -5,11 +5,9 @@ import {
   SendMessageCommand,
   type SQSClient,
 } from "@aws-sdk/client-sqs";
-import { InvalidMessageError, PayloadTooLargeError } from "../../core/errors.ts";
-import { getLogger } from "../../core/logger.ts";
+import { ConfigurationError, InvalidMessageError, PayloadTooLargeError } from "../../core/errors.ts";
 import * as z from "../../core/schema.ts";
-import type { EventStore } from "../../ports/event-store.ts";
-import type { ActivationTask, StepTask, TaskQueue } from "../../ports/task-queue.ts";
+import type { ActivationTask, QueueLimits, StepTask, TaskQueue } from "../../ports/task-queue.ts";
 import { byteLength, SQS_MESSAGE_LIMIT_BYTES } from "./limits.ts";
 import type { PayloadRef, S3Payloads } from "./s3-payloads.ts";
 
@@ -84,6 +82,9 @@ export function messageBody(message: QueueMessage): string {
   );
 }
 
+/** The bytes a step message adds around its task's JSON: `{"kind":"step","task":…}`. */
+const STEP_ENVELOPE_BYTES = byteLength(JSON.stringify({ kind: "step", task: 0 })) - 1;
+
 const SQS_UNSAFE = /[\uFFFE\uFFFF]|[\uD800-\uDBFF][\uDC00-\uDFFF]/g;
 
 /**
@@ -141,12 +142,6 @@ export interface SqsTaskQueueOptions {
   /** The standard queue of step tasks. */
   stepQueueUrl: string;
   /**
-   * Where a step task too large for SQS is recorded as a failed attempt (`PayloadTooLargeError`),
-   * so that the run fails that step instead of retrying the send forever.
-   * @default none: `enqueueStep` throws `PayloadTooLargeError`
-   */
-  store?: EventStore;
-  /**
    * The largest message body sent.
    * @default 262144 (256 KiB)
    */
@@ -168,6 +163,29 @@ interface Pending {
   bytes: number;
   resolve: () => void;
   reject: (error: unknown) => void;
+}
+
+/**
+ * SQS's answer for a message (an SDK error, or a failed entry of a batch) as a tsworkflow error: a queue
+ * that does not exist is a `ConfigurationError`, a message SQS finds too long a `PayloadTooLargeError`;
+ * anything else stays the SDK's error (or says what SQS said of a batch entry), to be sent again on a
+ * redelivery.
+ */
+export function mapSqsError(
+  code: string | undefined,
+  message: string | undefined,
+  queueUrl: string,
+  bytes: number,
+  cause?: unknown,
+): Error {
+  if (code === "QueueDoesNotExist" || code === "AWS.SimpleQueueService.NonExistentQueue")
+    return new ConfigurationError(
+      `The queue ${queueUrl} does not exist: deploy the stack, or check the queue URLs in the configuration.`,
+    );
+  if (/TooLong|shorter than/i.test(`${code} ${message}`))
+    return new PayloadTooLargeError(`A message to ${queueUrl}`, bytes, SQS_MESSAGE_LIMIT_BYTES);
+  if (cause instanceof Error) return cause;
+  return new Error(`SQS refused a message on ${queueUrl}: ${code}: ${message ?? ""}`);
 }
 
 /**
@@ -232,13 +250,11 @@ export class BatchingSender {
       items.forEach((item, index) => {
         const failure = failed.get(String(index));
         if (!failure) item.resolve();
-        else
-          item.reject(
-            new Error(`SQS refused a message on ${this.queueUrl}: ${failure.Code}: ${failure.Message ?? ""}`),
-          );
+        else item.reject(mapSqsError(failure.Code, failure.Message, this.queueUrl, item.bytes));
       });
     } catch (error) {
-      for (const item of items) item.reject(error);
+      const { name, message } = error as Error;
+      for (const item of items) item.reject(mapSqsError(name, message, this.queueUrl, item.bytes, error));
     }
   }
 }
@@ -252,9 +268,10 @@ export class BatchingSender {
  * const queue = new SqsTaskQueue({ client: new SQSClient({}), workflowQueueUrl, stepQueueUrl });
  */
 export class SqsTaskQueue implements TaskQueue {
+  /** Step tasks over the message limit fail their attempt (in the engine), unless their input can go to S3. */
+  readonly limits: QueueLimits;
   readonly workflowQueue: BatchingSender;
   readonly stepQueue: BatchingSender;
-  private readonly store: EventStore | undefined;
   private readonly maxMessageBytes: number;
   private readonly payloads: S3Payloads | undefined;
   private readonly inline: SqsTaskQueueOptions["inline"];
@@ -263,9 +280,13 @@ export class SqsTaskQueue implements TaskQueue {
     this.payloads = options.payloads;
     this.inline = options.inline;
     this.maxMessageBytes = options.maxMessageBytes ?? SQS_MESSAGE_LIMIT_BYTES;
+    this.limits = {
+      maxTaskBytes: this.payloads?.offloads
+        ? Number.POSITIVE_INFINITY
+        : this.maxMessageBytes - STEP_ENVELOPE_BYTES,
+    };
     this.workflowQueue = new BatchingSender(options.client, options.workflowQueueUrl, this.maxMessageBytes);
     this.stepQueue = new BatchingSender(options.client, options.stepQueueUrl, this.maxMessageBytes);
-    this.store = options.store;
   }
 
   async enqueueActivation(task: ActivationTask): Promise<void> {
@@ -302,29 +323,13 @@ export class SqsTaskQueue implements TaskQueue {
       const message: QueueMessage = { kind: "step", task: { ...task, input: [] }, inputRef };
       return this.stepQueue.send({ MessageBody: messageBody(message), ...delay });
     }
-    const error = new PayloadTooLargeError(
+    // Only with characters SQS needs escaped (they make the body longer than the task's JSON, which the
+    // engine checked against `limits`): the engine fails the attempt the same way.
+    throw new PayloadTooLargeError(
       `The task of step "${task.stepName}" (${task.stepId}, attempt ${task.attempt}) with its input`,
       bytes,
       this.maxMessageBytes,
     );
-    if (!this.store) throw error;
-    getLogger().warn("step task too large for SQS: the attempt fails", {
-      runId: task.runId,
-      stepId: task.stepId,
-      bytes,
-    });
-    await this.store.putOutcome({
-      runId: task.runId,
-      stepId: task.stepId,
-      attempt: task.attempt,
-      recordedAt: new Date().toISOString(),
-      ok: false,
-      error: { name: error.name, message: error.message, code: error.code },
-    });
-    await this.enqueueActivation({
-      runId: task.runId,
-      cause: { kind: "outcome", stepId: task.stepId, attempt: task.attempt },
-    });
   }
 
   /** Sends a timer message to the step queue, delivered after `delaySeconds` (0 to 900). */

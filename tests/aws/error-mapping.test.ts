@@ -1,0 +1,41 @@
+import { describe, expect, it } from "vitest";
+import { mapSqsError } from "../../lib/adapters/aws/sqs-queue.ts";
+import { ConfigurationError, PayloadTooLargeError } from "../../lib/core/errors.ts";
+
+const QUEUE = "https://sqs.eu-west-1.amazonaws.com/000000000000/tsworkflow-steps";
+
+describe("mapSqsError", () => {
+  it("turns a queue that does not exist into a ConfigurationError naming it", () => {
+    for (const code of ["QueueDoesNotExist", "AWS.SimpleQueueService.NonExistentQueue"]) {
+      const error = mapSqsError(code, "The specified queue does not exist.", QUEUE, 10);
+      expect(error).toBeInstanceOf(ConfigurationError);
+      expect(error.message).toContain(QUEUE);
+    }
+  });
+
+  it("turns a message SQS finds too long into a PayloadTooLargeError with its size", () => {
+    const entry = mapSqsError(
+      "InvalidParameterValue",
+      "One or more parameters are invalid. Reason: Message must be shorter than 262144 bytes.",
+      QUEUE,
+      300_000,
+    );
+    const batch = mapSqsError(
+      "BatchRequestTooLong",
+      "Batch requests cannot be longer than 262144 bytes.",
+      QUEUE,
+      300_000,
+    );
+    for (const error of [entry, batch]) {
+      expect(error).toBeInstanceOf(PayloadTooLargeError);
+      expect(error.message).toContain("300000 bytes");
+    }
+  });
+
+  it("keeps any other SDK error as it is, and says what SQS said of a failed batch entry", () => {
+    const throttled = Object.assign(new Error("Rate exceeded"), { name: "ThrottlingException" });
+    expect(mapSqsError(throttled.name, throttled.message, QUEUE, 10, throttled)).toBe(throttled);
+    const entry = mapSqsError("InternalError", "try again", QUEUE, 10);
+    expect(entry.message).toBe(`SQS refused a message on ${QUEUE}: InternalError: try again`);
+  });
+});

@@ -4,11 +4,13 @@ import {
   TransactionCanceledException,
   TransactWriteItemsCommand,
 } from "@aws-sdk/client-dynamodb";
+import { UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DynamoDBEngineStore } from "../../lib/adapters/aws/dynamodb-engine-store.ts";
 import { DynamoDBStorage } from "../../lib/adapters/aws/dynamodb-storage.ts";
+import type { StoreContext } from "../../lib/adapters/aws/store-context.ts";
 import { createTable } from "../../lib/adapters/aws/table-schema.ts";
-import { VersionConflictError } from "../../lib/core/errors.ts";
+import { ConfigurationError, PayloadTooLargeError, VersionConflictError } from "../../lib/core/errors.ts";
 import type { WorkflowEvent } from "../../lib/core/events.ts";
 import { describeEventStoreContract, newRunFixture } from "../contract/event-store-contract.ts";
 import { type DynamoDBLocal, startDynamoDBLocal } from "./harness/dynamodb-local.ts";
@@ -98,7 +100,10 @@ describe("DynamoDBStorage beyond the contract", () => {
     await store.createRun(fixture);
     const crashing = new DynamoDBStorage({ tableName: TABLE, client: dynamo.client() });
     // A commit whose document update never happens, as when the process dies in between.
-    (crashing as unknown as { updateDocument: () => Promise<void> }).updateDocument = async () => {};
+    const { documents } = (crashing as unknown as { context: StoreContext }).context;
+    const send = documents.send.bind(documents) as (command: object) => Promise<unknown>;
+    documents.send = ((command: object) =>
+      command instanceof UpdateCommand ? Promise.resolve({}) : send(command)) as typeof documents.send;
     await crashing.commit(
       runId,
       1,
@@ -118,8 +123,8 @@ describe("DynamoDBStorage beyond the contract", () => {
     for (const s of [store, crashing, reader]) await s.close();
   });
 
-  it("stores a step result over the item limit as a PayloadTooLargeError failure", async () => {
-    // Prepare
+  it("refuses an outcome over DynamoDB's item limit with PayloadTooLargeError and writes nothing", async () => {
+    // Prepare: the engine keeps outcomes within the store's limit; this one comes from elsewhere.
     const store = new DynamoDBStorage({ tableName: TABLE, client: dynamo.client() });
     const fixture = newRunFixture();
     await store.createRun(fixture);
@@ -132,14 +137,21 @@ describe("DynamoDBStorage beyond the contract", () => {
       result: "x".repeat(400 * 1024),
     };
     // Act
-    const stored = await store.putOutcome(outcome);
+    const stored = store.putOutcome(outcome);
     // Assess
-    expect(stored).toBe(true);
-    const read = await store.getOutcome(fixture.run.runId, "big#0", 1);
-    expect(read).toMatchObject({
-      ok: false,
-      error: { name: "PayloadTooLargeError", code: "PAYLOAD_TOO_LARGE" },
-    });
+    await expect(stored).rejects.toBeInstanceOf(PayloadTooLargeError);
+    expect(await store.getOutcome(fixture.run.runId, "big#0", 1)).toBeUndefined();
+    await store.close();
+  });
+
+  it("reports a table that does not exist as a ConfigurationError that says how to create it", async () => {
+    // Prepare
+    const store = new DynamoDBStorage({ tableName: "tsworkflow-missing", client: dynamo.client() });
+    // Act
+    const read = store.getRun("run_missing_table");
+    // Assess
+    await expect(read).rejects.toBeInstanceOf(ConfigurationError);
+    await expect(read).rejects.toThrow(/"tsworkflow-missing" does not exist.*createTable\(\)/);
     await store.close();
   });
 

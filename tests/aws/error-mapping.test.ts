@@ -1,4 +1,10 @@
+import {
+  ConditionalCheckFailedException,
+  ResourceNotFoundException,
+  TransactionCanceledException,
+} from "@aws-sdk/client-dynamodb";
 import { describe, expect, it } from "vitest";
+import { conditionFailed, mapDynamoDBError } from "../../lib/adapters/aws/dynamodb-errors.ts";
 import { mapSqsError } from "../../lib/adapters/aws/sqs-queue.ts";
 import { ConfigurationError, PayloadTooLargeError } from "../../lib/core/errors.ts";
 
@@ -37,5 +43,38 @@ describe("mapSqsError", () => {
     expect(mapSqsError(throttled.name, throttled.message, QUEUE, 10, throttled)).toBe(throttled);
     const entry = mapSqsError("InternalError", "try again", QUEUE, 10);
     expect(entry.message).toBe(`SQS refused a message on ${QUEUE}: InternalError: try again`);
+  });
+});
+
+describe("mapDynamoDBError", () => {
+  it("turns a missing table into a ConfigurationError naming it, with the SDK's error as cause", () => {
+    const missing = new ResourceNotFoundException({ message: "Requested resource not found", $metadata: {} });
+    const error = mapDynamoDBError(missing, "orders-table") as Error;
+    expect(error).toBeInstanceOf(ConfigurationError);
+    expect(error.message).toContain('"orders-table" does not exist');
+    expect(error.cause).toBe(missing);
+  });
+
+  it("keeps failed conditions and every other SDK error as they are", () => {
+    const condition = new ConditionalCheckFailedException({
+      message: "The conditional request failed",
+      $metadata: {},
+    });
+    const throttled = Object.assign(new Error("Rate exceeded"), {
+      name: "ProvisionedThroughputExceededException",
+    });
+    expect(mapDynamoDBError(condition, "t")).toBe(condition);
+    expect(mapDynamoDBError(throttled, "t")).toBe(throttled);
+  });
+});
+
+describe("conditionFailed", () => {
+  it("is true for a failed condition, alone or in a cancelled transaction, and false for anything else", () => {
+    const condition = new ConditionalCheckFailedException({ message: "failed", $metadata: {} });
+    const cancelled = new TransactionCanceledException({ message: "cancelled", $metadata: {} });
+    expect(conditionFailed(condition)).toBe(true);
+    expect(conditionFailed(cancelled)).toBe(true);
+    expect(conditionFailed(new Error("ConditionalCheckFailed"))).toBe(false);
+    expect(conditionFailed(undefined)).toBe(false);
   });
 });

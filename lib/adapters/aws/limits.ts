@@ -21,9 +21,6 @@ export const TRANSACTION_MAX_BYTES = 4 * 1024 * 1024;
 /** A commit (all its events, serialized) may be at most this large: the transaction limit less the keys. */
 export const COMMIT_LIMIT_BYTES = TRANSACTION_MAX_BYTES - 64 * 1024;
 
-/** A step outcome item holds one result or error; it must fit one item. */
-export const OUTCOME_LIMIT_BYTES = 350 * 1024;
-
 /**
  * The run document keeps a copy of the run's input, result or error only when it is this small (a
  * read of the log would cost more than the copy); a larger one stays in the log alone and the

@@ -1,18 +1,25 @@
-import { PayloadTooLargeError } from "../../core/errors.ts";
+import { GetCommand, PutCommand } from "@aws-sdk/lib-dynamodb";
 import type { StepOutcome } from "../../ports/event-store.ts";
 import type { Item } from "./commit-items.ts";
-import { itemSize } from "./item-size.ts";
-import { outcomeSk, runPk } from "./keys.ts";
-import { DYNAMODB_ITEM_LIMIT_BYTES, OUTCOME_LIMIT_BYTES } from "./limits.ts";
+import { conditionFailed } from "./dynamodb-errors.ts";
+import { assertItemFits } from "./item-size.ts";
+import { OUTCOME_END, OUTCOME_PREFIX, outcomeFrom, outcomeSk, runPk } from "./keys.ts";
 import { packFields, refsOf, unpackFields } from "./payload-fields.ts";
+import { queryAll } from "./queries.ts";
 import type { StoreContext } from "./store-context.ts";
 
-/**
- * The item of one step outcome (`sk = OUT#<stepId>#<attempt>`), its result or error in S3 when large.
- * No TTL: an outcome may wait for months (an event sent before the run waits for it); the run's items
- * go when the run expires (see the reaper).
+/*
+ * Step outcomes: one item each (`sk = OUT#<stepId>#<attempt>`, or keyed by the attempt's issue seq), its
+ * result or error in S3 when large. No TTL: an outcome may wait for months (an event sent before the run
+ * waits for it); the run's items go when the run expires (see the reaper). Their size is the engine's
+ * rule (lib/engine/payload-rules.ts): the store only checks that the item fits.
  */
-export async function outcomeItem(context: StoreContext, outcome: StepOutcome): Promise<Item> {
+
+/**
+ * Stores an outcome once (`attribute_not_exists(sk)`): false when the attempt's outcome was already there.
+ * @throws PayloadTooLargeError for an item over DynamoDB's limit (the engine's payload limit keeps them below)
+ */
+export async function putOutcomeItem(context: StoreContext, outcome: StepOutcome): Promise<boolean> {
   const { json, refs } = await packFields(outcome.runId, [outcome], context.payloads);
   const item: Item = {
     pk: runPk(outcome.runId),
@@ -21,33 +28,66 @@ export async function outcomeItem(context: StoreContext, outcome: StepOutcome): 
     ...(refs.length > 0 ? { refs: JSON.stringify(refs) } : {}),
     recordedAt: outcome.recordedAt,
   };
-  if (itemSize(item) <= Math.min(OUTCOME_LIMIT_BYTES, DYNAMODB_ITEM_LIMIT_BYTES)) return item;
-  // Only without S3 (payloads are capped below this then): the attempt fails, and is not retried.
-  const failed = oversizedOutcome(outcome, itemSize(item));
-  return { ...item, outcome: JSON.stringify(failed), refs: undefined };
+  assertItemFits(item, `The outcome of step ${outcome.stepId} (attempt ${outcome.attempt})`);
+  try {
+    await context.documents.send(
+      new PutCommand({
+        TableName: context.tableName,
+        Item: item,
+        ConditionExpression: "attribute_not_exists(sk)",
+      }),
+    );
+    return true;
+  } catch (error) {
+    if (conditionFailed(error)) return false;
+    throw error;
+  }
+}
+
+/** The outcome of one attempt, if stored. */
+export async function getOutcomeItem(
+  context: StoreContext,
+  runId: string,
+  stepId: string,
+  attempt: number,
+  issueSeq?: number,
+): Promise<StepOutcome | undefined> {
+  const { Item: item } = await context.documents.send(
+    new GetCommand({
+      TableName: context.tableName,
+      Key: { pk: runPk(runId), sk: outcomeSk(stepId, attempt, issueSeq) },
+      ConsistentRead: true,
+    }),
+  );
+  return item ? outcomeOf(context, item) : undefined;
+}
+
+/**
+ * The run's outcomes in the order recorded. With `fromSeq`, the attempts issued before it are not read
+ * (see `outcomeSk`): reads stay flat.
+ */
+export async function listOutcomeItems(
+  context: StoreContext,
+  runId: string,
+  fromSeq?: number,
+): Promise<StepOutcome[]> {
+  const items = await queryAll(context, {
+    KeyConditionExpression: "pk = :pk AND sk BETWEEN :from AND :to",
+    ExpressionAttributeValues: {
+      ":pk": runPk(runId),
+      ":from": fromSeq === undefined ? OUTCOME_PREFIX : outcomeFrom(fromSeq),
+      ":to": OUTCOME_END,
+    },
+    ConsistentRead: true,
+  });
+  const outcomes = await Promise.all(items.map((item) => outcomeOf(context, item)));
+  // Stable sort: equal timestamps keep the key order (step id, then attempt).
+  return outcomes.sort((a, b) => (a.recordedAt === b.recordedAt ? 0 : a.recordedAt < b.recordedAt ? -1 : 1));
 }
 
 /** The outcome an item holds, with its payloads read back. */
-export async function outcomeOf(context: StoreContext, item: Item): Promise<StepOutcome> {
+async function outcomeOf(context: StoreContext, item: Item): Promise<StepOutcome> {
   const outcome = JSON.parse(item.outcome as string) as Record<string, unknown>;
-  const records = [outcome];
-  await unpackFields(outcome.runId as string, records, refsOf(item.refs), context.reader);
+  await unpackFields(outcome.runId as string, [outcome], refsOf(item.refs), context.reader);
   return outcome as unknown as StepOutcome;
-}
-
-/** A step result too large to store becomes a failure the engine does not retry. */
-function oversizedOutcome(outcome: StepOutcome, bytes: number): StepOutcome {
-  const error = new PayloadTooLargeError(
-    `The ${outcome.ok ? "result" : "error"} of step ${outcome.stepId} (attempt ${outcome.attempt})`,
-    bytes,
-    OUTCOME_LIMIT_BYTES,
-  );
-  return {
-    runId: outcome.runId,
-    stepId: outcome.stepId,
-    attempt: outcome.attempt,
-    recordedAt: outcome.recordedAt,
-    ok: false,
-    error: { name: error.name, message: error.message, code: error.code },
-  };
 }

@@ -1,6 +1,6 @@
-import { ConditionalCheckFailedException } from "@aws-sdk/client-dynamodb";
 import { BatchWriteCommand, GetCommand, QueryCommand, type QueryCommandInput } from "@aws-sdk/lib-dynamodb";
 import type { Item } from "./commit-items.ts";
+import { conditionFailed } from "./dynamodb-errors.ts";
 import { RUN_SK, runPk } from "./keys.ts";
 import type { StoreContext } from "./store-context.ts";
 
@@ -54,7 +54,7 @@ export async function deleteItems(context: StoreContext, keys: readonly Item[]):
 
 /** A conditional write whose condition did not hold is no error here (it was done, or is not to do). */
 export function unlessConditionFailed(error: unknown): void {
-  if (!(error instanceof ConditionalCheckFailedException)) throw error;
+  if (!conditionFailed(error)) throw error;
 }
 
 export function pause(ms: number): Promise<void> {

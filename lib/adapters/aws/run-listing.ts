@@ -1,9 +1,10 @@
-import { BatchGetCommand, QueryCommand } from "@aws-sdk/lib-dynamodb";
+import { BatchGetCommand, QueryCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { hasTags, tagKey } from "../../core/tags.ts";
 import { RUN_STATUSES, type RunPage, type RunQuery, type RunRecord } from "../../ports/event-store.ts";
 import { decodeRunCursor, encodeRunCursor, pageLimit } from "../../ports/run-cursor.ts";
 import type { Item } from "./commit-items.ts";
-import { dueKey, gsiSortKey, RUN_SK, shards, statusKey, tagIndexKey, workflowKey } from "./keys.ts";
+import { dueKey, gsiSortKey, RUN_SK, runPk, shards, statusKey, tagIndexKey, workflowKey } from "./keys.ts";
+import { unlessConditionFailed } from "./queries.ts";
 import { tagsOf, toRecord } from "./run-document.ts";
 import type { StoreContext } from "./store-context.ts";
 import { TABLE_SCHEMA } from "./table-schema.ts";
@@ -123,8 +124,40 @@ export async function readDocuments(
   return found;
 }
 
+/**
+ * For the sweeper: runs whose due time has passed (a sleep that should have woken them, a finished
+ * child whose parent must have been told), and pending or running runs unchanged since `staleBefore`.
+ */
+export async function runsToSweep(
+  context: StoreContext,
+  options: { now: number; staleBefore: number; limit: number },
+): Promise<{ due: RunRecord[]; stale: RunRecord[] }> {
+  const stale = new Date(options.staleBefore).toISOString();
+  const [due, pending, running] = await Promise.all([
+    dueDocuments(context, options.now, options.limit),
+    staleDocuments(context, "pending", stale, options.limit),
+    staleDocuments(context, "running", stale, options.limit),
+  ]);
+  const records = (items: Item[]) => Promise.all(items.map((item) => toRecord(context, item)));
+  return { due: await records(due), stale: await records([...pending, ...running]) };
+}
+
+/** Takes a finished child run out of the sweeper's due index once its parent has been told. */
+export async function clearDue(context: StoreContext, runId: string): Promise<void> {
+  await context.documents
+    .send(
+      new UpdateCommand({
+        TableName: context.tableName,
+        Key: { pk: runPk(runId), sk: RUN_SK },
+        UpdateExpression: "REMOVE duePk, dueSk",
+        ConditionExpression: "attribute_exists(pk)",
+      }),
+    )
+    .catch(unlessConditionFailed);
+}
+
 /** Documents of runs the sweeper should look at by `now`: their due time (a wake-up, a parent to tell) has passed. */
-export async function dueDocuments(context: StoreContext, now: number, limit: number): Promise<Item[]> {
+async function dueDocuments(context: StoreContext, now: number, limit: number): Promise<Item[]> {
   const upTo = `${new Date(now).toISOString()}#~`;
   const pages = await Promise.all(
     shards().map((shard) =>
@@ -151,7 +184,7 @@ export async function dueDocuments(context: StoreContext, now: number, limit: nu
  * Documents of runs in `status` whose last change is older than `updatedBefore` (ISO), among the
  * `limit` oldest of each shard.
  */
-export async function staleDocuments(
+async function staleDocuments(
   context: StoreContext,
   status: "pending" | "running",
   updatedBefore: string,

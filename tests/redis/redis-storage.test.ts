@@ -3,8 +3,13 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RedisUnavailableError } from "../../lib/adapters/redis/connection.ts";
 import { RedisStorage } from "../../lib/adapters/redis/redis-storage.ts";
 import { InvalidEventError, InvalidRunIdError, PayloadTooLargeError } from "../../lib/core/errors.ts";
+import { MAX_PAYLOAD_BYTES } from "../../lib/core/serialization.ts";
+import { workflow } from "../../lib/core/workflow.ts";
 import { describeEventStoreContract, newRunFixture } from "../contract/event-store-contract.ts";
+import { manualEngine } from "../core/support/manual-engine.ts";
 import { freePort, type RedisServer, startRedisServer } from "./redis-server.ts";
+
+const echoWorkflow = workflow("redis_storage_echo", async (value: string) => value);
 
 let server: RedisServer;
 let prefixes = 0;
@@ -92,35 +97,22 @@ describe("RedisStorage", () => {
     }
   });
 
-  it("fails a payload over the limit with PayloadTooLargeError", async () => {
+  it("declares maxPayloadBytes as its limit, and the engine refuses a larger workflow input before storing anything", async () => {
     // Prepare
     const storage = new RedisStorage({ redis: server.url, prefix: freshPrefix(), maxPayloadBytes: 1_000 });
-    const fixture = newRunFixture();
-    const runId = fixture.run.runId;
-    await storage.createRun(fixture);
+    const defaults = new RedisStorage({ redis: server.url, prefix: freshPrefix() });
+    const { engine } = manualEngine({ store: storage });
     try {
-      // Act + Assess
-      const big = {
-        runId,
-        seq: 2,
-        timestamp: "t",
-        type: "workflow_completed",
-        result: "x".repeat(2_000),
-      } as const;
-      await expect(
-        storage.commit(runId, 1, [big], { status: "completed", updatedAt: "t" }),
-      ).rejects.toBeInstanceOf(PayloadTooLargeError);
-      const outcome = {
-        runId,
-        stepId: "s#0",
-        attempt: 1,
-        recordedAt: "t",
-        ok: true as const,
-        result: "x".repeat(2_000),
-      };
-      await expect(storage.putOutcome(outcome)).rejects.toBeInstanceOf(PayloadTooLargeError);
+      // Act
+      const started = engine.start(echoWorkflow, ["x".repeat(2_000)]);
+      // Assess
+      expect(storage.limits).toEqual({ maxPayloadBytes: 1_000 });
+      expect(defaults.limits).toEqual({ maxPayloadBytes: MAX_PAYLOAD_BYTES });
+      await expect(started).rejects.toBeInstanceOf(PayloadTooLargeError);
+      expect((await storage.listRuns()).runs).toEqual([]);
     } finally {
       await storage.close();
+      await defaults.close();
     }
   });
 

@@ -4,7 +4,7 @@ import type { Redis } from "ioredis";
 import { ConfigurationError } from "../../core/errors.ts";
 import { getLogger } from "../../core/logger.ts";
 import type { ActivationTask, RunLease, StepTask, TaskQueue } from "../../ports/task-queue.ts";
-import { closeRedis, openRedis, type RedisConnection, toRedisError } from "./connection.ts";
+import { closeRedis, mapRedisError, openRedis, type RedisConnection } from "./connection.ts";
 import { type HeldLock, RunLocks } from "./run-lock.ts";
 
 /** BullMQ queue names (under the BullMQ prefix `<prefix>bull`). */
@@ -316,7 +316,7 @@ export class BullMQQueue implements TaskQueue {
         else logger.warn(`job failed (attempt ${job.attemptsMade}), will retry: ${error.message}`, context);
       });
       worker.on("error", (error) => {
-        logger.warn(`worker error: ${toRedisError(error, this.connection).message}`, {
+        logger.warn(`worker error: ${mapRedisError(error, this.connection).message}`, {
           workerId,
           queue: worker.name,
         });
@@ -352,7 +352,7 @@ export class BullMQQueue implements TaskQueue {
     try {
       await queue.add(name, data, options);
     } catch (error) {
-      throw toRedisError(error, this.connection);
+      throw mapRedisError(error, this.connection);
     }
   }
 }

@@ -87,8 +87,8 @@ export async function closeRedis(connection: RedisConnection): Promise<void> {
   }
 }
 
-/** Turns an ioredis failure into a tsworkflow error naming the server; tsworkflow errors pass through. */
-export function toRedisError(error: unknown, connection: RedisConnection): Error {
+/** The Redis adapters' one error mapping: an ioredis failure as a tsworkflow error naming the server; tsworkflow errors pass through. */
+export function mapRedisError(error: unknown, connection: RedisConnection): Error {
   if (error instanceof TsWorkflowError) return error;
   const message = error instanceof Error ? error.message : String(error);
   const connectionError = connection.lastError();

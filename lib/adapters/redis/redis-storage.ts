@@ -1,12 +1,8 @@
 import type { Redis } from "ioredis";
-import {
-  InvalidEventError,
-  PayloadTooLargeError,
-  type SerializedError,
-  VersionConflictError,
-} from "../../core/errors.ts";
+import { InvalidEventError, type SerializedError, VersionConflictError } from "../../core/errors.ts";
 import { parseEvent, type WorkflowEvent } from "../../core/events.ts";
 import { assertRunId } from "../../core/ids.ts";
+import { MAX_PAYLOAD_BYTES } from "../../core/serialization.ts";
 import { type RunTags, tagKey } from "../../core/tags.ts";
 import {
   type CommitResult,
@@ -21,9 +17,10 @@ import {
   type RunRecord,
   type RunStatus,
   type StepOutcome,
+  type StoreLimits,
 } from "../../ports/event-store.ts";
 import { decodeRunCursor, encodeRunCursor, pageLimit } from "../../ports/run-cursor.ts";
-import { closeRedis, LuaScript, openRedis, type RedisConnection, toRedisError } from "./connection.ts";
+import { closeRedis, LuaScript, mapRedisError, openRedis, type RedisConnection } from "./connection.ts";
 
 /** Options of {@link RedisStorage}. */
 export interface RedisStorageOptions {
@@ -35,9 +32,10 @@ export interface RedisStorageOptions {
    */
   prefix?: string;
   /**
-   * The largest event or step outcome, in bytes of JSON, that the storage accepts. Larger values fail
-   * with a `PayloadTooLargeError` instead of slowing Redis down for everyone.
-   * @default 4194304 (4 MiB)
+   * The largest payload (step input or result, workflow input or result, event payload, log data), in
+   * UTF-8 bytes of JSON: declared as the storage's `limits`, and enforced by the engine before anything
+   * is written (a larger value fails with `PayloadTooLargeError`, see the README's limits section).
+   * @default MAX_PAYLOAD_BYTES (255 KB)
    */
   maxPayloadBytes?: number;
   /**
@@ -243,7 +241,8 @@ const outcomeField = (stepId: string, attempt: number) => `${attempt}:${stepId}`
 export class RedisStorage implements EventStore {
   readonly prefix: string;
   private readonly connection: RedisConnection;
-  private readonly maxPayloadBytes: number;
+  /** What the engine lets through to this storage (see `RedisStorageOptions.maxPayloadBytes`). */
+  readonly limits: StoreLimits;
   private readonly eventCacheSize: number;
   /**
    * Per run, a prefix of its log (raw JSON entries) already validated and canonical: parsing one again
@@ -256,7 +255,7 @@ export class RedisStorage implements EventStore {
   /** @throws ConfigurationError when `redis` is a string that is not a redis:// URL */
   constructor(options: RedisStorageOptions) {
     this.prefix = options.prefix ?? "tsw:";
-    this.maxPayloadBytes = options.maxPayloadBytes ?? 4 * 1024 * 1024;
+    this.limits = { maxPayloadBytes: options.maxPayloadBytes ?? MAX_PAYLOAD_BYTES };
     this.eventCacheSize = options.eventCacheSize ?? 200_000;
     this.connection = openRedis(options.redis);
   }
@@ -416,7 +415,7 @@ export class RedisStorage implements EventStore {
       if (!(field in patch)) continue;
       const value = patch[field];
       if (value === undefined) del.push(field);
-      else set.push(field, this.serializePayload(value, `The ${field} of run ${runId}`));
+      else set.push(field, JSON.stringify(value));
     }
     const consumed = events
       .filter((e) => OUTCOME_EVENTS.has(e.type) && "stepId" in e)
@@ -457,10 +456,7 @@ export class RedisStorage implements EventStore {
 
   async putOutcome(outcome: StepOutcome): Promise<boolean> {
     assertRunId(outcome.runId);
-    const json = this.serializePayload(
-      outcome,
-      `The outcome of step ${outcome.stepId} (attempt ${outcome.attempt}) of run ${outcome.runId}`,
-    );
+    const json = JSON.stringify(outcome);
     const stored = await this.call(() =>
       PUT_OUTCOME.run(
         this.client,
@@ -523,7 +519,7 @@ export class RedisStorage implements EventStore {
     try {
       return await operation();
     } catch (error) {
-      throw toRedisError(error, this.connection);
+      throw mapRedisError(error, this.connection);
     }
   }
 
@@ -533,14 +529,7 @@ export class RedisStorage implements EventStore {
         `Event ${event.type} has runId ${event.runId} and seq ${event.seq}, but belongs at seq ${seq} of run ${runId}. Events are appended in order, one version per event.`,
       );
     }
-    return this.serializePayload(event, `Event ${seq} (${event.type}) of run ${runId}`);
-  }
-
-  private serializePayload(value: unknown, what: string): string {
-    const json = JSON.stringify(value);
-    const bytes = Buffer.byteLength(json);
-    if (bytes > this.maxPayloadBytes) throw new PayloadTooLargeError(what, bytes, this.maxPayloadBytes);
-    return json;
+    return JSON.stringify(event);
   }
 
   private toRecord(runId: string, hash: Record<string, string>): RunRecord {

@@ -2,6 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { InvalidRunIdError, InvalidRunQueryError, VersionConflictError } from "../../lib/core/errors.ts";
 import type { WorkflowEvent } from "../../lib/core/events.ts";
 import type { EventStore, NewRun, RunQuery, RunRecord } from "../../lib/ports/event-store.ts";
+import { describePayloadLimitsContract } from "./payload-limits-contract.ts";
 
 /** Makes a fresh, empty store for each test; `cleanup` runs after it is closed. */
 export interface StoreHarness {
@@ -464,5 +465,7 @@ export function describeEventStoreContract(name: string, harness: StoreHarness):
       expect(events[0]).toEqual(fixture.startedEvent);
       expect((await store.getRun(runId))?.input).toEqual(fixture.run.input);
     });
+
+    describePayloadLimitsContract(() => store);
   });
 }

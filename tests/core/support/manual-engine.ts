@@ -3,6 +3,7 @@ import type {
   ActivationTask,
   Clock,
   EventStore,
+  QueueLimits,
   StepTask,
   TaskQueue,
   TelemetryFactory,
@@ -16,6 +17,9 @@ import { MemoryStorage } from "tsworkflow/local";
 export class RecordingQueue implements TaskQueue {
   readonly activations: ActivationTask[] = [];
   readonly steps: StepTask[] = [];
+
+  /** @param limits what the queue declares it can carry (see `TaskQueue.limits`) */
+  constructor(readonly limits?: QueueLimits) {}
 
   async enqueueActivation(task: ActivationTask): Promise<void> {
     this.activations.push(structuredClone(task));
@@ -95,10 +99,11 @@ export function manualEngine(
     cacheSize?: number;
     inlineSteps?: boolean;
     telemetry?: TelemetryFactory;
+    queueLimits?: QueueLimits;
   } = {},
 ): ManualEngine {
   const store = options.store ?? new MemoryStorage();
-  const queue = new RecordingQueue();
+  const queue = new RecordingQueue(options.queueLimits);
   const timers = new RecordingTimers();
   const clock = new ManualClock();
   const engine = new Engine({

@@ -29,15 +29,12 @@ export function taskTooLarge(
   task: StepTask,
   limits: QueueLimits | undefined,
 ): PayloadTooLargeError | undefined {
-  const max = limits?.maxTaskBytes;
-  if (max === undefined || max === Number.POSITIVE_INFINITY) return undefined;
+  const max = limits?.maxTaskBytes ?? Number.POSITIVE_INFINITY;
+  // An unlimited queue costs no measuring.
+  if (max === Number.POSITIVE_INFINITY) return undefined;
   const bytes = jsonBytes(task);
   if (bytes <= max) return undefined;
-  return new PayloadTooLargeError(
-    `The task of step "${task.stepName}" (${task.stepId}, attempt ${task.attempt}) with its input`,
-    bytes,
-    max,
-  );
+  return new PayloadTooLargeError(`The task of step ${task.stepId} (attempt ${task.attempt})`, bytes, max);
 }
 
 /**
@@ -63,44 +60,21 @@ export function failedAttempt(task: StepTask, error: TsWorkflowError, recordedAt
   };
 }
 
-/** Longest name or code kept when an error is cut (they are short identifiers). */
-const IDENTIFIER_BYTES = 200;
-
 /**
  * The error of a failed attempt as the store will hold it: as it is when it fits `maxPayloadBytes`;
- * otherwise without its stack and, if that is not enough, with its message cut (and saying so). Its
- * name, code and `retryAfterMs` stay, so the step's retry policy treats it as it would the whole error.
+ * otherwise without its stack and, if that is not enough, with its message cut to a sixth of the limit
+ * (a character is at most 6 bytes of JSON, so it always fits) and saying so. Its name, code and
+ * `retryAfterMs` stay, so the step's retry policy treats it as it would the whole error.
  */
 export function storableError(error: SerializedError, maxPayloadBytes: number): SerializedError {
-  if (jsonBytes(error) <= maxPayloadBytes) return error;
   const bytes = jsonBytes(error);
-  const cut: SerializedError = {
-    name: cutToBytes(error.name, IDENTIFIER_BYTES),
-    message: error.message,
-    ...(error.code === undefined ? {} : { code: cutToBytes(error.code, IDENTIFIER_BYTES) }),
-    ...(error.retryAfterMs === undefined ? {} : { retryAfterMs: error.retryAfterMs }),
-  };
-  if (jsonBytes(cut) <= maxPayloadBytes) return cut;
-  const note = ` [cut: the error was ${bytes} bytes, over the limit of ${maxPayloadBytes}]`;
-  // Escapes make JSON longer than the text: halve the room until the message fits.
-  let room = maxPayloadBytes - jsonBytes({ ...cut, message: note });
-  for (;;) {
-    const message = `${cutToBytes(error.message, Math.max(0, room))}${note}`;
-    if (room <= 0 || jsonBytes({ ...cut, message }) <= maxPayloadBytes) return { ...cut, message };
-    room = Math.floor(room / 2);
-  }
+  if (bytes <= maxPayloadBytes) return error;
+  const { stack: _, ...cut } = error;
+  if (jsonBytes(cut) > maxPayloadBytes)
+    cut.message = `${error.message.slice(0, Math.max(0, maxPayloadBytes / 6 - 100))} [cut: the error was ${bytes} bytes, over the limit of ${maxPayloadBytes}]`;
+  return cut;
 }
 
 function jsonBytes(value: unknown): number {
   return Buffer.byteLength(JSON.stringify(value));
-}
-
-/** The longest start of `text` within `bytes` UTF-8 bytes, never splitting a character. */
-function cutToBytes(text: string, bytes: number): string {
-  const buffer = Buffer.from(text);
-  if (buffer.length <= bytes) return text;
-  let end = bytes;
-  // A continuation byte (10xxxxxx) belongs to the character before it.
-  while (end > 0 && ((buffer[end] ?? 0) & 0xc0) === 0x80) end -= 1;
-  return buffer.subarray(0, end).toString();
 }

@@ -151,7 +151,7 @@ describe("DynamoDBStorage beyond the contract", () => {
     const read = store.getRun("run_missing_table");
     // Assess
     await expect(read).rejects.toBeInstanceOf(ConfigurationError);
-    await expect(read).rejects.toThrow(/"tsworkflow-missing" does not exist.*createTable\(\)/);
+    await expect(read).rejects.toThrow(/No DynamoDB table "tsworkflow-missing" here: .*createTable\(\)/);
     await store.close();
   });
 

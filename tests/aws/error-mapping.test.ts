@@ -51,7 +51,7 @@ describe("mapDynamoDBError", () => {
     const missing = new ResourceNotFoundException({ message: "Requested resource not found", $metadata: {} });
     const error = mapDynamoDBError(missing, "orders-table") as Error;
     expect(error).toBeInstanceOf(ConfigurationError);
-    expect(error.message).toContain('"orders-table" does not exist');
+    expect(error.message).toContain('No DynamoDB table "orders-table" here');
     expect(error.cause).toBe(missing);
   });
 

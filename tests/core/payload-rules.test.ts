@@ -40,9 +40,7 @@ describe("taskTooLarge", () => {
     // Assess
     expect(atLimit).toBeUndefined();
     expect(over).toBeInstanceOf(PayloadTooLargeError);
-    expect(over?.message).toContain(
-      `The task of step "upload" (upload#0, attempt 2) with its input is ${max + 1} bytes`,
-    );
+    expect(over?.message).toContain(`The task of step upload#0 (attempt 2) is ${max + 1} bytes`);
   });
 
   it("counts UTF-8 bytes, not characters", () => {

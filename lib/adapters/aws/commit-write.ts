@@ -22,7 +22,7 @@ export function validCommit(
     );
     if (parsed.seq !== expectedVersion + index + 1 || parsed.runId !== runId) {
       throw new InvalidEventError(
-        `Event ${index + 1} of a commit to run ${runId} at version ${expectedVersion} has runId ${parsed.runId} and seq ${parsed.seq}; expected ${runId} and ${expectedVersion + index + 1}. This is a bug in the caller.`,
+        `Event ${index + 1} of a commit to run ${runId} at version ${expectedVersion} is seq ${parsed.seq} of run ${parsed.runId}: a bug in the caller.`,
       );
     }
     return parsed;

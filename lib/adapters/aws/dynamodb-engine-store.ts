@@ -20,7 +20,6 @@ import { isBoundary, knownDocumentVersion } from "./commit-boundary.ts";
 import { commitItems, readCommits } from "./commit-items.ts";
 import { putCommit, validCommit } from "./commit-write.ts";
 import { readRun, repairDocument, updateDocument, writeTagItems } from "./document-sync.ts";
-import { mappingErrors } from "./dynamodb-errors.ts";
 import { freeKey } from "./idempotency-keys.ts";
 import { COMMIT_PREFIX, runPk } from "./keys.ts";
 import { S3_MAX_PAYLOAD_BYTES } from "./limits.ts";
@@ -99,7 +98,7 @@ export class DynamoDBEngineStore implements EventStore {
     });
     const payloads = options.payloads;
     this.context = {
-      documents: mappingErrors(documents, options.tableName),
+      documents,
       tableName: options.tableName,
       payloads,
       reader: () => {
@@ -132,7 +131,7 @@ export class DynamoDBEngineStore implements EventStore {
   listRuns(_query?: RunQuery): Promise<RunPage> {
     return Promise.reject(
       new ConfigurationError(
-        "This store (the Lambda handlers' DynamoDBEngineStore) does not list runs: list them with createClient().listRuns() or a DynamoDBStorage from tsworkflow/aws.",
+        "DynamoDBEngineStore does not list runs: use createClient().listRuns() or a DynamoDBStorage.",
       ),
     );
   }

@@ -12,7 +12,7 @@ import { ConfigurationError } from "../../core/errors.ts";
 export function mapDynamoDBError(error: unknown, tableName: string): unknown {
   if ((error as Error | undefined)?.name === "ResourceNotFoundException")
     return new ConfigurationError(
-      `The DynamoDB table "${tableName}" does not exist in this account and region: create it with createTable() from tsworkflow/aws or deploy the DurableWorkflows construct, and pass its name as tableName.`,
+      `No DynamoDB table "${tableName}" here: deploy the DurableWorkflows construct or call createTable(), and pass its name.`,
       { cause: error },
     );
   return error;

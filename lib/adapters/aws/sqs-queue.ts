@@ -179,9 +179,7 @@ export function mapSqsError(
   cause?: unknown,
 ): Error {
   if (code === "QueueDoesNotExist" || code === "AWS.SimpleQueueService.NonExistentQueue")
-    return new ConfigurationError(
-      `The queue ${queueUrl} does not exist: deploy the stack, or check the queue URLs in the configuration.`,
-    );
+    return new ConfigurationError(`No SQS queue ${queueUrl}: deploy the stack, or check the queue URLs.`);
   if (/TooLong|shorter than/i.test(`${code} ${message}`))
     return new PayloadTooLargeError(`A message to ${queueUrl}`, bytes, SQS_MESSAGE_LIMIT_BYTES);
   if (cause instanceof Error) return cause;
@@ -325,11 +323,7 @@ export class SqsTaskQueue implements TaskQueue {
     }
     // Only with characters SQS needs escaped (they make the body longer than the task's JSON, which the
     // engine checked against `limits`): the engine fails the attempt the same way.
-    throw new PayloadTooLargeError(
-      `The task of step "${task.stepName}" (${task.stepId}, attempt ${task.attempt}) with its input`,
-      bytes,
-      this.maxMessageBytes,
-    );
+    throw new PayloadTooLargeError(`The message of step ${task.stepId}`, bytes, this.maxMessageBytes);
   }
 
   /** Sends a timer message to the step queue, delivered after `delaySeconds` (0 to 900). */

@@ -378,6 +378,8 @@ export class Engine {
   ): Promise<InlineStep | undefined> {
     const { runId } = task;
     assertRunId(runId);
+    // The activation's time: its new events are stamped with it, and what is due is due by it.
+    const now = this.clock.now();
     // A warm run is advanced from memory without reading its document or log: if someone else wrote to
     // the log meanwhile, the conditional commit fails and the run is replayed from the log.
     let execution = this.cache?.get(runId);
@@ -404,7 +406,7 @@ export class Engine {
       // A run of a workflow with a concurrency or rate limit starts once both let it; until then it stays pending.
       if ((await this.runLimits?.admit(run, events)) === false) return undefined;
       execution = await RunExecution.replay(definition, events, {
-        now: this.clock.now(),
+        now,
         status: run.status,
         maxPayloadBytes: this.maxPayloadBytes,
       });
@@ -421,7 +423,7 @@ export class Engine {
       execution,
       { cause: task.cause, redelivered: task.redelivered, outcomes },
       {
-        now: this.clock.now(),
+        now,
         maxEventsPerRun: this.maxEventsPerRun,
         warnEventsPerRun: this.warnEventsPerRun,
       },

@@ -17,7 +17,12 @@ const CANCEL = "$cancel";
 const SIGNAL = "$signal:";
 const CHILD = "$child:";
 
-/** The reserved outcome ids (always attempt 1). */
+/**
+ * The reserved outcome ids (always attempt 1).
+ * @example
+ * import { inboxIds } from "tsworkflow/engine";
+ * const outcome = { runId, stepId: inboxIds.cancel, attempt: 1, recordedAt, ok: true, result: { reason: "stop" } };
+ */
 export const inboxIds = {
   /** The cancellation request of a run (one per run: a second request finds it stored). */
   cancel: CANCEL,
@@ -27,7 +32,13 @@ export const inboxIds = {
   child: (childId: string): string => `${CHILD}${childId}`,
 };
 
-/** Reads an outcome id. */
+/**
+ * Reads an outcome id: what a store or a queue needs to know of an outcome it holds.
+ * @example
+ * import { inboxIds, readInboxId } from "tsworkflow/engine";
+ * readInboxId(inboxIds.child("charge#0")); // { kind: "child", childId: "charge#0" }
+ * readInboxId("charge#0"); // { kind: "step", stepId: "charge#0" }
+ */
 export function readInboxId(stepId: string): InboxEntry {
   if (!isFromOutside(stepId)) return { kind: "step", stepId };
   if (stepId === CANCEL) return { kind: "cancel" };
@@ -35,7 +46,12 @@ export function readInboxId(stepId: string): InboxEntry {
   return { kind: "signal", signalId: stepId };
 }
 
-/** True for an outcome that came from outside the run (no step of the run has such an id). */
+/**
+ * True for an outcome that came from outside the run (no step of the run has such an id).
+ * @example
+ * import { isFromOutside } from "tsworkflow/engine";
+ * if (isFromOutside(task.cause.stepId)) console.log("a cancellation, an event or a child's result");
+ */
 export function isFromOutside(stepId: string): boolean {
   return stepId.startsWith("$");
 }

@@ -1,19 +1,17 @@
 import { randomUUID } from "node:crypto";
 import { runInStep } from "../core/context.ts";
 import {
-  CancelledError,
   ConfigurationError,
   describe,
   IdempotencyConflictError,
   InvalidRunStateError,
   RunNotFoundError,
-  type SerializedError,
   StepNotFoundError,
   VersionConflictError,
   WorkflowNotFoundError,
   WorkflowVersionNotFoundError,
 } from "../core/errors.ts";
-import type { EventDraft, EventOf, WorkflowEvent } from "../core/events.ts";
+import type { EventDraft, WorkflowEvent } from "../core/events.ts";
 import { assertIdempotencyKey, assertRunId, newRunId } from "../core/ids.ts";
 import { getLogger } from "../core/logger.ts";
 import { LruMap } from "../core/lru-map.ts";
@@ -36,13 +34,21 @@ import {
   type StepOutcome,
 } from "../ports/event-store.ts";
 import { inboxIds } from "../ports/inbox.ts";
-import type { StartOptions, StartResult } from "../ports/runtime.ts";
+import type { StartResult } from "../ports/runtime.ts";
 import type { ActivationTask, RunLease, StepTask, TaskQueue } from "../ports/task-queue.ts";
 import type { Timers } from "../ports/timers.ts";
-import { continuationKeyOf, continuationRunIdOf } from "./continuation.ts";
+import { continuationRunIdOf } from "./continuation.ts";
 import { decide } from "./decide.ts";
-import { type ChildWait, RunExecution } from "./execution.ts";
+import { RunExecution } from "./execution.ts";
 import type { RunLimits } from "./run-limits.ts";
+import {
+  cancelChild,
+  type LinkedStartOptions,
+  notifyParent,
+  redoAfterFinish,
+  startChild,
+  startContinuation,
+} from "./run-links.ts";
 import type { StepLimits } from "./step-limits.ts";
 import { unenforcedLimit } from "./unenforced-limits.ts";
 import { oldestAttemptOut, type Send } from "./waits/index.ts";
@@ -105,13 +111,6 @@ export interface EngineOptions {
    * @default none
    */
   telemetry?: TelemetryFactory;
-}
-
-/** How a child run knows its parent (set by the engine when a workflow calls `runChild`). */
-interface ChildLink {
-  runId: string;
-  childId: string;
-  childRunId: string;
 }
 
 const MAX_CONFLICT_RETRIES = 8;
@@ -186,12 +185,7 @@ export class Engine {
   async start(
     workflow: AnyWorkflow | string,
     args: unknown[],
-    options: StartOptions & {
-      parent?: ChildLink;
-      traceparent?: string | undefined;
-      /** The run this one continues (`continueAsNew`): the new run's id follows from it. */
-      continuedFrom?: string;
-    } = {},
+    options: LinkedStartOptions = {},
   ): Promise<StartResult> {
     const definition = typeof workflow === "string" ? this.registry.findWorkflow(workflow) : workflow;
     if (!definition) throw new WorkflowNotFoundError(String(workflow));
@@ -249,7 +243,7 @@ export class Engine {
     deadline: number | undefined,
     tags: RunTags | undefined,
     traceparent: string | undefined,
-    options: StartOptions & { parent?: ChildLink; continuedFrom?: string },
+    options: LinkedStartOptions,
   ): Promise<StartResult> {
     const run: RunRecord = {
       runId,
@@ -453,10 +447,10 @@ export class Engine {
     if (terminal) await this.runLimits?.finished(runId, execution.started);
     await Promise.all([
       ...decision.cancelledTimers.map((timerId) => this.timers.cancel(runId, timerId)),
-      ...decision.cancelledChildren.map((childRunId) => this.cancelChild(childRunId)),
-      ...(terminal ? [this.notifyParent(execution, terminal)] : []),
+      ...decision.cancelledChildren.map((childRunId) => cancelChild(this, childRunId)),
+      ...(terminal ? [notifyParent(this, execution, terminal)] : []),
       ...(terminal?.type === "workflow_continued_as_new"
-        ? [this.startContinuation(execution.runId, execution.started, terminal.input, execution.tags)]
+        ? [startContinuation(this, execution.runId, execution.started, terminal.input, execution.tags)]
         : []),
     ]);
     if (terminal) {
@@ -512,7 +506,7 @@ export class Engine {
             task: { runId, cause: { kind: "timer", timerId } },
           });
         }
-        if (send.type === "child") return this.startChild(execution, send.wait, traceparent);
+        if (send.type === "child") return startChild(this, execution, send.wait, traceparent);
         if (send.wait.stepId === inlineStepId) return undefined;
         return this.queue.enqueueStep(this.stepTask(execution, send.wait, send.wait.startedSeq, traceparent));
       }),
@@ -656,122 +650,11 @@ export class Engine {
     return { delivered: stored };
   }
 
-  /** Creates (once) the child run a parent's `child_started` names. */
-  private async startChild(parent: RunExecution, child: ChildWait, traceparent?: string): Promise<void> {
-    const link = { runId: parent.runId, childId: child.childId, childRunId: child.childRunId };
-    const { created } = await this.start(child.workflowName, child.input, {
-      idempotencyKey: `child:${child.childRunId}`,
-      parent: link,
-      ...(traceparent === undefined ? {} : { traceparent }),
-    });
-    if (created) return;
-    // Started before: if it already finished and its parent missed the news (a crash), tell it again.
-    const existing = await this.store.getRun(child.childRunId);
-    if (existing && FINISHED_STATUSES.has(existing.status)) await this.notifyParentOf(existing, link);
-  }
-
-  private async cancelChild(childRunId: string): Promise<void> {
-    try {
-      await this.cancelRun(childRunId, "its parent run was cancelled");
-    } catch (error) {
-      if (!(error instanceof InvalidRunStateError || error instanceof RunNotFoundError)) throw error;
-    }
-  }
-
-  /**
-   * Starts (once) the run that continues `runId` with the workflow's current code, the same tags and, for a
-   * child run, the same parent: the end of the chain reports to it.
-   */
-  private async startContinuation(
-    runId: string,
-    started: EventOf<"workflow_started">,
-    input: unknown[],
-    tags: RunTags | undefined,
-  ): Promise<void> {
-    const definition = this.registry.findWorkflow(started.workflowName);
-    if (!definition) throw new WorkflowNotFoundError(started.workflowName);
-    const parent = started.parent;
-    await this.start(definition, input, {
-      idempotencyKey: continuationKeyOf(runId),
-      continuedFrom: runId,
-      ...(tags && Object.keys(tags).length > 0 ? { tags } : {}),
-      ...(parent ? { parent: { ...parent, childRunId: continuationRunIdOf(runId) } } : {}),
-      ...(started.traceparent === undefined ? {} : { traceparent: started.traceparent }),
-    });
-  }
-
-  /** A finished child run hands its result or error to its parent (a continued one leaves that to its chain's end). */
-  private async notifyParent(execution: RunExecution, terminal: EventDraft): Promise<void> {
-    const parent = execution.started.parent;
-    if (!parent || terminal.type === "workflow_continued_as_new") return;
-    const outcome =
-      terminal.type === "workflow_completed"
-        ? { ok: true as const, result: terminal.result }
-        : {
-            ok: false as const,
-            error:
-              terminal.type === "workflow_failed"
-                ? terminal.error
-                : serializeError(new CancelledError(`Child run ${execution.runId} was cancelled`)),
-          };
-    await this.putChildOutcome(parent.runId, parent.childId, outcome);
-  }
-
-  /**
-   * An activation of a finished run may be the redelivery of its last one, whose worker died between the
-   * final commit and what follows it: do that again (each part is idempotent). A child run tells its
-   * parent; a cancelled run cancels the children it was still waiting for.
-   */
+  /** What follows a run's finish, again (see `redoAfterFinish` in run-links.ts), after the run's slot is let go. */
   private async finishAgain(run: RunRecord): Promise<void> {
     // The run's slot, if a crash came between its last commit and the release.
     await this.runLimits?.finished(run.runId);
-    const isChild =
-      (run.idempotencyKey?.startsWith("child:") || run.idempotencyKey?.startsWith("continue:")) ?? false;
-    if (!isChild && run.status !== "cancelled" && run.status !== "continued") return;
-    const events = await this.store.getEvents(run.runId);
-    const [started] = events;
-    if (run.status === "continued") {
-      const last = events.findLast((event) => event.type === "workflow_continued_as_new");
-      if (started?.type === "workflow_started" && last?.type === "workflow_continued_as_new")
-        await this.startContinuation(run.runId, started, last.input, run.tags);
-      return;
-    }
-    const parent = isChild && started?.type === "workflow_started" ? started.parent : undefined;
-    if (parent) await this.notifyParentOf(run, { ...parent, childRunId: run.runId });
-    if (run.status !== "cancelled") return;
-    const ended = new Set<string>();
-    for (const event of events)
-      if (event.type === "child_completed" || event.type === "child_failed") ended.add(event.childRunId);
-    const waitedFor = events.flatMap((event) =>
-      event.type === "child_started" && !ended.has(event.childRunId) ? [event.childRunId] : [],
-    );
-    await Promise.all(waitedFor.map((childRunId) => this.cancelChild(childRunId)));
-  }
-
-  private async notifyParentOf(child: RunRecord, link: ChildLink): Promise<void> {
-    const outcome =
-      child.status === "completed"
-        ? { ok: true as const, result: child.result ?? null }
-        : {
-            ok: false as const,
-            error:
-              child.error ?? serializeError(new CancelledError(`Child run ${child.runId} was cancelled`)),
-          };
-    await this.putChildOutcome(link.runId, link.childId, outcome);
-  }
-
-  private async putChildOutcome(
-    parentRunId: string,
-    childId: string,
-    outcome: { ok: true; result: unknown } | { ok: false; error: SerializedError },
-  ): Promise<void> {
-    const stepId = inboxIds.child(childId);
-    const recordedAt = this.recordedAt();
-    await this.store.putOutcome({ runId: parentRunId, stepId, attempt: 1, recordedAt, ...outcome });
-    await this.enqueueActivation({
-      runId: parentRunId,
-      cause: { kind: "outcome", stepId, attempt: 1 },
-    });
+    await redoAfterFinish(this, run);
   }
 
   /**
@@ -849,7 +732,8 @@ export class Engine {
    * When an outcome was stored: strictly increasing within this engine, so outcomes stored in the same
    * millisecond (events sent one after the other, a virtual clock) are applied in the order they came.
    */
-  private recordedAt(): string {
+  /** @internal */
+  recordedAt(): string {
     this.lastRecordedAt = Math.max(this.clock.now(), this.lastRecordedAt + 1);
     return new Date(this.lastRecordedAt).toISOString();
   }

@@ -29,9 +29,9 @@ export function taskTooLarge(
   task: StepTask,
   limits: QueueLimits | undefined,
 ): PayloadTooLargeError | undefined {
-  const max = limits?.maxTaskBytes ?? Number.POSITIVE_INFINITY;
+  const max = limits?.maxTaskBytes ?? Infinity;
   // An unlimited queue costs no measuring.
-  if (max === Number.POSITIVE_INFINITY) return undefined;
+  if (max === Infinity) return undefined;
   const bytes = jsonBytes(task);
   if (bytes <= max) return undefined;
   return new PayloadTooLargeError(`The task of step ${task.stepId} (attempt ${task.attempt})`, bytes, max);
@@ -54,7 +54,7 @@ export function failedAttempt(task: StepTask, error: TsWorkflowError, recordedAt
     stepId: task.stepId,
     attempt: task.attempt,
     recordedAt,
-    ...(task.issueSeq === undefined ? {} : { issueSeq: task.issueSeq }),
+    issueSeq: task.issueSeq,
     ok: false,
     error: { name: error.name, message: error.message, code: error.code },
   };
@@ -71,7 +71,7 @@ export function storableError(error: SerializedError, maxPayloadBytes: number): 
   if (bytes <= maxPayloadBytes) return error;
   const { stack: _, ...cut } = error;
   if (jsonBytes(cut) > maxPayloadBytes)
-    cut.message = `${error.message.slice(0, Math.max(0, maxPayloadBytes / 6 - 100))} [cut: the error was ${bytes} bytes, over the limit of ${maxPayloadBytes}]`;
+    cut.message = `${error.message.slice(0, Math.max(0, maxPayloadBytes / 6 - 100))} [cut from ${bytes} bytes]`;
   return cut;
 }
 

@@ -120,7 +120,7 @@ describe("storableError", () => {
     expect(stored).toMatchObject({ name: "RetryableError", code: "RETRYABLE", retryAfterMs: 5_000 });
     expect(stored.stack).toBeUndefined();
     expect(stored.message.startsWith("HTTP 500: éé")).toBe(true);
-    expect(stored.message).toContain(`[cut: the error was ${bytesOf(big)} bytes, over the limit of 1000]`);
+    expect(stored.message).toContain(`[cut from ${bytesOf(big)} bytes]`);
     expect(stored.message).not.toContain("\uFFFD");
   });
 
@@ -128,6 +128,6 @@ describe("storableError", () => {
     const escaped = error("\u0001".repeat(5_000));
     const stored = storableError(escaped, 1_000);
     expect(bytesOf(stored)).toBeLessThanOrEqual(1_000);
-    expect(stored.message).toContain("[cut: the error was");
+    expect(stored.message).toContain("[cut from ");
   });
 });

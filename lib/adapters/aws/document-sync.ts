@@ -32,21 +32,18 @@ export async function updateDocument(
   context: StoreContext,
   facts: RunFacts,
   ttlSeconds: number,
-  change: {
-    runId: string;
-    version: number;
-    firstSeq: number;
-    patch: RunPatch;
-    events: readonly WorkflowEvent[];
-  },
+  runId: string,
+  version: number,
+  firstSeq: number,
+  patch: RunPatch,
+  events: readonly WorkflowEvent[],
 ): Promise<void> {
-  const { runId, version, patch, events } = change;
   const child = FINISHED_STATUSES.has(patch.status) ? await isChild(context, facts, runId) : false;
   const finishedAt = Date.parse(patch.updatedAt) || Date.now();
   const update = documentUpdate({
     runId,
     version,
-    firstSeq: change.firstSeq,
+    firstSeq,
     patch,
     due: dueAt(patch, events, child),
     expiresAt: Math.floor(finishedAt / 1000) + ttlSeconds,
@@ -83,13 +80,16 @@ export async function repairDocument(
     ...(terminal?.type === "workflow_failed" ? { error: terminal.error } : {}),
   };
   const version = head.end as number;
-  await updateDocument(context, facts, ttlSeconds, {
+  await updateDocument(
+    context,
+    facts,
+    ttlSeconds,
     runId,
     version,
-    firstSeq: version - events.length + 1,
+    version - events.length + 1,
     patch,
     events,
-  });
+  );
 }
 
 /**

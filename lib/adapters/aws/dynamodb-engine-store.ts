@@ -18,7 +18,7 @@ import type {
 } from "../../ports/event-store.ts";
 import { isBoundary, knownDocumentVersion } from "./commit-boundary.ts";
 import { commitItems, readCommits } from "./commit-items.ts";
-import { putCommit, validCommit } from "./commit-write.ts";
+import { putCommit } from "./commit-write.ts";
 import { readRun, repairDocument, updateDocument, writeTagItems } from "./document-sync.ts";
 import { freeKey } from "./idempotency-keys.ts";
 import { COMMIT_PREFIX, runPk } from "./keys.ts";
@@ -166,24 +166,26 @@ export class DynamoDBEngineStore implements EventStore {
     patch: RunPatch,
   ): Promise<CommitResult> {
     assertRunId(runId);
-    const valid = validCommit(runId, expectedVersion, events);
+    // The engine built these events: they are checked when read back (see `readCommits`), not here.
     if (!(await isBoundary(this.context, this.facts, runId, expectedVersion)))
       throw new VersionConflictError(runId, expectedVersion);
-    const version = expectedVersion + valid.length;
-    if (valid.length > 0) {
+    const version = expectedVersion + events.length;
+    if (events.length > 0) {
       const meta = { status: patch.status, updatedAt: patch.updatedAt };
-      const items = await commitItems(this.context, runId, expectedVersion + 1, valid, meta);
+      const items = await commitItems(this.context, runId, expectedVersion + 1, events, meta);
       await putCommit(this.context, runId, expectedVersion, items);
       this.facts.learn(runId, { boundary: version });
     }
-    const firstSeq = expectedVersion + 1;
-    await updateDocument(this.context, this.facts, this.ttlSeconds, {
+    await updateDocument(
+      this.context,
+      this.facts,
+      this.ttlSeconds,
       runId,
       version,
-      firstSeq,
+      expectedVersion + 1,
       patch,
-      events: valid,
-    });
+      events,
+    );
     if (patch.tags) await writeTagItems(this.context, runId, patch.tags);
     // Whether outcomes wait would take a query: the engine lists them when it needs to.
     return {};

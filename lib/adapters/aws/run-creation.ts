@@ -1,7 +1,6 @@
 import { TransactionCanceledException } from "@aws-sdk/client-dynamodb";
 import { TransactWriteCommand } from "@aws-sdk/lib-dynamodb";
 import { VersionConflictError } from "../../core/errors.ts";
-import { parseEvent } from "../../core/events.ts";
 import type { CreateRunResult, NewRun, RunRecord } from "../../ports/event-store.ts";
 import { commitItems, type Item, transactionToken } from "./commit-items.ts";
 import { readRun } from "./document-sync.ts";
@@ -24,7 +23,8 @@ export async function createRunItems(
   facts: RunFacts,
   { run, startedEvent }: NewRun,
 ): Promise<CreateRunResult> {
-  const event = parseEvent(startedEvent, `run ${run.runId}`);
+  // The engine built the event: it is checked when read back, not here.
+  const event = startedEvent;
   const parent = event.type === "workflow_started" ? event.parent : undefined;
   const commit = await commitItems(context, run.runId, 1, [event], {
     status: run.status,

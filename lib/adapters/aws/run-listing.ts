@@ -4,7 +4,7 @@ import { RUN_STATUSES, type RunPage, type RunQuery, type RunRecord } from "../..
 import { decodeRunCursor, encodeRunCursor, pageLimit } from "../../ports/run-cursor.ts";
 import type { Item } from "./commit-items.ts";
 import { dueKey, gsiSortKey, RUN_SK, runPk, shards, statusKey, tagIndexKey, workflowKey } from "./keys.ts";
-import { unlessConditionFailed } from "./queries.ts";
+import { pause, unlessConditionFailed } from "./queries.ts";
 import { tagsOf, toRecord } from "./run-document.ts";
 import type { StoreContext } from "./store-context.ts";
 import { TABLE_SCHEMA } from "./table-schema.ts";
@@ -117,8 +117,7 @@ export async function readDocuments(
       );
       for (const item of result.Responses?.[context.tableName] ?? []) found.set(item.pk as string, item);
       keys = (result.UnprocessedKeys?.[context.tableName]?.Keys ?? []) as typeof keys;
-      if (keys.length > 0)
-        await new Promise((resolve) => setTimeout(resolve, Math.min(1000, 20 * 2 ** round)));
+      if (keys.length > 0) await pause(Math.min(1000, 20 * 2 ** round));
     }
   }
   return found;

@@ -11,21 +11,23 @@ import type { ActivationTask, QueueLimits, StepTask, TaskQueue } from "../../por
 import { byteLength, SQS_MESSAGE_LIMIT_BYTES } from "./limits.ts";
 import type { PayloadRef, S3Payloads } from "./s3-payloads.ts";
 
+const nonEmpty = z.string().check(z.minLength(1));
+
 /**
  * Messages on the kit's queues: JSON bodies of `queueMessage`. Tasks are checked for what the handlers
  * rely on and otherwise passed through untouched (loose objects), so that a newer engine's fields and
  * activation causes survive the queue.
  */
 const activationTask = z.looseObject({
-  runId: z.string().check(z.minLength(1)),
-  cause: z.looseObject({ kind: z.string().check(z.minLength(1)) }),
+  runId: nonEmpty,
+  cause: z.looseObject({ kind: nonEmpty }),
 });
 
 const stepTask = z.looseObject({
-  runId: z.string().check(z.minLength(1)),
-  workflowName: z.string().check(z.minLength(1)),
-  stepId: z.string().check(z.minLength(1)),
-  stepName: z.string().check(z.minLength(1)),
+  runId: nonEmpty,
+  workflowName: nonEmpty,
+  stepId: nonEmpty,
+  stepName: nonEmpty,
   attempt: z.int().check(z.positive()),
   input: z.array(z.unknown()),
 });
@@ -45,7 +47,7 @@ export const queueMessage = z.discriminatedUnion("kind", [
   z.object({
     kind: z.literal("timer"),
     task: activationTask,
-    timerId: z.string().check(z.minLength(1)),
+    timerId: nonEmpty,
     fireAt: z.number(),
   }),
   /** On the standard step queue, sent by a recurring schedule: start the run of one tick (see `awsSchedules`). */
@@ -178,7 +180,8 @@ export function mapSqsError(
   bytes: number,
   cause?: unknown,
 ): Error {
-  if (code === "QueueDoesNotExist" || code === "AWS.SimpleQueueService.NonExistentQueue")
+  // QueueDoesNotExist (JSON protocol) or AWS.SimpleQueueService.NonExistentQueue (query protocol).
+  if (/QueueDoesNotExist|NonExistentQueue/.test(`${code}`))
     return new ConfigurationError(`No SQS queue ${queueUrl}: deploy the stack, or check the queue URLs.`);
   if (/TooLong|shorter than/i.test(`${code} ${message}`))
     return new PayloadTooLargeError(`A message to ${queueUrl}`, bytes, SQS_MESSAGE_LIMIT_BYTES);
@@ -279,9 +282,7 @@ export class SqsTaskQueue implements TaskQueue {
     this.inline = options.inline;
     this.maxMessageBytes = options.maxMessageBytes ?? SQS_MESSAGE_LIMIT_BYTES;
     this.limits = {
-      maxTaskBytes: this.payloads?.offloads
-        ? Number.POSITIVE_INFINITY
-        : this.maxMessageBytes - STEP_ENVELOPE_BYTES,
+      maxTaskBytes: this.payloads?.offloads ? Infinity : this.maxMessageBytes - STEP_ENVELOPE_BYTES,
     };
     this.workflowQueue = new BatchingSender(options.client, options.workflowQueueUrl, this.maxMessageBytes);
     this.stepQueue = new BatchingSender(options.client, options.stepQueueUrl, this.maxMessageBytes);

@@ -281,6 +281,29 @@ export function parseEvent(value: unknown, where: string): WorkflowEvent {
   );
 }
 
+/** Events the engine built itself: typed and checked as they were made, so a store need not parse them again. */
+const builtByEngine = new WeakSet<object>();
+
+/**
+ * Marks an event the engine has just built (its payloads already checked by `toJson`), so that stores
+ * take it without validating it again (`acceptEvent`). Returns the event. @internal
+ */
+export function builtEvent<E extends WorkflowEvent>(event: E): E {
+  builtByEngine.add(event);
+  return event;
+}
+
+/**
+ * What a store does with an event it is asked to write: one the engine built is taken as it is (zod costs
+ * more than the rest of a commit); any other (a hand-made commit, a copy) is validated like one read back.
+ * @throws InvalidEventError naming the run, the position and the field at fault
+ */
+export function acceptEvent(value: unknown, where: string): WorkflowEvent {
+  return typeof value === "object" && value !== null && builtByEngine.has(value)
+    ? (value as WorkflowEvent)
+    : parseEvent(value, where);
+}
+
 export function parseEvents(values: readonly unknown[], where: string): WorkflowEvent[] {
   return values.map((value, index) => parseEvent(value, `${where} (event ${index + 1})`));
 }

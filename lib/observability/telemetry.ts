@@ -52,6 +52,8 @@ export class Telemetry implements EngineTelemetry {
   private tracer: Tracer | undefined;
   private instruments: Instruments | undefined;
   private readonly ready: Promise<void>;
+  /** Set once `ready` has resolved: the hot paths then skip awaiting it (a turn of the event loop each). */
+  private loaded = false;
 
   /**
    * @param now the engine's clock (span times agree with the log's timestamps)
@@ -63,12 +65,15 @@ export class Telemetry implements EngineTelemetry {
   ) {
     this.ready = load().then(
       (api) => {
+        this.loaded = true;
         if (!api) return;
         this.api = api;
         this.tracer = api.trace.getTracer(INSTRUMENTATION_NAME);
         this.instruments = instrumentsOf(api);
       },
-      () => {},
+      () => {
+        this.loaded = true;
+      },
     );
   }
 
@@ -109,7 +114,7 @@ export class Telemetry implements EngineTelemetry {
 
   /** The span of one activation of a run, begun once the run is loaded; `end` is harmless when it never began. */
   async activation(task: ActivationTask): Promise<ActivationSpan> {
-    await this.ready;
+    if (!this.loaded) await this.ready;
     const { api, tracer } = this;
     const startTime = this.now();
     let span: Span | undefined;
@@ -127,8 +132,8 @@ export class Telemetry implements EngineTelemetry {
           });
         if (!api || !tracer || span) return;
         // What the run waits for now: applying the activation's events removes it from the live run.
+        // Only the fields telemetry reads: spreading the live run would copy all of its state.
         run = {
-          ...traced,
           runId: traced.runId,
           definition: traced.definition,
           started: traced.started,
@@ -168,7 +173,7 @@ export class Telemetry implements EngineTelemetry {
 
   /** Runs one step attempt inside its span (under the activation that sent it), which user code's spans join. */
   async stepAttempt(task: StepTask, attempt: () => Promise<StepOutcome>): Promise<StepOutcome> {
-    await this.ready;
+    if (!this.loaded) await this.ready;
     const { api, tracer } = this;
     if (!api || !tracer) return attempt();
     const parent = this.contextOf(task.traceparent) ?? api.ROOT_CONTEXT;

@@ -1,5 +1,5 @@
 import { VersionConflictError } from "../../core/errors.ts";
-import { acceptEvent, type WorkflowEvent } from "../../core/events.ts";
+import { acceptEvent, acceptEvents, type WorkflowEvent } from "../../core/events.ts";
 import { assertRunId } from "../../core/ids.ts";
 import type {
   CommitResult,
@@ -72,7 +72,7 @@ export function runState(run: RunRecord, events: WorkflowEvent[]): RunState {
  * that {@link FileStorage} keeps in front of its files.
  *
  * What it is given it keeps as it is, without a copy: the events of a commit (those the engine built are
- * taken unvalidated, see `acceptEvent`; the engine never changes an event or an outcome once it handed it
+ * taken unvalidated, see `acceptEvents`; the engine never changes an event or an outcome once it handed it
  * over), new runs and outcomes. What it hands out to readers (runs, logs, single outcomes) are copies; the
  * outcomes it lists for the engine are not.
  * @example
@@ -138,7 +138,7 @@ export class MemoryStorage implements EventStore {
     const state = this.state(runId);
     if (!state || state.run.version !== expectedVersion)
       throw new VersionConflictError(runId, expectedVersion);
-    const valid = events.map((event) => acceptEvent(event, `run ${runId}`));
+    const valid = acceptEvents(events, `run ${runId}`);
     const before = state.run;
     // Claim the version before any await, so a racing commit in this process sees it taken.
     state.run = applyPatch(before, patch, expectedVersion + valid.length);

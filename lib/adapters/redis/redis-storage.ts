@@ -5,7 +5,7 @@ import {
   type SerializedError,
   VersionConflictError,
 } from "../../core/errors.ts";
-import { acceptEvent, parseEvent, type WorkflowEvent } from "../../core/events.ts";
+import { acceptEvent, acceptEvents, parseEvent, type WorkflowEvent } from "../../core/events.ts";
 import { assertRunId } from "../../core/ids.ts";
 import { type RunTags, tagKey } from "../../core/tags.ts";
 import {
@@ -402,12 +402,8 @@ export class RedisStorage implements EventStore {
       throw new InvalidEventError(
         `Cannot commit run ${runId} with unknown status ${JSON.stringify(patch.status)}.`,
       );
-    const serialized = events.map((event, index) =>
-      this.serializeEvent(
-        acceptEvent(event, `run ${runId} (commit at version ${expectedVersion})`),
-        runId,
-        expectedVersion + index + 1,
-      ),
+    const serialized = acceptEvents(events, `run ${runId} (commit at version ${expectedVersion})`).map(
+      (event, index) => this.serializeEvent(event, runId, expectedVersion + index + 1),
     );
     const set: string[] = ["updatedAt", patch.updatedAt];
     const del: string[] = [];

@@ -6,7 +6,7 @@
  */
 import { writeFileSync } from "node:fs";
 import { Session } from "node:inspector/promises";
-import { w1 } from "./core.ts";
+import { w1, w1WithCpu } from "./core.ts";
 
 interface ProfileNode {
   id: number;
@@ -43,14 +43,6 @@ export function selfTimes(profile: Profile, top = 25): { share: number; ms: numb
     .map(([where, micros]) => ({ share: micros / all, ms: micros / 1000, where }));
 }
 
-/** W1 once, with the CPU time this process used per step (less sensitive to a busy machine than steps/s). */
-async function measured(): Promise<{ rate: number; cpuUsPerStep: number }> {
-  const before = process.cpuUsage();
-  const rate = await w1();
-  const used = process.cpuUsage(before);
-  return { rate, cpuUsPerStep: (used.user + used.system) / 2000 };
-}
-
 const rounds = Number(process.argv[2] ?? 3);
 const profiled = process.env.PROFILE !== "0";
 for (let round = 0; round < 5; round += 1) await w1();
@@ -61,12 +53,12 @@ if (profiled) {
   await session.post("Profiler.setSamplingInterval", { interval: 100 });
   await session.post("Profiler.start");
 }
-const results: { rate: number; cpuUsPerStep: number }[] = [];
-for (let round = 0; round < rounds; round += 1) results.push(await measured());
+const results: { stepsPerSecond: number; cpuMicrosPerStep: number }[] = [];
+for (let round = 0; round < rounds; round += 1) results.push(await w1WithCpu());
 const line = (pick: (r: (typeof results)[number]) => number) =>
   results.map((result) => pick(result).toFixed(0)).join(" / ");
 console.log(
-  `W1${profiled ? " under the profiler" : ""}: ${line((r) => r.rate)} steps/s, ${line((r) => r.cpuUsPerStep)} us CPU per step (this process, its threads included, setup and clean-up of each round included)`,
+  `W1${profiled ? " under the profiler" : ""}: ${line((r) => r.stepsPerSecond)} steps/s, ${line((r) => r.cpuMicrosPerStep)} us CPU per step`,
 );
 if (!profiled) process.exit(0);
 const { profile } = (await session.post("Profiler.stop")) as { profile: Profile };

@@ -161,7 +161,8 @@ export class Telemetry implements EngineTelemetry {
         span.setAttribute("tsworkflow.activation.events", events.length);
         const under = api.trace.setSpan(parent ?? api.ROOT_CONTEXT, span);
         for (const event of events)
-          telemetry.recordEvent(run, event, span, under, parent ?? api.ROOT_CONTEXT);
+          if (RECORDED_EVENTS.has(event.type))
+            telemetry.recordEvent(run, event, span, under, parent ?? api.ROOT_CONTEXT);
       },
       end(error) {
         if (!span) return;
@@ -331,6 +332,19 @@ export class Telemetry implements EngineTelemetry {
     span.setStatus({ code: 2, message: error.message });
   }
 }
+
+/** The events `recordEvent` makes spans or metrics of (most of a log, steps started and done, it does not). */
+const RECORDED_EVENTS = new Set<WorkflowEvent["type"]>([
+  "step_retrying",
+  "sleep_completed",
+  "hook_received",
+  "hook_timed_out",
+  "child_completed",
+  "child_failed",
+  "workflow_completed",
+  "workflow_failed",
+  "workflow_cancelled",
+]);
 
 function runAttributes(runId: string, workflowName: string): Attributes {
   return { "tsworkflow.run.id": runId, "tsworkflow.workflow": workflowName };

@@ -612,9 +612,14 @@ export class FileStorage extends MemoryStorage {
   }
 
   private write(fd: number, line: CommitLine): void {
-    const buffer = Buffer.from(`${JSON.stringify(line)}\n`);
-    let written = 0;
-    while (written < buffer.length) written += writeSync(fd, buffer, written);
+    const text = `${JSON.stringify(line)}\n`;
+    // The string as it is (no Buffer on the heap per commit); a short write, rare on a local file, goes on
+    // from where it stopped.
+    let written = writeSync(fd, text);
+    const length = Buffer.byteLength(text);
+    if (written === length) return;
+    const buffer = Buffer.from(text);
+    while (written < length) written += writeSync(fd, buffer, written);
   }
 
   private fdOf(runId: string): number {

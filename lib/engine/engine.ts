@@ -16,13 +16,25 @@ import {
   WorkflowNotFoundError,
   WorkflowVersionNotFoundError,
 } from "../core/errors.ts";
-import type { EventDraft, EventOf, WorkflowEvent } from "../core/events.ts";
+import {
+  builtEvent,
+  builtEvents,
+  type EventDraft,
+  type EventOf,
+  type WorkflowEvent,
+} from "../core/events.ts";
 import { assertIdempotencyKey, assertRunId, newRunId } from "../core/ids.ts";
 import { getLogger } from "../core/logger.ts";
 import { LruMap } from "../core/lru-map.ts";
 import { defaultRegistry, type Registry } from "../core/registry.ts";
 import { nextRetryDelay } from "../core/retry.ts";
-import { hashOf, MAX_PAYLOAD_BYTES, roundTrip, serializeError } from "../core/serialization.ts";
+import {
+  argumentsForUser,
+  hashOf,
+  MAX_PAYLOAD_BYTES,
+  roundTrip,
+  serializeError,
+} from "../core/serialization.ts";
 import { type RunTags, validateTags } from "../core/tags.ts";
 import { type AnyWorkflow, validateWorkflowInput } from "../core/workflow.ts";
 import {
@@ -290,7 +302,7 @@ export class Engine {
       ...(tags === undefined ? {} : { tags }),
       ...(definition.version === undefined ? {} : { workflowVersion: definition.version }),
     };
-    const startedEvent: WorkflowEvent = {
+    const startedEvent: WorkflowEvent = builtEvent({
       runId,
       seq: 1,
       timestamp,
@@ -305,7 +317,7 @@ export class Engine {
       ...(definition.version === undefined ? {} : { workflowVersion: definition.version }),
       ...(options.continuedFrom === undefined ? {} : { continuedFrom: options.continuedFrom }),
       ...this.runLimits?.admissionOf(definition, input),
-    };
+    });
     const result = await this.store.createRun({ run, startedEvent });
     if (!result.created) {
       const existing = result.run;
@@ -365,16 +377,13 @@ export class Engine {
 
   /** Runs `work` after the activations of the same run that came before it in this engine. */
   private serialized<T>(runId: string, work: () => Promise<T>): Promise<T> {
-    const previous = this.running.get(runId) ?? Promise.resolve();
-    const current = previous.then(work);
-    const tracked = current.then(
-      () => {},
-      () => {},
-    );
-    this.running.set(runId, tracked);
-    void tracked.then(() => {
+    const previous = this.running.get(runId);
+    const current = previous ? previous.then(work) : work();
+    const settled = () => {
       if (this.running.get(runId) === tracked) this.running.delete(runId);
-    });
+    };
+    const tracked: Promise<void> = current.then(settled, settled);
+    this.running.set(runId, tracked);
     return current;
   }
 
@@ -474,7 +483,7 @@ export class Engine {
     }
     if (newEvents.length > 0) {
       const last = newEvents[newEvents.length - 1] as WorkflowEvent;
-      await this.store.commit(runId, baseVersion, newEvents, {
+      await this.store.commit(runId, baseVersion, builtEvents(newEvents), {
         status,
         updatedAt: last.timestamp,
         ...(terminal?.type === "workflow_completed" ? { result: terminal.result } : {}),
@@ -487,7 +496,7 @@ export class Engine {
       if (terminal) this.onRunFinished?.(runId);
     }
     if (terminal) await this.runLimits?.finished(runId, execution.started);
-    await Promise.all([
+    const after = [
       ...effects.cancelledTimers.map((timerId) => this.timers.cancel(runId, timerId)),
       ...effects.cancelledChildren.map((childRunId) => this.cancelChild(childRunId)),
       ...(terminal ? [this.notifyParent(execution, terminal)] : []),
@@ -501,7 +510,9 @@ export class Engine {
             .filter((timerId) => !effects.cancelledTimers.includes(timerId))
             .map((timerId) => this.timers.cancel(runId, timerId))
         : []),
-    ]);
+    ];
+    // Most activations (a step done, the next one started) have nothing to do here: no await for nothing.
+    if (after.length > 0) await Promise.all(after);
     if (terminal) {
       this.cache?.delete(runId);
       return;
@@ -658,7 +669,7 @@ export class Engine {
       if (!execution.pendingHooks.has(hook.hookId)) continue;
       await execution.deliver({ type: "hook_timed_out", hookId: hook.hookId, eventName: hook.eventName });
     }
-    await this.deliverSignals(execution, signals);
+    if (signals.length > 0) await this.deliverSignals(execution, signals);
     return effects;
   }
 
@@ -796,7 +807,7 @@ export class Engine {
         sends.push(this.startChild(execution, child.childId, traceparent));
       if (execution.deadline !== undefined) timer(DEADLINE_TIMER, execution.deadline);
     }
-    await Promise.all(sends);
+    if (sends.length > 0) await Promise.all(sends);
   }
 
   /** A timer that fired before its time (clock skew, a coarse scheduler) is armed again, never lost. */
@@ -906,7 +917,7 @@ export class Engine {
         attempt,
         idempotencyKey: `${runId}:${stepId}`,
       };
-      const value = await runInStep(info, () => definition.run(...structuredClone(task.input)));
+      const value = await runInStep(info, () => definition.run(...argumentsForUser(task.input)));
       const result = roundTrip(
         value,
         `The result of step "${task.stepName}" (${stepId})`,

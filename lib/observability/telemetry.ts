@@ -11,12 +11,14 @@ import type { SerializedError } from "../core/errors.ts";
 import type { WorkflowEvent } from "../core/events.ts";
 import type { StepOutcome } from "../ports/event-store.ts";
 import type { ActivationTask, StepTask } from "../ports/task-queue.ts";
-import type {
-  ActivationSpan,
-  EngineTelemetry,
-  StartSpan,
-  TelemetryFactory,
-  TracedRun,
+import {
+  type ActivationSpan,
+  type EngineTelemetry,
+  type StartSpan,
+  type TelemetryFactory,
+  type TracedRun,
+  type TracedWait,
+  waitsOfKind,
 } from "./engine-telemetry.ts";
 import { loadOpenTelemetry, type OpenTelemetryApi } from "./open-telemetry.ts";
 import { formatTraceparent, parseTraceparent } from "./trace-context.ts";
@@ -118,7 +120,7 @@ export class Telemetry implements EngineTelemetry {
     const { api, tracer } = this;
     const startTime = this.now();
     let span: Span | undefined;
-    let run: TracedRun | undefined;
+    let run: RunSnapshot | undefined;
     let parent: Context | undefined;
     const telemetry = this;
     return {
@@ -137,9 +139,9 @@ export class Telemetry implements EngineTelemetry {
           runId: traced.runId,
           definition: traced.definition,
           started: traced.started,
-          pendingSleeps: new Map(traced.pendingSleeps),
-          pendingHooks: new Map(traced.pendingHooks),
-          pendingChildren: new Map(traced.pendingChildren),
+          sleeps: waitsOfKind(traced, "sleep", (sleep) => sleep.sleepId),
+          hooks: waitsOfKind(traced, "hook", (hook) => hook.hookId),
+          children: waitsOfKind(traced, "child", (child) => child.childId),
         };
         parent = telemetry.contextOf(traced.started.traceparent) ?? api.ROOT_CONTEXT;
         span = tracer.startSpan(
@@ -216,7 +218,7 @@ export class Telemetry implements EngineTelemetry {
 
   /** Spans and metrics for one newly committed event. */
   private recordEvent(
-    run: TracedRun,
+    run: RunSnapshot,
     event: WorkflowEvent,
     activation: Span,
     under: Context,
@@ -259,7 +261,7 @@ export class Telemetry implements EngineTelemetry {
         });
         return;
       case "sleep_completed": {
-        const sleep = run.pendingSleeps.get(event.sleepId);
+        const sleep = run.sleeps.get(event.sleepId);
         if (!sleep) return;
         this.instruments?.timerLateness.record(Math.max(0, end - sleep.resumeAt), workflow);
         child(`sleep ${event.sleepId}`, sleep.since, {
@@ -270,7 +272,7 @@ export class Telemetry implements EngineTelemetry {
       }
       case "hook_received":
       case "hook_timed_out": {
-        const hook = run.pendingHooks.get(event.hookId);
+        const hook = run.hooks.get(event.hookId);
         if (!hook) return;
         child(`wait ${event.eventName}`, hook.since, {
           "tsworkflow.wait.event": event.eventName,
@@ -280,7 +282,7 @@ export class Telemetry implements EngineTelemetry {
       }
       case "child_completed":
       case "child_failed": {
-        const pending = run.pendingChildren.get(event.childId);
+        const pending = run.children.get(event.childId);
         if (!pending) return;
         child(
           `child ${pending.workflowName}`,
@@ -345,6 +347,13 @@ const RECORDED_EVENTS = new Set<WorkflowEvent["type"]>([
   "workflow_failed",
   "workflow_cancelled",
 ]);
+
+/** A run as its activation began: what it waited on then (applying the activation's events ends those waits). */
+interface RunSnapshot extends Omit<TracedRun, "waits"> {
+  sleeps: Map<string, Extract<TracedWait, { kind: "sleep" }>>;
+  hooks: Map<string, Extract<TracedWait, { kind: "hook" }>>;
+  children: Map<string, Extract<TracedWait, { kind: "child" }>>;
+}
 
 function runAttributes(runId: string, workflowName: string): Attributes {
   return { "tsworkflow.run.id": runId, "tsworkflow.workflow": workflowName };

@@ -1,27 +1,21 @@
 import { randomUUID } from "node:crypto";
 import { runInStep } from "../core/context.ts";
-import { formatDuration } from "../core/durations.ts";
 import {
-  CancelledError,
   ConfigurationError,
   describe,
-  EventLimitExceededError,
   IdempotencyConflictError,
   InvalidRunStateError,
-  MaxDurationExceededError,
   RunNotFoundError,
-  type SerializedError,
   StepNotFoundError,
   VersionConflictError,
   WorkflowNotFoundError,
   WorkflowVersionNotFoundError,
 } from "../core/errors.ts";
-import type { EventDraft, EventOf, WorkflowEvent } from "../core/events.ts";
+import type { EventDraft, WorkflowEvent } from "../core/events.ts";
 import { assertIdempotencyKey, assertRunId, newRunId } from "../core/ids.ts";
 import { getLogger } from "../core/logger.ts";
 import { LruMap } from "../core/lru-map.ts";
 import { defaultRegistry, type Registry } from "../core/registry.ts";
-import { nextRetryDelay } from "../core/retry.ts";
 import { hashOf, MAX_PAYLOAD_BYTES, roundTrip, serializeError } from "../core/serialization.ts";
 import { type RunTags, validateTags } from "../core/tags.ts";
 import { type AnyWorkflow, validateWorkflowInput } from "../core/workflow.ts";
@@ -37,17 +31,27 @@ import {
   type EventStore,
   FINISHED_STATUSES,
   type RunRecord,
-  type RunStatus,
   type StepOutcome,
 } from "../ports/event-store.ts";
-import type { StartOptions, StartResult } from "../ports/runtime.ts";
+import { inboxIds } from "../ports/inbox.ts";
+import type { StartResult } from "../ports/runtime.ts";
 import type { ActivationTask, RunLease, StepTask, TaskQueue } from "../ports/task-queue.ts";
-import type { TimerRequest, Timers } from "../ports/timers.ts";
-import { continuationKeyOf, continuationRunIdOf } from "./continuation.ts";
+import type { Timers } from "../ports/timers.ts";
+import { continuationRunIdOf } from "./continuation.ts";
+import { decide } from "./decide.ts";
 import { RunExecution } from "./execution.ts";
 import type { RunLimits } from "./run-limits.ts";
+import {
+  cancelChild,
+  type LinkedStartOptions,
+  notifyParent,
+  redoAfterFinish,
+  startChild,
+  startContinuation,
+} from "./run-links.ts";
 import type { StepLimits } from "./step-limits.ts";
 import { unenforcedLimit } from "./unenforced-limits.ts";
+import { oldestAttemptOut, type Send } from "./waits/index.ts";
 
 /** Options of {@link Engine}. */
 export interface EngineOptions {
@@ -109,28 +113,10 @@ export interface EngineOptions {
   telemetry?: TelemetryFactory;
 }
 
-/** How a child run knows its parent (set by the engine when a workflow calls `runChild`). */
-interface ChildLink {
-  runId: string;
-  childId: string;
-  childRunId: string;
-}
-
 const MAX_CONFLICT_RETRIES = 8;
 export const DEFAULT_MAX_EVENTS_PER_RUN = 50_000;
 
 export const DEFAULT_WARN_EVENTS_PER_RUN = 10_000;
-
-/** Timer ids: sleeps use their sleep id; retries and the deadline have their own. */
-const retryTimerId = (stepId: string, attempt: number) => `retry:${stepId}:${attempt}`;
-const DEADLINE_TIMER = "deadline";
-/** Cancellation requests are stored as the outcome of this reserved step id: durable and idempotent in every store. */
-export const CANCEL_STEP_ID = "$cancel";
-/** `sendEvent` deliveries: `$signal:<eventName>:<id>`, stored as outcomes (durable, idempotent, kept until waited for). */
-const SIGNAL_PREFIX = "$signal:";
-/** A child run's result, stored as an outcome of its parent: `$child:<childId>`. */
-const CHILD_PREFIX = "$child:";
-const hookTimerId = (hookId: string) => `hook:${hookId}`;
 
 /** A step an activation runs itself, and the queue slot it holds meanwhile. */
 interface InlineStep {
@@ -138,25 +124,11 @@ interface InlineStep {
   release: () => void;
 }
 
-/** What an activation must do after its commit. */
-interface ActivationEffects {
-  cancelledTimers: string[];
-  cancelledChildren: string[];
-}
-
-const byRecordedAt = (a: StepOutcome, b: StepOutcome) =>
-  a.recordedAt === b.recordedAt ? (a.stepId < b.stepId ? -1 : 1) : a.recordedAt < b.recordedAt ? -1 : 1;
-
-/** The event name of a stored `sendEvent` delivery. */
-function signalName(signal: StepOutcome): string {
-  return signal.ok ? String((signal.result as { name?: unknown } | null)?.name ?? "") : "";
-}
-
 /**
- * The part of tsworkflow that decides. It is the same in every mode; only its ports change.
- * An activation loads a run, applies what arrived since (step outcomes, due timers), replays or
- * resumes the workflow to its next wait, commits the new events in one conditional write, and only
- * then sends step tasks and timers. Step executors are dumb: they run a step and store its outcome.
+ * The engine: the same in every mode; only its ports change. An activation loads a run, lets `decide`
+ * apply what arrived since (step outcomes, the inbox, due timers) and resume the workflow to its next
+ * wait, commits the new events in one conditional write, and only then sends step tasks and timers.
+ * Step executors are dumb: they run a step and store its outcome.
  */
 export class Engine {
   readonly store: EventStore;
@@ -213,12 +185,7 @@ export class Engine {
   async start(
     workflow: AnyWorkflow | string,
     args: unknown[],
-    options: StartOptions & {
-      parent?: ChildLink;
-      traceparent?: string | undefined;
-      /** The run this one continues (`continueAsNew`): the new run's id follows from it. */
-      continuedFrom?: string;
-    } = {},
+    options: LinkedStartOptions = {},
   ): Promise<StartResult> {
     const definition = typeof workflow === "string" ? this.registry.findWorkflow(workflow) : workflow;
     if (!definition) throw new WorkflowNotFoundError(String(workflow));
@@ -276,7 +243,7 @@ export class Engine {
     deadline: number | undefined,
     tags: RunTags | undefined,
     traceparent: string | undefined,
-    options: StartOptions & { parent?: ChildLink; continuedFrom?: string },
+    options: LinkedStartOptions,
   ): Promise<StartResult> {
     const run: RunRecord = {
       runId,
@@ -405,6 +372,8 @@ export class Engine {
   ): Promise<InlineStep | undefined> {
     const { runId } = task;
     assertRunId(runId);
+    // The activation's time: its new events are stamped with it, and what is due is due by it.
+    const now = this.clock.now();
     // A warm run is advanced from memory without reading its document or log: if someone else wrote to
     // the log meanwhile, the conditional commit fails and the run is replayed from the log.
     let execution = this.cache?.get(runId);
@@ -430,8 +399,11 @@ export class Engine {
       }
       // A run of a workflow with a concurrency or rate limit starts once both let it; until then it stays pending.
       if ((await this.runLimits?.admit(run, events)) === false) return undefined;
-      execution = await RunExecution.replay(definition, events, () => this.clock.now(), this.maxPayloadBytes);
-      execution.status = run.status;
+      execution = await RunExecution.replay(definition, events, {
+        now,
+        status: run.status,
+        maxPayloadBytes: this.maxPayloadBytes,
+      });
     }
     this.remember(execution);
     span.begin(execution);
@@ -441,30 +413,16 @@ export class Engine {
     const outcomes = execution.nonDeterminism
       ? []
       : withCarried(await this.store.listOutcomes(runId, oldestAttemptOut(execution)), carried);
-    // A cause already in the log was applied either by an earlier delivery of this activation, which may have
-    // died before sending what it committed, or by another activation, which sent it: only the queue can tell.
-    const resendAll =
-      task.cause.kind === "recover" ||
-      (task.redelivered !== false && this.isRedelivery(task, execution, baseVersion));
-    const wasSuspended = execution.status === "suspended";
-
-    const effects = execution.nonDeterminism
-      ? { cancelledTimers: [], cancelledChildren: [] }
-      : await this.advance(execution, outcomes, wasSuspended);
-
-    const terminal = this.terminalDraft(execution);
-    if (terminal) execution.append(terminal);
-    const status = statusOf(execution, terminal);
-    if (status === "suspended" && (!wasSuspended || execution.newEvents.length > 0)) {
-      const waiting = waitingFor(execution);
-      execution.append({
-        type: "workflow_suspended",
-        waitingFor: waiting.labels,
-        ...(waiting.resumeAt === undefined ? {} : { resumeAt: waiting.resumeAt }),
-      });
-    }
-
-    const newEvents = execution.newEvents;
+    const decision = await decide(
+      execution,
+      { cause: task.cause, redelivered: task.redelivered, outcomes },
+      {
+        now,
+        maxEventsPerRun: this.maxEventsPerRun,
+        warnEventsPerRun: this.warnEventsPerRun,
+      },
+    );
+    const { events: newEvents, terminal, status } = decision;
     if (warm && newEvents.length === 0) {
       // With nothing to commit, no conditional write would notice that another worker moved the log
       // past this warm copy (its outcome would look foreign): check the version before acting on it.
@@ -474,53 +432,40 @@ export class Engine {
     }
     if (newEvents.length > 0) {
       const last = newEvents[newEvents.length - 1] as WorkflowEvent;
-      await this.store.commit(runId, baseVersion, newEvents, {
+      await this.store.commit(runId, baseVersion, [...newEvents], {
         status,
         updatedAt: last.timestamp,
         ...(terminal?.type === "workflow_completed" ? { result: terminal.result } : {}),
         ...(terminal?.type === "workflow_failed" ? { error: terminal.error } : {}),
         ...(newEvents.some((event) => event.type === "tags_set") ? { tags: execution.tags } : {}),
       });
-      execution.markCommitted(status);
       span.committed(newEvents);
+      execution.markCommitted(status);
       this.logFinished(execution, terminal);
       if (terminal) this.onRunFinished?.(runId);
     }
     if (terminal) await this.runLimits?.finished(runId, execution.started);
     await Promise.all([
-      ...effects.cancelledTimers.map((timerId) => this.timers.cancel(runId, timerId)),
-      ...effects.cancelledChildren.map((childRunId) => this.cancelChild(childRunId)),
-      ...(terminal ? [this.notifyParent(execution, terminal)] : []),
+      ...decision.cancelledTimers.map((timerId) => this.timers.cancel(runId, timerId)),
+      ...decision.cancelledChildren.map((childRunId) => cancelChild(this, childRunId)),
+      ...(terminal ? [notifyParent(this, execution, terminal)] : []),
       ...(terminal?.type === "workflow_continued_as_new"
-        ? [this.startContinuation(execution.runId, execution.started, terminal.input, execution.tags)]
-        : []),
-      // A finished run's timers (its deadline, a wait's timeout, a sleep or a retry that lost a race)
-      // would fire for nothing, and each holds a Scheduler schedule on AWS.
-      ...(terminal
-        ? timerIdsOf(execution, this.clock.now())
-            .filter((timerId) => !effects.cancelledTimers.includes(timerId))
-            .map((timerId) => this.timers.cancel(runId, timerId))
+        ? [startContinuation(this, execution.runId, execution.started, terminal.input, execution.tags)]
         : []),
     ]);
     if (terminal) {
       this.cache?.delete(runId);
       return;
     }
-    const candidate = this.inlineSteps && !resendAll ? soleStepStarted(newEvents, this.registry) : undefined;
-    const candidateTask = candidate && this.stepTask(execution, candidate, candidate.seq, span.traceparent);
+    const candidate = this.inlineSteps ? decision.inline : undefined;
+    const candidateTask =
+      candidate && this.stepTask(execution, candidate, candidate.startedSeq, span.traceparent);
     // A queue that limits running steps must have a slot free; otherwise the step is queued as usual.
     const release =
       candidateTask && (this.queue.reserveStepSlot ? this.queue.reserveStepSlot(candidateTask) : () => {});
     const inline = release ? candidateTask : undefined;
     try {
-      await this.dispatch(
-        execution,
-        resendAll ? undefined : newEvents,
-        baseVersion === 1,
-        inline?.stepId,
-        span.traceparent,
-      );
-      if (task.cause.kind === "timer") await this.rearmEarlyTimer(execution, task.cause.timerId);
+      await this.send(execution, decision.sends, inline?.stepId, span.traceparent);
     } catch (error) {
       release?.();
       throw error;
@@ -542,293 +487,30 @@ export class Engine {
     throw new WorkflowVersionNotFoundError(workflowName, registered, version);
   }
 
-  /**
-   * Applies step outcomes and cancellation, then due sleeps, retries and the deadline, one at a time in
-   * order. Returns the timers a cancellation made useless.
-   */
-  private async advance(
+  /** Sends what a decision asks for, after its commit: step tasks (but the one run inline), timers, child starts. */
+  private async send(
     execution: RunExecution,
-    outcomes: StepOutcome[],
-    wasSuspended: boolean,
-  ): Promise<ActivationEffects> {
-    const now = this.clock.now();
-    const cancelledTimers: string[] = [];
-    const cancelledChildren: string[] = [];
-    const effects = { cancelledTimers, cancelledChildren };
-    const signals = outcomes
-      .filter(
-        (outcome) =>
-          outcome.stepId.startsWith(SIGNAL_PREFIX) && !execution.consumedSignals.has(outcome.stepId),
-      )
-      .sort(byRecordedAt);
-    const ready = outcomes
-      .filter((outcome) => {
-        if (outcome.stepId === CANCEL_STEP_ID) return execution.cancelRequested === undefined;
-        if (outcome.stepId.startsWith(CHILD_PREFIX)) {
-          return execution.pendingChildren.has(outcome.stepId.slice(CHILD_PREFIX.length));
-        }
-        const pending = execution.pendingSteps.get(outcome.stepId);
-        return pending?.state === "running" && pending.attempt === outcome.attempt;
-      })
-      .sort(byRecordedAt);
-    const dueHooks = [...execution.pendingHooks.values()]
-      .filter((hook) => hook.timeoutAt !== undefined && hook.timeoutAt <= now)
-      .sort((a, b) => (a.timeoutAt ?? 0) - (b.timeoutAt ?? 0));
-    const waitedSignal = signals.some((signal) =>
-      [...execution.pendingHooks.values()].some((hook) => hook.eventName === signalName(signal)),
-    );
-    const dueSleeps = [...execution.pendingSleeps.values()]
-      .filter((sleep) => sleep.resumeAt <= now)
-      .sort((a, b) => a.resumeAt - b.resumeAt);
-    const dueRetries = [...execution.pendingSteps.values()].filter(
-      (step) => step.state === "retry_wait" && (step.retryAt ?? 0) <= now,
-    );
-    const overdue = execution.deadline !== undefined && now >= execution.deadline;
-    const anything = ready.length + dueSleeps.length + dueRetries.length + dueHooks.length > 0;
-    if (wasSuspended && (anything || waitedSignal || overdue)) {
-      execution.append({ type: "workflow_resumed" });
-    }
-
-    for (const outcome of ready) {
-      if (execution.settled || execution.nonDeterminism) return effects;
-      if (outcome.stepId === CANCEL_STEP_ID) {
-        cancelledTimers.push(...timerIdsOf(execution));
-        cancelledChildren.push(...[...execution.pendingChildren.values()].map((child) => child.childRunId));
-        const reason = outcome.ok
-          ? String((outcome.result as { reason?: unknown } | null)?.reason ?? "cancelled")
-          : "cancelled";
-        await execution.deliver({ type: "cancel_requested", reason });
-        continue;
-      }
-      if (outcome.stepId.startsWith(CHILD_PREFIX)) {
-        const child = execution.pendingChildren.get(outcome.stepId.slice(CHILD_PREFIX.length));
-        if (!child) continue;
-        const ref = { childId: child.childId, childRunId: child.childRunId };
-        if (outcome.ok) await execution.deliver({ type: "child_completed", ...ref, result: outcome.result });
-        else await execution.deliver({ type: "child_failed", ...ref, error: outcome.error });
-        continue;
-      }
-      const pending = execution.pendingSteps.get(outcome.stepId);
-      if (pending?.state !== "running" || pending.attempt !== outcome.attempt) continue;
-      const ref = {
-        stepId: pending.stepId,
-        stepName: pending.stepName,
-        attempt: pending.attempt,
-        ...(outcome.startedAt === undefined
-          ? {}
-          : { startedAt: outcome.startedAt, durationMs: outcome.durationMs ?? 0 }),
-      };
-      if (outcome.ok) {
-        await execution.deliver({ type: "step_completed", ...ref, result: outcome.result });
-        continue;
-      }
-      const delay = nextRetryDelay(pending.definition.options, pending.attempt, outcome.error);
-      if (delay === undefined) {
-        await execution.deliver({ type: "step_failed", ...ref, error: outcome.error });
-      } else {
-        const retryAt = this.clock.now() + delay;
-        await execution.deliver({
-          type: "step_retrying",
-          ...ref,
-          error: outcome.error,
-          delayMs: delay,
-          retryAt,
-          nextAttempt: pending.attempt + 1,
-        });
-      }
-    }
-    for (const sleep of dueSleeps) {
-      if (execution.settled || execution.nonDeterminism) return effects;
-      if (execution.pendingSleeps.has(sleep.sleepId))
-        await execution.deliver({ type: "sleep_completed", sleepId: sleep.sleepId });
-    }
-    for (const pending of dueRetries) {
-      if (execution.settled || execution.nonDeterminism) return effects;
-      if (!execution.pendingSteps.has(pending.stepId)) continue;
-      await execution.deliver({
-        type: "step_started",
-        stepId: pending.stepId,
-        stepName: pending.stepName,
-        attempt: pending.attempt + 1,
-        input: pending.input,
-      });
-    }
-    for (const hook of dueHooks) {
-      if (execution.settled || execution.nonDeterminism) return effects;
-      if (!execution.pendingHooks.has(hook.hookId)) continue;
-      await execution.deliver({ type: "hook_timed_out", hookId: hook.hookId, eventName: hook.eventName });
-    }
-    await this.deliverSignals(execution, signals);
-    return effects;
-  }
-
-  /**
-   * Hands each stored event to the oldest wait for its name, in the order the events arrived. An event
-   * with no wait yet stays stored for a later `waitForEvent`; a wait created meanwhile gets it at once.
-   */
-  private async deliverSignals(execution: RunExecution, signals: StepOutcome[]): Promise<void> {
-    for (let delivered = true; delivered; ) {
-      delivered = false;
-      for (const signal of signals) {
-        if (execution.settled || execution.nonDeterminism) return;
-        if (execution.consumedSignals.has(signal.stepId) || !signal.ok) continue;
-        const name = signalName(signal);
-        const hook = [...execution.pendingHooks.values()].find((candidate) => candidate.eventName === name);
-        if (!hook) continue;
-        const payload = (signal.result as { payload?: unknown } | null)?.payload ?? null;
-        await execution.deliver({
-          type: "hook_received",
-          hookId: hook.hookId,
-          eventName: name,
-          signalId: signal.stepId,
-          payload,
-        });
-        delivered = true;
-      }
-    }
-  }
-
-  private terminalDraft(execution: RunExecution): EventDraft | undefined {
-    const terminal = execution.terminalDraft();
-    if (terminal) return terminal;
-    // Room is left for the closing events; a soft cap: one activation may cross it before the run fails.
-    const events = execution.version + 2;
-    if (events >= this.maxEventsPerRun) {
-      const error = new EventLimitExceededError(execution.runId, this.maxEventsPerRun);
-      return { type: "workflow_failed", error: serializeError(error) };
-    }
-    if (execution.committedVersion < this.warnEventsPerRun && execution.version >= this.warnEventsPerRun) {
-      getLogger().warn(
-        `run has ${execution.version} events; it fails when it reaches ${this.maxEventsPerRun}. Split long loops into child workflows.`,
-        { runId: execution.runId, workflowName: execution.definition.name },
-      );
-    }
-    if (execution.deadline !== undefined && this.clock.now() >= execution.deadline) {
-      const limit = formatDuration(execution.definition.maxDurationMs ?? 0);
-      const error = new MaxDurationExceededError(
-        `Run ${execution.runId} of workflow "${execution.definition.name}" did not finish within its maxDuration of ${limit}; it was failed at ${new Date(this.clock.now()).toISOString()}. Raise maxDuration or make the workflow finish sooner.`,
-      );
-      return { type: "workflow_failed", error: serializeError(error) };
-    }
-    return undefined;
-  }
-
-  /** True when the message that caused this activation was already handled: its effects may not have been sent. */
-  private isRedelivery(task: ActivationTask, execution: RunExecution, version: number): boolean {
-    const cause = task.cause;
-    if (cause.kind === "start") return version > 1;
-    if (cause.kind === "outcome") {
-      // An outcome the log has already applied means this activation ran before and its sends may be lost.
-      if (cause.stepId === CANCEL_STEP_ID) return execution.cancelRequested !== undefined;
-      if (cause.stepId.startsWith(SIGNAL_PREFIX)) return execution.consumedSignals.has(cause.stepId);
-      if (cause.stepId.startsWith(CHILD_PREFIX))
-        return !execution.pendingChildren.has(cause.stepId.slice(CHILD_PREFIX.length));
-      if (cause.stepId.startsWith("$")) return false;
-      // A step waiting for its retry has had this attempt's outcome applied already.
-      const pending = execution.pendingSteps.get(cause.stepId);
-      return !(pending?.state === "running" && pending.attempt <= cause.attempt);
-    }
-    if (cause.kind === "timer") {
-      if (cause.timerId === DEADLINE_TIMER) return false;
-      if (cause.timerId.startsWith("retry:")) {
-        return ![...execution.pendingSteps.values()].some(
-          (step) => retryTimerId(step.stepId, step.attempt + 1) === cause.timerId,
-        );
-      }
-      if (cause.timerId.startsWith("hook:")) {
-        return ![...execution.pendingHooks.keys()].some((hookId) => hookTimerId(hookId) === cause.timerId);
-      }
-      return !execution.pendingSleeps.has(cause.timerId);
-    }
-    return false;
-  }
-
-  /**
-   * Sends what the new events ask for: step tasks and timers. With `events` undefined, sends everything
-   * the run waits for (after a restart or a redelivery: duplicates are harmless).
-   */
-  private async dispatch(
-    execution: RunExecution,
-    events: WorkflowEvent[] | undefined,
-    firstActivation: boolean,
-    inlineStepId?: string,
-    traceparent?: string,
+    sends: readonly Send[],
+    inlineStepId: string | undefined,
+    traceparent: string | undefined,
   ): Promise<void> {
-    const sends: Promise<void>[] = [];
     const runId = execution.runId;
-    const timer = (timerId: string, fireAt: number) => {
-      const request: TimerRequest = {
-        runId,
-        timerId,
-        fireAt,
-        task: { runId, cause: { kind: "timer", timerId } },
-      };
-      sends.push(this.timers.schedule(request));
-    };
-    const stepTask = (stepId: string) => {
-      const pending = execution.pendingSteps.get(stepId);
-      if (pending?.state !== "running") return;
-      sends.push(this.queue.enqueueStep(this.stepTask(execution, pending, pending.startedSeq, traceparent)));
-    };
-    if (events) {
-      for (const event of events) {
-        if (event.type === "step_started") {
-          if (event.stepId !== inlineStepId) stepTask(event.stepId);
-        } else if (event.type === "sleep_created") timer(event.sleepId, event.resumeAt);
-        else if (event.type === "step_retrying")
-          timer(retryTimerId(event.stepId, event.nextAttempt), event.retryAt);
-        else if (event.type === "hook_created" && event.timeoutAt !== undefined)
-          timer(hookTimerId(event.hookId), event.timeoutAt);
-        else if (event.type === "child_started")
-          sends.push(this.startChild(execution, event.childId, traceparent));
-      }
-      if (firstActivation && execution.deadline !== undefined) timer(DEADLINE_TIMER, execution.deadline);
-    } else {
-      for (const pending of execution.pendingSteps.values()) {
-        if (pending.state === "running") stepTask(pending.stepId);
-        else timer(retryTimerId(pending.stepId, pending.attempt + 1), pending.retryAt ?? this.clock.now());
-      }
-      for (const sleep of execution.pendingSleeps.values()) timer(sleep.sleepId, sleep.resumeAt);
-      for (const hook of execution.pendingHooks.values()) {
-        if (hook.timeoutAt !== undefined) timer(hookTimerId(hook.hookId), hook.timeoutAt);
-      }
-      for (const child of execution.pendingChildren.values())
-        sends.push(this.startChild(execution, child.childId, traceparent));
-      if (execution.deadline !== undefined) timer(DEADLINE_TIMER, execution.deadline);
-    }
-    await Promise.all(sends);
-  }
-
-  /** A timer that fired before its time (clock skew, a coarse scheduler) is armed again, never lost. */
-  private async rearmEarlyTimer(execution: RunExecution, timerId: string): Promise<void> {
-    const now = this.clock.now();
-    let fireAt: number | undefined;
-    const sleep = execution.pendingSleeps.get(timerId);
-    if (sleep && sleep.resumeAt > now) fireAt = sleep.resumeAt;
-    for (const step of execution.pendingSteps.values()) {
-      if (
-        step.state === "retry_wait" &&
-        retryTimerId(step.stepId, step.attempt + 1) === timerId &&
-        (step.retryAt ?? 0) > now
-      ) {
-        fireAt = step.retryAt;
-      }
-    }
-    if (timerId === DEADLINE_TIMER && execution.deadline !== undefined && execution.deadline > now)
-      fireAt = execution.deadline;
-    for (const hook of execution.pendingHooks.values()) {
-      if (hookTimerId(hook.hookId) === timerId && hook.timeoutAt !== undefined && hook.timeoutAt > now) {
-        fireAt = hook.timeoutAt;
-      }
-    }
-    if (fireAt !== undefined) {
-      await this.timers.schedule({
-        runId: execution.runId,
-        timerId,
-        fireAt,
-        task: { runId: execution.runId, cause: { kind: "timer", timerId } },
-      });
-    }
+    await Promise.all(
+      sends.map((send) => {
+        if (send.type === "timer") {
+          const { timerId, fireAt } = send;
+          return this.timers.schedule({
+            runId,
+            timerId,
+            fireAt,
+            task: { runId, cause: { kind: "timer", timerId } },
+          });
+        }
+        if (send.type === "child") return startChild(this, execution, send.wait, traceparent);
+        if (send.wait.stepId === inlineStepId) return undefined;
+        return this.queue.enqueueStep(this.stepTask(execution, send.wait, send.wait.startedSeq, traceparent));
+      }),
+    );
   }
 
   /** The task of an attempt, issued by the event at `issueSeq`. */
@@ -954,7 +636,7 @@ export class Engine {
     const value = roundTrip(payload ?? null, `The payload of event "${eventName}"`, this.maxPayloadBytes);
     if (options.signalId !== undefined) assertText("signalId", options.signalId, 200, true);
     const id = options.signalId ?? randomUUID();
-    const stepId = `${SIGNAL_PREFIX}${eventName}:${id}`;
+    const stepId = inboxIds.signal(eventName, id);
     const recordedAt = this.recordedAt();
     const stored = await this.store.putOutcome({
       runId: run.runId,
@@ -968,124 +650,11 @@ export class Engine {
     return { delivered: stored };
   }
 
-  /** Creates (once) the child run a parent's `child_started` names. */
-  private async startChild(parent: RunExecution, childId: string, traceparent?: string): Promise<void> {
-    const child = parent.pendingChildren.get(childId);
-    if (!child) return;
-    const link = { runId: parent.runId, childId, childRunId: child.childRunId };
-    const { created } = await this.start(child.workflowName, child.input, {
-      idempotencyKey: `child:${child.childRunId}`,
-      parent: link,
-      ...(traceparent === undefined ? {} : { traceparent }),
-    });
-    if (created) return;
-    // Started before: if it already finished and its parent missed the news (a crash), tell it again.
-    const existing = await this.store.getRun(child.childRunId);
-    if (existing && FINISHED_STATUSES.has(existing.status)) await this.notifyParentOf(existing, link);
-  }
-
-  private async cancelChild(childRunId: string): Promise<void> {
-    try {
-      await this.cancelRun(childRunId, "its parent run was cancelled");
-    } catch (error) {
-      if (!(error instanceof InvalidRunStateError || error instanceof RunNotFoundError)) throw error;
-    }
-  }
-
-  /**
-   * Starts (once) the run that continues `runId` with the workflow's current code, the same tags and, for a
-   * child run, the same parent: the end of the chain reports to it.
-   */
-  private async startContinuation(
-    runId: string,
-    started: EventOf<"workflow_started">,
-    input: unknown[],
-    tags: RunTags | undefined,
-  ): Promise<void> {
-    const definition = this.registry.findWorkflow(started.workflowName);
-    if (!definition) throw new WorkflowNotFoundError(started.workflowName);
-    const parent = started.parent;
-    await this.start(definition, input, {
-      idempotencyKey: continuationKeyOf(runId),
-      continuedFrom: runId,
-      ...(tags && Object.keys(tags).length > 0 ? { tags } : {}),
-      ...(parent ? { parent: { ...parent, childRunId: continuationRunIdOf(runId) } } : {}),
-      ...(started.traceparent === undefined ? {} : { traceparent: started.traceparent }),
-    });
-  }
-
-  /** A finished child run hands its result or error to its parent (a continued one leaves that to its chain's end). */
-  private async notifyParent(execution: RunExecution, terminal: EventDraft): Promise<void> {
-    const parent = execution.started.parent;
-    if (!parent || terminal.type === "workflow_continued_as_new") return;
-    const outcome =
-      terminal.type === "workflow_completed"
-        ? { ok: true as const, result: terminal.result }
-        : {
-            ok: false as const,
-            error:
-              terminal.type === "workflow_failed"
-                ? terminal.error
-                : serializeError(new CancelledError(`Child run ${execution.runId} was cancelled`)),
-          };
-    await this.putChildOutcome(parent.runId, parent.childId, outcome);
-  }
-
-  /**
-   * An activation of a finished run may be the redelivery of its last one, whose worker died between the
-   * final commit and what follows it: do that again (each part is idempotent). A child run tells its
-   * parent; a cancelled run cancels the children it was still waiting for.
-   */
+  /** What follows a run's finish, again (see `redoAfterFinish` in run-links.ts), after the run's slot is let go. */
   private async finishAgain(run: RunRecord): Promise<void> {
     // The run's slot, if a crash came between its last commit and the release.
     await this.runLimits?.finished(run.runId);
-    const isChild =
-      (run.idempotencyKey?.startsWith("child:") || run.idempotencyKey?.startsWith("continue:")) ?? false;
-    if (!isChild && run.status !== "cancelled" && run.status !== "continued") return;
-    const events = await this.store.getEvents(run.runId);
-    const [started] = events;
-    if (run.status === "continued") {
-      const last = events.findLast((event) => event.type === "workflow_continued_as_new");
-      if (started?.type === "workflow_started" && last?.type === "workflow_continued_as_new")
-        await this.startContinuation(run.runId, started, last.input, run.tags);
-      return;
-    }
-    const parent = isChild && started?.type === "workflow_started" ? started.parent : undefined;
-    if (parent) await this.notifyParentOf(run, { ...parent, childRunId: run.runId });
-    if (run.status !== "cancelled") return;
-    const ended = new Set<string>();
-    for (const event of events)
-      if (event.type === "child_completed" || event.type === "child_failed") ended.add(event.childRunId);
-    const waitedFor = events.flatMap((event) =>
-      event.type === "child_started" && !ended.has(event.childRunId) ? [event.childRunId] : [],
-    );
-    await Promise.all(waitedFor.map((childRunId) => this.cancelChild(childRunId)));
-  }
-
-  private async notifyParentOf(child: RunRecord, link: ChildLink): Promise<void> {
-    const outcome =
-      child.status === "completed"
-        ? { ok: true as const, result: child.result ?? null }
-        : {
-            ok: false as const,
-            error:
-              child.error ?? serializeError(new CancelledError(`Child run ${child.runId} was cancelled`)),
-          };
-    await this.putChildOutcome(link.runId, link.childId, outcome);
-  }
-
-  private async putChildOutcome(
-    parentRunId: string,
-    childId: string,
-    outcome: { ok: true; result: unknown } | { ok: false; error: SerializedError },
-  ): Promise<void> {
-    const stepId = `${CHILD_PREFIX}${childId}`;
-    const recordedAt = this.recordedAt();
-    await this.store.putOutcome({ runId: parentRunId, stepId, attempt: 1, recordedAt, ...outcome });
-    await this.enqueueActivation({
-      runId: parentRunId,
-      cause: { kind: "outcome", stepId, attempt: 1 },
-    });
+    await redoAfterFinish(this, run);
   }
 
   /**
@@ -1107,7 +676,7 @@ export class Engine {
     const recordedAt = this.recordedAt();
     await this.store.putOutcome({
       runId: run.runId,
-      stepId: CANCEL_STEP_ID,
+      stepId: inboxIds.cancel,
       attempt: 1,
       recordedAt,
       ok: true,
@@ -1115,7 +684,7 @@ export class Engine {
     });
     await this.enqueueActivation({
       runId: run.runId,
-      cause: { kind: "outcome", stepId: CANCEL_STEP_ID, attempt: 1 },
+      cause: { kind: "outcome", stepId: inboxIds.cancel, attempt: 1 },
     });
   }
 
@@ -1163,7 +732,8 @@ export class Engine {
    * When an outcome was stored: strictly increasing within this engine, so outcomes stored in the same
    * millisecond (events sent one after the other, a virtual clock) are applied in the order they came.
    */
-  private recordedAt(): string {
+  /** @internal */
+  recordedAt(): string {
     this.lastRecordedAt = Math.max(this.clock.now(), this.lastRecordedAt + 1);
     return new Date(this.lastRecordedAt).toISOString();
   }
@@ -1201,15 +771,6 @@ function assertText(what: string, value: unknown, max: number, id = false): asse
     );
 }
 
-function statusOf(execution: RunExecution, terminal: EventDraft | undefined): RunStatus {
-  if (terminal?.type === "workflow_completed") return "completed";
-  if (terminal?.type === "workflow_cancelled") return "cancelled";
-  if (terminal?.type === "workflow_failed") return "failed";
-  if (terminal?.type === "workflow_continued_as_new") return "continued";
-  for (const step of execution.pendingSteps.values()) if (step.state === "running") return "running";
-  return "suspended";
-}
-
 /** True when the log ends the run: a terminal event that no later `workflow_retried` took back. */
 function isFinishedLog(events: readonly WorkflowEvent[]): boolean {
   for (let index = events.length - 1; index >= 0; index -= 1) {
@@ -1226,80 +787,9 @@ function isFinishedLog(events: readonly WorkflowEvent[]): boolean {
   return false;
 }
 
-/** The step to run inline: the only `step_started` among an activation's new events, if it runs here. */
-function soleStepStarted(
-  events: readonly WorkflowEvent[],
-  registry: Registry,
-): EventOf<"step_started"> | undefined {
-  let found: EventOf<"step_started"> | undefined;
-  for (const event of events) {
-    if (event.type !== "step_started") continue;
-    if (found) return undefined;
-    found = event;
-  }
-  // A step with a concurrency or rate limit goes through the queue, where it waits for its turn; so does
-  // a step that asks for it (`inline: false`).
-  const definition = found && registry.findStep(found.stepName);
-  const { concurrency, rateLimit, inline } = definition?.options ?? {};
-  return found && definition && inline && !concurrency && !rateLimit ? found : undefined;
-}
-
-/**
- * The seq from which an activation lists outcomes: the oldest `step_started` of an attempt still out (an
- * outcome of an older attempt is in the log already, or no longer awaited), else the next seq.
- */
-function oldestAttemptOut(execution: RunExecution): number {
-  let oldest = execution.committedVersion + 1;
-  for (const pending of execution.pendingSteps.values())
-    if (pending.state === "running") oldest = Math.min(oldest, pending.startedSeq);
-  return oldest;
-}
-
 /** The outcomes an activation applies: the stored ones and the one its inline step just produced. */
 function withCarried(stored: StepOutcome[], carried: StepOutcome | undefined): StepOutcome[] {
   if (!carried) return stored;
   const known = stored.some((o) => o.stepId === carried.stepId && o.attempt === carried.attempt);
   return known ? stored : [...stored, carried];
-}
-
-/**
- * The timers a run may have armed (its sleeps, retry waits, wait timeouts and deadline); with `after`, only
- * those due later than that (by their time, not by what the timer service did).
- */
-function timerIdsOf(execution: RunExecution, after = Number.NEGATIVE_INFINITY): string[] {
-  const ids = [...execution.pendingSleeps.values()]
-    .filter((sleep) => sleep.resumeAt > after)
-    .map((sleep) => sleep.sleepId);
-  for (const step of execution.pendingSteps.values()) {
-    if (step.state === "retry_wait" && (step.retryAt ?? 0) > after)
-      ids.push(retryTimerId(step.stepId, step.attempt + 1));
-  }
-  for (const hook of execution.pendingHooks.values()) {
-    if (hook.timeoutAt !== undefined && hook.timeoutAt > after) ids.push(hookTimerId(hook.hookId));
-  }
-  if (execution.deadline !== undefined && execution.deadline > after) ids.push(DEADLINE_TIMER);
-  return ids;
-}
-
-function waitingFor(execution: RunExecution): { labels: string[]; resumeAt: number | undefined } {
-  const labels: string[] = [];
-  let resumeAt: number | undefined;
-  const at = (time: number) => {
-    resumeAt = resumeAt === undefined ? time : Math.min(resumeAt, time);
-    return new Date(time).toISOString();
-  };
-  for (const sleep of execution.pendingSleeps.values())
-    labels.push(`${sleep.sleepId} until ${at(sleep.resumeAt)}`);
-  for (const step of execution.pendingSteps.values()) {
-    if (step.state === "retry_wait")
-      labels.push(`retry of ${step.stepId} (attempt ${step.attempt + 1}) at ${at(step.retryAt ?? 0)}`);
-  }
-  for (const hook of execution.pendingHooks.values()) {
-    const until = hook.timeoutAt === undefined ? "" : ` until ${at(hook.timeoutAt)}`;
-    labels.push(`event "${hook.eventName}" (${hook.hookId})${until}`);
-  }
-  for (const child of execution.pendingChildren.values()) {
-    labels.push(`child run ${child.childRunId} (${child.workflowName})`);
-  }
-  return { labels, resumeAt };
 }

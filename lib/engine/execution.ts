@@ -27,8 +27,15 @@ import type { LogLevel, WorkflowScope } from "../core/workflow-scope.ts";
 import type { RunStatus } from "../ports/event-store.ts";
 import { continuationRunIdOf } from "./continuation.ts";
 
+/** How a wait ends: the workflow's promise. */
+interface Settle<T> {
+  resolve(value: T): void;
+  reject(error: Error): void;
+}
+
 /** A step the workflow waits for. */
-export interface PendingStep {
+export interface StepWait {
+  readonly kind: "step";
   stepId: string;
   stepName: string;
   definition: AnyStep;
@@ -38,43 +45,44 @@ export interface PendingStep {
   startedSeq: number;
   /** `running`: attempt `attempt` is out with an executor; `retry_wait`: waiting until `retryAt`. */
   state: "running" | "retry_wait";
-  retryAt?: number;
-  resolve(value: unknown): void;
-  reject(error: Error): void;
+  retryAt?: number | undefined;
 }
 
-export interface PendingSleep {
+/** A `sleep()` the workflow waits on. */
+export interface SleepWait {
+  readonly kind: "sleep";
   sleepId: string;
   resumeAt: number;
   /** When the workflow began to wait (the log's time, the same on replay), for telemetry. */
   since: number;
-  resolve(): void;
-  reject(error: Error): void;
 }
 
 /** A `waitForEvent` or webhook the workflow waits on. */
-export interface PendingHook {
+export interface HookWait {
+  readonly kind: "hook";
   hookId: string;
   eventName: string;
   timeoutAt: number | undefined;
   schema: $ZodType | undefined;
   /** When the workflow began to wait (the log's time, the same on replay), for telemetry. */
   since: number;
-  resolve(value: unknown): void;
-  reject(error: Error): void;
 }
 
 /** A child run the workflow waits on. */
-export interface PendingChild {
+export interface ChildWait {
+  readonly kind: "child";
   childId: string;
   childRunId: string;
   workflowName: string;
   input: unknown[];
   /** When the workflow began to wait (the log's time, the same on replay), for telemetry. */
   since: number;
-  resolve(value: unknown): void;
-  reject(error: Error): void;
 }
+
+/** What a run waits on: the engine reads these (see `RunExecution.waits`) and never changes them. */
+export type Wait = StepWait | SleepWait | HookWait | ChildWait;
+export type WaitKind = Wait["kind"];
+type WaitOf<K extends WaitKind> = Extract<Wait, { kind: K }>;
 
 /** A command the workflow code issues, checked against the log on replay. */
 interface CommandRef {
@@ -92,6 +100,16 @@ const describeRef = (ref: CommandRef) => {
 
 type Settled = { ok: true; value: unknown } | { ok: false; error: unknown };
 
+/** Options of {@link RunExecution.replay}. */
+export interface ReplayOptions {
+  /** The time of the activation (the events a fresh run appends are stamped with it). */
+  now: number;
+  /** The run's stored status. @default "pending" */
+  status?: RunStatus;
+  /** The store's payload limit. @default MAX_PAYLOAD_BYTES */
+  maxPayloadBytes?: number;
+}
+
 /** Lets every promise continuation that can run, run: the workflow is then waiting on tsworkflow alone. */
 const drain = () => new Promise<void>((resolve) => setImmediate(resolve));
 
@@ -100,42 +118,35 @@ const drain = () => new Promise<void>((resolve) => setImmediate(resolve));
  * replay of recorded events and the delivery of new ones, so a warm run and a replayed run behave alike.
  */
 export class RunExecution implements WorkflowScope {
-  readonly pendingSteps = new Map<string, PendingStep>();
-  readonly pendingSleeps = new Map<string, PendingSleep>();
-  readonly pendingHooks = new Map<string, PendingHook>();
-  readonly pendingChildren = new Map<string, PendingChild>();
+  // What the workflow waits on, one map per kind (see `waits()`): only `apply` and the `call*` commands change them.
+  private readonly steps = new Map<string, StepWait & Settle<unknown>>();
+  private readonly sleeps = new Map<string, SleepWait & Settle<void>>();
+  private readonly hooks = new Map<string, HookWait & Settle<unknown>>();
+  private readonly children = new Map<string, ChildWait & Settle<unknown>>();
   /** Ids of the `sendEvent` deliveries already in the log: each is used once. */
-  readonly consumedSignals = new Set<string>();
-  /** Events in the log, including the ones appended and not yet committed. */
-  version = 0;
-  /** Events in the stored log: the `expectedVersion` of the next commit. */
-  committedVersion = 0;
-  /** The run's status as of the last commit. */
-  status: RunStatus = "pending";
-  /** Events appended since the last commit. */
-  newEvents: WorkflowEvent[] = [];
-  settled: Settled | undefined;
-  /** Set when the code stopped matching the log. */
-  nonDeterminism: NonDeterminismError | undefined;
+  private readonly consumedSignals = new Set<string>();
+  private seq = 0;
+  private committedSeq = 0;
+  private runStatus: RunStatus = "pending";
+  private appended: WorkflowEvent[] = [];
+  private settled: Settled | undefined;
+  private mismatchError: NonDeterminismError | undefined;
+  private cancelReason: string | undefined;
   /** The absolute deadline from `maxDuration`, if any. */
-  deadline: number | undefined;
-  /** The reason, once the run has been asked to cancel. */
-  cancelRequested: string | undefined;
+  readonly deadline: number | undefined;
 
   private readonly counters = new Map<string, number>();
   private recordedCommands: CommandRef[] = [];
   /** The event number (`seq`) of each recorded command, to say where a replay parted from the log. */
   private readonly recordedCommandSeqs: number[] = [];
-  /** The event number at which the code and the log parted (see `nonDeterminism`). */
-  mismatchSeq: number | undefined;
+  private mismatchAt: number | undefined;
   private issuedCommands = 0;
   private commandsInLog = 0;
   private recordedLogs = 0;
   private issuedLogs = 0;
   private recordedTagSets = 0;
   private issuedTagSets = 0;
-  /** The run's tags as the log has them so far (those of `start()`, then each `setTags()`). */
-  tags: RunTags = {};
+  private runTags: RunTags = {};
   /** The patches whose new branch the log says this run took (`patch_applied`). */
   private readonly recordedPatches = new Set<string>();
   /** What `patched()` answered in this run so far: the same answer every time for one patch. */
@@ -143,44 +154,120 @@ export class RunExecution implements WorkflowScope {
   /** Events a replay decided to add (a patch taken at the end of the log): appended once it is done. */
   private deferred: EventDraft[] = [];
   /** Set by `continueAsNew()`: the input of the run that goes on. */
-  continuation: { input: unknown[] } | undefined;
+  private continuation: { input: unknown[] } | undefined;
   private atFrontier = true;
   private time: number;
   private randomState: number;
-  private now: () => number;
+  /** The time of the activation at hand: new events are stamped with it and new sleeps count from it. */
+  private now: number;
   /** The store's payload limit (see `EventStore.limits`). */
   private maxPayloadBytes = MAX_PAYLOAD_BYTES;
 
   private constructor(
     readonly definition: AnyWorkflow,
     readonly started: Extract<WorkflowEvent, { type: "workflow_started" }>,
-    clock: () => number,
+    now: number,
   ) {
-    this.now = clock;
+    this.now = now;
     this.time = Date.parse(started.timestamp);
     this.deadline = started.deadline;
     this.randomState = seedOf(started.runId);
-    this.tags = { ...started.tags };
+    this.runTags = { ...started.tags };
   }
 
   get runId(): string {
     return this.started.runId;
   }
 
-  /** Rebuilds a run's live workflow from its log. */
+  /** Events in the log, including the ones appended and not yet committed. */
+  get version(): number {
+    return this.seq;
+  }
+
+  /** Events in the stored log: the `expectedVersion` of the next commit. */
+  get committedVersion(): number {
+    return this.committedSeq;
+  }
+
+  /** The run's status as of the last commit. */
+  get status(): RunStatus {
+    return this.runStatus;
+  }
+
+  /** Events appended since the last commit. */
+  get newEvents(): readonly WorkflowEvent[] {
+    return this.appended;
+  }
+
+  /** Set when the code stopped matching the log. */
+  get nonDeterminism(): NonDeterminismError | undefined {
+    return this.mismatchError;
+  }
+
+  /** The event number at which the code and the log parted (see `nonDeterminism`). */
+  get mismatchSeq(): number | undefined {
+    return this.mismatchAt;
+  }
+
+  /** The reason, once the run has been asked to cancel. */
+  get cancelRequested(): string | undefined {
+    return this.cancelReason;
+  }
+
+  /** The run's tags as the log has them so far (those of `start()`, then each `setTags()`). */
+  get tags(): RunTags {
+    return this.runTags;
+  }
+
+  /** True once the workflow function has returned or thrown, or stopped matching its log: nothing more can be delivered. */
+  get stopped(): boolean {
+    return this.settled !== undefined || this.mismatchError !== undefined;
+  }
+
+  /** What the workflow waits on now: sleeps, steps, events and child runs, each in the order it began. */
+  waits(): Wait[] {
+    return [
+      ...this.sleeps.values(),
+      ...this.steps.values(),
+      ...this.hooks.values(),
+      ...this.children.values(),
+    ];
+  }
+
+  /** The wait of one kind with this id, if the workflow waits on it. */
+  waitOf<K extends WaitKind>(kind: K, id: string): WaitOf<K> | undefined {
+    const waits: Record<WaitKind, Map<string, Wait>> = {
+      step: this.steps,
+      sleep: this.sleeps,
+      hook: this.hooks,
+      child: this.children,
+    };
+    return waits[kind].get(id) as WaitOf<K> | undefined;
+  }
+
+  /** True when the log has already delivered this `sendEvent` delivery to a wait. */
+  hasConsumed(signalId: string): boolean {
+    return this.consumedSignals.has(signalId);
+  }
+
+  /**
+   * Rebuilds a run's live workflow from its log.
+   * @param now the time of the activation (stamps the events a fresh run appends)
+   * @param status the run's stored status
+   */
   static async replay(
     definition: AnyWorkflow,
     events: readonly WorkflowEvent[],
-    clock: () => number,
-    maxPayloadBytes = MAX_PAYLOAD_BYTES,
+    { now, status = "pending", maxPayloadBytes = MAX_PAYLOAD_BYTES }: ReplayOptions,
   ): Promise<RunExecution> {
     const [first] = events;
     if (first?.type !== "workflow_started") {
       throw new NonDeterminismError(`The log of this run does not begin with workflow_started`);
     }
-    const execution = new RunExecution(definition, first, clock);
+    const execution = new RunExecution(definition, first, now);
     execution.maxPayloadBytes = maxPayloadBytes;
-    execution.version = 1;
+    execution.runStatus = status;
+    execution.seq = 1;
     for (const event of events) {
       const ref = commandOf(event);
       if (ref) {
@@ -195,7 +282,7 @@ export class RunExecution implements WorkflowScope {
       if (event.type.startsWith("log_")) execution.recordedLogs += 1;
       if (event.type === "tags_set") {
         execution.recordedTagSets += 1;
-        execution.tags = { ...execution.tags, ...event.tags };
+        execution.runTags = { ...execution.runTags, ...event.tags };
       }
       if (event.type === "patch_applied") execution.recordedPatches.add(event.patchId);
     }
@@ -208,14 +295,19 @@ export class RunExecution implements WorkflowScope {
     await execution.begin();
     for (const event of events.slice(1)) {
       if (execution.nonDeterminism) break;
-      execution.version = event.seq;
+      execution.seq = event.seq;
       if (!retried.has(event.seq)) await execution.apply(event);
     }
     execution.atFrontier = true;
     if (!execution.nonDeterminism) for (const draft of execution.deferred) execution.append(draft);
     execution.deferred = [];
-    execution.committedVersion = events.length;
+    execution.committedSeq = events.length;
     return execution;
+  }
+
+  /** An activation begins at `now` (the engine's clock): what it appends is stamped with that time. */
+  resumeAt(now: number): void {
+    this.now = now;
   }
 
   /** Starts the workflow function and runs it until it waits on tsworkflow. */
@@ -236,9 +328,9 @@ export class RunExecution implements WorkflowScope {
 
   /** The new events are in the stored log now. */
   markCommitted(status: RunStatus): void {
-    this.status = status;
-    this.committedVersion = this.version;
-    this.newEvents = [];
+    this.runStatus = status;
+    this.committedSeq = this.seq;
+    this.appended = [];
   }
 
   /** Appends a new event at the current time and applies it. */
@@ -250,16 +342,15 @@ export class RunExecution implements WorkflowScope {
 
   /** Appends an event without applying it (for events the engine alone cares about). */
   append(draft: EventDraft): WorkflowEvent {
-    const now = this.now();
-    this.time = now;
-    this.version += 1;
+    this.time = this.now;
+    this.seq += 1;
     const event = {
       ...draft,
       runId: this.runId,
-      seq: this.version,
-      timestamp: new Date(now).toISOString(),
+      seq: this.seq,
+      timestamp: new Date(this.now).toISOString(),
     } as WorkflowEvent;
-    this.newEvents.push(event);
+    this.appended.push(event);
     return event;
   }
 
@@ -269,7 +360,7 @@ export class RunExecution implements WorkflowScope {
     switch (event.type) {
       case "step_started": {
         if (event.attempt === 1) return this.checkCommandIssued(event);
-        const pending = this.pendingSteps.get(event.stepId);
+        const pending = this.steps.get(event.stepId);
         if (!pending)
           return this.mismatch(
             `The log retries step "${event.stepName}" (${event.stepId}) but the workflow does not wait for it`,
@@ -287,13 +378,13 @@ export class RunExecution implements WorkflowScope {
       case "hook_received":
       case "hook_timed_out": {
         if (event.type === "hook_received") this.consumedSignals.add(event.signalId);
-        const pending = this.pendingHooks.get(event.hookId);
+        const pending = this.hooks.get(event.hookId);
         if (!pending) {
           return this.mismatch(
             `The log delivers event "${event.eventName}" (${event.hookId}) but the workflow does not wait for it`,
           );
         }
-        this.pendingHooks.delete(event.hookId);
+        this.hooks.delete(event.hookId);
         if (event.type === "hook_timed_out") {
           const at = new Date(pending.timeoutAt ?? 0).toISOString();
           pending.reject(
@@ -310,19 +401,19 @@ export class RunExecution implements WorkflowScope {
       }
       case "child_completed":
       case "child_failed": {
-        const pending = this.pendingChildren.get(event.childId);
+        const pending = this.children.get(event.childId);
         if (!pending) {
           return this.mismatch(
             `The log has a result for child run ${event.childRunId} (${event.childId}) but the workflow did not start it`,
           );
         }
-        this.pendingChildren.delete(event.childId);
+        this.children.delete(event.childId);
         if (event.type === "child_completed") pending.resolve(structuredClone(event.result));
         else pending.reject(deserializeError(event.error));
         return drain();
       }
       case "step_retrying": {
-        const pending = this.pendingSteps.get(event.stepId);
+        const pending = this.steps.get(event.stepId);
         if (!pending)
           return this.mismatch(
             `The log retries step "${event.stepName}" (${event.stepId}) but the workflow does not wait for it`,
@@ -333,39 +424,39 @@ export class RunExecution implements WorkflowScope {
       }
       case "step_completed":
       case "step_failed": {
-        const pending = this.pendingSteps.get(event.stepId);
+        const pending = this.steps.get(event.stepId);
         if (!pending) {
           return this.mismatch(
             `The log has a result for step "${event.stepName}" (${event.stepId}) but the workflow did not call it`,
           );
         }
-        this.pendingSteps.delete(event.stepId);
+        this.steps.delete(event.stepId);
         if (event.type === "step_completed") pending.resolve(structuredClone(event.result));
         else pending.reject(deserializeError(event.error));
         return drain();
       }
       case "cancel_requested": {
-        this.cancelRequested = event.reason;
+        this.cancelReason = event.reason;
         const error = () => new CancelledError(`Run ${this.runId} was cancelled: ${event.reason}`);
         // The engine cancels the children; here every wait of this run ends with CancelledError.
         const waits = [
-          ...this.pendingSteps.values(),
-          ...this.pendingSleeps.values(),
-          ...this.pendingHooks.values(),
-          ...this.pendingChildren.values(),
+          ...this.steps.values(),
+          ...this.sleeps.values(),
+          ...this.hooks.values(),
+          ...this.children.values(),
         ];
-        this.pendingSteps.clear();
-        this.pendingSleeps.clear();
-        this.pendingHooks.clear();
-        this.pendingChildren.clear();
+        this.steps.clear();
+        this.sleeps.clear();
+        this.hooks.clear();
+        this.children.clear();
         for (const wait of waits) wait.reject(error());
         return drain();
       }
       case "sleep_completed": {
-        const pending = this.pendingSleeps.get(event.sleepId);
+        const pending = this.sleeps.get(event.sleepId);
         if (!pending)
           return this.mismatch(`The log completes ${event.sleepId} but the workflow is not sleeping there`);
-        this.pendingSleeps.delete(event.sleepId);
+        this.sleeps.delete(event.sleepId);
         pending.resolve();
         return drain();
       }
@@ -385,10 +476,10 @@ export class RunExecution implements WorkflowScope {
     }
   }
 
-  private mismatch(message: string, seq = this.version): void {
-    if (this.nonDeterminism) return;
-    this.nonDeterminism = new NonDeterminismError(message);
-    this.mismatchSeq = seq;
+  private mismatch(message: string, seq = this.seq): void {
+    if (this.mismatchError) return;
+    this.mismatchError = new NonDeterminismError(message);
+    this.mismatchAt = seq;
   }
 
   /** Issues a command: matched against the log when replaying, appended when new. False on a mismatch. */
@@ -437,64 +528,71 @@ export class RunExecution implements WorkflowScope {
     return undefined;
   }
 
-  /** Called by a step function inside this workflow. */
-  callStep(definition: AnyStep, args: unknown[]): Promise<unknown> {
-    const stepId = this.nextId(definition.stepName);
-    return new Promise((resolve, reject) => {
-      let json: string;
+  /**
+   * The one way a workflow call becomes a command: `prepare` checks the call (a throw rejects its promise),
+   * the command is matched against the log or appended (`draft`), then `wait` registers what it waits on.
+   */
+  private command<T>(
+    ref: CommandRef,
+    prepare: () => () => EventDraft,
+    wait: (seq: number, settle: Settle<T>) => void,
+  ): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      let draft: () => EventDraft;
       try {
-        json = toJson(args, `The input of step "${definition.stepName}" (${stepId})`, this.maxPayloadBytes);
+        draft = prepare();
       } catch (error) {
         reject(error);
         return;
       }
-      const ref: CommandRef = { kind: "step", id: stepId };
-      const issued = this.issue(ref, () => ({
-        type: "step_started",
-        stepId,
-        stepName: definition.stepName,
-        attempt: 1,
-        input: JSON.parse(json) as unknown[],
-      }));
-      if (!issued) return;
-      // A replayed step keeps its recorded input: an attempt sent again runs with what the log says.
-      const input = this.recordedInput(ref, json) ?? (JSON.parse(json) as unknown[]);
-      if (this.nonDeterminism) return;
-      this.pendingSteps.set(stepId, {
-        stepId,
-        stepName: definition.stepName,
-        definition,
-        input,
-        attempt: 1,
-        startedSeq: issued,
-        state: "running",
-        resolve,
-        reject,
-      });
+      const seq = this.issue(ref, draft);
+      if (seq !== undefined) wait(seq, { resolve, reject });
     });
+  }
+
+  /** Called by a step function inside this workflow. */
+  callStep(definition: AnyStep, args: unknown[]): Promise<unknown> {
+    const stepId = this.nextId(definition.stepName);
+    const ref: CommandRef = { kind: "step", id: stepId };
+    let json = "";
+    return this.command(
+      ref,
+      () => {
+        json = toJson(args, `The input of step "${definition.stepName}" (${stepId})`, this.maxPayloadBytes);
+        return () => ({
+          type: "step_started",
+          stepId,
+          stepName: definition.stepName,
+          attempt: 1,
+          input: JSON.parse(json) as unknown[],
+        });
+      },
+      (startedSeq, settle) => {
+        // A replayed step keeps its recorded input: an attempt sent again runs with what the log says.
+        const input = this.recordedInput(ref, json) ?? (JSON.parse(json) as unknown[]);
+        if (this.nonDeterminism) return;
+        const { stepName } = definition;
+        const wait = { kind: "step", stepId, stepName, definition, input, attempt: 1, startedSeq } as const;
+        this.steps.set(stepId, { ...wait, state: "running", ...settle });
+      },
+    );
   }
 
   /** Called by `sleep()` inside this workflow. */
   callSleep(duration: Duration): Promise<void> {
     const sleepId = this.nextId("sleep");
-    return new Promise((resolve, reject) => {
-      // A new sleep counts from now; a replayed one keeps the resume time in its log.
-      const now = this.now();
-      let resumeAt: number;
-      try {
+    // A new sleep counts from now; a replayed one keeps the resume time in its log.
+    const now = this.now;
+    let resumeAt = 0;
+    return this.command<void>(
+      { kind: "sleep", id: sleepId },
+      () => {
         resumeAt = this.recordedResumeAt.get(sleepId) ?? resolveDeadline(duration, now);
-      } catch (error) {
-        reject(error);
-        return;
-      }
-      const issued = this.issue({ kind: "sleep", id: sleepId }, () => ({
-        type: "sleep_created",
-        sleepId,
-        durationMs: Math.max(0, resumeAt - now),
-        resumeAt,
-      }));
-      if (issued) this.pendingSleeps.set(sleepId, { sleepId, resumeAt, since: this.time, resolve, reject });
-    });
+        return () => ({ type: "sleep_created", sleepId, durationMs: Math.max(0, resumeAt - now), resumeAt });
+      },
+      (_seq, settle) =>
+        this.sleeps.set(sleepId, { kind: "sleep", sleepId, resumeAt, since: this.time, ...settle }),
+    );
   }
 
   private readonly recordedResumeAt = new Map<string, number>();
@@ -513,33 +611,31 @@ export class RunExecution implements WorkflowScope {
     const token = options.webhook
       ? (recorded?.token ?? `${this.runId}.${randomBytes(18).toString("base64url")}`)
       : undefined;
-    const promise = new Promise<unknown>((resolve, reject) => {
-      let timeoutAt: number | undefined;
-      try {
+    let timeoutAt: number | undefined;
+    const promise = this.command<unknown>(
+      { kind: "hook", id: hookId },
+      () => {
         if (recorded) timeoutAt = recorded.timeoutAt;
-        else if (options.timeout !== undefined) timeoutAt = resolveDeadline(options.timeout, this.now());
-      } catch (error) {
-        reject(error);
-        return;
-      }
-      const issued = this.issue({ kind: "hook", id: hookId }, () => ({
-        type: "hook_created",
-        hookId,
-        eventName,
-        ...(timeoutAt === undefined ? {} : { timeoutAt }),
-        ...(token === undefined ? {} : { token }),
-      }));
-      if (issued)
-        this.pendingHooks.set(hookId, {
+        else if (options.timeout !== undefined) timeoutAt = resolveDeadline(options.timeout, this.now);
+        return () => ({
+          type: "hook_created",
+          hookId,
+          eventName,
+          ...(timeoutAt === undefined ? {} : { timeoutAt }),
+          ...(token === undefined ? {} : { token }),
+        });
+      },
+      (_seq, settle) =>
+        this.hooks.set(hookId, {
+          kind: "hook",
           hookId,
           eventName,
           timeoutAt,
           schema: options.schema,
           since: this.time,
-          resolve,
-          reject,
-        });
-    });
+          ...settle,
+        }),
+    );
     return { promise, token };
   }
 
@@ -554,41 +650,40 @@ export class RunExecution implements WorkflowScope {
   /** Called by `runChild()` inside this workflow. */
   callChild(definition: AnyWorkflow, args: unknown[]): Promise<unknown> {
     const childId = this.nextId(definition.name);
-    return new Promise((resolve, reject) => {
-      let json: string;
-      try {
+    const childRunId = childRunIdOf(this.runId, childId);
+    const ref: CommandRef = { kind: "child", id: childId };
+    let json = "";
+    return this.command(
+      ref,
+      () => {
         json = toJson(
           args,
           `The input of child workflow "${definition.name}" (${childId})`,
           this.maxPayloadBytes,
         );
-      } catch (error) {
-        reject(error);
-        return;
-      }
-      const childRunId = childRunIdOf(this.runId, childId);
-      const ref: CommandRef = { kind: "child", id: childId };
-      const issued = this.issue(ref, () => ({
-        type: "child_started",
-        childId,
-        childRunId,
-        workflowName: definition.name,
-        input: JSON.parse(json) as unknown[],
-      }));
-      const input = issued ? (this.recordedInput(ref, json) ?? (JSON.parse(json) as unknown[])) : undefined;
-      if (input && !this.nonDeterminism) {
-        const pending = {
+        return () => ({
+          type: "child_started",
           childId,
           childRunId,
           workflowName: definition.name,
+          input: JSON.parse(json) as unknown[],
+        });
+      },
+      (_seq, settle) => {
+        const input = this.recordedInput(ref, json) ?? (JSON.parse(json) as unknown[]);
+        if (this.nonDeterminism) return;
+        const { name: workflowName } = definition;
+        this.children.set(childId, {
+          kind: "child",
+          childId,
+          childRunId,
+          workflowName,
           input,
           since: this.time,
-          resolve,
-          reject,
-        };
-        this.pendingChildren.set(childId, pending);
-      }
-    });
+          ...settle,
+        });
+      },
+    );
   }
 
   /** Called by `log.*` inside this workflow: written to the log and the logger once, not again on replay. */
@@ -618,9 +713,9 @@ export class RunExecution implements WorkflowScope {
     const index = this.issuedTagSets;
     this.issuedTagSets += 1;
     if (index < this.recordedTagSets) return;
-    const merged = { ...this.tags, ...valid };
+    const merged = { ...this.runTags, ...valid };
     validateTags(merged, `run ${this.runId}`);
-    this.tags = merged;
+    this.runTags = merged;
     this.append({ type: "tags_set", tags: valid });
   }
 
@@ -679,13 +774,7 @@ export class RunExecution implements WorkflowScope {
   }
 
   private waitsForNothing(): boolean {
-    return (
-      this.pendingSteps.size +
-        this.pendingSleeps.size +
-        this.pendingHooks.size +
-        this.pendingChildren.size ===
-      0
-    );
+    return this.steps.size + this.sleeps.size + this.hooks.size + this.children.size === 0;
   }
 
   /** The workflow's outcome as a log event, once it has one. */
@@ -693,8 +782,7 @@ export class RunExecution implements WorkflowScope {
     if (this.nonDeterminism) return { type: "workflow_failed", error: serializeError(this.nonDeterminism) };
     if (this.continuation) {
       // Cancelled meanwhile: the chain ends here rather than going on in a new run.
-      if (this.cancelRequested !== undefined)
-        return { type: "workflow_cancelled", reason: this.cancelRequested };
+      if (this.cancelReason !== undefined) return { type: "workflow_cancelled", reason: this.cancelReason };
       return {
         type: "workflow_continued_as_new",
         input: this.continuation.input,
@@ -710,12 +798,8 @@ export class RunExecution implements WorkflowScope {
         };
       return undefined;
     }
-    if (
-      !this.settled.ok &&
-      this.cancelRequested !== undefined &&
-      this.settled.error instanceof CancelledError
-    ) {
-      return { type: "workflow_cancelled", reason: this.cancelRequested };
+    if (!this.settled.ok && this.cancelReason !== undefined && this.settled.error instanceof CancelledError) {
+      return { type: "workflow_cancelled", reason: this.cancelReason };
     }
     if (!this.settled.ok) return { type: "workflow_failed", error: serializeError(this.settled.error) };
     let result: unknown;

@@ -30,6 +30,8 @@ export type {
 } from "../observability/engine-telemetry.ts";
 export { noTelemetry } from "../observability/engine-telemetry.ts";
 export { openTelemetry } from "../observability/telemetry.ts";
+export type { InboxEntry } from "../ports/inbox.ts";
+export { inboxIds, isFromOutside, readInboxId } from "../ports/inbox.ts";
 export type {
   ActivationCause,
   ActivationTask,

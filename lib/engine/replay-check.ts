@@ -50,7 +50,7 @@ export async function replayHistory(
     };
   const end = Date.parse((log[log.length - 1] as WorkflowEvent).timestamp);
   try {
-    const execution = await RunExecution.replay(workflow, log, () => end);
+    const execution = await RunExecution.replay(workflow, log, { now: end });
     if (!execution.nonDeterminism) return { ...base, ok: true };
     return {
       ...base,

@@ -3,6 +3,7 @@ import { CLOCK_TICK_MS } from "../core/rate-limit.ts";
 import type { AnyWorkflow } from "../core/workflow.ts";
 import type { Clock } from "../ports/clock.ts";
 import { type EventStore, FINISHED_STATUSES, type RunRecord } from "../ports/event-store.ts";
+import { inboxIds } from "../ports/inbox.ts";
 import type { RateAnswer, RateLimitStore } from "../ports/rate-limit-store.ts";
 import type { SlotStore } from "../ports/slot-store.ts";
 import type { ActivationTask } from "../ports/task-queue.ts";
@@ -14,7 +15,6 @@ import {
   type RunRateLimit,
   recordedAdmission,
 } from "./admission.ts";
-import { CANCEL_STEP_ID } from "./engine.ts";
 
 /** Options of {@link RunLimits}. */
 export interface RunLimitsOptions {
@@ -127,7 +127,7 @@ export class RunLimits {
     if (status !== "pending" || !admission) return true;
     const { concurrency, rateLimit } = admission;
     const { store } = this.options;
-    if ((await store.getOutcome(runId, CANCEL_STEP_ID, 1)) !== undefined) {
+    if ((await store.getOutcome(runId, inboxIds.cancel, 1)) !== undefined) {
       if (concurrency) await this.release(runId, concurrency);
       return true;
     }

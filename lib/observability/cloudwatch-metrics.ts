@@ -107,7 +107,8 @@ function activationMetrics(
       workflow = run.definition.name;
       if (scheduleToStart !== undefined)
         record(workflow, CLOUDWATCH_METRICS.activationScheduleToStart, "Milliseconds", scheduleToStart);
-      dueSleeps = new Map([...run.pendingSleeps.values()].map((sleep) => [sleep.sleepId, sleep.resumeAt]));
+      dueSleeps = new Map();
+      for (const wait of run.waits()) if (wait.kind === "sleep") dueSleeps.set(wait.sleepId, wait.resumeAt);
     },
     committed(events) {
       for (const event of events) {

@@ -2,17 +2,38 @@ import type { WorkflowEvent } from "../core/events.ts";
 import type { StepOutcome } from "../ports/event-store.ts";
 import type { ActivationTask, StepTask } from "../ports/task-queue.ts";
 
+/** What a run waits on, as telemetry sees it (a `RunExecution`'s `waits()`). */
+export type TracedWait =
+  | { readonly kind: "step" }
+  | { readonly kind: "sleep"; readonly sleepId: string; readonly resumeAt: number; readonly since: number }
+  | { readonly kind: "hook"; readonly hookId: string; readonly eventName: string; readonly since: number }
+  | {
+      readonly kind: "child";
+      readonly childId: string;
+      readonly childRunId: string;
+      readonly workflowName: string;
+      readonly since: number;
+    };
+
 /** What telemetry needs to know of a run while an activation advances it (a `RunExecution`). */
 export interface TracedRun {
   readonly runId: string;
   readonly definition: { readonly name: string };
   readonly started: { readonly timestamp: string; readonly traceparent?: string | undefined };
-  readonly pendingSleeps: ReadonlyMap<string, { sleepId: string; resumeAt: number; since: number }>;
-  readonly pendingHooks: ReadonlyMap<string, { hookId: string; eventName: string; since: number }>;
-  readonly pendingChildren: ReadonlyMap<
-    string,
-    { childId: string; childRunId: string; workflowName: string; since: number }
-  >;
+  waits(): readonly TracedWait[];
+}
+
+/** The waits of a run of one kind, by id. */
+export function waitsOfKind<K extends TracedWait["kind"]>(
+  run: TracedRun,
+  kind: K,
+  idOf: (wait: Extract<TracedWait, { kind: K }>) => string,
+): Map<string, Extract<TracedWait, { kind: K }>> {
+  const found = new Map<string, Extract<TracedWait, { kind: K }>>();
+  for (const wait of run.waits())
+    if (wait.kind === kind)
+      found.set(idOf(wait as Extract<TracedWait, { kind: K }>), wait as Extract<TracedWait, { kind: K }>);
+  return found;
 }
 
 /** The span of `start()`: its context becomes the run's trace context, stored in `workflow_started`. */

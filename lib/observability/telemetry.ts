@@ -11,12 +11,14 @@ import type { SerializedError } from "../core/errors.ts";
 import type { WorkflowEvent } from "../core/events.ts";
 import type { StepOutcome } from "../ports/event-store.ts";
 import type { ActivationTask, StepTask } from "../ports/task-queue.ts";
-import type {
-  ActivationSpan,
-  EngineTelemetry,
-  StartSpan,
-  TelemetryFactory,
-  TracedRun,
+import {
+  type ActivationSpan,
+  type EngineTelemetry,
+  type StartSpan,
+  type TelemetryFactory,
+  type TracedRun,
+  type TracedWait,
+  waitsOfKind,
 } from "./engine-telemetry.ts";
 import { loadOpenTelemetry, type OpenTelemetryApi } from "./open-telemetry.ts";
 import { formatTraceparent, parseTraceparent } from "./trace-context.ts";
@@ -113,7 +115,7 @@ export class Telemetry implements EngineTelemetry {
     const { api, tracer } = this;
     const startTime = this.now();
     let span: Span | undefined;
-    let run: TracedRun | undefined;
+    let run: RunSnapshot | undefined;
     let parent: Context | undefined;
     const telemetry = this;
     return {
@@ -128,13 +130,12 @@ export class Telemetry implements EngineTelemetry {
         if (!api || !tracer || span) return;
         // What the run waits for now: applying the activation's events removes it from the live run.
         run = {
-          ...traced,
           runId: traced.runId,
           definition: traced.definition,
           started: traced.started,
-          pendingSleeps: new Map(traced.pendingSleeps),
-          pendingHooks: new Map(traced.pendingHooks),
-          pendingChildren: new Map(traced.pendingChildren),
+          sleeps: waitsOfKind(traced, "sleep", (sleep) => sleep.sleepId),
+          hooks: waitsOfKind(traced, "hook", (hook) => hook.hookId),
+          children: waitsOfKind(traced, "child", (child) => child.childId),
         };
         parent = telemetry.contextOf(traced.started.traceparent) ?? api.ROOT_CONTEXT;
         span = tracer.startSpan(
@@ -210,7 +211,7 @@ export class Telemetry implements EngineTelemetry {
 
   /** Spans and metrics for one newly committed event. */
   private recordEvent(
-    run: TracedRun,
+    run: RunSnapshot,
     event: WorkflowEvent,
     activation: Span,
     under: Context,
@@ -253,7 +254,7 @@ export class Telemetry implements EngineTelemetry {
         });
         return;
       case "sleep_completed": {
-        const sleep = run.pendingSleeps.get(event.sleepId);
+        const sleep = run.sleeps.get(event.sleepId);
         if (!sleep) return;
         this.instruments?.timerLateness.record(Math.max(0, end - sleep.resumeAt), workflow);
         child(`sleep ${event.sleepId}`, sleep.since, {
@@ -264,7 +265,7 @@ export class Telemetry implements EngineTelemetry {
       }
       case "hook_received":
       case "hook_timed_out": {
-        const hook = run.pendingHooks.get(event.hookId);
+        const hook = run.hooks.get(event.hookId);
         if (!hook) return;
         child(`wait ${event.eventName}`, hook.since, {
           "tsworkflow.wait.event": event.eventName,
@@ -274,7 +275,7 @@ export class Telemetry implements EngineTelemetry {
       }
       case "child_completed":
       case "child_failed": {
-        const pending = run.pendingChildren.get(event.childId);
+        const pending = run.children.get(event.childId);
         if (!pending) return;
         child(
           `child ${pending.workflowName}`,
@@ -325,6 +326,13 @@ export class Telemetry implements EngineTelemetry {
     span.addEvent("exception", { "exception.type": error.name, "exception.message": error.message });
     span.setStatus({ code: 2, message: error.message });
   }
+}
+
+/** A run as its activation began: what it waited on then (applying the activation's events ends those waits). */
+interface RunSnapshot extends Omit<TracedRun, "waits"> {
+  sleeps: Map<string, Extract<TracedWait, { kind: "sleep" }>>;
+  hooks: Map<string, Extract<TracedWait, { kind: "hook" }>>;
+  children: Map<string, Extract<TracedWait, { kind: "child" }>>;
 }
 
 function runAttributes(runId: string, workflowName: string): Attributes {

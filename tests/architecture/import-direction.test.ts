@@ -103,4 +103,25 @@ describe("the dependencies of lib/", () => {
     });
     expect(against.map(show)).toEqual([]);
   });
+
+  it("keep the engine's decisions free of I/O: decide.ts and waits/ import no store, queue, timer or clock", () => {
+    const decisionModules = (file: string) => {
+      const path = relative(LIB, file);
+      return path === "engine/decide.ts" || path.startsWith("engine/waits/");
+    };
+    // The decision core may read the author's API kernel, the inbox codec, port types and the live execution.
+    const allowed = (to: string) => {
+      const path = relative(LIB, to);
+      return (
+        path.startsWith("core/") ||
+        path.startsWith("engine/waits/") ||
+        ["ports/inbox.ts", "ports/event-store.ts", "ports/task-queue.ts", "engine/execution.ts"].includes(
+          path,
+        )
+      );
+    };
+    const decisions = imports.filter(({ from }) => decisionModules(from));
+    expect(decisions.length).toBeGreaterThan(5);
+    expect(decisions.filter(({ to }) => !allowed(to)).map(show)).toEqual([]);
+  });
 });

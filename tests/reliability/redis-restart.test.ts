@@ -83,7 +83,14 @@ describe("a Redis server that restarts", () => {
 
   it("loses no run when it is killed with SIGKILL and started again while runs sleep and steps run", async () => {
     // Prepare
-    runtime = createRedisRuntime({ url: `redis://127.0.0.1:${port}`, prefix: "restart:", concurrency: 8 });
+    // Jobs in hand when the server died come back once their lock runs out: 5 s here, not the default 30 s,
+    // so that a loaded machine still sees every run finish well within the wait below.
+    runtime = createRedisRuntime({
+      url: `redis://127.0.0.1:${port}`,
+      prefix: "restart:",
+      concurrency: 8,
+      stalledAfterMs: 5_000,
+    });
     await runtime.startWorker();
     const runIds: string[] = [];
     for (let n = 0; n < 20; n += 1) runIds.push((await runtime.start(crashFlow, [`order-${n}`])).runId);

@@ -25,6 +25,7 @@ import {
   type RunStatus,
   type StepOutcome,
 } from "../../ports/event-store.ts";
+import { isFromOutside } from "../../ports/inbox.ts";
 import { newestFirst, pageOf } from "../../ports/run-cursor.ts";
 import {
   applyPatch,
@@ -85,8 +86,6 @@ const INBOX_RETENTION_MS = 10 * 60_000;
 /** Open files kept beyond this are closed, least recently used first. */
 const MAX_OPEN_FILES = 512;
 const heldLocks = new Set<string>();
-/** Control outcomes (cancellations, events, child results) are stored on disk; step outcomes in memory. */
-const isControl = (stepId: string) => stepId.startsWith("$");
 
 /**
  * The embedded default: one append-only JSONL file per run in `dir/runs/`, one line per commit,
@@ -211,7 +210,7 @@ export class FileStorage extends MemoryStorage {
   override async putOutcome(outcome: StepOutcome): Promise<boolean> {
     assertRunId(outcome.runId);
     // A reader stores only requests (cancellations, events) for the owner to pick up.
-    if (!isControl(outcome.stepId)) this.assertWritable();
+    if (!isFromOutside(outcome.stepId)) this.assertWritable();
     return super.putOutcome(outcome);
   }
 
@@ -336,7 +335,7 @@ export class FileStorage extends MemoryStorage {
   }
 
   protected override async persistOutcome(outcome: StepOutcome): Promise<PersistedOutcome> {
-    if (!isControl(outcome.stepId)) return { stored: true };
+    if (!isFromOutside(outcome.stepId)) return { stored: true };
     const { runId, stepId, attempt } = outcome;
     const name = Inbox.outcomeName(runId, stepId, attempt);
     this.seenInbox.add(name);

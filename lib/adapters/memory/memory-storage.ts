@@ -12,6 +12,7 @@ import type {
   RunRecord,
   StepOutcome,
 } from "../../ports/event-store.ts";
+import { inboxIds } from "../../ports/inbox.ts";
 import { newestFirst, pageOf } from "../../ports/run-cursor.ts";
 import { TagIndex } from "./tag-index.ts";
 
@@ -26,7 +27,7 @@ export const outcomeKey = (stepId: string, attempt: number) => `${stepId}\u0000$
 
 /**
  * The outcome an event of the log consumed, if it consumed one: a step attempt's result, a cancellation
- * request (`$cancel`), a delivered event (its signal id) or a child's result (`$child:<childId>`).
+ * request, a delivered event (its signal id) or a child's result (see `inboxIds`).
  */
 export function consumedOutcomeKey(event: WorkflowEvent): string | undefined {
   switch (event.type) {
@@ -35,12 +36,12 @@ export function consumedOutcomeKey(event: WorkflowEvent): string | undefined {
     case "step_retrying":
       return outcomeKey(event.stepId, event.attempt);
     case "cancel_requested":
-      return outcomeKey("$cancel", 1);
+      return outcomeKey(inboxIds.cancel, 1);
     case "hook_received":
       return outcomeKey(event.signalId, 1);
     case "child_completed":
     case "child_failed":
-      return outcomeKey(`$child:${event.childId}`, 1);
+      return outcomeKey(inboxIds.child(event.childId), 1);
     default:
       return undefined;
   }

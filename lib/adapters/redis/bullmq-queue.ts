@@ -3,6 +3,7 @@ import { DelayedError, type Job, type JobsOptions, Queue, Worker } from "bullmq"
 import type { Redis } from "ioredis";
 import { ConfigurationError } from "../../core/errors.ts";
 import { getLogger } from "../../core/logger.ts";
+import { isFromOutside } from "../../ports/inbox.ts";
 import type { ActivationTask, RunLease, StepTask, TaskQueue } from "../../ports/task-queue.ts";
 import { closeRedis, openRedis, type RedisConnection, toRedisError } from "./connection.ts";
 import { type HeldLock, RunLocks } from "./run-lock.ts";
@@ -145,10 +146,10 @@ export class BullMQQueue implements TaskQueue {
       if (result === "done") return;
       if (result === "again") task = { ...task, redelivered: true };
     }
-    // What comes from outside the run (a cancellation, an event, a child's result: outcomes with a "$" id)
+    // What comes from outside the run (a cancellation, an event, a child's result: see `readInboxId`)
     // is not coalesced: an activation busy with a long inline step would hold it back until the step ends.
     // It waits for the run's lock instead, which that activation lets go of while its step runs.
-    const fromOutside = task.cause.kind === "outcome" && task.cause.stepId.startsWith("$");
+    const fromOutside = task.cause.kind === "outcome" && isFromOutside(task.cause.stepId);
     await this.add(this.activations, "activate", task, {
       ...(fromOutside ? {} : { deduplication: { id: task.runId, keepLastIfActive: true } }),
       removeOnComplete: true,

@@ -104,6 +104,8 @@ function flaky(
 }
 
 const MAX_DELIVERIES = 20_000;
+/** How often a step waiting for a slot on one worker checks again (real time; see `StepLimits`'s `recheckMs`). */
+const STEP_RECHECK_MS = 10;
 
 /**
  * Sends `{ name }` to every `waitForEvent(name)` that an unfinished run waits on, as the outside world
@@ -184,7 +186,9 @@ export async function runWithFaults(
           timers,
           clock,
           ...(faults.cacheSize === undefined ? {} : { cacheSize: faults.cacheSize }),
-          ...(shared.slots ? { stepLimits: new StepLimits({ slots: shared.slots }) } : {}),
+          ...(shared.slots
+            ? { stepLimits: new StepLimits({ slots: shared.slots, recheckMs: STEP_RECHECK_MS }) }
+            : {}),
           ...(shared.slots
             ? {
                 runLimits: new RunLimits({
@@ -206,6 +210,7 @@ export async function runWithFaults(
   const { runId } = await (engines[0] as Engine).start(workflow, args);
   let lost = false;
   let failures = 0;
+  let idleRechecks = 0;
   for (;;) {
     if (report.deliveries > MAX_DELIVERIES)
       throw new Error(`run ${runId} is still going after ${MAX_DELIVERIES} deliveries`);
@@ -224,11 +229,21 @@ export async function runWithFaults(
         continue;
       }
       const timer = timers.takeEarliest();
-      if (!timer) break;
-      clock.advanceTo(timer.fireAt);
-      queue.activations.push(timer.task);
-      continue;
+      if (timer) {
+        clock.advanceTo(timer.fireAt);
+        queue.activations.push(timer.task);
+        continue;
+      }
+      // A step parked on one worker for a slot that another worker released comes back at its re-check, a
+      // real-time timer of that worker's StepLimits: give the re-checks their time before calling the run lost.
+      if (shared.slots && idleRechecks < 3) {
+        idleRechecks += 1;
+        await new Promise((resolve) => setTimeout(resolve, STEP_RECHECK_MS * 4));
+        continue;
+      }
+      break;
     }
+    idleRechecks = 0;
     if (chance(faults.earlyTimers ?? 0) && timers.pending.size > 0) {
       const keys = [...timers.pending.keys()];
       const key = keys[Math.floor(random() * keys.length)] as string;

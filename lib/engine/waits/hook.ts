@@ -1,0 +1,19 @@
+import type { HookWait } from "../execution.ts";
+import { type ArmedTimer, timerSend, type WaitBehaviour } from "./wait-kind.ts";
+
+/** The timer of a wait's timeout: `hook:<hookId>`. */
+const timeoutTimer = (wait: HookWait): ArmedTimer | undefined =>
+  wait.timeoutAt === undefined ? undefined : { timerId: `hook:${wait.hookId}`, fireAt: wait.timeoutAt };
+
+/**
+ * A `waitForEvent` or webhook: events reach it through the run's inbox (see `deliverSignals` in decide.ts);
+ * with a timeout, it also has a timer.
+ */
+export const hookWait: WaitBehaviour<HookWait> = {
+  timer: timeoutTimer,
+  label: (wait) => {
+    const until = wait.timeoutAt === undefined ? "" : ` until ${new Date(wait.timeoutAt).toISOString()}`;
+    return `event "${wait.eventName}" (${wait.hookId})${until}`;
+  },
+  sends: (wait) => timerSend(timeoutTimer(wait)),
+};

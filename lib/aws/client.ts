@@ -200,7 +200,7 @@ export function createClient(
     triggerSchedule: (name) => schedules().triggerSchedule(name),
     deleteSchedule: (name) => schedules().deleteSchedule(name),
     async close() {
-      await scheduler?.close();
+      scheduler?.close();
       if (!options.clients?.dynamodb) dynamodb.destroy();
       if (!options.clients?.sqs) sqs.destroy();
       await payloads.close();

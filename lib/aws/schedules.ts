@@ -129,7 +129,7 @@ export function awsSchedules(
       } catch (error) {
         throw withPermissionHint(error);
       } finally {
-        await scheduler.close();
+        scheduler.close();
       }
       await store.setDeclared(hash);
       if (report.created.length + report.updated.length + report.deleted.length > 0)

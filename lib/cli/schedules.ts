@@ -98,7 +98,7 @@ async function changeAwsSchedule(
     else if (action === "resume") await control.resumeSchedule(name);
     else await control.deleteSchedule(name);
   } finally {
-    await scheduler.close();
+    scheduler.close();
   }
   io.out(`Schedule ${io.style.bold(name)}: ${action} done (EventBridge schedule and table).\n`);
   return EXIT.ok;

@@ -161,9 +161,8 @@ export function createAwsRuntime(config: AwsConfig, options: AwsRuntimeOptions =
   });
   const timers = new SqsSchedulerTimers({
     queue,
-    ...(clients.scheduler
-      ? { scheduler: clients.scheduler }
-      : { schedulerConfig: clientSettings(config, config.endpoints.scheduler) }),
+    scheduler: clients.scheduler,
+    schedulerConfig: clientSettings(config, config.endpoints.scheduler),
     stepQueueArn: config.stepQueueArn,
     scheduleGroup: config.scheduleGroup,
     schedulerRoleArn: config.schedulerRoleArn,

@@ -320,7 +320,7 @@ describe("SqsSchedulerTimers", () => {
     const afterShort = scheduler.requests.length;
     await timers.schedule(timer("sleep#1", 3 * 86_400_000));
     await timers.cancel("run_lazy", "sleep#1");
-    await timers.close();
+    timers.close();
     // Assess
     expect(afterShort).toBe(before);
     expect(scheduler.requests.slice(before).map((r) => [r.operation, r.status, r.name])).toEqual([

@@ -32,7 +32,7 @@ export class SchedulerConnection {
   session(): Promise<SchedulerSession> {
     this.loading ??= importOptional(
       () => import("@aws-sdk/client-scheduler"),
-      "Timers beyond 15 minutes and schedules on AWS (EventBridge Scheduler)",
+      "Long timers on AWS (EventBridge Scheduler)",
       ["@aws-sdk/client-scheduler"],
     ).then((sdk) => ({
       sdk,
@@ -46,13 +46,13 @@ export class SchedulerConnection {
   }
 
   /** Closes the client this connection made, if it made one (a given client belongs to its owner). */
-  async close(): Promise<void> {
-    if (this.options.client || !this.loading) return;
+  close(): void {
     const loading = this.loading;
     this.loading = undefined;
-    await loading.then(
-      ({ client }) => client.destroy(),
-      () => {},
-    );
+    if (!this.options.client)
+      loading?.then(
+        ({ client }) => client.destroy(),
+        () => {},
+      );
   }
 }

@@ -18,7 +18,7 @@ export interface SqsSchedulerTimersOptions {
    * loads the Scheduler SDK.
    * @default a new `SchedulerClient(schedulerConfig)`, made on first use
    */
-  scheduler?: SchedulerClient;
+  scheduler?: SchedulerClient | undefined;
   /**
    * Settings of the client made when `scheduler` is omitted.
    * @default {} (the region and credentials of the environment)
@@ -148,8 +148,8 @@ export class SqsSchedulerTimers implements Timers {
   }
 
   /** Closes the Scheduler client these timers made, if they made one. */
-  close(): Promise<void> {
-    return this.scheduler.close();
+  close(): void {
+    this.scheduler.close();
   }
 }
 

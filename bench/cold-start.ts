@@ -167,6 +167,8 @@ async function entrySizes(): Promise<{ entry: string; minified: number; gzipped:
 }
 
 const kb = (bytes: number) => `${(bytes / 1024).toFixed(1)} KB`;
+/** A difference in milliseconds with its sign: +12 ms, -3 ms. */
+const signed = (ms: number) => `${ms < 0 ? "" : "+"}${ms.toFixed(0)} ms`;
 
 export async function coldStartBenchmarks(): Promise<Row[]> {
   const cache = join(ROOT, "node_modules", ".cache");
@@ -196,7 +198,7 @@ export async function coldStartBenchmarks(): Promise<Row[]> {
       ) as Record<keyof typeof times, ReturnType<typeof result>>;
     const { bare, core, sdk, handler } = medians("wall");
     const cpu = medians("cpu");
-    const overBare = (median: number) => `(+${(median - cpu.bare.median).toFixed(0)} ms)`;
+    const overBare = (median: number) => `(${signed(median - cpu.bare.median)})`;
 
     console.log("\nBundle sizes (minified; optional peers and Node built-ins left out)");
     for (const { entry, minified, gzipped } of await entrySizes())
@@ -224,17 +226,13 @@ export async function coldStartBenchmarks(): Promise<Row[]> {
       row(
         "init: + DynamoDB and SQS clients",
         core,
-        `(+${(core.median - bare.median).toFixed(0)} ms: what every tsworkflow function uses)`,
+        `(${signed(core.median - bare.median)}: what every tsworkflow function uses)`,
       ),
-      row(
-        "init: + SDK clients (DynamoDB, SQS, Scheduler)",
-        sdk,
-        `(+${(sdk.median - bare.median).toFixed(0)} ms)`,
-      ),
+      row("init: + SDK clients (DynamoDB, SQS, Scheduler)", sdk, `(${signed(sdk.median - bare.median)})`),
       row(
         "init: tsworkflow one-workflow handler",
         handler,
-        `<= bare + ${GOAL_MS} ms (+${(handler.median - bare.median).toFixed(0)} ms; +${(handler.median - core.median).toFixed(0)} ms over the DynamoDB and SQS clients)`,
+        `<= bare + ${GOAL_MS} ms (${signed(handler.median - bare.median)}; ${signed(handler.median - core.median)} over the DynamoDB and SQS clients)`,
         handler.median - bare.median <= GOAL_MS,
       ),
       row("init CPU time: bare handler", cpu.bare, "baseline"),
@@ -243,7 +241,7 @@ export async function coldStartBenchmarks(): Promise<Row[]> {
       row(
         "init CPU time: tsworkflow one-workflow handler",
         cpu.handler,
-        `${overBare(cpu.handler.median)}; +${(cpu.handler.median - cpu.core.median).toFixed(0)} ms over the DynamoDB and SQS clients`,
+        `${overBare(cpu.handler.median)}; ${signed(cpu.handler.median - cpu.core.median)} over the DynamoDB and SQS clients`,
       ),
     ];
   } finally {

@@ -2,7 +2,7 @@
  * `npm run bench`: each workload three times, the median printed beside its target.
  * Set BENCH_ONLY=core (or redis, load, files, flow, cold-start, aws) to run one group.
  */
-import { w1, w2, w3 } from "./core.ts";
+import { w1, w1WithCpu, w2, w3 } from "./core.ts";
 import type { BenchRow as Row } from "./redis.ts";
 
 async function median(times: number, fn: () => Promise<number>): Promise<{ median: number; runs: number[] }> {
@@ -33,13 +33,26 @@ export async function coreBenchmarks(): Promise<Row[]> {
   // about five rounds to reach its steady state here).
   for (let round = 0; round < 5; round += 1) await w1();
   await w2(1000);
-  const first = await median(3, w1);
+  const cpu: number[] = [];
+  const first = await median(3, async () => {
+    const round = await w1WithCpu();
+    cpu.push(round.cpuMicrosPerStep);
+    return round.stepsPerSecond;
+  });
   rows.push({
     workload: "W1 200 runs x 10 steps",
     ...first,
     unit: "steps/s",
     target: ">= 4000 steps/s",
     ok: first.median >= 4000,
+  });
+  rows.push({
+    workload: "W1 CPU per step",
+    median: [...cpu].sort((a, b) => a - b)[1] as number,
+    runs: cpu,
+    unit: "us",
+    target: "(this process, its fdatasync threads included)",
+    ok: undefined,
   });
   for (const count of [100, 1000, 5000]) {
     const result = await median(3, () => w2(count));

@@ -281,6 +281,49 @@ export function parseEvent(value: unknown, where: string): WorkflowEvent {
   );
 }
 
+/** What the engine built itself (a new run's first event, a commit's events): typed and checked as made. */
+const builtByEngine = new WeakSet<object>();
+
+/**
+ * Marks a new run's `workflow_started` event as built by the engine (its input checked by `toJson`), so
+ * that stores take it without validating it again (`acceptEvent`). Returns the event. @internal
+ */
+export function builtEvent<E extends WorkflowEvent>(event: E): E {
+  builtByEngine.add(event);
+  return event;
+}
+
+/**
+ * Marks the events of a commit as built by the engine (one mark per commit, not per event: a mark costs
+ * about a microsecond, and the engine never adds anything but its own events to the array). @internal
+ */
+export function builtEvents<E extends readonly WorkflowEvent[]>(events: E): E {
+  builtByEngine.add(events);
+  return events;
+}
+
+/**
+ * What a store does with the first event of a new run: one the engine built is taken as it is (zod costs
+ * more than the rest of a commit); any other (a hand-made one, a copy) is validated like one read back.
+ * @throws InvalidEventError naming the run, the position and the field at fault
+ */
+export function acceptEvent(value: unknown, where: string): WorkflowEvent {
+  return typeof value === "object" && value !== null && builtByEngine.has(value)
+    ? (value as WorkflowEvent)
+    : parseEvent(value, where);
+}
+
+/**
+ * What a store does with the events of a commit: those of an array the engine built (`builtEvents`) are
+ * taken as they are; any others are validated, each as `acceptEvent` would.
+ * @throws InvalidEventError naming the run, the position and the field at fault
+ */
+export function acceptEvents(values: readonly unknown[], where: string): WorkflowEvent[] {
+  return builtByEngine.has(values)
+    ? (values as WorkflowEvent[])
+    : values.map((value) => acceptEvent(value, where));
+}
+
 export function parseEvents(values: readonly unknown[], where: string): WorkflowEvent[] {
   return values.map((value, index) => parseEvent(value, `${where} (event ${index + 1})`));
 }

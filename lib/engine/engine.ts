@@ -11,12 +11,18 @@ import {
   WorkflowNotFoundError,
   WorkflowVersionNotFoundError,
 } from "../core/errors.ts";
-import type { EventDraft, WorkflowEvent } from "../core/events.ts";
+import { builtEvent, builtEvents, type EventDraft, type WorkflowEvent } from "../core/events.ts";
 import { assertIdempotencyKey, assertRunId, newRunId } from "../core/ids.ts";
 import { getLogger } from "../core/logger.ts";
 import { LruMap } from "../core/lru-map.ts";
 import { defaultRegistry, type Registry } from "../core/registry.ts";
-import { hashOf, MAX_PAYLOAD_BYTES, roundTrip, serializeError } from "../core/serialization.ts";
+import {
+  argumentsForUser,
+  hashOf,
+  MAX_PAYLOAD_BYTES,
+  roundTrip,
+  serializeError,
+} from "../core/serialization.ts";
 import { type RunTags, validateTags } from "../core/tags.ts";
 import { type AnyWorkflow, validateWorkflowInput } from "../core/workflow.ts";
 import {
@@ -257,7 +263,7 @@ export class Engine {
       ...(tags === undefined ? {} : { tags }),
       ...(definition.version === undefined ? {} : { workflowVersion: definition.version }),
     };
-    const startedEvent: WorkflowEvent = {
+    const startedEvent: WorkflowEvent = builtEvent({
       runId,
       seq: 1,
       timestamp,
@@ -272,7 +278,7 @@ export class Engine {
       ...(definition.version === undefined ? {} : { workflowVersion: definition.version }),
       ...(options.continuedFrom === undefined ? {} : { continuedFrom: options.continuedFrom }),
       ...this.runLimits?.admissionOf(definition, input),
-    };
+    });
     const result = await this.store.createRun({ run, startedEvent });
     if (!result.created) {
       const existing = result.run;
@@ -332,16 +338,13 @@ export class Engine {
 
   /** Runs `work` after the activations of the same run that came before it in this engine. */
   private serialized<T>(runId: string, work: () => Promise<T>): Promise<T> {
-    const previous = this.running.get(runId) ?? Promise.resolve();
-    const current = previous.then(work);
-    const tracked = current.then(
-      () => {},
-      () => {},
-    );
-    this.running.set(runId, tracked);
-    void tracked.then(() => {
+    const previous = this.running.get(runId);
+    const current = previous ? previous.then(work) : work();
+    const settled = () => {
       if (this.running.get(runId) === tracked) this.running.delete(runId);
-    });
+    };
+    const tracked: Promise<void> = current.then(settled, settled);
+    this.running.set(runId, tracked);
     return current;
   }
 
@@ -432,7 +435,7 @@ export class Engine {
     }
     if (newEvents.length > 0) {
       const last = newEvents[newEvents.length - 1] as WorkflowEvent;
-      await this.store.commit(runId, baseVersion, [...newEvents], {
+      await this.store.commit(runId, baseVersion, builtEvents([...newEvents]), {
         status,
         updatedAt: last.timestamp,
         ...(terminal?.type === "workflow_completed" ? { result: terminal.result } : {}),
@@ -445,14 +448,16 @@ export class Engine {
       if (terminal) this.onRunFinished?.(runId);
     }
     if (terminal) await this.runLimits?.finished(runId, execution.started);
-    await Promise.all([
+    const after = [
       ...decision.cancelledTimers.map((timerId) => this.timers.cancel(runId, timerId)),
       ...decision.cancelledChildren.map((childRunId) => cancelChild(this, childRunId)),
       ...(terminal ? [notifyParent(this, execution, terminal)] : []),
       ...(terminal?.type === "workflow_continued_as_new"
         ? [startContinuation(this, execution.runId, execution.started, terminal.input, execution.tags)]
         : []),
-    ]);
+    ];
+    // Most activations (a step done, the next one started) have nothing to do here: no await for nothing.
+    if (after.length > 0) await Promise.all(after);
     if (terminal) {
       this.cache?.delete(runId);
       return;
@@ -495,6 +500,9 @@ export class Engine {
     traceparent: string | undefined,
   ): Promise<void> {
     const runId = execution.runId;
+    // A step run inline is most activations' only send: nothing to wait for then.
+    const only = sends.length === 1 ? sends[0] : undefined;
+    if (sends.length === 0 || (only?.type === "step" && only.wait.stepId === inlineStepId)) return;
     await Promise.all(
       sends.map((send) => {
         if (send.type === "timer") {
@@ -588,7 +596,7 @@ export class Engine {
         attempt,
         idempotencyKey: `${runId}:${stepId}`,
       };
-      const value = await runInStep(info, () => definition.run(...structuredClone(task.input)));
+      const value = await runInStep(info, () => definition.run(...argumentsForUser(task.input)));
       const result = roundTrip(
         value,
         `The result of step "${task.stepName}" (${stepId})`,

@@ -14,6 +14,8 @@ import type { EventDraft, WorkflowEvent } from "../core/events.ts";
 import { getLogger, type RunLogContext } from "../core/logger.ts";
 import { safeParseWithMessages } from "../core/schema.ts";
 import {
+  argumentsForUser,
+  copyForUser,
   MAX_PAYLOAD_BYTES,
   roundTrip,
   serializeError,
@@ -110,8 +112,23 @@ export interface ReplayOptions {
   maxPayloadBytes?: number;
 }
 
-/** Lets every promise continuation that can run, run: the workflow is then waiting on tsworkflow alone. */
-const drain = () => new Promise<void>((resolve) => setImmediate(resolve));
+let draining: Promise<void> | undefined;
+
+/**
+ * Lets every promise continuation that can run, run: the workflow is then waiting on tsworkflow alone.
+ * Only a turn of the event loop says that the microtask queue is empty (a workflow may await its own
+ * promises any number of times before its next call), so no direct call can replace it; the runs that
+ * ask within one turn share one `setImmediate`.
+ */
+function drain(): Promise<void> {
+  draining ??= new Promise<void>((resolve) =>
+    setImmediate(() => {
+      draining = undefined;
+      resolve();
+    }),
+  );
+  return draining;
+}
 
 /**
  * One run's workflow function, live in memory, driven by its event log. The same `apply` drives a
@@ -296,7 +313,9 @@ export class RunExecution implements WorkflowScope {
     for (const event of events.slice(1)) {
       if (execution.nonDeterminism) break;
       execution.seq = event.seq;
-      if (!retried.has(event.seq)) await execution.apply(event);
+      if (retried.has(event.seq)) continue;
+      const applying = execution.apply(event);
+      if (applying) await applying;
     }
     execution.atFrontier = true;
     if (!execution.nonDeterminism) for (const draft of execution.deferred) execution.append(draft);
@@ -313,7 +332,7 @@ export class RunExecution implements WorkflowScope {
   /** Starts the workflow function and runs it until it waits on tsworkflow. */
   private async begin(): Promise<void> {
     const promise = runInWorkflow(this, () =>
-      Promise.resolve().then(() => this.definition.fn(...structuredClone(this.started.input))),
+      Promise.resolve().then(() => this.definition.fn(...argumentsForUser(this.started.input))),
     );
     promise.then(
       (value) => {
@@ -336,7 +355,8 @@ export class RunExecution implements WorkflowScope {
   /** Appends a new event at the current time and applies it. */
   async deliver(draft: EventDraft): Promise<WorkflowEvent> {
     const event = this.append(draft);
-    await this.apply(event);
+    const applying = this.apply(event);
+    if (applying) await applying;
     return event;
   }
 
@@ -354,8 +374,11 @@ export class RunExecution implements WorkflowScope {
     return event;
   }
 
-  /** Applies one event of the log to the live workflow. */
-  private async apply(event: WorkflowEvent): Promise<void> {
+  /**
+   * Applies one event of the log to the live workflow; returns the drain to wait for when the event woke the
+   * workflow (not an async function: an event that wakes nothing costs no promise).
+   */
+  private apply(event: WorkflowEvent): Promise<void> | undefined {
     this.time = Date.parse(event.timestamp);
     switch (event.type) {
       case "step_started": {
@@ -395,7 +418,7 @@ export class RunExecution implements WorkflowScope {
           if (parsed.success) pending.resolve(parsed.data);
           else pending.reject(new EventPayloadError(event.eventName, parsed.error.issues));
         } else {
-          pending.resolve(structuredClone(event.payload));
+          pending.resolve(copyForUser(event.payload));
         }
         return drain();
       }
@@ -408,7 +431,7 @@ export class RunExecution implements WorkflowScope {
           );
         }
         this.children.delete(event.childId);
-        if (event.type === "child_completed") pending.resolve(structuredClone(event.result));
+        if (event.type === "child_completed") pending.resolve(copyForUser(event.result));
         else pending.reject(deserializeError(event.error));
         return drain();
       }
@@ -431,7 +454,7 @@ export class RunExecution implements WorkflowScope {
           );
         }
         this.steps.delete(event.stepId);
-        if (event.type === "step_completed") pending.resolve(structuredClone(event.result));
+        if (event.type === "step_completed") pending.resolve(copyForUser(event.result));
         else pending.reject(deserializeError(event.error));
         return drain();
       }
@@ -465,7 +488,7 @@ export class RunExecution implements WorkflowScope {
     }
   }
 
-  private checkCommandIssued(event: WorkflowEvent): void {
+  private checkCommandIssued(event: WorkflowEvent): undefined {
     this.commandsInLog += 1;
     if (this.issuedCommands < this.commandsInLog) {
       const ref = commandOf(event) as CommandRef;
@@ -474,12 +497,14 @@ export class RunExecution implements WorkflowScope {
         event.seq,
       );
     }
+    return undefined;
   }
 
-  private mismatch(message: string, seq = this.seq): void {
-    if (this.mismatchError) return;
+  private mismatch(message: string, seq = this.seq): undefined {
+    if (this.mismatchError) return undefined;
     this.mismatchError = new NonDeterminismError(message);
     this.mismatchAt = seq;
+    return undefined;
   }
 
   /** Issues a command: matched against the log when replaying, appended when new. False on a mismatch. */

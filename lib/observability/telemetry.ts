@@ -54,6 +54,8 @@ export class Telemetry implements EngineTelemetry {
   private tracer: Tracer | undefined;
   private instruments: Instruments | undefined;
   private readonly ready: Promise<void>;
+  /** Set once `ready` has resolved: the hot paths then skip awaiting it (a turn of the event loop each). */
+  private loaded = false;
 
   /**
    * @param now the engine's clock (span times agree with the log's timestamps)
@@ -65,12 +67,15 @@ export class Telemetry implements EngineTelemetry {
   ) {
     this.ready = load().then(
       (api) => {
+        this.loaded = true;
         if (!api) return;
         this.api = api;
         this.tracer = api.trace.getTracer(INSTRUMENTATION_NAME);
         this.instruments = instrumentsOf(api);
       },
-      () => {},
+      () => {
+        this.loaded = true;
+      },
     );
   }
 
@@ -111,7 +116,7 @@ export class Telemetry implements EngineTelemetry {
 
   /** The span of one activation of a run, begun once the run is loaded; `end` is harmless when it never began. */
   async activation(task: ActivationTask): Promise<ActivationSpan> {
-    await this.ready;
+    if (!this.loaded) await this.ready;
     const { api, tracer } = this;
     const startTime = this.now();
     let span: Span | undefined;
@@ -129,6 +134,7 @@ export class Telemetry implements EngineTelemetry {
           });
         if (!api || !tracer || span) return;
         // What the run waits for now: applying the activation's events removes it from the live run.
+        // Only the fields telemetry reads: spreading the live run would copy all of its state.
         run = {
           runId: traced.runId,
           definition: traced.definition,
@@ -157,7 +163,8 @@ export class Telemetry implements EngineTelemetry {
         span.setAttribute("tsworkflow.activation.events", events.length);
         const under = api.trace.setSpan(parent ?? api.ROOT_CONTEXT, span);
         for (const event of events)
-          telemetry.recordEvent(run, event, span, under, parent ?? api.ROOT_CONTEXT);
+          if (RECORDED_EVENTS.has(event.type))
+            telemetry.recordEvent(run, event, span, under, parent ?? api.ROOT_CONTEXT);
       },
       end(error) {
         if (!span) return;
@@ -169,7 +176,7 @@ export class Telemetry implements EngineTelemetry {
 
   /** Runs one step attempt inside its span (under the activation that sent it), which user code's spans join. */
   async stepAttempt(task: StepTask, attempt: () => Promise<StepOutcome>): Promise<StepOutcome> {
-    await this.ready;
+    if (!this.loaded) await this.ready;
     const { api, tracer } = this;
     if (!api || !tracer) return attempt();
     const parent = this.contextOf(task.traceparent) ?? api.ROOT_CONTEXT;
@@ -327,6 +334,19 @@ export class Telemetry implements EngineTelemetry {
     span.setStatus({ code: 2, message: error.message });
   }
 }
+
+/** The events `recordEvent` makes spans or metrics of (most of a log, steps started and done, it does not). */
+const RECORDED_EVENTS = new Set<WorkflowEvent["type"]>([
+  "step_retrying",
+  "sleep_completed",
+  "hook_received",
+  "hook_timed_out",
+  "child_completed",
+  "child_failed",
+  "workflow_completed",
+  "workflow_failed",
+  "workflow_cancelled",
+]);
 
 /** A run as its activation began: what it waited on then (applying the activation's events ends those waits). */
 interface RunSnapshot extends Omit<TracedRun, "waits"> {

@@ -75,9 +75,19 @@ async function traceOneRun(
     result: 2,
   });
   const ofRun = () => otel.spans.getFinishedSpans().filter((span) => span.spanContext().traceId === traceId);
-  await waitFor("the spans of both runs", () =>
-    count(ofRun(), "run otel_be_fulfil") + count(ofRun(), "run otel_be_invoice") === 2 ? true : undefined,
-  );
+  // An activation's span ends after the spans it made (a run's span is made by its last commit): wait for
+  // both runs' spans and for the parent of every span, or a busy machine reads the trace too early.
+  await waitFor("the spans of both runs and of the activations that made them", () => {
+    const spans = ofRun();
+    const ids = new Set(spans.map((span) => span.spanContext().spanId));
+    const orphan = spans.some((span) => {
+      const parentId = span.parentSpanContext?.spanId;
+      return parentId !== undefined && !ids.has(parentId) && span.name !== "ship order";
+    });
+    return count(spans, "run otel_be_fulfil") + count(spans, "run otel_be_invoice") === 2 && !orphan
+      ? true
+      : undefined;
+  });
   const spans = ofRun();
   return { spans, tree: spanTree(spans) };
 }

@@ -197,13 +197,15 @@ export class FileStorage extends MemoryStorage {
     return super.createRun(...args);
   }
 
-  override async commit(
+  override commit(
     runId: string,
     expectedVersion: number,
     events: WorkflowEvent[],
     patch: RunPatch,
   ): Promise<CommitResult> {
-    this.assertWritable();
+    // Not an async wrapper of its own: the commit is the hot path, and each async layer costs a promise.
+    const refused = this.writeRefusal();
+    if (refused) return Promise.reject(refused);
     return super.commit(runId, expectedVersion, events, patch);
   }
 
@@ -301,28 +303,29 @@ export class FileStorage extends MemoryStorage {
     await Promise.all([this.groupSync.sync(fd), this.groupSync.sync(this.dirFd)]);
   }
 
-  protected override async persistCommit(
+  /** Written before the commit returns; synced in the next group (see `durable`). */
+  protected override persistCommit(
     runId: string,
     expectedVersion: number,
     events: WorkflowEvent[],
     patch: RunPatch,
-  ): Promise<void> {
+  ): undefined {
     this.assertWritable();
     const fd = this.fdOf(runId);
     if (this.syncFailure) throw this.syncFailure;
     this.write(fd, { v: expectedVersion, events, run: patch });
     const version = expectedVersion + events.length;
-    void this.groupSync.sync(fd).then(
-      () => {
+    this.groupSync.whenSynced(fd, (error) => {
+      if (!error) {
         if (FINISHED_STATUSES.has(patch.status)) this.finished(runId, version);
-      },
-      (error: Error) => {
-        this.syncFailure ??= error;
-        getLogger().error(
-          `fdatasync of ${this.fileOf(runId)} failed; no further commits are accepted: ${error.message}`,
-        );
-      },
-    );
+        return;
+      }
+      this.syncFailure ??= error;
+      getLogger().error(
+        `fdatasync of ${this.fileOf(runId)} failed; no further commits are accepted: ${error.message}`,
+      );
+    });
+    return undefined;
   }
 
   protected override committed(state: RunState, before: RunRecord): void {
@@ -380,12 +383,19 @@ export class FileStorage extends MemoryStorage {
   }
 
   private assertWritable(): void {
-    if (this.lost) throw this.lost;
+    const refused = this.writeRefusal();
+    if (refused) throw refused;
+  }
+
+  /** Why this storage may not write (the lock lost, or read-only), or undefined when it may. */
+  private writeRefusal(): StorageLockedError | undefined {
+    if (this.lost) return this.lost;
     if (this.readOnly)
-      throw new StorageLockedError(
+      return new StorageLockedError(
         this.dir,
         this.holder() ?? "no process, but this FileStorage is read-only",
       );
+    return undefined;
   }
 
   private acquireLock(): DirectoryLock {
@@ -601,9 +611,14 @@ export class FileStorage extends MemoryStorage {
   }
 
   private write(fd: number, line: CommitLine): void {
-    const buffer = Buffer.from(`${JSON.stringify(line)}\n`);
-    let written = 0;
-    while (written < buffer.length) written += writeSync(fd, buffer, written);
+    const text = `${JSON.stringify(line)}\n`;
+    // The string as it is (no Buffer on the heap per commit); a short write, rare on a local file, goes on
+    // from where it stopped.
+    let written = writeSync(fd, text);
+    const length = Buffer.byteLength(text);
+    if (written === length) return;
+    const buffer = Buffer.from(text);
+    while (written < length) written += writeSync(fd, buffer, written);
   }
 
   private fdOf(runId: string): number {

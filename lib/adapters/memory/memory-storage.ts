@@ -1,5 +1,5 @@
 import { VersionConflictError } from "../../core/errors.ts";
-import { parseEvent, type WorkflowEvent } from "../../core/events.ts";
+import { acceptEvent, acceptEvents, type WorkflowEvent } from "../../core/events.ts";
 import { assertRunId } from "../../core/ids.ts";
 import type {
   CommitResult,
@@ -71,6 +71,11 @@ export function runState(run: RunRecord, events: WorkflowEvent[]): RunState {
 /**
  * Keeps everything in this process's memory: fast, and gone when the process exits. Also the index
  * that {@link FileStorage} keeps in front of its files.
+ *
+ * What it is given it keeps as it is, without a copy: the events of a commit (those the engine built are
+ * taken unvalidated, see `acceptEvents`; the engine never changes an event or an outcome once it handed it
+ * over), new runs and outcomes. What it hands out to readers (runs, logs, single outcomes) are copies; the
+ * outcomes it lists for the engine are not.
  * @example
  * import { MemoryStorage } from "tsworkflow/local";
  * const storage = new MemoryStorage();
@@ -134,12 +139,14 @@ export class MemoryStorage implements EventStore {
     const state = this.state(runId);
     if (!state || state.run.version !== expectedVersion)
       throw new VersionConflictError(runId, expectedVersion);
-    const valid = events.map((event) => parseEvent(event, `run ${runId}`));
+    const valid = acceptEvents(events, `run ${runId}`);
     const before = state.run;
     // Claim the version before any await, so a racing commit in this process sees it taken.
     state.run = applyPatch(before, patch, expectedVersion + valid.length);
     try {
-      await this.persistCommit(runId, expectedVersion, valid, patch);
+      // A store that writes synchronously returns nothing: no await, no extra turn per commit.
+      const persisting = this.persistCommit(runId, expectedVersion, valid, patch);
+      if (persisting) await persisting;
     } catch (error) {
       state.run = before;
       throw error;
@@ -160,7 +167,7 @@ export class MemoryStorage implements EventStore {
       return false;
     // Claimed before any await, so that a racing put of the same key in this process sees it taken.
     const pending = this.pendingOf(outcome.runId);
-    pending.set(key, structuredClone(outcome));
+    pending.set(key, outcome);
     let persisted: PersistedOutcome;
     try {
       persisted = await this.persistOutcome(outcome);
@@ -185,7 +192,8 @@ export class MemoryStorage implements EventStore {
   }
 
   async listOutcomes(runId: string): Promise<StepOutcome[]> {
-    return structuredClone([...(this.outcomes.get(runId)?.values() ?? [])]);
+    const pending = this.outcomes.get(runId);
+    return pending ? [...pending.values()] : [];
   }
 
   async close(): Promise<void> {}
@@ -196,7 +204,7 @@ export class MemoryStorage implements EventStore {
   }
 
   private async insertRun({ run, startedEvent }: NewRun): Promise<CreateRunResult> {
-    const event = parseEvent(startedEvent, `run ${run.runId}`);
+    const event = acceptEvent(startedEvent, `run ${run.runId}`);
     if (this.state(run.runId)) throw new VersionConflictError(run.runId, 0);
     await this.persistCreate(run, event);
     this.index(runState(run, [event]));
@@ -206,13 +214,15 @@ export class MemoryStorage implements EventStore {
   /** Hook for durable subclasses: called before a run is indexed. */
   protected async persistCreate(_run: RunRecord, _event: WorkflowEvent): Promise<void> {}
 
-  /** Hook for durable subclasses: called before a commit becomes visible. */
-  protected async persistCommit(
+  /** Hook for durable subclasses: called before a commit becomes visible (a promise only when it waits for something). */
+  protected persistCommit(
     _runId: string,
     _expectedVersion: number,
     _events: WorkflowEvent[],
     _patch: RunPatch,
-  ): Promise<void> {}
+  ): Promise<void> | undefined {
+    return undefined;
+  }
 
   /** Hook for durable subclasses: called once a commit is visible (`before`: the document it replaced). */
   protected committed(_state: RunState, _before: RunRecord): void {}

@@ -5,7 +5,7 @@ import {
   type SerializedError,
   VersionConflictError,
 } from "../../core/errors.ts";
-import { parseEvent, type WorkflowEvent } from "../../core/events.ts";
+import { acceptEvent, acceptEvents, parseEvent, type WorkflowEvent } from "../../core/events.ts";
 import { assertRunId } from "../../core/ids.ts";
 import { type RunTags, tagKey } from "../../core/tags.ts";
 import {
@@ -268,7 +268,7 @@ export class RedisStorage implements EventStore {
 
   async createRun({ run, startedEvent }: NewRun): Promise<CreateRunResult> {
     assertRunId(run.runId);
-    const event = this.serializeEvent(parseEvent(startedEvent, `run ${run.runId}`), run.runId, 1);
+    const event = this.serializeEvent(acceptEvent(startedEvent, `run ${run.runId}`), run.runId, 1);
     const key = run.idempotencyKey;
     const fields = runFields(run);
     const reply = (await this.call(() =>
@@ -402,12 +402,8 @@ export class RedisStorage implements EventStore {
       throw new InvalidEventError(
         `Cannot commit run ${runId} with unknown status ${JSON.stringify(patch.status)}.`,
       );
-    const serialized = events.map((event, index) =>
-      this.serializeEvent(
-        parseEvent(event, `run ${runId} (commit at version ${expectedVersion})`),
-        runId,
-        expectedVersion + index + 1,
-      ),
+    const serialized = acceptEvents(events, `run ${runId} (commit at version ${expectedVersion})`).map(
+      (event, index) => this.serializeEvent(event, runId, expectedVersion + index + 1),
     );
     const set: string[] = ["updatedAt", patch.updatedAt];
     const del: string[] = [];

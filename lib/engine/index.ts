@@ -19,6 +19,7 @@ export { MemorySlotStore } from "../engine/memory-slot-store.ts";
 export { recoverRuns, retryRun } from "../engine/run-control.ts";
 export type { RunLimitsHost, RunLimitsOptions } from "../engine/run-limits.ts";
 export { RunLimits } from "../engine/run-limits.ts";
+export type { ChildLink, LinkedStartOptions } from "../engine/run-links.ts";
 export type { DelayedRequeue, StepLimitsHost, StepLimitsOptions } from "../engine/step-limits.ts";
 export { StepLimits } from "../engine/step-limits.ts";
 export type {
@@ -27,6 +28,7 @@ export type {
   StartSpan,
   TelemetryFactory,
   TracedRun,
+  TracedWait,
 } from "../observability/engine-telemetry.ts";
 export { noTelemetry } from "../observability/engine-telemetry.ts";
 export { openTelemetry } from "../observability/telemetry.ts";

@@ -153,6 +153,27 @@ export function grantScheduleFunctions(kit: DurableWorkflows, scheduleGroupName:
   );
 }
 
+/**
+ * Acknowledges the `Resource::*` finding of the actions that have no resource-level permission: the
+ * reaper's stream event source (`dynamodb:ListStreams`) and, with `tracing`, X-Ray on every function.
+ */
+export function acknowledgeServiceWildcards(kit: DurableWorkflows, tracing: boolean): void {
+  Validations.of(kit.reaperFunction.role as iam.Role).acknowledge({
+    id: "AwsSolutions-IAM5[Resource::*]",
+    reason:
+      "The stream event source grants dynamodb:ListStreams (and X-Ray active tracing, with the tracing prop, xray:PutTraceSegments), which have no resource-level permission; every other statement names the table's stream.",
+  });
+  if (!tracing) return;
+  // The reaper's role acknowledges the same finding above (dynamodb:ListStreams).
+  for (const fn of kit.functions.filter((candidate) => candidate !== kit.reaperFunction)) {
+    Validations.of(fn.role as iam.Role).acknowledge({
+      id: "AwsSolutions-IAM5[Resource::*]",
+      reason:
+        "X-Ray active tracing (the tracing prop) grants xray:PutTraceSegments and xray:PutTelemetryRecords, which have no resource-level permission.",
+    });
+  }
+}
+
 function acknowledgeWildcard(fn: lambda.IFunction, resource: string, reason: string): void {
   Validations.of(fn.role as iam.Role as Construct).acknowledge({
     id: `AwsSolutions-IAM5[${resource}]`,

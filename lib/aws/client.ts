@@ -1,8 +1,9 @@
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import type { S3Client } from "@aws-sdk/client-s3";
-import { SchedulerClient } from "@aws-sdk/client-scheduler";
+import type { SchedulerClient } from "@aws-sdk/client-scheduler";
 import { SQSClient } from "@aws-sdk/client-sqs";
 import { DynamoDBStorage } from "../adapters/aws/dynamodb-storage.ts";
+import { SchedulerConnection } from "../adapters/aws/scheduler-connection.ts";
 import { SqsTaskQueue } from "../adapters/aws/sqs-queue.ts";
 import { ConfigurationError } from "../core/errors.ts";
 import type { WorkflowEvent } from "../core/events.ts";
@@ -159,14 +160,17 @@ export function createClient(
     telemetry: openTelemetry,
     ...(options.runLimits ? { runLimits: options.runLimits } : {}),
   });
-  let scheduler = options.clients?.scheduler;
+  let scheduler: SchedulerConnection | undefined;
   let control: ReturnType<typeof scheduleControl> | undefined;
   const schedules = () => {
     if (!config.scheduleGroup)
       throw new ConfigurationError(
         "Managing schedules needs the schedule group: set TSWORKFLOW_SCHEDULE_GROUP (the construct's ScheduleGroupName output).",
       );
-    scheduler ??= new SchedulerClient(settings(config.endpoints.scheduler));
+    scheduler ??= new SchedulerConnection({
+      client: options.clients?.scheduler,
+      clientConfig: settings(config.endpoints.scheduler),
+    });
     control ??= scheduleControl({
       dynamodb,
       scheduler,
@@ -196,7 +200,7 @@ export function createClient(
     triggerSchedule: (name) => schedules().triggerSchedule(name),
     deleteSchedule: (name) => schedules().deleteSchedule(name),
     async close() {
-      if (!options.clients?.scheduler) scheduler?.destroy();
+      scheduler?.close();
       if (!options.clients?.dynamodb) dynamodb.destroy();
       if (!options.clients?.sqs) sqs.destroy();
       await payloads.close();

@@ -46,7 +46,8 @@ export {
   SqsTaskQueue,
 } from "../adapters/aws/sqs-queue.ts";
 export { createTable, createTableInput, TABLE_SCHEMA } from "../adapters/aws/table-schema.ts";
-export type { Registry } from "../core/registry.ts";
+export type { RegistryOptions } from "../core/registry.ts";
+export { defaultRegistry, Registry } from "../core/registry.ts";
 export type { CloudWatchMetricsSink, CloudWatchUnit } from "../observability/cloudwatch-metrics.ts";
 export { CLOUDWATCH_METRICS, cloudWatchMetrics } from "../observability/cloudwatch-metrics.ts";
 export type { TelemetryFactory } from "../observability/engine-telemetry.ts";

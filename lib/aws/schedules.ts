@@ -1,5 +1,4 @@
 import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
-import type { SchedulerClient } from "@aws-sdk/client-scheduler";
 import { type AwsScheduleState, DynamoDBScheduleStore } from "../adapters/aws/dynamodb-schedule-store.ts";
 import {
   EventBridgeSchedules,
@@ -7,11 +6,12 @@ import {
   type RecurringScheduleTarget,
   recurringScheduleRequest,
 } from "../adapters/aws/eventbridge-schedules.ts";
+import { SchedulerConnection } from "../adapters/aws/scheduler-connection.ts";
 import { messageBody, type QueueMessage } from "../adapters/aws/sqs-queue.ts";
 import { ConfigurationError, InvalidMessageError } from "../core/errors.ts";
 import { getLogger } from "../core/logger.ts";
 import { FINISHED_STATUSES } from "../ports/event-store.ts";
-import type { AwsRuntime } from "../runtimes/aws.ts";
+import { type AwsRuntime, clientSettings } from "../runtimes/aws.ts";
 import { type ScheduleDefinition, tickKey } from "../schedules/schedule.ts";
 
 /** A tick message, as EventBridge Scheduler puts it on the step queue. */
@@ -98,7 +98,12 @@ export function awsSchedules(
       const hash = fingerprint(wanted.map(({ definition, fingerprint }) => [definition.name, fingerprint]));
       const report: ScheduleReconcileReport = { created: [], updated: [], deleted: [] };
       if ((await store.declared()) === hash) return report;
-      const schedules = new EventBridgeSchedules(runtime.clients.scheduler, target.scheduleGroup);
+      // Loaded only when the declared schedules changed (a deploy), not at every sweep.
+      const scheduler = new SchedulerConnection({
+        client: runtime.clients.scheduler,
+        clientConfig: clientSettings(runtime.config, runtime.config.endpoints.scheduler),
+      });
+      const schedules = new EventBridgeSchedules(scheduler, target.scheduleGroup);
       const states = new Map((await store.list()).map((state) => [state.name, state]));
       try {
         for (const name of states.keys()) {
@@ -123,6 +128,8 @@ export function awsSchedules(
         }
       } catch (error) {
         throw withPermissionHint(error);
+      } finally {
+        scheduler.close();
       }
       await store.setDeclared(hash);
       if (report.created.length + report.updated.length + report.deleted.length > 0)
@@ -231,7 +238,8 @@ export interface AwsScheduleInfo {
 /** What the client needs to manage schedules: the table, the schedule group, and the clients. */
 export interface ScheduleControlOptions {
   dynamodb: DynamoDBClient;
-  scheduler: SchedulerClient;
+  /** EventBridge Scheduler, loaded on first use. */
+  scheduler: SchedulerConnection;
   tableName: string;
   scheduleGroup: string;
   /** Starts a run (the client's `start`). */

@@ -1,7 +1,6 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
-import { importOptional } from "../core/optional-dependency.ts";
 import { clean, formatTime, renderTable } from "../inspect/format.ts";
 import type { ScheduleState, ScheduleStore } from "../ports/schedule-store.ts";
 import { nextFireTimes } from "../schedules/scheduler.ts";
@@ -74,14 +73,14 @@ async function changeAwsSchedule(
     throw new UsageError(
       `Changing an AWS schedule needs its EventBridge schedule group: set TSWORKFLOW_SCHEDULE_GROUP (the construct's ScheduleGroupName output).`,
     );
-  const [{ SchedulerClient }, { scheduleControl }] = await Promise.all([
-    importOptional(() => import("@aws-sdk/client-scheduler"), "Schedules on AWS", [
-      "@aws-sdk/client-scheduler",
-    ]),
+  const [{ SchedulerConnection }, { scheduleControl }] = await Promise.all([
+    import("../adapters/aws/scheduler-connection.ts"),
     import("../aws/schedules.ts"),
   ]);
-  const scheduler = new SchedulerClient({ region: backend.region });
+  const scheduler = new SchedulerConnection({ clientConfig: { region: backend.region } });
   try {
+    // Loads the SDK now: a missing @aws-sdk/client-scheduler is reported before anything changes.
+    await scheduler.session();
     const control = scheduleControl({
       dynamodb: opened.dynamodb as DynamoDBClient,
       scheduler,
@@ -99,7 +98,7 @@ async function changeAwsSchedule(
     else if (action === "resume") await control.resumeSchedule(name);
     else await control.deleteSchedule(name);
   } finally {
-    scheduler.destroy();
+    scheduler.close();
   }
   io.out(`Schedule ${io.style.bold(name)}: ${action} done (EventBridge schedule and table).\n`);
   return EXIT.ok;

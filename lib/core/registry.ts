@@ -20,8 +20,8 @@ export interface RegistryOptions {
  * Redis worker, a Lambda bundle) can run their runs. A runtime, engine or test environment can take a
  * registry of its own instead (option `registry`), e.g. to replace a step's implementation in a test.
  * @example
- * import { Registry, defaultRegistry, step } from "tsworkflow";
- * import { LocalRuntime, MemoryStorage } from "tsworkflow/local";
+ * import { step } from "tsworkflow";
+ * import { defaultRegistry, LocalRuntime, MemoryStorage, Registry } from "tsworkflow/local";
  * const registry = new Registry({ parent: defaultRegistry });
  * registry.define(() => step("charge_card", async () => ({ charged: true })));   // a fake for this test
  * const runtime = new LocalRuntime({ storage: new MemoryStorage(), registry });
@@ -101,6 +101,7 @@ export class Registry {
     return [...versions.values()].map((definition) => definition.version);
   }
 
+  /** The step of this name: defined here, or else found in the parent. */
   findStep(name: string): AnyStep | undefined {
     return this.steps.get(name) ?? this.parent?.findStep(name);
   }

@@ -8,6 +8,8 @@ export { InProcessQueue } from "../adapters/in-process/in-process-queue.ts";
 export { LocalTimers } from "../adapters/in-process/local-timers.ts";
 export { MemoryScheduleStore } from "../adapters/memory/memory-schedule-store.ts";
 export { MemoryStorage } from "../adapters/memory/memory-storage.ts";
+export type { RegistryOptions } from "../core/registry.ts";
+export { defaultRegistry, Registry } from "../core/registry.ts";
 export type { LocalRuntimeOptions } from "../runtimes/embedded.ts";
 export { LocalRuntime } from "../runtimes/embedded.ts";
 export type { FileControlOptions } from "../runtimes/file-control.ts";

@@ -17,6 +17,8 @@ export type { RedisStorageOptions } from "../adapters/redis/redis-storage.ts";
 export { RedisStorage } from "../adapters/redis/redis-storage.ts";
 export type { HeldLock } from "../adapters/redis/run-lock.ts";
 export { RunLocks } from "../adapters/redis/run-lock.ts";
+export type { RegistryOptions } from "../core/registry.ts";
+export { defaultRegistry, Registry } from "../core/registry.ts";
 export type { RedisRuntime, RedisRuntimeOptions, WaitForRunOptions } from "../runtimes/redis.ts";
 export { createRedisRuntime } from "../runtimes/redis.ts";
 export type { RunningWorker, RunWorkerOptions } from "../runtimes/redis-worker.ts";

@@ -1,6 +1,6 @@
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import type { S3Client } from "@aws-sdk/client-s3";
-import { SchedulerClient } from "@aws-sdk/client-scheduler";
+import type { SchedulerClient } from "@aws-sdk/client-scheduler";
 import { SQSClient } from "@aws-sdk/client-sqs";
 import { DynamoDBEngineStore } from "../adapters/aws/dynamodb-engine-store.ts";
 import { InlineBudget, type InlineBudgetOptions } from "../adapters/aws/inline-budget.ts";
@@ -20,7 +20,11 @@ import type { EventStore } from "../ports/event-store.ts";
 export interface AwsClients {
   dynamodb: DynamoDBClient;
   sqs: SQSClient;
-  scheduler: SchedulerClient;
+  /**
+   * Omitted: one is made on first use, when a timer beyond 15 minutes is set or a timer is cancelled (most
+   * invocations do neither, and the Scheduler SDK costs cold start time).
+   */
+  scheduler?: SchedulerClient;
   /** Omitted: one is made on first use, when a payload over 64 KB is read or written. */
   s3?: S3Client;
 }
@@ -99,19 +103,20 @@ export interface AwsRuntime {
 }
 
 /**
- * New SDK clients for `config` (region and endpoint overrides). Created once per cold start, so that
- * connections are reused across invocations.
+ * New SDK clients for `config` (region and endpoint overrides): DynamoDB and SQS, which every function
+ * uses. Created once per cold start, so that connections are reused across invocations. The Scheduler and
+ * S3 clients are made on first use (see {@link AwsClients}).
  */
 export function createAwsClients(config: Pick<AwsConfig, "region" | "endpoints">): AwsClients {
-  const settings = (endpoint: string | undefined) => ({
-    region: config.region,
-    ...(endpoint ? { endpoint } : {}),
-  });
   return {
-    dynamodb: new DynamoDBClient(settings(config.endpoints.dynamodb)),
-    sqs: new SQSClient(settings(config.endpoints.sqs)),
-    scheduler: new SchedulerClient(settings(config.endpoints.scheduler)),
+    dynamodb: new DynamoDBClient(clientSettings(config, config.endpoints.dynamodb)),
+    sqs: new SQSClient(clientSettings(config, config.endpoints.sqs)),
   };
+}
+
+/** An SDK client's settings: the region, and the endpoint override when there is one. */
+export function clientSettings(config: Pick<AwsConfig, "region">, endpoint: string | undefined) {
+  return { region: config.region, ...(endpoint ? { endpoint } : {}) };
 }
 
 /**
@@ -121,17 +126,13 @@ export function createAwsClients(config: Pick<AwsConfig, "region" | "endpoints">
  * const { engine } = createAwsRuntime(loadConfig());
  */
 export function createAwsRuntime(config: AwsConfig, options: AwsRuntimeOptions = {}): AwsRuntime {
-  const needed = {
-    dynamodb: options.clients?.dynamodb,
-    sqs: options.clients?.sqs,
-    scheduler: options.clients?.scheduler,
-  };
-  const created = needed.dynamodb && needed.sqs && needed.scheduler ? undefined : createAwsClients(config);
+  const given = options.clients ?? {};
+  const created = given.dynamodb && given.sqs ? undefined : createAwsClients(config);
   const clients: AwsClients = {
-    dynamodb: needed.dynamodb ?? (created as AwsClients).dynamodb,
-    sqs: needed.sqs ?? (created as AwsClients).sqs,
-    scheduler: needed.scheduler ?? (created as AwsClients).scheduler,
-    ...(options.clients?.s3 ? { s3: options.clients.s3 } : {}),
+    dynamodb: given.dynamodb ?? (created as AwsClients).dynamodb,
+    sqs: given.sqs ?? (created as AwsClients).sqs,
+    ...(given.scheduler ? { scheduler: given.scheduler } : {}),
+    ...(given.s3 ? { s3: given.s3 } : {}),
   };
   const payloads = createPayloads(config, clients.s3);
   const store =
@@ -160,6 +161,7 @@ export function createAwsRuntime(config: AwsConfig, options: AwsRuntimeOptions =
   const timers = new SqsSchedulerTimers({
     queue,
     scheduler: clients.scheduler,
+    schedulerConfig: clientSettings(config, config.endpoints.scheduler),
     stepQueueArn: config.stepQueueArn,
     scheduleGroup: config.scheduleGroup,
     schedulerRoleArn: config.schedulerRoleArn,

@@ -4,7 +4,7 @@ import { pathToFileURL } from "node:url";
 import { redactUrl } from "../adapters/redis/connection.ts";
 import { ConfigurationError, describe } from "../core/errors.ts";
 import { getLogger } from "../core/logger.ts";
-import { registeredWorkflows } from "../core/registry.ts";
+import { defaultRegistry, type Registry } from "../core/registry.ts";
 import { importWorkflowsModule } from "../core/workflows-module.ts";
 import { createRedisRuntime, type RedisRuntime } from "./redis.ts";
 
@@ -34,6 +34,13 @@ export interface RunWorkerOptions {
    * @default 30000
    */
   drainTimeoutMs?: number;
+  /**
+   * Where the worker's runs find their workflows and steps. The workflows module registers into the
+   * default registry when imported, so give a registry over it (`new Registry({ parent: defaultRegistry })`)
+   * to replace some of them and keep the rest.
+   * @default the default registry
+   */
+  registry?: Registry;
 }
 
 /** A running worker. */
@@ -65,7 +72,8 @@ export async function runWorker(options: RunWorkerOptions): Promise<RunningWorke
     );
   }
   await importWorkflowsModule(file);
-  const names = registeredWorkflows().map((definition) => definition.name);
+  const registry = options.registry ?? defaultRegistry;
+  const names = registry.registeredWorkflows().map((definition) => definition.name);
   if (names.length === 0) {
     throw new ConfigurationError(
       `${file} registered no workflow. It must define workflows with workflow("name", fn), or import the modules that do.`,
@@ -77,6 +85,7 @@ export async function runWorker(options: RunWorkerOptions): Promise<RunningWorke
     ...(options.prefix === undefined ? {} : { prefix: options.prefix }),
     ...(options.workerId === undefined ? {} : { workerId: options.workerId }),
     ...(options.stalledAfterMs === undefined ? {} : { stalledAfterMs: options.stalledAfterMs }),
+    registry,
   });
   const workerId = runtime.workerId;
   // Steps may record which worker ran them.

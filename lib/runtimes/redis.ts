@@ -5,6 +5,7 @@ import { RedisScheduleStore } from "../adapters/redis/redis-schedule-store.ts";
 import { RedisSlotStore } from "../adapters/redis/redis-slot-store.ts";
 import { RedisStorage } from "../adapters/redis/redis-storage.ts";
 import { ConfigurationError, describe, RunNotFoundError, TimeoutError } from "../core/errors.ts";
+import type { Registry } from "../core/registry.ts";
 import { linkedPage, linkedRun, withChainLinks } from "../engine/continuation.ts";
 import { Engine } from "../engine/engine.ts";
 import { retryRun } from "../engine/run-control.ts";
@@ -62,6 +63,17 @@ export interface RedisRuntimeOptions {
    * @default none
    */
   schedules?: ScheduleDefinition[];
+  /**
+   * Where this runtime's runs find their workflows and steps, by name. Every process that works on the
+   * same runs (same URL and prefix) must find the same code there.
+   * @default the default registry, where `workflow()` and `step()` register
+   * @example
+   * import { createRedisRuntime, defaultRegistry, Registry } from "tsworkflow/redis";
+   * const registry = new Registry({ parent: defaultRegistry });
+   * registry.define(() => step("send_email", async () => "not sent: test"));   // this runtime's send_email
+   * const runtime = createRedisRuntime({ url: "redis://127.0.0.1:6379", prefix: "test:", registry });
+   */
+  registry?: Registry;
 }
 
 /** Options of {@link RedisRuntime.waitForRun}. */
@@ -138,6 +150,7 @@ export function createRedisRuntime(options: RedisRuntimeOptions): RedisRuntime {
     // Activations of a run hop between workers: a warm copy that another worker made stale is caught by the
     // conditional commit, or, when there is nothing to commit, by the engine's version check.
     ...(options.clock ? { clock: options.clock } : {}),
+    ...(options.registry ? { registry: options.registry } : {}),
     inlineSteps: options.inlineSteps ?? true,
     telemetry: options.telemetry ?? openTelemetry,
     // Step and run concurrency and rate limits span every worker with this URL and prefix.

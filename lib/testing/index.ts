@@ -3,6 +3,8 @@
  * step fakes (`createTestEnvironment`), and the seed-compatible `startLocal` / `resumeLocal`.
  */
 
+export type { RegistryOptions } from "../core/registry.ts";
+export { defaultRegistry, Registry } from "../core/registry.ts";
 export type { ReplayReport } from "../engine/replay-check.ts";
 export { replayHistory } from "../engine/replay-check.ts";
 export type { TestEnvironmentOptions } from "./environment.ts";

@@ -34,6 +34,7 @@ let sqs: SqsEmulator;
 let client: SQSClient;
 let scheduler: FakeScheduler;
 let schedulerClient: SchedulerClient;
+let schedulerEndpoint: string;
 let queues: KitQueues;
 let counter: RequestCounter;
 let prefixCounter = 0;
@@ -48,9 +49,9 @@ beforeAll(async () => {
       await client.send(new SendMessageCommand({ QueueUrl: sqs.urlOfArn(arn), MessageBody: input }));
     },
   });
-  const endpoint = await scheduler.start();
+  schedulerEndpoint = await scheduler.start();
   schedulerClient = new SchedulerClient({
-    endpoint,
+    endpoint: schedulerEndpoint,
     region: TEST_REGION,
     credentials: TEST_CREDENTIALS,
     maxAttempts: 1,
@@ -332,6 +333,38 @@ describe("SqsSchedulerTimers", () => {
     expect(scheduler.list().some((s) => s.name === name)).toBe(false);
     const delivered = (await receiveAll(queues.stepQueueUrl)).map((m) => parseQueueMessage(m.body));
     expect(delivered).toEqual([{ kind: "timer", task: request.task, timerId: "sleep#1", fireAt }]);
+  });
+
+  it("makes its Scheduler client from schedulerConfig on the first long timer, and sends short timers without one", async () => {
+    // Prepare
+    const { queue, clock } = kit();
+    const timers = new SqsSchedulerTimers({
+      queue,
+      schedulerConfig: { endpoint: schedulerEndpoint, region: TEST_REGION, credentials: TEST_CREDENTIALS },
+      stepQueueArn: queues.stepQueueArn,
+      scheduleGroup: GROUP,
+      schedulerRoleArn: ROLE,
+      clock,
+    });
+    const timer = (timerId: string, delayMs: number) => ({
+      runId: "run_lazy",
+      timerId,
+      fireAt: clock.now() + delayMs,
+      task: { runId: "run_lazy", cause: { kind: "timer" as const, timerId } },
+    });
+    const before = scheduler.requests.length;
+    // Act
+    await timers.schedule(timer("sleep#0", 60_000));
+    const afterShort = scheduler.requests.length;
+    await timers.schedule(timer("sleep#1", 3 * 86_400_000));
+    await timers.cancel("run_lazy", "sleep#1");
+    timers.close();
+    // Assess
+    expect(afterShort).toBe(before);
+    expect(scheduler.requests.slice(before).map((r) => [r.operation, r.status, r.name])).toEqual([
+      ["CreateSchedule", 200, scheduleName("run_lazy", "sleep#1")],
+      ["DeleteSchedule", 200, scheduleName("run_lazy", "sleep#1")],
+    ]);
   });
 
   it("cancels a schedule and ignores one that is already gone", async () => {

@@ -338,4 +338,20 @@ describe("a CDK app made by cdk init, with its own workflows file", () => {
       expect(names).toContain(String(fn.Properties.Handler).replace(/^index\./, ""));
     expect(sizes["index.mjs"]).toBeLessThanOrEqual(LAMBDA_BUNDLE_LIMIT);
   });
+
+  it("leaves the EventBridge Scheduler and S3 SDKs out of the Lambda's init: the bundle imports them on first use", () => {
+    // Prepare
+    const assetDir = join(cdkApp, "cdk.out", String(functions[0]?.Metadata?.["aws:asset:path"]));
+    // Act
+    const code = readFileSync(join(assetDir, "index.mjs"), "utf8");
+    const staticImports = [...code.matchAll(/from\s*"(@aws-sdk\/[^"]+)"/g)].map((match) => match[1]);
+    const dynamicImports = [...code.matchAll(/import\(\s*"(@aws-sdk\/[^"]+)"\s*\)/g)].map(
+      (match) => match[1],
+    );
+    // Assess
+    expect(new Set(staticImports)).toEqual(
+      new Set(["@aws-sdk/client-dynamodb", "@aws-sdk/lib-dynamodb", "@aws-sdk/client-sqs"]),
+    );
+    expect(new Set(dynamicImports)).toEqual(new Set(["@aws-sdk/client-scheduler", "@aws-sdk/client-s3"]));
+  });
 });

@@ -121,6 +121,25 @@ describe("createTestEnvironment: registries and fakes", () => {
     expect(realCharges).toBe(1);
   });
 
+  it("runs a step defined again through env.define in its environment only, in place of the imported one", async () => {
+    // Prepare
+    realCharges = 0;
+    const overridden = await environment();
+    overridden.define(() =>
+      step("env_charge", async (orderId: string) => ({ chargeId: `redefined-${orderId}` })),
+    );
+    const real = await environment();
+
+    // Act
+    const overriddenRun = await overridden.start(checkout, ["o-9", 5]);
+    const realRun = await real.start(checkout, ["o-9", 5]);
+
+    // Assess
+    expect(await overriddenRun.result()).toEqual({ orderId: "o-9", chargeId: "redefined-o-9" });
+    expect(await realRun.result()).toEqual({ orderId: "o-9", chargeId: "real-o-9-5" });
+    expect(realCharges).toBe(1);
+  });
+
   it("runs a fake given by the step with the step's arguments, and keeps the step's retry policy", async () => {
     // Prepare
     const env = await environment();

@@ -1,18 +1,9 @@
 import { createHash } from "node:crypto";
-import {
-  ConflictException,
-  CreateScheduleCommand,
-  type CreateScheduleCommandInput,
-  DeleteScheduleCommand,
-  GetScheduleCommand,
-  ResourceNotFoundException,
-  type SchedulerClient,
-  UpdateScheduleCommand,
-  type UpdateScheduleCommandInput,
-} from "@aws-sdk/client-scheduler";
+import type { CreateScheduleCommandInput, UpdateScheduleCommandInput } from "@aws-sdk/client-scheduler";
 import { toMilliseconds } from "../../core/durations.ts";
 import type { ScheduleDefinition } from "../../schedules/schedule.ts";
 import { eventBridgeRecurrence } from "./schedule-expressions.ts";
+import type { SchedulerConnection } from "./scheduler-connection.ts";
 import { TIMER_RETRY_POLICY } from "./scheduler-timers.ts";
 
 /** What the recurring schedules of the kit point at (from the runtime's configuration). */
@@ -98,37 +89,40 @@ export function fingerprint(value: unknown): string {
  */
 export class EventBridgeSchedules {
   constructor(
-    private readonly scheduler: SchedulerClient,
+    private readonly scheduler: SchedulerConnection,
     private readonly scheduleGroup: string,
   ) {}
 
   async put(request: RecurringScheduleRequest, enabled: boolean, exists: boolean): Promise<void> {
     const input = { ...request, State: enabled ? "ENABLED" : "DISABLED" } as const;
+    const { sdk, client } = await this.scheduler.session();
     try {
-      await this.scheduler.send(exists ? new UpdateScheduleCommand(input) : new CreateScheduleCommand(input));
+      await client.send(exists ? new sdk.UpdateScheduleCommand(input) : new sdk.CreateScheduleCommand(input));
     } catch (error) {
-      if (exists && error instanceof ResourceNotFoundException)
-        await this.scheduler.send(new CreateScheduleCommand(input));
-      else if (!exists && error instanceof ConflictException)
-        await this.scheduler.send(new UpdateScheduleCommand(input));
+      if (exists && error instanceof sdk.ResourceNotFoundException)
+        await client.send(new sdk.CreateScheduleCommand(input));
+      else if (!exists && error instanceof sdk.ConflictException)
+        await client.send(new sdk.UpdateScheduleCommand(input));
       else throw error;
     }
   }
 
   async delete(name: string): Promise<void> {
+    const { sdk, client } = await this.scheduler.session();
     try {
-      await this.scheduler.send(
-        new DeleteScheduleCommand({ Name: recurringScheduleName(name), GroupName: this.scheduleGroup }),
+      await client.send(
+        new sdk.DeleteScheduleCommand({ Name: recurringScheduleName(name), GroupName: this.scheduleGroup }),
       );
     } catch (error) {
-      if (!(error instanceof ResourceNotFoundException)) throw error;
+      if (!(error instanceof sdk.ResourceNotFoundException)) throw error;
     }
   }
 
   /** Pauses or resumes: the schedule as it is (GetSchedule), with another `State` (UpdateSchedule). */
   async setEnabled(name: string, enabled: boolean): Promise<void> {
-    const current = await this.scheduler.send(
-      new GetScheduleCommand({ Name: recurringScheduleName(name), GroupName: this.scheduleGroup }),
+    const { sdk, client } = await this.scheduler.session();
+    const current = await client.send(
+      new sdk.GetScheduleCommand({ Name: recurringScheduleName(name), GroupName: this.scheduleGroup }),
     );
     const input: UpdateScheduleCommandInput = {
       Name: current.Name as string,
@@ -145,6 +139,6 @@ export class EventBridgeSchedules {
       ...(current.Description ? { Description: current.Description } : {}),
       ...(current.ActionAfterCompletion ? { ActionAfterCompletion: current.ActionAfterCompletion } : {}),
     };
-    await this.scheduler.send(new UpdateScheduleCommand(input));
+    await client.send(new sdk.UpdateScheduleCommand(input));
   }
 }

@@ -1,13 +1,8 @@
 import { createHash } from "node:crypto";
-import {
-  ConflictException,
-  CreateScheduleCommand,
-  DeleteScheduleCommand,
-  ResourceNotFoundException,
-  type SchedulerClient,
-} from "@aws-sdk/client-scheduler";
+import type { SchedulerClient, SchedulerClientConfig } from "@aws-sdk/client-scheduler";
 import { type Clock, systemClock } from "../../ports/clock.ts";
 import type { TimerRequest, Timers } from "../../ports/timers.ts";
+import { SchedulerConnection } from "./scheduler-connection.ts";
 import { messageBody, type QueueMessage, type SqsTaskQueue } from "./sqs-queue.ts";
 
 /** SQS's longest `DelaySeconds`: 15 minutes. */
@@ -17,7 +12,18 @@ export const MAX_SQS_DELAY_SECONDS = 900;
 export interface SqsSchedulerTimersOptions {
   /** Sends due timers (as activations) and short ones (as delayed messages on the step queue). */
   queue: SqsTaskQueue;
-  scheduler: SchedulerClient;
+  /**
+   * The EventBridge Scheduler client of long timers. Without it, one is made from `schedulerConfig` the
+   * first time a timer beyond `maxDelaySeconds` is set or cancelled, so that a function that sets none never
+   * loads the Scheduler SDK.
+   * @default a new `SchedulerClient(schedulerConfig)`, made on first use
+   */
+  scheduler?: SchedulerClient | undefined;
+  /**
+   * Settings of the client made when `scheduler` is omitted.
+   * @default {} (the region and credentials of the environment)
+   */
+  schedulerConfig?: SchedulerClientConfig;
   /** The target of long timers' schedules: the standard step queue, whose handler forwards them. */
   stepQueueArn: string;
   /** The schedule group of the kit's one-time schedules. */
@@ -72,11 +78,11 @@ export function atExpression(fireAt: number): string {
  * engine re-arms any that still reach it early, so none is lost.
  * @example
  * import { SqsSchedulerTimers } from "tsworkflow/aws";
- * const timers = new SqsSchedulerTimers({ queue, scheduler: new SchedulerClient({}), stepQueueArn, scheduleGroup, schedulerRoleArn });
+ * const timers = new SqsSchedulerTimers({ queue, stepQueueArn, scheduleGroup, schedulerRoleArn });
  */
 export class SqsSchedulerTimers implements Timers {
   private readonly queue: SqsTaskQueue;
-  private readonly scheduler: SchedulerClient;
+  private readonly scheduler: SchedulerConnection;
   private readonly stepQueueArn: string;
   private readonly scheduleGroup: string;
   private readonly schedulerRoleArn: string;
@@ -86,7 +92,10 @@ export class SqsSchedulerTimers implements Timers {
 
   constructor(options: SqsSchedulerTimersOptions) {
     this.queue = options.queue;
-    this.scheduler = options.scheduler;
+    this.scheduler = new SchedulerConnection({
+      client: options.scheduler,
+      clientConfig: options.schedulerConfig,
+    });
     this.stepQueueArn = options.stepQueueArn;
     this.scheduleGroup = options.scheduleGroup;
     this.schedulerRoleArn = options.schedulerRoleArn;
@@ -101,9 +110,10 @@ export class SqsSchedulerTimers implements Timers {
     const message = timerMessage(timer);
     const delaySeconds = Math.ceil(delayMs / 1000);
     if (delaySeconds <= this.maxDelaySeconds) return this.queue.sendTimer(message, delaySeconds);
+    const { sdk, client } = await this.scheduler.session();
     try {
-      await this.scheduler.send(
-        new CreateScheduleCommand({
+      await client.send(
+        new sdk.CreateScheduleCommand({
           Name: scheduleName(timer.runId, timer.timerId),
           GroupName: this.scheduleGroup,
           ScheduleExpression: atExpression(timer.fireAt),
@@ -121,19 +131,25 @@ export class SqsSchedulerTimers implements Timers {
       );
     } catch (error) {
       // The same run and timer give the same name and the same time: it is already scheduled.
-      if (!(error instanceof ConflictException)) throw error;
+      if (!(error instanceof sdk.ConflictException)) throw error;
     }
   }
 
   async cancel(runId: string, timerId: string): Promise<void> {
+    const { sdk, client } = await this.scheduler.session();
     try {
-      await this.scheduler.send(
-        new DeleteScheduleCommand({ Name: scheduleName(runId, timerId), GroupName: this.scheduleGroup }),
+      await client.send(
+        new sdk.DeleteScheduleCommand({ Name: scheduleName(runId, timerId), GroupName: this.scheduleGroup }),
       );
     } catch (error) {
       // Fired and deleted already, or a short timer (a delayed message, which the engine ignores when stale).
-      if (!(error instanceof ResourceNotFoundException)) throw error;
+      if (!(error instanceof sdk.ResourceNotFoundException)) throw error;
     }
+  }
+
+  /** Closes the Scheduler client these timers made, if they made one. */
+  close(): void {
+    this.scheduler.close();
   }
 }
 

@@ -209,7 +209,7 @@ export interface Stack {
   config: AwsConfig;
   queues: KitQueues;
   counter: RequestCounter;
-  clients: AwsClients & { s3: S3Client };
+  clients: AwsClients & { s3: S3Client; scheduler: SchedulerClient };
   /** A store reading the same table (for assertions). */
   store: DynamoDBStorage;
   workflowHandler: SqsBatchHandler;
@@ -270,7 +270,7 @@ export function deployStack(
     credentials: TEST_CREDENTIALS,
     maxAttempts: 3,
   });
-  const clients: AwsClients & { s3: S3Client } = {
+  const clients: AwsClients & { s3: S3Client; scheduler: SchedulerClient } = {
     dynamodb: new DynamoDBClient(settings(dynamo.endpoint)),
     sqs: new SQSClient(settings(sqs.endpoint)),
     scheduler: new SchedulerClient(settings(scheduler.endpoint)),

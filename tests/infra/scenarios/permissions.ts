@@ -445,6 +445,10 @@ export function describePermissions(emulatorsOf: () => Emulators): void {
       expect((await stack.waitForStatus(eventRun, "completed")).result).toEqual({ go: true });
       expect((await stack.waitForStatus(brokenRun, "completed")).result).toBe("mended");
       await stack.waitForStatus(sleepyRun, "cancelled");
+      // The schedule is deleted after the cancellation's commit (after commit, send): wait for it.
+      await waitFor("the workflow function to delete the cancelled sleep's schedule", () =>
+        used.workflow.has("scheduler:DeleteSchedule@schedules") ? true : undefined,
+      );
       await control.close();
       expectGranted(["workflow", "step", "webhook", "control"]);
       expect(used.control).toContain("dynamodb:UpdateItem@table");

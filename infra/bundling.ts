@@ -23,7 +23,7 @@ export const BUNDLING: Readonly<nodejs.BundlingOptions> = {
   esbuildArgs: { "--legal-comments": "external" },
   // Bundled CommonJS dependencies may call require() on Node built-ins, which ESM lacks.
   banner:
-    "import { createRequire as __tsworkflowCreateRequire } from 'node:module'; const require = __tsworkflowCreateRequire(import.meta.url);",
+    'import{createRequire as __twRequire}from"node:module";const require=__twRequire(import.meta.url);',
 };
 
 /**

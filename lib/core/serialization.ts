@@ -36,98 +36,51 @@ export const MAX_PAYLOAD_DEPTH = 1000;
  * @throws PayloadTooLargeError when the JSON is over `limit` bytes
  */
 export function toJson(value: unknown, what: string, limit = MAX_PAYLOAD_BYTES): string {
+  const seen = new Set<object>();
+  // Paths are built only for an error: building them for every value would cost more than the walk.
+  const walk = (current: unknown, depth: number, path: () => string): void => {
+    if (current === null || typeof current === "string" || typeof current === "boolean") return;
+    if (typeof current === "number") {
+      if (!Number.isFinite(current)) throw new NonSerializableError(what, path(), kindOf(current));
+      return;
+    }
+    if (typeof current !== "object") throw new NonSerializableError(what, path(), kindOf(current));
+    if (current instanceof Date) return;
+    if (seen.has(current)) throw new NonSerializableError(what, path(), "a circular reference");
+    if (depth >= MAX_PAYLOAD_DEPTH)
+      throw new NonSerializableError(
+        what,
+        `${path().slice(0, 60)}...`,
+        `nested more than ${MAX_PAYLOAD_DEPTH} levels deep`,
+      );
+    seen.add(current);
+    if (Array.isArray(current)) {
+      current.forEach((item, index) => {
+        const at = () => `${path()}[${index}]`;
+        if (item === undefined) throw new NonSerializableError(what, at(), "undefined (use null)");
+        walk(item, depth + 1, at);
+      });
+    } else {
+      const proto = Object.getPrototypeOf(current);
+      if (proto !== Object.prototype && proto !== null)
+        throw new NonSerializableError(what, path(), kindOf(current));
+      for (const [key, item] of Object.entries(current)) {
+        if (item !== undefined) walk(item, depth + 1, () => `${path()}.${key}`);
+      }
+    }
+    seen.delete(current);
+  };
   if (value === undefined) return "null";
-  checkJson(value, 0, undefined, what, new Set());
+  walk(value, 0, () => "value");
   const json = JSON.stringify(value);
   const bytes = Buffer.byteLength(json);
   if (bytes > limit) throw new PayloadTooLargeError(what, bytes, limit);
   return json;
 }
 
-/** Where a value sits in a payload: its key in its parent, up to the payload itself (`undefined`). */
-interface PathStep {
-  readonly up: PathStep | undefined;
-  readonly key: string | number;
-}
-
-/** `value.a[0].b`: built only for an error (building one for every value would cost more than the walk). */
-function pathText(at: PathStep | undefined): string {
-  let text = "";
-  for (let step = at; step; step = step.up)
-    text = typeof step.key === "number" ? `[${step.key}]${text}` : `.${step.key}${text}`;
-  return `value${text}`;
-}
-
-/** Throws unless `current` (at `at`) survives a JSON round trip; its children are checked in turn. */
-function checkJson(
-  current: unknown,
-  depth: number,
-  at: PathStep | undefined,
-  what: string,
-  seen: Set<object>,
-): void {
-  if (current === null || typeof current === "string" || typeof current === "boolean") return;
-  if (typeof current === "number") {
-    if (!Number.isFinite(current)) throw new NonSerializableError(what, pathText(at), kindOf(current));
-    return;
-  }
-  if (typeof current !== "object") throw new NonSerializableError(what, pathText(at), kindOf(current));
-  if (current instanceof Date) return;
-  if (seen.has(current)) throw new NonSerializableError(what, pathText(at), "a circular reference");
-  if (depth >= MAX_PAYLOAD_DEPTH)
-    throw new NonSerializableError(
-      what,
-      `${pathText(at).slice(0, 60)}...`,
-      `nested more than ${MAX_PAYLOAD_DEPTH} levels deep`,
-    );
-  seen.add(current);
-  if (Array.isArray(current)) {
-    for (let index = 0; index < current.length; index += 1) {
-      const item: unknown = current[index];
-      if (item === undefined)
-        throw new NonSerializableError(what, pathText({ up: at, key: index }), "undefined (use null)");
-      // Scalars are checked here: a path step is made only for what may hold (or be) a bad value.
-      if (item === null || typeof item === "string" || typeof item === "boolean") continue;
-      if (typeof item === "number" && Number.isFinite(item)) continue;
-      checkJson(item, depth + 1, { up: at, key: index }, what, seen);
-    }
-  } else {
-    const proto = Object.getPrototypeOf(current);
-    if (proto !== Object.prototype && proto !== null)
-      throw new NonSerializableError(what, pathText(at), kindOf(current));
-    for (const key in current) {
-      if (!Object.hasOwn(current, key)) continue;
-      const item: unknown = (current as Record<string, unknown>)[key];
-      if (item === undefined || item === null || typeof item === "string" || typeof item === "boolean")
-        continue;
-      if (typeof item === "number" && Number.isFinite(item)) continue;
-      checkJson(item, depth + 1, { up: at, key }, what, seen);
-    }
-  }
-  seen.delete(current);
-}
-
 /** The value as the log will give it back (a JSON round trip), so live runs and replays see the same thing. */
 export function roundTrip<T>(value: T, what: string, limit = MAX_PAYLOAD_BYTES): T {
   return JSON.parse(toJson(value, what, limit)) as T;
-}
-
-const isPrimitive = (value: unknown) => value === null || typeof value !== "object";
-
-/**
- * A copy of a logged value for user code (a step's or a child's result, an event's payload), which may
- * change what it gets without changing the log: a primitive is its own copy, anything else is cloned.
- */
-export function copyForUser<T>(value: T): T {
-  return isPrimitive(value) ? value : structuredClone(value);
-}
-
-/**
- * The arguments to spread into a user function (a workflow or a step), detached from the logged input: an
- * array of primitives as it is (the call spreads it: nothing in it can be changed), anything else cloned.
- */
-export function argumentsForUser<T extends readonly unknown[]>(args: T): T {
-  return args.every(isPrimitive) ? args : structuredClone(args);
 }
 
 /** JSON with object keys sorted, so equal values give equal strings. */

@@ -21,6 +21,13 @@ import {
 /** The timer of a run's `maxDuration`. */
 export const DEADLINE_TIMER = "deadline";
 
+/** The timer of the run's `maxDuration`, if it has one. */
+const deadlineTimer = ({ deadline }: RunExecution): ArmedTimer[] =>
+  deadline === undefined ? [] : [{ timerId: DEADLINE_TIMER, fireAt: deadline }];
+
+const deadlineSends = (execution: RunExecution): Send[] =>
+  deadlineTimer(execution).map((timer) => ({ type: "timer", ...timer }));
+
 /** What an activation brings to a run. */
 export interface Inbox {
   /** Why the activation came (see `ActivationTask`). */
@@ -307,11 +314,16 @@ function terminalDraft(execution: RunExecution, options: DecideOptions): EventDr
   return undefined;
 }
 
+/** The status a run ends with, by the event that ends it. */
+const END_STATUS: Record<string, RunStatus> = {
+  workflow_completed: "completed",
+  workflow_cancelled: "cancelled",
+  workflow_failed: "failed",
+  workflow_continued_as_new: "continued",
+};
+
 function statusOf(execution: RunExecution, terminal: EventDraft | undefined): RunStatus {
-  if (terminal?.type === "workflow_completed") return "completed";
-  if (terminal?.type === "workflow_cancelled") return "cancelled";
-  if (terminal?.type === "workflow_failed") return "failed";
-  if (terminal?.type === "workflow_continued_as_new") return "continued";
+  if (terminal) return END_STATUS[terminal.type] as RunStatus;
   const running = execution.waits().some((wait) => wait.kind === "step" && wait.state === "running");
   return running ? "running" : "suspended";
 }
@@ -334,13 +346,8 @@ function waitingFor(execution: RunExecution): { labels: string[]; resumeAt: numb
  * those due later than that (by their time, not by what the timer service did).
  */
 function timerIdsOf(execution: RunExecution, after = Number.NEGATIVE_INFINITY): string[] {
-  const ids: string[] = [];
-  for (const wait of execution.waits()) {
-    const timer = timerOf(wait);
-    if (timer && timer.fireAt > after) ids.push(timer.timerId);
-  }
-  if (execution.deadline !== undefined && execution.deadline > after) ids.push(DEADLINE_TIMER);
-  return ids;
+  const timers = [...execution.waits().map(timerOf), ...deadlineTimer(execution)];
+  return timers.flatMap((timer) => (timer && timer.fireAt > after ? [timer.timerId] : []));
 }
 
 /** What the new events ask to send: for each wait they began or changed, what it needs now. */
@@ -354,10 +361,7 @@ function newSends(
     const wait = waitOfEvent(execution, event);
     if (wait) touched.add(wait);
   }
-  const sends = [...touched].flatMap(sendsOf);
-  if (firstActivation && execution.deadline !== undefined)
-    sends.push({ type: "timer", timerId: DEADLINE_TIMER, fireAt: execution.deadline });
-  return sends;
+  return [...[...touched].flatMap(sendsOf), ...(firstActivation ? deadlineSends(execution) : [])];
 }
 
 /** The wait an event began or changed, if the run still waits on it. */
@@ -379,21 +383,14 @@ function waitOfEvent(execution: RunExecution, event: WorkflowEvent): Wait | unde
 
 /** Everything the run waits for (after a restart or a redelivery: duplicates are harmless). */
 function everythingToSend(execution: RunExecution): Send[] {
-  const sends = execution.waits().flatMap(sendsOf);
-  if (execution.deadline !== undefined)
-    sends.push({ type: "timer", timerId: DEADLINE_TIMER, fireAt: execution.deadline });
-  return sends;
+  return [...execution.waits().flatMap(sendsOf), ...deadlineSends(execution)];
 }
 
 /** A timer that fired before its time (clock skew, a coarse scheduler) is armed again, never lost. */
 function rearmedEarly(execution: RunExecution, timerId: string, now: number): Send[] {
-  let timer: ArmedTimer | undefined;
-  if (timerId === DEADLINE_TIMER && execution.deadline !== undefined)
-    timer = { timerId, fireAt: execution.deadline };
-  for (const wait of execution.waits()) {
-    const armed = timerOf(wait);
-    if (armed?.timerId === timerId) timer = armed;
-  }
+  const timer = [...execution.waits().map(timerOf), ...deadlineTimer(execution)].find(
+    (armed) => armed?.timerId === timerId,
+  );
   return timer && timer.fireAt > now ? [{ type: "timer", ...timer }] : [];
 }
 

@@ -17,7 +17,7 @@ import { assertIdempotencyKey, assertRunId, newRunId } from "../core/ids.ts";
 import { getLogger } from "../core/logger.ts";
 import { LruMap } from "../core/lru-map.ts";
 import { defaultRegistry, type Registry } from "../core/registry.ts";
-import { argumentsForUser, hashOf, roundTrip, serializeError } from "../core/serialization.ts";
+import { hashOf, roundTrip, serializeError } from "../core/serialization.ts";
 import { type RunTags, validateTags } from "../core/tags.ts";
 import { type AnyWorkflow, validateWorkflowInput } from "../core/workflow.ts";
 import {
@@ -502,9 +502,6 @@ export class Engine {
     traceparent: string | undefined,
   ): Promise<void> {
     const runId = execution.runId;
-    // A step run inline is most activations' only send: nothing to wait for then.
-    const only = sends.length === 1 ? sends[0] : undefined;
-    if (sends.length === 0 || (only?.type === "step" && only.wait.stepId === inlineStepId)) return;
     await Promise.all(
       sends.map((send) => {
         if (send.type === "timer") {
@@ -612,7 +609,7 @@ export class Engine {
         attempt,
         idempotencyKey: `${runId}:${stepId}`,
       };
-      const value = await runInStep(info, () => definition.run(...argumentsForUser(task.input)));
+      const value = await runInStep(info, () => definition.run(...structuredClone(task.input)));
       const result = roundTrip(
         value,
         `The result of step "${task.stepName}" (${stepId})`,

@@ -14,8 +14,6 @@ import type { EventDraft, WorkflowEvent } from "../core/events.ts";
 import { getLogger, type RunLogContext } from "../core/logger.ts";
 import { safeParseWithMessages } from "../core/schema.ts";
 import {
-  argumentsForUser,
-  copyForUser,
   MAX_PAYLOAD_BYTES,
   roundTrip,
   serializeError,
@@ -102,6 +100,18 @@ const describeRef = (ref: CommandRef) => {
 
 type Settled = { ok: true; value: unknown } | { ok: false; error: unknown };
 
+/** The engine-visible state of a run's execution, as its transitions write it. */
+interface OwnState {
+  version: number;
+  committedVersion: number;
+  status: RunStatus;
+  newEvents: WorkflowEvent[];
+  nonDeterminism: NonDeterminismError | undefined;
+  mismatchSeq: number | undefined;
+  cancelRequested: string | undefined;
+  tags: RunTags;
+}
+
 /** Options of {@link RunExecution.replay}. */
 export interface ReplayOptions {
   /** The time of the activation (the events a fresh run appends are stamped with it). */
@@ -140,15 +150,31 @@ export class RunExecution implements WorkflowScope {
   private readonly sleeps = new Map<string, SleepWait & Settle<void>>();
   private readonly hooks = new Map<string, HookWait & Settle<unknown>>();
   private readonly children = new Map<string, ChildWait & Settle<unknown>>();
+  private readonly waitMaps: Record<WaitKind, Map<string, Wait>> = {
+    step: this.steps,
+    sleep: this.sleeps,
+    hook: this.hooks,
+    child: this.children,
+  };
   /** Ids of the `sendEvent` deliveries already in the log: each is used once. */
   private readonly consumedSignals = new Set<string>();
-  private seq = 0;
-  private committedSeq = 0;
-  private runStatus: RunStatus = "pending";
-  private appended: WorkflowEvent[] = [];
+  /** Events in the log, including the ones appended and not yet committed. */
+  readonly version: number = 0;
+  /** Events in the stored log: the `expectedVersion` of the next commit. */
+  readonly committedVersion: number = 0;
+  /** The run's status as of the last commit. */
+  readonly status: RunStatus = "pending";
+  /** Events appended since the last commit. */
+  readonly newEvents: readonly WorkflowEvent[] = [];
+  /** Set when the code stopped matching the log. */
+  readonly nonDeterminism: NonDeterminismError | undefined;
+  /** The event number at which the code and the log parted (see `nonDeterminism`). */
+  readonly mismatchSeq: number | undefined;
+  /** The reason, once the run has been asked to cancel. */
+  readonly cancelRequested: string | undefined;
+  /** The run's tags as the log has them so far (those of `start()`, then each `setTags()`). */
+  readonly tags: RunTags = {};
   private settled: Settled | undefined;
-  private mismatchError: NonDeterminismError | undefined;
-  private cancelReason: string | undefined;
   /** The absolute deadline from `maxDuration`, if any. */
   readonly deadline: number | undefined;
 
@@ -156,14 +182,12 @@ export class RunExecution implements WorkflowScope {
   private recordedCommands: CommandRef[] = [];
   /** The event number (`seq`) of each recorded command, to say where a replay parted from the log. */
   private readonly recordedCommandSeqs: number[] = [];
-  private mismatchAt: number | undefined;
   private issuedCommands = 0;
   private commandsInLog = 0;
   private recordedLogs = 0;
   private issuedLogs = 0;
   private recordedTagSets = 0;
   private issuedTagSets = 0;
-  private runTags: RunTags = {};
   /** The patches whose new branch the log says this run took (`patch_applied`). */
   private readonly recordedPatches = new Set<string>();
   /** What `patched()` answered in this run so far: the same answer every time for one patch. */
@@ -189,56 +213,24 @@ export class RunExecution implements WorkflowScope {
     this.time = Date.parse(started.timestamp);
     this.deadline = started.deadline;
     this.randomState = seedOf(started.runId);
-    this.runTags = { ...started.tags };
+    this.own.tags = { ...started.tags };
   }
 
   get runId(): string {
     return this.started.runId;
   }
 
-  /** Events in the log, including the ones appended and not yet committed. */
-  get version(): number {
-    return this.seq;
-  }
-
-  /** Events in the stored log: the `expectedVersion` of the next commit. */
-  get committedVersion(): number {
-    return this.committedSeq;
-  }
-
-  /** The run's status as of the last commit. */
-  get status(): RunStatus {
-    return this.runStatus;
-  }
-
-  /** Events appended since the last commit. */
-  get newEvents(): readonly WorkflowEvent[] {
-    return this.appended;
-  }
-
-  /** Set when the code stopped matching the log. */
-  get nonDeterminism(): NonDeterminismError | undefined {
-    return this.mismatchError;
-  }
-
-  /** The event number at which the code and the log parted (see `nonDeterminism`). */
-  get mismatchSeq(): number | undefined {
-    return this.mismatchAt;
-  }
-
-  /** The reason, once the run has been asked to cancel. */
-  get cancelRequested(): string | undefined {
-    return this.cancelReason;
-  }
-
-  /** The run's tags as the log has them so far (those of `start()`, then each `setTags()`). */
-  get tags(): RunTags {
-    return this.runTags;
+  /**
+   * The state the engine reads (`version`, `status`, `newEvents`…) is readonly outside this class; only the
+   * transitions below write it, through this view.
+   */
+  private get own(): OwnState {
+    return this as unknown as OwnState;
   }
 
   /** True once the workflow function has returned or thrown, or stopped matching its log: nothing more can be delivered. */
   get stopped(): boolean {
-    return this.settled !== undefined || this.mismatchError !== undefined;
+    return this.settled !== undefined || this.nonDeterminism !== undefined;
   }
 
   /** What the workflow waits on now: sleeps, steps, events and child runs, each in the order it began. */
@@ -253,13 +245,7 @@ export class RunExecution implements WorkflowScope {
 
   /** The wait of one kind with this id, if the workflow waits on it. */
   waitOf<K extends WaitKind>(kind: K, id: string): WaitOf<K> | undefined {
-    const waits: Record<WaitKind, Map<string, Wait>> = {
-      step: this.steps,
-      sleep: this.sleeps,
-      hook: this.hooks,
-      child: this.children,
-    };
-    return waits[kind].get(id) as WaitOf<K> | undefined;
+    return this.waitMaps[kind].get(id) as WaitOf<K> | undefined;
   }
 
   /** True when the log has already delivered this `sendEvent` delivery to a wait. */
@@ -283,8 +269,8 @@ export class RunExecution implements WorkflowScope {
     }
     const execution = new RunExecution(definition, first, now);
     execution.maxPayloadBytes = maxPayloadBytes;
-    execution.runStatus = status;
-    execution.seq = 1;
+    execution.own.status = status;
+    execution.own.version = 1;
     for (const event of events) {
       const ref = commandOf(event);
       if (ref) {
@@ -299,7 +285,7 @@ export class RunExecution implements WorkflowScope {
       if (event.type.startsWith("log_")) execution.recordedLogs += 1;
       if (event.type === "tags_set") {
         execution.recordedTagSets += 1;
-        execution.runTags = { ...execution.runTags, ...event.tags };
+        execution.own.tags = { ...execution.own.tags, ...event.tags };
       }
       if (event.type === "patch_applied") execution.recordedPatches.add(event.patchId);
     }
@@ -312,7 +298,7 @@ export class RunExecution implements WorkflowScope {
     await execution.begin();
     for (const event of events.slice(1)) {
       if (execution.nonDeterminism) break;
-      execution.seq = event.seq;
+      execution.own.version = event.seq;
       if (retried.has(event.seq)) continue;
       const applying = execution.apply(event);
       if (applying) await applying;
@@ -320,7 +306,7 @@ export class RunExecution implements WorkflowScope {
     execution.atFrontier = true;
     if (!execution.nonDeterminism) for (const draft of execution.deferred) execution.append(draft);
     execution.deferred = [];
-    execution.committedSeq = events.length;
+    execution.own.committedVersion = events.length;
     return execution;
   }
 
@@ -332,7 +318,7 @@ export class RunExecution implements WorkflowScope {
   /** Starts the workflow function and runs it until it waits on tsworkflow. */
   private async begin(): Promise<void> {
     const promise = runInWorkflow(this, () =>
-      Promise.resolve().then(() => this.definition.fn(...argumentsForUser(this.started.input))),
+      Promise.resolve().then(() => this.definition.fn(...structuredClone(this.started.input))),
     );
     promise.then(
       (value) => {
@@ -347,9 +333,9 @@ export class RunExecution implements WorkflowScope {
 
   /** The new events are in the stored log now. */
   markCommitted(status: RunStatus): void {
-    this.runStatus = status;
-    this.committedSeq = this.seq;
-    this.appended = [];
+    this.own.status = status;
+    this.own.committedVersion = this.own.version;
+    this.own.newEvents = [];
   }
 
   /** Appends a new event at the current time and applies it. */
@@ -363,14 +349,14 @@ export class RunExecution implements WorkflowScope {
   /** Appends an event without applying it (for events the engine alone cares about). */
   append(draft: EventDraft): WorkflowEvent {
     this.time = this.now;
-    this.seq += 1;
+    this.own.version += 1;
     const event = {
       ...draft,
       runId: this.runId,
-      seq: this.seq,
+      seq: this.own.version,
       timestamp: new Date(this.now).toISOString(),
     } as WorkflowEvent;
-    this.appended.push(event);
+    this.own.newEvents.push(event);
     return event;
   }
 
@@ -418,7 +404,7 @@ export class RunExecution implements WorkflowScope {
           if (parsed.success) pending.resolve(parsed.data);
           else pending.reject(new EventPayloadError(event.eventName, parsed.error.issues));
         } else {
-          pending.resolve(copyForUser(event.payload));
+          pending.resolve(structuredClone(event.payload));
         }
         return drain();
       }
@@ -431,7 +417,7 @@ export class RunExecution implements WorkflowScope {
           );
         }
         this.children.delete(event.childId);
-        if (event.type === "child_completed") pending.resolve(copyForUser(event.result));
+        if (event.type === "child_completed") pending.resolve(structuredClone(event.result));
         else pending.reject(deserializeError(event.error));
         return drain();
       }
@@ -454,12 +440,12 @@ export class RunExecution implements WorkflowScope {
           );
         }
         this.steps.delete(event.stepId);
-        if (event.type === "step_completed") pending.resolve(copyForUser(event.result));
+        if (event.type === "step_completed") pending.resolve(structuredClone(event.result));
         else pending.reject(deserializeError(event.error));
         return drain();
       }
       case "cancel_requested": {
-        this.cancelReason = event.reason;
+        this.own.cancelRequested = event.reason;
         const error = () => new CancelledError(`Run ${this.runId} was cancelled: ${event.reason}`);
         // The engine cancels the children; here every wait of this run ends with CancelledError.
         const waits = [
@@ -500,10 +486,10 @@ export class RunExecution implements WorkflowScope {
     return undefined;
   }
 
-  private mismatch(message: string, seq = this.seq): undefined {
-    if (this.mismatchError) return undefined;
-    this.mismatchError = new NonDeterminismError(message);
-    this.mismatchAt = seq;
+  private mismatch(message: string, seq = this.own.version): undefined {
+    if (this.own.nonDeterminism) return undefined;
+    this.own.nonDeterminism = new NonDeterminismError(message);
+    this.own.mismatchSeq = seq;
     return undefined;
   }
 
@@ -738,9 +724,9 @@ export class RunExecution implements WorkflowScope {
     const index = this.issuedTagSets;
     this.issuedTagSets += 1;
     if (index < this.recordedTagSets) return;
-    const merged = { ...this.runTags, ...valid };
+    const merged = { ...this.own.tags, ...valid };
     validateTags(merged, `run ${this.runId}`);
-    this.runTags = merged;
+    this.own.tags = merged;
     this.append({ type: "tags_set", tags: valid });
   }
 
@@ -807,7 +793,8 @@ export class RunExecution implements WorkflowScope {
     if (this.nonDeterminism) return { type: "workflow_failed", error: serializeError(this.nonDeterminism) };
     if (this.continuation) {
       // Cancelled meanwhile: the chain ends here rather than going on in a new run.
-      if (this.cancelReason !== undefined) return { type: "workflow_cancelled", reason: this.cancelReason };
+      if (this.own.cancelRequested !== undefined)
+        return { type: "workflow_cancelled", reason: this.own.cancelRequested };
       return {
         type: "workflow_continued_as_new",
         input: this.continuation.input,
@@ -823,8 +810,12 @@ export class RunExecution implements WorkflowScope {
         };
       return undefined;
     }
-    if (!this.settled.ok && this.cancelReason !== undefined && this.settled.error instanceof CancelledError) {
-      return { type: "workflow_cancelled", reason: this.cancelReason };
+    if (
+      !this.settled.ok &&
+      this.own.cancelRequested !== undefined &&
+      this.settled.error instanceof CancelledError
+    ) {
+      return { type: "workflow_cancelled", reason: this.own.cancelRequested };
     }
     if (!this.settled.ok) return { type: "workflow_failed", error: serializeError(this.settled.error) };
     let result: unknown;

@@ -107,16 +107,12 @@ export async function notifyParent(
 ): Promise<void> {
   const parent = execution.started.parent;
   if (!parent || terminal.type === "workflow_continued_as_new") return;
-  const outcome =
-    terminal.type === "workflow_completed"
-      ? { ok: true as const, result: terminal.result }
-      : {
-          ok: false as const,
-          error:
-            terminal.type === "workflow_failed"
-              ? terminal.error
-              : serializeError(new CancelledError(`Child run ${execution.runId} was cancelled`)),
-        };
+  const outcome = childOutcome(
+    execution.runId,
+    terminal.type === "workflow_completed",
+    terminal.type === "workflow_completed" ? terminal.result : undefined,
+    terminal.type === "workflow_failed" ? terminal.error : undefined,
+  );
   await putChildOutcome(host, parent.runId, parent.childId, outcome);
 }
 
@@ -150,14 +146,22 @@ export async function redoAfterFinish(host: RunLinksHost, run: RunRecord): Promi
 }
 
 export async function notifyParentOf(host: RunLinksHost, child: RunRecord, link: ChildLink): Promise<void> {
-  const outcome =
-    child.status === "completed"
-      ? { ok: true as const, result: child.result ?? null }
-      : {
-          ok: false as const,
-          error: child.error ?? serializeError(new CancelledError(`Child run ${child.runId} was cancelled`)),
-        };
+  const outcome = childOutcome(child.runId, child.status === "completed", child.result, child.error);
   await putChildOutcome(host, link.runId, link.childId, outcome);
+}
+
+/** What a finished child hands its parent: its result, its error, or a `CancelledError`. */
+function childOutcome(
+  childRunId: string,
+  completed: boolean,
+  result: unknown,
+  error: SerializedError | undefined,
+): { ok: true; result: unknown } | { ok: false; error: SerializedError } {
+  if (completed) return { ok: true, result: result ?? null };
+  return {
+    ok: false,
+    error: error ?? serializeError(new CancelledError(`Child run ${childRunId} was cancelled`)),
+  };
 }
 
 export async function putChildOutcome(

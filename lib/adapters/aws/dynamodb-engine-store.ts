@@ -131,7 +131,7 @@ export class DynamoDBEngineStore implements EventStore {
   listRuns(_query?: RunQuery): Promise<RunPage> {
     return Promise.reject(
       new ConfigurationError(
-        "DynamoDBEngineStore does not list runs: use createClient().listRuns() or a DynamoDBStorage.",
+        "List runs with createClient().listRuns() or a DynamoDBStorage.",
       ),
     );
   }

@@ -1,5 +1,5 @@
 import type { HookWait } from "../execution.ts";
-import { type ArmedTimer, timerSend, type WaitBehaviour } from "./wait-kind.ts";
+import { type ArmedTimer, iso, timerSend, type WaitBehaviour } from "./wait-kind.ts";
 
 /** The timer of a wait's timeout: `hook:<hookId>`. */
 const timeoutTimer = (wait: HookWait): ArmedTimer | undefined =>
@@ -12,7 +12,7 @@ const timeoutTimer = (wait: HookWait): ArmedTimer | undefined =>
 export const hookWait: WaitBehaviour<HookWait> = {
   timer: timeoutTimer,
   label: (wait) => {
-    const until = wait.timeoutAt === undefined ? "" : ` until ${new Date(wait.timeoutAt).toISOString()}`;
+    const until = wait.timeoutAt === undefined ? "" : ` until ${iso(wait.timeoutAt)}`;
     return `event "${wait.eventName}" (${wait.hookId})${until}`;
   },
   sends: (wait) => timerSend(timeoutTimer(wait)),

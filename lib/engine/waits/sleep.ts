@@ -1,5 +1,5 @@
 import type { SleepWait } from "../execution.ts";
-import { type ArmedTimer, timerSend, type WaitBehaviour } from "./wait-kind.ts";
+import { type ArmedTimer, iso, timerSend, type WaitBehaviour } from "./wait-kind.ts";
 
 /** A sleep's timer has the sleep's id. */
 const sleepTimer = (wait: SleepWait): ArmedTimer => ({ timerId: wait.sleepId, fireAt: wait.resumeAt });
@@ -7,6 +7,6 @@ const sleepTimer = (wait: SleepWait): ArmedTimer => ({ timerId: wait.sleepId, fi
 /** A `sleep()`: one timer, due at its resume time. */
 export const sleepWait: WaitBehaviour<SleepWait> = {
   timer: sleepTimer,
-  label: (wait) => `${wait.sleepId} until ${new Date(wait.resumeAt).toISOString()}`,
+  label: (wait) => `${wait.sleepId} until ${iso(wait.resumeAt)}`,
   sends: (wait) => timerSend(sleepTimer(wait)),
 };

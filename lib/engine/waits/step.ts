@@ -1,5 +1,5 @@
 import type { RunExecution, StepWait } from "../execution.ts";
-import { type ArmedTimer, type Send, timerSend, type WaitBehaviour } from "./wait-kind.ts";
+import { type ArmedTimer, iso, type Send, timerSend, type WaitBehaviour } from "./wait-kind.ts";
 
 /** The timer of a step's retry: `retry:<stepId>:<attempt>`. */
 export const retryTimerId = (stepId: string, attempt: number): string => `retry:${stepId}:${attempt}`;
@@ -14,7 +14,7 @@ export const stepWait: WaitBehaviour<StepWait> = {
   timer: retryTimer,
   label: (wait) =>
     wait.state === "retry_wait"
-      ? `retry of ${wait.stepId} (attempt ${wait.attempt + 1}) at ${new Date(wait.retryAt ?? 0).toISOString()}`
+      ? `retry of ${wait.stepId} (attempt ${wait.attempt + 1}) at ${iso(wait.retryAt ?? 0)}`
       : undefined,
   sends: (wait): Send[] =>
     wait.state === "running" ? [{ type: "step", wait }] : timerSend(retryTimer(wait)),

@@ -29,3 +29,6 @@ export interface WaitBehaviour<W extends Wait> {
 export function timerSend(timer: ArmedTimer | undefined): Send[] {
   return timer ? [{ type: "timer", ...timer }] : [];
 }
+
+/** A wait's time in a label. */
+export const iso = (time: number): string => new Date(time).toISOString();

@@ -22,8 +22,7 @@ export const BUNDLING: Readonly<nodejs.BundlingOptions> = {
   // still shipped, instead of the end of the code that every cold start reads.
   esbuildArgs: { "--legal-comments": "external" },
   // Bundled CommonJS dependencies may call require() on Node built-ins, which ESM lacks.
-  banner:
-    'import{createRequire as __twRequire}from"node:module";const require=__twRequire(import.meta.url);',
+  banner: 'import{createRequire as __twRequire}from"node:module";const require=__twRequire(import.meta.url);',
 };
 
 /**

@@ -130,9 +130,7 @@ export class DynamoDBEngineStore implements EventStore {
    */
   listRuns(_query?: RunQuery): Promise<RunPage> {
     return Promise.reject(
-      new ConfigurationError(
-        "List runs with createClient().listRuns() or a DynamoDBStorage.",
-      ),
+      new ConfigurationError("List runs with createClient().listRuns() or a DynamoDBStorage."),
     );
   }
 

@@ -177,6 +177,7 @@ export class Engine {
     this.stepLimits = options.stepLimits;
     this.stepLimits?.attach({
       clock: this.clock,
+      store: this.store,
       requeue: (task) => this.queue.enqueueStep(task),
       runEnded: async (runId) => FINISHED_STATUSES.has((await this.store.getRun(runId))?.status ?? "pending"),
     });

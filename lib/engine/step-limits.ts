@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import { CLOCK_TICK_MS } from "../core/rate-limit.ts";
 import type { AnyStep } from "../core/step.ts";
 import type { Clock } from "../ports/clock.ts";
+import type { EventStore } from "../ports/event-store.ts";
 import type { RateLimitStore } from "../ports/rate-limit-store.ts";
 import type { SlotStore } from "../ports/slot-store.ts";
 import type { StepParking } from "../ports/step-parking.ts";
@@ -48,6 +49,8 @@ const MAX_QUEUE_DELAY_SECONDS = 900;
 /** What the engine that uses the limits gives them. */
 export interface StepLimitsHost {
   clock: Clock;
+  /** Where an attempt's outcome is found once stored (a copy that comes late must not wait, or run, for nothing). */
+  store: Pick<EventStore, "getOutcome">;
   /** Sends a waiting step task again, to try for a slot once more. */
   requeue(task: StepTask): Promise<void>;
   /** Whether the run has ended (cancelled, failed…): its waiting steps then give up their place. */
@@ -157,6 +160,15 @@ export class StepLimits {
     const answer = await slots.acquire(request());
     // Another copy of this attempt (a duplicate delivery) holds the slot: it stores the outcome.
     if (answer === "held") return { waiting: true };
+    // A copy of an attempt that another copy has run meanwhile (a duplicate delivery, a re-check or a wake-up
+    // that crossed the release) gives its place or its slot back at once: waiting on, it would hold a place in
+    // line until its next re-check, and running, it would run the step again.
+    if (await this.attemptDone(task)) {
+      await slots.release(key, holder, token);
+      this.leaveLine(key, holder);
+      if (answer === "granted") await this.wake(key, limit);
+      return { waiting: true };
+    }
     if (answer === "waiting") {
       if (this.requeueAfter) await this.parkInQueue(key, holder, task, this.requeueAfter);
       else this.park(key, holder, task);
@@ -298,6 +310,10 @@ export class StepLimits {
     await this.options.requeue(parked.task).catch(() => {
       parked.sent = false;
     });
+  }
+
+  private async attemptDone({ runId, stepId, attempt, issueSeq }: StepTask): Promise<boolean> {
+    return (await this.options.store.getOutcome(runId, stepId, attempt, issueSeq)) !== undefined;
   }
 
   private leaveLine(key: string, holder: string): void {

@@ -44,8 +44,11 @@ function queueMode(options: { leaseMs?: number } = {}) {
   let elapsed = 0;
   const sent: { task: StepTask; delaySeconds: number }[] = [];
   const parking = new MemoryParking();
+  const slots = new MemorySlotStore();
+  /** Attempts whose outcome is stored (by another copy of them). */
+  const done = new Set<string>();
   const limits = new StepLimits({
-    slots: new MemorySlotStore(),
+    slots,
     rates: new MemoryRateLimitStore(),
     parking,
     ...options,
@@ -56,6 +59,12 @@ function queueMode(options: { leaseMs?: number } = {}) {
       sent.push({ task, delaySeconds: 0 });
     },
     runEnded: async () => false,
+    store: {
+      getOutcome: async (runId, stepId, attempt) =>
+        done.has(`${runId}/${stepId}/${attempt}`)
+          ? { runId, stepId, attempt, recordedAt: new Date(T0).toISOString(), ok: true, result: null }
+          : undefined,
+    },
   });
   limits.waitInQueue(async (task, delaySeconds) => {
     sent.push({ task, delaySeconds });
@@ -64,6 +73,8 @@ function queueMode(options: { leaseMs?: number } = {}) {
     limits,
     sent,
     parking,
+    slots,
+    done,
     advance(ms: number) {
       elapsed += ms;
     },
@@ -127,5 +138,39 @@ describe("StepLimits with waits in the queue", () => {
       waiting: false,
       value: "second",
     });
+  });
+
+  it("gives its place in line back when a late copy of an attempt finds the attempt's outcome stored", async () => {
+    // Prepare: attempt 1 holds the only slot; attempt 2 waits in line
+    const { limits, slots, done } = queueMode({ leaseMs: 30_000 });
+    let release: () => void = () => {};
+    const holding = limits.run(
+      taskOf(single.stepName, 1),
+      single,
+      () =>
+        new Promise((resolve) => {
+          release = () => resolve("first");
+        }),
+    );
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    const second = taskOf(single.stepName, 2);
+    expect(await limits.run(second, single, async () => "second")).toEqual({ waiting: true });
+    const key = `step:${single.stepName}:`;
+    expect((await slots.inspect(key, T0)).waiting).toEqual(["run-2/queue_mode_single#0/1"]);
+
+    // Act: another copy of attempt 2 ran it meanwhile; this copy comes back at its re-check
+    done.add("run-2/queue_mode_single#0/1");
+    let ranAgain = false;
+    const late = await limits.run(second, single, async () => {
+      ranAgain = true;
+      return "second";
+    });
+    release();
+    await holding;
+
+    // Assess: nothing ran, and no place is left in line (before, it stayed until its lease ran out)
+    expect(late).toEqual({ waiting: true });
+    expect(ranAgain).toBe(false);
+    expect(await slots.inspect(key, T0)).toEqual({ holding: [], waiting: [] });
   });
 });

@@ -81,6 +81,21 @@ function queueMode(options: { leaseMs?: number } = {}) {
   };
 }
 
+/** Attempt 1 of `single` holding the only slot until `release()`. */
+async function holdTheSlot(limits: StepLimits) {
+  let release: () => void = () => {};
+  const holding = limits.run(
+    taskOf(single.stepName, 1),
+    single,
+    () =>
+      new Promise((resolve) => {
+        release = () => resolve("first");
+      }),
+  );
+  await new Promise((resolve) => setTimeout(resolve, 10));
+  return { holding, release: () => release() };
+}
+
 describe("StepLimits with waits in the queue", () => {
   it("sends a rate-limited attempt back with its turn as a queue delay, 900 s at most, chaining a longer wait", async () => {
     // Prepare: one start an hour, taken
@@ -111,16 +126,7 @@ describe("StepLimits with waits in the queue", () => {
   it("parks an attempt that waits for a slot, sends it back at its re-check, and sends it again at once when the slot is released", async () => {
     // Prepare
     const { limits, sent, parking } = queueMode({ leaseMs: 30_000 });
-    let release: () => void = () => {};
-    const holding = limits.run(
-      taskOf(single.stepName, 1),
-      single,
-      () =>
-        new Promise((resolve) => {
-          release = () => resolve("first");
-        }),
-    );
-    await new Promise((resolve) => setTimeout(resolve, 10));
+    const { holding, release } = await holdTheSlot(limits);
 
     // Act
     const waiting = await limits.run(taskOf(single.stepName, 2), single, async () => "second");
@@ -143,16 +149,7 @@ describe("StepLimits with waits in the queue", () => {
   it("gives its place in line back when a late copy of an attempt finds the attempt's outcome stored", async () => {
     // Prepare: attempt 1 holds the only slot; attempt 2 waits in line
     const { limits, slots, done } = queueMode({ leaseMs: 30_000 });
-    let release: () => void = () => {};
-    const holding = limits.run(
-      taskOf(single.stepName, 1),
-      single,
-      () =>
-        new Promise((resolve) => {
-          release = () => resolve("first");
-        }),
-    );
-    await new Promise((resolve) => setTimeout(resolve, 10));
+    const { holding, release } = await holdTheSlot(limits);
     const second = taskOf(single.stepName, 2);
     expect(await limits.run(second, single, async () => "second")).toEqual({ waiting: true });
     const key = `step:${single.stepName}:`;

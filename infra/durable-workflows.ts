@@ -11,7 +11,7 @@ import {
 import { Construct } from "constructs";
 import { createAlarms, createDashboard } from "./alarms.ts";
 import { clientEnvironment, functionEnvironment } from "./environment.ts";
-import { createKitFunctions, publishAliases } from "./functions.ts";
+import { createKitFunctions, type KitAliases, publishAliases } from "./functions.ts";
 import { grantRead, grantRunControl, grantScheduleControl, grantStart } from "./grants.ts";
 import { deadLetterMessages, queueAge, sumOverFunctions, tableThrottles } from "./metrics.ts";
 import { createOutputs } from "./outputs.ts";
@@ -72,14 +72,7 @@ export class DurableWorkflows extends Construct {
   /** Deletes what is left of a run once its document expired (`retention` after it finished). */
   readonly reaperFunction: nodejs.NodejsFunction;
   /** The `live` alias of each function, which event sources, the schedule and callers use. */
-  readonly aliases: {
-    readonly workflow: lambda.Alias;
-    readonly step: lambda.Alias;
-    readonly start: lambda.Alias;
-    readonly webhook: lambda.Alias | undefined;
-    readonly sweeper: lambda.Alias;
-    readonly reaper: lambda.Alias;
-  };
+  readonly aliases: KitAliases;
   /** The webhook function's URL (calls go to `<url>hooks/<token>`), when `webhooks` is on. */
   readonly webhookUrl: lambda.FunctionUrl | undefined;
   /** The alarms (see docs/deploy.md: what each one means and what to do). */

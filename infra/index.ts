@@ -5,3 +5,4 @@
 
 export type { DurableWorkflowsProps, EndpointOverrides, HandlerNames } from "./durable-workflows.ts";
 export { BUNDLING, DEFAULT_HANDLER_NAMES, DurableWorkflows, LIVE_ALIAS } from "./durable-workflows.ts";
+export type { KitAliases } from "./functions.ts";

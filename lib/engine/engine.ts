@@ -179,7 +179,6 @@ export class Engine {
       clock: this.clock,
       store: this.store,
       requeue: (task) => this.queue.enqueueStep(task),
-      runEnded: async (runId) => FINISHED_STATUSES.has((await this.store.getRun(runId))?.status ?? "pending"),
     });
     this.runLimits = options.runLimits;
     this.runLimits?.attach(this);
@@ -438,7 +437,7 @@ export class Engine {
     }
     if (newEvents.length > 0) {
       const last = newEvents[newEvents.length - 1] as WorkflowEvent;
-      await this.store.commit(runId, baseVersion, builtEvents([...newEvents]), {
+      await this.store.commit(runId, baseVersion, builtEvents(newEvents), {
         status,
         updatedAt: last.timestamp,
         ...(terminal?.type === "workflow_completed" ? { result: terminal.result } : {}),

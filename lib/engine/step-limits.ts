@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { CLOCK_TICK_MS } from "../core/rate-limit.ts";
 import type { AnyStep } from "../core/step.ts";
 import type { Clock } from "../ports/clock.ts";
-import type { EventStore } from "../ports/event-store.ts";
+import { type EventStore, FINISHED_STATUSES } from "../ports/event-store.ts";
 import type { RateLimitStore } from "../ports/rate-limit-store.ts";
 import type { SlotStore } from "../ports/slot-store.ts";
 import type { StepParking } from "../ports/step-parking.ts";
@@ -49,12 +49,13 @@ const MAX_QUEUE_DELAY_SECONDS = 900;
 /** What the engine that uses the limits gives them. */
 export interface StepLimitsHost {
   clock: Clock;
-  /** Where an attempt's outcome is found once stored (a copy that comes late must not wait, or run, for nothing). */
-  store: Pick<EventStore, "getOutcome">;
+  /**
+   * The runs' store: whether an attempt's outcome is stored (a copy that comes late must not wait, or run, for
+   * nothing) and whether its run has ended (cancelled, failed…: its waiting steps then give up their place).
+   */
+  store: Pick<EventStore, "getOutcome" | "getRun">;
   /** Sends a waiting step task again, to try for a slot once more. */
   requeue(task: StepTask): Promise<void>;
-  /** Whether the run has ended (cancelled, failed…): its waiting steps then give up their place. */
-  runEnded(runId: string): Promise<boolean>;
 }
 
 /**
@@ -151,7 +152,7 @@ export class StepLimits {
     const { slots, clock, leaseMs } = this.options;
     const request = () => ({ key, holder, token, limit, leaseMs, now: clock.now() });
     // A run cancelled while its step waited in line never runs that step.
-    if (await this.options.runEnded(task.runId)) {
+    if (await this.runEnded(task.runId)) {
       await slots.release(key, holder, token);
       this.leaveLine(key, holder);
       await this.wake(key, limit);
@@ -212,8 +213,8 @@ export class StepLimits {
     const rates = this.rates;
     // Without a rate limit store, the engine fails the attempt with a ConfigurationError (see `unenforcedLimit`).
     if (!rate || !rates) return (body) => body(unreported);
-    const { clock, requeue, runEnded } = this.options;
-    if (await runEnded(task.runId)) return undefined;
+    const { clock, requeue } = this.options;
+    if (await this.runEnded(task.runId)) return undefined;
     const key = `step:${task.stepName}:${rate.key ? String(rate.key(...structuredClone(task.input))) : ""}`;
     const holder = `${task.runId}/${task.stepId}/${task.attempt}`;
     const answer = await rates.take({
@@ -310,6 +311,10 @@ export class StepLimits {
     await this.options.requeue(parked.task).catch(() => {
       parked.sent = false;
     });
+  }
+
+  private async runEnded(runId: string): Promise<boolean> {
+    return FINISHED_STATUSES.has((await this.options.store.getRun(runId))?.status ?? "pending");
   }
 
   private async attemptDone({ runId, stepId, attempt, issueSeq }: StepTask): Promise<boolean> {

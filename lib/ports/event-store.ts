@@ -163,7 +163,7 @@ export interface EventStore {
   commit(
     runId: string,
     expectedVersion: number,
-    events: WorkflowEvent[],
+    events: readonly WorkflowEvent[],
     patch: RunPatch,
   ): Promise<CommitResult>;
   /** Stores a step outcome unless one exists for the same run, step and attempt. True when stored now. */

@@ -58,8 +58,8 @@ function queueMode(options: { leaseMs?: number } = {}) {
     requeue: async (task) => {
       sent.push({ task, delaySeconds: 0 });
     },
-    runEnded: async () => false,
     store: {
+      getRun: async () => undefined,
       getOutcome: async (runId, stepId, attempt) =>
         done.has(`${runId}/${stepId}/${attempt}`)
           ? { runId, stepId, attempt, recordedAt: new Date(T0).toISOString(), ok: true, result: null }

@@ -160,7 +160,7 @@ export class DynamoDBEngineStore implements EventStore {
   async commit(
     runId: string,
     expectedVersion: number,
-    events: WorkflowEvent[],
+    events: readonly WorkflowEvent[],
     patch: RunPatch,
   ): Promise<CommitResult> {
     assertRunId(runId);

@@ -132,7 +132,7 @@ export class MemoryStorage implements EventStore {
   async commit(
     runId: string,
     expectedVersion: number,
-    events: WorkflowEvent[],
+    events: readonly WorkflowEvent[],
     patch: RunPatch,
   ): Promise<CommitResult> {
     assertRunId(runId);

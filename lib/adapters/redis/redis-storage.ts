@@ -393,7 +393,7 @@ export class RedisStorage implements EventStore {
   async commit(
     runId: string,
     expectedVersion: number,
-    events: WorkflowEvent[],
+    events: readonly WorkflowEvent[],
     patch: RunPatch,
   ): Promise<CommitResult> {
     assertRunId(runId);

@@ -194,30 +194,72 @@ async function rawChains(
   return ms;
 }
 
-/** Redis-side cost of `fn`: commands sent by clients and run inside scripts, from MONITOR, per `steps`. */
+/** A key without its prefix and ids: `bench-tsw:run:abc` → `run:*`, `bench-raw:bull:raw-steps:12` → `bull:raw-steps:*`. */
+function keyKind(key: string | undefined): string {
+  if (!key) return "";
+  const bare = key.replace(/^bench-(tsw|raw):/, "");
+  const bull = /^(bull:[^:]+):(.+)$/.exec(bare);
+  if (bull) return /^[a-z-]+$/.test(bull[2] as string) ? bare : `${bull[1]}:*`;
+  return bare.replace(/:.*$/, ":*");
+}
+
+/**
+ * Redis-side cost of `fn`, from MONITOR, per step: commands sent by clients, each named by its first key (a
+ * script call by the number of keys it takes and the first command it runs, which tells the scripts apart), and
+ * the commands run inside scripts.
+ */
 async function monitorPerStep(url: string, steps: number, fn: () => Promise<unknown>): Promise<string> {
   const admin = new Redis(url);
   const monitor = await admin.monitor();
-  const byClient = new Map<string, number>();
+  const calls = new Map<string, { count: number; inside: number }>();
   let client = 0;
   let lua = 0;
+  // MONITOR shows a script call before the commands it runs (Redis 7).
+  let script: { name: string; first: string | undefined; inside: number } | undefined;
+  const settle = () => {
+    if (!script) return;
+    const name = `${script.name} → ${script.first ?? "(nothing)"}`;
+    const entry = calls.get(name) ?? { count: 0, inside: 0 };
+    entry.count += 1;
+    entry.inside += script.inside;
+    calls.set(name, entry);
+    script = undefined;
+  };
   monitor.on("monitor", (_time: string, args: string[], source: string) => {
     const name = (args[0] ?? "").toLowerCase();
-    if (source.startsWith("lua")) lua += 1;
+    if (source.startsWith("lua")) {
+      lua += 1;
+      if (script) {
+        script.inside += 1;
+        script.first ??= `${name} ${keyKind(args[1])}`;
+      }
+      return;
+    }
+    settle();
+    client += 1;
+    if (name === "evalsha" || name === "eval")
+      script = { name: `${name}(${args[2]} keys)`, first: undefined, inside: 0 };
     else {
-      client += 1;
-      byClient.set(name, (byClient.get(name) ?? 0) + 1);
+      const entry = calls.get(`${name} ${keyKind(args[1])}`) ?? { count: 0, inside: 0 };
+      entry.count += 1;
+      calls.set(`${name} ${keyKind(args[1])}`, entry);
     }
   });
   await fn();
   await pause(200);
+  settle();
   monitor.disconnect();
   admin.disconnect();
-  const top = [...byClient.entries()]
-    .sort((a, b) => b[1] - a[1])
-    .map(([name, count]) => `${name} ${(count / steps).toFixed(2)}`)
-    .join(", ");
-  return `${(client / steps).toFixed(1)} sent by clients (${top}), ${(lua / steps).toFixed(1)} inside scripts`;
+  const lines = [...calls.entries()]
+    .sort((a, b) => b[1].count - a[1].count)
+    .map(
+      ([name, { count, inside }]) =>
+        `    ${(count / steps).toFixed(2).padStart(5)}  ${name}${inside ? ` (${(inside / count).toFixed(1)} inside)` : ""}`,
+    );
+  return [
+    `${(client / steps).toFixed(2)} sent by clients, ${(lua / steps).toFixed(1)} inside scripts, per step:`,
+    ...lines,
+  ].join("\n");
 }
 
 function medianOf(values: number[]): number {

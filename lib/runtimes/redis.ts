@@ -222,7 +222,15 @@ export function createRedisRuntime(options: RedisRuntimeOptions): RedisRuntime {
       if (worker) return worker;
       const consuming = queue.consume(
         {
-          activate: (task, lease) => engine.activate(task, lease),
+          // After each inline step, the commit checks for waiting outcomes instead of a listing before it.
+          activate: async (task, lease) => {
+            const guarded = lease && storage.guardInlineSteps(task.runId, lease);
+            try {
+              await engine.activate(task, guarded);
+            } finally {
+              guarded?.end();
+            }
+          },
           executeStep: (task) => engine.executeStep(task),
         },
         {

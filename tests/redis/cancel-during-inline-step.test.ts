@@ -1,7 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { RedisStorage } from "../../lib/adapters/redis/redis-storage.ts";
+import { getStepInfo } from "../../lib/core/context.ts";
 import { configureLogging } from "../../lib/core/logger.ts";
 import { step } from "../../lib/core/step.ts";
 import { workflow } from "../../lib/core/workflow.ts";
+import { inboxIds } from "../../lib/ports/inbox.ts";
 import { createRedisRuntime, type RedisRuntime } from "../../lib/runtimes/redis.ts";
 import { type RedisServer, startRedisServer } from "./redis-server.ts";
 
@@ -43,6 +46,20 @@ const flow = workflow("cancel_inline_flow", async () => {
   return "finished";
 });
 
+// A short step during which another process stores a cancellation whose activation has not run yet: the step
+// keeps the run's lock, so only the commit after it can notice the cancellation.
+let storeCancellation: (runId: string) => Promise<void> = async () => {};
+const quick = step("cancel_inline_quick", async () => {
+  ran.push("quick");
+  await storeCancellation(getStepInfo()?.runId as string);
+  return "quick done";
+});
+const quickFlow = workflow("cancel_inline_quick_flow", async () => {
+  await quick();
+  await next();
+  return "finished";
+});
+
 describe("a cancellation during an inline step on Redis", () => {
   it("lets the running step finish and starts nothing after it", async () => {
     // Prepare
@@ -65,5 +82,39 @@ describe("a cancellation during an inline step on Redis", () => {
     expect(events.filter((event) => event.type === "step_started").map((event) => event.stepName)).toEqual([
       "cancel_inline_slow",
     ]);
+  });
+
+  it("applies a cancellation stored during a short step before the next step starts", async () => {
+    // Prepare
+    const runtime = createRedisRuntime({ url: redis.url, prefix: `cinq${Date.now()}:` });
+    runtimes.push(runtime);
+    const other = new RedisStorage({ redis: redis.url, prefix: runtime.storage.prefix });
+    storeCancellation = async (runId) => {
+      const recordedAt = new Date().toISOString();
+      await other.putOutcome({
+        runId,
+        stepId: inboxIds.cancel,
+        attempt: 1,
+        recordedAt,
+        ok: true,
+        result: { reason: "stop" },
+      });
+    };
+    ran.length = 0;
+    await runtime.startWorker();
+    try {
+      // Act
+      const { runId } = await runtime.start(quickFlow, []);
+      const run = await runtime.waitForRun(runId, { timeoutMs: 20_000 });
+      const events = await runtime.getEvents(runId);
+      // Assess
+      expect(run.status).toBe("cancelled");
+      expect(ran).toEqual(["quick"]);
+      expect(events.filter((event) => event.type === "step_started").map((event) => event.stepName)).toEqual([
+        "cancel_inline_quick",
+      ]);
+    } finally {
+      await other.close();
+    }
   });
 });

@@ -2,7 +2,12 @@ import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RedisUnavailableError } from "../../lib/adapters/redis/connection.ts";
 import { RedisStorage } from "../../lib/adapters/redis/redis-storage.ts";
-import { InvalidEventError, InvalidRunIdError, PayloadTooLargeError } from "../../lib/core/errors.ts";
+import {
+  InvalidEventError,
+  InvalidRunIdError,
+  PayloadTooLargeError,
+  VersionConflictError,
+} from "../../lib/core/errors.ts";
 import { MAX_PAYLOAD_BYTES } from "../../lib/core/serialization.ts";
 import { workflow } from "../../lib/core/workflow.ts";
 import { describeEventStoreContract, newRunFixture } from "../contract/event-store-contract.ts";
@@ -179,6 +184,135 @@ describe("RedisStorage", () => {
     } finally {
       await storage.close();
     }
+  });
+
+  describe("after an inline step, with the run's lease wrapped by guardInlineSteps", () => {
+    const recordedAt = "2026-01-01T00:00:00.000Z";
+    const lease = { pause() {}, resume: async () => true };
+    const completed = (runId: string, seq: number) => ({
+      runId,
+      seq,
+      timestamp: "t",
+      type: "step_completed" as const,
+      stepId: `s#${seq}`,
+      stepName: "s",
+      attempt: 1,
+      result: seq,
+    });
+
+    it("lists no outcomes without reading them, and commits when none waits", async () => {
+      // Prepare
+      const storage = new RedisStorage({ redis: server.url, prefix: freshPrefix() });
+      const fixture = newRunFixture();
+      const runId = fixture.run.runId;
+      await storage.createRun(fixture);
+      const guarded = storage.guardInlineSteps(runId, lease);
+      try {
+        await storage.commit(runId, 1, [], { status: "running", updatedAt: "t1" });
+        guarded.pause();
+        // Act
+        expect(await guarded.resume()).toBe(true);
+        const listed = await storage.listOutcomes(runId);
+        const committed = await storage.commit(runId, 1, [completed(runId, 2)], {
+          status: "running",
+          updatedAt: "t2",
+        });
+        // Assess
+        expect(listed).toEqual([]);
+        expect(committed).toEqual({ pendingOutcomes: false });
+        expect((await storage.getRun(runId))?.version).toBe(2);
+      } finally {
+        guarded.end();
+        await storage.close();
+      }
+    });
+
+    it("refuses the commit when an outcome was stored during the step, and lists it on the next read", async () => {
+      // Prepare
+      const storage = new RedisStorage({ redis: server.url, prefix: freshPrefix() });
+      const other = new RedisStorage({ redis: server.url, prefix: storage.prefix });
+      const fixture = newRunFixture();
+      const runId = fixture.run.runId;
+      await storage.createRun(fixture);
+      const guarded = storage.guardInlineSteps(runId, lease);
+      const cancel = { runId, stepId: "$cancel", attempt: 1, recordedAt, ok: true as const, result: {} };
+      try {
+        await storage.commit(runId, 1, [], { status: "running", updatedAt: "t1" });
+        guarded.pause();
+        // Act: another process stores a cancellation while the step runs.
+        await other.putOutcome(cancel);
+        await guarded.resume();
+        const listed = await storage.listOutcomes(runId);
+        const refused = storage.commit(runId, 1, [completed(runId, 2)], {
+          status: "running",
+          updatedAt: "t2",
+        });
+        // Assess
+        expect(listed).toEqual([]);
+        await expect(refused).rejects.toBeInstanceOf(VersionConflictError);
+        expect((await storage.getRun(runId))?.version).toBe(1);
+        expect(await storage.listOutcomes(runId)).toEqual([cancel]);
+      } finally {
+        guarded.end();
+        await Promise.all([storage.close(), other.close()]);
+      }
+    });
+
+    it("reads the outcomes as usual when its last commit saw some waiting", async () => {
+      // Prepare
+      const storage = new RedisStorage({ redis: server.url, prefix: freshPrefix() });
+      const fixture = newRunFixture();
+      const runId = fixture.run.runId;
+      await storage.createRun(fixture);
+      const guarded = storage.guardInlineSteps(runId, lease);
+      const signal = {
+        runId,
+        stepId: "$signal:paid:1",
+        attempt: 1,
+        recordedAt,
+        ok: true as const,
+        result: { name: "paid", payload: 1 },
+      };
+      try {
+        await storage.putOutcome(signal);
+        await storage.commit(runId, 1, [], { status: "running", updatedAt: "t1" });
+        guarded.pause();
+        // Act
+        await guarded.resume();
+        const listed = await storage.listOutcomes(runId);
+        const committed = await storage.commit(runId, 1, [completed(runId, 2)], {
+          status: "running",
+          updatedAt: "t2",
+        });
+        // Assess
+        expect(listed).toEqual([signal]);
+        expect(committed).toEqual({ pendingOutcomes: true });
+      } finally {
+        guarded.end();
+        await storage.close();
+      }
+    });
+
+    it("reads the outcomes as usual when the lease was not taken back after a step", async () => {
+      // Prepare
+      const storage = new RedisStorage({ redis: server.url, prefix: freshPrefix() });
+      const fixture = newRunFixture();
+      const runId = fixture.run.runId;
+      await storage.createRun(fixture);
+      const guarded = storage.guardInlineSteps(runId, lease);
+      const cancel = { runId, stepId: "$cancel", attempt: 1, recordedAt, ok: true as const, result: {} };
+      try {
+        await storage.commit(runId, 1, [], { status: "running", updatedAt: "t1" });
+        // Act: an activation of the run that did not just run a step inline.
+        await storage.putOutcome(cancel);
+        const listed = await storage.listOutcomes(runId);
+        // Assess
+        expect(listed).toEqual([cancel]);
+      } finally {
+        guarded.end();
+        await storage.close();
+      }
+    });
   });
 
   it("moves a run between status indexes and clears a field the patch unsets", async () => {

@@ -2,6 +2,7 @@ import type { Redis } from "ioredis";
 import { InvalidEventError, type SerializedError, VersionConflictError } from "../../core/errors.ts";
 import { acceptEvent, acceptEvents, parseEvent, type WorkflowEvent } from "../../core/events.ts";
 import { assertRunId } from "../../core/ids.ts";
+import { LruMap } from "../../core/lru-map.ts";
 import { MAX_PAYLOAD_BYTES } from "../../core/serialization.ts";
 import { type RunTags, tagKey } from "../../core/tags.ts";
 import {
@@ -20,6 +21,7 @@ import {
   type StoreLimits,
 } from "../../ports/event-store.ts";
 import { decodeRunCursor, encodeRunCursor, pageLimit } from "../../ports/run-cursor.ts";
+import type { RunLease } from "../../ports/task-queue.ts";
 import { closeRedis, LuaScript, mapRedisError, openRedis, type RedisConnection } from "./connection.ts";
 
 /** Options of {@link RedisStorage}. */
@@ -86,42 +88,49 @@ return {1}
 
 /*
  * KEYS: run, events, pending-outcomes, idx:all.
- * ARGV: prefix, runId, expectedVersion, newStatus, eventCount, events…, setCount, field/value…, delCount, fields…,
- *       consumedCount, outcome fields…, tagCount (-1: tags unchanged), "key=value"…
+ * ARGV: prefix, runId, expectedVersion, newStatus, guard ("1": refuse if an outcome waits that these events do
+ *       not consume), eventCount, events…, setCount, field/value…, delCount, fields…, consumedCount, outcome
+ *       fields…, tagCount (-1: tags unchanged), "key=value"…
  * Returns { new version, outcomes still pending }, or -1 when the log no longer has expectedVersion events (or the
- * run is missing).
+ * run is missing, or the guard refused).
  */
 const COMMIT = new LuaScript(`
 local prefix, runId = ARGV[1], ARGV[2]
 local expected = tonumber(ARGV[3])
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 if redis.call('LLEN', KEYS[2]) ~= expected then return -1 end
-local i = 5
-local n = tonumber(ARGV[i])
-if n > 0 then redis.call('RPUSH', KEYS[2], unpack(ARGV, i + 1, i + n)) end
-i = i + n + 1
-n = tonumber(ARGV[i])
-local version = expected + tonumber(ARGV[5])
+local eventsAt = 6
+local setAt = eventsAt + tonumber(ARGV[eventsAt]) + 1
+local delAt = setAt + tonumber(ARGV[setAt]) + 1
+local consumedAt = delAt + tonumber(ARGV[delAt]) + 1
+local tagsAt = consumedAt + tonumber(ARGV[consumedAt]) + 1
+if ARGV[5] == '1' and redis.call('LLEN', KEYS[3]) > 0 then
+  local consumed = {}
+  for j = consumedAt + 1, tagsAt - 1 do consumed[ARGV[j]] = true end
+  for _, field in ipairs(redis.call('LRANGE', KEYS[3], 0, -1)) do
+    if not consumed[field] then return -1 end
+  end
+end
+local n = tonumber(ARGV[eventsAt])
+if n > 0 then redis.call('RPUSH', KEYS[2], unpack(ARGV, eventsAt + 1, eventsAt + n)) end
+local version = expected + n
 local old = redis.call('HGET', KEYS[1], 'status')
 local newStatus = ARGV[4]
 redis.call('HSET', KEYS[1], 'status', newStatus, 'version', version)
-if n > 0 then redis.call('HSET', KEYS[1], unpack(ARGV, i + 1, i + n)) end
-i = i + n + 1
-n = tonumber(ARGV[i])
-if n > 0 then redis.call('HDEL', KEYS[1], unpack(ARGV, i + 1, i + n)) end
-i = i + n + 1
-n = tonumber(ARGV[i])
-for j = i + 1, i + n do redis.call('LREM', KEYS[3], 0, ARGV[j]) end
-i = i + n + 1
-n = tonumber(ARGV[i])
+n = tonumber(ARGV[setAt])
+if n > 0 then redis.call('HSET', KEYS[1], unpack(ARGV, setAt + 1, setAt + n)) end
+n = tonumber(ARGV[delAt])
+if n > 0 then redis.call('HDEL', KEYS[1], unpack(ARGV, delAt + 1, delAt + n)) end
+for j = consumedAt + 1, tagsAt - 1 do redis.call('LREM', KEYS[3], 0, ARGV[j]) end
+n = tonumber(ARGV[tagsAt])
 if n >= 0 then
   local score = redis.call('ZSCORE', KEYS[4], runId)
   local previous = redis.call('HGET', KEYS[1], 'tagKeys')
   if previous then
     for tag in string.gmatch(previous, '[^\\n]+') do redis.call('ZREM', prefix .. 'idx:tag:' .. tag, runId) end
   end
-  for j = i + 1, i + n do redis.call('ZADD', prefix .. 'idx:tag:' .. ARGV[j], score, runId) end
-  redis.call('HSET', KEYS[1], 'tagKeys', table.concat({unpack(ARGV, i + 1, i + n)}, '\\n'))
+  for j = tagsAt + 1, tagsAt + n do redis.call('ZADD', prefix .. 'idx:tag:' .. ARGV[j], score, runId) end
+  redis.call('HSET', KEYS[1], 'tagKeys', table.concat({unpack(ARGV, tagsAt + 1, tagsAt + n)}, '\\n'))
 end
 if old ~= newStatus then
   local wf = redis.call('HGET', KEYS[1], 'workflowName')
@@ -251,6 +260,12 @@ export class RedisStorage implements EventStore {
    */
   private readonly logCache = new Map<string, string[]>();
   private cachedEvents = 0;
+  /**
+   * Per run, where it is in `guardInlineSteps`' cycle: "quiet" (this storage's last commit saw no outcome
+   * waiting), "list" (the lease was taken back after an inline step: the next listing answers none), "commit"
+   * (the next commit is refused if an outcome waits that it does not consume).
+   */
+  private readonly inlineSteps = new LruMap<"quiet" | "list" | "commit">(10_000);
 
   /** @throws ConfigurationError when `redis` is a string that is not a redis:// URL */
   constructor(options: RedisStorageOptions) {
@@ -419,6 +434,9 @@ export class RedisStorage implements EventStore {
         const ref = e as { stepId: string; attempt: number };
         return outcomeField(ref.stepId, ref.attempt);
       });
+    // An activation that continues after an inline step listed no outcomes (see `guardInlineSteps`).
+    const guarded = this.inlineSteps.get(runId) === "commit";
+    if (guarded) this.inlineSteps.delete(runId);
     const reply = (await this.call(() =>
       COMMIT.run(
         this.client,
@@ -433,6 +451,7 @@ export class RedisStorage implements EventStore {
           runId,
           expectedVersion,
           patch.status,
+          guarded ? "1" : "0",
           serialized.length,
           ...serialized,
           set.length,
@@ -446,7 +465,10 @@ export class RedisStorage implements EventStore {
       ),
     )) as -1 | [number, number];
     if (reply === -1) throw new VersionConflictError(runId, expectedVersion);
-    if (FINISHED_STATUSES.has(patch.status)) this.forgetLog(runId);
+    const finished = FINISHED_STATUSES.has(patch.status);
+    if (finished) this.forgetLog(runId);
+    if (reply[1] === 0 && !finished) this.inlineSteps.set(runId, "quiet");
+    else this.inlineSteps.delete(runId);
     return { pendingOutcomes: reply[1] > 0 };
   }
 
@@ -475,12 +497,53 @@ export class RedisStorage implements EventStore {
 
   async listOutcomes(runId: string): Promise<StepOutcome[]> {
     assertRunId(runId);
+    if (this.inlineSteps.get(runId) === "list") {
+      // Right after an inline step: what waits is checked by the commit instead (see `guardInlineSteps`).
+      this.inlineSteps.set(runId, "commit");
+      return [];
+    }
     const values = (await this.call(() =>
       LIST_OUTCOMES.run(this.client, [this.key("outcomes", runId), this.key("pending-outcomes", runId)], []),
     )) as (string | null)[];
     return values
       .filter((json): json is string => json !== null)
       .map((json) => parseJson(json, `an outcome of run ${runId}`) as StepOutcome);
+  }
+
+  /**
+   * Saves the outcome listing, one round trip, that an activation makes after each step it runs inline (see
+   * `createRedisRuntime({ inlineSteps })`). Wrap the run's lease with it for one activation, then call `end()`:
+   * when the lease is taken back after a step and this storage's last commit of the run saw no outcome waiting,
+   * the activation's next `listOutcomes` answers none without reading, and its next commit is refused (a
+   * `VersionConflictError`, after which the engine reads the run again and lists its outcomes) if an outcome
+   * was stored meanwhile that it does not consume: a cancellation or an event stored while the step ran is
+   * still applied before the run's next step starts. `createRedisRuntime` does this for its workers.
+   *
+   * It relies on the lease: while it is held no other activation of the run can list or commit in between.
+   * @example
+   * import { RedisStorage } from "tsworkflow/redis";
+   * const storage = new RedisStorage({ redis: "redis://127.0.0.1:6379" });
+   * // queue.consume({ activate: async (task, lease) => {
+   * //   const guarded = lease && storage.guardInlineSteps(task.runId, lease);
+   * //   try { await engine.activate(task, guarded); } finally { guarded?.end(); }
+   * // }, executeStep: (task) => engine.executeStep(task) });
+   */
+  guardInlineSteps(runId: string, lease: RunLease): RunLease & { end(): void } {
+    const settle = () => {
+      if (this.inlineSteps.get(runId) !== "quiet") this.inlineSteps.delete(runId);
+    };
+    return {
+      pause: () => {
+        settle();
+        lease.pause();
+      },
+      resume: async () => {
+        const resumed = await lease.resume();
+        if (resumed && this.inlineSteps.get(runId) === "quiet") this.inlineSteps.set(runId, "list");
+        return resumed;
+      },
+      end: settle,
+    };
   }
 
   async close(): Promise<void> {

@@ -1,5 +1,5 @@
 import { Redis } from "ioredis";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { RedisUnavailableError } from "../../lib/adapters/redis/connection.ts";
 import { RedisStorage } from "../../lib/adapters/redis/redis-storage.ts";
 import {
@@ -186,7 +186,7 @@ describe("RedisStorage", () => {
     }
   });
 
-  describe("after an inline step, with the run's lease wrapped by guardInlineSteps", () => {
+  describe("after an inline step, with the run's lease wrapped by activation", () => {
     const recordedAt = "2026-01-01T00:00:00.000Z";
     const lease = { pause() {}, resume: async () => true };
     const completed = (runId: string, seq: number) => ({
@@ -206,7 +206,8 @@ describe("RedisStorage", () => {
       const fixture = newRunFixture();
       const runId = fixture.run.runId;
       await storage.createRun(fixture);
-      const guarded = storage.guardInlineSteps(runId, lease);
+      const activation = storage.activation(runId, lease);
+      const guarded = activation.lease;
       try {
         await storage.commit(runId, 1, [], { status: "running", updatedAt: "t1" });
         guarded.pause();
@@ -222,7 +223,7 @@ describe("RedisStorage", () => {
         expect(committed).toEqual({ pendingOutcomes: false });
         expect((await storage.getRun(runId))?.version).toBe(2);
       } finally {
-        guarded.end();
+        activation.end();
         await storage.close();
       }
     });
@@ -234,7 +235,8 @@ describe("RedisStorage", () => {
       const fixture = newRunFixture();
       const runId = fixture.run.runId;
       await storage.createRun(fixture);
-      const guarded = storage.guardInlineSteps(runId, lease);
+      const activation = storage.activation(runId, lease);
+      const guarded = activation.lease;
       const cancel = { runId, stepId: "$cancel", attempt: 1, recordedAt, ok: true as const, result: {} };
       try {
         await storage.commit(runId, 1, [], { status: "running", updatedAt: "t1" });
@@ -253,7 +255,7 @@ describe("RedisStorage", () => {
         expect((await storage.getRun(runId))?.version).toBe(1);
         expect(await storage.listOutcomes(runId)).toEqual([cancel]);
       } finally {
-        guarded.end();
+        activation.end();
         await Promise.all([storage.close(), other.close()]);
       }
     });
@@ -264,7 +266,8 @@ describe("RedisStorage", () => {
       const fixture = newRunFixture();
       const runId = fixture.run.runId;
       await storage.createRun(fixture);
-      const guarded = storage.guardInlineSteps(runId, lease);
+      const activation = storage.activation(runId, lease);
+      const guarded = activation.lease;
       const signal = {
         runId,
         stepId: "$signal:paid:1",
@@ -288,7 +291,61 @@ describe("RedisStorage", () => {
         expect(listed).toEqual([signal]);
         expect(committed).toEqual({ pendingOutcomes: true });
       } finally {
-        guarded.end();
+        activation.end();
+        await storage.close();
+      }
+    });
+
+    it("reads the run, its new log entries and its waiting outcomes in one round trip when an activation begins", async () => {
+      // Prepare
+      const storage = new RedisStorage({ redis: server.url, prefix: freshPrefix() });
+      const fixture = newRunFixture();
+      const runId = fixture.run.runId;
+      await storage.createRun(fixture);
+      await storage.commit(runId, 1, [completed(runId, 2)], { status: "running", updatedAt: "t1" });
+      const cancel = { runId, stepId: "$cancel", attempt: 1, recordedAt, ok: true as const, result: {} };
+      await storage.putOutcome(cancel);
+      const plain = { run: await storage.getRun(runId), events: await storage.getEvents(runId) };
+      await storage.commit(runId, 2, [completed(runId, 3)], { status: "running", updatedAt: "t2" });
+      const sent = vi.spyOn(storage.client, "sendCommand");
+      const activation = storage.activation(runId, lease);
+      try {
+        // Act
+        const run = await storage.getRun(runId);
+        const events = await storage.getEvents(runId);
+        const outcomes = await storage.listOutcomes(runId);
+        // Assess
+        expect(sent).toHaveBeenCalledTimes(1);
+        expect(run).toEqual({ ...plain.run, version: 3, updatedAt: "t2" });
+        expect(events).toEqual([...plain.events, completed(runId, 3)]);
+        expect(outcomes).toEqual([cancel]);
+      } finally {
+        activation.end();
+        sent.mockRestore();
+        await storage.close();
+      }
+    });
+
+    it("reads again what the activation did not take once it ended", async () => {
+      // Prepare
+      const storage = new RedisStorage({ redis: server.url, prefix: freshPrefix() });
+      const fixture = newRunFixture();
+      const runId = fixture.run.runId;
+      await storage.createRun(fixture);
+      const activation = storage.activation(runId, lease);
+      await storage.getRun(runId);
+      activation.end();
+      const cancel = { runId, stepId: "$cancel", attempt: 1, recordedAt, ok: true as const, result: {} };
+      try {
+        // Act: the log and the outcomes change after the activation.
+        await storage.commit(runId, 1, [completed(runId, 2)], { status: "running", updatedAt: "t1" });
+        await storage.putOutcome(cancel);
+        const events = await storage.getEvents(runId);
+        const outcomes = await storage.listOutcomes(runId);
+        // Assess
+        expect(events.map((event) => event.seq)).toEqual([1, 2]);
+        expect(outcomes).toEqual([cancel]);
+      } finally {
         await storage.close();
       }
     });
@@ -299,7 +356,7 @@ describe("RedisStorage", () => {
       const fixture = newRunFixture();
       const runId = fixture.run.runId;
       await storage.createRun(fixture);
-      const guarded = storage.guardInlineSteps(runId, lease);
+      const activation = storage.activation(runId, lease);
       const cancel = { runId, stepId: "$cancel", attempt: 1, recordedAt, ok: true as const, result: {} };
       try {
         await storage.commit(runId, 1, [], { status: "running", updatedAt: "t1" });
@@ -309,7 +366,7 @@ describe("RedisStorage", () => {
         // Assess
         expect(listed).toEqual([cancel]);
       } finally {
-        guarded.end();
+        activation.end();
         await storage.close();
       }
     });

@@ -186,6 +186,44 @@ describe("RedisStorage", () => {
     }
   });
 
+  it("sends the commits made in one turn of the event loop in one call, each applied or refused on its own", async () => {
+    // Prepare
+    const storage = new RedisStorage({ redis: server.url, prefix: freshPrefix() });
+    const fixtures = [newRunFixture(), newRunFixture(), newRunFixture()];
+    for (const fixture of fixtures) await storage.createRun(fixture);
+    const [a, b, c] = fixtures.map((fixture) => fixture.run.runId) as [string, string, string];
+    const event = (runId: string) => ({
+      runId,
+      seq: 2,
+      timestamp: "t",
+      type: "step_completed" as const,
+      stepId: "s#0",
+      stepName: "s",
+      attempt: 1,
+      result: runId,
+    });
+    const sent = vi.spyOn(storage.client, "sendCommand");
+    try {
+      // Act: b's commit expects a version its log does not have.
+      const results = await Promise.allSettled([
+        storage.commit(a, 1, [event(a)], { status: "running", updatedAt: "ta" }),
+        storage.commit(b, 2, [{ ...event(b), seq: 3 }], { status: "running", updatedAt: "tb" }),
+        storage.commit(c, 1, [event(c)], { status: "completed", updatedAt: "tc", result: "done" }),
+      ]);
+      // Assess (a first call may load the script before it runs)
+      expect(sent.mock.calls.filter(([command]) => command.name === "evalsha")).toHaveLength(1);
+      expect(results.map((result) => result.status)).toEqual(["fulfilled", "rejected", "fulfilled"]);
+      expect((results[1] as PromiseRejectedResult).reason).toBeInstanceOf(VersionConflictError);
+      expect((await storage.getEvents(a)).map((e) => e.seq)).toEqual([1, 2]);
+      expect((await storage.getRun(b))?.version).toBe(1);
+      expect(await storage.getRun(c)).toMatchObject({ status: "completed", result: "done", version: 2 });
+      expect((await storage.listRuns({ status: "completed" })).runs.map((run) => run.runId)).toEqual([c]);
+    } finally {
+      sent.mockRestore();
+      await storage.close();
+    }
+  });
+
   describe("after an inline step, with the run's lease wrapped by activation", () => {
     const recordedAt = "2026-01-01T00:00:00.000Z";
     const lease = { pause() {}, resume: async () => true };

@@ -87,60 +87,81 @@ return {1}
 `);
 
 /*
- * KEYS: run, events, pending-outcomes, idx:all.
- * ARGV: prefix, runId, expectedVersion, newStatus, guard ("1": refuse if an outcome waits that these events do
+ * The commit, as a Lua function of its keys K and arguments A (COMMIT's KEYS and ARGV):
+ * K: run, events, pending-outcomes, idx:all.
+ * A: prefix, runId, expectedVersion, newStatus, guard ("1": refuse if an outcome waits that these events do
  *       not consume), eventCount, events…, setCount, field/value…, delCount, fields…, consumedCount, outcome
  *       fields…, tagCount (-1: tags unchanged), "key=value"…
  * Returns { new version, outcomes still pending }, or -1 when the log no longer has expectedVersion events (or the
  * run is missing, or the guard refused).
  */
-const COMMIT = new LuaScript(`
-local prefix, runId = ARGV[1], ARGV[2]
-local expected = tonumber(ARGV[3])
-if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
-if redis.call('LLEN', KEYS[2]) ~= expected then return -1 end
-local eventsAt = 6
-local setAt = eventsAt + tonumber(ARGV[eventsAt]) + 1
-local delAt = setAt + tonumber(ARGV[setAt]) + 1
-local consumedAt = delAt + tonumber(ARGV[delAt]) + 1
-local tagsAt = consumedAt + tonumber(ARGV[consumedAt]) + 1
-if ARGV[5] == '1' and redis.call('LLEN', KEYS[3]) > 0 then
-  local consumed = {}
-  for j = consumedAt + 1, tagsAt - 1 do consumed[ARGV[j]] = true end
-  for _, field in ipairs(redis.call('LRANGE', KEYS[3], 0, -1)) do
-    if not consumed[field] then return -1 end
+const COMMIT_FUNCTION = `
+local function commit(K, A)
+  local prefix, runId = A[1], A[2]
+  local expected = tonumber(A[3])
+  if redis.call('EXISTS', K[1]) == 0 then return -1 end
+  if redis.call('LLEN', K[2]) ~= expected then return -1 end
+  local eventsAt = 6
+  local setAt = eventsAt + tonumber(A[eventsAt]) + 1
+  local delAt = setAt + tonumber(A[setAt]) + 1
+  local consumedAt = delAt + tonumber(A[delAt]) + 1
+  local tagsAt = consumedAt + tonumber(A[consumedAt]) + 1
+  if A[5] == '1' and redis.call('LLEN', K[3]) > 0 then
+    local consumed = {}
+    for j = consumedAt + 1, tagsAt - 1 do consumed[A[j]] = true end
+    for _, field in ipairs(redis.call('LRANGE', K[3], 0, -1)) do
+      if not consumed[field] then return -1 end
+    end
   end
-end
-local n = tonumber(ARGV[eventsAt])
-if n > 0 then redis.call('RPUSH', KEYS[2], unpack(ARGV, eventsAt + 1, eventsAt + n)) end
-local version = expected + n
-local old = redis.call('HGET', KEYS[1], 'status')
-local newStatus = ARGV[4]
-redis.call('HSET', KEYS[1], 'status', newStatus, 'version', version)
-n = tonumber(ARGV[setAt])
-if n > 0 then redis.call('HSET', KEYS[1], unpack(ARGV, setAt + 1, setAt + n)) end
-n = tonumber(ARGV[delAt])
-if n > 0 then redis.call('HDEL', KEYS[1], unpack(ARGV, delAt + 1, delAt + n)) end
-for j = consumedAt + 1, tagsAt - 1 do redis.call('LREM', KEYS[3], 0, ARGV[j]) end
-n = tonumber(ARGV[tagsAt])
-if n >= 0 then
-  local score = redis.call('ZSCORE', KEYS[4], runId)
-  local previous = redis.call('HGET', KEYS[1], 'tagKeys')
-  if previous then
-    for tag in string.gmatch(previous, '[^\\n]+') do redis.call('ZREM', prefix .. 'idx:tag:' .. tag, runId) end
+  local n = tonumber(A[eventsAt])
+  if n > 0 then redis.call('RPUSH', K[2], unpack(A, eventsAt + 1, eventsAt + n)) end
+  local version = expected + n
+  local old = redis.call('HGET', K[1], 'status')
+  local newStatus = A[4]
+  redis.call('HSET', K[1], 'status', newStatus, 'version', version)
+  n = tonumber(A[setAt])
+  if n > 0 then redis.call('HSET', K[1], unpack(A, setAt + 1, setAt + n)) end
+  n = tonumber(A[delAt])
+  if n > 0 then redis.call('HDEL', K[1], unpack(A, delAt + 1, delAt + n)) end
+  for j = consumedAt + 1, tagsAt - 1 do redis.call('LREM', K[3], 0, A[j]) end
+  n = tonumber(A[tagsAt])
+  if n >= 0 then
+    local score = redis.call('ZSCORE', K[4], runId)
+    local previous = redis.call('HGET', K[1], 'tagKeys')
+    if previous then
+      for tag in string.gmatch(previous, '[^\\n]+') do redis.call('ZREM', prefix .. 'idx:tag:' .. tag, runId) end
+    end
+    for j = tagsAt + 1, tagsAt + n do redis.call('ZADD', prefix .. 'idx:tag:' .. A[j], score, runId) end
+    redis.call('HSET', K[1], 'tagKeys', table.concat({unpack(A, tagsAt + 1, tagsAt + n)}, '\\n'))
   end
-  for j = tagsAt + 1, tagsAt + n do redis.call('ZADD', prefix .. 'idx:tag:' .. ARGV[j], score, runId) end
-  redis.call('HSET', KEYS[1], 'tagKeys', table.concat({unpack(ARGV, tagsAt + 1, tagsAt + n)}, '\\n'))
+  if old ~= newStatus then
+    local wf = redis.call('HGET', K[1], 'workflowName')
+    local score = redis.call('ZSCORE', K[4], runId)
+    redis.call('ZREM', prefix .. 'idx:status:' .. old, runId)
+    redis.call('ZREM', prefix .. 'idx:wf-status:' .. old .. ':' .. wf, runId)
+    redis.call('ZADD', prefix .. 'idx:status:' .. newStatus, score, runId)
+    redis.call('ZADD', prefix .. 'idx:wf-status:' .. newStatus .. ':' .. wf, score, runId)
+  end
+  return {version, redis.call('LLEN', K[3])}
 end
-if old ~= newStatus then
-  local wf = redis.call('HGET', KEYS[1], 'workflowName')
-  local score = redis.call('ZSCORE', KEYS[4], runId)
-  redis.call('ZREM', prefix .. 'idx:status:' .. old, runId)
-  redis.call('ZREM', prefix .. 'idx:wf-status:' .. old .. ':' .. wf, runId)
-  redis.call('ZADD', prefix .. 'idx:status:' .. newStatus, score, runId)
-  redis.call('ZADD', prefix .. 'idx:wf-status:' .. newStatus .. ':' .. wf, score, runId)
+`;
+const COMMIT = new LuaScript(`${COMMIT_FUNCTION}
+return commit(KEYS, ARGV)
+`);
+
+/**
+ * Several commits in one call, each as COMMIT and independent of the others. KEYS: COMMIT's four keys of each
+ * commit, in order. ARGV: for each commit, how many arguments it has, then its COMMIT arguments. Returns each
+ * commit's reply.
+ */
+const COMMIT_MANY = new LuaScript(`${COMMIT_FUNCTION}
+local replies, at = {}, 1
+for c = 1, #KEYS / 4 do
+  local n = tonumber(ARGV[at])
+  replies[c] = commit({KEYS[c * 4 - 3], KEYS[c * 4 - 2], KEYS[c * 4 - 1], KEYS[c * 4]}, {unpack(ARGV, at + 1, at + n)})
+  at = at + n + 1
 end
-return {version, redis.call('LLEN', KEYS[3])}
+return replies
 `);
 
 /** KEYS: outcomes, pending-outcomes. ARGV: field, outcome JSON. */
@@ -250,6 +271,20 @@ return {redis.call('HGETALL', KEYS[1]), redis.call('LRANGE', KEYS[2], tonumber(A
 
 const outcomeField = (stepId: string, attempt: number) => `${attempt}:${stepId}`;
 
+/** COMMIT's reply: -1, or { new version, outcomes still pending }. */
+type CommitReply = -1 | [number, number];
+
+/** A commit waiting for the end of this turn of the event loop (see `RedisStorage.sendCommit`). */
+interface QueuedCommit {
+  keys: string[];
+  args: (string | number)[];
+  resolve(reply: CommitReply): void;
+  reject(error: unknown): void;
+}
+
+/** At most this many commits go in one script call (a larger batch takes several). */
+const MAX_COMMITS_PER_CALL = 100;
+
 /** What the first `getRun` of an activation read ahead for its `getEvents` (from a log index) and `listOutcomes`. */
 interface ReadAhead {
   from: number;
@@ -284,6 +319,8 @@ export class RedisStorage implements EventStore {
    * answers none), "commit" (the next commit is refused if an outcome waits that it does not consume).
    */
   private readonly inlineSteps = new LruMap<"quiet" | "list" | "commit">(10_000);
+  /** Commits made in this turn of the event loop, sent together at its end (see `sendCommit`). */
+  private commits: QueuedCommit[] = [];
   /** Runs whose activation started here and has not read the run yet: the next `getRun` reads ahead. */
   private readonly readsAhead = new Set<string>();
   /** What a `getRun` read ahead, until its activation's `getEvents` and `listOutcomes` take it or it ends. */
@@ -494,8 +531,7 @@ export class RedisStorage implements EventStore {
     const guarded = this.inlineSteps.get(runId) === "commit";
     if (guarded) this.inlineSteps.delete(runId);
     const reply = (await this.call(() =>
-      COMMIT.run(
-        this.client,
+      this.sendCommit(
         [
           this.key("run", runId),
           this.key("events", runId),
@@ -519,13 +555,55 @@ export class RedisStorage implements EventStore {
           ...(patch.tags ? [tagKeys(patch.tags).length, ...tagKeys(patch.tags)] : [-1]),
         ],
       ),
-    )) as -1 | [number, number];
+    )) as CommitReply;
     if (reply === -1) throw new VersionConflictError(runId, expectedVersion);
     const finished = FINISHED_STATUSES.has(patch.status);
     if (finished) this.forgetLog(runId);
     if (reply[1] === 0 && !finished) this.inlineSteps.set(runId, "quiet");
     else this.inlineSteps.delete(runId);
     return { pendingOutcomes: reply[1] > 0 };
+  }
+
+  /**
+   * Sends a commit with the others made in the same turn of the event loop: one script call for all of them
+   * (the activations that one batch of Redis replies woke commit together), so a busy worker pays one round trip,
+   * one socket write and one script call per batch instead of per commit. A lone commit goes as it is.
+   */
+  private sendCommit(keys: string[], args: (string | number)[]): Promise<CommitReply> {
+    return new Promise((resolve, reject) => {
+      this.commits.push({ keys, args, resolve, reject });
+      if (this.commits.length === 1) process.nextTick(() => this.flushCommits());
+    });
+  }
+
+  private flushCommits(): void {
+    const waiting = this.commits;
+    this.commits = [];
+    for (let at = 0; at < waiting.length; at += MAX_COMMITS_PER_CALL) {
+      const batch = waiting.slice(at, at + MAX_COMMITS_PER_CALL);
+      const [only] = batch;
+      if (batch.length === 1 && only) {
+        COMMIT.run(this.client, only.keys, only.args).then(
+          (reply) => only.resolve(reply as CommitReply),
+          only.reject,
+        );
+        continue;
+      }
+      COMMIT_MANY.run(
+        this.client,
+        batch.flatMap((commit) => commit.keys),
+        batch.flatMap((commit) => [commit.args.length, ...commit.args]),
+      ).then(
+        (replies) => {
+          batch.forEach((commit, index) => {
+            commit.resolve((replies as CommitReply[])[index] as CommitReply);
+          });
+        },
+        (error: unknown) => {
+          for (const commit of batch) commit.reject(error);
+        },
+      );
+    }
   }
 
   async putOutcome(outcome: StepOutcome): Promise<boolean> {

@@ -224,6 +224,28 @@ describe("RedisStorage", () => {
     }
   });
 
+  it("sends a commit asked for right before close", async () => {
+    // Prepare
+    const storage = new RedisStorage({ redis: server.url, prefix: freshPrefix() });
+    const fixture = newRunFixture();
+    const runId = fixture.run.runId;
+    await storage.createRun(fixture);
+    const reader = new RedisStorage({ redis: server.url, prefix: storage.prefix });
+    // The commit script is loaded on first use: this one loads it.
+    await storage.commit(runId, 1, [], { status: "running", updatedAt: "t0" });
+    try {
+      // Act
+      const committed = storage.commit(runId, 1, [], { status: "completed", updatedAt: "t1", result: 1 });
+      const closed = storage.close();
+      // Assess
+      await expect(committed).resolves.toEqual({ pendingOutcomes: false });
+      await closed;
+      expect(await reader.getRun(runId)).toMatchObject({ status: "completed", result: 1 });
+    } finally {
+      await reader.close();
+    }
+  });
+
   describe("after an inline step, with the run's lease wrapped by activation", () => {
     const recordedAt = "2026-01-01T00:00:00.000Z";
     const lease = { pause() {}, resume: async () => true };

@@ -697,6 +697,8 @@ export class RedisStorage implements EventStore {
   }
 
   async close(): Promise<void> {
+    // Commits asked for in this turn go before the connection closes, as they would have without batching.
+    if (this.commits.length > 0) this.flushCommits();
     await closeRedis(this.connection);
   }
 

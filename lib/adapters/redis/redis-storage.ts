@@ -664,12 +664,22 @@ export class RedisStorage implements EventStore {
    *
    * It relies on the lease: while it is held, no other activation of the run lists or commits in between.
    * @example
-   * import { RedisStorage } from "tsworkflow/redis";
+   * import { Engine } from "tsworkflow/engine";
+   * import { BullMQQueue, BullMQTimers, RedisStorage } from "tsworkflow/redis";
    * const storage = new RedisStorage({ redis: "redis://127.0.0.1:6379" });
-   * // queue.consume({ activate: async (task, lease) => {
-   * //   const activation = lease && storage.activation(task.runId, lease);
-   * //   try { await engine.activate(task, activation?.lease); } finally { activation?.end(); }
-   * // }, executeStep: (task) => engine.executeStep(task) });
+   * const queue = new BullMQQueue({ redis: storage.client });
+   * const engine = new Engine({ store: storage, queue, timers: new BullMQTimers({ queue }) });
+   * await queue.consume({
+   *   activate: async (task, lease) => {
+   *     const activation = lease && storage.activation(task.runId, lease);
+   *     try {
+   *       await engine.activate(task, activation?.lease);
+   *     } finally {
+   *       activation?.end();
+   *     }
+   *   },
+   *   executeStep: (task) => engine.executeStep(task),
+   * });
    */
   activation(runId: string, lease: RunLease): { lease: RunLease; end(): void } {
     this.readsAhead.add(runId);

@@ -38,7 +38,8 @@ export type SqsBatchHandler = (event: SqsEvent, context: LambdaContext) => Promi
 export const startEvent = z.object({
   workflow: z.string().check(z.minLength(1, "must name a registered workflow")),
   args: z._default(z.array(z.unknown()), []),
-  idempotencyKey: z.optional(z.string().check(z.minLength(1), z.maxLength(256))),
+  /** Checked by the engine (`InvalidIdempotencyKeyError`: 1 to 256 printable characters). */
+  idempotencyKey: z.optional(z.string()),
   /** Checked by the engine (`validateTags`). */
   tags: z.optional(runTagsSchema),
   /** W3C trace context of the caller: the run's spans go under it (see the README, Observability). */

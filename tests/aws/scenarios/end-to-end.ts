@@ -408,6 +408,9 @@ export function describeEndToEnd(emulatorsOf: () => Emulators): void {
       const s = await deploy();
       await expect(s.invokeStart({ workflow: "aws_e2e_order", args: "o-1" })).rejects.toThrow(/args: /);
       await expect(s.invokeStart({ args: [] })).rejects.toThrow(/workflow: /);
+      await expect(
+        s.invokeStart({ workflow: "aws_e2e_order", args: ["o-1"], idempotencyKey: "" }),
+      ).rejects.toMatchObject({ name: "InvalidIdempotencyKeyError" });
       await expect(s.invokeStart({ workflow: "no_such_workflow", args: [] })).rejects.toMatchObject({
         name: "WorkflowNotFoundError",
       });

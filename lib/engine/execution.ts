@@ -26,6 +26,7 @@ import type { AnyWorkflow } from "../core/workflow.ts";
 import type { LogLevel, WorkflowScope } from "../core/workflow-scope.ts";
 import type { RunStatus } from "../ports/event-store.ts";
 import { continuationRunIdOf } from "./continuation.ts";
+import { iso } from "./waits/wait-kind.ts";
 
 /** How a wait ends: the workflow's promise. */
 interface Settle<T> {
@@ -354,7 +355,7 @@ export class RunExecution implements WorkflowScope {
       ...draft,
       runId: this.runId,
       seq: this.own.version,
-      timestamp: new Date(this.now).toISOString(),
+      timestamp: iso(this.now),
     } as WorkflowEvent;
     this.own.newEvents.push(event);
     return event;

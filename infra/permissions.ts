@@ -47,35 +47,40 @@ export function grantFunctions(kit: DurableWorkflows, scheduleGroupName: string)
   const stack = Stack.of(kit);
   const tableArn = kit.table.tableArn;
   const objects = payloadObjects(kit.payloadBucket);
-  // Workflow function: replays runs (GetItem, Query), commits (PutItem, one transaction of PutItems for
-  // a split commit), updates the run document (UpdateItem), starts child runs (PutItem, and DeleteItem
-  // to free the idempotency key of an expired one); large payloads in S3; it sends activations, steps
-  // and short timers, and creates and deletes the schedules of long timers.
-  allow(
-    kit.workflowFunction,
-    ["dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
-    [tableArn],
-  );
-  allow(kit.workflowFunction, ["s3:PutObject", "s3:GetObject"], [objects]);
-  allow(kit.workflowFunction, ["sqs:SendMessage"], [kit.workflowQueue.queueArn, kit.stepQueue.queueArn]);
   const schedules = stack.formatArn({
     service: "scheduler",
     resource: "schedule",
     resourceName: `${scheduleGroupName}/*`,
   });
-  allow(kit.workflowFunction, ["scheduler:CreateSchedule", "scheduler:DeleteSchedule"], [schedules]);
-  kit.workflowFunction.addToRolePolicy(
-    new iam.PolicyStatement({
-      actions: ["iam:PassRole"],
-      resources: [kit.schedulerRole.roleArn],
-      conditions: { StringEquals: { "iam:PassedToService": "scheduler.amazonaws.com" } },
-    }),
-  );
-  // Step function: reads and stores one outcome per attempt, wakes the run, re-delays early timers and
-  // defers steps its code does not know yet.
-  allow(kit.stepFunction, ["dynamodb:GetItem", "dynamodb:PutItem"], [tableArn]);
-  allow(kit.stepFunction, ["s3:PutObject", "s3:GetObject"], [objects]);
-  allow(kit.stepFunction, ["sqs:SendMessage"], [kit.workflowQueue.queueArn, kit.stepQueue.queueArn]);
+  // Workflow function: replays runs (GetItem, Query), commits (PutItem, one transaction of PutItems for
+  // a split commit), updates the run document (UpdateItem), starts child runs (PutItem, and DeleteItem
+  // to free the idempotency key of an expired one); large payloads in S3; it sends activations, steps
+  // and short timers, and creates and deletes the schedules of long timers.
+  // Step function: stores one outcome per attempt, re-delays early timers and defers steps its code does
+  // not know yet, and goes on with the run itself after a step the run waits on alone and when a timer is
+  // due (an activation, as the workflow function's): the same permissions.
+  for (const fn of [kit.workflowFunction, kit.stepFunction]) {
+    allow(
+      fn,
+      ["dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
+      [tableArn],
+    );
+    allow(fn, ["s3:PutObject", "s3:GetObject"], [objects]);
+    allow(fn, ["sqs:SendMessage"], [kit.workflowQueue.queueArn, kit.stepQueue.queueArn]);
+    allow(fn, ["scheduler:CreateSchedule", "scheduler:DeleteSchedule"], [schedules]);
+    fn.addToRolePolicy(
+      new iam.PolicyStatement({
+        actions: ["iam:PassRole"],
+        resources: [kit.schedulerRole.roleArn],
+        conditions: { StringEquals: { "iam:PassedToService": "scheduler.amazonaws.com" } },
+      }),
+    );
+    acknowledgeWildcard(
+      fn,
+      `Resource::${flattenForNag(stack.resolve(schedules))}`,
+      "Timer schedules are created at run time with names derived from the run and timer ids; the wildcard is limited to the kit's own schedule group.",
+    );
+  }
   // Start function: what the client needs (see grantStart).
   allow(kit.startFunction, CLIENT_TABLE_ACTIONS, [tableArn]);
   allow(kit.startFunction, ["s3:PutObject", "s3:GetObject"], [objects]);
@@ -96,11 +101,6 @@ export function grantFunctions(kit: DurableWorkflows, scheduleGroupName: string)
   allow(kit.reaperFunction, ["s3:DeleteObject"], [objects]);
   allow(kit.reaperFunction, ["s3:ListBucket"], [kit.payloadBucket.bucketArn]);
 
-  acknowledgeWildcard(
-    kit.workflowFunction,
-    `Resource::${flattenForNag(stack.resolve(schedules))}`,
-    "Timer schedules are created at run time with names derived from the run and timer ids; the wildcard is limited to the kit's own schedule group.",
-  );
   const objectsId = `Resource::${flattenForNag(stack.resolve(objects))}`;
   for (const fn of [
     kit.workflowFunction,
@@ -127,8 +127,8 @@ export function grantFunctions(kit: DurableWorkflows, scheduleGroupName: string)
 /**
  * With the construct's `schedules` prop: the sweeper reconciles the declared schedules (creates,
  * updates and deletes `schedule.*` in the group, passing the scheduler role; reads and writes their
- * state items), and the step function starts each tick's run (what starting a run needs, and an
- * UpdateItem of the schedule's state).
+ * state items). The step function, which starts each tick's run and updates the schedule's state, has
+ * the table actions for it already (see `grantFunctions`).
  */
 export function grantScheduleFunctions(kit: DurableWorkflows, scheduleGroupName: string): void {
   const recurring = recurringSchedulesArn(kit, scheduleGroupName);
@@ -145,7 +145,7 @@ export function grantScheduleFunctions(kit: DurableWorkflows, scheduleGroupName:
     }),
   );
   allow(kit.sweeperFunction, ["dynamodb:PutItem", "dynamodb:DeleteItem"], [kit.table.tableArn]);
-  allow(kit.stepFunction, [...CLIENT_TABLE_ACTIONS, "dynamodb:UpdateItem"], [kit.table.tableArn]);
+  // The step function starts ticks' runs and updates the schedules' state with the table actions it has.
   acknowledgeWildcard(
     kit.sweeperFunction,
     `Resource::${flattenForNag(Stack.of(kit).resolve(recurring))}`,

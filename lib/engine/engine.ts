@@ -331,11 +331,31 @@ export class Engine {
       next = { runId: task.runId, cause: { kind: "outcome", stepId, attempt }, redelivered: false };
       if (lease && !(await lease.resume())) {
         // Another worker holds the run now: hand it the outcome as a queued step would.
-        await this.store.putOutcome(carried);
-        await this.enqueueActivation(next);
+        await this.deliver(carried);
         return;
       }
     }
+  }
+
+  /**
+   * Activates a run in this process, for a queue that lets activations of one run overlap (their commits
+   * are conditional); when that fails (it kept colliding with another activation, this code does not know
+   * the workflow, an infrastructure error), the activation goes through the queue instead.
+   * @param send how it goes through the queue
+   * @internal
+   */
+  activateHere(
+    task: ActivationTask,
+    send = (again: ActivationTask) => this.enqueueActivation(again),
+  ): Promise<void> {
+    return this.activate(task).catch((error) => {
+      getLogger().warn("activation failed here; sent through the queue", {
+        runId: task.runId,
+        error: String(error),
+      });
+      // It may have failed after its commit: the queued one sends again what the run waits for.
+      return send({ ...task, redelivered: true });
+    });
   }
 
   /** Runs `work` after the activations of the same run that came before it in this engine. */
@@ -515,7 +535,9 @@ export class Engine {
         }
         if (send.type === "child") return startChild(this, execution, send.wait, traceparent);
         if (send.wait.stepId === inlineStepId) return undefined;
-        return this.sendStep(this.stepTask(execution, send.wait, send.wait.startedSeq, traceparent));
+        const task = this.stepTask(execution, send.wait, send.wait.startedSeq, traceparent);
+        if (execution.waits().length === 1) task.lone = true;
+        return this.sendStep(task);
       }),
     );
   }
@@ -529,9 +551,18 @@ export class Engine {
 
   /** The attempt of a task that was never sent fails with `error`, at the engine's clock, and wakes its run. */
   private async failUnsent(task: StepTask, error: PayloadTooLargeError): Promise<void> {
-    const { runId, stepId, attempt } = task;
-    await this.store.putOutcome(failedAttempt(task, error, this.recordedAt()));
+    await this.deliver(failedAttempt(task, error, this.recordedAt()));
+  }
+
+  /**
+   * Stores an outcome and wakes its run.
+   * @returns false when the outcome was stored already
+   */
+  private async deliver(outcome: StepOutcome): Promise<boolean> {
+    const { runId, stepId, attempt } = outcome;
+    const stored = await this.store.putOutcome(outcome);
     await this.enqueueActivation({ runId, cause: { kind: "outcome", stepId, attempt } });
+    return stored;
   }
 
   /** The task of an attempt, issued by the event at `issueSeq`. */
@@ -557,13 +588,26 @@ export class Engine {
   /**
    * The dumb step executor: runs one attempt of a step, stores its outcome (a duplicate delivery finds it
    * there and runs nothing), then wakes the run. Retry decisions are the activation's.
+   * @param options.continueRun after a step its run waits on alone (`StepTask.lone`), activate the run here
+   *   instead of sending it an activation (AWS: one invocation and one message less per queued step). Only
+   *   for a queue that lets activations of one run overlap (the commit is conditional); the activation goes
+   *   through the queue after all when this one fails.
+   * @param options.redelivered the task was delivered before (its outcome may be stored, and the activation
+   *   that went on with the run may have died before sending what it committed)
    */
-  async executeStep(task: StepTask): Promise<void> {
+  async executeStep(
+    task: StepTask,
+    { continueRun = false, redelivered = false }: { continueRun?: boolean; redelivered?: boolean } = {},
+  ): Promise<void> {
     const { runId, stepId, attempt } = task;
     // A task whose run id could escape a key or a path runs nothing, whatever the store checks.
     assertRunId(runId);
-    const wake = () => this.enqueueActivation({ runId, cause: { kind: "outcome", stepId, attempt } });
-    if (await this.store.getOutcome(runId, stepId, attempt, task.issueSeq)) return wake();
+    const next: ActivationTask = { runId, cause: { kind: "outcome", stepId, attempt } };
+    const wake = (again: boolean) =>
+      continueRun && task.lone
+        ? this.activateHere({ ...next, redelivered: again })
+        : this.enqueueActivation(next);
+    if (await this.store.getOutcome(runId, stepId, attempt, task.issueSeq)) return wake(redelivered);
     // A step with a concurrency or rate limit waits for its turn; its task comes back when it may have come.
     const definition = this.registry.findStep(task.stepName);
     const attempted = this.stepLimits
@@ -571,7 +615,7 @@ export class Engine {
       : { waiting: false as const, value: await this.runAttempt(task) };
     if (attempted.waiting) return;
     await this.store.putOutcome(attempted.value);
-    await wake();
+    await wake(false);
   }
 
   /** Runs one attempt of a step and returns its outcome (a thrown error is a failed outcome). */
@@ -663,18 +707,15 @@ export class Engine {
     const value = roundTrip(payload ?? null, `The payload of event "${eventName}"`, this.maxPayloadBytes);
     if (options.signalId !== undefined) assertText("signalId", options.signalId, 200, true);
     const id = options.signalId ?? randomUUID();
-    const stepId = inboxIds.signal(eventName, id);
-    const recordedAt = this.recordedAt();
-    const stored = await this.store.putOutcome({
+    const delivered = await this.deliver({
       runId: run.runId,
-      stepId,
+      stepId: inboxIds.signal(eventName, id),
       attempt: 1,
-      recordedAt,
+      recordedAt: this.recordedAt(),
       ok: true,
       result: { name: eventName, payload: value },
     });
-    await this.enqueueActivation({ runId: run.runId, cause: { kind: "outcome", stepId, attempt: 1 } });
-    return { delivered: stored };
+    return { delivered };
   }
 
   /** What follows a run's finish, again (see `redoAfterFinish` in run-links.ts), after the run's slot is let go. */
@@ -700,18 +741,13 @@ export class Engine {
         `Run ${run.runId} is ${run.status}; only pending, running or suspended runs can be cancelled.`,
       );
     }
-    const recordedAt = this.recordedAt();
-    await this.store.putOutcome({
+    await this.deliver({
       runId: run.runId,
       stepId: inboxIds.cancel,
       attempt: 1,
-      recordedAt,
+      recordedAt: this.recordedAt(),
       ok: true,
       result: { reason },
-    });
-    await this.enqueueActivation({
-      runId: run.runId,
-      cause: { kind: "outcome", stepId: inboxIds.cancel, attempt: 1 },
     });
   }
 

@@ -40,6 +40,12 @@ export interface StepTask {
    * sent by versions before it).
    */
   issueSeq?: number;
+  /**
+   * Set when the run waits on this attempt alone: its executor may go on with the run itself (see
+   * `Engine.executeStep`'s `continueRun`) instead of waking it through the queue, as no other outcome is
+   * about to be applied with it.
+   */
+  lone?: true;
   /** W3C trace context of the activation that sent the task (set when OpenTelemetry is in use). */
   traceparent?: string;
   /** When the task was sent (epoch ms), for the schedule-to-start metric (set when OpenTelemetry is in use). */

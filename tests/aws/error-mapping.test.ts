@@ -5,8 +5,12 @@ import {
 } from "@aws-sdk/client-dynamodb";
 import { describe, expect, it } from "vitest";
 import { conditionFailed, mapDynamoDBError } from "../../lib/adapters/aws/dynamodb-errors.ts";
+import { DynamoDBRateLimitStore } from "../../lib/adapters/aws/dynamodb-rate-limit-store.ts";
+import { DynamoDBScheduleStore } from "../../lib/adapters/aws/dynamodb-schedule-store.ts";
+import { DynamoDBSlotStore } from "../../lib/adapters/aws/dynamodb-slot-store.ts";
 import { mapSqsError } from "../../lib/adapters/aws/sqs-queue.ts";
 import { ConfigurationError, PayloadTooLargeError } from "../../lib/core/errors.ts";
+import { useDynamoDBLocal } from "./harness/dynamodb-tables.ts";
 
 const QUEUE = "https://sqs.eu-west-1.amazonaws.com/000000000000/tsworkflow-steps";
 
@@ -76,5 +80,32 @@ describe("conditionFailed", () => {
     expect(conditionFailed(cancelled)).toBe(true);
     expect(conditionFailed(new Error("ConditionalCheckFailed"))).toBe(false);
     expect(conditionFailed(undefined)).toBe(false);
+  });
+});
+
+describe("the flow-control and schedule stores on a table that does not exist (DynamoDB Local)", () => {
+  const dynamo = useDynamoDBLocal();
+  const tableName = "no-such-table";
+
+  it("answer with a ConfigurationError naming the table, not the SDK's ResourceNotFoundException", async () => {
+    // Prepare
+    const client = dynamo.client();
+    const slots = new DynamoDBSlotStore({ client, tableName });
+    const rates = new DynamoDBRateLimitStore({ client, tableName });
+    const schedules = new DynamoDBScheduleStore({ client, tableName });
+    const now = Date.now();
+    // Act
+    const settled = await Promise.allSettled([
+      slots.acquire({ key: "k", limit: 1, holder: "h", token: "t", leaseMs: 1_000, now }),
+      rates.take({ key: "k", limit: 1, periodMs: 1_000, holder: "h", now }),
+      schedules.get("nightly"),
+    ]);
+    // Assess
+    for (const result of settled) {
+      const error = result.status === "rejected" ? (result.reason as Error) : undefined;
+      expect(error).toBeInstanceOf(ConfigurationError);
+      expect(error?.message).toContain(`No DynamoDB table "${tableName}" here`);
+      expect((error?.cause as Error | undefined)?.name).toBe("ResourceNotFoundException");
+    }
   });
 });

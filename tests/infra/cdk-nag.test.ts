@@ -85,7 +85,11 @@ describe("cdk-nag AwsSolutions on the examples app", () => {
     // Assess
     expect(acknowledged.map(({ path, id }) => `${path} ${id}`).sort()).toEqual(
       [
-        `TsWorkflowExamples/Workflows/WorkflowRole AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:scheduler:<AWS::Region>:<AWS::AccountId>:schedule/${group}/*]`,
+        // The workflow and step functions activate runs: they create and delete timer schedules.
+        ...["Workflow", "Step"].map(
+          (role) =>
+            `TsWorkflowExamples/Workflows/${role}Role AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:scheduler:<AWS::Region>:<AWS::AccountId>:schedule/${group}/*]`,
+        ),
         // The examples declare a schedule (`schedules: true`): the sweeper manages schedule.* in the group.
         `TsWorkflowExamples/Workflows/SweeperRole AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:scheduler:<AWS::Region>:<AWS::AccountId>:schedule/${group}/schedule.*]`,
         ...roles.map((role) => `TsWorkflowExamples/Workflows/${role}Role AwsSolutions-IAM5[${objects}]`),
@@ -121,7 +125,7 @@ describe("cdk-nag AwsSolutions on the examples app", () => {
       violation.violatingResources.some((resource) => resource.constructPath === "Probe/Copy"),
     );
     expect(onCopy.map((violation) => violation.ruleName)).toEqual(
-      acknowledgements(probe)
+      acknowledgements(workflows.workflowFunction.role as iam.Role)
         .map(({ id }) => id)
         .filter((id) => id.includes(":scheduler:")),
     );

@@ -69,7 +69,7 @@ function crashOnceAfterCommit(): (store: EventStore) => EventStore {
           const result = await target.commit(...args);
           if (!crashed && args[2].some((event) => event.type === "sleep_created")) {
             crashed = true;
-            throw new Error("the workflow function died after its commit");
+            throw new Error("the function died after its commit");
           }
           return result;
         };
@@ -86,10 +86,12 @@ describe("OpenTelemetry traces on the AWS runtime", () => {
     if (!emulators) throw new Error("The emulators did not start.");
     otel.spans.reset();
     executions.clear();
+    const crash = crashOnceAfterCommit();
     const stack = deployStack(
       emulators,
       { workflows: [order, receipt] },
-      { wrapWorkflowStore: crashOnceAfterCommit(), telemetry: openTelemetry },
+      // Both functions activate runs (the step function after a step its run waits on alone): one crash in all.
+      { wrapWorkflowStore: crash, wrapStepStore: crash, telemetry: openTelemetry },
     );
     stacks.push(stack);
     // Act: the caller's span travels in the start event, as the client would send it.

@@ -9,6 +9,7 @@ import {
   turnOf,
   UNREPORTED_START_MS,
 } from "../../ports/rate-limit-store.ts";
+import { mappingErrors } from "./dynamodb-errors.ts";
 import { fitsItem, VERSIONED_STATE_BYTES, VersionedItem } from "./versioned-item.ts";
 
 /**
@@ -61,7 +62,7 @@ export class DynamoDBRateLimitStore implements RateLimitStore {
   constructor(options: DynamoDBRateLimitStoreOptions) {
     this.items = new VersionedItem(
       {
-        documents: DynamoDBDocumentClient.from(options.client),
+        documents: mappingErrors(DynamoDBDocumentClient.from(options.client), options.tableName),
         tableName: options.tableName,
         attribute: "rates",
         maxConflicts: options.maxConflicts ?? 20,

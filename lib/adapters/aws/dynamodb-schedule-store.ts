@@ -8,6 +8,7 @@ import {
   UpdateCommand,
 } from "@aws-sdk/lib-dynamodb";
 import type { ScheduleState, ScheduleStore } from "../../ports/schedule-store.ts";
+import { mappingErrors } from "./dynamodb-errors.ts";
 
 /** The partition of the schedules' items in the kit's table (apart from runs and idempotency keys). */
 export const SCHEDULES_PK = "SCHEDULES";
@@ -43,9 +44,10 @@ export class DynamoDBScheduleStore implements ScheduleStore {
   private readonly tableName: string;
 
   constructor(options: DynamoDBScheduleStoreOptions) {
-    this.documents = DynamoDBDocumentClient.from(options.client, {
-      marshallOptions: { removeUndefinedValues: true },
-    });
+    this.documents = mappingErrors(
+      DynamoDBDocumentClient.from(options.client, { marshallOptions: { removeUndefinedValues: true } }),
+      options.tableName,
+    );
     this.tableName = options.tableName;
   }
 

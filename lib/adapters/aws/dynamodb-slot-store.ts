@@ -3,6 +3,7 @@ import { DynamoDBDocumentClient, GetCommand, PutCommand } from "@aws-sdk/lib-dyn
 import type { SlotAnswer, SlotRequest, SlotStore } from "../../ports/slot-store.ts";
 import type { StepParking } from "../../ports/step-parking.ts";
 import type { StepTask } from "../../ports/task-queue.ts";
+import { mappingErrors } from "./dynamodb-errors.ts";
 import { fitsItem, VersionedItem } from "./versioned-item.ts";
 
 /** A limit key's slots in one item: holders with their token and lease end, then the line in arrival order. */
@@ -49,7 +50,7 @@ export class DynamoDBSlotStore implements SlotStore, StepParking {
   private readonly tableName: string;
 
   constructor(options: DynamoDBSlotStoreOptions) {
-    this.documents = DynamoDBDocumentClient.from(options.client);
+    this.documents = mappingErrors(DynamoDBDocumentClient.from(options.client), options.tableName);
     this.tableName = options.tableName;
     this.items = new VersionedItem(
       {

@@ -29,13 +29,17 @@ export type { ReaperHandler, SweeperHandler } from "./maintenance.ts";
 export { createReaperHandler, createSweeperHandler } from "./maintenance.ts";
 export type { HandlerOptions, WorkflowRegistry } from "./options.ts";
 
+/** Whether SQS delivered this record before (an invocation that failed or died, a timeout). */
+const receivedBefore = (record: SqsRecord) => Number(record.attributes.ApproximateReceiveCount) > 1;
+
 export type SqsBatchHandler = (event: SqsEvent, context: LambdaContext) => Promise<SqsBatchResponse>;
 
 /** The event of the start function (`lambda:InvokeFunction`). */
 export const startEvent = z.object({
   workflow: z.string().check(z.minLength(1, "must name a registered workflow")),
   args: z._default(z.array(z.unknown()), []),
-  idempotencyKey: z.optional(z.string().check(z.minLength(1), z.maxLength(256))),
+  /** Checked by the engine (`InvalidIdempotencyKeyError`: 1 to 256 printable characters). */
+  idempotencyKey: z.optional(z.string()),
   /** Checked by the engine (`validateTags`). */
   tags: z.optional(runTagsSchema),
   /** W3C trace context of the caller: the run's spans go under it (see the README, Observability). */
@@ -122,8 +126,7 @@ export function createWorkflowHandler(
               messageId: record.messageId,
             });
             // A record received before may be an activation that died after its commit: it re-sends.
-            const redelivered =
-              message.task.redelivered === true || Number(record.attributes.ApproximateReceiveCount) > 1;
+            const redelivered = message.task.redelivered === true || receivedBefore(record);
             await runtime.engine.activate({ ...message.task, redelivered });
           } catch (error) {
             const runId =
@@ -197,11 +200,11 @@ export function createStepHandler(registry: WorkflowRegistry, options: HandlerOp
         await runtime.queue.deferStep(message, seconds);
         return;
       }
-      await runtime.engine.executeStep(await runtime.queue.stepTaskOf(message));
-      return;
-    }
-    if (message.kind === "activation") {
-      await runtime.queue.enqueueActivation(message.task);
+      // After a step its run waits on alone, this invocation goes on with the run (no wake-up message).
+      await runtime.engine.executeStep(await runtime.queue.stepTaskOf(message), {
+        continueRun: true,
+        redelivered: receivedBefore(record),
+      });
       return;
     }
     if (message.kind === "tick") {
@@ -212,18 +215,24 @@ export function createStepHandler(registry: WorkflowRegistry, options: HandlerOp
       await registry.schedules.tick(runtime, message, clock.now());
       return;
     }
-    const remainingMs = message.fireAt - clock.now();
-    if (remainingMs > 0) {
-      await runtime.queue.sendTimer(message, Math.min(MAX_SQS_DELAY_SECONDS, Math.ceil(remainingMs / 1000)));
+    if (message.kind === "timer" && message.fireAt > clock.now()) {
+      // Early (SQS delays a message 15 minutes at most): delayed again.
+      const seconds = Math.ceil((message.fireAt - clock.now()) / 1000);
+      await runtime.queue.sendTimer(message, Math.min(MAX_SQS_DELAY_SECONDS, seconds));
       return;
     }
-    // Deduplicated on the carrying message: an SQS duplicate is dropped, a re-armed timer is not.
-    const id = deduplicationId(`${message.task.runId}:timer:${message.timerId}:${record.messageId}`);
-    await runtime.queue.sendActivation(message.task, id);
+    // A due timer's activation runs here: its commit is conditional, so it may overlap another activation
+    // of the run. Should it fail, it goes to the workflow queue, deduplicated on the carrying message (an
+    // SQS duplicate is dropped, a re-armed timer is not).
+    await runtime.engine.activateHere({ ...message.task, redelivered: receivedBefore(record) }, (again) =>
+      runtime.queue.sendActivation(again, deduplicationId(`${message.task.runId}:${record.messageId}`)),
+    );
   };
   return async (event, context) => {
     const logger = loggerFor(context);
     const failed: string[] = [];
+    // The runs this invocation goes on with run their next steps here too, while it has time for them.
+    const ended = runtime.inline?.begin(context.getRemainingTimeInMillis());
     await Promise.all(
       event.Records.map(async (record) => {
         let message: QueueMessage | undefined;
@@ -259,7 +268,7 @@ export function createStepHandler(registry: WorkflowRegistry, options: HandlerOp
           failed.push(record.messageId);
         }
       }),
-    );
+    ).finally(ended);
     return { batchItemFailures: failed.map((itemIdentifier) => ({ itemIdentifier })) };
   };
 }
@@ -287,12 +296,8 @@ export function createStartHandler(registry: WorkflowRegistry, options: HandlerO
         `Invalid start event: ${problems}. Send { "workflow": "<name>", "args": [...], "idempotencyKey"?: "<key>", "tags"?: { "<key>": "<value>" } }.`,
       );
     }
-    const { workflow, args, idempotencyKey, tags, traceparent } = parsed.data;
-    const result = await runtime.engine.start(workflow, args, {
-      ...(idempotencyKey === undefined ? {} : { idempotencyKey }),
-      ...(tags === undefined ? {} : { tags }),
-      ...(traceparent === undefined ? {} : { traceparent }),
-    });
+    const { workflow, args, ...options } = parsed.data;
+    const result = await runtime.engine.start(workflow, args, options);
     logger.info(result.created ? "run started" : "run already started with this idempotency key", {
       runId: result.runId,
       workflowName: workflow,

@@ -55,28 +55,31 @@ const PER_INLINE_STEP = {
   readUnits: 0,
   messages: 0,
 };
-/** What docs/aws.md says one sequential step sent through the step queue costs. */
+/**
+ * What docs/aws.md says one sequential step sent through the step queue costs: the step function runs it,
+ * stores its outcome and goes on with the run (the run waits on that step alone), sending the next task.
+ */
 const PER_QUEUED_STEP = {
   requests: {
     "dynamodb.GetItem": 1,
     "dynamodb.PutItem": 2,
     "dynamodb.Query": 1,
     "dynamodb.UpdateItem": 1,
-    "sqs.SendMessage": 2,
+    "sqs.SendMessage": 1,
   },
   writeUnits: 3,
   readUnits: 2,
-  messages: 2,
+  messages: 1,
 };
-/** One sleep of up to 15 minutes (a delayed SQS message, forwarded to the FIFO queue). */
+/** One sleep of up to 15 minutes: a delayed SQS message, whose activation the step function runs. */
 const PER_SHORT_SLEEP = {
   requests: {
     "dynamodb.PutItem": 1,
     "dynamodb.Query": 1,
     "dynamodb.UpdateItem": 1,
-    "sqs.SendMessage": 2,
+    "sqs.SendMessage": 1,
   },
-  messages: 2,
+  messages: 1,
   schedulerInvocations: 0,
 };
 /** One longer sleep (an EventBridge Scheduler one-time schedule that sends to the step queue). */
@@ -86,11 +89,15 @@ const PER_LONG_SLEEP = {
     "dynamodb.Query": 1,
     "dynamodb.UpdateItem": 1,
     "scheduler.CreateSchedule": 1,
-    "sqs.SendMessage": 1,
   },
-  messages: 2,
+  messages: 1,
   schedulerInvocations: 1,
 };
+/**
+ * What the first activation of a run on the step function adds (a due timer of a run it has not seen):
+ * it reads the run and its log, as any activation on a fresh instance.
+ */
+const FIRST_ON_STEP_FUNCTION = { "dynamodb.GetItem": 1, "dynamodb.Query": 1 };
 /** One event received by a waiting run, sent by another Lambda with the client (`sendEvent`). */
 const PER_EVENT = {
   requests: {
@@ -124,9 +131,9 @@ const PER_COLD_QUEUED_STEP = {
     "dynamodb.PutItem": 2,
     "dynamodb.Query": 2,
     "dynamodb.UpdateItem": 1,
-    "sqs.SendMessage": 2,
+    "sqs.SendMessage": 1,
   },
-  messages: 2,
+  messages: 1,
 };
 /** A run with no step and no sleep: create, one activation, done. */
 const PER_RUN = {
@@ -223,6 +230,13 @@ async function measure(
   }
 }
 
+/** a + b, per key. */
+function sum(a: Record<string, number>, b: Record<string, number>): Record<string, number> {
+  const result = { ...a };
+  for (const [key, value] of Object.entries(b)) result[key] = (result[key] ?? 0) + value;
+  return result;
+}
+
 /** (b - a) / n, per key. */
 function perUnit(a: Record<string, number>, b: Record<string, number>, n: number): Record<string, number> {
   const result: Record<string, number> = {};
@@ -268,17 +282,24 @@ export function describeCostModel(emulatorsOf: () => Emulators): void {
     });
 
     it("costs the documented requests per short sleep and per long sleep", async () => {
+      // Act: 1 and 3 sleeps of each kind; the first timer of a run is the step function's first activation of it.
       const none = await measure("aws_cost_sleeps", [0, 1_000]);
-      const short = await measure("aws_cost_sleeps", [2, 1_000]);
-      const long = await measure("aws_cost_sleeps", [2, 2 * DAY], { longSleeps: 2 });
+      const short = await measure("aws_cost_sleeps", [1, 1_000]);
+      const shortThree = await measure("aws_cost_sleeps", [3, 1_000]);
+      const long = await measure("aws_cost_sleeps", [1, 2 * DAY], { longSleeps: 1 });
+      const longThree = await measure("aws_cost_sleeps", [3, 2 * DAY], { longSleeps: 3 });
+      // Assess
       expect(none.requests).toEqual(PER_RUN.requests);
       expect(none.messages).toBe(PER_RUN.messages);
-      expect(perUnit(none.requests, short.requests, 2)).toEqual(PER_SHORT_SLEEP.requests);
-      expect((short.messages - none.messages) / 2).toBe(PER_SHORT_SLEEP.messages);
-      expect(short.schedulerInvocations).toBe(0);
-      expect(perUnit(none.requests, long.requests, 2)).toEqual(PER_LONG_SLEEP.requests);
-      expect((long.messages - none.messages) / 2).toBe(PER_LONG_SLEEP.messages);
-      expect(long.schedulerInvocations / 2).toBe(PER_LONG_SLEEP.schedulerInvocations);
+      expect(perUnit(short.requests, shortThree.requests, 2)).toEqual(PER_SHORT_SLEEP.requests);
+      expect((shortThree.messages - short.messages) / 2).toBe(PER_SHORT_SLEEP.messages);
+      expect(perUnit(none.requests, short.requests, 1)).toEqual(
+        sum(PER_SHORT_SLEEP.requests, FIRST_ON_STEP_FUNCTION),
+      );
+      expect(shortThree.schedulerInvocations).toBe(0);
+      expect(perUnit(long.requests, longThree.requests, 2)).toEqual(PER_LONG_SLEEP.requests);
+      expect((longThree.messages - long.messages) / 2).toBe(PER_LONG_SLEEP.messages);
+      expect(longThree.schedulerInvocations / 3).toBe(PER_LONG_SLEEP.schedulerInvocations);
     });
 
     it("costs the documented requests per event received and per child run", async () => {

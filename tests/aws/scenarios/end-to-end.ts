@@ -281,26 +281,62 @@ export function describeEndToEnd(emulatorsOf: () => Emulators): void {
       expectOneCompletionPerStep(await s.events(runId));
     });
 
-    it("sends what a commit asked for when the workflow function dies right after committing", async () => {
+    it("sends what a commit asked for when the function that activated the run dies right after committing", async () => {
       let crashes = 0;
+      // The workflow function activates runs, and so does the step function after a step its run waits on alone.
+      const dyingAfterCommit = (store: EventStore) =>
+        wrap(store, {
+          commit: async (runId, version, events, patch) => {
+            const committed = await store.commit(runId, version, events, patch);
+            if (crashes < 2) {
+              crashes += 1;
+              throw new Error("killed after commit");
+            }
+            return committed;
+          },
+        });
       const s = await deploy({
         visibilityTimeoutSeconds: 1,
-        wrapWorkflowStore: (store) =>
-          wrap(store, {
-            commit: async (runId, version, events, patch) => {
-              const committed = await store.commit(runId, version, events, patch);
-              if (crashes < 2) {
-                crashes += 1;
-                throw new Error("killed after commit");
-              }
-              return committed;
-            },
-          }),
+        wrapWorkflowStore: dyingAfterCommit,
+        wrapStepStore: dyingAfterCommit,
       });
       const { runId } = await s.invokeStart({ workflow: "aws_e2e_order", args: ["o-commit-crash"] });
       const run = await s.waitForStatus(runId, "completed");
       expect(crashes).toBe(2);
       expect(run.result).toEqual({ orderId: "o-commit-crash", charged: true, shipped: true });
+      expectOneCompletionPerStep(await s.events(runId));
+    });
+
+    it("sends what a commit asked for when the step function is killed in the activation it went on with", async () => {
+      // Prepare: queued steps; the step function's first commit (the charge's result and the ship's start)
+      // is written, then its invocation hangs until the function's timeout, as a Lambda killed there.
+      let killed = false;
+      const s = await deploy({
+        functionTimeoutMs: 800,
+        visibilityTimeoutSeconds: 1,
+        inlineSteps: false,
+        wrapStepStore: (store) =>
+          wrap(store, {
+            commit: async (runId, version, events, patch) => {
+              const committed = await store.commit(runId, version, events, patch);
+              if (!killed && events.some((event) => event.type === "step_completed")) {
+                killed = true;
+                await new Promise(() => {});
+              }
+              return committed;
+            },
+          }),
+      });
+      // Act
+      const { runId } = await s.invokeStart({ workflow: "aws_e2e_order", args: ["o-step-killed"] });
+      const run = await s.waitForStatus(runId, "completed");
+      // Assess: the step task came back, found its outcome stored, and its activation (a redelivery)
+      // sent the ship task that the killed one had committed; each step ran once.
+      expect(killed).toBe(true);
+      expect(s.stepMapping.stats.failedInvocations).toBeGreaterThanOrEqual(1);
+      expect(run.result).toEqual({ orderId: "o-step-killed", charged: true, shipped: true });
+      expect(executions.get("charge:o-step-killed")).toBe(1);
+      expect(executions.get("ship:o-step-killed")).toBe(1);
       expectOneCompletionPerStep(await s.events(runId));
     });
 
@@ -372,6 +408,9 @@ export function describeEndToEnd(emulatorsOf: () => Emulators): void {
       const s = await deploy();
       await expect(s.invokeStart({ workflow: "aws_e2e_order", args: "o-1" })).rejects.toThrow(/args: /);
       await expect(s.invokeStart({ args: [] })).rejects.toThrow(/workflow: /);
+      await expect(
+        s.invokeStart({ workflow: "aws_e2e_order", args: ["o-1"], idempotencyKey: "" }),
+      ).rejects.toMatchObject({ name: "InvalidIdempotencyKeyError" });
       await expect(s.invokeStart({ workflow: "no_such_workflow", args: [] })).rejects.toMatchObject({
         name: "WorkflowNotFoundError",
       });

@@ -399,10 +399,12 @@ export function describePermissions(emulatorsOf: () => Emulators): void {
       // Assess
       expect(again).toEqual({ runId: first.runId, created: false });
       expectGranted(["workflow", "step", "start", "client"]);
-      // The paths above did reach the scheduler, both queues and the retry.
-      expect(used.workflow).toContain("scheduler:CreateSchedule@schedules");
-      expect(used.workflow).toContain("iam:PassRole@schedulerRole");
-      expect(used.step).toContain("sqs:SendMessage@workflowQueue");
+      // The paths above did reach the scheduler, both queues and the retry. Activations run in the workflow
+      // function and, after a step its run waits on alone, in the step function.
+      const activations = [...used.workflow, ...used.step];
+      expect(activations).toContain("scheduler:CreateSchedule@schedules");
+      expect(activations).toContain("iam:PassRole@schedulerRole");
+      expect(used.workflow).toContain("sqs:SendMessage@stepQueue");
     });
 
     it("are enough for webhooks, events, cancellation and retries", async () => {
@@ -492,7 +494,7 @@ export function describePermissions(emulatorsOf: () => Emulators): void {
       expectGranted(["workflow", "step", "control", "sweeper", "reaper"]);
       expect(used.control).toContain("s3:PutObject@payloadObjects");
       expect(used.step).toContain("s3:PutObject@payloadObjects");
-      expect(used.workflow).toContain("s3:PutObject@payloadObjects");
+      expect(used.workflow).toContain("s3:GetObject@payloadObjects");
       expect(used.sweeper).toContain("dynamodb:Query@tableIndexes");
       expect(used.reaper).toContain("s3:DeleteObject@payloadObjects");
       expect(used.reaper).toContain("dynamodb:BatchWriteItem@table");

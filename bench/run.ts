@@ -33,18 +33,18 @@ export async function coreBenchmarks(): Promise<Row[]> {
   // concurrency 50), each round just before the embedded W1 round, so both see the same machine load.
   const { startRawBaseline } = await import("./redis.ts");
   const raw = await startRawBaseline();
-  // Warm-up, not measured: the first rounds pay for loading modules and JIT-compiling the engine (W1 takes
-  // about five rounds to reach its steady state here; so does raw BullMQ).
-  for (let round = 0; round < 5; round += 1) {
-    await raw.w1();
-    await w1();
-  }
-  await w2(1000);
   const cpu: number[] = [];
   const rawW1: number[] = [];
   const ratios: number[] = [];
   let first: { median: number; runs: number[] };
   try {
+    // Warm-up, not measured: the first rounds pay for loading modules and JIT-compiling the engine (W1 takes
+    // about five rounds to reach its steady state here; so does raw BullMQ).
+    for (let round = 0; round < 5; round += 1) {
+      await raw.w1();
+      await w1();
+    }
+    await w2(1000);
     first = await median(3, async () => {
       const rawSteps = await raw.w1();
       const round = await w1WithCpu();

@@ -194,6 +194,28 @@ async function rawChains(
   return ms;
 }
 
+/**
+ * Raw BullMQ's W1 as a baseline for another group (core W1 on the embedded backend): a throwaway
+ * redis-server and 2 raw worker processes with concurrency 50, as in the Redis group.
+ */
+export async function startRawBaseline(): Promise<{ w1(): Promise<number>; stop(): Promise<void> }> {
+  const server = await startRedisServer();
+  const client = new Redis(server.url);
+  const workers = await Promise.all(
+    Array.from({ length: WORKERS }, (_, i) => startWorker("raw", server.url, i + 1)),
+  );
+  const queue = new Queue<RawStep>(RAW_QUEUE, { connection: client, prefix: `${RAW_PREFIX}bull` });
+  return {
+    w1: async () => 2000 / ((await rawChains(queue, client, 200, 10)) / 1000),
+    async stop() {
+      await Promise.allSettled(workers.map((worker) => worker.stop()));
+      await queue.close().catch(() => {});
+      client.disconnect();
+      await server.stop();
+    },
+  };
+}
+
 /** A key without its prefix and ids: `bench-tsw:run:abc` → `run:*`, `bench-raw:bull:raw-steps:12` → `bull:raw-steps:*`. */
 function keyKind(key: string | undefined): string {
   if (!key) return "";

@@ -29,15 +29,41 @@ function print(title: string, rows: Row[]): void {
 
 export async function coreBenchmarks(): Promise<Row[]> {
   const rows: Row[] = [];
-  // Warm-up, not measured: the first rounds pay for loading modules and JIT-compiling the engine (W1 takes
-  // about five rounds to reach its steady state here).
-  for (let round = 0; round < 5; round += 1) await w1();
-  await w2(1000);
+  // The peer baseline: raw BullMQ's W1 (as in the Redis group: redis-server, 2 worker processes with
+  // concurrency 50), each round just before the embedded W1 round, so both see the same machine load.
+  const { startRawBaseline } = await import("./redis.ts");
+  const raw = await startRawBaseline();
   const cpu: number[] = [];
-  const first = await median(3, async () => {
-    const round = await w1WithCpu();
-    cpu.push(round.cpuMicrosPerStep);
-    return round.stepsPerSecond;
+  const rawW1: number[] = [];
+  const ratios: number[] = [];
+  let first: { median: number; runs: number[] };
+  try {
+    // Warm-up, not measured: the first rounds pay for loading modules and JIT-compiling the engine (W1 takes
+    // about five rounds to reach its steady state here; so does raw BullMQ).
+    for (let round = 0; round < 5; round += 1) {
+      await raw.w1();
+      await w1();
+    }
+    await w2(1000);
+    first = await median(3, async () => {
+      const rawSteps = await raw.w1();
+      const round = await w1WithCpu();
+      rawW1.push(rawSteps);
+      ratios.push((round.stepsPerSecond / rawSteps) * 100);
+      cpu.push(round.cpuMicrosPerStep);
+      return round.stepsPerSecond;
+    });
+  } finally {
+    await raw.stop();
+  }
+  const medianOf = (values: number[]) => [...values].sort((a, b) => a - b)[1] as number;
+  rows.push({
+    workload: "raw BullMQ 200 chains x 10 jobs",
+    median: medianOf(rawW1),
+    runs: rawW1,
+    unit: "steps/s",
+    target: "(peer baseline, same run)",
+    ok: undefined,
   });
   rows.push({
     workload: "W1 200 runs x 10 steps",
@@ -47,8 +73,16 @@ export async function coreBenchmarks(): Promise<Row[]> {
     ok: first.median >= 4000,
   });
   rows.push({
+    workload: "W1 / raw BullMQ (per round)",
+    median: medianOf(ratios),
+    runs: ratios,
+    unit: "%",
+    target: ">= 150 %",
+    ok: medianOf(ratios) >= 150,
+  });
+  rows.push({
     workload: "W1 CPU per step",
-    median: [...cpu].sort((a, b) => a - b)[1] as number,
+    median: medianOf(cpu),
     runs: cpu,
     unit: "us",
     target: "(this process, its fdatasync threads included)",
@@ -78,7 +112,10 @@ export async function coreBenchmarks(): Promise<Row[]> {
 
 const only = process.env.BENCH_ONLY;
 if (!only || only === "core") {
-  print("Core engine, embedded file backend (real fdatasync), median of 3", await coreBenchmarks());
+  print(
+    "Core engine, embedded file backend (real fdatasync), beside raw BullMQ in the same run, median of 3",
+    await coreBenchmarks(),
+  );
 }
 if (!only || only === "redis") {
   const { redisBenchmarks } = await import("./redis.ts");

@@ -62,7 +62,13 @@ export function grantFunctions(kit: DurableWorkflows, scheduleGroupName: string)
   for (const fn of [kit.workflowFunction, kit.stepFunction]) {
     allow(
       fn,
-      ["dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
+      [
+        "dynamodb:GetItem",
+        "dynamodb:Query",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:DeleteItem",
+      ],
       [tableArn],
     );
     allow(fn, ["s3:PutObject", "s3:GetObject"], [objects]);

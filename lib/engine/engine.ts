@@ -59,7 +59,7 @@ import {
 } from "./run-links.ts";
 import type { StepLimits } from "./step-limits.ts";
 import { unenforcedLimit } from "./unenforced-limits.ts";
-import { oldestAttemptOut, type Send } from "./waits/index.ts";
+import { iso, oldestAttemptOut, type Send } from "./waits/index.ts";
 
 /** Options of {@link Engine}. */
 export interface EngineOptions {
@@ -218,7 +218,7 @@ export class Engine {
       : options.parent
         ? options.parent.childRunId
         : newRunId(now);
-    const timestamp = new Date(now).toISOString();
+    const timestamp = iso(now);
     const deadline = definition.maxDurationMs === undefined ? undefined : now + definition.maxDurationMs;
     // A child run's spans go under the parent's activation that started it (started again after a crash, it opens no second span).
     const span = options.parent
@@ -798,7 +798,7 @@ export class Engine {
   /** @internal */
   recordedAt(): string {
     this.lastRecordedAt = Math.max(this.clock.now(), this.lastRecordedAt + 1);
-    return new Date(this.lastRecordedAt).toISOString();
+    return iso(this.lastRecordedAt);
   }
 
   /** Forgets the live workflows kept in memory (they are rebuilt from the log when needed). */

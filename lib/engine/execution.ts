@@ -26,6 +26,7 @@ import type { AnyWorkflow } from "../core/workflow.ts";
 import type { LogLevel, WorkflowScope } from "../core/workflow-scope.ts";
 import type { RunStatus } from "../ports/event-store.ts";
 import { continuationRunIdOf } from "./continuation.ts";
+import { iso } from "./waits/wait-kind.ts";
 
 /** How a wait ends: the workflow's promise. */
 interface Settle<T> {
@@ -346,16 +347,16 @@ export class RunExecution implements WorkflowScope {
     return event;
   }
 
-  /** Appends an event without applying it (for events the engine alone cares about). */
+  /**
+   * Appends an event without applying it (for events the engine alone cares about). The draft becomes the
+   * event (every caller builds a fresh one): a spread of drafts of a dozen shapes costs more than the rest.
+   */
   append(draft: EventDraft): WorkflowEvent {
     this.time = this.now;
-    this.own.version += 1;
-    const event = {
-      ...draft,
-      runId: this.runId,
-      seq: this.own.version,
-      timestamp: new Date(this.now).toISOString(),
-    } as WorkflowEvent;
+    const event = draft as WorkflowEvent;
+    event.runId = this.runId;
+    event.seq = ++this.own.version;
+    event.timestamp = iso(this.now);
     this.own.newEvents.push(event);
     return event;
   }

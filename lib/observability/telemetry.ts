@@ -5,6 +5,7 @@ import type {
   Histogram,
   Span,
   Tracer,
+  TracerProvider,
   UpDownCounter,
 } from "@opentelemetry/api";
 import type { SerializedError } from "../core/errors.ts";
@@ -53,6 +54,10 @@ export class Telemetry implements EngineTelemetry {
   private api: OpenTelemetryApi | undefined;
   private tracer: Tracer | undefined;
   private instruments: Instruments | undefined;
+  /** Whether the instruments record: false when no MeterProvider was registered when the API was loaded. */
+  private metering = false;
+  /** The API's no-op tracer provider: while the global provider delegates to it, no span is recorded. */
+  private noTracing: TracerProvider | undefined;
   private readonly ready: Promise<void>;
   /** Set once `ready` has resolved: the hot paths then skip awaiting it (a turn of the event loop each). */
   private loaded = false;
@@ -72,6 +77,8 @@ export class Telemetry implements EngineTelemetry {
         this.api = api;
         this.tracer = api.trace.getTracer(INSTRUMENTATION_NAME);
         this.instruments = instrumentsOf(api);
+        this.metering = api.metrics.getMeter(INSTRUMENTATION_NAME) !== api.createNoopMeter();
+        this.noTracing = new api.ProxyTracerProvider().getDelegate();
       },
       () => {
         this.loaded = true;
@@ -79,9 +86,20 @@ export class Telemetry implements EngineTelemetry {
     );
   }
 
-  /** True when `@opentelemetry/api` is loaded (tasks then carry their send time for the schedule-to-start metric). */
+  /** True when `@opentelemetry/api` is loaded and not idle (tasks then carry their send time for the schedule-to-start metric). */
   get enabled(): boolean {
-    return this.api !== undefined;
+    return this.api !== undefined && !this.idle();
+  }
+
+  /**
+   * True while nothing would be recorded: the API is loaded but no SDK is registered (no tracer provider now,
+   * no meter provider when it was loaded). Work without a carried trace then skips the API's no-op spans,
+   * which cost about a sixth of a step's CPU time (docs/engine.md). A tracer provider registered later is
+   * seen at the next activation or attempt.
+   */
+  private idle(): boolean {
+    const provider = this.api?.trace.getTracerProvider() as { getDelegate?(): TracerProvider } | undefined;
+    return !this.metering && provider?.getDelegate?.() === this.noTracing;
   }
 
   /** Resolves once `@opentelemetry/api` is loaded or known to be absent. */
@@ -128,6 +146,7 @@ export class Telemetry implements EngineTelemetry {
         return span && telemetry.traceparentOf(span);
       },
       begin(traced) {
+        if (traced.started.traceparent === undefined && telemetry.idle()) return;
         if (task.sentAt !== undefined && !span)
           telemetry.instruments?.activationScheduleToStart.record(Math.max(0, startTime - task.sentAt), {
             "tsworkflow.workflow": traced.definition.name,
@@ -178,7 +197,7 @@ export class Telemetry implements EngineTelemetry {
   async stepAttempt(task: StepTask, attempt: () => Promise<StepOutcome>): Promise<StepOutcome> {
     if (!this.loaded) await this.ready;
     const { api, tracer } = this;
-    if (!api || !tracer) return attempt();
+    if (!api || !tracer || (task.traceparent === undefined && this.idle())) return attempt();
     const parent = this.contextOf(task.traceparent) ?? api.ROOT_CONTEXT;
     const attributes = {
       ...runAttributes(task.runId, task.workflowName),

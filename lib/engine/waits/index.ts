@@ -8,6 +8,7 @@ import type { ArmedTimer, Send, WaitBehaviour } from "./wait-kind.ts";
 export { childResultApplied } from "./child.ts";
 export { oldestAttemptOut, retryTimerId, stepOutcomeApplied } from "./step.ts";
 export type { ArmedTimer, Send } from "./wait-kind.ts";
+export { iso } from "./wait-kind.ts";
 
 const behaviours: { [K in WaitKind]: WaitBehaviour<Extract<Wait, { kind: K }>> } = {
   step: stepWait,

@@ -208,7 +208,12 @@ describe("RedisStorage", () => {
       const results = await Promise.allSettled([
         storage.commit(a, 1, [event(a)], { status: "running", updatedAt: "ta" }),
         storage.commit(b, 2, [{ ...event(b), seq: 3 }], { status: "running", updatedAt: "tb" }),
-        storage.commit(c, 1, [event(c)], { status: "completed", updatedAt: "tc", result: "done" }),
+        storage.commit(c, 1, [event(c)], {
+          status: "completed",
+          updatedAt: "tc",
+          result: "done",
+          tags: { team: "a" },
+        }),
       ]);
       // Assess (a first call may load the script before it runs)
       expect(sent.mock.calls.filter(([command]) => command.name === "evalsha")).toHaveLength(1);
@@ -218,6 +223,7 @@ describe("RedisStorage", () => {
       expect((await storage.getRun(b))?.version).toBe(1);
       expect(await storage.getRun(c)).toMatchObject({ status: "completed", result: "done", version: 2 });
       expect((await storage.listRuns({ status: "completed" })).runs.map((run) => run.runId)).toEqual([c]);
+      expect((await storage.listRuns({ tags: { team: "a" } })).runs.map((run) => run.runId)).toEqual([c]);
     } finally {
       sent.mockRestore();
       await storage.close();

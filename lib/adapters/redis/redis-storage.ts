@@ -87,66 +87,66 @@ return {1}
 `);
 
 /*
- * The commit, as a Lua function of its keys K and arguments A (COMMIT's KEYS and ARGV):
- * K: run, events, pending-outcomes, idx:all.
- * A: prefix, runId, expectedVersion, newStatus, guard ("1": refuse if an outcome waits that these events do
+ * The commit, as a Lua function of where its keys and arguments start in KEYS and ARGV (after k and a others):
+ * keys: run, events, pending-outcomes, idx:all.
+ * arguments: prefix, runId, expectedVersion, newStatus, guard ("1": refuse if an outcome waits that these events do
  *       not consume), eventCount, events…, setCount, field/value…, delCount, fields…, consumedCount, outcome
  *       fields…, tagCount (-1: tags unchanged), "key=value"…
  * Returns { new version, outcomes still pending }, or -1 when the log no longer has expectedVersion events (or the
  * run is missing, or the guard refused).
  */
 const COMMIT_FUNCTION = `
-local function commit(K, A)
-  local prefix, runId = A[1], A[2]
-  local expected = tonumber(A[3])
-  if redis.call('EXISTS', K[1]) == 0 then return -1 end
-  if redis.call('LLEN', K[2]) ~= expected then return -1 end
+local function commit(k, a)
+  local prefix, runId = ARGV[a + 1], ARGV[a + 2]
+  local expected = tonumber(ARGV[a + 3])
+  if redis.call('EXISTS', KEYS[k + 1]) == 0 then return -1 end
+  if redis.call('LLEN', KEYS[k + 2]) ~= expected then return -1 end
   local eventsAt = 6
-  local setAt = eventsAt + tonumber(A[eventsAt]) + 1
-  local delAt = setAt + tonumber(A[setAt]) + 1
-  local consumedAt = delAt + tonumber(A[delAt]) + 1
-  local tagsAt = consumedAt + tonumber(A[consumedAt]) + 1
-  if A[5] == '1' and redis.call('LLEN', K[3]) > 0 then
+  local setAt = eventsAt + tonumber(ARGV[a + eventsAt]) + 1
+  local delAt = setAt + tonumber(ARGV[a + setAt]) + 1
+  local consumedAt = delAt + tonumber(ARGV[a + delAt]) + 1
+  local tagsAt = consumedAt + tonumber(ARGV[a + consumedAt]) + 1
+  if ARGV[a + 5] == '1' and redis.call('LLEN', KEYS[k + 3]) > 0 then
     local consumed = {}
-    for j = consumedAt + 1, tagsAt - 1 do consumed[A[j]] = true end
-    for _, field in ipairs(redis.call('LRANGE', K[3], 0, -1)) do
+    for j = consumedAt + 1, tagsAt - 1 do consumed[ARGV[a + j]] = true end
+    for _, field in ipairs(redis.call('LRANGE', KEYS[k + 3], 0, -1)) do
       if not consumed[field] then return -1 end
     end
   end
-  local n = tonumber(A[eventsAt])
-  if n > 0 then redis.call('RPUSH', K[2], unpack(A, eventsAt + 1, eventsAt + n)) end
+  local n = tonumber(ARGV[a + eventsAt])
+  if n > 0 then redis.call('RPUSH', KEYS[k + 2], unpack(ARGV, a + eventsAt + 1, a + eventsAt + n)) end
   local version = expected + n
-  local old = redis.call('HGET', K[1], 'status')
-  local newStatus = A[4]
-  redis.call('HSET', K[1], 'status', newStatus, 'version', version)
-  n = tonumber(A[setAt])
-  if n > 0 then redis.call('HSET', K[1], unpack(A, setAt + 1, setAt + n)) end
-  n = tonumber(A[delAt])
-  if n > 0 then redis.call('HDEL', K[1], unpack(A, delAt + 1, delAt + n)) end
-  for j = consumedAt + 1, tagsAt - 1 do redis.call('LREM', K[3], 0, A[j]) end
-  n = tonumber(A[tagsAt])
+  local old = redis.call('HGET', KEYS[k + 1], 'status')
+  local newStatus = ARGV[a + 4]
+  redis.call('HSET', KEYS[k + 1], 'status', newStatus, 'version', version)
+  n = tonumber(ARGV[a + setAt])
+  if n > 0 then redis.call('HSET', KEYS[k + 1], unpack(ARGV, a + setAt + 1, a + setAt + n)) end
+  n = tonumber(ARGV[a + delAt])
+  if n > 0 then redis.call('HDEL', KEYS[k + 1], unpack(ARGV, a + delAt + 1, a + delAt + n)) end
+  for j = consumedAt + 1, tagsAt - 1 do redis.call('LREM', KEYS[k + 3], 0, ARGV[a + j]) end
+  n = tonumber(ARGV[a + tagsAt])
   if n >= 0 then
-    local score = redis.call('ZSCORE', K[4], runId)
-    local previous = redis.call('HGET', K[1], 'tagKeys')
+    local score = redis.call('ZSCORE', KEYS[k + 4], runId)
+    local previous = redis.call('HGET', KEYS[k + 1], 'tagKeys')
     if previous then
       for tag in string.gmatch(previous, '[^\\n]+') do redis.call('ZREM', prefix .. 'idx:tag:' .. tag, runId) end
     end
-    for j = tagsAt + 1, tagsAt + n do redis.call('ZADD', prefix .. 'idx:tag:' .. A[j], score, runId) end
-    redis.call('HSET', K[1], 'tagKeys', table.concat({unpack(A, tagsAt + 1, tagsAt + n)}, '\\n'))
+    for j = tagsAt + 1, tagsAt + n do redis.call('ZADD', prefix .. 'idx:tag:' .. ARGV[a + j], score, runId) end
+    redis.call('HSET', KEYS[k + 1], 'tagKeys', table.concat({unpack(ARGV, a + tagsAt + 1, a + tagsAt + n)}, '\\n'))
   end
   if old ~= newStatus then
-    local wf = redis.call('HGET', K[1], 'workflowName')
-    local score = redis.call('ZSCORE', K[4], runId)
+    local wf = redis.call('HGET', KEYS[k + 1], 'workflowName')
+    local score = redis.call('ZSCORE', KEYS[k + 4], runId)
     redis.call('ZREM', prefix .. 'idx:status:' .. old, runId)
     redis.call('ZREM', prefix .. 'idx:wf-status:' .. old .. ':' .. wf, runId)
     redis.call('ZADD', prefix .. 'idx:status:' .. newStatus, score, runId)
     redis.call('ZADD', prefix .. 'idx:wf-status:' .. newStatus .. ':' .. wf, score, runId)
   end
-  return {version, redis.call('LLEN', K[3])}
+  return {version, redis.call('LLEN', KEYS[k + 3])}
 end
 `;
 const COMMIT = new LuaScript(`${COMMIT_FUNCTION}
-return commit(KEYS, ARGV)
+return commit(0, 0)
 `);
 
 /**
@@ -157,9 +157,8 @@ return commit(KEYS, ARGV)
 const COMMIT_MANY = new LuaScript(`${COMMIT_FUNCTION}
 local replies, at = {}, 1
 for c = 1, #KEYS / 4 do
-  local n = tonumber(ARGV[at])
-  replies[c] = commit({KEYS[c * 4 - 3], KEYS[c * 4 - 2], KEYS[c * 4 - 1], KEYS[c * 4]}, {unpack(ARGV, at + 1, at + n)})
-  at = at + n + 1
+  replies[c] = commit(c * 4 - 4, at)
+  at = at + tonumber(ARGV[at]) + 1
 end
 return replies
 `);

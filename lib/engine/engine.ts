@@ -426,7 +426,9 @@ export class Engine {
       if ((await this.runLimits?.admit(run, events)) === false) return undefined;
       execution = await RunExecution.replay(definition, events, {
         now,
-        status: run.status,
+        // A log that ends suspended is suspended: the document, read before the log, may lag it (another
+        // worker committed in between), and the run would be suspended twice.
+        status: events[events.length - 1]?.type === "workflow_suspended" ? "suspended" : run.status,
         maxPayloadBytes: this.maxPayloadBytes,
       });
     }

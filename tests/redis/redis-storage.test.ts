@@ -20,6 +20,14 @@ let server: RedisServer;
 let prefixes = 0;
 const freshPrefix = () => `tsw-test-${process.pid}-${++prefixes}:`;
 
+/** A storage on a fresh prefix, with one run created in it. */
+async function storageWithRun(): Promise<{ storage: RedisStorage; runId: string }> {
+  const storage = new RedisStorage({ redis: server.url, prefix: freshPrefix() });
+  const fixture = newRunFixture();
+  await storage.createRun(fixture);
+  return { storage, runId: fixture.run.runId };
+}
+
 beforeAll(async () => {
   server = await startRedisServer();
 });
@@ -54,10 +62,7 @@ describe("RedisStorage", () => {
 
   it("refuses an invalid event and writes nothing", async () => {
     // Prepare
-    const storage = new RedisStorage({ redis: server.url, prefix: freshPrefix() });
-    const fixture = newRunFixture();
-    const runId = fixture.run.runId;
-    await storage.createRun(fixture);
+    const { storage, runId } = await storageWithRun();
     try {
       // Act
       const invalid = {
@@ -123,10 +128,7 @@ describe("RedisStorage", () => {
 
   it("keeps an outcome answerable but no longer pending once its event is committed", async () => {
     // Prepare
-    const storage = new RedisStorage({ redis: server.url, prefix: freshPrefix() });
-    const fixture = newRunFixture();
-    const runId = fixture.run.runId;
-    await storage.createRun(fixture);
+    const { storage, runId } = await storageWithRun();
     const outcome = {
       runId,
       stepId: "s#0",
@@ -168,10 +170,7 @@ describe("RedisStorage", () => {
 
   it("says whether outcomes are still waiting after a commit", async () => {
     // Prepare
-    const storage = new RedisStorage({ redis: server.url, prefix: freshPrefix() });
-    const fixture = newRunFixture();
-    const runId = fixture.run.runId;
-    await storage.createRun(fixture);
+    const { storage, runId } = await storageWithRun();
     const recordedAt = "2026-01-01T00:00:00.000Z";
     try {
       // Act
@@ -232,10 +231,7 @@ describe("RedisStorage", () => {
 
   it("sends a commit asked for right before close", async () => {
     // Prepare
-    const storage = new RedisStorage({ redis: server.url, prefix: freshPrefix() });
-    const fixture = newRunFixture();
-    const runId = fixture.run.runId;
-    await storage.createRun(fixture);
+    const { storage, runId } = await storageWithRun();
     const reader = new RedisStorage({ redis: server.url, prefix: storage.prefix });
     // The commit script is loaded on first use: this one loads it.
     await storage.commit(runId, 1, [], { status: "running", updatedAt: "t0" });
@@ -268,10 +264,7 @@ describe("RedisStorage", () => {
 
     it("lists no outcomes without reading them, and commits when none waits", async () => {
       // Prepare
-      const storage = new RedisStorage({ redis: server.url, prefix: freshPrefix() });
-      const fixture = newRunFixture();
-      const runId = fixture.run.runId;
-      await storage.createRun(fixture);
+      const { storage, runId } = await storageWithRun();
       const activation = storage.activation(runId, lease);
       const guarded = activation.lease;
       try {
@@ -328,10 +321,7 @@ describe("RedisStorage", () => {
 
     it("reads the outcomes as usual when its last commit saw some waiting", async () => {
       // Prepare
-      const storage = new RedisStorage({ redis: server.url, prefix: freshPrefix() });
-      const fixture = newRunFixture();
-      const runId = fixture.run.runId;
-      await storage.createRun(fixture);
+      const { storage, runId } = await storageWithRun();
       const activation = storage.activation(runId, lease);
       const guarded = activation.lease;
       const signal = {
@@ -364,10 +354,7 @@ describe("RedisStorage", () => {
 
     it("reads the outcomes as usual when the lease was not taken back after a step", async () => {
       // Prepare
-      const storage = new RedisStorage({ redis: server.url, prefix: freshPrefix() });
-      const fixture = newRunFixture();
-      const runId = fixture.run.runId;
-      await storage.createRun(fixture);
+      const { storage, runId } = await storageWithRun();
       const activation = storage.activation(runId, lease);
       const cancel = { runId, stepId: "$cancel", attempt: 1, recordedAt, ok: true as const, result: {} };
       try {

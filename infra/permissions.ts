@@ -42,6 +42,17 @@ function allow(fn: lambda.IFunction, actions: readonly string[], resources: stri
   fn.addToRolePolicy(new iam.PolicyStatement({ actions: [...actions], resources }));
 }
 
+/** Lets `fn` pass the kit's scheduler role, to EventBridge Scheduler only (the schedules it creates use it). */
+function allowPassingSchedulerRole(kit: DurableWorkflows, fn: lambda.IFunction): void {
+  fn.addToRolePolicy(
+    new iam.PolicyStatement({
+      actions: ["iam:PassRole"],
+      resources: [kit.schedulerRole.roleArn],
+      conditions: { StringEquals: { "iam:PassedToService": "scheduler.amazonaws.com" } },
+    }),
+  );
+}
+
 /** Grants each function what its code does, and nothing else (docs/deploy.md lists them). */
 export function grantFunctions(kit: DurableWorkflows, scheduleGroupName: string): void {
   const stack = Stack.of(kit);
@@ -74,13 +85,7 @@ export function grantFunctions(kit: DurableWorkflows, scheduleGroupName: string)
     allow(fn, ["s3:PutObject", "s3:GetObject"], [objects]);
     allow(fn, ["sqs:SendMessage"], [kit.workflowQueue.queueArn, kit.stepQueue.queueArn]);
     allow(fn, ["scheduler:CreateSchedule", "scheduler:DeleteSchedule"], [schedules]);
-    fn.addToRolePolicy(
-      new iam.PolicyStatement({
-        actions: ["iam:PassRole"],
-        resources: [kit.schedulerRole.roleArn],
-        conditions: { StringEquals: { "iam:PassedToService": "scheduler.amazonaws.com" } },
-      }),
-    );
+    allowPassingSchedulerRole(kit, fn);
     acknowledgeWildcard(
       fn,
       `Resource::${flattenForNag(stack.resolve(schedules))}`,
@@ -143,13 +148,7 @@ export function grantScheduleFunctions(kit: DurableWorkflows, scheduleGroupName:
     ["scheduler:CreateSchedule", "scheduler:UpdateSchedule", "scheduler:DeleteSchedule"],
     [recurring],
   );
-  kit.sweeperFunction.addToRolePolicy(
-    new iam.PolicyStatement({
-      actions: ["iam:PassRole"],
-      resources: [kit.schedulerRole.roleArn],
-      conditions: { StringEquals: { "iam:PassedToService": "scheduler.amazonaws.com" } },
-    }),
-  );
+  allowPassingSchedulerRole(kit, kit.sweeperFunction);
   allow(kit.sweeperFunction, ["dynamodb:PutItem", "dynamodb:DeleteItem"], [kit.table.tableArn]);
   // The step function starts ticks' runs and updates the schedules' state with the table actions it has.
   acknowledgeWildcard(

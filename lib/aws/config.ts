@@ -74,6 +74,7 @@ const isHttpUrl = (value: string) => {
     return false;
   }
 };
+const isSqsArn = z.regex(SQS_ARN, "must be an SQS queue ARN (arn:aws:sqs:<region>:<account>:<name>)");
 const httpUrl = z.string().check(z.refine(isHttpUrl, "must be an http(s) URL"));
 
 /** An optional variable: unset and blank are the same, surrounding spaces do not count. */
@@ -114,7 +115,7 @@ const variables = {
     z.refine((value) => !value.endsWith(".fifo"), "must be the URL of a standard (not FIFO) queue"),
   ),
   TSWORKFLOW_STEP_QUEUE_ARN: z.string().check(
-    z.regex(SQS_ARN, "must be an SQS queue ARN (arn:aws:sqs:<region>:<account>:<name>)"),
+    isSqsArn,
     z.refine(
       (value) => !value.endsWith(".fifo"),
       "must be the ARN of the standard step queue, not a FIFO queue",
@@ -141,9 +142,7 @@ const fullSchema = z.object({
   ...variables,
   TSWORKFLOW_S3_ENDPOINT: optionalEndpoint,
   TSWORKFLOW_PAYLOAD_BUCKET: optionalBucket,
-  TSWORKFLOW_TIMER_DLQ_ARN: unlessBlank(
-    z.string().check(z.regex(SQS_ARN, "must be an SQS queue ARN (arn:aws:sqs:<region>:<account>:<name>)")),
-  ),
+  TSWORKFLOW_TIMER_DLQ_ARN: unlessBlank(z.string().check(isSqsArn)),
   TSWORKFLOW_SWEEP_STALE_SECONDS: unlessBlank(
     z.pipe(z.string().check(z.regex(/^\d+$/, "must be a whole number of seconds")), z.transform(Number)),
   ),

@@ -72,6 +72,14 @@ export function webhookError(code: WebhookErrorCode, error: string): WebhookResp
   return { status: STATUS[code], body: { ok: false, error, code } };
 }
 
+/** 413 `BODY_TOO_LARGE`: the body is over `maxBytes`. */
+export const bodyTooLarge = (maxBytes: number) =>
+  webhookError("BODY_TOO_LARGE", `The body is over ${maxBytes} bytes.`);
+/** 404 `UNKNOWN_TOKEN`: no run holds a webhook with this token. */
+export const unknownToken = () => webhookError("UNKNOWN_TOKEN", "Unknown webhook token.");
+/** 409 `ALREADY_CALLED`: the token's webhook was called before (or its run has finished). */
+const alreadyCalled = () => webhookError("ALREADY_CALLED", "This webhook was already called.");
+
 /** Options of {@link signWebhook}. */
 export interface SignWebhookOptions {
   /** The webhook's token, or its path (`hook.path`, `/hooks/<token>`). */
@@ -132,13 +140,12 @@ export async function handleWebhook(
 ): Promise<WebhookResponse> {
   const { token, body, headers } = request;
   const maxBytes = options.maxBodyBytes ?? DEFAULT_WEBHOOK_MAX_BYTES;
-  if (typeof body !== "string" || Buffer.byteLength(body) > maxBytes)
-    return webhookError("BODY_TOO_LARGE", `The body is over ${maxBytes} bytes.`);
+  if (typeof body !== "string" || Buffer.byteLength(body) > maxBytes) return bodyTooLarge(maxBytes);
   const runId = typeof token === "string" ? token.slice(0, Math.max(0, token.lastIndexOf("."))) : "";
   try {
     assertRunId(runId);
   } catch {
-    return webhookError("UNKNOWN_TOKEN", "Unknown webhook token.");
+    return unknownToken();
   }
   if (options.secret !== undefined) {
     const refused = checkSignature(options.secret, token, body, headers, options);
@@ -155,23 +162,21 @@ export async function handleWebhook(
   const hook = events.find(
     (event): event is EventOf<"hook_created"> => event.type === "hook_created" && event.token === token,
   );
-  if (!run || !hook) return webhookError("UNKNOWN_TOKEN", "Unknown webhook token.");
+  if (!run || !hook) return unknownToken();
   const received = events.some((event) => event.type === "hook_received" && event.hookId === hook.hookId);
-  if (received || FINISHED_STATUSES.has(run.status))
-    return webhookError("ALREADY_CALLED", "This webhook was already called.");
+  if (received || FINISHED_STATUSES.has(run.status)) return alreadyCalled();
   let delivered: boolean;
   try {
     // One event id per token, whatever the body or signature: the first call stores it, every other is refused.
     ({ delivered } = await options.sendEvent(runId, hook.eventName, payload, { signalId: `token:${token}` }));
   } catch (error) {
     if (!(error instanceof TsWorkflowError)) throw error;
-    if (error.code === "INVALID_STATE")
-      return webhookError("ALREADY_CALLED", "This webhook was already called.");
+    if (error.code === "INVALID_STATE") return alreadyCalled();
     if (error.code === "PAYLOAD_TOO_LARGE") return webhookError("BODY_TOO_LARGE", error.message);
     if (error.code === "NOT_SERIALIZABLE") return webhookError("INVALID_PAYLOAD", error.message);
     throw error;
   }
-  if (!delivered) return webhookError("ALREADY_CALLED", "This webhook was already called.");
+  if (!delivered) return alreadyCalled();
   return { status: 202, body: { ok: true, runId } };
 }
 

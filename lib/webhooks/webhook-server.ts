@@ -2,7 +2,7 @@ import { createServer, type IncomingMessage } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { EventStore } from "../ports/event-store.ts";
 import type { Runtime } from "../ports/runtime.ts";
-import { DEFAULT_WEBHOOK_MAX_BYTES, handleWebhook, webhookError } from "./handle-webhook.ts";
+import { bodyTooLarge, DEFAULT_WEBHOOK_MAX_BYTES, handleWebhook, unknownToken } from "./handle-webhook.ts";
 
 /** Options of {@link serveWebhooks}. */
 export interface WebhookServerOptions {
@@ -52,7 +52,7 @@ export async function serveWebhooks(
         ? undefined
         : await readBody(request, maxBytes);
     if (body === undefined) {
-      const tooLarge = webhookError("BODY_TOO_LARGE", `The body is over ${maxBytes} bytes.`);
+      const tooLarge = bodyTooLarge(maxBytes);
       reply(tooLarge.status, tooLarge.body);
       refuseRest(request);
       return;
@@ -62,7 +62,7 @@ export async function serveWebhooks(
       try {
         token = decodeURIComponent(match[1] as string);
       } catch {
-        const unknown = webhookError("UNKNOWN_TOKEN", "Unknown webhook token.");
+        const unknown = unknownToken();
         return reply(unknown.status, unknown.body);
       }
       const result = await handleWebhook(

@@ -426,9 +426,14 @@ export class Engine {
       if ((await this.runLimits?.admit(run, events)) === false) return undefined;
       execution = await RunExecution.replay(definition, events, {
         now,
-        // A log that ends suspended is suspended: the document, read before the log, may lag it (another
-        // worker committed in between), and the run would be suspended twice.
-        status: events[events.length - 1]?.type === "workflow_suspended" ? "suspended" : run.status,
+        // Suspended if and only if the log ends suspended: the document, read before the log, may lag it
+        // (another worker committed in between), and the run would be suspended or resumed twice.
+        status:
+          events[events.length - 1]?.type === "workflow_suspended"
+            ? "suspended"
+            : run.status === "suspended"
+              ? "running"
+              : run.status,
         maxPayloadBytes: this.maxPayloadBytes,
       });
     }
@@ -612,11 +617,13 @@ export class Engine {
     if (await this.store.getOutcome(runId, stepId, attempt, task.issueSeq)) return wake(redelivered);
     // A step with a concurrency or rate limit waits for its turn; its task comes back when it may have come.
     const definition = this.registry.findStep(task.stepName);
+    // The outcome is stored before a concurrency slot is let go: a copy of the task that takes it next finds it.
+    const runAndStore = async (began?: (at: number) => void) =>
+      this.store.putOutcome(await this.runAttempt(task, began));
     const attempted = this.stepLimits
-      ? await this.stepLimits.run(task, definition, (began) => this.runAttempt(task, began))
-      : { waiting: false as const, value: await this.runAttempt(task) };
+      ? await this.stepLimits.run(task, definition, runAndStore)
+      : { waiting: false, value: await runAndStore() };
     if (attempted.waiting) return;
-    await this.store.putOutcome(attempted.value);
     await wake(false);
   }
 

@@ -4,6 +4,7 @@ import type {
   Clock,
   EventStore,
   QueueLimits,
+  StepLimits,
   StepTask,
   TaskQueue,
   TelemetryFactory,
@@ -100,6 +101,7 @@ export function manualEngine(
     inlineSteps?: boolean;
     telemetry?: TelemetryFactory;
     queueLimits?: QueueLimits;
+    stepLimits?: StepLimits;
   } = {},
 ): ManualEngine {
   const store = options.store ?? new MemoryStorage();
@@ -114,6 +116,7 @@ export function manualEngine(
     ...(options.cacheSize === undefined ? {} : { cacheSize: options.cacheSize }),
     ...(options.inlineSteps === undefined ? {} : { inlineSteps: options.inlineSteps }),
     ...(options.telemetry === undefined ? {} : { telemetry: options.telemetry }),
+    ...(options.stepLimits === undefined ? {} : { stepLimits: options.stepLimits }),
   });
   const runQueued = async () => {
     for (;;) {

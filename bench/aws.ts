@@ -5,8 +5,11 @@
  * and queued (`inlineSteps: false`). Each row prints the time, the AWS requests per step, the DynamoDB
  * read units per step (flat means reads do not grow with the run's history) and the dollars per million
  * steps at list prices (tests/aws/harness/prices.ts; Lambda duration as measured here, where DynamoDB
- * Local answers slower than DynamoDB). One round each: the emulators are slow.
+ * Local answers slower than DynamoDB). Then the dollars per million short sleeps (1 s, a delayed SQS
+ * message), end to end with the Lambda duration measured: runs of sleeps less the same runs without, for
+ * one run at a time (sparse) and 100 at once (batches). One round each: the emulators are slow.
  */
+import { sleep } from "../lib/core/primitives.ts";
 import { step } from "../lib/core/step.ts";
 import { workflow } from "../lib/core/workflow.ts";
 import { deployStack, type Emulators, type Stack, startEmulators } from "../tests/aws/harness/aws-stack.ts";
@@ -20,34 +23,43 @@ const sequence = workflow("bench_aws_sequence", async (steps: number) => {
   return n;
 });
 
-/** Starts `runs` runs of `steps` steps, waits for them, and measures what they used. */
+const naps = workflow("bench_aws_naps", async (sleeps: number) => {
+  for (let i = 0; i < sleeps; i += 1) await sleep(1_000);
+  return sleeps;
+});
+
+/** Starts `runs` runs of `workflow(units)`, waits for them, and measures what they used. */
 async function measure(
   emulators: Emulators,
   inline: boolean,
   runs: number,
-  steps: number,
+  units: number,
+  name = sequence.name,
 ): Promise<{
   seconds: number;
   requestsPerStep: number;
   readUnitsPerStep: number;
   dollarsPerMillion: number;
+  dollars: number;
+  lambdaMs: number;
 }> {
   const stack: Stack = deployStack(
     emulators,
-    { workflows: [sequence] },
+    { workflows: [sequence, naps] },
     { inlineSteps: inline, visibilityTimeoutSeconds: 120, functionTimeoutMs: 60_000 },
   );
   try {
     const began = performance.now();
     const started = await Promise.all(
-      Array.from({ length: runs }, () => stack.invokeStart({ workflow: sequence.name, args: [steps] })),
+      Array.from({ length: runs }, () => stack.invokeStart({ workflow: name, args: [units] })),
     );
     for (const { runId } of started) await stack.waitForStatus(runId, "completed", 600_000);
     const seconds = (performance.now() - began) / 1000;
     const counts = stack.counter.snapshot();
-    const total = runs * steps;
+    const total = runs * units;
     const requests = Object.values(counts.requests).reduce((sum, count) => sum + count, 0);
     const mappings = [stack.workflowMapping.stats, stack.stepMapping.stats];
+    const lambdaMs = mappings.reduce((sum, stats) => sum + stats.durationMs, 0);
     const dollars = dollarsOf({
       counts,
       pollRequests: {
@@ -55,7 +67,7 @@ async function measure(
         standard: stack.stepMapping.stats.invocations + stack.stepMapping.stats.deleteRequests,
       },
       lambdaInvocations: mappings.reduce((sum, stats) => sum + stats.invocations, 0),
-      lambdaMs: mappings.reduce((sum, stats) => sum + stats.durationMs, 0),
+      lambdaMs,
       memoryMb: 512,
       schedulerInvocations: 0,
     });
@@ -64,6 +76,8 @@ async function measure(
       requestsPerStep: requests / total,
       readUnitsPerStep: (counts.readUnits + counts.emptyReads) / total,
       dollarsPerMillion: (dollars / total) * 1e6,
+      dollars,
+      lambdaMs,
     };
   } finally {
     await stack.stop();
@@ -94,6 +108,23 @@ export async function awsBenchmarks(): Promise<BenchRow[]> {
           ok: undefined,
         });
       }
+    }
+    for (const [runs, sleeps] of [
+      [1, 10],
+      [100, 4],
+    ] as const) {
+      const without = await measure(emulators, true, runs, 0, naps.name);
+      const result = await measure(emulators, true, runs, sleeps, naps.name);
+      const perSleep = ((result.dollars - without.dollars) / (runs * sleeps)) * 1e6;
+      const lambdaMs = (result.lambdaMs - without.lambdaMs) / (runs * sleeps);
+      rows.push({
+        workload: `${runs} run${runs === 1 ? "" : "s"} x ${sleeps} short sleeps (1 s)`,
+        median: (runs * sleeps) / result.seconds,
+        runs: [(runs * sleeps) / result.seconds],
+        unit: "sleeps/s",
+        target: `$${perSleep.toFixed(2)} per million sleeps (goal $3.00), ${lambdaMs.toFixed(0)} ms of Lambda each`,
+        ok: perSleep <= 3,
+      });
     }
   } finally {
     await emulators.stop();

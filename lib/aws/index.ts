@@ -21,6 +21,7 @@ export {
   COMMIT_LIMIT_BYTES,
   DEFAULT_OFFLOAD_THRESHOLD_BYTES,
   DYNAMODB_ITEM_LIMIT_BYTES,
+  MAX_SQS_DELAY_SECONDS,
   S3_MAX_PAYLOAD_BYTES,
   SQS_MESSAGE_LIMIT_BYTES,
 } from "../adapters/aws/limits.ts";
@@ -31,7 +32,6 @@ export { eventBridgeRecurrence } from "../adapters/aws/schedule-expressions.ts";
 export type { SqsSchedulerTimersOptions } from "../adapters/aws/scheduler-timers.ts";
 export {
   atExpression,
-  MAX_SQS_DELAY_SECONDS,
   SqsSchedulerTimers,
   scheduleName,
   TIMER_RETRY_POLICY,

@@ -47,3 +47,6 @@ export const SQS_MESSAGE_LIMIT_BYTES = 256 * 1024;
 export function byteLength(text: string): number {
   return Buffer.byteLength(text, "utf8");
 }
+
+/** SQS's longest `DelaySeconds`: 15 minutes. */
+export const MAX_SQS_DELAY_SECONDS = 900;

@@ -16,7 +16,7 @@ import {
   tagSk,
   workflowKey,
 } from "./keys.ts";
-import { byteLength, RUN_DOCUMENT_INLINE_BYTES } from "./limits.ts";
+import { byteLength, MAX_SQS_DELAY_SECONDS, RUN_DOCUMENT_INLINE_BYTES } from "./limits.ts";
 import type { StoreContext } from "./store-context.ts";
 import { TABLE_SCHEMA } from "./table-schema.ts";
 
@@ -64,7 +64,14 @@ export function dueAt(
   return suspended?.type === "workflow_suspended" ? suspended.resumeAt : undefined;
 }
 
-/** The update of the document after the commit `firstSeq..version` (monotonic on `version`). */
+/**
+ * The update of the document after the commit `firstSeq..version` (monotonic on `version`).
+ *
+ * A run asleep until at most SQS's longest delay (15 minutes: its timer is a delayed message) stays
+ * listed as running in gsi1 and out of the sweeper's gsi3, while its document says `suspended`: such a
+ * sleep then moves no index key (2 WRU instead of 4 to 6). Listing reads the documents anyway; the
+ * sweeper finds such a run, if its timer is lost, as a running run with nothing heard for the stale time.
+ */
 export function documentUpdate(options: {
   runId: string;
   version: number;
@@ -81,6 +88,10 @@ export function documentUpdate(options: {
 } {
   const { runId, version, firstSeq, patch, due } = options;
   const shard = shardOf(runId);
+  const short =
+    patch.status === "suspended" &&
+    due !== undefined &&
+    due - Date.parse(patch.updatedAt) <= MAX_SQS_DELAY_SECONDS * 1e3;
   const names: Record<string, string> = {
     "#status": "status",
     "#version": "version",
@@ -92,7 +103,7 @@ export function documentUpdate(options: {
     ":status": patch.status,
     ":updatedAt": patch.updatedAt,
     ":version": version,
-    ":gsi1pk": statusKey(patch.status, shard),
+    ":gsi1pk": statusKey(short ? "running" : patch.status, shard),
   };
   const sets = ["#status = :status", "updatedAt = :updatedAt", "#version = :version", "gsi1pk = :gsi1pk"];
   const removes: string[] = [];
@@ -117,7 +128,7 @@ export function documentUpdate(options: {
     sets.push("tags = :tags");
     values[":tags"] = JSON.stringify(patch.tags);
   }
-  if (due === undefined) removes.push("duePk", "dueSk");
+  if (due === undefined || short) removes.push("duePk", "dueSk");
   else {
     sets.push("duePk = :duePk", "dueSk = :dueSk");
     values[":duePk"] = dueKey(shard);

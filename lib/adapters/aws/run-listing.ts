@@ -1,6 +1,12 @@
 import { BatchGetCommand, QueryCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { hasTags, tagKey } from "../../core/tags.ts";
-import { RUN_STATUSES, type RunPage, type RunQuery, type RunRecord } from "../../ports/event-store.ts";
+import {
+  RUN_STATUSES,
+  type RunPage,
+  type RunQuery,
+  type RunRecord,
+  type RunStatus,
+} from "../../ports/event-store.ts";
 import { decodeRunCursor, encodeRunCursor, pageLimit } from "../../ports/run-cursor.ts";
 import type { Item } from "./commit-items.ts";
 import { dueKey, gsiSortKey, RUN_SK, runPk, shards, statusKey, tagIndexKey, workflowKey } from "./keys.ts";
@@ -74,7 +80,13 @@ function partitionsOf(query: RunQuery): {
       index: TABLE_SCHEMA.byWorkflowIndex,
       partitions: shards().map((shard) => workflowKey(query.workflowName as string, shard)),
     };
-  const statuses = query.status === undefined ? RUN_STATUSES : [query.status];
+  // A run in a short sleep is listed as running (see `documentUpdate`); its document says suspended.
+  const statuses: readonly RunStatus[] =
+    query.status === undefined
+      ? RUN_STATUSES
+      : query.status === "suspended"
+        ? ["running", "suspended"]
+        : [query.status];
   return {
     index: TABLE_SCHEMA.byStatusIndex,
     partitions: statuses.flatMap((status) => shards().map((shard) => statusKey(status, shard))),
@@ -125,7 +137,8 @@ export async function readDocuments(
 
 /**
  * For the sweeper: runs whose due time has passed (a sleep that should have woken them, a finished
- * child whose parent must have been told), and pending or running runs unchanged since `staleBefore`.
+ * child whose parent must have been told), and runs listed as pending or running (which includes runs in
+ * a short sleep) unchanged since `staleBefore`.
  */
 export async function runsToSweep(
   context: StoreContext,
@@ -198,7 +211,10 @@ async function staleDocuments(
     context,
     pages.flat().map((key) => key.pk as string),
   );
+  // Listed under `status` (a running run, or one in a short sleep), and not moved since the index was read.
   return [...documents.values()].filter(
-    (document) => document.status === status && (document.updatedAt as string) < updatedBefore,
+    (document) =>
+      (document.gsi1pk as string).startsWith(statusKey(status, "")) &&
+      (document.updatedAt as string) < updatedBefore,
   );
 }

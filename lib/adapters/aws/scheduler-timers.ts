@@ -2,11 +2,9 @@ import { createHash } from "node:crypto";
 import type { SchedulerClient, SchedulerClientConfig } from "@aws-sdk/client-scheduler";
 import { type Clock, systemClock } from "../../ports/clock.ts";
 import type { TimerRequest, Timers } from "../../ports/timers.ts";
+import { MAX_SQS_DELAY_SECONDS } from "./limits.ts";
 import { SchedulerConnection } from "./scheduler-connection.ts";
 import { messageBody, type QueueMessage, type SqsTaskQueue } from "./sqs-queue.ts";
-
-/** SQS's longest `DelaySeconds`: 15 minutes. */
-export const MAX_SQS_DELAY_SECONDS = 900;
 
 /** Options of {@link SqsSchedulerTimers}. */
 export interface SqsSchedulerTimersOptions {

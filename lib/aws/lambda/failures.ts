@@ -1,5 +1,5 @@
 import { ChangeMessageVisibilityCommand } from "@aws-sdk/client-sqs";
-import { MAX_SQS_DELAY_SECONDS } from "../../adapters/aws/scheduler-timers.ts";
+import { MAX_SQS_DELAY_SECONDS } from "../../adapters/aws/limits.ts";
 import { InvalidMessageError } from "../../core/errors.ts";
 import { getLogger } from "../../core/logger.ts";
 import type { AwsRuntime } from "../../runtimes/aws.ts";

@@ -1,4 +1,4 @@
-import { MAX_SQS_DELAY_SECONDS } from "../../adapters/aws/scheduler-timers.ts";
+import { MAX_SQS_DELAY_SECONDS } from "../../adapters/aws/limits.ts";
 import { deduplicationId, parseQueueMessage, type QueueMessage } from "../../adapters/aws/sqs-queue.ts";
 import { InvalidMessageError, StepNotFoundError, WorkflowNotFoundError } from "../../core/errors.ts";
 import { getLogger } from "../../core/logger.ts";

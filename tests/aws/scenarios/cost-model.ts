@@ -24,6 +24,14 @@ const sleeps = workflow("aws_cost_sleeps", async (n: number, ms: number) => {
   for (let i = 0; i < n; i += 1) await sleep(ms);
   return n;
 });
+const naps = workflow("aws_cost_naps", async (n: number, ms: number) => {
+  let total = 0;
+  for (let i = 0; i < n; i += 1) {
+    total += await work(i);
+    await sleep(ms);
+  }
+  return total;
+});
 const waits = workflow("aws_cost_waits", async (n: number) => {
   for (let i = 0; i < n; i += 1) await waitForEvent("go");
   return n;
@@ -71,7 +79,10 @@ const PER_QUEUED_STEP = {
   readUnits: 2,
   messages: 1,
 };
-/** One sleep of up to 15 minutes: a delayed SQS message, whose activation the step function runs. */
+/**
+ * One sleep of up to 15 minutes: a delayed SQS message, whose activation the step function runs. The run
+ * stays listed as running and out of the due index, so no index key moves: the commit and the document.
+ */
 const PER_SHORT_SLEEP = {
   requests: {
     "dynamodb.PutItem": 1,
@@ -79,10 +90,16 @@ const PER_SHORT_SLEEP = {
     "dynamodb.UpdateItem": 1,
     "sqs.SendMessage": 1,
   },
+  writeUnits: 2,
+  // The outcome query finds nothing: 0 units on DynamoDB Local, at least 1 on AWS (docs/aws.md counts 1).
+  readUnits: 0,
   messages: 1,
   schedulerInvocations: 0,
 };
-/** One longer sleep (an EventBridge Scheduler one-time schedule that sends to the step queue). */
+/**
+ * One longer sleep (an EventBridge Scheduler one-time schedule that sends to the step queue). The run's
+ * wake-up time is in the sweeper's due index: from one sleep to the next its key moves (2 WRU).
+ */
 const PER_LONG_SLEEP = {
   requests: {
     "dynamodb.PutItem": 1,
@@ -90,6 +107,8 @@ const PER_LONG_SLEEP = {
     "dynamodb.UpdateItem": 1,
     "scheduler.CreateSchedule": 1,
   },
+  writeUnits: 4,
+  readUnits: 0,
   messages: 1,
   schedulerInvocations: 1,
 };
@@ -174,7 +193,7 @@ async function measure(
   // unless `churn` says otherwise.
   const stack = deployStack(
     emulators,
-    { workflows: [steps, sleeps, waits, parent, leaf, fanOut] },
+    { workflows: [steps, sleeps, naps, waits, parent, leaf, fanOut] },
     { visibilityTimeoutSeconds: 60, churn, inlineSteps },
   );
   // Another Lambda sending events with the client, on the counted clients.
@@ -293,13 +312,31 @@ export function describeCostModel(emulatorsOf: () => Emulators): void {
       expect(none.messages).toBe(PER_RUN.messages);
       expect(perUnit(short.requests, shortThree.requests, 2)).toEqual(PER_SHORT_SLEEP.requests);
       expect((shortThree.messages - short.messages) / 2).toBe(PER_SHORT_SLEEP.messages);
+      expect((shortThree.writeUnits - short.writeUnits) / 2).toBe(PER_SHORT_SLEEP.writeUnits);
+      expect((shortThree.readUnits - short.readUnits) / 2).toBe(PER_SHORT_SLEEP.readUnits);
       expect(perUnit(none.requests, short.requests, 1)).toEqual(
         sum(PER_SHORT_SLEEP.requests, FIRST_ON_STEP_FUNCTION),
       );
       expect(shortThree.schedulerInvocations).toBe(0);
       expect(perUnit(long.requests, longThree.requests, 2)).toEqual(PER_LONG_SLEEP.requests);
       expect((longThree.messages - long.messages) / 2).toBe(PER_LONG_SLEEP.messages);
+      expect((longThree.writeUnits - long.writeUnits) / 2).toBe(PER_LONG_SLEEP.writeUnits);
+      expect((longThree.readUnits - long.readUnits) / 2).toBe(PER_LONG_SLEEP.readUnits);
       expect(longThree.schedulerInvocations / 3).toBe(PER_LONG_SLEEP.schedulerInvocations);
+    });
+
+    it("moves no index key for a short sleep between steps (running, asleep, running again)", async () => {
+      // Act: 1 and 3 rounds of an inline step then a 1 s sleep.
+      const one = await measure("aws_cost_naps", [1, 1_000]);
+      const three = await measure("aws_cost_naps", [3, 1_000]);
+      // Assess: a round costs an inline step and a short sleep, no index write on top (listed as running
+      // all along, never in the due index).
+      expect((three.writeUnits - one.writeUnits) / 2).toBe(
+        PER_INLINE_STEP.writeUnits + PER_SHORT_SLEEP.writeUnits,
+      );
+      expect(perUnit(one.requests, three.requests, 2)).toEqual(
+        sum(PER_INLINE_STEP.requests, PER_SHORT_SLEEP.requests),
+      );
     });
 
     it("costs the documented requests per event received and per child run", async () => {

@@ -34,6 +34,10 @@ const sleeper = workflow("aws_recovery_sleeper", async (name: string) => {
   await sleep(2 * DAY);
   return greet(name);
 });
+const napper = workflow("aws_recovery_napper", async (name: string) => {
+  await sleep(60_000);
+  return greet(name);
+});
 const stepper = workflow("aws_recovery_stepper", async (name: string) => greet(name));
 const recoveryChild = workflow("aws_recovery_child", async (name: string) => greet(`child ${name}`));
 const recoveryParent = workflow("aws_recovery_parent", async (name: string) =>
@@ -42,7 +46,7 @@ const recoveryParent = workflow("aws_recovery_parent", async (name: string) =>
 const lateStep = step("aws_recovery_late_step", async (name: string) => `late ${name}`);
 const usesLateStep = workflow("aws_recovery_uses_late_step", async (name: string) => lateStep(name));
 
-const registry = { workflows: [sleeper, stepper, recoveryChild, recoveryParent, usesLateStep] };
+const registry = { workflows: [sleeper, napper, stepper, recoveryChild, recoveryParent, usesLateStep] };
 
 /** Drops (once) the messages `matches` picks, answering as SQS would: a message lost on the way. */
 function dropSends(
@@ -160,6 +164,33 @@ export function describeRecovery(emulatorsOf: () => Emulators): void {
       expect(dlq?.messages.ready.length).toBe(1);
       expect(report.overdue).toEqual([runId]);
       expect(run.result).toBe("hello refused");
+    });
+
+    it("wakes a run whose short sleep's timer message was lost, as a run listed running with nothing heard for the stale time", async () => {
+      // Prepare: the 1-minute sleep's delayed message never reaches the step queue.
+      const dropped: string[] = [];
+      const stack = deploy({
+        decorateSqs: dropSends((body) => body.kind === "timer" && dropped.length === 0, dropped),
+      });
+      const { runId } = await stack.invokeStart({ workflow: "aws_recovery_napper", args: ["napped"] });
+      await waitFor("the timer to be lost", () => (dropped.length > 0 ? true : undefined));
+      const asleep = await stack.waitForStatus(runId, "suspended");
+      const listed = await stack.store.listRuns({ status: "suspended" });
+      const notRunning = await stack.store.listRuns({ status: "running" });
+      emulatorsOf().clock.offset += 5 * 60_000;
+      const early = await stack.sweep();
+      // Act
+      emulatorsOf().clock.offset += 2 * 3_600_000;
+      const late = await stack.sweep();
+      const run = await stack.waitForStatus(runId, "completed");
+      // Assess: listed by its status, though indexed as running; found once stale, not before.
+      expect(asleep.status).toBe("suspended");
+      expect(listed.runs.map((r) => r.runId)).toContain(runId);
+      expect(notRunning.runs.map((r) => r.runId)).not.toContain(runId);
+      expect(early).toEqual({ overdue: [], stale: [], children: [] });
+      expect(late.stale).toEqual([runId]);
+      expect(run.result).toBe("hello napped");
+      expect(ofType(await stack.events(runId), "sleep_completed")).toHaveLength(1);
     });
 
     it("re-sends a step task that was lost, once the run has been running with nothing heard for the stale time", async () => {

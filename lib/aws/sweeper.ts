@@ -21,7 +21,11 @@ export interface SweepOptions {
    * @default 60000 (1 minute)
    */
   graceMs?: number;
-  /** Runs looked at per index shard and kind, per sweep. @default 100 */
+  /**
+   * Runs looked at per index shard and kind, per sweep. The stale check goes on from sweep to sweep (on
+   * the same store) where the last one stopped, so every pending or running run is looked at in turn.
+   * @default 100
+   */
   limit?: number;
 }
 

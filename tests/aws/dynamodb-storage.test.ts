@@ -8,6 +8,7 @@ import { UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DynamoDBEngineStore } from "../../lib/adapters/aws/dynamodb-engine-store.ts";
 import { DynamoDBStorage } from "../../lib/adapters/aws/dynamodb-storage.ts";
+import { shardOf } from "../../lib/adapters/aws/keys.ts";
 import type { StoreContext } from "../../lib/adapters/aws/store-context.ts";
 import { createTable } from "../../lib/adapters/aws/table-schema.ts";
 import { ConfigurationError, PayloadTooLargeError, VersionConflictError } from "../../lib/core/errors.ts";
@@ -231,6 +232,42 @@ describe("DynamoDBStorage beyond the contract", () => {
     const run = await store.getRun(fixture.run.runId);
     expect(run?.input).toEqual(input);
     await store.close();
+  });
+});
+
+describe("the sweeper's stale scan", () => {
+  it("goes on from sweep to sweep through the runs listed as running, then starts again from the oldest", async () => {
+    // Prepare: four runs listed as running in one index shard, oldest first, none changed for days, on a table
+    // of their own.
+    const table = "tsworkflow-stale-scan";
+    const client = dynamo.client();
+    await createTable(client, table);
+    const store = new DynamoDBStorage({ tableName: table, client });
+    const sameShard: string[] = [];
+    for (let i = 0; sameShard.length < 4; i += 1) {
+      const runId = `run_scan_${i}`;
+      if (shardOf(runId) === shardOf("run_scan_0")) sameShard.push(runId);
+    }
+    for (const [index, runId] of sameShard.entries()) {
+      const at = new Date(Date.UTC(2026, 0, 1, 0, index)).toISOString();
+      await store.createRun(newRunFixture({ runId, status: "running", createdAt: at, updatedAt: at }));
+    }
+    const now = Date.UTC(2026, 0, 10);
+    // Act: sweeps that look at two runs per shard.
+    const sweeps: string[][] = [];
+    for (let i = 0; i < 4; i += 1) {
+      const found = await store.findRunsToSweep({ now, staleBefore: now, limit: 2 });
+      sweeps.push(found.stale.map((run) => run.runId).sort());
+    }
+    // Assess: the oldest two, the next two, nothing past the end, the oldest two again.
+    const sorted = (ids: string[]) => [...ids].sort();
+    expect(sweeps).toEqual([
+      sorted(sameShard.slice(0, 2)),
+      sorted(sameShard.slice(2, 4)),
+      [],
+      sorted(sameShard.slice(0, 2)),
+    ]);
+    client.destroy();
   });
 });
 

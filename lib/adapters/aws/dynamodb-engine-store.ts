@@ -89,6 +89,8 @@ export class DynamoDBEngineStore implements EventStore {
   private readonly ttlSeconds: number;
   private readonly facts: RunFacts;
   private defaultReader: S3Payloads | undefined;
+  /** Where the sweeper's stale scan of each index partition goes on from (see `runsToSweep`). */
+  private readonly staleScanFrom = new Map<string, string>();
 
   constructor(options: DynamoDBStorageOptions) {
     this.ownsClient = options.client === undefined;
@@ -218,7 +220,7 @@ export class DynamoDBEngineStore implements EventStore {
     due: RunRecord[];
     stale: RunRecord[];
   }> {
-    return runsToSweep(this.context, options);
+    return runsToSweep(this.context, options, this.staleScanFrom);
   }
 
   /** Takes a finished child run out of the sweeper's due index once its parent has been told. */

@@ -93,11 +93,12 @@ function partitionsOf(query: RunQuery): {
   };
 }
 
+/** The keys of a partition's newest runs before `from` or, `oldestFirst`, its oldest after `from`. */
 async function newest(
   context: StoreContext,
   index: { name: string; partitionKey: string },
   partition: string,
-  before: string | undefined,
+  from: string | undefined,
   limit: number,
   oldestFirst = false,
 ): Promise<Item[]> {
@@ -105,9 +106,10 @@ async function newest(
     new QueryCommand({
       TableName: context.tableName,
       IndexName: index.name,
-      KeyConditionExpression: before === undefined ? "#pk = :pk" : "#pk = :pk AND gsiSk < :before",
+      KeyConditionExpression:
+        from === undefined ? "#pk = :pk" : `#pk = :pk AND gsiSk ${oldestFirst ? ">" : "<"} :from`,
       ExpressionAttributeNames: { "#pk": index.partitionKey },
-      ExpressionAttributeValues: { ":pk": partition, ...(before === undefined ? {} : { ":before": before }) },
+      ExpressionAttributeValues: { ":pk": partition, ...(from === undefined ? {} : { ":from": from }) },
       ScanIndexForward: oldestFirst,
       Limit: limit,
     }),
@@ -143,12 +145,13 @@ export async function readDocuments(
 export async function runsToSweep(
   context: StoreContext,
   options: { now: number; staleBefore: number; limit: number },
+  scanFrom: Map<string, string>,
 ): Promise<{ due: RunRecord[]; stale: RunRecord[] }> {
   const stale = new Date(options.staleBefore).toISOString();
   const [due, pending, running] = await Promise.all([
     dueDocuments(context, options.now, options.limit),
-    staleDocuments(context, "pending", stale, options.limit),
-    staleDocuments(context, "running", stale, options.limit),
+    staleDocuments(context, "pending", stale, options.limit, scanFrom),
+    staleDocuments(context, "running", stale, options.limit, scanFrom),
   ]);
   const records = (items: Item[]) => Promise.all(items.map((item) => toRecord(context, item)));
   return { due: await records(due), stale: await records([...pending, ...running]) };
@@ -193,19 +196,33 @@ async function dueDocuments(context: StoreContext, now: number, limit: number): 
 }
 
 /**
- * Documents of runs in `status` whose last change is older than `updatedBefore` (ISO), among the
- * `limit` oldest of each shard.
+ * Documents of runs listed in `status` whose last change is older than `updatedBefore` (ISO), among the
+ * next `limit` of each shard, oldest first: each sweep goes on where the last one left off (`scanFrom`, by
+ * partition) and starts again from the oldest past the end, so that runs that stay (pollers in short
+ * sleeps) do not hide newer ones.
  */
 async function staleDocuments(
   context: StoreContext,
   status: "pending" | "running",
   updatedBefore: string,
   limit: number,
+  scanFrom: Map<string, string>,
 ): Promise<Item[]> {
   const pages = await Promise.all(
-    shards().map((shard) =>
-      newest(context, TABLE_SCHEMA.byStatusIndex, statusKey(status, shard), undefined, limit, true),
-    ),
+    shards().map(async (shard) => {
+      const partition = statusKey(status, shard);
+      const keys = await newest(
+        context,
+        TABLE_SCHEMA.byStatusIndex,
+        partition,
+        scanFrom.get(partition),
+        limit,
+        true,
+      );
+      if (keys.length < limit) scanFrom.delete(partition);
+      else scanFrom.set(partition, keys[keys.length - 1]?.gsiSk as string);
+      return keys;
+    }),
   );
   const documents = await readDocuments(
     context,

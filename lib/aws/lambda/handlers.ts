@@ -132,30 +132,23 @@ export function createWorkflowHandler(
             const runId =
               message?.kind === "activation" ? message.task.runId : record.attributes.MessageGroupId;
             const receiveCount = Number(record.attributes.ApproximateReceiveCount ?? "1");
+            const details = { runId, messageId: record.messageId, receiveCount, ...errorDetails(error) };
             if (isPoison(error)) {
-              logger.error("a message that is not a tsworkflow activation goes to the dead-letter queue", {
-                runId,
-                messageId: record.messageId,
-                ...errorDetails(error),
-              });
+              logger.error(
+                "a message that is not a tsworkflow activation goes to the dead-letter queue",
+                details,
+              );
               await holdBack(runtime, runtime.config.workflowQueueUrl, record, 0);
             } else if (error instanceof WorkflowNotFoundError) {
               // A deploy half done: the function that knows this workflow is not live yet.
               const seconds = unknownWorkflowBackoffSeconds(receiveCount, options.deployBackoffSeconds);
-              logger.warn(`workflow not in this code (a deploy in progress?); retried in ${seconds} s`, {
-                runId,
-                messageId: record.messageId,
-                receiveCount,
-                ...errorDetails(error),
-              });
+              logger.warn(
+                `workflow not in this code (a deploy in progress?); retried in ${seconds} s`,
+                details,
+              );
               await holdBack(runtime, runtime.config.workflowQueueUrl, record, seconds);
             } else {
-              logger.error("activation failed; SQS delivers it again", {
-                runId,
-                messageId: record.messageId,
-                receiveCount,
-                ...errorDetails(error),
-              });
+              logger.error("activation failed; SQS delivers it again", details);
             }
             for (const later of records.slice(index)) failed.push(later.messageId);
             return;
@@ -240,32 +233,19 @@ export function createStepHandler(registry: WorkflowRegistry, options: HandlerOp
           message = parseQueueMessage(record.body);
           await handle(record, message);
         } catch (error) {
-          const context =
-            message?.kind === "step"
-              ? {
-                  runId: message.task.runId,
-                  workflowName: message.task.workflowName,
-                  stepId: message.task.stepId,
-                  stepName: message.task.stepName,
-                }
-              : { runId: message && "task" in message ? message.task.runId : undefined };
-          if (isPoison(error) || error instanceof StepNotFoundError) {
-            logger.error("a step message that cannot run here goes to the dead-letter queue", {
-              ...context,
-              messageId: record.messageId,
-              ...errorDetails(error),
-            });
-            await holdBack(runtime, runtime.config.stepQueueUrl, record, 0);
-            failed.push(record.messageId);
-            return;
-          }
-          logger.error("step message failed; SQS delivers it again", {
-            ...context,
+          const task = message?.kind === "step" ? message.task : undefined;
+          const details = {
+            runId: message && "task" in message ? message.task.runId : undefined,
+            ...(task && { workflowName: task.workflowName, stepId: task.stepId, stepName: task.stepName }),
             messageId: record.messageId,
             receiveCount: record.attributes.ApproximateReceiveCount,
             ...errorDetails(error),
-          });
+          };
           failed.push(record.messageId);
+          if (isPoison(error) || error instanceof StepNotFoundError) {
+            logger.error("a step message that cannot run here goes to the dead-letter queue", details);
+            await holdBack(runtime, runtime.config.stepQueueUrl, record, 0);
+          } else logger.error("step message failed; SQS delivers it again", details);
         }
       }),
     ).finally(ended);

@@ -1,6 +1,7 @@
 import { createWriteStream, type WriteStream } from "node:fs";
 import type { LogItem } from "@aws-lambda-powertools/logger";
 import { Logger } from "@aws-lambda-powertools/logger";
+import { ConfigurationError } from "./errors.ts";
 
 export type LogLevelName = "debug" | "info" | "warning" | "error" | "silent";
 
@@ -25,13 +26,20 @@ export interface RunLogContext {
   [key: string]: unknown;
 }
 
-const POWERTOOLS_LEVEL: Record<LogLevelName, "DEBUG" | "INFO" | "WARN" | "ERROR" | "SILENT"> = {
+type PowertoolsLevel = "DEBUG" | "INFO" | "WARN" | "ERROR" | "SILENT";
+
+/** Powertools' level of each name, and "warn" for "warning" (as `LOG_LEVEL=warn` has it). */
+const POWERTOOLS_LEVEL: Record<LogLevelName | "warn", PowertoolsLevel> = {
   debug: "DEBUG",
   info: "INFO",
   warning: "WARN",
+  warn: "WARN",
   error: "ERROR",
   silent: "SILENT",
 };
+
+const levelOf = (name: string): PowertoolsLevel | undefined =>
+  Object.hasOwn(POWERTOOLS_LEVEL, name) ? POWERTOOLS_LEVEL[name as LogLevelName] : undefined;
 
 const CONTEXT_KEYS = new Set(["runId", "workflowName", "stepId", "stepName"]);
 const BASE_KEYS = new Set(["level", "message", "timestamp", "service", "sampling_rate", "xray_trace_id"]);
@@ -69,12 +77,6 @@ function toText(attributes: Record<string, unknown>): string {
 let current: Logger | undefined;
 let currentFile: WriteStream | undefined;
 
-function envLevel(): LogLevelName | undefined {
-  const value = (process.env.POWERTOOLS_LOG_LEVEL ?? process.env.LOG_LEVEL ?? "").toLowerCase();
-  if (value === "warn") return "warning";
-  return (["debug", "info", "warning", "error", "silent"] as const).find((level) => level === value);
-}
-
 /**
  * Sets up tsworkflow's structured logger (Powertools for AWS Lambda underneath).
  * @example
@@ -82,6 +84,15 @@ function envLevel(): LogLevelName | undefined {
  * configureLogging({ level: "debug", logFile: "./workflows.log", jsonLogs: false, showContext: true });
  */
 export function configureLogging(options: LoggingOptions = {}): void {
+  // An unknown level here is a mistake to report; in the environment, one that other tools may read too.
+  const level =
+    options.level === undefined
+      ? (levelOf((process.env.POWERTOOLS_LOG_LEVEL ?? process.env.LOG_LEVEL ?? "").toLowerCase()) ?? "INFO")
+      : levelOf(options.level);
+  if (!level)
+    throw new ConfigurationError(
+      `Unknown log level "${options.level}": use debug, info, warning, error or silent.`,
+    );
   currentFile?.end();
   currentFile = options.logFile ? createWriteStream(options.logFile, { flags: "a" }) : undefined;
   const logger = new TsWorkflowLogger({
@@ -89,7 +100,7 @@ export function configureLogging(options: LoggingOptions = {}): void {
     showContext: options.showContext ?? true,
     ...(currentFile ? { file: currentFile } : {}),
   });
-  logger.setLogLevel(POWERTOOLS_LEVEL[options.level ?? envLevel() ?? "info"]);
+  logger.setLogLevel(level);
   current = logger;
 }
 

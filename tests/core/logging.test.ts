@@ -1,7 +1,7 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { configureLogging, log, step, workflow } from "tsworkflow";
+import { ConfigurationError, configureLogging, log, step, workflow } from "tsworkflow";
 import { MemoryStorage } from "tsworkflow/local";
 import { startLocal } from "tsworkflow/testing";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
@@ -156,5 +156,19 @@ describe("configureLogging", () => {
     expect(lines.map((line) => line.message)).toContain("order charged");
     expect(lines.map((line) => line.message)).not.toContain("processing order");
     expect(lines.filter((line) => line.level === "INFO" || line.level === "DEBUG")).toEqual([]);
+  });
+
+  it("takes warn for warning, as LOG_LEVEL does, and refuses an unknown level with a ConfigurationError", async () => {
+    // Prepare
+    const logFile = newLogFile();
+    // Act: as JavaScript callers may write them (no types to stop them).
+    configureLogging({ level: "warn" as "warning", logFile, jsonLogs: true });
+    await startLocal(ordering, ["o-6"], { storage: new MemoryStorage() });
+    const unknown = () => configureLogging({ level: "loud" as "warning" });
+    // Assess
+    const lines = parsed(await linesOnceWritten(logFile, "order charged"));
+    expect(lines.map((line) => line.message)).not.toContain("processing order");
+    expect(unknown).toThrow(ConfigurationError);
+    expect(unknown).toThrow('Unknown log level "loud": use debug, info, warning, error or silent.');
   });
 });

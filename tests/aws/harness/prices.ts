@@ -33,7 +33,8 @@ export interface Usage {
 
 /**
  * Dollars for `usage` at list prices. A strongly consistent read that finds nothing is billed 1 RRU on AWS
- * while DynamoDB Local reports 0: those are added.
+ * while DynamoDB Local reports 0, and a conditional write that fails at least 1 WRU while DynamoDB Local
+ * reports nothing: those are added.
  */
 export function dollarsOf(usage: Usage): number {
   const { counts } = usage;
@@ -43,7 +44,7 @@ export function dollarsOf(usage: Usage): number {
       .reduce((sum, [, count]) => sum + count, 0);
   const fifoSends = requests("sqs.SendMessage") - counts.standardSends;
   return (
-    counts.writeUnits * PRICES.dynamodbWriteUnit +
+    (counts.writeUnits + counts.failedWrites) * PRICES.dynamodbWriteUnit +
     (counts.readUnits + counts.emptyReads) * PRICES.dynamodbReadUnit +
     counts.standardSends * PRICES.sqsStandardRequest +
     fifoSends * PRICES.sqsFifoRequest +

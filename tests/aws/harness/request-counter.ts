@@ -11,6 +11,11 @@ export interface RequestCounts {
   standardSends: number;
   /** Strongly consistent reads DynamoDB Local reported as 0 units (nothing found): AWS bills them 1 RRU. */
   emptyReads: number;
+  /**
+   * Conditional writes that failed (a commit that lost a race, a document update already past): DynamoDB
+   * Local reports no units for them; AWS bills at least 1 WRU each.
+   */
+  failedWrites: number;
 }
 
 interface CountableClient {
@@ -26,7 +31,14 @@ interface CountableClient {
 }
 
 export class RequestCounter {
-  counts: RequestCounts = { requests: {}, writeUnits: 0, readUnits: 0, standardSends: 0, emptyReads: 0 };
+  counts: RequestCounts = {
+    requests: {},
+    writeUnits: 0,
+    readUnits: 0,
+    standardSends: 0,
+    emptyReads: 0,
+    failedWrites: 0,
+  };
   /** Every SQS `SendMessageBatch`: its queue and number of messages. */
   batches: { queueUrl: string; size: number }[] = [];
 
@@ -48,7 +60,12 @@ export class RequestCounter {
         }
         if (service === "dynamodb")
           (args.input as { ReturnConsumedCapacity?: string }).ReturnConsumedCapacity = "TOTAL";
-        const result = await next(args);
+        const result = await next(args).catch((error: unknown) => {
+          const name = (error as { name?: string }).name;
+          if (name === "ConditionalCheckFailedException" || name === "TransactionCanceledException")
+            this.counts.failedWrites += 1;
+          throw error;
+        });
         if (service === "dynamodb") {
           const before = this.counts.readUnits;
           this.addCapacity(operation, (result.output as { ConsumedCapacity?: unknown }).ConsumedCapacity);
@@ -62,7 +79,14 @@ export class RequestCounter {
   }
 
   reset(): void {
-    this.counts = { requests: {}, writeUnits: 0, readUnits: 0, standardSends: 0, emptyReads: 0 };
+    this.counts = {
+      requests: {},
+      writeUnits: 0,
+      readUnits: 0,
+      standardSends: 0,
+      emptyReads: 0,
+      failedWrites: 0,
+    };
     this.batches = [];
   }
 

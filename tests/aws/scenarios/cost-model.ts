@@ -170,6 +170,8 @@ const PER_RUN = {
 interface Measured {
   requests: Record<string, number>;
   writeUnits: number;
+  /** Conditional writes that failed (lost races): none on warm instances. */
+  failedWrites: number;
   readUnits: number;
   messages: number;
   schedulerInvocations: number;
@@ -234,6 +236,7 @@ async function measure(
     return {
       requests: counts.requests,
       writeUnits: counts.writeUnits,
+      failedWrites: counts.failedWrites,
       readUnits: counts.readUnits,
       messages: stack.workflowMapping.stats.records + stack.stepMapping.stats.records,
       schedulerInvocations: emulators.scheduler.invocations.filter(
@@ -286,6 +289,7 @@ export function describeCostModel(emulatorsOf: () => Emulators): void {
         expect((eleven.writeUnits - one.writeUnits) / 10).toBe(expected.writeUnits);
         expect((eleven.readUnits - one.readUnits) / 10).toBe(expected.readUnits);
         expect((eleven.messages - one.messages) / 10).toBe(expected.messages);
+        expect(eleven.failedWrites).toBe(0);
       },
     );
 
@@ -313,6 +317,7 @@ export function describeCostModel(emulatorsOf: () => Emulators): void {
       expect(perUnit(short.requests, shortThree.requests, 2)).toEqual(PER_SHORT_SLEEP.requests);
       expect((shortThree.messages - short.messages) / 2).toBe(PER_SHORT_SLEEP.messages);
       expect((shortThree.writeUnits - short.writeUnits) / 2).toBe(PER_SHORT_SLEEP.writeUnits);
+      expect(shortThree.failedWrites + longThree.failedWrites).toBe(0);
       expect((shortThree.readUnits - short.readUnits) / 2).toBe(PER_SHORT_SLEEP.readUnits);
       expect(perUnit(none.requests, short.requests, 1)).toEqual(
         sum(PER_SHORT_SLEEP.requests, FIRST_ON_STEP_FUNCTION),

@@ -235,6 +235,76 @@ describe("DynamoDBStorage beyond the contract", () => {
   });
 });
 
+describe("reading a run's log", () => {
+  /**
+   * A client whose eventually consistent queries of commit items leave out the newest `lag` of them, as a
+   * replica behind the leader would; records the `ConsistentRead` of each such query.
+   */
+  function laggingReplica(lag: number) {
+    const client = dynamo.client();
+    const reads: boolean[] = [];
+    client.middlewareStack.add(
+      (next) => async (args) => {
+        const input = args.input as {
+          ConsistentRead?: boolean;
+          ExpressionAttributeValues?: Record<string, string | { S?: string }>;
+        };
+        const result = await next(args);
+        // Marshalled or not, depending on where the document client's marshalling sits.
+        const prefix = input.ExpressionAttributeValues?.[":prefix"];
+        if ((typeof prefix === "string" ? prefix : prefix?.S) !== "COMMIT#") return result;
+        reads.push(input.ConsistentRead === true);
+        const output = result.output as { Items?: unknown[] };
+        if (!input.ConsistentRead && output.Items) output.Items = output.Items.slice(0, -lag || undefined);
+        return result;
+      },
+      { step: "initialize", name: "laggingReplica" },
+    );
+    return { client, reads };
+  }
+
+  async function runWithThreeCommits(store: DynamoDBStorage): Promise<string> {
+    const fixture = newRunFixture();
+    const runId = fixture.run.runId;
+    await store.createRun(fixture);
+    await store.commit(runId, 1, [logEvent(runId, 2, "a")], { status: "running", updatedAt: at });
+    await store.commit(runId, 2, [logEvent(runId, 3, "b")], { status: "running", updatedAt: at });
+    return runId;
+  }
+
+  it("reads it eventually consistent (half the read units) when that read reaches the run document's version", async () => {
+    // Prepare
+    const writer = new DynamoDBStorage({ tableName: TABLE, client: dynamo.client() });
+    const runId = await runWithThreeCommits(writer);
+    const { client, reads } = laggingReplica(0);
+    const reader = new DynamoDBStorage({ tableName: TABLE, client });
+    // Act
+    const events = await reader.getEvents(runId);
+    // Assess
+    expect(events.map((event) => event.seq)).toEqual([1, 2, 3]);
+    expect(reads).toEqual([false]);
+    await writer.close();
+    await reader.close();
+  });
+
+  it("reads it again consistently when the eventually consistent read ends before the run document", async () => {
+    // Prepare: the replica has not seen the last commit yet.
+    const writer = new DynamoDBStorage({ tableName: TABLE, client: dynamo.client() });
+    const runId = await runWithThreeCommits(writer);
+    const { client, reads } = laggingReplica(1);
+    const reader = new DynamoDBStorage({ tableName: TABLE, client });
+    // Act
+    const run = await reader.getRun(runId);
+    const events = await reader.getEvents(runId);
+    // Assess
+    expect(run?.version).toBe(3);
+    expect(events.map((event) => event.seq)).toEqual([1, 2, 3]);
+    expect(reads).toEqual([false, true]);
+    await writer.close();
+    await reader.close();
+  });
+});
+
 describe("the sweeper's stale scan", () => {
   it("goes on from sweep to sweep through the runs listed as running, then starts again from the oldest", async () => {
     // Prepare: four runs listed as running in one index shard, oldest first, none changed for days, on a table

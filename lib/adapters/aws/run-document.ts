@@ -160,37 +160,28 @@ function inlineOrPointer(field: string, value: unknown, at: string): Record<stri
 /** The run record of a document, reading large values from the commits it points to. */
 export async function toRecord(context: StoreContext, item: Item): Promise<RunRecord> {
   const runId = item.runId as string;
+  /** The document's copy of `field`, else the event of the commit it points to that holds it. */
+  const stored = async (
+    field: "input" | "result" | "error",
+    type: "workflow_started" | "workflow_completed" | "workflow_failed",
+    at = item[`${field}At`] as string | undefined,
+  ): Promise<unknown> => {
+    if (item[field] !== undefined) return JSON.parse(item[field] as string);
+    if (at === undefined) return undefined;
+    const event = (await readCommitEvent(context, runId, at, type)) as Record<string, unknown> | undefined;
+    return event?.[field];
+  };
   const [input, result, error] = await Promise.all([
-    item.input !== undefined
-      ? JSON.parse(item.input as string)
-      : item.inputAt !== undefined
-        ? readCommitEvent(context, runId, item.inputAt as string, "workflow_started").then(
-            (event) => event?.input ?? [],
-          )
-        : // A document written before pointers: the input was kept in the log only.
-          readCommitEvent(context, runId, FIRST_COMMIT, "workflow_started").then(
-            (event) => event?.input ?? [],
-          ),
-    item.result !== undefined
-      ? JSON.parse(item.result as string)
-      : item.resultAt !== undefined
-        ? readCommitEvent(context, runId, item.resultAt as string, "workflow_completed").then(
-            (event) => event?.result,
-          )
-        : undefined,
-    item.error !== undefined
-      ? (JSON.parse(item.error as string) as SerializedError)
-      : item.errorAt !== undefined
-        ? readCommitEvent(context, runId, item.errorAt as string, "workflow_failed").then(
-            (event) => event?.error,
-          )
-        : undefined,
+    // A document written before pointers has neither: the input was kept in the log only.
+    stored("input", "workflow_started", (item.inputAt as string | undefined) ?? FIRST_COMMIT),
+    stored("result", "workflow_completed"),
+    stored("error", "workflow_failed"),
   ]);
   return {
     runId,
     workflowName: item.workflowName as string,
     status: item.status as RunStatus,
-    input: input as unknown[],
+    input: (input ?? []) as unknown[],
     ...(result === undefined ? {} : { result }),
     ...(error === undefined ? {} : { error: error as SerializedError }),
     createdAt: item.createdAt as string,

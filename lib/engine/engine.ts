@@ -402,7 +402,10 @@ export class Engine {
     // A warm run is advanced from memory without reading its document or log: if someone else wrote to
     // the log meanwhile, the conditional commit fails and the run is replayed from the log.
     let execution = this.cache?.get(runId);
-    const warm = execution !== undefined && execution.newEvents.length === 0;
+    const warm =
+      execution !== undefined &&
+      execution.newEvents.length === 0 &&
+      execution.committedVersion >= (task.minVersion ?? 0);
     if (!execution || !warm) {
       const run = await this.store.getRun(runId);
       if (!run) {
@@ -537,7 +540,7 @@ export class Engine {
             runId,
             timerId,
             fireAt,
-            task: { runId, cause: { kind: "timer", timerId } },
+            task: { runId, cause: { kind: "timer", timerId }, minVersion: execution.committedVersion },
           });
         }
         if (send.type === "child") return startChild(this, execution, send.wait, traceparent);
@@ -609,7 +612,11 @@ export class Engine {
     const { runId, stepId, attempt } = task;
     // A task whose run id could escape a key or a path runs nothing, whatever the store checks.
     assertRunId(runId);
-    const next: ActivationTask = { runId, cause: { kind: "outcome", stepId, attempt } };
+    const next: ActivationTask = {
+      runId,
+      cause: { kind: "outcome", stepId, attempt },
+      minVersion: task.issueSeq,
+    };
     const wake = (again: boolean) =>
       continueRun && task.lone
         ? this.activateHere({ ...next, redelivered: again })

@@ -21,6 +21,12 @@ export interface ActivationTask {
    */
   redelivered?: boolean;
   /**
+   * The run's version is at least this when the activation is sent (a timer's: the version that armed it;
+   * a step outcome's: the step's `issueSeq`): an engine that holds an older copy of the run reads it again
+   * at once instead of deciding on the old copy (a doomed commit).
+   */
+  minVersion?: number;
+  /**
    * When the activation was sent (epoch ms), set while telemetry is on: the wait until it starts is its
    * schedule-to-start. Absent for a timer's activation (its lateness is measured instead).
    */

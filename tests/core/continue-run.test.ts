@@ -140,4 +140,41 @@ describe("an executor that goes on with the run", () => {
     ]);
     expect(resent.map((task) => task.stepName)).toEqual(["continue_second"]);
   });
+
+  it("reads the run at once when it holds an older copy of it than the step's task, instead of deciding on the old copy", async () => {
+    // Prepare: two executors on one store, as two Lambda instances. The first activates the run (and keeps
+    // it); the second runs the first step and goes on with the run; the second step comes back to the first.
+    executed.length = 0;
+    const calls: string[] = [];
+    const store = new Proxy(new MemoryStorage(), {
+      get(target, property, receiver) {
+        const value = Reflect.get(target, property, receiver);
+        if (typeof value !== "function" || typeof property !== "string") return value;
+        return (...args: unknown[]) => {
+          calls.push(property);
+          return value.apply(target, args);
+        };
+      },
+    });
+    const a = manualEngine({ store });
+    const b = manualEngine({ store });
+    const { runId } = await a.engine.start(sequence, []);
+    for (const task of a.queue.takeActivations()) await a.engine.activate(task);
+    const [firstTask] = a.queue.takeSteps() as [NonNullable<ReturnType<typeof a.queue.takeSteps>[number]>];
+    await b.engine.executeStep(firstTask, { continueRun: true });
+    const [secondTask] = b.queue.takeSteps() as [NonNullable<ReturnType<typeof b.queue.takeSteps>[number]>];
+    calls.length = 0;
+    // Act
+    await a.engine.executeStep(secondTask, { continueRun: true });
+    // Assess: one read of the run and its log, one listing of outcomes, one commit: no decision on the old
+    // copy (a listing, a version check, then the same reads again).
+    expect(calls.filter((call) => call !== "getOutcome" && call !== "putOutcome")).toEqual([
+      "getRun",
+      "getEvents",
+      "listOutcomes",
+      "commit",
+    ]);
+    expect(await a.run(runId)).toMatchObject({ status: "completed", result: 3 });
+    expect(executed).toEqual(["first", "second"]);
+  });
 });

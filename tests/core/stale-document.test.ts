@@ -4,7 +4,7 @@
  * suspended or resumed twice in a row.
  */
 import { configureLogging, sleep, step, waitForEvent, workflow } from "tsworkflow";
-import type { RunRecord } from "tsworkflow/engine";
+import type { EventStore, RunRecord } from "tsworkflow/engine";
 import { MemoryStorage } from "tsworkflow/local";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { manualEngine, types } from "./support/manual-engine.ts";
@@ -19,6 +19,12 @@ const fetchThenWait = workflow("stale_doc_fetch_then_wait", async () => {
   const report = await fetchReport();
   await waitForEvent("approved");
   return report;
+});
+
+const twoNaps = workflow("stale_doc_two_naps", async () => {
+  await sleep("1m");
+  await sleep("1m");
+  return "rested";
 });
 
 /** A memory store whose `getRun` answers with a document the test froze, while the log moves on. */
@@ -75,5 +81,42 @@ describe("a document that lags the log", () => {
     expect(log.at(-1)).toBe("workflow_suspended");
     expect(log.filter((type) => type === "workflow_suspended")).toHaveLength(1);
     expect(await m.run(runId)).toMatchObject({ status: "suspended" });
+  });
+});
+
+describe("an engine that holds an older copy of a run", () => {
+  it("reads the run again when a timer armed by a later version reaches it, instead of committing from the old copy", async () => {
+    // Prepare: two engines on one store, as two Lambda instances. The first arms the first sleep (and keeps
+    // the run); the second wakes it and arms the second sleep; that timer comes back to the first.
+    const store = new MemoryStorage();
+    let failedCommits = 0;
+    const counted = new Proxy(store, {
+      get(target, property, receiver) {
+        if (property !== "commit") return Reflect.get(target, property, receiver);
+        return (...args: Parameters<EventStore["commit"]>) =>
+          target.commit(...args).catch((error: unknown) => {
+            failedCommits += 1;
+            throw error;
+          });
+      },
+    });
+    const a = manualEngine({ store: counted });
+    const b = manualEngine({ store: counted });
+    const { runId } = await a.engine.start(twoNaps, []);
+    await a.runQueued();
+    const first = a.timers.takeEarliest();
+    if (!first) throw new Error("no first timer");
+    b.clock.advanceTo(first.fireAt);
+    await b.engine.activate(first.task);
+    const second = b.timers.takeEarliest();
+    if (!second) throw new Error("no second timer");
+    // Act
+    a.clock.advanceTo(second.fireAt);
+    await a.engine.activate(second.task);
+    // Assess
+    expect(second.task.minVersion).toBeGreaterThan(first.task.minVersion ?? Number.POSITIVE_INFINITY);
+    expect(failedCommits).toBe(0);
+    expect(await a.run(runId)).toMatchObject({ status: "completed", result: "rested" });
+    expect(types(await a.events(runId)).filter((type) => type === "sleep_completed")).toHaveLength(2);
   });
 });

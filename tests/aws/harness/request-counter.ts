@@ -30,15 +30,18 @@ interface CountableClient {
   };
 }
 
+/** Nothing counted yet. */
+const noCounts = (): RequestCounts => ({
+  requests: {},
+  writeUnits: 0,
+  readUnits: 0,
+  standardSends: 0,
+  emptyReads: 0,
+  failedWrites: 0,
+});
+
 export class RequestCounter {
-  counts: RequestCounts = {
-    requests: {},
-    writeUnits: 0,
-    readUnits: 0,
-    standardSends: 0,
-    emptyReads: 0,
-    failedWrites: 0,
-  };
+  counts: RequestCounts = noCounts();
   /** Every SQS `SendMessageBatch`: its queue and number of messages. */
   batches: { queueUrl: string; size: number }[] = [];
 
@@ -79,14 +82,7 @@ export class RequestCounter {
   }
 
   reset(): void {
-    this.counts = {
-      requests: {},
-      writeUnits: 0,
-      readUnits: 0,
-      standardSends: 0,
-      emptyReads: 0,
-      failedWrites: 0,
-    };
+    this.counts = noCounts();
     this.batches = [];
   }
 

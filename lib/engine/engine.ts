@@ -400,7 +400,8 @@ export class Engine {
     // The activation's time: its new events are stamped with it, and what is due is due by it.
     const now = this.clock.now();
     // A warm run is advanced from memory without reading its document or log: if someone else wrote to
-    // the log meanwhile, the conditional commit fails and the run is replayed from the log.
+    // the log meanwhile, the conditional commit fails and the run is replayed from the log. A task that
+    // says the run has moved past this copy (`minVersion`) skips straight to the replay.
     let execution = this.cache?.get(runId);
     const warm =
       execution !== undefined &&

@@ -263,21 +263,22 @@ describe("reading a run's log", () => {
     return { client, reads };
   }
 
-  async function runWithThreeCommits(store: DynamoDBStorage): Promise<string> {
+  /** A run of three commits, written through one store, and a second store reading through `laggingReplica(lag)`. */
+  async function runWithThreeCommits(lag: number) {
+    const writer = new DynamoDBStorage({ tableName: TABLE, client: dynamo.client() });
     const fixture = newRunFixture();
     const runId = fixture.run.runId;
-    await store.createRun(fixture);
-    await store.commit(runId, 1, [logEvent(runId, 2, "a")], { status: "running", updatedAt: at });
-    await store.commit(runId, 2, [logEvent(runId, 3, "b")], { status: "running", updatedAt: at });
-    return runId;
+    await writer.createRun(fixture);
+    await writer.commit(runId, 1, [logEvent(runId, 2, "a")], { status: "running", updatedAt: at });
+    await writer.commit(runId, 2, [logEvent(runId, 3, "b")], { status: "running", updatedAt: at });
+    const { client, reads } = laggingReplica(lag);
+    const reader = new DynamoDBStorage({ tableName: TABLE, client });
+    return { writer, reader, runId, reads };
   }
 
   it("reads it eventually consistent (half the read units) when that read reaches the run document's version", async () => {
     // Prepare
-    const writer = new DynamoDBStorage({ tableName: TABLE, client: dynamo.client() });
-    const runId = await runWithThreeCommits(writer);
-    const { client, reads } = laggingReplica(0);
-    const reader = new DynamoDBStorage({ tableName: TABLE, client });
+    const { writer, reader, runId, reads } = await runWithThreeCommits(0);
     // Act
     const events = await reader.getEvents(runId);
     // Assess
@@ -289,10 +290,7 @@ describe("reading a run's log", () => {
 
   it("reads it again consistently when the eventually consistent read ends before the run document", async () => {
     // Prepare: the replica has not seen the last commit yet.
-    const writer = new DynamoDBStorage({ tableName: TABLE, client: dynamo.client() });
-    const runId = await runWithThreeCommits(writer);
-    const { client, reads } = laggingReplica(1);
-    const reader = new DynamoDBStorage({ tableName: TABLE, client });
+    const { writer, reader, runId, reads } = await runWithThreeCommits(1);
     // Act
     const run = await reader.getRun(runId);
     const events = await reader.getEvents(runId);

@@ -8,7 +8,7 @@ import { UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DynamoDBEngineStore } from "../../lib/adapters/aws/dynamodb-engine-store.ts";
 import { DynamoDBStorage } from "../../lib/adapters/aws/dynamodb-storage.ts";
-import { shardOf } from "../../lib/adapters/aws/keys.ts";
+import { commitSk, shardOf } from "../../lib/adapters/aws/keys.ts";
 import type { StoreContext } from "../../lib/adapters/aws/store-context.ts";
 import { createTable } from "../../lib/adapters/aws/table-schema.ts";
 import { ConfigurationError, PayloadTooLargeError, VersionConflictError } from "../../lib/core/errors.ts";
@@ -372,6 +372,56 @@ describe("DynamoDBStorage transactions", () => {
     expect(await store.getRun(fixture.run.runId)).toMatchObject({ status: "pending", version: 1 });
     expect((await store.getEvents(fixture.run.runId)).map((event) => event.type)).toEqual([
       "workflow_started",
+    ]);
+    await store.close();
+    client.destroy();
+  });
+
+  it("answers an SDK retry of a commit whose reply was lost as the success it was, and still refuses another writer's", async () => {
+    // Prepare: the first reply to the commit's PutItem is lost on the way back (the write happened).
+    const client = dynamo.client();
+    const commitPuts: string[] = [];
+    let lost = false;
+    client.middlewareStack.add(
+      (next, context) => async (args) => {
+        const result = await next(args);
+        const sk = (args.input as { Item?: { sk?: { S?: string } } }).Item?.sk?.S;
+        if (
+          (context as { commandName?: string }).commandName === "PutItemCommand" &&
+          sk?.startsWith("COMMIT#")
+        ) {
+          commitPuts.push(sk);
+          if (!lost) {
+            lost = true;
+            throw Object.assign(new Error("read ECONNRESET"), { code: "ECONNRESET" });
+          }
+        }
+        return result;
+      },
+      { step: "deserialize", name: "loseFirstCommitReply" },
+    );
+    const store = new DynamoDBEngineStore({ tableName: TABLE, client });
+    const fixture = newRunFixture();
+    const runId = fixture.run.runId;
+    await new DynamoDBStorage({ tableName: TABLE, client: dynamo.client() }).createRun(fixture);
+    // Act
+    const committed = await store.commit(runId, 1, [logEvent(runId, 2, "mine")], {
+      status: "running",
+      updatedAt: at,
+    });
+    const other = store.commit(runId, 1, [logEvent(runId, 2, "another writer's")], {
+      status: "running",
+      updatedAt: at,
+    });
+    // Assess: the SDK sent the put twice; the second found the commit it had made and was a success.
+    expect(lost).toBe(true);
+    expect(commitPuts.slice(0, 2)).toEqual([commitSk(2), commitSk(2)]);
+    expect(committed).toEqual({});
+    await expect(other).rejects.toBeInstanceOf(VersionConflictError);
+    expect((await store.getRun(runId))?.version).toBe(2);
+    expect((await store.getEvents(runId)).map((e) => (e.type === "log_info" ? e.message : e.type))).toEqual([
+      "workflow_started",
+      "mine",
     ]);
     await store.close();
     client.destroy();

@@ -6,7 +6,8 @@ import type { StoreContext } from "./store-context.ts";
 
 /**
  * Writes the items of a commit (see `commitItems`), each `attribute_not_exists(sk)`: one `PutItem`, or a
- * transaction for a commit split in parts.
+ * transaction for a commit split in parts. An SDK retry of a `PutItem` whose reply was lost finds the item it
+ * wrote (returned with the failed condition): that is a success, or no one would send the commit's steps.
  * @throws VersionConflictError when another writer committed at this version first
  */
 export async function putCommit(
@@ -19,6 +20,7 @@ export async function putCommit(
     TableName: context.tableName,
     Item: item,
     ConditionExpression: "attribute_not_exists(sk)",
+    ReturnValuesOnConditionCheckFailure: "ALL_OLD" as const,
   });
   try {
     if (items.length === 1) await context.documents.send(new PutCommand(put(items[0] as Item)));
@@ -30,6 +32,8 @@ export async function putCommit(
         }),
       );
   } catch (error) {
+    const mine = items[0]?.events;
+    if (mine && (error as { Item?: { events?: { S?: string } } }).Item?.events?.S === mine) return;
     if (conditionFailed(error)) throw new VersionConflictError(runId, expectedVersion);
     throw error;
   }

@@ -81,25 +81,18 @@ export function atExpression(fireAt: number): string {
 export class SqsSchedulerTimers implements Timers {
   private readonly queue: SqsTaskQueue;
   private readonly scheduler: SchedulerConnection;
-  private readonly stepQueueArn: string;
-  private readonly scheduleGroup: string;
-  private readonly schedulerRoleArn: string;
   private readonly clock: Clock;
   private readonly maxDelaySeconds: number;
-  private readonly deadLetterQueueArn: string | undefined;
 
-  constructor(options: SqsSchedulerTimersOptions) {
+  /** The schedules' target, group and role are read from `options` when a timer is set. */
+  constructor(private readonly options: SqsSchedulerTimersOptions) {
     this.queue = options.queue;
     this.scheduler = new SchedulerConnection({
       client: options.scheduler,
       clientConfig: options.schedulerConfig,
     });
-    this.stepQueueArn = options.stepQueueArn;
-    this.scheduleGroup = options.scheduleGroup;
-    this.schedulerRoleArn = options.schedulerRoleArn;
     this.clock = options.clock ?? systemClock;
     this.maxDelaySeconds = Math.min(options.maxDelaySeconds ?? MAX_SQS_DELAY_SECONDS, MAX_SQS_DELAY_SECONDS);
-    this.deadLetterQueueArn = options.deadLetterQueueArn;
   }
 
   async schedule(timer: TimerRequest): Promise<void> {
@@ -109,21 +102,22 @@ export class SqsSchedulerTimers implements Timers {
     const delaySeconds = Math.ceil(delayMs / 1000);
     if (delaySeconds <= this.maxDelaySeconds) return this.queue.sendTimer(message, delaySeconds);
     const { sdk, client } = await this.scheduler.session();
+    const { scheduleGroup, stepQueueArn, schedulerRoleArn, deadLetterQueueArn } = this.options;
     try {
       await client.send(
         new sdk.CreateScheduleCommand({
           Name: scheduleName(timer.runId, timer.timerId),
-          GroupName: this.scheduleGroup,
+          GroupName: scheduleGroup,
           ScheduleExpression: atExpression(timer.fireAt),
           ScheduleExpressionTimezone: "UTC",
           FlexibleTimeWindow: { Mode: "OFF" },
           ActionAfterCompletion: "DELETE",
           Target: {
-            Arn: this.stepQueueArn,
-            RoleArn: this.schedulerRoleArn,
+            Arn: stepQueueArn,
+            RoleArn: schedulerRoleArn,
             Input: messageBody(message),
             RetryPolicy: TIMER_RETRY_POLICY,
-            ...(this.deadLetterQueueArn ? { DeadLetterConfig: { Arn: this.deadLetterQueueArn } } : {}),
+            ...(deadLetterQueueArn ? { DeadLetterConfig: { Arn: deadLetterQueueArn } } : {}),
           },
         }),
       );
@@ -137,7 +131,10 @@ export class SqsSchedulerTimers implements Timers {
     const { sdk, client } = await this.scheduler.session();
     try {
       await client.send(
-        new sdk.DeleteScheduleCommand({ Name: scheduleName(runId, timerId), GroupName: this.scheduleGroup }),
+        new sdk.DeleteScheduleCommand({
+          Name: scheduleName(runId, timerId),
+          GroupName: this.options.scheduleGroup,
+        }),
       );
     } catch (error) {
       // Fired and deleted already, or a short timer (a delayed message, which the engine ignores when stale).

@@ -72,13 +72,19 @@ const OUTCOME_EVENTS: ReadonlySet<string> = new Set(["step_completed", "step_fai
 /**
  * KEYS: run, events, idem, idx:all, idx:status, idx:wf, idx:wf-status, idx:tag:… (one per tag).
  * ARGV: hasKey, runId, score, event, field/value…
+ * A run that already exists with this id and first event (or a key held by this run id) is this creation sent
+ * again after a lost reply: created, as the first time.
  */
 const CREATE_RUN = new LuaScript(`
 if ARGV[1] == '1' then
   local holder = redis.call('GET', KEYS[3])
+  if holder == ARGV[2] then return {1} end
   if holder then return {0, holder} end
 end
-if redis.call('EXISTS', KEYS[1]) == 1 then return {-1} end
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  if redis.call('LINDEX', KEYS[2], 0) == ARGV[4] then return {1} end
+  return {-1}
+end
 if ARGV[1] == '1' then redis.call('SET', KEYS[3], ARGV[2]) end
 redis.call('HSET', KEYS[1], unpack(ARGV, 5))
 redis.call('RPUSH', KEYS[2], ARGV[4])
@@ -93,15 +99,25 @@ return {1}
  *       not consume), eventCount, events…, setCount, field/value…, delCount, fields…, consumedCount, outcome
  *       fields…, tagCount (-1: tags unchanged), "key=value"…
  * Returns { new version, outcomes still pending }, or -1 when the log no longer has expectedVersion events (or the
- * run is missing, or the guard refused).
+ * run is missing, or the guard refused). A commit whose events are already in the log where it would put them is
+ * this commit sent again (ioredis re-sends a command whose reply a dropped connection lost): done, not a conflict,
+ * or no one would perform its effects (send its steps, arm its timers).
  */
 const COMMIT_FUNCTION = `
 local function commit(k, a)
   local prefix, runId = ARGV[a + 1], ARGV[a + 2]
   local expected = tonumber(ARGV[a + 3])
   if redis.call('EXISTS', KEYS[k + 1]) == 0 then return -1 end
-  if redis.call('LLEN', KEYS[k + 2]) ~= expected then return -1 end
   local eventsAt = 6
+  local n = tonumber(ARGV[a + eventsAt])
+  if redis.call('LLEN', KEYS[k + 2]) ~= expected then
+    if n == 0 then return -1 end
+    local stored = redis.call('LRANGE', KEYS[k + 2], expected, expected + n - 1)
+    for j = 1, n do
+      if stored[j] ~= ARGV[a + eventsAt + j] then return -1 end
+    end
+    return {expected + n, redis.call('LLEN', KEYS[k + 3])}
+  end
   local setAt = eventsAt + tonumber(ARGV[a + eventsAt]) + 1
   local delAt = setAt + tonumber(ARGV[a + setAt]) + 1
   local consumedAt = delAt + tonumber(ARGV[a + delAt]) + 1
@@ -113,7 +129,6 @@ local function commit(k, a)
       if not consumed[field] then return -1 end
     end
   end
-  local n = tonumber(ARGV[a + eventsAt])
   if n > 0 then redis.call('RPUSH', KEYS[k + 2], unpack(ARGV, a + eventsAt + 1, a + eventsAt + n)) end
   local version = expected + n
   local old = redis.call('HGET', KEYS[k + 1], 'status')

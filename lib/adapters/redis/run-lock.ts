@@ -8,6 +8,16 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 `);
 
+/**
+ * Takes the lock if it is free. A lock that already holds our token is ours too: this command sent again by
+ * ioredis after a dropped connection lost its reply (else the run would wait for our own lock to expire).
+ */
+const ACQUIRE = new LuaScript(`
+if redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2], 'NX') then return 1 end
+if redis.call('GET', KEYS[1]) == ARGV[1] then return 1 end
+return 0
+`);
+
 /** Extends the lock only if it still holds our token. */
 const EXTEND = new LuaScript(`
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
@@ -21,7 +31,7 @@ export interface HeldLock {
 }
 
 /**
- * One holder per run across all workers: `SET key token NX PX ttl`, renewed while held, released by a
+ * One holder per run across all workers: `SET key token NX PX ttl` (in a script, see `ACQUIRE`), renewed while held, released by a
  * compare-and-delete script. The lock keeps activations of a run from overlapping; correctness still rests
  * on the store's conditional commit (a holder paused past its TTL can only lose a version race).
  */
@@ -40,8 +50,7 @@ export class RunLocks {
   async acquire(runId: string): Promise<HeldLock | undefined> {
     const key = this.key(runId);
     const token = randomUUID();
-    const ok = await this.client.set(key, token, "PX", this.ttlMs, "NX");
-    if (ok !== "OK") return undefined;
+    if ((await ACQUIRE.run(this.client, [key], [token, this.ttlMs])) !== 1) return undefined;
     const renew = setInterval(
       () => {
         EXTEND.run(this.client, [key], [token, this.ttlMs]).catch(() => {

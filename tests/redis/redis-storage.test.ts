@@ -352,6 +352,60 @@ describe("RedisStorage", () => {
       }
     });
 
+    it("reads the run, its new log entries and its waiting outcomes in one round trip when an activation begins", async () => {
+      // Prepare
+      const storage = new RedisStorage({ redis: server.url, prefix: freshPrefix() });
+      const fixture = newRunFixture();
+      const runId = fixture.run.runId;
+      await storage.createRun(fixture);
+      await storage.commit(runId, 1, [completed(runId, 2)], { status: "running", updatedAt: "t1" });
+      const cancel = { runId, stepId: "$cancel", attempt: 1, recordedAt, ok: true as const, result: {} };
+      await storage.putOutcome(cancel);
+      const plain = { run: await storage.getRun(runId), events: await storage.getEvents(runId) };
+      await storage.commit(runId, 2, [completed(runId, 3)], { status: "running", updatedAt: "t2" });
+      const sent = vi.spyOn(storage.client, "sendCommand");
+      const activation = storage.activation(runId, lease);
+      try {
+        // Act
+        const run = await storage.getRun(runId);
+        const events = await storage.getEvents(runId);
+        const outcomes = await storage.listOutcomes(runId);
+        // Assess
+        expect(sent).toHaveBeenCalledTimes(1);
+        expect(run).toEqual({ ...plain.run, version: 3, updatedAt: "t2" });
+        expect(events).toEqual([...plain.events, completed(runId, 3)]);
+        expect(outcomes).toEqual([cancel]);
+      } finally {
+        activation.end();
+        sent.mockRestore();
+        await storage.close();
+      }
+    });
+
+    it("reads again what the activation did not take once it ended", async () => {
+      // Prepare
+      const storage = new RedisStorage({ redis: server.url, prefix: freshPrefix() });
+      const fixture = newRunFixture();
+      const runId = fixture.run.runId;
+      await storage.createRun(fixture);
+      const activation = storage.activation(runId, lease);
+      await storage.getRun(runId);
+      activation.end();
+      const cancel = { runId, stepId: "$cancel", attempt: 1, recordedAt, ok: true as const, result: {} };
+      try {
+        // Act: the log and the outcomes change after the activation.
+        await storage.commit(runId, 1, [completed(runId, 2)], { status: "running", updatedAt: "t1" });
+        await storage.putOutcome(cancel);
+        const events = await storage.getEvents(runId);
+        const outcomes = await storage.listOutcomes(runId);
+        // Assess
+        expect(events.map((event) => event.seq)).toEqual([1, 2]);
+        expect(outcomes).toEqual([cancel]);
+      } finally {
+        await storage.close();
+      }
+    });
+
     it("reads the outcomes as usual when the lease was not taken back after a step", async () => {
       // Prepare
       const { storage, runId } = await storageWithRun();

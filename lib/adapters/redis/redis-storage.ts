@@ -272,6 +272,17 @@ if #fields == 0 then return {} end
 return redis.call('HMGET', KEYS[1], unpack(fields))
 `);
 
+/**
+ * KEYS: run, events, outcomes, pending-outcomes. ARGV: the log index to read from. Returns { run document as
+ * field/value…, log entries from there, waiting outcomes (as LIST_OUTCOMES) }: what an activation reads first.
+ */
+const READ_RUN = new LuaScript(`
+local outcomes = {}
+local fields = redis.call('LRANGE', KEYS[4], 0, -1)
+if #fields > 0 then outcomes = redis.call('HMGET', KEYS[3], unpack(fields)) end
+return {redis.call('HGETALL', KEYS[1]), redis.call('LRANGE', KEYS[2], tonumber(ARGV[1]), -1), outcomes}
+`);
+
 const outcomeField = (stepId: string, attempt: number) => `${attempt}:${stepId}`;
 
 /** COMMIT's reply: -1, or { new version, outcomes still pending }. */
@@ -287,6 +298,13 @@ interface QueuedCommit {
 
 /** At most this many commits go in one script call (a larger batch takes several). */
 const MAX_COMMITS_PER_CALL = 100;
+
+/** What the first `getRun` of an activation read ahead for its `getEvents` (from a log index) and `listOutcomes`. */
+interface ReadAhead {
+  from: number;
+  entries?: string[];
+  outcomes?: (string | null)[];
+}
 
 /**
  * An {@link EventStore} on Redis (ioredis): each run's log is a list, each commit one Lua script that
@@ -317,6 +335,10 @@ export class RedisStorage implements EventStore {
   private readonly inlineSteps = new LruMap<"quiet" | "list" | "commit">(10_000);
   /** Commits made in this turn of the event loop, sent together at its end (see `sendCommit`). */
   private commits: QueuedCommit[] = [];
+  /** Runs whose activation started here and has not read the run yet: the next `getRun` reads ahead. */
+  private readonly readsAhead = new Set<string>();
+  /** What a `getRun` read ahead, until its activation's `getEvents` and `listOutcomes` take it or it ends. */
+  private readonly readAhead = new Map<string, ReadAhead>();
 
   /** @throws ConfigurationError when `redis` is a string that is not a redis:// URL */
   constructor(options: RedisStorageOptions) {
@@ -366,8 +388,41 @@ export class RedisStorage implements EventStore {
 
   async getRun(runId: string): Promise<RunRecord | undefined> {
     assertRunId(runId);
+    if (this.readsAhead.delete(runId)) return this.readRun(runId);
     const hash = await this.call(() => this.client.hgetall(this.key("run", runId)));
     return Object.keys(hash).length === 0 ? undefined : this.toRecord(runId, hash);
+  }
+
+  /** `getRun`, reading in the same round trip what its activation reads next: the new log entries, the waiting outcomes. */
+  private async readRun(runId: string): Promise<RunRecord | undefined> {
+    const from = Math.max(0, (this.logCache.get(runId)?.length ?? 0) - 1);
+    const [fields, entries, outcomes] = (await this.call(() =>
+      READ_RUN.run(
+        this.client,
+        [
+          this.key("run", runId),
+          this.key("events", runId),
+          this.key("outcomes", runId),
+          this.key("pending-outcomes", runId),
+        ],
+        [from],
+      ),
+    )) as [string[], string[], (string | null)[]];
+    if (fields.length === 0) return undefined;
+    this.readAhead.set(runId, { from, entries, outcomes });
+    const hash: Record<string, string> = {};
+    for (let i = 0; i + 1 < fields.length; i += 2) hash[fields[i] as string] = fields[i + 1] as string;
+    return this.toRecord(runId, hash);
+  }
+
+  /** Takes what the activation's `getRun` read ahead, once. */
+  private takeAhead<K extends "entries" | "outcomes">(runId: string, what: K): ReadAhead[K] {
+    const ahead = this.readAhead.get(runId);
+    if (!ahead) return undefined;
+    const taken = ahead[what];
+    ahead[what] = undefined;
+    if (!ahead.entries && !ahead.outcomes) this.readAhead.delete(runId);
+    return taken;
   }
 
   async listRuns(query: RunQuery = {}): Promise<RunPage> {
@@ -430,7 +485,8 @@ export class RedisStorage implements EventStore {
     const cached = this.logCache.get(runId);
     // Only the entries after the remembered prefix, starting with its last one to check it is the same log.
     const from = Math.max(0, (cached?.length ?? 0) - 1);
-    const tail = await this.call(() => this.client.lrange(key, from, -1));
+    const ahead = this.readAhead.get(runId)?.from === from ? this.takeAhead(runId, "entries") : undefined;
+    const tail = ahead ?? (await this.call(() => this.client.lrange(key, from, -1)));
     let raw: string[] | undefined;
     let known = 0;
     if (!cached || cached.length === 0) raw = tail;
@@ -594,9 +650,15 @@ export class RedisStorage implements EventStore {
       this.inlineSteps.set(runId, "commit");
       return [];
     }
-    const values = (await this.call(() =>
-      LIST_OUTCOMES.run(this.client, [this.key("outcomes", runId), this.key("pending-outcomes", runId)], []),
-    )) as (string | null)[];
+    const values =
+      this.takeAhead(runId, "outcomes") ??
+      ((await this.call(() =>
+        LIST_OUTCOMES.run(
+          this.client,
+          [this.key("outcomes", runId), this.key("pending-outcomes", runId)],
+          [],
+        ),
+      )) as (string | null)[]);
     return values
       .filter((json): json is string => json !== null)
       .map((json) => parseJson(json, `an outcome of run ${runId}`) as StepOutcome);
@@ -605,12 +667,16 @@ export class RedisStorage implements EventStore {
   /**
    * Saves round trips in one activation of `runId` run by a worker of this process (`createRedisRuntime` wraps
    * each of its workers' activations with it): give the engine the returned lease, and call `end()` once the
-   * activation returns. After each step it runs inline (the lease taken back), when this storage's last commit
-   * of the run saw no outcome waiting, its `listOutcomes` answers none without reading, and its commit is
-   * refused (a `VersionConflictError`, after which the engine reads the run again and lists its outcomes) if an
-   * outcome that it does not consume was stored meanwhile: a cancellation or an event stored while the step ran
-   * is still applied before the run's next step starts. It relies on the lease: while it is held, no other
-   * activation of the run lists or commits in between.
+   * activation returns.
+   * - Its first `getRun` also reads, in the same round trip, what the activation reads next: the log entries
+   *   this storage has not seen and the waiting outcomes (for its `getEvents` and `listOutcomes`).
+   * - After each step it runs inline (the lease taken back), when this storage's last commit of the run saw no
+   *   outcome waiting, its `listOutcomes` answers none without reading, and its commit is refused (a
+   *   `VersionConflictError`, after which the engine reads the run again and lists its outcomes) if an outcome
+   *   that it does not consume was stored meanwhile: a cancellation or an event stored while the step ran is still
+   *   applied before the run's next step starts.
+   *
+   * It relies on the lease: while it is held, no other activation of the run lists or commits in between.
    * @example
    * import { Engine } from "tsworkflow/engine";
    * import { BullMQQueue, BullMQTimers, RedisStorage } from "tsworkflow/redis";
@@ -630,6 +696,7 @@ export class RedisStorage implements EventStore {
    * });
    */
   activation(runId: string, lease: RunLease): { lease: RunLease; end(): void } {
+    this.readsAhead.add(runId);
     const settle = () => {
       if (this.inlineSteps.get(runId) !== "quiet") this.inlineSteps.delete(runId);
     };
@@ -647,6 +714,8 @@ export class RedisStorage implements EventStore {
       },
       end: () => {
         settle();
+        this.readsAhead.delete(runId);
+        this.readAhead.delete(runId);
       },
     };
   }

@@ -21,6 +21,7 @@ export type { RegistryOptions } from "../core/registry.ts";
 export { defaultRegistry, Registry } from "../core/registry.ts";
 export type { RedisRuntime, RedisRuntimeOptions, WaitForRunOptions } from "../runtimes/redis.ts";
 export { createRedisRuntime } from "../runtimes/redis.ts";
+export type { RedisSweepOptions } from "../runtimes/redis-sweeper.ts";
 export type { RunningWorker, RunWorkerOptions } from "../runtimes/redis-worker.ts";
 export { parseWorkerArgs, runWorker } from "../runtimes/redis-worker.ts";
 export type { RedisServer } from "./redis-server.ts";

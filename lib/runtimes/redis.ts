@@ -13,11 +13,12 @@ import { RunLimits } from "../engine/run-limits.ts";
 import { StepLimits } from "../engine/step-limits.ts";
 import type { TelemetryFactory } from "../observability/engine-telemetry.ts";
 import { openTelemetry } from "../observability/telemetry.ts";
-import type { Clock } from "../ports/clock.ts";
+import { type Clock, systemClock } from "../ports/clock.ts";
 import { FINISHED_STATUSES, type RunRecord } from "../ports/event-store.ts";
 import type { Runtime, WaitOptions } from "../ports/runtime.ts";
 import type { ScheduleDefinition } from "../schedules/schedule.ts";
 import { type ScheduleInfo, Scheduler } from "../schedules/scheduler.ts";
+import { type RedisSweepOptions, startSweeper, sweepSettings, sweepStaleRuns } from "./redis-sweeper.ts";
 
 /** Options of {@link createRedisRuntime}. */
 export interface RedisRuntimeOptions {
@@ -74,6 +75,16 @@ export interface RedisRuntimeOptions {
    * const runtime = createRedisRuntime({ url: "redis://127.0.0.1:6379", prefix: "test:", registry });
    */
   registry?: Registry;
+  /**
+   * The sweeper of the workers started here (`startWorker()`): a run that has not changed for a while with
+   * nothing queued for it (its job failed for good or was lost, for instance while Redis was away for more
+   * than the jobs' retries) is activated again. `false` turns it off.
+   * @default { everyMs: 60000, staleAfterMs: 300000, limit: 100 }
+   * @example
+   * import { createRedisRuntime } from "tsworkflow/redis";
+   * const runtime = createRedisRuntime({ url: "redis://127.0.0.1:6379", sweep: { staleAfterMs: 600_000 } });
+   */
+  sweep?: RedisSweepOptions | false;
 }
 
 /** Options of {@link RedisRuntime.waitForRun}. */
@@ -102,6 +113,15 @@ export interface RedisRuntime extends Runtime {
   startWorker(): Promise<QueueConsumer>;
   /** Stops taking jobs, waits for the jobs in flight, then closes the queues and connections. */
   close(): Promise<void>;
+  /**
+   * Sweeps once now (workers do it every `sweep.everyMs`): activates again every unfinished run that has not
+   * changed for `staleAfterMs` (default: the runtime's `sweep` option), and returns their ids.
+   * @example
+   * import { createRedisRuntime } from "tsworkflow/redis";
+   * const runtime = createRedisRuntime({ url: "redis://127.0.0.1:6379" });
+   * const recovered = await runtime.sweep({ staleAfterMs: 60_000 });
+   */
+  sweep(options?: RedisSweepOptions): Promise<string[]>;
   /** The schedules of `options.schedules` with their state and next fire times (any process). */
   listSchedules(): Promise<ScheduleInfo[]>;
   /** Stops a schedule's ticks on every worker until `resumeSchedule`. */
@@ -157,6 +177,10 @@ export function createRedisRuntime(options: RedisRuntimeOptions): RedisRuntime {
     stepLimits: new StepLimits({ slots, rates }),
     runLimits: new RunLimits({ slots, rates }),
   });
+  // Checked here, so that a wrong setting fails at once and not in a worker's timer.
+  const sweep = options.sweep === false ? undefined : sweepSettings(options.sweep);
+  const sweepTarget = { storage, queue, clock: options.clock ?? systemClock };
+  let stopSweeper: (() => void) | undefined;
   let worker: Promise<QueueConsumer> | undefined;
   let closing: Promise<void> | undefined;
   const scheduler = options.schedules?.length
@@ -242,6 +266,7 @@ export function createRedisRuntime(options: RedisRuntimeOptions): RedisRuntime {
             : { stalledAfterMs: options.stalledAfterMs, runLockMs: options.stalledAfterMs }),
         },
       );
+      if (sweep) stopSweeper = startSweeper(sweepTarget, prefix, sweep);
       // Each worker keeps a timer for the next tick; the store's lease lets one handle it.
       worker = scheduler
         ? consuming.then(async (consumer) => {
@@ -251,6 +276,7 @@ export function createRedisRuntime(options: RedisRuntimeOptions): RedisRuntime {
         : consuming;
       return worker;
     },
+    sweep: (sweepOptions) => sweepStaleRuns(sweepTarget, { ...sweep, ...sweepOptions }),
     listSchedules: async () => (await schedules()).listSchedules(),
     pauseSchedule: async (name) => (await schedules()).pauseSchedule(name),
     resumeSchedule: async (name) => (await schedules()).resumeSchedule(name),
@@ -261,6 +287,7 @@ export function createRedisRuntime(options: RedisRuntimeOptions): RedisRuntime {
         // Runs being advanced here stop after their current step and queue the next one for other workers.
         engine.inlineSteps = false;
         scheduler?.stop();
+        stopSweeper?.();
         if (worker) await (await worker).close();
         await queue.close();
         await storage.close();

@@ -335,6 +335,8 @@ export class RedisStorage implements EventStore {
   private readonly inlineSteps = new LruMap<"quiet" | "list" | "commit">(10_000);
   /** Commits made in this turn of the event loop, sent together at its end (see `sendCommit`). */
   private commits: QueuedCommit[] = [];
+  /** Where the next `staleRuns` goes on in each status index (a rank), so that every run is looked at in turn. */
+  private readonly staleScanFrom = new Map<RunStatus, number>();
   /** Runs whose activation started here and has not read the run yet: the next `getRun` reads ahead. */
   private readonly readsAhead = new Set<string>();
   /** What a `getRun` read ahead, until its activation's `getEvents` and `listOutcomes` take it or it ends. */
@@ -528,6 +530,10 @@ export class RedisStorage implements EventStore {
     );
     const set: string[] = ["updatedAt", patch.updatedAt];
     const del: string[] = [];
+    // When a suspended run should wake up (a sleep, a wait's timeout), for the sweeper to find it if it does not.
+    const resumeAt = patch.status === "suspended" ? resumeAtOf(events) : undefined;
+    if (resumeAt === undefined) del.push("resumeAt");
+    else set.push("resumeAt", String(resumeAt));
     if (patch.tags) set.push("tags", JSON.stringify(patch.tags));
     for (const field of ["result", "error"] as const) {
       if (!(field in patch)) continue;
@@ -720,6 +726,37 @@ export class RedisStorage implements EventStore {
     };
   }
 
+  /**
+   * For the sweeper (`createRedisRuntime`'s `sweep`): the ids of the unfinished runs that should have moved by
+   * `before` (epoch ms) and did not: pending or running runs whose document has not changed since, suspended runs
+   * whose wake-up time (a sleep's end, a wait's timeout) is before it. Looks at up to `limit` runs per status,
+   * oldest first, going on where the last call of this storage stopped and from the oldest again past the end.
+   * @example
+   * import { RedisStorage } from "tsworkflow/redis";
+   * const storage = new RedisStorage({ redis: "redis://127.0.0.1:6379" });
+   * const quiet = await storage.staleRuns(Date.now() - 300_000, 100);
+   */
+  async staleRuns(before: number, limit: number): Promise<string[]> {
+    const stale: string[] = [];
+    for (const status of ["pending", "running", "suspended"] as const) {
+      const from = this.staleScanFrom.get(status) ?? 0;
+      const runIds = await this.call(() =>
+        this.client.zrange(this.key("idx:status", status), from, from + limit - 1),
+      );
+      this.staleScanFrom.set(status, runIds.length < limit ? 0 : from + runIds.length);
+      const field = status === "suspended" ? "resumeAt" : "updatedAt";
+      const times = await this.call(() =>
+        Promise.all(runIds.map((runId) => this.client.hget(this.key("run", runId), field))),
+      );
+      runIds.forEach((runId, index) => {
+        const time = times[index] ?? "";
+        if ((field === "resumeAt" ? Number(time || Number.NaN) : Date.parse(time)) < before)
+          stale.push(runId);
+      });
+    }
+    return stale;
+  }
+
   async close(): Promise<void> {
     // Commits asked for in this turn go before the connection closes, as they would have without batching.
     if (this.commits.length > 0) this.flushCommits();
@@ -791,6 +828,12 @@ export class RedisStorage implements EventStore {
     if (hash.workflowVersion !== undefined) record.workflowVersion = hash.workflowVersion;
     return record;
   }
+}
+
+/** The wake-up time of the suspension in `events` (none for a wait without a timeout). */
+function resumeAtOf(events: readonly WorkflowEvent[]): number | undefined {
+  const suspended = events.findLast((event) => event.type === "workflow_suspended");
+  return suspended?.type === "workflow_suspended" ? suspended.resumeAt : undefined;
 }
 
 function runFields(run: RunRecord): string[] {

@@ -1,0 +1,195 @@
+/**
+ * The Redis runtime's sweeper: a run left with nothing queued for it (its step jobs gone, as after a job that
+ * failed for good while Redis was away) is activated again and finishes, each step once; a run that is only
+ * slow (a long step in flight) is left to finish, its step not run twice.
+ */
+import { ConfigurationError, configureLogging, sleep, step, workflow } from "tsworkflow";
+import { createRedisRuntime, type RedisRuntime, type RedisSweepOptions, Registry } from "tsworkflow/redis";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { type RedisServer, startRedisServer } from "./redis-server.ts";
+
+let server: RedisServer;
+let prefixes = 0;
+const open: RedisRuntime[] = [];
+
+/** A workflow of one step and then two in parallel (queued through BullMQ), counting each step's runs. */
+function fanOut() {
+  const registry = new Registry();
+  const runs = new Map<string, number>();
+  let release: () => void = () => {};
+  const gate = { closed: false, opened: new Promise<void>((resolve) => (release = resolve)) };
+  const flow = registry.define(() => {
+    const counted = (name: string) =>
+      step(name, async (value: string) => {
+        runs.set(name, (runs.get(name) ?? 0) + 1);
+        if (name === "sw_left" && gate.closed) await gate.opened;
+        return `${name}(${value})`;
+      });
+    const first = counted("sw_first");
+    const left = counted("sw_left");
+    const right = counted("sw_right");
+    return workflow("sw_flow", async (order: string) => {
+      const a = await first(order);
+      return Promise.all([left(a), right(a)]);
+    });
+  });
+  return { registry, flow, runs, gate, release: () => release() };
+}
+
+function runtime(registry: Registry, sweep?: RedisSweepOptions | false): RedisRuntime {
+  const created = createRedisRuntime({
+    url: server.url,
+    prefix: `tsw-sweep-${process.pid}-${++prefixes}:`,
+    registry,
+    ...(sweep === undefined ? {} : { sweep }),
+  });
+  open.push(created);
+  return created;
+}
+
+beforeAll(async () => {
+  configureLogging({ level: "silent" });
+  server = await startRedisServer();
+});
+
+afterEach(async () => {
+  for (const item of open.splice(0)) await item.close();
+});
+
+afterAll(async () => {
+  await server?.stop();
+  configureLogging();
+});
+
+/** A run whose parallel steps were started and whose jobs are gone: nothing will ever wake it by itself. */
+async function strandedRun(rt: RedisRuntime, flow: ReturnType<typeof fanOut>["flow"]): Promise<string> {
+  const { runId } = await rt.start(flow, ["o-1"]);
+  // The start's activation, taken by this process's engine instead of a worker: it runs the first step inline
+  // and queues the two parallel ones, which are then removed from BullMQ.
+  await rt.engine.activate({ runId, cause: { kind: "start" } });
+  await rt.queue.activations.obliterate({ force: true });
+  await rt.queue.steps.obliterate({ force: true });
+  return runId;
+}
+
+describe("the Redis sweeper", () => {
+  it("activates again a run whose step jobs were lost, which then finishes with each step run once", async () => {
+    // Prepare
+    const { registry, flow, runs } = fanOut();
+    const rt = runtime(registry, false);
+    const runId = await strandedRun(rt, flow);
+    await rt.startWorker();
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const before = await rt.getRun(runId);
+    // Act
+    const recovered = await rt.sweep({ staleAfterMs: 0 });
+    const run = await rt.waitForRun(runId, { timeoutMs: 15_000 });
+    // Assess
+    expect(before?.status).toBe("running");
+    expect(recovered).toEqual([runId]);
+    expect(run.status).toBe("completed");
+    expect(run.result).toEqual(["sw_left(sw_first(o-1))", "sw_right(sw_first(o-1))"]);
+    expect(Object.fromEntries(runs)).toEqual({ sw_first: 1, sw_left: 1, sw_right: 1 });
+  });
+
+  it("leaves alone the runs that changed within staleAfterMs", async () => {
+    // Prepare
+    const { registry, flow } = fanOut();
+    const rt = runtime(registry, false);
+    const runId = await strandedRun(rt, flow);
+    // Act
+    const recovered = await rt.sweep({ staleAfterMs: 60_000 });
+    // Assess
+    expect(recovered).toEqual([]);
+    expect((await rt.getRun(runId))?.status).toBe("running");
+  });
+
+  it("does not run a step twice when it sweeps a run whose long step is still running", async () => {
+    // Prepare
+    const { registry, flow, runs, gate, release } = fanOut();
+    gate.closed = true;
+    const rt = runtime(registry, false);
+    await rt.startWorker();
+    const { runId } = await rt.start(flow, ["o-2"]);
+    // Until the run has taken the other parallel step's result, and a moment more (staleness is by the clock).
+    const completions = async () =>
+      (await rt.getEvents(runId)).filter((event) => event.type === "step_completed").length;
+    while ((runs.get("sw_left") ?? 0) === 0 || (await completions()) < 2)
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    // Act
+    const recovered = await rt.sweep({ staleAfterMs: 0 });
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    release();
+    const run = await rt.waitForRun(runId, { timeoutMs: 15_000 });
+    // Assess
+    expect(recovered).toEqual([runId]);
+    expect(run.status).toBe("completed");
+    expect(Object.fromEntries(runs)).toEqual({ sw_first: 1, sw_left: 1, sw_right: 1 });
+  });
+
+  it("sweeps on its own in a started worker, every everyMs", async () => {
+    // Prepare
+    const { registry, flow, runs } = fanOut();
+    const rt = runtime(registry, { everyMs: 100, staleAfterMs: 200 });
+    const runId = await strandedRun(rt, flow);
+    // Act
+    await rt.startWorker();
+    const run = await rt.waitForRun(runId, { timeoutMs: 15_000 });
+    // Assess
+    expect(run.status).toBe("completed");
+    expect(Object.fromEntries(runs)).toEqual({ sw_first: 1, sw_left: 1, sw_right: 1 });
+  });
+
+  it("goes through every unfinished run in turn, limit runs per status and sweep", async () => {
+    // Prepare: three stranded runs, looked at one per sweep.
+    const { registry, flow } = fanOut();
+    const rt = runtime(registry, false);
+    const runIds = [await strandedRun(rt, flow), await strandedRun(rt, flow), await strandedRun(rt, flow)];
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    // Act
+    const sweeps: string[][] = [];
+    for (let n = 0; n < 4; n += 1) sweeps.push(await rt.sweep({ staleAfterMs: 0, limit: 1 }));
+    // Assess
+    expect(sweeps.slice(0, 3).flat().sort()).toEqual([...runIds].sort());
+    expect(sweeps[3]).toEqual([]);
+  });
+
+  it("wakes a sleeping run whose timer was lost once its wake-up time is staleAfterMs past, and not before", async () => {
+    // Prepare: a run asleep for 400 ms whose timer job is removed.
+    const registry = new Registry();
+    const after = registry.define(() => {
+      const done = step("sw_after", async (order: string) => `after(${order})`);
+      return workflow("sw_sleeper", async (order: string) => {
+        await sleep("400ms");
+        return done(order);
+      });
+    });
+    const rt = runtime(registry, false);
+    await rt.startWorker();
+    const { runId } = await rt.start(after, ["o-3"]);
+    while ((await rt.getRun(runId))?.status !== "suspended")
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    await rt.queue.activations.obliterate({ force: true });
+    // Act
+    const early = await rt.sweep({ staleAfterMs: 0 });
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const asleep = await rt.getRun(runId);
+    const late = await rt.sweep({ staleAfterMs: 0 });
+    const run = await rt.waitForRun(runId, { timeoutMs: 15_000 });
+    // Assess
+    expect(early).toEqual([]);
+    expect(asleep?.status).toBe("suspended");
+    expect(late).toEqual([runId]);
+    expect(run.result).toBe("after(o-3)");
+  });
+
+  it("refuses sweep settings that are not whole numbers in range, when the runtime is created", () => {
+    const { registry } = fanOut();
+    expect(() => runtime(registry, { everyMs: 0 })).toThrow(ConfigurationError);
+    expect(() => runtime(registry, { staleAfterMs: -1 })).toThrow(
+      /sweep.staleAfterMs must be a whole number ≥ 0/,
+    );
+    expect(() => runtime(registry, { limit: 1.5 })).toThrow(/sweep.limit/);
+  });
+});

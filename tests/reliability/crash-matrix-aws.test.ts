@@ -140,3 +140,88 @@ describe("a Lambda invocation that dies on the AWS runtime", () => {
     expect(executions.get(`${run.runId}:cm_flaky#0`)).toBe(2);
   });
 });
+
+/** Write requests whose reply is lost on the way back (the request was carried out), which the SDK retries. */
+const WRITES = new Set([
+  "PutItemCommand",
+  "UpdateItemCommand",
+  "TransactWriteItemsCommand",
+  "SendMessageCommand",
+  "SendMessageBatchCommand",
+]);
+
+/** The part of an AWS SDK client that a middleware is added to. */
+interface ReplyLosingClient {
+  middlewareStack: {
+    add(
+      middleware: (
+        next: (args: { input: object }) => Promise<unknown>,
+        context: { commandName?: string },
+      ) => (args: { input: object }) => Promise<unknown>,
+      options: { step: "deserialize"; name: string },
+    ): void;
+  };
+}
+
+/**
+ * Loses the reply of every `every`-th write request a client makes (its first try only: the SDK's retry of it
+ * gets its reply), as a connection that drops after AWS answered would. Returns the requests it hit.
+ */
+function loseEveryNthReply(client: object, every: number): string[] {
+  const hit: string[] = [];
+  const tried = new WeakSet<object>();
+  let writes = 0;
+  (client as ReplyLosingClient).middlewareStack.add(
+    (next, context) => async (args) => {
+      const result = await next(args);
+      const command = context.commandName ?? "";
+      if (WRITES.has(command) && !tried.has(args.input)) {
+        tried.add(args.input);
+        writes += 1;
+        if (writes % every === 0) {
+          hit.push(command);
+          throw Object.assign(new Error("read ECONNRESET"), { code: "ECONNRESET" });
+        }
+      }
+      return result;
+    },
+    { step: "deserialize", name: "loseEveryNthReply" },
+  );
+  return hit;
+}
+
+describe("AWS requests whose reply was lost", () => {
+  it("completes every run with the undisturbed log when every third write's reply is lost and the SDK retries it", async () => {
+    // Prepare
+    const stack = deployStack(
+      emulators,
+      { workflows: [crashFlow, retryFlow] },
+      { visibilityTimeoutSeconds: 1 },
+    );
+    const hitDynamoDB = loseEveryNthReply(stack.clients.dynamodb, 3);
+    const hitSqs = loseEveryNthReply(stack.clients.sqs, 3);
+    try {
+      // Act
+      const started = [];
+      for (const [flow, args] of [...FLOWS, ...FLOWS])
+        started.push({ flow, ...(await stack.invokeStart({ workflow: flow.name, args: [...args] })) });
+      const finished = [];
+      for (const { flow, runId } of started)
+        finished.push({
+          flow,
+          run: await stack.waitForStatus(runId, ["completed", "failed", "cancelled"], 60_000),
+        });
+      // Assess
+      expect(hitDynamoDB).toContain("PutItemCommand");
+      expect(hitSqs.length).toBeGreaterThan(0);
+      for (const { flow, run } of finished) {
+        const baseline = baselines.get(flow.name);
+        expect(run.status).toBe("completed");
+        expect(run.result).toEqual(baseline?.result);
+        expect(canonicalTuples(await stack.events(run.runId))).toEqual(baseline?.canonical);
+      }
+    } finally {
+      await stack.stop();
+    }
+  }, 120_000);
+});

@@ -7,6 +7,7 @@ import { getLogger } from "../core/logger.ts";
 import { defaultRegistry, type Registry } from "../core/registry.ts";
 import { importWorkflowsModule } from "../core/workflows-module.ts";
 import { createRedisRuntime, type RedisRuntime } from "./redis.ts";
+import type { RedisSweepOptions } from "./redis-sweeper.ts";
 
 /** Options of {@link runWorker}. */
 export interface RunWorkerOptions {
@@ -22,6 +23,11 @@ export interface RunWorkerOptions {
   workerId?: string;
   /** @default 30000 */
   stalledAfterMs?: number;
+  /**
+   * The worker's sweeper (see `createRedisRuntime`'s `sweep`), or `false`.
+   * @default { everyMs: 60000, staleAfterMs: 300000, limit: 100 }
+   */
+  sweep?: RedisSweepOptions | false;
   /**
    * Stop (draining the jobs in flight) on SIGTERM and SIGINT, then let the process exit. A second signal
    * exits at once.
@@ -85,6 +91,7 @@ export async function runWorker(options: RunWorkerOptions): Promise<RunningWorke
     ...(options.prefix === undefined ? {} : { prefix: options.prefix }),
     ...(options.workerId === undefined ? {} : { workerId: options.workerId }),
     ...(options.stalledAfterMs === undefined ? {} : { stalledAfterMs: options.stalledAfterMs }),
+    ...(options.sweep === undefined ? {} : { sweep: options.sweep }),
     registry,
   });
   const workerId = runtime.workerId;

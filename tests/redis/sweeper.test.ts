@@ -3,8 +3,16 @@
  * failed for good while Redis was away) is activated again and finishes, each step once; a run that is only
  * slow (a long step in flight) is left to finish, its step not run twice.
  */
+
+import { fileURLToPath } from "node:url";
 import { ConfigurationError, configureLogging, sleep, step, workflow } from "tsworkflow";
-import { createRedisRuntime, type RedisRuntime, type RedisSweepOptions, Registry } from "tsworkflow/redis";
+import {
+  createRedisRuntime,
+  type RedisRuntime,
+  type RedisSweepOptions,
+  Registry,
+  runWorker,
+} from "tsworkflow/redis";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { type RedisServer, startRedisServer } from "./redis-server.ts";
 
@@ -182,6 +190,17 @@ describe("the Redis sweeper", () => {
     expect(asleep?.status).toBe("suspended");
     expect(late).toEqual([runId]);
     expect(run.result).toBe("after(o-3)");
+  });
+
+  it("gives runWorker's sweep settings to its runtime", async () => {
+    const started = runWorker({
+      redis: server.url,
+      workflows: fileURLToPath(new URL("./fixtures/workflows.ts", import.meta.url)),
+      prefix: `tsw-sweep-${process.pid}-worker:`,
+      handleSignals: false,
+      sweep: { everyMs: 0 },
+    });
+    await expect(started).rejects.toThrow(/sweep.everyMs must be a whole number ≥ 1, got 0/);
   });
 
   it("refuses sweep settings that are not whole numbers in range, when the runtime is created", () => {

@@ -339,35 +339,51 @@ describe("the sweeper's stale scan", () => {
   });
 });
 
+/** The sort key of a PutItem's item. */
+const itemSk = (input: Record<string, unknown>) => (input.Item as { sk?: { S?: string } } | undefined)?.sk?.S;
+
+/**
+ * Loses the reply to the first request that `matches` on the way back (the request was carried out, as when a
+ * connection drops after DynamoDB answered), which the SDK retries. `inputs` are the matching requests, in order.
+ */
+function loseFirstReply(
+  client: ReturnType<DynamoDBLocal["client"]>,
+  matches: (command: string, input: Record<string, unknown>) => boolean,
+): { inputs: Record<string, unknown>[]; lost: boolean } {
+  const sent = { inputs: [] as Record<string, unknown>[], lost: false };
+  client.middlewareStack.add(
+    (next, context) => async (args) => {
+      const result = await next(args);
+      const input = args.input as Record<string, unknown>;
+      if (matches((context as { commandName?: string }).commandName ?? "", input)) {
+        sent.inputs.push(input);
+        if (!sent.lost) {
+          sent.lost = true;
+          throw Object.assign(new Error("read ECONNRESET"), { code: "ECONNRESET" });
+        }
+      }
+      return result;
+    },
+    { step: "deserialize", name: "loseFirstReply" },
+  );
+  return sent;
+}
+
 describe("DynamoDBStorage transactions", () => {
   it("answers an SDK retry of a run creation whose reply was lost as the success it was", async () => {
     // Prepare: the first reply to a TransactWriteItems is lost on the way back (the write happened).
     const client = dynamo.client();
-    const tokens: (string | undefined)[] = [];
-    let lost = false;
-    client.middlewareStack.add(
-      (next, context) => async (args) => {
-        const result = await next(args);
-        if ((context as { commandName?: string }).commandName === "TransactWriteItemsCommand") {
-          tokens.push((args.input as { ClientRequestToken?: string }).ClientRequestToken);
-          if (!lost) {
-            lost = true;
-            throw Object.assign(new Error("read ECONNRESET"), { code: "ECONNRESET" });
-          }
-        }
-        return result;
-      },
-      { step: "deserialize", name: "loseFirstReply" },
-    );
+    const sent = loseFirstReply(client, (command) => command === "TransactWriteItemsCommand");
+    const tokens = () => sent.inputs.map((input) => input.ClientRequestToken);
     const store = new DynamoDBStorage({ tableName: TABLE, client });
     const fixture = newRunFixture({ idempotencyKey: `lost-reply-${Date.now()}` });
     // Act
     const created = await store.createRun(fixture);
     // Assess: the SDK sent the same transaction twice, with one token, and the second was a success.
-    expect(lost).toBe(true);
-    expect(tokens).toHaveLength(2);
-    expect(tokens[0]).toMatch(/^[0-9a-f]{36}$/);
-    expect(tokens[1]).toBe(tokens[0]);
+    expect(sent.lost).toBe(true);
+    expect(tokens()).toHaveLength(2);
+    expect(tokens()[0]).toMatch(/^[0-9a-f]{36}$/);
+    expect(tokens()[1]).toBe(tokens()[0]);
     expect(created.created).toBe(true);
     expect(await store.getRun(fixture.run.runId)).toMatchObject({ status: "pending", version: 1 });
     expect((await store.getEvents(fixture.run.runId)).map((event) => event.type)).toEqual([
@@ -380,30 +396,14 @@ describe("DynamoDBStorage transactions", () => {
   it("answers an SDK retry of a commit whose reply was lost as the success it was, and still refuses another writer's", async () => {
     // Prepare: the first reply to the commit's PutItem is lost on the way back (the write happened).
     const client = dynamo.client();
-    const commitPuts: string[] = [];
-    let lost = false;
-    client.middlewareStack.add(
-      (next, context) => async (args) => {
-        const result = await next(args);
-        const sk = (args.input as { Item?: { sk?: { S?: string } } }).Item?.sk?.S;
-        if (
-          (context as { commandName?: string }).commandName === "PutItemCommand" &&
-          sk?.startsWith("COMMIT#")
-        ) {
-          commitPuts.push(sk);
-          if (!lost) {
-            lost = true;
-            throw Object.assign(new Error("read ECONNRESET"), { code: "ECONNRESET" });
-          }
-        }
-        return result;
-      },
-      { step: "deserialize", name: "loseFirstCommitReply" },
+    const sent = loseFirstReply(
+      client,
+      (command, input) => command === "PutItemCommand" && String(itemSk(input)).startsWith("COMMIT#"),
     );
     const store = new DynamoDBEngineStore({ tableName: TABLE, client });
     const fixture = newRunFixture();
     const runId = fixture.run.runId;
-    await new DynamoDBStorage({ tableName: TABLE, client: dynamo.client() }).createRun(fixture);
+    await store.createRun(fixture);
     // Act
     const committed = await store.commit(runId, 1, [logEvent(runId, 2, "mine")], {
       status: "running",
@@ -414,8 +414,8 @@ describe("DynamoDBStorage transactions", () => {
       updatedAt: at,
     });
     // Assess: the SDK sent the put twice; the second found the commit it had made and was a success.
-    expect(lost).toBe(true);
-    expect(commitPuts.slice(0, 2)).toEqual([commitSk(2), commitSk(2)]);
+    expect(sent.lost).toBe(true);
+    expect(sent.inputs.slice(0, 2).map(itemSk)).toEqual([commitSk(2), commitSk(2)]);
     expect(committed).toEqual({});
     await expect(other).rejects.toBeInstanceOf(VersionConflictError);
     expect((await store.getRun(runId))?.version).toBe(2);

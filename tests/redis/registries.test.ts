@@ -1,17 +1,15 @@
 import { fileURLToPath } from "node:url";
-import { configureLogging, step, workflow } from "tsworkflow";
+import { step, workflow } from "tsworkflow";
 import {
-  createRedisRuntime,
   defaultRegistry,
-  type RedisRuntime,
   type RedisRuntimeOptions,
   Registry,
   type RunningWorker,
   runWorker,
 } from "tsworkflow/redis";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import { sequential } from "./fixtures/workflows.ts";
-import { type RedisServer, startRedisServer } from "./redis-server.ts";
+import { redisRuntimes } from "./runtimes.ts";
 
 const WORKFLOWS = fileURLToPath(new URL("./fixtures/workflows.ts", import.meta.url));
 
@@ -40,34 +38,14 @@ function codeOf(label: string) {
   return { registry, greet };
 }
 
-let server: RedisServer;
-let prefixes = 0;
-const open: RedisRuntime[] = [];
+const redis = redisRuntimes("reg");
 const workers: RunningWorker[] = [];
+const runtime = (options: Omit<RedisRuntimeOptions, "url" | "prefix">) => redis.runtime(options);
 
-function runtime(options: Omit<RedisRuntimeOptions, "url" | "prefix">): RedisRuntime {
-  const created = createRedisRuntime({
-    url: server.url,
-    prefix: `tsw-reg-${process.pid}-${++prefixes}:`,
-    ...options,
-  });
-  open.push(created);
-  return created;
-}
-
-beforeAll(async () => {
-  configureLogging({ level: "silent" });
-  server = await startRedisServer();
-});
-
+// Runs before redisRuntimes closes the runtimes (after-each hooks run last registered first).
 afterEach(async () => {
   for (const worker of workers.splice(0)) await worker.stop();
-  for (const runtime of open.splice(0)) await runtime.close();
   ran.length = 0;
-});
-
-afterAll(async () => {
-  await server?.stop();
 });
 
 describe("Redis runtime registries", () => {
@@ -138,9 +116,9 @@ describe("Redis runtime registries", () => {
       }),
     );
     const worker = await runWorker({
-      redis: server.url,
+      redis: redis.url,
       workflows: WORKFLOWS,
-      prefix: `tsw-reg-${process.pid}-${++prefixes}:`,
+      prefix: `tsw-reg-${process.pid}-worker:`,
       handleSignals: false,
       registry,
     });

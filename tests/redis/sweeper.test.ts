@@ -3,22 +3,13 @@
  * failed for good while Redis was away) is activated again and finishes, each step once; a run that is only
  * slow (a long step in flight) is left to finish, its step not run twice.
  */
-
 import { fileURLToPath } from "node:url";
-import { ConfigurationError, configureLogging, sleep, step, workflow } from "tsworkflow";
-import {
-  createRedisRuntime,
-  type RedisRuntime,
-  type RedisSweepOptions,
-  Registry,
-  runWorker,
-} from "tsworkflow/redis";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { type RedisServer, startRedisServer } from "./redis-server.ts";
+import { ConfigurationError, sleep, step, workflow } from "tsworkflow";
+import { type RedisRuntime, type RedisSweepOptions, Registry, runWorker } from "tsworkflow/redis";
+import { describe, expect, it } from "vitest";
+import { redisRuntimes } from "./runtimes.ts";
 
-let server: RedisServer;
-let prefixes = 0;
-const open: RedisRuntime[] = [];
+const redis = redisRuntimes("sweep");
 
 /** A workflow of one step and then two in parallel (queued through BullMQ), counting each step's runs. */
 function fanOut() {
@@ -45,29 +36,8 @@ function fanOut() {
 }
 
 function runtime(registry: Registry, sweep?: RedisSweepOptions | false): RedisRuntime {
-  const created = createRedisRuntime({
-    url: server.url,
-    prefix: `tsw-sweep-${process.pid}-${++prefixes}:`,
-    registry,
-    ...(sweep === undefined ? {} : { sweep }),
-  });
-  open.push(created);
-  return created;
+  return redis.runtime({ registry, ...(sweep === undefined ? {} : { sweep }) });
 }
-
-beforeAll(async () => {
-  configureLogging({ level: "silent" });
-  server = await startRedisServer();
-});
-
-afterEach(async () => {
-  for (const item of open.splice(0)) await item.close();
-});
-
-afterAll(async () => {
-  await server?.stop();
-  configureLogging();
-});
 
 /** A run whose parallel steps were started and whose jobs are gone: nothing will ever wake it by itself. */
 async function strandedRun(rt: RedisRuntime, flow: ReturnType<typeof fanOut>["flow"]): Promise<string> {
@@ -194,7 +164,7 @@ describe("the Redis sweeper", () => {
 
   it("gives runWorker's sweep settings to its runtime", async () => {
     const started = runWorker({
-      redis: server.url,
+      redis: redis.url,
       workflows: fileURLToPath(new URL("./fixtures/workflows.ts", import.meta.url)),
       prefix: `tsw-sweep-${process.pid}-worker:`,
       handleSignals: false,

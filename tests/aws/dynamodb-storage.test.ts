@@ -15,6 +15,7 @@ import { ConfigurationError, PayloadTooLargeError, VersionConflictError } from "
 import type { WorkflowEvent } from "../../lib/core/events.ts";
 import { describeEventStoreContract, newRunFixture } from "../contract/event-store-contract.ts";
 import { type DynamoDBLocal, startDynamoDBLocal } from "./harness/dynamodb-local.ts";
+import { loseReplies } from "./harness/lost-replies.ts";
 
 const TABLE = "tsworkflow-contract";
 let dynamo: DynamoDBLocal;
@@ -342,45 +343,24 @@ describe("the sweeper's stale scan", () => {
 /** The sort key of a PutItem's item. */
 const itemSk = (input: Record<string, unknown>) => (input.Item as { sk?: { S?: string } } | undefined)?.sk?.S;
 
-/**
- * Loses the reply to the first request that `matches` on the way back (the request was carried out, as when a
- * connection drops after DynamoDB answered), which the SDK retries. `inputs` are the matching requests, in order.
- */
-function loseFirstReply(
-  client: ReturnType<DynamoDBLocal["client"]>,
-  matches: (command: string, input: Record<string, unknown>) => boolean,
-): { inputs: Record<string, unknown>[]; lost: boolean } {
-  const sent = { inputs: [] as Record<string, unknown>[], lost: false };
-  client.middlewareStack.add(
-    (next, context) => async (args) => {
-      const result = await next(args);
-      const input = args.input as Record<string, unknown>;
-      if (matches((context as { commandName?: string }).commandName ?? "", input)) {
-        sent.inputs.push(input);
-        if (!sent.lost) {
-          sent.lost = true;
-          throw Object.assign(new Error("read ECONNRESET"), { code: "ECONNRESET" });
-        }
-      }
-      return result;
-    },
-    { step: "deserialize", name: "loseFirstReply" },
-  );
-  return sent;
-}
-
 describe("DynamoDBStorage transactions", () => {
   it("answers an SDK retry of a run creation whose reply was lost as the success it was", async () => {
     // Prepare: the first reply to a TransactWriteItems is lost on the way back (the write happened).
     const client = dynamo.client();
-    const sent = loseFirstReply(client, (command) => command === "TransactWriteItemsCommand");
-    const tokens = () => sent.inputs.map((input) => input.ClientRequestToken);
+    const sent = loseReplies(
+      client,
+      (command) => command === "TransactWriteItemsCommand" && sent.lost.length === 0,
+    );
+    const tokens = () =>
+      sent.tries
+        .filter((one) => one.command === "TransactWriteItemsCommand")
+        .map((one) => one.input.ClientRequestToken);
     const store = new DynamoDBStorage({ tableName: TABLE, client });
     const fixture = newRunFixture({ idempotencyKey: `lost-reply-${Date.now()}` });
     // Act
     const created = await store.createRun(fixture);
     // Assess: the SDK sent the same transaction twice, with one token, and the second was a success.
-    expect(sent.lost).toBe(true);
+    expect(sent.lost).toEqual(["TransactWriteItemsCommand"]);
     expect(tokens()).toHaveLength(2);
     expect(tokens()[0]).toMatch(/^[0-9a-f]{36}$/);
     expect(tokens()[1]).toBe(tokens()[0]);
@@ -396,10 +376,9 @@ describe("DynamoDBStorage transactions", () => {
   it("answers an SDK retry of a commit whose reply was lost as the success it was, and still refuses another writer's", async () => {
     // Prepare: the first reply to the commit's PutItem is lost on the way back (the write happened).
     const client = dynamo.client();
-    const sent = loseFirstReply(
-      client,
-      (command, input) => command === "PutItemCommand" && String(itemSk(input)).startsWith("COMMIT#"),
-    );
+    const isCommit = (command: string, input: Record<string, unknown>) =>
+      command === "PutItemCommand" && String(itemSk(input)).startsWith("COMMIT#");
+    const sent = loseReplies(client, (command, input) => isCommit(command, input) && sent.lost.length === 0);
     const store = new DynamoDBEngineStore({ tableName: TABLE, client });
     const fixture = newRunFixture();
     const runId = fixture.run.runId;
@@ -414,8 +393,11 @@ describe("DynamoDBStorage transactions", () => {
       updatedAt: at,
     });
     // Assess: the SDK sent the put twice; the second found the commit it had made and was a success.
-    expect(sent.lost).toBe(true);
-    expect(sent.inputs.slice(0, 2).map(itemSk)).toEqual([commitSk(2), commitSk(2)]);
+    expect(sent.lost).toEqual(["PutItemCommand"]);
+    const commitTries = sent.tries
+      .filter((one) => isCommit(one.command, one.input))
+      .map((one) => itemSk(one.input));
+    expect(commitTries.slice(0, 2)).toEqual([commitSk(2), commitSk(2)]);
     expect(committed).toEqual({});
     await expect(other).rejects.toBeInstanceOf(VersionConflictError);
     expect((await store.getRun(runId))?.version).toBe(2);

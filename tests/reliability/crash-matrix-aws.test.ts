@@ -10,6 +10,7 @@ import type { SQSClient } from "@aws-sdk/client-sqs";
 import { type AnyWorkflow, configureLogging, type WorkflowEvent } from "tsworkflow";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { deployStack, type Emulators, startEmulators } from "../aws/harness/aws-stack.ts";
+import { loseReplies } from "../aws/harness/lost-replies.ts";
 import { memoryBackend, waitForFinished } from "./support/backends.ts";
 import {
   CRASH_FLOW_STEPS,
@@ -150,44 +151,10 @@ const WRITES = new Set([
   "SendMessageBatchCommand",
 ]);
 
-/** The part of an AWS SDK client that a middleware is added to. */
-interface ReplyLosingClient {
-  middlewareStack: {
-    add(
-      middleware: (
-        next: (args: { input: object }) => Promise<unknown>,
-        context: { commandName?: string },
-      ) => (args: { input: object }) => Promise<unknown>,
-      options: { step: "deserialize"; name: string },
-    ): void;
-  };
-}
-
-/**
- * Loses the reply of every `every`-th write request a client makes (its first try only: the SDK's retry of it
- * gets its reply), as a connection that drops after AWS answered would. Returns the requests it hit.
- */
-function loseEveryNthReply(client: object, every: number): string[] {
-  const hit: string[] = [];
-  const tried = new WeakSet<object>();
+/** Loses the reply of every `every`-th write request of `client` (its first try only). */
+function loseEveryNthWriteReply(client: object, every: number): string[] {
   let writes = 0;
-  (client as ReplyLosingClient).middlewareStack.add(
-    (next, context) => async (args) => {
-      const result = await next(args);
-      const command = context.commandName ?? "";
-      if (WRITES.has(command) && !tried.has(args.input)) {
-        tried.add(args.input);
-        writes += 1;
-        if (writes % every === 0) {
-          hit.push(command);
-          throw Object.assign(new Error("read ECONNRESET"), { code: "ECONNRESET" });
-        }
-      }
-      return result;
-    },
-    { step: "deserialize", name: "loseEveryNthReply" },
-  );
-  return hit;
+  return loseReplies(client, (command) => WRITES.has(command) && ++writes % every === 0).lost;
 }
 
 describe("AWS requests whose reply was lost", () => {
@@ -198,8 +165,8 @@ describe("AWS requests whose reply was lost", () => {
       { workflows: [crashFlow, retryFlow] },
       { visibilityTimeoutSeconds: 1 },
     );
-    const hitDynamoDB = loseEveryNthReply(stack.clients.dynamodb, 3);
-    const hitSqs = loseEveryNthReply(stack.clients.sqs, 3);
+    const hitDynamoDB = loseEveryNthWriteReply(stack.clients.dynamodb, 3);
+    const hitSqs = loseEveryNthWriteReply(stack.clients.sqs, 3);
     try {
       // Act
       const started = [];

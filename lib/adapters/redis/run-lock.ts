@@ -32,8 +32,9 @@ export interface HeldLock {
 
 /**
  * One holder per run across all workers: `SET key token NX PX ttl` (in a script, see `ACQUIRE`), renewed
- * while held, released by a compare-and-delete script. The lock keeps activations of a run from overlapping; correctness still rests
- * on the store's conditional commit (a holder paused past its TTL can only lose a version race).
+ * while held, released by a compare-and-delete script. The lock keeps activations of a run from
+ * overlapping; correctness still rests on the store's conditional commit (a holder paused past its TTL can
+ * only lose a version race).
  */
 export class RunLocks {
   constructor(

@@ -2,6 +2,7 @@ import { DynamoDBEngineStore } from "../adapters/aws/dynamodb-engine-store.ts";
 import { deduplicationId, type SqsTaskQueue } from "../adapters/aws/sqs-queue.ts";
 import { ConfigurationError } from "../core/errors.ts";
 import { getLogger } from "../core/logger.ts";
+import { parentHeardOf } from "../engine/run-links.ts";
 import { type EventStore, FINISHED_STATUSES, type RunRecord } from "../ports/event-store.ts";
 
 /** Options of {@link sweep}. */
@@ -79,7 +80,7 @@ export async function sweep(
       await activate(run, "overdue");
       report.overdue.push(run.runId);
     } else if (FINISHED_STATUSES.has(run.status)) {
-      if (!(await parentIsDone(store, run))) {
+      if (!(await parentHeardOf(store, run.runId))) {
         // The child's activation finds the run finished and hands its result to the parent again.
         await activate(run, "child");
         report.children.push(run.runId);
@@ -94,19 +95,4 @@ export async function sweep(
   if (report.overdue.length + report.stale.length + report.children.length > 0)
     getLogger().warn("sweeper re-sent what runs were missing", { ...report });
   return report;
-}
-
-/** True when the child's parent has finished, or has the child's result in its log. */
-async function parentIsDone(store: DynamoDBEngineStore, child: RunRecord): Promise<boolean> {
-  const events = await store.getEvents(child.runId);
-  const started = events[0];
-  const parent = started?.type === "workflow_started" ? started.parent : undefined;
-  if (!parent) return true;
-  const parentRun = await store.getRun(parent.runId);
-  if (!parentRun || FINISHED_STATUSES.has(parentRun.status)) return true;
-  const parentEvents = await store.getEvents(parent.runId);
-  return parentEvents.some(
-    (event) =>
-      (event.type === "child_completed" || event.type === "child_failed") && event.childRunId === child.runId,
-  );
 }

@@ -164,6 +164,24 @@ function childOutcome(
   };
 }
 
+/**
+ * True when a finished child run's parent no longer needs to hear of it (the sweepers ask): the run has no
+ * parent, the parent is gone or finished, or its log has applied the child's result. Matched by child id, so
+ * the result of a continuation of the child (`continueAsNew`) counts.
+ */
+export async function parentHeardOf(store: EventStore, childRunId: string): Promise<boolean> {
+  const [started] = await store.getEvents(childRunId);
+  const link = started?.type === "workflow_started" ? started.parent : undefined;
+  if (!link) return true;
+  const parent = await store.getRun(link.runId);
+  if (!parent || FINISHED_STATUSES.has(parent.status)) return true;
+  const events = await store.getEvents(link.runId);
+  return events.some(
+    (event) =>
+      (event.type === "child_completed" || event.type === "child_failed") && event.childId === link.childId,
+  );
+}
+
 export async function putChildOutcome(
   host: RunLinksHost,
   parentRunId: string,

@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import type { RedisStorage } from "../adapters/redis/redis-storage.ts";
 import { ConfigurationError } from "../core/errors.ts";
 import { getLogger } from "../core/logger.ts";
+import { parentHeardOf } from "../engine/run-links.ts";
 import type { Clock } from "../ports/clock.ts";
 import type { TaskQueue } from "../ports/task-queue.ts";
 
@@ -17,7 +18,9 @@ export interface RedisSweepOptions {
    * A pending or running run whose document has not changed for this long, or a suspended run this long past
    * its wake-up time, is activated again with cause `recover` (it re-sends its pending steps and re-arms its
    * timers; BullMQ's job ids make a re-send of a step that is still queued or running a no-op, so a long step
-   * is not run twice). A run waiting for an event without a timeout is left alone.
+   * is not run twice). A run waiting for an event without a timeout is left alone. A child run that finished
+   * this long ago and whose parent has not applied its result yet (the notification was lost) is activated
+   * again too, and tells its parent again.
    * @default 300000 (5 minutes)
    */
   staleAfterMs?: number;
@@ -56,16 +59,30 @@ export function sweepSettings(options: RedisSweepOptions = {}): Required<RedisSw
 /**
  * One sweep: activates again, with cause `recover`, every unfinished run that should have moved `staleAfterMs`
  * ago and did not (a task lost with a job that failed for good or vanished, a timer whose activation failed
- * for good while Redis was away). Returns the run ids it activated.
+ * for good while Redis was away), and every child run that finished that long ago without its parent applying
+ * its result. Returns the run ids it activated.
  */
 export async function sweepStaleRuns(
   target: SweepTarget,
   options: RedisSweepOptions = {},
 ): Promise<string[]> {
   const { staleAfterMs, limit } = sweepSettings(options);
-  const stale = await target.storage.staleRuns(target.clock.now() - staleAfterMs, limit);
-  for (const runId of stale) await target.queue.enqueueActivation({ runId, cause: { kind: "recover" } });
-  return stale;
+  const before = target.clock.now() - staleAfterMs;
+  const recover = (runId: string) => target.queue.enqueueActivation({ runId, cause: { kind: "recover" } });
+  const stale = await target.storage.staleRuns(before, limit);
+  for (const runId of stale) await recover(runId);
+  // A finished child whose parent has not applied its result (the notification's job failed for good): its
+  // activation finds it finished and tells the parent again. It stays listed until the parent has the result.
+  const unheard: string[] = [];
+  for (const runId of await target.storage.finishedChildren(before, limit)) {
+    if (await parentHeardOf(target.storage, runId)) {
+      await target.storage.forgetFinishedChild(runId);
+      continue;
+    }
+    await recover(runId);
+    unheard.push(runId);
+  }
+  return [...stale, ...unheard];
 }
 
 /**

@@ -115,7 +115,8 @@ export interface RedisRuntime extends Runtime {
   close(): Promise<void>;
   /**
    * Sweeps once now (workers do it every `sweep.everyMs`): activates again every unfinished run that has not
-   * changed for `staleAfterMs` (default: the runtime's `sweep` option), and returns their ids.
+   * changed for `staleAfterMs` (default: the runtime's `sweep` option) and every child run that finished that
+   * long ago without its parent applying its result, and returns their ids.
    * @example
    * import { createRedisRuntime } from "tsworkflow/redis";
    * const runtime = createRedisRuntime({ url: "redis://127.0.0.1:6379" });

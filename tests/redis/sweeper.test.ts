@@ -1,10 +1,12 @@
 /**
  * The Redis runtime's sweeper: a run left with nothing queued for it (its step jobs gone, as after a job that
  * failed for good while Redis was away) is activated again and finishes, each step once; a run that is only
- * slow (a long step in flight) is left to finish, its step not run twice.
+ * slow (a long step in flight) is left to finish, its step not run twice; a parent that never heard of its
+ * finished child hears of it.
  */
 import { fileURLToPath } from "node:url";
-import { ConfigurationError, sleep, step, workflow } from "tsworkflow";
+import { ConfigurationError, runChild, sleep, step, workflow } from "tsworkflow";
+import { readInboxId } from "tsworkflow/engine";
 import { type RedisRuntime, type RedisSweepOptions, Registry, runWorker } from "tsworkflow/redis";
 import { describe, expect, it } from "vitest";
 import { redisRuntimes } from "./runtimes.ts";
@@ -160,6 +162,61 @@ describe("the Redis sweeper", () => {
     expect(asleep?.status).toBe("suspended");
     expect(late).toEqual([runId]);
     expect(run.result).toBe("after(o-3)");
+  });
+
+  it("tells a parent again of a child whose result's activation was lost, once the child's finish is staleAfterMs old", async () => {
+    // Prepare: the activation that hands the parent its child's result is lost (its job failed for good).
+    const registry = new Registry();
+    const parentFlow = registry.define(() => {
+      const double = step("sw_double", async (n: number) => n * 2);
+      const child = workflow("sw_child", async (n: number) => double(n));
+      return workflow("sw_parent", async (n: number) => `child said ${await runChild(child, [n])}`);
+    });
+    const rt = runtime(registry, false);
+    const enqueue = rt.queue.enqueueActivation.bind(rt.queue);
+    const lost: string[] = [];
+    rt.queue.enqueueActivation = async (task) => {
+      const fromChild = task.cause.kind === "outcome" && readInboxId(task.cause.stepId).kind === "child";
+      if (fromChild && lost.length === 0) lost.push(task.runId);
+      else await enqueue(task);
+    };
+    await rt.startWorker();
+    const { runId } = await rt.start(parentFlow, [21]);
+    while (lost.length === 0) await new Promise((resolve) => setTimeout(resolve, 10));
+    const [child] = (await rt.listRuns({ workflowName: "sw_child" })).runs;
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const waiting = await rt.getRun(runId);
+    // Act
+    const early = await rt.sweep({ staleAfterMs: 60_000 });
+    const late = await rt.sweep({ staleAfterMs: 0 });
+    const run = await rt.waitForRun(runId, { timeoutMs: 15_000 });
+    const after = await rt.sweep({ staleAfterMs: 0 });
+    // Assess
+    expect(lost).toEqual([runId]);
+    expect(child?.status).toBe("completed");
+    expect(waiting?.status).toBe("suspended");
+    expect(early).toEqual([]);
+    expect(late).toEqual([child?.runId]);
+    expect(run.result).toBe("child said 42");
+    expect(after).toEqual([]);
+    expect(await rt.storage.finishedChildren(Date.now() + 1, 10)).toEqual([]);
+  });
+
+  it("lists a finished child only until its parent applies its result", async () => {
+    // Prepare
+    const registry = new Registry();
+    const parentFlow = registry.define(() => {
+      const child = workflow("sw_quick_child", async (n: number) => n + 1);
+      return workflow("sw_quick_parent", async (n: number) => runChild(child, [n]));
+    });
+    const rt = runtime(registry, false);
+    await rt.startWorker();
+    // Act
+    const { runId } = await rt.start(parentFlow, [1]);
+    const run = await rt.waitForRun(runId, { timeoutMs: 15_000 });
+    // Assess
+    expect(run.result).toBe(2);
+    expect(await rt.storage.finishedChildren(Date.now() + 1, 10)).toEqual([]);
   });
 
   it("gives runWorker's sweep settings to its runtime", async () => {

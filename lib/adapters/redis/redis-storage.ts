@@ -53,6 +53,8 @@ export interface RedisStorageOptions {
 const STATUSES: ReadonlySet<string> = new Set(RUN_STATUSES);
 /** Events that consume a stored outcome: once one is in the log, the outcome is no longer pending. */
 const OUTCOME_EVENTS: ReadonlySet<string> = new Set(["step_completed", "step_failed", "step_retrying"]);
+/** The statuses a child run hands its parent (a `continued` child's continuation does it instead). */
+const TELLS_PARENT: ReadonlySet<string> = new Set(["completed", "failed", "cancelled"]);
 
 /*
  * Keys (P = prefix):
@@ -66,6 +68,8 @@ const OUTCOME_EVENTS: ReadonlySet<string> = new Set(["step_completed", "step_fai
  *   P idx:wf:<workflowName>
  *   P idx:wf-status:<status>:<workflowName>
  *   P idx:tag:<key>=<value>            sorted set of the runs that carry the tag, scored by createdAt
+ *   P idx:children-done                sorted set of finished child runs whose parent has not applied their
+ *                                      result yet, scored by their finish (epoch ms), for the sweeper
  * Scripts build index keys from the prefix, so all keys must live on one Redis node (no Cluster).
  */
 
@@ -97,7 +101,8 @@ return {1}
  * keys: run, events, pending-outcomes, idx:all.
  * arguments: prefix, runId, expectedVersion, newStatus, guard ("1": refuse if an outcome waits that these events do
  *       not consume), eventCount, events…, setCount, field/value…, delCount, fields…, consumedCount, outcome
- *       fields…, tagCount (-1: tags unchanged), "key=value"…
+ *       fields…, tagCount (-1: tags unchanged), "key=value"…, finishedAt (epoch ms when the commit finishes the
+ *       run and tells a parent, else 0), childCount, child run ids whose results these events apply…
  * Returns { new version, outcomes still pending }, or -1 when the log no longer has expectedVersion events (or the
  * run is missing, or the guard refused). A commit whose events are already in the log where it would put them is
  * this commit sent again (ioredis re-sends a command whose reply a dropped connection lost): done, not a conflict,
@@ -148,6 +153,13 @@ local function commit(k, a)
     end
     for j = tagsAt + 1, tagsAt + n do redis.call('ZADD', prefix .. 'idx:tag:' .. ARGV[a + j], score, runId) end
     redis.call('HSET', KEYS[k + 1], 'tagKeys', table.concat({unpack(ARGV, a + tagsAt + 1, a + tagsAt + n)}, '\\n'))
+  end
+  local finishedAt = tagsAt + math.max(n, 0) + 1
+  if ARGV[a + finishedAt] ~= '0' and old ~= newStatus and redis.call('HEXISTS', KEYS[k + 1], 'parentRunId') == 1 then
+    redis.call('ZADD', prefix .. 'idx:children-done', ARGV[a + finishedAt], runId)
+  end
+  for j = finishedAt + 2, finishedAt + 1 + tonumber(ARGV[a + finishedAt + 1]) do
+    redis.call('ZREM', prefix .. 'idx:children-done', ARGV[a + j])
   end
   if old ~= newStatus then
     local wf = redis.call('HGET', KEYS[k + 1], 'workflowName')
@@ -360,6 +372,9 @@ export class RedisStorage implements EventStore {
     const event = this.serializeEvent(acceptEvent(startedEvent, `run ${run.runId}`), run.runId, 1);
     const key = run.idempotencyKey;
     const fields = runFields(run);
+    // A child run: its finish is indexed for the sweeper (see `finishedChildren`).
+    if (startedEvent.type === "workflow_started" && startedEvent.parent)
+      fields.push("parentRunId", startedEvent.parent.runId);
     const reply = (await this.call(() =>
       CREATE_RUN.run(
         this.client,
@@ -547,6 +562,9 @@ export class RedisStorage implements EventStore {
         const ref = e as { stepId: string; attempt: number };
         return outcomeField(ref.stepId, ref.attempt);
       });
+    const childrenHeard = events.flatMap((e) =>
+      e.type === "child_completed" || e.type === "child_failed" ? [e.childRunId] : [],
+    );
     // An activation that continues after an inline step listed no outcomes (see `activation`).
     const guarded = this.inlineSteps.get(runId) === "commit";
     if (guarded) this.inlineSteps.delete(runId);
@@ -573,6 +591,10 @@ export class RedisStorage implements EventStore {
           consumed.length,
           ...consumed,
           ...(patch.tags ? [tagKeys(patch.tags).length, ...tagKeys(patch.tags)] : [-1]),
+          // A child's finish is indexed until its parent applies it (see `finishedChildren`).
+          TELLS_PARENT.has(patch.status) ? Date.parse(patch.updatedAt) : 0,
+          childrenHeard.length,
+          ...childrenHeard,
         ],
       ),
     )) as CommitReply;
@@ -755,6 +777,27 @@ export class RedisStorage implements EventStore {
       });
     }
     return stale;
+  }
+
+  /**
+   * For the sweeper: child runs that finished before `before` (epoch ms) and whose parent has not applied their
+   * result in a commit since (its notification may have been lost), oldest first, up to `limit`. A parent's
+   * commit that applies a child's result takes the child off this list; `forgetFinishedChild` takes off one
+   * whose parent is done with it otherwise (finished, or heard of a continuation of the child).
+   * @example
+   * import { RedisStorage } from "tsworkflow/redis";
+   * const storage = new RedisStorage({ redis: "redis://127.0.0.1:6379" });
+   * const unheard = await storage.finishedChildren(Date.now() - 300_000, 100);
+   */
+  async finishedChildren(before: number, limit: number): Promise<string[]> {
+    return this.call(() =>
+      this.client.zrangebyscore(this.key("idx:children-done"), "-inf", `(${before}`, "LIMIT", 0, limit),
+    );
+  }
+
+  /** Takes a child run off the `finishedChildren` list. */
+  async forgetFinishedChild(runId: string): Promise<void> {
+    await this.call(() => this.client.zrem(this.key("idx:children-done"), runId));
   }
 
   async close(): Promise<void> {

@@ -117,6 +117,33 @@ describe("EventSourceMapping (the Lambda SQS poller used by the AWS tests)", () 
     expect(mapping.stats).toMatchObject({ failedInvocations: 2, deleted: 2 });
   });
 
+  it("never hands a record to a second invocation while the first still runs, however long it takes", async () => {
+    // Prepare: a 1 s visibility timeout and an invocation of 2.5 s (Lambda refuses a queue that hides a
+    // message for less than the function's timeout; the tests' short timeouts must not let it come back).
+    const queues = freshQueues();
+    await send(queues.stepQueueUrl, ["slow"]);
+    const received: string[] = [];
+    const mapping = new EventSourceMapping({
+      client,
+      queueUrl: queues.stepQueueUrl,
+      queueArn: queues.stepQueueArn,
+      visibilityTimeoutSeconds: 1,
+      concurrency: 2,
+      handler: async (event) => {
+        for (const record of event.Records) received.push(record.body);
+        await new Promise((resolve) => setTimeout(resolve, 2_500));
+        return { batchItemFailures: [] };
+      },
+    }).start();
+    // Act
+    await waitFor("the record to be deleted", async () => (mapping.stats.deleted === 1 ? true : undefined));
+    await new Promise((resolve) => setTimeout(resolve, 1_200));
+    await mapping.stop();
+    // Assess
+    expect(received).toEqual(["slow"]);
+    expect(mapping.stats.visibilityExtensions).toBeGreaterThanOrEqual(4);
+  });
+
   it("lets SQS move a record that keeps failing to the dead-letter queue after maxReceiveCount receives", async () => {
     const queues = freshQueues(2);
     await send(queues.stepQueueUrl, ["poison"]);

@@ -319,6 +319,7 @@ export function deployStack(
   const reaperHandler = createReaperHandler(registry, base());
   const pollerClient = sqs.client();
   const timeoutMs = options.functionTimeoutMs ?? 20_000;
+  const visibilityTimeoutSeconds = options.visibilityTimeoutSeconds ?? 2;
   const workflowMapping = new EventSourceMapping({
     client: pollerClient,
     queueUrl: queues.workflowQueueUrl,
@@ -327,6 +328,7 @@ export function deployStack(
     functionName: "tsworkflow-workflow",
     concurrency: options.concurrency?.workflow ?? 2,
     timeoutMs,
+    visibilityTimeoutSeconds,
   }).start();
   const stepMappingFor = (handler: SqsBatchHandler) =>
     new EventSourceMapping({
@@ -337,6 +339,7 @@ export function deployStack(
       functionName: "tsworkflow-step",
       concurrency: options.concurrency?.step ?? 4,
       timeoutMs,
+      visibilityTimeoutSeconds,
     }).start();
   let stepMapping = stepMappingFor(stepHandler);
   const readClient = dynamo.client();

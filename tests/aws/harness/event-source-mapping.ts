@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import {
+  ChangeMessageVisibilityBatchCommand,
   DeleteMessageBatchCommand,
   type Message,
   ReceiveMessageCommand,
@@ -20,6 +21,14 @@ export interface EventSourceMappingOptions {
   concurrency?: number;
   /** The function's timeout: an invocation still running then counts as failed. @default 30000 */
   timeoutMs?: number;
+  /**
+   * The queue's visibility timeout. Lambda refuses a mapping whose queue hides a message for less time than the
+   * function may run, so a message never comes back while its invocation is alive; the tests use shorter
+   * timeouts (a killed function's message comes back sooner), so while an invocation runs past half of this,
+   * its messages are hidden again (`ChangeMessageVisibilityBatch`, counted in `stats.visibilityExtensions`).
+   * @default none (no extension)
+   */
+  visibilityTimeoutSeconds?: number;
   /** @default "tsworkflow-test" */
   functionName?: string;
   /** @default "us-east-1" */
@@ -36,6 +45,8 @@ export interface EventSourceMappingStats {
   failedInvocations: number;
   receiveRequests: number;
   deleteRequests: number;
+  /** Requests that hid the messages of a long invocation again (see `visibilityTimeoutSeconds`). */
+  visibilityExtensions: number;
   /** The invocations' total run time (on the emulators: DynamoDB Local answers slower than DynamoDB). */
   durationMs: number;
 }
@@ -56,12 +67,14 @@ export class EventSourceMapping {
     failedInvocations: 0,
     receiveRequests: 0,
     deleteRequests: 0,
+    visibilityExtensions: 0,
     durationMs: 0,
   };
   private running = false;
   private loops: Promise<void>[] = [];
   private inFlight = 0;
-  private readonly options: Required<EventSourceMappingOptions>;
+  private readonly options: Required<Omit<EventSourceMappingOptions, "visibilityTimeoutSeconds">> &
+    Pick<EventSourceMappingOptions, "visibilityTimeoutSeconds">;
 
   constructor(options: EventSourceMappingOptions) {
     this.options = {
@@ -136,6 +149,7 @@ export class EventSourceMapping {
     let response: SQSBatchResponse | undefined;
     let timer: NodeJS.Timeout | undefined;
     const began = performance.now();
+    const keepHidden = this.keepHidden(messages);
     try {
       const timeout = new Promise<never>((_, reject) => {
         timer = setTimeout(() => reject(new Error(`Task timed out after ${timeoutMs} ms`)), timeoutMs);
@@ -146,6 +160,7 @@ export class EventSourceMapping {
       return;
     } finally {
       clearTimeout(timer);
+      clearInterval(keepHidden);
       this.stats.durationMs += performance.now() - began;
     }
     const ids = new Set(event.Records.map((record) => record.messageId));
@@ -166,6 +181,23 @@ export class EventSourceMapping {
       }),
     );
     this.stats.deleted += done.length;
+  }
+
+  /** Hides the messages of an invocation again every half visibility timeout while it runs (clear it after). */
+  private keepHidden(messages: Message[]): NodeJS.Timeout | undefined {
+    const { client, queueUrl, visibilityTimeoutSeconds } = this.options;
+    if (visibilityTimeoutSeconds === undefined) return undefined;
+    const entries = messages.map((message, index) => ({
+      Id: String(index),
+      ReceiptHandle: message.ReceiptHandle ?? "",
+      VisibilityTimeout: visibilityTimeoutSeconds,
+    }));
+    return setInterval(() => {
+      this.stats.visibilityExtensions += 1;
+      client
+        .send(new ChangeMessageVisibilityBatchCommand({ QueueUrl: queueUrl, Entries: entries }))
+        .catch(() => {});
+    }, visibilityTimeoutSeconds * 500);
   }
 
   private record(message: Message): SQSRecord {

@@ -234,6 +234,7 @@ export function describeFlowControl(emulatorsOf: () => Emulators): void {
         functionName: "tsworkflow-step-2",
         concurrency: 3,
         timeoutMs: 20_000,
+        visibilityTimeoutSeconds: 2,
       }).start();
       mappings.push(secondStepFunction);
 

@@ -40,8 +40,9 @@ export async function startSqsKit(
   kits += 1;
   const sqs = await startSqs();
   const name = `rel${kits}`;
+  const visibilityTimeoutSeconds = options.visibilityTimeoutSeconds ?? 1;
   const queues = sqs.createKitQueues(name, {
-    visibilityTimeoutSeconds: options.visibilityTimeoutSeconds ?? 1,
+    visibilityTimeoutSeconds,
     maxReceiveCount: options.maxReceiveCount ?? 2,
   });
   const client: SQSClient = sqs.client();
@@ -73,7 +74,14 @@ export async function startSqsKit(
     { runtime, deployBackoffSeconds: options.deployBackoffSeconds ?? 1 },
   );
   const poll = (queueUrl: string, queueArn: string, handler: typeof handlers.stepHandler) =>
-    new EventSourceMapping({ client: sqs.client(), queueUrl, queueArn, handler, timeoutMs: 10_000 }).start();
+    new EventSourceMapping({
+      client: sqs.client(),
+      queueUrl,
+      queueArn,
+      handler,
+      timeoutMs: 10_000,
+      visibilityTimeoutSeconds,
+    }).start();
   const mappings = [
     poll(queues.workflowQueueUrl, queues.workflowQueueArn, handlers.workflowHandler),
     poll(queues.stepQueueUrl, queues.stepQueueArn, handlers.stepHandler),

@@ -592,7 +592,7 @@ export class RedisStorage implements EventStore {
           ...consumed,
           ...(patch.tags ? [tagKeys(patch.tags).length, ...tagKeys(patch.tags)] : [-1]),
           // A child's finish is indexed until its parent applies it (see `finishedChildren`).
-          TELLS_PARENT.has(patch.status) ? Date.parse(patch.updatedAt) : 0,
+          TELLS_PARENT.has(patch.status) ? Date.parse(patch.updatedAt) || Date.now() : 0,
           childrenHeard.length,
           ...childrenHeard,
         ],

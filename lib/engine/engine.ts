@@ -329,7 +329,15 @@ export class Engine {
       const { stepId, attempt } = inline.task;
       // The outcome was carried here, not stored: no other activation can have applied it.
       next = { runId: task.runId, cause: { kind: "outcome", stepId, attempt }, redelivered: false };
-      if (lease && !(await lease.resume())) {
+      let resumed = true;
+      try {
+        if (lease) resumed = await lease.resume();
+      } catch (error) {
+        // As when the next activation fails: the redelivery finds the outcome stored, not a step to run again.
+        await this.store.putOutcome(carried);
+        throw error;
+      }
+      if (!resumed) {
         // Another worker holds the run now: hand it the outcome as a queued step would.
         await this.deliver(carried);
         return;

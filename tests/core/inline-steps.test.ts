@@ -121,6 +121,29 @@ describe("inline steps", () => {
     expect((await m.run(runId)).status).toBe("running");
   });
 
+  it("store the outcome of an inline step after which the run's lease could not be taken back, so that it does not run again", async () => {
+    // Prepare: a queue whose hold on the run fails to come back after the step (Redis away for a moment).
+    const m = manualEngine({ inlineSteps: true });
+    const { runId } = await m.engine.start(sequence, [7]);
+    ran.length = 0;
+    const first = nextActivation(m);
+    const lease = {
+      pause() {},
+      resume: async (): Promise<boolean> => {
+        throw new Error("the lock's server went away");
+      },
+    };
+    // Act
+    await expect(m.engine.activate(first, lease)).rejects.toThrow("the lock's server went away");
+    const stored = await m.store.getOutcome(runId, "inline_add#0", 1);
+    await m.engine.activate({ ...first, redelivered: true }); // the queue delivers it again
+    await m.runToEnd();
+    // Assess
+    expect(stored).toMatchObject({ ok: true, result: 8 });
+    expect(ran).toEqual(["add(7,1)", "double(8)", "add(16,100)"]);
+    expect(await m.run(runId)).toMatchObject({ status: "completed", result: 116 });
+  });
+
   it("store the outcome of an inline step whose commit failed, so that it does not run again", async () => {
     // Prepare
     const store = new FlakyCommitStorage("inline_double#0");

@@ -152,6 +152,38 @@ describe("BullMQQueue", () => {
     // Assess
     expect(await queue.steps.getWaitingCount()).toBe(2);
   });
+
+  it("runs a step again that sent its own task during its job (a rate limit's or a slot's turn), and another worker's re-send once", async () => {
+    // Prepare: the first run of the task sends it again before its job ends, as a step waiting for its turn
+    // under a rate limit does when its turn is near; a second consumer re-sends it meanwhile, as a redelivered
+    // activation would (BullMQ must drop that one: the job is still running).
+    const queue = newQueue();
+    const other = newQueue();
+    const runs: number[] = [];
+    let othersSent = false;
+    await consume(queue, {
+      executeStep: async (task) => {
+        runs.push(Date.now());
+        if (runs.length > 1) return;
+        await queue.enqueueStep(task);
+        await other.enqueueStep(task);
+        othersSent = true;
+        await sleep(50);
+      },
+    });
+    // Act
+    await queue.enqueueStep(stepTask("run_e", "notify#0"));
+    await until(() => runs.length >= 2, "the step to run again");
+    await sleep(500);
+    // Assess
+    expect(othersSent).toBe(true);
+    expect(runs).toHaveLength(2);
+    expect(await queue.steps.getJobCounts("waiting", "delayed", "active")).toEqual({
+      waiting: 0,
+      delayed: 0,
+      active: 0,
+    });
+  });
 });
 
 describe("BullMQTimers", () => {

@@ -121,6 +121,11 @@ export class BullMQQueue implements TaskQueue {
   private readonly consumers = new Set<QueueConsumer>();
   /** Step jobs running in this process, by the wake-up they will send: that wake-up runs inline. */
   private readonly inlineWakes = new Map<string, InlineActivator>();
+  /**
+   * Step jobs in this process's hands, by job id, from their start until BullMQ has completed them, with the
+   * time a send of their own task asked for (see `enqueueStep`).
+   */
+  private readonly stepsInHand = new Map<string, { again?: number; finishing?: true }>();
 
   constructor(options: BullMQQueueOptions) {
     this.prefix = options.prefix ?? "tsw:";
@@ -158,9 +163,25 @@ export class BullMQQueue implements TaskQueue {
     });
   }
 
+  /**
+   * Sends a step task (BullMQ keeps one job per attempt: a re-send while the job waits or runs elsewhere is
+   * dropped). A send of a task whose job this process is running (a step that waits for its rate limit or a
+   * concurrency slot sends itself again when its turn may have come) is not dropped: the job goes back to
+   * the delayed set when it ends, or is added again once BullMQ has completed it.
+   */
   async enqueueStep(task: StepTask): Promise<void> {
+    const inHand = this.stepsInHand.get(stepJobId(task));
+    if (inHand) {
+      inHand.again = Date.now();
+      return;
+    }
+    await this.addStep(task);
+  }
+
+  private async addStep(task: StepTask, delay = 0): Promise<void> {
     await this.add(this.steps, "step", task, {
       jobId: stepJobId(task),
+      ...(delay > 0 ? { delay } : {}),
       // A finished step job frees its id: its outcome is stored by then, so a re-sent task only wakes the run.
       removeOnComplete: true,
       removeOnFail: true,
@@ -278,30 +299,47 @@ export class BullMQQueue implements TaskQueue {
       },
       { ...workerOptions, connection: workerConnection() },
     );
+    /** Runs a step job, and sends its task again after it when the step asked for that (see `enqueueStep`). */
+    const runStepJob = async (job: Job<StepTask>, token: string | undefined, run: () => Promise<void>) => {
+      const id = job.id as string;
+      const inHand: { again?: number; finishing?: true } = {};
+      this.stepsInHand.set(id, inHand);
+      try {
+        await run();
+      } catch (error) {
+        this.stepsInHand.delete(id);
+        throw error;
+      }
+      if (inHand.again === undefined) {
+        // Until BullMQ has completed the job (its `completed` event), a send of its task is added after it.
+        inHand.finishing = true;
+        return;
+      }
+      this.stepsInHand.delete(id);
+      await job.moveToDelayed(inHand.again, token);
+      throw new DelayedError();
+    };
     const stepWorker = new Worker<StepTask>(
       STEPS_QUEUE,
-      async (job: Job<StepTask>) => {
-        if (!inlineActivations) return handlers.executeStep(job.data);
-        const key = wakeKey(job.data.runId, job.data.stepId, job.data.attempt);
-        // One wake-up per job: a second enqueueActivation for the same outcome goes to the queue. A step job
-        // delivered again may be one whose inline activation died after its commit: its wake-up says so.
-        let used = false;
-        const redelivered = isRedelivery(job);
-        const once: InlineActivator = async (task) => {
-          if (used) return "busy";
-          used = true;
-          const result = await activateInline({ ...task, redelivered });
-          return result === "busy" && redelivered ? "again" : result;
-        };
-        this.inlineWakes.set(key, once);
-        try {
-          await handlers.executeStep(job.data);
-        } finally {
-          if (this.inlineWakes.get(key) === once) this.inlineWakes.delete(key);
-        }
-      },
+      async (job: Job<StepTask>, token?: string) =>
+        runStepJob(job, token, () => this.executeStepJob(job, handlers, inlineActivations, activateInline)),
       { ...workerOptions, connection: workerConnection() },
     );
+    stepWorker.on("completed", (job) => {
+      const inHand = this.stepsInHand.get(job.id as string);
+      if (!inHand?.finishing) return;
+      this.stepsInHand.delete(job.id as string);
+      if (inHand.again !== undefined)
+        this.addStep(job.data, inHand.again - Date.now()).catch((error: unknown) => {
+          logger.warn(`a step task sent during its own job was lost: ${String(error)}`, {
+            workerId,
+            runId: job.data.runId,
+          });
+        });
+    });
+    stepWorker.on("failed", (job) => {
+      if (job) this.stepsInHand.delete(job.id as string);
+    });
     for (const worker of [activationWorker, stepWorker]) {
       worker.on("failed", (job, error) => {
         if (!job) return;
@@ -340,6 +378,35 @@ export class BullMQQueue implements TaskQueue {
     };
     this.consumers.add(consumer);
     return consumer;
+  }
+
+  /**
+   * One step job: with inline activations, the run's wake-up after the step runs in this job when the run's
+   * lock is free (one wake-up per job: a second enqueueActivation for the same outcome goes to the queue).
+   */
+  private async executeStepJob(
+    job: Job<StepTask>,
+    handlers: QueueHandlers,
+    inlineActivations: boolean,
+    activateInline: InlineActivator,
+  ): Promise<void> {
+    if (!inlineActivations) return handlers.executeStep(job.data);
+    const key = wakeKey(job.data.runId, job.data.stepId, job.data.attempt);
+    // A step job delivered again may be one whose inline activation died after its commit: its wake-up says so.
+    let used = false;
+    const redelivered = isRedelivery(job);
+    const once: InlineActivator = async (task) => {
+      if (used) return "busy";
+      used = true;
+      const result = await activateInline({ ...task, redelivered });
+      return result === "busy" && redelivered ? "again" : result;
+    };
+    this.inlineWakes.set(key, once);
+    try {
+      await handlers.executeStep(job.data);
+    } finally {
+      if (this.inlineWakes.get(key) === once) this.inlineWakes.delete(key);
+    }
   }
 
   /** Drains and closes the consumers started here, then the queues and the connection (if opened here). */

@@ -88,6 +88,13 @@ const LEASE_PAUSE_AFTER_MS = 100;
  */
 type InlineActivator = (task: ActivationTask) => Promise<"done" | "busy" | "again">;
 
+/** A step job in this process's hands (see `BullMQQueue.enqueueStep`). */
+interface StepInHand {
+  task: StepTask;
+  /** Its own task was sent while it ran: it runs again after. */
+  sentAgain?: true;
+}
+
 /** A job BullMQ hands out again: retried after a failure, or taken back from a worker that stalled (died). */
 const isRedelivery = (job: Job) => job.attemptsMade > 0 || (job.stalledCounter ?? 0) > 0;
 
@@ -122,10 +129,10 @@ export class BullMQQueue implements TaskQueue {
   /** Step jobs running in this process, by the wake-up they will send: that wake-up runs inline. */
   private readonly inlineWakes = new Map<string, InlineActivator>();
   /**
-   * Step jobs in this process's hands, by job id, from their start until BullMQ has completed them, with the
-   * time a send of their own task asked for (see `enqueueStep`).
+   * Step jobs in this process's hands, by job id, from their start until BullMQ has completed them, and whether
+   * their own task was sent meanwhile (see `enqueueStep`).
    */
-  private readonly stepsInHand = new Map<string, { again?: number; finishing?: true }>();
+  private readonly stepsInHand = new Map<string, StepInHand>();
 
   constructor(options: BullMQQueueOptions) {
     this.prefix = options.prefix ?? "tsw:";
@@ -172,16 +179,15 @@ export class BullMQQueue implements TaskQueue {
   async enqueueStep(task: StepTask): Promise<void> {
     const inHand = this.stepsInHand.get(stepJobId(task));
     if (inHand) {
-      inHand.again = Date.now();
+      inHand.sentAgain = true;
       return;
     }
     await this.addStep(task);
   }
 
-  private async addStep(task: StepTask, delay = 0): Promise<void> {
+  private async addStep(task: StepTask): Promise<void> {
     await this.add(this.steps, "step", task, {
       jobId: stepJobId(task),
-      ...(delay > 0 ? { delay } : {}),
       // A finished step job frees its id: its outcome is stored by then, so a re-sent task only wakes the run.
       removeOnComplete: true,
       removeOnFail: true,
@@ -299,10 +305,22 @@ export class BullMQQueue implements TaskQueue {
       },
       { ...workerOptions, connection: workerConnection() },
     );
+    /** The job has left this process's hands: a send of its task that came while BullMQ completed it goes now. */
+    const letGo = (id: string, inHand: StepInHand) => {
+      if (this.stepsInHand.get(id) !== inHand) return;
+      this.stepsInHand.delete(id);
+      if (!inHand.sentAgain) return;
+      this.addStep(inHand.task).catch((error: unknown) => {
+        logger.warn(`a step task sent during its own job was lost: ${String(error)}`, {
+          workerId,
+          runId: inHand.task.runId,
+        });
+      });
+    };
     /** Runs a step job, and sends its task again after it when the step asked for that (see `enqueueStep`). */
     const runStepJob = async (job: Job<StepTask>, token: string | undefined, run: () => Promise<void>) => {
       const id = job.id as string;
-      const inHand: { again?: number; finishing?: true } = {};
+      const inHand: StepInHand = { task: job.data };
       this.stepsInHand.set(id, inHand);
       try {
         await run();
@@ -310,14 +328,14 @@ export class BullMQQueue implements TaskQueue {
         this.stepsInHand.delete(id);
         throw error;
       }
-      if (inHand.again === undefined) {
-        // Until BullMQ has completed the job (its `completed` event), a send of its task is added after it.
-        inHand.finishing = true;
-        return;
+      if (inHand.sentAgain) {
+        this.stepsInHand.delete(id);
+        await job.moveToDelayed(Date.now(), token);
+        throw new DelayedError();
       }
-      this.stepsInHand.delete(id);
-      await job.moveToDelayed(inHand.again, token);
-      throw new DelayedError();
+      // Until BullMQ has completed the job, a send of its task waits for that (or, should the completion fail,
+      // until the job's lock has run out and it went back to the queue).
+      setTimeout(() => letGo(id, inHand), stalledAfterMs).unref();
     };
     const stepWorker = new Worker<StepTask>(
       STEPS_QUEUE,
@@ -326,16 +344,9 @@ export class BullMQQueue implements TaskQueue {
       { ...workerOptions, connection: workerConnection() },
     );
     stepWorker.on("completed", (job) => {
-      const inHand = this.stepsInHand.get(job.id as string);
-      if (!inHand?.finishing) return;
-      this.stepsInHand.delete(job.id as string);
-      if (inHand.again !== undefined)
-        this.addStep(job.data, inHand.again - Date.now()).catch((error: unknown) => {
-          logger.warn(`a step task sent during its own job was lost: ${String(error)}`, {
-            workerId,
-            runId: job.data.runId,
-          });
-        });
+      const id = job.id as string;
+      const inHand = this.stepsInHand.get(id);
+      if (inHand) letGo(id, inHand);
     });
     stepWorker.on("failed", (job) => {
       if (job) this.stepsInHand.delete(job.id as string);

@@ -91,8 +91,12 @@ type InlineActivator = (task: ActivationTask) => Promise<"done" | "busy" | "agai
 /** A step job in this process's hands (see `BullMQQueue.enqueueStep`). */
 interface StepInHand {
   task: StepTask;
-  /** Its own task was sent while it ran: it runs again after. */
+  /** How long to wait for BullMQ to complete the job before a send of its task goes anyway (its lock time). */
+  lockMs: number;
+  /** Its own task was sent while it ran or while BullMQ completed it: it runs again after. */
   sentAgain?: true;
+  /** Its step has run; BullMQ is completing the job. */
+  finishing?: true;
 }
 
 /** A job BullMQ hands out again: retried after a failure, or taken back from a worker that stalled (died). */
@@ -177,12 +181,27 @@ export class BullMQQueue implements TaskQueue {
    * the delayed set when it ends, or is added again once BullMQ has completed it.
    */
   async enqueueStep(task: StepTask): Promise<void> {
-    const inHand = this.stepsInHand.get(stepJobId(task));
-    if (inHand) {
-      inHand.sentAgain = true;
-      return;
+    const id = stepJobId(task);
+    const inHand = this.stepsInHand.get(id);
+    if (!inHand) return this.addStep(task);
+    if (inHand.finishing && !inHand.sentAgain) {
+      // Sent once BullMQ has completed the job (its `completed` event), or, should the completion fail, once
+      // the job's lock has run out and it went back to the queue.
+      setTimeout(() => this.letGo(id, inHand), inHand.lockMs).unref();
     }
-    await this.addStep(task);
+    inHand.sentAgain = true;
+  }
+
+  /** A step job has left this process's hands: a send of its task that came while BullMQ completed it goes now. */
+  private letGo(id: string, inHand: StepInHand): void {
+    if (this.stepsInHand.get(id) !== inHand) return;
+    this.stepsInHand.delete(id);
+    if (!inHand.sentAgain) return;
+    this.addStep(inHand.task).catch((error: unknown) => {
+      getLogger().warn(`a step task sent during its own job was lost: ${String(error)}`, {
+        runId: inHand.task.runId,
+      });
+    });
   }
 
   private async addStep(task: StepTask): Promise<void> {
@@ -305,22 +324,10 @@ export class BullMQQueue implements TaskQueue {
       },
       { ...workerOptions, connection: workerConnection() },
     );
-    /** The job has left this process's hands: a send of its task that came while BullMQ completed it goes now. */
-    const letGo = (id: string, inHand: StepInHand) => {
-      if (this.stepsInHand.get(id) !== inHand) return;
-      this.stepsInHand.delete(id);
-      if (!inHand.sentAgain) return;
-      this.addStep(inHand.task).catch((error: unknown) => {
-        logger.warn(`a step task sent during its own job was lost: ${String(error)}`, {
-          workerId,
-          runId: inHand.task.runId,
-        });
-      });
-    };
     /** Runs a step job, and sends its task again after it when the step asked for that (see `enqueueStep`). */
     const runStepJob = async (job: Job<StepTask>, token: string | undefined, run: () => Promise<void>) => {
       const id = job.id as string;
-      const inHand: StepInHand = { task: job.data };
+      const inHand: StepInHand = { task: job.data, lockMs: stalledAfterMs };
       this.stepsInHand.set(id, inHand);
       try {
         await run();
@@ -333,9 +340,7 @@ export class BullMQQueue implements TaskQueue {
         await job.moveToDelayed(Date.now(), token);
         throw new DelayedError();
       }
-      // Until BullMQ has completed the job, a send of its task waits for that (or, should the completion fail,
-      // until the job's lock has run out and it went back to the queue).
-      setTimeout(() => letGo(id, inHand), stalledAfterMs).unref();
+      inHand.finishing = true;
     };
     const stepWorker = new Worker<StepTask>(
       STEPS_QUEUE,
@@ -346,7 +351,7 @@ export class BullMQQueue implements TaskQueue {
     stepWorker.on("completed", (job) => {
       const id = job.id as string;
       const inHand = this.stepsInHand.get(id);
-      if (inHand) letGo(id, inHand);
+      if (inHand) this.letGo(id, inHand);
     });
     stepWorker.on("failed", (job) => {
       if (job) this.stepsInHand.delete(job.id as string);

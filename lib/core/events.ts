@@ -329,3 +329,9 @@ export function parseEvents(values: readonly unknown[], where: string): Workflow
 }
 
 export type SerializedErrorShape = z.infer<typeof serializedError>;
+
+/** When the last suspension in `events` wakes the run (its earliest timer), if it does: a wait without a timeout does not. */
+export function resumeAtOf(events: readonly WorkflowEvent[]): number | undefined {
+  const suspended = events.findLast((event) => event.type === "workflow_suspended");
+  return suspended?.type === "workflow_suspended" ? suspended.resumeAt : undefined;
+}

@@ -2,7 +2,7 @@ import { MemoryStorage } from "../adapters/memory/memory-storage.ts";
 import { getStepInfo } from "../core/context.ts";
 import { type Duration, formatDuration, resolveDeadline } from "../core/durations.ts";
 import { ConfigurationError, describe, InvalidRunStateError, RunNotFoundError } from "../core/errors.ts";
-import type { WorkflowEvent } from "../core/events.ts";
+import { resumeAtOf, type WorkflowEvent } from "../core/events.ts";
 import type { Registry } from "../core/registry.ts";
 import type { StepDefinition } from "../core/step.ts";
 import type { AnyWorkflow, WorkflowArgs, WorkflowResult } from "../core/workflow.ts";
@@ -386,8 +386,7 @@ export class TestEnvironment {
     const what = `Run ${run.runId} of ${run.workflowName} is ${run.status} and will not finish by itself`;
     if (!this.registry.findWorkflow(run.workflowName))
       return `${what}: no workflow "${run.workflowName}" is known in this test environment. Import its module, or pass it to createTestEnvironment({ workflows }).`;
-    const suspended = events.findLast((event) => event.type === "workflow_suspended");
-    const wakeAt = suspended?.type === "workflow_suspended" ? suspended.resumeAt : undefined;
+    const wakeAt = resumeAtOf(events);
     if (wakeAt === undefined || run.status !== "suspended")
       return `${what}: nothing in this test environment moves it on. Send it an event (run.sendEvent), call its webhook (run.callWebhook) or cancel it (run.cancel).`;
     const wait = formatDuration(Math.max(0, wakeAt - this.clock.now()));

@@ -1,5 +1,5 @@
 import type { SerializedError } from "../../core/errors.ts";
-import type { WorkflowEvent } from "../../core/events.ts";
+import { resumeAtOf, type WorkflowEvent } from "../../core/events.ts";
 import { type RunTags, tagKey } from "../../core/tags.ts";
 import { FINISHED_STATUSES, type RunPatch, type RunRecord, type RunStatus } from "../../ports/event-store.ts";
 import { type Item, readCommitEvent } from "./commit-items.ts";
@@ -59,9 +59,7 @@ export function dueAt(
 ): number | undefined {
   if (FINISHED_STATUSES.has(patch.status))
     return isChild ? Date.parse(patch.updatedAt) || Date.now() : undefined;
-  if (patch.status !== "suspended") return undefined;
-  const suspended = events.findLast((event) => event.type === "workflow_suspended");
-  return suspended?.type === "workflow_suspended" ? suspended.resumeAt : undefined;
+  return patch.status === "suspended" ? resumeAtOf(events) : undefined;
 }
 
 /**

@@ -1,6 +1,6 @@
 import type { Redis } from "ioredis";
 import { InvalidEventError, type SerializedError, VersionConflictError } from "../../core/errors.ts";
-import { acceptEvent, acceptEvents, parseEvent, type WorkflowEvent } from "../../core/events.ts";
+import { acceptEvent, acceptEvents, parseEvent, resumeAtOf, type WorkflowEvent } from "../../core/events.ts";
 import { assertRunId } from "../../core/ids.ts";
 import { LruMap } from "../../core/lru-map.ts";
 import { MAX_PAYLOAD_BYTES } from "../../core/serialization.ts";
@@ -871,12 +871,6 @@ export class RedisStorage implements EventStore {
     if (hash.workflowVersion !== undefined) record.workflowVersion = hash.workflowVersion;
     return record;
   }
-}
-
-/** The wake-up time of the suspension in `events` (none for a wait without a timeout). */
-function resumeAtOf(events: readonly WorkflowEvent[]): number | undefined {
-  const suspended = events.findLast((event) => event.type === "workflow_suspended");
-  return suspended?.type === "workflow_suspended" ? suspended.resumeAt : undefined;
 }
 
 function runFields(run: RunRecord): string[] {

@@ -1,13 +1,16 @@
+import { randomBytes } from "node:crypto";
 import {
   QueryCommand,
   ScanCommand,
   TransactionCanceledException,
   TransactWriteItemsCommand,
+  UpdateItemCommand,
 } from "@aws-sdk/client-dynamodb";
 import { UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DynamoDBEngineStore } from "../../lib/adapters/aws/dynamodb-engine-store.ts";
 import { DynamoDBStorage } from "../../lib/adapters/aws/dynamodb-storage.ts";
+import { unpackEvents } from "../../lib/adapters/aws/event-codec.ts";
 import { commitSk, shardOf } from "../../lib/adapters/aws/keys.ts";
 import type { StoreContext } from "../../lib/adapters/aws/store-context.ts";
 import { createTable } from "../../lib/adapters/aws/table-schema.ts";
@@ -69,19 +72,31 @@ describe("DynamoDBStorage beyond the contract", () => {
     await stranger.close();
   });
 
-  it("splits a commit larger than one item into parts and reads it back whole", async () => {
-    // Prepare
+  it("splits a commit larger than one item, compressed, into parts and reads it back whole", async () => {
+    // Prepare: random text does not compress below one item (350 KB); repeated text would.
     const store = new DynamoDBStorage({ tableName: TABLE, client: dynamo.client() });
     const fixture = newRunFixture();
     const runId = fixture.run.runId;
     await store.createRun(fixture);
-    const big = "é🚀x".repeat(150_000);
+    const big = `é🚀${randomBytes(450_000).toString("base64")}`;
     // Act
     await store.commit(runId, 1, [logEvent(runId, 2, big), logEvent(runId, 3, "small")], {
       status: "running",
       updatedAt: at,
     });
     // Assess
+    const { Items: stored = [] } = await dynamo.client().send(
+      new QueryCommand({
+        TableName: TABLE,
+        KeyConditionExpression: "pk = :pk AND begins_with(sk, :commit)",
+        ExpressionAttributeValues: { ":pk": { S: `RUN#${runId}` }, ":commit": { S: commitSk(2) } },
+        ConsistentRead: true,
+      }),
+    );
+    expect(stored.map((item) => [item.sk?.S, item.z?.B !== undefined, item.events])).toEqual([
+      [commitSk(2), true, undefined],
+      [`${commitSk(2)}#P01`, true, undefined],
+    ]);
     const fresh = new DynamoDBStorage({ tableName: TABLE, client: dynamo.client() });
     const events = await fresh.getEvents(runId);
     expect(events).toHaveLength(3);
@@ -90,6 +105,69 @@ describe("DynamoDBStorage beyond the contract", () => {
     await expect(
       fresh.commit(runId, 1, [logEvent(runId, 2, "late")], { status: "running", updatedAt: at }),
     ).rejects.toBeInstanceOf(VersionConflictError);
+    await store.close();
+    await fresh.close();
+  });
+
+  it("stores a commit's events compressed, and still reads the plain JSON commits of earlier versions", async () => {
+    // Prepare: a run whose second commit is written as versions before compression wrote it, in two parts.
+    const store = new DynamoDBStorage({ tableName: TABLE, client: dynamo.client() });
+    const fixture = newRunFixture();
+    const runId = fixture.run.runId;
+    await store.createRun(fixture);
+    const json = JSON.stringify([logEvent(runId, 2, "é🚀 old"), logEvent(runId, 3, "older")]);
+    const cut = json.indexOf("older");
+    const head = { sk: { S: commitSk(2) }, end: { N: "3" }, status: { S: "running" }, parts: { N: "2" } };
+    await dynamo.client().send(
+      new TransactWriteItemsCommand({
+        TransactItems: [
+          {
+            Put: {
+              TableName: TABLE,
+              Item: { pk: { S: `RUN#${runId}` }, ...head, events: { S: json.slice(0, cut) } },
+            },
+          },
+          {
+            Put: {
+              TableName: TABLE,
+              Item: {
+                pk: { S: `RUN#${runId}` },
+                sk: { S: `${commitSk(2)}#P01` },
+                part: { N: "1" },
+                events: { S: json.slice(cut) },
+              },
+            },
+          },
+        ],
+      }),
+    );
+    await dynamo.client().send(
+      new UpdateItemCommand({
+        TableName: TABLE,
+        Key: { pk: { S: `RUN#${runId}` }, sk: { S: "RUN" } },
+        UpdateExpression: "SET version = :version",
+        ExpressionAttributeValues: { ":version": { N: "3" } },
+      }),
+    );
+    // Act
+    await store.commit(runId, 3, [logEvent(runId, 4, "new")], { status: "running", updatedAt: at });
+    // Assess
+    const { Items: stored = [] } = await dynamo.client().send(
+      new QueryCommand({
+        TableName: TABLE,
+        KeyConditionExpression: "pk = :pk AND sk = :sk",
+        ExpressionAttributeValues: { ":pk": { S: `RUN#${runId}` }, ":sk": { S: commitSk(4) } },
+        ConsistentRead: true,
+      }),
+    );
+    const written = stored[0]?.z?.B ?? new Uint8Array();
+    expect(JSON.parse(unpackEvents(runId, written))).toEqual([logEvent(runId, 4, "new")]);
+    expect(written.byteLength).toBeLessThan(JSON.stringify([logEvent(runId, 4, "new")]).length);
+    expect(Object.keys(stored[0] ?? {}).sort()).toEqual(["end", "pk", "sk", "status", "updatedAt", "z"]);
+    const fresh = new DynamoDBStorage({ tableName: TABLE, client: dynamo.client() });
+    expect((await fresh.getEvents(runId)).map((event) => event.type === "log_info" && event.message)).toEqual(
+      [false, "é🚀 old", "older", "new"],
+    );
     await store.close();
     await fresh.close();
   });

@@ -1,12 +1,13 @@
 import { createHash } from "node:crypto";
-import { GetCommand, QueryCommand } from "@aws-sdk/lib-dynamodb";
 import { PayloadTooLargeError } from "../../core/errors.ts";
 import { parseEvent, type WorkflowEvent } from "../../core/events.ts";
 import type { RunStatus } from "../../ports/event-store.ts";
+import { packEvents, unpackEvents } from "./event-codec.ts";
 import { assertItemFits, itemSize } from "./item-size.ts";
 import { commitSk, partSk, runPk } from "./keys.ts";
-import { byteLength, COMMIT_LIMIT_BYTES, COMMIT_PART_BYTES, TRANSACTION_MAX_ITEMS } from "./limits.ts";
+import { COMMIT_LIMIT_BYTES, COMMIT_PART_BYTES, TRANSACTION_MAX_ITEMS } from "./limits.ts";
 import { type FieldRef, packFields, refsOf, unpackFields } from "./payload-fields.ts";
+import { queryAll } from "./queries.ts";
 import type { PayloadRef } from "./s3-payloads.ts";
 import type { StoreContext } from "./store-context.ts";
 
@@ -23,9 +24,10 @@ const HEAD_BUDGET_BYTES = COMMIT_PART_BYTES;
 
 /**
  * The items of one commit. Payloads over the offload threshold go to S3 first; the events (with
- * references) are then one item when they fit, else (with S3) one item pointing to an S3 body, else
- * (without S3) a head and parts written in one transaction, up to about 4 MB. No item repeats a
- * payload: the run document's result and error are read from here.
+ * references) are then compressed (`z`, see `packEvents`) into one item when they fit, else (with S3)
+ * one item pointing to an S3 body, else (without S3) a head and parts that split the compressed bytes,
+ * written in one transaction, up to about 4 MB compressed. No item repeats a payload: the run document's
+ * result and error are read from here.
  * @throws PayloadTooLargeError only without S3, for a commit over the transaction limit
  */
 export async function commitItems(
@@ -44,7 +46,8 @@ export async function commitItems(
     status: meta.status,
     updatedAt: meta.updatedAt,
   };
-  const head: Item = { ...base, events: json, ...(refs.length > 0 ? { refs: JSON.stringify(refs) } : {}) };
+  const packed = packEvents(runId, json);
+  const head: Item = { ...base, z: packed, ...(refs.length > 0 ? { refs: JSON.stringify(refs) } : {}) };
   if (itemSize(head) <= HEAD_BUDGET_BYTES) return [head];
   const what = `A commit of ${events.length} events to run ${runId}`;
   if (context.payloads?.offloads) {
@@ -53,18 +56,29 @@ export async function commitItems(
     assertItemFits(item, what);
     return [item];
   }
-  const bytes = byteLength(json);
+  const bytes = packed.byteLength;
   if (bytes > COMMIT_LIMIT_BYTES) throw new PayloadTooLargeError(what, bytes, COMMIT_LIMIT_BYTES);
-  const chunks = splitUtf8(json, COMMIT_PART_BYTES);
-  if (chunks.length > TRANSACTION_MAX_ITEMS)
+  const parts = Math.ceil(bytes / COMMIT_PART_BYTES);
+  if (parts > TRANSACTION_MAX_ITEMS)
     throw new PayloadTooLargeError(what, bytes, COMMIT_PART_BYTES * TRANSACTION_MAX_ITEMS);
-  const items = chunks.map((chunk, index) =>
-    index === 0
-      ? { ...base, events: chunk, parts: chunks.length }
-      : { pk: runPk(runId), sk: partSk(firstSeq, index), part: index, events: chunk },
-  );
+  const items = Array.from({ length: parts }, (_, index): Item => {
+    const z = packed.subarray(index * COMMIT_PART_BYTES, (index + 1) * COMMIT_PART_BYTES);
+    return index === 0
+      ? { ...base, z, parts }
+      : { pk: runPk(runId), sk: partSk(firstSeq, index), part: index, z };
+  });
   for (const item of items) assertItemFits(item, what);
   return items;
+}
+
+/**
+ * The JSON of a commit's events from its head and part items, in order: their compressed bytes (`z`), or
+ * the text of a commit written before compression (`events`).
+ */
+function jsonOf(runId: string, items: readonly Item[]): string {
+  if (items[0]?.z === undefined)
+    return items.map((item) => (item.events as string | undefined) ?? "").join("");
+  return unpackEvents(runId, Buffer.concat(items.map((item) => item.z as Uint8Array)));
 }
 
 /** A commit as read back: its head item and its events. */
@@ -79,19 +93,16 @@ export async function readCommits(
   runId: string,
   items: readonly Item[],
 ): Promise<StoredCommit[]> {
-  const grouped: { head: Item; json: string }[] = [];
+  const grouped: Item[][] = [];
   for (const item of items) {
-    if (item.part === undefined)
-      grouped.push({ head: item, json: (item.events as string | undefined) ?? "" });
-    else {
-      const last = grouped[grouped.length - 1];
-      if (last) last.json += item.events as string;
-    }
+    if (item.part === undefined) grouped.push([item]);
+    else grouped[grouped.length - 1]?.push(item);
   }
   const commits: StoredCommit[] = [];
   let seq = 0;
-  for (const { head, json } of grouped) {
-    const records = await recordsOf(context, runId, head, json);
+  for (const group of grouped) {
+    const head = group[0] as Item;
+    const records = await recordsOf(context, runId, group);
     const events = records.map((value, index) => {
       seq += 1;
       return parseEvent(value, `run ${runId} (event ${seq}, commit ${head.sk}#${index})`);
@@ -111,37 +122,28 @@ export async function readCommitEvent<T extends WorkflowEvent["type"]>(
   sk: string,
   type: T,
 ): Promise<Extract<WorkflowEvent, { type: T }> | undefined> {
-  const { Item: head } = await context.documents.send(
-    new GetCommand({ TableName: context.tableName, Key: { pk: runPk(runId), sk }, ConsistentRead: true }),
-  );
-  if (!head) return undefined;
-  let json = (head.events as string | undefined) ?? "";
-  if (typeof head.parts === "number" && head.parts > 1) {
-    const { Items: parts = [] } = await context.documents.send(
-      new QueryCommand({
-        TableName: context.tableName,
-        KeyConditionExpression: "pk = :pk AND begins_with(sk, :prefix)",
-        ExpressionAttributeValues: { ":pk": runPk(runId), ":prefix": `${sk}#P` },
-        ConsistentRead: true,
-      }),
-    );
-    for (const part of parts) json += part.events as string;
-  }
-  const records = await recordsOf(context, runId, head, json, (record) => record.type === type);
+  // The head and its parts: commit keys have a fixed width, so no other commit begins with `sk`.
+  const items = await queryAll(context, {
+    KeyConditionExpression: "pk = :pk AND begins_with(sk, :sk)",
+    ExpressionAttributeValues: { ":pk": runPk(runId), ":sk": sk },
+    ConsistentRead: true,
+  });
+  if (items.length === 0) return undefined;
+  const records = await recordsOf(context, runId, items, (record) => record.type === type);
   const found = records.find((record) => record.type === type);
   return found
     ? (parseEvent(found, `run ${runId} (commit ${sk})`) as Extract<WorkflowEvent, { type: T }>)
     : undefined;
 }
 
-/** The raw events of a commit with their offloaded payloads back in place (those `wanted`). */
+/** The raw events of a commit (its head item, then its parts) with their offloaded payloads back in place (those `wanted`). */
 async function recordsOf(
   context: StoreContext,
   runId: string,
-  head: Item,
-  json: string,
+  items: readonly Item[],
   wanted: (record: Record<string, unknown>) => boolean = () => true,
 ): Promise<Record<string, unknown>[]> {
+  const head = items[0] as Item;
   let refs: FieldRef[];
   let records: Record<string, unknown>[];
   if (typeof head.body === "string") {
@@ -153,7 +155,7 @@ async function recordsOf(
     records = body.events;
   } else {
     refs = refsOf(head.refs);
-    records = JSON.parse(json) as Record<string, unknown>[];
+    records = JSON.parse(jsonOf(runId, items)) as Record<string, unknown>[];
   }
   await unpackFields(runId, records, refs, context.reader, (index) => {
     const record = records[index];
@@ -163,24 +165,8 @@ async function recordsOf(
 }
 
 /** The token of a transaction, the same for an SDK retry of it (so a retry after a lost reply succeeds). */
-export function transactionToken(...parts: (string | number)[]): string {
-  return createHash("sha256").update(parts.join("\n")).digest("hex").slice(0, 36);
-}
-
-/** Splits a string into pieces of at most `maxBytes` UTF-8 bytes without cutting a character. */
-function splitUtf8(text: string, maxBytes: number): string[] {
-  if (byteLength(text) <= maxBytes) return [text];
-  const pieces: string[] = [];
-  let start = 0;
-  while (start < text.length) {
-    // Each UTF-16 unit is at most 3 UTF-8 bytes; a surrogate pair (2 units) is 4.
-    let end = Math.min(text.length, start + Math.floor(maxBytes / 3));
-    while (end < text.length && byteLength(text.slice(start, end + 1024)) <= maxBytes)
-      end = Math.min(text.length, end + 1024);
-    const code = text.charCodeAt(end - 1);
-    if (end < text.length && code >= 0xd800 && code <= 0xdbff) end -= 1;
-    pieces.push(text.slice(start, end));
-    start = end;
-  }
-  return pieces;
+export function transactionToken(...parts: (string | number | Uint8Array)[]): string {
+  const hash = createHash("sha256");
+  for (const part of parts) hash.update(typeof part === "number" ? String(part) : part).update("\n");
+  return hash.digest("hex").slice(0, 36);
 }

@@ -28,12 +28,13 @@ export async function putCommit(
       await context.documents.send(
         new TransactWriteCommand({
           TransactItems: items.map((item) => ({ Put: put(item) })),
-          ClientRequestToken: transactionToken("commit", runId, expectedVersion, items[0]?.events as string),
+          ClientRequestToken: transactionToken("commit", runId, expectedVersion, items[0]?.z as Uint8Array),
         }),
       );
   } catch (error) {
-    const mine = items[0]?.events;
-    if (mine && (error as { Item?: { events?: { S?: string } } }).Item?.events?.S === mine) return;
+    const mine = items[0]?.z as Uint8Array | undefined;
+    const found = (error as { Item?: { z?: { B?: Uint8Array } } }).Item?.z?.B;
+    if (mine && found && Buffer.compare(mine, found) === 0) return;
     if (conditionFailed(error)) throw new VersionConflictError(runId, expectedVersion);
     throw error;
   }

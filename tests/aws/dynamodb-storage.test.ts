@@ -322,6 +322,7 @@ describe("reading a run's log", () => {
   function laggingReplica(lag: number) {
     const client = dynamo.client();
     const reads: boolean[] = [];
+    const froms: string[] = [];
     client.middlewareStack.add(
       (next) => async (args) => {
         const input = args.input as {
@@ -330,29 +331,31 @@ describe("reading a run's log", () => {
         };
         const result = await next(args);
         // Marshalled or not, depending on where the document client's marshalling sits.
-        const prefix = input.ExpressionAttributeValues?.[":prefix"];
-        if ((typeof prefix === "string" ? prefix : prefix?.S) !== "COMMIT#") return result;
+        const from = input.ExpressionAttributeValues?.[":from"];
+        const fromKey = String(typeof from === "string" ? from : from?.S);
+        if (!fromKey.startsWith("COMMIT#")) return result;
         reads.push(input.ConsistentRead === true);
+        froms.push(fromKey);
         const output = result.output as { Items?: unknown[] };
         if (!input.ConsistentRead && output.Items) output.Items = output.Items.slice(0, -lag || undefined);
         return result;
       },
       { step: "initialize", name: "laggingReplica" },
     );
-    return { client, reads };
+    return { client, reads, froms };
   }
 
   /** A run of three commits, written through one store, and a second store reading through `laggingReplica(lag)`. */
-  async function runWithThreeCommits(lag: number) {
+  async function runWithThreeCommits(lag: number, logCacheSize = 0) {
     const writer = new DynamoDBStorage({ tableName: TABLE, client: dynamo.client() });
     const fixture = newRunFixture();
     const runId = fixture.run.runId;
     await writer.createRun(fixture);
     await writer.commit(runId, 1, [logEvent(runId, 2, "a")], { status: "running", updatedAt: at });
     await writer.commit(runId, 2, [logEvent(runId, 3, "b")], { status: "running", updatedAt: at });
-    const { client, reads } = laggingReplica(lag);
-    const reader = new DynamoDBStorage({ tableName: TABLE, client });
-    return { writer, reader, runId, reads };
+    const { client, reads, froms } = laggingReplica(lag);
+    const reader = new DynamoDBStorage({ tableName: TABLE, client, logCacheSize });
+    return { writer, reader, runId, reads, froms };
   }
 
   it("reads it eventually consistent (half the read units) when that read reaches the run document's version", async () => {
@@ -379,6 +382,50 @@ describe("reading a run's log", () => {
     expect(reads).toEqual([false, true]);
     await writer.close();
     await reader.close();
+  });
+  it("with a log cache, reads only the commits after the log it holds, and needs no read for its own", async () => {
+    // Prepare
+    const { writer, reader, runId, froms } = await runWithThreeCommits(0, 8);
+    const seqs = async () => (await reader.getEvents(runId)).map((event) => event.seq);
+    // Act: a first read, two commits of another store, a commit of its own.
+    const first = await seqs();
+    await writer.commit(runId, 3, [logEvent(runId, 4, "c")], { status: "running", updatedAt: at });
+    await writer.commit(runId, 4, [logEvent(runId, 5, "d"), logEvent(runId, 6, "e")], {
+      status: "running",
+      updatedAt: at,
+    });
+    const caughtUp = await seqs();
+    await reader.commit(runId, 6, [logEvent(runId, 7, "f")], { status: "running", updatedAt: at });
+    const own = await seqs();
+    // Assess: each read asked from where its log ended; the log is the same as a fresh read's.
+    expect([first, caughtUp, own]).toEqual([
+      [1, 2, 3],
+      [1, 2, 3, 4, 5, 6],
+      [1, 2, 3, 4, 5, 6, 7],
+    ]);
+    expect(froms).toEqual([commitSk(1), commitSk(4), commitSk(8)]);
+    const fresh = new DynamoDBStorage({ tableName: TABLE, client: dynamo.client() });
+    expect(await reader.getEvents(runId)).toEqual(await fresh.getEvents(runId));
+    await Promise.all([writer.close(), reader.close(), fresh.close()]);
+  });
+
+  it("with a log cache, reads the commits after its log again consistently when a replica lags", async () => {
+    // Prepare: the reader holds the log up to 3; the replica has not seen the writer's last commit.
+    const { writer, reader, runId, reads, froms } = await runWithThreeCommits(1, 8);
+    await reader.commit(runId, 3, [logEvent(runId, 4, "mine")], { status: "running", updatedAt: at });
+    await reader.getEvents(runId);
+    await writer.commit(runId, 4, [logEvent(runId, 5, "c")], { status: "running", updatedAt: at });
+    await writer.commit(runId, 5, [logEvent(runId, 6, "d")], { status: "running", updatedAt: at });
+    await reader.getRun(runId);
+    reads.length = 0;
+    froms.length = 0;
+    // Act
+    const events = await reader.getEvents(runId);
+    // Assess
+    expect(events.map((event) => event.seq)).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(reads).toEqual([false, true]);
+    expect(froms).toEqual([commitSk(5), commitSk(5)]);
+    await Promise.all([writer.close(), reader.close()]);
   });
 });
 

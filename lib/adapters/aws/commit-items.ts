@@ -87,11 +87,15 @@ export interface StoredCommit {
   events: WorkflowEvent[];
 }
 
-/** Rebuilds the commits of a run from its commit items, in order (payloads read back from S3). */
+/**
+ * Rebuilds the commits of a run from its commit items, in order (payloads read back from S3); `before`
+ * events come before the first of them.
+ */
 export async function readCommits(
   context: StoreContext,
   runId: string,
   items: readonly Item[],
+  before = 0,
 ): Promise<StoredCommit[]> {
   const grouped: Item[][] = [];
   for (const item of items) {
@@ -99,7 +103,7 @@ export async function readCommits(
     else grouped[grouped.length - 1]?.push(item);
   }
   const commits: StoredCommit[] = [];
-  let seq = 0;
+  let seq = before;
   for (const group of grouped) {
     const head = group[0] as Item;
     const records = await recordsOf(context, runId, group);
@@ -165,8 +169,6 @@ async function recordsOf(
 }
 
 /** The token of a transaction, the same for an SDK retry of it (so a retry after a lost reply succeeds). */
-export function transactionToken(...parts: (string | number | Uint8Array)[]): string {
-  const hash = createHash("sha256");
-  for (const part of parts) hash.update(typeof part === "number" ? String(part) : part).update("\n");
-  return hash.digest("hex").slice(0, 36);
+export function transactionToken(...parts: (string | number)[]): string {
+  return createHash("sha256").update(parts.join("\n")).digest("hex").slice(0, 36);
 }

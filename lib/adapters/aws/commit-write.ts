@@ -28,7 +28,12 @@ export async function putCommit(
       await context.documents.send(
         new TransactWriteCommand({
           TransactItems: items.map((item) => ({ Put: put(item) })),
-          ClientRequestToken: transactionToken("commit", runId, expectedVersion, items[0]?.z as Uint8Array),
+          ClientRequestToken: transactionToken(
+            "commit",
+            runId,
+            expectedVersion,
+            ((items[0] as Item).z as Buffer).toString("base64"),
+          ),
         }),
       );
   } catch (error) {

@@ -3,6 +3,7 @@ import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import { ConfigurationError, VersionConflictError } from "../../core/errors.ts";
 import type { WorkflowEvent } from "../../core/events.ts";
 import { assertRunId } from "../../core/ids.ts";
+import { LruMap } from "../../core/lru-map.ts";
 import { MAX_PAYLOAD_BYTES } from "../../core/serialization.ts";
 import type {
   CommitResult,
@@ -21,7 +22,7 @@ import { commitItems, readCommits } from "./commit-items.ts";
 import { putCommit } from "./commit-write.ts";
 import { readRun, repairDocument, updateDocument, writeTagItems } from "./document-sync.ts";
 import { freeKey } from "./idempotency-keys.ts";
-import { COMMIT_PREFIX, runPk } from "./keys.ts";
+import { COMMIT_END, commitSk, runPk } from "./keys.ts";
 import { S3_MAX_PAYLOAD_BYTES } from "./limits.ts";
 import { getOutcomeItem, listOutcomeItems, putOutcomeItem } from "./outcome-items.ts";
 import { deleteItems, queryAll } from "./queries.ts";
@@ -58,6 +59,13 @@ export interface DynamoDBStorageOptions {
    * @default 10000
    */
   cacheSize?: number;
+  /**
+   * How many runs' logs the store keeps, so that reading a run's log again reads only the commits after
+   * what it holds (on Lambda: a run that comes back to an instance that held an older copy of it). The
+   * events are shared with every reader of the log: treat them as read-only.
+   * @default 0 (none); the AWS runtime keeps 64
+   */
+  logCacheSize?: number;
 }
 
 const DAY_SECONDS = 86_400;
@@ -88,6 +96,7 @@ export class DynamoDBEngineStore implements EventStore {
   protected readonly context: StoreContext;
   private readonly ttlSeconds: number;
   private readonly facts: RunFacts;
+  private readonly logs: LruMap<WorkflowEvent[]> | undefined;
   private defaultReader: S3Payloads | undefined;
   /** Where the sweeper's stale scan of each index partition goes on from (see `runsToSweep`). */
   private readonly staleScanFrom = new Map<string, string>();
@@ -114,6 +123,7 @@ export class DynamoDBEngineStore implements EventStore {
     this.limits = { maxPayloadBytes: payloads?.offloads ? S3_MAX_PAYLOAD_BYTES : MAX_PAYLOAD_BYTES };
     this.ttlSeconds = Math.round((options.ttlDays ?? 30) * DAY_SECONDS);
     this.facts = new RunFacts(options.cacheSize ?? 10_000);
+    if (options.logCacheSize) this.logs = new LruMap(options.logCacheSize);
   }
 
   async createRun(newRun: NewRun): Promise<CreateRunResult> {
@@ -138,15 +148,23 @@ export class DynamoDBEngineStore implements EventStore {
 
   async getEvents(runId: string): Promise<WorkflowEvent[]> {
     assertRunId(runId);
+    // Commits never change: a log read or written before is the start of the log, and only the commits
+    // after it are read (a run back on an instance that held an older copy of it).
+    const known = this.logs?.get(runId) ?? [];
     const read = async (ConsistentRead: boolean) =>
       readCommits(
         this.context,
         runId,
         await queryAll(this.context, {
-          KeyConditionExpression: "pk = :pk AND begins_with(sk, :prefix)",
-          ExpressionAttributeValues: { ":pk": runPk(runId), ":prefix": COMMIT_PREFIX },
+          KeyConditionExpression: "pk = :pk AND sk BETWEEN :from AND :to",
+          ExpressionAttributeValues: {
+            ":pk": runPk(runId),
+            ":from": commitSk(known.length + 1),
+            ":to": COMMIT_END,
+          },
           ConsistentRead,
         }),
+        known.length,
       );
     const [early, documentVersion] = await Promise.all([
       read(false),
@@ -155,11 +173,11 @@ export class DynamoDBEngineStore implements EventStore {
     // An eventually consistent read costs half of a consistent one; a log that ends before the run
     // document's version missed a commit, and is read again consistently.
     const commits =
-      ((early[early.length - 1]?.head.end as number) ?? 0) < (documentVersion ?? 0)
+      ((early[early.length - 1]?.head.end as number | undefined) ?? known.length) < (documentVersion ?? 0)
         ? await read(true)
         : early;
     for (const commit of commits) this.facts.learn(runId, { boundary: commit.head.end as number });
-    const events = commits.flatMap((commit) => commit.events);
+    const events = [...known, ...commits.flatMap((commit) => commit.events)];
     const [first] = events;
     if (first?.type === "workflow_started") this.facts.learn(runId, { child: first.parent !== undefined });
     const last = commits[commits.length - 1];
@@ -167,6 +185,7 @@ export class DynamoDBEngineStore implements EventStore {
     // fail this read if that fails, so that the activation is delivered again until it holds).
     if (last && (documentVersion ?? 0) < (last.head.end as number))
       await repairDocument(this.context, this.facts, this.ttlSeconds, runId, last);
+    this.logs?.set(runId, events);
     return events;
   }
 
@@ -198,6 +217,8 @@ export class DynamoDBEngineStore implements EventStore {
       events,
     );
     if (patch.tags) await writeTagItems(this.context, runId, patch.tags);
+    const known = this.logs?.get(runId);
+    if (known?.length === expectedVersion) this.logs?.set(runId, [...known, ...events]);
     // Whether outcomes wait would take a query: the engine lists them when it needs to.
     return {};
   }

@@ -1,7 +1,7 @@
-import { DeleteCommand, GetCommand } from "@aws-sdk/lib-dynamodb";
+import { DeleteCommand } from "@aws-sdk/lib-dynamodb";
 import type { Item } from "./commit-items.ts";
 import { IDEM_SK, idemPk } from "./keys.ts";
-import { unlessConditionFailed } from "./queries.ts";
+import { getItem, unlessConditionFailed } from "./queries.ts";
 import type { StoreContext } from "./store-context.ts";
 
 /** The item that holds an idempotency key for a run (written with `attribute_not_exists(pk)`). */
@@ -11,14 +11,7 @@ export function keyItem(key: string, runId: string, createdAt: string): Item {
 
 /** The run id that holds `key`, if any. */
 export async function holderOf(context: StoreContext, key: string): Promise<string | undefined> {
-  const { Item: holder } = await context.documents.send(
-    new GetCommand({
-      TableName: context.tableName,
-      Key: { pk: idemPk(key), sk: IDEM_SK },
-      ConsistentRead: true,
-    }),
-  );
-  return holder?.runId as string | undefined;
+  return (await getItem(context, { pk: idemPk(key), sk: IDEM_SK }))?.runId as string | undefined;
 }
 
 /** Frees `key` if it still names `runId` (the run expired). */

@@ -19,6 +19,8 @@ export const runIdOfPk = (pk: string) => pk.slice("RUN#".length);
 export const commitSk = (firstSeq: number) => `${COMMIT_PREFIX}${String(firstSeq).padStart(10, "0")}`;
 export const partSk = (firstSeq: number, part: number) =>
   `${commitSk(firstSeq)}#P${String(part).padStart(2, "0")}`;
+/** Past every commit key and its parts (commit keys are digits, parts `#P<nn>`). */
+export const COMMIT_END = `${COMMIT_PREFIX}~`;
 /**
  * A step attempt's outcome: under the seq of the event that issued it (`OUT#!<seq>#…`, in seq order, so an
  * activation queries only the attempts it still waits on), or for outcomes without one (events,

@@ -1,11 +1,11 @@
-import { GetCommand, PutCommand } from "@aws-sdk/lib-dynamodb";
+import { PutCommand } from "@aws-sdk/lib-dynamodb";
 import type { StepOutcome } from "../../ports/event-store.ts";
 import type { Item } from "./commit-items.ts";
 import { conditionFailed } from "./dynamodb-errors.ts";
 import { assertItemFits } from "./item-size.ts";
 import { OUTCOME_END, OUTCOME_PREFIX, outcomeFrom, outcomeSk, runPk } from "./keys.ts";
 import { packFields, refsOf, unpackFields } from "./payload-fields.ts";
-import { queryAll } from "./queries.ts";
+import { getItem, queryAll } from "./queries.ts";
 import type { StoreContext } from "./store-context.ts";
 
 /*
@@ -52,13 +52,7 @@ export async function getOutcomeItem(
   attempt: number,
   issueSeq?: number,
 ): Promise<StepOutcome | undefined> {
-  const { Item: item } = await context.documents.send(
-    new GetCommand({
-      TableName: context.tableName,
-      Key: { pk: runPk(runId), sk: outcomeSk(stepId, attempt, issueSeq) },
-      ConsistentRead: true,
-    }),
-  );
+  const item = await getItem(context, { pk: runPk(runId), sk: outcomeSk(stepId, attempt, issueSeq) });
   return item ? outcomeOf(context, item) : undefined;
 }
 

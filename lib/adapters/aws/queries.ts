@@ -21,22 +21,26 @@ export async function queryAll(
   return items;
 }
 
-/** The run document (or some of its attributes), read consistently. */
-export async function getDocument(
+/** One item (or some of its attributes), read consistently. */
+export async function getItem(
   context: StoreContext,
-  runId: string,
+  key: { pk: string; sk: string },
   projection?: string,
 ): Promise<Item | undefined> {
   const { Item: item } = await context.documents.send(
     new GetCommand({
       TableName: context.tableName,
-      Key: { pk: runPk(runId), sk: RUN_SK },
+      Key: key,
       ConsistentRead: true,
       ...(projection ? { ProjectionExpression: projection } : {}),
     }),
   );
   return item;
 }
+
+/** The run document (or some of its attributes), read consistently. */
+export const getDocument = (context: StoreContext, runId: string, projection?: string) =>
+  getItem(context, { pk: runPk(runId), sk: RUN_SK }, projection);
 
 /** Deletes items by key, 25 to a `BatchWriteItem`, retrying what DynamoDB left unprocessed. */
 export async function deleteItems(context: StoreContext, keys: readonly Item[]): Promise<void> {

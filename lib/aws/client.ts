@@ -188,7 +188,8 @@ export function createClient(
       return result.runId;
     },
     getRun: async (runId) => linkedRun(await store.getRun(runId)),
-    getEvents: (runId) => store.getEvents(runId),
+    // Copies: the store keeps the logs it read (see `logCacheSize`), and a caller may change what it gets.
+    getEvents: async (runId) => structuredClone(await store.getEvents(runId)),
     listRuns: async (query) => linkedPage(await store.listRuns(query)),
     sendEvent: (runId, eventName, payload, sendOptions) =>
       engine.sendEvent(runId, eventName, payload, sendOptions),

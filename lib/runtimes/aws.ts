@@ -142,7 +142,6 @@ export function createAwsRuntime(config: AwsConfig, options: AwsRuntimeOptions =
       tableName: config.tableName,
       ttlDays: config.ttlDays,
       payloads,
-      logCacheSize: 64,
     });
   const { inlineSteps = true } = options;
   const inline =

@@ -62,8 +62,9 @@ export interface DynamoDBStorageOptions {
   /**
    * How many runs' logs the store keeps, so that reading a run's log again reads only the commits after
    * what it holds (on Lambda: a run that comes back to an instance that held an older copy of it). The
-   * events are shared with every reader of the log: treat them as read-only.
-   * @default 0 (none); the AWS runtime keeps 64
+   * events returned are the ones kept: treat them as read-only (`createClient().getEvents` returns copies).
+   * 0 keeps none.
+   * @default 64
    */
   logCacheSize?: number;
 }
@@ -123,7 +124,8 @@ export class DynamoDBEngineStore implements EventStore {
     this.limits = { maxPayloadBytes: payloads?.offloads ? S3_MAX_PAYLOAD_BYTES : MAX_PAYLOAD_BYTES };
     this.ttlSeconds = Math.round((options.ttlDays ?? 30) * DAY_SECONDS);
     this.facts = new RunFacts(options.cacheSize ?? 10_000);
-    if (options.logCacheSize) this.logs = new LruMap(options.logCacheSize);
+    const logCacheSize = options.logCacheSize ?? 64;
+    if (logCacheSize > 0) this.logs = new LruMap(logCacheSize);
   }
 
   async createRun(newRun: NewRun): Promise<CreateRunResult> {

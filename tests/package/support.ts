@@ -92,11 +92,14 @@ export interface PackResult {
   files: { path: string; size: number }[];
 }
 
-/** Packs the repository as `npm publish` would (its `prepack` builds dist/). */
+/**
+ * Packs the repository as `npm publish` would (its `prepack` builds dist/). Under `npm test`, which has just
+ * built dist/ before running the tests, the build is not run twice.
+ */
 export async function pack(destination: string): Promise<PackResult & { tarball: string }> {
-  const { stdout } = await mustRun("npm", ["pack", "--json", "--pack-destination", destination], {
-    cwd: REPO_ROOT,
-  });
+  const built = process.env.npm_lifecycle_event === "test";
+  const args = ["pack", "--json", "--pack-destination", destination, ...(built ? ["--ignore-scripts"] : [])];
+  const { stdout } = await mustRun("npm", args, { cwd: REPO_ROOT });
   const [result] = JSON.parse(stdout.slice(stdout.indexOf("["))) as PackResult[];
   if (!result) throw new Error(`npm pack printed no result: ${stdout}`);
   return { ...result, tarball: join(destination, result.filename) };

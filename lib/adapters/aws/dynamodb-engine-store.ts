@@ -65,6 +65,8 @@ export interface DynamoDBStorageOptions {
    * events returned are the ones kept: treat them as read-only (`createClient().getEvents` returns copies).
    * 0 keeps none.
    * @default 64
+   * @example
+   * const store = new DynamoDBEngineStore({ tableName: "tsworkflow", logCacheSize: 0 });
    */
   logCacheSize?: number;
 }

@@ -105,8 +105,22 @@ describe("DynamoDBStorage beyond the contract", () => {
     await expect(
       fresh.commit(runId, 1, [logEvent(runId, 2, "late")], { status: "running", updatedAt: at }),
     ).rejects.toBeInstanceOf(VersionConflictError);
+    // A document behind the log (a crash between a commit and its update): a store that knows nothing of
+    // the run finds where the split commit ended from its parts too, and commits after it.
+    await dynamo.client().send(
+      new UpdateItemCommand({
+        TableName: TABLE,
+        Key: { pk: { S: `RUN#${runId}` }, sk: { S: "RUN" } },
+        UpdateExpression: "SET version = :version",
+        ExpressionAttributeValues: { ":version": { N: "1" } },
+      }),
+    );
+    const third = new DynamoDBStorage({ tableName: TABLE, client: dynamo.client() });
+    await third.commit(runId, 3, [logEvent(runId, 4, "after")], { status: "running", updatedAt: at });
+    expect((await third.getEvents(runId)).map((event) => event.seq)).toEqual([1, 2, 3, 4]);
     await store.close();
     await fresh.close();
+    await third.close();
   });
 
   it("stores a commit's events compressed, and still reads the plain JSON commits of earlier versions", async () => {

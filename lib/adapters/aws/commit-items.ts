@@ -63,9 +63,10 @@ export async function commitItems(
     throw new PayloadTooLargeError(what, bytes, COMMIT_PART_BYTES * TRANSACTION_MAX_ITEMS);
   const items = Array.from({ length: parts }, (_, index): Item => {
     const z = packed.subarray(index * COMMIT_PART_BYTES, (index + 1) * COMMIT_PART_BYTES);
+    // Parts carry `end` too: `isBoundary`'s query back from a version finds the last part first.
     return index === 0
       ? { ...base, z, parts }
-      : { pk: runPk(runId), sk: partSk(firstSeq, index), part: index, z };
+      : { pk: runPk(runId), sk: partSk(firstSeq, index), part: index, end, z };
   });
   for (const item of items) assertItemFits(item, what);
   return items;

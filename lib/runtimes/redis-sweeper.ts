@@ -18,9 +18,10 @@ export interface RedisSweepOptions {
    * A pending or running run whose document has not changed for this long, or a suspended run this long past
    * its wake-up time, is activated again with cause `recover` (it re-sends its pending steps and re-arms its
    * timers; BullMQ's job ids make a re-send of a step that is still queued or running a no-op, so a long step
-   * is not run twice). A run waiting for an event without a timeout is left alone. A child run that finished
-   * this long ago and whose parent has not applied its result yet (the notification was lost) is activated
-   * again too, and tells its parent again.
+   * is not run twice). So is a run with an outcome (an event sent to it, a step's result) stored this long ago
+   * and not applied yet (its activation was lost), at most once per `staleAfterMs`: that covers a run waiting
+   * for an event without a timeout. A child run that finished this long ago and whose parent has not applied
+   * its result yet (the notification was lost) is activated again too, and tells its parent again.
    * @default 300000 (5 minutes)
    */
   staleAfterMs?: number;
@@ -59,8 +60,8 @@ export function sweepSettings(options: RedisSweepOptions = {}): Required<RedisSw
 /**
  * One sweep: activates again, with cause `recover`, every unfinished run that should have moved `staleAfterMs`
  * ago and did not (a task lost with a job that failed for good or vanished, a timer whose activation failed
- * for good while Redis was away), and every child run that finished that long ago without its parent applying
- * its result. Returns the run ids it activated.
+ * for good while Redis was away, an event whose activation was lost), and every child run that finished that
+ * long ago without its parent applying its result. Returns the run ids it activated.
  */
 export async function sweepStaleRuns(
   target: SweepTarget,
@@ -82,7 +83,13 @@ export async function sweepStaleRuns(
     await recover(runId);
     unheard.push(runId);
   }
-  return [...stale, ...unheard];
+  // A run with an outcome stored and not applied (an event whose activation was lost): above all a run waiting
+  // for an event without a timeout, which has no wake-up time and is not stale by its document.
+  const unapplied = (await target.storage.unappliedOutcomes(before, limit, target.clock.now())).filter(
+    (runId) => !stale.includes(runId),
+  );
+  for (const runId of unapplied) await recover(runId);
+  return [...stale, ...unheard, ...unapplied];
 }
 
 /**

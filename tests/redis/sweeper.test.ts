@@ -5,7 +5,7 @@
  * finished child hears of it.
  */
 import { fileURLToPath } from "node:url";
-import { ConfigurationError, runChild, sleep, step, workflow } from "tsworkflow";
+import { ConfigurationError, runChild, sleep, step, waitForEvent, workflow } from "tsworkflow";
 import { readInboxId } from "tsworkflow/engine";
 import { type RedisRuntime, type RedisSweepOptions, Registry, runWorker } from "tsworkflow/redis";
 import { describe, expect, it } from "vitest";
@@ -196,7 +196,8 @@ describe("the Redis sweeper", () => {
     expect(child?.status).toBe("completed");
     expect(waiting?.status).toBe("suspended");
     expect(early).toEqual([]);
-    expect(late).toEqual([child?.runId]);
+    // The child tells its parent again; the parent, which holds the child's result, is activated as well.
+    expect([...late].sort()).toEqual([child?.runId, runId].sort());
     expect(run.result).toBe("child said 42");
     expect(after).toEqual([]);
     expect(await rt.storage.finishedChildren(Date.now() + 1, 10)).toEqual([]);
@@ -217,6 +218,60 @@ describe("the Redis sweeper", () => {
     // Assess
     expect(run.result).toBe(2);
     expect(await rt.storage.finishedChildren(Date.now() + 1, 10)).toEqual([]);
+  });
+
+  it("wakes a run waiting for an event without a timeout whose event's activation was lost, once the event is staleAfterMs old", async () => {
+    // Prepare: the activation that carries the event to the run is lost (its job failed for good).
+    const registry = new Registry();
+    const flow = registry.define(() =>
+      workflow("sw_waiter", async () => {
+        const note = await waitForEvent<string>("note");
+        const approval = await waitForEvent<{ ok: boolean }>("approval");
+        return `${note}: ${approval.ok}`;
+      }),
+    );
+    const rt = runtime(registry, false);
+    const enqueue = rt.queue.enqueueActivation.bind(rt.queue);
+    const lost: string[] = [];
+    rt.queue.enqueueActivation = async (task) => {
+      const approval = task.cause.kind === "outcome" && task.cause.stepId.startsWith("$signal:approval:");
+      if (approval && lost.length === 0) lost.push(task.runId);
+      else await enqueue(task);
+    };
+    await rt.startWorker();
+    const { runId } = await rt.start(flow, []);
+    /** Until the run is suspended after `hooks` events were received. */
+    const suspendedAfter = async (hooks: number) => {
+      for (;;) {
+        const [run, events] = await Promise.all([rt.getRun(runId), rt.getEvents(runId)]);
+        const received = events.filter((event) => event.type === "hook_received").length;
+        if (run?.status === "suspended" && received === hooks) return;
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+    };
+    await suspendedAfter(0);
+    await rt.sendEvent(runId, "note", "looks fine");
+    // The note is applied (and no longer pending): the run waits for the approval, with no wake-up time.
+    await suspendedAfter(1);
+    const beforeApproval = await rt.sweep({ staleAfterMs: 0 });
+    await rt.sendEvent(runId, "approval", { ok: true });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const waiting = await rt.getRun(runId);
+    // Act
+    const early = await rt.sweep({ staleAfterMs: 60_000 });
+    const late = await rt.sweep({ staleAfterMs: 0 });
+    const run = await rt.waitForRun(runId, { timeoutMs: 15_000 });
+    const after = await rt.sweep({ staleAfterMs: 0 });
+    // Assess
+    expect(lost).toEqual([runId]);
+    expect(beforeApproval).toEqual([]);
+    expect(waiting?.status).toBe("suspended");
+    expect(early).toEqual([]);
+    expect(late).toEqual([runId]);
+    expect(run.result).toBe("looks fine: true");
+    expect(after).toEqual([]);
+    expect(await rt.storage.unappliedOutcomes(Date.now() + 1, 10, Date.now())).toEqual([]);
+    expect(await rt.storage.client.llen(`${rt.storage.prefix}pending-outcomes:${runId}`)).toBe(0);
   });
 
   it("gives runWorker's sweep settings to its runtime", async () => {

@@ -20,6 +20,7 @@ import {
   type StepOutcome,
   type StoreLimits,
 } from "../../ports/event-store.ts";
+import { inboxIds } from "../../ports/inbox.ts";
 import { decodeRunCursor, encodeRunCursor, pageLimit } from "../../ports/run-cursor.ts";
 import type { RunLease } from "../../ports/task-queue.ts";
 import { closeRedis, LuaScript, mapRedisError, openRedis, type RedisConnection } from "./connection.ts";
@@ -70,6 +71,8 @@ const TELLS_PARENT: ReadonlySet<string> = new Set(["completed", "failed", "cance
  *   P idx:tag:<key>=<value>            sorted set of the runs that carry the tag, scored by createdAt
  *   P idx:children-done                sorted set of finished child runs whose parent has not applied their
  *                                      result yet, scored by their finish (epoch ms), for the sweeper
+ *   P idx:inbox                        sorted set of the runs with outcomes stored and not yet applied, scored by
+ *                                      when the first of them was stored (or the sweeper last activated the run)
  * Scripts build index keys from the prefix, so all keys must live on one Redis node (no Cluster).
  */
 
@@ -144,6 +147,8 @@ local function commit(k, a)
   n = tonumber(ARGV[a + delAt])
   if n > 0 then redis.call('HDEL', KEYS[k + 1], unpack(ARGV, a + delAt + 1, a + delAt + n)) end
   for j = consumedAt + 1, tagsAt - 1 do redis.call('LREM', KEYS[k + 3], 0, ARGV[a + j]) end
+  local waiting = redis.call('LLEN', KEYS[k + 3])
+  if waiting == 0 then redis.call('ZREM', prefix .. 'idx:inbox', runId) end
   n = tonumber(ARGV[a + tagsAt])
   if n >= 0 then
     local score = redis.call('ZSCORE', KEYS[k + 4], runId)
@@ -169,7 +174,7 @@ local function commit(k, a)
     redis.call('ZADD', prefix .. 'idx:status:' .. newStatus, score, runId)
     redis.call('ZADD', prefix .. 'idx:wf-status:' .. newStatus .. ':' .. wf, score, runId)
   end
-  return {version, redis.call('LLEN', KEYS[k + 3])}
+  return {version, waiting}
 end
 `;
 const COMMIT = new LuaScript(`${COMMIT_FUNCTION}
@@ -190,13 +195,37 @@ end
 return replies
 `);
 
-/** KEYS: outcomes, pending-outcomes. ARGV: field, outcome JSON. */
+/** KEYS: outcomes, pending-outcomes, idx:inbox. ARGV: field, outcome JSON, runId, now (epoch ms). */
 const PUT_OUTCOME = new LuaScript(`
 if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 1 then
   redis.call('RPUSH', KEYS[2], ARGV[1])
+  redis.call('ZADD', KEYS[3], 'NX', ARGV[4], ARGV[3])
   return 1
 end
 return 0
+`);
+
+/**
+ * KEYS: idx:inbox. ARGV: prefix, before (epoch ms), limit, now. Of the runs listed before `before`: a run
+ * finished, gone, or with nothing waiting any more is taken off; the others are listed again from `now`, and
+ * those suspended with no wake-up time (waiting for an event, a child, a cancellation) are returned. The
+ * others have a wake-up time or move on their own: the stale check covers them.
+ */
+const UNAPPLIED_OUTCOMES = new LuaScript(`
+local found = {}
+for _, runId in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[2], 'LIMIT', 0, tonumber(ARGV[3]))) do
+  local run = ARGV[1] .. 'run:' .. runId
+  local status = redis.call('HGET', run, 'status')
+  local finished = status == false or status == 'completed' or status == 'failed' or status == 'cancelled'
+    or status == 'continued'
+  if finished or redis.call('LLEN', ARGV[1] .. 'pending-outcomes:' .. runId) == 0 then
+    redis.call('ZREM', KEYS[1], runId)
+  else
+    redis.call('ZADD', KEYS[1], ARGV[4], runId)
+    if status == 'suspended' and redis.call('HEXISTS', run, 'resumeAt') == 0 then found[#found + 1] = runId end
+  end
+end
+return found
 `);
 
 /** Lua: `before(a, b)` in byte order, as ZREVRANGE sorts members (Lua's `<` follows the server's locale). */
@@ -296,6 +325,16 @@ return {redis.call('HGETALL', KEYS[1]), redis.call('LRANGE', KEYS[2], tonumber(A
 `);
 
 const outcomeField = (stepId: string, attempt: number) => `${attempt}:${stepId}`;
+
+/** The stored outcome an event applies, if any: a step's attempt, or what came from outside (attempt 1). */
+function consumedOutcome(event: WorkflowEvent): string[] {
+  if (OUTCOME_EVENTS.has(event.type) && "stepId" in event) return [outcomeField(event.stepId, event.attempt)];
+  if (event.type === "hook_received") return [outcomeField(event.signalId, 1)];
+  if (event.type === "cancel_requested") return [outcomeField(inboxIds.cancel, 1)];
+  if (event.type === "child_completed" || event.type === "child_failed")
+    return [outcomeField(inboxIds.child(event.childId), 1)];
+  return [];
+}
 
 /** COMMIT's reply: -1, or { new version, outcomes still pending }. */
 type CommitReply = -1 | [number, number];
@@ -556,12 +595,7 @@ export class RedisStorage implements EventStore {
       if (value === undefined) del.push(field);
       else set.push(field, JSON.stringify(value));
     }
-    const consumed = events
-      .filter((e) => OUTCOME_EVENTS.has(e.type) && "stepId" in e)
-      .map((e) => {
-        const ref = e as { stepId: string; attempt: number };
-        return outcomeField(ref.stepId, ref.attempt);
-      });
+    const consumed = events.flatMap(consumedOutcome);
     const childrenHeard = events.flatMap((e) =>
       e.type === "child_completed" || e.type === "child_failed" ? [e.childRunId] : [],
     );
@@ -654,8 +688,12 @@ export class RedisStorage implements EventStore {
     const stored = await this.call(() =>
       PUT_OUTCOME.run(
         this.client,
-        [this.key("outcomes", outcome.runId), this.key("pending-outcomes", outcome.runId)],
-        [outcomeField(outcome.stepId, outcome.attempt), json],
+        [
+          this.key("outcomes", outcome.runId),
+          this.key("pending-outcomes", outcome.runId),
+          this.key("idx:inbox"),
+        ],
+        [outcomeField(outcome.stepId, outcome.attempt), json, outcome.runId, Date.now()],
       ),
     );
     return stored === 1;
@@ -793,6 +831,24 @@ export class RedisStorage implements EventStore {
     return this.call(() =>
       this.client.zrangebyscore(this.key("idx:children-done"), "-inf", `(${before}`, "LIMIT", 0, limit),
     );
+  }
+
+  /**
+   * For the sweeper: runs suspended with no wake-up time that hold an outcome (an event, a cancellation, a
+   * child's result, a step's) stored before `before` (epoch ms) and not applied since: the activation that
+   * carried it may have been lost, and nothing else would wake such a run. Looks at up to `limit` listed runs;
+   * each one looked at is listed again from `now`, so that a run that keeps an event it does not wait for is
+   * returned once per sweep period, not at every sweep. A commit that applies a run's last waiting outcome
+   * takes it off the list, and so does this look once the run has finished.
+   * @example
+   * import { RedisStorage } from "tsworkflow/redis";
+   * const storage = new RedisStorage({ redis: "redis://127.0.0.1:6379" });
+   * const waiting = await storage.unappliedOutcomes(Date.now() - 300_000, 100, Date.now());
+   */
+  async unappliedOutcomes(before: number, limit: number, now: number): Promise<string[]> {
+    return (await this.call(() =>
+      UNAPPLIED_OUTCOMES.run(this.client, [this.key("idx:inbox")], [this.prefix, before, limit, now]),
+    )) as string[];
   }
 
   /** Takes a child run off the `finishedChildren` list. */

@@ -72,7 +72,7 @@ const TELLS_PARENT: ReadonlySet<string> = new Set(["completed", "failed", "cance
  *   P idx:children-done                sorted set of finished child runs whose parent has not applied their
  *                                      result yet, scored by their finish (epoch ms), for the sweeper
  *   P idx:inbox                        sorted set of the runs with outcomes stored and not yet applied, scored by
- *                                      when the first of them was stored (or the sweeper last activated the run)
+ *                                      when the first of them was stored (or the sweeper last looked at the run)
  * Scripts build index keys from the prefix, so all keys must live on one Redis node (no Cluster).
  */
 

@@ -39,6 +39,8 @@ async function measure(
   seconds: number;
   requestsPerStep: number;
   readUnitsPerStep: number;
+  readUnits: number;
+  writeUnits: number;
   dollarsPerMillion: number;
   dollars: number;
   lambdaMs: number;
@@ -75,6 +77,9 @@ async function measure(
       seconds,
       requestsPerStep: requests / total,
       readUnitsPerStep: (counts.readUnits + counts.emptyReads) / total,
+      // As billed: an empty strong read is 1 RRU, a failed conditional write 1 WRU (see `dollarsOf`).
+      readUnits: counts.readUnits + counts.emptyReads,
+      writeUnits: counts.writeUnits + counts.failedWrites,
       dollarsPerMillion: (dollars / total) * 1e6,
       dollars,
       lambdaMs,
@@ -104,7 +109,7 @@ export async function awsBenchmarks(): Promise<BenchRow[]> {
           median: (runs * steps) / result.seconds,
           runs: [(runs * steps) / result.seconds],
           unit: "steps/s",
-          target: `${result.requestsPerStep.toFixed(1)} requests, ${result.readUnitsPerStep.toFixed(2)} RRU per step; $${result.dollarsPerMillion.toFixed(2)} per million steps`,
+          target: `${result.requestsPerStep.toFixed(1)} requests, ${(result.writeUnits / (runs * steps)).toFixed(2)} WRU, ${result.readUnitsPerStep.toFixed(2)} RRU per step; $${result.dollarsPerMillion.toFixed(2)} per million steps`,
           ok: undefined,
         });
       }
@@ -117,12 +122,13 @@ export async function awsBenchmarks(): Promise<BenchRow[]> {
       const result = await measure(emulators, true, runs, sleeps, naps.name);
       const perSleep = ((result.dollars - without.dollars) / (runs * sleeps)) * 1e6;
       const lambdaMs = (result.lambdaMs - without.lambdaMs) / (runs * sleeps);
+      const units = (kind: "readUnits" | "writeUnits") => (result[kind] - without[kind]) / (runs * sleeps);
       rows.push({
         workload: `${runs} run${runs === 1 ? "" : "s"} x ${sleeps} short sleeps (1 s)`,
         median: (runs * sleeps) / result.seconds,
         runs: [(runs * sleeps) / result.seconds],
         unit: "sleeps/s",
-        target: `$${perSleep.toFixed(2)} per million sleeps (goal $3.00), ${lambdaMs.toFixed(0)} ms of Lambda each`,
+        target: `$${perSleep.toFixed(2)} per million sleeps (goal $3.00): ${units("writeUnits").toFixed(1)} WRU, ${units("readUnits").toFixed(1)} RRU, ${lambdaMs.toFixed(0)} ms of Lambda each`,
         ok: perSleep <= 3,
       });
     }

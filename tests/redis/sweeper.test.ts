@@ -52,6 +52,28 @@ async function strandedRun(rt: RedisRuntime, flow: ReturnType<typeof fanOut>["fl
   return runId;
 }
 
+type ActivationTask = Parameters<RedisRuntime["queue"]["enqueueActivation"]>[0];
+
+/** Drops the first activation `lose` picks, as a job that failed for good would be; lists its run id. */
+function loseFirstActivation(rt: RedisRuntime, lose: (task: ActivationTask) => boolean): string[] {
+  const enqueue = rt.queue.enqueueActivation.bind(rt.queue);
+  const lost: string[] = [];
+  rt.queue.enqueueActivation = async (task) => {
+    if (lost.length === 0 && lose(task)) lost.push(task.runId);
+    else await enqueue(task);
+  };
+  return lost;
+}
+
+/** A sweep before `staleAfterMs` has passed and one after, the run's end, and a sweep after that. */
+async function sweepsAround(rt: RedisRuntime, runId: string) {
+  const early = await rt.sweep({ staleAfterMs: 60_000 });
+  const late = await rt.sweep({ staleAfterMs: 0 });
+  const run = await rt.waitForRun(runId, { timeoutMs: 15_000 });
+  const after = await rt.sweep({ staleAfterMs: 0 });
+  return { early, late, run, after };
+}
+
 describe("the Redis sweeper", () => {
   it("activates again a run whose step jobs were lost, which then finishes with each step run once", async () => {
     // Prepare
@@ -173,13 +195,10 @@ describe("the Redis sweeper", () => {
       return workflow("sw_parent", async (n: number) => `child said ${await runChild(child, [n])}`);
     });
     const rt = runtime(registry, false);
-    const enqueue = rt.queue.enqueueActivation.bind(rt.queue);
-    const lost: string[] = [];
-    rt.queue.enqueueActivation = async (task) => {
-      const fromChild = task.cause.kind === "outcome" && readInboxId(task.cause.stepId).kind === "child";
-      if (fromChild && lost.length === 0) lost.push(task.runId);
-      else await enqueue(task);
-    };
+    const lost = loseFirstActivation(
+      rt,
+      (task) => task.cause.kind === "outcome" && readInboxId(task.cause.stepId).kind === "child",
+    );
     await rt.startWorker();
     const { runId } = await rt.start(parentFlow, [21]);
     while (lost.length === 0) await new Promise((resolve) => setTimeout(resolve, 10));
@@ -187,10 +206,7 @@ describe("the Redis sweeper", () => {
     await new Promise((resolve) => setTimeout(resolve, 300));
     const waiting = await rt.getRun(runId);
     // Act
-    const early = await rt.sweep({ staleAfterMs: 60_000 });
-    const late = await rt.sweep({ staleAfterMs: 0 });
-    const run = await rt.waitForRun(runId, { timeoutMs: 15_000 });
-    const after = await rt.sweep({ staleAfterMs: 0 });
+    const { early, late, run, after } = await sweepsAround(rt, runId);
     // Assess
     expect(lost).toEqual([runId]);
     expect(child?.status).toBe("completed");
@@ -231,13 +247,10 @@ describe("the Redis sweeper", () => {
       }),
     );
     const rt = runtime(registry, false);
-    const enqueue = rt.queue.enqueueActivation.bind(rt.queue);
-    const lost: string[] = [];
-    rt.queue.enqueueActivation = async (task) => {
-      const approval = task.cause.kind === "outcome" && task.cause.stepId.startsWith("$signal:approval:");
-      if (approval && lost.length === 0) lost.push(task.runId);
-      else await enqueue(task);
-    };
+    const lost = loseFirstActivation(
+      rt,
+      (task) => task.cause.kind === "outcome" && task.cause.stepId.startsWith("$signal:approval:"),
+    );
     await rt.startWorker();
     const { runId } = await rt.start(flow, []);
     /** Until the run is suspended after `hooks` events were received. */
@@ -258,10 +271,7 @@ describe("the Redis sweeper", () => {
     await new Promise((resolve) => setTimeout(resolve, 300));
     const waiting = await rt.getRun(runId);
     // Act
-    const early = await rt.sweep({ staleAfterMs: 60_000 });
-    const late = await rt.sweep({ staleAfterMs: 0 });
-    const run = await rt.waitForRun(runId, { timeoutMs: 15_000 });
-    const after = await rt.sweep({ staleAfterMs: 0 });
+    const { early, late, run, after } = await sweepsAround(rt, runId);
     // Assess
     expect(lost).toEqual([runId]);
     expect(beforeApproval).toEqual([]);

@@ -47,6 +47,31 @@ const logEvent = (runId: string, seq: number, message: string): WorkflowEvent =>
   message,
 });
 
+/** Sets the run document's version by hand, as a crash between a commit and its document update leaves it. */
+async function setDocumentVersion(runId: string, version: number): Promise<void> {
+  await dynamo.client().send(
+    new UpdateItemCommand({
+      TableName: TABLE,
+      Key: { pk: { S: `RUN#${runId}` }, sk: { S: "RUN" } },
+      UpdateExpression: "SET version = :version",
+      ExpressionAttributeValues: { ":version": { N: String(version) } },
+    }),
+  );
+}
+
+/** The raw items of a run whose sort key begins with `prefix`, in key order. */
+async function rawItems(runId: string, prefix: string) {
+  const { Items: items = [] } = await dynamo.client().send(
+    new QueryCommand({
+      TableName: TABLE,
+      KeyConditionExpression: "pk = :pk AND begins_with(sk, :prefix)",
+      ExpressionAttributeValues: { ":pk": { S: `RUN#${runId}` }, ":prefix": { S: prefix } },
+      ConsistentRead: true,
+    }),
+  );
+  return items;
+}
+
 describe("DynamoDBStorage beyond the contract", () => {
   it("rejects a writer whose version falls inside an earlier commit, even in a fresh process", async () => {
     // Prepare
@@ -85,14 +110,7 @@ describe("DynamoDBStorage beyond the contract", () => {
       updatedAt: at,
     });
     // Assess
-    const { Items: stored = [] } = await dynamo.client().send(
-      new QueryCommand({
-        TableName: TABLE,
-        KeyConditionExpression: "pk = :pk AND begins_with(sk, :commit)",
-        ExpressionAttributeValues: { ":pk": { S: `RUN#${runId}` }, ":commit": { S: commitSk(2) } },
-        ConsistentRead: true,
-      }),
-    );
+    const stored = await rawItems(runId, commitSk(2));
     expect(stored.map((item) => [item.sk?.S, item.z?.B !== undefined, item.events])).toEqual([
       [commitSk(2), true, undefined],
       [`${commitSk(2)}#P01`, true, undefined],
@@ -107,14 +125,7 @@ describe("DynamoDBStorage beyond the contract", () => {
     ).rejects.toBeInstanceOf(VersionConflictError);
     // A document behind the log (a crash between a commit and its update): a store that knows nothing of
     // the run finds where the split commit ended from its parts too, and commits after it.
-    await dynamo.client().send(
-      new UpdateItemCommand({
-        TableName: TABLE,
-        Key: { pk: { S: `RUN#${runId}` }, sk: { S: "RUN" } },
-        UpdateExpression: "SET version = :version",
-        ExpressionAttributeValues: { ":version": { N: "1" } },
-      }),
-    );
+    await setDocumentVersion(runId, 1);
     const third = new DynamoDBStorage({ tableName: TABLE, client: dynamo.client() });
     await third.commit(runId, 3, [logEvent(runId, 4, "after")], { status: "running", updatedAt: at });
     expect((await third.getEvents(runId)).map((event) => event.seq)).toEqual([1, 2, 3, 4]);
@@ -155,25 +166,11 @@ describe("DynamoDBStorage beyond the contract", () => {
         ],
       }),
     );
-    await dynamo.client().send(
-      new UpdateItemCommand({
-        TableName: TABLE,
-        Key: { pk: { S: `RUN#${runId}` }, sk: { S: "RUN" } },
-        UpdateExpression: "SET version = :version",
-        ExpressionAttributeValues: { ":version": { N: "3" } },
-      }),
-    );
+    await setDocumentVersion(runId, 3);
     // Act
     await store.commit(runId, 3, [logEvent(runId, 4, "new")], { status: "running", updatedAt: at });
     // Assess
-    const { Items: stored = [] } = await dynamo.client().send(
-      new QueryCommand({
-        TableName: TABLE,
-        KeyConditionExpression: "pk = :pk AND sk = :sk",
-        ExpressionAttributeValues: { ":pk": { S: `RUN#${runId}` }, ":sk": { S: commitSk(4) } },
-        ConsistentRead: true,
-      }),
-    );
+    const stored = await rawItems(runId, commitSk(4));
     const written = stored[0]?.z?.B ?? new Uint8Array();
     expect(JSON.parse(unpackEvents(runId, written))).toEqual([logEvent(runId, 4, "new")]);
     expect(written.byteLength).toBeLessThan(JSON.stringify([logEvent(runId, 4, "new")]).length);

@@ -61,8 +61,9 @@ export interface DynamoDBStorageOptions {
   cacheSize?: number;
   /**
    * How many runs' logs the store keeps, so that reading a run's log again reads only the commits after
-   * what it holds (on Lambda: a run that comes back to an instance that held an older copy of it). The
-   * events returned are the ones kept: treat them as read-only (`createClient().getEvents` returns copies).
+   * what it holds (on Lambda: a run that comes back to an instance that held an older copy of it). Each read
+   * returns a new array of the kept event objects: treat the events as read-only (`createClient().getEvents`
+   * returns deep copies).
    * 0 keeps none.
    * @default 64
    * @example
@@ -190,7 +191,8 @@ export class DynamoDBEngineStore implements EventStore {
     if (last && (documentVersion ?? 0) < (last.head.end as number))
       await repairDocument(this.context, this.facts, this.ttlSeconds, runId, last);
     this.logs?.set(runId, events);
-    return events;
+    // A new array each time: a caller that sorts or extends its copy changes nothing kept.
+    return [...events];
   }
 
   async commit(

@@ -47,6 +47,14 @@ const logEvent = (runId: string, seq: number, message: string): WorkflowEvent =>
   message,
 });
 
+/** A store and a new run created through it. */
+async function newStoredRun(): Promise<{ store: DynamoDBStorage; runId: string }> {
+  const store = new DynamoDBStorage({ tableName: TABLE, client: dynamo.client() });
+  const fixture = newRunFixture();
+  await store.createRun(fixture);
+  return { store, runId: fixture.run.runId };
+}
+
 /** Sets the run document's version by hand, as a crash between a commit and its document update leaves it. */
 async function setDocumentVersion(runId: string, version: number): Promise<void> {
   await dynamo.client().send(
@@ -99,10 +107,7 @@ describe("DynamoDBStorage beyond the contract", () => {
 
   it("splits a commit larger than one item, compressed, into parts and reads it back whole", async () => {
     // Prepare: random text does not compress below one item (350 KB); repeated text would.
-    const store = new DynamoDBStorage({ tableName: TABLE, client: dynamo.client() });
-    const fixture = newRunFixture();
-    const runId = fixture.run.runId;
-    await store.createRun(fixture);
+    const { store, runId } = await newStoredRun();
     const big = `é🚀${randomBytes(450_000).toString("base64")}`;
     // Act
     await store.commit(runId, 1, [logEvent(runId, 2, big), logEvent(runId, 3, "small")], {
@@ -136,10 +141,7 @@ describe("DynamoDBStorage beyond the contract", () => {
 
   it("stores a commit's events compressed, and still reads the plain JSON commits of earlier versions", async () => {
     // Prepare: a run whose second commit is written as versions before compression wrote it, in two parts.
-    const store = new DynamoDBStorage({ tableName: TABLE, client: dynamo.client() });
-    const fixture = newRunFixture();
-    const runId = fixture.run.runId;
-    await store.createRun(fixture);
+    const { store, runId } = await newStoredRun();
     const json = JSON.stringify([logEvent(runId, 2, "é🚀 old"), logEvent(runId, 3, "older")]);
     const cut = json.indexOf("older");
     const head = { sk: { S: commitSk(2) }, end: { N: "3" }, status: { S: "running" }, parts: { N: "2" } };
@@ -185,10 +187,7 @@ describe("DynamoDBStorage beyond the contract", () => {
 
   it("repairs a run document that missed its last commit when the log is read", async () => {
     // Prepare
-    const store = new DynamoDBStorage({ tableName: TABLE, client: dynamo.client() });
-    const fixture = newRunFixture();
-    const runId = fixture.run.runId;
-    await store.createRun(fixture);
+    const { store, runId } = await newStoredRun();
     const crashing = new DynamoDBStorage({ tableName: TABLE, client: dynamo.client() });
     // A commit whose document update never happens, as when the process dies in between.
     const { documents } = (crashing as unknown as { context: StoreContext }).context;

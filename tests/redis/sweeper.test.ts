@@ -284,6 +284,28 @@ describe("the Redis sweeper", () => {
     expect(await rt.storage.client.llen(`${rt.storage.prefix}pending-outcomes:${runId}`)).toBe(0);
   });
 
+  it("takes a finished run off the list of unapplied outcomes, though it kept an event it never waited for", async () => {
+    // Prepare: a run that is sent an event it never waits for, then the one it waits for.
+    const registry = new Registry();
+    const flow = registry.define(() => workflow("sw_one_event", async () => waitForEvent<string>("go")));
+    const rt = runtime(registry, false);
+    await rt.startWorker();
+    const { runId } = await rt.start(flow, []);
+    await rt.sendEvent(runId, "noise", 1);
+    await rt.sendEvent(runId, "go", "done");
+    const run = await rt.waitForRun(runId, { timeoutMs: 15_000 });
+    const inbox = `${rt.storage.prefix}idx:inbox`;
+    const listed = await rt.storage.client.zscore(inbox, runId);
+    // Act
+    const found = await rt.storage.unappliedOutcomes(Date.now() + 1, 10, Date.now());
+    // Assess
+    expect(run.result).toBe("done");
+    expect(await rt.storage.client.llen(`${rt.storage.prefix}pending-outcomes:${runId}`)).toBe(1);
+    expect(listed).not.toBeNull();
+    expect(found).toEqual([]);
+    expect(await rt.storage.client.zscore(inbox, runId)).toBeNull();
+  });
+
   it("gives runWorker's sweep settings to its runtime", async () => {
     const started = runWorker({
       redis: redis.url,

@@ -206,19 +206,18 @@ return 0
 `);
 
 /**
- * KEYS: idx:inbox. ARGV: prefix, before (epoch ms), limit, now. Of the runs listed before `before`: a run
+ * KEYS: idx:inbox. ARGV: prefix, before (epoch ms), limit, now, the finished statuses…. Of the runs listed before `before`: a run
  * finished, gone, or with nothing waiting any more is taken off; the others are listed again from `now`, and
  * those suspended with no wake-up time (waiting for an event, a child, a cancellation) are returned. The
  * others have a wake-up time or move on their own: the stale check covers them.
  */
 const UNAPPLIED_OUTCOMES = new LuaScript(`
-local found = {}
+local found, finished = {}, {}
+for i = 5, #ARGV do finished[ARGV[i]] = true end
 for _, runId in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[2], 'LIMIT', 0, tonumber(ARGV[3]))) do
   local run = ARGV[1] .. 'run:' .. runId
   local status = redis.call('HGET', run, 'status')
-  local finished = status == false or status == 'completed' or status == 'failed' or status == 'cancelled'
-    or status == 'continued'
-  if finished or redis.call('LLEN', ARGV[1] .. 'pending-outcomes:' .. runId) == 0 then
+  if status == false or finished[status] or redis.call('LLEN', ARGV[1] .. 'pending-outcomes:' .. runId) == 0 then
     redis.call('ZREM', KEYS[1], runId)
   else
     redis.call('ZADD', KEYS[1], ARGV[4], runId)
@@ -847,7 +846,11 @@ export class RedisStorage implements EventStore {
    */
   async unappliedOutcomes(before: number, limit: number, now: number): Promise<string[]> {
     return (await this.call(() =>
-      UNAPPLIED_OUTCOMES.run(this.client, [this.key("idx:inbox")], [this.prefix, before, limit, now]),
+      UNAPPLIED_OUTCOMES.run(
+        this.client,
+        [this.key("idx:inbox")],
+        [this.prefix, before, limit, now, ...FINISHED_STATUSES],
+      ),
     )) as string[];
   }
 

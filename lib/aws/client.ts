@@ -1,7 +1,7 @@
-import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import type { S3Client } from "@aws-sdk/client-s3";
 import type { SchedulerClient } from "@aws-sdk/client-scheduler";
 import { SQSClient } from "@aws-sdk/client-sqs";
+import { DynamoDBClient } from "../adapters/aws/dynamodb-sdk.ts";
 import { DynamoDBStorage } from "../adapters/aws/dynamodb-storage.ts";
 import { SchedulerConnection } from "../adapters/aws/scheduler-connection.ts";
 import { SqsTaskQueue } from "../adapters/aws/sqs-queue.ts";

@@ -1,4 +1,3 @@
-import { createHash } from "node:crypto";
 import {
   NonSerializableError,
   PayloadTooLargeError,
@@ -6,6 +5,7 @@ import {
   type SerializedError,
   TsWorkflowError,
 } from "./errors.ts";
+import { sha256 } from "./hash.ts";
 
 /**
  * Largest step input, step result, workflow input or result, as JSON: 255 KB, so that a step task (its
@@ -94,7 +94,7 @@ export function stableStringify(value: unknown): string {
 }
 
 export function hashOf(value: unknown): string {
-  return createHash("sha256").update(stableStringify(value)).digest("hex");
+  return sha256(stableStringify(value));
 }
 
 /** How an error is kept in the log. */

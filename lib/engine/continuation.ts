@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto";
+import { sha256 } from "../core/hash.ts";
 import type { RunPage, RunRecord } from "../ports/event-store.ts";
 
 /** The idempotency key of a run that continues another (`continueAsNew`): `continue:<runId>`. */
@@ -6,7 +6,7 @@ const CONTINUE_PREFIX = "continue:";
 
 /** The run that continues a run (`continueAsNew`) has an id that follows from its own: created once. */
 export function continuationRunIdOf(runId: string): string {
-  const digest = createHash("sha256").update(`${runId}\u0000continue`).digest("hex").slice(0, 24);
+  const digest = sha256(`${runId}\u0000continue`).slice(0, 24);
   return `cont_${digest}`;
 }
 

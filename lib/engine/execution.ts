@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import type { $ZodType } from "zod/v4/core";
 import { runInWorkflow } from "../core/context.ts";
 import { type Duration, resolveDeadline } from "../core/durations.ts";
@@ -11,6 +11,7 @@ import {
   TimeoutError,
 } from "../core/errors.ts";
 import type { EventDraft, WorkflowEvent } from "../core/events.ts";
+import { sha256 } from "../core/hash.ts";
 import { getLogger, type RunLogContext } from "../core/logger.ts";
 import { safeParseWithMessages } from "../core/schema.ts";
 import {
@@ -854,7 +855,7 @@ function commandOf(event: WorkflowEvent): CommandRef | undefined {
 
 /** A child's run id follows from its parent's and its place there, so starting it twice is harmless. */
 export function childRunIdOf(parentRunId: string, childId: string): string {
-  const digest = createHash("sha256").update(`${parentRunId}\u0000${childId}`).digest("hex").slice(0, 24);
+  const digest = sha256(`${parentRunId}\u0000${childId}`).slice(0, 24);
   return `child_${digest}`;
 }
 

@@ -1,8 +1,8 @@
-import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import type { S3Client } from "@aws-sdk/client-s3";
 import type { SchedulerClient } from "@aws-sdk/client-scheduler";
 import { SQSClient } from "@aws-sdk/client-sqs";
 import { DynamoDBEngineStore } from "../adapters/aws/dynamodb-engine-store.ts";
+import { DynamoDBClient } from "../adapters/aws/dynamodb-sdk.ts";
 import { InlineBudget, type InlineBudgetOptions } from "../adapters/aws/inline-budget.ts";
 import { S3Payloads } from "../adapters/aws/s3-payloads.ts";
 import { SqsSchedulerTimers } from "../adapters/aws/scheduler-timers.ts";

@@ -1,4 +1,4 @@
-import { QueryCommand } from "@aws-sdk/lib-dynamodb";
+import { QueryCommand } from "./dynamodb-sdk.ts";
 import { commitSk, runPk } from "./keys.ts";
 import { getDocument } from "./queries.ts";
 import type { RunFacts } from "./run-facts.ts";

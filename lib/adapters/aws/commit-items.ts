@@ -1,6 +1,6 @@
-import { createHash } from "node:crypto";
 import { PayloadTooLargeError } from "../../core/errors.ts";
 import { parseEvent, type WorkflowEvent } from "../../core/events.ts";
+import { sha256 } from "../../core/hash.ts";
 import type { RunStatus } from "../../ports/event-store.ts";
 import { packEvents, unpackEvents } from "./event-codec.ts";
 import { assertItemFits, itemSize } from "./item-size.ts";
@@ -171,5 +171,5 @@ async function recordsOf(
 
 /** The token of a transaction, the same for an SDK retry of it (so a retry after a lost reply succeeds). */
 export function transactionToken(...parts: (string | number)[]): string {
-  return createHash("sha256").update(parts.join("\n")).digest("hex").slice(0, 36);
+  return sha256(parts.join("\n")).slice(0, 36);
 }

@@ -1,7 +1,7 @@
-import { PutCommand, TransactWriteCommand } from "@aws-sdk/lib-dynamodb";
 import { VersionConflictError } from "../../core/errors.ts";
 import { type Item, transactionToken } from "./commit-items.ts";
 import { conditionFailed } from "./dynamodb-errors.ts";
+import { PutCommand, TransactWriteCommand } from "./dynamodb-sdk.ts";
 import type { StoreContext } from "./store-context.ts";
 
 /**

@@ -1,9 +1,9 @@
-import { PutCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import type { WorkflowEvent } from "../../core/events.ts";
 import type { RunTags } from "../../core/tags.ts";
 import { FINISHED_STATUSES, type RunPatch, type RunRecord } from "../../ports/event-store.ts";
 import type { StoredCommit } from "./commit-items.ts";
 import { conditionFailed } from "./dynamodb-errors.ts";
+import { PutCommand, UpdateCommand } from "./dynamodb-sdk.ts";
 import { RUN_SK, runPk } from "./keys.ts";
 import { getDocument } from "./queries.ts";
 import { documentUpdate, dueAt, tagItems, toRecord } from "./run-document.ts";

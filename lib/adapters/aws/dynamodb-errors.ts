@@ -1,6 +1,6 @@
-import { ConditionalCheckFailedException, TransactionCanceledException } from "@aws-sdk/client-dynamodb";
 import type { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import { ConfigurationError } from "../../core/errors.ts";
+import { ConditionalCheckFailedException, TransactionCanceledException } from "./dynamodb-sdk.ts";
 
 /**
  * DynamoDB's failures as tsworkflow errors, in one place: a table that does not exist is a

@@ -1,5 +1,4 @@
 import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
-import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import { ConfigurationError } from "../../core/errors.ts";
 import {
   RATE_LINE_GRACE_MS,
@@ -10,6 +9,7 @@ import {
   UNREPORTED_START_MS,
 } from "../../ports/rate-limit-store.ts";
 import { mappingErrors } from "./dynamodb-errors.ts";
+import { DynamoDBDocumentClient } from "./dynamodb-sdk.ts";
 import { fitsItem, VERSIONED_STATE_BYTES, VersionedItem } from "./versioned-item.ts";
 
 /**

@@ -1,14 +1,15 @@
-import { ConditionalCheckFailedException, type DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import type { ScheduleState, ScheduleStore } from "../../ports/schedule-store.ts";
+import { mappingErrors } from "./dynamodb-errors.ts";
 import {
+  ConditionalCheckFailedException,
   DeleteCommand,
   DynamoDBDocumentClient,
   GetCommand,
   PutCommand,
   QueryCommand,
   UpdateCommand,
-} from "@aws-sdk/lib-dynamodb";
-import type { ScheduleState, ScheduleStore } from "../../ports/schedule-store.ts";
-import { mappingErrors } from "./dynamodb-errors.ts";
+} from "./dynamodb-sdk.ts";
 
 /** The partition of the schedules' items in the kit's table (apart from runs and idempotency keys). */
 export const SCHEDULES_PK = "SCHEDULES";

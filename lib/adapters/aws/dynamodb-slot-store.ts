@@ -1,9 +1,9 @@
 import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
-import { DynamoDBDocumentClient, GetCommand, PutCommand } from "@aws-sdk/lib-dynamodb";
 import type { SlotAnswer, SlotRequest, SlotStore } from "../../ports/slot-store.ts";
 import type { StepParking } from "../../ports/step-parking.ts";
 import type { StepTask } from "../../ports/task-queue.ts";
 import { mappingErrors } from "./dynamodb-errors.ts";
+import { DynamoDBDocumentClient, GetCommand, PutCommand } from "./dynamodb-sdk.ts";
 import { fitsItem, VersionedItem } from "./versioned-item.ts";
 
 /** A limit key's slots in one item: holders with their token and lease end, then the line in arrival order. */

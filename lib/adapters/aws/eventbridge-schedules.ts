@@ -1,6 +1,6 @@
-import { createHash } from "node:crypto";
 import type { CreateScheduleCommandInput, UpdateScheduleCommandInput } from "@aws-sdk/client-scheduler";
 import { toMilliseconds } from "../../core/durations.ts";
+import { sha256 } from "../../core/hash.ts";
 import type { ScheduleDefinition } from "../../schedules/schedule.ts";
 import { eventBridgeRecurrence } from "./schedule-expressions.ts";
 import type { SchedulerConnection } from "./scheduler-connection.ts";
@@ -31,7 +31,7 @@ export const SCHEDULED_TIME = "<aws.scheduler.scheduled-time>";
  */
 export function recurringScheduleName(name: string): string {
   if (/^[0-9A-Za-z_.-]{1,55}$/.test(name)) return `schedule.${name}`;
-  const hash = createHash("sha256").update(name).digest("hex").slice(0, 16);
+  const hash = sha256(name).slice(0, 16);
   return `schedule.${name.replace(/[^0-9A-Za-z_.-]/g, "_").slice(0, 38)}.${hash}`;
 }
 
@@ -79,7 +79,7 @@ export function recurringScheduleRequest(
 
 /** A short stable hash of a request (dates as ISO strings): a different hash means UpdateSchedule. */
 export function fingerprint(value: unknown): string {
-  return createHash("sha256").update(JSON.stringify(value)).digest("hex").slice(0, 32);
+  return sha256(JSON.stringify(value)).slice(0, 32);
 }
 
 /**

@@ -1,5 +1,5 @@
-import { DeleteCommand } from "@aws-sdk/lib-dynamodb";
 import type { Item } from "./commit-items.ts";
+import { DeleteCommand } from "./dynamodb-sdk.ts";
 import { IDEM_SK, idemPk } from "./keys.ts";
 import { getItem, unlessConditionFailed } from "./queries.ts";
 import type { StoreContext } from "./store-context.ts";

@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto";
+import { sha256 } from "../../core/hash.ts";
 import type { RunStatus } from "../../ports/event-store.ts";
 
 /** Keys of the single-table layout (see `TABLE_SCHEMA`). */
@@ -37,7 +37,7 @@ export const idemPk = (key: string) => `IDEM#${key}`;
 
 /** The run's shard, 00 to 15: the same run always lands on the same shard. */
 export function shardOf(runId: string): string {
-  const byte = createHash("sha256").update(runId).digest()[0] as number;
+  const byte = Number.parseInt(sha256(runId).slice(0, 2), 16);
   return String(byte % INDEX_SHARDS).padStart(2, "0");
 }
 

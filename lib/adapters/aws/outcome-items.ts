@@ -1,7 +1,7 @@
-import { PutCommand } from "@aws-sdk/lib-dynamodb";
 import type { StepOutcome } from "../../ports/event-store.ts";
 import type { Item } from "./commit-items.ts";
 import { conditionFailed } from "./dynamodb-errors.ts";
+import { PutCommand } from "./dynamodb-sdk.ts";
 import { assertItemFits } from "./item-size.ts";
 import { OUTCOME_END, OUTCOME_PREFIX, outcomeFrom, outcomeSk, runPk } from "./keys.ts";
 import { packFields, refsOf, unpackFields } from "./payload-fields.ts";

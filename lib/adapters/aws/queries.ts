@@ -1,6 +1,7 @@
-import { BatchWriteCommand, GetCommand, QueryCommand, type QueryCommandInput } from "@aws-sdk/lib-dynamodb";
+import type { QueryCommandInput } from "@aws-sdk/lib-dynamodb";
 import type { Item } from "./commit-items.ts";
 import { conditionFailed } from "./dynamodb-errors.ts";
+import { BatchWriteCommand, GetCommand, QueryCommand } from "./dynamodb-sdk.ts";
 import { RUN_SK, runPk } from "./keys.ts";
 import type { StoreContext } from "./store-context.ts";
 

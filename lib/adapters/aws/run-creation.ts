@@ -1,9 +1,8 @@
-import { TransactionCanceledException } from "@aws-sdk/client-dynamodb";
-import { TransactWriteCommand } from "@aws-sdk/lib-dynamodb";
 import { VersionConflictError } from "../../core/errors.ts";
 import type { CreateRunResult, NewRun, RunRecord } from "../../ports/event-store.ts";
 import { commitItems, type Item, transactionToken } from "./commit-items.ts";
 import { readRun } from "./document-sync.ts";
+import { TransactionCanceledException, TransactWriteCommand } from "./dynamodb-sdk.ts";
 import { freeKey, holderOf, keyItem } from "./idempotency-keys.ts";
 import { assertItemFits } from "./item-size.ts";
 import { pause } from "./queries.ts";

@@ -1,4 +1,3 @@
-import { BatchGetCommand, QueryCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { hasTags, tagKey } from "../../core/tags.ts";
 import {
   RUN_STATUSES,
@@ -9,6 +8,7 @@ import {
 } from "../../ports/event-store.ts";
 import { decodeRunCursor, encodeRunCursor, pageLimit } from "../../ports/run-cursor.ts";
 import type { Item } from "./commit-items.ts";
+import { BatchGetCommand, QueryCommand, UpdateCommand } from "./dynamodb-sdk.ts";
 import { dueKey, gsiSortKey, RUN_SK, runPk, shards, statusKey, tagIndexKey, workflowKey } from "./keys.ts";
 import { pause, unlessConditionFailed } from "./queries.ts";
 import { tagsOf, toRecord } from "./run-document.ts";

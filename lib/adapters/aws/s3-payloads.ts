@@ -1,6 +1,6 @@
-import { createHash } from "node:crypto";
 import type { S3Client, S3ClientConfig } from "@aws-sdk/client-s3";
 import { InvalidEventError } from "../../core/errors.ts";
+import { sha256 } from "../../core/hash.ts";
 import { LruMap } from "../../core/lru-map.ts";
 import { importOptional } from "../../core/optional-dependency.ts";
 import { byteLength, DEFAULT_OFFLOAD_THRESHOLD_BYTES } from "./limits.ts";
@@ -94,7 +94,7 @@ export class S3Payloads {
   async put(runId: string, json: string): Promise<PayloadRef> {
     const bucket = this.bucket;
     if (!bucket) throw new Error("S3Payloads.put needs a bucket.");
-    const key = `${runPrefix(runId)}${createHash("sha256").update(json).digest("hex")}.json`;
+    const key = `${runPrefix(runId)}${sha256(json)}.json`;
     const ref = { bucket, key, bytes: byteLength(json) };
     const cacheKey = `${bucket}/${key}`;
     if (this.stored.has(cacheKey)) return ref;

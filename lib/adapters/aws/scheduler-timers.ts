@@ -1,5 +1,5 @@
-import { createHash } from "node:crypto";
 import type { SchedulerClient, SchedulerClientConfig } from "@aws-sdk/client-scheduler";
+import { sha256 } from "../../core/hash.ts";
 import { type Clock, systemClock } from "../../ports/clock.ts";
 import type { TimerRequest, Timers } from "../../ports/timers.ts";
 import { MAX_SQS_DELAY_SECONDS } from "./limits.ts";
@@ -57,7 +57,7 @@ export const TIMER_RETRY_POLICY = { MaximumEventAgeInSeconds: 86_400, MaximumRet
  */
 export function scheduleName(runId: string, timerId: string): string {
   const readable = `${runId}.${timerId}`.replace(/[^0-9A-Za-z_.-]/g, "_").slice(0, 46);
-  const hash = createHash("sha256").update(`${runId}\n${timerId}`).digest("hex").slice(0, 16);
+  const hash = sha256(`${runId}\n${timerId}`).slice(0, 16);
   return `${readable}.${hash}`;
 }
 

@@ -1,4 +1,4 @@
-import { createHash, randomUUID } from "node:crypto";
+import { randomUUID } from "node:crypto";
 import {
   SendMessageBatchCommand,
   type SendMessageBatchRequestEntry,
@@ -6,6 +6,7 @@ import {
   type SQSClient,
 } from "@aws-sdk/client-sqs";
 import { ConfigurationError, InvalidMessageError, PayloadTooLargeError } from "../../core/errors.ts";
+import { sha256 } from "../../core/hash.ts";
 import * as z from "../../core/schema.ts";
 import type { ActivationTask, QueueLimits, StepTask, TaskQueue } from "../../ports/task-queue.ts";
 import { byteLength, SQS_MESSAGE_LIMIT_BYTES } from "./limits.ts";
@@ -114,7 +115,7 @@ const DEDUPLICATION_ID = /^[\x21-\x7e]{1,128}$/;
 
 /** A FIFO deduplication id: the readable id when SQS accepts it, else its SHA-256. */
 export function deduplicationId(readable: string): string {
-  return DEDUPLICATION_ID.test(readable) ? readable : createHash("sha256").update(readable).digest("hex");
+  return DEDUPLICATION_ID.test(readable) ? readable : sha256(readable);
 }
 
 /**

@@ -1,5 +1,5 @@
-import { ConditionalCheckFailedException } from "@aws-sdk/client-dynamodb";
-import { type DynamoDBDocumentClient, GetCommand, PutCommand } from "@aws-sdk/lib-dynamodb";
+import type { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
+import { ConditionalCheckFailedException, GetCommand, PutCommand } from "./dynamodb-sdk.ts";
 import { byteLength } from "./limits.ts";
 
 /** Where a {@link VersionedItem} lives and how hard it tries. */

@@ -1,4 +1,4 @@
-import { createHash, randomUUID } from "node:crypto";
+import { randomUUID } from "node:crypto";
 import {
   type FSWatcher,
   mkdirSync,
@@ -11,6 +11,7 @@ import {
 } from "node:fs";
 import { link, open, unlink } from "node:fs/promises";
 import { join } from "node:path";
+import { sha256 } from "../../core/hash.ts";
 import { getLogger } from "../../core/logger.ts";
 import type { StepOutcome } from "../../ports/event-store.ts";
 
@@ -56,7 +57,7 @@ export class Inbox {
 
   /** The file name of an outcome: the run id, then a hash of the outcome's key. */
   static outcomeName(runId: string, stepId: string, attempt: number): string {
-    const hash = createHash("sha256").update(`${stepId}\u0000${attempt}`).digest("hex").slice(0, 40);
+    const hash = sha256(`${stepId}\u0000${attempt}`).slice(0, 40);
     return `${runId}.${hash}.json`;
   }
 

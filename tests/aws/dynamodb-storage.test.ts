@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import {
+  DeleteItemCommand,
   QueryCommand,
   ScanCommand,
   TransactionCanceledException,
@@ -12,6 +13,7 @@ import { DynamoDBEngineStore } from "../../lib/adapters/aws/dynamodb-engine-stor
 import { DynamoDBStorage } from "../../lib/adapters/aws/dynamodb-storage.ts";
 import { unpackEvents } from "../../lib/adapters/aws/event-codec.ts";
 import { commitSk, shardOf } from "../../lib/adapters/aws/keys.ts";
+import { putSegment, SEGMENT_EVENTS } from "../../lib/adapters/aws/log-segment.ts";
 import type { StoreContext } from "../../lib/adapters/aws/store-context.ts";
 import { createTable } from "../../lib/adapters/aws/table-schema.ts";
 import { ConfigurationError, PayloadTooLargeError, VersionConflictError } from "../../lib/core/errors.ts";
@@ -439,6 +441,88 @@ describe("reading a run's log", () => {
     expect(reads).toEqual([false, true]);
     expect(froms).toEqual([commitSk(5), commitSk(5)]);
     await Promise.all([writer.close(), reader.close()]);
+  });
+
+  describe("a long run's segment", () => {
+    const running = { status: "running" as const, updatedAt: at };
+
+    /** Commits `count` log events, `perCommit` to a commit, after the log of `store` (which holds it). */
+    async function commitLogEvents(store: DynamoDBStorage, runId: string, count: number, perCommit: number) {
+      let version = (await store.getEvents(runId)).length;
+      for (const end = version + count; version < end; version += perCommit) {
+        const events = Array.from({ length: perCommit }, (_, i) => logEvent(runId, version + i + 1, `e${i}`));
+        await store.commit(runId, version, events, running);
+      }
+      return version;
+    }
+
+    /** The segment item of a run, if any: its `end` and how many events its bytes hold. */
+    async function segmentOf(runId: string) {
+      const [item] = await rawItems(runId, "SEG");
+      if (!item?.z?.B) return undefined;
+      return { end: Number(item.end?.N), events: JSON.parse(unpackEvents(runId, item.z.B)).length as number };
+    }
+
+    it("is written each time the log passes another 200 events, and a store new to the run reads it and then only the commits after it", async () => {
+      // Prepare: 1 + 45 commits of 5 events: the log passes 200 events at version 201.
+      const { store: writer, runId } = await newStoredRun();
+      const version = await commitLogEvents(writer, runId, 225, 5);
+      const { client, froms } = laggingReplica(0);
+      const reader = new DynamoDBStorage({ tableName: TABLE, client });
+      // Act
+      const events = await reader.getEvents(runId);
+      // Assess
+      expect(version).toBe(226);
+      expect(SEGMENT_EVENTS).toBe(200);
+      expect(await segmentOf(runId)).toEqual({ end: 201, events: 201 });
+      expect(froms).toEqual([commitSk(202)]);
+      expect(events.map((event) => event.seq)).toEqual(Array.from({ length: 226 }, (_, i) => i + 1));
+      expect(events).toEqual(await writer.getEvents(runId));
+      await Promise.all([writer.close(), reader.close()]);
+    });
+
+    it("is never replaced by a shorter one, and a run without one (deleted, never written) is read from its commits", async () => {
+      // Prepare
+      const { store: writer, runId } = await newStoredRun();
+      await commitLogEvents(writer, runId, 220, 10);
+      const log = await writer.getEvents(runId);
+      const context = (writer as unknown as { context: StoreContext }).context;
+      // Act: a late writer of the segment at 100 events; then the segment gone.
+      await putSegment(context, runId, log.slice(0, 100));
+      const kept = await segmentOf(runId);
+      await dynamo
+        .client()
+        .send(
+          new DeleteItemCommand({ TableName: TABLE, Key: { pk: { S: `RUN#${runId}` }, sk: { S: "SEG" } } }),
+        );
+      const { client, froms } = laggingReplica(0);
+      const reader = new DynamoDBStorage({ tableName: TABLE, client });
+      const events = await reader.getEvents(runId);
+      // Assess
+      expect(kept).toEqual({ end: 201, events: 201 });
+      expect(froms).toEqual([commitSk(1)]);
+      expect(events).toEqual(log);
+      await Promise.all([writer.close(), reader.close()]);
+    });
+
+    it("is not written when it would not fit in an item (large payloads inline), and the log is read from its commits", async () => {
+      // Prepare: 195 small events, then five of 100 KB of random text (which compresses little).
+      const { store: writer, runId } = await newStoredRun();
+      await commitLogEvents(writer, runId, 194, 194);
+      let version = 195;
+      for (let i = 0; i < 5; i += 1, version += 1) {
+        const big = logEvent(runId, version + 1, randomBytes(75 * 1024).toString("base64"));
+        await writer.commit(runId, version, [big], running);
+      }
+      // Act
+      const reader = new DynamoDBStorage({ tableName: TABLE, client: dynamo.client() });
+      const events = await reader.getEvents(runId);
+      // Assess
+      expect(version).toBe(200);
+      expect(await segmentOf(runId)).toBeUndefined();
+      expect(events).toEqual(await writer.getEvents(runId));
+      await Promise.all([writer.close(), reader.close()]);
+    });
   });
 });
 

@@ -1,5 +1,3 @@
-import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
-import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import { ConfigurationError, VersionConflictError } from "../../core/errors.ts";
 import type { WorkflowEvent } from "../../core/events.ts";
 import { assertRunId } from "../../core/ids.ts";
@@ -21,9 +19,11 @@ import { isBoundary, knownDocumentVersion } from "./commit-boundary.ts";
 import { commitItems, readCommits } from "./commit-items.ts";
 import { putCommit } from "./commit-write.ts";
 import { readRun, repairDocument, updateDocument, writeTagItems } from "./document-sync.ts";
+import { DynamoDBClient, DynamoDBDocumentClient } from "./dynamodb-sdk.ts";
 import { freeKey } from "./idempotency-keys.ts";
 import { COMMIT_END, commitSk, runPk } from "./keys.ts";
 import { S3_MAX_PAYLOAD_BYTES } from "./limits.ts";
+import { putSegment, readSegment, SEGMENT_EVENTS } from "./log-segment.ts";
 import { getOutcomeItem, listOutcomeItems, putOutcomeItem } from "./outcome-items.ts";
 import { deleteItems, queryAll } from "./queries.ts";
 import { createRunItems } from "./run-creation.ts";
@@ -153,9 +153,13 @@ export class DynamoDBEngineStore implements EventStore {
 
   async getEvents(runId: string): Promise<WorkflowEvent[]> {
     assertRunId(runId);
+    const version = knownDocumentVersion(this.context, this.facts, runId);
     // Commits never change: a log read or written before is the start of the log, and only the commits
-    // after it are read (a run back on an instance that held an older copy of it).
-    const known = this.logs?.get(runId) ?? [];
+    // after it are read (a run back on an instance that held an older copy of it). An instance new to
+    // a long run starts from its segment (see log-segment.ts).
+    const known =
+      this.logs?.get(runId) ??
+      (((await version) ?? 0) >= SEGMENT_EVENTS ? await readSegment(this.context, runId) : []);
     const read = async (ConsistentRead: boolean) =>
       readCommits(
         this.context,
@@ -171,10 +175,7 @@ export class DynamoDBEngineStore implements EventStore {
         }),
         known.length,
       );
-    const [early, documentVersion] = await Promise.all([
-      read(false),
-      knownDocumentVersion(this.context, this.facts, runId),
-    ]);
+    const [early, documentVersion] = await Promise.all([read(false), version]);
     // An eventually consistent read costs half of a consistent one; a log that ends before the run
     // document's version missed a commit, and is read again consistently.
     const commits =
@@ -224,7 +225,12 @@ export class DynamoDBEngineStore implements EventStore {
     );
     if (patch.tags) await writeTagItems(this.context, runId, patch.tags);
     const known = this.logs?.get(runId);
-    if (known?.length === expectedVersion) this.logs?.set(runId, [...known, ...events]);
+    if (known?.length === expectedVersion) {
+      const log = [...known, ...events];
+      this.logs?.set(runId, log);
+      if (Math.floor(version / SEGMENT_EVENTS) > Math.floor(expectedVersion / SEGMENT_EVENTS))
+        await putSegment(this.context, runId, log);
+    }
     // Whether outcomes wait would take a query: the engine lists them when it needs to.
     return {};
   }

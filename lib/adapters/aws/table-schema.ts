@@ -9,6 +9,7 @@ import type { CreateTableCommandInput, DynamoDBClient } from "@aws-sdk/client-dy
  * | run document | `RUN#<runId>` | `RUN` | status, workflow, small input/result/error (or the commit holding them), `version`; index keys; `ttl` once finished |
  * | commit | `RUN#<runId>` | `COMMIT#<first seq, 10 digits>` | the events of one commit (`z`, compressed; `events`, JSON text, from earlier versions), `refs` to S3 payloads or a `body` in S3, `end` = last seq, `status` |
  * | commit part | `RUN#<runId>` | `COMMIT#<first seq>#P<nn>` | without S3: the rest of a commit's bytes over the item limit, written in the same transaction |
+ * | log segment | `RUN#<runId>` | `SEG` | a long run's first `end` events in one compressed stream (`z`), rewritten every 200 events (see `log-segment.ts`) |
  * | step outcome | `RUN#<runId>` | `OUT#<stepId>#<attempt, 6 digits>` | result or serialized error of one attempt (`refs` when in S3) |
  * | idempotency key | `IDEM#<key>` | `IDEM` | `runId` of the run that holds the key |
  * | schedule state | `SCHEDULES` | `SCHEDULE#<name>` | `paused`, `lastTick`, `lastRunId`, `bufferedTick`, workflow, args, request fingerprint (see `awsSchedules`) |

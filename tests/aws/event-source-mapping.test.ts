@@ -1,6 +1,7 @@
 import { SendMessageCommand, type SQSClient } from "@aws-sdk/client-sqs";
 import type { SQSEvent } from "aws-lambda";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { instancesOf } from "./harness/aws-stack.ts";
 import { EventSourceMapping } from "./harness/event-source-mapping.ts";
 import { type SqsEmulator, startSqs } from "./harness/sqs.ts";
 import { waitFor } from "./harness/wait.ts";
@@ -162,5 +163,45 @@ describe("EventSourceMapping (the Lambda SQS poller used by the AWS tests)", () 
     await mapping.stop();
     expect(dead.map((m) => m.body)).toEqual(["poison"]);
     expect(mapping.stats.records).toBe(2);
+  });
+});
+
+describe("instancesOf (Lambda's function instances in the AWS tests)", () => {
+  /** A function whose instances say which one ran, after `ms`. */
+  function numberedInstances(churn: number, ms = 0) {
+    let made = 0;
+    return instancesOf(() => {
+      made += 1;
+      const instance = made;
+      return async () => {
+        await new Promise((resolve) => setTimeout(resolve, ms));
+        return { batchItemFailures: [{ itemIdentifier: String(instance) }] };
+      };
+    }, churn);
+  }
+  const invoke = async (handler: ReturnType<typeof numberedInstances>) =>
+    (await handler({ Records: [] }, {} as never)).batchItemFailures[0]?.itemIdentifier;
+
+  it("sends invocations one after another to the same warm instance without churn", async () => {
+    const handler = numberedInstances(0);
+    const ran = [];
+    for (let i = 0; i < 5; i += 1) ran.push(await invoke(handler));
+    expect(ran).toEqual(["1", "1", "1", "1", "1"]);
+    expect(handler.count()).toBe(1);
+  });
+
+  it("adds an instance for an invocation that finds none idle (scaling)", async () => {
+    const handler = numberedInstances(0, 20);
+    const ran = await Promise.all([invoke(handler), invoke(handler), invoke(handler)]);
+    expect(ran.sort()).toEqual(["1", "2", "3"]);
+    expect(handler.count()).toBe(3);
+  });
+
+  it("with churn, replaces an idle instance by a fresh one (recycling): the instances do not pile up", async () => {
+    const handler = numberedInstances(1);
+    const ran = [];
+    for (let i = 0; i < 5; i += 1) ran.push(await invoke(handler));
+    expect(ran).toEqual(["1", "2", "3", "4", "5"]);
+    expect(handler.count()).toBe(1);
   });
 });

@@ -131,8 +131,9 @@ export interface StackOptions {
   inlineSteps?: HandlerOptions["inlineSteps"];
   /**
    * Lambda's instance churn: the chance that an invocation lands on a fresh instance of its function (new
-   * runtime, empty caches: the run is replayed from the log) rather than on an idle one, which is picked at
-   * random. 0: warm instances whenever one is idle; 1: every invocation cold. @default 0.3
+   * runtime, empty caches: the run is replayed from the log) that takes the place of an idle one (Lambda
+   * recycles instances), rather than on an idle one, which is picked at random. 0: warm instances whenever
+   * one is idle; 1: every invocation cold. @default 0.3
    */
   churn?: number;
   /** Handlers built elsewhere (e.g. imported from functions/examples.ts) instead of by the factories here. */
@@ -141,8 +142,9 @@ export interface StackOptions {
 
 /**
  * A function's instances, as Lambda runs them: one invocation at a time per instance; an invocation goes to
- * a new instance when none is idle or, with probability `churn`, anyway (scaling, recycling), else to an
- * idle instance picked at random.
+ * a new instance when none is idle (scaling) or, with probability `churn`, to a new instance that replaces
+ * an idle one (recycling: idle instances do not pile up, as Lambda reclaims them), else to an idle instance
+ * picked at random.
  */
 export function instancesOf(
   make: () => SqsBatchHandler,
@@ -153,6 +155,8 @@ export function instancesOf(
     const idle = instances.filter((instance) => !instance.busy);
     let instance = idle[Math.floor(Math.random() * idle.length)];
     if (!instance || Math.random() < churn) {
+      // Recycling replaces the idle instance; scaling (none idle) adds one.
+      if (instance) instances.splice(instances.indexOf(instance), 1);
       instance = { handler: make(), busy: false };
       instances.push(instance);
     }

@@ -13,7 +13,7 @@ import { DynamoDBEngineStore } from "../../lib/adapters/aws/dynamodb-engine-stor
 import { DynamoDBStorage } from "../../lib/adapters/aws/dynamodb-storage.ts";
 import { unpackEvents } from "../../lib/adapters/aws/event-codec.ts";
 import { commitSk, shardOf } from "../../lib/adapters/aws/keys.ts";
-import { putSegment, SEGMENT_EVENTS } from "../../lib/adapters/aws/log-segment.ts";
+import { SEGMENT_EVENTS } from "../../lib/adapters/aws/log-segment.ts";
 import type { StoreContext } from "../../lib/adapters/aws/store-context.ts";
 import { createTable } from "../../lib/adapters/aws/table-schema.ts";
 import { ConfigurationError, PayloadTooLargeError, VersionConflictError } from "../../lib/core/errors.ts";
@@ -456,60 +456,65 @@ describe("reading a run's log", () => {
       return version;
     }
 
-    /** The segment item of a run, if any: its `end` and how many events its bytes hold. */
-    async function segmentOf(runId: string) {
-      const [item] = await rawItems(runId, "SEG");
-      if (!item?.z?.B) return undefined;
-      return { end: Number(item.end?.N), events: JSON.parse(unpackEvents(runId, item.z.B)).length as number };
+    /** The segment items of a run: their keys and the seqs of the events each holds. */
+    async function segmentsOf(runId: string) {
+      const items = await rawItems(runId, "SEG#");
+      return items.map((item) => {
+        const seqs = (JSON.parse(unpackEvents(runId, item.z?.B as Uint8Array)) as WorkflowEvent[]).map(
+          (event) => event.seq,
+        );
+        return { sk: item.sk?.S, first: seqs[0], last: seqs[seqs.length - 1], count: seqs.length };
+      });
     }
 
-    it("is written each time the log passes another 200 events, and a store new to the run reads it and then only the commits after it", async () => {
-      // Prepare: 1 + 45 commits of 5 events: the log passes 200 events at version 201.
+    it("is written each time the log passes another 100 events, and a store new to the run reads the segments and then only the commits after them", async () => {
+      // Prepare: 1 + 45 commits of 5 events: the log passes 100 events at version 101, 200 at 201.
       const { store: writer, runId } = await newStoredRun();
       const version = await commitLogEvents(writer, runId, 225, 5);
       const { client, froms } = laggingReplica(0);
       const reader = new DynamoDBStorage({ tableName: TABLE, client });
       // Act
       const events = await reader.getEvents(runId);
-      // Assess
+      // Assess: each segment ends where a commit ends; the second begins at event 101.
       expect(version).toBe(226);
-      expect(SEGMENT_EVENTS).toBe(200);
-      expect(await segmentOf(runId)).toEqual({ end: 201, events: 201 });
+      expect(SEGMENT_EVENTS).toBe(100);
+      expect(await segmentsOf(runId)).toEqual([
+        { sk: "SEG#000001", first: 1, last: 101, count: 101 },
+        { sk: "SEG#000002", first: 101, last: 201, count: 101 },
+      ]);
       expect(froms).toEqual([commitSk(202)]);
       expect(events.map((event) => event.seq)).toEqual(Array.from({ length: 226 }, (_, i) => i + 1));
       expect(events).toEqual(await writer.getEvents(runId));
       await Promise.all([writer.close(), reader.close()]);
     });
 
-    it("is never replaced by a shorter one, and a run without one (deleted, never written) is read from its commits", async () => {
-      // Prepare
+    it("is read up to the first one missing (a failed write), then the commits from there", async () => {
+      // Prepare: segments 1 to 3 (events 1-101, 101-201, 201-301); the second one gone.
       const { store: writer, runId } = await newStoredRun();
-      await commitLogEvents(writer, runId, 220, 10);
+      await commitLogEvents(writer, runId, 320, 10);
       const log = await writer.getEvents(runId);
-      const context = (writer as unknown as { context: StoreContext }).context;
-      // Act: a late writer of the segment at 100 events; then the segment gone.
-      await putSegment(context, runId, log.slice(0, 100));
-      const kept = await segmentOf(runId);
-      await dynamo
-        .client()
-        .send(
-          new DeleteItemCommand({ TableName: TABLE, Key: { pk: { S: `RUN#${runId}` }, sk: { S: "SEG" } } }),
-        );
+      await dynamo.client().send(
+        new DeleteItemCommand({
+          TableName: TABLE,
+          Key: { pk: { S: `RUN#${runId}` }, sk: { S: "SEG#000002" } },
+        }),
+      );
       const { client, froms } = laggingReplica(0);
       const reader = new DynamoDBStorage({ tableName: TABLE, client });
+      // Act
       const events = await reader.getEvents(runId);
       // Assess
-      expect(kept).toEqual({ end: 201, events: 201 });
-      expect(froms).toEqual([commitSk(1)]);
+      expect((await segmentsOf(runId)).map((segment) => segment.sk)).toEqual(["SEG#000001", "SEG#000003"]);
+      expect(froms).toEqual([commitSk(102)]);
       expect(events).toEqual(log);
       await Promise.all([writer.close(), reader.close()]);
     });
 
     it("is not written when it would not fit in an item (large payloads inline), and the log is read from its commits", async () => {
-      // Prepare: 195 small events, then five of 100 KB of random text (which compresses little).
+      // Prepare: 95 small events, then five of 100 KB of random text (which compresses little).
       const { store: writer, runId } = await newStoredRun();
-      await commitLogEvents(writer, runId, 194, 194);
-      let version = 195;
+      await commitLogEvents(writer, runId, 94, 94);
+      let version = 95;
       for (let i = 0; i < 5; i += 1, version += 1) {
         const big = logEvent(runId, version + 1, randomBytes(75 * 1024).toString("base64"));
         await writer.commit(runId, version, [big], running);
@@ -518,8 +523,8 @@ describe("reading a run's log", () => {
       const reader = new DynamoDBStorage({ tableName: TABLE, client: dynamo.client() });
       const events = await reader.getEvents(runId);
       // Assess
-      expect(version).toBe(200);
-      expect(await segmentOf(runId)).toBeUndefined();
+      expect(version).toBe(100);
+      expect(await segmentsOf(runId)).toEqual([]);
       expect(events).toEqual(await writer.getEvents(runId));
       await Promise.all([writer.close(), reader.close()]);
     });

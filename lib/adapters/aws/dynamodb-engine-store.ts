@@ -23,7 +23,7 @@ import { DynamoDBClient, DynamoDBDocumentClient } from "./dynamodb-sdk.ts";
 import { freeKey } from "./idempotency-keys.ts";
 import { COMMIT_END, commitSk, runPk } from "./keys.ts";
 import { S3_MAX_PAYLOAD_BYTES } from "./limits.ts";
-import { putSegment, readSegment, SEGMENT_EVENTS } from "./log-segment.ts";
+import { putSegment, readSegments, SEGMENT_EVENTS } from "./log-segment.ts";
 import { getOutcomeItem, listOutcomeItems, putOutcomeItem } from "./outcome-items.ts";
 import { deleteItems, queryAll } from "./queries.ts";
 import { createRunItems } from "./run-creation.ts";
@@ -156,10 +156,10 @@ export class DynamoDBEngineStore implements EventStore {
     const version = knownDocumentVersion(this.context, this.facts, runId);
     // Commits never change: a log read or written before is the start of the log, and only the commits
     // after it are read (a run back on an instance that held an older copy of it). An instance new to
-    // a long run starts from its segment (see log-segment.ts).
+    // a long run starts from its segments (see log-segment.ts).
     const known =
       this.logs?.get(runId) ??
-      (((await version) ?? 0) >= SEGMENT_EVENTS ? await readSegment(this.context, runId) : []);
+      (((await version) ?? 0) >= SEGMENT_EVENTS ? await readSegments(this.context, runId) : []);
     const read = async (ConsistentRead: boolean) =>
       readCommits(
         this.context,

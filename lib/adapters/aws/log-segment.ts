@@ -1,55 +1,62 @@
 import { parseEvent, type WorkflowEvent } from "../../core/events.ts";
-import { GetCommand, PutCommand } from "./dynamodb-sdk.ts";
+import { PutCommand } from "./dynamodb-sdk.ts";
 import { packEvents, unpackEvents } from "./event-codec.ts";
 import { runPk } from "./keys.ts";
 import { COMMIT_PART_BYTES } from "./limits.ts";
+import { queryAll } from "./queries.ts";
 import type { StoreContext } from "./store-context.ts";
 
 /**
- * A long run's log, compacted: one item (`sk = SEG`) holding its first events in one DEFLATE stream,
- * rewritten each time the log passes another `SEGMENT_EVENTS` events. Events compress far better
- * together than one commit at a time (100 queued steps: about 3 KB here against 25 KB of commit items),
- * so an instance that has not seen the run reads the segment and then only the commits after it: what
- * it reads no longer grows with the whole log, only with the segment's few bytes per event.
+ * A long run's log, compacted: events compress far better together than one commit at a time (100
+ * queued steps: about 3 KB in one DEFLATE stream against 25 KB of commit items). The commit that takes
+ * the log past `k * SEGMENT_EVENTS` events writes segment `k` (`sk = SEG#<k>`): the events from
+ * `(k - 1) * SEGMENT_EVENTS + 1` to the end of that commit, so that each segment ends where a commit
+ * ends (the next overlaps it by the rest of that commit). An instance new to the run reads the segments,
+ * then only the commits after them: what it reads grows with the segments' few bytes per event, and
+ * each event is written to a segment once.
  */
-export const SEGMENT_EVENTS = 200;
+export const SEGMENT_EVENTS = 100;
 
-const segmentKey = (runId: string) => ({ pk: runPk(runId), sk: "SEG" });
+const SEGMENT_PREFIX = "SEG#";
 
 /**
- * Writes the segment of a whole log, unless one at least as long is there. Best effort: the log is
- * complete without it, so a segment too large for an item (large payloads inline) is not written, and
- * a failed write is left for the next one.
+ * Writes the segment that the commit ending at `log.length` completes (`log`: the whole log). Best
+ * effort: the log is whole without it, so a segment too large for an item (large payloads inline) is
+ * not written, and a failed write is not retried (readers then read the commits from there on).
  */
 export async function putSegment(
   context: StoreContext,
   runId: string,
-  events: readonly WorkflowEvent[],
+  log: readonly WorkflowEvent[],
 ): Promise<void> {
-  const z = packEvents(runId, JSON.stringify(events));
+  const index = Math.floor(log.length / SEGMENT_EVENTS);
+  const z = packEvents(runId, JSON.stringify(log.slice((index - 1) * SEGMENT_EVENTS)));
   if (z.byteLength > COMMIT_PART_BYTES) return;
   await context.documents
     .send(
       new PutCommand({
         TableName: context.tableName,
-        Item: { ...segmentKey(runId), end: events.length, z },
-        ConditionExpression: "attribute_not_exists(#end) OR #end < :end",
-        ExpressionAttributeNames: { "#end": "end" },
-        ExpressionAttributeValues: { ":end": events.length },
+        Item: { pk: runPk(runId), sk: `${SEGMENT_PREFIX}${String(index).padStart(6, "0")}`, z },
       }),
     )
     .catch(() => {});
 }
 
 /**
- * The first events of a run's log as its segment holds them (none without one). An eventually
- * consistent read: any segment ever written is the start of the log, and the commits after it are read.
+ * The start of a run's log as its segments hold it, up to the first one missing (none without any),
+ * read eventually consistent: segments never change once written, and the commits after them are read.
  */
-export async function readSegment(context: StoreContext, runId: string): Promise<WorkflowEvent[]> {
-  const { Item: item } = await context.documents.send(
-    new GetCommand({ TableName: context.tableName, Key: segmentKey(runId) }),
-  );
-  if (!item) return [];
-  const records = JSON.parse(unpackEvents(runId, item.z as Uint8Array)) as unknown[];
-  return records.map((record, index) => parseEvent(record, `run ${runId} (event ${index + 1}, segment)`));
+export async function readSegments(context: StoreContext, runId: string): Promise<WorkflowEvent[]> {
+  const items = await queryAll(context, {
+    KeyConditionExpression: "pk = :pk AND begins_with(sk, :seg)",
+    ExpressionAttributeValues: { ":pk": runPk(runId), ":seg": SEGMENT_PREFIX },
+  });
+  const log: WorkflowEvent[] = [];
+  for (const item of items) {
+    const records = JSON.parse(unpackEvents(runId, item.z as Uint8Array)) as { seq: number }[];
+    if ((records[0]?.seq ?? 0) > log.length + 1) break;
+    for (const record of records)
+      if (record.seq > log.length) log.push(parseEvent(record, `run ${runId} (segment ${item.sk})`));
+  }
+  return log;
 }

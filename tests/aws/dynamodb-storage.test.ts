@@ -565,6 +565,35 @@ describe("the sweeper's stale scan", () => {
     ]);
     client.destroy();
   });
+
+  it("finds a pending run that never started, listed as running, and one an earlier version listed as pending", async () => {
+    // Prepare: two pending runs unchanged for days; the second under the pending key of earlier versions.
+    const table = "tsworkflow-stale-pending";
+    const client = dynamo.client();
+    await createTable(client, table);
+    const store = new DynamoDBStorage({ tableName: table, client });
+    const at = new Date(Date.UTC(2026, 0, 1)).toISOString();
+    const [fresh, legacy] = ["run_pending_new", "run_pending_old"];
+    for (const runId of [fresh, legacy])
+      await store.createRun(newRunFixture({ runId, status: "pending", createdAt: at, updatedAt: at }));
+    await client.send(
+      new UpdateItemCommand({
+        TableName: table,
+        Key: { pk: { S: `RUN#${legacy}` }, sk: { S: "RUN" } },
+        UpdateExpression: "SET gsi1pk = :pending",
+        ExpressionAttributeValues: { ":pending": { S: `STATUS#pending#${shardOf(legacy)}` } },
+      }),
+    );
+    const now = Date.UTC(2026, 0, 10);
+    // Act
+    const found = await store.findRunsToSweep({ now, staleBefore: now, limit: 10 });
+    // Assess
+    expect(found.stale.map((run) => [run.runId, run.status]).sort()).toEqual([
+      [fresh, "pending"],
+      [legacy, "pending"],
+    ]);
+    client.destroy();
+  });
 });
 
 /** The sort key of a PutItem's item. */
@@ -701,6 +730,7 @@ describe("DynamoDBStorage listing", () => {
       cursor = page.nextCursor;
     } while (cursor);
     const running = await store.listRuns({ status: "running", limit: 100 });
+    const pending = await store.listRuns({ status: "pending", limit: 100 });
     const keys = await admin.send(
       new ScanCommand({
         TableName: table,
@@ -718,13 +748,33 @@ describe("DynamoDBStorage listing", () => {
     const workflowKeys = new Set((keys.Items ?? []).map((item) => item.gsi2pk?.S));
     expect(statusKeys.size).toBeGreaterThanOrEqual(16);
     expect(workflowKeys.size).toBeGreaterThanOrEqual(10);
-    for (const key of statusKeys) expect(key).toMatch(/^STATUS#(pending|running)#\d{2}$/);
+    expect(pending.runs.map((run) => run.runId)).toEqual(ids.filter((_, index) => index % 2 === 1).reverse());
+    // A pending run is listed as running from the start: its first activation moves no index key.
+    for (const key of statusKeys) expect(key).toMatch(/^STATUS#running#\d{2}$/);
     await expect(store.listRuns({ cursor: "not-a-cursor" })).rejects.toMatchObject({
       name: "InvalidRunQueryError",
     });
     await expect(store.listRuns({ limit: -1 })).rejects.toMatchObject({ name: "InvalidRunQueryError" });
     await store.close();
     admin.destroy();
+  });
+
+  it("still lists as pending a run that an earlier version listed under its own pending key", async () => {
+    // Prepare
+    const { store, runId } = await newStoredRun();
+    await dynamo.client().send(
+      new UpdateItemCommand({
+        TableName: TABLE,
+        Key: { pk: { S: `RUN#${runId}` }, sk: { S: "RUN" } },
+        UpdateExpression: "SET gsi1pk = :pending",
+        ExpressionAttributeValues: { ":pending": { S: `STATUS#pending#${shardOf(runId)}` } },
+      }),
+    );
+    // Act
+    const { runs } = await store.listRuns({ status: "pending", limit: 1000 });
+    // Assess
+    expect(runs.map((run) => run.runId)).toContain(runId);
+    await store.close();
   });
 
   it("leaves listing runs to DynamoDBStorage: the handlers' DynamoDBEngineStore says where to list them", async () => {

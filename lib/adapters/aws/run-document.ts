@@ -45,7 +45,7 @@ export function newRunDocument(run: RunRecord, parentRunId: string | undefined):
     ...(run.workflowVersion === undefined ? {} : { workflowVersion: run.workflowVersion }),
     ...(run.tags === undefined ? {} : { tags: JSON.stringify(run.tags) }),
     ...(parentRunId === undefined ? {} : { parentRunId }),
-    gsi1pk: statusKey(run.status, shard),
+    gsi1pk: statusKey(listedAs(run.status), shard),
     gsi2pk: workflowKey(run.workflowName, shard),
     gsiSk: gsiSortKey(run.createdAt, run.runId),
   };
@@ -61,6 +61,13 @@ export function dueAt(
     return isChild ? Date.parse(patch.updatedAt) || Date.now() : undefined;
   return patch.status === "suspended" ? resumeAtOf(events) : undefined;
 }
+
+/**
+ * The status a run is listed under in gsi1: a pending run is listed as running from the start, so that
+ * its first activation moves no index key (2 WRU a run that goes on past it); listing and the sweeper
+ * read the documents anyway.
+ */
+const listedAs = (status: RunStatus) => (status === "pending" ? "running" : status);
 
 /**
  * The update of the document after the commit `firstSeq..version` (monotonic on `version`).
@@ -101,7 +108,7 @@ export function documentUpdate(options: {
     ":status": patch.status,
     ":updatedAt": patch.updatedAt,
     ":version": version,
-    ":gsi1pk": statusKey(short ? "running" : patch.status, shard),
+    ":gsi1pk": statusKey(short ? "running" : listedAs(patch.status), shard),
   };
   const sets = ["#status = :status", "updatedAt = :updatedAt", "#version = :version", "gsi1pk = :gsi1pk"];
   const removes: string[] = [];

@@ -80,12 +80,13 @@ function partitionsOf(query: RunQuery): {
       index: TABLE_SCHEMA.byWorkflowIndex,
       partitions: shards().map((shard) => workflowKey(query.workflowName as string, shard)),
     };
-  // A run in a short sleep is listed as running (see `documentUpdate`); its document says suspended.
+  // A pending run and a run in a short sleep are listed as running (see `listedAs`, `documentUpdate`);
+  // runs created before the first was so stay listed as pending until their status changes.
   const statuses: readonly RunStatus[] =
     query.status === undefined
       ? RUN_STATUSES
-      : query.status === "suspended"
-        ? ["running", "suspended"]
+      : query.status === "suspended" || query.status === "pending"
+        ? ["running", query.status]
         : [query.status];
   return {
     index: TABLE_SCHEMA.byStatusIndex,

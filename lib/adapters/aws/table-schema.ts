@@ -9,13 +9,13 @@ import type { CreateTableCommandInput, DynamoDBClient } from "@aws-sdk/client-dy
  * | run document | `RUN#<runId>` | `RUN` | status, workflow, small input/result/error (or the commit holding them), `version`; index keys; `ttl` once finished |
  * | commit | `RUN#<runId>` | `COMMIT#<first seq, 10 digits>` | the events of one commit (`z`, compressed; `events`, JSON text, from earlier versions), `refs` to S3 payloads or a `body` in S3, `end` = last seq, `status` |
  * | commit part | `RUN#<runId>` | `COMMIT#<first seq>#P<nn>` | without S3: the rest of a commit's bytes over the item limit, written in the same transaction |
- * | log segment | `RUN#<runId>` | `SEG` | a long run's first `end` events in one compressed stream (`z`), rewritten every 200 events (see `log-segment.ts`) |
+ * | log segment | `RUN#<runId>` | `SEG#<k, 6 digits>` | events `(k - 1) * 100 + 1` to the end of the commit that took the log past `k * 100`, in one compressed stream (`z`; see `log-segment.ts`) |
  * | step outcome | `RUN#<runId>` | `OUT#<stepId>#<attempt, 6 digits>` | result or serialized error of one attempt (`refs` when in S3) |
  * | idempotency key | `IDEM#<key>` | `IDEM` | `runId` of the run that holds the key |
  * | schedule state | `SCHEDULES` | `SCHEDULE#<name>` | `paused`, `lastTick`, `lastRunId`, `bufferedTick`, workflow, args, request fingerprint (see `awsSchedules`) |
  * | declared schedules | `SCHEDULES` | `DECLARED` | `hash` of the declarations the last reconcile applied |
  *
- * Listing: `gsi1` (`gsi1pk = STATUS#<status>#<shard>`) and `gsi2` (`gsi2pk = WF#<workflowName>#<shard>`),
+ * Listing: `gsi1` (`gsi1pk = STATUS#<status>#<shard>`, `running` for a pending run) and `gsi2` (`gsi2pk = WF#<workflowName>#<shard>`),
  * both sorted by `gsiSk = <createdAt>#<runId>`, 16 shards per status or workflow (a hash of the run
  * id) so that writes spread. The sweeper's `gsi3` (`duePk = DUE#<shard>`, `dueSk = <due time>#<runId>`)
  * holds only runs it must look at some time (a sleep's wake-up, a finished child's parent). All three

@@ -510,6 +510,29 @@ describe("reading a run's log", () => {
       await Promise.all([writer.close(), reader.close()]);
     });
 
+    it("is read up to the first one that does not read (damaged bytes), then the commits from there", async () => {
+      // Prepare: segments 1 and 2; the second one's bytes damaged.
+      const { store: writer, runId } = await newStoredRun();
+      await commitLogEvents(writer, runId, 220, 10);
+      const log = await writer.getEvents(runId);
+      await dynamo.client().send(
+        new UpdateItemCommand({
+          TableName: TABLE,
+          Key: { pk: { S: `RUN#${runId}` }, sk: { S: "SEG#000002" } },
+          UpdateExpression: "SET z = :z",
+          ExpressionAttributeValues: { ":z": { B: randomBytes(64) } },
+        }),
+      );
+      const { client, froms } = laggingReplica(0);
+      const reader = new DynamoDBStorage({ tableName: TABLE, client });
+      // Act
+      const events = await reader.getEvents(runId);
+      // Assess
+      expect(froms).toEqual([commitSk(102)]);
+      expect(events).toEqual(log);
+      await Promise.all([writer.close(), reader.close()]);
+    });
+
     it("is not written when it would not fit in an item (large payloads inline), and the log is read from its commits", async () => {
       // Prepare: 95 small events, then five of 100 KB of random text (which compresses little).
       const { store: writer, runId } = await newStoredRun();

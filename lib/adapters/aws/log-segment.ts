@@ -43,8 +43,9 @@ export async function putSegment(
 }
 
 /**
- * The start of a run's log as its segments hold it, up to the first one missing (none without any),
- * read eventually consistent: segments never change once written, and the commits after them are read.
+ * The start of a run's log as its segments hold it, up to the first one missing or unreadable (none
+ * without any), read eventually consistent: segments never change once written, and the commits after
+ * them are read.
  */
 export async function readSegments(context: StoreContext, runId: string): Promise<WorkflowEvent[]> {
   const items = await queryAll(context, {
@@ -53,10 +54,15 @@ export async function readSegments(context: StoreContext, runId: string): Promis
   });
   const log: WorkflowEvent[] = [];
   for (const item of items) {
-    const records = JSON.parse(unpackEvents(runId, item.z as Uint8Array)) as { seq: number }[];
-    if ((records[0]?.seq ?? 0) > log.length + 1) break;
-    for (const record of records)
-      if (record.seq > log.length) log.push(parseEvent(record, `run ${runId} (segment ${item.sk})`));
+    try {
+      const records = JSON.parse(unpackEvents(runId, item.z as Uint8Array)) as { seq: number }[];
+      if ((records[0]?.seq ?? 0) > log.length + 1) break;
+      for (const record of records)
+        if (record.seq > log.length) log.push(parseEvent(record, `run ${runId} (segment ${item.sk})`));
+    } catch {
+      // A segment that does not read is a copy gone bad: the commits from there on hold the log.
+      break;
+    }
   }
   return log;
 }

@@ -262,10 +262,15 @@ export class StepLimits {
       this.parked.set(key, line);
     }
     line.set(holder, { task, sent: false });
-    // The re-check sends the task even if a wake sent it already: a queue may have dropped that send as a
-    // duplicate of the job still running (BullMQ keeps a job id until the job ends).
-    const recheck = setTimeout(() => this.send(key, holder, true), this.options.recheckMs);
-    recheck.unref();
+    this.recheck(key, holder);
+  }
+
+  /**
+   * Sends a parked task again after `recheckMs`, even if a wake sent it already: a queue may have dropped
+   * that send as a duplicate of the job still running (BullMQ keeps a job id until the job ends).
+   */
+  private recheck(key: string, holder: string): void {
+    setTimeout(() => this.send(key, holder, true), this.options.recheckMs).unref();
   }
 
   /**
@@ -303,13 +308,17 @@ export class StepLimits {
     await Promise.all(first.map(([holder]) => this.send(key, holder)));
   }
 
-  /** Sends a parked task again (once until it parks again); it leaves the line when it gets its slot. */
+  /**
+   * Sends a parked task again (once until it parks again); it leaves the line when it gets its slot. A send
+   * that fails is tried again at the next re-check: a release on another worker would not wake it here.
+   */
   private async send(key: string, holder: string, again = false): Promise<void> {
     const parked = this.parked.get(key)?.get(holder);
     if (!parked || (parked.sent && !again)) return;
     parked.sent = true;
     await this.options.requeue(parked.task).catch(() => {
       parked.sent = false;
+      this.recheck(key, holder);
     });
   }
 

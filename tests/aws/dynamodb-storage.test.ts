@@ -488,46 +488,39 @@ describe("reading a run's log", () => {
       await Promise.all([writer.close(), reader.close()]);
     });
 
-    it("is read up to the first one missing (a failed write), then the commits from there", async () => {
-      // Prepare: segments 1 to 3 (events 1-101, 101-201, 201-301); the second one gone.
+    const secondSegment = (runId: string) => ({ pk: { S: `RUN#${runId}` }, sk: { S: "SEG#000002" } });
+    it.each([
+      {
+        damage: "missing (a failed write)",
+        left: ["SEG#000001", "SEG#000003"],
+        apply: (runId: string) =>
+          dynamo.client().send(new DeleteItemCommand({ TableName: TABLE, Key: secondSegment(runId) })),
+      },
+      {
+        damage: "unreadable (damaged bytes)",
+        left: ["SEG#000001", "SEG#000002", "SEG#000003"],
+        apply: (runId: string) =>
+          dynamo.client().send(
+            new UpdateItemCommand({
+              TableName: TABLE,
+              Key: secondSegment(runId),
+              UpdateExpression: "SET z = :z",
+              ExpressionAttributeValues: { ":z": { B: randomBytes(64) } },
+            }),
+          ),
+      },
+    ])("is read up to the first one $damage, then the commits from there", async ({ left, apply }) => {
+      // Prepare: segments 1 to 3 (events 1-101, 101-201, 201-301); the second one damaged.
       const { store: writer, runId } = await newStoredRun();
       await commitLogEvents(writer, runId, 320, 10);
       const log = await writer.getEvents(runId);
-      await dynamo.client().send(
-        new DeleteItemCommand({
-          TableName: TABLE,
-          Key: { pk: { S: `RUN#${runId}` }, sk: { S: "SEG#000002" } },
-        }),
-      );
+      await apply(runId);
       const { client, froms } = laggingReplica(0);
       const reader = new DynamoDBStorage({ tableName: TABLE, client });
       // Act
       const events = await reader.getEvents(runId);
       // Assess
-      expect((await segmentsOf(runId)).map((segment) => segment.sk)).toEqual(["SEG#000001", "SEG#000003"]);
-      expect(froms).toEqual([commitSk(102)]);
-      expect(events).toEqual(log);
-      await Promise.all([writer.close(), reader.close()]);
-    });
-
-    it("is read up to the first one that does not read (damaged bytes), then the commits from there", async () => {
-      // Prepare: segments 1 and 2; the second one's bytes damaged.
-      const { store: writer, runId } = await newStoredRun();
-      await commitLogEvents(writer, runId, 220, 10);
-      const log = await writer.getEvents(runId);
-      await dynamo.client().send(
-        new UpdateItemCommand({
-          TableName: TABLE,
-          Key: { pk: { S: `RUN#${runId}` }, sk: { S: "SEG#000002" } },
-          UpdateExpression: "SET z = :z",
-          ExpressionAttributeValues: { ":z": { B: randomBytes(64) } },
-        }),
-      );
-      const { client, froms } = laggingReplica(0);
-      const reader = new DynamoDBStorage({ tableName: TABLE, client });
-      // Act
-      const events = await reader.getEvents(runId);
-      // Assess
+      expect((await rawItems(runId, "SEG#")).map((item) => item.sk?.S)).toEqual(left);
       expect(froms).toEqual([commitSk(102)]);
       expect(events).toEqual(log);
       await Promise.all([writer.close(), reader.close()]);

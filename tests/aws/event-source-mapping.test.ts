@@ -181,12 +181,16 @@ describe("instancesOf (Lambda's function instances in the AWS tests)", () => {
   }
   const invoke = async (handler: ReturnType<typeof numberedInstances>) =>
     (await handler({ Records: [] }, {} as never)).batchItemFailures[0]?.itemIdentifier;
+  /** The instances that ran `count` invocations made one after another. */
+  async function inTurn(handler: ReturnType<typeof numberedInstances>, count: number) {
+    const ran = [];
+    for (let i = 0; i < count; i += 1) ran.push(await invoke(handler));
+    return ran;
+  }
 
   it("sends invocations one after another to the same warm instance without churn", async () => {
     const handler = numberedInstances(0);
-    const ran = [];
-    for (let i = 0; i < 5; i += 1) ran.push(await invoke(handler));
-    expect(ran).toEqual(["1", "1", "1", "1", "1"]);
+    expect(await inTurn(handler, 5)).toEqual(["1", "1", "1", "1", "1"]);
     expect(handler.count()).toBe(1);
   });
 
@@ -199,9 +203,7 @@ describe("instancesOf (Lambda's function instances in the AWS tests)", () => {
 
   it("with churn, replaces an idle instance by a fresh one (recycling): the instances do not pile up", async () => {
     const handler = numberedInstances(1);
-    const ran = [];
-    for (let i = 0; i < 5; i += 1) ran.push(await invoke(handler));
-    expect(ran).toEqual(["1", "2", "3", "4", "5"]);
+    expect(await inTurn(handler, 5)).toEqual(["1", "2", "3", "4", "5"]);
     expect(handler.count()).toBe(1);
   });
 });

@@ -37,7 +37,25 @@ describe("step concurrency in Redis mode with three worker processes", () => {
     const keys = ["acme", "globex"];
     const started = await Promise.all([...keys, ...keys, ...keys].map((key) => client.start(limited, [key])));
     const runs = await Promise.all(
-      started.map(({ runId }) => client.waitForRun(runId, { timeoutMs: 60_000 })),
+      started.map(({ runId }) =>
+        client.waitForRun(runId, { timeoutMs: 60_000 }).catch(async (error: unknown) => {
+          // What a stuck run was waiting for, to find the cause of a rare stall seen in full suite runs.
+          const events = (await client.getEvents(runId)).map(
+            (event) => `${event.seq} ${event.type} ${"stepId" in event ? event.stepId : ""}`,
+          );
+          const log = readFileSync(join(testDir, "limited.log"), "utf8");
+          const redis = new Redis(server.url);
+          const slots = await Promise.all(
+            keys.map((key) =>
+              new RedisSlotStore(redis, prefix).inspect(`step:limited_call:${key}`, Date.now()),
+            ),
+          );
+          redis.disconnect();
+          throw new Error(
+            `${String(error)}\nevents:\n${events.join("\n")}\nslots: ${JSON.stringify(slots)}\nlimited.log:\n${log}`,
+          );
+        }),
+      ),
     );
     expect(runs.map((run) => run.status)).toEqual(Array(6).fill("completed"));
 

@@ -19,6 +19,8 @@ export interface RequestCounts {
    * Local reports no units for them; AWS bills at least 1 WRU each.
    */
   failedWrites: number;
+  /** Every DynamoDB write that consumed units, in order: what a count that moved is made of. */
+  writes: { operation: string; key: string; units: number; update?: string }[];
 }
 
 interface CountableClient {
@@ -41,6 +43,7 @@ const noCounts = (): RequestCounts => ({
   standardSends: 0,
   emptyReads: 0,
   failedWrites: 0,
+  writes: [],
 });
 
 export class RequestCounter {
@@ -74,10 +77,13 @@ export class RequestCounter {
         });
         if (service === "dynamodb") {
           const before = this.counts.readUnits;
+          const written = this.counts.writeUnits;
           const billed = operation === "TransactWriteItems" ? transactionWriteUnits(args.input) : undefined;
           if (billed !== undefined) this.counts.writeUnits += billed;
           else
             this.addCapacity(operation, (result.output as { ConsumedCapacity?: unknown }).ConsumedCapacity);
+          if (this.counts.writeUnits !== written)
+            this.recordWrite(operation, args.input, this.counts.writeUnits - written);
           if ((operation === "Query" || operation === "GetItem") && this.counts.readUnits === before)
             this.counts.emptyReads += 1;
         }
@@ -101,6 +107,21 @@ export class RequestCounter {
     return Object.entries(this.counts.requests)
       .filter(([key]) => service === undefined || key.startsWith(`${service}.`))
       .reduce((sum, [, count]) => sum + count, 0);
+  }
+
+  private recordWrite(operation: string, input: object, units: number): void {
+    const { Key, Item, UpdateExpression } = input as {
+      Key?: { pk?: unknown; sk?: unknown };
+      Item?: { pk?: unknown; sk?: unknown };
+      UpdateExpression?: string;
+    };
+    const keys = Key ?? Item;
+    this.counts.writes.push({
+      operation,
+      key: keys ? `${String(keys.pk)} ${String(keys.sk)}` : "",
+      units,
+      ...(UpdateExpression ? { update: UpdateExpression } : {}),
+    });
   }
 
   private addCapacity(operation: string, consumed: unknown): void {

@@ -5,6 +5,7 @@ import { runChild, sleep, waitForEvent } from "../../../lib/core/primitives.ts";
 import { step } from "../../../lib/core/step.ts";
 import { workflow } from "../../../lib/core/workflow.ts";
 import { deployStack, type Emulators, ofType } from "../harness/aws-stack.ts";
+import type { RequestCounts } from "../harness/request-counter.ts";
 import { waitFor } from "../harness/wait.ts";
 
 /**
@@ -177,6 +178,8 @@ const PER_RUN = {
 interface Measured {
   requests: Record<string, number>;
   writeUnits: number;
+  /** The writes that make up `writeUnits`, shown when a count is not the documented one. */
+  writes: RequestCounts["writes"];
   /** Conditional writes that failed (lost races): none on warm instances. */
   failedWrites: number;
   readUnits: number;
@@ -243,6 +246,7 @@ async function measure(
     return {
       requests: counts.requests,
       writeUnits: counts.writeUnits,
+      writes: counts.writes,
       failedWrites: counts.failedWrites,
       readUnits: counts.readUnits,
       messages: stack.workflowMapping.stats.records + stack.stepMapping.stats.records,
@@ -257,6 +261,16 @@ async function measure(
     await client.close();
     await stack.stop();
   }
+}
+
+/** The writes of two measured runs, for the message of a write-unit count that is not the documented one. */
+function writesOf(...measured: Measured[]): string {
+  return measured
+    .map(
+      (m, i) =>
+        `run ${i + 1}:\n${m.writes.map((w) => `  ${w.units} ${w.operation} ${w.key} ${w.update ?? ""}`).join("\n")}`,
+    )
+    .join("\n");
 }
 
 /** a + b, per key. */
@@ -293,7 +307,7 @@ export function describeCostModel(emulatorsOf: () => Emulators): void {
         const eleven = await measure("aws_cost_steps", [11], { inlineSteps });
         // Assess
         expect(perUnit(one.requests, eleven.requests, 10)).toEqual(expected.requests);
-        expect((eleven.writeUnits - one.writeUnits) / 10).toBe(expected.writeUnits);
+        expect((eleven.writeUnits - one.writeUnits) / 10, writesOf(one, eleven)).toBe(expected.writeUnits);
         expect((eleven.readUnits - one.readUnits) / 10).toBe(expected.readUnits);
         expect((eleven.messages - one.messages) / 10).toBe(expected.messages);
         expect(eleven.failedWrites).toBe(0);
@@ -323,11 +337,13 @@ export function describeCostModel(emulatorsOf: () => Emulators): void {
       const longThree = await measure("aws_cost_sleeps", [3, 2 * DAY], { longSleeps: 3 });
       // Assess
       expect(none.requests).toEqual(PER_RUN.requests);
-      expect(none.writeUnits).toBe(PER_RUN.writeUnits);
+      expect(none.writeUnits, writesOf(none)).toBe(PER_RUN.writeUnits);
       expect(none.messages).toBe(PER_RUN.messages);
       expect(perUnit(short.requests, shortThree.requests, 2)).toEqual(PER_SHORT_SLEEP.requests);
       expect((shortThree.messages - short.messages) / 2).toBe(PER_SHORT_SLEEP.messages);
-      expect((shortThree.writeUnits - short.writeUnits) / 2).toBe(PER_SHORT_SLEEP.writeUnits);
+      expect((shortThree.writeUnits - short.writeUnits) / 2, writesOf(short, shortThree)).toBe(
+        PER_SHORT_SLEEP.writeUnits,
+      );
       expect(shortThree.failedWrites + longThree.failedWrites).toBe(0);
       expect((shortThree.readUnits - short.readUnits) / 2).toBe(PER_SHORT_SLEEP.readUnits);
       expect(perUnit(none.requests, short.requests, 1)).toEqual(
@@ -336,7 +352,9 @@ export function describeCostModel(emulatorsOf: () => Emulators): void {
       expect(shortThree.schedulerInvocations).toBe(0);
       expect(perUnit(long.requests, longThree.requests, 2)).toEqual(PER_LONG_SLEEP.requests);
       expect((longThree.messages - long.messages) / 2).toBe(PER_LONG_SLEEP.messages);
-      expect((longThree.writeUnits - long.writeUnits) / 2).toBe(PER_LONG_SLEEP.writeUnits);
+      expect((longThree.writeUnits - long.writeUnits) / 2, writesOf(long, longThree)).toBe(
+        PER_LONG_SLEEP.writeUnits,
+      );
       expect((longThree.readUnits - long.readUnits) / 2).toBe(PER_LONG_SLEEP.readUnits);
       expect(longThree.schedulerInvocations / 3).toBe(PER_LONG_SLEEP.schedulerInvocations);
     });
@@ -347,7 +365,7 @@ export function describeCostModel(emulatorsOf: () => Emulators): void {
       const three = await measure("aws_cost_naps", [3, 1_000]);
       // Assess: a round costs an inline step and a short sleep, no index write on top (listed as running
       // all along, never in the due index).
-      expect((three.writeUnits - one.writeUnits) / 2).toBe(
+      expect((three.writeUnits - one.writeUnits) / 2, writesOf(one, three)).toBe(
         PER_INLINE_STEP.writeUnits + PER_SHORT_SLEEP.writeUnits,
       );
       expect(perUnit(one.requests, three.requests, 2)).toEqual(
@@ -363,12 +381,14 @@ export function describeCostModel(emulatorsOf: () => Emulators): void {
       const twoChildren = await measure("aws_cost_parent", [2]);
       // Assess
       expect(perUnit(none.requests, two.requests, 2)).toEqual(PER_EVENT.requests);
-      expect((two.writeUnits - none.writeUnits) / 2).toBe(PER_EVENT.writeUnits);
+      expect((two.writeUnits - none.writeUnits) / 2, writesOf(none, two)).toBe(PER_EVENT.writeUnits);
       expect((two.readUnits - none.readUnits) / 2).toBe(PER_EVENT.readUnits);
       expect((two.messages - none.messages) / 2).toBe(PER_EVENT.messages);
       expect(perUnit(noChild.requests, twoChildren.requests, 2)).toEqual(PER_CHILD.requests);
       // Transactions in AWS billing (see `transactionWriteUnits`): DynamoDB Local reports them at up to twice it.
-      expect((twoChildren.writeUnits - noChild.writeUnits) / 2).toBe(PER_CHILD.writeUnits);
+      expect((twoChildren.writeUnits - noChild.writeUnits) / 2, writesOf(noChild, twoChildren)).toBe(
+        PER_CHILD.writeUnits,
+      );
       expect((twoChildren.readUnits - noChild.readUnits) / 2).toBe(PER_CHILD.readUnits);
       expect((twoChildren.messages - noChild.messages) / 2).toBe(PER_CHILD.messages);
     });

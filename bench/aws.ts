@@ -76,9 +76,9 @@ async function measure(
     return {
       seconds,
       requestsPerStep: requests / total,
-      readUnitsPerStep: (counts.readUnits + counts.emptyReads) / total,
+      readUnitsPerStep: (counts.readUnits + counts.emptyReadUnits) / total,
       // As billed: an empty strong read is 1 RRU, a failed conditional write 1 WRU (see `dollarsOf`).
-      readUnits: counts.readUnits + counts.emptyReads,
+      readUnits: counts.readUnits + counts.emptyReadUnits,
       writeUnits: counts.writeUnits + counts.failedWrites,
       dollarsPerMillion: (dollars / total) * 1e6,
       dollars,

@@ -456,7 +456,10 @@ export class Engine {
     // and must be applied before the run's next step starts.
     const outcomes = execution.nonDeterminism
       ? []
-      : withCarried(await this.store.listOutcomes(runId, oldestAttemptOut(execution)), carried);
+      : withCarried(
+          await this.store.listOutcomes(runId, oldestAttemptOut(execution), task.cause.kind === "timer"),
+          carried,
+        );
     const decision = await decide(
       execution,
       { cause: task.cause, redelivered: task.redelivered, outcomes },

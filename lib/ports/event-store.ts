@@ -182,9 +182,11 @@ export interface EventStore {
    * Outcomes of the run in the order they were recorded (those already in the log may be left out). With
    * `fromSeq`, a store may leave out the outcomes of attempts issued before that seq (the engine passes
    * the oldest `step_started` it still waits on), so that an activation reads only what it may apply, however
-   * long the run; events, cancellations and child results are always listed.
+   * long the run; events, cancellations and child results are always listed. With `settled`, no outcome is
+   * expected (a timer woke the run): a store may answer from a copy that lags by a moment (DynamoDB: an
+   * eventually consistent query, at half the price), as every outcome stored brings its own activation.
    */
-  listOutcomes(runId: string, fromSeq?: number): Promise<StepOutcome[]>;
+  listOutcomes(runId: string, fromSeq?: number, settled?: boolean): Promise<StepOutcome[]>;
   /** Releases files, connections and locks. */
   close(): Promise<void>;
 }

@@ -250,10 +250,13 @@ export class DynamoDBEngineStore implements EventStore {
     return getOutcomeItem(this.context, runId, stepId, attempt, issueSeq);
   }
 
-  /** With `fromSeq`, the attempts issued before it are not read (see `outcomeSk`): reads stay flat. */
-  async listOutcomes(runId: string, fromSeq?: number): Promise<StepOutcome[]> {
+  /**
+   * With `fromSeq`, the attempts issued before it are not read (see `outcomeSk`): reads stay flat. With
+   * `settled` (a timer's activation), the query is eventually consistent: 0.5 RRU instead of 1.
+   */
+  async listOutcomes(runId: string, fromSeq?: number, settled = false): Promise<StepOutcome[]> {
     assertRunId(runId);
-    return listOutcomeItems(this.context, runId, fromSeq);
+    return listOutcomeItems(this.context, runId, fromSeq, !settled);
   }
 
   /**

@@ -64,6 +64,7 @@ export async function listOutcomeItems(
   context: StoreContext,
   runId: string,
   fromSeq?: number,
+  consistent = true,
 ): Promise<StepOutcome[]> {
   const items = await queryAll(context, {
     KeyConditionExpression: "pk = :pk AND sk BETWEEN :from AND :to",
@@ -72,7 +73,7 @@ export async function listOutcomeItems(
       ":from": fromSeq === undefined ? OUTCOME_PREFIX : outcomeFrom(fromSeq),
       ":to": OUTCOME_END,
     },
-    ConsistentRead: true,
+    ConsistentRead: consistent,
   });
   const outcomes = await Promise.all(items.map((item) => outcomeOf(context, item)));
   // Stable sort: equal timestamps keep the key order (step id, then attempt).

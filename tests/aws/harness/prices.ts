@@ -45,7 +45,7 @@ export function dollarsOf(usage: Usage): number {
   const fifoSends = requests("sqs.SendMessage") - counts.standardSends;
   return (
     (counts.writeUnits + counts.failedWrites) * PRICES.dynamodbWriteUnit +
-    (counts.readUnits + counts.emptyReads) * PRICES.dynamodbReadUnit +
+    (counts.readUnits + counts.emptyReadUnits) * PRICES.dynamodbReadUnit +
     counts.standardSends * PRICES.sqsStandardRequest +
     fifoSends * PRICES.sqsFifoRequest +
     usage.pollRequests.fifo * PRICES.sqsFifoRequest +

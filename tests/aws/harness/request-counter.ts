@@ -12,8 +12,11 @@ export interface RequestCounts {
   readUnits: number;
   /** SQS send requests (single or batch) to standard queues; the others went to FIFO queues. */
   standardSends: number;
-  /** Strongly consistent reads DynamoDB Local reported as 0 units (nothing found): AWS bills them 1 RRU. */
-  emptyReads: number;
+  /**
+   * What AWS bills for the reads DynamoDB Local reported as 0 units (nothing found): 1 RRU for a strongly
+   * consistent one, 0.5 for an eventually consistent one.
+   */
+  emptyReadUnits: number;
   /**
    * Conditional writes that failed (a commit that lost a race, a document update already past): DynamoDB
    * Local reports no units for them; AWS bills at least 1 WRU each.
@@ -41,7 +44,7 @@ const noCounts = (): RequestCounts => ({
   writeUnits: 0,
   readUnits: 0,
   standardSends: 0,
-  emptyReads: 0,
+  emptyReadUnits: 0,
   failedWrites: 0,
   writes: [],
 });
@@ -85,7 +88,9 @@ export class RequestCounter {
           if (this.counts.writeUnits !== written)
             this.recordWrite(operation, args.input, this.counts.writeUnits - written);
           if ((operation === "Query" || operation === "GetItem") && this.counts.readUnits === before)
-            this.counts.emptyReads += 1;
+            this.counts.emptyReadUnits += (args.input as { ConsistentRead?: boolean }).ConsistentRead
+              ? 1
+              : 0.5;
         }
         return result;
       },

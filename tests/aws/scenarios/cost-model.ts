@@ -62,6 +62,7 @@ const PER_INLINE_STEP = {
   // The outcome query finds nothing (an inline step's result is carried, never stored as an outcome):
   // DynamoDB Local reports 0 units for it; AWS bills a strongly consistent Query at least 1 (docs/aws.md does).
   readUnits: 0,
+  emptyReadUnits: 1,
   messages: 0,
 };
 /**
@@ -92,8 +93,10 @@ const PER_SHORT_SLEEP = {
     "sqs.SendMessage": 1,
   },
   writeUnits: 2,
-  // The outcome query finds nothing: 0 units on DynamoDB Local, at least 1 on AWS (docs/aws.md counts 1).
+  // The outcome query finds nothing: 0 units on DynamoDB Local. A timer's activation expects no outcome, so
+  // the query is eventually consistent: AWS bills it 0.5 (docs/aws.md does).
   readUnits: 0,
+  emptyReadUnits: 0.5,
   messages: 1,
   schedulerInvocations: 0,
 };
@@ -110,6 +113,8 @@ const PER_LONG_SLEEP = {
   },
   writeUnits: 4,
   readUnits: 0,
+  // The outcome query of the timer's activation, eventually consistent, finds nothing (as for a short sleep).
+  emptyReadUnits: 0.5,
   messages: 1,
   schedulerInvocations: 1,
 };
@@ -183,6 +188,8 @@ interface Measured {
   /** Conditional writes that failed (lost races): none on warm instances. */
   failedWrites: number;
   readUnits: number;
+  /** What AWS bills for the reads DynamoDB Local reported as 0 units (see `RequestCounts`). */
+  emptyReadUnits: number;
   messages: number;
   schedulerInvocations: number;
   /** Sizes of the `SendMessageBatch` requests to the step queue. */
@@ -249,6 +256,7 @@ async function measure(
       writes: counts.writes,
       failedWrites: counts.failedWrites,
       readUnits: counts.readUnits,
+      emptyReadUnits: counts.emptyReadUnits,
       messages: stack.workflowMapping.stats.records + stack.stepMapping.stats.records,
       schedulerInvocations: emulators.scheduler.invocations.filter(
         (i) => i.targetArn === stack.queues.stepQueueArn,
@@ -309,6 +317,8 @@ export function describeCostModel(emulatorsOf: () => Emulators): void {
         expect(perUnit(one.requests, eleven.requests, 10)).toEqual(expected.requests);
         expect((eleven.writeUnits - one.writeUnits) / 10, writesOf(one, eleven)).toBe(expected.writeUnits);
         expect((eleven.readUnits - one.readUnits) / 10).toBe(expected.readUnits);
+        if ("emptyReadUnits" in expected)
+          expect((eleven.emptyReadUnits - one.emptyReadUnits) / 10).toBe(expected.emptyReadUnits);
         expect((eleven.messages - one.messages) / 10).toBe(expected.messages);
         expect(eleven.failedWrites).toBe(0);
       },
@@ -346,6 +356,7 @@ export function describeCostModel(emulatorsOf: () => Emulators): void {
       );
       expect(shortThree.failedWrites + longThree.failedWrites).toBe(0);
       expect((shortThree.readUnits - short.readUnits) / 2).toBe(PER_SHORT_SLEEP.readUnits);
+      expect((shortThree.emptyReadUnits - short.emptyReadUnits) / 2).toBe(PER_SHORT_SLEEP.emptyReadUnits);
       expect(perUnit(none.requests, short.requests, 1)).toEqual(
         sum(PER_SHORT_SLEEP.requests, FIRST_ON_STEP_FUNCTION),
       );
@@ -356,6 +367,7 @@ export function describeCostModel(emulatorsOf: () => Emulators): void {
         PER_LONG_SLEEP.writeUnits,
       );
       expect((longThree.readUnits - long.readUnits) / 2).toBe(PER_LONG_SLEEP.readUnits);
+      expect((longThree.emptyReadUnits - long.emptyReadUnits) / 2).toBe(PER_LONG_SLEEP.emptyReadUnits);
       expect(longThree.schedulerInvocations / 3).toBe(PER_LONG_SLEEP.schedulerInvocations);
     });
 

@@ -88,7 +88,7 @@ function flaky(
     listRuns: (query) => store.listRuns(query),
     getEvents: (runId) => store.getEvents(runId),
     getOutcome: (runId, stepId, attempt, issueSeq) => store.getOutcome(runId, stepId, attempt, issueSeq),
-    listOutcomes: (runId, fromSeq) => store.listOutcomes(runId, fromSeq),
+    listOutcomes: (runId, fromSeq, settled) => store.listOutcomes(runId, fromSeq, settled),
     putOutcome: (outcome) => around("an outcome", () => store.putOutcome(outcome)),
     commit: (runId, expectedVersion, events, patch) =>
       around("a commit", async () => {

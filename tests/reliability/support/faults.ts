@@ -103,7 +103,8 @@ export function faultyStore(store: EventStore, crash: CrashSwitch): EventStore {
     getEvents: (runId: string) => alive(() => store.getEvents(runId)),
     getOutcome: (runId: string, stepId: string, attempt: number, issueSeq?: number) =>
       alive(() => store.getOutcome(runId, stepId, attempt, issueSeq)),
-    listOutcomes: (runId: string, fromSeq?: number) => alive(() => store.listOutcomes(runId, fromSeq)),
+    listOutcomes: (runId: string, fromSeq?: number, settled?: boolean) =>
+      alive(() => store.listOutcomes(runId, fromSeq, settled)),
     putOutcome: (outcome: StepOutcome) =>
       alive(async () => {
         if (outcome.attempt === 1) crash.maybeTrip("before-outcome", outcome.stepId);

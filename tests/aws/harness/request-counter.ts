@@ -53,49 +53,73 @@ export class RequestCounter {
   counts: RequestCounts = noCounts();
   /** Every SQS `SendMessageBatch`: its queue and number of messages. */
   batches: { queueUrl: string; size: number }[] = [];
+  /** Requests sent and not answered yet: a request is counted when sent, its capacity when answered. */
+  private inFlight = 0;
+  private whenSettled: (() => void)[] = [];
+
+  /**
+   * Resolves once no counted request awaits its answer: a run's document can say `completed` while the
+   * update that wrote it has not returned its consumed capacity yet, so snapshots are taken after this.
+   */
+  settled(): Promise<void> {
+    if (this.inFlight === 0) return Promise.resolve();
+    return new Promise((resolve) => this.whenSettled.push(resolve));
+  }
 
   /** Starts counting the requests `client` sends, as `<service>.<operation>`. */
   watch(client: object, service: string): void {
     (client as CountableClient).middlewareStack.add(
       (next, context) => async (args) => {
-        const operation = (context.commandName ?? "Unknown").replace(/Command$/, "");
-        const key = `${service}.${operation}`;
-        this.counts.requests[key] = (this.counts.requests[key] ?? 0) + 1;
-        if (
-          key.startsWith("sqs.SendMessage") &&
-          !(args.input as { QueueUrl?: string }).QueueUrl?.endsWith(".fifo")
-        )
-          this.counts.standardSends += 1;
-        if (key === "sqs.SendMessageBatch") {
-          const input = args.input as { QueueUrl?: string; Entries?: unknown[] };
-          this.batches.push({ queueUrl: input.QueueUrl ?? "", size: input.Entries?.length ?? 0 });
+        this.inFlight += 1;
+        try {
+          return await this.count(service, next, context, args);
+        } finally {
+          this.inFlight -= 1;
+          if (this.inFlight === 0) for (const resolve of this.whenSettled.splice(0)) resolve();
         }
-        if (service === "dynamodb")
-          (args.input as { ReturnConsumedCapacity?: string }).ReturnConsumedCapacity = "TOTAL";
-        const result = await next(args).catch((error: unknown) => {
-          const name = (error as { name?: string }).name;
-          if (name === "ConditionalCheckFailedException" || name === "TransactionCanceledException")
-            this.counts.failedWrites += 1;
-          throw error;
-        });
-        if (service === "dynamodb") {
-          const before = this.counts.readUnits;
-          const written = this.counts.writeUnits;
-          const billed = operation === "TransactWriteItems" ? transactionWriteUnits(args.input) : undefined;
-          if (billed !== undefined) this.counts.writeUnits += billed;
-          else
-            this.addCapacity(operation, (result.output as { ConsumedCapacity?: unknown }).ConsumedCapacity);
-          if (this.counts.writeUnits !== written)
-            this.recordWrite(operation, args.input, this.counts.writeUnits - written);
-          if ((operation === "Query" || operation === "GetItem") && this.counts.readUnits === before)
-            this.counts.emptyReadUnits += (args.input as { ConsistentRead?: boolean }).ConsistentRead
-              ? 1
-              : 0.5;
-        }
-        return result;
       },
       { step: "initialize", name: `tsworkflowRequestCounter-${service}`, override: true },
     );
+  }
+
+  private async count(
+    service: string,
+    next: (args: { input: object }) => Promise<{ output: object }>,
+    context: { commandName?: string },
+    args: { input: object },
+  ): Promise<{ output: object }> {
+    const operation = (context.commandName ?? "Unknown").replace(/Command$/, "");
+    const key = `${service}.${operation}`;
+    this.counts.requests[key] = (this.counts.requests[key] ?? 0) + 1;
+    if (
+      key.startsWith("sqs.SendMessage") &&
+      !(args.input as { QueueUrl?: string }).QueueUrl?.endsWith(".fifo")
+    )
+      this.counts.standardSends += 1;
+    if (key === "sqs.SendMessageBatch") {
+      const input = args.input as { QueueUrl?: string; Entries?: unknown[] };
+      this.batches.push({ queueUrl: input.QueueUrl ?? "", size: input.Entries?.length ?? 0 });
+    }
+    if (service === "dynamodb")
+      (args.input as { ReturnConsumedCapacity?: string }).ReturnConsumedCapacity = "TOTAL";
+    const result = await next(args).catch((error: unknown) => {
+      const name = (error as { name?: string }).name;
+      if (name === "ConditionalCheckFailedException" || name === "TransactionCanceledException")
+        this.counts.failedWrites += 1;
+      throw error;
+    });
+    if (service === "dynamodb") {
+      const before = this.counts.readUnits;
+      const written = this.counts.writeUnits;
+      const billed = operation === "TransactWriteItems" ? transactionWriteUnits(args.input) : undefined;
+      if (billed !== undefined) this.counts.writeUnits += billed;
+      else this.addCapacity(operation, (result.output as { ConsumedCapacity?: unknown }).ConsumedCapacity);
+      if (this.counts.writeUnits !== written)
+        this.recordWrite(operation, args.input, this.counts.writeUnits - written);
+      if ((operation === "Query" || operation === "GetItem") && this.counts.readUnits === before)
+        this.counts.emptyReadUnits += (args.input as { ConsistentRead?: boolean }).ConsistentRead ? 1 : 0.5;
+    }
+    return result;
   }
 
   reset(): void {

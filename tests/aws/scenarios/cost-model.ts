@@ -249,6 +249,7 @@ async function measure(
     await waitFor("the functions to go idle", () =>
       stack.workflowMapping.busy || stack.stepMapping.busy ? undefined : true,
     );
+    await stack.counter.settled();
     const counts = stack.counter.snapshot();
     return {
       requests: counts.requests,

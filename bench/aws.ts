@@ -79,7 +79,7 @@ async function measure(
       seconds,
       requestsPerStep: requests / total,
       readUnitsPerStep: (counts.readUnits + counts.emptyReadUnits) / total,
-      // As billed: an empty strong read is 1 RRU, a failed conditional write 1 WRU (see `dollarsOf`).
+      // As billed: an empty read is 1 RRU (0.5 eventually consistent), a failed conditional write 1 WRU (see `dollarsOf`).
       readUnits: counts.readUnits + counts.emptyReadUnits,
       writeUnits: counts.writeUnits + counts.failedWrites,
       dollarsPerMillion: (dollars / total) * 1e6,

@@ -44,13 +44,7 @@ describe("step concurrency in Redis mode with three worker processes", () => {
             (event) => `${event.seq} ${event.type} ${"stepId" in event ? event.stepId : ""}`,
           );
           const log = readFileSync(join(testDir, "limited.log"), "utf8");
-          const redis = new Redis(server.url);
-          const slots = await Promise.all(
-            keys.map((key) =>
-              new RedisSlotStore(redis, prefix).inspect(`step:limited_call:${key}`, Date.now()),
-            ),
-          );
-          redis.disconnect();
+          const slots = await slotLines(keys);
           throw new Error(
             `${String(error)}\nevents:\n${events.join("\n")}\nslots: ${JSON.stringify(slots)}\nlimited.log:\n${log}`,
           );
@@ -72,16 +66,17 @@ describe("step concurrency in Redis mode with three worker processes", () => {
     }
     for (const key of keys) expect(highest.get(key)).toBe(2);
     expect(workersSeen.size).toBeGreaterThan(1);
-    const redis = new Redis(server.url);
-    try {
-      const slots = new RedisSlotStore(redis, prefix);
-      for (const key of keys)
-        expect(await slots.inspect(`step:limited_call:${key}`, Date.now())).toEqual({
-          holding: [],
-          waiting: [],
-        });
-    } finally {
-      redis.disconnect();
-    }
+    expect(await slotLines(keys)).toEqual(keys.map(() => ({ holding: [], waiting: [] })));
   }, 90_000);
 });
+
+/** The holders and the line of `limited_call`'s slots, per key, as Redis has them now. */
+async function slotLines(keys: string[]): Promise<{ holding: string[]; waiting: string[] }[]> {
+  const redis = new Redis(server.url);
+  try {
+    const slots = new RedisSlotStore(redis, prefix);
+    return await Promise.all(keys.map((key) => slots.inspect(`step:limited_call:${key}`, Date.now())));
+  } finally {
+    redis.disconnect();
+  }
+}

@@ -472,9 +472,10 @@ export class Engine {
     const { events: newEvents, terminal, status } = decision;
     if (warm && newEvents.length === 0) {
       // With nothing to commit, no conditional write would notice that another worker moved the log
-      // past this warm copy (its outcome would look foreign): check the version before acting on it.
+      // past this warm copy (its outcome would look foreign): check the version before acting on it. A
+      // document behind this copy is one the store left behind a running run (the DynamoDB store does).
       const current = await this.store.getRun(runId);
-      if (current && current.version !== execution.committedVersion)
+      if (current && current.version > execution.committedVersion)
         throw new VersionConflictError(runId, execution.committedVersion);
     }
     if (newEvents.length > 0) {

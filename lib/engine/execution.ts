@@ -369,17 +369,23 @@ export class RunExecution implements WorkflowScope {
   private apply(event: WorkflowEvent): Promise<void> | undefined {
     this.time = Date.parse(event.timestamp);
     switch (event.type) {
-      case "step_started": {
-        if (event.attempt === 1) return this.checkCommandIssued(event);
+      case "step_started":
+      case "step_retrying": {
+        if (event.type === "step_started" && event.attempt === 1) return this.checkCommandIssued(event);
         const pending = this.steps.get(event.stepId);
         if (!pending)
           return this.mismatch(
             `The log retries step "${event.stepName}" (${event.stepId}) but the workflow does not wait for it`,
           );
-        pending.attempt = event.attempt;
-        pending.startedSeq = event.seq;
-        pending.state = "running";
-        pending.retryAt = undefined;
+        if (event.type === "step_retrying") {
+          pending.state = "retry_wait";
+          pending.retryAt = event.retryAt;
+        } else {
+          pending.attempt = event.attempt;
+          pending.startedSeq = event.seq;
+          pending.state = "running";
+          pending.retryAt = undefined;
+        }
         return;
       }
       case "sleep_created":
@@ -422,16 +428,6 @@ export class RunExecution implements WorkflowScope {
         if (event.type === "child_completed") pending.resolve(structuredClone(event.result));
         else pending.reject(deserializeError(event.error));
         return drain();
-      }
-      case "step_retrying": {
-        const pending = this.steps.get(event.stepId);
-        if (!pending)
-          return this.mismatch(
-            `The log retries step "${event.stepName}" (${event.stepId}) but the workflow does not wait for it`,
-          );
-        pending.state = "retry_wait";
-        pending.retryAt = event.retryAt;
-        return;
       }
       case "step_completed":
       case "step_failed": {

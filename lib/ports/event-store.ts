@@ -39,9 +39,12 @@ export interface RunRecord {
   error?: SerializedError;
   /** ISO 8601. */
   createdAt: string;
-  /** ISO 8601. */
+  /**
+   * ISO 8601. On DynamoDB, a running run's document may be up to 5 s of the run's time behind its log
+   * (`DOCUMENT_LAG_MS`): then this and `version` are of an earlier commit; `getEvents` is exact.
+   */
   updatedAt: string;
-  /** Number of events in the log: the `expectedVersion` of the next commit. */
+  /** Number of events in the log: the `expectedVersion` of the next commit (see `updatedAt` for DynamoDB). */
   version: number;
   idempotencyKey?: string;
   /** The run's tags: those of `start()`, then of each `setTags()`. */

@@ -30,8 +30,13 @@ const twoNaps = workflow("stale_doc_two_naps", async () => {
 /** A memory store whose `getRun` answers with a document the test froze, while the log moves on. */
 class LaggingDocument extends MemoryStorage {
   frozen: RunRecord | undefined;
+  logReads = 0;
   override async getRun(runId: string): Promise<RunRecord | undefined> {
     return this.frozen ?? super.getRun(runId);
+  }
+  override async getEvents(runId: string) {
+    this.logReads += 1;
+    return super.getEvents(runId);
   }
 }
 
@@ -81,6 +86,36 @@ describe("a document that lags the log", () => {
     expect(log.at(-1)).toBe("workflow_suspended");
     expect(log.filter((type) => type === "workflow_suspended")).toHaveLength(1);
     expect(await m.run(runId)).toMatchObject({ status: "suspended" });
+  });
+});
+
+describe("a warm copy and the document's version", () => {
+  /** A run whose step is out (running), held warm by the engine; then an activation with nothing to do. */
+  async function noOpActivation(documentVersion: (version: number) => number) {
+    const store = new LaggingDocument();
+    const m = manualEngine({ store });
+    const { runId } = await m.engine.start(fetchThenWait, []);
+    for (const task of m.queue.takeActivations()) await m.engine.activate(task);
+    const run = await m.run(runId);
+    store.frozen = { ...run, version: documentVersion(run.version) };
+    store.logReads = 0;
+    await m.engine.activate({ runId, cause: { kind: "timer", timerId: "sleep:none" } });
+    return { logReads: store.logReads, events: types(await m.events(runId)) };
+  }
+
+  it("keeps the warm copy when the document is behind it (the DynamoDB store leaves a running run's behind)", async () => {
+    // Act
+    const { logReads, events } = await noOpActivation((version) => version - 1);
+    // Assess: no replay, nothing committed.
+    expect(logReads).toBe(0);
+    expect(events.at(-1)).toBe("step_started");
+  });
+
+  it("reads the log again when the document is past the warm copy (another worker moved the run on)", async () => {
+    // Act
+    const { logReads } = await noOpActivation((version) => version + 1);
+    // Assess
+    expect(logReads).toBeGreaterThan(0);
   });
 });
 

@@ -12,7 +12,8 @@ import type { StoreContext } from "./store-context.ts";
 
 /*
  * Keeping the run document in step with the log: it is updated right after each commit (monotonic on
- * `version`), and repaired from the last commit when a crash fell in between.
+ * `version`) but a commit that only moves a running run on (see `DynamoDBEngineStore.commit`), and repaired
+ * from the last commit when a crash fell in between.
  */
 
 /** The run's record, from its document; learns the version the document holds. */
@@ -23,7 +24,12 @@ export async function readRun(
 ): Promise<RunRecord | undefined> {
   const item = await getDocument(context, runId);
   if (!item) return undefined;
-  facts.learn(runId, { documentVersion: item.version as number, boundary: item.version as number });
+  const version = item.version as number;
+  facts.learn(runId, {
+    documentVersion: version,
+    boundary: version,
+    document: { through: version, status: item.status as string, at: Date.parse(item.updatedAt as string) },
+  });
   return toRecord(context, item);
 }
 
@@ -39,22 +45,26 @@ export async function updateDocument(
   events: readonly WorkflowEvent[],
 ): Promise<void> {
   const child = FINISHED_STATUSES.has(patch.status) ? await isChild(context, facts, runId) : false;
-  const finishedAt = Date.parse(patch.updatedAt) || Date.now();
+  const updatedAt = Date.parse(patch.updatedAt) || Date.now();
   const update = documentUpdate({
     runId,
     version,
     firstSeq,
     patch,
     due: dueAt(patch, events, child),
-    expiresAt: Math.floor(finishedAt / 1000) + ttlSeconds,
+    expiresAt: Math.floor(updatedAt / 1000) + ttlSeconds,
   });
   try {
     await context.documents.send(
       new UpdateCommand({ TableName: context.tableName, Key: { pk: runPk(runId), sk: RUN_SK }, ...update }),
     );
-    facts.learn(runId, { documentVersion: version });
+    facts.learn(runId, {
+      documentVersion: version,
+      document: { through: version, status: patch.status, at: updatedAt },
+    });
   } catch (error) {
-    // The document is already at this version or later.
+    // The document is already at a later version: the log is too, and this process's next commit on the
+    // run fails and reads the run again.
     if (!conditionFailed(error)) throw error;
   }
 }

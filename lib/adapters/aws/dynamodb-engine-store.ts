@@ -74,6 +74,9 @@ export interface DynamoDBStorageOptions {
 
 const DAY_SECONDS = 86_400;
 
+/** How far a running run's document may fall behind its log's time (see `commit`). */
+export const DOCUMENT_LAG_MS = 5_000;
+
 /**
  * The DynamoDB event store: one table, one item per commit, no transaction on the hot path.
  *
@@ -160,28 +163,20 @@ export class DynamoDBEngineStore implements EventStore {
     const known =
       this.logs?.get(runId) ??
       (((await version) ?? 0) >= SEGMENT_EVENTS ? await readSegments(this.context, runId) : []);
-    const read = async (ConsistentRead: boolean) =>
-      readCommits(
-        this.context,
-        runId,
-        await queryAll(this.context, {
-          KeyConditionExpression: "pk = :pk AND sk BETWEEN :from AND :to",
-          ExpressionAttributeValues: {
-            ":pk": runPk(runId),
-            ":from": commitSk(known.length + 1),
-            ":to": COMMIT_END,
-          },
-          ConsistentRead,
-        }),
-        known.length,
-      );
-    const [early, documentVersion] = await Promise.all([read(false), version]);
-    // An eventually consistent read costs half of a consistent one; a log that ends before the run
-    // document's version missed a commit, and is read again consistently.
-    const commits =
-      ((early[early.length - 1]?.head.end as number | undefined) ?? known.length) < (documentVersion ?? 0)
-        ? await read(true)
-        : early;
+    // The commits are read consistently: the run document may be behind the log (see `commit`), so its
+    // version cannot tell a read that missed a commit.
+    const [commits, documentVersion] = await Promise.all([
+      queryAll(this.context, {
+        KeyConditionExpression: "pk = :pk AND sk BETWEEN :from AND :to",
+        ExpressionAttributeValues: {
+          ":pk": runPk(runId),
+          ":from": commitSk(known.length + 1),
+          ":to": COMMIT_END,
+        },
+        ConsistentRead: true,
+      }).then((items) => readCommits(this.context, runId, items, known.length)),
+      version,
+    ]);
     for (const commit of commits) this.facts.learn(runId, { boundary: commit.head.end as number });
     const events = [...known, ...commits.flatMap((commit) => commit.events)];
     const [first] = events;
@@ -213,23 +208,40 @@ export class DynamoDBEngineStore implements EventStore {
       await putCommit(this.context, runId, expectedVersion, items);
       this.facts.learn(runId, { boundary: version });
     }
-    await updateDocument(
-      this.context,
-      this.facts,
-      this.ttlSeconds,
-      runId,
-      version,
-      expectedVersion + 1,
-      patch,
-      events,
-    );
+    const document = this.facts.get(runId)?.document;
+    const segmentDue = Math.floor(version / SEGMENT_EVENTS) > Math.floor(expectedVersion / SEGMENT_EVENTS);
+    // A commit that leaves a running run running (a step done, the next one started) changes nothing in
+    // its document but `version` and `updatedAt`: while this process knows the document says running as of
+    // this commit's base, and says so since less than `DOCUMENT_LAG_MS`, it is left as it is. A running
+    // run has a step out, whose outcome brings an activation that reads the log; the sweeper sees the run
+    // heard of at most that long before its last commit. The commit that passes another 100 events updates
+    // it, so that an instance new to the run knows from the document to read the segments.
+    if (
+      patch.status === "running" &&
+      !patch.tags &&
+      !segmentDue &&
+      document?.status === "running" &&
+      document.through === expectedVersion &&
+      Date.parse(patch.updatedAt) - document.at < DOCUMENT_LAG_MS
+    )
+      document.through = version;
+    else
+      await updateDocument(
+        this.context,
+        this.facts,
+        this.ttlSeconds,
+        runId,
+        version,
+        expectedVersion + 1,
+        patch,
+        events,
+      );
     if (patch.tags) await writeTagItems(this.context, runId, patch.tags);
     const known = this.logs?.get(runId);
     if (known?.length === expectedVersion) {
       const log = [...known, ...events];
       this.logs?.set(runId, log);
-      if (Math.floor(version / SEGMENT_EVENTS) > Math.floor(expectedVersion / SEGMENT_EVENTS))
-        await putSegment(this.context, runId, log);
+      if (segmentDue) await putSegment(this.context, runId, log);
     }
     // Whether outcomes wait would take a query: the engine lists them when it needs to.
     return {};

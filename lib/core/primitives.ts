@@ -1,8 +1,8 @@
 import type { $ZodType } from "zod/v4/core";
 import { currentExecution, getStepInfo, requireExecution } from "./context.ts";
 import type { Duration } from "./durations.ts";
-import { ConfigurationError, describe } from "./errors.ts";
 import { getLogger } from "./logger.ts";
+import { assertName } from "./names.ts";
 import type { RunTags } from "./tags.ts";
 import type { AnyWorkflow, WorkflowArgs, WorkflowResult } from "./workflow.ts";
 import type { LogLevel } from "./workflow-scope.ts";
@@ -181,9 +181,5 @@ export function runChild<W extends AnyWorkflow>(
 }
 
 function assertEventName(eventName: string): void {
-  if (typeof eventName !== "string" || !/^[A-Za-z0-9_.:-]{1,100}$/.test(eventName)) {
-    throw new ConfigurationError(
-      `Invalid event name ${describe(eventName)}: use 1 to 100 letters, digits, "_", ".", ":" or "-".`,
-    );
-  }
+  assertName("event name", eventName);
 }

@@ -1,6 +1,7 @@
 import { currentExecution } from "./context.ts";
 import { type Duration, toMilliseconds } from "./durations.ts";
 import { ConfigurationError, describe } from "./errors.ts";
+import { assertName } from "./names.ts";
 import { checkLimits, type RateLimit, type ResolvedLimits } from "./rate-limit.ts";
 import { definingRegistry } from "./registry.ts";
 
@@ -90,8 +91,6 @@ export interface ResolvedStepOptions {
   inline: boolean;
 }
 
-const NAME = /^[A-Za-z0-9_.:-]{1,100}$/;
-
 /**
  * Defines a step: a function with side effects that runs at least once, whose result is recorded in the
  * run's log and never recomputed on replay. Called outside a workflow, it simply runs the function.
@@ -110,11 +109,7 @@ export function step<Args extends unknown[], Result>(
   fn: (...args: Args) => Promise<Result> | Result,
   options: StepOptions<Args> = {},
 ): StepDefinition<Args, Result> {
-  if (typeof name !== "string" || !NAME.test(name)) {
-    throw new ConfigurationError(
-      `Invalid step name ${describe(name)}: use 1 to 100 letters, digits, "_", ".", ":" or "-".`,
-    );
-  }
+  assertName("step name", name);
   if (typeof fn !== "function") throw new ConfigurationError(`step("${name}") needs a function.`);
   const resolved = resolveStepOptions(name, options);
   const call = (...args: Args): Promise<Awaited<Result>> => {

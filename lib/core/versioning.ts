@@ -1,15 +1,9 @@
 import { requireExecution } from "./context.ts";
-import { ConfigurationError, describe } from "./errors.ts";
+import { assertName } from "./names.ts";
 import type { AnyWorkflow, WorkflowArgs } from "./workflow.ts";
 
-const PATCH_ID = /^[A-Za-z0-9_.:-]{1,100}$/;
-
 function assertPatchId(patchId: string, caller: string): void {
-  if (typeof patchId !== "string" || !PATCH_ID.test(patchId)) {
-    throw new ConfigurationError(
-      `Invalid patch id ${describe(patchId)} in ${caller}: use 1 to 100 letters, digits, "_", ".", ":" or "-".`,
-    );
-  }
+  assertName("patch id", patchId, ` in ${caller}`);
 }
 
 /**

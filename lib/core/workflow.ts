@@ -1,6 +1,7 @@
 import type { $ZodType } from "zod/v4/core";
 import { type Duration, toMilliseconds } from "./durations.ts";
 import { ConfigurationError, describe, WorkflowInputError } from "./errors.ts";
+import { assertName } from "./names.ts";
 import { checkLimits, type RateLimit } from "./rate-limit.ts";
 import { definingRegistry } from "./registry.ts";
 import { safeParseWithMessages } from "./schema.ts";
@@ -88,7 +89,6 @@ export type WorkflowArgs<W> = W extends WorkflowDefinition<infer A, unknown> ? A
 // biome-ignore lint/suspicious/noExplicitAny: any argument list, so that typed workflows match
 export type WorkflowResult<W> = W extends WorkflowDefinition<any[], infer R> ? R : never;
 
-const NAME = /^[A-Za-z0-9_.:-]{1,100}$/;
 const VERSION = /^[A-Za-z0-9._-]{1,64}$/;
 
 /**
@@ -110,11 +110,7 @@ export function workflow<Args extends unknown[], Result>(
   fn: (...args: Args) => Promise<Result>,
   options: WorkflowOptions<Args> = {},
 ): WorkflowDefinition<Args, Result> {
-  if (typeof name !== "string" || !NAME.test(name)) {
-    throw new ConfigurationError(
-      `Invalid workflow name ${describe(name)}: use 1 to 100 letters, digits, "_", ".", ":" or "-".`,
-    );
-  }
+  assertName("workflow name", name);
   if (typeof fn !== "function") throw new ConfigurationError(`workflow("${name}") needs an async function.`);
   const version = options.version;
   if (version !== undefined && (typeof version !== "string" || !VERSION.test(version))) {

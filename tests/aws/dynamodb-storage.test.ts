@@ -18,6 +18,7 @@ import type { StoreContext } from "../../lib/adapters/aws/store-context.ts";
 import { createTable } from "../../lib/adapters/aws/table-schema.ts";
 import { ConfigurationError, PayloadTooLargeError, VersionConflictError } from "../../lib/core/errors.ts";
 import type { WorkflowEvent } from "../../lib/core/events.ts";
+import type { RunStatus } from "../../lib/ports/event-store.ts";
 import { describeEventStoreContract, newRunFixture } from "../contract/event-store-contract.ts";
 import { type DynamoDBLocal, startDynamoDBLocal } from "./harness/dynamodb-local.ts";
 import { loseReplies } from "./harness/lost-replies.ts";
@@ -357,20 +358,62 @@ describe("reading a run's log", () => {
     return { client, reads, froms };
   }
 
-  /** A run of three commits, written through one store, and a second store reading through `laggingReplica(lag)`. */
-  async function runWithThreeCommits(lag: number, logCacheSize = 0) {
+  /**
+   * A run of three commits, written through one store, and a second store reading through
+   * `laggingReplica(lag)`. The last commit leaves the run `status`.
+   */
+  async function runWithThreeCommits(lag: number, logCacheSize = 0, status: RunStatus = "running") {
     const writer = new DynamoDBStorage({ tableName: TABLE, client: dynamo.client() });
     const fixture = newRunFixture();
     const runId = fixture.run.runId;
     await writer.createRun(fixture);
     await writer.commit(runId, 1, [logEvent(runId, 2, "a")], { status: "running", updatedAt: at });
-    await writer.commit(runId, 2, [logEvent(runId, 3, "b")], { status: "running", updatedAt: at });
+    await writer.commit(runId, 2, [logEvent(runId, 3, "b")], { status, updatedAt: at });
     const { client, reads, froms } = laggingReplica(lag);
     const reader = new DynamoDBStorage({ tableName: TABLE, client, logCacheSize });
     return { writer, reader, runId, reads, froms };
   }
 
-  it("reads the commits consistently, as the run document may be behind the log", async () => {
+  it("reads a suspended run's commits eventually consistent (half the read units) when they reach its document's version", async () => {
+    // Prepare
+    const { writer, reader, runId, reads } = await runWithThreeCommits(0, 0, "suspended");
+    // Act: an activation reads the document, then the log.
+    await reader.getRun(runId);
+    const events = await reader.getEvents(runId);
+    // Assess
+    expect(events.map((event) => event.seq)).toEqual([1, 2, 3]);
+    expect(reads).toEqual([false]);
+    await writer.close();
+    await reader.close();
+  });
+
+  it("reads a suspended run's commits again consistently when the eventually consistent read ends before its document", async () => {
+    // Prepare: the replica has not seen the last commit yet.
+    const { writer, reader, runId, reads } = await runWithThreeCommits(1, 0, "suspended");
+    // Act
+    const run = await reader.getRun(runId);
+    const events = await reader.getEvents(runId);
+    // Assess
+    expect(run?.version).toBe(3);
+    expect(events.map((event) => event.seq)).toEqual([1, 2, 3]);
+    expect(reads).toEqual([false, true]);
+    await writer.close();
+    await reader.close();
+  });
+
+  it("reads the commits consistently when it does not know what the run document says", async () => {
+    // Prepare
+    const { writer, reader, runId, reads } = await runWithThreeCommits(1, 0, "suspended");
+    // Act: no getRun first.
+    const events = await reader.getEvents(runId);
+    // Assess
+    expect(events.map((event) => event.seq)).toEqual([1, 2, 3]);
+    expect(reads).toEqual([true]);
+    await writer.close();
+    await reader.close();
+  });
+
+  it("reads a running run's commits consistently, as its document may be behind the log", async () => {
     // Prepare: the replica has not seen the last commit yet, and the document says version 2 (the last
     // commit kept the run running: see "the run document of a running run").
     const { writer, reader, runId, reads } = await runWithThreeCommits(1);

@@ -163,9 +163,7 @@ export class DynamoDBEngineStore implements EventStore {
     const known =
       this.logs?.get(runId) ??
       (((await version) ?? 0) >= SEGMENT_EVENTS ? await readSegments(this.context, runId) : []);
-    // The commits are read consistently: the run document may be behind the log (see `commit`), so its
-    // version cannot tell a read that missed a commit.
-    const [commits, documentVersion] = await Promise.all([
+    const read = (ConsistentRead: boolean) =>
       queryAll(this.context, {
         KeyConditionExpression: "pk = :pk AND sk BETWEEN :from AND :to",
         ExpressionAttributeValues: {
@@ -173,10 +171,18 @@ export class DynamoDBEngineStore implements EventStore {
           ":from": commitSk(known.length + 1),
           ":to": COMMIT_END,
         },
-        ConsistentRead: true,
-      }).then((items) => readCommits(this.context, runId, items, known.length)),
-      version,
-    ]);
+        ConsistentRead,
+      }).then((items) => readCommits(this.context, runId, items, known.length));
+    // A running run's document may be behind its log (see `commit`): its commits are read consistently.
+    // Another run's document is behind only for a moment (an update under way, a crash): its commits are
+    // read eventually consistent (half the units), and again consistently when they end before it.
+    const consistent = (this.facts.get(runId)?.document?.status ?? "running") === "running";
+    const [early, documentVersion] = await Promise.all([read(consistent), version]);
+    const commits =
+      consistent ||
+      ((early[early.length - 1]?.head.end as number | undefined) ?? known.length) >= (documentVersion ?? 0)
+        ? early
+        : await read(true);
     for (const commit of commits) this.facts.learn(runId, { boundary: commit.head.end as number });
     const events = [...known, ...commits.flatMap((commit) => commit.events)];
     const [first] = events;

@@ -1,4 +1,5 @@
 import { ConfigurationError } from "../core/errors.ts";
+import { optional } from "../core/optional.ts";
 import * as z from "../core/schema.ts";
 
 /**
@@ -205,9 +206,7 @@ export function loadConfig(env: Environment = process.env): AwsConfig {
     ttlDays: values.TSWORKFLOW_TTL_DAYS,
     ...(values.TSWORKFLOW_PAYLOAD_BUCKET ? { payloadBucket: values.TSWORKFLOW_PAYLOAD_BUCKET } : {}),
     ...(values.TSWORKFLOW_TIMER_DLQ_ARN ? { timerDeadLetterQueueArn: values.TSWORKFLOW_TIMER_DLQ_ARN } : {}),
-    ...(values.TSWORKFLOW_SWEEP_STALE_SECONDS === undefined
-      ? {}
-      : { sweepStaleAfterSeconds: values.TSWORKFLOW_SWEEP_STALE_SECONDS }),
+    ...optional("sweepStaleAfterSeconds", values.TSWORKFLOW_SWEEP_STALE_SECONDS),
   };
 }
 

@@ -10,6 +10,7 @@ import { SchedulerConnection } from "../adapters/aws/scheduler-connection.ts";
 import { messageBody, type QueueMessage } from "../adapters/aws/sqs-queue.ts";
 import { ConfigurationError, InvalidMessageError } from "../core/errors.ts";
 import { getLogger } from "../core/logger.ts";
+import { optional } from "../core/optional.ts";
 import { FINISHED_STATUSES } from "../ports/event-store.ts";
 import { type AwsRuntime, clientSettings } from "../runtimes/aws.ts";
 import { type ScheduleDefinition, tickKey } from "../schedules/schedule.ts";
@@ -266,7 +267,7 @@ export function scheduleControl(options: ScheduleControlOptions) {
         workflow: state.workflow,
         paused: state.paused,
         lastTick: new Date(state.lastTick),
-        ...(state.lastRunId === undefined ? {} : { lastRunId: state.lastRunId }),
+        ...optional("lastRunId", state.lastRunId),
       }));
     },
     async pauseSchedule(name: string): Promise<void> {

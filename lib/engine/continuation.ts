@@ -1,4 +1,5 @@
 import { sha256 } from "../core/hash.ts";
+import { optional } from "../core/optional.ts";
 import type { RunPage, RunRecord } from "../ports/event-store.ts";
 
 /** The idempotency key of a run that continues another (`continueAsNew`): `continue:<runId>`. */
@@ -26,7 +27,7 @@ export function withChainLinks(run: RunRecord): RunRecord {
   if (from === undefined && run.status !== "continued") return run;
   return {
     ...run,
-    ...(from === undefined ? {} : { continuedFrom: from }),
+    ...optional("continuedFrom", from),
     ...(run.status === "continued" ? { continuedAs: continuationRunIdOf(run.runId) } : {}),
   };
 }

@@ -2,6 +2,7 @@ import { formatDuration } from "../core/durations.ts";
 import { EventLimitExceededError, MaxDurationExceededError } from "../core/errors.ts";
 import type { EventDraft, WorkflowEvent } from "../core/events.ts";
 import { getLogger } from "../core/logger.ts";
+import { optional } from "../core/optional.ts";
 import { nextRetryDelay } from "../core/retry.ts";
 import { serializeError } from "../core/serialization.ts";
 import type { RunStatus, StepOutcome } from "../ports/event-store.ts";
@@ -102,7 +103,7 @@ export async function decide(
     execution.append({
       type: "workflow_suspended",
       waitingFor: waiting.labels,
-      ...(waiting.resumeAt === undefined ? {} : { resumeAt: waiting.resumeAt }),
+      ...optional("resumeAt", waiting.resumeAt),
     });
   }
   const events = execution.newEvents;

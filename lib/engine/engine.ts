@@ -16,6 +16,7 @@ import { builtEvent, builtEvents, type EventDraft, type WorkflowEvent } from "..
 import { assertIdempotencyKey, assertRunId, newRunId } from "../core/ids.ts";
 import { getLogger } from "../core/logger.ts";
 import { LruMap } from "../core/lru-map.ts";
+import { optional } from "../core/optional.ts";
 import { defaultRegistry, type Registry } from "../core/registry.ts";
 import { hashOf, roundTrip, serializeError } from "../core/serialization.ts";
 import { type RunTags, validateTags } from "../core/tags.ts";
@@ -261,9 +262,9 @@ export class Engine {
       createdAt: timestamp,
       updatedAt: timestamp,
       version: 1,
-      ...(options.idempotencyKey === undefined ? {} : { idempotencyKey: options.idempotencyKey }),
-      ...(tags === undefined ? {} : { tags }),
-      ...(definition.version === undefined ? {} : { workflowVersion: definition.version }),
+      ...optional("idempotencyKey", options.idempotencyKey),
+      ...optional("tags", tags),
+      ...optional("workflowVersion", definition.version),
     };
     const startedEvent: WorkflowEvent = builtEvent({
       runId,
@@ -272,13 +273,13 @@ export class Engine {
       type: "workflow_started",
       workflowName: definition.name,
       input,
-      ...(options.idempotencyKey === undefined ? {} : { idempotencyKey: options.idempotencyKey }),
-      ...(deadline === undefined ? {} : { deadline }),
+      ...optional("idempotencyKey", options.idempotencyKey),
+      ...optional("deadline", deadline),
       ...(options.parent ? { parent: { runId: options.parent.runId, childId: options.parent.childId } } : {}),
-      ...(tags === undefined ? {} : { tags }),
-      ...(traceparent === undefined ? {} : { traceparent }),
-      ...(definition.version === undefined ? {} : { workflowVersion: definition.version }),
-      ...(options.continuedFrom === undefined ? {} : { continuedFrom: options.continuedFrom }),
+      ...optional("tags", tags),
+      ...optional("traceparent", traceparent),
+      ...optional("workflowVersion", definition.version),
+      ...optional("continuedFrom", options.continuedFrom),
       ...this.runLimits?.admissionOf(definition, input),
     });
     const result = await this.store.createRun({ run, startedEvent });
@@ -603,7 +604,7 @@ export class Engine {
       attempt,
       input,
       issueSeq,
-      ...(traceparent === undefined ? {} : { traceparent }),
+      ...optional("traceparent", traceparent),
       ...(this.telemetry.enabled ? { sentAt: this.clock.now() } : {}),
     };
   }
@@ -663,7 +664,7 @@ export class Engine {
       stepId,
       attempt,
       startedAt,
-      ...(task.issueSeq === undefined ? {} : { issueSeq: task.issueSeq }),
+      ...optional("issueSeq", task.issueSeq),
     };
     try {
       if (!definition) throw new StepNotFoundError(task.stepName);

@@ -13,6 +13,7 @@ import {
 import type { EventDraft, WorkflowEvent } from "../core/events.ts";
 import { sha256 } from "../core/hash.ts";
 import { getLogger, type RunLogContext } from "../core/logger.ts";
+import { optional } from "../core/optional.ts";
 import { safeParseWithMessages } from "../core/schema.ts";
 import {
   MAX_PAYLOAD_BYTES,
@@ -630,8 +631,8 @@ export class RunExecution implements WorkflowScope {
           type: "hook_created",
           hookId,
           eventName,
-          ...(timeoutAt === undefined ? {} : { timeoutAt }),
-          ...(token === undefined ? {} : { token }),
+          ...optional("timeoutAt", timeoutAt),
+          ...optional("token", token),
         });
       },
       (_seq, settle) =>
@@ -707,7 +708,7 @@ export class RunExecution implements WorkflowScope {
     this.append({
       type: `log_${level}`,
       message,
-      ...(safeData === undefined ? {} : { data: safeData }),
+      ...optional("data", safeData),
     } as EventDraft);
     const context: RunLogContext = { runId: this.runId, workflowName: this.definition.name };
     const logger = getLogger();

@@ -6,6 +6,7 @@ import {
   WorkflowNotFoundError,
 } from "../core/errors.ts";
 import type { EventDraft, EventOf } from "../core/events.ts";
+import { optional } from "../core/optional.ts";
 import type { Registry } from "../core/registry.ts";
 import { serializeError } from "../core/serialization.ts";
 import type { RunTags } from "../core/tags.ts";
@@ -60,7 +61,7 @@ export async function startChild(
   const { created } = await host.start(child.workflowName, child.input, {
     idempotencyKey: `child:${child.childRunId}`,
     parent: link,
-    ...(traceparent === undefined ? {} : { traceparent }),
+    ...optional("traceparent", traceparent),
   });
   if (created) return;
   // Started before: if it already finished and its parent missed the news (a crash), tell it again.
@@ -95,7 +96,7 @@ export async function startContinuation(
     continuedFrom: runId,
     ...(tags && Object.keys(tags).length > 0 ? { tags } : {}),
     ...(parent ? { parent: { ...parent, childRunId: continuationRunIdOf(runId) } } : {}),
-    ...(started.traceparent === undefined ? {} : { traceparent: started.traceparent }),
+    ...optional("traceparent", started.traceparent),
   });
 }
 

@@ -638,7 +638,24 @@ describe("the run document of a running run", () => {
     await Promise.all([store.close(), other.close()]);
   });
 
-  it("is brought up to the log by a store new to the run that reads the log", async () => {
+  it("is left behind by a store new to the run that reads it and the log, and whose next commit keeps the run running", async () => {
+    // Prepare: the document says version 2; the log holds 4 events, all commits since keeping it running.
+    const { store, runId } = await newStoredRun();
+    for (const version of [1, 2, 3])
+      await store.commit(runId, version, [logEvent(runId, version + 1, `e${version}`)], running(version));
+    // Act: as an activation on a fresh instance: the document, the log, a commit.
+    const other = new DynamoDBStorage({ tableName: TABLE, client: dynamo.client() });
+    await other.getRun(runId);
+    const events = await other.getEvents(runId);
+    await other.commit(runId, 4, [logEvent(runId, 5, "e4")], running(4));
+    // Assess
+    expect(events.length).toBe(4);
+    expect(await documentOf(runId)).toEqual({ version: 2, status: "running", updatedAt: later(1) });
+    expect((await other.getEvents(runId)).length).toBe(5);
+    await Promise.all([store.close(), other.close()]);
+  });
+
+  it("is brought up to the log by a store that reads the log without the document", async () => {
     // Prepare: the document says version 2; the log holds 4 events.
     const { store, runId } = await newStoredRun();
     for (const version of [1, 2, 3])

@@ -183,14 +183,27 @@ export class DynamoDBEngineStore implements EventStore {
       ((early[early.length - 1]?.head.end as number | undefined) ?? known.length) >= (documentVersion ?? 0)
         ? early
         : await read(true);
-    for (const commit of commits) this.facts.learn(runId, { boundary: commit.head.end as number });
+    const document = this.facts.get(runId)?.document;
+    for (const { head, events } of commits) {
+      const end = head.end as number;
+      this.facts.learn(runId, { boundary: end });
+      // A commit that kept a running run running is only not in its document yet (see `commit`): the
+      // document still says running as of its end.
+      if (
+        document?.status === "running" &&
+        head.status === "running" &&
+        document.through === end - events.length
+      )
+        document.through = end;
+    }
     const events = [...known, ...commits.flatMap((commit) => commit.events)];
     const [first] = events;
     if (first?.type === "workflow_started") this.facts.learn(runId, { child: first.parent !== undefined });
     const last = commits[commits.length - 1];
-    // A crash between a commit and its document update: bring the document up to the log now (and
-    // fail this read if that fails, so that the activation is delivered again until it holds).
-    if (last && (documentVersion ?? 0) < (last.head.end as number))
+    // Another commit missing from the document is a crash between a commit and its document update: bring
+    // the document up to the log now (and fail this read if that fails, so that the activation is
+    // delivered again until it holds).
+    if (last && (documentVersion ?? 0) < (last.head.end as number) && document?.through !== last.head.end)
       await repairDocument(this.context, this.facts, this.ttlSeconds, runId, last);
     this.logs?.set(runId, events);
     // A new array each time: a caller that sorts or extends its copy changes nothing kept.

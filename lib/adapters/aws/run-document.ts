@@ -1,5 +1,6 @@
 import type { SerializedError } from "../../core/errors.ts";
 import { resumeAtOf, type WorkflowEvent } from "../../core/events.ts";
+import { optional } from "../../core/optional.ts";
 import { type RunTags, tagKey } from "../../core/tags.ts";
 import { FINISHED_STATUSES, type RunPatch, type RunRecord, type RunStatus } from "../../ports/event-store.ts";
 import { type Item, readCommitEvent } from "./commit-items.ts";
@@ -41,10 +42,10 @@ export function newRunDocument(run: RunRecord, parentRunId: string | undefined):
     createdAt: run.createdAt,
     updatedAt: run.updatedAt,
     version: run.version,
-    ...(run.idempotencyKey === undefined ? {} : { idempotencyKey: run.idempotencyKey }),
-    ...(run.workflowVersion === undefined ? {} : { workflowVersion: run.workflowVersion }),
+    ...optional("idempotencyKey", run.idempotencyKey),
+    ...optional("workflowVersion", run.workflowVersion),
     ...(run.tags === undefined ? {} : { tags: JSON.stringify(run.tags) }),
-    ...(parentRunId === undefined ? {} : { parentRunId }),
+    ...optional("parentRunId", parentRunId),
     gsi1pk: statusKey(listedAs(run.status), shard),
     gsi2pk: workflowKey(run.workflowName, shard),
     gsiSk: gsiSortKey(run.createdAt, run.runId),
@@ -187,7 +188,7 @@ export async function toRecord(context: StoreContext, item: Item): Promise<RunRe
     workflowName: item.workflowName as string,
     status: item.status as RunStatus,
     input: (input ?? []) as unknown[],
-    ...(result === undefined ? {} : { result }),
+    ...optional("result", result),
     ...(error === undefined ? {} : { error: error as SerializedError }),
     createdAt: item.createdAt as string,
     updatedAt: item.updatedAt as string,

@@ -1,4 +1,5 @@
 import type { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
+import { optional } from "../../core/optional.ts";
 import { ConditionalCheckFailedException, GetCommand, PutCommand } from "./dynamodb-sdk.ts";
 import { byteLength } from "./limits.ts";
 
@@ -70,7 +71,7 @@ export class VersionedItem<S> {
               sk,
               [attribute]: JSON.stringify(write.state),
               version: version + 1,
-              ...(write.ttl === undefined ? {} : { ttl: write.ttl }),
+              ...optional("ttl", write.ttl),
             },
             ConditionExpression: version === 0 ? "attribute_not_exists(pk)" : "version = :version",
             ...(version === 0 ? {} : { ExpressionAttributeValues: { ":version": version } }),

@@ -157,13 +157,16 @@ const PER_CHILD = {
   readUnits: 2.5,
   messages: 2,
 };
-/** A queued step when every invocation lands on a fresh instance: the activation reads the run and its log. */
+/**
+ * A queued step when every invocation lands on a fresh instance: the activation reads the run and its log.
+ * The document says running, and the log's commits since kept the run running: the fresh instance leaves
+ * the document behind too.
+ */
 const PER_COLD_QUEUED_STEP = {
   requests: {
     "dynamodb.GetItem": 2,
     "dynamodb.PutItem": 2,
     "dynamodb.Query": 2,
-    "dynamodb.UpdateItem": 1,
     "sqs.SendMessage": 1,
   },
   messages: 1,

@@ -773,7 +773,7 @@ describe("DynamoDBStorage transactions", () => {
     // Prepare: the first reply to the commit's PutItem is lost on the way back (the write happened).
     const client = dynamo.client();
     const isCommit = (command: string, input: Record<string, unknown>) =>
-      command === "PutItemCommand" && String(itemSk(input)).startsWith("COMMIT#");
+      command === "PutItemCommand" && itemSk(input) === commitSk(2);
     const sent = loseReplies(client, (command, input) => isCommit(command, input) && sent.lost.length === 0);
     const store = new DynamoDBEngineStore({ tableName: TABLE, client });
     const fixture = newRunFixture();
@@ -804,6 +804,39 @@ describe("DynamoDBStorage transactions", () => {
     await store.close();
     client.destroy();
   });
+
+  it.each([
+    ["its first commit", (sk: unknown) => sk === commitSk(1)],
+    ["its document", (sk: unknown) => sk === "RUN"],
+  ])(
+    "creates a run without a key or tags with two puts, and answers an SDK retry of %s whose reply was lost as the success it was",
+    async (_, lostPut) => {
+      // Prepare
+      const client = dynamo.client();
+      const sent = loseReplies(
+        client,
+        (command, input) => command === "PutItemCommand" && lostPut(itemSk(input)) && sent.lost.length === 0,
+      );
+      const store = new DynamoDBEngineStore({ tableName: TABLE, client });
+      const fixture = newRunFixture();
+      // Act
+      const result = await store.createRun(fixture);
+      // Assess: no transaction; the lost put was sent twice; the run is whole.
+      expect(result.created).toBe(true);
+      expect(sent.lost).toEqual(["PutItemCommand"]);
+      expect(sent.tries.map((one) => one.command)).not.toContain("TransactWriteItemsCommand");
+      const reader = new DynamoDBStorage({ tableName: TABLE, client: dynamo.client() });
+      expect(await reader.getRun(fixture.run.runId)).toMatchObject({ status: fixture.run.status, version: 1 });
+      expect((await reader.getEvents(fixture.run.runId)).map((event) => event.type)).toEqual(["workflow_started"]);
+      // Another creation of the same run id is refused, as with the transaction (the same creation again
+      // is the same write: answered as the success it was).
+      const other = newRunFixture({ runId: fixture.run.runId, input: ["another"] });
+      await expect(store.createRun(other)).rejects.toBeInstanceOf(VersionConflictError);
+      expect((await store.createRun(fixture)).created).toBe(true);
+      await Promise.all([store.close(), reader.close()]);
+      client.destroy();
+    },
+  );
 
   it("fails a replayed transaction on its own writes without a token, and answers it with one", async () => {
     // Prepare: what a retry without ClientRequestToken meets, and what the token changes.

@@ -1,8 +1,10 @@
 import { VersionConflictError } from "../../core/errors.ts";
 import type { CreateRunResult, NewRun, RunRecord } from "../../ports/event-store.ts";
 import { commitItems, type Item, transactionToken } from "./commit-items.ts";
+import { putCommit } from "./commit-write.ts";
 import { readRun } from "./document-sync.ts";
-import { TransactionCanceledException, TransactWriteCommand } from "./dynamodb-sdk.ts";
+import { conditionFailed } from "./dynamodb-errors.ts";
+import { PutCommand, TransactionCanceledException, TransactWriteCommand } from "./dynamodb-sdk.ts";
 import { freeKey, holderOf, keyItem } from "./idempotency-keys.ts";
 import { assertItemFits } from "./item-size.ts";
 import { pause } from "./queries.ts";
@@ -15,7 +17,8 @@ const MAX_CREATE_ATTEMPTS = 30;
 /**
  * Creates a run in one transaction: its idempotency key (when it has one), its document, its first commit
  * and its tag items, each `attribute_not_exists(pk)`. A key already taken creates nothing and returns the
- * run that holds it.
+ * run that holds it. A run with no key and no tags, whose first commit is one item, is two puts instead
+ * (4 WRU against the transaction's 8): its first commit, then its document.
  */
 export async function createRunItems(
   context: StoreContext,
@@ -38,6 +41,24 @@ export async function createRunItems(
     ...tagItems(run.runId, run.createdAt, run.tags),
   ];
   for (const item of puts) assertItemFits(item, `The start of run ${run.runId}`);
+  if (puts.length === 2) {
+    // Nobody else knows a new run's id before this returns, so nothing reads it between the two puts; a
+    // crash between them leaves a commit item that no document names and nothing reads (docs/aws.md).
+    // Each put that meets an item is an SDK retry of its own write: `putCommit` checks that it is.
+    await putCommit(context, run.runId, 0, commit);
+    await context.documents
+      .send(
+        new PutCommand({
+          TableName: context.tableName,
+          Item: puts[0],
+          ConditionExpression: "attribute_not_exists(pk)",
+        }),
+      )
+      .catch((error: unknown) => {
+        if (!conditionFailed(error)) throw error;
+      });
+    return created(facts, run, parent);
+  }
   const transactItems = puts.map((item) => ({
     Put: { TableName: context.tableName, Item: item, ConditionExpression: "attribute_not_exists(pk)" },
   }));
@@ -51,8 +72,7 @@ export async function createRunItems(
           ClientRequestToken: transactionToken("create", run.runId, attempt),
         }),
       );
-      facts.learn(run.runId, { boundary: 1, documentVersion: 1, child: parent !== undefined });
-      return { created: true, run: structuredClone(run) };
+      return created(facts, run, parent);
     } catch (error) {
       if (!(error instanceof TransactionCanceledException)) throw error;
       const reasons = (error.CancellationReasons ?? []).map((reason) => reason.Code ?? "None");
@@ -73,6 +93,11 @@ export async function createRunItems(
       await pause(Math.min(200, 5 * attempt) + Math.random() * 20 * attempt);
     }
   }
+}
+
+function created(facts: RunFacts, run: RunRecord, parent: unknown): CreateRunResult {
+  facts.learn(run.runId, { boundary: 1, documentVersion: 1, child: parent !== undefined });
+  return { created: true, run: structuredClone(run) };
 }
 
 /** The run that holds an idempotency key, or undefined (and the key freed) when that run expired. */

@@ -826,8 +826,13 @@ describe("DynamoDBStorage transactions", () => {
       expect(sent.lost).toEqual(["PutItemCommand"]);
       expect(sent.tries.map((one) => one.command)).not.toContain("TransactWriteItemsCommand");
       const reader = new DynamoDBStorage({ tableName: TABLE, client: dynamo.client() });
-      expect(await reader.getRun(fixture.run.runId)).toMatchObject({ status: fixture.run.status, version: 1 });
-      expect((await reader.getEvents(fixture.run.runId)).map((event) => event.type)).toEqual(["workflow_started"]);
+      expect(await reader.getRun(fixture.run.runId)).toMatchObject({
+        status: fixture.run.status,
+        version: 1,
+      });
+      expect((await reader.getEvents(fixture.run.runId)).map((event) => event.type)).toEqual([
+        "workflow_started",
+      ]);
       // Another creation of the same run id is refused, as with the transaction (the same creation again
       // is the same write: answered as the success it was).
       const other = newRunFixture({ runId: fixture.run.runId, input: ["another"] });

@@ -12,8 +12,8 @@ import type { StoreContext } from "./store-context.ts";
 
 /*
  * Keeping the run document in step with the log: it is updated right after each commit (monotonic on
- * `version`) but a commit that only moves a running run on (see `DynamoDBEngineStore.commit`), and repaired
- * from the last commit when a crash fell in between.
+ * `version`), except a commit that only moves a running run on (see `DynamoDBEngineStore.commit`), and
+ * repaired from the last commit when a crash fell in between.
  */
 
 /** The run's record, from its document; learns the version the document holds. */

@@ -1,3 +1,4 @@
+import { DOCUMENT_LAG_MS } from "../lib/adapters/aws/document-lag.ts";
 import type { DurableWorkflows } from "./durable-workflows.ts";
 import type { EndpointOverrides, Settings } from "./props.ts";
 
@@ -22,8 +23,11 @@ export function functionEnvironment(
     TSWORKFLOW_TIMER_DLQ_ARN: kit.timerDeadLetterQueue.queueArn,
     TSWORKFLOW_PAYLOAD_BUCKET: kit.payloadBucket.bucketName,
     TSWORKFLOW_TTL_DAYS: String(settings.ttlDays),
-    // A pending or running run silent for two step visibility timeouts has lost a message.
-    TSWORKFLOW_SWEEP_STALE_SECONDS: String(settings.stepVisibilityTimeout.toSeconds() * 2),
+    // A pending or running run silent for two step visibility timeouts has lost a message; a running
+    // run's document may be up to DOCUMENT_LAG_MS older than its last commit.
+    TSWORKFLOW_SWEEP_STALE_SECONDS: String(
+      settings.stepVisibilityTimeout.toSeconds() * 2 + DOCUMENT_LAG_MS / 1000,
+    ),
     ...(endpoints?.dynamodb ? { TSWORKFLOW_DYNAMODB_ENDPOINT: endpoints.dynamodb } : {}),
     ...(endpoints?.sqs ? { TSWORKFLOW_SQS_ENDPOINT: endpoints.sqs } : {}),
     ...(endpoints?.scheduler ? { TSWORKFLOW_SCHEDULER_ENDPOINT: endpoints.scheduler } : {}),

@@ -9,7 +9,8 @@ import {
 } from "@aws-sdk/client-dynamodb";
 import { UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DOCUMENT_LAG_MS, DynamoDBEngineStore } from "../../lib/adapters/aws/dynamodb-engine-store.ts";
+import { DOCUMENT_LAG_MS } from "../../lib/adapters/aws/document-lag.ts";
+import { DynamoDBEngineStore } from "../../lib/adapters/aws/dynamodb-engine-store.ts";
 import { DynamoDBStorage } from "../../lib/adapters/aws/dynamodb-storage.ts";
 import { unpackEvents } from "../../lib/adapters/aws/event-codec.ts";
 import { commitSk, shardOf } from "../../lib/adapters/aws/keys.ts";

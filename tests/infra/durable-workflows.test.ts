@@ -243,7 +243,8 @@ describe("retention, the sweeper and the reaper", () => {
     });
     template.hasResourceProperties("AWS::Lambda::Function", {
       Handler: "index.sweeperHandler",
-      Environment: { Variables: Match.objectLike({ TSWORKFLOW_SWEEP_STALE_SECONDS: "3600" }) },
+      // Two step visibility timeouts (2 x 6 x 5 minutes), plus the 5 s a running run's document may lag.
+      Environment: { Variables: Match.objectLike({ TSWORKFLOW_SWEEP_STALE_SECONDS: "3605" }) },
     });
   });
 

@@ -18,6 +18,7 @@ import type {
 import { isBoundary, knownDocumentVersion } from "./commit-boundary.ts";
 import { commitItems, readCommits } from "./commit-items.ts";
 import { putCommit } from "./commit-write.ts";
+import { DOCUMENT_LAG_MS } from "./document-lag.ts";
 import { readRun, repairDocument, updateDocument, writeTagItems } from "./document-sync.ts";
 import { DynamoDBClient, DynamoDBDocumentClient } from "./dynamodb-sdk.ts";
 import { freeKey } from "./idempotency-keys.ts";
@@ -73,9 +74,6 @@ export interface DynamoDBStorageOptions {
 }
 
 const DAY_SECONDS = 86_400;
-
-/** How far a running run's document may fall behind its log's time (see `commit`). */
-export const DOCUMENT_LAG_MS = 5_000;
 
 /**
  * The DynamoDB event store: one table, one item per commit, no transaction on the hot path.

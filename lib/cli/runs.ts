@@ -1,6 +1,7 @@
 import { RunNotFoundError } from "../core/errors.ts";
 import type { WorkflowEvent } from "../core/events.ts";
 import { assertRunId } from "../core/ids.ts";
+import { optional } from "../core/optional.ts";
 import { linkedPage, withChainLinks } from "../engine/continuation.ts";
 import { describeEvent, describeTags, errorLine, eventTone } from "../inspect/describe.ts";
 import {
@@ -282,12 +283,7 @@ export async function sendEventCommand(
     io.err(`${io.errStyle.red("error:")} Run ${runId} is ${run.status}: it no longer takes events.\n`);
     return EXIT.failed;
   }
-  const { delivered } = await sendEvent(
-    runId,
-    eventName,
-    payload,
-    signalId === undefined ? {} : { signalId },
-  );
+  const { delivered } = await sendEvent(runId, eventName, payload, optional("signalId", signalId));
   const name = clean(JSON.stringify(eventName));
   if (!delivered) {
     io.err(

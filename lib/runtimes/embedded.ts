@@ -8,6 +8,7 @@ import { MemoryScheduleStore } from "../adapters/memory/memory-schedule-store.ts
 import { ConfigurationError, RunNotFoundError, TimeoutError, WorkflowNotFoundError } from "../core/errors.ts";
 import type { WorkflowEvent } from "../core/events.ts";
 import { getLogger } from "../core/logger.ts";
+import { optional } from "../core/optional.ts";
 import { defaultRegistry, type Registry } from "../core/registry.ts";
 import type { AnyWorkflow } from "../core/workflow.ts";
 import { linkedPage, linkedRun, withChainLinks } from "../engine/continuation.ts";
@@ -133,7 +134,7 @@ export class LocalRuntime implements Runtime {
   readonly scheduler: Scheduler | undefined;
 
   constructor(options: LocalRuntimeOptions = {}) {
-    this.storage = options.storage ?? new FileStorage(options.dir === undefined ? {} : { dir: options.dir });
+    this.storage = options.storage ?? new FileStorage(optional("dir", options.dir));
     this.clock = options.clock ?? systemClock;
     this.queue = new InProcessQueue({ concurrency: options.concurrency ?? 100 });
     this.timers = new LocalTimers(this.queue, this.clock, options.timers ?? "real");

@@ -2,6 +2,7 @@ import { FileStorage } from "../adapters/file/file-storage.ts";
 import { InvalidRunStateError, RunNotFoundError, StorageLockedError, TimeoutError } from "../core/errors.ts";
 import type { WorkflowEvent } from "../core/events.ts";
 import { assertRunId } from "../core/ids.ts";
+import { optional } from "../core/optional.ts";
 import { Engine } from "../engine/engine.ts";
 import { retryRun } from "../engine/run-control.ts";
 import type { RunPage, RunQuery, RunRecord } from "../ports/event-store.ts";
@@ -45,7 +46,7 @@ export class FileControl {
 
   constructor(options: FileControlOptions = {}) {
     this.storage = new FileStorage({
-      ...(options.dir === undefined ? {} : { dir: options.dir }),
+      ...optional("dir", options.dir),
       readOnly: true,
     });
     this.engine = new Engine({ store: this.storage, queue: ownerWakesRuns, timers: ownerArmsTimers });

@@ -4,6 +4,7 @@ import { pathToFileURL } from "node:url";
 import { redactUrl } from "../adapters/redis/connection.ts";
 import { ConfigurationError, describe } from "../core/errors.ts";
 import { getLogger } from "../core/logger.ts";
+import { optional } from "../core/optional.ts";
 import { defaultRegistry, type Registry } from "../core/registry.ts";
 import { importWorkflowsModule } from "../core/workflows-module.ts";
 import { createRedisRuntime, type RedisRuntime } from "./redis.ts";
@@ -87,11 +88,11 @@ export async function runWorker(options: RunWorkerOptions): Promise<RunningWorke
   }
   const runtime = createRedisRuntime({
     url: options.redis,
-    ...(options.concurrency === undefined ? {} : { concurrency: options.concurrency }),
-    ...(options.prefix === undefined ? {} : { prefix: options.prefix }),
-    ...(options.workerId === undefined ? {} : { workerId: options.workerId }),
-    ...(options.stalledAfterMs === undefined ? {} : { stalledAfterMs: options.stalledAfterMs }),
-    ...(options.sweep === undefined ? {} : { sweep: options.sweep }),
+    ...optional("concurrency", options.concurrency),
+    ...optional("prefix", options.prefix),
+    ...optional("workerId", options.workerId),
+    ...optional("stalledAfterMs", options.stalledAfterMs),
+    ...optional("sweep", options.sweep),
     registry,
   });
   const workerId = runtime.workerId;

@@ -1,5 +1,6 @@
 import { toMilliseconds } from "../core/durations.ts";
 import { ConfigurationError } from "../core/errors.ts";
+import { optional } from "../core/optional.ts";
 import { type Clock, FINISHED_STATUSES, systemClock } from "../ports/index.ts";
 import type { Runtime } from "../ports/runtime.ts";
 import type { ScheduleDeclaration, ScheduleState, ScheduleStore } from "../ports/schedule-store.ts";
@@ -128,7 +129,7 @@ export class Scheduler {
           workflow: definition.workflow.name,
           paused: state.paused,
           lastTick: new Date(state.lastTick),
-          ...(state.lastRunId === undefined ? {} : { lastRunId: state.lastRunId }),
+          ...optional("lastRunId", state.lastRunId),
           nextFireTimes: state.paused ? [] : nextFireTimes,
         },
       ];

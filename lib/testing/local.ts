@@ -1,4 +1,5 @@
 import { RunNotFoundError } from "../core/errors.ts";
+import { optional } from "../core/optional.ts";
 import type { Registry } from "../core/registry.ts";
 import type { AnyWorkflow, WorkflowArgs } from "../core/workflow.ts";
 import type { EventStore, RunRecord } from "../ports/event-store.ts";
@@ -48,8 +49,8 @@ export async function startLocal<W extends AnyWorkflow>(
   const runtime = testRuntime(options, Date.now());
   try {
     const { runId } = await runtime.engine.start(workflow, args, {
-      ...(options.idempotencyKey === undefined ? {} : { idempotencyKey: options.idempotencyKey }),
-      ...(options.tags === undefined ? {} : { tags: options.tags }),
+      ...optional("idempotencyKey", options.idempotencyKey),
+      ...optional("tags", options.tags),
     });
     await runUntilWaiting(runtime, runId, options.timeSkipping ?? false);
     return runId;

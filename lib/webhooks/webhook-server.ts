@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage } from "node:http";
 import type { AddressInfo } from "node:net";
+import { optional } from "../core/optional.ts";
 import type { EventStore } from "../ports/event-store.ts";
 import type { Runtime } from "../ports/runtime.ts";
 import { bodyTooLarge, DEFAULT_WEBHOOK_MAX_BYTES, handleWebhook, unknownToken } from "./handle-webhook.ts";
@@ -72,7 +73,7 @@ export async function serveWebhooks(
           sendEvent: (runId, name, payload, signal) =>
             options.runtime.sendEvent(runId, name, payload, signal),
           maxBodyBytes: maxBytes,
-          ...(options.secret === undefined ? {} : { secret: options.secret }),
+          ...optional("secret", options.secret),
         },
       );
       reply(result.status, result.body);

@@ -1,6 +1,7 @@
 import { closeSync, fstatSync, ftruncateSync, openSync, readSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { getLogger } from "../../core/logger.ts";
+import { optional } from "../../core/optional.ts";
 import type { RunTags } from "../../core/tags.ts";
 import { FINISHED_STATUSES, type RunRecord, type RunStatus } from "../../ports/event-store.ts";
 
@@ -129,8 +130,8 @@ export class FinishedIndex {
       status: run.status,
       createdAt: run.createdAt,
       updatedAt: run.updatedAt,
-      ...(run.idempotencyKey === undefined ? {} : { idempotencyKey: run.idempotencyKey }),
-      ...(run.tags === undefined ? {} : { tags: run.tags }),
+      ...optional("idempotencyKey", run.idempotencyKey),
+      ...optional("tags", run.tags),
       offset,
       length,
     };

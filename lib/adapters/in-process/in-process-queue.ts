@@ -1,4 +1,5 @@
 import { getLogger } from "../../core/logger.ts";
+import { optional } from "../../core/optional.ts";
 import type { ActivationCause, ActivationTask, StepTask, TaskQueue } from "../../ports/task-queue.ts";
 
 /** What consumes the tasks: the engine's activation and step executor. */
@@ -59,14 +60,14 @@ export class InProcessQueue implements TaskQueue {
       this.waitingActivations.set(task.runId, {
         cause: mergeCauses(waiting.cause, task.cause),
         redelivered: waiting.redelivered || redelivered,
-        ...(sentAt === undefined ? {} : { sentAt }),
+        ...optional("sentAt", sentAt),
       });
       return;
     }
     this.waitingActivations.set(task.runId, {
       cause: task.cause,
       redelivered,
-      ...(task.sentAt === undefined ? {} : { sentAt: task.sentAt }),
+      ...optional("sentAt", task.sentAt),
     });
     this.track(() => this.runActivation(task.runId));
   }
@@ -127,7 +128,7 @@ export class InProcessQueue implements TaskQueue {
       runId,
       cause: waiting.cause,
       redelivered: waiting.redelivered,
-      ...(waiting.sentAt === undefined ? {} : { sentAt: waiting.sentAt }),
+      ...optional("sentAt", waiting.sentAt),
     };
     try {
       await this.handlers.activate(task);

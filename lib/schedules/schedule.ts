@@ -1,6 +1,7 @@
 import { Cron } from "croner";
 import { type Duration, toMilliseconds } from "../core/durations.ts";
 import { ConfigurationError } from "../core/errors.ts";
+import { assertName } from "../core/names.ts";
 import type { AnyWorkflow } from "../core/workflow.ts";
 
 /** What a tick does while the run of the previous tick is still going. */
@@ -54,8 +55,6 @@ export interface ScheduleDefinition {
   nextTick(after: number): number | undefined;
 }
 
-const NAME = /^[A-Za-z0-9_.:-]{1,100}$/;
-
 /**
  * Declares a schedule: `workflow` starts at every tick, each tick's run keyed
  * `schedule:<name>:<tick ISO>` so that a tick starts at most one run.
@@ -64,10 +63,7 @@ const NAME = /^[A-Za-z0-9_.:-]{1,100}$/;
  * export const daily = schedule("daily-report", report, { cron: "0 9 * * MON-FRI", timezone: "Europe/Paris" });
  */
 export function schedule(name: string, workflow: AnyWorkflow, options: ScheduleOptions): ScheduleDefinition {
-  if (!NAME.test(name))
-    throw new ConfigurationError(
-      `Invalid schedule name "${name}": use 1 to 100 letters, digits, "_", ".", ":" or "-".`,
-    );
+  assertName("schedule name", name);
   const start = options.startAt?.getTime() ?? 0;
   const end = options.endAt?.getTime() ?? Number.POSITIVE_INFINITY;
   let next: (after: number) => number | undefined;

@@ -1,4 +1,5 @@
 import { beforeAll, describe, expect, it } from "vitest";
+import { DOCUMENT_LAG_MS } from "../../../lib/adapters/aws/document-lag.ts";
 import { scheduleName } from "../../../lib/adapters/aws/scheduler-timers.ts";
 import { createClient } from "../../../lib/aws/client.ts";
 import { runChild, sleep, waitForEvent } from "../../../lib/core/primitives.ts";
@@ -200,6 +201,8 @@ interface Measured {
   schedulerInvocations: number;
   /** Sizes of the `SendMessageBatch` requests to the step queue. */
   stepBatches: number[];
+  /** Milliseconds from the run's first event to its last. */
+  span: number;
 }
 
 let emulators: Emulators;
@@ -257,7 +260,9 @@ async function measure(
     );
     await stack.counter.settled();
     const counts = stack.counter.snapshot();
+    const log = await stack.events(runId);
     return {
+      span: Date.parse(log[log.length - 1]?.timestamp ?? "") - Date.parse(log[0]?.timestamp ?? ""),
       requests: counts.requests,
       writeUnits: counts.writeUnits,
       writes: counts.writes,
@@ -275,6 +280,22 @@ async function measure(
   } finally {
     await client.close();
     await stack.stop();
+  }
+}
+
+/**
+ * `measure` of a run of steps alone, whose commits leave its document behind while they follow each other
+ * within DOCUMENT_LAG_MS of the document's last update: a run that took longer (a machine stalled for
+ * seconds) updates its document on the way, and is measured again, up to three times.
+ */
+async function measureSteps(args: number[], options: { inlineSteps?: boolean; churn?: number }) {
+  for (let attempt = 1; ; attempt += 1) {
+    const measured = await measure("aws_cost_steps", args, options);
+    if (measured.span < DOCUMENT_LAG_MS - 1_000) return measured;
+    if (attempt === 3)
+      throw new Error(
+        `A run of ${args[0]} step(s) took ${measured.span} ms three times: the counts are for runs shorter than ${DOCUMENT_LAG_MS} ms.`,
+      );
   }
 }
 
@@ -318,8 +339,8 @@ export function describeCostModel(emulatorsOf: () => Emulators): void {
       "costs the documented requests, capacity units and messages per sequential step (%s)",
       async (_, inlineSteps, expected) => {
         // Act
-        const one = await measure("aws_cost_steps", [1], { inlineSteps });
-        const eleven = await measure("aws_cost_steps", [11], { inlineSteps });
+        const one = await measureSteps([1], { inlineSteps });
+        const eleven = await measureSteps([11], { inlineSteps });
         // Assess
         expect(perUnit(one.requests, eleven.requests, 10)).toEqual(expected.requests);
         expect((eleven.writeUnits - one.writeUnits) / 10, writesOf(one, eleven)).toBe(expected.writeUnits);
@@ -332,9 +353,9 @@ export function describeCostModel(emulatorsOf: () => Emulators): void {
 
     it("reads as much per queued step at the 50th step as at the 5th (reads do not grow with the log)", async () => {
       // Act
-      const one = await measure("aws_cost_steps", [1], { inlineSteps: false });
-      const eleven = await measure("aws_cost_steps", [11], { inlineSteps: false });
-      const fiftyOne = await measure("aws_cost_steps", [51], { inlineSteps: false });
+      const one = await measureSteps([1], { inlineSteps: false });
+      const eleven = await measureSteps([11], { inlineSteps: false });
+      const fiftyOne = await measureSteps([51], { inlineSteps: false });
       // Assess
       expect((eleven.readUnits - one.readUnits) / 10).toBe(PER_QUEUED_STEP.readUnits);
       expect((fiftyOne.readUnits - eleven.readUnits) / 40).toBe(PER_QUEUED_STEP.readUnits);
@@ -415,8 +436,8 @@ export function describeCostModel(emulatorsOf: () => Emulators): void {
 
     it("reads the run and its log again per queued step when every invocation is cold", async () => {
       // Act
-      const one = await measure("aws_cost_steps", [1], { inlineSteps: false, churn: 1 });
-      const eleven = await measure("aws_cost_steps", [11], { inlineSteps: false, churn: 1 });
+      const one = await measureSteps([1], { inlineSteps: false, churn: 1 });
+      const eleven = await measureSteps([11], { inlineSteps: false, churn: 1 });
       // Assess: two more reads than warm, and read units that grow with the log (not flat yet).
       expect(perUnit(one.requests, eleven.requests, 10)).toEqual(PER_COLD_QUEUED_STEP.requests);
       expect((eleven.messages - one.messages) / 10).toBe(PER_COLD_QUEUED_STEP.messages);

@@ -375,59 +375,42 @@ describe("reading a run's log", () => {
     return { writer, reader, runId, reads, froms };
   }
 
-  it("reads a suspended run's commits eventually consistent (half the read units) when they reach its document's version", async () => {
+  // Each case: how far the replica lags, the status the last commit leaves, the document's version as an
+  // activation reads it first (undefined: the log is read without the document), and the `ConsistentRead`
+  // of each query of commits.
+  it.each([
+    [
+      "reads a suspended run's commits eventually consistent (half the read units) when they reach its document's version",
+      { lag: 0, status: "suspended" as const, documentVersion: 3, reads: [false] },
+    ],
+    [
+      "reads a suspended run's commits again consistently when the eventually consistent read ends before its document",
+      { lag: 1, status: "suspended" as const, documentVersion: 3, reads: [false, true] },
+    ],
+    [
+      "reads the commits consistently when it does not know what the run document says",
+      { lag: 1, status: "suspended" as const, documentVersion: undefined, reads: [true] },
+    ],
+    [
+      // The document says version 2: the last commit kept the run running (see "the run document of a
+      // running run").
+      "reads a running run's commits consistently, as its document may be behind the log",
+      { lag: 1, status: "running" as const, documentVersion: 2, reads: [true] },
+    ],
+  ])("%s", async (_, { lag, status, documentVersion, reads: expectedReads }) => {
     // Prepare
-    const { writer, reader, runId, reads } = await runWithThreeCommits(0, 0, "suspended");
+    const { writer, reader, runId, reads } = await runWithThreeCommits(lag, 0, status);
     // Act: an activation reads the document, then the log.
-    await reader.getRun(runId);
+    const run = documentVersion === undefined ? undefined : await reader.getRun(runId);
     const events = await reader.getEvents(runId);
     // Assess
+    expect(run?.version).toBe(documentVersion);
     expect(events.map((event) => event.seq)).toEqual([1, 2, 3]);
-    expect(reads).toEqual([false]);
+    expect(reads).toEqual(expectedReads);
     await writer.close();
     await reader.close();
   });
 
-  it("reads a suspended run's commits again consistently when the eventually consistent read ends before its document", async () => {
-    // Prepare: the replica has not seen the last commit yet.
-    const { writer, reader, runId, reads } = await runWithThreeCommits(1, 0, "suspended");
-    // Act
-    const run = await reader.getRun(runId);
-    const events = await reader.getEvents(runId);
-    // Assess
-    expect(run?.version).toBe(3);
-    expect(events.map((event) => event.seq)).toEqual([1, 2, 3]);
-    expect(reads).toEqual([false, true]);
-    await writer.close();
-    await reader.close();
-  });
-
-  it("reads the commits consistently when it does not know what the run document says", async () => {
-    // Prepare
-    const { writer, reader, runId, reads } = await runWithThreeCommits(1, 0, "suspended");
-    // Act: no getRun first.
-    const events = await reader.getEvents(runId);
-    // Assess
-    expect(events.map((event) => event.seq)).toEqual([1, 2, 3]);
-    expect(reads).toEqual([true]);
-    await writer.close();
-    await reader.close();
-  });
-
-  it("reads a running run's commits consistently, as its document may be behind the log", async () => {
-    // Prepare: the replica has not seen the last commit yet, and the document says version 2 (the last
-    // commit kept the run running: see "the run document of a running run").
-    const { writer, reader, runId, reads } = await runWithThreeCommits(1);
-    // Act
-    const run = await reader.getRun(runId);
-    const events = await reader.getEvents(runId);
-    // Assess
-    expect(run?.version).toBe(2);
-    expect(events.map((event) => event.seq)).toEqual([1, 2, 3]);
-    expect(reads).toEqual([true]);
-    await writer.close();
-    await reader.close();
-  });
   it("with a log cache, reads only the commits after the log it holds, and needs no read for its own", async () => {
     // Prepare
     const { writer, reader, runId, froms } = await runWithThreeCommits(0, 8);

@@ -174,14 +174,14 @@ export class DynamoDBEngineStore implements EventStore {
     // A running run's document may be behind its log (see `commit`): its commits are read consistently.
     // Another run's document is behind only for a moment (an update under way, a crash): its commits are
     // read eventually consistent (half the units), and again consistently when they end before it.
-    const consistent = (this.facts.get(runId)?.document?.status ?? "running") === "running";
+    const document = this.facts.get(runId)?.document;
+    const consistent = (document?.status ?? "running") === "running";
     const [early, documentVersion] = await Promise.all([read(consistent), version]);
     const commits =
       consistent ||
       ((early[early.length - 1]?.head.end as number | undefined) ?? known.length) >= (documentVersion ?? 0)
         ? early
         : await read(true);
-    const document = this.facts.get(runId)?.document;
     for (const { head, events } of commits) {
       const end = head.end as number;
       this.facts.learn(runId, { boundary: end });

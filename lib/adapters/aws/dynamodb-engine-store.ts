@@ -28,7 +28,7 @@ import { putSegment, readSegments, SEGMENT_EVENTS } from "./log-segment.ts";
 import { getOutcomeItem, listOutcomeItems, putOutcomeItem } from "./outcome-items.ts";
 import { deleteItems, queryAll } from "./queries.ts";
 import { createRunItems } from "./run-creation.ts";
-import { RunFacts } from "./run-facts.ts";
+import { keepsRunning, RunFacts } from "./run-facts.ts";
 import { clearDue, runsToSweep } from "./run-listing.ts";
 import { S3Payloads } from "./s3-payloads.ts";
 import type { StoreContext } from "./store-context.ts";
@@ -187,12 +187,7 @@ export class DynamoDBEngineStore implements EventStore {
       this.facts.learn(runId, { boundary: end });
       // A commit that kept a running run running is only not in its document yet (see `commit`): the
       // document still says running as of its end.
-      if (
-        document?.status === "running" &&
-        head.status === "running" &&
-        document.through === end - events.length
-      )
-        document.through = end;
+      if (keepsRunning(document, end - events.length, head.status)) document.through = end;
     }
     const events = [...known, ...commits.flatMap((commit) => commit.events)];
     const [first] = events;
@@ -234,11 +229,9 @@ export class DynamoDBEngineStore implements EventStore {
     // heard of at most that long before its last commit. The commit that passes another 100 events updates
     // it, so that an instance new to the run knows from the document to read the segments.
     if (
-      patch.status === "running" &&
+      keepsRunning(document, expectedVersion, patch.status) &&
       !patch.tags &&
       !segmentDue &&
-      document?.status === "running" &&
-      document.through === expectedVersion &&
       Date.parse(patch.updatedAt) - document.at < DOCUMENT_LAG_MS
     )
       document.through = version;

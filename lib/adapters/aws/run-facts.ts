@@ -9,6 +9,18 @@ export interface DocumentState {
   at: number;
 }
 
+/**
+ * True when `document` says running as of `base` and a commit from `base` leaves the run `status` running:
+ * the document then says running as of that commit's end too (see `DynamoDBEngineStore.commit`).
+ */
+export function keepsRunning(
+  document: DocumentState | undefined,
+  base: number,
+  status: unknown,
+): document is DocumentState {
+  return document?.status === "running" && document.through === base && status === "running";
+}
+
 /** What the store knows about a run without asking DynamoDB again. */
 export interface RunFact {
   /** Versions at which a commit ended: committing there needs no read (see `isBoundary`). */

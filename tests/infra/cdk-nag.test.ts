@@ -1,13 +1,12 @@
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { type App, type CfnElement, aws_iam as iam, Stack, aws_sqs as sqs, Validations } from "aws-cdk-lib";
 import { AwsSolutionsChecks } from "cdk-nag";
 import type { IConstruct } from "constructs";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { DurableWorkflows } from "../../infra/durable-workflows.ts";
 import { createExamplesApp, EXAMPLES_ENTRY, type TsWorkflowExamplesStack } from "../../infra/stack.ts";
-import { testApp } from "./helpers.ts";
+import { testApp, testOutdir } from "./helpers.ts";
 
 /**
  * cdk-nag 3 runs as a CDK validation plugin (`Validations.of(app).addPlugins(new AwsSolutionsChecks(app))`,
@@ -16,15 +15,8 @@ import { testApp } from "./helpers.ts";
  */
 
 const NO_BUNDLING = { "aws:cdk:bundling-stacks": [] };
-const outdirs: string[] = [];
 let app: App;
 let stack: TsWorkflowExamplesStack;
-
-function outdir(): string {
-  const dir = mkdtempSync(join(tmpdir(), "tsworkflow-nag-"));
-  outdirs.push(dir);
-  return dir;
-}
 
 /** Every acknowledgement recorded in the tree, with the path of the construct it was made on. */
 function acknowledgements(root: IConstruct): { path: string; id: string; reason: string }[] {
@@ -44,14 +36,10 @@ function acknowledgements(root: IConstruct): { path: string; id: string; reason:
 beforeAll(() => {
   ({ app, stack } = createExamplesApp({
     env: {},
-    outdir: outdir(),
+    outdir: testOutdir(),
     context: NO_BUNDLING,
     builtinCloudFormationValidation: false,
   }));
-});
-
-afterAll(() => {
-  for (const dir of outdirs) rmSync(dir, { recursive: true, force: true });
 });
 
 describe("cdk-nag AwsSolutions on the examples app", () => {
@@ -135,7 +123,7 @@ describe("cdk-nag AwsSolutions on the examples app", () => {
     // Prepare
     const unsafe = createExamplesApp({
       env: {},
-      outdir: outdir(),
+      outdir: testOutdir(),
       context: NO_BUNDLING,
       builtinCloudFormationValidation: false,
     });

@@ -1,5 +1,21 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { App, type aws_iam as iam, type Stack } from "aws-cdk-lib";
 import type { Template } from "aws-cdk-lib/assertions";
+import { afterAll } from "vitest";
+
+/** The test file's synth output, removed when it ends (an app without `outdir` leaves a `cdk.out*` in /tmp). */
+let outRoot: string | undefined;
+afterAll(() => {
+  if (outRoot) rmSync(outRoot, { recursive: true, force: true });
+});
+
+/** A new, empty directory for one app's synth output, removed when the test file ends. */
+export function testOutdir(): string {
+  outRoot ??= mkdtempSync(join(tmpdir(), "tsworkflow-cdk-test-"));
+  return mkdtempSync(join(outRoot, "out-"));
+}
 
 /**
  * A CDK app for tests. Bundling is skipped unless asked for (esbuild runs once per function otherwise),
@@ -11,7 +27,7 @@ export function testApp(
 ): App {
   return new App({
     builtinCloudFormationValidation: false,
-    ...(options.outdir ? { outdir: options.outdir } : {}),
+    outdir: options.outdir ?? testOutdir(),
     context: {
       ...(options.bundle ? {} : { "aws:cdk:bundling-stacks": [] }),
       ...options.context,

@@ -19,6 +19,7 @@ import {
   readStackOutputs,
 } from "../../local/localstack/settings.ts";
 import { freePort } from "../aws/harness/free-port.ts";
+import { testOutdir } from "./helpers.ts";
 
 /**
  * What can be checked of the LocalStack scripts without Docker: their settings, the commands and
@@ -179,6 +180,7 @@ describe("a synth with the LocalStack settings", () => {
         AWS_REGION: "us-east-1",
       },
       context: NO_BUNDLING,
+      outdir: testOutdir(),
       builtinCloudFormationValidation: false,
     });
     // Act
@@ -202,6 +204,7 @@ describe("a synth with the LocalStack settings", () => {
     const { stack } = createExamplesApp({
       env: {},
       context: NO_BUNDLING,
+      outdir: testOutdir(),
       builtinCloudFormationValidation: false,
     });
     const variables = Object.values(Template.fromStack(stack).findResources("AWS::Lambda::Function")).map(
@@ -217,6 +220,7 @@ describe("a synth with the LocalStack settings", () => {
     const { stack } = createExamplesApp({
       env: { TSWORKFLOW_LOCALSTACK: "1" },
       context: NO_BUNDLING,
+      outdir: testOutdir(),
       builtinCloudFormationValidation: false,
     });
     const outputs = Object.fromEntries(

@@ -1,8 +1,8 @@
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Cron } from "croner";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, onTestFinished } from "vitest";
 import { FileScheduleStore } from "../../lib/adapters/file/file-schedule-store.ts";
 import { MemoryScheduleStore } from "../../lib/adapters/memory/memory-schedule-store.ts";
 import type { RunRecord } from "../../lib/ports/event-store.ts";
@@ -90,7 +90,9 @@ describe("a scheduler skipping a year of time", () => {
   });
 
   it("resumes from the file store after a restart every few ticks without losing or repeating a tick", async () => {
-    const path = join(mkdtempSync(join(tmpdir(), "schedules-")), "schedules.json");
+    const dir = mkdtempSync(join(tmpdir(), "schedules-"));
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+    const path = join(dir, "schedules.json");
     const c = cases[1] as (typeof cases)[number];
     const definitions = [schedule(c.name, report, { cron: c.cron, timezone: c.timezone })];
     const keys = await skipTime(definitions, () => new FileScheduleStore(path), FROM, TO, 7);

@@ -6,6 +6,7 @@ import { describeEndToEnd } from "./scenarios/end-to-end.ts";
 import { describeExamples } from "./scenarios/examples.ts";
 import { describeFeatures } from "./scenarios/features.ts";
 import { describeFlowControl } from "./scenarios/flow-control.ts";
+import { describeRandomPrograms } from "./scenarios/random-programs.ts";
 import { describeRegistries } from "./scenarios/registries.ts";
 import { describeVersioning } from "./scenarios/versioning.ts";
 
@@ -39,3 +40,4 @@ describeFeatures(emulatorsOf);
 describeVersioning(emulatorsOf);
 describeRegistries(emulatorsOf);
 describeFlowControl(emulatorsOf);
+describeRandomPrograms(emulatorsOf);

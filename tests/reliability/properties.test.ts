@@ -9,12 +9,12 @@
  * runs more cases per property (the default keeps the file under a minute on a busy two-core machine).
  */
 import fc from "fast-check";
-import { configureLogging, type RunRecord, type WorkflowEvent } from "tsworkflow";
+import { configureLogging } from "tsworkflow";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { manualEngine } from "../core/support/manual-engine.ts";
-import { answerWaits, type ChaosReport, type Faults, NO_FAULTS, runWithFaults } from "./support/chaos.ts";
+import { type ChaosReport, type Faults, NO_FAULTS, runWithFaults } from "./support/chaos.ts";
 import { canonicalTuples, tuples } from "./support/crash-workflow.ts";
-import { expectedOf, hasGroups, type Op, programs, programWorkflow } from "./support/programs.ts";
+import { expectSameEnd, expectSameHistory, type Outcome, undisturbed } from "./support/program-outcomes.ts";
+import { hasGroups, type Op, programs, programWorkflow } from "./support/programs.ts";
 
 const RUNS = Number(process.env.TSW_PROPERTY_RUNS ?? 100);
 const SEED = process.env.TSW_PROPERTY_SEED === undefined ? undefined : Number(process.env.TSW_PROPERTY_SEED);
@@ -28,40 +28,6 @@ afterAll(() => {
   configureLogging();
 });
 
-interface Outcome {
-  run: RunRecord;
-  events: WorkflowEvent[];
-}
-
-/**
- * The undisturbed run, on the manual engine harness: every task delivered once, in order; events sent to
- * a run once it waits for them; then the next timer fires, and so on.
- */
-async function undisturbed(program: Op[]): Promise<Outcome> {
-  const m = manualEngine();
-  const { runId } = await m.engine.start(programWorkflow, [program]);
-  for (;;) {
-    await m.runQueued();
-    if ((await answerWaits(m.store, m.engine)) > 0) continue;
-    const timer = m.timers.takeEarliest();
-    if (!timer) break;
-    m.clock.advanceTo(timer.fireAt);
-    await m.engine.activate(timer.task);
-  }
-  return { run: await m.run(runId), events: await m.events(runId) };
-}
-
-function expectSameEnd(program: Op[], reference: Outcome, disturbed: Outcome): void {
-  const expected = expectedOf(program);
-  expect(reference.run.status).toBe(expected.status);
-  if (expected.status === "completed") expect(reference.run.result).toEqual(expected.result);
-  else expect(reference.run.error).toMatchObject(expected.error);
-  expect(disturbed.run.status).toBe(reference.run.status);
-  expect(disturbed.run.result).toEqual(reference.run.result);
-  expect(disturbed.run.error?.name).toBe(reference.run.error?.name);
-  expect(disturbed.run.error?.message).toBe(reference.run.error?.message);
-}
-
 function expectSameLog(program: Op[], reference: Outcome, disturbed: Outcome): void {
   if (hasGroups(program))
     expect(canonicalTuples(disturbed.events)).toEqual(canonicalTuples(reference.events));
@@ -72,30 +38,6 @@ type Injected = Pick<
   ChaosReport,
   "dropped" | "duplicated" | "restarts" | "conflicts" | "storeFailures" | "earlyTimers"
 >;
-
-/**
- * The same steps, sleeps and logs with the same attempts, in an order that may differ where time ran on
- * while tasks were pending (a retry may start before a sibling's result arrives), and suspensions that
- * may differ accordingly.
- */
-function expectSameHistory(reference: Outcome, disturbed: Outcome): void {
-  const moves = (events: WorkflowEvent[]) =>
-    tuples(events)
-      .filter(([type]) => type !== "workflow_suspended" && type !== "workflow_resumed")
-      .map((tuple) => JSON.stringify(tuple));
-  expect(moves(disturbed.events).sort()).toEqual(moves(reference.events).sort());
-  const byId = (events: WorkflowEvent[]) => {
-    const sequences: Record<string, string[]> = {};
-    for (const [type, id, attempt] of tuples(events)) {
-      if (id === undefined) continue;
-      const sequence = sequences[String(id)] ?? [];
-      sequence.push(`${type}#${attempt ?? ""}`);
-      sequences[String(id)] = sequence;
-    }
-    return sequences;
-  };
-  expect(byId(disturbed.events)).toEqual(byId(reference.events));
-}
 
 /** Checks the property for `faults` and returns how many faults were injected over all cases. */
 async function holdsUnder(faults: Faults, compare: "log" | "history" = "log"): Promise<Injected> {

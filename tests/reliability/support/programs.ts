@@ -42,10 +42,16 @@ export type Op =
 
 export const MAX_RETRIES = 2;
 
+/** How many times each attempt ran in this process: `<runId>:<stepId>:<attempt>` → executions. */
+export const attemptExecutions = new Map<string, number>();
+
 const programStep = step(
   "prop_step",
   async (spec: StepSpec) => {
-    const attempt = getStepInfo()?.attempt ?? 1;
+    const info = getStepInfo();
+    const attempt = info?.attempt ?? 1;
+    const key = `${info?.runId}:${info?.stepId}:${attempt}`;
+    attemptExecutions.set(key, (attemptExecutions.get(key) ?? 0) + 1);
     if (spec.fatal) throw new FatalError(`fatal ${spec.label}`);
     if (attempt <= spec.fails) throw new Error(`transient ${spec.label} attempt ${attempt}`);
     return `${spec.label}@${attempt}`;

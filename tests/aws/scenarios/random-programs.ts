@@ -8,7 +8,13 @@ import {
   type Outcome,
   undisturbed,
 } from "../../reliability/support/program-outcomes.ts";
-import { attemptExecutions, type Op, programs, programWorkflow } from "../../reliability/support/programs.ts";
+import {
+  attemptExecutions,
+  type Op,
+  programs,
+  programWorkflow,
+  withSleeps,
+} from "../../reliability/support/programs.ts";
 import { deployStack, type Emulators, type Stack } from "../harness/aws-stack.ts";
 import { waitFor } from "../harness/wait.ts";
 
@@ -26,22 +32,8 @@ import { waitFor } from "../harness/wait.ts";
 const PROGRAMS = Number(process.env.TSW_PROPERTY_RUNS ?? 10);
 const SEED = process.env.TSW_PROPERTY_SEED === undefined ? Date.now() : Number(process.env.TSW_PROPERTY_SEED);
 
-/** The program with its sleeps cut to 1-2 s: they are real time on the emulators (a delayed SQS message). */
-function shortened(program: Op[]): Op[] {
-  const nap = (ms: number) => 1_000 + ((ms / 1_000) % 3) * 500;
-  return program.map((op): Op => {
-    if (op.kind === "sleep") return { kind: "sleep", ms: nap(op.ms) };
-    if (op.kind === "child") return { ...op, program: shortened(op.program) };
-    if (op.kind === "all")
-      return {
-        kind: "all",
-        members: op.members.map((member) =>
-          member.kind === "sleep" ? { kind: "sleep", ms: nap(member.ms) } : member,
-        ),
-      };
-    return op;
-  });
-}
+/** Sleeps of 1-2 s: they are real time on the emulators (a delayed SQS message). */
+const nap = (ms: number) => 1_000 + ((ms / 1_000) % 3) * 500;
 
 /** Sends every open `waitForEvent` of the deployment's unfinished runs its event, as answerWaits does. */
 async function answerWaits(stack: Stack, client: ReturnType<typeof createClient>): Promise<void> {
@@ -79,7 +71,7 @@ export function describeRandomPrograms(emulatorsOf: () => Emulators): void {
       async (_, inlineSteps) => {
         // Prepare
         const sample = fc.sample(programs, { numRuns: PROGRAMS, seed: SEED + (inlineSteps ? 0 : 1) });
-        const cases = sample.map(shortened);
+        const cases = sample.map((program) => withSleeps(program, nap));
         const references = await Promise.all(cases.map((program) => undisturbed(program)));
         stack = deployStack(
           emulators,

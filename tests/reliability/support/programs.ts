@@ -139,6 +139,22 @@ export function expectedOf(program: Op[]): Expected {
   return { status: "completed", result: results };
 }
 
+/** The program with each sleep of `ms` made `nap(ms)` long: tests that run in real time keep them short. */
+export function withSleeps(program: Op[], nap: (ms: number) => number): Op[] {
+  return program.map((op): Op => {
+    if (op.kind === "sleep") return { kind: "sleep", ms: nap(op.ms) };
+    if (op.kind === "child") return { ...op, program: withSleeps(op.program, nap) };
+    if (op.kind === "all")
+      return {
+        kind: "all",
+        members: op.members.map((member) =>
+          member.kind === "sleep" ? { kind: "sleep", ms: nap(member.ms) } : member,
+        ),
+      };
+    return op;
+  });
+}
+
 export function hasGroups(program: Op[]): boolean {
   return program.some((op) => op.kind === "all");
 }

@@ -10,7 +10,7 @@ import type { SQSClient } from "@aws-sdk/client-sqs";
 import { type AnyWorkflow, configureLogging, type WorkflowEvent } from "tsworkflow";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { deployStack, type Emulators, startEmulators } from "../aws/harness/aws-stack.ts";
-import { loseReplies } from "../aws/harness/lost-replies.ts";
+import { loseEveryNthWriteReply } from "../aws/harness/lost-replies.ts";
 import { memoryBackend, waitForFinished } from "./support/backends.ts";
 import {
   CRASH_FLOW_STEPS,
@@ -141,21 +141,6 @@ describe("a Lambda invocation that dies on the AWS runtime", () => {
     expect(executions.get(`${run.runId}:cm_flaky#0`)).toBe(2);
   });
 });
-
-/** Write requests whose reply is lost on the way back (the request was carried out), which the SDK retries. */
-const WRITES = new Set([
-  "PutItemCommand",
-  "UpdateItemCommand",
-  "TransactWriteItemsCommand",
-  "SendMessageCommand",
-  "SendMessageBatchCommand",
-]);
-
-/** Loses the reply of every `every`-th write request of `client` (its first try only). */
-function loseEveryNthWriteReply(client: object, every: number): string[] {
-  let writes = 0;
-  return loseReplies(client, (command) => WRITES.has(command) && ++writes % every === 0).lost;
-}
 
 describe("AWS requests whose reply was lost", () => {
   it("completes every run with the undisturbed log when every third write's reply is lost and the SDK retries it", async () => {

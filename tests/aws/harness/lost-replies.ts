@@ -47,3 +47,18 @@ export function loseReplies(
   );
   return seen;
 }
+
+/** Write requests whose reply is lost on the way back (the request was carried out), which the SDK retries. */
+const WRITES = new Set([
+  "PutItemCommand",
+  "UpdateItemCommand",
+  "TransactWriteItemsCommand",
+  "SendMessageCommand",
+  "SendMessageBatchCommand",
+]);
+
+/** Loses the reply of every `every`-th write request of `client` (its first try only): the commands hit. */
+export function loseEveryNthWriteReply(client: object, every: number): string[] {
+  let writes = 0;
+  return loseReplies(client, (command) => WRITES.has(command) && ++writes % every === 0).lost;
+}

@@ -1,4 +1,3 @@
-import type { SQSClient } from "@aws-sdk/client-sqs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { scheduleName } from "../../../lib/adapters/aws/scheduler-timers.ts";
 import { RetryableError } from "../../../lib/core/errors.ts";
@@ -7,6 +6,7 @@ import { step } from "../../../lib/core/step.ts";
 import { workflow } from "../../../lib/core/workflow.ts";
 import type { EventStore } from "../../../lib/ports/event-store.ts";
 import { deployStack, type Emulators, ofType, type Stack, type StackOptions } from "../harness/aws-stack.ts";
+import { duplicateEverySend } from "../harness/duplicate-sends.ts";
 import { waitFor } from "../harness/wait.ts";
 
 /**
@@ -437,30 +437,6 @@ function wrap(store: EventStore, overrides: Partial<EventStore>): EventStore {
 }
 
 /** Middleware that sends every message twice, as SQS's at-least-once delivery may. */
-function duplicateEverySend(client: SQSClient): void {
-  client.middlewareStack.add(
-    (next, context) => async (args) => {
-      const result = await next(args);
-      const name = (context as { commandName?: string }).commandName;
-      if (name === "SendMessageCommand" || name === "SendMessageBatchCommand") {
-        const input = structuredClone(args.input) as {
-          MessageDeduplicationId?: string;
-          Entries?: { MessageDeduplicationId?: string }[];
-        };
-        if (input.MessageDeduplicationId)
-          input.MessageDeduplicationId = `${input.MessageDeduplicationId}-dup`.slice(-128);
-        for (const entry of input.Entries ?? []) {
-          if (entry.MessageDeduplicationId)
-            entry.MessageDeduplicationId = `${entry.MessageDeduplicationId}-dup`.slice(-128);
-        }
-        await next({ ...args, input: input as typeof args.input });
-      }
-      return result;
-    },
-    { step: "initialize", name: "duplicateEverySend" },
-  );
-}
-
 async function waitForQueuesToDrain(s: Stack): Promise<void> {
   const names = [s.queues.workflowQueueUrl, s.queues.stepQueueUrl].map(
     (url) => url.split("/").at(-1) as string,

@@ -753,6 +753,27 @@ describe("DynamoDBStorage transactions", () => {
     client.destroy();
   });
 
+  it("gives a second start of a run with its id and key, later and from another store, the run the first created", async () => {
+    // Prepare: as when a parent's activation is delivered again and starts its child once more (the child's
+    // id and key are the same; its creation time is not). DynamoDB answers a transaction token it saw in
+    // the last 10 minutes with other contents by IdempotentParameterMismatchException.
+    const key = `again-${Date.now()}`;
+    const first = newRunFixture({ idempotencyKey: key });
+    const { runId } = first.run;
+    const later = "2026-01-01T00:05:00.000Z";
+    const second = newRunFixture({ runId, idempotencyKey: key, createdAt: later, updatedAt: later });
+    const store = new DynamoDBStorage({ tableName: TABLE, client: dynamo.client() });
+    const other = new DynamoDBStorage({ tableName: TABLE, client: dynamo.client() });
+    await store.createRun(first);
+    // Act
+    const again = await other.createRun(second);
+    // Assess
+    expect(again.created).toBe(false);
+    expect(again.run).toMatchObject({ runId, createdAt: first.run.createdAt });
+    await store.close();
+    await other.close();
+  });
+
   it("answers an SDK retry of a commit whose reply was lost as the success it was, and still refuses another writer's", async () => {
     // Prepare: the first reply to the commit's PutItem is lost on the way back (the write happened).
     const client = dynamo.client();

@@ -65,11 +65,13 @@ export async function createRunItems(
 
   for (let attempt = 1; ; attempt += 1) {
     try {
-      // The token makes an SDK retry after a lost reply succeed instead of failing on its own writes.
+      // The token makes an SDK retry after a lost reply succeed instead of failing on its own writes. It
+      // names the creation time: another start of this run id (a child started again by a redelivered
+      // activation) is another transaction, which DynamoDB cancels rather than refusing the token.
       await context.documents.send(
         new TransactWriteCommand({
           TransactItems: transactItems,
-          ClientRequestToken: transactionToken("create", run.runId, attempt),
+          ClientRequestToken: transactionToken("create", run.runId, run.createdAt, attempt),
         }),
       );
       return created(facts, run, parent);

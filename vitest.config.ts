@@ -16,7 +16,9 @@ const WITH_SERVICES = [
   "tests/observability/tracing-example.test.ts",
   "tests/testing/node-test-runner.test.ts",
 ];
-const folders = readdirSync("tests", { withFileTypes: true }).filter((entry) => entry.isDirectory());
+const folders = readdirSync(new URL("tests", import.meta.url), { withFileTypes: true }).filter((entry) =>
+  entry.isDirectory(),
+);
 const testsIn = (names: string[]) => names.map((name) => `tests/${name}/**/*.test.ts`);
 
 export default defineConfig({

@@ -428,6 +428,9 @@ describe("managing schedules through the AWS client", () => {
     ]);
     await stack.skip(61 * MINUTE);
     expect(fired()).toHaveLength(0);
+    // Still paused, to a second past an hour: the 61 minutes after the resume then hold one hour, not two.
+    await stack.skip(60 * MINUTE - (emulators.clock.now() % (60 * MINUTE)) + 1_000);
+    expect(fired()).toHaveLength(0);
 
     // Resumed, the next hour ticks and starts a run.
     since = emulators.scheduler.requests.length;

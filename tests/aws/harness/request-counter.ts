@@ -24,6 +24,11 @@ export interface RequestCounts {
   failedWrites: number;
   /** Every DynamoDB write that consumed units, in order: what a count that moved is made of. */
   writes: { operation: string; key: string; units: number; update?: string }[];
+  /**
+   * Requests the SDK sent more than once (a connection reset under load, say): the capacity an earlier try
+   * consumed is in no answer, so units counted while this is not 0 may be short.
+   */
+  retriedRequests: number;
 }
 
 interface CountableClient {
@@ -47,6 +52,7 @@ const noCounts = (): RequestCounts => ({
   emptyReadUnits: 0,
   failedWrites: 0,
   writes: [],
+  retriedRequests: 0,
 });
 
 export class RequestCounter {
@@ -108,6 +114,8 @@ export class RequestCounter {
         this.counts.failedWrites += 1;
       throw error;
     });
+    if (((result.output as { $metadata?: { attempts?: number } }).$metadata?.attempts ?? 1) > 1)
+      this.counts.retriedRequests += 1;
     if (service === "dynamodb") {
       const before = this.counts.readUnits;
       const written = this.counts.writeUnits;

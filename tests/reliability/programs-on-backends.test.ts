@@ -15,8 +15,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Backend, fileBackend, redisBackend, type Worker, waitForFinished } from "./support/backends.ts";
 import { answerWaits } from "./support/chaos.ts";
 import { CrashSwitch } from "./support/faults.ts";
-import { expectSameEnd, expectSameHistory, undisturbed } from "./support/program-outcomes.ts";
-import { attemptExecutions, type Op, programs, programWorkflow, withSleeps } from "./support/programs.ts";
+import { expectEachAsUndisturbed, type Outcome, undisturbed } from "./support/program-outcomes.ts";
+import { attemptsRunTwice, programs, programWorkflow, withSleeps } from "./support/programs.ts";
 
 const PROGRAMS = Number(process.env.TSW_PROPERTY_RUNS ?? 8);
 const SEED = process.env.TSW_PROPERTY_SEED === undefined ? Date.now() : Number(process.env.TSW_PROPERTY_SEED);
@@ -73,22 +73,11 @@ describe.concurrent(`random programs on the real backends (seed ${SEED})`, () =>
           clearInterval(answering);
         }
         // Assess
-        const ran = new Set(runIds);
-        for (const [index, runId] of runIds.entries()) {
-          const outcome = {
-            run: (await store.getRun(runId)) as NonNullable<Awaited<ReturnType<typeof store.getRun>>>,
-            events: await store.getEvents(runId),
-          };
-          const reference = references[index] as Awaited<ReturnType<typeof undisturbed>>;
-          expectSameEnd(cases[index] as Op[], reference, outcome);
-          expectSameHistory(reference, outcome);
-          for (const event of outcome.events) if (event.type === "child_started") ran.add(event.childRunId);
-        }
-        // Attempts are counted by `<runId>:<stepId>:<attempt>`, those of the other cases too.
-        const twice = [...attemptExecutions].filter(
-          ([key, executions]) => executions > 1 && ran.has(key.slice(0, key.indexOf(":"))),
-        );
-        expect(twice).toEqual([]);
+        const ran = await expectEachAsUndisturbed(cases, references, runIds, async (runId) => ({
+          run: (await store.getRun(runId)) as Outcome["run"],
+          events: await store.getEvents(runId),
+        }));
+        expect(attemptsRunTwice(ran)).toEqual([]);
       } finally {
         await Promise.all(workers.map((worker) => worker.stop()));
         await backend.close();

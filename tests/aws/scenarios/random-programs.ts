@@ -2,15 +2,15 @@ import fc from "fast-check";
 import { beforeAll, describe, expect, it } from "vitest";
 import { createClient } from "../../../lib/aws/client.ts";
 import { FINISHED_STATUSES } from "../../../lib/ports/event-store.ts";
+import { openWaits } from "../../reliability/support/chaos.ts";
 import {
-  expectSameEnd,
-  expectSameHistory,
+  childRunIdsOf,
+  expectEachAsUndisturbed,
   type Outcome,
   undisturbed,
 } from "../../reliability/support/program-outcomes.ts";
 import {
-  attemptExecutions,
-  type Op,
+  attemptsRunTwice,
   programs,
   programWorkflow,
   withSleeps,
@@ -53,13 +53,9 @@ async function answerWaits(
 ): Promise<void> {
   const pending = [...runIds];
   for (let runId = pending.pop(); runId !== undefined; runId = pending.pop()) {
-    const open = new Map<string, string>();
-    for (const event of await stack.store.getEvents(runId)) {
-      if (event.type === "child_started") pending.push(event.childRunId);
-      if (event.type === "hook_created") open.set(event.hookId, event.eventName);
-      if (event.type === "hook_received" || event.type === "hook_timed_out") open.delete(event.hookId);
-    }
-    for (const [hookId, name] of open)
+    const events = await stack.store.getEvents(runId);
+    pending.push(...childRunIdsOf(events));
+    for (const [hookId, name] of openWaits(events))
       await client
         .sendEvent(runId, name, { name }, { signalId: `${runId}.${hookId}` })
         .catch((error: unknown) => {
@@ -111,17 +107,10 @@ export function describeRandomPrograms(emulatorsOf: () => Emulators): void {
           },
           100_000,
         );
-        const all = new Set(runIds);
-        for (const [index, runId] of runIds.entries()) {
-          const outcome: Outcome = {
-            run: (await deployed.store.getRun(runId)) as Outcome["run"],
-            events: await deployed.events(runId),
-          };
-          const reference = references[index] as Outcome;
-          expectSameEnd(cases[index] as Op[], reference, outcome);
-          expectSameHistory(reference, outcome);
-          for (const event of outcome.events) if (event.type === "child_started") all.add(event.childRunId);
-        }
+        const all = await expectEachAsUndisturbed(cases, references, runIds, async (runId) => ({
+          run: (await deployed.store.getRun(runId)) as Outcome["run"],
+          events: await deployed.events(runId),
+        }));
         return { runIds: all, workflowRecords: deployed.workflowMapping.stats.records };
       } finally {
         await client.close();
@@ -137,11 +126,8 @@ export function describeRandomPrograms(emulatorsOf: () => Emulators): void {
       async (_, inlineSteps) => {
         // Act, and assess the ends and histories
         const { runIds } = await runPrograms(SEED + (inlineSteps ? 0 : 1), { inlineSteps });
-        // Assess: attempts are counted by `<runId>:<stepId>:<attempt>`.
-        const twice = [...attemptExecutions].filter(
-          ([key, count]) => count > 1 && runIds.has(key.slice(0, key.indexOf(":"))),
-        );
-        expect(twice).toEqual([]);
+        // Assess
+        expect(attemptsRunTwice(runIds)).toEqual([]);
       },
     );
 

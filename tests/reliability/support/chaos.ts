@@ -115,18 +115,23 @@ export async function answerWaits(store: EventStore, engine: Engine): Promise<nu
   let sent = 0;
   for (const status of ["pending", "running", "suspended"] as const) {
     for (const run of (await store.listRuns({ status, limit: 1_000 })).runs) {
-      const open = new Map<string, string>();
-      for (const event of await store.getEvents(run.runId)) {
-        if (event.type === "hook_created") open.set(event.hookId, event.eventName);
-        if (event.type === "hook_received" || event.type === "hook_timed_out") open.delete(event.hookId);
-      }
-      for (const [hookId, name] of open) {
+      for (const [hookId, name] of openWaits(await store.getEvents(run.runId))) {
         await engine.sendEvent(run.runId, name, { name }, { signalId: `${run.runId}.${hookId}` });
         sent += 1;
       }
     }
   }
   return sent;
+}
+
+/** The `waitForEvent`s a run's log shows waiting: hook id → event name. */
+export function openWaits(events: readonly WorkflowEvent[]): Map<string, string> {
+  const open = new Map<string, string>();
+  for (const event of events) {
+    if (event.type === "hook_created") open.set(event.hookId, event.eventName);
+    if (event.type === "hook_received" || event.type === "hook_timed_out") open.delete(event.hookId);
+  }
+  return open;
 }
 
 /** mulberry32: small, seedable, good enough to pick faults. */

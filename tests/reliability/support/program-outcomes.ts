@@ -67,3 +67,29 @@ export function expectSameHistory(reference: Outcome, disturbed: Outcome): void 
   };
   expect(byId(disturbed.events)).toEqual(byId(reference.events));
 }
+
+/** The ids of the child runs a run's log started. */
+export function childRunIdsOf(events: readonly WorkflowEvent[]): string[] {
+  return events.flatMap((event) => (event.type === "child_started" ? [event.childRunId] : []));
+}
+
+/**
+ * Checks that each run of `cases` (started as `runIds`, in order) ends as its program says, with the
+ * history of its undisturbed run in `references`. Returns the ids of these runs and of their child runs.
+ */
+export async function expectEachAsUndisturbed(
+  cases: Op[][],
+  references: Outcome[],
+  runIds: string[],
+  read: (runId: string) => Promise<Outcome>,
+): Promise<Set<string>> {
+  const ran = new Set(runIds);
+  for (const [index, runId] of runIds.entries()) {
+    const outcome = await read(runId);
+    const reference = references[index] as Outcome;
+    expectSameEnd(cases[index] as Op[], reference, outcome);
+    expectSameHistory(reference, outcome);
+    for (const child of childRunIdsOf(outcome.events)) ran.add(child);
+  }
+  return ran;
+}

@@ -45,6 +45,13 @@ export const MAX_RETRIES = 2;
 /** How many times each attempt ran in this process: `<runId>:<stepId>:<attempt>` → executions. */
 export const attemptExecutions = new Map<string, number>();
 
+/** The attempts of the runs `runIds` that ran more than once, with their counts (other tests' runs left out). */
+export function attemptsRunTwice(runIds: ReadonlySet<string>): [string, number][] {
+  return [...attemptExecutions].filter(
+    ([key, executions]) => executions > 1 && runIds.has(key.slice(0, key.indexOf(":"))),
+  );
+}
+
 const programStep = step(
   "prop_step",
   async (spec: StepSpec) => {

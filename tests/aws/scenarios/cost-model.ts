@@ -212,17 +212,25 @@ let emulators: Emulators;
 type MeasureOptions = { longSleeps?: number; events?: number; inlineSteps?: boolean; churn?: number };
 
 /**
- * `measureOnce`, again (up to three times) when the SDK had to send a request twice: the capacity that the
- * lost try consumed is in no answer (a reset connection to DynamoDB Local under load), so such counts are short.
+ * `measureOnce`, again (up to three times) while its counts cannot be exact: when the SDK had to send a
+ * request twice (the capacity of the lost try is in no answer: a reset connection to DynamoDB Local under
+ * load), or when `inexact` gives another reason.
  */
-async function measure(name: string, args: unknown[], options: MeasureOptions = {}): Promise<Measured> {
+async function measure(
+  name: string,
+  args: unknown[],
+  options: MeasureOptions = {},
+  inexact: (measured: Measured) => string | undefined = () => undefined,
+): Promise<Measured> {
   for (let attempt = 1; ; attempt += 1) {
     const measured = await measureOnce(name, args, options);
-    if (measured.retriedRequests === 0) return measured;
+    const reason =
+      measured.retriedRequests > 0
+        ? `the SDK retried ${measured.retriedRequests} request(s)`
+        : inexact(measured);
+    if (reason === undefined) return measured;
     if (attempt === 3)
-      throw new Error(
-        `The SDK retried ${measured.retriedRequests} request(s) in each of three runs of ${name}: the counts would not be exact.`,
-      );
+      throw new Error(`Three runs of ${name} could not be counted exactly; the last: ${reason}.`);
   }
 }
 
@@ -301,17 +309,14 @@ async function measureOnce(
 /**
  * `measure` of a run of steps alone, whose commits leave its document behind while they follow each other
  * within DOCUMENT_LAG_MS of the document's last update: a run that took longer (a machine stalled for
- * seconds) updates its document on the way, and is measured again, up to three times.
+ * seconds) updates its document on the way, and is measured again.
  */
-async function measureSteps(args: number[], options: { inlineSteps?: boolean; churn?: number }) {
-  for (let attempt = 1; ; attempt += 1) {
-    const measured = await measure("aws_cost_steps", args, options);
-    if (measured.span < DOCUMENT_LAG_MS - 1_000) return measured;
-    if (attempt === 3)
-      throw new Error(
-        `A run of ${args[0]} step(s) took ${measured.span} ms three times: the counts are for runs shorter than ${DOCUMENT_LAG_MS} ms.`,
-      );
-  }
+function measureSteps(args: number[], options: { inlineSteps?: boolean; churn?: number }): Promise<Measured> {
+  return measure("aws_cost_steps", args, options, ({ span }) =>
+    span < DOCUMENT_LAG_MS - 1_000
+      ? undefined
+      : `a run of ${args[0]} step(s) took ${span} ms: the counts are for runs shorter than ${DOCUMENT_LAG_MS} ms`,
+  );
 }
 
 /** The writes of two measured runs, for the message of a write-unit count that is not the documented one. */

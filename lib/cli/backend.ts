@@ -2,12 +2,12 @@ import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { redactUrl } from "../adapters/redis/redact-url.ts";
 import { ConfigurationError, StorageLockedError, TsWorkflowError } from "../core/errors.ts";
-import { importOptional } from "../core/optional-dependency.ts";
 import { importWorkflowsModule } from "../core/workflows-module.ts";
 import type { Engine } from "../engine/engine.ts";
 import { retryRun } from "../engine/run-control.ts";
 import { type EventStore, FINISHED_STATUSES } from "../ports/event-store.ts";
 import type { FileControl } from "../runtimes/file-control.ts";
+import { dynamoDBClient, loadAwsMode, loadRedisMode } from "./backend-modules.ts";
 import { BackendUnavailableError, UsageError } from "./errors.ts";
 
 /** The storage flags shared by every command. */
@@ -412,54 +412,4 @@ function hint(backend: Backend): string {
     case "file":
       return ".";
   }
-}
-
-/**
- * The AWS SDK warns on every run under Node 20 that its releases after January 2027 need Node 22: that
- * says nothing about the command being run, so the CLI keeps it out of its output.
- */
-function quietAwsSdk(): void {
-  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
-}
-
-export async function dynamoDBClient(
-  backend: Extract<Backend, { kind: "dynamodb" }>,
-): Promise<import("@aws-sdk/client-dynamodb").DynamoDBClient> {
-  const { DynamoDBClient } = await importOptional(
-    () => import("@aws-sdk/client-dynamodb"),
-    "DynamoDB mode",
-    AWS_PACKAGES,
-  );
-  const hasCredentials = Boolean(process.env.AWS_ACCESS_KEY_ID || process.env.AWS_PROFILE);
-  return new DynamoDBClient({
-    region: backend.region,
-    maxAttempts: 2,
-    requestHandler: { connectionTimeout: 3000, requestTimeout: 10_000 },
-    ...(backend.endpoint ? { endpoint: backend.endpoint } : {}),
-    // DynamoDB Local and LocalStack accept any key; without one the SDK would refuse to send.
-    ...(backend.endpoint && !hasCredentials
-      ? { credentials: { accessKeyId: "local", secretAccessKey: "local" } }
-      : {}),
-  });
-}
-
-/** The peers of DynamoDB mode (the Lambda runtime has them; a machine running the CLI may not). */
-const AWS_PACKAGES = [
-  "@aws-sdk/client-dynamodb",
-  "@aws-sdk/lib-dynamodb",
-  "@aws-sdk/client-sqs",
-  "@aws-sdk/client-scheduler",
-];
-
-/**
- * The Redis and AWS entries are imported when a command uses their backend, so the CLI runs on the
- * file backend without ioredis, BullMQ or the AWS SDK installed.
- */
-export function loadRedisMode(): Promise<typeof import("../redis/index.ts")> {
-  return importOptional(() => import("../redis/index.ts"), "Redis mode", ["ioredis", "bullmq"]);
-}
-
-export function loadAwsMode(): Promise<typeof import("../aws/index.ts")> {
-  quietAwsSdk();
-  return importOptional(() => import("../aws/index.ts"), "DynamoDB mode", AWS_PACKAGES);
 }

@@ -4,7 +4,8 @@ import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { clean, formatTime, renderTable } from "../inspect/format.ts";
 import type { ScheduleState, ScheduleStore } from "../ports/schedule-store.ts";
 import { nextFireTimes } from "../schedules/scheduler.ts";
-import { type Backend, dynamoDBClient, loadAwsMode, loadRedisMode } from "./backend.ts";
+import type { Backend } from "./backend.ts";
+import { dynamoDBClient, loadAwsMode, loadRedisMode } from "./backend-modules.ts";
 import { ActionNotAvailableError, BackendUnavailableError, EXIT, UsageError } from "./errors.ts";
 import type { Output } from "./runs.ts";
 

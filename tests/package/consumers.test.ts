@@ -1,5 +1,5 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   consumerEnv,
@@ -117,6 +117,29 @@ describe("the tarball", () => {
       ),
     );
     expect(offending).toEqual([]);
+  });
+
+  it("declares each entry's types with only the packages the README tells its users to install", () => {
+    const root = join(jsApp, "node_modules", "tsworkflow");
+    const manifest = readJson<{
+      exports: Record<string, { types?: string }>;
+      dependencies: Record<string, string>;
+    }>(join(root, "package.json"));
+    const dependencies = Object.keys(manifest.dependencies);
+    const declared = Object.fromEntries(
+      Object.entries(manifest.exports)
+        .filter(([, target]) => target.types)
+        .map(([entry, target]) => [entry, packagesDeclaredFrom(join(root, target.types as string))]),
+    );
+    const peersOf = (entry: string) => declared[entry]?.filter((name) => !dependencies.includes(name));
+    expect(peersOf(".")).toEqual([]);
+    expect(peersOf("./engine")).toEqual([]);
+    expect(peersOf("./local")).toEqual([]);
+    expect(peersOf("./testing")).toEqual([]);
+    expect(peersOf("./redis")).toEqual(["bullmq", "ioredis"]);
+    expect(peersOf("./aws")?.every((name) => name.startsWith("@aws-sdk/"))).toBe(true);
+    expect(peersOf("./cli")).toEqual(["hono"]);
+    expect(peersOf("./cdk")).toEqual(["aws-cdk-lib", "constructs"]);
   });
 
   it("passes publint's checks, warnings included", async () => {
@@ -355,3 +378,31 @@ describe("a CDK app made by cdk init, with its own workflows file", () => {
     expect(new Set(dynamicImports)).toEqual(new Set(["@aws-sdk/client-scheduler", "@aws-sdk/client-s3"]));
   });
 });
+
+/**
+ * The packages a declaration file and the declarations it imports name (`from "x"`, `import("x")`), sorted:
+ * what TypeScript needs installed to check them with `skipLibCheck: false`.
+ */
+function packagesDeclaredFrom(entry: string): string[] {
+  const packages = new Set<string>();
+  const seen = new Set<string>();
+  const visit = (file: string) => {
+    if (seen.has(file)) return;
+    seen.add(file);
+    // Comments left out: a TSDoc example shows how an app imports things.
+    const code = readFileSync(file, "utf8")
+      .replace(/\/\*[\s\S]*?\*\//g, "")
+      .replace(/^\s*\/\/.*$/gm, "");
+    for (const [, specifier] of code.matchAll(/(?:\bfrom\s*|\bimport\s*\(\s*)"([^"]+)"/g)) {
+      if (!specifier || specifier.startsWith("node:")) continue;
+      if (specifier.startsWith(".")) {
+        visit(join(dirname(file), specifier.replace(/\.(?:d\.)?[jt]s$/, ".d.ts")));
+        continue;
+      }
+      const parts = specifier.split("/");
+      packages.add(specifier.startsWith("@") ? parts.slice(0, 2).join("/") : (parts[0] as string));
+    }
+  };
+  visit(entry);
+  return [...packages].sort();
+}

@@ -314,7 +314,17 @@ export function createProgram(context: CliContext, setExitCode: (code: number) =
           }
           const backend = backendOf(command);
           const send = backendSendEvent(backend, options.workflows ? { workflows: options.workflows } : {});
-          return sendEventCommand(store, send, backend, id, name, payload, options.signalId, context);
+          return sendEventCommand(
+            store,
+            send,
+            backend,
+            id,
+            name,
+            payload,
+            options.signalId,
+            context,
+            options.workflows !== undefined,
+          );
         },
       ),
     );

@@ -1,10 +1,10 @@
 import { RunNotFoundError } from "../core/errors.ts";
 import { assertRunId } from "../core/ids.ts";
 import { defaultRegistry } from "../core/registry.ts";
-import { importWorkflowsModule } from "../core/workflows-module.ts";
 import { type ReplayReport, replayHistory } from "../engine/replay-check.ts";
 import { clean, renderTable } from "../inspect/format.ts";
 import type { EventStore, RunQuery, RunRecord, RunStatus } from "../ports/event-store.ts";
+import { loadWorkflows } from "./backend.ts";
 import { EXIT } from "./errors.ts";
 import type { Output } from "./runs.ts";
 
@@ -29,7 +29,7 @@ export async function replayCommand(
   selection: ReplaySelection,
   io: Output,
 ): Promise<number> {
-  await importWorkflowsModule(selection.workflows);
+  await loadWorkflows(selection.workflows);
   const reports: ReplayReport[] = [];
   for (const run of await selectRuns(store, selection)) {
     // A run replays against the version of the code it started with (see `workflow(..., { version })`).

@@ -277,6 +277,7 @@ export async function sendEventCommand(
   payload: unknown,
   signalId: string | undefined,
   io: Output,
+  ranHere = false,
 ): Promise<number> {
   const run = await requireRun(store, runId);
   if (FINISHED_STATUSES.has(run.status)) {
@@ -291,10 +292,13 @@ export async function sendEventCommand(
     );
     return EXIT.failed;
   }
+  const after = ranHere ? ((await store.getRun(runId)) ?? run) : run;
   const where =
-    backend.kind === "file" && !(await fileOwner(backend))
-      ? ` It is stored: no app owns ${backend.dir} now, so the run gets it when your app next starts there.`
-      : "";
+    backend.kind !== "file" || (await fileOwner(backend))
+      ? ""
+      : ranHere
+        ? ` Its code ran here: the run is ${io.style.status(after.status)}${FINISHED_STATUSES.has(after.status) ? "" : `, and your app carries it on when it next starts on ${backend.dir}`}.`
+        : ` It is stored: no app owns ${backend.dir} now, so the run gets it when your app next starts there (or pass --workflows to run it here now).`;
   io.out(`Event ${name} delivered to run ${io.style.bold(runId)}.${where}\n`);
   return EXIT.ok;
 }

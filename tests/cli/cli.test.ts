@@ -2,11 +2,13 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { FatalError, log, workflow } from "tsworkflow";
-import { LocalRuntime } from "tsworkflow/local";
+import { FileStorage, LocalRuntime } from "tsworkflow/local";
+import { startLocal } from "tsworkflow/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { WorkflowEvent } from "../../lib/core/events.ts";
 import type { RunRecord } from "../../lib/ports/event-store.ts";
 import { type SeededRuns, seedRuns } from "./fixtures/seed.ts";
+import { awaiting } from "./fixtures/workflows.ts";
 import { runCli } from "./run-cli.ts";
 
 const WORKFLOWS = "tests/cli/fixtures/workflows.ts";
@@ -187,19 +189,21 @@ describe.concurrent("tsworkflow errors and exit codes", () => {
     expect(result.stdout).toBe("");
   });
 
-  it("exits with 2 for a malformed run id, an unknown status, a bad limit or an unknown command", async () => {
+  it("exits with 2 for a malformed run id, an unknown status, a bad limit, an unknown command or a missing --workflows module", async () => {
     // Act
     const results = await Promise.all([
       cli("runs", "events", "not a run id!"),
       cli("runs", "list", "--status", "sleeping"),
       cli("runs", "list", "--limit", "0"),
       cli("runs", "frobnicate"),
+      cli("replay", "--workflows", "tests/cli/fixtures/missing.ts"),
     ]);
     // Assess
-    expect(results.map((result) => result.code)).toEqual([2, 2, 2, 2]);
+    expect(results.map((result) => result.code)).toEqual([2, 2, 2, 2, 2]);
     expect(results[0]?.stderr).toContain("Invalid run id");
     expect(results[1]?.stderr).toContain("pending, running, suspended, completed, failed, cancelled");
     expect(results[2]?.stderr).toContain("--limit must be a whole number");
+    expect(results[4]?.stderr).toContain("tests/cli/fixtures/missing.ts does not exist");
   });
 
   it("names the directory when the file backend's directory does not exist", async () => {
@@ -240,6 +244,41 @@ describe.concurrent("tsworkflow errors and exit codes", () => {
     // Assess
     expect(result.code).toBe(2);
     expect(result.stderr).toContain("pass --redis URL");
+  });
+});
+
+describe("tsworkflow runs send-event", () => {
+  it("stores an event for the next app when none runs, and runs the workflow here with --workflows", async () => {
+    // Prepare
+    const eventDir = mkdtempSync(join(tmpdir(), "tsw-cli-event-"));
+    const storage = new FileStorage({ dir: eventDir });
+    const [stored, ranHere] = [
+      await startLocal(awaiting, [], { storage }),
+      await startLocal(awaiting, [], { storage }),
+    ];
+    await storage.close();
+    const send = (runId: string, ...extra: string[]) =>
+      runCli(["runs", "send-event", runId, "go", "--payload", '{"ok":true}', "--dir", eventDir, ...extra]);
+    try {
+      // Act
+      const storedAnswer = await send(stored);
+      const ranHereAnswer = await send(ranHere, "--workflows", WORKFLOWS);
+      const show = async (runId: string) =>
+        JSON.parse((await runCli(["runs", "show", runId, "--json", "--dir", eventDir])).stdout) as RunRecord;
+      const storedRun = await show(stored);
+      const finishedRun = await show(ranHere);
+      // Assess
+      expect(storedAnswer.code).toBe(0);
+      expect(storedAnswer.stdout).toContain("It is stored: no app owns");
+      expect(storedAnswer.stdout).toContain("or pass --workflows to run it here now");
+      expect(storedRun.status).toBe("suspended");
+      expect(ranHereAnswer.code).toBe(0);
+      expect(ranHereAnswer.stdout).toContain("Its code ran here: the run is completed.");
+      expect(ranHereAnswer.stdout).not.toContain("no app owns");
+      expect(finishedRun).toMatchObject({ status: "completed", result: "went" });
+    } finally {
+      rmSync(eventDir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -181,8 +181,8 @@ export interface DurableWorkflowsProps {
    */
   readonly maxMessageAge?: Duration;
   /**
-   * Extra environment variables for the three functions (your steps' settings). Names starting with
-   * `TSWORKFLOW_` or `AWS_` are reserved.
+   * Extra environment variables for every function of the kit (your steps' settings). Names starting
+   * with `TSWORKFLOW_` or `AWS_`, and `NODE_OPTIONS`, are reserved.
    * @default none
    */
   readonly environment?: Record<string, string>;
@@ -192,7 +192,7 @@ export interface DurableWorkflowsProps {
    */
   readonly endpoints?: EndpointOverrides;
   /**
-   * Serve `POST /hooks/<token>` (the calls that resume runs waiting on `createWebhook()`) from a fourth
+   * Serve `POST /hooks/<token>` (the calls that resume runs waiting on `createWebhook()`) from a sixth
    * function behind a Lambda Function URL. The URL takes no IAM authentication: each token is an
    * unguessable secret that works once (set `webhookSecret` to require signed calls as well). The entry
    * must export the handler (`createHandlers` gives `webhookHandler`).

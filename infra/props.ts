@@ -67,8 +67,9 @@ export interface DurableWorkflowsProps {
    */
   readonly handlerNames?: HandlerNames;
   /**
-   * Memory of the workflow and start functions, in MiB (128 to 10240). Replay is light: the default
-   * is enough for logs of thousands of events.
+   * Memory of every function of the kit but the step function, in MiB (128 to 10240): the workflow,
+   * start, sweeper and reaper functions, and the webhook function with `webhooks`. Replay is light: the
+   * default is enough for logs of thousands of events.
    * @default 512
    */
   readonly memorySize?: number;
@@ -143,7 +144,8 @@ export interface DurableWorkflowsProps {
   readonly dashboard?: boolean;
   /**
    * The CloudWatch namespace of the run metrics the dashboard charts: the `namespace` of the Powertools
-   * `Metrics` given to `cloudWatchMetrics` in the handlers.
+   * `Metrics` given to `cloudWatchMetrics` in the handlers. 1 to 255 of `A-Z a-z 0-9 . - _ / # :` and
+   * spaces, not blank, not starting with `AWS/` (CloudWatch's rule for custom namespaces).
    * @default "tsworkflow"
    */
   readonly metricsNamespace?: string;
@@ -179,8 +181,8 @@ export interface DurableWorkflowsProps {
    */
   readonly maxMessageAge?: Duration;
   /**
-   * Extra environment variables for the three functions (your steps' settings). Names starting with
-   * `TSWORKFLOW_` or `AWS_` are reserved.
+   * Extra environment variables for every function of the kit (your steps' settings). Names starting
+   * with `TSWORKFLOW_` or `AWS_`, and `NODE_OPTIONS`, are reserved.
    * @default none
    */
   readonly environment?: Record<string, string>;
@@ -190,7 +192,7 @@ export interface DurableWorkflowsProps {
    */
   readonly endpoints?: EndpointOverrides;
   /**
-   * Serve `POST /hooks/<token>` (the calls that resume runs waiting on `createWebhook()`) from a fourth
+   * Serve `POST /hooks/<token>` (the calls that resume runs waiting on `createWebhook()`) from a sixth
    * function behind a Lambda Function URL. The URL takes no IAM authentication: each token is an
    * unguessable secret that works once (set `webhookSecret` to require signed calls as well). The entry
    * must export the handler (`createHandlers` gives `webhookHandler`).
@@ -242,6 +244,8 @@ const IDENTIFIER = /^[A-Za-z_$][\w$]*$/;
 const GROUP_NAME = /^[0-9A-Za-z_.-]{1,64}$/;
 const TABLE_NAME = /^[A-Za-z0-9_.-]{3,255}$/;
 const ENV_NAME = /^[A-Za-z][A-Za-z0-9_]*$/;
+/** CloudWatch's rule for a custom namespace: 1-255 of these characters, not blank, not `AWS/…` or `:…`. */
+const METRICS_NAMESPACE = /^(?!AWS\/|:)(?=.*[^ ])[\w.\-/#: ]{1,255}$/;
 /** AWS's advice for SQS event sources: a visibility timeout of six times the function timeout. */
 const VISIBILITY_FACTOR = 6;
 const MAX_VISIBILITY_SECONDS = 12 * 60 * 60;
@@ -251,7 +255,9 @@ export function resolveProps(scope: Construct, props: DurableWorkflowsProps): Se
   const fail = (message: string): never => {
     throw new ConfigurationError(`DurableWorkflows (${scope.node.path}): ${message}`);
   };
-  const show = (value: unknown) => JSON.stringify(value) ?? String(value);
+  // Numbers as written: JSON would show NaN and Infinity as null.
+  const show = (value: unknown) =>
+    typeof value === "number" ? String(value) : (JSON.stringify(value) ?? String(value));
 
   if (typeof props.entry !== "string" || props.entry.trim() === "")
     fail(`entry must be the path of the file that exports the handlers; it is ${show(props.entry)}.`);
@@ -328,6 +334,14 @@ export function resolveProps(scope: Construct, props: DurableWorkflowsProps): Se
         `environment must not set ${show(name)}: the construct sets it (TSWORKFLOW_*, AWS_*, NODE_OPTIONS are reserved).`,
       );
   }
+  if (
+    props.metricsNamespace !== undefined &&
+    !Token.isUnresolved(props.metricsNamespace) &&
+    !METRICS_NAMESPACE.test(props.metricsNamespace)
+  )
+    fail(
+      `metricsNamespace must be a CloudWatch namespace (1-255 of A-Z a-z 0-9 . - _ / # : and spaces, not starting with "AWS/"); it is ${show(props.metricsNamespace)}.`,
+    );
   if (props.webhookSecret !== undefined && !props.webhooks)
     fail("webhookSecret is set but webhooks is not: set webhooks: true to deploy the webhook function.");
   for (const [name, url] of Object.entries(props.endpoints ?? {})) {

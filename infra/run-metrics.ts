@@ -17,8 +17,10 @@ function runMetric(
   combine: "SUM" | "MAX",
   label: string,
 ): cloudwatch.MathExpression {
+  // A search schema quotes a namespace with spaces or characters other than letters and digits.
+  const schema = /^[A-Za-z0-9]+$/.test(namespace) ? namespace : `"${namespace}"`;
   return new cloudwatch.MathExpression({
-    expression: `${combine}(SEARCH('{${namespace},service,workflow} MetricName="${name}"', '${statistic}', 300))`,
+    expression: `${combine}(SEARCH('{${schema},service,workflow} MetricName="${name}"', '${statistic}', 300))`,
     label,
     period: FIVE_MINUTES,
     usingMetrics: {},

@@ -75,7 +75,7 @@ const isHttpUrl = (value: string) => {
     return false;
   }
 };
-const isSqsArn = z.regex(SQS_ARN, "must be an SQS queue ARN (arn:aws:sqs:<region>:<account>:<name>)");
+const isSqsArn = z.regex(SQS_ARN, "must be arn:aws:sqs:<region>:<12-digit account>:<queue name>");
 const httpUrl = z.string().check(z.refine(isHttpUrl, "must be an http(s) URL"));
 
 /** An optional variable: unset and blank are the same, surrounding spaces do not count. */
@@ -127,7 +127,7 @@ const variables = {
     .check(z.regex(GROUP_NAME, "must be a schedule group name (1-64 of 0-9 A-Z a-z _ . -)")),
   TSWORKFLOW_SCHEDULER_ROLE_ARN: z
     .string()
-    .check(z.regex(ROLE_ARN, "must be an IAM role ARN (arn:aws:iam::<account>:role/<name>)")),
+    .check(z.regex(ROLE_ARN, "must be arn:aws:iam::<12-digit account>:role/<role name>")),
   AWS_REGION: z.string().check(z.regex(REGION, "must be an AWS region such as us-east-1")),
   TSWORKFLOW_DYNAMODB_ENDPOINT: optionalEndpoint,
   TSWORKFLOW_SQS_ENDPOINT: optionalEndpoint,

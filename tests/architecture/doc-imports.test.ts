@@ -50,6 +50,22 @@ function docImports(): { doc: string; line: number; name: string; from: string }
   return found;
 }
 
+/**
+ * The docs' ```ts blocks that use `tsworkflow/aws` or `tsworkflow/cdk`: Lambda entry files, clients and stacks,
+ * which users put in a CDK app, with where each starts.
+ */
+function awsBlocks(): { where: string; code: string }[] {
+  return DOCS.flatMap((doc) => {
+    const text = readFileSync(join(ROOT, doc), "utf8");
+    return [...text.matchAll(/```ts\n([\s\S]*?)```/g)]
+      .filter((block) => /from "tsworkflow\/(aws|cdk)"/.test(block[1] as string))
+      .map((block) => ({
+        where: `${doc}:${text.slice(0, block.index).split("\n").length}`,
+        code: block[1] as string,
+      }));
+  });
+}
+
 describe("the docs' examples", () => {
   it("import only names that the package's entry points export", () => {
     // Prepare
@@ -61,5 +77,22 @@ describe("the docs' examples", () => {
     // Assess
     expect(imports.length).toBeGreaterThan(50);
     expect(missing).toEqual([]);
+  });
+
+  it("of AWS code compile in a cdk init app: relative imports without .ts, no top-level await unless said to be an ES module", () => {
+    // Prepare
+    const blocks = awsBlocks();
+    // Act
+    // A cdk init app is CommonJS, and its `npx tsc` refuses "./x.ts" (TS5097) and a top-level await (TS1309).
+    const tsImports = blocks.flatMap(({ where, code }) =>
+      [...code.matchAll(/from "(\.{1,2}\/[^"]*\.ts)"/g)].map((match) => `${where}: ${match[1]}`),
+    );
+    const topLevelAwaits = blocks
+      .filter(({ code }) => /^(?:(?:const|let) [^=]+= )?await /m.test(code) && !/ES module/.test(code))
+      .map(({ where }) => where);
+    // Assess
+    expect(blocks.length).toBeGreaterThan(10);
+    expect(tsImports).toEqual([]);
+    expect(topLevelAwaits).toEqual([]);
   });
 });

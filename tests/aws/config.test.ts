@@ -103,9 +103,27 @@ describe("loadConfig", () => {
       }),
     );
     expect(error.message).toContain("TSWORKFLOW_WORKFLOW_QUEUE_URL must be the URL of a FIFO queue");
-    expect(error.message).toContain("TSWORKFLOW_STEP_QUEUE_ARN must be an SQS queue ARN");
+    expect(error.message).toContain(
+      'TSWORKFLOW_STEP_QUEUE_ARN must be arn:aws:sqs:<region>:<12-digit account>:<queue name> (it is "tsworkflow-step")',
+    );
     expect(error.message).toContain('AWS_REGION must be an AWS region such as us-east-1 (it is "Ireland")');
     expect(error.message).toContain("TSWORKFLOW_SQS_ENDPOINT must be an http(s) URL");
+  });
+
+  it("says an ARN's account is 12 digits, since a short one looks right at a glance", () => {
+    const error = errorOf(() =>
+      loadConfig({
+        ...valid,
+        TSWORKFLOW_STEP_QUEUE_ARN: "arn:aws:sqs:us-east-1:1:q",
+        TSWORKFLOW_SCHEDULER_ROLE_ARN: "arn:aws:iam::1234:role/scheduler",
+      }),
+    );
+    expect(error.message).toContain(
+      'TSWORKFLOW_STEP_QUEUE_ARN must be arn:aws:sqs:<region>:<12-digit account>:<queue name> (it is "arn:aws:sqs:us-east-1:1:q")',
+    );
+    expect(error.message).toContain(
+      'TSWORKFLOW_SCHEDULER_ROLE_ARN must be arn:aws:iam::<12-digit account>:role/<role name> (it is "arn:aws:iam::1234:role/scheduler")',
+    );
   });
 
   it("round-trips through the environment the construct writes", () => {

@@ -59,4 +59,19 @@ describe("the construct's dashboard prop", () => {
     expect(dashboardBody(named)).toContain("SEARCH('{orders,service,workflow} MetricName=");
     expect(Object.keys(Template.fromStack(plain).findResources("AWS::CloudWatch::Dashboard"))).toEqual([]);
   });
+
+  it("quotes in its searches a namespace with spaces or signs, as CloudWatch's search syntax requires", () => {
+    // Prepare
+    const stack = new Stack(testApp(), "Quoted");
+    // Act
+    new DurableWorkflows(stack, "Workflows", {
+      entry: EXAMPLES_ENTRY,
+      dashboard: true,
+      metricsNamespace: "orders/eu west",
+    });
+    // Assess
+    expect(dashboardBody(stack)).toContain(
+      `SEARCH('{\\\\\\"orders/eu west\\\\\\",service,workflow} MetricName=`,
+    );
+  });
 });

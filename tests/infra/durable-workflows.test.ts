@@ -785,6 +785,7 @@ describe("properties", () => {
       maxMessageAge: Duration.hours(1),
       handlerNames: { start: "begin" },
       environment: { EMAIL_API: "https://mail.example" },
+      webhooks: true,
     });
     // Act
     const props = Template.fromStack(target);
@@ -794,6 +795,9 @@ describe("properties", () => {
       MemorySize: 1024,
       Timeout: 20,
     });
+    // memorySize is every function's but the step function's (deploy.md's table says so).
+    for (const handler of ["begin", "webhookHandler", "sweeperHandler", "reaperHandler"])
+      props.hasResourceProperties("AWS::Lambda::Function", { Handler: `index.${handler}`, MemorySize: 1024 });
     props.hasResourceProperties("AWS::Lambda::Function", {
       Handler: "index.stepHandler",
       MemorySize: 2048,
@@ -836,6 +840,29 @@ describe("properties", () => {
     });
   });
 
+  it("has the 16 alarms (18 with webhooks) and 17 alarm metrics (19) that deploy.md prices", () => {
+    // Prepare
+    const hooks = build({ webhooks: true }).target;
+    // Act
+    const count = (stack: Stack) => {
+      const alarms = Object.values(Template.fromStack(stack).findResources("AWS::CloudWatch::Alarm"));
+      // CloudWatch bills an alarm per metric it reads: a metric math alarm counts each of its metrics.
+      const metrics = alarms.reduce(
+        (sum, alarm) =>
+          sum +
+          (alarm.Properties.Metrics
+            ? (alarm.Properties.Metrics as { MetricStat?: unknown }[]).filter((query) => query.MetricStat)
+                .length
+            : 1),
+        0,
+      );
+      return { alarms: alarms.length, metrics };
+    };
+    // Assess
+    expect(count(stack)).toEqual({ alarms: 16, metrics: 17 });
+    expect(count(hooks)).toEqual({ alarms: 18, metrics: 19 });
+  });
+
   it("sends the alarms to the topic given, on alarm and back to OK", () => {
     // Prepare
     const app = testApp();
@@ -872,6 +899,8 @@ describe("properties", () => {
     [{ entry: "" }, /entry must be the path .*""/],
     [{ handlerNames: { step: "step-handler" } }, /handlerNames.step .*"step-handler"/],
     [{ memorySize: 64 }, /memorySize must be an integer from 128 to 10240; it is 64/],
+    [{ memorySize: Number.NaN }, /memorySize must be an integer from 128 to 10240; it is NaN\./],
+    [{ stepMemorySize: Number.POSITIVE_INFINITY }, /stepMemorySize .* it is Infinity\./],
     [{ stepMemorySize: 1000.5 }, /stepMemorySize .* it is 1000.5/],
     [{ workflowTimeout: Duration.minutes(16) }, /workflowTimeout .* it is 16 minutes/],
     [{ stepTimeout: Duration.millis(1500) }, /stepTimeout .* it is 1 second 500 millis/],
@@ -899,6 +928,13 @@ describe("properties", () => {
       /endpoints.sqs must be an http\(s\) URL; it is "localhost:4566"/,
     ],
     [{ handlerNames: { webhook: "hooks.handler" } }, /handlerNames.webhook .*"hooks.handler"/],
+    [{ metricsNamespace: "" }, /metricsNamespace must be a CloudWatch namespace .*; it is ""\./],
+    [{ metricsNamespace: "  " }, /metricsNamespace .* it is " {2}"\./],
+    [
+      { metricsNamespace: "AWS/Lambda" },
+      /metricsNamespace .*not starting with "AWS\/".* it is "AWS\/Lambda"/,
+    ],
+    [{ metricsNamespace: "orders,eu" }, /metricsNamespace .* it is "orders,eu"/],
   ] as [Partial<DurableWorkflowsProps>, RegExp][])("rejects %o naming the bad value", (props, message) => {
     expect(() => build(props)).toThrow(message);
   });

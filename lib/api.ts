@@ -1,9 +1,15 @@
-import { ConfigurationError, RunNotFoundError } from "./core/errors.ts";
+import { ConfigurationError, describe, InvalidRunQueryError, RunNotFoundError } from "./core/errors.ts";
 import type { WorkflowEvent } from "./core/events.ts";
 import { assertRunId } from "./core/ids.ts";
 import { importOptional } from "./core/optional-dependency.ts";
 import type { AnyWorkflow, WorkflowArgs } from "./core/workflow.ts";
-import type { EventStore, RunPage, RunQuery, RunRecord } from "./ports/event-store.ts";
+import {
+  type EventStore,
+  RUN_STATUSES,
+  type RunPage,
+  type RunQuery,
+  type RunRecord,
+} from "./ports/event-store.ts";
 import type { Runtime, StartOptions, WaitOptions } from "./ports/runtime.ts";
 import { LocalRuntime } from "./runtimes/embedded.ts";
 import type { ScheduleDefinition } from "./schedules/schedule.ts";
@@ -109,12 +115,18 @@ export async function getRuntime(): Promise<Runtime> {
  * const runId = await start(onboarding, ["user_123"], { idempotencyKey: "onboard-user_123" });
  * @throws WorkflowInputError when the input fails the workflow's zod schema (nothing is stored)
  * @throws IdempotencyConflictError when the key was used with another input
+ * @throws ConfigurationError when `workflow` is not a workflow (e.g. `undefined` from a wrong import)
  */
 export async function start<W extends AnyWorkflow>(
   workflow: W,
   args: WorkflowArgs<W>,
   options: StartOptions = {},
 ): Promise<string> {
+  // Plain JavaScript can pass anything: say what start() takes instead of looking up a workflow "undefined".
+  if (typeof workflow !== "object" || workflow === null || typeof workflow.name !== "string")
+    throw new ConfigurationError(
+      `start() takes a workflow (the value workflow("name", fn) returned); it got ${describe(workflow)}.`,
+    );
   const runtime = await getRuntime();
   return (await runtime.start(workflow, args, options)).runId;
 }
@@ -210,9 +222,13 @@ export async function getEvents(runId: string): Promise<WorkflowEvent[]> {
  *   if (!page.nextCursor) break;
  *   page = await listRuns({ status: "failed", limit: 50, cursor: page.nextCursor });
  * }
- * @throws InvalidRunQueryError for a limit that is not a whole number ≥ 0, or a cursor that no earlier page returned
+ * @throws InvalidRunQueryError for an unknown status, a limit that is not a whole number ≥ 0, or a cursor that no earlier page returned
  */
 export async function listRuns(query?: RunQuery): Promise<RunPage> {
+  if (query?.status !== undefined && !RUN_STATUSES.includes(query.status))
+    throw new InvalidRunQueryError(
+      `Invalid status ${describe(query.status)}: use ${RUN_STATUSES.join(", ")}.`,
+    );
   return (await getRuntime()).listRuns(query);
 }
 

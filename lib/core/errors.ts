@@ -248,7 +248,7 @@ export class NonSerializableError extends TsWorkflowError {
   constructor(what: string, path: string, found: string) {
     super(
       "NOT_SERIALIZABLE",
-      `${what} is not JSON-serializable: ${path} is ${found}. Return plain objects, arrays, strings, finite numbers, booleans and null.`,
+      `${what} is not JSON-serializable: ${path} is ${found}. Use plain objects, arrays, strings, finite numbers, booleans and null.`,
     );
   }
 }

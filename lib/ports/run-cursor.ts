@@ -1,4 +1,4 @@
-import { InvalidRunQueryError } from "../core/errors.ts";
+import { describe, InvalidRunQueryError } from "../core/errors.ts";
 import type { RunQuery } from "./event-store.ts";
 
 /** Where a page of runs stopped: the last run it holds, in the newest-first order of `listRuns`. */
@@ -63,7 +63,7 @@ export function pageLimit(query: RunQuery): number {
   const limit = query.limit ?? 100;
   if (!Number.isSafeInteger(limit) || limit < 0)
     throw new InvalidRunQueryError(
-      `Invalid limit ${String(limit)}: listRuns takes a whole number of runs per page, 0 or more (default 100).`,
+      `Invalid limit ${describe(limit)}: listRuns takes a whole number of runs per page, 0 or more (default 100).`,
     );
   return limit;
 }

@@ -1,7 +1,9 @@
 import {
   configure,
   getRun,
+  InvalidRunQueryError,
   listRuns,
+  type RunStatus,
   shutdown,
   start,
   step,
@@ -135,5 +137,58 @@ describe("workflow input validated with zod", () => {
     const run = await getRun(runId);
     // Assess
     expect(run).toMatchObject({ runId, workflowName: "input_transfer", input: ["carol", "dan", 1] });
+  });
+});
+
+describe("listRuns' query", () => {
+  beforeEach(() => {
+    configure({ storage: new MemoryStorage() });
+  });
+
+  afterEach(async () => {
+    await shutdown();
+  });
+
+  it("refuses an unknown status and a limit that is not a number, showing the value as given", async () => {
+    // Act
+    const [status, limit] = await Promise.all(
+      [listRuns({ status: "nope" as RunStatus }), listRuns({ limit: "10" as unknown as number })].map(
+        (attempt) =>
+          attempt.then(
+            () => undefined,
+            (error: unknown) => error,
+          ),
+      ),
+    );
+    // Assess
+    expect(status).toBeInstanceOf(InvalidRunQueryError);
+    expect((status as Error).message).toBe(
+      'Invalid status "nope": use pending, running, suspended, completed, failed, cancelled, continued.',
+    );
+    expect((limit as Error).message).toContain('Invalid limit "10"');
+  });
+});
+
+describe("start's workflow argument", () => {
+  beforeEach(() => {
+    configure({ storage: new MemoryStorage() });
+  });
+
+  afterEach(async () => {
+    await shutdown();
+  });
+
+  it("says what start() takes when it is given something else, such as undefined from a wrong import", async () => {
+    // Act
+    const error = await start(undefined as unknown as typeof transfer, [] as never).then(
+      () => undefined,
+      (caught: unknown) => caught,
+    );
+    // Assess
+    expect(error).toMatchObject({
+      name: "ConfigurationError",
+      message: 'start() takes a workflow (the value workflow("name", fn) returned); it got undefined.',
+    });
+    expect((await listRuns()).runs).toEqual([]);
   });
 });

@@ -1,3 +1,4 @@
+import { ConfigurationError } from "../core/errors.ts";
 import { defaultRegistry, Registry } from "../core/registry.ts";
 import { type AnyStep, step } from "../core/step.ts";
 
@@ -19,8 +20,15 @@ export class FakeStepRegistry extends Registry {
     super({ parent });
   }
 
-  /** Runs `fake` instead of the step of that name from now on, for the runs of this registry only. */
+  /**
+   * Runs `fake` instead of the step of that name from now on, for the runs of this registry only.
+   * @throws ConfigurationError when no step has that name: a misspelt fake would let the real step run
+   */
   fake(stepName: string, fake: StepFake): void {
+    if (!super.findStep(stepName))
+      throw new ConfigurationError(
+        `No step named ${JSON.stringify(stepName)} to fake: check the name, and import the module that defines the step (or define it with env.define) before faking it.`,
+      );
     this.fakes.set(stepName, { fake });
   }
 

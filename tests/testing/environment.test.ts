@@ -121,6 +121,20 @@ describe("createTestEnvironment: registries and fakes", () => {
     expect(realCharges).toBe(1);
   });
 
+  it("refuses a fake for a step no module defines, by name in the options or later, so that a typo cannot let the real step run", async () => {
+    // Prepare
+    const env = await environment();
+    // Act
+    const inOptions = createTestEnvironment({ steps: { env_chrage: async () => ({ chargeId: "fake" }) } });
+    const later = () => env.fakeStep("env_chrage", async () => ({ chargeId: "fake" }));
+    // Assess
+    await expect(inOptions).rejects.toMatchObject({
+      name: "ConfigurationError",
+      message: expect.stringContaining('No step named "env_chrage" to fake: check the name'),
+    });
+    expect(later).toThrow('No step named "env_chrage" to fake');
+  });
+
   it("runs a step defined again through env.define in its environment only, in place of the imported one", async () => {
     // Prepare
     realCharges = 0;

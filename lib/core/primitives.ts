@@ -3,6 +3,7 @@ import { currentExecution, getStepInfo, requireExecution } from "./context.ts";
 import type { Duration } from "./durations.ts";
 import { getLogger } from "./logger.ts";
 import { assertName } from "./names.ts";
+import type { Serialized } from "./serialization.ts";
 import type { RunTags } from "./tags.ts";
 import type { AnyWorkflow, WorkflowArgs, WorkflowResult } from "./workflow.ts";
 import type { LogLevel } from "./workflow-scope.ts";
@@ -165,8 +166,9 @@ export function createWebhook<T = unknown>(options: WaitForEventOptions<T> = {})
 }
 
 /**
- * Runs another workflow as a child run, linked to this one, and returns its result (or throws its
- * error). The child is its own run with its own log; cancelling the parent cancels it. A suspension point.
+ * Runs another workflow as a child run, linked to this one, and returns its result as the child's log gives
+ * it back ({@link Serialized}: a `Date` as its ISO string), or throws its error. The child is its own run
+ * with its own log; cancelling the parent cancels it. A suspension point.
  * @example
  * import { workflow, runChild } from "tsworkflow";
  * export const batch = workflow("batch", async (orders: string[]) =>
@@ -176,8 +178,8 @@ export function createWebhook<T = unknown>(options: WaitForEventOptions<T> = {})
 export function runChild<W extends AnyWorkflow>(
   workflow: W,
   args: WorkflowArgs<W>,
-): Promise<WorkflowResult<W>> {
-  return requireExecution("runChild()").callChild(workflow, args) as Promise<WorkflowResult<W>>;
+): Promise<Serialized<WorkflowResult<W>>> {
+  return requireExecution("runChild()").callChild(workflow, args) as Promise<Serialized<WorkflowResult<W>>>;
 }
 
 function assertEventName(eventName: string): void {

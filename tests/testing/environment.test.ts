@@ -624,4 +624,52 @@ describe("createTestEnvironment: types", () => {
     };
     expect(typoed).toBeTypeOf("function");
   });
+
+  it("types a Date from a step, a child run and the workflow as the ISO string that arrives", async () => {
+    // Prepare
+    const env = await environment({ timeSkipping: true });
+    const { when, dated } = env.define(() => {
+      const when = step("env_when", async () => new Date("2030-01-01T00:00:00.000Z"));
+      const born = workflow("env_born", async () => new Date("2001-02-03T04:05:06.000Z"));
+      const dated = workflow("env_dated", async () => ({
+        step: await when(),
+        child: await runChild(born, []),
+        now: now(),
+      }));
+      return { when, dated };
+    });
+
+    // Act
+    const run = await env.start(dated, []);
+    const result = await run.result();
+    const called = await run.step(when);
+
+    // Assess
+    expectTypeOf(result).toEqualTypeOf<{ step: string; child: string; now: string }>();
+    expectTypeOf(called?.result).toEqualTypeOf<string | undefined>();
+    expect(result).toEqual({
+      step: "2030-01-01T00:00:00.000Z",
+      child: "2001-02-03T04:05:06.000Z",
+      now: new Date(START).toISOString(),
+    });
+    expect(called?.result).toBe("2030-01-01T00:00:00.000Z");
+    const typoed = async () => {
+      // @ts-expect-error the step's Date arrives as its ISO string, which has no getTime
+      (await when()).getTime();
+    };
+    expect(typoed).toBeTypeOf("function");
+  });
+
+  it("types the result of a workflow that returns nothing as the null that arrives", async () => {
+    // Prepare
+    const env = await environment();
+    const quiet = env.define(() => workflow("env_quiet", async () => {}));
+
+    // Act
+    const result = await (await env.start(quiet, [])).result();
+
+    // Assess
+    expectTypeOf(result).toEqualTypeOf<null>();
+    expect(result).toBeNull();
+  });
 });

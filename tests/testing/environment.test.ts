@@ -6,6 +6,7 @@ import {
   ConfigurationError,
   configure,
   configureLogging,
+  createWebhook,
   FatalError,
   getStepInfo,
   InvalidRunStateError,
@@ -24,6 +25,7 @@ import {
 import { FileStorage } from "tsworkflow/local";
 import { createTestEnvironment, type RunHandle, type TestEnvironment } from "tsworkflow/testing";
 import { afterEach, beforeAll, describe, expect, expectTypeOf, it } from "vitest";
+import { z } from "zod";
 import { type ApprovalResult, approvalOrder, fulfil, requestApproval } from "../../examples/approval.ts";
 
 const START = Date.UTC(2026, 0, 1);
@@ -658,6 +660,35 @@ describe("createTestEnvironment: types", () => {
       (await when()).getTime();
     };
     expect(typoed).toBeTypeOf("function");
+  });
+
+  it("types an event's payload by its schema, or without one as what arrives of the Date sent", async () => {
+    // Prepare
+    const env = await environment();
+    const stamped = env.define(() =>
+      workflow("env_stamped", async () => {
+        const sent = await waitForEvent<{ at: Date }>("sent");
+        const parsed = await waitForEvent("parsed", { schema: z.object({ at: z.coerce.date() }) });
+        return { sent: sent.at, parsedYear: parsed.at.getUTCFullYear() };
+      }),
+    );
+
+    // Act
+    const run = await env.start(stamped, []);
+    await run.sendEvent("sent", { at: new Date("2040-01-01T00:00:00.000Z") });
+    await run.sendEvent("parsed", { at: new Date("2050-01-01T00:00:00.000Z") });
+    const result = await run.result();
+
+    // Assess
+    expectTypeOf(result).toEqualTypeOf<{ sent: string; parsedYear: number }>();
+    expect(result).toEqual({ sent: "2040-01-01T00:00:00.000Z", parsedYear: 2050 });
+    const webhooks = () => {
+      const sent = createWebhook<{ at: Date }>();
+      const parsed = createWebhook({ schema: z.object({ at: z.coerce.date() }) });
+      expectTypeOf(sent.wait).returns.resolves.toEqualTypeOf<{ at: string }>();
+      expectTypeOf(parsed.wait).returns.resolves.toEqualTypeOf<{ at: Date }>();
+    };
+    expect(webhooks).toBeTypeOf("function");
   });
 
   it("types the result of a workflow that returns nothing as the null that arrives", async () => {

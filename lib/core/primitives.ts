@@ -3,6 +3,7 @@ import { currentExecution, getStepInfo, requireExecution } from "./context.ts";
 import type { Duration } from "./durations.ts";
 import { getLogger } from "./logger.ts";
 import { assertName } from "./names.ts";
+import type { Serialized } from "./serialization.ts";
 import type { RunTags } from "./tags.ts";
 import type { AnyWorkflow, WorkflowArgs, WorkflowResult } from "./workflow.ts";
 import type { LogLevel } from "./workflow-scope.ts";
@@ -106,6 +107,10 @@ export interface WaitForEventOptions<T> {
  * Suspends the workflow until `sendEvent(runId, eventName, payload)` is called for its run, from any
  * process, and returns the payload. No resources are held while it waits. An event sent before the
  * workflow waits for it is kept, not lost. A suspension point.
+ *
+ * With a `schema`, the payload is what the schema makes of the stored payload (`z.coerce.date()` gives a
+ * `Date`). Without one, `T` names what the sender passes, and the payload is typed as the log gives it back
+ * ({@link Serialized}: a `Date` sent comes as its ISO string, `undefined` as `null`).
  * @example
  * import { workflow, waitForEvent, TimeoutError } from "tsworkflow";
  * import { z } from "zod";
@@ -120,6 +125,15 @@ export interface WaitForEventOptions<T> {
  * });
  * @throws NotInWorkflowError outside a workflow
  */
+export function waitForEvent<T>(
+  eventName: string,
+  options: WaitForEventOptions<T> & { schema: $ZodType<T> },
+): Promise<T>;
+/** Without a schema: `T` is what the sender passes, and the payload comes as {@link Serialized}`<T>`. */
+export function waitForEvent<T = unknown>(
+  eventName: string,
+  options?: WaitForEventOptions<T> & { schema?: undefined },
+): Promise<Serialized<T>>;
 export function waitForEvent<T = unknown>(
   eventName: string,
   options: WaitForEventOptions<T> = {},
@@ -142,7 +156,8 @@ export interface Webhook<T> {
 /**
  * Creates a one-time webhook for this run: hand `path` (or `token`) to another system, then
  * `await hook.wait()`. A `POST /hooks/<token>` with a JSON body (signed with HMAC-SHA256 when a secret
- * is configured) resumes the run with that body. A suspension point once awaited.
+ * is configured) resumes the run with that body. A suspension point once awaited. The body is typed as
+ * for {@link waitForEvent}: by the `schema`'s output, or else as `Serialized<T>`.
  * @example
  * import { workflow, step, createWebhook } from "tsworkflow";
  * export const approval = workflow("approval", async (orderId: string) => {
@@ -152,6 +167,11 @@ export interface Webhook<T> {
  * });
  * @throws NotInWorkflowError outside a workflow
  */
+export function createWebhook<T>(options: WaitForEventOptions<T> & { schema: $ZodType<T> }): Webhook<T>;
+/** Without a schema: `T` is the body the caller sends, and `wait()` gives it as {@link Serialized}`<T>`. */
+export function createWebhook<T = unknown>(
+  options?: WaitForEventOptions<T> & { schema?: undefined },
+): Webhook<Serialized<T>>;
 export function createWebhook<T = unknown>(options: WaitForEventOptions<T> = {}): Webhook<T> {
   const execution = requireExecution("createWebhook()");
   // Each webhook waits on an event name of its own, so a call to one token never reaches another.
@@ -165,8 +185,9 @@ export function createWebhook<T = unknown>(options: WaitForEventOptions<T> = {})
 }
 
 /**
- * Runs another workflow as a child run, linked to this one, and returns its result (or throws its
- * error). The child is its own run with its own log; cancelling the parent cancels it. A suspension point.
+ * Runs another workflow as a child run, linked to this one, and returns its result as the child's log gives
+ * it back ({@link Serialized}: a `Date` as its ISO string), or throws its error. The child is its own run
+ * with its own log; cancelling the parent cancels it. A suspension point.
  * @example
  * import { workflow, runChild } from "tsworkflow";
  * export const batch = workflow("batch", async (orders: string[]) =>
@@ -176,8 +197,8 @@ export function createWebhook<T = unknown>(options: WaitForEventOptions<T> = {})
 export function runChild<W extends AnyWorkflow>(
   workflow: W,
   args: WorkflowArgs<W>,
-): Promise<WorkflowResult<W>> {
-  return requireExecution("runChild()").callChild(workflow, args) as Promise<WorkflowResult<W>>;
+): Promise<Serialized<WorkflowResult<W>>> {
+  return requireExecution("runChild()").callChild(workflow, args) as Promise<Serialized<WorkflowResult<W>>>;
 }
 
 function assertEventName(eventName: string): void {

@@ -4,6 +4,7 @@ import { ConfigurationError, describe } from "./errors.ts";
 import { assertName } from "./names.ts";
 import { checkLimits, type RateLimit, type ResolvedLimits } from "./rate-limit.ts";
 import { definingRegistry } from "./registry.ts";
+import type { Serialized } from "./serialization.ts";
 
 /** How long to wait before attempt n+1 of a failed step. */
 export type RetryDelay = "fixed" | "exponential" | Duration;
@@ -71,7 +72,13 @@ export interface StepOptions<Args extends unknown[] = any[]> {
 
 /** A step function, with its name and options attached. */
 export interface StepDefinition<Args extends unknown[], Result> {
-  (...args: Args): Promise<Awaited<Result>>;
+  /**
+   * Runs the step in a workflow and resolves with its result as the run's log gives it back, on the first
+   * run as on a replay: a `Date` as its ISO string, `undefined` as `null` (see {@link Serialized}).
+   * Called outside a workflow (in a unit test), it runs the function and resolves with its value as it is,
+   * not round-tripped: the type is that of a call in a workflow.
+   */
+  (...args: Args): Promise<Serialized<Awaited<Result>>>;
   readonly stepName: string;
   readonly options: Readonly<ResolvedStepOptions>;
   /** The user's function, run by step executors. */
@@ -112,10 +119,10 @@ export function step<Args extends unknown[], Result>(
   assertName("step name", name);
   if (typeof fn !== "function") throw new ConfigurationError(`step("${name}") needs a function.`);
   const resolved = resolveStepOptions(name, options);
-  const call = (...args: Args): Promise<Awaited<Result>> => {
+  const call = (...args: Args): Promise<Serialized<Awaited<Result>>> => {
     const execution = currentExecution();
-    if (execution) return execution.callStep(definition, args) as Promise<Awaited<Result>>;
-    return Promise.resolve().then(() => fn(...args)) as Promise<Awaited<Result>>;
+    if (execution) return execution.callStep(definition, args) as Promise<Serialized<Awaited<Result>>>;
+    return Promise.resolve().then(() => fn(...args)) as Promise<Serialized<Awaited<Result>>>;
   };
   const definition = Object.assign(call, {
     stepName: name,

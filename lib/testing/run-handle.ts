@@ -1,5 +1,6 @@
 import { CancelledError, deserializeError, InvalidRunStateError } from "../core/errors.ts";
 import type { WorkflowEvent } from "../core/events.ts";
+import type { Serialized } from "../core/serialization.ts";
 import type { AnyStep, StepDefinition } from "../core/step.ts";
 import type { RunRecord, RunStatus } from "../ports/event-store.ts";
 import type { WebhookResponse } from "../webhooks/handle-webhook.ts";
@@ -27,7 +28,8 @@ export interface RunHandle<Result = unknown> {
   readonly runId: string;
 
   /**
-   * The workflow's result, once the run has completed (for a run that continued as new, once the last run
+   * The workflow's result as the run's log gives it back ({@link Serialized}: a `Date` as its ISO string,
+   * `undefined` as `null`), once the run has completed (for a run that continued as new, once the last run
    * of its chain has: its result, error or cancellation). With `timeSkipping`, sleeps, retry delays and
    * timeouts pass on the way (as with Temporal's time-skipping environment); without it, the clock moves
    * only through `env.skip` and `env.skipToNextTimer`.
@@ -37,7 +39,7 @@ export interface RunHandle<Result = unknown> {
    * @throws InvalidRunStateError when the run has not finished and nothing in the environment will move it
    *   on (it waits for an event, or for a timer and `timeSkipping` is off), saying what it waits for
    */
-  result(): Promise<Result>;
+  result(): Promise<Serialized<Result>>;
 
   /** `pending`, `running`, `suspended`, `completed`, `failed`, `cancelled` or `continued`. */
   status(): Promise<RunStatus>;
@@ -65,16 +67,16 @@ export interface RunHandle<Result = unknown> {
   steps(): Promise<StepSummary[]>;
 
   /**
-   * One step call, by the step (typed by its arguments and result) or its name: the first call, or the
-   * `index`-th (from 0) when the run calls it more than once. Undefined when the run has not called it
-   * (that often).
+   * One step call, by the step (typed by its arguments and result as the log gives them back, see
+   * {@link Serialized}) or its name: the first call, or the `index`-th (from 0) when the run calls it more
+   * than once. Undefined when the run has not called it (that often).
    * @example
    * expect(await run.step(fulfil)).toMatchObject({ status: "completed", attempts: 1 });
    */
   step<Args extends unknown[], StepResult>(
     step: StepDefinition<Args, StepResult>,
     index?: number,
-  ): Promise<StepSummary<Args, Awaited<StepResult>> | undefined>;
+  ): Promise<StepSummary<Serialized<Args>, Serialized<Awaited<StepResult>>> | undefined>;
   step(stepName: string, index?: number): Promise<StepSummary | undefined>;
 
   /**
@@ -145,9 +147,9 @@ export class EnvironmentRunHandle<Result> implements RunHandle<Result> {
     private readonly driver: RunDriver,
   ) {}
 
-  async result(): Promise<Result> {
+  async result(): Promise<Serialized<Result>> {
     const run = await this.driver.finished(this.runId);
-    if (run.status === "completed") return run.result as Result;
+    if (run.status === "completed") return run.result as Serialized<Result>;
     const { events } = await this.driver.read(run.runId);
     const timeline = formatTimeline(run, events);
     if (run.status === "cancelled") throw new CancelledError(timeline);
@@ -174,7 +176,7 @@ export class EnvironmentRunHandle<Result> implements RunHandle<Result> {
   step<Args extends unknown[], StepResult>(
     step: StepDefinition<Args, StepResult>,
     index?: number,
-  ): Promise<StepSummary<Args, Awaited<StepResult>> | undefined>;
+  ): Promise<StepSummary<Serialized<Args>, Serialized<Awaited<StepResult>>> | undefined>;
   step(stepName: string, index?: number): Promise<StepSummary | undefined>;
   async step(step: AnyStep | string, index = 0): Promise<StepSummary | undefined> {
     const name = typeof step === "string" ? step : step.stepName;

@@ -6,6 +6,7 @@ import {
   ConfigurationError,
   configure,
   configureLogging,
+  createWebhook,
   FatalError,
   getStepInfo,
   InvalidRunStateError,
@@ -24,6 +25,7 @@ import {
 import { FileStorage } from "tsworkflow/local";
 import { createTestEnvironment, type RunHandle, type TestEnvironment } from "tsworkflow/testing";
 import { afterEach, beforeAll, describe, expect, expectTypeOf, it } from "vitest";
+import { z } from "zod";
 import { type ApprovalResult, approvalOrder, fulfil, requestApproval } from "../../examples/approval.ts";
 
 const START = Date.UTC(2026, 0, 1);
@@ -637,5 +639,82 @@ describe("createTestEnvironment: types", () => {
       env.fakeStep(fulfil, async (orderId) => ({ orderId, shipped: "yes" }));
     };
     expect(typoed).toBeTypeOf("function");
+  });
+
+  it("types a Date from a step, a child run and the workflow as the ISO string that arrives", async () => {
+    // Prepare
+    const env = await environment({ timeSkipping: true });
+    const { when, dated } = env.define(() => {
+      const when = step("env_when", async () => new Date("2030-01-01T00:00:00.000Z"));
+      const born = workflow("env_born", async () => new Date("2001-02-03T04:05:06.000Z"));
+      const dated = workflow("env_dated", async () => ({
+        step: await when(),
+        child: await runChild(born, []),
+        now: now(),
+      }));
+      return { when, dated };
+    });
+
+    // Act
+    const run = await env.start(dated, []);
+    const result = await run.result();
+    const called = await run.step(when);
+
+    // Assess
+    expectTypeOf(result).toEqualTypeOf<{ step: string; child: string; now: string }>();
+    expectTypeOf(called?.result).toEqualTypeOf<string | undefined>();
+    expect(result).toEqual({
+      step: "2030-01-01T00:00:00.000Z",
+      child: "2001-02-03T04:05:06.000Z",
+      now: new Date(START).toISOString(),
+    });
+    expect(called?.result).toBe("2030-01-01T00:00:00.000Z");
+    const typoed = async () => {
+      // @ts-expect-error the step's Date arrives as its ISO string, which has no getTime
+      (await when()).getTime();
+    };
+    expect(typoed).toBeTypeOf("function");
+  });
+
+  it("types an event's payload by its schema, or without one as what arrives of the Date sent", async () => {
+    // Prepare
+    const env = await environment();
+    const stamped = env.define(() =>
+      workflow("env_stamped", async () => {
+        const sent = await waitForEvent<{ at: Date }>("sent");
+        const parsed = await waitForEvent("parsed", { schema: z.object({ at: z.coerce.date() }) });
+        return { sent: sent.at, parsedYear: parsed.at.getUTCFullYear() };
+      }),
+    );
+
+    // Act
+    const run = await env.start(stamped, []);
+    await run.sendEvent("sent", { at: new Date("2040-01-01T00:00:00.000Z") });
+    await run.sendEvent("parsed", { at: new Date("2050-01-01T00:00:00.000Z") });
+    const result = await run.result();
+
+    // Assess
+    expectTypeOf(result).toEqualTypeOf<{ sent: string; parsedYear: number }>();
+    expect(result).toEqual({ sent: "2040-01-01T00:00:00.000Z", parsedYear: 2050 });
+    const webhooks = () => {
+      const sent = createWebhook<{ at: Date }>();
+      const parsed = createWebhook({ schema: z.object({ at: z.coerce.date() }) });
+      expectTypeOf(sent.wait).returns.resolves.toEqualTypeOf<{ at: string }>();
+      expectTypeOf(parsed.wait).returns.resolves.toEqualTypeOf<{ at: Date }>();
+    };
+    expect(webhooks).toBeTypeOf("function");
+  });
+
+  it("types the result of a workflow that returns nothing as the null that arrives", async () => {
+    // Prepare
+    const env = await environment();
+    const quiet = env.define(() => workflow("env_quiet", async () => {}));
+
+    // Act
+    const result = await (await env.start(quiet, [])).result();
+
+    // Assess
+    expectTypeOf(result).toEqualTypeOf<null>();
+    expect(result).toBeNull();
   });
 });

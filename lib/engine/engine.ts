@@ -189,7 +189,8 @@ export class Engine {
    * Creates a run (once per idempotency key) and enqueues its first activation.
    * @throws WorkflowInputError when the input does not match the workflow's schema (nothing is stored)
    * @throws IdempotencyConflictError when the key started a run with another input
-   * @throws ConfigurationError when the workflow declares a concurrency or rate limit that this engine does not enforce
+   * @throws ConfigurationError when the workflow declares a concurrency or rate limit that this engine does not
+   *   enforce, or when its key function throws or returns no string
    */
   async start(
     workflow: AnyWorkflow | string,
@@ -639,8 +640,8 @@ export class Engine {
     // A step with a concurrency or rate limit waits for its turn; its task comes back when it may have come.
     const definition = this.registry.findStep(task.stepName);
     // The outcome is stored before a concurrency slot is let go: a copy of the task that takes it next finds it.
-    const runAndStore = async (began?: (at: number) => void) =>
-      this.store.putOutcome(await this.runAttempt(task, began));
+    const runAndStore = async (began?: (at: number) => void, failure?: unknown) =>
+      this.store.putOutcome(await this.runAttempt(task, began, failure));
     const attempted = this.stepLimits
       ? await this.stepLimits.run(task, definition, runAndStore)
       : { waiting: false, value: await runAndStore() };
@@ -649,12 +650,19 @@ export class Engine {
   }
 
   /** Runs one attempt of a step and returns its outcome (a thrown error is a failed outcome). */
-  private runAttempt(task: StepTask, began?: (at: number) => void): Promise<StepOutcome> {
-    return this.telemetry.stepAttempt(task, () => this.runAttemptUntraced(task, began));
+  private runAttempt(task: StepTask, began?: (at: number) => void, failure?: unknown): Promise<StepOutcome> {
+    return this.telemetry.stepAttempt(task, () => this.runAttemptUntraced(task, began, failure));
   }
 
-  /** @param began told when the step function begins (a rate limit counts the start from then) */
-  private async runAttemptUntraced(task: StepTask, began?: (at: number) => void): Promise<StepOutcome> {
+  /**
+   * @param began told when the step function begins (a rate limit counts the start from then)
+   * @param failure what the attempt fails with instead of calling the step function (a limit's key failed)
+   */
+  private async runAttemptUntraced(
+    task: StepTask,
+    began?: (at: number) => void,
+    failure?: unknown,
+  ): Promise<StepOutcome> {
     const { runId, stepId, attempt } = task;
     const definition = this.registry.findStep(task.stepName);
     const startedAt = this.clock.now();
@@ -667,6 +675,7 @@ export class Engine {
       ...optional("issueSeq", task.issueSeq),
     };
     try {
+      if (failure) throw failure;
       if (!definition) throw new StepNotFoundError(task.stepName);
       const unenforced = unenforcedLimit(
         `Step "${task.stepName}"`,

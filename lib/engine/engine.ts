@@ -16,6 +16,7 @@ import { builtEvent, builtEvents, type EventDraft, type WorkflowEvent } from "..
 import { assertIdempotencyKey, assertRunId, newRunId } from "../core/ids.ts";
 import { getLogger } from "../core/logger.ts";
 import { LruMap } from "../core/lru-map.ts";
+import { assertName } from "../core/names.ts";
 import { optional } from "../core/optional.ts";
 import { defaultRegistry, type Registry } from "../core/registry.ts";
 import { hashOf, roundTrip, serializeError } from "../core/serialization.ts";
@@ -724,6 +725,7 @@ export class Engine {
    * Delivers an event to a run: the oldest `waitForEvent(eventName)` gets `payload`. An event sent
    * before the run waits for it is kept until it does. With a `signalId`, sending the same event twice
    * delivers it once.
+   * @throws ConfigurationError for an event name that `waitForEvent` would refuse
    * @throws RunNotFoundError for an unknown run
    * @throws InvalidRunStateError for a run that has finished (for a run that continued as new: whose
    * chain has finished)
@@ -735,9 +737,8 @@ export class Engine {
     options: { signalId?: string } = {},
   ): Promise<{ delivered: boolean }> {
     assertRunId(runId);
-    if (typeof eventName !== "string" || eventName.length === 0 || eventName.length > 100) {
-      throw new ConfigurationError(`Invalid event name ${describe(eventName)}: use 1 to 100 characters.`);
-    }
+    // The rule of waitForEvent(): an event no wait can take is never stored.
+    assertName("event name", eventName);
     // Sent to a run that continued as new, the event goes to the run that carries on.
     const run = await this.liveEndOf(runId);
     if (FINISHED_STATUSES.has(run.status)) {

@@ -11,7 +11,10 @@ export type ReplayReport =
       runId: string;
       workflowName: string;
       events: number;
-      /** The number (`seq`) of the event being replayed when the code and the log parted. */
+      /**
+       * The number (`seq`) of the event where the code and the log part: the one that recorded the call the
+       * code now makes otherwise (another call, other arguments), or the event being replayed.
+       */
       seq: number;
       /** What the log has and what the code does now. */
       message: string;

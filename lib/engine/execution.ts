@@ -177,7 +177,8 @@ export class RunExecution implements WorkflowScope {
   readonly cancelRequested: string | undefined;
   /** The run's tags as the log has them so far (those of `start()`, then each `setTags()`). */
   readonly tags: RunTags = {};
-  private settled: Settled | undefined;
+  /** How the workflow function ended, once it has (the replay checker reports an error it threw). @internal */
+  settled: Settled | undefined;
   /** The absolute deadline from `maxDuration`, if any. */
   readonly deadline: number | undefined;
 

@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { configureLogging, runChild, sleep, step, type WorkflowEvent, workflow } from "tsworkflow";
+import { configureLogging, patched, runChild, sleep, step, type WorkflowEvent, workflow } from "tsworkflow";
 import { Registry } from "tsworkflow/engine";
 import { FileStorage, MemoryStorage } from "tsworkflow/local";
 import { replayHistory, startLocal } from "tsworkflow/testing";
@@ -157,6 +157,26 @@ describe("replayHistory", () => {
     const started = events.find((event) => event.type === "child_started");
     expect(started?.seq).toBeGreaterThan(1);
     expect(report).toMatchObject({ ok: false, seq: started?.seq });
+  });
+
+  it("reports the error the workflow throws on replay (its class, code and message), at the event where the log goes on", async () => {
+    // Prepare
+    const throwing = version(async (sku) => {
+      if (patched("bad id!")) return "new";
+      await reserve(sku);
+      return "old";
+    });
+    // Act
+    const report = await replayHistory(throwing, finished);
+    // Assess
+    const expected =
+      'Invalid patch id "bad id!" in patched(): use 1 to 100 letters, digits, "_", ".", ":" or "-".';
+    expect(report).toMatchObject({
+      ok: false,
+      seq: finished.find((event) => event.type === "step_started")?.seq,
+      error: { name: "ConfigurationError", code: "CONFIGURATION", message: expected },
+      message: `The workflow threw ConfigurationError (CONFIGURATION): ${expected}`,
+    });
   });
 
   it("passes a compatible change: a step added after the point every run reached", async () => {

@@ -3,6 +3,7 @@ import { runInStep } from "../core/context.ts";
 import {
   ConfigurationError,
   describe,
+  EventPayloadError,
   IdempotencyConflictError,
   InvalidRunStateError,
   type PayloadTooLargeError,
@@ -19,6 +20,7 @@ import { LruMap } from "../core/lru-map.ts";
 import { assertName } from "../core/names.ts";
 import { optional } from "../core/optional.ts";
 import { defaultRegistry, type Registry } from "../core/registry.ts";
+import { safeParseWithMessages } from "../core/schema.ts";
 import { hashOf, roundTrip, serializeError } from "../core/serialization.ts";
 import { type RunTags, validateTags } from "../core/tags.ts";
 import { type AnyWorkflow, validateWorkflowInput } from "../core/workflow.ts";
@@ -726,6 +728,7 @@ export class Engine {
    * before the run waits for it is kept until it does. With a `signalId`, sending the same event twice
    * delivers it once.
    * @throws ConfigurationError for an event name that `waitForEvent` would refuse
+   * @throws EventPayloadError for a webhook's body that fails its schema (nothing is stored)
    * @throws RunNotFoundError for an unknown run
    * @throws InvalidRunStateError for a run that has finished (for a run that continued as new: whose
    * chain has finished)
@@ -746,6 +749,8 @@ export class Engine {
     }
     const value = roundTrip(payload ?? null, `The payload of event "${eventName}"`, this.maxPayloadBytes);
     if (options.signalId !== undefined) assertText("signalId", options.signalId, 200, true);
+    // A webhook's body is checked against its hook's schema before it is stored: refused, its token stays unused.
+    if (eventName.startsWith("webhook.")) await this.checkPayload(run, eventName, value);
     const id = options.signalId ?? randomUUID();
     const delivered = await this.deliver({
       runId: run.runId,
@@ -756,6 +761,27 @@ export class Engine {
       result: { name: eventName, payload: value },
     });
     return { delivered };
+  }
+
+  /**
+   * Checks a payload against the schema of the run's wait for `eventName`, on the code the run goes on with;
+   * without that code here, the run checks it as it takes it.
+   * @throws EventPayloadError when it does not match
+   */
+  private async checkPayload(run: RunRecord, eventName: string, payload: unknown): Promise<void> {
+    const events = await this.store.getEvents(run.runId);
+    let execution: RunExecution;
+    try {
+      const definition = this.codeOf(run.workflowName, events[0]);
+      execution = await RunExecution.replay(definition, events, { now: this.clock.now() });
+    } catch {
+      return;
+    }
+    for (const wait of execution.waits()) {
+      if (wait.kind !== "hook" || wait.eventName !== eventName || !wait.schema) continue;
+      const parsed = safeParseWithMessages(wait.schema, payload);
+      if (!parsed.success) throw new EventPayloadError(eventName, parsed.error.issues);
+    }
   }
 
   /** What follows a run's finish, again (see `redoAfterFinish` in run-links.ts), after the run's slot is let go. */

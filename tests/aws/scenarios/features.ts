@@ -1,4 +1,5 @@
 import { afterAll, describe, expect, it } from "vitest";
+import { z } from "zod";
 import { DynamoDBStorage } from "../../../lib/adapters/aws/dynamodb-storage.ts";
 import { scheduleName } from "../../../lib/adapters/aws/scheduler-timers.ts";
 import { createClient, type TsWorkflowClient } from "../../../lib/aws/client.ts";
@@ -30,6 +31,10 @@ const longSleep = workflow("aws_features_long_sleep", async () => {
 });
 const webhookWorkflow = workflow("aws_features_webhook", async () => {
   const hook = createWebhook<{ approved: boolean }>();
+  return (await hook.wait()).approved;
+});
+const checkedWebhook = workflow("aws_features_checked_webhook", async () => {
+  const hook = createWebhook({ schema: z.object({ approved: z.boolean() }) });
   return (await hook.wait()).approved;
 });
 const child = workflow("aws_features_child", async (n: number) => n + 100);
@@ -133,6 +138,45 @@ export function describeFeatures(emulatorsOf: () => Emulators): void {
 
       // Assess
       expect([unsigned.statusCode, accepted.statusCode, replayed.statusCode]).toEqual([401, 202, 409]);
+      expect(run.result).toBe(true);
+    });
+
+    it("refuses a webhook body that fails the hook's schema with 400 INVALID_PAYLOAD, leaving the token for a good one", async () => {
+      // Prepare
+      const { stack } = deploy();
+      const webhookHandler = createWebhookHandler(
+        { workflows: [checkedWebhook] },
+        {
+          config: stack.config,
+          clients: stack.clients,
+          store: new DynamoDBStorage({ client: stack.clients.dynamodb, tableName: stack.config.tableName }),
+        },
+      );
+      const { runId } = await stack.invokeStart({ workflow: "aws_features_checked_webhook", args: [] });
+      await stack.waitForStatus(runId, "suspended");
+      const token = ofType(await stack.events(runId), "hook_created")[0]?.token as string;
+      const call = (body: unknown) =>
+        webhookHandler(
+          {
+            rawPath: `/hooks/${token}`,
+            body: JSON.stringify(body),
+            headers: {},
+            requestContext: { http: { method: "POST" } },
+          },
+          lambdaContext("webhook"),
+        );
+
+      // Act
+      const refused = await call({ approved: "yes" });
+      const outcomesAfterRefusal = await stack.store.listOutcomes(runId);
+      const accepted = await call({ approved: true });
+      const run = await stack.waitForStatus(runId, "completed");
+
+      // Assess
+      expect(refused.statusCode).toBe(400);
+      expect(JSON.parse(refused.body)).toMatchObject({ ok: false, code: "INVALID_PAYLOAD" });
+      expect(outcomesAfterRefusal).toEqual([]);
+      expect(accepted.statusCode).toBe(202);
       expect(run.result).toBe(true);
     });
 

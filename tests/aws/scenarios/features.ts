@@ -43,6 +43,28 @@ const parent = workflow("aws_features_parent", async () => {
   return a + b;
 });
 
+/** A new run of `definition` waiting on its webhook, its token, and a call to it through the webhook function. */
+async function waitingWebhook(stack: Stack, definition: typeof webhookWorkflow, secret?: string) {
+  const webhookHandler = createWebhookHandler(
+    { workflows: [definition] },
+    {
+      config: stack.config,
+      clients: stack.clients,
+      store: new DynamoDBStorage({ client: stack.clients.dynamodb, tableName: stack.config.tableName }),
+      ...(secret ? { webhookSecret: secret } : {}),
+    },
+  );
+  const { runId } = await stack.invokeStart({ workflow: definition.name, args: [] });
+  await stack.waitForStatus(runId, "suspended");
+  const token = ofType(await stack.events(runId), "hook_created")[0]?.token as string;
+  const call = (body: string, headers: Record<string, string> = {}) =>
+    webhookHandler(
+      { rawPath: `/hooks/${token}`, body, headers, requestContext: { http: { method: "POST" } } },
+      lambdaContext("webhook"),
+    );
+  return { runId, token, call };
+}
+
 export function describeFeatures(emulatorsOf: () => Emulators): void {
   describe("events, cancellation and child runs on the AWS runtime", () => {
     const stacks: Stack[] = [];
@@ -54,7 +76,7 @@ export function describeFeatures(emulatorsOf: () => Emulators): void {
 
     const deploy = () => {
       const stack = deployStack(emulatorsOf(), {
-        workflows: [approval, longSleep, child, parent, webhookWorkflow],
+        workflows: [approval, longSleep, child, parent, webhookWorkflow, checkedWebhook],
       });
       stacks.push(stack);
       const client = createClient(
@@ -109,31 +131,15 @@ export function describeFeatures(emulatorsOf: () => Emulators): void {
     it("resumes a run through the webhook function behind a Function URL, once, with a valid signature", async () => {
       // Prepare
       const { stack } = deploy();
-      const webhookHandler = createWebhookHandler(
-        { workflows: [webhookWorkflow] },
-        {
-          config: stack.config,
-          clients: stack.clients,
-          store: new DynamoDBStorage({ client: stack.clients.dynamodb, tableName: stack.config.tableName }),
-          webhookSecret: "s3cret",
-        },
-      );
-      const { runId } = await stack.invokeStart({ workflow: "aws_features_webhook", args: [] });
-      await stack.waitForStatus(runId, "suspended");
-      const token = ofType(await stack.events(runId), "hook_created")[0]?.token as string;
       const body = JSON.stringify({ approved: true });
-      const call = (headers: Record<string, string>) =>
-        webhookHandler(
-          { rawPath: `/hooks/${token}`, body, headers, requestContext: { http: { method: "POST" } } },
-          lambdaContext("webhook"),
-        );
+      const { runId, token, call } = await waitingWebhook(stack, webhookWorkflow, "s3cret");
       const now = Date.now();
       const signed = signWebhook("s3cret", { token, timestamp: now, body });
 
       // Act
-      const unsigned = await call({});
-      const accepted = await call(signed);
-      const replayed = await call(signed);
+      const unsigned = await call(body);
+      const accepted = await call(body, signed);
+      const replayed = await call(body, signed);
       const run = await stack.waitForStatus(runId, "completed");
 
       // Assess
@@ -144,32 +150,12 @@ export function describeFeatures(emulatorsOf: () => Emulators): void {
     it("refuses a webhook body that fails the hook's schema with 400 INVALID_PAYLOAD, leaving the token for a good one", async () => {
       // Prepare
       const { stack } = deploy();
-      const webhookHandler = createWebhookHandler(
-        { workflows: [checkedWebhook] },
-        {
-          config: stack.config,
-          clients: stack.clients,
-          store: new DynamoDBStorage({ client: stack.clients.dynamodb, tableName: stack.config.tableName }),
-        },
-      );
-      const { runId } = await stack.invokeStart({ workflow: "aws_features_checked_webhook", args: [] });
-      await stack.waitForStatus(runId, "suspended");
-      const token = ofType(await stack.events(runId), "hook_created")[0]?.token as string;
-      const call = (body: unknown) =>
-        webhookHandler(
-          {
-            rawPath: `/hooks/${token}`,
-            body: JSON.stringify(body),
-            headers: {},
-            requestContext: { http: { method: "POST" } },
-          },
-          lambdaContext("webhook"),
-        );
+      const { runId, call } = await waitingWebhook(stack, checkedWebhook);
 
       // Act
-      const refused = await call({ approved: "yes" });
+      const refused = await call(JSON.stringify({ approved: "yes" }));
       const outcomesAfterRefusal = await stack.store.listOutcomes(runId);
-      const accepted = await call({ approved: true });
+      const accepted = await call(JSON.stringify({ approved: true }));
       const run = await stack.waitForStatus(runId, "completed");
 
       // Assess

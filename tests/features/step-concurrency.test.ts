@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ConfigurationError, configureLogging, step, workflow } from "tsworkflow";
+import { ConfigurationError, configureLogging, type StepOptions, step, workflow } from "tsworkflow";
 import { type EventStore, MemorySlotStore } from "tsworkflow/engine";
 import { FileStorage, LocalRuntime, MemoryStorage } from "tsworkflow/local";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -161,47 +161,27 @@ describe("step concurrency on the embedded runtime", () => {
 
 /** Counts the calls of the step functions whose limit keys fail: none may run. */
 let keyFailureCalls = 0;
-const keyThrows = step(
-  "sc_key_throws",
-  async (tenant: string) => {
-    keyFailureCalls += 1;
-    return tenant;
-  },
-  {
-    concurrency: {
-      limit: 1,
-      key: () => {
-        throw new Error("boom in key");
-      },
+const keyed = (name: string, options: StepOptions<[string]>) =>
+  step(
+    name,
+    async (tenant: string) => {
+      keyFailureCalls += 1;
+      return tenant;
     },
-    maxRetries: 2,
-    retryDelay: 1,
-  },
-);
-const rateKeyThrows = step(
-  "sc_rate_key_throws",
-  async (tenant: string) => {
-    keyFailureCalls += 1;
-    return tenant;
-  },
-  {
-    rateLimit: {
-      limit: 5,
-      period: "1s",
-      key: () => {
-        throw new Error("boom in rate key");
-      },
-    },
-  },
-);
-const numberKey = step(
-  "sc_number_key",
-  async (tenant: string) => {
-    keyFailureCalls += 1;
-    return tenant;
-  },
-  { concurrency: { limit: 1, key: () => 42 as unknown as string } },
-);
+    options,
+  );
+const throwing = (message: string) => () => {
+  throw new Error(message);
+};
+const keyThrows = keyed("sc_key_throws", {
+  concurrency: { limit: 1, key: throwing("boom in key") },
+  maxRetries: 2,
+  retryDelay: 1,
+});
+const rateKeyThrows = keyed("sc_rate_key_throws", {
+  rateLimit: { limit: 5, period: "1s", key: throwing("boom in rate key") },
+});
+const numberKey = keyed("sc_number_key", { concurrency: { limit: 1, key: () => 42 as unknown as string } });
 const catching = (limited: (tenant: string) => Promise<string>) => async (tenant: string) => {
   try {
     return await limited(tenant);

@@ -94,7 +94,7 @@ export class NonDeterminismError extends TsWorkflowError {
   constructor(message: string) {
     super(
       "NON_DETERMINISM",
-      `${message}. The workflow code no longer matches this run's event log: keep the order, names and arguments of steps, sleeps, waits and child runs stable for runs in flight, or deploy the change under a new workflow name.`,
+      `${message}. The workflow code no longer matches this run's event log: keep the order, names and arguments of steps, sleeps, waits and child runs stable for runs in flight, or guard the change with patched() or a new workflow version.`,
     );
   }
 }

@@ -69,3 +69,28 @@ export function checkLimits(
   }
   return resolved;
 }
+
+/**
+ * The key that a limit's `key` function gives for a call with `args` (a copy: it cannot change them), or ""
+ * without one.
+ * @param owner how the error names the step or workflow, e.g. `step("send_email")`
+ * @throws ConfigurationError when the function throws (its error kept as `cause`) or returns no string
+ */
+export function limitKey(
+  owner: string,
+  option: "concurrency" | "rateLimit",
+  key: ((...args: never[]) => unknown) | undefined,
+  args: readonly unknown[],
+): string {
+  if (!key) return "";
+  let value: unknown;
+  try {
+    value = key(...(structuredClone(args) as never[]));
+  } catch (error) {
+    const message = `${owner}: ${option}.key must return a string, but it threw ${String(error)}.`;
+    throw new ConfigurationError(message, { cause: error });
+  }
+  if (typeof value !== "string")
+    throw new ConfigurationError(`${owner}: ${option}.key must return a string, got ${describe(value)}.`);
+  return value;
+}

@@ -1,5 +1,5 @@
 import type { EventOf, WorkflowEvent } from "../core/events.ts";
-import { checkLimits } from "../core/rate-limit.ts";
+import { checkLimits, limitKey } from "../core/rate-limit.ts";
 import type { AnyWorkflow } from "../core/workflow.ts";
 
 /** The concurrency a run is admitted under, as its `workflow_started` event records it. */
@@ -15,14 +15,20 @@ export interface RunAdmission {
 /**
  * What a new run of `definition` with `input` will wait for before it starts: its keys, computed once
  * from its input, go into its `workflow_started` event.
+ * @throws ConfigurationError when a key function throws or returns no string (nothing is stored)
  */
 export function admissionOf(definition: AnyWorkflow, input: unknown[]): RunAdmission {
-  const { concurrency, rateLimit: rate } = checkLimits(`workflow("${definition.name}")`, definition.options);
-  const keyOf = (key: ((...args: never[]) => string) | undefined) =>
-    `run:${definition.name}:${key ? String(key(...(structuredClone(input) as never[]))) : ""}`;
+  const owner = `workflow("${definition.name}")`;
+  const { concurrency, rateLimit: rate } = checkLimits(owner, definition.options);
+  const keyOf = (option: "concurrency" | "rateLimit", key: ((...args: never[]) => unknown) | undefined) =>
+    `run:${definition.name}:${limitKey(owner, option, key, input)}`;
   return {
-    ...(concurrency ? { concurrency: { key: keyOf(concurrency.key), limit: concurrency.limit } } : {}),
-    ...(rate ? { rateLimit: { key: keyOf(rate.key), limit: rate.limit, periodMs: rate.periodMs } } : {}),
+    ...(concurrency
+      ? { concurrency: { key: keyOf("concurrency", concurrency.key), limit: concurrency.limit } }
+      : {}),
+    ...(rate
+      ? { rateLimit: { key: keyOf("rateLimit", rate.key), limit: rate.limit, periodMs: rate.periodMs } }
+      : {}),
   };
 }
 

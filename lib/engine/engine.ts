@@ -3,6 +3,7 @@ import { runInStep } from "../core/context.ts";
 import {
   ConfigurationError,
   describe,
+  EventPayloadError,
   IdempotencyConflictError,
   InvalidRunStateError,
   type PayloadTooLargeError,
@@ -16,8 +17,10 @@ import { builtEvent, builtEvents, type EventDraft, type WorkflowEvent } from "..
 import { assertIdempotencyKey, assertRunId, newRunId } from "../core/ids.ts";
 import { getLogger } from "../core/logger.ts";
 import { LruMap } from "../core/lru-map.ts";
+import { assertName } from "../core/names.ts";
 import { optional } from "../core/optional.ts";
 import { defaultRegistry, type Registry } from "../core/registry.ts";
+import { safeParseWithMessages } from "../core/schema.ts";
 import { hashOf, roundTrip, serializeError } from "../core/serialization.ts";
 import { type RunTags, validateTags } from "../core/tags.ts";
 import { type AnyWorkflow, validateWorkflowInput } from "../core/workflow.ts";
@@ -189,7 +192,8 @@ export class Engine {
    * Creates a run (once per idempotency key) and enqueues its first activation.
    * @throws WorkflowInputError when the input does not match the workflow's schema (nothing is stored)
    * @throws IdempotencyConflictError when the key started a run with another input
-   * @throws ConfigurationError when the workflow declares a concurrency or rate limit that this engine does not enforce
+   * @throws ConfigurationError when the workflow declares a concurrency or rate limit that this engine does not
+   *   enforce, or when its key function throws or returns no string
    */
   async start(
     workflow: AnyWorkflow | string,
@@ -639,8 +643,8 @@ export class Engine {
     // A step with a concurrency or rate limit waits for its turn; its task comes back when it may have come.
     const definition = this.registry.findStep(task.stepName);
     // The outcome is stored before a concurrency slot is let go: a copy of the task that takes it next finds it.
-    const runAndStore = async (began?: (at: number) => void) =>
-      this.store.putOutcome(await this.runAttempt(task, began));
+    const runAndStore = async (began?: (at: number) => void, failure?: unknown) =>
+      this.store.putOutcome(await this.runAttempt(task, began, failure));
     const attempted = this.stepLimits
       ? await this.stepLimits.run(task, definition, runAndStore)
       : { waiting: false, value: await runAndStore() };
@@ -649,12 +653,19 @@ export class Engine {
   }
 
   /** Runs one attempt of a step and returns its outcome (a thrown error is a failed outcome). */
-  private runAttempt(task: StepTask, began?: (at: number) => void): Promise<StepOutcome> {
-    return this.telemetry.stepAttempt(task, () => this.runAttemptUntraced(task, began));
+  private runAttempt(task: StepTask, began?: (at: number) => void, failure?: unknown): Promise<StepOutcome> {
+    return this.telemetry.stepAttempt(task, () => this.runAttemptUntraced(task, began, failure));
   }
 
-  /** @param began told when the step function begins (a rate limit counts the start from then) */
-  private async runAttemptUntraced(task: StepTask, began?: (at: number) => void): Promise<StepOutcome> {
+  /**
+   * @param began told when the step function begins (a rate limit counts the start from then)
+   * @param failure what the attempt fails with instead of calling the step function (a limit's key failed)
+   */
+  private async runAttemptUntraced(
+    task: StepTask,
+    began?: (at: number) => void,
+    failure?: unknown,
+  ): Promise<StepOutcome> {
     const { runId, stepId, attempt } = task;
     const definition = this.registry.findStep(task.stepName);
     const startedAt = this.clock.now();
@@ -667,6 +678,7 @@ export class Engine {
       ...optional("issueSeq", task.issueSeq),
     };
     try {
+      if (failure) throw failure;
       if (!definition) throw new StepNotFoundError(task.stepName);
       const unenforced = unenforcedLimit(
         `Step "${task.stepName}"`,
@@ -715,6 +727,8 @@ export class Engine {
    * Delivers an event to a run: the oldest `waitForEvent(eventName)` gets `payload`. An event sent
    * before the run waits for it is kept until it does. With a `signalId`, sending the same event twice
    * delivers it once.
+   * @throws ConfigurationError for an event name that `waitForEvent` would refuse
+   * @throws EventPayloadError for a webhook's body that fails its schema (nothing is stored)
    * @throws RunNotFoundError for an unknown run
    * @throws InvalidRunStateError for a run that has finished (for a run that continued as new: whose
    * chain has finished)
@@ -726,9 +740,8 @@ export class Engine {
     options: { signalId?: string } = {},
   ): Promise<{ delivered: boolean }> {
     assertRunId(runId);
-    if (typeof eventName !== "string" || eventName.length === 0 || eventName.length > 100) {
-      throw new ConfigurationError(`Invalid event name ${describe(eventName)}: use 1 to 100 characters.`);
-    }
+    // The rule of waitForEvent(): an event no wait can take is never stored.
+    assertName("event name", eventName);
     // Sent to a run that continued as new, the event goes to the run that carries on.
     const run = await this.liveEndOf(runId);
     if (FINISHED_STATUSES.has(run.status)) {
@@ -736,6 +749,8 @@ export class Engine {
     }
     const value = roundTrip(payload ?? null, `The payload of event "${eventName}"`, this.maxPayloadBytes);
     if (options.signalId !== undefined) assertText("signalId", options.signalId, 200, true);
+    // A webhook's body is checked against its hook's schema before it is stored: refused, its token stays unused.
+    if (eventName.startsWith("webhook.")) await this.checkPayload(run, eventName, value);
     const id = options.signalId ?? randomUUID();
     const delivered = await this.deliver({
       runId: run.runId,
@@ -746,6 +761,27 @@ export class Engine {
       result: { name: eventName, payload: value },
     });
     return { delivered };
+  }
+
+  /**
+   * Checks a payload against the schema of the run's wait for `eventName`, on the code the run goes on with;
+   * without that code here, the run checks it as it takes it.
+   * @throws EventPayloadError when it does not match
+   */
+  private async checkPayload(run: RunRecord, eventName: string, payload: unknown): Promise<void> {
+    const events = await this.store.getEvents(run.runId);
+    let execution: RunExecution;
+    try {
+      const definition = this.codeOf(run.workflowName, events[0]);
+      execution = await RunExecution.replay(definition, events, { now: this.clock.now() });
+    } catch {
+      return;
+    }
+    for (const wait of execution.waits()) {
+      if (wait.kind !== "hook" || wait.eventName !== eventName || !wait.schema) continue;
+      const parsed = safeParseWithMessages(wait.schema, payload);
+      if (!parsed.success) throw new EventPayloadError(eventName, parsed.error.issues);
+    }
   }
 
   /** What follows a run's finish, again (see `redoAfterFinish` in run-links.ts), after the run's slot is let go. */

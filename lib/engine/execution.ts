@@ -177,7 +177,8 @@ export class RunExecution implements WorkflowScope {
   readonly cancelRequested: string | undefined;
   /** The run's tags as the log has them so far (those of `start()`, then each `setTags()`). */
   readonly tags: RunTags = {};
-  private settled: Settled | undefined;
+  /** How the workflow function ended, once it has (the replay checker reports an error it threw). @internal */
+  settled: Settled | undefined;
   /** The absolute deadline from `maxDuration`, if any. */
   readonly deadline: number | undefined;
 
@@ -525,15 +526,17 @@ export class RunExecution implements WorkflowScope {
 
   /**
    * The input a replayed command was recorded with, when the code passes the same now; a mismatch stops the
-   * run (a recorded result must never be reused for other arguments). Undefined for a new command.
+   * run (a recorded result must never be reused for other arguments), at `seq`, the command's event. Undefined
+   * for a new command.
    */
-  private recordedInput(ref: CommandRef, json: string): unknown[] | undefined {
+  private recordedInput(ref: CommandRef, json: string, seq: number): unknown[] | undefined {
     const key = `${ref.kind}:${ref.id}`;
     const recorded = this.recordedInputs.get(key);
     this.recordedInputs.delete(key);
     if (recorded === undefined || sameJson(json, recorded)) return recorded;
     this.mismatch(
       `The log has ${describeRef(ref)} called with ${shorten(JSON.stringify(recorded))} but the workflow now calls it with ${shorten(json)}`,
+      seq,
     );
     return undefined;
   }
@@ -579,7 +582,7 @@ export class RunExecution implements WorkflowScope {
       },
       (startedSeq, settle) => {
         // A replayed step keeps its recorded input: an attempt sent again runs with what the log says.
-        const input = this.recordedInput(ref, json) ?? (JSON.parse(json) as unknown[]);
+        const input = this.recordedInput(ref, json, startedSeq) ?? (JSON.parse(json) as unknown[]);
         if (this.nonDeterminism) return;
         const { stepName } = definition;
         const wait = { kind: "step", stepId, stepName, definition, input, attempt: 1, startedSeq } as const;
@@ -679,8 +682,8 @@ export class RunExecution implements WorkflowScope {
           input: JSON.parse(json) as unknown[],
         });
       },
-      (_seq, settle) => {
-        const input = this.recordedInput(ref, json) ?? (JSON.parse(json) as unknown[]);
+      (seq, settle) => {
+        const input = this.recordedInput(ref, json, seq) ?? (JSON.parse(json) as unknown[]);
         if (this.nonDeterminism) return;
         const { name: workflowName } = definition;
         this.children.set(childId, {

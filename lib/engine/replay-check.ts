@@ -1,5 +1,7 @@
 import { InvalidEventError, NonDeterminismError } from "../core/errors.ts";
 import { parseEvents, type WorkflowEvent } from "../core/events.ts";
+import { optional } from "../core/optional.ts";
+import { serializeError } from "../core/serialization.ts";
 import type { AnyWorkflow } from "../core/workflow.ts";
 import { RunExecution } from "./execution.ts";
 
@@ -11,18 +13,27 @@ export type ReplayReport =
       runId: string;
       workflowName: string;
       events: number;
-      /** The number (`seq`) of the event being replayed when the code and the log parted. */
+      /**
+       * The number (`seq`) of the event where the code and the log part: the one that recorded the call the
+       * code now makes otherwise (another call, other arguments), or the event being replayed.
+       */
       seq: number;
-      /** What the log has and what the code does now. */
+      /** What the log has and what the code does now, or the error the workflow threw (see `error`). */
       message: string;
+      /**
+       * The error the workflow threw on replay before the point where its log goes on (an invalid `patched()`
+       * id, a bug in the new code, a step failure the code no longer catches): the cause of the mismatch.
+       */
+      error?: { name: string; code?: string; message: string };
     };
 
 /**
  * Replays a recorded run's log against the workflow's current code, as an activation would after a
  * deploy, without running any step or writing anything: recorded results resolve the calls, and the
  * first call that the log does not have in that place (another step, a removed sleep, a changed order or
- * argument) is reported with the event number. Calls past the end of the log are new work, not a
- * mismatch: adding steps after the point every run has reached is a compatible change.
+ * argument) is reported with the event number; when the workflow threw before that point, with its error.
+ * Calls past the end of the log are new work, not a mismatch: adding steps after the point every run has
+ * reached is a compatible change.
  * @param events the log, as `getEvents(runId)` or `tsworkflow runs events <id> --json` gives it
  * @example
  * import { readFileSync } from "node:fs";
@@ -52,12 +63,17 @@ export async function replayHistory(
   try {
     const execution = await RunExecution.replay(workflow, log, { now: end });
     if (!execution.nonDeterminism) return { ...base, ok: true };
-    return {
-      ...base,
-      ok: false,
-      seq: execution.mismatchSeq ?? execution.version,
-      message: execution.nonDeterminism.message,
-    };
+    const mismatch = { ...base, ok: false as const, seq: execution.mismatchSeq ?? execution.version };
+    const { settled } = execution;
+    if (settled && !settled.ok) {
+      const { name, code, message } = serializeError(settled.error);
+      return {
+        ...mismatch,
+        message: `The workflow threw ${name}${code ? ` (${code})` : ""}: ${message}`,
+        error: { name, ...optional("code", code), message },
+      };
+    }
+    return { ...mismatch, message: execution.nonDeterminism.message };
   } catch (error) {
     if (!(error instanceof NonDeterminismError)) throw error;
     return { ...base, ok: false, seq: 1, message: error.message };

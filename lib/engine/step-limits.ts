@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { CLOCK_TICK_MS } from "../core/rate-limit.ts";
+import { CLOCK_TICK_MS, limitKey } from "../core/rate-limit.ts";
 import type { AnyStep } from "../core/step.ts";
 import type { Clock } from "../ports/clock.ts";
 import { type EventStore, FINISHED_STATUSES } from "../ports/event-store.ts";
@@ -8,8 +8,11 @@ import type { SlotStore } from "../ports/slot-store.ts";
 import type { StepParking } from "../ports/step-parking.ts";
 import type { StepTask } from "../ports/task-queue.ts";
 
-/** An attempt's body: it calls `began` with the time the step function begins, just before calling it. */
-export type AttemptBody<T> = (began: (at: number) => void) => Promise<T>;
+/**
+ * An attempt's body: it calls `began` with the time the step function begins, just before calling it. With
+ * a `failure` (a limit's key function failed), the attempt fails with it instead, its step function not called.
+ */
+export type AttemptBody<T> = (began: (at: number) => void, failure?: unknown) => Promise<T>;
 /** Runs an attempt's body once its start is granted. */
 type StartFn = <T>(body: AttemptBody<T>) => Promise<T>;
 const unreported = () => {
@@ -122,12 +125,19 @@ export class StepLimits {
     return { ...this.host, slots: this.slots, leaseMs: this.leaseMs, recheckMs: this.recheckMs };
   }
 
-  /** The limit key of a task, or undefined for a step without a concurrency limit. */
-  keyOf(task: StepTask, definition: AnyStep | undefined): string | undefined {
-    const concurrency = definition?.options.concurrency;
-    if (!concurrency) return undefined;
-    const key = concurrency.key ? String(concurrency.key(...structuredClone(task.input))) : "";
-    return `step:${task.stepName}:${key}`;
+  /**
+   * The limit key of a task, or undefined for a step without that limit.
+   * @param option the step's `concurrency` (the default) or its `rateLimit`
+   * @throws ConfigurationError when the limit's key function throws or returns no string
+   */
+  keyOf(
+    task: StepTask,
+    definition: AnyStep | undefined,
+    option: "concurrency" | "rateLimit" = "concurrency",
+  ): string | undefined {
+    const limit = definition?.options[option];
+    if (!limit) return undefined;
+    return `step:${task.stepName}:${limitKey(`step("${task.stepName}")`, option, limit.key, task.input)}`;
   }
 
   /**
@@ -140,10 +150,18 @@ export class StepLimits {
     definition: AnyStep | undefined,
     body: AttemptBody<T>,
   ): Promise<{ waiting: true } | { waiting: false; value: T }> {
-    const key = this.keyOf(task, definition);
+    let key: string | undefined;
+    let rateKey: string | undefined;
+    try {
+      key = this.keyOf(task, definition);
+      rateKey = this.keyOf(task, definition, "rateLimit");
+    } catch (error) {
+      // A key function that fails fails the attempt, as a step that throws does: its run goes on.
+      return { waiting: false, value: await body(unreported, error) };
+    }
     const limit = definition?.options.concurrency?.limit;
     if (key === undefined || limit === undefined) {
-      const start = await this.takeStart(task, definition);
+      const start = await this.takeStart(task, definition, rateKey);
       if (!start) return { waiting: true };
       return { waiting: false, value: await start(body) };
     }
@@ -177,7 +195,7 @@ export class StepLimits {
     }
     this.leaveLine(key, holder);
     // Its start comes after its slot: a start counted while the step waited for a slot would bunch up the real starts.
-    const start = await this.takeStart(task, definition);
+    const start = await this.takeStart(task, definition, rateKey);
     if (!start) {
       await slots.release(key, holder, token);
       await this.wake(key, limit);
@@ -202,20 +220,23 @@ export class StepLimits {
   }
 
   /**
-   * Counts the attempt's start against the step's rate limit. When it must wait, its task is sent again at
-   * the turn the store announced (a timer in this process, on the real clock).
+   * Counts the attempt's start against the step's rate limit (of key `key`). When it must wait, its task is
+   * sent again at the turn the store announced (a timer in this process, on the real clock).
    * @returns undefined when the attempt must wait (or its run has ended meanwhile); else what runs the
    *   attempt and reports when its step function began (a granted start counts in every window until then:
    *   work granted but slow to begin on a busy worker never bunches up with later grants)
    */
-  private async takeStart(task: StepTask, definition: AnyStep | undefined): Promise<StartFn | undefined> {
+  private async takeStart(
+    task: StepTask,
+    definition: AnyStep | undefined,
+    key: string | undefined,
+  ): Promise<StartFn | undefined> {
     const rate = definition?.options.rateLimit;
     const rates = this.rates;
     // Without a rate limit store, the engine fails the attempt with a ConfigurationError (see `unenforcedLimit`).
-    if (!rate || !rates) return (body) => body(unreported);
+    if (!rate || !rates || key === undefined) return (body) => body(unreported);
     const { clock, requeue } = this.options;
     if (await this.runEnded(task.runId)) return undefined;
-    const key = `step:${task.stepName}:${rate.key ? String(rate.key(...structuredClone(task.input))) : ""}`;
     const holder = `${task.runId}/${task.stepId}/${task.attempt}`;
     const answer = await rates.take({
       key,

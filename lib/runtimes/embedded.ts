@@ -5,7 +5,13 @@ import type { InboxWatchOptions } from "../adapters/file/inbox.ts";
 import { InProcessQueue } from "../adapters/in-process/in-process-queue.ts";
 import { LocalTimers } from "../adapters/in-process/local-timers.ts";
 import { MemoryScheduleStore } from "../adapters/memory/memory-schedule-store.ts";
-import { ConfigurationError, RunNotFoundError, TimeoutError, WorkflowNotFoundError } from "../core/errors.ts";
+import {
+  ConfigurationError,
+  RunNotFoundError,
+  TimeoutError,
+  WorkflowNotFoundError,
+  WorkflowVersionNotFoundError,
+} from "../core/errors.ts";
 import type { WorkflowEvent } from "../core/events.ts";
 import { getLogger } from "../core/logger.ts";
 import { optional } from "../core/optional.ts";
@@ -358,7 +364,14 @@ export class LocalRuntime implements Runtime {
         this.parked.set(name, runs);
       }
       runs.add(task.runId);
-      getLogger().warn(`run waits for workflow "${name}" to be registered in this process`, {
+      // Named as `tsworkflow replay` names it: the version missing, when the workflow has others.
+      const version = error instanceof WorkflowVersionNotFoundError ? error : undefined;
+      const what = !version
+        ? `workflow "${name}"`
+        : version.workflowVersion === undefined
+          ? `workflow "${name}" without a version`
+          : `version "${version.workflowVersion}" of workflow "${name}"`;
+      getLogger().warn(`run waits for ${what} to be registered in this process`, {
         runId: task.runId,
       });
       return "drop";

@@ -128,8 +128,9 @@ function tokenOf(tokenOrPath: string): string {
  * Handles `POST /hooks/<token>`: checks the signature (when a secret is set), finds the run and the
  * webhook the token belongs to, and resumes the run with the JSON body. A token works once, however
  * many calls race for it: one gets 202, the others 409 (`ALREADY_CALLED`). Every refusal is a 4xx
- * with a stable `code` and stores nothing: 413 `BODY_TOO_LARGE`, 400 `INVALID_JSON`, 401
- * `MISSING_TIMESTAMP` / `STALE_TIMESTAMP` / `BAD_SIGNATURE`, 404 `UNKNOWN_TOKEN`.
+ * with a stable `code` and stores nothing (the token stays unused): 413 `BODY_TOO_LARGE`, 400 `INVALID_JSON`,
+ * 400 `INVALID_PAYLOAD` (a body that fails the hook's schema, checked where the workflow's code is
+ * registered), 401 `MISSING_TIMESTAMP` / `STALE_TIMESTAMP` / `BAD_SIGNATURE`, 404 `UNKNOWN_TOKEN`.
  * @example
  * import { handleWebhook } from "tsworkflow";
  * const response = await handleWebhook({ token, body, headers }, { store, sendEvent: (...a) => runtime.sendEvent(...a), secret });
@@ -173,7 +174,8 @@ export async function handleWebhook(
     if (!(error instanceof TsWorkflowError)) throw error;
     if (error.code === "INVALID_STATE") return alreadyCalled();
     if (error.code === "PAYLOAD_TOO_LARGE") return webhookError("BODY_TOO_LARGE", error.message);
-    if (error.code === "NOT_SERIALIZABLE") return webhookError("INVALID_PAYLOAD", error.message);
+    if (error.code === "NOT_SERIALIZABLE" || error.code === "INVALID_EVENT_PAYLOAD")
+      return webhookError("INVALID_PAYLOAD", error.message);
     throw error;
   }
   if (!delivered) return alreadyCalled();

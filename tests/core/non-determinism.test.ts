@@ -161,7 +161,7 @@ describe("a workflow changed while a run is in flight", () => {
     // Assess
     expect(error.name).toBe("NonDeterminismError");
     expect(error.code).toBe("NON_DETERMINISM");
-    expect(error.message).toContain("deploy the change under a new workflow name");
+    expect(error.message).toContain("guard the change with patched() or a new workflow version");
   });
 
   it("fails the run when a recorded step is now called with other arguments, naming both", async () => {

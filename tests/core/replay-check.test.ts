@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { configureLogging, sleep, step, type WorkflowEvent, workflow } from "tsworkflow";
+import { configureLogging, patched, runChild, sleep, step, type WorkflowEvent, workflow } from "tsworkflow";
 import { Registry } from "tsworkflow/engine";
 import { FileStorage, MemoryStorage } from "tsworkflow/local";
 import { replayHistory, startLocal } from "tsworkflow/testing";
@@ -71,6 +71,7 @@ describe("replayHistory", () => {
         return "done";
       }),
       /as call 2 but the workflow now calls step "rc_notify"/,
+      "rc_charge#0",
     ],
     [
       "a removed sleep",
@@ -80,6 +81,7 @@ describe("replayHistory", () => {
         return "done";
       }),
       /sleep.*did not call it/,
+      "sleep#0",
     ],
     [
       "a reordered Promise.all",
@@ -90,16 +92,91 @@ describe("replayHistory", () => {
         return "done";
       }),
       /as call 2 but the workflow now calls step "rc_ship"/,
+      "rc_charge#0",
     ],
-  ])("reports %s with the event where the code and the log part", async (_change, changed, message) => {
+    [
+      "another argument to the first step",
+      version(async (sku) => {
+        await reserve(`${sku}!`);
+        await Promise.all([charge(10), ship()]);
+        await sleep("1d");
+        return "done";
+      }),
+      /step "rc_reserve" \(rc_reserve#0\) called with \["sku-1"\] but the workflow now calls it with \["sku-1!"\]/,
+      "rc_reserve#0",
+    ],
+    [
+      "another argument to a later step",
+      version(async (sku) => {
+        await reserve(sku);
+        await Promise.all([charge(11), ship()]);
+        await sleep("1d");
+        return "done";
+      }),
+      /step "rc_charge" \(rc_charge#0\) called with \[10\]/,
+      "rc_charge#0",
+    ],
+  ])(
+    "reports %s at the number of the event that recorded the call",
+    async (_change, changed, message, callId) => {
+      // Prepare
+      const recorded = finished.find(
+        (event) =>
+          (event.type === "step_started" && event.stepId === callId) ||
+          (event.type === "sleep_created" && event.sleepId === callId),
+      );
+      // Act
+      const report = await replayHistory(changed, finished);
+      // Assess
+      expect(report.ok).toBe(false);
+      if (report.ok) return;
+      expect(report.message).toMatch(message);
+      expect(recorded?.seq).toBeGreaterThan(1);
+      expect(report.seq).toBe(recorded?.seq);
+    },
+  );
+
+  it("reports another argument to a child run at the number of its child_started event", async () => {
+    // Prepare
+    const child = workflow("rc_child", async (n: number) => n * 2);
+    const parent = workflow("rc_parent", async () => {
+      await reserve("sku-3");
+      return runChild(child, [1]);
+    });
+    const storage = new MemoryStorage();
+    const events = await storage.getEvents(await startLocal(parent, [], { storage }));
+    const changed = new Registry().define(() =>
+      workflow("rc_parent", async () => {
+        await reserve("sku-3");
+        return runChild(child, [2]);
+      }),
+    );
     // Act
-    const report = await replayHistory(changed, finished);
+    const report = await replayHistory(changed, events);
     // Assess
-    expect(report.ok).toBe(false);
-    if (report.ok) return;
-    expect(report.message).toMatch(message);
-    const event = finished.find((candidate) => candidate.seq === report.seq);
-    expect(event?.type).toMatch(/step_started|sleep_created/);
+    const started = events.find((event) => event.type === "child_started");
+    expect(started?.seq).toBeGreaterThan(1);
+    expect(report).toMatchObject({ ok: false, seq: started?.seq });
+  });
+
+  it("reports the error the workflow throws on replay (its class, code and message), at the event where the log goes on", async () => {
+    // Prepare
+    const throwing = version(async (sku) => {
+      if (patched("bad id!")) return "new";
+      await reserve(sku);
+      return "old";
+    });
+    // Act
+    const report = await replayHistory(throwing, finished);
+    // Assess
+    const expected =
+      'Invalid patch id "bad id!" in patched(): use 1 to 100 letters, digits, "_", ".", ":" or "-".';
+    expect(report).toMatchObject({
+      ok: false,
+      seq: finished.find((event) => event.type === "step_started")?.seq,
+      error: { name: "ConfigurationError", code: "CONFIGURATION", message: expected },
+      message: `The workflow threw ConfigurationError (CONFIGURATION): ${expected}`,
+    });
   });
 
   it("passes a compatible change: a step added after the point every run reached", async () => {

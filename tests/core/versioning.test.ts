@@ -11,7 +11,8 @@ import {
 import { Registry } from "tsworkflow/engine";
 import { LocalRuntime, MemoryStorage } from "tsworkflow/local";
 import { formatTimeline } from "tsworkflow/testing";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { getLogger } from "../../lib/core/logger.ts";
 
 beforeAll(() => configureLogging({ level: "silent" }));
 afterAll(() => configureLogging());
@@ -198,12 +199,16 @@ describe("workflow versions", () => {
     const before = await storage.getRun(runId);
     const later = new Registry();
     onboarding(later, "2");
+    const warn = vi.spyOn(getLogger(), "warn");
     // Act
     const runtime = new LocalRuntime({ storage, registry: later });
     const refused = await runtime.engine
       .activate({ runId, cause: { kind: "recover" } })
       .catch((error) => error);
     await runtime.sendEvent(runId, "go", null);
+    await vi.waitFor(() => expect(warn).toHaveBeenCalled(), { timeout: 10_000 });
+    const warnings = warn.mock.calls.map(([message]) => message);
+    warn.mockRestore();
     const parked = await storage.getRun(runId);
     onboarding(later, "1", "1-again");
     const run = await runtime.waitForRun(runId, { timeoutMs: 10_000 });
@@ -216,6 +221,9 @@ describe("workflow versions", () => {
     );
     expect(parked).toEqual(before);
     expect(parked?.status).toBe("suspended");
+    expect(warnings).toContain(
+      'run waits for version "1" of workflow "vt_onboarding" to be registered in this process',
+    );
     expect(run).toMatchObject({ status: "completed", result: "v1-again vic", workflowVersion: "1" });
   });
 

@@ -197,6 +197,37 @@ describe("run concurrency on the embedded runtime", () => {
     }
   });
 
+  it("refuses start() with a ConfigurationError naming the workflow when its key function throws or returns no string, storing nothing", async () => {
+    const boom = new Error("boom in key");
+    const throwing = workflow("rc_key_throws", async () => 1, {
+      concurrency: {
+        limit: 1,
+        key: () => {
+          throw boom;
+        },
+      },
+    });
+    const numbered = workflow("rc_number_key", async (n: number) => n, {
+      rateLimit: { limit: 1, period: "1s", key: (n) => n as unknown as string },
+    });
+    const storage = new MemoryStorage();
+    const runtime = new LocalRuntime({ storage, recover: false });
+    try {
+      const thrown = await runtime.start(throwing, []).catch((error: unknown) => error);
+      expect(thrown).toBeInstanceOf(ConfigurationError);
+      expect((thrown as ConfigurationError).message).toBe(
+        'workflow("rc_key_throws"): concurrency.key must return a string, but it threw Error: boom in key.',
+      );
+      expect((thrown as ConfigurationError).cause).toBe(boom);
+      await expect(runtime.start(numbered, [7])).rejects.toThrow(
+        'workflow("rc_number_key"): rateLimit.key must return a string, got 7.',
+      );
+      expect((await storage.listRuns({})).runs).toEqual([]);
+    } finally {
+      await runtime.close();
+    }
+  });
+
   it("rejects a run concurrency limit that is not a positive integer with a ConfigurationError", () => {
     expect(() => workflow("rc_bad", async () => 1, { concurrency: { limit: 0 } })).toThrow(
       ConfigurationError,

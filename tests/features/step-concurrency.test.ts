@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ConfigurationError, configureLogging, step, workflow } from "tsworkflow";
+import { ConfigurationError, configureLogging, type StepOptions, step, workflow } from "tsworkflow";
 import { type EventStore, MemorySlotStore } from "tsworkflow/engine";
 import { FileStorage, LocalRuntime, MemoryStorage } from "tsworkflow/local";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -157,4 +157,79 @@ describe("step concurrency on the embedded runtime", () => {
       ConfigurationError,
     );
   });
+});
+
+/** Counts the calls of the step functions whose limit keys fail: none may run. */
+let keyFailureCalls = 0;
+const keyed = (name: string, options: StepOptions<[string]>) =>
+  step(
+    name,
+    async (tenant: string) => {
+      keyFailureCalls += 1;
+      return tenant;
+    },
+    options,
+  );
+const throwing = (message: string) => () => {
+  throw new Error(message);
+};
+const keyThrows = keyed("sc_key_throws", {
+  concurrency: { limit: 1, key: throwing("boom in key") },
+  maxRetries: 2,
+  retryDelay: 1,
+});
+const rateKeyThrows = keyed("sc_rate_key_throws", {
+  rateLimit: { limit: 5, period: "1s", key: throwing("boom in rate key") },
+});
+const numberKey = keyed("sc_number_key", { concurrency: { limit: 1, key: () => 42 as unknown as string } });
+const catching = (limited: (tenant: string) => Promise<string>) => async (tenant: string) => {
+  try {
+    return await limited(tenant);
+  } catch (error) {
+    const { name, code, message } = error as Error & { code?: string };
+    return `caught ${name} ${code}: ${message}`;
+  }
+};
+
+describe("limit key functions that fail", () => {
+  for (const [label, limited, expected] of [
+    [
+      "a concurrency key function that throws",
+      keyThrows,
+      'caught ConfigurationError CONFIGURATION: step("sc_key_throws"): concurrency.key must return a string, but it threw Error: boom in key.',
+    ],
+    [
+      "a rate limit key function that throws",
+      rateKeyThrows,
+      'caught ConfigurationError CONFIGURATION: step("sc_rate_key_throws"): rateLimit.key must return a string, but it threw Error: boom in rate key.',
+    ],
+    [
+      "a key function that returns a number",
+      numberKey,
+      'caught ConfigurationError CONFIGURATION: step("sc_number_key"): concurrency.key must return a string, got 42.',
+    ],
+  ] as const) {
+    it(`fails the attempt of a step with ${label} with a ConfigurationError that the workflow catches, running nothing`, async () => {
+      keyFailureCalls = 0;
+      const runtime = new LocalRuntime({ storage: new MemoryStorage(), recover: false });
+      try {
+        const run = workflow(`sc_catch_${limited.stepName}`, catching(limited));
+        const { runId } = await runtime.start(run, ["acme"]);
+        const done = await runtime.waitForRun(runId, { timeoutMs: 30_000 });
+        expect(done.status).toBe("completed");
+        expect(done.result).toBe(expected);
+        // A key function gets the same arguments at every attempt: the failure is not retried.
+        const events = await runtime.getEvents(runId);
+        expect(events.map((event) => event.type)).toEqual([
+          "workflow_started",
+          "step_started",
+          "step_failed",
+          "workflow_completed",
+        ]);
+        expect(keyFailureCalls).toBe(0);
+      } finally {
+        await runtime.close();
+      }
+    });
+  }
 });

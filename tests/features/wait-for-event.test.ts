@@ -1,4 +1,5 @@
 import {
+  ConfigurationError,
   createWebhook,
   EventPayloadError,
   InvalidRunStateError,
@@ -120,6 +121,30 @@ describe("waitForEvent and sendEvent", () => {
     expect(run.status).toBe("failed");
     expect(run.error?.name).toBe(new EventPayloadError("x", []).name);
     expect(run.error?.message).toContain("approved");
+  });
+
+  it("refuses an event name that waitForEvent refuses, with the same error, storing nothing", async () => {
+    env = virtualRuntime();
+    const { runId } = await env.runtime.start(twoEvents, []);
+    await env.settle();
+    const waitError = async (name: string) => {
+      const refused = workflow(`wfe_wait_for_${name.length}`, async () => waitForEvent(name));
+      const started = await env.runtime.start(refused, []);
+      await env.settle();
+      return (await env.run(started.runId)).error;
+    };
+
+    const messages: string[] = [];
+    for (const name of ["bad name!", "", "x".repeat(101)]) {
+      const thrown = await env.runtime.sendEvent(runId, name, 1).catch((error: unknown) => error);
+      expect(thrown).toBeInstanceOf(ConfigurationError);
+      messages.push((thrown as ConfigurationError).message);
+      expect(await waitError(name)).toMatchObject({ name: "ConfigurationError", message: messages.at(-1) });
+    }
+    expect(messages[0]).toBe(
+      'Invalid event name "bad name!": use 1 to 100 letters, digits, "_", ".", ":" or "-".',
+    );
+    expect(await env.storage.listOutcomes(runId)).toEqual([]);
   });
 
   it("refuses events for a finished run", async () => {

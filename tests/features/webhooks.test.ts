@@ -3,9 +3,10 @@ import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import fc from "fast-check";
-import { createWebhook, type EventStore, waitForEvent, workflow } from "tsworkflow";
-import { FileStorage, LocalRuntime, MemoryStorage, serveWebhooks } from "tsworkflow/local";
+import { createWebhook, type EventStore, type WorkflowDefinition, waitForEvent, workflow } from "tsworkflow";
+import { FileControl, FileStorage, LocalRuntime, MemoryStorage, serveWebhooks } from "tsworkflow/local";
 import { afterEach, describe, expect, it } from "vitest";
+import { z } from "zod";
 import { serveDashboard } from "../../lib/cli/dashboard/server.ts";
 import {
   handleWebhook,
@@ -25,6 +26,11 @@ const twoNotes = workflow("wh_two_notes", async () => {
   return [first, second];
 });
 
+const checked = workflow("wh_checked", async () => {
+  const hook = createWebhook({ schema: z.object({ ok: z.boolean() }) });
+  return (await hook.wait()).ok;
+});
+
 const dirs: string[] = [];
 const tempDir = () => {
   const dir = mkdtempSync(join(tmpdir(), "tsw-webhooks-"));
@@ -36,8 +42,11 @@ afterEach(() => {
 });
 
 /** A run waiting on its webhook, and the webhook's token. */
-async function waitingRun(runtime: LocalRuntime): Promise<{ runId: string; token: string }> {
-  const { runId } = await runtime.start(hooked, []);
+async function waitingRun(
+  runtime: LocalRuntime,
+  definition: WorkflowDefinition<[], unknown> = hooked,
+): Promise<{ runId: string; token: string }> {
+  const { runId } = await runtime.start(definition, []);
   await runtime.idle();
   const created = (await runtime.getEvents(runId)).find((event) => event.type === "hook_created");
   return { runId, token: created?.type === "hook_created" ? (created.token as string) : "" };
@@ -92,6 +101,92 @@ describe.each(backends)("one-time webhook tokens on the %s backend", (_name, sto
       }
     },
   );
+});
+
+describe.each(backends)(
+  "webhook bodies checked against the hook's schema on the %s backend",
+  (_name, storage) => {
+    it("refuses a body that fails the schema with 400 INVALID_PAYLOAD naming the issue, storing nothing, and takes a good one after it, on serveWebhooks and the dashboard", async () => {
+      // Prepare
+      const runtime = new LocalRuntime({ storage: storage() });
+      const webhooks = await serveWebhooks({ runtime, store: runtime.storage });
+      const dashboard = await serveDashboard({
+        storage: runtime,
+        port: 0,
+        webhooks: { sendEvent: (...args) => runtime.sendEvent(...args) },
+      });
+      try {
+        for (const url of [`${webhooks.url}/`, dashboard.url]) {
+          const { runId, token } = await waitingRun(runtime, checked);
+          const post = async (body: unknown) => {
+            const response = await fetch(`${url}hooks/${token}`, {
+              method: "POST",
+              body: JSON.stringify(body),
+            });
+            return { status: response.status, body: await response.json() };
+          };
+          const eventsBefore = await runtime.getEvents(runId);
+          // Act
+          const refused = await post({ ok: "yes" });
+          await runtime.idle();
+          const eventsAfterRefusal = await runtime.getEvents(runId);
+          const statusAfterRefusal = (await runtime.getRun(runId))?.status;
+          const outcomesAfterRefusal = await runtime.storage.listOutcomes(runId);
+          const accepted = await post({ ok: true });
+          const run = await runtime.waitForRun(runId, { timeoutMs: 30_000 });
+          // Assess
+          expect(refused, url).toEqual({
+            status: 400,
+            body: {
+              ok: false,
+              code: "INVALID_PAYLOAD",
+              error:
+                'The payload of event "webhook.0" does not match its schema: ok: Invalid input: expected boolean, received string.',
+            },
+          });
+          expect(eventsAfterRefusal).toEqual(eventsBefore);
+          expect(statusAfterRefusal).toBe("suspended");
+          expect(outcomesAfterRefusal).toEqual([]);
+          expect(accepted).toEqual({ status: 202, body: { ok: true, runId } });
+          expect(run).toMatchObject({ status: "completed", result: true });
+        }
+      } finally {
+        await webhooks.close();
+        await dashboard.close();
+        await runtime.close();
+      }
+    });
+  },
+);
+
+describe("webhook bodies checked from another process on the file backend", () => {
+  it("refuses a body that fails the schema through FileControl, with nothing left in the inbox", async () => {
+    // Prepare: the app owns the directory; the call comes through a control, as `tsworkflow dashboard --workflows` sends it.
+    const dir = tempDir();
+    const runtime = new LocalRuntime({ dir });
+    const control = new FileControl({ dir });
+    try {
+      const { runId, token } = await waitingRun(runtime, checked);
+      const call = (body: unknown) =>
+        handleWebhook(
+          { token, body: JSON.stringify(body), headers: {} },
+          { store: control.storage, sendEvent: (...args) => control.sendEvent(...args) },
+        );
+      // Act
+      const refused = await call({ ok: 1 });
+      const inboxAfterRefusal = readdirSync(join(dir, "inbox"));
+      const accepted = await call({ ok: false });
+      const run = await runtime.waitForRun(runId, { timeoutMs: 30_000 });
+      // Assess
+      expect(refused).toMatchObject({ status: 400, body: { code: "INVALID_PAYLOAD" } });
+      expect(inboxAfterRefusal).toEqual([]);
+      expect(accepted.status).toBe(202);
+      expect(run).toMatchObject({ status: "completed", result: false });
+    } finally {
+      await control.close();
+      await runtime.close();
+    }
+  });
 });
 
 describe("sendEvent answers", () => {

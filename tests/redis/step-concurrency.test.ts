@@ -1,11 +1,11 @@
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RedisSlotStore } from "../../lib/adapters/redis/redis-slot-store.ts";
 import { createRedisRuntime, type RedisRuntime } from "../../lib/runtimes/redis.ts";
-import { limited } from "./fixtures/workflows.ts";
+import { limited, limitedKeyThrows } from "./fixtures/workflows.ts";
 import { type RedisServer, startRedisServer } from "./redis-server.ts";
 import { startWorkerProcess, type WorkerProcess } from "./worker-process.ts";
 
@@ -68,6 +68,23 @@ describe("step concurrency in Redis mode with three worker processes", () => {
     expect(workersSeen.size).toBeGreaterThan(1);
     expect(await slotLines(keys)).toEqual(keys.map(() => ({ holding: [], waiting: [] })));
   }, 90_000);
+
+  it("fails the attempt of a step whose key function throws, as a step failure the workflow catches, not a job retried", async () => {
+    const { runId } = await client.start(limitedKeyThrows, ["acme"]);
+    const run = await client.waitForRun(runId, { timeoutMs: 30_000 });
+    expect(run.status).toBe("completed");
+    expect(run.result).toBe(
+      'caught ConfigurationError: step("limited_key_throws"): concurrency.key must return a string, but it threw Error: boom in key.',
+    );
+    const events = await client.getEvents(runId);
+    expect(events.map((event) => event.type)).toEqual([
+      "workflow_started",
+      "step_started",
+      "step_failed",
+      "workflow_completed",
+    ]);
+    expect(existsSync(join(testDir, "key-throws.log"))).toBe(false);
+  }, 60_000);
 });
 
 /** The holders and the line of `limited_call`'s slots, per key, as Redis has them now. */

@@ -458,19 +458,23 @@ describe("createTestEnvironment: events and webhooks", () => {
     expect(await run.result()).toMatchObject({ status: "fulfilled", approvedBy: "ada" });
   });
 
-  it("hands the run a webhook body that fails its schema, which fails the run with EventPayloadError", async () => {
+  it("refuses a webhook body that fails its schema with 400 INVALID_PAYLOAD, and the run takes a good call after it", async () => {
     // Prepare
     const env = await environment();
     const run = await env.start(approvalOrder, ["order-2", "https://shop.example"]);
     const url = (await run.step(requestApproval))?.input[1] as string;
 
     // Act
-    const response = await run.callWebhook(url, { approved: "yes" });
+    const refused = await run.callWebhook(url, { approved: "yes" });
+    const statusAfterRefusal = await run.status();
+    const accepted = await run.callWebhook(url, { approved: true, by: "ada" });
 
     // Assess
-    expect(response.status).toBe(202);
-    expect(await run.status()).toBe("failed");
-    await expect(run.result()).rejects.toMatchObject({ name: "EventPayloadError" });
+    expect(refused).toMatchObject({ status: 400, body: { ok: false, code: "INVALID_PAYLOAD" } });
+    expect(refused.body.error).toContain("approved: Invalid input: expected boolean, received string");
+    expect(statusAfterRefusal).toBe("suspended");
+    expect(accepted.status).toBe(202);
+    expect(await run.result()).toMatchObject({ status: "fulfilled", approvedBy: "ada" });
   });
 
   it("delivers an event with a signal id once", async () => {

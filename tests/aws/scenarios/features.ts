@@ -1,4 +1,5 @@
 import { afterAll, describe, expect, it } from "vitest";
+import { z } from "zod";
 import { DynamoDBStorage } from "../../../lib/adapters/aws/dynamodb-storage.ts";
 import { scheduleName } from "../../../lib/adapters/aws/scheduler-timers.ts";
 import { createClient, type TsWorkflowClient } from "../../../lib/aws/client.ts";
@@ -32,11 +33,37 @@ const webhookWorkflow = workflow("aws_features_webhook", async () => {
   const hook = createWebhook<{ approved: boolean }>();
   return (await hook.wait()).approved;
 });
+const checkedWebhook = workflow("aws_features_checked_webhook", async () => {
+  const hook = createWebhook({ schema: z.object({ approved: z.boolean() }) });
+  return (await hook.wait()).approved;
+});
 const child = workflow("aws_features_child", async (n: number) => n + 100);
 const parent = workflow("aws_features_parent", async () => {
   const [a, b] = await Promise.all([runChild(child, [1]), runChild(child, [2])]);
   return a + b;
 });
+
+/** A new run of `definition` waiting on its webhook, its token, and a call to it through the webhook function. */
+async function waitingWebhook(stack: Stack, definition: typeof webhookWorkflow, secret?: string) {
+  const webhookHandler = createWebhookHandler(
+    { workflows: [definition] },
+    {
+      config: stack.config,
+      clients: stack.clients,
+      store: new DynamoDBStorage({ client: stack.clients.dynamodb, tableName: stack.config.tableName }),
+      ...(secret ? { webhookSecret: secret } : {}),
+    },
+  );
+  const { runId } = await stack.invokeStart({ workflow: definition.name, args: [] });
+  await stack.waitForStatus(runId, "suspended");
+  const token = ofType(await stack.events(runId), "hook_created")[0]?.token as string;
+  const call = (body: string, headers: Record<string, string> = {}) =>
+    webhookHandler(
+      { rawPath: `/hooks/${token}`, body, headers, requestContext: { http: { method: "POST" } } },
+      lambdaContext("webhook"),
+    );
+  return { runId, token, call };
+}
 
 export function describeFeatures(emulatorsOf: () => Emulators): void {
   describe("events, cancellation and child runs on the AWS runtime", () => {
@@ -49,7 +76,7 @@ export function describeFeatures(emulatorsOf: () => Emulators): void {
 
     const deploy = () => {
       const stack = deployStack(emulatorsOf(), {
-        workflows: [approval, longSleep, child, parent, webhookWorkflow],
+        workflows: [approval, longSleep, child, parent, webhookWorkflow, checkedWebhook],
       });
       stacks.push(stack);
       const client = createClient(
@@ -104,35 +131,38 @@ export function describeFeatures(emulatorsOf: () => Emulators): void {
     it("resumes a run through the webhook function behind a Function URL, once, with a valid signature", async () => {
       // Prepare
       const { stack } = deploy();
-      const webhookHandler = createWebhookHandler(
-        { workflows: [webhookWorkflow] },
-        {
-          config: stack.config,
-          clients: stack.clients,
-          store: new DynamoDBStorage({ client: stack.clients.dynamodb, tableName: stack.config.tableName }),
-          webhookSecret: "s3cret",
-        },
-      );
-      const { runId } = await stack.invokeStart({ workflow: "aws_features_webhook", args: [] });
-      await stack.waitForStatus(runId, "suspended");
-      const token = ofType(await stack.events(runId), "hook_created")[0]?.token as string;
       const body = JSON.stringify({ approved: true });
-      const call = (headers: Record<string, string>) =>
-        webhookHandler(
-          { rawPath: `/hooks/${token}`, body, headers, requestContext: { http: { method: "POST" } } },
-          lambdaContext("webhook"),
-        );
+      const { runId, token, call } = await waitingWebhook(stack, webhookWorkflow, "s3cret");
       const now = Date.now();
       const signed = signWebhook("s3cret", { token, timestamp: now, body });
 
       // Act
-      const unsigned = await call({});
-      const accepted = await call(signed);
-      const replayed = await call(signed);
+      const unsigned = await call(body);
+      const accepted = await call(body, signed);
+      const replayed = await call(body, signed);
       const run = await stack.waitForStatus(runId, "completed");
 
       // Assess
       expect([unsigned.statusCode, accepted.statusCode, replayed.statusCode]).toEqual([401, 202, 409]);
+      expect(run.result).toBe(true);
+    });
+
+    it("refuses a webhook body that fails the hook's schema with 400 INVALID_PAYLOAD, leaving the token for a good one", async () => {
+      // Prepare
+      const { stack } = deploy();
+      const { runId, call } = await waitingWebhook(stack, checkedWebhook);
+
+      // Act
+      const refused = await call(JSON.stringify({ approved: "yes" }));
+      const outcomesAfterRefusal = await stack.store.listOutcomes(runId);
+      const accepted = await call(JSON.stringify({ approved: true }));
+      const run = await stack.waitForStatus(runId, "completed");
+
+      // Assess
+      expect(refused.statusCode).toBe(400);
+      expect(JSON.parse(refused.body)).toMatchObject({ ok: false, code: "INVALID_PAYLOAD" });
+      expect(outcomesAfterRefusal).toEqual([]);
+      expect(accepted.statusCode).toBe(202);
       expect(run.result).toBe(true);
     });
 

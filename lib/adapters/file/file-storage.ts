@@ -60,7 +60,8 @@ export interface FileStorageOptions {
   /**
    * How long the directory's lock lasts without being refreshed: a holder that stopped (a crashed
    * process in another PID namespace, a frozen machine) is taken over after this. A holder in this
-   * process's PID namespace that is gone is taken over at once.
+   * process's PID namespace that is gone (exited, or killed and not yet reaped: a zombie) is taken over
+   * at once.
    * @default 10000
    */
   lockStaleMs?: number;

@@ -53,6 +53,7 @@ export {
   RetryableError,
   RunNotFoundError,
   StepNotFoundError,
+  StorageClosedError,
   StorageLockedError,
   TimeoutError,
   TsWorkflowError,

@@ -33,6 +33,7 @@ export type ErrorCode =
   | "NOT_SERIALIZABLE"
   | "NOT_IN_WORKFLOW"
   | "STORAGE_LOCKED"
+  | "STORAGE_CLOSED"
   | "CONFIGURATION"
   | "TIMEOUT"
   | "CANCELLED"
@@ -274,6 +275,21 @@ export class StorageLockedError extends TsWorkflowError {
   }
 }
 
+/**
+ * A storage was used after its `close()` let go of what it writes through: a `FileStorage`'s directory,
+ * which another process may hold by now (every write is refused). Nothing was written.
+ */
+export class StorageClosedError extends TsWorkflowError {
+  override name = "StorageClosedError";
+  /**
+   * @param storage - which storage, e.g. "The FileStorage of /srv/app/.tsworkflow"
+   * @param next - what to do instead
+   */
+  constructor(storage: string, next: string) {
+    super("STORAGE_CLOSED", `${storage} was closed and stores nothing more. ${next}`);
+  }
+}
+
 export class ConfigurationError extends TsWorkflowError {
   override name = "ConfigurationError";
   constructor(message: string, options?: { cause?: unknown }) {
@@ -432,8 +448,8 @@ export interface SerializedError {
 
 /**
  * The tsworkflow class of each code, to rebuild recorded errors (and their subclasses) as instances of it.
- * Errors that a runtime throws and no run records (`StorageLockedError`, `UnsupportedScheduleError`) are
- * not listed: that keeps them out of the Lambda bundles.
+ * Errors that a runtime throws and no run records (`StorageLockedError`, `StorageClosedError`,
+ * `UnsupportedScheduleError`) are not listed: that keeps them out of the Lambda bundles.
  */
 const classByCode = new Map<string, abstract new (...args: never[]) => TsWorkflowError>([
   ["RETRYABLE", RetryableError],

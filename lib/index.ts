@@ -52,6 +52,7 @@ export {
   PayloadTooLargeError,
   RetryableError,
   RunNotFoundError,
+  RuntimeClosedError,
   StepNotFoundError,
   StorageClosedError,
   StorageLockedError,

@@ -34,6 +34,7 @@ export type ErrorCode =
   | "NOT_IN_WORKFLOW"
   | "STORAGE_LOCKED"
   | "STORAGE_CLOSED"
+  | "RUNTIME_CLOSED"
   | "CONFIGURATION"
   | "TIMEOUT"
   | "CANCELLED"
@@ -290,6 +291,21 @@ export class StorageClosedError extends TsWorkflowError {
   }
 }
 
+/**
+ * A runtime or test environment was asked to start or change a run after its `close()` (or to wait for a
+ * run that it stopped before the run finished). Nothing was started or stored.
+ */
+export class RuntimeClosedError extends TsWorkflowError {
+  override name = "RuntimeClosedError";
+  /**
+   * @param runtime - which runtime, e.g. "This LocalRuntime"
+   * @param next - what to do instead
+   */
+  constructor(runtime: string, next: string) {
+    super("RUNTIME_CLOSED", `${runtime} was closed and starts, moves and changes no runs any more. ${next}`);
+  }
+}
+
 export class ConfigurationError extends TsWorkflowError {
   override name = "ConfigurationError";
   constructor(message: string, options?: { cause?: unknown }) {
@@ -449,7 +465,7 @@ export interface SerializedError {
 /**
  * The tsworkflow class of each code, to rebuild recorded errors (and their subclasses) as instances of it.
  * Errors that a runtime throws and no run records (`StorageLockedError`, `StorageClosedError`,
- * `UnsupportedScheduleError`) are not listed: that keeps them out of the Lambda bundles.
+ * `RuntimeClosedError`, `UnsupportedScheduleError`) are not listed: that keeps them out of the Lambda bundles.
  */
 const classByCode = new Map<string, abstract new (...args: never[]) => TsWorkflowError>([
   ["RETRYABLE", RetryableError],

@@ -277,8 +277,9 @@ export class StorageLockedError extends TsWorkflowError {
 }
 
 /**
- * A storage was used after its `close()` let go of what it writes through: a `FileStorage`'s directory,
- * which another process may hold by now (every write is refused). Nothing was written.
+ * A storage was used after its `close()` let go of what it writes through: a `FileStorage`'s directory
+ * (which another process may hold by now: every write is refused), or the connection a `RedisStorage`
+ * opened (every call is refused). Nothing was written.
  */
 export class StorageClosedError extends TsWorkflowError {
   override name = "StorageClosedError";

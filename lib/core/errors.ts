@@ -33,6 +33,8 @@ export type ErrorCode =
   | "NOT_SERIALIZABLE"
   | "NOT_IN_WORKFLOW"
   | "STORAGE_LOCKED"
+  | "STORAGE_CLOSED"
+  | "RUNTIME_CLOSED"
   | "CONFIGURATION"
   | "TIMEOUT"
   | "CANCELLED"
@@ -274,6 +276,37 @@ export class StorageLockedError extends TsWorkflowError {
   }
 }
 
+/**
+ * A storage was used after its `close()` let go of what it writes through: a `FileStorage`'s directory
+ * (which another process may hold by now: every write is refused), or the connection a `RedisStorage`
+ * opened (every call is refused). Nothing was written.
+ */
+export class StorageClosedError extends TsWorkflowError {
+  override name = "StorageClosedError";
+  /**
+   * @param storage - which storage, e.g. "The FileStorage of /srv/app/.tsworkflow"
+   * @param next - what to do instead
+   */
+  constructor(storage: string, next: string) {
+    super("STORAGE_CLOSED", `${storage} was closed and stores nothing more. ${next}`);
+  }
+}
+
+/**
+ * A runtime or test environment was asked to start or change a run after its `close()` (or to wait for a
+ * run that it stopped before the run finished). Nothing was started or stored.
+ */
+export class RuntimeClosedError extends TsWorkflowError {
+  override name = "RuntimeClosedError";
+  /**
+   * @param runtime - which runtime, e.g. "This LocalRuntime"
+   * @param next - what to do instead
+   */
+  constructor(runtime: string, next: string) {
+    super("RUNTIME_CLOSED", `${runtime} was closed and starts, moves and changes no runs any more. ${next}`);
+  }
+}
+
 export class ConfigurationError extends TsWorkflowError {
   override name = "ConfigurationError";
   constructor(message: string, options?: { cause?: unknown }) {
@@ -432,8 +465,8 @@ export interface SerializedError {
 
 /**
  * The tsworkflow class of each code, to rebuild recorded errors (and their subclasses) as instances of it.
- * Errors that a runtime throws and no run records (`StorageLockedError`, `UnsupportedScheduleError`) are
- * not listed: that keeps them out of the Lambda bundles.
+ * Errors that a runtime throws and no run records (`StorageLockedError`, `StorageClosedError`,
+ * `RuntimeClosedError`, `UnsupportedScheduleError`) are not listed: that keeps them out of the Lambda bundles.
  */
 const classByCode = new Map<string, abstract new (...args: never[]) => TsWorkflowError>([
   ["RETRYABLE", RetryableError],

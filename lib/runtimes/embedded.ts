@@ -8,6 +8,7 @@ import { MemoryScheduleStore } from "../adapters/memory/memory-schedule-store.ts
 import {
   ConfigurationError,
   RunNotFoundError,
+  RuntimeClosedError,
   TimeoutError,
   WorkflowNotFoundError,
   WorkflowVersionNotFoundError,
@@ -138,6 +139,10 @@ export class LocalRuntime implements Runtime {
   private readonly stopInbox: () => void;
   /** Fires the declared schedules (`schedules` option); undefined without any. */
   readonly scheduler: Scheduler | undefined;
+  /** Set when `close()` is called: no run is started or changed from then on. */
+  private closed = false;
+  /** Set once `close()` has drained the queue: a run that has not finished by then does not finish here. */
+  private stopped = false;
 
   constructor(options: LocalRuntimeOptions = {}) {
     this.storage = options.storage ?? new FileStorage(optional("dir", options.dir));
@@ -205,25 +210,27 @@ export class LocalRuntime implements Runtime {
 
   /** Stops a schedule's ticks until `resumeSchedule` (the pause is kept in the schedule store). */
   async pauseSchedule(name: string): Promise<void> {
-    await (await this.schedules()).pauseSchedule(name);
+    await (await this.schedules(true)).pauseSchedule(name);
   }
 
   /** Resumes a paused schedule from now (ticks that fell while paused are not caught up). */
   async resumeSchedule(name: string): Promise<void> {
-    await (await this.schedules()).resumeSchedule(name);
+    await (await this.schedules(true)).resumeSchedule(name);
   }
 
   /** Starts the schedule's workflow now, outside its ticks. */
   async triggerSchedule(name: string): Promise<{ runId: string }> {
-    return (await this.schedules()).triggerSchedule(name);
+    return (await this.schedules(true)).triggerSchedule(name);
   }
 
   /** Removes a schedule's state and stops firing it here (declared again, it comes back at the next start). */
   async deleteSchedule(name: string): Promise<void> {
-    await (await this.schedules()).deleteSchedule(name);
+    await (await this.schedules(true)).deleteSchedule(name);
   }
 
-  private async schedules(): Promise<Scheduler> {
+  /** The scheduler; `change`: to change a schedule, which a closed runtime refuses. */
+  private async schedules(change = false): Promise<Scheduler> {
+    if (change) this.assertOpen();
     await this.ready;
     if (!this.scheduler)
       throw new ConfigurationError(
@@ -232,7 +239,9 @@ export class LocalRuntime implements Runtime {
     return this.scheduler;
   }
 
+  /** @throws RuntimeClosedError after `close()` */
   async start(workflow: AnyWorkflow | string, args: unknown[], options?: StartOptions): Promise<StartResult> {
+    this.assertOpen();
     await this.ready;
     return this.engine.start(workflow, args, options);
   }
@@ -249,11 +258,17 @@ export class LocalRuntime implements Runtime {
     return linkedPage(await this.storage.listRuns(query));
   }
 
+  /** @throws RuntimeClosedError when the run has not finished by the time this runtime is closed */
   async waitForRun(runId: string, options: WaitOptions = {}): Promise<RunRecord> {
     const finished = async () => {
       const run = await this.storage.getRun(runId);
       if (!run) throw new RunNotFoundError(runId);
-      return FINISHED_STATUSES.has(run.status) ? withChainLinks(run) : undefined;
+      if (FINISHED_STATUSES.has(run.status)) return withChainLinks(run);
+      if (this.stopped)
+        throw this.closedError(
+          `Run ${runId} is ${run.status}: it goes on when a new runtime opens its storage; wait for it there.`,
+        );
+      return undefined;
     };
     const done = await finished();
     if (done) return done;
@@ -268,11 +283,17 @@ export class LocalRuntime implements Runtime {
               reject(new TimeoutError(`Run ${runId} did not finish within ${options.timeoutMs} ms.`));
             }, options.timeoutMs);
       const check = () => {
-        finished().then((run) => {
-          if (!run) return;
-          cleanup();
-          resolve(run);
-        }, reject);
+        finished().then(
+          (run) => {
+            if (!run) return;
+            cleanup();
+            resolve(run);
+          },
+          (error: unknown) => {
+            cleanup();
+            reject(error);
+          },
+        );
       };
       const cleanup = () => {
         clearInterval(keepAlive);
@@ -292,22 +313,28 @@ export class LocalRuntime implements Runtime {
     });
   }
 
+  /** @throws RuntimeClosedError after `close()` */
   async cancelRun(runId: string, reason?: string): Promise<void> {
+    this.assertOpen();
     await this.ready;
     await this.engine.cancelRun(runId, reason);
   }
 
+  /** @throws RuntimeClosedError after `close()` */
   async retryRun(runId: string): Promise<void> {
+    this.assertOpen();
     await this.ready;
     await retryRun(this.engine, runId);
   }
 
+  /** @throws RuntimeClosedError after `close()` */
   async sendEvent(
     runId: string,
     eventName: string,
     payload: unknown,
     options?: { signalId?: string },
   ): Promise<{ delivered: boolean }> {
+    this.assertOpen();
     await this.ready;
     return this.engine.sendEvent(runId, eventName, payload, options);
   }
@@ -322,15 +349,34 @@ export class LocalRuntime implements Runtime {
     return this.timers.fireDue(now);
   }
 
-  /** Stops taking work, waits for running tasks and releases the storage. */
+  /**
+   * Stops taking work, waits for running tasks and releases the storage. Calls made before it go on as
+   * usual; from then on `start`, `sendEvent`, `cancelRun`, `retryRun` and the schedule changes throw
+   * `RuntimeClosedError`, and so does `waitForRun` for a run that has not finished (reads still answer).
+   */
   async close(options: { closeStorage?: boolean } = {}): Promise<void> {
+    this.closed = true;
     this.scheduler?.stop();
     this.stopListening();
     this.stopInbox();
     this.timers.clear();
     await this.ready.catch(() => {});
     await this.queue.close();
+    this.stopped = true;
+    // Whoever still waits for a run learns that it will not finish here.
+    for (const runId of [...this.waiters.keys()]) this.wakeWaiters(runId);
     if (options.closeStorage ?? true) await this.storage.close();
+  }
+
+  /** @throws RuntimeClosedError once `close()` was called */
+  private assertOpen(): void {
+    if (this.closed) throw this.closedError();
+  }
+
+  private closedError(
+    next = "Create a new LocalRuntime to go on: on the same directory (or on a storage kept open with close({ closeStorage: false })) it resumes the runs left unfinished.",
+  ): RuntimeClosedError {
+    return new RuntimeClosedError("This LocalRuntime", next);
   }
 
   /**

@@ -4,7 +4,13 @@ import { RedisRateLimitStore } from "../adapters/redis/redis-rate-limit-store.ts
 import { RedisScheduleStore } from "../adapters/redis/redis-schedule-store.ts";
 import { RedisSlotStore } from "../adapters/redis/redis-slot-store.ts";
 import { RedisStorage } from "../adapters/redis/redis-storage.ts";
-import { ConfigurationError, describe, RunNotFoundError, TimeoutError } from "../core/errors.ts";
+import {
+  ConfigurationError,
+  describe,
+  RunNotFoundError,
+  RuntimeClosedError,
+  TimeoutError,
+} from "../core/errors.ts";
 import type { Registry } from "../core/registry.ts";
 import { linkedPage, linkedRun, withChainLinks } from "../engine/continuation.ts";
 import { Engine } from "../engine/engine.ts";
@@ -111,7 +117,11 @@ export interface RedisRuntime extends Runtime {
   waitForRun(runId: string, options?: WaitForRunOptions): Promise<RunRecord>;
   /** Starts consuming activations and steps in this process (once; later calls return the same worker). */
   startWorker(): Promise<QueueConsumer>;
-  /** Stops taking jobs, waits for the jobs in flight, then closes the queues and connections. */
+  /**
+   * Stops taking jobs, waits for the jobs in flight, then closes the queues and connections. Calls made
+   * before it go on; from then on `start`, `sendEvent`, `cancelRun`, `retryRun`, `startWorker` and the
+   * schedule changes throw `RuntimeClosedError`, and reads `StorageClosedError`.
+   */
   close(): Promise<void>;
   /**
    * Sweeps once now (workers do it every `sweep.everyMs`): activates again every unfinished run that has not
@@ -212,18 +222,66 @@ export function createRedisRuntime(options: RedisRuntimeOptions): RedisRuntime {
     return schedulesReady;
   };
 
+  /** Runs `change` unless the runtime was closed (calls made before `close()` go on). */
+  const unlessClosed = <T>(change: () => Promise<T>): Promise<T> =>
+    closing
+      ? Promise.reject(
+          new RuntimeClosedError(
+            "This Redis runtime",
+            "Create a new one with createRedisRuntime() to go on: the runs are in Redis, where every runtime on its URL and prefix finds them.",
+          ),
+        )
+      : change();
+
+  /** Starts consuming in this process, once; later calls return the same worker. */
+  const startWorker = (): Promise<QueueConsumer> => {
+    if (worker) return worker;
+    const consuming = queue.consume(
+      {
+        // Fewer round trips per activation: see RedisStorage.activation.
+        activate: async (task, lease) => {
+          const activation = lease && storage.activation(task.runId, lease);
+          try {
+            await engine.activate(task, activation?.lease);
+          } finally {
+            activation?.end();
+          }
+        },
+        executeStep: (task) => engine.executeStep(task),
+      },
+      {
+        concurrency,
+        workerId,
+        // A dead worker's run lock and its jobs come back after the same wait.
+        ...(options.stalledAfterMs === undefined
+          ? {}
+          : { stalledAfterMs: options.stalledAfterMs, runLockMs: options.stalledAfterMs }),
+      },
+    );
+    if (sweep) stopSweeper = startSweeper(sweepTarget, prefix, sweep);
+    // Each worker keeps a timer for the next tick; the store's lease lets one handle it.
+    worker = scheduler
+      ? consuming.then(async (consumer) => {
+          await scheduler.start();
+          return consumer;
+        })
+      : consuming;
+    return worker;
+  };
+
   const runtime: RedisRuntime = {
     engine,
     storage,
     queue,
     timers,
     workerId,
-    start: (workflow, args, startOptions) => engine.start(workflow, args, startOptions),
+    start: (workflow, args, startOptions) => unlessClosed(() => engine.start(workflow, args, startOptions)),
     getRun: async (runId) => linkedRun(await storage.getRun(runId)),
     getEvents: (runId) => storage.getEvents(runId),
-    cancelRun: (runId, reason) => engine.cancelRun(runId, reason),
-    retryRun: (runId) => retryRun(engine, runId),
-    sendEvent: (runId, eventName, payload, options) => engine.sendEvent(runId, eventName, payload, options),
+    cancelRun: (runId, reason) => unlessClosed(() => engine.cancelRun(runId, reason)),
+    retryRun: (runId) => unlessClosed(() => retryRun(engine, runId)),
+    sendEvent: (runId, eventName, payload, options) =>
+      unlessClosed(() => engine.sendEvent(runId, eventName, payload, options)),
     listRuns: async (query) => linkedPage(await storage.listRuns(query)),
     async waitForRun(runId, { timeoutMs, pollMs = 50 }: WaitForRunOptions = {}) {
       const deadline = timeoutMs === undefined ? Number.POSITIVE_INFINITY : Date.now() + timeoutMs;
@@ -239,50 +297,13 @@ export function createRedisRuntime(options: RedisRuntimeOptions): RedisRuntime {
         await new Promise((resolve) => setTimeout(resolve, pollMs));
       }
     },
-    startWorker() {
-      if (closing)
-        return Promise.reject(
-          new ConfigurationError("This Redis runtime is closed; create a new one to start a worker."),
-        );
-      if (worker) return worker;
-      const consuming = queue.consume(
-        {
-          // Fewer round trips per activation: see RedisStorage.activation.
-          activate: async (task, lease) => {
-            const activation = lease && storage.activation(task.runId, lease);
-            try {
-              await engine.activate(task, activation?.lease);
-            } finally {
-              activation?.end();
-            }
-          },
-          executeStep: (task) => engine.executeStep(task),
-        },
-        {
-          concurrency,
-          workerId,
-          // A dead worker's run lock and its jobs come back after the same wait.
-          ...(options.stalledAfterMs === undefined
-            ? {}
-            : { stalledAfterMs: options.stalledAfterMs, runLockMs: options.stalledAfterMs }),
-        },
-      );
-      if (sweep) stopSweeper = startSweeper(sweepTarget, prefix, sweep);
-      // Each worker keeps a timer for the next tick; the store's lease lets one handle it.
-      worker = scheduler
-        ? consuming.then(async (consumer) => {
-            await scheduler.start();
-            return consumer;
-          })
-        : consuming;
-      return worker;
-    },
+    startWorker: () => unlessClosed(startWorker),
     sweep: (sweepOptions) => sweepStaleRuns(sweepTarget, { ...sweep, ...sweepOptions }),
     listSchedules: async () => (await schedules()).listSchedules(),
-    pauseSchedule: async (name) => (await schedules()).pauseSchedule(name),
-    resumeSchedule: async (name) => (await schedules()).resumeSchedule(name),
-    triggerSchedule: async (name) => (await schedules()).triggerSchedule(name),
-    deleteSchedule: async (name) => (await schedules()).deleteSchedule(name),
+    pauseSchedule: (name) => unlessClosed(async () => (await schedules()).pauseSchedule(name)),
+    resumeSchedule: (name) => unlessClosed(async () => (await schedules()).resumeSchedule(name)),
+    triggerSchedule: (name) => unlessClosed(async () => (await schedules()).triggerSchedule(name)),
+    deleteSchedule: (name) => unlessClosed(async () => (await schedules()).deleteSchedule(name)),
     close() {
       closing ??= (async () => {
         // Runs being advanced here stop after their current step and queue the next one for other workers.

@@ -1,7 +1,13 @@
 import { MemoryStorage } from "../adapters/memory/memory-storage.ts";
 import { getStepInfo } from "../core/context.ts";
 import { type Duration, formatDuration, resolveDeadline } from "../core/durations.ts";
-import { ConfigurationError, describe, InvalidRunStateError, RunNotFoundError } from "../core/errors.ts";
+import {
+  ConfigurationError,
+  describe,
+  InvalidRunStateError,
+  RunNotFoundError,
+  RuntimeClosedError,
+} from "../core/errors.ts";
 import { resumeAtOf, type WorkflowEvent } from "../core/events.ts";
 import type { Registry } from "../core/registry.ts";
 import type { StepDefinition } from "../core/step.ts";
@@ -185,6 +191,7 @@ export class TestEnvironment {
    * expect(await run.status()).toBe("suspended");   // waiting for the manager
    * @throws WorkflowInputError when the input fails the workflow's schema
    * @throws DuplicateNameError when another workflow of that name was started or defined in this environment
+   * @throws RuntimeClosedError after `env.close()`
    */
   async start<W extends AnyWorkflow>(
     workflow: W,
@@ -270,7 +277,9 @@ export class TestEnvironment {
   }
 
   /**
-   * Stops the runtime (waiting for steps that are running) and closes the storage.
+   * Stops the runtime (waiting for steps that are running) and closes the storage. From then on `start`,
+   * `skip`, `skipToNextTimer` and the run handles' `result`, `sendEvent`, `callWebhook`, `cancel` and `retry`
+   * throw `RuntimeClosedError` (a finished run's `result` and every read still answer).
    * @param options.closeStorage false to keep the storage open, e.g. for another environment
    */
   close(options: { closeStorage?: boolean } = {}): Promise<void> {
@@ -297,6 +306,7 @@ export class TestEnvironment {
 
   /** Runs one action of the test, then lets the runs react to it. */
   private async act<T>(work: () => Promise<T>): Promise<T> {
+    if (this.closing) throw this.closedError();
     this.actions += 1;
     try {
       const value = await work();
@@ -376,9 +386,17 @@ export class TestEnvironment {
         await new Promise<void>((resolve) => this.quietWaiters.push(resolve));
         continue;
       }
+      if (this.closing) throw this.closedError(`Run ${run.runId} is ${run.status}. `);
       if (this.timeSkipping && (await this.moveClock(() => this.fireNextTimer())) !== undefined) continue;
       throw new InvalidRunStateError(`${this.stuck(run, events)}\n\n${formatTimeline(run, events)}`);
     }
+  }
+
+  private closedError(about = ""): RuntimeClosedError {
+    return new RuntimeClosedError(
+      "This test environment",
+      `${about}Create a new one with createTestEnvironment(): given the same storage (a new FileStorage on the same dir, or a store kept open with env.close({ closeStorage: false })), it resumes the runs left unfinished.`,
+    );
   }
 
   /** Why a run will not finish by itself, and what the test can do about it. */

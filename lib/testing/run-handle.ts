@@ -38,6 +38,7 @@ export interface RunHandle<Result = unknown> {
    * @throws CancelledError when the run was cancelled, with the reason and the run's timeline
    * @throws InvalidRunStateError when the run has not finished and nothing in the environment will move it
    *   on (it waits for an event, or for a timer and `timeSkipping` is off), saying what it waits for
+   * @throws RuntimeClosedError when the run has not finished and the environment was closed
    */
   result(): Promise<Serialized<Result>>;
 

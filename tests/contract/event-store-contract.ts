@@ -1,7 +1,13 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { InvalidRunIdError, InvalidRunQueryError, VersionConflictError } from "../../lib/core/errors.ts";
+import {
+  InvalidRunIdError,
+  InvalidRunQueryError,
+  StorageClosedError,
+  VersionConflictError,
+} from "../../lib/core/errors.ts";
 import type { WorkflowEvent } from "../../lib/core/events.ts";
 import type { EventStore, NewRun, RunQuery, RunRecord } from "../../lib/ports/event-store.ts";
+import { inboxIds } from "../../lib/ports/inbox.ts";
 import { describePayloadLimitsContract } from "./payload-limits-contract.ts";
 
 /** Makes a fresh, empty store for each test; `cleanup` runs after it is closed. */
@@ -467,5 +473,60 @@ export function describeEventStoreContract(name: string, harness: StoreHarness):
     });
 
     describePayloadLimitsContract(() => store);
+  });
+}
+
+/**
+ * What a store whose `close()` lets go of what it writes through (a directory, a connection it opened) does
+ * afterwards. `reopen` gives another store on the data of the closed one, to look at what it left.
+ */
+export function describeClosedStoreContract(
+  name: string,
+  harness: StoreHarness & { reopen(closed: EventStore): Promise<EventStore> },
+): void {
+  describe(`EventStore contract, once closed: ${name}`, () => {
+    afterEach(async () => {
+      await harness.cleanup?.();
+    });
+
+    it("refuses to create runs, commit and store outcomes with StorageClosedError, and stores none of them", async () => {
+      // Prepare
+      const store = await harness.create();
+      const existing = newRunFixture();
+      const { runId } = existing.run;
+      await store.createRun(existing);
+      await store.close();
+      const fresh = newRunFixture();
+      const recordedAt = new Date().toISOString();
+      // Act
+      const attempts = {
+        createRun: store.createRun(fresh),
+        commit: store.commit(runId, 1, stepEvents(runId, 2, "s#0"), {
+          status: "running",
+          updatedAt: recordedAt,
+        }),
+        stepOutcome: store.putOutcome({ runId, stepId: "s#0", attempt: 1, recordedAt, ok: true, result: 1 }),
+        event: store.putOutcome({
+          runId,
+          stepId: inboxIds.signal("approval", "a-1"),
+          attempt: 1,
+          recordedAt,
+          ok: true,
+          result: { name: "approval", payload: true },
+        }),
+      };
+      // Assess
+      for (const [what, attempt] of Object.entries(attempts))
+        await expect(attempt, what).rejects.toBeInstanceOf(StorageClosedError);
+      const after = await harness.reopen(store);
+      try {
+        expect(await after.getRun(fresh.run.runId)).toBeUndefined();
+        expect(await after.getRun(runId)).toMatchObject({ status: "pending", version: 1 });
+        expect(await after.getEvents(runId)).toHaveLength(1);
+        expect(await after.listOutcomes(runId)).toEqual([]);
+      } finally {
+        await after.close();
+      }
+    });
   });
 }

@@ -1,4 +1,4 @@
-import { mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
@@ -6,6 +6,18 @@ import { type Child, spawnChild, until } from "./support/child.ts";
 
 const contender = join(import.meta.dirname, "fixtures", "lock-contender.ts");
 const inNewPidNamespace = ["unshare", "--pid", "--fork", "--mount-proc"];
+/**
+ * The contender in the background of a shell that then becomes `sleep`, which never reaps a child: once
+ * killed, the contender stays a zombie. (Its standard input goes through fd 3: a background command of a
+ * non-interactive shell would read /dev/null.)
+ */
+const withUnreapingParent = ["sh", "-c", 'exec 3<&0; "$@" <&3 3<&- & exec sleep 600', "sh"];
+
+/** Field 3 of /proc/<pid>/stat (`S`, `R`, `Z` for a zombie), counted from the last `)` as the command may hold one. */
+const processState = (pid: number) => {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[0];
+};
 
 describe("the file backend's lock, across real processes", () => {
   const dirs: string[] = [];
@@ -97,6 +109,26 @@ describe("the file backend's lock, across real processes", () => {
     await holder.kill();
     const taken = await attempt(next);
     // Assess: the lease (10 s) has not run out, but the holder's pid is gone in this namespace.
+    expect(taken.event).toBe("won");
+    expect(taken.runIds).toEqual(held.runIds);
+  });
+
+  it("takes the directory at once from a killed holder that its parent has not reaped (a zombie)", async () => {
+    // Prepare
+    const dir = newDir();
+    const holder = start(dir, { command: withUnreapingParent });
+    const ready = await holder.next((m) => m.event === "ready", "the holder is ready");
+    const held = await attempt(holder);
+    expect(held.event).toBe("won");
+    const next = start(dir);
+    await next.next((m) => m.event === "ready", "the next process is ready");
+    const pid = ready.pid as number;
+    // Act
+    process.kill(pid, "SIGKILL");
+    await until(() => processState(pid) === "Z", "the killed holder is a zombie");
+    const taken = await attempt(next);
+    // Assess: its pid still answers kill(pid, 0) and its start time is unchanged, but it is a zombie.
+    expect(processState(pid)).toBe("Z");
     expect(taken.event).toBe("won");
     expect(taken.runIds).toEqual(held.runIds);
   });

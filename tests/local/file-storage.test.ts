@@ -15,13 +15,14 @@ import {
   InvalidEventError,
   InvalidRunIdError,
   type RunRecord,
+  StorageClosedError,
   StorageLockedError,
   sleep,
   step,
   type WorkflowEvent,
   workflow,
 } from "tsworkflow";
-import { FileStorage, LocalRuntime } from "tsworkflow/local";
+import { FileControl, FileStorage, LocalRuntime } from "tsworkflow/local";
 import { resumeLocal, startLocal } from "tsworkflow/testing";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 
@@ -216,6 +217,28 @@ describe("FileStorage", () => {
     // Assess
     expect(second.dir).toBe(first.dir);
     expect(second.holder()).toContain(`process ${process.pid}`);
+  });
+
+  it("refuses the writes of a closed FileStorage with StorageClosedError, a reader's requests (events, cancellations) too", async () => {
+    // Prepare
+    const writer = open();
+    const runId = await startLocal(napping, ["closed"], { storage: writer });
+    await writer.close();
+    const control = new FileControl({ dir });
+    await control.close();
+    const before = readdirSync(dir).sort();
+    // Act
+    const attempts = {
+      watchInbox: (async () => writer.watchInbox(async () => {}))(),
+      requestRetry: control.storage.requestRetry(runId, 3),
+      sendEvent: control.sendEvent(runId, "nudge", { n: 1 }),
+      cancelRun: control.cancelRun(runId, "too late"),
+    };
+    // Assess
+    for (const [what, attempt] of Object.entries(attempts))
+      await expect(attempt, what).rejects.toThrow(StorageClosedError);
+    await expect(attempts.sendEvent).rejects.toThrow(`The FileStorage of ${dir} was closed`);
+    expect(readdirSync(dir).sort()).toEqual(before);
   });
 
   it.each(["../escape", "../../etc/passwd", "a/b", "..", "/tmp/x", "run\\x", "run.jsonl"])(

@@ -1,9 +1,20 @@
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { configureLogging, sleep, step, TimeoutError, type WorkflowEvent, workflow } from "tsworkflow";
+import {
+  configureLogging,
+  RuntimeClosedError,
+  sleep,
+  step,
+  TimeoutError,
+  type WorkflowEvent,
+  workflow,
+} from "tsworkflow";
 import { FileStorage, LocalRuntime, MemoryStorage } from "tsworkflow/local";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { spawnChild } from "./support/child.ts";
+
+const contender = join(import.meta.dirname, "fixtures", "lock-contender.ts");
 
 let dir: string;
 const runtimes: LocalRuntime[] = [];
@@ -149,5 +160,96 @@ describe("LocalRuntime", () => {
     expect(
       (await runtime.listRuns({ status: "completed", workflowName: "lr_sum_of_squares", limit: 100 })).runs,
     ).toHaveLength(30);
+  });
+});
+
+/** The names in a folder of the directory (none when it does not exist). */
+const namesIn = (folder: string) =>
+  existsSync(join(dir, folder)) ? readdirSync(join(dir, folder)).sort() : [];
+
+describe("LocalRuntime, once closed", () => {
+  it("refuses start, sendEvent, cancelRun and retryRun with RuntimeClosedError, and writes nothing into the directory another process holds now", async () => {
+    // Prepare
+    const runtime = open();
+    const { runId } = await runtime.start(nightly, ["closing"]);
+    await vi.waitFor(async () => expect((await runtime.getRun(runId))?.status).toBe("suspended"));
+    await runtime.close();
+    const other = spawnChild(contender, [dir]);
+    try {
+      await other.next((m) => m.event === "ready", "the other process is ready");
+      other.send("go 0");
+      const won = await other.next((m) => m.event === "won", "the other process holds the directory");
+      const ownFile = join(dir, "runs", `${runId}.jsonl`);
+      const ownSize = statSync(ownFile).size;
+      // Act
+      const attempts = {
+        start: runtime.start(nightly, ["late"]),
+        sendEvent: runtime.sendEvent(runId, "nudge", 1),
+        cancelRun: runtime.cancelRun(runId),
+        retryRun: runtime.retryRun(runId),
+      };
+      // Assess
+      for (const [what, attempt] of Object.entries(attempts))
+        await expect(attempt, what).rejects.toThrow(RuntimeClosedError);
+      await expect(runtime.start(nightly, ["late"])).rejects.toThrow("Create a new LocalRuntime");
+      expect(namesIn("runs")).toEqual([runId, ...(won.runIds as string[])].map((id) => `${id}.jsonl`).sort());
+      expect(statSync(ownFile).size).toBe(ownSize);
+      expect(namesIn("inbox")).toEqual([]);
+    } finally {
+      await other.kill();
+    }
+  });
+
+  it("stores what a step running when close() is called returns, before it lets go of the directory", async () => {
+    // Prepare
+    let release = () => {};
+    const released = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let attempts = 0;
+    const slowStep = step("lr_slow_step", async () => {
+      attempts += 1;
+      await released;
+      return "slow, but stored";
+    });
+    const slow = workflow("lr_slow", async () => {
+      const value = await slowStep();
+      await sleep("1h");
+      return value;
+    });
+    const runtime = open();
+    const { runId } = await runtime.start(slow, []);
+    await vi.waitFor(() => expect(attempts).toBe(1));
+    // Act
+    const closing = runtime.close();
+    release();
+    await closing;
+    // Assess
+    const reopened = new FileStorage({ dir });
+    try {
+      expect((await reopened.getRun(runId))?.status).toBe("suspended");
+      expect(await reopened.getEvents(runId)).toContainEqual(
+        expect.objectContaining({ type: "step_completed", result: "slow, but stored" }),
+      );
+    } finally {
+      await reopened.close();
+    }
+  });
+
+  it("rejects a wait for a run that has not finished when it closes with RuntimeClosedError, and still answers for a finished run", async () => {
+    // Prepare
+    const double = workflow("lr_double", async (n: number) => n * 2);
+    const runtime = open({ storage: new MemoryStorage() });
+    const { runId: sleeping } = await runtime.start(nightly, ["waits"]);
+    const { runId: done } = await runtime.start(double, [21]);
+    await runtime.waitForRun(done, { timeoutMs: 10_000 });
+    await vi.waitFor(async () => expect((await runtime.getRun(sleeping))?.status).toBe("suspended"));
+    const waiting = runtime.waitForRun(sleeping).catch((error: unknown) => error);
+    // Act
+    await runtime.close();
+    // Assess
+    expect(await waiting).toBeInstanceOf(RuntimeClosedError);
+    await expect(runtime.waitForRun(sleeping)).rejects.toThrow(`Run ${sleeping} is suspended`);
+    expect((await runtime.waitForRun(done)).result).toBe(42);
   });
 });

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { RuntimeClosedError, StorageClosedError } from "../../lib/core/errors.ts";
 import type { EventOf } from "../../lib/core/events.ts";
 import { createRedisRuntime, type RedisRuntime } from "../../lib/runtimes/redis.ts";
 import { sequential } from "./fixtures/workflows.ts";
@@ -85,5 +86,28 @@ describe("createRedisRuntime", () => {
     expect((await runtime.listRuns({ workflowName: "redis_sequential" })).runs.map((r) => r.runId)).toEqual([
       runId,
     ]);
+  });
+
+  it("refuses start, sendEvent, cancelRun, retryRun and startWorker after close with RuntimeClosedError, reads with StorageClosedError, and another runtime finds the runs", async () => {
+    // Prepare
+    const [closed, other] = runtimes(2) as [RedisRuntime, RedisRuntime];
+    const { runId } = await closed.start(sequential, [3]);
+    await closed.close();
+    // Act
+    const attempts = {
+      start: closed.start(sequential, [4]),
+      sendEvent: closed.sendEvent(runId, "nudge", 1),
+      cancelRun: closed.cancelRun(runId),
+      retryRun: closed.retryRun(runId),
+      startWorker: closed.startWorker(),
+    };
+    // Assess
+    for (const [what, attempt] of Object.entries(attempts))
+      await expect(attempt, what).rejects.toThrow(RuntimeClosedError);
+    await expect(closed.start(sequential, [4])).rejects.toThrow("createRedisRuntime()");
+    await expect(closed.getRun(runId)).rejects.toThrow(StorageClosedError);
+    await other.startWorker();
+    expect(await other.waitForRun(runId, { timeoutMs: 10_000 })).toMatchObject({ status: "completed" });
+    expect((await other.listRuns({ workflowName: "redis_sequential" })).runs).toHaveLength(1);
   });
 });

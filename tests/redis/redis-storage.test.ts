@@ -10,7 +10,11 @@ import {
 } from "../../lib/core/errors.ts";
 import { MAX_PAYLOAD_BYTES } from "../../lib/core/serialization.ts";
 import { workflow } from "../../lib/core/workflow.ts";
-import { describeEventStoreContract, newRunFixture } from "../contract/event-store-contract.ts";
+import {
+  describeClosedStoreContract,
+  describeEventStoreContract,
+  newRunFixture,
+} from "../contract/event-store-contract.ts";
 import { manualEngine } from "../core/support/manual-engine.ts";
 import { freePort, type RedisServer, startRedisServer } from "./redis-server.ts";
 
@@ -39,6 +43,10 @@ afterAll(async () => {
 // Each test gets its own prefix, so tests never see each other's keys.
 describeEventStoreContract("RedisStorage", {
   create: async () => new RedisStorage({ redis: server.url, prefix: freshPrefix() }),
+});
+describeClosedStoreContract("RedisStorage", {
+  create: async () => new RedisStorage({ redis: server.url, prefix: freshPrefix() }),
+  reopen: async (closed) => new RedisStorage({ redis: server.url, prefix: (closed as RedisStorage).prefix }),
 });
 
 describe("RedisStorage", () => {

@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
@@ -12,6 +12,7 @@ import {
   InvalidRunStateError,
   now,
   RetryableError,
+  RuntimeClosedError,
   runChild,
   sendEvent,
   shutdown,
@@ -562,6 +563,36 @@ describe("createTestEnvironment: storage", () => {
     const reopened = new FileStorage({ dir });
     expect((await reopened.getRun(run.runId))?.status).toBe("completed");
     await reopened.close();
+  });
+
+  it("refuses start, skip and a waiting run's sendEvent and result after close with RuntimeClosedError, and writes nothing more to its directory", async () => {
+    // Prepare
+    const dir = tempDir();
+    const env = await createTestEnvironment({
+      storage: new FileStorage({ dir }),
+      startAt: START,
+      timeSkipping: true,
+    });
+    const waiting = await env.start(expense, [40]);
+    const done = await env.start(checkout, ["order-9", 9]);
+    await env.close();
+    const runs = readdirSync(join(dir, "runs")).sort();
+    const log = readFileSync(join(dir, "runs", `${waiting.runId}.jsonl`), "utf8");
+    // Act
+    const attempts = {
+      start: env.start(expense, [50]),
+      skip: env.skip("1h"),
+      sendEvent: waiting.sendEvent("approval", { approved: true }),
+      result: waiting.result(),
+    };
+    // Assess
+    for (const [what, attempt] of Object.entries(attempts))
+      await expect(attempt, what).rejects.toThrow(RuntimeClosedError);
+    await expect(env.start(expense, [50])).rejects.toThrow("Create a new one with createTestEnvironment()");
+    expect(await done.result()).toEqual({ orderId: "order-9", chargeId: "real-order-9-9" });
+    expect(await waiting.status()).toBe("suspended");
+    expect(readdirSync(join(dir, "runs")).sort()).toEqual(runs);
+    expect(readFileSync(join(dir, "runs", `${waiting.runId}.jsonl`), "utf8")).toBe(log);
   });
 
   it("resumes the runs an earlier environment left in the same storage, as a restarted worker would", async () => {

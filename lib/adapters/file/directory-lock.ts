@@ -57,7 +57,8 @@ const GENERATION = /^\d{1,15}$/;
  * and the generation after a live holder's is never created. The holder refreshes its file's mtime
  * (a lease) every `staleMs / 5`; a generation is free when its mtime is older than `staleMs`, when it
  * was released (mtime set to 0), or, faster, when its holder shares this process's PID namespace and
- * boot and its process is gone. A holder that finds a newer generation has lost the lock and says so.
+ * boot and its process is gone (also a zombie: killed, and not yet reaped by its parent). A holder that
+ * finds a newer generation has lost the lock and says so.
  *
  * Lower generations are only ever removed by the holder of a higher one, so no process can delete a
  * lock that another has just taken (the flaw of removing a stale lock file and creating it again, as
@@ -250,7 +251,7 @@ function ownHolder(): LockHolder {
     hostname: hostname(),
     pidNamespace: readOr(() => readlinkSync("/proc/self/ns/pid"), ""),
     bootId: readOr(() => readFileSync("/proc/sys/kernel/random/boot_id", "utf8").trim(), ""),
-    processStart: processStart(process.pid) ?? "",
+    processStart: processStat(process.pid)?.start ?? "",
     since: "",
   };
   return { ...own, since: new Date().toISOString() };
@@ -258,8 +259,8 @@ function ownHolder(): LockHolder {
 
 /**
  * True only when the holder shares this process's PID namespace and boot (so its pid means the same
- * here) and no process with its pid and start time runs: in another namespace or on another machine,
- * only the lease can tell.
+ * here) and no process with its pid and start time runs (a zombie does not): in another namespace or
+ * on another machine, only the lease can tell.
  */
 function isGone(holder: LockHolder): boolean {
   const me = ownHolder();
@@ -275,15 +276,23 @@ function isGone(holder: LockHolder): boolean {
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === "ESRCH") return true;
   }
-  const start = processStart(holder.pid);
-  return start !== undefined && holder.processStart !== "" && start !== holder.processStart;
+  const stat = processStat(holder.pid);
+  if (stat === undefined) return false;
+  // A killed process that its parent has not reaped yet (a zombie) still answers kill(pid, 0).
+  if (stat.state === "Z" || stat.state === "X") return true;
+  return stat.start !== undefined && holder.processStart !== "" && stat.start !== holder.processStart;
 }
 
-/** Field 22 of /proc/<pid>/stat: when the process started, in clock ticks since boot. */
-function processStart(pid: number): string | undefined {
+/**
+ * Fields 3 (the state: `R`, `S`, `Z` for a zombie…) and 22 (when the process started, in clock ticks
+ * since boot) of /proc/<pid>/stat. They are counted from the last `)`: field 2, the command name in
+ * parentheses, may itself hold spaces and parentheses.
+ */
+function processStat(pid: number): { state: string; start: string | undefined } | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19];
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return { state: fields[0] ?? "", start: fields[19] };
   } catch {
     return undefined;
   }

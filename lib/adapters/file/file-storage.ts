@@ -11,7 +11,7 @@ import {
 } from "node:fs";
 import { join, resolve } from "node:path";
 import { LRUCache } from "lru-cache";
-import { InvalidEventError, StorageLockedError } from "../../core/errors.ts";
+import { InvalidEventError, StorageClosedError, StorageLockedError } from "../../core/errors.ts";
 import { parseEvent, type WorkflowEvent } from "../../core/events.ts";
 import { assertRunId } from "../../core/ids.ts";
 import { getLogger } from "../../core/logger.ts";
@@ -60,7 +60,8 @@ export interface FileStorageOptions {
   /**
    * How long the directory's lock lasts without being refreshed: a holder that stopped (a crashed
    * process in another PID namespace, a frozen machine) is taken over after this. A holder in this
-   * process's PID namespace that is gone is taken over at once.
+   * process's PID namespace that is gone (exited, or killed and not yet reaped: a zombie) is taken over
+   * at once.
    * @default 10000
    */
   lockStaleMs?: number;
@@ -211,8 +212,9 @@ export class FileStorage extends MemoryStorage {
 
   override async putOutcome(outcome: StepOutcome): Promise<boolean> {
     assertRunId(outcome.runId);
-    // A reader stores only requests (cancellations, events) for the owner to pick up.
-    if (!isFromOutside(outcome.stepId)) this.assertWritable();
+    // A reader stores only requests (cancellations, events) for the owner to pick up; a closed storage, none.
+    if (isFromOutside(outcome.stepId)) this.assertOpen();
+    else this.assertWritable();
     return super.putOutcome(outcome);
   }
 
@@ -220,8 +222,9 @@ export class FileStorage extends MemoryStorage {
    * Asks the owner of the directory to retry a failed run at `version` (a reader's `retryRun`): false
    * when that was asked already.
    */
-  requestRetry(runId: string, version: number): Promise<boolean> {
+  async requestRetry(runId: string, version: number): Promise<boolean> {
     assertRunId(runId);
+    this.assertOpen();
     return this.inbox.requestRetry(runId, version);
   }
 
@@ -264,6 +267,10 @@ export class FileStorage extends MemoryStorage {
     return value;
   }
 
+  /**
+   * Waits for the commits being synced, closes the files and lets go of the directory's lock. Every write is
+   * refused from then on with `StorageClosedError`; reads still answer.
+   */
   override async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
@@ -387,8 +394,9 @@ export class FileStorage extends MemoryStorage {
     if (refused) throw refused;
   }
 
-  /** Why this storage may not write (the lock lost, or read-only), or undefined when it may. */
-  private writeRefusal(): StorageLockedError | undefined {
+  /** Why this storage may not write (closed, the lock lost, or read-only), or undefined when it may. */
+  private writeRefusal(): StorageClosedError | StorageLockedError | undefined {
+    if (this.closed) return this.closedError();
     if (this.lost) return this.lost;
     if (this.readOnly)
       return new StorageLockedError(
@@ -396,6 +404,17 @@ export class FileStorage extends MemoryStorage {
         this.holder() ?? "no process, but this FileStorage is read-only",
       );
     return undefined;
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw this.closedError();
+  }
+
+  private closedError(): StorageClosedError {
+    return new StorageClosedError(
+      `The FileStorage of ${this.dir}`,
+      "It let go of the directory, which another process may hold by now: to write there again, open it anew (new FileStorage({ dir }), or a new LocalRuntime or test environment).",
+    );
   }
 
   private acquireLock(): DirectoryLock {
@@ -510,6 +529,9 @@ export class FileStorage extends MemoryStorage {
       } catch (error) {
         getLogger().warn(`retry request ${name} not applied: ${String(error)}`, { runId: request.runId });
       }
+      // Closed meanwhile, maybe before the retry was stored: the next owner reads the request (and skips it
+      // if it was applied, as its version says).
+      if (this.closed) return;
       this.inbox.remove(name);
       this.seenInbox.delete(name);
     }

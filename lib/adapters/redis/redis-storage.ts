@@ -1,5 +1,10 @@
 import type { Redis } from "ioredis";
-import { InvalidEventError, type SerializedError, VersionConflictError } from "../../core/errors.ts";
+import {
+  InvalidEventError,
+  type SerializedError,
+  StorageClosedError,
+  VersionConflictError,
+} from "../../core/errors.ts";
 import { acceptEvent, acceptEvents, parseEvent, resumeAtOf, type WorkflowEvent } from "../../core/events.ts";
 import { assertRunId } from "../../core/ids.ts";
 import { LruMap } from "../../core/lru-map.ts";
@@ -391,6 +396,8 @@ export class RedisStorage implements EventStore {
   private readonly readsAhead = new Set<string>();
   /** What a `getRun` read ahead, until its activation's `getEvents` and `listOutcomes` take it or it ends. */
   private readonly readAhead = new Map<string, ReadAhead>();
+  /** Set when `close()` closed the connection this storage opened: no command is sent from then on. */
+  private connectionClosed = false;
 
   /** @throws ConfigurationError when `redis` is a string that is not a redis:// URL */
   constructor(options: RedisStorageOptions) {
@@ -859,7 +866,13 @@ export class RedisStorage implements EventStore {
     await this.call(() => this.client.zrem(this.key("idx:children-done"), runId));
   }
 
+  /**
+   * Sends the commits asked for so far, then closes the connection if this storage opened it (from a URL):
+   * every call from then on throws `StorageClosedError`. A client you passed stays open, and so does this
+   * storage on it.
+   */
   async close(): Promise<void> {
+    this.connectionClosed = this.connection.owned;
     // Commits asked for in this turn go before the connection closes, as they would have without batching.
     if (this.commits.length > 0) this.flushCommits();
     await closeRedis(this.connection);
@@ -890,6 +903,11 @@ export class RedisStorage implements EventStore {
   }
 
   private async call<T>(operation: () => Promise<T>): Promise<T> {
+    if (this.connectionClosed)
+      throw new StorageClosedError(
+        `The RedisStorage of ${this.connection.url} (prefix "${this.prefix}")`,
+        "Its connection is closed: create a new RedisStorage (or a new runtime) to go on.",
+      );
     try {
       return await operation();
     } catch (error) {

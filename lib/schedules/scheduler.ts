@@ -4,7 +4,7 @@ import { optional } from "../core/optional.ts";
 import { type Clock, FINISHED_STATUSES, systemClock } from "../ports/index.ts";
 import type { Runtime } from "../ports/runtime.ts";
 import type { ScheduleDeclaration, ScheduleState, ScheduleStore } from "../ports/schedule-store.ts";
-import { type ScheduleDefinition, schedule, tickKey } from "./schedule.ts";
+import { type ScheduleDefinition, ticker, tickKey } from "./schedule.ts";
 
 /** Options of {@link Scheduler}. */
 export interface SchedulerOptions {
@@ -299,7 +299,7 @@ function declarationOf(definition: ScheduleDefinition): ScheduleDeclaration {
  * nextFireTimes({ workflow: "report", cron: "0 9 * * *", timezone: "Europe/Paris" }, Date.now(), 3);
  */
 export function nextFireTimes(declaration: ScheduleDeclaration, after: number, count: number): Date[] {
-  const definition = schedule("declared", { name: declaration.workflow } as ScheduleDefinition["workflow"], {
+  const nextTick = ticker("declared", {
     ...(declaration.cron === undefined
       ? { every: declaration.everyMs ?? 60_000 }
       : { cron: declaration.cron, timezone: declaration.timezone ?? "UTC" }),
@@ -307,9 +307,9 @@ export function nextFireTimes(declaration: ScheduleDeclaration, after: number, c
     ...(declaration.endAt === undefined ? {} : { endAt: new Date(declaration.endAt) }),
   });
   const times: Date[] = [];
-  for (let tick = definition.nextTick(after); tick !== undefined && times.length < count; ) {
+  for (let tick = nextTick(after); tick !== undefined && times.length < count; ) {
     times.push(new Date(tick));
-    tick = definition.nextTick(tick);
+    tick = nextTick(tick);
   }
   return times;
 }

@@ -10,7 +10,7 @@ import type { Runtime } from "../../lib/ports/runtime.ts";
 import type { ScheduleStore } from "../../lib/ports/schedule-store.ts";
 import { type ScheduleDefinition, Scheduler, schedule } from "../../lib/schedules/index.ts";
 
-const report = { name: "report" } as never;
+const report = { name: "report", options: {} } as never;
 
 /** Records the starts (deduplicated by idempotency key, as every runtime does) and lets runs finish on demand. */
 function recordingRuntime() {

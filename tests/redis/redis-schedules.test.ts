@@ -1,5 +1,5 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { configureLogging } from "../../lib/core/logger.ts";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { configureLogging, getLogger } from "../../lib/core/logger.ts";
 import { step } from "../../lib/core/step.ts";
 import { workflow } from "../../lib/core/workflow.ts";
 import { createRedisRuntime, type RedisRuntime } from "../../lib/runtimes/redis.ts";
@@ -88,5 +88,50 @@ describe("schedules on Redis", () => {
     expect(run).toMatchObject({ status: "completed", result: "manual" });
     expect(run.idempotencyKey).toMatch(/^schedule:rsched-yearly:manual:/);
     expect(afterDelete).toEqual([]);
+  });
+});
+
+describe("schedules on Redis when Redis refuses writes for a while", () => {
+  it("go on firing once it takes them again", async () => {
+    // Prepare: a worker firing a schedule every second.
+    const prefix = `rschedoom${Date.now()}:`;
+    const runtime = createRedisRuntime({
+      url: redis.url,
+      prefix,
+      schedules: [schedule("rsched-through-oom", ticker, { every: "1s", args: ["oom"], overlap: "allow" })],
+    });
+    runtimes.push(runtime);
+    const errors = vi.spyOn(getLogger(), "error");
+    const count = async () =>
+      (await runtime.listRuns({ workflowName: "rsched_ticker", limit: 1000 })).runs.length;
+    const until = async (what: string, done: () => Promise<boolean> | boolean) => {
+      for (const deadline = Date.now() + 30_000; !(await done()); ) {
+        if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    };
+    await runtime.startWorker();
+    await until("a first run", async () => (await count()) > 0);
+    const client = runtime.storage.client;
+    try {
+      // Act: Redis refuses every write (over its memory limit) until the scheduler has failed to handle a tick.
+      await client.config("SET", "maxmemory", "1");
+      await until("a failed wake", () =>
+        errors.mock.calls.some(([message]) =>
+          String(message).startsWith("The schedules could not be handled"),
+        ),
+      );
+    } finally {
+      await client.config("SET", "maxmemory", "0");
+    }
+    const before = await count();
+    await until("a run after Redis took writes again", async () => (await count()) > before);
+    await runtime.pauseSchedule("rsched-through-oom");
+    // Assess
+    const failure = errors.mock.calls.find(([message]) =>
+      String(message).startsWith("The schedules could not"),
+    );
+    expect(failure?.[0]).toMatch(/OOM command not allowed.* Tried again in 5 s\.$/);
+    errors.mockRestore();
   });
 });

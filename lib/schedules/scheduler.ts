@@ -412,7 +412,29 @@ function declarationOf(definition: ScheduleDefinition): ScheduleDeclaration {
  * nextFireTimes({ workflow: "report", cron: "0 9 * * *", timezone: "Europe/Paris" }, Date.now(), 3);
  */
 export function nextFireTimes(declaration: ScheduleDeclaration, after: number, count: number): Date[] {
-  const nextTick = ticker("declared", {
+  return fireTimes("declared", declaration, after, count);
+}
+
+/**
+ * The next fire times of a stored schedule as tools without the code show them (none while it is paused),
+ * or why its stored declaration gives none (a timezone stored by an older version that no longer checks
+ * it): one bad schedule must not hide the others.
+ */
+export function storedFireTimes(
+  state: ScheduleState,
+  now: number,
+  count: number,
+): { times: Date[]; problem?: string } {
+  if (state.paused || !state.declaration) return { times: [] };
+  try {
+    return { times: fireTimes(state.name, state.declaration, Math.max(state.lastTick, now), count) };
+  } catch (error) {
+    return { times: [], problem: (error as Error).message };
+  }
+}
+
+function fireTimes(name: string, declaration: ScheduleDeclaration, after: number, count: number): Date[] {
+  const nextTick = ticker(name, {
     ...(declaration.cron === undefined
       ? { every: declaration.everyMs ?? 60_000 }
       : { cron: declaration.cron, timezone: declaration.timezone ?? "UTC" }),

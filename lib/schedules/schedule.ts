@@ -73,6 +73,9 @@ const OPTION_NAMES = [
 const OVERLAP_POLICIES: readonly OverlapPolicy[] = ["skip", "buffer-one", "allow"];
 const CATCHUP_POLICIES: readonly CatchupPolicy[] = ["none", "last", "all"];
 
+/** The schedules made by {@link schedule}, to find them among a module's exports. */
+const declared = new WeakSet<object>();
+
 /**
  * Declares a schedule: `workflow` starts at every tick, each tick's run keyed
  * `schedule:<name>:<tick ISO>` so that a tick starts at most one run. Every option is checked here, and
@@ -114,7 +117,14 @@ export function schedule(name: string, workflow: AnyWorkflow, options: ScheduleO
       { cause: error },
     );
   }
-  return { name, workflow, options, nextTick };
+  const definition: ScheduleDefinition = { name, workflow, options, nextTick };
+  declared.add(definition);
+  return definition;
+}
+
+/** Whether `value` is a schedule made by {@link schedule} (a module may export its schedules). */
+export function isSchedule(value: unknown): value is ScheduleDefinition {
+  return typeof value === "object" && value !== null && declared.has(value);
 }
 
 /**

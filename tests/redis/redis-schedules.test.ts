@@ -1,9 +1,13 @@
+import { spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { configureLogging, getLogger } from "../../lib/core/logger.ts";
 import { step } from "../../lib/core/step.ts";
 import { workflow } from "../../lib/core/workflow.ts";
 import { createRedisRuntime, type RedisRuntime } from "../../lib/runtimes/redis.ts";
 import { schedule } from "../../lib/schedules/schedule.ts";
+import { REPO_ROOT, runCli } from "../cli/run-cli.ts";
+import { hanging } from "./fixtures/scheduled-workflows.ts";
 import { type RedisServer, startRedisServer } from "./redis-server.ts";
 
 /** Schedules on Redis: two workers with the same schedules, one run per tick, management from any process. */
@@ -133,5 +137,107 @@ describe("schedules on Redis when Redis refuses writes for a while", () => {
     );
     expect(failure?.[0]).toMatch(/OOM command not allowed.* Tried again in 5 s\.$/);
     errors.mockRestore();
+  });
+});
+
+const BIN = fileURLToPath(new URL("../../bin/tsworkflow.js", import.meta.url));
+const SCHEDULED = fileURLToPath(new URL("./fixtures/scheduled-workflows.ts", import.meta.url));
+
+/** `tsworkflow worker ...args` as a child process, once it has logged that it started. */
+async function startCliWorker(args: string[]) {
+  const child = spawn(process.execPath, [BIN, "worker", ...args], {
+    cwd: REPO_ROOT,
+    env: { ...process.env, LOG_LEVEL: "info", NO_COLOR: "1" },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let output = "";
+  for (const stream of [child.stdout, child.stderr]) stream.on("data", (chunk) => (output += chunk));
+  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  const deadline = Date.now() + 30_000;
+  while (!/worker \S+ started/.test(output)) {
+    if (child.exitCode !== null || Date.now() > deadline) {
+      child.kill("SIGKILL");
+      throw new Error(`the worker did not start: ${output}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  return { child, output: () => output, exited };
+}
+
+describe("tsworkflow worker and schedules", () => {
+  it("fires the schedules its workflows module exports, and takes --stalled-after-ms and --drain-timeout-ms", async () => {
+    // Prepare
+    const prefix = `rschedcli${Date.now()}:`;
+    const admin = createRedisRuntime({ url: redis.url, prefix });
+    runtimes.push(admin);
+    const worker = await startCliWorker([
+      "--redis",
+      redis.url,
+      "--prefix",
+      prefix,
+      "--workflows",
+      SCHEDULED,
+      "--worker-id",
+      "sched-cli",
+      "--stalled-after-ms",
+      "4000",
+      "--drain-timeout-ms",
+      "1500",
+    ]);
+    try {
+      // Act: wait for two ticks' runs, then leave a step that never returns in flight and stop the worker.
+      let runs = (await admin.listRuns({ workflowName: "sched_fixture_stamped", limit: 100 })).runs;
+      for (const deadline = Date.now() + 30_000; runs.length < 2 && Date.now() < deadline; ) {
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        runs = (await admin.listRuns({ workflowName: "sched_fixture_stamped", limit: 100 })).runs;
+      }
+      const listed = await runCli(["schedules", "list", "--redis", redis.url, "--prefix", prefix]);
+      const { runId } = await admin.start(hanging, []);
+      for (const deadline = Date.now() + 30_000; Date.now() < deadline; ) {
+        const events = await admin.getEvents(runId);
+        if (events.some((event) => event.type === "step_started")) break;
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      worker.child.kill("SIGTERM");
+      const code = await worker.exited;
+      // Assess
+      expect(worker.output()).toMatch(/stalledAfterMs=4000 .*schedules=\["fixture-every-second"\]/);
+      expect(runs.length).toBeGreaterThanOrEqual(2);
+      for (const run of runs) expect(run.idempotencyKey).toMatch(/^schedule:fixture-every-second:/);
+      expect(listed.stdout).toMatch(/fixture-every-second\s+sched_fixture_stamped\s+every 1s\s+active/);
+      expect(code).toBe(1);
+      expect(worker.output()).toContain("the jobs in flight did not finish within 1500 ms");
+    } finally {
+      worker.child.kill("SIGKILL");
+    }
+  });
+
+  it("fires none with --no-schedules, and refuses a flag value that is not a whole number", async () => {
+    // Act
+    const worker = await startCliWorker([
+      "--redis",
+      redis.url,
+      "--prefix",
+      `rschednone${Date.now()}:`,
+      "--workflows",
+      SCHEDULED,
+      "--no-schedules",
+    ]);
+    worker.child.kill("SIGTERM");
+    const code = await worker.exited;
+    const refused = await runCli([
+      "worker",
+      "--redis",
+      redis.url,
+      "--workflows",
+      SCHEDULED,
+      "--drain-timeout-ms",
+      "soon",
+    ]);
+    // Assess
+    expect(code).toBe(0);
+    expect(worker.output()).toContain("schedules=[]");
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain("--drain-timeout-ms must be a whole number ≥ 1.");
   });
 });

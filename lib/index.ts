@@ -106,6 +106,6 @@ export type {
 export { workflow } from "./core/workflow.ts";
 export type { EventStore, RunPage, RunQuery, RunRecord, RunStatus } from "./ports/event-store.ts";
 export type { Runtime, StartOptions, StartResult, WaitOptions } from "./ports/runtime.ts";
-export type { ScheduleInfo } from "./schedules/scheduler.ts";
+export type { ScheduleFailure, ScheduleInfo } from "./schedules/scheduler.ts";
 export type { SignWebhookOptions } from "./webhooks/handle-webhook.ts";
 export { signWebhook } from "./webhooks/handle-webhook.ts";

@@ -476,12 +476,33 @@ export function createProgram(context: CliContext, setExitCode: (code: number) =
       positiveInteger("--concurrency"),
     )
     .option("--worker-id <id>", "names this worker in logs (default: <hostname>-<pid>)")
+    .option(
+      "--stalled-after-ms <ms>",
+      "a dead worker's jobs and run locks go to another worker after about this long (default: 30000)",
+      positiveInteger("--stalled-after-ms"),
+    )
+    .option(
+      "--drain-timeout-ms <ms>",
+      "after SIGTERM or SIGINT, exit with code 1 if the jobs in flight still run after this long (default: 30000)",
+      positiveInteger("--drain-timeout-ms"),
+    )
+    .option("--no-schedules", "fire none of the schedules that the workflows module exports")
     .addHelpText(
       "after",
-      "\nExample:\n  tsworkflow worker --redis redis://127.0.0.1:6379 --workflows ./src/workflows.ts --concurrency 20",
+      "\nThe worker fires the schedules that the workflows module exports (export const daily = schedule(...)):\nstate in Redis, one run per tick however many workers run. Every worker of a prefix must load the same.\n\nExample:\n  tsworkflow worker --redis redis://127.0.0.1:6379 --workflows ./src/workflows.ts --concurrency 20",
     )
     .action(
-      async (options: { workflows: string; concurrency?: number; workerId?: string }, command: Command) => {
+      async (
+        options: {
+          workflows: string;
+          concurrency?: number;
+          workerId?: string;
+          stalledAfterMs?: number;
+          drainTimeoutMs?: number;
+          schedules: boolean;
+        },
+        command: Command,
+      ) => {
         const globals = command.optsWithGlobals<GlobalOptions>();
         const redis = globals.redis ?? (context.env.TSWORKFLOW_REDIS_URL || context.env.REDIS_URL);
         if (!redis)
@@ -495,6 +516,9 @@ export function createProgram(context: CliContext, setExitCode: (code: number) =
           ...(options.concurrency ? { concurrency: options.concurrency } : {}),
           ...(globals.prefix ? { prefix: globals.prefix } : {}),
           ...(options.workerId ? { workerId: options.workerId } : {}),
+          ...(options.stalledAfterMs ? { stalledAfterMs: options.stalledAfterMs } : {}),
+          ...(options.drainTimeoutMs ? { drainTimeoutMs: options.drainTimeoutMs } : {}),
+          ...(options.schedules ? {} : { schedules: [] }),
         });
         await worker.stopped;
         setExitCode(EXIT.ok);

@@ -1,9 +1,10 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { optional } from "../core/optional.ts";
 import { clean, formatTime, renderTable } from "../inspect/format.ts";
-import type { ScheduleState, ScheduleStore } from "../ports/schedule-store.ts";
-import { nextFireTimes } from "../schedules/scheduler.ts";
+import type { ScheduleStore } from "../ports/schedule-store.ts";
+import { storedFireTimes } from "../schedules/scheduler.ts";
 import type { Backend } from "./backend.ts";
 import { dynamoDBClient, loadAwsMode, loadRedisMode } from "./backend-modules.ts";
 import { ActionNotAvailableError, BackendUnavailableError, EXIT, UsageError } from "./errors.ts";
@@ -105,30 +106,35 @@ async function changeAwsSchedule(
   return EXIT.ok;
 }
 
-/** `schedules list`: each schedule's state, last run and next fire times (from its stored declaration). */
+/**
+ * `schedules list`: each schedule's state, last run and next fire times (from its stored declaration), then
+ * what went wrong with any of them: its last failed start, or a stored declaration that gives no fire times.
+ */
 export async function listSchedulesCommand(
   store: ScheduleStore,
   options: { json?: boolean },
   io: Output,
 ): Promise<number> {
-  const states = (await store.list()).sort((a, b) => a.name.localeCompare(b.name));
   const now = io.now();
-  const next = (state: ScheduleState) =>
-    state.paused || !state.declaration
-      ? []
-      : nextFireTimes(state.declaration, Math.max(state.lastTick, now), 3);
+  const entries = (await store.list())
+    .sort((a, b) => a.name.localeCompare(b.name))
+    .map((state) => ({ state, ...storedFireTimes(state, now, 3) }));
   if (options.json) {
-    const entries = states.map((state) => ({ ...state, nextFireTimes: next(state) }));
-    io.out(`${JSON.stringify(entries, null, 2)}\n`);
+    const json = entries.map(({ state, times, problem }) => ({
+      ...state,
+      nextFireTimes: times,
+      ...optional("problem", problem),
+    }));
+    io.out(`${JSON.stringify(json, null, 2)}\n`);
     return EXIT.ok;
   }
-  if (states.length === 0) {
+  if (entries.length === 0) {
     io.out(
       `${io.style.dim("No schedules: a runtime declares them when it starts (its schedules option).")}\n`,
     );
     return EXIT.ok;
   }
-  const rows = states.map((state) => {
+  const rows = entries.map(({ state, times }) => {
     const declaration = state.declaration;
     const when = declaration?.cron
       ? `${declaration.cron} (${declaration.timezone ?? "UTC"})`
@@ -140,17 +146,30 @@ export async function listSchedulesCommand(
       // AWS schedule state names its workflow itself (see DynamoDBScheduleStore).
       clean(declaration?.workflow ?? (state as { workflow?: string }).workflow ?? "-"),
       clean(when),
-      state.paused ? io.style.yellow("paused") : io.style.green("active"),
+      state.paused
+        ? io.style.yellow("paused")
+        : state.lastError
+          ? io.style.red(state.lastError.retryAt === undefined ? "failing" : "retrying")
+          : io.style.green("active"),
       formatTime(state.lastTick),
       state.lastRunId ?? "-",
-      next(state)
-        .map((time) => formatTime(time.getTime()))
-        .join(", ") || "-",
+      times.map((time) => formatTime(time.getTime())).join(", ") || "-",
     ];
   });
   io.out(
     `${renderTable(["NAME", "WORKFLOW", "WHEN", "STATE", "LAST TICK (UTC)", "LAST RUN", "NEXT (UTC)"], rows, io.style)}\n`,
   );
+  for (const { state, problem } of entries) {
+    const error = state.lastError;
+    if (error) {
+      const what = error.tick === undefined ? "a trigger" : `the tick of ${formatTime(error.tick)}`;
+      const then = error.retryAt === undefined ? "given up" : `tried again from ${formatTime(error.retryAt)}`;
+      io.out(
+        `${io.style.red(clean(state.name))}: ${what} could not start (${formatTime(error.at)}, ${then}): ${clean(error.message)}\n`,
+      );
+    }
+    if (problem) io.out(`${io.style.red(clean(state.name))}: no fire times: ${clean(problem)}\n`);
+  }
   return EXIT.ok;
 }
 

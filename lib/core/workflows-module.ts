@@ -10,14 +10,15 @@ let typeScriptLoader: Promise<void> | undefined;
  * Imports the app's workflows module (`--workflows`, `runWorker`), which registers its workflows.
  * A `.js`/`.mjs`/`.cjs` module is imported as it is. A TypeScript module is imported through tsx
  * (an optional peer, loaded only then), or through Node's own type stripping where Node has it (22.18+).
+ * Resolves with the module's exports.
  * @throws MissingDependencyError for a TypeScript module when neither is available
  */
-export async function importWorkflowsModule(path: string): Promise<void> {
+export async function importWorkflowsModule(path: string): Promise<Record<string, unknown>> {
   if (TYPESCRIPT.test(path)) {
     typeScriptLoader ??= registerTypeScriptLoader(path);
     await typeScriptLoader;
   }
-  await import(pathToFileURL(path).href);
+  return import(pathToFileURL(path).href);
 }
 
 async function registerTypeScriptLoader(path: string): Promise<void> {

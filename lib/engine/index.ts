@@ -65,11 +65,17 @@ export type {
 } from "../ports/index.ts";
 export { FINISHED_STATUSES, RUN_STATUSES, systemClock } from "../ports/index.ts";
 export type { Runtime, StartOptions, StartResult, WaitOptions } from "../ports/runtime.ts";
-export type { ScheduleDeclaration, ScheduleState, ScheduleStore } from "../ports/schedule-store.ts";
+export type {
+  ScheduleDeclaration,
+  ScheduleError,
+  ScheduleState,
+  ScheduleStore,
+} from "../ports/schedule-store.ts";
 export type {
   CatchupPolicy,
   OverlapPolicy,
   ScheduleDefinition,
+  ScheduleFailure,
   ScheduleInfo,
   ScheduleOptions,
   SchedulerOptions,

@@ -12,6 +12,27 @@ export interface ScheduleState {
   triggerRequestedAt?: number;
   /** What the code declares (written at each start): lets tools without the code show the schedule. */
   declaration?: ScheduleDeclaration;
+  /** The last attempt to start a run that failed; removed by the next attempt that goes through. */
+  lastError?: ScheduleError;
+}
+
+/** A failed attempt of a schedule to start a run, as its state keeps it. */
+export interface ScheduleError {
+  /** Epoch ms of the attempt. */
+  at: number;
+  /** Epoch ms of the tick it was for; none for a trigger. */
+  tick?: number;
+  /** The error's name (`WorkflowInputError`, `Error`…). */
+  name: string;
+  /** The error's code, when it has one (`INVALID_INPUT`). */
+  code?: string;
+  /** The error's message. */
+  message: string;
+  /**
+   * Epoch ms from which it is tried again, for an error that may pass (the store or Redis unreachable);
+   * none when the tick was given up (its start can only fail the same way: invalid args, say).
+   */
+  retryAt?: number;
 }
 
 /** A schedule's declaration as stored: its workflow, and when it ticks. */

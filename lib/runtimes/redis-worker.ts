@@ -7,6 +7,7 @@ import { getLogger } from "../core/logger.ts";
 import { optional } from "../core/optional.ts";
 import { defaultRegistry, type Registry } from "../core/registry.ts";
 import { importWorkflowsModule } from "../core/workflows-module.ts";
+import { isSchedule, type ScheduleDefinition } from "../schedules/schedule.ts";
 import { createRedisRuntime, type RedisRuntime } from "./redis.ts";
 import type { RedisSweepOptions } from "./redis-sweeper.ts";
 
@@ -48,6 +49,13 @@ export interface RunWorkerOptions {
    * @default the default registry
    */
   registry?: Registry;
+  /**
+   * The schedules this worker fires, as `createRedisRuntime({ schedules })` does: state in Redis, one run per
+   * tick however many workers fire them. Every worker of a prefix must fire the same ones: a worker that
+   * starts removes the stored state of the schedules it does not declare. `[]` fires none.
+   * @default the schedules the workflows module exports (`export const daily = schedule(...)`, or an array of them)
+   */
+  schedules?: ScheduleDefinition[];
 }
 
 /** A running worker. */
@@ -78,7 +86,8 @@ export async function runWorker(options: RunWorkerOptions): Promise<RunningWorke
       `Workflows file ${file} does not exist. Pass the module that defines your workflows: --workflows ./src/workflows.ts`,
     );
   }
-  await importWorkflowsModule(file);
+  const exported = await importWorkflowsModule(file);
+  const schedules = options.schedules ?? schedulesOf(exported);
   const registry = options.registry ?? defaultRegistry;
   const names = registry.registeredWorkflows().map((definition) => definition.name);
   if (names.length === 0) {
@@ -93,6 +102,7 @@ export async function runWorker(options: RunWorkerOptions): Promise<RunningWorke
     ...optional("workerId", options.workerId),
     ...optional("stalledAfterMs", options.stalledAfterMs),
     ...optional("sweep", options.sweep),
+    ...optional("schedules", schedules.length > 0 ? schedules : undefined),
     registry,
   });
   const workerId = runtime.workerId;
@@ -109,7 +119,9 @@ export async function runWorker(options: RunWorkerOptions): Promise<RunningWorke
     pid: process.pid,
     redis: redactUrl(options.redis),
     concurrency: options.concurrency ?? 10,
+    stalledAfterMs: options.stalledAfterMs ?? 30_000,
     workflows: names,
+    schedules: schedules.map((definition) => definition.name),
   });
 
   let resolveStopped: () => void = () => {};
@@ -158,6 +170,14 @@ export async function runWorker(options: RunWorkerOptions): Promise<RunningWorke
     process.on("SIGINT", onSignal);
   }
   return { workerId, runtime, stopped, stop };
+}
+
+/** The schedules among a module's exports, alone or in arrays, each once. */
+function schedulesOf(exported: Record<string, unknown>): ScheduleDefinition[] {
+  const found = new Set<ScheduleDefinition>();
+  for (const value of Object.values(exported))
+    for (const item of Array.isArray(value) ? value : [value]) if (isSchedule(item)) found.add(item);
+  return [...found];
 }
 
 function wholeNumber(flag: string, value: string): number {

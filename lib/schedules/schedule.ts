@@ -1,8 +1,9 @@
 import { Cron } from "croner";
 import { type Duration, toMilliseconds } from "../core/durations.ts";
-import { ConfigurationError } from "../core/errors.ts";
+import { ConfigurationError, describe } from "../core/errors.ts";
 import { assertName } from "../core/names.ts";
-import type { AnyWorkflow } from "../core/workflow.ts";
+import { toJson } from "../core/serialization.ts";
+import { type AnyWorkflow, validateWorkflowInput } from "../core/workflow.ts";
 
 /** What a tick does while the run of the previous tick is still going. */
 export type OverlapPolicy = "skip" | "buffer-one" | "allow";
@@ -55,44 +56,160 @@ export interface ScheduleDefinition {
   nextTick(after: number): number | undefined;
 }
 
+/** Every option of {@link ScheduleOptions}: another key is a mistake (a `timeZone` would leave the cron in UTC). */
+const OPTION_NAMES = [
+  "cron",
+  "timezone",
+  "every",
+  "args",
+  "overlap",
+  "catchup",
+  "catchupWindow",
+  "jitter",
+  "startAt",
+  "endAt",
+  "paused",
+];
+const OVERLAP_POLICIES: readonly OverlapPolicy[] = ["skip", "buffer-one", "allow"];
+const CATCHUP_POLICIES: readonly CatchupPolicy[] = ["none", "last", "all"];
+
+/** The schedules made by {@link schedule}, to find them among a module's exports. */
+const declared = new WeakSet<object>();
+
 /**
  * Declares a schedule: `workflow` starts at every tick, each tick's run keyed
- * `schedule:<name>:<tick ISO>` so that a tick starts at most one run.
+ * `schedule:<name>:<tick ISO>` so that a tick starts at most one run. Every option is checked here, and
+ * `args` against the workflow's `input` schema as `start()` checks them, so that a mistake fails at once
+ * and not at a tick.
  * @example
- * import { schedule } from "tsworkflow";
+ * import { schedule } from "tsworkflow/engine";
  * export const daily = schedule("daily-report", report, { cron: "0 9 * * MON-FRI", timezone: "Europe/Paris" });
+ * @throws ConfigurationError naming the option at fault, its value and what it may be
  */
 export function schedule(name: string, workflow: AnyWorkflow, options: ScheduleOptions): ScheduleDefinition {
   assertName("schedule name", name);
-  const start = options.startAt?.getTime() ?? 0;
-  const end = options.endAt?.getTime() ?? Number.POSITIVE_INFINITY;
-  let next: (after: number) => number | undefined;
+  if (typeof workflow?.name !== "string")
+    throw new ConfigurationError(
+      `Schedule "${name}" needs a workflow made with workflow(), got ${describe(workflow)}.`,
+    );
+  if (typeof options !== "object" || options === null)
+    throw new ConfigurationError(
+      `Schedule "${name}" needs options with "cron" or "every", e.g. { cron: "0 9 * * *" }, got ${describe(options)}.`,
+    );
+  const unknown = Object.keys(options).find((key) => !OPTION_NAMES.includes(key));
+  if (unknown !== undefined)
+    throw new ConfigurationError(
+      `Schedule "${name}": unknown option "${unknown}". The options are ${OPTION_NAMES.join(", ")}.`,
+    );
+  const nextTick = ticker(name, options);
+  oneOf(name, "overlap", options.overlap, OVERLAP_POLICIES);
+  oneOf(name, "catchup", options.catchup, CATCHUP_POLICIES);
+  duration(name, "catchupWindow", options.catchupWindow);
+  duration(name, "jitter", options.jitter);
+  if (options.paused !== undefined && typeof options.paused !== "boolean")
+    throw invalid(name, "paused", options.paused, "use true or false");
+  try {
+    // What start() checks: each tick would fail the same way.
+    toJson(validateWorkflowInput(workflow, options.args ?? []), `The input of workflow "${workflow.name}"`);
+  } catch (error) {
+    throw new ConfigurationError(
+      `Schedule "${name}": its args would fail the start of every tick: ${(error as Error).message}`,
+      { cause: error },
+    );
+  }
+  const definition: ScheduleDefinition = { name, workflow, options, nextTick };
+  declared.add(definition);
+  return definition;
+}
+
+/** Whether `value` is a schedule made by {@link schedule} (a module may export its schedules). */
+export function isSchedule(value: unknown): value is ScheduleDefinition {
+  return typeof value === "object" && value !== null && declared.has(value);
+}
+
+/**
+ * When a schedule ticks: its `cron` (in its `timezone`) or `every`, bounded by `startAt` and `endAt`.
+ * @throws ConfigurationError for a bad cron expression, timezone, interval or bounds
+ */
+export function ticker(
+  name: string,
+  options: Pick<ScheduleOptions, "cron" | "timezone" | "every" | "startAt" | "endAt">,
+): (after: number) => number | undefined {
+  const start = instant(name, "startAt", options.startAt) ?? 0;
+  const end = instant(name, "endAt", options.endAt) ?? Number.POSITIVE_INFINITY;
+  if (end <= start)
+    throw new ConfigurationError(
+      `Schedule "${name}": endAt ${describe(options.endAt)} is not after startAt ${describe(options.startAt)}: no tick could fire.`,
+    );
+  const bounded = (next: (after: number) => number | undefined) => (after: number) => {
+    const tick = next(Math.max(after, start - 1));
+    return tick === undefined || tick > end ? undefined : tick;
+  };
+  if (options.cron !== undefined && options.every !== undefined)
+    throw new ConfigurationError(
+      `Schedule "${name}" has both "cron" and "every": give one, a cron expression or a fixed interval.`,
+    );
   if (options.cron !== undefined) {
-    let cron: Cron;
+    const timezone = options.timezone ?? "UTC";
     try {
-      cron = new Cron(options.cron, { timezone: options.timezone ?? "UTC", paused: true });
-    } catch (error) {
-      throw new ConfigurationError(
-        `Schedule "${name}" has an invalid cron expression "${options.cron}" or timezone "${options.timezone}": ${(error as Error).message}`,
+      new Intl.DateTimeFormat("en", { timeZone: timezone });
+    } catch {
+      throw invalid(
+        name,
+        "timezone",
+        timezone,
+        'use an IANA timezone name, e.g. "Europe/Paris", "America/New_York" or "UTC"',
       );
     }
-    next = (after) => cron.nextRun(new Date(Math.max(after, start - 1)))?.getTime();
-  } else if (options.every !== undefined) {
-    const period = toMilliseconds(options.every);
-    if (period < 1000) throw new ConfigurationError(`Schedule "${name}": "every" must be at least 1 second.`);
-    next = (after) => start + (Math.floor((Math.max(after, start - 1) - start) / period) + 1) * period;
-  } else {
-    throw new ConfigurationError(`Schedule "${name}" needs either "cron" or "every".`);
+    let cron: Cron;
+    try {
+      cron = new Cron(options.cron, { timezone, paused: true });
+    } catch (error) {
+      throw invalid(
+        name,
+        "cron expression",
+        options.cron,
+        `${(error as Error).message.replace(/\.$/, "")}. Use 5 fields (minute hour day-of-month month day-of-week) or 6 (seconds first), e.g. "0 9 * * MON-FRI"`,
+      );
+    }
+    return bounded((after) => cron.nextRun(new Date(after))?.getTime());
   }
-  return {
-    name,
-    workflow,
-    options,
-    nextTick(after) {
-      const tick = next(after);
-      return tick === undefined || tick > end ? undefined : tick;
-    },
-  };
+  if (options.timezone !== undefined)
+    throw new ConfigurationError(
+      `Schedule "${name}": "timezone" applies to a cron expression; "every" counts fixed intervals from startAt.`,
+    );
+  if (options.every === undefined)
+    throw new ConfigurationError(`Schedule "${name}" needs either "cron" or "every".`);
+  const period = duration(name, "every", options.every) as number;
+  if (period < 1000) throw new ConfigurationError(`Schedule "${name}": "every" must be at least 1 second.`);
+  return bounded((after) => start + (Math.floor((after - start) / period) + 1) * period);
+}
+
+function invalid(name: string, option: string, value: unknown, allowed: string): ConfigurationError {
+  return new ConfigurationError(`Schedule "${name}": invalid ${option} ${describe(value)}: ${allowed}.`);
+}
+
+function oneOf(name: string, option: string, value: unknown, allowed: readonly string[]): void {
+  if (value !== undefined && !allowed.includes(value as string))
+    throw invalid(name, option, value, `use ${allowed.map((item) => `"${item}"`).join(", ")}`);
+}
+
+function duration(name: string, option: string, value: Duration | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  try {
+    return toMilliseconds(value);
+  } catch (error) {
+    throw new ConfigurationError(`Schedule "${name}", option ${option}: ${(error as Error).message}`, {
+      cause: error,
+    });
+  }
+}
+
+function instant(name: string, option: string, value: unknown): number | undefined {
+  if (value === undefined) return undefined;
+  if (!(value instanceof Date) || Number.isNaN(value.getTime()))
+    throw invalid(name, option, value, "use a valid Date");
+  return value.getTime();
 }
 
 /** The idempotency key of the run of one tick. */

@@ -1,10 +1,16 @@
 import { toMilliseconds } from "../core/durations.ts";
 import { ConfigurationError } from "../core/errors.ts";
+import { getLogger } from "../core/logger.ts";
 import { optional } from "../core/optional.ts";
 import { type Clock, FINISHED_STATUSES, systemClock } from "../ports/index.ts";
 import type { Runtime } from "../ports/runtime.ts";
-import type { ScheduleDeclaration, ScheduleState, ScheduleStore } from "../ports/schedule-store.ts";
-import { type ScheduleDefinition, schedule, tickKey } from "./schedule.ts";
+import type {
+  ScheduleDeclaration,
+  ScheduleError,
+  ScheduleState,
+  ScheduleStore,
+} from "../ports/schedule-store.ts";
+import { type ScheduleDefinition, ticker, tickKey } from "./schedule.ts";
 
 /** Options of {@link Scheduler}. */
 export interface SchedulerOptions {
@@ -33,12 +39,46 @@ export interface ScheduleInfo {
   lastRunId?: string;
   /** The next (up to) 5 fire times. */
   nextFireTimes: Date[];
+  /** The last attempt to start a run that failed, until an attempt goes through. */
+  lastError?: ScheduleFailure;
+}
+
+/** A schedule's failed attempt to start a run, as `listSchedules` shows it. */
+export interface ScheduleFailure {
+  /** When the start was tried. */
+  at: Date;
+  /** The tick it was for; none for a trigger. */
+  tick?: Date;
+  /** The error's name (`WorkflowInputError`, `Error`…). */
+  name: string;
+  /** The error's code, when it has one (`INVALID_INPUT`). */
+  code?: string;
+  /** The error's message. */
+  message: string;
+  /** When the tick is tried again (an error that may pass); none when the tick was given up. */
+  retryAt?: Date;
 }
 
 /** A tick is on time (not "missed") when handled within this long after it. */
 const ON_TIME_MS = 60_000;
 /** The longest a scheduler sleeps before reading its store again (a pause or resume made elsewhere, the CLI). */
 const STORE_POLL_MS = 60_000;
+/** A start that failed for a reason that may pass (the store unreachable) is tried again after this long. */
+const RETRY_MS = 5_000;
+/**
+ * Codes of the errors about the start itself: the same tick would fail the same way every time, so it is
+ * given up. Any other error (a connection refused, a timeout, a full disk) may pass: the tick is tried again.
+ */
+const PERMANENT = new Set([
+  "INVALID_INPUT",
+  "NOT_SERIALIZABLE",
+  "PAYLOAD_TOO_LARGE",
+  "IDEMPOTENCY_CONFLICT",
+  "INVALID_IDEMPOTENCY_KEY",
+  "WORKFLOW_NOT_FOUND",
+  "WORKFLOW_VERSION_NOT_FOUND",
+  "CONFIGURATION",
+]);
 
 /**
  * Fires the declared schedules of one process: reconciles them with the store at `start()`, then
@@ -131,6 +171,7 @@ export class Scheduler {
           lastTick: new Date(state.lastTick),
           ...optional("lastRunId", state.lastRunId),
           nextFireTimes: state.paused ? [] : nextFireTimes,
+          ...optional("lastError", state.lastError && failureOf(state.lastError)),
         },
       ];
     });
@@ -178,10 +219,20 @@ export class Scheduler {
   }
 
   async #wake(): Promise<void> {
-    await this.runDue();
+    let next: number | undefined;
+    try {
+      await this.runDue();
+      next = await this.nextWake();
+    } catch (error) {
+      // The store is out of reach (Redis down, a disk error): the timer must stay armed all the same.
+      next = this.#clock.now() + RETRY_MS;
+      getLogger().error(
+        `The schedules could not be handled: ${sentence((error as Error).message)} Tried again in ${RETRY_MS / 1000} s.`,
+        { error: (error as Error).message },
+      );
+    }
     if (this.#stopped || !this.#armTimer) return;
     clearTimeout(this.#timer);
-    const next = await this.nextWake();
     const delay = Math.min(
       Math.max((next ?? Number.POSITIVE_INFINITY) - this.#clock.now(), 0),
       STORE_POLL_MS,
@@ -196,8 +247,9 @@ export class Scheduler {
     for (const state of await this.#store.list()) {
       const definition = this.#schedules.get(state.name);
       if (!definition || state.paused) continue;
-      const tick = definition.nextTick(state.lastTick);
-      if (tick === undefined) continue;
+      const found = definition.nextTick(state.lastTick);
+      if (found === undefined) continue;
+      const tick = Math.max(found, state.lastError?.retryAt ?? found);
       const jitter = definition.options.jitter
         ? Math.random() * toMilliseconds(definition.options.jitter)
         : 0;
@@ -220,50 +272,111 @@ export class Scheduler {
     for (const definition of [...this.#schedules.values()]) {
       const state = await this.#store.get(definition.name);
       if (!state || (state.paused && state.triggerRequestedAt === undefined)) continue;
+      // A start that failed for a reason that may pass waits for its retry time.
+      if ((state.lastError?.retryAt ?? 0) > now) continue;
       await this.#store.put(await this.#handle(definition, state, now));
     }
   }
 
-  /** Fires what is due for one schedule and returns its new state. */
+  /**
+   * Fires what is due for one schedule and returns its new state. A start that fails is recorded in
+   * `lastError` and logged: given up when it can only fail again (the tick counts as handled), otherwise
+   * tried again from `retryAt` (the tick and the ones after it wait). Other schedules go on either way.
+   */
   async #handle(definition: ScheduleDefinition, state: ScheduleState, now: number): Promise<ScheduleState> {
     const { options, name } = definition;
-    let next: ScheduleState = { ...state };
+    const next: ScheduleState = { ...state };
+    /** Runs one start (or check); false when it failed and must be tried again later. */
+    const attempt = async (tick: number | undefined, start: () => Promise<unknown>): Promise<boolean> => {
+      try {
+        await start();
+        delete next.lastError;
+        return true;
+      } catch (error) {
+        next.lastError = this.#failed(definition, error, now, tick);
+        return next.lastError.retryAt === undefined;
+      }
+    };
     // A trigger stored by another process (the CLI): once, by its time (a repeat finds the same run).
-    if (next.triggerRequestedAt !== undefined) {
-      next.lastRunId = await this.#startManual(name, next.triggerRequestedAt);
+    const requested = next.triggerRequestedAt;
+    if (requested !== undefined) {
+      const started = await attempt(undefined, async () => {
+        next.lastRunId = await this.#startManual(name, requested);
+      });
+      if (!started) return next;
       delete next.triggerRequestedAt;
     }
     if (next.paused) return next;
-    if (next.bufferedTick !== undefined && !(await this.#previousRunning(next))) {
-      next = { ...next, ...(await this.#fire(definition, next.bufferedTick)) };
-      delete next.bufferedTick;
+    const buffered = next.bufferedTick;
+    if (buffered !== undefined) {
+      let waiting = false;
+      const handled = await attempt(buffered, async () => {
+        waiting = await this.#previousRunning(next);
+        if (!waiting) next.lastRunId = await this.#fire(definition, buffered);
+      });
+      if (!handled) return next;
+      if (!waiting) delete next.bufferedTick;
     }
     const due: number[] = [];
     for (let tick = definition.nextTick(state.lastTick); tick !== undefined && tick <= now; ) {
       due.push(tick);
       tick = definition.nextTick(tick);
     }
-    if (due.length === 0) return next;
-    next.lastTick = due[due.length - 1] as number;
     const window = toMilliseconds(options.catchupWindow ?? "1d");
     const catchup = options.catchup ?? "none";
-    const kept = due.filter((tick) => {
-      if (now - tick <= ON_TIME_MS) return true;
-      if (catchup === "none" || now - tick > window) return false;
-      return catchup === "all" || tick === due[due.length - 1];
-    });
-    for (const tick of due)
-      if (!kept.includes(tick)) this.#onSkip(name, tick, `missed (catchup "${catchup}")`);
-    for (const tick of kept) {
-      const overlap = options.overlap ?? "skip";
-      if (overlap !== "allow" && (await this.#previousRunning(next))) {
-        if (overlap === "buffer-one" && next.bufferedTick === undefined) next.bufferedTick = tick;
-        else this.#onSkip(name, tick, "the previous run is still going");
-        continue;
+    const overlap = options.overlap ?? "skip";
+    for (const tick of due) {
+      const missed = now - tick > ON_TIME_MS;
+      if (
+        missed &&
+        (catchup === "none" || now - tick > window || (catchup === "last" && tick !== due.at(-1)))
+      ) {
+        this.#onSkip(name, tick, `missed (catchup "${catchup}")`);
+      } else {
+        const handled = await attempt(tick, async () => {
+          if (overlap === "allow" || !(await this.#previousRunning(next)))
+            next.lastRunId = await this.#fire(definition, tick);
+          else if (overlap === "buffer-one" && next.bufferedTick === undefined) next.bufferedTick = tick;
+          else this.#onSkip(name, tick, "the previous run is still going");
+        });
+        if (!handled) return next;
       }
-      next = { ...next, ...(await this.#fire(definition, tick)) };
+      next.lastTick = tick;
     }
     return next;
+  }
+
+  /** Logs a failed start and says what the state keeps of it. */
+  #failed(
+    definition: ScheduleDefinition,
+    error: unknown,
+    now: number,
+    tick: number | undefined,
+  ): ScheduleError {
+    const { name, message, code } = error as Error & { code?: unknown };
+    const permanent = typeof code === "string" && PERMANENT.has(code);
+    const what = tick === undefined ? "a trigger" : `the tick of ${new Date(tick).toISOString()}`;
+    getLogger().error(
+      `Schedule "${definition.name}" could not start workflow "${definition.workflow.name}" for ${what}: ${sentence(String(message))} ${
+        permanent
+          ? `The ${tick === undefined ? "trigger" : "tick"} is given up; if the next ones fail the same way, fix the schedule's args or workflow, then restart.`
+          : `Tried again in ${RETRY_MS / 1000} s.`
+      }`,
+      {
+        schedule: definition.name,
+        workflow: definition.workflow.name,
+        ...optional("tick", tick === undefined ? undefined : new Date(tick).toISOString()),
+        code,
+      },
+    );
+    return {
+      at: now,
+      ...optional("tick", tick),
+      name: String(name),
+      ...optional("code", typeof code === "string" ? code : undefined),
+      message: String(message),
+      ...(permanent ? {} : { retryAt: now + RETRY_MS }),
+    };
   }
 
   async #previousRunning(state: ScheduleState): Promise<boolean> {
@@ -272,11 +385,11 @@ export class Scheduler {
     return run !== undefined && !FINISHED_STATUSES.has(run.status);
   }
 
-  async #fire(definition: ScheduleDefinition, tick: number): Promise<{ lastRunId: string }> {
+  async #fire(definition: ScheduleDefinition, tick: number): Promise<string> {
     const { runId } = await this.#runtime.start(definition.workflow, definition.options.args ?? [], {
       idempotencyKey: tickKey(definition.name, tick),
     });
-    return { lastRunId: runId };
+    return runId;
   }
 }
 
@@ -299,7 +412,29 @@ function declarationOf(definition: ScheduleDefinition): ScheduleDeclaration {
  * nextFireTimes({ workflow: "report", cron: "0 9 * * *", timezone: "Europe/Paris" }, Date.now(), 3);
  */
 export function nextFireTimes(declaration: ScheduleDeclaration, after: number, count: number): Date[] {
-  const definition = schedule("declared", { name: declaration.workflow } as ScheduleDefinition["workflow"], {
+  return fireTimes("declared", declaration, after, count);
+}
+
+/**
+ * The next fire times of a stored schedule as tools without the code show them (none while it is paused),
+ * or why its stored declaration gives none (a timezone stored by an older version that no longer checks
+ * it): one bad schedule must not hide the others.
+ */
+export function storedFireTimes(
+  state: ScheduleState,
+  now: number,
+  count: number,
+): { times: Date[]; problem?: string } {
+  if (state.paused || !state.declaration) return { times: [] };
+  try {
+    return { times: fireTimes(state.name, state.declaration, Math.max(state.lastTick, now), count) };
+  } catch (error) {
+    return { times: [], problem: (error as Error).message };
+  }
+}
+
+function fireTimes(name: string, declaration: ScheduleDeclaration, after: number, count: number): Date[] {
+  const nextTick = ticker(name, {
     ...(declaration.cron === undefined
       ? { every: declaration.everyMs ?? 60_000 }
       : { cron: declaration.cron, timezone: declaration.timezone ?? "UTC" }),
@@ -307,9 +442,26 @@ export function nextFireTimes(declaration: ScheduleDeclaration, after: number, c
     ...(declaration.endAt === undefined ? {} : { endAt: new Date(declaration.endAt) }),
   });
   const times: Date[] = [];
-  for (let tick = definition.nextTick(after); tick !== undefined && times.length < count; ) {
+  for (let tick = nextTick(after); tick !== undefined && times.length < count; ) {
     times.push(new Date(tick));
-    tick = definition.nextTick(tick);
+    tick = nextTick(tick);
   }
   return times;
+}
+
+/** The text, ending with a full stop. */
+function sentence(text: string): string {
+  return /[.!?]$/.test(text) ? text : `${text}.`;
+}
+
+/** A stored failure as `listSchedules` shows it. */
+function failureOf(error: ScheduleError): ScheduleFailure {
+  return {
+    at: new Date(error.at),
+    ...optional("tick", error.tick === undefined ? undefined : new Date(error.tick)),
+    name: error.name,
+    ...optional("code", error.code),
+    message: error.message,
+    ...optional("retryAt", error.retryAt === undefined ? undefined : new Date(error.retryAt)),
+  };
 }

@@ -89,6 +89,86 @@ describe("tsworkflow schedules", () => {
     expect(stored["nightly-tally"]?.paused).toBe(false);
   });
 
+  it("lists every schedule when one's stored timezone is invalid, and says why a schedule's last start failed, on the CLI and the dashboard", async () => {
+    // Prepare: schedule state as an older version stored it (a timezone it did not check) beside a schedule
+    // whose last tick could not start.
+    const stateDir = mkdtempSync(join(tmpdir(), "tsw-cli-schedules-bad-"));
+    const store = new FileScheduleStore(join(stateDir, "schedules.json"));
+    const lastTick = Date.parse("2027-01-01T00:00:00Z");
+    await store.put({
+      name: "mars-time",
+      paused: false,
+      lastTick,
+      declaration: { workflow: "cli_sched_nightly", cron: "* * * * * *", timezone: "Mars/Olympus" },
+    });
+    await store.put({
+      name: "typed",
+      paused: false,
+      lastTick,
+      declaration: { workflow: "cli_sched_typed", everyMs: 60_000 },
+      lastError: {
+        at: lastTick,
+        tick: lastTick,
+        name: "WorkflowInputError",
+        code: "INVALID_INPUT",
+        message: 'Invalid input for workflow "cli_sched_typed": (input): Too small. Nothing was stored.',
+      },
+    });
+    await store.put({
+      name: "healthy",
+      paused: false,
+      lastTick,
+      declaration: { workflow: "cli_sched_nightly", everyMs: 60_000 },
+    });
+    try {
+      // Act
+      const listed = await runCli(["schedules", "list", "--dir", stateDir]);
+      const json = await runCli(["schedules", "list", "--json", "--dir", stateDir]);
+      // Assess
+      expect(listed.code).toBe(0);
+      expect(listed.stdout).toMatch(
+        /healthy\s+cli_sched_nightly\s+every 60s\s+active\s+\S+ \S+\s+-\s+\d{4}-/,
+      );
+      expect(listed.stdout).toMatch(
+        /mars-time\s+cli_sched_nightly\s+\* \* \* \* \* \* \(Mars\/Olympus\)\s+active/,
+      );
+      expect(listed.stdout).toContain(
+        'mars-time: no fire times: Schedule "mars-time": invalid timezone "Mars/Olympus": use an IANA timezone name',
+      );
+      expect(listed.stdout).toMatch(/typed\s+cli_sched_typed\s+every 60s\s+failing/);
+      expect(listed.stdout).toContain(
+        'typed: the tick of 2027-01-01 00:00:00Z could not start (2027-01-01 00:00:00Z, given up): Invalid input for workflow "cli_sched_typed"',
+      );
+      const entries = JSON.parse(json.stdout) as {
+        name: string;
+        nextFireTimes: string[];
+        problem?: string;
+      }[];
+      expect(entries.find((entry) => entry.name === "mars-time")).toMatchObject({
+        nextFireTimes: [],
+        problem: expect.stringContaining('invalid timezone "Mars/Olympus"'),
+      });
+      expect(entries.find((entry) => entry.name === "healthy")?.nextFireTimes).toHaveLength(3);
+      // The dashboard's schedules page says the same.
+      const storage = new FileStorage({ dir: stateDir, readOnly: true });
+      const dashboard = await serveDashboard({ storage, schedules: store, port: 0 });
+      try {
+        const page = await fetch(`${dashboard.url}schedules`);
+        const body = await page.text();
+        expect(page.status).toBe(200);
+        expect(body).toMatch(
+          /data-schedule="typed">[\s\S]*?failing<\/span><p class="error-line">Invalid input/,
+        );
+        expect(body).toMatch(/data-schedule="mars-time">[\s\S]*?invalid timezone &quot;Mars\/Olympus&quot;/);
+      } finally {
+        await dashboard.close();
+        await storage.close();
+      }
+    } finally {
+      rmSync(stateDir, { recursive: true, force: true });
+    }
+  });
+
   it("shows each schedule with its next fire times and its last runs on the dashboard's schedules page (Chromium)", async () => {
     // Prepare: the app of the first test left a triggered run of "quarter-hour"; declare both again.
     const app = new LocalRuntime({ storage: new FileStorage({ dir }), schedules: declared() });

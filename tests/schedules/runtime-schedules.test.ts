@@ -162,6 +162,49 @@ describe("schedules across a restart of the process", () => {
   });
 });
 
+describe("a schedule whose tick cannot start, on the embedded runtime", () => {
+  it("gives that tick up with its error in listSchedules, while the other schedule and the later ticks fire", async () => {
+    // Prepare: another run already holds the key of rs-taken's first tick, with another input.
+    const storage = new MemoryStorage();
+    const env = await createTestEnvironment({
+      storage,
+      startAt: FROM,
+      schedules: [
+        schedule("rs-healthy", report, { every: "1m", args: ["h"], overlap: "allow" }),
+        schedule("rs-taken", report, { every: "1m", args: ["t"], overlap: "allow" }),
+      ],
+    });
+    const firstTick = "schedule:rs-taken:2027-01-01T00:01:00.000Z";
+    await env.start(report, ["someone else"], { idempotencyKey: firstTick });
+    // Act
+    await env.skip("1m");
+    const failed = await env.runtime.listSchedules();
+    await env.skip("2m");
+    const recovered = await env.runtime.listSchedules();
+    const keys = (await tickKeys(storage)).map((key) => key.slice("schedule:".length));
+    await env.close();
+    // Assess
+    expect(failed.find((entry) => entry.name === "rs-taken")).toMatchObject({
+      lastTick: new Date(FROM + 60_000),
+      lastError: {
+        tick: new Date(FROM + 60_000),
+        name: "IdempotencyConflictError",
+        code: "IDEMPOTENCY_CONFLICT",
+      },
+    });
+    expect(failed.find((entry) => entry.name === "rs-taken")?.lastError?.retryAt).toBeUndefined();
+    expect(recovered.find((entry) => entry.name === "rs-taken")?.lastError).toBeUndefined();
+    expect(keys).toEqual([
+      "rs-healthy:2027-01-01T00:01:00.000Z",
+      "rs-healthy:2027-01-01T00:02:00.000Z",
+      "rs-healthy:2027-01-01T00:03:00.000Z",
+      "rs-taken:2027-01-01T00:01:00.000Z",
+      "rs-taken:2027-01-01T00:02:00.000Z",
+      "rs-taken:2027-01-01T00:03:00.000Z",
+    ]);
+  });
+});
+
 describe("managing the schedules of the embedded runtime", () => {
   it("lists them with next fire times, pauses, resumes and triggers them, through the runtime and the top-level API", async () => {
     // Prepare: a real embedded runtime (real timers) with a schedule far in the future.

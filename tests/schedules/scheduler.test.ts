@@ -2,22 +2,29 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Cron } from "croner";
-import { describe, expect, it, onTestFinished } from "vitest";
+import { afterEach, describe, expect, it, onTestFinished, vi } from "vitest";
 import { FileScheduleStore } from "../../lib/adapters/file/file-schedule-store.ts";
 import { MemoryScheduleStore } from "../../lib/adapters/memory/memory-schedule-store.ts";
+import { WorkflowInputError } from "../../lib/core/errors.ts";
+import { getLogger } from "../../lib/core/logger.ts";
 import type { RunRecord } from "../../lib/ports/event-store.ts";
 import type { Runtime } from "../../lib/ports/runtime.ts";
 import type { ScheduleStore } from "../../lib/ports/schedule-store.ts";
 import { type ScheduleDefinition, Scheduler, schedule } from "../../lib/schedules/index.ts";
 
-const report = { name: "report" } as never;
+const report = { name: "report", options: {} } as never;
 
-/** Records the starts (deduplicated by idempotency key, as every runtime does) and lets runs finish on demand. */
-function recordingRuntime() {
+/**
+ * Records the starts (deduplicated by idempotency key, as every runtime does) and lets runs finish on demand;
+ * `fail` may make a start throw instead.
+ */
+function recordingRuntime(fail: (workflow: string, key: string) => Error | undefined = () => undefined) {
   const runs = new Map<string, { key: string; status: string }>();
   const runtime = {
-    async start(_workflow: unknown, _args: unknown[], options?: { idempotencyKey?: string }) {
+    async start(workflow: { name: string }, _args: unknown[], options?: { idempotencyKey?: string }) {
       const key = options?.idempotencyKey as string;
+      const error = fail(workflow.name, key);
+      if (error) throw error;
       for (const [runId, run] of runs) if (run.key === key) return { runId, created: false };
       const runId = `run-${runs.size + 1}`;
       runs.set(runId, { key, status: "running" });
@@ -192,5 +199,133 @@ describe("schedule management", () => {
     expect(recorder.keys()).toEqual(["schedule:daily:manual:2026-01-04T00:00:00.000Z"]);
     await scheduler.deleteSchedule("daily");
     expect(await scheduler.listSchedules()).toEqual([]);
+  });
+});
+
+describe("a schedule whose run cannot start", () => {
+  const flaky = { name: "flaky", options: {} } as never;
+  afterEach(() => {
+    vi.restoreAllMocks();
+    vi.useRealTimers();
+  });
+
+  /** The error lines logged from now on (kept off the console). */
+  function loggedErrors() {
+    return vi.spyOn(getLogger(), "error").mockImplementation(() => undefined);
+  }
+
+  /** "healthy" and `other` ticking every minute on a manual clock; `fail` says which starts throw. */
+  async function besideHealthy(other: string, fail: (workflow: string) => Error | undefined) {
+    const recorder = recordingRuntime(fail);
+    const errors = loggedErrors();
+    const clock = { time: FROM, now: () => clock.time };
+    const scheduler = new Scheduler({
+      runtime: recorder.runtime,
+      store: new MemoryScheduleStore(),
+      schedules: [
+        schedule("healthy", report, { every: "1m", overlap: "allow" }),
+        schedule(other, { name: other, options: {} } as never, { every: "1m" }),
+      ],
+      clock,
+    });
+    await scheduler.reconcile();
+    return { recorder, errors, clock, scheduler };
+  }
+
+  it("gives up a tick whose start can only fail again, logs and records why, and the other schedules keep firing", async () => {
+    // Prepare: the runtime rejects the input of every start of "typed" (what an input schema does).
+    const { recorder, errors, clock, scheduler } = await besideHealthy("typed", (workflow) =>
+      workflow === "typed"
+        ? new WorkflowInputError("typed", [{ path: "", message: "Too small: expected number to be >0" }])
+        : undefined,
+    );
+    // Act: five minutes, a tick of each a minute.
+    for (let minute = 1; minute <= 5; minute++) {
+      clock.time = FROM + minute * 60_000;
+      await scheduler.runDue();
+    }
+    const listed = await scheduler.listSchedules();
+    // Assess
+    expect(recorder.keys()).toEqual(
+      [1, 2, 3, 4, 5].map((minute) => `schedule:healthy:2026-01-01T00:0${minute}:00.000Z`),
+    );
+    const info = listed.find((entry) => entry.name === "typed");
+    expect(info?.lastTick).toEqual(new Date(FROM + 5 * 60_000));
+    expect(info?.lastError).toEqual({
+      at: new Date(FROM + 5 * 60_000),
+      tick: new Date(FROM + 5 * 60_000),
+      name: "WorkflowInputError",
+      code: "INVALID_INPUT",
+      message:
+        'Invalid input for workflow "typed": (input): Too small: expected number to be >0. Nothing was stored.',
+    });
+    expect(listed.find((entry) => entry.name === "healthy")?.lastError).toBeUndefined();
+    expect(errors).toHaveBeenCalledTimes(5);
+    expect(errors.mock.calls[0]?.[0]).toBe(
+      'Schedule "typed" could not start workflow "typed" for the tick of 2026-01-01T00:01:00.000Z: Invalid input for workflow "typed": (input): Too small: expected number to be >0. Nothing was stored. The tick is given up; if the next ones fail the same way, fix the schedule\'s args or workflow, then restart.',
+    );
+  });
+
+  it("tries a tick again after a start failed for a reason that may pass, and starts it once when it does", async () => {
+    // Prepare: the first two starts of "flaky" find the store unreachable.
+    let outages = 2;
+    const { recorder, errors, clock, scheduler } = await besideHealthy("flaky", (workflow) =>
+      workflow === "flaky" && outages-- > 0 ? new Error("connect ECONNREFUSED 127.0.0.1:6379") : undefined,
+    );
+    // Act: the 00:01 tick fails, is tried again when nextWake says, fails, then goes through.
+    const wakes: number[] = [];
+    clock.time = FROM + 60_000;
+    await scheduler.runDue();
+    const failing = (await scheduler.listSchedules()).find((entry) => entry.name === "flaky");
+    for (let retry = 0; retry < 2; retry++) {
+      wakes.push((await scheduler.nextWake()) as number);
+      clock.time = wakes.at(-1) as number;
+      await scheduler.runDue();
+    }
+    const recovered = (await scheduler.listSchedules()).find((entry) => entry.name === "flaky");
+    // Assess
+    expect(wakes).toEqual([FROM + 65_000, FROM + 70_000]);
+    expect(failing?.lastTick).toEqual(new Date(FROM));
+    expect(failing?.lastError).toMatchObject({
+      tick: new Date(FROM + 60_000),
+      name: "Error",
+      message: "connect ECONNREFUSED 127.0.0.1:6379",
+      retryAt: new Date(FROM + 65_000),
+    });
+    expect(recorder.keys().sort()).toEqual([
+      "schedule:flaky:2026-01-01T00:01:00.000Z",
+      "schedule:healthy:2026-01-01T00:01:00.000Z",
+    ]);
+    expect(recovered?.lastError).toBeUndefined();
+    expect(recovered?.lastTick).toEqual(new Date(FROM + 60_000));
+    expect(errors).toHaveBeenCalledTimes(2);
+    expect(errors.mock.calls[0]?.[0]).toMatch(
+      /: connect ECONNREFUSED 127\.0\.0\.1:6379\. Tried again in 5 s\.$/,
+    );
+  });
+
+  it("keeps its timer armed when a start fails, so that the other schedules fire on time", async () => {
+    // Prepare: real timers of the scheduler, on a fake clock; every start of "flaky" fails.
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "Date"], now: FROM });
+    const recorder = recordingRuntime((workflow) =>
+      workflow === "flaky" ? new Error("connect ECONNREFUSED 127.0.0.1:6379") : undefined,
+    );
+    loggedErrors();
+    const scheduler = new Scheduler({
+      runtime: recorder.runtime,
+      store: new MemoryScheduleStore(),
+      schedules: [
+        schedule("flaky", flaky, { every: "1s" }),
+        schedule("healthy", report, { every: "1s", overlap: "allow" }),
+      ],
+    });
+    await scheduler.start();
+    // Act
+    await vi.advanceTimersByTimeAsync(5_000);
+    scheduler.stop();
+    // Assess: one run a second.
+    expect(recorder.keys()).toEqual(
+      [1, 2, 3, 4, 5].map((second) => `schedule:healthy:2026-01-01T00:00:0${second}.000Z`),
+    );
   });
 });

@@ -258,6 +258,8 @@ function traceLinkOf(
 export interface ScheduleRow {
   state: ScheduleState;
   nextFireTimes: Date[];
+  /** Why its stored declaration gives no fire times. */
+  problem?: string;
   /** Its newest runs (ticks and triggers), newest first. */
   lastRuns: RunRecord[];
 }
@@ -281,8 +283,14 @@ export function renderSchedulesPage(context: PageContext, rows: ScheduleRow[] | 
   <td><code>${row.state.name}</code></td>
   <td>${row.state.declaration?.workflow ?? "-"}</td>
   <td>${when(row)}</td>
-  <td>${statusBadge(row.state.paused ? "paused" : "active")}</td>
-  <td>${row.nextFireTimes.map((time) => html`<div>${formatTime(time.getTime())}</div>`)}</td>
+  <td>${
+    !row.state.paused && row.state.lastError
+      ? html`<span class="badge status-failed">failing</span><p class="error-line">${row.state.lastError.message}</p>`
+      : statusBadge(row.state.paused ? "paused" : "active")
+  }</td>
+  <td>${row.nextFireTimes.map((time) => html`<div>${formatTime(time.getTime())}</div>`)}${
+    row.problem ? html`<p class="error-line">${row.problem}</p>` : ""
+  }</td>
   <td>${
     row.lastRuns.length === 0
       ? html`<span class="muted">none yet</span>`

@@ -6,6 +6,7 @@ import { type Context, Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { InvalidRunIdError, TsWorkflowError } from "../../core/errors.ts";
 import { assertRunId } from "../../core/ids.ts";
+import { optional } from "../../core/optional.ts";
 import type { RunTags } from "../../core/tags.ts";
 import { linkedRun, withChainLinks } from "../../engine/continuation.ts";
 import {
@@ -17,7 +18,7 @@ import {
 } from "../../ports/event-store.ts";
 import { pageOf } from "../../ports/run-cursor.ts";
 import type { ScheduleStore } from "../../ports/schedule-store.ts";
-import { nextFireTimes } from "../../schedules/scheduler.ts";
+import { storedFireTimes } from "../../schedules/scheduler.ts";
 import { DEFAULT_WEBHOOK_MAX_BYTES, handleWebhook, webhookError } from "../../webhooks/handle-webhook.ts";
 import { refuseRest } from "../../webhooks/webhook-server.ts";
 import type { RunActions, SendEvent } from "../backend.ts";
@@ -463,17 +464,18 @@ async function loadSchedules(
   const [states, page] = await Promise.all([schedules.list(), storage.listRuns({ limit: scanLimit })]);
   return states
     .sort((a, b) => a.name.localeCompare(b.name))
-    .map((state) => ({
-      state,
-      nextFireTimes:
-        state.paused || !state.declaration
-          ? []
-          : nextFireTimes(state.declaration, Math.max(state.lastTick, now), 3),
-      lastRuns: page.runs
-        .filter((run) => run.idempotencyKey?.startsWith(`schedule:${state.name}:`))
-        .slice(0, 5)
-        .map(withChainLinks),
-    }));
+    .map((state) => {
+      const { times, problem } = storedFireTimes(state, now, 3);
+      return {
+        state,
+        nextFireTimes: times,
+        ...optional("problem", problem),
+        lastRuns: page.runs
+          .filter((run) => run.idempotencyKey?.startsWith(`schedule:${state.name}:`))
+          .slice(0, 5)
+          .map(withChainLinks),
+      };
+    });
 }
 
 /** The tags of the tag filter (`tenant=acme,plan=pro`); a part without `=` is ignored. */

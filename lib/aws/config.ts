@@ -204,8 +204,8 @@ export function loadConfig(env: Environment = process.env): AwsConfig {
       values.TSWORKFLOW_S3_ENDPOINT,
     ),
     ttlDays: values.TSWORKFLOW_TTL_DAYS,
-    ...(values.TSWORKFLOW_PAYLOAD_BUCKET ? { payloadBucket: values.TSWORKFLOW_PAYLOAD_BUCKET } : {}),
-    ...(values.TSWORKFLOW_TIMER_DLQ_ARN ? { timerDeadLetterQueueArn: values.TSWORKFLOW_TIMER_DLQ_ARN } : {}),
+    ...optional("payloadBucket", values.TSWORKFLOW_PAYLOAD_BUCKET),
+    ...optional("timerDeadLetterQueueArn", values.TSWORKFLOW_TIMER_DLQ_ARN),
     ...optional("sweepStaleAfterSeconds", values.TSWORKFLOW_SWEEP_STALE_SECONDS),
   };
 }
@@ -229,8 +229,8 @@ export function loadClientConfig(env: Environment = process.env): ClientConfig {
       values.TSWORKFLOW_S3_ENDPOINT,
     ),
     ttlDays: values.TSWORKFLOW_TTL_DAYS,
-    ...(values.TSWORKFLOW_PAYLOAD_BUCKET ? { payloadBucket: values.TSWORKFLOW_PAYLOAD_BUCKET } : {}),
-    ...(values.TSWORKFLOW_SCHEDULE_GROUP ? { scheduleGroup: values.TSWORKFLOW_SCHEDULE_GROUP } : {}),
+    ...optional("payloadBucket", values.TSWORKFLOW_PAYLOAD_BUCKET),
+    ...optional("scheduleGroup", values.TSWORKFLOW_SCHEDULE_GROUP),
   };
 }
 
@@ -264,9 +264,9 @@ function endpoints(
   s3: string | undefined,
 ): AwsConfig["endpoints"] {
   return {
-    ...(dynamodb ? { dynamodb } : {}),
-    ...(sqs ? { sqs } : {}),
-    ...(scheduler ? { scheduler } : {}),
-    ...(s3 ? { s3 } : {}),
+    ...optional("dynamodb", dynamodb),
+    ...optional("sqs", sqs),
+    ...optional("scheduler", scheduler),
+    ...optional("s3", s3),
   };
 }

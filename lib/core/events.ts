@@ -8,6 +8,10 @@ import { runTagsSchema } from "./tags.ts";
  * one discriminated union; events are validated when written and when read.
  */
 
+/** Shared by the fields of the events (a zod schema can be used in any number of places). */
+const nonEmpty = z.string().check(z.minLength(1));
+const positiveInt = z.int().check(z.positive());
+
 const serializedError = z.object({
   name: z.string(),
   message: z.string(),
@@ -17,16 +21,30 @@ const serializedError = z.object({
 });
 
 const base = {
-  runId: z.string().check(z.minLength(1)),
-  seq: z.int().check(z.positive()),
+  runId: nonEmpty,
+  seq: positiveInt,
   timestamp: z.string(),
 };
 
 const stepRef = {
-  stepId: z.string().check(z.minLength(1)),
-  stepName: z.string().check(z.minLength(1)),
-  attempt: z.int().check(z.positive()),
+  stepId: nonEmpty,
+  stepName: nonEmpty,
+  attempt: positiveInt,
 };
+
+type Shape = z.core.$ZodLooseShape;
+
+/** The schema of one event type: the fields of every event, its `type`, then its own fields. */
+const event = <T extends string, F extends Shape>(type: T, fields: F) => eventWith({}, type, fields);
+
+/** The schema of an event type with a group of fields it shares with others (`stepRef`…) before its `type`. */
+function eventWith<G extends Shape, T extends string, F extends Shape = Record<never, never>>(
+  group: G,
+  type: T,
+  fields?: F,
+) {
+  return z.object({ ...base, ...group, type: z.literal(type), ...(fields as F) });
+}
 
 const log = { message: z.string(), data: z.optional(z.unknown()) };
 
@@ -39,12 +57,10 @@ const attemptTiming = {
 };
 
 /** A flow control limit a run waits for: its key (computed from the input at start) and its limit then. */
-const limitFields = { key: z.string(), limit: z.int().check(z.positive()) };
+const limitFields = { key: z.string(), limit: positiveInt };
 
-export const workflowStarted = z.object({
-  ...base,
-  type: z.literal("workflow_started"),
-  workflowName: z.string().check(z.minLength(1)),
+export const workflowStarted = event("workflow_started", {
+  workflowName: nonEmpty,
   input: z.array(z.unknown()),
   idempotencyKey: z.optional(z.string()),
   /** Absolute deadline (epoch ms) from the workflow's `maxDuration`. */
@@ -68,158 +84,102 @@ export const workflowStarted = z.object({
   rateLimit: z.optional(z.object({ ...limitFields, periodMs: limitFields.limit })),
 });
 
-export const workflowCompleted = z.object({
-  ...base,
-  type: z.literal("workflow_completed"),
+export const workflowCompleted = event("workflow_completed", {
   result: z.unknown(),
 });
-export const workflowFailed = z.object({
-  ...base,
-  type: z.literal("workflow_failed"),
+export const workflowFailed = event("workflow_failed", {
   error: serializedError,
 });
 /** `continueAsNew(...args)`: the run ended here and a fresh run of the same workflow goes on with `input`. */
-export const workflowContinuedAsNew = z.object({
-  ...base,
-  type: z.literal("workflow_continued_as_new"),
+export const workflowContinuedAsNew = event("workflow_continued_as_new", {
   input: z.array(z.unknown()),
   /** The id of the run that goes on. */
-  continuedAs: z.string().check(z.minLength(1)),
+  continuedAs: nonEmpty,
 });
-export const workflowSuspended = z.object({
-  ...base,
-  type: z.literal("workflow_suspended"),
+export const workflowSuspended = event("workflow_suspended", {
   /** What the run waits for, e.g. `sleep#0 until 2026-01-01T00:00:00.000Z`. */
   waitingFor: z.array(z.string()),
   /** The earliest time (epoch ms) a timer wakes the run, if any. */
   resumeAt: z.optional(z.number()),
 });
-export const workflowResumed = z.object({ ...base, type: z.literal("workflow_resumed") });
+export const workflowResumed = event("workflow_resumed", {});
 
-export const stepStarted = z.object({
-  ...base,
-  ...stepRef,
-  type: z.literal("step_started"),
-  input: z.array(z.unknown()),
-});
-export const stepCompleted = z.object({
-  ...base,
-  ...stepRef,
-  ...attemptTiming,
-  type: z.literal("step_completed"),
+export const stepStarted = eventWith(stepRef, "step_started", { input: z.array(z.unknown()) });
+export const stepCompleted = eventWith({ ...stepRef, ...attemptTiming }, "step_completed", {
   result: z.unknown(),
 });
-export const stepFailed = z.object({
-  ...base,
-  ...stepRef,
-  ...attemptTiming,
-  type: z.literal("step_failed"),
+export const stepFailed = eventWith({ ...stepRef, ...attemptTiming }, "step_failed", {
   error: serializedError,
 });
-export const stepRetrying = z.object({
-  ...base,
-  ...stepRef,
-  ...attemptTiming,
-  type: z.literal("step_retrying"),
+export const stepRetrying = eventWith({ ...stepRef, ...attemptTiming }, "step_retrying", {
   error: serializedError,
   /** Milliseconds until the next attempt. */
   delayMs: z.int().check(z.nonnegative()),
   /** Epoch ms of the next attempt. */
   retryAt: z.number(),
-  nextAttempt: z.int().check(z.positive()),
+  nextAttempt: positiveInt,
 });
 
-export const sleepCreated = z.object({
-  ...base,
-  type: z.literal("sleep_created"),
-  sleepId: z.string().check(z.minLength(1)),
+export const sleepCreated = event("sleep_created", {
+  sleepId: nonEmpty,
   durationMs: z.number().check(z.nonnegative()),
   resumeAt: z.number(),
 });
-export const sleepCompleted = z.object({
-  ...base,
-  type: z.literal("sleep_completed"),
-  sleepId: z.string().check(z.minLength(1)),
+export const sleepCompleted = event("sleep_completed", {
+  sleepId: nonEmpty,
 });
 
-export const cancelRequested = z.object({ ...base, type: z.literal("cancel_requested"), reason: z.string() });
-export const workflowCancelled = z.object({
-  ...base,
-  type: z.literal("workflow_cancelled"),
+export const cancelRequested = event("cancel_requested", { reason: z.string() });
+export const workflowCancelled = event("workflow_cancelled", {
   reason: z.string(),
 });
 /** A failed run was retried: earlier `workflow_failed` events, and the listed step failures, no longer count. */
-export const workflowRetried = z.object({
-  ...base,
-  type: z.literal("workflow_retried"),
+export const workflowRetried = event("workflow_retried", {
   /** Seq numbers of the `step_failed` events whose steps get another attempt. */
-  retriedFailures: z.array(z.int().check(z.positive())),
+  retriedFailures: z.array(positiveInt),
 });
 
-export const hookCreated = z.object({
-  ...base,
-  type: z.literal("hook_created"),
-  hookId: z.string().check(z.minLength(1)),
-  eventName: z.string().check(z.minLength(1)),
+export const hookCreated = event("hook_created", {
+  hookId: nonEmpty,
+  eventName: nonEmpty,
   /** Epoch ms after which the wait fails with a TimeoutError. */
   timeoutAt: z.optional(z.number()),
   /** For webhooks: the secret part of `POST /hooks/<token>`. */
   token: z.optional(z.string()),
 });
-export const hookReceived = z.object({
-  ...base,
-  type: z.literal("hook_received"),
-  hookId: z.string().check(z.minLength(1)),
-  eventName: z.string().check(z.minLength(1)),
+export const hookReceived = event("hook_received", {
+  hookId: nonEmpty,
+  eventName: nonEmpty,
   /** Which `sendEvent` delivered it (each is used once). */
-  signalId: z.string().check(z.minLength(1)),
+  signalId: nonEmpty,
   payload: z.unknown(),
 });
-export const hookTimedOut = z.object({
-  ...base,
-  type: z.literal("hook_timed_out"),
-  hookId: z.string().check(z.minLength(1)),
-  eventName: z.string().check(z.minLength(1)),
+export const hookTimedOut = event("hook_timed_out", {
+  hookId: nonEmpty,
+  eventName: nonEmpty,
 });
 
-const childRef = { childId: z.string().check(z.minLength(1)), childRunId: z.string().check(z.minLength(1)) };
-export const childStarted = z.object({
-  ...base,
-  ...childRef,
-  type: z.literal("child_started"),
-  workflowName: z.string().check(z.minLength(1)),
+const childRef = { childId: nonEmpty, childRunId: nonEmpty };
+export const childStarted = eventWith(childRef, "child_started", {
+  workflowName: nonEmpty,
   input: z.array(z.unknown()),
 });
-export const childCompleted = z.object({
-  ...base,
-  ...childRef,
-  type: z.literal("child_completed"),
-  result: z.unknown(),
-});
-export const childFailed = z.object({
-  ...base,
-  ...childRef,
-  type: z.literal("child_failed"),
-  error: serializedError,
-});
+export const childCompleted = eventWith(childRef, "child_completed", { result: z.unknown() });
+export const childFailed = eventWith(childRef, "child_failed", { error: serializedError });
 
-export const logInfo = z.object({ ...base, ...log, type: z.literal("log_info") });
-export const logWarning = z.object({ ...base, ...log, type: z.literal("log_warning") });
-export const logError = z.object({ ...base, ...log, type: z.literal("log_error") });
-export const logDebug = z.object({ ...base, ...log, type: z.literal("log_debug") });
+export const logInfo = eventWith(log, "log_info");
+export const logWarning = eventWith(log, "log_warning");
+export const logError = eventWith(log, "log_error");
+export const logDebug = eventWith(log, "log_debug");
 
 /** `setTags()` inside the workflow: these tags were added to the run (or replaced under the same keys). */
-export const tagsSet = z.object({
-  ...base,
-  type: z.literal("tags_set"),
+export const tagsSet = event("tags_set", {
   tags: runTagsSchema,
 });
 
 /** `patched(patchId)` took its new branch in this run: replays take it again. */
-export const patchApplied = z.object({
-  ...base,
-  type: z.literal("patch_applied"),
-  patchId: z.string().check(z.minLength(1)),
+export const patchApplied = event("patch_applied", {
+  patchId: nonEmpty,
 });
 
 export const workflowEvent = z.discriminatedUnion("type", [

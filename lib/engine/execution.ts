@@ -448,17 +448,10 @@ export class RunExecution implements WorkflowScope {
         this.own.cancelRequested = event.reason;
         const error = () => new CancelledError(`Run ${this.runId} was cancelled: ${event.reason}`);
         // The engine cancels the children; here every wait of this run ends with CancelledError.
-        const waits = [
-          ...this.steps.values(),
-          ...this.sleeps.values(),
-          ...this.hooks.values(),
-          ...this.children.values(),
-        ];
-        this.steps.clear();
-        this.sleeps.clear();
-        this.hooks.clear();
-        this.children.clear();
-        for (const wait of waits) wait.reject(error());
+        for (const waits of [this.steps, this.sleeps, this.hooks, this.children]) {
+          for (const wait of waits.values()) wait.reject(error());
+          waits.clear();
+        }
         return drain();
       }
       case "sleep_completed": {

@@ -8,6 +8,7 @@ import { S3Payloads } from "../adapters/aws/s3-payloads.ts";
 import { SqsSchedulerTimers } from "../adapters/aws/scheduler-timers.ts";
 import { SqsTaskQueue } from "../adapters/aws/sqs-queue.ts";
 import type { AwsConfig } from "../aws/config.ts";
+import { optional } from "../core/optional.ts";
 import type { Registry } from "../core/registry.ts";
 import { Engine } from "../engine/engine.ts";
 import type { RunLimits } from "../engine/run-limits.ts";
@@ -131,8 +132,8 @@ export function createAwsRuntime(config: AwsConfig, options: AwsRuntimeOptions =
   const clients: AwsClients = {
     dynamodb: given.dynamodb ?? (created as AwsClients).dynamodb,
     sqs: given.sqs ?? (created as AwsClients).sqs,
-    ...(given.scheduler ? { scheduler: given.scheduler } : {}),
-    ...(given.s3 ? { s3: given.s3 } : {}),
+    ...optional("scheduler", given.scheduler),
+    ...optional("s3", given.s3),
   };
   const payloads = createPayloads(config, clients.s3);
   const store =
@@ -156,7 +157,7 @@ export function createAwsRuntime(config: AwsConfig, options: AwsRuntimeOptions =
     workflowQueueUrl: config.workflowQueueUrl,
     stepQueueUrl: config.stepQueueUrl,
     payloads,
-    ...(inline ? { inline } : {}),
+    ...optional("inline", inline),
   });
   const timers = new SqsSchedulerTimers({
     queue,
@@ -166,22 +167,22 @@ export function createAwsRuntime(config: AwsConfig, options: AwsRuntimeOptions =
     scheduleGroup: config.scheduleGroup,
     schedulerRoleArn: config.schedulerRoleArn,
     ...(config.timerDeadLetterQueueArn ? { deadLetterQueueArn: config.timerDeadLetterQueueArn } : {}),
-    ...(options.clock ? { clock: options.clock } : {}),
+    ...optional("clock", options.clock),
   });
   const engine = new Engine({
     store,
     queue,
     timers,
-    ...(options.clock ? { clock: options.clock } : {}),
-    ...(options.telemetry ? { telemetry: options.telemetry } : {}),
-    ...(options.registry ? { registry: options.registry } : {}),
+    ...optional("clock", options.clock),
+    ...optional("telemetry", options.telemetry),
+    ...optional("registry", options.registry),
     runLimits: options.runLimits,
     stepLimits: options.stepLimits,
     inlineSteps: inline !== undefined,
   });
   // A Lambda keeps nothing between invocations: waiting steps wait in the step queue (SQS delays up to 900 s).
   options.stepLimits?.waitInQueue((task, delaySeconds) => queue.enqueueStep(task, delaySeconds));
-  return { config, clients, store, payloads, queue, timers, engine, ...(inline ? { inline } : {}) };
+  return { config, clients, store, payloads, queue, timers, engine, ...optional("inline", inline) };
 }
 
 /**
@@ -194,7 +195,7 @@ export function createPayloads(
 ): S3Payloads {
   const endpoint = config.endpoints.s3;
   return new S3Payloads({
-    ...(client ? { client } : {}),
+    ...optional("client", client),
     clientConfig: { region: config.region, ...(endpoint ? { endpoint, forcePathStyle: true } : {}) },
     ...(config.payloadBucket ? { bucket: config.payloadBucket } : {}),
   });

@@ -189,13 +189,13 @@ export async function toRecord(context: StoreContext, item: Item): Promise<RunRe
     status: item.status as RunStatus,
     input: (input ?? []) as unknown[],
     ...optional("result", result),
-    ...(error === undefined ? {} : { error: error as SerializedError }),
+    ...optional("error", error as SerializedError | undefined),
     createdAt: item.createdAt as string,
     updatedAt: item.updatedAt as string,
     version: item.version as number,
-    ...(item.idempotencyKey === undefined ? {} : { idempotencyKey: item.idempotencyKey as string }),
+    ...optional("idempotencyKey", item.idempotencyKey as string | undefined),
     ...(item.tags === undefined ? {} : { tags: tagsOf(item) }),
-    ...(item.workflowVersion === undefined ? {} : { workflowVersion: item.workflowVersion as string }),
+    ...optional("workflowVersion", item.workflowVersion as string | undefined),
   };
 }
 

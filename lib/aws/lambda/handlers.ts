@@ -1,3 +1,4 @@
+import type { Logger } from "@aws-lambda-powertools/logger";
 import { MAX_SQS_DELAY_SECONDS } from "../../adapters/aws/limits.ts";
 import { deduplicationId, parseQueueMessage, type QueueMessage } from "../../adapters/aws/sqs-queue.ts";
 import { InvalidMessageError, StepNotFoundError, WorkflowNotFoundError } from "../../core/errors.ts";
@@ -5,6 +6,7 @@ import { getLogger } from "../../core/logger.ts";
 import * as z from "../../core/schema.ts";
 import { runTagsSchema } from "../../core/tags.ts";
 import { systemClock } from "../../ports/clock.ts";
+import type { AwsRuntime } from "../../runtimes/aws.ts";
 import { handleWebhook } from "../../webhooks/handle-webhook.ts";
 import {
   errorDetails,
@@ -100,7 +102,6 @@ export function createWorkflowHandler(
 ): SqsBatchHandler {
   const runtime = runtimeFor(registry, options);
   return async (event, context) => {
-    const logger = loggerFor(context);
     const groups = new Map<string, SqsRecord[]>();
     for (const record of event.Records) {
       const group = record.attributes.MessageGroupId ?? record.messageId;
@@ -108,10 +109,7 @@ export function createWorkflowHandler(
       list.push(record);
       groups.set(group, list);
     }
-    const failed: string[] = [];
-    // Runs' next steps run here while this invocation has time for them (see InlineBudget).
-    const ended = runtime.inline?.begin(context.getRemainingTimeInMillis());
-    await Promise.all(
+    return inBatch(runtime, context, (logger, failed) =>
       [...groups.values()].map(async (records) => {
         for (const [index, record] of records.entries()) {
           let message: QueueMessage | undefined;
@@ -155,8 +153,7 @@ export function createWorkflowHandler(
           }
         }
       }),
-    ).finally(ended);
-    return { batchItemFailures: failed.map((itemIdentifier) => ({ itemIdentifier })) };
+    );
   };
 }
 
@@ -221,12 +218,8 @@ export function createStepHandler(registry: WorkflowRegistry, options: HandlerOp
       runtime.queue.sendActivation(again, deduplicationId(`${message.task.runId}:${record.messageId}`)),
     );
   };
-  return async (event, context) => {
-    const logger = loggerFor(context);
-    const failed: string[] = [];
-    // The runs this invocation goes on with run their next steps here too, while it has time for them.
-    const ended = runtime.inline?.begin(context.getRemainingTimeInMillis());
-    await Promise.all(
+  return async (event, context) =>
+    inBatch(runtime, context, (logger, failed) =>
       event.Records.map(async (record) => {
         let message: QueueMessage | undefined;
         try {
@@ -248,9 +241,23 @@ export function createStepHandler(registry: WorkflowRegistry, options: HandlerOp
           } else logger.error("step message failed; SQS delivers it again", details);
         }
       }),
-    ).finally(ended);
-    return { batchItemFailures: failed.map((itemIdentifier) => ({ itemIdentifier })) };
-  };
+    );
+}
+
+/**
+ * One invocation of a queue function: `handle` starts the work of each record (or group of records) and
+ * adds the message ids of those that failed to `failed`. The runs it goes on with run their next steps here
+ * too, while the invocation has time for them (see InlineBudget).
+ */
+async function inBatch(
+  runtime: AwsRuntime,
+  context: LambdaContext,
+  handle: (logger: Logger, failed: string[]) => Promise<void>[],
+): Promise<SqsBatchResponse> {
+  const failed: string[] = [];
+  const ended = runtime.inline?.begin(context.getRemainingTimeInMillis());
+  await Promise.all(handle(loggerFor(context), failed)).finally(ended);
+  return { batchItemFailures: failed.map((itemIdentifier) => ({ itemIdentifier })) };
 }
 
 /**

@@ -32,32 +32,4 @@ describe("LruMap", () => {
     expect(deleted).toBeUndefined();
     expect(cache.has("k998")).toBe(false);
   });
-
-  it("forgets a deleted key of either generation, and counts a key set again as a new entry", () => {
-    // Prepare
-    const cache = new LruMap<number>(2);
-    cache.set("old", 1);
-    cache.set("other", 2); // the generation is full: "old" and "other" are the previous one now
-    cache.set("new", 3);
-    // Act
-    cache.delete("old");
-    cache.delete("new");
-    // "other", read from the previous generation, moves to the current one: its second entry, which turns it
-    // into the previous generation ("new" and "old" were deleted).
-    const afterDelete = [cache.has("old"), cache.get("new"), cache.get("other")];
-    cache.set("old", 4);
-    // Assess
-    expect(afterDelete).toEqual([false, undefined, 2]);
-    expect([cache.get("old"), cache.get("other"), cache.has("new")]).toEqual([4, 2, false]);
-  });
-
-  it("refuses a size that is not a number, and takes a smaller one as 1", () => {
-    // Act
-    const one = new LruMap<number>(0);
-    one.set("a", 1);
-    one.set("b", 2);
-    // Assess
-    expect(() => new LruMap<number>(Number.NaN)).toThrow(/needs a size >= 1, got NaN/);
-    expect([one.get("a"), one.get("b")]).toEqual([undefined, 2]);
-  });
 });

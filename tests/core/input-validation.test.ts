@@ -140,7 +140,7 @@ describe("workflow input validated with zod", () => {
   });
 });
 
-describe("listRuns' query", () => {
+describe("listRuns' query and start's workflow argument", () => {
   beforeEach(() => {
     configure({ storage: new MemoryStorage() });
   });
@@ -166,16 +166,6 @@ describe("listRuns' query", () => {
       'Invalid status "nope": use pending, running, suspended, completed, failed, cancelled, continued.',
     );
     expect((limit as Error).message).toContain('Invalid limit "10"');
-  });
-});
-
-describe("start's workflow argument", () => {
-  beforeEach(() => {
-    configure({ storage: new MemoryStorage() });
-  });
-
-  afterEach(async () => {
-    await shutdown();
   });
 
   it("says what start() takes when it is given something else, such as undefined from a wrong import", async () => {

@@ -153,6 +153,9 @@ export interface Webhook<T> {
   wait(): Promise<T>;
 }
 
+/** How the event names of `createWebhook()` begin (`webhook.0`, `webhook.1`…): the engine checks their bodies on receipt. */
+export const WEBHOOK_EVENT_PREFIX = "webhook.";
+
 /**
  * Creates a one-time webhook for this run: hand `path` (or `token`) to another system, then
  * `await hook.wait()`. A `POST /hooks/<token>` with a JSON body (signed with HMAC-SHA256 when a secret
@@ -175,7 +178,7 @@ export function createWebhook<T = unknown>(
 export function createWebhook<T = unknown>(options: WaitForEventOptions<T> = {}): Webhook<T> {
   const execution = requireExecution("createWebhook()");
   // Each webhook waits on an event name of its own, so a call to one token never reaches another.
-  const { promise, token } = execution.callHook(`webhook.${execution.nextWebhookIndex()}`, {
+  const { promise, token } = execution.callHook(`${WEBHOOK_EVENT_PREFIX}${execution.nextWebhookIndex()}`, {
     ...options,
     webhook: true,
   });

@@ -19,6 +19,7 @@ import { getLogger } from "../core/logger.ts";
 import { LruMap } from "../core/lru-map.ts";
 import { assertName } from "../core/names.ts";
 import { optional } from "../core/optional.ts";
+import { WEBHOOK_EVENT_PREFIX } from "../core/primitives.ts";
 import { defaultRegistry, type Registry } from "../core/registry.ts";
 import { safeParseWithMessages } from "../core/schema.ts";
 import { hashOf, roundTrip, serializeError } from "../core/serialization.ts";
@@ -750,7 +751,7 @@ export class Engine {
     const value = roundTrip(payload ?? null, `The payload of event "${eventName}"`, this.maxPayloadBytes);
     if (options.signalId !== undefined) assertText("signalId", options.signalId, 200, true);
     // A webhook's body is checked against its hook's schema before it is stored: refused, its token stays unused.
-    if (eventName.startsWith("webhook.")) await this.checkPayload(run, eventName, value);
+    if (eventName.startsWith(WEBHOOK_EVENT_PREFIX)) await this.checkPayload(run, eventName, value);
     const id = options.signalId ?? randomUUID();
     const delivered = await this.deliver({
       runId: run.runId,

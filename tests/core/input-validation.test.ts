@@ -47,15 +47,16 @@ async function rejection(promise: Promise<unknown>): Promise<WorkflowInputError>
   throw new Error("expected a WorkflowInputError");
 }
 
+// Every test runs on a runtime of its own, over memory.
+beforeEach(() => {
+  configure({ storage: new MemoryStorage() });
+});
+
+afterEach(async () => {
+  await shutdown();
+});
+
 describe("workflow input validated with zod", () => {
-  beforeEach(() => {
-    configure({ storage: new MemoryStorage() });
-  });
-
-  afterEach(async () => {
-    await shutdown();
-  });
-
   it("starts a run with valid input and stores the parsed input", async () => {
     // Prepare
     // Act
@@ -141,14 +142,6 @@ describe("workflow input validated with zod", () => {
 });
 
 describe("listRuns' query and start's workflow argument", () => {
-  beforeEach(() => {
-    configure({ storage: new MemoryStorage() });
-  });
-
-  afterEach(async () => {
-    await shutdown();
-  });
-
   it("refuses an unknown status and a limit that is not a number, showing the value as given", async () => {
     // Act
     const [status, limit] = await Promise.all(

@@ -284,6 +284,23 @@ export function acceptEvents(values: readonly unknown[], where: string): Workflo
     : values.map((value) => acceptEvent(value, where));
 }
 
+/**
+ * The events of a commit after `version` of run `runId`, accepted as `acceptEvents` does and checked to be
+ * that run's, numbered on from `version` (a log with a gap or a repeated number cannot be replayed).
+ * @throws InvalidEventError for an event that is not valid or not in its place
+ */
+export function acceptAppend(runId: string, version: number, values: readonly unknown[]): WorkflowEvent[] {
+  const events = acceptEvents(values, `run ${runId} (commit at version ${version})`);
+  events.forEach((event, index) => {
+    const seq = version + index + 1;
+    if (event.runId !== runId || event.seq !== seq)
+      throw new InvalidEventError(
+        `Event ${event.type} has runId ${event.runId} and seq ${event.seq}, but belongs at seq ${seq} of run ${runId}. Events are appended in order, one version per event.`,
+      );
+  });
+  return events;
+}
+
 export function parseEvents(values: readonly unknown[], where: string): WorkflowEvent[] {
   return values.map((value, index) => parseEvent(value, `${where} (event ${index + 1})`));
 }

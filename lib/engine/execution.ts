@@ -88,12 +88,12 @@ export type WaitKind = Wait["kind"];
 type WaitOf<K extends WaitKind> = Extract<Wait, { kind: K }>;
 
 /** A command the workflow code issues, checked against the log on replay. */
-interface CommandRef {
+export interface CommandRef {
   kind: "step" | "sleep" | "hook" | "child";
   id: string;
 }
 
-const describeRef = (ref: CommandRef) => {
+export const describeRef = (ref: CommandRef) => {
   const name = ref.id.split("#")[0];
   if (ref.kind === "step") return `step "${name}" (${ref.id})`;
   if (ref.kind === "hook") return `waitForEvent("${name}") (${ref.id})`;
@@ -308,6 +308,8 @@ export class RunExecution implements WorkflowScope {
       if (applying) await applying;
     }
     execution.atFrontier = true;
+    // A replay that stopped at a mismatch appends (the failure) after the whole log, not where it stopped.
+    if (execution.nonDeterminism) execution.own.version = events.length;
     if (!execution.nonDeterminism) for (const draft of execution.deferred) execution.append(draft);
     execution.deferred = [];
     execution.own.committedVersion = events.length;
@@ -838,7 +840,8 @@ function shorten(json: string): string {
   return json.length <= 200 ? json : `${json.slice(0, 197)}...`;
 }
 
-function commandOf(event: WorkflowEvent): CommandRef | undefined {
+/** The command a workflow issued that this event records, if it records one. */
+export function commandOf(event: WorkflowEvent): CommandRef | undefined {
   if (event.type === "step_started" && event.attempt === 1) return { kind: "step", id: event.stepId };
   if (event.type === "sleep_created") return { kind: "sleep", id: event.sleepId };
   if (event.type === "hook_created") return { kind: "hook", id: event.hookId };

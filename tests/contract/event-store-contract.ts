@@ -480,6 +480,68 @@ export function describeEventStoreContract(name: string, harness: StoreHarness):
  * What a store whose `close()` lets go of what it writes through (a directory, a connection it opened) does
  * afterwards. `reopen` gives another store on the data of the closed one, to look at what it left.
  */
+/**
+ * Stores that check each commit's events are numbered on from the version they expect (memory, file and
+ * Redis; the DynamoDB store takes the engine's events as built, to keep its Lambda bundle small).
+ */
+export function describeAppendOrderContract(name: string, harness: StoreHarness): void {
+  describe(`EventStore append order: ${name}`, () => {
+    let store: EventStore;
+    beforeEach(async () => {
+      store = await harness.create();
+    });
+    afterEach(async () => {
+      await store.close();
+      await harness.cleanup?.();
+    });
+
+    it.each([
+      ["a seq already in the log", 2],
+      ["a seq past the end", 5],
+    ])("refuses a commit whose event has %s, and stores nothing", async (_, seq) => {
+      // Prepare
+      const fixture = newRunFixture();
+      const runId = fixture.run.runId;
+      await store.createRun(fixture);
+      await store.commit(runId, 1, stepEvents(runId, 2, "s#0"), {
+        status: "running",
+        updatedAt: fixture.run.createdAt,
+      });
+      const failed: WorkflowEvent = {
+        runId,
+        seq,
+        timestamp: fixture.run.createdAt,
+        type: "workflow_failed",
+        error: { name: "Error", message: "boom" },
+      };
+      // Act
+      const commit = store.commit(runId, 3, [failed], { status: "failed", updatedAt: fixture.run.createdAt });
+      // Assess
+      await expect(commit).rejects.toMatchObject({
+        name: "InvalidEventError",
+        message: expect.stringContaining(`has runId ${runId} and seq ${seq}, but belongs at seq 4`),
+      });
+      expect((await store.getEvents(runId)).map((e) => e.seq)).toEqual([1, 2, 3]);
+      expect(await store.getRun(runId)).toMatchObject({ status: "running", version: 3 });
+    });
+
+    it("refuses a commit whose event belongs to another run", async () => {
+      // Prepare
+      const fixture = newRunFixture();
+      const runId = fixture.run.runId;
+      await store.createRun(fixture);
+      // Act
+      const commit = store.commit(runId, 1, stepEvents("run_someone_else", 2, "s#0"), {
+        status: "running",
+        updatedAt: fixture.run.createdAt,
+      });
+      // Assess
+      await expect(commit).rejects.toMatchObject({ name: "InvalidEventError" });
+      expect((await store.getEvents(runId)).map((e) => e.seq)).toEqual([1]);
+    });
+  });
+}
+
 export function describeClosedStoreContract(
   name: string,
   harness: StoreHarness & { reopen(closed: EventStore): Promise<EventStore> },

@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { FileStorage } from "../../lib/adapters/file/file-storage.ts";
 import {
+  describeAppendOrderContract,
   describeClosedStoreContract,
   describeEventStoreContract,
   type StoreHarness,
@@ -22,3 +23,4 @@ describeClosedStoreContract("FileStorage", {
   ...inNewDirectory,
   reopen: async () => new FileStorage({ dir }),
 });
+describeAppendOrderContract("FileStorage", inNewDirectory);

@@ -66,6 +66,8 @@ describe("a workflow changed while a run is in flight", () => {
     expect(run.error?.message).toContain('step "nd_charge" (nd_charge#0)');
     expect(types(events).at(-1)).toBe("workflow_failed");
     expect(events.filter((e) => e.type === "step_started")).toHaveLength(1);
+    // The failure comes after the whole log, not at the call where the code and the log parted.
+    expect(events.map((e) => e.seq)).toEqual(events.map((_, index) => index + 1));
   });
 
   it("fails the run when the same steps are called in another order", async () => {

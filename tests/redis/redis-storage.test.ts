@@ -11,6 +11,7 @@ import {
 import { MAX_PAYLOAD_BYTES } from "../../lib/core/serialization.ts";
 import { workflow } from "../../lib/core/workflow.ts";
 import {
+  describeAppendOrderContract,
   describeClosedStoreContract,
   describeEventStoreContract,
   newRunFixture,
@@ -42,6 +43,9 @@ afterAll(async () => {
 
 // Each test gets its own prefix, so tests never see each other's keys.
 describeEventStoreContract("RedisStorage", {
+  create: async () => new RedisStorage({ redis: server.url, prefix: freshPrefix() }),
+});
+describeAppendOrderContract("RedisStorage", {
   create: async () => new RedisStorage({ redis: server.url, prefix: freshPrefix() }),
 });
 describeClosedStoreContract("RedisStorage", {

@@ -1,5 +1,5 @@
 import { VersionConflictError } from "../../core/errors.ts";
-import { acceptEvent, acceptEvents, type WorkflowEvent } from "../../core/events.ts";
+import { acceptAppend, type WorkflowEvent } from "../../core/events.ts";
 import { assertRunId } from "../../core/ids.ts";
 import type {
   CommitResult,
@@ -139,7 +139,7 @@ export class MemoryStorage implements EventStore {
     const state = this.state(runId);
     if (!state || state.run.version !== expectedVersion)
       throw new VersionConflictError(runId, expectedVersion);
-    const valid = acceptEvents(events, `run ${runId}`);
+    const valid = acceptAppend(runId, expectedVersion, events);
     const before = state.run;
     // Claim the version before any await, so a racing commit in this process sees it taken.
     state.run = applyPatch(before, patch, expectedVersion + valid.length);
@@ -204,7 +204,7 @@ export class MemoryStorage implements EventStore {
   }
 
   private async insertRun({ run, startedEvent }: NewRun): Promise<CreateRunResult> {
-    const event = acceptEvent(startedEvent, `run ${run.runId}`);
+    const [event] = acceptAppend(run.runId, 0, [startedEvent]) as [WorkflowEvent];
     if (this.state(run.runId)) throw new VersionConflictError(run.runId, 0);
     await this.persistCreate(run, event);
     this.index(runState(run, [event]));

@@ -5,7 +5,7 @@ import {
   StorageClosedError,
   VersionConflictError,
 } from "../../core/errors.ts";
-import { acceptEvent, acceptEvents, parseEvent, resumeAtOf, type WorkflowEvent } from "../../core/events.ts";
+import { acceptAppend, parseEvent, resumeAtOf, type WorkflowEvent } from "../../core/events.ts";
 import { assertRunId } from "../../core/ids.ts";
 import { LruMap } from "../../core/lru-map.ts";
 import { MAX_PAYLOAD_BYTES } from "../../core/serialization.ts";
@@ -414,7 +414,7 @@ export class RedisStorage implements EventStore {
 
   async createRun({ run, startedEvent }: NewRun): Promise<CreateRunResult> {
     assertRunId(run.runId);
-    const event = this.serializeEvent(acceptEvent(startedEvent, `run ${run.runId}`), run.runId, 1);
+    const event = JSON.stringify(acceptAppend(run.runId, 0, [startedEvent])[0]);
     const key = run.idempotencyKey;
     const fields = runFields(run);
     // A child run: its finish is indexed for the sweeper (see `finishedChildren`).
@@ -585,9 +585,7 @@ export class RedisStorage implements EventStore {
       throw new InvalidEventError(
         `Cannot commit run ${runId} with unknown status ${JSON.stringify(patch.status)}.`,
       );
-    const serialized = acceptEvents(events, `run ${runId} (commit at version ${expectedVersion})`).map(
-      (event, index) => this.serializeEvent(event, runId, expectedVersion + index + 1),
-    );
+    const serialized = acceptAppend(runId, expectedVersion, events).map((event) => JSON.stringify(event));
     const set: string[] = ["updatedAt", patch.updatedAt];
     const del: string[] = [];
     // When a suspended run should wake up (a sleep, a wait's timeout), for the sweeper to find it if it does not.
@@ -913,15 +911,6 @@ export class RedisStorage implements EventStore {
     } catch (error) {
       throw mapRedisError(error, this.connection);
     }
-  }
-
-  private serializeEvent(event: WorkflowEvent, runId: string, seq: number): string {
-    if (event.runId !== runId || event.seq !== seq) {
-      throw new InvalidEventError(
-        `Event ${event.type} has runId ${event.runId} and seq ${event.seq}, but belongs at seq ${seq} of run ${runId}. Events are appended in order, one version per event.`,
-      );
-    }
-    return JSON.stringify(event);
   }
 
   private toRecord(runId: string, hash: Record<string, string>): RunRecord {

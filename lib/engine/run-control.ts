@@ -2,6 +2,7 @@ import { InvalidRunStateError, RunNotFoundError } from "../core/errors.ts";
 import type { EventOf, WorkflowEvent } from "../core/events.ts";
 import { assertRunId } from "../core/ids.ts";
 import type { Engine } from "./engine.ts";
+import { type CommandRef, commandOf, describeRef } from "./execution.ts";
 
 /**
  * Operations on runs that no activation performs: kept out of the `Engine` class so that a Lambda bundle,
@@ -18,7 +19,8 @@ const RECOVER_PAGE_SIZE = 500;
  * import { retryRun } from "tsworkflow/engine";
  * await retryRun(runtime.engine, "run_0mdx2k4a1b_9f3c2e7a1d5b");
  * @throws RunNotFoundError for an unknown run
- * @throws InvalidRunStateError for a run that has not failed
+ * @throws InvalidRunStateError for a run that has not failed, or whose workflow caught the step's failure
+ *   and called more steps (or sleeps, waits, children) before it failed: a saga's compensations, say
  */
 export async function retryRun(engine: Engine, runId: string): Promise<void> {
   assertRunId(runId);
@@ -43,6 +45,13 @@ async function appendRetry(engine: Engine, runId: string): Promise<void> {
       event.error.name === failure.error.name &&
       event.error.message === failure.error.message,
   );
+  const wentOn = stepFailure && events.find((event) => event.seq > stepFailure.seq && commandOf(event));
+  if (wentOn) {
+    // Replay takes the failure back, so the workflow could not have issued what the log says came next.
+    throw new InvalidRunStateError(
+      `Run ${runId} cannot be retried: its workflow caught the failure of step "${stepFailure.stepName}" (event #${stepFailure.seq}) and went on to ${describeRef(commandOf(wentOn) as CommandRef)} (event #${wentOn.seq}) before it failed, so another attempt of that step could not take up the run where it was. Start a new run instead.`,
+    );
+  }
   const timestamp = new Date(engine.now()).toISOString();
   const next: WorkflowEvent[] = [
     {

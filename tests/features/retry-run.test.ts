@@ -48,6 +48,39 @@ describe("retryRun", () => {
     ]);
   });
 
+  it("refuses to retry a run whose workflow caught the step's failure and went on, leaving the run as it was", async () => {
+    // Prepare: a saga that refunds when the charge fails, then fails itself
+    env = virtualRuntime();
+    declined = true;
+    const refund = step("rr_refund", async () => "refunded");
+    const saga = workflow("rr_saga", async () => {
+      await reserve();
+      try {
+        return await charge();
+      } catch (error) {
+        await refund();
+        throw error;
+      }
+    });
+    const { runId } = await env.runtime.start(saga, []);
+    await env.settle();
+    const before = await env.storage.getEvents(runId);
+
+    // Act
+    declined = false;
+    const retry = env.runtime.retryRun(runId);
+
+    // Assess
+    await expect(retry).rejects.toMatchObject({
+      name: "InvalidRunStateError",
+      message: expect.stringMatching(
+        /caught the failure of step "rr_charge" \(event #\d+\) and went on to step "rr_refund" \(rr_refund#0\) \(event #\d+\).*Start a new run instead/,
+      ),
+    });
+    expect(await env.run(runId)).toMatchObject({ status: "failed", error: { name: "FatalError" } });
+    expect(await env.storage.getEvents(runId)).toEqual(before);
+  });
+
   it("refuses to retry a run that has not failed", async () => {
     env = virtualRuntime();
     declined = false;

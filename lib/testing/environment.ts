@@ -42,8 +42,9 @@ export interface TestEnvironmentOptions {
   workflows?: readonly AnyWorkflow[];
   /**
    * Fakes that run instead of steps, by step name, for this environment's runs only. A fake gets the step's
-   * arguments, its result is recorded, and it keeps the step's retry policy (a fake that throws is retried
-   * as the step would be). `env.fakeStep(step, fake)` does the same, typed by the step, at any time.
+   * arguments, its result is recorded, and it runs under the step's options: its retry policy (a fake that
+   * throws is retried as the step would be), its concurrency and rate limits. `env.fakeStep(step, fake)`
+   * does the same, typed by the step, at any time.
    * @default none
    * @example
    * const env = await createTestEnvironment({ steps: { charge_card: async () => ({ chargeId: "fake" }) } });

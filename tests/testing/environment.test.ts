@@ -10,6 +10,7 @@ import {
   FatalError,
   getStepInfo,
   InvalidRunStateError,
+  map,
   now,
   RetryableError,
   RuntimeClosedError,
@@ -76,6 +77,23 @@ function tempDir(): string {
   const dir = mkdtempSync(join(tmpdir(), "tsw-testenv-"));
   dirs.push(dir);
   return dir;
+}
+
+/** A step function that counts its calls and the most of them running at once. */
+class Counter {
+  calls = 0;
+  peak = 0;
+  private running = 0;
+
+  async run(index: number): Promise<number> {
+    this.calls += 1;
+    this.running += 1;
+    this.peak = Math.max(this.peak, this.running);
+    // Real time, so that the attempts let in together overlap (the limit, not the timing, sets the peak).
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    this.running -= 1;
+    return index;
+  }
 }
 
 beforeAll(() => configureLogging({ level: "silent" }));
@@ -212,6 +230,65 @@ describe("createTestEnvironment: registries and fakes", () => {
     expect(failure).toBeInstanceOf(FatalError);
     expect(await run.result()).toEqual({ orderId: "o-3", chargeId: "second-o-3" });
     expect(await run.step(charge)).toMatchObject({ status: "completed", attempts: 2 });
+  });
+
+  it("runs a fake under the step's concurrency limit: no more of its attempts at once than of the real step's", async () => {
+    // Prepare
+    const peaks: Record<string, number> = {};
+    for (const variant of ["real", "fake"] as const) {
+      const env = await environment();
+      const counted = new Counter();
+      const limited = env.define(() =>
+        step("env_limited", (index: number) => counted.run(index), { concurrency: { limit: 3 } }),
+      );
+      const fanOut = env.define(() =>
+        workflow("env_fan_out", async (count: number) =>
+          map(
+            Array.from({ length: count }, (_, index) => index),
+            (index) => limited(index),
+            { concurrency: 10 },
+          ),
+        ),
+      );
+      const faked = new Counter();
+      if (variant === "fake") env.fakeStep(limited, (index) => faked.run(index));
+
+      // Act
+      const run = await env.start(fanOut, [12]);
+
+      // Assess
+      expect(await run.result()).toHaveLength(12);
+      peaks[variant] = variant === "fake" ? faked.peak : counted.peak;
+      expect(variant === "fake" ? counted.calls : faked.calls).toBe(0);
+    }
+    expect(peaks).toEqual({ real: 3, fake: 3 });
+  });
+
+  it("runs a fake under the step's rate limit: the starts beyond it wait their turn, as the real step's do", async () => {
+    // Prepare
+    const env = await environment();
+    const rated = env.define(() =>
+      step("env_rated", async (index: number) => `real ${index}`, { rateLimit: { limit: 2, period: "1h" } }),
+    );
+    const burst = env.define(() =>
+      workflow("env_burst", async () => Promise.all([0, 1, 2].map((index) => rated(index)))),
+    );
+    const calls: number[] = [];
+    env.fakeStep(rated, async (index) => {
+      calls.push(index);
+      return `fake ${index}`;
+    });
+
+    // Act
+    const run = await env.start(burst, []);
+
+    // Assess
+    expect(calls).toHaveLength(2);
+    expect((await run.steps()).map((summary) => summary.status).sort()).toEqual([
+      "completed",
+      "completed",
+      "running",
+    ]);
   });
 
   it("lets a fake steer its own run through the environment without waiting for itself", async () => {

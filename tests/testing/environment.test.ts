@@ -291,6 +291,34 @@ describe("createTestEnvironment: registries and fakes", () => {
     ]);
   });
 
+  it("retries a fake that keeps failing as the step's maxRetries, retryDelay and maxRetryDelay say, then fails the run with its error", async () => {
+    // Prepare
+    const env = await environment({ timeSkipping: true });
+    const flaky = env.define(() =>
+      step("env_flaky_sync", async (_account: string) => "synced", {
+        maxRetries: 4,
+        retryDelay: "exponential",
+        maxRetryDelay: "3s",
+      }),
+    );
+    const sync = env.define(() => workflow("env_sync", async (account: string) => flaky(account)));
+    const attemptsAt: number[] = [];
+    env.fakeStep(flaky, async () => {
+      attemptsAt.push(env.now().getTime() - START);
+      throw new Error("ledger unreachable");
+    });
+
+    // Act
+    const run = await env.start(sync, ["acc-1"]);
+    const failure = await run.result().catch((error: unknown) => error);
+
+    // Assess
+    expect(failure).toMatchObject({ message: expect.stringContaining("ledger unreachable") });
+    expect(attemptsAt).toEqual([0, 1_000, 3_000, 6_000, 9_000]);
+    expect(await run.step(flaky)).toMatchObject({ status: "failed", attempts: 5 });
+    expect(await run.status()).toBe("failed");
+  });
+
   it("lets a fake steer its own run through the environment without waiting for itself", async () => {
     // Prepare
     const env = await environment({ timeSkipping: true });

@@ -12,7 +12,6 @@ import { resumeAtOf, type WorkflowEvent } from "../core/events.ts";
 import type { Registry } from "../core/registry.ts";
 import type { StepDefinition } from "../core/step.ts";
 import type { AnyWorkflow, WorkflowArgs, WorkflowResult } from "../core/workflow.ts";
-import { continuationRunIdOf } from "../engine/continuation.ts";
 import { type EventStore, FINISHED_STATUSES, type RunRecord } from "../ports/event-store.ts";
 import type { StartOptions } from "../ports/runtime.ts";
 import type { ScheduleStore } from "../ports/schedule-store.ts";
@@ -208,7 +207,8 @@ export class TestEnvironment {
 
   /**
    * A handle on a run of this environment's storage by its id: a child run (its id is in the parent's
-   * `child_started` event), or a run an earlier environment started on the same storage.
+   * `child_started` event), the next run of a `continueAsNew` chain (`continuedAs` of `run.describe()`), or
+   * a run an earlier environment started on the same storage.
    * @example
    * const child = env.getHandle<number>(childRunId);
    * expect(await child.result()).toBe(40);
@@ -359,7 +359,8 @@ export class TestEnvironment {
 
   private async read(runId: string): Promise<{ run: RunRecord; events: WorkflowEvent[] }> {
     await this.settle();
-    const run = await this.storage.getRun(runId);
+    // As `getRun` gives it: with the links of a `continueAsNew` chain, which the store does not keep.
+    const run = await this.runtime.getRun(runId);
     if (!run) throw new RunNotFoundError(runId);
     return { run, events: await this.storage.getEvents(runId) };
   }
@@ -377,7 +378,7 @@ export class TestEnvironment {
     for (let current = runId; ; ) {
       const { run, events } = await this.read(current);
       // A run that continued as new finishes with the last run of its chain.
-      const next = run.status === "continued" && (await this.storage.getRun(continuationRunIdOf(current)));
+      const next = run.continuedAs && (await this.storage.getRun(run.continuedAs));
       if (next) {
         current = next.runId;
         continue;

@@ -6,6 +6,7 @@ import {
   ConfigurationError,
   configure,
   configureLogging,
+  continueAsNew,
   createWebhook,
   FatalError,
   getStepInfo,
@@ -623,6 +624,35 @@ describe("createTestEnvironment: other runs", () => {
     expect(await child.status()).toBe("suspended");
     expect(await child.result()).toBe(40);
     expect(await run.result()).toBe(41);
+  });
+
+  it("describes a run as getRun does, so a continueAsNew chain is followed through describe().continuedAs", async () => {
+    // Prepare
+    const env = await environment({ timeSkipping: true });
+    const ledger = env.define(() =>
+      workflow("env_ledger", async (balance: number, generation: number): Promise<number> => {
+        for (let i = 0; i < 2; i += 1) balance += await waitForEvent<number>("deposit");
+        return generation < 2 ? continueAsNew(balance, generation + 1) : balance;
+      }),
+    );
+    const first = await env.start(ledger, [0, 0], { tags: { account: "acc-1" } });
+    for (const amount of [10, 20, 30, 40, 50, 60]) await first.sendEvent("deposit", amount);
+
+    // Act
+    // As docs/testing.md shows it.
+    const chain = [await first.describe()];
+    for (let next = chain[0]?.continuedAs; next; next = chain.at(-1)?.continuedAs)
+      chain.push(await env.getHandle(next).describe());
+
+    // Assess
+    expect(chain.map((run) => [run.status, run.continuedFrom, run.continuedAs])).toEqual([
+      ["continued", undefined, chain[1]?.runId],
+      ["continued", chain[0]?.runId, chain[2]?.runId],
+      ["completed", chain[1]?.runId, undefined],
+    ]);
+    for (const run of chain) expect(run).toEqual(await env.runtime.getRun(run.runId));
+    expect(chain[2]).toMatchObject({ result: 210, input: [100, 2], tags: { account: "acc-1" } });
+    expect(await first.result()).toBe(210);
   });
 
   it("runs the runs that application code starts through the top-level API, once configured with env.runtime", async () => {

@@ -9,6 +9,7 @@ import {
   RuntimeClosedError,
 } from "../core/errors.ts";
 import { resumeAtOf, type WorkflowEvent } from "../core/events.ts";
+import { assertRunId } from "../core/ids.ts";
 import type { Registry } from "../core/registry.ts";
 import type { StepDefinition } from "../core/step.ts";
 import type { AnyWorkflow, WorkflowArgs, WorkflowResult } from "../core/workflow.ts";
@@ -212,8 +213,10 @@ export class TestEnvironment {
    * @example
    * const child = env.getHandle<number>(childRunId);
    * expect(await child.result()).toBe(40);
+   * @throws InvalidRunIdError for an id that no run can have (e.g. `undefined`)
    */
   getHandle<Result = unknown>(runId: string): RunHandle<Result> {
+    assertRunId(runId);
     return new EnvironmentRunHandle<Result>(runId, this.driver);
   }
 

@@ -10,6 +10,7 @@ import {
   createWebhook,
   FatalError,
   getStepInfo,
+  InvalidRunIdError,
   InvalidRunStateError,
   map,
   now,
@@ -653,6 +654,7 @@ describe("createTestEnvironment: other runs", () => {
     for (const run of chain) expect(run).toEqual(await env.runtime.getRun(run.runId));
     expect(chain[2]).toMatchObject({ result: 210, input: [100, 2], tags: { account: "acc-1" } });
     expect(await first.result()).toBe(210);
+    expect(() => env.getHandle(chain[2]?.continuedAs as string)).toThrow(InvalidRunIdError);
   });
 
   it("runs the runs that application code starts through the top-level API, once configured with env.runtime", async () => {

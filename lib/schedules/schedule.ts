@@ -122,9 +122,16 @@ export function schedule(name: string, workflow: AnyWorkflow, options: ScheduleO
   return definition;
 }
 
-/** Whether `value` is a schedule made by {@link schedule} (a module may export its schedules). */
-export function isSchedule(value: unknown): value is ScheduleDefinition {
-  return typeof value === "object" && value !== null && declared.has(value);
+/**
+ * The schedules made by {@link schedule} among a workflows module's exports, alone or in arrays, each once:
+ * what `tsworkflow worker`, `runWorker` and `tsworkflow dev` fire.
+ */
+export function exportedSchedules(exported: Record<string, unknown>): ScheduleDefinition[] {
+  const found = new Set<ScheduleDefinition>();
+  for (const value of Object.values(exported))
+    for (const item of Array.isArray(value) ? value : [value])
+      if (typeof item === "object" && item !== null && declared.has(item)) found.add(item);
+  return [...found];
 }
 
 /**

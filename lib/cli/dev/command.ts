@@ -16,6 +16,8 @@ export interface DevCommandOptions {
   context: Output;
   /** How often new runs are looked for, to print their links. @default 300 */
   pollMs?: number;
+  /** Fire the schedules the module exports (`--no-schedules`: none). @default true */
+  schedules?: boolean;
 }
 
 /** Source files whose change restarts the worker. */
@@ -23,7 +25,7 @@ const SOURCES = new Set([".ts", ".mts", ".cts", ".tsx", ".js", ".mjs", ".cjs", "
 
 /**
  * `tsworkflow dev <module>`: runs the workflows module on the embedded file backend in a worker
- * process, serves the dashboard (actions and webhooks on) beside it, prints a link to each run that
+ * process (which fires the schedules the module exports), serves the dashboard (actions and webhooks on) beside it, prints a link to each run that
  * starts, and restarts the worker when a source file next to the module changes: the new worker
  * resumes every unfinished run from its log. Runs until SIGINT or SIGTERM.
  */
@@ -48,7 +50,7 @@ export async function runDevCommand(
   const control = new FileControl({ dir: backend.dir });
   // Runs from before are not announced; those the module starts are.
   const seen = new Set((await control.listRuns({ limit: 1000 })).runs.map((run) => run.runId));
-  const worker = new DevWorker(module, backend.dir, context);
+  const worker = new DevWorker(module, backend.dir, context, options.schedules ?? true);
   await worker.start();
   let dashboard: Awaited<ReturnType<typeof serveDashboard>>;
   try {
@@ -146,6 +148,7 @@ class DevWorker {
     private readonly module: string,
     private readonly dir: string,
     private readonly context: Output,
+    private readonly schedules: boolean,
   ) {}
 
   start(): Promise<void> {
@@ -155,7 +158,8 @@ class DevWorker {
     // From the repository's sources the worker itself is TypeScript; compiled, it needs no loader (a
     // TypeScript workflows module gets tsx from importWorkflowsModule, only then).
     const loader = entry.endsWith(".ts") ? ["--import", import.meta.resolve("tsx")] : [];
-    const child = spawn(process.execPath, [...loader, entry, this.module, this.dir], {
+    const args = [entry, this.module, this.dir, ...(this.schedules ? [] : ["--no-schedules"])];
+    const child = spawn(process.execPath, [...loader, ...args], {
       stdio: ["ignore", "pipe", "inherit"],
     });
     this.child = child;
@@ -172,7 +176,9 @@ class DevWorker {
             continue;
           }
           if (message.event === "ready") {
-            this.context.out(`${this.context.style.dim(`worker ${String(message.pid)} ready`)}\n`);
+            const schedules = message.schedules as string[];
+            const firing = schedules.length > 0 ? `, firing schedules ${schedules.join(", ")}` : "";
+            this.context.out(`${this.context.style.dim(`worker ${String(message.pid)} ready${firing}`)}\n`);
             done();
           }
           if (message.event === "failed") {

@@ -3,6 +3,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "no
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
+import { FileStorage } from "../../lib/adapters/file/file-storage.ts";
 import { FileControl } from "../../lib/runtimes/file-control.ts";
 import { until } from "../local/support/child.ts";
 import { REPO_ROOT } from "./run-cli.ts";
@@ -52,7 +53,7 @@ describe("tsworkflow dev", () => {
   };
 
   afterEach(async () => {
-    if (dev && dev.exitCode === null) {
+    if (dev && dev.exitCode === null && dev.signalCode === null) {
       const exited = new Promise((done) => dev?.once("exit", done));
       dev.kill("SIGKILL");
       await exited;
@@ -126,5 +127,35 @@ describe("tsworkflow dev", () => {
     expect(run?.idempotencyKey).toMatch(/^schedule:dev-every-second:\d{4}-/);
     expect(run?.result).toBe("tick stamped");
     expect(await firing.exited).toBe(0);
+  });
+
+  it("stops its worker, letting go of the directory, when tsworkflow dev is killed", async () => {
+    // Prepare
+    project = mkdtempSync(join(tmpdir(), "tsw-dev-kill-"));
+    const dir = join(project, ".tsworkflow");
+    writeFileSync(join(project, "package.json"), JSON.stringify({ type: "module" }));
+    writeFileSync(join(project, "flows.ts"), moduleText("hello"));
+    const { child, output, exited } = startDev(["flows.ts"]);
+    await until(() => output().includes("Ctrl-C stops."), "the start-up");
+    const workerPid = Number((/worker (\d+) ready/.exec(output()) as RegExpExecArray)[1]);
+    const alive = () => {
+      try {
+        process.kill(workerPid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    try {
+      // Act: killed as a closed terminal or a crash would, with no chance to stop its worker.
+      child.kill("SIGKILL");
+      await exited;
+      await until(() => !alive(), "the worker stops", 20_000);
+      // Assess: the directory is free for the next process.
+      const storage = new FileStorage({ dir });
+      await storage.close();
+    } finally {
+      if (alive()) process.kill(workerPid, "SIGKILL");
+    }
   });
 });

@@ -159,9 +159,8 @@ class DevWorker {
     // TypeScript workflows module gets tsx from importWorkflowsModule, only then).
     const loader = entry.endsWith(".ts") ? ["--import", import.meta.resolve("tsx")] : [];
     const args = [entry, this.module, this.dir, ...(this.schedules ? [] : ["--no-schedules"])];
-    const child = spawn(process.execPath, [...loader, ...args], {
-      stdio: ["ignore", "pipe", "inherit"],
-    });
+    // stdin stays open: the worker stops when it closes, this process gone.
+    const child = spawn(process.execPath, [...loader, ...args], { stdio: ["pipe", "pipe", "inherit"] });
     this.child = child;
     return new Promise((done) => {
       let buffered = "";

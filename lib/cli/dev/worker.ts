@@ -17,10 +17,18 @@ const tell = (message: Record<string, unknown>) => process.stdout.write(`${JSON.
 
 let scheduler: Scheduler | undefined;
 let names: string[] = [];
-process.once("SIGTERM", () => {
+let stopping = false;
+const stop = () => {
+  if (stopping) return;
+  stopping = true;
   scheduler?.stop();
   void shutdown().finally(() => process.exit(0));
-});
+};
+// SIGINT: Ctrl-C reaches the whole process group, this worker too.
+process.once("SIGTERM", stop).once("SIGINT", stop);
+// The parent is gone without stopping this worker (killed, or a Ctrl-C while it started): its end of stdin
+// closes. Stop too, rather than hold the directory's lock for ever.
+process.stdin.once("end", stop).resume();
 
 let runtime: LocalRuntime | undefined;
 for (const deadline = Date.now() + 15_000; !runtime; ) {

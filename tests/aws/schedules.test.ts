@@ -561,16 +561,21 @@ describe("a tick whose run cannot start", () => {
         .filter((message) => message.includes(`"${name}"`));
   }
 
-  it("gives up a tick that can only fail again (an idempotency conflict): logged with the schedule, kept as lastError, no redelivery; the next tick starts its run and clears it", async () => {
-    // Prepare: the first tick's key already started a run with other arguments.
+  /** An hourly schedule deployed and reconciled, its error logs recorded; `first`: its first tick. */
+  async function hourly(name: string) {
     const kit = await freshKit();
-    const definition = schedule("h-conflict", report, { cron: "0 * * * *", args: ["h"] });
+    const definition = schedule(name, report, { cron: "0 * * * *", args: [name] });
     const { schedules, handled } = counted([definition]);
     const stack = deploy(kit, schedules);
-    const errors = scheduleErrors("h-conflict");
+    const errors = scheduleErrors(name);
     await syncClock();
     await stack.sweep();
-    const first = definition.nextTick(emulators.clock.now()) as number;
+    return { stack, handled, errors, first: definition.nextTick(emulators.clock.now()) as number };
+  }
+
+  it("gives up a tick that can only fail again (an idempotency conflict): logged with the schedule, kept as lastError, no redelivery; the next tick starts its run and clears it", async () => {
+    // Prepare: the first tick's key already started a run with other arguments.
+    const { stack, handled, errors, first } = await hourly("h-conflict");
     const taken = await stack.invokeStart({
       workflow: "schedules_report",
       args: ["other"],
@@ -611,13 +616,7 @@ describe("a tick whose run cannot start", () => {
 
   it("has SQS deliver a tick again after a failure that may pass (DynamoDB throttling), logged with the schedule, and starts its run once", async () => {
     // Prepare: the step function's first two reads of the schedule's state are throttled.
-    const kit = await freshKit();
-    const definition = schedule("i-throttled", report, { cron: "0 * * * *", args: ["throttled"] });
-    const { schedules, handled } = counted([definition]);
-    const stack = deploy(kit, schedules);
-    const errors = scheduleErrors("i-throttled");
-    await syncClock();
-    await stack.sweep();
+    const { stack, handled, errors, first } = await hourly("i-throttled");
     let throttles = 2;
     stack.clients.dynamodb.middlewareStack.add(
       (next, context) => async (args) => {
@@ -634,7 +633,6 @@ describe("a tick whose run cannot start", () => {
       },
       { step: "initialize", name: "throttleScheduleReads" },
     );
-    const first = definition.nextTick(emulators.clock.now()) as number;
 
     // Act
     await stack.skip(first - emulators.clock.now() + 1_000);

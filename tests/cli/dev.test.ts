@@ -158,4 +158,22 @@ describe("tsworkflow dev", () => {
       if (alive()) process.kill(workerPid, "SIGKILL");
     }
   });
+
+  it("stops cleanly on a Ctrl-C that comes while its worker starts", async () => {
+    // Prepare
+    project = mkdtempSync(join(tmpdir(), "tsw-dev-early-"));
+    const dir = join(project, ".tsworkflow");
+    writeFileSync(join(project, "package.json"), JSON.stringify({ type: "module" }));
+    writeFileSync(join(project, "flows.ts"), moduleText("hello"));
+    const { child, output, exited } = startDev(["flows.ts"]);
+    // Act: the worker holds the directory and is importing the module.
+    await until(() => existsSync(join(dir, "lock")), "the worker's lock");
+    child.kill("SIGINT");
+    const code = await exited;
+    // Assess: stopped as a Ctrl-C after start-up stops it, the directory free for the next process.
+    expect(code).toBe(0);
+    expect(output()).toContain("SIGINT: stopping.");
+    const storage = new FileStorage({ dir });
+    await storage.close();
+  });
 });

@@ -46,6 +46,11 @@ export async function runDevCommand(
       `tsworkflow dev ${file}: ${module} does not exist. Pass the module that defines your workflows.`,
     );
   mkdirSync(backend.dir, { recursive: true });
+  // Listened to from the start: a Ctrl-C while the worker starts stops it too, once it is up.
+  const stopped = new Promise<NodeJS.Signals>((done) => {
+    process.once("SIGINT", done);
+    process.once("SIGTERM", done);
+  });
 
   const control = new FileControl({ dir: backend.dir });
   // Runs from before are not announced; those the module starts are.
@@ -109,10 +114,7 @@ export async function runDevCommand(
     void worker.restart();
   });
 
-  const signal = await new Promise<NodeJS.Signals>((done) => {
-    process.once("SIGINT", done);
-    process.once("SIGTERM", done);
-  });
+  const signal = await stopped;
   context.out(`${style.dim(`${signal}: stopping.`)}\n`);
   clearInterval(lookForRuns);
   stopWatching();

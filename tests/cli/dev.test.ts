@@ -52,6 +52,20 @@ describe("tsworkflow dev", () => {
     return { child, output: () => output, exited };
   };
 
+  /** A new project (an ES module package) in a temporary directory with `file` holding `text`; its data directory. */
+  const newProject = (file: string, text: string) => {
+    project = mkdtempSync(join(tmpdir(), "tsw-dev-"));
+    writeFileSync(join(project, "package.json"), JSON.stringify({ type: "module" }));
+    writeFileSync(join(project, file), text);
+    return join(project, ".tsworkflow");
+  };
+
+  /** Opening the directory as its writer throws StorageLockedError while another process holds it. */
+  const expectDirectoryFree = async (dir: string) => {
+    const storage = new FileStorage({ dir });
+    await storage.close();
+  };
+
   afterEach(async () => {
     if (dev && dev.exitCode === null && dev.signalCode === null) {
       const exited = new Promise((done) => dev?.once("exit", done));
@@ -63,11 +77,8 @@ describe("tsworkflow dev", () => {
 
   it("runs the module with the dashboard, links each run, and restarts the worker on a change, the run going on with the new code", async () => {
     // Prepare
-    project = mkdtempSync(join(tmpdir(), "tsw-dev-"));
+    const dir = newProject("flows.ts", moduleText("hello"));
     const module = join(project, "flows.ts");
-    const dir = join(project, ".tsworkflow");
-    writeFileSync(join(project, "package.json"), JSON.stringify({ type: "module" }));
-    writeFileSync(module, moduleText("hello"));
     const { child, output, exited } = startDev(["flows.ts"]);
     await until(
       () => /run (run_\S+) \(dev_hello\) started: (http\S+)/.test(output()),
@@ -100,10 +111,7 @@ describe("tsworkflow dev", () => {
 
   it("fires the schedules the module exports and names them at start-up, and fires none with --no-schedules", async () => {
     // Prepare
-    project = mkdtempSync(join(tmpdir(), "tsw-dev-sched-"));
-    const dir = join(project, ".tsworkflow");
-    writeFileSync(join(project, "package.json"), JSON.stringify({ type: "module" }));
-    writeFileSync(join(project, "scheduled.ts"), scheduledModuleText);
+    const dir = newProject("scheduled.ts", scheduledModuleText);
     // Act: first without schedules, then with them.
     const without = startDev(["scheduled.ts", "--no-schedules"]);
     await until(() => without.output().includes("Ctrl-C stops."), "the start-up");
@@ -131,10 +139,7 @@ describe("tsworkflow dev", () => {
 
   it("stops its worker, letting go of the directory, when tsworkflow dev is killed", async () => {
     // Prepare
-    project = mkdtempSync(join(tmpdir(), "tsw-dev-kill-"));
-    const dir = join(project, ".tsworkflow");
-    writeFileSync(join(project, "package.json"), JSON.stringify({ type: "module" }));
-    writeFileSync(join(project, "flows.ts"), moduleText("hello"));
+    const dir = newProject("flows.ts", moduleText("hello"));
     const { child, output, exited } = startDev(["flows.ts"]);
     await until(() => output().includes("Ctrl-C stops."), "the start-up");
     const workerPid = Number((/worker (\d+) ready/.exec(output()) as RegExpExecArray)[1]);
@@ -152,8 +157,7 @@ describe("tsworkflow dev", () => {
       await exited;
       await until(() => !alive(), "the worker stops", 20_000);
       // Assess: the directory is free for the next process.
-      const storage = new FileStorage({ dir });
-      await storage.close();
+      await expectDirectoryFree(dir);
     } finally {
       if (alive()) process.kill(workerPid, "SIGKILL");
     }
@@ -161,10 +165,7 @@ describe("tsworkflow dev", () => {
 
   it("stops cleanly on a Ctrl-C that comes while its worker starts", async () => {
     // Prepare
-    project = mkdtempSync(join(tmpdir(), "tsw-dev-early-"));
-    const dir = join(project, ".tsworkflow");
-    writeFileSync(join(project, "package.json"), JSON.stringify({ type: "module" }));
-    writeFileSync(join(project, "flows.ts"), moduleText("hello"));
+    const dir = newProject("flows.ts", moduleText("hello"));
     const { child, output, exited } = startDev(["flows.ts"]);
     // Act: the worker holds the directory and is importing the module.
     await until(() => existsSync(join(dir, "lock")), "the worker's lock");
@@ -173,7 +174,6 @@ describe("tsworkflow dev", () => {
     // Assess: stopped as a Ctrl-C after start-up stops it, the directory free for the next process.
     expect(code).toBe(0);
     expect(output()).toContain("SIGINT: stopping.");
-    const storage = new FileStorage({ dir });
-    await storage.close();
+    await expectDirectoryFree(dir);
   });
 });

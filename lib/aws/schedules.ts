@@ -12,6 +12,7 @@ import { ConfigurationError, InvalidMessageError } from "../core/errors.ts";
 import { getLogger } from "../core/logger.ts";
 import { optional } from "../core/optional.ts";
 import { FINISHED_STATUSES } from "../ports/event-store.ts";
+import type { ScheduleError } from "../ports/schedule-store.ts";
 import { type AwsRuntime, clientSettings } from "../runtimes/aws.ts";
 import { type ScheduleDefinition, tickKey } from "../schedules/schedule.ts";
 import { startFailed } from "../schedules/start-failure.ts";
@@ -185,7 +186,7 @@ export function awsSchedules(
         );
         await store.update(definition.name, { lastRunId: runId, lastTick: Math.max(state.lastTick, tick) }, [
           ...held(state, tick),
-          LAST_ERROR,
+          "lastError",
         ]);
         logger.info(
           created ? "schedule tick started a run" : "schedule tick delivered again: its run exists",
@@ -216,9 +217,6 @@ export function awsSchedules(
 function held(state: AwsScheduleState | undefined, tick: number): "bufferedTick"[] {
   return state?.bufferedTick === tick ? ["bufferedTick"] : [];
 }
-
-/** Removed by the store's update as the fields its type names (the two it removed before lastError was kept). */
-const LAST_ERROR = "lastError" as "bufferedTick";
 
 /** An AccessDeniedException of the reconcile means the construct was deployed without `schedules: true`. */
 function withPermissionHint(error: unknown): unknown {
@@ -257,6 +255,11 @@ export interface AwsScheduleInfo {
   /** The last tick that started a run (or when the schedule was created). */
   lastTick: Date;
   lastRunId?: string;
+  /**
+   * Why the last tick that could not start its run failed (`{ at, tick, name, code, message }`), until a
+   * later tick starts one.
+   */
+  lastError?: ScheduleError;
 }
 
 /** What the client needs to manage schedules: the table, the schedule group, and the clients. */
@@ -291,6 +294,7 @@ export function scheduleControl(options: ScheduleControlOptions) {
         paused: state.paused,
         lastTick: new Date(state.lastTick),
         ...optional("lastRunId", state.lastRunId),
+        ...optional("lastError", state.lastError),
       }));
     },
     async pauseSchedule(name: string): Promise<void> {

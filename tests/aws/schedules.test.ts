@@ -586,11 +586,15 @@ describe("a tick whose run cannot start", () => {
     await stack.skip(first - emulators.clock.now() + 1_000);
     await waitFor("the first tick handled", () => (handled.length === 1 ? true : undefined));
     const failed = await stateItem(stack, "h-conflict");
+    const listedFailing = (await clientOf(stack).listSchedules()).find((info) => info.name === "h-conflict");
     const failedRecords = stack.stepMapping.stats.failedRecords;
     await stack.skip(60 * MINUTE);
     await waitFor("the second tick handled", () => (handled.length === 2 ? true : undefined));
     await waitForRuns(stack, "schedules_report", 2);
     const recovered = await stateItem(stack, "h-conflict");
+    const listedRecovered = (await clientOf(stack).listSchedules()).find(
+      (info) => info.name === "h-conflict",
+    );
 
     // Assess
     const tickTime = new Date(first).toISOString();
@@ -606,6 +610,8 @@ describe("a tick whose run cannot start", () => {
       message: expect.stringContaining(`already started run ${taken.runId} with a different input`),
     });
     expect(failed?.lastRunId).toBeUndefined();
+    expect(listedFailing?.lastError).toEqual(failed?.lastError);
+    expect(listedRecovered).not.toHaveProperty("lastError");
     expect(await runKeys(stack, "schedules_report")).toEqual(
       [tickKey("h-conflict", first), tickKey("h-conflict", first + 60 * MINUTE)].sort(),
     );

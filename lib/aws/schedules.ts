@@ -12,8 +12,10 @@ import { ConfigurationError, InvalidMessageError } from "../core/errors.ts";
 import { getLogger } from "../core/logger.ts";
 import { optional } from "../core/optional.ts";
 import { FINISHED_STATUSES } from "../ports/event-store.ts";
+import type { ScheduleError } from "../ports/schedule-store.ts";
 import { type AwsRuntime, clientSettings } from "../runtimes/aws.ts";
 import { type ScheduleDefinition, tickKey } from "../schedules/schedule.ts";
+import { startFailed } from "../schedules/start-failure.ts";
 
 /** A tick message, as EventBridge Scheduler puts it on the step queue. */
 export type TickMessage = Extract<QueueMessage, { kind: "tick" }>;
@@ -146,55 +148,74 @@ export function awsSchedules(
           `The tick of schedule "${message.schedule}" has no valid scheduled time ("${message.scheduledTime}").`,
         );
       const store = scheduleStoreOf(runtime);
-      const state = definition && (await store.get(definition.name));
-      if (!definition || !state) {
+      const notDeclared = () =>
         // Removed from the code, or deleted: the next reconcile deletes its EventBridge schedule.
         logger.warn("tick of a schedule that is not declared here; nothing started", {
           schedule: message.schedule,
           tick: message.scheduledTime,
         });
-        return;
-      }
-      // Paused: nothing starts (a held tick is dropped by resumeSchedule). A held tick's message that
-      // comes back after its tick started (or was replaced) is stale.
-      if (state.paused || (message.buffered && state.bufferedTick !== tick)) return;
-      const overlap = definition.options.overlap ?? "skip";
-      if (overlap !== "allow" && (await previousRunning(runtime, state))) {
-        if (overlap === "buffer-one" && (state.bufferedTick ?? tick) === tick) {
-          if (state.bufferedTick === undefined) await store.update(definition.name, { bufferedTick: tick });
-          await runtime.queue.stepQueue.send({
-            MessageBody: messageBody({ ...message, buffered: true }),
-            DelaySeconds: bufferPollSeconds,
+      if (!definition) return notDeclared();
+      let state: AwsScheduleState | undefined;
+      try {
+        state = await store.get(definition.name);
+        if (!state) return notDeclared();
+        // Paused: nothing starts (a held tick is dropped by resumeSchedule). A held tick's message that
+        // comes back after its tick started (or was replaced) is stale.
+        if (state.paused || (message.buffered && state.bufferedTick !== tick)) return;
+        const overlap = definition.options.overlap ?? "skip";
+        if (overlap !== "allow" && (await previousRunning(runtime, state))) {
+          if (overlap === "buffer-one" && (state.bufferedTick ?? tick) === tick) {
+            if (state.bufferedTick === undefined) await store.update(definition.name, { bufferedTick: tick });
+            await runtime.queue.stepQueue.send({
+              MessageBody: messageBody({ ...message, buffered: true }),
+              DelaySeconds: bufferPollSeconds,
+            });
+            return;
+          }
+          logger.info("tick skipped: the previous run is still going", {
+            schedule: definition.name,
+            tick: message.scheduledTime,
+            runId: state.lastRunId,
           });
           return;
         }
-        logger.info("tick skipped: the previous run is still going", {
-          schedule: definition.name,
-          tick: message.scheduledTime,
-          runId: state.lastRunId,
+        const { runId, created } = await runtime.engine.start(
+          definition.workflow,
+          definition.options.args ?? [],
+          { idempotencyKey: tickKey(definition.name, tick) },
+        );
+        await store.update(definition.name, { lastRunId: runId, lastTick: Math.max(state.lastTick, tick) }, [
+          ...held(state, tick),
+          "lastError",
+        ]);
+        logger.info(
+          created ? "schedule tick started a run" : "schedule tick delivered again: its run exists",
+          {
+            schedule: definition.name,
+            tick: message.scheduledTime,
+            runId,
+            lag: now - tick,
+          },
+        );
+      } catch (error) {
+        // As on every backend: logged with the schedule; a start that can only fail again is given up (kept
+        // as lastError, the message deleted: no redeliveries into the DLQ), another fails the record so
+        // that SQS delivers the tick again.
+        const { failure, givenUp } = startFailed(definition, error, now, tick, {
+          retried:
+            "SQS delivers the tick again after the step queue's visibility timeout (after maxReceiveCount receives, it is in the step DLQ).",
+          apply: "deploy",
         });
-        return;
+        if (!givenUp) throw error;
+        await store.update(definition.name, { lastError: failure }, held(state, tick));
       }
-      const { runId, created } = await runtime.engine.start(
-        definition.workflow,
-        definition.options.args ?? [],
-        {
-          idempotencyKey: tickKey(definition.name, tick),
-        },
-      );
-      await store.update(
-        definition.name,
-        { lastRunId: runId, lastTick: Math.max(state.lastTick, tick) },
-        state.bufferedTick === tick ? ["bufferedTick"] : [],
-      );
-      logger.info(created ? "schedule tick started a run" : "schedule tick delivered again: its run exists", {
-        schedule: definition.name,
-        tick: message.scheduledTime,
-        runId,
-        lag: now - tick,
-      });
     },
   };
+}
+
+/** A handled tick's held place in its schedule's state, to remove (`overlap: "buffer-one"`). */
+function held(state: AwsScheduleState | undefined, tick: number): "bufferedTick"[] {
+  return state?.bufferedTick === tick ? ["bufferedTick"] : [];
 }
 
 /** An AccessDeniedException of the reconcile means the construct was deployed without `schedules: true`. */
@@ -234,6 +255,11 @@ export interface AwsScheduleInfo {
   /** The last tick that started a run (or when the schedule was created). */
   lastTick: Date;
   lastRunId?: string;
+  /**
+   * Why the last tick that could not start its run failed (`{ at, tick, name, code, message }`), until a
+   * later tick starts one.
+   */
+  lastError?: ScheduleError;
 }
 
 /** What the client needs to manage schedules: the table, the schedule group, and the clients. */
@@ -268,6 +294,7 @@ export function scheduleControl(options: ScheduleControlOptions) {
         paused: state.paused,
         lastTick: new Date(state.lastTick),
         ...optional("lastRunId", state.lastRunId),
+        ...optional("lastError", state.lastError),
       }));
     },
     async pauseSchedule(name: string): Promise<void> {

@@ -448,12 +448,17 @@ export function createProgram(context: CliContext, setExitCode: (code: number) =
     .option("--port <port>", `dashboard port, 0 for any free port (default: ${DEFAULT_PORT})`, port)
     .option("--host <host>", "dashboard address (default: 127.0.0.1)")
     .option("--token <token>", "require this token on the dashboard (default: $TSWORKFLOW_DASHBOARD_TOKEN)")
+    .option("--no-schedules", "fire none of the schedules that the module exports")
     .addHelpText(
       "after",
-      "\nThe module runs in a worker process on the file backend (--dir, default ./.tsworkflow). The dashboard\nhas cancel and retry on and serves webhooks; each run that starts gets a link. Saving a file next to\nthe module restarts the worker, which resumes the runs from their logs.\n\nExample:\n  tsworkflow dev ./src/workflows.ts",
+      "\nThe module runs in a worker process on the file backend (--dir, default ./.tsworkflow), which fires the\nschedules the module exports (export const daily = schedule(...)). The dashboard has cancel and retry on\nand serves webhooks; each run that starts gets a link. Saving a file next to the module restarts the\nworker, which resumes the runs from their logs.\n\nExample:\n  tsworkflow dev ./src/workflows.ts",
     )
     .action(
-      async (module: string, options: { port?: number; host?: string; token?: string }, command: Command) => {
+      async (
+        module: string,
+        options: { port?: number; host?: string; token?: string; schedules: boolean },
+        command: Command,
+      ) => {
         const backend = backendOf(command);
         const { runDevCommand } = await importOptional(() => import("./dev/command.ts"), "tsworkflow dev", [
           "hono",
@@ -464,6 +469,7 @@ export function createProgram(context: CliContext, setExitCode: (code: number) =
             port: options.port ?? DEFAULT_PORT,
             host: options.host ?? "127.0.0.1",
             token: options.token ?? (context.env.TSWORKFLOW_DASHBOARD_TOKEN || undefined),
+            schedules: options.schedules,
             context,
           }),
         );

@@ -11,6 +11,7 @@ import { FINISHED_STATUSES, type RunRecord } from "../ports/event-store.ts";
  * - `retry-wait`: the delay between a failed attempt and the next;
  * - `sleeping` / `slept`: a sleep not yet over, or over;
  * - `waiting` / `received` / `timed-out`: a wait for an event (hook) not yet over, or how it ended;
+ *   `failed` when the event came with a payload that failed the wait's schema and with it the run;
  * - `abandoned`: work in flight when the run finished (cancelled, or failed elsewhere).
  * Child workflows use `running`, `completed` and `failed`.
  */
@@ -279,6 +280,15 @@ export function buildTimeline(run: RunRecord, events: readonly WorkflowEvent[], 
     }
   }
 
+  const rejected = active ? undefined : rejectedWait(events);
+  const rejectedRow = rejected && rows.get(rejected.hookId);
+  if (rejected && rejectedRow) {
+    const segment = rejectedRow.segments.at(-1);
+    if (segment) Object.assign(segment, { kind: "failed", error: rejected.error });
+    rejectedRow.status = "failed";
+    rejectedRow.error = rejected.error;
+  }
+
   for (const row of rows.values()) {
     for (const segment of row.segments) {
       if (!segment.open) continue;
@@ -301,6 +311,29 @@ export function buildTimeline(run: RunRecord, events: readonly WorkflowEvent[], 
     row.end = Math.max(...row.segments.map((segment) => segment.end), row.start);
   }
   return { start, end, active, rows: [...rows.values()] };
+}
+
+/**
+ * The wait whose event failed the run with a payload that does not match the wait's schema. The schema is
+ * checked as the workflow takes the payload, so the log has the event as received and the run's
+ * `EventPayloadError` (naming the event) after it: the wait is the last one that received that event,
+ * unless a step or a child run failed with the same error after it (the run failed with theirs).
+ */
+function rejectedWait(
+  events: readonly WorkflowEvent[],
+): { hookId: string; error: SerializedError } | undefined {
+  const last = events.at(-1);
+  if (last?.type !== "workflow_failed" || last.error.code !== "INVALID_EVENT_PAYLOAD") return undefined;
+  const { error } = last;
+  for (let index = events.length - 2; index >= 0; index -= 1) {
+    const event = events[index] as unknown as LooseEvent;
+    if (event.type === "hook_received" && error.message.includes(`event "${String(event.eventName)}"`))
+      return { hookId: String(event.hookId), error };
+    // A step or a child run that failed with this very error passed it on: no wait of the run failed.
+    const passedOn = event.type === "step_failed" || event.type === "child_failed";
+    if (passedOn && (event.error as SerializedError | undefined)?.message === error.message) return undefined;
+  }
+  return undefined;
 }
 
 /**

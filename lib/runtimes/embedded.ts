@@ -109,7 +109,7 @@ export interface LocalRuntimeOptions {
 }
 
 /** Schedule state beside the runs: `<dir>/schedules.json` on the file backend, memory otherwise. */
-function scheduleStoreOf(storage: EventStore): ScheduleStore {
+export function scheduleStoreOf(storage: EventStore): ScheduleStore {
   return storage instanceof FileStorage
     ? new FileScheduleStore(join(storage.dir, "schedules.json"))
     : new MemoryScheduleStore();

@@ -7,7 +7,7 @@ import { getLogger } from "../core/logger.ts";
 import { optional } from "../core/optional.ts";
 import { defaultRegistry, type Registry } from "../core/registry.ts";
 import { importWorkflowsModule } from "../core/workflows-module.ts";
-import { isSchedule, type ScheduleDefinition } from "../schedules/schedule.ts";
+import { exportedSchedules, type ScheduleDefinition } from "../schedules/schedule.ts";
 import { createRedisRuntime, type RedisRuntime } from "./redis.ts";
 import type { RedisSweepOptions } from "./redis-sweeper.ts";
 
@@ -87,7 +87,7 @@ export async function runWorker(options: RunWorkerOptions): Promise<RunningWorke
     );
   }
   const exported = await importWorkflowsModule(file);
-  const schedules = options.schedules ?? schedulesOf(exported);
+  const schedules = options.schedules ?? exportedSchedules(exported);
   const registry = options.registry ?? defaultRegistry;
   const names = registry.registeredWorkflows().map((definition) => definition.name);
   if (names.length === 0) {
@@ -170,14 +170,6 @@ export async function runWorker(options: RunWorkerOptions): Promise<RunningWorke
     process.on("SIGINT", onSignal);
   }
   return { workerId, runtime, stopped, stop };
-}
-
-/** The schedules among a module's exports, alone or in arrays, each once. */
-function schedulesOf(exported: Record<string, unknown>): ScheduleDefinition[] {
-  const found = new Set<ScheduleDefinition>();
-  for (const value of Object.values(exported))
-    for (const item of Array.isArray(value) ? value : [value]) if (isSchedule(item)) found.add(item);
-  return [...found];
 }
 
 function wholeNumber(flag: string, value: string): number {

@@ -122,14 +122,21 @@ export function schedule(name: string, workflow: AnyWorkflow, options: ScheduleO
   return definition;
 }
 
-/** Whether `value` is a schedule made by {@link schedule} (a module may export its schedules). */
-export function isSchedule(value: unknown): value is ScheduleDefinition {
-  return typeof value === "object" && value !== null && declared.has(value);
+/**
+ * The schedules made by {@link schedule} among a workflows module's exports, alone or in arrays, each once:
+ * what `tsworkflow worker`, `runWorker` and `tsworkflow dev` fire.
+ */
+export function exportedSchedules(exported: Record<string, unknown>): ScheduleDefinition[] {
+  const found = new Set<ScheduleDefinition>();
+  for (const value of Object.values(exported))
+    for (const item of Array.isArray(value) ? value : [value])
+      if (typeof item === "object" && item !== null && declared.has(item)) found.add(item);
+  return [...found];
 }
 
 /**
  * When a schedule ticks: its `cron` (in its `timezone`) or `every`, bounded by `startAt` and `endAt`.
- * @throws ConfigurationError for a bad cron expression, timezone, interval or bounds
+ * @throws ConfigurationError for a bad cron expression (or one that no date matches), timezone, interval or bounds
  */
 export function ticker(
   name: string,
@@ -172,6 +179,14 @@ export function ticker(
         `${(error as Error).message.replace(/\.$/, "")}. Use 5 fields (minute hour day-of-month month day-of-week) or 6 (seconds first), e.g. "0 9 * * MON-FRI"`,
       );
     }
+    // croner parses "0 0 30 2 *" (February 30) and then finds no date: the schedule would never fire.
+    if (!cron.nextRun())
+      throw invalid(
+        name,
+        "cron expression",
+        options.cron,
+        'no date matches it (a day of the month that none of its months has, such as February 30). Fix the day-of-month or month field, e.g. "0 0 L 2 *" for the last day of February',
+      );
     return bounded((after) => cron.nextRun(new Date(after))?.getTime());
   }
   if (options.timezone !== undefined)

@@ -11,6 +11,7 @@ import type {
   ScheduleStore,
 } from "../ports/schedule-store.ts";
 import { type ScheduleDefinition, ticker, tickKey } from "./schedule.ts";
+import { sentence, startFailed } from "./start-failure.ts";
 
 /** Options of {@link Scheduler}. */
 export interface SchedulerOptions {
@@ -65,20 +66,6 @@ const ON_TIME_MS = 60_000;
 const STORE_POLL_MS = 60_000;
 /** A start that failed for a reason that may pass (the store unreachable) is tried again after this long. */
 const RETRY_MS = 5_000;
-/**
- * Codes of the errors about the start itself: the same tick would fail the same way every time, so it is
- * given up. Any other error (a connection refused, a timeout, a full disk) may pass: the tick is tried again.
- */
-const PERMANENT = new Set([
-  "INVALID_INPUT",
-  "NOT_SERIALIZABLE",
-  "PAYLOAD_TOO_LARGE",
-  "IDEMPOTENCY_CONFLICT",
-  "INVALID_IDEMPOTENCY_KEY",
-  "WORKFLOW_NOT_FOUND",
-  "WORKFLOW_VERSION_NOT_FOUND",
-  "CONFIGURATION",
-]);
 
 /**
  * Fires the declared schedules of one process: reconciles them with the store at `start()`, then
@@ -353,30 +340,11 @@ export class Scheduler {
     now: number,
     tick: number | undefined,
   ): ScheduleError {
-    const { name, message, code } = error as Error & { code?: unknown };
-    const permanent = typeof code === "string" && PERMANENT.has(code);
-    const what = tick === undefined ? "a trigger" : `the tick of ${new Date(tick).toISOString()}`;
-    getLogger().error(
-      `Schedule "${definition.name}" could not start workflow "${definition.workflow.name}" for ${what}: ${sentence(String(message))} ${
-        permanent
-          ? `The ${tick === undefined ? "trigger" : "tick"} is given up; if the next ones fail the same way, fix the schedule's args or workflow, then restart.`
-          : `Tried again in ${RETRY_MS / 1000} s.`
-      }`,
-      {
-        schedule: definition.name,
-        workflow: definition.workflow.name,
-        ...optional("tick", tick === undefined ? undefined : new Date(tick).toISOString()),
-        code,
-      },
-    );
-    return {
-      at: now,
-      ...optional("tick", tick),
-      name: String(name),
-      ...optional("code", typeof code === "string" ? code : undefined),
-      message: String(message),
-      ...(permanent ? {} : { retryAt: now + RETRY_MS }),
-    };
+    return startFailed(definition, error, now, tick, {
+      retried: `Tried again in ${RETRY_MS / 1000} s.`,
+      retryAt: now + RETRY_MS,
+      apply: "restart",
+    }).failure;
   }
 
   async #previousRunning(state: ScheduleState): Promise<boolean> {
@@ -447,11 +415,6 @@ function fireTimes(name: string, declaration: ScheduleDeclaration, after: number
     tick = nextTick(tick);
   }
   return times;
-}
-
-/** The text, ending with a full stop. */
-function sentence(text: string): string {
-  return /[.!?]$/.test(text) ? text : `${text}.`;
 }
 
 /** A stored failure as `listSchedules` shows it. */

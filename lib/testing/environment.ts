@@ -9,10 +9,10 @@ import {
   RuntimeClosedError,
 } from "../core/errors.ts";
 import { resumeAtOf, type WorkflowEvent } from "../core/events.ts";
+import { assertRunId } from "../core/ids.ts";
 import type { Registry } from "../core/registry.ts";
 import type { StepDefinition } from "../core/step.ts";
 import type { AnyWorkflow, WorkflowArgs, WorkflowResult } from "../core/workflow.ts";
-import { continuationRunIdOf } from "../engine/continuation.ts";
 import { type EventStore, FINISHED_STATUSES, type RunRecord } from "../ports/event-store.ts";
 import type { StartOptions } from "../ports/runtime.ts";
 import type { ScheduleStore } from "../ports/schedule-store.ts";
@@ -42,8 +42,9 @@ export interface TestEnvironmentOptions {
   workflows?: readonly AnyWorkflow[];
   /**
    * Fakes that run instead of steps, by step name, for this environment's runs only. A fake gets the step's
-   * arguments, its result is recorded, and it keeps the step's retry policy (a fake that throws is retried
-   * as the step would be). `env.fakeStep(step, fake)` does the same, typed by the step, at any time.
+   * arguments, its result is recorded, and it runs under the step's options: its retry policy (a fake that
+   * throws is retried as the step would be), its concurrency and rate limits. `env.fakeStep(step, fake)`
+   * does the same, typed by the step, at any time.
    * @default none
    * @example
    * const env = await createTestEnvironment({ steps: { charge_card: async () => ({ chargeId: "fake" }) } });
@@ -207,12 +208,15 @@ export class TestEnvironment {
 
   /**
    * A handle on a run of this environment's storage by its id: a child run (its id is in the parent's
-   * `child_started` event), or a run an earlier environment started on the same storage.
+   * `child_started` event), the next run of a `continueAsNew` chain (`continuedAs` of `run.describe()`), or
+   * a run an earlier environment started on the same storage.
    * @example
    * const child = env.getHandle<number>(childRunId);
    * expect(await child.result()).toBe(40);
+   * @throws InvalidRunIdError for an id that no run can have (e.g. `undefined`)
    */
   getHandle<Result = unknown>(runId: string): RunHandle<Result> {
+    assertRunId(runId);
     return new EnvironmentRunHandle<Result>(runId, this.driver);
   }
 
@@ -358,7 +362,8 @@ export class TestEnvironment {
 
   private async read(runId: string): Promise<{ run: RunRecord; events: WorkflowEvent[] }> {
     await this.settle();
-    const run = await this.storage.getRun(runId);
+    // As `getRun` gives it: with the links of a `continueAsNew` chain, which the store does not keep.
+    const run = await this.runtime.getRun(runId);
     if (!run) throw new RunNotFoundError(runId);
     return { run, events: await this.storage.getEvents(runId) };
   }
@@ -376,7 +381,7 @@ export class TestEnvironment {
     for (let current = runId; ; ) {
       const { run, events } = await this.read(current);
       // A run that continued as new finishes with the last run of its chain.
-      const next = run.status === "continued" && (await this.storage.getRun(continuationRunIdOf(current)));
+      const next = run.continuedAs && (await this.storage.getRun(run.continuedAs));
       if (next) {
         current = next.runId;
         continue;

@@ -1,6 +1,6 @@
 import { ConfigurationError } from "../core/errors.ts";
 import { defaultRegistry, Registry } from "../core/registry.ts";
-import { type AnyStep, step } from "../core/step.ts";
+import type { AnyStep } from "../core/step.ts";
 
 /** A step's replacement in a test: any function, given the step's arguments, whose result is recorded. */
 // biome-ignore lint/suspicious/noExplicitAny: a fake named by a string takes whatever the step is called with
@@ -9,12 +9,12 @@ export type StepFake = (...args: any[]) => unknown;
 /**
  * The registry of a test environment: over the default registry (so the workflows and steps your modules
  * define are found), with its own definitions (`env.define`) and step fakes that can change at any time.
- * A fake runs in place of the step's function and keeps the step's retry policy: a fake that throws is
- * retried as the real step would be.
+ * A fake runs in place of the step's function and under the step's own options: a fake that throws is
+ * retried as the real step would be, and it waits for the step's concurrency and rate limits.
  */
 export class FakeStepRegistry extends Registry {
-  /** Each fake by step name, with the definition it runs as (made once: the engine asks at every attempt). */
-  private readonly fakes = new Map<string, { fake: StepFake; made?: AnyStep }>();
+  /** Each fake by step name, with the definition it runs as (made once per real step: the engine asks at every attempt). */
+  private readonly fakes = new Map<string, { fake: StepFake; made?: { real: AnyStep; step: AnyStep } }>();
 
   constructor(parent: Registry = defaultRegistry) {
     super({ parent });
@@ -35,22 +35,14 @@ export class FakeStepRegistry extends Registry {
   override findStep(name: string): AnyStep | undefined {
     const real = super.findStep(name);
     const entry = this.fakes.get(name);
-    if (!entry) return real;
-    if (!entry.made) {
-      // Defined in a registry of its own, so that the fake is registered nowhere a workflow could see it.
-      const options = real?.options;
-      entry.made = new Registry().define(() =>
-        step(
-          name,
-          entry.fake,
-          options && {
-            maxRetries: options.maxRetries,
-            retryDelay: options.retryDelay,
-            maxRetryDelay: options.maxRetryDelayMs,
-          },
-        ),
-      ) as AnyStep;
-    }
-    return entry.made;
+    if (!entry || !real) return real;
+    // The real step with its function swapped and nothing else: the engine runs the fake where it would have
+    // run the step, under the same options (concurrency and rate limits, retries), read from the same object.
+    if (entry.made?.real !== real)
+      entry.made = {
+        real,
+        step: Object.assign(real.bind(null), { stepName: name, options: real.options, run: entry.fake }),
+      };
+    return entry.made.step;
   }
 }

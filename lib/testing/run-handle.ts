@@ -45,7 +45,12 @@ export interface RunHandle<Result = unknown> {
   /** `pending`, `running`, `suspended`, `completed`, `failed`, `cancelled` or `continued`. */
   status(): Promise<RunStatus>;
 
-  /** The run's document: status, input, result or error, timestamps. */
+  /**
+   * The run's document, as `getRun(runId)` gives it: status, input, result or error, timestamps, version,
+   * tags, and along a `continueAsNew` chain `continuedFrom` and `continuedAs`.
+   * @example
+   * const next = env.getHandle((await run.describe()).continuedAs as string);   // the run it continued as
+   */
   describe(): Promise<RunRecord>;
 
   /**

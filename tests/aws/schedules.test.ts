@@ -1,10 +1,12 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ProvisionedThroughputExceededException } from "@aws-sdk/client-dynamodb";
+import { DynamoDBDocumentClient, GetCommand } from "@aws-sdk/lib-dynamodb";
+import { afterAll, beforeAll, describe, expect, it, onTestFinished, vi } from "vitest";
 import { createTable } from "../../lib/adapters/aws/table-schema.ts";
 import { createClient } from "../../lib/aws/client.ts";
 import { type AwsSchedules, awsSchedules, type TickMessage } from "../../lib/aws/schedules.ts";
 import { main } from "../../lib/cli/main.ts";
 import { ConfigurationError } from "../../lib/core/errors.ts";
-import { configureLogging } from "../../lib/core/logger.ts";
+import { configureLogging, getLogger } from "../../lib/core/logger.ts";
 import { sleep, step, workflow } from "../../lib/index.ts";
 import { type ScheduleDefinition, schedule, tickKey } from "../../lib/schedules/schedule.ts";
 import {
@@ -532,5 +534,127 @@ describe("managing schedules through the AWS client", () => {
     } finally {
       process.env = saved;
     }
+  });
+});
+
+describe("a tick whose run cannot start", () => {
+  /** The schedule's state item as DynamoDB holds it (the store's reads keep only the fields it knows). */
+  async function stateItem(stack: Stack, name: string): Promise<Record<string, unknown> | undefined> {
+    const documents = DynamoDBDocumentClient.from(stack.clients.dynamodb);
+    const { Item } = await documents.send(
+      new GetCommand({
+        TableName: stack.config.tableName,
+        Key: { pk: "SCHEDULES", sk: `SCHEDULE#${name}` },
+        ConsistentRead: true,
+      }),
+    );
+    return Item;
+  }
+
+  /** The error logs about schedule `name`, recorded from now to the end of the test. */
+  function scheduleErrors(name: string): () => string[] {
+    const errors = vi.spyOn(getLogger(), "error");
+    onTestFinished(() => errors.mockRestore());
+    return () =>
+      errors.mock.calls
+        .map(([message]) => String(message))
+        .filter((message) => message.includes(`"${name}"`));
+  }
+
+  /** An hourly schedule deployed and reconciled, its error logs recorded; `first`: its first tick. */
+  async function hourly(name: string) {
+    const kit = await freshKit();
+    const definition = schedule(name, report, { cron: "0 * * * *", args: [name] });
+    const { schedules, handled } = counted([definition]);
+    const stack = deploy(kit, schedules);
+    const errors = scheduleErrors(name);
+    await syncClock();
+    await stack.sweep();
+    return { stack, handled, errors, first: definition.nextTick(emulators.clock.now()) as number };
+  }
+
+  it("gives up a tick that can only fail again (an idempotency conflict): logged with the schedule, kept as lastError, no redelivery; the next tick starts its run and clears it", async () => {
+    // Prepare: the first tick's key already started a run with other arguments.
+    const { stack, handled, errors, first } = await hourly("h-conflict");
+    const taken = await stack.invokeStart({
+      workflow: "schedules_report",
+      args: ["other"],
+      idempotencyKey: tickKey("h-conflict", first),
+    });
+
+    // Act: the first tick, then the next.
+    await stack.skip(first - emulators.clock.now() + 1_000);
+    await waitFor("the first tick handled", () => (handled.length === 1 ? true : undefined));
+    const failed = await stateItem(stack, "h-conflict");
+    const listedFailing = (await clientOf(stack).listSchedules()).find((info) => info.name === "h-conflict");
+    const failedRecords = stack.stepMapping.stats.failedRecords;
+    await stack.skip(60 * MINUTE);
+    await waitFor("the second tick handled", () => (handled.length === 2 ? true : undefined));
+    await waitForRuns(stack, "schedules_report", 2);
+    const recovered = await stateItem(stack, "h-conflict");
+    const listedRecovered = (await clientOf(stack).listSchedules()).find(
+      (info) => info.name === "h-conflict",
+    );
+
+    // Assess
+    const tickTime = new Date(first).toISOString();
+    expect(failedRecords).toBe(0);
+    expect(errors()).toEqual([
+      `Schedule "h-conflict" could not start workflow "schedules_report" for the tick of ${tickTime}: Idempotency key "schedule:h-conflict:${tickTime}" already started run ${taken.runId} with a different input. Use a new key for a new input, or the same input to get the existing run. The tick is given up; if the next ones fail the same way, fix the schedule's args or workflow, then deploy.`,
+    ]);
+    expect(failed?.lastError).toEqual({
+      at: expect.any(Number),
+      tick: first,
+      name: "IdempotencyConflictError",
+      code: "IDEMPOTENCY_CONFLICT",
+      message: expect.stringContaining(`already started run ${taken.runId} with a different input`),
+    });
+    expect(failed?.lastRunId).toBeUndefined();
+    expect(listedFailing?.lastError).toEqual(failed?.lastError);
+    expect(listedRecovered).not.toHaveProperty("lastError");
+    expect(await runKeys(stack, "schedules_report")).toEqual(
+      [tickKey("h-conflict", first), tickKey("h-conflict", first + 60 * MINUTE)].sort(),
+    );
+    expect(recovered?.lastError).toBeUndefined();
+    expect(recovered?.lastTick).toBe(first + 60 * MINUTE);
+    expect(stack.stepMapping.stats.failedRecords).toBe(0);
+  });
+
+  it("has SQS deliver a tick again after a failure that may pass (DynamoDB throttling), logged with the schedule, and starts its run once", async () => {
+    // Prepare: the step function's first two reads of the schedule's state are throttled.
+    const { stack, handled, errors, first } = await hourly("i-throttled");
+    let throttles = 2;
+    stack.clients.dynamodb.middlewareStack.add(
+      (next, context) => async (args) => {
+        if (
+          context.commandName === "GetItemCommand" &&
+          JSON.stringify(args.input).includes("SCHEDULE#i-throttled") &&
+          throttles-- > 0
+        )
+          throw new ProvisionedThroughputExceededException({
+            message: "The level of configured provisioned throughput for the table was exceeded.",
+            $metadata: {},
+          });
+        return next(args);
+      },
+      { step: "initialize", name: "throttleScheduleReads" },
+    );
+
+    // Act
+    await stack.skip(first - emulators.clock.now() + 1_000);
+    await waitFor("the tick handled", () => (handled.length === 1 ? true : undefined));
+    await waitForRuns(stack, "schedules_report", 1);
+
+    // Assess
+    const tickTime = new Date(first).toISOString();
+    expect(throttles).toBeLessThan(0);
+    expect(stack.stepMapping.stats.failedRecords).toBe(2);
+    expect(errors()).toEqual(
+      Array(2).fill(
+        `Schedule "i-throttled" could not start workflow "schedules_report" for the tick of ${tickTime}: The level of configured provisioned throughput for the table was exceeded. SQS delivers the tick again after the step queue's visibility timeout (after maxReceiveCount receives, it is in the step DLQ).`,
+      ),
+    );
+    expect(await runKeys(stack, "schedules_report")).toEqual([tickKey("i-throttled", first)]);
+    expect((await stateItem(stack, "i-throttled"))?.lastError).toBeUndefined();
   });
 });

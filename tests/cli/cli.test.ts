@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { WorkflowEvent } from "../../lib/core/events.ts";
 import type { RunRecord } from "../../lib/ports/event-store.ts";
 import { type SeededRuns, seedRuns } from "./fixtures/seed.ts";
-import { awaiting } from "./fixtures/workflows.ts";
+import { awaiting, checkedApproval } from "./fixtures/workflows.ts";
 import { runCli } from "./run-cli.ts";
 
 const WORKFLOWS = "tests/cli/fixtures/workflows.ts";
@@ -345,6 +345,33 @@ describe("tsworkflow --help", () => {
     // Assess
     expect(result.code).toBe(0);
     for (const command of ["runs", "dashboard", "worker"]) expect(result.stdout).toContain(command);
+  });
+});
+
+describe("tsworkflow runs show: waits for events", () => {
+  it("shows a wait whose event's payload failed its schema as failed, with the schema's error, like a failed step", async () => {
+    // Prepare
+    const own = mkdtempSync(join(tmpdir(), "tsw-cli-payload-"));
+    const runtime = new LocalRuntime({ dir: own });
+    try {
+      const { runId } = await runtime.start(checkedApproval, []);
+      await runtime.idle();
+      await runtime.sendEvent(runId, "approval", { ok: "yes" });
+      await runtime.waitForRun(runId, { timeoutMs: 30_000 });
+      await runtime.close();
+
+      // Act
+      const show = await runCli(["runs", "show", runId, "--dir", own]);
+
+      // Assess
+      expect(show.code).toBe(1);
+      expect(show.stdout).toMatch(
+        /approval#0\s+event "approval"\s+failed\s+-\s+\S+\s+\S+\s+EventPayloadError: The payload of event "approval" does not match its schema: ok: Invalid input: expected boolean, received string\./,
+      );
+    } finally {
+      await runtime.close();
+      rmSync(own, { recursive: true, force: true });
+    }
   });
 });
 

@@ -15,6 +15,7 @@ import { startLocal } from "../../lib/testing/index.ts";
 import { type SeededRuns, seedRuns } from "./fixtures/seed.ts";
 import {
   approval,
+  checkedApproval,
   checkout,
   family,
   gated,
@@ -198,6 +199,28 @@ describe.concurrent("the dashboard over HTTP", () => {
         (event) => event.type === "child_started",
       )?.childRunId;
       expect(parentPage).toContain(`href="/runs/${childRunId}?token=dashboard-token"`);
+    } finally {
+      await runtime.close();
+    }
+  });
+
+  it("shows a wait whose event's payload failed its schema as a failed bar, with the schema's error", async () => {
+    // Prepare
+    const runtime = new LocalRuntime({ storage: new MemoryStorage() });
+    const { runId } = await runtime.start(checkedApproval, []);
+    await runtime.idle();
+    await runtime.sendEvent(runId, "approval", { ok: "yes" });
+    await runtime.waitForRun(runId, { timeoutMs: 10_000 });
+    const app = createDashboard({ storage: runtime });
+    try {
+      // Act
+      const page = await (await app.request(`/runs/${runId}`)).text();
+      // Assess
+      expect(page).toMatch(/<div class="tl-row" data-id="approval#0" data-kind="hook" data-status="failed">/);
+      expect(page).toMatch(
+        /class="bar bar-failed" data-kind="failed"[^>]* title="approval#0: failed after \S+ · EventPayloadError: The payload of event &quot;approval&quot; does not match its schema: ok: /,
+      );
+      expect(page).not.toContain('data-kind="received"');
     } finally {
       await runtime.close();
     }

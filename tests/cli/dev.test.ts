@@ -1,14 +1,16 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
+import { FileStorage } from "../../lib/adapters/file/file-storage.ts";
 import { FileControl } from "../../lib/runtimes/file-control.ts";
 import { until } from "../local/support/child.ts";
 import { REPO_ROOT } from "./run-cli.ts";
 
 const BIN = join(REPO_ROOT, "bin", "tsworkflow.js");
 const api = join(REPO_ROOT, "lib", "index.ts");
+const engine = join(REPO_ROOT, "lib", "engine", "index.ts");
 
 /** A user's module: a workflow that waits for "go", then greets; importing it starts one run (once). */
 const moduleText = (greeting: string) => `
@@ -21,11 +23,51 @@ export const hello = workflow("dev_hello", async (name: string) => {
 await start(hello, ["ann"], { idempotencyKey: "dev-ann" });
 `;
 
+/** A user's module that exports a schedule firing every second. */
+const scheduledModuleText = `
+import { step, workflow } from ${JSON.stringify(api)};
+import { schedule } from ${JSON.stringify(engine)};
+const stamp = step("dev_sched_stamp", async (label: string) => \`\${label} stamped\`);
+export const stamped = workflow("dev_sched_stamped", async (label: string) => stamp(label));
+export const everySecond = schedule("dev-every-second", stamped, { every: "1s", args: ["tick"], overlap: "allow" });
+`;
+
 describe("tsworkflow dev", () => {
   let project: string;
   let dev: ChildProcess | undefined;
+
+  /** `tsworkflow dev ...args` in the project, its stdout and stderr collected. */
+  const startDev = (args: string[]) => {
+    const child = spawn(process.execPath, [BIN, "dev", ...args, "--port", "0"], {
+      cwd: project,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    dev = child;
+    let output = "";
+    for (const stream of [child.stdout, child.stderr])
+      stream?.on("data", (chunk: Buffer) => {
+        output += chunk.toString();
+      });
+    const exited = new Promise<number | null>((done) => child.once("exit", (code) => done(code)));
+    return { child, output: () => output, exited };
+  };
+
+  /** A new project (an ES module package) in a temporary directory with `file` holding `text`; its data directory. */
+  const newProject = (file: string, text: string) => {
+    project = mkdtempSync(join(tmpdir(), "tsw-dev-"));
+    writeFileSync(join(project, "package.json"), JSON.stringify({ type: "module" }));
+    writeFileSync(join(project, file), text);
+    return join(project, ".tsworkflow");
+  };
+
+  /** Opening the directory as its writer throws StorageLockedError while another process holds it. */
+  const expectDirectoryFree = async (dir: string) => {
+    const storage = new FileStorage({ dir });
+    await storage.close();
+  };
+
   afterEach(async () => {
-    if (dev && dev.exitCode === null) {
+    if (dev && dev.exitCode === null && dev.signalCode === null) {
       const exited = new Promise((done) => dev?.once("exit", done));
       dev.kill("SIGKILL");
       await exited;
@@ -35,29 +77,14 @@ describe("tsworkflow dev", () => {
 
   it("runs the module with the dashboard, links each run, and restarts the worker on a change, the run going on with the new code", async () => {
     // Prepare
-    project = mkdtempSync(join(tmpdir(), "tsw-dev-"));
+    const dir = newProject("flows.ts", moduleText("hello"));
     const module = join(project, "flows.ts");
-    const dir = join(project, ".tsworkflow");
-    writeFileSync(join(project, "package.json"), JSON.stringify({ type: "module" }));
-    writeFileSync(module, moduleText("hello"));
-    dev = spawn(process.execPath, [BIN, "dev", "flows.ts", "--port", "0"], {
-      cwd: project,
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let out = "";
-    let err = "";
-    dev.stdout?.on("data", (chunk: Buffer) => {
-      out += chunk.toString();
-    });
-    dev.stderr?.on("data", (chunk: Buffer) => {
-      err += chunk.toString();
-    });
-    const exited = new Promise<number | null>((done) => dev?.once("exit", (code) => done(code)));
+    const { child, output, exited } = startDev(["flows.ts"]);
     await until(
-      () => /run (run_\S+) \(dev_hello\) started: (http\S+)/.test(out),
-      `a link to the run; ${out}${err}`,
+      () => /run (run_\S+) \(dev_hello\) started: (http\S+)/.test(output()),
+      `a link to the run; ${output()}`,
     );
-    const [, runId, runLink] = /run (run_\S+) \(dev_hello\) started: (http\S+)/.exec(out) as unknown as [
+    const [, runId, runLink] = /run (run_\S+) \(dev_hello\) started: (http\S+)/.exec(output()) as unknown as [
       string,
       string,
       string,
@@ -65,20 +92,88 @@ describe("tsworkflow dev", () => {
     const page = await fetch(runLink);
     // Act: the module changes while the run waits; then the event arrives.
     writeFileSync(module, moduleText("hi"));
-    await until(() => /flows\.ts changed: restarting the worker/.test(out), `the restart; ${out}${err}`);
-    await until(() => (out.match(/worker \d+ ready/g) ?? []).length >= 2, `the new worker; ${out}${err}`);
+    await until(() => /flows\.ts changed: restarting the worker/.test(output()), `the restart; ${output()}`);
+    await until(() => (output().match(/worker \d+ ready/g) ?? []).length >= 2, `the new worker; ${output()}`);
     const control = new FileControl({ dir });
     await control.sendEvent(runId, "go", { suffix: "!" });
     await until(async () => (await control.getRun(runId))?.status === "completed", "the run completes");
     const run = await control.getRun(runId);
     await control.close();
-    dev.kill("SIGINT");
+    child.kill("SIGINT");
     // Assess
     expect(page.status).toBe(200);
     expect(await page.text()).toContain("dev_hello");
     expect(run?.result).toBe("hi ann!");
-    expect((out.match(/\(dev_hello\) started/g) ?? []).length).toBe(1);
+    expect((output().match(/\(dev_hello\) started/g) ?? []).length).toBe(1);
     expect(await exited).toBe(0);
     expect(readFileSync(module, "utf8")).toContain("hi");
+  });
+
+  it("fires the schedules the module exports and names them at start-up, and fires none with --no-schedules", async () => {
+    // Prepare
+    const dir = newProject("scheduled.ts", scheduledModuleText);
+    // Act: first without schedules, then with them.
+    const without = startDev(["scheduled.ts", "--no-schedules"]);
+    await until(() => without.output().includes("Ctrl-C stops."), "the start-up");
+    without.child.kill("SIGINT");
+    const withoutCode = await without.exited;
+    const stateWithout = existsSync(join(dir, "schedules.json"));
+    const firing = startDev(["scheduled.ts"]);
+    const started = /run (run_\S+) \(dev_sched_stamped\) started/;
+    await until(() => started.test(firing.output()), "a scheduled run");
+    const runId = (started.exec(firing.output()) as RegExpExecArray)[1] as string;
+    const control = new FileControl({ dir });
+    await until(async () => (await control.getRun(runId))?.status === "completed", "the run completes");
+    const run = await control.getRun(runId);
+    await control.close();
+    firing.child.kill("SIGINT");
+    // Assess
+    expect(withoutCode).toBe(0);
+    expect(without.output()).toMatch(/worker \d+ ready\n/);
+    expect(stateWithout).toBe(false);
+    expect(firing.output()).toMatch(/worker \d+ ready, firing schedules dev-every-second\n/);
+    expect(run?.idempotencyKey).toMatch(/^schedule:dev-every-second:\d{4}-/);
+    expect(run?.result).toBe("tick stamped");
+    expect(await firing.exited).toBe(0);
+  });
+
+  it("stops its worker, letting go of the directory, when tsworkflow dev is killed", async () => {
+    // Prepare
+    const dir = newProject("flows.ts", moduleText("hello"));
+    const { child, output, exited } = startDev(["flows.ts"]);
+    await until(() => output().includes("Ctrl-C stops."), "the start-up");
+    const workerPid = Number((/worker (\d+) ready/.exec(output()) as RegExpExecArray)[1]);
+    const alive = () => {
+      try {
+        process.kill(workerPid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    try {
+      // Act: killed as a closed terminal or a crash would, with no chance to stop its worker.
+      child.kill("SIGKILL");
+      await exited;
+      await until(() => !alive(), "the worker stops", 20_000);
+      // Assess: the directory is free for the next process.
+      await expectDirectoryFree(dir);
+    } finally {
+      if (alive()) process.kill(workerPid, "SIGKILL");
+    }
+  });
+
+  it("stops cleanly on a Ctrl-C that comes while its worker starts", async () => {
+    // Prepare
+    const dir = newProject("flows.ts", moduleText("hello"));
+    const { child, output, exited } = startDev(["flows.ts"]);
+    // Act: the worker holds the directory and is importing the module.
+    await until(() => existsSync(join(dir, "lock")), "the worker's lock");
+    child.kill("SIGINT");
+    const code = await exited;
+    // Assess: stopped as a Ctrl-C after start-up stops it, the directory free for the next process.
+    expect(code).toBe(0);
+    expect(output()).toContain("SIGINT: stopping.");
+    await expectDirectoryFree(dir);
   });
 });

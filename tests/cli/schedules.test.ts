@@ -89,8 +89,8 @@ describe("tsworkflow schedules", () => {
     expect(stored["nightly-tally"]?.paused).toBe(false);
   });
 
-  it("lists every schedule when one's stored timezone is invalid, and says why a schedule's last start failed, on the CLI and the dashboard", async () => {
-    // Prepare: schedule state as an older version stored it (a timezone it did not check) beside a schedule
+  it("lists every schedule when one's stored timezone is invalid or its cron expression matches no date, and says why a schedule's last start failed, on the CLI and the dashboard", async () => {
+    // Prepare: schedule state as an older version stored it (a timezone, a cron matching no date: unchecked then) beside a schedule
     // whose last tick could not start.
     const stateDir = mkdtempSync(join(tmpdir(), "tsw-cli-schedules-bad-"));
     const store = new FileScheduleStore(join(stateDir, "schedules.json"));
@@ -100,6 +100,12 @@ describe("tsworkflow schedules", () => {
       paused: false,
       lastTick,
       declaration: { workflow: "cli_sched_nightly", cron: "* * * * * *", timezone: "Mars/Olympus" },
+    });
+    await store.put({
+      name: "february-30",
+      paused: false,
+      lastTick,
+      declaration: { workflow: "cli_sched_nightly", cron: "0 0 30 2 *", timezone: "UTC" },
     });
     await store.put({
       name: "typed",
@@ -134,6 +140,9 @@ describe("tsworkflow schedules", () => {
       );
       expect(listed.stdout).toContain(
         'mars-time: no fire times: Schedule "mars-time": invalid timezone "Mars/Olympus": use an IANA timezone name',
+      );
+      expect(listed.stdout).toContain(
+        'february-30: no fire times: Schedule "february-30": invalid cron expression "0 0 30 2 *": no date matches it',
       );
       expect(listed.stdout).toMatch(/typed\s+cli_sched_typed\s+every 60s\s+failing/);
       expect(listed.stdout).toContain(

@@ -68,6 +68,16 @@ describe("schedule() options", () => {
       ['invalid startAt "2030-01-01": use a valid Date'],
     ],
     ["a paused flag that is no boolean", { every: "1m", paused: "yes" as never }, ['invalid paused "yes"']],
+    [
+      "a cron expression that no date matches (February 30)",
+      { cron: "0 0 30 2 *", timezone: "Europe/Paris" },
+      ['invalid cron expression "0 0 30 2 *": no date matches it', 'e.g. "0 0 L 2 *"'],
+    ],
+    [
+      "a cron expression that no date matches (April 31, seconds first)",
+      { cron: "0 0 12 31 4 *" },
+      ['invalid cron expression "0 0 12 31 4 *": no date matches it'],
+    ],
   ];
 
   it.each(cases)("refuses %s", (_case, options, parts) => {
@@ -101,6 +111,8 @@ describe("schedule() options", () => {
   it("accepts what croner and the workflow accept", () => {
     for (const options of [
       { cron: "@daily" },
+      { cron: "0 0 29 2 *" },
+      { cron: "0 0 L 2 *", timezone: "Europe/Paris" },
       { cron: "*/5 * * * * *", timezone: "America/New_York" },
       { every: "15m", startAt: new Date("2030-01-01"), endAt: new Date("2030-02-01"), jitter: "30s" },
       {

@@ -6,10 +6,13 @@ import {
   ConfigurationError,
   configure,
   configureLogging,
+  continueAsNew,
   createWebhook,
   FatalError,
   getStepInfo,
+  InvalidRunIdError,
   InvalidRunStateError,
+  map,
   now,
   RetryableError,
   RuntimeClosedError,
@@ -76,6 +79,23 @@ function tempDir(): string {
   const dir = mkdtempSync(join(tmpdir(), "tsw-testenv-"));
   dirs.push(dir);
   return dir;
+}
+
+/** A step function that counts its calls and the most of them running at once. */
+class Counter {
+  calls = 0;
+  peak = 0;
+  private running = 0;
+
+  async run(index: number): Promise<number> {
+    this.calls += 1;
+    this.running += 1;
+    this.peak = Math.max(this.peak, this.running);
+    // Real time, so that the attempts let in together overlap (the limit, not the timing, sets the peak).
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    this.running -= 1;
+    return index;
+  }
 }
 
 beforeAll(() => configureLogging({ level: "silent" }));
@@ -212,6 +232,93 @@ describe("createTestEnvironment: registries and fakes", () => {
     expect(failure).toBeInstanceOf(FatalError);
     expect(await run.result()).toEqual({ orderId: "o-3", chargeId: "second-o-3" });
     expect(await run.step(charge)).toMatchObject({ status: "completed", attempts: 2 });
+  });
+
+  it("runs a fake under the step's concurrency limit: no more of its attempts at once than of the real step's", async () => {
+    // Prepare
+    const peaks: Record<string, number> = {};
+    for (const variant of ["real", "fake"] as const) {
+      const env = await environment();
+      const counted = new Counter();
+      const limited = env.define(() =>
+        step("env_limited", (index: number) => counted.run(index), { concurrency: { limit: 3 } }),
+      );
+      const fanOut = env.define(() =>
+        workflow("env_fan_out", async (count: number) =>
+          map(
+            Array.from({ length: count }, (_, index) => index),
+            (index) => limited(index),
+            { concurrency: 10 },
+          ),
+        ),
+      );
+      const faked = new Counter();
+      if (variant === "fake") env.fakeStep(limited, (index) => faked.run(index));
+
+      // Act
+      const run = await env.start(fanOut, [12]);
+
+      // Assess
+      expect(await run.result()).toHaveLength(12);
+      peaks[variant] = variant === "fake" ? faked.peak : counted.peak;
+      expect(variant === "fake" ? counted.calls : faked.calls).toBe(0);
+    }
+    expect(peaks).toEqual({ real: 3, fake: 3 });
+  });
+
+  it("runs a fake under the step's rate limit: the starts beyond it wait their turn, as the real step's do", async () => {
+    // Prepare
+    const env = await environment();
+    const rated = env.define(() =>
+      step("env_rated", async (index: number) => `real ${index}`, { rateLimit: { limit: 2, period: "1h" } }),
+    );
+    const burst = env.define(() =>
+      workflow("env_burst", async () => Promise.all([0, 1, 2].map((index) => rated(index)))),
+    );
+    const calls: number[] = [];
+    env.fakeStep(rated, async (index) => {
+      calls.push(index);
+      return `fake ${index}`;
+    });
+
+    // Act
+    const run = await env.start(burst, []);
+
+    // Assess
+    expect(calls).toHaveLength(2);
+    expect((await run.steps()).map((summary) => summary.status).sort()).toEqual([
+      "completed",
+      "completed",
+      "running",
+    ]);
+  });
+
+  it("retries a fake that keeps failing as the step's maxRetries, retryDelay and maxRetryDelay say, then fails the run with its error", async () => {
+    // Prepare
+    const env = await environment({ timeSkipping: true });
+    const flaky = env.define(() =>
+      step("env_flaky_sync", async (_account: string) => "synced", {
+        maxRetries: 4,
+        retryDelay: "exponential",
+        maxRetryDelay: "3s",
+      }),
+    );
+    const sync = env.define(() => workflow("env_sync", async (account: string) => flaky(account)));
+    const attemptsAt: number[] = [];
+    env.fakeStep(flaky, async () => {
+      attemptsAt.push(env.now().getTime() - START);
+      throw new Error("ledger unreachable");
+    });
+
+    // Act
+    const run = await env.start(sync, ["acc-1"]);
+    const failure = await run.result().catch((error: unknown) => error);
+
+    // Assess
+    expect(failure).toMatchObject({ message: expect.stringContaining("ledger unreachable") });
+    expect(attemptsAt).toEqual([0, 1_000, 3_000, 6_000, 9_000]);
+    expect(await run.step(flaky)).toMatchObject({ status: "failed", attempts: 5 });
+    expect(await run.status()).toBe("failed");
   });
 
   it("lets a fake steer its own run through the environment without waiting for itself", async () => {
@@ -518,6 +625,36 @@ describe("createTestEnvironment: other runs", () => {
     expect(await child.status()).toBe("suspended");
     expect(await child.result()).toBe(40);
     expect(await run.result()).toBe(41);
+  });
+
+  it("describes a run as getRun does, so a continueAsNew chain is followed through describe().continuedAs", async () => {
+    // Prepare
+    const env = await environment({ timeSkipping: true });
+    const ledger = env.define(() =>
+      workflow("env_ledger", async (balance: number, generation: number): Promise<number> => {
+        for (let i = 0; i < 2; i += 1) balance += await waitForEvent<number>("deposit");
+        return generation < 2 ? continueAsNew(balance, generation + 1) : balance;
+      }),
+    );
+    const first = await env.start(ledger, [0, 0], { tags: { account: "acc-1" } });
+    for (const amount of [10, 20, 30, 40, 50, 60]) await first.sendEvent("deposit", amount);
+
+    // Act
+    // As docs/testing.md shows it.
+    const chain = [await first.describe()];
+    for (let next = chain[0]?.continuedAs; next; next = chain.at(-1)?.continuedAs)
+      chain.push(await env.getHandle(next).describe());
+
+    // Assess
+    expect(chain.map((run) => [run.status, run.continuedFrom, run.continuedAs])).toEqual([
+      ["continued", undefined, chain[1]?.runId],
+      ["continued", chain[0]?.runId, chain[2]?.runId],
+      ["completed", chain[1]?.runId, undefined],
+    ]);
+    for (const run of chain) expect(run).toEqual(await env.runtime.getRun(run.runId));
+    expect(chain[2]).toMatchObject({ result: 210, input: [100, 2], tags: { account: "acc-1" } });
+    expect(await first.result()).toBe(210);
+    expect(() => env.getHandle(chain[2]?.continuedAs as string)).toThrow(InvalidRunIdError);
   });
 
   it("runs the runs that application code starts through the top-level API, once configured with env.runtime", async () => {

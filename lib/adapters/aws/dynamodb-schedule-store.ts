@@ -1,5 +1,5 @@
 import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
-import type { ScheduleState, ScheduleStore } from "../../ports/schedule-store.ts";
+import type { ScheduleError, ScheduleState, ScheduleStore } from "../../ports/schedule-store.ts";
 import { mappingErrors } from "./dynamodb-errors.ts";
 import {
   ConditionalCheckFailedException,
@@ -91,7 +91,7 @@ export class DynamoDBScheduleStore implements ScheduleStore {
   async update(
     name: string,
     set: Partial<Omit<AwsScheduleState, "name" | "args">>,
-    remove: ("lastRunId" | "bufferedTick")[] = [],
+    remove: ("lastRunId" | "bufferedTick" | "lastError")[] = [],
   ): Promise<boolean> {
     const entries = Object.entries(set).filter(([, value]) => value !== undefined);
     const clauses = [
@@ -162,5 +162,6 @@ function stateOf(item: Record<string, unknown>): AwsScheduleState {
     fingerprint: item.fingerprint as string,
     ...(item.lastRunId === undefined ? {} : { lastRunId: item.lastRunId as string }),
     ...(item.bufferedTick === undefined ? {} : { bufferedTick: Number(item.bufferedTick) }),
+    ...(item.lastError === undefined ? {} : { lastError: item.lastError as ScheduleError }),
   };
 }

@@ -16,6 +16,8 @@ export interface DevCommandOptions {
   context: Output;
   /** How often new runs are looked for, to print their links. @default 300 */
   pollMs?: number;
+  /** Fire the schedules the module exports (`--no-schedules`: none). @default true */
+  schedules?: boolean;
 }
 
 /** Source files whose change restarts the worker. */
@@ -23,7 +25,7 @@ const SOURCES = new Set([".ts", ".mts", ".cts", ".tsx", ".js", ".mjs", ".cjs", "
 
 /**
  * `tsworkflow dev <module>`: runs the workflows module on the embedded file backend in a worker
- * process, serves the dashboard (actions and webhooks on) beside it, prints a link to each run that
+ * process (which fires the schedules the module exports), serves the dashboard (actions and webhooks on) beside it, prints a link to each run that
  * starts, and restarts the worker when a source file next to the module changes: the new worker
  * resumes every unfinished run from its log. Runs until SIGINT or SIGTERM.
  */
@@ -44,11 +46,16 @@ export async function runDevCommand(
       `tsworkflow dev ${file}: ${module} does not exist. Pass the module that defines your workflows.`,
     );
   mkdirSync(backend.dir, { recursive: true });
+  // Listened to from the start: a Ctrl-C while the worker starts stops it too, once it is up.
+  const stopped = new Promise<NodeJS.Signals>((done) => {
+    process.once("SIGINT", done);
+    process.once("SIGTERM", done);
+  });
 
   const control = new FileControl({ dir: backend.dir });
   // Runs from before are not announced; those the module starts are.
   const seen = new Set((await control.listRuns({ limit: 1000 })).runs.map((run) => run.runId));
-  const worker = new DevWorker(module, backend.dir, context);
+  const worker = new DevWorker(module, backend.dir, context, options.schedules ?? true);
   await worker.start();
   let dashboard: Awaited<ReturnType<typeof serveDashboard>>;
   try {
@@ -107,10 +114,7 @@ export async function runDevCommand(
     void worker.restart();
   });
 
-  const signal = await new Promise<NodeJS.Signals>((done) => {
-    process.once("SIGINT", done);
-    process.once("SIGTERM", done);
-  });
+  const signal = await stopped;
   context.out(`${style.dim(`${signal}: stopping.`)}\n`);
   clearInterval(lookForRuns);
   stopWatching();
@@ -146,6 +150,7 @@ class DevWorker {
     private readonly module: string,
     private readonly dir: string,
     private readonly context: Output,
+    private readonly schedules: boolean,
   ) {}
 
   start(): Promise<void> {
@@ -155,9 +160,9 @@ class DevWorker {
     // From the repository's sources the worker itself is TypeScript; compiled, it needs no loader (a
     // TypeScript workflows module gets tsx from importWorkflowsModule, only then).
     const loader = entry.endsWith(".ts") ? ["--import", import.meta.resolve("tsx")] : [];
-    const child = spawn(process.execPath, [...loader, entry, this.module, this.dir], {
-      stdio: ["ignore", "pipe", "inherit"],
-    });
+    const args = [entry, this.module, this.dir, ...(this.schedules ? [] : ["--no-schedules"])];
+    // stdin stays open: the worker stops when it closes, this process gone.
+    const child = spawn(process.execPath, [...loader, ...args], { stdio: ["pipe", "pipe", "inherit"] });
     this.child = child;
     return new Promise((done) => {
       let buffered = "";
@@ -172,7 +177,9 @@ class DevWorker {
             continue;
           }
           if (message.event === "ready") {
-            this.context.out(`${this.context.style.dim(`worker ${String(message.pid)} ready`)}\n`);
+            const schedules = message.schedules as string[];
+            const firing = schedules.length > 0 ? `, firing schedules ${schedules.join(", ")}` : "";
+            this.context.out(`${this.context.style.dim(`worker ${String(message.pid)} ready${firing}`)}\n`);
             done();
           }
           if (message.event === "failed") {

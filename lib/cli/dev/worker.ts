@@ -1,20 +1,34 @@
 /**
- * The worker of `tsworkflow dev`: `worker <module> <dir>`. Opens the embedded runtime on the directory
- * (waiting for the previous worker to let go of it), makes it the runtime of the top-level API, imports
- * the workflows module, and runs until SIGTERM. Tells its parent how it goes, one JSON line at a time.
+ * The worker of `tsworkflow dev`: `worker <module> <dir> [--no-schedules]`. Opens the embedded runtime on the
+ * directory (waiting for the previous worker to let go of it), makes it the runtime of the top-level API,
+ * imports the workflows module, fires the schedules it exports (as `tsworkflow worker` does; state in
+ * `<dir>/schedules.json`), and runs until SIGTERM. Tells its parent how it goes, one JSON line at a time.
  */
 import { resolve } from "node:path";
 import { configure, shutdown } from "../../api.ts";
 import { StorageLockedError } from "../../core/errors.ts";
 import { importWorkflowsModule } from "../../core/workflows-module.ts";
-import { LocalRuntime } from "../../runtimes/embedded.ts";
+import { LocalRuntime, scheduleStoreOf } from "../../runtimes/embedded.ts";
+import { exportedSchedules } from "../../schedules/schedule.ts";
+import { Scheduler } from "../../schedules/scheduler.ts";
 
-const [moduleFile, dir] = process.argv.slice(2) as [string, string];
+const [moduleFile, dir, flag] = process.argv.slice(2) as [string, string, string | undefined];
 const tell = (message: Record<string, unknown>) => process.stdout.write(`${JSON.stringify(message)}\n`);
 
-process.once("SIGTERM", () => {
+let scheduler: Scheduler | undefined;
+let names: string[] = [];
+let stopping = false;
+const stop = () => {
+  if (stopping) return;
+  stopping = true;
+  scheduler?.stop();
   void shutdown().finally(() => process.exit(0));
-});
+};
+// SIGINT: Ctrl-C reaches the whole process group, this worker too.
+process.once("SIGTERM", stop).once("SIGINT", stop);
+// The parent is gone without stopping this worker (killed, or a Ctrl-C while it started): its end of stdin
+// closes. Stop too, rather than hold the directory's lock for ever.
+process.stdin.once("end", stop).resume();
 
 let runtime: LocalRuntime | undefined;
 for (const deadline = Date.now() + 15_000; !runtime; ) {
@@ -27,13 +41,20 @@ for (const deadline = Date.now() + 15_000; !runtime; ) {
 }
 configure({ runtime });
 try {
-  await importWorkflowsModule(resolve(moduleFile));
+  const exported = await importWorkflowsModule(resolve(moduleFile));
+  const schedules = flag === "--no-schedules" ? [] : exportedSchedules(exported);
+  // The module's top-level start() calls need the runtime before its schedules are known: they get a
+  // scheduler of their own over the store the runtime would use.
+  if (schedules.length > 0)
+    scheduler = new Scheduler({ runtime, store: scheduleStoreOf(runtime.storage), schedules });
+  names = schedules.map((definition) => definition.name);
 } catch (error) {
   tell({ event: "failed", message: error instanceof Error ? (error.stack ?? error.message) : String(error) });
   await shutdown();
   process.exit(1);
 }
 await runtime.ready;
-tell({ event: "ready", pid: process.pid });
+await scheduler?.start();
+tell({ event: "ready", pid: process.pid, schedules: names });
 // The runtime's timers keep the process alive; this keeps it alive when nothing is scheduled.
 setInterval(() => {}, 1 << 30);

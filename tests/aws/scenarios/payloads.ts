@@ -1,4 +1,4 @@
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { QueryCommand, type QueryCommandOutput } from "@aws-sdk/client-dynamodb";
 import { HeadObjectCommand, ListObjectsV2Command, type S3Client } from "@aws-sdk/client-s3";
 import { unmarshall } from "@aws-sdk/util-dynamodb";
@@ -62,6 +62,14 @@ const bigWorkflow = workflow("aws_payload_big", async (cap: number, input: strin
   return await atCap(cap, "big-last");
 });
 
+/** `bytes` characters that DEFLATE cannot shrink below three quarters (base64 of SHA-256 digests), the same for a seed. */
+const noise = (seed: string, bytes: number) => {
+  let text = "";
+  for (let index = 0; text.length < bytes; index += 1)
+    text += createHash("sha256").update(`${seed}:${index}`).digest("base64");
+  return text.slice(0, bytes);
+};
+
 /** What each attempt of the bulky step returned, by step index: the log must hold exactly these. */
 const bulkyResults = new Map<number, string[]>();
 /** 250 KB of random base64: under the 255 KB cap, about 190 KB compressed. */
@@ -75,6 +83,10 @@ const fanOut = workflow("aws_payload_fan_out", async (count: number) => {
   const parts = await Promise.all(Array.from({ length: count }, (_, index) => bulky(index)));
   return parts.map((part) => part.length);
 });
+/** `count` parallel steps started at once, each with a 250 KB input: one commit of more than 4 MB. */
+const bigInputs = workflow("aws_payload_big_inputs", async (count: number) =>
+  Promise.all(Array.from({ length: count }, (_, index) => echoLength(noise(`input ${index}`, 250_000)))),
+);
 
 export function describePayloads(emulatorsOf: () => Emulators): void {
   describe("payloads at DynamoDB's limits and beyond", () => {
@@ -85,7 +97,7 @@ export function describePayloads(emulatorsOf: () => Emulators): void {
     const deploy = (options: StackOptions = {}) => {
       const stack = deployStack(
         emulatorsOf(),
-        { workflows: [capWorkflow, capChild, bigWorkflow, fanOut] },
+        { workflows: [capWorkflow, capChild, bigWorkflow, fanOut, bigInputs] },
         options,
       );
       stacks.push(stack);
@@ -174,6 +186,24 @@ export function describePayloads(emulatorsOf: () => Emulators): void {
       for (const item of items) expect(itemSize(item)).toBeLessThanOrEqual(DYNAMODB_ITEM_LIMIT_BYTES);
       const heads = items.filter((item) => String(item.sk).startsWith("COMMIT#") && item.part === undefined);
       expect(heads.length).toBeGreaterThan(3);
+      expect(deadLettered(stack)).toBe(0);
+    });
+
+    it("fails a run whose own new events pass DynamoDB's 4 MB transaction without a payload bucket, with a PayloadTooLargeError that names the setting, instead of retrying it into the DLQ", async () => {
+      // Prepare: 24 steps started at once, each with a 250 KB input.
+      const stack = deploy({ payloadBucket: false, visibilityTimeoutSeconds: 20 });
+      // Act
+      const { runId } = await stack.invokeStart({ workflow: "aws_payload_big_inputs", args: [24] });
+      const run = await stack.waitForStatus(runId, ["completed", "failed"], 90_000);
+      // Assess
+      expect(run.status).toBe("failed");
+      expect(run.error).toMatchObject({ name: "PayloadTooLargeError", code: "PAYLOAD_TOO_LARGE" });
+      expect(run.error?.message).toMatch(
+        /^A commit of 24 events to run \S+ is \d+ bytes, over the limit of 4128768 bytes\. Set TSWORKFLOW_PAYLOAD_BUCKET, as the DurableWorkflows construct does\.$/,
+      );
+      const events = await stack.events(runId);
+      expect(events.map((event) => event.type)).toEqual(["workflow_started", "workflow_failed"]);
+      expect(stack.stepMapping.stats.records).toBe(0);
       expect(deadLettered(stack)).toBe(0);
     });
 

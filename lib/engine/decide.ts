@@ -137,8 +137,6 @@ export async function decide(
     inline: undefined,
   };
   if (terminal) {
-    // Nothing is left to apply to a run that ended.
-    budget.take = Infinity;
     // A finished run's timers (its deadline, a wait's timeout, a sleep or a retry that lost a race) would
     // fire for nothing, and each holds a Scheduler schedule on AWS.
     for (const timerId of timerIdsOf(execution, now))

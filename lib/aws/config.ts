@@ -176,7 +176,7 @@ function parse<S extends z.ZodMiniType>(schema: S, env: Environment, purpose: st
     return `${name} ${message} (${found})`;
   });
   throw new ConfigurationError(
-    `Invalid tsworkflow ${purpose} configuration: ${problems.join("; ")}. The DurableWorkflows CDK construct sets these variables; when deploying another way, set them on the function.`,
+    `Invalid tsworkflow ${purpose} configuration: ${problems.join("; ")}. DurableWorkflows sets these variables; deployed another way, set them on the function.`,
   );
 }
 

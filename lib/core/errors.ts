@@ -424,7 +424,7 @@ export class ForeignAwaitError extends TsWorkflowError {
   constructor(workflowName: string) {
     super(
       "FOREIGN_AWAIT",
-      `Workflow "${workflowName}" stopped on an await of something outside tsworkflow (setTimeout, fetch, a promise that never settles): nothing recorded can wake it. Do I/O and timers in steps (step(...)) and wait with sleep(), waitForEvent() or runChild().`,
+      `Workflow "${workflowName}" awaits something outside tsworkflow (setTimeout, fetch, a promise that never settles) that nothing recorded can wake. Do I/O and timers in steps; wait with sleep(), waitForEvent() or runChild().`,
     );
   }
 }

@@ -62,7 +62,7 @@ export async function commitItems(
       what,
       bytes,
       COMMIT_LIMIT_BYTES,
-      "Set TSWORKFLOW_PAYLOAD_BUCKET, as the DurableWorkflows construct does.",
+      "Set TSWORKFLOW_PAYLOAD_BUCKET (DurableWorkflows sets it).",
     );
   const parts = Math.ceil(bytes / COMMIT_PART_BYTES);
   if (parts > TRANSACTION_MAX_ITEMS)

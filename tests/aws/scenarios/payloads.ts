@@ -199,7 +199,7 @@ export function describePayloads(emulatorsOf: () => Emulators): void {
       expect(run.status).toBe("failed");
       expect(run.error).toMatchObject({ name: "PayloadTooLargeError", code: "PAYLOAD_TOO_LARGE" });
       expect(run.error?.message).toMatch(
-        /^A commit of 24 events to run \S+ is \d+ bytes, over the limit of 4128768 bytes\. Set TSWORKFLOW_PAYLOAD_BUCKET, as the DurableWorkflows construct does\.$/,
+        /^A commit of 24 events to run \S+ is \d+ bytes, over the limit of 4128768 bytes\. Set TSWORKFLOW_PAYLOAD_BUCKET \(DurableWorkflows sets it\)\.$/,
       );
       const events = await stack.events(runId);
       expect(events.map((event) => event.type)).toEqual(["workflow_started", "workflow_failed"]);

@@ -489,11 +489,12 @@ describe("createTestEnvironment: the virtual clock", () => {
     }
   }, 10_000);
 
-  it("starts a rate-limited step's call beyond the limit when env.skip reaches its turn", async () => {
+  it("starts a rate-limited step's call beyond the limit when env.skip reaches its turn, and says result() waits for the clock before", async () => {
     // Prepare
     const env = await environment();
     const { burst, startsAt } = hourlyBurst(env);
     const run = await env.start(burst, []);
+    const early = (await run.result().catch((caught: unknown) => caught)) as Error;
 
     // Act
     await env.skip("59m");
@@ -504,6 +505,10 @@ describe("createTestEnvironment: the virtual clock", () => {
     expect(before).toEqual([0, 0]);
     expect(startsAt).toHaveLength(3);
     expect(await run.result()).toEqual(["real 0", "real 1", "real 2"]);
+    expect(early).toBeInstanceOf(InvalidRunStateError);
+    expect(early.message).toContain(
+      `Run ${run.runId} of env_hourly_burst is running and will not finish by itself until the clock moves: its next timer is due in 1h`,
+    );
   }, 10_000);
 
   it("waits for the test's own actions before result() moves the clock", async () => {

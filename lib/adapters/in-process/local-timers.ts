@@ -57,10 +57,11 @@ export class LocalTimers implements Timers {
     return this.next()?.fireAt;
   }
 
-  /** The pending timer that fires first, if any. */
-  next(): LocalTimer | undefined {
+  /** The pending timer that fires first, if any (of run `runId` when given). */
+  next(runId?: string): LocalTimer | undefined {
     let earliest: LocalTimer | undefined;
     for (const { request } of this.pending.values()) {
+      if (runId !== undefined && request.runId !== runId) continue;
       if (earliest === undefined || request.fireAt < earliest.fireAt) earliest = request;
     }
     return earliest;

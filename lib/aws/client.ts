@@ -61,6 +61,8 @@ export interface TsWorkflowClient {
   listRuns(query?: RunQuery): Promise<RunPage>;
   /**
    * Delivers an event to the run's `waitForEvent(eventName)` (kept until it waits, if it does not yet).
+   * The wait's `schema` is not checked here: a payload that fails it is delivered, and the run fails with
+   * `EventPayloadError` when it takes it (unless the workflow catches it).
    * @throws RunNotFoundError, InvalidRunStateError for a finished run
    */
   sendEvent(

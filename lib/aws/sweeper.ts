@@ -32,7 +32,10 @@ export interface SweepOptions {
 
 /** What one sweep did, by run id. */
 export interface SweepReport {
-  /** Suspended runs past their wake-up time (a lost or dead-lettered timer): activated again. */
+  /**
+   * Suspended runs past their wake-up time (a lost or dead-lettered timer), or with an event, a cancellation
+   * or a child's result that no activation has listed (a lost activation): activated again.
+   */
   overdue: string[];
   /** Pending or running runs with nothing heard for `staleAfterMs` (a lost message): activated again. */
   stale: string[];

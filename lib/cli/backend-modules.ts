@@ -24,17 +24,33 @@ export async function dynamoDBClient(
     "DynamoDB mode",
     AWS_PACKAGES,
   );
+  return new DynamoDBClient(clientSettings(backend.region, backend.endpoint));
+}
+
+/**
+ * The settings of the CLI's S3 client (made when a payload in S3 is first read): the table's region, and
+ * `--s3-endpoint` with path-style requests, as emulators and LocalStack serve buckets.
+ */
+export function s3ClientSettings(backend: Extract<Backend, { kind: "dynamodb" }>) {
+  return {
+    ...clientSettings(backend.region, backend.s3Endpoint),
+    ...(backend.s3Endpoint ? { forcePathStyle: true } : {}),
+  };
+}
+
+/** An AWS SDK client's settings in the CLI: short timeouts, and any key against a local endpoint. */
+function clientSettings(region: string, endpoint: string | undefined) {
   const hasCredentials = Boolean(process.env.AWS_ACCESS_KEY_ID || process.env.AWS_PROFILE);
-  return new DynamoDBClient({
-    region: backend.region,
+  return {
+    region,
     maxAttempts: 2,
     requestHandler: { connectionTimeout: 3000, requestTimeout: 10_000 },
-    ...(backend.endpoint ? { endpoint: backend.endpoint } : {}),
+    ...(endpoint ? { endpoint } : {}),
     // DynamoDB Local and LocalStack accept any key; without one the SDK would refuse to send.
-    ...(backend.endpoint && !hasCredentials
+    ...(endpoint && !hasCredentials
       ? { credentials: { accessKeyId: "local", secretAccessKey: "local" } }
       : {}),
-  });
+  };
 }
 
 /** The peers of DynamoDB mode (the Lambda runtime has them; a machine running the CLI may not). */

@@ -1,5 +1,6 @@
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
+import type { PayloadRef } from "../adapters/aws/s3-payloads.ts";
 import { redactUrl } from "../adapters/redis/redact-url.ts";
 import { ConfigurationError, StorageLockedError, TsWorkflowError } from "../core/errors.ts";
 import { importWorkflowsModule } from "../core/workflows-module.ts";
@@ -7,7 +8,7 @@ import type { Engine } from "../engine/engine.ts";
 import { retryRun } from "../engine/run-control.ts";
 import { type EventStore, FINISHED_STATUSES } from "../ports/event-store.ts";
 import type { FileControl } from "../runtimes/file-control.ts";
-import { dynamoDBClient, loadAwsMode, loadRedisMode } from "./backend-modules.ts";
+import { dynamoDBClient, loadAwsMode, loadRedisMode, s3ClientSettings } from "./backend-modules.ts";
 import { BackendUnavailableError, UsageError } from "./errors.ts";
 
 /** The storage flags shared by every command. */
@@ -24,13 +25,25 @@ export interface BackendOptions {
   region?: string;
   /** DynamoDB endpoint (DynamoDB Local, LocalStack). @default `TSWORKFLOW_DYNAMODB_ENDPOINT` */
   endpoint?: string;
+  /**
+   * S3 endpoint of the payload bucket (s3rver, LocalStack), where payloads over 64 KB are read from.
+   * @default `TSWORKFLOW_S3_ENDPOINT`, else S3 in the table's region
+   */
+  s3Endpoint?: string;
 }
 
 /** Which storage a command talks to, resolved from its flags and the environment. */
 export type Backend =
   | { kind: "file"; dir: string; label: string }
   | { kind: "redis"; url: string; prefix: string; label: string }
-  | { kind: "dynamodb"; table: string; region: string; endpoint?: string; label: string };
+  | {
+      kind: "dynamodb";
+      table: string;
+      region: string;
+      endpoint?: string;
+      s3Endpoint?: string;
+      label: string;
+    };
 
 /**
  * What the dashboard and `runs cancel` / `runs retry` do to a run. Both write to the run's log, so they
@@ -57,16 +70,22 @@ export function resolveBackend(options: BackendOptions, env: Env = process.env):
   if (chosen.length > 1) throw new UsageError(`Choose one backend: ${chosen.join(" and ")} were both given.`);
   if (options.endpoint && !options.table)
     throw new UsageError("--endpoint is the DynamoDB endpoint: use it with --table NAME --region R.");
+  if (options.s3Endpoint && !options.table)
+    throw new UsageError(
+      "--s3-endpoint is the endpoint of the payload bucket: use it with --table NAME --region R.",
+    );
   if (options.table) {
     const region = options.region ?? env.AWS_REGION ?? env.AWS_DEFAULT_REGION;
     if (!region)
       throw new UsageError("--table needs the table's region: pass --region R (or set AWS_REGION).");
     const endpoint = options.endpoint ?? (env.TSWORKFLOW_DYNAMODB_ENDPOINT || undefined);
+    const s3Endpoint = options.s3Endpoint ?? (env.TSWORKFLOW_S3_ENDPOINT || undefined);
     return {
       kind: "dynamodb",
       table: options.table,
       region,
       ...(endpoint ? { endpoint } : {}),
+      ...(s3Endpoint ? { s3Endpoint } : {}),
       label: `DynamoDB table "${options.table}" in ${region}${endpoint ? ` at ${endpoint}` : ""}`,
     };
   }
@@ -106,8 +125,12 @@ export async function openReader(backend: Backend): Promise<EventStore> {
     case "dynamodb": {
       const { DynamoDBStorage } = await loadAwsMode();
       const client = await dynamoDBClient(backend);
-      const store = new DynamoDBStorage({ client, tableName: backend.table });
-      return guard(store, backend, async () => client.destroy());
+      const payloads = await s3Payloads(backend);
+      const store = new DynamoDBStorage({ client, tableName: backend.table, payloads });
+      return guard(store, backend, async () => {
+        client.destroy();
+        await payloads.close();
+      });
     }
   }
 }
@@ -283,7 +306,7 @@ async function withEngine<T>(
       }
     }
     case "dynamodb": {
-      const { loadConfig, createAwsRuntime } = await loadAwsMode();
+      const { loadConfig, createAwsRuntime, DynamoDBStorage } = await loadAwsMode();
       let config: ReturnType<typeof loadConfig>;
       try {
         config = loadConfig({
@@ -291,6 +314,7 @@ async function withEngine<T>(
           TSWORKFLOW_TABLE_NAME: backend.table,
           AWS_REGION: backend.region,
           ...(backend.endpoint ? { TSWORKFLOW_DYNAMODB_ENDPOINT: backend.endpoint } : {}),
+          ...(backend.s3Endpoint ? { TSWORKFLOW_S3_ENDPOINT: backend.s3Endpoint } : {}),
         });
       } catch (error) {
         if (!(error instanceof ConfigurationError)) throw error;
@@ -298,11 +322,21 @@ async function withEngine<T>(
           `To ${verb} runs on AWS the CLI sends messages to your deployment's queues, so it needs their settings in the environment. ${error.message}`,
         );
       }
-      const runtime = createAwsRuntime(config);
+      // The runtime's store, with payloads whose failures name S3 rather than the table.
+      const client = await dynamoDBClient(backend);
+      const payloads = await s3Payloads(backend, config.payloadBucket);
+      const store = new DynamoDBStorage({
+        client,
+        tableName: config.tableName,
+        ttlDays: config.ttlDays,
+        payloads,
+      });
+      const runtime = createAwsRuntime(config, { store });
       try {
         return await guardCall(backend, () => act(runtime.engine));
       } finally {
-        for (const client of Object.values(runtime.clients)) client.destroy();
+        for (const runtimeClient of [client, ...Object.values(runtime.clients)]) runtimeClient.destroy();
+        await payloads.close();
       }
     }
   }
@@ -360,6 +394,35 @@ async function assertDefinesWorkflowOf(store: EventStore, runId: string, workflo
     throw new UsageError(
       `--workflows ${workflows} does not define the workflow "${run.workflowName}" of run ${runId}: pass the module that defines it (or imports it).`,
     );
+}
+
+/**
+ * The S3 payloads of runs on DynamoDB (values over 64 KB, read through the references in the table; written
+ * to `bucket`, if given, for an event's payload): a failure says it is S3's, and which bucket.
+ */
+async function s3Payloads(backend: Extract<Backend, { kind: "dynamodb" }>, bucket?: string) {
+  const { S3Payloads } = await loadAwsMode();
+  const where = backend.s3Endpoint ? `at ${backend.s3Endpoint}` : `in ${backend.region}`;
+  const guarded = async <T>(runId: string, bucketName: string, call: () => Promise<T>): Promise<T> => {
+    try {
+      return await call();
+    } catch (error) {
+      if (error instanceof TsWorkflowError) throw error;
+      throw new BackendUnavailableError(
+        `Cannot use the S3 bucket "${bucketName}" ${where} (a payload of run ${runId}): ${describeFailure(error)}. Check the bucket, the S3 endpoint (--s3-endpoint or TSWORKFLOW_S3_ENDPOINT) and your AWS credentials.`,
+        { cause: error },
+      );
+    }
+  };
+  class GuardedPayloads extends S3Payloads {
+    override get(runId: string, ref: PayloadRef): Promise<string> {
+      return guarded(runId, ref.bucket, () => super.get(runId, ref));
+    }
+    override put(runId: string, json: string): Promise<PayloadRef> {
+      return guarded(runId, this.bucket ?? "", () => super.put(runId, json));
+    }
+  }
+  return new GuardedPayloads({ clientConfig: s3ClientSettings(backend), ...(bucket ? { bucket } : {}) });
 }
 
 /** Wraps every method of `store` so that a storage failure says which storage failed. */

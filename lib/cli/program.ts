@@ -107,6 +107,10 @@ export function createProgram(context: CliContext, setExitCode: (code: number) =
     .option("--table <name>", "DynamoDB backend: the table name")
     .option("--region <region>", "the DynamoDB table's region (default: $AWS_REGION)")
     .option("--endpoint <url>", "DynamoDB endpoint, for DynamoDB Local or LocalStack")
+    .option(
+      "--s3-endpoint <url>",
+      "S3 endpoint of the payload bucket, for s3rver or LocalStack (default: $TSWORKFLOW_S3_ENDPOINT)",
+    )
     .configureOutput({
       writeOut: (text) => context.out(text),
       writeErr: (text) => context.err(text),

@@ -8,6 +8,10 @@ export interface StepInfo {
   workflowName: string;
   stepId: string;
   stepName: string;
+  /**
+   * Which attempt this is: 1 for the first, 2 for the first retry… (counted from 1, while the `#0` of a step
+   * id counts calls of the step from 0: the first attempt of `charge_card#0` is attempt 1).
+   */
   attempt: number;
   /** `<runId>:<stepId>`: the same for every attempt of this step, unique across runs. */
   idempotencyKey: string;

@@ -117,11 +117,14 @@ export class IdempotencyConflictError extends TsWorkflowError {
 /** A value is larger than the backend can store. */
 export class PayloadTooLargeError extends TsWorkflowError {
   override name = "PayloadTooLargeError";
-  constructor(what: string, bytes: number, limit: number) {
-    super(
-      "PAYLOAD_TOO_LARGE",
-      `${what} is ${bytes} bytes, over the limit of ${limit} bytes. Store large data elsewhere (S3, a database) and pass a reference instead.`,
-    );
+  /** @param advice what to do about it, when the backend can hold more with another setting */
+  constructor(
+    what: string,
+    bytes: number,
+    limit: number,
+    advice = "Store large data elsewhere (S3, a database) and pass a reference instead.",
+  ) {
+    super("PAYLOAD_TOO_LARGE", `${what} is ${bytes} bytes, over the limit of ${limit} bytes. ${advice}`);
   }
 }
 

@@ -1,5 +1,5 @@
 import { formatDuration } from "../core/durations.ts";
-import { EventLimitExceededError, MaxDurationExceededError } from "../core/errors.ts";
+import { EventLimitExceededError, MaxDurationExceededError, type SerializedError } from "../core/errors.ts";
 import type { EventDraft, WorkflowEvent } from "../core/events.ts";
 import { getLogger } from "../core/logger.ts";
 import { optional } from "../core/optional.ts";
@@ -39,12 +39,26 @@ export interface Inbox {
   outcomes: readonly StepOutcome[];
 }
 
+/**
+ * What an activation may commit, narrowed by the engine when the store finds a commit too large
+ * (lib/engine/payload-rules.ts): `decide` applies at most `take` step outcomes and events, counting them in
+ * `taken` (the others stay stored for the next commit); with `failure`, it applies nothing and the run
+ * fails with that error.
+ */
+export interface CommitBudget {
+  take: number;
+  taken: number;
+  failure?: SerializedError;
+}
+
 /** The engine's limits a decision applies. */
 export interface DecideOptions {
   /** The activation's time (the engine's clock): what is due, and the time of the new events. */
   now: number;
   maxEventsPerRun: number;
   warnEventsPerRun: number;
+  /** How much of the inbox this activation applies (`{ take: Infinity, taken: 0 }`: all of it). */
+  budget: CommitBudget;
 }
 
 /** What an activation decided: the events to commit, then what to do once they are committed. */
@@ -83,7 +97,7 @@ export async function decide(
   inbox: Inbox,
   options: DecideOptions,
 ): Promise<Decision> {
-  const { now } = options;
+  const { now, budget } = options;
   execution.resumeAt(now);
   const firstActivation = execution.committedVersion === 1;
   // A cause already in the log was applied either by an earlier delivery of this activation, which may have
@@ -91,11 +105,17 @@ export async function decide(
   const resendAll =
     inbox.cause.kind === "recover" || (inbox.redelivered !== false && isRedelivery(inbox.cause, execution));
   const wasSuspended = execution.status === "suspended";
-  const cancelled = execution.nonDeterminism
-    ? { timers: [], children: [] }
-    : await advance(execution, inbox.outcomes, wasSuspended, now);
+  const { failure } = budget;
+  // The store cannot take the events this activation would commit: the run fails in their place.
+  if (failure) execution.discard();
+  const cancelled =
+    execution.nonDeterminism || failure
+      ? { timers: [], children: [] }
+      : await advance(execution, inbox.outcomes, wasSuspended, now, budget);
 
-  const terminal = terminalDraft(execution, options);
+  const terminal: EventDraft | undefined = failure
+    ? { type: "workflow_failed", error: failure }
+    : terminalDraft(execution, options);
   if (terminal) execution.append(terminal);
   const status = statusOf(execution, terminal);
   if (status === "suspended" && (!wasSuspended || execution.newEvents.length > 0)) {
@@ -148,13 +168,15 @@ function isRedelivery(cause: ActivationCause, execution: RunExecution): boolean 
 
 /**
  * Applies step outcomes and the inbox, then due sleeps, retries and wait timeouts, then events, one at a
- * time in order. Returns the timers and children a cancellation made useless.
+ * time in order, as many outcomes and events as `budget` takes. Returns the timers and children a
+ * cancellation made useless.
  */
 async function advance(
   execution: RunExecution,
   outcomes: readonly StepOutcome[],
   wasSuspended: boolean,
   now: number,
+  budget: CommitBudget,
 ): Promise<{ timers: string[]; children: string[] }> {
   const cancelled = { timers: [] as string[], children: [] as string[] };
   const signals = outcomes
@@ -190,7 +212,8 @@ async function advance(
   if (wasSuspended && (anything || waitedSignal || overdue)) execution.append({ type: "workflow_resumed" });
 
   for (const outcome of ready) {
-    if (execution.stopped) return cancelled;
+    if (execution.stopped || budget.taken >= budget.take) return cancelled;
+    budget.taken += 1;
     const entry = readInboxId(outcome.stepId);
     if (entry.kind === "cancel") {
       cancelled.timers.push(...timerIdsOf(execution));
@@ -226,7 +249,7 @@ async function advance(
     if (!execution.waitOf("hook", hook.hookId)) continue;
     await execution.deliver({ type: "hook_timed_out", hookId: hook.hookId, eventName: hook.eventName });
   }
-  await deliverSignals(execution, signals);
+  await deliverSignals(execution, signals, budget);
   return cancelled;
 }
 
@@ -267,16 +290,21 @@ async function deliverOutcome(execution: RunExecution, outcome: StepOutcome, now
  * Hands each stored event to the oldest wait for its name, in the order the events arrived. An event
  * with no wait yet stays stored for a later `waitForEvent`; a wait created meanwhile gets it at once.
  */
-async function deliverSignals(execution: RunExecution, signals: StepOutcome[]): Promise<void> {
+async function deliverSignals(
+  execution: RunExecution,
+  signals: StepOutcome[],
+  budget: CommitBudget,
+): Promise<void> {
   for (let delivered = true; delivered; ) {
     delivered = false;
     for (const signal of signals) {
-      if (execution.stopped) return;
+      if (execution.stopped || budget.taken >= budget.take) return;
       if (execution.hasConsumed(signal.stepId) || !signal.ok) continue;
       const name = signalName(signal);
       const hook = execution.waits().find((wait) => wait.kind === "hook" && wait.eventName === name);
       if (hook?.kind !== "hook") continue;
       const payload = (signal.result as { payload?: unknown } | null)?.payload ?? null;
+      budget.taken += 1;
       await execution.deliver({
         type: "hook_received",
         hookId: hook.hookId,

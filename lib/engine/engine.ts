@@ -6,7 +6,7 @@ import {
   EventPayloadError,
   IdempotencyConflictError,
   InvalidRunStateError,
-  type PayloadTooLargeError,
+  PayloadTooLargeError,
   RunNotFoundError,
   StepNotFoundError,
   VersionConflictError,
@@ -44,11 +44,12 @@ import type { StartResult } from "../ports/runtime.ts";
 import type { ActivationTask, RunLease, StepTask, TaskQueue } from "../ports/task-queue.ts";
 import type { Timers } from "../ports/timers.ts";
 import { continuationRunIdOf } from "./continuation.ts";
-import { decide } from "./decide.ts";
+import { type CommitBudget, decide } from "./decide.ts";
 import { RunExecution } from "./execution.ts";
 import {
   failedAttempt,
   payloadLimit,
+  ruleError,
   storableError,
   taskTooLarge,
   tooLargeWhenSent,
@@ -388,17 +389,27 @@ export class Engine {
     task: ActivationTask,
     carried: StepOutcome | undefined,
   ): Promise<InlineStep | undefined> {
+    // Every outcome that arrived, until the store finds the commit too large (lib/engine/payload-rules.ts).
+    const budget: CommitBudget = { take: Infinity, taken: 0 };
+    let next = task;
     for (let attempt = 0; ; attempt += 1) {
       // A retry after a conflict is the same delivery: its wait to start is counted once.
-      const span = await this.telemetry.activation(attempt === 0 ? task : { ...task, sentAt: undefined });
+      const span = await this.telemetry.activation(attempt === 0 ? next : { ...next, sentAt: undefined });
       try {
-        const inline = await this.activateOnce(task, carried, span);
+        budget.taken = 0;
+        const inline = await this.activateOnce(next, carried, span, budget);
         span.end();
-        return inline;
+        // Outcomes left for another commit: this activation goes on with them (after its inline step, if any).
+        if (budget.taken < budget.take || inline) return inline;
+        next = { ...task, redelivered: false };
       } catch (error) {
         span.end(error);
         this.cache?.delete(task.runId);
-        if (!(error instanceof VersionConflictError) || attempt >= MAX_CONFLICT_RETRIES) throw error;
+        if (error instanceof PayloadTooLargeError && !budget.failure) {
+          // Half as many outcomes per commit; when one (or none) is too many, the run fails with the error.
+          if (budget.taken > 1) budget.take = budget.taken >> 1;
+          else budget.failure = ruleError(error);
+        } else if (!(error instanceof VersionConflictError) || attempt >= MAX_CONFLICT_RETRIES) throw error;
       }
     }
   }
@@ -408,6 +419,7 @@ export class Engine {
     task: ActivationTask,
     carried: StepOutcome | undefined,
     span: ActivationSpan,
+    budget: CommitBudget,
   ): Promise<InlineStep | undefined> {
     const { runId } = task;
     assertRunId(runId);
@@ -473,6 +485,7 @@ export class Engine {
         now,
         maxEventsPerRun: this.maxEventsPerRun,
         warnEventsPerRun: this.warnEventsPerRun,
+        budget,
       },
     );
     const { events: newEvents, terminal, status } = decision;

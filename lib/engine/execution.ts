@@ -344,6 +344,12 @@ export class RunExecution implements WorkflowScope {
     this.own.newEvents = [];
   }
 
+  /** Drops the events appended since the last commit: the store cannot take them, and the run fails instead. */
+  discard(): void {
+    this.own.version = this.committedVersion;
+    this.own.newEvents = [];
+  }
+
   /** Appends a new event at the current time and applies it. */
   async deliver(draft: EventDraft): Promise<WorkflowEvent> {
     const event = this.append(draft);

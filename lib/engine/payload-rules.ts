@@ -11,8 +11,10 @@
  * | step result | the store's `maxPayloadBytes` | the attempt fails with `PayloadTooLargeError` (never retried), recorded at the engine's clock |
  * | step error | the store's `maxPayloadBytes` | kept, cut to fit ({@link storableError}): its name and code, so its retry policy, stay |
  * | step task | the queue's `maxTaskBytes` | the attempt fails with `PayloadTooLargeError` before anything is sent (never retried), recorded at the engine's clock |
+ * | the events of one commit | what the store takes at once, which only it can measure (DynamoDB without a payload bucket: about 4 MB compressed); it refuses more with `PayloadTooLargeError` | the activation applies half as many of the outcomes and events that arrived (`CommitBudget` in decide.ts), commits, and goes on with the rest, in as many commits as it takes; when the events of one outcome, or the workflow's own new events (many large step inputs at once), do not fit, the run fails with the store's error in place of those events (never retried) |
  *
- * Every value is measured the same way: its JSON in UTF-8 bytes.
+ * Every value is measured the same way: its JSON in UTF-8 bytes. A commit is the exception: the store
+ * measures it as it stores it (compressed, on DynamoDB), and the engine halves what it asks of it.
  */
 import { PayloadTooLargeError, type SerializedError, type TsWorkflowError } from "../core/errors.ts";
 import { MAX_PAYLOAD_BYTES } from "../core/serialization.ts";
@@ -56,9 +58,16 @@ export function failedAttempt(task: StepTask, error: TsWorkflowError, recordedAt
     recordedAt,
     issueSeq: task.issueSeq,
     ok: false,
-    error: { name: error.name, message: error.message, code: error.code },
+    error: ruleError(error),
   };
 }
+
+/** An error the engine records for one of these rules: its name, message and code, without a stack from inside. */
+export const ruleError = ({ name, message, code }: TsWorkflowError): SerializedError => ({
+  name,
+  message,
+  code,
+});
 
 /**
  * The error of a failed attempt as the store will hold it: as it is when it fits `maxPayloadBytes`;

@@ -1,7 +1,13 @@
 import type { WorkflowEvent } from "../core/events.ts";
 import type { StepOutcome } from "../ports/event-store.ts";
 import type { StepTask } from "../ports/task-queue.ts";
-import type { ActivationSpan, EngineTelemetry, TelemetryFactory, TracedRun } from "./engine-telemetry.ts";
+import {
+  type ActivationSpan,
+  type EngineTelemetry,
+  noTelemetry,
+  type TelemetryFactory,
+  type TracedRun,
+} from "./engine-telemetry.ts";
 
 /** The units tsworkflow's CloudWatch metrics use (Powertools' `MetricUnit` values). */
 export type CloudWatchUnit = "Count" | "Milliseconds";
@@ -63,14 +69,8 @@ export function cloudWatchMetrics(metrics: CloudWatchMetricsSink): TelemetryFact
     };
     const telemetry: EngineTelemetry = {
       enabled: true,
-      async start(workflowName) {
-        return {
-          traceparent: undefined,
-          end(created) {
-            if (created) record(workflowName, CLOUDWATCH_METRICS.runsStarted, "Count", 1);
-          },
-        };
-      },
+      // A run is counted as started by its first activation (see `activationMetrics`), not by start().
+      start: noTelemetry.start,
       async activation(task) {
         return activationMetrics(record, task.sentAt === undefined ? undefined : now() - task.sentAt);
       },
@@ -100,24 +100,25 @@ function activationMetrics(
   scheduleToStart: number | undefined,
 ): ActivationSpan {
   let workflow = "";
+  let first = false;
   let dueSleeps = new Map<string, number>();
   return {
     traceparent: undefined,
     begin(run: TracedRun) {
       workflow = run.definition.name;
+      first = run.committedVersion === 1;
       if (scheduleToStart !== undefined)
         record(workflow, CLOUDWATCH_METRICS.activationScheduleToStart, "Milliseconds", scheduleToStart);
       dueSleeps = new Map();
       for (const wait of run.waits()) if (wait.kind === "sleep") dueSleeps.set(wait.sleepId, wait.resumeAt);
     },
     committed(events) {
+      // Once per run, whoever started it (start(), the client, a schedule, a parent): its first commit.
+      if (first) record(workflow, CLOUDWATCH_METRICS.runsStarted, "Count", 1);
       for (const event of events) {
         const ended = RUN_ENDS[event.type];
         if (ended) record(workflow, ended, "Count", 1);
         if (event.type === "step_retrying") record(workflow, CLOUDWATCH_METRICS.stepRetries, "Count", 1);
-        // A child run is started by its parent's activation (start() counts the others).
-        if (event.type === "child_started")
-          record(event.workflowName, CLOUDWATCH_METRICS.runsStarted, "Count", 1);
         const resumeAt = event.type === "sleep_completed" ? dueSleeps.get(event.sleepId) : undefined;
         if (resumeAt !== undefined)
           record(

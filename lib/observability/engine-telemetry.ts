@@ -20,6 +20,8 @@ export interface TracedRun {
   readonly runId: string;
   readonly definition: { readonly name: string };
   readonly started: { readonly timestamp: string; readonly traceparent?: string | undefined };
+  /** Events in the stored log: 1 until the run's first activation commits (whoever started it). */
+  readonly committedVersion: number;
   waits(): readonly TracedWait[];
 }
 

@@ -123,10 +123,6 @@ export class Telemetry implements EngineTelemetry {
       end: (created, error) => {
         if (created !== undefined) span.setAttribute("tsworkflow.run.created", created);
         if (error !== undefined) this.fail(span, error);
-        else if (created) {
-          this.instruments?.runsStarted.add(1, { "tsworkflow.workflow": workflowName });
-          this.instruments?.activeRuns.add(1, { "tsworkflow.workflow": workflowName });
-        }
         span.end(this.now());
       },
     };
@@ -158,6 +154,7 @@ export class Telemetry implements EngineTelemetry {
           runId: traced.runId,
           definition: traced.definition,
           started: traced.started,
+          committedVersion: traced.committedVersion,
           sleeps: waitsOfKind(traced, "sleep", (sleep) => sleep.sleepId),
           hooks: waitsOfKind(traced, "hook", (hook) => hook.hookId),
           children: waitsOfKind(traced, "child", (child) => child.childId),
@@ -180,6 +177,14 @@ export class Telemetry implements EngineTelemetry {
       committed(events) {
         if (!span || !run || !api) return;
         span.setAttribute("tsworkflow.activation.events", events.length);
+        // A run is counted once, by the activation that commits its first events, however it was started
+        // (start(), a parent, a schedule, a continuation, another process's client): a redelivery or a
+        // replay finds more than workflow_started in the log, and a concurrent copy's commit conflicts.
+        if (run.committedVersion === 1) {
+          const workflow = { "tsworkflow.workflow": run.definition.name };
+          telemetry.instruments?.runsStarted.add(1, workflow);
+          telemetry.instruments?.activeRuns.add(1, workflow);
+        }
         const under = api.trace.setSpan(parent ?? api.ROOT_CONTEXT, span);
         for (const event of events)
           if (RECORDED_EVENTS.has(event.type))
@@ -313,8 +318,11 @@ export class Telemetry implements EngineTelemetry {
       }
       case "workflow_completed":
       case "workflow_failed":
-      case "workflow_cancelled": {
-        const status = event.type.slice("workflow_".length);
+      case "workflow_cancelled":
+      case "workflow_continued_as_new": {
+        // A continued run ends (`continued`, as its document says); its continuation is a run of its own.
+        const status =
+          event.type === "workflow_continued_as_new" ? "continued" : event.type.slice("workflow_".length);
         this.instruments?.runsFinished.add(1, { ...workflow, "tsworkflow.run.status": status });
         this.instruments?.activeRuns.add(-1, workflow);
         // The run's own span, from its start to its end (written by the activation that finished it).
@@ -365,6 +373,7 @@ const RECORDED_EVENTS = new Set<WorkflowEvent["type"]>([
   "workflow_completed",
   "workflow_failed",
   "workflow_cancelled",
+  "workflow_continued_as_new",
 ]);
 
 /** A run as its activation began: what it waited on then (applying the activation's events ends those waits). */
@@ -381,7 +390,9 @@ function runAttributes(runId: string, workflowName: string): Attributes {
 function instrumentsOf(api: OpenTelemetryApi): Instruments {
   const meter = api.metrics.getMeter(INSTRUMENTATION_NAME);
   return {
-    runsStarted: meter.createCounter("tsworkflow.runs.started", { description: "Runs created by start()" }),
+    runsStarted: meter.createCounter("tsworkflow.runs.started", {
+      description: "Runs that began (their first activation), child runs and continuations included",
+    }),
     runsFinished: meter.createCounter("tsworkflow.runs.finished", {
       description: "Runs that completed, failed or were cancelled (tsworkflow.run.status)",
     }),

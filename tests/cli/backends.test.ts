@@ -1,14 +1,18 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DynamoDBStorage } from "../../lib/adapters/aws/dynamodb-storage.ts";
+import { S3Payloads } from "../../lib/adapters/aws/s3-payloads.ts";
 import { createTable } from "../../lib/adapters/aws/table-schema.ts";
 import type { WorkflowEvent } from "../../lib/core/events.ts";
 import { configureLogging } from "../../lib/core/logger.ts";
+import { step } from "../../lib/core/step.ts";
+import { workflow } from "../../lib/core/workflow.ts";
 import type { RunRecord } from "../../lib/ports/event-store.ts";
 import { type RedisServer, startRedisServer } from "../../lib/redis/redis-server.ts";
 import { createRedisRuntime, type RedisRuntime } from "../../lib/runtimes/redis.ts";
 import { startLocal } from "../../lib/testing/index.ts";
 import { type DynamoDBLocal, startDynamoDBLocal } from "../aws/harness/dynamodb-local.ts";
-import { TEST_REGION } from "../aws/harness/free-port.ts";
+import { freePort, TEST_REGION } from "../aws/harness/free-port.ts";
+import { type S3Emulator, startS3 } from "../aws/harness/s3.ts";
 import { hello, reminder } from "./fixtures/workflows.ts";
 import { runCli } from "./run-cli.ts";
 
@@ -114,5 +118,95 @@ describe("tsworkflow on DynamoDB", () => {
     expect(missing.code).toBe(1);
     expect(missing.stderr).toContain('DynamoDB table "no-such-table"');
     expect(missing.stderr).not.toContain("Warning");
+  });
+});
+
+const BUCKET = "tsworkflow-cli-payloads";
+/** A report over 64 KB: stored in the payload bucket, its reference in the table. */
+const buildReport = step("cli_build_report", async (characters: number) => "r".repeat(characters));
+const bigReport = workflow("cli_big_report", async (characters: number) => {
+  const report = await buildReport(characters);
+  return { length: report.length, report };
+});
+
+describe("tsworkflow on DynamoDB with payloads in S3", () => {
+  const tableName = "tsworkflow-cli-s3";
+  let dynamodb: DynamoDBLocal;
+  let s3: S3Emulator;
+  let runId: string;
+  /** s3rver checks signatures against its own key pair (DynamoDB Local takes any key). */
+  const s3rverKey = { AWS_ACCESS_KEY_ID: "S3RVER", AWS_SECRET_ACCESS_KEY: "S3RVER" };
+
+  beforeAll(async () => {
+    configureLogging({ level: "silent" });
+    [dynamodb, s3] = await Promise.all([startDynamoDBLocal(), startS3()]);
+    await s3.createBucket(BUCKET);
+    const client = dynamodb.client();
+    await createTable(client, tableName);
+    const payloads = new S3Payloads({ client: s3.client(), bucket: BUCKET });
+    const storage = new DynamoDBStorage({ client, tableName, payloads });
+    runId = await startLocal(bigReport, [300_000], { storage, timeSkipping: true });
+    client.destroy();
+    await payloads.close();
+  });
+
+  afterAll(async () => {
+    await Promise.all([dynamodb?.stop(), s3?.stop()]);
+  });
+
+  it("reads a run whose result is in the payload bucket, from --s3-endpoint or TSWORKFLOW_S3_ENDPOINT", async () => {
+    // Prepare
+    const backend = ["--table", tableName, "--region", TEST_REGION, "--endpoint", dynamodb.endpoint];
+    // Act
+    const [show, events] = await Promise.all([
+      runCli(["runs", "show", runId, ...backend, "--s3-endpoint", s3.endpoint], s3rverKey),
+      runCli(["runs", "events", runId, "--json", ...backend], {
+        ...s3rverKey,
+        TSWORKFLOW_S3_ENDPOINT: s3.endpoint,
+      }),
+    ]);
+    // Assess
+    expect(show.stderr).toBe("");
+    expect(show.code).toBe(0);
+    expect(show.stdout).toContain("completed");
+    expect(show.stdout).toContain('"length": 300000');
+    expect(events.code).toBe(0);
+    const completed = (JSON.parse(events.stdout) as WorkflowEvent[]).at(-1);
+    expect(completed).toMatchObject({ type: "workflow_completed", result: { length: 300_000 } });
+    expect((completed as { result: { report: string } }).result.report).toBe("r".repeat(300_000));
+  });
+
+  it("names S3 and the bucket, not the table, when the payload bucket cannot be reached", async () => {
+    // Prepare: nothing listens on this port.
+    const nowhere = `http://127.0.0.1:${await freePort()}`;
+    // Act
+    const [show, misused] = await Promise.all([
+      runCli(
+        [
+          "runs",
+          "show",
+          runId,
+          "--table",
+          tableName,
+          "--region",
+          TEST_REGION,
+          "--endpoint",
+          dynamodb.endpoint,
+          "--s3-endpoint",
+          nowhere,
+        ],
+        s3rverKey,
+      ),
+      runCli(["runs", "list", "--s3-endpoint", s3.endpoint]),
+    ]);
+    // Assess
+    expect(show.code).toBe(1);
+    expect(show.stderr).toContain(
+      `Cannot use the S3 bucket "${BUCKET}" at ${nowhere} (a payload of run ${runId})`,
+    );
+    expect(show.stderr).toContain("--s3-endpoint or TSWORKFLOW_S3_ENDPOINT");
+    expect(show.stderr).not.toContain("DynamoDB");
+    expect(misused.code).toBe(2);
+    expect(misused.stderr).toContain("--s3-endpoint is the endpoint of the payload bucket");
   });
 });

@@ -11,7 +11,12 @@ import { inboxIds } from "../../lib/ports/inbox.ts";
  */
 
 const T0 = Date.parse("2030-01-01T00:00:00.000Z");
-const limits = (now: number): DecideOptions => ({ now, maxEventsPerRun: 1000, warnEventsPerRun: 900 });
+const limits = (now: number): DecideOptions => ({
+  now,
+  maxEventsPerRun: 1000,
+  warnEventsPerRun: 900,
+  budget: { take: Infinity, taken: 0 },
+});
 
 const reserve = step("decide_reserve", async (sku: string) => `r-${sku}`);
 const flaky = step("decide_flaky", async () => 1, { maxRetries: 2, retryDelay: "10s" });

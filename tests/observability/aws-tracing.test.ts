@@ -2,6 +2,7 @@ import { Metrics } from "@aws-lambda-powertools/metrics";
 import { trace } from "@opentelemetry/api";
 import type { ReadableSpan } from "@opentelemetry/sdk-trace-base";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createClient } from "../../lib/aws/client.ts";
 import { configureLogging } from "../../lib/core/logger.ts";
 import { runChild, sleep } from "../../lib/core/primitives.ts";
 import { step } from "../../lib/core/step.ts";
@@ -144,7 +145,7 @@ describe("OpenTelemetry traces on the AWS runtime", () => {
 });
 
 describe("CloudWatch embedded metrics on the AWS runtime", () => {
-  it("writes one EMF line per metric, with the namespace and the workflow dimension, through Powertools' Metrics", async () => {
+  it("writes one EMF line per metric, with the namespace and the workflow dimension, through Powertools' Metrics, and counts every run started once: by the start function, another Lambda's client or its parent", async () => {
     // Prepare: every line the functions write to standard output.
     if (!emulators) throw new Error("The emulators did not start.");
     executions.clear();
@@ -161,18 +162,25 @@ describe("CloudWatch embedded metrics on the AWS runtime", () => {
       { telemetry: cloudWatchMetrics(metrics) },
     );
     stacks.push(stack);
-    // Act
+    // The client of another Lambda (its own process: no telemetry of the functions).
+    const client = createClient(stack.config, {
+      clients: { dynamodb: stack.clients.dynamodb, sqs: stack.clients.sqs },
+    });
+    // Act: one run through the start function, one through the client.
     try {
       const { runId } = await stack.invokeStart({ workflow: "otel_aws_order", args: [] });
       await stack.waitForStatus(runId, "completed", 60_000);
+      const viaClient = await client.start(order, []);
+      await stack.waitForStatus(viaClient, "completed", 60_000);
       await waitFor(
-        "the child's completion metric",
+        "the completion metrics of both runs",
         () =>
-          lines.some((line) => line.includes('"RunsCompleted"') && line.includes('"otel_aws_order"')) ||
-          undefined,
+          lines.filter((line) => line.includes('"RunsCompleted"') && line.includes('"otel_aws_order"'))
+            .length === 2 || undefined,
       );
     } finally {
       process.stdout.write = write;
+      await client.close();
     }
     // Assess
     const emf = lines
@@ -199,19 +207,21 @@ describe("CloudWatch embedded metrics on the AWS runtime", () => {
     expect(emf[0]?._aws.CloudWatchMetrics[0]?.Dimensions[0]).toEqual(
       expect.arrayContaining(["service", "workflow"]),
     );
-    expect(named("RunsStarted", "otel_aws_order")).toHaveLength(1);
-    expect(named("RunsStarted", "otel_aws_receipt")).toHaveLength(1);
-    expect(named("RunsCompleted", "otel_aws_order")).toHaveLength(1);
-    expect(named("StepAttempts", "otel_aws_order").length).toBe(4);
+    expect(named("RunsStarted", "otel_aws_order")).toHaveLength(2);
+    expect(named("RunsCompleted", "otel_aws_order")).toHaveLength(2);
+    expect(named("RunsStarted", "otel_aws_receipt")).toHaveLength(2);
+    expect(named("RunsCompleted", "otel_aws_receipt")).toHaveLength(2);
+    // The first run's charge fails once, the second's does not.
+    expect(named("StepAttempts", "otel_aws_order").length).toBe(7);
     expect(named("StepErrors", "otel_aws_order")).toHaveLength(1);
     expect(named("StepRetries", "otel_aws_order")).toHaveLength(1);
     expect(named("StepDuration", "otel_aws_order")[0]?._aws.CloudWatchMetrics[0]?.Metrics[0]?.Unit).toBe(
       "Milliseconds",
     );
-    expect(named("StepScheduleToStart", "otel_aws_order").length).toBe(4);
+    expect(named("StepScheduleToStart", "otel_aws_order").length).toBe(7);
     expect(named("ActivationScheduleToStart", "otel_aws_order").length).toBeGreaterThan(0);
     const lateness = named("TimerLateness", "otel_aws_order");
-    expect(lateness).toHaveLength(1);
+    expect(lateness).toHaveLength(2);
     expect(lateness[0]?.TimerLateness).toBeGreaterThanOrEqual(0);
   });
 });

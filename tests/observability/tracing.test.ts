@@ -1,7 +1,8 @@
 import { trace } from "@opentelemetry/api";
 import type { ReadableSpan } from "@opentelemetry/sdk-trace-base";
-import { configureLogging, runChild, sleep, step, waitForEvent, workflow } from "tsworkflow";
-import { openTelemetry } from "tsworkflow/engine";
+import { configureLogging, continueAsNew, runChild, sleep, step, waitForEvent, workflow } from "tsworkflow";
+import { type CloudWatchMetricsSink, cloudWatchMetrics } from "tsworkflow/aws";
+import { type ActivationTask, openTelemetry, type TelemetryFactory } from "tsworkflow/engine";
 import { MemoryStorage } from "tsworkflow/local";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { type ManualEngine, manualEngine } from "../core/support/manual-engine.ts";
@@ -192,5 +193,97 @@ describe("OpenTelemetry metrics", () => {
         "tsworkflow.step.schedule_to_start{tsworkflow.step.name=otel_double,tsworkflow.workflow=otel_traced}",
       ),
     ).toBe(2);
+  });
+});
+
+const tally = step("otel_tally", async (n: number) => n + 1);
+/** Continues once (a new run of the same workflow) when given 1. */
+const countedChild = workflow("otel_counted_child", async (n: number) =>
+  n === 1 ? continueAsNew(2) : tally(n),
+);
+const countedParent = workflow("otel_counted_parent", async () => {
+  const a = await runChild(countedChild, [1]);
+  const b = await runChild(countedChild, [5]);
+  return a + b;
+});
+
+/** A CloudWatch metrics sink that adds up each metric by name and workflow (`Name{workflow}`). */
+function summingSink(): CloudWatchMetricsSink & { sums: Map<string, number> } {
+  const sums = new Map<string, number>();
+  return {
+    sums,
+    singleMetric() {
+      let workflowName = "";
+      return {
+        addDimension: (_name, value) => {
+          workflowName = value;
+        },
+        addMetric: (name, _unit, value) => {
+          const key = `${name}{${workflowName}}`;
+          sums.set(key, (sums.get(key) ?? 0) + value);
+        },
+      };
+    },
+  };
+}
+
+/**
+ * Runs `countedParent` to its end with every first activation of a run (the parent's, each child's, the
+ * continuation's) delivered three times: by two engines over the same store at once (another process got
+ * the same message), then again (a redelivery); every activation replays the run from its log.
+ */
+async function runWithStartsDeliveredThrice(telemetry: TelemetryFactory): Promise<void> {
+  const store = new MemoryStorage();
+  const m = manualEngine({ telemetry, store, cacheSize: 0 });
+  const other = manualEngine({ telemetry, store, cacheSize: 0 });
+  // Started twice with one key: one run.
+  const { runId } = await m.engine.start(countedParent, [], { idempotencyKey: "counted" });
+  await m.engine.start(countedParent, [], { idempotencyKey: "counted" });
+  for (;;) {
+    const activations: ActivationTask[] = [...m.queue.takeActivations(), ...other.queue.takeActivations()];
+    const steps = [...m.queue.takeSteps(), ...other.queue.takeSteps()];
+    if (activations.length === 0 && steps.length === 0) break;
+    for (const task of activations) {
+      if (task.cause.kind !== "start") {
+        await m.engine.activate(task);
+        continue;
+      }
+      await Promise.all([m.engine.activate(task), other.engine.activate(task)]);
+      await m.engine.activate({ ...task, redelivered: true });
+    }
+    for (const task of steps) await m.engine.executeStep(task);
+  }
+  expect((await m.run(runId)).status).toBe("completed");
+}
+
+describe("Runs started", () => {
+  it("counts each run started once, child runs and continuations included, however often its first activation is delivered, in OpenTelemetry and CloudWatch alike", async () => {
+    // Prepare
+    const before = await metricValues(otel);
+    const delta = (values: Map<string, number>, key: string) =>
+      (values.get(key) ?? 0) - (before.get(key) ?? 0);
+    const sink = summingSink();
+    // Act: the same runs once with each telemetry.
+    await runWithStartsDeliveredThrice(openTelemetry);
+    await runWithStartsDeliveredThrice(cloudWatchMetrics(sink));
+    // Assess: the parent, two child runs and the first child's continuation.
+    const after = await metricValues(otel);
+    const started = (name: string) => delta(after, `tsworkflow.runs.started{tsworkflow.workflow=${name}}`);
+    const active = (name: string) => delta(after, `tsworkflow.runs.active{tsworkflow.workflow=${name}}`);
+    const finished = (name: string, status: string) =>
+      delta(after, `tsworkflow.runs.finished{tsworkflow.run.status=${status},tsworkflow.workflow=${name}}`);
+    expect([started("otel_counted_parent"), started("otel_counted_child")]).toEqual([1, 3]);
+    expect([
+      finished("otel_counted_child", "completed"),
+      finished("otel_counted_child", "continued"),
+    ]).toEqual([2, 1]);
+    expect([active("otel_counted_parent"), active("otel_counted_child")]).toEqual([0, 0]);
+    expect(Object.fromEntries([...sink.sums].filter(([key]) => key.startsWith("Runs")))).toEqual({
+      "RunsStarted{otel_counted_parent}": 1,
+      "RunsCompleted{otel_counted_parent}": 1,
+      "RunsStarted{otel_counted_child}": 3,
+      "RunsCompleted{otel_counted_child}": 2,
+      "RunsContinued{otel_counted_child}": 1,
+    });
   });
 });

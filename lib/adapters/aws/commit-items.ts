@@ -57,7 +57,13 @@ export async function commitItems(
     return [item];
   }
   const bytes = packed.byteLength;
-  if (bytes > COMMIT_LIMIT_BYTES) throw new PayloadTooLargeError(what, bytes, COMMIT_LIMIT_BYTES);
+  if (bytes > COMMIT_LIMIT_BYTES)
+    throw new PayloadTooLargeError(
+      what,
+      bytes,
+      COMMIT_LIMIT_BYTES,
+      "Set TSWORKFLOW_PAYLOAD_BUCKET, as the DurableWorkflows construct does.",
+    );
   const parts = Math.ceil(bytes / COMMIT_PART_BYTES);
   if (parts > TRANSACTION_MAX_ITEMS)
     throw new PayloadTooLargeError(what, bytes, COMMIT_PART_BYTES * TRANSACTION_MAX_ITEMS);

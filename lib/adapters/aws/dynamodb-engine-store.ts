@@ -22,14 +22,14 @@ import { DOCUMENT_LAG_MS } from "./document-lag.ts";
 import { readRun, repairDocument, updateDocument, writeTagItems } from "./document-sync.ts";
 import { DynamoDBClient, DynamoDBDocumentClient } from "./dynamodb-sdk.ts";
 import { freeKey } from "./idempotency-keys.ts";
-import { COMMIT_END, commitSk, runPk } from "./keys.ts";
+import { COMMIT_END, commitSk, RUN_SK, runPk } from "./keys.ts";
 import { S3_MAX_PAYLOAD_BYTES } from "./limits.ts";
 import { putSegment, readSegments, SEGMENT_EVENTS } from "./log-segment.ts";
 import { getOutcomeItem, listOutcomeItems, putOutcomeItem } from "./outcome-items.ts";
-import { deleteItems, queryAll } from "./queries.ts";
+import { clearDue, deleteItems, queryAll } from "./queries.ts";
 import { createRunItems } from "./run-creation.ts";
 import { keepsRunning, RunFacts } from "./run-facts.ts";
-import { clearDue, runsToSweep } from "./run-listing.ts";
+import { runsToSweep } from "./run-listing.ts";
 import { S3Payloads } from "./s3-payloads.ts";
 import type { StoreContext } from "./store-context.ts";
 
@@ -292,9 +292,13 @@ export class DynamoDBEngineStore implements EventStore {
     return runsToSweep(this.context, options, this.staleScanFrom);
   }
 
-  /** Takes a finished child run out of the sweeper's due index once its parent has been told. */
-  clearDue(runId: string): Promise<void> {
-    return clearDue(this.context, runId);
+  /**
+   * Takes a finished run out of the sweeper's due index (a child once its parent has been told), with the
+   * outcomes from outside that reached it after its last activation (see `listOutcomeItems`).
+   */
+  async clearDue(runId: string): Promise<void> {
+    await clearDue(this.context, { pk: runPk(runId), sk: RUN_SK });
+    await listOutcomeItems(this.context, runId);
   }
 
   /**

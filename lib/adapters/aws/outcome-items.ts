@@ -1,11 +1,21 @@
 import type { StepOutcome } from "../../ports/event-store.ts";
+import { isFromOutside } from "../../ports/inbox.ts";
 import type { Item } from "./commit-items.ts";
 import { conditionFailed } from "./dynamodb-errors.ts";
 import { PutCommand } from "./dynamodb-sdk.ts";
 import { assertItemFits } from "./item-size.ts";
-import { OUTCOME_END, OUTCOME_PREFIX, outcomeFrom, outcomeSk, runPk } from "./keys.ts";
+import {
+  dueKey,
+  dueSortKey,
+  OUTCOME_END,
+  OUTCOME_PREFIX,
+  outcomeFrom,
+  outcomeSk,
+  runPk,
+  shardOf,
+} from "./keys.ts";
 import { packFields, refsOf, unpackFields } from "./payload-fields.ts";
-import { getItem, queryAll } from "./queries.ts";
+import { clearDue, getItem, queryAll } from "./queries.ts";
 import type { StoreContext } from "./store-context.ts";
 
 /*
@@ -20,13 +30,20 @@ import type { StoreContext } from "./store-context.ts";
  * @throws PayloadTooLargeError for an item over DynamoDB's limit (the engine's payload limit keeps them below)
  */
 export async function putOutcomeItem(context: StoreContext, outcome: StepOutcome): Promise<boolean> {
-  const { json, refs } = await packFields(outcome.runId, [outcome], context.payloads);
+  const { runId, stepId, recordedAt } = outcome;
+  const { json, refs } = await packFields(runId, [outcome], context.payloads);
   const item: Item = {
-    pk: runPk(outcome.runId),
-    sk: outcomeSk(outcome.stepId, outcome.attempt, outcome.issueSeq),
+    pk: runPk(runId),
+    sk: outcomeSk(stepId, outcome.attempt, outcome.issueSeq),
     outcome: json.slice(1, -1),
     ...(refs.length > 0 ? { refs: JSON.stringify(refs) } : {}),
-    recordedAt: outcome.recordedAt,
+    recordedAt,
+    // An event, a cancellation or a child's result is in the sweeper's due index until an activation lists
+    // it (see `listOutcomeItems`): should the activation sent after it be lost, the sweeper wakes the run.
+    ...(isFromOutside(stepId) && {
+      duePk: dueKey(shardOf(runId)),
+      dueSk: dueSortKey(Date.parse(recordedAt), runId),
+    }),
   };
   assertItemFits(item, `The outcome of step ${outcome.stepId} (attempt ${outcome.attempt})`);
   try {
@@ -75,6 +92,8 @@ export async function listOutcomeItems(
     },
     ConsistentRead: consistent,
   });
+  // Listed by an activation: an outcome from outside leaves the sweeper's due index (see putOutcomeItem).
+  for (const item of items) if (item.duePk) await clearDue(context, item);
   const outcomes = await Promise.all(items.map((item) => outcomeOf(context, item)));
   // Stable sort: equal timestamps keep the key order (step id, then attempt).
   return outcomes.sort((a, b) => (a.recordedAt === b.recordedAt ? 0 : a.recordedAt < b.recordedAt ? -1 : 1));

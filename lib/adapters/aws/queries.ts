@@ -1,7 +1,7 @@
 import type { QueryCommandInput } from "@aws-sdk/lib-dynamodb";
 import type { Item } from "./commit-items.ts";
 import { conditionFailed } from "./dynamodb-errors.ts";
-import { BatchWriteCommand, GetCommand, QueryCommand } from "./dynamodb-sdk.ts";
+import { BatchWriteCommand, GetCommand, QueryCommand, UpdateCommand } from "./dynamodb-sdk.ts";
 import { RUN_SK, runPk } from "./keys.ts";
 import type { StoreContext } from "./store-context.ts";
 
@@ -64,4 +64,18 @@ export function unlessConditionFailed(error: unknown): void {
 
 export function pause(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Takes an item (a run document, an outcome from outside) out of the sweeper's due index. */
+export async function clearDue(context: StoreContext, key: Item): Promise<void> {
+  await context.documents
+    .send(
+      new UpdateCommand({
+        TableName: context.tableName,
+        Key: { pk: key.pk, sk: key.sk },
+        UpdateExpression: "REMOVE duePk, dueSk",
+        ConditionExpression: "attribute_exists(pk)",
+      }),
+    )
+    .catch(unlessConditionFailed);
 }

@@ -8,9 +8,9 @@ import {
 } from "../../ports/event-store.ts";
 import { decodeRunCursor, encodeRunCursor, pageLimit } from "../../ports/run-cursor.ts";
 import type { Item } from "./commit-items.ts";
-import { BatchGetCommand, QueryCommand, UpdateCommand } from "./dynamodb-sdk.ts";
-import { dueKey, gsiSortKey, RUN_SK, runPk, shards, statusKey, tagIndexKey, workflowKey } from "./keys.ts";
-import { pause, unlessConditionFailed } from "./queries.ts";
+import { BatchGetCommand, QueryCommand } from "./dynamodb-sdk.ts";
+import { dueKey, gsiSortKey, RUN_SK, shards, statusKey, tagIndexKey, workflowKey } from "./keys.ts";
+import { pause } from "./queries.ts";
 import { tagsOf, toRecord } from "./run-document.ts";
 import type { StoreContext } from "./store-context.ts";
 import { TABLE_SCHEMA } from "./table-schema.ts";
@@ -156,20 +156,6 @@ export async function runsToSweep(
   ]);
   const records = (items: Item[]) => Promise.all(items.map((item) => toRecord(context, item)));
   return { due: await records(due), stale: await records([...pending, ...running]) };
-}
-
-/** Takes a finished child run out of the sweeper's due index once its parent has been told. */
-export async function clearDue(context: StoreContext, runId: string): Promise<void> {
-  await context.documents
-    .send(
-      new UpdateCommand({
-        TableName: context.tableName,
-        Key: { pk: runPk(runId), sk: RUN_SK },
-        UpdateExpression: "REMOVE duePk, dueSk",
-        ConditionExpression: "attribute_exists(pk)",
-      }),
-    )
-    .catch(unlessConditionFailed);
 }
 
 /** Documents of runs the sweeper should look at by `now`: their due time (a wake-up, a parent to tell) has passed. */

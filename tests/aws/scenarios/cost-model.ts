@@ -133,10 +133,12 @@ const PER_EVENT = {
     "dynamodb.GetItem": 1,
     "dynamodb.PutItem": 2,
     "dynamodb.Query": 1,
-    "dynamodb.UpdateItem": 1,
+    "dynamodb.UpdateItem": 2,
     "sqs.SendMessage": 1,
   },
-  writeUnits: 4,
+  // The event's outcome 2 (the item and its entry in the sweeper's due index), taken out of that index when
+  // the activation lists it 2, the commit 1, the run's document updates 2.
+  writeUnits: 7,
   readUnits: 2,
   messages: 1,
 };
@@ -147,12 +149,14 @@ const PER_CHILD = {
     "dynamodb.GetItem": 1,
     "dynamodb.PutItem": 3,
     "dynamodb.Query": 3,
-    "dynamodb.UpdateItem": 2,
+    "dynamodb.UpdateItem": 3,
     "sqs.SendMessage": 2,
   },
   // The child's creation 8 (as for a run, below), three puts of 1 (the child's commit, its result for the
-  // parent, the parent's commit), the child's and the parent's document updates with their index entries 8.
-  writeUnits: 19,
+  // parent, the parent's commit), the child's and the parent's document updates with their index entries 8,
+  // and the result's entry in the sweeper's due index: 1 with the put, 2 to take it out when the parent's
+  // activation lists it.
+  writeUnits: 22,
   // The child's first activation reads its log eventually consistent (its document says pending, so it
   // is not behind the log): half a unit for a small log.
   readUnits: 2.5,

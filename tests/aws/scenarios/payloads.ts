@@ -1,3 +1,4 @@
+import { createHash, randomBytes } from "node:crypto";
 import { QueryCommand, type QueryCommandOutput } from "@aws-sdk/client-dynamodb";
 import { HeadObjectCommand, ListObjectsV2Command, type S3Client } from "@aws-sdk/client-s3";
 import { unmarshall } from "@aws-sdk/util-dynamodb";
@@ -19,6 +20,7 @@ import {
   type Stack,
   type StackOptions,
 } from "../harness/aws-stack.ts";
+import { waitFor } from "../harness/wait.ts";
 
 /**
  * Payloads at DynamoDB's limits and beyond them, through the real handlers: every item fits by
@@ -60,6 +62,32 @@ const bigWorkflow = workflow("aws_payload_big", async (cap: number, input: strin
   return await atCap(cap, "big-last");
 });
 
+/** `bytes` characters that DEFLATE cannot shrink below three quarters (base64 of SHA-256 digests), the same for a seed. */
+const noise = (seed: string, bytes: number) => {
+  let text = "";
+  for (let index = 0; text.length < bytes; index += 1)
+    text += createHash("sha256").update(`${seed}:${index}`).digest("base64");
+  return text.slice(0, bytes);
+};
+
+/** What each attempt of the bulky step returned, by step index: the log must hold exactly these. */
+const bulkyResults = new Map<number, string[]>();
+/** 250 KB of random base64: under the 255 KB cap, about 190 KB compressed. */
+const bulky = step("aws_payload_bulky", async (index: number) => {
+  const result = randomBytes(187_500).toString("base64");
+  bulkyResults.set(index, [...(bulkyResults.get(index) ?? []), result]);
+  return result;
+});
+/** `count` parallel results of 250 KB: 24 of them pass DynamoDB's 4 MB transaction, even compressed. */
+const fanOut = workflow("aws_payload_fan_out", async (count: number) => {
+  const parts = await Promise.all(Array.from({ length: count }, (_, index) => bulky(index)));
+  return parts.map((part) => part.length);
+});
+/** `count` parallel steps started at once, each with a 250 KB input: one commit of more than 4 MB. */
+const bigInputs = workflow("aws_payload_big_inputs", async (count: number) =>
+  Promise.all(Array.from({ length: count }, (_, index) => echoLength(noise(`input ${index}`, 250_000)))),
+);
+
 export function describePayloads(emulatorsOf: () => Emulators): void {
   describe("payloads at DynamoDB's limits and beyond", () => {
     const stacks: Stack[] = [];
@@ -67,7 +95,11 @@ export function describePayloads(emulatorsOf: () => Emulators): void {
       for (const stack of stacks) await stack.stop();
     });
     const deploy = (options: StackOptions = {}) => {
-      const stack = deployStack(emulatorsOf(), { workflows: [capWorkflow, capChild, bigWorkflow] }, options);
+      const stack = deployStack(
+        emulatorsOf(),
+        { workflows: [capWorkflow, capChild, bigWorkflow, fanOut, bigInputs] },
+        options,
+      );
       stacks.push(stack);
       return stack;
     };
@@ -90,6 +122,10 @@ export function describePayloads(emulatorsOf: () => Emulators): void {
       client.destroy();
       return items;
     };
+    /** Messages in the stack's workflow DLQ. */
+    const deadLettered = (stack: Stack) =>
+      emulatorsOf().sqs.server.inspectQueue(stack.queues.workflowDlqUrl.split("/").at(-1) as string)?.messages
+        .ready.length ?? 0;
 
     it("completes a run whose input, every step result, a child's input and result and the workflow result sit at the 255 KB cap, every item under 400 KB", async () => {
       // Prepare: no payload bucket, so everything stays in DynamoDB. Messages come back after 20 s, not
@@ -118,6 +154,57 @@ export function describePayloads(emulatorsOf: () => Emulators): void {
         expect(document).toMatchObject({ inputAt: "COMMIT#0000000001" });
       }
       expect(executions.get("last")).toBe(1);
+    });
+
+    it("applies 24 parallel step results of 250 KB, over DynamoDB's 4 MB transaction together, in several commits without a payload bucket, and the run completes", async () => {
+      // Prepare: no payload bucket. The workflow function is held back until every result is stored, so
+      // that one activation finds them all (as a busy or throttled function would).
+      const stack = deploy({ payloadBucket: false, visibilityTimeoutSeconds: 20 });
+      const { runId } = await stack.invokeStart({ workflow: "aws_payload_fan_out", args: [24] });
+      await stack.waitForStatus(runId, "running", 60_000);
+      await stack.workflowMapping.stop();
+      await waitFor(
+        "the 24 results to be stored",
+        async () => ((await stack.store.listOutcomes(runId)).length === 24 ? true : undefined),
+        90_000,
+      );
+      // Act
+      stack.workflowMapping.start();
+      const run = await stack.waitForStatus(runId, ["completed", "failed"], 120_000);
+      // Assess: every result in the log as the step returned it, each step run once, nothing dead-lettered.
+      expect(run.error).toBeUndefined();
+      expect(run.status).toBe("completed");
+      expect(run.result).toEqual(Array(24).fill(250_000));
+      const completed = ofType(await stack.events(runId), "step_completed");
+      expect(completed).toHaveLength(24);
+      for (const event of completed) {
+        const attempts = bulkyResults.get(Number(event.stepId.split("#")[1])) ?? [];
+        expect(attempts).toHaveLength(1);
+        expect(event.result).toBe(attempts[0]);
+      }
+      const items = await itemsOf(stack, runId);
+      for (const item of items) expect(itemSize(item)).toBeLessThanOrEqual(DYNAMODB_ITEM_LIMIT_BYTES);
+      const heads = items.filter((item) => String(item.sk).startsWith("COMMIT#") && item.part === undefined);
+      expect(heads.length).toBeGreaterThan(3);
+      expect(deadLettered(stack)).toBe(0);
+    });
+
+    it("fails a run whose own new events pass DynamoDB's 4 MB transaction without a payload bucket, with a PayloadTooLargeError that names the setting, instead of retrying it into the DLQ", async () => {
+      // Prepare: 24 steps started at once, each with a 250 KB input.
+      const stack = deploy({ payloadBucket: false, visibilityTimeoutSeconds: 20 });
+      // Act
+      const { runId } = await stack.invokeStart({ workflow: "aws_payload_big_inputs", args: [24] });
+      const run = await stack.waitForStatus(runId, ["completed", "failed"], 90_000);
+      // Assess
+      expect(run.status).toBe("failed");
+      expect(run.error).toMatchObject({ name: "PayloadTooLargeError", code: "PAYLOAD_TOO_LARGE" });
+      expect(run.error?.message).toMatch(
+        /^A commit of 24 events to run \S+ is \d+ bytes, over the limit of 4128768 bytes\. Set TSWORKFLOW_PAYLOAD_BUCKET, as the DurableWorkflows construct does\.$/,
+      );
+      const events = await stack.events(runId);
+      expect(events.map((event) => event.type)).toEqual(["workflow_started", "workflow_failed"]);
+      expect(stack.stepMapping.stats.records).toBe(0);
+      expect(deadLettered(stack)).toBe(0);
     });
 
     it("carries 10 MB inputs, step inputs and results, event payloads and results through S3 and reads them back everywhere", async () => {

@@ -1,10 +1,15 @@
+import { GetItemCommand } from "@aws-sdk/client-dynamodb";
 import type { ChangeMessageVisibilityCommand, SQSClient } from "@aws-sdk/client-sqs";
 import type { DynamoDBRecord } from "aws-lambda";
 import { afterAll, describe, expect, it } from "vitest";
+import { DynamoDBStorage } from "../../../lib/adapters/aws/dynamodb-storage.ts";
 import { scheduleName, TIMER_RETRY_POLICY } from "../../../lib/adapters/aws/scheduler-timers.ts";
-import { runChild, sleep } from "../../../lib/core/primitives.ts";
+import { createClient } from "../../../lib/aws/client.ts";
+import { createWebhookHandler } from "../../../lib/aws/lambda/handlers.ts";
+import { createWebhook, runChild, sleep, waitForEvent } from "../../../lib/core/primitives.ts";
 import { step } from "../../../lib/core/step.ts";
 import { workflow } from "../../../lib/core/workflow.ts";
+import { inboxIds } from "../../../lib/ports/inbox.ts";
 import {
   deployStack,
   type Emulators,
@@ -46,7 +51,68 @@ const recoveryParent = workflow("aws_recovery_parent", async (name: string) =>
 const lateStep = step("aws_recovery_late_step", async (name: string) => `late ${name}`);
 const usesLateStep = workflow("aws_recovery_uses_late_step", async (name: string) => lateStep(name));
 
-const registry = { workflows: [sleeper, napper, stepper, recoveryChild, recoveryParent, usesLateStep] };
+const waiter = workflow("aws_recovery_waiter", async () =>
+  greet(await waitForEvent<string>("aws_recovery_document")),
+);
+const webhookWaiter = workflow("aws_recovery_webhook_waiter", async () =>
+  greet(await createWebhook<string>().wait()),
+);
+const sleepThenWait = workflow("aws_recovery_sleep_then_wait", async () => {
+  await sleep(2 * DAY);
+  return greet(await waitForEvent<string>("aws_recovery_document"));
+});
+
+const registry = {
+  workflows: [
+    sleeper,
+    napper,
+    stepper,
+    recoveryChild,
+    recoveryParent,
+    usesLateStep,
+    waiter,
+    webhookWaiter,
+    sleepThenWait,
+  ],
+};
+
+/** Ways to send a waiting run the event "stored": with the client, or through the webhook function. */
+const senders = [
+  {
+    by: "the client",
+    workflow: "aws_recovery_waiter",
+    async send(stack: Stack, runId: string) {
+      const client = createClient(stack.config, {
+        clients: { dynamodb: stack.clients.dynamodb, sqs: stack.clients.sqs },
+      });
+      await client.sendEvent(runId, "aws_recovery_document", "stored");
+      await client.close();
+    },
+  },
+  {
+    by: "a call to its webhook",
+    workflow: "aws_recovery_webhook_waiter",
+    async send(stack: Stack, runId: string) {
+      const store = new DynamoDBStorage({
+        client: stack.clients.dynamodb,
+        tableName: stack.config.tableName,
+      });
+      const handler = createWebhookHandler(registry, { config: stack.config, clients: stack.clients, store });
+      const token = ofType(await stack.events(runId), "hook_created")[0]?.token as string;
+      const reply = await handler(
+        { rawPath: `/hooks/${token}`, body: '"stored"', requestContext: { http: { method: "POST" } } },
+        lambdaContext("webhook"),
+      );
+      if (reply.statusCode !== 202)
+        throw new Error(`The webhook answered ${reply.statusCode}: ${reply.body}`);
+    },
+  },
+];
+
+/** An event's activation: its cause is the event's outcome. */
+const isEventActivation = (body: { kind: string; task: Record<string, unknown> }) =>
+  body.kind === "activation" &&
+  String((body.task.cause as { stepId?: string }).stepId).startsWith("$signal:");
 
 /** Drops (once) the messages `matches` picks, answering as SQS would: a message lost on the way. */
 function dropSends(
@@ -111,6 +177,28 @@ export function describeRecovery(emulatorsOf: () => Emulators): void {
       stacks.push(stack);
       return stack;
     };
+    /** Whether the item `sk` of the run is in the sweeper's due index. */
+    const dueEntry = async (stack: Stack, runId: string, sk: string) => {
+      const client = emulatorsOf().dynamo.client();
+      const { Item } = await client.send(
+        new GetItemCommand({
+          TableName: stack.config.tableName,
+          Key: { pk: { S: `RUN#${runId}` }, sk: { S: sk } },
+          ConsistentRead: true,
+        }),
+      );
+      client.destroy();
+      if (!Item) throw new Error(`No item ${sk} in run ${runId}.`);
+      return Item.duePk !== undefined;
+    };
+    /** Waits until the workflow queue holds no message and the workflow function is idle. */
+    const workflowQueueIdle = (stack: Stack) =>
+      waitFor("the workflow queue to be idle", () => {
+        const name = stack.queues.workflowQueueUrl.split("/").at(-1) as string;
+        const messages = emulatorsOf().sqs.server.inspectQueue(name)?.messages;
+        const held = (messages?.ready.length ?? 0) + (messages?.inflight.length ?? 0);
+        return held + (messages?.delayed.length ?? 0) === 0 && !stack.workflowMapping.busy ? true : undefined;
+      });
 
     it("gives every schedule a 24-hour retry policy and the timer DLQ, and wakes a run whose schedule was dropped", async () => {
       // Prepare
@@ -247,6 +335,76 @@ export function describeRecovery(emulatorsOf: () => Emulators): void {
       expect(run.result).toBe("hello pending");
     });
 
+    for (const sender of senders)
+      it(`activates a run waiting with no timeout whose event came by ${sender.by} and whose activation was lost, once`, async () => {
+        // Prepare: the event is stored, and the activation sent after it never reaches the queue.
+        const dropped: string[] = [];
+        const stack = deploy({
+          decorateSqs: dropSends((body) => isEventActivation(body) && dropped.length === 0, dropped),
+        });
+        const { runId } = await stack.invokeStart({ workflow: sender.workflow, args: [] });
+        await stack.waitForStatus(runId, "suspended");
+        await sender.send(stack, runId);
+        const waiting = await stack.store.getRun(runId);
+        // Act
+        emulatorsOf().clock.offset += 2 * 3_600_000;
+        const first = await stack.sweep();
+        const run = await stack.waitForStatus(runId, "completed");
+        const second = await stack.sweep();
+        // Assess
+        expect(dropped).toHaveLength(1);
+        expect(waiting?.status).toBe("suspended");
+        expect(first).toEqual({ overdue: [runId], stale: [], children: [] });
+        expect(run.result).toBe("hello stored");
+        expect(second).toEqual({ overdue: [], stale: [], children: [] });
+        expect(ofType(await stack.events(runId), "hook_received")).toHaveLength(1);
+      });
+
+    it("keeps an event sent before the run waits for it, and looks at the run once, not at every sweep", async () => {
+      // Prepare: the run sleeps two days, then waits for the event, which arrives during the sleep.
+      const stack = deploy();
+      const client = createClient(stack.config, {
+        clients: { dynamodb: stack.clients.dynamodb, sqs: stack.clients.sqs },
+      });
+      const { runId } = await stack.invokeStart({ workflow: "aws_recovery_sleep_then_wait", args: [] });
+      await stack.waitForStatus(runId, "suspended");
+      await client.sendEvent(runId, "aws_recovery_document", "early");
+      await workflowQueueIdle(stack);
+      // Act: sweeps during the sleep, then the sleep ends.
+      emulatorsOf().clock.offset += 2 * 3_600_000;
+      const first = await stack.sweep();
+      await workflowQueueIdle(stack);
+      emulatorsOf().clock.offset += 2 * 3_600_000;
+      const second = await stack.sweep();
+      await stack.skip(2 * DAY);
+      const run = await stack.waitForStatus(runId, "completed");
+      await client.close();
+      // Assess
+      expect(first.overdue.length + first.stale.length).toBeLessThanOrEqual(1);
+      expect(second).toEqual({ overdue: [], stale: [], children: [] });
+      expect(run.result).toBe("hello early");
+      expect(ofType(await stack.events(runId), "hook_received")).toHaveLength(1);
+    });
+
+    it("takes an event that reached a run after its last activation out of the sweeper's index at the next sweep", async () => {
+      // Prepare: an event stored as the run finished (after its last activation listed what it had).
+      const stack = deploy();
+      const { runId } = await stack.invokeStart({ workflow: "aws_recovery_stepper", args: ["late"] });
+      await stack.waitForStatus(runId, "completed");
+      const stepId = inboxIds.signal("aws_recovery_document", "late");
+      const recordedAt = new Date(emulatorsOf().clock.now()).toISOString();
+      await stack.store.putOutcome({ runId, stepId, attempt: 1, recordedAt, ok: true, result: null });
+      const due = () => dueEntry(stack, runId, `OUT#${stepId}#000001`);
+      const before = await due();
+      // Act
+      emulatorsOf().clock.offset += 2 * 3_600_000;
+      const report = await stack.sweep();
+      // Assess
+      expect(before).toBe(true);
+      expect(report).toEqual({ overdue: [], stale: [], children: [] });
+      expect(await due()).toBe(false);
+    });
+
     it("hands a finished child's result to a parent that never heard of it, once", async () => {
       // Prepare: the activation that tells the parent is lost.
       const dropped: string[] = [];
@@ -286,11 +444,12 @@ export function describeRecovery(emulatorsOf: () => Emulators): void {
         (next, context) => async (args) => {
           const values = (args.input as { ExpressionAttributeValues?: Record<string, unknown> })
             .ExpressionAttributeValues;
-          // A finished child's update is the one that puts it in the sweeper's due index.
+          // A finished child's update is the one that puts it in the sweeper's due index (other updates,
+          // which take an item out of that index, have no values).
           const finishing =
             (context as { commandName?: string }).commandName === "UpdateItemCommand" &&
-            JSON.stringify(values?.[":status"]).includes('"completed"') &&
-            values?.[":duePk"] !== undefined;
+            values?.[":duePk"] !== undefined &&
+            JSON.stringify(values[":status"]).includes('"completed"');
           if (finishing && refused < 2) {
             refused += 1;
             throw Object.assign(new Error("the document update failed"), {

@@ -42,6 +42,12 @@ export interface StepLimitsOptions {
    * @default none: tasks that wait in the queue come back only at their re-checks
    */
   parking?: StepParking;
+  /**
+   * Sends a task whose start must wait for its rate-limit turn again at `at` (epoch ms on the engine's clock).
+   * The embedded runtime hands it to its timers, so that the turn comes on a virtual clock too (time skipping).
+   * @default a timer in this process, on the real clock
+   */
+  sendAt?: (task: StepTask, at: number) => Promise<void>;
 }
 
 /** Sends a step task again after `delaySeconds` (1 to 900, SQS's longest delay: a longer wait comes back early and waits again). */
@@ -78,6 +84,7 @@ export class StepLimits {
   private readonly explicitRecheckMs: number | undefined;
   private readonly rates: RateLimitStore | undefined;
   private readonly parking: StepParking | undefined;
+  private readonly sendAt: StepLimitsOptions["sendAt"];
   /** Set when waiting tasks wait in the queue rather than in this process (see `waitInQueue`): sends a task again after `delayMs`. */
   private requeueAfter: ((task: StepTask, delayMs: number) => Promise<void>) | undefined;
   private host: StepLimitsHost | undefined;
@@ -94,6 +101,7 @@ export class StepLimits {
     this.recheckMs = options.recheckMs ?? 1_000;
     this.rates = options.rates;
     this.parking = options.parking;
+    this.sendAt = options.sendAt;
   }
 
   /** Whether `step(..., { rateLimit })` is enforced (a rate limit store was given). */
@@ -221,7 +229,7 @@ export class StepLimits {
 
   /**
    * Counts the attempt's start against the step's rate limit (of key `key`). When it must wait, its task is
-   * sent again at the turn the store announced (a timer in this process, on the real clock).
+   * sent again at the turn the store announced (through `sendAt`, else a timer in this process on the real clock).
    * @returns undefined when the attempt must wait (or its run has ended meanwhile); else what runs the
    *   attempt and reports when its step function began (a granted start counts in every window until then:
    *   work granted but slow to begin on a busy worker never bunches up with later grants)
@@ -263,6 +271,10 @@ export class StepLimits {
       };
     if (this.requeueAfter) {
       await this.requeueAfter(task, answer.retryAt - clock.now());
+      return undefined;
+    }
+    if (this.sendAt) {
+      await this.sendAt(task, answer.retryAt);
       return undefined;
     }
     const send = () => {

@@ -5,6 +5,7 @@ export type { FileStorageOptions } from "../adapters/file/file-storage.ts";
 export { FileStorage } from "../adapters/file/file-storage.ts";
 export type { InProcessQueueOptions, TaskHandlers } from "../adapters/in-process/in-process-queue.ts";
 export { InProcessQueue } from "../adapters/in-process/in-process-queue.ts";
+export type { LocalTimer } from "../adapters/in-process/local-timers.ts";
 export { LocalTimers } from "../adapters/in-process/local-timers.ts";
 export { MemoryScheduleStore } from "../adapters/memory/memory-schedule-store.ts";
 export { MemoryStorage } from "../adapters/memory/memory-storage.ts";

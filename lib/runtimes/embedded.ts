@@ -157,7 +157,8 @@ export class LocalRuntime implements Runtime {
       timers: this.timers,
       clock: this.clock,
       ...options.limits,
-      stepLimits: new StepLimits({ slots, rates }),
+      // A step's rate-limit turn is a timer here: it comes on this runtime's clock, virtual ones included.
+      stepLimits: new StepLimits({ slots, rates, sendAt: (task, at) => this.timers.sendStepAt(task, at) }),
       runLimits: new RunLimits({ slots, rates }),
       onRunFinished: (runId) => this.wakeWaiters(runId),
       // A sequential step runs in its run's activation, in one of the queue's step slots.

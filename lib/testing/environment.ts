@@ -409,8 +409,10 @@ export class TestEnvironment {
     const what = `Run ${run.runId} of ${run.workflowName} is ${run.status} and will not finish by itself`;
     if (!this.registry.findWorkflow(run.workflowName))
       return `${what}: no workflow "${run.workflowName}" is known in this test environment. Import its module, or pass it to createTestEnvironment({ workflows }).`;
-    const wakeAt = resumeAtOf(events);
-    if (wakeAt === undefined || run.status !== "suspended")
+    // A run that is not suspended may wait for a timer that no event records: a rate-limit turn.
+    const wakeAt =
+      run.status === "suspended" ? resumeAtOf(events) : this.runtime.timers.next(run.runId)?.fireAt;
+    if (wakeAt === undefined)
       return `${what}: nothing in this test environment moves it on. Send it an event (run.sendEvent), call its webhook (run.callWebhook) or cancel it (run.cancel).`;
     const wait = formatDuration(Math.max(0, wakeAt - this.clock.now()));
     return `${what} until the clock moves: its next timer is due in ${wait} on the virtual clock (${new Date(wakeAt).toISOString()}). Move the clock with env.skip(duration) or env.skipToNextTimer(), or create the environment with { timeSkipping: true } so that result() does it.`;

@@ -6,6 +6,7 @@ import { type EventStore, MemoryRateLimitStore, type RateLimitStore } from "tswo
 import { FileStorage, LocalRuntime, MemoryStorage } from "tsworkflow/local";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { mostInAWindow } from "../support/windows.ts";
+import { virtualRuntime } from "./support.ts";
 
 beforeAll(() => configureLogging({ level: "silent" }));
 afterAll(() => configureLogging());
@@ -65,6 +66,22 @@ const RUN_PERIOD = 1_000;
 const report = workflow("rl_report", async (label: string) => label, {
   rateLimit: { limit: 2, period: RUN_PERIOD },
 });
+
+const HOUR = 3_600_000;
+/** When each call of `rl_hourly` began, on the runtime's clock. */
+const hourlyStarts: number[] = [];
+let hourlyClock: () => number = Date.now;
+const hourly = step(
+  "rl_hourly",
+  async (index: number) => {
+    hourlyStarts.push(hourlyClock());
+    return index;
+  },
+  { rateLimit: { limit: 2, period: "1h" } },
+);
+const hourlyBurst = workflow("rl_hourly_burst", async () =>
+  Promise.all([0, 1, 2].map((index) => hourly(index))),
+);
 
 describe("rate limits on the embedded runtime", () => {
   for (const backend of ["memory", "file"] as const) {
@@ -143,6 +160,32 @@ describe("rate limits on the embedded runtime", () => {
       await runtime.close();
     }
   });
+
+  it("sends a step whose start must wait again at its turn on a virtual clock: manual timers release it when the clock gets there", async () => {
+    // Prepare
+    const env = virtualRuntime();
+    hourlyStarts.length = 0;
+    hourlyClock = () => env.clock.now();
+    const start = env.clock.now();
+    try {
+      const { runId } = await env.runtime.start(hourlyBurst, []);
+      await env.settle();
+
+      // Act
+      await env.advance(HOUR - 1_000);
+      const before = [...hourlyStarts];
+      await env.advance(2_000);
+
+      // Assess
+      expect(before).toEqual([start, start]);
+      expect(await env.run(runId)).toMatchObject({ status: "completed", result: [0, 1, 2] });
+      // It started when the clock got past its turn, as a timer fires.
+      expect(hourlyStarts).toEqual([start, start, start + HOUR + 1_000]);
+    } finally {
+      hourlyClock = Date.now;
+      await env.close();
+    }
+  }, 10_000);
 
   it("rejects a rate limit without a positive limit or period with a ConfigurationError", () => {
     expect(() => step("rl_bad", async () => 1, { rateLimit: { limit: 0, period: "1m" } })).toThrow(

@@ -81,6 +81,26 @@ function tempDir(): string {
   return dir;
 }
 
+/**
+ * A workflow that calls a step limited to 2 starts an hour 3 times at once; `startsAt` gets the virtual time
+ * (from START) at which each call began, of the real step or of its fake.
+ */
+function hourlyBurst(env: TestEnvironment, variant: "real" | "fake" = "real") {
+  const startsAt: number[] = [];
+  const begin = (index: number) => {
+    startsAt.push(env.now().getTime() - START);
+    return `${variant} ${index}`;
+  };
+  const rated = env.define(() =>
+    step("env_hourly", async (index: number) => begin(index), { rateLimit: { limit: 2, period: "1h" } }),
+  );
+  if (variant === "fake") env.fakeStep(rated, async (index) => begin(index));
+  const burst = env.define(() =>
+    workflow("env_hourly_burst", async () => Promise.all([0, 1, 2].map((index) => rated(index)))),
+  );
+  return { burst, startsAt };
+}
+
 /** A step function that counts its calls and the most of them running at once. */
 class Counter {
   calls = 0;
@@ -450,6 +470,46 @@ describe("createTestEnvironment: the virtual clock", () => {
     expect(await expired.result()).toBe("expired");
     expect(env.now().getTime()).toBe(START + 3 * DAY);
   });
+
+  it("lets result() skip to a rate-limited step's turn with timeSkipping: the start beyond the limit comes a period later, real step or fake", async () => {
+    for (const variant of ["real", "fake"] as const) {
+      // Prepare
+      const env = await environment({ timeSkipping: true });
+      const { burst, startsAt } = hourlyBurst(env, variant);
+
+      // Act
+      const run = await env.start(burst, []);
+      const result = await run.result();
+
+      // Assess
+      expect(result).toEqual([0, 1, 2].map((index) => `${variant} ${index}`));
+      expect(startsAt.slice(0, 2)).toEqual([0, 0]);
+      expect(startsAt[2]).toBeGreaterThanOrEqual(HOUR);
+      expect(startsAt[2]).toBeLessThan(HOUR + 1_000);
+    }
+  }, 10_000);
+
+  it("starts a rate-limited step's call beyond the limit when env.skip reaches its turn, and says result() waits for the clock before", async () => {
+    // Prepare
+    const env = await environment();
+    const { burst, startsAt } = hourlyBurst(env);
+    const run = await env.start(burst, []);
+    const early = (await run.result().catch((caught: unknown) => caught)) as Error;
+
+    // Act
+    await env.skip("59m");
+    const before = [...startsAt];
+    await env.skip("2m");
+
+    // Assess
+    expect(before).toEqual([0, 0]);
+    expect(startsAt).toHaveLength(3);
+    expect(await run.result()).toEqual(["real 0", "real 1", "real 2"]);
+    expect(early).toBeInstanceOf(InvalidRunStateError);
+    expect(early.message).toContain(
+      `Run ${run.runId} of env_hourly_burst is running and will not finish by itself until the clock moves: its next timer is due in 1h`,
+    );
+  }, 10_000);
 
   it("waits for the test's own actions before result() moves the clock", async () => {
     // Prepare

@@ -1,9 +1,13 @@
 import type { Clock } from "../../ports/clock.ts";
-import type { TaskQueue } from "../../ports/task-queue.ts";
+import type { ActivationTask, StepTask, TaskQueue } from "../../ports/task-queue.ts";
 import type { TimerRequest, Timers } from "../../ports/timers.ts";
 
 /** setTimeout cannot wait longer than this; longer timers are re-armed in steps. */
 const MAX_TIMEOUT_MS = 2_147_483_647;
+
+/** A timer of this process: a run's, or the rate-limit turn of a step task that waits (see `sendStepAt`). */
+export type LocalTimer = Omit<TimerRequest, "task"> & { task: ActivationTask | StepTask };
+type Entry = { request: LocalTimer; handle?: NodeJS.Timeout };
 
 /**
  * Timers in this process. With `mode: "real"` they fire on the clock (unref'd: they do not keep the process
@@ -11,7 +15,7 @@ const MAX_TIMEOUT_MS = 2_147_483_647;
  * `fireDue(now)` is called: the time-skipping test runner drives them.
  */
 export class LocalTimers implements Timers {
-  private readonly pending = new Map<string, { request: TimerRequest; handle?: NodeJS.Timeout }>();
+  private readonly pending = new Map<string, Entry>();
 
   constructor(
     private readonly queue: TaskQueue,
@@ -20,10 +24,23 @@ export class LocalTimers implements Timers {
   ) {}
 
   async schedule(request: TimerRequest): Promise<void> {
+    this.add(request);
+  }
+
+  /**
+   * Sends a step task again at `fireAt`, as a timer of its run: the rate-limit turn of a step whose start
+   * must wait (the embedded runtime's `StepLimits` sends it here, so that it comes on this clock and mode).
+   * Not kept across a restart: the run's recovery sends its steps again.
+   */
+  async sendStepAt(task: StepTask, fireAt: number): Promise<void> {
+    this.add({ runId: task.runId, timerId: `rate-limit:${task.stepId}:${task.attempt}`, fireAt, task });
+  }
+
+  private add(request: LocalTimer): void {
     const key = `${request.runId}\u0000${request.timerId}`;
     const existing = this.pending.get(key);
     if (existing?.handle) clearTimeout(existing.handle);
-    const entry: { request: TimerRequest; handle?: NodeJS.Timeout } = { request };
+    const entry: Entry = { request };
     this.pending.set(key, entry);
     if (this.mode === "real") this.arm(key, entry);
   }
@@ -40,10 +57,11 @@ export class LocalTimers implements Timers {
     return this.next()?.fireAt;
   }
 
-  /** The pending timer that fires first, if any. */
-  next(): TimerRequest | undefined {
-    let earliest: TimerRequest | undefined;
+  /** The pending timer that fires first, if any (of run `runId` when given). */
+  next(runId?: string): LocalTimer | undefined {
+    let earliest: LocalTimer | undefined;
     for (const { request } of this.pending.values()) {
+      if (runId !== undefined && request.runId !== runId) continue;
       if (earliest === undefined || request.fireAt < earliest.fireAt) earliest = request;
     }
     return earliest;
@@ -60,7 +78,7 @@ export class LocalTimers implements Timers {
     for (const [key, entry] of due) {
       if (entry.handle) clearTimeout(entry.handle);
       this.pending.delete(key);
-      await this.queue.enqueueActivation(entry.request.task);
+      await this.send(entry.request.task);
     }
     return due.length;
   }
@@ -70,14 +88,18 @@ export class LocalTimers implements Timers {
     this.pending.clear();
   }
 
-  private arm(key: string, entry: { request: TimerRequest; handle?: NodeJS.Timeout }): void {
+  private send(task: LocalTimer["task"]): Promise<void> {
+    return "stepId" in task ? this.queue.enqueueStep(task) : this.queue.enqueueActivation(task);
+  }
+
+  private arm(key: string, entry: Entry): void {
     const delay = Math.max(0, entry.request.fireAt - this.clock.now());
     entry.handle = setTimeout(
       () => {
         if (this.pending.get(key) !== entry) return;
         if (entry.request.fireAt > this.clock.now()) return this.arm(key, entry);
         this.pending.delete(key);
-        void this.queue.enqueueActivation(entry.request.task);
+        void this.send(entry.request.task);
       },
       Math.min(delay, MAX_TIMEOUT_MS),
     );

@@ -60,18 +60,38 @@ function stepEvents(runId: string, fromSeq: number, stepId: string): WorkflowEve
   ];
 }
 
+/** A new run in `store` with one step done (its version is 3). */
+async function runWithOneStep(store: EventStore): Promise<NewRun> {
+  const fixture = newRunFixture();
+  const runId = fixture.run.runId;
+  await store.createRun(fixture);
+  await store.commit(runId, 1, stepEvents(runId, 2, "s#0"), {
+    status: "running",
+    updatedAt: fixture.run.createdAt,
+  });
+  return fixture;
+}
+
+/** A fresh store from `harness` for each test of the enclosing describe, closed and cleaned up after it. */
+function storePerTest(harness: StoreHarness): () => EventStore {
+  let store: EventStore;
+  beforeEach(async () => {
+    store = await harness.create();
+  });
+  afterEach(async () => {
+    await store.close();
+    await harness.cleanup?.();
+  });
+  return () => store;
+}
+
 /** The contract every EventStore adapter passes. */
 export function describeEventStoreContract(name: string, harness: StoreHarness): void {
   describe(`EventStore contract: ${name}`, () => {
     let store: EventStore;
-
-    beforeEach(async () => {
-      store = await harness.create();
-    });
-
-    afterEach(async () => {
-      await store.close();
-      await harness.cleanup?.();
+    const current = storePerTest(harness);
+    beforeEach(() => {
+      store = current();
     });
 
     it("creates a run and reads it back with its first event", async () => {
@@ -139,13 +159,8 @@ export function describeEventStoreContract(name: string, harness: StoreHarness):
     });
 
     it("rejects a commit that does not expect the current version", async () => {
-      const fixture = newRunFixture();
+      const fixture = await runWithOneStep(store);
       const runId = fixture.run.runId;
-      await store.createRun(fixture);
-      await store.commit(runId, 1, stepEvents(runId, 2, "s#0"), {
-        status: "running",
-        updatedAt: fixture.run.createdAt,
-      });
       await expect(
         store.commit(runId, 1, stepEvents(runId, 2, "s#1"), {
           status: "running",
@@ -477,22 +492,15 @@ export function describeEventStoreContract(name: string, harness: StoreHarness):
 }
 
 /**
- * What a store whose `close()` lets go of what it writes through (a directory, a connection it opened) does
- * afterwards. `reopen` gives another store on the data of the closed one, to look at what it left.
- */
-/**
  * Stores that check each commit's events are numbered on from the version they expect (memory, file and
  * Redis; the DynamoDB store takes the engine's events as built, to keep its Lambda bundle small).
  */
 export function describeAppendOrderContract(name: string, harness: StoreHarness): void {
   describe(`EventStore append order: ${name}`, () => {
     let store: EventStore;
-    beforeEach(async () => {
-      store = await harness.create();
-    });
-    afterEach(async () => {
-      await store.close();
-      await harness.cleanup?.();
+    const current = storePerTest(harness);
+    beforeEach(() => {
+      store = current();
     });
 
     it.each([
@@ -500,13 +508,8 @@ export function describeAppendOrderContract(name: string, harness: StoreHarness)
       ["a seq past the end", 5],
     ])("refuses a commit whose event has %s, and stores nothing", async (_, seq) => {
       // Prepare
-      const fixture = newRunFixture();
+      const fixture = await runWithOneStep(store);
       const runId = fixture.run.runId;
-      await store.createRun(fixture);
-      await store.commit(runId, 1, stepEvents(runId, 2, "s#0"), {
-        status: "running",
-        updatedAt: fixture.run.createdAt,
-      });
       const failed: WorkflowEvent = {
         runId,
         seq,
@@ -542,6 +545,10 @@ export function describeAppendOrderContract(name: string, harness: StoreHarness)
   });
 }
 
+/**
+ * What a store whose `close()` lets go of what it writes through (a directory, a connection it opened) does
+ * afterwards. `reopen` gives another store on the data of the closed one, to look at what it left.
+ */
 export function describeClosedStoreContract(
   name: string,
   harness: StoreHarness & { reopen(closed: EventStore): Promise<EventStore> },

@@ -12,10 +12,9 @@ import { ConfigurationError, InvalidMessageError } from "../core/errors.ts";
 import { getLogger } from "../core/logger.ts";
 import { optional } from "../core/optional.ts";
 import { FINISHED_STATUSES } from "../ports/event-store.ts";
-import type { ScheduleError } from "../ports/schedule-store.ts";
 import { type AwsRuntime, clientSettings } from "../runtimes/aws.ts";
 import { type ScheduleDefinition, tickKey } from "../schedules/schedule.ts";
-import { startFailed } from "../schedules/start-failure.ts";
+import { failureOf, type ScheduleFailure, startFailed } from "../schedules/start-failure.ts";
 
 /** A tick message, as EventBridge Scheduler puts it on the step queue. */
 export type TickMessage = Extract<QueueMessage, { kind: "tick" }>;
@@ -255,11 +254,8 @@ export interface AwsScheduleInfo {
   /** The last tick that started a run (or when the schedule was created). */
   lastTick: Date;
   lastRunId?: string;
-  /**
-   * Why the last tick that could not start its run failed (`{ at, tick, name, code, message }`), until a
-   * later tick starts one.
-   */
-  lastError?: ScheduleError;
+  /** Why the last tick that could not start its run failed, until a later tick starts one. */
+  lastError?: ScheduleFailure;
 }
 
 /** What the client needs to manage schedules: the table, the schedule group, and the clients. */
@@ -294,7 +290,7 @@ export function scheduleControl(options: ScheduleControlOptions) {
         paused: state.paused,
         lastTick: new Date(state.lastTick),
         ...optional("lastRunId", state.lastRunId),
-        ...optional("lastError", state.lastError),
+        ...optional("lastError", state.lastError && failureOf(state.lastError)),
       }));
     },
     async pauseSchedule(name: string): Promise<void> {

@@ -11,7 +11,9 @@ import type {
   ScheduleStore,
 } from "../ports/schedule-store.ts";
 import { type ScheduleDefinition, ticker, tickKey } from "./schedule.ts";
-import { sentence, startFailed } from "./start-failure.ts";
+import { failureOf, type ScheduleFailure, sentence, startFailed } from "./start-failure.ts";
+
+export type { ScheduleFailure } from "./start-failure.ts";
 
 /** Options of {@link Scheduler}. */
 export interface SchedulerOptions {
@@ -42,22 +44,6 @@ export interface ScheduleInfo {
   nextFireTimes: Date[];
   /** The last attempt to start a run that failed, until an attempt goes through. */
   lastError?: ScheduleFailure;
-}
-
-/** A schedule's failed attempt to start a run, as `listSchedules` shows it. */
-export interface ScheduleFailure {
-  /** When the start was tried. */
-  at: Date;
-  /** The tick it was for; none for a trigger. */
-  tick?: Date;
-  /** The error's name (`WorkflowInputError`, `Error`…). */
-  name: string;
-  /** The error's code, when it has one (`INVALID_INPUT`). */
-  code?: string;
-  /** The error's message. */
-  message: string;
-  /** When the tick is tried again (an error that may pass); none when the tick was given up. */
-  retryAt?: Date;
 }
 
 /** A tick is on time (not "missed") when handled within this long after it. */
@@ -415,16 +401,4 @@ function fireTimes(name: string, declaration: ScheduleDeclaration, after: number
     tick = nextTick(tick);
   }
   return times;
-}
-
-/** A stored failure as `listSchedules` shows it. */
-function failureOf(error: ScheduleError): ScheduleFailure {
-  return {
-    at: new Date(error.at),
-    ...optional("tick", error.tick === undefined ? undefined : new Date(error.tick)),
-    name: error.name,
-    ...optional("code", error.code),
-    message: error.message,
-    ...optional("retryAt", error.retryAt === undefined ? undefined : new Date(error.retryAt)),
-  };
 }

@@ -75,3 +75,31 @@ export function startFailed(
 export function sentence(text: string): string {
   return /[.!?]$/.test(text) ? text : `${text}.`;
 }
+
+/** A schedule's failed attempt to start a run, as `listSchedules` shows it. */
+export interface ScheduleFailure {
+  /** When the start was tried. */
+  at: Date;
+  /** The tick it was for; none for a trigger. */
+  tick?: Date;
+  /** The error's name (`WorkflowInputError`, `Error`…). */
+  name: string;
+  /** The error's code, when it has one (`INVALID_INPUT`). */
+  code?: string;
+  /** The error's message. */
+  message: string;
+  /** When the tick is tried again (an error that may pass); none when the tick was given up. */
+  retryAt?: Date;
+}
+
+/** A stored failed start as `listSchedules` shows it (its times as `Date`s). */
+export function failureOf(error: ScheduleError): ScheduleFailure {
+  return {
+    at: new Date(error.at),
+    ...optional("tick", error.tick === undefined ? undefined : new Date(error.tick)),
+    name: error.name,
+    ...optional("code", error.code),
+    message: error.message,
+    ...optional("retryAt", error.retryAt === undefined ? undefined : new Date(error.retryAt)),
+  };
+}

@@ -586,6 +586,7 @@ describe("a tick whose run cannot start", () => {
     await stack.skip(first - emulators.clock.now() + 1_000);
     await waitFor("the first tick handled", () => (handled.length === 1 ? true : undefined));
     const failed = await stateItem(stack, "h-conflict");
+    const storedError = failed?.lastError as { at: number; message: string } | undefined;
     const listedFailing = (await clientOf(stack).listSchedules()).find((info) => info.name === "h-conflict");
     const failedRecords = stack.stepMapping.stats.failedRecords;
     await stack.skip(60 * MINUTE);
@@ -610,7 +611,14 @@ describe("a tick whose run cannot start", () => {
       message: expect.stringContaining(`already started run ${taken.runId} with a different input`),
     });
     expect(failed?.lastRunId).toBeUndefined();
-    expect(listedFailing?.lastError).toEqual(failed?.lastError);
+    // Listed as the local scheduler lists it: times as Dates.
+    expect(listedFailing?.lastError).toEqual({
+      at: new Date(storedError?.at ?? Number.NaN),
+      tick: new Date(first),
+      name: "IdempotencyConflictError",
+      code: "IDEMPOTENCY_CONFLICT",
+      message: storedError?.message,
+    });
     expect(listedRecovered).not.toHaveProperty("lastError");
     expect(await runKeys(stack, "schedules_report")).toEqual(
       [tickKey("h-conflict", first), tickKey("h-conflict", first + 60 * MINUTE)].sort(),

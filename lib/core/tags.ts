@@ -1,4 +1,5 @@
 import { describe, InvalidTagError } from "./errors.ts";
+import { CONTROL_CHARACTERS } from "./ids.ts";
 import * as z from "./schema.ts";
 
 /** Searchable labels of a run, e.g. `{ tenant: "acme", plan: "pro" }` (see `listRuns({ tags })`). */
@@ -10,8 +11,6 @@ export const MAX_TAGS = 16;
 export const MAX_TAG_VALUE_LENGTH = 256;
 
 const KEY = /^[A-Za-z][A-Za-z0-9_.-]{0,63}$/;
-// biome-ignore lint/suspicious/noControlCharactersInRegex: rejecting control characters is the point
-const CONTROL = /[\u0000-\u001f\u007f]/;
 
 /**
  * Checks tags before anything is stored: at most 16 per run, keys of 1-64 letters, digits, `_`, `.`
@@ -39,7 +38,7 @@ export function validateTags(tags: unknown, where: string): RunTags {
       typeof value !== "string" ||
       value.length === 0 ||
       value.length > MAX_TAG_VALUE_LENGTH ||
-      CONTROL.test(value)
+      CONTROL_CHARACTERS.test(value)
     )
       throw new InvalidTagError(
         `Invalid value ${describe(value)} of tag "${key}" for ${where}: use a string of 1 to ${MAX_TAG_VALUE_LENGTH} characters with no control characters.`,

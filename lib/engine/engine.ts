@@ -14,7 +14,7 @@ import {
   WorkflowVersionNotFoundError,
 } from "../core/errors.ts";
 import { builtEvent, builtEvents, type EventDraft, type WorkflowEvent } from "../core/events.ts";
-import { assertIdempotencyKey, assertRunId, newRunId } from "../core/ids.ts";
+import { assertIdempotencyKey, assertRunId, CONTROL_CHARACTERS, newRunId } from "../core/ids.ts";
 import { getLogger } from "../core/logger.ts";
 import { LruMap } from "../core/lru-map.ts";
 import { assertName } from "../core/names.ts";
@@ -898,9 +898,6 @@ export class Engine {
     else getLogger().debug("run completed", context);
   }
 }
-
-// biome-ignore lint/suspicious/noControlCharactersInRegex: rejecting control characters is the point
-const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f]/;
 
 /** @throws ConfigurationError unless `value` is a string of up to `max` characters (printable, non-empty if `id`) */
 function assertText(what: string, value: unknown, max: number, id = false): asserts value is string {

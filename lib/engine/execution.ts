@@ -489,7 +489,11 @@ export class RunExecution implements WorkflowScope {
 
   private mismatch(message: string, seq = this.own.version): undefined {
     if (this.own.nonDeterminism) return undefined;
-    this.own.nonDeterminism = new NonDeterminismError(message);
+    // A replay that threw before getting there: its error is the cause to show.
+    const { settled } = this;
+    this.own.nonDeterminism = new NonDeterminismError(
+      settled && !settled.ok ? `${message}: it threw ${String(settled.error)} first` : message,
+    );
     this.own.mismatchSeq = seq;
     return undefined;
   }

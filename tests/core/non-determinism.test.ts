@@ -136,6 +136,29 @@ describe("a workflow changed while a run is in flight", () => {
     expect(run.error?.message).toContain('step "nd_refund" (nd_refund#0)');
   });
 
+  it("names the error a replay threw before reaching a recorded call, as the cause of the mismatch", async () => {
+    // Prepare: v2 reads a field v1's input never had, before its first step.
+    const v1 = async (item: string) => {
+      await reserve(item);
+      await sleep("1h");
+      return ship(item);
+    };
+    const v2 = async (item: string) => {
+      const { sku } = JSON.parse(item) as { sku: { id: string } };
+      await reserve(sku.id);
+      await sleep("1h");
+      return ship(item);
+    };
+    // Act
+    const { run } = await runThenRedefine("nd_replay_threw", v1, v2);
+    // Assess
+    expect(run.status).toBe("failed");
+    expect(run.error?.name).toBe("NonDeterminismError");
+    expect(run.error?.message).toMatch(
+      /^The log has step "nd_reserve" \(nd_reserve#0\) at event 2 but the workflow did not call it: it threw SyntaxError: Unexpected token .* first\. The workflow code no longer matches/,
+    );
+  });
+
   it("goes on normally when the change only touches code after the point the run has reached", async () => {
     // Prepare
     const v1 = async (item: string) => {

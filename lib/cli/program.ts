@@ -200,7 +200,11 @@ export function createProgram(context: CliContext, setExitCode: (code: number) =
       "only runs with these statuses, comma-separated (e.g. running,suspended)",
       statusList,
     )
-    .option("--limit <n>", "at most this many runs (default: 100)", positiveInteger("--limit"))
+    .option(
+      "--limit <n>",
+      "at most this many runs (default: every matching run; the summary says when more matched)",
+      positiveInteger("--limit"),
+    )
     .option("--json", "print the reports as JSON")
     .addHelpText(
       "after",

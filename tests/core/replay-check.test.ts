@@ -196,23 +196,25 @@ describe("replayHistory", () => {
 });
 
 describe("tsworkflow replay", () => {
+  /** A workflows module in `dir` whose workflow `name(n)` has `body`, with steps `a` and `b`. */
+  const module = (dir: string, body: string, name = "cli_rc_flow") => {
+    const file = join(dir, `workflows-${Math.random().toString(36).slice(2)}.mjs`);
+    writeFileSync(
+      file,
+      `import { sleep, step, workflow } from ${JSON.stringify(join(REPO_ROOT, "lib/index.ts"))};
+const a = step("cli_rc_a", async () => 1);
+const b = step("cli_rc_b", async () => 2);
+export const flow = workflow("${name}", async (n) => { ${body} });
+`,
+    );
+    return file;
+  };
+
   it("checks the runs of a directory against a workflows module, exiting 1 on a mismatch, and reads `runs events --json`", async () => {
     // Prepare: runs recorded by a module, then the same directory checked against a changed module.
     const dir = mkdtempSync(join(tmpdir(), "tsw-replay-"));
-    const module = (body: string) => {
-      const file = join(dir, `workflows-${Math.random().toString(36).slice(2)}.mjs`);
-      writeFileSync(
-        file,
-        `import { sleep, step, workflow } from ${JSON.stringify(join(REPO_ROOT, "lib/index.ts"))};
-const a = step("cli_rc_a", async () => 1);
-const b = step("cli_rc_b", async () => 2);
-export const flow = workflow("cli_rc_flow", async () => { ${body} });
-`,
-      );
-      return file;
-    };
     try {
-      const v1 = module("await a(); await sleep('1d'); return 1;");
+      const v1 = module(dir, "await a(); await sleep('1d'); return 1;");
       const storage = new FileStorage({ dir: join(dir, "runs") });
       const { flow } = (await import(v1)) as { flow: Parameters<typeof startLocal>[0] };
       const runId = await startLocal(flow, [], { storage });
@@ -223,7 +225,7 @@ export const flow = workflow("cli_rc_flow", async () => { ${body} });
       const changed = await runCli([
         "replay",
         "--workflows",
-        module("await b(); await sleep('1d');"),
+        module(dir, "await b(); await sleep('1d');"),
         ...args,
       ]);
       const events = await runCli(["runs", "events", runId, "--json", ...args]);
@@ -235,6 +237,38 @@ export const flow = workflow("cli_rc_flow", async () => { ${body} });
       expect(changed.stderr).toContain("1 runs replayed, 1 mismatch.");
       const report = await replayHistory(flow as never, JSON.parse(events.stdout));
       expect(report.ok).toBe(true);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("checks every matching run, however many, and says so when --limit leaves some unchecked", async () => {
+    // Prepare: the oldest of 121 runs is the only one the changed code breaks (it took the other branch).
+    const dir = mkdtempSync(join(tmpdir(), "tsw-replay-all-"));
+    try {
+      const v1 = module(dir, "if (n === 0) await b(); else await a(); await sleep('1d');", "cli_rc_many");
+      const storage = new FileStorage({ dir: join(dir, "runs") });
+      const { flow } = (await import(v1)) as { flow: Parameters<typeof startLocal>[0] };
+      const oldest = await startLocal(flow, [0], { storage });
+      for (let n = 1; n <= 120; n += 1) await startLocal(flow, [n], { storage });
+      await storage.close();
+      const changed = module(dir, "await a(); await sleep('1d');", "cli_rc_many");
+      const args = ["--workflows", changed, "--dir", join(dir, "runs")];
+      // Act
+      const all = await runCli(["replay", ...args]);
+      const limited = await runCli(["replay", ...args, "--limit", "50"]);
+      // Assess
+      expect(all.code).toBe(1);
+      expect(all.stderr).toContain("121 runs replayed, 1 mismatch.");
+      expect(all.stdout).toMatch(
+        new RegExp(`${oldest}\\s+cli_rc_many\\s+\\d+\\s+event #2: The log has step "cli_rc_b"`),
+      );
+      expect(all.stderr).not.toContain("not checked");
+      expect(limited.code).toBe(0);
+      expect(limited.stderr).toContain("50 runs replayed, 0 mismatches.");
+      expect(limited.stderr).toContain(
+        "More runs match and were not checked: the check stopped at --limit 50. Leave out --limit to check every matching run before a deploy.",
+      );
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

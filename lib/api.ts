@@ -37,6 +37,8 @@ export interface ConfigureOptions {
 
 let current: Runtime | undefined;
 let pending: Promise<Runtime> | undefined;
+/** Set by {@link keepRuntime}: what `configure()` does instead of replacing the runtime. */
+let onConfigureIgnored: (() => void) | undefined;
 
 /**
  * Chooses where `start()`, `getRun()`… run. Without it, the first call uses the embedded file backend in
@@ -47,6 +49,10 @@ let pending: Promise<Runtime> | undefined;
  * configure({ storage: new MemoryStorage() });
  */
 export function configure(options: ConfigureOptions = {}): void {
+  if (onConfigureIgnored) {
+    onConfigureIgnored();
+    return;
+  }
   const previous = current ?? pending;
   current = undefined;
   pending = undefined;
@@ -75,6 +81,16 @@ export function configure(options: ConfigureOptions = {}): void {
       current = runtime;
       return runtime;
     });
+}
+
+/**
+ * Makes `runtime` the top-level API's runtime for good: a later `configure()` leaves it in place and calls
+ * `ignored` instead. For `tsworkflow dev`, whose worker runs the user's module on a runtime of its own.
+ * @internal
+ */
+export function keepRuntime(runtime: Runtime, ignored: () => void): void {
+  configure({ runtime });
+  onConfigureIgnored = ignored;
 }
 
 /**

@@ -67,7 +67,8 @@ const SQS_ARN = /^arn:aws[a-z-]*:sqs:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,80}$/;
 const ROLE_ARN = /^arn:aws[a-z-]*:iam::\d{12}:role\/[\w+=,.@/-]{1,512}$/;
 const BUCKET_NAME = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
 
-const isHttpUrl = (value: string) => {
+/** True for an http:// or https:// URL (the endpoints and queue URLs; the CLI checks its endpoint flags with it). */
+export const isHttpUrl = (value: string) => {
   try {
     const url = new URL(value);
     return url.protocol === "https:" || url.protocol === "http:";

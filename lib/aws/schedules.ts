@@ -12,8 +12,9 @@ import { ConfigurationError, InvalidMessageError } from "../core/errors.ts";
 import { getLogger } from "../core/logger.ts";
 import { optional } from "../core/optional.ts";
 import { FINISHED_STATUSES } from "../ports/event-store.ts";
+import type { ScheduleDeclaration } from "../ports/schedule-store.ts";
 import { type AwsRuntime, clientSettings } from "../runtimes/aws.ts";
-import { type ScheduleDefinition, tickKey } from "../schedules/schedule.ts";
+import { declarationOf, type ScheduleDefinition, tickKey } from "../schedules/schedule.ts";
 import { failureOf, type ScheduleFailure, startFailed } from "../schedules/start-failure.ts";
 
 /** A tick message, as EventBridge Scheduler puts it on the step queue. */
@@ -94,10 +95,14 @@ export function awsSchedules(
           definition,
           request,
           args,
+          declaration: awsDeclarationOf(definition),
           fingerprint: fingerprint({ request, workflow: definition.workflow.name, args }),
         };
       });
-      const hash = fingerprint(wanted.map(({ definition, fingerprint }) => [definition.name, fingerprint]));
+      // With the declarations: state stored by a version that kept none gets them at the next sweep.
+      const hash = fingerprint(
+        wanted.map(({ definition, fingerprint, declaration }) => [definition.name, fingerprint, declaration]),
+      );
       const report: ScheduleReconcileReport = { created: [], updated: [], deleted: [] };
       if ((await store.declared()) === hash) return report;
       // Loaded only when the declared schedules changed (a deploy), not at every sweep.
@@ -114,19 +119,22 @@ export function awsSchedules(
           await store.delete(name);
           report.deleted.push(name);
         }
-        for (const { definition, request, args, fingerprint } of wanted) {
+        for (const { definition, request, args, declaration, fingerprint } of wanted) {
           const state = states.get(definition.name);
-          if (state?.fingerprint === fingerprint) continue;
+          const scheduled = state?.fingerprint === fingerprint;
+          if (scheduled && JSON.stringify(state.declaration) === JSON.stringify(declaration)) continue;
           const paused = state ? state.paused : (definition.options.paused ?? false);
-          await schedules.put(request, !paused, state !== undefined);
+          // Only the stored declaration to write: the EventBridge schedule is as declared.
+          if (!scheduled) await schedules.put(request, !paused, state !== undefined);
           await store.put({
             ...(state ?? { name: definition.name, lastTick: now }),
             paused,
             workflow: definition.workflow.name,
             args,
             fingerprint,
+            declaration,
           });
-          (state ? report.updated : report.created).push(definition.name);
+          if (!scheduled) (state ? report.updated : report.created).push(definition.name);
         }
       } catch (error) {
         throw withPermissionHint(error);
@@ -210,6 +218,14 @@ export function awsSchedules(
       }
     },
   };
+}
+
+/** A schedule's declaration as its state keeps it on AWS (see `ScheduleDeclaration.everyFrom`). */
+function awsDeclarationOf(definition: ScheduleDefinition): ScheduleDeclaration {
+  const declaration = declarationOf(definition);
+  return declaration.everyMs !== undefined && declaration.startAt === undefined
+    ? { ...declaration, everyFrom: "creation" }
+    : declaration;
 }
 
 /** A handled tick's held place in its schedule's state, to remove (`overlap: "buffer-one"`). */

@@ -2,6 +2,7 @@ import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import type { PayloadRef } from "../adapters/aws/s3-payloads.ts";
 import { redactUrl } from "../adapters/redis/redact-url.ts";
+import { isHttpUrl } from "../aws/config.ts";
 import { ConfigurationError, StorageLockedError, TsWorkflowError } from "../core/errors.ts";
 import { importWorkflowsModule } from "../core/workflows-module.ts";
 import type { Engine } from "../engine/engine.ts";
@@ -78,8 +79,8 @@ export function resolveBackend(options: BackendOptions, env: Env = process.env):
     const region = options.region ?? env.AWS_REGION ?? env.AWS_DEFAULT_REGION;
     if (!region)
       throw new UsageError("--table needs the table's region: pass --region R (or set AWS_REGION).");
-    const endpoint = options.endpoint ?? (env.TSWORKFLOW_DYNAMODB_ENDPOINT || undefined);
-    const s3Endpoint = options.s3Endpoint ?? (env.TSWORKFLOW_S3_ENDPOINT || undefined);
+    const endpoint = endpointOf(options.endpoint, "--endpoint", env, "TSWORKFLOW_DYNAMODB_ENDPOINT", 8000);
+    const s3Endpoint = endpointOf(options.s3Endpoint, "--s3-endpoint", env, "TSWORKFLOW_S3_ENDPOINT", 4569);
     return {
       kind: "dynamodb",
       table: options.table,
@@ -100,6 +101,26 @@ export function resolveBackend(options: BackendOptions, env: Env = process.env):
   }
   const dir = resolve(options.dir ?? (env.TSWORKFLOW_DIR || ".tsworkflow"));
   return { kind: "file", dir, label: `file backend in ${dir}` };
+}
+
+/**
+ * The endpoint given by `flag`, else by the variable `name`, checked here: the AWS SDK would only fail at the
+ * first request, with an error that names neither.
+ * @throws UsageError unless it is an http:// or https:// URL
+ */
+function endpointOf(
+  value: string | undefined,
+  flag: string,
+  env: Env,
+  name: string,
+  examplePort: number,
+): string | undefined {
+  const endpoint = value ?? (env[name] || undefined);
+  if (endpoint !== undefined && !isHttpUrl(endpoint))
+    throw new UsageError(
+      `${value === undefined ? name : flag} takes an http:// or https:// URL, e.g. http://127.0.0.1:${examplePort}; got ${JSON.stringify(endpoint)}.`,
+    );
+  return endpoint;
 }
 
 /**

@@ -10,7 +10,7 @@ import {
   NonDeterminismError,
   TimeoutError,
 } from "../core/errors.ts";
-import type { EventDraft, WorkflowEvent } from "../core/events.ts";
+import type { EventDraft, EventOf, WorkflowEvent } from "../core/events.ts";
 import { sha256 } from "../core/hash.ts";
 import { getLogger, type RunLogContext } from "../core/logger.ts";
 import { optional } from "../core/optional.ts";
@@ -107,6 +107,7 @@ type Settled = { ok: true; value: unknown } | { ok: false; error: unknown };
 interface OwnState {
   version: number;
   committedVersion: number;
+  lastRetry: EventOf<"workflow_retried"> | undefined;
   status: RunStatus;
   newEvents: WorkflowEvent[];
   nonDeterminism: NonDeterminismError | undefined;
@@ -165,6 +166,11 @@ export class RunExecution implements WorkflowScope {
   readonly version: number = 0;
   /** Events in the stored log: the `expectedVersion` of the next commit. */
   readonly committedVersion: number = 0;
+  /**
+   * The log's last `workflow_retried` (see `TracedRun`). Declared, not initialised: set on retried runs
+   * only, it costs the Lambda bundle no class field.
+   */
+  declare readonly lastRetry: EventOf<"workflow_retried"> | undefined;
   /** The run's status as of the last commit. */
   readonly status: RunStatus = "pending";
   /** Events appended since the last commit. */
@@ -275,6 +281,8 @@ export class RunExecution implements WorkflowScope {
     execution.maxPayloadBytes = maxPayloadBytes;
     execution.own.status = status;
     execution.own.version = 1;
+    // Failures that a later `workflow_retried` took back are not replayed: those steps run again.
+    const retried = new Set<number>();
     for (const event of events) {
       const ref = commandOf(event);
       if (ref) {
@@ -292,11 +300,11 @@ export class RunExecution implements WorkflowScope {
         execution.own.tags = { ...execution.own.tags, ...event.tags };
       }
       if (event.type === "patch_applied") execution.recordedPatches.add(event.patchId);
+      if (event.type === "workflow_retried") {
+        execution.own.lastRetry = event;
+        for (const seq of event.retriedFailures) retried.add(seq);
+      }
     }
-    // Failures that a later `workflow_retried` took back are not replayed: those steps run again.
-    const retried = new Set(
-      events.flatMap((event) => (event.type === "workflow_retried" ? event.retriedFailures : [])),
-    );
     // While replaying, every command must already be in the log; only a fresh run issues new ones.
     execution.atFrontier = events.length === 1;
     await execution.begin();

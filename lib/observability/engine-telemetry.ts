@@ -1,4 +1,4 @@
-import type { WorkflowEvent } from "../core/events.ts";
+import type { EventOf, WorkflowEvent } from "../core/events.ts";
 import type { StepOutcome } from "../ports/event-store.ts";
 import type { ActivationTask, StepTask } from "../ports/task-queue.ts";
 
@@ -22,6 +22,8 @@ export interface TracedRun {
   readonly started: { readonly timestamp: string; readonly traceparent?: string | undefined };
   /** Events in the stored log: 1 until the run's first activation commits (whoever started it). */
   readonly committedVersion: number;
+  /** The log's last `workflow_retried`, if `retryRun` took back the run's failure. */
+  readonly lastRetry: EventOf<"workflow_retried"> | undefined;
   waits(): readonly TracedWait[];
 }
 

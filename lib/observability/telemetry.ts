@@ -155,6 +155,7 @@ export class Telemetry implements EngineTelemetry {
           definition: traced.definition,
           started: traced.started,
           committedVersion: traced.committedVersion,
+          lastRetry: traced.lastRetry,
           sleeps: waitsOfKind(traced, "sleep", (sleep) => sleep.sleepId),
           hooks: waitsOfKind(traced, "hook", (hook) => hook.hookId),
           children: waitsOfKind(traced, "child", (child) => child.childId),
@@ -180,9 +181,14 @@ export class Telemetry implements EngineTelemetry {
         // A run is counted once, by the activation that commits its first events, however it was started
         // (start(), a parent, a schedule, a continuation, another process's client): a redelivery or a
         // replay finds more than workflow_started in the log, and a concurrent copy's commit conflicts.
-        if (run.committedVersion === 1) {
+        // A failed run that `retryRun` took back is active again from the commit on top of the retry (its
+        // `workflow_retried` and the step attempt it began, if any), found the same way, so that
+        // `runs.active` falls once more when it finishes again.
+        const first = run.committedVersion === 1;
+        const retry = run.lastRetry;
+        if (first || run.committedVersion === (retry && retry.seq + retry.retriedFailures.length)) {
           const workflow = { "tsworkflow.workflow": run.definition.name };
-          telemetry.instruments?.runsStarted.add(1, workflow);
+          if (first) telemetry.instruments?.runsStarted.add(1, workflow);
           telemetry.instruments?.activeRuns.add(1, workflow);
         }
         const under = api.trace.setSpan(parent ?? api.ROOT_CONTEXT, span);

@@ -45,6 +45,12 @@ export interface ScheduleDeclaration {
   /** Epoch ms of `startAt` and `endAt`. */
   startAt?: number;
   endAt?: number;
+  /**
+   * Set on AWS for an `every` without `startAt`: EventBridge's `rate()` counts from the schedule's creation,
+   * whose time the state does not keep, so tools show no next fire times for it.
+   * @default from `startAt`, else from the epoch (the embedded and Redis schedulers)
+   */
+  everyFrom?: "creation";
 }
 
 /** Where schedule state lives: memory, a file, Redis... */

@@ -4,6 +4,7 @@ import { ConfigurationError, describe } from "../core/errors.ts";
 import { assertName } from "../core/names.ts";
 import { toJson } from "../core/serialization.ts";
 import { type AnyWorkflow, validateWorkflowInput } from "../core/workflow.ts";
+import type { ScheduleDeclaration } from "../ports/schedule-store.ts";
 
 /** What a tick does while the run of the previous tick is still going. */
 export type OverlapPolicy = "skip" | "buffer-one" | "allow";
@@ -225,6 +226,18 @@ function instant(name: string, option: string, value: unknown): number | undefin
   if (!(value instanceof Date) || Number.isNaN(value.getTime()))
     throw invalid(name, option, value, "use a valid Date");
   return value.getTime();
+}
+
+/** What a schedule's state records of its declaration, for tools that do not load the code. */
+export function declarationOf(definition: ScheduleDefinition): ScheduleDeclaration {
+  const { options } = definition;
+  return {
+    workflow: definition.workflow.name,
+    ...(options.cron === undefined ? {} : { cron: options.cron, timezone: options.timezone ?? "UTC" }),
+    ...(options.every === undefined ? {} : { everyMs: toMilliseconds(options.every) }),
+    ...(options.startAt ? { startAt: options.startAt.getTime() } : {}),
+    ...(options.endAt ? { endAt: options.endAt.getTime() } : {}),
+  };
 }
 
 /** The idempotency key of the run of one tick. */

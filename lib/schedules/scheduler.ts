@@ -10,7 +10,7 @@ import type {
   ScheduleState,
   ScheduleStore,
 } from "../ports/schedule-store.ts";
-import { type ScheduleDefinition, ticker, tickKey } from "./schedule.ts";
+import { declarationOf, type ScheduleDefinition, ticker, tickKey } from "./schedule.ts";
 import { failureOf, type ScheduleFailure, sentence, startFailed } from "./start-failure.ts";
 
 export type { ScheduleFailure } from "./start-failure.ts";
@@ -347,18 +347,6 @@ export class Scheduler {
   }
 }
 
-/** What a schedule's state records of its declaration, for tools that do not load the code. */
-function declarationOf(definition: ScheduleDefinition): ScheduleDeclaration {
-  const { options } = definition;
-  return {
-    workflow: definition.workflow.name,
-    ...(options.cron === undefined ? {} : { cron: options.cron, timezone: options.timezone ?? "UTC" }),
-    ...(options.every === undefined ? {} : { everyMs: toMilliseconds(options.every) }),
-    ...(options.startAt ? { startAt: options.startAt.getTime() } : {}),
-    ...(options.endAt ? { endAt: options.endAt.getTime() } : {}),
-  };
-}
-
 /**
  * The next `count` fire times of a stored declaration after `after` (what `tsworkflow schedules list` shows).
  * @example
@@ -379,7 +367,8 @@ export function storedFireTimes(
   now: number,
   count: number,
 ): { times: Date[]; problem?: string } {
-  if (state.paused || !state.declaration) return { times: [] };
+  // An AWS `every` without startAt counts from its EventBridge schedule's creation, a time the state lacks.
+  if (state.paused || !state.declaration || state.declaration.everyFrom === "creation") return { times: [] };
   try {
     return { times: fireTimes(state.name, state.declaration, Math.max(state.lastTick, now), count) };
   } catch (error) {

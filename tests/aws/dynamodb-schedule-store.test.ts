@@ -22,21 +22,26 @@ const state = (name: string, extra: Partial<AwsScheduleState> = {}): AwsSchedule
   ...extra,
 });
 
+/** A declaration whose keys are not in alphabetical order, as the sweep writes them. */
+const declaration = { workflow: "daily_report", cron: "0 9 * * MON", timezone: "Europe/Paris", startAt: 1 };
+
 describe("DynamoDBScheduleStore", () => {
-  it("keeps each schedule's state, lists them all and deletes one", async () => {
+  it("keeps each schedule's state (its declaration too), lists them all and deletes one", async () => {
     // Prepare
     const store = await freshStore();
     // Act
     await store.put(state("a"));
-    await store.put(state("b:weekly", { lastRunId: "run_1", bufferedTick: 42 }));
+    await store.put(state("b:weekly", { lastRunId: "run_1", bufferedTick: 42, declaration }));
     await store.put(state("c"));
     await store.delete("c");
     // Assess
     expect(await store.get("a")).toEqual(state("a"));
     expect(await store.get("c")).toBeUndefined();
+    // In order: the sweep compares the stored declaration with the code's as JSON text.
+    expect(JSON.stringify((await store.get("b:weekly"))?.declaration)).toBe(JSON.stringify(declaration));
     expect((await store.list()).sort((x, y) => x.name.localeCompare(y.name))).toEqual([
       state("a"),
-      state("b:weekly", { lastRunId: "run_1", bufferedTick: 42 }),
+      state("b:weekly", { lastRunId: "run_1", bufferedTick: 42, declaration }),
     ]);
   });
 

@@ -143,6 +143,27 @@ describe("DynamoDBStorage beyond the contract", () => {
     await third.close();
   });
 
+  it("writes the largest commit it takes without S3 as 12 parts in one transaction, and refuses a larger one", async () => {
+    // Prepare: random base64 compresses to about 3/4, so these are about 4.0 MB and 4.2 MB compressed,
+    // either side of COMMIT_LIMIT_BYTES (4 MB less 64 KB); 12 parts of 350 KB is all a commit can take.
+    const { store, runId } = await newStoredRun();
+    const largest = randomBytes(4_000_000).toString("base64");
+    const tooLarge = randomBytes(4_200_000).toString("base64");
+    // Act
+    await store.commit(runId, 1, [logEvent(runId, 2, largest)], { status: "running", updatedAt: at });
+    const refused = await store
+      .commit(runId, 2, [logEvent(runId, 3, tooLarge)], { status: "running", updatedAt: at })
+      .catch((error: unknown) => error);
+    // Assess: the head says how many parts it has (one query page holds only the first few).
+    expect((await rawItems(runId, commitSk(2)))[0]?.parts?.N).toBe("12");
+    expect(refused).toBeInstanceOf(PayloadTooLargeError);
+    expect((refused as Error).message).toContain("Set TSWORKFLOW_PAYLOAD_BUCKET");
+    const fresh = new DynamoDBStorage({ tableName: TABLE, client: dynamo.client() });
+    expect((await fresh.getEvents(runId))[1]).toMatchObject({ seq: 2, message: largest });
+    await store.close();
+    await fresh.close();
+  });
+
   it("stores a commit's events compressed, and still reads the plain JSON commits of earlier versions", async () => {
     // Prepare: a run whose second commit is written as versions before compression wrote it, in two parts.
     const { store, runId } = await newStoredRun();

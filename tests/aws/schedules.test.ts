@@ -1,5 +1,5 @@
 import { ProvisionedThroughputExceededException } from "@aws-sdk/client-dynamodb";
-import { DynamoDBDocumentClient, GetCommand } from "@aws-sdk/lib-dynamodb";
+import { DynamoDBDocumentClient, GetCommand, PutCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { afterAll, beforeAll, describe, expect, it, onTestFinished, vi } from "vitest";
 import { createTable } from "../../lib/adapters/aws/table-schema.ts";
 import { createClient } from "../../lib/aws/client.ts";
@@ -144,6 +144,54 @@ async function syncClock(): Promise<number> {
   return emulators.scheduler.now;
 }
 
+/**
+ * Runs `use` with `tsworkflow <args> --table` against the kit's table, in this process: the SDK reads the
+ * Scheduler endpoint and the credentials from the environment, set meanwhile.
+ */
+async function withCli(
+  kit: Kit,
+  use: (cli: (...args: string[]) => Promise<number>, out: string[], err: string[]) => Promise<void>,
+): Promise<void> {
+  const out: string[] = [];
+  const err: string[] = [];
+  const plain = (text: string) => text;
+  const style = {
+    bold: plain,
+    dim: plain,
+    red: plain,
+    green: plain,
+    yellow: plain,
+    status: plain,
+  } as never;
+  const context = {
+    out: (text: string) => out.push(text),
+    err: (text: string) => err.push(text),
+    style,
+    errStyle: style,
+    now: () => emulators.clock.now(),
+    env: {
+      TSWORKFLOW_SCHEDULE_GROUP: SCHEDULE_GROUP,
+      AWS_ACCESS_KEY_ID: "test",
+      AWS_SECRET_ACCESS_KEY: "test",
+    },
+  };
+  const table = [
+    "--table",
+    kit.config.tableName,
+    "--region",
+    kit.config.region,
+    "--endpoint",
+    emulators.dynamo.endpoint,
+  ];
+  const saved = { ...process.env };
+  Object.assign(process.env, context.env, { AWS_ENDPOINT_URL_SCHEDULER: emulators.scheduler.endpoint });
+  try {
+    await use((...args) => main([...args, ...table], context as never), out, err);
+  } finally {
+    process.env = saved;
+  }
+}
+
 describe("reconciling declared schedules with EventBridge Scheduler", () => {
   it("creates one recurring schedule per declared schedule on the first sweep, and makes no request on later sweeps", async () => {
     // Prepare
@@ -261,6 +309,62 @@ describe("reconciling declared schedules with EventBridge Scheduler", () => {
       "schedule.b-keep": "DISABLED",
       "schedule.b-change": "ENABLED",
       "schedule.b-new": "ENABLED",
+    });
+  });
+});
+
+describe("the declarations in the schedule state", () => {
+  it("are stored by the sweep, so that schedules list --table shows when each ticks, and are added to state stored without them with no Scheduler request", async () => {
+    // Prepare: state as a version that kept no declaration left it (and its hash of the declarations).
+    const kit = await freshKit();
+    const hourly = schedule("d-hourly", report, { cron: "0 * * * *", timezone: "Europe/Paris", args: ["h"] });
+    const halfHourly = schedule("d-every", report, { every: "30m", args: ["e"] });
+    const stack = deploy(kit, awsSchedules([hourly, halfHourly]));
+    await syncClock();
+    await stack.sweep();
+    const documents = DynamoDBDocumentClient.from(stack.clients.dynamodb);
+    const stored = async (name: string) =>
+      (
+        await documents.send(
+          new GetCommand({ TableName: kit.config.tableName, Key: { pk: "SCHEDULES", sk: name } }),
+        )
+      ).Item;
+    const declared = [
+      (await stored("SCHEDULE#d-hourly"))?.declaration,
+      (await stored("SCHEDULE#d-every"))?.declaration,
+    ];
+    for (const sk of ["SCHEDULE#d-hourly", "SCHEDULE#d-every"])
+      await documents.send(
+        new UpdateCommand({
+          TableName: kit.config.tableName,
+          Key: { pk: "SCHEDULES", sk },
+          UpdateExpression: "REMOVE declaration",
+        }),
+      );
+    await documents.send(
+      new PutCommand({
+        TableName: kit.config.tableName,
+        Item: { pk: "SCHEDULES", sk: "DECLARED", hash: "older" },
+      }),
+    );
+    const since = emulators.scheduler.requests.length;
+    // Act
+    const upgraded = await stack.sweep();
+    await withCli(kit, async (cli, out) => {
+      const listed = await cli("schedules", "list");
+      // Assess
+      expect(declared.map((text) => JSON.parse(text as string))).toEqual([
+        { workflow: "schedules_report", cron: "0 * * * *", timezone: "Europe/Paris" },
+        { workflow: "schedules_report", everyMs: 1_800_000, everyFrom: "creation" },
+      ]);
+      expect(upgraded.schedules).toEqual({ created: [], updated: [], deleted: [] });
+      expect(scheduleRequests(since)).toEqual([]);
+      expect(listed).toBe(0);
+      // The cron's next times in its zone; none for rate(), whose phase is its creation's.
+      expect(out[0]).toMatch(/d-every\s+schedules_report\s+every 1800s\s+active\s+\S+ \S+\s+-\s+-\n/);
+      expect(out[0]).toMatch(
+        /d-hourly\s+schedules_report\s+0 \* \* \* \* \(Europe\/Paris\)\s+active\s+\S+ \S+\s+-\s+\d{4}-\d\d-\d\d \d\d:00:00Z, /,
+      );
     });
   });
 });
@@ -475,49 +579,15 @@ describe("managing schedules through the AWS client", () => {
     const stack = deploy(kit, schedules);
     await syncClock();
     await stack.sweep();
-    const out: string[] = [];
-    const err: string[] = [];
-    const plain = (text: string) => text;
-    const style = {
-      bold: plain,
-      dim: plain,
-      red: plain,
-      green: plain,
-      yellow: plain,
-      status: plain,
-    } as never;
-    const context = {
-      out: (text: string) => out.push(text),
-      err: (text: string) => err.push(text),
-      style,
-      errStyle: style,
-      now: () => emulators.clock.now(),
-      env: {
-        TSWORKFLOW_SCHEDULE_GROUP: SCHEDULE_GROUP,
-        AWS_ACCESS_KEY_ID: "test",
-        AWS_SECRET_ACCESS_KEY: "test",
-      },
-    };
-    const table = [
-      "--table",
-      kit.config.tableName,
-      "--region",
-      kit.config.region,
-      "--endpoint",
-      emulators.dynamo.endpoint,
-    ];
-    // The SDK reads the Scheduler endpoint and the credentials from the environment.
-    const saved = { ...process.env };
-    Object.assign(process.env, context.env, { AWS_ENDPOINT_URL_SCHEDULER: emulators.scheduler.endpoint });
-    try {
+    await withCli(kit, async (cli, out, err) => {
       // Act
       const since = emulators.scheduler.requests.length;
-      const listed = await main(["schedules", "list", ...table], context as never);
-      const paused = await main(["schedules", "pause", "cli-hourly", ...table], context as never);
+      const listed = await cli("schedules", "list");
+      const paused = await cli("schedules", "pause", "cli-hourly");
       const afterPause = emulators.scheduler.list().find((entry) => entry.name === "schedule.cli-hourly");
-      const resumed = await main(["schedules", "resume", "cli-hourly", ...table], context as never);
-      const trigger = await main(["schedules", "trigger", "cli-hourly", ...table], context as never);
-      const deleted = await main(["schedules", "delete", "cli-hourly", ...table], context as never);
+      const resumed = await cli("schedules", "resume", "cli-hourly");
+      const trigger = await cli("schedules", "trigger", "cli-hourly");
+      const deleted = await cli("schedules", "delete", "cli-hourly");
       // Assess
       expect([listed, paused, resumed, deleted]).toEqual([0, 0, 0, 0]);
       expect(trigger).toBe(1);
@@ -531,9 +601,7 @@ describe("managing schedules through the AWS client", () => {
         "UpdateSchedule",
         "DeleteSchedule",
       ]);
-    } finally {
-      process.env = saved;
-    }
+    });
   });
 });
 

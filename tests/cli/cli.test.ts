@@ -214,6 +214,31 @@ describe.concurrent("tsworkflow errors and exit codes", () => {
     expect(result.stderr).toContain(`No tsworkflow data in ${join(dir, "missing")}`);
   });
 
+  it("exits with 2 for an endpoint that is not an http(s) URL, naming the option or variable, before any request", async () => {
+    // Prepare
+    const table = ["runs", "list", "--table", "workflows", "--region", "eu-west-1"];
+    // Act
+    const [endpoint, s3Endpoint, fromEnvironment, s3FromEnvironment] = await Promise.all([
+      runCli([...table, "--endpoint", "localhost:8000"]),
+      runCli([...table, "--s3-endpoint", "http//127.0.0.1:4569"]),
+      runCli(table, { TSWORKFLOW_DYNAMODB_ENDPOINT: "ftp://127.0.0.1:8000" }),
+      runCli(table, { TSWORKFLOW_S3_ENDPOINT: "s3.local" }),
+    ]);
+    // Assess
+    expect([endpoint, s3Endpoint, fromEnvironment, s3FromEnvironment].map((result) => result.code)).toEqual([
+      2, 2, 2, 2,
+    ]);
+    expect(endpoint.stderr).toContain(
+      '--endpoint takes an http:// or https:// URL, e.g. http://127.0.0.1:8000; got "localhost:8000".',
+    );
+    expect(s3Endpoint.stderr).toContain(
+      '--s3-endpoint takes an http:// or https:// URL, e.g. http://127.0.0.1:4569; got "http//127.0.0.1:4569".',
+    );
+    expect(fromEnvironment.stderr).toContain("TSWORKFLOW_DYNAMODB_ENDPOINT takes an http:// or https:// URL");
+    expect(s3FromEnvironment.stderr).toContain("TSWORKFLOW_S3_ENDPOINT takes an http:// or https:// URL");
+    expect(endpoint.stderr).not.toContain("Cannot use the DynamoDB table");
+  });
+
   it("names the Redis URL and the DynamoDB endpoint when they cannot be reached", async () => {
     // Act
     const [redis, dynamodb] = await Promise.all([

@@ -11,6 +11,7 @@ import { REPO_ROOT } from "./run-cli.ts";
 const BIN = join(REPO_ROOT, "bin", "tsworkflow.js");
 const api = join(REPO_ROOT, "lib", "index.ts");
 const engine = join(REPO_ROOT, "lib", "engine", "index.ts");
+const local = join(REPO_ROOT, "lib", "local", "index.ts");
 
 /** A user's module: a workflow that waits for "go", then greets; importing it starts one run (once). */
 const moduleText = (greeting: string) => `
@@ -30,6 +31,17 @@ import { schedule } from ${JSON.stringify(engine)};
 const stamp = step("dev_sched_stamp", async (label: string) => \`\${label} stamped\`);
 export const stamped = workflow("dev_sched_stamped", async (label: string) => stamp(label));
 export const everySecond = schedule("dev-every-second", stamped, { every: "1s", args: ["tick"], overlap: "allow" });
+`;
+
+/** A user's module that configures the API itself (twice, as an app's set-up might), then starts a run. */
+const configuringModuleText = `
+import { configure, start, step, workflow } from ${JSON.stringify(api)};
+import { MemoryStorage } from ${JSON.stringify(local)};
+configure({ storage: new MemoryStorage() });
+configure({ storage: new MemoryStorage() });
+const greet = step("dev_conf_greet", async (name: string) => \`hello \${name}\`);
+export const greeting = workflow("dev_conf_greeting", async (name: string) => greet(name));
+await start(greeting, ["ann"]);
 `;
 
 describe("tsworkflow dev", () => {
@@ -135,6 +147,29 @@ describe("tsworkflow dev", () => {
     expect(run?.idempotencyKey).toMatch(/^schedule:dev-every-second:\d{4}-/);
     expect(run?.result).toBe("tick stamped");
     expect(await firing.exited).toBe(0);
+  });
+
+  it("keeps its own runtime when the module calls configure(), and warns once that the call was ignored", async () => {
+    // Prepare
+    const dir = newProject("configured.ts", configuringModuleText);
+    // Act
+    const { child, output, exited } = startDev(["configured.ts"]);
+    const started = /run (run_\S+) \(dev_conf_greeting\) started/;
+    await until(() => started.test(output()), `the run in the dev directory; ${output()}`, 15_000);
+    const runId = (started.exec(output()) as RegExpExecArray)[1] as string;
+    const control = new FileControl({ dir });
+    await until(async () => (await control.getRun(runId))?.status === "completed", "the run completes");
+    await control.close();
+    child.kill("SIGINT");
+    // Assess
+    const warnings = output().match(
+      /warning: .*configured\.ts called configure\(\): tsworkflow dev ignored it/g,
+    );
+    expect(warnings).toHaveLength(1);
+    expect(output()).toContain(
+      `runs your workflows on its own embedded runtime (the file backend in ${dir}). Call configure() where your app starts`,
+    );
+    expect(await exited).toBe(0);
   });
 
   it("stops its worker, letting go of the directory, when tsworkflow dev is killed", async () => {

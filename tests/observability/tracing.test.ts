@@ -1,8 +1,17 @@
 import { trace } from "@opentelemetry/api";
 import type { ReadableSpan } from "@opentelemetry/sdk-trace-base";
-import { configureLogging, continueAsNew, runChild, sleep, step, waitForEvent, workflow } from "tsworkflow";
+import {
+  configureLogging,
+  continueAsNew,
+  FatalError,
+  runChild,
+  sleep,
+  step,
+  waitForEvent,
+  workflow,
+} from "tsworkflow";
 import { type CloudWatchMetricsSink, cloudWatchMetrics } from "tsworkflow/aws";
-import { type ActivationTask, openTelemetry, type TelemetryFactory } from "tsworkflow/engine";
+import { type ActivationTask, openTelemetry, retryRun, type TelemetryFactory } from "tsworkflow/engine";
 import { MemoryStorage } from "tsworkflow/local";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { type ManualEngine, manualEngine } from "../core/support/manual-engine.ts";
@@ -285,5 +294,64 @@ describe("Runs started", () => {
       "RunsCompleted{otel_counted_child}": 2,
       "RunsContinued{otel_counted_child}": 1,
     });
+  });
+});
+
+let failNext = { step: false, workflow: false };
+const failsOnce = step("otel_fails_once", async () => {
+  if (failNext.step) {
+    failNext.step = false;
+    throw new FatalError("the step fails this once");
+  }
+  return 1;
+});
+/** Fails once through its step's failure, or once by throwing itself (a retry without a step to run again). */
+const retried = workflow("otel_retried", async () => {
+  const value = await failsOnce();
+  if (failNext.workflow) {
+    failNext.workflow = false;
+    throw new Error("the workflow fails this once");
+  }
+  return value;
+});
+
+describe("Runs active", () => {
+  it("counts a failed run that retryRun took back as active again, once however often its activation is delivered, so that its second end leaves runs.active where it was", async () => {
+    // Prepare: two runs fail, one at its step, one in the workflow itself; every activation replays.
+    const before = await metricValues(otel);
+    const delta = (values: Map<string, number>, key: string) =>
+      (values.get(key) ?? 0) - (before.get(key) ?? 0);
+    const m = manualEngine({ telemetry: openTelemetry, cacheSize: 0 });
+    failNext = { step: true, workflow: false };
+    const { runId: stepFailed } = await m.engine.start(retried, []);
+    await m.runQueued();
+    failNext = { step: false, workflow: true };
+    const { runId: workflowFailed } = await m.engine.start(retried, []);
+    await m.runQueued();
+    const failed = await metricValues(otel);
+    // Act: both are retried; the activation after each retry is delivered twice (a redelivery).
+    for (const runId of [stepFailed, workflowFailed]) {
+      await retryRun(m.engine, runId);
+      for (const task of m.queue.takeActivations()) {
+        await m.engine.activate(task);
+        await m.engine.activate({ ...task, redelivered: true });
+      }
+      await m.runQueued();
+    }
+    // Assess
+    expect([(await m.run(stepFailed)).status, (await m.run(workflowFailed)).status]).toEqual([
+      "completed",
+      "completed",
+    ]);
+    const after = await metricValues(otel);
+    const active = "tsworkflow.runs.active{tsworkflow.workflow=otel_retried}";
+    expect([delta(failed, active), delta(after, active)]).toEqual([0, 0]);
+    expect(delta(after, "tsworkflow.runs.started{tsworkflow.workflow=otel_retried}")).toBe(2);
+    const finished = (status: string) =>
+      delta(
+        after,
+        `tsworkflow.runs.finished{tsworkflow.run.status=${status},tsworkflow.workflow=otel_retried}`,
+      );
+    expect([finished("failed"), finished("completed")]).toEqual([2, 2]);
   });
 });

@@ -5,7 +5,7 @@ import type { RunStatus } from "../../ports/event-store.ts";
 import { packEvents, unpackEvents } from "./event-codec.ts";
 import { assertItemFits, itemSize } from "./item-size.ts";
 import { commitSk, partSk, runPk } from "./keys.ts";
-import { COMMIT_LIMIT_BYTES, COMMIT_PART_BYTES, TRANSACTION_MAX_ITEMS } from "./limits.ts";
+import { COMMIT_LIMIT_BYTES, COMMIT_PART_BYTES } from "./limits.ts";
 import { type FieldRef, packFields, refsOf, unpackFields } from "./payload-fields.ts";
 import { queryAll } from "./queries.ts";
 import type { PayloadRef } from "./s3-payloads.ts";
@@ -64,9 +64,8 @@ export async function commitItems(
       COMMIT_LIMIT_BYTES,
       "Set TSWORKFLOW_PAYLOAD_BUCKET (DurableWorkflows sets it).",
     );
+  // At most 12 parts (COMMIT_LIMIT_BYTES / COMMIT_PART_BYTES): well within a transaction's 100 items.
   const parts = Math.ceil(bytes / COMMIT_PART_BYTES);
-  if (parts > TRANSACTION_MAX_ITEMS)
-    throw new PayloadTooLargeError(what, bytes, COMMIT_PART_BYTES * TRANSACTION_MAX_ITEMS);
   const items = Array.from({ length: parts }, (_, index): Item => {
     const z = packed.subarray(index * COMMIT_PART_BYTES, (index + 1) * COMMIT_PART_BYTES);
     // Parts carry `end` too: `isBoundary`'s query back from a version finds the last part first.

@@ -1,5 +1,10 @@
 import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
-import type { ScheduleError, ScheduleState, ScheduleStore } from "../../ports/schedule-store.ts";
+import type {
+  ScheduleDeclaration,
+  ScheduleError,
+  ScheduleState,
+  ScheduleStore,
+} from "../../ports/schedule-store.ts";
 import { mappingErrors } from "./dynamodb-errors.ts";
 import {
   ConditionalCheckFailedException,
@@ -82,7 +87,13 @@ export class DynamoDBScheduleStore implements ScheduleStore {
     await this.documents.send(
       new PutCommand({
         TableName: this.tableName,
-        Item: { ...this.key(state.name), ...state, args: JSON.stringify(state.args) },
+        // JSON text, as the args: a map attribute need not keep the order of its keys.
+        Item: {
+          ...this.key(state.name),
+          ...state,
+          args: JSON.stringify(state.args),
+          ...(state.declaration ? { declaration: JSON.stringify(state.declaration) } : {}),
+        },
       }),
     );
   }
@@ -90,7 +101,7 @@ export class DynamoDBScheduleStore implements ScheduleStore {
   /** Sets some fields of an existing schedule's state (and removes `remove`); false when there is none. */
   async update(
     name: string,
-    set: Partial<Omit<AwsScheduleState, "name" | "args">>,
+    set: Partial<Omit<AwsScheduleState, "name" | "args" | "declaration">>,
     remove: ("lastRunId" | "bufferedTick" | "lastError")[] = [],
   ): Promise<boolean> {
     const entries = Object.entries(set).filter(([, value]) => value !== undefined);
@@ -163,5 +174,8 @@ function stateOf(item: Record<string, unknown>): AwsScheduleState {
     ...(item.lastRunId === undefined ? {} : { lastRunId: item.lastRunId as string }),
     ...(item.bufferedTick === undefined ? {} : { bufferedTick: Number(item.bufferedTick) }),
     ...(item.lastError === undefined ? {} : { lastError: item.lastError as ScheduleError }),
+    ...(item.declaration === undefined
+      ? {}
+      : { declaration: JSON.parse(item.declaration as string) as ScheduleDeclaration }),
   };
 }

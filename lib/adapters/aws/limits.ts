@@ -14,8 +14,7 @@ export const DYNAMODB_ITEM_LIMIT_BYTES = 400 * 1024;
  */
 export const COMMIT_PART_BYTES = 350 * 1024;
 
-/** DynamoDB transactions: at most 100 items and 4 MB. */
-export const TRANSACTION_MAX_ITEMS = 100;
+/** DynamoDB transactions: at most 4 MB (and 100 items, which the parts of a commit never reach). */
 export const TRANSACTION_MAX_BYTES = 4 * 1024 * 1024;
 
 /** A commit (all its events, serialized) may be at most this large: the transaction limit less the keys. */

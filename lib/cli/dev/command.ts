@@ -182,6 +182,11 @@ class DevWorker {
             this.context.out(`${this.context.style.dim(`worker ${String(message.pid)} ready${firing}`)}\n`);
             done();
           }
+          if (message.event === "configure-ignored") {
+            this.context.err(
+              `${this.context.errStyle.yellow("warning:")} ${this.module} called configure(): tsworkflow dev ignored it and runs your workflows on its own embedded runtime (the file backend in ${this.dir}). Call configure() where your app starts, not in the module that defines your workflows, to silence this.\n`,
+            );
+          }
           if (message.event === "failed") {
             this.context.err(
               `${this.context.errStyle.red("error:")} the workflows module failed to load; fix it and save to try again.\n${String(message.message)}\n`,

@@ -1,11 +1,11 @@
 /**
  * The worker of `tsworkflow dev`: `worker <module> <dir> [--no-schedules]`. Opens the embedded runtime on the
- * directory (waiting for the previous worker to let go of it), makes it the runtime of the top-level API,
- * imports the workflows module, fires the schedules it exports (as `tsworkflow worker` does; state in
+ * directory (waiting for the previous worker to let go of it), makes it the runtime of the top-level API
+ * (which the module's own `configure()` calls do not replace), imports the workflows module, fires the schedules it exports (as `tsworkflow worker` does; state in
  * `<dir>/schedules.json`), and runs until SIGTERM. Tells its parent how it goes, one JSON line at a time.
  */
 import { resolve } from "node:path";
-import { configure, shutdown } from "../../api.ts";
+import { keepRuntime, shutdown } from "../../api.ts";
 import { StorageLockedError } from "../../core/errors.ts";
 import { importWorkflowsModule } from "../../core/workflows-module.ts";
 import { LocalRuntime, scheduleStoreOf } from "../../runtimes/embedded.ts";
@@ -39,7 +39,14 @@ for (const deadline = Date.now() + 15_000; !runtime; ) {
     await new Promise((done) => setTimeout(done, 50));
   }
 }
-configure({ runtime });
+// A configure() in the module would replace this runtime (and the directory the dashboard shows): the
+// runtime stays, and the parent says once that the call was ignored.
+let configureIgnored = false;
+keepRuntime(runtime, () => {
+  if (configureIgnored) return;
+  configureIgnored = true;
+  tell({ event: "configure-ignored" });
+});
 try {
   const exported = await importWorkflowsModule(resolve(moduleFile));
   const schedules = flag === "--no-schedules" ? [] : exportedSchedules(exported);

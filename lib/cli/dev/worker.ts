@@ -1,8 +1,9 @@
 /**
  * The worker of `tsworkflow dev`: `worker <module> <dir> [--no-schedules]`. Opens the embedded runtime on the
  * directory (waiting for the previous worker to let go of it), makes it the runtime of the top-level API
- * (which the module's own `configure()` calls do not replace), imports the workflows module, fires the schedules it exports (as `tsworkflow worker` does; state in
- * `<dir>/schedules.json`), and runs until SIGTERM. Tells its parent how it goes, one JSON line at a time.
+ * (which the module's own `configure()` calls do not replace), imports the workflows module, fires the
+ * schedules it exports (as `tsworkflow worker` does; state in `<dir>/schedules.json`), and runs until
+ * SIGTERM. Tells its parent how it goes, one JSON line at a time.
  */
 import { resolve } from "node:path";
 import { keepRuntime, shutdown } from "../../api.ts";

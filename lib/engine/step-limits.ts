@@ -185,8 +185,6 @@ export class StepLimits {
       return { waiting: true };
     }
     const answer = await slots.acquire(request());
-    // Another copy of this attempt (a duplicate delivery) holds the slot: it stores the outcome.
-    if (answer === "held") return { waiting: true };
     // A copy of an attempt that another copy has run meanwhile (a duplicate delivery, a re-check or a wake-up
     // that crossed the release) gives its place or its slot back at once: waiting on, it would hold a place in
     // line until its next re-check, and running, it would run the step again.
@@ -196,7 +194,10 @@ export class StepLimits {
       if (answer === "granted") await this.wake(key, limit);
       return { waiting: true };
     }
-    if (answer === "waiting") {
+    // "held": another copy of this attempt holds its slot. A live one (a duplicate delivery) stores the outcome,
+    // which this copy finds at a re-check; a dead one (its worker was killed) loses the slot at its lease's
+    // end, and this copy then takes its turn in line. Dropped here, the attempt would wait for the sweeper.
+    if (answer !== "granted") {
       if (this.requeueAfter) await this.parkInQueue(key, holder, task, this.requeueAfter);
       else this.park(key, holder, task);
       return { waiting: true };

@@ -170,4 +170,53 @@ describe("StepLimits with waits in the queue", () => {
     expect(ranAgain).toBe(false);
     expect(await slots.inspect(key, T0)).toEqual({ holding: [], waiting: [] });
   });
+
+  it("sends back a copy of an attempt whose slot a dead copy holds, and runs it once that copy's lease has ended", async () => {
+    // Prepare: a copy of attempt 1 took the slot on a worker that died (SIGKILL): its lease runs on.
+    const { limits, sent, slots, advance } = queueMode({ leaseMs: 30_000 });
+    const task = taskOf(single.stepName, 1);
+    const key = `step:${single.stepName}:`;
+    const holder = "run-1/queue_mode_single#0/1";
+    await slots.acquire({ key, holder, token: "dead-copy", limit: 1, leaseMs: 30_000, now: T0 });
+
+    // Act: the queue delivers the task again before the lease ends, then at each re-check
+    const early = await limits.run(task, single, async () => "ran");
+    advance(10_000);
+    const stillHeld = await limits.run(task, single, async () => "ran");
+    advance(20_000);
+    const afterLease = await limits.run(task, single, async () => "ran");
+
+    // Assess: sent back at its re-checks (before, the copy was dropped and the attempt waited for the sweeper)
+    expect([early, stillHeld]).toEqual([{ waiting: true }, { waiting: true }]);
+    expect(sent).toEqual([
+      { task, delaySeconds: 10 },
+      { task, delaySeconds: 10 },
+    ]);
+    expect(afterLease).toEqual({ waiting: false, value: "ran" });
+    expect(await slots.inspect(key, T0 + 30_000)).toEqual({ holding: [], waiting: [] });
+  });
+
+  it("never runs a copy of an attempt while another live copy holds its slot: it finds the outcome at a re-check", async () => {
+    // Prepare: the first copy of attempt 1 runs, holding the only slot (a false stall delivers it again)
+    const { limits, sent, done } = queueMode({ leaseMs: 30_000 });
+    const { holding, release } = await holdTheSlot(limits);
+    const task = taskOf(single.stepName, 1);
+    let copies = 0;
+    const body = async () => {
+      copies += 1;
+      return "copy";
+    };
+
+    // Act: the second copy comes while the first runs, then again after the first stored its outcome
+    const whileRunning = await limits.run(task, single, body);
+    done.add("run-1/queue_mode_single#0/1");
+    release();
+    await holding;
+    const afterwards = await limits.run(task, single, body);
+
+    // Assess: sent back once at its re-check, then given up, never run
+    expect([whileRunning, afterwards]).toEqual([{ waiting: true }, { waiting: true }]);
+    expect(sent).toEqual([{ task, delaySeconds: 10 }]);
+    expect(copies).toBe(0);
+  });
 });

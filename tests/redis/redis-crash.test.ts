@@ -1,10 +1,11 @@
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { stepJobId } from "../../lib/adapters/redis/bullmq-queue.ts";
 import type { WorkflowEvent } from "../../lib/core/events.ts";
 import { createRedisRuntime, type RedisRuntime } from "../../lib/runtimes/redis.ts";
-import { crashing, graceful } from "./fixtures/workflows.ts";
+import { crashing, exclusive, graceful } from "./fixtures/workflows.ts";
 import { type RedisServer, startRedisServer } from "./redis-server.ts";
 import { startWorkerProcess, type WorkerProcess } from "./worker-process.ts";
 
@@ -38,6 +39,26 @@ async function markerPid(label: string, timeoutMs = 15_000): Promise<number> {
   }
   return Number(readFileSync(file, "utf8"));
 }
+
+const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function until(what: string, condition: () => Promise<boolean>, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
+    await pause(50);
+  }
+}
+
+/** The `begin`/`end` marks of the `exclusive_call` copies, in the order they were written. */
+const exclusiveMarks = () =>
+  readFileSync(join(testDir, "exclusive.log"), "utf8")
+    .trim()
+    .split("\n")
+    .map((line) => {
+      const [kind, label, pid, at] = line.split(" ") as [string, string, string, string];
+      return { kind, label, pid: Number(pid), at: Number(at) };
+    });
 
 beforeAll(async () => {
   server = await startRedisServer();
@@ -119,4 +140,58 @@ describe("Redis mode when workers die or stop", () => {
       result: { label: "hang-on-stop", worker: "takes-over" },
     });
   });
+
+  it("runs a limited step's killed attempt again once the dead copy's lease ends, behind the earlier waiters, one at a time", async () => {
+    // Prepare: two fresh workers; the victim's attempt of a step limited to 1 at a time holds the only slot.
+    for (const other of workers) await other.stop();
+    await Promise.all([worker("limit-a"), worker("limit-b")]);
+    const { runId } = await client.start(exclusive, ["victim"]);
+    const victimPid = await markerPid("victim");
+    const victim = workers.find((w) => w.pid === victimPid) as WorkerProcess;
+    expect(victim).toBeDefined();
+
+    // Act: kill its worker; two more runs wait in line (on the worker left, which keeps their tasks).
+    process.kill(victimPid, "SIGKILL");
+    await victim.exited;
+    appendFileSync(join(testDir, "exclusive.log"), `end victim ${victimPid} ${Date.now()}\n`);
+    const waiters = [await client.start(exclusive, ["b"]), await client.start(exclusive, ["c"])];
+    // BullMQ hands the job to the worker left, whose copy finds the slot held by the dead copy's lease.
+    const jobId = stepJobId({ runId, stepId: "exclusive_call#0", attempt: 1 });
+    await until("the job was handed over", async () => {
+      const job = await client.queue.steps.getJob(jobId);
+      return !job || (job.stalledCounter ?? 0) > 0 || (await job.getState()) !== "active";
+    });
+    await pause(500);
+    // The dead copy's lease would end 60 s after its last renewal (not configurable in a worker process):
+    // the test brings its end to 1 s from now, as time passing would.
+    const leaseEnd = Date.now() + 1_000;
+    const holders = `${prefix}slots:{step:exclusive_call:}:holders`;
+    const holder = `${runId}/exclusive_call#0/1`;
+    expect(await client.storage.client.zadd(holders, "XX", "CH", leaseEnd, holder)).toBe(1);
+    const runs = await Promise.all(
+      [runId, ...waiters.map((waiter) => waiter.runId)].map((id) =>
+        client.waitForRun(id, { timeoutMs: 20_000 }),
+      ),
+    );
+
+    // Assess: every run completed; the killed attempt ran again after the lease, behind b and c (in line
+    // before it could take a place), soon after it (before, it waited for the sweeper: 5 minutes).
+    expect(runs.map((run) => run.status)).toEqual(["completed", "completed", "completed"]);
+    const marks = exclusiveMarks();
+    const begins = marks.filter((mark) => mark.kind === "begin");
+    expect(begins.map((mark) => mark.label).sort()).toEqual(["b", "c", "victim", "victim"]);
+    const again = begins.at(-1);
+    expect(again?.label).toBe("victim");
+    expect(again?.pid).not.toBe(victimPid);
+    expect(again?.at).toBeGreaterThanOrEqual(leaseEnd);
+    expect((again?.at ?? Number.POSITIVE_INFINITY) - leaseEnd).toBeLessThan(10_000);
+    // One copy at a time, the killed one counted until its worker died.
+    let running = 0;
+    let highest = 0;
+    for (const mark of marks) {
+      running += mark.kind === "begin" ? 1 : -1;
+      highest = Math.max(highest, running);
+    }
+    expect(highest).toBe(1);
+  }, 60_000);
 });

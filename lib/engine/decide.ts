@@ -8,7 +8,7 @@ import { serializeError } from "../core/serialization.ts";
 import type { RunStatus, StepOutcome } from "../ports/event-store.ts";
 import { readInboxId } from "../ports/inbox.ts";
 import type { ActivationCause } from "../ports/task-queue.ts";
-import type { RunExecution, StepWait, Wait } from "./execution.ts";
+import type { RunExecution, SleepWait, StepWait, Wait } from "./execution.ts";
 import {
   type ArmedTimer,
   childResultApplied,
@@ -25,6 +25,12 @@ export const DEADLINE_TIMER = "deadline";
 /** The timer of the run's `maxDuration`, if it has one. */
 const deadlineTimer = ({ deadline }: RunExecution): ArmedTimer[] =>
   deadline === undefined ? [] : [{ timerId: DEADLINE_TIMER, fireAt: deadline }];
+
+/** The timers a run may have armed: its sleeps', retry waits' and wait timeouts', and its deadline. */
+const armedTimers = (execution: RunExecution): (ArmedTimer | undefined)[] => [
+  ...execution.waits().map(timerOf),
+  ...deadlineTimer(execution),
+];
 
 const deadlineSends = (execution: RunExecution): Send[] =>
   deadlineTimer(execution).map((timer) => ({ type: "timer", ...timer }));
@@ -202,10 +208,11 @@ async function advance(
     .sort((a, b) => (a.timeoutAt ?? 0) - (b.timeoutAt ?? 0));
   const waitedSignal = signals.some((signal) => hooks.some((hook) => hook.eventName === signalName(signal)));
   const dueSleeps = waits
-    .filter((wait) => wait.kind === "sleep" && wait.resumeAt <= now)
-    .sort((a, b) => timeOf(a) - timeOf(b));
+    .filter((wait): wait is SleepWait => wait.kind === "sleep" && wait.resumeAt <= now)
+    .sort((a, b) => a.resumeAt - b.resumeAt);
   const dueRetries = waits.filter(
-    (wait) => wait.kind === "step" && wait.state === "retry_wait" && (wait.retryAt ?? 0) <= now,
+    (wait): wait is StepWait =>
+      wait.kind === "step" && wait.state === "retry_wait" && (wait.retryAt ?? 0) <= now,
   );
   const overdue = execution.deadline !== undefined && now >= execution.deadline;
   const anything = ready.length + dueSleeps.length + dueRetries.length + dueHooks.length > 0;
@@ -235,12 +242,12 @@ async function advance(
   }
   for (const sleep of dueSleeps) {
     if (execution.stopped) return cancelled;
-    if (sleep.kind === "sleep" && execution.waitOf("sleep", sleep.sleepId))
+    if (execution.waitOf("sleep", sleep.sleepId))
       await execution.deliver({ type: "sleep_completed", sleepId: sleep.sleepId });
   }
   for (const step of dueRetries) {
     if (execution.stopped) return cancelled;
-    if (step.kind !== "step" || !execution.waitOf("step", step.stepId)) continue;
+    if (!execution.waitOf("step", step.stepId)) continue;
     const { stepId, stepName, attempt, input } = step;
     await execution.deliver({ type: "step_started", stepId, stepName, attempt: attempt + 1, input });
   }
@@ -252,8 +259,6 @@ async function advance(
   await deliverSignals(execution, signals, budget);
   return cancelled;
 }
-
-const timeOf = (wait: Wait) => timerOf(wait)?.fireAt ?? 0;
 
 /** A step attempt's outcome: the step completes, fails, or waits for its next attempt (the retry policy decides). */
 async function deliverOutcome(execution: RunExecution, outcome: StepOutcome, now: number): Promise<void> {
@@ -365,7 +370,7 @@ function waitingFor(execution: RunExecution): { labels: string[]; resumeAt: numb
     const label = labelOf(wait);
     if (label !== undefined) labels.push(label);
     const fireAt = timerOf(wait)?.fireAt;
-    if (fireAt !== undefined) resumeAt = resumeAt === undefined ? fireAt : Math.min(resumeAt, fireAt);
+    if (fireAt !== undefined) resumeAt = Math.min(resumeAt ?? fireAt, fireAt);
   }
   return { labels, resumeAt };
 }
@@ -374,9 +379,8 @@ function waitingFor(execution: RunExecution): { labels: string[]; resumeAt: numb
  * The timers a run may have armed (its sleeps, retry waits, wait timeouts and deadline); with `after`, only
  * those due later than that (by their time, not by what the timer service did).
  */
-function timerIdsOf(execution: RunExecution, after = Number.NEGATIVE_INFINITY): string[] {
-  const timers = [...execution.waits().map(timerOf), ...deadlineTimer(execution)];
-  return timers.flatMap((timer) => (timer && timer.fireAt > after ? [timer.timerId] : []));
+function timerIdsOf(execution: RunExecution, after = -Infinity): string[] {
+  return armedTimers(execution).flatMap((timer) => (timer && timer.fireAt > after ? [timer.timerId] : []));
 }
 
 /** What the new events ask to send: for each wait they began or changed, what it needs now. */
@@ -417,9 +421,7 @@ function everythingToSend(execution: RunExecution): Send[] {
 
 /** A timer that fired before its time (clock skew, a coarse scheduler) is armed again, never lost. */
 function rearmedEarly(execution: RunExecution, timerId: string, now: number): Send[] {
-  const timer = [...execution.waits().map(timerOf), ...deadlineTimer(execution)].find(
-    (armed) => armed?.timerId === timerId,
-  );
+  const timer = armedTimers(execution).find((armed) => armed?.timerId === timerId);
   return timer && timer.fireAt > now ? [{ type: "timer", ...timer }] : [];
 }
 

@@ -154,7 +154,7 @@ export class RunExecution implements WorkflowScope {
   private readonly sleeps = new Map<string, SleepWait & Settle<void>>();
   private readonly hooks = new Map<string, HookWait & Settle<unknown>>();
   private readonly children = new Map<string, ChildWait & Settle<unknown>>();
-  private readonly waitMaps: Record<WaitKind, Map<string, Wait>> = {
+  private readonly waitMaps: Record<WaitKind, Map<string, Wait & Settle<never>>> = {
     step: this.steps,
     sleep: this.sleeps,
     hook: this.hooks,
@@ -464,7 +464,7 @@ export class RunExecution implements WorkflowScope {
         this.own.cancelRequested = event.reason;
         const error = () => new CancelledError(`Run ${this.runId} was cancelled: ${event.reason}`);
         // The engine cancels the children; here every wait of this run ends with CancelledError.
-        for (const waits of [this.steps, this.sleeps, this.hooks, this.children]) {
+        for (const waits of Object.values(this.waitMaps)) {
           for (const wait of waits.values()) wait.reject(error());
           waits.clear();
         }
@@ -799,10 +799,6 @@ export class RunExecution implements WorkflowScope {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   }
 
-  private waitsForNothing(): boolean {
-    return this.steps.size + this.sleeps.size + this.hooks.size + this.children.size === 0;
-  }
-
   /** The workflow's outcome as a log event, once it has one. */
   terminalDraft(): EventDraft | undefined {
     if (this.nonDeterminism) return { type: "workflow_failed", error: serializeError(this.nonDeterminism) };
@@ -818,7 +814,7 @@ export class RunExecution implements WorkflowScope {
     }
     if (!this.settled) {
       // Unsettled and waiting for nothing tsworkflow knows: no event can ever wake it.
-      if (this.waitsForNothing())
+      if (this.waits().length === 0)
         return {
           type: "workflow_failed",
           error: serializeError(new ForeignAwaitError(this.definition.name)),

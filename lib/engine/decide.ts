@@ -12,6 +12,7 @@ import type { RunExecution, SleepWait, StepWait, Wait } from "./execution.ts";
 import {
   type ArmedTimer,
   childResultApplied,
+  dueHooks,
   labelOf,
   type Send,
   sendsOf,
@@ -95,8 +96,9 @@ function signalName(signal: StepOutcome): string {
 
 /**
  * The engine's decisions for one activation, with no store, queue or clock: applies what arrived (in order:
- * step outcomes and the inbox, due sleeps, due retries, timed-out waits, events), lets the workflow run
- * until it waits again, ends the run when it is over (or past its limits), and says what to send.
+ * step outcomes and the inbox, due sleeps, due retries, events stored before a due timeout, timed-out waits,
+ * events), lets the workflow run until it waits again, ends the run when it is over (or past its limits),
+ * and says what to send.
  */
 export async function decide(
   execution: RunExecution,
@@ -173,9 +175,9 @@ function isRedelivery(cause: ActivationCause, execution: RunExecution): boolean 
 }
 
 /**
- * Applies step outcomes and the inbox, then due sleeps, retries and wait timeouts, then events, one at a
- * time in order, as many outcomes and events as `budget` takes. Returns the timers and children a
- * cancellation made useless.
+ * Applies step outcomes and the inbox, then due sleeps, retries and wait timeouts (each after the events
+ * stored before its deadline), then events, one at a time in order, as many outcomes and events as `budget`
+ * takes. Returns the timers and children a cancellation made useless.
  */
 async function advance(
   execution: RunExecution,
@@ -203,9 +205,7 @@ async function advance(
     .sort(byRecordedAt);
   const waits = execution.waits();
   const hooks = waits.filter((wait) => wait.kind === "hook");
-  const dueHooks = hooks
-    .filter((hook) => hook.timeoutAt !== undefined && hook.timeoutAt <= now)
-    .sort((a, b) => (a.timeoutAt ?? 0) - (b.timeoutAt ?? 0));
+  const timeouts = dueHooks(waits, now);
   const waitedSignal = signals.some((signal) => hooks.some((hook) => hook.eventName === signalName(signal)));
   const dueSleeps = waits
     .filter((wait): wait is SleepWait => wait.kind === "sleep" && wait.resumeAt <= now)
@@ -215,7 +215,7 @@ async function advance(
       wait.kind === "step" && wait.state === "retry_wait" && (wait.retryAt ?? 0) <= now,
   );
   const overdue = execution.deadline !== undefined && now >= execution.deadline;
-  const anything = ready.length + dueSleeps.length + dueRetries.length + dueHooks.length > 0;
+  const anything = ready.length + dueSleeps.length + dueRetries.length + timeouts.length > 0;
   if (wasSuspended && (anything || waitedSignal || overdue)) execution.append({ type: "workflow_resumed" });
 
   for (const outcome of ready) {
@@ -251,8 +251,16 @@ async function advance(
     const { stepId, stepName, attempt, input } = step;
     await execution.deliver({ type: "step_started", stepId, stepName, attempt: attempt + 1, input });
   }
-  for (const hook of dueHooks) {
-    if (execution.stopped) return cancelled;
+  for (const hook of timeouts) {
+    // An event stored before the wait's deadline wins over its timeout, however late its own activation
+    // comes: those events are delivered first. One stored at the deadline or after it comes too late.
+    const deadline = hook.timeoutAt as number;
+    await deliverSignals(
+      execution,
+      signals.filter((signal) => Date.parse(signal.recordedAt) < deadline),
+      budget,
+    );
+    if (execution.stopped || budget.taken >= budget.take) return cancelled;
     if (!execution.waitOf("hook", hook.hookId)) continue;
     await execution.deliver({ type: "hook_timed_out", hookId: hook.hookId, eventName: hook.eventName });
   }

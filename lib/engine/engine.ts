@@ -65,7 +65,7 @@ import {
 } from "./run-links.ts";
 import type { StepLimits } from "./step-limits.ts";
 import { unenforcedLimit } from "./unenforced-limits.ts";
-import { iso, oldestAttemptOut, type Send } from "./waits/index.ts";
+import { dueHooks, iso, oldestAttemptOut, type Send } from "./waits/index.ts";
 
 /** Options of {@link Engine}. */
 export interface EngineOptions {
@@ -471,13 +471,12 @@ export class Engine {
     span.begin(execution);
     const baseVersion = execution.committedVersion;
     // Listed even after an inline step: a cancellation or an event may have been stored while the step ran,
-    // and must be applied before the run's next step starts.
+    // and must be applied before the run's next step starts. A timer's activation expects nothing there
+    // (`settled`), unless it times a wait out: every event stored before the wait's deadline must be seen.
+    const settled = task.cause.kind === "timer" && dueHooks(execution.waits(), now).length === 0;
     const outcomes = execution.nonDeterminism
       ? []
-      : withCarried(
-          await this.store.listOutcomes(runId, oldestAttemptOut(execution), task.cause.kind === "timer"),
-          carried,
-        );
+      : withCarried(await this.store.listOutcomes(runId, oldestAttemptOut(execution), settled), carried);
     const decision = await decide(
       execution,
       { cause: task.cause, redelivered: task.redelivered, outcomes },

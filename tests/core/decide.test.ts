@@ -235,4 +235,38 @@ describe("decide", () => {
     expect(decision.events[1]).toMatchObject({ signalId: first.stepId, payload: { by: "ana" } });
     expect(decision.terminal).toMatchObject({ result: { by: "ana" } });
   });
+
+  for (const { stored, offset, wins, ends } of [
+    { stored: "1 ms before the deadline", offset: -1, wins: "hook_received", ends: "workflow_completed" },
+    { stored: "at the deadline", offset: 0, wins: "hook_timed_out", ends: "workflow_failed" },
+  ])
+    it(`lets an event stored ${stored} decide a wait whose timeout's timer fired first: ${wins}`, async () => {
+      // Prepare: the wait's timeout is due; the event's own activation has not come (lost or late).
+      const log = [started("decide_approval", [])];
+      log.push(
+        ...(
+          await decide(
+            await executionOf(approval, log),
+            { cause: { kind: "start" }, outcomes: [] },
+            limits(T0),
+          )
+        ).events,
+      );
+      const deadline = T0 + 3_600_000;
+      const event = outcome(inboxIds.signal("approved", "e1"), 1, {
+        ok: true,
+        result: { name: "approved", payload: "yes" },
+        recordedAt: new Date(deadline + offset).toISOString(),
+      });
+
+      // Act
+      const decision = await decide(
+        await executionOf(approval, log, "suspended"),
+        { cause: { kind: "timer", timerId: "hook:approved#0" }, outcomes: [event] },
+        limits(deadline + 5_000),
+      );
+
+      // Assert
+      expect(decision.events.map((e) => e.type)).toEqual(["workflow_resumed", wins, ends]);
+    });
 });

@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import {
   ConfigurationError,
   createWebhook,
@@ -7,7 +10,9 @@ import {
   waitForEvent,
   workflow,
 } from "tsworkflow";
-import { afterEach, describe, expect, it } from "vitest";
+import { inboxIds } from "tsworkflow/engine";
+import { FileStorage, MemoryStorage } from "tsworkflow/local";
+import { afterEach, describe, expect, it, onTestFinished } from "vitest";
 import { z } from "zod";
 import { handleWebhook, signWebhook } from "../../lib/webhooks/handle-webhook.ts";
 import { virtualRuntime } from "./support.ts";
@@ -81,6 +86,39 @@ describe("waitForEvent and sendEvent", () => {
     });
     expect(await env.types(runId)).toContain("hook_timed_out");
   });
+
+  const DAY = 86_400_000;
+  for (const backend of ["memory", "file"] as const)
+    for (const { stored, offset, result } of [
+      { stored: "1 ms before the deadline", offset: -1, result: { approved: true } },
+      { stored: "at the deadline", offset: 0, result: { approved: false, expired: true } },
+    ])
+      it(`lets an event stored ${stored} decide the wait when its activation never came (${backend} store)`, async () => {
+        // Prepare: the event is stored, and its sender dies before it sends the run's activation.
+        const dir = mkdtempSync(join(tmpdir(), "tsw-wfe-"));
+        onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+        env = virtualRuntime(backend === "file" ? new FileStorage({ dir }) : new MemoryStorage());
+        const { runId } = await env.runtime.start(approval, ["o-5"]);
+        await env.settle();
+        const deadline = env.clock.now() + 3 * DAY;
+        await env.storage.putOutcome({
+          runId,
+          stepId: inboxIds.signal("approval", "lost"),
+          attempt: 1,
+          recordedAt: new Date(deadline + offset).toISOString(),
+          ok: true,
+          result: { name: "approval", payload: { approved: true } },
+        });
+
+        // Act: the timeout's timer fires.
+        await env.advance(3 * DAY + 1_000);
+
+        // Assess
+        expect(await env.run(runId)).toMatchObject({
+          status: "completed",
+          result: { orderId: "o-5", ...result },
+        });
+      });
 
   it("keeps an event that arrives before the wait, and delivers events in the order they were sent", async () => {
     env = virtualRuntime();

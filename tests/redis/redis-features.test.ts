@@ -1,4 +1,5 @@
-import { runChild, sleep, step, waitForEvent, workflow } from "tsworkflow";
+import { runChild, sleep, step, TimeoutError, waitForEvent, workflow } from "tsworkflow";
+import { inboxIds } from "tsworkflow/engine";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createRedisRuntime, type RedisRuntime } from "../../lib/runtimes/redis.ts";
 import { type RedisServer, startRedisServer } from "./redis-server.ts";
@@ -11,6 +12,16 @@ const cleanup = step("rf_cleanup", async () => {
 const awaitingApproval = workflow("rf_approval", async () => {
   const decision = await waitForEvent<{ approved: boolean }>("approval", { timeout: "1h" });
   return decision.approved ? "approved" : "rejected";
+});
+const TIMEOUT_MS = 1_500;
+const briefApproval = workflow("rf_brief_approval", async () => {
+  try {
+    const decision = await waitForEvent<{ approved: boolean }>("approval", { timeout: TIMEOUT_MS });
+    return decision.approved ? "approved" : "rejected";
+  } catch (error) {
+    if (error instanceof TimeoutError) return "expired";
+    throw error;
+  }
 });
 const longSleeper = workflow("rf_long_sleeper", async () => {
   try {
@@ -96,6 +107,27 @@ describe("events, cancellation and child runs on Redis", () => {
     const run = await runtime.waitForRun(runId, { timeoutMs: 10_000 });
 
     expect(run).toMatchObject({ status: "completed", result: "rejected" });
+  });
+
+  it("delivers an event stored before the wait's deadline whose activation never came, when the timeout fires", async () => {
+    // Prepare: the event is stored, and its sender dies before it sends the run's activation.
+    const { runId } = await runtime.start(briefApproval, []);
+    await until(runId, "suspended");
+    const created = (await runtime.getEvents(runId)).find((event) => event.type === "hook_created");
+    await runtime.storage.putOutcome({
+      runId,
+      stepId: inboxIds.signal("approval", "lost"),
+      attempt: 1,
+      recordedAt: new Date(Date.parse(created?.timestamp ?? "") + TIMEOUT_MS - 1).toISOString(),
+      ok: true,
+      result: { name: "approval", payload: { approved: true } },
+    });
+
+    // Act: the timeout's timer fires.
+    const run = await runtime.waitForRun(runId, { timeoutMs: 10_000 });
+
+    // Assess
+    expect(run).toMatchObject({ status: "completed", result: "approved" });
   });
 
   it("cancels a sleeping run at once and runs its cleanup step", async () => {

@@ -1,4 +1,4 @@
-import type { HookWait } from "../execution.ts";
+import type { HookWait, Wait } from "../execution.ts";
 import { type ArmedTimer, iso, timerSend, type WaitBehaviour } from "./wait-kind.ts";
 
 /** The timer of a wait's timeout: `hook:<hookId>`. */
@@ -17,3 +17,9 @@ export const hookWait: WaitBehaviour<HookWait> = {
   },
   sends: (wait) => timerSend(timeoutTimer(wait)),
 };
+
+/** The waits for events whose timeout is due at `now`, the earliest first. */
+export const dueHooks = (waits: readonly Wait[], now: number): HookWait[] =>
+  waits
+    .filter((wait): wait is HookWait => wait.kind === "hook" && (wait.timeoutAt ?? Infinity) <= now)
+    .sort((a, b) => (a.timeoutAt ?? 0) - (b.timeoutAt ?? 0));

@@ -2,6 +2,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { DOCUMENT_LAG_MS } from "../../../lib/adapters/aws/document-lag.ts";
 import { scheduleName } from "../../../lib/adapters/aws/scheduler-timers.ts";
 import { createClient } from "../../../lib/aws/client.ts";
+import { TimeoutError } from "../../../lib/core/errors.ts";
 import { runChild, sleep, waitForEvent } from "../../../lib/core/primitives.ts";
 import { step } from "../../../lib/core/step.ts";
 import { workflow } from "../../../lib/core/workflow.ts";
@@ -36,6 +37,13 @@ const naps = workflow("aws_cost_naps", async (n: number, ms: number) => {
 });
 const waits = workflow("aws_cost_waits", async (n: number) => {
   for (let i = 0; i < n; i += 1) await waitForEvent("go");
+  return n;
+});
+const timedOutWaits = workflow("aws_cost_timeouts", async (n: number) => {
+  for (let i = 0; i < n; i += 1)
+    await waitForEvent("go", { timeout: 2 * DAY }).catch((error: unknown) => {
+      if (!(error instanceof TimeoutError)) throw error;
+    });
   return n;
 });
 const leaf = workflow("aws_cost_leaf", async () => 1);
@@ -122,6 +130,12 @@ const PER_LONG_SLEEP = {
   messages: 1,
   schedulerInvocations: 1,
 };
+/**
+ * One wait for an event that times out after 2 days: a long timer, as a long sleep, whose activation
+ * lists the run's outcomes strongly consistent (every event stored before the deadline must be seen: it
+ * wins over the timeout), 1 RRU where a sleep's eventually consistent query costs 0.5.
+ */
+const PER_LONG_TIMEOUT = { ...PER_LONG_SLEEP, emptyReadUnits: 1 };
 /**
  * What the first activation of a run on the step function adds (a due timer of a run it has not seen):
  * it reads the run and its log, as any activation on a fresh instance.
@@ -213,7 +227,14 @@ interface Measured {
 
 let emulators: Emulators;
 
-type MeasureOptions = { longSleeps?: number; events?: number; inlineSteps?: boolean; churn?: number };
+type MeasureOptions = {
+  longSleeps?: number;
+  /** Waits that time out after 2 days. */
+  timeouts?: number;
+  events?: number;
+  inlineSteps?: boolean;
+  churn?: number;
+};
 
 /**
  * `measureOnce`, again (up to three times) while its counts cannot be exact: when the SDK had to send a
@@ -241,13 +262,13 @@ async function measure(
 async function measureOnce(
   name: string,
   args: unknown[],
-  { longSleeps = 0, events = 0, inlineSteps = true, churn = 0 }: MeasureOptions = {},
+  { longSleeps = 0, timeouts = 0, events = 0, inlineSteps = true, churn = 0 }: MeasureOptions = {},
 ): Promise<Measured> {
   // A long visibility timeout: no redelivery of a slow activation muddies the counts. Warm instances
   // unless `churn` says otherwise.
   const stack = deployStack(
     emulators,
-    { workflows: [steps, sleeps, naps, waits, parent, leaf, fanOut] },
+    { workflows: [steps, sleeps, naps, waits, timedOutWaits, parent, leaf, fanOut] },
     { visibilityTimeoutSeconds: 60, churn, inlineSteps },
   );
   // Another Lambda sending events with the client, on the counted clients.
@@ -264,17 +285,22 @@ async function measureOnce(
       });
       await client.sendEvent(runId, "go", { i });
     }
-    for (let i = 0; i < longSleeps; i += 1) {
-      await waitFor(`sleep ${i} of run ${runId}`, async () => {
+    // Long timers, one after the other: the sleeps' or the waits' timeouts.
+    const longTimers = [
+      ...Array.from({ length: longSleeps }, (_, i) => ({ created: "sleep_created", timerId: `sleep#${i}` })),
+      ...Array.from({ length: timeouts }, (_, i) => ({ created: "hook_created", timerId: `hook:go#${i}` })),
+    ];
+    for (const [i, { created, timerId }] of longTimers.entries()) {
+      await waitFor(`${timerId} of run ${runId}`, async () => {
         const events = await stack.events(runId);
-        const created = events.filter((event) => event.type === "sleep_created").length;
+        const count = events.filter((event) => event.type === created).length;
         const run = await stack.store.getRun(runId);
-        return created > i && run?.status === "suspended" ? true : undefined;
+        return count > i && run?.status === "suspended" ? true : undefined;
       });
       // The run's status is committed before its timer is sent: skipping time before the schedule exists
       // would leave it in the past of the fake Scheduler's clock, never to fire.
-      const name = scheduleName(runId, `sleep#${i}`);
-      await waitFor(`the schedule of sleep ${i}`, () =>
+      const name = scheduleName(runId, timerId);
+      await waitFor(`the schedule of ${timerId}`, () =>
         emulators.scheduler.list().some((entry) => entry.name === name) ? true : undefined,
       );
       await stack.skip(2 * DAY + 1_000);
@@ -421,6 +447,20 @@ export function describeCostModel(emulatorsOf: () => Emulators): void {
       expect((longThree.readUnits - long.readUnits) / 2).toBe(PER_LONG_SLEEP.readUnits);
       expect((longThree.emptyReadUnits - long.emptyReadUnits) / 2).toBe(PER_LONG_SLEEP.emptyReadUnits);
       expect(longThree.schedulerInvocations / 3).toBe(PER_LONG_SLEEP.schedulerInvocations);
+    });
+
+    it("costs a long sleep's requests per wait that times out, and reads consistently (every event stored before the deadline wins)", async () => {
+      // Act: 1 and 3 waits, each timed out after 2 days.
+      const one = await measure("aws_cost_timeouts", [1], { timeouts: 1 });
+      const three = await measure("aws_cost_timeouts", [3], { timeouts: 3 });
+      // Assess
+      expect(perUnit(one.requests, three.requests, 2)).toEqual(PER_LONG_TIMEOUT.requests);
+      expect((three.messages - one.messages) / 2).toBe(PER_LONG_TIMEOUT.messages);
+      expect((three.writeUnits - one.writeUnits) / 2, writesOf(one, three)).toBe(PER_LONG_TIMEOUT.writeUnits);
+      expect(three.failedWrites).toBe(0);
+      expect((three.readUnits - one.readUnits) / 2).toBe(PER_LONG_TIMEOUT.readUnits);
+      expect((three.emptyReadUnits - one.emptyReadUnits) / 2).toBe(PER_LONG_TIMEOUT.emptyReadUnits);
+      expect(three.schedulerInvocations / 3).toBe(PER_LONG_TIMEOUT.schedulerInvocations);
     });
 
     it("moves no index key for a short sleep between steps (running, asleep, running again)", async () => {

@@ -6,9 +6,11 @@ import { DynamoDBStorage } from "../../../lib/adapters/aws/dynamodb-storage.ts";
 import { scheduleName, TIMER_RETRY_POLICY } from "../../../lib/adapters/aws/scheduler-timers.ts";
 import { createClient } from "../../../lib/aws/client.ts";
 import { createWebhookHandler } from "../../../lib/aws/lambda/handlers.ts";
+import { TimeoutError } from "../../../lib/core/errors.ts";
 import { createWebhook, runChild, sleep, waitForEvent } from "../../../lib/core/primitives.ts";
 import { step } from "../../../lib/core/step.ts";
 import { workflow } from "../../../lib/core/workflow.ts";
+import type { Clock } from "../../../lib/ports/clock.ts";
 import { inboxIds } from "../../../lib/ports/inbox.ts";
 import {
   deployStack,
@@ -57,6 +59,16 @@ const waiter = workflow("aws_recovery_waiter", async () =>
 const webhookWaiter = workflow("aws_recovery_webhook_waiter", async () =>
   greet(await createWebhook<string>().wait()),
 );
+const HOUR = 3_600_000;
+const waiterWithDeadline = workflow("aws_recovery_waiter_with_deadline", async () => {
+  const name = await waitForEvent<string>("aws_recovery_document", { timeout: HOUR }).catch(
+    (error: unknown) => {
+      if (error instanceof TimeoutError) return "nobody";
+      throw error;
+    },
+  );
+  return greet(name);
+});
 const sleepThenWait = workflow("aws_recovery_sleep_then_wait", async () => {
   await sleep(2 * DAY);
   return greet(await waitForEvent<string>("aws_recovery_document"));
@@ -72,23 +84,24 @@ const registry = {
     usesLateStep,
     waiter,
     webhookWaiter,
+    waiterWithDeadline,
     sleepThenWait,
   ],
 };
 
+/** Sends a run the event "stored" with the client, as another Lambda would (on `clock`, when given). */
+async function sendWithClient(stack: Stack, runId: string, clock?: Clock) {
+  const client = createClient(stack.config, {
+    clients: { dynamodb: stack.clients.dynamodb, sqs: stack.clients.sqs },
+    ...(clock && { clock }),
+  });
+  await client.sendEvent(runId, "aws_recovery_document", "stored");
+  await client.close();
+}
+
 /** Ways to send a waiting run the event "stored": with the client, or through the webhook function. */
 const senders = [
-  {
-    by: "the client",
-    workflow: "aws_recovery_waiter",
-    async send(stack: Stack, runId: string) {
-      const client = createClient(stack.config, {
-        clients: { dynamodb: stack.clients.dynamodb, sqs: stack.clients.sqs },
-      });
-      await client.sendEvent(runId, "aws_recovery_document", "stored");
-      await client.close();
-    },
-  },
+  { by: "the client", workflow: "aws_recovery_waiter", send: sendWithClient },
   {
     by: "a call to its webhook",
     workflow: "aws_recovery_webhook_waiter",
@@ -359,6 +372,61 @@ export function describeRecovery(emulatorsOf: () => Emulators): void {
         expect(second).toEqual({ overdue: [], stale: [], children: [] });
         expect(ofType(await stack.events(runId), "hook_received")).toHaveLength(1);
       });
+
+    /**
+     * Starts a run that waits for the event with a 1-hour timeout; returns it, with the wait's deadline and
+     * the timeout's schedule, once that schedule exists.
+     */
+    const waitingWithDeadline = async (stack: Stack) => {
+      const { runId } = await stack.invokeStart({ workflow: "aws_recovery_waiter_with_deadline", args: [] });
+      await stack.waitForStatus(runId, "suspended");
+      const deadline = ofType(await stack.events(runId), "hook_created")[0]?.timeoutAt as number;
+      const timer = scheduleName(runId, "hook:aws_recovery_document#0");
+      // Time is skipped only once the schedule exists: one created in the fake Scheduler's past never fires.
+      const { scheduler } = emulatorsOf();
+      await waitFor("the timeout's schedule", () =>
+        scheduler.list().some((schedule) => schedule.name === timer) ? true : undefined,
+      );
+      return { runId, deadline, timer };
+    };
+
+    it("delivers an event stored before the wait's deadline whose activation was lost, when the timeout fires", async () => {
+      // Prepare: the event is stored 1 s before the deadline, and the activation sent after it is lost.
+      const dropped: string[] = [];
+      const stack = deploy({
+        decorateSqs: dropSends((body) => isEventActivation(body) && dropped.length === 0, dropped),
+      });
+      const { runId, deadline } = await waitingWithDeadline(stack);
+      const { clock } = emulatorsOf();
+      clock.offset += deadline - 1_000 - clock.now();
+      await sendWithClient(stack, runId, clock);
+      // Act: the timeout's timer fires.
+      await stack.skip(60_000);
+      const run = await stack.waitForStatus(runId, "completed");
+      // Assess
+      const events = await stack.events(runId);
+      expect(dropped).toHaveLength(1);
+      expect(run.result).toBe("hello stored");
+      expect(ofType(events, "hook_received")).toHaveLength(1);
+      expect(ofType(events, "hook_timed_out")).toHaveLength(0);
+    });
+
+    it("times the wait out when the event was stored after its deadline, though the timeout's timer came later still", async () => {
+      // Prepare: the timeout's schedule is lost; the deadline passes; then the event is stored.
+      const stack = deploy();
+      const { runId, deadline, timer } = await waitingWithDeadline(stack);
+      const { clock, scheduler } = emulatorsOf();
+      expect(scheduler.drop(timer)).toBe(true);
+      await stack.skip(deadline + 1_000 - clock.now());
+      // Act: the event's activation comes before anything else wakes the run.
+      await sendWithClient(stack, runId, clock);
+      const run = await stack.waitForStatus(runId, "completed");
+      // Assess: the event stays stored, for a later wait of the run (it has none).
+      const events = await stack.events(runId);
+      expect(run.result).toBe("hello nobody");
+      expect(ofType(events, "hook_timed_out")).toHaveLength(1);
+      expect(ofType(events, "hook_received")).toHaveLength(0);
+    });
 
     it("keeps an event sent before the run waits for it, and looks at the run once, not at every sweep", async () => {
       // Prepare: the run sleeps two days, then waits for the event, which arrives during the sleep.

@@ -94,7 +94,11 @@ export function random(): number {
 
 /** Options of {@link waitForEvent}. */
 export interface WaitForEventOptions<T> {
-  /** Give up after this long: the wait throws a `TimeoutError` the workflow can catch. @default no limit */
+  /**
+   * Give up after this long: the wait throws a `TimeoutError` the workflow can catch. An event stored
+   * (`sendEvent` returned) before the deadline wins over the timeout, however late its delivery; one stored
+   * at the deadline or later loses, and is kept for a later wait of that name. @default no limit
+   */
   timeout?: Duration;
   /**
    * A zod schema (regular zod or zod/mini) for the payload; a payload that fails it throws

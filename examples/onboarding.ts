@@ -4,7 +4,7 @@
  *
  *   npx tsx examples/onboarding.ts            # runs it on the embedded file backend (./.tsworkflow)
  */
-import { type Duration, getStepInfo, log, sleep, step, workflow } from "tsworkflow";
+import { getStepInfo, log, sleep, step, workflow } from "tsworkflow";
 import { z } from "zod";
 
 export const sendWelcomeEmail = step(
@@ -22,10 +22,13 @@ export const sendTipsEmail = step(
   { maxRetries: 5, retryDelay: "exponential" },
 );
 
-/** `onboarding(userId, tipsDelay?)`: the tips email goes out `tipsDelay` (default one day) after the welcome. */
+/**
+ * `onboarding(userId, tipsDelay?)`: the tips email goes out `tipsDelay` (a duration such as `"2s"`, default one
+ * day) after the welcome. A string, not a `Duration`: a `Date` would reach the run as its ISO string.
+ */
 export const onboarding = workflow(
   "onboarding",
-  async (userId: string, tipsDelay: Duration = "1d") => {
+  async (userId: string, tipsDelay: string = "1d") => {
     const welcome = await sendWelcomeEmail(userId);
     log.info("welcome email sent", { messageId: welcome.messageId });
     await sleep(tipsDelay);

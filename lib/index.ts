@@ -81,7 +81,7 @@ export {
   waitForEvent,
 } from "./core/primitives.ts";
 export type { RateLimit } from "./core/rate-limit.ts";
-export type { Serialized } from "./core/serialization.ts";
+export type { RequireJsonParameters, Serialized } from "./core/serialization.ts";
 export { MAX_PAYLOAD_BYTES, MAX_PAYLOAD_DEPTH } from "./core/serialization.ts";
 export type {
   AnyStep,

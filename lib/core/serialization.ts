@@ -31,8 +31,8 @@ export const MAX_PAYLOAD_DEPTH = 1000;
 
 /**
  * Checks that a value survives a JSON round trip unchanged in meaning, and returns its JSON.
- * Dates are allowed and become ISO strings; `undefined` object properties are dropped. `Serialized<T>`
- * below is this function's rules as a type: change both together.
+ * Dates are allowed and become ISO strings; `undefined` object properties are dropped. `Serialized<T>` and
+ * `RequireJsonParameters` below are this function's rules as types: change them together.
  * @throws NonSerializableError naming the path of the first bad value
  * @throws PayloadTooLargeError when the JSON is over `limit` bytes
  */
@@ -190,6 +190,95 @@ type MayBeUndefined<V> = 0 extends 1 & V ? false : undefined extends V ? true : 
 
 /** One object type out of an intersection (`& {}` too), so that editors show `{ a: string; b?: number }`. */
 type Flatten<T> = { [K in keyof T]: T[K] } & {};
+
+/**
+ * `unknown` when every parameter type in `Args` survives the JSON round trip that a step's or workflow's input
+ * makes (through the run's log, on the first run as on a replay); otherwise the message
+ * `"<kind> parameters must survive JSON: <what to use instead>"`, which `step()` and `workflow()` intersect
+ * with their function's type, so that defining one with such a parameter is a compile error saying what to do:
+ *
+ * - accepted: strings, numbers, booleans, `null`, literals, plain object types and interfaces (an `undefined`
+ *   property is dropped, so optional properties are fine), arrays, tuples, optional parameters, unions of
+ *   these, `unknown` and `any`;
+ * - refused, deep inside too: a `Date` (the function would get its ISO string: take a string), `undefined`
+ *   where it is not dropped (in a required parameter or tuple element, in an array: the serializer refuses
+ *   it, use `null`), a `bigint`, a symbol (value or key), a function, a `Map`, a `Set` and any other object
+ *   with methods (a class instance: the serializer refuses it, take a plain object).
+ *
+ * Types cannot tell a class instance without methods from a plain object: it compiles, and is refused at run
+ * time with `NonSerializableError`. Types are checked 10 levels deep, so that the check of a recursive type (a
+ * tree) ends. A function that defines steps for parameters of any type passes the check on, as below: the
+ * check cannot tell whether a type parameter survives JSON.
+ * @example
+ * import { type RequireJsonParameters, step } from "tsworkflow";
+ * export function timedStep<Args extends unknown[], Result>(
+ *   name: string,
+ *   fn: ((...args: Args) => Promise<Result>) & RequireJsonParameters<"step", Args>,
+ * ) {
+ *   const timed = async (...args: Args) => {
+ *     const started = Date.now();
+ *     try {
+ *       return await fn(...args);
+ *     } finally {
+ *       console.log(`${name} took ${Date.now() - started} ms`);
+ *     }
+ *   };
+ *   return step(name, timed as typeof fn);
+ * }
+ * export const charge = timedStep("charge", async (orderId: string) => `charged ${orderId}`);
+ */
+export type RequireJsonParameters<Kind extends string, Args extends unknown[]> = RequireJson<
+  Kind,
+  ElementProblems<Args, []>
+>;
+
+type RequireJson<Kind extends string, Problem> = [Problem] extends [never]
+  ? unknown
+  : `${Kind} parameters must survive JSON: ${Problem & string}`;
+
+/** How deep parameter types are checked (a tuple of this length): a recursive type would recurse forever. */
+type CheckedDepth = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+
+/** What to use instead of each thing in `T` that does not survive JSON, as a union; `never` when all of it does. */
+type Problems<T, Depth extends 0[]> = Depth extends CheckedDepth
+  ? never
+  : unknown extends T
+    ? never
+    : T extends Unchanged
+      ? never
+      : T extends Date
+        ? "use string for a Date"
+        : T extends undefined
+          ? "use null for undefined"
+          : T extends bigint
+            ? "use string for a bigint"
+            : T extends symbol
+              ? "use string for a symbol"
+              : T extends Callable
+                ? "pass data, not a function"
+                : T extends ReadonlyMap<unknown, unknown>
+                  ? "use an object or an array of entries for a Map"
+                  : T extends ReadonlySet<unknown>
+                    ? "use an array for a Set"
+                    : T extends readonly unknown[]
+                      ? ElementProblems<T, [...Depth, 0]>
+                      : [MethodKeys<T>] extends [never]
+                        ? PropertyProblems<T, [...Depth, 0]>
+                        : "use a plain object for a class instance";
+
+/** An optional element (of a tuple, or an optional parameter) may be left out, so its `undefined` is fine. */
+type ElementProblems<T extends readonly unknown[], Depth extends 0[]> = number extends T["length"]
+  ? Problems<T[number], Depth>
+  : {
+      [K in keyof T]-?: Problems<K extends RequiredKey<T, K> ? T[K] : Exclude<T[K], undefined>, Depth>;
+    }[number];
+
+/** An `undefined` property is dropped, so it is fine; a symbol-keyed property is dropped too, silently. */
+type PropertyProblems<T, Depth extends 0[]> = {
+  [K in keyof T]-?: K extends symbol
+    ? "use a string key for a symbol key"
+    : Problems<Exclude<T[K], undefined>, Depth>;
+}[keyof T];
 
 /** JSON with object keys sorted, so equal values give equal strings. */
 export function stableStringify(value: unknown): string {

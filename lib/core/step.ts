@@ -4,7 +4,7 @@ import { ConfigurationError, describe } from "./errors.ts";
 import { assertName } from "./names.ts";
 import { checkLimits, type RateLimit, type ResolvedLimits } from "./rate-limit.ts";
 import { definingRegistry } from "./registry.ts";
-import type { Serialized } from "./serialization.ts";
+import type { RequireJsonParameters, Serialized } from "./serialization.ts";
 
 /** How long to wait before attempt n+1 of a failed step. */
 export type RetryDelay = "fixed" | "exponential" | Duration;
@@ -100,7 +100,9 @@ export interface ResolvedStepOptions {
 
 /**
  * Defines a step: a function with side effects that runs at least once, whose result is recorded in the
- * run's log and never recomputed on replay. Called outside a workflow, it simply runs the function.
+ * run's log and never recomputed on replay. Called outside a workflow, it simply runs the function. Its
+ * arguments are recorded as JSON, so a parameter type that does not survive JSON (a `Date`, a `Map`, a class
+ * instance) is a compile error (see {@link RequireJsonParameters}).
  * @example
  * import { step, RetryableError } from "tsworkflow";
  * export const chargeCard = step("charge_card", async (orderId: string, amount: number) => {
@@ -113,7 +115,7 @@ export interface ResolvedStepOptions {
  */
 export function step<Args extends unknown[], Result>(
   name: string,
-  fn: (...args: Args) => Promise<Result> | Result,
+  fn: ((...args: Args) => Promise<Result> | Result) & NoInfer<RequireJsonParameters<"step", Args>>,
   options: StepOptions<Args> = {},
 ): StepDefinition<Args, Result> {
   assertName("step name", name);

@@ -5,6 +5,7 @@ import { assertName } from "./names.ts";
 import { checkLimits, type RateLimit } from "./rate-limit.ts";
 import { definingRegistry } from "./registry.ts";
 import { safeParseWithMessages } from "./schema.ts";
+import type { RequireJsonParameters } from "./serialization.ts";
 
 /** A limit on how many runs of a workflow are active at once (started and not finished, sleeping included). */
 // biome-ignore lint/suspicious/noExplicitAny: the key function takes the workflow's own arguments
@@ -93,7 +94,9 @@ const VERSION = /^[A-Za-z0-9._-]{1,64}$/;
 
 /**
  * Defines a durable workflow: a plain async function whose steps, sleeps and logs are recorded, so that
- * the run survives crashes and restarts. Workflow code must be deterministic: do side effects in steps.
+ * the run survives crashes and restarts. Workflow code must be deterministic: do side effects in steps. Its
+ * input is recorded as JSON, so a parameter type that does not survive JSON (a `Date`, a `Map`, a class
+ * instance) is a compile error (see {@link RequireJsonParameters}).
  * @example
  * import { workflow, step, sleep } from "tsworkflow";
  * const sendEmail = step("send_email", async (to: string) => `sent to ${to}`);
@@ -107,7 +110,7 @@ const VERSION = /^[A-Za-z0-9._-]{1,64}$/;
  */
 export function workflow<Args extends unknown[], Result>(
   name: string,
-  fn: (...args: Args) => Promise<Result>,
+  fn: ((...args: Args) => Promise<Result>) & NoInfer<RequireJsonParameters<"workflow", Args>>,
   options: WorkflowOptions<Args> = {},
 ): WorkflowDefinition<Args, Result> {
   assertName("workflow name", name);

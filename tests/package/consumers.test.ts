@@ -299,8 +299,8 @@ describe("an app that uses only tsworkflow/aws", () => {
 
 describe("a strict TypeScript app (module nodenext, exactOptionalPropertyTypes, no skipLibCheck)", () => {
   it("type-checks with start()'s inferred argument types and step results typed as they arrive, a wrong use being a compile error", async () => {
-    // The @ts-expect-error lines in src/orders.ts fail the check if start() accepts the wrong arguments or a
-    // step's Date result is typed as a Date.
+    // The @ts-expect-error lines in src/orders.ts fail the check if start() accepts the wrong arguments, a
+    // step's Date result is typed as a Date, or a step or workflow whose parameters do not survive JSON compiles.
     const result = await run(join(BIN, "tsc"), ["-p", "."], { cwd: tsApp });
     expect(result.stdout + result.stderr).toBe("");
     expect(result.code).toBe(0);

@@ -27,8 +27,18 @@ export class ReplayMismatchError extends TsWorkflowError {
   readonly runId: string;
   /** The event (`seq`) of its log where the replay parts from it. */
   readonly seq: number;
-  /** @param others the ids of other runs of the environment that do not replay either */
-  constructor({ mismatch, status, timeline }: Finding, others: readonly string[] = []) {
+  /**
+   * @param mismatch what `replayHistory` found
+   * @param status the run's status
+   * @param timeline the run's timeline (see `formatTimeline`)
+   * @param others the ids of other runs of the environment that do not replay either
+   */
+  constructor(
+    mismatch: Extract<ReplayReport, { ok: false }>,
+    status: string,
+    timeline: string,
+    others: readonly string[] = [],
+  ) {
     const { runId, workflowName, seq, message } = mismatch;
     const more =
       others.length > 0
@@ -88,7 +98,9 @@ export class ReplayChecks {
     const [first, ...others] = findings;
     if (first)
       throw new ReplayMismatchError(
-        first,
+        first.mismatch,
+        first.status,
+        first.timeline,
         others.map((other) => other.mismatch.runId),
       );
   }

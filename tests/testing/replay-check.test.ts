@@ -2,6 +2,7 @@ import {
   CancelledError,
   configureLogging,
   FatalError,
+  NonDeterminismError,
   now,
   random,
   runChild,
@@ -10,8 +11,21 @@ import {
   waitForEvent,
   workflow,
 } from "tsworkflow";
-import { createTestEnvironment, ReplayMismatchError, type TestEnvironment } from "tsworkflow/testing";
+import { MemoryStorage } from "tsworkflow/local";
+import {
+  createTestEnvironment,
+  Registry,
+  ReplayMismatchError,
+  type TestEnvironment,
+} from "tsworkflow/testing";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import {
+  type OtherValues,
+  REPLAY_PASSES,
+  withOtherClockAndRandom,
+} from "../../lib/testing/other-clock-and-random.ts";
+
+const DAY = 24 * 3_600_000;
 
 beforeAll(() => configureLogging({ level: "silent" }));
 afterAll(() => configureLogging());
@@ -131,6 +145,7 @@ describe("createTestEnvironment: the replay check", () => {
     // Prepare
     env = await createTestEnvironment({ timeSkipping: true });
     const run = await env.start(stamped, []);
+    const other = await env.start(stamped, []);
     await env.skip("1h");
     expect(await run.status()).toBe("completed");
     // Act
@@ -138,6 +153,9 @@ describe("createTestEnvironment: the replay check", () => {
     // Assess
     expect(error).toBeInstanceOf(ReplayMismatchError);
     expect((error as ReplayMismatchError).runId).toBe(run.runId);
+    expect((error as Error).message).toContain(
+      `These runs of the test environment do not replay either: ${other.runId}.`,
+    );
     await expect(env.start(stamped, [])).rejects.toThrow("This test environment was closed");
     await expect(env.close()).resolves.toBeUndefined();
   });
@@ -182,6 +200,56 @@ describe("createTestEnvironment: the replay check", () => {
     expect(parentResult).toBe("child said ok"); // the parent replays: its child's result is in its log
     expect(closeError).toBeInstanceOf(ReplayMismatchError);
     expect((closeError as Error).message).toContain("of rpc_stamped is completed"); // the child run
+  });
+
+  it("leaves a run that failed with NonDeterminismError to that error: changed code, replayed after a restart", async () => {
+    // Prepare
+    const storage = new MemoryStorage();
+    const before = await createTestEnvironment({ storage });
+    const run = await before.start(replaySafe, []);
+    await before.close({ closeStorage: false });
+    const changed = new Registry().define(() =>
+      workflow("rpc_replay_safe", async () => {
+        await stamp("another first step");
+        return "changed";
+      }),
+    );
+    // Act: the restarted runtime replays the run with the changed code
+    env = await createTestEnvironment({
+      storage,
+      workflows: [changed],
+      startAt: before.now(),
+      timeSkipping: true,
+    });
+    const error = await env
+      .getHandle(run.runId)
+      .result()
+      .catch((caught: unknown) => caught);
+    // Assess
+    expect(error).toBeInstanceOf(NonDeterminismError);
+    await expect(env.close()).resolves.toBeUndefined();
+  });
+
+  it("gives the other clock and random numbers to the replayed code only, the real ones to the rest of the process meanwhile", async () => {
+    // Prepare
+    const [, later] = REPLAY_PASSES;
+    const real = Date.now();
+    // Act
+    const replayed = withOtherClockAndRandom(later as OtherValues, async () => {
+      await new Promise((resolve) => setImmediate(resolve)); // across a turn of the event loop
+      return { now: Date.now(), date: new Date(), random: Math.random() };
+    });
+    const outside = { now: Date.now(), date: new Date(), random: Math.random(), text: Date() };
+    const inside = await replayed;
+    // Assess
+    expect(inside.random).toBe(1 - 2 ** -53);
+    expect(inside.now - real).toBeGreaterThan(366 * DAY);
+    expect(inside.date.getTime() - real).toBeGreaterThan(366 * DAY);
+    expect(outside.random).toBeLessThan(1 - 2 ** -53);
+    expect(Math.abs(outside.now - real)).toBeLessThan(DAY);
+    expect(Math.abs(outside.date.getTime() - real)).toBeLessThan(DAY);
+    expect(outside.text).toMatch(/GMT/); // Date() without new still gives the text
+    expect(new Date(2026, 0, 1)).toBeInstanceOf(Date);
   });
 
   it("gives Date and Math.random back to the rest of the process", async () => {

@@ -24,7 +24,8 @@ export const REPLAY_PASSES: readonly OtherValues[] = [
   { clockShiftMs: SHIFT_MS, random: 1 - 2 ** -53 },
 ];
 
-const current = new AsyncLocalStorage<OtherValues>();
+/** The values of the code at hand, and whether it read any of them. */
+const current = new AsyncLocalStorage<{ values: OtherValues; read: boolean }>();
 let installed = 0;
 let realDate: DateConstructor = Date;
 let realRandom: () => number = Math.random;
@@ -32,12 +33,19 @@ let realRandom: () => number = Math.random;
 /**
  * Runs `work` with `Date` and `Math.random` giving `values` to the code it runs (its async continuations
  * included) and the real ones to all other code of the process, which may run meanwhile.
+ * @returns what `work` resolved with, and whether its code read the clock or a random number (when it did
+ *   not, other values would change nothing)
  */
-export async function withOtherClockAndRandom<T>(values: OtherValues, work: () => Promise<T>): Promise<T> {
+export async function withOtherClockAndRandom<T>(
+  values: OtherValues,
+  work: () => Promise<T>,
+): Promise<{ value: T; read: boolean }> {
   if (installed === 0) install();
   installed += 1;
+  const context = { values, read: false };
   try {
-    return await current.run(values, work);
+    const value = await current.run(context, work);
+    return { value, read: context.read };
   } finally {
     installed -= 1;
     if (installed === 0) uninstall();
@@ -48,10 +56,16 @@ function install(): void {
   realDate = globalThis.Date;
   realRandom = Math.random;
   const Real = realDate;
-  const now = (): number => Real.now() + (current.getStore()?.clockShiftMs ?? 0);
+  /** The values of the code at hand, noting that it read them; undefined for the rest of the process. */
+  const other = (): OtherValues | undefined => {
+    const context = current.getStore();
+    if (context) context.read = true;
+    return context?.values;
+  };
+  const now = (): number => Real.now() + (other()?.clockShiftMs ?? 0);
   // A function, not a class: `Date()` called without `new` must keep working for the rest of the process.
   function OtherDate(this: unknown, ...args: unknown[]): unknown {
-    if (!new.target) return Real();
+    if (!new.target) return new Real(now()).toString(); // what Date() gives
     if (args.length === 0) return new Real(now());
     return Reflect.construct(Real, args, new.target);
   }
@@ -61,7 +75,7 @@ function install(): void {
   Object.defineProperty(OtherDate, "name", { value: "Date" });
   globalThis.Date = OtherDate as unknown as DateConstructor;
   const random = realRandom;
-  Math.random = () => current.getStore()?.random ?? random();
+  Math.random = () => other()?.random ?? random();
 }
 
 function uninstall(): void {

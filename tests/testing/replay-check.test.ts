@@ -240,7 +240,8 @@ describe("createTestEnvironment: the replay check", () => {
       return { now: Date.now(), date: new Date(), random: Math.random() };
     });
     const outside = { now: Date.now(), date: new Date(), random: Math.random(), text: Date() };
-    const inside = await replayed;
+    const { value: inside, read } = await replayed;
+    const untouched = await withOtherClockAndRandom(later as OtherValues, async () => "no clock read");
     // Assess
     expect(inside.random).toBe(1 - 2 ** -53);
     expect(inside.now - real).toBeGreaterThan(366 * DAY);
@@ -250,6 +251,7 @@ describe("createTestEnvironment: the replay check", () => {
     expect(Math.abs(outside.date.getTime() - real)).toBeLessThan(DAY);
     expect(outside.text).toMatch(/GMT/); // Date() without new still gives the text
     expect(new Date(2026, 0, 1)).toBeInstanceOf(Date);
+    expect([read, untouched.read]).toEqual([true, false]); // a second pass is needed only after a read
   });
 
   it("gives Date and Math.random back to the rest of the process", async () => {

@@ -66,8 +66,7 @@ function install(): void {
   // A function, not a class: `Date()` called without `new` must keep working for the rest of the process.
   function OtherDate(this: unknown, ...args: unknown[]): unknown {
     if (!new.target) return new Real(now()).toString(); // what Date() gives
-    if (args.length === 0) return new Real(now());
-    return Reflect.construct(Real, args, new.target);
+    return Reflect.construct(Real, args.length === 0 ? [now()] : args, new.target);
   }
   Object.setPrototypeOf(OtherDate, Real); // Date.parse, Date.UTC
   OtherDate.prototype = Real.prototype; // `instanceof Date` holds both ways

@@ -106,6 +106,12 @@ export interface LocalRuntimeOptions {
    * @default { pollMs: 1000 }
    */
   inbox?: InboxWatchOptions;
+  /**
+   * Called after each commit that finished a run (completed, failed, cancelled or continued as new), with
+   * its id: the test environment replays such runs to check that they replay.
+   * @default none
+   */
+  onRunFinished?: (runId: string) => void;
 }
 
 /** Schedule state beside the runs: `<dir>/schedules.json` on the file backend, memory otherwise. */
@@ -160,7 +166,10 @@ export class LocalRuntime implements Runtime {
       // A step's rate-limit turn is a timer here: it comes on this runtime's clock, virtual ones included.
       stepLimits: new StepLimits({ slots, rates, sendAt: (task, at) => this.timers.sendStepAt(task, at) }),
       runLimits: new RunLimits({ slots, rates }),
-      onRunFinished: (runId) => this.wakeWaiters(runId),
+      onRunFinished: (runId) => {
+        this.wakeWaiters(runId);
+        options.onRunFinished?.(runId);
+      },
       // A sequential step runs in its run's activation, in one of the queue's step slots.
       inlineSteps: options.inlineSteps ?? true,
       registry: options.registry ?? defaultRegistry,

@@ -20,6 +20,7 @@ import { LocalRuntime } from "../runtimes/embedded.ts";
 import type { ScheduleDefinition } from "../schedules/schedule.ts";
 import { handleWebhook } from "../webhooks/handle-webhook.ts";
 import { FakeStepRegistry, type StepFake } from "./fake-steps.ts";
+import { ReplayChecks } from "./replay-checks.ts";
 import { EnvironmentRunHandle, type RunDriver, type RunHandle } from "./run-handle.ts";
 import { formatTimeline } from "./timeline.ts";
 import { VirtualClock } from "./virtual-clock.ts";
@@ -78,6 +79,15 @@ export interface TestEnvironmentOptions {
    * @default a new MemoryScheduleStore (on a FileStorage: `<dir>/schedules.json`)
    */
   scheduleStore?: ScheduleStore;
+  /**
+   * Replays each run that finishes (completed, failed, cancelled or continued as new) against its own log
+   * with the same code, as a worker does after a crash or a restart, running no step: a run that does not
+   * replay (its code reads `Date.now()`, `new Date()` or `Math.random()`, which the check replays with
+   * other values) makes `run.result()`, or else `env.close()`, throw `ReplayMismatchError`. `false` turns
+   * the check off, for a test that does something non-deterministic on purpose.
+   * @default true
+   */
+  replayCheck?: boolean;
 }
 
 /**
@@ -126,6 +136,8 @@ export class TestEnvironment {
   private readonly clock: VirtualClock;
   private readonly fakes: FakeStepRegistry;
   private readonly driver: RunDriver;
+  /** Undefined with `replayCheck: false`. */
+  private readonly replayChecks: ReplayChecks | undefined;
   /** Test actions in flight (start, sendEvent, skip…): `result()` waits for them before it moves the clock. */
   private actions = 0;
   private quietWaiters: (() => void)[] = [];
@@ -148,11 +160,15 @@ export class TestEnvironment {
     for (const [name, fake] of Object.entries(options.steps ?? {})) this.fakes.fake(name, fake);
     this.storage = options.storage ?? new MemoryStorage();
     for (const definition of options.schedules ?? []) this.know(definition.workflow);
+    const replayChecks =
+      options.replayCheck === false ? undefined : new ReplayChecks(this.storage, this.registry);
+    this.replayChecks = replayChecks;
     this.runtime = new LocalRuntime({
       storage: this.storage,
       clock: this.clock,
       timers: "manual",
       registry: this.registry,
+      ...(replayChecks ? { onRunFinished: (runId: string) => replayChecks.check(runId) } : {}),
       ...(options.schedules ? { schedules: options.schedules } : {}),
       ...(options.scheduleStore ? { scheduleStore: options.scheduleStore } : {}),
     });
@@ -285,10 +301,21 @@ export class TestEnvironment {
    * `skip`, `skipToNextTimer` and the run handles' `result`, `sendEvent`, `callWebhook`, `cancel` and `retry`
    * throw `RuntimeClosedError` (a finished run's `result` and every read still answer).
    * @param options.closeStorage false to keep the storage open, e.g. for another environment
+   * @throws ReplayMismatchError when a run of this environment does not replay (see
+   *   {@link TestEnvironmentOptions.replayCheck}) and no `run.result()` reported it: in `afterEach`, this
+   *   fails the test (the environment is closed all the same)
    */
-  close(options: { closeStorage?: boolean } = {}): Promise<void> {
-    this.closing ??= this.runtime.close(options);
-    return this.closing;
+  async close(options: { closeStorage?: boolean } = {}): Promise<void> {
+    this.closing ??= this.shutDown(options);
+    await this.closing;
+    await this.replayChecks?.throwUnreported();
+  }
+
+  private async shutDown({ closeStorage = true }: { closeStorage?: boolean }): Promise<void> {
+    await this.runtime.close({ closeStorage: false });
+    // The checks of the runs that finished while the runtime closed read the storage too.
+    await this.replayChecks?.settled();
+    if (closeStorage) await this.storage.close();
   }
 
   /** Registers a workflow in this environment unless it already finds that very definition. */
@@ -372,21 +399,27 @@ export class TestEnvironment {
    * The run once it has finished (for a `continueAsNew` chain, its last run): waits for the test's actions in flight, and with time skipping moves the
    * clock from timer to timer.
    * @throws InvalidRunStateError when nothing in the environment will make it finish
+   * @throws ReplayMismatchError when a run of the chain does not replay
    */
   private async finished(runId: string): Promise<RunRecord> {
     if (getStepInfo())
       throw new InvalidRunStateError(
         `A step cannot wait for the result of run ${runId}: the run goes on only once the step returns.`,
       );
+    const chain = [runId];
     for (let current = runId; ; ) {
       const { run, events } = await this.read(current);
       // A run that continued as new finishes with the last run of its chain.
       const next = run.continuedAs && (await this.storage.getRun(run.continuedAs));
       if (next) {
         current = next.runId;
+        chain.push(current);
         continue;
       }
-      if (FINISHED_STATUSES.has(run.status)) return run;
+      if (FINISHED_STATUSES.has(run.status)) {
+        await this.replayChecks?.throwUnreported(chain);
+        return run;
+      }
       if (this.actions > 0) {
         await new Promise<void>((resolve) => this.quietWaiters.push(resolve));
         continue;

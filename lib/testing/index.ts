@@ -12,6 +12,7 @@ export { createTestEnvironment, TestEnvironment } from "./environment.ts";
 export type { StepFake } from "./fake-steps.ts";
 export type { LocalTestOptions } from "./local.ts";
 export { resumeLocal, startLocal } from "./local.ts";
+export { ReplayMismatchError } from "./replay-checks.ts";
 export type { CallWebhookOptions, RunHandle } from "./run-handle.ts";
 export type { StepStatus, StepSummary } from "./step-summaries.ts";
 export { formatTimeline } from "./timeline.ts";

@@ -39,6 +39,8 @@ export interface RunHandle<Result = unknown> {
    * @throws InvalidRunStateError when the run has not finished and nothing in the environment will move it
    *   on (it waits for an event, or for a timer and `timeSkipping` is off), saying what it waits for
    * @throws RuntimeClosedError when the run has not finished and the environment was closed
+   * @throws ReplayMismatchError when the run (or a run of its `continueAsNew` chain) does not replay: its
+   *   log replayed with the same code makes other calls (see `TestEnvironmentOptions.replayCheck`)
    */
   result(): Promise<Serialized<Result>>;
 

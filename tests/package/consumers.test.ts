@@ -345,7 +345,7 @@ describe("a CDK app made by cdk init, with its own workflows file", () => {
     );
     console.log(
       `Lambda asset: ${Object.entries(sizes)
-        .map(([file, size]) => `${file} ${(size / 1024).toFixed(1)} KB`)
+        .map(([file, size]) => `${file} ${(size / 1024).toFixed(1)} KB (${size} bytes)`)
         .join(", ")}`,
     );
     expect(sizes["index.mjs"]).toBeGreaterThan(0);

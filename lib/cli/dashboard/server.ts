@@ -11,6 +11,7 @@ import type { RunTags } from "../../core/tags.ts";
 import { linkedRun, withChainLinks } from "../../engine/continuation.ts";
 import {
   type EventStore,
+  FINISHED_STATUSES,
   RUN_STATUSES,
   type RunPage,
   type RunRecord,
@@ -293,9 +294,10 @@ export function createDashboard(options: DashboardOptions): Hono {
     if (!before) return c.json({ error: `No run with id "${runId}".` }, 404);
     if (!options.actions)
       return c.json({ error: "This dashboard was started without a way to cancel or retry runs." }, 501);
+    let carrier: unknown;
     try {
       if (action === "cancel") await options.actions.cancel(runId, reason);
-      else await options.actions.retry(runId);
+      else carrier = await options.actions.retry(runId);
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
       const status =
@@ -305,7 +307,9 @@ export function createDashboard(options: DashboardOptions): Hono {
     const after = (await storage.getRun(runId)) ?? before;
     const message =
       action === "retry"
-        ? `Retried: the run is ${after.status} now.`
+        ? typeof carrier === "string" && !FINISHED_STATUSES.has(after.status)
+          ? `Retried. ${carrier}`
+          : `Retried: the run is ${after.status} now.`
         : after.status === "cancelled"
           ? "Run cancelled."
           : "Cancellation requested: the run ends cancelled once its workflow has run its cancellation.";

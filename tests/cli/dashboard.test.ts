@@ -114,6 +114,29 @@ describe.concurrent("the dashboard over HTTP", () => {
     expect(((await refused.json()) as { error: string }).error).toContain("--allow-actions");
   });
 
+  it("refuses a filter on a status that does not exist, naming the statuses, rather than list every run", async () => {
+    // Prepare
+    const app = createDashboard({ storage });
+    // Act
+    const [api, page, known] = await Promise.all([
+      app.request("/api/runs?status=bogus"),
+      app.request("/?status=bogus"),
+      app.request("/api/runs?status=completed"),
+    ]);
+    // Assess
+    expect([api.status, page.status, known.status]).toEqual([400, 400, 200]);
+    expect(await api.json()).toEqual({
+      error:
+        'Unknown status "bogus": use pending, running, suspended, completed, failed, cancelled, continued.',
+    });
+    const html = await page.text();
+    expect(html).toContain("Bad filter");
+    expect(html).toContain(
+      "Unknown status &quot;bogus&quot;: use pending, running, suspended, completed, failed, cancelled, continued.",
+    );
+    expect(html).not.toContain(runId);
+  });
+
   it("answers 404 for an unknown or malformed run id", async () => {
     // Prepare
     const app = createDashboard({ storage });

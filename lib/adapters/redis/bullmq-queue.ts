@@ -1,11 +1,12 @@
 import { hostname } from "node:os";
-import { DelayedError, type Job, type JobsOptions, Queue, Worker } from "bullmq";
+import type { Job, JobsOptions } from "bullmq";
 import type { Redis } from "ioredis";
 import { ConfigurationError } from "../../core/errors.ts";
 import { getLogger } from "../../core/logger.ts";
 import { isFromOutside } from "../../ports/inbox.ts";
 import type { ActivationTask, RunLease, StepTask, TaskQueue } from "../../ports/task-queue.ts";
 import { closeRedis, mapRedisError, openRedis, type RedisConnection } from "./connection.ts";
+import { DelayedError, Queue, Worker } from "./redis-packages.ts";
 import { type HeldLock, RunLocks } from "./run-lock.ts";
 
 /** BullMQ queue names (under the BullMQ prefix `<prefix>bull`). */

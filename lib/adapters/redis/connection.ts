@@ -1,6 +1,7 @@
-import { Redis, type RedisOptions } from "ioredis";
+import type { RedisOptions } from "ioredis";
 import { ConfigurationError, TsWorkflowError } from "../../core/errors.ts";
 import { redactUrl } from "./redact-url.ts";
+import { Redis } from "./redis-packages.ts";
 
 export { redactUrl };
 

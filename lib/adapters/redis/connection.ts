@@ -1,7 +1,7 @@
-import type { RedisOptions } from "ioredis";
+import type { Redis, RedisOptions } from "ioredis";
 import { ConfigurationError, TsWorkflowError } from "../../core/errors.ts";
 import { redactUrl } from "./redact-url.ts";
-import { Redis } from "./redis-packages.ts";
+import { ioredis } from "./redis-packages.ts";
 
 export { redactUrl };
 
@@ -70,7 +70,7 @@ export function openRedis(redis: Redis | string, extra: RedisOptions = {}): Redi
       `Invalid Redis URL ${JSON.stringify(redactUrl(redis))}: use redis://host:port (or rediss:// for TLS), e.g. redis://127.0.0.1:6379.`,
     );
   }
-  const client = new Redis(redis, { ...OWN_CONNECTION_OPTIONS, ...extra });
+  const client = new ioredis.Redis(redis, { ...OWN_CONNECTION_OPTIONS, ...extra });
   // Without a listener ioredis prints "Unhandled error event" on every reconnection attempt.
   client.on("error", (error: Error) => {
     lastError = error;

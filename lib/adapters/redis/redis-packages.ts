@@ -24,8 +24,5 @@ function load<T>(name: string): T {
   }
 }
 
-export const { Redis } = load<typeof IORedis>("ioredis");
-export type Redis = IORedis.Redis;
-export const { DelayedError, Queue, Worker } = load<typeof BullMQ>("bullmq");
-export type Queue = BullMQ.Queue;
-export type Worker = BullMQ.Worker;
+export const ioredis = load<typeof IORedis>("ioredis");
+export const bullmq = load<typeof BullMQ>("bullmq");

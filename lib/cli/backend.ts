@@ -53,8 +53,11 @@ export type Backend =
 export interface RunActions {
   /** Stops an unfinished run: its steps and sleeps are not run again. */
   cancel(runId: string, reason?: string): Promise<void>;
-  /** A failed run goes on from its failed step. */
-  retry(runId: string): Promise<void>;
+  /**
+   * A failed run goes on from its failed step. May resolve with a sentence saying who carries it on (the
+   * dashboard shows it): `backendActions` says so where the run waits for an app that is not running.
+   */
+  retry(runId: string): Promise<void> | Promise<string>;
 }
 
 type Env = Record<string, string | undefined>;
@@ -191,16 +194,23 @@ export function backendActions(backend: Backend, options: BackendActionsOptions 
       async retry(runId) {
         if (await here()) {
           await withEngine(backend, "retry", options.workflows, runId, (engine) => retryRun(engine, runId));
-          return;
+          return `It waits now; your app carries it on when it next starts on ${backend.dir}.`;
         }
         await withControl(backend, (control) => control.retryRun(runId));
+        const owner = await fileOwner(backend);
+        return owner
+          ? `Your app (${owner}) goes on with it from its failed step.`
+          : `It goes on from its failed step when your app next starts on ${backend.dir} (or pass --workflows to run it here now).`;
       },
     };
   }
   return {
     cancel: (runId, reason) =>
       withEngine(backend, "cancel", undefined, runId, (engine) => engine.cancelRun(runId, reason)),
-    retry: (runId) => withEngine(backend, "retry", undefined, runId, (engine) => retryRun(engine, runId)),
+    async retry(runId) {
+      await withEngine(backend, "retry", undefined, runId, (engine) => retryRun(engine, runId));
+      return "A worker picks it up and goes on from its failed step.";
+    },
   };
 }
 

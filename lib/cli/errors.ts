@@ -9,7 +9,7 @@ export const EXIT = {
   usage: 2,
 } as const;
 
-/** A command line that cannot be run as given: exits with code 2. */
+/** A command line that cannot be run as given (exits with code 2), or a dashboard request (answered 400). */
 export class UsageError extends TsWorkflowError {
   override name = "UsageError";
   constructor(message: string) {

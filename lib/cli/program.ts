@@ -285,7 +285,7 @@ export function createProgram(context: CliContext, setExitCode: (code: number) =
       reading(async (store, id: string, options: { workflows?: string }, command: Command) => {
         const backend = backendOf(command);
         const actions = backendActions(backend, options.workflows ? { workflows: options.workflows } : {});
-        return retryCommand(store, actions, backend, id, context, options.workflows !== undefined);
+        return retryCommand(store, actions, id, context);
       }),
     );
 

@@ -307,10 +307,8 @@ export async function sendEventCommand(
 export async function retryCommand(
   store: EventStore,
   actions: RunActions,
-  backend: Backend,
   runId: string,
   io: Output,
-  ranHere = false,
 ): Promise<number> {
   const before = await requireRun(store, runId);
   if (before.status !== "failed") {
@@ -319,20 +317,11 @@ export async function retryCommand(
     );
     return EXIT.failed;
   }
-  await actions.retry(runId);
+  const carrier = await actions.retry(runId);
   const after = (await store.getRun(runId)) ?? before;
   io.out(`Run ${io.style.bold(runId)} is ${io.style.status(after.status)} (it was failed).\n`);
   if (FINISHED_STATUSES.has(after.status)) return after.status === "failed" ? EXIT.failed : EXIT.ok;
-  const owner = backend.kind === "file" ? await fileOwner(backend) : undefined;
-  const where =
-    backend.kind !== "file"
-      ? "A worker picks it up and goes on from its failed step."
-      : owner
-        ? `Your app (${owner}) goes on with it from its failed step.`
-        : ranHere
-          ? `It waits now (see: tsworkflow runs show ${runId}); your app carries it on when it next starts on ${backend.dir}.`
-          : `It goes on from its failed step when your app next starts on ${backend.dir} (or pass --workflows to run it here now).`;
-  io.out(`${io.style.dim(where)}\n`);
+  if (carrier) io.out(`${io.style.dim(carrier)}\n`);
   return EXIT.ok;
 }
 

@@ -2,9 +2,9 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { optional } from "../core/optional.ts";
-import { clean, formatTime, renderTable } from "../inspect/format.ts";
-import type { ScheduleStore } from "../ports/schedule-store.ts";
-import { storedFireTimes } from "../schedules/scheduler.ts";
+import { clean, formatSpan, formatTime, renderTable } from "../inspect/format.ts";
+import type { ScheduleDeclaration, ScheduleState, ScheduleStore } from "../ports/schedule-store.ts";
+import { nextFireTimes, storedFireTimes } from "../schedules/scheduler.ts";
 import type { Backend } from "./backend.ts";
 import { dynamoDBClient, loadAwsMode, loadRedisMode } from "./backend-modules.ts";
 import { ActionNotAvailableError, BackendUnavailableError, EXIT, UsageError } from "./errors.ts";
@@ -106,6 +106,30 @@ async function changeAwsSchedule(
   return EXIT.ok;
 }
 
+/** When a schedule ticks, as `schedules list` and the dashboard show it: `0 9 * * * (UTC)`, `every 1h`. */
+export function scheduleWhen(declaration: ScheduleDeclaration | undefined): string {
+  if (declaration?.cron) return `${declaration.cron} (${declaration.timezone ?? "UTC"})`;
+  return declaration?.everyMs ? `every ${formatSpan(declaration.everyMs)}` : "-";
+}
+
+/**
+ * The last tick a schedule handled, or undefined before its first: `lastTick` starts as the time the
+ * schedule was created (or resumed), which is no tick of it.
+ */
+function lastTickFired(state: ScheduleState): number | undefined {
+  const declaration = state.declaration;
+  // Without fire times to compare with (an AWS `every` counts from a creation time the state lacks).
+  if (!declaration || declaration.everyFrom === "creation")
+    return state.lastRunId === undefined ? undefined : state.lastTick;
+  try {
+    return nextFireTimes(declaration, state.lastTick - 1, 1)[0]?.getTime() === state.lastTick
+      ? state.lastTick
+      : undefined;
+  } catch {
+    return undefined; // a stored declaration that gives no fire times (listed below the table)
+  }
+}
+
 /**
  * `schedules list`: each schedule's state, last run and next fire times (from its stored declaration), then
  * what went wrong with any of them: its last failed start, or a stored declaration that gives no fire times.
@@ -136,22 +160,17 @@ export async function listSchedulesCommand(
   }
   const rows = entries.map(({ state, times }) => {
     const declaration = state.declaration;
-    const when = declaration?.cron
-      ? `${declaration.cron} (${declaration.timezone ?? "UTC"})`
-      : declaration?.everyMs
-        ? `every ${declaration.everyMs / 1000}s`
-        : "-";
     return [
       clean(state.name),
       // AWS schedule state names its workflow itself (see DynamoDBScheduleStore).
       clean(declaration?.workflow ?? (state as { workflow?: string }).workflow ?? "-"),
-      clean(when),
+      clean(scheduleWhen(declaration)),
       state.paused
         ? io.style.yellow("paused")
         : state.lastError
           ? io.style.red(state.lastError.retryAt === undefined ? "failing" : "retrying")
           : io.style.green("active"),
-      formatTime(state.lastTick),
+      lastTickFired(state) === undefined ? "-" : formatTime(state.lastTick),
       state.lastRunId ?? "-",
       times.map((time) => formatTime(time.getTime())).join(", ") || "-",
     ];

@@ -55,7 +55,11 @@ export interface LocalRuntimeOptions {
   clock?: Clock;
   /** `"manual"` timers fire only through `fireDueTimers` (used by the test runner). @default "real" */
   timers?: "real" | "manual";
-  /** Resume unfinished runs found in the storage at once. @default true */
+  /**
+   * Resume unfinished runs found in the storage at once. `false` leaves them to `recover()`, for a process
+   * that registers their workflows only after it opened the runtime.
+   * @default true
+   */
   recover?: boolean;
   /**
    * Run a workflow's lone next step inside its activation instead of through the queue (it still takes
@@ -139,6 +143,7 @@ export class LocalRuntime implements Runtime {
   readonly clock: Clock;
   /** Resolves when the runs found at start-up have been woken. */
   readonly ready: Promise<void>;
+  private readonly slots: SlotStore;
   private readonly parked = new Map<string, Set<string>>();
   private readonly waiters = new Map<string, Set<() => void>>();
   private readonly stopListening: () => void;
@@ -156,6 +161,7 @@ export class LocalRuntime implements Runtime {
     this.queue = new InProcessQueue({ concurrency: options.concurrency ?? 100 });
     this.timers = new LocalTimers(this.queue, this.clock, options.timers ?? "real");
     const slots = options.slots ?? new MemorySlotStore();
+    this.slots = slots;
     const rates = options.rates ?? new MemoryRateLimitStore();
     this.engine = new Engine({
       store: this.storage,
@@ -188,13 +194,7 @@ export class LocalRuntime implements Runtime {
       this.storage instanceof FileStorage && !this.storage.readOnly
         ? this.storage.watchInbox((request) => this.onInboxRequest(request), options.inbox)
         : () => {};
-    const recovered =
-      options.recover === false
-        ? Promise.resolve()
-        : // Active runs take their slots back before any pending run is let in.
-          restoreRunSlots(this.storage, slots, this.clock)
-            .then(() => recoverRuns(this.engine))
-            .then(() => undefined);
+    const recovered = options.recover === false ? Promise.resolve() : this.recover().then(() => undefined);
     this.scheduler = options.schedules?.length
       ? new Scheduler({
           // Not `this`: its start() waits for `ready`, which waits for the scheduler's first ticks.
@@ -211,6 +211,21 @@ export class LocalRuntime implements Runtime {
       : undefined;
     const scheduler = this.scheduler;
     this.ready = scheduler ? recovered.then(() => scheduler.start()) : recovered;
+  }
+
+  /**
+   * Resumes the unfinished runs found in the storage, as the runtime does when it opens unless
+   * `recover: false`: call it once the workflows of those runs are registered (a run whose workflow is
+   * not waits for it, with a warning). Resolves with how many runs it woke.
+   * @example
+   * const runtime = new LocalRuntime({ recover: false });
+   * await import("./workflows.js"); // its top-level start() calls use the runtime already
+   * await runtime.recover();
+   */
+  async recover(): Promise<number> {
+    // Active runs take their slots back before any pending run is let in.
+    await restoreRunSlots(this.storage, this.slots, this.clock);
+    return recoverRuns(this.engine);
   }
 
   /** The declared schedules with their state and next fire times. @throws ConfigurationError without schedules */

@@ -114,6 +114,29 @@ describe.concurrent("the dashboard over HTTP", () => {
     expect(((await refused.json()) as { error: string }).error).toContain("--allow-actions");
   });
 
+  it("refuses a filter on a status that does not exist, naming the statuses, rather than list every run", async () => {
+    // Prepare
+    const app = createDashboard({ storage });
+    // Act
+    const [api, page, known] = await Promise.all([
+      app.request("/api/runs?status=bogus"),
+      app.request("/?status=bogus"),
+      app.request("/api/runs?status=completed"),
+    ]);
+    // Assess
+    expect([api.status, page.status, known.status]).toEqual([400, 400, 200]);
+    expect(await api.json()).toEqual({
+      error:
+        'Unknown status "bogus": use pending, running, suspended, completed, failed, cancelled, continued.',
+    });
+    const html = await page.text();
+    expect(html).toContain("Bad filter");
+    expect(html).toContain(
+      "Unknown status &quot;bogus&quot;: use pending, running, suspended, completed, failed, cancelled, continued.",
+    );
+    expect(html).not.toContain(runId);
+  });
+
   it("answers 404 for an unknown or malformed run id", async () => {
     // Prepare
     const app = createDashboard({ storage });
@@ -302,6 +325,36 @@ describe.concurrent("the dashboard over HTTP", () => {
   });
 });
 
+/** `tsworkflow dashboard --allow-actions` on `dir`, on a free port, as a user starts it. */
+async function startDashboard(dir: string, args: readonly string[] = []) {
+  const server = spawn(
+    process.execPath,
+    ["bin/tsworkflow.js", "dashboard", "--dir", dir, "--port", "0", "--allow-actions", ...args],
+    { cwd: REPO_ROOT, env: { ...process.env, NO_COLOR: "1" }, stdio: ["ignore", "pipe", "pipe"] },
+  );
+  let output = "";
+  server.stdout?.on("data", (chunk: Buffer) => {
+    output += chunk.toString();
+  });
+  server.stderr?.on("data", (chunk: Buffer) => {
+    output += chunk.toString();
+  });
+  await waitFor(
+    () => /http:\/\/127\.0\.0\.1:\d+\//.test(output) || server.exitCode !== null,
+    "the dashboard",
+  );
+  const url = output.match(/http:\/\/127\.0\.0\.1:\d+\//)?.[0] ?? "";
+  if (!url) throw new Error(`the dashboard did not start: ${output}`);
+  return { server, url };
+}
+
+async function stopDashboard(server: ChildProcess) {
+  if (server.exitCode !== null) return;
+  const exited = new Promise((resolve) => server.once("exit", resolve));
+  server.kill("SIGTERM");
+  await exited;
+}
+
 describe("the dashboard in a browser", () => {
   let dir: string;
   let runs: SeededRuns;
@@ -315,34 +368,7 @@ describe("the dashboard in a browser", () => {
     dir = mkdtempSync(join(tmpdir(), "tsw-dashboard-"));
     runs = await seedRuns(dir);
     // `tsworkflow dashboard` itself, as a user starts it.
-    server = spawn(
-      process.execPath,
-      [
-        "bin/tsworkflow.js",
-        "dashboard",
-        "--dir",
-        dir,
-        "--port",
-        "0",
-        "--allow-actions",
-        "--workflows",
-        "tests/cli/fixtures/workflows.ts",
-      ],
-      { cwd: REPO_ROOT, env: { ...process.env, NO_COLOR: "1" }, stdio: ["ignore", "pipe", "pipe"] },
-    );
-    let output = "";
-    server.stdout?.on("data", (chunk: Buffer) => {
-      output += chunk.toString();
-    });
-    server.stderr?.on("data", (chunk: Buffer) => {
-      output += chunk.toString();
-    });
-    await waitFor(
-      () => /http:\/\/127\.0\.0\.1:\d+\//.test(output) || server.exitCode !== null,
-      "the dashboard",
-    );
-    url = output.match(/http:\/\/127\.0\.0\.1:\d+\//)?.[0] ?? "";
-    if (!url) throw new Error(`the dashboard did not start: ${output}`);
+    ({ server, url } = await startDashboard(dir, ["--workflows", "tests/cli/fixtures/workflows.ts"]));
     if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install chromium`);
     browser = await chromium.launch({
       executablePath: CHROMIUM,
@@ -361,11 +387,7 @@ describe("the dashboard in a browser", () => {
 
   afterAll(async () => {
     await browser?.close();
-    if (server && server.exitCode === null) {
-      const exited = new Promise((resolve) => server.once("exit", resolve));
-      server.kill("SIGTERM");
-      await exited;
-    }
+    if (server) await stopDashboard(server);
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
@@ -502,5 +524,22 @@ describe("the dashboard in a browser", () => {
     expect(await page.locator('.tl-row[data-id="charge_card#0"] .tl-attempts').textContent()).toBe(
       "2 attempts",
     );
+  });
+
+  it("says that a retried run waits for the app when no app runs it", async () => {
+    // Prepare: a dashboard without --workflows, and no app owning the directory.
+    const bare = await startDashboard(dir);
+    try {
+      await page.goto(`${bare.url}runs/${runs.failed}`);
+      // Act
+      await page.click('button[data-action="retry"]');
+      await page.locator("#flash", { hasText: "Retried" }).waitFor();
+      // Assess: the retry is stored; nothing runs the run until the app starts.
+      const flash = await page.locator("#flash").textContent();
+      expect(flash).toContain(`It goes on from its failed step when your app next starts on ${dir}`);
+      expect(flash).not.toContain("running now");
+    } finally {
+      await stopDashboard(bare.server);
+    }
   });
 });

@@ -4,6 +4,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { FileStorage } from "../../lib/adapters/file/file-storage.ts";
+import { waitForEvent } from "../../lib/core/primitives.ts";
+import { workflow } from "../../lib/core/workflow.ts";
+import { LocalRuntime } from "../../lib/runtimes/embedded.ts";
 import { FileControl } from "../../lib/runtimes/file-control.ts";
 import { until } from "../local/support/child.ts";
 import { REPO_ROOT } from "./run-cli.ts";
@@ -43,6 +46,15 @@ const greet = step("dev_conf_greet", async (name: string) => \`hello \${name}\`)
 export const greeting = workflow("dev_conf_greeting", async (name: string) => greet(name));
 await start(greeting, ["ann"]);
 `;
+
+/** The workflows of moduleText as an earlier version of the app defined them, and one it dropped since. */
+const waitingHello = workflow("dev_hello", async (_name: string) => {
+  await waitForEvent("go");
+  return "never replayed this far here";
+});
+const gone = workflow("dev_gone", async () => {
+  await waitForEvent("never");
+});
 
 describe("tsworkflow dev", () => {
   let project: string;
@@ -119,6 +131,29 @@ describe("tsworkflow dev", () => {
     expect((output().match(/\(dev_hello\) started/g) ?? []).length).toBe(1);
     expect(await exited).toBe(0);
     expect(readFileSync(module, "utf8")).toContain("hi");
+  });
+
+  it("resumes the directory's unfinished runs once the module has registered their workflows, warning only of a workflow it lacks", async () => {
+    // Prepare: an earlier app left two waiting runs, one of a workflow the module no longer defines.
+    const dir = newProject("flows.ts", moduleText("hello"));
+    const runtime = new LocalRuntime({ dir });
+    const { runId } = await runtime.start(waitingHello, ["ann"], { idempotencyKey: "dev-ann" });
+    const { runId: goneId } = await runtime.start(gone, []);
+    await until(async () => (await runtime.getRun(goneId))?.status === "suspended", "the runs wait");
+    await runtime.close();
+    // Act
+    const { child, output, exited } = startDev(["flows.ts"]);
+    await until(() => output().includes('run waits for workflow "dev_gone"'), `the warning; ${output()}`);
+    const control = new FileControl({ dir });
+    await control.sendEvent(runId, "go", { suffix: "!" });
+    await until(async () => (await control.getRun(runId))?.status === "completed", "the run completes");
+    const run = await control.getRun(runId);
+    await control.close();
+    child.kill("SIGINT");
+    // Assess
+    expect(run?.result).toBe("hello ann!");
+    expect(output().match(/to be registered in this process/g)).toHaveLength(1);
+    expect(await exited).toBe(0);
   });
 
   it("fires the schedules the module exports and names them at start-up, and fires none with --no-schedules", async () => {

@@ -66,7 +66,8 @@ describe("tsworkflow schedules", () => {
     expect(listed.stdout).toMatch(
       /nightly-tally\s+cli_sched_nightly\s+0 3 \* \* \* \(Europe\/Paris\)\s+active/,
     );
-    expect(listed.stdout).toMatch(/quarter-hour\s+cli_sched_nightly\s+every 900s\s+active/);
+    // No tick has fired yet: no last tick (not the time the schedule was stored), as the dashboard writes it.
+    expect(listed.stdout).toMatch(/quarter-hour\s+cli_sched_nightly\s+every 15m\s+active\s+-\s+-\s+\d{4}-/);
     const entries = JSON.parse(json.stdout) as { name: string; nextFireTimes: string[] }[];
     expect(entries.find((entry) => entry.name === "nightly-tally")?.nextFireTimes[0]).toMatch(
       /T0[12]:00:00.000Z$/,
@@ -132,9 +133,7 @@ describe("tsworkflow schedules", () => {
       const json = await runCli(["schedules", "list", "--json", "--dir", stateDir]);
       // Assess
       expect(listed.code).toBe(0);
-      expect(listed.stdout).toMatch(
-        /healthy\s+cli_sched_nightly\s+every 60s\s+active\s+\S+ \S+\s+-\s+\d{4}-/,
-      );
+      expect(listed.stdout).toMatch(/healthy\s+cli_sched_nightly\s+every 1m\s+active\s+\S+ \S+\s+-\s+\d{4}-/);
       expect(listed.stdout).toMatch(
         /mars-time\s+cli_sched_nightly\s+\* \* \* \* \* \* \(Mars\/Olympus\)\s+active/,
       );
@@ -144,7 +143,7 @@ describe("tsworkflow schedules", () => {
       expect(listed.stdout).toContain(
         'february-30: no fire times: Schedule "february-30": invalid cron expression "0 0 30 2 *": no date matches it',
       );
-      expect(listed.stdout).toMatch(/typed\s+cli_sched_typed\s+every 60s\s+failing/);
+      expect(listed.stdout).toMatch(/typed\s+cli_sched_typed\s+every 1m\s+failing/);
       expect(listed.stdout).toContain(
         'typed: the tick of 2027-01-01 00:00:00Z could not start (2027-01-01 00:00:00Z, given up): Invalid input for workflow "cli_sched_typed"',
       );

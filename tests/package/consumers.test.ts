@@ -279,6 +279,17 @@ describe("a plain JavaScript app", () => {
     const dashboard = await run("npx", ["tsworkflow", "dashboard", "--port", "0"], { cwd: jsApp });
     expect(dashboard.code).toBe(1);
     expect(dashboard.stderr).toContain("`npm install hono @hono/node-server`");
+    // The entry itself, imported or required by the app, says the same as configure({ redis }).
+    for (const script of ["redis-entry.mjs", "redis-entry.cjs"]) {
+      const entry = await run(node[20] as string, [script], { cwd: jsApp });
+      expect(entry.stderr).toBe("");
+      expect(lastJsonLine(entry.stdout)).toEqual({
+        name: "MissingDependencyError",
+        code: "MISSING_DEPENDENCY",
+        message:
+          "Redis mode needs ioredis and bullmq, which are not installed. Install them with `npm install ioredis bullmq`.",
+      });
+    }
   });
 });
 

@@ -1,11 +1,12 @@
 import { hostname } from "node:os";
-import { DelayedError, type Job, type JobsOptions, Queue, Worker } from "bullmq";
+import type { Job, JobsOptions, Queue } from "bullmq";
 import type { Redis } from "ioredis";
 import { ConfigurationError } from "../../core/errors.ts";
 import { getLogger } from "../../core/logger.ts";
 import { isFromOutside } from "../../ports/inbox.ts";
 import type { ActivationTask, RunLease, StepTask, TaskQueue } from "../../ports/task-queue.ts";
 import { closeRedis, mapRedisError, openRedis, type RedisConnection } from "./connection.ts";
+import { bullmq } from "./redis-packages.ts";
 import { type HeldLock, RunLocks } from "./run-lock.ts";
 
 /** BullMQ queue names (under the BullMQ prefix `<prefix>bull`). */
@@ -142,8 +143,8 @@ export class BullMQQueue implements TaskQueue {
     this.prefix = options.prefix ?? "tsw:";
     this.connection = openRedis(options.redis);
     const queueOptions = { connection: this.connection.client, prefix: `${this.prefix}bull` };
-    this.activations = new Queue(ACTIVATIONS_QUEUE, queueOptions);
-    this.steps = new Queue(STEPS_QUEUE, queueOptions);
+    this.activations = new bullmq.Queue(ACTIVATIONS_QUEUE, queueOptions);
+    this.steps = new bullmq.Queue(STEPS_QUEUE, queueOptions);
     // Queue errors also surface on the calls that failed; this keeps them from being unhandled.
     this.activations.on("error", () => {});
     this.steps.on("error", () => {});
@@ -304,13 +305,13 @@ export class BullMQQueue implements TaskQueue {
       }
     };
 
-    const activationWorker = new Worker<ActivationTask>(
+    const activationWorker = new bullmq.Worker<ActivationTask>(
       ACTIVATIONS_QUEUE,
       async (job: Job<ActivationTask>, token?: string) => {
         const lock = await locks.acquire(job.data.runId);
         if (!lock) {
           await job.moveToDelayed(Date.now() + relockDelay(), token);
-          throw new DelayedError();
+          throw new bullmq.DelayedError();
         }
         const lease = leaseOf(job.data.runId, lock);
         try {
@@ -338,11 +339,11 @@ export class BullMQQueue implements TaskQueue {
       if (inHand.sentAgain) {
         this.stepsInHand.delete(id);
         await job.moveToDelayed(Date.now(), token);
-        throw new DelayedError();
+        throw new bullmq.DelayedError();
       }
       inHand.finishing = true;
     };
-    const stepWorker = new Worker<StepTask>(
+    const stepWorker = new bullmq.Worker<StepTask>(
       STEPS_QUEUE,
       async (job: Job<StepTask>, token?: string) =>
         runStepJob(job, token, () => this.executeStepJob(job, handlers, inlineActivations, activateInline)),

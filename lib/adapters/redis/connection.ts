@@ -1,6 +1,7 @@
-import { Redis, type RedisOptions } from "ioredis";
+import type { Redis, RedisOptions } from "ioredis";
 import { ConfigurationError, TsWorkflowError } from "../../core/errors.ts";
 import { redactUrl } from "./redact-url.ts";
+import { ioredis } from "./redis-packages.ts";
 
 export { redactUrl };
 
@@ -69,7 +70,7 @@ export function openRedis(redis: Redis | string, extra: RedisOptions = {}): Redi
       `Invalid Redis URL ${JSON.stringify(redactUrl(redis))}: use redis://host:port (or rediss:// for TLS), e.g. redis://127.0.0.1:6379.`,
     );
   }
-  const client = new Redis(redis, { ...OWN_CONNECTION_OPTIONS, ...extra });
+  const client = new ioredis.Redis(redis, { ...OWN_CONNECTION_OPTIONS, ...extra });
   // Without a listener ioredis prints "Unhandled error event" on every reconnection attempt.
   client.on("error", (error: Error) => {
     lastError = error;

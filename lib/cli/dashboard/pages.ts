@@ -5,6 +5,7 @@ import { parseTraceparent } from "../../observability/trace-context.ts";
 import { FINISHED_STATUSES, RUN_STATUSES, type RunRecord, type RunStatus } from "../../ports/event-store.ts";
 import type { ScheduleState } from "../../ports/schedule-store.ts";
 import { runSpan } from "../runs.ts";
+import { scheduleWhen } from "../schedules.ts";
 import { buildTimeline, parentOf, type TimelineRow, type TimelineSegment, waitingFor } from "../timeline.ts";
 import { DASHBOARD_CSS, DASHBOARD_SCRIPT } from "./assets.ts";
 import { html, raw, type SafeHtml } from "./html.ts";
@@ -266,11 +267,6 @@ export interface ScheduleRow {
 
 /** The schedules: each one's workflow, cron or interval, state, next fire times and last runs. */
 export function renderSchedulesPage(context: PageContext, rows: ScheduleRow[] | undefined): string {
-  const when = (row: ScheduleRow) => {
-    const declaration = row.state.declaration;
-    if (declaration?.cron) return `${declaration.cron} (${declaration.timezone ?? "UTC"})`;
-    return declaration?.everyMs ? `every ${formatSpan(declaration.everyMs)}` : "-";
-  };
   const body =
     rows === undefined
       ? html`<p class="empty">This dashboard reads no schedules (start it with <code>tsworkflow dashboard</code> on the backend that fires them).</p>`
@@ -282,7 +278,7 @@ export function renderSchedulesPage(context: PageContext, rows: ScheduleRow[] | 
     (row) => html`<tr data-schedule="${row.state.name}">
   <td><code>${row.state.name}</code></td>
   <td>${row.state.declaration?.workflow ?? "-"}</td>
-  <td>${when(row)}</td>
+  <td>${scheduleWhen(row.state.declaration)}</td>
   <td>${
     !row.state.paused && row.state.lastError
       ? html`<span class="badge status-failed">failing</span><p class="error-line">${row.state.lastError.message}</p>`

@@ -11,6 +11,7 @@ import type { RunTags } from "../../core/tags.ts";
 import { linkedRun, withChainLinks } from "../../engine/continuation.ts";
 import {
   type EventStore,
+  FINISHED_STATUSES,
   RUN_STATUSES,
   type RunPage,
   type RunRecord,
@@ -22,7 +23,7 @@ import { storedFireTimes } from "../../schedules/scheduler.ts";
 import { DEFAULT_WEBHOOK_MAX_BYTES, handleWebhook, webhookError } from "../../webhooks/handle-webhook.ts";
 import { refuseRest } from "../../webhooks/webhook-server.ts";
 import type { RunActions, SendEvent } from "../backend.ts";
-import { ActionNotAvailableError, BackendUnavailableError } from "../errors.ts";
+import { ActionNotAvailableError, BackendUnavailableError, UsageError } from "../errors.ts";
 import { listRunsOfVersion } from "../runs.ts";
 import { buildTimeline } from "../timeline.ts";
 import {
@@ -216,12 +217,16 @@ export function createDashboard(options: DashboardOptions): Hono {
   app.onError((error, c) => {
     const message = error instanceof Error ? error.message : String(error);
     const status =
-      error instanceof InvalidRunIdError ? 404 : error instanceof BackendUnavailableError ? 503 : 500;
+      error instanceof InvalidRunIdError
+        ? 404
+        : error instanceof UsageError
+          ? 400
+          : error instanceof BackendUnavailableError
+            ? 503
+            : 500;
     if (isApi(c)) return c.json({ error: message }, status);
-    return c.html(
-      renderMessagePage(pageContext(c), status === 404 ? "Run not found" : "Cannot read runs", message),
-      status,
-    );
+    const title = status === 404 ? "Run not found" : status === 400 ? "Bad filter" : "Cannot read runs";
+    return c.html(renderMessagePage(pageContext(c), title, message), status);
   });
 
   app.notFound((c) =>
@@ -293,9 +298,10 @@ export function createDashboard(options: DashboardOptions): Hono {
     if (!before) return c.json({ error: `No run with id "${runId}".` }, 404);
     if (!options.actions)
       return c.json({ error: "This dashboard was started without a way to cancel or retry runs." }, 501);
+    let carrier: unknown;
     try {
       if (action === "cancel") await options.actions.cancel(runId, reason);
-      else await options.actions.retry(runId);
+      else carrier = await options.actions.retry(runId);
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
       const status =
@@ -305,7 +311,9 @@ export function createDashboard(options: DashboardOptions): Hono {
     const after = (await storage.getRun(runId)) ?? before;
     const message =
       action === "retry"
-        ? `Retried: the run is ${after.status} now.`
+        ? typeof carrier === "string" && !FINISHED_STATUSES.has(after.status)
+          ? `Retried. ${carrier}`
+          : `Retried: the run is ${after.status} now.`
         : after.status === "cancelled"
           ? "Run cancelled."
           : "Cancellation requested: the run ends cancelled once its workflow has run its cancellation.";
@@ -370,6 +378,13 @@ export async function serveDashboard(options: ServeDashboardOptions): Promise<Ru
   });
 }
 
+/** A filter on a status that does not exist would list every run, as if it were not there: refused. */
+function runStatus(status: string): RunStatus {
+  if (!(RUN_STATUSES as readonly string[]).includes(status))
+    throw new UsageError(`Unknown status ${JSON.stringify(status)}: use ${RUN_STATUSES.join(", ")}.`);
+  return status as RunStatus;
+}
+
 function filtersOf(c: Context): RunFilters {
   const status = c.req.query("status");
   const workflow = c.req.query("workflow")?.trim();
@@ -383,9 +398,7 @@ function filtersOf(c: Context): RunFilters {
     .filter((cursor) => /^[A-Za-z0-9_-]{1,400}$/.test(cursor));
   const cursor = pages[pages.length - 1];
   return {
-    ...(status && (RUN_STATUSES as readonly string[]).includes(status)
-      ? { status: status as RunStatus }
-      : {}),
+    ...(status ? { status: runStatus(status) } : {}),
     ...(workflow ? { workflow } : {}),
     ...(q ? { q } : {}),
     ...(tag ? { tag } : {}),

@@ -1,9 +1,10 @@
 /**
  * The worker of `tsworkflow dev`: `worker <module> <dir> [--no-schedules]`. Opens the embedded runtime on the
  * directory (waiting for the previous worker to let go of it), makes it the runtime of the top-level API
- * (which the module's own `configure()` calls do not replace), imports the workflows module, fires the
- * schedules it exports (as `tsworkflow worker` does; state in `<dir>/schedules.json`), and runs until
- * SIGTERM. Tells its parent how it goes, one JSON line at a time.
+ * (which the module's own `configure()` calls do not replace), imports the workflows module, resumes the
+ * unfinished runs (now that their workflows are registered), fires the schedules it exports (as
+ * `tsworkflow worker` does; state in `<dir>/schedules.json`), and runs until SIGTERM. Tells its parent how
+ * it goes, one JSON line at a time.
  */
 import { resolve } from "node:path";
 import { keepRuntime, shutdown } from "../../api.ts";
@@ -34,7 +35,8 @@ process.stdin.once("end", stop).resume();
 let runtime: LocalRuntime | undefined;
 for (const deadline = Date.now() + 15_000; !runtime; ) {
   try {
-    runtime = new LocalRuntime({ dir });
+    // Unfinished runs are resumed once the module has registered their workflows (below).
+    runtime = new LocalRuntime({ dir, recover: false });
   } catch (error) {
     if (!(error instanceof StorageLockedError) || Date.now() > deadline) throw error;
     await new Promise((done) => setTimeout(done, 50));
@@ -62,6 +64,7 @@ try {
   process.exit(1);
 }
 await runtime.ready;
+await runtime.recover();
 await scheduler?.start();
 tell({ event: "ready", pid: process.pid, schedules: names });
 // The runtime's timers keep the process alive; this keeps it alive when nothing is scheduled.

@@ -1,0 +1,28 @@
+/**
+ * ioredis and BullMQ, the optional peers of Redis mode, loaded here rather than imported by name: a static
+ * `import ... from "bullmq"` fails while Node links the module graph, before any code of tsworkflow runs,
+ * with an `ERR_MODULE_NOT_FOUND` naming a file deep inside it. Loaded with `require` (both are CommonJS
+ * packages, which is what `import` loads too), a missing one is a `MissingDependencyError` that says what
+ * to install, as `configure({ redis })` says.
+ */
+import { createRequire } from "node:module";
+import type * as BullMQ from "bullmq";
+import type * as IORedis from "ioredis";
+import { MissingDependencyError } from "../../core/errors.ts";
+import { missingPackage } from "../../core/optional-dependency.ts";
+
+const PACKAGES = ["ioredis", "bullmq"];
+const require = createRequire(import.meta.url);
+
+function load<T>(name: string): T {
+  try {
+    return require(name) as T;
+  } catch (error) {
+    if (PACKAGES.includes(missingPackage(error) ?? ""))
+      throw new MissingDependencyError("Redis mode", PACKAGES, { cause: error });
+    throw error;
+  }
+}
+
+export const ioredis = load<typeof IORedis>("ioredis");
+export const bullmq = load<typeof BullMQ>("bullmq");

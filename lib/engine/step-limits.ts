@@ -48,6 +48,14 @@ export interface StepLimitsOptions {
    * @default a timer in this process, on the real clock
    */
   sendAt?: (task: StepTask, at: number) => Promise<void>;
+  /**
+   * Sends a waiting task again at `at` (epoch ms on the engine's clock) in a way that outlives this process:
+   * a task waiting for a slot comes back at each re-check, and one waiting for its rate-limit turn at its turn,
+   * on any worker, even if this one dies meanwhile (a timer in this process would die with it). A release here
+   * still sends the tasks parked here at once. The Redis runtime puts the task's job back in BullMQ's delayed set.
+   * @default timers in this process (and `sendAt` for rate-limit turns)
+   */
+  sendLater?: (task: StepTask, at: number) => Promise<void>;
 }
 
 /** Sends a step task again after `delaySeconds` (1 to 900, SQS's longest delay: a longer wait comes back early and waits again). */
@@ -85,6 +93,7 @@ export class StepLimits {
   private readonly rates: RateLimitStore | undefined;
   private readonly parking: StepParking | undefined;
   private readonly sendAt: StepLimitsOptions["sendAt"];
+  private readonly sendLater: StepLimitsOptions["sendLater"];
   /** Set when waiting tasks wait in the queue rather than in this process (see `waitInQueue`): sends a task again after `delayMs`. */
   private requeueAfter: ((task: StepTask, delayMs: number) => Promise<void>) | undefined;
   private host: StepLimitsHost | undefined;
@@ -102,6 +111,7 @@ export class StepLimits {
     this.rates = options.rates;
     this.parking = options.parking;
     this.sendAt = options.sendAt;
+    this.sendLater = options.sendLater;
   }
 
   /** Whether `step(..., { rateLimit })` is enforced (a rate limit store was given). */
@@ -199,7 +209,7 @@ export class StepLimits {
     // end, and this copy then takes its turn in line. Dropped here, the attempt would wait for the sweeper.
     if (answer !== "granted") {
       if (this.requeueAfter) await this.parkInQueue(key, holder, task, this.requeueAfter);
-      else this.park(key, holder, task);
+      else await this.park(key, holder, task);
       return { waiting: true };
     }
     this.leaveLine(key, holder);
@@ -230,7 +240,8 @@ export class StepLimits {
 
   /**
    * Counts the attempt's start against the step's rate limit (of key `key`). When it must wait, its task is
-   * sent again at the turn the store announced (through `sendAt`, else a timer in this process on the real clock).
+   * sent again at the turn the store announced (through `sendLater` or `sendAt`, else a timer in this process on
+   * the real clock).
    * @returns undefined when the attempt must wait (or its run has ended meanwhile); else what runs the
    *   attempt and reports when its step function began (a granted start counts in every window until then:
    *   work granted but slow to begin on a busy worker never bunches up with later grants)
@@ -274,8 +285,9 @@ export class StepLimits {
       await this.requeueAfter(task, answer.retryAt - clock.now());
       return undefined;
     }
-    if (this.sendAt) {
-      await this.sendAt(task, answer.retryAt);
+    const sendAt = this.sendLater ?? this.sendAt;
+    if (sendAt) {
+      await sendAt(task, answer.retryAt);
       return undefined;
     }
     const send = () => {
@@ -289,14 +301,15 @@ export class StepLimits {
   }
 
   /** Keeps the task's place among those parked here (its first park), and arms its re-check. */
-  private park(key: string, holder: string, task: StepTask): void {
+  private async park(key: string, holder: string, task: StepTask): Promise<void> {
     let line = this.parked.get(key);
     if (!line) {
       line = new Map();
       this.parked.set(key, line);
     }
     line.set(holder, { task, sent: false });
-    this.recheck(key, holder);
+    if (this.sendLater) await this.sendLater(task, this.options.clock.now() + this.recheckMs);
+    else this.recheck(key, holder);
   }
 
   /**

@@ -191,11 +191,9 @@ export class BullMQQueue implements TaskQueue {
     const id = stepJobId(task);
     const inHand = this.stepsInHand.get(id);
     if (!inHand) {
-      await this.addStep(task, delayMs);
-      if (delayMs <= 0 && this.delayedHere.delete(id)) {
-        // Not delayed any more (it has come back meanwhile): nothing to promote.
-        await (await this.steps.getJob(id))?.promote().catch(() => undefined);
-      }
+      if (!(delayMs <= 0 && this.delayedHere.delete(id))) return this.addStep(task, delayMs);
+      // Not delayed any more, the job has come back meanwhile: nothing to promote.
+      await (await this.steps.getJob(id))?.promote().catch(() => undefined);
       return;
     }
     if (inHand.finishing && inHand.sendAt === undefined) {

@@ -83,8 +83,11 @@ export interface StepLimitsHost {
  * a worker that dies holding one loses it when the lease runs out.
  */
 export class StepLimits {
-  /** Tasks waiting for a slot, per limit key, in the order they asked. */
-  private readonly parked = new Map<string, Map<string, { task: StepTask; sent: boolean }>>();
+  /**
+   * Tasks waiting for a slot, per limit key, in the order they asked; with `sendLater`, until their job comes
+   * back through the queue (`back`, on any worker: here, the task is then no longer known to be waiting).
+   */
+  private readonly parked = new Map<string, Map<string, { task: StepTask; sent: boolean; back?: number }>>();
 
   private readonly slots: SlotStore;
   private readonly leaseMs: number;
@@ -300,16 +303,24 @@ export class StepLimits {
     return undefined;
   }
 
-  /** Keeps the task's place among those parked here (its first park), and arms its re-check. */
+  /**
+   * Keeps the task's place among those parked here (its first park), and arms its re-check: a timer here, or
+   * with `sendLater` its job's return through the queue.
+   */
   private async park(key: string, holder: string, task: StepTask): Promise<void> {
     let line = this.parked.get(key);
     if (!line) {
       line = new Map();
       this.parked.set(key, line);
     }
-    line.set(holder, { task, sent: false });
-    if (this.sendLater) await this.sendLater(task, this.options.clock.now() + this.recheckMs);
-    else this.recheck(key, holder);
+    if (!this.sendLater) {
+      line.set(holder, { task, sent: false });
+      this.recheck(key, holder);
+      return;
+    }
+    const back = this.options.clock.now() + this.recheckMs;
+    line.set(holder, { task, sent: false, back });
+    await this.sendLater(task, back);
   }
 
   /**
@@ -351,6 +362,8 @@ export class StepLimits {
     }
     const line = this.parked.get(key);
     if (!line) return;
+    const now = this.options.clock.now();
+    for (const [holder, { back }] of line) if (back !== undefined && back <= now) this.leaveLine(key, holder);
     const first = [...line.entries()].filter(([, parked]) => !parked.sent).slice(0, limit);
     await Promise.all(first.map(([holder]) => this.send(key, holder)));
   }

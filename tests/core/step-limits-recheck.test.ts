@@ -46,13 +46,13 @@ describe("a task parked for a concurrency slot", () => {
     expect(sends).toHaveLength(2);
   });
 
-  it("with sendLater, goes to the queue for its re-check, and a release in this process still sends it at once", async () => {
+  it("with sendLater, goes to the queue for its re-check; a release here sends it at once until its job is due back", async () => {
     // Prepare: a task of this process holds the only slot until `finish`.
     const later: { stepId: string; in: number }[] = [];
     const sends: string[] = [];
     const limits = new StepLimits({
       slots: new MemorySlotStore(),
-      recheckMs: 20,
+      recheckMs: 300,
       sendLater: async (sent, at) => {
         later.push({ stepId: sent.stepId, in: at - Date.now() });
       },
@@ -73,20 +73,22 @@ describe("a task parked for a concurrency slot", () => {
     });
     await new Promise((resolve) => setTimeout(resolve, 10));
 
-    // Act: the task waits; no timer sends it at its re-check (the queue does); then the holder ends.
-    const answer = await limits.run(task, exclusive, async () => "ran");
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    // Act: a task waits past its re-check (its job has come back through the queue, on any worker), another
+    // waits since just now; no timer sends either; then the holder ends.
+    const answers = [await limits.run(task, exclusive, async () => "ran")];
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    const recent = { ...task, stepId: "limits_recheck_exclusive#2" };
+    answers.push(await limits.run(recent, exclusive, async () => "ran"));
     const sentBeforeRelease = [...sends];
     finish();
     await holding;
 
-    // Assess
-    expect(answer).toEqual({ waiting: true });
-    expect(later).toMatchObject([{ stepId: task.stepId }]);
-    expect(later[0]?.in).toBeGreaterThan(0);
-    expect(later[0]?.in).toBeLessThanOrEqual(20);
+    // Assess: the release sends the task still parked here, not the one whose job is back in the queue.
+    expect(answers).toEqual([{ waiting: true }, { waiting: true }]);
+    expect(later.map((sent) => sent.stepId)).toEqual([task.stepId, recent.stepId]);
+    for (const sent of later) expect(sent.in).toBeGreaterThan(250);
     expect(sentBeforeRelease).toEqual([]);
-    expect(sends).toEqual([task.stepId]);
+    expect(sends).toEqual([recent.stepId]);
   });
 
   it("with sendLater, goes to the queue for its rate-limit turn", async () => {

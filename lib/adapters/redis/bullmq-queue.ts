@@ -140,8 +140,11 @@ export class BullMQQueue implements TaskQueue {
    * their own task was sent meanwhile (see `enqueueStep`).
    */
   private readonly stepsInHand = new Map<string, StepInHand>();
-  /** Step jobs this process put back in the delayed set (a send with a delay): a send without delay promotes them. */
-  private readonly delayedHere = new Set<string>();
+  /**
+   * Step jobs this process put back in the delayed set (a send with a delay), with the time they are due back:
+   * a send without delay promotes them.
+   */
+  private readonly delayedHere = new Map<string, number>();
 
   constructor(options: BullMQQueueOptions) {
     this.prefix = options.prefix ?? "tsw:";
@@ -202,6 +205,20 @@ export class BullMQQueue implements TaskQueue {
       setTimeout(() => this.letGo(id, inHand), inHand.lockMs).unref();
     }
     inHand.sendAt = Math.min(inHand.sendAt ?? Number.POSITIVE_INFINITY, Date.now() + delayMs);
+  }
+
+  /**
+   * Notes a job put back in the delayed set, and forgets those due back already (they may run on another worker),
+   * in the order they were noted, up to the first one not due yet.
+   */
+  private delayHere(id: string, dueAt: number): void {
+    const now = Date.now();
+    for (const [due, at] of this.delayedHere) {
+      if (at > now) break;
+      this.delayedHere.delete(due);
+    }
+    this.delayedHere.delete(id);
+    this.delayedHere.set(id, dueAt);
   }
 
   /** A step job has left this process's hands: a send of its task that came while BullMQ completed it goes now. */
@@ -351,7 +368,7 @@ export class BullMQQueue implements TaskQueue {
       }
       if (inHand.sendAt !== undefined) {
         this.stepsInHand.delete(id);
-        if (inHand.sendAt > Date.now()) this.delayedHere.add(id);
+        if (inHand.sendAt > Date.now()) this.delayHere(id, inHand.sendAt);
         await job.moveToDelayed(inHand.sendAt, token);
         throw new DelayedError();
       }

@@ -213,9 +213,9 @@ export class BullMQQueue implements TaskQueue {
    */
   private delayHere(id: string, dueAt: number): void {
     const now = Date.now();
-    for (const [due, at] of this.delayedHere) {
+    for (const [other, at] of this.delayedHere) {
       if (at > now) break;
-      this.delayedHere.delete(due);
+      this.delayedHere.delete(other);
     }
     this.delayedHere.delete(id);
     this.delayedHere.set(id, dueAt);

@@ -48,6 +48,14 @@ export interface StepLimitsOptions {
    * @default a timer in this process, on the real clock
    */
   sendAt?: (task: StepTask, at: number) => Promise<void>;
+  /**
+   * Sends a waiting task again at `at` (epoch ms on the engine's clock) in a way that outlives this process:
+   * a task waiting for a slot comes back at each re-check, and one waiting for its rate-limit turn at its turn,
+   * on any worker, even if this one dies meanwhile (a timer in this process would die with it). A release here
+   * still sends the tasks parked here at once. The Redis runtime puts the task's job back in BullMQ's delayed set.
+   * @default timers in this process (and `sendAt` for rate-limit turns)
+   */
+  sendLater?: (task: StepTask, at: number) => Promise<void>;
 }
 
 /** Sends a step task again after `delaySeconds` (1 to 900, SQS's longest delay: a longer wait comes back early and waits again). */
@@ -75,8 +83,11 @@ export interface StepLimitsHost {
  * a worker that dies holding one loses it when the lease runs out.
  */
 export class StepLimits {
-  /** Tasks waiting for a slot, per limit key, in the order they asked. */
-  private readonly parked = new Map<string, Map<string, { task: StepTask; sent: boolean }>>();
+  /**
+   * Tasks waiting for a slot, per limit key, in the order they asked; with `sendLater`, until their job comes
+   * back through the queue (`back`, on any worker: here, the task is then no longer known to be waiting).
+   */
+  private readonly parked = new Map<string, Map<string, { task: StepTask; sent: boolean; back?: number }>>();
 
   private readonly slots: SlotStore;
   private readonly leaseMs: number;
@@ -85,6 +96,7 @@ export class StepLimits {
   private readonly rates: RateLimitStore | undefined;
   private readonly parking: StepParking | undefined;
   private readonly sendAt: StepLimitsOptions["sendAt"];
+  private readonly sendLater: StepLimitsOptions["sendLater"];
   /** Set when waiting tasks wait in the queue rather than in this process (see `waitInQueue`): sends a task again after `delayMs`. */
   private requeueAfter: ((task: StepTask, delayMs: number) => Promise<void>) | undefined;
   private host: StepLimitsHost | undefined;
@@ -102,6 +114,7 @@ export class StepLimits {
     this.rates = options.rates;
     this.parking = options.parking;
     this.sendAt = options.sendAt;
+    this.sendLater = options.sendLater;
   }
 
   /** Whether `step(..., { rateLimit })` is enforced (a rate limit store was given). */
@@ -199,7 +212,7 @@ export class StepLimits {
     // end, and this copy then takes its turn in line. Dropped here, the attempt would wait for the sweeper.
     if (answer !== "granted") {
       if (this.requeueAfter) await this.parkInQueue(key, holder, task, this.requeueAfter);
-      else this.park(key, holder, task);
+      else await this.park(key, holder, task);
       return { waiting: true };
     }
     this.leaveLine(key, holder);
@@ -230,7 +243,8 @@ export class StepLimits {
 
   /**
    * Counts the attempt's start against the step's rate limit (of key `key`). When it must wait, its task is
-   * sent again at the turn the store announced (through `sendAt`, else a timer in this process on the real clock).
+   * sent again at the turn the store announced (through `sendLater` or `sendAt`, else a timer in this process on
+   * the real clock).
    * @returns undefined when the attempt must wait (or its run has ended meanwhile); else what runs the
    *   attempt and reports when its step function began (a granted start counts in every window until then:
    *   work granted but slow to begin on a busy worker never bunches up with later grants)
@@ -274,8 +288,9 @@ export class StepLimits {
       await this.requeueAfter(task, answer.retryAt - clock.now());
       return undefined;
     }
-    if (this.sendAt) {
-      await this.sendAt(task, answer.retryAt);
+    const sendAt = this.sendLater ?? this.sendAt;
+    if (sendAt) {
+      await sendAt(task, answer.retryAt);
       return undefined;
     }
     const send = () => {
@@ -288,15 +303,24 @@ export class StepLimits {
     return undefined;
   }
 
-  /** Keeps the task's place among those parked here (its first park), and arms its re-check. */
-  private park(key: string, holder: string, task: StepTask): void {
+  /**
+   * Keeps the task's place among those parked here (its first park), and arms its re-check: a timer here, or
+   * with `sendLater` its job's return through the queue.
+   */
+  private async park(key: string, holder: string, task: StepTask): Promise<void> {
     let line = this.parked.get(key);
     if (!line) {
       line = new Map();
       this.parked.set(key, line);
     }
-    line.set(holder, { task, sent: false });
-    this.recheck(key, holder);
+    if (!this.sendLater) {
+      line.set(holder, { task, sent: false });
+      this.recheck(key, holder);
+      return;
+    }
+    const back = this.options.clock.now() + this.recheckMs;
+    line.set(holder, { task, sent: false, back });
+    await this.sendLater(task, back);
   }
 
   /**
@@ -338,6 +362,8 @@ export class StepLimits {
     }
     const line = this.parked.get(key);
     if (!line) return;
+    const now = this.options.clock.now();
+    for (const [holder, { back }] of line) if (back !== undefined && back <= now) this.leaveLine(key, holder);
     const first = [...line.entries()].filter(([, parked]) => !parked.sent).slice(0, limit);
     await Promise.all(first.map(([holder]) => this.send(key, holder)));
   }

@@ -174,6 +174,7 @@ export function createRedisRuntime(options: RedisRuntimeOptions): RedisRuntime {
   const timers = new BullMQTimers({ queue, ...(options.clock ? { clock: options.clock } : {}) });
   const slots = new RedisSlotStore(storage.client, prefix);
   const rates = new RedisRateLimitStore(storage.client, prefix);
+  const clock = options.clock ?? systemClock;
   const engine = new Engine({
     store: storage,
     queue,
@@ -185,12 +186,17 @@ export function createRedisRuntime(options: RedisRuntimeOptions): RedisRuntime {
     inlineSteps: options.inlineSteps ?? true,
     telemetry: options.telemetry ?? openTelemetry,
     // Step and run concurrency and rate limits span every worker with this URL and prefix.
-    stepLimits: new StepLimits({ slots, rates }),
+    // A waiting step task waits in BullMQ's delayed set, so it outlives the worker that parked it.
+    stepLimits: new StepLimits({
+      slots,
+      rates,
+      sendLater: (task, at) => queue.enqueueStep(task, at - clock.now()),
+    }),
     runLimits: new RunLimits({ slots, rates }),
   });
   // Checked here, so that a wrong setting fails at once and not in a worker's timer.
   const sweep = options.sweep === false ? undefined : sweepSettings(options.sweep);
-  const sweepTarget = { storage, queue, clock: options.clock ?? systemClock };
+  const sweepTarget = { storage, queue, clock };
   let stopSweeper: (() => void) | undefined;
   let worker: Promise<QueueConsumer> | undefined;
   let closing: Promise<void> | undefined;

@@ -184,6 +184,30 @@ describe("BullMQQueue", () => {
       active: 0,
     });
   });
+
+  it("keeps a step that sent its own task with a delay during its job in the delayed set, and a send without delay from this process brings it at once", async () => {
+    // Prepare: the first run of the task sends it again in 60 s, as a step waiting for a slot does at its re-check.
+    const queue = newQueue();
+    const runs: number[] = [];
+    await consume(queue, {
+      executeStep: async (task) => {
+        runs.push(Date.now());
+        if (runs.length === 1) await queue.enqueueStep(task, 60_000);
+      },
+    });
+    const task = stepTask("run_f", "exclusive#0");
+    await queue.enqueueStep(task);
+    await until(() => runs.length === 1, "the step to run");
+    await sleep(300);
+    // Act: the job waits in Redis (a worker that died now would lose nothing); a release here sends the task.
+    const parked = await queue.steps.getJobCounts("waiting", "delayed", "active", "completed");
+    const woken = Date.now();
+    await queue.enqueueStep(task);
+    await until(() => runs.length === 2, "the step to run again");
+    // Assess
+    expect(parked).toEqual({ waiting: 0, delayed: 1, active: 0, completed: 0 });
+    expect((runs[1] as number) - woken).toBeLessThan(5_000);
+  });
 });
 
 describe("BullMQTimers", () => {

@@ -1,11 +1,11 @@
-import { appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { stepJobId } from "../../lib/adapters/redis/bullmq-queue.ts";
 import type { WorkflowEvent } from "../../lib/core/events.ts";
 import { createRedisRuntime, type RedisRuntime } from "../../lib/runtimes/redis.ts";
-import { crashing, exclusive, graceful } from "./fixtures/workflows.ts";
+import { crashing, exclusive, graceful, slowRated } from "./fixtures/workflows.ts";
 import { type RedisServer, startRedisServer } from "./redis-server.ts";
 import { startWorkerProcess, type WorkerProcess } from "./worker-process.ts";
 
@@ -17,14 +17,17 @@ let client: RedisRuntime;
 let testDir: string;
 const workers: WorkerProcess[] = [];
 
-async function worker(workerId: string, drainTimeoutMs?: number): Promise<WorkerProcess> {
+async function worker(
+  workerId: string,
+  options: { drainTimeoutMs?: number; concurrency?: number } = {},
+): Promise<WorkerProcess> {
   const started = await startWorkerProcess({
     url: server.url,
     prefix,
     workerId,
     testDir,
     stalledAfterMs: STALLED_AFTER_MS,
-    ...(drainTimeoutMs === undefined ? {} : { drainTimeoutMs }),
+    ...options,
   });
   workers.push(started);
   return started;
@@ -50,15 +53,34 @@ async function until(what: string, condition: () => Promise<boolean>, timeoutMs 
   }
 }
 
+/** The lines of a log the fixture steps write, split on spaces into the fields `Line` names. */
+const logLines = <Line extends string[]>(file: string) =>
+  existsSync(join(testDir, file))
+    ? readFileSync(join(testDir, file), "utf8")
+        .trim()
+        .split("\n")
+        .map((line) => line.split(" ") as Line)
+    : [];
+
+/** The most copies running at once in a sequence of `begin`/`end` marks. */
+function mostAtOnce(marks: { kind: string }[]): number {
+  let running = 0;
+  let highest = 0;
+  for (const mark of marks) {
+    running += mark.kind === "begin" ? 1 : -1;
+    highest = Math.max(highest, running);
+  }
+  return highest;
+}
+
 /** The `begin`/`end` marks of the `exclusive_call` copies, in the order they were written. */
 const exclusiveMarks = () =>
-  readFileSync(join(testDir, "exclusive.log"), "utf8")
-    .trim()
-    .split("\n")
-    .map((line) => {
-      const [kind, label, pid, at] = line.split(" ") as [string, string, string, string];
-      return { kind, label, pid: Number(pid), at: Number(at) };
-    });
+  logLines<[string, string, string, string]>("exclusive.log").map(([kind, label, pid, at]) => ({
+    kind,
+    label,
+    pid: Number(pid),
+    at: Number(at),
+  }));
 
 beforeAll(async () => {
   server = await startRedisServer();
@@ -125,7 +147,7 @@ describe("Redis mode when workers die or stop", () => {
   it("exits after its drain timeout when a step never returns, and another worker finishes the run", async () => {
     // Prepare: only the stubborn worker runs, so it takes the hanging step.
     for (const other of workers) await other.stop();
-    const stubborn = await worker("stubborn", 300);
+    const stubborn = await worker("stubborn", { drainTimeoutMs: 300 });
     const { runId } = await client.start(crashing, ["hang-on-stop"]);
     await markerPid("hang-on-stop");
     // Act
@@ -186,12 +208,78 @@ describe("Redis mode when workers die or stop", () => {
     expect(again?.at).toBeGreaterThanOrEqual(leaseEnd);
     expect((again?.at ?? Number.POSITIVE_INFINITY) - leaseEnd).toBeLessThan(10_000);
     // One copy at a time, the killed one counted until its worker died.
-    let running = 0;
-    let highest = 0;
-    for (const mark of marks) {
-      running += mark.kind === "begin" ? 1 : -1;
-      highest = Math.max(highest, running);
+    expect(mostAtOnce(marks)).toBe(1);
+  }, 60_000);
+
+  // The workers' sweepers (staleAfterMs 300 s) cannot recover these runs within the tests' bounds (20 s).
+  it("hands the attempts waiting for a slot on a worker killed with SIGKILL to another worker, in line, one at a time", async () => {
+    // Prepare: the keeper, alone and one step at a time, holds the only slot with the gate's attempt.
+    for (const other of workers) await other.stop();
+    const keeper = await worker("keeper", { concurrency: 1 });
+    const gate = await client.start(exclusive, ["gate"]);
+    await markerPid("gate");
+    // The keeper's step is busy: the waiters' step tasks go to the parker, where they wait for the slot.
+    const parker = await worker("parker");
+    const line = `${prefix}slots:{step:exclusive_call:}:line`;
+    const waiters = [];
+    for (const label of ["w1", "w2", "w3"]) {
+      waiters.push(await client.start(exclusive, [label]));
+      await until(
+        `${label} waits in line`,
+        async () => (await client.storage.client.zcard(line)) === waiters.length,
+      );
     }
-    expect(highest).toBe(1);
+    await pause(1_500);
+
+    // Act: kill the parker, then let the gate's attempt end.
+    process.kill(parker.pid, "SIGKILL");
+    await parker.exited;
+    writeFileSync(join(testDir, "gate.open"), "");
+    const runs = await Promise.all(
+      [gate, ...waiters].map(({ runId }) => client.waitForRun(runId, { timeoutMs: 20_000 })),
+    );
+
+    // Assess: every run completed on the keeper, the waiters in the order they came, one at a time.
+    expect(runs.map((run) => run.status)).toEqual(["completed", "completed", "completed", "completed"]);
+    const marks = exclusiveMarks().filter((mark) => ["gate", "w1", "w2", "w3"].includes(mark.label));
+    const begins = marks.filter((mark) => mark.kind === "begin");
+    expect(begins.map((mark) => mark.label)).toEqual(["gate", "w1", "w2", "w3"]);
+    expect(new Set(begins.map((mark) => mark.pid))).toEqual(new Set([keeper.pid]));
+    expect(mostAtOnce(marks)).toBe(1);
+  }, 60_000);
+
+  it("sends the attempts waiting for their rate-limit turn on a worker killed with SIGKILL at their turns, from another worker", async () => {
+    // Prepare: one worker; one start per 1.5 s: the first of three is granted, the two others wait for their turns.
+    for (const other of workers) await other.stop();
+    const parker = await worker("rate-parker");
+    const { runId } = await client.start(slowRated, [["r1", "r2", "r3"]]);
+    await until("the first attempt ended", async () =>
+      (await client.getEvents(runId)).some((event) => event.type === "step_completed"),
+    );
+    // Nothing in flight any more (a job the kill interrupts would be handed over, and send the others again).
+    await until("no job is in flight", async () => {
+      const counts = await Promise.all(
+        [client.queue.activations, client.queue.steps].map((queue) => queue.getJobCounts("active", "wait")),
+      );
+      return counts.every(({ active, wait }) => active === 0 && wait === 0);
+    });
+
+    // Act: kill it while the two others wait; another worker comes.
+    process.kill(parker.pid, "SIGKILL");
+    await parker.exited;
+    const heir = await worker("rate-heir");
+    const run = await client.waitForRun(runId, { timeoutMs: 20_000 });
+
+    // Assess: each label started once, the last two on the heir, one start per period.
+    expect(run).toMatchObject({ status: "completed", result: ["r1", "r2", "r3"] });
+    const starts = logLines<[string, string, string]>("slow-rate.log").map(([label, pid, at]) => ({
+      label,
+      pid: Number(pid),
+      at: Number(at),
+    }));
+    expect(starts.map((start) => start.label).sort()).toEqual(["r1", "r2", "r3"]);
+    expect(starts.slice(1).map((start) => start.pid)).toEqual([heir.pid, heir.pid]);
+    for (const [i, start] of starts.slice(1).entries())
+      expect(start.at - (starts[i]?.at ?? 0)).toBeGreaterThanOrEqual(1_500);
   }, 60_000);
 });

@@ -94,8 +94,11 @@ interface StepInHand {
   task: StepTask;
   /** How long to wait for BullMQ to complete the job before a send of its task goes anyway (its lock time). */
   lockMs: number;
-  /** Its own task was sent while it ran or while BullMQ completed it: it runs again after. */
-  sentAgain?: true;
+  /**
+   * Its own task was sent while it ran or while BullMQ completed it: it runs again after, at this time (epoch
+   * ms: the earliest of the sends, now for a send without delay).
+   */
+  sendAt?: number;
   /** Its step has run; BullMQ is completing the job. */
   finishing?: true;
 }
@@ -138,6 +141,11 @@ export class BullMQQueue implements TaskQueue {
    * their own task was sent meanwhile (see `enqueueStep`).
    */
   private readonly stepsInHand = new Map<string, StepInHand>();
+  /**
+   * Step jobs this process put back in the delayed set (a send with a delay), with the time they are due back:
+   * a send without delay promotes them.
+   */
+  private readonly delayedHere = new Map<string, number>();
 
   constructor(options: BullMQQueueOptions) {
     this.prefix = options.prefix ?? "tsw:";
@@ -176,38 +184,60 @@ export class BullMQQueue implements TaskQueue {
   }
 
   /**
-   * Sends a step task (BullMQ keeps one job per attempt: a re-send while the job waits or runs elsewhere is
-   * dropped). A send of a task whose job this process is running (a step that waits for its rate limit or a
-   * concurrency slot sends itself again when its turn may have come) is not dropped: the job goes back to
-   * the delayed set when it ends, or is added again once BullMQ has completed it.
+   * Sends a step task, after `delayMs` (BullMQ keeps one job per attempt: a re-send while the job waits or
+   * runs elsewhere is dropped). A send of a task whose job this process is running (a step that waits for its
+   * rate limit or a concurrency slot sends itself again when its turn may have come) is not dropped: the job
+   * goes back to the delayed set when it ends (in Redis, so a worker that dies meanwhile loses nothing), or is
+   * added again once BullMQ has completed it. A send without delay of a task whose job this process put back
+   * in the delayed set (a waiting step woken by a release here) promotes that job.
    */
-  async enqueueStep(task: StepTask): Promise<void> {
+  async enqueueStep(task: StepTask, delayMs = 0): Promise<void> {
     const id = stepJobId(task);
     const inHand = this.stepsInHand.get(id);
-    if (!inHand) return this.addStep(task);
-    if (inHand.finishing && !inHand.sentAgain) {
+    if (!inHand) {
+      if (!(delayMs <= 0 && this.delayedHere.delete(id))) return this.addStep(task, delayMs);
+      // Not delayed any more, the job has come back meanwhile: nothing to promote.
+      await (await this.steps.getJob(id))?.promote().catch(() => undefined);
+      return;
+    }
+    if (inHand.finishing && inHand.sendAt === undefined) {
       // Sent once BullMQ has completed the job (its `completed` event), or, should the completion fail, once
       // the job's lock has run out and it went back to the queue.
       setTimeout(() => this.letGo(id, inHand), inHand.lockMs).unref();
     }
-    inHand.sentAgain = true;
+    inHand.sendAt = Math.min(inHand.sendAt ?? Number.POSITIVE_INFINITY, Date.now() + delayMs);
+  }
+
+  /**
+   * Notes a job put back in the delayed set, and forgets those due back already (they may run on another worker),
+   * in the order they were noted, up to the first one not due yet.
+   */
+  private delayHere(id: string, dueAt: number): void {
+    const now = Date.now();
+    for (const [other, at] of this.delayedHere) {
+      if (at > now) break;
+      this.delayedHere.delete(other);
+    }
+    this.delayedHere.delete(id);
+    this.delayedHere.set(id, dueAt);
   }
 
   /** A step job has left this process's hands: a send of its task that came while BullMQ completed it goes now. */
   private letGo(id: string, inHand: StepInHand): void {
     if (this.stepsInHand.get(id) !== inHand) return;
     this.stepsInHand.delete(id);
-    if (!inHand.sentAgain) return;
-    this.addStep(inHand.task).catch((error: unknown) => {
+    if (inHand.sendAt === undefined) return;
+    this.addStep(inHand.task, inHand.sendAt - Date.now()).catch((error: unknown) => {
       getLogger().warn(`a step task sent during its own job was lost: ${String(error)}`, {
         runId: inHand.task.runId,
       });
     });
   }
 
-  private async addStep(task: StepTask): Promise<void> {
+  private async addStep(task: StepTask, delayMs = 0): Promise<void> {
     await this.add(this.steps, "step", task, {
       jobId: stepJobId(task),
+      delay: Math.max(0, delayMs),
       // A finished step job frees its id: its outcome is stored by then, so a re-sent task only wakes the run.
       removeOnComplete: true,
       removeOnFail: true,
@@ -330,15 +360,17 @@ export class BullMQQueue implements TaskQueue {
       const id = job.id as string;
       const inHand: StepInHand = { task: job.data, lockMs: stalledAfterMs };
       this.stepsInHand.set(id, inHand);
+      this.delayedHere.delete(id);
       try {
         await run();
       } catch (error) {
         this.stepsInHand.delete(id);
         throw error;
       }
-      if (inHand.sentAgain) {
+      if (inHand.sendAt !== undefined) {
         this.stepsInHand.delete(id);
-        await job.moveToDelayed(Date.now(), token);
+        if (inHand.sendAt > Date.now()) this.delayHere(id, inHand.sendAt);
+        await job.moveToDelayed(inHand.sendAt, token);
         throw new bullmq.DelayedError();
       }
       inHand.finishing = true;

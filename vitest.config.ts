@@ -13,6 +13,11 @@ import { defineConfig } from "vitest/config";
  * installs the tarball.
  */
 const OWN_PROCESS_PER_FILE = ["infra", "observability", "package"];
+/**
+ * The files of these folders share one DynamoDB Local (a JVM that takes seconds to start), each file with
+ * tables of its own: see tests/aws/harness/dynamodb-local-setup.ts.
+ */
+const SHARED_DYNAMODB_LOCAL = ["aws", "reliability"];
 const folders = readdirSync(new URL("tests", import.meta.url), { withFileTypes: true })
   .filter((entry) => entry.isDirectory())
   .map((entry) => entry.name)
@@ -34,6 +39,9 @@ export default defineConfig({
         name: folder,
         include: [`tests/${folder}/**/*.test.ts`],
         isolate: OWN_PROCESS_PER_FILE.includes(folder),
+        globalSetup: SHARED_DYNAMODB_LOCAL.includes(folder)
+          ? ["tests/aws/harness/dynamodb-local-setup.ts"]
+          : [],
         sequence: { groupOrder: index },
       },
     })),

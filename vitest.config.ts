@@ -8,11 +8,15 @@ import { defineConfig } from "vitest/config";
  * own directories, servers, key prefixes and workflow names); across folders the same names come back
  * (the examples, fixtures of the CLI), so each folder has a process of its own.
  *
- * These folders need a process per file: the infra helpers remove their synth output when the file that
- * first imported them ends, the telemetry suites register global providers, and the package suite
- * installs the tarball.
+ * These folders need a process per file: the telemetry suites register global providers, and the package
+ * suite installs the tarball.
  */
-const OWN_PROCESS_PER_FILE = ["infra", "observability", "package"];
+const OWN_PROCESS_PER_FILE = ["observability", "package"];
+/** Set-up files run before each file of a folder. */
+const SETUP_FILES: Record<string, string[]> = {
+  // The files share a process (and aws-cdk-lib, seconds to import): each file's synth output goes when it ends.
+  infra: ["tests/infra/synth-output-cleanup.ts"],
+};
 /**
  * The files of these folders share one DynamoDB Local (a JVM that takes seconds to start), each file with
  * tables of its own: see tests/aws/harness/dynamodb-local-setup.ts.
@@ -42,6 +46,7 @@ export default defineConfig({
         globalSetup: SHARED_DYNAMODB_LOCAL.includes(folder)
           ? ["tests/aws/harness/dynamodb-local-setup.ts"]
           : [],
+        setupFiles: SETUP_FILES[folder] ?? [],
         sequence: { groupOrder: index },
       },
     })),

@@ -8,11 +8,20 @@ import { defineConfig } from "vitest/config";
  * own directories, servers, key prefixes and workflow names); across folders the same names come back
  * (the examples, fixtures of the CLI), so each folder has a process of its own.
  *
- * These folders need a process per file: the infra helpers remove their synth output when the file that
- * first imported them ends, the telemetry suites register global providers, and the package suite
- * installs the tarball.
+ * These folders need a process per file: the telemetry suites register global providers, and the package
+ * suite installs the tarball.
  */
-const OWN_PROCESS_PER_FILE = ["infra", "observability", "package"];
+const OWN_PROCESS_PER_FILE = ["observability", "package"];
+/** Set-up files run before each file of a folder. */
+const SETUP_FILES: Record<string, string[]> = {
+  // The files share a process (and aws-cdk-lib, seconds to import): each file's synth output goes when it ends.
+  infra: ["tests/infra/synth-output-cleanup.ts"],
+};
+/**
+ * The files of these folders share one DynamoDB Local (a JVM that takes seconds to start), each file with
+ * tables of its own: see tests/aws/harness/dynamodb-local-setup.ts.
+ */
+const SHARED_DYNAMODB_LOCAL = ["aws", "reliability"];
 const folders = readdirSync(new URL("tests", import.meta.url), { withFileTypes: true })
   .filter((entry) => entry.isDirectory())
   .map((entry) => entry.name)
@@ -34,6 +43,10 @@ export default defineConfig({
         name: folder,
         include: [`tests/${folder}/**/*.test.ts`],
         isolate: OWN_PROCESS_PER_FILE.includes(folder),
+        globalSetup: SHARED_DYNAMODB_LOCAL.includes(folder)
+          ? ["tests/aws/harness/dynamodb-local-setup.ts"]
+          : [],
+        setupFiles: SETUP_FILES[folder] ?? [],
         sequence: { groupOrder: index },
       },
     })),

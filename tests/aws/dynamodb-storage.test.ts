@@ -21,14 +21,14 @@ import { ConfigurationError, PayloadTooLargeError, VersionConflictError } from "
 import type { WorkflowEvent } from "../../lib/core/events.ts";
 import type { RunStatus } from "../../lib/ports/event-store.ts";
 import { describeEventStoreContract, newRunFixture } from "../contract/event-store-contract.ts";
-import { type DynamoDBLocal, startDynamoDBLocal } from "./harness/dynamodb-local.ts";
+import { type DynamoDBLocal, folderDynamoDBLocal } from "./harness/dynamodb-local.ts";
 import { loseReplies } from "./harness/lost-replies.ts";
 
 const TABLE = "tsworkflow-contract";
 let dynamo: DynamoDBLocal;
 
 beforeAll(async () => {
-  dynamo = await startDynamoDBLocal();
+  dynamo = await folderDynamoDBLocal();
   const client = dynamo.client();
   await createTable(client, TABLE);
   client.destroy();

@@ -16,6 +16,17 @@ import { type S3Emulator, startS3 } from "../aws/harness/s3.ts";
 import { hello, reminder } from "./fixtures/workflows.ts";
 import { runCli } from "./run-cli.ts";
 
+/** One DynamoDB Local (a JVM that takes seconds to start) for the file's DynamoDB suites, each with its own table. */
+let dynamodbStarted: Promise<DynamoDBLocal> | undefined;
+const sharedDynamoDBLocal = () => {
+  dynamodbStarted ??= startDynamoDBLocal();
+  return dynamodbStarted;
+};
+
+afterAll(async () => {
+  await (await dynamodbStarted)?.stop();
+});
+
 describe("tsworkflow on Redis", () => {
   const prefix = `tsw-cli-${process.pid}:`;
   let server: RedisServer;
@@ -76,16 +87,12 @@ describe("tsworkflow on DynamoDB", () => {
 
   beforeAll(async () => {
     configureLogging({ level: "silent" });
-    dynamodb = await startDynamoDBLocal();
+    dynamodb = await sharedDynamoDBLocal();
     const client = dynamodb.client();
     await createTable(client, tableName);
     const storage = new DynamoDBStorage({ client, tableName });
     runId = await startLocal(hello, ["dynamo"], { storage, timeSkipping: true });
     client.destroy();
-  });
-
-  afterAll(async () => {
-    await dynamodb?.stop();
   });
 
   it("lists a run and prints its events from the table", async () => {
@@ -139,7 +146,7 @@ describe("tsworkflow on DynamoDB with payloads in S3", () => {
 
   beforeAll(async () => {
     configureLogging({ level: "silent" });
-    [dynamodb, s3] = await Promise.all([startDynamoDBLocal(), startS3()]);
+    [dynamodb, s3] = await Promise.all([sharedDynamoDBLocal(), startS3()]);
     await s3.createBucket(BUCKET);
     const client = dynamodb.client();
     await createTable(client, tableName);
@@ -151,7 +158,7 @@ describe("tsworkflow on DynamoDB with payloads in S3", () => {
   });
 
   afterAll(async () => {
-    await Promise.all([dynamodb?.stop(), s3?.stop()]);
+    await s3?.stop();
   });
 
   it("reads a run whose result is in the payload bucket, from --s3-endpoint or TSWORKFLOW_S3_ENDPOINT", async () => {

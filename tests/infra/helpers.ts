@@ -3,13 +3,15 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { App, type aws_iam as iam, type Stack } from "aws-cdk-lib";
 import type { Template } from "aws-cdk-lib/assertions";
-import { afterAll } from "vitest";
 
-/** The test file's synth output, removed when it ends (an app without `outdir` leaves a `cdk.out*` in /tmp). */
+/** The test file's synth output (an app without `outdir` leaves a `cdk.out*` in /tmp). */
 let outRoot: string | undefined;
-afterAll(() => {
+
+/** Removes the synth output of the test file that ends (synth-output-cleanup.ts, run with each file). */
+export function removeSynthOutput(): void {
   if (outRoot) rmSync(outRoot, { recursive: true, force: true });
-});
+  outRoot = undefined;
+}
 
 /** A new, empty directory for one app's synth output, removed when the test file ends. */
 export function testOutdir(): string {

@@ -13,6 +13,7 @@ import {
   pack,
   projectFrom,
   REPO_ROOT,
+  type Result,
   readJson,
   run,
 } from "./support.ts";
@@ -45,6 +46,17 @@ let tsApp: string;
 let awsApp: string;
 let cdkApp: string;
 const node: Record<number, string> = {};
+/**
+ * The slow checks that only read what the installs made (attw and publint read the tarball, tsc the
+ * TypeScript app, the CDK synth writes to the CDK app's cdk.out): started together once the installs are
+ * done, each test awaiting its own. Mostly single-threaded, they overlap on the cores.
+ */
+let checks: {
+  publint: Promise<Result>;
+  attw: Promise<Result>;
+  typeCheck: Promise<Result>;
+  synth: Promise<Result>;
+};
 
 beforeAll(async () => {
   work = freshDir("package");
@@ -64,9 +76,28 @@ beforeAll(async () => {
       node[major] = await nodeBinary(major);
     }),
   ]);
+  checks = {
+    publint: run(join(BIN, "publint"), [packed.tarball, "--strict"], { cwd: work }),
+    // attw's TypeScript predates require() of ES modules, which `engines` requires: that rule is left out.
+    attw: run(
+      join(BIN, "attw"),
+      [packed.tarball, "--ignore-rules", "cjs-resolves-to-esm", "--format", "table-flipped"],
+      { cwd: work },
+    ),
+    typeCheck: run(join(BIN, "tsc"), ["-p", "."], { cwd: tsApp }),
+    // The app's own CDK CLI, with the app command cdk init wrote (`npx tsc && npx tsx bin/orders.ts`).
+    synth: mustRun(join(cdkApp, "node_modules", ".bin", "cdk"), ["synth", "--quiet", "--no-notices"], {
+      cwd: cdkApp,
+      env: consumerEnv({ CDK_DISABLE_CLI_TELEMETRY: "true" }),
+    }),
+  };
+  // A failed synth fails the CDK app's suite when it awaits it, not the process meanwhile.
+  checks.synth.catch(() => {});
 }, 600_000);
 
-afterAll(() => {
+afterAll(async () => {
+  // No check outlives the directories it works in.
+  if (checks) await Promise.allSettled(Object.values(checks));
   for (const dir of [work, jsApp, tsApp, awsApp]) if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
@@ -143,18 +174,13 @@ describe("the tarball", () => {
   });
 
   it("passes publint's checks, warnings included", async () => {
-    const result = await run(join(BIN, "publint"), [packed.tarball, "--strict"], { cwd: work });
+    const result = await checks.publint;
     expect(result.stdout + result.stderr).toContain("All good!");
     expect(result.code).toBe(0);
   });
 
   it("has types for every entry point under node10, node16 (ESM and CommonJS) and bundler resolution", async () => {
-    // attw's TypeScript predates require() of ES modules, which `engines` requires: that rule is left out.
-    const result = await run(
-      join(BIN, "attw"),
-      [packed.tarball, "--ignore-rules", "cjs-resolves-to-esm", "--format", "table-flipped"],
-      { cwd: work },
-    );
+    const result = await checks.attw;
     expect(result.stdout + result.stderr).toContain("No problems found");
     expect(result.code).toBe(0);
   });
@@ -312,7 +338,7 @@ describe("a strict TypeScript app (module nodenext, exactOptionalPropertyTypes, 
   it("type-checks with start()'s inferred argument types and step results typed as they arrive, a wrong use being a compile error", async () => {
     // The @ts-expect-error lines in src/orders.ts fail the check if start() accepts the wrong arguments, a
     // step's Date result is typed as a Date, or a step or workflow whose parameters do not survive JSON compiles.
-    const result = await run(join(BIN, "tsc"), ["-p", "."], { cwd: tsApp });
+    const result = await checks.typeCheck;
     expect(result.stdout + result.stderr).toBe("");
     expect(result.code).toBe(0);
   });
@@ -328,11 +354,7 @@ describe("a CDK app made by cdk init, with its own workflows file", () => {
   let functions: Template["Resources"][string][];
 
   beforeAll(async () => {
-    // The app's own CDK CLI, with the app command cdk init wrote (`npx tsc && npx tsx bin/orders.ts`).
-    await mustRun(join(cdkApp, "node_modules", ".bin", "cdk"), ["synth", "--quiet", "--no-notices"], {
-      cwd: cdkApp,
-      env: consumerEnv({ CDK_DISABLE_CLI_TELEMETRY: "true" }),
-    });
+    await checks.synth;
     const template = readJson<Template>(join(cdkApp, "cdk.out", "OrdersStack.template.json"));
     functions = Object.values(template.Resources).filter(
       (resource) => resource.Type === "AWS::Lambda::Function",

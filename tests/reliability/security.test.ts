@@ -28,7 +28,7 @@ import { createRedisRuntime, type RedisServer, RedisStorage, startRedisServer } 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTable } from "../../lib/adapters/aws/table-schema.ts";
 import { serveDashboard } from "../../lib/cli/dashboard/server.ts";
-import { type DynamoDBLocal, startDynamoDBLocal } from "../aws/harness/dynamodb-local.ts";
+import { type DynamoDBLocal, folderDynamoDBLocal } from "../aws/harness/dynamodb-local.ts";
 import { waitFor } from "../aws/harness/wait.ts";
 import { manualEngine } from "../core/support/manual-engine.ts";
 import { startSqsKit } from "./support/sqs-kit.ts";
@@ -74,7 +74,7 @@ const TABLE = "tsworkflow-security";
 
 beforeAll(async () => {
   configureLogging({ level: "silent" });
-  [server, dynamo] = await Promise.all([startRedisServer(), startDynamoDBLocal()]);
+  [server, dynamo] = await Promise.all([startRedisServer(), folderDynamoDBLocal()]);
   const admin = dynamo.client();
   await createTable(admin, TABLE);
   admin.destroy();

@@ -28,7 +28,7 @@ import type { TelemetryFactory } from "../../../lib/observability/engine-telemet
 import type { Clock } from "../../../lib/ports/clock.ts";
 import type { EventStore, RunRecord, RunStatus } from "../../../lib/ports/event-store.ts";
 import type { AwsClients } from "../../../lib/runtimes/aws.ts";
-import { type DynamoDBLocal, startDynamoDBLocal } from "./dynamodb-local.ts";
+import { type DynamoDBLocal, folderDynamoDBLocal } from "./dynamodb-local.ts";
 import { EventSourceMapping } from "./event-source-mapping.ts";
 import { FakeScheduler } from "./fake-scheduler.ts";
 import { TEST_CREDENTIALS, TEST_REGION } from "./free-port.ts";
@@ -50,7 +50,7 @@ export class OffsetClock implements Clock {
   }
 }
 
-/** The emulators, started once per test file. */
+/** The emulators, started once per test file (DynamoDB Local: see `folderDynamoDBLocal`). */
 export interface Emulators {
   dynamo: DynamoDBLocal;
   sqs: SqsEmulator;
@@ -63,7 +63,7 @@ export interface Emulators {
 
 export async function startEmulators(tableName = "tsworkflow"): Promise<Emulators> {
   const clock = new OffsetClock();
-  const [dynamo, sqs, s3] = await Promise.all([startDynamoDBLocal(), startSqs(), startS3()]);
+  const [dynamo, sqs, s3] = await Promise.all([folderDynamoDBLocal(), startSqs(), startS3()]);
   await s3.createBucket(PAYLOAD_BUCKET);
   const delivery = sqs.client();
   const scheduler = new FakeScheduler({

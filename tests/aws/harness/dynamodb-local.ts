@@ -26,7 +26,7 @@ export function dynamoDBLocalPaths(): { jar: string; libDir: string } {
 
 /**
  * Starts DynamoDB Local in memory with the machine's `java` (17+), waits until it answers, and
- * returns a handle that stops it. One instance per test file keeps the suite fast.
+ * returns a handle that stops it.
  */
 export async function startDynamoDBLocal(options: { timeoutMs?: number } = {}): Promise<DynamoDBLocal> {
   const { jar, libDir } = dynamoDBLocalPaths();
@@ -58,10 +58,8 @@ export async function startDynamoDBLocal(options: { timeoutMs?: number } = {}): 
   child.stderr?.on("data", collect);
   const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
 
-  const endpoint = `http://127.0.0.1:${port}`;
-  const makeClient = () =>
-    new DynamoDBClient({ endpoint, region: TEST_REGION, credentials: TEST_CREDENTIALS, maxAttempts: 3 });
-  const probe = makeClient();
+  const { endpoint, client } = handleOf(port);
+  const probe = client();
   const deadline = Date.now() + (options.timeoutMs ?? 60_000);
   try {
     for (;;) {
@@ -83,11 +81,35 @@ export async function startDynamoDBLocal(options: { timeoutMs?: number } = {}): 
     probe.destroy();
   }
 
+  return { ...handleOf(port), stop: () => stopChild(child, exited) };
+}
+
+declare module "vitest" {
+  export interface ProvidedContext {
+    /** The port of the DynamoDB Local that the files of a test folder share (see dynamodb-local-setup.ts). */
+    sharedDynamoDBLocalPort?: number;
+  }
+}
+
+/**
+ * The DynamoDB Local of the test folder when vitest.config.ts starts one for the folder's files (each
+ * file keeps to tables of its own; its `stop()` leaves it running for the next file), else one started
+ * for the caller, as {@link startDynamoDBLocal}. A JVM takes seconds to start.
+ */
+export async function folderDynamoDBLocal(): Promise<DynamoDBLocal> {
+  // Outside vitest (the benchmarks) there is no folder.
+  const port = process.env.VITEST ? (await import("vitest")).inject("sharedDynamoDBLocalPort") : undefined;
+  if (port === undefined) return startDynamoDBLocal();
+  return { ...handleOf(port), stop: async () => {} };
+}
+
+function handleOf(port: number): Omit<DynamoDBLocal, "stop"> {
+  const endpoint = `http://127.0.0.1:${port}`;
   return {
     endpoint,
     port,
-    client: makeClient,
-    stop: () => stopChild(child, exited),
+    client: () =>
+      new DynamoDBClient({ endpoint, region: TEST_REGION, credentials: TEST_CREDENTIALS, maxAttempts: 3 }),
   };
 }
 

@@ -1,11 +1,11 @@
 import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { afterAll, beforeAll } from "vitest";
 import { createTable } from "../../../lib/adapters/aws/table-schema.ts";
-import { type DynamoDBLocal, startDynamoDBLocal } from "./dynamodb-local.ts";
+import { type DynamoDBLocal, folderDynamoDBLocal } from "./dynamodb-local.ts";
 
 /**
- * DynamoDB Local for the tests of one file (started before them, stopped after them), with a client and a
- * fresh kit table for each test that asks.
+ * DynamoDB Local for the tests of one file (the folder's, or one started before them and stopped after them:
+ * see `folderDynamoDBLocal`), with a client and a fresh kit table for each test that asks.
  */
 export function useDynamoDBLocal(): {
   client(): DynamoDBClient;
@@ -15,7 +15,7 @@ export function useDynamoDBLocal(): {
   let client: DynamoDBClient | undefined;
   let tables = 0;
   beforeAll(async () => {
-    dynamo = await startDynamoDBLocal();
+    dynamo = await folderDynamoDBLocal();
     client = dynamo.client();
   }, 120_000);
   afterAll(async () => {

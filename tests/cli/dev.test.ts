@@ -84,6 +84,20 @@ describe("tsworkflow dev", () => {
     return join(project, ".tsworkflow");
   };
 
+  /**
+   * Waits, through the data directory, for run `runId` to complete (sending it "go" with `payload` first,
+   * when given), then stops dev.
+   */
+  const completeRun = async (dir: string, runId: string, child: ChildProcess, payload?: unknown) => {
+    const control = new FileControl({ dir });
+    if (payload !== undefined) await control.sendEvent(runId, "go", payload);
+    await until(async () => (await control.getRun(runId))?.status === "completed", "the run completes");
+    const run = await control.getRun(runId);
+    await control.close();
+    child.kill("SIGINT");
+    return run;
+  };
+
   /** Opening the directory as its writer throws StorageLockedError while another process holds it. */
   const expectDirectoryFree = async (dir: string) => {
     const storage = new FileStorage({ dir });
@@ -118,12 +132,7 @@ describe("tsworkflow dev", () => {
     writeFileSync(module, moduleText("hi"));
     await until(() => /flows\.ts changed: restarting the worker/.test(output()), `the restart; ${output()}`);
     await until(() => (output().match(/worker \d+ ready/g) ?? []).length >= 2, `the new worker; ${output()}`);
-    const control = new FileControl({ dir });
-    await control.sendEvent(runId, "go", { suffix: "!" });
-    await until(async () => (await control.getRun(runId))?.status === "completed", "the run completes");
-    const run = await control.getRun(runId);
-    await control.close();
-    child.kill("SIGINT");
+    const run = await completeRun(dir, runId, child, { suffix: "!" });
     // Assess
     expect(page.status).toBe(200);
     expect(await page.text()).toContain("dev_hello");
@@ -144,12 +153,7 @@ describe("tsworkflow dev", () => {
     // Act
     const { child, output, exited } = startDev(["flows.ts"]);
     await until(() => output().includes('run waits for workflow "dev_gone"'), `the warning; ${output()}`);
-    const control = new FileControl({ dir });
-    await control.sendEvent(runId, "go", { suffix: "!" });
-    await until(async () => (await control.getRun(runId))?.status === "completed", "the run completes");
-    const run = await control.getRun(runId);
-    await control.close();
-    child.kill("SIGINT");
+    const run = await completeRun(dir, runId, child, { suffix: "!" });
     // Assess
     expect(run?.result).toBe("hello ann!");
     expect(output().match(/to be registered in this process/g)).toHaveLength(1);
@@ -169,11 +173,7 @@ describe("tsworkflow dev", () => {
     const started = /run (run_\S+) \(dev_sched_stamped\) started/;
     await until(() => started.test(firing.output()), "a scheduled run");
     const runId = (started.exec(firing.output()) as RegExpExecArray)[1] as string;
-    const control = new FileControl({ dir });
-    await until(async () => (await control.getRun(runId))?.status === "completed", "the run completes");
-    const run = await control.getRun(runId);
-    await control.close();
-    firing.child.kill("SIGINT");
+    const run = await completeRun(dir, runId, firing.child);
     // Assess
     expect(withoutCode).toBe(0);
     expect(without.output()).toMatch(/worker \d+ ready\n/);
@@ -192,10 +192,7 @@ describe("tsworkflow dev", () => {
     const started = /run (run_\S+) \(dev_conf_greeting\) started/;
     await until(() => started.test(output()), `the run in the dev directory; ${output()}`, 15_000);
     const runId = (started.exec(output()) as RegExpExecArray)[1] as string;
-    const control = new FileControl({ dir });
-    await until(async () => (await control.getRun(runId))?.status === "completed", "the run completes");
-    await control.close();
-    child.kill("SIGINT");
+    await completeRun(dir, runId, child);
     // Assess
     const warnings = output().match(
       /warning: .*configured\.ts called configure\(\): tsworkflow dev ignored it/g,

@@ -106,10 +106,15 @@ async function changeAwsSchedule(
   return EXIT.ok;
 }
 
-/** When a schedule ticks, as `schedules list` and the dashboard show it: `0 9 * * * (UTC)`, `every 1h`. */
+/**
+ * When a schedule ticks, as `schedules list` and the dashboard show it: `0 9 * * * (UTC)`, `every 1h`,
+ * `every 30s` (whole seconds as declared, not the `1.00s` of a measured span).
+ */
 export function scheduleWhen(declaration: ScheduleDeclaration | undefined): string {
   if (declaration?.cron) return `${declaration.cron} (${declaration.timezone ?? "UTC"})`;
-  return declaration?.everyMs ? `every ${formatSpan(declaration.everyMs)}` : "-";
+  const ms = declaration?.everyMs;
+  if (!ms) return "-";
+  return `every ${ms < 60_000 && ms % 1000 === 0 ? `${ms / 1000}s` : formatSpan(ms)}`;
 }
 
 /**

@@ -33,6 +33,7 @@ import { z } from "zod";
 import { type ApprovalResult, approvalOrder, fulfil, requestApproval } from "../../examples/approval.ts";
 
 const START = Date.UTC(2026, 0, 1);
+const MINUTE = 60_000;
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
 
@@ -56,6 +57,11 @@ const schedule = workflow("env_schedule", async () => {
   await stampTime(`after 1h at ${now().toISOString()}`);
   await sleep("1d");
   return `done at ${now().toISOString()}`;
+});
+
+const nap = workflow("env_nap", async (minutes: number) => {
+  await sleep({ minutes });
+  return `woke at ${now().toISOString()}`;
 });
 
 const expense = workflow("env_expense", async (amount: number) => {
@@ -510,6 +516,41 @@ describe("createTestEnvironment: the virtual clock", () => {
       `Run ${run.runId} of env_hourly_burst is running and will not finish by itself until the clock moves: its next timer is due in 1h`,
     );
   }, 10_000);
+
+  it("settles result() of several runs awaited at once with timeSkipping, whether they sleep for different or equal times", async () => {
+    for (const minutes of [
+      [5, 1, 4, 2, 3],
+      [3, 3, 3, 3, 3],
+      [1, 1, 2, 2, 3],
+    ]) {
+      // Prepare
+      const env = await environment({ timeSkipping: true });
+      const runs = await Promise.all(minutes.map((sleepFor) => env.start(nap, [sleepFor])));
+
+      // Act: each result() moves the clock in turn; the others' runs wake on the way
+      const results = await Promise.all(runs.map((run) => run.result()));
+
+      // Assess
+      expect(results).toEqual(
+        minutes.map((sleepFor) => `woke at ${new Date(START + sleepFor * MINUTE).toISOString()}`),
+      );
+      expect(env.now().getTime()).toBe(START + Math.max(...minutes) * MINUTE);
+    }
+  });
+
+  it("moves the clock with result() only as far as the awaited runs need, when another result() woke them first", async () => {
+    // Prepare
+    const env = await environment({ timeSkipping: true });
+    const [first, second] = await Promise.all([env.start(nap, [1]), env.start(nap, [1])]);
+    const later = await env.start(nap, [24 * 60]);
+
+    // Act
+    await Promise.all([first.result(), second.result()]);
+
+    // Assess
+    expect(env.now().getTime()).toBe(START + MINUTE);
+    expect(await later.status()).toBe("suspended");
+  });
 
   it("waits for the test's own actions before result() moves the clock", async () => {
     // Prepare

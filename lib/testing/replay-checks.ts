@@ -1,4 +1,4 @@
-import { TsWorkflowError } from "../core/errors.ts";
+import { NonDeterminismError, TsWorkflowError } from "../core/errors.ts";
 import type { Registry } from "../core/registry.ts";
 import { type ReplayReport, replayHistory } from "../engine/replay-check.ts";
 import type { EventStore } from "../ports/event-store.ts";
@@ -6,6 +6,21 @@ import { REPLAY_PASSES, withOtherClockAndRandom } from "./other-clock-and-random
 import { formatTimeline } from "./timeline.ts";
 
 type Mismatch = Extract<ReplayReport, { ok: false }>;
+
+/**
+ * What `NonDeterminismError` says after what differs, for a run whose code changed while it was in flight
+ * (keep the calls stable, or guard the change with `patched()` or a new version). A test replays the run
+ * with the same code: that advice does not apply there.
+ */
+const CODE_CHANGE_ADVICE = new NonDeterminismError("").message;
+
+/** What differs, as the replay found it, without the advice for changed code; one sentence. */
+function whatDiffers(message: string): string {
+  const detail = message.endsWith(CODE_CHANGE_ADVICE)
+    ? message.slice(0, -CODE_CHANGE_ADVICE.length)
+    : message;
+  return /[.!?]$/.test(detail) ? detail : `${detail}.`;
+}
 
 /** What a replay check found in one run: its report and the run's timeline. */
 interface Finding {
@@ -46,9 +61,9 @@ export class ReplayMismatchError extends TsWorkflowError {
         : "";
     super(
       "REPLAY_MISMATCH",
-      `Run ${runId} of ${workflowName} is ${status} in this test environment, but a replay of its log with the same code parts from it at event ${seq}: ${message}
+      `Run ${runId} of ${workflowName} is ${status} in this test environment, but a replay of its log with the same code parts from it at event ${seq}: ${whatDiffers(message)}
 
-A run is replayed from its log whenever no worker holds it in memory: after a crash or a restart, on another Redis worker, on another Lambda instance. There this run would fail with NonDeterminismError although its code did not change: the workflow is not deterministic. The usual cause is workflow code that uses Date.now(), new Date() or Math.random(), whose values differ on replay (this check replays with other ones). Use now() and random() from "tsworkflow" instead, which give the same values on every replay, or get such values in a step. A test that does this on purpose can turn the check off: createTestEnvironment({ replayCheck: false }).${more}
+The code did not change between the run and its replay: the cause is non-determinism in the workflow code, not a code change. A run is replayed from its log whenever no worker holds it in memory: after a crash or a restart, on another Redis worker, on another Lambda instance. There this run would fail with NonDeterminismError. The usual cause is workflow code that uses Date.now(), new Date() or Math.random(), whose values differ on replay (this check replays with other ones). Use now() and random() from "tsworkflow" instead, which give the same values on every replay, or get such values in a step. A test that does this on purpose can turn the check off: createTestEnvironment({ replayCheck: false }).${more}
 
 ${timeline}`,
     );

@@ -99,6 +99,15 @@ describe("createTestEnvironment: the replay check", () => {
     );
     expect(message).toContain("createTestEnvironment({ replayCheck: false })");
     expect(message).toMatch(/ {5}2 {2}\+0ms {6}step_started {8}rpc_record#0 attempt 1/); // the timeline
+    // The same code replays: the cause is the workflow's non-determinism, not a change of code to guard.
+    expect(message).toMatch(
+      /but the workflow now calls it with \[\d+\]\.\n\nThe code did not change between/,
+    );
+    expect(message).toContain(
+      "The code did not change between the run and its replay: the cause is non-determinism in the workflow code, not a code change.",
+    );
+    expect(message).not.toContain("no longer matches this run's event log");
+    expect(message).not.toContain("patched()");
     expect(executions.get("rpc_record")).toBe(1); // the replay ran no step
     await expect(env.close()).resolves.toBeUndefined(); // reported once
   });

@@ -1,5 +1,5 @@
 import { InvalidEventError, NonDeterminismError } from "../core/errors.ts";
-import { parseEvents, type WorkflowEvent } from "../core/events.ts";
+import { type EventDraft, parseEvents, type WorkflowEvent } from "../core/events.ts";
 import { optional } from "../core/optional.ts";
 import { serializeError } from "../core/serialization.ts";
 import type { AnyWorkflow } from "../core/workflow.ts";
@@ -47,6 +47,20 @@ export async function replayHistory(
   workflow: AnyWorkflow,
   events: readonly unknown[],
 ): Promise<ReplayReport> {
+  return (await replayRun(workflow, events)).report;
+}
+
+/**
+ * {@link replayHistory}, and how the replayed workflow ended when its calls match the log: the terminal
+ * event a run would append (`workflow_completed` with its result, `workflow_failed`…), or undefined when it
+ * still waits (the engine fails a run that waits at its `maxDuration` deadline). The test environment
+ * compares it with the run's own end.
+ * @internal
+ */
+export async function replayRun(
+  workflow: AnyWorkflow,
+  events: readonly unknown[],
+): Promise<{ report: ReplayReport; end?: EventDraft | undefined }> {
   const log: WorkflowEvent[] = parseEvents(events, "the history to replay");
   const [first] = log;
   if (first?.type !== "workflow_started")
@@ -54,28 +68,32 @@ export async function replayHistory(
   const base = { runId: first.runId, workflowName: first.workflowName, events: log.length };
   if (first.workflowName !== workflow.name)
     return {
-      ...base,
-      ok: false,
-      seq: 1,
-      message: `The log is a run of workflow "${first.workflowName}", not of "${workflow.name}".`,
+      report: {
+        ...base,
+        ok: false,
+        seq: 1,
+        message: `The log is a run of workflow "${first.workflowName}", not of "${workflow.name}".`,
+      },
     };
-  const end = Date.parse((log[log.length - 1] as WorkflowEvent).timestamp);
+  const lastEventAt = Date.parse((log[log.length - 1] as WorkflowEvent).timestamp);
   try {
-    const execution = await RunExecution.replay(workflow, log, { now: end });
-    if (!execution.nonDeterminism) return { ...base, ok: true };
+    const execution = await RunExecution.replay(workflow, log, { now: lastEventAt });
+    if (!execution.nonDeterminism) return { report: { ...base, ok: true }, end: execution.terminalDraft() };
     const mismatch = { ...base, ok: false as const, seq: execution.mismatchSeq ?? execution.version };
     const { settled } = execution;
     if (settled && !settled.ok) {
       const { name, code, message } = serializeError(settled.error);
       return {
-        ...mismatch,
-        message: `The workflow threw ${name}${code ? ` (${code})` : ""}: ${message}`,
-        error: { name, ...optional("code", code), message },
+        report: {
+          ...mismatch,
+          message: `The workflow threw ${name}${code ? ` (${code})` : ""}: ${message}`,
+          error: { name, ...optional("code", code), message },
+        },
       };
     }
-    return { ...mismatch, message: execution.nonDeterminism.message };
+    return { report: { ...mismatch, message: execution.nonDeterminism.message } };
   } catch (error) {
     if (!(error instanceof NonDeterminismError)) throw error;
-    return { ...base, ok: false, seq: 1, message: error.message };
+    return { report: { ...base, ok: false, seq: 1, message: error.message } };
   }
 }

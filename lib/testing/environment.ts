@@ -83,8 +83,9 @@ export interface TestEnvironmentOptions {
    * Replays each run that finishes (completed, failed, cancelled or continued as new) against its own log
    * with the same code, as a worker does after a crash or a restart, running no step: a run that does not
    * replay (its code reads `Date.now()`, `new Date()` or `Math.random()`, which the check replays with
-   * other values) makes `run.result()`, or else `env.close()`, throw `ReplayMismatchError`. `false` turns
-   * the check off, for a test that does something non-deterministic on purpose.
+   * other values, and passes what it read to a call, or to its result, its error or `continueAsNew`) makes
+   * `run.result()`, or else `env.close()`, throw `ReplayMismatchError`. `false` turns the check off, for a
+   * test that does something non-deterministic on purpose.
    * @default true
    */
   replayCheck?: boolean;

@@ -1,8 +1,10 @@
 import { NonDeterminismError, TsWorkflowError } from "../core/errors.ts";
+import type { WorkflowEvent } from "../core/events.ts";
 import type { Registry } from "../core/registry.ts";
-import { type ReplayReport, replayHistory } from "../engine/replay-check.ts";
+import { type ReplayReport, replayRun } from "../engine/replay-check.ts";
 import type { EventStore } from "../ports/event-store.ts";
 import { REPLAY_PASSES, withOtherClockAndRandom } from "./other-clock-and-random.ts";
+import { endDifference } from "./replayed-end.ts";
 import { formatTimeline } from "./timeline.ts";
 
 type Mismatch = Extract<ReplayReport, { ok: false }>;
@@ -29,12 +31,22 @@ interface Finding {
   timeline: string;
 }
 
+/** Where a replay parts from the run's log: a call that differs, or else how the run ends. */
+function mismatchOf(
+  { report, end }: Awaited<ReturnType<typeof replayRun>>,
+  events: readonly WorkflowEvent[],
+): Mismatch | undefined {
+  if (!report.ok) return report;
+  const difference = endDifference(events, end);
+  return difference && { ...report, ok: false, ...difference };
+}
+
 /**
  * A run that finished in a test environment does not replay: replaying its log with the same code makes
- * other calls (or throws), as it would wherever the run is replayed in production (after a crash or a
- * restart, on another worker or Lambda instance), where the run would fail with `NonDeterminismError`.
- * Thrown by `run.result()` and `env.close()`; `createTestEnvironment({ replayCheck: false })` turns the
- * check off.
+ * other calls (or throws, or ends with another result or error), as it would wherever the run is replayed
+ * in production (after a crash or a restart, on another worker or Lambda instance), where the run would
+ * fail with `NonDeterminismError` or silently end otherwise. Thrown by `run.result()` and `env.close()`;
+ * `createTestEnvironment({ replayCheck: false })` turns the check off.
  */
 export class ReplayMismatchError extends TsWorkflowError {
   override name = "ReplayMismatchError";
@@ -43,7 +55,7 @@ export class ReplayMismatchError extends TsWorkflowError {
   /** The event (`seq`) of its log where the replay parts from it. */
   readonly seq: number;
   /**
-   * @param mismatch what `replayHistory` found
+   * @param mismatch where the replay parts from the log: a call (as `replayHistory` reports it) or the end
    * @param status the run's status
    * @param timeline the run's timeline (see `formatTimeline`)
    * @param others the ids of other runs of the environment that do not replay either
@@ -63,7 +75,7 @@ export class ReplayMismatchError extends TsWorkflowError {
       "REPLAY_MISMATCH",
       `Run ${runId} of ${workflowName} is ${status} in this test environment, but a replay of its log with the same code parts from it at event ${seq}: ${whatDiffers(message)}
 
-The code did not change between the run and its replay: the cause is non-determinism in the workflow code, not a code change. A run is replayed from its log whenever no worker holds it in memory: after a crash or a restart, on another Redis worker, on another Lambda instance. There this run would fail with NonDeterminismError. The usual cause is workflow code that uses Date.now(), new Date() or Math.random(), whose values differ on replay (this check replays with other ones). Use now() and random() from "tsworkflow" instead, which give the same values on every replay, or get such values in a step. A test that does this on purpose can turn the check off: createTestEnvironment({ replayCheck: false }).${more}
+The code did not change between the run and its replay: the cause is non-determinism in the workflow code, not a code change. A run is replayed from its log whenever no worker holds it in memory: after a crash or a restart, on another Redis worker, on another Lambda instance. There this run would fail with NonDeterminismError, or silently end with another result or error. The usual cause is workflow code that uses Date.now(), new Date() or Math.random(), whose values differ on replay (this check replays with other ones). Use now() and random() from "tsworkflow" instead, which give the same values on every replay, or get such values in a step. A test that does this on purpose can turn the check off: createTestEnvironment({ replayCheck: false }).${more}
 
 ${timeline}`,
     );
@@ -134,10 +146,9 @@ export class ReplayChecks {
     const workflow = this.registry.findWorkflowVersion(started.workflowName, started.workflowVersion);
     if (!workflow) return undefined;
     for (const values of REPLAY_PASSES) {
-      const { value: report, read } = await withOtherClockAndRandom(values, () =>
-        replayHistory(workflow, events),
-      );
-      if (!report.ok) return { mismatch: report, status: run.status, timeline: formatTimeline(run, events) };
+      const { value, read } = await withOtherClockAndRandom(values, () => replayRun(workflow, events));
+      const mismatch = mismatchOf(value, events);
+      if (mismatch) return { mismatch, status: run.status, timeline: formatTimeline(run, events) };
       if (!read) return undefined; // the next pass would replay the same
     }
     return undefined;

@@ -40,7 +40,8 @@ export interface RunHandle<Result = unknown> {
    *   on (it waits for an event, or for a timer and `timeSkipping` is off), saying what it waits for
    * @throws RuntimeClosedError when the run has not finished and the environment was closed
    * @throws ReplayMismatchError when the run (or a run of its `continueAsNew` chain) does not replay: its
-   *   log replayed with the same code makes other calls (see `TestEnvironmentOptions.replayCheck`)
+   *   log replayed with the same code makes other calls, or ends with another result or error (see
+   *   `TestEnvironmentOptions.replayCheck`)
    */
   result(): Promise<Serialized<Result>>;
 

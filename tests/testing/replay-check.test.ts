@@ -1,6 +1,7 @@
 import {
   CancelledError,
   configureLogging,
+  continueAsNew,
   FatalError,
   NonDeterminismError,
   now,
@@ -71,6 +72,38 @@ const replaySafe = workflow("rpc_replay_safe", async () => {
   return "safe";
 });
 
+/** Returns how long it slept as measured on the real clock: another value on every replay. */
+const timed = workflow("rpc_timed", async () => {
+  const start = Date.now();
+  await sleep("1h");
+  return { sleptMs: Date.now() - start };
+});
+
+/** Returns a random number first, then a long text: the message shows the first 200 characters. */
+const lucky = workflow("rpc_lucky", async () => ({ draw: Math.random(), padding: "x".repeat(300) }));
+
+/** Fails with the time in its error. */
+const stampedFailure = workflow("rpc_stamped_failure", async () => {
+  await sleep("1m");
+  throw new FatalError(`gave up at ${Date.now()}`);
+});
+
+/** Goes on as a new run that gets the time it continued at: another input on every replay. */
+const restamped = workflow("rpc_restamped", async (continuedAt: number | null) => {
+  if (continuedAt !== null) return "continued";
+  await sleep("1m");
+  return continueAsNew(Date.now());
+});
+
+/** Results and errors computed with now() and random(): the same on every replay. */
+const safeEnds = workflow("rpc_safe_ends", async (fail: boolean) => {
+  const start = now().getTime();
+  await sleep("1h");
+  const ending = { sleptMs: now().getTime() - start, draw: random() };
+  if (fail) throw new FatalError(`gave up after ${JSON.stringify(ending)}`);
+  return ending;
+});
+
 let env: TestEnvironment | undefined;
 afterEach(async () => {
   await env?.close().catch(() => {}); // each test closes (and checks) its environment itself
@@ -129,6 +162,88 @@ describe("createTestEnvironment: the replay check", () => {
         /at event 6: The log has step "rpc_(heads|tails)" \(rpc_\1#0\) as call 2 but the workflow now calls step "rpc_(?!\1)(heads|tails)"/,
       );
     }
+  });
+
+  it("fails result() of a run that returns a time measured with Date.now(), naming the recorded and the replayed result", async () => {
+    // Prepare
+    env = await createTestEnvironment({ timeSkipping: true });
+    const run = await env.start(timed, []);
+    // Act
+    const error = await run.result().catch((caught: unknown) => caught);
+    // Assess
+    expect(error).toBeInstanceOf(ReplayMismatchError);
+    const { message, runId, seq } = error as ReplayMismatchError;
+    const completed = (await run.events()).findLast((event) => event.type === "workflow_completed");
+    expect({ runId, seq }).toEqual({ runId: run.runId, seq: completed?.seq });
+    const [, recorded, replayed] =
+      /parts from it at event \d+: The log ends with the result \{"sleptMs":(-?\d+)\} but the replay ends with the result \{"sleptMs":(-?\d+)\}\./.exec(
+        message,
+      ) ?? [];
+    expect(Number(recorded)).toBeLessThan(60_000); // the real clock: milliseconds, not the hour slept
+    expect(replayed).not.toBe(recorded);
+    expect(message).toContain('Use now() and random() from "tsworkflow" instead');
+    await expect(env.close()).resolves.toBeUndefined(); // reported once
+  });
+
+  it("fails a run that returns Math.random(), showing the first 200 characters of each result", async () => {
+    // Prepare
+    env = await createTestEnvironment({ timeSkipping: true });
+    const run = await env.start(lucky, []);
+    // Act
+    const error = await run.result().catch((caught: unknown) => caught);
+    // Assess
+    expect(error).toBeInstanceOf(ReplayMismatchError);
+    const { message } = error as Error;
+    const [, recorded, replayed] =
+      /The log ends with the result (\S+) but the replay ends with the result (\S+)\./.exec(message) ?? [];
+    expect(recorded).toMatch(/^\{"draw":0\.\d+,"padding":"x+…$/);
+    expect(replayed).toMatch(/^\{"draw":0,"padding":"x+…$/); // Math.random() at its lowest
+    expect([recorded?.length, replayed?.length]).toEqual([200, 200]);
+  });
+
+  it("fails a failed run whose error message has Date.now() in it, naming both errors", async () => {
+    // Prepare
+    env = await createTestEnvironment({ timeSkipping: true });
+    const run = await env.start(stampedFailure, []);
+    // Act
+    const error = await run.result().catch((caught: unknown) => caught);
+    // Assess
+    expect(error).toBeInstanceOf(ReplayMismatchError);
+    expect((error as Error).message).toMatch(
+      /is failed in this test environment, but a replay of its log with the same code parts from it at event \d+: The log ends with the error FatalError: gave up at (\d+) but the replay ends with the error FatalError: gave up at (?!\1)\d+\./,
+    );
+  });
+
+  it("fails a run that continues as new with Date.now(), naming both inputs, and passes the run it continued as", async () => {
+    // Prepare
+    env = await createTestEnvironment({ timeSkipping: true });
+    const run = await env.start(restamped, [null]);
+    // Act
+    const error = await run.result().catch((caught: unknown) => caught);
+    // Assess
+    expect(error).toBeInstanceOf(ReplayMismatchError);
+    expect((error as ReplayMismatchError).runId).toBe(run.runId);
+    expect((error as Error).message).toMatch(
+      /is continued in this test environment, but a replay of its log with the same code parts from it at event \d+: The log ends with continueAsNew with \[(\d+)\] but the replay ends with continueAsNew with \[(?!\1\])\d+\]\./,
+    );
+    const next = env.getHandle<string>((await run.describe()).continuedAs as string);
+    expect(await next.result()).toBe("continued");
+    await expect(env.close()).resolves.toBeUndefined();
+  });
+
+  it("passes runs whose result and error are computed with now() and random()", async () => {
+    // Prepare
+    env = await createTestEnvironment({ timeSkipping: true });
+    const completed = await env.start(safeEnds, [false]);
+    const failed = await env.start(safeEnds, [true]);
+    // Act
+    const result = await completed.result();
+    const error = await failed.result().catch((caught: unknown) => caught);
+    // Assess
+    expect(result).toEqual({ sleptMs: 3_600_000, draw: expect.any(Number) });
+    expect(error).toBeInstanceOf(FatalError);
+    expect((error as Error).message).toMatch(/^gave up after \{"sleptMs":3600000,"draw":0\.\d+\}/);
+    await expect(env.close()).resolves.toBeUndefined();
   });
 
   it("passes a run that uses now() and random(), running each of its steps once", async () => {
@@ -249,7 +364,7 @@ describe("createTestEnvironment: the replay check", () => {
     // Act
     const replayed = withOtherClockAndRandom(later as OtherValues, async () => {
       await new Promise((resolve) => setImmediate(resolve)); // across a turn of the event loop
-      return { now: Date.now(), date: new Date(), random: Math.random() };
+      return { now: Date.now(), date: new Date(), random: Math.random(), nextRead: Date.now() };
     });
     const outside = { now: Date.now(), date: new Date(), random: Math.random(), text: Date() };
     const { value: inside, read } = await replayed;
@@ -258,6 +373,7 @@ describe("createTestEnvironment: the replay check", () => {
     expect(inside.random).toBe(1 - 2 ** -53);
     expect(inside.now - real).toBeGreaterThan(366 * DAY);
     expect(inside.date.getTime() - real).toBeGreaterThan(366 * DAY);
+    expect(inside.nextRead - inside.now).toBeGreaterThan(2 * 366 * DAY); // the clock moves on at each read
     expect(outside.random).toBeLessThan(1 - 2 ** -53);
     expect(Math.abs(outside.now - real)).toBeLessThan(DAY);
     expect(Math.abs(outside.date.getTime() - real)).toBeLessThan(DAY);

@@ -48,9 +48,37 @@ const MAX_DATE_MS = 8.64e15;
 
 const TOO_LONG = `longer than the limit of 1000 years (${MAX_DURATION_MS} ms)`;
 
-function bounded(ms: number, duration: Duration): number {
-  if (ms > MAX_DURATION_MS) throw new InvalidDurationError(duration, TOO_LONG);
-  return Math.round(ms);
+/**
+ * Milliseconds in a relative duration, at most {@link MAX_DURATION_MS}; or, for a value that is not one, why
+ * not in words ("" when there is no more to say than that it is no duration). A `Date` is not one (see
+ * {@link resolveDeadline}).
+ */
+export function measureDuration(duration: Duration): number | string {
+  let ms: number;
+  if (typeof duration === "number") {
+    if (!Number.isFinite(duration) || duration < 0) return "expected a finite number of milliseconds >= 0";
+    ms = duration;
+  } else if (typeof duration === "string") {
+    const match = PATTERN.exec(duration.trim());
+    if (!match) return "";
+    ms = Number(match[1]) * (UNIT_MS[match[2] as string] as number);
+  } else if (duration instanceof Date) {
+    return "a Date is a point in time, not a length";
+  } else if (duration !== null && typeof duration === "object") {
+    const entries = Object.entries(duration);
+    if (entries.length === 0) return "the object names no unit";
+    ms = 0;
+    for (const [unit, amount] of entries) {
+      const factor = OBJECT_UNIT_MS[unit];
+      if (factor === undefined) return `unknown unit "${unit}"`;
+      if (typeof amount !== "number" || !Number.isFinite(amount) || amount < 0)
+        return `${unit} must be a finite number >= 0`;
+      ms += amount * factor;
+    }
+  } else {
+    return "";
+  }
+  return ms > MAX_DURATION_MS ? TOO_LONG : Math.round(ms);
 }
 
 /**
@@ -59,33 +87,9 @@ function bounded(ms: number, duration: Duration): number {
  * @throws InvalidDurationError naming the value
  */
 export function toMilliseconds(duration: Duration): number {
-  if (typeof duration === "number") {
-    if (!Number.isFinite(duration) || duration < 0)
-      throw new InvalidDurationError(duration, "expected a finite number of milliseconds >= 0");
-    return bounded(duration, duration);
-  }
-  if (typeof duration === "string") {
-    const match = PATTERN.exec(duration.trim());
-    if (!match) throw new InvalidDurationError(duration);
-    return bounded(Number(match[1]) * (UNIT_MS[match[2] as string] as number), duration);
-  }
-  if (duration instanceof Date)
-    throw new InvalidDurationError(duration, "a Date is a point in time, not a length");
-  if (duration !== null && typeof duration === "object") {
-    let total = 0;
-    const entries = Object.entries(duration);
-    if (entries.length === 0) throw new InvalidDurationError(duration, "the object names no unit");
-    for (const [unit, amount] of entries) {
-      const factor = OBJECT_UNIT_MS[unit];
-      if (factor === undefined) throw new InvalidDurationError(duration, `unknown unit "${unit}"`);
-      if (typeof amount !== "number" || !Number.isFinite(amount) || amount < 0) {
-        throw new InvalidDurationError(duration, `${unit} must be a finite number >= 0`);
-      }
-      total += amount * factor;
-    }
-    return bounded(total, duration);
-  }
-  throw new InvalidDurationError(duration);
+  const ms = measureDuration(duration);
+  if (typeof ms === "string") throw new InvalidDurationError(duration, ms);
+  return ms;
 }
 
 /**

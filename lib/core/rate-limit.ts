@@ -1,5 +1,6 @@
-import { type Duration, toMilliseconds } from "./durations.ts";
+import type { Duration } from "./durations.ts";
 import { ConfigurationError, describe } from "./errors.ts";
+import { checkOptionNames, durationOption, optionError } from "./options.ts";
 
 /**
  * At most `limit` starts per `period` (per key), across every worker: the starts beyond it wait for
@@ -39,9 +40,8 @@ export interface ResolvedLimits {
 /**
  * Checks the `concurrency` and `rateLimit` options of a step or workflow.
  * @param owner how the error names the step or workflow, e.g. `step("send_email")`
- * @throws ConfigurationError for a limit that is not an integer >= 1, a key that is not a function or a
- *   period that is not longer than 0
- * @throws InvalidDurationError for a period that is not a duration
+ * @throws ConfigurationError for a limit that is not an object of known options, a `limit` that is not an
+ *   integer >= 1, a `key` that is not a function or a `period` that is not a duration longer than 0
  */
 export function checkLimits(
   owner: string,
@@ -52,19 +52,17 @@ export function checkLimits(
 ): ResolvedLimits {
   const resolved: ResolvedLimits = {};
   for (const option of ["concurrency", "rateLimit"] as const) {
-    const declared = options[option] as { limit: number; key?: unknown; period?: Duration } | undefined;
-    if (!declared) continue;
-    const { limit, key, period } = declared;
-    const periodMs = option === "rateLimit" ? Math.ceil(toMilliseconds(period as Duration)) : 1;
-    const fault =
-      !Number.isInteger(limit) || limit < 1
-        ? `limit must be an integer >= 1, got ${describe(limit)}`
-        : key !== undefined && typeof key !== "function"
-          ? "key must be a function"
-          : periodMs > 0
-            ? ""
-            : "period must be longer than 0";
-    if (fault) throw new ConfigurationError(`${owner}: ${option}.${fault}.`);
+    const declared: unknown = options[option];
+    if (declared === undefined) continue;
+    const rate = option === "rateLimit";
+    checkOptionNames(owner, declared, rate ? ["limit", "period", "key"] : ["limit", "key"], option);
+    const { limit, key, period } = declared as { limit: number; key?: unknown; period?: Duration };
+    if (!Number.isInteger(limit) || limit < 1)
+      throw optionError(owner, `${option}.limit`, "an integer >= 1", limit);
+    if (key !== undefined && typeof key !== "function")
+      throw optionError(owner, `${option}.key`, "a function", key);
+    const periodMs = rate ? durationOption(owner, "rateLimit.period", period) : 1;
+    if (periodMs < 1) throw optionError(owner, "rateLimit.period", "longer than 0", period);
     resolved[option] = { limit, periodMs, key: key as ResolvedRateLimit["key"] };
   }
   return resolved;

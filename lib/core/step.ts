@@ -1,7 +1,8 @@
 import { currentExecution } from "./context.ts";
-import { type Duration, toMilliseconds } from "./durations.ts";
-import { ConfigurationError, describe } from "./errors.ts";
+import type { Duration } from "./durations.ts";
+import { ConfigurationError } from "./errors.ts";
 import { assertName } from "./names.ts";
+import { A_DURATION, checkOptionNames, durationOption, optionError } from "./options.ts";
 import { checkLimits, type RateLimit, type ResolvedLimits } from "./rate-limit.ts";
 import { definingRegistry } from "./registry.ts";
 import type { RequireJsonParameters, Serialized } from "./serialization.ts";
@@ -110,8 +111,8 @@ export interface ResolvedStepOptions {
  *   if (response.status === 429) throw new RetryableError("rate limited", { retryAfter: "30s" });
  *   return { orderId, amount, charged: true };
  * }, { maxRetries: 5, retryDelay: "exponential", concurrency: { limit: 5 } });
- * @throws ConfigurationError for an invalid name, `maxRetries`, `concurrency`, `rateLimit` or `inline`
- * @throws InvalidDurationError for an invalid `retryDelay` or `maxRetryDelay`
+ * @throws ConfigurationError for an invalid name or option, naming the step, the option and what it may be
+ *   (`step("charge_card"): maxRetries must be an integer >= 0, got -1.`), or an unknown option
  */
 export function step<Args extends unknown[], Result>(
   name: string,
@@ -135,26 +136,34 @@ export function step<Args extends unknown[], Result>(
   return definition;
 }
 
+/** Every option of {@link StepOptions} (the compiler checks that none is missing). */
+const OPTION_NAMES = Object.keys({
+  maxRetries: 0,
+  retryDelay: 0,
+  maxRetryDelay: 0,
+  concurrency: 0,
+  rateLimit: 0,
+  inline: 0,
+} satisfies Record<keyof StepOptions, 0>);
+
 function resolveStepOptions<Args extends unknown[]>(
   name: string,
   options: StepOptions<Args>,
 ): ResolvedStepOptions {
-  const maxRetries = options.maxRetries ?? 3;
-  if (!Number.isInteger(maxRetries) || maxRetries < 0) {
-    throw new ConfigurationError(
-      `step("${name}"): maxRetries must be an integer >= 0, got ${describe(options.maxRetries)}.`,
-    );
-  }
-  const delay = options.retryDelay ?? "fixed";
-  if (options.inline !== undefined && typeof options.inline !== "boolean")
-    throw new ConfigurationError(
-      `step("${name}"): inline must be true or false, got ${describe(options.inline)}.`,
-    );
+  const owner = `step("${name}")`;
+  checkOptionNames(owner, options, OPTION_NAMES);
+  const { maxRetries = 3, retryDelay = "fixed", maxRetryDelay = "10m", inline = true } = options;
+  if (!Number.isInteger(maxRetries) || maxRetries < 0)
+    throw optionError(owner, "maxRetries", "an integer >= 0", maxRetries);
+  if (typeof inline !== "boolean") throw optionError(owner, "inline", "true or false", inline);
   return {
-    inline: options.inline ?? true,
+    inline,
     maxRetries,
-    retryDelay: delay === "fixed" || delay === "exponential" ? delay : toMilliseconds(delay),
-    maxRetryDelayMs: toMilliseconds(options.maxRetryDelay ?? "10m"),
-    ...checkLimits(`step("${name}")`, options),
+    retryDelay:
+      retryDelay === "fixed" || retryDelay === "exponential"
+        ? retryDelay
+        : durationOption(owner, "retryDelay", retryDelay, `"fixed", "exponential" or ${A_DURATION}`),
+    maxRetryDelayMs: durationOption(owner, "maxRetryDelay", maxRetryDelay),
+    ...checkLimits(owner, options),
   };
 }

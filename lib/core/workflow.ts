@@ -1,7 +1,8 @@
 import type { $ZodType } from "zod/v4/core";
-import { type Duration, toMilliseconds } from "./durations.ts";
-import { ConfigurationError, describe, WorkflowInputError } from "./errors.ts";
+import type { Duration } from "./durations.ts";
+import { ConfigurationError, WorkflowInputError } from "./errors.ts";
 import { assertName } from "./names.ts";
+import { checkOptionNames, durationOption, optionError } from "./options.ts";
 import { checkLimits, type RateLimit } from "./rate-limit.ts";
 import { definingRegistry } from "./registry.ts";
 import { safeParseWithMessages } from "./schema.ts";
@@ -92,6 +93,15 @@ export type WorkflowResult<W> = W extends WorkflowDefinition<any[], infer R> ? R
 
 const VERSION = /^[A-Za-z0-9._-]{1,64}$/;
 
+/** Every option of {@link WorkflowOptions} (the compiler checks that none is missing). */
+const OPTION_NAMES = Object.keys({
+  maxDuration: 0,
+  input: 0,
+  version: 0,
+  concurrency: 0,
+  rateLimit: 0,
+} satisfies Record<keyof WorkflowOptions, 0>);
+
 /**
  * Defines a durable workflow: a plain async function whose steps, sleeps and logs are recorded, so that
  * the run survives crashes and restarts. Workflow code must be deterministic: do side effects in steps. Its
@@ -105,8 +115,9 @@ const VERSION = /^[A-Za-z0-9._-]{1,64}$/;
  *   await sleep("1d");
  *   return "done";
  * }, { maxDuration: "30d" });
- * @throws ConfigurationError for an invalid name, `version`, `concurrency` or `rateLimit`
- * @throws InvalidDurationError for an invalid `maxDuration`
+ * @throws ConfigurationError for an invalid name or option, naming the workflow, the option and what it may be
+ *   (`workflow("onboarding"): maxDuration must be a duration such as "30s", ... got "5 minutes".`), or an
+ *   unknown option
  */
 export function workflow<Args extends unknown[], Result>(
   name: string,
@@ -115,14 +126,17 @@ export function workflow<Args extends unknown[], Result>(
 ): WorkflowDefinition<Args, Result> {
   assertName("workflow name", name);
   if (typeof fn !== "function") throw new ConfigurationError(`workflow("${name}") needs an async function.`);
-  const version = options.version;
-  if (version !== undefined && (typeof version !== "string" || !VERSION.test(version))) {
-    throw new ConfigurationError(
-      `Invalid version ${describe(version)} of workflow "${name}": use 1 to 64 letters, digits, ".", "_" or "-".`,
-    );
-  }
-  checkLimits(`workflow("${name}")`, options);
-  const maxDurationMs = options.maxDuration === undefined ? undefined : toMilliseconds(options.maxDuration);
+  const owner = `workflow("${name}")`;
+  checkOptionNames(owner, options, OPTION_NAMES);
+  const { version, input, maxDuration } = options;
+  if (version !== undefined && (typeof version !== "string" || !VERSION.test(version)))
+    throw optionError(owner, "version", '1 to 64 letters, digits, ".", "_" or "-"', version);
+  // What validateWorkflowInput reads of a zod 4 schema, regular zod or zod/mini.
+  if (input !== undefined && typeof input?._zod?.def !== "object")
+    throw optionError(owner, "input", "a zod schema", input);
+  checkLimits(owner, options);
+  const maxDurationMs =
+    maxDuration === undefined ? undefined : durationOption(owner, "maxDuration", maxDuration);
   const definition: WorkflowDefinition<Args, Result> = Object.freeze({
     name,
     fn,

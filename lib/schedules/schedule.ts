@@ -2,6 +2,7 @@ import { Cron } from "croner";
 import { type Duration, toMilliseconds } from "../core/durations.ts";
 import { ConfigurationError, describe } from "../core/errors.ts";
 import { assertName } from "../core/names.ts";
+import { checkOptionNames, durationOption } from "../core/options.ts";
 import { toJson } from "../core/serialization.ts";
 import { type AnyWorkflow, validateWorkflowInput } from "../core/workflow.ts";
 import type { ScheduleDeclaration } from "../ports/schedule-store.ts";
@@ -97,11 +98,7 @@ export function schedule(name: string, workflow: AnyWorkflow, options: ScheduleO
     throw new ConfigurationError(
       `Schedule "${name}" needs options with "cron" or "every", e.g. { cron: "0 9 * * *" }, got ${describe(options)}.`,
     );
-  const unknown = Object.keys(options).find((key) => !OPTION_NAMES.includes(key));
-  if (unknown !== undefined)
-    throw new ConfigurationError(
-      `Schedule "${name}": unknown option "${unknown}". The options are ${OPTION_NAMES.join(", ")}.`,
-    );
+  checkOptionNames(`Schedule "${name}"`, options, OPTION_NAMES);
   const nextTick = ticker(name, options);
   oneOf(name, "overlap", options.overlap, OVERLAP_POLICIES);
   oneOf(name, "catchup", options.catchup, CATCHUP_POLICIES);
@@ -211,14 +208,7 @@ function oneOf(name: string, option: string, value: unknown, allowed: readonly s
 }
 
 function duration(name: string, option: string, value: Duration | undefined): number | undefined {
-  if (value === undefined) return undefined;
-  try {
-    return toMilliseconds(value);
-  } catch (error) {
-    throw new ConfigurationError(`Schedule "${name}", option ${option}: ${(error as Error).message}`, {
-      cause: error,
-    });
-  }
+  return value === undefined ? undefined : durationOption(`Schedule "${name}"`, option, value);
 }
 
 function instant(name: string, option: string, value: unknown): number | undefined {

@@ -1,4 +1,5 @@
 import {
+  ConfigurationError,
   getStepInfo,
   InvalidDurationError,
   RetryableError,
@@ -198,11 +199,12 @@ describe("durations", () => {
     expect(run?.error).toMatchObject({ name: "InvalidDurationError", code: "INVALID_DURATION" });
   });
 
-  it("refuses a step whose retryDelay is 1e300 when it is defined", () => {
+  it("refuses a step whose retryDelay is 1e300 when it is defined, with a ConfigurationError that says why", () => {
     // Prepare
     // Act
     const define = () => step("durations_huge_retry_delay", async () => 1, { retryDelay: 1e300 });
     // Assess
-    expect(define).toThrow(InvalidDurationError);
+    expect(define).toThrow(ConfigurationError);
+    expect(define).toThrow("got 1e+300 (longer than the limit of 1000 years (31557600000000 ms)).");
   });
 });

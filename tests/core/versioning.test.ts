@@ -233,6 +233,8 @@ describe("workflow versions", () => {
       new Registry().define(() => workflow("vt_bad_version", async () => 1, { version: "1 beta" }));
     // Assess
     expect(define).toThrow(ConfigurationError);
-    expect(define).toThrow('Invalid version "1 beta" of workflow "vt_bad_version"');
+    expect(define).toThrow(
+      'workflow("vt_bad_version"): version must be 1 to 64 letters, digits, ".", "_" or "-", got "1 beta".',
+    );
   });
 });

@@ -60,7 +60,7 @@ describe("schedule() options", () => {
     [
       "a jitter that is no duration",
       { every: "1m", jitter: "soon" as never },
-      ['option jitter: Invalid duration "soon"'],
+      ['jitter must be a duration such as "30s", "5m", "2h", { minutes: 1 } or milliseconds, got "soon".'],
     ],
     [
       "a startAt that is no Date",

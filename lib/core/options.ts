@@ -1,0 +1,95 @@
+/**
+ * Checks of the options of `step()`, `workflow()` and `schedule()`, at definition time: a bad option throws
+ * a `ConfigurationError` that names its owner, the option, what it must be and the value given.
+ */
+import { type Duration, measureDuration } from "./durations.ts";
+import { ConfigurationError, describe } from "./errors.ts";
+
+/** What a duration option takes, as its error message says it. */
+export const A_DURATION = 'a duration such as "30s", "5m", "2h", { minutes: 1 } or milliseconds';
+
+/**
+ * The error of a bad option: `step("send_email"): maxRetries must be an integer >= 0, got -1.`
+ * @param owner - how the message names the step or workflow, e.g. `step("send_email")`
+ * @param option - the option, e.g. `rateLimit.period`
+ * @param expected - what the option must be
+ * @param why - what is wrong with the value, when `expected` does not say it all
+ */
+export function optionError(
+  owner: string,
+  option: string,
+  expected: string,
+  value: unknown,
+  why = "",
+): ConfigurationError {
+  return new ConfigurationError(
+    `${owner}: ${option} must be ${expected}, got ${describe(value)}${why && ` (${why})`}.`,
+  );
+}
+
+/**
+ * The milliseconds of a duration option.
+ * @param expected - what the option may be, for the message
+ * @throws ConfigurationError for a value that is not a duration, or one over 1000 years
+ */
+export function durationOption(owner: string, option: string, value: unknown, expected = A_DURATION): number {
+  const ms = measureDuration(value as Duration);
+  if (typeof ms === "string") throw optionError(owner, option, expected, value, ms);
+  return ms;
+}
+
+/**
+ * Checks that `options` is an object whose keys are all in `known`: a misspelt option (`retires`, `timeZone`)
+ * would otherwise be ignored without a word, and TypeScript flags one only in an object literal.
+ * @param parent - the option that holds these ones, e.g. `rateLimit` (none: the options themselves)
+ * @throws ConfigurationError for a value that is not an object, or naming an unknown key, the closest known
+ *   one when it is close, and the known ones
+ */
+export function checkOptionNames(
+  owner: string,
+  options: unknown,
+  known: readonly string[],
+  parent?: string,
+): asserts options is object {
+  if (typeof options !== "object" || options === null || Array.isArray(options))
+    throw optionError(owner, parent ?? "options", "an object", options);
+  const unknown = Object.keys(options).find((key) => !known.includes(key));
+  if (unknown === undefined) return;
+  const named = (key: string) => (parent ? `${parent}.${key}` : key);
+  const closest = closestName(unknown, known);
+  throw new ConfigurationError(
+    `${owner}: unknown option "${named(unknown)}"${closest ? ` (did you mean "${named(closest)}"?)` : ""}. The options are ${known.map(named).join(", ")}.`,
+  );
+}
+
+/**
+ * The known name that `name` is likely a typo of: the one holding the text closest to it (fewest letters
+ * added, removed or changed, case aside, so `retries` finds `maxRetries`), if a third of its letters or
+ * fewer differ.
+ */
+function closestName(name: string, known: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let fewest = Number.POSITIVE_INFINITY;
+  for (const candidate of known) {
+    const edits = distanceToPart(name.toLowerCase(), candidate.toLowerCase());
+    if (edits < fewest) [best, fewest] = [candidate, edits];
+  }
+  return fewest <= name.length / 3 ? best : undefined;
+}
+
+/** The edit distance between `text` and the part of `within` that is closest to it (Sellers' algorithm). */
+function distanceToPart(text: string, within: string): number {
+  // row[j]: the fewest edits that turn the text read so far into a part of `within` ending at j.
+  let row = new Array<number>(within.length + 1).fill(0);
+  for (let i = 1; i <= text.length; i++) {
+    const next = [i];
+    for (let j = 1; j <= within.length; j++)
+      next[j] = Math.min(
+        (row[j] as number) + 1,
+        (next[j - 1] as number) + 1,
+        (row[j - 1] as number) + (text[i - 1] === within[j - 1] ? 0 : 1),
+      );
+    row = next;
+  }
+  return Math.min(...row);
+}

@@ -42,8 +42,7 @@ export function durationOption(owner: string, option: string, value: unknown, ex
  * Checks that `options` is an object whose keys are all in `known`: a misspelt option (`retires`, `timeZone`)
  * would otherwise be ignored without a word, and TypeScript flags one only in an object literal.
  * @param parent - the option that holds these ones, e.g. `rateLimit` (none: the options themselves)
- * @throws ConfigurationError for a value that is not an object, or naming an unknown key, the closest known
- *   one when it is close, and the known ones
+ * @throws ConfigurationError for a value that is not an object, or naming an unknown key and the known ones
  */
 export function checkOptionNames(
   owner: string,
@@ -56,40 +55,7 @@ export function checkOptionNames(
   const unknown = Object.keys(options).find((key) => !known.includes(key));
   if (unknown === undefined) return;
   const named = (key: string) => (parent ? `${parent}.${key}` : key);
-  const closest = closestName(unknown, known);
   throw new ConfigurationError(
-    `${owner}: unknown option "${named(unknown)}"${closest ? ` (did you mean "${named(closest)}"?)` : ""}. The options are ${known.map(named).join(", ")}.`,
+    `${owner}: unknown option "${named(unknown)}". The options are ${known.map(named).join(", ")}.`,
   );
-}
-
-/**
- * The known name that `name` is likely a typo of: the one holding the text closest to it (fewest letters
- * added, removed or changed, case aside, so `retries` finds `maxRetries`), if a third of its letters or
- * fewer differ.
- */
-function closestName(name: string, known: readonly string[]): string | undefined {
-  let best: string | undefined;
-  let fewest = Number.POSITIVE_INFINITY;
-  for (const candidate of known) {
-    const edits = distanceToPart(name.toLowerCase(), candidate.toLowerCase());
-    if (edits < fewest) [best, fewest] = [candidate, edits];
-  }
-  return fewest <= name.length / 3 ? best : undefined;
-}
-
-/** The edit distance between `text` and the part of `within` that is closest to it (Sellers' algorithm). */
-function distanceToPart(text: string, within: string): number {
-  // row[j]: the fewest edits that turn the text read so far into a part of `within` ending at j.
-  let row = new Array<number>(within.length + 1).fill(0);
-  for (let i = 1; i <= text.length; i++) {
-    const next = [i];
-    for (let j = 1; j <= within.length; j++)
-      next[j] = Math.min(
-        (row[j] as number) + 1,
-        (next[j - 1] as number) + 1,
-        (row[j - 1] as number) + (text[i - 1] === within[j - 1] ? 0 : 1),
-      );
-    row = next;
-  }
-  return Math.min(...row);
 }

@@ -200,6 +200,8 @@ export function createWebhook<T = unknown>(options: WaitForEventOptions<T> = {})
  * export const batch = workflow("batch", async (orders: string[]) =>
  *   Promise.all(orders.map((orderId) => runChild(processOrder, [{ orderId }]))));
  * @throws NotInWorkflowError outside a workflow
+ * @throws WorkflowInputError (the promise rejects) when the child's workflow refuses `args`: not an array, or
+ *   input its `input` schema rejects; no child run is stored
  */
 export function runChild<W extends AnyWorkflow>(
   workflow: W,

@@ -66,6 +66,8 @@ export function deprecatePatch(patchId: string): void {
  * });
  * @throws NotInWorkflowError outside a workflow
  * @throws NonSerializableError / PayloadTooLargeError when the arguments cannot be stored
+ * @throws WorkflowInputError when the workflow's `input` schema refuses the arguments (the run fails unless
+ *   the workflow catches it; nothing continues it)
  */
 export function continueAsNew<W extends AnyWorkflow = AnyWorkflow>(...args: WorkflowArgs<W>): Promise<never> {
   requireExecution("continueAsNew()").callContinueAsNew(args);

@@ -24,7 +24,7 @@ import {
 } from "../core/serialization.ts";
 import type { AnyStep } from "../core/step.ts";
 import { type RunTags, validateTags } from "../core/tags.ts";
-import type { AnyWorkflow } from "../core/workflow.ts";
+import { type AnyWorkflow, validateWorkflowInput } from "../core/workflow.ts";
 import type { LogLevel, WorkflowScope } from "../core/workflow-scope.ts";
 import type { RunStatus } from "../ports/event-store.ts";
 import { continuationRunIdOf } from "./continuation.ts";
@@ -780,6 +780,7 @@ export class RunExecution implements WorkflowScope {
   /** `continueAsNew(...args)`: the first call wins; the run ends as soon as the workflow waits. */
   callContinueAsNew(args: unknown[]): void {
     if (this.continuation) return;
+    validateWorkflowInput(this.definition, args);
     const json = toJson(args, `The input of continueAsNew() in run ${this.runId}`, this.maxPayloadBytes);
     this.continuation = { input: JSON.parse(json) as unknown[] };
   }

@@ -3,6 +3,7 @@ import {
   InvalidRunStateError,
   RunNotFoundError,
   type SerializedError,
+  WorkflowInputError,
   WorkflowNotFoundError,
 } from "../core/errors.ts";
 import type { EventDraft, EventOf } from "../core/events.ts";
@@ -58,11 +59,18 @@ export async function startChild(
   traceparent?: string,
 ): Promise<void> {
   const link = { runId: parent.runId, childId: child.childId, childRunId: child.childRunId };
-  const { created } = await host.start(child.workflowName, child.input, {
-    idempotencyKey: `child:${child.childRunId}`,
-    parent: link,
-    ...optional("traceparent", traceparent),
-  });
+  let created: boolean;
+  try {
+    ({ created } = await host.start(child.workflowName, child.input, {
+      idempotencyKey: `child:${child.childRunId}`,
+      parent: link,
+      ...optional("traceparent", traceparent),
+    }));
+  } catch (error) {
+    // Input the child's workflow refuses fails the same way on every try: runChild() throws it instead.
+    if (!(error instanceof WorkflowInputError)) throw error;
+    return putChildOutcome(host, link.runId, link.childId, { ok: false, error: serializeError(error) });
+  }
   if (created) return;
   // Started before: if it already finished and its parent missed the news (a crash), tell it again.
   const existing = await host.store.getRun(child.childRunId);

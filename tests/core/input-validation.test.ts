@@ -1,9 +1,11 @@
 import {
   configure,
+  continueAsNew,
   getRun,
   InvalidRunQueryError,
   listRuns,
   type RunStatus,
+  runChild,
   shutdown,
   start,
   step,
@@ -173,5 +175,54 @@ describe("listRuns' query and start's workflow argument", () => {
       message: 'start() takes a workflow (the value workflow("name", fn) returned); it got undefined.',
     });
     expect((await listRuns()).runs).toEqual([]);
+  });
+});
+
+describe("input a workflow refuses, given by another workflow", () => {
+  const childParent = workflow("input_child_parent", async (signup: Signup, argumentsAsArray: boolean) => {
+    try {
+      // A JavaScript caller (or a cast) can pass the arguments without their array.
+      return await runChild(signupWorkflow, (argumentsAsArray ? [signup] : signup) as [Signup]);
+    } catch (error) {
+      return `caught ${(error as Error).name}: ${(error as Error).message}`;
+    }
+  });
+  const uncaughtParent = workflow("input_child_uncaught", async () =>
+    runChild(signupWorkflow, [{ email: "not an email", age: 30 }]),
+  );
+  const renewal = workflow(
+    "input_renewal",
+    async (month: number) => (month < 2 ? continueAsNew(month === 1 ? -1 : month + 1) : `month ${month}`),
+    { input: z.number().int().min(0) },
+  );
+
+  it("fails runChild() with the child's WorkflowInputError, once, instead of retrying the parent for ever", async () => {
+    // Act: a child input that fails the child's schema, and one that is not an argument array at all.
+    const badSchema = await start(childParent, [{ email: "ann@example", age: 30 }, true]);
+    const notArray = await start(childParent, [{ email: "ann@example.com", age: 30 }, false]);
+    const uncaught = await start(uncaughtParent, []);
+    // Assess: the parent hears of it as a failed child, and no child run was stored.
+    const [first, second, third] = await Promise.all(
+      [badSchema, notArray, uncaught].map((runId) => waitForRun(runId, { timeoutMs: 5_000 })),
+    );
+    expect(first?.result).toMatch(
+      /^caught WorkflowInputError: Invalid input for workflow "input_signup": email: /,
+    );
+    expect(second?.result).toBe(
+      'caught WorkflowInputError: Invalid input for workflow "input_signup": (input): arguments must be an array, e.g. start(wf, [arg1, arg2]). Nothing was stored.',
+    );
+    expect(third).toMatchObject({ status: "failed", error: { name: "WorkflowInputError" } });
+    const { runs } = await listRuns({ workflowName: "input_signup" });
+    expect(runs).toEqual([]);
+  });
+
+  it("throws WorkflowInputError from continueAsNew() when the next run's input fails the schema", async () => {
+    // Act: month 0 continues with 1, month 1 with -1, which the schema refuses.
+    const runId = await start(renewal, [0]);
+    const last = await waitForRun(runId, { followContinuations: true, timeoutMs: 5_000 });
+    // Assess: the run that called continueAsNew(-1) failed with the error; nothing continues it.
+    expect(last).toMatchObject({ status: "failed", error: { name: "WorkflowInputError" } });
+    expect(last?.error?.message).toContain('Invalid input for workflow "input_renewal"');
+    expect(last?.continuedAs).toBeUndefined();
   });
 });

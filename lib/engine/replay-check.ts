@@ -77,7 +77,11 @@ export async function replayRun(
     };
   const lastEventAt = Date.parse((log[log.length - 1] as WorkflowEvent).timestamp);
   try {
-    const execution = await RunExecution.replay(workflow, log, { now: lastEventAt });
+    // Nothing is stored: payloads were checked against their store's limit (10 MB with S3 on AWS) when the run ran.
+    const execution = await RunExecution.replay(workflow, log, {
+      now: lastEventAt,
+      maxPayloadBytes: Number.POSITIVE_INFINITY,
+    });
     if (!execution.nonDeterminism) return { report: { ...base, ok: true }, end: execution.terminalDraft() };
     const mismatch = { ...base, ok: false as const, seq: execution.mismatchSeq ?? execution.version };
     const { settled } = execution;

@@ -193,6 +193,26 @@ describe("replayHistory", () => {
     // Assess
     expect(report).toMatchObject({ ok: true, workflowName: "rc_order", events: asleep.length });
   });
+
+  it("passes a run whose payloads are over the default 255 KB, recorded by a store that holds more (S3 on AWS)", async () => {
+    // Prepare: a store declaring 1 MB, as the DynamoDB store with an S3 bucket declares 10 MB.
+    class RoomyStorage extends MemoryStorage {
+      readonly limits = { maxPayloadBytes: 1_000_000 };
+    }
+    const storage = new RoomyStorage();
+    const registry = new Registry();
+    const large = registry.define(() => {
+      const echo = step("rc_echo", async (text: string) => text.length);
+      return workflow("rc_large", async (size: number) => echo("x".repeat(size)));
+    });
+    const runId = await startLocal(large, [300_000], { storage, registry });
+    const events = await storage.getEvents(runId);
+    // Act
+    const report = await replayHistory(large, events);
+    // Assess
+    expect(events.at(-1)).toMatchObject({ type: "workflow_completed", result: 300_000 });
+    expect(report).toMatchObject({ ok: true, workflowName: "rc_large" });
+  });
 });
 
 describe("tsworkflow replay", () => {

@@ -31,12 +31,11 @@ const RECOVER_PAGE_SIZE = 500;
  */
 export async function retryRun(engine: Engine, runId: string): Promise<void> {
   assertRunId(runId);
-  if (await engine.exclusively(runId, () => appendRetry(engine, runId)))
-    await engine.enqueueActivation({ runId, cause: { kind: "recover" } });
+  await engine.exclusively(runId, () => appendRetry(engine, runId));
+  await engine.enqueueActivation({ runId, cause: { kind: "recover" } });
 }
 
-/** Appends the retry; false when the run waits in line (the limits wake it) or was let in (and woken) here. */
-async function appendRetry(engine: Engine, runId: string): Promise<boolean> {
+async function appendRetry(engine: Engine, runId: string): Promise<void> {
   const { store } = engine;
   const run = await store.getRun(runId);
   if (!run) throw new RunNotFoundError(runId);
@@ -72,13 +71,13 @@ async function appendRetry(engine: Engine, runId: string): Promise<boolean> {
   if (!recordedAdmission(events)?.concurrency) {
     const next = [retry, ...retriedAttempts(log, timestamp)];
     await store.commit(runId, events.length, next, { status: "running", updatedAt: timestamp });
-    return true;
+    return;
   }
-  // The new attempt is appended once the run holds its slot (see `RunLimits.admit`). An engine without the
-  // limits (a client that only records the retry) leaves that to the run's next activation.
+  // The new attempt is appended once the run holds its slot (`RunLimits.rejoin`, or `admit` in a later
+  // activation). An engine without the limits (a client that only records the retry) leaves it all to the
+  // run's next activation.
   await store.commit(runId, events.length, [retry], { status: "pending", updatedAt: timestamp });
-  const limits = engine.runLimits;
-  return !limits || (await limits.admit({ ...run, status: "pending" }, log));
+  await engine.runLimits?.rejoin(runId, log);
 }
 
 /**

@@ -150,20 +150,40 @@ export class RunLimits {
   }
 
   /**
-   * A run let in goes on. A new run starts in the activation at hand (true). A retried run first begins
-   * the attempt its retry gives the failed step (committed: the run is running from then on, and its log
-   * never holds an attempt that was not sent), then goes on in a new activation that sends it (false).
+   * A failed run that `retryRun` put back in line (pending again, its log ending with the retry) takes its
+   * place at the end of its key's line, or a slot when one is free and no run waits before it; holding one,
+   * it goes on at once. Waiting, it is let in by a later activation (`admit`), as a new run is.
+   */
+  async rejoin(runId: string, events: readonly WorkflowEvent[]): Promise<void> {
+    const concurrency = recordedAdmission(events)?.concurrency;
+    if (concurrency && (await this.holdsSlot(runId, concurrency)))
+      await this.beginRetriedAttempts(runId, events);
+  }
+
+  /**
+   * A run let in goes on. A new run starts in the activation at hand (true). A retried run first begins the
+   * attempts of its retry, then goes on in a new activation that sends them (false).
    */
   private async letIn(runId: string, events: readonly WorkflowEvent[]): Promise<boolean> {
+    if (!(await this.beginRetriedAttempts(runId, events))) return true;
+    await this.options.enqueueActivation({ runId, cause: { kind: "recover" } });
+    return false;
+  }
+
+  /**
+   * Commits the attempts a retry gives the failed steps, if the log ends with one: the run is running from
+   * then on, and its log never holds an attempt that was not sent (whoever activates the run next sends it).
+   * @returns whether there were any
+   */
+  private async beginRetriedAttempts(runId: string, events: readonly WorkflowEvent[]): Promise<boolean> {
     const timestamp = new Date(this.options.now()).toISOString();
     const attempts = retriedAttempts(events, timestamp);
-    if (attempts.length === 0) return true;
+    if (attempts.length === 0) return false;
     await this.options.store.commit(runId, events.length, attempts, {
       status: "running",
       updatedAt: timestamp,
     });
-    await this.options.enqueueActivation({ runId, cause: { kind: "recover" } });
-    return false;
+    return true;
   }
 
   /** Asks for the run's start under its rate limit (undefined without a rate limit store: no limit). */

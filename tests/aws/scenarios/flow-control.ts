@@ -165,7 +165,7 @@ function recordStepSends(sent: SentStep[]) {
 }
 
 export function describeFlowControl(emulatorsOf: () => Emulators): void {
-  describe("run concurrency on the AWS runtime (DynamoDBSlotStore)", () => {
+  describe("run concurrency on the AWS runtime (DynamoDBSlotStore), and retryRun of a limited run", () => {
     const stacks: Stack[] = [];
     afterAll(async () => {
       for (const stack of stacks) await stack.stop();
@@ -208,13 +208,6 @@ export function describeFlowControl(emulatorsOf: () => Emulators): void {
         });
       }
     }, 120_000);
-  });
-
-  describe("retryRun on the AWS runtime", () => {
-    const stacks: Stack[] = [];
-    afterAll(async () => {
-      for (const stack of stacks) await stack.stop();
-    });
 
     it("puts a retried run of a limited workflow back in line, pending while another run holds the slot, from a client with or without the runLimits, then completes it; a run without limits goes on at once", async () => {
       // Prepare: A and D fail and give their slot back; B takes it and holds it.

@@ -210,7 +210,7 @@ export function backendActions(backend: Backend, options: BackendActionsOptions 
             ? `It waits for ${slot}: your app (${owner}) goes on with it from its failed step once it has one.`
             : `Your app (${owner}) goes on with it from its failed step.`;
         return slot
-          ? `When your app next starts on ${backend.dir}, it waits for ${slot}, then goes on from its failed step (or pass --workflows to carry it on here now).`
+          ? `When your app next starts on ${backend.dir}, it waits for ${slot}, then goes on from its failed step (or pass --workflows to run it here if it can have its slot now).`
           : `It goes on from its failed step when your app next starts on ${backend.dir} (or pass --workflows to run it here now).`;
       },
     };

@@ -6,11 +6,14 @@ import { isHttpUrl } from "../aws/config.ts";
 import { ConfigurationError, StorageLockedError, TsWorkflowError } from "../core/errors.ts";
 import { importWorkflowsModule } from "../core/workflows-module.ts";
 import type { Engine } from "../engine/engine.ts";
+import { MemorySlotStore } from "../engine/memory-slot-store.ts";
 import { retryRun } from "../engine/run-control.ts";
+import { RunLimits, restoreRunSlots } from "../engine/run-limits.ts";
 import { type EventStore, FINISHED_STATUSES } from "../ports/event-store.ts";
 import type { FileControl } from "../runtimes/file-control.ts";
 import { dynamoDBClient, loadAwsMode, loadRedisMode, s3ClientSettings } from "./backend-modules.ts";
 import { BackendUnavailableError, UsageError } from "./errors.ts";
+import { waitingFor } from "./timeline.ts";
 
 /** The storage flags shared by every command. */
 export interface BackendOptions {
@@ -194,12 +197,20 @@ export function backendActions(backend: Backend, options: BackendActionsOptions 
       async retry(runId) {
         if (await here()) {
           await withEngine(backend, "retry", options.workflows, runId, (engine) => retryRun(engine, runId));
-          return `It waits now; your app carries it on when it next starts on ${backend.dir}.`;
+          const slot = await withControl(backend, (control) => slotWaitOf(control, runId));
+          return `It waits${slot ? ` for ${slot}` : " now"}; your app carries it on when it next starts on ${backend.dir}.`;
         }
         await withControl(backend, (control) => control.retryRun(runId));
-        const owner = await fileOwner(backend);
-        return owner
-          ? `Your app (${owner}) goes on with it from its failed step.`
+        const [owner, slot] = await withControl(backend, async (control) => [
+          control.owner(),
+          await slotWaitOf(control, runId),
+        ]);
+        if (owner)
+          return slot
+            ? `It waits for ${slot}: your app (${owner}) goes on with it from its failed step once it has one.`
+            : `Your app (${owner}) goes on with it from its failed step.`;
+        return slot
+          ? `When your app next starts on ${backend.dir}, it waits for ${slot}, then goes on from its failed step (or pass --workflows to run it here if it can have its slot now).`
           : `It goes on from its failed step when your app next starts on ${backend.dir} (or pass --workflows to run it here now).`;
       },
     };
@@ -208,10 +219,28 @@ export function backendActions(backend: Backend, options: BackendActionsOptions 
     cancel: (runId, reason) =>
       withEngine(backend, "cancel", undefined, runId, (engine) => engine.cancelRun(runId, reason)),
     async retry(runId) {
-      await withEngine(backend, "retry", undefined, runId, (engine) => retryRun(engine, runId));
-      return "A worker picks it up and goes on from its failed step.";
+      const slot = await withEngine(backend, "retry", undefined, runId, async (engine) => {
+        await retryRun(engine, runId);
+        return slotWaitOf(engine.store, runId);
+      });
+      return slot
+        ? `It waits for ${slot}: a worker goes on with it from its failed step once it has one.`
+        : "A worker picks it up and goes on from its failed step.";
     },
   };
+}
+
+/**
+ * The concurrency slot a retried run waits for, when it is pending: a retry puts a run of a limited workflow
+ * back in line (see `retryRun`).
+ */
+async function slotWaitOf(
+  store: Pick<EventStore, "getRun" | "getEvents">,
+  runId: string,
+): Promise<string | undefined> {
+  const run = await store.getRun(runId);
+  if (run?.status !== "pending") return undefined;
+  return waitingFor(run, await store.getEvents(runId)).join(" and ");
 }
 
 /** What `POST /hooks/<token>` and `runs send-event` call to deliver an event: `sendEvent` on the backend. */
@@ -337,7 +366,7 @@ async function withEngine<T>(
       }
     }
     case "dynamodb": {
-      const { loadConfig, createAwsRuntime, DynamoDBStorage } = await loadAwsMode();
+      const { loadConfig, createAwsRuntime, DynamoDBSlotStore, DynamoDBStorage } = await loadAwsMode();
       let config: ReturnType<typeof loadConfig>;
       try {
         config = loadConfig({
@@ -362,7 +391,12 @@ async function withEngine<T>(
         ttlDays: config.ttlDays,
         payloads,
       });
-      const runtime = createAwsRuntime(config, { store });
+      // A retried run of a limited workflow takes its place in line for a slot in the kit's table (the
+      // deployment's functions have the same `runLimits`, or it could not have been started).
+      const runLimits = new RunLimits({
+        slots: new DynamoDBSlotStore({ client, tableName: config.tableName }),
+      });
+      const runtime = createAwsRuntime(config, { store, runLimits });
       try {
         return await guardCall(backend, () => act(runtime.engine));
       } finally {
@@ -402,9 +436,13 @@ async function withFileEngine<T>(
   }
   // Without the app's workflows a retried run goes on when the app next starts here; with them, it
   // goes on in this process until it completes, fails or waits.
-  const runtime = new LocalRuntime({ storage, recover: false });
+  const slots = new MemorySlotStore();
+  const runtime = new LocalRuntime({ storage, slots, recover: false });
   try {
     if (workflows && runId) await assertDefinesWorkflowOf(storage, runId, workflows);
+    // A retried run of a limited workflow takes its place in line behind the runs of the directory, as the
+    // app would put it: their slots are taken back from the log first, as the app does when it starts.
+    if (verb === "retry") await restoreRunSlots(storage, slots, runtime.clock);
     const value = await act(runtime.engine);
     await runtime.idle();
     return value;

@@ -1,6 +1,7 @@
 import { formatDuration } from "../core/durations.ts";
 import type { SerializedError } from "../core/errors.ts";
 import type { WorkflowEvent } from "../core/events.ts";
+import { waitsAfterRetry } from "../engine/retry-attempt.ts";
 import { FINISHED_STATUSES, type RunRecord } from "../ports/event-store.ts";
 
 /**
@@ -342,7 +343,7 @@ function rejectedWait(
  * `workflow_suspended` event says.
  */
 export function waitingFor(run: RunRecord, events: readonly WorkflowEvent[]): string[] {
-  if (run.status === "pending") return pendingReasons(events[0]);
+  if (run.status === "pending") return pendingReasons(events);
   if (run.status !== "suspended") return [];
   for (let index = events.length - 1; index >= 0; index -= 1) {
     const event = events[index] as WorkflowEvent;
@@ -351,13 +352,15 @@ export function waitingFor(run: RunRecord, events: readonly WorkflowEvent[]): st
   return [];
 }
 
-function pendingReasons(started: WorkflowEvent | undefined): string[] {
+function pendingReasons(events: readonly WorkflowEvent[]): string[] {
+  const started = events[0];
   if (started?.type !== "workflow_started") return [];
   const reasons: string[] = [];
   const { concurrency, rateLimit } = started;
   if (concurrency)
     reasons.push(`a run concurrency slot of key ${concurrency.key} (at most ${concurrency.limit} at once)`);
-  if (rateLimit)
+  // A retried run waits for its slot only: its start is not counted again.
+  if (rateLimit && !waitsAfterRetry(events))
     reasons.push(
       `its start under rate limit ${rateLimit.key} (at most ${rateLimit.limit} per ${formatDuration(rateLimit.periodMs)})`,
     );

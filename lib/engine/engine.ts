@@ -157,7 +157,8 @@ export class Engine {
   private readonly maxPayloadBytes: number;
   private readonly onRunFinished: ((runId: string) => void) | undefined;
   private readonly stepLimits: StepLimits | undefined;
-  private readonly runLimits: RunLimits | undefined;
+  /** Flow control of runs (`retryRun` puts a retried run in line with them). @internal */
+  readonly runLimits: RunLimits | undefined;
   /** See {@link EngineOptions.inlineSteps}; set it to false to stop chaining steps (activations in flight finish their current step, then queue the next). */
   inlineSteps: boolean;
   private readonly cache: LruMap<RunExecution> | undefined;

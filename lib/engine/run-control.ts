@@ -1,8 +1,10 @@
 import { InvalidRunStateError, RunNotFoundError } from "../core/errors.ts";
 import type { EventOf, WorkflowEvent } from "../core/events.ts";
 import { assertRunId } from "../core/ids.ts";
+import { recordedAdmission } from "./admission.ts";
 import type { Engine } from "./engine.ts";
 import { type CommandRef, commandOf, describeRef } from "./execution.ts";
+import { retriedAttempts } from "./retry-attempt.ts";
 
 /**
  * Operations on runs that no activation performs: kept out of the `Engine` class so that a Lambda bundle,
@@ -15,6 +17,11 @@ const RECOVER_PAGE_SIZE = 500;
 /**
  * Gives a failed run another go from where it failed: the step whose failure failed the run gets one
  * more attempt, and the workflow goes on from there (earlier steps are not run again).
+ *
+ * A run of a workflow with `concurrency` gave its slot back when it failed: like a new run, it is `pending`
+ * again and takes its place at the end of its key's line, and goes on once it holds a slot (at once when
+ * one is free and no run waits before it). Its start is not counted again under the workflow's `rateLimit`:
+ * the run started once, and its steps' own limits apply to the new attempt as to any other.
  * @example
  * import { retryRun } from "tsworkflow/engine";
  * await retryRun(runtime.engine, "run_0mdx2k4a1b_9f3c2e7a1d5b");
@@ -53,32 +60,24 @@ async function appendRetry(engine: Engine, runId: string): Promise<void> {
     );
   }
   const timestamp = new Date(engine.now()).toISOString();
-  const next: WorkflowEvent[] = [
-    {
-      runId,
-      timestamp,
-      seq: events.length + 1,
-      type: "workflow_retried",
-      retriedFailures: stepFailure ? [stepFailure.seq] : [],
-    },
-  ];
-  if (stepFailure) {
-    const started = events.find(
-      (event): event is EventOf<"step_started"> =>
-        event.type === "step_started" && event.stepId === stepFailure.stepId,
-    );
-    next.push({
-      runId,
-      timestamp,
-      seq: events.length + 2,
-      type: "step_started",
-      stepId: stepFailure.stepId,
-      stepName: stepFailure.stepName,
-      attempt: stepFailure.attempt + 1,
-      input: started?.input ?? [],
-    });
+  const retry: WorkflowEvent = {
+    runId,
+    timestamp,
+    seq: events.length + 1,
+    type: "workflow_retried",
+    retriedFailures: stepFailure ? [stepFailure.seq] : [],
+  };
+  const log = [...events, retry];
+  if (!recordedAdmission(events)?.concurrency) {
+    const next = [retry, ...retriedAttempts(log, timestamp)];
+    await store.commit(runId, events.length, next, { status: "running", updatedAt: timestamp });
+    return;
   }
-  await store.commit(runId, events.length, next, { status: "running", updatedAt: timestamp });
+  // The new attempt is appended once the run holds its slot (`RunLimits.rejoin`, or `admit` in a later
+  // activation). An engine without the limits (a client that only records the retry) leaves it all to the
+  // run's next activation.
+  await store.commit(runId, events.length, [retry], { status: "pending", updatedAt: timestamp });
+  await engine.runLimits?.rejoin(runId, log);
 }
 
 /**

@@ -15,6 +15,7 @@ import {
   type RunRateLimit,
   recordedAdmission,
 } from "./admission.ts";
+import { retriedAttempts, waitsAfterRetry } from "./retry-attempt.ts";
 
 /** Options of {@link RunLimits}. */
 export interface RunLimitsOptions {
@@ -53,9 +54,10 @@ const RUN_LEASE_MS = 100 * 365 * 24 * 3_600_000;
 
 /**
  * Run concurrency (`workflow(name, fn, { concurrency })`): a run of a limited workflow starts only once it
- * holds a slot of its key; until then it stays `pending`, in line in the order runs were created. The slot
- * is the run's id, held until the run finishes (completed, failed, cancelled, continued as new); a run
- * that finishes wakes the first runs in line through the queue, on any worker.
+ * holds a slot of its key; until then it stays `pending`, in line in the order runs were created (a failed
+ * run that `retryRun` takes back joins the end of the line). The slot is the run's id, held until the run
+ * finishes (completed, failed, cancelled, continued as new); a run that finishes wakes the first runs in
+ * line through the queue, on any worker.
  */
 export class RunLimits {
   private readonly slots: SlotStore;
@@ -120,7 +122,8 @@ export class RunLimits {
    * A run that waits for a slot keeps its place and is activated again when a run of its key finishes (or
    * at the next re-check); a run that waits for its start keeps its slot and is activated again at the turn
    * the rate limit store announced. A run cancelled while it waits gives its place up and is let through,
-   * to be cancelled before its workflow does anything.
+   * to be cancelled before its workflow does anything. A failed run that `retryRun` put back in line
+   * (pending again) waits for its slot only: it started once, so its start is not counted again.
    */
   async admit({ runId, status }: RunRecord, events: readonly WorkflowEvent[]): Promise<boolean> {
     const admission = recordedAdmission(events);
@@ -129,13 +132,13 @@ export class RunLimits {
     const { store } = this.options;
     if ((await store.getOutcome(runId, inboxIds.cancel, 1)) !== undefined) {
       if (concurrency) await this.release(runId, concurrency);
-      return true;
+      return this.letIn(runId, events);
     }
     if (concurrency && !(await this.holdsSlot(runId, concurrency))) {
       await this.activateAt(runId, this.options.now() + this.recheckMs);
       return false;
     }
-    if (!rateLimit) return true;
+    if (!rateLimit || waitsAfterRetry(events)) return this.letIn(runId, events);
     const answer = await this.takeStart(runId, rateLimit);
     if (!answer || answer.granted) {
       // The run starts as soon as it is let in.
@@ -144,6 +147,43 @@ export class RunLimits {
     }
     await this.activateAt(runId, answer.retryAt);
     return false;
+  }
+
+  /**
+   * A failed run that `retryRun` put back in line (pending again, its log ending with the retry) takes its
+   * place at the end of its key's line, or a slot when one is free and no run waits before it; holding one,
+   * it goes on at once. Waiting, it is let in by a later activation (`admit`), as a new run is.
+   */
+  async rejoin(runId: string, events: readonly WorkflowEvent[]): Promise<void> {
+    const concurrency = recordedAdmission(events)?.concurrency;
+    if (concurrency && (await this.holdsSlot(runId, concurrency)))
+      await this.beginRetriedAttempts(runId, events);
+  }
+
+  /**
+   * A run let in goes on. A new run starts in the activation at hand (true). A retried run first begins the
+   * attempts of its retry, then goes on in a new activation that sends them (false).
+   */
+  private async letIn(runId: string, events: readonly WorkflowEvent[]): Promise<boolean> {
+    if (!(await this.beginRetriedAttempts(runId, events))) return true;
+    await this.options.enqueueActivation({ runId, cause: { kind: "recover" } });
+    return false;
+  }
+
+  /**
+   * Commits the attempts a retry gives the failed steps, if the log ends with one: the run is running from
+   * then on, and its log never holds an attempt that was not sent (whoever activates the run next sends it).
+   * @returns whether there were any
+   */
+  private async beginRetriedAttempts(runId: string, events: readonly WorkflowEvent[]): Promise<boolean> {
+    const timestamp = new Date(this.options.now()).toISOString();
+    const attempts = retriedAttempts(events, timestamp);
+    if (attempts.length === 0) return false;
+    await this.options.store.commit(runId, events.length, attempts, {
+      status: "running",
+      updatedAt: timestamp,
+    });
+    return true;
   }
 
   /** Asks for the run's start under its rate limit (undefined without a rate limit store: no limit). */
@@ -214,25 +254,26 @@ export class RunLimits {
 }
 
 /**
- * Takes the slots of active runs back, then the places of pending runs in creation order, for a slot store
+ * Takes the slots of active runs back, then the places of pending runs in line order, for a slot store
  * that does not outlive its process (the embedded runtime's `MemorySlotStore`): called at start-up, before
  * the runs are activated again.
  */
 export async function restoreRunSlots(store: EventStore, slots: SlotStore, clock: Clock): Promise<void> {
   for (const status of ["running", "suspended", "pending"] as const) {
-    const runs: { runId: string; concurrency: RunConcurrency; createdAt: string }[] = [];
+    const runs: { runId: string; concurrency: RunConcurrency; joinedAt: string }[] = [];
     let cursor: string | undefined;
     do {
       const page = await store.listRuns({ status, limit: 500, ...(cursor ? { cursor } : {}) });
       for (const run of page.runs) {
         const started = (await store.getEvents(run.runId))[0];
         if (started?.type === "workflow_started" && started.concurrency)
-          runs.push({ runId: run.runId, concurrency: started.concurrency, createdAt: run.createdAt });
+          runs.push({ runId: run.runId, concurrency: started.concurrency, joinedAt: run.updatedAt });
       }
       cursor = page.nextCursor;
     } while (cursor);
-    // Pages come newest first; the line is oldest first.
-    runs.sort((a, b) => (a.createdAt < b.createdAt ? -1 : a.createdAt > b.createdAt ? 1 : 0));
+    // Pages come newest first; the line is in the order the runs joined it: a new run at its creation, a
+    // failed run that `retryRun` put back in line at its retry (a pending run's last update).
+    runs.sort((a, b) => (a.joinedAt < b.joinedAt ? -1 : a.joinedAt > b.joinedAt ? 1 : 0));
     for (const { runId, concurrency } of runs) {
       // Active runs hold their slot whatever the limit says now: they started under it.
       const limit = status === "pending" ? concurrency.limit : Number.MAX_SAFE_INTEGER;

@@ -12,6 +12,7 @@ import type { WorkflowEvent } from "../../lib/core/events.ts";
 import { configureLogging } from "../../lib/core/logger.ts";
 import { LocalRuntime } from "../../lib/runtimes/embedded.ts";
 import { startLocal } from "../../lib/testing/index.ts";
+import { chargeOneAtATime, declined } from "./fixtures/flow-workflows.ts";
 import { type SeededRuns, seedRuns } from "./fixtures/seed.ts";
 import {
   approval,
@@ -345,7 +346,7 @@ async function startDashboard(dir: string, args: readonly string[] = []) {
   );
   const url = output.match(/http:\/\/127\.0\.0\.1:\d+\//)?.[0] ?? "";
   if (!url) throw new Error(`the dashboard did not start: ${output}`);
-  return { server, url };
+  return { server, url, output: () => output };
 }
 
 async function stopDashboard(server: ChildProcess) {
@@ -526,7 +527,7 @@ describe("the dashboard in a browser", () => {
     );
   });
 
-  it("says that a retried run waits for the app when no app runs it", async () => {
+  it("says that a retried run waits for the app when no app runs it, and shows its stored status without the live dot", async () => {
     // Prepare: a dashboard without --workflows, and no app owning the directory.
     const bare = await startDashboard(dir);
     try {
@@ -534,12 +535,61 @@ describe("the dashboard in a browser", () => {
       // Act
       await page.click('button[data-action="retry"]');
       await page.locator("#flash", { hasText: "Retried" }).waitFor();
+      await page.locator('#live[data-status="running"]').waitFor();
       // Assess: the retry is stored; nothing runs the run until the app starts.
       const flash = await page.locator("#flash").textContent();
       expect(flash).toContain(`It goes on from its failed step when your app next starts on ${dir}`);
       expect(flash).not.toContain("running now");
+      expect(await page.locator("#live .live-dot").count()).toBe(0);
+      expect(await page.locator("#live .idle-note").textContent()).toBe(
+        `stored status; no app owns ${dir} now: your app carries the run on when it next starts there`,
+      );
+      expect(bare.output()).toContain(
+        `note: no app owns ${dir} now: cancellations and retries are stored and carried out when your app starts there (or start the dashboard with --workflows to run them here).`,
+      );
     } finally {
       await stopDashboard(bare.server);
+    }
+  });
+
+  it("says that a retried run of a limited workflow waits for its slot, and shows it pending and live while the app runs, until it completes", async () => {
+    // Prepare: this process is the app; run A failed, and B holds the key's only slot.
+    const storage = new FileStorage({ dir });
+    const runtime = new LocalRuntime({ storage, recover: false });
+    try {
+      declined.add("dash-a");
+      const a = (await runtime.start(chargeOneAtATime, ["initech", "dash-a"])).runId;
+      expect((await runtime.waitForRun(a, { timeoutMs: 10_000 })).status).toBe("failed");
+      declined.clear();
+      const b = (await runtime.start(chargeOneAtATime, ["initech", "dash-b"])).runId;
+      await waitFor(async () => (await runtime.getRun(b))?.status === "suspended", "B to hold the slot");
+      await page.goto(`${url}runs/${a}`);
+
+      // Act
+      await page.click('button[data-action="retry"]');
+      await page.locator("#flash", { hasText: "Retried" }).waitFor();
+      await page.locator('#live[data-status="pending"]').waitFor();
+
+      // Assess
+      const slot = "a run concurrency slot of key run:cli_charge_one_at_a_time:initech (at most 1 at once)";
+      expect(await page.locator("#flash").textContent()).toMatch(
+        new RegExp(
+          `It waits for ${slot.replace(/[()]/g, "\\$&")}: your app \\(process \\d+.*\\) goes on with it from its failed step once it has one\\.`,
+        ),
+      );
+      expect(await page.locator("#live .live-dot").count()).toBe(1);
+      expect(await page.locator("#live .facts").textContent()).toContain(`Waiting for${slot}`);
+
+      // Act: B ends; A takes the slot and goes on.
+      await runtime.sendEvent(b, "go-initech", null);
+      await page.locator('#live[data-status="suspended"]').waitFor();
+      await runtime.sendEvent(a, "go-initech", null);
+      await page.locator('#live[data-status="completed"]').waitFor();
+
+      // Assess
+      expect(await page.locator("#run-result pre").textContent()).toBe('"charged dash-a"');
+    } finally {
+      await runtime.close();
     }
   });
 });

@@ -11,7 +11,14 @@ import {
   workflow,
 } from "tsworkflow";
 import { type CloudWatchMetricsSink, cloudWatchMetrics } from "tsworkflow/aws";
-import { type ActivationTask, openTelemetry, retryRun, type TelemetryFactory } from "tsworkflow/engine";
+import {
+  type ActivationTask,
+  MemorySlotStore,
+  openTelemetry,
+  RunLimits,
+  retryRun,
+  type TelemetryFactory,
+} from "tsworkflow/engine";
 import { MemoryStorage } from "tsworkflow/local";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { type ManualEngine, manualEngine } from "../core/support/manual-engine.ts";
@@ -315,7 +322,52 @@ const retried = workflow("otel_retried", async () => {
   return value;
 });
 
+/** One run at a time, holding its slot until the event "go". */
+const retriedOneAtATime = workflow(
+  "otel_retried_one_at_a_time",
+  async () => {
+    const value = await failsOnce();
+    await waitForEvent("go");
+    return value;
+  },
+  { concurrency: { limit: 1 } },
+);
+
 describe("Runs active", () => {
+  it("counts a retried run of a limited workflow as active again once it has its slot, not while it waits for it", async () => {
+    // Prepare: A fails and gives its slot back; B takes it and holds it.
+    const before = await metricValues(otel);
+    const active = async () =>
+      ((await metricValues(otel)).get(
+        "tsworkflow.runs.active{tsworkflow.workflow=otel_retried_one_at_a_time}",
+      ) ?? 0) - (before.get("tsworkflow.runs.active{tsworkflow.workflow=otel_retried_one_at_a_time}") ?? 0);
+    const m = manualEngine({
+      telemetry: openTelemetry,
+      cacheSize: 0,
+      runLimits: new RunLimits({ slots: new MemorySlotStore() }),
+    });
+    failNext = { step: true, workflow: false };
+    const { runId: a } = await m.engine.start(retriedOneAtATime, []);
+    await m.runQueued();
+    const { runId: b } = await m.engine.start(retriedOneAtATime, []);
+    await m.runQueued();
+
+    // Act
+    await retryRun(m.engine, a);
+    await m.runQueued();
+    const waiting = [(await m.run(a)).status, await active()];
+    await m.engine.sendEvent(b, "go", null);
+    await m.runQueued();
+    const letIn = [(await m.run(a)).status, await active()];
+    await m.engine.sendEvent(a, "go", null);
+    await m.runQueued();
+
+    // Assess
+    expect(waiting).toEqual(["pending", 1]);
+    expect(letIn).toEqual(["suspended", 1]);
+    expect([(await m.run(a)).status, await active()]).toEqual(["completed", 0]);
+  });
+
   it("counts a failed run that retryRun took back as active again, once however often its activation is delivered, so that its second end leaves runs.active where it was", async () => {
     // Prepare: two runs fail, one at its step, one in the workflow itself; every activation replays.
     const before = await metricValues(otel);

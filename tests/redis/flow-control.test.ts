@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RedisSlotStore } from "../../lib/adapters/redis/redis-slot-store.ts";
 import { createRedisRuntime, type RedisRuntime } from "../../lib/runtimes/redis.ts";
 import { mostInAWindow } from "../support/windows.ts";
-import { rateLimited, runLimited, runLimitedOne } from "./fixtures/workflows.ts";
+import { rateLimited, runLimited, runLimitedGo, runLimitedOne } from "./fixtures/workflows.ts";
 import { type RedisServer, startRedisServer } from "./redis-server.ts";
 import { startWorkerProcess, type WorkerProcess } from "./worker-process.ts";
 
@@ -120,6 +120,66 @@ describe("run concurrency in Redis mode with three worker processes", () => {
     for (const key of keys) expect(highest.get(key)).toBeLessThanOrEqual(2);
     await assertNoSlotLeft("redis_run_limited", keys);
   }, 120_000);
+});
+
+describe("retryRun of a run with a concurrency limit in Redis mode with three worker processes", () => {
+  const statusOf = async (runId: string) => (await client.getRun(runId))?.status;
+  const until = async (check: () => Promise<boolean>, what: string) => {
+    const deadline = Date.now() + 30_000;
+    while (!(await check())) {
+      if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  };
+
+  it("keeps the retried run pending behind the runs already waiting while another holds the slot, then completes it", async () => {
+    // Prepare: A fails and gives its slot back; B takes it and holds it; C waits for it.
+    const key = "retry-a";
+    const a = await client.start(runLimitedGo, [key, "fails-a"]);
+    expect((await client.waitForRun(a.runId, { timeoutMs: 30_000 })).status).toBe("failed");
+    const b = await client.start(runLimitedGo, [key, "b"]);
+    await until(async () => (await statusOf(b.runId)) === "suspended", "B to hold the slot");
+    const c = await client.start(runLimitedGo, [key, "c"]);
+
+    // Act
+    await client.retryRun(a.runId);
+    // The workers have had time to let A in, were it let in.
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+
+    // Assess: A and C wait, A behind C; A's failed step has not run again.
+    expect([await statusOf(a.runId), await statusOf(c.runId)]).toEqual(["pending", "pending"]);
+    const redis = new Redis(server.url);
+    try {
+      expect(
+        await new RedisSlotStore(redis, prefix).inspect(`run:redis_run_limited_go:${key}`, Date.now()),
+      ).toEqual({ holding: [b.runId], waiting: [c.runId, a.runId] });
+    } finally {
+      redis.disconnect();
+    }
+    expect(activity().began.get(key)).toEqual(["b"]);
+
+    // Act: B ends, C takes the slot; C ends, A takes it.
+    await client.sendEvent(b.runId, "go", null);
+    await until(async () => (await statusOf(c.runId)) === "suspended", "C to take the slot");
+    expect(await statusOf(a.runId)).toBe("pending");
+    await client.sendEvent(c.runId, "go", null);
+    await until(async () => (await statusOf(a.runId)) === "suspended", "A to take the slot");
+    await client.sendEvent(a.runId, "go", null);
+    const run = await client.waitForRun(a.runId, { timeoutMs: 30_000 });
+
+    // Assess
+    expect(run).toMatchObject({ status: "completed", result: "fails-a" });
+    const { highest, began } = activity();
+    expect(began.get(key)).toEqual(["b", "c", "fails-a"]);
+    expect(highest.get(key)).toBe(1);
+    const types = (await client.getEvents(a.runId)).map((event) => event.type);
+    expect(types.slice(types.indexOf("workflow_failed"), types.indexOf("workflow_failed") + 3)).toEqual([
+      "workflow_failed",
+      "workflow_retried",
+      "step_started",
+    ]);
+    await assertNoSlotLeft("redis_run_limited_go", [key]);
+  }, 90_000);
 });
 
 describe("rate limits in Redis mode with three worker processes", () => {

@@ -56,6 +56,7 @@ tr:last-child td { border-bottom: 0; }
 .live-dot::before { content: ""; display: inline-block; width: 8px; height: 8px; border-radius: 50%; background: var(--running);
   margin-right: 4px; animation: pulse 1.2s infinite; }
 @keyframes pulse { 50% { opacity: .25; } }
+.idle-note { font-size: 12px; color: var(--muted); }
 .actions { display: flex; gap: 8px; align-items: center; }
 #flash:empty { display: none; }
 #flash { padding: 8px 12px; border-radius: 6px; background: #eef3ff; border: 1px solid #c8d5ff; }

@@ -53,6 +53,14 @@ export async function runDashboardCommand(
         : {}),
       ...(options.token ? { token: options.token } : {}),
       ...(options.traceUrl ? { traceUrl: options.traceUrl } : {}),
+      ...(backend.kind === "file"
+        ? {
+            idleNote: async () =>
+              (await fileOwner(backend))
+                ? undefined
+                : `no app owns ${backend.dir} now: your app carries the run on when it next starts there`,
+          }
+        : {}),
       ...(options.webhooks
         ? {
             webhooks: {
@@ -90,11 +98,15 @@ export async function runDashboardCommand(
     );
   if (backend.kind === "file" && (options.allowActions || options.webhooks)) {
     const owner = await fileOwner(backend);
+    const requests = listed([
+      ...(options.allowActions ? ["cancellations", "retries"] : []),
+      ...(options.webhooks ? ["webhook calls"] : []),
+    ]);
     context.err(
       `${context.errStyle.yellow("note:")} ${
         owner
-          ? `cancellations, retries and webhook calls go to your app (${owner}), which carries them out.`
-          : `no app owns ${backend.dir} now: cancellations and webhook calls are stored and carried out when your app starts there${options.workflows ? ", or here with --workflows while none does" : " (or start the dashboard with --workflows to run them here)"}.`
+          ? `${requests} go to your app (${owner}), which carries them out.`
+          : `no app owns ${backend.dir} now: ${requests} are stored and carried out when your app starts there${options.workflows ? ", or here with --workflows while none does" : " (or start the dashboard with --workflows to run them here)"}.`
       }\n`,
     );
   }
@@ -111,4 +123,9 @@ export async function runDashboardCommand(
   await storage.close().catch(() => {});
   await schedules?.close().catch(() => {});
   return EXIT.ok;
+}
+
+/** "a, b and c" */
+function listed(items: readonly string[]): string {
+  return items.length < 2 ? (items[0] ?? "") : `${items.slice(0, -1).join(", ")} and ${items.at(-1)}`;
 }

@@ -23,6 +23,8 @@ export interface PageContext {
   now: number;
   /** Where a run's trace is shown, `{traceId}` replaced (see `DashboardOptions.traceUrl`). */
   traceUrl?: string;
+  /** Why an unfinished run does not go on now, when nothing carries it on (see `DashboardOptions.idleNote`). */
+  idleNote?: string;
 }
 
 export interface RunFilters {
@@ -182,7 +184,17 @@ export function renderRunPage(
     : html`<p class="hint">Read-only: start the dashboard with <code>--allow-actions</code> to cancel or retry runs.</p>`;
   const facts: [string, SafeHtml | string][] = [
     ["Workflow", run.workflowName],
-    ["Status", html`${statusBadge(run.status)}${active ? html` <span class="live-dot">live</span>` : ""}`],
+    [
+      "Status",
+      // Live only while something carries the run on; otherwise its stored status, and who will.
+      html`${statusBadge(run.status)}${
+        !active
+          ? ""
+          : context.idleNote
+            ? html` <span class="idle-note">stored status; ${context.idleNote}</span>`
+            : html` <span class="live-dot">live</span>`
+      }`,
+    ],
     ["Created", html`<span title="${run.createdAt}">${formatTime(run.createdAt)}</span>`],
     ["Updated", html`<span title="${run.updatedAt}">${formatTime(run.updatedAt)}</span>`],
     ["Duration", `${formatSpan(runSpan(run, context.now))}${active ? " so far" : ""}`],

@@ -106,6 +106,14 @@ export interface DashboardOptions {
    * @default 5000
    */
   scanLimit?: number;
+  /**
+   * Says why unfinished runs do not go on now, when nothing carries them on: `tsworkflow dashboard` on a
+   * file backend that no app owns answers "no app owns ./.tsworkflow now: your app carries the run on when
+   * it next starts there". The page of an unfinished run shows it beside the run's stored status, in place
+   * of the live dot (it still refreshes, and goes live when an app starts).
+   * @default none: unfinished runs are shown live
+   */
+  idleNote?: () => Promise<string | undefined>;
   /** @default Date.now */
   now?: () => number;
 }
@@ -266,7 +274,15 @@ export function createDashboard(options: DashboardOptions): Hono {
         404,
       );
     }
-    return c.html(renderRunPage(pageContext(c), run, await storage.getEvents(runId), isFragment(c)));
+    const idle = FINISHED_STATUSES.has(run.status) ? undefined : await options.idleNote?.();
+    return c.html(
+      renderRunPage(
+        { ...pageContext(c), ...optional("idleNote", idle) },
+        run,
+        await storage.getEvents(runId),
+        isFragment(c),
+      ),
+    );
   });
 
   app.get("/api/runs/:runId", async (c) => {

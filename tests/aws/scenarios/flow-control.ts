@@ -4,8 +4,8 @@ import { DynamoDBRateLimitStore } from "../../../lib/adapters/aws/dynamodb-rate-
 import { DynamoDBSlotStore } from "../../../lib/adapters/aws/dynamodb-slot-store.ts";
 import { createClient } from "../../../lib/aws/client.ts";
 import { createStepHandler } from "../../../lib/aws/lambda/handlers.ts";
-import { ConfigurationError } from "../../../lib/core/errors.ts";
-import { sleep } from "../../../lib/core/primitives.ts";
+import { ConfigurationError, FatalError } from "../../../lib/core/errors.ts";
+import { sleep, waitForEvent } from "../../../lib/core/primitives.ts";
 import { step } from "../../../lib/core/step.ts";
 import { workflow } from "../../../lib/core/workflow.ts";
 import { RunLimits } from "../../../lib/engine/run-limits.ts";
@@ -40,6 +40,29 @@ const syncAccount = workflow(
   },
   { concurrency: { limit: 1, key: (customer) => customer } },
 );
+
+/** Labels whose charge is declined once more (a FatalError: the run fails), and the charges that ran. */
+const declineNext = new Set<string>();
+const charged: string[] = [];
+const chargeOrder = step("aws_flow_charge_order", async (label: string) => {
+  charged.push(label);
+  if (declineNext.delete(label)) throw new FatalError(`card declined for ${label}`);
+  return `charged ${label}`;
+});
+/** One order at a time: each charges, then holds its slot until it gets the event "go". */
+const oneOrderAtATime = workflow(
+  "aws_flow_one_order_at_a_time",
+  async (label: string) => {
+    const receipt = await chargeOrder(label);
+    await mark("begin", "orders", label);
+    await waitForEvent("go");
+    await mark("end", "orders", label);
+    return receipt;
+  },
+  { concurrency: { limit: 1 } },
+);
+/** The same without a limit. */
+const unlimitedOrder = workflow("aws_flow_unlimited_order", async (label: string) => chargeOrder(label));
 
 /** Copies of the limited step running at once, counted by the step itself (a duplicate delivery counts too). */
 let callsAtOnce = 0;
@@ -142,7 +165,7 @@ function recordStepSends(sent: SentStep[]) {
 }
 
 export function describeFlowControl(emulatorsOf: () => Emulators): void {
-  describe("run concurrency on the AWS runtime (DynamoDBSlotStore)", () => {
+  describe("run concurrency on the AWS runtime (DynamoDBSlotStore), and retryRun of a limited run", () => {
     const stacks: Stack[] = [];
     afterAll(async () => {
       for (const stack of stacks) await stack.stop();
@@ -185,6 +208,83 @@ export function describeFlowControl(emulatorsOf: () => Emulators): void {
         });
       }
     }, 120_000);
+
+    it("puts a retried run of a limited workflow back in line, pending while another run holds the slot, from a client with or without the runLimits, then completes it; a run without limits goes on at once", async () => {
+      // Prepare: A and D fail and give their slot back; B takes it and holds it.
+      const emulators = emulatorsOf();
+      const table = { client: emulators.dynamo.client(), tableName: emulators.tableName };
+      const limits = () => new RunLimits({ slots: new DynamoDBSlotStore(table) });
+      const stack = deployStack(
+        emulators,
+        { workflows: [oneOrderAtATime, unlimitedOrder] },
+        { runLimits: limits },
+      );
+      stacks.push(stack);
+      const clients = { dynamodb: stack.clients.dynamodb, sqs: stack.clients.sqs };
+      const limited = createClient(stack.config, { clients, runLimits: limits() });
+      const plain = createClient(stack.config, { clients });
+      const start = async (label: string) =>
+        (await stack.invokeStart({ workflow: "aws_flow_one_order_at_a_time", args: [label] })).runId;
+      declineNext.add("retried-a").add("retried-d").add("unlimited");
+      const a = await start("retried-a");
+      await stack.waitForStatus(a, "failed", 60_000);
+      const d = await start("retried-d");
+      await stack.waitForStatus(d, "failed", 60_000);
+      const b = await start("holder-b");
+      await stack.waitForStatus(b, "suspended", 60_000);
+      const unlimited = (
+        await stack.invokeStart({ workflow: "aws_flow_unlimited_order", args: ["unlimited"] })
+      ).runId;
+      await stack.waitForStatus(unlimited, "failed", 60_000);
+
+      // Act
+      await limited.retryRun(a);
+      await plain.retryRun(d);
+      await plain.retryRun(unlimited);
+
+      // Assess: the run without limits goes on at once; A and D wait, their charges not run again.
+      expect((await stack.waitForStatus(unlimited, "completed", 60_000)).result).toBe("charged unlimited");
+      await new Promise((resolve) => setTimeout(resolve, 1_500));
+      expect((await limited.getRun(a))?.status).toBe("pending");
+      expect((await limited.getRun(d))?.status).toBe("pending");
+      expect(charged.filter((label) => label !== "unlimited")).toEqual([
+        "retried-a",
+        "retried-d",
+        "holder-b",
+      ]);
+      expect(
+        await new DynamoDBSlotStore(table).inspect("run:aws_flow_one_order_at_a_time:", Date.now()),
+      ).toEqual({
+        holding: [b],
+        waiting: [a, d],
+      });
+
+      // Act: B ends, A takes the slot; A ends, D takes it.
+      await limited.sendEvent(b, "go", null);
+      await stack.waitForStatus(a, "suspended", 60_000);
+      expect((await limited.getRun(d))?.status).toBe("pending");
+      await limited.sendEvent(a, "go", null);
+      await stack.waitForStatus(d, "suspended", 60_000);
+      await limited.sendEvent(d, "go", null);
+      const runs = await Promise.all([a, d].map((runId) => stack.waitForStatus(runId, "completed", 60_000)));
+
+      // Assess
+      expect(runs.map((run) => run.result)).toEqual(["charged retried-a", "charged retried-d"]);
+      expect(began.filter((label) => ["holder-b", "retried-a", "retried-d"].includes(label))).toEqual([
+        "holder-b",
+        "retried-a",
+        "retried-d",
+      ]);
+      expect(highest.get("orders")).toBe(1);
+      expect(
+        await new DynamoDBSlotStore(table).inspect("run:aws_flow_one_order_at_a_time:", Date.now()),
+      ).toEqual({
+        holding: [],
+        waiting: [],
+      });
+      await limited.close();
+      await plain.close();
+    }, 180_000);
   });
 
   describe("step concurrency and rate limits on the AWS runtime (DynamoDBSlotStore, DynamoDBRateLimitStore)", () => {

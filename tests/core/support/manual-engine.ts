@@ -4,6 +4,7 @@ import type {
   Clock,
   EventStore,
   QueueLimits,
+  RunLimits,
   StepLimits,
   StepTask,
   TaskQueue,
@@ -102,6 +103,7 @@ export function manualEngine(
     telemetry?: TelemetryFactory;
     queueLimits?: QueueLimits;
     stepLimits?: StepLimits;
+    runLimits?: RunLimits;
   } = {},
 ): ManualEngine {
   const store = options.store ?? new MemoryStorage();
@@ -117,6 +119,7 @@ export function manualEngine(
     ...(options.inlineSteps === undefined ? {} : { inlineSteps: options.inlineSteps }),
     ...(options.telemetry === undefined ? {} : { telemetry: options.telemetry }),
     ...(options.stepLimits === undefined ? {} : { stepLimits: options.stepLimits }),
+    ...(options.runLimits === undefined ? {} : { runLimits: options.runLimits }),
   });
   const runQueued = async () => {
     for (;;) {

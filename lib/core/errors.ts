@@ -555,3 +555,15 @@ export function describe(value: unknown): string {
 function shortened(text: string): string {
   return text.length <= 200 ? text : `${text.slice(0, 197)}...`;
 }
+
+/**
+ * The code a run lacks, named as `tsworkflow replay` names it: `workflow "x"`, `workflow "x" without a
+ * version` or `version "1" of workflow "x"`.
+ */
+export function missingCodeOf(error: WorkflowNotFoundError): string {
+  const name = error.workflowName;
+  if (!(error instanceof WorkflowVersionNotFoundError)) return `workflow "${name}"`;
+  return error.workflowVersion === undefined
+    ? `workflow "${name}" without a version`
+    : `version "${error.workflowVersion}" of workflow "${name}"`;
+}

@@ -7,11 +7,11 @@ import { LocalTimers } from "../adapters/in-process/local-timers.ts";
 import { MemoryScheduleStore } from "../adapters/memory/memory-schedule-store.ts";
 import {
   ConfigurationError,
+  missingCodeOf,
   RunNotFoundError,
   RuntimeClosedError,
   TimeoutError,
   WorkflowNotFoundError,
-  WorkflowVersionNotFoundError,
 } from "../core/errors.ts";
 import type { WorkflowEvent } from "../core/events.ts";
 import { getLogger } from "../core/logger.ts";
@@ -435,14 +435,7 @@ export class LocalRuntime implements Runtime {
         this.parked.set(name, runs);
       }
       runs.add(task.runId);
-      // Named as `tsworkflow replay` names it: the version missing, when the workflow has others.
-      const version = error instanceof WorkflowVersionNotFoundError ? error : undefined;
-      const what = !version
-        ? `workflow "${name}"`
-        : version.workflowVersion === undefined
-          ? `workflow "${name}" without a version`
-          : `version "${version.workflowVersion}" of workflow "${name}"`;
-      getLogger().warn(`run waits for ${what} to be registered in this process`, {
+      getLogger().warn(`run waits for ${missingCodeOf(error)} to be registered in this process`, {
         runId: task.runId,
       });
       return "drop";

@@ -1,5 +1,11 @@
 import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll } from "vitest";
+import { createRedisRuntime, type RedisRuntime } from "../../lib/runtimes/redis.ts";
+import { type RedisServer, startRedisServer } from "./redis-server.ts";
 
 const root = fileURLToPath(new URL("../..", import.meta.url));
 const fixtures = fileURLToPath(new URL("./fixtures/workflows.ts", import.meta.url));
@@ -28,6 +34,8 @@ export interface WorkerProcessOptions {
   workerId: string;
   /** Directory the fixture steps coordinate through. */
   testDir: string;
+  /** The workflows module it runs. @default fixtures/workflows.ts */
+  workflows?: string;
   stalledAfterMs?: number;
   drainTimeoutMs?: number;
   concurrency?: number;
@@ -42,7 +50,7 @@ export async function startWorkerProcess(options: WorkerProcessOptions): Promise
     "--redis",
     options.url,
     "--workflows",
-    fixtures,
+    options.workflows ?? fixtures,
     "--prefix",
     options.prefix,
     "--worker-id",
@@ -105,6 +113,55 @@ export async function startWorkerProcess(options: WorkerProcessOptions): Promise
       const result = await exited;
       clearTimeout(timer);
       return result;
+    },
+  };
+}
+
+/** What {@link useWorkerProcesses} gives a test file. */
+export interface WorkerProcesses {
+  /** A runtime on the same Redis and prefix that only starts and reads runs (the workers run them). */
+  readonly client: RedisRuntime;
+  /** Starts a worker child process, stopped after the file's tests. */
+  start(
+    workerId: string,
+    options?: Omit<WorkerProcessOptions, "url" | "prefix" | "workerId" | "testDir">,
+  ): Promise<WorkerProcess>;
+}
+
+/**
+ * For a test file whose runs go to worker child processes: a redis-server, a directory for the fixture steps
+ * and a client runtime before its tests; the client, the workers started and the server stopped after them.
+ */
+export function useWorkerProcesses(name: string): WorkerProcesses {
+  const prefix = `tsw-${name}-${process.pid}:`;
+  const workers: WorkerProcess[] = [];
+  let server: RedisServer | undefined;
+  let testDir: string | undefined;
+  let client: RedisRuntime | undefined;
+  beforeAll(async () => {
+    server = await startRedisServer();
+    testDir = mkdtempSync(join(tmpdir(), `tsw-redis-${name}-`));
+    client = createRedisRuntime({ url: server.url, prefix });
+  });
+  afterAll(async () => {
+    await client?.close();
+    await Promise.all(workers.map((worker) => worker.stop()));
+    await server?.stop();
+    if (testDir) rmSync(testDir, { recursive: true, force: true });
+  });
+  const ready = () => {
+    if (!server || !testDir || !client) throw new Error("useWorkerProcesses: used outside the file's tests");
+    return { url: server.url, testDir, client };
+  };
+  return {
+    get client() {
+      return ready().client;
+    },
+    async start(workerId, options = {}) {
+      const { url, testDir: dir } = ready();
+      const worker = await startWorkerProcess({ url, prefix, workerId, testDir: dir, ...options });
+      workers.push(worker);
+      return worker;
     },
   };
 }

@@ -1,8 +1,9 @@
 /**
  * Queue messages that are not valid tasks, activations of runs whose workflow this worker does not
  * know, and a run log edited by hand in Redis: on Redis (BullMQ jobs) and on SQS (the real Lambda
- * handlers behind the harness's event source mapping, over fauxqs). Each is dropped with an error log or
- * retried and then dead-lettered, and the worker keeps serving other runs.
+ * handlers behind the harness's event source mapping, over fauxqs). Each is dropped with an error log,
+ * retried and then dead-lettered, or (a run whose workflow this worker lacks) put back for code that has
+ * it, and the worker keeps serving other runs.
  */
 import { randomUUID } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
@@ -102,7 +103,7 @@ describe("bad jobs on Redis", () => {
     );
   });
 
-  it("retries the activation of a run whose workflow this worker lacks, and runs it once the workflow is registered", async () => {
+  it("puts back the activation of a run whose workflow this worker lacks, and runs it once the workflow is registered", async () => {
     // Prepare: a run of a workflow no module of this process has defined yet.
     const at = new Date().toISOString();
     const runId = `run_badmsg_${randomUUID().slice(0, 8)}`;
@@ -126,9 +127,9 @@ describe("bad jobs on Redis", () => {
     await runtime.storage.createRun({ run: record, startedEvent: started });
     // Act
     await runtime.queue.enqueueActivation({ runId, cause: { kind: "start" } });
-    await waitFor("the first failed attempt", () =>
+    await waitFor("the activation put back", () =>
       logged().find(
-        (line) => line.runId === runId && line.message.includes('No workflow named "badmsg_late"'),
+        (line) => line.runId === runId && line.message.includes('run waits for workflow "badmsg_late"'),
       ),
     );
     const other = await runtime.start(payout, [8]);
@@ -142,9 +143,13 @@ describe("bad jobs on Redis", () => {
     expect(run.status).toBe("completed");
     expect(run.workflowName).toBe(late.name);
     expect(run.result).toBe(6);
-    const retry = logged().find((line) => line.runId === runId);
-    expect(retry?.level).toBe("WARN");
-    expect(retry?.message).toMatch(/^job failed \(attempt 1\), will retry: No workflow named "badmsg_late"/);
+    // Put back, not failed: one warning, no failed attempt.
+    const lines = logged().filter((line) => line.runId === runId);
+    expect(lines).toHaveLength(1);
+    expect(lines[0]?.level).toBe("WARN");
+    expect(lines[0]?.message).toMatch(
+      /^run waits for workflow "badmsg_late", which this worker does not register: its activation is put back/,
+    );
   });
 
   it("fails the activations of a run whose log was edited by hand into an invalid event, and serves the others", async () => {

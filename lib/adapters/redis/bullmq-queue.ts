@@ -1,10 +1,11 @@
 import { hostname } from "node:os";
 import type { Job, JobsOptions, Queue } from "bullmq";
 import type { Redis } from "ioredis";
-import { ConfigurationError } from "../../core/errors.ts";
+import { ConfigurationError, WorkflowNotFoundError } from "../../core/errors.ts";
 import { getLogger } from "../../core/logger.ts";
 import { isFromOutside } from "../../ports/inbox.ts";
 import type { ActivationTask, RunLease, StepTask, TaskQueue } from "../../ports/task-queue.ts";
+import { AwaitingCode } from "./awaiting-code.ts";
 import { closeRedis, mapRedisError, openRedis, type RedisConnection } from "./connection.ts";
 import { bullmq } from "./redis-packages.ts";
 import { type HeldLock, RunLocks } from "./run-lock.ts";
@@ -123,6 +124,8 @@ export const stepJobId = (task: Pick<StepTask, "runId" | "stepId" | "attempt">) 
  *   a job that finds the lock held goes back to the delayed set for a few tens of milliseconds.
  * - A step task's job id is `(runId, stepId, attempt)`, so a re-sent step that is still queued or running
  *   is not queued twice.
+ * - An activation of a run whose workflow, or whose version of it, this worker does not register goes back to
+ *   the delayed set for a worker that has that code (see {@link AwaitingCode}), never failed.
  * @example
  * import { BullMQQueue } from "tsworkflow/redis";
  * const queue = new BullMQQueue({ redis: "redis://127.0.0.1:6379" });
@@ -259,6 +262,7 @@ export class BullMQQueue implements TaskQueue {
     const workerId = options.workerId ?? defaultWorkerId();
     const stalledAfterMs = options.stalledAfterMs ?? 30_000;
     const locks = new RunLocks(this.connection.client, this.prefix, options.runLockMs ?? 30_000);
+    const awaitingCode = new AwaitingCode(workerId);
     const logger = getLogger();
     // Workers block on their connections, so each gets its own, with BullMQ's required settings.
     const clients: Redis[] = [];
@@ -349,6 +353,10 @@ export class BullMQQueue implements TaskQueue {
             { ...job.data, redelivered: job.data.redelivered === true || isRedelivery(job) },
             lease,
           );
+        } catch (error) {
+          if (!(error instanceof WorkflowNotFoundError)) throw error;
+          await job.moveToDelayed(Date.now() + awaitingCode.putBack(job, error), token);
+          throw new bullmq.DelayedError();
         } finally {
           await lease.end();
         }

@@ -10,8 +10,9 @@ import {
   type RunQuery,
   type RunRecord,
 } from "./ports/event-store.ts";
-import type { Runtime, StartOptions, WaitOptions } from "./ports/runtime.ts";
+import type { GetRunOptions, Runtime, StartOptions, WaitOptions } from "./ports/runtime.ts";
 import { LocalRuntime } from "./runtimes/embedded.ts";
+import { lastOfChain, waitAlongChain } from "./runtimes/follow-continuations.ts";
 import type { ScheduleDefinition } from "./schedules/schedule.ts";
 import type { ScheduleInfo } from "./schedules/scheduler.ts";
 
@@ -147,16 +148,6 @@ export async function start<W extends AnyWorkflow>(
   return (await runtime.start(workflow, args, options)).runId;
 }
 
-/** Options of {@link getRun}. */
-export interface GetRunOptions {
-  /**
-   * For a run that ended with `continueAsNew()`: return the last run of its chain instead (the one that
-   * carries on, or the one that ended it).
-   * @default false
-   */
-  followContinuations?: boolean;
-}
-
 /**
  * The run's document: `{ runId, workflowName, status, input, result?, error?, createdAt, updatedAt }`, and
  * `continuedFrom` / `continuedAs` along a `continueAsNew()` chain.
@@ -170,15 +161,9 @@ export interface GetRunOptions {
 export async function getRun(runId: string, options: GetRunOptions = {}): Promise<RunRecord> {
   assertRunId(runId);
   const runtime = await getRuntime();
-  let run = await runtime.getRun(runId);
+  const run = await runtime.getRun(runId);
   if (!run) throw new RunNotFoundError(runId);
-  while (options.followContinuations && run.continuedAs) {
-    const next: RunRecord | undefined = await runtime.getRun(run.continuedAs);
-    // Not created yet (the moment after the commit): the chain ends here for now.
-    if (!next) break;
-    run = next;
-  }
-  return run;
+  return options.followContinuations ? lastOfChain(run, (id) => runtime.getRun(id)) : run;
 }
 
 /**
@@ -196,29 +181,7 @@ export async function waitForRun(
 ): Promise<RunRecord> {
   assertRunId(runId);
   const runtime = await getRuntime();
-  const deadline = options.timeoutMs === undefined ? undefined : Date.now() + options.timeoutMs;
-  const remaining = () => (deadline === undefined ? {} : { timeoutMs: Math.max(0, deadline - Date.now()) });
-  let run = await runtime.waitForRun(runId, remaining());
-  while (options.followContinuations && run.continuedAs) {
-    run = await waitForContinuation(runtime, run.continuedAs, remaining);
-  }
-  return run;
-}
-
-/** The next run of a chain is created just after the commit that ended the previous one: wait for it too. */
-async function waitForContinuation(
-  runtime: Runtime,
-  runId: string,
-  remaining: () => WaitOptions,
-): Promise<RunRecord> {
-  for (;;) {
-    try {
-      return await runtime.waitForRun(runId, remaining());
-    } catch (error) {
-      if (!(error instanceof RunNotFoundError) || remaining().timeoutMs === 0) throw error;
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
-  }
+  return waitAlongChain((id, wait) => runtime.waitForRun(id, wait), runId, options);
 }
 
 /** The run's event log, in order. @throws RunNotFoundError for an unknown id */

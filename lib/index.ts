@@ -4,7 +4,7 @@
  * Redis, BullMQ or hono code. The engine and its ports, for backend authors, are in `tsworkflow/engine`.
  */
 
-export type { ConfigureOptions, GetRunOptions } from "./api.ts";
+export type { ConfigureOptions } from "./api.ts";
 export {
   cancelRun,
   configure,
@@ -105,7 +105,7 @@ export type {
 } from "./core/workflow.ts";
 export { workflow } from "./core/workflow.ts";
 export type { EventStore, RunPage, RunQuery, RunRecord, RunStatus } from "./ports/event-store.ts";
-export type { Runtime, StartOptions, StartResult, WaitOptions } from "./ports/runtime.ts";
+export type { GetRunOptions, Runtime, StartOptions, StartResult, WaitOptions } from "./ports/runtime.ts";
 export type { ScheduleFailure, ScheduleInfo } from "./schedules/scheduler.ts";
 export type { SignWebhookOptions } from "./webhooks/handle-webhook.ts";
 export { signWebhook } from "./webhooks/handle-webhook.ts";

@@ -27,6 +27,16 @@ export interface WaitOptions {
   timeoutMs?: number;
 }
 
+/** Options of `getRun()`, and of `waitForRun()` beside {@link WaitOptions}. */
+export interface GetRunOptions {
+  /**
+   * For a run that ended with `continueAsNew()`: return the last run of its chain instead (the one that
+   * carries on, or the one that ended it).
+   * @default false
+   */
+  followContinuations?: boolean;
+}
+
 /** What the top-level API (`start`, `getRun`, …) talks to: the embedded, Redis or AWS runtime. */
 export interface Runtime {
   start(workflow: AnyWorkflow | string, args: unknown[], options?: StartOptions): Promise<StartResult>;

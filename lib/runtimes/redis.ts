@@ -21,9 +21,10 @@ import type { TelemetryFactory } from "../observability/engine-telemetry.ts";
 import { openTelemetry } from "../observability/telemetry.ts";
 import { type Clock, systemClock } from "../ports/clock.ts";
 import { FINISHED_STATUSES, type RunRecord } from "../ports/event-store.ts";
-import type { Runtime, WaitOptions } from "../ports/runtime.ts";
+import type { GetRunOptions, Runtime, WaitOptions } from "../ports/runtime.ts";
 import type { ScheduleDefinition } from "../schedules/schedule.ts";
 import { type ScheduleInfo, Scheduler } from "../schedules/scheduler.ts";
+import { lastOfChain, waitAlongChain } from "./follow-continuations.ts";
 import { type RedisSweepOptions, startSweeper, sweepSettings, sweepStaleRuns } from "./redis-sweeper.ts";
 
 /** Options of {@link createRedisRuntime}. */
@@ -94,7 +95,7 @@ export interface RedisRuntimeOptions {
 }
 
 /** Options of {@link RedisRuntime.waitForRun}. */
-export interface WaitForRunOptions extends WaitOptions {
+export interface WaitForRunOptions extends WaitOptions, GetRunOptions {
   /** How often to read the run document. @default 50 */
   pollMs?: number;
 }
@@ -110,7 +111,22 @@ export interface RedisRuntime extends Runtime {
   readonly timers: BullMQTimers;
   readonly workerId: string;
   /**
-   * Polls until the run is completed, failed or cancelled, and returns it (any process may run it).
+   * The run's document (undefined for an unknown id); with `followContinuations`, the last run of its
+   * `continueAsNew()` chain, as the top-level `getRun` returns it.
+   * @example
+   * import { createRedisRuntime } from "tsworkflow/redis";
+   * const runtime = createRedisRuntime({ url: "redis://127.0.0.1:6379" });
+   * const latest = await runtime.getRun("run_0mdx2k4a1b_9f3c2e7a1d5b", { followContinuations: true });
+   */
+  getRun(runId: string, options?: GetRunOptions): Promise<RunRecord | undefined>;
+  /**
+   * Polls until the run is completed, failed, cancelled or continued as new, and returns it (any process may
+   * run it); with `followContinuations`, waits along its `continueAsNew()` chain until its last run finishes
+   * otherwise (`timeoutMs` covers the whole chain).
+   * @example
+   * import { createRedisRuntime } from "tsworkflow/redis";
+   * const runtime = createRedisRuntime({ url: "redis://127.0.0.1:6379" });
+   * const run = await runtime.waitForRun("run_0mdx2k4a1b_9f3c2e7a1d5b", { followContinuations: true });
    * @throws RunNotFoundError when there is no such run
    * @throws TimeoutError when it is still unfinished after `timeoutMs` (default: no limit)
    */
@@ -275,6 +291,23 @@ export function createRedisRuntime(options: RedisRuntimeOptions): RedisRuntime {
     return worker;
   };
 
+  const readRun = async (runId: string) => linkedRun(await storage.getRun(runId));
+  /** Polls one run's document until it has finished. */
+  const pollRun = async (runId: string, { timeoutMs, pollMs = 50 }: WaitForRunOptions) => {
+    const deadline = timeoutMs === undefined ? Number.POSITIVE_INFINITY : Date.now() + timeoutMs;
+    for (;;) {
+      const run = await storage.getRun(runId);
+      if (!run) throw new RunNotFoundError(runId);
+      if (FINISHED_STATUSES.has(run.status)) return withChainLinks(run);
+      if (Date.now() >= deadline) {
+        throw new TimeoutError(
+          `Run ${runId} is still ${run.status} after ${timeoutMs} ms. Check that a worker is running on this Redis and prefix (tsworkflow worker), or wait longer.`,
+        );
+      }
+      await new Promise((resolve) => setTimeout(resolve, pollMs));
+    }
+  };
+
   const runtime: RedisRuntime = {
     engine,
     storage,
@@ -282,27 +315,18 @@ export function createRedisRuntime(options: RedisRuntimeOptions): RedisRuntime {
     timers,
     workerId,
     start: (workflow, args, startOptions) => unlessClosed(() => engine.start(workflow, args, startOptions)),
-    getRun: async (runId) => linkedRun(await storage.getRun(runId)),
+    async getRun(runId, { followContinuations }: GetRunOptions = {}) {
+      const run = await readRun(runId);
+      return run && followContinuations ? lastOfChain(run, readRun) : run;
+    },
     getEvents: (runId) => storage.getEvents(runId),
     cancelRun: (runId, reason) => unlessClosed(() => engine.cancelRun(runId, reason)),
     retryRun: (runId) => unlessClosed(() => retryRun(engine, runId)),
     sendEvent: (runId, eventName, payload, options) =>
       unlessClosed(() => engine.sendEvent(runId, eventName, payload, options)),
     listRuns: async (query) => linkedPage(await storage.listRuns(query)),
-    async waitForRun(runId, { timeoutMs, pollMs = 50 }: WaitForRunOptions = {}) {
-      const deadline = timeoutMs === undefined ? Number.POSITIVE_INFINITY : Date.now() + timeoutMs;
-      for (;;) {
-        const run = await storage.getRun(runId);
-        if (!run) throw new RunNotFoundError(runId);
-        if (FINISHED_STATUSES.has(run.status)) return withChainLinks(run);
-        if (Date.now() >= deadline) {
-          throw new TimeoutError(
-            `Run ${runId} is still ${run.status} after ${timeoutMs} ms. Check that a worker is running on this Redis and prefix (tsworkflow worker), or wait longer.`,
-          );
-        }
-        await new Promise((resolve) => setTimeout(resolve, pollMs));
-      }
-    },
+    waitForRun: (runId, options = {}) =>
+      waitAlongChain((id, wait) => pollRun(id, { ...options, ...wait }), runId, options),
     startWorker: () => unlessClosed(startWorker),
     sweep: (sweepOptions) => sweepStaleRuns(sweepTarget, { ...sweep, ...sweepOptions }),
     listSchedules: async () => (await schedules()).listSchedules(),

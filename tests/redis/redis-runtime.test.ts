@@ -1,6 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { RuntimeClosedError, StorageClosedError } from "../../lib/core/errors.ts";
+import { RuntimeClosedError, StorageClosedError, TimeoutError } from "../../lib/core/errors.ts";
 import type { EventOf } from "../../lib/core/events.ts";
+import { waitForEvent } from "../../lib/core/primitives.ts";
+import { continueAsNew } from "../../lib/core/versioning.ts";
+import { workflow } from "../../lib/core/workflow.ts";
+import { continuationRunIdOf } from "../../lib/engine/continuation.ts";
 import { createRedisRuntime, type RedisRuntime } from "../../lib/runtimes/redis.ts";
 import { sequential } from "./fixtures/workflows.ts";
 import { type RedisServer, startRedisServer } from "./redis-server.ts";
@@ -17,6 +21,11 @@ afterAll(async () => {
   for (const runtime of open) await runtime.close();
   await server?.stop();
 });
+
+/** Continues as new up to generation `last`, which waits for the event "go" and returns it. */
+const generations = workflow("redis_generations", async (generation: number, last: number) =>
+  generation < last ? continueAsNew(generation + 1, last) : `gen ${generation}: ${await waitForEvent("go")}`,
+);
 
 function runtimes(count: number): RedisRuntime[] {
   const prefix = `tsw-rt-${process.pid}-${++prefixes}:`;
@@ -86,6 +95,33 @@ describe("createRedisRuntime", () => {
     expect((await runtime.listRuns({ workflowName: "redis_sequential" })).runs.map((r) => r.runId)).toEqual([
       runId,
     ]);
+  });
+
+  it("follows a continueAsNew chain to its last run in getRun and waitForRun when asked, within one timeout", async () => {
+    // Prepare: a chain of three runs whose last one waits for an event.
+    const [runtime] = runtimes(1) as [RedisRuntime];
+    await runtime.startWorker();
+    const { runId } = await runtime.start(generations, [1, 3]);
+    const lastId = continuationRunIdOf(continuationRunIdOf(runId));
+    // Act
+    const stillWaiting = await runtime
+      .waitForRun(runId, { followContinuations: true, timeoutMs: 1_000 })
+      .catch((error: unknown) => error);
+    const waiting = await runtime.getRun(runId, { followContinuations: true });
+    await runtime.sendEvent(runId, "go", "went");
+    const last = await runtime.waitForRun(runId, { followContinuations: true, timeoutMs: 10_000 });
+    const first = await runtime.waitForRun(runId, { timeoutMs: 10_000 });
+    // Assess
+    expect(stillWaiting).toBeInstanceOf(TimeoutError);
+    expect((stillWaiting as TimeoutError).message).toMatch(
+      new RegExp(`^Run ${lastId} is still suspended after \\d+ ms`),
+    );
+    expect(waiting).toMatchObject({ runId: lastId, status: "suspended" });
+    expect(last).toMatchObject({ runId: lastId, status: "completed", result: "gen 3: went" });
+    expect(await runtime.getRun(runId, { followContinuations: true })).toEqual(last);
+    expect(first).toMatchObject({ runId, status: "continued", continuedAs: continuationRunIdOf(runId) });
+    expect(await runtime.getRun(runId)).toEqual(first);
+    expect(await runtime.getRun("run_missing", { followContinuations: true })).toBeUndefined();
   });
 
   it("refuses start, sendEvent, cancelRun, retryRun and startWorker after close with RuntimeClosedError, reads with StorageClosedError, and another runtime finds the runs", async () => {

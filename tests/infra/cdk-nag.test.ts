@@ -83,6 +83,8 @@ describe("cdk-nag AwsSolutions on the examples app", () => {
         ...roles.map((role) => `TsWorkflowExamples/Workflows/${role}Role AwsSolutions-IAM5[${objects}]`),
         `TsWorkflowExamples/Workflows/SweeperRole AwsSolutions-IAM5[Resource::<${id(stack.workflows.table)}.Arn>/index/*]`,
         "TsWorkflowExamples/Workflows/ReaperRole AwsSolutions-IAM5[Resource::*]",
+        // On nodejs24.x, the runtime the handlers are tested on (tests/infra/runtime.test.ts).
+        ...roles.map((role) => `TsWorkflowExamples/Workflows/${role}Function AwsSolutions-L1`),
         "TsWorkflowExamples/Workflows/PayloadBucket AwsSolutions-S1",
         "TsWorkflowExamples/Workflows/TimerDeadLetterQueue AwsSolutions-SQS3",
       ].sort(),

@@ -9,7 +9,7 @@ export const BUNDLING: Readonly<nodejs.BundlingOptions> = {
   // Never Docker: the esbuild in node_modules bundles (the constructor checks that it is installed).
   forceDockerBundling: false,
   format: nodejs.OutputFormat.ESM,
-  target: "node24",
+  // No `target`: NodejsFunction derives it from the function's runtime (`node24` on nodejs24.x).
   mainFields: ["module", "main"],
   // The Lambda runtime ships the AWS SDK v3: smaller bundles, faster cold starts.
   externalModules: ["@aws-sdk/*"],

@@ -8,6 +8,7 @@ import {
 import type { Construct } from "constructs";
 import { BUNDLING } from "./bundling.ts";
 import type { DurableWorkflowsProps, Settings } from "./props.ts";
+import { acknowledgeTestedRuntime } from "./runtime.ts";
 
 /** The alias every event source, schedule and caller uses: each deploy publishes a version and moves it. */
 export const LIVE_ALIAS = "live";
@@ -42,11 +43,11 @@ export function createFunction(
       resources: [logGroup.logGroupArn],
     }),
   );
-  return new nodejs.NodejsFunction(scope, `${name}Function`, {
+  const fn = new nodejs.NodejsFunction(scope, `${name}Function`, {
     entry: settings.entry,
     handler,
     description: options.description,
-    runtime: lambda.Runtime.NODEJS_24_X,
+    runtime: settings.runtime,
     architecture: lambda.Architecture.ARM_64,
     memorySize: options.memorySize,
     timeout: options.timeout,
@@ -56,6 +57,8 @@ export function createFunction(
     bundling: BUNDLING,
     ...(settings.tracing ? { tracing: lambda.Tracing.ACTIVE } : {}),
   });
+  acknowledgeTestedRuntime(fn, settings.runtime);
+  return fn;
 }
 
 /** The function's `live` alias, on the version this deploy published. */

@@ -1,6 +1,7 @@
 import { existsSync, statSync } from "node:fs";
 import {
   Duration,
+  type aws_lambda as lambda,
   aws_logs as logs,
   Names,
   RemovalPolicy,
@@ -11,6 +12,7 @@ import {
 import type { Construct } from "constructs";
 import { ConfigurationError } from "../lib/core/errors.ts";
 import { assertLocalEsbuild } from "./bundling.ts";
+import { checkRuntime, TESTED_RUNTIME } from "./runtime.ts";
 
 /** The export names the construct looks for in `entry`, unless overridden. */
 export const DEFAULT_HANDLER_NAMES = {
@@ -66,6 +68,16 @@ export interface DurableWorkflowsProps {
    * @default { workflow: "workflowHandler", step: "stepHandler", start: "startHandler", webhook: "webhookHandler", sweeper: "sweeperHandler", reaper: "reaperHandler" }
    */
   readonly handlerNames?: HandlerNames;
+  /**
+   * The Lambda runtime of every function of the kit: a Node.js runtime, `nodejs20.x` or later. The bundle
+   * targets its Node.js version. On the default, the one tsworkflow's handlers are built and tested for,
+   * the construct acknowledges cdk-nag's AwsSolutions-L1 ("latest runtime"), which a newer aws-cdk-lib
+   * raises as soon as it knows a newer Node.js; any other runtime is checked by cdk-nag as usual.
+   * @default lambda.Runtime.NODEJS_24_X
+   * @example
+   * new DurableWorkflows(this, "Workflows", { entry: "src/workflows-lambda.ts", runtime: lambda.Runtime.NODEJS_26_X });
+   */
+  readonly runtime?: lambda.Runtime;
   /**
    * Memory of every function of the kit but the step function, in MiB (128 to 10240): the workflow,
    * start, sweeper and reaper functions, and the webhook function with `webhooks`. Replay is light: the
@@ -220,6 +232,7 @@ export interface DurableWorkflowsProps {
 export interface Settings {
   entry: string;
   handlerNames: Required<HandlerNames>;
+  runtime: lambda.Runtime;
   memorySize: number;
   stepMemorySize: number;
   workflowTimeout: Duration;
@@ -269,6 +282,8 @@ export function resolveProps(scope: Construct, props: DurableWorkflowsProps): Se
     if (!IDENTIFIER.test(name))
       fail(`handlerNames.${kind} must be the name of an export of the entry; it is ${show(name)}.`);
   }
+
+  const runtime = checkRuntime(props.runtime ?? TESTED_RUNTIME, fail);
 
   const integer = (name: string, value: number | undefined, fallback: number, min: number, max: number) => {
     if (value === undefined) return fallback;
@@ -354,6 +369,7 @@ export function resolveProps(scope: Construct, props: DurableWorkflowsProps): Se
   return {
     entry: props.entry,
     handlerNames,
+    runtime,
     memorySize,
     stepMemorySize,
     workflowTimeout,

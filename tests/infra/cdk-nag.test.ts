@@ -6,7 +6,8 @@ import type { IConstruct } from "constructs";
 import { beforeAll, describe, expect, it } from "vitest";
 import { DurableWorkflows } from "../../infra/durable-workflows.ts";
 import { createExamplesApp, EXAMPLES_ENTRY, type TsWorkflowExamplesStack } from "../../infra/stack.ts";
-import { testApp, testOutdir } from "./helpers.ts";
+import { MyStack } from "../fixtures/deploy-docs/infra/my-stack.ts";
+import { newerNodeRuntime, testApp, testOutdir } from "./helpers.ts";
 
 /**
  * cdk-nag 3 runs as a CDK validation plugin (`Validations.of(app).addPlugins(new AwsSolutionsChecks(app))`,
@@ -83,6 +84,8 @@ describe("cdk-nag AwsSolutions on the examples app", () => {
         ...roles.map((role) => `TsWorkflowExamples/Workflows/${role}Role AwsSolutions-IAM5[${objects}]`),
         `TsWorkflowExamples/Workflows/SweeperRole AwsSolutions-IAM5[Resource::<${id(stack.workflows.table)}.Arn>/index/*]`,
         "TsWorkflowExamples/Workflows/ReaperRole AwsSolutions-IAM5[Resource::*]",
+        // On nodejs24.x, the runtime the handlers are tested on (tests/infra/runtime.test.ts).
+        ...roles.map((role) => `TsWorkflowExamples/Workflows/${role}Function AwsSolutions-L1`),
         "TsWorkflowExamples/Workflows/PayloadBucket AwsSolutions-S1",
         "TsWorkflowExamples/Workflows/TimerDeadLetterQueue AwsSolutions-SQS3",
       ].sort(),
@@ -136,5 +139,38 @@ describe("cdk-nag AwsSolutions on the examples app", () => {
       "AwsSolutions-SQS4",
     ]);
     expect(() => unsafe.app.synth()).toThrow(/AwsSolutions-SQS3/);
+  });
+});
+
+describe("docs/deploy.md's stack (The construct in your app)", () => {
+  const appRoot = join(import.meta.dirname, "../fixtures/deploy-docs");
+  const files = ["src/onboarding.ts", "src/workflows-lambda.ts", "infra/my-stack.ts"];
+
+  it.each(files)("shows %s as it is, so the stack checked here is the one a reader copies", (file) => {
+    // Act
+    const docs = readFileSync(join(import.meta.dirname, "../../docs/deploy.md"), "utf8");
+    // Assess
+    expect(docs).toContain(`\`\`\`ts\n${readFileSync(join(appRoot, file), "utf8")}\`\`\``);
+  });
+
+  it("synthesizes with cdk-nag's AwsSolutions as its cdk-nag section registers it, with no finding, on an aws-cdk-lib that knows a newer Node.js than 24", () => {
+    // Prepare: the stack names its entry relative to the app's root, where `cdk synth` runs.
+    const newer = newerNodeRuntime();
+    const cwd = process.cwd();
+    try {
+      const app = testApp();
+      process.chdir(appRoot);
+      new MyStack(app, "MyStack", {});
+      process.chdir(cwd);
+      Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
+      // Act
+      const report = new AwsSolutionsChecks().validateScope(app);
+      // Assess
+      expect(report.violations.map((violation) => violation.ruleName)).toEqual([]);
+      expect(() => app.synth()).not.toThrow();
+    } finally {
+      process.chdir(cwd);
+      newer.restore();
+    }
   });
 });

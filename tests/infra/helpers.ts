@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { App, type aws_iam as iam, type Stack } from "aws-cdk-lib";
+import { App, type aws_iam as iam, aws_lambda as lambda, type Stack } from "aws-cdk-lib";
 import type { Template } from "aws-cdk-lib/assertions";
 
 /** The test file's synth output (an app without `outdir` leaves a `cdk.out*` in /tmp). */
@@ -35,6 +35,33 @@ export function testApp(
       ...options.context,
     },
   });
+}
+
+/** The major version of a Node.js runtime (`nodejs24.x` → 24), 0 for another runtime. */
+export function nodeMajor(runtime: lambda.Runtime): number {
+  return Number(/^nodejs(\d+)/.exec(runtime.name)?.[1] ?? 0);
+}
+
+/**
+ * A Node.js runtime newer than nodejs24.x in `lambda.Runtime.ALL`, where cdk-nag's AwsSolutions-L1 looks for
+ * the newest: the installed aws-cdk-lib's newest if it knows one (2.278 has nodejs26.x), or else `nodejs26.x`
+ * declared as such an aws-cdk-lib declares it, until `restore()` takes it back out (the files of
+ * tests/infra share a process).
+ */
+export function newerNodeRuntime(): { runtime: lambda.Runtime; restore: () => void } {
+  const newest = lambda.Runtime.ALL.filter(
+    (runtime) => runtime.family === lambda.RuntimeFamily.NODEJS,
+  ).reduce((a, b) => (nodeMajor(b) > nodeMajor(a) ? b : a));
+  if (nodeMajor(newest) > 24) return { runtime: newest, restore: () => {} };
+  const declared = new lambda.Runtime("nodejs26.x", lambda.RuntimeFamily.NODEJS, {
+    supportsInlineCode: true,
+  });
+  return {
+    runtime: declared,
+    restore: () => {
+      lambda.Runtime.ALL.splice(lambda.Runtime.ALL.indexOf(declared), 1);
+    },
+  };
 }
 
 export interface PolicyStatement {

@@ -169,6 +169,10 @@ describe("the tarball", () => {
     expect(peersOf("./testing")).toEqual([]);
     expect(peersOf("./redis")).toEqual(["bullmq", "ioredis"]);
     expect(peersOf("./aws")?.every((name) => name.startsWith("@aws-sdk/"))).toBe(true);
+    // docs/deploy.md lists them for a CDK app that type-checks libraries (`skipLibCheck: false`).
+    const deployDocs = readFileSync(join(root, "docs", "deploy.md"), "utf8");
+    const listed = /with `skipLibCheck: false`[\s\S]*?install `([^`]+)`/.exec(deployDocs)?.[1];
+    expect(listed?.split(" ").sort()).toEqual(peersOf("./aws"));
     expect(peersOf("./cli")).toEqual(["hono"]);
     expect(peersOf("./cdk")).toEqual(["aws-cdk-lib", "constructs"]);
   });

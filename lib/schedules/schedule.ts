@@ -4,7 +4,7 @@ import { ConfigurationError, describe } from "../core/errors.ts";
 import { assertName } from "../core/names.ts";
 import { checkOptionNames, durationOption } from "../core/options.ts";
 import { toJson } from "../core/serialization.ts";
-import { type AnyWorkflow, validateWorkflowInput } from "../core/workflow.ts";
+import { type AnyWorkflow, validateWorkflowInput, type WorkflowArgs } from "../core/workflow.ts";
 import type { ScheduleDeclaration } from "../ports/schedule-store.ts";
 
 /** What a tick does while the run of the previous tick is still going. */
@@ -13,8 +13,6 @@ export type OverlapPolicy = "skip" | "buffer-one" | "allow";
 export type CatchupPolicy = "none" | "last" | "all";
 
 interface CommonScheduleOptions {
-  /** Arguments of each run. @default [] */
-  args?: unknown[];
   /** @default "skip": a tick while the previous run is still going starts nothing */
   overlap?: OverlapPolicy;
   /** @default "none": ticks missed while nothing ran are dropped */
@@ -31,8 +29,26 @@ interface CommonScheduleOptions {
   paused?: boolean;
 }
 
-/** When a schedule ticks: a cron expression in a timezone, or a fixed interval. */
-export type ScheduleOptions = CommonScheduleOptions &
+/**
+ * `args`, typed from the workflow's parameters as `start()` types them: required when the workflow takes
+ * arguments, optional (default `[]`) when it takes none or only optional ones.
+ */
+type ScheduleArgs<Args extends unknown[]> = [] extends Args
+  ? {
+      /** Arguments of each run. @default [] */
+      args?: Args;
+    }
+  : {
+      /** Arguments of each run, as `start(workflow, args)` takes them. */
+      args: Args;
+    };
+
+/**
+ * When a schedule ticks (a cron expression in a timezone, or a fixed interval), and what its runs get.
+ * `Args` are the workflow's parameters (`WorkflowArgs<typeof workflow>`); `schedule()` infers them.
+ */
+export type ScheduleOptions<Args extends unknown[] = unknown[]> = CommonScheduleOptions &
+  ScheduleArgs<Args> &
   (
     | {
         /** Cron expression (5 or 6 fields, parsed by croner), e.g. "0 9 * * MON-FRI". */
@@ -80,15 +96,19 @@ const declared = new WeakSet<object>();
 
 /**
  * Declares a schedule: `workflow` starts at every tick, each tick's run keyed
- * `schedule:<name>:<tick ISO>` so that a tick starts at most one run. Every option is checked here, and
- * `args` against the workflow's `input` schema as `start()` checks them, so that a mistake fails at once
- * and not at a tick.
+ * `schedule:<name>:<tick ISO>` so that a tick starts at most one run. `args` are typed from the workflow's
+ * parameters, as `start()`'s are. Every option is checked here, and `args` against the workflow's `input`
+ * schema as `start()` checks them, so that a mistake fails at once and not at a tick.
  * @example
  * import { schedule } from "tsworkflow/engine";
  * export const daily = schedule("daily-report", report, { cron: "0 9 * * MON-FRI", timezone: "Europe/Paris" });
  * @throws ConfigurationError naming the option at fault, its value and what it may be
  */
-export function schedule(name: string, workflow: AnyWorkflow, options: ScheduleOptions): ScheduleDefinition {
+export function schedule<W extends AnyWorkflow>(
+  name: string,
+  workflow: W,
+  options: ScheduleOptions<WorkflowArgs<W>>,
+): ScheduleDefinition {
   assertName("schedule name", name);
   if (typeof workflow?.name !== "string")
     throw new ConfigurationError(

@@ -2,15 +2,16 @@ import { describe, expect, it } from "vitest";
 import { z } from "zod";
 import { ConfigurationError } from "../../lib/core/errors.ts";
 import { Registry } from "../../lib/core/registry.ts";
-import { workflow } from "../../lib/core/workflow.ts";
+import { type WorkflowArgs, workflow } from "../../lib/core/workflow.ts";
 import { type ScheduleOptions, schedule } from "../../lib/schedules/index.ts";
 
 /** `schedule()` refuses a mistake at once, naming the option, its value and what it may be. */
 
 const registry = new Registry();
-const { doubled, anything } = registry.define(() => ({
+const { doubled, anything, repeated } = registry.define(() => ({
   doubled: workflow("so_doubled", async (n: number) => n * 2, { input: z.number().positive() }),
   anything: workflow("so_anything", async (value?: unknown) => String(value)),
+  repeated: workflow("so_repeated", async (times: number, text: string) => text.repeat(times)),
 }));
 
 /** The message of the ConfigurationError `declare` throws. */
@@ -25,7 +26,7 @@ function refusal(declare: () => unknown): string {
 }
 
 describe("schedule() options", () => {
-  const cases: [string, ScheduleOptions, string[]][] = [
+  const cases: [string, ScheduleOptions<WorkflowArgs<typeof anything>>, string[]][] = [
     [
       "a timezone that is no IANA name",
       { cron: "* * * * * *", timezone: "Mars/Olympus" },
@@ -106,6 +107,24 @@ describe("schedule() options", () => {
     expect(message).toContain(
       'The input of workflow "so_anything" is not JSON-serializable: value[0] is a function',
     );
+  });
+
+  it("types args from the workflow's parameters, as start() does: wrong or missing args do not compile", () => {
+    // Prepare: no input schema, so only the compiler can catch these (the `@ts-expect-error` lines fail tsc
+    // when it does not).
+    // Act
+    // @ts-expect-error the workflow takes (times: number, text: string)
+    const swapped = schedule("so-swapped", repeated, { every: "1h", args: ["x", 3] });
+    // @ts-expect-error the workflow takes two arguments: args may not be left out
+    const missing = schedule("so-missing", repeated, { every: "1h" });
+    const typed = schedule("so-repeated", repeated, { every: "1h", args: [3, "x"] });
+    // A workflow whose parameters are all optional needs no args.
+    const bare = schedule("so-bare", anything, { every: "1h" });
+    // Assess: without a schema the run-time check lets wrong args through; the types are what stops them.
+    expect(swapped.options.args).toEqual(["x", 3]);
+    expect(missing.options.args).toBeUndefined();
+    expect(typed.options.args).toEqual([3, "x"]);
+    expect(bare.options.args).toBeUndefined();
   });
 
   it("accepts what croner and the workflow accept", () => {

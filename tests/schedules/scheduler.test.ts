@@ -7,12 +7,13 @@ import { FileScheduleStore } from "../../lib/adapters/file/file-schedule-store.t
 import { MemoryScheduleStore } from "../../lib/adapters/memory/memory-schedule-store.ts";
 import { WorkflowInputError } from "../../lib/core/errors.ts";
 import { getLogger } from "../../lib/core/logger.ts";
+import type { AnyWorkflow } from "../../lib/core/workflow.ts";
 import type { RunRecord } from "../../lib/ports/event-store.ts";
 import type { Runtime } from "../../lib/ports/runtime.ts";
 import type { ScheduleStore } from "../../lib/ports/schedule-store.ts";
 import { type ScheduleDefinition, Scheduler, schedule } from "../../lib/schedules/index.ts";
 
-const report = { name: "report", options: {} } as never;
+const report = { name: "report", options: {} } as unknown as AnyWorkflow;
 
 /**
  * Records the starts (deduplicated by idempotency key, as every runtime does) and lets runs finish on demand;
@@ -203,7 +204,7 @@ describe("schedule management", () => {
 });
 
 describe("a schedule whose run cannot start", () => {
-  const flaky = { name: "flaky", options: {} } as never;
+  const flaky = { name: "flaky", options: {} } as unknown as AnyWorkflow;
   afterEach(() => {
     vi.restoreAllMocks();
     vi.useRealTimers();
@@ -224,7 +225,7 @@ describe("a schedule whose run cannot start", () => {
       store: new MemoryScheduleStore(),
       schedules: [
         schedule("healthy", report, { every: "1m", overlap: "allow" }),
-        schedule(other, { name: other, options: {} } as never, { every: "1m" }),
+        schedule(other, { name: other, options: {} } as unknown as AnyWorkflow, { every: "1m" }),
       ],
       clock,
     });

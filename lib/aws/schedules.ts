@@ -14,7 +14,7 @@ import { optional } from "../core/optional.ts";
 import { FINISHED_STATUSES } from "../ports/event-store.ts";
 import type { ScheduleDeclaration } from "../ports/schedule-store.ts";
 import { type AwsRuntime, clientSettings } from "../runtimes/aws.ts";
-import { declarationOf, type ScheduleDefinition, tickKey } from "../schedules/schedule.ts";
+import { declarationOf, type ScheduleDefinition, tickKey, triggerKey } from "../schedules/schedule.ts";
 import { failureOf, type ScheduleFailure, startFailed } from "../schedules/start-failure.ts";
 
 /** A tick message, as EventBridge Scheduler puts it on the step queue. */
@@ -321,8 +321,7 @@ export function scheduleControl(options: ScheduleControlOptions) {
     },
     async triggerSchedule(name: string): Promise<{ runId: string }> {
       const state = await stateOf(name);
-      const key = `schedule:${name}:manual:${new Date(options.now()).toISOString()}`;
-      const runId = await options.start(state.workflow, state.args, key);
+      const runId = await options.start(state.workflow, state.args, triggerKey(name, options.now()));
       await store.update(name, { lastRunId: runId });
       return { runId };
     },

@@ -4,6 +4,7 @@ import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { optional } from "../core/optional.ts";
 import { clean, formatSpan, formatTime, renderTable } from "../inspect/format.ts";
 import type { ScheduleDeclaration, ScheduleState, ScheduleStore } from "../ports/schedule-store.ts";
+import { triggerKey } from "../schedules/schedule.ts";
 import { nextFireTimes, storedFireTimes } from "../schedules/scheduler.ts";
 import type { Backend } from "./backend.ts";
 import { dynamoDBClient, loadAwsMode, loadRedisMode } from "./backend-modules.ts";
@@ -219,9 +220,11 @@ export async function changeScheduleCommand(
     );
   }
   if (action === "trigger") {
-    await store.put({ ...state, triggerRequestedAt: io.now() });
+    // One time for both: the runtime keys the run by the stored time, which the message must name.
+    const requestedAt = io.now();
+    await store.put({ ...state, triggerRequestedAt: requestedAt });
     io.out(
-      `Trigger of schedule ${io.style.bold(name)} stored: the runtime that fires it starts a run within a minute (key schedule:${name}:manual:${new Date(io.now()).toISOString()}).\n`,
+      `Trigger of schedule ${io.style.bold(name)} stored: the runtime that fires it starts a run within a minute (key ${triggerKey(name, requestedAt)}).\n`,
     );
   } else if (action === "delete") {
     await store.delete(name);

@@ -254,3 +254,8 @@ export function declarationOf(definition: ScheduleDefinition): ScheduleDeclarati
 export function tickKey(name: string, tick: number): string {
   return `schedule:${name}:${new Date(tick).toISOString()}`;
 }
+
+/** The idempotency key of the run of a trigger made at `at` (epoch ms), outside the ticks. */
+export function triggerKey(name: string, at: number): string {
+  return `schedule:${name}:manual:${new Date(at).toISOString()}`;
+}

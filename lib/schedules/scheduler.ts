@@ -10,7 +10,7 @@ import type {
   ScheduleState,
   ScheduleStore,
 } from "../ports/schedule-store.ts";
-import { declarationOf, type ScheduleDefinition, ticker, tickKey } from "./schedule.ts";
+import { declarationOf, type ScheduleDefinition, ticker, tickKey, triggerKey } from "./schedule.ts";
 import { failureOf, type ScheduleFailure, sentence, startFailed } from "./start-failure.ts";
 
 export type { ScheduleFailure } from "./start-failure.ts";
@@ -170,9 +170,8 @@ export class Scheduler {
 
   async #startManual(name: string, at: number): Promise<string> {
     const definition = this.#schedules.get(name) as ScheduleDefinition;
-    const key = `schedule:${name}:manual:${new Date(at).toISOString()}`;
     const { runId } = await this.#runtime.start(definition.workflow, definition.options.args ?? [], {
-      idempotencyKey: key,
+      idempotencyKey: triggerKey(name, at),
     });
     return runId;
   }

@@ -2,13 +2,15 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
 import { FileScheduleStore } from "../../lib/adapters/file/file-schedule-store.ts";
 import { FileStorage } from "../../lib/adapters/file/file-storage.ts";
 import { serveDashboard } from "../../lib/cli/dashboard/server.ts";
+import { main } from "../../lib/cli/main.ts";
 import { configureLogging } from "../../lib/core/logger.ts";
 import { step } from "../../lib/core/step.ts";
 import { workflow } from "../../lib/core/workflow.ts";
+import { createStyle } from "../../lib/inspect/format.ts";
 import { LocalRuntime } from "../../lib/runtimes/embedded.ts";
 import { createRedisRuntime } from "../../lib/runtimes/redis.ts";
 import { schedule } from "../../lib/schedules/schedule.ts";
@@ -88,6 +90,32 @@ describe("tsworkflow schedules", () => {
       { paused: boolean }
     >;
     expect(stored["nightly-tally"]?.paused).toBe(false);
+  });
+
+  it("prints the key of the run a trigger starts, however the clock moves while the trigger is stored", async () => {
+    // Prepare: a CLI clock that moves on 1 ms at each reading, as a real one does across the store's fsync.
+    const triggerDir = mkdtempSync(join(tmpdir(), "tsw-cli-schedules-trigger-"));
+    onTestFinished(() => rmSync(triggerDir, { recursive: true, force: true }));
+    const app = new LocalRuntime({ storage: new FileStorage({ dir: triggerDir }), schedules: declared() });
+    await app.ready;
+    await app.close();
+    let time = Date.now();
+    const out: string[] = [];
+    const style = createStyle({}, { NO_COLOR: "1" });
+    const context = { out: (text: string) => out.push(text), err: () => {}, style, errStyle: style, env: {} };
+    // Act
+    const code = await main(["schedules", "trigger", "quarter-hour", "--dir", triggerDir], {
+      ...context,
+      now: () => time++,
+    });
+    const again = new LocalRuntime({ storage: new FileStorage({ dir: triggerDir }), schedules: declared() });
+    await again.ready;
+    const [run] = (await again.listRuns({ workflowName: "cli_sched_nightly" })).runs;
+    await again.close();
+    // Assess
+    expect(code).toBe(0);
+    expect(run?.idempotencyKey).toMatch(/^schedule:quarter-hour:manual:/);
+    expect(out.join("")).toContain(`(key ${run?.idempotencyKey}).`);
   });
 
   it("lists every schedule when one's stored timezone is invalid or its cron expression matches no date, and says why a schedule's last start failed, on the CLI and the dashboard", async () => {

@@ -15,7 +15,7 @@ import { FINISHED_STATUSES } from "../ports/event-store.ts";
 import type { ScheduleDeclaration } from "../ports/schedule-store.ts";
 import { type AwsRuntime, clientSettings } from "../runtimes/aws.ts";
 import { declarationOf, type ScheduleDefinition, tickKey, triggerKey } from "../schedules/schedule.ts";
-import { failureOf, type ScheduleFailure, startFailed } from "../schedules/start-failure.ts";
+import { dateOf, failureOf, type ScheduleFailure, startFailed } from "../schedules/start-failure.ts";
 
 /** A tick message, as EventBridge Scheduler puts it on the step queue. */
 export type TickMessage = Extract<QueueMessage, { kind: "tick" }>;
@@ -191,7 +191,9 @@ export function awsSchedules(
           definition.options.args ?? [],
           { idempotencyKey: tickKey(definition.name, tick) },
         );
-        await store.update(definition.name, { lastRunId: runId, lastTick: Math.max(state.lastTick, tick) }, [
+        // The latest of the ticks that started a run: a held tick may start after a later one's message.
+        const lastFiredTick = Math.max(state.lastFiredTick ?? tick, tick);
+        await store.update(definition.name, { lastRunId: runId, lastFiredTick }, [
           ...held(state, tick),
           "lastError",
         ]);
@@ -267,8 +269,9 @@ export interface AwsScheduleInfo {
   name: string;
   workflow: string;
   paused: boolean;
-  /** The last tick that started a run (or when the schedule was created). */
-  lastTick: Date;
+  /** The last tick that started a run; absent until one has (a tick skipped or given up is not one). */
+  lastTick?: Date;
+  /** The run started last, by a tick or by `triggerSchedule`. */
   lastRunId?: string;
   /** Why the last tick that could not start its run failed, until a later tick starts one. */
   lastError?: ScheduleFailure;
@@ -304,7 +307,7 @@ export function scheduleControl(options: ScheduleControlOptions) {
         name: state.name,
         workflow: state.workflow,
         paused: state.paused,
-        lastTick: new Date(state.lastTick),
+        ...optional("lastTick", dateOf(state.lastFiredTick)),
         ...optional("lastRunId", state.lastRunId),
         ...optional("lastError", state.lastError && failureOf(state.lastError)),
       }));

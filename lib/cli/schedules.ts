@@ -5,7 +5,8 @@ import { optional } from "../core/optional.ts";
 import { clean, formatSpan, formatTime, renderTable } from "../inspect/format.ts";
 import type { ScheduleDeclaration, ScheduleState, ScheduleStore } from "../ports/schedule-store.ts";
 import { triggerKey } from "../schedules/schedule.ts";
-import { nextFireTimes, storedFireTimes } from "../schedules/scheduler.ts";
+import { storedFireTimes } from "../schedules/scheduler.ts";
+import { dateOf, failureOf } from "../schedules/start-failure.ts";
 import type { Backend } from "./backend.ts";
 import { dynamoDBClient, loadAwsMode, loadRedisMode } from "./backend-modules.ts";
 import { ActionNotAvailableError, BackendUnavailableError, EXIT, UsageError } from "./errors.ts";
@@ -119,21 +120,21 @@ export function scheduleWhen(declaration: ScheduleDeclaration | undefined): stri
 }
 
 /**
- * The last tick a schedule handled, or undefined before its first: `lastTick` starts as the time the
- * schedule was created (or resumed), which is no tick of it.
+ * A schedule's state as `schedules list --json` gives it: its times as ISO strings, as `listSchedules()` gives
+ * them as Dates; `lastTick` is the last tick that started a run (absent until one has), not the state's
+ * internal `lastTick`, after which ticks are due.
  */
-function lastTickFired(state: ScheduleState): number | undefined {
-  const declaration = state.declaration;
-  // Without fire times to compare with (an AWS `every` counts from a creation time the state lacks).
-  if (!declaration || declaration.everyFrom === "creation")
-    return state.lastRunId === undefined ? undefined : state.lastTick;
-  try {
-    return nextFireTimes(declaration, state.lastTick - 1, 1)[0]?.getTime() === state.lastTick
-      ? state.lastTick
-      : undefined;
-  } catch {
-    return undefined; // a stored declaration that gives no fire times (listed below the table)
-  }
+function scheduleJson(state: ScheduleState, nextFireTimes: Date[], problem: string | undefined) {
+  const { lastTick: _dueAfter, lastFiredTick, bufferedTick, triggerRequestedAt, lastError, ...rest } = state;
+  return {
+    ...rest,
+    ...optional("lastTick", dateOf(lastFiredTick)),
+    ...optional("bufferedTick", dateOf(bufferedTick)),
+    ...optional("triggerRequestedAt", dateOf(triggerRequestedAt)),
+    ...optional("lastError", lastError && failureOf(lastError)),
+    nextFireTimes,
+    ...optional("problem", problem),
+  };
 }
 
 /**
@@ -150,11 +151,7 @@ export async function listSchedulesCommand(
     .sort((a, b) => a.name.localeCompare(b.name))
     .map((state) => ({ state, ...storedFireTimes(state, now, 3) }));
   if (options.json) {
-    const json = entries.map(({ state, times, problem }) => ({
-      ...state,
-      nextFireTimes: times,
-      ...optional("problem", problem),
-    }));
+    const json = entries.map(({ state, times, problem }) => scheduleJson(state, times, problem));
     io.out(`${JSON.stringify(json, null, 2)}\n`);
     return EXIT.ok;
   }
@@ -176,7 +173,7 @@ export async function listSchedulesCommand(
         : state.lastError
           ? io.style.red(state.lastError.retryAt === undefined ? "failing" : "retrying")
           : io.style.green("active"),
-      lastTickFired(state) === undefined ? "-" : formatTime(state.lastTick),
+      state.lastFiredTick === undefined ? "-" : formatTime(state.lastFiredTick),
       state.lastRunId ?? "-",
       times.map((time) => formatTime(time.getTime())).join(", ") || "-",
     ];

@@ -2,8 +2,14 @@
 export interface ScheduleState {
   name: string;
   paused: boolean;
-  /** Epoch ms of the last tick handled (fired, skipped or dropped): ticks after it are still due. */
+  /**
+   * Epoch ms after which ticks are still due: the last tick handled (fired, skipped, dropped or given up), or
+   * when the schedule was created or resumed. Not always a tick: what listings call the last tick is
+   * `lastFiredTick`.
+   */
   lastTick: number;
+  /** Epoch ms of the last tick that started a run (`lastTick` of `listSchedules`); absent until one has. */
+  lastFiredTick?: number;
   /** The run started by the last fired tick, to apply the overlap policy. */
   lastRunId?: string;
   /** A tick held back by `overlap: "buffer-one"` until the previous run finishes. */

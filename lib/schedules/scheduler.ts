@@ -11,7 +11,7 @@ import type {
   ScheduleStore,
 } from "../ports/schedule-store.ts";
 import { declarationOf, type ScheduleDefinition, ticker, tickKey, triggerKey } from "./schedule.ts";
-import { failureOf, type ScheduleFailure, sentence, startFailed } from "./start-failure.ts";
+import { dateOf, failureOf, type ScheduleFailure, sentence, startFailed } from "./start-failure.ts";
 
 export type { ScheduleFailure } from "./start-failure.ts";
 
@@ -38,7 +38,9 @@ export interface ScheduleInfo {
   name: string;
   workflow: string;
   paused: boolean;
-  lastTick: Date;
+  /** The last tick that started a run; absent until one has (a tick skipped or given up is not one). */
+  lastTick?: Date;
+  /** The run started last, by a tick or by `triggerSchedule`. */
   lastRunId?: string;
   /** The next (up to) 5 fire times. */
   nextFireTimes: Date[];
@@ -141,7 +143,7 @@ export class Scheduler {
           name: state.name,
           workflow: definition.workflow.name,
           paused: state.paused,
-          lastTick: new Date(state.lastTick),
+          ...optional("lastTick", dateOf(state.lastFiredTick)),
           ...optional("lastRunId", state.lastRunId),
           nextFireTimes: state.paused ? [] : nextFireTimes,
           ...optional("lastError", state.lastError && failureOf(state.lastError)),
@@ -284,7 +286,7 @@ export class Scheduler {
       let waiting = false;
       const handled = await attempt(buffered, async () => {
         waiting = await this.#previousRunning(next);
-        if (!waiting) next.lastRunId = await this.#fire(definition, buffered);
+        if (!waiting) await this.#fire(definition, buffered, next);
       });
       if (!handled) return next;
       if (!waiting) delete next.bufferedTick;
@@ -307,7 +309,7 @@ export class Scheduler {
       } else {
         const handled = await attempt(tick, async () => {
           if (overlap === "allow" || !(await this.#previousRunning(next)))
-            next.lastRunId = await this.#fire(definition, tick);
+            await this.#fire(definition, tick, next);
           else if (overlap === "buffer-one" && next.bufferedTick === undefined) next.bufferedTick = tick;
           else this.#onSkip(name, tick, "the previous run is still going");
         });
@@ -338,11 +340,13 @@ export class Scheduler {
     return run !== undefined && !FINISHED_STATUSES.has(run.status);
   }
 
-  async #fire(definition: ScheduleDefinition, tick: number): Promise<string> {
+  /** Starts the run of `tick`, and records it in `state`. */
+  async #fire(definition: ScheduleDefinition, tick: number, state: ScheduleState): Promise<void> {
     const { runId } = await this.#runtime.start(definition.workflow, definition.options.args ?? [], {
       idempotencyKey: tickKey(definition.name, tick),
     });
-    return runId;
+    state.lastRunId = runId;
+    state.lastFiredTick = tick;
   }
 }
 

@@ -96,10 +96,15 @@ export interface ScheduleFailure {
 export function failureOf(error: ScheduleError): ScheduleFailure {
   return {
     at: new Date(error.at),
-    ...optional("tick", error.tick === undefined ? undefined : new Date(error.tick)),
+    ...optional("tick", dateOf(error.tick)),
     name: error.name,
     ...optional("code", error.code),
     message: error.message,
-    ...optional("retryAt", error.retryAt === undefined ? undefined : new Date(error.retryAt)),
+    ...optional("retryAt", dateOf(error.retryAt)),
   };
+}
+
+/** A stored time (epoch ms) as listings give it, a `Date`; undefined stays undefined. */
+export function dateOf(time: number | undefined): Date | undefined {
+  return time === undefined ? undefined : new Date(time);
 }

@@ -688,11 +688,14 @@ describe("a tick whose run cannot start", () => {
       message: storedError?.message,
     });
     expect(listedRecovered).not.toHaveProperty("lastError");
+    // The last tick that started a run: none while the first was given up, then the second.
+    expect(listedFailing).not.toHaveProperty("lastTick");
+    expect(listedRecovered?.lastTick).toEqual(new Date(first + 60 * MINUTE));
     expect(await runKeys(stack, "schedules_report")).toEqual(
       [tickKey("h-conflict", first), tickKey("h-conflict", first + 60 * MINUTE)].sort(),
     );
     expect(recovered?.lastError).toBeUndefined();
-    expect(recovered?.lastTick).toBe(first + 60 * MINUTE);
+    expect(recovered?.lastFiredTick).toBe(first + 60 * MINUTE);
     expect(stack.stepMapping.stats.failedRecords).toBe(0);
   });
 

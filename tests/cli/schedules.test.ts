@@ -118,6 +118,52 @@ describe("tsworkflow schedules", () => {
     expect(out.join("")).toContain(`(key ${run?.idempotencyKey}).`);
   });
 
+  it("shows the last tick that started a run, - before one has, and gives it in --json as an ISO string like every time there", async () => {
+    // Prepare: one schedule stored on a tick time that no tick has fired since, one whose 00:04 tick started a
+    // run and whose 00:05 tick was skipped (the previous run still going).
+    const stateDir = mkdtempSync(join(tmpdir(), "tsw-cli-schedules-last-"));
+    onTestFinished(() => rmSync(stateDir, { recursive: true, force: true }));
+    const store = new FileScheduleStore(join(stateDir, "schedules.json"));
+    const at = (minute: number) => Date.parse(`2027-01-01T00:0${minute}:00Z`);
+    const declaration = { workflow: "cli_sched_nightly", everyMs: 60_000 };
+    await store.put({ name: "stored", paused: false, lastTick: at(0), declaration });
+    await store.put({
+      name: "fired",
+      paused: false,
+      lastTick: at(5),
+      lastFiredTick: at(4),
+      lastRunId: "run_00000000000000000000000001",
+      triggerRequestedAt: at(6),
+      declaration,
+      lastError: { at: at(5), tick: at(5), name: "Error", message: "connect ECONNREFUSED", retryAt: at(6) },
+    });
+    // Act
+    const listed = await runCli(["schedules", "list", "--dir", stateDir]);
+    const json = JSON.parse(
+      (await runCli(["schedules", "list", "--json", "--dir", stateDir])).stdout,
+    ) as Record<string, unknown>[];
+    // Assess
+    expect(listed.stdout).toMatch(/stored\s+cli_sched_nightly\s+every 1m\s+active\s+-\s+-\s+\d{4}-/);
+    expect(listed.stdout).toMatch(
+      /fired\s+cli_sched_nightly\s+every 1m\s+retrying\s+2027-01-01 00:04:00Z\s+run_0+1\s/,
+    );
+    const [fired, stored] = json;
+    expect(stored).toMatchObject({ name: "stored", paused: false });
+    expect(stored).not.toHaveProperty("lastTick");
+    expect(fired).toMatchObject({
+      name: "fired",
+      lastTick: "2027-01-01T00:04:00.000Z",
+      lastRunId: "run_00000000000000000000000001",
+      triggerRequestedAt: "2027-01-01T00:06:00.000Z",
+      lastError: {
+        at: "2027-01-01T00:05:00.000Z",
+        tick: "2027-01-01T00:05:00.000Z",
+        retryAt: "2027-01-01T00:06:00.000Z",
+      },
+    });
+    expect(fired).not.toHaveProperty("lastFiredTick");
+  });
+
   it("lists every schedule when one's stored timezone is invalid or its cron expression matches no date, and says why a schedule's last start failed, on the CLI and the dashboard", async () => {
     // Prepare: schedule state as an older version stored it (a timezone, a cron matching no date: unchecked then) beside a schedule
     // whose last tick could not start.
@@ -161,7 +207,7 @@ describe("tsworkflow schedules", () => {
       const json = await runCli(["schedules", "list", "--json", "--dir", stateDir]);
       // Assess
       expect(listed.code).toBe(0);
-      expect(listed.stdout).toMatch(/healthy\s+cli_sched_nightly\s+every 1m\s+active\s+\S+ \S+\s+-\s+\d{4}-/);
+      expect(listed.stdout).toMatch(/healthy\s+cli_sched_nightly\s+every 1m\s+active\s+-\s+-\s+\d{4}-/);
       expect(listed.stdout).toMatch(
         /mars-time\s+cli_sched_nightly\s+\* \* \* \* \* \* \(Mars\/Olympus\)\s+active/,
       );

@@ -66,6 +66,8 @@ describe("schedules on Redis", () => {
     const ticks = keys
       .map((key) => Date.parse(String(key).slice("schedule:rsched-every-second:".length)))
       .sort();
+    // The last tick that started a run, as a Date.
+    expect(listed[0]?.lastTick).toEqual(new Date(ticks.at(-1) as number));
     for (let index = 1; index < ticks.length; index += 1)
       expect((ticks[index] as number) - (ticks[index - 1] as number)).toBe(1000);
   });
@@ -88,6 +90,8 @@ describe("schedules on Redis", () => {
     const afterDelete = await worker.listSchedules();
     // Assess
     expect(resumed[0]).toMatchObject({ name: "rsched-yearly", paused: false });
+    // No tick has started a run: no last tick (not the time the schedule was stored or resumed).
+    expect(resumed[0]).not.toHaveProperty("lastTick");
     expect(resumed[0]?.nextFireTimes[0]?.toISOString()).toMatch(/-01-01T00:00:00.000Z$/);
     expect(run).toMatchObject({ status: "completed", result: "manual" });
     expect(run.idempotencyKey).toMatch(/^schedule:rsched-yearly:manual:/);

@@ -184,8 +184,8 @@ describe("a schedule whose tick cannot start, on the embedded runtime", () => {
     const keys = (await tickKeys(storage)).map((key) => key.slice("schedule:".length));
     await env.close();
     // Assess
+    expect(failed.find((entry) => entry.name === "rs-taken")).not.toHaveProperty("lastTick");
     expect(failed.find((entry) => entry.name === "rs-taken")).toMatchObject({
-      lastTick: new Date(FROM + 60_000),
       lastError: {
         tick: new Date(FROM + 60_000),
         name: "IdempotencyConflictError",
@@ -194,6 +194,9 @@ describe("a schedule whose tick cannot start, on the embedded runtime", () => {
     });
     expect(failed.find((entry) => entry.name === "rs-taken")?.lastError?.retryAt).toBeUndefined();
     expect(recovered.find((entry) => entry.name === "rs-taken")?.lastError).toBeUndefined();
+    expect(recovered.find((entry) => entry.name === "rs-taken")?.lastTick).toEqual(
+      new Date(FROM + 3 * 60_000),
+    );
     expect(keys).toEqual([
       "rs-healthy:2027-01-01T00:01:00.000Z",
       "rs-healthy:2027-01-01T00:02:00.000Z",
@@ -202,6 +205,30 @@ describe("a schedule whose tick cannot start, on the embedded runtime", () => {
       "rs-taken:2027-01-01T00:02:00.000Z",
       "rs-taken:2027-01-01T00:03:00.000Z",
     ]);
+  });
+});
+
+describe("lastTick of listSchedules", () => {
+  it("is absent until a tick starts a run, then is that tick, kept across a pause and a resume", async () => {
+    // Prepare: the schedule is stored at FROM, itself a tick time, which is no tick that fired.
+    const env = await createTestEnvironment({
+      storage: new MemoryStorage(),
+      startAt: FROM,
+      schedules: [schedule("rs-hourly", report, { every: "1h", args: ["h"], overlap: "allow" })],
+    });
+    // Act
+    const stored = await env.runtime.listSchedules();
+    await env.skip("1h");
+    const fired = await env.runtime.listSchedules();
+    await env.runtime.pauseSchedule("rs-hourly");
+    await env.skip("2h");
+    await env.runtime.resumeSchedule("rs-hourly");
+    const resumed = await env.runtime.listSchedules();
+    await env.close();
+    // Assess
+    expect(stored[0]).not.toHaveProperty("lastTick");
+    expect(fired[0]?.lastTick).toEqual(new Date(FROM + 3_600_000));
+    expect(resumed[0]?.lastTick).toEqual(new Date(FROM + 3_600_000));
   });
 });
 

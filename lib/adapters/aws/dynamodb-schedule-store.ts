@@ -172,6 +172,7 @@ function stateOf(item: Record<string, unknown>): AwsScheduleState {
     args: JSON.parse(item.args as string) as unknown[],
     fingerprint: item.fingerprint as string,
     ...(item.lastRunId === undefined ? {} : { lastRunId: item.lastRunId as string }),
+    ...(item.lastFiredTick === undefined ? {} : { lastFiredTick: Number(item.lastFiredTick) }),
     ...(item.bufferedTick === undefined ? {} : { bufferedTick: Number(item.bufferedTick) }),
     ...(item.lastError === undefined ? {} : { lastError: item.lastError as ScheduleError }),
     ...(item.declaration === undefined

@@ -12,7 +12,7 @@ import type { CreateTableCommandInput, DynamoDBClient } from "@aws-sdk/client-dy
  * | log segment | `RUN#<runId>` | `SEG#<k, 6 digits>` | events `(k - 1) * 100 + 1` to the end of the commit that took the log past `k * 100`, in one compressed stream (`z`; see `log-segment.ts`) |
  * | step outcome | `RUN#<runId>` | `OUT#<stepId>#<attempt, 6 digits>` | result or serialized error of one attempt (`refs` when in S3) |
  * | idempotency key | `IDEM#<key>` | `IDEM` | `runId` of the run that holds the key |
- * | schedule state | `SCHEDULES` | `SCHEDULE#<name>` | `paused`, `lastTick`, `lastRunId`, `bufferedTick`, workflow, args, request fingerprint (see `awsSchedules`) |
+ * | schedule state | `SCHEDULES` | `SCHEDULE#<name>` | `paused`, `lastTick` (its creation), `lastFiredTick`, `lastRunId`, `bufferedTick`, workflow, args, request fingerprint (see `awsSchedules`) |
  * | declared schedules | `SCHEDULES` | `DECLARED` | `hash` of the declarations the last reconcile applied |
  *
  * Listing: `gsi1` (`gsi1pk = STATUS#<status>#<shard>`, `running` for a pending run) and `gsi2` (`gsi2pk = WF#<workflowName>#<shard>`),

@@ -30,7 +30,8 @@ export interface ConfigureOptions {
   concurrency?: number;
   /**
    * Schedules the embedded runtime fires (see `schedule()` in `tsworkflow/engine`); their state is kept in
-   * `<dir>/schedules.json`. For Redis, give `createRedisRuntime({ schedules })` as `runtime`.
+   * `<dir>/schedules.json`. Only for the embedded runtime: beside `redis` or `runtime`, `configure()` throws
+   * (on Redis the workers fire the schedules their module exports; a runtime has its own `schedules` option).
    * @default none
    */
   schedules?: ScheduleDefinition[];
@@ -48,8 +49,10 @@ let onConfigureIgnored: (() => void) | undefined;
  * import { configure } from "tsworkflow";
  * import { MemoryStorage } from "tsworkflow/local";
  * configure({ storage: new MemoryStorage() });
+ * @throws ConfigurationError for `schedules` beside `redis` or `runtime`, which would not fire them
  */
 export function configure(options: ConfigureOptions = {}): void {
+  refuseIgnoredSchedules(options);
   if (onConfigureIgnored) {
     onConfigureIgnored();
     return;
@@ -82,6 +85,22 @@ export function configure(options: ConfigureOptions = {}): void {
       current = runtime;
       return runtime;
     });
+}
+
+/**
+ * Schedules beside `redis` or `runtime` would be dropped without a word (and the error come later, from
+ * `listSchedules()`): say at once where they go instead.
+ */
+function refuseIgnoredSchedules({ schedules, redis, runtime }: ConfigureOptions): void {
+  if (!schedules?.length) return;
+  if (redis)
+    throw new ConfigurationError(
+      "configure({ redis, schedules }): on Redis the workers fire the schedules, not the process that calls configure(). Export them from the workflows module that `tsworkflow worker --workflows` loads (or give them to createRedisRuntime({ url, schedules }) in a process that calls startWorker()) and leave schedules out here. To list, pause, resume or trigger them from this process, configure({ runtime: createRedisRuntime({ url, schedules }) }) with the workers' schedules.",
+    );
+  if (runtime)
+    throw new ConfigurationError(
+      "configure({ runtime, schedules }): a runtime fires the schedules it was made with. Give them to it (new LocalRuntime({ schedules }), createRedisRuntime({ url, schedules })) and leave schedules out here.",
+    );
 }
 
 /**

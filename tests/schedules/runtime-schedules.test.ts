@@ -266,6 +266,42 @@ describe("managing the schedules of the embedded runtime", () => {
   });
 });
 
+describe("configure() with schedules", () => {
+  it("refuses them beside redis or a runtime at once, saying where they go, and keeps the runtime it had", async () => {
+    // Prepare
+    const runtime = new LocalRuntime({
+      storage: new MemoryStorage(),
+      schedules: [schedule("rs-kept", report, { cron: "0 0 1 1 *", args: ["k"] })],
+    });
+    configure({ runtime });
+    const dropped = [schedule("rs-dropped", report, { every: "1h", args: ["d"] })];
+    try {
+      // Act
+      const besideRedis = refusal(() => configure({ redis: "redis://127.0.0.1:6379", schedules: dropped }));
+      const besideRuntime = refusal(() => configure({ runtime, schedules: dropped }));
+      const listed = await listSchedules();
+      // Assess
+      expect(besideRedis).toMatchObject({ name: "ConfigurationError", code: "CONFIGURATION" });
+      expect(besideRedis.message).toContain("on Redis the workers fire the schedules");
+      expect(besideRedis.message).toContain("Export them from the workflows module that `tsworkflow worker");
+      expect(besideRuntime.message).toContain("a runtime fires the schedules it was made with");
+      expect(listed.map((entry) => entry.name)).toEqual(["rs-kept"]);
+    } finally {
+      await shutdown();
+    }
+  });
+});
+
+/** The error `act` throws. */
+function refusal(act: () => void): Error & { code?: string } {
+  try {
+    act();
+  } catch (error) {
+    return error as Error;
+  }
+  throw new Error("configure() accepted it");
+}
+
 describe("examples/scheduled-report.ts", () => {
   it("reports every weekday at 9:00 Paris time, skipping weekends", async () => {
     // Prepare: Monday 2027-03-01, midnight in Paris.

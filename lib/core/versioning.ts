@@ -55,7 +55,8 @@ export function deprecatePatch(patchId: string): void {
  * run ends `continued` with `workflow_continued_as_new`; the new one has `continuedFrom`, the old one
  * `continuedAs`, and both keep the tags. `getRun`/`waitForRun(runId, { followContinuations: true })` follow
  * the chain; cancelling any run of the chain cancels its live end. Nothing after the call runs (like a
- * `return`): `return continueAsNew(...)` reads best.
+ * `return`): `return continueAsNew(...)` reads best. Not even the steps of a `finally` around it: a step,
+ * sleep, child run or wait called after it is not recorded and never settles (do the cleanup before).
  * @example
  * import { continueAsNew, sleep, step, workflow } from "tsworkflow";
  * const charge = step("charge", async (customer: string, month: number) => `${customer} paid month ${month}`);

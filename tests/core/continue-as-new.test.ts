@@ -6,12 +6,13 @@ import {
   runChild,
   shutdown,
   step,
+  type WorkflowEvent,
   waitForEvent,
   waitForRun,
   workflow,
 } from "tsworkflow";
 import { LocalRuntime, MemoryStorage } from "tsworkflow/local";
-import { createTestEnvironment } from "tsworkflow/testing";
+import { createTestEnvironment, replayHistory } from "tsworkflow/testing";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { subscription } from "../../examples/subscription.ts";
 
@@ -41,6 +42,22 @@ const poller = workflow("can_poller", async (generation: number) => {
 const pollerParent = workflow("can_poller_parent", async () => {
   const inner = workflow("can_counter", async (n: number) => (n < 3 ? continueAsNew(n + 1) : n));
   return runChild(inner, [0]);
+});
+
+const cleanups: string[] = [];
+const cleanup = step("can_cleanup", async (label: string) => {
+  cleanups.push(label);
+  return label;
+});
+/** A `finally` around `return continueAsNew(...)`, whose step runs only in the generation that returns. */
+const withFinally = workflow("can_finally", async (generation: number) => {
+  try {
+    await tick(generation, 0);
+    if (generation < 2) return continueAsNew(generation + 1);
+    return "end";
+  } finally {
+    await cleanup(`finally ${generation}`);
+  }
 });
 
 describe("continueAsNew()", () => {
@@ -129,6 +146,38 @@ describe("continueAsNew()", () => {
     expect(charges).toBe(15);
     const all = await runtime.listRuns({ workflowName: "can_loop" });
     expect(all.runs).toHaveLength(3);
+  });
+
+  it("runs nothing after it, not even a finally block's step, and records no such step; an older log that has one still replays", async () => {
+    // Prepare
+    cleanups.length = 0;
+    const storage = new MemoryStorage();
+    const runtime = new LocalRuntime({ storage });
+    configure({ runtime });
+    // Act
+    const { runId } = await runtime.start(withFinally, [0]);
+    const last = await waitForRun(runId, { followContinuations: true, timeoutMs: 20_000 });
+    const continued = await storage.getEvents(runId);
+    // The log an earlier version wrote: the finally's step started (and never ran) before the run continued.
+    const end = continued.at(-1) as WorkflowEvent;
+    const started = continued.find((event) => event.type === "step_started") as WorkflowEvent;
+    const older = [
+      ...continued.slice(0, -1),
+      { ...started, seq: end.seq, stepId: "can_cleanup#0", stepName: "can_cleanup", input: ["finally 0"] },
+      { ...end, seq: end.seq + 1 },
+    ];
+    const reports = [await replayHistory(withFinally, continued), await replayHistory(withFinally, older)];
+    // Assess
+    expect(last).toMatchObject({ status: "completed", result: "end" });
+    expect(cleanups).toEqual(["finally 2"]);
+    expect(continued.map((event) => event.type)).toEqual([
+      "workflow_started",
+      "step_started",
+      "step_completed",
+      "workflow_continued_as_new",
+    ]);
+    expect(end).toMatchObject({ type: "workflow_continued_as_new", input: [1] });
+    expect(reports.map((report) => report.ok)).toEqual([true, true]);
   });
 
   it("gives a child run's chain result to its parent", async () => {

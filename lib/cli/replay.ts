@@ -2,7 +2,7 @@ import { RunNotFoundError } from "../core/errors.ts";
 import { assertRunId } from "../core/ids.ts";
 import { defaultRegistry } from "../core/registry.ts";
 import { type ReplayReport, replayHistory } from "../engine/replay-check.ts";
-import { clean, renderTable } from "../inspect/format.ts";
+import { clean, counted, renderTable } from "../inspect/format.ts";
 import type { EventStore, RunQuery, RunRecord, RunStatus } from "../ports/event-store.ts";
 import { loadWorkflows } from "./backend.ts";
 import { EXIT } from "./errors.ts";
@@ -61,7 +61,7 @@ export async function replayCommand(
     io.out(`${renderTable(["RUN ID", "WORKFLOW", "EVENTS", "REPLAY"], rows, io.style)}\n`);
   }
   if (reports.length > 0)
-    io.err(`${reports.length} runs replayed, ${failed} ${failed === 1 ? "mismatch" : "mismatches"}.\n`);
+    io.err(`${counted(reports.length, "run")} replayed, ${counted(failed, "mismatch", "mismatches")}.\n`);
   if (unchecked)
     io.err(
       io.errStyle.yellow(

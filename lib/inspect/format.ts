@@ -105,6 +105,11 @@ export function formatTime(iso: string | number): string {
   return `${date.toISOString().slice(0, 19).replace("T", " ")}Z`;
 }
 
+/** A count and its noun in the right number: `1 run`, `2 runs`, `0 mismatches`. */
+export function counted(count: number, noun: string, plural = `${noun}s`): string {
+  return `${count} ${count === 1 ? noun : plural}`;
+}
+
 /** A short human duration: `340ms`, `1.25s`, `12.5s`, `3m 20s`, `2h 5m`, `3d 4h`. */
 export function formatSpan(ms: number): string {
   if (!Number.isFinite(ms)) return "-";

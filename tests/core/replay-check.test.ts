@@ -252,9 +252,10 @@ export const flow = workflow("${name}", async (n) => { ${body} });
       // Assess
       expect(same.code).toBe(0);
       expect(same.stdout).toMatch(new RegExp(`${runId}\\s+cli_rc_flow\\s+\\d+\\s+ok`));
+      expect(same.stderr).toContain("1 run replayed, 0 mismatches.");
       expect(changed.code).toBe(1);
       expect(changed.stdout).toContain('event #2: The log has step "cli_rc_a"');
-      expect(changed.stderr).toContain("1 runs replayed, 1 mismatch.");
+      expect(changed.stderr).toContain("1 run replayed, 1 mismatch.");
       const report = await replayHistory(flow as never, JSON.parse(events.stdout));
       expect(report.ok).toBe(true);
     } finally {

@@ -138,6 +138,57 @@ describe("catchup and overlap", () => {
     ]);
   });
 
+  /** The README's "`catchup` after a restart": the schedule stored at `stored`, then one pass at `restart`. */
+  async function restarted(
+    when: { every: string } | { cron: string },
+    catchup: "none" | "last" | "all",
+    overlap: "skip" | "allow",
+    stored: string,
+    restart: string,
+  ): Promise<string[]> {
+    const recorder = recordingRuntime();
+    const clock = { time: Date.parse(stored), now: () => clock.time };
+    const store = new MemoryScheduleStore();
+    const definitions = [schedule("restarted", report, { ...when, catchup, overlap })];
+    await new Scheduler({ runtime: recorder.runtime, store, schedules: definitions, clock }).reconcile();
+    clock.time = Date.parse(restart);
+    await new Scheduler({ runtime: recorder.runtime, store, schedules: definitions, clock }).runDue();
+    return recorder.keys().map((key) => key.slice("schedule:restarted:2027-03-01T".length, -".000Z".length));
+  }
+
+  const lastMinute = ["12:00:30", "12:00:40", "12:00:50", "12:01:00", "12:01:10", "12:01:20"];
+  it.each([
+    ["none", "allow", lastMinute],
+    ["last", "allow", lastMinute],
+    ["all", "allow", ["12:00:10", "12:00:20", ...lastMinute]],
+    ["none", "skip", ["12:00:30"]],
+    ["last", "skip", ["12:00:30"]],
+    ["all", "skip", ["12:00:10"]],
+  ] as const)(
+    "starts the README's ticks after a restart, every 10s with catchup %s and overlap %s: each tick under a minute late, catchup deciding only the older ones",
+    async (catchup, overlap, expected) => {
+      const started = await restarted(
+        { every: "10s" },
+        catchup,
+        overlap,
+        "2027-03-01T12:00:05Z",
+        "2027-03-01T12:01:25Z",
+      );
+      expect(started).toEqual(expected);
+    },
+  );
+
+  it("starts the README's ticks after a restart, hourly: none nothing, last the latest missed tick, all every one; none the tick under a minute late", async () => {
+    const hourly = { cron: "0 * * * *" };
+    const down = (catchup: "none" | "last" | "all", overlap: "skip" | "allow", restart = "11:20:00") =>
+      restarted(hourly, catchup, overlap, "2027-03-01T08:30:00Z", `2027-03-01T${restart}Z`);
+    expect(await down("none", "allow")).toEqual([]);
+    expect(await down("last", "allow")).toEqual(["11:00:00"]);
+    expect(await down("all", "allow")).toEqual(["09:00:00", "10:00:00", "11:00:00"]);
+    expect(await down("all", "skip")).toEqual(["09:00:00"]);
+    expect(await down("none", "allow", "11:00:40")).toEqual(["11:00:00"]);
+  });
+
   async function overlapping(overlap: "skip" | "buffer-one" | "allow") {
     const recorder = recordingRuntime();
     const clock = { time: FROM, now: () => clock.time };

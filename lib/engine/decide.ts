@@ -78,6 +78,8 @@ export interface Decision {
   terminal: EventDraft | undefined;
   /** Step tasks, timers and child starts to send (none once the run ended). */
   sends: Send[];
+  /** The sends are everything the run waits for, sent again (a redelivery, a recovery): see `StepTask.resent`. */
+  resent: boolean;
   /** Timers that can no longer fire for anything. */
   cancelledTimers: string[];
   /** Child runs to cancel (a cancellation of their parent). */
@@ -140,6 +142,7 @@ export async function decide(
     status,
     terminal,
     sends: [] as Send[],
+    resent: resendAll,
     cancelledTimers: cancelled.timers,
     cancelledChildren: cancelled.children,
     inline: undefined,

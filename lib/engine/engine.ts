@@ -44,7 +44,7 @@ import type { StartResult } from "../ports/runtime.ts";
 import type { ActivationTask, RunLease, StepTask, TaskQueue } from "../ports/task-queue.ts";
 import type { Timers } from "../ports/timers.ts";
 import { continuationRunIdOf } from "./continuation.ts";
-import { type CommitBudget, decide } from "./decide.ts";
+import { type CommitBudget, type Decision, decide } from "./decide.ts";
 import { RunExecution } from "./execution.ts";
 import {
   failedAttempt,
@@ -65,7 +65,7 @@ import {
 } from "./run-links.ts";
 import type { StepLimits } from "./step-limits.ts";
 import { unenforcedLimit } from "./unenforced-limits.ts";
-import { dueHooks, iso, oldestAttemptOut, type Send } from "./waits/index.ts";
+import { dueHooks, iso, oldestAttemptOut } from "./waits/index.ts";
 
 /** Options of {@link Engine}. */
 export interface EngineOptions {
@@ -328,7 +328,7 @@ export class Engine {
       if (!inline) return;
       // With `inlineSteps`, the step runs here, outside the run's serialization (as a queued step would:
       // a cancellation or an event is applied meanwhile), and its outcome goes to the next activation.
-      lease?.pause();
+      lease?.pause(inline.task);
       try {
         carried = await this.runAttempt(inline.task);
       } finally {
@@ -534,7 +534,7 @@ export class Engine {
       candidateTask && (this.queue.reserveStepSlot ? this.queue.reserveStepSlot(candidateTask) : () => {});
     const inline = release ? candidateTask : undefined;
     try {
-      await this.send(execution, decision.sends, inline?.stepId, span.traceparent);
+      await this.send(execution, decision, inline?.stepId, span.traceparent);
     } catch (error) {
       release?.();
       throw error;
@@ -559,7 +559,7 @@ export class Engine {
   /** Sends what a decision asks for, after its commit: step tasks (but the one run inline), timers, child starts. */
   private async send(
     execution: RunExecution,
-    sends: readonly Send[],
+    { sends, resent }: Pick<Decision, "sends" | "resent">,
     inlineStepId: string | undefined,
     traceparent: string | undefined,
   ): Promise<void> {
@@ -579,6 +579,7 @@ export class Engine {
         if (send.wait.stepId === inlineStepId) return undefined;
         const task = this.stepTask(execution, send.wait, send.wait.startedSeq, traceparent);
         if (execution.waits().length === 1) task.lone = true;
+        if (resent) task.resent = true;
         return this.sendStep(task);
       }),
     );
@@ -654,6 +655,8 @@ export class Engine {
         ? this.activateHere({ ...next, redelivered: again })
         : this.enqueueActivation(next);
     if (await this.store.getOutcome(runId, stepId, attempt, task.issueSeq)) return wake(redelivered);
+    // A copy sent again may be of an attempt run inline, whose outcome went into the log and was never stored.
+    if (task.resent && recordsAttempt(await this.store.getEvents(runId), task)) return;
     // A step with a concurrency or rate limit waits for its turn; its task comes back when it may have come.
     const definition = this.registry.findStep(task.stepName);
     // The outcome is stored before a concurrency slot is let go: a copy of the task that takes it next finds it.
@@ -909,6 +912,23 @@ function assertText(what: string, value: unknown, max: number, id = false): asse
     throw new ConfigurationError(
       `Invalid ${what} ${describe(value)}: use ${id ? "1" : "0"} to ${max} ${id ? "printable " : ""}characters.`,
     );
+}
+
+/**
+ * True when a log records the outcome of a task's attempt, or ends its run (a failed run that is retried sends
+ * what it waits for again): the task has nothing to run.
+ */
+function recordsAttempt(events: readonly WorkflowEvent[], { stepId, attempt }: StepTask): boolean {
+  return (
+    isFinishedLog(events) ||
+    events.some(
+      (event) =>
+        event.type !== "step_started" &&
+        "attempt" in event &&
+        event.stepId === stepId &&
+        event.attempt === attempt,
+    )
+  );
 }
 
 /** True when the log ends the run: a terminal event that no later `workflow_retried` took back. */

@@ -52,6 +52,12 @@ export interface StepTask {
    * about to be applied with it.
    */
   lone?: true;
+  /**
+   * Set when an activation sends the task again with everything its run waits for (a redelivery, a recovery):
+   * the attempt may have run inline meanwhile, which stores no outcome (it goes into the run's log), so its
+   * executor first checks the log (see `Engine.executeStep`).
+   */
+  resent?: true;
   /** W3C trace context of the activation that sent the task (set when OpenTelemetry is in use). */
   traceparent?: string;
   /** When the task was sent (epoch ms), for the schedule-to-start metric (set when OpenTelemetry is in use). */
@@ -64,8 +70,11 @@ export interface StepTask {
  * cancellation is not held up by a long step), and takes it back before going on.
  */
 export interface RunLease {
-  /** An inline step starts: the queue may let others activate the run until `resume`. */
-  pause(): void;
+  /**
+   * An inline step starts: the queue may let others activate the run until `resume`. A queue that does must
+   * keep the copies of `step`'s task that they may send (`StepTask.resent`) from running while it runs here.
+   */
+  pause(step: StepTask): void;
   /** The step ended: false when the run could not be taken back (then its outcome goes the queued way). */
   resume(): Promise<boolean>;
 }

@@ -15,7 +15,7 @@ export { RedisScheduleStore } from "../adapters/redis/redis-schedule-store.ts";
 export { RedisSlotStore } from "../adapters/redis/redis-slot-store.ts";
 export type { RedisStorageOptions } from "../adapters/redis/redis-storage.ts";
 export { RedisStorage } from "../adapters/redis/redis-storage.ts";
-export type { HeldLock } from "../adapters/redis/run-lock.ts";
+export type { HeldLock, StepAttempt } from "../adapters/redis/run-lock.ts";
 export { RunLocks } from "../adapters/redis/run-lock.ts";
 export type { RegistryOptions } from "../core/registry.ts";
 export { defaultRegistry, Registry } from "../core/registry.ts";

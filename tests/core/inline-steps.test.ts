@@ -1,5 +1,5 @@
 import { sleep, step, type WorkflowEvent, workflow } from "tsworkflow";
-import type { RunPatch } from "tsworkflow/engine";
+import type { RunPatch, StepTask } from "tsworkflow/engine";
 import { MemoryStorage } from "tsworkflow/local";
 import { describe, expect, it } from "vitest";
 import { eventTuples, type ManualEngine, manualEngine } from "./support/manual-engine.ts";
@@ -142,6 +142,37 @@ describe("inline steps", () => {
     expect(stored).toMatchObject({ ok: true, result: 8 });
     expect(ran).toEqual(["add(7,1)", "double(8)", "add(16,100)"]);
     expect(await m.run(runId)).toMatchObject({ status: "completed", result: 116 });
+  });
+
+  it("run nothing for a copy of an inline attempt sent while it ran, once its run was cancelled", async () => {
+    // Prepare: while the first step runs inline, a redelivered activation of the run (a dead worker's message
+    // delivered again) sends everything the run waits for, that step included; then the run is cancelled.
+    const m = manualEngine({ inlineSteps: true });
+    const { runId } = await m.engine.start(sequence, [2]);
+    ran.length = 0;
+    const first = nextActivation(m);
+    let copies: StepTask[] = [];
+    const lease = {
+      pause() {},
+      resume: async () => {
+        await m.engine.activate({ ...first, redelivered: true });
+        copies = m.queue.takeSteps();
+        await m.engine.cancelRun(runId, "stop");
+        for (const task of m.queue.takeActivations()) await m.engine.activate(task);
+        return true;
+      },
+    };
+    // Act: the inline attempt ends (its outcome is dropped: the run is over), then the copy is delivered.
+    await m.engine.activate(first, lease);
+    for (const copy of copies) await m.engine.executeStep(copy);
+    await m.runToEnd();
+    // Assess
+    expect(copies.map(({ stepId, resent }) => ({ stepId, resent }))).toEqual([
+      { stepId: "inline_add#0", resent: true },
+    ]);
+    expect(ran).toEqual(["add(2,1)"]);
+    expect(await m.store.getOutcome(runId, "inline_add#0", 1)).toBeUndefined();
+    expect((await m.run(runId)).status).toBe("cancelled");
   });
 
   it("store the outcome of an inline step whose commit failed, so that it does not run again", async () => {

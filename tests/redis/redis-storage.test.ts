@@ -263,6 +263,14 @@ describe("RedisStorage", () => {
   describe("after an inline step, with the run's lease wrapped by activation", () => {
     const recordedAt = "2026-01-01T00:00:00.000Z";
     const lease = { pause() {}, resume: async () => true };
+    const inlineStep = (runId: string) => ({
+      runId,
+      workflowName: "w",
+      stepId: "s#2",
+      stepName: "s",
+      attempt: 1,
+      input: [],
+    });
     const completed = (runId: string, seq: number) => ({
       runId,
       seq,
@@ -281,7 +289,7 @@ describe("RedisStorage", () => {
       const guarded = activation.lease;
       try {
         await storage.commit(runId, 1, [], { status: "running", updatedAt: "t1" });
-        guarded.pause();
+        guarded.pause(inlineStep(runId));
         // Act
         expect(await guarded.resume()).toBe(true);
         const listed = await storage.listOutcomes(runId);
@@ -311,7 +319,7 @@ describe("RedisStorage", () => {
       const cancel = { runId, stepId: "$cancel", attempt: 1, recordedAt, ok: true as const, result: {} };
       try {
         await storage.commit(runId, 1, [], { status: "running", updatedAt: "t1" });
-        guarded.pause();
+        guarded.pause(inlineStep(runId));
         // Act: another process stores a cancellation while the step runs.
         await other.putOutcome(cancel);
         await guarded.resume();
@@ -347,7 +355,7 @@ describe("RedisStorage", () => {
       try {
         await storage.putOutcome(signal);
         await storage.commit(runId, 1, [], { status: "running", updatedAt: "t1" });
-        guarded.pause();
+        guarded.pause(inlineStep(runId));
         // Act
         await guarded.resume();
         const listed = await storage.listOutcomes(runId);

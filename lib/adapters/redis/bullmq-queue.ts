@@ -8,7 +8,7 @@ import type { ActivationTask, RunLease, StepTask, TaskQueue } from "../../ports/
 import { AwaitingCode } from "./awaiting-code.ts";
 import { closeRedis, mapRedisError, openRedis, type RedisConnection } from "./connection.ts";
 import { bullmq } from "./redis-packages.ts";
-import { type HeldLock, RunLocks } from "./run-lock.ts";
+import { type HeldLock, RunLocks, type StepAttempt } from "./run-lock.ts";
 
 /** BullMQ queue names (under the BullMQ prefix `<prefix>bull`). */
 export const ACTIVATIONS_QUEUE = "activations";
@@ -111,7 +111,7 @@ const isRedelivery = (job: Job) => job.attemptsMade > 0 || (job.stalledCounter ?
 const wakeKey = (runId: string, stepId: string, attempt: number) => `${runId}|${stepId}|${attempt}`;
 
 /** BullMQ job ids cannot contain ":"; run ids cannot contain "|", so these ids never collide. */
-export const stepJobId = (task: Pick<StepTask, "runId" | "stepId" | "attempt">) =>
+export const stepJobId = (task: StepAttempt) =>
   `step|${task.runId}|${encodeURIComponent(task.stepId)}|${task.attempt}`;
 
 /**
@@ -297,10 +297,17 @@ export class BullMQQueue implements TaskQueue {
       let lock: HeldLock | undefined = held;
       let timer: NodeJS.Timeout | undefined;
       let lettingGo: Promise<void> | undefined;
+      // The attempt last run inline with the lock let go, claimed until the run has recorded it (the next
+      // pause, or the end: both come after the commit, or the stored outcome, that follows the step).
+      let claim: HeldLock | undefined;
       return {
-        pause() {
+        pause(step) {
           timer = setTimeout(() => {
-            lettingGo = lock?.release();
+            const previous = claim;
+            // Claimed before the lock is let go: an activation that takes the lock and sends the step's task
+            // again finds the claim (see `claimedFor` in the step worker).
+            claim = locks.claim(step);
+            lettingGo = Promise.all([lock?.release(), previous?.release()]).then(() => {});
             lock = undefined;
           }, LEASE_PAUSE_AFTER_MS);
           timer.unref();
@@ -317,6 +324,8 @@ export class BullMQQueue implements TaskQueue {
           await lettingGo;
           await lock?.release();
           lock = undefined;
+          if (claim) await claim.release();
+          claim = undefined;
         },
       };
     };
@@ -385,8 +394,18 @@ export class BullMQQueue implements TaskQueue {
     };
     const stepWorker = new bullmq.Worker<StepTask>(
       STEPS_QUEUE,
-      async (job: Job<StepTask>, token?: string) =>
-        runStepJob(job, token, () => this.executeStepJob(job, handlers, inlineActivations, activateInline)),
+      async (job: Job<StepTask>, token?: string) => {
+        // A task sent again may copy an attempt that a live worker runs inline: it waits until that one ends
+        // (or its worker has been dead for a lock's time), then finds the attempt recorded, or runs it.
+        const claimedMs = job.data.resent ? await locks.claimedFor(job.data) : 0;
+        if (claimedMs > 0) {
+          await job.moveToDelayed(Date.now() + claimedMs, token);
+          throw new bullmq.DelayedError();
+        }
+        return runStepJob(job, token, () =>
+          this.executeStepJob(job, handlers, inlineActivations, activateInline),
+        );
+      },
       { ...workerOptions, connection: workerConnection() },
     );
     stepWorker.on("completed", (job) => {

@@ -772,9 +772,9 @@ export class RedisStorage implements EventStore {
     };
     return {
       lease: {
-        pause: () => {
+        pause: (step) => {
           settle();
-          lease.pause();
+          lease.pause(step);
         },
         resume: async () => {
           const resumed = await lease.resume();

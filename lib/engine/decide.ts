@@ -40,7 +40,7 @@ const deadlineSends = (execution: RunExecution): Send[] =>
 export interface Inbox {
   /** Why the activation came (see `ActivationTask`). */
   cause: ActivationCause;
-  /** False when the queue knows this is the first delivery (see `ActivationTask.redelivered`). */
+  /** What the queue knows: true for a delivery again, false for the first one (see `ActivationTask.redelivered`). */
   redelivered?: boolean | undefined;
   /** Step outcomes and the run's inbox (cancellation, events, child results) as stored, oldest first or not. */
   outcomes: readonly StepOutcome[];
@@ -110,10 +110,11 @@ export async function decide(
   const { now, budget } = options;
   execution.resumeAt(now);
   const firstActivation = execution.committedVersion === 1;
-  // A cause already in the log was applied either by an earlier delivery of this activation, which may have
-  // died before sending what it committed, or by another activation, which sent it: only the queue can tell.
+  // A delivery again may follow one that committed (its cause, or an older event, a due timer) and died
+  // before sending. A cause already in the log was applied either by such a delivery or by another
+  // activation, which sent what it committed: with no word from the queue, that is all there is to go on.
   const resendAll =
-    inbox.cause.kind === "recover" || (inbox.redelivered !== false && isRedelivery(inbox.cause, execution));
+    inbox.cause.kind === "recover" || (inbox.redelivered ?? isRedelivery(inbox.cause, execution));
   const wasSuspended = execution.status === "suspended";
   const { failure } = budget;
   // The store cannot take the events this activation would commit: the run fails in their place.

@@ -14,10 +14,11 @@ export interface ActivationTask {
    * Whether this activation may have run before and died after its commit (a queue's redelivery, a retry
    * after an error), so that what its commit asked for may never have been sent. The queue knows: `false`
    * for a first delivery (SQS `ApproximateReceiveCount` 1, a BullMQ job neither retried nor stalled, the
-   * in-process queue), `true` for a delivery again. An activation that finds its cause already in the log
-   * re-sends everything its run waits for only when this is not `false`: a first delivery whose cause
-   * another activation applied leaves the sends to that activation (issue: a step executed twice with no
-   * fault). Left unset by a queue that cannot tell, it counts as a possible redelivery.
+   * in-process queue), `true` for a delivery again. A delivery again re-sends everything its run waits for,
+   * whether or not its cause is in the log: the delivery that died may have committed something else (an
+   * older event, which a wait takes first, and the step it started). A first delivery re-sends nothing, even
+   * when another activation applied its cause (that one sent what it committed: issue, a step executed twice
+   * with no fault). Left unset by a queue that cannot tell, an activation re-sends when its cause is in the log.
    */
   redelivered?: boolean;
   /**

@@ -4,8 +4,9 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { stepJobId } from "../../lib/adapters/redis/bullmq-queue.ts";
 import type { WorkflowEvent } from "../../lib/core/events.ts";
+import { inboxIds } from "../../lib/ports/inbox.ts";
 import { createRedisRuntime, type RedisRuntime } from "../../lib/runtimes/redis.ts";
-import { crashing, exclusive, graceful, slowRated } from "./fixtures/workflows.ts";
+import { crashing, exclusive, graceful, pinged, slowRated } from "./fixtures/workflows.ts";
 import { type RedisServer, startRedisServer } from "./redis-server.ts";
 import { startWorkerProcess, type WorkerProcess } from "./worker-process.ts";
 
@@ -118,6 +119,36 @@ describe("Redis mode when workers die or stop", () => {
     expect(completed.map((e) => e.stepId)).toEqual(["double#0", "hang_once#0", "double#1"]);
     expect(new Set(completed.map((e) => `${e.stepId}/${e.attempt}`)).size).toBe(completed.length);
     expect(events.at(-1)?.type).toBe("workflow_completed");
+  });
+
+  it("finishes a run whose killed worker applied an older event in the activation of a newer one", async () => {
+    // Prepare: two events in the inbox, the first one's activation not sent yet (still to come); the second
+    // one's activation applies the first one (a wait takes the oldest event), commits the step it starts
+    // and runs it inline, where it hangs.
+    const [first, second] = await Promise.all([worker("older-a"), worker("older-b")]);
+    const { runId } = await client.start(pinged, []);
+    await until(
+      "the run waits for its event",
+      async () => (await client.getRun(runId))?.status === "suspended",
+    );
+    await client.storage.putOutcome({
+      runId,
+      stepId: inboxIds.signal("ping", "ping-0"),
+      attempt: 1,
+      recordedAt: new Date().toISOString(),
+      ok: true,
+      result: { name: "ping", payload: "older" },
+    });
+    await client.sendEvent(runId, "ping", "newer", { signalId: "ping-1" });
+    const victimPid = await markerPid("older");
+    const victim = [first, second].find((w) => w?.pid === victimPid) as WorkerProcess;
+    expect(victim).toBeDefined();
+    // Act: its job, delivered again to the other worker, finds its own event still not taken.
+    process.kill(victimPid, "SIGKILL");
+    const run = await client.waitForRun(runId, { timeoutMs: 20_000 });
+    // Assess
+    expect(run).toMatchObject({ status: "completed", result: { label: "older", second: "newer" } });
+    expect(run.result).toMatchObject({ firstPid: victimPid });
   });
 
   it("finishes the step in flight before a worker stops on SIGTERM", async () => {

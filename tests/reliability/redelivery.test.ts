@@ -30,6 +30,16 @@ const cancellable = workflow("redeliver_cancellable", async () => {
 const record = step("redeliver_record", async (payload: unknown) => ({ recorded: payload }));
 const approval = workflow("redeliver_approval", async () => record(await waitForEvent("approved")));
 
+const pinged: unknown[] = [];
+const handlePing = step("redeliver_handle_ping", async (payload: unknown) => {
+  pinged.push(payload);
+  return payload;
+});
+const pings = workflow("redeliver_pings", async () => [
+  await handlePing(await waitForEvent("ping")),
+  await handlePing(await waitForEvent("ping")),
+]);
+
 const child = workflow("redeliver_child", async (n: number) => n * 2);
 const slowChild = workflow("redeliver_slow_child", async () => {
   await sleep("1d");
@@ -94,6 +104,33 @@ describe("an activation delivered again after its commit", () => {
     expect([...m.timers.pending.keys()]).toEqual([`${runId}/retry:redeliver_flaky#0:2`]);
     await m.runToEnd();
     expect((await m.run(runId)).result).toBe("ok");
+  });
+
+  it("sends the step that an older event started when the activation of a newer one died after applying it", async () => {
+    // Prepare: two events wait in the inbox; the activation of the second runs first and, as a wait takes the
+    // oldest event, applies the first one: it commits the step that event starts, then its worker dies.
+    const store = new DiesAfterCommitOf("step_started");
+    const m = manualEngine({ store, inlineSteps: true });
+    const { runId } = await m.engine.start(pings, []);
+    await m.runQueued();
+    pinged.length = 0;
+    await m.engine.sendEvent(runId, "ping", "first", { signalId: "ping-0" });
+    await m.engine.sendEvent(runId, "ping", "second", { signalId: "ping-1" });
+    const [forFirst, forSecond] = m.queue.takeActivations();
+    if (!forFirst || !forSecond) throw new Error("no activation for an event");
+    await expect(m.engine.activate({ ...forSecond, redelivered: false })).rejects.toThrow("died right after");
+    // Act: the queue delivers it again, its cause still not in the log (no wait took the second event).
+    await m.engine.activate({ ...forSecond, redelivered: true });
+    const sent = m.queue.takeSteps();
+    for (const task of sent) await m.engine.executeStep(task);
+    await m.engine.activate({ ...forFirst, redelivered: false });
+    await m.runToEnd();
+    // Assess
+    expect(sent.map(({ stepId, resent }) => ({ stepId, resent }))).toEqual([
+      { stepId: "redeliver_handle_ping#0", resent: true },
+    ]);
+    expect(pinged).toEqual(["first", "second"]);
+    expect(await m.run(runId)).toMatchObject({ status: "completed", result: ["first", "second"] });
   });
 
   it("sends the clean-up step that a cancellation's finally block started", async () => {

@@ -369,8 +369,10 @@ export class Engine {
         runId: task.runId,
         error: String(error),
       });
-      // It may have failed after its commit: the queued one sends again what the run waits for.
-      return send({ ...task, redelivered: true });
+      // It may have failed after a commit: the queued one sends again what the run waits for. A conflict that
+      // outlasted its retries, or code this process lacks, failed before its commit: the copy goes unmarked.
+      const beforeCommit = error instanceof VersionConflictError || error instanceof WorkflowNotFoundError;
+      return send({ ...task, redelivered: task.redelivered || !beforeCommit || undefined });
     });
   }
 

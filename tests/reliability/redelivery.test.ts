@@ -2,8 +2,17 @@
  * Redelivery after a commit whose reply was lost (a worker that died right after committing): the
  * activation comes back with the same cause and must send what the commit asked for.
  */
-import { configureLogging, getStepInfo, runChild, sleep, step, waitForEvent, workflow } from "tsworkflow";
-import type { CommitResult, EventStore } from "tsworkflow/engine";
+import {
+  configureLogging,
+  getStepInfo,
+  runChild,
+  sleep,
+  step,
+  VersionConflictError,
+  waitForEvent,
+  workflow,
+} from "tsworkflow";
+import type { ActivationTask, CommitResult, EventStore } from "tsworkflow/engine";
 import { MemoryStorage } from "tsworkflow/local";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { manualEngine } from "../core/support/manual-engine.ts";
@@ -82,6 +91,53 @@ beforeAll(() => {
 
 afterAll(() => {
   configureLogging();
+});
+
+/** A store whose commits lose to another activation's, every time, while `conflicting` is set. */
+class AlwaysConflicting extends MemoryStorage {
+  conflicting = false;
+
+  override async commit(...args: Parameters<EventStore["commit"]>): Promise<CommitResult> {
+    if (this.conflicting) throw new VersionConflictError(args[0], args[1]);
+    return super.commit(...args);
+  }
+}
+
+describe("an activation that fails here and goes through the queue (activateHere)", () => {
+  it("is marked delivered again only when it may have committed: not after conflicts that outlasted its retries", async () => {
+    // Prepare: a run waiting for an event, an activation for it, and stores that fail in two ways.
+    const conflicts = new AlwaysConflicting();
+    const m = manualEngine({ store: conflicts });
+    const { runId } = await m.engine.start(approval, []);
+    await m.runQueued();
+    await m.engine.sendEvent(runId, "approved", { by: "ann" });
+    const [task] = m.queue.takeActivations();
+    if (!task) throw new Error("no activation for the event");
+    const dies = new DiesAfterCommitOf("hook_received");
+    const other = manualEngine({ store: dies });
+    const second = await other.engine.start(approval, []);
+    await other.runQueued();
+    await other.engine.sendEvent(second.runId, "approved", { by: "bob" });
+    const [otherTask] = other.queue.takeActivations();
+    if (!otherTask) throw new Error("no activation for the event");
+    const sent: ActivationTask[] = [];
+    // Act
+    conflicts.conflicting = true;
+    await m.engine.activateHere({ ...task, redelivered: false }, async (again) => {
+      sent.push(again);
+    });
+    await other.engine.activateHere({ ...otherTask, redelivered: false }, async (again) => {
+      sent.push(again);
+    });
+    // Assess: the conflicts committed nothing, so their copy goes unmarked (a first delivery, once the queue
+    // hands it out); the other committed and died, so its copy re-sends what the run waits for.
+    expect(sent.map((again) => again.redelivered)).toEqual([undefined, true]);
+    expect(dies.died).toBe(true);
+    conflicts.conflicting = false;
+    await m.engine.activate(sent[0] as ActivationTask);
+    await m.runQueued();
+    expect(await m.run(runId)).toMatchObject({ status: "completed", result: { recorded: { by: "ann" } } });
+  });
 });
 
 describe("an activation delivered again after its commit", () => {

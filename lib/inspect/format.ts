@@ -130,6 +130,11 @@ export function formatSpan(ms: number): string {
   return `${Math.floor(value / big)}${bigName}${rest > 0 ? ` ${rest}${smallName}` : ""}`;
 }
 
+/** `text` cut to `max` characters, the last one an ellipsis when it was longer. */
+export function cut(text: string, max: number): string {
+  return text.length > max ? `${text.slice(0, max - 1)}…` : text;
+}
+
 /** One line of JSON, cut to `max` characters. */
 export function compactJson(value: unknown, max = 60): string {
   let text: string;
@@ -138,7 +143,7 @@ export function compactJson(value: unknown, max = 60): string {
   } catch {
     text = String(value);
   }
-  return text.length > max ? `${text.slice(0, max - 1)}…` : text;
+  return cut(text, max);
 }
 
 /** Indented JSON for a block of `runs show`. */

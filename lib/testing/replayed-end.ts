@@ -1,6 +1,6 @@
 import type { EventDraft, EventType, WorkflowEvent } from "../core/events.ts";
 import { stableStringify } from "../core/serialization.ts";
-import { compactJson } from "../inspect/format.ts";
+import { compactJson, cut } from "../inspect/format.ts";
 
 /** The events that end a run. */
 const ENDS: ReadonlySet<EventType> = new Set([
@@ -31,10 +31,8 @@ function describeEnd(end: EventDraft): string {
   switch (end.type) {
     case "workflow_completed":
       return `the result ${compactJson(end.result, SHOWN)}`;
-    case "workflow_failed": {
-      const text = `${end.error.name}: ${end.error.message}`;
-      return `the error ${text.length > SHOWN ? `${text.slice(0, SHOWN - 1)}…` : text}`;
-    }
+    case "workflow_failed":
+      return `the error ${cut(`${end.error.name}: ${end.error.message}`, SHOWN)}`;
     case "workflow_continued_as_new":
       return `continueAsNew with ${compactJson(end.input, SHOWN)}`;
     default:

@@ -2,7 +2,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Redis } from "ioredis";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { RedisSlotStore } from "../../lib/adapters/redis/redis-slot-store.ts";
 import { createRedisRuntime, type RedisRuntime } from "../../lib/runtimes/redis.ts";
 import { mostInAWindow } from "../support/windows.ts";
@@ -58,11 +58,14 @@ async function assertNoSlotLeft(workflowName: string, keys: string[]): Promise<v
   const redis = new Redis(server.url);
   try {
     const slots = new RedisSlotStore(redis, prefix);
+    // A run gives its slot back after its end is committed: soon after it reads completed.
     for (const key of keys)
-      expect(await slots.inspect(`run:${workflowName}:${key}`, Date.now())).toEqual({
-        holding: [],
-        waiting: [],
-      });
+      await vi.waitFor(async () =>
+        expect(await slots.inspect(`run:${workflowName}:${key}`, Date.now())).toEqual({
+          holding: [],
+          waiting: [],
+        }),
+      );
   } finally {
     redis.disconnect();
   }

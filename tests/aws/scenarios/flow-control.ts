@@ -1,5 +1,5 @@
 import type { SQSClient } from "@aws-sdk/client-sqs";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it, vi } from "vitest";
 import { DynamoDBRateLimitStore } from "../../../lib/adapters/aws/dynamodb-rate-limit-store.ts";
 import { DynamoDBSlotStore } from "../../../lib/adapters/aws/dynamodb-slot-store.ts";
 import { createClient } from "../../../lib/aws/client.ts";
@@ -202,10 +202,13 @@ export function describeFlowControl(emulatorsOf: () => Emulators): void {
         expect(began.filter((label) => label.startsWith(customer))).toEqual(
           [0, 1, 2].map((index) => `${customer}-${index}`),
         );
-        expect(await slotsOf().inspect(`run:aws_flow_sync_account:${customer}`, Date.now())).toEqual({
-          holding: [],
-          waiting: [],
-        });
+        // The slot is given back after the run's end is committed: soon after it reads completed.
+        await vi.waitFor(async () =>
+          expect(await slotsOf().inspect(`run:aws_flow_sync_account:${customer}`, Date.now())).toEqual({
+            holding: [],
+            waiting: [],
+          }),
+        );
       }
     }, 120_000);
 
@@ -276,12 +279,12 @@ export function describeFlowControl(emulatorsOf: () => Emulators): void {
         "retried-d",
       ]);
       expect(highest.get("orders")).toBe(1);
-      expect(
-        await new DynamoDBSlotStore(table).inspect("run:aws_flow_one_order_at_a_time:", Date.now()),
-      ).toEqual({
-        holding: [],
-        waiting: [],
-      });
+      // D gives its slot back after its end is committed: soon after it reads completed.
+      await vi.waitFor(async () =>
+        expect(
+          await new DynamoDBSlotStore(table).inspect("run:aws_flow_one_order_at_a_time:", Date.now()),
+        ).toEqual({ holding: [], waiting: [] }),
+      );
       await limited.close();
       await plain.close();
     }, 180_000);

@@ -121,6 +121,8 @@ export async function startWorkerProcess(options: WorkerProcessOptions): Promise
 export interface WorkerProcesses {
   /** A runtime on the same Redis and prefix that only starts and reads runs (the workers run them). */
   readonly client: RedisRuntime;
+  /** The directory the fixture steps coordinate through (`TSW_TEST_DIR` of the workers). */
+  readonly testDir: string;
   /** Starts a worker child process, stopped after the file's tests. */
   start(
     workerId: string,
@@ -156,6 +158,9 @@ export function useWorkerProcesses(name: string): WorkerProcesses {
   return {
     get client() {
       return ready().client;
+    },
+    get testDir() {
+      return ready().testDir;
     },
     async start(workerId, options = {}) {
       const { url, testDir: dir } = ready();

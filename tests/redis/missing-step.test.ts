@@ -5,23 +5,14 @@
  */
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { MAX_AWAITING_CODE_DELAY_MS } from "../../lib/adapters/redis/awaiting-code.ts";
 import { stepJobId } from "../../lib/adapters/redis/bullmq-queue.ts";
 import { waitFor } from "../aws/harness/wait.ts";
 import { addedStepWorkflow } from "./fixtures/added-step-new.ts";
-import { useWorkerProcesses, type WorkerProcess } from "./worker-process.ts";
+import { fixture, linesOf, useWorkerProcesses } from "./worker-process.ts";
 
 const fleet = useWorkerProcesses("missing-step");
-const fixture = (name: string) => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url));
-
-/** The lines a worker logged that contain `text`. */
-const linesOf = (worker: WorkerProcess, text: string) =>
-  worker
-    .output()
-    .split("\n")
-    .filter((line) => line.includes(text));
 
 /** Starts a run of `rd_added_step` and waits until a worker without the step has put its step job back `times` times. */
 async function deferredRun(label: string, times: number) {

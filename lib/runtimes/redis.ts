@@ -9,6 +9,7 @@ import {
   describe,
   RunNotFoundError,
   RuntimeClosedError,
+  StepNotFoundError,
   TimeoutError,
 } from "../core/errors.ts";
 import type { Registry } from "../core/registry.ts";
@@ -22,6 +23,7 @@ import { openTelemetry } from "../observability/telemetry.ts";
 import { type Clock, systemClock } from "../ports/clock.ts";
 import { FINISHED_STATUSES, type RunRecord } from "../ports/event-store.ts";
 import type { GetRunOptions, Runtime, WaitOptions } from "../ports/runtime.ts";
+import type { StepTask } from "../ports/task-queue.ts";
 import type { ScheduleDefinition } from "../schedules/schedule.ts";
 import { type ScheduleInfo, Scheduler } from "../schedules/scheduler.ts";
 import { lastOfChain, waitAlongChain } from "./follow-continuations.ts";
@@ -255,6 +257,18 @@ export function createRedisRuntime(options: RedisRuntimeOptions): RedisRuntime {
         )
       : change();
 
+  /**
+   * Runs a step job. A step this worker does not register (a deploy in progress) is not recorded as a failed
+   * attempt: `StepNotFoundError` puts its job back for a worker that has the step, for as long as it takes, as
+   * an activation waits for its workflow's code. Unless the run has finished (cancelled meanwhile, say): then
+   * nothing could apply the step's outcome, and the job ends without running it.
+   */
+  const executeStep = async (task: StepTask) => {
+    if (engine.registry.findStep(task.stepName)) return engine.executeStep(task);
+    const run = await storage.getRun(task.runId);
+    if (run && !FINISHED_STATUSES.has(run.status)) throw new StepNotFoundError(task.stepName);
+  };
+
   /** Starts consuming in this process, once; later calls return the same worker. */
   const startWorker = (): Promise<QueueConsumer> => {
     if (worker) return worker;
@@ -269,7 +283,7 @@ export function createRedisRuntime(options: RedisRuntimeOptions): RedisRuntime {
             activation?.end();
           }
         },
-        executeStep: (task) => engine.executeStep(task),
+        executeStep,
       },
       {
         concurrency,

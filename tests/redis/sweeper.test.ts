@@ -5,7 +5,7 @@
  * finished child hears of it.
  */
 import { fileURLToPath } from "node:url";
-import { ConfigurationError, runChild, sleep, step, waitForEvent, workflow } from "tsworkflow";
+import { ConfigurationError, FatalError, runChild, sleep, step, waitForEvent, workflow } from "tsworkflow";
 import { readInboxId } from "tsworkflow/engine";
 import { type RedisRuntime, type RedisSweepOptions, Registry, runWorker } from "tsworkflow/redis";
 import { describe, expect, it } from "vitest";
@@ -284,10 +284,15 @@ describe("the Redis sweeper", () => {
     expect(await rt.storage.client.llen(`${rt.storage.prefix}pending-outcomes:${runId}`)).toBe(0);
   });
 
-  it("takes a finished run off the list of unapplied outcomes, though it kept an event it never waited for", async () => {
-    // Prepare: a run that is sent an event it never waits for, then the one it waits for.
+  it("takes a failed run off the list of unapplied outcomes, though it kept an event it never waited for", async () => {
+    // Prepare: a run that is sent an event it never waits for, then the one it waits for, after which it fails
+    // (a failed run keeps what it has not applied, for a retry: see tests/redis/late-outcomes.test.ts).
     const registry = new Registry();
-    const flow = registry.define(() => workflow("sw_one_event", async () => waitForEvent<string>("go")));
+    const flow = registry.define(() =>
+      workflow("sw_one_event", async () => {
+        throw new FatalError(await waitForEvent<string>("go"));
+      }),
+    );
     const rt = runtime(registry, false);
     await rt.startWorker();
     const { runId } = await rt.start(flow, []);
@@ -299,7 +304,7 @@ describe("the Redis sweeper", () => {
     // Act
     const found = await rt.storage.unappliedOutcomes(Date.now() + 1, 10, Date.now());
     // Assess
-    expect(run.result).toBe("done");
+    expect(run).toMatchObject({ status: "failed", error: { message: "done" } });
     expect(await rt.storage.client.llen(`${rt.storage.prefix}pending-outcomes:${runId}`)).toBe(1);
     expect(listed).not.toBeNull();
     expect(found).toEqual([]);

@@ -8,7 +8,16 @@ import { createRedisRuntime, type RedisRuntime } from "../../lib/runtimes/redis.
 import { type RedisServer, startRedisServer } from "./redis-server.ts";
 
 const root = fileURLToPath(new URL("../..", import.meta.url));
-const fixtures = fileURLToPath(new URL("./fixtures/workflows.ts", import.meta.url));
+/** The path of a module in tests/redis/fixtures, for a worker's `workflows`. */
+export const fixture = (name: string) => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url));
+const fixtures = fixture("workflows.ts");
+
+/** The lines a worker logged that contain `text`. */
+export const linesOf = (worker: WorkerProcess, text: string) =>
+  worker
+    .output()
+    .split("\n")
+    .filter((line) => line.includes(text));
 
 /**
  * A `tsworkflow worker` child process: `node --import tsx lib/runtimes/redis-worker.ts ...`, which is what
@@ -121,6 +130,8 @@ export async function startWorkerProcess(options: WorkerProcessOptions): Promise
 export interface WorkerProcesses {
   /** A runtime on the same Redis and prefix that only starts and reads runs (the workers run them). */
   readonly client: RedisRuntime;
+  /** The directory the fixture steps coordinate through (`TSW_TEST_DIR` of the workers). */
+  readonly testDir: string;
   /** Starts a worker child process, stopped after the file's tests. */
   start(
     workerId: string,
@@ -156,6 +167,9 @@ export function useWorkerProcesses(name: string): WorkerProcesses {
   return {
     get client() {
       return ready().client;
+    },
+    get testDir() {
+      return ready().testDir;
     },
     async start(workerId, options = {}) {
       const { url, testDir: dir } = ready();

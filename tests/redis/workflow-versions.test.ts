@@ -3,22 +3,13 @@
  * goes back to BullMQ's delayed set (no failed attempt, one WARN), the run is left as it is, and a worker
  * with that version that starts later takes it within the backoff's cap, without the sweeper.
  */
-import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { MAX_AWAITING_CODE_DELAY_MS } from "../../lib/adapters/redis/awaiting-code.ts";
 import { waitFor } from "../aws/harness/wait.ts";
 import { greetingV1 } from "./fixtures/greeting-both.ts";
-import { useWorkerProcesses, type WorkerProcess } from "./worker-process.ts";
+import { fixture, linesOf, useWorkerProcesses } from "./worker-process.ts";
 
 const fleet = useWorkerProcesses("versions");
-const fixture = (name: string) => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url));
-
-/** The lines a worker logged that contain `text`. */
-const linesOf = (worker: WorkerProcess, text: string) =>
-  worker
-    .output()
-    .split("\n")
-    .filter((line) => line.includes(text));
 
 describe("Redis workers and workflow versions", () => {
   it("puts back the activation of a run whose version a worker lacks, for a worker with it that starts later", async () => {

@@ -1,7 +1,12 @@
 import { hostname } from "node:os";
 import type { Job, JobsOptions, Queue } from "bullmq";
 import type { Redis } from "ioredis";
-import { ConfigurationError, WorkflowNotFoundError } from "../../core/errors.ts";
+import {
+  ConfigurationError,
+  missingCodeOf,
+  StepNotFoundError,
+  WorkflowNotFoundError,
+} from "../../core/errors.ts";
 import { getLogger } from "../../core/logger.ts";
 import { isFromOutside } from "../../ports/inbox.ts";
 import type { ActivationTask, RunLease, StepTask, TaskQueue } from "../../ports/task-queue.ts";
@@ -30,6 +35,10 @@ export interface BullMQQueueOptions {
 export interface QueueHandlers {
   /** `lease` is the run's lock, which the engine lets go of around a long inline step. */
   activate(task: ActivationTask, lease?: RunLease): Promise<void>;
+  /**
+   * A `StepNotFoundError` it throws (a step this worker does not register: `createRedisRuntime`'s workers throw it
+   * before the engine would record the attempt as failed) puts the job back for a worker that has the step.
+   */
   executeStep(task: StepTask): Promise<void>;
 }
 
@@ -124,8 +133,9 @@ export const stepJobId = (task: StepAttempt) =>
  *   a job that finds the lock held goes back to the delayed set for a few tens of milliseconds.
  * - A step task's job id is `(runId, stepId, attempt)`, so a re-sent step that is still queued or running
  *   is not queued twice.
- * - An activation of a run whose workflow, or whose version of it, this worker does not register goes back to
- *   the delayed set for a worker that has that code (see {@link AwaitingCode}), never failed.
+ * - An activation of a run whose workflow, or whose version of it, this worker does not register, and a step job
+ *   whose handler throws `StepNotFoundError`, go back to the delayed set for a worker that has that code (see
+ *   {@link AwaitingCode}), never failed.
  * @example
  * import { BullMQQueue } from "tsworkflow/redis";
  * const queue = new BullMQQueue({ redis: "redis://127.0.0.1:6379" });
@@ -364,8 +374,7 @@ export class BullMQQueue implements TaskQueue {
           );
         } catch (error) {
           if (!(error instanceof WorkflowNotFoundError)) throw error;
-          await job.moveToDelayed(Date.now() + awaitingCode.putBack(job, error), token);
-          throw new bullmq.DelayedError();
+          await awaitingCode.putBack(job, token, { job: "activation", code: missingCodeOf(error), error });
         } finally {
           await lease.end();
         }
@@ -402,9 +411,15 @@ export class BullMQQueue implements TaskQueue {
           await job.moveToDelayed(Date.now() + claimedMs, token);
           throw new bullmq.DelayedError();
         }
-        return runStepJob(job, token, () =>
-          this.executeStepJob(job, handlers, inlineActivations, activateInline),
-        );
+        try {
+          return await runStepJob(job, token, () =>
+            this.executeStepJob(job, handlers, inlineActivations, activateInline),
+          );
+        } catch (error) {
+          if (!(error instanceof StepNotFoundError)) throw error;
+          const code = `step "${job.data.stepName}"`;
+          return awaitingCode.putBack(job, token, { job: "step job", code, error });
+        }
       },
       { ...workerOptions, connection: workerConnection() },
     );

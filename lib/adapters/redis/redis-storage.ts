@@ -61,13 +61,23 @@ const STATUSES: ReadonlySet<string> = new Set(RUN_STATUSES);
 const OUTCOME_EVENTS: ReadonlySet<string> = new Set(["step_completed", "step_failed", "step_retrying"]);
 /** The statuses a child run hands its parent (a `continued` child's continuation does it instead). */
 const TELLS_PARENT: ReadonlySet<string> = new Set(["completed", "failed", "cancelled"]);
+/**
+ * Lua: `appliesNoMore[status]`, true for a finished run that will never apply an outcome: every finished status
+ * but `failed`, since `retryRun` goes on with a failed run, applying what waits for it (the outcome of a step
+ * that still ran when another failed the run, an event it had not waited for yet).
+ */
+const APPLIES_NO_MORE = `local appliesNoMore = {${[...FINISHED_STATUSES]
+  .filter((status) => status !== "failed")
+  .map((status) => `${status} = true`)
+  .join(", ")}}`;
 
 /*
  * Keys (P = prefix):
  *   P run:<runId>                      hash: the run document (JSON fields: input, result, error)
  *   P events:<runId>                   list: the log, one JSON event per entry; its length is the version
  *   P outcomes:<runId>                 hash: "<attempt>:<stepId>" → outcome JSON (HSETNX: first write wins, forever)
- *   P pending-outcomes:<runId>         list: outcome fields in the order recorded, not yet consumed by a commit
+ *   P pending-outcomes:<runId>         list: outcome fields in the order recorded, not yet consumed by a commit;
+ *                                      none for a run that will never apply them (see APPLIES_NO_MORE)
  *   P idem:<key>                       string: the run id holding an idempotency key
  *   P idx:all                          sorted sets of run ids scored by createdAt (epoch ms), for listing
  *   P idx:status:<status>
@@ -117,6 +127,7 @@ return {1}
  * or no one would perform its effects (send its steps, arm its timers).
  */
 const COMMIT_FUNCTION = `
+${APPLIES_NO_MORE}
 local function commit(k, a)
   local prefix, runId = ARGV[a + 1], ARGV[a + 2]
   local expected = tonumber(ARGV[a + 3])
@@ -152,6 +163,7 @@ local function commit(k, a)
   n = tonumber(ARGV[a + delAt])
   if n > 0 then redis.call('HDEL', KEYS[k + 1], unpack(ARGV, a + delAt + 1, a + delAt + n)) end
   for j = consumedAt + 1, tagsAt - 1 do redis.call('LREM', KEYS[k + 3], 0, ARGV[a + j]) end
+  if appliesNoMore[newStatus] then redis.call('DEL', KEYS[k + 3]) end
   local waiting = redis.call('LLEN', KEYS[k + 3])
   if waiting == 0 then redis.call('ZREM', prefix .. 'idx:inbox', runId) end
   n = tonumber(ARGV[a + tagsAt])
@@ -200,14 +212,20 @@ end
 return replies
 `);
 
-/** KEYS: outcomes, pending-outcomes, idx:inbox. ARGV: field, outcome JSON, runId, now (epoch ms). */
+/**
+ * KEYS: outcomes, pending-outcomes, idx:inbox, run. ARGV: field, outcome JSON, runId, now (epoch ms). Stores
+ * nothing for a run that is not there (deleted), which would leave keys of no run; for a run that will never
+ * apply it (completed, cancelled), stores it (a step's job delivered again finds it and runs nothing) but lists
+ * it nowhere as waiting.
+ */
 const PUT_OUTCOME = new LuaScript(`
-if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 1 then
-  redis.call('RPUSH', KEYS[2], ARGV[1])
-  redis.call('ZADD', KEYS[3], 'NX', ARGV[4], ARGV[3])
-  return 1
-end
-return 0
+${APPLIES_NO_MORE}
+local status = redis.call('HGET', KEYS[4], 'status')
+if not status or redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
+if appliesNoMore[status] then return 1 end
+redis.call('RPUSH', KEYS[2], ARGV[1])
+redis.call('ZADD', KEYS[3], 'NX', ARGV[4], ARGV[3])
+return 1
 `);
 
 /**
@@ -696,6 +714,7 @@ export class RedisStorage implements EventStore {
           this.key("outcomes", outcome.runId),
           this.key("pending-outcomes", outcome.runId),
           this.key("idx:inbox"),
+          this.key("run", outcome.runId),
         ],
         [outcomeField(outcome.stepId, outcome.attempt), json, outcome.runId, Date.now()],
       ),

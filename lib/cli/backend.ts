@@ -96,17 +96,31 @@ export function resolveBackend(options: BackendOptions, env: Env = process.env):
       label: `DynamoDB table "${options.table}" in ${region}${endpoint ? ` at ${endpoint}` : ""}`,
     };
   }
-  const redis = options.redis ?? (options.dir ? undefined : env.TSWORKFLOW_REDIS_URL || undefined);
+  const redis =
+    options.redis === undefined
+      ? options.dir
+        ? undefined
+        : redisUrlOf(env.TSWORKFLOW_REDIS_URL || undefined, "TSWORKFLOW_REDIS_URL")
+      : redisUrlOf(options.redis, "--redis");
   if (redis) {
-    if (!/^rediss?:\/\//.test(redis))
-      throw new UsageError(
-        `--redis takes a redis:// or rediss:// URL, e.g. redis://127.0.0.1:6379; got ${JSON.stringify(redactUrl(redis))}.`,
-      );
     const prefix = options.prefix ?? "tsw:";
     return { kind: "redis", url: redis, prefix, label: `Redis at ${redactUrl(redis)} (prefix "${prefix}")` };
   }
   const dir = resolve(options.dir ?? (env.TSWORKFLOW_DIR || ".tsworkflow"));
   return { kind: "file", dir, label: `file backend in ${dir}` };
+}
+
+/**
+ * A Redis URL given by `source` (the flag or the variable), checked here, so that every command, the worker
+ * too, refuses a URL that is not Redis's as a usage error with the same message.
+ * @throws UsageError unless it is a redis:// or rediss:// URL
+ */
+export function redisUrlOf(url: string | undefined, source: string): string | undefined {
+  if (url !== undefined && !/^rediss?:\/\//.test(url))
+    throw new UsageError(
+      `${source} takes a redis:// or rediss:// URL, e.g. redis://127.0.0.1:6379; got ${JSON.stringify(redactUrl(url))}.`,
+    );
+  return url;
 }
 
 /**

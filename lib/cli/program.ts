@@ -10,6 +10,7 @@ import {
   backendActions,
   backendSendEvent,
   openReader,
+  redisUrlOf,
   resolveBackend,
 } from "./backend.ts";
 import { EXIT, UsageError } from "./errors.ts";
@@ -518,7 +519,13 @@ export function createProgram(context: CliContext, setExitCode: (code: number) =
         command: Command,
       ) => {
         const globals = command.optsWithGlobals<GlobalOptions>();
-        const redis = globals.redis ?? (context.env.TSWORKFLOW_REDIS_URL || context.env.REDIS_URL);
+        const [source, given] =
+          globals.redis !== undefined
+            ? ["--redis", globals.redis]
+            : context.env.TSWORKFLOW_REDIS_URL
+              ? ["TSWORKFLOW_REDIS_URL", context.env.TSWORKFLOW_REDIS_URL]
+              : ["REDIS_URL", context.env.REDIS_URL || undefined];
+        const redis = redisUrlOf(given, source);
         if (!redis)
           throw new UsageError(
             "tsworkflow worker runs on Redis: pass --redis URL (or set TSWORKFLOW_REDIS_URL), e.g. --redis redis://127.0.0.1:6379.",

@@ -13,7 +13,7 @@ import { type EventStore, FINISHED_STATUSES } from "../ports/event-store.ts";
 import type { FileControl } from "../runtimes/file-control.ts";
 import { dynamoDBClient, loadAwsMode, loadRedisMode, s3ClientSettings } from "./backend-modules.ts";
 import { BackendUnavailableError, UsageError } from "./errors.ts";
-import { waitingFor } from "./timeline.ts";
+import { type SlotReader, waitingFor } from "./waiting-for.ts";
 
 /** The storage flags shared by every command. */
 export interface BackendOptions {
@@ -144,11 +144,22 @@ function endpointOf(
 }
 
 /**
+ * A backend's store opened for reading, with its concurrency slots where they live outside the app (Redis,
+ * DynamoDB; the embedded runtime keeps them in the app's memory), which say what a pending run waits for.
+ */
+export type BackendReader = EventStore & { readonly slots?: SlotReader };
+
+/** Who takes a backend's runs on, as "waiting for" sentences name it. */
+export function runnerOf(backend: Backend): string {
+  return backend.kind === "file" ? "an app" : backend.kind === "redis" ? "a worker" : "a deployment";
+}
+
+/**
  * Opens the backend for reading: the file backend without its lock, re-reading the files on every call
  * (so it works beside a running app). Errors of the storage are turned into messages naming it.
  * @throws BackendUnavailableError when the directory does not exist or a backend module cannot load
  */
-export async function openReader(backend: Backend): Promise<EventStore> {
+export async function openReader(backend: Backend): Promise<BackendReader> {
   switch (backend.kind) {
     case "file": {
       if (!existsSync(backend.dir)) {
@@ -160,17 +171,22 @@ export async function openReader(backend: Backend): Promise<EventStore> {
       return guard(new FileStorage({ dir: backend.dir, readOnly: true }), backend);
     }
     case "redis": {
-      const { RedisStorage } = await loadRedisMode();
-      return guard(new RedisStorage({ redis: backend.url, prefix: backend.prefix }), backend);
+      const { RedisStorage, RedisSlotStore } = await loadRedisMode();
+      const store = new RedisStorage({ redis: backend.url, prefix: backend.prefix });
+      return guard(store, backend, { slots: new RedisSlotStore(store.client, backend.prefix) });
     }
     case "dynamodb": {
-      const { DynamoDBStorage } = await loadAwsMode();
+      const { DynamoDBStorage, DynamoDBSlotStore } = await loadAwsMode();
       const client = await dynamoDBClient(backend);
       const payloads = await s3Payloads(backend);
       const store = new DynamoDBStorage({ client, tableName: backend.table, payloads });
-      return guard(store, backend, async () => {
-        client.destroy();
-        await payloads.close();
+      const slots = new DynamoDBSlotStore({ client, tableName: backend.table });
+      return guard(store, backend, {
+        slots,
+        afterClose: async () => {
+          client.destroy();
+          await payloads.close();
+        },
       });
     }
   }
@@ -254,7 +270,7 @@ async function slotWaitOf(
 ): Promise<string | undefined> {
   const run = await store.getRun(runId);
   if (run?.status !== "pending") return undefined;
-  return waitingFor(run, await store.getEvents(runId)).join(" and ");
+  return (await waitingFor(run, await store.getEvents(runId), { now: Date.now() })).join(" and ");
 }
 
 /** What `POST /hooks/<token>` and `runs send-event` call to deliver an event: `sendEvent` on the backend. */
@@ -509,9 +525,14 @@ async function s3Payloads(backend: Extract<Backend, { kind: "dynamodb" }>, bucke
 }
 
 /** Wraps every method of `store` so that a storage failure says which storage failed. */
-function guard(store: EventStore, backend: Backend, afterClose?: () => Promise<void>): EventStore {
+function guard(
+  store: EventStore,
+  backend: Backend,
+  { slots, afterClose }: { slots?: SlotReader; afterClose?: () => Promise<void> } = {},
+): BackendReader {
   return new Proxy(store, {
     get(target, property, receiver) {
+      if (property === "slots") return slots;
       const value = Reflect.get(target, property, receiver) as unknown;
       if (typeof value !== "function") return value;
       return async (...args: unknown[]) => {

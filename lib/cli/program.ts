@@ -7,11 +7,13 @@ import { RUN_STATUSES, type RunQuery, type RunStatus } from "../ports/event-stor
 import {
   type Backend,
   type BackendOptions,
+  type BackendReader,
   backendActions,
   backendSendEvent,
   openReader,
   redisUrlOf,
   resolveBackend,
+  runnerOf,
 } from "./backend.ts";
 import { EXIT, UsageError } from "./errors.ts";
 import { replayCommand } from "./replay.ts";
@@ -23,6 +25,7 @@ import {
   retryCommand,
   sendEventCommand,
   showCommand,
+  type WaitSources,
 } from "./runs.ts";
 import {
   changeScheduleCommand,
@@ -124,6 +127,11 @@ export function createProgram(context: CliContext, setExitCode: (code: number) =
   const backendOf = (command: Command) =>
     resolveBackend(command.optsWithGlobals<GlobalOptions>(), context.env);
   const quiet = () => configureLogging({ level: "error" });
+  /** Who takes the backend's runs on, and its slots where the CLI can read them. */
+  const waitSources = (store: BackendReader, command: Command): WaitSources => ({
+    runner: runnerOf(backendOf(command)),
+    ...(store.slots ? { slots: store.slots } : {}),
+  });
 
   /** Reads with a read-only store and closes it, whatever happens. */
   const reading =
@@ -177,6 +185,7 @@ export function createProgram(context: CliContext, setExitCode: (code: number) =
             cursor?: string;
             json?: boolean;
           },
+          command: Command,
         ) => {
           const query: RunQuery = {
             ...(options.status ? { status: options.status } : {}),
@@ -185,7 +194,13 @@ export function createProgram(context: CliContext, setExitCode: (code: number) =
             ...(options.limit ? { limit: options.limit } : {}),
             ...(options.cursor ? { cursor: options.cursor } : {}),
           };
-          return listCommand(store, query, { ...options, version: options.workflowVersion }, context);
+          return listCommand(
+            store,
+            query,
+            { ...options, version: options.workflowVersion },
+            context,
+            waitSources(store, command),
+          );
         },
       ),
     );
@@ -245,7 +260,9 @@ export function createProgram(context: CliContext, setExitCode: (code: number) =
     .argument("<id>", "the run id")
     .option("--json", "print the run document as JSON")
     .action(
-      reading((store, id: string, options: { json?: boolean }) => showCommand(store, id, options, context)),
+      reading((store, id: string, options: { json?: boolean }, command: Command) =>
+        showCommand(store, id, options, context, waitSources(store, command)),
+      ),
     );
 
   runs

@@ -22,7 +22,11 @@ import {
 } from "../ports/event-store.ts";
 import { type Backend, fileOwner, type RunActions, type SendEvent } from "./backend.ts";
 import { EXIT } from "./errors.ts";
-import { buildTimeline, parentOf, waitingFor } from "./timeline.ts";
+import { buildTimeline, NO_OUTCOME_YET, parentOf } from "./timeline.ts";
+import { type WaitContext, waitingFor } from "./waiting-for.ts";
+
+/** What a command knows about the backend to say what runs wait for: who takes them on, and its slots. */
+export type WaitSources = Omit<WaitContext, "now">;
 
 /** Where a command writes, and how. */
 export interface Output {
@@ -81,10 +85,19 @@ export async function listCommand(
   query: RunQuery,
   options: { json?: boolean; version?: string },
   io: Output,
+  waits: WaitSources = {},
 ): Promise<number> {
   const page = await listRunsOfVersion(store, query, options.version);
+  const now = io.now();
+  /** What a run waits for (only a pending or suspended run waits: the others' logs are not read). */
+  const waitsOf = async (run: RunRecord) =>
+    run.status === "pending" || run.status === "suspended"
+      ? waitingFor(run, await store.getEvents(run.runId), { ...waits, now })
+      : [];
   if (options.json) {
-    io.out(json(page));
+    const runs = [];
+    for (const run of page.runs) runs.push({ ...run, waitingFor: await waitsOf(run) });
+    io.out(json({ ...page, runs }));
     return EXIT.ok;
   }
   const { runs } = page;
@@ -92,7 +105,6 @@ export async function listCommand(
     io.out(`${io.style.dim(query.cursor ? "No more runs." : "No runs found.")}\n`);
     return EXIT.ok;
   }
-  const now = io.now();
   const rows = runs.map((run) => [
     run.runId,
     clean(run.workflowVersion ? `${run.workflowName} v${run.workflowVersion}` : run.workflowName),
@@ -104,8 +116,7 @@ export async function listCommand(
   // Pending runs say why they have not started (their limits, from their first event).
   if (query.status === "pending") {
     headers.push("WAITING FOR");
-    for (const [index, run] of runs.entries())
-      rows[index]?.push(clean(waitingFor(run, await store.getEvents(run.runId)).join(", ")));
+    for (const [index, run] of runs.entries()) rows[index]?.push(clean((await waitsOf(run)).join(", ")));
   }
   io.out(`${renderTable(headers, rows, io.style)}\n`);
   if (page.nextCursor)
@@ -119,16 +130,18 @@ export async function showCommand(
   runId: string,
   options: { json?: boolean },
   io: Output,
+  waits: WaitSources = {},
 ): Promise<number> {
   const run = await requireRun(store, runId);
   const exitCode = run.status === "failed" ? EXIT.failed : EXIT.ok;
+  const events = await store.getEvents(runId);
+  const now = io.now();
+  const waited = await waitingFor(run, events, { ...waits, now });
   if (options.json) {
-    io.out(json(run));
+    io.out(json({ ...run, waitingFor: waited }));
     return exitCode;
   }
-  const events = await store.getEvents(runId);
   const { style } = io;
-  const now = io.now();
   const fields: [string, string][] = [
     ["run", style.bold(run.runId)],
     ["workflow", clean(run.workflowName)],
@@ -145,8 +158,7 @@ export async function showCommand(
   if (run.tags && Object.keys(run.tags).length > 0) fields.push(["tags", clean(describeTags(run.tags))]);
   const parent = parentOf(events);
   if (parent) fields.push(["parent run", clean(`${parent.runId} (as ${parent.childId})`)]);
-  const waits = waitingFor(run, events);
-  if (waits.length > 0) fields.push(["waiting for", clean(waits.join(", "))]);
+  if (waited.length > 0) fields.push(["waiting for", clean(waited.join(", "))]);
   const width = Math.max(...fields.map(([label]) => label.length)) + 2;
   const lines = fields.map(([label, value]) => `${style.dim(label.padEnd(width))}${value}`);
 
@@ -180,7 +192,9 @@ export async function showCommand(
             ? `child run ${row.childRunId ?? ""}`
             : row.ranMs !== undefined
               ? `ran ${formatSpan(row.ranMs)}, waited ${formatSpan(row.waitMs ?? 0)} to start`
-              : "",
+              : row.kind === "step" && row.status === "running"
+                ? NO_OUTCOME_YET
+                : "",
     ]);
     lines.push(
       "",

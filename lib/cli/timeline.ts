@@ -1,12 +1,11 @@
-import { formatDuration } from "../core/durations.ts";
 import type { SerializedError } from "../core/errors.ts";
 import type { WorkflowEvent } from "../core/events.ts";
-import { waitsAfterRetry } from "../engine/retry-attempt.ts";
 import { FINISHED_STATUSES, type RunRecord } from "../ports/event-store.ts";
 
 /**
  * What a bar on the timeline shows:
- * - `running`: an attempt of a step with no outcome yet;
+ * - `running`: an attempt of a step with no outcome yet (it runs, or waits for its concurrency slot or its
+ *   rate-limit turn: the log says when an attempt began only with its outcome; see {@link NO_OUTCOME_YET});
  * - `completed` / `failed`: an attempt and how it ended;
  * - `retrying`: an attempt that failed and will be tried again;
  * - `retry-wait`: the delay between a failed attempt and the next;
@@ -100,6 +99,13 @@ export interface Timeline {
 }
 
 const time = (event: WorkflowEvent) => Date.parse(event.timestamp);
+
+/**
+ * What an attempt with no outcome yet is doing, as far as the log knows: a limited step's attempt is sent, and
+ * its `step_started` recorded, before it has its slot or turn (its outcome carries when it began).
+ */
+export const NO_OUTCOME_YET =
+  "no outcome yet: running, or waiting for its concurrency slot or rate-limit turn if the step has one";
 
 /** An event read by field name. */
 type LooseEvent = { type: string } & Record<string, unknown>;
@@ -335,36 +341,6 @@ function rejectedWait(
     if (passedOn && (event.error as SerializedError | undefined)?.message === error.message) return undefined;
   }
   return undefined;
-}
-
-/**
- * What the run waits for: while it is pending, the limits its `workflow_started` event records (its
- * concurrency slot, its start within the rate limit) or a worker; while it is suspended, what the last
- * `workflow_suspended` event says.
- */
-export function waitingFor(run: RunRecord, events: readonly WorkflowEvent[]): string[] {
-  if (run.status === "pending") return pendingReasons(events);
-  if (run.status !== "suspended") return [];
-  for (let index = events.length - 1; index >= 0; index -= 1) {
-    const event = events[index] as WorkflowEvent;
-    if (event.type === "workflow_suspended") return event.waitingFor;
-  }
-  return [];
-}
-
-function pendingReasons(events: readonly WorkflowEvent[]): string[] {
-  const started = events[0];
-  if (started?.type !== "workflow_started") return [];
-  const reasons: string[] = [];
-  const { concurrency, rateLimit } = started;
-  if (concurrency)
-    reasons.push(`a run concurrency slot of key ${concurrency.key} (at most ${concurrency.limit} at once)`);
-  // A retried run waits for its slot only: its start is not counted again.
-  if (rateLimit && !waitsAfterRetry(events))
-    reasons.push(
-      `its start under rate limit ${rateLimit.key} (at most ${rateLimit.limit} per ${formatDuration(rateLimit.periodMs)})`,
-    );
-  return reasons.length > 0 ? reasons : ["a worker to start it"];
 }
 
 /** For a child run: its parent run and the parent's id for it (from `workflow_started`). */

@@ -4,6 +4,7 @@ import { fileURLToPath } from "node:url";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freePort, type RedisServer, startRedisServer } from "../../lib/redis/redis-server.ts";
+import { until } from "../local/support/child.ts";
 import { REPO_ROOT, runCli } from "./run-cli.ts";
 
 const BIN = fileURLToPath(new URL("../../bin/tsworkflow.js", import.meta.url));
@@ -18,14 +19,6 @@ function startWorker(url: string): { child: ChildProcess; output: () => string }
   });
   for (const stream of [child.stdout, child.stderr]) stream?.on("data", (chunk) => (output += String(chunk)));
   return { child, output: () => output };
-}
-
-async function until(check: () => boolean, what: string, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
 }
 
 /** A redis-server on a given port (the harness picks its own), for a server that comes back where it was. */

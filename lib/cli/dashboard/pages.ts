@@ -6,7 +6,13 @@ import { FINISHED_STATUSES, RUN_STATUSES, type RunRecord, type RunStatus } from 
 import type { ScheduleState } from "../../ports/schedule-store.ts";
 import { runSpan } from "../runs.ts";
 import { scheduleWhen } from "../schedules.ts";
-import { buildTimeline, parentOf, type TimelineRow, type TimelineSegment, waitingFor } from "../timeline.ts";
+import {
+  buildTimeline,
+  NO_OUTCOME_YET,
+  parentOf,
+  type TimelineRow,
+  type TimelineSegment,
+} from "../timeline.ts";
 import { DASHBOARD_CSS, DASHBOARD_SCRIPT } from "./assets.ts";
 import { html, raw, type SafeHtml } from "./html.ts";
 
@@ -164,15 +170,15 @@ function pager(context: PageContext, data: RunsPageData): SafeHtml {
   return html`${shown} of ${data.matching}${data.capped ? "+" : ""} matching${previous}${next}`;
 }
 
-/** A run: its facts, input, result or error, timeline and events; refreshed while it is active. */
+/** A run: its facts, what it waits for, input, result or error, timeline and events; refreshed while it is active. */
 export function renderRunPage(
   context: PageContext,
   run: RunRecord,
   events: WorkflowEvent[],
+  waits: string[],
   fragment = false,
 ): string {
   const active = !FINISHED_STATUSES.has(run.status);
-  const waits = waitingFor(run, events);
   const canCancel = active;
   const canRetry = run.status === "failed";
   const actions = context.allowActions
@@ -335,6 +341,9 @@ const SEGMENT_TEXT: Record<TimelineSegment["kind"], string> = {
   abandoned: "abandoned",
 };
 
+/** A running bar may be a step attempt that has not begun: the log says when it began only with its outcome. */
+const RUNNING_LEGEND = "running (or, for a limited step, waiting for its slot or turn)";
+
 /** What a timeline row is called: the step, `sleep`, the awaited event, or the child workflow (linked). */
 function rowTitle(row: TimelineRow, context: PageContext): SafeHtml | string {
   if (row.kind === "sleep") return "sleep";
@@ -365,6 +374,8 @@ function renderTimeline(run: RunRecord, events: WorkflowEvent[], context: PageCo
       segment.ranMs === undefined
         ? ""
         : ` · ran ${formatSpan(segment.ranMs)}, waited ${formatSpan(segment.waitMs ?? 0)} to start`;
+    if (row.kind === "step" && segment.kind === "running")
+      return `${row.id}${attempt}: sent ${took} ago, ${NO_OUTCOME_YET}`;
     return `${row.id}${attempt}: ${what}${segment.open ? " for" : " after"} ${took}${error}${due}${measured}`;
   };
   const rows = timeline.rows.map(
@@ -402,7 +413,10 @@ function renderTimeline(run: RunRecord, events: WorkflowEvent[], context: PageCo
     ] as const
   )
     .filter((kind) => timeline.rows.some((row) => row.segments.some((segment) => segment.kind === kind)))
-    .map((kind) => html`<span class="legend-item"><i class="bar-${kind}"></i>${SEGMENT_TEXT[kind]}</span>`);
+    .map(
+      (kind) =>
+        html`<span class="legend-item"><i class="bar-${kind}"></i>${kind === "running" ? RUNNING_LEGEND : SEGMENT_TEXT[kind]}</span>`,
+    );
   return html`<div class="timeline" data-start="${timeline.start}" data-end="${timeline.end}">
   <div class="tl-row tl-axis" aria-hidden="true"><div class="tl-label"></div><div class="tl-track">${ticks.map(
     (tick) =>

@@ -5,6 +5,7 @@ import { serve } from "@hono/node-server";
 import { type Context, Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { InvalidRunIdError, TsWorkflowError } from "../../core/errors.ts";
+import type { WorkflowEvent } from "../../core/events.ts";
 import { assertRunId } from "../../core/ids.ts";
 import { optional } from "../../core/optional.ts";
 import type { RunTags } from "../../core/tags.ts";
@@ -26,6 +27,7 @@ import type { RunActions, SendEvent } from "../backend.ts";
 import { ActionNotAvailableError, BackendUnavailableError, UsageError } from "../errors.ts";
 import { listRunsOfVersion } from "../runs.ts";
 import { buildTimeline } from "../timeline.ts";
+import { type SlotReader, waitingFor } from "../waiting-for.ts";
 import {
   type PageContext,
   type RunFilters,
@@ -114,6 +116,18 @@ export interface DashboardOptions {
    * @default none: unfinished runs are shown live
    */
   idleNote?: () => Promise<string | undefined>;
+  /**
+   * Who takes the runs on, as the "Waiting for" of a pending run names it ("a worker that registers workflow
+   * checkout to start it"): `tsworkflow dashboard` says "an app" on the file backend.
+   * @default "a worker"
+   */
+  runner?: string;
+  /**
+   * The concurrency slots of the runs' backend (`RedisSlotStore`, `DynamoDBSlotStore`, your runtime's slot
+   * store): a pending run that holds its slot is then said to wait for its start under the rate limit only.
+   * @default none: a run with both limits is said to wait for its slot, then its start
+   */
+  slots?: SlotReader;
   /** @default Date.now */
   now?: () => number;
 }
@@ -142,6 +156,12 @@ export function createDashboard(options: DashboardOptions): Hono {
   const scanLimit = options.scanLimit ?? DEFAULT_SCAN_LIMIT;
   const allowedHosts = options.allowedHosts?.map((host) => host.toLowerCase());
   const app = new Hono();
+  const waitsOf = (run: RunRecord, events: WorkflowEvent[]) =>
+    waitingFor(run, events, {
+      now: now(),
+      ...optional("runner", options.runner),
+      ...optional("slots", options.slots),
+    });
 
   const pageContext = (c: Context): PageContext => ({
     href(path, params = {}) {
@@ -275,11 +295,13 @@ export function createDashboard(options: DashboardOptions): Hono {
       );
     }
     const idle = FINISHED_STATUSES.has(run.status) ? undefined : await options.idleNote?.();
+    const events = await storage.getEvents(runId);
     return c.html(
       renderRunPage(
         { ...pageContext(c), ...optional("idleNote", idle) },
         run,
-        await storage.getEvents(runId),
+        events,
+        await waitsOf(run, events),
         isFragment(c),
       ),
     );
@@ -290,7 +312,12 @@ export function createDashboard(options: DashboardOptions): Hono {
     const run = await findRun(storage, runId);
     if (!run) return c.json({ error: `No run with id "${runId}".` }, 404);
     const events = await storage.getEvents(runId);
-    return c.json({ run, events, timeline: buildTimeline(run, events, now()) });
+    return c.json({
+      run,
+      waitingFor: await waitsOf(run, events),
+      events,
+      timeline: buildTimeline(run, events, now()),
+    });
   });
 
   app.post("/api/runs/:runId/:action{cancel|retry}", async (c) => {

@@ -1,5 +1,5 @@
 import { existsSync } from "node:fs";
-import { resolve } from "node:path";
+import { join, resolve } from "node:path";
 import type { PayloadRef } from "../adapters/aws/s3-payloads.ts";
 import { redactUrl } from "../adapters/redis/redact-url.ts";
 import { isHttpUrl } from "../aws/config.ts";
@@ -162,11 +162,7 @@ export function runnerOf(backend: Backend): string {
 export async function openReader(backend: Backend): Promise<BackendReader> {
   switch (backend.kind) {
     case "file": {
-      if (!existsSync(backend.dir)) {
-        throw new BackendUnavailableError(
-          `No tsworkflow data in ${backend.dir}: the directory does not exist. Run the command where your app keeps its runs, or pass --dir <the app's directory> (or set TSWORKFLOW_DIR).`,
-        );
-      }
+      assertFileData(backend);
       const { FileStorage } = await import("../adapters/file/file-storage.ts");
       return guard(new FileStorage({ dir: backend.dir, readOnly: true }), backend);
     }
@@ -190,6 +186,23 @@ export async function openReader(backend: Backend): Promise<BackendReader> {
       });
     }
   }
+}
+
+/**
+ * Checks that the file backend's directory holds an app's data: a directory that does not exist, or one with no
+ * `runs/` nor schedules (the project's directory rather than its `.tsworkflow`, say), would read as one with no runs.
+ * @throws BackendUnavailableError saying where to run the command, or which --dir to pass
+ */
+export function assertFileData({ dir }: Extract<Backend, { kind: "file" }>): void {
+  if (["runs", "finished.jsonl", "schedules.json"].some((name) => existsSync(join(dir, name)))) return;
+  const why = existsSync(dir)
+    ? "the directory holds no runs/ (it is not where an app keeps its runs)"
+    : "the directory does not exist";
+  const nested = join(dir, ".tsworkflow");
+  const guess = existsSync(join(nested, "runs")) ? ` Did you mean --dir ${nested}?` : "";
+  throw new BackendUnavailableError(
+    `No tsworkflow data in ${dir}: ${why}. Run the command where your app keeps its runs, or pass --dir <the directory your app keeps them in, ./.tsworkflow by default> (or set TSWORKFLOW_DIR).${guess}`,
+  );
 }
 
 /** Options of {@link backendActions}. */
@@ -305,8 +318,7 @@ async function withControl<T>(
   backend: Extract<Backend, { kind: "file" }>,
   act: (control: FileControl) => Promise<T>,
 ): Promise<T> {
-  if (!existsSync(backend.dir))
-    throw new BackendUnavailableError(`No tsworkflow data in ${backend.dir}: the directory does not exist.`);
+  assertFileData(backend);
   const { FileControl } = await import("../runtimes/file-control.ts");
   const control = new FileControl({ dir: backend.dir });
   try {
@@ -451,8 +463,7 @@ async function withFileEngine<T>(
     import("../adapters/file/file-storage.ts"),
     import("../runtimes/embedded.ts"),
   ]);
-  if (!existsSync(backend.dir))
-    throw new BackendUnavailableError(`No tsworkflow data in ${backend.dir}: the directory does not exist.`);
+  assertFileData(backend);
   let storage: InstanceType<typeof FileStorage>;
   try {
     storage = new FileStorage({ dir: backend.dir });

@@ -428,13 +428,25 @@ function runStatus(status: string): RunStatus {
   return status as RunStatus;
 }
 
+/**
+ * The `limit` of a runs page: a whole number from 1 (at most `MAX_PAGE_SIZE` runs are listed), refused otherwise
+ * as `--limit` is, rather than silently replaced by the default.
+ */
+function pageSize(limit: string | undefined): number {
+  if (limit === undefined || limit === "") return DEFAULT_PAGE_SIZE;
+  const size = Number(limit);
+  if (!/^\d+$/.test(limit) || size < 1)
+    throw new UsageError(`limit must be a whole number ≥ 1, e.g. limit=50; got ${JSON.stringify(limit)}.`);
+  return Math.min(size, MAX_PAGE_SIZE);
+}
+
 function filtersOf(c: Context): RunFilters {
   const status = c.req.query("status");
   const workflow = c.req.query("workflow")?.trim();
   const q = c.req.query("q")?.trim();
   const tag = c.req.query("tag")?.trim();
   const version = c.req.query("version")?.trim();
-  const limit = Number(c.req.query("limit"));
+  const limit = pageSize(c.req.query("limit"));
   // The cursors of the pages before this one, oldest last: the last is this page's, the others lead back.
   const pages = (c.req.query("pages") ?? "")
     .split(".")
@@ -446,7 +458,7 @@ function filtersOf(c: Context): RunFilters {
     ...(q ? { q } : {}),
     ...(tag ? { tag } : {}),
     ...(version ? { version } : {}),
-    limit: Number.isInteger(limit) && limit > 0 ? Math.min(limit, MAX_PAGE_SIZE) : DEFAULT_PAGE_SIZE,
+    limit,
     ...(cursor ? { cursor, pages } : {}),
   };
 }

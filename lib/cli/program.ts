@@ -259,8 +259,9 @@ export function createProgram(context: CliContext, setExitCode: (code: number) =
     .description("show a run: status, input, result or error, steps and sleeps (exits 1 if it failed)")
     .argument("<id>", "the run id")
     .option("--json", "print the run document as JSON")
+    .option("--all", "print every row of a long timeline (by default the first and last 50)")
     .action(
-      reading((store, id: string, options: { json?: boolean }, command: Command) =>
+      reading((store, id: string, options: { json?: boolean; all?: boolean }, command: Command) =>
         showCommand(store, id, options, context, waitSources(store, command)),
       ),
     );

@@ -21,6 +21,7 @@ import {
   type RunRecord,
 } from "../ports/event-store.ts";
 import { type Backend, fileOwner, type RunActions, type SendEvent } from "./backend.ts";
+import { endsOf } from "./ends.ts";
 import { EXIT } from "./errors.ts";
 import { buildTimeline, NO_OUTCOME_YET, parentOf } from "./timeline.ts";
 import { type WaitContext, waitingFor } from "./waiting-for.ts";
@@ -124,11 +125,14 @@ export async function listCommand(
   return EXIT.ok;
 }
 
+/** How many rows `runs show` prints at each end of a long timeline (`--all` prints them all). */
+const SHOW_ENDS = 50;
+
 /** `runs show`: the run document, what it waits for, and its steps and sleeps. Exits 1 for a failed run. */
 export async function showCommand(
   store: EventStore,
   runId: string,
-  options: { json?: boolean },
+  options: { json?: boolean; all?: boolean },
   io: Output,
   waits: WaitSources = {},
 ): Promise<number> {
@@ -177,7 +181,8 @@ export async function showCommand(
 
   const timeline = buildTimeline(run, events, now);
   if (timeline.rows.length > 0) {
-    const rows = timeline.rows.map((row) => [
+    const { head, hidden, tail } = endsOf(timeline.rows, options.all ? Number.POSITIVE_INFINITY : SHOW_ENDS);
+    const rows = [...head, ...tail].map((row) => [
       clean(row.id),
       clean(row.kind === "sleep" ? "sleep" : row.kind === "hook" ? `event "${row.name}"` : row.name),
       style.status(row.status),
@@ -196,11 +201,14 @@ export async function showCommand(
                 ? NO_OUTCOME_YET
                 : "",
     ]);
-    lines.push(
-      "",
-      style.bold("timeline"),
-      indent(renderTable(["ID", "NAME", "STATUS", "ATTEMPTS", "START", "TOOK", "NOTE"], rows, style)),
-    );
+    const table = renderTable(
+      ["ID", "NAME", "STATUS", "ATTEMPTS", "START", "TOOK", "NOTE"],
+      rows,
+      style,
+    ).split("\n");
+    // Below the header and the first rows.
+    if (hidden) table.splice(1 + head.length, 0, style.dim(`… ${hidden} more rows (--all prints every row)`));
+    lines.push("", style.bold("timeline"), indent(table.join("\n")));
   }
   io.out(`${lines.join("\n")}\n`);
   return exitCode;

@@ -4,6 +4,7 @@ import { formatSpan, formatTime, prettyJson } from "../../inspect/format.ts";
 import { parseTraceparent } from "../../observability/trace-context.ts";
 import { FINISHED_STATUSES, RUN_STATUSES, type RunRecord, type RunStatus } from "../../ports/event-store.ts";
 import type { ScheduleState } from "../../ports/schedule-store.ts";
+import { endsOf } from "../ends.ts";
 import { runSpan } from "../runs.ts";
 import { scheduleWhen } from "../schedules.ts";
 import {
@@ -31,7 +32,12 @@ export interface PageContext {
   traceUrl?: string;
   /** Why an unfinished run does not go on now, when nothing carries it on (see `DashboardOptions.idleNote`). */
   idleNote?: string;
+  /** Show every row of a run's timeline and events (`?all=1`), not only the ends of a long list. */
+  all?: boolean;
 }
+
+/** How many rows a run's page shows at each end of a long timeline and event list (`?all=1` shows them all). */
+export const PAGE_ENDS = 100;
 
 export interface RunFilters {
   status?: RunStatus;
@@ -246,7 +252,7 @@ export function renderRunPage(
     ${outcome}
   </div>
   <section class="panel" id="timeline-section"><h2>Timeline</h2>${renderTimeline(run, events, context)}</section>
-  <section class="panel" id="events-section"><h2>Events <span class="muted">(${events.length})</span></h2>${renderEvents(events)}</section>
+  <section class="panel" id="events-section"><h2>Events <span class="muted">(${events.length})</span></h2>${renderEvents(run, events, context)}</section>
 </div>`;
   if (fragment) return live.value;
   const body = html`<nav class="crumbs"><a href="${context.href("/")}">← Runs</a></nav>
@@ -378,8 +384,9 @@ function renderTimeline(run: RunRecord, events: WorkflowEvent[], context: PageCo
       return `${row.id}${attempt}: sent ${took} ago, ${NO_OUTCOME_YET}`;
     return `${row.id}${attempt}: ${what}${segment.open ? " for" : " after"} ${took}${error}${due}${measured}`;
   };
-  const rows = timeline.rows.map(
-    (row) => html`<div class="tl-row" data-id="${row.id}" data-kind="${row.kind}" data-status="${row.status}">
+  const rowOf = (
+    row: TimelineRow,
+  ) => html`<div class="tl-row" data-id="${row.id}" data-kind="${row.kind}" data-status="${row.status}">
   <div class="tl-label" title="${row.id}">
     <span class="tl-name">${rowTitle(row, context)}</span>
     <code>${row.id}</code>
@@ -395,8 +402,11 @@ function renderTimeline(run: RunRecord, events: WorkflowEvent[], context: PageCo
         segment.kind === "sleeping" && row.durationMs !== undefined ? ` of ${formatSpan(row.durationMs)}` : ""
       }</span></div>`,
   )}</div>
-</div>`,
-  );
+</div>`;
+  const { head, hidden, tail } = endsOf(timeline.rows, context.all ? Number.POSITIVE_INFINITY : PAGE_ENDS);
+  const gap = hidden
+    ? html`<div class="tl-row tl-gap" data-hidden="${hidden}"><div class="tl-label muted">… ${hidden} more rows</div><div class="tl-track">${showAll(context, run, timeline.rows.length)}</div></div>`
+    : "";
   const legend = (
     [
       "completed",
@@ -422,7 +432,7 @@ function renderTimeline(run: RunRecord, events: WorkflowEvent[], context: PageCo
     (tick) =>
       html`<span class="tick" style="left:${((tick / span) * 100).toFixed(3)}%">${tick === 0 ? "0" : `+${formatSpan(tick)}`}</span>`,
   )}</div></div>
-  ${rows}
+  ${head.map(rowOf)}${gap}${tail.map(rowOf)}
 </div>
 <p class="legend">${legend}</p>`;
 }
@@ -438,18 +448,26 @@ export function axisTicks(span: number): number[] {
   return ticks;
 }
 
-function renderEvents(events: WorkflowEvent[]): SafeHtml {
+/** The link to a run's page with every row of its long lists. */
+function showAll(context: PageContext, run: RunRecord, total: number): SafeHtml {
+  return html`<a class="show-all" href="${context.href(`/runs/${run.runId}`, { all: 1 })}">show all ${total}</a>`;
+}
+
+function renderEvents(run: RunRecord, events: WorkflowEvent[], context: PageContext): SafeHtml {
   const start = events[0] ? Date.parse(events[0].timestamp) : 0;
-  return html`<table class="events">
-  <thead><tr><th>#</th><th>Time (UTC)</th><th>After</th><th>Type</th><th>Details</th></tr></thead>
-  <tbody>${events.map(
-    (event) => html`<tr data-seq="${event.seq}" data-type="${event.type}">
+  const rowOf = (event: WorkflowEvent) => html`<tr data-seq="${event.seq}" data-type="${event.type}">
   <td>${event.seq}</td>
   <td title="${event.timestamp}">${formatTime(event.timestamp)}</td>
   <td>+${formatSpan(Date.parse(event.timestamp) - start)}</td>
   <td><span class="event-type tone-${eventTone(event.type)}">${event.type}</span></td>
   <td><details id="event-${event.seq}"><summary>${describeEvent(event) || "details"}</summary><pre>${prettyJson(event)}</pre></details></td>
-</tr>`,
-  )}</tbody>
+</tr>`;
+  const { head, hidden, tail } = endsOf(events, context.all ? Number.POSITIVE_INFINITY : PAGE_ENDS);
+  const gap = hidden
+    ? html`<tr class="events-gap" data-hidden="${hidden}"><td colspan="5" class="muted">… ${hidden} more events · ${showAll(context, run, events.length)}</td></tr>`
+    : "";
+  return html`<table class="events">
+  <thead><tr><th>#</th><th>Time (UTC)</th><th>After</th><th>Type</th><th>Details</th></tr></thead>
+  <tbody>${head.map(rowOf)}${gap}${tail.map(rowOf)}</tbody>
 </table>`;
 }

@@ -179,6 +179,7 @@ export function createDashboard(options: DashboardOptions): Hono {
     refreshMs,
     now: now(),
     ...(options.traceUrl ? { traceUrl: options.traceUrl } : {}),
+    all: c.req.query("all") === "1",
   });
 
   if (options.webhooks) {

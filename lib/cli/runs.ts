@@ -196,7 +196,7 @@ export async function showCommand(
           : row.kind === "child"
             ? `child run ${row.childRunId ?? ""}`
             : row.ranMs !== undefined
-              ? `ran ${formatSpan(row.ranMs)}, waited ${formatSpan(row.waitMs ?? 0)} to start`
+              ? `ran ${formatSpan(row.ranMs)}, started ${formatSpan(row.waitMs ?? 0)} after it was sent`
               : row.kind === "step" && row.status === "running"
                 ? NO_OUTCOME_YET
                 : "",

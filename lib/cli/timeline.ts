@@ -41,7 +41,10 @@ export interface TimelineSegment {
   error?: SerializedError;
   /** Epoch ms a sleep or a retry delay is due. */
   dueAt?: number;
-  /** For a step attempt the executor measured: how long it waited to start after it was sent (ms). */
+  /**
+   * For a step attempt the executor measured: how long after it was sent it started (ms): a wait for its slot or
+   * turn, a busy queue, or a worker that died running an earlier copy of it.
+   */
   waitMs?: number;
   /** For a step attempt the executor measured: how long it ran (ms). */
   ranMs?: number;
@@ -84,7 +87,7 @@ export interface TimelineRow {
   childRunId?: string;
   /** For a step: how long its measured attempts ran, in all (ms). */
   ranMs?: number;
-  /** For a step: how long its measured attempts waited to start after they were sent, in all (ms). */
+  /** For a step: how long after they were sent its measured attempts started, in all (ms). */
   waitMs?: number;
 }
 

@@ -157,7 +157,7 @@ describe("a step attempt that waits for its concurrency slot", () => {
       ]);
       expect(legend).toContain("running (or, for a limited step, waiting for its slot or turn)");
       for (const row of rows(done.stdout)) {
-        expect(row).toMatch(/completed .*ran \S+, waited \S+ to start$/);
+        expect(row).toMatch(/completed .*ran \S+, started \S+ after it was sent$/);
         expect(row).not.toContain(note);
       }
     } finally {

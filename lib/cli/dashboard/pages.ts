@@ -379,7 +379,7 @@ function renderTimeline(run: RunRecord, events: WorkflowEvent[], context: PageCo
     const measured =
       segment.ranMs === undefined
         ? ""
-        : ` · ran ${formatSpan(segment.ranMs)}, waited ${formatSpan(segment.waitMs ?? 0)} to start`;
+        : ` · ran ${formatSpan(segment.ranMs)}, started ${formatSpan(segment.waitMs ?? 0)} after it was sent`;
     if (row.kind === "step" && segment.kind === "running")
       return `${row.id}${attempt}: sent ${took} ago, ${NO_OUTCOME_YET}`;
     return `${row.id}${attempt}: ${what}${segment.open ? " for" : " after"} ${took}${error}${due}${measured}`;
@@ -392,7 +392,7 @@ function renderTimeline(run: RunRecord, events: WorkflowEvent[], context: PageCo
     <code>${row.id}</code>
     ${row.kind === "step" && row.attempts > 1 ? html`<span class="tl-attempts">${row.attempts} attempts</span>` : ""}
     ${row.kind === "sleep" && row.durationMs !== undefined ? html`<span class="tl-attempts">${formatSpan(row.durationMs)}</span>` : ""}
-    ${row.ranMs === undefined ? "" : html`<span class="tl-timing" data-ran-ms="${row.ranMs}" data-wait-ms="${row.waitMs ?? 0}" title="How long the step's attempts ran, and how long they waited to start after they were sent">ran ${formatSpan(row.ranMs)} · waited ${formatSpan(row.waitMs ?? 0)}</span>`}
+    ${row.ranMs === undefined ? "" : html`<span class="tl-timing" data-ran-ms="${row.ranMs}" data-wait-ms="${row.waitMs ?? 0}" title="How long the step's attempts ran, and how long after they were sent they started (a wait for a concurrency slot or rate-limit turn, a busy queue, or a worker that died running an earlier copy)">ran ${formatSpan(row.ranMs)} · started after ${formatSpan(row.waitMs ?? 0)}</span>`}
   </div>
   <div class="tl-track">${row.segments.map(
     (segment) =>

@@ -1,6 +1,7 @@
 import { formatDuration } from "../core/durations.ts";
 import type { SerializedError } from "../core/errors.ts";
 import type { WorkflowEvent } from "../core/events.ts";
+import type { RunConcurrency } from "../engine/admission.ts";
 import { waitsAfterRetry } from "../engine/retry-attempt.ts";
 import { FINISHED_STATUSES, type RunRecord } from "../ports/event-store.ts";
 
@@ -357,14 +358,18 @@ function pendingReasons(events: readonly WorkflowEvent[]): string[] {
   if (started?.type !== "workflow_started") return [];
   const reasons: string[] = [];
   const { concurrency, rateLimit } = started;
-  if (concurrency)
-    reasons.push(`a run concurrency slot of key ${concurrency.key} (at most ${concurrency.limit} at once)`);
+  if (concurrency) reasons.push(slotReason(concurrency));
   // A retried run waits for its slot only: its start is not counted again.
   if (rateLimit && !waitsAfterRetry(events))
     reasons.push(
       `its start under rate limit ${rateLimit.key} (at most ${rateLimit.limit} per ${formatDuration(rateLimit.periodMs)})`,
     );
   return reasons.length > 0 ? reasons : ["a worker to start it"];
+}
+
+/** `a run concurrency slot of key run:sync_account:acme (at most 1 at once)` */
+export function slotReason({ key, limit }: RunConcurrency): string {
+  return `a run concurrency slot of key ${key} (at most ${limit} at once)`;
 }
 
 /** For a child run: its parent run and the parent's id for it (from `workflow_started`). */

@@ -37,7 +37,8 @@ export interface RunHandle<Result = unknown> {
    *   failed, with the run's timeline added to its message
    * @throws CancelledError when the run was cancelled, with the reason and the run's timeline
    * @throws InvalidRunStateError when the run has not finished and nothing in the environment will move it
-   *   on (it waits for an event, or for a timer and `timeSkipping` is off), saying what it waits for
+   *   on (it waits for an event, or for a timer and `timeSkipping` is off, or it is pending for a run
+   *   concurrency slot held by such runs), saying what it waits for (and which runs hold the slot)
    * @throws RuntimeClosedError when the run has not finished and the environment was closed
    * @throws ReplayMismatchError when the run (or a run of its `continueAsNew` chain) does not replay: its
    *   log replayed with the same code makes other calls, or ends with another result or error (see

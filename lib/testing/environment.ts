@@ -187,6 +187,7 @@ export class TestEnvironment {
       registry: this.registry,
     });
     this.driver = {
+      knowsStep: (stepName) => this.registry.findStep(stepName) !== undefined,
       read: (runId) => this.read(runId),
       finished: (runId) => this.finished(runId),
       sendEvent: (runId, name, payload, sendOptions) =>

@@ -1,4 +1,4 @@
-import { CancelledError, deserializeError, InvalidRunStateError } from "../core/errors.ts";
+import { CancelledError, ConfigurationError, deserializeError, InvalidRunStateError } from "../core/errors.ts";
 import type { WorkflowEvent } from "../core/events.ts";
 import type { Serialized } from "../core/serialization.ts";
 import type { AnyStep, StepDefinition } from "../core/step.ts";
@@ -80,6 +80,8 @@ export interface RunHandle<Result = unknown> {
    * One step call, by the step (typed by its arguments and result as the log gives them back, see
    * {@link Serialized}) or its name: the first call, or the `index`-th (from 0) when the run calls it more
    * than once. Undefined when the run has not called it (that often).
+   * @throws ConfigurationError for a name that no step of the environment has and the run's log does not
+   *   hold (a misspelt name would otherwise read as "not called")
    * @example
    * expect(await run.step(fulfil)).toMatchObject({ status: "completed", attempts: 1 });
    */
@@ -148,6 +150,8 @@ export interface RunDriver {
   callWebhook(token: string, body: string, headers: Record<string, string>): Promise<WebhookResponse>;
   cancel(runId: string, reason: string | undefined): Promise<void>;
   retry(runId: string): Promise<void>;
+  /** Whether a step of that name is registered in the environment. */
+  knowsStep(stepName: string): boolean;
 }
 
 /** A {@link RunHandle} on a run of a test environment, reading and acting through its driver. */
@@ -190,7 +194,12 @@ export class EnvironmentRunHandle<Result> implements RunHandle<Result> {
   step(stepName: string, index?: number): Promise<StepSummary | undefined>;
   async step(step: AnyStep | string, index = 0): Promise<StepSummary | undefined> {
     const name = typeof step === "string" ? step : step.stepName;
-    return (await this.steps()).filter((summary) => summary.name === name)[index];
+    const calls = (await this.steps()).filter((summary) => summary.name === name);
+    if (calls.length === 0 && !this.driver.knowsStep(name))
+      throw new ConfigurationError(
+        `No step named ${JSON.stringify(name)} in this test environment, nor in run ${this.runId}'s log: check the name.`,
+      );
+    return calls[index];
   }
 
   async timeline(): Promise<string> {

@@ -1,4 +1,9 @@
-import { CancelledError, ConfigurationError, deserializeError, InvalidRunStateError } from "../core/errors.ts";
+import {
+  CancelledError,
+  ConfigurationError,
+  deserializeError,
+  InvalidRunStateError,
+} from "../core/errors.ts";
 import type { WorkflowEvent } from "../core/events.ts";
 import type { Serialized } from "../core/serialization.ts";
 import type { AnyStep, StepDefinition } from "../core/step.ts";

@@ -53,7 +53,11 @@ export class RunWaits {
     if (!this.options.registry.findWorkflow(run.workflowName))
       return `${what} and will not finish by itself: no workflow "${run.workflowName}" is known in this test environment. Import its module, or pass it to createTestEnvironment({ workflows }).`;
     const slot = await this.heldSlot(run, events);
-    if (!slot) return `${what} and will not finish by itself${this.nextMove(run, events, "run")}`;
+    if (!slot) {
+      // A child pending behind a slot is what holds the run up: sending the run an event would not help.
+      const children = await this.childrenInLine(run, events);
+      return `${what} and will not finish by itself${children ? `.${children}` : this.nextMove(run, events, "run")}`;
+    }
     const holders = await Promise.all(
       slot.holders.map(async (holder) => {
         const holderEvents = await this.options.storage.getEvents(holder.runId);
@@ -70,6 +74,33 @@ export class RunWaits {
         ? "This run is first in line: the first slot to come free goes to it."
         : `This run is number ${slot.place} in line: the slots go to the runs in line in order as they come free.`,
     ].join(" ");
+  }
+
+  /**
+   * For a run that waits for child runs: those pending for a slot that only a holder's end frees, the holders
+   * named (` Its child run … waits for a run concurrency slot …, held by run …`), else "".
+   */
+  private async childrenInLine(run: RunRecord, events: readonly WorkflowEvent[]): Promise<string> {
+    const ended = new Set(
+      events.flatMap((event) =>
+        event.type === "child_completed" || event.type === "child_failed" ? [event.childId] : [],
+      ),
+    );
+    const sentences: string[] = [];
+    for (const event of events) {
+      if (event.type !== "child_started" || ended.has(event.childId)) continue;
+      const child = await this.options.storage.getRun(event.childRunId);
+      const slot = child && (await this.heldSlot(child, await this.options.storage.getEvents(child.runId)));
+      if (!slot) continue;
+      const holders = slot.holders.map((holder) => holder.runId);
+      const parentHolds = holders.includes(run.runId)
+        ? ": this run, which holds it while it waits for the child. Give the child's workflow a concurrency key of its own (or no limit), or do its work in steps of this run"
+        : "";
+      sentences.push(
+        ` Its child run ${event.childRunId} is pending: it waits for ${slotReason(slot.concurrency)}, held by ${holders.length === 1 ? "run" : "runs"} ${holders.join(", ")}${parentHolds}.`,
+      );
+    }
+    return sentences.join("");
   }
 
   /**

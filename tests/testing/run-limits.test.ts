@@ -189,6 +189,11 @@ describe("createTestEnvironment: runs pending behind a run concurrency slot", ()
     // Assess
     expect(error).toBeInstanceOf(InvalidRunStateError);
     expect(error.message).toMatch(/is suspended, waiting for child run child_\w+ \(lim_nested\)/);
+    expect(error.message.split("\n")[0]).toMatch(
+      new RegExp(
+        `is suspended and will not finish by itself\\. Its child run child_\\w+ is pending: it waits for a run concurrency slot of key run:lim_nested:? \\(at most 1 at once\\), held by run ${parent.runId}: this run, which holds it while it waits for the child\\. Give the child's workflow a concurrency key of its own \\(or no limit\\), or do its work in steps of this run\\.$`,
+      ),
+    );
     expect(env.now().getTime()).toBe(START);
   });
 });

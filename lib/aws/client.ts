@@ -15,10 +15,11 @@ import type { RunLimits } from "../engine/run-limits.ts";
 import { openTelemetry } from "../observability/telemetry.ts";
 import type { Clock } from "../ports/clock.ts";
 import type { RunPage, RunQuery, RunRecord } from "../ports/event-store.ts";
-import type { StartOptions } from "../ports/runtime.ts";
+import type { GetRunOptions, StartOptions } from "../ports/runtime.ts";
 import type { TaskQueue } from "../ports/task-queue.ts";
 import type { Timers } from "../ports/timers.ts";
 import { createPayloads } from "../runtimes/aws.ts";
+import { getRunOrLast } from "../runtimes/follow-continuations.ts";
 import { type ClientConfig, loadClientConfig } from "./config.ts";
 import { type AwsScheduleInfo, scheduleControl } from "./schedules.ts";
 
@@ -49,8 +50,13 @@ export interface TsWorkflowClient {
    */
   start<W extends AnyWorkflow>(workflow: W, args: WorkflowArgs<W>, options?: StartOptions): Promise<string>;
   start(workflow: string, args: unknown[], options?: StartOptions): Promise<string>;
-  /** The run's document, or undefined for an unknown id. */
-  getRun(runId: string): Promise<RunRecord | undefined>;
+  /**
+   * The run's document, or undefined for an unknown id; with `followContinuations`, the last run of its
+   * `continueAsNew()` chain.
+   * @example
+   * const latest = await client.getRun(runId, { followContinuations: true });
+   */
+  getRun(runId: string, options?: GetRunOptions): Promise<RunRecord | undefined>;
   /** The run's event log, in order. */
   getEvents(runId: string): Promise<WorkflowEvent[]>;
   /**
@@ -189,7 +195,8 @@ export function createClient(
       const result = await engine.start(workflow, args, startOptions);
       return result.runId;
     },
-    getRun: async (runId) => linkedRun(await store.getRun(runId)),
+    getRun: (runId, getOptions) =>
+      getRunOrLast(async (id) => linkedRun(await store.getRun(id)), runId, getOptions),
     // Copies: the store keeps the logs it read (see `logCacheSize`), and a caller may change what it gets.
     getEvents: async (runId) => structuredClone(await store.getEvents(runId)),
     listRuns: async (query) => linkedPage(await store.listRuns(query)),

@@ -283,7 +283,7 @@ async function slotWaitOf(
 ): Promise<string | undefined> {
   const run = await store.getRun(runId);
   if (run?.status !== "pending") return undefined;
-  return (await waitingFor(run, await store.getEvents(runId), { now: Date.now() })).join(" and ");
+  return waitingFor(run, await store.getEvents(runId)).join(" and ");
 }
 
 /** What `POST /hooks/<token>` and `runs send-event` call to deliver an event: `sendEvent` on the backend. */

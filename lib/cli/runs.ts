@@ -24,10 +24,10 @@ import { type Backend, fileOwner, type RunActions, type SendEvent } from "./back
 import { endsOf } from "./ends.ts";
 import { EXIT } from "./errors.ts";
 import { buildTimeline, NO_OUTCOME_YET, parentOf } from "./timeline.ts";
-import { type WaitContext, waitingFor } from "./waiting-for.ts";
+import { readWaitingFor, type SlotReader, type WaitContext } from "./waiting-for.ts";
 
 /** What a command knows about the backend to say what runs wait for: who takes them on, and its slots. */
-export type WaitSources = Omit<WaitContext, "now">;
+export type WaitSources = Pick<WaitContext, "runner"> & { slots?: SlotReader };
 
 /** Where a command writes, and how. */
 export interface Output {
@@ -93,7 +93,7 @@ export async function listCommand(
   /** What a run waits for (only a pending or suspended run waits: the others' logs are not read). */
   const waitsOf = async (run: RunRecord) =>
     run.status === "pending" || run.status === "suspended"
-      ? waitingFor(run, await store.getEvents(run.runId), { ...waits, now })
+      ? readWaitingFor(run, await store.getEvents(run.runId), { ...waits, now })
       : [];
   if (options.json) {
     const runs = [];
@@ -140,7 +140,7 @@ export async function showCommand(
   const exitCode = run.status === "failed" ? EXIT.failed : EXIT.ok;
   const events = await store.getEvents(runId);
   const now = io.now();
-  const waited = await waitingFor(run, events, { ...waits, now });
+  const waited = await readWaitingFor(run, events, { ...waits, now });
   if (options.json) {
     io.out(json({ ...run, waitingFor: waited }));
     return exitCode;

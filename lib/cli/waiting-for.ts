@@ -1,5 +1,6 @@
 import { formatDuration } from "../core/durations.ts";
 import type { WorkflowEvent } from "../core/events.ts";
+import type { RunConcurrency } from "../engine/admission.ts";
 import { waitsAfterRetry } from "../engine/retry-attempt.ts";
 import { formatTime } from "../inspect/format.ts";
 import type { RunRecord } from "../ports/event-store.ts";
@@ -10,8 +11,11 @@ export type SlotReader = Pick<SlotStore, "inspect">;
 
 /** What {@link waitingFor} knows besides the run's log. */
 export interface WaitContext {
-  /** Epoch ms: a timer due before it is overdue. */
-  now: number;
+  /**
+   * Epoch ms: a suspended run whose timer was due before it is said to wait for code to go on.
+   * @default not looked at
+   */
+  now?: number;
   /**
    * Who takes runs on, as a sentence names it: `"an app"` (file backend), `"a worker"` (Redis), `"a deployment"`
    * (AWS).
@@ -19,10 +23,11 @@ export interface WaitContext {
    */
   runner?: string;
   /**
-   * The backend's slots. With them, a pending run that holds its concurrency slot is said to wait for its start
-   * under the rate limit only; without (the embedded runtime keeps its slots in the app's memory), both are named.
+   * Whether a pending run holds its concurrency slot (read from the slots: {@link readWaitingFor}). When it does,
+   * it waits for its start under the rate limit only; not known, both are named.
+   * @default not known
    */
-  slots?: SlotReader;
+  holdsSlot?: boolean;
 }
 
 /**
@@ -31,20 +36,45 @@ export interface WaitContext {
  * the last `workflow_suspended` event says, and, once its timer is overdue, code to take it on (a run whose
  * workflow no process registers waits there).
  */
-export async function waitingFor(
+export function waitingFor(
   run: RunRecord,
   events: readonly WorkflowEvent[],
-  context: WaitContext,
-): Promise<string[]> {
+  context: WaitContext = {},
+): string[] {
   const runner = `${context.runner ?? "a worker"} that registers ${codeOf(run)}`;
-  if (run.status === "pending")
-    return [(await limitsWaitedFor(run, events, context)) ?? `${runner} to start it`];
+  if (run.status === "pending") return [limitsWaitedFor(run, events, context) ?? `${runner} to start it`];
   if (run.status !== "suspended") return [];
   const suspended = events.findLast((event) => event.type === "workflow_suspended");
   if (suspended?.type !== "workflow_suspended") return [];
   const { resumeAt } = suspended;
-  if (resumeAt === undefined || resumeAt > context.now) return suspended.waitingFor;
+  if (resumeAt === undefined || context.now === undefined || resumeAt > context.now)
+    return suspended.waitingFor;
   return [...suspended.waitingFor, `${runner} to go on (its timer was due at ${formatTime(resumeAt)})`];
+}
+
+/**
+ * {@link waitingFor}, with `slots` read first for whether a pending run holds its concurrency slot (not known
+ * without them, or when they cannot be read).
+ */
+export async function readWaitingFor(
+  run: RunRecord,
+  events: readonly WorkflowEvent[],
+  context: WaitContext & { slots?: SlotReader | undefined; now: number },
+): Promise<string[]> {
+  const { slots, ...rest } = context;
+  const concurrency = run.status === "pending" ? concurrencyOf(events) : undefined;
+  if (!slots || !concurrency) return waitingFor(run, events, rest);
+  try {
+    const { holding } = await slots.inspect(concurrency.key, context.now);
+    return waitingFor(run, events, { ...rest, holdsSlot: holding.includes(run.runId) });
+  } catch {
+    return waitingFor(run, events, rest);
+  }
+}
+
+/** `a run concurrency slot of key run:sync_account:acme (at most 1 at once)` */
+export function slotReason({ key, limit }: RunConcurrency): string {
+  return `a run concurrency slot of key ${keyLabel(key)} (at most ${limit} at once)`;
 }
 
 /** `workflow onboarding`, with the version the run started with. */
@@ -52,45 +82,35 @@ function codeOf(run: RunRecord): string {
   return `workflow ${run.workflowName}${run.workflowVersion === undefined ? "" : ` version ${JSON.stringify(run.workflowVersion)}`}`;
 }
 
+function concurrencyOf(events: readonly WorkflowEvent[]): RunConcurrency | undefined {
+  const started = events[0];
+  return started?.type === "workflow_started" ? started.concurrency : undefined;
+}
+
 /**
- * The limits a pending run waits for: its slot, then its start under the rate limit (a retried run waits for
- * its slot only: its start is not counted again). Undefined for a run without limits.
+ * The limits a pending run waits for: its slot (unless it holds it), then its start under the rate limit (a
+ * retried run waits for its slot only: its start is not counted again). Undefined for a run without limits.
  */
-async function limitsWaitedFor(
+function limitsWaitedFor(
   run: RunRecord,
   events: readonly WorkflowEvent[],
-  context: WaitContext,
-): Promise<string | undefined> {
+  { holdsSlot }: WaitContext,
+): string | undefined {
   const started = events[0];
   if (started?.type !== "workflow_started") return undefined;
-  const { concurrency } = started;
+  const slot = started.concurrency && !holdsSlot ? slotReason(started.concurrency) : undefined;
   const rateLimit = waitsAfterRetry(events) ? undefined : started.rateLimit;
-  const slot =
-    concurrency && !(await holdsSlot(run.runId, concurrency.key, context))
-      ? `a run concurrency slot of key ${keyLabel(concurrency.key, run.workflowName)} (at most ${concurrency.limit} at once)`
-      : undefined;
   const start =
     rateLimit &&
-    `its start under rate limit ${keyLabel(rateLimit.key, run.workflowName)} (at most ${rateLimit.limit} per ${formatDuration(rateLimit.periodMs)})`;
+    `its start under rate limit ${keyLabel(rateLimit.key)} (at most ${rateLimit.limit} per ${formatDuration(rateLimit.periodMs)})`;
   if (slot && start) return `${slot}, then ${start}`;
   return slot ?? start;
 }
 
-/** Whether the backend's slots say the run holds its slot (false when they cannot be read). */
-async function holdsSlot(runId: string, key: string, { slots, now }: WaitContext): Promise<boolean> {
-  if (!slots) return false;
-  try {
-    return (await slots.inspect(key, now)).holding.includes(runId);
-  } catch {
-    // Not knowing, the run is said to wait for both, as on a backend whose slots cannot be read.
-    return false;
-  }
-}
-
 /**
  * A run limit's key as a whole: a limit without a `key` function has the workflow's own key, `run:<name>:`,
- * shown as `run:<name>`.
+ * shown as `run:<name>`. (A `key` function's value that ends with ":" loses that colon here, in the text only.)
  */
-function keyLabel(key: string, workflowName: string): string {
-  return key === `run:${workflowName}:` ? key.slice(0, -1) : key;
+function keyLabel(key: string): string {
+  return key.endsWith(":") ? key.slice(0, -1) : key;
 }

@@ -36,9 +36,9 @@ export function currentExecution(): WorkflowScope | undefined {
 }
 
 export function requireExecution(what: string): WorkflowScope {
-  const execution = currentExecution();
-  if (!execution) throw new NotInWorkflowError(what);
-  return execution;
+  const current = scope.getStore();
+  if (current?.kind === "workflow") return current.execution;
+  throw new NotInWorkflowError(what, current?.info.stepName);
 }
 
 /**

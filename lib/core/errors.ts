@@ -259,10 +259,17 @@ export class NonSerializableError extends TsWorkflowError {
   }
 }
 
+/** A workflow primitive called outside workflow code: never retried, as a step that calls it fails the same each time. */
 export class NotInWorkflowError extends TsWorkflowError {
   override name = "NotInWorkflowError";
-  constructor(what: string) {
-    super("NOT_IN_WORKFLOW", `${what} may only be used inside a workflow function.`);
+  /** `stepName`: the step whose function called it. */
+  constructor(what: string, stepName?: string) {
+    super(
+      "NOT_IN_WORKFLOW",
+      stepName
+        ? `${what} was called in step "${stepName}": call it in the workflow function.`
+        : `${what} may only be used inside a workflow function.`,
+    );
   }
 }
 

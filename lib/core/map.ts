@@ -1,4 +1,5 @@
 import { ConfigurationError, describe } from "./errors.ts";
+import { checkOptionNames, optionError } from "./options.ts";
 
 /** Options of {@link map}. */
 export interface MapOptions {
@@ -38,7 +39,8 @@ export const DEFAULT_MAP_CONCURRENCY = 10;
  * const sendEmail = step("send_email", async (to: string) => mailer.send(to));
  * export const newsletter = workflow("newsletter", async (users: string[]) =>
  *   map(users, (user) => sendEmail(user), { concurrency: 50 }));
- * @throws ConfigurationError for a `concurrency` that is not an integer >= 1, or `items` that is not an array
+ * @throws ConfigurationError for an unknown option, a `concurrency` that is not an integer >= 1, a `settle` that is
+ *   not a boolean, or `items` that is not an array
  */
 export function map<T, R>(
   items: readonly T[],
@@ -55,10 +57,12 @@ export function map<T, R>(
   fn: (item: T, index: number) => Promise<R> | R,
   options: MapOptions = {},
 ): Promise<Awaited<R>[] | MapSettled<Awaited<R>>[]> {
+  checkOptionNames("map()", options, ["concurrency", "settle"]);
   const concurrency = options.concurrency ?? DEFAULT_MAP_CONCURRENCY;
-  if (!Number.isInteger(concurrency) || concurrency < 1) {
-    throw new ConfigurationError(`map(): concurrency must be an integer >= 1, got ${describe(concurrency)}.`);
-  }
+  if (!Number.isInteger(concurrency) || concurrency < 1)
+    throw optionError("map()", "concurrency", "an integer >= 1", concurrency);
+  if (options.settle !== undefined && typeof options.settle !== "boolean")
+    throw optionError("map()", "settle", "true or false", options.settle);
   if (!Array.isArray(items))
     throw new ConfigurationError(`map(): items must be an array, got ${describe(items)}.`);
   if (typeof fn !== "function") throw new ConfigurationError("map() needs a function.");

@@ -11,6 +11,8 @@ const NEVER_RETRIED: ReadonlySet<string> = new Set<ErrorCode>([
   "NOT_SERIALIZABLE",
   "PAYLOAD_TOO_LARGE",
   "INVALID_DURATION",
+  // sleep(), waitForEvent(), runChild()… called in a step's function: every attempt would throw it.
+  "NOT_IN_WORKFLOW",
   // A step whose declared limits this deployment does not enforce (see `unenforcedLimit`).
   "CONFIGURATION",
 ]);

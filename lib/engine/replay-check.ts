@@ -1,4 +1,4 @@
-import { InvalidEventError, NonDeterminismError } from "../core/errors.ts";
+import { describe, InvalidEventError, NonDeterminismError } from "../core/errors.ts";
 import { type EventDraft, parseEvents, type WorkflowEvent } from "../core/events.ts";
 import { optional } from "../core/optional.ts";
 import { serializeError } from "../core/serialization.ts";
@@ -41,14 +41,42 @@ export type ReplayReport =
  * import { onboarding } from "./workflows.ts";
  * const report = await replayHistory(onboarding, JSON.parse(readFileSync("history.json", "utf8")));
  * if (!report.ok) throw new Error(`event #${report.seq}: ${report.message}`);
- * @throws InvalidEventError when `events` is not a tsworkflow log
+ * @throws InvalidEventError when `events` is not a tsworkflow log, saying what it is (e.g. the JSON of
+ *   `tsworkflow runs show <id> --json` or `runs list --json`)
  */
 export async function replayHistory(
   workflow: AnyWorkflow,
   events: readonly unknown[],
 ): Promise<ReplayReport> {
+  const other = notALog(events);
+  if (other)
+    throw new InvalidEventError(
+      `replayHistory() expects a run's log: the array of events that \`tsworkflow runs events <id> --json\` prints (or getEvents(runId) returns). It got ${other}. Save the log with \`tsworkflow runs events <id> --json > history.json\`.`,
+    );
   return (await replayRun(workflow, events)).report;
 }
+
+/**
+ * What `value` is when it is JSON of another kind than a run's log (the JSON of `runs show` or `runs list`
+ * is an easy slip for that of `runs events`), else undefined: a log's own events are checked on replay.
+ */
+function notALog(value: unknown): string | undefined {
+  if (Array.isArray(value))
+    return isRunDocument(value[0])
+      ? "an array of run documents: the runs of a page that `tsworkflow runs list --json` prints"
+      : undefined;
+  if (typeof value !== "object" || value === null) return describe(value);
+  const keys = Object.keys(value);
+  const listed = `keys ${keys.slice(0, 6).join(", ")}${keys.length > 6 ? ", …" : ""}`;
+  if (Array.isArray((value as { runs?: unknown }).runs))
+    return `a page of runs (${listed}): what \`tsworkflow runs list --json\` prints`;
+  if (isRunDocument(value))
+    return `a run document (${listed}): what \`tsworkflow runs show <id> --json\` prints`;
+  return `an object with ${listed}`;
+}
+
+const isRunDocument = (value: unknown) =>
+  typeof value === "object" && value !== null && "runId" in value && "status" in value && !("type" in value);
 
 /**
  * {@link replayHistory}, and how the replayed workflow ended when its calls match the log: the terminal

@@ -36,12 +36,13 @@ import {
   type RunRecord,
 } from "../ports/event-store.ts";
 import type { RateLimitStore } from "../ports/rate-limit-store.ts";
-import type { Runtime, StartOptions, StartResult, WaitOptions } from "../ports/runtime.ts";
+import type { GetRunOptions, Runtime, StartOptions, StartResult, WaitOptions } from "../ports/runtime.ts";
 import type { ScheduleStore } from "../ports/schedule-store.ts";
 import type { SlotStore } from "../ports/slot-store.ts";
 import type { ActivationTask } from "../ports/task-queue.ts";
 import type { ScheduleDefinition } from "../schedules/schedule.ts";
 import { type ScheduleInfo, Scheduler } from "../schedules/scheduler.ts";
+import { getRunOrLast, waitAlongChain } from "./follow-continuations.ts";
 
 /** Options of {@link LocalRuntime}. */
 export interface LocalRuntimeOptions {
@@ -271,8 +272,14 @@ export class LocalRuntime implements Runtime {
     return this.engine.start(workflow, args, options);
   }
 
-  async getRun(runId: string): Promise<RunRecord | undefined> {
-    return linkedRun(await this.storage.getRun(runId));
+  /**
+   * The run's document (undefined for an unknown id); with `followContinuations`, the last run of its
+   * `continueAsNew()` chain.
+   * @example
+   * const latest = await runtime.getRun(runId, { followContinuations: true });
+   */
+  getRun(runId: string, options?: GetRunOptions): Promise<RunRecord | undefined> {
+    return getRunOrLast(async (id) => linkedRun(await this.storage.getRun(id)), runId, options);
   }
 
   async getEvents(runId: string): Promise<WorkflowEvent[]> {
@@ -283,8 +290,19 @@ export class LocalRuntime implements Runtime {
     return linkedPage(await this.storage.listRuns(query));
   }
 
-  /** @throws RuntimeClosedError when the run has not finished by the time this runtime is closed */
-  async waitForRun(runId: string, options: WaitOptions = {}): Promise<RunRecord> {
+  /**
+   * Resolves with the run once it has completed, failed, been cancelled or continued; with
+   * `followContinuations`, waits along its `continueAsNew()` chain until its last run finishes otherwise.
+   * @example
+   * const last = await runtime.waitForRun(runId, { timeoutMs: 60_000, followContinuations: true });
+   * @throws RuntimeClosedError when the run has not finished by the time this runtime is closed
+   * @throws TimeoutError after `timeoutMs`
+   */
+  waitForRun(runId: string, options: WaitOptions & GetRunOptions = {}): Promise<RunRecord> {
+    return waitAlongChain((id, wait) => this.waitForOneRun(id, wait), runId, options);
+  }
+
+  private async waitForOneRun(runId: string, options: WaitOptions): Promise<RunRecord> {
     const finished = async () => {
       const run = await this.storage.getRun(runId);
       if (!run) throw new RunNotFoundError(runId);

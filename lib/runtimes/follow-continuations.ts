@@ -19,6 +19,16 @@ export async function lastOfChain(run: RunRecord, read: ReadRun): Promise<RunRec
   return last;
 }
 
+/** A runtime's `getRun`: the run read with `read`, or with `followContinuations` the last run of its chain. */
+export async function getRunOrLast(
+  read: ReadRun,
+  runId: string,
+  { followContinuations }: GetRunOptions = {},
+): Promise<RunRecord | undefined> {
+  const run = await read(runId);
+  return run && followContinuations ? lastOfChain(run, read) : run;
+}
+
 /**
  * Waits for the run and, with `followContinuations`, along its `continueAsNew()` chain until its last run
  * finishes otherwise, all within the one `timeoutMs`.

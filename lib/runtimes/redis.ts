@@ -26,7 +26,7 @@ import type { GetRunOptions, Runtime, WaitOptions } from "../ports/runtime.ts";
 import type { StepTask } from "../ports/task-queue.ts";
 import type { ScheduleDefinition } from "../schedules/schedule.ts";
 import { type ScheduleInfo, Scheduler } from "../schedules/scheduler.ts";
-import { lastOfChain, waitAlongChain } from "./follow-continuations.ts";
+import { getRunOrLast, waitAlongChain } from "./follow-continuations.ts";
 import { type RedisSweepOptions, startSweeper, sweepSettings, sweepStaleRuns } from "./redis-sweeper.ts";
 
 /** Options of {@link createRedisRuntime}. */
@@ -329,10 +329,7 @@ export function createRedisRuntime(options: RedisRuntimeOptions): RedisRuntime {
     timers,
     workerId,
     start: (workflow, args, startOptions) => unlessClosed(() => engine.start(workflow, args, startOptions)),
-    async getRun(runId, { followContinuations }: GetRunOptions = {}) {
-      const run = await readRun(runId);
-      return run && followContinuations ? lastOfChain(run, readRun) : run;
-    },
+    getRun: (runId, getOptions) => getRunOrLast(readRun, runId, getOptions),
     getEvents: (runId) => storage.getEvents(runId),
     cancelRun: (runId, reason) => unlessClosed(() => engine.cancelRun(runId, reason)),
     retryRun: (runId) => unlessClosed(() => retryRun(engine, runId)),

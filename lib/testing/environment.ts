@@ -1,6 +1,6 @@
 import { MemoryStorage } from "../adapters/memory/memory-storage.ts";
 import { getStepInfo } from "../core/context.ts";
-import { type Duration, formatDuration, resolveDeadline } from "../core/durations.ts";
+import { type Duration, resolveDeadline } from "../core/durations.ts";
 import {
   ConfigurationError,
   describe,
@@ -8,11 +8,12 @@ import {
   RunNotFoundError,
   RuntimeClosedError,
 } from "../core/errors.ts";
-import { resumeAtOf, type WorkflowEvent } from "../core/events.ts";
+import type { WorkflowEvent } from "../core/events.ts";
 import { assertRunId } from "../core/ids.ts";
 import type { Registry } from "../core/registry.ts";
 import type { StepDefinition } from "../core/step.ts";
 import type { AnyWorkflow, WorkflowArgs, WorkflowResult } from "../core/workflow.ts";
+import { MemorySlotStore } from "../engine/memory-slot-store.ts";
 import { type EventStore, FINISHED_STATUSES, type RunRecord } from "../ports/event-store.ts";
 import type { StartOptions } from "../ports/runtime.ts";
 import type { ScheduleStore } from "../ports/schedule-store.ts";
@@ -22,6 +23,7 @@ import { handleWebhook } from "../webhooks/handle-webhook.ts";
 import { FakeStepRegistry, type StepFake } from "./fake-steps.ts";
 import { ReplayChecks } from "./replay-checks.ts";
 import { EnvironmentRunHandle, type RunDriver, type RunHandle } from "./run-handle.ts";
+import { RunWaits } from "./run-waits.ts";
 import { formatTimeline } from "./timeline.ts";
 import { VirtualClock } from "./virtual-clock.ts";
 
@@ -137,6 +139,7 @@ export class TestEnvironment {
   private readonly clock: VirtualClock;
   private readonly fakes: FakeStepRegistry;
   private readonly driver: RunDriver;
+  private readonly waits: RunWaits;
   /** Undefined with `replayCheck: false`. */
   private readonly replayChecks: ReplayChecks | undefined;
   /** Test actions in flight (start, sendEvent, skip…): `result()` waits for them before it moves the clock. */
@@ -164,16 +167,27 @@ export class TestEnvironment {
     const replayChecks =
       options.replayCheck === false ? undefined : new ReplayChecks(this.storage, this.registry);
     this.replayChecks = replayChecks;
+    // The environment's own, to tell which runs wait for a slot that only another run's end frees.
+    const slots = new MemorySlotStore();
     this.runtime = new LocalRuntime({
       storage: this.storage,
       clock: this.clock,
       timers: "manual",
       registry: this.registry,
+      slots,
       ...(replayChecks ? { onRunFinished: (runId: string) => replayChecks.check(runId) } : {}),
       ...(options.schedules ? { schedules: options.schedules } : {}),
       ...(options.scheduleStore ? { scheduleStore: options.scheduleStore } : {}),
     });
+    this.waits = new RunWaits({
+      storage: this.storage,
+      slots,
+      timers: this.runtime.timers,
+      clock: this.clock,
+      registry: this.registry,
+    });
     this.driver = {
+      knowsStep: (stepName) => this.registry.findStep(stepName) !== undefined,
       read: (runId) => this.read(runId),
       finished: (runId) => this.finished(runId),
       sendEvent: (runId, name, payload, sendOptions) =>
@@ -288,7 +302,8 @@ export class TestEnvironment {
 
   /**
    * Moves the virtual clock to the next pending timer (a sleep, a retry delay, a timeout, a deadline),
-   * fires it and lets the runs react. Resolves with the new time, or undefined when no timer is pending.
+   * fires it and lets the runs react. Resolves with the new time, or undefined when no timer is pending
+   * (a pending run's look for a concurrency slot that only another run's end can free does not count).
    * @example
    * const firedAt = await env.skipToNextTimer();   // the approval's 3-day timeout
    * expect(await run.result()).toMatchObject({ status: "expired" });
@@ -367,18 +382,21 @@ export class TestEnvironment {
   /**
    * When the next timer that matters fires. A run that ended while it waited for something else (an event
    * timeout, after the event came) leaves that timer behind; firing it would do nothing, so it is dropped.
+   * A pending run's look for a slot that only another run's end frees is passed over (see
+   * `RunWaits.matters`): it fires with the timers after it, finding nothing.
    */
   private async nextTimer(withTicks = false): Promise<number | undefined> {
     const tick = withTicks ? await this.runtime.scheduler?.nextWake() : undefined;
     const earliest = (time: number | undefined) =>
       tick === undefined ? time : time === undefined ? tick : Math.min(time, tick);
-    for (;;) {
-      const timer = this.runtime.timers.next();
-      if (!timer) return earliest(undefined);
+    for (const timer of this.runtime.timers.inOrder()) {
+      if (tick !== undefined && timer.fireAt > tick) break;
       const run = await this.storage.getRun(timer.runId);
-      if (!run || !FINISHED_STATUSES.has(run.status)) return earliest(timer.fireAt);
-      await this.runtime.timers.cancel(timer.runId, timer.timerId);
+      if (run && FINISHED_STATUSES.has(run.status))
+        await this.runtime.timers.cancel(timer.runId, timer.timerId);
+      else if (!run || (await this.waits.matters(timer, run))) return earliest(timer.fireAt);
     }
+    return earliest(undefined);
   }
 
   private async fireAt(time: number): Promise<void> {
@@ -427,7 +445,9 @@ export class TestEnvironment {
       }
       if (this.closing) throw this.closedError(`Run ${run.runId} is ${run.status}. `);
       if (this.timeSkipping && (await this.moveClock(() => this.skipFor(current, events.length)))) continue;
-      throw new InvalidRunStateError(`${this.stuck(run, events)}\n\n${formatTimeline(run, events)}`);
+      throw new InvalidRunStateError(
+        `${await this.waits.stuck(run, events)}\n\n${formatTimeline(run, events)}`,
+      );
     }
   }
 
@@ -449,19 +469,5 @@ export class TestEnvironment {
       "This test environment",
       `${about}Create a new one with createTestEnvironment(): given the same storage (a new FileStorage on the same dir, or a store kept open with env.close({ closeStorage: false })), it resumes the runs left unfinished.`,
     );
-  }
-
-  /** Why a run will not finish by itself, and what the test can do about it. */
-  private stuck(run: RunRecord, events: readonly WorkflowEvent[]): string {
-    const what = `Run ${run.runId} of ${run.workflowName} is ${run.status} and will not finish by itself`;
-    if (!this.registry.findWorkflow(run.workflowName))
-      return `${what}: no workflow "${run.workflowName}" is known in this test environment. Import its module, or pass it to createTestEnvironment({ workflows }).`;
-    // A run that is not suspended may wait for a timer that no event records: a rate-limit turn.
-    const wakeAt =
-      run.status === "suspended" ? resumeAtOf(events) : this.runtime.timers.next(run.runId)?.fireAt;
-    if (wakeAt === undefined)
-      return `${what}: nothing in this test environment moves it on. Send it an event (run.sendEvent), call its webhook (run.callWebhook) or cancel it (run.cancel).`;
-    const wait = formatDuration(Math.max(0, wakeAt - this.clock.now()));
-    return `${what} until the clock moves: its next timer is due in ${wait} on the virtual clock (${new Date(wakeAt).toISOString()}). Move the clock with env.skip(duration) or env.skipToNextTimer(), or create the environment with { timeSkipping: true } so that result() does it.`;
   }
 }

@@ -1,4 +1,9 @@
-import { CancelledError, deserializeError, InvalidRunStateError } from "../core/errors.ts";
+import {
+  CancelledError,
+  ConfigurationError,
+  deserializeError,
+  InvalidRunStateError,
+} from "../core/errors.ts";
 import type { WorkflowEvent } from "../core/events.ts";
 import type { Serialized } from "../core/serialization.ts";
 import type { AnyStep, StepDefinition } from "../core/step.ts";
@@ -37,7 +42,8 @@ export interface RunHandle<Result = unknown> {
    *   failed, with the run's timeline added to its message
    * @throws CancelledError when the run was cancelled, with the reason and the run's timeline
    * @throws InvalidRunStateError when the run has not finished and nothing in the environment will move it
-   *   on (it waits for an event, or for a timer and `timeSkipping` is off), saying what it waits for
+   *   on (it waits for an event, or for a timer and `timeSkipping` is off, or it is pending for a run
+   *   concurrency slot held by such runs), saying what it waits for (and which runs hold the slot)
    * @throws RuntimeClosedError when the run has not finished and the environment was closed
    * @throws ReplayMismatchError when the run (or a run of its `continueAsNew` chain) does not replay: its
    *   log replayed with the same code makes other calls, or ends with another result or error (see
@@ -79,6 +85,8 @@ export interface RunHandle<Result = unknown> {
    * One step call, by the step (typed by its arguments and result as the log gives them back, see
    * {@link Serialized}) or its name: the first call, or the `index`-th (from 0) when the run calls it more
    * than once. Undefined when the run has not called it (that often).
+   * @throws ConfigurationError for a name that no step of the environment has and the run's log does not
+   *   hold (a misspelt name would otherwise read as "not called")
    * @example
    * expect(await run.step(fulfil)).toMatchObject({ status: "completed", attempts: 1 });
    */
@@ -147,6 +155,8 @@ export interface RunDriver {
   callWebhook(token: string, body: string, headers: Record<string, string>): Promise<WebhookResponse>;
   cancel(runId: string, reason: string | undefined): Promise<void>;
   retry(runId: string): Promise<void>;
+  /** Whether a step of that name is registered in the environment. */
+  knowsStep(stepName: string): boolean;
 }
 
 /** A {@link RunHandle} on a run of a test environment, reading and acting through its driver. */
@@ -189,7 +199,12 @@ export class EnvironmentRunHandle<Result> implements RunHandle<Result> {
   step(stepName: string, index?: number): Promise<StepSummary | undefined>;
   async step(step: AnyStep | string, index = 0): Promise<StepSummary | undefined> {
     const name = typeof step === "string" ? step : step.stepName;
-    return (await this.steps()).filter((summary) => summary.name === name)[index];
+    const calls = (await this.steps()).filter((summary) => summary.name === name);
+    if (calls.length === 0 && !this.driver.knowsStep(name))
+      throw new ConfigurationError(
+        `No step named ${JSON.stringify(name)} in this test environment, nor in run ${this.runId}'s log: check the name.`,
+      );
+    return calls[index];
   }
 
   async timeline(): Promise<string> {

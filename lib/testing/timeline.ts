@@ -1,3 +1,4 @@
+import { waitingFor } from "../cli/timeline.ts";
 import type { WorkflowEvent } from "../core/events.ts";
 import { describeEvent, errorLine } from "../inspect/describe.ts";
 import { compactJson, formatSpan } from "../inspect/format.ts";
@@ -23,10 +24,11 @@ function headline(run: RunRecord, events: readonly WorkflowEvent[]): string {
       const continued = events.findLast((event) => event.type === "workflow_continued_as_new");
       return `${name} continued as new${continued?.type === "workflow_continued_as_new" ? ` in run ${continued.continuedAs}` : ""}`;
     }
-    case "suspended": {
-      const suspended = events.findLast((event) => event.type === "workflow_suspended");
-      const waits = suspended?.type === "workflow_suspended" ? suspended.waitingFor : [];
-      return `${name} is suspended, waiting for ${waits.length > 0 ? waits.join(", ") : "nothing"}`;
+    case "suspended":
+    case "pending": {
+      // As `tsworkflow runs show` says it: a pending run's limits, a suspended run's waits.
+      const waits = waitingFor(run, events);
+      return `${name} is ${run.status}, waiting for ${waits.length > 0 ? waits.join(", ") : "nothing"}`;
     }
     default:
       return `${name} is ${run.status}`;

@@ -100,6 +100,25 @@ describe("continueAsNew()", () => {
     });
   });
 
+  it("follows the chain from the LocalRuntime's own getRun() and waitForRun() with followContinuations, as the top-level functions do", async () => {
+    // Prepare
+    const runtime = new LocalRuntime({ storage: new MemoryStorage() });
+    // Act
+    const { runId } = await runtime.start(loop, [1, 3]);
+    const last = await runtime.waitForRun(runId, { followContinuations: true, timeoutMs: 20_000 });
+    const followed = await runtime.getRun(runId, { followContinuations: true });
+    const head = await runtime.getRun(runId);
+    await runtime.close();
+    // Assess
+    expect(last).toMatchObject({
+      status: "completed",
+      result: "done after 3",
+      continuedFrom: expect.any(String),
+    });
+    expect(followed?.runId).toBe(last.runId);
+    expect(head).toMatchObject({ runId, status: "continued" });
+  });
+
   it("sends events to, and cancels, the live end of the chain when given the first run's id", async () => {
     // Prepare
     const env = await createTestEnvironment();

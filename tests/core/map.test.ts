@@ -174,6 +174,18 @@ describe("map() outside a workflow", () => {
     }
     expect(() => map("abc" as never, () => 1)).toThrow(ConfigurationError);
   });
+
+  it("refuses a misspelt option and a settle that is not a boolean, naming the option", () => {
+    expect(() => map([1], () => 1, { concurency: 3 } as never)).toThrow(
+      'map(): unknown option "concurency". The options are concurrency, settle.',
+    );
+    expect(() => map([1], () => 1, { settle: "yes" } as never)).toThrow(
+      'map(): settle must be true or false, got "yes".',
+    );
+    expect(() => map([1], () => 1, { concurrency: 0 })).toThrow(
+      "map(): concurrency must be an integer >= 1, got 0.",
+    );
+  });
 });
 
 describe("map() in a workflow", () => {

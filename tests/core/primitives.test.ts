@@ -5,6 +5,7 @@ import {
   NotInWorkflowError,
   now,
   random,
+  runChild,
   sleep,
   step,
   workflow,
@@ -164,6 +165,37 @@ describe("now() and random() inside a workflow", () => {
 });
 
 describe("primitives outside a workflow", () => {
+  it("fails a step whose function calls sleep() or runChild() at once, naming the step, without retrying it", async () => {
+    // Prepare: the retries of the default policy would leave the run suspended for minutes.
+    const napInStep = step("prim_nap_in_step", async () => {
+      await sleep("10ms");
+      return 1;
+    });
+    const childInStep = step("prim_child_in_step", async () => runChild(chatty, ["inner"]));
+    const napping = workflow("prim_napping", async () => napInStep());
+    const parenting = workflow("prim_parenting", async () => childInStep());
+    const storage = new MemoryStorage();
+
+    // Act
+    const napped = await startLocal(napping, [], { storage });
+    const parented = await startLocal(parenting, [], { storage });
+
+    // Assess
+    for (const [runId, what, stepName] of [
+      [napped, "sleep()", "prim_nap_in_step"],
+      [parented, "runChild()", "prim_child_in_step"],
+    ] as const) {
+      expect((await storage.getRun(runId))?.status).toBe("failed");
+      const types = (await storage.getEvents(runId)).map((event) => event.type);
+      expect(types).toEqual(["workflow_started", "step_started", "step_failed", "workflow_failed"]);
+      expect((await storage.getRun(runId))?.error).toMatchObject({
+        name: "NotInWorkflowError",
+        code: "NOT_IN_WORKFLOW",
+        message: `${what} was called in step "${stepName}": call it in the workflow function.`,
+      });
+    }
+  });
+
   it("rejects sleep() with NotInWorkflowError", async () => {
     // Prepare
     // Act

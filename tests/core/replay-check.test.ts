@@ -1,7 +1,16 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { configureLogging, patched, runChild, sleep, step, type WorkflowEvent, workflow } from "tsworkflow";
+import {
+  configureLogging,
+  InvalidEventError,
+  patched,
+  runChild,
+  sleep,
+  step,
+  type WorkflowEvent,
+  workflow,
+} from "tsworkflow";
 import { Registry } from "tsworkflow/engine";
 import { FileStorage, MemoryStorage } from "tsworkflow/local";
 import { replayHistory, startLocal } from "tsworkflow/testing";
@@ -212,6 +221,50 @@ describe("replayHistory", () => {
     // Assess
     expect(events.at(-1)).toMatchObject({ type: "workflow_completed", result: 300_000 });
     expect(report).toMatchObject({ ok: true, workflowName: "rc_large" });
+  });
+});
+
+describe("replayHistory given other JSON than a run's log", () => {
+  it("refuses the JSON of `runs show` and of `runs list` with InvalidEventError saying what it got and which command prints a log", async () => {
+    // Prepare: a run on a directory, and what the CLI prints of it
+    const dir = mkdtempSync(join(tmpdir(), "tsw-replay-json-"));
+    try {
+      const storage = new FileStorage({ dir });
+      const runId = await startLocal(order, ["sku-3"], { storage });
+      await storage.close();
+      const shown = JSON.parse((await runCli(["runs", "show", runId, "--json", "--dir", dir])).stdout);
+      const listed = JSON.parse((await runCli(["runs", "list", "--json", "--dir", dir])).stdout);
+      const expects =
+        "replayHistory() expects a run's log: the array of events that `tsworkflow runs events <id> --json` prints (or getEvents(runId) returns). It got ";
+
+      // Act
+      const refusals = await Promise.all(
+        [shown, listed, listed.runs, "history.json"].map((json) =>
+          replayHistory(order, json).catch((error: unknown) => error as Error),
+        ),
+      );
+
+      // Assess
+      for (const refusal of refusals) {
+        expect(refusal).toBeInstanceOf(InvalidEventError);
+        expect((refusal as Error).message).toMatch(
+          /Save the log with `tsworkflow runs events <id> --json > history.json`\.$/,
+        );
+      }
+      const [show, list, runs, text] = refusals.map((refusal) => (refusal as Error).message);
+      expect(show).toContain(
+        `${expects}a run document (keys runId, workflowName, status, input, createdAt, updatedAt, …): what \`tsworkflow runs show <id> --json\` prints.`,
+      );
+      expect(list).toContain(
+        `${expects}a page of runs (keys runs): what \`tsworkflow runs list --json\` prints.`,
+      );
+      expect(runs).toContain(
+        `${expects}an array of run documents: the runs of a page that \`tsworkflow runs list --json\` prints.`,
+      );
+      expect(text).toContain(`${expects}"history.json".`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -417,6 +417,25 @@ describe("createTestEnvironment: the virtual clock", () => {
     expect(env.now().getTime()).toBe(START);
   });
 
+  it("refuses run.step() for a misspelt step name, which would read as a step not called, and answers undefined for a known step not called", async () => {
+    // Prepare
+    const env = await environment();
+    const quiet = env.define(() => {
+      step("env_never_called", async () => "unused");
+      return workflow("env_quiet", async () => "done");
+    });
+
+    // Act
+    const run = await env.start(quiet, []);
+
+    // Assess
+    expect(await run.step("env_never_called")).toBeUndefined();
+    await expect(run.step("env_nevr_called")).rejects.toThrow(
+      `No step named "env_nevr_called" in this test environment, nor in run ${run.runId}'s log: check the name.`,
+    );
+    await expect(run.step("env_nevr_called")).rejects.toBeInstanceOf(ConfigurationError);
+  });
+
   it("refuses a start time that is not a date, naming it", async () => {
     // Act
     const refused = await createTestEnvironment({ startAt: new Date("next tuesday") }).catch(

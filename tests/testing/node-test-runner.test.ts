@@ -30,16 +30,22 @@ describe("the test environment under node:test", () => {
     expect(code).toBe(0);
   });
 
-  it("reports a run that did not end as expected with its timeline in the failure", async () => {
+  it("reports runs that did not end as expected with why and their timeline in the failure, a run pending for a slot too", async () => {
     // Act
     const { code, output } = await nodeTest("tests/testing/node-test/stuck.node-test.ts");
 
     // Assess
     expect(code).toBe(1);
-    expect(output).toContain("# fail 1");
-    expect(output).toContain("name: 'InvalidRunStateError'");
+    expect(output).toContain("# fail 2");
+    expect(output.match(/name: 'InvalidRunStateError'/g)).toHaveLength(2);
     expect(output).toMatch(/Run run_\w+ of approval_order is suspended, waiting for event "webhook\.0"/);
     for (const type of ["workflow_started", "hook_created", "step_completed", "workflow_suspended"])
       expect(output).toContain(type);
+    expect(output).toMatch(
+      /Run run_\w+ of account_sync is pending and will not finish by itself: it waits for a run concurrency slot of key run:account_sync:acme \(at most 1 at once\), held by run run_\w+\./,
+    );
+    expect(output).toMatch(
+      /Run run_\w+ of account_sync is pending, waiting for a run concurrency slot of key run:account_sync:acme/,
+    );
   });
 });

@@ -57,6 +57,11 @@ export class LocalTimers implements Timers {
     return this.next()?.fireAt;
   }
 
+  /** The pending timers, the first to fire first. */
+  inOrder(): LocalTimer[] {
+    return [...this.pending.values()].map(({ request }) => request).sort((a, b) => a.fireAt - b.fireAt);
+  }
+
   /** The pending timer that fires first, if any (of run `runId` when given). */
   next(runId?: string): LocalTimer | undefined {
     let earliest: LocalTimer | undefined;

@@ -27,7 +27,7 @@ import type { RunActions, SendEvent } from "../backend.ts";
 import { ActionNotAvailableError, BackendUnavailableError, UsageError } from "../errors.ts";
 import { listRunsOfVersion } from "../runs.ts";
 import { buildTimeline } from "../timeline.ts";
-import { type SlotReader, waitingFor } from "../waiting-for.ts";
+import { readWaitingFor, type SlotReader } from "../waiting-for.ts";
 import {
   type PageContext,
   type RunFilters,
@@ -157,7 +157,7 @@ export function createDashboard(options: DashboardOptions): Hono {
   const allowedHosts = options.allowedHosts?.map((host) => host.toLowerCase());
   const app = new Hono();
   const waitsOf = (run: RunRecord, events: WorkflowEvent[]) =>
-    waitingFor(run, events, {
+    readWaitingFor(run, events, {
       now: now(),
       ...optional("runner", options.runner),
       ...optional("slots", options.slots),

@@ -127,7 +127,7 @@ export function describeVersioning(emulatorsOf: () => Emulators): void {
       expect((await second.client.getRun(newVersion))?.workflowVersion).toBe("2");
     });
 
-    it("chains runs with continueAsNew, linked both ways", async () => {
+    it("chains runs with continueAsNew, linked both ways, and the client follows the chain", async () => {
       // Prepare
       const { stack, client } = deploy(deployCode("patched"));
       // Act
@@ -141,6 +141,10 @@ export function describeVersioning(emulatorsOf: () => Emulators): void {
       expect(chain.at(-1)?.result).toBe("ended in generation 3");
       const last = await client.getRun(chain[2]?.runId as string);
       expect(last?.continuedFrom).toBe(chain[1]?.runId);
+      expect(await client.getRun(runId, { followContinuations: true })).toMatchObject({
+        runId: chain[2]?.runId,
+        status: "completed",
+      });
       expect(ofType(await stack.events(runId), "workflow_continued_as_new")[0]).toMatchObject({
         input: [2],
         continuedAs: chain[1]?.runId,

@@ -42,7 +42,7 @@ export function waitingFor(
   context: WaitContext = {},
 ): string[] {
   const runner = `${context.runner ?? "a worker"} that registers ${codeOf(run)}`;
-  if (run.status === "pending") return [limitsWaitedFor(run, events, context) ?? `${runner} to start it`];
+  if (run.status === "pending") return [limitsWaitedFor(events, context) ?? `${runner} to start it`];
   if (run.status !== "suspended") return [];
   const suspended = events.findLast((event) => event.type === "workflow_suspended");
   if (suspended?.type !== "workflow_suspended") return [];
@@ -91,11 +91,7 @@ function concurrencyOf(events: readonly WorkflowEvent[]): RunConcurrency | undef
  * The limits a pending run waits for: its slot (unless it holds it), then its start under the rate limit (a
  * retried run waits for its slot only: its start is not counted again). Undefined for a run without limits.
  */
-function limitsWaitedFor(
-  run: RunRecord,
-  events: readonly WorkflowEvent[],
-  { holdsSlot }: WaitContext,
-): string | undefined {
+function limitsWaitedFor(events: readonly WorkflowEvent[], { holdsSlot }: WaitContext): string | undefined {
   const started = events[0];
   if (started?.type !== "workflow_started") return undefined;
   const slot = started.concurrency && !holdsSlot ? slotReason(started.concurrency) : undefined;

@@ -1,5 +1,5 @@
 import { existsSync } from "node:fs";
-import { resolve } from "node:path";
+import { join, resolve } from "node:path";
 import type { PayloadRef } from "../adapters/aws/s3-payloads.ts";
 import { redactUrl } from "../adapters/redis/redact-url.ts";
 import { isHttpUrl } from "../aws/config.ts";
@@ -13,7 +13,7 @@ import { type EventStore, FINISHED_STATUSES } from "../ports/event-store.ts";
 import type { FileControl } from "../runtimes/file-control.ts";
 import { dynamoDBClient, loadAwsMode, loadRedisMode, s3ClientSettings } from "./backend-modules.ts";
 import { BackendUnavailableError, UsageError } from "./errors.ts";
-import { waitingFor } from "./timeline.ts";
+import { type SlotReader, waitingFor } from "./waiting-for.ts";
 
 /** The storage flags shared by every command. */
 export interface BackendOptions {
@@ -96,17 +96,31 @@ export function resolveBackend(options: BackendOptions, env: Env = process.env):
       label: `DynamoDB table "${options.table}" in ${region}${endpoint ? ` at ${endpoint}` : ""}`,
     };
   }
-  const redis = options.redis ?? (options.dir ? undefined : env.TSWORKFLOW_REDIS_URL || undefined);
+  const redis =
+    options.redis === undefined
+      ? options.dir
+        ? undefined
+        : redisUrlOf(env.TSWORKFLOW_REDIS_URL || undefined, "TSWORKFLOW_REDIS_URL")
+      : redisUrlOf(options.redis, "--redis");
   if (redis) {
-    if (!/^rediss?:\/\//.test(redis))
-      throw new UsageError(
-        `--redis takes a redis:// or rediss:// URL, e.g. redis://127.0.0.1:6379; got ${JSON.stringify(redactUrl(redis))}.`,
-      );
     const prefix = options.prefix ?? "tsw:";
     return { kind: "redis", url: redis, prefix, label: `Redis at ${redactUrl(redis)} (prefix "${prefix}")` };
   }
   const dir = resolve(options.dir ?? (env.TSWORKFLOW_DIR || ".tsworkflow"));
   return { kind: "file", dir, label: `file backend in ${dir}` };
+}
+
+/**
+ * A Redis URL given by `source` (the flag or the variable), checked here, so that every command, the worker
+ * too, refuses a URL that is not Redis's as a usage error with the same message.
+ * @throws UsageError unless it is a redis:// or rediss:// URL
+ */
+export function redisUrlOf(url: string | undefined, source: string): string | undefined {
+  if (url !== undefined && !/^rediss?:\/\//.test(url))
+    throw new UsageError(
+      `${source} takes a redis:// or rediss:// URL, e.g. redis://127.0.0.1:6379; got ${JSON.stringify(redactUrl(url))}.`,
+    );
+  return url;
 }
 
 /**
@@ -130,36 +144,65 @@ function endpointOf(
 }
 
 /**
+ * A backend's store opened for reading, with its concurrency slots where they live outside the app (Redis,
+ * DynamoDB; the embedded runtime keeps them in the app's memory), which say what a pending run waits for.
+ */
+export type BackendReader = EventStore & { readonly slots?: SlotReader };
+
+/** Who takes a backend's runs on, as "waiting for" sentences name it. */
+export function runnerOf(backend: Backend): string {
+  return backend.kind === "file" ? "an app" : backend.kind === "redis" ? "a worker" : "a deployment";
+}
+
+/**
  * Opens the backend for reading: the file backend without its lock, re-reading the files on every call
  * (so it works beside a running app). Errors of the storage are turned into messages naming it.
  * @throws BackendUnavailableError when the directory does not exist or a backend module cannot load
  */
-export async function openReader(backend: Backend): Promise<EventStore> {
+export async function openReader(backend: Backend): Promise<BackendReader> {
   switch (backend.kind) {
     case "file": {
-      if (!existsSync(backend.dir)) {
-        throw new BackendUnavailableError(
-          `No tsworkflow data in ${backend.dir}: the directory does not exist. Run the command where your app keeps its runs, or pass --dir <the app's directory> (or set TSWORKFLOW_DIR).`,
-        );
-      }
+      assertFileData(backend);
       const { FileStorage } = await import("../adapters/file/file-storage.ts");
       return guard(new FileStorage({ dir: backend.dir, readOnly: true }), backend);
     }
     case "redis": {
-      const { RedisStorage } = await loadRedisMode();
-      return guard(new RedisStorage({ redis: backend.url, prefix: backend.prefix }), backend);
+      const { RedisStorage, RedisSlotStore } = await loadRedisMode();
+      const store = new RedisStorage({ redis: backend.url, prefix: backend.prefix });
+      return guard(store, backend, { slots: new RedisSlotStore(store.client, backend.prefix) });
     }
     case "dynamodb": {
-      const { DynamoDBStorage } = await loadAwsMode();
+      const { DynamoDBStorage, DynamoDBSlotStore } = await loadAwsMode();
       const client = await dynamoDBClient(backend);
       const payloads = await s3Payloads(backend);
       const store = new DynamoDBStorage({ client, tableName: backend.table, payloads });
-      return guard(store, backend, async () => {
-        client.destroy();
-        await payloads.close();
+      const slots = new DynamoDBSlotStore({ client, tableName: backend.table });
+      return guard(store, backend, {
+        slots,
+        afterClose: async () => {
+          client.destroy();
+          await payloads.close();
+        },
       });
     }
   }
+}
+
+/**
+ * Checks that the file backend's directory holds an app's data: a directory that does not exist, or one with no
+ * `runs/` nor schedules (the project's directory rather than its `.tsworkflow`, say), would read as one with no runs.
+ * @throws BackendUnavailableError saying where to run the command, or which --dir to pass
+ */
+export function assertFileData({ dir }: Extract<Backend, { kind: "file" }>): void {
+  if (["runs", "finished.jsonl", "schedules.json"].some((name) => existsSync(join(dir, name)))) return;
+  const why = existsSync(dir)
+    ? "the directory holds no runs/ (it is not where an app keeps its runs)"
+    : "the directory does not exist";
+  const nested = join(dir, ".tsworkflow");
+  const guess = existsSync(join(nested, "runs")) ? ` Did you mean --dir ${nested}?` : "";
+  throw new BackendUnavailableError(
+    `No tsworkflow data in ${dir}: ${why}. Run the command where your app keeps its runs, or pass --dir <the directory your app keeps them in, ./.tsworkflow by default> (or set TSWORKFLOW_DIR).${guess}`,
+  );
 }
 
 /** Options of {@link backendActions}. */
@@ -275,8 +318,7 @@ async function withControl<T>(
   backend: Extract<Backend, { kind: "file" }>,
   act: (control: FileControl) => Promise<T>,
 ): Promise<T> {
-  if (!existsSync(backend.dir))
-    throw new BackendUnavailableError(`No tsworkflow data in ${backend.dir}: the directory does not exist.`);
+  assertFileData(backend);
   const { FileControl } = await import("../runtimes/file-control.ts");
   const control = new FileControl({ dir: backend.dir });
   try {
@@ -421,8 +463,7 @@ async function withFileEngine<T>(
     import("../adapters/file/file-storage.ts"),
     import("../runtimes/embedded.ts"),
   ]);
-  if (!existsSync(backend.dir))
-    throw new BackendUnavailableError(`No tsworkflow data in ${backend.dir}: the directory does not exist.`);
+  assertFileData(backend);
   let storage: InstanceType<typeof FileStorage>;
   try {
     storage = new FileStorage({ dir: backend.dir });
@@ -495,9 +536,14 @@ async function s3Payloads(backend: Extract<Backend, { kind: "dynamodb" }>, bucke
 }
 
 /** Wraps every method of `store` so that a storage failure says which storage failed. */
-function guard(store: EventStore, backend: Backend, afterClose?: () => Promise<void>): EventStore {
+function guard(
+  store: EventStore,
+  backend: Backend,
+  { slots, afterClose }: { slots?: SlotReader; afterClose?: () => Promise<void> } = {},
+): BackendReader {
   return new Proxy(store, {
     get(target, property, receiver) {
+      if (property === "slots") return slots;
       const value = Reflect.get(target, property, receiver) as unknown;
       if (typeof value !== "function") return value;
       return async (...args: unknown[]) => {

@@ -7,10 +7,13 @@ import { RUN_STATUSES, type RunQuery, type RunStatus } from "../ports/event-stor
 import {
   type Backend,
   type BackendOptions,
+  type BackendReader,
   backendActions,
   backendSendEvent,
   openReader,
+  redisUrlOf,
   resolveBackend,
+  runnerOf,
 } from "./backend.ts";
 import { EXIT, UsageError } from "./errors.ts";
 import { replayCommand } from "./replay.ts";
@@ -22,6 +25,7 @@ import {
   retryCommand,
   sendEventCommand,
   showCommand,
+  type WaitSources,
 } from "./runs.ts";
 import {
   changeScheduleCommand,
@@ -123,6 +127,11 @@ export function createProgram(context: CliContext, setExitCode: (code: number) =
   const backendOf = (command: Command) =>
     resolveBackend(command.optsWithGlobals<GlobalOptions>(), context.env);
   const quiet = () => configureLogging({ level: "error" });
+  /** Who takes the backend's runs on, and its slots where the CLI can read them. */
+  const waitSources = (store: BackendReader, command: Command): WaitSources => ({
+    runner: runnerOf(backendOf(command)),
+    ...(store.slots ? { slots: store.slots } : {}),
+  });
 
   /** Reads with a read-only store and closes it, whatever happens. */
   const reading =
@@ -176,6 +185,7 @@ export function createProgram(context: CliContext, setExitCode: (code: number) =
             cursor?: string;
             json?: boolean;
           },
+          command: Command,
         ) => {
           const query: RunQuery = {
             ...(options.status ? { status: options.status } : {}),
@@ -184,7 +194,13 @@ export function createProgram(context: CliContext, setExitCode: (code: number) =
             ...(options.limit ? { limit: options.limit } : {}),
             ...(options.cursor ? { cursor: options.cursor } : {}),
           };
-          return listCommand(store, query, { ...options, version: options.workflowVersion }, context);
+          return listCommand(
+            store,
+            query,
+            { ...options, version: options.workflowVersion },
+            context,
+            waitSources(store, command),
+          );
         },
       ),
     );
@@ -243,8 +259,11 @@ export function createProgram(context: CliContext, setExitCode: (code: number) =
     .description("show a run: status, input, result or error, steps and sleeps (exits 1 if it failed)")
     .argument("<id>", "the run id")
     .option("--json", "print the run document as JSON")
+    .option("--all", "print every row of a long timeline (by default the first and last 50)")
     .action(
-      reading((store, id: string, options: { json?: boolean }) => showCommand(store, id, options, context)),
+      reading((store, id: string, options: { json?: boolean; all?: boolean }, command: Command) =>
+        showCommand(store, id, options, context, waitSources(store, command)),
+      ),
     );
 
   runs
@@ -518,7 +537,13 @@ export function createProgram(context: CliContext, setExitCode: (code: number) =
         command: Command,
       ) => {
         const globals = command.optsWithGlobals<GlobalOptions>();
-        const redis = globals.redis ?? (context.env.TSWORKFLOW_REDIS_URL || context.env.REDIS_URL);
+        const [source, given] =
+          globals.redis !== undefined
+            ? ["--redis", globals.redis]
+            : context.env.TSWORKFLOW_REDIS_URL
+              ? ["TSWORKFLOW_REDIS_URL", context.env.TSWORKFLOW_REDIS_URL]
+              : ["REDIS_URL", context.env.REDIS_URL || undefined];
+        const redis = redisUrlOf(given, source);
         if (!redis)
           throw new UsageError(
             "tsworkflow worker runs on Redis: pass --redis URL (or set TSWORKFLOW_REDIS_URL), e.g. --redis redis://127.0.0.1:6379.",

@@ -21,8 +21,13 @@ import {
   type RunRecord,
 } from "../ports/event-store.ts";
 import { type Backend, fileOwner, type RunActions, type SendEvent } from "./backend.ts";
+import { endsOf } from "./ends.ts";
 import { EXIT } from "./errors.ts";
-import { buildTimeline, parentOf, waitingFor } from "./timeline.ts";
+import { buildTimeline, NO_OUTCOME_YET, parentOf } from "./timeline.ts";
+import { readWaitingFor, type SlotReader, type WaitContext } from "./waiting-for.ts";
+
+/** What a command knows about the backend to say what runs wait for: who takes them on, and its slots. */
+export type WaitSources = Pick<WaitContext, "runner"> & { slots?: SlotReader };
 
 /** Where a command writes, and how. */
 export interface Output {
@@ -81,10 +86,19 @@ export async function listCommand(
   query: RunQuery,
   options: { json?: boolean; version?: string },
   io: Output,
+  waits: WaitSources = {},
 ): Promise<number> {
   const page = await listRunsOfVersion(store, query, options.version);
+  const now = io.now();
+  /** What a run waits for (only a pending or suspended run waits: the others' logs are not read). */
+  const waitsOf = async (run: RunRecord) =>
+    run.status === "pending" || run.status === "suspended"
+      ? readWaitingFor(run, await store.getEvents(run.runId), { ...waits, now })
+      : [];
   if (options.json) {
-    io.out(json(page));
+    const runs = [];
+    for (const run of page.runs) runs.push({ ...run, waitingFor: await waitsOf(run) });
+    io.out(json({ ...page, runs }));
     return EXIT.ok;
   }
   const { runs } = page;
@@ -92,7 +106,6 @@ export async function listCommand(
     io.out(`${io.style.dim(query.cursor ? "No more runs." : "No runs found.")}\n`);
     return EXIT.ok;
   }
-  const now = io.now();
   const rows = runs.map((run) => [
     run.runId,
     clean(run.workflowVersion ? `${run.workflowName} v${run.workflowVersion}` : run.workflowName),
@@ -104,8 +117,7 @@ export async function listCommand(
   // Pending runs say why they have not started (their limits, from their first event).
   if (query.status === "pending") {
     headers.push("WAITING FOR");
-    for (const [index, run] of runs.entries())
-      rows[index]?.push(clean(waitingFor(run, await store.getEvents(run.runId)).join(", ")));
+    for (const [index, run] of runs.entries()) rows[index]?.push(clean((await waitsOf(run)).join(", ")));
   }
   io.out(`${renderTable(headers, rows, io.style)}\n`);
   if (page.nextCursor)
@@ -113,22 +125,27 @@ export async function listCommand(
   return EXIT.ok;
 }
 
+/** How many rows `runs show` prints at each end of a long timeline (`--all` prints them all). */
+const SHOW_ENDS = 50;
+
 /** `runs show`: the run document, what it waits for, and its steps and sleeps. Exits 1 for a failed run. */
 export async function showCommand(
   store: EventStore,
   runId: string,
-  options: { json?: boolean },
+  options: { json?: boolean; all?: boolean },
   io: Output,
+  waits: WaitSources = {},
 ): Promise<number> {
   const run = await requireRun(store, runId);
   const exitCode = run.status === "failed" ? EXIT.failed : EXIT.ok;
+  const events = await store.getEvents(runId);
+  const now = io.now();
+  const waited = await readWaitingFor(run, events, { ...waits, now });
   if (options.json) {
-    io.out(json(run));
+    io.out(json({ ...run, waitingFor: waited }));
     return exitCode;
   }
-  const events = await store.getEvents(runId);
   const { style } = io;
-  const now = io.now();
   const fields: [string, string][] = [
     ["run", style.bold(run.runId)],
     ["workflow", clean(run.workflowName)],
@@ -145,8 +162,7 @@ export async function showCommand(
   if (run.tags && Object.keys(run.tags).length > 0) fields.push(["tags", clean(describeTags(run.tags))]);
   const parent = parentOf(events);
   if (parent) fields.push(["parent run", clean(`${parent.runId} (as ${parent.childId})`)]);
-  const waits = waitingFor(run, events);
-  if (waits.length > 0) fields.push(["waiting for", clean(waits.join(", "))]);
+  if (waited.length > 0) fields.push(["waiting for", clean(waited.join(", "))]);
   const width = Math.max(...fields.map(([label]) => label.length)) + 2;
   const lines = fields.map(([label, value]) => `${style.dim(label.padEnd(width))}${value}`);
 
@@ -165,7 +181,8 @@ export async function showCommand(
 
   const timeline = buildTimeline(run, events, now);
   if (timeline.rows.length > 0) {
-    const rows = timeline.rows.map((row) => [
+    const { head, hidden, tail } = endsOf(timeline.rows, options.all ? Number.POSITIVE_INFINITY : SHOW_ENDS);
+    const rows = [...head, ...tail].map((row) => [
       clean(row.id),
       clean(row.kind === "sleep" ? "sleep" : row.kind === "hook" ? `event "${row.name}"` : row.name),
       style.status(row.status),
@@ -179,14 +196,19 @@ export async function showCommand(
           : row.kind === "child"
             ? `child run ${row.childRunId ?? ""}`
             : row.ranMs !== undefined
-              ? `ran ${formatSpan(row.ranMs)}, waited ${formatSpan(row.waitMs ?? 0)} to start`
-              : "",
+              ? `ran ${formatSpan(row.ranMs)}, started ${formatSpan(row.waitMs ?? 0)} after it was sent`
+              : row.kind === "step" && row.status === "running"
+                ? NO_OUTCOME_YET
+                : "",
     ]);
-    lines.push(
-      "",
-      style.bold("timeline"),
-      indent(renderTable(["ID", "NAME", "STATUS", "ATTEMPTS", "START", "TOOK", "NOTE"], rows, style)),
-    );
+    const table = renderTable(
+      ["ID", "NAME", "STATUS", "ATTEMPTS", "START", "TOOK", "NOTE"],
+      rows,
+      style,
+    ).split("\n");
+    // Below the header and the first rows.
+    if (hidden) table.splice(1 + head.length, 0, style.dim(`… ${hidden} more rows (--all prints every row)`));
+    lines.push("", style.bold("timeline"), indent(table.join("\n")));
   }
   io.out(`${lines.join("\n")}\n`);
   return exitCode;

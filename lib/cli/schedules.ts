@@ -1,4 +1,3 @@
-import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { optional } from "../core/optional.ts";
@@ -7,9 +6,9 @@ import type { ScheduleDeclaration, ScheduleState, ScheduleStore } from "../ports
 import { triggerKey } from "../schedules/schedule.ts";
 import { storedFireTimes } from "../schedules/scheduler.ts";
 import { dateOf, failureOf } from "../schedules/start-failure.ts";
-import type { Backend } from "./backend.ts";
+import { assertFileData, type Backend } from "./backend.ts";
 import { dynamoDBClient, loadAwsMode, loadRedisMode } from "./backend-modules.ts";
-import { ActionNotAvailableError, BackendUnavailableError, EXIT, UsageError } from "./errors.ts";
+import { ActionNotAvailableError, EXIT, UsageError } from "./errors.ts";
 import type { Output } from "./runs.ts";
 
 /** A backend's schedule store, and how to let go of it. */
@@ -28,10 +27,7 @@ export interface OpenedSchedules {
 export async function openSchedules(backend: Backend): Promise<OpenedSchedules> {
   switch (backend.kind) {
     case "file": {
-      if (!existsSync(backend.dir))
-        throw new BackendUnavailableError(
-          `No tsworkflow data in ${backend.dir}: the directory does not exist. Pass --dir <the app's directory>.`,
-        );
+      assertFileData(backend);
       const { FileScheduleStore } = await import("../adapters/file/file-schedule-store.ts");
       return { store: new FileScheduleStore(join(backend.dir, "schedules.json")), close: async () => {} };
     }

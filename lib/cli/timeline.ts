@@ -1,13 +1,11 @@
-import { formatDuration } from "../core/durations.ts";
 import type { SerializedError } from "../core/errors.ts";
 import type { WorkflowEvent } from "../core/events.ts";
-import type { RunConcurrency } from "../engine/admission.ts";
-import { waitsAfterRetry } from "../engine/retry-attempt.ts";
 import { FINISHED_STATUSES, type RunRecord } from "../ports/event-store.ts";
 
 /**
  * What a bar on the timeline shows:
- * - `running`: an attempt of a step with no outcome yet;
+ * - `running`: an attempt of a step with no outcome yet (it runs, or waits for its concurrency slot or its
+ *   rate-limit turn: the log says when an attempt began only with its outcome; see {@link NO_OUTCOME_YET});
  * - `completed` / `failed`: an attempt and how it ended;
  * - `retrying`: an attempt that failed and will be tried again;
  * - `retry-wait`: the delay between a failed attempt and the next;
@@ -43,7 +41,10 @@ export interface TimelineSegment {
   error?: SerializedError;
   /** Epoch ms a sleep or a retry delay is due. */
   dueAt?: number;
-  /** For a step attempt the executor measured: how long it waited to start after it was sent (ms). */
+  /**
+   * For a step attempt the executor measured: how long after it was sent it started (ms): a wait for its slot or
+   * turn, a busy queue, or a worker that died running an earlier copy of it.
+   */
   waitMs?: number;
   /** For a step attempt the executor measured: how long it ran (ms). */
   ranMs?: number;
@@ -86,7 +87,7 @@ export interface TimelineRow {
   childRunId?: string;
   /** For a step: how long its measured attempts ran, in all (ms). */
   ranMs?: number;
-  /** For a step: how long its measured attempts waited to start after they were sent, in all (ms). */
+  /** For a step: how long after they were sent its measured attempts started, in all (ms). */
   waitMs?: number;
 }
 
@@ -101,6 +102,13 @@ export interface Timeline {
 }
 
 const time = (event: WorkflowEvent) => Date.parse(event.timestamp);
+
+/**
+ * What an attempt with no outcome yet is doing, as far as the log knows: a limited step's attempt is sent, and
+ * its `step_started` recorded, before it has its slot or turn (its outcome carries when it began).
+ */
+export const NO_OUTCOME_YET =
+  "no outcome yet: running, or waiting for its concurrency slot or rate-limit turn if the step has one";
 
 /** An event read by field name. */
 type LooseEvent = { type: string } & Record<string, unknown>;
@@ -338,39 +346,8 @@ function rejectedWait(
   return undefined;
 }
 
-/**
- * What the run waits for: while it is pending, the limits its `workflow_started` event records (its
- * concurrency slot, its start within the rate limit) or a worker; while it is suspended, what the last
- * `workflow_suspended` event says.
- */
-export function waitingFor(run: RunRecord, events: readonly WorkflowEvent[]): string[] {
-  if (run.status === "pending") return pendingReasons(events);
-  if (run.status !== "suspended") return [];
-  for (let index = events.length - 1; index >= 0; index -= 1) {
-    const event = events[index] as WorkflowEvent;
-    if (event.type === "workflow_suspended") return event.waitingFor;
-  }
-  return [];
-}
-
-function pendingReasons(events: readonly WorkflowEvent[]): string[] {
-  const started = events[0];
-  if (started?.type !== "workflow_started") return [];
-  const reasons: string[] = [];
-  const { concurrency, rateLimit } = started;
-  if (concurrency) reasons.push(slotReason(concurrency));
-  // A retried run waits for its slot only: its start is not counted again.
-  if (rateLimit && !waitsAfterRetry(events))
-    reasons.push(
-      `its start under rate limit ${rateLimit.key} (at most ${rateLimit.limit} per ${formatDuration(rateLimit.periodMs)})`,
-    );
-  return reasons.length > 0 ? reasons : ["a worker to start it"];
-}
-
-/** `a run concurrency slot of key run:sync_account:acme (at most 1 at once)` */
-export function slotReason({ key, limit }: RunConcurrency): string {
-  return `a run concurrency slot of key ${key} (at most ${limit} at once)`;
-}
+// What runs wait for is in waiting-for.ts; the test environment reads it here.
+export { slotReason, waitingFor } from "./waiting-for.ts";
 
 /** For a child run: its parent run and the parent's id for it (from `workflow_started`). */
 export function parentOf(events: readonly WorkflowEvent[]): { runId: string; childId: string } | undefined {

@@ -77,6 +77,7 @@ export interface RunningWorker {
  * const worker = await runWorker({ redis: "redis://127.0.0.1:6379", workflows: "./src/workflows.ts", concurrency: 20 });
  * await worker.stopped;
  * @throws ConfigurationError when the workflows file is missing or registers no workflow
+ * @throws RedisUnavailableError when Redis cannot be used (unreachable, a password missing or refused)
  */
 export async function runWorker(options: RunWorkerOptions): Promise<RunningWorker> {
   const logger = getLogger();
@@ -109,6 +110,9 @@ export async function runWorker(options: RunWorkerOptions): Promise<RunningWorke
   // Steps may record which worker ran them.
   process.env.TSWORKFLOW_WORKER_ID = workerId;
   try {
+    // A server that cannot be used (unreachable, a password missing) fails the start, as `tsworkflow runs
+    // list` does: BullMQ's workers would retry it for ever, in a process that looks alive.
+    await runtime.storage.listRuns({ limit: 1 });
     await runtime.startWorker();
   } catch (error) {
     await runtime.close().catch(() => {});

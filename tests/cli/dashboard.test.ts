@@ -1,9 +1,9 @@
-import { type ChildProcess, spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type Browser, chromium, type Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FileStorage } from "../../lib/adapters/file/file-storage.ts";
 import { MemoryStorage } from "../../lib/adapters/memory/memory-storage.ts";
@@ -26,8 +26,10 @@ import {
   reminder,
 } from "./fixtures/workflows.ts";
 import { REPO_ROOT } from "./run-cli.ts";
+import { launchChromium, startDashboard, stopDashboard } from "./support/dashboard-process.ts";
 
-const CHROMIUM = "/usr/bin/chromium";
+/** The arguments of `tsworkflow dashboard --allow-actions` on the file backend in `dir`. */
+const actionsOn = (dir: string, ...args: string[]) => ["--dir", dir, "--allow-actions", ...args];
 const DOCS_SCREENSHOT = join(REPO_ROOT, "docs", "dashboard.png");
 // docs/dashboard.png is committed: it is replaced only on request (UPDATE_SCREENSHOTS=1) or when missing,
 // so that running the tests leaves the tree clean.
@@ -326,36 +328,6 @@ describe.concurrent("the dashboard over HTTP", () => {
   });
 });
 
-/** `tsworkflow dashboard --allow-actions` on `dir`, on a free port, as a user starts it. */
-async function startDashboard(dir: string, args: readonly string[] = []) {
-  const server = spawn(
-    process.execPath,
-    ["bin/tsworkflow.js", "dashboard", "--dir", dir, "--port", "0", "--allow-actions", ...args],
-    { cwd: REPO_ROOT, env: { ...process.env, NO_COLOR: "1" }, stdio: ["ignore", "pipe", "pipe"] },
-  );
-  let output = "";
-  server.stdout?.on("data", (chunk: Buffer) => {
-    output += chunk.toString();
-  });
-  server.stderr?.on("data", (chunk: Buffer) => {
-    output += chunk.toString();
-  });
-  await waitFor(
-    () => /http:\/\/127\.0\.0\.1:\d+\//.test(output) || server.exitCode !== null,
-    "the dashboard",
-  );
-  const url = output.match(/http:\/\/127\.0\.0\.1:\d+\//)?.[0] ?? "";
-  if (!url) throw new Error(`the dashboard did not start: ${output}`);
-  return { server, url, output: () => output };
-}
-
-async function stopDashboard(server: ChildProcess) {
-  if (server.exitCode !== null) return;
-  const exited = new Promise((resolve) => server.once("exit", resolve));
-  server.kill("SIGTERM");
-  await exited;
-}
-
 describe("the dashboard in a browser", () => {
   let dir: string;
   let runs: SeededRuns;
@@ -369,19 +341,10 @@ describe("the dashboard in a browser", () => {
     dir = mkdtempSync(join(tmpdir(), "tsw-dashboard-"));
     runs = await seedRuns(dir);
     // `tsworkflow dashboard` itself, as a user starts it.
-    ({ server, url } = await startDashboard(dir, ["--workflows", "tests/cli/fixtures/workflows.ts"]));
-    if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install chromium`);
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-      ],
-    });
+    ({ server, url } = await startDashboard(
+      actionsOn(dir, "--workflows", "tests/cli/fixtures/workflows.ts"),
+    ));
+    browser = await launchChromium();
     page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
     page.setDefaultTimeout(15_000);
   });
@@ -529,7 +492,7 @@ describe("the dashboard in a browser", () => {
 
   it("says that a retried run waits for the app when no app runs it, and shows its stored status without the live dot", async () => {
     // Prepare: a dashboard without --workflows, and no app owning the directory.
-    const bare = await startDashboard(dir);
+    const bare = await startDashboard(actionsOn(dir));
     try {
       await page.goto(`${bare.url}runs/${runs.failed}`);
       // Act

@@ -54,7 +54,7 @@ describe("tsworkflow runs and flow control", () => {
     expect(row(runIds.queued)).toContain(
       "a run concurrency slot of key run:cli_one_at_a_time:acme (at most 1 at once)",
     );
-    expect(row(runIds.throttled)).toContain("its start under rate limit run:cli_hourly: (at most 1 per 1h)");
+    expect(row(runIds.throttled)).toContain("its start under rate limit run:cli_hourly (at most 1 per 1h)");
   });
 
   it("runs show gives a pending run's wait", async () => {

@@ -196,7 +196,6 @@ describe("primitives outside a workflow", () => {
     }
   });
 
-
   it("rejects sleep() with NotInWorkflowError", async () => {
     // Prepare
     // Act

@@ -58,7 +58,7 @@ describe("step attempt timing", () => {
       40, 15,
     ]);
     expect(page).toContain('data-ran-ms="500" data-wait-ms="55"');
-    expect(page).toContain("ran 500ms · waited 55ms");
-    expect(page).toContain("ran 250ms, waited 40ms to start");
+    expect(page).toContain("ran 500ms · started after 55ms");
+    expect(page).toContain("ran 250ms, started 40ms after it was sent");
   });
 });

@@ -25,7 +25,7 @@ export interface MissingCode {
  * Jobs that need code this worker does not register (a deploy in progress, or rolled back): the activation of a
  * run whose workflow, or whose version of it, the worker lacks, or the job of a step it lacks. Each goes back to
  * the delayed set for a worker that has the code, for as long as it takes, never counted as a failed attempt, so
- * the run is left as it is. Said once per run and missing code at WARN, then at debug.
+ * the run is left as it is. Said once per run and missing code by each worker at WARN, then at debug.
  */
 export class AwaitingCode {
   private readonly warned = new LruMap<true>(10_000);

@@ -11,7 +11,14 @@ import { getLogger } from "../../core/logger.ts";
 import { isFromOutside } from "../../ports/inbox.ts";
 import type { ActivationTask, RunLease, StepTask, TaskQueue } from "../../ports/task-queue.ts";
 import { AwaitingCode } from "./awaiting-code.ts";
-import { closeRedis, mapRedisError, openRedis, type RedisConnection } from "./connection.ts";
+import {
+  closeRedis,
+  isConnectionFailure,
+  mapRedisError,
+  openRedis,
+  type RedisConnection,
+} from "./connection.ts";
+import { OutageLog } from "./outage-log.ts";
 import { bullmq } from "./redis-packages.ts";
 import { type HeldLock, RunLocks, type StepAttempt } from "./run-lock.ts";
 
@@ -274,11 +281,16 @@ export class BullMQQueue implements TaskQueue {
     const locks = new RunLocks(this.connection.client, this.prefix, options.runLockMs ?? 30_000);
     const awaitingCode = new AwaitingCode(workerId);
     const logger = getLogger();
+    // A lost connection is said once, and its return once, however many connections report it.
+    const outage = new OutageLog(this.connection.url, { workerId });
+    const onReady = () => outage.back();
+    this.connection.client.on("ready", onReady);
     // Workers block on their connections, so each gets its own, with BullMQ's required settings.
     const clients: Redis[] = [];
     const workerConnection = () => {
       const client = this.connection.client.duplicate({ maxRetriesPerRequest: null, lazyConnect: false });
       client.on("error", () => {});
+      client.on("ready", onReady);
       clients.push(client);
       return client;
     };
@@ -446,10 +458,9 @@ export class BullMQQueue implements TaskQueue {
         else logger.warn(`job failed (attempt ${job.attemptsMade}), will retry: ${error.message}`, context);
       });
       worker.on("error", (error) => {
-        logger.warn(`worker error: ${mapRedisError(error, this.connection).message}`, {
-          workerId,
-          queue: worker.name,
-        });
+        const mapped = mapRedisError(error, this.connection);
+        if (isConnectionFailure(error)) outage.lost(mapped);
+        else logger.warn(`worker error: ${mapped.message}`, { workerId, queue: worker.name });
       });
     }
     await Promise.all([activationWorker.waitUntilReady(), stepWorker.waitUntilReady()]);
@@ -461,6 +472,7 @@ export class BullMQQueue implements TaskQueue {
         closing ??= (async () => {
           // close() without force waits for the jobs in flight.
           await Promise.all([activationWorker.close(), stepWorker.close()]);
+          this.connection.client.off("ready", onReady);
           await Promise.all(clients.map((client) => client.quit().catch(() => client.disconnect())));
           this.consumers.delete(consumer);
         })();

@@ -5,23 +5,36 @@ import { ioredis } from "./redis-packages.ts";
 
 export { redactUrl };
 
+const REACH_ADVICE =
+  "Check that redis-server is running and reachable at that address (redis-cli -u <url> ping), or pass the right URL.";
+
 /**
- * Redis could not be reached (refused, timed out, closed) or answered with an error tsworkflow cannot
- * handle. The message names the server (password hidden) and says what to check.
+ * Redis could not be reached (refused, timed out, closed), refused the password, or answered with an error
+ * tsworkflow cannot handle. The message names the server (password hidden) and says what to check.
  */
 export class RedisUnavailableError extends TsWorkflowError {
   override name = "RedisUnavailableError";
   /** The server's address, password hidden. */
   readonly url: string;
-  constructor(url: string, detail: string, options?: { cause?: unknown }) {
+  /**
+   * @param detail what went wrong (a period at its end is dropped)
+   * @param options.advice what to do, when it is not to check that the server runs at that address
+   */
+  constructor(url: string, detail: string, options?: { cause?: unknown; advice?: string }) {
     super(
       "STORAGE_UNAVAILABLE",
-      `Cannot use Redis at ${url}: ${detail}. Check that redis-server is running and reachable at that address (redis-cli -u <url> ping), or pass the right URL.`,
+      `Cannot use Redis at ${url}: ${detail.replace(/\.+$/, "")}. ${options?.advice ?? REACH_ADVICE}`,
       options,
     );
     this.url = url;
   }
 }
+
+/** Redis's answers to a connection without the password it requires, or with a wrong one. */
+const PASSWORD_REFUSED = /^(NOAUTH|WRONGPASS)\b/;
+/** After "Pass" or "Check". */
+const PASSWORD_ADVICE =
+  "the password in the URL: redis://:<password>@host:port, or redis://<user>:<password>@host:port for an ACL user.";
 
 /** Settings tsworkflow uses for the connections it opens itself. */
 const OWN_CONNECTION_OPTIONS: RedisOptions = {
@@ -88,16 +101,36 @@ export async function closeRedis(connection: RedisConnection): Promise<void> {
   }
 }
 
+/** Whether `error` says that Redis could not be reached (refused, timed out, closed), not that a command failed. */
+export function isConnectionFailure(error: unknown): boolean {
+  const message = error instanceof Error ? error.message : String(error);
+  return /max retries per request|Connection is closed|ECONNREFUSED|ETIMEDOUT|ENOTFOUND|connect/i.test(
+    message,
+  );
+}
+
 /** The Redis adapters' one error mapping: an ioredis failure as a tsworkflow error naming the server; tsworkflow errors pass through. */
 export function mapRedisError(error: unknown, connection: RedisConnection): Error {
   if (error instanceof TsWorkflowError) return error;
   const message = error instanceof Error ? error.message : String(error);
   const connectionError = connection.lastError();
-  const refused = connectionError && "code" in connectionError ? ` (${String(connectionError.code)})` : "";
-  if (
-    /max retries per request|Connection is closed|ECONNREFUSED|ETIMEDOUT|ENOTFOUND|connect/i.test(message)
-  ) {
-    const detail = connectionError ? `${connectionError.message}${refused}` : message;
+  const code = connectionError && "code" in connectionError ? ` (${String(connectionError.code)})` : "";
+  // A connection that gave up after its AUTH was refused fails its commands as unreachable: say why.
+  const refused = PASSWORD_REFUSED.test(message)
+    ? message
+    : isConnectionFailure(error) && connectionError && PASSWORD_REFUSED.test(connectionError.message)
+      ? connectionError.message
+      : undefined;
+  if (refused) {
+    const noPassword = refused.startsWith("NOAUTH");
+    return new RedisUnavailableError(
+      connection.url,
+      `the server ${noPassword ? "requires a password" : "refused the user or password"} (${refused.replace(/\.+$/, "")})`,
+      { cause: error, advice: `${noPassword ? "Pass" : "Check"} ${PASSWORD_ADVICE}` },
+    );
+  }
+  if (isConnectionFailure(error)) {
+    const detail = connectionError ? `${connectionError.message}${code}` : message;
     return new RedisUnavailableError(connection.url, `the server is unreachable: ${detail}`, {
       cause: error,
     });

@@ -5,6 +5,7 @@ import {
   fileOwner,
   loadWorkflows,
   openReader,
+  runnerOf,
 } from "../backend.ts";
 import { BackendUnavailableError, EXIT } from "../errors.ts";
 import type { Output } from "../runs.ts";
@@ -45,6 +46,8 @@ export async function runDashboardCommand(
       storage,
       ...(schedules ? { schedules: schedules.store } : {}),
       label: backend.label,
+      runner: runnerOf(backend),
+      ...(storage.slots ? { slots: storage.slots } : {}),
       // Every refresh of the runs page reads this many run documents: keep DynamoDB's bill small.
       ...(backend.kind === "dynamodb" ? { scanLimit: 500 } : {}),
       allowActions: options.allowActions,

@@ -4,9 +4,16 @@ import { formatSpan, formatTime, prettyJson } from "../../inspect/format.ts";
 import { parseTraceparent } from "../../observability/trace-context.ts";
 import { FINISHED_STATUSES, RUN_STATUSES, type RunRecord, type RunStatus } from "../../ports/event-store.ts";
 import type { ScheduleState } from "../../ports/schedule-store.ts";
+import { endsOf } from "../ends.ts";
 import { runSpan } from "../runs.ts";
 import { scheduleWhen } from "../schedules.ts";
-import { buildTimeline, parentOf, type TimelineRow, type TimelineSegment, waitingFor } from "../timeline.ts";
+import {
+  buildTimeline,
+  NO_OUTCOME_YET,
+  parentOf,
+  type TimelineRow,
+  type TimelineSegment,
+} from "../timeline.ts";
 import { DASHBOARD_CSS, DASHBOARD_SCRIPT } from "./assets.ts";
 import { html, raw, type SafeHtml } from "./html.ts";
 
@@ -25,7 +32,12 @@ export interface PageContext {
   traceUrl?: string;
   /** Why an unfinished run does not go on now, when nothing carries it on (see `DashboardOptions.idleNote`). */
   idleNote?: string;
+  /** Show every row of a run's timeline and events (`?all=1`), not only the ends of a long list. */
+  all?: boolean;
 }
+
+/** How many rows a run's page shows at each end of a long timeline and event list (`?all=1` shows them all). */
+export const PAGE_ENDS = 100;
 
 export interface RunFilters {
   status?: RunStatus;
@@ -164,15 +176,15 @@ function pager(context: PageContext, data: RunsPageData): SafeHtml {
   return html`${shown} of ${data.matching}${data.capped ? "+" : ""} matching${previous}${next}`;
 }
 
-/** A run: its facts, input, result or error, timeline and events; refreshed while it is active. */
+/** A run: its facts, what it waits for, input, result or error, timeline and events; refreshed while it is active. */
 export function renderRunPage(
   context: PageContext,
   run: RunRecord,
   events: WorkflowEvent[],
+  waits: string[],
   fragment = false,
 ): string {
   const active = !FINISHED_STATUSES.has(run.status);
-  const waits = waitingFor(run, events);
   const canCancel = active;
   const canRetry = run.status === "failed";
   const actions = context.allowActions
@@ -240,7 +252,7 @@ export function renderRunPage(
     ${outcome}
   </div>
   <section class="panel" id="timeline-section"><h2>Timeline</h2>${renderTimeline(run, events, context)}</section>
-  <section class="panel" id="events-section"><h2>Events <span class="muted">(${events.length})</span></h2>${renderEvents(events)}</section>
+  <section class="panel" id="events-section"><h2>Events <span class="muted">(${events.length})</span></h2>${renderEvents(run, events, context)}</section>
 </div>`;
   if (fragment) return live.value;
   const body = html`<nav class="crumbs"><a href="${context.href("/")}">← Runs</a></nav>
@@ -335,6 +347,9 @@ const SEGMENT_TEXT: Record<TimelineSegment["kind"], string> = {
   abandoned: "abandoned",
 };
 
+/** A running bar may be a step attempt that has not begun: the log says when it began only with its outcome. */
+const RUNNING_LEGEND = "running (or, for a limited step, waiting for its slot or turn)";
+
 /** What a timeline row is called: the step, `sleep`, the awaited event, or the child workflow (linked). */
 function rowTitle(row: TimelineRow, context: PageContext): SafeHtml | string {
   if (row.kind === "sleep") return "sleep";
@@ -364,17 +379,20 @@ function renderTimeline(run: RunRecord, events: WorkflowEvent[], context: PageCo
     const measured =
       segment.ranMs === undefined
         ? ""
-        : ` · ran ${formatSpan(segment.ranMs)}, waited ${formatSpan(segment.waitMs ?? 0)} to start`;
+        : ` · ran ${formatSpan(segment.ranMs)}, started ${formatSpan(segment.waitMs ?? 0)} after it was sent`;
+    if (row.kind === "step" && segment.kind === "running")
+      return `${row.id}${attempt}: sent ${took} ago, ${NO_OUTCOME_YET}`;
     return `${row.id}${attempt}: ${what}${segment.open ? " for" : " after"} ${took}${error}${due}${measured}`;
   };
-  const rows = timeline.rows.map(
-    (row) => html`<div class="tl-row" data-id="${row.id}" data-kind="${row.kind}" data-status="${row.status}">
+  const rowOf = (
+    row: TimelineRow,
+  ) => html`<div class="tl-row" data-id="${row.id}" data-kind="${row.kind}" data-status="${row.status}">
   <div class="tl-label" title="${row.id}">
     <span class="tl-name">${rowTitle(row, context)}</span>
     <code>${row.id}</code>
     ${row.kind === "step" && row.attempts > 1 ? html`<span class="tl-attempts">${row.attempts} attempts</span>` : ""}
     ${row.kind === "sleep" && row.durationMs !== undefined ? html`<span class="tl-attempts">${formatSpan(row.durationMs)}</span>` : ""}
-    ${row.ranMs === undefined ? "" : html`<span class="tl-timing" data-ran-ms="${row.ranMs}" data-wait-ms="${row.waitMs ?? 0}" title="How long the step's attempts ran, and how long they waited to start after they were sent">ran ${formatSpan(row.ranMs)} · waited ${formatSpan(row.waitMs ?? 0)}</span>`}
+    ${row.ranMs === undefined ? "" : html`<span class="tl-timing" data-ran-ms="${row.ranMs}" data-wait-ms="${row.waitMs ?? 0}" title="How long the step's attempts ran, and how long after they were sent they started (a wait for a concurrency slot or rate-limit turn, a busy queue, or a worker that died running an earlier copy)">ran ${formatSpan(row.ranMs)} · started after ${formatSpan(row.waitMs ?? 0)}</span>`}
   </div>
   <div class="tl-track">${row.segments.map(
     (segment) =>
@@ -384,8 +402,11 @@ function renderTimeline(run: RunRecord, events: WorkflowEvent[], context: PageCo
         segment.kind === "sleeping" && row.durationMs !== undefined ? ` of ${formatSpan(row.durationMs)}` : ""
       }</span></div>`,
   )}</div>
-</div>`,
-  );
+</div>`;
+  const { head, hidden, tail } = endsOf(timeline.rows, context.all ? Number.POSITIVE_INFINITY : PAGE_ENDS);
+  const gap = hidden
+    ? html`<div class="tl-row tl-gap" data-hidden="${hidden}"><div class="tl-label muted">… ${hidden} more rows</div><div class="tl-track">${showAll(context, run, timeline.rows.length)}</div></div>`
+    : "";
   const legend = (
     [
       "completed",
@@ -402,13 +423,16 @@ function renderTimeline(run: RunRecord, events: WorkflowEvent[], context: PageCo
     ] as const
   )
     .filter((kind) => timeline.rows.some((row) => row.segments.some((segment) => segment.kind === kind)))
-    .map((kind) => html`<span class="legend-item"><i class="bar-${kind}"></i>${SEGMENT_TEXT[kind]}</span>`);
+    .map(
+      (kind) =>
+        html`<span class="legend-item"><i class="bar-${kind}"></i>${kind === "running" ? RUNNING_LEGEND : SEGMENT_TEXT[kind]}</span>`,
+    );
   return html`<div class="timeline" data-start="${timeline.start}" data-end="${timeline.end}">
   <div class="tl-row tl-axis" aria-hidden="true"><div class="tl-label"></div><div class="tl-track">${ticks.map(
     (tick) =>
       html`<span class="tick" style="left:${((tick / span) * 100).toFixed(3)}%">${tick === 0 ? "0" : `+${formatSpan(tick)}`}</span>`,
   )}</div></div>
-  ${rows}
+  ${head.map(rowOf)}${gap}${tail.map(rowOf)}
 </div>
 <p class="legend">${legend}</p>`;
 }
@@ -424,18 +448,26 @@ export function axisTicks(span: number): number[] {
   return ticks;
 }
 
-function renderEvents(events: WorkflowEvent[]): SafeHtml {
+/** The link to a run's page with every row of its long lists. */
+function showAll(context: PageContext, run: RunRecord, total: number): SafeHtml {
+  return html`<a class="show-all" href="${context.href(`/runs/${run.runId}`, { all: 1 })}">show all ${total}</a>`;
+}
+
+function renderEvents(run: RunRecord, events: WorkflowEvent[], context: PageContext): SafeHtml {
   const start = events[0] ? Date.parse(events[0].timestamp) : 0;
-  return html`<table class="events">
-  <thead><tr><th>#</th><th>Time (UTC)</th><th>After</th><th>Type</th><th>Details</th></tr></thead>
-  <tbody>${events.map(
-    (event) => html`<tr data-seq="${event.seq}" data-type="${event.type}">
+  const rowOf = (event: WorkflowEvent) => html`<tr data-seq="${event.seq}" data-type="${event.type}">
   <td>${event.seq}</td>
   <td title="${event.timestamp}">${formatTime(event.timestamp)}</td>
   <td>+${formatSpan(Date.parse(event.timestamp) - start)}</td>
   <td><span class="event-type tone-${eventTone(event.type)}">${event.type}</span></td>
   <td><details id="event-${event.seq}"><summary>${describeEvent(event) || "details"}</summary><pre>${prettyJson(event)}</pre></details></td>
-</tr>`,
-  )}</tbody>
+</tr>`;
+  const { head, hidden, tail } = endsOf(events, context.all ? Number.POSITIVE_INFINITY : PAGE_ENDS);
+  const gap = hidden
+    ? html`<tr class="events-gap" data-hidden="${hidden}"><td colspan="5" class="muted">… ${hidden} more events · ${showAll(context, run, events.length)}</td></tr>`
+    : "";
+  return html`<table class="events">
+  <thead><tr><th>#</th><th>Time (UTC)</th><th>After</th><th>Type</th><th>Details</th></tr></thead>
+  <tbody>${head.map(rowOf)}${gap}${tail.map(rowOf)}</tbody>
 </table>`;
 }

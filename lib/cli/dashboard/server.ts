@@ -5,6 +5,7 @@ import { serve } from "@hono/node-server";
 import { type Context, Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { InvalidRunIdError, TsWorkflowError } from "../../core/errors.ts";
+import type { WorkflowEvent } from "../../core/events.ts";
 import { assertRunId } from "../../core/ids.ts";
 import { optional } from "../../core/optional.ts";
 import type { RunTags } from "../../core/tags.ts";
@@ -26,6 +27,7 @@ import type { RunActions, SendEvent } from "../backend.ts";
 import { ActionNotAvailableError, BackendUnavailableError, UsageError } from "../errors.ts";
 import { listRunsOfVersion } from "../runs.ts";
 import { buildTimeline } from "../timeline.ts";
+import { readWaitingFor, type SlotReader } from "../waiting-for.ts";
 import {
   type PageContext,
   type RunFilters,
@@ -114,6 +116,18 @@ export interface DashboardOptions {
    * @default none: unfinished runs are shown live
    */
   idleNote?: () => Promise<string | undefined>;
+  /**
+   * Who takes the runs on, as the "Waiting for" of a pending run names it ("a worker that registers workflow
+   * checkout to start it"): `tsworkflow dashboard` says "an app" on the file backend.
+   * @default "a worker"
+   */
+  runner?: string;
+  /**
+   * The concurrency slots of the runs' backend (`RedisSlotStore`, `DynamoDBSlotStore`, your runtime's slot
+   * store): a pending run that holds its slot is then said to wait for its start under the rate limit only.
+   * @default none: a run with both limits is said to wait for its slot, then its start
+   */
+  slots?: SlotReader;
   /** @default Date.now */
   now?: () => number;
 }
@@ -142,6 +156,12 @@ export function createDashboard(options: DashboardOptions): Hono {
   const scanLimit = options.scanLimit ?? DEFAULT_SCAN_LIMIT;
   const allowedHosts = options.allowedHosts?.map((host) => host.toLowerCase());
   const app = new Hono();
+  const waitsOf = (run: RunRecord, events: WorkflowEvent[]) =>
+    readWaitingFor(run, events, {
+      now: now(),
+      ...optional("runner", options.runner),
+      ...optional("slots", options.slots),
+    });
 
   const pageContext = (c: Context): PageContext => ({
     href(path, params = {}) {
@@ -159,6 +179,7 @@ export function createDashboard(options: DashboardOptions): Hono {
     refreshMs,
     now: now(),
     ...(options.traceUrl ? { traceUrl: options.traceUrl } : {}),
+    all: c.req.query("all") === "1",
   });
 
   if (options.webhooks) {
@@ -275,11 +296,13 @@ export function createDashboard(options: DashboardOptions): Hono {
       );
     }
     const idle = FINISHED_STATUSES.has(run.status) ? undefined : await options.idleNote?.();
+    const events = await storage.getEvents(runId);
     return c.html(
       renderRunPage(
         { ...pageContext(c), ...optional("idleNote", idle) },
         run,
-        await storage.getEvents(runId),
+        events,
+        await waitsOf(run, events),
         isFragment(c),
       ),
     );
@@ -290,7 +313,12 @@ export function createDashboard(options: DashboardOptions): Hono {
     const run = await findRun(storage, runId);
     if (!run) return c.json({ error: `No run with id "${runId}".` }, 404);
     const events = await storage.getEvents(runId);
-    return c.json({ run, events, timeline: buildTimeline(run, events, now()) });
+    return c.json({
+      run,
+      waitingFor: await waitsOf(run, events),
+      events,
+      timeline: buildTimeline(run, events, now()),
+    });
   });
 
   app.post("/api/runs/:runId/:action{cancel|retry}", async (c) => {
@@ -401,13 +429,25 @@ function runStatus(status: string): RunStatus {
   return status as RunStatus;
 }
 
+/**
+ * The `limit` of a runs page: a whole number from 1 (at most `MAX_PAGE_SIZE` runs are listed), refused otherwise
+ * as `--limit` is, rather than silently replaced by the default.
+ */
+function pageSize(limit: string | undefined): number {
+  if (limit === undefined || limit === "") return DEFAULT_PAGE_SIZE;
+  const size = Number(limit);
+  if (!/^\d+$/.test(limit) || size < 1)
+    throw new UsageError(`limit must be a whole number ≥ 1, e.g. limit=50; got ${JSON.stringify(limit)}.`);
+  return Math.min(size, MAX_PAGE_SIZE);
+}
+
 function filtersOf(c: Context): RunFilters {
   const status = c.req.query("status");
   const workflow = c.req.query("workflow")?.trim();
   const q = c.req.query("q")?.trim();
   const tag = c.req.query("tag")?.trim();
   const version = c.req.query("version")?.trim();
-  const limit = Number(c.req.query("limit"));
+  const limit = pageSize(c.req.query("limit"));
   // The cursors of the pages before this one, oldest last: the last is this page's, the others lead back.
   const pages = (c.req.query("pages") ?? "")
     .split(".")
@@ -419,7 +459,7 @@ function filtersOf(c: Context): RunFilters {
     ...(q ? { q } : {}),
     ...(tag ? { tag } : {}),
     ...(version ? { version } : {}),
-    limit: Number.isInteger(limit) && limit > 0 ? Math.min(limit, MAX_PAGE_SIZE) : DEFAULT_PAGE_SIZE,
+    limit,
     ...(cursor ? { cursor, pages } : {}),
   };
 }

@@ -13,6 +13,7 @@ import {
   type ArmedTimer,
   childResultApplied,
   dueHooks,
+  iso,
   labelOf,
   type Send,
   sendsOf,
@@ -353,15 +354,15 @@ function terminalDraft(execution: RunExecution, options: DecideOptions): EventDr
   if (execution.deadline !== undefined && now >= execution.deadline) {
     const limit = formatDuration(execution.definition.maxDurationMs ?? 0);
     const error = new MaxDurationExceededError(
-      `Run ${execution.runId} of workflow "${execution.definition.name}" did not finish within its maxDuration of ${limit}; it was failed at ${new Date(now).toISOString()}. Raise maxDuration or make the workflow finish sooner.`,
+      `Run ${execution.runId} of workflow "${execution.definition.name}" did not finish within its maxDuration of ${limit}; it was failed at ${iso(now)}. Raise maxDuration or make the workflow finish sooner.`,
     );
     return { type: "workflow_failed", error: serializeError(error) };
   }
   return undefined;
 }
 
-/** The status a run ends with, by the event that ends it. */
-const END_STATUS: Record<string, RunStatus> = {
+/** The status a run ends with, by the event that ends it (the events that end a run). */
+export const END_STATUS: Record<string, RunStatus> = {
   workflow_completed: "completed",
   workflow_cancelled: "cancelled",
   workflow_failed: "failed",

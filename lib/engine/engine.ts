@@ -8,6 +8,7 @@ import {
   InvalidRunStateError,
   PayloadTooLargeError,
   RunNotFoundError,
+  type SerializedError,
   StepNotFoundError,
   VersionConflictError,
   WorkflowNotFoundError,
@@ -44,7 +45,7 @@ import type { StartResult } from "../ports/runtime.ts";
 import type { ActivationTask, RunLease, StepTask, TaskQueue } from "../ports/task-queue.ts";
 import type { Timers } from "../ports/timers.ts";
 import { continuationRunIdOf } from "./continuation.ts";
-import { type CommitBudget, type Decision, decide } from "./decide.ts";
+import { type CommitBudget, type Decision, decide, END_STATUS } from "./decide.ts";
 import { RunExecution } from "./execution.ts";
 import {
   failedAttempt,
@@ -685,61 +686,40 @@ export class Engine {
     began?: (at: number) => void,
     failure?: unknown,
   ): Promise<StepOutcome> {
-    const { runId, stepId, attempt } = task;
-    const definition = this.registry.findStep(task.stepName);
+    const { runId, workflowName, stepId, stepName, attempt } = task;
+    const definition = this.registry.findStep(stepName);
     const startedAt = this.clock.now();
     began?.(startedAt);
-    const base = {
-      runId,
-      stepId,
-      attempt,
-      startedAt,
-      ...optional("issueSeq", task.issueSeq),
-    };
+    // What the step function is told of itself (getStepInfo), and what a failure's debug line says.
+    const info = { runId, workflowName, stepId, stepName, attempt, idempotencyKey: `${runId}:${stepId}` };
+    let outcome: { ok: true; result: unknown } | { ok: false; error: SerializedError };
     try {
       if (failure) throw failure;
-      if (!definition) throw new StepNotFoundError(task.stepName);
+      if (!definition) throw new StepNotFoundError(stepName);
       const unenforced = unenforcedLimit(
-        `Step "${task.stepName}"`,
+        `Step "${stepName}"`,
         definition.options,
         this.stepLimits,
         "stepLimits",
       );
       if (unenforced) throw unenforced;
-      const info = {
-        runId,
-        workflowName: task.workflowName,
-        stepId,
-        stepName: task.stepName,
-        attempt,
-        idempotencyKey: `${runId}:${stepId}`,
-      };
       const value = await runInStep(info, () => definition.run(...structuredClone(task.input)));
-      const result = roundTrip(
-        value,
-        `The result of step "${task.stepName}" (${stepId})`,
-        this.maxPayloadBytes,
-      );
-      const durationMs = this.clock.now() - startedAt;
-      return { ...base, durationMs, recordedAt: this.recordedAt(), ok: true, result: result ?? null };
+      const result = roundTrip(value, `The result of step "${stepName}" (${stepId})`, this.maxPayloadBytes);
+      outcome = { ok: true, result: result ?? null };
     } catch (error) {
-      getLogger().debug("step attempt failed", {
-        runId,
-        workflowName: task.workflowName,
-        stepId,
-        stepName: task.stepName,
-        attempt,
-        error: String(error),
-      });
-      const durationMs = this.clock.now() - startedAt;
-      return {
-        ...base,
-        durationMs,
-        recordedAt: this.recordedAt(),
-        ok: false,
-        error: storableError(serializeError(error), this.maxPayloadBytes),
-      };
+      getLogger().debug("step attempt failed", { ...info, error: String(error) });
+      outcome = { ok: false, error: storableError(serializeError(error), this.maxPayloadBytes) };
     }
+    return {
+      runId,
+      stepId,
+      attempt,
+      startedAt,
+      ...optional("issueSeq", task.issueSeq),
+      durationMs: this.clock.now() - startedAt,
+      recordedAt: this.recordedAt(),
+      ...outcome,
+    };
   }
 
   /**
@@ -935,18 +915,8 @@ function recordsAttempt(events: readonly WorkflowEvent[], { stepId, attempt }: S
 
 /** True when the log ends the run: a terminal event that no later `workflow_retried` took back. */
 function isFinishedLog(events: readonly WorkflowEvent[]): boolean {
-  for (let index = events.length - 1; index >= 0; index -= 1) {
-    const type = (events[index] as WorkflowEvent).type;
-    if (type === "workflow_retried") return false;
-    if (
-      type === "workflow_completed" ||
-      type === "workflow_failed" ||
-      type === "workflow_cancelled" ||
-      type === "workflow_continued_as_new"
-    )
-      return true;
-  }
-  return false;
+  const last = events.findLast((event) => event.type === "workflow_retried" || event.type in END_STATUS);
+  return last !== undefined && last.type in END_STATUS;
 }
 
 /** The outcomes an activation applies: the stored ones and the one its inline step just produced. */

@@ -421,7 +421,7 @@ export class RunExecution implements WorkflowScope {
         }
         this.hooks.delete(event.hookId);
         if (event.type === "hook_timed_out") {
-          const at = new Date(pending.timeoutAt ?? 0).toISOString();
+          const at = iso(pending.timeoutAt ?? 0);
           pending.reject(
             new TimeoutError(`waitForEvent("${event.eventName}") timed out: no event arrived before ${at}.`),
           );

@@ -92,6 +92,10 @@ export interface Decision {
 const byRecordedAt = (a: StepOutcome, b: StepOutcome) =>
   a.recordedAt === b.recordedAt ? (a.stepId < b.stepId ? -1 : 1) : a.recordedAt < b.recordedAt ? -1 : 1;
 
+/** The reason a stored cancellation request gives. */
+export const cancelReason = (cancel: StepOutcome): string =>
+  cancel.ok ? String((cancel.result as { reason?: unknown } | null)?.reason ?? "cancelled") : "cancelled";
+
 /** The event name of a stored `sendEvent` delivery. */
 function signalName(signal: StepOutcome): string {
   return signal.ok ? String((signal.result as { name?: unknown } | null)?.name ?? "") : "";
@@ -231,10 +235,7 @@ async function advance(
       cancelled.timers.push(...timerIdsOf(execution));
       for (const wait of execution.waits())
         if (wait.kind === "child") cancelled.children.push(wait.childRunId);
-      const reason = outcome.ok
-        ? String((outcome.result as { reason?: unknown } | null)?.reason ?? "cancelled")
-        : "cancelled";
-      await execution.deliver({ type: "cancel_requested", reason });
+      await execution.deliver({ type: "cancel_requested", reason: cancelReason(outcome) });
     } else if (entry.kind === "child") {
       const child = execution.waitOf("child", entry.childId);
       if (!child) continue;

@@ -45,7 +45,7 @@ import type { StartResult } from "../ports/runtime.ts";
 import type { ActivationTask, RunLease, StepTask, TaskQueue } from "../ports/task-queue.ts";
 import type { Timers } from "../ports/timers.ts";
 import { continuationRunIdOf } from "./continuation.ts";
-import { type CommitBudget, type Decision, decide, END_STATUS } from "./decide.ts";
+import { type CommitBudget, cancelReason, type Decision, decide, END_STATUS } from "./decide.ts";
 import { RunExecution } from "./execution.ts";
 import {
   failedAttempt,
@@ -55,6 +55,7 @@ import {
   taskTooLarge,
   tooLargeWhenSent,
 } from "./payload-rules.ts";
+import { waitsAfterRetry } from "./retry-attempt.ts";
 import type { RunLimits } from "./run-limits.ts";
 import {
   cancelChild,
@@ -433,6 +434,7 @@ export class Engine {
     // the log meanwhile, the conditional commit fails and the run is replayed from the log. A task that
     // says the run has moved past this copy (`minVersion`) skips straight to the replay.
     let execution = this.cache?.get(runId);
+    let fresh: StepOutcome[] | undefined;
     const warm =
       execution !== undefined &&
       execution.newEvents.length === 0 &&
@@ -448,7 +450,6 @@ export class Engine {
         return undefined;
       }
       const events = await this.store.getEvents(runId);
-      const definition = this.codeOf(run.workflowName, events[0]);
       if (isFinishedLog(events)) {
         // The document lagged the log (a crash between the last commit and its update): reading the log
         // repaired it; do what follows a finish (tell the parent, cancel children), as a redelivery would.
@@ -456,6 +457,16 @@ export class Engine {
         if (repaired && FINISHED_STATUSES.has(repaired.status)) await this.finishAgain(repaired);
         return;
       }
+      // A run that has not begun (in line for its slot or its start, waiting for a worker, or failed and put
+      // back in line by `retryRun`) looks for a cancellation before anything else: cancelled, it ends without
+      // its workflow's code. A new run's outcomes are listed here once.
+      if (events.length === 1 || waitsAfterRetry(events)) {
+        const listed = await this.store.listOutcomes(runId, events.length + 1);
+        const cancel = listed.find((outcome) => outcome.stepId === inboxIds.cancel);
+        if (cancel) return this.cancelUnbegun(run, events, cancel);
+        if (events.length === 1) fresh = listed;
+      }
+      const definition = this.codeOf(run.workflowName, events[0]);
       // A run of a workflow with a concurrency or rate limit starts once both let it; until then it stays pending.
       if ((await this.runLimits?.admit(run, events)) === false) return undefined;
       execution = await RunExecution.replay(definition, events, {
@@ -480,7 +491,10 @@ export class Engine {
     const settled = task.cause.kind === "timer" && dueHooks(execution.waits(), now).length === 0;
     const outcomes = execution.nonDeterminism
       ? []
-      : withCarried(await this.store.listOutcomes(runId, oldestAttemptOut(execution), settled), carried);
+      : withCarried(
+          fresh ?? (await this.store.listOutcomes(runId, oldestAttemptOut(execution), settled)),
+          carried,
+        );
     const decision = await decide(
       execution,
       { cause: task.cause, redelivered: task.redelivered, outcomes },
@@ -788,6 +802,27 @@ export class Engine {
     // The run's slot, if a crash came between its last commit and the release.
     await this.runLimits?.finished(run.runId);
     await redoAfterFinish(this, run);
+  }
+
+  /**
+   * Ends a run cancelled before its workflow began: nothing ran, so nothing is cleaned up (no `finally` runs)
+   * and no code is needed; its place in line goes to the next run, and a child run's parent hears of it.
+   */
+  private async cancelUnbegun(
+    run: RunRecord,
+    events: readonly WorkflowEvent[],
+    cancel: StepOutcome,
+  ): Promise<undefined> {
+    const { runId } = run;
+    const reason = cancelReason(cancel);
+    const timestamp = iso(this.clock.now());
+    const seq = events.length;
+    const ended = ["cancel_requested", "workflow_cancelled"].map(
+      (type, index) => ({ runId, seq: seq + 1 + index, timestamp, type, reason }) as WorkflowEvent,
+    );
+    await this.store.commit(runId, seq, builtEvents(ended), { status: "cancelled", updatedAt: timestamp });
+    this.onRunFinished?.(runId);
+    await this.finishAgain({ ...run, status: "cancelled" });
   }
 
   /**

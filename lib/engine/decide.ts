@@ -114,7 +114,8 @@ export async function decide(
 ): Promise<Decision> {
   const { now, budget } = options;
   execution.resumeAt(now);
-  const firstActivation = execution.committedVersion === 1;
+  // The activation that lets the run in (its first, or the first after a retry) arms its deadline's timer.
+  const letIn = execution.committedVersion === (execution.lastRetry?.seq ?? 1);
   // A delivery again may follow one that committed (its cause, or an older event, a due timer) and died
   // before sending. A cause already in the log was applied either by such a delivery or by another
   // activation, which sent what it committed: with no word from the queue, that is all there is to go on.
@@ -160,7 +161,7 @@ export async function decide(
       if (!decision.cancelledTimers.includes(timerId)) decision.cancelledTimers.push(timerId);
     return decision;
   }
-  const sends = resendAll ? everythingToSend(execution) : newSends(execution, events, firstActivation);
+  const sends = resendAll ? everythingToSend(execution) : newSends(execution, events, letIn);
   if (inbox.cause.kind === "timer") sends.push(...rearmedEarly(execution, inbox.cause.timerId, now));
   return { ...decision, sends, inline: resendAll ? undefined : inlineCandidate(execution, events) };
 }
@@ -398,17 +399,13 @@ function timerIdsOf(execution: RunExecution, after = -Infinity): string[] {
 }
 
 /** What the new events ask to send: for each wait they began or changed, what it needs now. */
-function newSends(
-  execution: RunExecution,
-  events: readonly WorkflowEvent[],
-  firstActivation: boolean,
-): Send[] {
+function newSends(execution: RunExecution, events: readonly WorkflowEvent[], letIn: boolean): Send[] {
   const touched = new Set<Wait>();
   for (const event of events) {
     const wait = waitOfEvent(execution, event);
     if (wait) touched.add(wait);
   }
-  return [...[...touched].flatMap(sendsOf), ...(firstActivation ? deadlineSends(execution) : [])];
+  return [...[...touched].flatMap(sendsOf), ...(letIn ? deadlineSends(execution) : [])];
 }
 
 /** The wait an event began or changed, if the run still waits on it. */

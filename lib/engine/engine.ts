@@ -229,7 +229,6 @@ export class Engine {
         ? options.parent.childRunId
         : newRunId(now);
     const timestamp = iso(now);
-    const deadline = definition.maxDurationMs === undefined ? undefined : now + definition.maxDurationMs;
     // A child run's spans go under the parent's activation that started it (started again after a crash, it opens no second span).
     const span = options.parent
       ? { traceparent: options.traceparent, end() {} }
@@ -240,7 +239,6 @@ export class Engine {
         runId,
         input,
         timestamp,
-        deadline,
         tags,
         span.traceparent,
         options,
@@ -258,7 +256,6 @@ export class Engine {
     runId: string,
     input: unknown[],
     timestamp: string,
-    deadline: number | undefined,
     tags: RunTags | undefined,
     traceparent: string | undefined,
     options: LinkedStartOptions,
@@ -283,7 +280,7 @@ export class Engine {
       workflowName: definition.name,
       input,
       ...optional("idempotencyKey", options.idempotencyKey),
-      ...optional("deadline", deadline),
+      ...optional("maxDurationMs", definition.maxDurationMs),
       ...(options.parent ? { parent: { runId: options.parent.runId, childId: options.parent.childId } } : {}),
       ...optional("tags", tags),
       ...optional("traceparent", traceparent),

@@ -114,6 +114,7 @@ interface OwnState {
   mismatchSeq: number | undefined;
   cancelRequested: string | undefined;
   tags: RunTags;
+  deadline: number | undefined;
 }
 
 /** Options of {@link RunExecution.replay}. */
@@ -185,8 +186,13 @@ export class RunExecution implements WorkflowScope {
   readonly tags: RunTags = {};
   /** How the workflow function ended, once it has (the replay checker reports an error it threw). @internal */
   settled: Settled | undefined;
-  /** The absolute deadline from `maxDuration`, if any. */
-  readonly deadline: number | undefined;
+  /**
+   * The absolute deadline from `maxDuration`, if any: `maxDuration` after the activation that let the run in
+   * (its first: after a wait for its concurrency slot or its rate limit's start, if it had one), and again after
+   * the one that let it go on after a retry. A log written before `maxDurationMs` was recorded holds the
+   * deadline itself, counted from `start()`, and keeps it.
+   */
+  declare readonly deadline: number | undefined;
 
   private readonly counters = new Map<string, number>();
   private recordedCommands: CommandRef[] = [];
@@ -221,7 +227,6 @@ export class RunExecution implements WorkflowScope {
   ) {
     this.now = now;
     this.time = Date.parse(started.timestamp);
-    this.deadline = started.deadline;
     this.randomState = seedOf(started.runId);
     this.own.tags = { ...started.tags };
   }
@@ -321,6 +326,13 @@ export class RunExecution implements WorkflowScope {
     if (!execution.nonDeterminism) for (const draft of execution.deferred) execution.append(draft);
     execution.deferred = [];
     execution.own.committedVersion = events.length;
+    // The first event after the run's start, or after its last retry: logged by the activation that let it in.
+    const letIn = events[execution.lastRetry?.seq ?? 1];
+    const { maxDurationMs } = first;
+    execution.own.deadline =
+      maxDurationMs === undefined
+        ? first.deadline
+        : (letIn ? Date.parse(letIn.timestamp) : now) + maxDurationMs;
     return execution;
   }
 

@@ -19,7 +19,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 /**
  * Runs that have not begun (pending: in line for a concurrency slot or a rate limit's start, waiting for code,
  * or failed and put back in line by retryRun) on the embedded runtime: a cancelled one ends without its
- * workflow doing anything and gives its place up at once.
+ * workflow doing anything and gives its place up at once; `maxDuration` counts from when a run is let in.
  */
 
 beforeAll(() => configureLogging({ level: "silent" }));
@@ -102,6 +102,17 @@ const parent = workflow("pr_parent", async (label: string) => {
     return `child ended: ${(error as Error).name}`;
   }
 });
+
+/** maxDuration of 1 s, one run at a time: each run needs less than its second, a line of three needs more. */
+const quick = workflow(
+  "pr_quick",
+  async (label: string, ms: number) => {
+    await charge(label);
+    await sleep(ms);
+    return label;
+  },
+  { concurrency: { limit: 1 }, maxDuration: "1s" },
+);
 
 function reset(): void {
   calls.length = 0;
@@ -315,6 +326,64 @@ describe("cancelling a run that has not begun, on the embedded runtime", () => {
       expect(calls).toEqual(["holder"]);
       await env.runtime.sendEvent(holder.runId, "go", null);
       await env.runtime.waitForRun(holder.runId, { timeoutMs: 10_000 });
+    } finally {
+      await env.close();
+    }
+  });
+});
+
+describe("maxDuration of runs that wait in line, on the embedded runtime", () => {
+  it("counts from when each run is let in: a line of runs that each need less than maxDuration all complete", async () => {
+    // Prepare
+    reset();
+    const env = runtimeOn("memory");
+    try {
+      // Act: A needs 0.7 s; B waits 0.7 s, then needs 0.6 s; C waits 1.3 s, then needs a moment.
+      const started = [];
+      for (const [label, ms] of [
+        ["A", 700],
+        ["B", 600],
+        ["C", 10],
+      ] as const)
+        started.push(await env.runtime.start(quick, [label, ms]));
+      const runs = await Promise.all(
+        started.map(({ runId }) => env.runtime.waitForRun(runId, { timeoutMs: 10_000 })),
+      );
+
+      // Assess
+      expect(runs.map((run) => [run.status, run.error?.name])).toEqual([
+        ["completed", undefined],
+        ["completed", undefined],
+        ["completed", undefined],
+      ]);
+      const [first] = await env.storage.getEvents(started[2]?.runId as string);
+      expect(first).toMatchObject({ maxDurationMs: 1_000 });
+      expect(first).not.toHaveProperty("deadline");
+    } finally {
+      await env.close();
+    }
+  });
+
+  it("fails a run that goes on past maxDuration after it was let in, at that time and not before", async () => {
+    // Prepare: A holds the slot for 0.5 s; B, let in after it, sleeps 5 s with a maxDuration of 1 s.
+    reset();
+    const env = runtimeOn("memory");
+    try {
+      const a = await env.runtime.start(quick, ["A", 500]);
+      const b = await env.runtime.start(quick, ["B", 5_000]);
+
+      // Act
+      const failed = await env.runtime.waitForRun(b.runId, { timeoutMs: 10_000 });
+
+      // Assess
+      expect((await env.runtime.waitForRun(a.runId)).status).toBe("completed");
+      expect(failed.error?.name).toBe("MaxDurationExceededError");
+      const events = await env.storage.getEvents(b.runId);
+      const letIn = Date.parse(events[1]?.timestamp as string);
+      const end = Date.parse(events.at(-1)?.timestamp as string);
+      expect(letIn - Date.parse(events[0]?.timestamp as string)).toBeGreaterThanOrEqual(450);
+      expect(end - letIn).toBeGreaterThanOrEqual(1_000);
+      expect(end - letIn).toBeLessThan(2_000);
     } finally {
       await env.close();
     }

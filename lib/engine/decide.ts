@@ -241,8 +241,11 @@ async function advance(
       const child = execution.waitOf("child", entry.childId);
       if (!child) continue;
       const ref = { childId: child.childId, childRunId: child.childRunId };
-      if (outcome.ok) await execution.deliver({ type: "child_completed", ...ref, result: outcome.result });
-      else await execution.deliver({ type: "child_failed", ...ref, error: outcome.error });
+      await execution.deliver(
+        outcome.ok
+          ? { type: "child_completed", ...ref, result: outcome.result }
+          : { type: "child_failed", ...ref, error: outcome.error },
+      );
     } else {
       await deliverOutcome(execution, outcome, now);
     }
@@ -276,7 +279,11 @@ async function advance(
 }
 
 /** A step attempt's outcome: the step completes, fails, or waits for its next attempt (the retry policy decides). */
-async function deliverOutcome(execution: RunExecution, outcome: StepOutcome, now: number): Promise<void> {
+async function deliverOutcome(
+  execution: RunExecution,
+  outcome: StepOutcome,
+  now: number,
+): Promise<WorkflowEvent | undefined> {
   const wait = execution.waitOf("step", outcome.stepId);
   if (wait?.state !== "running" || wait.attempt !== outcome.attempt) return;
   const ref = {
@@ -287,23 +294,21 @@ async function deliverOutcome(execution: RunExecution, outcome: StepOutcome, now
       ? {}
       : { startedAt: outcome.startedAt, durationMs: outcome.durationMs ?? 0 }),
   };
-  if (outcome.ok) {
-    await execution.deliver({ type: "step_completed", ...ref, result: outcome.result });
-    return;
-  }
+  if (outcome.ok) return execution.deliver({ type: "step_completed", ...ref, result: outcome.result });
   const delay = nextRetryDelay(wait.definition.options, wait.attempt, outcome.error);
-  if (delay === undefined) {
-    await execution.deliver({ type: "step_failed", ...ref, error: outcome.error });
-    return;
-  }
-  await execution.deliver({
-    type: "step_retrying",
-    ...ref,
-    error: outcome.error,
-    delayMs: delay,
-    retryAt: now + delay,
-    nextAttempt: wait.attempt + 1,
-  });
+  const { error } = outcome;
+  return execution.deliver(
+    delay === undefined
+      ? { type: "step_failed", ...ref, error }
+      : {
+          type: "step_retrying",
+          ...ref,
+          error,
+          delayMs: delay,
+          retryAt: now + delay,
+          nextAttempt: wait.attempt + 1,
+        },
+  );
 }
 
 /**

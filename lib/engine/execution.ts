@@ -8,6 +8,7 @@ import {
   EventPayloadError,
   ForeignAwaitError,
   NonDeterminismError,
+  type SerializedError,
   TimeoutError,
 } from "../core/errors.ts";
 import type { EventDraft, EventOf, WorkflowEvent } from "../core/events.ts";
@@ -447,31 +448,23 @@ export class RunExecution implements WorkflowScope {
         return drain();
       }
       case "child_completed":
-      case "child_failed": {
-        const pending = this.children.get(event.childId);
-        if (!pending) {
-          return this.mismatch(
+      case "child_failed":
+        return this.settle(
+          this.children,
+          event.childId,
+          event,
+          () =>
             `The log has a result for child run ${event.childRunId} (${event.childId}) but the workflow did not start it`,
-          );
-        }
-        this.children.delete(event.childId);
-        if (event.type === "child_completed") pending.resolve(structuredClone(event.result));
-        else pending.reject(deserializeError(event.error));
-        return drain();
-      }
+        );
       case "step_completed":
-      case "step_failed": {
-        const pending = this.steps.get(event.stepId);
-        if (!pending) {
-          return this.mismatch(
+      case "step_failed":
+        return this.settle(
+          this.steps,
+          event.stepId,
+          event,
+          () =>
             `The log has a result for step "${event.stepName}" (${event.stepId}) but the workflow did not call it`,
-          );
-        }
-        this.steps.delete(event.stepId);
-        if (event.type === "step_completed") pending.resolve(structuredClone(event.result));
-        else pending.reject(deserializeError(event.error));
-        return drain();
-      }
+        );
       case "cancel_requested": {
         this.own.cancelRequested = event.reason;
         const error = () => new CancelledError(`Run ${this.runId} was cancelled: ${event.reason}`);
@@ -482,17 +475,34 @@ export class RunExecution implements WorkflowScope {
         }
         return drain();
       }
-      case "sleep_completed": {
-        const pending = this.sleeps.get(event.sleepId);
-        if (!pending)
-          return this.mismatch(`The log completes ${event.sleepId} but the workflow is not sleeping there`);
-        this.sleeps.delete(event.sleepId);
-        pending.resolve();
-        return drain();
-      }
+      case "sleep_completed":
+        return this.settle(
+          this.sleeps,
+          event.sleepId,
+          {},
+          () => `The log completes ${event.sleepId} but the workflow is not sleeping there`,
+        );
       default:
         return;
     }
+  }
+
+  /**
+   * Ends the wait `id` of `waits` with the event's result or error (a sleep's has neither); when the workflow
+   * has no such wait, the code and the log part (`missing` says what the log has).
+   */
+  private settle(
+    waits: Map<string, Settle<unknown>>,
+    id: string,
+    event: { result?: unknown; error?: SerializedError },
+    missing: () => string,
+  ): Promise<void> | undefined {
+    const pending = waits.get(id);
+    if (!pending) return this.mismatch(missing());
+    waits.delete(id);
+    if (event.error) pending.reject(deserializeError(event.error));
+    else pending.resolve(structuredClone(event.result));
+    return drain();
   }
 
   private checkCommandIssued(event: WorkflowEvent): undefined {

@@ -110,7 +110,7 @@ export class RunLimits {
    * A run has finished: its slot goes to the next in line. Without `started` (a finished run activated
    * again: a crash may have come between its last commit and the release; a run cancelled before it began),
    * it is read from the log. A run cancelled before it ever began also gives up its place in its rate limit's
-   * line, or the start it was granted and never used, and the next in line is told its turn.
+   * line, or the start it was granted and never used, and the runs behind it are woken to ask again.
    */
   async finished(runId: string, started?: WorkflowEvent): Promise<void> {
     const events = started ? [started] : await this.options.store.getEvents(runId);
@@ -120,8 +120,15 @@ export class RunLimits {
     if (rateLimit && this.rates && events[1]?.type === "cancel_requested") {
       const { key, limit, periodMs } = rateLimit;
       await this.rates.leave(key, runId);
-      const { waiting } = await this.rates.inspect(key, periodMs + CLOCK_TICK_MS, this.options.now());
-      await this.wake(waiting.slice(0, limit));
+      // The runs behind it are a place further on: the first is told its earlier turn at once, and as many as
+      // there are starts free now may start now. The others ask again at the turn they were told (no later
+      // than before), and are told the rest then.
+      const { started, waiting } = await this.rates.inspect(
+        key,
+        periodMs + CLOCK_TICK_MS,
+        this.options.now(),
+      );
+      await this.wake(waiting.slice(0, Math.max(1, limit - started.length)));
     }
   }
 

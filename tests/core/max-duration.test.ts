@@ -7,6 +7,7 @@ import { type DecideOptions, decide } from "../../lib/engine/decide.ts";
 import { RunExecution } from "../../lib/engine/execution.ts";
 import { retriedAttempts } from "../../lib/engine/retry-attempt.ts";
 import type { RunStatus } from "../../lib/ports/event-store.ts";
+import { deadlineWorkflow } from "./support/golden.ts";
 
 /**
  * When a run's `maxDuration` runs out: counted from the activation that lets the run in (a run in line for its
@@ -25,31 +26,17 @@ const options = (now: number): DecideOptions => ({
   budget: { take: Number.POSITIVE_INFINITY, taken: 0 },
 });
 
-const registry = new Registry();
-const { lineUp, goldenDeadline } = registry.define(() => {
+const lineUp = new Registry().define(() => {
   const work = step("md_work", async (label: string) => label);
-  // The step and workflow of the golden history "maxDuration passed during a sleep", as it was recorded.
-  const greet = step("golden_greet", async (name: string) => `hello ${name}`);
-  return {
-    lineUp: workflow(
-      "md_line_up",
-      async (label: string) => {
-        await work(label);
-        await sleep("2h");
-        return label;
-      },
-      { concurrency: { limit: 1 }, maxDuration: "1h" },
-    ),
-    goldenDeadline: workflow(
-      "golden_deadline",
-      async () => {
-        await greet("early");
-        await sleep("2d");
-        return "too late";
-      },
-      { maxDuration: "1d" },
-    ),
-  };
+  return workflow(
+    "md_line_up",
+    async (label: string) => {
+      await work(label);
+      await sleep("2h");
+      return label;
+    },
+    { concurrency: { limit: 1 }, maxDuration: "1h" },
+  );
 });
 
 function started(extra: Record<string, unknown>): WorkflowEvent {
@@ -227,8 +214,8 @@ describe("maxDuration", () => {
     const suspended = recorded.slice(0, 5);
 
     // Act
-    const report = await replayHistory(goldenDeadline, recorded);
-    const execution = await RunExecution.replay(goldenDeadline, suspended, {
+    const report = await replayHistory(deadlineWorkflow, recorded);
+    const execution = await RunExecution.replay(deadlineWorkflow, suspended, {
       now: T0 + 24 * HOUR,
       status: "suspended",
     });

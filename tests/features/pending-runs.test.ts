@@ -6,8 +6,6 @@ import {
   configureLogging,
   FatalError,
   runChild,
-  sleep,
-  step,
   type WorkflowEvent,
   waitForEvent,
   workflow,
@@ -15,6 +13,7 @@ import {
 import { type EventStore, MemoryRateLimitStore, MemorySlotStore } from "tsworkflow/engine";
 import { FileStorage, LocalRuntime, MemoryStorage, Registry } from "tsworkflow/local";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { pendingRunWorkflows } from "../support/pending-runs.ts";
 
 /**
  * Runs that have not begun (pending: in line for a concurrency slot or a rate limit's start, waiting for code,
@@ -25,49 +24,22 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 beforeAll(() => configureLogging({ level: "silent" }));
 afterAll(() => configureLogging());
 
-/** What the steps did, in order, and when each label was charged (ms since the epoch). */
+/** What the steps did, in order (`charge A`, `clean-up A`), when each label was charged, and charges to decline. */
 const calls: string[] = [];
 const chargedAt = new Map<string, number>();
 const declined = new Set<string>();
-const charge = step("pr_charge", async (label: string) => {
-  calls.push(label);
-  chargedAt.set(label, Date.now());
-  if (declined.delete(label)) throw new FatalError(`card declined for ${label}`);
-  return label;
-});
-const cleanUp = step("pr_clean_up", async (label: string) => {
-  calls.push(`clean up ${label}`);
-  return label;
-});
-
-/** One at a time: charges, holds the slot until its "go", and cleans up in `finally`, as a saga would. */
-const oneAtATime = workflow(
-  "pr_one_at_a_time",
-  async (label: string) => {
-    try {
-      await charge(label);
-      await waitForEvent("go");
-      return label;
-    } finally {
-      await cleanUp(label);
-    }
-  },
-  { concurrency: { limit: 1 } },
-);
-
 const RATE_PERIOD_MS = 2_000;
-/** One start per 2 s; the same clean-up. */
-const rated = workflow(
-  "pr_rated",
-  async (label: string) => {
-    try {
-      return await charge(label);
-    } finally {
-      await cleanUp(label);
-    }
+/** `quick` has a maxDuration of 1 s: each run needs less, a line of three more. */
+const { charge, cleanUp, oneAtATime, rated, quick } = pendingRunWorkflows("pr", {
+  ratePeriodMs: RATE_PERIOD_MS,
+  maxDuration: "1s",
+  onStep: (mark, label) => {
+    calls.push(`${mark} ${label}`);
+    if (mark !== "charge") return;
+    chargedAt.set(label, Date.now());
+    if (declined.delete(label)) throw new FatalError(`card declined for ${label}`);
   },
-  { rateLimit: { limit: 1, period: RATE_PERIOD_MS } },
-);
+});
 
 /** One at a time; cleans up only when cancelled (so a run that failed on its charge can be retried). */
 const retriable = workflow(
@@ -103,23 +75,14 @@ const parent = workflow("pr_parent", async (label: string) => {
   }
 });
 
-/** maxDuration of 1 s, one run at a time: each run needs less than its second, a line of three needs more. */
-const quick = workflow(
-  "pr_quick",
-  async (label: string, ms: number) => {
-    await charge(label);
-    await sleep(ms);
-    return label;
-  },
-  { concurrency: { limit: 1 }, maxDuration: "1s" },
-);
-
 function reset(): void {
   calls.length = 0;
   chargedAt.clear();
   declined.clear();
 }
 
+/** The log of a run cancelled before it began: its start, then its cancellation. */
+const CANCELLED_UNBEGUN = ["workflow_started", "cancel_requested", "workflow_cancelled"];
 const types = (events: readonly WorkflowEvent[]) => events.map((event) => event.type);
 
 async function until(check: () => Promise<boolean>, what: string): Promise<void> {
@@ -172,9 +135,9 @@ describe("cancelling a run that has not begun, on the embedded runtime", () => {
         // Assess: nothing of B ran, nothing was started for it, and its place went to C.
         expect(cancelled.status).toBe("cancelled");
         const events = await env.storage.getEvents(b.runId);
-        expect(types(events)).toEqual(["workflow_started", "cancel_requested", "workflow_cancelled"]);
+        expect(types(events)).toEqual(CANCELLED_UNBEGUN);
         expect(events[2]).toMatchObject({ reason: "not needed" });
-        expect(calls).toEqual(["A"]);
+        expect(calls).toEqual(["charge A"]);
         expect(await env.slots.inspect("run:pr_one_at_a_time:", Date.now())).toEqual({
           holding: [a.runId],
           waiting: [c.runId],
@@ -183,7 +146,7 @@ describe("cancelling a run that has not begun, on the embedded runtime", () => {
         await until(async () => (await env.statusOf(c.runId)) === "suspended", "C to hold the slot");
         await env.runtime.sendEvent(c.runId, "go", null);
         expect((await env.runtime.waitForRun(c.runId, { timeoutMs: 10_000 })).status).toBe("completed");
-        expect(calls).toEqual(["A", "clean up A", "C", "clean up C"]);
+        expect(calls).toEqual(["charge A", "clean-up A", "charge C", "clean-up C"]);
       } finally {
         await env.close();
       }
@@ -208,12 +171,8 @@ describe("cancelling a run that has not begun, on the embedded runtime", () => {
 
       // Assess: C started at B's turn (a period after A), never before it, and B took no start.
       expect(done.status).toBe("completed");
-      expect(types(await env.storage.getEvents(b.runId))).toEqual([
-        "workflow_started",
-        "cancel_requested",
-        "workflow_cancelled",
-      ]);
-      expect(calls).toEqual(["A", "clean up A", "C", "clean up C"]);
+      expect(types(await env.storage.getEvents(b.runId))).toEqual(CANCELLED_UNBEGUN);
+      expect(calls).toEqual(["charge A", "clean-up A", "charge C", "clean-up C"]);
       const after = (chargedAt.get("C") ?? 0) - (chargedAt.get("A") ?? 0);
       expect(after).toBeGreaterThanOrEqual(RATE_PERIOD_MS - 50);
       expect(after).toBeLessThan(2 * RATE_PERIOD_MS - 300);
@@ -250,7 +209,7 @@ describe("cancelling a run that has not begun, on the embedded runtime", () => {
         "cancel_requested",
         "workflow_cancelled",
       ]);
-      expect(calls).toEqual(["A", "B"]);
+      expect(calls).toEqual(["charge A", "charge B"]);
       expect(await env.slots.inspect("run:pr_retriable:", Date.now())).toEqual({
         holding: [b.runId],
         waiting: [],
@@ -286,11 +245,7 @@ describe("cancelling a run that has not begun, on the embedded runtime", () => {
 
       // Assess
       expect(cancelled.status).toBe("cancelled");
-      expect(types(await storage.getEvents(runId))).toEqual([
-        "workflow_started",
-        "cancel_requested",
-        "workflow_cancelled",
-      ]);
+      expect(types(await storage.getEvents(runId))).toEqual(CANCELLED_UNBEGUN);
       expect(calls).toEqual([]);
     } finally {
       await runtime.close();
@@ -318,12 +273,8 @@ describe("cancelling a run that has not begun, on the embedded runtime", () => {
 
       // Assess
       expect(ended).toMatchObject({ status: "completed", result: "child ended: CancelledError" });
-      expect(types(await env.storage.getEvents(childRunId as string))).toEqual([
-        "workflow_started",
-        "cancel_requested",
-        "workflow_cancelled",
-      ]);
-      expect(calls).toEqual(["holder"]);
+      expect(types(await env.storage.getEvents(childRunId as string))).toEqual(CANCELLED_UNBEGUN);
+      expect(calls).toEqual(["charge holder"]);
       await env.runtime.sendEvent(holder.runId, "go", null);
       await env.runtime.waitForRun(holder.runId, { timeoutMs: 10_000 });
     } finally {

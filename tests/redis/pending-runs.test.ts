@@ -1,16 +1,12 @@
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { Redis } from "ioredis";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { RedisRateLimitStore } from "../../lib/adapters/redis/redis-rate-limit-store.ts";
 import { RedisSlotStore } from "../../lib/adapters/redis/redis-slot-store.ts";
 import type { WorkflowEvent } from "../../lib/core/events.ts";
 import { workflow } from "../../lib/core/workflow.ts";
-import { createRedisRuntime, type RedisRuntime } from "../../lib/runtimes/redis.ts";
 import { charge, cleanUp, oneAtATime, quick, RATE_PERIOD_MS, rated } from "./fixtures/pending-runs.ts";
-import { type RedisServer, startRedisServer } from "./redis-server.ts";
-import { fixture, startWorkerProcess, type WorkerProcess } from "./worker-process.ts";
+import { fixture, useWorkerProcesses } from "./worker-process.ts";
 
 /**
  * Runs that have not begun, in Redis mode with three worker processes: a run cancelled in line for its slot or
@@ -18,31 +14,17 @@ import { fixture, startWorkerProcess, type WorkerProcess } from "./worker-proces
  * run of a workflow that no worker registers; `maxDuration` counts from when a run is let in.
  */
 
-const prefix = `tsw-pending-runs-${process.pid}:`;
-let server: RedisServer;
-let client: RedisRuntime;
-let testDir: string;
-const workers: WorkerProcess[] = [];
-
+const env = useWorkerProcesses("pending-runs");
 beforeAll(async () => {
-  server = await startRedisServer();
-  testDir = mkdtempSync(join(tmpdir(), "tsw-redis-pending-runs-"));
-  const start = (workerId: string) =>
-    startWorkerProcess({ url: server.url, prefix, workerId, testDir, workflows: fixture("pending-runs.ts") });
-  workers.push(...(await Promise.all(["w1", "w2", "w3"].map(start))));
-  client = createRedisRuntime({ url: server.url, prefix });
+  await Promise.all(["w1", "w2", "w3"].map((id) => env.start(id, { workflows: fixture("pending-runs.ts") })));
 });
-
-afterAll(async () => {
-  await client?.close();
-  await Promise.all(workers.map((worker) => worker.stop()));
-  await server?.stop();
-  if (testDir) rmSync(testDir, { recursive: true, force: true });
-});
+/** The workers' Redis, and the prefix of their keys. */
+const redis = () => env.client.storage.client;
+const prefix = () => env.client.storage.prefix;
 
 /** What the steps of the worker processes did: `[what, label, at]`, in the order they wrote it. */
 function marks(): [string, string, number][] {
-  const log = join(testDir, "pending-runs.log");
+  const log = join(env.testDir, "pending-runs.log");
   if (!existsSync(log)) return [];
   return readFileSync(log, "utf8")
     .trim()
@@ -54,8 +36,10 @@ const ranFor = (label: string) =>
   marks()
     .filter(([, of]) => of === label)
     .map(([what]) => what);
+/** The log of a run cancelled before it began: its start, then its cancellation. */
+const CANCELLED_UNBEGUN = ["workflow_started", "cancel_requested", "workflow_cancelled"];
 const types = (events: readonly WorkflowEvent[]) => events.map((event) => event.type);
-const statusOf = async (runId: string) => (await client.getRun(runId))?.status;
+const statusOf = async (runId: string) => (await env.client.getRun(runId))?.status;
 
 async function until(check: () => Promise<boolean>, what: string): Promise<void> {
   const deadline = Date.now() + 30_000;
@@ -65,45 +49,30 @@ async function until(check: () => Promise<boolean>, what: string): Promise<void>
   }
 }
 
-async function withRedis<T>(body: (redis: Redis) => Promise<T>): Promise<T> {
-  const redis = new Redis(server.url);
-  try {
-    return await body(redis);
-  } finally {
-    redis.disconnect();
-  }
-}
-
 describe("cancelling a run that has not begun, in Redis mode with three worker processes", () => {
   it("ends a run cancelled in line for its slot without its workflow doing anything, and lets the next run in", async () => {
     // Prepare: A holds the only slot; B and C wait for it.
-    const a = await client.start(oneAtATime, ["slot-a"]);
+    const a = await env.client.start(oneAtATime, ["slot-a"]);
     await until(async () => (await statusOf(a.runId)) === "suspended", "A to hold the slot");
-    const b = await client.start(oneAtATime, ["slot-b"]);
-    const c = await client.start(oneAtATime, ["slot-c"]);
+    const b = await env.client.start(oneAtATime, ["slot-b"]);
+    const c = await env.client.start(oneAtATime, ["slot-c"]);
     await new Promise((resolve) => setTimeout(resolve, 500));
     expect([await statusOf(b.runId), await statusOf(c.runId)]).toEqual(["pending", "pending"]);
 
     // Act
-    await client.cancelRun(b.runId, "not needed");
-    const cancelled = await client.waitForRun(b.runId, { timeoutMs: 30_000 });
+    await env.client.cancelRun(b.runId, "not needed");
+    const cancelled = await env.client.waitForRun(b.runId, { timeoutMs: 30_000 });
 
     // Assess: nothing of B ran on any worker, and its place went to C.
     expect(cancelled.status).toBe("cancelled");
-    expect(types(await client.getEvents(b.runId))).toEqual([
-      "workflow_started",
-      "cancel_requested",
-      "workflow_cancelled",
-    ]);
+    expect(types(await env.client.getEvents(b.runId))).toEqual(CANCELLED_UNBEGUN);
     const line = () =>
-      withRedis((redis) =>
-        new RedisSlotStore(redis, prefix).inspect("run:redis_pr_one_at_a_time:", Date.now()),
-      );
+      new RedisSlotStore(redis(), prefix()).inspect("run:redis_pr_one_at_a_time:", Date.now());
     expect(await line()).toEqual({ holding: [a.runId], waiting: [c.runId] });
-    await client.sendEvent(a.runId, "go", null);
+    await env.client.sendEvent(a.runId, "go", null);
     await until(async () => (await statusOf(c.runId)) === "suspended", "C to take the slot");
-    await client.sendEvent(c.runId, "go", null);
-    expect((await client.waitForRun(c.runId, { timeoutMs: 30_000 })).status).toBe("completed");
+    await env.client.sendEvent(c.runId, "go", null);
+    expect((await env.client.waitForRun(c.runId, { timeoutMs: 30_000 })).status).toBe("completed");
     expect(ranFor("slot-b")).toEqual([]);
     expect(ranFor("slot-a")).toEqual(["charge", "clean-up"]);
     expect(ranFor("slot-c")).toEqual(["charge", "clean-up"]);
@@ -111,32 +80,30 @@ describe("cancelling a run that has not begun, in Redis mode with three worker p
 
   it("gives a cancelled run's turn under a workflow rate limit to the next run in line", async () => {
     // Prepare: A starts at once; B's turn comes a period later, C's two periods later.
-    const a = await client.start(rated, ["rate-a"]);
-    const b = await client.start(rated, ["rate-b"]);
-    const c = await client.start(rated, ["rate-c"]);
-    await client.waitForRun(a.runId, { timeoutMs: 30_000 });
+    const a = await env.client.start(rated, ["rate-a"]);
+    const b = await env.client.start(rated, ["rate-b"]);
+    const c = await env.client.start(rated, ["rate-c"]);
+    await env.client.waitForRun(a.runId, { timeoutMs: 30_000 });
     expect(await statusOf(b.runId)).toBe("pending");
 
     // Act
-    await client.cancelRun(b.runId, "not needed");
-    await client.waitForRun(b.runId, { timeoutMs: 30_000 });
-    const done = await client.waitForRun(c.runId, { timeoutMs: 30_000 });
+    await env.client.cancelRun(b.runId, "not needed");
+    await env.client.waitForRun(b.runId, { timeoutMs: 30_000 });
+    const done = await env.client.waitForRun(c.runId, { timeoutMs: 30_000 });
 
     // Assess: C started at B's turn, a period after A (the workers' clocks are this machine's), not before.
     expect(done.status).toBe("completed");
-    expect(types(await client.getEvents(b.runId))).toEqual([
-      "workflow_started",
-      "cancel_requested",
-      "workflow_cancelled",
-    ]);
+    expect(types(await env.client.getEvents(b.runId))).toEqual(CANCELLED_UNBEGUN);
     expect(ranFor("rate-b")).toEqual([]);
     const chargedAt = (label: string) =>
       marks().find(([what, of]) => what === "charge" && of === label)?.[2] ?? 0;
     const after = chargedAt("rate-c") - chargedAt("rate-a");
     expect(after).toBeGreaterThanOrEqual(RATE_PERIOD_MS - 50);
     expect(after).toBeLessThan(2 * RATE_PERIOD_MS - 300);
-    const { started, waiting } = await withRedis((redis) =>
-      new RedisRateLimitStore(redis, prefix).inspect("run:redis_pr_rated:", RATE_PERIOD_MS, Date.now()),
+    const { started, waiting } = await new RedisRateLimitStore(redis(), prefix()).inspect(
+      "run:redis_pr_rated:",
+      RATE_PERIOD_MS,
+      Date.now(),
     );
     expect([...started, ...waiting]).not.toContain(b.runId);
   }, 90_000);
@@ -150,23 +117,19 @@ describe("cancelling a run that has not begun, in Redis mode with three worker p
         await cleanUp(label);
       }
     });
-    const { runId } = await client.start(onlyHere, ["unregistered"]);
+    const { runId } = await env.client.start(onlyHere, ["unregistered"]);
     await new Promise((resolve) => setTimeout(resolve, 1_500));
     expect(await statusOf(runId)).toBe("pending");
 
     // Act
-    await client.cancelRun(runId, "never mind");
-    const cancelled = await client.waitForRun(runId, { timeoutMs: 15_000 });
+    await env.client.cancelRun(runId, "never mind");
+    const cancelled = await env.client.waitForRun(runId, { timeoutMs: 15_000 });
 
     // Assess
     expect(cancelled.status).toBe("cancelled");
-    expect(types(await client.getEvents(runId))).toEqual([
-      "workflow_started",
-      "cancel_requested",
-      "workflow_cancelled",
-    ]);
+    expect(types(await env.client.getEvents(runId))).toEqual(CANCELLED_UNBEGUN);
     expect(ranFor("unregistered")).toEqual([]);
-    expect(await withRedis((redis) => redis.exists(`${prefix}pending-outcomes:${runId}`))).toBe(0);
+    expect(await redis().exists(`${prefix()}pending-outcomes:${runId}`)).toBe(0);
   }, 60_000);
 });
 
@@ -179,9 +142,9 @@ describe("maxDuration of runs that wait in line, in Redis mode with three worker
       ["quick-b", 600],
       ["quick-c", 10],
     ] as const)
-      started.push(await client.start(quick, [label, ms]));
+      started.push(await env.client.start(quick, [label, ms]));
     const runs = await Promise.all(
-      started.map(({ runId }) => client.waitForRun(runId, { timeoutMs: 30_000 })),
+      started.map(({ runId }) => env.client.waitForRun(runId, { timeoutMs: 30_000 })),
     );
 
     // Assess
@@ -190,6 +153,8 @@ describe("maxDuration of runs that wait in line, in Redis mode with three worker
       ["completed", undefined],
       ["completed", undefined],
     ]);
-    expect((await client.getEvents(started[2]?.runId as string))[0]).toMatchObject({ maxDurationMs: 1_000 });
+    expect((await env.client.getEvents(started[2]?.runId as string))[0]).toMatchObject({
+      maxDurationMs: 1_000,
+    });
   }, 60_000);
 });

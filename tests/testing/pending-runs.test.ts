@@ -1,6 +1,7 @@
-import { CancelledError, configureLogging, step, waitForEvent, workflow } from "tsworkflow";
+import { CancelledError, configureLogging } from "tsworkflow";
 import { createTestEnvironment } from "tsworkflow/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { pendingRunWorkflows } from "../support/pending-runs.ts";
 
 /**
  * A run cancelled while it waits for its concurrency slot, in the test environment: it ends without its workflow
@@ -15,23 +16,14 @@ describe("createTestEnvironment: a run cancelled before it began", () => {
     // Prepare: A holds the only slot; B waits for it.
     const calls: string[] = [];
     const env = await createTestEnvironment({ timeSkipping: true });
-    const slotted = env.define(() => {
-      const charge = step("tpr_charge", async (label: string) => calls.push(label));
-      const cleanUp = step("tpr_clean_up", async (label: string) => calls.push(`clean up ${label}`));
-      return workflow(
-        "tpr_slotted",
-        async (label: string) => {
-          try {
-            await charge(label);
-            await waitForEvent("go");
-            return label;
-          } finally {
-            await cleanUp(label);
-          }
-        },
-        { concurrency: { limit: 1 } },
-      );
-    });
+    const slotted = env.define(
+      () =>
+        pendingRunWorkflows("tpr", {
+          ratePeriodMs: 1_000,
+          maxDuration: "1h",
+          onStep: (mark, label) => calls.push(`${mark} ${label}`),
+        }).oneAtATime,
+    );
     const a = await env.start(slotted, ["A"]);
     const b = await env.start(slotted, ["B"]);
     expect(await b.status()).toBe("pending");
@@ -49,7 +41,7 @@ describe("createTestEnvironment: a run cancelled before it began", () => {
       "cancel_requested",
       "workflow_cancelled",
     ]);
-    expect(calls).toEqual(["A", "clean up A"]);
+    expect(calls).toEqual(["charge A", "clean-up A"]);
     await expect(env.close()).resolves.toBeUndefined();
   });
 });

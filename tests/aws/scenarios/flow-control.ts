@@ -101,7 +101,7 @@ const report = workflow("aws_flow_report", async (label: string) => label, {
 });
 
 /** A DynamoDB rate limit store that notes when (on the engine's clock) each holder got its start, per key. */
-class RecordingRates implements RateLimitStore {
+export class RecordingRates implements RateLimitStore {
   constructor(
     private readonly inner: RateLimitStore,
     private readonly grants: Map<string, { key: string; at: number }>,

@@ -3,12 +3,10 @@ import { DynamoDBRateLimitStore } from "../../../lib/adapters/aws/dynamodb-rate-
 import { DynamoDBSlotStore } from "../../../lib/adapters/aws/dynamodb-slot-store.ts";
 import { createClient } from "../../../lib/aws/client.ts";
 import type { WorkflowEvent } from "../../../lib/core/events.ts";
-import { sleep, waitForEvent } from "../../../lib/core/primitives.ts";
-import { step } from "../../../lib/core/step.ts";
-import { workflow } from "../../../lib/core/workflow.ts";
 import { RunLimits } from "../../../lib/engine/run-limits.ts";
-import type { RateLimitStore, RateRequest } from "../../../lib/ports/rate-limit-store.ts";
+import { pendingRunWorkflows } from "../../support/pending-runs.ts";
 import { deployStack, type Emulators, type Stack } from "../harness/aws-stack.ts";
+import { RecordingRates } from "./flow-control.ts";
 
 /**
  * Runs that have not begun, through the real handlers on the emulators (slots and rates in DynamoDB Local): a
@@ -16,76 +14,17 @@ import { deployStack, type Emulators, type Stack } from "../harness/aws-stack.ts
  * gives its place to the next run; `maxDuration` counts from when a run is let in.
  */
 
-/** What the steps did, in order. */
+/** What the steps did, in order (`charge A`, `clean-up A`). */
 const calls: string[] = [];
-const charge = step("aws_pr_charge", async (label: string) => {
-  calls.push(label);
-  return label;
-});
-const cleanUp = step("aws_pr_clean_up", async (label: string) => {
-  calls.push(`clean up ${label}`);
-  return label;
-});
-/** One at a time: charges, holds the slot until its "go", and cleans up in `finally`, as a saga would. */
-const oneAtATime = workflow(
-  "aws_pr_one_at_a_time",
-  async (label: string) => {
-    try {
-      await charge(label);
-      await waitForEvent("go");
-      return label;
-    } finally {
-      await cleanUp(label);
-    }
-  },
-  { concurrency: { limit: 1 } },
-);
 const RATE_PERIOD_MS = 3_000;
-/** One start per 3 s, with the same clean-up. */
-const rated = workflow(
-  "aws_pr_rated",
-  async (label: string) => {
-    try {
-      return await charge(label);
-    } finally {
-      await cleanUp(label);
-    }
-  },
-  { rateLimit: { limit: 1, period: RATE_PERIOD_MS } },
-);
-/** One at a time with a maxDuration of 3 s: each run needs less, a line of them more. */
-const quick = workflow(
-  "aws_pr_quick",
-  async (label: string, ms: number) => {
-    await charge(label);
-    await sleep(ms);
-    return label;
-  },
-  { concurrency: { limit: 1 }, maxDuration: "3s" },
-);
+const { oneAtATime, rated, quick } = pendingRunWorkflows("aws_pr", {
+  ratePeriodMs: RATE_PERIOD_MS,
+  maxDuration: "3s",
+  onStep: (mark, label) => calls.push(`${mark} ${label}`),
+});
 
-/** A DynamoDB rate limit store that notes when (on the engine's clock) each holder got its start. */
-class RecordingRates implements RateLimitStore {
-  constructor(
-    private readonly inner: RateLimitStore,
-    private readonly grants: Map<string, number>,
-  ) {}
-  async take(request: RateRequest) {
-    const answer = await this.inner.take(request);
-    if (answer.granted && !this.grants.has(request.holder)) this.grants.set(request.holder, request.now);
-    return answer;
-  }
-  started(key: string, holder: string, at: number) {
-    return this.inner.started(key, holder, at);
-  }
-  leave(key: string, holder: string) {
-    return this.inner.leave(key, holder);
-  }
-  inspect(key: string, periodMs: number, now: number) {
-    return this.inner.inspect(key, periodMs, now);
-  }
-}
-
+/** The log of a run cancelled before it began: its start, then its cancellation. */
+const CANCELLED_UNBEGUN = ["workflow_started", "cancel_requested", "workflow_cancelled"];
 const types = (events: readonly WorkflowEvent[]) => events.map((event) => event.type);
 
 export function describePendingRuns(emulatorsOf: () => Emulators): void {
@@ -95,7 +34,7 @@ export function describePendingRuns(emulatorsOf: () => Emulators): void {
       for (const stack of stacks) await stack.stop();
     });
     /** A stack whose functions (and a client in another Lambda) enforce the limits, with the grants noted. */
-    const limitedStack = (grants = new Map<string, number>()) => {
+    const limitedStack = (grants = new Map<string, { key: string; at: number }>()) => {
       const emulators = emulatorsOf();
       const table = { client: emulators.dynamo.client(), tableName: emulators.tableName };
       const runLimits = () =>
@@ -127,25 +66,21 @@ export function describePendingRuns(emulatorsOf: () => Emulators): void {
       await stack.waitForStatus(b, "cancelled", 60_000);
 
       // Assess: nothing of B ran, and its place went to C.
-      expect(types(await stack.events(b))).toEqual([
-        "workflow_started",
-        "cancel_requested",
-        "workflow_cancelled",
-      ]);
+      expect(types(await stack.events(b))).toEqual(CANCELLED_UNBEGUN);
       const line = () => new DynamoDBSlotStore(table).inspect("run:aws_pr_one_at_a_time:", Date.now());
       await vi.waitFor(async () => expect(await line()).toEqual({ holding: [a], waiting: [c] }));
       await client.sendEvent(a, "go", null);
       await stack.waitForStatus(c, "suspended", 60_000);
       await client.sendEvent(c, "go", null);
       await stack.waitForStatus(c, "completed", 60_000);
-      expect(calls).toEqual(["slot-a", "clean up slot-a", "slot-c", "clean up slot-c"]);
+      expect(calls).toEqual(["charge slot-a", "clean-up slot-a", "charge slot-c", "clean-up slot-c"]);
       await client.close();
     }, 120_000);
 
     it("gives a cancelled run's turn under a workflow rate limit to the next run in line", async () => {
       // Prepare: A starts at once; B's turn comes a period later, C's two periods later.
       calls.length = 0;
-      const grants = new Map<string, number>();
+      const grants = new Map<string, { key: string; at: number }>();
       const { stack, table, client } = limitedStack(grants);
       const a = await start(stack, "aws_pr_rated", ["rate-a"]);
       const b = await start(stack, "aws_pr_rated", ["rate-b"]);
@@ -159,13 +94,9 @@ export function describePendingRuns(emulatorsOf: () => Emulators): void {
       await stack.waitForStatus(c, "completed", 60_000);
 
       // Assess: C got its start at B's turn, a period after A's (SQS delays are whole seconds), and B took none.
-      expect(types(await stack.events(b))).toEqual([
-        "workflow_started",
-        "cancel_requested",
-        "workflow_cancelled",
-      ]);
-      expect(calls).toEqual(["rate-a", "clean up rate-a", "rate-c", "clean up rate-c"]);
-      const after = (grants.get(c) ?? 0) - (grants.get(a) ?? 0);
+      expect(types(await stack.events(b))).toEqual(CANCELLED_UNBEGUN);
+      expect(calls).toEqual(["charge rate-a", "clean-up rate-a", "charge rate-c", "clean-up rate-c"]);
+      const after = (grants.get(c)?.at ?? 0) - (grants.get(a)?.at ?? 0);
       expect(after).toBeGreaterThanOrEqual(RATE_PERIOD_MS);
       expect(after).toBeLessThan(2 * RATE_PERIOD_MS - 500);
       expect(grants.has(b)).toBe(false);

@@ -63,7 +63,16 @@ export const workflowStarted = event("workflow_started", {
   workflowName: nonEmpty,
   input: z.array(z.unknown()),
   idempotencyKey: z.optional(z.string()),
-  /** Absolute deadline (epoch ms) from the workflow's `maxDuration`. */
+  /**
+   * The workflow's `maxDuration` (ms). It counts from when the run is let in: its first activation, whose
+   * events follow this one (a run that waits for a concurrency slot or its start under a rate limit is let in
+   * after the wait), and again from when a retried run goes on.
+   */
+  maxDurationMs: z.optional(z.number()),
+  /**
+   * In logs written before `maxDurationMs`: the absolute deadline (epoch ms) from the workflow's
+   * `maxDuration`, counted from `start()`; such a run keeps it.
+   */
   deadline: z.optional(z.number()),
   /** Set for a child run: the parent run and the parent's id for this child. */
   parent: z.optional(z.object({ runId: z.string(), childId: z.string() })),

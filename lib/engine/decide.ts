@@ -13,6 +13,7 @@ import {
   type ArmedTimer,
   childResultApplied,
   dueHooks,
+  iso,
   labelOf,
   type Send,
   sendsOf,
@@ -91,6 +92,10 @@ export interface Decision {
 const byRecordedAt = (a: StepOutcome, b: StepOutcome) =>
   a.recordedAt === b.recordedAt ? (a.stepId < b.stepId ? -1 : 1) : a.recordedAt < b.recordedAt ? -1 : 1;
 
+/** The reason a stored cancellation request gives. */
+export const cancelReason = (cancel: StepOutcome): string =>
+  cancel.ok ? String((cancel.result as { reason?: unknown } | null)?.reason ?? "cancelled") : "cancelled";
+
 /** The event name of a stored `sendEvent` delivery. */
 function signalName(signal: StepOutcome): string {
   return signal.ok ? String((signal.result as { name?: unknown } | null)?.name ?? "") : "";
@@ -109,7 +114,8 @@ export async function decide(
 ): Promise<Decision> {
   const { now, budget } = options;
   execution.resumeAt(now);
-  const firstActivation = execution.committedVersion === 1;
+  // The activation that lets the run in (its first, or the first after a retry) arms its deadline's timer.
+  const letIn = execution.committedVersion === (execution.lastRetry?.seq ?? 1);
   // A delivery again may follow one that committed (its cause, or an older event, a due timer) and died
   // before sending. A cause already in the log was applied either by such a delivery or by another
   // activation, which sent what it committed: with no word from the queue, that is all there is to go on.
@@ -155,7 +161,7 @@ export async function decide(
       if (!decision.cancelledTimers.includes(timerId)) decision.cancelledTimers.push(timerId);
     return decision;
   }
-  const sends = resendAll ? everythingToSend(execution) : newSends(execution, events, firstActivation);
+  const sends = resendAll ? everythingToSend(execution) : newSends(execution, events, letIn);
   if (inbox.cause.kind === "timer") sends.push(...rearmedEarly(execution, inbox.cause.timerId, now));
   return { ...decision, sends, inline: resendAll ? undefined : inlineCandidate(execution, events) };
 }
@@ -230,16 +236,16 @@ async function advance(
       cancelled.timers.push(...timerIdsOf(execution));
       for (const wait of execution.waits())
         if (wait.kind === "child") cancelled.children.push(wait.childRunId);
-      const reason = outcome.ok
-        ? String((outcome.result as { reason?: unknown } | null)?.reason ?? "cancelled")
-        : "cancelled";
-      await execution.deliver({ type: "cancel_requested", reason });
+      await execution.deliver({ type: "cancel_requested", reason: cancelReason(outcome) });
     } else if (entry.kind === "child") {
       const child = execution.waitOf("child", entry.childId);
       if (!child) continue;
       const ref = { childId: child.childId, childRunId: child.childRunId };
-      if (outcome.ok) await execution.deliver({ type: "child_completed", ...ref, result: outcome.result });
-      else await execution.deliver({ type: "child_failed", ...ref, error: outcome.error });
+      await execution.deliver(
+        outcome.ok
+          ? { type: "child_completed", ...ref, result: outcome.result }
+          : { type: "child_failed", ...ref, error: outcome.error },
+      );
     } else {
       await deliverOutcome(execution, outcome, now);
     }
@@ -273,7 +279,11 @@ async function advance(
 }
 
 /** A step attempt's outcome: the step completes, fails, or waits for its next attempt (the retry policy decides). */
-async function deliverOutcome(execution: RunExecution, outcome: StepOutcome, now: number): Promise<void> {
+async function deliverOutcome(
+  execution: RunExecution,
+  outcome: StepOutcome,
+  now: number,
+): Promise<WorkflowEvent | undefined> {
   const wait = execution.waitOf("step", outcome.stepId);
   if (wait?.state !== "running" || wait.attempt !== outcome.attempt) return;
   const ref = {
@@ -284,23 +294,21 @@ async function deliverOutcome(execution: RunExecution, outcome: StepOutcome, now
       ? {}
       : { startedAt: outcome.startedAt, durationMs: outcome.durationMs ?? 0 }),
   };
-  if (outcome.ok) {
-    await execution.deliver({ type: "step_completed", ...ref, result: outcome.result });
-    return;
-  }
+  if (outcome.ok) return execution.deliver({ type: "step_completed", ...ref, result: outcome.result });
   const delay = nextRetryDelay(wait.definition.options, wait.attempt, outcome.error);
-  if (delay === undefined) {
-    await execution.deliver({ type: "step_failed", ...ref, error: outcome.error });
-    return;
-  }
-  await execution.deliver({
-    type: "step_retrying",
-    ...ref,
-    error: outcome.error,
-    delayMs: delay,
-    retryAt: now + delay,
-    nextAttempt: wait.attempt + 1,
-  });
+  const { error } = outcome;
+  return execution.deliver(
+    delay === undefined
+      ? { type: "step_failed", ...ref, error }
+      : {
+          type: "step_retrying",
+          ...ref,
+          error,
+          delayMs: delay,
+          retryAt: now + delay,
+          nextAttempt: wait.attempt + 1,
+        },
+  );
 }
 
 /**
@@ -353,15 +361,15 @@ function terminalDraft(execution: RunExecution, options: DecideOptions): EventDr
   if (execution.deadline !== undefined && now >= execution.deadline) {
     const limit = formatDuration(execution.definition.maxDurationMs ?? 0);
     const error = new MaxDurationExceededError(
-      `Run ${execution.runId} of workflow "${execution.definition.name}" did not finish within its maxDuration of ${limit}; it was failed at ${new Date(now).toISOString()}. Raise maxDuration or make the workflow finish sooner.`,
+      `Run ${execution.runId} of workflow "${execution.definition.name}" did not finish within its maxDuration of ${limit}; it was failed at ${iso(now)}. Raise maxDuration or make the workflow finish sooner.`,
     );
     return { type: "workflow_failed", error: serializeError(error) };
   }
   return undefined;
 }
 
-/** The status a run ends with, by the event that ends it. */
-const END_STATUS: Record<string, RunStatus> = {
+/** The status a run ends with, by the event that ends it (the events that end a run). */
+export const END_STATUS: Record<string, RunStatus> = {
   workflow_completed: "completed",
   workflow_cancelled: "cancelled",
   workflow_failed: "failed",
@@ -396,17 +404,13 @@ function timerIdsOf(execution: RunExecution, after = -Infinity): string[] {
 }
 
 /** What the new events ask to send: for each wait they began or changed, what it needs now. */
-function newSends(
-  execution: RunExecution,
-  events: readonly WorkflowEvent[],
-  firstActivation: boolean,
-): Send[] {
+function newSends(execution: RunExecution, events: readonly WorkflowEvent[], letIn: boolean): Send[] {
   const touched = new Set<Wait>();
   for (const event of events) {
     const wait = waitOfEvent(execution, event);
     if (wait) touched.add(wait);
   }
-  return [...[...touched].flatMap(sendsOf), ...(firstActivation ? deadlineSends(execution) : [])];
+  return [...[...touched].flatMap(sendsOf), ...(letIn ? deadlineSends(execution) : [])];
 }
 
 /** The wait an event began or changed, if the run still waits on it. */

@@ -8,6 +8,7 @@ import {
   InvalidRunStateError,
   PayloadTooLargeError,
   RunNotFoundError,
+  type SerializedError,
   StepNotFoundError,
   VersionConflictError,
   WorkflowNotFoundError,
@@ -44,7 +45,7 @@ import type { StartResult } from "../ports/runtime.ts";
 import type { ActivationTask, RunLease, StepTask, TaskQueue } from "../ports/task-queue.ts";
 import type { Timers } from "../ports/timers.ts";
 import { continuationRunIdOf } from "./continuation.ts";
-import { type CommitBudget, type Decision, decide } from "./decide.ts";
+import { type CommitBudget, cancelReason, type Decision, decide, END_STATUS } from "./decide.ts";
 import { RunExecution } from "./execution.ts";
 import {
   failedAttempt,
@@ -54,6 +55,7 @@ import {
   taskTooLarge,
   tooLargeWhenSent,
 } from "./payload-rules.ts";
+import { waitsAfterRetry } from "./retry-attempt.ts";
 import type { RunLimits } from "./run-limits.ts";
 import {
   cancelChild,
@@ -227,7 +229,6 @@ export class Engine {
         ? options.parent.childRunId
         : newRunId(now);
     const timestamp = iso(now);
-    const deadline = definition.maxDurationMs === undefined ? undefined : now + definition.maxDurationMs;
     // A child run's spans go under the parent's activation that started it (started again after a crash, it opens no second span).
     const span = options.parent
       ? { traceparent: options.traceparent, end() {} }
@@ -238,7 +239,6 @@ export class Engine {
         runId,
         input,
         timestamp,
-        deadline,
         tags,
         span.traceparent,
         options,
@@ -256,7 +256,6 @@ export class Engine {
     runId: string,
     input: unknown[],
     timestamp: string,
-    deadline: number | undefined,
     tags: RunTags | undefined,
     traceparent: string | undefined,
     options: LinkedStartOptions,
@@ -281,7 +280,7 @@ export class Engine {
       workflowName: definition.name,
       input,
       ...optional("idempotencyKey", options.idempotencyKey),
-      ...optional("deadline", deadline),
+      ...optional("maxDurationMs", definition.maxDurationMs),
       ...(options.parent ? { parent: { runId: options.parent.runId, childId: options.parent.childId } } : {}),
       ...optional("tags", tags),
       ...optional("traceparent", traceparent),
@@ -432,6 +431,7 @@ export class Engine {
     // the log meanwhile, the conditional commit fails and the run is replayed from the log. A task that
     // says the run has moved past this copy (`minVersion`) skips straight to the replay.
     let execution = this.cache?.get(runId);
+    let fresh: StepOutcome[] | undefined;
     const warm =
       execution !== undefined &&
       execution.newEvents.length === 0 &&
@@ -447,7 +447,6 @@ export class Engine {
         return undefined;
       }
       const events = await this.store.getEvents(runId);
-      const definition = this.codeOf(run.workflowName, events[0]);
       if (isFinishedLog(events)) {
         // The document lagged the log (a crash between the last commit and its update): reading the log
         // repaired it; do what follows a finish (tell the parent, cancel children), as a redelivery would.
@@ -455,6 +454,16 @@ export class Engine {
         if (repaired && FINISHED_STATUSES.has(repaired.status)) await this.finishAgain(repaired);
         return;
       }
+      // A run that has not begun (in line for its slot or its start, waiting for a worker, or failed and put
+      // back in line by `retryRun`) looks for a cancellation before anything else: cancelled, it ends without
+      // its workflow's code. A new run's outcomes are listed here once.
+      if (events.length === 1 || waitsAfterRetry(events)) {
+        const listed = await this.store.listOutcomes(runId, events.length + 1);
+        const cancel = listed.find((outcome) => outcome.stepId === inboxIds.cancel);
+        if (cancel) return this.cancelUnbegun(run, events, cancel);
+        if (events.length === 1) fresh = listed;
+      }
+      const definition = this.codeOf(run.workflowName, events[0]);
       // A run of a workflow with a concurrency or rate limit starts once both let it; until then it stays pending.
       if ((await this.runLimits?.admit(run, events)) === false) return undefined;
       execution = await RunExecution.replay(definition, events, {
@@ -479,7 +488,10 @@ export class Engine {
     const settled = task.cause.kind === "timer" && dueHooks(execution.waits(), now).length === 0;
     const outcomes = execution.nonDeterminism
       ? []
-      : withCarried(await this.store.listOutcomes(runId, oldestAttemptOut(execution), settled), carried);
+      : withCarried(
+          fresh ?? (await this.store.listOutcomes(runId, oldestAttemptOut(execution), settled)),
+          carried,
+        );
     const decision = await decide(
       execution,
       { cause: task.cause, redelivered: task.redelivered, outcomes },
@@ -685,61 +697,40 @@ export class Engine {
     began?: (at: number) => void,
     failure?: unknown,
   ): Promise<StepOutcome> {
-    const { runId, stepId, attempt } = task;
-    const definition = this.registry.findStep(task.stepName);
+    const { runId, workflowName, stepId, stepName, attempt } = task;
+    const definition = this.registry.findStep(stepName);
     const startedAt = this.clock.now();
     began?.(startedAt);
-    const base = {
-      runId,
-      stepId,
-      attempt,
-      startedAt,
-      ...optional("issueSeq", task.issueSeq),
-    };
+    // What the step function is told of itself (getStepInfo), and what a failure's debug line says.
+    const info = { runId, workflowName, stepId, stepName, attempt, idempotencyKey: `${runId}:${stepId}` };
+    let outcome: { ok: true; result: unknown } | { ok: false; error: SerializedError };
     try {
       if (failure) throw failure;
-      if (!definition) throw new StepNotFoundError(task.stepName);
+      if (!definition) throw new StepNotFoundError(stepName);
       const unenforced = unenforcedLimit(
-        `Step "${task.stepName}"`,
+        `Step "${stepName}"`,
         definition.options,
         this.stepLimits,
         "stepLimits",
       );
       if (unenforced) throw unenforced;
-      const info = {
-        runId,
-        workflowName: task.workflowName,
-        stepId,
-        stepName: task.stepName,
-        attempt,
-        idempotencyKey: `${runId}:${stepId}`,
-      };
       const value = await runInStep(info, () => definition.run(...structuredClone(task.input)));
-      const result = roundTrip(
-        value,
-        `The result of step "${task.stepName}" (${stepId})`,
-        this.maxPayloadBytes,
-      );
-      const durationMs = this.clock.now() - startedAt;
-      return { ...base, durationMs, recordedAt: this.recordedAt(), ok: true, result: result ?? null };
+      const result = roundTrip(value, `The result of step "${stepName}" (${stepId})`, this.maxPayloadBytes);
+      outcome = { ok: true, result: result ?? null };
     } catch (error) {
-      getLogger().debug("step attempt failed", {
-        runId,
-        workflowName: task.workflowName,
-        stepId,
-        stepName: task.stepName,
-        attempt,
-        error: String(error),
-      });
-      const durationMs = this.clock.now() - startedAt;
-      return {
-        ...base,
-        durationMs,
-        recordedAt: this.recordedAt(),
-        ok: false,
-        error: storableError(serializeError(error), this.maxPayloadBytes),
-      };
+      getLogger().debug("step attempt failed", { ...info, error: String(error) });
+      outcome = { ok: false, error: storableError(serializeError(error), this.maxPayloadBytes) };
     }
+    return {
+      runId,
+      stepId,
+      attempt,
+      startedAt,
+      ...optional("issueSeq", task.issueSeq),
+      durationMs: this.clock.now() - startedAt,
+      recordedAt: this.recordedAt(),
+      ...outcome,
+    };
   }
 
   /**
@@ -808,6 +799,27 @@ export class Engine {
     // The run's slot, if a crash came between its last commit and the release.
     await this.runLimits?.finished(run.runId);
     await redoAfterFinish(this, run);
+  }
+
+  /**
+   * Ends a run cancelled before its workflow began: nothing ran, so nothing is cleaned up (no `finally` runs)
+   * and no code is needed; its place in line goes to the next run, and a child run's parent hears of it.
+   */
+  private async cancelUnbegun(
+    run: RunRecord,
+    events: readonly WorkflowEvent[],
+    cancel: StepOutcome,
+  ): Promise<undefined> {
+    const { runId } = run;
+    const reason = cancelReason(cancel);
+    const timestamp = iso(this.clock.now());
+    const seq = events.length;
+    const ended = ["cancel_requested", "workflow_cancelled"].map(
+      (type, index) => ({ runId, seq: seq + 1 + index, timestamp, type, reason }) as WorkflowEvent,
+    );
+    await this.store.commit(runId, seq, builtEvents(ended), { status: "cancelled", updatedAt: timestamp });
+    this.onRunFinished?.(runId);
+    await this.finishAgain({ ...run, status: "cancelled" });
   }
 
   /**
@@ -935,18 +947,8 @@ function recordsAttempt(events: readonly WorkflowEvent[], { stepId, attempt }: S
 
 /** True when the log ends the run: a terminal event that no later `workflow_retried` took back. */
 function isFinishedLog(events: readonly WorkflowEvent[]): boolean {
-  for (let index = events.length - 1; index >= 0; index -= 1) {
-    const type = (events[index] as WorkflowEvent).type;
-    if (type === "workflow_retried") return false;
-    if (
-      type === "workflow_completed" ||
-      type === "workflow_failed" ||
-      type === "workflow_cancelled" ||
-      type === "workflow_continued_as_new"
-    )
-      return true;
-  }
-  return false;
+  const last = events.findLast((event) => event.type === "workflow_retried" || event.type in END_STATUS);
+  return last !== undefined && last.type in END_STATUS;
 }
 
 /** The outcomes an activation applies: the stored ones and the one its inline step just produced. */

@@ -8,6 +8,7 @@ import {
   EventPayloadError,
   ForeignAwaitError,
   NonDeterminismError,
+  type SerializedError,
   TimeoutError,
 } from "../core/errors.ts";
 import type { EventDraft, EventOf, WorkflowEvent } from "../core/events.ts";
@@ -114,6 +115,7 @@ interface OwnState {
   mismatchSeq: number | undefined;
   cancelRequested: string | undefined;
   tags: RunTags;
+  deadline: number | undefined;
 }
 
 /** Options of {@link RunExecution.replay}. */
@@ -185,8 +187,13 @@ export class RunExecution implements WorkflowScope {
   readonly tags: RunTags = {};
   /** How the workflow function ended, once it has (the replay checker reports an error it threw). @internal */
   settled: Settled | undefined;
-  /** The absolute deadline from `maxDuration`, if any. */
-  readonly deadline: number | undefined;
+  /**
+   * The absolute deadline from `maxDuration`, if any: `maxDuration` after the activation that let the run in
+   * (its first: after a wait for its concurrency slot or its rate limit's start, if it had one), and again after
+   * the one that let it go on after a retry. A log written before `maxDurationMs` was recorded holds the
+   * deadline itself, counted from `start()`, and keeps it.
+   */
+  declare readonly deadline: number | undefined;
 
   private readonly counters = new Map<string, number>();
   private recordedCommands: CommandRef[] = [];
@@ -221,7 +228,6 @@ export class RunExecution implements WorkflowScope {
   ) {
     this.now = now;
     this.time = Date.parse(started.timestamp);
-    this.deadline = started.deadline;
     this.randomState = seedOf(started.runId);
     this.own.tags = { ...started.tags };
   }
@@ -321,6 +327,13 @@ export class RunExecution implements WorkflowScope {
     if (!execution.nonDeterminism) for (const draft of execution.deferred) execution.append(draft);
     execution.deferred = [];
     execution.own.committedVersion = events.length;
+    // The first event after the run's start, or after its last retry: logged by the activation that let it in.
+    const letIn = events[execution.lastRetry?.seq ?? 1];
+    const { maxDurationMs } = first;
+    execution.own.deadline =
+      maxDurationMs === undefined
+        ? first.deadline
+        : (letIn ? Date.parse(letIn.timestamp) : now) + maxDurationMs;
     return execution;
   }
 
@@ -421,7 +434,7 @@ export class RunExecution implements WorkflowScope {
         }
         this.hooks.delete(event.hookId);
         if (event.type === "hook_timed_out") {
-          const at = new Date(pending.timeoutAt ?? 0).toISOString();
+          const at = iso(pending.timeoutAt ?? 0);
           pending.reject(
             new TimeoutError(`waitForEvent("${event.eventName}") timed out: no event arrived before ${at}.`),
           );
@@ -435,31 +448,23 @@ export class RunExecution implements WorkflowScope {
         return drain();
       }
       case "child_completed":
-      case "child_failed": {
-        const pending = this.children.get(event.childId);
-        if (!pending) {
-          return this.mismatch(
+      case "child_failed":
+        return this.settle(
+          this.children,
+          event.childId,
+          event,
+          () =>
             `The log has a result for child run ${event.childRunId} (${event.childId}) but the workflow did not start it`,
-          );
-        }
-        this.children.delete(event.childId);
-        if (event.type === "child_completed") pending.resolve(structuredClone(event.result));
-        else pending.reject(deserializeError(event.error));
-        return drain();
-      }
+        );
       case "step_completed":
-      case "step_failed": {
-        const pending = this.steps.get(event.stepId);
-        if (!pending) {
-          return this.mismatch(
+      case "step_failed":
+        return this.settle(
+          this.steps,
+          event.stepId,
+          event,
+          () =>
             `The log has a result for step "${event.stepName}" (${event.stepId}) but the workflow did not call it`,
-          );
-        }
-        this.steps.delete(event.stepId);
-        if (event.type === "step_completed") pending.resolve(structuredClone(event.result));
-        else pending.reject(deserializeError(event.error));
-        return drain();
-      }
+        );
       case "cancel_requested": {
         this.own.cancelRequested = event.reason;
         const error = () => new CancelledError(`Run ${this.runId} was cancelled: ${event.reason}`);
@@ -470,17 +475,34 @@ export class RunExecution implements WorkflowScope {
         }
         return drain();
       }
-      case "sleep_completed": {
-        const pending = this.sleeps.get(event.sleepId);
-        if (!pending)
-          return this.mismatch(`The log completes ${event.sleepId} but the workflow is not sleeping there`);
-        this.sleeps.delete(event.sleepId);
-        pending.resolve();
-        return drain();
-      }
+      case "sleep_completed":
+        return this.settle(
+          this.sleeps,
+          event.sleepId,
+          {},
+          () => `The log completes ${event.sleepId} but the workflow is not sleeping there`,
+        );
       default:
         return;
     }
+  }
+
+  /**
+   * Ends the wait `id` of `waits` with the event's result or error (a sleep's has neither); when the workflow
+   * has no such wait, the code and the log part (`missing` says what the log has).
+   */
+  private settle(
+    waits: Map<string, Settle<unknown>>,
+    id: string,
+    event: { result?: unknown; error?: SerializedError },
+    missing: () => string,
+  ): Promise<void> | undefined {
+    const pending = waits.get(id);
+    if (!pending) return this.mismatch(missing());
+    waits.delete(id);
+    if (event.error) pending.reject(deserializeError(event.error));
+    else pending.resolve(structuredClone(event.result));
+    return drain();
   }
 
   private checkCommandIssued(event: WorkflowEvent): undefined {

@@ -44,6 +44,12 @@ export class MemoryRateLimitStore implements RateLimitStore {
     if (rates.started.has(holder)) rates.started.set(holder, at);
   }
 
+  async leave(key: string, holder: string): Promise<void> {
+    const rates = this.keys.get(key);
+    rates?.started.delete(holder);
+    rates?.waiting.delete(holder);
+  }
+
   async inspect(
     key: string,
     periodMs: number,

@@ -105,8 +105,9 @@ export async function replayRun(
     };
   const lastEventAt = Date.parse((log[log.length - 1] as WorkflowEvent).timestamp);
   try {
+    const replayed = cancelledBeforeItBegan(log) ? log.slice(0, -2) : log;
     // Nothing is stored: payloads were checked against their store's limit (10 MB with S3 on AWS) when the run ran.
-    const execution = await RunExecution.replay(workflow, log, {
+    const execution = await RunExecution.replay(workflow, replayed, {
       now: lastEventAt,
       maxPayloadBytes: Number.POSITIVE_INFINITY,
     });
@@ -128,4 +129,18 @@ export async function replayRun(
     if (!(error instanceof NonDeterminismError)) throw error;
     return { report: { ...base, ok: false, seq: 1, message: error.message } };
   }
+}
+
+/**
+ * True for the log of a run cancelled while it waited to begin (a new run in line, or one that `retryRun` put
+ * back in line): its cancellation follows its start or its retry at once, and its workflow ran nothing after
+ * that, so a replay stops before it.
+ */
+function cancelledBeforeItBegan(log: readonly WorkflowEvent[]): boolean {
+  const [before, cancel, end] = log.slice(-3).map((event) => event.type);
+  return (
+    (before === "workflow_started" || before === "workflow_retried") &&
+    cancel === "cancel_requested" &&
+    end === "workflow_cancelled"
+  );
 }

@@ -3,7 +3,6 @@ import { CLOCK_TICK_MS } from "../core/rate-limit.ts";
 import type { AnyWorkflow } from "../core/workflow.ts";
 import type { Clock } from "../ports/clock.ts";
 import { type EventStore, FINISHED_STATUSES, type RunRecord } from "../ports/event-store.ts";
-import { inboxIds } from "../ports/inbox.ts";
 import type { RateAnswer, RateLimitStore } from "../ports/rate-limit-store.ts";
 import type { SlotStore } from "../ports/slot-store.ts";
 import type { ActivationTask } from "../ports/task-queue.ts";
@@ -109,31 +108,42 @@ export class RunLimits {
 
   /**
    * A run has finished: its slot goes to the next in line. Without `started` (a finished run activated
-   * again: a crash may have come between its last commit and the release), it is read from the log.
+   * again: a crash may have come between its last commit and the release; a run cancelled before it began),
+   * it is read from the log. A run cancelled before it ever began also gives up its place in its rate limit's
+   * line, or the start it was granted and never used, and the runs behind it are woken to ask again.
    */
   async finished(runId: string, started?: WorkflowEvent): Promise<void> {
     const events = started ? [started] : await this.options.store.getEvents(runId);
-    const concurrency = recordedAdmission(events)?.concurrency;
+    const { concurrency, rateLimit } = recordedAdmission(events) ?? {};
     if (concurrency) await this.release(runId, concurrency);
+    // Its first activation would have logged what its workflow did before a cancellation (see `Engine.cancelUnbegun`).
+    if (rateLimit && this.rates && events[1]?.type === "cancel_requested") {
+      const { key, limit, periodMs } = rateLimit;
+      await this.rates.leave(key, runId);
+      // The runs behind it are a place further on: the first is told its earlier turn at once, and as many as
+      // there are starts free now may start now. The others ask again at the turn they were told (no later
+      // than before), and are told the rest then.
+      const { started, waiting } = await this.rates.inspect(
+        key,
+        periodMs + CLOCK_TICK_MS,
+        this.options.now(),
+      );
+      await this.wake(waiting.slice(0, Math.max(1, limit - started.length)));
+    }
   }
 
   /**
    * Whether a pending run may start now: it holds a slot of its key, then its start fits in the rate limit.
    * A run that waits for a slot keeps its place and is activated again when a run of its key finishes (or
    * at the next re-check); a run that waits for its start keeps its slot and is activated again at the turn
-   * the rate limit store announced. A run cancelled while it waits gives its place up and is let through,
-   * to be cancelled before its workflow does anything. A failed run that `retryRun` put back in line
-   * (pending again) waits for its slot only: it started once, so its start is not counted again.
+   * the rate limit store announced. (A run cancelled while it waits never gets here: the engine ends it, and
+   * `finished` gives its place up.) A failed run that `retryRun` put back in line (pending again) waits for
+   * its slot only: it started once, so its start is not counted again.
    */
   async admit({ runId, status }: RunRecord, events: readonly WorkflowEvent[]): Promise<boolean> {
     const admission = recordedAdmission(events);
     if (status !== "pending" || !admission) return true;
     const { concurrency, rateLimit } = admission;
-    const { store } = this.options;
-    if ((await store.getOutcome(runId, inboxIds.cancel, 1)) !== undefined) {
-      if (concurrency) await this.release(runId, concurrency);
-      return this.letIn(runId, events);
-    }
     if (concurrency && !(await this.holdsSlot(runId, concurrency))) {
       await this.activateAt(runId, this.options.now() + this.recheckMs);
       return false;
@@ -221,9 +231,13 @@ export class RunLimits {
   async release(runId: string, concurrency: RunConcurrency): Promise<void> {
     await this.slots.release(concurrency.key, runId, runId);
     const { holding, waiting } = await this.slots.inspect(concurrency.key, this.options.now());
-    const next = waiting.slice(0, Math.max(0, concurrency.limit - holding.length));
+    await this.wake(waiting.slice(0, Math.max(0, concurrency.limit - holding.length)));
+  }
+
+  /** Activates waiting runs at once, to ask for their slot or their start again. */
+  private async wake(runIds: readonly string[]): Promise<void> {
     await Promise.all(
-      next.map((waiter) => this.options.enqueueActivation({ runId: waiter, cause: { kind: "wake" } })),
+      runIds.map((runId) => this.options.enqueueActivation({ runId, cause: { kind: "wake" } })),
     );
   }
 

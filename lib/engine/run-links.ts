@@ -119,8 +119,8 @@ export async function notifyParent(
   const outcome = childOutcome(
     execution.runId,
     terminal.type === "workflow_completed",
-    terminal.type === "workflow_completed" ? terminal.result : undefined,
-    terminal.type === "workflow_failed" ? terminal.error : undefined,
+    "result" in terminal ? terminal.result : undefined,
+    "error" in terminal ? terminal.error : undefined,
   );
   await putChildOutcome(host, parent.runId, parent.childId, outcome);
 }

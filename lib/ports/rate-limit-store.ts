@@ -41,6 +41,12 @@ export interface RateLimitStore {
    * worker) never lets later grants bunch up with it: the window counts the real starts.
    */
   started(key: string, holder: string, at: number): Promise<void>;
+  /**
+   * Gives up the holder's place in line and its start, if it has either: for a holder that will never begin
+   * (a run cancelled while it waited). Those behind it move up; nothing happens for a holder the store does not
+   * know.
+   */
+  leave(key: string, holder: string): Promise<void>;
   /** The holders whose starts count at `now`, oldest first, and the line behind them. */
   inspect(key: string, periodMs: number, now: number): Promise<{ started: string[]; waiting: string[] }>;
 }

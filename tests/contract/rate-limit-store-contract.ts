@@ -91,6 +91,45 @@ export function describeRateLimitStoreContract(name: string, harness: RateLimitS
       });
     });
 
+    it("gives up a holder's place in line when it leaves: those behind it move up", async () => {
+      await withRates(async (rates) => {
+        await take(rates, "a", T0, 1);
+        await take(rates, "b", T0 + 1, 1);
+        expect(await take(rates, "c", T0 + 2, 1)).toEqual({ granted: false, retryAt: T0 + 2 * PERIOD });
+
+        await rates.leave("k", "b");
+
+        expect(await rates.inspect("k", PERIOD, T0 + 3)).toEqual({ started: ["a"], waiting: ["c"] });
+        expect(await take(rates, "c", T0 + 3, 1)).toEqual({ granted: false, retryAt: T0 + PERIOD });
+        expect(await take(rates, "c", T0 + PERIOD, 1)).toEqual({ granted: true });
+      });
+    });
+
+    it("gives up a start granted to a holder that leaves, reported or not, so that the next caller gets it", async () => {
+      await withRates(async (rates) => {
+        expect(await rates.take({ key: "k", holder: "a", limit: 2, periodMs: PERIOD, now: T0 })).toEqual({
+          granted: true,
+        });
+        expect(await take(rates, "b", T0, 2)).toEqual({ granted: true });
+        expect((await take(rates, "c", T0 + 1, 2)).granted).toBe(false);
+
+        await rates.leave("k", "a");
+        await rates.leave("k", "b");
+
+        expect(await take(rates, "c", T0 + 2, 2)).toEqual({ granted: true });
+        expect(await take(rates, "d", T0 + 2, 2)).toEqual({ granted: true });
+      });
+    });
+
+    it("does nothing when a holder it does not know leaves", async () => {
+      await withRates(async (rates) => {
+        await rates.leave("nothing here", "a");
+        await take(rates, "a", T0, 1);
+        await rates.leave("k", "stranger");
+        expect(await rates.inspect("k", PERIOD, T0)).toEqual({ started: ["a"], waiting: [] });
+      });
+    });
+
     it("keeps keys apart", async () => {
       await withRates(async (rates) => {
         expect(await take(rates, "a", T0, 1, "k1")).toEqual({ granted: true });

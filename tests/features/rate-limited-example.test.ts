@@ -45,6 +45,9 @@ class RecordingRates implements RateLimitStore {
   started(key: string, holder: string, at: number) {
     return this.inner.started(key, holder, at);
   }
+  leave(key: string, holder: string) {
+    return this.inner.leave(key, holder);
+  }
   inspect(key: string, periodMs: number, now: number) {
     return this.inner.inspect(key, periodMs, now);
   }

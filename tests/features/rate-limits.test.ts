@@ -31,6 +31,9 @@ class RecordingRates implements RateLimitStore {
     if (!this.began.has(holder)) this.began.set(holder, at);
     return this.inner.started(key, holder, at);
   }
+  leave(key: string, holder: string) {
+    return this.inner.leave(key, holder);
+  }
   inspect(key: string, periodMs: number, now: number) {
     return this.inner.inspect(key, periodMs, now);
   }

@@ -115,6 +115,20 @@ export class DynamoDBRateLimitStore implements RateLimitStore {
     });
   }
 
+  async leave(key: string, holder: string): Promise<void> {
+    await this.items.change(ratesPk(key), RATES_SK, (rates) => {
+      const others = ([other]: [string, number]) => other !== holder;
+      const state = {
+        ...rates,
+        started: rates.started.filter(others),
+        waiting: rates.waiting.filter(others),
+      };
+      if (state.started.length + state.waiting.length === rates.started.length + rates.waiting.length)
+        return { answer: undefined };
+      return { answer: undefined, write: { state, ttl: ttlOf(state) } };
+    });
+  }
+
   async inspect(
     key: string,
     periodMs: number,

@@ -60,6 +60,12 @@ redis.call('ZADD', KEYS[1], 'XX', ARGV[2], ARGV[1])
 return 1
 `);
 
+/** KEYS: starts, line, line leases. ARGV: holder. Gives up the holder's start and its place in line. */
+const LEAVE = new LuaScript(`
+for _, key in ipairs(KEYS) do redis.call('ZREM', key, ARGV[1]) end
+return 1
+`);
+
 /**
  * Start rates in Redis, shared by every worker: each `take` is one Lua script (a sliding log of the last
  * period's starts and a line), so it is atomic across workers; times are the callers' clocks.
@@ -84,6 +90,10 @@ export class RedisRateLimitStore implements RateLimitStore {
 
   async started(key: string, holder: string, at: number): Promise<void> {
     await STARTED.run(this.client, this.keys(key).slice(0, 1), [holder, at]);
+  }
+
+  async leave(key: string, holder: string): Promise<void> {
+    await LEAVE.run(this.client, this.keys(key).slice(0, 3), [holder]);
   }
 
   async inspect(

@@ -101,7 +101,7 @@ const report = workflow("aws_flow_report", async (label: string) => label, {
 });
 
 /** A DynamoDB rate limit store that notes when (on the engine's clock) each holder got its start, per key. */
-class RecordingRates implements RateLimitStore {
+export class RecordingRates implements RateLimitStore {
   constructor(
     private readonly inner: RateLimitStore,
     private readonly grants: Map<string, { key: string; at: number }>,
@@ -114,6 +114,9 @@ class RecordingRates implements RateLimitStore {
   }
   started(key: string, holder: string, at: number) {
     return this.inner.started(key, holder, at);
+  }
+  leave(key: string, holder: string) {
+    return this.inner.leave(key, holder);
   }
   inspect(key: string, periodMs: number, now: number) {
     return this.inner.inspect(key, periodMs, now);

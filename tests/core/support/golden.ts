@@ -157,7 +157,8 @@ const retriedWorkflow = workflow("golden_retried", async () => {
   return { a, b: await fatalFirst() };
 });
 
-const deadlineWorkflow = workflow(
+/** Its history recorded before `maxDurationMs` is kept in tests/fixtures/golden/recorded-deadline.json. */
+export const deadlineWorkflow = workflow(
   "golden_deadline",
   async () => {
     await greet("early");

@@ -27,12 +27,26 @@ import { type SqsKit, startSqsKit } from "./support/sqs-kit.ts";
 let logDir: string;
 let logFile: string;
 
+type LogLine = { level: string; message: string; runId?: string; error?: { message?: string } };
+
 /** The error and warning lines logged so far, parsed. */
-function logged(): { level: string; message: string; runId?: string; error?: { message?: string } }[] {
+function logged(): LogLine[] {
   return readFileSync(logFile, "utf8")
     .split("\n")
     .filter(Boolean)
     .map((line) => JSON.parse(line));
+}
+
+/**
+ * The logged lines that `match`, once there are `count` of them at least: the logger writes to its file
+ * through a stream, so a line may land a moment after what the test waited for (a job in the failed set, a
+ * message in a DLQ).
+ */
+function loggedAtLeast(count: number, what: string, match: (line: LogLine) => boolean): Promise<LogLine[]> {
+  return waitFor(what, () => {
+    const lines = logged().filter(match);
+    return lines.length >= count ? lines : undefined;
+  });
 }
 
 beforeAll(() => {
@@ -96,7 +110,9 @@ describe("bad jobs on Redis", () => {
     expect(run.status).toBe("completed");
     expect(transfers).toBe(1);
     for (const job of failed) expect(job.failedReason).toContain("Invalid run id");
-    const lines = logged().filter((line) => line.message.startsWith("job failed for good after 1 attempts"));
+    const lines = await loggedAtLeast(activations.length + steps.length, "the failures logged", (line) =>
+      line.message.startsWith("job failed for good after 1 attempts"),
+    );
     expect(lines).toHaveLength(activations.length + steps.length);
     expect(lines.every((line) => line.level === "ERROR" && line.message.includes("Invalid run id"))).toBe(
       true,
@@ -230,8 +246,11 @@ describe("bad messages on SQS", () => {
     expect(run.result).toEqual({ transferred: 11 });
     expect(transfers).toBe(1);
     expect(dead.map((message) => message.body).sort()).toEqual(expected.sort());
-    const deadLettered = logged().filter((line) => line.message.includes("goes to the dead-letter queue"));
-    expect(deadLettered.length).toBeGreaterThanOrEqual(poison.workflow.length + poison.step.length);
+    const deadLettered = await loggedAtLeast(
+      poison.workflow.length + poison.step.length,
+      "the poison messages logged",
+      (line) => line.message.includes("goes to the dead-letter queue"),
+    );
     for (const line of deadLettered) expect(line.error?.message).toMatch(/^A (queue message|step message)/);
   });
   it("retries the activation of a run whose workflow the function lacks, then dead-letters it, and serves runs", async () => {
@@ -275,10 +294,11 @@ describe("bad messages on SQS", () => {
     expect(dead.body).toBe(activation);
     expect((await kit.store.getRun(runId))?.status).toBe("pending");
     // A deploy half done is the likely cause: retried with backoff, then kept in the DLQ.
-    const failures = logged().filter(
+    const failures = await loggedAtLeast(
+      2,
+      "the retries logged",
       (line) => line.runId === runId && line.message.startsWith("workflow not in this code"),
     );
-    expect(failures.length).toBeGreaterThanOrEqual(2);
     expect(failures[0]?.error?.message).toContain('No workflow named "badmsg_elsewhere"');
   });
 

@@ -47,13 +47,15 @@ let awsApp: string;
 let cdkApp: string;
 const node: Record<number, string> = {};
 /**
- * The slow checks that only read what the installs made (attw and publint read the tarball, tsc the
- * TypeScript app, the CDK synth writes to the CDK app's cdk.out): started together once the installs are
- * done, each test awaiting its own. Mostly single-threaded, they overlap on the cores.
+ * The slow work that only some suites read, each started as soon as what it needs is there and awaited by
+ * the tests that read it: attw and publint read the tarball, tsc the TypeScript app once it is installed, the
+ * CDK synth writes to the CDK app's cdk.out once the app is made. Mostly single-threaded or waiting on the
+ * disk and the cache, they overlap on the cores with each other and with the plain JavaScript app's tests.
  */
-let checks: {
+let background: {
   publint: Promise<Result>;
   attw: Promise<Result>;
+  awsInstall: Promise<Result>;
   typeCheck: Promise<Result>;
   synth: Promise<Result>;
 };
@@ -66,17 +68,7 @@ beforeAll(async () => {
   awsApp = projectFrom("aws-app");
   cdkApp = join(work, "orders");
   mkdirSync(cdkApp);
-  // Installs are mostly waiting on the disk and the cache: they run side by side.
-  await Promise.all([
-    npmInstall(jsApp, [packed.tarball]),
-    npmInstall(tsApp, [packed.tarball]),
-    npmInstall(awsApp, [packed.tarball]),
-    createCdkApp(cdkApp),
-    ...[18, 20, 22, 24].map(async (major) => {
-      node[major] = await nodeBinary(major);
-    }),
-  ]);
-  checks = {
+  background = {
     publint: run(join(BIN, "publint"), [packed.tarball, "--strict"], { cwd: work }),
     // attw's TypeScript predates require() of ES modules, which `engines` requires: that rule is left out.
     attw: run(
@@ -84,20 +76,33 @@ beforeAll(async () => {
       [packed.tarball, "--ignore-rules", "cjs-resolves-to-esm", "--format", "table-flipped"],
       { cwd: work },
     ),
-    typeCheck: run(join(BIN, "tsc"), ["-p", "."], { cwd: tsApp }),
+    awsInstall: npmInstall(awsApp, [packed.tarball]),
+    typeCheck: npmInstall(tsApp, [packed.tarball]).then(() =>
+      run(join(BIN, "tsc"), ["-p", "."], { cwd: tsApp }),
+    ),
     // The app's own CDK CLI, with the app command cdk init wrote (`npx tsc && npx tsx bin/orders.ts`).
-    synth: mustRun(join(cdkApp, "node_modules", ".bin", "cdk"), ["synth", "--quiet", "--no-notices"], {
-      cwd: cdkApp,
-      env: consumerEnv({ CDK_DISABLE_CLI_TELEMETRY: "true" }),
-    }),
+    synth: createCdkApp(cdkApp).then(() =>
+      mustRun(join(cdkApp, "node_modules", ".bin", "cdk"), ["synth", "--quiet", "--no-notices"], {
+        cwd: cdkApp,
+        env: consumerEnv({ CDK_DISABLE_CLI_TELEMETRY: "true" }),
+      }),
+    ),
   };
-  // A failed synth fails the CDK app's suite when it awaits it, not the process meanwhile.
-  checks.synth.catch(() => {});
+  // A failed install or synth fails the suite that awaits it, not the process meanwhile.
+  for (const task of Object.values(background)) task.catch(() => {});
+  // What the tarball's and the plain JavaScript app's tests read. Installs are mostly waiting on the disk
+  // and the cache: they run side by side.
+  await Promise.all([
+    npmInstall(jsApp, [packed.tarball]),
+    ...[18, 20, 22, 24].map(async (major) => {
+      node[major] = await nodeBinary(major);
+    }),
+  ]);
 }, 600_000);
 
 afterAll(async () => {
-  // No check outlives the directories it works in.
-  if (checks) await Promise.allSettled(Object.values(checks));
+  // No background work outlives the directories it works in.
+  if (background) await Promise.allSettled(Object.values(background));
   for (const dir of [work, jsApp, tsApp, awsApp]) if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
@@ -178,13 +183,13 @@ describe("the tarball", () => {
   });
 
   it("passes publint's checks, warnings included", async () => {
-    const result = await checks.publint;
+    const result = await background.publint;
     expect(result.stdout + result.stderr).toContain("All good!");
     expect(result.code).toBe(0);
   });
 
   it("has types for every entry point under node10, node16 (ESM and CommonJS) and bundler resolution", async () => {
-    const result = await checks.attw;
+    const result = await background.attw;
     expect(result.stdout + result.stderr).toContain("No problems found");
     expect(result.code).toBe(0);
   });
@@ -324,6 +329,8 @@ describe("a plain JavaScript app", () => {
 });
 
 describe("an app that uses only tsworkflow/aws", () => {
+  beforeAll(() => background.awsInstall, 240_000);
+
   it("installs none of the packages of the other entries", async () => {
     const installed = await installedPackages(awsApp);
     expect(installed.has("tsworkflow")).toBe(true);
@@ -342,7 +349,7 @@ describe("a strict TypeScript app (module nodenext, exactOptionalPropertyTypes, 
   it("type-checks with start()'s inferred argument types and step results typed as they arrive, a wrong use being a compile error", async () => {
     // The @ts-expect-error lines in src/orders.ts fail the check if start() accepts the wrong arguments, a
     // step's Date result is typed as a Date, or a step or workflow whose parameters do not survive JSON compiles.
-    const result = await checks.typeCheck;
+    const result = await background.typeCheck;
     expect(result.stdout + result.stderr).toBe("");
     expect(result.code).toBe(0);
   });
@@ -358,7 +365,7 @@ describe("a CDK app made by cdk init, with its own workflows file", () => {
   let functions: Template["Resources"][string][];
 
   beforeAll(async () => {
-    await checks.synth;
+    await background.synth;
     const template = readJson<Template>(join(cdkApp, "cdk.out", "OrdersStack.template.json"));
     functions = Object.values(template.Resources).filter(
       (resource) => resource.Type === "AWS::Lambda::Function",

@@ -259,8 +259,13 @@ export class StepLimits {
     // Without a rate limit store, the engine fails the attempt with a ConfigurationError (see `unenforcedLimit`).
     if (!rate || !rates || key === undefined) return (body) => body(unreported);
     const { clock, requeue } = this.options;
-    if (await this.runEnded(task.runId)) return undefined;
     const holder = `${task.runId}/${task.stepId}/${task.attempt}`;
+    // A run cancelled while its step waited for its turn gives its place up: the steps behind it, told their
+    // turns counting on its start, would otherwise find it ahead of them until its place ran out (a minute).
+    if (await this.runEnded(task.runId)) {
+      await rates.leave(key, holder);
+      return undefined;
+    }
     const answer = await rates.take({
       key,
       holder,

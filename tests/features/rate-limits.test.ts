@@ -91,6 +91,18 @@ const hourlyBurst = workflow("rl_hourly_burst", async () =>
   Promise.all([0, 1, 2].map((index) => hourly(index))),
 );
 
+/** When each call of `rl_each_second` began, on the runtime's clock. */
+const eachSecondStarts: number[] = [];
+const eachSecond = step(
+  "rl_each_second",
+  async (label: string) => {
+    eachSecondStarts.push(hourlyClock());
+    return label;
+  },
+  { rateLimit: { limit: 1, period: 1_000 } },
+);
+const oneCall = workflow("rl_one_call", async (label: string) => eachSecond(label));
+
 describe("rate limits on the embedded runtime", () => {
   for (const backend of ["memory", "file"] as const) {
     it(`starts at most the limit of a step per period per key on the ${backend} backend, delaying the rest without using an attempt`, async () => {
@@ -193,6 +205,36 @@ describe("rate limits on the embedded runtime", () => {
       expect(await env.run(runId)).toMatchObject({ status: "completed", result: [0, 1, 2] });
       // It started when the clock got past its turn, as a timer fires.
       expect(hourlyStarts).toEqual([start, start, start + HOUR + 1_000]);
+    } finally {
+      hourlyClock = Date.now;
+      await env.close();
+    }
+  }, 10_000);
+
+  it("gives up the place of a step whose run was cancelled while it waited for its turn: the step behind it starts at its own turn", async () => {
+    // Prepare: one start a second (a window of 1,001 ms: see CLOCK_TICK_MS); the second run's step is told
+    // its turn at +1,001 ms, the third's at +2,002 ms, counting on the second's start.
+    const env = virtualRuntime();
+    eachSecondStarts.length = 0;
+    hourlyClock = () => env.clock.now();
+    const start = env.clock.now();
+    try {
+      const runs = [];
+      for (const label of ["first", "cancelled", "third"]) runs.push(await env.runtime.start(oneCall, [label]));
+      await env.settle();
+      const [first, cancelled, third] = runs.map((run) => run.runId) as [string, string, string];
+
+      // Act: the second run is cancelled while its step waits; its task comes back at its turn and gives up.
+      await env.runtime.cancelRun(cancelled);
+      await env.settle();
+      await env.advance(1_001);
+      await env.advance(1_001);
+
+      // Assess: the third run's step started at its turn, not a minute later, when the place would have run out.
+      expect((await env.run(first)).status).toBe("completed");
+      expect((await env.run(cancelled)).status).toBe("cancelled");
+      expect(await env.run(third)).toMatchObject({ status: "completed", result: "third" });
+      expect(eachSecondStarts).toEqual([start, start + 2_002]);
     } finally {
       hourlyClock = Date.now;
       await env.close();

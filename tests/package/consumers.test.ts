@@ -134,6 +134,17 @@ describe("the tarball", () => {
     );
   });
 
+  it("ships source maps that hold the TypeScript they map to, which the package does not ship as files", () => {
+    const installed = join(jsApp, "node_modules", "tsworkflow");
+    const maps = packed.files.map((file) => file.path).filter((path) => path.endsWith(".js.map"));
+    expect(maps.length).toBeGreaterThan(50);
+    const missing = maps.filter((path) => {
+      const map = readJson<{ sources: string[]; sourcesContent?: (string | null)[] }>(join(installed, path));
+      return map.sources.length === 0 || map.sources.some((_, index) => !map.sourcesContent?.[index]);
+    });
+    expect(missing).toEqual([]);
+  });
+
   it("has a LICENSE that matches the license field", () => {
     const manifest = readJson<{ license: string }>(join(jsApp, "node_modules", "tsworkflow", "package.json"));
     expect(manifest.license).toBe("MIT");

@@ -220,7 +220,8 @@ describe("rate limits on the embedded runtime", () => {
     const start = env.clock.now();
     try {
       const runs = [];
-      for (const label of ["first", "cancelled", "third"]) runs.push(await env.runtime.start(oneCall, [label]));
+      for (const label of ["first", "cancelled", "third"])
+        runs.push(await env.runtime.start(oneCall, [label]));
       await env.settle();
       const [first, cancelled, third] = runs.map((run) => run.runId) as [string, string, string];
 

@@ -47,11 +47,12 @@ export interface CliContext extends Output {
 
 interface GlobalOptions extends BackendOptions {}
 
-function positiveInteger(name: string) {
+/** A flag's whole number, from `min` up (a number that is not whole, or is below, exits 2 naming the flag). */
+function wholeNumber(name: string, min: 0 | 1) {
   return (value: string) => {
     const number = Number(value);
-    if (!/^\d+$/.test(value) || !Number.isSafeInteger(number) || number < 1)
-      throw new InvalidArgumentError(`${name} must be a whole number ≥ 1.`);
+    if (!/^\d+$/.test(value) || !Number.isSafeInteger(number) || number < min)
+      throw new InvalidArgumentError(`${name} must be a whole number ≥ ${min}.`);
     return number;
   };
 }
@@ -165,7 +166,7 @@ export function createProgram(context: CliContext, setExitCode: (code: number) =
       tagOption,
       {},
     )
-    .option("--limit <n>", "runs per page (default: 100)", positiveInteger("--limit"))
+    .option("--limit <n>", "runs per page (default: 100)", wholeNumber("--limit", 1))
     .option("--cursor <cursor>", "the page after the one that printed this cursor (same filters)")
     .option("--json", 'print the page as JSON: { "runs": [...], "nextCursor": "..." }')
     .addHelpText(
@@ -219,7 +220,7 @@ export function createProgram(context: CliContext, setExitCode: (code: number) =
     .option(
       "--limit <n>",
       "at most this many runs (default: every matching run; the summary says when more matched)",
-      positiveInteger("--limit"),
+      wholeNumber("--limit", 1),
     )
     .option("--json", "print the reports as JSON")
     .addHelpText(
@@ -270,9 +271,19 @@ export function createProgram(context: CliContext, setExitCode: (code: number) =
     .command("events")
     .description("print a run's event log")
     .argument("<id>", "the run id")
-    .option("--json", "print the events as JSON")
+    .option("--json", "print the events as JSON (the whole log, unless --after or --limit)")
+    .option("--all", "print every event of a long log (by default the first and last 50)")
+    .option("--after <seq>", "only the events after this seq", wholeNumber("--after", 0))
+    .option("--limit <n>", "at most this many events (all of them printed)", wholeNumber("--limit", 0))
+    .addHelpText(
+      "after",
+      "\nExamples:\n  tsworkflow runs events run_0abc\n  tsworkflow runs events run_0abc --after 200 --limit 100\n  tsworkflow runs events run_0abc --json > history.json    # the whole log, for replayHistory()",
+    )
     .action(
-      reading((store, id: string, options: { json?: boolean }) => eventsCommand(store, id, options, context)),
+      reading(
+        (store, id: string, options: { json?: boolean; all?: boolean; after?: number; limit?: number }) =>
+          eventsCommand(store, id, options, context),
+      ),
     );
 
   runs
@@ -506,18 +517,18 @@ export function createProgram(context: CliContext, setExitCode: (code: number) =
     .option(
       "--concurrency <n>",
       "activations, and separately steps, run at once (default: 10)",
-      positiveInteger("--concurrency"),
+      wholeNumber("--concurrency", 1),
     )
     .option("--worker-id <id>", "names this worker in logs (default: <hostname>-<pid>)")
     .option(
       "--stalled-after-ms <ms>",
       "a dead worker's jobs and run locks go to another worker after about this long (default: 30000)",
-      positiveInteger("--stalled-after-ms"),
+      wholeNumber("--stalled-after-ms", 1),
     )
     .option(
       "--drain-timeout-ms <ms>",
       "after SIGTERM or SIGINT, exit with code 1 if the jobs in flight still run after this long (default: 30000)",
-      positiveInteger("--drain-timeout-ms"),
+      wholeNumber("--drain-timeout-ms", 1),
     )
     .option("--no-schedules", "fire none of the schedules that the workflows module exports")
     .addHelpText(

@@ -23,6 +23,7 @@ import {
 import { type Backend, fileOwner, type RunActions, type SendEvent } from "./backend.ts";
 import { endsOf } from "./ends.ts";
 import { EXIT } from "./errors.ts";
+import { type EventWindowQuery, eventWindow } from "./event-window.ts";
 import { buildTimeline, NO_OUTCOME_YET, parentOf } from "./timeline.ts";
 import { readWaitingFor, type SlotReader, type WaitContext } from "./waiting-for.ts";
 
@@ -214,33 +215,59 @@ export async function showCommand(
   return exitCode;
 }
 
-/** `runs events`: the log, one line per event. */
+/** How many events `runs events` prints at each end of a long log (`--all` prints them all). */
+const EVENTS_ENDS = 50;
+
+/**
+ * `runs events`: the log, one line per event; its first and last 50 events when it is longer than 100 (a
+ * line between says how many are left out), every event with `--all`. `--after` and `--limit` give a window
+ * of it, whole (in JSON too; without them the JSON is the whole log, as `replayHistory` takes it).
+ */
 export async function eventsCommand(
   store: EventStore,
   runId: string,
-  options: { json?: boolean },
+  options: EventWindowQuery & { json?: boolean; all?: boolean },
   io: Output,
 ): Promise<number> {
   await requireRun(store, runId);
-  const events = await store.getEvents(runId);
+  const log = await store.getEvents(runId);
+  const { events, nextAfter } = eventWindow(log, options);
   if (options.json) {
     io.out(json(events));
     return EXIT.ok;
   }
   const { style } = io;
-  const start = events[0] ? Date.parse(events[0].timestamp) : 0;
+  if (events.length === 0) {
+    io.out(`${style.dim(`No events after seq ${options.after ?? 0}: the log has ${log.length}.`)}\n`);
+    return EXIT.ok;
+  }
+  const start = log[0] ? Date.parse(log[0].timestamp) : 0;
   const tone = (event: WorkflowEvent) => {
     const kind = eventTone(event.type);
     return kind === "ok" ? style.green : kind === "bad" ? style.red : kind === "warn" ? style.yellow : String;
   };
-  const rows = events.map((event) => [
+  const whole = options.all || options.limit !== undefined;
+  const { head, hidden, tail } = endsOf(events, whole ? Number.POSITIVE_INFINITY : EVENTS_ENDS);
+  const rows = [...head, ...tail].map((event) => [
     String(event.seq),
     formatTime(event.timestamp),
     `+${formatSpan(Date.parse(event.timestamp) - start)}`,
     tone(event)(clean(event.type)),
     clean(describeEvent(event)),
   ]);
-  io.out(`${renderTable(["SEQ", "TIME (UTC)", "AFTER", "TYPE", "DETAILS"], rows, style)}\n`);
+  const table = renderTable(["SEQ", "TIME (UTC)", "AFTER", "TYPE", "DETAILS"], rows, style).split("\n");
+  // Below the header and the first events.
+  if (hidden)
+    table.splice(
+      1 + head.length,
+      0,
+      style.dim(`… ${hidden} more events (--all prints every event, --after <seq> --limit <n> a window)`),
+    );
+  io.out(`${table.join("\n")}\n`);
+  if (nextAfter !== undefined)
+    io.err(
+      `${io.errStyle.dim(`More events: pass --after ${nextAfter} --limit ${options.limit} for the next ones.`)}\n`,
+    );
   return EXIT.ok;
 }
 

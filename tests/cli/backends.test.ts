@@ -4,6 +4,7 @@ import { S3Payloads } from "../../lib/adapters/aws/s3-payloads.ts";
 import { createTable } from "../../lib/adapters/aws/table-schema.ts";
 import type { WorkflowEvent } from "../../lib/core/events.ts";
 import { configureLogging } from "../../lib/core/logger.ts";
+import { map } from "../../lib/core/map.ts";
 import { step } from "../../lib/core/step.ts";
 import { workflow } from "../../lib/core/workflow.ts";
 import type { RunRecord } from "../../lib/ports/event-store.ts";
@@ -15,6 +16,7 @@ import { freePort, TEST_REGION } from "../aws/harness/free-port.ts";
 import { type S3Emulator, startS3 } from "../aws/harness/s3.ts";
 import { hello, reminder } from "./fixtures/workflows.ts";
 import { runCli } from "./run-cli.ts";
+import { printedSeqs, seqRange } from "./support/event-rows.ts";
 
 /** One DynamoDB Local (a JVM that takes seconds to start) for the file's DynamoDB suites, each with its own table. */
 let dynamodbStarted: Promise<DynamoDBLocal> | undefined;
@@ -78,7 +80,42 @@ describe("tsworkflow on Redis", () => {
     const events = await runtime.getEvents(sleeping);
     expect(events.at(-1)).toMatchObject({ type: "workflow_cancelled", reason: "from the CLI" });
   });
+
+  it("prints the ends of a long log, every event with --all, and a window with --after and --limit", async () => {
+    // Prepare
+    const { runId } = await runtime.start(mapOnRedis, [60]);
+    await runtime.waitForRun(runId, { timeoutMs: 60_000 });
+    const backend = ["--redis", server.url, "--prefix", prefix];
+    // Act
+    const [ends, all, window, json] = await Promise.all([
+      runCli(["runs", "events", runId, ...backend]),
+      runCli(["runs", "events", runId, "--all", ...backend]),
+      runCli(["runs", "events", runId, "--after", "60", "--limit", "5", ...backend]),
+      runCli(["runs", "events", runId, "--json", "--after", "120", ...backend]),
+    ]);
+    // Assess
+    expect(printedSeqs(ends.stdout)).toEqual([...seqRange(1, 50), ...seqRange(73, 122)]);
+    expect(ends.stdout).toContain(
+      "… 22 more events (--all prints every event, --after <seq> --limit <n> a window)",
+    );
+    expect(printedSeqs(all.stdout)).toEqual(seqRange(1, 122));
+    expect(printedSeqs(window.stdout)).toEqual(seqRange(61, 65));
+    expect(window.stderr.trim()).toBe("More events: pass --after 65 --limit 5 for the next ones.");
+    expect((JSON.parse(json.stdout) as WorkflowEvent[]).map((event) => [event.seq, event.type])).toEqual([
+      [121, "step_completed"],
+      [122, "workflow_completed"],
+    ]);
+  });
 });
+
+const tripleOnRedis = step("cli_redis_triple", async (n: number) => n * 3);
+/** 60 one-step items: 122 events, over the 100 that `runs events` prints whole. */
+const mapOnRedis = workflow("cli_redis_map", async (count: number) =>
+  map(
+    Array.from({ length: count }, (_, index) => index),
+    (index) => tripleOnRedis(index),
+  ),
+);
 
 describe("tsworkflow on DynamoDB", () => {
   const tableName = "tsworkflow-cli";

@@ -26,7 +26,8 @@ export function runCli(
     execFile(
       process.execPath,
       [BIN, ...args],
-      { cwd: REPO_ROOT, env: childEnv as NodeJS.ProcessEnv, timeout: 60_000 },
+      // The whole log of a long run as JSON is megabytes (execFile's default keeps 1 MB).
+      { cwd: REPO_ROOT, env: childEnv as NodeJS.ProcessEnv, timeout: 60_000, maxBuffer: 64 * 1024 * 1024 },
       (error, stdout, stderr) => {
         const code = error ? (typeof error.code === "number" ? error.code : -1) : 0;
         resolve({ code, stdout, stderr });

@@ -25,6 +25,7 @@ import { DEFAULT_WEBHOOK_MAX_BYTES, handleWebhook, webhookError } from "../../we
 import { refuseRest } from "../../webhooks/webhook-server.ts";
 import type { RunActions, SendEvent } from "../backend.ts";
 import { ActionNotAvailableError, BackendUnavailableError, UsageError } from "../errors.ts";
+import { type EventWindowQuery, eventWindow } from "../event-window.ts";
 import { listRunsOfVersion } from "../runs.ts";
 import { buildTimeline } from "../timeline.ts";
 import { readWaitingFor, type SlotReader } from "../waiting-for.ts";
@@ -310,13 +311,16 @@ export function createDashboard(options: DashboardOptions): Hono {
 
   app.get("/api/runs/:runId", async (c) => {
     const runId = c.req.param("runId");
+    const window = eventWindowOf(c);
     const run = await findRun(storage, runId);
     if (!run) return c.json({ error: `No run with id "${runId}".` }, 404);
     const events = await storage.getEvents(runId);
+    const { events: shown, nextAfter } = eventWindow(events, window);
     return c.json({
       run,
       waitingFor: await waitsOf(run, events),
-      events,
+      events: shown,
+      ...optional("nextAfter", nextAfter),
       timeline: buildTimeline(run, events, now()),
     });
   });
@@ -439,6 +443,24 @@ function pageSize(limit: string | undefined): number {
   if (!/^\d+$/.test(limit) || size < 1)
     throw new UsageError(`limit must be a whole number ≥ 1, e.g. limit=50; got ${JSON.stringify(limit)}.`);
   return Math.min(size, MAX_PAGE_SIZE);
+}
+
+/**
+ * The part of a run's log that `GET /api/runs/<id>` gives: `?after=<seq>&limit=<n>`, each a whole number from 0
+ * (`limit=0`: the run without its events), refused otherwise; without them, the whole log.
+ */
+function eventWindowOf(c: Context): EventWindowQuery {
+  const window: EventWindowQuery = {};
+  for (const name of ["after", "limit"] as const) {
+    const text = c.req.query(name);
+    if (text === undefined || text === "") continue;
+    if (!/^\d+$/.test(text) || !Number.isSafeInteger(Number(text)))
+      throw new UsageError(
+        `${name} must be a whole number ≥ 0, e.g. ${name}=100; got ${JSON.stringify(text)}.`,
+      );
+    window[name] = Number(text);
+  }
+  return window;
 }
 
 function filtersOf(c: Context): RunFilters {

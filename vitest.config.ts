@@ -18,10 +18,11 @@ const SETUP_FILES: Record<string, string[]> = {
   infra: ["tests/infra/synth-output-cleanup.ts"],
 };
 /**
- * The files of these folders share one DynamoDB Local (a JVM that takes seconds to start), each file with
- * tables of its own: see tests/aws/harness/dynamodb-local-setup.ts.
+ * The files of these folders share one DynamoDB Local (a JVM that takes seconds to start and a few of CPU),
+ * each file with tables of its own, and the folders share it with each other: see
+ * tests/aws/harness/dynamodb-local-setup.ts.
  */
-const SHARED_DYNAMODB_LOCAL = ["aws", "reliability"];
+const SHARED_DYNAMODB_LOCAL = ["aws", "cli", "infra", "observability", "reliability"];
 const folders = readdirSync(new URL("tests", import.meta.url), { withFileTypes: true })
   .filter((entry) => entry.isDirectory())
   .map((entry) => entry.name)

@@ -1,12 +1,13 @@
 import { readdirSync } from "node:fs";
-import { defineConfig } from "vitest/config";
+import { configDefaults, defineConfig, type TestProjectInlineConfiguration } from "vitest/config";
 
 /**
  * Each test folder is a project, and the projects run one after another. Within a folder the files run
- * one after another in one process (`isolate: false`): each file saves a process start and the import of
- * the library (about half a second a file). The files of a folder keep their state to themselves (their
- * own directories, servers, key prefixes and workflow names); across folders the same names come back
- * (the examples, fixtures of the CLI), so each folder has a process of its own.
+ * one after another in one process (`isolate: false`; in several such processes for the folders of
+ * FILES_AT_ONCE): each file saves a process start and the import of the library (about half a second a
+ * file). The files of a folder keep their state to themselves (their own directories, servers, key
+ * prefixes, tables and workflow names); across folders the same names come back (the examples, fixtures
+ * of the CLI), so each folder has processes of its own.
  *
  * These folders need a process per file: the telemetry suites register global providers, and the package
  * suite installs the tarball.
@@ -18,10 +19,27 @@ const SETUP_FILES: Record<string, string[]> = {
   infra: ["tests/infra/synth-output-cleanup.ts"],
 };
 /**
- * The files of these folders share one DynamoDB Local (a JVM that takes seconds to start), each file with
- * tables of its own: see tests/aws/harness/dynamodb-local-setup.ts.
+ * The files of these folders share one DynamoDB Local (a JVM that takes seconds to start and a few of CPU),
+ * each file with tables of its own, and the folders share it with each other: see
+ * tests/aws/harness/dynamodb-local-setup.ts.
  */
-const SHARED_DYNAMODB_LOCAL = ["aws", "reliability"];
+const SHARED_DYNAMODB_LOCAL = ["aws", "cli", "infra", "observability", "reliability"];
+/**
+ * Folders whose files run several at a time: that many processes, each taking the folder's files one after
+ * another. Their tests spend most of their time waiting (SQS delays and visibility timeouts, retry delays,
+ * leases, a run going on in another process), on conditions rather than fixed sleeps (a fixed pause only
+ * where a test checks that nothing more happens), so a busier core slows them without failing them. One
+ * file at a time, the AWS folder used about one core of two (166 s of CPU in 195 s), the reliability folder
+ * less than half of one (50 s in 130 s). The other folders keep their CPU busy (processes started through
+ * tsx, Chromium, CDK synth): their files side by side took as long as one after another.
+ */
+const FILES_AT_ONCE: Record<string, number> = { aws: 2, reliability: 3 };
+/**
+ * Files of those folders that run alone, after the folder's other files. The AWS cost model counts the
+ * requests of runs whose document may fall up to DOCUMENT_LAG_MS (5 s) behind their log: a run that another
+ * file on the cores slows past that makes one more write than docs/aws.md says.
+ */
+const RUN_ALONE: Record<string, string[]> = { aws: ["tests/aws/cost-model.test.ts"] };
 const folders = readdirSync(new URL("tests", import.meta.url), { withFileTypes: true })
   .filter((entry) => entry.isDirectory())
   .map((entry) => entry.name)
@@ -34,21 +52,38 @@ export default defineConfig({
     testTimeout: 120_000,
     hookTimeout: 120_000,
     pool: "forks",
-    // One file at a time: the emulator suites (DynamoDB Local, fauxqs, redis-server, Chromium) starve each
-    // other on a 2-core machine when they run side by side, and time out waiting for timers.
+    // One file at a time unless a folder says otherwise (FILES_AT_ONCE): the projects run one after another,
+    // so two folders' suites (DynamoDB Local, fauxqs, redis-server, Chromium) never share the 2 cores.
     fileParallelism: false,
-    projects: folders.map((folder, index) => ({
-      extends: true,
-      test: {
-        name: folder,
+    projects: folders.flatMap((folder, index): TestProjectInlineConfiguration[] => {
+      const alone = RUN_ALONE[folder] ?? [];
+      const project = (
+        name: string,
+        files: { include: string[]; exclude?: string[] },
+        order: number,
+        filesAtOnce = 1,
+      ): TestProjectInlineConfiguration => ({
+        extends: true,
+        test: {
+          name,
+          ...files,
+          isolate: OWN_PROCESS_PER_FILE.includes(folder),
+          ...(filesAtOnce > 1 ? { fileParallelism: true, maxWorkers: filesAtOnce } : {}),
+          globalSetup: SHARED_DYNAMODB_LOCAL.includes(folder)
+            ? ["tests/aws/harness/dynamodb-local-setup.ts"]
+            : [],
+          setupFiles: SETUP_FILES[folder] ?? [],
+          sequence: { groupOrder: order },
+        },
+      });
+      const files = {
         include: [`tests/${folder}/**/*.test.ts`],
-        isolate: OWN_PROCESS_PER_FILE.includes(folder),
-        globalSetup: SHARED_DYNAMODB_LOCAL.includes(folder)
-          ? ["tests/aws/harness/dynamodb-local-setup.ts"]
-          : [],
-        setupFiles: SETUP_FILES[folder] ?? [],
-        sequence: { groupOrder: index },
-      },
-    })),
+        exclude: [...configDefaults.exclude, ...alone],
+      };
+      const all = project(folder, files, 2 * index, FILES_AT_ONCE[folder]);
+      return alone.length === 0
+        ? [all]
+        : [all, project(`${folder} (alone)`, { include: alone }, 2 * index + 1)];
+    }),
   },
 });

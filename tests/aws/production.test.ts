@@ -1,31 +1,11 @@
-import { afterAll, beforeAll } from "vitest";
-import { configureLogging } from "../../lib/core/logger.ts";
-import { type Emulators, startEmulators } from "./harness/aws-stack.ts";
+import { useFileEmulators } from "./harness/file-emulators.ts";
 import { describePayloads } from "./scenarios/payloads.ts";
-import { describeRecovery } from "./scenarios/recovery.ts";
 
 /**
- * The AWS runtime at real service limits, on DynamoDB Local, fauxqs, s3rver and the fake Scheduler:
- * payloads at and beyond DynamoDB's item limit, lost timers and messages, deploys half done, retention.
+ * The AWS runtime at DynamoDB's and S3's limits, on DynamoDB Local, fauxqs, s3rver and the fake Scheduler:
+ * payloads at and beyond DynamoDB's item limit, up to 10 MB through the payload bucket, a crash between an
+ * S3 put and its commit. Lost timers and messages, deploys half done and retention are in recovery.test.ts.
  * Set TSW_TEST_LOG=debug to see the handlers' logs.
  */
 
-let emulators: Emulators | undefined;
-
-beforeAll(async () => {
-  configureLogging({ level: (process.env.TSW_TEST_LOG as "debug" | undefined) ?? "silent" });
-  emulators = await startEmulators("tsworkflow-production");
-});
-
-afterAll(async () => {
-  await emulators?.stop();
-  configureLogging();
-});
-
-const emulatorsOf = (): Emulators => {
-  if (!emulators) throw new Error("The emulators did not start.");
-  return emulators;
-};
-
-describePayloads(emulatorsOf);
-describeRecovery(emulatorsOf);
+describePayloads(useFileEmulators("tsworkflow-production"));

@@ -11,17 +11,20 @@ import type { RunRecord } from "../../lib/ports/event-store.ts";
 import { type RedisServer, startRedisServer } from "../../lib/redis/redis-server.ts";
 import { createRedisRuntime, type RedisRuntime } from "../../lib/runtimes/redis.ts";
 import { startLocal } from "../../lib/testing/index.ts";
-import { type DynamoDBLocal, startDynamoDBLocal } from "../aws/harness/dynamodb-local.ts";
+import { type DynamoDBLocal, folderDynamoDBLocal } from "../aws/harness/dynamodb-local.ts";
 import { freePort, TEST_REGION } from "../aws/harness/free-port.ts";
 import { type S3Emulator, startS3 } from "../aws/harness/s3.ts";
 import { hello, reminder } from "./fixtures/workflows.ts";
 import { runCli } from "./run-cli.ts";
 import { printedSeqs, seqRange } from "./support/event-rows.ts";
 
-/** One DynamoDB Local (a JVM that takes seconds to start) for the file's DynamoDB suites, each with its own table. */
+/**
+ * The DynamoDB Local of the test run (a JVM that takes seconds to start: see vitest.config.ts) for the file's
+ * DynamoDB suites, each with its own table; its stop() leaves it running for the next folder.
+ */
 let dynamodbStarted: Promise<DynamoDBLocal> | undefined;
 const sharedDynamoDBLocal = () => {
-  dynamodbStarted ??= startDynamoDBLocal();
+  dynamodbStarted ??= folderDynamoDBLocal();
   return dynamodbStarted;
 };
 

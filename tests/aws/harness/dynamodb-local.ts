@@ -86,15 +86,15 @@ export async function startDynamoDBLocal(options: { timeoutMs?: number } = {}): 
 
 declare module "vitest" {
   export interface ProvidedContext {
-    /** The port of the DynamoDB Local that the files of a test folder share (see dynamodb-local-setup.ts). */
+    /** The port of the DynamoDB Local that the files of the test folders share (see dynamodb-local-setup.ts). */
     sharedDynamoDBLocalPort?: number;
   }
 }
 
 /**
- * The DynamoDB Local of the test folder when vitest.config.ts starts one for the folder's files (each
- * file keeps to tables of its own; its `stop()` leaves it running for the next file), else one started
- * for the caller, as {@link startDynamoDBLocal}. A JVM takes seconds to start.
+ * The DynamoDB Local of the test run when vitest.config.ts gives one to the folder's files (each file
+ * keeps to tables of its own; its `stop()` leaves it running for the next file), else one started for
+ * the caller, as {@link startDynamoDBLocal}. A JVM takes seconds to start.
  */
 export async function folderDynamoDBLocal(): Promise<DynamoDBLocal> {
   // Outside vitest (the benchmarks) there is no folder.

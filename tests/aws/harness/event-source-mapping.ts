@@ -130,6 +130,7 @@ export class EventSourceMapping {
   }
 
   private async loop(): Promise<void> {
+    let idleMs = 0;
     while (this.running) {
       let count = 0;
       try {
@@ -137,7 +138,15 @@ export class EventSourceMapping {
       } catch {
         count = 0;
       }
-      if (count === 0) await new Promise((resolve) => setTimeout(resolve, 15));
+      if (count > 0) {
+        idleMs = 0;
+        continue;
+      }
+      // Lambda long-polls; a short poll costs a request each time. While the queue stays empty, the next
+      // receive waits longer (15 ms, doubling up to 100 ms): idle pollers left running by a test's other
+      // deployments kept the test process's core busy. With several pollers, a message waits for the first.
+      idleMs = Math.min(Math.max(2 * idleMs, 15), 100);
+      await new Promise((resolve) => setTimeout(resolve, idleMs));
     }
   }
 

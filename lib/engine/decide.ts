@@ -10,6 +10,7 @@ import { readInboxId } from "../ports/inbox.ts";
 import type { ActivationCause } from "../ports/task-queue.ts";
 import type { RunExecution, SleepWait, StepWait, Wait } from "./execution.ts";
 import {
+  answeredTimer,
   type ArmedTimer,
   childResultApplied,
   dueHooks,
@@ -269,12 +270,14 @@ async function advance(
       execution,
       signals.filter((signal) => Date.parse(signal.recordedAt) < deadline),
       budget,
+      cancelled.timers,
+      now,
     );
     if (execution.stopped || budget.taken >= budget.take) return cancelled;
     if (!execution.waitOf("hook", hook.hookId)) continue;
     await execution.deliver({ type: "hook_timed_out", hookId: hook.hookId, eventName: hook.eventName });
   }
-  await deliverSignals(execution, signals, budget);
+  await deliverSignals(execution, signals, budget, cancelled.timers, now);
   return cancelled;
 }
 
@@ -319,6 +322,8 @@ async function deliverSignals(
   execution: RunExecution,
   signals: StepOutcome[],
   budget: CommitBudget,
+  cancelledTimers: string[],
+  now: number,
 ): Promise<void> {
   for (let delivered = true; delivered; ) {
     delivered = false;
@@ -337,6 +342,8 @@ async function deliverSignals(
         signalId: signal.stepId,
         payload,
       });
+      const timer = answeredTimer(hook, now);
+      if (timer) cancelledTimers.push(timer);
       delivered = true;
     }
   }

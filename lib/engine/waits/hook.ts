@@ -18,6 +18,14 @@ export const hookWait: WaitBehaviour<HookWait> = {
   sends: (wait) => timerSend(timeoutTimer(wait)),
 };
 
+/**
+ * The timer of a wait answered at `now` that is still worth cancelling: one due more than 15 minutes on is a
+ * durable schedule on AWS (past SQS's longest delay), which would fire for nothing at the old deadline and,
+ * until then, count against the account's schedule quota. A sooner one is left to fire, ignored.
+ */
+export const answeredTimer = (wait: HookWait, now: number): string | undefined =>
+  (wait.timeoutAt ?? 0) - now > 900_000 ? timeoutTimer(wait)?.timerId : undefined;
+
 /** The waits for events whose timeout is due at `now`, the earliest first. */
 export const dueHooks = (waits: readonly Wait[], now: number): HookWait[] =>
   waits

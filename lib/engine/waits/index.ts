@@ -6,7 +6,7 @@ import { stepWait } from "./step.ts";
 import type { ArmedTimer, Send, WaitBehaviour } from "./wait-kind.ts";
 
 export { childResultApplied } from "./child.ts";
-export { dueHooks } from "./hook.ts";
+export { answeredTimer, dueHooks } from "./hook.ts";
 export { oldestAttemptOut, retryTimerId, stepOutcomeApplied } from "./step.ts";
 export type { ArmedTimer, Send } from "./wait-kind.ts";
 export { iso } from "./wait-kind.ts";

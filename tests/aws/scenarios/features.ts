@@ -87,16 +87,35 @@ export function describeFeatures(emulatorsOf: () => Emulators): void {
       return { stack, client };
     };
 
-    it("resumes a run waiting for an event when another Lambda sends it with the client", async () => {
+    it("resumes a run waiting for an event when another Lambda sends it with the client, and deletes the wait's timeout schedule", async () => {
       const { stack, client } = deploy();
       const { runId } = await stack.invokeStart({ workflow: "aws_features_approval", args: [] });
       await stack.waitForStatus(runId, "suspended");
+      const name = scheduleName(runId, "hook:approval#0");
+      await waitFor("the 3-day timeout's schedule", () =>
+        emulatorsOf()
+          .scheduler.list()
+          .find((entry) => entry.name === name),
+      );
 
       await client.sendEvent(runId, "approval", { approved: true });
       const run = await stack.waitForStatus(runId, "completed");
 
       expect(run.result).toBe("approved");
       expect(ofType(await stack.events(runId), "hook_received")).toHaveLength(1);
+      // Answered, the wait's timeout would fire for nothing in 3 days, holding a schedule until then.
+      await waitFor("the schedule to be deleted", () =>
+        emulatorsOf()
+          .scheduler.list()
+          .every((entry) => entry.name !== name)
+          ? true
+          : undefined,
+      );
+      expect(
+        emulatorsOf().scheduler.requests.filter(
+          (request) => request.operation === "DeleteSchedule" && request.name === name,
+        ),
+      ).toHaveLength(1);
     });
 
     it("cancels a sleeping run at once and deletes its Scheduler schedule", async () => {

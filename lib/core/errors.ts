@@ -35,6 +35,8 @@ export type ErrorCode =
   | "NOT_IN_WORKFLOW"
   | "STORAGE_LOCKED"
   | "STORAGE_CLOSED"
+  | "STORAGE_WRITE_FAILED"
+  | "RUN_FILE_DAMAGED"
   | "RUNTIME_CLOSED"
   | "CONFIGURATION"
   | "TIMEOUT"
@@ -284,6 +286,66 @@ export class StorageLockedError extends TsWorkflowError {
       `The directory ${dir} is in use by ${holder}. One process at a time runs workflows on a file backend: stop it, use another directory, or use Redis mode for several workers. Other processes can still read it and cancel, retry or send events to its runs (the CLI, FileControl).`,
     );
     this.holder = holder;
+  }
+}
+
+/** Why a file system refuses a write, by the system's error code. */
+const WRITE_REFUSALS: Record<string, string> = {
+  ENOSPC: "the disk is full (ENOSPC): free space on it",
+  EDQUOT: "the disk quota is used up (EDQUOT): free space or raise the quota",
+  EROFS: "the file system is read-only (EROFS): mount it read-write",
+  EACCES: "this process may not write there (EACCES): fix the permissions",
+  EPERM: "this process may not write there (EPERM): fix the permissions",
+};
+
+/**
+ * The file backend could not write to its directory: the disk is full, over quota or read-only, or the
+ * process may not write there (the message says which, and what to do). What the failed write left in a
+ * run's file was cut off again: no run file holds a partial commit.
+ */
+export class StorageWriteError extends TsWorkflowError {
+  override name = "StorageWriteError";
+  /** The system's error code, e.g. `ENOSPC`. */
+  readonly reason: string;
+  /**
+   * @param path - the file or directory that could not be written
+   * @param reason - the system's error code, e.g. `ENOSPC`
+   * @param next - what happens now, e.g. "The commit was not kept; the run goes on once the disk can be written again."
+   */
+  constructor(path: string, reason: string, next: string, options?: { cause?: unknown }) {
+    super(
+      "STORAGE_WRITE_FAILED",
+      `Cannot write ${path}: ${WRITE_REFUSALS[reason] ?? `${reason}: check the disk and the permissions`}. ${next}`,
+      options,
+    );
+    this.reason = reason;
+  }
+}
+
+/**
+ * A run's file on the file backend has a line that cannot be read (not a torn last line, which is dropped):
+ * the run is left out (it does not go on) and its idempotency key stays taken until the file is repaired.
+ */
+export class RunFileDamagedError extends TsWorkflowError {
+  override name = "RunFileDamagedError";
+  readonly runId: string;
+  /** The damaged file. */
+  readonly path: string;
+  /**
+   * @param why - what is wrong, e.g. "Line 8 of the log of run … is not valid JSON"
+   * @param line - the first line that cannot be read (1 for a file with nothing to keep)
+   */
+  constructor(runId: string, path: string, why: string, line: number) {
+    const repair =
+      line > 1
+        ? `stop the app, keep a copy of the file, keep only its lines before line ${line} (head -n ${line - 1}), remove the lines of ${runId} from finished.jsonl if it has any, and start the app: the run goes on from there, and the steps recorded after that line run again`
+        : "stop the app and move the file away: nothing of it can be kept, and its idempotency key is free again";
+    super(
+      "RUN_FILE_DAMAGED",
+      `Run ${runId} exists but its file ${path} is damaged (${why}): it is left out, and its idempotency key stays taken. To repair it, ${repair}. See "Repairing a damaged run file" in the README.`,
+    );
+    this.runId = runId;
+    this.path = path;
   }
 }
 

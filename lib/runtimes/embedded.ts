@@ -8,6 +8,7 @@ import { MemoryScheduleStore } from "../adapters/memory/memory-schedule-store.ts
 import {
   ConfigurationError,
   missingCodeOf,
+  RunFileDamagedError,
   RunNotFoundError,
   RuntimeClosedError,
   TimeoutError,
@@ -456,6 +457,11 @@ export class LocalRuntime implements Runtime {
       getLogger().warn(`run waits for ${missingCodeOf(error)} to be registered in this process`, {
         runId: task.runId,
       });
+      return "drop";
+    }
+    if (error instanceof RunFileDamagedError) {
+      // Nothing to retry until the file is repaired (and the app started again): the error says how.
+      getLogger().error(String(error), { runId: task.runId });
       return "drop";
     }
     getLogger().error(`activation failed and will be retried: ${String(error)}`, { runId: task.runId });

@@ -1,3 +1,4 @@
+import { describe, expect, it, vi } from "vitest";
 import { InProcessQueue } from "../../lib/adapters/in-process/in-process-queue.ts";
 import { LocalTimers } from "../../lib/adapters/in-process/local-timers.ts";
 import type { ActivationTask, StepTask } from "../../lib/ports/task-queue.ts";
@@ -77,4 +78,32 @@ describeTimersContract("LocalTimers (real time)", {
       },
     };
   },
+});
+
+describe("InProcessQueue retrying an activation that throws", () => {
+  it("waits twice as long after each failure in a row, up to maxRetryDelayMs, and from the start once one succeeds", async () => {
+    // Prepare: an activation that throws four times (a full disk), then succeeds, then throws once more.
+    const queue = new InProcessQueue({ retryDelayMs: 20, maxRetryDelayMs: 60 });
+    let attempts = 0;
+    queue.consume({
+      activate: async () => {
+        attempts += 1;
+        if (attempts <= 4 || attempts === 6) throw new Error("ENOSPC");
+      },
+      executeStep: async () => {},
+      onActivationError: () => "retry",
+    });
+    const setTimeoutSpy = vi.spyOn(globalThis, "setTimeout");
+    // Act
+    await queue.enqueueActivation({ runId: "run_a", cause: { kind: "wake" } });
+    await queue.idle();
+    await queue.enqueueActivation({ runId: "run_a", cause: { kind: "wake" } });
+    await queue.idle();
+    // Assess: waits of 20, 40, 60 (not 80) and 60 ms, then 20 ms again after the success.
+    const waits = setTimeoutSpy.mock.calls.map((call) => call[1]);
+    setTimeoutSpy.mockRestore();
+    expect(attempts).toBe(7);
+    expect(waits).toEqual([20, 40, 60, 60, 20]);
+    await queue.close();
+  });
 });

@@ -25,6 +25,8 @@ const instanceOf = (Class: ErrorClass) => new Class("x", [], 1);
 const NEVER_RECORDED = new Set([
   "StorageLockedError",
   "StorageClosedError",
+  "StorageWriteError",
+  "RunFileDamagedError",
   "RuntimeClosedError",
   "UnsupportedScheduleError",
 ]);

@@ -14,6 +14,7 @@ import {
   configureLogging,
   InvalidEventError,
   InvalidRunIdError,
+  RunFileDamagedError,
   type RunRecord,
   StorageClosedError,
   StorageLockedError,
@@ -160,7 +161,7 @@ describe("FileStorage", () => {
     const why = second.corrupt.get(badId) ?? "";
     expect(why).toContain("line 2");
     expect(why).toContain("attempt");
-    expect(await second.getRun(badId)).toBeUndefined();
+    await expect(second.getRun(badId)).rejects.toThrow(RunFileDamagedError);
     expect((await second.getRun(goodId))?.status).toBe("suspended");
     expect((await second.listRuns()).runs.map((run: RunRecord) => run.runId)).toEqual([goodId]);
   });

@@ -129,7 +129,7 @@ describe("the file backend after a power loss", () => {
 });
 
 describe("damaged run files", () => {
-  it("leaves out runs whose file is empty, torn in its first line or edited into an invalid event, and finishes the others", async () => {
+  it("leaves out runs whose file is empty, torn in its first line or edited into an invalid event, says so when asked for them, and finishes the others", async () => {
     // Prepare
     const { dir, runIds } = await suspendedRuns(["healthy", "emptied", "torn", "edited"]);
     const [healthy, emptied, torn, edited] = runIds as [string, string, string, string];
@@ -155,7 +155,8 @@ describe("damaged run files", () => {
     expect(storage.corrupt.get(emptied)).toContain(`The log of run ${emptied} is empty`);
     expect(storage.corrupt.get(torn)).toContain(`The log of run ${torn} is empty`);
     expect(storage.corrupt.get(edited)).toContain("line 3");
-    for (const runId of [emptied, torn, edited]) expect(await storage.getRun(runId)).toBeUndefined();
+    for (const runId of [emptied, torn, edited])
+      await expect(storage.getRun(runId)).rejects.toThrow(`Run ${runId} exists but its file`);
     expect((await storage.listRuns()).runs.map((run) => run.runId)).toEqual([healthy]);
     await backend.close();
   });

@@ -1,17 +1,24 @@
 import {
   closeSync,
   existsSync,
+  fstatSync,
   ftruncateSync,
   mkdirSync,
   openSync,
   readdirSync,
   readFileSync,
   statSync,
+  unlinkSync,
   writeSync,
 } from "node:fs";
 import { join, resolve } from "node:path";
 import { LRUCache } from "lru-cache";
-import { InvalidEventError, StorageClosedError, StorageLockedError } from "../../core/errors.ts";
+import {
+  InvalidEventError,
+  RunFileDamagedError,
+  StorageClosedError,
+  StorageLockedError,
+} from "../../core/errors.ts";
 import { parseEvent, type WorkflowEvent } from "../../core/events.ts";
 import { assertRunId } from "../../core/ids.ts";
 import { getLogger } from "../../core/logger.ts";
@@ -39,6 +46,7 @@ import { currentHolder, DirectoryLock, describeHolder, LockHeldError } from "./d
 import { FinishedIndex, type IndexEntry } from "./finished-index.ts";
 import { GroupSync } from "./group-sync.ts";
 import { Inbox, type InboxRequest, type InboxWatchOptions } from "./inbox.ts";
+import { writeFailure } from "./write-failure.ts";
 
 /** Options of {@link FileStorage}. */
 export interface FileStorageOptions {
@@ -102,8 +110,13 @@ const heldLocks = new Set<string>();
 export class FileStorage extends MemoryStorage {
   readonly dir: string;
   readonly readOnly: boolean;
-  /** Run files that could not be read, with why; those runs are left out. */
+  /**
+   * Run files that could not be read, with why; those runs are left out (reading them throws
+   * `RunFileDamagedError`, and their idempotency keys stay taken).
+   */
   readonly corrupt = new Map<string, string>();
+  /** The first line that cannot be read of each file in `corrupt`. */
+  private readonly damagedLines = new Map<string, number>();
   readonly inbox: Inbox;
   private readonly runsDir: string;
   private readonly finishedIndex: FinishedIndex;
@@ -139,13 +152,18 @@ export class FileStorage extends MemoryStorage {
       sizeCalculation: (state) => state.events.length + 1,
     });
     if (this.readOnly) return;
-    mkdirSync(this.runsDir, { recursive: true });
-    this.lock = this.acquireLock();
+    const next = "Nothing was started; start again once the directory can be written.";
+    try {
+      mkdirSync(this.runsDir, { recursive: true });
+      this.lock = this.acquireLock();
+    } catch (error) {
+      throw writeFailure(error, this.dir, next);
+    }
     try {
       this.open();
     } catch (error) {
       this.releaseLock();
-      throw error;
+      throw writeFailure(error, this.dir, next);
     }
   }
 
@@ -159,14 +177,20 @@ export class FileStorage extends MemoryStorage {
     return this.states.size;
   }
 
+  /** @throws RunFileDamagedError for a run whose file cannot be read */
   override async getRun(runId: string): Promise<RunRecord | undefined> {
     assertRunId(runId);
-    return this.durable(super.getRun(runId));
+    const run = await this.durable(super.getRun(runId));
+    if (!run) this.assertNotDamaged(runId);
+    return run;
   }
 
+  /** @throws RunFileDamagedError for a run whose file cannot be read */
   override async getEvents(runId: string): Promise<WorkflowEvent[]> {
     assertRunId(runId);
-    return this.durable(super.getEvents(runId));
+    const events = await this.durable(super.getEvents(runId));
+    if (events.length === 0) this.assertNotDamaged(runId);
+    return events;
   }
 
   override async listRuns(query: RunQuery = {}): Promise<RunPage> {
@@ -193,8 +217,13 @@ export class FileStorage extends MemoryStorage {
     );
   }
 
+  /** @throws RunFileDamagedError when the idempotency key belongs to a run whose file cannot be read */
   override async createRun(...args: Parameters<MemoryStorage["createRun"]>) {
     this.assertWritable();
+    const key = args[0].run.idempotencyKey;
+    const holder = key === undefined ? undefined : this.idempotencyKeys.get(key);
+    // The key's run is there but cannot be read: a second run for its key would do its work again.
+    if (holder !== undefined && !this.state(holder)) this.assertNotDamaged(holder);
     return super.createRun(...args);
   }
 
@@ -302,9 +331,22 @@ export class FileStorage extends MemoryStorage {
   protected override async persistCreate(run: RunRecord, event: WorkflowEvent): Promise<void> {
     this.assertWritable();
     assertRunId(run.runId);
-    const fd = openSync(this.fileOf(run.runId), "wx");
+    const path = this.fileOf(run.runId);
+    let fd: number;
+    try {
+      // Appending, like every later write of this fd: a write cut back (see `cutBack`) leaves no gap.
+      fd = openSync(path, "ax");
+    } catch (error) {
+      throw writeFailure(error, path, "The run was not created.");
+    }
     this.remember(run.runId, fd);
-    this.write(fd, { v: 0, events: [event], run });
+    try {
+      this.write(fd, { v: 0, events: [event], run }, "The run was not created.");
+    } catch (error) {
+      this.forgetFile(run.runId);
+      unlinkSync(path);
+      throw error;
+    }
     // A new file is durable once its directory entry is too.
     this.dirFd ??= openSync(this.runsDir, "r");
     await Promise.all([this.groupSync.sync(fd), this.groupSync.sync(this.dirFd)]);
@@ -320,7 +362,12 @@ export class FileStorage extends MemoryStorage {
     this.assertWritable();
     const fd = this.fdOf(runId);
     if (this.syncFailure) throw this.syncFailure;
-    this.write(fd, { v: expectedVersion, events, run: patch });
+    if (!FINISHED_STATUSES.has(patch.status) && this.finishedIndex.isFinished(runId)) this.goesOnAgain(runId);
+    this.write(
+      fd,
+      { v: expectedVersion, events, run: patch },
+      "The commit was not kept: the run goes on from its last commit once the disk can be written again (an activation that failed is retried, later and later).",
+    );
     const version = expectedVersion + events.length;
     this.groupSync.whenSynced(fd, (error) => {
       if (!error) {
@@ -335,13 +382,22 @@ export class FileStorage extends MemoryStorage {
     return undefined;
   }
 
+  /**
+   * A finished run goes on (a retry): the index says so before its file does, synced, as an open skips the
+   * file of a run the index lists as finished. (Should the file's write fail after, the index lists a run
+   * whose file says it finished: the next open reads that file and lists the run as finished again.)
+   */
+  private goesOnAgain(runId: string): void {
+    const state = this.state(runId) as RunState;
+    this.finishedIndex.append(state.run, { sync: true });
+  }
+
   protected override committed(state: RunState, before: RunRecord): void {
     const { run } = state;
     if (FINISHED_STATUSES.has(run.status) || !FINISHED_STATUSES.has(before.status)) return;
     // A finished run goes on (a retry): it is in flight again, for this process and the next.
     this.finishedCache.delete(run.runId);
     this.states.set(run.runId, state);
-    if (this.finishedIndex.isFinished(run.runId)) this.finishedIndex.append(run);
   }
 
   protected override async persistOutcome(outcome: StepOutcome): Promise<PersistedOutcome> {
@@ -359,7 +415,13 @@ export class FileStorage extends MemoryStorage {
   private finished(runId: string, version: number): void {
     const state = this.states.get(runId);
     if (!state || state.run.version !== version || !FINISHED_STATUSES.has(state.run.status)) return;
-    this.finishedIndex.append(state.run);
+    try {
+      this.finishedIndex.append(state.run);
+    } catch (error) {
+      // Called back from a sync: thrown here, it would end the process. The run stays in memory meanwhile.
+      getLogger().error(String(error), { runId });
+      return;
+    }
     this.states.delete(runId);
     this.outcomes.delete(runId);
     this.finishedCache.set(runId, state);
@@ -451,18 +513,21 @@ export class FileStorage extends MemoryStorage {
     this.lock.release();
   }
 
-  /**
-   * Opening: the index lists the finished runs; every other run file is a run in flight (or one that
-   * finished just before a crash, whose index line is added now) and is read into memory.
-   */
   /** Takes the index's idempotency keys and tags in (finished runs are not kept in memory). */
   private indexFinished(): void {
-    for (const entry of this.finishedIndex.entries.values()) {
-      if (entry.idempotencyKey !== undefined) this.idempotencyKeys.set(entry.idempotencyKey, entry.runId);
-      if (entry.tags) this.tagIndex.set(entry.runId, entry.tags);
-    }
+    for (const entry of this.finishedIndex.entries.values()) this.learn(entry);
   }
 
+  /** A finished run's idempotency key and tags, from its index entry. */
+  private learn(entry: IndexEntry): void {
+    if (entry.idempotencyKey !== undefined) this.idempotencyKeys.set(entry.idempotencyKey, entry.runId);
+    if (entry.tags) this.tagIndex.set(entry.runId, entry.tags);
+  }
+
+  /**
+   * Opening: the index lists the finished runs; every other run file is a run in flight (or one that
+   * finished just before a crash, see `indexLate`) and is read into memory.
+   */
   private open(): void {
     this.finishedIndex.refresh(true);
     this.indexFinished();
@@ -470,11 +535,8 @@ export class FileStorage extends MemoryStorage {
       if (this.finishedIndex.isFinished(runId)) continue;
       const state = this.readRunFile(runId);
       if (!state) continue;
-      if (FINISHED_STATUSES.has(state.run.status)) {
-        this.finishedIndex.append(state.run);
-        continue;
-      }
-      this.index(state);
+      if (FINISHED_STATUSES.has(state.run.status)) this.indexLate(state);
+      else this.index(state);
     }
     this.inbox.removeLeftovers();
     for (const name of this.inbox.names()) {
@@ -482,6 +544,26 @@ export class FileStorage extends MemoryStorage {
       if (request?.kind !== "outcome") continue;
       this.takeOutcome(request);
     }
+  }
+
+  /**
+   * A run whose file says it finished but that the index does not list: its index line was lost (written
+   * after the run's last commit was synced, and not synced itself), or never written (a crash or a full disk
+   * in between). It is listed now, its key and tags taken as a listed run's. Syncing every index line
+   * would cost a second fdatasync per finished run; as the run's file, synced first, always has the
+   * answer, this rebuild is enough.
+   */
+  private indexLate(state: RunState): void {
+    let entry: IndexEntry;
+    try {
+      entry = this.finishedIndex.append(state.run);
+    } catch (error) {
+      getLogger().error(String(error), { runId: state.run.runId });
+      // Held in memory instead, as a reader holds a run the index does not list yet.
+      this.index(state);
+      return;
+    }
+    this.learn(entry);
   }
 
   /** Takes in an outcome file: pending for its run unless its log consumed it; retired for a finished run. */
@@ -610,6 +692,7 @@ export class FileStorage extends MemoryStorage {
       const stat = statSync(this.fileOf(runId));
       stamp = `${stat.size}:${stat.mtimeMs}`;
     } catch {
+      this.corrupt.delete(runId);
       return undefined;
     }
     if (known && this.readAt.get(runId) === stamp) return known;
@@ -632,15 +715,42 @@ export class FileStorage extends MemoryStorage {
     return join(this.runsDir, `${runId}.jsonl`);
   }
 
-  private write(fd: number, line: CommitLine): void {
+  /**
+   * Appends one commit line. A write that fails (a full disk) leaves nothing behind: the bytes it wrote
+   * are cut off before it throws `StorageWriteError` saying `next`, so the retried commit starts a line of
+   * its own.
+   */
+  private write(fd: number, line: CommitLine, next: string): void {
     const text = `${JSON.stringify(line)}\n`;
-    // The string as it is (no Buffer on the heap per commit); a short write, rare on a local file, goes on
-    // from where it stopped.
-    let written = writeSync(fd, text);
-    const length = Buffer.byteLength(text);
-    if (written === length) return;
-    const buffer = Buffer.from(text);
-    while (written < length) written += writeSync(fd, buffer, written);
+    let written = 0;
+    try {
+      // The string as it is (no Buffer on the heap per commit); a short write, rare on a local file, goes
+      // on from where it stopped.
+      written = writeSync(fd, text);
+      const length = Buffer.byteLength(text);
+      if (written === length) return;
+      const buffer = Buffer.from(text);
+      while (written < length) written += writeSync(fd, buffer, written);
+    } catch (error) {
+      if (written > 0) this.cutBack(fd, written);
+      throw writeFailure(error, this.dir, next);
+    }
+  }
+
+  /**
+   * Cuts the `written` bytes of a failed write off the end of a run file. Should that fail too, the file
+   * ends in a partial line that nothing may follow: no further commits are accepted here, and the next
+   * open drops that line as a torn last line.
+   */
+  private cutBack(fd: number, written: number): void {
+    try {
+      ftruncateSync(fd, fstatSync(fd).size - written);
+    } catch (error) {
+      this.syncFailure ??= error as Error;
+      getLogger().error(
+        `could not cut a failed write off a run file in ${this.runsDir}; no further commits are accepted: restart the app once the disk can be written (${String(error)})`,
+      );
+    }
   }
 
   private fdOf(runId: string): number {
@@ -678,6 +788,7 @@ export class FileStorage extends MemoryStorage {
     try {
       text = readFileSync(path, "utf8");
     } catch {
+      this.corrupt.delete(runId);
       return undefined;
     }
     const lines = text.split("\n");
@@ -692,41 +803,84 @@ export class FileStorage extends MemoryStorage {
     try {
       const { run, events } = parseRunFile(runId, lines);
       this.corrupt.delete(runId);
+      this.damagedLines.delete(runId);
       return runState(run, events);
     } catch (error) {
-      const why = error instanceof Error ? error.message : String(error);
+      const { line, cause } = error as DamagedLine;
+      const why = cause instanceof Error ? cause.message : String(cause);
       this.corrupt.set(runId, why);
-      getLogger().error(`cannot read run file ${path}; the run is left out until it is repaired: ${why}`, {
-        runId,
-      });
+      this.damagedLines.set(runId, line);
+      // Its key stays taken: a second run for it would do the damaged run's work again.
+      const key = line > 1 ? firstDocument(lines[0] as string).idempotencyKey : undefined;
+      if (key !== undefined) this.idempotencyKeys.set(key, runId);
+      getLogger().error(this.damaged(runId).message, { runId });
       return undefined;
     }
   }
+
+  /** @throws RunFileDamagedError when the run's file could not be read */
+  private assertNotDamaged(runId: string): void {
+    if (this.corrupt.has(runId)) throw this.damaged(runId);
+  }
+
+  private damaged(runId: string): RunFileDamagedError {
+    return new RunFileDamagedError(
+      runId,
+      this.fileOf(runId),
+      this.corrupt.get(runId) ?? "",
+      this.damagedLines.get(runId) ?? 1,
+    );
+  }
 }
 
+/** The first line of a run file that cannot be read (1-based), and why. */
+interface DamagedLine {
+  line: number;
+  cause: unknown;
+}
+
+/** The run document of a run file's first line (read only for its idempotency key: not validated). */
+function firstDocument(line: string): Partial<RunRecord> {
+  return ((JSON.parse(line) as Partial<CommitLine>).run ?? {}) as Partial<RunRecord>;
+}
+
+/** @throws DamagedLine naming the first line that cannot be read */
 function parseRunFile(runId: string, lines: string[]): { run: RunRecord; events: WorkflowEvent[] } {
   let run: RunRecord | undefined;
   const events: WorkflowEvent[] = [];
   lines.forEach((line, index) => {
-    const where = `run ${runId}, line ${index + 1}`;
-    let commit: CommitLine;
     try {
-      commit = JSON.parse(line) as CommitLine;
+      run = applyLine(runId, line, index + 1, run, events);
     } catch (cause) {
-      throw new InvalidEventError(`Line ${index + 1} of the log of run ${runId} is not valid JSON`, {
-        cause,
-      });
+      throw { line: index + 1, cause } satisfies DamagedLine;
     }
-    if (commit.v !== events.length || !Array.isArray(commit.events)) {
-      throw new InvalidEventError(
-        `Line ${index + 1} of the log of run ${runId} does not follow version ${events.length}`,
-      );
-    }
-    for (const raw of commit.events) events.push(parseEvent(raw, where));
-    run = run ? applyPatch(run, commit.run as RunPatch, events.length) : (commit.run as RunRecord);
   });
-  if (!run) throw new InvalidEventError(`The log of run ${runId} is empty`);
+  if (!run)
+    throw { line: 1, cause: new InvalidEventError(`The log of run ${runId} is empty`) } satisfies DamagedLine;
   return { run: { ...run, version: events.length }, events };
+}
+
+/** Adds the events of one line (number `at`) to `events`; returns the run document after it. */
+function applyLine(
+  runId: string,
+  line: string,
+  at: number,
+  run: RunRecord | undefined,
+  events: WorkflowEvent[],
+): RunRecord {
+  let commit: CommitLine;
+  try {
+    commit = JSON.parse(line) as CommitLine;
+  } catch (cause) {
+    throw new InvalidEventError(`Line ${at} of the log of run ${runId} is not valid JSON`, { cause });
+  }
+  if (commit.v !== events.length || !Array.isArray(commit.events)) {
+    throw new InvalidEventError(
+      `Line ${at} of the log of run ${runId} does not follow version ${events.length}`,
+    );
+  }
+  for (const raw of commit.events) events.push(parseEvent(raw, `run ${runId}, line ${at}`));
+  return run ? applyPatch(run, commit.run as RunPatch, events.length) : (commit.run as RunRecord);
 }
 
 function truncate(path: string, length: number): void {

@@ -1,9 +1,10 @@
-import { closeSync, fstatSync, ftruncateSync, openSync, readSync, writeSync } from "node:fs";
+import { closeSync, fdatasyncSync, fstatSync, ftruncateSync, openSync, readSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { getLogger } from "../../core/logger.ts";
 import { optional } from "../../core/optional.ts";
 import type { RunTags } from "../../core/tags.ts";
 import { FINISHED_STATUSES, type RunRecord, type RunStatus } from "../../ports/event-store.ts";
+import { writeFailure } from "./write-failure.ts";
 
 /** Where a run's document is in the index, and what listing needs without reading it. */
 export interface IndexEntry {
@@ -69,13 +70,28 @@ export class FinishedIndex {
     this.size += start;
   }
 
-  /** Appends the run's document (the owner only). */
-  append(run: RunRecord): IndexEntry {
+  /**
+   * Appends the run's document (the owner only), fdatasync'd before it returns when `sync` is set. A write
+   * that fails leaves nothing behind: it throws `StorageWriteError` once the bytes it wrote are cut off.
+   */
+  append(run: RunRecord, options: { sync?: boolean } = {}): IndexEntry {
     const fd = this.open("a+") as number;
     // Written at the end this index has read up to (the owner is its only writer).
     const line = Buffer.from(`${JSON.stringify(run)}\n`);
     const offset = this.size;
-    writeSync(fd, line, 0, line.length, offset);
+    try {
+      let written = 0;
+      while (written < line.length)
+        written += writeSync(fd, line, written, line.length - written, offset + written);
+      if (options.sync) fdatasyncSync(fd);
+    } catch (error) {
+      this.cutBack(fd, offset);
+      throw writeFailure(
+        error,
+        this.path,
+        `The index line of run ${run.runId} was not kept; the run's own file still says how it ended, and the next start of the app reads it from there.`,
+      );
+    }
     this.size += line.length;
     return this.remember(run, offset, line.length - 1);
   }
@@ -91,6 +107,18 @@ export class FinishedIndex {
   close(): void {
     if (this.fd !== undefined) closeSync(this.fd);
     this.fd = undefined;
+  }
+
+  /**
+   * Cuts off what a failed append wrote after the last line. (Should that fail too, later lines go after
+   * the leftover, which the next open reads as one unreadable line: that run's own file is read instead.)
+   */
+  private cutBack(fd: number, offset: number): void {
+    try {
+      ftruncateSync(fd, offset);
+    } catch {
+      this.size = fstatSync(fd).size;
+    }
   }
 
   /** The file, opened once: "r" for readers, "r+" for the owner once it exists, "a+" to create it. */

@@ -6,7 +6,7 @@ import type { ActivationCause, ActivationTask, StepTask, TaskQueue } from "../..
 export interface TaskHandlers {
   activate(task: ActivationTask): Promise<void>;
   executeStep(task: StepTask): Promise<void>;
-  /** Called when an activation throws; the queue retries it after `retryDelayMs`. */
+  /** Called when an activation throws; the queue retries it after `retryDelayMs` (doubled each time it throws again). */
   onActivationError?(task: ActivationTask, error: unknown): "retry" | "drop";
 }
 
@@ -14,8 +14,14 @@ export interface TaskHandlers {
 export interface InProcessQueueOptions {
   /** Steps run at once. @default 100 */
   concurrency?: number;
-  /** Wait before an activation that threw runs again. @default 1000 */
+  /**
+   * Wait before an activation that threw runs again; each further failure in a row of the same run's
+   * activation doubles it, up to `maxRetryDelayMs` (a full disk is not retried every second).
+   * @default 1000
+   */
   retryDelayMs?: number;
+  /** The longest wait before an activation that keeps throwing runs again. @default 30000 */
+  maxRetryDelayMs?: number;
 }
 
 /**
@@ -27,6 +33,9 @@ export class InProcessQueue implements TaskQueue {
   private handlers: TaskHandlers | undefined;
   private readonly concurrency: number;
   private readonly retryDelayMs: number;
+  private readonly maxRetryDelayMs: number;
+  /** Activations that threw in a row, by run (none once one succeeds). */
+  private readonly failures = new Map<string, number>();
   private readonly waitingActivations = new Map<
     string,
     { cause: ActivationCause; redelivered: boolean; sentAt?: number }
@@ -42,6 +51,7 @@ export class InProcessQueue implements TaskQueue {
   constructor(options: InProcessQueueOptions = {}) {
     this.concurrency = options.concurrency ?? 100;
     this.retryDelayMs = options.retryDelayMs ?? 1000;
+    this.maxRetryDelayMs = options.maxRetryDelayMs ?? 30_000;
   }
 
   /** Starts delivering to `handlers`. */
@@ -132,18 +142,24 @@ export class InProcessQueue implements TaskQueue {
     };
     try {
       await this.handlers.activate(task);
+      if (this.failures.size > 0) this.failures.delete(runId);
     } catch (error) {
       const decision = this.handlers.onActivationError?.(task, error) ?? "retry";
-      if (decision === "retry" && !this.closed) {
-        this.track(
-          () =>
-            new Promise<void>((resolve) =>
-              setTimeout(() => {
-                void this.enqueueActivation({ ...task, redelivered: true }).then(resolve);
-              }, this.retryDelayMs),
-            ),
-        );
+      if (decision !== "retry" || this.closed) {
+        this.failures.delete(runId);
+        return;
       }
+      const failures = (this.failures.get(runId) ?? 0) + 1;
+      this.failures.set(runId, failures);
+      const delay = Math.min(this.retryDelayMs * 2 ** (failures - 1), this.maxRetryDelayMs);
+      this.track(
+        () =>
+          new Promise<void>((resolve) =>
+            setTimeout(() => {
+              void this.enqueueActivation({ ...task, redelivered: true }).then(resolve);
+            }, delay),
+          ),
+      );
     }
   }
 

@@ -11,6 +11,7 @@ import {
 } from "aws-cdk-lib";
 import type { Construct } from "constructs";
 import { ConfigurationError } from "../lib/core/errors.ts";
+import { checkOptionNames } from "../lib/core/options.ts";
 import { assertLocalEsbuild } from "./bundling.ts";
 import { checkRuntime, TESTED_RUNTIME } from "./runtime.ts";
 
@@ -263,6 +264,37 @@ const METRICS_NAMESPACE = /^(?!AWS\/|:)(?=.*[^ ])[\w.\-/#: ]{1,255}$/;
 const VISIBILITY_FACTOR = 6;
 const MAX_VISIBILITY_SECONDS = 12 * 60 * 60;
 
+/** Every property's name, for the check of misspelt ones (the compiler keeps the list whole). */
+const PROP_NAMES = Object.keys({
+  entry: 1,
+  handlerNames: 1,
+  runtime: 1,
+  memorySize: 1,
+  stepMemorySize: 1,
+  workflowTimeout: 1,
+  stepTimeout: 1,
+  startTimeout: 1,
+  logRetention: 1,
+  removalPolicy: 1,
+  alarmTopic: 1,
+  tableName: 1,
+  scheduleGroupName: 1,
+  retention: 1,
+  sweepInterval: 1,
+  dashboard: 1,
+  metricsNamespace: 1,
+  tracing: 1,
+  maxReceiveCount: 1,
+  workflowBatchSize: 1,
+  stepBatchSize: 1,
+  maxMessageAge: 1,
+  environment: 1,
+  endpoints: 1,
+  webhooks: 1,
+  webhookSecret: 1,
+  schedules: 1,
+} satisfies Record<keyof DurableWorkflowsProps, 1>);
+
 /** Checks every property, naming the property and the bad value, and fills in the defaults. */
 export function resolveProps(scope: Construct, props: DurableWorkflowsProps): Settings {
   const fail = (message: string): never => {
@@ -272,6 +304,13 @@ export function resolveProps(scope: Construct, props: DurableWorkflowsProps): Se
   const show = (value: unknown) =>
     typeof value === "number" ? String(value) : (JSON.stringify(value) ?? String(value));
 
+  // A misspelt property (stepTimout) would leave its default in place without a word.
+  const owner = `DurableWorkflows (${scope.node.path})`;
+  checkOptionNames(owner, props, PROP_NAMES);
+  if (props.handlerNames !== undefined)
+    checkOptionNames(owner, props.handlerNames, Object.keys(DEFAULT_HANDLER_NAMES), "handlerNames");
+  if (props.endpoints !== undefined)
+    checkOptionNames(owner, props.endpoints, ["dynamodb", "sqs", "scheduler", "s3"], "endpoints");
   if (typeof props.entry !== "string" || props.entry.trim() === "")
     fail(`entry must be the path of the file that exports the handlers; it is ${show(props.entry)}.`);
   if (!existsSync(props.entry) || !statSync(props.entry).isFile())

@@ -935,6 +935,15 @@ describe("properties", () => {
       /metricsNamespace .*not starting with "AWS\/".* it is "AWS\/Lambda"/,
     ],
     [{ metricsNamespace: "orders,eu" }, /metricsNamespace .* it is "orders,eu"/],
+    [
+      { stepTimout: Duration.minutes(5) },
+      /unknown option "stepTimout"\. The options are entry, handlerNames,/,
+    ],
+    [
+      { handlerNames: { workflw: "wf" } },
+      /unknown option "handlerNames\.workflw"\. The options are handlerNames\.workflow,/,
+    ],
+    [{ endpoints: { dynamo: "http://127.0.0.1:8000" } }, /unknown option "endpoints\.dynamo"/],
   ] as [Partial<DurableWorkflowsProps>, RegExp][])("rejects %o naming the bad value", (props, message) => {
     expect(() => build(props)).toThrow(message);
   });

@@ -3,7 +3,6 @@ import {
   existsSync,
   fstatSync,
   ftruncateSync,
-  mkdirSync,
   openSync,
   readdirSync,
   readFileSync,
@@ -46,7 +45,7 @@ import { currentHolder, DirectoryLock, describeHolder, LockHeldError } from "./d
 import { FinishedIndex, type IndexEntry } from "./finished-index.ts";
 import { GroupSync } from "./group-sync.ts";
 import { Inbox, type InboxRequest, type InboxWatchOptions } from "./inbox.ts";
-import { writeFailure } from "./write-failure.ts";
+import { makeDirectory, writeFailure } from "./write-failure.ts";
 
 /** Options of {@link FileStorage}. */
 export interface FileStorageOptions {
@@ -152,9 +151,9 @@ export class FileStorage extends MemoryStorage {
       sizeCalculation: (state) => state.events.length + 1,
     });
     if (this.readOnly) return;
-    const next = "Nothing was started; start again once the directory can be written.";
+    const next = `Nothing was started; start again once the directory can be written, or use another one (configure({ dir }), TSWORKFLOW_DIR). To read its runs only: new FileStorage({ dir: ${JSON.stringify(this.dir)}, readOnly: true }) or the CLI.`;
     try {
-      mkdirSync(this.runsDir, { recursive: true });
+      makeDirectory(this.runsDir);
       this.lock = this.acquireLock();
     } catch (error) {
       throw writeFailure(error, this.dir, next);

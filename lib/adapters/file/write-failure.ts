@@ -1,3 +1,5 @@
+import { existsSync, mkdirSync } from "node:fs";
+import { dirname } from "node:path";
 import { StorageWriteError } from "../../core/errors.ts";
 
 /**
@@ -8,4 +10,18 @@ export function writeFailure(error: unknown, path: string, next: string): unknow
   const { code, syscall } = (error ?? {}) as NodeJS.ErrnoException;
   if (typeof code !== "string" || typeof syscall !== "string") return error;
   return new StorageWriteError(path, code, next, { cause: error });
+}
+
+/**
+ * Creates the directory `path` and its parents. On a read-only file system Node's recursive mkdir answers
+ * ENOENT for a directory whose parent exists; creating the last one alone gives the real reason (EROFS,
+ * EACCES), which {@link writeFailure} can name.
+ */
+export function makeDirectory(path: string): void {
+  try {
+    mkdirSync(path, { recursive: true });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "ENOENT" || !existsSync(dirname(path))) throw error;
+    mkdirSync(path);
+  }
 }

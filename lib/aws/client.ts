@@ -57,7 +57,12 @@ export interface TsWorkflowClient {
    * const latest = await client.getRun(runId, { followContinuations: true });
    */
   getRun(runId: string, options?: GetRunOptions): Promise<RunRecord | undefined>;
-  /** The run's event log, in order. */
+  /**
+   * The run's event log, in order; an empty array for an unknown id (as `getRun` answers undefined: the
+   * client reads as a runtime does; the top-level `getEvents()` of `tsworkflow` throws `RunNotFoundError`).
+   * @example
+   * const types = (await client.getEvents(runId)).map((event) => event.type);
+   */
   getEvents(runId: string): Promise<WorkflowEvent[]>;
   /**
    * One page of runs, newest first (by status and/or workflow); pass `nextCursor` back as `cursor`

@@ -1,7 +1,9 @@
+import { redisUrlProblem } from "./adapters/redis/redis-url.ts";
 import { ConfigurationError, describe, InvalidRunQueryError, RunNotFoundError } from "./core/errors.ts";
 import type { WorkflowEvent } from "./core/events.ts";
 import { assertRunId } from "./core/ids.ts";
 import { importOptional } from "./core/optional-dependency.ts";
+import { checkOptionNames, directoryOption, integerOption } from "./core/options.ts";
 import type { AnyWorkflow, WorkflowArgs } from "./core/workflow.ts";
 import {
   type EventStore,
@@ -49,9 +51,13 @@ let onConfigureIgnored: (() => void) | undefined;
  * import { configure } from "tsworkflow";
  * import { MemoryStorage } from "tsworkflow/local";
  * configure({ storage: new MemoryStorage() });
- * @throws ConfigurationError for `schedules` beside `redis` or `runtime`, which would not fire them
+ * @throws ConfigurationError for an unknown or bad option, more than one of `runtime`, `storage`, `dir` and
+ *   `redis`, a `redis` URL that is not redis:// or rediss://, or `schedules` beside `redis` or `runtime`
+ * @throws StorageLockedError when another process holds the directory: the embedded runtime opens it (and
+ *   takes its lock) here, at the call
  */
 export function configure(options: ConfigureOptions = {}): void {
+  checkConfigureOptions(options);
   refuseIgnoredSchedules(options);
   if (onConfigureIgnored) {
     onConfigureIgnored();
@@ -85,6 +91,33 @@ export function configure(options: ConfigureOptions = {}): void {
       current = runtime;
       return runtime;
     });
+}
+
+const CONFIGURE_OPTIONS = Object.keys({
+  runtime: 0,
+  storage: 0,
+  dir: 0,
+  redis: 0,
+  concurrency: 0,
+  schedules: 0,
+} satisfies Record<keyof ConfigureOptions, 0>);
+
+/** Misspelt, bad or conflicting options would be ignored or lose to another without a word: refused at once. */
+function checkConfigureOptions(options: ConfigureOptions): void {
+  const owner = "configure()";
+  checkOptionNames(owner, options, CONFIGURE_OPTIONS);
+  const backends = (["runtime", "storage", "dir", "redis"] as const).filter(
+    (key) => options[key] !== undefined,
+  );
+  if (backends.length > 1)
+    throw new ConfigurationError(
+      `${owner}: give one of runtime, storage, dir and redis, not ${backends.join(" and ")}: each says where runs live.`,
+    );
+  directoryOption(owner, "dir", options.dir);
+  integerOption(owner, "concurrency", options.concurrency, 1);
+  const problem =
+    options.redis === undefined ? undefined : redisUrlProblem(options.redis, "configure({ redis })");
+  if (problem) throw new ConfigurationError(problem);
 }
 
 /**
@@ -136,6 +169,8 @@ export async function getRuntime(): Promise<Runtime> {
   if (pending) return pending;
   const redis = process.env.TSWORKFLOW_REDIS_URL;
   if (redis) {
+    const problem = redisUrlProblem(redis, "TSWORKFLOW_REDIS_URL");
+    if (problem) throw new ConfigurationError(problem);
     pending = loadRedisRuntime(redis, undefined);
     return pending;
   }
@@ -221,14 +256,24 @@ export async function getEvents(runId: string): Promise<WorkflowEvent[]> {
  *   page = await listRuns({ status: "failed", limit: 50, cursor: page.nextCursor });
  * }
  * @throws InvalidRunQueryError for an unknown status, a limit that is not a whole number ≥ 0, or a cursor that no earlier page returned
+ * @throws ConfigurationError for an unknown key (a misspelt filter would list every run)
  */
 export async function listRuns(query?: RunQuery): Promise<RunPage> {
+  if (query !== undefined) checkOptionNames("listRuns()", query, QUERY_KEYS);
   if (query?.status !== undefined && !RUN_STATUSES.includes(query.status))
     throw new InvalidRunQueryError(
       `Invalid status ${describe(query.status)}: use ${RUN_STATUSES.join(", ")}.`,
     );
   return (await getRuntime()).listRuns(query);
 }
+
+const QUERY_KEYS = Object.keys({
+  status: 0,
+  workflowName: 0,
+  tags: 0,
+  limit: 0,
+  cursor: 0,
+} satisfies Record<keyof RunQuery, 0>);
 
 /**
  * Cancels a run: inside the workflow, pending steps and sleeps throw `CancelledError`, so `finally`

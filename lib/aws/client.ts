@@ -19,6 +19,7 @@ import type { GetRunOptions, StartOptions } from "../ports/runtime.ts";
 import type { TaskQueue } from "../ports/task-queue.ts";
 import type { Timers } from "../ports/timers.ts";
 import { createPayloads } from "../runtimes/aws.ts";
+import { checkStartOptions } from "../runtimes/call-options.ts";
 import { getRunOrLast } from "../runtimes/follow-continuations.ts";
 import { type ClientConfig, loadClientConfig } from "./config.ts";
 import { type AwsScheduleInfo, scheduleControl } from "./schedules.ts";
@@ -197,6 +198,7 @@ export function createClient(
   };
   return {
     async start(workflow: AnyWorkflow | string, args: unknown[], startOptions: StartOptions = {}) {
+      checkStartOptions(startOptions);
       const result = await engine.start(workflow, args, startOptions);
       return result.runId;
     },

@@ -1,7 +1,7 @@
 import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { PayloadRef } from "../adapters/aws/s3-payloads.ts";
-import { redactUrl } from "../adapters/redis/redact-url.ts";
+import { redactUrl, redisUrlProblem } from "../adapters/redis/redis-url.ts";
 import { isHttpUrl } from "../aws/config.ts";
 import { ConfigurationError, StorageLockedError, TsWorkflowError } from "../core/errors.ts";
 import { importWorkflowsModule } from "../core/workflows-module.ts";
@@ -116,10 +116,8 @@ export function resolveBackend(options: BackendOptions, env: Env = process.env):
  * @throws UsageError unless it is a redis:// or rediss:// URL
  */
 export function redisUrlOf(url: string | undefined, source: string): string | undefined {
-  if (url !== undefined && !/^rediss?:\/\//.test(url))
-    throw new UsageError(
-      `${source} takes a redis:// or rediss:// URL, e.g. redis://127.0.0.1:6379; got ${JSON.stringify(redactUrl(url))}.`,
-    );
+  const problem = url === undefined ? undefined : redisUrlProblem(url, source);
+  if (problem) throw new UsageError(problem);
   return url;
 }
 

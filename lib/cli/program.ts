@@ -15,6 +15,7 @@ import {
   resolveBackend,
   runnerOf,
 } from "./backend.ts";
+import { dashboardPackages } from "./dashboard/packages.ts";
 import { EXIT, UsageError } from "./errors.ts";
 import { replayCommand } from "./replay.ts";
 import {
@@ -452,11 +453,9 @@ export function createProgram(context: CliContext, setExitCode: (code: number) =
         command: Command,
       ) => {
         const backend = backendOf(command);
-        const { runDashboardCommand } = await importOptional(
-          () => import("./dashboard/command.ts"),
-          "The dashboard",
-          ["hono", "@hono/node-server"],
-        );
+        // Before anything is opened: a missing hono is said at once.
+        dashboardPackages();
+        const { runDashboardCommand } = await import("./dashboard/command.ts");
         setExitCode(
           await runDashboardCommand(backend, {
             port: options.port ?? DEFAULT_PORT,
@@ -494,10 +493,9 @@ export function createProgram(context: CliContext, setExitCode: (code: number) =
         command: Command,
       ) => {
         const backend = backendOf(command);
-        const { runDevCommand } = await importOptional(() => import("./dev/command.ts"), "tsworkflow dev", [
-          "hono",
-          "@hono/node-server",
-        ]);
+        // Before the worker starts: a missing hono is said at once.
+        dashboardPackages();
+        const { runDevCommand } = await import("./dev/command.ts");
         setExitCode(
           await runDevCommand(module, backend, {
             port: options.port ?? DEFAULT_PORT,

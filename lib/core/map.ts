@@ -1,5 +1,5 @@
 import { ConfigurationError, describe } from "./errors.ts";
-import { checkOptionNames, optionError } from "./options.ts";
+import { booleanOption, checkOptionNames, integerOption } from "./options.ts";
 
 /** Options of {@link map}. */
 export interface MapOptions {
@@ -58,11 +58,9 @@ export function map<T, R>(
   options: MapOptions = {},
 ): Promise<Awaited<R>[] | MapSettled<Awaited<R>>[]> {
   checkOptionNames("map()", options, ["concurrency", "settle"]);
+  integerOption("map()", "concurrency", options.concurrency, 1);
+  booleanOption("map()", "settle", options.settle);
   const concurrency = options.concurrency ?? DEFAULT_MAP_CONCURRENCY;
-  if (!Number.isInteger(concurrency) || concurrency < 1)
-    throw optionError("map()", "concurrency", "an integer >= 1", concurrency);
-  if (options.settle !== undefined && typeof options.settle !== "boolean")
-    throw optionError("map()", "settle", "true or false", options.settle);
   if (!Array.isArray(items))
     throw new ConfigurationError(`map(): items must be an array, got ${describe(items)}.`);
   if (typeof fn !== "function") throw new ConfigurationError("map() needs a function.");

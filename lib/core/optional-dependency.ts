@@ -31,3 +31,24 @@ export function missingPackage(error: unknown): string | undefined {
   const parts = specifier.split("/");
   return (specifier.startsWith("@") ? parts.slice(0, 2) : parts.slice(0, 1)).join("/");
 }
+
+/**
+ * `require(name)` of an optional peer, for code that cannot wait for `import()` (a module's top level, a
+ * function that returns at once); a missing one of `packages` is a `MissingDependencyError` naming them all.
+ * @param require - `createRequire(import.meta.url)` of the calling module
+ * @throws MissingDependencyError when one of `packages` cannot be found
+ */
+export function requireOptional<T>(
+  require: (name: string) => unknown,
+  name: string,
+  feature: string,
+  packages: readonly string[],
+): T {
+  try {
+    return require(name) as T;
+  } catch (error) {
+    if (packages.includes(missingPackage(error) ?? ""))
+      throw new MissingDependencyError(feature, packages, { cause: error });
+    throw error;
+  }
+}

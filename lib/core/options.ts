@@ -1,6 +1,7 @@
 /**
- * Checks of the options of `step()`, `workflow()` and `schedule()`, at definition time: a bad option throws
- * a `ConfigurationError` that names its owner, the option, what it must be and the value given.
+ * Checks of options (`step()`, `workflow()`, `schedule()` at definition time; the runtimes', `start()`'s,
+ * `waitForEvent()`'s… at the call): a bad option throws a `ConfigurationError` that names its owner, the
+ * option, what it must be and the value given.
  */
 import { type Duration, measureDuration } from "./durations.ts";
 import { ConfigurationError, describe } from "./errors.ts";
@@ -36,6 +37,36 @@ export function durationOption(owner: string, option: string, value: unknown, ex
   const ms = measureDuration(value as Duration);
   if (typeof ms === "string") throw optionError(owner, option, expected, value, ms);
   return ms;
+}
+
+/**
+ * Checks an integer option, left out (its default) or an integer from `min` up.
+ * @throws ConfigurationError otherwise
+ */
+export function integerOption(owner: string, option: string, value: unknown, min: number): void {
+  if (value !== undefined && (!Number.isInteger(value) || (value as number) < min))
+    throw optionError(owner, option, `an integer >= ${min}`, value);
+}
+
+/**
+ * A directory option: an empty path would be the current directory without a word.
+ * @throws ConfigurationError unless `value` is left out or a path that is not empty
+ */
+export function directoryOption(owner: string, option: string, value: unknown): void {
+  if (value !== undefined && (typeof value !== "string" || value === ""))
+    throw optionError(owner, option, 'a directory path, e.g. "./.tsworkflow"', value);
+}
+
+/** @throws ConfigurationError unless `value` is left out, true or false */
+export function booleanOption(owner: string, option: string, value: unknown): void {
+  if (value !== undefined && typeof value !== "boolean")
+    throw optionError(owner, option, "true or false", value);
+}
+
+/** @throws ConfigurationError unless `value` is left out or a zod 4 schema, regular zod or zod/mini (what validation reads of one) */
+export function schemaOption(owner: string, option: string, value: unknown): void {
+  if (value !== undefined && typeof (value as { _zod?: { def?: unknown } })._zod?.def !== "object")
+    throw optionError(owner, option, "a zod schema", value);
 }
 
 /**

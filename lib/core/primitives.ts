@@ -3,6 +3,7 @@ import { currentExecution, getStepInfo, requireExecution } from "./context.ts";
 import type { Duration } from "./durations.ts";
 import { getLogger } from "./logger.ts";
 import { assertName } from "./names.ts";
+import { checkOptionNames, schemaOption } from "./options.ts";
 import type { Serialized } from "./serialization.ts";
 import type { RunTags } from "./tags.ts";
 import type { AnyWorkflow, WorkflowArgs, WorkflowResult } from "./workflow.ts";
@@ -144,7 +145,18 @@ export function waitForEvent<T = unknown>(
 ): Promise<T> {
   const execution = requireExecution("waitForEvent()");
   assertEventName(eventName);
+  checkWaitOptions("waitForEvent()", options);
   return execution.callHook(eventName, options).promise as Promise<T>;
+}
+
+/**
+ * The options of `waitForEvent()` and `createWebhook()`, checked at the call as the timeout is (when the
+ * wait is recorded): a misspelt `timeout` would wait for ever.
+ * @throws ConfigurationError for an unknown option or a `schema` that is not a zod schema
+ */
+function checkWaitOptions(owner: string, options: WaitForEventOptions<unknown>): void {
+  checkOptionNames(owner, options, ["timeout", "schema"]);
+  schemaOption(owner, "schema", options.schema);
 }
 
 /** A webhook created by {@link createWebhook}. */
@@ -173,6 +185,7 @@ export const WEBHOOK_EVENT_PREFIX = "webhook.";
  *   return (await hook.wait()).approved;
  * });
  * @throws NotInWorkflowError outside a workflow
+ * @throws InvalidDurationError for a bad `timeout`, ConfigurationError for an unknown option or a bad `schema`
  */
 export function createWebhook<T>(options: WaitForEventOptions<T> & { schema: $ZodType<T> }): Webhook<T>;
 /** Without a schema: `T` is the body the caller sends, and `wait()` gives it as {@link Serialized}`<T>`. */
@@ -181,6 +194,7 @@ export function createWebhook<T = unknown>(
 ): Webhook<Serialized<T>>;
 export function createWebhook<T = unknown>(options: WaitForEventOptions<T> = {}): Webhook<T> {
   const execution = requireExecution("createWebhook()");
+  checkWaitOptions("createWebhook()", options);
   // Each webhook waits on an event name of its own, so a call to one token never reaches another.
   const { promise, token } = execution.callHook(`${WEBHOOK_EVENT_PREFIX}${execution.nextWebhookIndex()}`, {
     ...options,

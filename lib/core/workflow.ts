@@ -2,7 +2,7 @@ import type { $ZodType } from "zod/v4/core";
 import type { Duration } from "./durations.ts";
 import { ConfigurationError, WorkflowInputError } from "./errors.ts";
 import { assertName } from "./names.ts";
-import { checkOptionNames, durationOption, optionError } from "./options.ts";
+import { checkOptionNames, durationOption, optionError, schemaOption } from "./options.ts";
 import { checkLimits, type RateLimit } from "./rate-limit.ts";
 import { definingRegistry } from "./registry.ts";
 import { safeParseWithMessages } from "./schema.ts";
@@ -131,9 +131,7 @@ export function workflow<Args extends unknown[], Result>(
   const { version, input, maxDuration } = options;
   if (version !== undefined && (typeof version !== "string" || !VERSION.test(version)))
     throw optionError(owner, "version", '1 to 64 letters, digits, ".", "_" or "-"', version);
-  // What validateWorkflowInput reads of a zod 4 schema, regular zod or zod/mini.
-  if (input !== undefined && typeof input?._zod?.def !== "object")
-    throw optionError(owner, "input", "a zod schema", input);
+  schemaOption(owner, "input", input);
   checkLimits(owner, options);
   const maxDurationMs =
     maxDuration === undefined ? undefined : durationOption(owner, "maxDuration", maxDuration);

@@ -831,7 +831,7 @@ export class Engine {
    */
   async cancelRun(runId: string, reason = "cancelled"): Promise<void> {
     assertRunId(runId);
-    assertText("The reason of a cancellation", reason, 1000);
+    assertText("cancellation reason", reason, 1000);
     const run = await this.liveEndOf(runId);
     if (FINISHED_STATUSES.has(run.status)) {
       throw new InvalidRunStateError(

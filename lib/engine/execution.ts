@@ -662,20 +662,22 @@ export class RunExecution implements WorkflowScope {
     const token = options.webhook
       ? (recorded?.token ?? `${this.runId}.${randomBytes(18).toString("base64url")}`)
       : undefined;
-    let timeoutAt: number | undefined;
+    // Resolved at the call: a bad timeout throws from createWebhook() itself, not from a later wait() after
+    // the webhook's path (never recorded, so another on replay) was handed out.
+    const timeoutAt = recorded
+      ? recorded.timeoutAt
+      : options.timeout === undefined
+        ? undefined
+        : resolveDeadline(options.timeout, this.now);
     const promise = this.command<unknown>(
       { kind: "hook", id: hookId },
-      () => {
-        if (recorded) timeoutAt = recorded.timeoutAt;
-        else if (options.timeout !== undefined) timeoutAt = resolveDeadline(options.timeout, this.now);
-        return () => ({
-          type: "hook_created",
-          hookId,
-          eventName,
-          ...optional("timeoutAt", timeoutAt),
-          ...optional("token", token),
-        });
-      },
+      () => () => ({
+        type: "hook_created",
+        hookId,
+        eventName,
+        ...optional("timeoutAt", timeoutAt),
+        ...optional("token", token),
+      }),
       (_seq, settle) =>
         this.hooks.set(hookId, {
           kind: "hook",

@@ -17,6 +17,13 @@ import {
 import type { WorkflowEvent } from "../core/events.ts";
 import { getLogger } from "../core/logger.ts";
 import { optional } from "../core/optional.ts";
+import {
+  booleanOption,
+  checkOptionNames,
+  directoryOption,
+  integerOption,
+  optionError,
+} from "../core/options.ts";
 import { defaultRegistry, type Registry } from "../core/registry.ts";
 import type { AnyWorkflow } from "../core/workflow.ts";
 import { linkedPage, linkedRun, withChainLinks } from "../engine/continuation.ts";
@@ -43,6 +50,7 @@ import type { SlotStore } from "../ports/slot-store.ts";
 import type { ActivationTask } from "../ports/task-queue.ts";
 import type { ScheduleDefinition } from "../schedules/schedule.ts";
 import { type ScheduleInfo, Scheduler } from "../schedules/scheduler.ts";
+import { checkStartOptions } from "./call-options.ts";
 import { getRunOrLast, waitAlongChain } from "./follow-continuations.ts";
 
 /** Options of {@link LocalRuntime}. */
@@ -120,6 +128,49 @@ export interface LocalRuntimeOptions {
   onRunFinished?: (runId: string) => void;
 }
 
+const OPTION_NAMES = Object.keys({
+  storage: 0,
+  dir: 0,
+  concurrency: 0,
+  clock: 0,
+  timers: 0,
+  recover: 0,
+  inlineSteps: 0,
+  slots: 0,
+  rates: 0,
+  telemetry: 0,
+  schedules: 0,
+  scheduleStore: 0,
+  limits: 0,
+  registry: 0,
+  inbox: 0,
+  onRunFinished: 0,
+} satisfies Record<keyof LocalRuntimeOptions, 0>);
+
+/**
+ * The options of `new LocalRuntime()`, checked as `step()`'s are: `concurrency: 0` would run no step, and
+ * every run would wait for ever.
+ * @throws ConfigurationError for an unknown or bad option
+ */
+function checkLocalRuntimeOptions(options: LocalRuntimeOptions): void {
+  const owner = "new LocalRuntime()";
+  checkOptionNames(owner, options, OPTION_NAMES);
+  if (options.storage !== undefined && options.dir !== undefined)
+    throw new ConfigurationError(
+      `${owner}: give storage or dir, not both (dir is where the default FileStorage keeps its files; pass new FileStorage({ dir }) as storage instead).`,
+    );
+  directoryOption(owner, "dir", options.dir);
+  integerOption(owner, "concurrency", options.concurrency, 1);
+  if (options.timers !== undefined && options.timers !== "real" && options.timers !== "manual")
+    throw optionError(owner, "timers", '"real" or "manual"', options.timers);
+  booleanOption(owner, "recover", options.recover);
+  booleanOption(owner, "inlineSteps", options.inlineSteps);
+  if (options.inbox === undefined) return;
+  checkOptionNames(owner, options.inbox, ["pollMs", "pollOnly"], "inbox");
+  integerOption(owner, "inbox.pollMs", options.inbox.pollMs, 1);
+  booleanOption(owner, "inbox.pollOnly", options.inbox.pollOnly);
+}
+
 /** Schedule state beside the runs: `<dir>/schedules.json` on the file backend, memory otherwise. */
 export function scheduleStoreOf(storage: EventStore): ScheduleStore {
   return storage instanceof FileStorage
@@ -157,7 +208,9 @@ export class LocalRuntime implements Runtime {
   /** Set once `close()` has drained the queue: a run that has not finished by then does not finish here. */
   private stopped = false;
 
+  /** @throws ConfigurationError for an unknown or bad option */
   constructor(options: LocalRuntimeOptions = {}) {
+    checkLocalRuntimeOptions(options);
     this.storage = options.storage ?? new FileStorage(optional("dir", options.dir));
     this.clock = options.clock ?? systemClock;
     this.queue = new InProcessQueue({ concurrency: options.concurrency ?? 100 });
@@ -269,6 +322,7 @@ export class LocalRuntime implements Runtime {
   /** @throws RuntimeClosedError after `close()` */
   async start(workflow: AnyWorkflow | string, args: unknown[], options?: StartOptions): Promise<StartResult> {
     this.assertOpen();
+    checkStartOptions(options);
     await this.ready;
     return this.engine.start(workflow, args, options);
   }

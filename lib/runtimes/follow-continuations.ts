@@ -1,6 +1,7 @@
 import { RunNotFoundError } from "../core/errors.ts";
 import type { RunRecord } from "../ports/event-store.ts";
 import type { GetRunOptions, WaitOptions } from "../ports/runtime.ts";
+import { checkWaitOptions } from "./call-options.ts";
 
 /** A runtime's read of one run document, with its chain links. */
 type ReadRun = (runId: string) => Promise<RunRecord | undefined>;
@@ -32,12 +33,16 @@ export async function getRunOrLast(
 /**
  * Waits for the run and, with `followContinuations`, along its `continueAsNew()` chain until its last run
  * finishes otherwise, all within the one `timeoutMs`.
+ * @param also - the runtime's own options beside the common ones (see `checkWaitOptions`)
+ * @throws ConfigurationError for bad options, before anything is read
  */
 export async function waitAlongChain(
   wait: WaitForOneRun,
   runId: string,
   options: WaitOptions & GetRunOptions,
+  also?: readonly string[],
 ): Promise<RunRecord> {
+  checkWaitOptions(options, also);
   const deadline = options.timeoutMs === undefined ? undefined : Date.now() + options.timeoutMs;
   const remaining = () => (deadline === undefined ? {} : { timeoutMs: Math.max(0, deadline - Date.now()) });
   let run = await wait(runId, remaining());

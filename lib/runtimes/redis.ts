@@ -26,6 +26,7 @@ import type { GetRunOptions, Runtime, WaitOptions } from "../ports/runtime.ts";
 import type { StepTask } from "../ports/task-queue.ts";
 import type { ScheduleDefinition } from "../schedules/schedule.ts";
 import { type ScheduleInfo, Scheduler } from "../schedules/scheduler.ts";
+import { checkStartOptions } from "./call-options.ts";
 import { getRunOrLast, waitAlongChain } from "./follow-continuations.ts";
 import { type RedisSweepOptions, startSweeper, sweepSettings, sweepStaleRuns } from "./redis-sweeper.ts";
 
@@ -328,7 +329,11 @@ export function createRedisRuntime(options: RedisRuntimeOptions): RedisRuntime {
     queue,
     timers,
     workerId,
-    start: (workflow, args, startOptions) => unlessClosed(() => engine.start(workflow, args, startOptions)),
+    start: (workflow, args, startOptions) =>
+      unlessClosed(async () => {
+        checkStartOptions(startOptions);
+        return engine.start(workflow, args, startOptions);
+      }),
     getRun: (runId, getOptions) => getRunOrLast(readRun, runId, getOptions),
     getEvents: (runId) => storage.getEvents(runId),
     cancelRun: (runId, reason) => unlessClosed(() => engine.cancelRun(runId, reason)),
@@ -337,7 +342,7 @@ export function createRedisRuntime(options: RedisRuntimeOptions): RedisRuntime {
       unlessClosed(() => engine.sendEvent(runId, eventName, payload, options)),
     listRuns: async (query) => linkedPage(await storage.listRuns(query)),
     waitForRun: (runId, options = {}) =>
-      waitAlongChain((id, wait) => pollRun(id, { ...options, ...wait }), runId, options),
+      waitAlongChain((id, wait) => pollRun(id, { ...options, ...wait }), runId, options, ["pollMs"]),
     startWorker: () => unlessClosed(startWorker),
     sweep: (sweepOptions) => sweepStaleRuns(sweepTarget, { ...sweep, ...sweepOptions }),
     listSchedules: async () => (await schedules()).listSchedules(),

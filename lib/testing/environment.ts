@@ -10,6 +10,7 @@ import {
 } from "../core/errors.ts";
 import type { WorkflowEvent } from "../core/events.ts";
 import { assertRunId } from "../core/ids.ts";
+import { booleanOption, checkOptionNames } from "../core/options.ts";
 import type { Registry } from "../core/registry.ts";
 import type { StepDefinition } from "../core/step.ts";
 import type { AnyWorkflow, WorkflowArgs, WorkflowResult } from "../core/workflow.ts";
@@ -93,6 +94,17 @@ export interface TestEnvironmentOptions {
   replayCheck?: boolean;
 }
 
+const OPTION_NAMES = Object.keys({
+  timeSkipping: 0,
+  workflows: 0,
+  steps: 0,
+  storage: 0,
+  startAt: 0,
+  schedules: 0,
+  scheduleStore: 0,
+  replayCheck: 0,
+} satisfies Record<keyof TestEnvironmentOptions, 0>);
+
 /**
  * Creates a test environment: an embedded runtime of its own in this process, on a virtual clock, with its
  * own registry (step fakes and `env.define` definitions touch no other test), on memory unless told
@@ -151,6 +163,10 @@ export class TestEnvironment {
 
   /** Use {@link createTestEnvironment}, which also waits until the runs found in `storage` are resumed. */
   constructor(options: TestEnvironmentOptions = {}) {
+    // A misspelt option (`timeSkiping`) would leave time skipping off without a word.
+    checkOptionNames("createTestEnvironment()", options, OPTION_NAMES);
+    booleanOption("createTestEnvironment()", "timeSkipping", options.timeSkipping);
+    booleanOption("createTestEnvironment()", "replayCheck", options.replayCheck);
     this.timeSkipping = options.timeSkipping ?? false;
     const startAt = options.startAt === undefined ? Date.now() : new Date(options.startAt).getTime();
     if (Number.isNaN(startAt))

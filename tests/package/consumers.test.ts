@@ -336,6 +336,18 @@ describe("a plain JavaScript app", () => {
           "Redis mode needs ioredis and bullmq, which are not installed. Install them with `npm install ioredis bullmq`.",
       });
     }
+    // tsworkflow/cli loads without them (its helpers need neither); the dashboard, made or served, names both.
+    for (const script of ["cli-entry.mjs", "cli-entry.cjs"]) {
+      const entry = await run(node[20] as string, [script], { cwd: jsApp });
+      expect(entry.stderr).toBe("");
+      expect(lastJsonLine(entry.stdout)).toEqual({
+        main: "function",
+        name: "MissingDependencyError",
+        code: "MISSING_DEPENDENCY",
+        message:
+          "The dashboard needs hono and @hono/node-server, which are not installed. Install them with `npm install hono @hono/node-server`.",
+      });
+    }
   });
 });
 

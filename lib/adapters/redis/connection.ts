@@ -1,7 +1,7 @@
 import type { Redis, RedisOptions } from "ioredis";
 import { ConfigurationError, TsWorkflowError } from "../../core/errors.ts";
-import { redactUrl } from "./redact-url.ts";
 import { ioredis } from "./redis-packages.ts";
+import { redactUrl } from "./redis-url.ts";
 
 export { redactUrl };
 

@@ -8,21 +8,11 @@
 import { createRequire } from "node:module";
 import type * as BullMQ from "bullmq";
 import type * as IORedis from "ioredis";
-import { MissingDependencyError } from "../../core/errors.ts";
-import { missingPackage } from "../../core/optional-dependency.ts";
+import { requireOptional } from "../../core/optional-dependency.ts";
 
 const PACKAGES = ["ioredis", "bullmq"];
 const require = createRequire(import.meta.url);
-
-function load<T>(name: string): T {
-  try {
-    return require(name) as T;
-  } catch (error) {
-    if (PACKAGES.includes(missingPackage(error) ?? ""))
-      throw new MissingDependencyError("Redis mode", PACKAGES, { cause: error });
-    throw error;
-  }
-}
+const load = <T>(name: string) => requireOptional<T>(require, name, "Redis mode", PACKAGES);
 
 export const ioredis = load<typeof IORedis>("ioredis");
 export const bullmq = load<typeof BullMQ>("bullmq");

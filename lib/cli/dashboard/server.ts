@@ -1,9 +1,7 @@
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import type { IncomingMessage, Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { serve } from "@hono/node-server";
-import { type Context, Hono } from "hono";
-import { bodyLimit } from "hono/body-limit";
+import type { Context, Hono } from "hono";
 import { InvalidRunIdError, TsWorkflowError } from "../../core/errors.ts";
 import type { WorkflowEvent } from "../../core/events.ts";
 import { assertRunId } from "../../core/ids.ts";
@@ -29,6 +27,7 @@ import { type EventWindowQuery, eventWindow } from "../event-window.ts";
 import { listRunsOfVersion } from "../runs.ts";
 import { buildTimeline } from "../timeline.ts";
 import { readWaitingFor, type SlotReader } from "../waiting-for.ts";
+import { dashboardPackages } from "./packages.ts";
 import {
   type PageContext,
   type RunFilters,
@@ -148,6 +147,8 @@ const MAX_PAGE_SIZE = 1000;
  * import { FileStorage } from "tsworkflow/local";
  * const app = createDashboard({ storage: new FileStorage({ readOnly: true }) });
  * const response = await app.request("/api/runs");
+ * @throws MissingDependencyError when hono or @hono/node-server is not installed (they are loaded here, not
+ *   when `tsworkflow/cli` is imported)
  */
 export function createDashboard(options: DashboardOptions): Hono {
   const { storage } = options;
@@ -156,7 +157,8 @@ export function createDashboard(options: DashboardOptions): Hono {
   const now = options.now ?? Date.now;
   const scanLimit = options.scanLimit ?? DEFAULT_SCAN_LIMIT;
   const allowedHosts = options.allowedHosts?.map((host) => host.toLowerCase());
-  const app = new Hono();
+  const { hono, bodyLimit } = dashboardPackages();
+  const app = new hono.Hono();
   const waitsOf = (run: RunRecord, events: WorkflowEvent[]) =>
     readWaitingFor(run, events, {
       now: now(),
@@ -189,7 +191,7 @@ export function createDashboard(options: DashboardOptions): Hono {
     app.post(
       "/hooks/:token",
       // Refused before the body is read when Content-Length is too large, cut off when a stream grows too large.
-      bodyLimit({
+      bodyLimit.bodyLimit({
         maxSize: WEBHOOK_MAX_BYTES,
         onError: (c) => {
           const refused = webhookError("BODY_TOO_LARGE", `The body is over ${WEBHOOK_MAX_BYTES} bytes.`);
@@ -397,6 +399,7 @@ export interface RunningDashboard {
  * console.log(dashboard.url);
  * await dashboard.close();
  * @throws Error with code EADDRINUSE when the port is taken
+ * @throws MissingDependencyError when hono or @hono/node-server is not installed
  */
 export async function serveDashboard(options: ServeDashboardOptions): Promise<RunningDashboard> {
   const host = options.host ?? "127.0.0.1";
@@ -406,7 +409,7 @@ export async function serveDashboard(options: ServeDashboardOptions): Promise<Ru
     ...(options.allowedHosts || !loopback ? {} : { allowedHosts: ["127.0.0.1", "localhost", "::1", host] }),
   });
   return new Promise<RunningDashboard>((resolve, reject) => {
-    const server = serve(
+    const server = dashboardPackages().nodeServer.serve(
       { fetch: app.fetch, port: options.port ?? 4300, hostname: host },
       (info: AddressInfo) => {
         server.off("error", reject);

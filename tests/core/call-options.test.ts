@@ -1,0 +1,283 @@
+/**
+ * Options given at a call (`start()`, `waitForRun()`, `listRuns()`, `configure()`, `new LocalRuntime()`,
+ * `createTestEnvironment()`, `waitForEvent()`, `createWebhook()`) are checked as `step()`'s are: a misspelt
+ * or bad one is a `ConfigurationError` naming the option and what to use, never ignored.
+ */
+import {
+  ConfigurationError,
+  cancelRun,
+  configure,
+  createWebhook,
+  InvalidDurationError,
+  listRuns,
+  shutdown,
+  start,
+  waitForEvent,
+  waitForRun,
+  workflow,
+} from "tsworkflow";
+import { createClient, loadClientConfig } from "tsworkflow/aws";
+import { LocalRuntime, MemoryStorage } from "tsworkflow/local";
+import { createTestEnvironment } from "tsworkflow/testing";
+import { afterEach, describe, expect, it } from "vitest";
+
+/** Options as a JavaScript caller or a computed object may give them: no compile-time check. */
+const untyped = (options: Record<string, unknown>) => options as never;
+
+const greet = workflow("call_options_greet", async (name: string) => `hello ${name}`);
+const waiting = workflow("call_options_waiting", async () => waitForEvent("never"));
+
+afterEach(() => shutdown());
+
+describe("new LocalRuntime() options", () => {
+  it.each<[string, Record<string, unknown>, string]>([
+    [
+      "a concurrency of 0, which would run no step",
+      { concurrency: 0 },
+      "new LocalRuntime(): concurrency must be an integer >= 1, got 0.",
+    ],
+    [
+      "a negative concurrency",
+      { concurrency: -3 },
+      "new LocalRuntime(): concurrency must be an integer >= 1, got -3.",
+    ],
+    [
+      "a concurrency that is no number",
+      { concurrency: "x" },
+      'new LocalRuntime(): concurrency must be an integer >= 1, got "x".',
+    ],
+    [
+      "a misspelt option",
+      { concurency: 3 },
+      'new LocalRuntime(): unknown option "concurency". The options are storage, dir, concurrency, clock, timers, recover, inlineSteps, slots, rates, telemetry, schedules, scheduleStore, limits, registry, inbox, onRunFinished.',
+    ],
+    [
+      "timers that do not exist",
+      { timers: "fake" },
+      'new LocalRuntime(): timers must be "real" or "manual", got "fake".',
+    ],
+    [
+      "a negative inbox poll",
+      { inbox: { pollMs: -1 } },
+      "new LocalRuntime(): inbox.pollMs must be an integer >= 1, got -1.",
+    ],
+    [
+      "a misspelt inbox option",
+      { inbox: { pollOnce: true } },
+      'new LocalRuntime(): unknown option "inbox.pollOnce". The options are inbox.pollMs, inbox.pollOnly.',
+    ],
+    [
+      "an empty dir, which would be the current directory",
+      { dir: "" },
+      'new LocalRuntime(): dir must be a directory path, e.g. "./.tsworkflow", got "".',
+    ],
+    [
+      "both storage and dir",
+      { storage: new MemoryStorage(), dir: "./x" },
+      "new LocalRuntime(): give storage or dir, not both (dir is where the default FileStorage keeps its files; pass new FileStorage({ dir }) as storage instead).",
+    ],
+  ])("refuses %s", (_case, options, message) => {
+    expect(() => new LocalRuntime(untyped(options))).toThrow(new ConfigurationError(message));
+  });
+});
+
+describe("createTestEnvironment() options", () => {
+  it("refuses a misspelt timeSkipping, which would leave time skipping off", async () => {
+    await expect(createTestEnvironment(untyped({ timeSkiping: true }))).rejects.toThrow(
+      new ConfigurationError(
+        'createTestEnvironment(): unknown option "timeSkiping". The options are timeSkipping, workflows, steps, storage, startAt, schedules, scheduleStore, replayCheck.',
+      ),
+    );
+  });
+});
+
+describe("configure() options", () => {
+  it.each<[string, Record<string, unknown>, string]>([
+    [
+      "a misspelt option",
+      { dri: "./x" },
+      'configure(): unknown option "dri". The options are runtime, storage, dir, redis, concurrency, schedules.',
+    ],
+    [
+      "dir beside storage, one of which would lose",
+      { dir: "./x", storage: new MemoryStorage() },
+      "configure(): give one of runtime, storage, dir and redis, not storage and dir: each says where runs live.",
+    ],
+    [
+      "a redis URL that is not Redis's, which would fail only at the first call",
+      { redis: "http://nope" },
+      'configure({ redis }) takes a redis:// or rediss:// URL, e.g. redis://127.0.0.1:6379; got "http://nope".',
+    ],
+    ["a concurrency of 0", { concurrency: 0 }, "configure(): concurrency must be an integer >= 1, got 0."],
+    ["an empty dir", { dir: "" }, 'configure(): dir must be a directory path, e.g. "./.tsworkflow", got "".'],
+  ])("refuses %s at once", (_case, options, message) => {
+    expect(() => configure(untyped(options))).toThrow(new ConfigurationError(message));
+  });
+
+  it("refuses a TSWORKFLOW_REDIS_URL that is not Redis's when the first call needs the runtime", async () => {
+    const previous = process.env.TSWORKFLOW_REDIS_URL;
+    process.env.TSWORKFLOW_REDIS_URL = "localhost:6379";
+    try {
+      await expect(listRuns()).rejects.toThrow(
+        new ConfigurationError(
+          'TSWORKFLOW_REDIS_URL takes a redis:// or rediss:// URL, e.g. redis://127.0.0.1:6379; got "localhost:6379".',
+        ),
+      );
+    } finally {
+      if (previous === undefined) delete process.env.TSWORKFLOW_REDIS_URL;
+      else process.env.TSWORKFLOW_REDIS_URL = previous;
+    }
+  });
+});
+
+describe("start(), waitForRun() and listRuns() options", () => {
+  it("refuses a misspelt idempotencyKey instead of starting a run without a key", async () => {
+    // Prepare
+    const storage = new MemoryStorage();
+    configure({ storage });
+    // Act
+    const started = start(greet, ["ada"], untyped({ idempotencyKy: "order-1" }));
+    // Assess
+    await expect(started).rejects.toThrow(
+      new ConfigurationError(
+        'start(): unknown option "idempotencyKy". The options are idempotencyKey, tags.',
+      ),
+    );
+    expect((await storage.listRuns()).runs).toEqual([]);
+  });
+
+  it.each<[string, Record<string, unknown>, string]>([
+    [
+      "a misspelt timeout, which would wait for ever",
+      { timeout: 50 },
+      'waitForRun(): unknown option "timeout". The options are timeoutMs, followContinuations.',
+    ],
+    [
+      "a timeoutMs that is no number",
+      { timeoutMs: "abc" },
+      'waitForRun(): timeoutMs must be a number of milliseconds from 0 to 2147483647 (about 24.8 days), got "abc".',
+    ],
+    [
+      "a negative timeoutMs",
+      { timeoutMs: -1 },
+      "waitForRun(): timeoutMs must be a number of milliseconds from 0 to 2147483647 (about 24.8 days), got -1.",
+    ],
+    [
+      "a timeoutMs longer than a Node timer holds, which would time out at once",
+      { timeoutMs: 2 ** 31 },
+      "waitForRun(): timeoutMs must be a number of milliseconds from 0 to 2147483647 (about 24.8 days), got 2147483648.",
+    ],
+  ])("refuses %s in waitForRun", async (_case, options, message) => {
+    configure({ storage: new MemoryStorage() });
+    const runId = await start(waiting, []);
+    await expect(waitForRun(runId, untyped(options))).rejects.toThrow(new ConfigurationError(message));
+  });
+
+  it("refuses the same in the runtime's own waitForRun", async () => {
+    const runtime = new LocalRuntime({ storage: new MemoryStorage() });
+    try {
+      const { runId } = await runtime.start(waiting, []);
+      await expect(runtime.waitForRun(runId, untyped({ timeout: 50 }))).rejects.toThrow(
+        'waitForRun(): unknown option "timeout"',
+      );
+      await expect(runtime.start(greet, ["ada"], untyped({ tag: { a: "b" } }))).rejects.toThrow(
+        'start(): unknown option "tag"',
+      );
+    } finally {
+      await runtime.close();
+    }
+  });
+
+  it("refuses a misspelt idempotencyKey on the AWS client before it writes anything", async () => {
+    const client = createClient(
+      loadClientConfig({
+        TSWORKFLOW_TABLE_NAME: "call-options",
+        TSWORKFLOW_WORKFLOW_QUEUE_URL: "http://127.0.0.1:9/000000000000/workflows.fifo",
+        AWS_REGION: "us-east-1",
+      }),
+    );
+    try {
+      await expect(client.start(greet, ["ada"], untyped({ idempotencyKy: "order-1" }))).rejects.toThrow(
+        new ConfigurationError(
+          'start(): unknown option "idempotencyKy". The options are idempotencyKey, tags.',
+        ),
+      );
+    } finally {
+      await client.close();
+    }
+  });
+
+  it("refuses a misspelt listRuns filter, which would list every run", async () => {
+    configure({ storage: new MemoryStorage() });
+    await expect(listRuns(untyped({ workflow: "x" }))).rejects.toThrow(
+      new ConfigurationError(
+        'listRuns(): unknown option "workflow". The options are status, workflowName, tags, limit, cursor.',
+      ),
+    );
+  });
+
+  it("says plainly what a cancellation reason must be", async () => {
+    configure({ storage: new MemoryStorage() });
+    const runId = await start(waiting, []);
+    await expect(cancelRun(runId, 5 as never)).rejects.toThrow(
+      new ConfigurationError("Invalid cancellation reason 5: use 0 to 1000 characters."),
+    );
+  });
+});
+
+describe("waitForEvent() and createWebhook() options", () => {
+  it("refuses a bad webhook timeout at createWebhook(), so no path that the log does not hold is handed out", async () => {
+    // Prepare
+    const hookPath = workflow("call_options_hook_path", async () => createWebhook({ timeout: "soon" }).path);
+    const env = await createTestEnvironment();
+    try {
+      // Act
+      const run = await env.start(hookPath, []);
+      // Assess: the run fails at the call, and replays (the same failure again).
+      await expect(run.result()).rejects.toThrow(InvalidDurationError);
+      await expect(run.result()).rejects.toThrow('Invalid duration "soon"');
+      expect((await run.events()).map((event) => event.type)).toEqual([
+        "workflow_started",
+        "workflow_failed",
+      ]);
+    } finally {
+      await env.close();
+    }
+  });
+
+  it.each<[string, () => unknown, string]>([
+    [
+      "a misspelt waitForEvent timeout, which would wait for ever",
+      () => waitForEvent("approval", untyped({ timeot: "1d" })),
+      'waitForEvent(): unknown option "timeot". The options are timeout, schema.',
+    ],
+    [
+      "a waitForEvent schema that is no zod schema",
+      () => waitForEvent("approval", untyped({ schema: { nope: 1 } })),
+      'waitForEvent(): schema must be a zod schema, got {"nope":1}.',
+    ],
+    [
+      "a webhook secret, which the server that receives it is given",
+      () => createWebhook(untyped({ secret: 1 })),
+      'createWebhook(): unknown option "secret". The options are timeout, schema.',
+    ],
+    [
+      "a webhook schema that is no zod schema",
+      () => createWebhook(untyped({ schema: 5 })),
+      "createWebhook(): schema must be a zod schema, got 5.",
+    ],
+  ])("refuses %s", async (_case, call, message) => {
+    const failing = workflow(`call_options_${message.length}`, async () => {
+      await call();
+    });
+    const env = await createTestEnvironment();
+    try {
+      const run = await env.start(failing, []);
+      // The run's error says it first (the test environment adds the run's timeline).
+      await expect(run.result()).rejects.toMatchObject({ name: "ConfigurationError" });
+      await expect(run.result()).rejects.toThrow(`${message}\n`);
+    } finally {
+      await env.close();
+    }
+  });
+});

@@ -10,8 +10,8 @@ import { readInboxId } from "../ports/inbox.ts";
 import type { ActivationCause } from "../ports/task-queue.ts";
 import type { RunExecution, SleepWait, StepWait, Wait } from "./execution.ts";
 import {
-  answeredTimer,
   type ArmedTimer,
+  answeredTimer,
   childResultApplied,
   dueHooks,
   iso,

@@ -87,16 +87,33 @@ export function describeFeatures(emulatorsOf: () => Emulators): void {
       return { stack, client };
     };
 
+    /** Waits for the run's schedule `name` to exist. */
+    const scheduled = (name: string) =>
+      waitFor(`the schedule ${name}`, () =>
+        emulatorsOf()
+          .scheduler.list()
+          .find((entry) => entry.name === name),
+      );
+    /** Waits for the schedule `name` to be gone, and returns the DeleteSchedule requests that named it. */
+    const deleted = async (name: string) => {
+      await waitFor(`the schedule ${name} to be deleted`, () =>
+        emulatorsOf()
+          .scheduler.list()
+          .every((entry) => entry.name !== name)
+          ? true
+          : undefined,
+      );
+      return emulatorsOf().scheduler.requests.filter(
+        (request) => request.operation === "DeleteSchedule" && request.name === name,
+      );
+    };
+
     it("resumes a run waiting for an event when another Lambda sends it with the client, and deletes the wait's timeout schedule", async () => {
       const { stack, client } = deploy();
       const { runId } = await stack.invokeStart({ workflow: "aws_features_approval", args: [] });
       await stack.waitForStatus(runId, "suspended");
       const name = scheduleName(runId, "hook:approval#0");
-      await waitFor("the 3-day timeout's schedule", () =>
-        emulatorsOf()
-          .scheduler.list()
-          .find((entry) => entry.name === name),
-      );
+      await scheduled(name);
 
       await client.sendEvent(runId, "approval", { approved: true });
       const run = await stack.waitForStatus(runId, "completed");
@@ -104,18 +121,7 @@ export function describeFeatures(emulatorsOf: () => Emulators): void {
       expect(run.result).toBe("approved");
       expect(ofType(await stack.events(runId), "hook_received")).toHaveLength(1);
       // Answered, the wait's timeout would fire for nothing in 3 days, holding a schedule until then.
-      await waitFor("the schedule to be deleted", () =>
-        emulatorsOf()
-          .scheduler.list()
-          .every((entry) => entry.name !== name)
-          ? true
-          : undefined,
-      );
-      expect(
-        emulatorsOf().scheduler.requests.filter(
-          (request) => request.operation === "DeleteSchedule" && request.name === name,
-        ),
-      ).toHaveLength(1);
+      expect(await deleted(name)).toHaveLength(1);
     });
 
     it("cancels a sleeping run at once and deletes its Scheduler schedule", async () => {
@@ -123,28 +129,13 @@ export function describeFeatures(emulatorsOf: () => Emulators): void {
       const { runId } = await stack.invokeStart({ workflow: "aws_features_long_sleep", args: [] });
       await stack.waitForStatus(runId, "suspended");
       const name = scheduleName(runId, "sleep#0");
-      await waitFor("the sleep's schedule", () =>
-        emulatorsOf()
-          .scheduler.list()
-          .find((entry) => entry.name === name),
-      );
+      await scheduled(name);
 
       await client.cancelRun(runId, "customer left");
       await stack.waitForStatus(runId, "cancelled");
 
       expect(cleanups).toEqual(["cancelled while sleeping"]);
-      await waitFor("the schedule to be deleted", () =>
-        emulatorsOf()
-          .scheduler.list()
-          .every((entry) => entry.name !== name)
-          ? true
-          : undefined,
-      );
-      expect(
-        emulatorsOf().scheduler.requests.some(
-          (request) => request.operation === "DeleteSchedule" && request.name === name,
-        ),
-      ).toBe(true);
+      expect((await deleted(name)).length).toBeGreaterThan(0);
     });
 
     it("resumes a run through the webhook function behind a Function URL, once, with a valid signature", async () => {

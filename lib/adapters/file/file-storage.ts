@@ -21,6 +21,7 @@ import {
 import { parseEvent, type WorkflowEvent } from "../../core/events.ts";
 import { assertRunId } from "../../core/ids.ts";
 import { getLogger } from "../../core/logger.ts";
+import { booleanOption, checkOptionNames, directoryOption, integerOption } from "../../core/options.ts";
 import {
   type CommitResult,
   FINISHED_STATUSES,
@@ -72,6 +73,27 @@ export interface FileStorageOptions {
    * @default 10000
    */
   lockStaleMs?: number;
+}
+
+const OPTION_NAMES = Object.keys({
+  dir: 0,
+  readOnly: 0,
+  finishedCacheEvents: 0,
+  lockStaleMs: 0,
+} satisfies Record<keyof FileStorageOptions, 0>);
+
+/**
+ * The options of `new FileStorage()`, checked as `LocalRuntime`'s are: `dir: ""` would be the current
+ * directory without a word, and a misspelt `readonly` would take the directory's lock.
+ * @throws ConfigurationError for an unknown or bad option
+ */
+function checkFileStorageOptions(options: FileStorageOptions): void {
+  const owner = "new FileStorage()";
+  checkOptionNames(owner, options, OPTION_NAMES);
+  directoryOption(owner, "dir", options.dir);
+  booleanOption(owner, "readOnly", options.readOnly);
+  integerOption(owner, "finishedCacheEvents", options.finishedCacheEvents, 1);
+  integerOption(owner, "lockStaleMs", options.lockStaleMs, 1);
 }
 
 /** One line of a run file: one commit, all its events, and what it changed in the run document. */
@@ -138,8 +160,10 @@ export class FileStorage extends MemoryStorage {
   private dirFd: number | undefined;
   private readonly releaseOnExit = () => this.releaseLock();
 
+  /** @throws ConfigurationError for an unknown or bad option */
   constructor(options: FileStorageOptions = {}) {
     super();
+    checkFileStorageOptions(options);
     this.dir = resolve(options.dir ?? process.env.TSWORKFLOW_DIR ?? ".tsworkflow");
     this.readOnly = options.readOnly ?? false;
     this.lockStaleMs = options.lockStaleMs ?? 10_000;

@@ -20,6 +20,9 @@ import {
 } from "tsworkflow";
 import { FileStorage, LocalRuntime } from "tsworkflow/local";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { getLogger } from "../../lib/core/logger.ts";
+import type { NewRun } from "../../lib/ports/event-store.ts";
+import { newRunFixture } from "../contract/event-store-contract.ts";
 
 let dir: string;
 const opened: (FileStorage | LocalRuntime)[] = [];
@@ -365,5 +368,45 @@ describe("FileStorage with a run file damaged in the middle", () => {
     expect(repaired.corrupt.size).toBe(0);
     const again = await restarted.start(quick, ["R"], { idempotencyKey: "order-R" });
     expect(again.runId).toBe(runId);
+  });
+});
+
+describe("FileStorage with more run files than it keeps open", () => {
+  /** fdatasync as the storage calls it, failing with EIO for the files whose path is in `failing`. */
+  const failing = new Set<string>();
+  const realFdatasync = fs.fdatasync;
+  function failingFdatasync(fd: number, callback: (error: NodeJS.ErrnoException | null) => void): void {
+    if (!failing.has(readlinkSync(`/proc/self/fd/${fd}`))) return realFdatasync(fd, callback);
+    callback(
+      Object.assign(new Error("EIO: i/o error, fdatasync"), { code: "EIO", errno: -5, syscall: "fdatasync" }),
+    );
+  }
+
+  beforeEach(() => {
+    failing.clear();
+    vi.spyOn(fs, "fdatasync").mockImplementation(failingFdatasync as typeof fs.fdatasync);
+    syncBuiltinESMExports();
+  });
+
+  it("logs a failed sync of the file it closes to keep 512 open and accepts no further commits, rather than leaving the rejection unhandled", async () => {
+    // Prepare: 512 run files open, the first the least recently used; its next sync fails.
+    const storage = open();
+    const errors = vi.spyOn(getLogger(), "error");
+    const [oldest, ...others] = Array.from({ length: 513 }, () => newRunFixture());
+    await storage.createRun(oldest as NewRun);
+    await Promise.all(others.slice(0, 511).map((fixture) => storage.createRun(fixture)));
+    const last = others[511] as NewRun;
+    const oldestFile = runFile(oldest?.run.runId as string);
+    failing.add(oldestFile);
+    // Act: the 513th file opened closes the first after its next sync.
+    await storage.createRun(last);
+    // Assess
+    await expect(storage.getRun(last.run.runId)).rejects.toThrow("EIO: i/o error, fdatasync");
+    await expect(
+      storage.commit(last.run.runId, 1, [], { status: "running", updatedAt: new Date().toISOString() }),
+    ).rejects.toThrow("EIO: i/o error, fdatasync");
+    expect(errors).toHaveBeenCalledWith(
+      `fdatasync of ${oldestFile} failed; no further commits are accepted: EIO: i/o error, fdatasync`,
+    );
   });
 });

@@ -393,16 +393,18 @@ export class FileStorage extends MemoryStorage {
     );
     const version = expectedVersion + events.length;
     this.groupSync.whenSynced(fd, (error) => {
-      if (!error) {
-        if (FINISHED_STATUSES.has(patch.status)) this.finished(runId, version);
-        return;
-      }
-      this.syncFailure ??= error;
-      getLogger().error(
-        `fdatasync of ${this.fileOf(runId)} failed; no further commits are accepted: ${error.message}`,
-      );
+      if (error) this.syncFailed(runId, error);
+      else if (FINISHED_STATUSES.has(patch.status)) this.finished(runId, version);
     });
     return undefined;
+  }
+
+  /** A run file that could not be synced may have lost what was written: no further commits are accepted. */
+  private syncFailed(runId: string, error: Error): void {
+    this.syncFailure ??= error;
+    getLogger().error(
+      `fdatasync of ${this.fileOf(runId)} failed; no further commits are accepted: ${error.message}`,
+    );
   }
 
   /**
@@ -793,8 +795,12 @@ export class FileStorage extends MemoryStorage {
     if (this.files.size <= MAX_OPEN_FILES) return;
     const [oldestId, oldestFd] = this.files.entries().next().value as [string, number];
     this.files.delete(oldestId);
-    // Another commit may still be waiting for this file's sync: close after the next group sync.
-    void this.groupSync.sync(oldestFd).finally(() => closeSync(oldestFd));
+    // Another commit may still be waiting for this file's sync: close after the next group sync (which,
+    // failing, is a failed sync like any other).
+    this.groupSync.whenSynced(oldestFd, (error) => {
+      closeSync(oldestFd);
+      if (error) this.syncFailed(oldestId, error);
+    });
   }
 
   private forgetFile(runId: string): void {

@@ -4,7 +4,15 @@
  * that cannot be read says so. A full disk is simulated at the file system boundary the storage uses:
  * `node:fs`'s `writeSync` writes part of the bytes and then fails with ENOSPC, as on a real full disk.
  */
-import fs, { mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
+import fs, {
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  utimesSync,
+  writeFileSync,
+} from "node:fs";
 import { syncBuiltinESMExports } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -13,6 +21,7 @@ import {
   FatalError,
   RunFileDamagedError,
   type RunRecord,
+  StorageLockedError,
   StorageWriteError,
   sleep,
   step,
@@ -408,5 +417,63 @@ describe("FileStorage with more run files than it keeps open", () => {
     expect(errors).toHaveBeenCalledWith(
       `fdatasync of ${oldestFile} failed; no further commits are accepted: EIO: i/o error, fdatasync`,
     );
+  });
+});
+
+describe("FileStorage's lock file", () => {
+  const lockFile = (generation: number) => join(dir, "lock", String(generation));
+  const openWith = (options: ConstructorParameters<typeof FileStorage>[0]) => {
+    const storage = new FileStorage({ dir, ...options });
+    opened.push(storage);
+    return storage;
+  };
+
+  it("holds the whole holder when the file system takes a few bytes per write, so that a reader names the holding process", () => {
+    // Prepare: the temporary files the lock is written to take at most 16 bytes per write.
+    vi.spyOn(fs, "writeSync").mockImplementation(((
+      fd: number,
+      data: string | NodeJS.ArrayBufferView,
+      offset?: number,
+    ) => {
+      if (!readlinkSync(`/proc/self/fd/${fd}`).startsWith(join(dir, "lock", ".")))
+        return (realWriteSync as (...args: unknown[]) => number)(fd, data, offset);
+      const bytes =
+        typeof data === "string"
+          ? Buffer.from(data)
+          : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+      const from = typeof data === "string" ? 0 : (offset ?? 0);
+      return realWriteSync(fd, bytes.subarray(from, from + 16));
+    }) as typeof fs.writeSync);
+    syncBuiltinESMExports();
+    // Act
+    open();
+    // Assess
+    expect(JSON.parse(readFileSync(lockFile(1), "utf8"))).toMatchObject({ pid: process.pid });
+    expect(openWith({ readOnly: true }).holder()).toBe(
+      `process ${process.pid} (since ${JSON.parse(readFileSync(lockFile(1), "utf8")).since})`,
+    );
+  });
+
+  it("counts a lock file that cannot be read as held until its lease runs out: a writer is refused, a reader sees the directory held, and it is taken over after", () => {
+    // Prepare: a holder's lock file cut short (a disk error, an edit by hand), refreshed just now.
+    mkdirSync(join(dir, "lock"), { recursive: true });
+    writeFileSync(lockFile(1), '{"pid":4242,"hostn');
+    // Act
+    const refused = (() => {
+      try {
+        openWith({ lockStaleMs: 60_000 });
+      } catch (error) {
+        return error;
+      }
+    })();
+    const seen = openWith({ readOnly: true, lockStaleMs: 60_000 }).holder();
+    utimesSync(lockFile(1), new Date(Date.now() - 120_000), new Date(Date.now() - 120_000));
+    const taken = openWith({ lockStaleMs: 60_000 });
+    // Assess
+    expect(refused).toBeInstanceOf(StorageLockedError);
+    expect((refused as StorageLockedError).holder).toBe("another process");
+    expect(seen).toBe("another process");
+    expect(taken.holder()).toContain(`process ${process.pid}`);
+    expect(JSON.parse(readFileSync(lockFile(2), "utf8"))).toMatchObject({ pid: process.pid });
   });
 });

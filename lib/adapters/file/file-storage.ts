@@ -42,7 +42,7 @@ import {
   type RunState,
   runState,
 } from "../memory/memory-storage.ts";
-import { currentHolder, DirectoryLock, describeHolder, LockHeldError } from "./directory-lock.ts";
+import { DirectoryLock, describeHolder, LockHeldError, liveLock } from "./directory-lock.ts";
 import { FinishedIndex, type IndexEntry } from "./finished-index.ts";
 import { GroupSync } from "./group-sync.ts";
 import { Inbox, type InboxRequest, type InboxWatchOptions } from "./inbox.ts";
@@ -280,10 +280,13 @@ export class FileStorage extends MemoryStorage {
     return this.inbox.requestRetry(runId, version);
   }
 
-  /** The process that holds the directory now, described, or undefined when none does. */
+  /**
+   * The process that holds the directory now, described (`another process` when its lock file cannot be
+   * read), or undefined when none does.
+   */
   holder(): string | undefined {
-    const holder = currentHolder(this.dir, { staleMs: this.lockStaleMs });
-    return holder && describeHolder(holder);
+    const lock = liveLock(this.dir, { staleMs: this.lockStaleMs });
+    return lock && describeHolder(lock.holder);
   }
 
   /**

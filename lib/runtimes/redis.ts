@@ -6,12 +6,12 @@ import { RedisSlotStore } from "../adapters/redis/redis-slot-store.ts";
 import { RedisStorage } from "../adapters/redis/redis-storage.ts";
 import {
   ConfigurationError,
-  describe,
   RunNotFoundError,
   RuntimeClosedError,
   StepNotFoundError,
   TimeoutError,
 } from "../core/errors.ts";
+import { booleanOption, checkOptionNames, integerOption, optionError } from "../core/options.ts";
 import type { Registry } from "../core/registry.ts";
 import { linkedPage, linkedRun, withChainLinks } from "../engine/continuation.ts";
 import { Engine } from "../engine/engine.ts";
@@ -97,6 +97,42 @@ export interface RedisRuntimeOptions {
   sweep?: RedisSweepOptions | false;
 }
 
+const OPTION_NAMES = Object.keys({
+  url: 0,
+  telemetry: 0,
+  concurrency: 0,
+  prefix: 0,
+  workerId: 0,
+  stalledAfterMs: 0,
+  clock: 0,
+  inlineSteps: 0,
+  schedules: 0,
+  registry: 0,
+  sweep: 0,
+} satisfies Record<keyof RedisRuntimeOptions, 0>);
+
+/**
+ * The options of `createRedisRuntime()`, checked before it connects, as `LocalRuntime`'s are: `concurrency: 0`
+ * would run nothing, and a misspelt `prefix` would share the default prefix's runs. (The URL's scheme is
+ * checked where the connection is opened; `sweep`'s numbers by `sweepSettings`.)
+ * @throws ConfigurationError for an unknown or bad option
+ */
+function checkRedisRuntimeOptions(options: RedisRuntimeOptions): void {
+  const owner = "createRedisRuntime()";
+  checkOptionNames(owner, options, OPTION_NAMES);
+  if (typeof options.url !== "string")
+    throw optionError(owner, "url", 'a Redis URL, e.g. "redis://127.0.0.1:6379"', options.url);
+  integerOption(owner, "concurrency", options.concurrency, 1);
+  if (options.prefix !== undefined && typeof options.prefix !== "string")
+    throw optionError(owner, "prefix", 'a string, e.g. "tsw:"', options.prefix);
+  if (options.workerId !== undefined && (typeof options.workerId !== "string" || options.workerId === ""))
+    throw optionError(owner, "workerId", "a name that is not empty", options.workerId);
+  integerOption(owner, "stalledAfterMs", options.stalledAfterMs, 1);
+  booleanOption(owner, "inlineSteps", options.inlineSteps);
+  if (options.sweep !== undefined && options.sweep !== false)
+    checkOptionNames(owner, options.sweep, ["everyMs", "staleAfterMs", "limit"], "sweep");
+}
+
 /** Options of {@link RedisRuntime.waitForRun}. */
 export interface WaitForRunOptions extends WaitOptions, GetRunOptions {
   /** How often to read the run document. @default 50 */
@@ -176,15 +212,13 @@ export interface RedisRuntime extends Runtime {
  * const { runId } = await runtime.start(onboarding, ["user_123"]);
  * console.log(await runtime.waitForRun(runId));
  * await runtime.close();
- * @throws ConfigurationError for an invalid URL or concurrency
+ * @throws ConfigurationError for an unknown or bad option, or a URL that is not redis:// or rediss://
  */
 export function createRedisRuntime(options: RedisRuntimeOptions): RedisRuntime {
+  checkRedisRuntimeOptions(options);
+  // Checked here too, before connecting, so that a wrong setting fails at once and not in a worker's timer.
+  const sweep = options.sweep === false ? undefined : sweepSettings(options.sweep);
   const concurrency = options.concurrency ?? 10;
-  if (!Number.isInteger(concurrency) || concurrency < 1) {
-    throw new ConfigurationError(
-      `concurrency must be a whole number ≥ 1, got ${describe(options.concurrency)}.`,
-    );
-  }
   const prefix = options.prefix ?? "tsw:";
   const workerId = options.workerId ?? defaultWorkerId();
   const storage = new RedisStorage({ redis: options.url, prefix });
@@ -213,8 +247,6 @@ export function createRedisRuntime(options: RedisRuntimeOptions): RedisRuntime {
     }),
     runLimits: new RunLimits({ slots, rates }),
   });
-  // Checked here, so that a wrong setting fails at once and not in a worker's timer.
-  const sweep = options.sweep === false ? undefined : sweepSettings(options.sweep);
   const sweepTarget = { storage, queue, clock };
   let stopSweeper: (() => void) | undefined;
   let worker: Promise<QueueConsumer> | undefined;

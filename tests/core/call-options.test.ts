@@ -1,8 +1,13 @@
 /**
  * Options given at a call (`start()`, `waitForRun()`, `listRuns()`, `configure()`, `new LocalRuntime()`,
- * `createTestEnvironment()`, `waitForEvent()`, `createWebhook()`) are checked as `step()`'s are: a misspelt
+ * `new FileStorage()`, `createRedisRuntime()`, `createTestEnvironment()`, `waitForEvent()`, `createWebhook()`)
+ * are checked as `step()`'s are: a misspelt
  * or bad one is a `ConfigurationError` naming the option and what to use, never ignored.
  */
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { createServer, type Server } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import {
   ConfigurationError,
   cancelRun,
@@ -17,9 +22,10 @@ import {
   workflow,
 } from "tsworkflow";
 import { createClient, loadClientConfig } from "tsworkflow/aws";
-import { LocalRuntime, MemoryStorage } from "tsworkflow/local";
+import { FileStorage, LocalRuntime, MemoryStorage } from "tsworkflow/local";
+import { createRedisRuntime } from "tsworkflow/redis";
 import { createTestEnvironment } from "tsworkflow/testing";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 
 /** Options as a JavaScript caller or a computed object may give them: no compile-time check. */
 const untyped = (options: Record<string, unknown>) => options as never;
@@ -78,6 +84,119 @@ describe("new LocalRuntime() options", () => {
     ],
   ])("refuses %s", (_case, options, message) => {
     expect(() => new LocalRuntime(untyped(options))).toThrow(new ConfigurationError(message));
+  });
+});
+
+describe("new FileStorage() options", () => {
+  let cwd: string;
+  beforeEach(() => {
+    cwd = mkdtempSync(join(tmpdir(), "tsw-file-options-"));
+    vi.spyOn(process, "cwd").mockReturnValue(cwd);
+  });
+  afterEach(() => {
+    vi.restoreAllMocks();
+    rmSync(cwd, { recursive: true, force: true });
+  });
+
+  it.each<[string, Record<string, unknown>, string]>([
+    [
+      "an empty dir, which would be the current directory",
+      { dir: "" },
+      'new FileStorage(): dir must be a directory path, e.g. "./.tsworkflow", got "".',
+    ],
+    [
+      "a misspelt readOnly, which would take the directory's lock from the app writing there",
+      { readonly: true },
+      'new FileStorage(): unknown option "readonly". The options are dir, readOnly, finishedCacheEvents, lockStaleMs.',
+    ],
+    [
+      "a readOnly that is no boolean",
+      { readOnly: "yes" },
+      'new FileStorage(): readOnly must be true or false, got "yes".',
+    ],
+    [
+      "a cache of no events",
+      { finishedCacheEvents: 0 },
+      "new FileStorage(): finishedCacheEvents must be an integer >= 1, got 0.",
+    ],
+    [
+      "a lock lease that is no number",
+      { lockStaleMs: "10s" },
+      'new FileStorage(): lockStaleMs must be an integer >= 1, got "10s".',
+    ],
+  ])("refuses %s, creating nothing", (_case, options, message) => {
+    expect(() => new FileStorage(untyped(options))).toThrow(new ConfigurationError(message));
+    // Where `dir: ""` would have put its files (path.resolve("") is process.cwd()).
+    expect(existsSync(join(cwd, "runs"))).toBe(false);
+  });
+});
+
+describe("createRedisRuntime() options", () => {
+  /** A stand-in Redis server that only counts the connections made to it. */
+  let server: Server;
+  let connections: number;
+  let url: string;
+  beforeEach(async () => {
+    connections = 0;
+    server = createServer((socket) => {
+      connections += 1;
+      socket.destroy();
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    url = `redis://127.0.0.1:${(server.address() as { port: number }).port}`;
+  });
+  afterEach(() => new Promise<void>((resolve) => server.close(() => resolve())));
+
+  it.each<[string, Record<string, unknown>, string]>([
+    [
+      "a concurrency of 0, which would run nothing",
+      { concurrency: 0 },
+      "createRedisRuntime(): concurrency must be an integer >= 1, got 0.",
+    ],
+    [
+      "a misspelt option",
+      { prefx: "app:" },
+      'createRedisRuntime(): unknown option "prefx". The options are url, telemetry, concurrency, prefix, workerId, stalledAfterMs, clock, inlineSteps, schedules, registry, sweep.',
+    ],
+    [
+      "a prefix that is no string",
+      { prefix: 7 },
+      'createRedisRuntime(): prefix must be a string, e.g. "tsw:", got 7.',
+    ],
+    [
+      "an empty workerId",
+      { workerId: "" },
+      'createRedisRuntime(): workerId must be a name that is not empty, got "".',
+    ],
+    [
+      "a stalledAfterMs of 0",
+      { stalledAfterMs: 0 },
+      "createRedisRuntime(): stalledAfterMs must be an integer >= 1, got 0.",
+    ],
+    [
+      "an inlineSteps that is no boolean",
+      { inlineSteps: "false" },
+      'createRedisRuntime(): inlineSteps must be true or false, got "false".',
+    ],
+    [
+      "a misspelt sweep option",
+      { sweep: { staleAfter: 1000 } },
+      'createRedisRuntime(): unknown option "sweep.staleAfter". The options are sweep.everyMs, sweep.staleAfterMs, sweep.limit.',
+    ],
+    ["a sweep every 0 ms", { sweep: { everyMs: 0 } }, "sweep.everyMs must be a whole number ≥ 1, got 0."],
+  ])("refuses %s before it connects", async (_case, options, message) => {
+    expect(() => createRedisRuntime(untyped({ url, ...options }))).toThrow(new ConfigurationError(message));
+    // A client made anyway would connect within a few milliseconds (and go on retrying).
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(connections).toBe(0);
+  });
+
+  it("refuses a missing url, naming it", () => {
+    expect(() => createRedisRuntime(untyped({}))).toThrow(
+      new ConfigurationError(
+        'createRedisRuntime(): url must be a Redis URL, e.g. "redis://127.0.0.1:6379", got undefined.',
+      ),
+    );
   });
 });
 

@@ -4,7 +4,15 @@
  * that cannot be read says so. A full disk is simulated at the file system boundary the storage uses:
  * `node:fs`'s `writeSync` writes part of the bytes and then fails with ENOSPC, as on a real full disk.
  */
-import fs, { mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
+import fs, {
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  utimesSync,
+  writeFileSync,
+} from "node:fs";
 import { syncBuiltinESMExports } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -13,6 +21,7 @@ import {
   FatalError,
   RunFileDamagedError,
   type RunRecord,
+  StorageLockedError,
   StorageWriteError,
   sleep,
   step,
@@ -20,6 +29,9 @@ import {
 } from "tsworkflow";
 import { FileStorage, LocalRuntime } from "tsworkflow/local";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { getLogger } from "../../lib/core/logger.ts";
+import type { NewRun } from "../../lib/ports/event-store.ts";
+import { newRunFixture } from "../contract/event-store-contract.ts";
 
 let dir: string;
 const opened: (FileStorage | LocalRuntime)[] = [];
@@ -365,5 +377,103 @@ describe("FileStorage with a run file damaged in the middle", () => {
     expect(repaired.corrupt.size).toBe(0);
     const again = await restarted.start(quick, ["R"], { idempotencyKey: "order-R" });
     expect(again.runId).toBe(runId);
+  });
+});
+
+describe("FileStorage with more run files than it keeps open", () => {
+  /** fdatasync as the storage calls it, failing with EIO for the files whose path is in `failing`. */
+  const failing = new Set<string>();
+  const realFdatasync = fs.fdatasync;
+  function failingFdatasync(fd: number, callback: (error: NodeJS.ErrnoException | null) => void): void {
+    if (!failing.has(readlinkSync(`/proc/self/fd/${fd}`))) return realFdatasync(fd, callback);
+    callback(
+      Object.assign(new Error("EIO: i/o error, fdatasync"), { code: "EIO", errno: -5, syscall: "fdatasync" }),
+    );
+  }
+
+  beforeEach(() => {
+    failing.clear();
+    vi.spyOn(fs, "fdatasync").mockImplementation(failingFdatasync as typeof fs.fdatasync);
+    syncBuiltinESMExports();
+  });
+
+  it("logs a failed sync of the file it closes to keep 512 open and accepts no further commits, rather than leaving the rejection unhandled", async () => {
+    // Prepare: 512 run files open, the first the least recently used; its next sync fails.
+    const storage = open();
+    const errors = vi.spyOn(getLogger(), "error");
+    const [oldest, ...others] = Array.from({ length: 513 }, () => newRunFixture());
+    await storage.createRun(oldest as NewRun);
+    await Promise.all(others.slice(0, 511).map((fixture) => storage.createRun(fixture)));
+    const last = others[511] as NewRun;
+    const oldestFile = runFile(oldest?.run.runId as string);
+    failing.add(oldestFile);
+    // Act: the 513th file opened closes the first after its next sync.
+    await storage.createRun(last);
+    // Assess
+    await expect(storage.getRun(last.run.runId)).rejects.toThrow("EIO: i/o error, fdatasync");
+    await expect(
+      storage.commit(last.run.runId, 1, [], { status: "running", updatedAt: new Date().toISOString() }),
+    ).rejects.toThrow("EIO: i/o error, fdatasync");
+    expect(errors).toHaveBeenCalledWith(
+      `fdatasync of ${oldestFile} failed; no further commits are accepted: EIO: i/o error, fdatasync`,
+    );
+  });
+});
+
+describe("FileStorage's lock file", () => {
+  const lockFile = (generation: number) => join(dir, "lock", String(generation));
+  const openWith = (options: ConstructorParameters<typeof FileStorage>[0]) => {
+    const storage = new FileStorage({ dir, ...options });
+    opened.push(storage);
+    return storage;
+  };
+
+  it("holds the whole holder when the file system takes a few bytes per write, so that a reader names the holding process", () => {
+    // Prepare: the temporary files the lock is written to take at most 16 bytes per write.
+    vi.spyOn(fs, "writeSync").mockImplementation(((
+      fd: number,
+      data: string | NodeJS.ArrayBufferView,
+      offset?: number,
+    ) => {
+      if (!readlinkSync(`/proc/self/fd/${fd}`).startsWith(join(dir, "lock", ".")))
+        return (realWriteSync as (...args: unknown[]) => number)(fd, data, offset);
+      const bytes =
+        typeof data === "string"
+          ? Buffer.from(data)
+          : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+      const from = typeof data === "string" ? 0 : (offset ?? 0);
+      return realWriteSync(fd, bytes.subarray(from, from + 16));
+    }) as typeof fs.writeSync);
+    syncBuiltinESMExports();
+    // Act
+    open();
+    // Assess
+    expect(JSON.parse(readFileSync(lockFile(1), "utf8"))).toMatchObject({ pid: process.pid });
+    expect(openWith({ readOnly: true }).holder()).toBe(
+      `process ${process.pid} (since ${JSON.parse(readFileSync(lockFile(1), "utf8")).since})`,
+    );
+  });
+
+  it("counts a lock file that cannot be read as held until its lease runs out: a writer is refused, a reader sees the directory held, and it is taken over after", () => {
+    // Prepare: a holder's lock file cut short (a disk error, an edit by hand), refreshed just now.
+    mkdirSync(join(dir, "lock"), { recursive: true });
+    writeFileSync(lockFile(1), '{"pid":4242,"hostn');
+    // Act
+    const refused = (() => {
+      try {
+        openWith({ lockStaleMs: 60_000 });
+      } catch (error) {
+        return error;
+      }
+    })();
+    const seen = openWith({ readOnly: true, lockStaleMs: 60_000 }).holder();
+    utimesSync(lockFile(1), new Date(Date.now() - 120_000), new Date(Date.now() - 120_000));
+    const taken = openWith({ lockStaleMs: 60_000 });
+    // Assess
+    expect(refused).toBeInstanceOf(StorageLockedError);
+    expect((refused as StorageLockedError).holder).toBe("another process");
+    expect(seen).toBe("another process");
+    expect(taken.holder()).toContain(`process ${process.pid}`);
+    expect(JSON.parse(readFileSync(lockFile(2), "utf8"))).toMatchObject({ pid: process.pid });
   });
 });

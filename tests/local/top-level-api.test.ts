@@ -15,7 +15,7 @@ import {
   workflow,
 } from "tsworkflow";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { currentHolder } from "../../lib/adapters/file/directory-lock.ts";
+import { liveLock } from "../../lib/adapters/file/directory-lock.ts";
 
 let dir: string;
 const previousDir = process.env.TSWORKFLOW_DIR;
@@ -97,7 +97,7 @@ describe("the top-level API on the default file backend", () => {
     await waitForRun(runId, { timeoutMs: 10_000 });
     // Act
     await shutdown();
-    const lockedAfterShutdown = currentHolder(dir) !== undefined;
+    const lockedAfterShutdown = liveLock(dir) !== undefined;
     configure({ dir });
     // Assess
     expect(lockedAfterShutdown).toBe(false);

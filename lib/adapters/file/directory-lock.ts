@@ -104,7 +104,7 @@ export class DirectoryLock {
       lock.startHeartbeat();
       return lock;
     }
-    throw new LockHeldError(currentHolder(dir, { staleMs }));
+    throw new LockHeldError(liveLock(dir, { staleMs })?.holder);
   }
 
   /** Lets go: the next process takes the directory at once. */
@@ -155,16 +155,20 @@ export class DirectoryLock {
 }
 
 /**
- * The process holding `dir` now, or undefined when none does (never locked, released, or its holder
- * is gone). Readers use it to know whether an app is there to pick up their requests.
+ * The lock a process holds on `dir` now, with that process (undefined when its lock file cannot be read:
+ * the lock is live until its lease runs out all the same), or undefined when none does (never locked,
+ * released, or its holder is gone). Readers use it to know whether an app is there to pick up their requests.
  */
-export function currentHolder(dir: string, options: { staleMs?: number } = {}): LockHolder | undefined {
+export function liveLock(
+  dir: string,
+  options: { staleMs?: number } = {},
+): { holder: LockHolder | undefined } | undefined {
   const lockDir = join(dir, "lock");
   const generations = listGenerations(lockDir);
   const top = generations[generations.length - 1];
   if (top === undefined) return undefined;
   const state = inspect(lockDir, top, options.staleMs ?? DEFAULT_STALE_MS);
-  return state.live ? state.holder : undefined;
+  return state.live ? { holder: state.holder } : undefined;
 }
 
 /** How a holder reads in a message: `process 4242 on host-a (since 2026-01-02T03:04:05.000Z)`. */
@@ -219,7 +223,9 @@ function createExclusive(lockDir: string, generation: number, holder: LockHolder
   const temporary = join(lockDir, `.${randomUUID()}`);
   const fd = openSync(temporary, "wx");
   try {
-    writeSync(fd, JSON.stringify(holder));
+    // All of it: a short write would leave a holder that no process can read (nor tell gone before its lease ends).
+    const content = Buffer.from(JSON.stringify(holder));
+    for (let written = 0; written < content.length; ) written += writeSync(fd, content, written);
     fsyncSync(fd);
   } finally {
     closeSync(fd);

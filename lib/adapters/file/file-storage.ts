@@ -21,6 +21,7 @@ import {
 import { parseEvent, type WorkflowEvent } from "../../core/events.ts";
 import { assertRunId } from "../../core/ids.ts";
 import { getLogger } from "../../core/logger.ts";
+import { booleanOption, checkOptionNames, directoryOption, integerOption } from "../../core/options.ts";
 import {
   type CommitResult,
   FINISHED_STATUSES,
@@ -41,7 +42,7 @@ import {
   type RunState,
   runState,
 } from "../memory/memory-storage.ts";
-import { currentHolder, DirectoryLock, describeHolder, LockHeldError } from "./directory-lock.ts";
+import { DirectoryLock, describeHolder, LockHeldError, liveLock } from "./directory-lock.ts";
 import { FinishedIndex, type IndexEntry } from "./finished-index.ts";
 import { GroupSync } from "./group-sync.ts";
 import { Inbox, type InboxRequest, type InboxWatchOptions } from "./inbox.ts";
@@ -72,6 +73,27 @@ export interface FileStorageOptions {
    * @default 10000
    */
   lockStaleMs?: number;
+}
+
+const OPTION_NAMES = Object.keys({
+  dir: 0,
+  readOnly: 0,
+  finishedCacheEvents: 0,
+  lockStaleMs: 0,
+} satisfies Record<keyof FileStorageOptions, 0>);
+
+/**
+ * The options of `new FileStorage()`, checked as `LocalRuntime`'s are: `dir: ""` would be the current
+ * directory without a word, and a misspelt `readonly` would take the directory's lock.
+ * @throws ConfigurationError for an unknown or bad option
+ */
+function checkFileStorageOptions(options: FileStorageOptions): void {
+  const owner = "new FileStorage()";
+  checkOptionNames(owner, options, OPTION_NAMES);
+  directoryOption(owner, "dir", options.dir);
+  booleanOption(owner, "readOnly", options.readOnly);
+  integerOption(owner, "finishedCacheEvents", options.finishedCacheEvents, 1);
+  integerOption(owner, "lockStaleMs", options.lockStaleMs, 1);
 }
 
 /** One line of a run file: one commit, all its events, and what it changed in the run document. */
@@ -138,8 +160,10 @@ export class FileStorage extends MemoryStorage {
   private dirFd: number | undefined;
   private readonly releaseOnExit = () => this.releaseLock();
 
+  /** @throws ConfigurationError for an unknown or bad option */
   constructor(options: FileStorageOptions = {}) {
     super();
+    checkFileStorageOptions(options);
     this.dir = resolve(options.dir ?? process.env.TSWORKFLOW_DIR ?? ".tsworkflow");
     this.readOnly = options.readOnly ?? false;
     this.lockStaleMs = options.lockStaleMs ?? 10_000;
@@ -256,10 +280,13 @@ export class FileStorage extends MemoryStorage {
     return this.inbox.requestRetry(runId, version);
   }
 
-  /** The process that holds the directory now, described, or undefined when none does. */
+  /**
+   * The process that holds the directory now, described (`another process` when its lock file cannot be
+   * read), or undefined when none does.
+   */
   holder(): string | undefined {
-    const holder = currentHolder(this.dir, { staleMs: this.lockStaleMs });
-    return holder && describeHolder(holder);
+    const lock = liveLock(this.dir, { staleMs: this.lockStaleMs });
+    return lock && describeHolder(lock.holder);
   }
 
   /**
@@ -369,16 +396,18 @@ export class FileStorage extends MemoryStorage {
     );
     const version = expectedVersion + events.length;
     this.groupSync.whenSynced(fd, (error) => {
-      if (!error) {
-        if (FINISHED_STATUSES.has(patch.status)) this.finished(runId, version);
-        return;
-      }
-      this.syncFailure ??= error;
-      getLogger().error(
-        `fdatasync of ${this.fileOf(runId)} failed; no further commits are accepted: ${error.message}`,
-      );
+      if (error) this.syncFailed(runId, error);
+      else if (FINISHED_STATUSES.has(patch.status)) this.finished(runId, version);
     });
     return undefined;
+  }
+
+  /** A run file that could not be synced may have lost what was written: no further commits are accepted. */
+  private syncFailed(runId: string, error: Error): void {
+    this.syncFailure ??= error;
+    getLogger().error(
+      `fdatasync of ${this.fileOf(runId)} failed; no further commits are accepted: ${error.message}`,
+    );
   }
 
   /**
@@ -769,8 +798,12 @@ export class FileStorage extends MemoryStorage {
     if (this.files.size <= MAX_OPEN_FILES) return;
     const [oldestId, oldestFd] = this.files.entries().next().value as [string, number];
     this.files.delete(oldestId);
-    // Another commit may still be waiting for this file's sync: close after the next group sync.
-    void this.groupSync.sync(oldestFd).finally(() => closeSync(oldestFd));
+    // Another commit may still be waiting for this file's sync: close after the next group sync (which,
+    // failing, is a failed sync like any other).
+    this.groupSync.whenSynced(oldestFd, (error) => {
+      closeSync(oldestFd);
+      if (error) this.syncFailed(oldestId, error);
+    });
   }
 
   private forgetFile(runId: string): void {

@@ -385,7 +385,10 @@ describe("FileStorage with more run files than it keeps open", () => {
   const failing = new Set<string>();
   const realFdatasync = fs.fdatasync;
   function failingFdatasync(fd: number, callback: (error: NodeJS.ErrnoException | null) => void): void {
-    if (!failing.has(readlinkSync(`/proc/self/fd/${fd}`))) return realFdatasync(fd, callback);
+    if (!failing.has(readlinkSync(`/proc/self/fd/${fd}`))) {
+      realFdatasync(fd, callback);
+      return;
+    }
     callback(
       Object.assign(new Error("EIO: i/o error, fdatasync"), { code: "EIO", errno: -5, syscall: "fdatasync" }),
     );

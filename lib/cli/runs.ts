@@ -232,13 +232,23 @@ export async function eventsCommand(
   await requireRun(store, runId);
   const log = await store.getEvents(runId);
   const { events, nextAfter } = eventWindow(log, options);
+  // On standard error, so that the JSON on standard output stays whole.
+  const more = () => {
+    if (nextAfter !== undefined && options.limit)
+      io.err(
+        `${io.errStyle.dim(`More events: pass --after ${nextAfter} --limit ${options.limit} for the next ones.`)}\n`,
+      );
+  };
   if (options.json) {
     io.out(json(events));
+    more();
     return EXIT.ok;
   }
   const { style } = io;
   if (events.length === 0) {
-    io.out(`${style.dim(`No events after seq ${options.after ?? 0}: the log has ${log.length}.`)}\n`);
+    const none =
+      options.limit === 0 ? "--limit 0 shows no events" : `No events after seq ${options.after ?? 0}`;
+    io.out(`${style.dim(`${none}: the log has ${log.length}.`)}\n`);
     return EXIT.ok;
   }
   const start = log[0] ? Date.parse(log[0].timestamp) : 0;
@@ -264,10 +274,7 @@ export async function eventsCommand(
       style.dim(`… ${hidden} more events (--all prints every event, --after <seq> --limit <n> a window)`),
     );
   io.out(`${table.join("\n")}\n`);
-  if (nextAfter !== undefined)
-    io.err(
-      `${io.errStyle.dim(`More events: pass --after ${nextAfter} --limit ${options.limit} for the next ones.`)}\n`,
-    );
+  more();
   return EXIT.ok;
 }
 

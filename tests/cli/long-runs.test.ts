@@ -93,11 +93,12 @@ describe("runs events of a run with thousands of events", () => {
 
   it("prints a window with --after and --limit, and the flag to pass for the next one", async () => {
     // Act
-    const [window, rest, past, none] = await Promise.all([
+    const [window, rest, past, none, noneText] = await Promise.all([
       runCli(["runs", "events", runId, "--dir", dir, "--after", "1000", "--limit", "150"]),
       runCli(["runs", "events", runId, "--dir", dir, "--after", String(EVENTS - 3)]),
       runCli(["runs", "events", runId, "--dir", dir, "--after", String(EVENTS + 5)]),
       runCli(["runs", "events", runId, "--dir", dir, "--limit", "0", "--json"]),
+      runCli(["runs", "events", runId, "--dir", dir, "--limit", "0"]),
     ]);
     // Assess: a window asked for with --limit is printed whole; its AFTER column counts from the run's start.
     expect(window.code).toBe(0);
@@ -109,6 +110,8 @@ describe("runs events of a run with thousands of events", () => {
     expect(past.code).toBe(0);
     expect(past.stdout.trim()).toBe(`No events after seq ${EVENTS + 5}: the log has ${EVENTS}.`);
     expect(JSON.parse(none.stdout)).toEqual([]);
+    expect(none.stderr).toBe("");
+    expect(noneText.stdout.trim()).toBe(`--limit 0 shows no events: the log has ${EVENTS}.`);
   });
 
   it("prints the whole log as JSON, and only the window with --after and --limit", async () => {
@@ -121,7 +124,8 @@ describe("runs events of a run with thousands of events", () => {
     const seqs = (stdout: string) => (JSON.parse(stdout) as WorkflowEvent[]).map((event) => event.seq);
     expect(seqs(whole.stdout)).toEqual(seqRange(1, EVENTS));
     expect(seqs(window.stdout)).toEqual(seqRange(11, 15));
-    expect(window.stderr).toBe("");
+    // The hint goes to standard error: the JSON on standard output stays whole.
+    expect(window.stderr.trim()).toBe("More events: pass --after 15 --limit 5 for the next ones.");
   });
 
   it("refuses an --after or --limit that is not a whole number ≥ 0 as a usage error naming the flag", async () => {

@@ -201,25 +201,38 @@ describe("FileStorage on a full disk", () => {
     expect(opening).toThrow("Nothing was started; start again once the directory can be written");
   });
 
-  it("names a read-only file system when the directory exists there without runs/, not the ENOENT that Node's recursive mkdir answers", () => {
-    // Prepare: mkdir as on a read-only mount (the tests may not mount one): recursive, Node answers ENOENT
-    // for a directory whose parent exists; the last directory alone, EROFS.
-    const realMkdirSync = fs.mkdirSync;
-    vi.spyOn(fs, "mkdirSync").mockImplementation(((path: fs.PathLike, options?: fs.MakeDirectoryOptions) => {
-      if (!String(path).startsWith(dir)) return realMkdirSync(path, options);
-      const [code, syscall] = options?.recursive ? ["ENOENT", "mkdir"] : ["EROFS", "mkdir"];
-      throw Object.assign(new Error(`${code}: mkdir '${String(path)}'`), { code, syscall });
-    }) as typeof fs.mkdirSync);
-    syncBuiltinESMExports();
-    // Act
-    const opening = () => open();
-    // Assess
-    expect(opening).toThrow(
-      `Cannot write ${dir}: the file system is read-only (EROFS): mount it read-write.`,
-    );
-    expect(opening).toThrow("or use another one (configure({ dir }), TSWORKFLOW_DIR)");
-    expect(opening).toThrow(`new FileStorage({ dir: ${JSON.stringify(dir)}, readOnly: true })`);
-  });
+  it.each([
+    ["exists there without runs/", (parent: string) => parent],
+    [
+      "is missing there, below a directory that exists",
+      (parent: string) => join(parent, "app", ".tsworkflow"),
+    ],
+  ])(
+    "names a read-only file system when the directory %s, not the ENOENT that Node's recursive mkdir answers",
+    (_, where) => {
+      // Prepare: mkdir as on a read-only mount (the tests may not mount one): recursive, Node answers ENOENT;
+      // the first missing directory alone, EROFS.
+      const target = where(dir);
+      const realMkdirSync = fs.mkdirSync;
+      vi.spyOn(fs, "mkdirSync").mockImplementation(((
+        path: fs.PathLike,
+        options?: fs.MakeDirectoryOptions,
+      ) => {
+        if (!String(path).startsWith(dir)) return realMkdirSync(path, options);
+        const [code, syscall] = options?.recursive ? ["ENOENT", "mkdir"] : ["EROFS", "mkdir"];
+        throw Object.assign(new Error(`${code}: mkdir '${String(path)}'`), { code, syscall });
+      }) as typeof fs.mkdirSync);
+      syncBuiltinESMExports();
+      // Act
+      const opening = () => opened.push(new FileStorage({ dir: target }));
+      // Assess
+      expect(opening).toThrow(
+        `Cannot write ${target}: the file system is read-only (EROFS): mount it read-write.`,
+      );
+      expect(opening).toThrow("or use another one (configure({ dir }), TSWORKFLOW_DIR)");
+      expect(opening).toThrow(`new FileStorage({ dir: ${JSON.stringify(target)}, readOnly: true })`);
+    },
+  );
 
   it("keeps a run whose index line the full disk refused, without ending the process, and lists it with its key from its file at the next open", async () => {
     // Prepare: the index refuses its line; the run file takes the run's last commit.

@@ -14,14 +14,17 @@ export function writeFailure(error: unknown, path: string, next: string): unknow
 
 /**
  * Creates the directory `path` and its parents. On a read-only file system Node's recursive mkdir answers
- * ENOENT for a directory whose parent exists; creating the last one alone gives the real reason (EROFS,
- * EACCES), which {@link writeFailure} can name.
+ * ENOENT; creating the first missing directory alone gives the real reason (EROFS, EACCES), which
+ * {@link writeFailure} can name.
  */
 export function makeDirectory(path: string): void {
   try {
     mkdirSync(path, { recursive: true });
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== "ENOENT" || !existsSync(dirname(path))) throw error;
-    mkdirSync(path);
+    if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
+    let missing = path;
+    while (!existsSync(dirname(missing)) && dirname(missing) !== missing) missing = dirname(missing);
+    mkdirSync(missing);
+    mkdirSync(path, { recursive: true });
   }
 }

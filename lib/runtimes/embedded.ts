@@ -160,6 +160,15 @@ function checkLocalRuntimeOptions(options: LocalRuntimeOptions): void {
       `${owner}: give storage or dir, not both (dir is where the default FileStorage keeps its files; pass new FileStorage({ dir }) as storage instead).`,
     );
   directoryOption(owner, "dir", options.dir);
+  // Anything else would pass here and fail later, where the runtime first calls it, ending the process.
+  const storage = options.storage as Partial<EventStore> | undefined;
+  if (storage !== undefined && typeof storage?.commit !== "function")
+    throw optionError(
+      owner,
+      "storage",
+      "an EventStore such as new MemoryStorage() or new FileStorage({ dir })",
+      storage,
+    );
   integerOption(owner, "concurrency", options.concurrency, 1);
   if (options.timers !== undefined && options.timers !== "real" && options.timers !== "manual")
     throw optionError(owner, "timers", '"real" or "manual"', options.timers);

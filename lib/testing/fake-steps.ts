@@ -1,4 +1,4 @@
-import { ConfigurationError } from "../core/errors.ts";
+import { ConfigurationError, describe } from "../core/errors.ts";
 import { defaultRegistry, Registry } from "../core/registry.ts";
 import type { AnyStep } from "../core/step.ts";
 
@@ -25,6 +25,11 @@ export class FakeStepRegistry extends Registry {
    * @throws ConfigurationError when no step has that name: a misspelt fake would let the real step run
    */
   fake(stepName: string, fake: StepFake): void {
+    // A fake that is not a function would fail every attempt, retried as the step's policy says.
+    if (typeof fake !== "function")
+      throw new ConfigurationError(
+        `The fake of step ${JSON.stringify(stepName)} must be a function that runs instead of the step, got ${describe(fake)}.`,
+      );
     if (!super.findStep(stepName))
       throw new ConfigurationError(
         `No step named ${JSON.stringify(stepName)} to fake: check the name, and import the module that defines the step (or define it with env.define) before faking it.`,

@@ -17,6 +17,7 @@ import {
   listRuns,
   shutdown,
   start,
+  step,
   waitForEvent,
   waitForRun,
   workflow,
@@ -76,6 +77,11 @@ describe("new LocalRuntime() options", () => {
       "an empty dir, which would be the current directory",
       { dir: "" },
       'new LocalRuntime(): dir must be a directory path, e.g. "./.tsworkflow", got "".',
+    ],
+    [
+      "a storage that is no EventStore, which would end the process where it is first used",
+      { storage: {} },
+      "new LocalRuntime(): storage must be an EventStore such as new MemoryStorage() or new FileStorage({ dir }), got {}.",
     ],
     [
       "both storage and dir",
@@ -201,6 +207,15 @@ describe("createRedisRuntime() options", () => {
 });
 
 describe("createTestEnvironment() options", () => {
+  it("refuses a step fake that is no function, which would fail every attempt of the step", async () => {
+    step("call_options_faked", async (n: number) => n);
+    await expect(createTestEnvironment(untyped({ steps: { call_options_faked: 5 } }))).rejects.toThrow(
+      new ConfigurationError(
+        'The fake of step "call_options_faked" must be a function that runs instead of the step, got 5.',
+      ),
+    );
+  });
+
   it("refuses a misspelt timeSkipping, which would leave time skipping off", async () => {
     await expect(createTestEnvironment(untyped({ timeSkiping: true }))).rejects.toThrow(
       new ConfigurationError(

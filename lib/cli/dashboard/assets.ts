@@ -108,6 +108,7 @@ export const DASHBOARD_SCRIPT = `
 (() => {
   const body = document.body;
   const token = body.dataset.token || "";
+  const base = body.dataset.base || "";
   const auth = token ? { Authorization: "Bearer " + token } : {};
   const every = Number(body.dataset.refreshMs) || 1500;
   let timer;
@@ -172,7 +173,7 @@ export const DASHBOARD_SCRIPT = `
     button.disabled = true;
     flash(action === "cancel" ? "Cancelling…" : "Retrying…", false);
     try {
-      const response = await fetch("/api/runs/" + encodeURIComponent(runId) + "/" + action, {
+      const response = await fetch(base + "/api/runs/" + encodeURIComponent(runId) + "/" + action, {
         method: "POST",
         headers: { ...auth, "Content-Type": "application/json" },
         body: JSON.stringify(action === "cancel" && reason ? { reason } : {}),

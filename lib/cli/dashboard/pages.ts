@@ -19,7 +19,9 @@ import { html, raw, type SafeHtml } from "./html.ts";
 
 /** What every page needs to know about the dashboard and the request. */
 export interface PageContext {
-  /** An internal link, carrying the token when the dashboard has one. */
+  /** Where the dashboard is mounted in the app that serves it: "/admin/workflows", or "" at the root. */
+  base: string;
+  /** An internal link, under the mount, carrying the token when the dashboard has one. */
   href(path: string, params?: Record<string, string | number | undefined>): string;
   token?: string;
   /** The nonce that lets the page's inline style and script run under its Content-Security-Policy. */
@@ -35,6 +37,10 @@ export interface PageContext {
   /** Show every row of a run's timeline and events (`?all=1`), not only the ends of a long list. */
   all?: boolean;
 }
+
+/** A path of the dashboard (`/runs/<id>`) as the browser must ask for it, under the mount; its runs page is the mount itself. */
+export const underMount = (mount: string, path: string): string =>
+  mount && path === "/" ? mount : mount + path;
 
 /** How many rows a run's page shows at each end of a long timeline and event list (`?all=1` shows them all). */
 export const PAGE_ENDS = 100;
@@ -78,7 +84,7 @@ function layout(context: PageContext, title: string, body: SafeHtml): string {
 <link rel="icon" href="data:,">
 <style nonce="${context.nonce}">${raw(DASHBOARD_CSS)}</style>
 </head>
-<body data-refresh-ms="${context.refreshMs}" data-token="${context.token ?? ""}">
+<body data-refresh-ms="${context.refreshMs}" data-token="${context.token ?? ""}"${context.base ? html` data-base="${context.base}"` : ""}>
 <header class="top">
   <a class="brand" href="${context.href("/")}">tsworkflow</a>
   <a class="nav" href="${context.href("/")}">Runs</a>
@@ -133,7 +139,7 @@ export function renderRunsPage(context: PageContext, data: RunsPageData, fragmen
 </div>`;
   if (fragment) return live.value;
   const body = html`<div class="title-row"><h1>Runs</h1></div>
-<form class="filters" method="get" action="/" id="filters">
+<form class="filters" method="get" action="${underMount(context.base, "/")}" id="filters">
   <input type="search" name="q" value="${filters.q ?? ""}" placeholder="Search by run id" aria-label="Search by run id" autocomplete="off">
   <input type="search" name="tag" value="${filters.tag ?? ""}" placeholder="Tags: tenant=acme,plan=pro" aria-label="Filter by tags (key=value, comma-separated)" autocomplete="off">
   <input type="search" name="version" value="${filters.version ?? ""}" placeholder="Version" aria-label="Filter by workflow version" autocomplete="off" size="8">

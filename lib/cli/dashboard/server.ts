@@ -37,6 +37,7 @@ import {
   renderRunsPage,
   renderSchedulesPage,
   type ScheduleRow,
+  underMount,
 } from "./pages.ts";
 
 /** What the dashboard reads: an `EventStore`, or a runtime (`getRuntime()`, `LocalRuntime`…). */
@@ -142,6 +143,8 @@ const MAX_PAGE_SIZE = 1000;
  * The web dashboard as a hono app: the runs page (`/`), a run's page (`/runs/:id`), their JSON
  * (`/api/runs`, `/api/runs/:id`) and, with `allowActions`, `POST /api/runs/:id/cancel|retry`.
  * Plain server-rendered HTML with a small inline script: no build step, nothing fetched from the network.
+ * Mounted under a path of your own hono app with `app.route(path, dashboard)`, its links, form and script
+ * requests stay under that path.
  * @example
  * import { createDashboard } from "tsworkflow/cli";
  * import { FileStorage } from "tsworkflow/local";
@@ -167,13 +170,15 @@ export function createDashboard(options: DashboardOptions): Hono {
     });
 
   const pageContext = (c: Context): PageContext => ({
+    base: mountOf(c),
     href(path, params = {}) {
       const query = new URLSearchParams();
       for (const [key, value] of Object.entries(params))
         if (value !== undefined && value !== "") query.set(key, String(value));
       if (options.token) query.set("token", options.token);
       const text = query.toString();
-      return text ? `${path}?${text}` : path;
+      const url = underMount(mountOf(c), path);
+      return text ? `${url}?${text}` : url;
     },
     ...(options.token ? { token: options.token } : {}),
     nonce: c.get("nonce" as never) as string,
@@ -225,6 +230,7 @@ export function createDashboard(options: DashboardOptions): Hono {
   }
 
   app.use(async (c, next) => {
+    c.set("mount" as never, mountPrefix(c) as never);
     if (allowedHosts && !allowedHosts.includes(hostName(c.req.header("host")))) {
       return c.text("This dashboard answers only on the address it listens on.", 403);
     }
@@ -234,6 +240,10 @@ export function createDashboard(options: DashboardOptions): Hono {
         "This dashboard needs its token: open the URL that `tsworkflow dashboard` printed (it ends in ?token=...), or send Authorization: Bearer <token>.";
       return isApi(c) ? c.json({ error: message }, 401) : c.text(message, 401);
     }
+    // hono routes `<mount>/` to no handler of a mounted app (strict routing): its runs page is `<mount>`.
+    const mount = mountOf(c);
+    if (mount && c.req.path === `${mount}/` && c.req.method === "GET")
+      return c.redirect(mount + new URL(c.req.url).search, 308);
     const nonce = randomBytes(16).toString("base64");
     c.set("nonce" as never, nonce as never);
     await next();
@@ -605,7 +615,26 @@ export function tokenMatches(expected: string, given: string | undefined): boole
   return timingSafeEqual(digest(expected), digest(given));
 }
 
-const isApi = (c: Context) => c.req.path.startsWith("/api/");
+/**
+ * Where the dashboard is mounted in the app that serves it: "/admin/workflows" for
+ * `app.route("/admin/workflows", dashboard)`, "" at the root. Its middleware's route is `<mount>/*`, so the mount
+ * is as many segments of the request's path as that route has before `*` (one per `:param` too).
+ * `c.req.routePath` rather than `hono/route`, which hono < 4.8 (in the peer range) lacks.
+ */
+function mountPrefix(c: Context): string {
+  const depth = c.req.routePath.split("/").filter((segment) => segment !== "" && segment !== "*").length;
+  return depth === 0
+    ? ""
+    : c.req.path
+        .split("/")
+        .slice(0, depth + 1)
+        .join("/");
+}
+
+/** The mount prefix the dashboard's middleware found for this request. */
+const mountOf = (c: Context): string => (c.get("mount" as never) as string | undefined) ?? "";
+
+const isApi = (c: Context) => c.req.path.slice(mountOf(c).length).startsWith("/api/");
 /** The page's script asks for the live part only, to refresh it in place. */
 const isFragment = (c: Context) => c.req.header("x-tsworkflow-fragment") === "live";
 

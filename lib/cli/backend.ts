@@ -9,11 +9,11 @@ import type { Engine } from "../engine/engine.ts";
 import { MemorySlotStore } from "../engine/memory-slot-store.ts";
 import { retryRun } from "../engine/run-control.ts";
 import { RunLimits, restoreRunSlots } from "../engine/run-limits.ts";
+import { type SlotReader, waitingFor } from "../inspect/waiting-for.ts";
 import { type EventStore, FINISHED_STATUSES } from "../ports/event-store.ts";
 import type { FileControl } from "../runtimes/file-control.ts";
 import { dynamoDBClient, loadAwsMode, loadRedisMode, s3ClientSettings } from "./backend-modules.ts";
 import { BackendUnavailableError, UsageError } from "./errors.ts";
-import { type SlotReader, waitingFor } from "./waiting-for.ts";
 
 /** The storage flags shared by every command. */
 export interface BackendOptions {

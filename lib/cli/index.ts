@@ -3,6 +3,7 @@
  * (e.g. serving the dashboard from inside your app, with cancel and retry on its own runtime).
  */
 
+export type { SlotReader } from "../inspect/waiting-for.ts";
 export type { Backend, BackendOptions, BackendReader, RunActions } from "./backend.ts";
 export { backendActions, engineActions, openReader, resolveBackend } from "./backend.ts";
 export type {
@@ -16,4 +17,3 @@ export { ActionNotAvailableError, BackendUnavailableError, EXIT, UsageError } fr
 export { main } from "./main.ts";
 export type { SegmentKind, Timeline, TimelineRow, TimelineSegment } from "./timeline.ts";
 export { buildTimeline } from "./timeline.ts";
-export type { SlotReader } from "./waiting-for.ts";

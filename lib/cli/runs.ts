@@ -13,6 +13,7 @@ import {
   renderTable,
   type Style,
 } from "../inspect/format.ts";
+import { readWaitingFor, type SlotReader, type WaitContext } from "../inspect/waiting-for.ts";
 import {
   type EventStore,
   FINISHED_STATUSES,
@@ -25,7 +26,6 @@ import { endsOf } from "./ends.ts";
 import { EXIT } from "./errors.ts";
 import { type EventWindowQuery, eventWindow } from "./event-window.ts";
 import { buildTimeline, NO_OUTCOME_YET, parentOf } from "./timeline.ts";
-import { readWaitingFor, type SlotReader, type WaitContext } from "./waiting-for.ts";
 
 /** What a command knows about the backend to say what runs wait for: who takes them on, and its slots. */
 export type WaitSources = Pick<WaitContext, "runner"> & { slots?: SlotReader };

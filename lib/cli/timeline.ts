@@ -346,9 +346,6 @@ function rejectedWait(
   return undefined;
 }
 
-// What runs wait for is in waiting-for.ts; the test environment reads it here.
-export { slotReason, waitingFor } from "./waiting-for.ts";
-
 /** For a child run: its parent run and the parent's id for it (from `workflow_started`). */
 export function parentOf(events: readonly WorkflowEvent[]): { runId: string; childId: string } | undefined {
   const parent = (events[0] as { parent?: { runId?: unknown; childId?: unknown } } | undefined)?.parent;

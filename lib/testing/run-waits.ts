@@ -1,9 +1,9 @@
 import type { LocalTimer, LocalTimers } from "../adapters/in-process/local-timers.ts";
-import { slotReason, waitingFor } from "../cli/timeline.ts";
 import { formatDuration } from "../core/durations.ts";
 import { resumeAtOf, type WorkflowEvent } from "../core/events.ts";
 import type { Registry } from "../core/registry.ts";
 import { type RunConcurrency, recordedAdmission } from "../engine/admission.ts";
+import { slotReason, waitingFor } from "../inspect/waiting-for.ts";
 import type { Clock } from "../ports/clock.ts";
 import { type EventStore, FINISHED_STATUSES, type RunRecord } from "../ports/event-store.ts";
 import type { SlotStore } from "../ports/slot-store.ts";

@@ -1,7 +1,7 @@
-import { waitingFor } from "../cli/timeline.ts";
 import type { WorkflowEvent } from "../core/events.ts";
 import { describeEvent, errorLine } from "../inspect/describe.ts";
 import { compactJson, formatSpan } from "../inspect/format.ts";
+import { waitingFor } from "../inspect/waiting-for.ts";
 import type { RunRecord } from "../ports/event-store.ts";
 
 /** Past this many events, a timeline shows the first few and the last ones. */

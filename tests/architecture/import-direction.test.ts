@@ -14,7 +14,6 @@ const LAYERS: { name: string; prefixes: string[]; mayImport: string[] }[] = [
   { name: "core", prefixes: ["core/"], mayImport: [] },
   { name: "ports", prefixes: ["ports/"], mayImport: ["core"] },
   { name: "webhooks", prefixes: ["webhooks/"], mayImport: ["core", "ports"] },
-  { name: "inspect", prefixes: ["inspect/"], mayImport: ["core", "ports"] },
   { name: "observability", prefixes: ["observability/"], mayImport: ["core", "ports"] },
   { name: "schedules", prefixes: ["schedules/"], mayImport: ["core", "ports"] },
   {
@@ -22,6 +21,9 @@ const LAYERS: { name: string; prefixes: string[]; mayImport: string[] }[] = [
     prefixes: ["engine/"],
     mayImport: ["core", "ports", "observability"],
   },
+  // What a run waits for reads the log as the engine does (its admission, when a retry is due): the CLI and
+  // the test environment share it here, above the engine, which describes nothing.
+  { name: "inspect", prefixes: ["inspect/"], mayImport: ["core", "ports", "engine"] },
   // Adapters may read schedule declarations (EventBridge Scheduler builds its expressions from them).
   { name: "adapters", prefixes: ["adapters/"], mayImport: ["core", "ports", "schedules"] },
   { name: "aws-config", prefixes: ["aws/config.ts"], mayImport: ["core"] },

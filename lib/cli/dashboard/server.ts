@@ -8,6 +8,7 @@ import { assertRunId } from "../../core/ids.ts";
 import { optional } from "../../core/optional.ts";
 import type { RunTags } from "../../core/tags.ts";
 import { linkedRun, withChainLinks } from "../../engine/continuation.ts";
+import { readWaitingFor, type SlotReader } from "../../inspect/waiting-for.ts";
 import {
   type EventStore,
   FINISHED_STATUSES,
@@ -26,7 +27,6 @@ import { ActionNotAvailableError, BackendUnavailableError, UsageError } from "..
 import { type EventWindowQuery, eventWindow } from "../event-window.ts";
 import { listRunsOfVersion } from "../runs.ts";
 import { buildTimeline } from "../timeline.ts";
-import { readWaitingFor, type SlotReader } from "../waiting-for.ts";
 import { dashboardPackages } from "./packages.ts";
 import {
   type PageContext,

@@ -2,9 +2,9 @@ import { formatDuration } from "../core/durations.ts";
 import type { WorkflowEvent } from "../core/events.ts";
 import type { RunConcurrency } from "../engine/admission.ts";
 import { waitsAfterRetry } from "../engine/retry-attempt.ts";
-import { formatTime } from "../inspect/format.ts";
 import type { RunRecord } from "../ports/event-store.ts";
 import type { SlotStore } from "../ports/slot-store.ts";
+import { formatTime } from "./format.ts";
 
 /** Reads who holds a limit's slots: the backend's slot store, where it lives outside the app (Redis, DynamoDB). */
 export type SlotReader = Pick<SlotStore, "inspect">;

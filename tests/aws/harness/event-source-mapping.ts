@@ -31,6 +31,12 @@ export interface EventSourceMappingOptions {
   visibilityTimeoutSeconds?: number;
   /** @default "tsworkflow-test" */
   functionName?: string;
+  /**
+   * The longest wait between two receives that find the queue empty (the wait starts at 15 ms and doubles).
+   * A mapping beside another on one queue keeps it short, or the other, polling again at once while it finds
+   * messages, takes them all. @default 100
+   */
+  maxIdleMs?: number;
   /** @default "us-east-1" */
   region?: string;
 }
@@ -82,6 +88,7 @@ export class EventSourceMapping {
       concurrency: 1,
       timeoutMs: 30_000,
       functionName: "tsworkflow-test",
+      maxIdleMs: 100,
       region: "us-east-1",
       ...options,
     };
@@ -145,7 +152,7 @@ export class EventSourceMapping {
       // Lambda long-polls; a short poll costs a request each time. While the queue stays empty, the next
       // receive waits longer (15 ms, doubling up to 100 ms): idle pollers left running by a test's other
       // deployments kept the test process's core busy. With several pollers, a message waits for the first.
-      idleMs = Math.min(Math.max(2 * idleMs, 15), 100);
+      idleMs = Math.min(Math.max(2 * idleMs, 15), this.options.maxIdleMs);
       await new Promise((resolve) => setTimeout(resolve, idleMs));
     }
   }

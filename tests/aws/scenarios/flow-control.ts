@@ -341,6 +341,8 @@ export function describeFlowControl(emulatorsOf: () => Emulators): void {
         concurrency: 3,
         timeoutMs: 20_000,
         visibilityTimeoutSeconds: 2,
+        // Polling as often as the stack's function while the queue is empty, it gets its share of the tasks.
+        maxIdleMs: 15,
       }).start();
       mappings.push(secondStepFunction);
 

@@ -475,19 +475,23 @@ export function describeRecovery(emulatorsOf: () => Emulators): void {
 
     it("hands a finished child's result to a parent that never heard of it, once", async () => {
       // Prepare: the activation that tells the parent is lost, and so is every copy of it until the sweep (a
-      // child activation that a loaded machine lets SQS deliver again sends it again).
+      // child activation that a loaded machine lets SQS deliver again sends it again), with every other
+      // activation sent to the parent after its start (one that read the child's result would apply it).
       const dropped: string[] = [];
       let swept = false;
+      let parentRunId: string | undefined;
       const stack = deploy({
         decorateSqs: dropSends(
           (body) =>
             !swept &&
             body.kind === "activation" &&
-            String((body.task.cause as { stepId?: string }).stepId).startsWith("$child:"),
+            (String((body.task.cause as { stepId?: string }).stepId).startsWith("$child:") ||
+              (body.task.runId === parentRunId && (body.task.cause as { kind?: string }).kind !== "start")),
           dropped,
         ),
       });
       const { runId } = await stack.invokeStart({ workflow: "aws_recovery_parent", args: ["orphan"] });
+      parentRunId = runId;
       const [childRunId] = await waitFor("the child run", async () => {
         const ids = ofType(await stack.events(runId), "child_started").map((event) => event.childRunId);
         return ids.length > 0 ? ids : undefined;

@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { configureLogging, sleep, step, workflow } from "tsworkflow";
-import { FileStorage, LocalRuntime } from "tsworkflow/local";
+import { FileStorage, LocalRuntime, MemoryStorage } from "tsworkflow/local";
 
 configureLogging({ level: "error" });
 
@@ -30,9 +30,17 @@ export const sleepy = workflow("bench_sleep", async () => {
   return "woke";
 });
 
-async function withRuntime<T>(fn: (runtime: LocalRuntime) => Promise<T>): Promise<T> {
+/** Where W1 keeps its runs: the file backend, or memory (the engine alone, no file I/O: a ceiling). */
+export type BenchStorage = "file" | "memory";
+
+async function withRuntime<T>(
+  fn: (runtime: LocalRuntime) => Promise<T>,
+  storage: BenchStorage = "file",
+): Promise<T> {
   const dir = mkdtempSync(join(tmpdir(), "tsw-bench-"));
-  const runtime = new LocalRuntime({ storage: new FileStorage({ dir }) });
+  const runtime = new LocalRuntime({
+    storage: storage === "file" ? new FileStorage({ dir }) : new MemoryStorage(),
+  });
   try {
     return await fn(runtime);
   } finally {
@@ -50,7 +58,9 @@ export async function w1(): Promise<number> {
  * W1, with the CPU time this process used per step meanwhile (its threads included: the fdatasyncs), which
  * a busy machine changes less than the steps per second.
  */
-export function w1WithCpu(): Promise<{ stepsPerSecond: number; cpuMicrosPerStep: number }> {
+export function w1WithCpu(
+  storage: BenchStorage = "file",
+): Promise<{ stepsPerSecond: number; cpuMicrosPerStep: number }> {
   return withRuntime(async (runtime) => {
     const began = performance.now();
     const cpuBefore = process.cpuUsage();
@@ -61,7 +71,7 @@ export function w1WithCpu(): Promise<{ stepsPerSecond: number; cpuMicrosPerStep:
     if (runs.some((run) => run.status !== "completed" || run.result !== 10))
       throw new Error("W1: a run did not complete");
     return { stepsPerSecond: 2000 / seconds, cpuMicrosPerStep: (cpu.user + cpu.system) / 2000 };
-  });
+  }, storage);
 }
 
 /** W2: milliseconds for one run of `count` sequential steps. */

@@ -48,6 +48,25 @@ export function integerOption(owner: string, option: string, value: unknown, min
     throw optionError(owner, option, `an integer >= ${min}`, value);
 }
 
+/** The longest a Node timer waits: 2^31-1 ms, about 24.8 days (a longer delay fires at once). */
+export const MAX_TIMER_MS = 2_147_483_647;
+
+/**
+ * Checks a milliseconds option that a timer waits for (a poll, a lease, a sweep), left out (its default) or an
+ * integer from `min` to `MAX_TIMER_MS`.
+ * @throws ConfigurationError otherwise
+ */
+export function timerOption(owner: string, option: string, value: unknown, min: number): void {
+  integerOption(owner, option, value, min);
+  if ((value as number) > MAX_TIMER_MS)
+    throw optionError(
+      owner,
+      option,
+      `at most ${MAX_TIMER_MS} ms (about 24.8 days, the longest a timer waits)`,
+      value,
+    );
+}
+
 /**
  * A directory option: an empty path would be the current directory without a word.
  * @throws ConfigurationError unless `value` is left out or a path that is not empty

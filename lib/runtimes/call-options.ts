@@ -3,7 +3,7 @@
  * client): a misspelt `idempotencyKey` would start another run at each retry of the caller, a misspelt
  * `timeoutMs` wait for ever. TypeScript flags them only in an object literal.
  */
-import { booleanOption, checkOptionNames, integerOption, optionError } from "../core/options.ts";
+import { booleanOption, checkOptionNames, MAX_TIMER_MS, optionError, timerOption } from "../core/options.ts";
 import type { GetRunOptions, StartOptions, WaitOptions } from "../ports/runtime.ts";
 
 const START_OPTIONS = Object.keys({ idempotencyKey: 0, tags: 0 } satisfies Record<keyof StartOptions, 0>);
@@ -11,8 +11,6 @@ const WAIT_OPTIONS = Object.keys({
   timeoutMs: 0,
   followContinuations: 0,
 } satisfies Record<keyof (WaitOptions & GetRunOptions), 0>);
-/** The longest delay a Node timer keeps (a longer one fires at once). */
-const MAX_TIMEOUT_MS = 2 ** 31 - 1;
 
 /** @throws ConfigurationError for an unknown option (the values are checked by the engine) */
 export function checkStartOptions(options: StartOptions | undefined): void {
@@ -32,14 +30,14 @@ export function checkWaitOptions(
   const { timeoutMs } = options;
   if (
     timeoutMs !== undefined &&
-    !(typeof timeoutMs === "number" && timeoutMs >= 0 && timeoutMs <= MAX_TIMEOUT_MS)
+    !(typeof timeoutMs === "number" && timeoutMs >= 0 && timeoutMs <= MAX_TIMER_MS)
   )
     throw optionError(
       "waitForRun()",
       "timeoutMs",
-      `a number of milliseconds from 0 to ${MAX_TIMEOUT_MS} (about 24.8 days)`,
+      `a number of milliseconds from 0 to ${MAX_TIMER_MS} (about 24.8 days)`,
       timeoutMs,
     );
   booleanOption("waitForRun()", "followContinuations", options.followContinuations);
-  integerOption("waitForRun()", "pollMs", options.pollMs, 1);
+  timerOption("waitForRun()", "pollMs", options.pollMs, 1);
 }

@@ -23,6 +23,7 @@ import {
   directoryOption,
   integerOption,
   optionError,
+  timerOption,
 } from "../core/options.ts";
 import { defaultRegistry, type Registry } from "../core/registry.ts";
 import type { AnyWorkflow } from "../core/workflow.ts";
@@ -176,7 +177,7 @@ function checkLocalRuntimeOptions(options: LocalRuntimeOptions): void {
   booleanOption(owner, "inlineSteps", options.inlineSteps);
   if (options.inbox === undefined) return;
   checkOptionNames(owner, options.inbox, ["pollMs", "pollOnly"], "inbox");
-  integerOption(owner, "inbox.pollMs", options.inbox.pollMs, 1);
+  timerOption(owner, "inbox.pollMs", options.inbox.pollMs, 1);
   booleanOption(owner, "inbox.pollOnly", options.inbox.pollOnly);
 }
 

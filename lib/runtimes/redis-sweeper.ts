@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import type { RedisStorage } from "../adapters/redis/redis-storage.ts";
 import { ConfigurationError } from "../core/errors.ts";
 import { getLogger } from "../core/logger.ts";
+import { timerOption } from "../core/options.ts";
 import { parentHeardOf } from "../engine/run-links.ts";
 import type { Clock } from "../ports/clock.ts";
 import type { TaskQueue } from "../ports/task-queue.ts";
@@ -54,6 +55,7 @@ export function sweepSettings(options: RedisSweepOptions = {}): Required<RedisSw
         `sweep.${name} must be a whole number ≥ ${least}, got ${JSON.stringify(value)}.`,
       );
   }
+  timerOption("createRedisRuntime()", "sweep.everyMs", settings.everyMs, 1);
   return settings;
 }
 

@@ -11,7 +11,7 @@ import {
   StepNotFoundError,
   TimeoutError,
 } from "../core/errors.ts";
-import { booleanOption, checkOptionNames, integerOption, optionError } from "../core/options.ts";
+import { booleanOption, checkOptionNames, integerOption, optionError, timerOption } from "../core/options.ts";
 import type { Registry } from "../core/registry.ts";
 import { linkedPage, linkedRun, withChainLinks } from "../engine/continuation.ts";
 import { Engine } from "../engine/engine.ts";
@@ -127,7 +127,7 @@ function checkRedisRuntimeOptions(options: RedisRuntimeOptions): void {
     throw optionError(owner, "prefix", 'a string, e.g. "tsw:"', options.prefix);
   if (options.workerId !== undefined && (typeof options.workerId !== "string" || options.workerId === ""))
     throw optionError(owner, "workerId", "a name that is not empty", options.workerId);
-  integerOption(owner, "stalledAfterMs", options.stalledAfterMs, 1);
+  timerOption(owner, "stalledAfterMs", options.stalledAfterMs, 1);
   booleanOption(owner, "inlineSteps", options.inlineSteps);
   if (options.sweep !== undefined && options.sweep !== false)
     checkOptionNames(owner, options.sweep, ["everyMs", "staleAfterMs", "limit"], "sweep");

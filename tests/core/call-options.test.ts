@@ -69,6 +69,11 @@ describe("new LocalRuntime() options", () => {
       "new LocalRuntime(): inbox.pollMs must be an integer >= 1, got -1.",
     ],
     [
+      "an inbox poll longer than a Node timer holds, which would poll without a pause",
+      { inbox: { pollMs: 2 ** 31 } },
+      "new LocalRuntime(): inbox.pollMs must be at most 2147483647 ms (about 24.8 days, the longest a timer waits), got 2147483648.",
+    ],
+    [
       "a misspelt inbox option",
       { inbox: { pollOnce: true } },
       'new LocalRuntime(): unknown option "inbox.pollOnce". The options are inbox.pollMs, inbox.pollOnly.',
@@ -130,10 +135,29 @@ describe("new FileStorage() options", () => {
       { lockStaleMs: "10s" },
       'new FileStorage(): lockStaleMs must be an integer >= 1, got "10s".',
     ],
+    [
+      "a lock lease so long that a crashed owner's lock would stand for over 24 days",
+      { lockStaleMs: 5 * 2 ** 31 },
+      "new FileStorage(): lockStaleMs must be at most 2147483647 ms (about 24.8 days, the longest a timer waits), got 10737418240.",
+    ],
   ])("refuses %s, creating nothing", (_case, options, message) => {
     expect(() => new FileStorage(untyped(options))).toThrow(new ConfigurationError(message));
     // Where `dir: ""` would have put its files (path.resolve("") is process.cwd()).
     expect(existsSync(join(cwd, "runs"))).toBe(false);
+  });
+
+  it("takes an empty TSWORKFLOW_DIR as unset, as the CLI does, not as the current directory", async () => {
+    const previous = process.env.TSWORKFLOW_DIR;
+    process.env.TSWORKFLOW_DIR = "";
+    try {
+      const storage = new FileStorage();
+      await storage.close();
+      expect(existsSync(join(cwd, ".tsworkflow", "runs"))).toBe(true);
+      expect(existsSync(join(cwd, "runs"))).toBe(false);
+    } finally {
+      if (previous === undefined) delete process.env.TSWORKFLOW_DIR;
+      else process.env.TSWORKFLOW_DIR = previous;
+    }
   });
 });
 
@@ -190,6 +214,16 @@ describe("createRedisRuntime() options", () => {
       'createRedisRuntime(): unknown option "sweep.staleAfter". The options are sweep.everyMs, sweep.staleAfterMs, sweep.limit.',
     ],
     ["a sweep every 0 ms", { sweep: { everyMs: 0 } }, "sweep.everyMs must be a whole number ≥ 1, got 0."],
+    [
+      "a sweep interval longer than a Node timer holds, which would sweep without a pause",
+      { sweep: { everyMs: 2 ** 31 } },
+      "createRedisRuntime(): sweep.everyMs must be at most 2147483647 ms (about 24.8 days, the longest a timer waits), got 2147483648.",
+    ],
+    [
+      "a stalled-job check longer than a Node timer holds",
+      { stalledAfterMs: 2 ** 31 },
+      "createRedisRuntime(): stalledAfterMs must be at most 2147483647 ms (about 24.8 days, the longest a timer waits), got 2147483648.",
+    ],
   ])("refuses %s before it connects", async (_case, options, message) => {
     expect(() => createRedisRuntime(untyped({ url, ...options }))).toThrow(new ConfigurationError(message));
     // A client made anyway would connect within a few milliseconds (and go on retrying).

@@ -1,5 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { RuntimeClosedError, StorageClosedError, TimeoutError } from "../../lib/core/errors.ts";
+import {
+  ConfigurationError,
+  RuntimeClosedError,
+  StorageClosedError,
+  TimeoutError,
+} from "../../lib/core/errors.ts";
 import type { EventOf } from "../../lib/core/events.ts";
 import { waitForEvent } from "../../lib/core/primitives.ts";
 import { continueAsNew } from "../../lib/core/versioning.ts";
@@ -95,6 +100,20 @@ describe("createRedisRuntime", () => {
     expect((await runtime.listRuns({ workflowName: "redis_sequential" })).runs.map((r) => r.runId)).toEqual([
       runId,
     ]);
+  });
+
+  it("refuses a poll longer than a Node timer holds in waitForRun, which would poll without a pause", async () => {
+    // Prepare
+    const [runtime] = runtimes(1) as [RedisRuntime];
+    const { runId } = await runtime.start(sequential, [2]);
+    // Act
+    const waiting = runtime.waitForRun(runId, { pollMs: 2 ** 31 });
+    // Assess
+    await expect(waiting).rejects.toThrow(
+      new ConfigurationError(
+        "waitForRun(): pollMs must be at most 2147483647 ms (about 24.8 days, the longest a timer waits), got 2147483648.",
+      ),
+    );
   });
 
   it("follows a continueAsNew chain to its last run in getRun and waitForRun when asked, within one timeout", async () => {

@@ -21,7 +21,13 @@ import {
 import { parseEvent, type WorkflowEvent } from "../../core/events.ts";
 import { assertRunId } from "../../core/ids.ts";
 import { getLogger } from "../../core/logger.ts";
-import { booleanOption, checkOptionNames, directoryOption, integerOption } from "../../core/options.ts";
+import {
+  booleanOption,
+  checkOptionNames,
+  directoryOption,
+  integerOption,
+  timerOption,
+} from "../../core/options.ts";
 import {
   type CommitResult,
   FINISHED_STATUSES,
@@ -93,7 +99,7 @@ function checkFileStorageOptions(options: FileStorageOptions): void {
   directoryOption(owner, "dir", options.dir);
   booleanOption(owner, "readOnly", options.readOnly);
   integerOption(owner, "finishedCacheEvents", options.finishedCacheEvents, 1);
-  integerOption(owner, "lockStaleMs", options.lockStaleMs, 1);
+  timerOption(owner, "lockStaleMs", options.lockStaleMs, 1);
 }
 
 /** One line of a run file: one commit, all its events, and what it changed in the run document. */
@@ -164,7 +170,8 @@ export class FileStorage extends MemoryStorage {
   constructor(options: FileStorageOptions = {}) {
     super();
     checkFileStorageOptions(options);
-    this.dir = resolve(options.dir ?? process.env.TSWORKFLOW_DIR ?? ".tsworkflow");
+    // An empty TSWORKFLOW_DIR counts as unset, as in the CLI: not the current directory.
+    this.dir = resolve(options.dir ?? (process.env.TSWORKFLOW_DIR || ".tsworkflow"));
     this.readOnly = options.readOnly ?? false;
     this.lockStaleMs = options.lockStaleMs ?? 10_000;
     this.runsDir = join(this.dir, "runs");

@@ -1,9 +1,9 @@
+import { MAX_TIMER_MS } from "../../core/options.ts";
 import type { Clock } from "../../ports/clock.ts";
 import type { ActivationTask, StepTask, TaskQueue } from "../../ports/task-queue.ts";
 import type { TimerRequest, Timers } from "../../ports/timers.ts";
 
 /** setTimeout cannot wait longer than this; longer timers are re-armed in steps. */
-const MAX_TIMEOUT_MS = 2_147_483_647;
 
 /** A timer of this process: a run's, or the rate-limit turn of a step task that waits (see `sendStepAt`). */
 export type LocalTimer = Omit<TimerRequest, "task"> & { task: ActivationTask | StepTask };
@@ -106,7 +106,7 @@ export class LocalTimers implements Timers {
         this.pending.delete(key);
         void this.send(entry.request.task);
       },
-      Math.min(delay, MAX_TIMEOUT_MS),
+      Math.min(delay, MAX_TIMER_MS),
     );
     entry.handle.unref();
   }

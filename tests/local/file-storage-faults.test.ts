@@ -360,6 +360,34 @@ describe("FileStorage with a run file damaged in the middle", () => {
     expect(fs.readdirSync(join(dir, "runs"))).toHaveLength(3);
   });
 
+  it("says a run's file is damaged once when the run is read (in the error, not in the log too), and logs it when a listing leaves the run out", async () => {
+    // Prepare: A finished, B asleep; both files damaged in their second line; a reader, as the CLI opens one.
+    const first = open();
+    const runtime = runtimeOn(first);
+    const a = (await runtime.start(quick, ["A"])).runId;
+    const b = (await runtime.start(napping, ["B"])).runId;
+    await runtime.waitForRun(a);
+    await vi.waitFor(async () => expect((await first.getRun(b))?.status).toBe("suspended"));
+    await runtime.close();
+    await first.close();
+    damage(a, 2);
+    damage(b, 2);
+    const reader = new FileStorage({ dir, readOnly: true });
+    opened.push(reader);
+    const errors = vi.spyOn(getLogger(), "error");
+    // Act and assess: a read of each throws the error, logging nothing.
+    await expect(reader.getRun(a)).rejects.toThrow(RunFileDamagedError);
+    await expect(reader.getEvents(b)).rejects.toThrow(RunFileDamagedError);
+    expect(errors).not.toHaveBeenCalled();
+    // A listing that leaves B out says why in the log.
+    writeFileSync(runFile(b), `${readFileSync(runFile(b), "utf8")}\n`);
+    const listed = await reader.listRuns();
+    expect(listed.runs.map((run) => run.runId)).not.toContain(b);
+    expect(errors).toHaveBeenCalledWith(expect.stringContaining(`Run ${b} exists but its file`), {
+      runId: b,
+    });
+  });
+
   it("goes on with a run repaired as the error says: cut before the damaged line, its index lines removed", async () => {
     // Prepare: a finished run damaged in its last line but one.
     const first = open();

@@ -142,6 +142,8 @@ export class FileStorage extends MemoryStorage {
    * `RunFileDamagedError`, and their idempotency keys stay taken).
    */
   readonly corrupt = new Map<string, string>();
+  /** The run whose damaged file a read is about to report in an error, so it is not logged too. */
+  private damageTold: string | undefined;
   /** The first line that cannot be read of each file in `corrupt`. */
   private readonly damagedLines = new Map<string, number>();
   readonly inbox: Inbox;
@@ -210,7 +212,7 @@ export class FileStorage extends MemoryStorage {
   /** @throws RunFileDamagedError for a run whose file cannot be read */
   override async getRun(runId: string): Promise<RunRecord | undefined> {
     assertRunId(runId);
-    const run = await this.durable(super.getRun(runId));
+    const run = await this.durable(this.tellingDamage(runId, () => super.getRun(runId)));
     if (!run) this.assertNotDamaged(runId);
     return run;
   }
@@ -218,9 +220,22 @@ export class FileStorage extends MemoryStorage {
   /** @throws RunFileDamagedError for a run whose file cannot be read */
   override async getEvents(runId: string): Promise<WorkflowEvent[]> {
     assertRunId(runId);
-    const events = await this.durable(super.getEvents(runId));
+    const events = await this.durable(this.tellingDamage(runId, () => super.getEvents(runId)));
     if (events.length === 0) this.assertNotDamaged(runId);
     return events;
+  }
+
+  /**
+   * Calls `read`, which reads `runId`'s file (if at all) before it first awaits, without logging that the file
+   * is damaged: the caller throws `RunFileDamagedError` saying so (the CLI printed it twice).
+   */
+  private tellingDamage<T>(runId: string, read: () => T): T {
+    this.damageTold = runId;
+    try {
+      return read();
+    } finally {
+      this.damageTold = undefined;
+    }
   }
 
   override async listRuns(query: RunQuery = {}): Promise<RunPage> {
@@ -852,7 +867,7 @@ export class FileStorage extends MemoryStorage {
       // Its key stays taken: a second run for it would do the damaged run's work again.
       const key = line > 1 ? firstDocument(lines[0] as string).idempotencyKey : undefined;
       if (key !== undefined) this.idempotencyKeys.set(key, runId);
-      getLogger().error(this.damaged(runId).message, { runId });
+      if (this.damageTold !== runId) getLogger().error(this.damaged(runId).message, { runId });
       return undefined;
     }
   }

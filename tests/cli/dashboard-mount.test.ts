@@ -86,12 +86,15 @@ describe("the dashboard mounted under a path of your own hono app", () => {
     const app = hostApp("/admin/workflows");
     // Act
     const slash = await app.request("/admin/workflows/?token=s3cret&status=failed");
+    const headSlash = await app.request("/admin/workflows/?token=s3cret", { method: "HEAD" });
     const unauthorized = await app.request("/admin/workflows/api/runs");
     const badFilter = await app.request("/admin/workflows/api/runs?status=nope&token=s3cret");
     const home = await app.request("/");
     // Assess
     expect(slash.status).toBe(308);
     expect(slash.headers.get("location")).toBe("/admin/workflows?token=s3cret&status=failed");
+    expect(headSlash.status).toBe(308);
+    expect(headSlash.headers.get("location")).toBe("/admin/workflows?token=s3cret");
     expect(unauthorized.status).toBe(401);
     expect(await unauthorized.json()).toMatchObject({ error: expect.stringContaining("needs its token") });
     expect(badFilter.status).toBe(400);

@@ -242,7 +242,8 @@ export function createDashboard(options: DashboardOptions): Hono {
     }
     // hono routes `<mount>/` to no handler of a mounted app (strict routing): its runs page is `<mount>`.
     const mount = mountOf(c);
-    if (mount && c.req.path === `${mount}/` && c.req.method === "GET")
+    // HEAD too: hono answers it with the GET route, but `c.req.method` stays "HEAD".
+    if (mount && c.req.path === `${mount}/` && (c.req.method === "GET" || c.req.method === "HEAD"))
       return c.redirect(mount + new URL(c.req.url).search, 308);
     const nonce = randomBytes(16).toString("base64");
     c.set("nonce" as never, nonce as never);

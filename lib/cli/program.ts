@@ -17,6 +17,7 @@ import {
 } from "./backend.ts";
 import { dashboardPackages } from "./dashboard/packages.ts";
 import { EXIT, UsageError } from "./errors.ts";
+import { repairCommand } from "./repair.ts";
 import { replayCommand } from "./replay.ts";
 import {
   cancelCommand,
@@ -319,6 +320,21 @@ export function createProgram(context: CliContext, setExitCode: (code: number) =
         return retryCommand(store, actions, id, context);
       }),
     );
+
+  runs
+    .command("repair")
+    .description(
+      "cut a damaged run file before its first damaged line, keeping a copy (file backend, app stopped)",
+    )
+    .argument("<id>", "the run id")
+    .addHelpText(
+      "after",
+      "\nThe run goes on from its last kept commit at the app's next start; the steps recorded in the lines cut off\nrun again. The file as it was is kept in <dir>/damaged/. With its first line damaged, nothing can be kept:\nthe file is moved there and the run's idempotency key is free again.\n\nExample:\n  tsworkflow runs repair run_0abc --dir ./.tsworkflow",
+    )
+    .action(async (id: string, _options: unknown, command: Command) => {
+      quiet();
+      setExitCode(await repairCommand(backendOf(command), id, context));
+    });
 
   runs
     .command("send-event")

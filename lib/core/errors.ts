@@ -338,11 +338,11 @@ export class RunFileDamagedError extends TsWorkflowError {
   constructor(runId: string, path: string, why: string, line: number) {
     const repair =
       line > 1
-        ? `stop the app, keep a copy of the file, keep only its lines before line ${line} (head -n ${line - 1}), remove the lines of ${runId} from finished.jsonl if it has any, and start the app: the run goes on from there, and the steps recorded after that line run again`
-        : "stop the app and move the file away: nothing of it can be kept, and its idempotency key is free again";
+        ? `keep a copy of the file, keep only its lines before line ${line} (head -n ${line - 1}) and remove the lines of ${runId} from finished.jsonl if it has any); then start the app: the run goes on from there, and the steps recorded after that line run again`
+        : "move the file away); nothing of it can be kept, and its idempotency key is free again";
     super(
       "RUN_FILE_DAMAGED",
-      `Run ${runId} exists but its file ${path} is damaged (${why}): it is left out, and its idempotency key stays taken. To repair it, ${repair}. See "Repairing a damaged run file" in the README.`,
+      `Run ${runId} exists but its file ${path} is damaged (${why}): it is left out, and its idempotency key stays taken. To repair it, stop the app and run \`tsworkflow runs repair ${runId}\` (or by hand: ${repair}. See "Repairing a damaged run file" in the README.`,
     );
     this.runId = runId;
     this.path = path;

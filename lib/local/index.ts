@@ -1,7 +1,7 @@
 /** tsworkflow/local: the embedded runtime (file and memory stores, in-process queue and timers) and the webhook server. Loads no Redis, AWS or CDK code: Redis mode is `tsworkflow/redis`. */
 
 export { FileScheduleStore } from "../adapters/file/file-schedule-store.ts";
-export type { FileStorageOptions } from "../adapters/file/file-storage.ts";
+export type { FileStorageOptions, RunRepair } from "../adapters/file/file-storage.ts";
 export { FileStorage } from "../adapters/file/file-storage.ts";
 export type { InProcessQueueOptions, TaskHandlers } from "../adapters/in-process/in-process-queue.ts";
 export { InProcessQueue } from "../adapters/in-process/in-process-queue.ts";

@@ -421,6 +421,92 @@ describe("FileStorage with a run file damaged in the middle", () => {
   });
 });
 
+describe("FileStorage.repairRun", () => {
+  /** Overwrites line `line` (1-based) of the run's file with bytes that are no JSON. */
+  const garble = (runId: string, line: number) => {
+    const lines = readFileSync(runFile(runId), "utf8").split("\n");
+    lines[line - 1] = "\u0000".repeat(20);
+    writeFileSync(runFile(runId), lines.join("\n"));
+  };
+  /** A finished run of `quick`, with key `order-<label>`, the storage closed; its file's lines. */
+  const finishedRun = async (label: string) => {
+    const storage = open();
+    const runtime = runtimeOn(storage);
+    const { runId } = await runtime.start(quick, [label], { idempotencyKey: `order-${label}` });
+    await runtime.waitForRun(runId);
+    await runtime.close();
+    await storage.close();
+    return { runId, lines: readFileSync(runFile(runId), "utf8") };
+  };
+
+  it("cuts the file before its damaged line with a copy kept, takes the run out of finished.jsonl, and the run completes again from there", async () => {
+    // Prepare: a finished run damaged in its last line but one.
+    const { runId, lines } = await finishedRun("R");
+    const count = lines.split("\n").filter(Boolean).length;
+    garble(runId, count - 1);
+    const damaged = readFileSync(runFile(runId), "utf8");
+    const storage = open();
+    // Act
+    const repair = await storage.repairRun(runId);
+    // Assess: what it says it did, on disk.
+    expect(repair).toEqual({
+      runId,
+      damagedLine: count - 1,
+      keptLines: count - 2,
+      cutLines: 2,
+      copy: expect.stringMatching(new RegExp(`^${dir}/damaged/${runId}\\..+\\.jsonl$`)),
+      status: "pending",
+    });
+    expect(readFileSync(repair?.copy as string, "utf8")).toBe(damaged);
+    expect(readFileSync(runFile(runId), "utf8")).toBe(
+      `${lines
+        .split("\n")
+        .slice(0, count - 2)
+        .join("\n")}\n`,
+    );
+    expect(readFileSync(join(dir, "finished.jsonl"), "utf8")).not.toContain(runId);
+    expect(fs.readdirSync(join(dir, "runs"))).toEqual([`${runId}.jsonl`]);
+    expect(await storage.getRun(runId)).toMatchObject({ status: "pending" });
+    // The run goes on where a runtime recovers it, in the same storage; its key still gives it back.
+    const runtime = runtimeOn(storage);
+    expect((await runtime.waitForRun(runId, { timeoutMs: 10_000 })).status).toBe("completed");
+    expect((await runtime.start(quick, ["R"], { idempotencyKey: "order-R" })).runId).toBe(runId);
+  });
+
+  it("moves a file whose first line is damaged away, freeing the run's idempotency key", async () => {
+    // Prepare
+    const { runId } = await finishedRun("F");
+    garble(runId, 1);
+    const storage = open();
+    // Act
+    const repair = await storage.repairRun(runId);
+    // Assess
+    expect(repair).toMatchObject({ runId, damagedLine: 1, keptLines: 0 });
+    expect(repair).not.toHaveProperty("status");
+    expect(fs.existsSync(runFile(runId))).toBe(false);
+    expect(fs.existsSync(repair?.copy as string)).toBe(true);
+    expect(await storage.getRun(runId)).toBeUndefined();
+    const again = await runtimeOn(storage).start(quick, ["F"], { idempotencyKey: "order-F" });
+    expect(again.runId).not.toBe(runId);
+  });
+
+  it("does nothing to a file that is not damaged, refuses a run with no file, and repairs nothing read-only", async () => {
+    // Prepare
+    const { runId, lines } = await finishedRun("N");
+    const reader = new FileStorage({ dir, readOnly: true });
+    opened.push(reader);
+    // Act and assess
+    await expect(reader.repairRun(runId)).rejects.toThrow(StorageLockedError);
+    const storage = open();
+    expect(await storage.repairRun(runId)).toBeUndefined();
+    expect(readFileSync(runFile(runId), "utf8")).toBe(lines);
+    expect(fs.existsSync(join(dir, "damaged"))).toBe(false);
+    await expect(storage.repairRun("run_00mxcz1k2a_4e1f0b9c7d2a")).rejects.toThrow(
+      'No run with id "run_00mxcz1k2a_4e1f0b9c7d2a"',
+    );
+  });
+});
+
 describe("FileStorage with more run files than it keeps open", () => {
   /** fdatasync as the storage calls it, failing with EIO for the files whose path is in `failing`. */
   const failing = new Set<string>();

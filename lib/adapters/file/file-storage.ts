@@ -10,17 +10,19 @@ import {
   unlinkSync,
   writeSync,
 } from "node:fs";
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { LRUCache } from "lru-cache";
 import {
   InvalidEventError,
   RunFileDamagedError,
+  RunNotFoundError,
   StorageClosedError,
   StorageLockedError,
 } from "../../core/errors.ts";
 import { parseEvent, type WorkflowEvent } from "../../core/events.ts";
 import { assertRunId } from "../../core/ids.ts";
 import { getLogger } from "../../core/logger.ts";
+import { optional } from "../../core/optional.ts";
 import {
   booleanOption,
   checkOptionNames,
@@ -49,10 +51,26 @@ import {
   runState,
 } from "../memory/memory-storage.ts";
 import { DirectoryLock, describeHolder, LockHeldError, liveLock } from "./directory-lock.ts";
+import { copyDurably, rewriteDurably, syncPath } from "./durable-rewrite.ts";
 import { FinishedIndex, type IndexEntry } from "./finished-index.ts";
 import { GroupSync } from "./group-sync.ts";
 import { Inbox, type InboxRequest, type InboxWatchOptions } from "./inbox.ts";
 import { makeDirectory, writeFailure } from "./write-failure.ts";
+
+/** What {@link FileStorage.repairRun} did. */
+export interface RunRepair {
+  runId: string;
+  /** The first line of the file that could not be read (1-based). */
+  damagedLine: number;
+  /** The lines kept: all those before the damaged one (0: the run is gone). */
+  keptLines: number;
+  /** The lines cut off, the damaged one included. */
+  cutLines: number;
+  /** Where the file as it was is kept. */
+  copy: string;
+  /** The run's status at its last kept commit; left out when nothing could be kept. */
+  status?: RunStatus;
+}
 
 /** Options of {@link FileStorage}. */
 export interface FileStorageOptions {
@@ -260,6 +278,63 @@ export class FileStorage extends MemoryStorage {
         page.nextCursor ? { runs: documents, nextCursor: page.nextCursor } : { runs: documents },
       ),
     );
+  }
+
+  /**
+   * Repairs a run whose file is damaged (`RunFileDamagedError`), as the README's "Repairing a damaged run
+   * file" does by hand: keeps a copy of the file in `<dir>/damaged/`, cuts the file before its first damaged
+   * line, and takes the run's lines out of `finished.jsonl`. The run then goes on from its last kept commit
+   * once a runtime on this storage recovers it; the steps recorded in the lines cut off run again. With its
+   * first line damaged nothing can be kept: the file is moved away and the run's idempotency key is free
+   * again. Only the directory's owner repairs, so the app must be stopped (`tsworkflow runs repair <runId>`).
+   * @example
+   * const storage = new FileStorage({ dir: "./.tsworkflow" });   // the app stopped
+   * const repair = await storage.repairRun("run_0abc");
+   * await storage.close();
+   * @returns what was done, or undefined when the run's file is not damaged
+   * @throws RunNotFoundError when the run has no file; StorageLockedError on a read-only storage
+   */
+  async repairRun(runId: string): Promise<RunRepair | undefined> {
+    assertRunId(runId);
+    this.assertWritable();
+    const path = this.fileOf(runId);
+    if (!existsSync(path)) throw new RunNotFoundError(runId);
+    if (this.states.has(runId) || this.tellingDamage(runId, () => this.readRunFile(runId))) return undefined;
+    const damagedLine = this.damagedLines.get(runId) ?? 1;
+    const lines = readFileSync(path, "utf8").split("\n").filter(Boolean);
+    const copy = join(
+      this.dir,
+      "damaged",
+      `${runId}.${new Date().toISOString().replace(/[:.]/g, "-")}.jsonl`,
+    );
+    makeDirectory(dirname(copy));
+    copyDurably(path, copy);
+    this.forgetFile(runId);
+    const kept = lines.slice(0, damagedLine - 1);
+    if (kept.length > 0) rewriteDurably(path, `${kept.join("\n")}\n`);
+    else {
+      unlinkSync(path);
+      syncPath(this.runsDir);
+      // A key is known to be taken only from a readable first line or the index: it is free again.
+      for (const [key, holder] of this.idempotencyKeys)
+        if (holder === runId) this.idempotencyKeys.delete(key);
+    }
+    this.finishedIndex.remove(runId);
+    this.finishedCache.delete(runId);
+    this.corrupt.delete(runId);
+    this.damagedLines.delete(runId);
+    this.sortedCache = undefined;
+    const state = kept.length > 0 ? this.readRunFile(runId) : undefined;
+    if (state && FINISHED_STATUSES.has(state.run.status)) this.indexLate(state);
+    else if (state) this.index(state);
+    return {
+      runId,
+      damagedLine,
+      keptLines: kept.length,
+      cutLines: lines.length - kept.length,
+      copy,
+      ...optional("status", state?.run.status),
+    };
   }
 
   /** @throws RunFileDamagedError when the idempotency key belongs to a run whose file cannot be read */

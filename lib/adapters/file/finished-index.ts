@@ -1,9 +1,19 @@
-import { closeSync, fdatasyncSync, fstatSync, ftruncateSync, openSync, readSync, writeSync } from "node:fs";
+import {
+  closeSync,
+  fdatasyncSync,
+  fstatSync,
+  ftruncateSync,
+  openSync,
+  readFileSync,
+  readSync,
+  writeSync,
+} from "node:fs";
 import { join } from "node:path";
 import { getLogger } from "../../core/logger.ts";
 import { optional } from "../../core/optional.ts";
 import type { RunTags } from "../../core/tags.ts";
 import { FINISHED_STATUSES, type RunRecord, type RunStatus } from "../../ports/event-store.ts";
+import { rewriteDurably } from "./durable-rewrite.ts";
 import { writeFailure } from "./write-failure.ts";
 
 /** Where a run's document is in the index, and what listing needs without reading it. */
@@ -96,6 +106,22 @@ export class FinishedIndex {
     return this.remember(run, offset, line.length - 1);
   }
 
+  /**
+   * Takes every line of `runId` out of the file (the owner only, repairing the run), which is rewritten whole
+   * and read again. @returns how many lines were taken out
+   */
+  remove(runId: string): number {
+    if (!this.entries.has(runId)) return 0;
+    const lines = readFileSync(this.path, "utf8").split("\n");
+    const kept = lines.filter((line) => !line.includes(runId) || runIdOf(line) !== runId);
+    rewriteDurably(this.path, kept.join("\n"));
+    this.close();
+    this.entries.clear();
+    this.size = 0;
+    this.refresh(true);
+    return lines.length - kept.length;
+  }
+
   /** The document an entry points at. */
   document(entry: IndexEntry): RunRecord {
     const fd = this.open("r") as number;
@@ -165,5 +191,14 @@ export class FinishedIndex {
     };
     this.entries.set(run.runId, entry);
     return entry;
+  }
+}
+
+/** The run id of an index line, or undefined for a line that cannot be read. */
+function runIdOf(line: string): string | undefined {
+  try {
+    return (JSON.parse(line) as Partial<RunRecord>).runId;
+  } catch {
+    return undefined;
   }
 }

@@ -479,9 +479,10 @@ async function withFileEngine<T>(
   const runtime = new LocalRuntime({ storage, slots, recover: false });
   try {
     if (workflows && runId) await assertDefinesWorkflowOf(storage, runId, workflows);
-    // A retried run of a limited workflow takes its place in line behind the runs of the directory, as the
-    // app would put it: their slots are taken back from the log first, as the app does when it starts.
-    if (verb === "retry") await restoreRunSlots(storage, slots, runtime.clock);
+    // The runs of the directory hold their concurrency slots here as in the app (taken back from the log, as
+    // the app does when it starts): a retried run takes its place in line behind them, and a pending run
+    // that an event or a cancellation activates stays in line instead of taking a slot that looks free.
+    await restoreRunSlots(storage, slots, runtime.clock);
     const value = await act(runtime.engine);
     await runtime.idle();
     return value;

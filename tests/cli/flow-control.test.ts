@@ -66,6 +66,29 @@ describe("tsworkflow runs and flow control", () => {
   });
 });
 
+describe("tsworkflow runs send-event to a run waiting for its concurrency slot", () => {
+  it("leaves the run in line when it carries it on here with --workflows, while the holder keeps the slot", async () => {
+    // Act
+    const sent = await runCli([
+      "runs",
+      "send-event",
+      runIds.queued ?? "",
+      "go-acme",
+      "--workflows",
+      FLOW_WORKFLOWS,
+      "--dir",
+      dir,
+    ]);
+    const queued = await runCli(["runs", "show", runIds.queued ?? "", "--json", "--dir", dir]);
+    const holder = await runCli(["runs", "show", runIds.holder ?? "", "--json", "--dir", dir]);
+    // Assess
+    expect(sent.code).toBe(0);
+    expect(sent.stdout).toContain("is pending");
+    expect(JSON.parse(queued.stdout)).toMatchObject({ status: "pending" });
+    expect(JSON.parse(holder.stdout)).toMatchObject({ status: "suspended" });
+  });
+});
+
 describe("tsworkflow runs retry of a run whose workflow has a concurrency limit", () => {
   const SLOT = "a run concurrency slot of key run:cli_charge_one_at_a_time:globex (at most 1 at once)";
 

@@ -1,9 +1,18 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ConfigurationError, configureLogging, getStepInfo, step, workflow } from "tsworkflow";
+import {
+  ConfigurationError,
+  configureLogging,
+  getStepInfo,
+  now,
+  step,
+  type WorkflowEvent,
+  workflow,
+} from "tsworkflow";
 import { type EventStore, MemoryRateLimitStore, type RateLimitStore } from "tsworkflow/engine";
 import { FileStorage, LocalRuntime, MemoryStorage } from "tsworkflow/local";
+import { createTestEnvironment, replayHistory } from "tsworkflow/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { mostInAWindow } from "../support/windows.ts";
 import { virtualRuntime } from "./support.ts";
@@ -249,5 +258,42 @@ describe("rate limits on the embedded runtime", () => {
     expect(() => workflow("rl_bad_period", async () => 1, { rateLimit: { limit: 1, period: 0 } })).toThrow(
       ConfigurationError,
     );
+  });
+});
+
+describe("now() in a run that waited in line", () => {
+  const stamp = step("rl_now_stamp", async (at: string) => at);
+  /** One start a day; says what now() gave before its first wait, the step, and after it. */
+  const daily = workflow(
+    "rl_now_daily",
+    async () => {
+      const begun = now().toISOString();
+      const stamped = await stamp(now().toISOString());
+      return [begun, stamped, now().toISOString()];
+    },
+    { rateLimit: { limit: 1, period: "1d" } },
+  );
+
+  it("gives the time the run was let in, not its creation's, the same on replay", async () => {
+    // Prepare
+    const env = await createTestEnvironment({ timeSkipping: true });
+    try {
+      const runs = [];
+      for (let i = 0; i < 3; i += 1) runs.push(await env.start(daily, []));
+      // Act
+      const results = await Promise.all(runs.map((run) => run.result()));
+      // Assess: each run begins when its turn comes, a day after the one before, and reads that time.
+      const day = 24 * 60 * 60 * 1000;
+      for (const [k, run] of runs.entries()) {
+        const [started, letIn] = (await run.events()) as [WorkflowEvent, WorkflowEvent];
+        const waited = Date.parse(letIn.timestamp) - Date.parse(started.timestamp);
+        expect(waited).toBeGreaterThanOrEqual(k * day - 1000);
+        expect(waited).toBeLessThan(k * day + 1000);
+        expect(results[k]).toEqual([letIn.timestamp, letIn.timestamp, letIn.timestamp]);
+      }
+      for (const run of runs) expect((await replayHistory(daily, await run.events())).ok).toBe(true);
+    } finally {
+      await env.close();
+    }
   });
 });

@@ -425,6 +425,7 @@ export class LocalRuntime implements Runtime {
   async cancelRun(runId: string, reason?: string): Promise<void> {
     this.assertOpen();
     await this.ready;
+    await this.finishOnClose(runId);
     await this.engine.cancelRun(runId, reason);
   }
 
@@ -444,7 +445,19 @@ export class LocalRuntime implements Runtime {
   ): Promise<{ delivered: boolean }> {
     this.assertOpen();
     await this.ready;
+    await this.finishOnClose(runId);
     return this.engine.sendEvent(runId, eventName, payload, options);
+  }
+
+  /**
+   * A cancellation or an event asked of this runtime is recorded by the run's next activation, which
+   * `close()` lets run: `await cancelRun(id); await shutdown();` cancels the run now, not at the next start.
+   */
+  private async finishOnClose(runId: string): Promise<void> {
+    const run = await this.storage.getRun(runId);
+    if (!run) return;
+    // Both act on the live end of a continueAsNew chain.
+    this.queue.finishOnClose(run.status === "continued" ? (await this.engine.liveEndOf(runId)).runId : runId);
   }
 
   /** Resolves when no task is queued or running (timers may still be pending). */

@@ -2,19 +2,23 @@ import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
+  cancelRun,
   configure,
   configureLogging,
   getEvents,
   getRun,
   listRuns,
+  sendEvent,
   shutdown,
   sleep,
   start,
   step,
+  waitForEvent,
   waitForRun,
   workflow,
 } from "tsworkflow";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { FileStorage } from "tsworkflow/local";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { liveLock } from "../../lib/adapters/file/directory-lock.ts";
 
 let dir: string;
@@ -42,6 +46,16 @@ const onboarding = workflow("api_onboarding", async (userId: string) => {
   await sleep("50ms");
   const tips = await sendTips(userId);
   return { welcome, tips };
+});
+
+const napper = workflow("api_napper", async (userId: string) => {
+  await sleep("1h");
+  return userId;
+});
+const approval = workflow("api_approval", async (orderId: string) => {
+  const decision = await waitForEvent<{ by: string }>("approved");
+  await sleep("1h");
+  return `${orderId} approved by ${decision.by}`;
 });
 
 describe("the top-level API on the default file backend", () => {
@@ -102,6 +116,32 @@ describe("the top-level API on the default file backend", () => {
     // Assess
     expect(lockedAfterShutdown).toBe(false);
     expect((await getRun(runId)).status).toBe("completed");
+  });
+
+  it("records a cancellation and an event asked for just before shutdown, instead of leaving them for the next start", async () => {
+    // Prepare: two runs asleep for an hour; one waits for an event.
+    configure({ dir });
+    const napping = await start(napper, ["a"]);
+    const waiting = await start(approval, ["b"]);
+    await vi.waitFor(async () => {
+      expect((await getRun(napping)).status).toBe("suspended");
+      expect((await getRun(waiting)).status).toBe("suspended");
+    });
+    // Act
+    await cancelRun(napping, "closing the account");
+    await sendEvent(waiting, "approved", { by: "ada" });
+    await shutdown();
+    // Assess: another process reads what happened (no runtime here, so nothing goes on at reading).
+    const reader = new FileStorage({ dir, readOnly: true });
+    try {
+      expect((await reader.getRun(napping))?.status).toBe("cancelled");
+      expect((await reader.getEvents(napping)).map((event) => event.type)).toContain("cancel_requested");
+      expect(await reader.getEvents(waiting)).toContainEqual(
+        expect.objectContaining({ type: "hook_received", payload: { by: "ada" } }),
+      );
+    } finally {
+      await reader.close();
+    }
   });
 
   it("starts one run on the file backend for 50 concurrent starts with one key", async () => {

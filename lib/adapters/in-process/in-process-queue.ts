@@ -47,6 +47,8 @@ export class InProcessQueue implements TaskQueue {
   private inFlight = 0;
   private idleWaiters: (() => void)[] = [];
   private closed = false;
+  /** Runs whose next activation runs even once the queue is closing (see `finishOnClose`). */
+  private readonly finishing = new Set<string>();
 
   constructor(options: InProcessQueueOptions = {}) {
     this.concurrency = options.concurrency ?? 100;
@@ -121,7 +123,16 @@ export class InProcessQueue implements TaskQueue {
     return this.inFlight > 0;
   }
 
-  /** Stops taking tasks and waits for the running ones. */
+  /**
+   * The run's next activation carries a request of this process's caller (a cancellation, an event) and
+   * runs even when `close()` comes first, so that the request is recorded before the queue closes. The
+   * steps it sends are not run then: the next start of the runtime runs them.
+   */
+  finishOnClose(runId: string): void {
+    this.finishing.add(runId);
+  }
+
+  /** Stops taking tasks and waits for the running ones (and the activations `finishOnClose` marked). */
   async close(): Promise<void> {
     this.closed = true;
     for (const task of this.stepBacklog.splice(0)) this.stepsOut.delete(stepKey(task));
@@ -133,7 +144,8 @@ export class InProcessQueue implements TaskQueue {
     await new Promise((resolve) => setImmediate(resolve));
     const waiting = this.waitingActivations.get(runId);
     this.waitingActivations.delete(runId);
-    if (!waiting || !this.handlers || this.closed) return;
+    const finishing = this.finishing.delete(runId);
+    if (!waiting || !this.handlers || (this.closed && !finishing)) return;
     const task: ActivationTask = {
       runId,
       cause: waiting.cause,

@@ -853,10 +853,11 @@ export class RunExecution implements WorkflowScope {
         };
       return undefined;
     }
+    // Cancelled: the run ends so whether the `CancelledError` got out or the workflow caught it and returned
+    // (its code after the catch ran as clean-up). Another error (a failed clean-up) fails it.
     if (
-      !this.settled.ok &&
       this.own.cancelRequested !== undefined &&
-      this.settled.error instanceof CancelledError
+      (this.settled.ok || this.settled.error instanceof CancelledError)
     ) {
       return { type: "workflow_cancelled", reason: this.own.cancelRequested };
     }

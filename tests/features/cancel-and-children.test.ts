@@ -40,6 +40,16 @@ const sleeper = workflow("cc_sleeper", async () => {
   }
 });
 
+/** Catches the cancellation of its sleep, cleans up and returns as if nothing happened. */
+const swallowing = workflow("cc_swallowing", async () => {
+  try {
+    await sleep("30d");
+  } catch (error) {
+    await cleanup(`caught ${(error as Error).name}`);
+  }
+  return "finished normally";
+});
+
 const busy = workflow("cc_busy", async () => {
   await slowStep();
   await afterSlow();
@@ -121,6 +131,22 @@ describe("cancellation", () => {
     expect((await env.run(runId)).status).toBe("cancelled");
     expect(calls).toEqual(["slow:start", "slow:end"]);
     expect(await env.types(runId)).not.toContain("step_completed");
+  });
+
+  it("ends a run cancelled when the workflow catches the cancellation and returns, after running what follows as clean-up", async () => {
+    // Prepare
+    calls.length = 0;
+    env = virtualRuntime();
+    const { runId } = await env.runtime.start(swallowing, []);
+    await env.settle();
+    // Act
+    await env.runtime.cancelRun(runId, "user asked");
+    await env.settle();
+    // Assess
+    expect(await env.run(runId)).toMatchObject({ status: "cancelled" });
+    expect(await env.run(runId)).not.toHaveProperty("result");
+    expect(calls).toEqual(["cleanup:caught CancelledError"]);
+    expect((await env.types(runId)).slice(-2)).toEqual(["step_completed", "workflow_cancelled"]);
   });
 
   it("refuses to cancel a finished run", async () => {

@@ -67,6 +67,8 @@ export class Scheduler {
   readonly #onSkip: NonNullable<SchedulerOptions["onSkip"]>;
   readonly #armTimer: boolean;
   readonly #schedules = new Map<string, ScheduleDefinition>();
+  /** Schedules this scheduler found paused (so that it sees a resume made by another process). */
+  readonly #seenPaused = new Set<string>();
   #timer: NodeJS.Timeout | undefined;
   #running: Promise<void> = Promise.resolve();
   #stopped = true;
@@ -244,8 +246,14 @@ export class Scheduler {
   async #handleDue(): Promise<void> {
     const now = this.#clock.now();
     for (const definition of [...this.#schedules.values()]) {
-      const state = await this.#store.get(definition.name);
-      if (!state || (state.paused && state.triggerRequestedAt === undefined)) continue;
+      let state = await this.#store.get(definition.name);
+      if (!state) continue;
+      if (state.paused) this.#seenPaused.add(definition.name);
+      else if (this.#seenPaused.delete(definition.name) && (state.lastTick ?? 0) < now)
+        // Resumed by another process (the CLI) since this one found it paused: it goes on from now, when this
+        // process reads it (within STORE_POLL_MS), and the ticks in between fire no more than paused ones.
+        state = { ...state, lastTick: now };
+      if (state.paused && state.triggerRequestedAt === undefined) continue;
       // A start that failed for a reason that may pass waits for its retry time.
       if ((state.lastError?.retryAt ?? 0) > now) continue;
       await this.#store.put(await this.#handle(definition, state, now));

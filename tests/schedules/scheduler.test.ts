@@ -254,6 +254,46 @@ describe("schedule management", () => {
   });
 });
 
+describe("a schedule resumed by another process", () => {
+  it("goes on from when this scheduler reads the resume, instead of firing each tick since it at once", async () => {
+    // Prepare: every 2 s, overlap allow; fired twice, then paused by another process (the CLI writes the store).
+    const recorder = recordingRuntime();
+    const clock = { time: FROM, now: () => clock.time };
+    const store = new MemoryScheduleStore();
+    const scheduler = new Scheduler({
+      runtime: recorder.runtime,
+      store,
+      schedules: [schedule("every2", report, { every: "2s", overlap: "allow" })],
+      clock,
+    });
+    await scheduler.reconcile();
+    for (const at of [2_000, 4_000]) {
+      clock.time = FROM + at;
+      await scheduler.runDue();
+    }
+    const stored = async () => {
+      const state = await store.get("every2");
+      if (!state) throw new Error("the schedule is not stored");
+      return state;
+    };
+    await store.put({ ...(await stored()), paused: true });
+    clock.time = FROM + 6_000;
+    await scheduler.runDue();
+    // Act: the other process resumes it at +10 s; this scheduler reads its store again at +60 s.
+    await store.put({ ...(await stored()), paused: false, lastTick: FROM + 10_000 });
+    clock.time = FROM + 60_000;
+    await scheduler.runDue();
+    clock.time = FROM + 62_000;
+    await scheduler.runDue();
+    // Assess: no tick between the resume and the read fired; the next one did.
+    expect(recorder.keys()).toEqual([
+      "schedule:every2:2026-01-01T00:00:02.000Z",
+      "schedule:every2:2026-01-01T00:00:04.000Z",
+      "schedule:every2:2026-01-01T00:01:02.000Z",
+    ]);
+  });
+});
+
 describe("a schedule whose run cannot start", () => {
   const flaky = { name: "flaky", options: {} } as unknown as AnyWorkflow;
   afterEach(() => {

@@ -1,5 +1,6 @@
 import { BullMQQueue, defaultWorkerId, type QueueConsumer } from "../adapters/redis/bullmq-queue.ts";
 import { BullMQTimers } from "../adapters/redis/bullmq-timers.ts";
+import { RedisUnavailableError } from "../adapters/redis/connection.ts";
 import { RedisRateLimitStore } from "../adapters/redis/redis-rate-limit-store.ts";
 import { RedisScheduleStore } from "../adapters/redis/redis-schedule-store.ts";
 import { RedisSlotStore } from "../adapters/redis/redis-slot-store.ts";
@@ -343,7 +344,16 @@ export function createRedisRuntime(options: RedisRuntimeOptions): RedisRuntime {
   const pollRun = async (runId: string, { timeoutMs, pollMs = 50 }: WaitForRunOptions) => {
     const deadline = timeoutMs === undefined ? Number.POSITIVE_INFINITY : Date.now() + timeoutMs;
     for (;;) {
-      const run = await storage.getRun(runId);
+      let run: RunRecord | undefined;
+      try {
+        run = await storage.getRun(runId);
+      } catch (error) {
+        // Redis gone for a moment (a restart, a fail-over): the workers wait it out, and so does the wait,
+        // up to its deadline.
+        if (!(error instanceof RedisUnavailableError) || Date.now() >= deadline) throw error;
+        await new Promise((resolve) => setTimeout(resolve, Math.max(pollMs, 500)));
+        continue;
+      }
       if (!run) throw new RunNotFoundError(runId);
       if (FINISHED_STATUSES.has(run.status)) return withChainLinks(run);
       if (Date.now() >= deadline) {

@@ -1,3 +1,4 @@
+import { type AddressInfo, connect, createServer, type Socket } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   ConfigurationError,
@@ -31,6 +32,43 @@ afterAll(async () => {
 const generations = workflow("redis_generations", async (generation: number, last: number) =>
   generation < last ? continueAsNew(generation + 1, last) : `gen ${generation}: ${await waitForEvent("go")}`,
 );
+
+const waitsForGo = workflow("redis_waits_for_go", async () => waitForEvent<string>("go"));
+
+/**
+ * A TCP proxy to redis-server that can be cut off for a while, as a server that went away: its connections
+ * dropped and its port refusing new ones.
+ */
+async function outageProxy(port: number) {
+  const sockets = new Set<Socket>();
+  const proxy = createServer((client) => {
+    const upstream = connect(port, "127.0.0.1");
+    for (const socket of [client, upstream]) {
+      sockets.add(socket);
+      socket.on("error", () => {});
+      socket.on("close", () => {
+        sockets.delete(socket);
+        client.destroy();
+        upstream.destroy();
+      });
+    }
+    client.pipe(upstream);
+    upstream.pipe(client);
+  });
+  const listen = (at: number) => new Promise<void>((resolve) => proxy.listen(at, "127.0.0.1", resolve));
+  await listen(0);
+  const proxyPort = (proxy.address() as AddressInfo).port;
+  return {
+    url: `redis://127.0.0.1:${proxyPort}`,
+    async cut() {
+      const closed = new Promise<void>((resolve) => proxy.close(() => resolve()));
+      for (const socket of sockets) socket.destroy();
+      await closed;
+    },
+    restore: () => listen(proxyPort),
+    close: () => new Promise<void>((resolve) => proxy.close(() => resolve())),
+  };
+}
 
 function runtimes(count: number): RedisRuntime[] {
   const prefix = `tsw-rt-${process.pid}-${++prefixes}:`;
@@ -114,6 +152,31 @@ describe("createRedisRuntime", () => {
         "waitForRun(): pollMs must be at most 2147483647 ms (about 24.8 days, the longest a timer waits), got 2147483648.",
       ),
     );
+  });
+
+  it("waits out a short Redis outage in waitForRun, as the workers do, up to its timeout", async () => {
+    // Prepare: a worker on Redis itself; the waiting client through a proxy that is cut for 4 s.
+    const prefix = `tsw-rt-${process.pid}-outage:`;
+    const worker = createRedisRuntime({ url: server.url, prefix, workerId: "w-outage" });
+    open.push(worker);
+    await worker.startWorker();
+    const proxy = await outageProxy(server.port);
+    const waiter = createRedisRuntime({ url: proxy.url, prefix });
+    open.push(waiter);
+    try {
+      const { runId } = await waiter.start(waitsForGo, []);
+      const waiting = waiter.waitForRun(runId, { timeoutMs: 30_000 });
+      // Act: the outage; the run is told to go on meanwhile, through the worker.
+      await proxy.cut();
+      await worker.sendEvent(runId, "go", "went");
+      await new Promise((resolve) => setTimeout(resolve, 4_000));
+      await proxy.restore();
+      // Assess
+      await expect(waiting).resolves.toMatchObject({ status: "completed", result: "went" });
+    } finally {
+      await waiter.close();
+      await proxy.close();
+    }
   });
 
   it("follows a continueAsNew chain to its last run in getRun and waitForRun when asked, within one timeout", async () => {

@@ -2,6 +2,7 @@ import { createWriteStream, type WriteStream } from "node:fs";
 import type { LogItem } from "@aws-lambda-powertools/logger";
 import { Logger } from "@aws-lambda-powertools/logger";
 import { ConfigurationError } from "./errors.ts";
+import { checkOptionNames } from "./options.ts";
 
 export type LogLevelName = "debug" | "info" | "warning" | "error" | "silent";
 
@@ -84,6 +85,7 @@ let currentFile: WriteStream | undefined;
  * configureLogging({ level: "debug", logFile: "./workflows.log", jsonLogs: false, showContext: true });
  */
 export function configureLogging(options: LoggingOptions = {}): void {
+  checkOptionNames("configureLogging()", options, ["level", "logFile", "jsonLogs", "showContext"]);
   // An unknown level here is a mistake to report; in the environment, one that other tools may read too.
   const level =
     options.level === undefined

@@ -12,6 +12,7 @@ import {
   ConfigurationError,
   cancelRun,
   configure,
+  configureLogging,
   createWebhook,
   InvalidDurationError,
   listRuns,
@@ -254,6 +255,16 @@ describe("createTestEnvironment() options", () => {
     await expect(createTestEnvironment(untyped({ timeSkiping: true }))).rejects.toThrow(
       new ConfigurationError(
         'createTestEnvironment(): unknown option "timeSkiping". The options are timeSkipping, workflows, steps, storage, startAt, schedules, scheduleStore, replayCheck.',
+      ),
+    );
+  });
+});
+
+describe("configureLogging() options", () => {
+  it("refuses a misspelt option, which would leave the level as it was", () => {
+    expect(() => configureLogging(untyped({ levle: "debug" }))).toThrow(
+      new ConfigurationError(
+        'configureLogging(): unknown option "levle". The options are level, logFile, jsonLogs, showContext.',
       ),
     );
   });

@@ -287,7 +287,8 @@ export class RunExecution implements WorkflowScope {
     // A run under a concurrency or rate limit may wait in line: its code begins when it is let in, so `now()`
     // before its first wait is that time (the activation's; on replay the stamp of the first event after the
     // start, which that activation logged), not the run's creation.
-    if (first.concurrency || first.rateLimit) execution.time = events[1] ? Date.parse(events[1].timestamp) : now;
+    if (first.concurrency || first.rateLimit)
+      execution.time = events[1] ? Date.parse(events[1].timestamp) : now;
     execution.maxPayloadBytes = maxPayloadBytes;
     execution.own.status = status;
     execution.own.version = 1;

@@ -116,8 +116,8 @@ export interface RunHandle<Result = unknown> {
   /**
    * Calls a webhook of the run (made by `createWebhook`) with `body` as JSON, through the same handler as
    * `POST /hooks/<token>` on the servers, and resolves with its answer once the run has reacted:
-   * `{ status: 202, body: { ok: true, runId } }`, or a refusal such as 409 `ALREADY_CALLED` or
-   * 404 `UNKNOWN_TOKEN`.
+   * `{ status: 202, body: { ok: true, runId } }`, or a refusal such as 409 `ALREADY_CALLED`, 410 `EXPIRED`
+   * (its wait timed out, or its run finished) or 404 `UNKNOWN_TOKEN`.
    * @param tokenOrPath the hook's `token`, its `path` (`/hooks/<token>`) or a URL that ends with it
    * @example
    * const response = await run.callWebhook(approvalUrl, { approved: true, by: "ada" });

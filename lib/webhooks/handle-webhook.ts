@@ -22,10 +22,11 @@ export type WebhookErrorCode =
   | "BAD_SIGNATURE"
   | "UNKNOWN_TOKEN"
   | "ALREADY_CALLED"
+  | "EXPIRED"
   | "INVALID_PAYLOAD";
 
 export interface WebhookResponse {
-  status: 202 | 400 | 401 | 404 | 409 | 413;
+  status: 202 | 400 | 401 | 404 | 409 | 410 | 413;
   body: { ok: boolean; runId?: string; error?: string; code?: WebhookErrorCode };
 }
 
@@ -64,6 +65,7 @@ const STATUS: Record<WebhookErrorCode, WebhookResponse["status"]> = {
   BAD_SIGNATURE: 401,
   UNKNOWN_TOKEN: 404,
   ALREADY_CALLED: 409,
+  EXPIRED: 410,
   INVALID_PAYLOAD: 400,
 };
 
@@ -165,7 +167,15 @@ export async function handleWebhook(
   );
   if (!run || !hook) return unknownToken();
   const received = events.some((event) => event.type === "hook_received" && event.hookId === hook.hookId);
-  if (received || FINISHED_STATUSES.has(run.status)) return alreadyCalled();
+  if (received) return alreadyCalled();
+  // Nobody called it, but its wait is over: saying "already called" would send the caller looking for a call.
+  if (events.some((event) => event.type === "hook_timed_out" && event.hookId === hook.hookId))
+    return webhookError(
+      "EXPIRED",
+      "This webhook's wait timed out before this call; its run went on without it.",
+    );
+  if (FINISHED_STATUSES.has(run.status))
+    return webhookError("EXPIRED", `This webhook's run is ${run.status}: it waits for no call any more.`);
   let delivered: boolean;
   try {
     // One event id per token, whatever the body or signature: the first call stores it, every other is refused.

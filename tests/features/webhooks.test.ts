@@ -3,8 +3,18 @@ import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import fc from "fast-check";
-import { createWebhook, type EventStore, type WorkflowDefinition, waitForEvent, workflow } from "tsworkflow";
+import {
+  createWebhook,
+  type EventOf,
+  type EventStore,
+  TimeoutError,
+  type WorkflowDefinition,
+  type WorkflowEvent,
+  waitForEvent,
+  workflow,
+} from "tsworkflow";
 import { FileControl, FileStorage, LocalRuntime, MemoryStorage, serveWebhooks } from "tsworkflow/local";
+import { createTestEnvironment } from "tsworkflow/testing";
 import { afterEach, describe, expect, it } from "vitest";
 import { z } from "zod";
 import { serveDashboard } from "../../lib/cli/dashboard/server.ts";
@@ -158,6 +168,46 @@ describe.each(backends)(
     });
   },
 );
+
+describe("a webhook whose wait is over", () => {
+  const patient = workflow("wh_patient", async () => {
+    const hook = createWebhook<{ ok: boolean }>({ timeout: "1h" });
+    try {
+      return (await hook.wait()).ok ? "approved" : "refused";
+    } catch (error) {
+      if (error instanceof TimeoutError) return "timed out";
+      throw error;
+    }
+  });
+  const tokenOf = async (run: { events(): Promise<WorkflowEvent[]> }) =>
+    ((await run.events()).find((event) => event.type === "hook_created") as EventOf<"hook_created">)
+      .token as string;
+
+  it("answers 410 EXPIRED, not 409 ALREADY_CALLED, when it timed out or its run ended without a call", async () => {
+    // Prepare: one run whose webhook timed out, one cancelled while it waited, one whose webhook was called.
+    const env = await createTestEnvironment({ timeSkipping: true });
+    try {
+      const timedOut = await env.start(patient, []);
+      expect(await timedOut.result()).toBe("timed out");
+      const cancelled = await env.start(patient, []);
+      await cancelled.cancel("no longer needed");
+      const called = await env.start(patient, []);
+      await called.callWebhook(await tokenOf(called), { ok: true });
+      // Act
+      const answers = await Promise.all(
+        [timedOut, cancelled, called].map(async (run) => run.callWebhook(await tokenOf(run), { ok: true })),
+      );
+      // Assess
+      expect(answers.map(({ status, body }) => [status, body.code, body.error])).toEqual([
+        [410, "EXPIRED", "This webhook's wait timed out before this call; its run went on without it."],
+        [410, "EXPIRED", "This webhook's run is cancelled: it waits for no call any more."],
+        [409, "ALREADY_CALLED", "This webhook was already called."],
+      ]);
+    } finally {
+      await env.close();
+    }
+  });
+});
 
 describe("webhook bodies checked from another process on the file backend", () => {
   it("refuses a body that fails the schema through FileControl, with nothing left in the inbox", async () => {

@@ -190,7 +190,9 @@ export class Scheduler {
   async #state(name: string): Promise<ScheduleState> {
     const state = this.#schedules.has(name) ? await this.#store.get(name) : undefined;
     if (!state)
-      throw new ConfigurationError(`No schedule named "${name}": declare it and start the scheduler first.`);
+      throw new ConfigurationError(
+        `No schedule named "${name}" in this runtime${this.#schedules.size > 0 ? `: its schedules are ${[...this.#schedules.keys()].join(", ")}` : ""}. A schedule is declared with schedule() in a module the runtime imports (or passed in its schedules option), and stored once the runtime has started.`,
+      );
     return state;
   }
 

@@ -79,6 +79,18 @@ describe("schedule() options", () => {
       { cron: "0 0 12 31 4 *" },
       ['invalid cron expression "0 0 12 31 4 *": no date matches it'],
     ],
+    [
+      "a cron expression with a seventh (year) field, which croner alone takes",
+      { cron: "0 0 0 * * * 2030" },
+      ['invalid cron expression "0 0 0 * * * 2030": it has 7 fields. Use 5 fields', "or 6 (seconds first)"],
+    ],
+    [
+      "a cron expression of 3 fields, in words that count only 5 or 6 as valid",
+      { cron: "0 9 *" },
+      [
+        "invalid cron expression \"0 9 *\": CronPattern: invalid configuration format ('0 9 *'), 5 or 6 fields are required. Use 5 fields",
+      ],
+    ],
   ];
 
   it.each(cases)("refuses %s", (_case, options, parts) => {

@@ -252,6 +252,22 @@ describe("schedule management", () => {
     await scheduler.deleteSchedule("daily");
     expect(await scheduler.listSchedules()).toEqual([]);
   });
+
+  it("names the schedules it has when asked for one it does not", async () => {
+    const scheduler = new Scheduler({
+      runtime: recordingRuntime().runtime,
+      store: new MemoryScheduleStore(),
+      schedules: [
+        schedule("daily", report, { cron: "0 9 * * *" }),
+        schedule("hourly", report, { every: "1h" }),
+      ],
+      clock: { now: () => FROM },
+    });
+    await scheduler.reconcile();
+    await expect(scheduler.pauseSchedule("dialy")).rejects.toThrow(
+      'No schedule named "dialy" in this runtime: its schedules are daily, hourly. A schedule is declared with schedule() in a module the runtime imports (or passed in its schedules option), and stored once the runtime has started.',
+    );
+  });
 });
 
 describe("a schedule resumed by another process", () => {

@@ -10,7 +10,7 @@ import {
 } from "../core/errors.ts";
 import type { WorkflowEvent } from "../core/events.ts";
 import { assertRunId } from "../core/ids.ts";
-import { booleanOption, checkOptionNames } from "../core/options.ts";
+import { booleanOption, checkOptionNames, integerOption } from "../core/options.ts";
 import type { Registry } from "../core/registry.ts";
 import type { StepDefinition } from "../core/step.ts";
 import type { AnyWorkflow, WorkflowArgs, WorkflowResult } from "../core/workflow.ts";
@@ -92,7 +92,19 @@ export interface TestEnvironmentOptions {
    * @default true
    */
   replayCheck?: boolean;
+  /**
+   * With `timeSkipping`, the most timers one `run.result()` fires before it gives up with
+   * `InvalidRunStateError`: a workflow that sleeps or retries in a loop whose end never comes would
+   * otherwise keep the test busy until the test runner's own timeout, saying nothing.
+   * @default 1000
+   * @example
+   * const env = await createTestEnvironment({ timeSkipping: true, maxSkippedTimers: 5_000 });   // a year of hourly polls
+   */
+  maxSkippedTimers?: number;
 }
+
+/** See {@link TestEnvironmentOptions.maxSkippedTimers}. */
+const MAX_SKIPPED_TIMERS = 1000;
 
 const OPTION_NAMES = Object.keys({
   timeSkipping: 0,
@@ -103,6 +115,7 @@ const OPTION_NAMES = Object.keys({
   schedules: 0,
   scheduleStore: 0,
   replayCheck: 0,
+  maxSkippedTimers: 0,
 } satisfies Record<keyof TestEnvironmentOptions, 0>);
 
 /**
@@ -148,6 +161,7 @@ export class TestEnvironment {
   readonly registry: Registry;
   /** See {@link TestEnvironmentOptions.timeSkipping}. */
   readonly timeSkipping: boolean;
+  private readonly maxSkippedTimers: number;
   private readonly clock: VirtualClock;
   private readonly fakes: FakeStepRegistry;
   private readonly driver: RunDriver;
@@ -167,7 +181,9 @@ export class TestEnvironment {
     checkOptionNames("createTestEnvironment()", options, OPTION_NAMES);
     booleanOption("createTestEnvironment()", "timeSkipping", options.timeSkipping);
     booleanOption("createTestEnvironment()", "replayCheck", options.replayCheck);
+    integerOption("createTestEnvironment()", "maxSkippedTimers", options.maxSkippedTimers, 1);
     this.timeSkipping = options.timeSkipping ?? false;
+    this.maxSkippedTimers = options.maxSkippedTimers ?? MAX_SKIPPED_TIMERS;
     const startAt = options.startAt === undefined ? Date.now() : new Date(options.startAt).getTime();
     if (Number.isNaN(startAt))
       throw new ConfigurationError(
@@ -442,6 +458,8 @@ export class TestEnvironment {
         `A step cannot wait for the result of run ${runId}: the run goes on only once the step returns.`,
       );
     const chain = [runId];
+    const from = this.now();
+    let skipped = 0;
     for (let current = runId; ; ) {
       const { run, events } = await this.read(current);
       // A run that continued as new finishes with the last run of its chain.
@@ -460,7 +478,14 @@ export class TestEnvironment {
         continue;
       }
       if (this.closing) throw this.closedError(`Run ${run.runId} is ${run.status}. `);
-      if (this.timeSkipping && (await this.moveClock(() => this.skipFor(current, events.length)))) continue;
+      if (this.timeSkipping && skipped >= this.maxSkippedTimers)
+        throw new InvalidRunStateError(
+          `Run ${current} of ${run.workflowName} has not finished after result() let ${skipped} timers pass (the virtual clock went from ${from.toISOString()} to ${this.now().toISOString()}): its workflow may never end, e.g. a loop that sleeps or retries until a condition that never comes. If it ends later on purpose, raise createTestEnvironment({ maxSkippedTimers }).\n\n${formatTimeline(run, events)}`,
+        );
+      if (this.timeSkipping && (await this.moveClock(() => this.skipFor(current, events.length)))) {
+        skipped += 1;
+        continue;
+      }
       throw new InvalidRunStateError(
         `${await this.waits.stuck(run, events)}\n\n${formatTimeline(run, events)}`,
       );

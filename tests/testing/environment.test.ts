@@ -649,6 +649,34 @@ describe("createTestEnvironment: results and failures", () => {
     expect(error.message).toContain('waiting for event "go"');
   });
 
+  it("gives up result() of a run that sleeps in a loop forever after maxSkippedTimers timers, saying so", async () => {
+    // Prepare
+    const env = await environment({ timeSkipping: true, maxSkippedTimers: 50 });
+    const forever = env.define(() =>
+      workflow("env_forever", async () => {
+        for (;;) await sleep("1d");
+      }),
+    );
+    const run = await env.start(forever, []);
+
+    // Act
+    const error = (await run.result().catch((caught: unknown) => caught)) as Error;
+
+    // Assess
+    expect(error).toBeInstanceOf(InvalidRunStateError);
+    expect(error.message).toContain(
+      `Run ${run.runId} of env_forever has not finished after result() let 50 timers pass (the virtual clock went from ${new Date(START).toISOString()} to ${new Date(START + 50 * DAY).toISOString()}): its workflow may never end`,
+    );
+    expect(error.message).toContain("raise createTestEnvironment({ maxSkippedTimers })");
+    expect(await run.status()).toBe("suspended");
+  });
+
+  it("refuses a maxSkippedTimers that is not a whole number of timers", async () => {
+    await expect(createTestEnvironment({ maxSkippedTimers: 0 })).rejects.toThrow(
+      "createTestEnvironment(): maxSkippedTimers must be an integer >= 1, got 0.",
+    );
+  });
+
   it("rejects result() of a cancelled run with CancelledError naming the reason", async () => {
     // Prepare
     const env = await environment({ timeSkipping: true });

@@ -190,8 +190,7 @@ export function ticker(
       'Use 5 fields (minute hour day-of-month month day-of-week) or 6 (seconds first), e.g. "0 9 * * MON-FRI"';
     // croner also takes a seventh field (the year), which AWS's cron and the docs do not.
     const fields = typeof options.cron === "string" ? options.cron.trim().split(/\s+/).length : 0;
-    if (fields === 7)
-      throw invalid(name, "cron expression", options.cron, `it has 7 fields. ${fieldsHint}`);
+    if (fields === 7) throw invalid(name, "cron expression", options.cron, `it has 7 fields. ${fieldsHint}`);
     let cron: Cron;
     try {
       cron = new Cron(options.cron, { timezone, paused: true });
@@ -199,7 +198,10 @@ export function ticker(
       // croner's own message counts 5, 6 or 7 parts as valid: say only what tsworkflow takes.
       const message = (error as Error).message
         .replace(/\.$/, "")
-        .replace("exactly five, six, or seven space separated parts are required", "5 or 6 fields are required");
+        .replace(
+          "exactly five, six, or seven space separated parts are required",
+          "5 or 6 fields are required",
+        );
       throw invalid(name, "cron expression", options.cron, `${message}. ${fieldsHint}`);
     }
     // croner parses "0 0 30 2 *" (February 30) and then finds no date: the schedule would never fire.

@@ -1,3 +1,4 @@
+import type { InboxRequest } from "../adapters/file/inbox.ts";
 import { RunNotFoundError } from "../core/errors.ts";
 import type { WorkflowEvent } from "../core/events.ts";
 import { assertRunId } from "../core/ids.ts";
@@ -21,6 +22,7 @@ import {
   type RunQuery,
   type RunRecord,
 } from "../ports/event-store.ts";
+import { readInboxId } from "../ports/inbox.ts";
 import { type Backend, fileOwner, type RunActions, type SendEvent } from "./backend.ts";
 import { endsOf } from "./ends.ts";
 import { EXIT } from "./errors.ts";
@@ -142,8 +144,9 @@ export async function showCommand(
   const events = await store.getEvents(runId);
   const now = io.now();
   const waited = await readWaitingFor(run, events, { ...waits, now });
+  const stored = await storedRequestsOf(store, runId);
   if (options.json) {
-    io.out(json({ ...run, waitingFor: waited }));
+    io.out(json({ ...run, waitingFor: waited, ...(stored.length > 0 ? { storedRequests: stored } : {}) }));
     return exitCode;
   }
   const { style } = io;
@@ -164,6 +167,13 @@ export async function showCommand(
   const parent = parentOf(events);
   if (parent) fields.push(["parent run", clean(`${parent.runId} (as ${parent.childId})`)]);
   if (waited.length > 0) fields.push(["waiting for", clean(waited.join(", "))]);
+  if (stored.length > 0)
+    fields.push([
+      "stored for the app",
+      clean(
+        `${stored.map((request) => request.description).join(", ")} (taken in when an app runs on the directory)`,
+      ),
+    ]);
   const width = Math.max(...fields.map(([label]) => label.length)) + 2;
   const lines = fields.map(([label, value]) => `${style.dim(label.padEnd(width))}${value}`);
 
@@ -379,6 +389,49 @@ export async function retryCommand(
   if (FINISHED_STATUSES.has(after.status)) return after.status === "failed" ? EXIT.failed : EXIT.ok;
   if (carrier) io.out(`${io.style.dim(carrier)}\n`);
   return EXIT.ok;
+}
+
+/** A request stored for the run that its log has not taken in yet, as `runs show` lists it. */
+export interface StoredRequest {
+  kind: "cancel" | "event" | "child result" | "retry";
+  description: string;
+  /** When it was stored (ISO); absent for a retry. */
+  storedAt?: string;
+}
+
+/**
+ * The requests the file backend's inbox holds for the run and its log has not taken in (a cancellation or an
+ * event sent with no app running, or a moment before the app takes it); none on the other backends, whose
+ * workers take them at once.
+ */
+async function storedRequestsOf(store: EventStore, runId: string): Promise<StoredRequest[]> {
+  const reader = store as EventStore & { storedRequests?: (runId: string) => Promise<InboxRequest[]> };
+  if (typeof reader.storedRequests !== "function") return [];
+  return (await reader.storedRequests(runId)).map((request): StoredRequest => {
+    if (request.kind === "retry") return { kind: "retry", description: "a retry" };
+    const { outcome } = request;
+    const storedAt = outcome.recordedAt;
+    const result = outcome.ok
+      ? (outcome.result as { reason?: unknown; name?: unknown } | undefined)
+      : undefined;
+    const entry = readInboxId(outcome.stepId);
+    if (entry.kind === "cancel") {
+      const reason = result?.reason;
+      return {
+        kind: "cancel",
+        description: `a cancellation${typeof reason === "string" ? ` ("${reason}")` : ""} since ${formatTime(storedAt)}`,
+        storedAt,
+      };
+    }
+    if (entry.kind === "child")
+      return { kind: "child result", description: `the result of child ${entry.childId}`, storedAt };
+    const name = result?.name;
+    return {
+      kind: "event",
+      description: `event ${typeof name === "string" ? `"${name}"` : entry.kind === "signal" ? entry.signalId : "?"} since ${formatTime(storedAt)}`,
+      storedAt,
+    };
+  });
 }
 
 function indent(text: string, width = 2): string {

@@ -3,6 +3,7 @@
 export { FileScheduleStore } from "../adapters/file/file-schedule-store.ts";
 export type { FileStorageOptions, RunRepair } from "../adapters/file/file-storage.ts";
 export { FileStorage } from "../adapters/file/file-storage.ts";
+export type { InboxRequest } from "../adapters/file/inbox.ts";
 export type { InProcessQueueOptions, TaskHandlers } from "../adapters/in-process/in-process-queue.ts";
 export { InProcessQueue } from "../adapters/in-process/in-process-queue.ts";
 export type { LocalTimer } from "../adapters/in-process/local-timers.ts";

@@ -292,11 +292,20 @@ describe("tsworkflow runs send-event", () => {
         JSON.parse((await runCli(["runs", "show", runId, "--json", "--dir", eventDir])).stdout) as RunRecord;
       const storedRun = await show(stored);
       const finishedRun = await show(ranHere);
+      const shownText = await runCli(["runs", "show", stored, "--dir", eventDir]);
       // Assess
       expect(storedAnswer.code).toBe(0);
       expect(storedAnswer.stdout).toContain("It is stored: no app owns");
       expect(storedAnswer.stdout).toContain("or pass --workflows to run it here now");
       expect(storedRun.status).toBe("suspended");
+      // Where the user looks, the stored event shows until an app takes it in.
+      expect(storedRun).toMatchObject({
+        storedRequests: [{ kind: "event", description: expect.stringMatching(/^event "go" since /) }],
+      });
+      expect(shownText.stdout).toMatch(
+        /stored for the app\s+event "go" since \S+ \S+ \(taken in when an app runs on the directory\)/,
+      );
+      expect(finishedRun).not.toHaveProperty("storedRequests");
       expect(ranHereAnswer.code).toBe(0);
       expect(ranHereAnswer.stdout).toContain("Its code ran here: the run is completed.");
       expect(ranHereAnswer.stdout).not.toContain("no app owns");
@@ -328,6 +337,11 @@ describe("tsworkflow runs cancel and runs retry", () => {
     expect(stored.code).toBe(0);
     expect(stored.stdout).toContain("is stored: no app owns");
     expect(storedRun.status).toBe("suspended");
+    expect(storedRun).toMatchObject({
+      storedRequests: [
+        { kind: "cancel", description: expect.stringMatching(/^a cancellation \("user left"\) since /) },
+      ],
+    });
     expect(wrongModule.code).toBe(2);
     expect(wrongModule.stderr).toContain('does not define the workflow "reminder"');
     expect(cancelled.code).toBe(0);

@@ -281,6 +281,31 @@ export class FileStorage extends MemoryStorage {
   }
 
   /**
+   * The requests stored in the inbox for a run that its log has not taken in yet: a cancellation, events,
+   * a child's result, a retry. With no app owning the directory they wait for the next one; with one, for
+   * a moment. The CLI's `runs show` lists them.
+   * @example
+   * const reader = new FileStorage({ dir: "./.tsworkflow", readOnly: true });
+   * for (const request of await reader.storedRequests("run_0abc")) console.log(request.kind);
+   */
+  async storedRequests(runId: string): Promise<InboxRequest[]> {
+    assertRunId(runId);
+    const state = this.state(runId);
+    if (!state) return [];
+    return this.inbox
+      .names()
+      .filter((name) => Inbox.runIdOf(name) === runId)
+      .flatMap((name) => this.inbox.read(name) ?? [])
+      .filter((request) =>
+        request.kind === "retry"
+          ? state.run.status === "failed" && state.run.version <= request.version
+          : // A finished run takes nothing in any more.
+            !FINISHED_STATUSES.has(state.run.status) &&
+            !state.consumed.has(outcomeKey(request.outcome.stepId, request.outcome.attempt)),
+      );
+  }
+
+  /**
    * Repairs a run whose file is damaged (`RunFileDamagedError`), as the README's "Repairing a damaged run
    * file" does by hand: keeps a copy of the file in `<dir>/damaged/`, cuts the file before its first damaged
    * line, and takes the run's lines out of `finished.jsonl`. The run then goes on from its last kept commit

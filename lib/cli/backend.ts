@@ -1,6 +1,7 @@
 import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { PayloadRef } from "../adapters/aws/s3-payloads.ts";
+import type { FileStorage } from "../adapters/file/file-storage.ts";
 import { redactUrl, redisUrlProblem } from "../adapters/redis/redis-url.ts";
 import { isHttpUrl } from "../aws/config.ts";
 import { ConfigurationError, StorageLockedError, TsWorkflowError } from "../core/errors.ts";
@@ -457,22 +458,12 @@ async function withFileEngine<T>(
   runId: string | undefined,
   act: (engine: Engine) => Promise<T>,
 ): Promise<T> {
-  const [{ FileStorage }, { LocalRuntime }] = await Promise.all([
-    import("../adapters/file/file-storage.ts"),
-    import("../runtimes/embedded.ts"),
-  ]);
-  assertFileData(backend);
-  let storage: InstanceType<typeof FileStorage>;
-  try {
-    storage = new FileStorage({ dir: backend.dir });
-  } catch (error) {
-    if (error instanceof StorageLockedError)
-      throw new BackendUnavailableError(
-        `Cannot ${verb} the run here: ${error.message.replace(/^The directory/, "the directory")} Run the command again: with an app owning the directory, the request goes to it.`,
-        { cause: error },
-      );
-    throw error;
-  }
+  const { LocalRuntime } = await import("../runtimes/embedded.ts");
+  const storage = await takeDirectory(
+    backend,
+    (error) =>
+      `Cannot ${verb} the run here: ${error.message.replace(/^The directory/, "the directory")} Run the command again: with an app owning the directory, the request goes to it.`,
+  );
   // Without the app's workflows a retried run goes on when the app next starts here; with them, it
   // goes on in this process until it completes, fails or waits.
   const slots = new MemorySlotStore();
@@ -488,6 +479,24 @@ async function withFileEngine<T>(
     return value;
   } finally {
     await runtime.close();
+  }
+}
+
+/**
+ * Opens the file backend's directory as its owner (the command acts as an app would), or throws
+ * `BackendUnavailableError` saying `held(error)` when an app owns it.
+ */
+export async function takeDirectory(
+  backend: Extract<Backend, { kind: "file" }>,
+  held: (error: StorageLockedError) => string,
+): Promise<FileStorage> {
+  const { FileStorage } = await import("../adapters/file/file-storage.ts");
+  assertFileData(backend);
+  try {
+    return new FileStorage({ dir: backend.dir });
+  } catch (error) {
+    if (error instanceof StorageLockedError) throw new BackendUnavailableError(held(error), { cause: error });
+    throw error;
   }
 }
 

@@ -1,8 +1,7 @@
-import { StorageLockedError } from "../core/errors.ts";
 import { assertRunId } from "../core/ids.ts";
 import { FINISHED_STATUSES } from "../ports/event-store.ts";
-import { assertFileData, type Backend } from "./backend.ts";
-import { ActionNotAvailableError, BackendUnavailableError, EXIT } from "./errors.ts";
+import { type Backend, takeDirectory } from "./backend.ts";
+import { ActionNotAvailableError, EXIT } from "./errors.ts";
 import type { Output } from "./runs.ts";
 
 /**
@@ -15,19 +14,11 @@ export async function repairCommand(backend: Backend, runId: string, io: Output)
     throw new ActionNotAvailableError(
       `Only the file backend's run files can be repaired; ${backend.label} keeps no run files.`,
     );
-  assertFileData(backend);
-  const { FileStorage } = await import("../adapters/file/file-storage.ts");
-  let storage: InstanceType<typeof FileStorage>;
-  try {
-    storage = new FileStorage({ dir: backend.dir });
-  } catch (error) {
-    if (error instanceof StorageLockedError)
-      throw new BackendUnavailableError(
-        `Cannot repair run ${runId} while ${error.holder} owns ${backend.dir}: stop the app, then run the command again.`,
-        { cause: error },
-      );
-    throw error;
-  }
+  const storage = await takeDirectory(
+    backend,
+    (error) =>
+      `Cannot repair run ${runId} while ${error.holder} owns ${backend.dir}: stop the app, then run the command again.`,
+  );
   try {
     const repair = await storage.repairRun(runId);
     if (!repair) {

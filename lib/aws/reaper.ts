@@ -1,6 +1,5 @@
-import { DynamoDBEngineStore } from "../adapters/aws/dynamodb-engine-store.ts";
+import { dynamoDBStoreFor } from "../adapters/aws/dynamodb-engine-store.ts";
 import type { S3Payloads } from "../adapters/aws/s3-payloads.ts";
-import { ConfigurationError } from "../core/errors.ts";
 import { getLogger } from "../core/logger.ts";
 import type { EventStore } from "../ports/event-store.ts";
 import type { DynamoDbStreamRecord } from "./lambda/lambda-types.ts";
@@ -35,9 +34,7 @@ export async function reapExpiredRuns(
   runtime: { store: EventStore; payloads: S3Payloads; config: { payloadBucket?: string } },
   records: readonly DynamoDbStreamRecord[],
 ): Promise<string[]> {
-  const store = runtime.store;
-  if (!(store instanceof DynamoDBEngineStore))
-    throw new ConfigurationError("The reaper deletes DynamoDB items: give it the runtime's DynamoDB store.");
+  const store = dynamoDBStoreFor("The reaper deletes DynamoDB items", runtime.store);
   const reaped: string[] = [];
   for (const record of records) {
     const expired = expiredRunOf(record);

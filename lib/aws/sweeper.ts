@@ -1,6 +1,5 @@
-import { DynamoDBEngineStore } from "../adapters/aws/dynamodb-engine-store.ts";
+import { dynamoDBStoreFor } from "../adapters/aws/dynamodb-engine-store.ts";
 import { deduplicationId, type SqsTaskQueue } from "../adapters/aws/sqs-queue.ts";
-import { ConfigurationError } from "../core/errors.ts";
 import { getLogger } from "../core/logger.ts";
 import { parentHeardOf } from "../engine/run-links.ts";
 import { type EventStore, FINISHED_STATUSES, type RunRecord } from "../ports/event-store.ts";
@@ -59,11 +58,7 @@ export async function sweep(
   runtime: { store: EventStore; queue: SqsTaskQueue },
   options: SweepOptions = {},
 ): Promise<SweepReport> {
-  const store = runtime.store;
-  if (!(store instanceof DynamoDBEngineStore))
-    throw new ConfigurationError(
-      "The sweeper reads the DynamoDB store's indexes: give it the runtime's DynamoDB store.",
-    );
+  const store = dynamoDBStoreFor("The sweeper reads the DynamoDB store's indexes", runtime.store);
   const now = options.now ?? Date.now();
   const staleAfterMs = options.staleAfterMs ?? 3_600_000;
   const found = await store.findRunsToSweep({

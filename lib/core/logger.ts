@@ -86,6 +86,11 @@ let currentFile: WriteStream | undefined;
  */
 export function configureLogging(options: LoggingOptions = {}): void {
   checkOptionNames("configureLogging()", options, ["level", "logFile", "jsonLogs", "showContext"]);
+  setUpLogging(options);
+}
+
+/** `configureLogging` once its option names are checked (the defaults, on first use, need no check). */
+function setUpLogging(options: LoggingOptions): void {
   // An unknown level here is a mistake to report; in the environment, one that other tools may read too.
   const level =
     options.level === undefined
@@ -111,6 +116,6 @@ export function configureLogging(options: LoggingOptions = {}): void {
  * @internal Left out of the published types: Powertools types it with @types/aws-lambda.
  */
 export function getLogger(): Logger {
-  if (!current) configureLogging();
+  if (!current) setUpLogging({});
   return current as Logger;
 }

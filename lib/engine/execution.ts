@@ -284,11 +284,6 @@ export class RunExecution implements WorkflowScope {
       throw new NonDeterminismError(`The log of this run does not begin with workflow_started`);
     }
     const execution = new RunExecution(definition, first, now);
-    // A run under a concurrency or rate limit may wait in line: its code begins when it is let in, so `now()`
-    // before its first wait is that time (the activation's; on replay the stamp of the first event after the
-    // start, which that activation logged), not the run's creation.
-    if (first.concurrency || first.rateLimit)
-      execution.time = events[1] ? Date.parse(events[1].timestamp) : now;
     execution.maxPayloadBytes = maxPayloadBytes;
     execution.own.status = status;
     execution.own.version = 1;

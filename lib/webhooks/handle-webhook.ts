@@ -166,16 +166,17 @@ export async function handleWebhook(
     (event): event is EventOf<"hook_created"> => event.type === "hook_created" && event.token === token,
   );
   if (!run || !hook) return unknownToken();
-  const received = events.some((event) => event.type === "hook_received" && event.hookId === hook.hookId);
-  if (received) return alreadyCalled();
-  // Nobody called it, but its wait is over: saying "already called" would send the caller looking for a call.
-  if (events.some((event) => event.type === "hook_timed_out" && event.hookId === hook.hookId))
+  const ended = events.find(
+    (event) =>
+      (event.type === "hook_received" || event.type === "hook_timed_out") && event.hookId === hook.hookId,
+  );
+  if (ended?.type === "hook_received") return alreadyCalled();
+  // Nobody called it, but its wait is over: "already called" would send the caller looking for a call.
+  if (ended || FINISHED_STATUSES.has(run.status))
     return webhookError(
       "EXPIRED",
-      "This webhook's wait timed out before this call; its run went on without it.",
+      `This webhook's wait is over (${ended ? "timed out" : `its run is ${run.status}`}).`,
     );
-  if (FINISHED_STATUSES.has(run.status))
-    return webhookError("EXPIRED", `This webhook's run is ${run.status}: it waits for no call any more.`);
   let delivered: boolean;
   try {
     // One event id per token, whatever the body or signature: the first call stores it, every other is refused.

@@ -199,8 +199,8 @@ describe("a webhook whose wait is over", () => {
       );
       // Assess
       expect(answers.map(({ status, body }) => [status, body.code, body.error])).toEqual([
-        [410, "EXPIRED", "This webhook's wait timed out before this call; its run went on without it."],
-        [410, "EXPIRED", "This webhook's run is cancelled: it waits for no call any more."],
+        [410, "EXPIRED", "This webhook's wait is over (timed out)."],
+        [410, "EXPIRED", "This webhook's wait is over (its run is cancelled)."],
         [409, "ALREADY_CALLED", "This webhook was already called."],
       ]);
     } finally {

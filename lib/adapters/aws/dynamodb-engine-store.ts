@@ -76,6 +76,15 @@ export interface DynamoDBStorageOptions {
 const DAY_SECONDS = 86_400;
 
 /**
+ * The runtime's store as the DynamoDB store that `job` (the sweeper, the reaper) needs.
+ * @throws ConfigurationError for another store
+ */
+export function dynamoDBStoreFor(job: string, store: EventStore): DynamoDBEngineStore {
+  if (store instanceof DynamoDBEngineStore) return store;
+  throw new ConfigurationError(`${job}: give it the runtime's DynamoDB store.`);
+}
+
+/**
  * The DynamoDB event store: one table, one item per commit, no transaction on the hot path.
  *
  * A commit is one conditional `PutItem` of `sk = COMMIT#<first seq>` (`attribute_not_exists`): two

@@ -33,6 +33,9 @@ export type { HandlerOptions, WorkflowRegistry } from "./options.ts";
 
 /** Whether SQS delivered this record before (an invocation that failed or died, a timeout). */
 const receivedBefore = (record: SqsRecord) => Number(record.attributes.ApproximateReceiveCount) > 1;
+/** What a function logs of a workflow or step its code does not know yet, held back for `seconds`. */
+const notInThisCode = (what: "workflow" | "step", seconds: number) =>
+  `${what} not in this code (a deploy in progress?); retried in ${seconds} s`;
 
 export type SqsBatchHandler = (event: SqsEvent, context: LambdaContext) => Promise<SqsBatchResponse>;
 
@@ -140,10 +143,7 @@ export function createWorkflowHandler(
             } else if (error instanceof WorkflowNotFoundError) {
               // A deploy half done: the function that knows this workflow is not live yet.
               const seconds = unknownWorkflowBackoffSeconds(receiveCount, options.deployBackoffSeconds);
-              logger.warn(
-                `workflow not in this code (a deploy in progress?); retried in ${seconds} s`,
-                details,
-              );
+              logger.warn(notInThisCode("workflow", seconds), details);
               await holdBack(runtime, runtime.config.workflowQueueUrl, record, seconds);
             } else {
               logger.error("activation failed; SQS delivers it again", details);
@@ -181,7 +181,7 @@ export function createStepHandler(registry: WorkflowRegistry, options: HandlerOp
         // After about a day of deferrals, the task goes to the step DLQ (redrive it once code knows the step).
         if (deferrals >= MAX_STEP_DEFERRALS) throw new StepNotFoundError(message.task.stepName);
         const seconds = unknownStepDelaySeconds(deferrals);
-        getLogger().warn(`step not in this code (a deploy in progress?); retried in ${seconds} s`, {
+        getLogger().warn(notInThisCode("step", seconds), {
           runId: message.task.runId,
           stepId: message.task.stepId,
           stepName: message.task.stepName,

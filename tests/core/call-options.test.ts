@@ -254,7 +254,7 @@ describe("createTestEnvironment() options", () => {
   it("refuses a misspelt timeSkipping, which would leave time skipping off", async () => {
     await expect(createTestEnvironment(untyped({ timeSkiping: true }))).rejects.toThrow(
       new ConfigurationError(
-        'createTestEnvironment(): unknown option "timeSkiping". The options are timeSkipping, workflows, steps, storage, startAt, schedules, scheduleStore, replayCheck.',
+        'createTestEnvironment(): unknown option "timeSkiping". The options are timeSkipping, workflows, steps, storage, startAt, schedules, scheduleStore, replayCheck, maxSkippedTimers.',
       ),
     );
   });

@@ -1,4 +1,3 @@
-import type { InboxRequest } from "../adapters/file/inbox.ts";
 import { RunNotFoundError } from "../core/errors.ts";
 import type { WorkflowEvent } from "../core/events.ts";
 import { assertRunId } from "../core/ids.ts";
@@ -14,6 +13,7 @@ import {
   renderTable,
   type Style,
 } from "../inspect/format.ts";
+import { storedRequestsOf } from "../inspect/stored-requests.ts";
 import { readWaitingFor, type SlotReader, type WaitContext } from "../inspect/waiting-for.ts";
 import {
   type EventStore,
@@ -22,7 +22,6 @@ import {
   type RunQuery,
   type RunRecord,
 } from "../ports/event-store.ts";
-import { readInboxId } from "../ports/inbox.ts";
 import { type Backend, fileOwner, type RunActions, type SendEvent } from "./backend.ts";
 import { endsOf } from "./ends.ts";
 import { EXIT } from "./errors.ts";
@@ -389,49 +388,6 @@ export async function retryCommand(
   if (FINISHED_STATUSES.has(after.status)) return after.status === "failed" ? EXIT.failed : EXIT.ok;
   if (carrier) io.out(`${io.style.dim(carrier)}\n`);
   return EXIT.ok;
-}
-
-/** A request stored for the run that its log has not taken in yet, as `runs show` lists it. */
-export interface StoredRequest {
-  kind: "cancel" | "event" | "child result" | "retry";
-  description: string;
-  /** When it was stored (ISO); absent for a retry. */
-  storedAt?: string;
-}
-
-/**
- * The requests the file backend's inbox holds for the run and its log has not taken in (a cancellation or an
- * event sent with no app running, or a moment before the app takes it); none on the other backends, whose
- * workers take them at once.
- */
-async function storedRequestsOf(store: EventStore, runId: string): Promise<StoredRequest[]> {
-  const reader = store as EventStore & { storedRequests?: (runId: string) => Promise<InboxRequest[]> };
-  if (typeof reader.storedRequests !== "function") return [];
-  return (await reader.storedRequests(runId)).map((request): StoredRequest => {
-    if (request.kind === "retry") return { kind: "retry", description: "a retry" };
-    const { outcome } = request;
-    const storedAt = outcome.recordedAt;
-    const result = outcome.ok
-      ? (outcome.result as { reason?: unknown; name?: unknown } | undefined)
-      : undefined;
-    const entry = readInboxId(outcome.stepId);
-    if (entry.kind === "cancel") {
-      const reason = result?.reason;
-      return {
-        kind: "cancel",
-        description: `a cancellation${typeof reason === "string" ? ` ("${reason}")` : ""} since ${formatTime(storedAt)}`,
-        storedAt,
-      };
-    }
-    if (entry.kind === "child")
-      return { kind: "child result", description: `the result of child ${entry.childId}`, storedAt };
-    const name = result?.name;
-    return {
-      kind: "event",
-      description: `event ${typeof name === "string" ? `"${name}"` : entry.kind === "signal" ? entry.signalId : "?"} since ${formatTime(storedAt)}`,
-      storedAt,
-    };
-  });
 }
 
 function indent(text: string, width = 2): string {

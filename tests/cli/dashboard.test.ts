@@ -154,6 +154,38 @@ describe.concurrent("the dashboard over HTTP", () => {
     expect(await unknown.text()).toContain("No run with id &quot;run_unknown&quot;");
   });
 
+  it("shows what is stored for a run and not taken in yet, beside what it waits for", async () => {
+    // Prepare: a run waiting for a webhook; with no app running, a cancellation is stored for the next one.
+    const dir = mkdtempSync(join(tmpdir(), "tsw-dash-stored-"));
+    const app = new FileStorage({ dir });
+    const waiting = await startLocal(approval, ["o-7"], { storage: app });
+    await app.close();
+    const reader = new FileStorage({ dir, readOnly: true });
+    try {
+      await reader.putOutcome({
+        runId: waiting,
+        stepId: "$cancel",
+        attempt: 1,
+        recordedAt: new Date().toISOString(),
+        ok: true,
+        result: { reason: "order withdrawn" },
+      });
+      const dashboard = createDashboard({ storage: reader });
+      // Act
+      const page = await (await dashboard.request(`/runs/${waiting}`)).text();
+      const api = await (await dashboard.request(`/api/runs/${waiting}`)).json();
+      // Assess
+      expect(page).toMatch(/Stored for the app.*a cancellation \(&quot;order withdrawn&quot;\) since /s);
+      expect(api).toMatchObject({
+        run: { status: "suspended" },
+        storedRequests: [{ kind: "cancel", description: expect.stringContaining('("order withdrawn")') }],
+      });
+    } finally {
+      await reader.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it("serves an app's own runtime and cancels runs through it", async () => {
     // Prepare
     const runtime = new LocalRuntime({ storage: new MemoryStorage() });

@@ -1,6 +1,7 @@
 import type { WorkflowEvent } from "../../core/events.ts";
 import { describeEvent, eventTone } from "../../inspect/describe.ts";
 import { formatSpan, formatTime, prettyJson } from "../../inspect/format.ts";
+import type { StoredRequest } from "../../inspect/stored-requests.ts";
 import { parseTraceparent } from "../../observability/trace-context.ts";
 import { FINISHED_STATUSES, RUN_STATUSES, type RunRecord, type RunStatus } from "../../ports/event-store.ts";
 import type { ScheduleState } from "../../ports/schedule-store.ts";
@@ -189,6 +190,7 @@ export function renderRunPage(
   events: WorkflowEvent[],
   waits: string[],
   fragment = false,
+  stored: readonly StoredRequest[] = [],
 ): string {
   const active = !FINISHED_STATUSES.has(run.status);
   const canCancel = active;
@@ -233,6 +235,11 @@ export function renderRunPage(
       html`<a href="${context.href(`/runs/${parent.runId}`)}"><code>${parent.runId}</code></a> <span class="muted">as ${parent.childId}</span>`,
     ]);
   if (waits.length > 0) facts.push(["Waiting for", html`<code>${waits.join(", ")}</code>`]);
+  if (stored.length > 0)
+    facts.push([
+      "Stored for the app",
+      html`${stored.map((request) => request.description).join(", ")} <span class="muted">(taken in when an app runs on the directory)</span>`,
+    ]);
   const traceLink = traceLinkOf(context, events);
   if (traceLink)
     facts.push([

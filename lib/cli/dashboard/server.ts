@@ -8,6 +8,7 @@ import { assertRunId } from "../../core/ids.ts";
 import { optional } from "../../core/optional.ts";
 import type { RunTags } from "../../core/tags.ts";
 import { linkedRun, withChainLinks } from "../../engine/continuation.ts";
+import { storedRequestsOf } from "../../inspect/stored-requests.ts";
 import { readWaitingFor, type SlotReader } from "../../inspect/waiting-for.ts";
 import {
   type EventStore,
@@ -318,6 +319,7 @@ export function createDashboard(options: DashboardOptions): Hono {
         events,
         await waitsOf(run, events),
         isFragment(c),
+        await storedRequestsOf(storage, run.runId),
       ),
     );
   });
@@ -329,9 +331,11 @@ export function createDashboard(options: DashboardOptions): Hono {
     if (!run) return c.json({ error: `No run with id "${runId}".` }, 404);
     const events = await storage.getEvents(runId);
     const { events: shown, nextAfter } = eventWindow(events, window);
+    const stored = await storedRequestsOf(storage, run.runId);
     return c.json({
       run,
       waitingFor: await waitsOf(run, events),
+      ...(stored.length > 0 ? { storedRequests: stored } : {}),
       events: shown,
       ...optional("nextAfter", nextAfter),
       timeline: buildTimeline(run, events, now()),

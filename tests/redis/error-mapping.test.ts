@@ -37,6 +37,15 @@ describe("mapRedisError", () => {
     expect(error.cause).toBe(failure);
   });
 
+  it("says what a lost job lock means once Redis is back, instead of asking to check that it runs", () => {
+    for (const message of ["could not renew lock for job 2", "Missing lock for job 2. moveToDelayed"]) {
+      const error = mapRedisError(new Error(message), connection());
+      expect(error.message).toBe(
+        `Cannot use Redis at redis://127.0.0.1:6390: a command failed: ${message}. BullMQ lost the job's lock (Redis was unreachable for a while, or the worker too busy to renew it) and hands the job over after stalledAfterMs: nothing to do unless this keeps happening.`,
+      );
+    }
+  });
+
   it("lets tsworkflow's own errors through as they are", () => {
     const conflict = new VersionConflictError("run_1", 3);
     expect(mapRedisError(conflict, connection())).toBe(conflict);

@@ -135,8 +135,17 @@ export function mapRedisError(error: unknown, connection: RedisConnection): Erro
       cause: error,
     });
   }
+  // BullMQ's own job lock, lost while Redis was away or the worker too busy to renew it: Redis is fine now.
+  if (LOST_JOB_LOCK.test(message))
+    return new RedisUnavailableError(connection.url, `a command failed: ${message}`, {
+      cause: error,
+      advice: `BullMQ lost the job's lock (Redis was unreachable for a while, or the worker too busy to renew it) and hands the job over after stalledAfterMs: nothing to do unless this keeps happening.`,
+    });
   return new RedisUnavailableError(connection.url, `a command failed: ${message}`, { cause: error });
 }
+
+/** BullMQ's errors about a job lock this worker no longer holds. */
+const LOST_JOB_LOCK = /(could not renew lock|missing lock) for job/i;
 
 /** Runs a Lua script by its SHA, loading it on first use (EVALSHA, then EVAL on NOSCRIPT). */
 export class LuaScript {

@@ -473,6 +473,21 @@ describe("FileStorage.repairRun", () => {
     expect((await runtime.start(quick, ["R"], { idempotencyKey: "order-R" })).runId).toBe(runId);
   });
 
+  it("counts an emptied line as the damaged one, as reading the file does", async () => {
+    // Prepare
+    const { runId, lines } = await finishedRun("E");
+    const count = lines.split("\n").filter(Boolean).length;
+    const emptied = lines.split("\n");
+    emptied[1] = "";
+    writeFileSync(runFile(runId), emptied.join("\n"));
+    const storage = open();
+    // Act
+    const repair = await storage.repairRun(runId);
+    // Assess
+    expect(repair).toMatchObject({ damagedLine: 2, keptLines: 1, cutLines: count - 1 });
+    expect(readFileSync(runFile(runId), "utf8")).toBe(`${lines.split("\n")[0]}\n`);
+  });
+
   it("moves a file whose first line is damaged away, freeing the run's idempotency key", async () => {
     // Prepare
     const { runId } = await finishedRun("F");

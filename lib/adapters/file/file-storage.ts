@@ -326,7 +326,8 @@ export class FileStorage extends MemoryStorage {
     if (!existsSync(path)) throw new RunNotFoundError(runId);
     if (this.states.has(runId) || this.tellingDamage(runId, () => this.readRunFile(runId))) return undefined;
     const damagedLine = this.damagedLines.get(runId) ?? 1;
-    const lines = readFileSync(path, "utf8").split("\n").filter(Boolean);
+    // Numbered as `readRunFile` numbers them (its read cut a torn last line off: the file ends in a newline).
+    const lines = readFileSync(path, "utf8").split("\n").slice(0, -1);
     const copy = join(
       this.dir,
       "damaged",

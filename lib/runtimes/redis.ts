@@ -31,6 +31,8 @@ import { checkStartOptions } from "./call-options.ts";
 import { getRunOrLast, waitAlongChain } from "./follow-continuations.ts";
 import { type RedisSweepOptions, startSweeper, sweepSettings, sweepStaleRuns } from "./redis-sweeper.ts";
 
+/** How long `waitForRun` without a `timeoutMs` waits for an unreachable Redis before it throws. */
+const OUTAGE_WAIT_MS = 60_000;
 /** Options of {@link createRedisRuntime}. */
 export interface RedisRuntimeOptions {
   /** The Redis server, e.g. `redis://127.0.0.1:6379` (`rediss://` for TLS). */
@@ -343,14 +345,18 @@ export function createRedisRuntime(options: RedisRuntimeOptions): RedisRuntime {
   /** Polls one run's document until it has finished. */
   const pollRun = async (runId: string, { timeoutMs, pollMs = 50 }: WaitForRunOptions) => {
     const deadline = timeoutMs === undefined ? Number.POSITIVE_INFINITY : Date.now() + timeoutMs;
+    let unreachableSince: number | undefined;
     for (;;) {
       let run: RunRecord | undefined;
       try {
         run = await storage.getRun(runId);
+        unreachableSince = undefined;
       } catch (error) {
-        // Redis gone for a moment (a restart, a fail-over): the workers wait it out, and so does the wait,
-        // up to its deadline.
-        if (!(error instanceof RedisUnavailableError) || Date.now() >= deadline) throw error;
+        // Redis gone for a moment (a restart, a fail-over): the workers wait it out, and so does the wait, up
+        // to its deadline (without one, for a minute: a wrong address must not wait for ever without a word).
+        unreachableSince ??= Date.now();
+        const giveUpAt = timeoutMs === undefined ? unreachableSince + OUTAGE_WAIT_MS : deadline;
+        if (!(error instanceof RedisUnavailableError) || Date.now() >= giveUpAt) throw error;
         await new Promise((resolve) => setTimeout(resolve, Math.max(pollMs, 500)));
         continue;
       }

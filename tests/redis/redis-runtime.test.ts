@@ -1,5 +1,6 @@
 import { type AddressInfo, connect, createServer, type Socket } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { RedisUnavailableError } from "../../lib/adapters/redis/connection.ts";
 import {
   ConfigurationError,
   RuntimeClosedError,
@@ -173,6 +174,14 @@ describe("createRedisRuntime", () => {
       await proxy.restore();
       // Assess
       await expect(waiting).resolves.toMatchObject({ status: "completed", result: "went" });
+      // Redis still away when the timeout comes: the wait gives up then, saying why.
+      const { runId: other } = await waiter.start(waitsForGo, []);
+      await proxy.cut();
+      const began = Date.now();
+      const failure = await waiter.waitForRun(other, { timeoutMs: 2_000 }).catch((error: unknown) => error);
+      expect(failure).toBeInstanceOf(RedisUnavailableError);
+      expect(Date.now() - began).toBeGreaterThanOrEqual(1_900);
+      await proxy.restore();
     } finally {
       await waiter.close();
       await proxy.close();

@@ -18,6 +18,14 @@ export interface LoggingOptions {
   showContext?: boolean;
 }
 
+// Pure: left out of a bundle that never calls configureLogging (the Lambda functions).
+const OPTION_NAMES = /* @__PURE__ */ Object.keys({
+  level: 0,
+  logFile: 0,
+  jsonLogs: 0,
+  showContext: 0,
+} satisfies Record<keyof LoggingOptions, 0>);
+
 /** Context keys tsworkflow adds to log lines about a run. */
 export interface RunLogContext {
   runId?: string;
@@ -85,7 +93,7 @@ let currentFile: WriteStream | undefined;
  * configureLogging({ level: "debug", logFile: "./workflows.log", jsonLogs: false, showContext: true });
  */
 export function configureLogging(options: LoggingOptions = {}): void {
-  checkOptionNames("configureLogging()", options, ["level", "logFile", "jsonLogs", "showContext"]);
+  checkOptionNames("configureLogging()", options, OPTION_NAMES);
   setUpLogging(options);
 }
 

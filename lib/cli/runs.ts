@@ -13,7 +13,11 @@ import {
   renderTable,
   type Style,
 } from "../inspect/format.ts";
-import { storedRequestsOf } from "../inspect/stored-requests.ts";
+import {
+  describeStoredRequests,
+  STORED_REQUESTS_NOTE,
+  storedRequestsOf,
+} from "../inspect/stored-requests.ts";
 import { readWaitingFor, type SlotReader, type WaitContext } from "../inspect/waiting-for.ts";
 import {
   type EventStore,
@@ -167,12 +171,7 @@ export async function showCommand(
   if (parent) fields.push(["parent run", clean(`${parent.runId} (as ${parent.childId})`)]);
   if (waited.length > 0) fields.push(["waiting for", clean(waited.join(", "))]);
   if (stored.length > 0)
-    fields.push([
-      "stored for the app",
-      clean(
-        `${stored.map((request) => request.description).join(", ")} (taken in when an app runs on the directory)`,
-      ),
-    ]);
+    fields.push(["stored for the app", clean(`${describeStoredRequests(stored)} ${STORED_REQUESTS_NOTE}`)]);
   const width = Math.max(...fields.map(([label]) => label.length)) + 2;
   const lines = fields.map(([label, value]) => `${style.dim(label.padEnd(width))}${value}`);
 

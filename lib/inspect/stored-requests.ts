@@ -10,6 +10,13 @@ export interface StoredRequest {
   storedAt?: string;
 }
 
+/** What `runs show` and the dashboard say after the requests: when they take effect. */
+export const STORED_REQUESTS_NOTE = "(taken in when an app runs on the directory)";
+
+/** The requests as one line: `a cancellation ("order withdrawn") since …, event "go" since …`. */
+export const describeStoredRequests = (stored: readonly StoredRequest[]): string =>
+  stored.map((request) => request.description).join(", ");
+
 /**
  * The requests the file backend's inbox holds for the run and its log has not taken in (a cancellation or an
  * event sent with no app running, or a moment before the app takes it); none on the other backends, whose

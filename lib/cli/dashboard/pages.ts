@@ -1,7 +1,11 @@
 import type { WorkflowEvent } from "../../core/events.ts";
 import { describeEvent, eventTone } from "../../inspect/describe.ts";
 import { formatSpan, formatTime, prettyJson } from "../../inspect/format.ts";
-import type { StoredRequest } from "../../inspect/stored-requests.ts";
+import {
+  describeStoredRequests,
+  STORED_REQUESTS_NOTE,
+  type StoredRequest,
+} from "../../inspect/stored-requests.ts";
 import { parseTraceparent } from "../../observability/trace-context.ts";
 import { FINISHED_STATUSES, RUN_STATUSES, type RunRecord, type RunStatus } from "../../ports/event-store.ts";
 import type { ScheduleState } from "../../ports/schedule-store.ts";
@@ -238,7 +242,7 @@ export function renderRunPage(
   if (stored.length > 0)
     facts.push([
       "Stored for the app",
-      html`${stored.map((request) => request.description).join(", ")} <span class="muted">(taken in when an app runs on the directory)</span>`,
+      html`${describeStoredRequests(stored)} <span class="muted">${STORED_REQUESTS_NOTE}</span>`,
     ]);
   const traceLink = traceLinkOf(context, events);
   if (traceLink)
